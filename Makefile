@@ -1,0 +1,57 @@
+# vxnet — make targets. `make test` is what CI runs (.ci/run), as root, on a
+# fresh Debian machine: it installs what is missing first.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+# Debian packages the tests and the demo use: command -> package.
+DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2
+# Packages with concurrency are tested with the race detector.
+RACE_PKGS := ./dataplane/... ./agent/...
+
+.PHONY: all build test demo deps lint unit e2e bench fuzz windows clean
+
+all: build
+
+build:
+	$(GO) build -o bin/vxnet ./cmd/vxnet
+
+deps:
+	@missing=""; for t in $(DEB_TOOLS); do cmd=$${t%%:*}; pkg=$${t##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing (run as root to install):$$missing"; fi; fi
+	$(GO) mod download
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+windows:
+	GOOS=windows $(GO) build ./...
+	GOOS=windows $(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 $(RACE_PKGS)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent)
+
+# End-to-end tests need root; without it they skip and say so.
+e2e: build
+	$(GO) test -count=1 -timeout 15m ./e2e/...
+
+test: deps lint windows unit
+
+demo: deps build
+	scripts/demo.sh bin/vxnet
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecap -fuzztime 30s ./dataplane/vxlan
+
+clean:
+	rm -rf bin

@@ -1,0 +1,280 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/netip"
+	"os"
+
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+)
+
+// StaticConfig is the file `vxnet dataplane --config` runs the switch from,
+// before (or without) the control plane: every endpoint and every remote
+// entry is written down by hand.
+type StaticConfig struct {
+	// VTEP is this host's underlay address; the VXLAN socket binds to it.
+	VTEP netip.Addr
+	// VXLANPort is the UDP port of every VTEP. Default 4789.
+	VXLANPort uint16
+	// MTU of the endpoints' TUN devices. Default 1450.
+	MTU int
+	// Networks served by this host.
+	Networks []StaticNetwork
+}
+
+// StaticNetwork is one VXLAN network of a StaticConfig.
+type StaticNetwork struct {
+	VNI        uint32
+	Subnets    []netip.Prefix
+	Endpoints  []StaticEndpoint
+	Remotes    []StaticRemote
+	FloodVTEPs []netip.Addr
+}
+
+// StaticEndpoint is a local endpoint: a TUN device created in Netns.
+type StaticEndpoint struct {
+	Name      string
+	Netns     string
+	Ifname    string
+	MAC       vxlan.MAC
+	Addresses []netip.Prefix
+}
+
+// StaticRemote is an endpoint on another host.
+type StaticRemote struct {
+	VTEP      netip.Addr
+	MAC       vxlan.MAC
+	Addresses []netip.Addr
+}
+
+// The JSON form keeps every value a string so that errors can quote what
+// the user wrote and name where they wrote it.
+type staticFile struct {
+	VTEP      string        `json:"vtep"`
+	VXLANPort int           `json:"vxlanPort"`
+	MTU       int           `json:"mtu"`
+	Networks  []networkFile `json:"networks"`
+}
+
+type networkFile struct {
+	VNI        int            `json:"vni"`
+	Subnets    []string       `json:"subnets"`
+	Endpoints  []endpointFile `json:"endpoints"`
+	Remotes    []remoteFile   `json:"remotes"`
+	FloodVTEPs []string       `json:"floodVteps"`
+}
+
+type endpointFile struct {
+	Name      string   `json:"name"`
+	Netns     string   `json:"netns"`
+	Ifname    string   `json:"ifname"`
+	MAC       string   `json:"mac"`
+	Addresses []string `json:"addresses"`
+}
+
+type remoteFile struct {
+	VTEP      string   `json:"vtep"`
+	MAC       string   `json:"mac"`
+	Addresses []string `json:"addresses"`
+}
+
+// LoadStaticConfig reads and validates a static data-plane config file.
+func LoadStaticConfig(path string) (*StaticConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseStaticConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseStaticConfig parses and validates the JSON of a static config.
+// Errors name the field by its JSON path and quote the value.
+func ParseStaticConfig(b []byte) (*StaticConfig, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var f staticFile
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("config: trailing data after the JSON object")
+	}
+	return f.convert()
+}
+
+type fieldError struct {
+	field string
+	value any
+	why   string
+}
+
+func (e *fieldError) Error() string {
+	return fmt.Sprintf("config %s: %q %s", e.field, fmt.Sprint(e.value), e.why)
+}
+
+func (f *staticFile) convert() (*StaticConfig, error) {
+	c := &StaticConfig{MTU: f.MTU}
+	var err error
+	if c.VTEP, err = netip.ParseAddr(f.VTEP); err != nil || c.VTEP.IsUnspecified() || c.VTEP.IsMulticast() {
+		return nil, &fieldError{"vtep", f.VTEP, "is not a unicast IP address (this host's underlay address)"}
+	}
+	switch {
+	case f.VXLANPort == 0:
+		c.VXLANPort = vxlan.DefaultPort
+	case f.VXLANPort < 1 || f.VXLANPort > 65535:
+		return nil, &fieldError{"vxlanPort", f.VXLANPort, "is not a port number 1-65535"}
+	default:
+		c.VXLANPort = uint16(f.VXLANPort)
+	}
+	if c.MTU == 0 {
+		c.MTU = tun.DefaultMTU
+	} else if c.MTU < 576 || c.MTU > 9000 {
+		return nil, &fieldError{"mtu", f.MTU, "is out of range 576-9000"}
+	}
+	if len(f.Networks) == 0 {
+		return nil, &fieldError{"networks", "[]", "lists no network"}
+	}
+	for i := range f.Networks {
+		n, err := f.Networks[i].convert(fmt.Sprintf("networks[%d]", i))
+		if err != nil {
+			return nil, err
+		}
+		c.Networks = append(c.Networks, n)
+	}
+	return c, nil
+}
+
+func (n *networkFile) convert(at string) (StaticNetwork, error) {
+	out := StaticNetwork{VNI: uint32(n.VNI)}
+	if n.VNI < 1 || n.VNI > vxlan.MaxVNI {
+		return out, &fieldError{at + ".vni", n.VNI, fmt.Sprintf("is out of range 1-%d", vxlan.MaxVNI)}
+	}
+	for i, s := range n.Subnets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return out, &fieldError{fmt.Sprintf("%s.subnets[%d]", at, i), s, "is not a CIDR prefix such as 10.0.9.0/24"}
+		}
+		out.Subnets = append(out.Subnets, p.Masked())
+	}
+	for i, s := range n.FloodVTEPs {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return out, &fieldError{fmt.Sprintf("%s.floodVteps[%d]", at, i), s, "is not an IP address"}
+		}
+		out.FloodVTEPs = append(out.FloodVTEPs, a)
+	}
+	for i := range n.Endpoints {
+		e, err := n.Endpoints[i].convert(fmt.Sprintf("%s.endpoints[%d]", at, i))
+		if err != nil {
+			return out, err
+		}
+		out.Endpoints = append(out.Endpoints, e)
+	}
+	for i := range n.Remotes {
+		r, err := n.Remotes[i].convert(fmt.Sprintf("%s.remotes[%d]", at, i))
+		if err != nil {
+			return out, err
+		}
+		out.Remotes = append(out.Remotes, r)
+	}
+	return out, nil
+}
+
+func (e *endpointFile) convert(at string) (StaticEndpoint, error) {
+	out := StaticEndpoint{Name: e.Name, Netns: e.Netns, Ifname: e.Ifname}
+	if e.Name == "" {
+		return out, &fieldError{at + ".name", "", "is empty: every endpoint needs a name"}
+	}
+	if e.Netns == "" {
+		return out, &fieldError{at + ".netns", "", "is empty: name the container's network namespace (ip netns) or give its path"}
+	}
+	if out.Ifname == "" {
+		out.Ifname = tun.DefaultName
+	}
+	if len(out.Ifname) > tun.MaxNameLen {
+		return out, &fieldError{at + ".ifname", e.Ifname, fmt.Sprintf("is longer than %d characters", tun.MaxNameLen)}
+	}
+	if len(e.Addresses) == 0 {
+		return out, &fieldError{at + ".addresses", "[]", "lists no address"}
+	}
+	for i, s := range e.Addresses {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return out, &fieldError{fmt.Sprintf("%s.addresses[%d]", at, i), s, "is not an address with a prefix length such as 10.0.9.2/24"}
+		}
+		out.Addresses = append(out.Addresses, p)
+	}
+	mac, err := parseMACField(at+".mac", e.MAC)
+	if err != nil {
+		return out, err
+	}
+	if mac.IsZero() {
+		mac = StableMAC(out.Addresses[0].Addr())
+	}
+	out.MAC = mac
+	return out, nil
+}
+
+func (r *remoteFile) convert(at string) (StaticRemote, error) {
+	var out StaticRemote
+	var err error
+	if out.VTEP, err = netip.ParseAddr(r.VTEP); err != nil {
+		return out, &fieldError{at + ".vtep", r.VTEP, "is not an IP address"}
+	}
+	if len(r.Addresses) == 0 {
+		return out, &fieldError{at + ".addresses", "[]", "lists no address"}
+	}
+	for i, s := range r.Addresses {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return out, &fieldError{fmt.Sprintf("%s.addresses[%d]", at, i), s, "is not an IP address"}
+		}
+		out.Addresses = append(out.Addresses, a)
+	}
+	if out.MAC, err = parseMACField(at+".mac", r.MAC); err != nil {
+		return out, err
+	}
+	if out.MAC.IsZero() {
+		out.MAC = StableMAC(out.Addresses[0])
+	}
+	return out, nil
+}
+
+func parseMACField(field, s string) (vxlan.MAC, error) {
+	if s == "" {
+		return vxlan.MAC{}, nil
+	}
+	m, err := vxlan.ParseMAC(s)
+	if err != nil || m.IsMulticast() || m.IsZero() {
+		return m, &fieldError{field, s, "is not a unicast MAC address such as 02:42:0a:00:09:02"}
+	}
+	return m, nil
+}
+
+// StableMAC derives an endpoint's MAC from its address, so the same
+// address always gets the same MAC: 02:42 followed by the IPv4 address (as
+// Docker does), or 02:42 followed by a hash of an IPv6 address.
+func StableMAC(a netip.Addr) vxlan.MAC {
+	m := vxlan.MAC{0x02, 0x42}
+	if a.Is4() || a.Is4In6() {
+		b := a.Unmap().As4()
+		copy(m[2:], b[:])
+		return m
+	}
+	h := fnv.New32a()
+	b := a.As16()
+	h.Write(b[:])
+	s := h.Sum32()
+	m[2], m[3], m[4], m[5] = byte(s>>24), byte(s>>16), byte(s>>8), byte(s)
+	return m
+}

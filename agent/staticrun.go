@@ -1,0 +1,127 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dataplane/udp"
+)
+
+// StaticOptions are the run-time settings of RunStatic.
+type StaticOptions struct {
+	// StatsSocket, when set, is a unix socket path where GET /stats
+	// returns the switch's counters as JSON (root only, mode 0600).
+	StatsSocket string
+	// Logger receives lifecycle logs; nil discards.
+	Logger *slog.Logger
+}
+
+// RunStatic builds the switch described by cfg — the underlay socket, one
+// TUN device per local endpoint, the forwarding table — and runs it until
+// ctx ends. Devices are removed on return.
+func RunStatic(ctx context.Context, cfg *StaticConfig, opts StaticOptions) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	uc := udp.DefaultConfig()
+	uc.Addr = cfg.VTEP
+	uc.Port = cfg.VXLANPort
+	under, err := udp.Listen(uc)
+	if err != nil {
+		return fmt.Errorf("underlay %v port %d: %w", cfg.VTEP, cfg.VXLANPort, err)
+	}
+	sw, err := dataplane.New(dataplane.Config{VXLANPort: cfg.VXLANPort, MTU: cfg.MTU, Logger: log}, under)
+	if err != nil {
+		under.Close()
+		return err
+	}
+	defer sw.Close()
+
+	specs, err := attachStatic(sw, cfg)
+	if err != nil {
+		return err
+	}
+	tbl, err := dataplane.NewTable(specs)
+	if err != nil {
+		return err
+	}
+	sw.SetTable(tbl)
+
+	if opts.StatsSocket != "" {
+		stop, err := serveStats(opts.StatsSocket, sw)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	log.Info("dataplane running", "underlayAddr", under.LocalAddr().String(), "sourcePorts", len(under.SourcePorts()),
+		"networks", len(cfg.Networks))
+	return sw.Run(ctx)
+}
+
+// attachStatic creates a port per local endpoint and returns the table
+// specs that name them.
+func attachStatic(sw *dataplane.Switch, cfg *StaticConfig) ([]dataplane.NetworkSpec, error) {
+	var specs []dataplane.NetworkSpec
+	for _, n := range cfg.Networks {
+		spec := dataplane.NetworkSpec{VNI: n.VNI, Subnets: n.Subnets, FloodVTEPs: n.FloodVTEPs}
+		for _, e := range n.Endpoints {
+			dev, err := tun.Create(tun.Config{Name: e.Ifname, Netns: e.Netns, MTU: cfg.MTU, Addresses: e.Addresses})
+			if err != nil {
+				return nil, fmt.Errorf("endpoint %s: %w", e.Name, err)
+			}
+			port, err := sw.AddPort(e.Name, dev)
+			if err != nil {
+				dev.Close()
+				return nil, err
+			}
+			ep := dataplane.EndpointSpec{MAC: e.MAC, Port: port}
+			for _, a := range e.Addresses {
+				ep.Addrs = append(ep.Addrs, a.Addr())
+			}
+			spec.Endpoints = append(spec.Endpoints, ep)
+		}
+		for _, r := range n.Remotes {
+			spec.Endpoints = append(spec.Endpoints, dataplane.EndpointSpec{MAC: r.MAC, VTEP: r.VTEP, Addrs: r.Addresses})
+		}
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+// serveStats serves GET /stats on a unix socket. A unix socket is reached
+// by path, so it works across network namespaces.
+func serveStats(path string, sw *dataplane.Switch) (stop func(), err error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("stats socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("stats socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("stats socket %s: %w", path, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(sw.Stats())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return func() {
+		srv.Close()
+		os.Remove(path)
+	}, nil
+}

@@ -1,0 +1,118 @@
+package dataplane
+
+import (
+	"errors"
+	"os"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+	wgtun "golang.zx2c4.com/wireguard/tun"
+)
+
+// insideLoop is the scratch of one port's inside path (TUN → underlay),
+// allocated once when the port is added.
+type insideLoop struct {
+	sw    *Switch
+	port  *Port
+	bufs  [][]byte // owned by this loop for its whole life
+	sizes []int
+	udp   underlayTx
+	local portTx
+	tally tally
+}
+
+func (sw *Switch) newInsideLoop(p *Port) *insideLoop {
+	batch := p.dev.BatchSize()
+	return &insideLoop{
+		sw:    sw,
+		port:  p,
+		bufs:  newBuffers(batch, Headroom+sw.cfg.MTU),
+		sizes: make([]int, batch),
+		udp:   newUnderlayTx(batch),
+	}
+}
+
+// routineReadFromPort reads batches from one port until its device closes.
+func (sw *Switch) routineReadFromPort(p *Port) {
+	sw.log.Debug("port routine started", "port", p.name)
+	defer sw.log.Debug("port routine stopped", "port", p.name)
+	l := sw.newInsideLoop(p)
+	for {
+		n, err := p.dev.Read(l.bufs, l.sizes, Headroom)
+		if n > 0 {
+			l.process(n)
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			if errors.Is(err, wgtun.ErrTooManySegments) {
+				l.tally.drop(DropTooBig)
+				sw.stats.flush(&l.tally)
+				continue
+			}
+			sw.log.Warn("port read failed; port stopped", "port", p.name, "error", err)
+			return
+		}
+	}
+}
+
+// process forwards the n packets read into l.bufs.
+func (l *insideLoop) process(n int) {
+	sw := l.sw
+	tbl := sw.table.Load()
+	pi := tbl.port(l.port)
+	l.tally.portRx += uint64(n)
+	if pi == nil {
+		l.tally.drops[DropPortDetached] += uint64(n)
+		sw.stats.flush(&l.tally)
+		return
+	}
+	nw := pi.net
+	for i := 0; i < n; i++ {
+		// borrowed: pkt and frame point into l.bufs[i], which stays ours;
+		// the underlay and port batches below hold them until flushed.
+		buf := l.bufs[i]
+		pkt := buf[Headroom : Headroom+l.sizes[i]]
+		info, ok := parseIP(pkt)
+		if !ok {
+			l.tally.drop(DropMalformed)
+			continue
+		}
+		pkt = pkt[:info.length]
+		frame := buf[UnderlayOffset : Headroom+info.length]
+		hash := flowHash(pkt, &info)
+
+		h := nw.hosts[info.dst]
+		switch {
+		case h != nil && h.port != nil:
+			if h.port != l.port {
+				l.local.add(h.port, buf[:Headroom+info.length])
+			}
+		case h != nil:
+			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
+			l.udp.add(frame, sw.vtepAddr(h.vtep), hash)
+		default:
+			// Broadcast, multicast and unknown unicast: replicate to
+			// every VTEP and every other local port of the network.
+			dstMAC := vxlan.Broadcast
+			if nw.isFlood(info.dst) {
+				dstMAC = floodMAC(info.dst)
+			}
+			vxlan.Encap(frame, nw.vni, dstMAC, pi.mac, info.etherType)
+			for _, v := range nw.vteps {
+				l.udp.add(frame, sw.vtepAddr(v), hash)
+			}
+			for _, lp := range nw.locals {
+				if lp != l.port {
+					l.local.add(lp, buf[:Headroom+info.length])
+				}
+			}
+			l.tally.flooded++
+		}
+	}
+	// The underlay goes first: a TUN write puts its virtio-net header over
+	// the bytes where a flooded packet's VXLAN header sits.
+	l.udp.flush(sw, &l.tally)
+	l.local.flush(&l.tally)
+	sw.stats.flush(&l.tally)
+}

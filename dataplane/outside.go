@@ -1,0 +1,130 @@
+package dataplane
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+)
+
+// outsideLoop is the scratch of the outside path (underlay → TUN),
+// allocated once in Run.
+type outsideLoop struct {
+	sw    *Switch
+	bufs  [][]byte // owned for the loop's life; each has MaxSegmentSize room
+	views [][]byte // bufs[i][UnderlayOffset:], where datagrams land
+	sizes []int
+	from  []netip.AddrPort
+	udp   underlayTx // neighbour replies
+	local portTx
+	tally tally
+}
+
+func (sw *Switch) newOutsideLoop() *outsideLoop {
+	batch := sw.underlay.BatchSize()
+	l := &outsideLoop{
+		sw:    sw,
+		bufs:  newBuffers(batch, Headroom+MaxSegmentSize),
+		views: make([][]byte, batch),
+		sizes: make([]int, batch),
+		from:  make([]netip.AddrPort, batch),
+		udp:   newUnderlayTx(batch),
+	}
+	for i, b := range l.bufs {
+		// The datagram may fill at most an MTU-sized frame plus headers;
+		// the rest of the capacity is for TUN-side coalescing.
+		l.views[i] = b[UnderlayOffset : Headroom+sw.cfg.MTU+vxlan.EthernetLen]
+	}
+	return l
+}
+
+// routineReadFromUnderlay reads VXLAN datagrams until the underlay closes.
+func (sw *Switch) routineReadFromUnderlay() error {
+	sw.log.Info("underlay routine started")
+	defer sw.log.Info("underlay routine stopped")
+	l := sw.newOutsideLoop()
+	for {
+		n, err := sw.underlay.ReadBatch(l.views, l.sizes, l.from)
+		if n > 0 {
+			l.process(n)
+		}
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// process handles the n datagrams read into l.views.
+func (l *outsideLoop) process(n int) {
+	sw := l.sw
+	tbl := sw.table.Load()
+	l.tally.udpRx += uint64(n)
+	for i := 0; i < n; i++ {
+		l.tally.udpRxBytes += uint64(l.sizes[i])
+		l.handle(tbl, i)
+	}
+	l.udp.flush(sw, &l.tally)
+	l.local.flush(&l.tally)
+	sw.stats.flush(&l.tally)
+}
+
+// handle decides the fate of datagram i.
+func (l *outsideLoop) handle(tbl *Table, i int) {
+	// borrowed: dgram and everything sliced from it point into l.bufs[i],
+	// owned by this loop; the batches below hold them until flushed.
+	buf := l.bufs[i]
+	dgram := buf[UnderlayOffset : UnderlayOffset+l.sizes[i]]
+	f, err := vxlan.Decap(dgram)
+	if err != nil {
+		l.tally.drop(DropMalformed)
+		return
+	}
+	nw := tbl.vnis[f.VNI]
+	if nw == nil {
+		l.tally.drop(DropUnknownVNI)
+		return
+	}
+	src := l.from[i].Addr().Unmap()
+	if _, ok := nw.vtepSet[src]; !ok {
+		l.tally.drop(DropUnknownVTEP)
+		return
+	}
+	payload := dgram[vxlan.EncapLen:]
+	switch f.Eth.Type {
+	case vxlan.EtherTypeARP:
+		l.answerARP(nw, src, buf, len(payload))
+		return
+	case vxlan.EtherTypeIPv4, vxlan.EtherTypeIPv6:
+	default:
+		l.tally.drop(DropUnsupported)
+		return
+	}
+	info, ok := parseIP(payload)
+	if !ok || info.etherType != f.Eth.Type {
+		l.tally.drop(DropMalformed)
+		return
+	}
+	if info.etherType == vxlan.EtherTypeIPv6 && isNeighborSolicitation(payload, &info) {
+		l.answerNS(nw, src, buf, &info)
+		return
+	}
+	pkt := buf[:Headroom+info.length] // drops Ethernet padding
+	if f.Eth.Dst.IsMulticast() || nw.isFlood(info.dst) {
+		completeChecksum(pkt[Headroom:], &info)
+		for _, lp := range nw.locals {
+			l.local.add(lp, pkt)
+		}
+		return
+	}
+	h := nw.hosts[info.dst]
+	if h == nil || h.port == nil {
+		l.tally.drop(DropNoEndpoint)
+		return
+	}
+	completeChecksum(pkt[Headroom:], &info)
+	l.local.add(h.port, pkt)
+}

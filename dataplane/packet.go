@@ -1,0 +1,159 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+)
+
+// Layout of the buffers every packet loop owns (see the package doc).
+const (
+	// Headroom is the offset of the IP packet in every buffer.
+	Headroom = 32
+	// UnderlayOffset is where the UDP payload (the VXLAN header) starts.
+	UnderlayOffset = Headroom - vxlan.EncapLen
+	// EthernetOffset is where the inner Ethernet header starts.
+	EthernetOffset = Headroom - vxlan.EthernetLen
+	// MaxSegmentSize is the capacity of an outside-path buffer past
+	// Headroom: the TUN write coalesces received TCP segments into one
+	// packet of up to 64 KB.
+	MaxSegmentSize = 65535
+)
+
+// IP header field offsets and sizes.
+const (
+	ipv4HeaderLen       = 20
+	ipv4TotalLenOffset  = 2
+	ipv4FlagsFragOffset = 6
+	ipv4ProtocolOffset  = 9
+	ipv4ChecksumOffset  = 10
+	ipv4SrcOffset       = 12
+	ipv4DstOffset       = 16
+
+	ipv6HeaderLen        = 40
+	ipv6PayloadLenOffset = 4
+	ipv6NextHeaderOffset = 6
+	ipv6HopLimitOffset   = 7
+	ipv6SrcOffset        = 8
+	ipv6DstOffset        = 24
+
+	protoICMPv6 = 58
+	protoTCP    = 6
+	protoUDP    = 17
+)
+
+// ipInfo is what the switch needs to know of an IP packet.
+type ipInfo struct {
+	etherType uint16
+	src, dst  netip.Addr
+	proto     uint8
+	l4        int // offset of the transport header, 0 if unknown (fragment, options chain)
+	length    int // length from the IP header (drops link-layer padding)
+}
+
+// parseIP reads the IP header of pkt. ok is false for anything that is not a
+// well-formed IPv4 or IPv6 packet whose header length fits in pkt.
+func parseIP(pkt []byte) (info ipInfo, ok bool) {
+	if len(pkt) < 1 {
+		return info, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < ipv4HeaderLen {
+			return info, false
+		}
+		ihl := int(pkt[0]&0x0f) * 4
+		total := int(binary.BigEndian.Uint16(pkt[ipv4TotalLenOffset:]))
+		if ihl < ipv4HeaderLen || total < ihl || total > len(pkt) {
+			return info, false
+		}
+		info.etherType = vxlan.EtherTypeIPv4
+		info.src = netip.AddrFrom4([4]byte(pkt[ipv4SrcOffset : ipv4SrcOffset+4]))
+		info.dst = netip.AddrFrom4([4]byte(pkt[ipv4DstOffset : ipv4DstOffset+4]))
+		info.proto = pkt[ipv4ProtocolOffset]
+		info.length = total
+		// Only the first fragment carries ports; treat all fragments alike
+		// (no ports) so a flow's fragments hash to one source port.
+		if binary.BigEndian.Uint16(pkt[ipv4FlagsFragOffset:])&0x3fff == 0 {
+			info.l4 = ihl
+		}
+		return info, true
+	case 6:
+		if len(pkt) < ipv6HeaderLen {
+			return info, false
+		}
+		total := ipv6HeaderLen + int(binary.BigEndian.Uint16(pkt[ipv6PayloadLenOffset:]))
+		if total > len(pkt) {
+			return info, false
+		}
+		info.etherType = vxlan.EtherTypeIPv6
+		info.src = netip.AddrFrom16([16]byte(pkt[ipv6SrcOffset : ipv6SrcOffset+16]))
+		info.dst = netip.AddrFrom16([16]byte(pkt[ipv6DstOffset : ipv6DstOffset+16]))
+		info.proto = pkt[ipv6NextHeaderOffset]
+		info.length = total
+		switch info.proto {
+		case protoTCP, protoUDP, protoICMPv6:
+			info.l4 = ipv6HeaderLen
+		}
+		return info, true
+	}
+	return info, false
+}
+
+// flowHash hashes the inner flow (addresses, protocol, ports) so that all
+// packets of one flow leave from one UDP source port (RFC 7348 §5) and
+// different flows spread across the receiver's queues.
+func flowHash(pkt []byte, info *ipInfo) uint32 {
+	h := uint32(2166136261)
+	mix := func(b []byte) {
+		for _, c := range b {
+			h ^= uint32(c)
+			h *= 16777619
+		}
+	}
+	if info.etherType == vxlan.EtherTypeIPv4 {
+		mix(pkt[ipv4SrcOffset : ipv4DstOffset+4])
+	} else {
+		mix(pkt[ipv6SrcOffset : ipv6DstOffset+16])
+	}
+	h ^= uint32(info.proto)
+	h *= 16777619
+	if info.l4 != 0 && (info.proto == protoTCP || info.proto == protoUDP) && info.l4+4 <= info.length {
+		mix(pkt[info.l4 : info.l4+4])
+	}
+	// Final avalanche so that hash%n spreads well for small n.
+	h ^= h >> 16
+	h *= 0x7feb352d
+	h ^= h >> 15
+	return h
+}
+
+// isFlood reports whether a packet to dst goes to every member of the
+// network: multicast, limited broadcast or a subnet's directed broadcast.
+func (n *network) isFlood(dst netip.Addr) bool {
+	if dst.IsMulticast() {
+		return true
+	}
+	if dst.Is4() {
+		if dst == limitedBroadcast {
+			return true
+		}
+		for _, b := range n.broadcasts {
+			if b == dst {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// floodMAC is the destination MAC of a flooded packet.
+func floodMAC(dst netip.Addr) vxlan.MAC {
+	if dst.IsMulticast() {
+		return vxlan.MulticastMAC(dst)
+	}
+	return vxlan.Broadcast
+}

@@ -1,0 +1,113 @@
+package dataplane
+
+import "sync/atomic"
+
+// DropReason says why the switch dropped a packet. Append-only: the values
+// appear in metrics and status output.
+type DropReason int
+
+const (
+	// DropMalformed: not a well-formed IP packet, VXLAN datagram or
+	// Ethernet frame.
+	DropMalformed DropReason = iota
+	// DropUnknownVNI: a VXLAN datagram for a VNI the table does not list.
+	DropUnknownVNI
+	// DropUnknownVTEP: a datagram from an address that is not a VTEP of
+	// that VNI.
+	DropUnknownVTEP
+	// DropUnsupported: an inner frame that is neither IPv4, IPv6 nor ARP,
+	// or an ARP/ND message the switch does not answer.
+	DropUnsupported
+	// DropNoEndpoint: a unicast frame from the underlay for an address
+	// that has no local endpoint.
+	DropNoEndpoint
+	// DropPortDetached: a packet read from a port that has no entry in the
+	// table.
+	DropPortDetached
+	// DropTooBig: a packet that does not fit the underlay buffers.
+	DropTooBig
+	// DropWrite: a write to the underlay or to a port failed.
+	DropWrite
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	"malformed", "unknown_vni", "unknown_vtep", "unsupported", "no_endpoint",
+	"port_detached", "too_big", "write_error",
+}
+
+// String returns the reason as used in metrics labels.
+func (r DropReason) String() string {
+	if r < 0 || r >= numDropReasons {
+		return "unknown"
+	}
+	return dropNames[r]
+}
+
+// Stats is a copy of the switch's counters.
+type Stats struct {
+	PortRxPackets     uint64            // packets read from local ports
+	PortTxPackets     uint64            // packets written to local ports
+	UnderlayRxPackets uint64            // VXLAN datagrams received
+	UnderlayTxPackets uint64            // VXLAN datagrams sent (each flood copy counts)
+	UnderlayRxBytes   uint64            // UDP payload bytes received
+	UnderlayTxBytes   uint64            // UDP payload bytes sent
+	Flooded           uint64            // packets replicated head-end
+	NeighborReplies   uint64            // ARP replies and neighbour advertisements sent
+	Drops             map[string]uint64 // by DropReason.String()
+}
+
+// counters are the shared atomics. Packet loops count into a private
+// tally and add it here once per batch, so cores do not fight over one
+// cache line per packet.
+type counters struct {
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor atomic.Uint64
+	drops                                                                 [numDropReasons]atomic.Uint64
+}
+
+// tally is a packet loop's private count for one batch.
+type tally struct {
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor uint64
+	drops                                                                 [numDropReasons]uint64
+}
+
+func (t *tally) drop(r DropReason) { t.drops[r]++ }
+
+// flush adds t to c and zeroes t.
+func (c *counters) flush(t *tally) {
+	add := func(a *atomic.Uint64, v uint64) {
+		if v != 0 {
+			a.Add(v)
+		}
+	}
+	add(&c.portRx, t.portRx)
+	add(&c.portTx, t.portTx)
+	add(&c.udpRx, t.udpRx)
+	add(&c.udpTx, t.udpTx)
+	add(&c.udpRxBytes, t.udpRxBytes)
+	add(&c.udpTxBytes, t.udpTxBytes)
+	add(&c.flooded, t.flooded)
+	add(&c.neighbor, t.neighbor)
+	for i, v := range t.drops {
+		add(&c.drops[i], v)
+	}
+	*t = tally{}
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		PortRxPackets:     c.portRx.Load(),
+		PortTxPackets:     c.portTx.Load(),
+		UnderlayRxPackets: c.udpRx.Load(),
+		UnderlayTxPackets: c.udpTx.Load(),
+		UnderlayRxBytes:   c.udpRxBytes.Load(),
+		UnderlayTxBytes:   c.udpTxBytes.Load(),
+		Flooded:           c.flooded.Load(),
+		NeighborReplies:   c.neighbor.Load(),
+		Drops:             make(map[string]uint64, numDropReasons),
+	}
+	for i := range c.drops {
+		s.Drops[DropReason(i).String()] = c.drops[i].Load()
+	}
+	return s
+}

@@ -1,0 +1,179 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+)
+
+// Underlay is the switch's side towards other hosts: a UDP socket (see
+// package udp) read and written in batches.
+type Underlay interface {
+	// ReadBatch reads datagrams into the start of bufs[i], setting sizes[i]
+	// and from[i]. It blocks until at least one arrives and returns
+	// net.ErrClosed after Close.
+	ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error)
+	// WriteBatch sends bufs[i] to to[i]; hashes[i] picks the UDP source
+	// port of the flow. It must be safe for concurrent use: every port's
+	// inside loop and the outside loop call it.
+	WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32) (int, error)
+	// BatchSize is the most datagrams one ReadBatch returns.
+	BatchSize() int
+	Close() error
+}
+
+// Config configures a Switch.
+type Config struct {
+	// VXLANPort is the UDP port remote VTEPs listen on. Default 4789.
+	VXLANPort uint16
+	// MTU is the largest inner IP packet a port sends, in bytes. Default
+	// 1450 (a 1500-byte underlay minus the 50 bytes VXLAN over IPv4 adds).
+	MTU int
+	// Logger receives lifecycle messages (never per-packet ones). Nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults described in Config.
+func DefaultConfig() Config {
+	return Config{VXLANPort: vxlan.DefaultPort, MTU: tun.DefaultMTU}
+}
+
+// Switch is the VXLAN switch of one host.
+type Switch struct {
+	cfg      Config
+	log      *slog.Logger
+	underlay Underlay
+	table    atomic.Pointer[Table]
+	stats    counters
+
+	mu        sync.Mutex // guards ports and nextIndex; never taken per packet
+	ports     map[*Port]struct{}
+	nextIndex int
+	closed    bool
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Port is a local port attached to the switch.
+type Port struct {
+	sw    *Switch
+	dev   tun.Device
+	name  string
+	index int
+	done  chan struct{}
+	once  sync.Once
+}
+
+// Name returns the name given to AddPort.
+func (p *Port) Name() string { return p.name }
+
+// New returns a switch that sends and receives through underlay. It starts
+// with an empty table; call SetTable, AddPort and Run.
+func New(cfg Config, underlay Underlay) (*Switch, error) {
+	if cfg.VXLANPort == 0 {
+		cfg.VXLANPort = vxlan.DefaultPort
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = tun.DefaultMTU
+	}
+	if cfg.MTU < 576 || cfg.MTU > MaxSegmentSize-Headroom {
+		return nil, fmt.Errorf("dataplane: config MTU %d out of range 576-%d", cfg.MTU, MaxSegmentSize-Headroom)
+	}
+	if underlay == nil {
+		return nil, errors.New("dataplane: underlay is nil")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sw := &Switch{cfg: cfg, log: log.With("component", "dataplane"), underlay: underlay, ports: make(map[*Port]struct{})}
+	empty, _ := NewTable(nil)
+	sw.table.Store(empty)
+	return sw, nil
+}
+
+// SetTable publishes a new forwarding table. Packet loops pick it up at
+// their next batch. t must not be modified afterwards.
+func (sw *Switch) SetTable(t *Table) { sw.table.Store(t) }
+
+// Table returns the current table.
+func (sw *Switch) Table() *Table { return sw.table.Load() }
+
+// Stats returns a copy of the counters.
+func (sw *Switch) Stats() Stats { return sw.stats.snapshot() }
+
+// AddPort attaches a device and starts reading from it. The port forwards
+// nothing until a table lists it. The switch owns dev from now on and
+// closes it in RemovePort or Close.
+func (sw *Switch) AddPort(name string, dev tun.Device) (*Port, error) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.closed {
+		return nil, errors.New("dataplane: switch closed")
+	}
+	p := &Port{sw: sw, dev: dev, name: name, index: sw.nextIndex, done: make(chan struct{})}
+	sw.nextIndex++
+	sw.ports[p] = struct{}{}
+	sw.wg.Add(1)
+	go func() {
+		defer sw.wg.Done()
+		defer close(p.done)
+		sw.routineReadFromPort(p)
+	}()
+	return p, nil
+}
+
+// RemovePort closes the port's device and waits for its loop to stop.
+// Remove it from the table first, so that no other loop writes to it.
+func (sw *Switch) RemovePort(p *Port) {
+	sw.mu.Lock()
+	delete(sw.ports, p)
+	sw.mu.Unlock()
+	p.close()
+	<-p.done
+}
+
+func (p *Port) close() {
+	p.once.Do(func() { p.dev.Close() })
+}
+
+// Run reads the underlay until ctx ends or the switch is closed. It returns
+// nil after Close or cancellation, and the read error otherwise.
+func (sw *Switch) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { sw.Close() })
+	defer stop()
+	return sw.routineReadFromUnderlay()
+}
+
+// Close stops every loop and closes the underlay and all ports. It is
+// idempotent.
+func (sw *Switch) Close() error {
+	sw.closeOnce.Do(func() {
+		sw.mu.Lock()
+		sw.closed = true
+		ports := make([]*Port, 0, len(sw.ports))
+		for p := range sw.ports {
+			ports = append(ports, p)
+		}
+		sw.mu.Unlock()
+		sw.underlay.Close()
+		for _, p := range ports {
+			p.close()
+		}
+		sw.wg.Wait()
+	})
+	return nil
+}
+
+// vtepAddr is the UDP destination of a VTEP.
+func (sw *Switch) vtepAddr(a netip.Addr) netip.AddrPort {
+	return netip.AddrPortFrom(a, sw.cfg.VXLANPort)
+}

@@ -1,0 +1,171 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+)
+
+// NetworkSpec describes one VNI for NewTable.
+type NetworkSpec struct {
+	// VNI is the 24-bit VXLAN network identifier, 1-16777215.
+	VNI uint32
+	// Subnets of the network; their IPv4 directed broadcast addresses are
+	// flooded like 255.255.255.255.
+	Subnets []netip.Prefix
+	// Endpoints are the local and remote endpoints of the network.
+	Endpoints []EndpointSpec
+	// FloodVTEPs are extra VTEPs that receive broadcasts and are allowed to
+	// send into this VNI even while they have no endpoint in it (a kernel
+	// VXLAN peer, say). VTEPs of remote endpoints are added automatically.
+	FloodVTEPs []netip.Addr
+}
+
+// EndpointSpec is one endpoint: a MAC, its addresses, and where it lives:
+// exactly one of Port (local) and VTEP (remote) is set.
+type EndpointSpec struct {
+	MAC   vxlan.MAC
+	Addrs []netip.Addr
+	Port  *Port
+	VTEP  netip.Addr
+}
+
+// Table is an immutable snapshot of the forwarding state. Build it with
+// NewTable; never modify it after publishing it with Switch.SetTable.
+type Table struct {
+	vnis  map[uint32]*network
+	ports []*portInfo // indexed by Port.index; nil when the port has no entry
+}
+
+type network struct {
+	vni        uint32
+	hosts      map[netip.Addr]*host
+	vteps      []netip.Addr // remote VTEPs, flood list, sorted as given
+	vtepSet    map[netip.Addr]struct{}
+	locals     []*Port
+	broadcasts []netip.Addr
+}
+
+type host struct {
+	mac  vxlan.MAC
+	port *Port      // local endpoint, or nil
+	vtep netip.Addr // remote endpoint's VTEP
+}
+
+type portInfo struct {
+	net *network
+	mac vxlan.MAC
+}
+
+// NewTable validates specs and builds a snapshot. Errors name the network,
+// the field and the value at fault.
+func NewTable(specs []NetworkSpec) (*Table, error) {
+	t := &Table{vnis: make(map[uint32]*network, len(specs))}
+	for i := range specs {
+		if err := t.addNetwork(&specs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *Table) addNetwork(s *NetworkSpec) error {
+	if err := vxlan.ValidVNI(s.VNI); err != nil {
+		return fmt.Errorf("dataplane: network VNI: %w", err)
+	}
+	if _, dup := t.vnis[s.VNI]; dup {
+		return fmt.Errorf("dataplane: network VNI %d: listed twice", s.VNI)
+	}
+	n := &network{
+		vni:     s.VNI,
+		hosts:   make(map[netip.Addr]*host),
+		vtepSet: make(map[netip.Addr]struct{}),
+	}
+	for _, p := range s.Subnets {
+		if !p.IsValid() {
+			return fmt.Errorf("dataplane: network %d: Subnets: invalid prefix %v", s.VNI, p)
+		}
+		if p.Addr().Is4() && p.Bits() < 31 {
+			n.broadcasts = append(n.broadcasts, tun.BroadcastOf(p))
+		}
+	}
+	for _, v := range s.FloodVTEPs {
+		if err := n.addVTEP(v); err != nil {
+			return fmt.Errorf("dataplane: network %d: FloodVTEPs: %w", s.VNI, err)
+		}
+	}
+	for i := range s.Endpoints {
+		if err := t.addEndpoint(n, &s.Endpoints[i]); err != nil {
+			return fmt.Errorf("dataplane: network %d: endpoint %d (%v): %w", s.VNI, i, s.Endpoints[i].MAC, err)
+		}
+	}
+	t.vnis[s.VNI] = n
+	return nil
+}
+
+func (n *network) addVTEP(v netip.Addr) error {
+	if !v.IsValid() || v.IsUnspecified() || v.IsMulticast() {
+		return fmt.Errorf("VTEP %v is not a unicast address", v)
+	}
+	v = v.Unmap()
+	if _, ok := n.vtepSet[v]; !ok {
+		n.vtepSet[v] = struct{}{}
+		n.vteps = append(n.vteps, v)
+	}
+	return nil
+}
+
+func (t *Table) addEndpoint(n *network, e *EndpointSpec) error {
+	if e.MAC.IsZero() || e.MAC.IsMulticast() {
+		return fmt.Errorf("MAC %v is not a unicast address", e.MAC)
+	}
+	if (e.Port != nil) == e.VTEP.IsValid() {
+		return fmt.Errorf("exactly one of Port and VTEP must be set")
+	}
+	if len(e.Addrs) == 0 {
+		return fmt.Errorf("Addrs: none given")
+	}
+	h := &host{mac: e.MAC, port: e.Port, vtep: e.VTEP.Unmap()}
+	if e.Port != nil {
+		for len(t.ports) <= e.Port.index {
+			t.ports = append(t.ports, nil)
+		}
+		if t.ports[e.Port.index] != nil {
+			return fmt.Errorf("Port %s: already attached to network %d", e.Port.name, t.ports[e.Port.index].net.vni)
+		}
+		t.ports[e.Port.index] = &portInfo{net: n, mac: e.MAC}
+		n.locals = append(n.locals, e.Port)
+	} else if err := n.addVTEP(e.VTEP); err != nil {
+		return err
+	}
+	for _, a := range e.Addrs {
+		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
+			return fmt.Errorf("Addrs: %v is not a unicast address", a)
+		}
+		a = a.Unmap()
+		if _, dup := n.hosts[a]; dup {
+			return fmt.Errorf("Addrs: %v already belongs to another endpoint", a)
+		}
+		n.hosts[a] = h
+	}
+	return nil
+}
+
+// port returns what the table says of a local port, or nil.
+func (t *Table) port(p *Port) *portInfo {
+	if p.index < len(t.ports) {
+		return t.ports[p.index]
+	}
+	return nil
+}
+
+// VNIs returns the networks in the table (for status output).
+func (t *Table) VNIs() []uint32 {
+	out := make([]uint32, 0, len(t.vnis))
+	for v := range t.vnis {
+		out = append(out, v)
+	}
+	return out
+}

@@ -1,0 +1,112 @@
+package tun
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	wgtun "golang.zx2c4.com/wireguard/tun"
+	"golang.org/x/sys/unix"
+)
+
+// Create creates a TUN device inside cfg.Netns, assigns its addresses and
+// brings it up. The returned Device can be used from any goroutine: the file
+// descriptor stays bound to the device whichever namespace reads it.
+func Create(cfg Config) (Device, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	var dev Device
+	err := inNetns(cfg.Netns, func() error {
+		d, err := wgtun.CreateTUN(cfg.Name, cfg.MTU)
+		if err != nil {
+			return fmt.Errorf("tun: create %s: %w", cfg.Name, err)
+		}
+		if err := configure(cfg); err != nil {
+			d.Close()
+			return err
+		}
+		dev = d
+		return nil
+	})
+	return dev, err
+}
+
+// configure runs in the target namespace.
+func configure(cfg Config) error {
+	link, err := netlink.LinkByName(cfg.Name)
+	if err != nil {
+		return fmt.Errorf("tun: find %s: %w", cfg.Name, err)
+	}
+	for _, p := range cfg.Addresses {
+		addr := &netlink.Addr{IPNet: prefixToIPNet(p)}
+		if p.Addr().Is6() {
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if p.Addr().Is4() {
+			addr.Broadcast = BroadcastOf(p).AsSlice()
+		}
+		if err := netlink.AddrAdd(link, addr); err != nil {
+			return fmt.Errorf("tun: add address %v to %s: %w", p, cfg.Name, err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("tun: set %s up: %w", cfg.Name, err)
+	}
+	return nil
+}
+
+// inNetns runs fn on a locked OS thread switched into the named namespace.
+// The thread is returned to the caller's namespace afterwards; if that fails
+// the thread stays locked so the runtime discards it.
+func inNetns(name string, fn func() error) error {
+	if name == "" {
+		return fn()
+	}
+	path := NetnsPath(name)
+	target, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("tun: config Netns %q: %w", name, err)
+	}
+	defer target.Close()
+
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("tun: current namespace: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("tun: enter namespace %q: %w", name, err)
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		// Leave the thread locked: it dies with this goroutine.
+		return errors.Join(ferr, fmt.Errorf("tun: return from namespace %q: %w", name, err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+// NetnsPath turns a namespace name as `ip netns` knows it into a path;
+// anything containing a '/' is taken as a path already.
+func NetnsPath(name string) string {
+	if strings.Contains(name, "/") {
+		return name
+	}
+	return filepath.Join("/var/run/netns", name)
+}
+
+// NetnsExists reports whether the namespace exists.
+func NetnsExists(name string) bool {
+	_, err := os.Stat(NetnsPath(name))
+	return err == nil
+}

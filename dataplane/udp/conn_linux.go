@@ -1,0 +1,430 @@
+//go:build linux
+
+package udp
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Conn is the VXLAN underlay port. On Linux it reads and writes batches with
+// recvmmsg/sendmmsg and does not allocate per call.
+type Conn struct {
+	batch   int
+	family  int // AF_INET or AF_INET6, shared by all sockets
+	lis     *net.UDPConn
+	lisRC   syscall.RawConn
+	local   netip.AddrPort
+	senders []*sender
+	ports   []uint16
+	stats   counters
+	zones   zoneCache
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	closeErr  error
+
+	readMu sync.Mutex
+	rx     mmsgScratch
+	rxWant int
+	rxGot  int
+	rxErr  syscall.Errno
+	recvFn func(fd uintptr) bool // c.doRecv, bound once
+
+	writeMu sync.Mutex
+}
+
+// sender is one send socket with its own sendmmsg scratch.
+type sender struct {
+	c       *Conn
+	conn    *net.UDPConn // nil when this is the listening socket
+	rc      syscall.RawConn
+	port    uint16
+	tx      mmsgScratch
+	n       int  // messages queued
+	off     int  // messages handled (sent or dropped)
+	sent    int  // messages accepted by the kernel in this flush
+	retried bool // first message of tx[off:] already failed once
+	err     syscall.Errno
+	sendFn  func(fd uintptr) bool // s.doSend, bound once
+}
+
+func listen(cfg Config, anyPort bool) (*Conn, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{batch: cfg.BatchSize}
+	c.zones.init()
+	port := cfg.Port
+	if anyPort {
+		port = 0
+	}
+	dual := cfg.dualStack()
+	control := func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = setSockopts(int(fd), cfg.SocketBuffer, dual)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}
+	c.lis, err = openSocket(cfg, port, control)
+	if err != nil {
+		return nil, err
+	}
+	if c.lisRC, err = c.lis.SyscallConn(); err != nil {
+		c.lis.Close()
+		return nil, err
+	}
+	var ferr error
+	if err := c.lisRC.Control(func(fd uintptr) {
+		c.family, ferr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+	}); err != nil || ferr != nil {
+		c.lis.Close()
+		return nil, errors.Join(err, ferr)
+	}
+	c.local = udpAddrPort(c.lis.LocalAddr())
+	c.rx = newMmsgScratch(c.batch)
+	c.recvFn = c.doRecv
+
+	if cfg.SourcePorts == 0 {
+		c.senders = []*sender{c.newSender(nil, c.lisRC, c.local.Port())}
+	}
+	for i := 0; i < cfg.SourcePorts; i++ {
+		uc, err := openSocket(cfg, 0, control)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		rc, err := uc.SyscallConn()
+		if err != nil {
+			uc.Close()
+			c.Close()
+			return nil, err
+		}
+		c.senders = append(c.senders, c.newSender(uc, rc, udpAddrPort(uc.LocalAddr()).Port()))
+	}
+	for _, s := range c.senders {
+		c.ports = append(c.ports, s.port)
+	}
+	return c, nil
+}
+
+func (c *Conn) newSender(uc *net.UDPConn, rc syscall.RawConn, port uint16) *sender {
+	s := &sender{c: c, conn: uc, rc: rc, port: port, tx: newMmsgScratch(c.batch)}
+	s.sendFn = s.doSend
+	return s
+}
+
+// setSockopts sizes the socket buffers (forcing past rmem_max/wmem_max when
+// privileged) and makes a wildcard IPv6 socket dual-stack.
+func setSockopts(fd, size int, dual bool) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, size); err != nil {
+			return os.NewSyscallError("setsockopt SO_RCVBUF", err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, size); err != nil {
+			return os.NewSyscallError("setsockopt SO_SNDBUF", err)
+		}
+	}
+	if dual {
+		if dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil && dom == unix.AF_INET6 {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+				return os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
+			}
+		}
+	}
+	return nil
+}
+
+// BatchSize is the maximum number of datagrams per ReadBatch call and per
+// internal sendmmsg call.
+func (c *Conn) BatchSize() int { return c.batch }
+
+// LocalAddr is the address of the listening socket.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+
+// SourcePorts returns the local ports of the send sockets, indexed by
+// hash % len; it is the listening port alone when there are no send sockets.
+func (c *Conn) SourcePorts() []uint16 { return append([]uint16(nil), c.ports...) }
+
+// Stats returns a copy of the counters.
+func (c *Conn) Stats() Stats { return c.stats.snapshot() }
+
+// Close closes all sockets and unblocks pending ReadBatch/WriteBatch calls,
+// which then return net.ErrClosed. It is idempotent.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		err := c.lis.Close()
+		for _, s := range c.senders {
+			if s.conn != nil {
+				if e := s.conn.Close(); e != nil && err == nil {
+					err = e
+				}
+			}
+		}
+		c.closeErr = err
+	})
+	return c.closeErr
+}
+
+// ioErr maps errors from RawConn.Read/Write to net.ErrClosed after Close.
+func (c *Conn) ioErr(err error) error {
+	if c.closed.Load() || errors.Is(err, net.ErrClosed) {
+		return net.ErrClosed
+	}
+	return err
+}
+
+// ReadBatch reads up to len(bufs) datagrams (at most BatchSize). Datagram i
+// is copied to the start of bufs[i], its length stored in sizes[i] and its
+// sender in from[i]. It blocks until at least one datagram is available.
+// Datagrams larger than their buffer are dropped and counted in
+// Stats.RxTruncated. After Close it returns net.ErrClosed.
+func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error) {
+	n := min(len(bufs), c.batch)
+	if n == 0 {
+		return 0, nil
+	}
+	if len(sizes) < n || len(from) < n {
+		return 0, errShortSizes
+	}
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	for i := 0; i < n; i++ {
+		c.rx.setBuf(i, bufs[i])
+	}
+	defer c.rx.release(n)
+	for {
+		if c.closed.Load() {
+			return 0, net.ErrClosed
+		}
+		c.rxWant, c.rxGot, c.rxErr = n, 0, 0
+		if err := c.lisRC.Read(c.recvFn); err != nil {
+			return 0, c.ioErr(err)
+		}
+		if c.rxErr != 0 {
+			return 0, c.ioErr(os.NewSyscallError("recvmmsg", c.rxErr))
+		}
+		k := 0
+		for i := 0; i < c.rxGot; i++ {
+			m := &c.rx.msgs[i]
+			if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+				c.stats.rxTruncated.Add(1)
+				continue
+			}
+			size := int(m.Len)
+			if k != i {
+				copy(bufs[k], bufs[i][:size])
+			}
+			sizes[k] = size
+			from[k] = getSockaddr(&c.rx.names[i], &c.zones)
+			k++
+		}
+		if k > 0 {
+			c.stats.rxPackets.Add(uint64(k))
+			return k, nil
+		}
+	}
+}
+
+// doRecv is the RawConn read callback: one non-blocking recvmmsg.
+func (c *Conn) doRecv(fd uintptr) bool {
+	for i := 0; i < c.rxWant; i++ {
+		c.rx.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		c.rx.msgs[i].Hdr.Flags = 0
+		c.rx.msgs[i].Len = 0
+	}
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.rx.msgs[0])), uintptr(c.rxWant), 0, 0, 0)
+		switch e {
+		case 0:
+			c.rxGot = int(r)
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // park in the netpoller until readable
+		default:
+			c.rxErr = e
+			return true
+		}
+	}
+}
+
+// WriteBatch sends bufs[i] to to[i] from the send socket selected by
+// hashes[i] % len(SourcePorts()). Packets are grouped per socket and each
+// group goes out with as few sendmmsg calls as possible; len(bufs) may exceed
+// BatchSize. Packets that fail individually (ECONNREFUSED, EHOSTUNREACH,
+// ENETUNREACH, EMSGSIZE, invalid or wrong-family destination, ...) are
+// dropped and counted in Stats.TxErrors, not returned. It returns the number
+// of packets accepted by the kernel — with a nil error that is len(bufs)
+// minus the dropped ones — and the first error that stopped it (net.ErrClosed
+// after Close). Packets to different send sockets may leave out of order.
+func (c *Conn) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32) (int, error) {
+	if len(to) < len(bufs) || len(hashes) < len(bufs) {
+		return 0, errShortTo
+	}
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	nsend := uint32(len(c.senders))
+	sent := 0
+	for start := 0; start < len(bufs); start += c.batch {
+		end := min(start+c.batch, len(bufs))
+		for i := start; i < end; i++ {
+			s := c.senders[hashes[i]%nsend]
+			j := s.n
+			nl := putSockaddr(&s.tx.names[j], c.family, to[i], &c.zones)
+			if nl == 0 {
+				c.stats.txErrors.Add(1)
+				continue
+			}
+			s.tx.msgs[j].Hdr.Namelen = nl
+			s.tx.setBuf(j, bufs[i])
+			s.n++
+		}
+		for _, s := range c.senders {
+			if s.n == 0 {
+				continue
+			}
+			k, err := s.flush()
+			sent += k
+			if err != nil {
+				for _, s := range c.senders {
+					s.tx.release(s.n)
+					s.n = 0
+				}
+				return sent, c.ioErr(err)
+			}
+		}
+	}
+	return sent, nil
+}
+
+// flush sends the queued messages, returning how many the kernel accepted.
+func (s *sender) flush() (int, error) {
+	s.off, s.sent, s.retried, s.err = 0, 0, false, 0
+	var err error
+	for s.off < s.n {
+		err = s.rc.Write(s.sendFn)
+		if err != nil {
+			break
+		}
+		if s.err != 0 {
+			err = os.NewSyscallError("sendmmsg", s.err)
+			break
+		}
+	}
+	s.tx.release(s.n)
+	s.n = 0
+	return s.sent, err
+}
+
+// doSend is the RawConn write callback: sendmmsg until everything queued is
+// handled, EAGAIN (return false to wait for writability) or a fatal error.
+func (s *sender) doSend(fd uintptr) bool {
+	for s.off < s.n {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.tx.msgs[s.off])), uintptr(s.n-s.off), 0, 0, 0)
+		switch {
+		case e == 0:
+			s.off += int(r)
+			s.sent += int(r)
+			s.retried = false
+			s.c.stats.txPackets.Add(uint64(r))
+		case e == unix.EINTR:
+		case e == unix.EAGAIN:
+			return false
+		case perPacketErr(e):
+			// When sendmmsg stops early on an error after sending some
+			// messages, the kernel reports that error on the next call
+			// (sk_err) before trying the next message. So the first
+			// failure of a message may belong to its predecessor: retry
+			// once, drop it on the second failure.
+			if !s.retried {
+				s.retried = true
+				continue
+			}
+			s.retried = false
+			s.off++
+			s.c.stats.txErrors.Add(1)
+		default:
+			s.err = e
+			return true
+		}
+	}
+	return true
+}
+
+// perPacketErr reports whether a send error concerns only the datagram (its
+// destination or size) so the rest of the batch should go on.
+func perPacketErr(e syscall.Errno) bool {
+	switch e {
+	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN,
+		unix.ENETDOWN, unix.EMSGSIZE, unix.EACCES, unix.EPERM, unix.EADDRNOTAVAIL,
+		unix.EAFNOSUPPORT, unix.EINVAL, unix.ENOBUFS, unix.ENOMEM, unix.ENOPROTOOPT,
+		unix.ENONET, unix.ECONNRESET:
+		return true
+	}
+	return false
+}
+
+// zoneCache maps IPv6 zone names to interface indexes and back, so the hot
+// path allocates only the first time a zone is seen.
+type zoneCache struct {
+	mu      sync.Mutex
+	byName  map[string]uint32
+	byIndex map[uint32]string
+}
+
+func (z *zoneCache) init() {
+	z.byName = make(map[string]uint32)
+	z.byIndex = make(map[uint32]string)
+}
+
+func (z *zoneCache) index(name string) uint32 {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if i, ok := z.byName[name]; ok {
+		return i
+	}
+	var idx uint32
+	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+		idx = uint32(n)
+	} else if ifi, err := net.InterfaceByName(name); err == nil {
+		idx = uint32(ifi.Index)
+	}
+	z.byName[name] = idx
+	return idx
+}
+
+func (z *zoneCache) name(idx uint32) string {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if n, ok := z.byIndex[idx]; ok {
+		return n
+	}
+	n := strconv.FormatUint(uint64(idx), 10)
+	if ifi, err := net.InterfaceByIndex(int(idx)); err == nil {
+		n = ifi.Name
+	}
+	z.byIndex[idx] = n
+	return n
+}
