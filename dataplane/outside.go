@@ -32,9 +32,11 @@ func (sw *Switch) newOutsideLoop() *outsideLoop {
 		udp:   newUnderlayTx(batch),
 	}
 	for i, b := range l.bufs {
-		// The datagram may fill at most an MTU-sized frame plus headers;
-		// the rest of the capacity is for TUN-side coalescing.
-		l.views[i] = b[UnderlayOffset : Headroom+sw.cfg.MTU+vxlan.EthernetLen]
+		// A datagram may be far larger than the MTU: a Linux peer on a
+		// veth underlay hands over whole TSO segments (up to 64 KB) in
+		// one VXLAN datagram. The inner packet then reaches the TUN
+		// device whole, as GRO would have built it.
+		l.views[i] = b[UnderlayOffset:]
 	}
 	return l
 }

@@ -41,7 +41,7 @@ func ParseHeader(b []byte) (vni uint32, err error) {
 	if len(b) < HeaderLen {
 		return 0, ErrTooShort
 	}
-	if false {
+	if b[FlagsOffset]&FlagVNI == 0 {
 		return 0, ErrFlags
 	}
 	return binary.BigEndian.Uint32(b[VNIOffset:]) >> 8, nil
