@@ -1,6 +1,10 @@
 package dataplane
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/vxnet/vxnet/dataplane/udp"
+)
 
 // newBuffers allocates n buffers of size bytes each, each backed by its own
 // array: a TUN write may grow one buffer up to its capacity while it
@@ -16,13 +20,15 @@ func newBuffers(n, size int) [][]byte {
 // underlayTx collects datagrams for one WriteBatch. Its slices borrow the
 // packet loop's buffers until flush returns.
 type underlayTx struct {
+	w      udp.BatchWriter // this loop's own
 	bufs   [][]byte
 	to     []netip.AddrPort
 	hashes []uint32
 }
 
-func newUnderlayTx(capacity int) underlayTx {
+func newUnderlayTx(w udp.BatchWriter, capacity int) underlayTx {
 	return underlayTx{
+		w:      w,
 		bufs:   make([][]byte, 0, capacity),
 		to:     make([]netip.AddrPort, 0, capacity),
 		hashes: make([]uint32, 0, capacity),
@@ -37,11 +43,11 @@ func (u *underlayTx) add(b []byte, to netip.AddrPort, hash uint32) {
 
 // flush sends what was collected. Datagrams the underlay did not take are
 // counted as write drops.
-func (u *underlayTx) flush(sw *Switch, t *tally) {
+func (u *underlayTx) flush(t *tally) {
 	if len(u.bufs) == 0 {
 		return
 	}
-	n, _ := sw.underlay.WriteBatch(u.bufs, u.to, u.hashes)
+	n, _ := u.w.WriteBatch(u.bufs, u.to, u.hashes)
 	for _, b := range u.bufs[:n] {
 		t.udpTxBytes += uint64(len(b))
 	}

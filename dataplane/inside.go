@@ -27,7 +27,7 @@ func (sw *Switch) newInsideLoop(p *Port) *insideLoop {
 		port:  p,
 		bufs:  newBuffers(batch, Headroom+sw.cfg.MTU),
 		sizes: make([]int, batch),
-		udp:   newUnderlayTx(batch),
+		udp:   newUnderlayTx(sw.underlay.NewWriter(), batch),
 	}
 }
 
@@ -112,7 +112,7 @@ func (l *insideLoop) process(n int) {
 	}
 	// The underlay goes first: a TUN write puts its virtio-net header over
 	// the bytes where a flooded packet's VXLAN header sits.
-	l.udp.flush(sw, &l.tally)
+	l.udp.flush(&l.tally)
 	l.local.flush(&l.tally)
 	sw.stats.flush(&l.tally)
 }

@@ -29,7 +29,7 @@ func (sw *Switch) newOutsideLoop() *outsideLoop {
 		views: make([][]byte, batch),
 		sizes: make([]int, batch),
 		from:  make([]netip.AddrPort, batch),
-		udp:   newUnderlayTx(batch),
+		udp:   newUnderlayTx(sw.underlay.NewWriter(), batch),
 	}
 	for i, b := range l.bufs {
 		// A datagram may be far larger than the MTU: a Linux peer on a
@@ -69,7 +69,7 @@ func (l *outsideLoop) process(n int) {
 		l.tally.udpRxBytes += uint64(l.sizes[i])
 		l.handle(tbl, i)
 	}
-	l.udp.flush(sw, &l.tally)
+	l.udp.flush(&l.tally)
 	l.local.flush(&l.tally)
 	sw.stats.flush(&l.tally)
 }

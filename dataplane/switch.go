@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dataplane/udp"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
@@ -20,10 +21,11 @@ type Underlay interface {
 	// and from[i]. It blocks until at least one arrives and returns
 	// net.ErrClosed after Close.
 	ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error)
-	// WriteBatch sends bufs[i] to to[i]; hashes[i] picks the UDP source
-	// port of the flow. It must be safe for concurrent use: every port's
-	// inside loop and the outside loop call it.
-	WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32) (int, error)
+	// NewWriter returns a writer for one packet loop's exclusive use:
+	// WriteBatch(bufs, to, hashes) sends bufs[i] to to[i], hashes[i]
+	// picking the UDP source port of the flow. Loops never share a writer,
+	// so sends need no lock.
+	NewWriter() udp.BatchWriter
 	// BatchSize is the most datagrams one ReadBatch returns.
 	BatchSize() int
 	Close() error
@@ -107,8 +109,18 @@ func (sw *Switch) SetTable(t *Table) { sw.table.Store(t) }
 // Table returns the current table.
 func (sw *Switch) Table() *Table { return sw.table.Load() }
 
-// Stats returns a copy of the counters.
-func (sw *Switch) Stats() Stats { return sw.stats.snapshot() }
+// Stats returns a copy of the counters. When the underlay keeps its own
+// (as udp.Conn does), its truncated datagrams and failed sends are added
+// under "underlay_truncated" and "underlay_send_error".
+func (sw *Switch) Stats() Stats {
+	s := sw.stats.snapshot()
+	if u, ok := sw.underlay.(interface{ Stats() udp.Stats }); ok {
+		us := u.Stats()
+		s.Drops["underlay_truncated"] = us.RxTruncated
+		s.Drops["underlay_send_error"] = us.TxErrors
+	}
+	return s
+}
 
 // AddPort attaches a device and starts reading from it. The port forwards
 // nothing until a table lists it. The switch owns dev from now on and

@@ -174,3 +174,9 @@ func udpAddrPort(a net.Addr) netip.AddrPort {
 	}
 	return netip.AddrPort{}
 }
+
+// BatchWriter sends datagrams in batches; see Conn.WriteBatch for the
+// contract. Conn.NewWriter returns one per goroutine.
+type BatchWriter interface {
+	WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32) (int, error)
+}

@@ -185,3 +185,7 @@ func isTransient(err error) bool {
 	var errno syscall.Errno
 	return errors.As(err, &errno) && errno == 10054
 }
+
+// NewWriter returns a writer for one goroutine. On this platform writers
+// share the sockets one packet at a time, behind Conn's lock.
+func (c *Conn) NewWriter() BatchWriter { return c }

@@ -40,7 +40,27 @@ type Conn struct {
 	rxErr  syscall.Errno
 	recvFn func(fd uintptr) bool // c.doRecv, bound once
 
-	writeMu sync.Mutex
+	writeMu sync.Mutex // guards shared, the Writer behind Conn.WriteBatch
+	shared  *Writer
+}
+
+// Writer sends datagrams for one goroutine. It owns the sendmmsg scratch
+// of every send socket, so writers of different goroutines never wait for
+// one another. A Writer must not be used by two goroutines at once.
+type Writer struct {
+	c       *Conn
+	senders []*sender // same sockets as Conn.senders, own scratch
+}
+
+var _ BatchWriter = (*Writer)(nil)
+
+// NewWriter returns a Writer for one goroutine's exclusive use.
+func (c *Conn) NewWriter() BatchWriter {
+	w := &Writer{c: c}
+	for _, s := range c.senders {
+		w.senders = append(w.senders, c.newSender(s.conn, s.rc, s.port))
+	}
+	return w
 }
 
 // sender is one send socket with its own sendmmsg scratch.
@@ -119,6 +139,7 @@ func listen(cfg Config, anyPort bool) (*Conn, error) {
 	for _, s := range c.senders {
 		c.ports = append(c.ports, s.port)
 	}
+	c.shared = &Writer{c: c, senders: c.senders}
 	return c, nil
 }
 
@@ -277,20 +298,26 @@ func (c *Conn) doRecv(fd uintptr) bool {
 // minus the dropped ones — and the first error that stopped it (net.ErrClosed
 // after Close). Packets to different send sockets may leave out of order.
 func (c *Conn) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32) (int, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.shared.WriteBatch(bufs, to, hashes)
+}
+
+// WriteBatch is Conn.WriteBatch for the goroutine that owns w.
+func (w *Writer) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32) (int, error) {
 	if len(to) < len(bufs) || len(hashes) < len(bufs) {
 		return 0, errShortTo
 	}
+	c := w.c
 	if c.closed.Load() {
 		return 0, net.ErrClosed
 	}
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	nsend := uint32(len(c.senders))
+	nsend := uint32(len(w.senders))
 	sent := 0
 	for start := 0; start < len(bufs); start += c.batch {
 		end := min(start+c.batch, len(bufs))
 		for i := start; i < end; i++ {
-			s := c.senders[hashes[i]%nsend]
+			s := w.senders[hashes[i]%nsend]
 			j := s.n
 			nl := putSockaddr(&s.tx.names[j], c.family, to[i], &c.zones)
 			if nl == 0 {
@@ -301,14 +328,14 @@ func (c *Conn) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32) (
 			s.tx.setBuf(j, bufs[i])
 			s.n++
 		}
-		for _, s := range c.senders {
+		for _, s := range w.senders {
 			if s.n == 0 {
 				continue
 			}
 			k, err := s.flush()
 			sent += k
 			if err != nil {
-				for _, s := range c.senders {
+				for _, s := range w.senders {
 					s.tx.release(s.n)
 					s.n = 0
 				}

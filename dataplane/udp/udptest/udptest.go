@@ -233,3 +233,7 @@ func (c *Conn) deliver(d datagram) bool {
 		return false
 	}
 }
+
+// NewWriter implements the udp.Conn method: the fake's WriteBatch is safe
+// for concurrent use, so every writer is the Conn itself.
+func (c *Conn) NewWriter() udp.BatchWriter { return c }
