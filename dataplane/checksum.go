@@ -38,7 +38,7 @@ func fold(acc uint64) uint16 {
 // pseudoHeaderSum is the unfolded sum of the IPv4 or IPv6 pseudo-header.
 func pseudoHeaderSum(pkt []byte, info *ipInfo, l4Len int) uint64 {
 	var acc uint64
-	if info.src.Is4() {
+	if !info.v6 {
 		acc = sum(0, pkt[ipv4SrcOffset:ipv4DstOffset+4])
 	} else {
 		acc = sum(0, pkt[ipv6SrcOffset:ipv6DstOffset+16])
@@ -79,7 +79,7 @@ func completeChecksum(pkt []byte, info *ipInfo) {
 	if got != fold(pseudo) {
 		return
 	}
-	if got == 0 && info.proto == protoUDP && info.src.Is4() {
+	if got == 0 && info.proto == protoUDP && !info.v6 {
 		return // IPv4 UDP without a checksum
 	}
 	binary.BigEndian.PutUint16(pkt[field:], 0)

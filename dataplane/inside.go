@@ -82,7 +82,7 @@ func (l *insideLoop) process(n int) {
 		frame := buf[UnderlayOffset : Headroom+info.length]
 		hash := flowHash(pkt, &info)
 
-		h := nw.hosts[info.dst]
+		h := nw.hosts.get(info.dst)
 		switch {
 		case h != nil && h.port != nil:
 			if h.port != l.port {
@@ -95,8 +95,8 @@ func (l *insideLoop) process(n int) {
 			// Broadcast, multicast and unknown unicast: replicate to
 			// every VTEP and every other local port of the network.
 			dstMAC := vxlan.Broadcast
-			if nw.isFlood(info.dst) {
-				dstMAC = floodMAC(info.dst)
+			if nw.isFlood(info.dst, info.v6) {
+				dstMAC = floodMAC(info.dst, info.v6)
 			}
 			vxlan.Encap(frame, nw.vni, dstMAC, pi.mac, info.etherType)
 			for _, v := range nw.vteps {

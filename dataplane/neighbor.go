@@ -52,7 +52,7 @@ func (l *outsideLoop) answerARP(nw *network, asker netip.Addr, buf []byte, size 
 		l.tally.drop(DropUnsupported) // replies and gratuitous ARP
 		return
 	}
-	h := nw.hosts[tpa]
+	h := nw.hosts.get(keyOf(tpa))
 	if h == nil || (h.port == nil && h.vtep == asker) {
 		l.tally.drop(DropNoEndpoint)
 		return
@@ -85,13 +85,13 @@ func isNeighborSolicitation(pkt []byte, info *ipInfo) bool {
 func (l *outsideLoop) answerNS(nw *network, asker netip.Addr, buf []byte, info *ipInfo) {
 	pkt := buf[Headroom:]
 	target := netip.AddrFrom16([16]byte(pkt[ipv6HeaderLen+ndTargetOffset:]))
-	h := nw.hosts[target]
+	h := nw.hosts.get(keyOf(target))
 	if h == nil || (h.port == nil && h.vtep == asker) {
 		l.tally.drop(DropNoEndpoint)
 		return
 	}
 	askerMAC := vxlan.MAC(buf[EthernetOffset+6:])
-	dst, flags := info.src, byte(naFlagSolicited|naFlagOverride)
+	dst, flags := netip.AddrFrom16([16]byte(pkt[ipv6SrcOffset:])), byte(naFlagSolicited|naFlagOverride)
 	if dst.IsUnspecified() {
 		dst, flags = allNodes, naFlagOverride
 	}
@@ -112,7 +112,7 @@ func (l *outsideLoop) answerNS(nw *network, asker netip.Addr, buf []byte, info *
 	icmp[ndMsgLen] = ndOptTargetLinkAddr
 	icmp[ndMsgLen+1] = 1 // length in units of 8 bytes
 	copy(icmp[ndMsgLen+2:], h.mac[:])
-	na := ipInfo{src: target, dst: dst, proto: protoICMPv6}
+	na := ipInfo{v6: true, proto: protoICMPv6}
 	csum := ^fold(sum(pseudoHeaderSum(pkt, &na, naLen), icmp))
 	binary.BigEndian.PutUint16(icmp[2:], csum)
 

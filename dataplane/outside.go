@@ -19,6 +19,12 @@ type outsideLoop struct {
 	udp   underlayTx // neighbour replies
 	local portTx
 	tally tally
+
+	// The last sender found allowed in the last network, so a batch
+	// from one VTEP checks the allow-list once. Reset every batch, as the
+	// table may change between batches.
+	allowedNet *network
+	allowedSrc netip.AddrPort
 }
 
 func (sw *Switch) newOutsideLoop() *outsideLoop {
@@ -64,6 +70,7 @@ func (sw *Switch) routineReadFromUnderlay() error {
 func (l *outsideLoop) process(n int) {
 	sw := l.sw
 	tbl := sw.table.Load()
+	l.allowedNet = nil
 	l.tally.udpRx += uint64(n)
 	for i := 0; i < n; i++ {
 		l.tally.udpRxBytes += uint64(l.sizes[i])
@@ -85,15 +92,18 @@ func (l *outsideLoop) handle(tbl *Table, i int) {
 		l.tally.drop(DropMalformed)
 		return
 	}
-	nw := tbl.vnis[f.VNI]
+	nw := tbl.vnis.get(f.VNI)
 	if nw == nil {
 		l.tally.drop(DropUnknownVNI)
 		return
 	}
 	src := l.from[i].Addr().Unmap()
-	if _, ok := nw.vtepSet[src]; !ok {
-		l.tally.drop(DropUnknownVTEP)
-		return
+	if nw != l.allowedNet || l.from[i] != l.allowedSrc {
+		if !nw.vtepSet.get(keyOf(src)) {
+			l.tally.drop(DropUnknownVTEP)
+			return
+		}
+		l.allowedNet, l.allowedSrc = nw, l.from[i]
 	}
 	payload := dgram[vxlan.EncapLen:]
 	switch f.Eth.Type {
@@ -115,14 +125,14 @@ func (l *outsideLoop) handle(tbl *Table, i int) {
 		return
 	}
 	pkt := buf[:Headroom+info.length] // drops Ethernet padding
-	if f.Eth.Dst.IsMulticast() || nw.isFlood(info.dst) {
+	if f.Eth.Dst.IsMulticast() || nw.isFlood(info.dst, info.v6) {
 		completeChecksum(pkt[Headroom:], &info)
 		for _, lp := range nw.locals {
 			l.local.add(lp, pkt)
 		}
 		return
 	}
-	h := nw.hosts[info.dst]
+	h := nw.hosts.get(info.dst)
 	if h == nil || h.port == nil {
 		l.tally.drop(DropNoEndpoint)
 		return

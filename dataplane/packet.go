@@ -46,7 +46,8 @@ const (
 // ipInfo is what the switch needs to know of an IP packet.
 type ipInfo struct {
 	etherType uint16
-	src, dst  netip.Addr
+	v6        bool
+	dst       addrKey
 	proto     uint8
 	l4        int // offset of the transport header, 0 if unknown (fragment, options chain)
 	length    int // length from the IP header (drops link-layer padding)
@@ -69,8 +70,7 @@ func parseIP(pkt []byte) (info ipInfo, ok bool) {
 			return info, false
 		}
 		info.etherType = vxlan.EtherTypeIPv4
-		info.src = netip.AddrFrom4([4]byte(pkt[ipv4SrcOffset : ipv4SrcOffset+4]))
-		info.dst = netip.AddrFrom4([4]byte(pkt[ipv4DstOffset : ipv4DstOffset+4]))
+		info.dst = keyV4(pkt[ipv4DstOffset:])
 		info.proto = pkt[ipv4ProtocolOffset]
 		info.length = total
 		// Only the first fragment carries ports; treat all fragments alike
@@ -88,8 +88,8 @@ func parseIP(pkt []byte) (info ipInfo, ok bool) {
 			return info, false
 		}
 		info.etherType = vxlan.EtherTypeIPv6
-		info.src = netip.AddrFrom16([16]byte(pkt[ipv6SrcOffset : ipv6SrcOffset+16]))
-		info.dst = netip.AddrFrom16([16]byte(pkt[ipv6DstOffset : ipv6DstOffset+16]))
+		info.v6 = true
+		info.dst = keyV6(pkt[ipv6DstOffset:])
 		info.proto = pkt[ipv6NextHeaderOffset]
 		info.length = total
 		switch info.proto {
@@ -112,7 +112,7 @@ func flowHash(pkt []byte, info *ipInfo) uint32 {
 			h *= 16777619
 		}
 	}
-	if info.etherType == vxlan.EtherTypeIPv4 {
+	if !info.v6 {
 		mix(pkt[ipv4SrcOffset : ipv4DstOffset+4])
 	} else {
 		mix(pkt[ipv6SrcOffset : ipv6DstOffset+16])
@@ -131,29 +131,37 @@ func flowHash(pkt []byte, info *ipInfo) uint32 {
 
 // isFlood reports whether a packet to dst goes to every member of the
 // network: multicast, limited broadcast or a subnet's directed broadcast.
-func (n *network) isFlood(dst netip.Addr) bool {
-	if dst.IsMulticast() {
+func (n *network) isFlood(dst addrKey, v6 bool) bool {
+	if v6 {
+		return dst.hi>>56 == 0xff
+	}
+	if first := byte(dst.lo >> 24); first >= 224 && first <= 239 || dst == limitedBroadcast {
 		return true
 	}
-	if dst.Is4() {
-		if dst == limitedBroadcast {
+	for _, b := range n.broadcasts {
+		if b == dst {
 			return true
-		}
-		for _, b := range n.broadcasts {
-			if b == dst {
-				return true
-			}
 		}
 	}
 	return false
 }
 
-var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+var limitedBroadcast = keyV4([]byte{255, 255, 255, 255})
 
-// floodMAC is the destination MAC of a flooded packet.
-func floodMAC(dst netip.Addr) vxlan.MAC {
-	if dst.IsMulticast() {
-		return vxlan.MulticastMAC(dst)
+// floodMAC is the destination MAC of a flooded packet: the group address
+// of a multicast destination, broadcast otherwise.
+func floodMAC(dst addrKey, v6 bool) vxlan.MAC {
+	var a netip.Addr
+	if v6 {
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], dst.hi)
+		binary.BigEndian.PutUint64(b[8:], dst.lo)
+		a = netip.AddrFrom16(b)
+	} else {
+		a = netip.AddrFrom4([4]byte{byte(dst.lo >> 24), byte(dst.lo >> 16), byte(dst.lo >> 8), byte(dst.lo)})
+	}
+	if a.IsMulticast() {
+		return vxlan.MulticastMAC(a)
 	}
 	return vxlan.Broadcast
 }

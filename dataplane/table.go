@@ -35,17 +35,19 @@ type EndpointSpec struct {
 // Table is an immutable snapshot of the forwarding state. Build it with
 // NewTable; never modify it after publishing it with Switch.SetTable.
 type Table struct {
-	vnis  map[uint32]*network
+	vnis  vniTable
 	ports []*portInfo // indexed by Port.index; nil when the port has no entry
 }
 
 type network struct {
 	vni        uint32
-	hosts      map[netip.Addr]*host
-	vteps      []netip.Addr // remote VTEPs, flood list, sorted as given
-	vtepSet    map[netip.Addr]struct{}
+	hosts      addrTable[*host]
+	vteps      []netip.Addr // remote VTEPs, the flood list, in the order given
+	vtepSet    addrTable[bool]
 	locals     []*Port
-	broadcasts []netip.Addr
+	broadcasts []addrKey
+
+	byAddr map[netip.Addr]*host // used while building only
 }
 
 type host struct {
@@ -62,47 +64,62 @@ type portInfo struct {
 // NewTable validates specs and builds a snapshot. Errors name the network,
 // the field and the value at fault.
 func NewTable(specs []NetworkSpec) (*Table, error) {
-	t := &Table{vnis: make(map[uint32]*network, len(specs))}
+	t := &Table{}
+	seen := make(map[uint32]bool, len(specs))
+	nets := make([]*network, 0, len(specs))
 	for i := range specs {
-		if err := t.addNetwork(&specs[i]); err != nil {
+		if seen[specs[i].VNI] {
+			return nil, fmt.Errorf("dataplane: network VNI %d: listed twice", specs[i].VNI)
+		}
+		seen[specs[i].VNI] = true
+		n, err := t.addNetwork(&specs[i])
+		if err != nil {
 			return nil, err
 		}
+		nets = append(nets, n)
 	}
+	t.vnis = newVNITable(nets)
 	return t, nil
 }
 
-func (t *Table) addNetwork(s *NetworkSpec) error {
+func (t *Table) addNetwork(s *NetworkSpec) (*network, error) {
 	if err := vxlan.ValidVNI(s.VNI); err != nil {
-		return fmt.Errorf("dataplane: network VNI: %w", err)
+		return nil, fmt.Errorf("dataplane: network VNI: %w", err)
 	}
-	if _, dup := t.vnis[s.VNI]; dup {
-		return fmt.Errorf("dataplane: network VNI %d: listed twice", s.VNI)
-	}
-	n := &network{
-		vni:     s.VNI,
-		hosts:   make(map[netip.Addr]*host),
-		vtepSet: make(map[netip.Addr]struct{}),
-	}
+	n := &network{vni: s.VNI, byAddr: make(map[netip.Addr]*host)}
 	for _, p := range s.Subnets {
 		if !p.IsValid() {
-			return fmt.Errorf("dataplane: network %d: Subnets: invalid prefix %v", s.VNI, p)
+			return nil, fmt.Errorf("dataplane: network %d: Subnets: invalid prefix %v", s.VNI, p)
 		}
 		if p.Addr().Is4() && p.Bits() < 31 {
-			n.broadcasts = append(n.broadcasts, tun.BroadcastOf(p))
+			n.broadcasts = append(n.broadcasts, keyOf(tun.BroadcastOf(p)))
 		}
 	}
 	for _, v := range s.FloodVTEPs {
 		if err := n.addVTEP(v); err != nil {
-			return fmt.Errorf("dataplane: network %d: FloodVTEPs: %w", s.VNI, err)
+			return nil, fmt.Errorf("dataplane: network %d: FloodVTEPs: %w", s.VNI, err)
 		}
 	}
 	for i := range s.Endpoints {
 		if err := t.addEndpoint(n, &s.Endpoints[i]); err != nil {
-			return fmt.Errorf("dataplane: network %d: endpoint %d (%v): %w", s.VNI, i, s.Endpoints[i].MAC, err)
+			return nil, fmt.Errorf("dataplane: network %d: endpoint %d (%v): %w", s.VNI, i, s.Endpoints[i].MAC, err)
 		}
 	}
-	t.vnis[s.VNI] = n
-	return nil
+	n.freeze()
+	return n, nil
+}
+
+// freeze builds the lookup tables once every entry is known.
+func (n *network) freeze() {
+	n.hosts = newAddrTable[*host](len(n.byAddr))
+	for a, h := range n.byAddr {
+		n.hosts.put(keyOf(a), h)
+	}
+	n.vtepSet = newAddrTable[bool](len(n.vteps))
+	for _, v := range n.vteps {
+		n.vtepSet.put(keyOf(v), true)
+	}
+	n.byAddr = nil
 }
 
 func (n *network) addVTEP(v netip.Addr) error {
@@ -110,10 +127,12 @@ func (n *network) addVTEP(v netip.Addr) error {
 		return fmt.Errorf("VTEP %v is not a unicast address", v)
 	}
 	v = v.Unmap()
-	if _, ok := n.vtepSet[v]; !ok {
-		n.vtepSet[v] = struct{}{}
-		n.vteps = append(n.vteps, v)
+	for _, have := range n.vteps {
+		if have == v {
+			return nil
+		}
 	}
+	n.vteps = append(n.vteps, v)
 	return nil
 }
 
@@ -145,10 +164,10 @@ func (t *Table) addEndpoint(n *network, e *EndpointSpec) error {
 			return fmt.Errorf("Addrs: %v is not a unicast address", a)
 		}
 		a = a.Unmap()
-		if _, dup := n.hosts[a]; dup {
+		if _, dup := n.byAddr[a]; dup {
 			return fmt.Errorf("Addrs: %v already belongs to another endpoint", a)
 		}
-		n.hosts[a] = h
+		n.byAddr[a] = h
 	}
 	return nil
 }
@@ -163,9 +182,11 @@ func (t *Table) port(p *Port) *portInfo {
 
 // VNIs returns the networks in the table (for status output).
 func (t *Table) VNIs() []uint32 {
-	out := make([]uint32, 0, len(t.vnis))
-	for v := range t.vnis {
-		out = append(out, v)
+	var out []uint32
+	for _, s := range t.vnis.slots {
+		if s.vni != 0 {
+			out = append(out, s.vni)
+		}
 	}
 	return out
 }
