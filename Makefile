@@ -36,13 +36,13 @@ windows:
 
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e)
 
 # End-to-end tests need root; without it they skip and say so.
 e2e: build
 	$(GO) test -count=1 -timeout 15m ./e2e/...
 
-test: deps lint windows unit
+test: deps lint windows unit e2e
 
 demo: deps build
 	scripts/demo.sh bin/vxnet
@@ -50,8 +50,12 @@ demo: deps build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
 
+# Each native fuzzer for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecap -fuzztime 30s ./dataplane/vxlan
+	$(GO) test -run '^$$' -fuzz FuzzDecap -fuzztime $(FUZZTIME) ./dataplane/vxlan
+	$(GO) test -run '^$$' -fuzz FuzzOutside -fuzztime $(FUZZTIME) ./dataplane
+	$(GO) test -run '^$$' -fuzz FuzzParseStaticConfig -fuzztime $(FUZZTIME) ./agent
 
 clean:
 	rm -rf bin

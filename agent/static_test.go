@@ -1,0 +1,120 @@
+package agent
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+)
+
+const goodConfig = `{
+  "vtep": "198.18.0.1",
+  "networks": [{
+    "vni": 4097,
+    "subnets": ["10.0.9.0/24", "fd00:9::/64"],
+    "endpoints": [{"name": "web", "netns": "c1", "addresses": ["10.0.9.2/24", "fd00:9::2/64"]}],
+    "remotes": [{"vtep": "198.18.0.2", "mac": "02:00:00:00:09:03", "addresses": ["10.0.9.3"]}],
+    "floodVteps": ["198.18.0.3"]
+  }]
+}`
+
+func TestParseStaticConfig_good(t *testing.T) {
+	c, err := ParseStaticConfig([]byte(goodConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.VXLANPort != 4789 || c.MTU != 1450 {
+		t.Errorf("defaults: port %d mtu %d, want 4789 and 1450", c.VXLANPort, c.MTU)
+	}
+	n := c.Networks[0]
+	e := n.Endpoints[0]
+	if e.Ifname != "vxnet0" || e.MAC != (vxlan.MAC{0x02, 0x42, 10, 0, 9, 2}) {
+		t.Errorf("endpoint defaults: ifname %q mac %v", e.Ifname, e.MAC)
+	}
+	if n.Remotes[0].MAC != (vxlan.MAC{2, 0, 0, 0, 9, 3}) || n.Remotes[0].VTEP != netip.MustParseAddr("198.18.0.2") {
+		t.Errorf("remote %+v", n.Remotes[0])
+	}
+	if len(n.FloodVTEPs) != 1 || len(n.Subnets) != 2 {
+		t.Errorf("network %+v", n)
+	}
+}
+
+func TestParseStaticConfig_errorsNameFieldAndValue(t *testing.T) {
+	for name, tc := range map[string]struct {
+		edit string // replaces the first occurrence of from
+		from string
+		want []string
+	}{
+		"bad vtep":         {`"vtep": "198.18.0.x"`, `"vtep": "198.18.0.1"`, []string{"vtep", "198.18.0.x"}},
+		"vni zero":         {`"vni": 0`, `"vni": 4097`, []string{"networks[0].vni", `"0"`}},
+		"vni too big":      {`"vni": 16777216`, `"vni": 4097`, []string{"networks[0].vni", "16777216"}},
+		"bad subnet":       {`"10.0.9.0/33"`, `"10.0.9.0/24"`, []string{"networks[0].subnets[0]", "10.0.9.0/33"}},
+		"address no mask":  {`"10.0.9.2"`, `"10.0.9.2/24"`, []string{"networks[0].endpoints[0].addresses[0]", "10.0.9.2"}},
+		"no netns":         {`"netns": ""`, `"netns": "c1"`, []string{"networks[0].endpoints[0].netns"}},
+		"multicast mac":    {`"mac": "01:00:00:00:09:03"`, `"mac": "02:00:00:00:09:03"`, []string{"networks[0].remotes[0].mac", "01:00:00:00:09:03"}},
+		"bad remote addr":  {`"10.0.9.300"`, `"10.0.9.3"`, []string{"networks[0].remotes[0].addresses[0]", "10.0.9.300"}},
+		"bad flood vtep":   {`"198.18.0.300"`, `"198.18.0.3"`, []string{"networks[0].floodVteps[0]", "198.18.0.300"}},
+		"unknown field":    {`"vtepp": "198.18.0.1"`, `"vtep": "198.18.0.1"`, []string{"unknown field", "vtepp"}},
+		"wrong type":       {`"vni": "4097"`, `"vni": 4097`, []string{"vni", "string"}},
+		"long ifname":      {`"name": "web", "ifname": "a-very-long-interface"`, `"name": "web"`, []string{"ifname", "a-very-long-interface"}},
+		"unknown nested":   {`"networks": [], "x": [{`, `"networks": [{`, []string{"unknown field"}},
+		"mtu out of range": {`"vtep": "198.18.0.1", "mtu": 100`, `"vtep": "198.18.0.1"`, []string{"mtu", "100"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := strings.Replace(goodConfig, tc.from, tc.edit, 1)
+			if cfg == goodConfig {
+				t.Fatalf("test case edits nothing: %q not found", tc.from)
+			}
+			_, err := ParseStaticConfig([]byte(cfg))
+			if err == nil {
+				t.Fatal("accepted a bad config")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestStableMAC(t *testing.T) {
+	if m := StableMAC(netip.MustParseAddr("10.0.9.2")); m != (vxlan.MAC{2, 0x42, 10, 0, 9, 2}) {
+		t.Errorf("v4: %v", m)
+	}
+	a, b := StableMAC(netip.MustParseAddr("fd00::2")), StableMAC(netip.MustParseAddr("fd00::3"))
+	if a == b || a[0] != 2 || a.IsMulticast() || a != StableMAC(netip.MustParseAddr("fd00::2")) {
+		t.Errorf("v6 MACs %v %v: want distinct, stable, locally administered unicast", a, b)
+	}
+}
+
+func FuzzParseStaticConfig(f *testing.F) {
+	f.Add([]byte(goodConfig))
+	f.Add([]byte(`{"vtep":"::1","networks":[{"vni":1,"endpoints":[{"name":"a","netns":"/proc/1/ns/net","addresses":["::2/64"]}]}]}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseStaticConfig(b)
+		if err != nil {
+			if c != nil {
+				t.Fatalf("config returned with error %v", err)
+			}
+			return
+		}
+		// An accepted config is complete.
+		if !c.VTEP.IsValid() || c.VXLANPort == 0 || c.MTU == 0 || len(c.Networks) == 0 {
+			t.Fatalf("accepted config with holes: %+v", c)
+		}
+		for _, n := range c.Networks {
+			if vxlan.ValidVNI(n.VNI) != nil {
+				t.Fatalf("accepted vni %d", n.VNI)
+			}
+			for _, e := range n.Endpoints {
+				if e.MAC.IsZero() || e.MAC.IsMulticast() || len(e.Addresses) == 0 || e.Netns == "" {
+					t.Fatalf("accepted endpoint %+v", e)
+				}
+			}
+		}
+	})
+}

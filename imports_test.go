@@ -1,0 +1,86 @@
+package vxnet_test
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// allowed lists, for each package of the module, the module packages and
+// outside module paths it may import (DESIGN.md, "Layout": arrows point
+// down; dataplane, gossip, ipam and dns never import each other).
+// Standard library imports are always allowed. A package missing here
+// fails the test, so a new package must state its place.
+var allowed = map[string][]string{
+	"cmd/vxnet":             {"agent", "agent/api", "lab", "bench"},
+	"agent":                 {"*module*", "github.com/vishvananda/", "golang.org/x/", "golang.zx2c4.com/", "github.com/hashicorp/", "github.com/miekg/dns", "github.com/prometheus/", "go.etcd.io/", "github.com/Microsoft/hcsshim"},
+	"dataplane":             {"dataplane/tun", "dataplane/udp", "dataplane/vxlan", "golang.org/x/sys", "golang.org/x/net", "golang.zx2c4.com/wireguard/tun"},
+	"dataplane/vxlan":       {},
+	"dataplane/tun":         {"golang.zx2c4.com/", "golang.org/x/sys", "golang.org/x/net", "github.com/vishvananda/"},
+	"dataplane/tun/tuntest": {"dataplane/tun"},
+	"dataplane/udp":         {"golang.org/x/sys", "golang.org/x/net"},
+	"dataplane/udp/udptest": {"dataplane/udp"},
+	"e2e":                   {"github.com/vishvananda/netns"},
+}
+
+const module = "github.com/vxnet/vxnet"
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Standard   bool
+}
+
+func TestImportRules(t *testing.T) {
+	for _, goos := range []string{"linux", "windows"} {
+		cmd := exec.Command("go", "list", "-json", module+"/...")
+		cmd.Env = append(cmd.Environ(), "GOOS="+goos)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list (GOOS=%s): %v", goos, err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(out)))
+		for dec.More() {
+			var p pkg
+			if err := dec.Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+			if rel == "" {
+				continue // this test's own package
+			}
+			rules, ok := allowed[rel]
+			if !ok {
+				t.Errorf("package %s has no entry in the import rules (imports_test.go)", rel)
+				continue
+			}
+			for _, imp := range p.Imports {
+				if !isStd(imp) && !permitted(rules, imp) {
+					t.Errorf("GOOS=%s: %s imports %s, which DESIGN.md's layout forbids", goos, rel, imp)
+				}
+			}
+		}
+	}
+}
+
+func isStd(path string) bool {
+	first := strings.SplitN(path, "/", 2)[0]
+	return !strings.Contains(first, ".")
+}
+
+func permitted(rules []string, imp string) bool {
+	inModule := strings.HasPrefix(imp, module+"/")
+	rel := strings.TrimPrefix(imp, module+"/")
+	for _, r := range rules {
+		switch {
+		case r == "*module*" && inModule:
+			return true
+		case inModule && (rel == r || strings.HasPrefix(rel, r+"/")):
+			return true
+		case !inModule && strings.HasPrefix(imp, r):
+			return true
+		}
+	}
+	return false
+}
