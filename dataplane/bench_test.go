@@ -62,7 +62,7 @@ func BenchmarkTunToTun(b *testing.B) {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			var n udptest.Network
 			src, dst := tuntest.New(64, 4096), tuntest.New(64, 4096)
-			sw1 := benchSwitch(b, n.Conn(vtep1), src, ip1, mac1, vtep2, ip2, mac2)
+			benchSwitch(b, n.Conn(vtep1), src, ip1, mac1, vtep2, ip2, mac2)
 			sw2 := benchSwitch(b, n.Conn(vtep2), dst, ip2, mac2, vtep1, ip1, mac1)
 			pkt := ipv4UDP(ip1, ip2, 1, 2, make([]byte, size-28))
 			stop := make(chan struct{})
@@ -94,7 +94,6 @@ func BenchmarkTunToTun(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(n.Dropped())/float64(b.N), "drops/op")
-			_ = sw1
 		})
 	}
 }
