@@ -1,0 +1,61 @@
+package tun
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestCreate_inNamespace creates a TUN device inside a namespace of the
+// test's own and checks, through the kernel, its name, MTU, addresses and
+// state; then that Close removes it.
+func TestCreate_inNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (creates a network namespace and a TUN device)")
+	}
+	ns := fmt.Sprintf("vxtun%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+
+	addrs := []netip.Prefix{netip.MustParsePrefix("10.0.9.2/24"), netip.MustParsePrefix("fd00:9::2/64")}
+	dev, err := Create(Config{Name: "eth0", Netns: ns, MTU: 1400, Addresses: addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip addr: %v %s", err, out)
+	}
+	for _, want := range []string{"10.0.9.2/24 brd 10.0.9.255", "fd00:9::2/64"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("eth0 in %s lacks %q:\n%s", ns, want, out)
+		}
+	}
+	link, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "dev", "eth0").CombinedOutput()
+	if err != nil || !strings.Contains(string(link), "mtu 1400") || !strings.Contains(string(link), "UP") {
+		t.Errorf("eth0 link: %v %s", err, link)
+	}
+	if _, err := Create(Config{Name: "eth0", Netns: ns}); err == nil {
+		t.Errorf("created a second device with the same name")
+	}
+	dev.Close()
+	if out, err := exec.Command("ip", "-n", ns, "link", "show", "dev", "eth0").CombinedOutput(); err == nil {
+		t.Errorf("eth0 still exists after Close:\n%s", out)
+	}
+}
+
+func TestCreate_missingNamespace(t *testing.T) {
+	_, err := Create(Config{Netns: "vxnet-no-such-namespace"})
+	if err == nil || !strings.Contains(err.Error(), `Netns "vxnet-no-such-namespace"`) {
+		t.Errorf("error %v, want one naming the namespace", err)
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Logf("note: error does not wrap ErrNotExist: %v", err)
+	}
+}
