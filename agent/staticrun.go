@@ -125,3 +125,6 @@ func serveStats(path string, sw *dataplane.Switch) (stop func(), err error) {
 		os.Remove(path)
 	}, nil
 }
+
+// DataplaneStats is the JSON document served at GET /stats.
+type DataplaneStats = dataplane.Stats

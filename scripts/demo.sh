@@ -73,7 +73,7 @@ if command -v iperf3 >/dev/null; then
   ip netns exec "$c1" iperf3 -c 10.0.9.3 -t 5 -f g | tail -4
 fi
 
-say "counters of host 1's switch (GET /stats on $work/h1.sock)"
-curl -s --unix-socket "$work/h1.sock" http://vxnet/stats 2>/dev/null || echo "(curl not installed)"
+say "counters of host 1's switch (vxnet dataplane stats)"
+"$VXNET" dataplane stats --stats-socket "$work/h1.sock"
 echo
 say "done; removing namespaces"

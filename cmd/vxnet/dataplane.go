@@ -13,6 +13,7 @@ import (
 )
 
 const dataplaneUsage = `Usage: vxnet dataplane --config FILE [--stats-socket PATH] [--log-level LEVEL]
+       vxnet dataplane stats --stats-socket PATH    (counters of a running one)
 
 Runs the VXLAN switch of one host from a static JSON file: it creates a TUN
 device in each endpoint's network namespace, binds the VXLAN socket to the
@@ -48,6 +49,9 @@ Flags:
 `
 
 func cmdDataplane(args []string) int {
+	if len(args) > 0 && args[0] == "stats" {
+		return cmdDataplaneStats(args[1:])
+	}
 	fs := flag.NewFlagSet("dataplane", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), dataplaneUsage)

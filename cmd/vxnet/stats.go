@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vxnet/vxnet/agent"
+)
+
+const statsUsage = `Usage: vxnet dataplane stats --stats-socket PATH [--format table|json]
+
+Prints the counters of a running 'vxnet dataplane' (started with the same
+--stats-socket): packets and bytes on the ports and the underlay, flooded
+packets, ARP/ND replies, and drops by reason.
+
+Flags:
+`
+
+func cmdDataplaneStats(args []string) int {
+	fs := flag.NewFlagSet("dataplane stats", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), statsUsage)
+		fs.PrintDefaults()
+	}
+	sock := fs.String("stats-socket", "", "unix socket `PATH` the data plane serves its counters on")
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if *sock == "" {
+		fmt.Fprintln(os.Stderr, "vxnet dataplane stats: --stats-socket PATH is required")
+		return 2
+	}
+	if *format != "table" && *format != "json" {
+		fmt.Fprintf(os.Stderr, "vxnet dataplane stats: --format %q: want table or json\n", *format)
+		return 2
+	}
+	body, err := fetchStats(*sock)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vxnet dataplane stats: %v\n", err)
+		return 1
+	}
+	if *format == "json" {
+		os.Stdout.Write(body)
+		return 0
+	}
+	var s agent.DataplaneStats
+	if err := json.Unmarshal(body, &s); err != nil {
+		fmt.Fprintf(os.Stderr, "vxnet dataplane stats: bad answer from %s: %v\n", *sock, err)
+		return 1
+	}
+	printStats(os.Stdout, s)
+	return 0
+}
+
+func fetchStats(sock string) ([]byte, error) {
+	c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	resp, err := c.Get("http://vxnet/stats")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (is 'vxnet dataplane --stats-socket %s' running?)", sock, err, sock)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", sock, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+func printStats(w io.Writer, s agent.DataplaneStats) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "COUNTER\tVALUE\n")
+	for _, r := range []struct {
+		name string
+		v    uint64
+	}{
+		{"port rx packets", s.PortRxPackets},
+		{"port tx packets", s.PortTxPackets},
+		{"underlay rx packets", s.UnderlayRxPackets},
+		{"underlay rx bytes", s.UnderlayRxBytes},
+		{"underlay tx packets", s.UnderlayTxPackets},
+		{"underlay tx bytes", s.UnderlayTxBytes},
+		{"flooded", s.Flooded},
+		{"arp/nd replies", s.NeighborReplies},
+	} {
+		fmt.Fprintf(tw, "%s\t%d\n", r.name, r.v)
+	}
+	reasons := make([]string, 0, len(s.Drops))
+	for r := range s.Drops {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(tw, "drop %s\t%d\n", r, s.Drops[r])
+	}
+	tw.Flush()
+}
