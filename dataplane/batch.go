@@ -41,18 +41,21 @@ func (u *underlayTx) add(b []byte, to netip.AddrPort, hash uint32) {
 	u.hashes = append(u.hashes, hash)
 }
 
-// flush sends what was collected. Datagrams the underlay did not take are
-// counted as write drops.
+// flush sends what was collected. Datagrams the writer dropped one by one
+// (unreachable, too big) it counts itself; when an error stops the whole
+// batch, the rest count as write drops here.
 func (u *underlayTx) flush(t *tally) {
 	if len(u.bufs) == 0 {
 		return
 	}
-	n, _ := u.w.WriteBatch(u.bufs, u.to, u.hashes)
-	for _, b := range u.bufs[:n] {
+	n, err := u.w.WriteBatch(u.bufs, u.to, u.hashes)
+	t.udpTx += uint64(n)
+	if err != nil {
+		t.drops[DropWrite] += uint64(len(u.bufs) - n)
+	}
+	for _, b := range u.bufs {
 		t.udpTxBytes += uint64(len(b))
 	}
-	t.udpTx += uint64(n)
-	t.drops[DropWrite] += uint64(len(u.bufs) - n)
 	clear(u.bufs) // drop the borrowed references
 	u.bufs, u.to, u.hashes = u.bufs[:0], u.to[:0], u.hashes[:0]
 }

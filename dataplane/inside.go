@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"os"
+	"time"
 
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	wgtun "golang.zx2c4.com/wireguard/tun"
@@ -23,9 +24,13 @@ type insideLoop struct {
 func (sw *Switch) newInsideLoop(p *Port) *insideLoop {
 	batch := p.dev.BatchSize()
 	return &insideLoop{
-		sw:    sw,
-		port:  p,
-		bufs:  newBuffers(batch, Headroom+sw.cfg.MTU),
+		sw:   sw,
+		port: p,
+		// Every buffer must hold a whole segment of any size the kernel
+		// may choose (the TUN device splits TSO packets into them and
+		// panics on a segment that does not fit), and room to coalesce
+		// local deliveries. Pages never written are never made resident.
+		bufs:  newBuffers(batch, Headroom+MaxSegmentSize),
 		sizes: make([]int, batch),
 		udp:   newUnderlayTx(sw.underlay.NewWriter(), batch),
 	}
@@ -36,23 +41,53 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 	sw.log.Debug("port routine started", "port", p.name)
 	defer sw.log.Debug("port routine stopped", "port", p.name)
 	l := sw.newInsideLoop(p)
+	var errs readErrors
 	for {
 		n, err := p.dev.Read(l.bufs, l.sizes, Headroom)
 		if n > 0 {
 			l.process(n)
 		}
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
-			if errors.Is(err, wgtun.ErrTooManySegments) {
-				l.tally.drop(DropTooBig)
-				sw.stats.flush(&l.tally)
-				continue
-			}
-			sw.log.Warn("port read failed; port stopped", "port", p.name, "error", err)
+		if err == nil {
+			errs.streak = 0
+			continue
+		}
+		if errors.Is(err, os.ErrClosed) {
 			return
 		}
+		// Whatever a container sends must not stop its port: count the
+		// read as dropped and go on.
+		if errors.Is(err, wgtun.ErrTooManySegments) {
+			l.tally.drop(DropTooBig)
+		} else {
+			l.tally.drop(DropMalformed)
+		}
+		sw.stats.flush(&l.tally)
+		errs.note(sw, p, err)
+	}
+}
+
+// readErrors rate-limits what failing reads cost: one log line per
+// readErrorLogEvery, and a pause once errors come back to back, so a
+// device in a persistent error state cannot spin a core.
+type readErrors struct {
+	streak  int
+	lastLog time.Time
+}
+
+const (
+	readErrorLogEvery = 10 * time.Second
+	readErrorStreak   = 100
+	readErrorPause    = 10 * time.Millisecond
+)
+
+func (e *readErrors) note(sw *Switch, p *Port, err error) {
+	e.streak++
+	if now := time.Now(); now.Sub(e.lastLog) >= readErrorLogEvery {
+		e.lastLog = now
+		sw.log.Warn("port read failed; packets dropped", "port", p.name, "error", err)
+	}
+	if e.streak >= readErrorStreak {
+		time.Sleep(readErrorPause)
 	}
 }
 
@@ -78,6 +113,12 @@ func (l *insideLoop) process(n int) {
 			l.tally.drop(DropMalformed)
 			continue
 		}
+		if info.length > sw.cfg.MTU {
+			// Only a container that raised its own MTU sends these; the
+			// underlay has no room for them.
+			l.tally.drop(DropTooBig)
+			continue
+		}
 		pkt = pkt[:info.length]
 		frame := buf[UnderlayOffset : Headroom+info.length]
 		hash := flowHash(pkt, &info)
@@ -85,9 +126,11 @@ func (l *insideLoop) process(n int) {
 		h := nw.hosts.get(info.dst)
 		switch {
 		case h != nil && h.port != nil:
-			if h.port != l.port {
-				l.local.add(h.port, buf[:Headroom+info.length])
+			if h.port == l.port {
+				l.tally.drop(DropLoop)
+				continue
 			}
+			l.local.add(h.port, buf[:Headroom+info.length])
 		case h != nil:
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
 			l.udp.add(frame, sw.vtepAddr(h.vtep), hash)
@@ -102,9 +145,12 @@ func (l *insideLoop) process(n int) {
 			for _, v := range nw.vteps {
 				l.udp.add(frame, sw.vtepAddr(v), hash)
 			}
+			// Shared by several writes: capacity capped so that no TUN
+			// write can coalesce into it and change it for the next.
+			shared := buf[: Headroom+info.length : Headroom+info.length]
 			for _, lp := range nw.locals {
 				if lp != l.port {
-					l.local.add(lp, buf[:Headroom+info.length])
+					l.local.add(lp, shared)
 				}
 			}
 			l.tally.flooded++

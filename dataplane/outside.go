@@ -49,6 +49,14 @@ func (sw *Switch) newOutsideLoop() *outsideLoop {
 
 // routineReadFromUnderlay reads VXLAN datagrams until the underlay closes.
 func (sw *Switch) routineReadFromUnderlay() error {
+	sw.mu.Lock()
+	if sw.closed {
+		sw.mu.Unlock()
+		return nil
+	}
+	sw.wg.Add(1) // under mu, so never after Close's Wait began
+	sw.mu.Unlock()
+	defer sw.wg.Done()
 	sw.log.Info("underlay routine started")
 	defer sw.log.Info("underlay routine stopped")
 	l := sw.newOutsideLoop()
@@ -127,8 +135,11 @@ func (l *outsideLoop) handle(tbl *Table, i int) {
 	pkt := buf[:Headroom+info.length] // drops Ethernet padding
 	if f.Eth.Dst.IsMulticast() || nw.isFlood(info.dst, info.v6) {
 		completeChecksum(pkt[Headroom:], &info)
+		// Shared by several writes: capacity capped so that no TUN write
+		// can coalesce into it and change it for the next port.
+		shared := pkt[:len(pkt):len(pkt)]
 		for _, lp := range nw.locals {
-			l.local.add(lp, pkt)
+			l.local.add(lp, shared)
 		}
 		return
 	}

@@ -28,12 +28,14 @@ const (
 	DropTooBig
 	// DropWrite: a write to the underlay or to a port failed.
 	DropWrite
+	// DropLoop: a packet from a port addressed to that same port.
+	DropLoop
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"malformed", "unknown_vni", "unknown_vtep", "unsupported", "no_endpoint",
-	"port_detached", "too_big", "write_error",
+	"port_detached", "too_big", "write_error", "loop",
 }
 
 // String returns the reason as used in metrics labels.
@@ -51,7 +53,7 @@ type Stats struct {
 	UnderlayRxPackets uint64            // VXLAN datagrams received
 	UnderlayTxPackets uint64            // VXLAN datagrams sent (each flood copy counts)
 	UnderlayRxBytes   uint64            // UDP payload bytes received
-	UnderlayTxBytes   uint64            // UDP payload bytes sent
+	UnderlayTxBytes   uint64            // UDP payload bytes handed to the underlay
 	Flooded           uint64            // packets replicated head-end
 	NeighborReplies   uint64            // ARP replies and neighbour advertisements sent
 	Drops             map[string]uint64 // by DropReason.String()

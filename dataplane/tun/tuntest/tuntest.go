@@ -10,6 +10,10 @@ import (
 	"github.com/vxnet/vxnet/dataplane/tun"
 )
 
+// VirtioHeaderLen is the size of the header a Linux TUN device with
+// offloads writes in front of each packet.
+const VirtioHeaderLen = 10
+
 // Device is a fake TUN. Packets passed to Inject come out of Read; packets
 // given to Write come out of Outbound. It is safe for concurrent use.
 type Device struct {
@@ -70,10 +74,22 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	return n, nil
 }
 
-// Write implements tun.Device.
+// Write implements tun.Device. Like the real device it scribbles over the
+// bytes in front of offset (where a virtio-net header goes), and like a
+// device that coalesces segments it changes the packet in any buffer with
+// spare capacity, after taking its copy. Code that hands one buffer to
+// several writes without capping its capacity shows up as corrupt packets.
 func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 	for i, b := range bufs {
 		p := append([]byte(nil), b[offset:]...)
+		if offset >= VirtioHeaderLen {
+			for j := offset - VirtioHeaderLen; j < offset; j++ {
+				b[j] = 0xAA
+			}
+		}
+		if cap(b) > len(b) && len(b) > offset {
+			b[offset] ^= 0xff
+		}
 		select {
 		case d.outbound <- p:
 		case <-d.closed:
