@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
@@ -151,7 +152,108 @@ func (f *staticFile) convert() (*StaticConfig, error) {
 		}
 		c.Networks = append(c.Networks, n)
 	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// check holds the rules that span fields: what the data plane would refuse
+// later, caught here so the error names the JSON path and no device has
+// been created yet.
+func (c *StaticConfig) check() error {
+	vnis := map[uint32]int{}
+	names := map[string]string{}
+	for i, n := range c.Networks {
+		at := fmt.Sprintf("networks[%d]", i)
+		if j, dup := vnis[n.VNI]; dup {
+			return &fieldError{at + ".vni", n.VNI, fmt.Sprintf("is already used by networks[%d]", j)}
+		}
+		vnis[n.VNI] = i
+		for j, v := range n.FloodVTEPs {
+			if err := c.checkVTEP(fmt.Sprintf("%s.floodVteps[%d]", at, j), v); err != nil {
+				return err
+			}
+		}
+		addrs := map[netip.Addr]string{}
+		macs := map[vxlan.MAC]string{}
+		claim := func(field string, a netip.Addr, mac vxlan.MAC) error {
+			if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() {
+				return &fieldError{field, a, "is not a unicast address an endpoint can have"}
+			}
+			if len(n.Subnets) > 0 && !inAny(n.Subnets, a) {
+				return &fieldError{field, a, "is outside the network's subnets"}
+			}
+			if other, dup := addrs[a]; dup {
+				return &fieldError{field, a, "is already used by " + other}
+			}
+			addrs[a] = field
+			return nil
+		}
+		useMAC := func(field string, m vxlan.MAC) error {
+			if other, dup := macs[m]; dup {
+				return &fieldError{field, m, "is already used by " + other}
+			}
+			macs[m] = field
+			return nil
+		}
+		for j, e := range n.Endpoints {
+			ep := fmt.Sprintf("%s.endpoints[%d]", at, j)
+			if other, dup := names[e.Name]; dup {
+				return &fieldError{ep + ".name", e.Name, "is already used by " + other}
+			}
+			names[e.Name] = ep
+			if err := useMAC(ep+".mac", e.MAC); err != nil {
+				return err
+			}
+			for k, p := range e.Addresses {
+				field := fmt.Sprintf("%s.addresses[%d]", ep, k)
+				if err := claim(field, p.Addr(), e.MAC); err != nil {
+					return err
+				}
+				if p.Addr().Is6() && c.MTU < 1280 {
+					return &fieldError{field, p, fmt.Sprintf("needs an MTU of at least 1280 (IPv6), mtu is %d", c.MTU)}
+				}
+			}
+		}
+		for j, r := range n.Remotes {
+			rp := fmt.Sprintf("%s.remotes[%d]", at, j)
+			if err := c.checkVTEP(rp+".vtep", r.VTEP); err != nil {
+				return err
+			}
+			if err := useMAC(rp+".mac", r.MAC); err != nil {
+				return err
+			}
+			for k, a := range r.Addresses {
+				if err := claim(fmt.Sprintf("%s.addresses[%d]", rp, k), a, r.MAC); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkVTEP accepts another host's underlay address.
+func (c *StaticConfig) checkVTEP(field string, v netip.Addr) error {
+	switch {
+	case !v.IsValid() || v.IsUnspecified() || v.IsMulticast():
+		return &fieldError{field, v, "is not a unicast address"}
+	case v.Unmap() == c.VTEP.Unmap():
+		return &fieldError{field, v, "is this host's own vtep"}
+	case v.Unmap().Is4() != c.VTEP.Unmap().Is4():
+		return &fieldError{field, v, fmt.Sprintf("is not of the same IP version as vtep %v", c.VTEP)}
+	}
+	return nil
+}
+
+func inAny(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *networkFile) convert(at string) (StaticNetwork, error) {
@@ -201,8 +303,8 @@ func (e *endpointFile) convert(at string) (StaticEndpoint, error) {
 	if out.Ifname == "" {
 		out.Ifname = tun.DefaultName
 	}
-	if len(out.Ifname) > tun.MaxNameLen {
-		return out, &fieldError{at + ".ifname", e.Ifname, fmt.Sprintf("is longer than %d characters", tun.MaxNameLen)}
+	if len(out.Ifname) > tun.MaxNameLen || strings.ContainsAny(out.Ifname, "/: \t\n") {
+		return out, &fieldError{at + ".ifname", e.Ifname, fmt.Sprintf("is not an interface name (1-%d characters, no '/', ':' or spaces)", tun.MaxNameLen)}
 	}
 	if len(e.Addresses) == 0 {
 		return out, &fieldError{at + ".addresses", "[]", "lists no address"}

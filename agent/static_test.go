@@ -59,6 +59,15 @@ func TestParseStaticConfig_errorsNameFieldAndValue(t *testing.T) {
 		"wrong type":       {`"vni": "4097"`, `"vni": 4097`, []string{"vni", "string"}},
 		"long ifname":      {`"name": "web", "ifname": "a-very-long-interface"`, `"name": "web"`, []string{"ifname", "a-very-long-interface"}},
 		"unknown nested":   {`"networks": [], "x": [{`, `"networks": [{`, []string{"unknown field"}},
+		"dup vni":          {`"networks": [{"vni": 4097}, {`, `"networks": [{`, []string{"networks[1].vni", "already used by networks[0]"}},
+		"remote is self":   {`"vtep": "198.18.0.1", "mac"`, `"vtep": "198.18.0.2", "mac"`, []string{"networks[0].remotes[0].vtep", "own vtep"}},
+		"remote family":    {`"vtep": "fd00::2", "mac"`, `"vtep": "198.18.0.2", "mac"`, []string{"networks[0].remotes[0].vtep", "IP version"}},
+		"flood vtep self":  {`"floodVteps": ["198.18.0.1"]`, `"floodVteps": ["198.18.0.3"]`, []string{"networks[0].floodVteps[0]", "own vtep"}},
+		"addr outside":     {`"10.0.8.2/24"`, `"10.0.9.2/24"`, []string{"networks[0].endpoints[0].addresses[0]", "outside"}},
+		"addr taken":       {`"addresses": ["10.0.9.2"]`, `"addresses": ["10.0.9.3"]`, []string{"networks[0].remotes[0].addresses[0]", "already used by networks[0].endpoints[0].addresses[0]"}},
+		"mac taken":        {`"mac": "02:42:0a:00:09:02"`, `"mac": "02:00:00:00:09:03"`, []string{"networks[0].remotes[0].mac", "already used"}},
+		"ifname slash":     {`"name": "web", "ifname": "a/b"`, `"name": "web"`, []string{"ifname", "a/b"}},
+		"ipv6 small mtu":   {`"vtep": "198.18.0.1", "mtu": 1000`, `"vtep": "198.18.0.1"`, []string{"fd00:9::2/64", "1280"}},
 		"mtu out of range": {`"vtep": "198.18.0.1", "mtu": 100`, `"vtep": "198.18.0.1"`, []string{"mtu", "100"}},
 	} {
 		t.Run(name, func(t *testing.T) {
