@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"io"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -47,18 +49,7 @@ var testSubnets = []string{"10.0.9.0/24", "fd00:9::/64"}
 // both ways, over IPv4 and IPv6.
 func TestDataplane_twoHosts_pingAndTransfer(t *testing.T) {
 	l := newLab(t)
-	h1, h2, c1, c2 := l.netns("h1"), l.netns("h2"), l.netns("c1"), l.netns("c2")
-	l.veth(h1, "u0", "198.18.1.1/24", h2, "u0", "198.18.1.2/24")
-
-	conf := func(vtep, cns, ip, peerVTEP, peerIP string) staticConf {
-		return staticConf{VTEP: vtep, Networks: []networkConf{{
-			VNI: testVNI, Subnets: testSubnets,
-			Endpoints: []endpointConf{{Name: "c", Netns: cns, Ifname: "eth0", Addresses: []string{"10.0.9." + ip + "/24", "fd00:9::" + ip + "/64"}}},
-			Remotes:   []remoteConf{{VTEP: peerVTEP, Addresses: []string{"10.0.9." + peerIP, "fd00:9::" + peerIP}}},
-		}}}
-	}
-	a1 := l.startDataplane(h1, "h1", conf("198.18.1.1", c1, "2", "198.18.1.2", "3"))
-	a2 := l.startDataplane(h2, "h2", conf("198.18.1.2", c2, "3", "198.18.1.1", "2"))
+	c1, c2, a1, a2 := l.twoHosts("198.18.1")
 
 	l.in(c1, "ping", "-c", "3", "-i", "0.2", "-W", "5", "10.0.9.3")
 	l.in(c2, "ping", "-c", "3", "-i", "0.2", "-W", "5", "10.0.9.2")
@@ -86,6 +77,69 @@ func TestDataplane_twoHosts_pingAndTransfer(t *testing.T) {
 			t.Errorf("unexpected drops between two well-configured hosts: %v", s.Drops)
 		}
 	}
+}
+
+// twoHosts builds two vxnet hosts (underlay net.1 and net.2) joined by a
+// veth pair, with containers c1 (10.0.9.2, fd00:9::2) and c2 (.3).
+func (l *lab) twoHosts(net string) (c1, c2 string, a1, a2 *agent) {
+	h1, h2 := l.netns("h1"), l.netns("h2")
+	c1, c2 = l.netns("c1"), l.netns("c2")
+	l.veth(h1, "u0", net+".1/24", h2, "u0", net+".2/24")
+	conf := func(vtep, cns, ip, peerVTEP, peerIP string) staticConf {
+		return staticConf{VTEP: vtep, Networks: []networkConf{{
+			VNI: testVNI, Subnets: testSubnets,
+			Endpoints: []endpointConf{{Name: "c", Netns: cns, Ifname: "eth0", Addresses: []string{"10.0.9." + ip + "/24", "fd00:9::" + ip + "/64"}}},
+			Remotes:   []remoteConf{{VTEP: peerVTEP, Addresses: []string{"10.0.9." + peerIP, "fd00:9::" + peerIP}}},
+		}}}
+	}
+	a1 = l.startDataplane(h1, "h1", conf(net+".1", c1, "2", net+".2", "3"))
+	a2 = l.startDataplane(h2, "h2", conf(net+".2", c2, "3", net+".1", "2"))
+	return c1, c2, a1, a2
+}
+
+// TestDataplane_oversizedFromContainer_portSurvives: a container that
+// raises its own MTU past what the underlay carries gets its big packets
+// (plain and TSO) dropped and counted, and its port keeps working.
+func TestDataplane_oversizedFromContainer_portSurvives(t *testing.T) {
+	l := newLab(t)
+	c1, c2, a1, _ := l.twoHosts("198.18.4")
+	l.in(c1, "ping", "-c", "1", "-W", "5", "10.0.9.3")
+	l.run("ip", "-n", c1, "link", "set", "eth0", "mtu", "9000")
+	if out, err := l.tryIn(c1, "ping", "-c", "1", "-W", "1", "-s", "8000", "10.0.9.3"); err == nil {
+		t.Errorf("an 8 KB ping crossed a 1500-byte underlay:\n%s", out)
+	}
+	// TCP with TSO: with both ends at MTU 9000 the MSS is 8960, so the
+	// kernel hands the TUN device segments far larger than the underlay.
+	l.run("ip", "-n", c2, "link", "set", "eth0", "mtu", "9000")
+	var ln net.Listener
+	inNetns(t, c2, func() {
+		var err error
+		if ln, err = net.Listen("tcp", "10.0.9.3:0"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	inNetns(t, c1, func() {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		c.Write(make([]byte, 1<<20)) // times out: the big segments are dropped
+		c.Close()
+	})
+	waitFor(t, "too_big drops on host 1", 10*time.Second, func() bool { return a1.stats(t).Drops["too_big"] > 0 })
+	for _, c := range []string{c1, c2} {
+		l.run("ip", "-n", c, "link", "set", "eth0", "mtu", "1450")
+	}
+	l.in(c1, "ping", "-c", "2", "-i", "0.2", "-W", "5", "10.0.9.3")
+	l.in(c2, "ping", "-c", "2", "-i", "0.2", "-W", "5", "10.0.9.2")
 }
 
 // kernelPeer builds a Linux kernel VXLAN host in hostNS: a vxlan device
