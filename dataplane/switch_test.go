@@ -246,3 +246,29 @@ func TestSwitch_drops_countedByReason(t *testing.T) {
 	default:
 	}
 }
+
+func TestFlowHash_stablePerFlowAndSpread(t *testing.T) {
+	a := ipv4UDP(ip1, ip2, 1000, 2000, []byte("a"))
+	b := ipv4UDP(ip1, ip2, 1000, 2000, []byte("different payload"))
+	ia, _ := parseIP(a)
+	ib, _ := parseIP(b)
+	if flowHash(a, &ia) != flowHash(b, &ib) {
+		t.Error("one flow hashed to two values")
+	}
+	seen := map[uint32]bool{}
+	for port := uint16(1); port <= 64; port++ {
+		p := ipv4UDP(ip1, ip2, port, 2000, nil)
+		info, _ := parseIP(p)
+		seen[flowHash(p, &info)%8] = true
+	}
+	if len(seen) < 8 {
+		t.Errorf("64 flows used only %d of 8 source ports", len(seen))
+	}
+	p6 := ipv6UDP(ip6a, ip62, nil)
+	q6 := ipv6UDP(ip62, ip6a, nil)
+	i6, _ := parseIP(p6)
+	j6, _ := parseIP(q6)
+	if flowHash(p6, &i6) == flowHash(q6, &j6) {
+		t.Error("swapping IPv6 source and destination gave the same hash")
+	}
+}
