@@ -21,6 +21,10 @@ var allowed = map[string][]string{
 	"dataplane/tun/tuntest": {"dataplane/tun"},
 	"dataplane/udp":         {"golang.org/x/sys", "golang.org/x/net"},
 	"dataplane/udp/udptest": {"dataplane/udp"},
+	"gossip":                {"github.com/hashicorp/memberlist", "internal/queue"},
+	"gossip/gossiptest":     {"github.com/hashicorp/memberlist"},
+	"kvs":                   {"gossip", "internal/queue", "go.etcd.io/"},
+	"internal/queue":        {},
 	"e2e":                   {"github.com/vishvananda/netns"},
 }
 

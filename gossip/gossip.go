@@ -1,0 +1,302 @@
+// Package gossip is vxnet's cluster membership and broadcast layer: a
+// wrapper over hashicorp/memberlist (SWIM failure detection, encrypted
+// UDP/TCP gossip) that adds what a long-lived cluster needs: seeds joined
+// with retries and rejoined periodically (so partitions heal), graceful
+// leave, membership events, node metadata, a keyring for key rotation, and
+// a broadcast queue for the layer above (kvs).
+//
+// The layer above plugs in as an Application: it receives messages and
+// membership events, and takes part in memberlist's periodic push/pull
+// state exchange. Nothing here knows what the messages mean.
+package gossip
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/vxnet/vxnet/internal/queue"
+)
+
+// Application is what a Node carries messages for. All methods are called
+// from memberlist's goroutines and must not block; byte slices passed in are
+// only valid during the call.
+type Application interface {
+	// NotifyMsg handles a message from another node: a broadcast or a
+	// direct send.
+	NotifyMsg(b []byte)
+	// LocalState returns the state summary sent in a push/pull exchange.
+	// Keep it small: memberlist refuses push/pull states over 20 MB.
+	LocalState(join bool) []byte
+	// MergeRemoteState handles the other side's LocalState.
+	MergeRemoteState(b []byte, join bool)
+	// MemberEvent reports a change of membership.
+	MemberEvent(ev MemberEvent)
+}
+
+// EventType says what happened to a member. Append-only.
+type EventType int
+
+const (
+	// EventJoin: a node became alive (joined or came back).
+	EventJoin EventType = iota
+	// EventLeave: a node left gracefully.
+	EventLeave
+	// EventFail: a node was declared dead by failure detection.
+	EventFail
+	// EventUpdate: a node's metadata changed.
+	EventUpdate
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventJoin:
+		return "join"
+	case EventLeave:
+		return "leave"
+	case EventFail:
+		return "fail"
+	case EventUpdate:
+		return "update"
+	}
+	return fmt.Sprintf("event(%d)", int(t))
+}
+
+// Member is a node of the cluster.
+type Member struct {
+	Name string
+	Addr string // host:port of its gossip endpoint
+	Meta Meta
+}
+
+// MemberEvent is a membership change.
+type MemberEvent struct {
+	Type   EventType
+	Member Member
+}
+
+// Node is this host's membership in the cluster.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	ml      *memberlist.Memberlist
+	queue   *memberlist.TransmitLimitedQueue
+	app     Application
+	meta    []byte
+	keyring *memberlist.Keyring // shared with memberlist; nil without encryption
+
+	mu       sync.Mutex
+	subs     []*queue.Unbounded[MemberEvent]
+	stop     chan struct{}
+	done     sync.WaitGroup
+	shutdown sync.Once
+}
+
+// ErrShutdown is returned by operations on a node that was shut down.
+var ErrShutdown = errors.New("gossip: node shut down")
+
+// New starts a node and joins cfg.Seeds in the background (see Join to wait
+// for it). app may be nil.
+func New(cfg Config, app Application) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: log.With("component", "gossip", "node", cfg.Name), app: app, stop: make(chan struct{})}
+	meta, err := json.Marshal(cfg.Meta)
+	if err != nil {
+		return nil, err
+	}
+	if len(meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("gossip: config Meta: %d bytes encoded, memberlist allows %d", len(meta), memberlist.MetaMaxSize)
+	}
+	n.meta = meta
+	mc, err := cfg.memberlistConfig()
+	if err != nil {
+		return nil, err
+	}
+	n.keyring = mc.Keyring
+	mc.Delegate = (*delegate)(n)
+	mc.Events = (*events)(n)
+	mc.Logger = newMemberlistLogger(n.log)
+	if cfg.Tune != nil {
+		cfg.Tune(mc)
+	}
+	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: n.numNodes, RetransmitMult: mc.RetransmitMult}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start %s: %w", cfg.Name, err)
+	}
+	n.ml = ml
+	n.log.Info("gossip started", "underlayAddr", ml.LocalNode().Address(), "profile", cfg.Profile.String(), "encrypted", len(cfg.Keys) > 0)
+	if len(cfg.Seeds) > 0 && cfg.RejoinInterval > 0 {
+		n.done.Add(1)
+		go n.routineRejoin()
+	}
+	return n, nil
+}
+
+func (n *Node) numNodes() int {
+	if n.ml == nil {
+		return 1
+	}
+	return n.ml.NumMembers()
+}
+
+// Name returns this node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Join contacts the seeds until one answers or timeout passes, and returns
+// how many nodes it reached. With no seeds it returns 0 at once.
+func (n *Node) Join(timeout time.Duration) (int, error) {
+	if len(n.cfg.Seeds) == 0 {
+		return 0, nil
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		k, err := n.ml.Join(n.cfg.Seeds)
+		if k > 0 {
+			return k, nil
+		}
+		if time.Now().Add(n.cfg.JoinRetry).After(deadline) {
+			return 0, fmt.Errorf("gossip: join %v: %w", n.cfg.Seeds, err)
+		}
+		select {
+		case <-time.After(n.cfg.JoinRetry):
+		case <-n.stop:
+			return 0, ErrShutdown
+		}
+	}
+}
+
+// JoinAddrs joins the given host:port addresses once.
+func (n *Node) JoinAddrs(addrs []string) (int, error) {
+	return n.ml.Join(addrs)
+}
+
+// routineRejoin joins again every seed that is not a member, so that a
+// partition heals once the network does even if every node saw the others
+// die.
+func (n *Node) routineRejoin() {
+	defer n.done.Done()
+	n.log.Debug("rejoin routine started")
+	defer n.log.Debug("rejoin routine stopped")
+	t := time.NewTicker(n.cfg.RejoinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		members := map[string]bool{}
+		for _, m := range n.ml.Members() {
+			members[m.Address()] = true
+		}
+		var lost []string
+		for _, s := range n.cfg.Seeds {
+			if !members[s] {
+				lost = append(lost, s)
+			}
+		}
+		if len(lost) > 0 {
+			if k, err := n.ml.Join(lost); k > 0 {
+				n.log.Info("rejoined seeds", "peerAddr", fmt.Sprint(lost), "nodes", k)
+			} else if err != nil {
+				n.log.Debug("rejoin failed", "peerAddr", fmt.Sprint(lost), "error", err)
+			}
+		}
+	}
+}
+
+// Members returns the live members, this node included.
+func (n *Node) Members() []Member {
+	var out []Member
+	for _, m := range n.ml.Members() {
+		out = append(out, toMember(m))
+	}
+	return out
+}
+
+// NumMembers is the number of live members, this node included.
+func (n *Node) NumMembers() int { return n.ml.NumMembers() }
+
+func toMember(m *memberlist.Node) Member {
+	var meta Meta
+	json.Unmarshal(m.Meta, &meta) // bad metadata from a peer reads as empty
+	return Member{Name: m.Name, Addr: m.Address(), Meta: meta}
+}
+
+// Broadcast queues msg for piggybacked gossip to every member. key names
+// what the message is about: a newer message with the same key replaces
+// one still queued.
+func (n *Node) Broadcast(key string, msg []byte) {
+	n.queue.QueueBroadcast(&broadcast{key: key, msg: msg})
+}
+
+// SendFanout sends msg at once, best effort (UDP), to up to Fanout random
+// live members other than this node and except, and returns how many.
+func (n *Node) SendFanout(msg []byte, except string) int {
+	members := n.ml.Members()
+	sent := 0
+	for _, i := range rand.Perm(len(members)) {
+		if sent >= n.cfg.Fanout {
+			break
+		}
+		m := members[i]
+		if m.Name == n.cfg.Name || m.Name == except {
+			continue
+		}
+		if n.ml.SendBestEffort(m, msg) == nil {
+			sent++
+		}
+	}
+	return sent
+}
+
+// SendReliable sends msg to the named member over a stream (TCP).
+func (n *Node) SendReliable(name string, msg []byte) error {
+	for _, m := range n.ml.Members() {
+		if m.Name == name {
+			return n.ml.SendReliable(m, msg)
+		}
+	}
+	return fmt.Errorf("gossip: send to %s: not a live member", name)
+}
+
+// QueuedBroadcasts is the number of messages waiting in the queue.
+func (n *Node) QueuedBroadcasts() int { return n.queue.NumQueued() }
+
+// Leave tells the cluster this node is going and waits up to timeout for
+// the message to spread. Call Shutdown afterwards.
+func (n *Node) Leave(timeout time.Duration) error {
+	return n.ml.Leave(timeout)
+}
+
+// Shutdown stops the node without telling anyone (others will detect it as
+// failed unless Leave was called first). Idempotent.
+func (n *Node) Shutdown() error {
+	var err error
+	n.shutdown.Do(func() {
+		close(n.stop)
+		err = n.ml.Shutdown()
+		n.done.Wait()
+		n.mu.Lock()
+		for _, q := range n.subs {
+			q.Close()
+		}
+		n.subs = nil
+		n.mu.Unlock()
+		n.log.Info("gossip stopped")
+	})
+	return err
+}

@@ -1,0 +1,273 @@
+package kvs
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Wire format of kvs messages (inside memberlist's own framing and
+// encryption). Every integer is a uvarint unless said otherwise; a string
+// or byte field is a uvarint length and the bytes.
+//
+//	message = magic(1 byte 0xB7) type(1 byte) body
+//	update  = count entry*                       (broadcast, fanout)
+//	digest  = sender count (owner rows hash(8 bytes LE))*   (push/pull)
+//	rows    = sender owner count entry*          (repair stream)
+//	entry   = table key owner version flags(1 byte, bit 0 = tombstone) value
+//
+// Message types are append-only.
+const (
+	magic = 0xB7
+
+	msgUpdate byte = 1
+	msgDigest byte = 2
+	msgRows   byte = 3
+)
+
+// Limits on what a message may carry; anything larger is malformed.
+const (
+	MaxNameLen     = 255     // table and owner names
+	MaxKeyLen      = 1024    // keys
+	MaxValueLen    = 1 << 16 // values
+	MaxMessageSize = 8 << 20 // whole messages
+	repairChunk    = 256 << 10
+	minEntryLen    = 6 // four empty strings, a version and flags
+	digestItemLen  = 10
+)
+
+// ownerDigest summarises one owner's rows for anti-entropy.
+type ownerDigest struct {
+	Owner string
+	Rows  uint64 // rows held, tombstones included
+	Hash  uint64 // XOR of the rows' hashes
+}
+
+type encoder struct{ b []byte }
+
+func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) bytes(p []byte)   { e.uvarint(uint64(len(p))); e.b = append(e.b, p...) }
+
+func (e *encoder) entry(x *Entry) {
+	e.str(x.Table)
+	e.str(x.Key)
+	e.str(x.Owner)
+	e.uvarint(x.Version)
+	var flags byte
+	if x.Deleted {
+		flags |= 1
+	}
+	e.b = append(e.b, flags)
+	e.bytes(x.Value)
+}
+
+func encodeUpdate(entries []Entry) []byte {
+	e := encoder{b: []byte{magic, msgUpdate}}
+	e.uvarint(uint64(len(entries)))
+	for i := range entries {
+		e.entry(&entries[i])
+	}
+	return e.b
+}
+
+func encodeDigest(sender string, ds []ownerDigest) []byte {
+	e := encoder{b: []byte{magic, msgDigest}}
+	e.str(sender)
+	e.uvarint(uint64(len(ds)))
+	for _, d := range ds {
+		e.str(d.Owner)
+		e.uvarint(d.Rows)
+		e.b = binary.LittleEndian.AppendUint64(e.b, d.Hash)
+	}
+	return e.b
+}
+
+// encodeRows splits an owner's rows into messages of about repairChunk
+// bytes.
+func encodeRows(sender, owner string, rows []Entry) [][]byte {
+	var out [][]byte
+	for len(rows) > 0 {
+		e := encoder{}
+		n, size := 0, 0
+		for n < len(rows) && (n == 0 || size < repairChunk) {
+			size += len(rows[n].Table) + len(rows[n].Key) + len(rows[n].Owner) + len(rows[n].Value) + 16
+			n++
+		}
+		e.b = append(e.b, magic, msgRows)
+		e.str(sender)
+		e.str(owner)
+		e.uvarint(uint64(n))
+		for i := range rows[:n] {
+			e.entry(&rows[i])
+		}
+		out = append(out, e.b)
+		rows = rows[n:]
+	}
+	return out
+}
+
+// message is a decoded message.
+type message struct {
+	typ     byte
+	sender  string
+	owner   string
+	entries []Entry
+	digests []ownerDigest
+}
+
+// decoder reads a message; the first error sticks.
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: at byte %d: %s", ErrMalformed, d.off, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.fail("%s: bad varint", what)
+		return 0
+	}
+	if n != uvarintLen(v) {
+		d.fail("%s: varint not in its shortest form", what)
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) raw(what string, max int) []byte {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(max) {
+		d.fail("%s length %d exceeds %d", what, n, max)
+		return nil
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.fail("%s length %d runs past the end", what, n)
+		return nil
+	}
+	p := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	return p
+}
+
+func (d *decoder) str(what string, max int) string { return string(d.raw(what, max)) }
+
+func (d *decoder) count(what string, minItem int) int {
+	n := d.uvarint(what)
+	if d.err == nil && n > uint64((len(d.b)-d.off)/minItem) {
+		d.fail("%s %d cannot fit in %d bytes", what, n, len(d.b)-d.off)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) entry() Entry {
+	var e Entry
+	e.Table = d.str("table", MaxNameLen)
+	e.Key = d.str("key", MaxKeyLen)
+	e.Owner = d.str("owner", MaxNameLen)
+	e.Version = d.uvarint("version")
+	if d.err != nil {
+		return e
+	}
+	if d.off >= len(d.b) {
+		d.fail("flags missing")
+		return e
+	}
+	flags := d.b[d.off]
+	d.off++
+	if flags&^1 != 0 {
+		d.fail("unknown flags %#x", flags)
+	}
+	e.Deleted = flags&1 != 0
+	if v := d.raw("value", MaxValueLen); v != nil {
+		e.Value = append([]byte(nil), v...)
+	}
+	if d.err == nil {
+		switch {
+		case e.Table == "" || e.Key == "" || e.Owner == "":
+			d.fail("entry with empty table, key or owner")
+		case e.Version == 0:
+			d.fail("entry %s/%s with version 0", e.Table, e.Key)
+		}
+	}
+	return e
+}
+
+// decode parses a message. It never panics; anything not well-formed is
+// an error wrapping ErrMalformed.
+func decode(b []byte) (*message, error) {
+	if len(b) > MaxMessageSize {
+		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrMalformed, len(b), MaxMessageSize)
+	}
+	if len(b) < 2 || b[0] != magic {
+		return nil, fmt.Errorf("%w: bad magic", ErrMalformed)
+	}
+	d := &decoder{b: b, off: 2}
+	m := &message{typ: b[1]}
+	switch m.typ {
+	case msgUpdate:
+		n := d.count("entry count", minEntryLen)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.entries = append(m.entries, d.entry())
+		}
+	case msgDigest:
+		m.sender = d.str("sender", MaxNameLen)
+		n := d.count("owner count", digestItemLen)
+		for i := 0; i < n && d.err == nil; i++ {
+			var od ownerDigest
+			od.Owner = d.str("owner", MaxNameLen)
+			od.Rows = d.uvarint("rows")
+			if d.err == nil && len(d.b)-d.off < 8 {
+				d.fail("hash truncated")
+			}
+			if d.err == nil {
+				od.Hash = binary.LittleEndian.Uint64(d.b[d.off:])
+				d.off += 8
+			}
+			m.digests = append(m.digests, od)
+		}
+	case msgRows:
+		m.sender = d.str("sender", MaxNameLen)
+		m.owner = d.str("owner", MaxNameLen)
+		n := d.count("entry count", minEntryLen)
+		for i := 0; i < n && d.err == nil; i++ {
+			e := d.entry()
+			if d.err == nil && e.Owner != m.owner {
+				d.fail("rows of %q carry a row of %q", m.owner, e.Owner)
+			}
+			m.entries = append(m.entries, e)
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, m.typ)
+	}
+	if d.err == nil && d.off != len(d.b) {
+		d.fail("%d trailing bytes", len(d.b)-d.off)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return m, nil
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}

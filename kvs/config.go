@@ -1,0 +1,90 @@
+package kvs
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures the gossip backend.
+type Config struct {
+	// FailedGrace is how long the rows of a node declared failed stay
+	// visible, in case it was a false alarm. Default 5 s (1 s with
+	// FastTimings).
+	FailedGrace time.Duration
+	// ReapAfter is how long the rows of a failed node are kept (hidden)
+	// before they are forgotten; a node back before then gets them back.
+	// Default 24 h (1 min with FastTimings).
+	ReapAfter time.Duration
+	// TombstoneTTL is how long a deleted row's tombstone is kept so that
+	// late copies cannot bring the row back. Default 24 h (5 min with
+	// FastTimings). Must be longer than any partition you expect to heal.
+	TombstoneTTL time.Duration
+	// ExpireInterval is how often the clocks above are checked. Default
+	// 1 s (100 ms with FastTimings).
+	ExpireInterval time.Duration
+	// InitialClock restores the Lamport clock a restarted node persisted,
+	// so that its new writes are newer than its old ones.
+	InitialClock uint64
+	// Logger receives table logs; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns data-centre timings.
+func DefaultConfig() Config {
+	return Config{FailedGrace: 5 * time.Second, ReapAfter: 24 * time.Hour, TombstoneTTL: 24 * time.Hour, ExpireInterval: time.Second}
+}
+
+// FastTimings returns timings for tests and small clusters, to pair with
+// gossip's fast profile: a dead node's rows go within about 3-4 s.
+func FastTimings() Config {
+	return Config{FailedGrace: time.Second, ReapAfter: time.Minute, TombstoneTTL: 5 * time.Minute, ExpireInterval: 100 * time.Millisecond}
+}
+
+func (c *Config) setDefaults() {
+	d := DefaultConfig()
+	if c.FailedGrace == 0 {
+		c.FailedGrace = d.FailedGrace
+	}
+	if c.ReapAfter == 0 {
+		c.ReapAfter = d.ReapAfter
+	}
+	if c.TombstoneTTL == 0 {
+		c.TombstoneTTL = d.TombstoneTTL
+	}
+	if c.ExpireInterval == 0 {
+		c.ExpireInterval = d.ExpireInterval
+	}
+}
+
+func (c *Config) validate() error {
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"FailedGrace", c.FailedGrace}, {"ReapAfter", c.ReapAfter}, {"TombstoneTTL", c.TombstoneTTL}, {"ExpireInterval", c.ExpireInterval}} {
+		if f.v < 0 {
+			return fmt.Errorf("kvs: config %s %v is negative", f.name, f.v)
+		}
+	}
+	if c.ReapAfter < c.FailedGrace {
+		return fmt.Errorf("kvs: config ReapAfter %v is shorter than FailedGrace %v", c.ReapAfter, c.FailedGrace)
+	}
+	return nil
+}
+
+// Stats are the backend's counters.
+type Stats struct {
+	Rows             int    // rows held, tombstones and hidden rows included
+	Clock            uint64 // Lamport clock
+	LocalWrites      uint64 // puts and deletes made here
+	Applied          uint64 // rows from others that changed the table
+	Stale            uint64 // rows from others already known or superseded
+	RejectedForged   uint64 // tombstones for another owner's live row
+	RejectedGone     uint64 // rows of owners that left or were reaped
+	Reclaimed        uint64 // stale copies of our own rows answered
+	Malformed        uint64 // messages that did not decode
+	RepairsSent      uint64 // owners' rows streamed to a peer by anti-entropy
+	RepairDropped    uint64 // repairs skipped because the send queue was full
+	OwnersReaped     uint64 // failed owners forgotten after ReapAfter
+	TombstonesReaped uint64
+}

@@ -1,0 +1,79 @@
+package kvs
+
+import "fmt"
+
+// Entry is one row of a replicated table.
+type Entry struct {
+	Table   string
+	Key     string
+	Value   []byte
+	Owner   string // the node that wrote it
+	Version uint64 // the owner's Lamport time of the write
+	Deleted bool   // a tombstone
+}
+
+// newer reports whether e wins over o for the same (table, key).
+func (e *Entry) newer(o *Entry) bool {
+	if e.Version != o.Version {
+		return e.Version > o.Version
+	}
+	if e.Owner != o.Owner {
+		return e.Owner > o.Owner
+	}
+	// Same write seen twice, or a tombstone at the same version: the
+	// tombstone wins so a delete is never undone by a duplicate.
+	return e.Deleted && !o.Deleted
+}
+
+func (e Entry) String() string {
+	state := "live"
+	if e.Deleted {
+		state = "deleted"
+	}
+	return fmt.Sprintf("%s/%s@%s:%d(%s)", e.Table, e.Key, e.Owner, e.Version, state)
+}
+
+// EventType says what a watcher is told. Append-only.
+type EventType int
+
+const (
+	// EventPut: a row appeared or changed (or came back with its owner).
+	EventPut EventType = iota
+	// EventDelete: a row was deleted, or withdrawn with its owner.
+	EventDelete
+)
+
+func (t EventType) String() string {
+	if t == EventPut {
+		return "put"
+	}
+	return "delete"
+}
+
+// Event is one change seen by a watcher.
+type Event struct {
+	Type  EventType
+	Entry Entry
+}
+
+// Backend is a replicated table store. The gossip backend is the default;
+// a strongly consistent one (etcd) can implement the same interface.
+type Backend interface {
+	// Put writes a row owned by this node.
+	Put(table, key string, value []byte) (Entry, error)
+	// Delete deletes a row this node owns. ErrNotFound if there is no
+	// live row, ErrNotOwner if another node owns it.
+	Delete(table, key string) error
+	// Get returns a live, visible row.
+	Get(table, key string) (Entry, bool)
+	// List returns the live, visible rows of a table ("" for all tables),
+	// ordered by table and key.
+	List(table string) []Entry
+	// Watch returns the current rows of table ("" for all) and, atomically
+	// with it, a channel of every later change in order. A slow reader
+	// never blocks replication; its events queue up. cancel stops the
+	// watch and closes the channel; so does Close.
+	Watch(table string) (snapshot []Entry, events <-chan Event, cancel func())
+	// Close stops the backend.
+	Close() error
+}

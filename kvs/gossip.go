@@ -1,0 +1,277 @@
+package kvs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vxnet/vxnet/gossip"
+)
+
+// Gossip is the default Backend: tables replicated over a gossip.Node.
+type Gossip struct {
+	cfg  Config
+	st   *store
+	node atomic.Pointer[gossip.Node] // set once New returns; messages may come earlier
+	log  *slog.Logger
+
+	malformed atomic.Uint64
+	repairs   chan repair
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+var (
+	_ Backend            = (*Gossip)(nil)
+	_ gossip.Application = (*Gossip)(nil)
+)
+
+type repair struct {
+	peer  string
+	owner string
+}
+
+// NewGossip starts a gossip node with gcfg and the tables on top of it.
+// Put this node's persisted rows before calling Join on Node().
+func NewGossip(cfg Config, gcfg gossip.Config) (*Gossip, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	g := &Gossip{
+		cfg:     cfg,
+		st:      newStore(gcfg.Name, timings{cfg.FailedGrace, cfg.ReapAfter, cfg.TombstoneTTL}, cfg.InitialClock),
+		log:     log.With("component", "kvs", "node", gcfg.Name),
+		repairs: make(chan repair, 256),
+		stop:    make(chan struct{}),
+	}
+	node, err := gossip.New(gcfg, g)
+	if err != nil {
+		return nil, err
+	}
+	g.node.Store(node)
+	g.wg.Add(2)
+	go g.routineExpire()
+	go g.routineRepair()
+	return g, nil
+}
+
+// Node returns the gossip node (Join, Members, Leave, keys).
+func (g *Gossip) Node() *gossip.Node { return g.node.Load() }
+
+// Put implements Backend.
+func (g *Gossip) Put(table, key string, value []byte) (Entry, error) {
+	if err := checkRow(table, key, value); err != nil {
+		return Entry{}, err
+	}
+	if g.closed() {
+		return Entry{}, ErrClosed
+	}
+	e := g.st.put(table, key, value, time.Now())
+	g.spread(e)
+	return e, nil
+}
+
+// Delete implements Backend.
+func (g *Gossip) Delete(table, key string) error {
+	if g.closed() {
+		return ErrClosed
+	}
+	e, err := g.st.del(table, key, time.Now())
+	if err != nil {
+		return fmt.Errorf("delete %s/%s: %w", table, key, err)
+	}
+	g.spread(e)
+	return nil
+}
+
+func checkRow(table, key string, value []byte) error {
+	switch {
+	case table == "" || len(table) > MaxNameLen:
+		return fmt.Errorf("kvs: table name %q: want 1-%d bytes", table, MaxNameLen)
+	case key == "" || len(key) > MaxKeyLen:
+		return fmt.Errorf("kvs: table %s: key of %d bytes: want 1-%d", table, len(key), MaxKeyLen)
+	case len(value) > MaxValueLen:
+		return fmt.Errorf("kvs: table %s key %s: value of %d bytes exceeds %d", table, key, len(value), MaxValueLen)
+	}
+	return nil
+}
+
+// Get implements Backend.
+func (g *Gossip) Get(table, key string) (Entry, bool) { return g.st.get(table, key) }
+
+// List implements Backend.
+func (g *Gossip) List(table string) []Entry { return g.st.list(table) }
+
+// Watch implements Backend.
+func (g *Gossip) Watch(table string) ([]Entry, <-chan Event, func()) {
+	snap, w := g.st.watch(table)
+	return snap, w.q.Out(), func() { g.st.unwatch(w) }
+}
+
+// Stats returns the counters.
+func (g *Gossip) Stats() Stats {
+	s := g.st.snapshotStats()
+	s.Malformed = g.malformed.Load()
+	return s
+}
+
+// Digest is a hash of every visible row: two nodes with the same digest
+// show readers the same tables.
+func (g *Gossip) Digest() uint64 { return g.st.digestAll() }
+
+// Clock is the Lamport clock, for persisting across restarts.
+func (g *Gossip) Clock() uint64 { return g.Stats().Clock }
+
+// Close leaves nothing behind: it stops the node without a leave message
+// (call Node().Leave first for a graceful exit) and closes every watch.
+func (g *Gossip) Close() error {
+	var err error
+	g.closeOnce.Do(func() {
+		close(g.stop)
+		err = g.node.Load().Shutdown()
+		g.wg.Wait()
+		g.st.closeWatchers()
+	})
+	return err
+}
+
+func (g *Gossip) closed() bool {
+	select {
+	case <-g.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// spread sends a row this node has just learned or written: straight to a
+// few random members, and into the piggyback queue.
+func (g *Gossip) spread(e Entry) {
+	n := g.node.Load()
+	if n == nil {
+		return // still starting: repair will carry it
+	}
+	msg := encodeUpdate([]Entry{e})
+	n.SendFanout(msg, "")
+	n.Broadcast(e.Table+"\x00"+e.Key, msg)
+}
+
+// NotifyMsg implements gossip.Application.
+func (g *Gossip) NotifyMsg(b []byte) {
+	m, err := decode(b)
+	if err != nil {
+		g.malformed.Add(1)
+		g.log.Debug("dropped malformed message", "error", err)
+		return
+	}
+	now := time.Now()
+	switch m.typ {
+	case msgUpdate:
+		for _, e := range m.entries {
+			switch res, mine := g.st.apply(e, now); res {
+			case applyChanged:
+				g.spread(e)
+			case applyReclaimed:
+				g.spread(mine)
+			}
+		}
+	case msgRows:
+		// Repair: merged, not re-broadcast (but our own rows' answers are).
+		for _, e := range m.entries {
+			if res, mine := g.st.apply(e, now); res == applyReclaimed {
+				g.spread(mine)
+			}
+		}
+	default:
+		g.malformed.Add(1)
+	}
+}
+
+// LocalState implements gossip.Application: the digest, not the rows.
+func (g *Gossip) LocalState(join bool) []byte {
+	return encodeDigest(g.st.self, g.st.digests())
+}
+
+// MergeRemoteState implements gossip.Application: owners whose rows the
+// two sides hold differently are streamed to the peer.
+func (g *Gossip) MergeRemoteState(b []byte, join bool) {
+	m, err := decode(b)
+	if err != nil || m.typ != msgDigest {
+		g.malformed.Add(1)
+		return
+	}
+	if m.sender == g.st.self {
+		return
+	}
+	for _, owner := range g.st.differing(m.digests) {
+		select {
+		case g.repairs <- repair{peer: m.sender, owner: owner}:
+		default:
+			g.st.mu.Lock()
+			g.st.stats.RepairDropped++
+			g.st.mu.Unlock()
+		}
+	}
+}
+
+// MemberEvent implements gossip.Application.
+func (g *Gossip) MemberEvent(ev gossip.MemberEvent) {
+	now := time.Now()
+	switch ev.Type {
+	case gossip.EventJoin:
+		g.st.memberAlive(ev.Member.Name)
+	case gossip.EventLeave:
+		g.st.memberLeft(ev.Member.Name, now)
+	case gossip.EventFail:
+		g.st.memberFailed(ev.Member.Name, now)
+	}
+}
+
+// routineRepair streams owners' rows to peers, off memberlist's
+// goroutines.
+func (g *Gossip) routineRepair() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case r := <-g.repairs:
+			rows := g.st.rowsOf(r.owner)
+			for _, msg := range encodeRows(g.st.self, r.owner, rows) {
+				if err := g.Node().SendReliable(r.peer, msg); err != nil {
+					if !errors.Is(err, gossip.ErrShutdown) {
+						g.log.Debug("repair send failed", "peer", r.peer, "error", err)
+					}
+					break
+				}
+			}
+			g.st.mu.Lock()
+			g.st.stats.RepairsSent++
+			g.st.mu.Unlock()
+		}
+	}
+}
+
+// routineExpire runs the store's clocks.
+func (g *Gossip) routineExpire() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.ExpireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case now := <-t.C:
+			g.st.expire(now)
+		}
+	}
+}

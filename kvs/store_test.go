@@ -1,0 +1,221 @@
+package kvs
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1_800_000_000, 0)
+
+func testTimings() timings {
+	return timings{grace: time.Second, reapAfter: time.Minute, tombstoneTTL: 5 * time.Minute}
+}
+
+func TestStore_lastWriterWins(t *testing.T) {
+	s := newStore("a", testTimings(), 0)
+	for name, tc := range map[string]struct {
+		first, second Entry
+		want          applyResult
+		wantValue     string
+	}{
+		"newer version wins": {Entry{Table: "t", Key: "k1", Owner: "b", Version: 1, Value: []byte("old")},
+			Entry{Table: "t", Key: "k1", Owner: "b", Version: 2, Value: []byte("new")}, applyChanged, "new"},
+		"older version loses": {Entry{Table: "t", Key: "k2", Owner: "b", Version: 5, Value: []byte("keep")},
+			Entry{Table: "t", Key: "k2", Owner: "b", Version: 4, Value: []byte("stale")}, applyStale, "keep"},
+		"same version, greater owner wins": {Entry{Table: "t", Key: "k3", Owner: "b", Version: 7, Value: []byte("b")},
+			Entry{Table: "t", Key: "k3", Owner: "c", Version: 7, Value: []byte("c")}, applyChanged, "c"},
+		"duplicate is stale": {Entry{Table: "t", Key: "k4", Owner: "b", Version: 3, Value: []byte("x")},
+			Entry{Table: "t", Key: "k4", Owner: "b", Version: 3, Value: []byte("x")}, applyStale, "x"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if res, _ := s.apply(tc.first, t0); res != applyChanged {
+				t.Fatalf("first apply: %v", res)
+			}
+			if res, _ := s.apply(tc.second, t0); res != tc.want {
+				t.Errorf("second apply: %v, want %v", res, tc.want)
+			}
+			if e, ok := s.get("t", tc.first.Key); !ok || string(e.Value) != tc.wantValue {
+				t.Errorf("get: %v %v, want %q", e, ok, tc.wantValue)
+			}
+		})
+	}
+}
+
+// TestStore_missedUpdateNeverBlocksLater is moby#53437: after missing
+// version 2 of an owner, version 3 of another key must still be accepted.
+func TestStore_missedUpdateNeverBlocksLater(t *testing.T) {
+	s := newStore("a", testTimings(), 0)
+	s.apply(Entry{Table: "t", Key: "x", Owner: "b", Version: 1}, t0)
+	// version 2 lost
+	if res, _ := s.apply(Entry{Table: "t", Key: "y", Owner: "b", Version: 3}, t0); res != applyChanged {
+		t.Fatalf("version 3 after a gap: %v", res)
+	}
+	if res, _ := s.apply(Entry{Table: "t", Key: "z", Owner: "b", Version: 2}, t0); res != applyChanged {
+		t.Errorf("the late version 2 of another key: %v", res)
+	}
+}
+
+// TestStore_forgedTombstoneRejected is moby#50342.
+func TestStore_forgedTombstoneRejected(t *testing.T) {
+	s := newStore("a", testTimings(), 0)
+	s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 1, Value: []byte("v")}, t0)
+	if res, _ := s.apply(Entry{Table: "t", Key: "k", Owner: "c", Version: 9, Deleted: true}, t0); res != applyRejected {
+		t.Errorf("c deleting b's row: %v, want rejected", res)
+	}
+	if _, ok := s.get("t", "k"); !ok {
+		t.Error("the row is gone")
+	}
+	if res, _ := s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 2, Deleted: true}, t0); res != applyChanged {
+		t.Errorf("b deleting its own row: %v", res)
+	}
+	if _, ok := s.get("t", "k"); ok {
+		t.Error("the owner's delete did not take")
+	}
+	if s.snapshotStats().RejectedForged != 1 {
+		t.Error("forged tombstone not counted")
+	}
+}
+
+func TestStore_deletedNeverComesBack(t *testing.T) {
+	s := newStore("a", testTimings(), 0)
+	e := s.put("t", "k", []byte("v"), t0)
+	tomb, err := s.del("t", "k", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := s.apply(e, t0); res != applyStale {
+		t.Errorf("old copy of a deleted row: %v", res)
+	}
+	if _, ok := s.get("t", "k"); ok {
+		t.Error("deleted row came back")
+	}
+	if tomb.Version <= e.Version || !tomb.Deleted {
+		t.Errorf("tombstone %v", tomb)
+	}
+	if _, err := s.del("t", "k", t0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+	s.apply(Entry{Table: "t", Key: "theirs", Owner: "b", Version: 1, Value: []byte("v")}, t0)
+	if _, err := s.del("t", "theirs", t0); !errors.Is(err, ErrNotOwner) {
+		t.Errorf("deleting another owner's row: %v", err)
+	}
+}
+
+func TestStore_failedOwnerHiddenRestoredReaped(t *testing.T) {
+	s := newStore("a", testTimings(), 0)
+	snap, w := s.watch("t")
+	defer s.unwatch(w)
+	if len(snap) != 0 {
+		t.Fatal(snap)
+	}
+	s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 1, Value: []byte("v")}, t0)
+	expect(t, w, EventPut)
+
+	s.memberFailed("b", t0)
+	s.expire(t0.Add(500 * time.Millisecond))
+	if _, ok := s.get("t", "k"); !ok {
+		t.Error("hidden before the grace period")
+	}
+	s.expire(t0.Add(2 * time.Second))
+	if _, ok := s.get("t", "k"); ok {
+		t.Error("visible after the grace period")
+	}
+	expect(t, w, EventDelete)
+
+	s.memberAlive("b") // came back before reaping: moby#53142
+	if _, ok := s.get("t", "k"); !ok {
+		t.Error("not restored when its owner came back")
+	}
+	expect(t, w, EventPut)
+
+	s.memberFailed("b", t0.Add(time.Hour))
+	s.expire(t0.Add(time.Hour + 2*time.Minute))
+	expect(t, w, EventDelete)
+	if st := s.snapshotStats(); st.OwnersReaped != 1 || st.Rows != 0 {
+		t.Errorf("after ReapAfter: %+v", st)
+	}
+	if res, _ := s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 1, Value: []byte("v")}, t0); res != applyRejected {
+		t.Errorf("a reaped owner's old row from a lagging peer: %v", res)
+	}
+	if res, _ := s.apply(Entry{Table: "t", Key: "k2", Owner: "b", Version: 2}, t0); res != applyChanged {
+		t.Errorf("a new write from the owner back again: %v", res)
+	}
+}
+
+func TestStore_leaveWithdrawsAtOnce(t *testing.T) {
+	s := newStore("a", testTimings(), 0)
+	s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 4, Value: []byte("v")}, t0)
+	s.memberLeft("b", t0)
+	if _, ok := s.get("t", "k"); ok {
+		t.Error("row of a node that left is still visible")
+	}
+	if res, _ := s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 4, Value: []byte("v")}, t0); res != applyRejected {
+		t.Errorf("repair resurrected a left node's row: %v", res)
+	}
+}
+
+func TestStore_reclaimsStaleCopiesOfOwnRows(t *testing.T) {
+	s := newStore("a", testTimings(), 0) // restarted without its old rows
+	res, mine := s.apply(Entry{Table: "t", Key: "old", Owner: "a", Version: 10, Value: []byte("v")}, t0)
+	if res != applyReclaimed || !mine.Deleted || mine.Version <= 10 {
+		t.Fatalf("stale own row: %v %v", res, mine)
+	}
+	e := s.put("t", "live", []byte("now"), t0)
+	res, mine = s.apply(Entry{Table: "t", Key: "live", Owner: "a", Version: e.Version + 5, Value: []byte("then")}, t0)
+	if res != applyReclaimed || string(mine.Value) != "now" || mine.Version <= e.Version+5 {
+		t.Errorf("newer stale copy of a live own row: %v %v", res, mine)
+	}
+}
+
+func TestStore_tombstonesReaped(t *testing.T) {
+	s := newStore("a", testTimings(), 0)
+	s.put("t", "k", nil, t0)
+	s.del("t", "k", t0)
+	s.expire(t0.Add(time.Minute))
+	if s.snapshotStats().Rows != 1 {
+		t.Error("tombstone reaped early")
+	}
+	s.expire(t0.Add(6 * time.Minute))
+	if st := s.snapshotStats(); st.Rows != 0 || st.TombstonesReaped != 1 {
+		t.Errorf("tombstone kept: %+v", st)
+	}
+}
+
+func TestStore_digestsFindDifferences(t *testing.T) {
+	a, b := newStore("a", testTimings(), 0), newStore("b", testTimings(), 0)
+	for _, s := range []*store{a, b} {
+		s.apply(Entry{Table: "t", Key: "k1", Owner: "c", Version: 1}, t0)
+	}
+	if d := a.differing(b.digests()); len(d) != 0 {
+		t.Errorf("equal stores differ on %v", d)
+	}
+	a.apply(Entry{Table: "t", Key: "k2", Owner: "c", Version: 2}, t0)
+	a.put("t", "mine", nil, t0)
+	d := a.differing(b.digests())
+	if len(d) != 2 || d[0] != "a" || d[1] != "c" {
+		t.Errorf("differing = %v, want [a c]", d)
+	}
+	for _, o := range d {
+		for _, e := range a.rowsOf(o) {
+			b.apply(e, t0)
+		}
+	}
+	if d := a.differing(b.digests()); len(d) != 0 || a.digestAll() != b.digestAll() {
+		t.Errorf("after repair still differ on %v", d)
+	}
+}
+
+func expect(t *testing.T, w *watcher, typ EventType) Event {
+	t.Helper()
+	select {
+	case ev := <-w.q.Out():
+		if ev.Type != typ {
+			t.Fatalf("event %v %v, want %v", ev.Type, ev.Entry, typ)
+		}
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no %v event", typ)
+	}
+	return Event{}
+}
