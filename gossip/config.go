@@ -75,7 +75,8 @@ type Config struct {
 	// Logger receives membership logs; nil discards.
 	Logger *slog.Logger
 
-	// tune lets tests and benchmarks adjust memberlist's config last.
+	// Tune, when set, adjusts memberlist's config last. For tests and
+	// benchmarks (an ephemeral port, a shorter interval); nil in production.
 	Tune func(*memberlist.Config)
 }
 

@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"time"
+
 	"github.com/hashicorp/memberlist"
 )
 
@@ -19,8 +21,16 @@ func (d *delegate) NodeMeta(limit int) []byte {
 
 // NotifyMsg implements memberlist.Delegate.
 func (d *delegate) NotifyMsg(b []byte) {
-	if d.app != nil && len(b) > 0 {
-		d.app.NotifyMsg(b)
+	if len(b) == 0 {
+		return
+	}
+	switch b[0] {
+	case kindApp:
+		if d.app != nil {
+			d.app.NotifyMsg(b[1:])
+		}
+	case kindLeave:
+		(*Node)(d).noteLeaving(string(b[1:]))
 	}
 }
 
@@ -50,16 +60,30 @@ type events Node
 var _ memberlist.EventDelegate = (*events)(nil)
 
 // NotifyJoin implements memberlist.EventDelegate.
-func (e *events) NotifyJoin(m *memberlist.Node) { (*Node)(e).emit(EventJoin, m) }
+func (e *events) NotifyJoin(m *memberlist.Node) {
+	n := (*Node)(e)
+	n.mu.Lock()
+	delete(n.failed, m.Name)
+	delete(n.leaving, m.Name)
+	n.mu.Unlock()
+	n.emit(EventJoin, m)
+}
 
-// NotifyLeave implements memberlist.EventDelegate. memberlist marks a node
-// that announced its own departure as left, one that others found dead as
-// dead.
+// NotifyLeave implements memberlist.EventDelegate: a leave if the node
+// announced it (see Node.Leave), a failure otherwise.
 func (e *events) NotifyLeave(m *memberlist.Node) {
-	if m.State == memberlist.StateLeft {
-		(*Node)(e).emit(EventLeave, m)
+	n := (*Node)(e)
+	n.mu.Lock()
+	_, announced := n.leaving[m.Name]
+	delete(n.leaving, m.Name)
+	if !announced {
+		n.failed[m.Name] = time.Now()
+	}
+	n.mu.Unlock()
+	if announced {
+		n.emit(EventLeave, m)
 	} else {
-		(*Node)(e).emit(EventFail, m)
+		n.emit(EventFail, m)
 	}
 }
 
@@ -79,4 +103,49 @@ func (n *Node) emit(t EventType, m *memberlist.Node) {
 		q.Push(ev)
 	}
 	n.mu.Unlock()
+}
+
+// Every message a Node sends starts with a kind byte. Append-only.
+const (
+	kindApp   byte = 0 // the Application's message follows
+	kindLeave byte = 1 // the name of a node about to leave follows
+)
+
+func frame(kind byte, msg []byte) []byte {
+	b := make([]byte, 1+len(msg))
+	b[0] = kind
+	copy(b[1:], msg)
+	return b
+}
+
+// leaveNoticeTTL bounds how long a leave notice waits for memberlist to
+// report the node gone, and how late a notice may turn a failure into a
+// leave.
+const leaveNoticeTTL = time.Minute
+
+// noteLeaving records a leave notice. A node already reported failed is
+// reported again as left.
+func (n *Node) noteLeaving(name string) {
+	if name == n.cfg.Name || name == "" {
+		return
+	}
+	now := time.Now()
+	n.mu.Lock()
+	for _, m := range []map[string]time.Time{n.leaving, n.failed} {
+		for k, t := range m {
+			if now.Sub(t) > leaveNoticeTTL {
+				delete(m, k)
+			}
+		}
+	}
+	failedAt, failed := n.failed[name]
+	if failed {
+		delete(n.failed, name)
+	} else {
+		n.leaving[name] = now
+	}
+	n.mu.Unlock()
+	if failed && now.Sub(failedAt) <= leaveNoticeTTL {
+		n.emit(EventLeave, &memberlist.Node{Name: name})
+	}
 }

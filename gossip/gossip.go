@@ -92,6 +92,8 @@ type Node struct {
 
 	mu       sync.Mutex
 	subs     []*queue.Unbounded[MemberEvent]
+	leaving  map[string]time.Time // nodes that announced they are leaving
+	failed   map[string]time.Time // nodes reported failed, in case their leave notice comes late
 	stop     chan struct{}
 	done     sync.WaitGroup
 	shutdown sync.Once
@@ -111,7 +113,8 @@ func New(cfg Config, app Application) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: log.With("component", "gossip", "node", cfg.Name), app: app, stop: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log.With("component", "gossip", "node", cfg.Name), app: app, stop: make(chan struct{}),
+		leaving: map[string]time.Time{}, failed: map[string]time.Time{}}
 	meta, err := json.Marshal(cfg.Meta)
 	if err != nil {
 		return nil, err
@@ -240,12 +243,13 @@ func toMember(m *memberlist.Node) Member {
 // what the message is about: a newer message with the same key replaces
 // one still queued.
 func (n *Node) Broadcast(key string, msg []byte) {
-	n.queue.QueueBroadcast(&broadcast{key: key, msg: msg})
+	n.queue.QueueBroadcast(&broadcast{key: key, msg: frame(kindApp, msg)})
 }
 
 // SendFanout sends msg at once, best effort (UDP), to up to Fanout random
 // live members other than this node and except, and returns how many.
 func (n *Node) SendFanout(msg []byte, except string) int {
+	msg = frame(kindApp, msg)
 	members := n.ml.Members()
 	sent := 0
 	for _, i := range rand.Perm(len(members)) {
@@ -267,7 +271,7 @@ func (n *Node) SendFanout(msg []byte, except string) int {
 func (n *Node) SendReliable(name string, msg []byte) error {
 	for _, m := range n.ml.Members() {
 		if m.Name == name {
-			return n.ml.SendReliable(m, msg)
+			return n.ml.SendReliable(m, frame(kindApp, msg))
 		}
 	}
 	return fmt.Errorf("gossip: send to %s: not a live member", name)
@@ -278,7 +282,19 @@ func (n *Node) QueuedBroadcasts() int { return n.queue.NumQueued() }
 
 // Leave tells the cluster this node is going and waits up to timeout for
 // the message to spread. Call Shutdown afterwards.
+//
+// memberlist tells the others that a node is gone but not whether it left
+// or died, so Leave first announces the departure itself (to every member,
+// and through the gossip queue); members that hear it report EventLeave,
+// the others EventFail.
 func (n *Node) Leave(timeout time.Duration) error {
+	notice := frame(kindLeave, []byte(n.cfg.Name))
+	for _, m := range n.ml.Members() {
+		if m.Name != n.cfg.Name {
+			n.ml.SendBestEffort(m, notice)
+		}
+	}
+	n.queue.QueueBroadcast(&broadcast{key: "\x00leave", msg: notice})
 	return n.ml.Leave(timeout)
 }
 
