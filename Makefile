@@ -6,7 +6,7 @@ GO ?= go
 # Debian packages the tests and the demo use: command -> package.
 DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2
 # Packages with concurrency are tested with the race detector.
-RACE_PKGS := ./dataplane/... ./agent/...
+RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/...
 
 .PHONY: all build test demo deps lint unit e2e bench fuzz windows clean
 
@@ -36,7 +36,9 @@ windows:
 
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal)
+	# Large in-process clusters are too slow under the race detector: again without it.
+	$(GO) test -count=1 -run 'TestCluster' ./kvs
 
 # End-to-end tests need root; without it they skip and say so.
 e2e: build

@@ -62,18 +62,23 @@ var _ memberlist.EventDelegate = (*events)(nil)
 // NotifyJoin implements memberlist.EventDelegate.
 func (e *events) NotifyJoin(m *memberlist.Node) {
 	n := (*Node)(e)
+	c := *m
 	n.mu.Lock()
+	n.members[m.Name] = &c
 	delete(n.failed, m.Name)
 	delete(n.leaving, m.Name)
 	n.mu.Unlock()
-	n.emit(EventJoin, m)
+	n.emit(EventJoin, &c)
 }
 
 // NotifyLeave implements memberlist.EventDelegate: a leave if the node
 // announced it (see Node.Leave), a failure otherwise.
 func (e *events) NotifyLeave(m *memberlist.Node) {
 	n := (*Node)(e)
+	c := *m
+	m = &c
 	n.mu.Lock()
+	delete(n.members, m.Name)
 	_, announced := n.leaving[m.Name]
 	delete(n.leaving, m.Name)
 	if !announced {
@@ -88,7 +93,14 @@ func (e *events) NotifyLeave(m *memberlist.Node) {
 }
 
 // NotifyUpdate implements memberlist.EventDelegate.
-func (e *events) NotifyUpdate(m *memberlist.Node) { (*Node)(e).emit(EventUpdate, m) }
+func (e *events) NotifyUpdate(m *memberlist.Node) {
+	n := (*Node)(e)
+	c := *m
+	n.mu.Lock()
+	n.members[m.Name] = &c
+	n.mu.Unlock()
+	n.emit(EventUpdate, &c)
+}
 
 func (n *Node) emit(t EventType, m *memberlist.Node) {
 	ev := MemberEvent{Type: t, Member: toMember(m)}

@@ -92,8 +92,9 @@ type Node struct {
 
 	mu       sync.Mutex
 	subs     []*queue.Unbounded[MemberEvent]
-	leaving  map[string]time.Time // nodes that announced they are leaving
-	failed   map[string]time.Time // nodes reported failed, in case their leave notice comes late
+	members  map[string]*memberlist.Node // our own copies, see snapshot
+	leaving  map[string]time.Time        // nodes that announced they are leaving
+	failed   map[string]time.Time        // nodes reported failed, in case their leave notice comes late
 	stop     chan struct{}
 	done     sync.WaitGroup
 	shutdown sync.Once
@@ -114,7 +115,7 @@ func New(cfg Config, app Application) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: log.With("component", "gossip", "node", cfg.Name), app: app, stop: make(chan struct{}),
-		leaving: map[string]time.Time{}, failed: map[string]time.Time{}}
+		members: map[string]*memberlist.Node{}, leaving: map[string]time.Time{}, failed: map[string]time.Time{}}
 	meta, err := json.Marshal(cfg.Meta)
 	if err != nil {
 		return nil, err
@@ -140,7 +141,7 @@ func New(cfg Config, app Application) (*Node, error) {
 		return nil, fmt.Errorf("gossip: start %s: %w", cfg.Name, err)
 	}
 	n.ml = ml
-	n.log.Info("gossip started", "underlayAddr", ml.LocalNode().Address(), "profile", cfg.Profile.String(), "encrypted", len(cfg.Keys) > 0)
+	n.log.Info("gossip started", "underlayAddr", n.LocalAddr(), "profile", cfg.Profile.String(), "encrypted", len(cfg.Keys) > 0)
 	if len(cfg.Seeds) > 0 && cfg.RejoinInterval > 0 {
 		n.done.Add(1)
 		go n.routineRejoin()
@@ -202,7 +203,7 @@ func (n *Node) routineRejoin() {
 		case <-t.C:
 		}
 		members := map[string]bool{}
-		for _, m := range n.ml.Members() {
+		for _, m := range n.snapshot() {
 			members[m.Address()] = true
 		}
 		var lost []string
@@ -224,7 +225,7 @@ func (n *Node) routineRejoin() {
 // Members returns the live members, this node included.
 func (n *Node) Members() []Member {
 	var out []Member
-	for _, m := range n.ml.Members() {
+	for _, m := range n.snapshot() {
 		out = append(out, toMember(m))
 	}
 	return out
@@ -250,7 +251,7 @@ func (n *Node) Broadcast(key string, msg []byte) {
 // live members other than this node and except, and returns how many.
 func (n *Node) SendFanout(msg []byte, except string) int {
 	msg = frame(kindApp, msg)
-	members := n.ml.Members()
+	members := n.snapshot()
 	sent := 0
 	for _, i := range rand.Perm(len(members)) {
 		if sent >= n.cfg.Fanout {
@@ -269,10 +270,11 @@ func (n *Node) SendFanout(msg []byte, except string) int {
 
 // SendReliable sends msg to the named member over a stream (TCP).
 func (n *Node) SendReliable(name string, msg []byte) error {
-	for _, m := range n.ml.Members() {
-		if m.Name == name {
-			return n.ml.SendReliable(m, frame(kindApp, msg))
-		}
+	n.mu.Lock()
+	m := n.members[name]
+	n.mu.Unlock()
+	if m != nil {
+		return n.ml.SendReliable(m, frame(kindApp, msg))
 	}
 	return fmt.Errorf("gossip: send to %s: not a live member", name)
 }
@@ -289,7 +291,7 @@ func (n *Node) QueuedBroadcasts() int { return n.queue.NumQueued() }
 // the others EventFail.
 func (n *Node) Leave(timeout time.Duration) error {
 	notice := frame(kindLeave, []byte(n.cfg.Name))
-	for _, m := range n.ml.Members() {
+	for _, m := range n.snapshot() {
 		if m.Name != n.cfg.Name {
 			n.ml.SendBestEffort(m, notice)
 		}
@@ -315,4 +317,28 @@ func (n *Node) Shutdown() error {
 		n.log.Info("gossip stopped")
 	})
 	return err
+}
+
+// snapshot returns the live members as this node's own copies.
+// memberlist's Members returns pointers into its state that it rewrites
+// on every alive message, so reading them races; the copies are taken in
+// the event callbacks, under memberlist's lock, and never change.
+func (n *Node) snapshot() []*memberlist.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*memberlist.Node, 0, len(n.members))
+	for _, m := range n.members {
+		out = append(out, m)
+	}
+	return out
+}
+
+// LocalAddr is this node's gossip address (host:port), for others' seeds.
+func (n *Node) LocalAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if m := n.members[n.cfg.Name]; m != nil {
+		return m.Address()
+	}
+	return ""
 }

@@ -85,7 +85,7 @@ func loopbackNode(t *testing.T, name string, keys [][]byte, seeds ...string) (*N
 	return n, rec
 }
 
-func addr(n *Node) string { return n.ml.LocalNode().Address() }
+func addr(n *Node) string { return n.LocalAddr() }
 
 // TestNode_threeOverUDP: three encrypted nodes on loopback find each other,
 // carry metadata, broadcast, send reliably, rotate their key, and see a

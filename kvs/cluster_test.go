@@ -1,0 +1,258 @@
+package kvs
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/gossip"
+	"github.com/vxnet/vxnet/gossip/gossiptest"
+)
+
+// cluster is an in-process cluster on an in-memory network.
+type cluster struct {
+	t     *testing.T
+	net   *gossiptest.Network
+	nodes []*Gossip
+	names []string
+	dead  map[string]bool
+	addrs []string
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, net: gossiptest.NewNetwork(int64(n)), dead: map[string]bool{}}
+	var seed string
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("node%02d", i)
+		g := c.start(name, seed)
+		if i == 0 {
+			seed = c.addr(0)
+		}
+		_ = g
+	}
+	c.waitMembers(n)
+	return c
+}
+
+func (c *cluster) start(name, seed string) *Gossip {
+	c.t.Helper()
+	tr := c.net.NewTransport(name)
+	gcfg := gossip.DefaultFastConfig(name)
+	gcfg.Transport = tr
+	if seed != "" {
+		gcfg.Seeds = []string{seed}
+	}
+	g, err := NewGossip(FastTimings(), gcfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { g.Close() })
+	if seed != "" {
+		if _, err := g.Node().Join(10 * time.Second); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	c.nodes = append(c.nodes, g)
+	c.names = append(c.names, name)
+	c.addrs = append(c.addrs, tr.Addr())
+	return g
+}
+
+func (c *cluster) addr(i int) string { return c.addrs[i] }
+
+func (c *cluster) live() []*Gossip {
+	var out []*Gossip
+	for i, g := range c.nodes {
+		if !c.dead[c.names[i]] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func (c *cluster) waitMembers(n int) {
+	c.t.Helper()
+	waitFor(c.t, fmt.Sprintf("every node to see %d members", n), 30*time.Second, func() bool {
+		for _, g := range c.live() {
+			if g.Node().NumMembers() != n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitConverged waits until every live node shows the same rows, and
+// rows of them.
+func (c *cluster) waitConverged(rows int) {
+	c.t.Helper()
+	waitFor(c.t, fmt.Sprintf("every live node to hold the same %d rows", rows), 30*time.Second, func() bool {
+		live := c.live()
+		want := live[0].Digest()
+		for _, g := range live {
+			if g.Digest() != want || len(g.List("")) != rows {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitSplit waits until, after a partition, the first sizes[0] nodes see
+// only each other (and the rest, sizes[1] if given, see only theirs).
+func (c *cluster) waitSplit(sizes ...int) {
+	c.t.Helper()
+	waitFor(c.t, fmt.Sprintf("the partition to split the cluster %v", sizes), 30*time.Second, func() bool {
+		for i, g := range c.nodes {
+			want := sizes[0]
+			if i >= sizes[0] {
+				if len(sizes) < 2 {
+					continue
+				}
+				want = sizes[1]
+			}
+			if g.Node().NumMembers() != want {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestCluster_converges(t *testing.T) {
+	for _, n := range []int{3, 10, 50} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			if n > 10 && (testing.Short() || raceEnabled) {
+				t.Skip("large cluster: run without -race and -short (make test does)")
+			}
+			c := newCluster(t, n)
+			for i, g := range c.nodes {
+				for k := 0; k < 5; k++ {
+					if _, err := g.Put("endpoints", fmt.Sprintf("%s-%d", c.names[i], k), []byte("v")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			c.waitConverged(5 * n)
+		})
+	}
+}
+
+func TestCluster_concurrentWritersLoseNothing(t *testing.T) {
+	c := newCluster(t, 10)
+	var wg sync.WaitGroup
+	for i, g := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < 50; k++ {
+				g.Put("t", fmt.Sprintf("%d/%d", i, k), []byte{byte(k)})
+			}
+		}()
+	}
+	wg.Wait()
+	c.waitConverged(500)
+}
+
+func TestCluster_partitionHeals(t *testing.T) {
+	c := newCluster(t, 6)
+	left, right := c.names[:3], c.names[3:]
+	c.net.Partition(left, right)
+	c.waitSplit(3)
+	c.nodes[0].Put("t", "left", []byte("l"))
+	c.nodes[5].Put("t", "right", []byte("r"))
+	c.net.Heal()
+	c.waitMembers(6)
+	c.waitConverged(2)
+}
+
+func TestCluster_killedNodeWithdrawnThenBack(t *testing.T) {
+	c := newCluster(t, 5)
+	victim := c.nodes[3]
+	victim.Put("endpoints", "victim-ep", []byte("v"))
+	c.nodes[0].Put("endpoints", "survivor-ep", []byte("s"))
+	c.waitConverged(2)
+
+	c.net.Kill(c.names[3])
+	c.dead[c.names[3]] = true
+	waitFor(t, "every survivor to withdraw the dead node's row", 15*time.Second, func() bool {
+		for _, g := range c.live() {
+			if _, ok := g.Get("endpoints", "victim-ep"); ok {
+				return false
+			}
+		}
+		return true
+	})
+	c.waitConverged(1)
+
+	c.net.Revive(c.names[3])
+	delete(c.dead, c.names[3])
+	c.waitMembers(5)
+	c.waitConverged(2) // the row is back everywhere, without a new write
+}
+
+func TestCluster_deletedNeverComesBack(t *testing.T) {
+	c := newCluster(t, 4)
+	c.nodes[0].Put("t", "k", []byte("v"))
+	c.waitConverged(1)
+	// Node 3 is cut off while the row is deleted, then heals and repairs.
+	c.net.Partition(c.names[:3], c.names[3:])
+	c.waitSplit(3, 1)
+	if err := c.nodes[0].Delete("t", "k"); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[1].Put("t", "other", []byte("x"))
+	c.net.Heal()
+	c.waitMembers(4)
+	c.waitConverged(1)
+	for _, g := range c.nodes {
+		if _, ok := g.Get("t", "k"); ok {
+			t.Errorf("%s: the deleted row came back", g.Node().Name())
+		}
+	}
+}
+
+func TestCluster_gracefulLeaveWithdrawsAtOnce(t *testing.T) {
+	c := newCluster(t, 4)
+	c.nodes[2].Put("t", "leaver", []byte("x"))
+	c.waitConverged(1)
+	if err := c.nodes[2].Node().Leave(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[2].Close()
+	c.dead[c.names[2]] = true
+	c.waitConverged(0)
+	// Withdrawn because it left: a failed node's rows would be hidden but
+	// kept (for its return) until ReapAfter.
+	for _, g := range c.live() {
+		if s := g.Stats(); s.Rows != 0 {
+			t.Errorf("%s still holds %d rows of a node that left", g.Node().Name(), s.Rows)
+		}
+	}
+}
+
+func TestGossip_malformedMessageCountedNotApplied(t *testing.T) {
+	c := newCluster(t, 1)
+	g := c.nodes[0]
+	before := g.Digest()
+	for _, b := range [][]byte{{0xB7}, {0xB7, 1, 0xff}, []byte("garbage")} {
+		g.NotifyMsg(b)
+		g.MergeRemoteState(b, false)
+	}
+	if s := g.Stats(); s.Malformed != 6 || g.Digest() != before {
+		t.Errorf("malformed: %+v", s)
+	}
+}
