@@ -1,0 +1,5 @@
+//go:build race
+
+package gossiptest
+
+const raceEnabled = true
