@@ -67,9 +67,6 @@ type Config struct {
 	Keys [][]byte
 	// Meta is this node's metadata, carried to every member.
 	Meta Meta
-	// Fanout is how many random members get each new update directly,
-	// at once, before piggybacked gossip repeats it. Default 3.
-	Fanout int
 	// Transport replaces the UDP/TCP transport (tests use gossiptest).
 	Transport memberlist.NodeAwareTransport
 	// Logger receives membership logs; nil discards.
@@ -114,9 +111,6 @@ func (c *Config) setDefaults() {
 			c.RejoinInterval = 2 * time.Second
 		}
 	}
-	if c.Fanout == 0 {
-		c.Fanout = 3
-	}
 }
 
 func (c *Config) validate() error {
@@ -147,9 +141,6 @@ func (c *Config) validate() error {
 	}
 	if c.Profile != ProfileLAN && c.Profile != ProfileFast {
 		return fmt.Errorf("gossip: config Profile %d unknown", int(c.Profile))
-	}
-	if c.Fanout < 0 || c.Fanout > 32 {
-		return fmt.Errorf("gossip: config Fanout %d out of range 0-32", c.Fanout)
 	}
 	return nil
 }

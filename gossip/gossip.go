@@ -247,25 +247,32 @@ func (n *Node) Broadcast(key string, msg []byte) {
 	n.queue.QueueBroadcast(&broadcast{key: key, msg: frame(kindApp, msg)})
 }
 
-// SendFanout sends msg at once, best effort (UDP), to up to Fanout random
-// live members other than this node and except, and returns how many.
-func (n *Node) SendFanout(msg []byte, except string) int {
-	msg = frame(kindApp, msg)
+// RandomMembers returns up to k live members other than this node, in
+// random order.
+func (n *Node) RandomMembers(k int) []string {
 	members := n.snapshot()
-	sent := 0
+	out := make([]string, 0, k)
 	for _, i := range rand.Perm(len(members)) {
-		if sent >= n.cfg.Fanout {
+		if len(out) == k {
 			break
 		}
-		m := members[i]
-		if m.Name == n.cfg.Name || m.Name == except {
-			continue
-		}
-		if n.ml.SendBestEffort(m, msg) == nil {
-			sent++
+		if m := members[i]; m.Name != n.cfg.Name {
+			out = append(out, m.Name)
 		}
 	}
-	return sent
+	return out
+}
+
+// SendBestEffort sends msg to the named member in one UDP packet (it must
+// fit memberlist's UDP buffer, about 1400 bytes with encryption).
+func (n *Node) SendBestEffort(name string, msg []byte) error {
+	n.mu.Lock()
+	m := n.members[name]
+	n.mu.Unlock()
+	if m == nil {
+		return fmt.Errorf("gossip: send to %s: not a live member", name)
+	}
+	return n.ml.SendBestEffort(m, frame(kindApp, msg))
 }
 
 // SendReliable sends msg to the named member over a stream (TCP).

@@ -202,7 +202,6 @@ func TestConfig_validate(t *testing.T) {
 		"bad seed":      {func(c *Config) { c.Seeds = []string{"10.0.0.1"} }, `Seeds[0] "10.0.0.1"`},
 		"bad key":       {func(c *Config) { c.Keys = [][]byte{make([]byte, 10)} }, "Keys[0]: 10 bytes"},
 		"bad profile":   {func(c *Config) { c.Profile = 7 }, "Profile 7"},
-		"bad fanout":    {func(c *Config) { c.Fanout = 100 }, "Fanout 100"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := DefaultLANConfig("x")

@@ -10,10 +10,15 @@ import (
 // or byte field is a uvarint length and the bytes.
 //
 //	message = magic(1 byte 0xB7) type(1 byte) body
-//	update  = count entry*                       (broadcast, fanout)
+//	update  = count entry*                                  (forwarding)
 //	digest  = sender count (owner rows hash(8 bytes LE))*   (push/pull)
-//	rows    = sender owner count entry*          (repair stream)
-//	entry   = table key owner version flags(1 byte, bit 0 = tombstone) value
+//	rows    = sender owner epoch complete count entry*      (repair)
+//	vector  = sender count (ownerhash(4 bytes LE) epoch have)*   (sync)
+//	entry   = table key owner version epoch seq flags(1 byte, bit 0 = tombstone) value
+//
+// In rows, complete > 0 claims the sender holds every write of owner's
+// stream epoch up to seq complete (the rows sent cover what the receiver
+// lacked); 0 claims nothing.
 //
 // Message types are append-only.
 const (
@@ -22,6 +27,7 @@ const (
 	msgUpdate byte = 1
 	msgDigest byte = 2
 	msgRows   byte = 3
+	msgVector byte = 4
 )
 
 // Limits on what a message may carry; anything larger is malformed.
@@ -31,8 +37,9 @@ const (
 	MaxValueLen    = 1 << 16 // values
 	MaxMessageSize = 8 << 20 // whole messages
 	repairChunk    = 256 << 10
-	minEntryLen    = 6 // four empty strings, a version and flags
+	minEntryLen    = 8 // three empty strings, version, epoch, seq, flags, empty value
 	digestItemLen  = 10
+	vectorItemLen  = 6
 )
 
 // ownerDigest summarises one owner's rows for anti-entropy.
@@ -53,6 +60,8 @@ func (e *encoder) entry(x *Entry) {
 	e.str(x.Key)
 	e.str(x.Owner)
 	e.uvarint(x.Version)
+	e.uvarint(x.Epoch)
+	e.uvarint(x.Seq)
 	var flags byte
 	if x.Deleted {
 		flags |= 1
@@ -82,20 +91,49 @@ func encodeDigest(sender string, ds []ownerDigest) []byte {
 	return e.b
 }
 
-// encodeRows splits an owner's rows into messages of about repairChunk
-// bytes.
-func encodeRows(sender, owner string, rows []Entry) [][]byte {
+// vectorItem is one owner's position in a sync vector.
+type vectorItem struct {
+	OwnerHash uint32 // ownerHash of the owner's name
+	Epoch     uint64
+	Have      uint64 // every write up to this seq is held
+}
+
+func encodeVector(sender string, items []vectorItem) []byte {
+	e := encoder{b: []byte{magic, msgVector}}
+	e.str(sender)
+	e.uvarint(uint64(len(items)))
+	for _, it := range items {
+		e.b = binary.LittleEndian.AppendUint32(e.b, it.OwnerHash)
+		e.uvarint(it.Epoch)
+		e.uvarint(it.Have)
+	}
+	return e.b
+}
+
+// encodeRows splits an owner's rows into messages of about chunk bytes
+// (0: repairChunk). complete goes on the last message only: the claim holds
+// once all of them are applied.
+func encodeRows(sender, owner string, epoch, complete uint64, rows []Entry, chunk int) [][]byte {
+	if chunk == 0 {
+		chunk = repairChunk
+	}
 	var out [][]byte
-	for len(rows) > 0 {
+	for len(rows) > 0 || (len(out) == 0 && complete > 0) {
 		e := encoder{}
 		n, size := 0, 0
-		for n < len(rows) && (n == 0 || size < repairChunk) {
+		for n < len(rows) && (n == 0 || size < chunk) {
 			size += len(rows[n].Table) + len(rows[n].Key) + len(rows[n].Owner) + len(rows[n].Value) + 16
 			n++
 		}
 		e.b = append(e.b, magic, msgRows)
 		e.str(sender)
 		e.str(owner)
+		e.uvarint(epoch)
+		if n == len(rows) {
+			e.uvarint(complete)
+		} else {
+			e.uvarint(0)
+		}
 		e.uvarint(uint64(n))
 		for i := range rows[:n] {
 			e.entry(&rows[i])
@@ -108,11 +146,14 @@ func encodeRows(sender, owner string, rows []Entry) [][]byte {
 
 // message is a decoded message.
 type message struct {
-	typ     byte
-	sender  string
-	owner   string
-	entries []Entry
-	digests []ownerDigest
+	typ      byte
+	sender   string
+	owner    string
+	epoch    uint64
+	complete uint64
+	entries  []Entry
+	digests  []ownerDigest
+	vector   []vectorItem
 }
 
 // decoder reads a message; the first error sticks.
@@ -180,6 +221,8 @@ func (d *decoder) entry() Entry {
 	e.Key = d.str("key", MaxKeyLen)
 	e.Owner = d.str("owner", MaxNameLen)
 	e.Version = d.uvarint("version")
+	e.Epoch = d.uvarint("epoch")
+	e.Seq = d.uvarint("seq")
 	if d.err != nil {
 		return e
 	}
@@ -240,9 +283,26 @@ func decode(b []byte) (*message, error) {
 			}
 			m.digests = append(m.digests, od)
 		}
+	case msgVector:
+		m.sender = d.str("sender", MaxNameLen)
+		n := d.count("owner count", vectorItemLen)
+		for i := 0; i < n && d.err == nil; i++ {
+			var it vectorItem
+			if len(d.b)-d.off < 4 {
+				d.fail("owner hash truncated")
+				break
+			}
+			it.OwnerHash = binary.LittleEndian.Uint32(d.b[d.off:])
+			d.off += 4
+			it.Epoch = d.uvarint("epoch")
+			it.Have = d.uvarint("have")
+			m.vector = append(m.vector, it)
+		}
 	case msgRows:
 		m.sender = d.str("sender", MaxNameLen)
 		m.owner = d.str("owner", MaxNameLen)
+		m.epoch = d.uvarint("epoch")
+		m.complete = d.uvarint("complete")
 		n := d.count("entry count", minEntryLen)
 		for i := 0; i < n && d.err == nil; i++ {
 			e := d.entry()

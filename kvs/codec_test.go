@@ -25,7 +25,7 @@ func TestCodec_roundTrip(t *testing.T) {
 	for i := 0; i < 5000; i++ {
 		many = append(many, Entry{Table: "t", Key: string(rune('a'+i%26)) + string(bytes.Repeat([]byte("k"), i%50)), Owner: "host1", Version: uint64(i + 1), Value: make([]byte, 100)})
 	}
-	chunks := encodeRows("host2", "host1", many)
+	chunks := encodeRows("host2", "host1", 5, 77, many, 0)
 	if len(chunks) < 2 {
 		t.Errorf("%d rows in %d chunk(s): want several", len(many), len(chunks))
 	}
@@ -35,13 +35,21 @@ func TestCodec_roundTrip(t *testing.T) {
 			t.Errorf("chunk of %d bytes", len(c))
 		}
 		m, err := decode(c)
-		if err != nil || m.owner != "host1" || m.sender != "host2" {
+		if err != nil || m.owner != "host1" || m.sender != "host2" || m.epoch != 5 {
 			t.Fatalf("rows: %v", err)
+		}
+		if last := &c[0] == &chunks[len(chunks)-1][0]; (m.complete == 77) != last {
+			t.Errorf("complete %d on a chunk (last %v): the claim belongs on the last only", m.complete, last)
 		}
 		got = append(got, m.entries...)
 	}
 	if !reflect.DeepEqual(got, many) {
 		t.Error("rows changed in transit")
+	}
+	vec := []vectorItem{{OwnerHash: 1, Epoch: 2, Have: 3}, {OwnerHash: 0xffffffff, Epoch: 1 << 60, Have: 0}}
+	m, err = decode(encodeVector("host3", vec))
+	if err != nil || m.sender != "host3" || !reflect.DeepEqual(m.vector, vec) {
+		t.Fatalf("vector: %v %+v", err, m)
 	}
 }
 
@@ -58,7 +66,8 @@ func TestCodec_rejectsMalformed(t *testing.T) {
 		"empty key":    encodeUpdate([]Entry{{Table: "t", Owner: "o", Version: 1}}),
 		"long key":     encodeUpdate([]Entry{{Table: "t", Key: string(make([]byte, MaxKeyLen+1)), Owner: "o", Version: 1}}),
 		"bad flags":    append(append([]byte(nil), good[:len(good)-2]...), 0x80, 0),
-		"foreign row":  encodeRows("s", "o", []Entry{{Table: "t", Key: "k", Owner: "x", Version: 1}})[0],
+		"foreign row":  encodeRows("s", "o", 0, 0, []Entry{{Table: "t", Key: "k", Owner: "x", Version: 1}}, 0)[0],
+		"vector cut":   encodeVector("s", []vectorItem{{OwnerHash: 1, Epoch: 1, Have: 1}})[:6],
 		"digest cut":   encodeDigest("s", []ownerDigest{{Owner: "o", Rows: 1, Hash: 7}})[:8],
 		"oversized":    make([]byte, MaxMessageSize+1),
 	} {
@@ -73,7 +82,8 @@ func TestCodec_rejectsMalformed(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add(encodeUpdate([]Entry{{Table: "t", Key: "k", Owner: "o", Version: 1, Value: []byte("v")}}))
 	f.Add(encodeDigest("s", []ownerDigest{{Owner: "o", Rows: 2, Hash: 9}}))
-	f.Add(encodeRows("s", "o", []Entry{{Table: "t", Key: "k", Owner: "o", Version: 3, Deleted: true}})[0])
+	f.Add(encodeRows("s", "o", 4, 9, []Entry{{Table: "t", Key: "k", Owner: "o", Version: 3, Epoch: 4, Seq: 9, Deleted: true}}, 0)[0])
+	f.Add(encodeVector("s", []vectorItem{{OwnerHash: 7, Epoch: 4, Have: 9}}))
 	f.Add([]byte{magic, msgUpdate, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decode(b)
@@ -90,11 +100,13 @@ func FuzzDecode(f *testing.F) {
 			again = encodeUpdate(m.entries)
 		case msgDigest:
 			again = encodeDigest(m.sender, m.digests)
+		case msgVector:
+			again = encodeVector(m.sender, m.vector)
 		case msgRows:
-			if len(m.entries) == 0 {
-				return // encodeRows makes no message for no rows
+			if len(m.entries) == 0 && m.complete == 0 {
+				return // encodeRows makes no message for nothing
 			}
-			chunks := encodeRows(m.sender, m.owner, m.entries)
+			chunks := encodeRows(m.sender, m.owner, m.epoch, m.complete, m.entries, MaxMessageSize)
 			if len(chunks) != 1 {
 				return
 			}

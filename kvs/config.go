@@ -23,6 +23,17 @@ type Config struct {
 	// ExpireInterval is how often the clocks above are checked. Default
 	// 1 s (100 ms with FastTimings).
 	ExpireInterval time.Duration
+	// Fanout is how many random members each node forwards a new row to,
+	// once, when it first learns it. Default 3.
+	Fanout int
+	// ForwardInterval batches forwarding: rows learned within it leave in
+	// the same packets. Default 10 ms.
+	ForwardInterval time.Duration
+	// SyncInterval is how often a node sends one random member its
+	// position in every owner's stream of writes, so that the member sends
+	// back whatever the node missed. It bounds how long a lost packet
+	// delays an update. Default 200 ms (100 ms with FastTimings).
+	SyncInterval time.Duration
 	// InitialClock restores the Lamport clock a restarted node persisted,
 	// so that its new writes are newer than its old ones.
 	InitialClock uint64
@@ -32,13 +43,15 @@ type Config struct {
 
 // DefaultConfig returns data-centre timings.
 func DefaultConfig() Config {
-	return Config{FailedGrace: 5 * time.Second, ReapAfter: 24 * time.Hour, TombstoneTTL: 24 * time.Hour, ExpireInterval: time.Second}
+	return Config{FailedGrace: 5 * time.Second, ReapAfter: 24 * time.Hour, TombstoneTTL: 24 * time.Hour, ExpireInterval: time.Second,
+		Fanout: 3, ForwardInterval: 10 * time.Millisecond, SyncInterval: 200 * time.Millisecond}
 }
 
 // FastTimings returns timings for tests and small clusters, to pair with
 // gossip's fast profile: a dead node's rows go within about 3-4 s.
 func FastTimings() Config {
-	return Config{FailedGrace: time.Second, ReapAfter: time.Minute, TombstoneTTL: 5 * time.Minute, ExpireInterval: 100 * time.Millisecond}
+	return Config{FailedGrace: 500 * time.Millisecond, ReapAfter: time.Minute, TombstoneTTL: 5 * time.Minute, ExpireInterval: 100 * time.Millisecond,
+		Fanout: 3, ForwardInterval: 10 * time.Millisecond, SyncInterval: 100 * time.Millisecond}
 }
 
 func (c *Config) setDefaults() {
@@ -55,16 +68,29 @@ func (c *Config) setDefaults() {
 	if c.ExpireInterval == 0 {
 		c.ExpireInterval = d.ExpireInterval
 	}
+	if c.Fanout == 0 {
+		c.Fanout = d.Fanout
+	}
+	if c.ForwardInterval == 0 {
+		c.ForwardInterval = d.ForwardInterval
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = d.SyncInterval
+	}
 }
 
 func (c *Config) validate() error {
 	for _, f := range []struct {
 		name string
 		v    time.Duration
-	}{{"FailedGrace", c.FailedGrace}, {"ReapAfter", c.ReapAfter}, {"TombstoneTTL", c.TombstoneTTL}, {"ExpireInterval", c.ExpireInterval}} {
+	}{{"FailedGrace", c.FailedGrace}, {"ReapAfter", c.ReapAfter}, {"TombstoneTTL", c.TombstoneTTL},
+		{"ExpireInterval", c.ExpireInterval}, {"ForwardInterval", c.ForwardInterval}, {"SyncInterval", c.SyncInterval}} {
 		if f.v < 0 {
 			return fmt.Errorf("kvs: config %s %v is negative", f.name, f.v)
 		}
+	}
+	if c.Fanout < 1 || c.Fanout > 32 {
+		return fmt.Errorf("kvs: config Fanout %d out of range 1-32", c.Fanout)
 	}
 	if c.ReapAfter < c.FailedGrace {
 		return fmt.Errorf("kvs: config ReapAfter %v is shorter than FailedGrace %v", c.ReapAfter, c.FailedGrace)
@@ -83,6 +109,9 @@ type Stats struct {
 	RejectedGone     uint64 // rows of owners that left or were reaped
 	Reclaimed        uint64 // stale copies of our own rows answered
 	Malformed        uint64 // messages that did not decode
+	Forwarded        uint64 // rows forwarded to random members
+	SyncsSent        uint64 // stream positions sent to a random member
+	CatchUpsSent     uint64 // owners' missed writes sent back after a sync
 	RepairsSent      uint64 // owners' rows streamed to a peer by anti-entropy
 	RepairDropped    uint64 // repairs skipped because the send queue was full
 	OwnersReaped     uint64 // failed owners forgotten after ReapAfter

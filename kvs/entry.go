@@ -10,6 +10,13 @@ type Entry struct {
 	Owner   string // the node that wrote it
 	Version uint64 // the owner's Lamport time of the write
 	Deleted bool   // a tombstone
+
+	// Epoch and Seq place the write in its owner's stream of writes:
+	// Epoch names the owner's run (it changes when the owner restarts),
+	// Seq counts its writes 1, 2, 3... Nodes use them only to find writes
+	// they missed; which row wins is decided by Version alone.
+	Epoch uint64
+	Seq   uint64
 }
 
 // newer reports whether e wins over o for the same (table, key).

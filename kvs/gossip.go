@@ -20,6 +20,9 @@ type Gossip struct {
 
 	malformed atomic.Uint64
 	repairs   chan repair
+
+	outMu     sync.Mutex
+	outbox    []Entry // rows to forward at the next tick
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -47,8 +50,10 @@ func NewGossip(cfg Config, gcfg gossip.Config) (*Gossip, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	g := &Gossip{
-		cfg:     cfg,
-		st:      newStore(gcfg.Name, timings{cfg.FailedGrace, cfg.ReapAfter, cfg.TombstoneTTL}, cfg.InitialClock),
+		cfg: cfg,
+		// A new epoch per run: time-ordered, so a restarted owner's run
+		// is recognised as newer.
+		st:      newStore(gcfg.Name, timings{cfg.FailedGrace, cfg.ReapAfter, cfg.TombstoneTTL}, cfg.InitialClock, uint64(time.Now().UnixNano())),
 		log:     log.With("component", "kvs", "node", gcfg.Name),
 		repairs: make(chan repair, 256),
 		stop:    make(chan struct{}),
@@ -58,9 +63,11 @@ func NewGossip(cfg Config, gcfg gossip.Config) (*Gossip, error) {
 		return nil, err
 	}
 	g.node.Store(node)
-	g.wg.Add(2)
+	g.wg.Add(4)
 	go g.routineExpire()
 	go g.routineRepair()
+	go g.routineForward()
+	go g.routineSync()
 	return g, nil
 }
 
@@ -153,16 +160,110 @@ func (g *Gossip) closed() bool {
 	}
 }
 
-// spread sends a row this node has just learned or written: straight to a
-// few random members, and into the piggyback queue.
+// spread queues a row this node has just learned or written for
+// forwarding to Fanout random members at the next tick.
 func (g *Gossip) spread(e Entry) {
-	n := g.node.Load()
-	if n == nil {
-		return // still starting: repair will carry it
+	g.outMu.Lock()
+	g.outbox = append(g.outbox, e)
+	g.outMu.Unlock()
+}
+
+// maxPacket is what a best-effort message may carry: memberlist's UDP
+// buffer less its framing and encryption.
+const maxPacket = 1200
+
+// routineForward sends what spread queued, batched into packets, each to
+// Fanout random members. Rows too large for a packet go over a stream.
+func (g *Gossip) routineForward() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.ForwardInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		g.outMu.Lock()
+		batch := g.outbox
+		g.outbox = nil
+		g.outMu.Unlock()
+		n := g.node.Load()
+		if len(batch) == 0 || n == nil {
+			continue
+		}
+		for len(batch) > 0 {
+			k, size := 0, 0
+			for k < len(batch) && (k == 0 || size+entrySize(&batch[k]) < maxPacket) {
+				size += entrySize(&batch[k])
+				k++
+			}
+			msg := encodeUpdate(batch[:k])
+			for _, peer := range n.RandomMembers(g.cfg.Fanout) {
+				if len(msg) <= maxPacket {
+					n.SendBestEffort(peer, msg)
+				} else {
+					n.SendReliable(peer, msg)
+				}
+			}
+			g.st.count(func(s *Stats) { s.Forwarded += uint64(k) })
+			batch = batch[k:]
+		}
 	}
-	msg := encodeUpdate([]Entry{e})
-	n.SendFanout(msg, "")
-	n.Broadcast(e.Table+"\x00"+e.Key, msg)
+}
+
+func entrySize(e *Entry) int {
+	return len(e.Table) + len(e.Key) + len(e.Owner) + len(e.Value) + 32
+}
+
+// routineSync sends a random member this node's position in every
+// owner's stream; the member answers with the writes this node lacks.
+func (g *Gossip) routineSync() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		n := g.node.Load()
+		if n == nil {
+			continue
+		}
+		peers := n.RandomMembers(1)
+		if len(peers) == 0 {
+			continue
+		}
+		// About 100 owners fit in one packet; larger clusters send a
+		// random subset each round.
+		msg := encodeVector(g.st.self, g.st.vector(maxPacket/12))
+		if n.SendBestEffort(peers[0], msg) == nil {
+			g.st.count(func(s *Stats) { s.SyncsSent++ })
+		}
+	}
+}
+
+// answerVector sends a member the writes its vector shows it lacks.
+func (g *Gossip) answerVector(m *message) {
+	n := g.node.Load()
+	if n == nil || m.sender == g.st.self {
+		return
+	}
+	full := len(m.vector) < maxPacket/12
+	for _, c := range g.st.behind(m.vector, full) {
+		msgs := encodeRows(g.st.self, c.owner, c.epoch, c.complete, c.rows, MaxMessageSize/2)
+		if len(msgs) != 1 {
+			continue // too much for a catch-up: push/pull repair handles it
+		}
+		if len(msgs[0]) <= maxPacket {
+			n.SendBestEffort(m.sender, msgs[0])
+		} else {
+			n.SendReliable(m.sender, msgs[0])
+		}
+		g.st.count(func(s *Stats) { s.CatchUpsSent++ })
+	}
 }
 
 // NotifyMsg implements gossip.Application.
@@ -191,6 +292,9 @@ func (g *Gossip) NotifyMsg(b []byte) {
 				g.spread(mine)
 			}
 		}
+		g.st.completeTo(m.owner, m.epoch, m.complete)
+	case msgVector:
+		g.answerVector(m)
 	default:
 		g.malformed.Add(1)
 	}
@@ -216,9 +320,7 @@ func (g *Gossip) MergeRemoteState(b []byte, join bool) {
 		select {
 		case g.repairs <- repair{peer: m.sender, owner: owner}:
 		default:
-			g.st.mu.Lock()
-			g.st.stats.RepairDropped++
-			g.st.mu.Unlock()
+			g.st.count(func(s *Stats) { s.RepairDropped++ })
 		}
 	}
 }
@@ -246,7 +348,7 @@ func (g *Gossip) routineRepair() {
 			return
 		case r := <-g.repairs:
 			rows := g.st.rowsOf(r.owner)
-			for _, msg := range encodeRows(g.st.self, r.owner, rows) {
+			for _, msg := range encodeRows(g.st.self, r.owner, 0, 0, rows, 0) {
 				if err := g.Node().SendReliable(r.peer, msg); err != nil {
 					if !errors.Is(err, gossip.ErrShutdown) {
 						g.log.Debug("repair send failed", "peer", r.peer, "error", err)
@@ -254,9 +356,7 @@ func (g *Gossip) routineRepair() {
 					break
 				}
 			}
-			g.st.mu.Lock()
-			g.st.stats.RepairsSent++
-			g.st.mu.Unlock()
+			g.st.count(func(s *Stats) { s.RepairsSent++ })
 		}
 	}
 }

@@ -30,6 +30,13 @@ type owner struct {
 	goneMax uint64 // highest version held when it went: older rows are refused
 	rows    map[rowKey]struct{}
 	digest  ownerDigest
+
+	// The owner's write stream, as far as this node has seen it: in run
+	// epoch, every write up to seq have, and these beyond.
+	hash  uint32
+	epoch uint64
+	have  uint64
+	above map[uint64]struct{}
 }
 
 // timings are the store's clocks, from Config.
@@ -46,21 +53,35 @@ type store struct {
 
 	mu       sync.Mutex
 	clock    uint64
+	epoch    uint64 // this node's run
+	seq      uint64 // this node's writes in this run
+	byHash   map[uint32]*owner
 	rows     map[rowKey]*row
 	owners   map[string]*owner
 	watchers []*watcher
 	stats    Stats
 }
 
-func newStore(self string, t timings, clock uint64) *store {
-	return &store{self: self, t: t, clock: clock, rows: map[rowKey]*row{}, owners: map[string]*owner{}}
+func newStore(self string, t timings, clock, epoch uint64) *store {
+	s := &store{self: self, t: t, clock: clock, epoch: epoch, rows: map[rowKey]*row{}, owners: map[string]*owner{}, byHash: map[uint32]*owner{}}
+	me := s.owner(self)
+	me.epoch = epoch
+	return s
+}
+
+// ownerHash names an owner in sync vectors in four bytes.
+func ownerHash(name string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return h.Sum32()
 }
 
 func (s *store) owner(name string) *owner {
 	o := s.owners[name]
 	if o == nil {
-		o = &owner{rows: map[rowKey]struct{}{}, digest: ownerDigest{Owner: name}}
+		o = &owner{rows: map[rowKey]struct{}{}, digest: ownerDigest{Owner: name}, hash: ownerHash(name)}
 		s.owners[name] = o
+		s.byHash[o.hash] = o
 	}
 	return o
 }
@@ -143,6 +164,7 @@ func (s *store) put(table, key string, value []byte, now time.Time) Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: s.self, Version: s.tick()}
+	s.stamp(&e)
 	s.set(e, now)
 	s.stats.LocalWrites++
 	return e
@@ -160,9 +182,147 @@ func (s *store) del(table, key string, now time.Time) (Entry, error) {
 		return Entry{}, ErrNotOwner
 	}
 	e := Entry{Table: table, Key: key, Owner: s.self, Version: s.tick(), Deleted: true}
+	s.stamp(&e)
 	s.set(e, now)
 	s.stats.LocalWrites++
 	return e, nil
+}
+
+// stamp places a write of this node in its stream.
+func (s *store) stamp(e *Entry) {
+	s.seq++
+	e.Epoch, e.Seq = s.epoch, s.seq
+	me := s.owners[s.self]
+	me.have = s.seq
+}
+
+// mark records that a write of an owner's stream has been seen.
+func (s *store) mark(name string, epoch, seq uint64) {
+	if epoch == 0 || seq == 0 || name == s.self {
+		return
+	}
+	o := s.owner(name)
+	switch {
+	case epoch < o.epoch:
+		return
+	case epoch > o.epoch: // the owner restarted
+		o.epoch, o.have, o.above = epoch, 0, nil
+	}
+	if seq <= o.have {
+		return
+	}
+	if seq != o.have+1 {
+		if o.above == nil {
+			o.above = map[uint64]struct{}{}
+		}
+		o.above[seq] = struct{}{}
+		return
+	}
+	o.have = seq
+	o.advance()
+}
+
+func (o *owner) advance() {
+	for {
+		if _, ok := o.above[o.have+1]; !ok {
+			break
+		}
+		delete(o.above, o.have+1)
+		o.have++
+	}
+	for q := range o.above {
+		if q <= o.have {
+			delete(o.above, q)
+		}
+	}
+}
+
+// completeTo records a peer's claim that the rows it sent cover every
+// write of the owner's stream up to seq n.
+func (s *store) completeTo(name string, epoch, n uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == s.self || epoch == 0 || n == 0 {
+		return
+	}
+	o := s.owner(name)
+	if o.status == ownerGone || epoch < o.epoch {
+		return
+	}
+	if epoch > o.epoch {
+		o.epoch, o.have, o.above = epoch, 0, nil
+	}
+	if n > o.have {
+		o.have = n
+		o.advance()
+	}
+}
+
+// vector returns this node's position in up to max owners' streams
+// (chosen at random when there are more), itself excluded.
+func (s *store) vector(max int) []vectorItem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]vectorItem, 0, min(max, len(s.owners)))
+	for name, o := range s.owners { // map order is random
+		if len(out) == max {
+			break
+		}
+		if name != s.self && o.status != ownerGone && o.epoch != 0 {
+			out = append(out, vectorItem{OwnerHash: o.hash, Epoch: o.epoch, Have: o.have})
+		}
+	}
+	return out
+}
+
+// behind compares a peer's vector with this node's streams and returns,
+// per owner the peer lacks writes of, the rows that cover them and how far
+// the claim goes. Owners missing from a vector that was not cut short are
+// sent whole.
+func (s *store) behind(theirs []vectorItem, full bool) []catchUp {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	listed := make(map[uint32]vectorItem, len(theirs))
+	for _, it := range theirs {
+		listed[it.OwnerHash] = it
+	}
+	var out []catchUp
+	for name, o := range s.owners {
+		if o.status == ownerGone || o.epoch == 0 || o.have == 0 {
+			continue
+		}
+		it, ok := listed[o.hash]
+		if !ok && !full {
+			continue
+		}
+		var from uint64 // send writes after this seq
+		switch {
+		case ok && it.Epoch == o.epoch:
+			if it.Have >= o.have {
+				continue
+			}
+			from = it.Have
+		case ok && it.Epoch > o.epoch:
+			continue // they know a newer run than we do
+		}
+		c := catchUp{owner: name, epoch: o.epoch, complete: o.have}
+		for k := range o.rows {
+			r := s.rows[k]
+			if r.Epoch == o.epoch && r.Seq > from {
+				c.rows = append(c.rows, r.Entry)
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// catchUp is what a peer lacks of one owner's stream.
+type catchUp struct {
+	owner    string
+	epoch    uint64
+	complete uint64
+	rows     []Entry
 }
 
 // applyResult says what apply did with a row from another node.
@@ -181,6 +341,7 @@ func (s *store) apply(e Entry, now time.Time) (applyResult, Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.witness(e.Version)
+	s.mark(e.Owner, e.Epoch, e.Seq)
 	k := rowKey{e.Table, e.Key}
 	cur := s.rows[k]
 	if cur != nil && !e.newer(&cur.Entry) {
@@ -223,6 +384,7 @@ func (s *store) reclaim(e Entry, cur *row, now time.Time) (applyResult, Entry) {
 		mine = Entry{Table: e.Table, Key: e.Key, Owner: s.self, Deleted: true}
 	}
 	mine.Version = s.tick()
+	s.stamp(&mine)
 	s.set(mine, now)
 	s.stats.Reclaimed++
 	return applyReclaimed, mine
@@ -278,6 +440,7 @@ func (s *store) withdraw(o *owner, now time.Time) {
 		s.drop(k, !o.hidden)
 	}
 	o.status, o.since, o.hidden = ownerGone, now, false
+	o.epoch, o.have, o.above = 0, 0, nil
 }
 
 // expire runs the clocks: hides rows of owners failed for the grace
@@ -404,6 +567,13 @@ func (s *store) digestAll() uint64 {
 		}
 	}
 	return h
+}
+
+// count updates the counters under the store's lock.
+func (s *store) count(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
 }
 
 func (s *store) snapshotStats() Stats {

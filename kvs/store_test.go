@@ -2,6 +2,7 @@ package kvs
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -13,7 +14,7 @@ func testTimings() timings {
 }
 
 func TestStore_lastWriterWins(t *testing.T) {
-	s := newStore("a", testTimings(), 0)
+	s := newStore("a", testTimings(), 0, 1)
 	for name, tc := range map[string]struct {
 		first, second Entry
 		want          applyResult
@@ -45,7 +46,7 @@ func TestStore_lastWriterWins(t *testing.T) {
 // TestStore_missedUpdateNeverBlocksLater is moby#53437: after missing
 // version 2 of an owner, version 3 of another key must still be accepted.
 func TestStore_missedUpdateNeverBlocksLater(t *testing.T) {
-	s := newStore("a", testTimings(), 0)
+	s := newStore("a", testTimings(), 0, 1)
 	s.apply(Entry{Table: "t", Key: "x", Owner: "b", Version: 1}, t0)
 	// version 2 lost
 	if res, _ := s.apply(Entry{Table: "t", Key: "y", Owner: "b", Version: 3}, t0); res != applyChanged {
@@ -58,7 +59,7 @@ func TestStore_missedUpdateNeverBlocksLater(t *testing.T) {
 
 // TestStore_forgedTombstoneRejected is moby#50342.
 func TestStore_forgedTombstoneRejected(t *testing.T) {
-	s := newStore("a", testTimings(), 0)
+	s := newStore("a", testTimings(), 0, 1)
 	s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 1, Value: []byte("v")}, t0)
 	if res, _ := s.apply(Entry{Table: "t", Key: "k", Owner: "c", Version: 9, Deleted: true}, t0); res != applyRejected {
 		t.Errorf("c deleting b's row: %v, want rejected", res)
@@ -78,7 +79,7 @@ func TestStore_forgedTombstoneRejected(t *testing.T) {
 }
 
 func TestStore_deletedNeverComesBack(t *testing.T) {
-	s := newStore("a", testTimings(), 0)
+	s := newStore("a", testTimings(), 0, 1)
 	e := s.put("t", "k", []byte("v"), t0)
 	tomb, err := s.del("t", "k", t0)
 	if err != nil {
@@ -103,7 +104,7 @@ func TestStore_deletedNeverComesBack(t *testing.T) {
 }
 
 func TestStore_failedOwnerHiddenRestoredReaped(t *testing.T) {
-	s := newStore("a", testTimings(), 0)
+	s := newStore("a", testTimings(), 0, 1)
 	snap, w := s.watch("t")
 	defer s.unwatch(w)
 	if len(snap) != 0 {
@@ -144,7 +145,7 @@ func TestStore_failedOwnerHiddenRestoredReaped(t *testing.T) {
 }
 
 func TestStore_leaveWithdrawsAtOnce(t *testing.T) {
-	s := newStore("a", testTimings(), 0)
+	s := newStore("a", testTimings(), 0, 1)
 	s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 4, Value: []byte("v")}, t0)
 	s.memberLeft("b", t0)
 	if _, ok := s.get("t", "k"); ok {
@@ -156,7 +157,7 @@ func TestStore_leaveWithdrawsAtOnce(t *testing.T) {
 }
 
 func TestStore_reclaimsStaleCopiesOfOwnRows(t *testing.T) {
-	s := newStore("a", testTimings(), 0) // restarted without its old rows
+	s := newStore("a", testTimings(), 0, 1) // restarted without its old rows
 	res, mine := s.apply(Entry{Table: "t", Key: "old", Owner: "a", Version: 10, Value: []byte("v")}, t0)
 	if res != applyReclaimed || !mine.Deleted || mine.Version <= 10 {
 		t.Fatalf("stale own row: %v %v", res, mine)
@@ -169,7 +170,7 @@ func TestStore_reclaimsStaleCopiesOfOwnRows(t *testing.T) {
 }
 
 func TestStore_tombstonesReaped(t *testing.T) {
-	s := newStore("a", testTimings(), 0)
+	s := newStore("a", testTimings(), 0, 1)
 	s.put("t", "k", nil, t0)
 	s.del("t", "k", t0)
 	s.expire(t0.Add(time.Minute))
@@ -183,7 +184,7 @@ func TestStore_tombstonesReaped(t *testing.T) {
 }
 
 func TestStore_digestsFindDifferences(t *testing.T) {
-	a, b := newStore("a", testTimings(), 0), newStore("b", testTimings(), 0)
+	a, b := newStore("a", testTimings(), 0, 1), newStore("b", testTimings(), 0, 1)
 	for _, s := range []*store{a, b} {
 		s.apply(Entry{Table: "t", Key: "k1", Owner: "c", Version: 1}, t0)
 	}
@@ -218,4 +219,67 @@ func expect(t *testing.T, w *watcher, typ EventType) Event {
 		t.Fatalf("no %v event", typ)
 	}
 	return Event{}
+}
+
+// TestStore_streamsFindMissedWrites: a node that missed some of an
+// owner's writes learns which from a peer's vector, and the peer's answer
+// (rows plus a completion claim) closes the gap.
+func TestStore_streamsFindMissedWrites(t *testing.T) {
+	owner := newStore("o", testTimings(), 0, 100)
+	peer := newStore("p", testTimings(), 0, 200) // saw everything
+	lag := newStore("l", testTimings(), 0, 300)  // missed writes 2 and 4
+	var writes []Entry
+	for i := 0; i < 5; i++ {
+		writes = append(writes, owner.put("t", fmt.Sprint("k", i), []byte{byte(i)}, t0))
+	}
+	writes = append(writes, mustDel(t, owner, "t", "k0")) // seq 6 supersedes seq 1
+	for i, e := range writes {
+		peer.apply(e, t0)
+		if i != 1 && i != 3 {
+			lag.apply(e, t0)
+		}
+	}
+	vec := lag.vector(100)
+	if len(vec) != 1 || vec[0].Have != 1 || vec[0].Epoch != 100 {
+		t.Fatalf("lagging vector %+v: want owner o, epoch 100, have 1", vec)
+	}
+	ups := peer.behind(vec, true)
+	if len(ups) != 1 || ups[0].owner != "o" || ups[0].complete != 6 {
+		t.Fatalf("catch-up %+v", ups)
+	}
+	for _, e := range ups[0].rows {
+		lag.apply(e, t0)
+	}
+	lag.completeTo("o", ups[0].epoch, ups[0].complete)
+	if v := lag.vector(100); v[0].Have != 6 {
+		t.Errorf("after catching up: have %d, want 6", v[0].Have)
+	}
+	if lag.digestAll() != peer.digestAll() {
+		t.Error("caught-up node differs from its peer")
+	}
+	if ups := peer.behind(lag.vector(100), true); len(ups) != 0 {
+		t.Errorf("still behind: %+v", ups)
+	}
+	// An owner the vector does not list is sent whole, unless the vector
+	// was cut short.
+	if ups := peer.behind(nil, true); len(ups) != 1 || len(ups[0].rows) != 5 {
+		t.Errorf("unknown owner: %+v", ups)
+	}
+	if ups := peer.behind(nil, false); len(ups) != 0 {
+		t.Errorf("cut-short vector: %+v", ups)
+	}
+	// A restarted owner (newer epoch) resets the stream.
+	lag.apply(Entry{Table: "t", Key: "new", Owner: "o", Version: 50, Epoch: 101, Seq: 1}, t0)
+	if v := lag.vector(100); v[0].Epoch != 101 || v[0].Have != 1 {
+		t.Errorf("after the owner's restart: %+v", v)
+	}
+}
+
+func mustDel(t *testing.T, s *store, table, key string) Entry {
+	t.Helper()
+	e, err := s.del(table, key, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

@@ -82,7 +82,9 @@ type Network struct {
 }
 
 // NewNetwork returns an empty network. seed drives the loss and delay
-// randomness.
+// randomness: one seeded generator is consumed in the order packets are sent,
+// so a given sequence of sends sees the same drops and delays for the same
+// seed (concurrent senders make the order, and so the outcome, vary).
 func NewNetwork(seed int64) *Network {
 	n := &Network{
 		byName: make(map[string]*Transport),
