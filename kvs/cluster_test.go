@@ -256,3 +256,29 @@ func TestGossip_malformedMessageCountedNotApplied(t *testing.T) {
 		t.Errorf("malformed: %+v", s)
 	}
 }
+
+// TestCluster_joinSetsOffNoStorm is docker/libnetwork#2216: a node that
+// joins a cluster holding many rows learns them by repair, and nobody
+// forwards them again.
+func TestCluster_joinSetsOffNoStorm(t *testing.T) {
+	c := newCluster(t, 4)
+	for i, g := range c.nodes {
+		for k := 0; k < 100; k++ {
+			g.Put("t", fmt.Sprintf("%d/%d", i, k), []byte("v"))
+		}
+	}
+	c.waitConverged(400)
+	forwarded := func() (n uint64) {
+		for _, g := range c.nodes {
+			n += g.Stats().Forwarded
+		}
+		return n
+	}
+	before := forwarded()
+	c.start("late", c.addr(0))
+	c.waitMembers(5)
+	c.waitConverged(400)
+	if after := forwarded(); after != before {
+		t.Errorf("the join made the cluster forward %d rows again", after-before)
+	}
+}

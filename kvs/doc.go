@@ -15,13 +15,19 @@
 //
 // # Spreading a change
 //
-// A write is sent at once, best effort, to Fanout random members and queued
-// for memberlist's piggybacked gossip. Every node that learns something new
-// from a message does the same once (rumour mongering), so an update
-// reaches the cluster in a few gossip rounds even when packets are lost, and
-// never waits for anti-entropy. Rows learned through repair are not
-// re-broadcast, so a joining node does not set off a storm
-// (docker/libnetwork#2216).
+// A write is forwarded within ForwardInterval (batched into packets) to
+// Fanout random members, and queued in memberlist's piggyback queue at its
+// origin. Every node that learns a row from a forward passes it on once
+// the same way (rumour mongering): most nodes have it within milliseconds.
+//
+// Each write also has a place in its owner's stream: (epoch, seq), where
+// seq counts the owner's writes in this run. Every SyncInterval a node
+// sends one random member its position in every owner's stream (a version
+// vector, a few bytes per owner); the member answers with the rows that
+// cover whatever the node lacks, and says up to where they do. A lost
+// packet therefore delays an update by about one SyncInterval, never until
+// the next anti-entropy round. Rows learned through repair or sync are not
+// passed on, so a joining node sets off no storm (docker/libnetwork#2216).
 //
 // # Repair (anti-entropy)
 //

@@ -83,7 +83,7 @@ func (g *Gossip) Put(table, key string, value []byte) (Entry, error) {
 		return Entry{}, ErrClosed
 	}
 	e := g.st.put(table, key, value, time.Now())
-	g.spread(e)
+	g.originate(e)
 	return e, nil
 }
 
@@ -96,7 +96,7 @@ func (g *Gossip) Delete(table, key string) error {
 	if err != nil {
 		return fmt.Errorf("delete %s/%s: %w", table, key, err)
 	}
-	g.spread(e)
+	g.originate(e)
 	return nil
 }
 
@@ -157,6 +157,18 @@ func (g *Gossip) closed() bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// originate sends a write made here: forwarded like any new row, and
+// also queued once in memberlist's piggyback queue (TransmitLimitedQueue),
+// which repeats it in the next gossip rounds; a newer write of the same key
+// replaces it there. Relays do not queue, so the queue's load stays
+// proportional to this node's own writes.
+func (g *Gossip) originate(e Entry) {
+	g.spread(e)
+	if n := g.node.Load(); n != nil {
+		n.Broadcast(e.Table+"\x00"+e.Key, encodeUpdate([]Entry{e}))
 	}
 }
 
