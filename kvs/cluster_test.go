@@ -268,6 +268,14 @@ func TestCluster_joinSetsOffNoStorm(t *testing.T) {
 		}
 	}
 	c.waitConverged(400)
+	waitFor(t, "forwarding to finish", 10*time.Second, func() bool {
+		for _, g := range c.nodes {
+			if g.outboxLen() != 0 {
+				return false
+			}
+		}
+		return true
+	})
 	forwarded := func() (n uint64) {
 		for _, g := range c.nodes {
 			n += g.Stats().Forwarded

@@ -199,6 +199,9 @@ func (g *Gossip) routineForward() {
 		g.outMu.Lock()
 		batch := g.outbox
 		g.outbox = nil
+		// Counted as it leaves the outbox, so that an empty outbox means
+		// a final count.
+		g.st.count(func(s *Stats) { s.Forwarded += uint64(len(batch)) })
 		g.outMu.Unlock()
 		n := g.node.Load()
 		if len(batch) == 0 || n == nil {
@@ -218,10 +221,16 @@ func (g *Gossip) routineForward() {
 					n.SendReliable(peer, msg)
 				}
 			}
-			g.st.count(func(s *Stats) { s.Forwarded += uint64(k) })
 			batch = batch[k:]
 		}
 	}
+}
+
+// outboxLen is the number of rows waiting to be forwarded.
+func (g *Gossip) outboxLen() int {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	return len(g.outbox)
 }
 
 func entrySize(e *Entry) int {
