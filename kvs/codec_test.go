@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestCodec_roundTrip(t *testing.T) {
@@ -47,6 +48,13 @@ func TestCodec_roundTrip(t *testing.T) {
 		t.Error("rows changed in transit")
 	}
 	vec := []vectorItem{{OwnerHash: 1, Epoch: 2, Have: 3}, {OwnerHash: 0xffffffff, Epoch: 1 << 60, Have: 0}}
+	full := make([]vectorItem, vectorMax)
+	for i := range full {
+		full[i] = vectorItem{OwnerHash: uint32(i), Epoch: uint64(time.Now().UnixNano()), Have: 99999}
+	}
+	if n := len(encodeVector(string(make([]byte, 20)), full)); n > maxPacket {
+		t.Errorf("a full sync vector takes %d bytes, over the %d a packet carries", n, maxPacket)
+	}
 	m, err = decode(encodeVector("host3", vec))
 	if err != nil || m.sender != "host3" || !reflect.DeepEqual(m.vector, vec) {
 		t.Fatalf("vector: %v %+v", err, m)

@@ -184,6 +184,11 @@ func (g *Gossip) spread(e Entry) {
 // buffer less its framing and encryption.
 const maxPacket = 1200
 
+// vectorMax is how many owners a sync vector lists: each takes at most 4 +
+// 10 + 10 bytes, but epochs (nanoseconds) take 9 and seqs rarely more than
+// 3, so 16 bytes is the realistic size.
+const vectorMax = (maxPacket - 64) / 16
+
 // routineForward sends what spread queued, batched into packets, each to
 // Fanout random members. Rows too large for a packet go over a stream.
 func (g *Gossip) routineForward() {
@@ -257,9 +262,9 @@ func (g *Gossip) routineSync() {
 		if len(peers) == 0 {
 			continue
 		}
-		// About 100 owners fit in one packet; larger clusters send a
+		// vectorMax owners fit in one packet; larger clusters send a
 		// random subset each round.
-		msg := encodeVector(g.st.self, g.st.vector(maxPacket/12))
+		msg := encodeVector(g.st.self, g.st.vector(vectorMax))
 		if n.SendBestEffort(peers[0], msg) == nil {
 			g.st.count(func(s *Stats) { s.SyncsSent++ })
 		}
@@ -272,8 +277,8 @@ func (g *Gossip) answerVector(m *message) {
 	if n == nil || m.sender == g.st.self {
 		return
 	}
-	full := len(m.vector) < maxPacket/12
-	for _, c := range g.st.behind(m.vector, full) {
+	full := len(m.vector) < vectorMax
+	for _, c := range g.st.behind(m.sender, m.vector, full) {
 		msgs := encodeRows(g.st.self, c.owner, c.epoch, c.complete, c.rows, MaxMessageSize/2)
 		if len(msgs) != 1 {
 			continue // too much for a catch-up: push/pull repair handles it

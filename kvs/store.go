@@ -278,8 +278,8 @@ func (s *store) vector(max int) []vectorItem {
 // behind compares a peer's vector with this node's streams and returns,
 // per owner the peer lacks writes of, the rows that cover them and how far
 // the claim goes. Owners missing from a vector that was not cut short are
-// sent whole.
-func (s *store) behind(theirs []vectorItem, full bool) []catchUp {
+// sent whole. The peer's own stream is never sent back to it.
+func (s *store) behind(peer string, theirs []vectorItem, full bool) []catchUp {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	listed := make(map[uint32]vectorItem, len(theirs))
@@ -288,8 +288,8 @@ func (s *store) behind(theirs []vectorItem, full bool) []catchUp {
 	}
 	var out []catchUp
 	for name, o := range s.owners {
-		if o.status == ownerGone || o.epoch == 0 || o.have == 0 {
-			continue
+		if o.status == ownerGone || o.epoch == 0 || o.have == 0 || name == peer {
+			continue // the peer is the authority on its own stream
 		}
 		it, ok := listed[o.hash]
 		if !ok && !full {

@@ -243,7 +243,7 @@ func TestStore_streamsFindMissedWrites(t *testing.T) {
 	if len(vec) != 1 || vec[0].Have != 1 || vec[0].Epoch != 100 {
 		t.Fatalf("lagging vector %+v: want owner o, epoch 100, have 1", vec)
 	}
-	ups := peer.behind(vec, true)
+	ups := peer.behind("l", vec, true)
 	if len(ups) != 1 || ups[0].owner != "o" || ups[0].complete != 6 {
 		t.Fatalf("catch-up %+v", ups)
 	}
@@ -257,16 +257,19 @@ func TestStore_streamsFindMissedWrites(t *testing.T) {
 	if lag.digestAll() != peer.digestAll() {
 		t.Error("caught-up node differs from its peer")
 	}
-	if ups := peer.behind(lag.vector(100), true); len(ups) != 0 {
+	if ups := peer.behind("l", lag.vector(100), true); len(ups) != 0 {
 		t.Errorf("still behind: %+v", ups)
 	}
 	// An owner the vector does not list is sent whole, unless the vector
 	// was cut short.
-	if ups := peer.behind(nil, true); len(ups) != 1 || len(ups[0].rows) != 5 {
+	if ups := peer.behind("l", nil, true); len(ups) != 1 || len(ups[0].rows) != 5 {
 		t.Errorf("unknown owner: %+v", ups)
 	}
-	if ups := peer.behind(nil, false); len(ups) != 0 {
+	if ups := peer.behind("l", nil, false); len(ups) != 0 {
 		t.Errorf("cut-short vector: %+v", ups)
+	}
+	if ups := peer.behind("o", nil, true); len(ups) != 0 {
+		t.Errorf("the owner was sent its own stream: %+v", ups)
 	}
 	// A restarted owner (newer epoch) resets the stream.
 	lag.apply(Entry{Table: "t", Key: "new", Owner: "o", Version: 50, Epoch: 101, Seq: 1}, t0)
