@@ -286,3 +286,31 @@ func mustDel(t *testing.T, s *store, table, key string) Entry {
 	}
 	return e
 }
+
+// TestStore_slowWatcherNeverBlocks: a watcher that reads nothing while
+// thousands of rows change holds up no writer, and then gets every event
+// in order.
+func TestStore_slowWatcherNeverBlocks(t *testing.T) {
+	s := newStore("a", testTimings(), 0, 1)
+	_, w := s.watch("t")
+	defer s.unwatch(w)
+	const n = 20000
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < n; i++ {
+			s.apply(Entry{Table: "t", Key: fmt.Sprint(i), Owner: "b", Version: uint64(i + 1)}, t0)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("writers blocked behind a watcher that does not read")
+	}
+	for i := 0; i < n; i++ {
+		ev := expect(t, w, EventPut)
+		if ev.Entry.Key != fmt.Sprint(i) {
+			t.Fatalf("event %d is for key %s: out of order", i, ev.Entry.Key)
+		}
+	}
+}
