@@ -12,7 +12,7 @@ import (
 // time for a put to reach every node (p50, p99, max in ms) and the bytes
 // each node sends per second. Run with -benchtime 1x.
 func BenchmarkGossipConvergence(b *testing.B) {
-	for _, n := range []int{10, 50, 100} {
+	for _, n := range []int{10, 50, 100, 200} {
 		for _, sc := range []GossipScenario{
 			{Nodes: n, Profile: gossip.ProfileLAN},
 			{Nodes: n, Profile: gossip.ProfileLAN, Churn: true, Loss: 0.01},

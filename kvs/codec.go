@@ -13,8 +13,11 @@ import (
 //	update  = count entry*                                  (forwarding)
 //	digest  = sender count (owner rows hash(8 bytes LE))*   (push/pull)
 //	rows    = sender owner epoch complete count entry*      (repair)
-//	vector  = sender count (ownerhash(4 bytes LE) epoch have)*   (sync)
+//	vector  = sender part parts flags(1 byte, bit 0 = cut short) count (ownerhash(4 bytes LE) epoch have)*   (sync)
 //	entry   = table key owner version epoch seq flags(1 byte, bit 0 = tombstone) value
+//
+// A vector covers the owners whose hash modulo parts is part; it lists all
+// the sender knows there unless marked cut short.
 //
 // In rows, complete > 0 claims the sender holds every write of owner's
 // stream epoch up to seq complete (the rows sent cover what the receiver
@@ -98,9 +101,24 @@ type vectorItem struct {
 	Have      uint64 // every write up to this seq is held
 }
 
-func encodeVector(sender string, items []vectorItem) []byte {
+// vectorPart says which owners a vector covers.
+type vectorPart struct {
+	Part, Parts uint32 // owners with ownerHash % Parts == Part
+	Cut         bool   // not every such owner is listed
+}
+
+func (p vectorPart) covers(hash uint32) bool { return p.Parts <= 1 || hash%p.Parts == p.Part }
+
+func encodeVector(sender string, p vectorPart, items []vectorItem) []byte {
 	e := encoder{b: []byte{magic, msgVector}}
 	e.str(sender)
+	e.uvarint(uint64(p.Part))
+	e.uvarint(uint64(p.Parts))
+	if p.Cut {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
 	e.uvarint(uint64(len(items)))
 	for _, it := range items {
 		e.b = binary.LittleEndian.AppendUint32(e.b, it.OwnerHash)
@@ -154,6 +172,7 @@ type message struct {
 	entries  []Entry
 	digests  []ownerDigest
 	vector   []vectorItem
+	part     vectorPart
 }
 
 // decoder reads a message; the first error sticks.
@@ -285,6 +304,21 @@ func decode(b []byte) (*message, error) {
 		}
 	case msgVector:
 		m.sender = d.str("sender", MaxNameLen)
+		part, parts := d.uvarint("part"), d.uvarint("parts")
+		if d.err == nil && (parts > 1<<16 || (parts > 0 && part >= parts) || (parts == 0 && part != 0)) {
+			d.fail("part %d of %d", part, parts)
+		}
+		m.part = vectorPart{Part: uint32(part), Parts: uint32(parts)}
+		if d.err == nil {
+			if d.off >= len(d.b) {
+				d.fail("vector flags missing")
+			} else if f := d.b[d.off]; f&^1 != 0 {
+				d.fail("unknown vector flags %#x", f)
+			} else {
+				m.part.Cut = f == 1
+				d.off++
+			}
+		}
 		n := d.count("owner count", vectorItemLen)
 		for i := 0; i < n && d.err == nil; i++ {
 			var it vectorItem

@@ -248,6 +248,7 @@ func (g *Gossip) routineSync() {
 	defer g.wg.Done()
 	t := time.NewTicker(g.cfg.SyncInterval)
 	defer t.Stop()
+	var round uint32
 	for {
 		select {
 		case <-g.stop:
@@ -262,9 +263,11 @@ func (g *Gossip) routineSync() {
 		if len(peers) == 0 {
 			continue
 		}
-		// vectorMax owners fit in one packet; larger clusters send a
-		// random subset each round.
-		msg := encodeVector(g.st.self, g.st.vector(vectorMax))
+		// vectorMax owners fit in one packet; larger clusters cover
+		// their owners part by part, a part per round.
+		round++
+		part, items := g.st.vector(round, vectorMax)
+		msg := encodeVector(g.st.self, part, items)
 		if n.SendBestEffort(peers[0], msg) == nil {
 			g.st.count(func(s *Stats) { s.SyncsSent++ })
 		}
@@ -277,8 +280,7 @@ func (g *Gossip) answerVector(m *message) {
 	if n == nil || m.sender == g.st.self {
 		return
 	}
-	full := len(m.vector) < vectorMax
-	for _, c := range g.st.behind(m.sender, m.vector, full) {
+	for _, c := range g.st.behind(m.sender, m.part, m.vector) {
 		msgs := encodeRows(g.st.self, c.owner, c.epoch, c.complete, c.rows, MaxMessageSize/2)
 		if len(msgs) != 1 {
 			continue // too much for a catch-up: push/pull repair handles it

@@ -258,28 +258,43 @@ func (s *store) completeTo(name string, epoch, n uint64) {
 	}
 }
 
-// vector returns this node's position in up to max owners' streams
-// (chosen at random when there are more), itself excluded.
-func (s *store) vector(max int) []vectorItem {
+// vector returns this node's position in the streams of the owners in
+// part round of a cycle: with more owners than fit in max, the owners are
+// split by hash into parts that successive rounds cover in turn.
+func (s *store) vector(round uint32, max int) (vectorPart, []vectorItem) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]vectorItem, 0, min(max, len(s.owners)))
-	for name, o := range s.owners { // map order is random
-		if len(out) == max {
-			break
-		}
+	known := 0
+	for name, o := range s.owners {
 		if name != s.self && o.status != ownerGone && o.epoch != 0 {
-			out = append(out, vectorItem{OwnerHash: o.hash, Epoch: o.epoch, Have: o.have})
+			known++
 		}
 	}
-	return out
+	// Parts leave room for an uneven hash split.
+	parts := uint32(1)
+	for int(parts)*max*3/4 < known {
+		parts++
+	}
+	p := vectorPart{Part: round % parts, Parts: parts}
+	var out []vectorItem
+	for name, o := range s.owners {
+		if name == s.self || o.status == ownerGone || o.epoch == 0 || !p.covers(o.hash) {
+			continue
+		}
+		if len(out) == max {
+			p.Cut = true
+			break
+		}
+		out = append(out, vectorItem{OwnerHash: o.hash, Epoch: o.epoch, Have: o.have})
+	}
+	return p, out
 }
 
 // behind compares a peer's vector with this node's streams and returns,
-// per owner the peer lacks writes of, the rows that cover them and how far
-// the claim goes. Owners missing from a vector that was not cut short are
-// sent whole. The peer's own stream is never sent back to it.
-func (s *store) behind(peer string, theirs []vectorItem, full bool) []catchUp {
+// per owner of the vector's part the peer lacks writes of, the rows that
+// cover them and how far the claim goes. Owners of the part missing from a
+// vector that was not cut short are unknown to the peer: sent whole. The peer's own stream is never sent back to it.
+func (s *store) behind(peer string, p vectorPart, theirs []vectorItem) []catchUp {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	listed := make(map[uint32]vectorItem, len(theirs))
@@ -288,11 +303,11 @@ func (s *store) behind(peer string, theirs []vectorItem, full bool) []catchUp {
 	}
 	var out []catchUp
 	for name, o := range s.owners {
-		if o.status == ownerGone || o.epoch == 0 || o.have == 0 || name == peer {
+		if o.status == ownerGone || o.epoch == 0 || o.have == 0 || name == peer || !p.covers(o.hash) {
 			continue // the peer is the authority on its own stream
 		}
 		it, ok := listed[o.hash]
-		if !ok && !full {
+		if !ok && p.Cut {
 			continue
 		}
 		var from uint64 // send writes after this seq

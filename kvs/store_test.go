@@ -239,11 +239,12 @@ func TestStore_streamsFindMissedWrites(t *testing.T) {
 			lag.apply(e, t0)
 		}
 	}
-	vec := lag.vector(100)
+	_, vec := lag.vector(0, 100)
 	if len(vec) != 1 || vec[0].Have != 1 || vec[0].Epoch != 100 {
 		t.Fatalf("lagging vector %+v: want owner o, epoch 100, have 1", vec)
 	}
-	ups := peer.behind("l", vec, true)
+	whole := vectorPart{}
+	ups := peer.behind("l", whole, vec)
 	if len(ups) != 1 || ups[0].owner != "o" || ups[0].complete != 6 {
 		t.Fatalf("catch-up %+v", ups)
 	}
@@ -251,29 +252,34 @@ func TestStore_streamsFindMissedWrites(t *testing.T) {
 		lag.apply(e, t0)
 	}
 	lag.completeTo("o", ups[0].epoch, ups[0].complete)
-	if v := lag.vector(100); v[0].Have != 6 {
+	if _, v := lag.vector(0, 100); v[0].Have != 6 {
 		t.Errorf("after catching up: have %d, want 6", v[0].Have)
 	}
 	if lag.digestAll() != peer.digestAll() {
 		t.Error("caught-up node differs from its peer")
 	}
-	if ups := peer.behind("l", lag.vector(100), true); len(ups) != 0 {
+	_, again := lag.vector(0, 100)
+	if ups := peer.behind("l", whole, again); len(ups) != 0 {
 		t.Errorf("still behind: %+v", ups)
 	}
 	// An owner the vector does not list is sent whole, unless the vector
 	// was cut short.
-	if ups := peer.behind("l", nil, true); len(ups) != 1 || len(ups[0].rows) != 5 {
+	if ups := peer.behind("l", whole, nil); len(ups) != 1 || len(ups[0].rows) != 5 {
 		t.Errorf("unknown owner: %+v", ups)
 	}
-	if ups := peer.behind("l", nil, false); len(ups) != 0 {
+	if ups := peer.behind("l", vectorPart{Cut: true}, nil); len(ups) != 0 {
 		t.Errorf("cut-short vector: %+v", ups)
 	}
-	if ups := peer.behind("o", nil, true); len(ups) != 0 {
+	other := vectorPart{Part: (ownerHash("o") + 1) % 2, Parts: 2}
+	if ups := peer.behind("l", other, nil); len(ups) != 0 {
+		t.Errorf("an owner outside the vector's part: %+v", ups)
+	}
+	if ups := peer.behind("o", whole, nil); len(ups) != 0 {
 		t.Errorf("the owner was sent its own stream: %+v", ups)
 	}
 	// A restarted owner (newer epoch) resets the stream.
 	lag.apply(Entry{Table: "t", Key: "new", Owner: "o", Version: 50, Epoch: 101, Seq: 1}, t0)
-	if v := lag.vector(100); v[0].Epoch != 101 || v[0].Have != 1 {
+	if _, v := lag.vector(0, 100); v[0].Epoch != 101 || v[0].Have != 1 {
 		t.Errorf("after the owner's restart: %+v", v)
 	}
 }
@@ -312,5 +318,31 @@ func TestStore_slowWatcherNeverBlocks(t *testing.T) {
 		if ev.Entry.Key != fmt.Sprint(i) {
 			t.Fatalf("event %d is for key %s: out of order", i, ev.Entry.Key)
 		}
+	}
+}
+
+// TestStore_vectorPartsCoverEveryOwner: with more owners than one vector
+// holds, successive rounds cover every owner, each round within the limit.
+func TestStore_vectorPartsCoverEveryOwner(t *testing.T) {
+	s := newStore("me", testTimings(), 0, 1)
+	for i := 0; i < 500; i++ {
+		s.apply(Entry{Table: "t", Key: fmt.Sprint(i), Owner: fmt.Sprint("owner", i), Version: 1, Epoch: 7, Seq: 1}, t0)
+	}
+	seen := map[uint32]bool{}
+	p0, _ := s.vector(0, 70)
+	for round := uint32(0); round < p0.Parts; round++ {
+		p, items := s.vector(round, 70)
+		if len(items) > 70 || p.Cut {
+			t.Errorf("round %d: %d items, cut %v", round, len(items), p.Cut)
+		}
+		for _, it := range items {
+			if !p.covers(it.OwnerHash) || seen[it.OwnerHash] {
+				t.Errorf("round %d lists owner %x outside its part or twice", round, it.OwnerHash)
+			}
+			seen[it.OwnerHash] = true
+		}
+	}
+	if len(seen) != 500 {
+		t.Errorf("a cycle of %d rounds covered %d of 500 owners", p0.Parts, len(seen))
 	}
 }
