@@ -13,7 +13,7 @@ import (
 //	update  = count entry*                                  (forwarding)
 //	digest  = sender count (owner rows hash(8 bytes LE))*   (push/pull)
 //	rows    = sender owner epoch complete count entry*      (repair)
-//	vector  = sender part parts flags(1 byte, bit 0 = cut short) count (ownerhash(4 bytes LE) epoch have)*   (sync)
+//	vector  = sender part parts flags(1 byte, bit 0 = cut short) count (ownerhash(4 bytes LE) epochtag(2 bytes LE) have)*   (sync)
 //	entry   = table key owner version epoch seq flags(1 byte, bit 0 = tombstone) value
 //
 // A vector covers the owners whose hash modulo parts is part; it lists all
@@ -42,7 +42,7 @@ const (
 	repairChunk    = 256 << 10
 	minEntryLen    = 8 // three empty strings, version, epoch, seq, flags, empty value
 	digestItemLen  = 10
-	vectorItemLen  = 6
+	vectorItemLen  = 7
 )
 
 // ownerDigest summarises one owner's rows for anti-entropy.
@@ -97,7 +97,7 @@ func encodeDigest(sender string, ds []ownerDigest) []byte {
 // vectorItem is one owner's position in a sync vector.
 type vectorItem struct {
 	OwnerHash uint32 // ownerHash of the owner's name
-	Epoch     uint64
+	EpochTag  uint16 // the low bits of the owner's epoch: tells runs apart
 	Have      uint64 // every write up to this seq is held
 }
 
@@ -122,7 +122,7 @@ func encodeVector(sender string, p vectorPart, items []vectorItem) []byte {
 	e.uvarint(uint64(len(items)))
 	for _, it := range items {
 		e.b = binary.LittleEndian.AppendUint32(e.b, it.OwnerHash)
-		e.uvarint(it.Epoch)
+		e.b = binary.LittleEndian.AppendUint16(e.b, it.EpochTag)
 		e.uvarint(it.Have)
 	}
 	return e.b
@@ -322,13 +322,13 @@ func decode(b []byte) (*message, error) {
 		n := d.count("owner count", vectorItemLen)
 		for i := 0; i < n && d.err == nil; i++ {
 			var it vectorItem
-			if len(d.b)-d.off < 4 {
+			if len(d.b)-d.off < 6 {
 				d.fail("owner hash truncated")
 				break
 			}
 			it.OwnerHash = binary.LittleEndian.Uint32(d.b[d.off:])
-			d.off += 4
-			it.Epoch = d.uvarint("epoch")
+			it.EpochTag = binary.LittleEndian.Uint16(d.b[d.off+4:])
+			d.off += 6
 			it.Have = d.uvarint("have")
 			m.vector = append(m.vector, it)
 		}

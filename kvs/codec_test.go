@@ -47,10 +47,10 @@ func TestCodec_roundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, many) {
 		t.Error("rows changed in transit")
 	}
-	vec := []vectorItem{{OwnerHash: 1, Epoch: 2, Have: 3}, {OwnerHash: 0xffffffff, Epoch: 1 << 60, Have: 0}}
+	vec := []vectorItem{{OwnerHash: 1, EpochTag: 2, Have: 3}, {OwnerHash: 0xffffffff, EpochTag: 0xffff, Have: 0}}
 	full := make([]vectorItem, vectorMax)
 	for i := range full {
-		full[i] = vectorItem{OwnerHash: uint32(i), Epoch: uint64(time.Now().UnixNano()), Have: 99999}
+		full[i] = vectorItem{OwnerHash: uint32(i), EpochTag: uint16(time.Now().UnixNano()), Have: 9999}
 	}
 	if n := len(encodeVector(string(make([]byte, 20)), vectorPart{Part: 1000, Parts: 1001, Cut: true}, full)); n > maxPacket {
 		t.Errorf("a full sync vector takes %d bytes, over the %d a packet carries", n, maxPacket)
@@ -76,7 +76,7 @@ func TestCodec_rejectsMalformed(t *testing.T) {
 		"long key":     encodeUpdate([]Entry{{Table: "t", Key: string(make([]byte, MaxKeyLen+1)), Owner: "o", Version: 1}}),
 		"bad flags":    append(append([]byte(nil), good[:len(good)-2]...), 0x80, 0),
 		"foreign row":  encodeRows("s", "o", 0, 0, []Entry{{Table: "t", Key: "k", Owner: "x", Version: 1}}, 0)[0],
-		"vector cut":   encodeVector("s", vectorPart{}, []vectorItem{{OwnerHash: 1, Epoch: 1, Have: 1}})[:8],
+		"vector cut":   encodeVector("s", vectorPart{}, []vectorItem{{OwnerHash: 1, EpochTag: 1, Have: 1}})[:8],
 		"bad part":     encodeVector("s", vectorPart{Part: 3, Parts: 2}, nil),
 		"digest cut":   encodeDigest("s", []ownerDigest{{Owner: "o", Rows: 1, Hash: 7}})[:8],
 		"oversized":    make([]byte, MaxMessageSize+1),
@@ -93,7 +93,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(encodeUpdate([]Entry{{Table: "t", Key: "k", Owner: "o", Version: 1, Value: []byte("v")}}))
 	f.Add(encodeDigest("s", []ownerDigest{{Owner: "o", Rows: 2, Hash: 9}}))
 	f.Add(encodeRows("s", "o", 4, 9, []Entry{{Table: "t", Key: "k", Owner: "o", Version: 3, Epoch: 4, Seq: 9, Deleted: true}}, 0)[0])
-	f.Add(encodeVector("s", vectorPart{Part: 1, Parts: 4}, []vectorItem{{OwnerHash: 7, Epoch: 4, Have: 9}}))
+	f.Add(encodeVector("s", vectorPart{Part: 1, Parts: 4}, []vectorItem{{OwnerHash: 7, EpochTag: 4, Have: 9}}))
 	f.Add([]byte{magic, msgUpdate, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decode(b)

@@ -184,10 +184,9 @@ func (g *Gossip) spread(e Entry) {
 // buffer less its framing and encryption.
 const maxPacket = 1200
 
-// vectorMax is how many owners a sync vector lists: each takes at most 4 +
-// 10 + 10 bytes, but epochs (nanoseconds) take 9 and seqs rarely more than
-// 3, so 16 bytes is the realistic size.
-const vectorMax = (maxPacket - 64) / 16
+// vectorMax is how many owners a sync vector lists: each takes 6 bytes and
+// a seq, rarely more than 2 bytes.
+const vectorMax = (maxPacket - 64) / 8
 
 // routineForward sends what spread queued, batched into packets, each to
 // Fanout random members. Rows too large for a packet go over a stream.

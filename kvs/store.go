@@ -285,7 +285,7 @@ func (s *store) vector(round uint32, max int) (vectorPart, []vectorItem) {
 			p.Cut = true
 			break
 		}
-		out = append(out, vectorItem{OwnerHash: o.hash, Epoch: o.epoch, Have: o.have})
+		out = append(out, vectorItem{OwnerHash: o.hash, EpochTag: uint16(o.epoch), Have: o.have})
 	}
 	return p, out
 }
@@ -311,15 +311,14 @@ func (s *store) behind(peer string, p vectorPart, theirs []vectorItem) []catchUp
 			continue
 		}
 		var from uint64 // send writes after this seq
-		switch {
-		case ok && it.Epoch == o.epoch:
+		if ok && it.EpochTag == uint16(o.epoch) {
 			if it.Have >= o.have {
 				continue
 			}
 			from = it.Have
-		case ok && it.Epoch > o.epoch:
-			continue // they know a newer run than we do
 		}
+		// Otherwise the peer knows another run of the owner: ours goes
+		// whole, and the peer keeps it only if it is the newer run.
 		c := catchUp{owner: name, epoch: o.epoch, complete: o.have}
 		for k := range o.rows {
 			r := s.rows[k]

@@ -240,7 +240,7 @@ func TestStore_streamsFindMissedWrites(t *testing.T) {
 		}
 	}
 	_, vec := lag.vector(0, 100)
-	if len(vec) != 1 || vec[0].Have != 1 || vec[0].Epoch != 100 {
+	if len(vec) != 1 || vec[0].Have != 1 || vec[0].EpochTag != 100 {
 		t.Fatalf("lagging vector %+v: want owner o, epoch 100, have 1", vec)
 	}
 	whole := vectorPart{}
@@ -279,7 +279,7 @@ func TestStore_streamsFindMissedWrites(t *testing.T) {
 	}
 	// A restarted owner (newer epoch) resets the stream.
 	lag.apply(Entry{Table: "t", Key: "new", Owner: "o", Version: 50, Epoch: 101, Seq: 1}, t0)
-	if _, v := lag.vector(0, 100); v[0].Epoch != 101 || v[0].Have != 1 {
+	if _, v := lag.vector(0, 100); v[0].EpochTag != 101 || v[0].Have != 1 {
 		t.Errorf("after the owner's restart: %+v", v)
 	}
 }
