@@ -25,6 +25,7 @@ var allowed = map[string][]string{
 	"gossip/gossiptest":     {"github.com/hashicorp/memberlist"},
 	"kvs":                   {"gossip", "internal/queue", "go.etcd.io/"},
 	"internal/queue":        {},
+	"internal/testutil":     {},
 	"bench":                 {"lab", "agent", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist"},
 	"e2e":                   {"github.com/vishvananda/netns"},
 }

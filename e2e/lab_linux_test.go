@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"github.com/vxnet/vxnet/internal/testutil"
 )
 
 // vxnetBin is the binary built once by TestMain.
@@ -202,16 +203,7 @@ func (a *agent) stats(t *testing.T) stats {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitFor = testutil.WaitFor
 
 // inNetns runs fn on a thread switched into ns; sockets fn creates belong
 // to ns and keep working from any goroutine afterwards.
