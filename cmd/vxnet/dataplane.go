@@ -48,11 +48,12 @@ Config file:
 Flags:
 `
 
-func cmdDataplane(args []string) int {
+func cmdDataplane(std stdio, args []string) int {
 	if len(args) > 0 && args[0] == "stats" {
-		return cmdDataplaneStats(args[1:])
+		return cmdDataplaneStats(std, args[1:])
 	}
 	fs := flag.NewFlagSet("dataplane", flag.ContinueOnError)
+	fs.SetOutput(std.stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), dataplaneUsage)
 		fs.PrintDefaults()
@@ -67,36 +68,36 @@ func cmdDataplane(args []string) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "vxnet dataplane: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(std.stderr, "vxnet dataplane: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	log, err := newLogger(*level)
+	log, err := newLogger(std, *level)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "vxnet dataplane: %v\n", err)
+		fmt.Fprintf(std.stderr, "vxnet dataplane: %v\n", err)
 		return 2
 	}
 	if *configPath == "" {
-		fmt.Fprintln(os.Stderr, "vxnet dataplane: --config FILE is required (see vxnet dataplane --help)")
+		fmt.Fprintln(std.stderr, "vxnet dataplane: --config FILE is required (see vxnet dataplane --help)")
 		return 2
 	}
 	cfg, err := agent.LoadStaticConfig(*configPath)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "vxnet dataplane: %v\n", err)
+		fmt.Fprintf(std.stderr, "vxnet dataplane: %v\n", err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := agent.RunStatic(ctx, cfg, agent.StaticOptions{StatsSocket: *statsSocket, Logger: log}); err != nil {
-		fmt.Fprintf(os.Stderr, "vxnet dataplane: %v\n", err)
+		fmt.Fprintf(std.stderr, "vxnet dataplane: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func newLogger(level string) (*slog.Logger, error) {
+func newLogger(std stdio, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	return slog.New(slog.NewTextHandler(std.stderr, &slog.HandlerOptions{Level: l})), nil
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -24,28 +25,31 @@ Run 'vxnet <command> --help' for a command's flags.
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(stdio{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
 }
 
-func run(args []string) int {
+// stdio is where a command writes; tests capture it.
+type stdio struct{ stdout, stderr io.Writer }
+
+func run(std stdio, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(std.stderr, usage)
 		return 2
 	}
 	switch args[0] {
 	case "dataplane":
-		return cmdDataplane(args[1:])
+		return cmdDataplane(std, args[1:])
 	case "version", "--version":
-		fmt.Println("vxnet", version)
+		fmt.Fprintln(std.stdout, "vxnet", version)
 		return 0
 	case "help", "-h", "--help":
 		if len(args) > 1 {
-			return run([]string{args[1], "--help"})
+			return run(std, []string{args[1], "--help"})
 		}
-		fmt.Print(usage)
+		fmt.Fprint(std.stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(os.Stderr, "vxnet: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(std.stderr, "vxnet: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -25,8 +24,9 @@ packets, ARP/ND replies, and drops by reason.
 Flags:
 `
 
-func cmdDataplaneStats(args []string) int {
+func cmdDataplaneStats(std stdio, args []string) int {
 	fs := flag.NewFlagSet("dataplane stats", flag.ContinueOnError)
+	fs.SetOutput(std.stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), statsUsage)
 		fs.PrintDefaults()
@@ -40,28 +40,28 @@ func cmdDataplaneStats(args []string) int {
 		return 2
 	}
 	if *sock == "" {
-		fmt.Fprintln(os.Stderr, "vxnet dataplane stats: --stats-socket PATH is required")
+		fmt.Fprintln(std.stderr, "vxnet dataplane stats: --stats-socket PATH is required")
 		return 2
 	}
 	if *format != "table" && *format != "json" {
-		fmt.Fprintf(os.Stderr, "vxnet dataplane stats: --format %q: want table or json\n", *format)
+		fmt.Fprintf(std.stderr, "vxnet dataplane stats: --format %q: want table or json\n", *format)
 		return 2
 	}
 	body, err := fetchStats(*sock)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "vxnet dataplane stats: %v\n", err)
+		fmt.Fprintf(std.stderr, "vxnet dataplane stats: %v\n", err)
 		return 1
 	}
 	if *format == "json" {
-		os.Stdout.Write(body)
+		std.stdout.Write(body)
 		return 0
 	}
 	var s agent.DataplaneStats
 	if err := json.Unmarshal(body, &s); err != nil {
-		fmt.Fprintf(os.Stderr, "vxnet dataplane stats: bad answer from %s: %v\n", *sock, err)
+		fmt.Fprintf(std.stderr, "vxnet dataplane stats: bad answer from %s: %v\n", *sock, err)
 		return 1
 	}
-	printStats(os.Stdout, s)
+	printStats(std.stdout, s)
 	return 0
 }
 
