@@ -80,6 +80,7 @@ func (e *events) NotifyLeave(m *memberlist.Node) {
 	n.mu.Lock()
 	delete(n.members, m.Name)
 	_, announced := n.leaving[m.Name]
+	announced = announced || m.State == memberlist.StateLeft // if memberlist ever says so
 	delete(n.leaving, m.Name)
 	if !announced {
 		n.failed[m.Name] = time.Now()
@@ -151,6 +152,9 @@ func (n *Node) noteLeaving(name string) {
 		}
 	}
 	failedAt, failed := n.failed[name]
+	if n.members[name] != nil {
+		failed = false // alive again: a late notice must not withdraw it
+	}
 	if failed {
 		delete(n.failed, name)
 	} else {

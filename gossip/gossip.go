@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
@@ -103,8 +104,9 @@ type Node struct {
 // ErrShutdown is returned by operations on a node that was shut down.
 var ErrShutdown = errors.New("gossip: node shut down")
 
-// New starts a node and joins cfg.Seeds in the background (see Join to wait
-// for it). app may be nil.
+// New starts a node. It joins nobody yet: call Join, which contacts
+// cfg.Seeds; afterwards seeds that drop out are rejoined every
+// RejoinInterval. app may be nil.
 func New(cfg Config, app Application) (*Node, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
@@ -208,6 +210,10 @@ func (n *Node) routineRejoin() {
 		}
 		var lost []string
 		for _, s := range n.cfg.Seeds {
+			// Seeds may be names; members are known by address.
+			if a, err := net.ResolveTCPAddr("tcp", s); err == nil && members[a.String()] {
+				continue
+			}
 			if !members[s] {
 				lost = append(lost, s)
 			}
@@ -338,6 +344,13 @@ func (n *Node) snapshot() []*memberlist.Node {
 		out = append(out, m)
 	}
 	return out
+}
+
+// IsMember reports whether name is a live member (this node included).
+func (n *Node) IsMember(name string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.members[name] != nil
 }
 
 // LocalAddr is this node's gossip address (host:port), for others' seeds.

@@ -12,16 +12,18 @@ import (
 //	message = magic(1 byte 0xB7) type(1 byte) body
 //	update  = count entry*                                  (forwarding)
 //	digest  = sender count (owner rows hash(8 bytes LE))*   (push/pull)
-//	rows    = sender owner epoch complete count entry*      (repair)
+//	rows    = sender owner epoch from complete count entry*      (repair)
 //	vector  = sender part parts flags(1 byte, bit 0 = cut short) count (ownerhash(4 bytes LE) epochtag(2 bytes LE) have)*   (sync)
-//	entry   = table key owner version epoch seq flags(1 byte, bit 0 = tombstone) value
+//	entry   = table key owner version epoch seq flags(1 byte, bit 0 = tombstone) [deletedat] value
+//	          (deletedat, Unix nanoseconds, only on tombstones)
 //
 // A vector covers the owners whose hash modulo parts is part; it lists all
 // the sender knows there unless marked cut short.
 //
-// In rows, complete > 0 claims the sender holds every write of owner's
-// stream epoch up to seq complete (the rows sent cover what the receiver
-// lacked); 0 claims nothing.
+// In rows, complete > 0 claims that the rows sent cover every write of
+// owner's stream epoch from seq from+1 up to seq complete; 0 claims nothing.
+// Counters (versions, seqs, epochs) above maxCounter are malformed, so that
+// no peer can push a Lamport clock to wrap.
 //
 // Message types are append-only.
 const (
@@ -39,6 +41,7 @@ const (
 	MaxKeyLen      = 1024    // keys
 	MaxValueLen    = 1 << 16 // values
 	MaxMessageSize = 8 << 20 // whole messages
+	maxCounter     = 1 << 62
 	repairChunk    = 256 << 10
 	minEntryLen    = 8 // three empty strings, version, epoch, seq, flags, empty value
 	digestItemLen  = 10
@@ -70,6 +73,9 @@ func (e *encoder) entry(x *Entry) {
 		flags |= 1
 	}
 	e.b = append(e.b, flags)
+	if x.Deleted {
+		e.uvarint(uint64(x.DeletedAt))
+	}
 	e.bytes(x.Value)
 }
 
@@ -131,7 +137,7 @@ func encodeVector(sender string, p vectorPart, items []vectorItem) []byte {
 // encodeRows splits an owner's rows into messages of about chunk bytes
 // (0: repairChunk). complete goes on the last message only: the claim holds
 // once all of them are applied.
-func encodeRows(sender, owner string, epoch, complete uint64, rows []Entry, chunk int) [][]byte {
+func encodeRows(sender, owner string, epoch, from, complete uint64, rows []Entry, chunk int) [][]byte {
 	if chunk == 0 {
 		chunk = repairChunk
 	}
@@ -147,6 +153,7 @@ func encodeRows(sender, owner string, epoch, complete uint64, rows []Entry, chun
 		e.str(sender)
 		e.str(owner)
 		e.uvarint(epoch)
+		e.uvarint(from)
 		if n == len(rows) {
 			e.uvarint(complete)
 		} else {
@@ -168,6 +175,7 @@ type message struct {
 	sender   string
 	owner    string
 	epoch    uint64
+	from     uint64
 	complete uint64
 	entries  []Entry
 	digests  []ownerDigest
@@ -255,6 +263,13 @@ func (d *decoder) entry() Entry {
 		d.fail("unknown flags %#x", flags)
 	}
 	e.Deleted = flags&1 != 0
+	if e.Deleted {
+		at := d.uvarint("deleted at")
+		if at > maxCounter {
+			d.fail("deleted at %d out of range", at)
+		}
+		e.DeletedAt = int64(at)
+	}
 	if v := d.raw("value", MaxValueLen); v != nil {
 		e.Value = append([]byte(nil), v...)
 	}
@@ -264,6 +279,8 @@ func (d *decoder) entry() Entry {
 			d.fail("entry with empty table, key or owner")
 		case e.Version == 0:
 			d.fail("entry %s/%s with version 0", e.Table, e.Key)
+		case e.Version > maxCounter || e.Epoch > maxCounter || e.Seq > maxCounter:
+			d.fail("entry %s/%s with a counter past %d", e.Table, e.Key, uint64(maxCounter))
 		}
 	}
 	return e
@@ -336,7 +353,11 @@ func decode(b []byte) (*message, error) {
 		m.sender = d.str("sender", MaxNameLen)
 		m.owner = d.str("owner", MaxNameLen)
 		m.epoch = d.uvarint("epoch")
+		m.from = d.uvarint("from")
 		m.complete = d.uvarint("complete")
+		if d.err == nil && (m.epoch > maxCounter || m.complete > maxCounter || m.from > m.complete && m.complete != 0) {
+			d.fail("rows with epoch %d from %d complete %d", m.epoch, m.from, m.complete)
+		}
 		n := d.count("entry count", minEntryLen)
 		for i := 0; i < n && d.err == nil; i++ {
 			e := d.entry()

@@ -11,7 +11,7 @@ import (
 func TestCodec_roundTrip(t *testing.T) {
 	entries := []Entry{
 		{Table: "endpoints", Key: "web/c1", Value: []byte(`{"ip":"10.0.9.2"}`), Owner: "host1", Version: 42},
-		{Table: "endpoints", Key: "web/c2", Owner: "host2", Version: 1 << 40, Deleted: true},
+		{Table: "endpoints", Key: "web/c2", Owner: "host2", Version: 1 << 40, Deleted: true, DeletedAt: 1_800_000_000_000_000_000},
 	}
 	m, err := decode(encodeUpdate(entries))
 	if err != nil || m.typ != msgUpdate || !reflect.DeepEqual(m.entries, entries) {
@@ -26,7 +26,7 @@ func TestCodec_roundTrip(t *testing.T) {
 	for i := 0; i < 5000; i++ {
 		many = append(many, Entry{Table: "t", Key: string(rune('a'+i%26)) + string(bytes.Repeat([]byte("k"), i%50)), Owner: "host1", Version: uint64(i + 1), Value: make([]byte, 100)})
 	}
-	chunks := encodeRows("host2", "host1", 5, 77, many, 0)
+	chunks := encodeRows("host2", "host1", 5, 3, 77, many, 0)
 	if len(chunks) < 2 {
 		t.Errorf("%d rows in %d chunk(s): want several", len(many), len(chunks))
 	}
@@ -65,21 +65,24 @@ func TestCodec_roundTrip(t *testing.T) {
 func TestCodec_rejectsMalformed(t *testing.T) {
 	good := encodeUpdate([]Entry{{Table: "t", Key: "k", Owner: "o", Version: 1}})
 	for name, b := range map[string][]byte{
-		"empty":        {},
-		"bad magic":    append([]byte{0}, good[1:]...),
-		"unknown type": {magic, 99},
-		"truncated":    good[:len(good)-1],
-		"trailing":     append(append([]byte(nil), good...), 0),
-		"huge count":   {magic, msgUpdate, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"version zero": encodeUpdate([]Entry{{Table: "t", Key: "k", Owner: "o"}}),
-		"empty key":    encodeUpdate([]Entry{{Table: "t", Owner: "o", Version: 1}}),
-		"long key":     encodeUpdate([]Entry{{Table: "t", Key: string(make([]byte, MaxKeyLen+1)), Owner: "o", Version: 1}}),
-		"bad flags":    append(append([]byte(nil), good[:len(good)-2]...), 0x80, 0),
-		"foreign row":  encodeRows("s", "o", 0, 0, []Entry{{Table: "t", Key: "k", Owner: "x", Version: 1}}, 0)[0],
-		"vector cut":   encodeVector("s", vectorPart{}, []vectorItem{{OwnerHash: 1, EpochTag: 1, Have: 1}})[:8],
-		"bad part":     encodeVector("s", vectorPart{Part: 3, Parts: 2}, nil),
-		"digest cut":   encodeDigest("s", []ownerDigest{{Owner: "o", Rows: 1, Hash: 7}})[:8],
-		"oversized":    make([]byte, MaxMessageSize+1),
+		"empty":           {},
+		"bad magic":       append([]byte{0}, good[1:]...),
+		"unknown type":    {magic, 99},
+		"truncated":       good[:len(good)-1],
+		"trailing":        append(append([]byte(nil), good...), 0),
+		"huge count":      {magic, msgUpdate, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"version zero":    encodeUpdate([]Entry{{Table: "t", Key: "k", Owner: "o"}}),
+		"empty key":       encodeUpdate([]Entry{{Table: "t", Owner: "o", Version: 1}}),
+		"long key":        encodeUpdate([]Entry{{Table: "t", Key: string(make([]byte, MaxKeyLen+1)), Owner: "o", Version: 1}}),
+		"bad flags":       append(append([]byte(nil), good[:len(good)-2]...), 0x80, 0),
+		"foreign row":     encodeRows("s", "o", 0, 0, 0, []Entry{{Table: "t", Key: "k", Owner: "x", Version: 1}}, 0)[0],
+		"vector cut":      encodeVector("s", vectorPart{}, []vectorItem{{OwnerHash: 1, EpochTag: 1, Have: 1}})[:8],
+		"bad part":        encodeVector("s", vectorPart{Part: 3, Parts: 2}, nil),
+		"huge version":    encodeUpdate([]Entry{{Table: "t", Key: "k", Owner: "o", Version: 1<<63 + 5}}),
+		"huge seq":        encodeUpdate([]Entry{{Table: "t", Key: "k", Owner: "o", Version: 1, Seq: 1 << 63}}),
+		"from > complete": encodeRows("s", "o", 1, 9, 3, nil, 0)[0],
+		"digest cut":      encodeDigest("s", []ownerDigest{{Owner: "o", Rows: 1, Hash: 7}})[:8],
+		"oversized":       make([]byte, MaxMessageSize+1),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decode(b); !errors.Is(err, ErrMalformed) {
@@ -92,7 +95,7 @@ func TestCodec_rejectsMalformed(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add(encodeUpdate([]Entry{{Table: "t", Key: "k", Owner: "o", Version: 1, Value: []byte("v")}}))
 	f.Add(encodeDigest("s", []ownerDigest{{Owner: "o", Rows: 2, Hash: 9}}))
-	f.Add(encodeRows("s", "o", 4, 9, []Entry{{Table: "t", Key: "k", Owner: "o", Version: 3, Epoch: 4, Seq: 9, Deleted: true}}, 0)[0])
+	f.Add(encodeRows("s", "o", 4, 2, 9, []Entry{{Table: "t", Key: "k", Owner: "o", Version: 3, Epoch: 4, Seq: 9, Deleted: true, DeletedAt: 12345}}, 0)[0])
 	f.Add(encodeVector("s", vectorPart{Part: 1, Parts: 4}, []vectorItem{{OwnerHash: 7, EpochTag: 4, Have: 9}}))
 	f.Add([]byte{magic, msgUpdate, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -116,7 +119,7 @@ func FuzzDecode(f *testing.F) {
 			if len(m.entries) == 0 && m.complete == 0 {
 				return // encodeRows makes no message for nothing
 			}
-			chunks := encodeRows(m.sender, m.owner, m.epoch, m.complete, m.entries, MaxMessageSize)
+			chunks := encodeRows(m.sender, m.owner, m.epoch, m.from, m.complete, m.entries, MaxMessageSize)
 			if len(chunks) != 1 {
 				return
 			}

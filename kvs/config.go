@@ -37,6 +37,10 @@ type Config struct {
 	// InitialClock restores the Lamport clock a restarted node persisted,
 	// so that its new writes are newer than its old ones.
 	InitialClock uint64
+	// InitialRows are this node's persisted rows, written before the node
+	// listens: a peer's copy of them arriving first would otherwise be
+	// taken for a stale copy and deleted.
+	InitialRows []Row
 	// Logger receives table logs; nil discards.
 	Logger *slog.Logger
 }
@@ -98,6 +102,12 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// Row is a row to write: the table, the key and the value.
+type Row struct {
+	Table, Key string
+	Value      []byte
+}
+
 // Stats are the backend's counters.
 type Stats struct {
 	Rows             int    // rows held, tombstones and hidden rows included
@@ -105,7 +115,6 @@ type Stats struct {
 	LocalWrites      uint64 // puts and deletes made here
 	Applied          uint64 // rows from others that changed the table
 	Stale            uint64 // rows from others already known or superseded
-	RejectedForged   uint64 // tombstones for another owner's live row
 	RejectedGone     uint64 // rows of owners that left or were reaped
 	Reclaimed        uint64 // stale copies of our own rows answered
 	Malformed        uint64 // messages that did not decode

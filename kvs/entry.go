@@ -10,6 +10,9 @@ type Entry struct {
 	Owner   string // the node that wrote it
 	Version uint64 // the owner's Lamport time of the write
 	Deleted bool   // a tombstone
+	// DeletedAt is when the owner deleted the row (Unix nanoseconds, its
+	// clock): every node reaps the tombstone TombstoneTTL after it.
+	DeletedAt int64
 
 	// Epoch and Seq place the write in its owner's stream of writes:
 	// Epoch names the owner's run (it changes when the owner restarts),
@@ -19,15 +22,13 @@ type Entry struct {
 	Seq   uint64
 }
 
-// newer reports whether e wins over o for the same (table, key).
+// newer reports whether e supersedes o, the same owner's slot of the
+// same row.
 func (e *Entry) newer(o *Entry) bool {
 	if e.Version != o.Version {
 		return e.Version > o.Version
 	}
-	if e.Owner != o.Owner {
-		return e.Owner > o.Owner
-	}
-	// Same write seen twice, or a tombstone at the same version: the
+	// The same write seen twice, or a tombstone at the same version: the
 	// tombstone wins so a delete is never undone by a duplicate.
 	return e.Deleted && !o.Deleted
 }

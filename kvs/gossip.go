@@ -19,7 +19,7 @@ type Gossip struct {
 	log  *slog.Logger
 
 	malformed atomic.Uint64
-	repairs   chan repair
+	jobs      chan func() // sends that must not run on memberlist's goroutines
 
 	outMu     sync.Mutex
 	outbox    []Entry // rows to forward at the next tick
@@ -32,11 +32,6 @@ var (
 	_ Backend            = (*Gossip)(nil)
 	_ gossip.Application = (*Gossip)(nil)
 )
-
-type repair struct {
-	peer  string
-	owner string
-}
 
 // NewGossip starts a gossip node with gcfg and the tables on top of it.
 // Put this node's persisted rows before calling Join on Node().
@@ -53,19 +48,28 @@ func NewGossip(cfg Config, gcfg gossip.Config) (*Gossip, error) {
 		cfg: cfg,
 		// A new epoch per run: time-ordered, so a restarted owner's run
 		// is recognised as newer.
-		st:      newStore(gcfg.Name, timings{cfg.FailedGrace, cfg.ReapAfter, cfg.TombstoneTTL}, cfg.InitialClock, uint64(time.Now().UnixNano())),
-		log:     log.With("component", "kvs", "node", gcfg.Name),
-		repairs: make(chan repair, 256),
-		stop:    make(chan struct{}),
+		st:   newStore(gcfg.Name, timings{cfg.FailedGrace, cfg.ReapAfter, cfg.TombstoneTTL}, cfg.InitialClock, uint64(time.Now().UnixNano())),
+		log:  log.With("component", "kvs", "node", gcfg.Name),
+		jobs: make(chan func(), 256),
+		stop: make(chan struct{}),
+	}
+	for _, r := range cfg.InitialRows {
+		if err := checkRow(r.Table, r.Key, r.Value); err != nil {
+			return nil, fmt.Errorf("kvs: config InitialRows: %w", err)
+		}
+		g.st.put(r.Table, r.Key, r.Value)
 	}
 	node, err := gossip.New(gcfg, g)
 	if err != nil {
 		return nil, err
 	}
 	g.node.Store(node)
+	g.st.mu.Lock()
+	g.st.isMember = node.IsMember
+	g.st.mu.Unlock()
 	g.wg.Add(4)
 	go g.routineExpire()
-	go g.routineRepair()
+	go g.routineJobs()
 	go g.routineForward()
 	go g.routineSync()
 	return g, nil
@@ -82,7 +86,7 @@ func (g *Gossip) Put(table, key string, value []byte) (Entry, error) {
 	if g.closed() {
 		return Entry{}, ErrClosed
 	}
-	e := g.st.put(table, key, value, time.Now())
+	e := g.st.put(table, key, value)
 	g.originate(e)
 	return e, nil
 }
@@ -267,6 +271,11 @@ func (g *Gossip) routineSync() {
 		round++
 		part, items := g.st.vector(round, vectorMax)
 		msg := encodeVector(g.st.self, part, items)
+		for len(msg) > maxPacket && len(items) > 0 { // long seqs: fewer owners
+			items = items[:len(items)*3/4]
+			part.Cut = true
+			msg = encodeVector(g.st.self, part, items)
+		}
 		if n.SendBestEffort(peers[0], msg) == nil {
 			g.st.count(func(s *Stats) { s.SyncsSent++ })
 		}
@@ -280,7 +289,7 @@ func (g *Gossip) answerVector(m *message) {
 		return
 	}
 	for _, c := range g.st.behind(m.sender, m.part, m.vector) {
-		msgs := encodeRows(g.st.self, c.owner, c.epoch, c.complete, c.rows, MaxMessageSize/2)
+		msgs := encodeRows(g.st.self, c.owner, c.epoch, c.from, c.complete, c.rows, MaxMessageSize/2)
 		if len(msgs) != 1 {
 			continue // too much for a catch-up: push/pull repair handles it
 		}
@@ -319,9 +328,9 @@ func (g *Gossip) NotifyMsg(b []byte) {
 				g.spread(mine)
 			}
 		}
-		g.st.completeTo(m.owner, m.epoch, m.complete)
+		g.st.completeTo(m.owner, m.epoch, m.from, m.complete)
 	case msgVector:
-		g.answerVector(m)
+		g.enqueue(func() { g.answerVector(m) })
 	default:
 		g.malformed.Add(1)
 	}
@@ -344,11 +353,7 @@ func (g *Gossip) MergeRemoteState(b []byte, join bool) {
 		return
 	}
 	for _, owner := range g.st.differing(m.digests) {
-		select {
-		case g.repairs <- repair{peer: m.sender, owner: owner}:
-		default:
-			g.st.count(func(s *Stats) { s.RepairDropped++ })
-		}
+		g.enqueue(func() { g.repair(m.sender, owner) })
 	}
 }
 
@@ -365,27 +370,41 @@ func (g *Gossip) MemberEvent(ev gossip.MemberEvent) {
 	}
 }
 
-// routineRepair streams owners' rows to peers, off memberlist's
-// goroutines.
-func (g *Gossip) routineRepair() {
+// enqueue hands a send to routineJobs: memberlist's callbacks must not
+// block on the network. A full queue drops the job (counted): the next
+// sync or push/pull asks again.
+func (g *Gossip) enqueue(job func()) {
+	select {
+	case g.jobs <- job:
+	default:
+		g.st.count(func(s *Stats) { s.RepairDropped++ })
+	}
+}
+
+// routineJobs runs queued sends.
+func (g *Gossip) routineJobs() {
 	defer g.wg.Done()
 	for {
 		select {
 		case <-g.stop:
 			return
-		case r := <-g.repairs:
-			rows := g.st.rowsOf(r.owner)
-			for _, msg := range encodeRows(g.st.self, r.owner, 0, 0, rows, 0) {
-				if err := g.Node().SendReliable(r.peer, msg); err != nil {
-					if !errors.Is(err, gossip.ErrShutdown) {
-						g.log.Debug("repair send failed", "peer", r.peer, "error", err)
-					}
-					break
-				}
-			}
-			g.st.count(func(s *Stats) { s.RepairsSent++ })
+		case job := <-g.jobs:
+			job()
 		}
 	}
+}
+
+// repair streams an owner's rows to a peer whose digest differs.
+func (g *Gossip) repair(peer, owner string) {
+	for _, msg := range encodeRows(g.st.self, owner, 0, 0, 0, g.st.rowsOf(owner), 0) {
+		if err := g.Node().SendReliable(peer, msg); err != nil {
+			if !errors.Is(err, gossip.ErrShutdown) {
+				g.log.Debug("repair send failed", "peer", peer, "error", err)
+			}
+			return
+		}
+	}
+	g.st.count(func(s *Stats) { s.RepairsSent++ })
 }
 
 // routineExpire runs the store's clocks.

@@ -8,28 +8,29 @@ import (
 	"time"
 )
 
+// rowKey names a row as readers see it.
 type rowKey struct{ table, key string }
 
-type row struct {
-	Entry
-	changed time.Time // local time of the last change, for reaping tombstones
-}
+// slotKey names one owner's version of a row. Every owner writes its own
+// slot, and readers see the live slot with the greatest (version, owner):
+// a merge that does not depend on the order messages arrive in, and in
+// which an owner can only ever delete what it wrote (moby/moby#50342).
+type slotKey struct{ table, key, owner string }
 
 type ownerStatus int
 
 const (
 	ownerAlive  ownerStatus = iota
-	ownerFailed             // declared dead; rows kept, hidden after the grace period
-	ownerGone               // left, or failed for longer than ReapAfter; rows dropped
+	ownerFailed             // declared dead, or never seen as a member; rows hidden after the grace period
+	ownerGone               // left, or failed for longer than ReapAfter; rows dropped and refused
 )
 
 type owner struct {
-	status  ownerStatus
-	since   time.Time // when it failed or went
-	hidden  bool
-	goneMax uint64 // highest version held when it went: older rows are refused
-	rows    map[rowKey]struct{}
-	digest  ownerDigest
+	status ownerStatus
+	since  time.Time // when it failed or went
+	hidden bool
+	slots  map[slotKey]struct{}
+	digest ownerDigest
 
 	// The owner's write stream, as far as this node has seen it: in run
 	// epoch, every write up to seq have, and these beyond.
@@ -45,27 +46,31 @@ type timings struct {
 }
 
 // store is the replicated state of one node, without any networking: every
-// method is a pure state transition plus the events it causes, so it can be
+// method is a state transition plus the events it causes, so it can be
 // tested exhaustively. Safe for concurrent use.
 type store struct {
 	self string
 	t    timings
+	// isMember reports whether a node is a live cluster member; nil means
+	// every owner is taken as alive until told otherwise. Called with mu
+	// held: it must not call back into the store.
+	isMember func(name string) bool
 
 	mu       sync.Mutex
 	clock    uint64
 	epoch    uint64 // this node's run
 	seq      uint64 // this node's writes in this run
-	byHash   map[uint32]*owner
-	rows     map[rowKey]*row
+	slots    map[slotKey]*Entry
+	byKey    map[rowKey][]*Entry // the slots of each row
 	owners   map[string]*owner
 	watchers []*watcher
 	stats    Stats
 }
 
 func newStore(self string, t timings, clock, epoch uint64) *store {
-	s := &store{self: self, t: t, clock: clock, epoch: epoch, rows: map[rowKey]*row{}, owners: map[string]*owner{}, byHash: map[uint32]*owner{}}
-	me := s.owner(self)
-	me.epoch = epoch
+	s := &store{self: self, t: t, clock: clock, epoch: epoch,
+		slots: map[slotKey]*Entry{}, byKey: map[rowKey][]*Entry{}, owners: map[string]*owner{}}
+	s.owner(self).epoch = epoch
 	return s
 }
 
@@ -79,9 +84,8 @@ func ownerHash(name string) uint32 {
 func (s *store) owner(name string) *owner {
 	o := s.owners[name]
 	if o == nil {
-		o = &owner{rows: map[rowKey]struct{}{}, digest: ownerDigest{Owner: name}, hash: ownerHash(name)}
+		o = &owner{slots: map[slotKey]struct{}{}, digest: ownerDigest{Owner: name}, hash: ownerHash(name)}
 		s.owners[name] = o
-		s.byHash[o.hash] = o
 	}
 	return o
 }
@@ -92,10 +96,6 @@ func (s *store) witness(v uint64) {
 	if v > s.clock {
 		s.clock = v
 	}
-}
-
-func (s *store) visible(r *row) bool {
-	return r != nil && !r.Deleted && !s.owners[r.Owner].hidden
 }
 
 func rowHash(e *Entry) uint64 {
@@ -113,295 +113,194 @@ func rowHash(e *Entry) uint64 {
 	return h.Sum64()
 }
 
-// set stores e, replacing whatever row the key had, keeps the owners'
-// indexes and digests, and tells watchers what readers see change.
-func (s *store) set(e Entry, now time.Time) {
-	k := rowKey{e.Table, e.Key}
-	old := s.rows[k]
-	wasVisible := s.visible(old)
-	if old != nil {
-		o := s.owners[old.Owner]
-		delete(o.rows, k)
-		o.digest.Rows--
-		o.digest.Hash ^= rowHash(&old.Entry)
+// winner is the slot readers see for a row, or nil.
+func (s *store) winner(k rowKey) *Entry {
+	var best *Entry
+	for _, e := range s.byKey[k] {
+		if e.Deleted || s.owners[e.Owner].hidden {
+			continue
+		}
+		if best == nil || e.Version > best.Version || (e.Version == best.Version && e.Owner > best.Owner) {
+			best = e
+		}
 	}
-	r := &row{Entry: e, changed: now}
-	s.rows[k] = r
-	o := s.owner(e.Owner)
-	o.rows[k] = struct{}{}
-	o.digest.Rows++
-	o.digest.Hash ^= rowHash(&e)
-	switch {
-	case s.visible(r):
-		s.notify(Event{Type: EventPut, Entry: e})
-	case wasVisible:
-		gone := old.Entry
-		gone.Deleted = true
-		s.notify(Event{Type: EventDelete, Entry: gone})
+	return best
+}
+
+// change runs f, which may change the rows keys name, and tells watchers
+// what readers see change.
+func (s *store) change(keys []rowKey, f func()) {
+	before := make([]*Entry, len(keys))
+	for i, k := range keys {
+		before[i] = s.winner(k)
+	}
+	f()
+	for i, k := range keys {
+		after := s.winner(k)
+		switch {
+		case after != nil && after != before[i]:
+			s.notify(Event{Type: EventPut, Entry: *after})
+		case after == nil && before[i] != nil:
+			gone := *before[i]
+			gone.Deleted = true
+			s.notify(Event{Type: EventDelete, Entry: gone})
+		}
 	}
 }
 
-// drop forgets a row without a tombstone (its owner went away).
-func (s *store) drop(k rowKey, notify bool) {
-	r := s.rows[k]
-	if r == nil {
+// set stores e in its owner's slot, keeping indexes, digests and watchers.
+func (s *store) set(e Entry) {
+	s.change([]rowKey{{e.Table, e.Key}}, func() {
+		sk := slotKey{e.Table, e.Key, e.Owner}
+		s.unslot(sk)
+		ne := &e
+		s.slots[sk] = ne
+		rk := rowKey{e.Table, e.Key}
+		s.byKey[rk] = append(s.byKey[rk], ne)
+		o := s.owner(e.Owner)
+		o.slots[sk] = struct{}{}
+		o.digest.Rows++
+		o.digest.Hash ^= rowHash(ne)
+	})
+}
+
+// unslot removes a slot from every index; the caller tells watchers.
+func (s *store) unslot(sk slotKey) {
+	old := s.slots[sk]
+	if old == nil {
 		return
 	}
-	if notify && s.visible(r) {
-		gone := r.Entry
-		gone.Deleted = true
-		s.notify(Event{Type: EventDelete, Entry: gone})
+	delete(s.slots, sk)
+	rk := rowKey{sk.table, sk.key}
+	list := s.byKey[rk]
+	for i, e := range list {
+		if e == old {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
 	}
-	o := s.owners[r.Owner]
-	delete(o.rows, k)
+	if len(list) == 0 {
+		delete(s.byKey, rk)
+	} else {
+		s.byKey[rk] = list
+	}
+	o := s.owners[sk.owner]
+	delete(o.slots, sk)
 	o.digest.Rows--
-	o.digest.Hash ^= rowHash(&r.Entry)
-	delete(s.rows, k)
+	o.digest.Hash ^= rowHash(old)
 }
 
-// put writes a row owned by this node.
-func (s *store) put(table, key string, value []byte, now time.Time) Entry {
+// put writes this node's slot of a row.
+func (s *store) put(table, key string, value []byte) Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: s.self, Version: s.tick()}
 	s.stamp(&e)
-	s.set(e, now)
+	s.set(e)
 	s.stats.LocalWrites++
 	return e
 }
 
-// del writes a tombstone for a row this node owns.
+// del writes a tombstone over this node's slot of a row.
 func (s *store) del(table, key string, now time.Time) (Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.rows[rowKey{table, key}]
-	switch {
-	case r == nil || r.Deleted:
+	mine := s.slots[slotKey{table, key, s.self}]
+	if mine == nil || mine.Deleted {
+		if s.winner(rowKey{table, key}) != nil {
+			return Entry{}, ErrNotOwner
+		}
 		return Entry{}, ErrNotFound
-	case r.Owner != s.self:
-		return Entry{}, ErrNotOwner
 	}
-	e := Entry{Table: table, Key: key, Owner: s.self, Version: s.tick(), Deleted: true}
+	e := Entry{Table: table, Key: key, Owner: s.self, Version: s.tick(), Deleted: true, DeletedAt: now.UnixNano()}
 	s.stamp(&e)
-	s.set(e, now)
+	s.set(e)
 	s.stats.LocalWrites++
 	return e, nil
-}
-
-// stamp places a write of this node in its stream.
-func (s *store) stamp(e *Entry) {
-	s.seq++
-	e.Epoch, e.Seq = s.epoch, s.seq
-	me := s.owners[s.self]
-	me.have = s.seq
-}
-
-// mark records that a write of an owner's stream has been seen.
-func (s *store) mark(name string, epoch, seq uint64) {
-	if epoch == 0 || seq == 0 || name == s.self {
-		return
-	}
-	o := s.owner(name)
-	switch {
-	case epoch < o.epoch:
-		return
-	case epoch > o.epoch: // the owner restarted
-		o.epoch, o.have, o.above = epoch, 0, nil
-	}
-	if seq <= o.have {
-		return
-	}
-	if seq != o.have+1 {
-		if o.above == nil {
-			o.above = map[uint64]struct{}{}
-		}
-		o.above[seq] = struct{}{}
-		return
-	}
-	o.have = seq
-	o.advance()
-}
-
-func (o *owner) advance() {
-	for {
-		if _, ok := o.above[o.have+1]; !ok {
-			break
-		}
-		delete(o.above, o.have+1)
-		o.have++
-	}
-	for q := range o.above {
-		if q <= o.have {
-			delete(o.above, q)
-		}
-	}
-}
-
-// completeTo records a peer's claim that the rows it sent cover every
-// write of the owner's stream up to seq n.
-func (s *store) completeTo(name string, epoch, n uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if name == s.self || epoch == 0 || n == 0 {
-		return
-	}
-	o := s.owner(name)
-	if o.status == ownerGone || epoch < o.epoch {
-		return
-	}
-	if epoch > o.epoch {
-		o.epoch, o.have, o.above = epoch, 0, nil
-	}
-	if n > o.have {
-		o.have = n
-		o.advance()
-	}
-}
-
-// vector returns this node's position in the streams of the owners in
-// part round of a cycle: with more owners than fit in max, the owners are
-// split by hash into parts that successive rounds cover in turn.
-func (s *store) vector(round uint32, max int) (vectorPart, []vectorItem) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	known := 0
-	for name, o := range s.owners {
-		if name != s.self && o.status != ownerGone && o.epoch != 0 {
-			known++
-		}
-	}
-	// Parts leave room for an uneven hash split.
-	parts := uint32(1)
-	for int(parts)*max*3/4 < known {
-		parts++
-	}
-	p := vectorPart{Part: round % parts, Parts: parts}
-	var out []vectorItem
-	for name, o := range s.owners {
-		if name == s.self || o.status == ownerGone || o.epoch == 0 || !p.covers(o.hash) {
-			continue
-		}
-		if len(out) == max {
-			p.Cut = true
-			break
-		}
-		out = append(out, vectorItem{OwnerHash: o.hash, EpochTag: uint16(o.epoch), Have: o.have})
-	}
-	return p, out
-}
-
-// behind compares a peer's vector with this node's streams and returns,
-// per owner of the vector's part the peer lacks writes of, the rows that
-// cover them and how far the claim goes. Owners of the part missing from a
-// vector that was not cut short are unknown to the peer: sent whole. The peer's own stream is never sent back to it.
-func (s *store) behind(peer string, p vectorPart, theirs []vectorItem) []catchUp {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	listed := make(map[uint32]vectorItem, len(theirs))
-	for _, it := range theirs {
-		listed[it.OwnerHash] = it
-	}
-	var out []catchUp
-	for name, o := range s.owners {
-		if o.status == ownerGone || o.epoch == 0 || o.have == 0 || name == peer || !p.covers(o.hash) {
-			continue // the peer is the authority on its own stream
-		}
-		it, ok := listed[o.hash]
-		if !ok && p.Cut {
-			continue
-		}
-		var from uint64 // send writes after this seq
-		if ok && it.EpochTag == uint16(o.epoch) {
-			if it.Have >= o.have {
-				continue
-			}
-			from = it.Have
-		}
-		// Otherwise the peer knows another run of the owner: ours goes
-		// whole, and the peer keeps it only if it is the newer run.
-		c := catchUp{owner: name, epoch: o.epoch, complete: o.have}
-		for k := range o.rows {
-			r := s.rows[k]
-			if r.Epoch == o.epoch && r.Seq > from {
-				c.rows = append(c.rows, r.Entry)
-			}
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
-// catchUp is what a peer lacks of one owner's stream.
-type catchUp struct {
-	owner    string
-	epoch    uint64
-	complete uint64
-	rows     []Entry
 }
 
 // applyResult says what apply did with a row from another node.
 type applyResult int
 
 const (
-	applyStale     applyResult = iota // older than or equal to what is held
-	applyChanged                      // stored: spread it
-	applyRejected                     // refused: forged tombstone, or owner gone
+	applyStale     applyResult = iota // already known, superseded, or an expired tombstone
+	applyChanged                      // stored: pass it on
+	applyRejected                     // refused: its owner is gone
 	applyReclaimed                    // a stale copy of our own row: answered with a newer one
 )
 
-// apply merges a row received from another node. For applyReclaimed, the
-// returned entry is this node's answer, to be spread.
+// maxEpochAhead bounds how far in the future an owner's epoch (its start
+// time in nanoseconds) may claim to be before its stream is ignored.
+const maxEpochAhead = 24 * time.Hour
+
+// apply merges a row received from another node. For applyReclaimed the
+// returned entry is this node's answer, to be passed on.
 func (s *store) apply(e Entry, now time.Time) (applyResult, Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.witness(e.Version)
-	s.mark(e.Owner, e.Epoch, e.Seq)
-	k := rowKey{e.Table, e.Key}
-	cur := s.rows[k]
-	if cur != nil && !e.newer(&cur.Entry) {
+	if e.Owner == s.self {
+		return s.reclaim(e, now)
+	}
+	o := s.owners[e.Owner]
+	if o == nil {
+		o = s.owner(e.Owner)
+		if s.isMember != nil && !s.isMember(e.Owner) {
+			// Not a member (dead before we joined, say): keep its rows
+			// hidden, as the nodes that saw it fail do.
+			o.status, o.since, o.hidden = ownerFailed, now, true
+		}
+	}
+	if o.status == ownerGone {
+		s.stats.RejectedGone++
+		return applyRejected, Entry{}
+	}
+	if e.Epoch <= uint64(now.Add(maxEpochAhead).UnixNano()) {
+		s.mark(o, e.Epoch, e.Seq)
+	}
+	cur := s.slots[slotKey{e.Table, e.Key, e.Owner}]
+	if (cur != nil && !e.newer(cur)) || (e.Deleted && now.UnixNano()-e.DeletedAt >= int64(s.t.tombstoneTTL)) {
 		s.stats.Stale++
 		return applyStale, Entry{}
 	}
-	if e.Owner == s.self {
-		return s.reclaim(e, cur, now)
-	}
-	if o := s.owners[e.Owner]; o != nil && o.status == ownerGone {
-		if e.Version <= o.goneMax {
-			s.stats.RejectedGone++
-			return applyRejected, Entry{}
-		}
-		o.status = ownerAlive // it writes again, so it is back
-	}
-	if e.Deleted && cur != nil && !cur.Deleted && cur.Owner != e.Owner {
-		s.stats.RejectedForged++
-		return applyRejected, Entry{}
-	}
-	s.set(e, now)
+	s.set(e)
 	s.stats.Applied++
 	return applyChanged, Entry{}
 }
 
-// reclaim handles a newer copy of a row this node owns: this node is the
-// authority, so what it holds now (a value or nothing) is re-asserted with a
-// newer version.
-func (s *store) reclaim(e Entry, cur *row, now time.Time) (applyResult, Entry) {
-	var mine Entry
-	if cur != nil && cur.Owner == s.self && !cur.Deleted {
-		mine = cur.Entry
-	} else {
-		if e.Deleted {
-			// A tombstone of ours we lost: take it as is.
-			s.set(e, now)
-			s.stats.Applied++
-			return applyChanged, Entry{}
-		}
-		mine = Entry{Table: e.Table, Key: e.Key, Owner: s.self, Deleted: true}
+// reclaim handles a copy of a row this node owns. What this node holds is
+// the truth: a newer copy it does not hold is answered with a newer write of
+// what it holds (a value, or a tombstone).
+func (s *store) reclaim(e Entry, now time.Time) (applyResult, Entry) {
+	cur := s.slots[slotKey{e.Table, e.Key, s.self}]
+	if cur != nil && !e.newer(cur) {
+		s.stats.Stale++
+		return applyStale, Entry{}
+	}
+	if e.Deleted && (cur == nil || cur.Deleted) {
+		// A tombstone of ours we lost: take it as is.
+		s.set(e)
+		s.stats.Applied++
+		return applyChanged, Entry{}
+	}
+	mine := Entry{Table: e.Table, Key: e.Key, Owner: s.self, Deleted: true, DeletedAt: now.UnixNano()}
+	if cur != nil && !cur.Deleted {
+		mine = *cur
 	}
 	mine.Version = s.tick()
 	s.stamp(&mine)
-	s.set(mine, now)
+	s.set(mine)
 	s.stats.Reclaimed++
 	return applyReclaimed, mine
+}
+
+// keysOf returns the rows an owner has slots in.
+func (s *store) keysOf(o *owner) []rowKey {
+	keys := make([]rowKey, 0, len(o.slots))
+	for sk := range o.slots {
+		keys = append(keys, rowKey{sk.table, sk.key})
+	}
+	return keys
 }
 
 // memberAlive: a node joined or came back; its hidden rows return.
@@ -412,15 +311,9 @@ func (s *store) memberAlive(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.owner(name)
-	o.status = ownerAlive
-	if o.hidden {
-		o.hidden = false
-		for k := range o.rows {
-			if r := s.rows[k]; s.visible(r) {
-				s.notify(Event{Type: EventPut, Entry: r.Entry})
-			}
-		}
-	}
+	s.change(s.keysOf(o), func() {
+		o.status, o.hidden = ownerAlive, false
+	})
 }
 
 // memberFailed: failure detection declared a node dead.
@@ -446,19 +339,21 @@ func (s *store) memberLeft(name string, now time.Time) {
 	s.withdraw(s.owner(name), now)
 }
 
+// withdraw drops an owner's rows; they are refused until it is alive again.
 func (s *store) withdraw(o *owner, now time.Time) {
-	for k := range o.rows {
-		if r := s.rows[k]; r != nil && r.Version > o.goneMax {
-			o.goneMax = r.Version
+	s.change(s.keysOf(o), func() {
+		for sk := range o.slots {
+			s.unslot(sk)
 		}
-		s.drop(k, !o.hidden)
-	}
+	})
 	o.status, o.since, o.hidden = ownerGone, now, false
 	o.epoch, o.have, o.above = 0, 0, nil
 }
 
 // expire runs the clocks: hides rows of owners failed for the grace
-// period, forgets them after ReapAfter, and reaps old tombstones.
+// period, forgets them after ReapAfter, and reaps tombstones TombstoneTTL
+// after their owner wrote them (the same moment on every node, so a reaped
+// tombstone is never handed back by a node that got it later).
 func (s *store) expire(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -467,23 +362,16 @@ func (s *store) expire(now time.Time) {
 			continue
 		}
 		if !o.hidden && now.Sub(o.since) >= s.t.grace {
-			o.hidden = true
-			for k := range o.rows {
-				if r := s.rows[k]; r != nil && !r.Deleted {
-					gone := r.Entry
-					gone.Deleted = true
-					s.notify(Event{Type: EventDelete, Entry: gone})
-				}
-			}
+			s.change(s.keysOf(o), func() { o.hidden = true })
 		}
 		if now.Sub(o.since) >= s.t.reapAfter {
 			s.withdraw(o, now)
 			s.stats.OwnersReaped++
 		}
 	}
-	for k, r := range s.rows {
-		if r.Deleted && now.Sub(r.changed) >= s.t.tombstoneTTL {
-			s.drop(k, false)
+	for sk, e := range s.slots {
+		if e.Deleted && now.UnixNano()-e.DeletedAt >= int64(s.t.tombstoneTTL) {
+			s.unslot(sk) // a tombstone changes nothing readers see
 			s.stats.TombstonesReaped++
 		}
 	}
@@ -511,9 +399,8 @@ func (s *store) differing(theirs []ownerDigest) []string {
 	for _, d := range theirs {
 		peer[d.Owner] = d
 	}
-	mine := s.digests()
 	var out []string
-	for _, d := range mine {
+	for _, d := range s.digests() {
 		if p, ok := peer[d.Owner]; !ok || p != d {
 			out = append(out, d.Owner)
 		}
@@ -529,9 +416,9 @@ func (s *store) rowsOf(name string) []Entry {
 	if o == nil {
 		return nil
 	}
-	out := make([]Entry, 0, len(o.rows))
-	for k := range o.rows {
-		out = append(out, s.rows[k].Entry)
+	out := make([]Entry, 0, len(o.slots))
+	for sk := range o.slots {
+		out = append(out, *s.slots[sk])
 	}
 	return out
 }
@@ -539,19 +426,21 @@ func (s *store) rowsOf(name string) []Entry {
 func (s *store) get(table, key string) (Entry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.rows[rowKey{table, key}]
-	if !s.visible(r) {
-		return Entry{}, false
+	if e := s.winner(rowKey{table, key}); e != nil {
+		return *e, true
 	}
-	return r.Entry, true
+	return Entry{}, false
 }
 
 // listLocked returns the visible rows of table ("" for all), sorted.
 func (s *store) listLocked(table string) []Entry {
 	var out []Entry
-	for k, r := range s.rows {
-		if (table == "" || k.table == table) && s.visible(r) {
-			out = append(out, r.Entry)
+	for k := range s.byKey {
+		if table != "" && k.table != table {
+			continue
+		}
+		if e := s.winner(k); e != nil {
+			out = append(out, *e)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -569,15 +458,15 @@ func (s *store) list(table string) []Entry {
 	return s.listLocked(table)
 }
 
-// digestAll is one digest of the whole visible state, for convergence
-// checks in tests and benchmarks.
+// digestAll is one digest of what readers see, for convergence checks in
+// tests and benchmarks.
 func (s *store) digestAll() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var h uint64
-	for _, r := range s.rows {
-		if s.visible(r) {
-			h ^= rowHash(&r.Entry) ^ uint64(len(r.Owner))<<56
+	for k := range s.byKey {
+		if e := s.winner(k); e != nil {
+			h ^= rowHash(e) ^ uint64(len(e.Owner))<<56 ^ uint64(ownerHash(e.Owner))<<20
 		}
 	}
 	return h
@@ -594,7 +483,7 @@ func (s *store) snapshotStats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.Rows = len(s.rows)
+	st.Rows = len(s.slots)
 	st.Clock = s.clock
 	return st
 }

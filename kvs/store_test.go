@@ -57,30 +57,38 @@ func TestStore_missedUpdateNeverBlocksLater(t *testing.T) {
 	}
 }
 
-// TestStore_forgedTombstoneRejected is moby#50342.
-func TestStore_forgedTombstoneRejected(t *testing.T) {
-	s := newStore("a", testTimings(), 0, 1)
-	s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 1, Value: []byte("v")}, t0)
-	if res, _ := s.apply(Entry{Table: "t", Key: "k", Owner: "c", Version: 9, Deleted: true}, t0); res != applyRejected {
-		t.Errorf("c deleting b's row: %v, want rejected", res)
+// TestStore_ownerSlotsMergeInAnyOrder: each owner writes its own slot of
+// a row; readers see the newest live slot. Whatever order the writes
+// arrive in, every node ends up showing the same thing, and a tombstone
+// only ever removes its own owner's slot (moby#50342).
+func TestStore_ownerSlotsMergeInAnyOrder(t *testing.T) {
+	writes := []Entry{
+		{Table: "t", Key: "k", Owner: "x", Version: 3, Value: []byte("x")},
+		{Table: "t", Key: "k", Owner: "y", Version: 5, Value: []byte("y")},
+		{Table: "t", Key: "k", Owner: "x", Version: 10, Deleted: true, DeletedAt: t0.UnixNano()},
 	}
-	if _, ok := s.get("t", "k"); !ok {
-		t.Error("the row is gone")
-	}
-	if res, _ := s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 2, Deleted: true}, t0); res != applyChanged {
-		t.Errorf("b deleting its own row: %v", res)
-	}
-	if _, ok := s.get("t", "k"); ok {
-		t.Error("the owner's delete did not take")
-	}
-	if s.snapshotStats().RejectedForged != 1 {
-		t.Error("forged tombstone not counted")
+	orders := [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+	var want uint64
+	for i, order := range orders {
+		s := newStore("a", testTimings(), 0, 1)
+		for _, w := range order {
+			s.apply(writes[w], t0)
+		}
+		e, ok := s.get("t", "k")
+		if !ok || string(e.Value) != "y" {
+			t.Errorf("order %v: get = %v %v, want y's row (x deleted only its own)", order, e, ok)
+		}
+		if i == 0 {
+			want = s.digestAll()
+		} else if s.digestAll() != want {
+			t.Errorf("order %v: different state than order %v", order, orders[0])
+		}
 	}
 }
 
 func TestStore_deletedNeverComesBack(t *testing.T) {
 	s := newStore("a", testTimings(), 0, 1)
-	e := s.put("t", "k", []byte("v"), t0)
+	e := s.put("t", "k", []byte("v"))
 	tomb, err := s.del("t", "k", t0)
 	if err != nil {
 		t.Fatal(err)
@@ -139,8 +147,12 @@ func TestStore_failedOwnerHiddenRestoredReaped(t *testing.T) {
 	if res, _ := s.apply(Entry{Table: "t", Key: "k", Owner: "b", Version: 1, Value: []byte("v")}, t0); res != applyRejected {
 		t.Errorf("a reaped owner's old row from a lagging peer: %v", res)
 	}
-	if res, _ := s.apply(Entry{Table: "t", Key: "k2", Owner: "b", Version: 2}, t0); res != applyChanged {
-		t.Errorf("a new write from the owner back again: %v", res)
+	if res, _ := s.apply(Entry{Table: "t", Key: "k2", Owner: "b", Version: 9}, t0); res != applyRejected {
+		t.Errorf("a late relay of a reaped owner's newer write: %v, want rejected until it is a member again", res)
+	}
+	s.memberAlive("b")
+	if res, _ := s.apply(Entry{Table: "t", Key: "k2", Owner: "b", Version: 9}, t0); res != applyChanged {
+		t.Errorf("a write from the owner back again: %v", res)
 	}
 }
 
@@ -162,7 +174,7 @@ func TestStore_reclaimsStaleCopiesOfOwnRows(t *testing.T) {
 	if res != applyReclaimed || !mine.Deleted || mine.Version <= 10 {
 		t.Fatalf("stale own row: %v %v", res, mine)
 	}
-	e := s.put("t", "live", []byte("now"), t0)
+	e := s.put("t", "live", []byte("now"))
 	res, mine = s.apply(Entry{Table: "t", Key: "live", Owner: "a", Version: e.Version + 5, Value: []byte("then")}, t0)
 	if res != applyReclaimed || string(mine.Value) != "now" || mine.Version <= e.Version+5 {
 		t.Errorf("newer stale copy of a live own row: %v %v", res, mine)
@@ -171,7 +183,7 @@ func TestStore_reclaimsStaleCopiesOfOwnRows(t *testing.T) {
 
 func TestStore_tombstonesReaped(t *testing.T) {
 	s := newStore("a", testTimings(), 0, 1)
-	s.put("t", "k", nil, t0)
+	s.put("t", "k", nil)
 	s.del("t", "k", t0)
 	s.expire(t0.Add(time.Minute))
 	if s.snapshotStats().Rows != 1 {
@@ -192,7 +204,7 @@ func TestStore_digestsFindDifferences(t *testing.T) {
 		t.Errorf("equal stores differ on %v", d)
 	}
 	a.apply(Entry{Table: "t", Key: "k2", Owner: "c", Version: 2}, t0)
-	a.put("t", "mine", nil, t0)
+	a.put("t", "mine", nil)
 	d := a.differing(b.digests())
 	if len(d) != 2 || d[0] != "a" || d[1] != "c" {
 		t.Errorf("differing = %v, want [a c]", d)
@@ -230,7 +242,7 @@ func TestStore_streamsFindMissedWrites(t *testing.T) {
 	lag := newStore("l", testTimings(), 0, 300)  // missed writes 2 and 4
 	var writes []Entry
 	for i := 0; i < 5; i++ {
-		writes = append(writes, owner.put("t", fmt.Sprint("k", i), []byte{byte(i)}, t0))
+		writes = append(writes, owner.put("t", fmt.Sprint("k", i), []byte{byte(i)}))
 	}
 	writes = append(writes, mustDel(t, owner, "t", "k0")) // seq 6 supersedes seq 1
 	for i, e := range writes {
@@ -245,13 +257,13 @@ func TestStore_streamsFindMissedWrites(t *testing.T) {
 	}
 	whole := vectorPart{}
 	ups := peer.behind("l", whole, vec)
-	if len(ups) != 1 || ups[0].owner != "o" || ups[0].complete != 6 {
+	if len(ups) != 1 || ups[0].owner != "o" || ups[0].complete != 6 || ups[0].from != 1 {
 		t.Fatalf("catch-up %+v", ups)
 	}
 	for _, e := range ups[0].rows {
 		lag.apply(e, t0)
 	}
-	lag.completeTo("o", ups[0].epoch, ups[0].complete)
+	lag.completeTo("o", ups[0].epoch, ups[0].from, ups[0].complete)
 	if _, v := lag.vector(0, 100); v[0].Have != 6 {
 		t.Errorf("after catching up: have %d, want 6", v[0].Have)
 	}
@@ -344,5 +356,57 @@ func TestStore_vectorPartsCoverEveryOwner(t *testing.T) {
 	}
 	if len(seen) != 500 {
 		t.Errorf("a cycle of %d rounds covered %d of 500 owners", p0.Parts, len(seen))
+	}
+}
+
+// TestStore_unknownOwnerHiddenUntilMember: rows of an owner that is not a
+// member (it died before this node joined) arrive by repair but stay
+// hidden, as on the nodes that saw it fail, until it is alive.
+func TestStore_unknownOwnerHiddenUntilMember(t *testing.T) {
+	s := newStore("a", testTimings(), 0, 1)
+	members := map[string]bool{"a": true, "alive": true}
+	s.isMember = func(n string) bool { return members[n] }
+	s.apply(Entry{Table: "t", Key: "dead", Owner: "ghost", Version: 1}, t0)
+	s.apply(Entry{Table: "t", Key: "live", Owner: "alive", Version: 1}, t0)
+	if _, ok := s.get("t", "dead"); ok {
+		t.Error("a non-member's row is visible")
+	}
+	if _, ok := s.get("t", "live"); !ok {
+		t.Error("a member's row is hidden")
+	}
+	s.memberAlive("ghost")
+	if _, ok := s.get("t", "dead"); !ok {
+		t.Error("not shown once its owner is alive")
+	}
+}
+
+// TestStore_expiredTombstoneNotReadded: a tombstone is reaped at the same
+// time everywhere (its owner's DeletedAt + TTL), and a copy from a node
+// that reaps later is refused, not stored afresh.
+func TestStore_expiredTombstoneNotReadded(t *testing.T) {
+	s := newStore("a", testTimings(), 0, 1)
+	tomb := Entry{Table: "t", Key: "k", Owner: "b", Version: 2, Deleted: true, DeletedAt: t0.UnixNano()}
+	s.apply(tomb, t0.Add(time.Minute))
+	s.expire(t0.Add(6 * time.Minute))
+	if n := s.snapshotStats().Rows; n != 0 {
+		t.Fatalf("tombstone not reaped: %d rows", n)
+	}
+	if res, _ := s.apply(tomb, t0.Add(7*time.Minute)); res != applyStale || s.snapshotStats().Rows != 0 {
+		t.Errorf("an expired tombstone was stored again: %v", res)
+	}
+}
+
+// TestStore_completionClaimNeedsItsStart: a claim "rows from seq 5 on
+// complete the stream to 9" is ignored by a node that lacks seq 1-5.
+func TestStore_completionClaimNeedsItsStart(t *testing.T) {
+	s := newStore("a", testTimings(), 0, 1)
+	s.apply(Entry{Table: "t", Key: "k1", Owner: "b", Version: 1, Epoch: 7, Seq: 1}, t0)
+	s.completeTo("b", 7, 5, 9)
+	if _, v := s.vector(0, 10); v[0].Have != 1 {
+		t.Errorf("have %d after a claim that started past what it holds", v[0].Have)
+	}
+	s.completeTo("b", 7, 1, 9)
+	if _, v := s.vector(0, 10); v[0].Have != 9 {
+		t.Errorf("have %d after a valid claim, want 9", v[0].Have)
 	}
 }

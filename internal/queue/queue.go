@@ -28,6 +28,11 @@ func (q *Unbounded[T]) Out() <-chan T { return q.out }
 
 // Push queues v. It is safe to call after Close (v is dropped).
 func (q *Unbounded[T]) Push(v T) {
+	select {
+	case <-q.quit:
+		return
+	default:
+	}
 	q.mu.Lock()
 	q.pending = append(q.pending, v)
 	q.mu.Unlock()
