@@ -191,6 +191,7 @@ func RunGossip(ctx context.Context, s GossipScenario) (GossipResult, error) {
 
 	stopChurn := make(chan struct{})
 	var churn sync.WaitGroup
+	defer func() { close(stopChurn); churn.Wait() }()
 	if s.Churn {
 		// A tenth of the nodes start and stop "containers" all along:
 		// a put and, shortly after, a delete, every 100 ms each.
@@ -251,8 +252,6 @@ func RunGossip(ctx context.Context, s GossipScenario) (GossipResult, error) {
 	}
 	res.Duration = time.Since(start)
 	res.BytesPerNodeSec = float64(c.bytesSent()-startBytes) / float64(s.Nodes) / res.Duration.Seconds()
-	close(stopChurn)
-	churn.Wait()
 	res.P50, res.P90, res.P99, res.Max = percentiles(lat)
 	return res, nil
 }
@@ -275,11 +274,19 @@ func RunFailover(ctx context.Context, nodes int, profile gossip.Profile) (time.D
 			others = append(others, i)
 		}
 	}
+	replicated := time.Now().Add(time.Minute)
 	for {
 		if _, missing := c.lastSeen("victim", others, false); missing == 0 {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Now().After(replicated) {
+			return 0, fmt.Errorf("bench: the victim's row did not reach every node in a minute")
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	killed := time.Now()
 	c.net.Kill(c.names[victim])

@@ -110,6 +110,7 @@ func rowHash(e *Entry) uint64 {
 		b[8] = 1
 	}
 	h.Write(b[:])
+	h.Write(e.Value) // two copies at one version with different values must differ
 	return h.Sum64()
 }
 
@@ -273,7 +274,10 @@ func (s *store) apply(e Entry, now time.Time) (applyResult, Entry) {
 // what it holds (a value, or a tombstone).
 func (s *store) reclaim(e Entry, now time.Time) (applyResult, Entry) {
 	cur := s.slots[slotKey{e.Table, e.Key, s.self}]
-	if cur != nil && !e.newer(cur) {
+	// A copy from an earlier run of this node at our version or above may
+	// hold another value (a restart without its clock): re-assert ours.
+	earlierRun := e.Epoch < s.epoch && cur != nil && e.Version >= cur.Version
+	if cur != nil && !e.newer(cur) && !earlierRun {
 		s.stats.Stale++
 		return applyStale, Entry{}
 	}
