@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/vxnet/vxnet/internal/testutil"
 )
 
 // recorder is an Application that records what it is given.
@@ -51,16 +52,7 @@ func (r *recorder) sawEvent(t EventType, name string) bool {
 	return false
 }
 
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var waitUntil = testutil.WaitFor
 
 // loopbackNode starts a node on 127.0.0.1 with an ephemeral port.
 func loopbackNode(t *testing.T, name string, keys [][]byte, seeds ...string) (*Node, *recorder) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/gossip/gossiptest"
+	"github.com/vxnet/vxnet/internal/testutil"
 )
 
 // cluster is an in-process cluster on an in-memory network.
@@ -121,16 +122,7 @@ func (c *cluster) waitSplit(sizes ...int) {
 	})
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitFor = testutil.WaitFor
 
 func TestCluster_converges(t *testing.T) {
 	for _, n := range []int{3, 10, 50} {
