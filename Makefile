@@ -37,7 +37,7 @@ windows:
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal)
-	# Large in-process clusters are too slow under the race detector: again without it.
+	@echo "kvs: large in-process clusters again, without the race detector (too slow under it)"
 	$(GO) test -count=1 -run 'TestCluster' ./kvs
 
 # End-to-end tests need root; without it they skip and say so.
