@@ -6,7 +6,7 @@ GO ?= go
 # Debian packages the tests and the demo use: command -> package.
 DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2
 # Packages with concurrency are tested with the race detector.
-RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/...
+RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/...
 
 .PHONY: all build test demo deps lint unit e2e bench fuzz windows clean
 
@@ -36,7 +36,7 @@ windows:
 
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal -e /ipam)
 	@echo "kvs: large in-process clusters again, without the race detector (too slow under it)"
 	$(GO) test -count=1 -run 'TestCluster' ./kvs
 
@@ -50,7 +50,8 @@ demo: deps build
 	scripts/demo.sh bin/vxnet
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
+	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/... ./ipam
+	$(GO) test -run '^$$' -bench Gossip -benchtime 1x -timeout 30m ./bench
 
 # Each native fuzzer for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
@@ -58,6 +59,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecap -fuzztime $(FUZZTIME) ./dataplane/vxlan
 	$(GO) test -run '^$$' -fuzz FuzzOutside -fuzztime $(FUZZTIME) ./dataplane
 	$(GO) test -run '^$$' -fuzz FuzzParseStaticConfig -fuzztime $(FUZZTIME) ./agent
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./kvs
+	$(GO) test -run '^$$' -fuzz FuzzNewPool -fuzztime $(FUZZTIME) ./ipam
 
 clean:
 	rm -rf bin

@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"gossip":                {"github.com/hashicorp/memberlist", "internal/queue"},
 	"gossip/gossiptest":     {"github.com/hashicorp/memberlist"},
 	"kvs":                   {"gossip", "internal/queue", "go.etcd.io/"},
+	"ipam":                  {},
 	"internal/queue":        {},
 	"internal/testutil":     {},
 	"bench":                 {"lab", "agent", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist"},

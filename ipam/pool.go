@@ -1,0 +1,185 @@
+package ipam
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+)
+
+// PoolConfig is what a user gives for one subnet of a network, in the
+// form Docker's flags take.
+type PoolConfig struct {
+	Subnet       string            // --subnet, e.g. 10.0.9.0/24
+	IPRange      string            // --ip-range: allocate only from this sub-prefix
+	Gateway      string            // --gateway: reserved, default the first address
+	AuxAddresses map[string]string // --aux-address name=ip: reserved
+}
+
+// Pool is a parsed subnet with its reservations and an allocator. It is
+// not safe for concurrent use: the caller serialises (one network's pool is
+// changed by one goroutine, or under the caller's lock).
+type Pool struct {
+	Network  string
+	Subnet   netip.Prefix
+	Range    netip.Prefix
+	Gateway  netip.Addr
+	Reserved map[string]netip.Addr // aux addresses by name
+
+	alloc   *allocator
+	outside map[netip.Addr]struct{} // static addresses outside the range
+}
+
+// MaxRangeBits is the largest range, in host bits, a pool allocates from
+// (an IPv6 /64 range is clamped to its first 2^24 addresses).
+const MaxRangeBits = 24
+
+// ParsePrefix parses a CIDR as a subnet of network: it must be in
+// canonical form (no host bits).
+func ParsePrefix(network, field, s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	if err != nil {
+		return p, &Error{Network: network, Field: field, Value: s, Err: ErrInvalid, Detail: "want a CIDR such as 10.0.9.0/24"}
+	}
+	if p.Masked() != p {
+		return p, &Error{Network: network, Field: field, Value: s, Err: ErrInvalid, Detail: "host bits set; did you mean " + p.Masked().String() + "?"}
+	}
+	if p.Addr().Is4In6() || p.Addr().Zone() != "" {
+		return p, &Error{Network: network, Field: field, Value: s, Err: ErrInvalid, Detail: "use a plain IPv4 or IPv6 prefix"}
+	}
+	return p, nil
+}
+
+// ParseAddr parses an address that must lie in subnet.
+func ParseAddr(network, field, s string, subnet netip.Prefix) (netip.Addr, error) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil || a.Zone() != "" || a.Is4In6() {
+		return a, &Error{Network: network, Field: field, Value: s, Err: ErrInvalid, Detail: "want an IP address"}
+	}
+	if !subnet.Contains(a) {
+		return a, &Error{Network: network, Field: field, Value: s, Err: ErrOutOfRange, Detail: "subnet " + subnet.String()}
+	}
+	return a, nil
+}
+
+// NewPool parses c for the named network.
+func NewPool(network string, c PoolConfig) (*Pool, error) {
+	subnet, err := ParsePrefix(network, "subnet", c.Subnet)
+	if err != nil {
+		return nil, err
+	}
+	hostBits := subnet.Addr().BitLen() - subnet.Bits()
+	if (subnet.Addr().Is4() && hostBits < 2) || (subnet.Addr().Is6() && hostBits < 2) {
+		return nil, &Error{Network: network, Field: "subnet", Value: c.Subnet, Err: ErrInvalid, Detail: "too small: leaves no address for endpoints"}
+	}
+	p := &Pool{Network: network, Subnet: subnet, Range: subnet, Reserved: map[string]netip.Addr{}}
+	if c.IPRange != "" {
+		r, err := ParsePrefix(network, "ip-range", c.IPRange)
+		if err != nil {
+			return nil, err
+		}
+		if r.Addr().BitLen() != subnet.Addr().BitLen() || !subnet.Contains(r.Addr()) || r.Bits() < subnet.Bits() {
+			return nil, &Error{Network: network, Field: "ip-range", Value: c.IPRange, Err: ErrOutOfRange, Detail: "subnet " + subnet.String()}
+		}
+		p.Range = r
+	}
+	p.alloc = newAllocator(p.Range, subnet)
+	if c.Gateway != "" {
+		if p.Gateway, err = ParseAddr(network, "gateway", c.Gateway, subnet); err != nil {
+			return nil, err
+		}
+	} else {
+		p.Gateway = subnet.Addr().Next()
+	}
+	if !p.alloc.excluded(p.Gateway) {
+		p.alloc.reserve(p.Gateway)
+	}
+	names := make([]string, 0, len(c.AuxAddresses))
+	for name := range c.AuxAddresses {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v := c.AuxAddresses[name]
+		field := fmt.Sprintf("aux-address %s", name)
+		if name == "" {
+			return nil, &Error{Network: network, Field: "aux-address", Value: "=" + v, Err: ErrInvalid, Detail: "want name=ip"}
+		}
+		a, err := ParseAddr(network, field, v, subnet)
+		if err != nil {
+			return nil, err
+		}
+		if a == p.Gateway {
+			return nil, &Error{Network: network, Field: field, Value: v, Err: ErrInUse, Detail: "it is the gateway"}
+		}
+		p.Reserved[name] = a
+		if !p.alloc.excluded(a) {
+			p.alloc.reserve(a)
+		}
+	}
+	return p, nil
+}
+
+// Allocate hands out the next free address of the range.
+func (p *Pool) Allocate() (netip.Addr, error) {
+	a, ok := p.alloc.next()
+	if !ok {
+		return a, &Error{Network: p.Network, Field: "ip-range", Value: p.Range.String(), Err: ErrExhausted}
+	}
+	return a, nil
+}
+
+// AllocateStatic takes a requested address (--ip): it must be in the
+// subnet and free; it may lie outside --ip-range, as with Docker.
+func (p *Pool) AllocateStatic(a netip.Addr) error {
+	if !p.Subnet.Contains(a) {
+		return &Error{Network: p.Network, Field: "address", Value: a.String(), Err: ErrOutOfRange, Detail: "subnet " + p.Subnet.String()}
+	}
+	inUse := &Error{Network: p.Network, Field: "address", Value: a.String(), Err: ErrInUse}
+	if p.alloc.excluded(a) || a == p.Gateway || p.isAux(a) {
+		return inUse
+	}
+	if _, inRange := p.alloc.offset(a); inRange {
+		if !p.alloc.take(a) {
+			return inUse
+		}
+		return nil
+	}
+	if _, taken := p.outside[a]; taken {
+		return inUse
+	}
+	if p.outside == nil {
+		p.outside = map[netip.Addr]struct{}{}
+	}
+	p.outside[a] = struct{}{}
+	return nil
+}
+
+// Release gives an address back.
+func (p *Pool) Release(a netip.Addr) error {
+	if _, ok := p.outside[a]; ok {
+		delete(p.outside, a)
+		return nil
+	}
+	if a == p.Gateway || p.isAux(a) || !p.alloc.release(a) {
+		return &Error{Network: p.Network, Field: "address", Value: a.String(), Err: ErrNotAllocated}
+	}
+	return nil
+}
+
+// InUse reports whether a is allocated (reservations excluded).
+func (p *Pool) InUse(a netip.Addr) bool {
+	if _, ok := p.outside[a]; ok {
+		return true
+	}
+	return a != p.Gateway && !p.isAux(a) && p.alloc.used(a)
+}
+
+func (p *Pool) isAux(a netip.Addr) bool {
+	for _, r := range p.Reserved {
+		if r == a {
+			return true
+		}
+	}
+	return false
+}
