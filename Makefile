@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseStaticConfig -fuzztime $(FUZZTIME) ./agent
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./kvs
 	$(GO) test -run '^$$' -fuzz FuzzNewPool -fuzztime $(FUZZTIME) ./ipam
+	$(GO) test -run '^$$' -fuzz FuzzParsePrefix -fuzztime $(FUZZTIME) ./ipam
 
 clean:
 	rm -rf bin

@@ -68,16 +68,7 @@ func (a *allocator) offset(x netip.Addr) (uint64, bool) {
 	return lo - blo, true
 }
 
-func (a *allocator) addr(off uint64) netip.Addr {
-	b := a.base.As16()
-	lo := binary.BigEndian.Uint64(b[8:]) + off // ranges are aligned: no carry
-	binary.BigEndian.PutUint64(b[8:], lo)
-	x := netip.AddrFrom16(b)
-	if a.base.Is4() {
-		x = x.Unmap()
-	}
-	return x
-}
+func (a *allocator) addr(off uint64) netip.Addr { return addShifted(a.base, off, 0) }
 
 func (a *allocator) isSet(off uint64) bool { return a.words[off/64]&(1<<(off%64)) != 0 }
 
