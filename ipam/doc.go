@@ -15,5 +15,23 @@
 //     never overlap another network's.
 //
 // The cluster-wide scope (per-host blocks of a global subnet, claimed over
-// the replicated tables) builds on these and comes next.
+// the replicated tables) builds on these and is not written yet. The plan,
+// for the next step:
+//
+//   - Ownership moves, it is never contended: a global network's subnet is
+//     cut into blocks (default /26); the host that creates the network owns
+//     every block. A host that needs addresses asks an owner, and only the
+//     owner writes the grant (its own kvs slot: block → new owner), so two
+//     hosts can never both believe they own a block, even across a
+//     partition: the owner is on one side of it.
+//   - A host allocates only from blocks granted to it and seen in its own
+//     replicated table; it asks for another block when its blocks are 3/4
+//     full.
+//   - Blocks of a host gone for good (kvs reaps its rows after ReapAfter)
+//     fall to the live host ranked first by hash(network, block, host), so
+//     every node picks the same heir without a human step; the heir waits
+//     until the dead host's reaping, far longer than any partition a
+//     tombstone survives.
+//   - Global subnets are claimed the same way from the default pools, the
+//     first network owning the pool.
 package ipam
