@@ -10,6 +10,9 @@
 //     addresses (IPv4), the IPv6 subnet-router anycast address, the gateway
 //     and aux addresses are never handed out. IPv4 and IPv6 (dual stack: one
 //     Pool per family).
+//   - State and Store: a pool's allocations and cursor, saved through a
+//     Store the agent backs with its file store, and restored into a new
+//     pool after a restart, so no address still in use is handed out again.
 //   - Subnets: default address pools like Docker's (10.0.0.0/8 carved into
 //     /24 subnets, base and size configurable); user subnets are reserved and
 //     never overlap another network's.

@@ -1,0 +1,74 @@
+package ipam
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+)
+
+// State is what a host persists of a pool so that, restarted, it reuses no
+// address still in use: the addresses handed out and where next-fit
+// continues.
+type State struct {
+	Allocated []netip.Addr `json:"allocated"`
+	Next      netip.Addr   `json:"next,omitzero"`
+}
+
+// Store keeps pools' states across restarts. The package declares it; the
+// agent backs it with its local file store.
+type Store interface {
+	// Load returns the saved state of a network's pool; ok is false if
+	// there is none.
+	Load(network string) (st State, ok bool, err error)
+	// Save replaces the saved state.
+	Save(network string, st State) error
+}
+
+// State returns the pool's allocations, sorted, and its cursor.
+func (p *Pool) State() State {
+	var st State
+	for off := uint64(0); off < p.alloc.size; off++ {
+		if !p.alloc.isSet(off) {
+			continue
+		}
+		if a := p.alloc.addr(off); p.InUse(a) {
+			st.Allocated = append(st.Allocated, a)
+		}
+	}
+	for a := range p.outside {
+		st.Allocated = append(st.Allocated, a)
+	}
+	sort.Slice(st.Allocated, func(i, j int) bool { return st.Allocated[i].Less(st.Allocated[j]) })
+	st.Next = p.alloc.addr(p.alloc.cursor)
+	return st
+}
+
+// Restore takes back a saved state into a freshly made pool. An address
+// the pool cannot hold (outside the subnet, or reserved since) is an error
+// naming it: the caller must not silently forget an address in use.
+func (p *Pool) Restore(st State) error {
+	for _, a := range st.Allocated {
+		if err := p.AllocateStatic(a); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	if off, ok := p.alloc.offset(st.Next); ok {
+		p.alloc.cursor = off
+	}
+	return nil
+}
+
+// MemStore is a Store in memory, for tests.
+type MemStore map[string]State
+
+// Load implements Store.
+func (m MemStore) Load(network string) (State, bool, error) {
+	st, ok := m[network]
+	return st, ok, nil
+}
+
+// Save implements Store.
+func (m MemStore) Save(network string, st State) error {
+	m[network] = st
+	return nil
+}
