@@ -73,14 +73,14 @@ func completeChecksum(pkt []byte, info *ipInfo) {
 	default:
 		return
 	}
-	l4Len := info.length - info.l4
-	pseudo := pseudoHeaderSum(pkt, info, l4Len)
 	got := binary.BigEndian.Uint16(pkt[field:])
-	if got != fold(pseudo) {
-		return
-	}
 	if got == 0 && info.proto == protoUDP && !info.v6 {
 		return // IPv4 UDP without a checksum
+	}
+	l4Len := info.length - info.l4
+	pseudo := pseudoHeaderSum(pkt, info, l4Len)
+	if got != fold(pseudo) {
+		return
 	}
 	binary.BigEndian.PutUint16(pkt[field:], 0)
 	c := ^fold(sum(pseudo, pkt[info.l4:info.length]))

@@ -19,6 +19,7 @@ type insideLoop struct {
 	udp   underlayTx
 	local portTx
 	tally tally
+	last  lookupCache // reset every batch
 }
 
 func (sw *Switch) newInsideLoop(p *Port) *insideLoop {
@@ -103,6 +104,7 @@ func (l *insideLoop) process(n int) {
 		return
 	}
 	nw := pi.net
+	l.last = lookupCache{}
 	for i := 0; i < n; i++ {
 		// borrowed: pkt and frame point into l.bufs[i], which stays ours;
 		// the underlay and port batches below hold them until flushed.
@@ -123,7 +125,7 @@ func (l *insideLoop) process(n int) {
 		frame := buf[UnderlayOffset : Headroom+info.length]
 		hash := flowHash(pkt, &info)
 
-		h := nw.hosts.get(info.dst)
+		h := l.last.host(nw, info.dst)
 		switch {
 		case h != nil && h.port != nil:
 			if h.port == l.port {

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -25,6 +26,9 @@ type outsideLoop struct {
 	// table may change between batches.
 	allowedNet *network
 	allowedSrc netip.AddrPort
+
+	// The last lookups of this batch: a burst is mostly one flow.
+	last lookupCache
 }
 
 func (sw *Switch) newOutsideLoop() *outsideLoop {
@@ -79,6 +83,7 @@ func (l *outsideLoop) process(n int) {
 	sw := l.sw
 	tbl := sw.table.Load()
 	l.allowedNet = nil
+	l.last = lookupCache{}
 	l.tally.udpRx += uint64(n)
 	for i := 0; i < n; i++ {
 		l.tally.udpRxBytes += uint64(l.sizes[i])
@@ -95,12 +100,21 @@ func (l *outsideLoop) handle(tbl *Table, i int) {
 	// owned by this loop; the batches below hold them until flushed.
 	buf := l.bufs[i]
 	dgram := buf[UnderlayOffset : UnderlayOffset+l.sizes[i]]
-	f, err := vxlan.Decap(dgram)
+	// The codec's Decap, read field by field: the switch needs the VNI,
+	// the EtherType and whether the destination MAC is a group address.
+	if len(dgram) < vxlan.EncapLen {
+		l.tally.drop(DropMalformed)
+		return
+	}
+	vni, err := vxlan.ParseHeader(dgram)
 	if err != nil {
 		l.tally.drop(DropMalformed)
 		return
 	}
-	nw := tbl.vnis.get(f.VNI)
+	eth := dgram[vxlan.HeaderLen:vxlan.EncapLen]
+	etherType := binary.BigEndian.Uint16(eth[vxlan.EthernetTypeOffset:])
+	groupDst := eth[0]&1 != 0
+	nw := l.last.network(tbl, vni)
 	if nw == nil {
 		l.tally.drop(DropUnknownVNI)
 		return
@@ -114,7 +128,7 @@ func (l *outsideLoop) handle(tbl *Table, i int) {
 		l.allowedNet, l.allowedSrc = nw, l.from[i]
 	}
 	payload := dgram[vxlan.EncapLen:]
-	switch f.Eth.Type {
+	switch etherType {
 	case vxlan.EtherTypeARP:
 		l.answerARP(nw, src, buf, len(payload))
 		return
@@ -124,7 +138,7 @@ func (l *outsideLoop) handle(tbl *Table, i int) {
 		return
 	}
 	info, ok := parseIP(payload)
-	if !ok || info.etherType != f.Eth.Type {
+	if !ok || info.etherType != etherType {
 		l.tally.drop(DropMalformed)
 		return
 	}
@@ -133,7 +147,7 @@ func (l *outsideLoop) handle(tbl *Table, i int) {
 		return
 	}
 	pkt := buf[:Headroom+info.length] // drops Ethernet padding
-	if f.Eth.Dst.IsMulticast() || nw.isFlood(info.dst, info.v6) {
+	if groupDst || nw.isFlood(info.dst, info.v6) {
 		completeChecksum(pkt[Headroom:], &info)
 		// Shared by several writes: capacity capped so that no TUN write
 		// can coalesce into it and change it for the next port.
@@ -143,7 +157,7 @@ func (l *outsideLoop) handle(tbl *Table, i int) {
 		}
 		return
 	}
-	h := nw.hosts.get(info.dst)
+	h := l.last.host(nw, info.dst)
 	if h == nil || h.port == nil {
 		l.tally.drop(DropNoEndpoint)
 		return
