@@ -10,6 +10,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/tun/tuntest"
 	"github.com/vxnet/vxnet/dataplane/udp/udptest"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/internal/testutil"
 )
 
 const testVNI = 4097
@@ -186,15 +187,7 @@ func out(t *testing.T, d *tuntest.Device) []byte {
 // waitStats waits until cond holds for the switch's counters.
 func waitStats(t *testing.T, sw *Switch, what string, cond func(Stats) bool) Stats {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s := sw.Stats()
-		if cond(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; stats %+v", what, s)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	var s Stats
+	testutil.WaitFor(t, what, 5*time.Second, func() bool { s = sw.Stats(); return cond(s) })
+	return s
 }

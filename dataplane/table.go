@@ -179,14 +179,3 @@ func (t *Table) port(p *Port) *portInfo {
 	}
 	return nil
 }
-
-// VNIs returns the networks in the table (for status output).
-func (t *Table) VNIs() []uint32 {
-	var out []uint32
-	for _, s := range t.vnis.slots {
-		if s.vni != 0 {
-			out = append(out, s.vni)
-		}
-	}
-	return out
-}

@@ -184,11 +184,6 @@ func (n *Node) Join(timeout time.Duration) (int, error) {
 	}
 }
 
-// JoinAddrs joins the given host:port addresses once.
-func (n *Node) JoinAddrs(addrs []string) (int, error) {
-	return n.ml.Join(addrs)
-}
-
 // routineRejoin joins again every seed that is not a member, so that a
 // partition heals once the network does even if every node saw the others
 // die.

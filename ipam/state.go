@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"sort"
 )
@@ -27,12 +28,16 @@ type Store interface {
 // State returns the pool's allocations, sorted, and its cursor.
 func (p *Pool) State() State {
 	var st State
-	for off := uint64(0); off < p.alloc.size; off++ {
-		if !p.alloc.isSet(off) {
-			continue
-		}
-		if a := p.alloc.addr(off); p.InUse(a) {
-			st.Allocated = append(st.Allocated, a)
+	for w, word := range p.alloc.words {
+		for word != 0 { // only the set bits: a /64 range is 2^24 of them
+			off := uint64(w)*64 + uint64(bits.TrailingZeros64(word))
+			word &= word - 1
+			if off >= p.alloc.size {
+				break
+			}
+			if a := p.alloc.addr(off); p.InUse(a) {
+				st.Allocated = append(st.Allocated, a)
+			}
 		}
 	}
 	for a := range p.outside {

@@ -3,7 +3,6 @@ package tun
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -103,10 +102,4 @@ func NetnsPath(name string) string {
 		return name
 	}
 	return filepath.Join("/var/run/netns", name)
-}
-
-// NetnsExists reports whether the namespace exists.
-func NetnsExists(name string) bool {
-	_, err := os.Stat(NetnsPath(name))
-	return err == nil
 }
