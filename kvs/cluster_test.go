@@ -260,8 +260,9 @@ func TestCluster_joinSetsOffNoStorm(t *testing.T) {
 		}
 	}
 	c.waitConverged(400)
-	// Quiet first: nothing left to forward, nothing left in memberlist's
-	// piggyback queues (a newcomer may still learn recent writes there).
+	// Quiet first: nothing left to forward or being sent, nothing left
+	// in memberlist's piggyback queues (a newcomer may still learn recent
+	// writes from those, which is no storm).
 	waitFor(t, "forwarding and piggybacking to finish", 30*time.Second, func() bool {
 		for _, g := range c.nodes {
 			if g.outboxLen() != 0 || g.Node().QueuedBroadcasts() != 0 {

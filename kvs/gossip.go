@@ -21,8 +21,9 @@ type Gossip struct {
 	malformed atomic.Uint64
 	jobs      chan func() // sends that must not run on memberlist's goroutines
 
-	outMu     sync.Mutex
-	outbox    []Entry // rows to forward at the next tick
+	outMu     sync.Mutex // guards outbox and sending
+	outbox    []Entry    // rows to forward at the next tick
+	sending   int        // rows of the batch now being sent
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -207,12 +208,14 @@ func (g *Gossip) routineForward() {
 		g.outMu.Lock()
 		batch := g.outbox
 		g.outbox = nil
-		// Counted as it leaves the outbox, so that an empty outbox means
-		// a final count.
+		// Counted as it leaves the outbox; sending marks the batch in
+		// flight until its last packet is out (see outboxLen).
 		g.st.count(func(s *Stats) { s.Forwarded += uint64(len(batch)) })
+		g.sending = len(batch)
 		g.outMu.Unlock()
 		n := g.node.Load()
 		if len(batch) == 0 || n == nil {
+			g.doneSending()
 			continue
 		}
 		for len(batch) > 0 {
@@ -231,14 +234,21 @@ func (g *Gossip) routineForward() {
 			}
 			batch = batch[k:]
 		}
+		g.doneSending()
 	}
 }
 
-// outboxLen is the number of rows waiting to be forwarded.
+func (g *Gossip) doneSending() {
+	g.outMu.Lock()
+	g.sending = 0
+	g.outMu.Unlock()
+}
+
+// outboxLen is the number of rows waiting to be forwarded or being sent.
 func (g *Gossip) outboxLen() int {
 	g.outMu.Lock()
 	defer g.outMu.Unlock()
-	return len(g.outbox)
+	return len(g.outbox) + g.sending
 }
 
 func entrySize(e *Entry) int {
