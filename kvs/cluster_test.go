@@ -286,9 +286,11 @@ func TestCluster_joinSetsOffNoStorm(t *testing.T) {
 	}
 }
 
-// TestCluster_lossRepairedBySync: with a fifth of all packets lost, rows
-// still reach every node, through stream sync rather than forwarding.
-func TestCluster_lossRepairedBySync(t *testing.T) {
+// TestCluster_convergesUnderLoss: with a fifth of all packets lost, every
+// row still reaches every node. (Which mechanism repairs a given loss,
+// forwarding, the origin's piggyback queue, stream sync or push/pull,
+// depends on timing; stream sync itself is tested in store_test.go.)
+func TestCluster_convergesUnderLoss(t *testing.T) {
 	c := newCluster(t, 8)
 	c.net.SetLoss(0.2)
 	for i, g := range c.nodes {
@@ -297,13 +299,6 @@ func TestCluster_lossRepairedBySync(t *testing.T) {
 		}
 	}
 	c.waitConverged(80)
-	var catchUps uint64
-	for _, g := range c.nodes {
-		catchUps += g.Stats().CatchUpsSent
-	}
-	if catchUps == 0 {
-		t.Error("no node sent a catch-up: the lost packets were not repaired by sync")
-	}
 }
 
 // TestCluster_restartNewEpoch: a node restarts (new run, new address) with
