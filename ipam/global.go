@@ -1,0 +1,631 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/bits"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// GlobalConfig configures the global scope on one host.
+type GlobalConfig struct {
+	// Table is the replicated table (required).
+	Table Table
+	// Store keeps this host's leases across restarts; nil keeps them in
+	// memory only.
+	Store Store
+	// DefaultBase and DefaultSize are the default address pools new
+	// networks without --subnet take their subnet from (10.0.0.0/8 in
+	// /24s).
+	DefaultBase string
+	DefaultSize int
+	// Settle is how long a new subnet claim or an inherited block waits
+	// before it is used, so that a conflicting claim in flight arrives
+	// first. Default 1 s.
+	Settle time.Duration
+	// InheritAfter is how long a host must have been absent before the
+	// live hosts take over its blocks: the definition of "gone for good".
+	// Default 24 h, as kvs's ReapAfter; a partition longer than this is
+	// treated as a death.
+	InheritAfter time.Duration
+	// ServeDelay staggers the hosts that could answer a request for a
+	// block: the host ranked k answers only if the request is still open
+	// after k×ServeDelay. Default 200 ms.
+	ServeDelay time.Duration
+	// Tick is how often Run refreshes without a change. Default 100 ms.
+	Tick time.Duration
+	// OnLost is told of leases that became invalid because their network
+	// moved to another subnet (it lost an overlap after a partition
+	// healed) or their block passed to another host (this host was
+	// absent longer than InheritAfter). The caller must readdress those
+	// endpoints. Called without locks held, from the refreshing goroutine.
+	OnLost func(network string, addrs []netip.Addr)
+	// Logger gets protocol events; nil discards.
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *GlobalConfig) setDefaults() error {
+	if c.Table == nil {
+		return errors.New("ipam: GlobalConfig.Table is required")
+	}
+	if c.Store == nil {
+		c.Store = MemStore{}
+	}
+	if c.DefaultBase == "" {
+		c.DefaultBase, c.DefaultSize = DefaultBase, DefaultSize
+	}
+	if c.Settle == 0 {
+		c.Settle = time.Second
+	}
+	if c.InheritAfter == 0 {
+		c.InheritAfter = 24 * time.Hour
+	}
+	if c.ServeDelay == 0 {
+		c.ServeDelay = 200 * time.Millisecond
+	}
+	if c.Tick == 0 {
+		c.Tick = 100 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Global allocates addresses of global networks on one host. See the
+// package documentation for the protocol. Safe for concurrent use.
+type Global struct {
+	cfg     GlobalConfig
+	self    string
+	subnets *SubnetPool // only for its base and size
+
+	mu     sync.Mutex
+	nets   map[string]*gnet
+	absent map[string]time.Time // hosts seen in rows but not live, since
+	wake   chan struct{}        // closed at every refresh
+	lost   []lostLeases         // to report after unlocking
+	kick   chan struct{}
+}
+
+type lostLeases struct {
+	network string
+	addrs   []netip.Addr
+}
+
+// gnet is one global network as this host sees it.
+type gnet struct {
+	name      string
+	claim     subnetClaim
+	pool      *Pool
+	blockBits int
+	nblocks   uint64
+
+	held     map[uint64]*heldBlock // blocks this host holds
+	count    map[uint64]int        // this host's leases per block
+	written  map[string]string     // this host's rows: key → value written
+	hostRow  hostState
+	waiters  int
+	reqSeen  map[string]reqSeen // open requests of other hosts
+	cursor   uint64             // next-fit over held blocks
+	conflict string             // the network whose earlier claim overlaps ours
+}
+
+type heldBlock struct {
+	grant    blockGrant
+	usableAt time.Time // after an inheritance: not before Settle
+}
+
+type reqSeen struct {
+	seq uint64
+	at  time.Time
+}
+
+// NewGlobal starts the global scope for this host. It reads the table at
+// once, so rows persisted and put back before are taken into account.
+func NewGlobal(cfg GlobalConfig) (*Global, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	sp, err := NewSubnetPool(cfg.DefaultBase, cfg.DefaultSize)
+	if err != nil {
+		return nil, err
+	}
+	g := &Global{cfg: cfg, self: cfg.Table.Self(), subnets: sp, nets: map[string]*gnet{},
+		absent: map[string]time.Time{}, wake: make(chan struct{}), kick: make(chan struct{}, 1)}
+	g.Refresh()
+	return g, nil
+}
+
+// Notify tells Run that the table changed; it never blocks. The agent
+// calls it for every event of its table watch.
+func (g *Global) Notify() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run refreshes on Notify and every Tick until ctx ends.
+func (g *Global) Run(ctx context.Context) {
+	t := time.NewTicker(g.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.kick:
+		case <-t.C:
+		}
+		g.Refresh()
+	}
+}
+
+// Refresh reads the table and acts on it: accepts grants, answers
+// requests, inherits blocks of hosts gone for good, moves a losing
+// automatic subnet.
+func (g *Global) Refresh() {
+	g.mu.Lock()
+	g.refreshLocked()
+	lost := g.lost
+	g.lost = nil
+	g.mu.Unlock()
+	if g.cfg.OnLost != nil {
+		for _, l := range lost {
+			g.cfg.OnLost(l.network, l.addrs)
+		}
+	}
+}
+
+// CreateNetwork claims a subnet for a new global network: c.Subnet, or
+// the next free subnet of the default pools when it is empty. It returns
+// after Settle, once no earlier claim overlaps. blockSize is the prefix
+// length of the blocks hosts claim (0: the default for the range).
+func (g *Global) CreateNetwork(ctx context.Context, name string, c PoolConfig, blockSize int) (netip.Prefix, error) {
+	if !ValidNetworkName(name) {
+		return netip.Prefix{}, &Error{Network: name, Field: "name", Value: name, Err: ErrInvalid,
+			Detail: "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"}
+	}
+	auto := c.Subnet == ""
+	for attempt := 0; attempt < 16; attempt++ {
+		g.mu.Lock()
+		g.refreshLocked()
+		if n, ok := g.nets[name]; ok {
+			g.mu.Unlock()
+			return netip.Prefix{}, &Error{Network: name, Field: "name", Value: name, Err: ErrInUse,
+				Detail: "a network of that name exists, created by " + n.claim.Creator}
+		}
+		cc := c
+		if auto {
+			p, err := g.pickSubnetLocked(name)
+			if err != nil {
+				g.mu.Unlock()
+				return netip.Prefix{}, err
+			}
+			cc.Subnet = p.String()
+		}
+		pool, err := NewPool(name, cc)
+		if err != nil {
+			g.mu.Unlock()
+			return netip.Prefix{}, err
+		}
+		bb, err := blockBitsFor(name, pool.Range, blockSize)
+		if err != nil {
+			g.mu.Unlock()
+			return netip.Prefix{}, err
+		}
+		if other, ok := g.overlapLocked(pool.Subnet, name); ok {
+			g.mu.Unlock()
+			return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: cc.Subnet, Err: ErrOverlap, Detail: "network " + other}
+		}
+		claim := subnetClaim{Creator: g.self, Created: g.cfg.Now().UnixNano(), Rev: 1, Subnet: pool.Subnet.String(),
+			IPRange: c.IPRange, Gateway: pool.Gateway.String(), Aux: c.AuxAddresses, BlockBits: bb, Auto: auto}
+		key := subnetKey(name, g.self, claim.Created)
+		if err := g.putLocked(nil, key, claim); err != nil {
+			g.mu.Unlock()
+			return netip.Prefix{}, err
+		}
+		g.refreshLocked()
+		if n, ok := g.nets[name]; ok {
+			n.written[key] = string(mustJSON(claim))
+		}
+		g.mu.Unlock()
+
+		// Wait out Settle, then check the claim still stands; an
+		// automatic subnet that lost moves, and its new claim settles too.
+		for settled := 0; ; settled++ {
+			if err := sleepCtx(ctx, g.cfg.Settle); err != nil {
+				return netip.Prefix{}, err
+			}
+			g.mu.Lock()
+			g.refreshLocked()
+			n, ok := g.nets[name]
+			if !ok || n.claim.Creator != g.self || n.claim.Created != claim.Created {
+				g.mu.Unlock()
+				break // another creation of the name won, or ours vanished
+			}
+			if n.conflict == "" && n.claim.Subnet == claim.Subnet {
+				p := n.pool.Subnet
+				g.mu.Unlock()
+				return p, nil
+			}
+			if !auto || settled > 16 {
+				other := n.conflict
+				g.deleteNetworkLocked(n)
+				g.mu.Unlock()
+				return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: claim.Subnet, Err: ErrOverlap, Detail: "network " + other}
+			}
+			claim = n.claim // moved: settle the new subnet
+			g.mu.Unlock()
+		}
+		g.mu.Lock()
+		if n, ok := g.nets[name]; ok && n.claim.Creator != g.self {
+			g.mu.Unlock()
+			return netip.Prefix{}, &Error{Network: name, Field: "name", Value: name, Err: ErrInUse,
+				Detail: "created at the same time by " + n.claim.Creator + ", whose claim was earlier"}
+		}
+		g.mu.Unlock()
+	}
+	return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: c.Subnet, Err: ErrExhausted, Detail: "every subnet tried was claimed concurrently"}
+}
+
+// DeleteNetwork withdraws a network this host created. Every host drops
+// its blocks and leases of it when it sees the deletion.
+func (g *Global) DeleteNetwork(name string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refreshLocked()
+	n, ok := g.nets[name]
+	if !ok {
+		return &Error{Network: name, Field: "name", Value: name, Err: ErrNotAllocated, Detail: "no such global network"}
+	}
+	c := n.claim
+	c.Rev++
+	c.Deleted = true
+	if err := g.putLocked(n, subnetKey(name, g.self, c.Created), c); err != nil {
+		return err
+	}
+	g.refreshLocked()
+	return nil
+}
+
+// Subnet returns a global network's subnet as this host sees it.
+func (g *Global) Subnet(network string) (netip.Prefix, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, ok := g.nets[network]
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	return n.pool.Subnet, true
+}
+
+// Blocks returns the blocks of a network this host holds.
+func (g *Global) Blocks(network string) []netip.Prefix {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, ok := g.nets[network]
+	if !ok {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, idx := range sortedKeys(n.held) {
+		out = append(out, blockPrefix(n.pool.Range, idx, n.blockBits))
+	}
+	return out
+}
+
+// Allocate hands out an address of a global network from a block this
+// host holds, asking for a block first when it holds none with room. It
+// waits for the grant until ctx ends.
+func (g *Global) Allocate(ctx context.Context, network string) (netip.Addr, error) {
+	for {
+		g.mu.Lock()
+		n, err := g.netLocked(network)
+		if err != nil {
+			g.mu.Unlock()
+			return netip.Addr{}, err
+		}
+		if a, ok := g.allocHeldLocked(n); ok {
+			err := g.saveLocked(n)
+			g.refreshLocked() // may ask for the next block early
+			g.mu.Unlock()
+			if err != nil {
+				return netip.Addr{}, err
+			}
+			return a, nil
+		}
+		n.waiters++
+		g.refreshLocked() // asks for a block
+		wake := g.wake
+		g.mu.Unlock()
+
+		var done bool
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-wake:
+		}
+		g.mu.Lock()
+		if n2, ok := g.nets[network]; ok && n2 == n {
+			n.waiters--
+		}
+		g.mu.Unlock()
+		if done {
+			return netip.Addr{}, &Error{Network: network, Field: "address", Value: "(next free)", Err: ErrExhausted,
+				Detail: "no block granted to this host in time: " + ctx.Err().Error()}
+		}
+	}
+}
+
+// AllocateStatic takes a requested address of a global network. It must
+// lie in the range, in a block this host holds or, on the host that
+// created the network, in a block not yet handed to anyone.
+func (g *Global) AllocateStatic(network string, a netip.Addr) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, err := g.netLocked(network)
+	if err != nil {
+		return err
+	}
+	off, ok := n.pool.alloc.offset(a)
+	if !ok || off>>n.blockBits >= n.nblocks {
+		return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrOutOfRange,
+			Detail: "a static address of a global network must lie in its range " + n.pool.Range.String()}
+	}
+	idx := blockOf(off, n.blockBits)
+	if hb, held := n.held[idx]; !held || g.cfg.Now().Before(hb.usableAt) {
+		b, explicit := g.holderLocked(n, idx)
+		if b.Holder != g.self || explicit {
+			return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrInUse,
+				Detail: fmt.Sprintf("its block %v is held by host %s; create the endpoint there, or pick an address this host's blocks hold", blockPrefix(n.pool.Range, idx, n.blockBits), b.Holder)}
+		}
+		// An untouched block of the network this host created: claim it.
+		b.Gen = 1
+		if !g.writeGrantLocked(n, idx, b) {
+			return fmt.Errorf("ipam: network %q: claiming block %d failed", network, idx)
+		}
+		n.held[idx] = &heldBlock{grant: b}
+	}
+	if err := n.pool.AllocateStatic(a); err != nil {
+		return err
+	}
+	n.count[idx]++
+	return g.saveLocked(n)
+}
+
+// Release gives back an address of a global network.
+func (g *Global) Release(network string, a netip.Addr) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, err := g.netLocked(network)
+	if err != nil {
+		return err
+	}
+	if err := n.pool.Release(a); err != nil {
+		return err
+	}
+	if off, ok := n.pool.alloc.offset(a); ok {
+		n.count[blockOf(off, n.blockBits)]--
+	}
+	return g.saveLocked(n)
+}
+
+// Leases returns this host's leases of a network, sorted.
+func (g *Global) Leases(network string) []netip.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, ok := g.nets[network]
+	if !ok {
+		return nil
+	}
+	return n.pool.State().Allocated
+}
+
+func (g *Global) netLocked(network string) (*gnet, error) {
+	n, ok := g.nets[network]
+	if !ok {
+		g.refreshLocked()
+		if n, ok = g.nets[network]; !ok {
+			return nil, &Error{Network: network, Field: "network", Value: network, Err: ErrNotAllocated, Detail: "no such global network"}
+		}
+	}
+	if n.conflict != "" {
+		return nil, &Error{Network: network, Field: "subnet", Value: n.pool.Subnet.String(), Err: ErrOverlap,
+			Detail: "network " + n.conflict + " claimed it first; this network hands out no address until it moves or is removed"}
+	}
+	return n, nil
+}
+
+// allocHeldLocked takes the next free address of a usable held block.
+func (g *Global) allocHeldLocked(n *gnet) (netip.Addr, bool) {
+	now := g.cfg.Now()
+	idxs := sortedKeys(n.held)
+	if len(idxs) == 0 {
+		return netip.Addr{}, false
+	}
+	start := sort.Search(len(idxs), func(i int) bool { return idxs[i] >= n.cursor>>n.blockBits })
+	for i := 0; i < len(idxs); i++ {
+		idx := idxs[(start+i)%len(idxs)]
+		if now.Before(n.held[idx].usableAt) {
+			continue
+		}
+		lo := idx << n.blockBits
+		hi := lo + 1<<n.blockBits
+		from := lo
+		if n.cursor > lo && n.cursor < hi {
+			from = n.cursor
+		}
+		off, ok := n.pool.alloc.firstFree(from, hi)
+		if !ok && from != lo {
+			off, ok = n.pool.alloc.firstFree(lo, from)
+		}
+		if !ok {
+			continue
+		}
+		n.pool.alloc.set(off)
+		n.cursor = off + 1
+		n.count[idx]++
+		return n.pool.alloc.addr(off), true
+	}
+	return netip.Addr{}, false
+}
+
+// freeInHeld counts the free addresses of usable held blocks.
+func (n *gnet) freeInHeld(now time.Time) (free, total uint64) {
+	for idx, hb := range n.held {
+		if now.Before(hb.usableAt) {
+			continue
+		}
+		lo := idx << n.blockBits
+		free += n.pool.alloc.countFree(lo, lo+1<<n.blockBits)
+		total += 1 << n.blockBits
+	}
+	return free, total
+}
+
+func (g *Global) saveLocked(n *gnet) error {
+	if err := g.cfg.Store.Save(n.name, n.pool.State()); err != nil {
+		return fmt.Errorf("ipam: network %q: saving leases: %w", n.name, err)
+	}
+	return nil
+}
+
+func (g *Global) live(host string) bool {
+	_, gone := g.absent[host]
+	return !gone
+}
+
+// putLocked writes one of this host's rows unless it already holds value.
+func (g *Global) putLocked(n *gnet, key string, v any) error {
+	b := mustJSON(v)
+	if n != nil && n.written[key] == string(b) {
+		return nil
+	}
+	if err := g.cfg.Table.Put(key, b); err != nil {
+		return fmt.Errorf("ipam: writing %s: %w", key, err)
+	}
+	if n != nil {
+		n.written[key] = string(b)
+	}
+	return nil
+}
+
+// blockBitsFor turns a block prefix length into host bits per block.
+func blockBitsFor(network string, rng netip.Prefix, blockSize int) (int, error) {
+	hostBits := min(rng.Addr().BitLen()-rng.Bits(), MaxRangeBits)
+	if blockSize == 0 {
+		return max(2, min(6, hostBits-4)), nil
+	}
+	bb := rng.Addr().BitLen() - blockSize
+	if bb < 2 || bb > hostBits {
+		return 0, &Error{Network: network, Field: "block-size", Value: strconv.Itoa(blockSize), Err: ErrInvalid,
+			Detail: fmt.Sprintf("want a prefix length from %d to %d for range %v", rng.Addr().BitLen()-hostBits, rng.Addr().BitLen()-2, rng)}
+	}
+	return bb, nil
+}
+
+// pickSubnetLocked finds a default-pool subnet no visible claim overlaps,
+// starting at a place that depends on the name so that hosts creating
+// networks at once rarely pick the same.
+func (g *Global) pickSubnetLocked(name string) (netip.Prefix, error) {
+	s := g.subnets
+	count := uint64(1) << (s.size - s.base.Bits())
+	start := rank(name, g.self) % count
+	for i := uint64(0); i < count; i++ {
+		p := s.candidate((start + i) % count)
+		if _, taken := g.overlapLocked(p, name); !taken {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: s.base.String(), Err: ErrExhausted,
+		Detail: fmt.Sprintf("every /%d of the default address pool is in use", s.size)}
+}
+
+func (g *Global) overlapLocked(p netip.Prefix, except string) (string, bool) {
+	for _, name := range sortedKeys(g.nets) {
+		if n := g.nets[name]; name != except && n.pool.Subnet.Overlaps(p) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// rank is the deterministic, well-spread order every host computes alike.
+func rank(parts ...string) uint64 {
+	h := fnv.New64a()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	x := h.Sum64()
+	// fnv's low bits spread poorly over short inputs: finish with a mixer.
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	return x
+}
+
+func sortedKeys[K uint64 | string, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// firstFree returns the first free offset in [lo, hi).
+func (a *allocator) firstFree(lo, hi uint64) (uint64, bool) {
+	hi = min(hi, a.size)
+	for off := lo; off < hi; {
+		w := off / 64
+		free := ^a.words[w] & (^uint64(0) << (off % 64))
+		if end := (w + 1) * 64; end > hi {
+			free &= ^uint64(0) >> (end - hi)
+		}
+		if free != 0 {
+			return w*64 + uint64(bits.TrailingZeros64(free)), true
+		}
+		off = (w + 1) * 64
+	}
+	return 0, false
+}
+
+// countFree counts the free offsets in [lo, hi).
+func (a *allocator) countFree(lo, hi uint64) uint64 {
+	hi = min(hi, a.size)
+	var n uint64
+	for off := lo; off < hi; {
+		w := off / 64
+		free := ^a.words[w] & (^uint64(0) << (off % 64))
+		if end := (w + 1) * 64; end > hi {
+			free &= ^uint64(0) >> (end - hi)
+		}
+		n += uint64(bits.OnesCount64(free))
+		off = (w + 1) * 64
+	}
+	return n
+}

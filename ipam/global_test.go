@@ -1,0 +1,381 @@
+package ipam_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/internal/testutil"
+	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/ipam/ipamtest"
+)
+
+// clock is a settable clock shared by simulated hosts.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Unix(1_800_000_000, 0)} }
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+type simHost struct {
+	name   string
+	cancel context.CancelFunc
+	g     *ipam.Global
+	store ipam.MemStore
+	mu    sync.Mutex
+	lost  []netip.Addr
+}
+
+type sim struct {
+	t     *testing.T
+	net   *ipamtest.Network
+	clock *clock
+	hosts map[string]*simHost
+	base  string
+	size  int
+}
+
+func newSim(t *testing.T, names ...string) *sim {
+	s := &sim{t: t, net: ipamtest.NewNetwork(), clock: newClock(), hosts: map[string]*simHost{}, base: ipam.DefaultBase, size: ipam.DefaultSize}
+	for _, n := range names {
+		s.net.Table(n)
+	}
+	for _, n := range names {
+		s.start(n, ipam.MemStore{})
+	}
+	return s
+}
+
+func (s *sim) start(name string, store ipam.MemStore) *simHost {
+	h := &simHost{name: name, store: store}
+	g, err := ipam.NewGlobal(ipam.GlobalConfig{Table: s.net.Table(name), Store: store, Settle: 10 * time.Millisecond,
+		InheritAfter: time.Hour, ServeDelay: 20 * time.Millisecond, Tick: 2 * time.Millisecond, Now: s.clock.Now,
+		DefaultBase: s.base, DefaultSize: s.size,
+		OnLost: func(_ string, a []netip.Addr) { h.mu.Lock(); h.lost = append(h.lost, a...); h.mu.Unlock() }})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	h.g = g
+	ctx, cancel := context.WithCancel(context.Background())
+	s.t.Cleanup(cancel)
+	h.cancel = cancel
+	go g.Run(ctx)
+	s.hosts[name] = h
+	return h
+}
+
+// crash stops a host's process and cuts it off; restart brings up a new
+// process with the same saved leases (and, in the table, its rows).
+func (s *sim) crash(name string) {
+	s.hosts[name].cancel()
+	s.net.Kill(name)
+}
+
+func (s *sim) restart(name string) *simHost {
+	s.net.Revive(name)
+	return s.start(name, s.hosts[name].store)
+}
+
+func (s *sim) create(host, network string, c ipam.PoolConfig) netip.Prefix {
+	s.t.Helper()
+	p, err := s.hosts[host].g.CreateNetwork(ctxT(s.t), network, c, 0)
+	if err != nil {
+		s.t.Fatalf("%s: create %s: %v", host, network, err)
+	}
+	return p
+}
+
+func (s *sim) alloc(host, network string) netip.Addr {
+	s.t.Helper()
+	a, err := s.hosts[host].g.Allocate(ctxT(s.t), network)
+	if err != nil {
+		s.t.Fatalf("%s: allocate on %s: %v", host, network, err)
+	}
+	return a
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// checkUnique fails on an address leased by two hosts or outside the
+// network's subnet.
+func (s *sim) checkUnique(network string) int {
+	s.t.Helper()
+	owner := map[netip.Addr]string{}
+	for name, h := range s.hosts {
+		sub, ok := h.g.Subnet(network)
+		for _, a := range h.g.Leases(network) {
+			if !ok || !sub.Contains(a) {
+				s.t.Errorf("%s leases %v outside %v", name, a, sub)
+			}
+			if o, dup := owner[a]; dup {
+				s.t.Errorf("address %v leased by both %s and %s", a, o, name)
+			}
+			owner[a] = name
+		}
+	}
+	return len(owner)
+}
+
+func TestGlobal_threeHostsConcurrentAllocateNoDuplicates(t *testing.T) {
+	s := newSim(t, "h1", "h2", "h3")
+	p := s.create("h1", "web", ipam.PoolConfig{Subnet: "10.20.0.0/22"})
+	if p.String() != "10.20.0.0/22" {
+		t.Fatalf("subnet %v", p)
+	}
+	var wg sync.WaitGroup
+	for _, h := range []string{"h1", "h2", "h3"} {
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 50 {
+					s.alloc(h, "web")
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if n := s.checkUnique("web"); n != 450 {
+		t.Fatalf("%d leases, want 450", n)
+	}
+	// Every host holds blocks of its own; blocks never overlap.
+	seen := map[netip.Prefix]string{}
+	for name, h := range s.hosts {
+		bs := h.g.Blocks("web")
+		if len(bs) == 0 {
+			t.Errorf("%s holds no block", name)
+		}
+		for _, b := range bs {
+			if o, dup := seen[b]; dup {
+				t.Errorf("block %v held by %s and %s", b, o, name)
+			}
+			seen[b] = name
+		}
+	}
+}
+
+func TestGlobal_exhaustionNamesNetwork(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	s.create("h1", "tiny", ipam.PoolConfig{Subnet: "10.21.0.0/28"})
+	// /28: 16 addresses in 4 blocks of 4; network, gateway and broadcast
+	// leave 13.
+	got := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := s.hosts["h2"].g.Allocate(ctx, "tiny")
+		cancel()
+		if err != nil {
+			if !errors.Is(err, ipam.ErrExhausted) || !strings.Contains(err.Error(), `"tiny"`) {
+				t.Fatalf("error %v", err)
+			}
+			break
+		}
+		got++
+	}
+	if got != 13 {
+		t.Fatalf("h2 got %d addresses, want all 13 usable", got)
+	}
+}
+
+func TestGlobal_releaseReusesNothingAtOnce(t *testing.T) {
+	s := newSim(t, "h1")
+	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.22.0.0/24"})
+	a := s.alloc("h1", "web")
+	if err := s.hosts["h1"].g.Release("web", a); err != nil {
+		t.Fatal(err)
+	}
+	if b := s.alloc("h1", "web"); b == a {
+		t.Fatalf("released %v handed out again at once", a)
+	}
+	if err := s.hosts["h1"].g.Release("web", a); !errors.Is(err, ipam.ErrNotAllocated) {
+		t.Fatalf("double release: %v", err)
+	}
+}
+
+func TestGlobal_restartReusesNoLease(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.23.0.0/24"})
+	before := map[netip.Addr]bool{}
+	for range 10 {
+		before[s.alloc("h2", "web")] = true
+	}
+	store := s.hosts["h2"].store
+	s.start("h2", store) // a new process: same table rows, saved leases
+	for range 20 {
+		if a := s.alloc("h2", "web"); before[a] {
+			t.Fatalf("restarted host handed out %v again", a)
+		}
+	}
+	if n := len(s.hosts["h2"].g.Leases("web")); n != 30 {
+		t.Fatalf("%d leases after restart, want 30", n)
+	}
+}
+
+func TestGlobal_goneForGoodBlocksInherited(t *testing.T) {
+	s := newSim(t, "h1", "h2", "h3")
+	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.24.0.0/26"}) // 16 blocks of 4
+	var h2addrs []netip.Addr
+	for range 20 {
+		h2addrs = append(h2addrs, s.alloc("h2", "web"))
+	}
+	s.crash("h2")
+	s.hosts["h3"].g.Refresh() // notices the absence now, on the test's clock
+	// Absent, but not yet for good: its blocks stay its own.
+	s.clock.Add(30 * time.Minute)
+	for range 10 {
+		s.alloc("h3", "web")
+	}
+	s.crash("h1") // the creator goes too: its untouched blocks must pass on
+	s.hosts["h3"].g.Refresh()
+	s.clock.Add(2 * time.Hour)
+	testutil.WaitFor(t, "h3 inherits every block", 5*time.Second, func() bool {
+		s.hosts["h3"].g.Refresh()
+		return len(s.hosts["h3"].g.Blocks("web")) == 16
+	})
+	s.clock.Add(time.Second) // past Settle
+	for range 20 {
+		s.alloc("h3", "web")
+	}
+	s.restart("h2")
+	s.restart("h1")
+	testutil.WaitFor(t, "h2 told its leases are lost", 5*time.Second, func() bool {
+		h := s.hosts["h2"]
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.lost) == len(h2addrs)
+	})
+	s.checkUnique("web")
+}
+
+func TestGlobal_partitionedAutoSubnetsMoveOnHeal(t *testing.T) {
+	s := newSim(t)
+	s.base, s.size = "10.30.0.0/23", 24 // two subnets only
+	for _, n := range []string{"h1", "h2"} {
+		s.net.Table(n)
+	}
+	s.start("h1", ipam.MemStore{})
+	s.start("h2", ipam.MemStore{})
+	s.create("h1", "pre", ipam.PoolConfig{})
+	s.net.Partition([]string{"h1"}, []string{"h2"})
+	pa := s.create("h1", "a", ipam.PoolConfig{})
+	pb := s.create("h2", "b", ipam.PoolConfig{})
+	if pa != pb {
+		t.Fatalf("the only free subnet: %v and %v", pa, pb)
+	}
+	s.alloc("h2", "b")
+	s.net.Heal()
+	// b was claimed later: it hands out nothing while it overlaps a.
+	testutil.WaitFor(t, "b in conflict", 5*time.Second, func() bool {
+		_, err := s.hosts["h2"].g.Allocate(ctxT(t), "b")
+		return errors.Is(err, ipam.ErrOverlap)
+	})
+	if _, err := s.hosts["h1"].g.Allocate(ctxT(t), "a"); err != nil {
+		t.Fatalf("the earlier claim must keep working: %v", err)
+	}
+	// Free a subnet: b moves there, and its old leases are reported lost.
+	leased := s.hosts["h2"].g.Leases("b")
+	if err := s.hosts["h1"].g.DeleteNetwork("pre"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "b moved off a's subnet", 5*time.Second, func() bool {
+		p1, ok1 := s.hosts["h1"].g.Subnet("b")
+		p2, ok2 := s.hosts["h2"].g.Subnet("b")
+		return ok1 && ok2 && p1 == p2 && !p1.Overlaps(pa)
+	})
+	testutil.WaitFor(t, "h2 told of b's lost lease", 5*time.Second, func() bool {
+		h := s.hosts["h2"]
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.lost) == len(leased)
+	})
+
+	s.alloc("h2", "b")
+	s.checkUnique("a")
+	s.checkUnique("b")
+}
+
+func TestGlobal_userSubnetOverlapRefused(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	s.create("h1", "a", ipam.PoolConfig{Subnet: "10.40.0.0/16"})
+	_, err := s.hosts["h2"].g.CreateNetwork(ctxT(t), "b", ipam.PoolConfig{Subnet: "10.40.3.0/24"}, 0)
+	if !errors.Is(err, ipam.ErrOverlap) || !strings.Contains(err.Error(), "network a") || !strings.Contains(err.Error(), "10.40.3.0/24") {
+		t.Fatalf("error %v", err)
+	}
+	_, err = s.hosts["h2"].g.CreateNetwork(ctxT(t), "a", ipam.PoolConfig{Subnet: "10.41.0.0/24"}, 0)
+	if !errors.Is(err, ipam.ErrInUse) {
+		t.Fatalf("same name: %v", err)
+	}
+}
+
+func TestGlobal_deleteDropsEverywhere(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	s.create("h1", "web", ipam.PoolConfig{})
+	s.alloc("h2", "web")
+	if err := s.hosts["h1"].g.DeleteNetwork("web"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "h2 drops web", 5*time.Second, func() bool {
+		_, ok := s.hosts["h2"].g.Subnet("web")
+		return !ok
+	})
+	if _, err := s.hosts["h2"].g.Allocate(ctxT(t), "web"); !errors.Is(err, ipam.ErrNotAllocated) {
+		t.Fatalf("allocate on a deleted network: %v", err)
+	}
+	// The name can be used again.
+	s.create("h2", "web", ipam.PoolConfig{})
+	s.alloc("h1", "web")
+}
+
+func TestGlobal_staticAddress(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.50.0.0/24"}) // 16 blocks of 16
+	if err := s.hosts["h1"].g.AllocateStatic("web", netip.MustParseAddr("10.50.0.200")); err != nil {
+		t.Fatal(err)
+	}
+	a := s.alloc("h2", "web")
+	err := s.hosts["h1"].g.AllocateStatic("web", a)
+	if !errors.Is(err, ipam.ErrInUse) || !strings.Contains(err.Error(), "h2") {
+		t.Fatalf("static in another host's block: %v", err)
+	}
+	err = s.hosts["h2"].g.AllocateStatic("web", netip.MustParseAddr("10.51.0.1"))
+	if !errors.Is(err, ipam.ErrOutOfRange) {
+		t.Fatalf("outside: %v", err)
+	}
+}
+
+func TestGlobal_badInputNamesField(t *testing.T) {
+	s := newSim(t, "h1")
+	for _, tc := range []struct {
+		name, subnet string
+		block        int
+		want         string
+	}{
+		{"bad/name", "", 0, "name"},
+		{"ok", "10.60.0.0/24", 31, "block-size"},
+		{"ok", "10.60.0.0/24", 20, "block-size"},
+		{"ok", "10.60.0.1/24", 0, "did you mean"},
+	} {
+		_, err := s.hosts["h1"].g.CreateNetwork(ctxT(t), tc.name, ipam.PoolConfig{Subnet: tc.subnet}, tc.block)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %s /%d: error %v, want it to mention %q", tc.name, tc.subnet, tc.block, err, tc.want)
+		}
+	}
+	if _, err := s.hosts["h1"].g.Allocate(ctxT(t), "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("unknown network: %v", err)
+	}
+	_ = fmt.Sprint()
+}

@@ -1,0 +1,127 @@
+// Package ipamtest is an in-memory ipam.Table shared by simulated hosts:
+// every write is seen at once by the hosts that can reach its writer, and
+// hosts can be killed, revived and partitioned. A host cut off from a
+// writer does not see its rows, as kvs hides the rows of a failed host.
+package ipamtest
+
+import (
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/vxnet/vxnet/ipam"
+)
+
+// Network holds every host's rows.
+type Network struct {
+	mu      sync.Mutex
+	rows    map[string]map[string]ipam.Row // writer → key → row
+	dead    map[string]bool
+	group   map[string]int // partition group; absent = 0
+	version uint64
+}
+
+// NewNetwork returns an empty network.
+func NewNetwork() *Network {
+	return &Network{rows: map[string]map[string]ipam.Row{}, dead: map[string]bool{}, group: map[string]int{}}
+}
+
+// Table returns host's view; the host joins the network.
+func (n *Network) Table(host string) *Table {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.rows[host] == nil {
+		n.rows[host] = map[string]ipam.Row{}
+	}
+	return &Table{n: n, self: host}
+}
+
+// Kill makes host unreachable (its rows hidden from the others).
+func (n *Network) Kill(host string) { n.mu.Lock(); n.dead[host] = true; n.mu.Unlock() }
+
+// Revive brings host back with its rows.
+func (n *Network) Revive(host string) { n.mu.Lock(); delete(n.dead, host); n.mu.Unlock() }
+
+// Partition splits the hosts into groups; hosts not named form group 0.
+func (n *Network) Partition(groups ...[]string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.group = map[string]int{}
+	for i, g := range groups {
+		for _, h := range g {
+			n.group[h] = i + 1
+		}
+	}
+}
+
+// Heal ends a partition.
+func (n *Network) Heal() { n.Partition() }
+
+func (n *Network) reach(from, to string) bool {
+	return from == to || (!n.dead[to] && !n.dead[from] && n.group[from] == n.group[to])
+}
+
+// Table is one host's view. It implements ipam.Table.
+type Table struct {
+	n    *Network
+	self string
+}
+
+var _ ipam.Table = (*Table)(nil)
+
+// Self implements ipam.Table.
+func (t *Table) Self() string { return t.self }
+
+// Put implements ipam.Table.
+func (t *Table) Put(key string, value []byte) error {
+	t.n.mu.Lock()
+	defer t.n.mu.Unlock()
+	t.n.version++
+	t.n.rows[t.self][key] = ipam.Row{Key: key, Value: append([]byte(nil), value...), Writer: t.self, Version: t.n.version}
+	return nil
+}
+
+// Delete implements ipam.Table.
+func (t *Table) Delete(key string) error {
+	t.n.mu.Lock()
+	defer t.n.mu.Unlock()
+	delete(t.n.rows[t.self], key)
+	return nil
+}
+
+// List implements ipam.Table: per key, the newest row of a reachable writer.
+func (t *Table) List(prefix string) []ipam.Row {
+	t.n.mu.Lock()
+	defer t.n.mu.Unlock()
+	best := map[string]ipam.Row{}
+	for w, rows := range t.n.rows {
+		if !t.n.reach(t.self, w) {
+			continue
+		}
+		for k, r := range rows {
+			if strings.HasPrefix(k, prefix) && (best[k].Writer == "" || r.Version > best[k].Version) {
+				best[k] = r
+			}
+		}
+	}
+	out := make([]ipam.Row, 0, len(best))
+	for _, r := range best {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Members implements ipam.Table.
+func (t *Table) Members() []string {
+	t.n.mu.Lock()
+	defer t.n.mu.Unlock()
+	var out []string
+	for h := range t.n.rows {
+		if t.n.reach(t.self, h) {
+			out = append(out, h)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

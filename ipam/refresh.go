@@ -1,0 +1,495 @@
+package ipam
+
+import (
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxInheritPerRefresh bounds the untouched blocks of a gone creator one
+// refresh hands to their heirs, so a refresh stays short on an IPv6 range.
+const maxInheritPerRefresh = 1024
+
+// refreshLocked reads the table and acts on it. g.mu is held.
+func (g *Global) refreshLocked() {
+	now := g.cfg.Now()
+	defer func() { close(g.wake); g.wake = make(chan struct{}) }()
+
+	live := map[string]bool{g.self: true}
+	for _, m := range g.cfg.Table.Members() {
+		live[m] = true
+	}
+	seen := map[string]bool{}
+
+	claims := g.currentClaimsLocked(seen)
+	for _, name := range sortedKeys(g.nets) {
+		n := g.nets[name]
+		c, ok := claims[name]
+		if !ok || c.Creator != n.claim.Creator || c.Created != n.claim.Created || c.Subnet != n.claim.Subnet ||
+			c.IPRange != n.claim.IPRange || c.BlockBits != n.claim.BlockBits {
+			g.dropLocked(n, !ok)
+		}
+	}
+	for _, name := range sortedKeys(claims) {
+		c := claims[name]
+		n, ok := g.nets[name]
+		if !ok {
+			if n = g.newNetLocked(name, c); n == nil {
+				continue
+			}
+		}
+		n.claim = c
+		if c.Creator != g.self { // mirror, so the claim outlives its creator's absence
+			g.putLocked(n, subnetKey(name, g.self, c.Created), c)
+		}
+	}
+	g.conflictsLocked()
+
+	for _, name := range sortedKeys(g.nets) {
+		g.refreshNetLocked(g.nets[name], now, live, seen)
+	}
+
+	for h := range seen {
+		if live[h] {
+			delete(g.absent, h)
+		} else if _, ok := g.absent[h]; !ok {
+			g.absent[h] = now
+		}
+	}
+	for h := range g.absent {
+		if !seen[h] {
+			delete(g.absent, h)
+		}
+	}
+}
+
+// currentClaimsLocked reads the subnet rows: per network, the greatest
+// revision of each creation; of several creations, the earliest one not
+// deleted.
+func (g *Global) currentClaimsLocked(seen map[string]bool) map[string]subnetClaim {
+	type creation struct {
+		creator string
+		created int64
+	}
+	byCreation := map[string]map[creation]subnetClaim{}
+	for _, r := range g.cfg.Table.List(keySubnet) {
+		name, _, ok := splitKey(r.Key, keySubnet)
+		if !ok {
+			continue
+		}
+		var c subnetClaim
+		if err := decodeValue(r, &c); err != nil || c.Creator == "" {
+			g.cfg.Logger.Warn("ipam: ignoring a malformed subnet row", "key", r.Key, "node", r.Writer, "error", err)
+			continue
+		}
+		seen[r.Writer], seen[c.Creator] = true, true
+		m := byCreation[name]
+		if m == nil {
+			m = map[creation]subnetClaim{}
+			byCreation[name] = m
+		}
+		k := creation{c.Creator, c.Created}
+		if old, ok := m[k]; !ok || c.Rev > old.Rev || (c.Rev == old.Rev && c.Deleted) {
+			m[k] = c
+		}
+	}
+	out := map[string]subnetClaim{}
+	for name, m := range byCreation {
+		var best *subnetClaim
+		for _, c := range m {
+			if c.Deleted {
+				continue
+			}
+			if best == nil || earlier(c, *best) {
+				best = &c
+			}
+		}
+		if best != nil && ValidNetworkName(name) {
+			out[name] = *best
+		}
+	}
+	return out
+}
+
+// earlier orders creations: by the creator's clock, then by name.
+func earlier(a, b subnetClaim) bool {
+	if a.Created != b.Created {
+		return a.Created < b.Created
+	}
+	return a.Creator < b.Creator
+}
+
+// newNetLocked sets up a network first seen in the table, with this
+// host's saved leases of it.
+func (g *Global) newNetLocked(name string, c subnetClaim) *gnet {
+	pool, err := NewPool(name, PoolConfig{Subnet: c.Subnet, IPRange: c.IPRange, Gateway: c.Gateway, AuxAddresses: c.Aux})
+	if err != nil {
+		g.cfg.Logger.Warn("ipam: ignoring a network whose claim does not parse", "network", name, "node", c.Creator, "error", err)
+		return nil
+	}
+	hostBits := min(pool.Range.Addr().BitLen()-pool.Range.Bits(), MaxRangeBits)
+	if c.BlockBits < 2 || c.BlockBits > hostBits {
+		g.cfg.Logger.Warn("ipam: ignoring a network with a bad block size", "network", name, "node", c.Creator, "blockBits", c.BlockBits)
+		return nil
+	}
+	n := &gnet{name: name, claim: c, pool: pool, blockBits: c.BlockBits, nblocks: uint64(1) << (hostBits - c.BlockBits),
+		held: map[uint64]*heldBlock{}, count: map[uint64]int{}, written: map[string]string{}, reqSeen: map[string]reqSeen{}}
+	if st, ok, err := g.cfg.Store.Load(name); err != nil {
+		g.cfg.Logger.Error("ipam: loading saved leases", "network", name, "error", err)
+	} else if ok {
+		for _, a := range st.Allocated {
+			if err := pool.AllocateStatic(a); err != nil {
+				g.cfg.Logger.Warn("ipam: a saved lease no longer fits its network", "network", name, "error", err)
+				continue
+			}
+			if off, ok := pool.alloc.offset(a); ok {
+				n.count[blockOf(off, n.blockBits)]++
+			}
+		}
+	}
+	g.nets[name] = n
+	return n
+}
+
+// dropLocked forgets a network that was deleted or moved: this host's
+// rows of it go, and its leases are reported lost.
+func (g *Global) dropLocked(n *gnet, deleted bool) {
+	if st := n.pool.State(); len(st.Allocated) > 0 {
+		g.lost = append(g.lost, lostLeases{n.name, st.Allocated})
+	}
+	for key := range n.written {
+		if strings.HasPrefix(key, keySubnet) && (!deleted || n.claim.Creator == g.self) {
+			continue // the creator's own row carries the deletion; a mirror is rewritten
+		}
+		g.cfg.Table.Delete(key)
+	}
+	if deleted {
+		g.cfg.Store.Save(n.name, State{})
+	}
+	delete(g.nets, n.name)
+}
+
+func (g *Global) deleteNetworkLocked(n *gnet) {
+	g.cfg.Table.Delete(subnetKey(n.name, g.self, n.claim.Created))
+	g.dropLocked(n, true)
+}
+
+// conflictsLocked marks every network whose subnet overlaps one claimed
+// earlier; an automatic subnet of this host's moves.
+func (g *Global) conflictsLocked() {
+	names := sortedKeys(g.nets)
+	sort.SliceStable(names, func(i, j int) bool { return earlier(g.nets[names[i]].claim, g.nets[names[j]].claim) })
+	var kept []*gnet
+	for _, name := range names {
+		n := g.nets[name]
+		n.conflict = ""
+		for _, k := range kept {
+			if k.pool.Subnet.Overlaps(n.pool.Subnet) {
+				n.conflict = k.name
+				break
+			}
+		}
+		if n.conflict == "" {
+			kept = append(kept, n)
+			continue
+		}
+		if n.claim.Creator != g.self || !n.claim.Auto {
+			continue
+		}
+		p, err := g.pickSubnetLocked(n.name)
+		if err != nil {
+			g.cfg.Logger.Error("ipam: an automatic subnet lost to an earlier claim and no other is free", "network", n.name, "error", err)
+			continue
+		}
+		g.cfg.Logger.Info("ipam: an automatic subnet lost to an earlier claim; moving", "network", n.name, "subnet", p.String(), "winner", n.conflict)
+		c := n.claim
+		c.Rev++
+		c.Subnet, c.Gateway = p.String(), p.Addr().Next().String()
+		g.putLocked(n, subnetKey(n.name, g.self, c.Created), c)
+	}
+}
+
+// grantRow is the winning statement about one block.
+type grantRow struct {
+	blockGrant
+	writer string
+}
+
+// blockRowsLocked returns the block rows of n that apply to its current
+// subnet: per block, the latest grant.
+func (g *Global) blockRowsLocked(n *gnet, seen map[string]bool) map[uint64]grantRow {
+	out := map[uint64]grantRow{}
+	prefix := keyBlock + n.name + "/"
+	for _, r := range g.cfg.Table.List(prefix) {
+		idxs, _, ok := strings.Cut(strings.TrimPrefix(r.Key, prefix), "/")
+		idx, err := strconv.ParseUint(idxs, 10, 64)
+		if !ok || err != nil || idx >= n.nblocks {
+			continue
+		}
+		var b struct {
+			blockGrant
+			Subnet string `json:"subnet"`
+		}
+		if decodeValue(r, &b) != nil || b.Holder == "" || b.Subnet != n.claim.Subnet {
+			continue
+		}
+		if seen != nil {
+			seen[r.Writer], seen[b.Holder] = true, true
+		}
+		if old, ok := out[idx]; !ok || b.after(old.blockGrant) {
+			out[idx] = grantRow{b.blockGrant, r.Writer}
+		}
+	}
+	return out
+}
+
+// holderLocked returns who holds block idx: the winning grant's holder,
+// or the network's creator for a block never handed out.
+func (g *Global) holderLocked(n *gnet, idx uint64) (blockGrant, bool) {
+	rows := g.blockRowsLocked(n, nil)
+	if r, ok := rows[idx]; ok {
+		return r.blockGrant, true
+	}
+	return blockGrant{Holder: n.claim.Creator}, false
+}
+
+// writeGrant records that block idx now belongs to b.Holder.
+func (g *Global) writeGrantLocked(n *gnet, idx uint64, b blockGrant) bool {
+	v := struct {
+		blockGrant
+		Subnet string `json:"subnet"`
+	}{b, n.claim.Subnet}
+	return g.putLocked(n, blockKey(n.name, idx, g.self), v) == nil
+}
+
+func (g *Global) goneForGood(host string, now time.Time) bool {
+	since, absent := g.absent[host]
+	return absent && now.Sub(since) >= g.cfg.InheritAfter
+}
+
+// refreshNetLocked runs the block protocol for one network.
+func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]bool) {
+	rows := g.blockRowsLocked(n, seen)
+	heldBy := map[string]int{}
+
+	// Grants to this host, accepted; blocks this host lost.
+	for _, idx := range sortedKeys(rows) {
+		r := rows[idx]
+		heldBy[r.Holder]++
+		if r.Holder == g.self {
+			if _, ok := n.held[idx]; !ok {
+				n.held[idx] = &heldBlock{}
+			}
+			n.held[idx].grant = r.blockGrant
+			g.writeGrantLocked(n, idx, r.blockGrant) // accept: our own row now says so
+		} else if _, ok := n.held[idx]; ok {
+			delete(n.held, idx)
+		}
+		if r.Holder != g.self && n.count[idx] > 0 {
+			g.loseBlockLocked(n, idx)
+		}
+	}
+	implicit := n.nblocks - uint64(len(rows))
+	creatorHere := n.claim.Creator == g.self
+
+	// Blocks of hosts gone for good pass to their heirs.
+	members := sortedKeys(live)
+	for _, idx := range sortedKeys(rows) {
+		r := rows[idx]
+		if r.Holder == g.self || !g.goneForGood(r.Holder, now) {
+			continue
+		}
+		b := blockGrant{Holder: g.self, Era: now.UnixNano(), Gen: 1}
+		if heir(n.name, idx, members) == g.self && g.writeGrantLocked(n, idx, b) {
+			g.cfg.Logger.Info("ipam: inheriting a block of a host gone for good", "network", n.name, "block", idx, "node", r.Holder)
+			n.held[idx] = &heldBlock{grant: b, usableAt: now.Add(g.cfg.Settle)}
+		}
+	}
+	if implicit > 0 && !creatorHere && g.goneForGood(n.claim.Creator, now) {
+		done := 0
+		for idx := uint64(0); idx < n.nblocks && done < maxInheritPerRefresh; idx++ {
+			if _, ok := rows[idx]; ok {
+				continue
+			}
+			done++
+			b := blockGrant{Holder: g.self, Era: now.UnixNano(), Gen: 1}
+			if heir(n.name, idx, members) == g.self && g.writeGrantLocked(n, idx, b) {
+				n.held[idx] = &heldBlock{grant: b, usableAt: now.Add(g.cfg.Settle)}
+			}
+		}
+	}
+
+	// What this host could give away: empty usable blocks but one, and
+	// the untouched blocks if it is the creator.
+	var empty []uint64
+	for _, idx := range sortedKeys(n.held) {
+		if n.count[idx] == 0 && !now.Before(n.held[idx].usableAt) {
+			empty = append(empty, idx)
+		}
+	}
+	giveable := empty
+	if len(giveable) > 0 {
+		giveable = giveable[1:]
+	}
+	spare := len(giveable)
+	if creatorHere {
+		spare += int(min(implicit, 1<<30))
+	}
+
+	// Answer the open requests of other hosts, staggered by rank among
+	// the hosts with something to give.
+	states := map[string]hostState{}
+	prefix := keyHost + n.name + "/"
+	for _, r := range g.cfg.Table.List(prefix) {
+		host := strings.TrimPrefix(r.Key, prefix)
+		var st hostState
+		if host != r.Writer || decodeValue(r, &st) != nil {
+			continue
+		}
+		seen[host] = true
+		states[host] = st
+	}
+	for _, host := range sortedKeys(states) {
+		st := states[host]
+		if host == g.self || !live[host] || st.Want <= heldBy[host] {
+			delete(n.reqSeen, host)
+			continue
+		}
+		rs, ok := n.reqSeen[host]
+		if !ok || rs.seq != st.Seq {
+			rs = reqSeen{st.Seq, now}
+			n.reqSeen[host] = rs
+		}
+		if spare == 0 {
+			continue
+		}
+		if now.Sub(rs.at) < time.Duration(g.serverRank(n, host, st.Seq, states, live))*g.cfg.ServeDelay {
+			continue
+		}
+		for st.Want > heldBy[host] && spare > 0 {
+			var idx uint64
+			var b blockGrant
+			if len(giveable) > 0 {
+				idx, giveable = giveable[0], giveable[1:]
+				b = n.held[idx].grant
+				b.Gen++
+				delete(n.held, idx)
+			} else if creatorHere && implicit > 0 {
+				idx = firstImplicit(rows, n.nblocks)
+				b.Gen = 1
+				implicit--
+			} else {
+				break
+			}
+			b.Holder = host
+			if !g.writeGrantLocked(n, idx, b) {
+				break
+			}
+			rows[idx] = grantRow{b, g.self}
+			heldBy[host]++
+			spare--
+			g.cfg.Logger.Debug("ipam: granted a block", "network", n.name, "block", idx, "node", host)
+		}
+	}
+
+	// This host's own needs: a block when full (or 3/4 full, early).
+	free, total := n.freeInHeld(now)
+	want := len(n.held)
+	if (n.waiters > 0 && free == 0) || (total > 0 && free*4 < total) {
+		want++
+	}
+	if want > len(n.held) && creatorHere && implicit > 0 {
+		idx := firstImplicit(rows, n.nblocks)
+		b := blockGrant{Holder: g.self, Gen: 1}
+		if g.writeGrantLocked(n, idx, b) {
+			rows[idx] = grantRow{b, g.self}
+			n.held[idx] = &heldBlock{grant: b}
+			implicit--
+			spare--
+		}
+	}
+	hs := hostState{Want: want, Seq: n.hostRow.Seq, Spare: max(spare, 0)}
+	if want > len(n.held) && want > n.hostRow.Want {
+		hs.Seq++
+	}
+	if hs != n.hostRow {
+		if g.putLocked(n, hostKey(n.name, g.self), hs) == nil {
+			n.hostRow = hs
+		}
+	}
+}
+
+// loseBlockLocked drops this host's leases in a block another host now
+// holds (it was absent longer than InheritAfter) and reports them.
+func (g *Global) loseBlockLocked(n *gnet, idx uint64) {
+	lo := idx << n.blockBits
+	var lost []netip.Addr
+	for off := lo; off < lo+1<<n.blockBits && off < n.pool.alloc.size; off++ {
+		if a := n.pool.alloc.addr(off); n.pool.alloc.isSet(off) && n.pool.InUse(a) {
+			n.pool.Release(a)
+			lost = append(lost, a)
+		}
+	}
+	delete(n.count, idx)
+	if len(lost) > 0 {
+		g.cfg.Logger.Warn("ipam: a block passed to another host while this one was away; its leases are lost", "network", n.name, "block", idx, "count", len(lost))
+		g.lost = append(g.lost, lostLeases{n.name, lost})
+		g.saveLocked(n)
+	}
+}
+
+func firstImplicit(rows map[uint64]grantRow, nblocks uint64) uint64 {
+	for idx := uint64(0); idx < nblocks; idx++ {
+		if _, ok := rows[idx]; !ok {
+			return idx
+		}
+	}
+	return nblocks // unreachable while implicit > 0
+}
+
+// heir is the live member ranked first for a block: every host computes
+// the same one from the same membership.
+func heir(network string, idx uint64, members []string) string {
+	var best string
+	var bestRank uint64
+	s := strconv.FormatUint(idx, 10)
+	for _, m := range members {
+		if r := rank(network, s, m); best == "" || r > bestRank {
+			best, bestRank = m, r
+		}
+	}
+	return best
+}
+
+// serverRank is this host's place among the live hosts that could answer
+// host's request: the creator first while it has untouched blocks, then
+// the others in an order that depends on the request, so the load
+// spreads. Only this host is assumed to have something to give.
+func (g *Global) serverRank(n *gnet, host string, seq uint64, states map[string]hostState, live map[string]bool) int {
+	if n.claim.Creator == g.self {
+		return 0
+	}
+	var servers []string
+	for h, s := range states {
+		if h != g.self && h != host && live[h] && s.Spare > 0 {
+			servers = append(servers, h)
+		}
+	}
+	servers = append(servers, g.self)
+	seqs := strconv.FormatUint(seq, 10)
+	creator := n.claim.Creator
+	sort.Slice(servers, func(i, j int) bool {
+		if (servers[i] == creator) != (servers[j] == creator) {
+			return servers[i] == creator
+		}
+		return rank(n.name, host, seqs, servers[i]) < rank(n.name, host, seqs, servers[j])
+	})
+	for i, s := range servers {
+		if s == g.self {
+			return i
+		}
+	}
+	return len(servers)
+}
