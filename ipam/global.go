@@ -202,9 +202,10 @@ func (g *Global) CreateNetwork(ctx context.Context, name string, c PoolConfig, b
 		g.mu.Lock()
 		g.refreshLocked()
 		if n, ok := g.nets[name]; ok {
-			g.mu.Unlock()
-			return netip.Prefix{}, &Error{Network: name, Field: "name", Value: name, Err: ErrInUse,
+			err := &Error{Network: name, Field: "name", Value: name, Err: ErrInUse,
 				Detail: "a network of that name exists, created by " + n.claim.Creator}
+			g.mu.Unlock()
+			return netip.Prefix{}, err
 		}
 		cc := c
 		if auto {
@@ -271,9 +272,10 @@ func (g *Global) CreateNetwork(ctx context.Context, name string, c PoolConfig, b
 		}
 		g.mu.Lock()
 		if n, ok := g.nets[name]; ok && n.claim.Creator != g.self {
-			g.mu.Unlock()
-			return netip.Prefix{}, &Error{Network: name, Field: "name", Value: name, Err: ErrInUse,
+			err := &Error{Network: name, Field: "name", Value: name, Err: ErrInUse,
 				Detail: "created at the same time by " + n.claim.Creator + ", whose claim was earlier"}
+			g.mu.Unlock()
+			return netip.Prefix{}, err
 		}
 		g.mu.Unlock()
 	}

@@ -30,10 +30,10 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 type simHost struct {
 	name   string
 	cancel context.CancelFunc
-	g     *ipam.Global
-	store ipam.MemStore
-	mu    sync.Mutex
-	lost  []netip.Addr
+	g      *ipam.Global
+	store  ipam.MemStore
+	mu     sync.Mutex
+	lost   []netip.Addr
 }
 
 type sim struct {
