@@ -396,3 +396,38 @@ func TestGlobal_badInputNamesField(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+// FuzzGlobal_rows: rows another host wrote (gossip input) may be anything;
+// a host reads them without a panic and keeps its leases unique.
+func FuzzGlobal_rows(f *testing.F) {
+	f.Add("subnet/web/x/1", []byte(`{"creator":"x","created":1,"rev":1,"subnet":"10.0.0.0/24","blockBits":4}`))
+	f.Add("block/web/0/x", []byte(`{"holder":"x","gen":1,"subnet":"10.9.0.0/24"}`))
+	f.Add("block/web/99999999999999999999/x", []byte(`{"holder":"h1","gen":18446744073709551615,"subnet":"10.9.0.0/24"}`))
+	f.Add("host/web/x", []byte(`{"want":1000000,"seq":1,"spare":-5}`))
+	f.Add("subnet/web/x/1", []byte(`{"creator":"x","created":-1,"rev":1,"subnet":"::/0","blockBits":200}`))
+	f.Fuzz(func(t *testing.T, key string, value []byte) {
+		net := ipamtest.NewNetwork()
+		g, err := ipam.NewGlobal(ipam.GlobalConfig{Table: net.Table("h1"), Settle: time.Nanosecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.CreateNetwork(context.Background(), "web", ipam.PoolConfig{Subnet: "10.9.0.0/24"}, 0); err != nil {
+			t.Fatal(err)
+		}
+		net.Table("x").Put(key, value)
+		g.Refresh()
+		seen := map[netip.Addr]bool{}
+		for range 5 {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			a, err := g.Allocate(ctx, "web")
+			cancel()
+			if err != nil {
+				return
+			}
+			if seen[a] {
+				t.Fatalf("%v handed out twice", a)
+			}
+			seen[a] = true
+		}
+	})
+}
