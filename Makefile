@@ -4,9 +4,9 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 # Debian packages the tests and the demo use: command -> package.
-DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2
+DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq
 # Packages with concurrency are tested with the race detector.
-RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/...
+RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/...
 
 .PHONY: all build test demo deps lint unit e2e bench fuzz windows clean
 
@@ -36,7 +36,7 @@ windows:
 
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal -e /ipam)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal -e /ipam -e /dns)
 	@echo "kvs: large in-process clusters again, without the race detector (too slow under it)"
 	$(GO) test -count=1 -run 'TestCluster' ./kvs
 
@@ -52,6 +52,8 @@ demo: deps build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/... ./ipam
 	$(GO) test -run '^$$' -bench Gossip -benchtime 1x -timeout 30m ./bench
+	$(GO) test -run '^$$' -bench . -benchmem ./dns
+	$(GO) test -run '^$$' -bench DNS -benchtime 1x -timeout 10m ./bench
 
 # Each native fuzzer for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
@@ -62,6 +64,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./kvs
 	$(GO) test -run '^$$' -fuzz FuzzNewPool -fuzztime $(FUZZTIME) ./ipam
 	$(GO) test -run '^$$' -fuzz FuzzParsePrefix -fuzztime $(FUZZTIME) ./ipam
+	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./dns
 
 clean:
 	rm -rf bin

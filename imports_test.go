@@ -25,9 +25,12 @@ var allowed = map[string][]string{
 	"gossip/gossiptest":     {"github.com/hashicorp/memberlist"},
 	"kvs":                   {"gossip", "internal/queue", "go.etcd.io/"},
 	"ipam":                  {},
+	"ipam/ipamtest":         {"ipam"},
+	"dns":                   {"github.com/miekg/dns", "golang.org/x/sys"},
+	"dns/dnstest":           {"github.com/miekg/dns"},
 	"internal/queue":        {},
 	"internal/testutil":     {},
-	"bench":                 {"lab", "agent", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist"},
+	"bench":                 {"lab", "agent", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist", "dns", "ipam"},
 	"e2e":                   {"github.com/vishvananda/netns"},
 }
 

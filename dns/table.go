@@ -1,0 +1,336 @@
+package dns
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	mdns "github.com/miekg/dns"
+)
+
+// DefaultTTL is the TTL of every answer, in seconds, when NewTable gets 0.
+// Short, so that clients never hold a stale `tasks.` answer for long after
+// churn (Docker's 600 s does: moby#47728).
+const DefaultTTL = 10
+
+// Table is the immutable in-memory Records: every name indexed by its
+// lower-case FQDN, every answer pre-packed. Build a new one on each change
+// and hand it to Server.SetRecords; never modify one in use.
+//
+// For an endpoint E (name, aliases) with service S on network N it holds:
+//
+//	E.  E.N.              A, AAAA   E's addresses
+//	S.  S.N.              A, AAAA   every endpoint of S, shuffled per answer
+//	tasks.S.  tasks.S.N.  A, AAAA   every endpoint of S, in address order
+//	_P._tcp.S.  (and .N.) SRV       0 0 port E.N. per endpoint, glue in additional
+//	reverse(addr)         PTR       E.N.
+//
+// A name on several networks of a view answers with the union of its
+// records on those networks. On a local-scope network only this host's
+// endpoints (Endpoint.Local) are indexed.
+type Table struct {
+	names    map[string]*nameEntry
+	networks map[string]Network
+}
+
+var _ Records = (*Table)(nil)
+
+// record kinds a table holds, in nameEntry.nets[i].sets order.
+const (
+	kindA = iota
+	kindAAAA
+	kindPTR
+	kindSRV
+	kindANY // A and AAAA together
+	numKinds
+)
+
+func kindOf(qtype uint16) int {
+	switch qtype {
+	case mdns.TypeA:
+		return kindA
+	case mdns.TypeAAAA:
+		return kindAAAA
+	case mdns.TypePTR:
+		return kindPTR
+	case mdns.TypeSRV:
+		return kindSRV
+	case mdns.TypeANY:
+		return kindANY
+	}
+	return -1
+}
+
+type nameEntry struct {
+	nets []netSets
+}
+
+type netSets struct {
+	network string
+	sets    [numKinds]*RRSet
+}
+
+// Lookup implements Records.
+func (t *Table) Lookup(networks []string, name string, qtype uint16, dst []*RRSet) ([]*RRSet, bool) {
+	e := t.names[name]
+	if e == nil {
+		return dst, false
+	}
+	k := kindOf(qtype)
+	exists := false
+	for i := range e.nets {
+		ns := &e.nets[i]
+		if !slices.Contains(networks, ns.network) {
+			continue
+		}
+		exists = true
+		if k >= 0 && ns.sets[k] != nil {
+			dst = append(dst, ns.sets[k])
+		}
+	}
+	return dst, exists
+}
+
+// Network implements Records.
+func (t *Table) Network(name string) (Network, bool) {
+	n, ok := t.networks[name]
+	return n, ok
+}
+
+// Len is the number of names indexed.
+func (t *Table) Len() int { return len(t.names) }
+
+// acc accumulates one name's records on one network while building.
+type acc struct {
+	addrs   []netip.Addr
+	ptrs    []string
+	srvs    []srvTarget
+	shuffle bool
+}
+
+type srvTarget struct {
+	target string
+	port   uint16
+	addrs  []netip.Addr
+}
+
+type builder struct {
+	ttl   uint32
+	names map[string]map[string]*acc // name -> network -> records
+}
+
+func (b *builder) at(name, network string) *acc {
+	m := b.names[name]
+	if m == nil {
+		m = map[string]*acc{}
+		b.names[name] = m
+	}
+	a := m[network]
+	if a == nil {
+		a = &acc{}
+		m[network] = a
+	}
+	return a
+}
+
+// addAddrs indexes name and name.network.
+func (b *builder) addAddrs(name, network string, addrs []netip.Addr, shuffle bool) {
+	for _, n := range []string{name + ".", name + "." + network + "."} {
+		a := b.at(n, network)
+		a.addrs = append(a.addrs, addrs...)
+		a.shuffle = a.shuffle || shuffle
+	}
+}
+
+// NewTable indexes networks and endpoints. Names are case-insensitive and
+// stored in lower case; ttl 0 means DefaultTTL. Errors name the field.
+func NewTable(networks []Network, endpoints []Endpoint, ttl uint32) (*Table, error) {
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	t := &Table{names: map[string]*nameEntry{}, networks: map[string]Network{}}
+	for i, n := range networks {
+		name, err := checkName("networks["+itoa(i)+"].name", n.Name)
+		if err != nil {
+			return nil, err
+		}
+		n.Name = name
+		t.networks[name] = n
+	}
+	b := &builder{ttl: ttl, names: map[string]map[string]*acc{}}
+	for i, e := range endpoints {
+		if err := b.addEndpoint(t, "endpoints["+itoa(i)+"]", e); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.finish(t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (b *builder) addEndpoint(t *Table, field string, e Endpoint) error {
+	netName := strings.ToLower(e.Network)
+	nw, ok := t.networks[netName]
+	if !ok {
+		return &FieldError{Field: field + ".network", Value: e.Network, Err: ErrUnknownNetwork}
+	}
+	names, addrs, owner, err := checkEndpoint(field, e)
+	if err != nil {
+		return err
+	}
+	if nw.Scope == ScopeLocal && !e.Local {
+		return nil // a local-scope network never shows other hosts' endpoints
+	}
+	for _, n := range names {
+		b.addAddrs(n, netName, addrs, false)
+	}
+	target := names[0] + "." + netName + "."
+	for _, a := range addrs {
+		rev, _ := mdns.ReverseAddr(a.String())
+		p := b.at(rev, netName)
+		p.ptrs = append(p.ptrs, target)
+	}
+	if e.Service != "" {
+		b.addAddrs(owner, netName, addrs, true)
+		b.addAddrs("tasks."+owner, netName, addrs, false)
+	}
+	for _, p := range e.Ports {
+		pname, proto := strings.ToLower(p.Name), strings.ToLower(p.Proto)
+		for _, n := range []string{"_" + pname + "._" + proto + "." + owner + ".", "_" + pname + "._" + proto + "." + owner + "." + netName + "."} {
+			s := b.at(n, netName)
+			s.srvs = append(s.srvs, srvTarget{target: target, port: p.Port, addrs: addrs})
+		}
+	}
+	return nil
+}
+
+// checkEndpoint validates e and returns its names (name first, then
+// aliases), its addresses (IPv4-mapped ones as IPv4) and the owner of its
+// SRV records (its service, or its name without one).
+func checkEndpoint(field string, e Endpoint) (names []string, addrs []netip.Addr, owner string, err error) {
+	name, err := checkName(field+".name", e.Name)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	names = []string{name}
+	for j, al := range e.Aliases {
+		al, err := checkName(field+".aliases["+itoa(j)+"]", al)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		names = append(names, al)
+	}
+	for j, a := range e.Addrs {
+		if !a.IsValid() {
+			return nil, nil, "", &FieldError{Field: field + ".addrs[" + itoa(j) + "]", Value: a.String(), Err: ErrBadName}
+		}
+		addrs = append(addrs, a.Unmap())
+	}
+	owner = name
+	if e.Service != "" {
+		if owner, err = checkName(field+".service", e.Service); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	for j, p := range e.Ports {
+		pf := field + ".ports[" + itoa(j) + "]"
+		if _, err := checkName(pf+".name", p.Name); err != nil {
+			return nil, nil, "", err
+		}
+		if proto := strings.ToLower(p.Proto); proto != "tcp" && proto != "udp" {
+			return nil, nil, "", &FieldError{Field: pf + ".proto", Value: p.Proto, Err: ErrBadName}
+		}
+	}
+	return names, addrs, owner, nil
+}
+
+// finish packs every accumulated name into RRSets.
+func (b *builder) finish(t *Table) error {
+	for name, byNet := range b.names {
+		e := &nameEntry{}
+		for network, a := range byNet {
+			ns := netSets{network: network}
+			if err := b.pack(&ns, name, a); err != nil {
+				return err
+			}
+			e.nets = append(e.nets, ns)
+		}
+		slices.SortFunc(e.nets, func(x, y netSets) int { return strings.Compare(x.network, y.network) })
+		t.names[name] = e
+	}
+	return nil
+}
+
+func (b *builder) pack(ns *netSets, name string, a *acc) error {
+	slices.SortFunc(a.addrs, netip.Addr.Compare)
+	a.addrs = slices.Compact(a.addrs)
+	var v4, v6, all []mdns.RR
+	for _, ip := range a.addrs {
+		rr := addrRR(name, ip, b.ttl)
+		if ip.Is4() {
+			v4 = append(v4, rr)
+		} else {
+			v6 = append(v6, rr)
+		}
+	}
+	all = append(append(all, v4...), v6...)
+	var ptrs, srvs, glue []mdns.RR
+	slices.Sort(a.ptrs)
+	for _, p := range slices.Compact(a.ptrs) {
+		ptrs = append(ptrs, &mdns.PTR{Hdr: hdr(name, mdns.TypePTR, b.ttl), Ptr: p})
+	}
+	for _, s := range a.srvs {
+		srvs = append(srvs, &mdns.SRV{Hdr: hdr(name, mdns.TypeSRV, b.ttl), Port: s.port, Target: s.target})
+		for _, ip := range s.addrs {
+			glue = append(glue, addrRR(s.target, ip, b.ttl))
+		}
+	}
+	for k, rrs := range [numKinds][]mdns.RR{kindA: v4, kindAAAA: v6, kindPTR: ptrs, kindSRV: srvs, kindANY: all} {
+		if len(rrs) == 0 {
+			continue
+		}
+		var extra []mdns.RR
+		if k == kindSRV {
+			extra = glue
+		}
+		set, err := NewRRSet(rrs, extra, a.shuffle || k == kindSRV)
+		if err != nil {
+			return &FieldError{Field: "name", Value: name, Err: err}
+		}
+		ns.sets[k] = set
+	}
+	return nil
+}
+
+func hdr(name string, t uint16, ttl uint32) mdns.RR_Header {
+	return mdns.RR_Header{Name: name, Rrtype: t, Class: mdns.ClassINET, Ttl: ttl}
+}
+
+func addrRR(name string, ip netip.Addr, ttl uint32) mdns.RR {
+	if ip.Is4() {
+		return &mdns.A{Hdr: hdr(name, mdns.TypeA, ttl), A: ip.AsSlice()}
+	}
+	return &mdns.AAAA{Hdr: hdr(name, mdns.TypeAAAA, ttl), AAAA: ip.AsSlice()}
+}
+
+// checkName lower-cases s and checks it is a relative DNS name of plain
+// labels ([a-z0-9_-], 1-63 bytes each, at most 253 in all).
+func checkName(field, s string) (string, error) {
+	n := strings.ToLower(s)
+	ok := n != "" && len(n) <= 253
+	for _, l := range strings.Split(n, ".") {
+		if !ok {
+			break
+		}
+		ok = len(l) >= 1 && len(l) <= 63
+		for i := 0; ok && i < len(l); i++ {
+			c := l[i]
+			ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+		}
+	}
+	if !ok {
+		return "", &FieldError{Field: field, Value: s, Err: ErrBadName}
+	}
+	return n, nil
+}
