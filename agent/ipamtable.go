@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/kvs"
@@ -12,68 +13,164 @@ import (
 // IPAMTableName is the kvs table global IPAM's rows live in.
 const IPAMTableName = "ipam"
 
-// ipamTable adapts the gossip kvs backend to ipam.Table.
-type ipamTable struct {
+// IPAMTable adapts the gossip kvs backend to ipam.Table. It keeps its own
+// index of the ipam rows, fed by a kvs watch and by this host's own writes
+// at once (ipam relies on reading its own writes), grouped by the key's
+// first two parts so that ipam's per-network listings touch only that
+// network's rows. Run must be running for other hosts' rows to show.
+type IPAMTable struct {
 	kv *kvs.Gossip
+
+	mu       sync.Mutex
+	rows     map[string]map[string]ipam.Row // "kind/network/" → key → row
+	members  []string                       // cached; nil after a membership event
+	watching bool                           // RunIPAM keeps members fresh
 }
 
-var _ ipam.Table = ipamTable{}
+var _ ipam.Table = (*IPAMTable)(nil)
 
 // NewIPAMTable returns the ipam.Table view of a kvs backend.
-func NewIPAMTable(kv *kvs.Gossip) ipam.Table { return ipamTable{kv} }
-
-func (t ipamTable) Self() string { return t.kv.Node().Name() }
-
-func (t ipamTable) Put(key string, value []byte) error {
-	_, err := t.kv.Put(IPAMTableName, key, value)
-	return err
+func NewIPAMTable(kv *kvs.Gossip) *IPAMTable {
+	t := &IPAMTable{kv: kv, rows: map[string]map[string]ipam.Row{}}
+	for _, e := range kv.List(IPAMTableName) {
+		t.apply(e, false)
+	}
+	return t
 }
 
-func (t ipamTable) Delete(key string) error {
-	if err := t.kv.Delete(IPAMTableName, key); err != nil && !errors.Is(err, kvs.ErrNotFound) {
+// bucket is the first two '/'-separated parts of key, with the slash.
+func bucket(key string) string {
+	i := strings.IndexByte(key, '/')
+	if i < 0 {
+		return key
+	}
+	j := strings.IndexByte(key[i+1:], '/')
+	if j < 0 {
+		return key
+	}
+	return key[:i+1+j+1]
+}
+
+// apply records a row (or its removal) unless a newer one is known.
+func (t *IPAMTable) apply(e kvs.Entry, gone bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := bucket(e.Key)
+	m := t.rows[b]
+	if old, ok := m[e.Key]; ok && (old.Version > e.Version || (old.Version == e.Version && old.Writer != e.Owner && old.Writer > e.Owner)) {
+		return
+	}
+	if gone {
+		if old, ok := m[e.Key]; ok && old.Writer == e.Owner {
+			delete(m, e.Key)
+		}
+		return
+	}
+	if m == nil {
+		m = map[string]ipam.Row{}
+		t.rows[b] = m
+	}
+	m[e.Key] = ipam.Row{Key: e.Key, Value: e.Value, Writer: e.Owner, Version: e.Version}
+}
+
+// Self implements ipam.Table.
+func (t *IPAMTable) Self() string { return t.kv.Node().Name() }
+
+// Put implements ipam.Table.
+func (t *IPAMTable) Put(key string, value []byte) error {
+	e, err := t.kv.Put(IPAMTableName, key, value)
+	if err != nil {
 		return err
 	}
+	t.apply(e, false)
 	return nil
 }
 
-func (t ipamTable) List(prefix string) []ipam.Row {
+// Delete implements ipam.Table.
+func (t *IPAMTable) Delete(key string) error {
+	if err := t.kv.Delete(IPAMTableName, key); err != nil && !errors.Is(err, kvs.ErrNotFound) {
+		return err
+	}
+	t.mu.Lock()
+	if m := t.rows[bucket(key)]; m != nil && m[key].Writer == t.Self() {
+		delete(m, key)
+	}
+	t.mu.Unlock()
+	return nil
+}
+
+// List implements ipam.Table.
+func (t *IPAMTable) List(prefix string) []ipam.Row {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	var out []ipam.Row
-	for _, e := range t.kv.List(IPAMTableName) {
-		if strings.HasPrefix(e.Key, prefix) {
-			out = append(out, ipam.Row{Key: e.Key, Value: e.Value, Writer: e.Owner, Version: e.Version})
+	if b := bucket(prefix); b == prefix && strings.Count(prefix, "/") == 2 {
+		for _, r := range t.rows[b] {
+			out = append(out, r)
+		}
+		return out
+	}
+	for b, m := range t.rows {
+		if !strings.HasPrefix(b, prefix) && !strings.HasPrefix(prefix, b) {
+			continue
+		}
+		for k, r := range m {
+			if strings.HasPrefix(k, prefix) {
+				out = append(out, r)
+			}
 		}
 	}
 	return out
 }
 
-func (t ipamTable) Members() []string {
+// Members implements ipam.Table. The list is cached between membership
+// events (RunIPAM clears it), so without RunIPAM it is read every time.
+func (t *IPAMTable) Members() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.members != nil && t.watching {
+		return t.members
+	}
 	ms := t.kv.Node().Members()
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.Name
 	}
+	t.members = out
 	return out
 }
 
-// RunIPAM runs g until ctx ends, refreshing it whenever the ipam table or
-// the membership changes.
-func RunIPAM(ctx context.Context, kv *kvs.Gossip, g *ipam.Global) {
-	_, events, cancel := kv.Watch(IPAMTableName)
+// RunIPAM feeds t from the kvs watch and runs g until ctx ends,
+// refreshing it whenever the ipam rows or the membership change.
+func RunIPAM(ctx context.Context, t *IPAMTable, g *ipam.Global) {
+	snap, events, cancel := t.kv.Watch(IPAMTableName)
 	defer cancel()
-	members, cancelMembers := kv.Node().Subscribe()
+	for _, e := range snap {
+		t.apply(e, false)
+	}
+	members, cancelMembers := t.kv.Node().Subscribe()
 	defer cancelMembers()
+	t.mu.Lock()
+	t.watching, t.members = true, nil
+	t.mu.Unlock()
+	defer func() { t.mu.Lock(); t.watching = false; t.mu.Unlock() }()
 	go g.Run(ctx)
+	g.Notify("")
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-events:
+		case ev, ok := <-events:
 			if !ok {
 				return
 			}
-			g.Notify()
+			t.apply(ev.Entry, ev.Type == kvs.EventDelete)
+			g.Notify(ev.Entry.Key)
 		case <-members:
-			g.Notify()
+			t.mu.Lock()
+			t.members = nil
+			t.mu.Unlock()
+			g.Notify("")
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -39,7 +40,8 @@ type GlobalConfig struct {
 	// block: the host ranked k answers only if the request is still open
 	// after k×ServeDelay. Default 200 ms.
 	ServeDelay time.Duration
-	// Tick is how often Run refreshes without a change. Default 100 ms.
+	// Tick is how often Run reads the whole table, for what changes
+	// with time alone (absence, staggered answers, Settle). Default 1 s.
 	Tick time.Duration
 	// OnLost is told of leases that became invalid because their network
 	// moved to another subnet (it lost an overlap after a partition
@@ -73,7 +75,7 @@ func (c *GlobalConfig) setDefaults() error {
 		c.ServeDelay = 200 * time.Millisecond
 	}
 	if c.Tick == 0 {
-		c.Tick = 100 * time.Millisecond
+		c.Tick = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -91,12 +93,18 @@ type Global struct {
 	self    string
 	subnets *SubnetPool // only for its base and size
 
-	mu     sync.Mutex
-	nets   map[string]*gnet
-	absent map[string]time.Time // hosts seen in rows but not live, since
-	wake   chan struct{}        // closed at every refresh
-	lost   []lostLeases         // to report after unlocking
-	kick   chan struct{}
+	mu      sync.Mutex
+	nets    map[string]*gnet
+	absent  map[string]time.Time // hosts seen in rows but not live, since
+	wake    chan struct{}        // closed at every refresh
+	lost    []lostLeases         // to report after unlocking
+	kick    chan struct{}
+	decoded map[string]cachedRow // rows decoded, by key
+
+	dirtyMu     sync.Mutex
+	dirtyAll    bool
+	dirtyClaims bool
+	dirty       map[string]bool // networks whose rows changed
 }
 
 type lostLeases struct {
@@ -143,32 +151,90 @@ func NewGlobal(cfg GlobalConfig) (*Global, error) {
 		return nil, err
 	}
 	g := &Global{cfg: cfg, self: cfg.Table.Self(), subnets: sp, nets: map[string]*gnet{},
-		absent: map[string]time.Time{}, wake: make(chan struct{}), kick: make(chan struct{}, 1)}
+		absent: map[string]time.Time{}, wake: make(chan struct{}), kick: make(chan struct{}, 1),
+		decoded: map[string]cachedRow{}}
 	g.Refresh()
 	return g, nil
 }
 
-// Notify tells Run that the table changed; it never blocks. The agent
-// calls it for every event of its table watch.
-func (g *Global) Notify() {
+// Notify tells Run that the row at key changed ("" for a change of
+// membership, or anything else that needs a full refresh); it never
+// blocks. The agent calls it for every event of its table watch.
+func (g *Global) Notify(key string) {
+	g.dirtyMu.Lock()
+	if key == "" || g.dirtyAll {
+		g.dirtyAll = true
+	} else if kind, rest, ok := strings.Cut(key, "/"); ok {
+		network, _, _ := strings.Cut(rest, "/")
+		if kind+"/" == keySubnet {
+			g.dirtyClaims = true
+		}
+		if g.dirty == nil {
+			g.dirty = map[string]bool{}
+		}
+		g.dirty[network] = true
+	}
+	g.dirtyMu.Unlock()
 	select {
 	case g.kick <- struct{}{}:
 	default:
 	}
 }
 
+// refreshDirty refreshes what Notify marked.
+func (g *Global) refreshDirty() {
+	g.dirtyMu.Lock()
+	all, claims, dirty := g.dirtyAll, g.dirtyClaims, g.dirty
+	g.dirtyAll, g.dirtyClaims, g.dirty = false, false, nil
+	g.dirtyMu.Unlock()
+	if all {
+		g.Refresh()
+		return
+	}
+	if len(dirty) == 0 && !claims {
+		return
+	}
+	g.mu.Lock()
+	g.refreshPartLocked(dirty, claims)
+	lost := g.lost
+	g.lost = nil
+	g.mu.Unlock()
+	g.report(lost)
+}
+
+func (g *Global) report(lost []lostLeases) {
+	if g.cfg.OnLost != nil {
+		for _, l := range lost {
+			g.cfg.OnLost(l.network, l.addrs)
+		}
+	}
+}
+
+// minRefreshGap spaces refreshes triggered by Notify: on a busy cluster
+// every row anywhere changes the table, and one refresh covers them all.
+const minRefreshGap = 20 * time.Millisecond
+
 // Run refreshes on Notify and every Tick until ctx ends.
 func (g *Global) Run(ctx context.Context) {
 	t := time.NewTicker(g.cfg.Tick)
 	defer t.Stop()
+	gap := time.NewTimer(0)
+	defer gap.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-g.kick:
+			g.refreshDirty()
 		case <-t.C:
+			g.Refresh()
 		}
-		g.Refresh()
+		gap.Reset(minRefreshGap)
+		select {
+		case <-ctx.Done():
+			return
+		case <-gap.C:
+		}
 	}
 }
 
@@ -181,11 +247,7 @@ func (g *Global) Refresh() {
 	lost := g.lost
 	g.lost = nil
 	g.mu.Unlock()
-	if g.cfg.OnLost != nil {
-		for _, l := range lost {
-			g.cfg.OnLost(l.network, l.addrs)
-		}
-	}
+	g.report(lost)
 }
 
 // CreateNetwork claims a subnet for a new global network: c.Subnet, or
@@ -341,7 +403,9 @@ func (g *Global) Allocate(ctx context.Context, network string) (netip.Addr, erro
 		}
 		if a, ok := g.allocHeldLocked(n); ok {
 			err := g.saveLocked(n)
-			g.refreshLocked() // may ask for the next block early
+			if free, total := n.freeInHeld(g.cfg.Now()); free*4 < total {
+				g.refreshPartLocked(map[string]bool{network: true}, false) // ask for the next block early
+			}
 			g.mu.Unlock()
 			if err != nil {
 				return netip.Addr{}, err
@@ -349,7 +413,7 @@ func (g *Global) Allocate(ctx context.Context, network string) (netip.Addr, erro
 			return a, nil
 		}
 		n.waiters++
-		g.refreshLocked() // asks for a block
+		g.refreshPartLocked(map[string]bool{network: true}, false) // asks for a block
 		wake := g.wake
 		g.mu.Unlock()
 

@@ -12,45 +12,36 @@ import (
 // refresh hands to their heirs, so a refresh stays short on an IPv6 range.
 const maxInheritPerRefresh = 1024
 
-// refreshLocked reads the table and acts on it. g.mu is held.
-func (g *Global) refreshLocked() {
+// refreshLocked reads the whole table and acts on it. g.mu is held.
+func (g *Global) refreshLocked() { g.refreshPartLocked(nil, true) }
+
+// refreshPartLocked refreshes the networks named in dirty (all when
+// dirty is nil), and the subnet claims if claims is set. Hosts' absence
+// is tracked on full refreshes only, which see every row.
+func (g *Global) refreshPartLocked(dirty map[string]bool, claims bool) {
 	now := g.cfg.Now()
 	defer func() { close(g.wake); g.wake = make(chan struct{}) }()
 
-	live := map[string]bool{g.self: true}
-	for _, m := range g.cfg.Table.Members() {
+	members := g.cfg.Table.Members()
+	live := make(map[string]bool, len(members)+1)
+	live[g.self] = true
+	for _, m := range members {
 		live[m] = true
 	}
 	seen := map[string]bool{}
+	full := dirty == nil
 
-	claims := g.currentClaimsLocked(seen)
+	if claims || full {
+		g.claimsLocked(seen, members)
+	}
 	for _, name := range sortedKeys(g.nets) {
-		n := g.nets[name]
-		c, ok := claims[name]
-		if !ok || c.Creator != n.claim.Creator || c.Created != n.claim.Created || c.Subnet != n.claim.Subnet ||
-			c.IPRange != n.claim.IPRange || c.BlockBits != n.claim.BlockBits {
-			g.dropLocked(n, !ok)
+		if full || dirty[name] {
+			g.refreshNetLocked(g.nets[name], now, live, seen)
 		}
 	}
-	for _, name := range sortedKeys(claims) {
-		c := claims[name]
-		n, ok := g.nets[name]
-		if !ok {
-			if n = g.newNetLocked(name, c); n == nil {
-				continue
-			}
-		}
-		n.claim = c
-		if c.Creator != g.self { // mirror, so the claim outlives its creator's absence
-			g.putLocked(n, subnetKey(name, g.self, c.Created), c)
-		}
+	if !full {
+		return
 	}
-	g.conflictsLocked()
-
-	for _, name := range sortedKeys(g.nets) {
-		g.refreshNetLocked(g.nets[name], now, live, seen)
-	}
-
 	for h := range seen {
 		if live[h] {
 			delete(g.absent, h)
@@ -65,10 +56,44 @@ func (g *Global) refreshLocked() {
 	}
 }
 
+// claimsLocked reads the subnet claims: new networks, moved ones,
+// deleted ones, mirrors, overlaps.
+func (g *Global) claimsLocked(seen map[string]bool, members []string) {
+	claims, deleted := g.currentClaimsLocked(seen)
+	for _, name := range sortedKeys(g.nets) {
+		n := g.nets[name]
+		c, ok := claims[name]
+		switch {
+		case !ok && deleted[name]:
+			g.dropLocked(n, true)
+		case !ok:
+			// Its rows are out of sight (their writers absent): a network
+			// goes only when its deletion is seen.
+		case c.Creator != n.claim.Creator || c.Created != n.claim.Created || c.Subnet != n.claim.Subnet ||
+			c.IPRange != n.claim.IPRange || c.BlockBits != n.claim.BlockBits:
+			g.dropLocked(n, false)
+		}
+	}
+	for _, name := range sortedKeys(claims) {
+		c := claims[name]
+		n, ok := g.nets[name]
+		if !ok {
+			if n = g.newNetLocked(name, c); n == nil {
+				continue
+			}
+		}
+		n.claim = c
+		if c.Creator != g.self && g.mirrorLocked(name, members) {
+			g.putLocked(n, subnetKey(name, g.self, c.Created), c)
+		}
+	}
+	g.conflictsLocked()
+}
+
 // currentClaimsLocked reads the subnet rows: per network, the greatest
 // revision of each creation; of several creations, the earliest one not
-// deleted.
-func (g *Global) currentClaimsLocked(seen map[string]bool) map[string]subnetClaim {
+// deleted. deleted names the networks with a deleted creation in sight.
+func (g *Global) currentClaimsLocked(seen map[string]bool) (claims map[string]subnetClaim, deleted map[string]bool) {
 	type creation struct {
 		creator string
 		created int64
@@ -79,8 +104,8 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) map[string]subnetClai
 		if !ok {
 			continue
 		}
-		var c subnetClaim
-		if err := decodeValue(r, &c); err != nil || c.Creator == "" {
+		c, err := decodeCached[subnetClaim](g, r)
+		if err != nil || c.Creator == "" {
 			g.cfg.Logger.Warn("ipam: ignoring a malformed subnet row", "key", r.Key, "node", r.Writer, "error", err)
 			continue
 		}
@@ -95,11 +120,12 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) map[string]subnetClai
 			m[k] = c
 		}
 	}
-	out := map[string]subnetClaim{}
+	out, deleted := map[string]subnetClaim{}, map[string]bool{}
 	for name, m := range byCreation {
 		var best *subnetClaim
 		for _, c := range m {
 			if c.Deleted {
+				deleted[name] = true
 				continue
 			}
 			if best == nil || earlier(c, *best) {
@@ -110,7 +136,26 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) map[string]subnetClai
 			out[name] = *best
 		}
 	}
-	return out
+	return out, deleted
+}
+
+// mirrors is how many hosts besides the creator keep a copy of a network's
+// claim, so that it outlives the creator's absence.
+const mirrors = 3
+
+// mirrorLocked reports whether this host is one of a network's mirrors:
+// the live members ranked first for it.
+func (g *Global) mirrorLocked(network string, members []string) bool {
+	mine := rank(network, g.self)
+	above := 0
+	for _, m := range members {
+		if m != g.self && rank(network, m) > mine {
+			if above++; above >= mirrors {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // earlier orders creations: by the creator's clock, then by name.
@@ -160,8 +205,16 @@ func (g *Global) dropLocked(n *gnet, deleted bool) {
 		g.lost = append(g.lost, lostLeases{n.name, st.Allocated})
 	}
 	for key := range n.written {
-		if strings.HasPrefix(key, keySubnet) && (!deleted || n.claim.Creator == g.self) {
-			continue // the creator's own row carries the deletion; a mirror is rewritten
+		if strings.HasPrefix(key, keySubnet) {
+			if deleted && n.claim.Creator != g.self {
+				// A mirror carries the deletion too, so that the claim it
+				// copied cannot come back without its creator.
+				c := n.claim
+				c.Rev++
+				c.Deleted = true
+				g.cfg.Table.Put(key, mustJSON(c))
+			}
+			continue
 		}
 		g.cfg.Table.Delete(key)
 	}
@@ -211,6 +264,13 @@ func (g *Global) conflictsLocked() {
 	}
 }
 
+// blockRow is the value of a block row: a grant, for a subnet (rows of
+// a subnet the network moved away from do not count).
+type blockRow struct {
+	blockGrant
+	Subnet string `json:"subnet"`
+}
+
 // grantRow is the winning statement about one block.
 type grantRow struct {
 	blockGrant
@@ -228,11 +288,8 @@ func (g *Global) blockRowsLocked(n *gnet, seen map[string]bool) map[uint64]grant
 		if !ok || err != nil || idx >= n.nblocks {
 			continue
 		}
-		var b struct {
-			blockGrant
-			Subnet string `json:"subnet"`
-		}
-		if decodeValue(r, &b) != nil || b.Holder == "" || b.Subnet != n.claim.Subnet {
+		b, err := decodeCached[blockRow](g, r)
+		if err != nil || b.Holder == "" || b.Subnet != n.claim.Subnet {
 			continue
 		}
 		if seen != nil {
@@ -257,10 +314,7 @@ func (g *Global) holderLocked(n *gnet, idx uint64) (blockGrant, bool) {
 
 // writeGrant records that block idx now belongs to b.Holder.
 func (g *Global) writeGrantLocked(n *gnet, idx uint64, b blockGrant) bool {
-	v := struct {
-		blockGrant
-		Subnet string `json:"subnet"`
-	}{b, n.claim.Subnet}
+	v := blockRow{b, n.claim.Subnet}
 	return g.putLocked(n, blockKey(n.name, idx, g.self), v) == nil
 }
 
@@ -344,8 +398,8 @@ func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]
 	prefix := keyHost + n.name + "/"
 	for _, r := range g.cfg.Table.List(prefix) {
 		host := strings.TrimPrefix(r.Key, prefix)
-		var st hostState
-		if host != r.Writer || decodeValue(r, &st) != nil {
+		st, err := decodeCached[hostState](g, r)
+		if host != r.Writer || err != nil {
 			continue
 		}
 		seen[host] = true

@@ -112,6 +112,30 @@ func splitKey(key, prefix string) (network, rest string, ok bool) {
 	return network, rest, ok && network != ""
 }
 
+// decodeCached decodes a row's value, from the cache while the row's
+// version and writer are unchanged. g.mu is held.
+func decodeCached[T any](g *Global, r Row) (T, error) {
+	if c, ok := g.decoded[r.Key]; ok && c.version == r.Version && c.writer == r.Writer && r.Version != 0 {
+		if v, ok := c.v.(T); ok {
+			return v, c.err
+		}
+	}
+	var v T
+	err := decodeValue(r, &v)
+	if len(g.decoded) > 1<<16 {
+		clear(g.decoded)
+	}
+	g.decoded[r.Key] = cachedRow{r.Version, r.Writer, v, err}
+	return v, err
+}
+
+type cachedRow struct {
+	version uint64
+	writer  string
+	v       any
+	err     error
+}
+
 func decodeValue(r Row, v any) error {
 	if err := json.Unmarshal(r.Value, v); err != nil {
 		return fmt.Errorf("ipam: row %s from %s: %w", r.Key, r.Writer, err)
