@@ -402,9 +402,11 @@ func (g *Global) Allocate(ctx context.Context, network string) (netip.Addr, erro
 			return netip.Addr{}, err
 		}
 		if a, ok := g.allocHeldLocked(n); ok {
-			err := g.saveLocked(n)
-			if free, total := n.freeInHeld(g.cfg.Now()); free*4 < total {
-				g.refreshPartLocked(map[string]bool{network: true}, false) // ask for the next block early
+			err := g.recordLocked(n, a, true)
+			if n.blockFilling(a) {
+				if free, total := n.freeInHeld(g.cfg.Now()); free*4 < total {
+					g.refreshPartLocked(map[string]bool{network: true}, false) // ask for the next block early
+				}
 			}
 			g.mu.Unlock()
 			if err != nil {
@@ -413,7 +415,13 @@ func (g *Global) Allocate(ctx context.Context, network string) (netip.Addr, erro
 			return a, nil
 		}
 		n.waiters++
+		held := len(n.held)
 		g.refreshPartLocked(map[string]bool{network: true}, false) // asks for a block
+		if len(n.held) != held {                                   // the creator took one itself: try again at once
+			n.waiters--
+			g.mu.Unlock()
+			continue
+		}
 		wake := g.wake
 		g.mu.Unlock()
 
@@ -468,7 +476,7 @@ func (g *Global) AllocateStatic(network string, a netip.Addr) error {
 		return err
 	}
 	n.count[idx]++
-	return g.saveLocked(n)
+	return g.recordLocked(n, a, true)
 }
 
 // Release gives back an address of a global network.
@@ -485,7 +493,7 @@ func (g *Global) Release(network string, a netip.Addr) error {
 	if off, ok := n.pool.alloc.offset(a); ok {
 		n.count[blockOf(off, n.blockBits)]--
 	}
-	return g.saveLocked(n)
+	return g.recordLocked(n, a, false)
 }
 
 // Leases returns this host's leases of a network, sorted.
@@ -496,7 +504,7 @@ func (g *Global) Leases(network string) []netip.Addr {
 	if !ok {
 		return nil
 	}
-	return n.pool.State().Allocated
+	return n.state().Allocated
 }
 
 func (g *Global) netLocked(network string) (*gnet, error) {
@@ -514,9 +522,20 @@ func (g *Global) netLocked(network string) (*gnet, error) {
 	return n, nil
 }
 
-// allocHeldLocked takes the next free address of a usable held block.
+// allocHeldLocked takes the next free address of a usable held block:
+// the cursor's block first (the common case, without sorting), then the
+// others in order.
 func (g *Global) allocHeldLocked(n *gnet) (netip.Addr, bool) {
 	now := g.cfg.Now()
+	if idx := n.cursor >> n.blockBits; n.held[idx] != nil && !now.Before(n.held[idx].usableAt) {
+		hi := (idx + 1) << n.blockBits
+		if off, ok := n.pool.alloc.firstFree(n.cursor, hi); ok {
+			n.pool.alloc.set(off)
+			n.cursor = off + 1
+			n.count[idx]++
+			return n.pool.alloc.addr(off), true
+		}
+	}
 	idxs := sortedKeys(n.held)
 	if len(idxs) == 0 {
 		return netip.Addr{}, false
@@ -548,6 +567,42 @@ func (g *Global) allocHeldLocked(n *gnet) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// state is the pool's State read from the blocks with leases only (a
+// global range may be large; a host's leases sit in a few blocks).
+func (n *gnet) state() State {
+	st := State{Next: n.pool.alloc.addr(n.cursor % n.pool.alloc.size)}
+	for _, idx := range sortedKeys(n.count) {
+		if n.count[idx] <= 0 {
+			continue
+		}
+		lo := idx << n.blockBits
+		hi := min(lo+1<<n.blockBits, n.pool.alloc.size)
+		for off := lo; off < hi; off++ {
+			if !n.pool.alloc.isSet(off) {
+				continue
+			}
+			if a := n.pool.alloc.addr(off); n.pool.InUse(a) {
+				st.Allocated = append(st.Allocated, a)
+			}
+		}
+	}
+	for a := range n.pool.outside {
+		st.Allocated = append(st.Allocated, a)
+	}
+	return st
+}
+
+// blockFilling reports whether a's block is 3/4 full or more: only then
+// is it worth counting the free addresses of every held block.
+func (n *gnet) blockFilling(a netip.Addr) bool {
+	off, ok := n.pool.alloc.offset(a)
+	if !ok {
+		return true
+	}
+	lo := off >> n.blockBits << n.blockBits
+	return n.pool.alloc.countFree(lo, lo+1<<n.blockBits)*4 < 1<<n.blockBits
+}
+
 // freeInHeld counts the free addresses of usable held blocks.
 func (n *gnet) freeInHeld(now time.Time) (free, total uint64) {
 	for idx, hb := range n.held {
@@ -562,8 +617,27 @@ func (n *gnet) freeInHeld(now time.Time) (free, total uint64) {
 }
 
 func (g *Global) saveLocked(n *gnet) error {
-	if err := g.cfg.Store.Save(n.name, n.pool.State()); err != nil {
+	if err := g.cfg.Store.Save(n.name, n.state()); err != nil {
 		return fmt.Errorf("ipam: network %q: saving leases: %w", n.name, err)
+	}
+	return nil
+}
+
+// recordLocked persists one lease change: through the store's LeaseLog
+// when it has one, else by saving the whole state.
+func (g *Global) recordLocked(n *gnet, a netip.Addr, leased bool) error {
+	log, ok := g.cfg.Store.(LeaseLog)
+	if !ok {
+		return g.saveLocked(n)
+	}
+	var err error
+	if leased {
+		err = log.Leased(n.name, a)
+	} else {
+		err = log.Released(n.name, a)
+	}
+	if err != nil {
+		return fmt.Errorf("ipam: network %q: saving lease %v: %w", n.name, a, err)
 	}
 	return nil
 }

@@ -25,6 +25,14 @@ type Store interface {
 	Save(network string, st State) error
 }
 
+// LeaseLog is an optional capability of a Store: it records one lease
+// taken or given back instead of the whole state each time, which costs
+// O(1) where Save costs O(leases). Global uses it when the Store has it.
+type LeaseLog interface {
+	Leased(network string, a netip.Addr) error
+	Released(network string, a netip.Addr) error
+}
+
 // State returns the pool's allocations, sorted, and its cursor.
 func (p *Pool) State() State {
 	var st State
