@@ -52,6 +52,7 @@ demo: deps build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/... ./ipam
 	$(GO) test -run '^$$' -bench Gossip -benchtime 1x -timeout 30m ./bench
+	$(GO) test -run '^$$' -bench IPAMFirstAddress -benchtime 3x -timeout 10m ./bench
 	$(GO) test -run '^$$' -bench . -benchmem ./dns
 	$(GO) test -run '^$$' -bench DNS -benchtime 1x -timeout 10m ./bench
 
@@ -64,6 +65,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./kvs
 	$(GO) test -run '^$$' -fuzz FuzzNewPool -fuzztime $(FUZZTIME) ./ipam
 	$(GO) test -run '^$$' -fuzz FuzzParsePrefix -fuzztime $(FUZZTIME) ./ipam
+	$(GO) test -run '^$$' -fuzz FuzzParseOptions -fuzztime $(FUZZTIME) ./ipam
+	$(GO) test -run '^$$' -fuzz FuzzParseAuxAddress -fuzztime $(FUZZTIME) ./ipam
+	$(GO) test -run '^$$' -fuzz FuzzGlobal_rows -fuzztime $(FUZZTIME) ./ipam
 	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./dns
 
 clean:

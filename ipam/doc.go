@@ -1,40 +1,83 @@
-// Package ipam hands out addresses and subnets.
+// Package ipam hands out subnets and addresses: on one host alone (the
+// local scope) and across a cluster with no central writer (the global
+// scope).
 //
-// This first part is what one host decides alone (the local scope):
+// # Local scope
 //
 //   - Pool: a network's subnet, optional --ip-range, --gateway and
 //     --aux-address reservations, parsed with errors that name the network,
-//     the field and the value. An address allocator over the range hands out
+//     the field and the value. A bitmap allocator over the range hands out
 //     addresses next-fit (the address after the last one given, wrapping),
 //     so a released address is not reused at once; network and broadcast
 //     addresses (IPv4), the IPv6 subnet-router anycast address, the gateway
 //     and aux addresses are never handed out. IPv4 and IPv6 (dual stack: one
-//     Pool per family).
+//     Pool per family). Static requests (--ip) may lie outside --ip-range.
 //   - State and Store: a pool's allocations and cursor, saved through a
-//     Store the agent backs with its file store, and restored into a new
+//     Store the agent backs with its file store and restored into a new
 //     pool after a restart, so no address still in use is handed out again.
-//   - Subnets: default address pools like Docker's (10.0.0.0/8 carved into
-//     /24 subnets, base and size configurable); user subnets are reserved and
-//     never overlap another network's.
+//     A Store that is also a LeaseLog records one change at a time.
+//   - SubnetPool: default address pools like Docker's (10.0.0.0/8 carved
+//     into /24 subnets, base and size configurable); user subnets are
+//     reserved and never overlap another network's.
 //
-// The cluster-wide scope (per-host blocks of a global subnet, claimed over
-// the replicated tables) builds on these and is not written yet. The plan,
-// for the next step:
+// # Global scope
 //
-//   - Ownership moves, it is never contended: a global network's subnet is
-//     cut into blocks (default /26); the host that creates the network owns
-//     every block. A host that needs addresses asks an owner, and only the
-//     owner writes the grant (its own kvs slot: block → new owner), so two
-//     hosts can never both believe they own a block, even across a
-//     partition: the owner is on one side of it.
-//   - A host allocates only from blocks granted to it and seen in its own
-//     replicated table; it asks for another block when its blocks are 3/4
-//     full.
-//   - Blocks of a host gone for good (kvs reaps its rows after ReapAfter)
-//     fall to the live host ranked first by hash(network, block, host), so
-//     every node picks the same heir without a human step; the heir waits
-//     until the dead host's reaping, far longer than any partition a
-//     tombstone survives.
-//   - Global subnets are claimed the same way from the default pools, the
-//     first network owning the pool.
+// Global works over a Table: rows every host sees, each written only by
+// its own host (kvs satisfies it through agent.IPAMTable). Rows of a host
+// that is not live may be out of sight, as kvs hides a failed host's rows.
+// Three kinds of rows, keyed kind/network/...:
+//
+//   - subnet/NET/WRITER/CREATED: a network's claim {creator, created, rev,
+//     subnet, range, gateway, aux, block size, auto}. The creator writes it;
+//     three other hosts (the live members ranked first for the network)
+//     mirror it, so that it outlives the creator's absence.
+//   - block/NET/INDEX/WRITER: who holds one block of the network's range
+//     {holder, era, gen}. Written by the holder's granter, by the holder
+//     accepting it, or by an heir.
+//   - host/NET/HOST: a host's wish {want: blocks it wants to hold, seq,
+//     spare: blocks it could give away}.
+//
+// Subnets. A host creating a network claims its subnet (the user's, or
+// the next default-pool subnet no visible claim overlaps, starting at a
+// place that depends on the name and host so concurrent creations rarely
+// collide), then waits Settle and checks again. Of two overlapping claims
+// the earlier (created, creator) wins everywhere; an automatic subnet that
+// loses moves to a free one (its hosts drop their leases of it and report
+// them through OnLost so the agent readdresses those endpoints); a user
+// subnet that loses is refused at creation, or, if the overlap appears only
+// when a partition heals, its network hands out no address until it is
+// removed. Inside one connected cluster a creation returns only once it has
+// settled, so no overlapping subnet is ever used.
+//
+// Blocks. A network's range is cut into blocks (block-size option; by
+// default 64 blocks where the range allows, of at most 64 addresses: a /24
+// in blocks of 4, a /20 or larger in /26s).
+// Ownership moves and is never contended: every block starts with the
+// network's creator, and only a block's holder hands it on, by writing a
+// grant to the new holder, who accepts it with a row of its own. A host
+// hands out addresses only from blocks it holds, so two hosts can never
+// both hand out from one block, across a partition too: the holder is on
+// one side of it. A host asks for a block (want > held) when its blocks
+// are full, and early when they are 3/4 full. The creator answers first
+// while it has untouched blocks; otherwise the live hosts with spare
+// (empty) blocks answer, staggered by rank: the host ranked k answers only
+// if the request is still open after k×ServeDelay. A host keeps one empty
+// block for itself. Of several grants of one block, the one with the
+// greatest (era, gen, holder) wins.
+//
+// Hosts gone for good. A host absent (not a live member) for InheritAfter
+// (default 24 h, kvs's ReapAfter) is gone for good. Its blocks, and the
+// untouched blocks of a gone creator, pass to the live member ranked first
+// by hash(network, block, member): every host computes the same heir with
+// no human step. The heir writes a grant in a new era (its clock), which
+// beats every grant it could not see; it uses the block only after Settle,
+// so a competing heir's claim arrives first. A host that comes back later
+// finds its blocks held by others and reports its leases in them lost.
+//
+// What this does not promise: a partition longer than InheritAfter is
+// taken for a death, and both sides may then use the same blocks; while a
+// network's creator and every host with spare blocks are out of reach, a
+// host that fills its blocks waits; static addresses (--ip) of a global
+// network must lie in a block the host holds (or, on the creator, in an
+// untouched one).
 package ipam

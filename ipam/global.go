@@ -665,8 +665,8 @@ func (g *Global) putLocked(n *gnet, key string, v any) error {
 // blockBitsFor turns a block prefix length into host bits per block.
 func blockBitsFor(network string, rng netip.Prefix, blockSize int) (int, error) {
 	hostBits := min(rng.Addr().BitLen()-rng.Bits(), MaxRangeBits)
-	if blockSize == 0 {
-		return max(2, min(6, hostBits-4)), nil
+	if blockSize == 0 { // 64 blocks where the range allows, of at most 64 addresses
+		return max(2, min(6, hostBits-6)), nil
 	}
 	bb := rng.Addr().BitLen() - blockSize
 	if bb < 2 || bb > hostBits {

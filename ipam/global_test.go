@@ -214,8 +214,8 @@ func TestGlobal_restartReusesNoLease(t *testing.T) {
 	for range 10 {
 		before[s.alloc("h2", "web")] = true
 	}
-	store := s.hosts["h2"].store
-	s.start("h2", store) // a new process: same table rows, saved leases
+	s.crash("h2")
+	s.restart("h2") // a new process: same table rows, saved leases
 	for range 20 {
 		if a := s.alloc("h2", "web"); before[a] {
 			t.Fatalf("restarted host handed out %v again", a)
@@ -359,7 +359,7 @@ func TestGlobal_deleteDropsEverywhere(t *testing.T) {
 
 func TestGlobal_staticAddress(t *testing.T) {
 	s := newSim(t, "h1", "h2")
-	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.50.0.0/24"}) // 16 blocks of 16
+	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.50.0.0/24"}) // 64 blocks of 4
 	if err := s.hosts["h1"].g.AllocateStatic("web", netip.MustParseAddr("10.50.0.200")); err != nil {
 		t.Fatal(err)
 	}

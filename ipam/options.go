@@ -10,8 +10,8 @@ import (
 // network create, Docker's --ipam-opt).
 type Options struct {
 	// BlockSize is the prefix length of the blocks hosts claim in a global
-	// network (0: the default, which leaves about 16 blocks in a small
-	// range and /26 blocks in a large IPv4 one).
+	// network (0: the default, 64 blocks where the range allows, of at
+	// most 64 addresses).
 	BlockSize int
 }
 
