@@ -486,3 +486,30 @@ func benchGlobal(b *testing.B, store ipam.Store) {
 		}
 	}
 }
+
+func TestGlobal_ipv6Network(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	p := s.create("h1", "v6", ipam.PoolConfig{Subnet: "fd00:77::/64"})
+	if !p.Addr().Is6() {
+		t.Fatalf("subnet %v", p)
+	}
+	var wg sync.WaitGroup
+	for _, h := range []string{"h1", "h2"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				s.alloc(h, "v6")
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.checkUnique("v6"); n != 200 {
+		t.Fatalf("%d leases, want 200", n)
+	}
+	for _, a := range s.hosts["h2"].g.Leases("v6") {
+		if a == netip.MustParseAddr("fd00:77::") || a == netip.MustParseAddr("fd00:77::1") {
+			t.Errorf("handed out %v (subnet-router anycast or gateway)", a)
+		}
+	}
+}
