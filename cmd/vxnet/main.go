@@ -6,19 +6,27 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 const usage = `vxnet — a userspace VXLAN container network for many hosts
 
 Usage:
-  vxnet <command> [flags]
+  vxnet [--socket PATH] <command> [flags]
 
 Commands:
+  agent       run this host's agent (one per host)
+  network     create, list, inspect and remove networks
+  endpoint    attach containers' network namespaces to networks
+  cluster     the cluster's members
+  lab         a whole cluster in network namespaces on this machine: up, demo, status, down
   dataplane   run the VXLAN switch alone from a static JSON file (debugging, interop, demo)
   version     print the version
   help        show this help, or 'vxnet help <command>' for one command
 
-Run 'vxnet <command> --help' for a command's flags.
+Run 'vxnet <command> --help' for a command's flags. The client commands talk
+to the agent's API socket: --socket, else $VXNET_SOCKET, else
+/run/vxnet/vxnet.sock.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,11 +40,33 @@ func main() {
 type stdio struct{ stdout, stderr io.Writer }
 
 func run(std stdio, args []string) int {
+	if s := os.Getenv("VXNET_SOCKET"); s != "" {
+		socketPath = s
+	}
+	for len(args) > 0 && (args[0] == "--socket" || strings.HasPrefix(args[0], "--socket=")) {
+		if v, ok := strings.CutPrefix(args[0], "--socket="); ok {
+			socketPath, args = v, args[1:]
+			continue
+		}
+		if len(args) < 2 {
+			fmt.Fprintln(std.stderr, "vxnet: --socket needs a PATH")
+			return 2
+		}
+		socketPath, args = args[1], args[2:]
+	}
 	if len(args) == 0 {
 		fmt.Fprint(std.stderr, usage)
 		return 2
 	}
 	switch args[0] {
+	case "agent":
+		return cmdAgent(std, args[1:])
+	case "network":
+		return cmdNetwork(std, args[1:])
+	case "endpoint":
+		return cmdEndpoint(std, args[1:])
+	case "cluster":
+		return cmdCluster(std, args[1:])
 	case "dataplane":
 		return cmdDataplane(std, args[1:])
 	case "version", "--version":

@@ -1,0 +1,352 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dataplane/udp"
+	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/gossip"
+	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/kvs"
+)
+
+// Tables of the replicated store the agent writes (besides ipam's).
+const (
+	tableNetworks  = "networks"  // key: network name → api.Network
+	tableEndpoints = "endpoints" // key: network/name → api.Endpoint
+)
+
+// Config configures an agent. Flags of `vxnet agent` map onto it.
+type Config struct {
+	// Name of this host in the cluster. Default: the hostname.
+	Name string
+	// AdvertiseAddr is this host's underlay address: gossip and VXLAN
+	// listen on it and other hosts send to it. Required.
+	AdvertiseAddr string
+	// GossipPort is the gossip port (TCP and UDP). Default 7946.
+	GossipPort int
+	// Join lists host:port of agents to join; none starts a cluster.
+	Join []string
+	// DataDir keeps this host's own state. Default /var/lib/vxnet.
+	DataDir string
+	// GossipKey, base64 of 16, 24 or 32 bytes, encrypts gossip.
+	GossipKey string
+	// VXLANPort is the underlay UDP port. Default 4789.
+	VXLANPort int
+	// APISocket is the unix socket of the API. Default
+	// /run/vxnet/vxnet.sock.
+	APISocket string
+	// MTU of endpoints. Default 1450.
+	MTU int
+	// Profile: "lan" (default) or "fast" (small clusters, tests: failures
+	// seen in about a second).
+	Profile string
+	// DNSUpstreams for names vxnet does not own; nil: the host's
+	// resolv.conf; an empty non-nil list: none.
+	DNSUpstreams []netip.AddrPort
+	// Logger receives structured logs; nil discards.
+	Logger *slog.Logger
+	// Version is reported to other members.
+	Version string
+}
+
+func (c *Config) setDefaults() {
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+	}
+	if c.GossipPort == 0 {
+		c.GossipPort = 7946
+	}
+	if c.DataDir == "" {
+		c.DataDir = "/var/lib/vxnet"
+	}
+	if c.VXLANPort == 0 {
+		c.VXLANPort = 4789
+	}
+	if c.APISocket == "" {
+		c.APISocket = api.DefaultSocket
+	}
+	if c.MTU == 0 {
+		c.MTU = 1450
+	}
+	if c.Profile == "" {
+		c.Profile = "lan"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// ConfigError names a bad setting.
+type ConfigError struct {
+	Field, Value, Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("agent: %s %q: %s", e.Field, e.Value, e.Reason)
+}
+
+func (c *Config) validate() (advertise netip.Addr, keys [][]byte, profile gossip.Profile, err error) {
+	if c.Name == "" {
+		return advertise, nil, 0, &ConfigError{"name", c.Name, "is empty and the hostname is unknown"}
+	}
+	advertise, perr := netip.ParseAddr(c.AdvertiseAddr)
+	if perr != nil || advertise.IsUnspecified() || advertise.Zone() != "" {
+		return advertise, nil, 0, &ConfigError{"advertise-addr", c.AdvertiseAddr, "want this host's underlay IP address, e.g. 198.18.0.1"}
+	}
+	if c.GossipPort < 1 || c.GossipPort > 65535 {
+		return advertise, nil, 0, &ConfigError{"gossip-port", strconv.Itoa(c.GossipPort), "want 1-65535"}
+	}
+	if c.VXLANPort < 1 || c.VXLANPort > 65535 {
+		return advertise, nil, 0, &ConfigError{"vxlan-port", strconv.Itoa(c.VXLANPort), "want 1-65535"}
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return advertise, nil, 0, &ConfigError{"join", j, "want host:port, e.g. 198.18.0.2:7946"}
+		}
+	}
+	if c.GossipKey != "" {
+		k, err := base64.StdEncoding.DecodeString(c.GossipKey)
+		if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+			return advertise, nil, 0, &ConfigError{"gossip-key", "(hidden)", "want base64 of 16, 24 or 32 bytes (e.g. `head -c32 /dev/urandom | base64`)"}
+		}
+		keys = [][]byte{k}
+	}
+	switch c.Profile {
+	case "lan":
+		profile = gossip.ProfileLAN
+	case "fast":
+		profile = gossip.ProfileFast
+	default:
+		return advertise, nil, 0, &ConfigError{"profile", c.Profile, "want lan or fast"}
+	}
+	if c.MTU < 576 || c.MTU > 9000 {
+		return advertise, nil, 0, &ConfigError{"mtu", strconv.Itoa(c.MTU), "want 576-9000"}
+	}
+	return advertise, keys, profile, nil
+}
+
+// Agent is one host's vxnet: cluster membership and tables, IPAM, DNS and
+// the data plane, and the API.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	vtep  netip.Addr
+	store *localStore
+	kv    *kvs.Gossip
+	table *IPAMTable
+	ipam  *ipam.Global
+	dns   *dns.Server
+	sw    *dataplane.Switch
+
+	mu        sync.Mutex
+	networks  map[string]api.Network  // every network, from the table
+	endpoints map[string]api.Endpoint // every endpoint, from the table
+	local     map[string]*localEndpoint
+	netns     map[string]*nsResolver // DNS listeners by namespace path
+	kick      chan struct{}
+}
+
+// localEndpoint is an endpoint of this host: its port on the switch.
+type localEndpoint struct {
+	rec  api.Endpoint
+	port *dataplane.Port
+	ns   string // namespace path
+}
+
+// nsResolver is the DNS listener in one container namespace.
+type nsResolver struct {
+	l        *dns.Listener
+	networks map[string]int // endpoints per network in the namespace
+}
+
+// New prepares an agent: the data directory, the tables with this host's
+// own rows put back, IPAM, DNS and the switch. Run starts it.
+func New(cfg Config) (*Agent, error) {
+	cfg.setDefaults()
+	vtep, keys, profile, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]api.Network{}, endpoints: map[string]api.Endpoint{},
+		local: map[string]*localEndpoint{}, netns: map[string]*nsResolver{}, kick: make(chan struct{}, 1)}
+	if a.store, err = openLocalStore(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	st := a.store.snapshot()
+
+	kc := kvs.DefaultConfig()
+	if profile == gossip.ProfileFast {
+		kc = kvs.FastTimings()
+	}
+	kc.InitialClock, kc.InitialRows, kc.Logger = st.Clock, st.Rows, cfg.Logger
+	gc := gossip.Config{Name: cfg.Name, BindAddr: vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
+		Keys: keys, Meta: gossip.Meta{VTEP: vtep.String(), Version: cfg.Version}, Logger: cfg.Logger}
+	if a.kv, err = kvs.NewGossip(kc, gc); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Agent, error) {
+		a.close()
+		return nil, err
+	}
+	a.table = NewIPAMTable(a.kv)
+	gcfg := ipam.GlobalConfig{Table: a.table, Store: a.store, Logger: cfg.Logger, OnLost: a.onLost}
+	if profile == gossip.ProfileFast {
+		gcfg.Settle, gcfg.InheritAfter = 300*time.Millisecond, kc.ReapAfter
+	}
+	if a.ipam, err = ipam.NewGlobal(gcfg); err != nil {
+		return fail(err)
+	}
+	dc := dns.DefaultConfig()
+	if cfg.DNSUpstreams != nil {
+		dc.Upstreams = cfg.DNSUpstreams
+	}
+	dc.Logger = cfg.Logger
+	if a.dns, err = dns.New(dc); err != nil {
+		return fail(err)
+	}
+	uc := udp.DefaultConfig()
+	uc.Addr, uc.Port = vtep, uint16(cfg.VXLANPort)
+	under, err := udp.Listen(uc)
+	if err != nil {
+		return fail(fmt.Errorf("vxlan %v port %d: %w", vtep, cfg.VXLANPort, err))
+	}
+	if a.sw, err = dataplane.New(dataplane.Config{VXLANPort: uint16(cfg.VXLANPort), MTU: cfg.MTU, Logger: cfg.Logger}, under); err != nil {
+		under.Close()
+		return fail(err)
+	}
+	return a, nil
+}
+
+// Run joins the cluster, brings back this host's endpoints, serves the API
+// and reconciles until ctx ends; then it leaves the cluster gracefully
+// (the endpoints' devices go with the process).
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	swDone := make(chan error, 1)
+	wg.Add(1)
+	go func() { defer wg.Done(); swDone <- a.sw.Run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); RunIPAM(ctx, a.table, a.ipam) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.routineReconcile(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.routinePersist(ctx) }()
+
+	a.restoreEndpoints()
+	if len(a.cfg.Join) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if k, err := a.kv.Node().Join(30 * time.Second); err == nil {
+					a.log.Info("joined the cluster", "nodes", k)
+					return
+				} else {
+					a.log.Warn("join failed; retrying", "peerAddr", fmt.Sprint(a.cfg.Join), "error", err)
+				}
+			}
+		}()
+	}
+	stopAPI, err := a.serveAPI(a.cfg.APISocket)
+	if err != nil {
+		return err
+	}
+	defer stopAPI()
+	a.log.Info("agent running", "node", a.cfg.Name, "underlayAddr", a.vtep.String(), "apiSocket", a.cfg.APISocket)
+
+	select {
+	case <-ctx.Done():
+	case err := <-swDone:
+		if err != nil {
+			return fmt.Errorf("dataplane: %w", err)
+		}
+	}
+	a.persist()
+	if err := a.kv.Node().Leave(5 * time.Second); err != nil {
+		a.log.Warn("leave", "error", err)
+	}
+	a.log.Info("agent stopped", "node", a.cfg.Name)
+	return nil
+}
+
+func (a *Agent) close() {
+	if a.sw != nil {
+		a.sw.Close()
+	}
+	a.mu.Lock()
+	for _, r := range a.netns {
+		r.l.Close()
+	}
+	a.netns = map[string]*nsResolver{}
+	a.mu.Unlock()
+	if a.dns != nil {
+		a.dns.Close()
+	}
+	if a.kv != nil {
+		a.kv.Close()
+	}
+}
+
+// persist saves this host's own rows and clock.
+func (a *Agent) persist() {
+	self := a.cfg.Name
+	var rows []kvs.Row
+	for _, e := range a.kv.List("") {
+		if e.Owner == self {
+			rows = append(rows, kvs.Row{Table: e.Table, Key: e.Key, Value: e.Value})
+		}
+	}
+	clock := a.kv.Clock()
+	if err := a.store.update(func(st *localState) { st.Rows, st.Clock = rows, clock }); err != nil {
+		a.log.Error("saving state", "error", err)
+	}
+}
+
+// routinePersist saves this host's rows whenever it writes one (ipam's
+// grants come from its own goroutine), at most every 50 ms.
+func (a *Agent) routinePersist(ctx context.Context) {
+	_, events, cancel := a.kv.Watch("")
+	defer cancel()
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if ev.Entry.Owner == a.cfg.Name {
+				t.Reset(50 * time.Millisecond)
+			}
+		case <-t.C:
+			a.persist()
+		}
+	}
+}
+
+func (a *Agent) onLost(network string, addrs []netip.Addr) {
+	a.log.Error("addresses lost: their network moved or this host was away longer than the reap time; recreate these endpoints",
+		"network", network, "addresses", fmt.Sprint(addrs))
+}
+
+var errNotFound = errors.New("not found")

@@ -1,0 +1,96 @@
+// Package api is the agent's HTTP+JSON API over a unix socket: the
+// resources, the error document, and a client. The CLI uses the client;
+// other programs may too.
+//
+//	GET    /v1/networks              → []Network
+//	POST   /v1/networks              NetworkCreate → Network
+//	GET    /v1/networks/{name}       → Network
+//	DELETE /v1/networks/{name}
+//	GET    /v1/endpoints             → []Endpoint (every host's)
+//	POST   /v1/endpoints             EndpointCreate → Endpoint
+//	DELETE /v1/endpoints/{network}/{name}
+//	GET    /v1/cluster/members       → []Member
+//
+// Errors are an Error document with an HTTP status: 400 for a bad
+// request (Field names the offending field), 404, 409 for a conflict.
+package api
+
+import "time"
+
+// Network is a network as the API shows it.
+type Network struct {
+	Name     string            `json:"name"`
+	Driver   string            `json:"driver"`
+	Scope    string            `json:"scope"` // "global" or "local"
+	VNI      uint32            `json:"vni,omitempty"`
+	Subnet   string            `json:"subnet"`
+	Gateway  string            `json:"gateway,omitempty"`
+	IPRange  string            `json:"ipRange,omitempty"`
+	Internal bool              `json:"internal,omitempty"`
+	Options  map[string]string `json:"options,omitempty"`
+	Creator  string            `json:"creator"` // host that created it
+	Created  time.Time         `json:"created"`
+}
+
+// NetworkCreate is the body of POST /v1/networks.
+type NetworkCreate struct {
+	Name         string            `json:"name"`
+	Driver       string            `json:"driver"` // default "overlay"
+	Subnet       string            `json:"subnet,omitempty"`
+	Gateway      string            `json:"gateway,omitempty"`
+	IPRange      string            `json:"ipRange,omitempty"`
+	AuxAddresses map[string]string `json:"auxAddresses,omitempty"`
+	Internal     bool              `json:"internal,omitempty"`
+	Options      map[string]string `json:"options,omitempty"`
+}
+
+// Endpoint is a container's attachment to a network.
+type Endpoint struct {
+	Name      string   `json:"name"`
+	Network   string   `json:"network"`
+	Host      string   `json:"host"`      // the host it runs on
+	VTEP      string   `json:"vtep"`      // that host's underlay address
+	MAC       string   `json:"mac"`       // its MAC on the overlay
+	Addresses []string `json:"addresses"` // "ip/prefix"
+	Aliases   []string `json:"aliases,omitempty"`
+	Service   string   `json:"service,omitempty"`
+	Netns     string   `json:"netns,omitempty"`  // on its host
+	Ifname    string   `json:"ifname,omitempty"` // inside the namespace
+}
+
+// EndpointCreate is the body of POST /v1/endpoints.
+type EndpointCreate struct {
+	Network string   `json:"network"`
+	Name    string   `json:"name"`
+	Netns   string   `json:"netns"` // a name under /var/run/netns, or a path
+	Ifname  string   `json:"ifname,omitempty"`
+	IP      string   `json:"ip,omitempty"` // a static address
+	Aliases []string `json:"aliases,omitempty"`
+	Service string   `json:"service,omitempty"`
+}
+
+// Member is a cluster member.
+type Member struct {
+	Name    string `json:"name"`
+	Addr    string `json:"addr"` // gossip host:port
+	VTEP    string `json:"vtep"`
+	Version string `json:"version,omitempty"`
+	Self    bool   `json:"self,omitempty"`
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Code    string `json:"code"`            // "bad_request", "not_found", "conflict", "internal"
+	Message string `json:"message"`         // for a person
+	Field   string `json:"field,omitempty"` // the offending field, when one is at fault
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Error codes.
+const (
+	CodeBadRequest = "bad_request"
+	CodeNotFound   = "not_found"
+	CodeConflict   = "conflict"
+	CodeInternal   = "internal"
+)

@@ -1,0 +1,121 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"syscall"
+	"time"
+)
+
+// DefaultSocket is where the agent listens unless told otherwise.
+const DefaultSocket = "/run/vxnet/vxnet.sock"
+
+// Client talks to one agent.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client for the agent at socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}
+	return &Client{socket: socket, hc: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+}
+
+// do sends a request and decodes the answer into out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://vxnet"+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+			return fmt.Errorf("no vxnet agent at %s (is `vxnet agent` running? --socket or VXNET_SOCKET pick another)", c.socket)
+		case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EACCES):
+			return fmt.Errorf("permission denied on %s: the API is for root", c.socket)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e Error
+		if json.NewDecoder(resp.Body).Decode(&e) != nil || e.Message == "" {
+			return fmt.Errorf("agent: HTTP %s", resp.Status)
+		}
+		return &e
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Networks lists the networks.
+func (c *Client) Networks(ctx context.Context) ([]Network, error) {
+	var out []Network
+	return out, c.do(ctx, http.MethodGet, "/v1/networks", nil, &out)
+}
+
+// Network returns one network.
+func (c *Client) Network(ctx context.Context, name string) (Network, error) {
+	var out Network
+	return out, c.do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(name), nil, &out)
+}
+
+// CreateNetwork creates a network.
+func (c *Client) CreateNetwork(ctx context.Context, req NetworkCreate) (Network, error) {
+	var out Network
+	return out, c.do(ctx, http.MethodPost, "/v1/networks", req, &out)
+}
+
+// RemoveNetwork removes a network.
+func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/networks/"+url.PathEscape(name), nil, nil)
+}
+
+// Endpoints lists every host's endpoints.
+func (c *Client) Endpoints(ctx context.Context) ([]Endpoint, error) {
+	var out []Endpoint
+	return out, c.do(ctx, http.MethodGet, "/v1/endpoints", nil, &out)
+}
+
+// CreateEndpoint attaches a namespace of this host to a network.
+func (c *Client) CreateEndpoint(ctx context.Context, req EndpointCreate) (Endpoint, error) {
+	var out Endpoint
+	return out, c.do(ctx, http.MethodPost, "/v1/endpoints", req, &out)
+}
+
+// RemoveEndpoint detaches an endpoint of this host.
+func (c *Client) RemoveEndpoint(ctx context.Context, network, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/endpoints/"+url.PathEscape(network)+"/"+url.PathEscape(name), nil, nil)
+}
+
+// Members lists the cluster's live members.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	var out []Member
+	return out, c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, &out)
+}

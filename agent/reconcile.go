@@ -1,0 +1,178 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/kvs"
+)
+
+// routineReconcile follows the networks and endpoints tables and turns
+// every change into a new data-plane table and new DNS records.
+func (a *Agent) routineReconcile(ctx context.Context) {
+	a.log.Debug("reconciler started")
+	defer a.log.Debug("reconciler stopped")
+	snapN, netEvents, cancelN := a.kv.Watch(tableNetworks)
+	defer cancelN()
+	snapE, epEvents, cancelE := a.kv.Watch(tableEndpoints)
+	defer cancelE()
+	a.mu.Lock()
+	for _, e := range snapN {
+		a.applyNetwork(e, false)
+	}
+	for _, e := range snapE {
+		a.applyEndpoint(e, false)
+	}
+	a.mu.Unlock()
+	a.reconcileNow()
+	// Changes come in bursts (a host joining brings all its rows): one
+	// rebuild covers a burst.
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-netEvents:
+			if !ok {
+				return
+			}
+			a.mu.Lock()
+			a.applyNetwork(ev.Entry, ev.Type == kvs.EventDelete)
+			a.mu.Unlock()
+			gap.Reset(5 * time.Millisecond)
+		case ev, ok := <-epEvents:
+			if !ok {
+				return
+			}
+			a.mu.Lock()
+			a.applyEndpoint(ev.Entry, ev.Type == kvs.EventDelete)
+			a.mu.Unlock()
+			gap.Reset(5 * time.Millisecond)
+		case <-a.kick:
+			a.reconcileNow()
+		case <-gap.C:
+			a.reconcileNow()
+		}
+	}
+}
+
+func (a *Agent) applyNetwork(e kvs.Entry, gone bool) {
+	if gone {
+		delete(a.networks, e.Key)
+		return
+	}
+	var n api.Network
+	if err := json.Unmarshal(e.Value, &n); err != nil || n.Name != e.Key {
+		a.log.Warn("ignoring a malformed network row", "key", e.Key, "node", e.Owner)
+		return
+	}
+	a.networks[e.Key] = n
+}
+
+func (a *Agent) applyEndpoint(e kvs.Entry, gone bool) {
+	if _, mine := a.local[e.Key]; mine {
+		return // this host's own endpoints are known from attach
+	}
+	if gone {
+		delete(a.endpoints, e.Key)
+		return
+	}
+	var ep api.Endpoint
+	if err := json.Unmarshal(e.Value, &ep); err != nil || ep.Network+"/"+ep.Name != e.Key || ep.Host != e.Owner {
+		a.log.Warn("ignoring a malformed endpoint row", "key", e.Key, "node", e.Owner)
+		return
+	}
+	a.endpoints[e.Key] = ep
+}
+
+// kickReconcile asks for a rebuild without waiting for it.
+func (a *Agent) kickReconcile() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reconcileNow rebuilds the data-plane table and the DNS records from the
+// networks and endpoints in sight.
+func (a *Agent) reconcileNow() {
+	a.mu.Lock()
+	specs := map[string]*dataplane.NetworkSpec{}
+	var dnsNets []dns.Network
+	for _, n := range a.networks {
+		if n.VNI == 0 {
+			continue
+		}
+		s := &dataplane.NetworkSpec{VNI: n.VNI}
+		if p, err := netip.ParsePrefix(n.Subnet); err == nil {
+			s.Subnets = []netip.Prefix{p}
+		}
+		specs[n.Name] = s
+		scope := dns.ScopeGlobal
+		if n.Scope == "local" {
+			scope = dns.ScopeLocal
+		}
+		dnsNets = append(dnsNets, dns.Network{Name: n.Name, Scope: scope, Internal: n.Internal})
+	}
+	var dnsEps []dns.Endpoint
+	keys := make([]string, 0, len(a.endpoints))
+	for k := range a.endpoints {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ep := a.endpoints[k]
+		s := specs[ep.Network]
+		if s == nil {
+			continue
+		}
+		mac, err := vxlan.ParseMAC(ep.MAC)
+		if err != nil {
+			continue
+		}
+		spec := dataplane.EndpointSpec{MAC: mac}
+		for _, as := range ep.Addresses {
+			if p, err := netip.ParsePrefix(as); err == nil {
+				spec.Addrs = append(spec.Addrs, p.Addr())
+			}
+		}
+		if le, ok := a.local[k]; ok {
+			spec.Port = le.port
+		} else if v, err := netip.ParseAddr(ep.VTEP); err == nil {
+			if v == a.vtep {
+				continue // a stale row of ours from before a restart
+			}
+			spec.VTEP = v
+		} else {
+			continue
+		}
+		s.Endpoints = append(s.Endpoints, spec)
+		dnsEps = append(dnsEps, dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network,
+			Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name})
+	}
+	a.mu.Unlock()
+
+	list := make([]dataplane.NetworkSpec, 0, len(specs))
+	for _, s := range specs {
+		list = append(list, *s)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].VNI < list[j].VNI })
+	if t, err := dataplane.NewTable(list); err != nil {
+		a.log.Error("building the forwarding table", "error", err)
+	} else {
+		a.sw.SetTable(t)
+	}
+	if t, err := dns.NewTable(dnsNets, dnsEps, 0); err != nil {
+		a.log.Error("building the DNS records", "error", err)
+	} else {
+		a.dns.SetRecords(t)
+	}
+}

@@ -1,0 +1,458 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/ipam"
+)
+
+// Drivers this agent implements; the others come with their own issue.
+var (
+	drivers        = map[string]bool{"overlay": true}
+	plannedDrivers = map[string]bool{"nat": true, "transparent": true, "l2bridge": true, "l2tunnel": true}
+)
+
+// apiError builds an API error naming the field.
+func apiError(code, field, format string, args ...any) *api.Error {
+	return &api.Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// fromIPAM turns an ipam error into an API error naming its field.
+func fromIPAM(err error) error {
+	var ie *ipam.Error
+	if !errors.As(err, &ie) {
+		return err
+	}
+	code := api.CodeBadRequest
+	if errors.Is(err, ipam.ErrOverlap) || errors.Is(err, ipam.ErrInUse) || errors.Is(err, ipam.ErrExhausted) {
+		code = api.CodeConflict
+	}
+	field := ie.Field
+	switch {
+	case field == "address":
+		field = "ip"
+	case strings.HasPrefix(field, "aux-address"):
+		field = "aux-address"
+	case strings.HasPrefix(field, "option"):
+		field = "options"
+	}
+	return &api.Error{Code: code, Field: field, Message: err.Error()}
+}
+
+// CreateNetwork creates a network: its subnet claimed cluster-wide, a VNI,
+// and the row every host sees.
+func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
+	if req.Driver == "" {
+		req.Driver = "overlay"
+	}
+	if !ipam.ValidNetworkName(req.Name) {
+		return api.Network{}, apiError(api.CodeBadRequest, "name", "network name %q: want 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", req.Name)
+	}
+	if !drivers[req.Driver] {
+		if plannedDrivers[req.Driver] {
+			return api.Network{}, apiError(api.CodeBadRequest, "driver", "driver %q is not available yet on this agent; use overlay", req.Driver)
+		}
+		return api.Network{}, apiError(api.CodeBadRequest, "driver", "unknown driver %q: want overlay, nat, transparent, l2bridge or l2tunnel", req.Driver)
+	}
+	opts, err := ipam.ParseOptions(req.Name, req.Options)
+	if err != nil {
+		return api.Network{}, fromIPAM(err)
+	}
+	if _, ok := a.network(req.Name); ok {
+		return api.Network{}, apiError(api.CodeConflict, "name", "network %q exists", req.Name)
+	}
+	pc := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: req.AuxAddresses}
+	subnet, err := a.ipam.CreateNetwork(ctx, req.Name, pc, opts.BlockSize)
+	if err != nil {
+		return api.Network{}, fromIPAM(err)
+	}
+	pool, err := ipam.NewPool(req.Name, ipam.PoolConfig{Subnet: subnet.String(), IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: req.AuxAddresses})
+	if err != nil {
+		return api.Network{}, fromIPAM(err)
+	}
+	n := api.Network{Name: req.Name, Driver: req.Driver, Scope: "global", VNI: a.pickVNI(req.Name), Subnet: subnet.String(),
+		Gateway: pool.Gateway.String(), IPRange: req.IPRange, Internal: req.Internal, Options: req.Options,
+		Creator: a.cfg.Name, Created: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := a.putRow(tableNetworks, n.Name, n); err != nil {
+		return api.Network{}, err
+	}
+	a.log.Info("network created", "network", n.Name, "vni", n.VNI, "subnet", n.Subnet)
+	return n, nil
+}
+
+// pickVNI hashes the name into 4096-16777215 (HNS takes 4096 and up),
+// stepping past VNIs of networks in sight.
+func (a *Agent) pickVNI(name string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	const lo, span = 4096, 1<<24 - 4096
+	v := lo + h.Sum32()%span
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	used := map[uint32]bool{}
+	for _, n := range a.networks {
+		used[n.VNI] = true
+	}
+	for used[v] {
+		v = lo + (v-lo+1)%span
+	}
+	return v
+}
+
+// RemoveNetwork removes a network this host created and no endpoint uses.
+func (a *Agent) RemoveNetwork(name string) error {
+	n, ok := a.network(name)
+	if !ok {
+		return apiError(api.CodeNotFound, "name", "no network %q", name)
+	}
+	if n.Creator != a.cfg.Name {
+		return apiError(api.CodeConflict, "name", "network %q was created by host %s: remove it there", name, n.Creator)
+	}
+	var users []string
+	a.mu.Lock()
+	for _, e := range a.endpoints {
+		if e.Network == name {
+			users = append(users, e.Name+" on "+e.Host)
+		}
+	}
+	a.mu.Unlock()
+	if len(users) > 0 {
+		sort.Strings(users)
+		return apiError(api.CodeConflict, "name", "network %q has endpoints: %s", name, strings.Join(users, ", "))
+	}
+	if err := a.kv.Delete(tableNetworks, name); err != nil {
+		return err
+	}
+	if err := a.ipam.DeleteNetwork(name); err != nil {
+		a.log.Warn("ipam: deleting network", "network", name, "error", err)
+	}
+	a.log.Info("network removed", "network", name)
+	return nil
+}
+
+func (a *Agent) network(name string) (api.Network, bool) {
+	e, ok := a.kv.Get(tableNetworks, name)
+	if !ok {
+		return api.Network{}, false
+	}
+	var n api.Network
+	if json.Unmarshal(e.Value, &n) != nil {
+		return api.Network{}, false
+	}
+	return n, true
+}
+
+// Networks lists every network.
+func (a *Agent) Networks() []api.Network {
+	var out []api.Network
+	for _, e := range a.kv.List(tableNetworks) {
+		var n api.Network
+		if json.Unmarshal(e.Value, &n) == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Endpoints lists every host's endpoints.
+func (a *Agent) Endpoints() []api.Endpoint {
+	var out []api.Endpoint
+	for _, e := range a.kv.List(tableEndpoints) {
+		var ep api.Endpoint
+		if json.Unmarshal(e.Value, &ep) == nil {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+// netnsPath turns a namespace name or path into a path.
+func netnsPath(ns string) string {
+	if strings.ContainsRune(ns, '/') {
+		return ns
+	}
+	return "/var/run/netns/" + ns
+}
+
+// CreateEndpoint attaches a namespace of this host to a network.
+func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api.Endpoint, error) {
+	n, ok := a.network(req.Network)
+	if !ok {
+		return api.Endpoint{}, apiError(api.CodeNotFound, "network", "no network %q", req.Network)
+	}
+	if !validEndpointName(req.Name) {
+		return api.Endpoint{}, apiError(api.CodeBadRequest, "name", "endpoint name %q: want 1-63 letters, digits or '-', starting with a letter or digit (it is a DNS name)", req.Name)
+	}
+	for _, al := range req.Aliases {
+		if !validEndpointName(al) {
+			return api.Endpoint{}, apiError(api.CodeBadRequest, "alias", "alias %q: want 1-63 letters, digits or '-'", al)
+		}
+	}
+	if req.Service != "" && !validEndpointName(req.Service) {
+		return api.Endpoint{}, apiError(api.CodeBadRequest, "service", "service %q: want 1-63 letters, digits or '-'", req.Service)
+	}
+	if req.Netns == "" {
+		return api.Endpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required: the container's network namespace (a name from `ip netns`, or a path such as /proc/PID/ns/net)")
+	}
+	path := netnsPath(req.Netns)
+	if _, err := os.Stat(path); err != nil {
+		return api.Endpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q: %v", req.Netns, err)
+	}
+	if req.Ifname == "" {
+		req.Ifname = "eth0"
+	}
+	if len(req.Ifname) > tun.MaxNameLen {
+		return api.Endpoint{}, apiError(api.CodeBadRequest, "ifname", "ifname %q is longer than %d characters", req.Ifname, tun.MaxNameLen)
+	}
+	key := req.Network + "/" + req.Name
+	if _, exists := a.kv.Get(tableEndpoints, key); exists {
+		return api.Endpoint{}, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", req.Name, req.Network)
+	}
+	subnet, err := netip.ParsePrefix(n.Subnet)
+	if err != nil {
+		return api.Endpoint{}, fmt.Errorf("network %q has a bad subnet %q", n.Name, n.Subnet)
+	}
+	var addr netip.Addr
+	if req.IP != "" {
+		if addr, err = netip.ParseAddr(req.IP); err != nil {
+			return api.Endpoint{}, apiError(api.CodeBadRequest, "ip", "ip %q is not an IP address", req.IP)
+		}
+		if err := a.ipam.AllocateStatic(n.Name, addr); err != nil {
+			return api.Endpoint{}, fromIPAM(err)
+		}
+	} else {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		addr, err = a.ipam.Allocate(actx, n.Name)
+		cancel()
+		if err != nil {
+			return api.Endpoint{}, fromIPAM(err)
+		}
+	}
+	ep := api.Endpoint{Name: req.Name, Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep.String(), MAC: StableMAC(addr).String(),
+		Addresses: []string{netip.PrefixFrom(addr, subnet.Bits()).String()}, Aliases: req.Aliases, Service: req.Service,
+		Netns: req.Netns, Ifname: req.Ifname}
+	if err := a.attach(ep); err != nil {
+		a.ipam.Release(n.Name, addr)
+		return api.Endpoint{}, apiError(api.CodeBadRequest, "netns", "attaching to %q: %v", req.Netns, err)
+	}
+	if err := a.putRow(tableEndpoints, key, ep); err != nil {
+		a.detach(key)
+		a.ipam.Release(n.Name, addr)
+		return api.Endpoint{}, err
+	}
+	if err := a.store.update(func(st *localState) { st.Endpoints = append(st.Endpoints, ep) }); err != nil {
+		a.log.Error("saving state", "error", err)
+	}
+	a.persist()
+	a.log.Info("endpoint created", "network", n.Name, "endpoint", ep.Name, "address", ep.Addresses[0], "netns", ep.Netns)
+	return ep, nil
+}
+
+// attach creates the endpoint's TUN device in its namespace, its port on
+// the switch, and its DNS listener.
+func (a *Agent) attach(ep api.Endpoint) error {
+	var prefixes []netip.Prefix
+	for _, s := range ep.Addresses {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return err
+		}
+		prefixes = append(prefixes, p)
+	}
+	path := netnsPath(ep.Netns)
+	dev, err := tun.Create(tun.Config{Name: ep.Ifname, Netns: path, MTU: a.cfg.MTU, Addresses: prefixes})
+	if err != nil {
+		return err
+	}
+	key := ep.Network + "/" + ep.Name
+	port, err := a.sw.AddPort(key, dev)
+	if err != nil {
+		dev.Close()
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.local[key] = &localEndpoint{rec: ep, port: port, ns: path}
+	a.endpoints[key] = ep
+	r := a.netns[path]
+	if r == nil {
+		conns, err := dns.ListenNetns(path, dns.ContainerAddr)
+		if err != nil {
+			a.log.Warn("no DNS in the container's namespace", "netns", ep.Netns, "error", err)
+		} else if l, err := a.dns.Serve(conns, dns.View{}); err != nil {
+			a.log.Warn("no DNS in the container's namespace", "netns", ep.Netns, "error", err)
+		} else {
+			r = &nsResolver{l: l, networks: map[string]int{}}
+			a.netns[path] = r
+		}
+	}
+	if r != nil {
+		r.networks[ep.Network]++
+		r.l.SetView(dns.View{Networks: sortedNames(r.networks)})
+	}
+	if !strings.ContainsRune(ep.Netns, '/') {
+		if err := dns.WriteResolvConf(dns.NetnsResolvConfPath(ep.Netns), nil); err != nil {
+			a.log.Warn("writing the container's resolv.conf", "netns", ep.Netns, "error", err)
+		}
+	}
+	a.kickReconcile()
+	return nil
+}
+
+// detach undoes attach: the table first, so no loop writes to the port.
+func (a *Agent) detach(key string) {
+	a.mu.Lock()
+	le := a.local[key]
+	delete(a.local, key)
+	delete(a.endpoints, key)
+	if le != nil {
+		if r := a.netns[le.ns]; r != nil {
+			if r.networks[le.rec.Network]--; r.networks[le.rec.Network] <= 0 {
+				delete(r.networks, le.rec.Network)
+			}
+			if len(r.networks) == 0 {
+				r.l.Close()
+				delete(a.netns, le.ns)
+			} else {
+				r.l.SetView(dns.View{Networks: sortedNames(r.networks)})
+			}
+		}
+	}
+	a.mu.Unlock()
+	a.reconcileNow()
+	if le != nil {
+		a.sw.RemovePort(le.port)
+	}
+}
+
+// RemoveEndpoint detaches an endpoint of this host and releases its
+// address.
+func (a *Agent) RemoveEndpoint(network, name string) error {
+	key := network + "/" + name
+	a.mu.Lock()
+	le, ok := a.local[key]
+	a.mu.Unlock()
+	if !ok {
+		if e, exists := a.kv.Get(tableEndpoints, key); exists {
+			return apiError(api.CodeConflict, "name", "endpoint %q on network %q lives on host %s: remove it there", name, network, e.Owner)
+		}
+		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q", name, network)
+	}
+	a.detach(key)
+	if err := a.kv.Delete(tableEndpoints, key); err != nil {
+		a.log.Warn("deleting endpoint row", "endpoint", key, "error", err)
+	}
+	for _, s := range le.rec.Addresses {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			if err := a.ipam.Release(network, p.Addr()); err != nil {
+				a.log.Warn("releasing address", "endpoint", key, "error", err)
+			}
+		}
+	}
+	a.store.update(func(st *localState) {
+		for i, e := range st.Endpoints {
+			if e.Network == network && e.Name == name {
+				st.Endpoints = append(st.Endpoints[:i], st.Endpoints[i+1:]...)
+				break
+			}
+		}
+	})
+	a.persist()
+	a.log.Info("endpoint removed", "network", network, "endpoint", name)
+	return nil
+}
+
+// restoreEndpoints brings back this host's endpoints after a restart, in
+// the same namespaces with the same addresses and MACs. An endpoint whose
+// namespace is gone is removed and its address released.
+func (a *Agent) restoreEndpoints() {
+	for _, ep := range a.store.snapshot().Endpoints {
+		key := ep.Network + "/" + ep.Name
+		if _, err := os.Stat(netnsPath(ep.Netns)); err != nil {
+			a.log.Warn("endpoint's namespace is gone; removing it", "endpoint", key, "netns", ep.Netns)
+			a.local[key] = &localEndpoint{rec: ep} // so RemoveEndpoint finds it
+			a.removeGone(key, ep)
+			continue
+		}
+		if err := a.attach(ep); err != nil {
+			a.log.Error("restoring endpoint", "endpoint", key, "error", err)
+			continue
+		}
+		a.log.Info("endpoint restored", "endpoint", key, "address", strings.Join(ep.Addresses, ","))
+	}
+}
+
+func (a *Agent) removeGone(key string, ep api.Endpoint) {
+	a.mu.Lock()
+	delete(a.local, key)
+	a.mu.Unlock()
+	a.kv.Delete(tableEndpoints, key)
+	for _, s := range ep.Addresses {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			a.ipam.Release(ep.Network, p.Addr())
+		}
+	}
+	a.store.update(func(st *localState) {
+		for i, e := range st.Endpoints {
+			if e.Network == ep.Network && e.Name == ep.Name {
+				st.Endpoints = append(st.Endpoints[:i], st.Endpoints[i+1:]...)
+				break
+			}
+		}
+	})
+}
+
+// Members lists the live members.
+func (a *Agent) Members() []api.Member {
+	var out []api.Member
+	for _, m := range a.kv.Node().Members() {
+		out = append(out, api.Member{Name: m.Name, Addr: m.Addr, VTEP: m.Meta.VTEP, Version: m.Meta.Version, Self: m.Name == a.cfg.Name})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (a *Agent) putRow(table, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = a.kv.Put(table, key, b)
+	return err
+}
+
+func validEndpointName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func sortedNames(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

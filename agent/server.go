@@ -1,0 +1,165 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/vxnet/vxnet/agent/api"
+)
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// serveAPI serves the API on a unix socket readable by root only.
+func (a *Agent) serveAPI(path string) (stop func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("api-socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("api-socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api-socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("api-socket %s: %w", path, err)
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return func() {
+		srv.Close()
+		os.Remove(path)
+	}, nil
+}
+
+// Handler is the API's HTTP handler.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/networks", func(w http.ResponseWriter, r *http.Request) {
+		ns := a.Networks()
+		sort.Slice(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
+		writeJSON(w, http.StatusOK, nonNil(ns))
+	})
+	mux.HandleFunc("POST /v1/networks", func(w http.ResponseWriter, r *http.Request) {
+		var req api.NetworkCreate
+		if !readJSON(w, r, &req) {
+			return
+		}
+		n, err := a.CreateNetwork(r.Context(), req)
+		reply(w, http.StatusCreated, n, err)
+	})
+	mux.HandleFunc("GET /v1/networks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		n, ok := a.network(r.PathValue("name"))
+		if !ok {
+			writeError(w, apiError(api.CodeNotFound, "name", "no network %q", r.PathValue("name")))
+			return
+		}
+		writeJSON(w, http.StatusOK, n)
+	})
+	mux.HandleFunc("DELETE /v1/networks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusNoContent, nil, a.RemoveNetwork(r.PathValue("name")))
+	})
+	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
+		eps := a.Endpoints()
+		sort.Slice(eps, func(i, j int) bool {
+			if eps[i].Network != eps[j].Network {
+				return eps[i].Network < eps[j].Network
+			}
+			return eps[i].Name < eps[j].Name
+		})
+		writeJSON(w, http.StatusOK, nonNil(eps))
+	})
+	mux.HandleFunc("POST /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
+		var req api.EndpointCreate
+		if !readJSON(w, r, &req) {
+			return
+		}
+		ep, err := a.CreateEndpoint(r.Context(), req)
+		reply(w, http.StatusCreated, ep, err)
+	})
+	mux.HandleFunc("DELETE /v1/endpoints/{network}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusNoContent, nil, a.RemoveEndpoint(r.PathValue("network"), r.PathValue("name")))
+	})
+	mux.HandleFunc("GET /v1/cluster/members", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, nonNil(a.Members()))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, apiError(api.CodeNotFound, "path", "no API resource %s %s (see `go doc github.com/vxnet/vxnet/agent/api`)", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// readJSON decodes a request body strictly: unknown fields and trailing
+// data are errors naming what is wrong.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		field := ""
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			field = te.Field
+		}
+		writeError(w, &api.Error{Code: api.CodeBadRequest, Field: field, Message: "bad request body: " + err.Error()})
+		return false
+	}
+	if dec.More() {
+		writeError(w, &api.Error{Code: api.CodeBadRequest, Message: "bad request body: more than one JSON value"})
+		return false
+	}
+	return true
+}
+
+func reply(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var e *api.Error
+	if !errors.As(err, &e) {
+		e = &api.Error{Code: api.CodeInternal, Message: err.Error()}
+	}
+	status := http.StatusInternalServerError
+	switch e.Code {
+	case api.CodeBadRequest:
+		status = http.StatusBadRequest
+	case api.CodeNotFound:
+		status = http.StatusNotFound
+	case api.CodeConflict:
+		status = http.StatusConflict
+	}
+	writeJSON(w, status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

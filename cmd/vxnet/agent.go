@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/vxnet/vxnet/agent"
+	"github.com/vxnet/vxnet/agent/api"
+)
+
+const agentUsage = `Usage: vxnet agent --advertise-addr IP [--join HOST:PORT,...] [flags]
+
+Runs this host's vxnet agent in the foreground: it joins the cluster (gossip
+on IP:7946), replicates the tables of networks, endpoints and address blocks,
+runs the VXLAN switch (IP:4789) and the embedded DNS server, and serves the
+API on a unix socket for the vxnet CLI. One agent per host; needs root.
+
+SIGTERM or SIGINT leaves the cluster gracefully (other hosts drop this host's
+endpoints at once). After kill -9 and a restart with the same --data-dir, the
+host's endpoints come back in the same namespaces with the same addresses.
+
+Example:
+  vxnet agent --advertise-addr 198.18.0.1
+  vxnet agent --advertise-addr 198.18.0.2 --join 198.18.0.1:7946
+
+Flags:
+`
+
+func cmdAgent(std stdio, args []string) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(std.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), agentUsage)
+		fs.PrintDefaults()
+	}
+	var cfg agent.Config
+	fs.StringVar(&cfg.Name, "name", "", "this host's `NAME` in the cluster (default: the hostname)")
+	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "this host's underlay `IP`: gossip and VXLAN bind to it (required)")
+	join := fs.String("join", "", "`HOST:PORT` of agents to join, comma-separated (none: start a cluster)")
+	fs.IntVar(&cfg.GossipPort, "gossip-port", 7946, "gossip `PORT` (TCP and UDP)")
+	fs.IntVar(&cfg.VXLANPort, "vxlan-port", 4789, "VXLAN UDP `PORT`, the same on every host")
+	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/vxnet", "`DIR` for this host's own state (endpoints, leases, clock)")
+	fs.StringVar(&cfg.APISocket, "api-socket", api.DefaultSocket, "unix socket `PATH` of the API (mode 0600)")
+	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host (also VXNET_GOSSIP_KEY)")
+	fs.IntVar(&cfg.MTU, "mtu", 1450, "endpoint `MTU` (underlay MTU minus 50)")
+	fs.StringVar(&cfg.Profile, "profile", "lan", "gossip timings: `lan` or fast (small clusters: failures seen in about a second)")
+	upstreams := fs.String("dns-upstream", "", "DNS servers for names vxnet does not own, `IP[:PORT],...` (default: the host's resolv.conf; \"none\": answer SERVFAIL)")
+	metrics := fs.String("metrics-addr", "", "serve Prometheus metrics on `ADDR` (not available yet)")
+	level := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(std.stderr, "vxnet agent: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *join != "" {
+		cfg.Join = strings.Split(*join, ",")
+	}
+	if cfg.GossipKey == "" {
+		cfg.GossipKey = os.Getenv("VXNET_GOSSIP_KEY")
+	}
+	if *metrics != "" {
+		fmt.Fprintln(std.stderr, "vxnet agent: --metrics-addr is not available in this version")
+		return 2
+	}
+	switch *upstreams {
+	case "":
+	case "none":
+		cfg.DNSUpstreams = []netip.AddrPort{}
+	default:
+		for _, s := range strings.Split(*upstreams, ",") {
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil {
+				a, aerr := netip.ParseAddr(s)
+				if aerr != nil {
+					fmt.Fprintf(std.stderr, "vxnet agent: --dns-upstream %q: want IP or IP:PORT\n", s)
+					return 2
+				}
+				ap = netip.AddrPortFrom(a, 53)
+			}
+			cfg.DNSUpstreams = append(cfg.DNSUpstreams, ap)
+		}
+	}
+	if cfg.AdvertiseAddr == "" {
+		fmt.Fprintln(std.stderr, "vxnet agent: --advertise-addr IP is required (see vxnet agent --help)")
+		return 2
+	}
+	log, err := newLogger(std, *level)
+	if err != nil {
+		fmt.Fprintf(std.stderr, "vxnet agent: %v\n", err)
+		return 2
+	}
+	cfg.Logger, cfg.Version = log, version
+	a, err := agent.New(cfg)
+	if err != nil {
+		fmt.Fprintf(std.stderr, "vxnet agent: %v\n", err)
+		var ce *agent.ConfigError
+		if errors.As(err, &ce) {
+			return 2
+		}
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintf(std.stderr, "vxnet agent: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,429 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vxnet/vxnet/agent/api"
+)
+
+// socketPath is the API socket the client commands use: --socket, else
+// VXNET_SOCKET, else the default.
+var socketPath = api.DefaultSocket
+
+// multiFlag collects a repeated flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func client() *api.Client { return api.NewClient(socketPath) }
+
+func ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 2*time.Minute)
+}
+
+// fail prints an API or connection error and returns the exit code: 1.
+func fail(std stdio, cmd string, err error) int {
+	var e *api.Error
+	if errors.As(err, &e) && e.Field != "" {
+		fmt.Fprintf(std.stderr, "vxnet %s: %s (field %s)\n", cmd, e.Message, e.Field)
+	} else {
+		fmt.Fprintf(std.stderr, "vxnet %s: %v\n", cmd, err)
+	}
+	return 1
+}
+
+func newFlags(std stdio, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(std.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags; interspersed positional arguments are allowed
+// (`network create NAME --subnet X`, as Docker's CLI).
+func parse(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil, 0, false
+			}
+			return nil, 2, false
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, 0, true
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func printJSON(std stdio, v any) int {
+	enc := json.NewEncoder(std.stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+	return 0
+}
+
+func checkFormat(std stdio, cmd, format string) bool {
+	if format != "table" && format != "json" {
+		fmt.Fprintf(std.stderr, "vxnet %s: --format %q: want table or json\n", cmd, format)
+		return false
+	}
+	return true
+}
+
+const networkUsage = `Usage: vxnet network COMMAND
+
+Commands:
+  create   create a network:  vxnet network create [-d overlay] [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal] [-o KEY=VALUE] NAME
+  ls       list networks
+  inspect  show one network as JSON
+  rm       remove a network (on the host that created it, once it has no endpoint)
+`
+
+func cmdNetwork(std stdio, args []string) int {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprint(std.stdout, networkUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	switch args[0] {
+	case "create":
+		return cmdNetworkCreate(std, args[1:])
+	case "ls", "list":
+		return cmdNetworkLs(std, args[1:])
+	case "inspect":
+		return cmdNetworkInspect(std, args[1:])
+	case "rm", "remove":
+		return cmdNetworkRm(std, args[1:])
+	}
+	fmt.Fprintf(std.stderr, "vxnet network: unknown command %q\n\n%s", args[0], networkUsage)
+	return 2
+}
+
+const networkCreateUsage = `Usage: vxnet network create [flags] NAME
+
+Creates a network every host of the cluster sees. Without --subnet it gets the
+next free /24 of 10.0.0.0/8; subnets never overlap across the cluster. Each
+host hands out addresses from blocks of the subnet it holds.
+
+Example:
+  vxnet network create -d overlay --subnet 10.0.9.0/24 web
+
+Flags:
+`
+
+func cmdNetworkCreate(std stdio, args []string) int {
+	fs := newFlags(std, "network create", networkCreateUsage)
+	var req api.NetworkCreate
+	fs.StringVar(&req.Driver, "d", "overlay", "`DRIVER`: overlay (nat, transparent, l2bridge, l2tunnel to come)")
+	fs.StringVar(&req.Driver, "driver", "overlay", "same as -d")
+	fs.StringVar(&req.Subnet, "subnet", "", "`CIDR` of the network (default: from the default address pools)")
+	fs.StringVar(&req.Gateway, "gateway", "", "gateway `IP`, never handed out (default: the subnet's first address)")
+	fs.StringVar(&req.IPRange, "ip-range", "", "hand out addresses only from this sub-`CIDR`")
+	fs.BoolVar(&req.Internal, "internal", false, "no outside connectivity: DNS never forwards")
+	var aux, opts multiFlag
+	fs.Var(&aux, "aux-address", "reserve an address: `NAME=IP` (repeatable)")
+	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable): block-size=PREFIXLEN")
+	fs.Var(&opts, "opt", "same as -o")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(std.stderr, "vxnet network create: want exactly one NAME (see --help)")
+		return 2
+	}
+	req.Name = pos[0]
+	for _, a := range aux {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" || v == "" {
+			fmt.Fprintf(std.stderr, "vxnet network create: --aux-address %q: want NAME=IP\n", a)
+			return 2
+		}
+		if req.AuxAddresses == nil {
+			req.AuxAddresses = map[string]string{}
+		}
+		req.AuxAddresses[k] = v
+	}
+	for _, o := range opts {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok || k == "" {
+			fmt.Fprintf(std.stderr, "vxnet network create: -o %q: want KEY=VALUE\n", o)
+			return 2
+		}
+		if req.Options == nil {
+			req.Options = map[string]string{}
+		}
+		req.Options[k] = v
+	}
+	c, cancel := ctx()
+	defer cancel()
+	n, err := client().CreateNetwork(c, req)
+	if err != nil {
+		return fail(std, "network create", err)
+	}
+	fmt.Fprintf(std.stdout, "%s\t%s\tvni %d\n", n.Name, n.Subnet, n.VNI)
+	return 0
+}
+
+func cmdNetworkLs(std stdio, args []string) int {
+	fs := newFlags(std, "network ls", "Usage: vxnet network ls [--format table|json]\n\nFlags:\n")
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	if _, code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if !checkFormat(std, "network ls", *format) {
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	ns, err := client().Networks(c)
+	if err != nil {
+		return fail(std, "network ls", err)
+	}
+	if *format == "json" {
+		return printJSON(std, ns)
+	}
+	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tDRIVER\tSCOPE\tSUBNET\tVNI\tCREATED BY")
+	for _, n := range ns {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.Driver, n.Scope, n.Subnet, n.VNI, n.Creator)
+	}
+	tw.Flush()
+	return 0
+}
+
+func cmdNetworkInspect(std stdio, args []string) int {
+	fs := newFlags(std, "network inspect", "Usage: vxnet network inspect NAME...\n")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		fmt.Fprintln(std.stderr, "vxnet network inspect: want a NAME")
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	var out []api.Network
+	for _, name := range pos {
+		n, err := client().Network(c, name)
+		if err != nil {
+			return fail(std, "network inspect", err)
+		}
+		out = append(out, n)
+	}
+	return printJSON(std, out)
+}
+
+func cmdNetworkRm(std stdio, args []string) int {
+	fs := newFlags(std, "network rm", "Usage: vxnet network rm NAME...\n")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		fmt.Fprintln(std.stderr, "vxnet network rm: want a NAME")
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	for _, name := range pos {
+		if err := client().RemoveNetwork(c, name); err != nil {
+			return fail(std, "network rm", err)
+		}
+		fmt.Fprintln(std.stdout, name)
+	}
+	return 0
+}
+
+const endpointUsage = `Usage: vxnet endpoint COMMAND
+
+Commands:
+  create   attach a network namespace of this host to a network:
+           vxnet endpoint create --network NET --name NAME --netns NS [--ip IP] [--alias A] [--service S]
+  ls       list the endpoints of every host
+  rm       detach an endpoint of this host: vxnet endpoint rm --network NET NAME
+`
+
+func cmdEndpoint(std stdio, args []string) int {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprint(std.stdout, endpointUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	switch args[0] {
+	case "create":
+		return cmdEndpointCreate(std, args[1:])
+	case "ls", "list":
+		return cmdEndpointLs(std, args[1:])
+	case "rm", "remove":
+		return cmdEndpointRm(std, args[1:])
+	}
+	fmt.Fprintf(std.stderr, "vxnet endpoint: unknown command %q\n\n%s", args[0], endpointUsage)
+	return 2
+}
+
+const endpointCreateUsage = `Usage: vxnet endpoint create --network NET --name NAME --netns NS [flags]
+
+Attaches a container's network namespace to a network: a TUN device (eth0 by
+default) appears in it with the endpoint's address and MTU, and the
+namespace's resolver points at vxnet's DNS on 127.0.0.11, where NAME, its
+aliases and its service resolve from every container on the network.
+
+Example:
+  ip netns add c1
+  vxnet endpoint create --network web --name api --netns c1
+
+Flags:
+`
+
+func cmdEndpointCreate(std stdio, args []string) int {
+	fs := newFlags(std, "endpoint create", endpointCreateUsage)
+	var req api.EndpointCreate
+	fs.StringVar(&req.Network, "network", "", "`NETWORK` to attach to (required)")
+	fs.StringVar(&req.Name, "name", "", "endpoint `NAME`, resolvable in DNS (required)")
+	fs.StringVar(&req.Netns, "netns", "", "the container's network namespace: a `NAME` from `ip netns`, or a path like /proc/PID/ns/net (required)")
+	fs.StringVar(&req.Ifname, "ifname", "", "interface `NAME` in the namespace (default eth0)")
+	fs.StringVar(&req.IP, "ip", "", "a static `IP` instead of the next free one")
+	fs.StringVar(&req.Service, "service", "", "`SERVICE` this endpoint belongs to (round-robin name, tasks.SERVICE)")
+	var aliases multiFlag
+	fs.Var(&aliases, "alias", "another DNS `NAME` (repeatable)")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(std.stderr, "vxnet endpoint create: unexpected argument %q (the name goes in --name)\n", pos[0])
+		return 2
+	}
+	for _, f := range []struct{ flag, v string }{{"--network", req.Network}, {"--name", req.Name}, {"--netns", req.Netns}} {
+		if f.v == "" {
+			fmt.Fprintf(std.stderr, "vxnet endpoint create: %s is required (see --help)\n", f.flag)
+			return 2
+		}
+	}
+	req.Aliases = aliases
+	c, cancel := ctx()
+	defer cancel()
+	ep, err := client().CreateEndpoint(c, req)
+	if err != nil {
+		return fail(std, "endpoint create", err)
+	}
+	fmt.Fprintf(std.stdout, "%s\t%s\t%s\t%s\n", ep.Name, ep.Network, strings.Join(ep.Addresses, ","), ep.MAC)
+	return 0
+}
+
+func cmdEndpointLs(std stdio, args []string) int {
+	fs := newFlags(std, "endpoint ls", "Usage: vxnet endpoint ls [--network NET] [--format table|json]\n\nFlags:\n")
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	network := fs.String("network", "", "only this `NETWORK`")
+	if _, code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if !checkFormat(std, "endpoint ls", *format) {
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	eps, err := client().Endpoints(c)
+	if err != nil {
+		return fail(std, "endpoint ls", err)
+	}
+	out := eps[:0]
+	for _, e := range eps {
+		if *network == "" || e.Network == *network {
+			out = append(out, e)
+		}
+	}
+	if *format == "json" {
+		return printJSON(std, out)
+	}
+	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tNETWORK\tHOST\tADDRESS\tMAC\tALIASES")
+	for _, e := range out {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Network, e.Host, strings.Join(e.Addresses, ","), e.MAC, strings.Join(e.Aliases, ","))
+	}
+	tw.Flush()
+	return 0
+}
+
+func cmdEndpointRm(std stdio, args []string) int {
+	fs := newFlags(std, "endpoint rm", "Usage: vxnet endpoint rm --network NET NAME...\n\nFlags:\n")
+	network := fs.String("network", "", "the endpoints' `NETWORK` (required)")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if *network == "" || len(pos) == 0 {
+		fmt.Fprintln(std.stderr, "vxnet endpoint rm: want --network NET and a NAME")
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	for _, name := range pos {
+		if err := client().RemoveEndpoint(c, *network, name); err != nil {
+			return fail(std, "endpoint rm", err)
+		}
+		fmt.Fprintln(std.stdout, name)
+	}
+	return 0
+}
+
+func cmdCluster(std stdio, args []string) int {
+	if len(args) == 0 || args[0] != "members" {
+		fmt.Fprint(std.stderr, "Usage: vxnet cluster members [--format table|json]\n")
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			return 0
+		}
+		return 2
+	}
+	fs := newFlags(std, "cluster members", "Usage: vxnet cluster members [--format table|json]\n\nFlags:\n")
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	if _, code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	if !checkFormat(std, "cluster members", *format) {
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	ms, err := client().Members(c)
+	if err != nil {
+		return fail(std, "cluster members", err)
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
+	if *format == "json" {
+		return printJSON(std, ms)
+	}
+	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tGOSSIP\tVTEP\tVERSION\t")
+	for _, m := range ms {
+		self := ""
+		if m.Self {
+			self = "(this host)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.VTEP, m.Version, self)
+	}
+	tw.Flush()
+	return 0
+}
