@@ -50,6 +50,9 @@ type Config struct {
 	APISocket string
 	// MTU of endpoints. Default 1450.
 	MTU int
+	// MetricsAddr, host:port, serves Prometheus metrics at /metrics;
+	// empty serves none.
+	MetricsAddr string
 	// Profile: "lan" (default) or "fast" (small clusters, tests: failures
 	// seen in about a second).
 	Profile string
@@ -270,6 +273,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopAPI()
+	if a.cfg.MetricsAddr != "" {
+		stopMetrics, err := a.serveMetrics(a.cfg.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	a.log.Info("agent running", "node", a.cfg.Name, "underlayAddr", a.vtep.String(), "apiSocket", a.cfg.APISocket)
 
 	select {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,7 +66,8 @@ func (c *cluster) start(name, join string) {
 		t.Fatal(err)
 	}
 	args := []string{"netns", "exec", h.ns, vxnetBin, "agent", "--name", name, "--advertise-addr", h.addr,
-		"--data-dir", h.data, "--api-socket", h.sock, "--profile", "fast", "--dns-upstream", "none", "--log-level", "debug"}
+		"--data-dir", h.data, "--api-socket", h.sock, "--profile", "fast", "--dns-upstream", "none", "--log-level", "debug",
+		"--metrics-addr", h.addr + ":9464"}
 	if join != "" {
 		args = append(args, "--join", join)
 	}
@@ -227,6 +229,20 @@ func TestAgent_threeHosts(t *testing.T) {
 		}
 	}
 	transfer(t, cns["c1"], cns["c3"], addrOf(t, eps["c3"]), 20<<20)
+
+	// Prometheus metrics of h1 show the traffic, the members, the DNS
+	// queries.
+	metrics := l.in(c.hosts["h1"].ns, "curl", "-sf", "http://"+c.hosts["h1"].addr+":9464/metrics")
+	for _, re := range []string{
+		`vxnet_dataplane_packets_total{direction="underlay_tx"} [1-9]`,
+		`vxnet_gossip_members 3`,
+		`vxnet_endpoints{where="remote"} 2`,
+		`vxnet_dns_queries_total{result="answered"} [1-9]`,
+	} {
+		if !regexp.MustCompile(regexp.QuoteMeta(re[:strings.IndexByte(re, ' ')]) + re[strings.IndexByte(re, ' '):]).MatchString(metrics) {
+			t.Errorf("metrics lack %s:\n%s", re, metrics)
+		}
+	}
 
 	// kill -9 h2's agent and restart it: c2 comes back with its address
 	// and MAC, and a new endpoint gets an address no one holds.

@@ -52,7 +52,7 @@ func cmdAgent(std stdio, args []string) int {
 	fs.IntVar(&cfg.MTU, "mtu", 1450, "endpoint `MTU` (underlay MTU minus 50)")
 	fs.StringVar(&cfg.Profile, "profile", "lan", "gossip timings: `lan` or fast (small clusters: failures seen in about a second)")
 	upstreams := fs.String("dns-upstream", "", "DNS servers for names vxnet does not own, `IP[:PORT],...` (default: the host's resolv.conf; \"none\": answer SERVFAIL)")
-	metrics := fs.String("metrics-addr", "", "serve Prometheus metrics on `ADDR` (not available yet)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (packets, drops by reason, members, table sizes, DNS queries by result)")
 	level := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -69,10 +69,6 @@ func cmdAgent(std stdio, args []string) int {
 	}
 	if cfg.GossipKey == "" {
 		cfg.GossipKey = os.Getenv("VXNET_GOSSIP_KEY")
-	}
-	if *metrics != "" {
-		fmt.Fprintln(std.stderr, "vxnet agent: --metrics-addr is not available in this version")
-		return 2
 	}
 	switch *upstreams {
 	case "":

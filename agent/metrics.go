@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics is a Prometheus collector that reads the agent's counters at
+// scrape time: nothing is counted twice and the hot path is untouched.
+type metrics struct {
+	a *Agent
+
+	packets, bytes, drops, flooded, neighbor *prometheus.Desc
+	members, rows, endpoints, dnsQueries     *prometheus.Desc
+}
+
+func newMetrics(a *Agent) *metrics {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("vxnet_"+name, help, labels, nil)
+	}
+	return &metrics{a: a,
+		packets:    d("dataplane_packets_total", "Packets through the switch, by direction (port_rx, port_tx, underlay_rx, underlay_tx).", "direction"),
+		bytes:      d("dataplane_underlay_bytes_total", "VXLAN UDP payload bytes, by direction (rx, tx).", "direction"),
+		drops:      d("dataplane_drops_total", "Packets dropped by the switch, by reason.", "reason"),
+		flooded:    d("dataplane_flooded_total", "Packets replicated head-end to every VTEP of a network."),
+		neighbor:   d("dataplane_neighbor_replies_total", "ARP replies and IPv6 neighbour advertisements answered from the tables."),
+		members:    d("gossip_members", "Live cluster members, this host included."),
+		rows:       d("table_rows", "Rows of the replicated tables this host holds (every owner's)."),
+		endpoints:  d("endpoints", "Endpoints in sight, by where they run (local, remote).", "where"),
+		dnsQueries: d("dns_queries_total", "DNS queries by result (answered, nxdomain, forwarded, servfail, malformed, truncated).", "result"),
+	}
+}
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.members, m.rows, m.endpoints, m.dnsQueries} {
+		ch <- d
+	}
+}
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	c := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	g := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	s := m.a.sw.Stats()
+	c(m.packets, s.PortRxPackets, "port_rx")
+	c(m.packets, s.PortTxPackets, "port_tx")
+	c(m.packets, s.UnderlayRxPackets, "underlay_rx")
+	c(m.packets, s.UnderlayTxPackets, "underlay_tx")
+	c(m.bytes, s.UnderlayRxBytes, "rx")
+	c(m.bytes, s.UnderlayTxBytes, "tx")
+	for reason, v := range s.Drops {
+		c(m.drops, v, reason)
+	}
+	c(m.flooded, s.Flooded)
+	c(m.neighbor, s.NeighborReplies)
+	g(m.members, m.a.kv.Node().NumMembers())
+	g(m.rows, m.a.kv.Stats().Rows)
+	m.a.mu.Lock()
+	local := len(m.a.local)
+	remote := len(m.a.endpoints) - local
+	m.a.mu.Unlock()
+	g(m.endpoints, local, "local")
+	g(m.endpoints, remote, "remote")
+	ds := m.a.dns.Stats()
+	c(m.dnsQueries, ds.Queries-min(ds.Queries, ds.NXDomain+ds.Forwarded), "answered")
+	c(m.dnsQueries, ds.NXDomain, "nxdomain")
+	c(m.dnsQueries, ds.Forwarded, "forwarded")
+	c(m.dnsQueries, ds.ForwardFailed, "servfail")
+	c(m.dnsQueries, ds.Malformed, "malformed")
+	c(m.dnsQueries, ds.Truncated, "truncated")
+}
+
+// serveMetrics serves /metrics on addr (host:port).
+func (a *Agent) serveMetrics(addr string) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(newMetrics(a)); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("metrics server", "error", err)
+		}
+	}()
+	return func() { srv.Close() }, nil
+}
