@@ -244,6 +244,20 @@ func TestAgent_threeHosts(t *testing.T) {
 		}
 	}
 
+	// vxnet run: a command in a namespace of its own on the network, gone
+	// with its endpoint when the command ends; its exit status passes on.
+	out, err := c.tryCLI("h1", "run", "--network", "web", "--name", "probe", "--service", "probes", "--",
+		"sh", "-c", "ping -c1 -W5 c3 >/dev/null && dig +short probes @127.0.0.11 && exit 3")
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(out, "10.40.0.") {
+		t.Errorf("vxnet run: %v\n%s", err, out)
+	}
+	if _, listed := c.endpoints("h1")["probe"]; listed {
+		t.Errorf("vxnet run left its endpoint behind")
+	}
+	if ns := l.run("ip", "netns", "list"); strings.Contains(ns, "vxrun-probe") {
+		t.Errorf("vxnet run left its namespace behind:\n%s", ns)
+	}
+
 	// kill -9 h2's agent and restart it: c2 comes back with its address
 	// and MAC, and a new endpoint gets an address no one holds.
 	c.kill9("h2")

@@ -18,6 +18,8 @@ Commands:
   agent       run this host's agent (one per host)
   network     create, list, inspect and remove networks
   endpoint    attach containers' network namespaces to networks
+  run         run a command in a new namespace attached to a network (a container without a runtime)
+  service     services: names over many endpoints
   cluster     the cluster's members
   lab         a whole cluster in network namespaces on this machine: up, demo, status, down
   dataplane   run the VXLAN switch alone from a static JSON file (debugging, interop, demo)
@@ -67,6 +69,10 @@ func run(std stdio, args []string) int {
 		return cmdEndpoint(std, args[1:])
 	case "cluster":
 		return cmdCluster(std, args[1:])
+	case "run":
+		return cmdRun(std, args[1:])
+	case "service":
+		return cmdService(std, args[1:])
 	case "dataplane":
 		return cmdDataplane(std, args[1:])
 	case "version", "--version":

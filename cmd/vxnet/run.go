@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vxnet/vxnet/agent/api"
+)
+
+const runUsage = `Usage: vxnet run --network NET --name NAME [flags] -- CMD [ARG...]
+
+Runs CMD as a container without a container runtime: a new network namespace,
+attached to NET as endpoint NAME (address, MTU, routes and resolver set), CMD
+run inside it; when CMD exits the endpoint and the namespace are removed, and
+vxnet run exits with CMD's status. Needs root and iproute2's ip.
+
+Example:
+  vxnet run --network web --name api -- python3 -m http.server 80
+  vxnet run --network web --name probe -- ping -c3 api
+
+Flags:
+`
+
+func cmdRun(std stdio, args []string) int {
+	fs := newFlags(std, "run", runUsage)
+	network := fs.String("network", "", "`NETWORK` to attach to (required)")
+	name := fs.String("name", "", "endpoint `NAME`, resolvable in DNS (required)")
+	ip := fs.String("ip", "", "a static `IP`")
+	service := fs.String("service", "", "`SERVICE` the endpoint belongs to")
+	var aliases multiFlag
+	fs.Var(&aliases, "alias", "another DNS `NAME` (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	cmdArgs := fs.Args()
+	if *network == "" || *name == "" || len(cmdArgs) == 0 {
+		fmt.Fprintln(std.stderr, "vxnet run: want --network NET --name NAME -- CMD (see --help)")
+		return 2
+	}
+	suffix := make([]byte, 3)
+	rand.Read(suffix)
+	ns := "vxrun-" + *name + "-" + hex.EncodeToString(suffix)
+	if len(ns) > 64 {
+		ns = ns[:64]
+	}
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		fmt.Fprintf(std.stderr, "vxnet run: creating namespace %s: %v: %s\n", ns, err, strings.TrimSpace(string(out)))
+		return 1
+	}
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	defer os.RemoveAll("/etc/netns/" + ns)
+	exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
+
+	c, cancel := ctx()
+	ep, err := client().CreateEndpoint(c, api.EndpointCreate{Network: *network, Name: *name, Netns: ns, IP: *ip, Aliases: aliases, Service: *service})
+	cancel()
+	if err != nil {
+		return fail(std, "run", err)
+	}
+	defer func() {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := client().RemoveEndpoint(c, ep.Network, ep.Name); err != nil {
+			fmt.Fprintf(std.stderr, "vxnet run: removing endpoint %s: %v\n", ep.Name, err)
+		}
+	}()
+	fmt.Fprintf(std.stderr, "vxnet run: %s on %s at %s\n", ep.Name, ep.Network, strings.Join(ep.Addresses, ","))
+
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, cmdArgs...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, std.stdout, std.stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(std.stderr, "vxnet run: %v\n", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			cmd.Process.Signal(s)
+		case err := <-done:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return ee.ExitCode()
+			}
+			if err != nil {
+				fmt.Fprintf(std.stderr, "vxnet run: %v\n", err)
+				return 1
+			}
+			return 0
+		}
+	}
+}
+
+const serviceUsage = `Usage: vxnet service ls [--format table|json]
+
+A service is a name over many endpoints: endpoints join one with
+'vxnet endpoint create --service NAME' (or 'vxnet run --service NAME').
+In DNS, NAME answers with all their addresses in a new order each time, and
+tasks.NAME lists every one of them.
+`
+
+// service is a service as 'service ls' shows it.
+type service struct {
+	Name      string   `json:"name"`
+	Network   string   `json:"network"`
+	Endpoints []string `json:"endpoints"`
+	Addresses []string `json:"addresses"`
+}
+
+func cmdService(std stdio, args []string) int {
+	if len(args) == 0 || (args[0] != "ls" && args[0] != "list") {
+		fmt.Fprint(std.stderr, serviceUsage)
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			return 0
+		}
+		return 2
+	}
+	fs := newFlags(std, "service ls", serviceUsage+"\nFlags:\n")
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	if _, code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	if !checkFormat(std, "service ls", *format) {
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	eps, err := client().Endpoints(c)
+	if err != nil {
+		return fail(std, "service ls", err)
+	}
+	byKey := map[string]*service{}
+	for _, e := range eps {
+		if e.Service == "" {
+			continue
+		}
+		k := e.Network + "/" + e.Service
+		s := byKey[k]
+		if s == nil {
+			s = &service{Name: e.Service, Network: e.Network}
+			byKey[k] = s
+		}
+		s.Endpoints = append(s.Endpoints, e.Name+"@"+e.Host)
+		s.Addresses = append(s.Addresses, e.Addresses...)
+	}
+	out := []service{}
+	for _, s := range byKey {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Network != out[j].Network {
+			return out[i].Network < out[j].Network
+		}
+		return out[i].Name < out[j].Name
+	})
+	if *format == "json" {
+		return printJSON(std, out)
+	}
+	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tNETWORK\tENDPOINTS\tADDRESSES")
+	for _, s := range out {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Network, strings.Join(s.Endpoints, ","), strings.Join(s.Addresses, ","))
+	}
+	tw.Flush()
+	return 0
+}
