@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -54,11 +58,19 @@ func cmdAgent(std stdio, args []string) int {
 	upstreams := fs.String("dns-upstream", "", "DNS servers for names vxnet does not own, `IP[:PORT],...` (default: the host's resolv.conf; \"none\": answer SERVFAIL)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (packets, drops by reason, members, table sizes, DNS queries by result)")
 	level := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "log `FORMAT`: text (key=value) or json")
+	configFile := fs.String("config", "", "read settings from a JSON `FILE` first: keys are the flag names, e.g. {\"advertise-addr\": \"198.18.0.1\", \"join\": \"198.18.0.2:7946\"}; flags given on the command line win")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
 		}
 		return 2
+	}
+	if *configFile != "" {
+		if err := applyConfigFile(fs, *configFile); err != nil {
+			fmt.Fprintf(std.stderr, "vxnet agent: %v\n", err)
+			return 2
+		}
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(std.stderr, "vxnet agent: unexpected argument %q\n", fs.Arg(0))
@@ -97,6 +109,16 @@ func cmdAgent(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet agent: %v\n", err)
 		return 2
 	}
+	switch *logFormat {
+	case "text":
+	case "json":
+		var l slog.Level
+		l.UnmarshalText([]byte(*level))
+		log = slog.New(slog.NewJSONHandler(std.stderr, &slog.HandlerOptions{Level: l}))
+	default:
+		fmt.Fprintf(std.stderr, "vxnet agent: --log-format %q: want text or json\n", *logFormat)
+		return 2
+	}
 	cfg.Logger, cfg.Version = log, version
 	a, err := agent.New(cfg)
 	if err != nil {
@@ -114,4 +136,53 @@ func cmdAgent(std stdio, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// applyConfigFile sets, from a JSON object of flag names to values, every
+// flag the command line did not set. Unknown keys are errors naming them.
+func applyConfigFile(fs *flag.FlagSet, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("--config %s: not a JSON object of flag names to values: %v", path, err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k == "config" || fs.Lookup(k) == nil {
+			return fmt.Errorf("--config %s: unknown setting %q (the keys are the flag names of vxnet agent --help)", path, k)
+		}
+		if set[k] {
+			continue
+		}
+		var v string
+		switch x := m[k].(type) {
+		case string:
+			v = x
+		case float64:
+			v = strconv.FormatFloat(x, 'f', -1, 64)
+		case bool:
+			v = strconv.FormatBool(x)
+		case []any:
+			parts := make([]string, len(x))
+			for i, p := range x {
+				parts[i] = fmt.Sprint(p)
+			}
+			v = strings.Join(parts, ",")
+		default:
+			return fmt.Errorf("--config %s: setting %q: want a string, number, boolean or list", path, k)
+		}
+		if err := fs.Set(k, v); err != nil {
+			return fmt.Errorf("--config %s: setting %q = %q: %v", path, k, v, err)
+		}
+	}
+	return nil
 }

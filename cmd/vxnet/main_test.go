@@ -47,3 +47,51 @@ func TestRun_usageAndErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRun_agentAndClientErrors(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "agent.json")
+	os.WriteFile(cfg, []byte(`{"advertise-addr": "198.18.0.1", "frobs": 1}`), 0o600)
+	badAddr := filepath.Join(dir, "bad.json")
+	os.WriteFile(badAddr, []byte(`{"advertise-addr": "not-an-ip", "data-dir": "`+dir+`"}`), 0o600)
+	sock := filepath.Join(dir, "none.sock")
+	for name, tc := range map[string]struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		"agent help":          {[]string{"agent", "--help"}, 0, "", "--advertise-addr"},
+		"agent no addr":       {[]string{"agent"}, 2, "", "--advertise-addr IP is required"},
+		"agent bad addr":      {[]string{"agent", "--advertise-addr", "x", "--data-dir", dir}, 2, "", `advertise-addr "x"`},
+		"agent bad profile":   {[]string{"agent", "--advertise-addr", "127.0.0.1", "--profile", "slow", "--data-dir", dir}, 2, "", `profile "slow"`},
+		"agent bad key":       {[]string{"agent", "--advertise-addr", "127.0.0.1", "--gossip-key", "abc", "--data-dir", dir}, 2, "", "gossip-key"},
+		"agent bad join":      {[]string{"agent", "--advertise-addr", "127.0.0.1", "--join", "h1", "--data-dir", dir}, 2, "", `join "h1"`},
+		"agent bad upstream":  {[]string{"agent", "--advertise-addr", "127.0.0.1", "--dns-upstream", "x"}, 2, "", `--dns-upstream "x"`},
+		"agent bad log":       {[]string{"agent", "--advertise-addr", "127.0.0.1", "--log-format", "xml"}, 2, "", `--log-format "xml"`},
+		"config unknown key":  {[]string{"agent", "--config", cfg}, 2, "", `unknown setting "frobs"`},
+		"config bad value":    {[]string{"agent", "--config", badAddr}, 2, "", `advertise-addr "not-an-ip"`},
+		"config missing":      {[]string{"agent", "--config", filepath.Join(dir, "no.json")}, 2, "", "no.json"},
+		"no agent":            {[]string{"--socket", sock, "network", "ls"}, 1, "", "no vxnet agent at " + sock},
+		"socket no path":      {[]string{"--socket"}, 2, "", "--socket needs a PATH"},
+		"network usage":       {[]string{"network"}, 2, "create", ""},
+		"network unknown":     {[]string{"network", "frob"}, 2, "", `unknown command "frob"`},
+		"network create none": {[]string{"network", "create"}, 2, "", "exactly one NAME"},
+		"network bad aux":     {[]string{"--socket", sock, "network", "create", "--aux-address", "x", "n"}, 2, "", `--aux-address "x"`},
+		"network bad opt":     {[]string{"--socket", sock, "network", "create", "-o", "x", "n"}, 2, "", `-o "x"`},
+		"endpoint no netns":   {[]string{"endpoint", "create", "--network", "w", "--name", "a"}, 2, "", "--netns is required"},
+		"endpoint stray":      {[]string{"endpoint", "create", "--network", "w", "--name", "a", "--netns", "n", "b"}, 2, "", `unexpected argument "b"`},
+		"endpoint rm no net":  {[]string{"endpoint", "rm", "a"}, 2, "", "--network NET"},
+		"run no cmd":          {[]string{"run", "--network", "w", "--name", "a"}, 2, "", "-- CMD"},
+		"service usage":       {[]string{"service"}, 2, "", "tasks.NAME"},
+		"cluster usage":       {[]string{"cluster"}, 2, "", "cluster members"},
+		"members bad format":  {[]string{"cluster", "members", "--format", "x"}, 2, "", `--format "x"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := runCLI(tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.err) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
+					code, out, errOut, tc.code, tc.out, tc.err)
+			}
+		})
+	}
+}
