@@ -27,17 +27,23 @@ const EnvDNSChild = "VXNET_BENCH_DNS_CHILD"
 
 // DNSConfig is one DNS benchmark run. Zero fields take the defaults.
 type DNSConfig struct {
-	Names      int           // names served, default 1000
-	Duration   time.Duration // of the full-speed run per server, default 10 s
-	Clients    int           // dnsperf -c, default 10
-	InFlight   int           // dnsperf -q, default 100
-	FixedQPS   int           // rate of the latency runs, default 20000
-	FixedFor   time.Duration // length of each latency run, default 3 s
-	Reps       int           // latency runs per server, alternating servers, default 5
-	ServerCPU  int           // core the servers are pinned to, default 0
-	ClientCPU  int           // core dnsperf is pinned to, default 1
-	Exe        string        // binary re-run as our server, default os.Executable
-	SkipDnsmsq bool          // measure vxnet only
+	Names     int           // names served, default 1000
+	Duration  time.Duration // of the full-speed run per server, default 10 s
+	Clients   int           // dnsperf -c, default 10
+	InFlight  int           // dnsperf -q, default 100
+	FixedQPS  int           // rate of the latency runs, default 20000
+	FixedFor  time.Duration // length of each latency run, default 3 s
+	Reps      int           // latency runs per server, alternating servers, default 5
+	ServerCPU int           // core the servers are pinned to, default 0
+	// ServerProcs is GOMAXPROCS of vxnet's server (still pinned to one
+	// core), default 2: its UDP loop sleeps in recvmmsg holding a P in
+	// the syscall state, and with no P to spare the runtime's sysmon
+	// takes that P back every 20 µs, waking up on the server's core each
+	// time (dns/udp_linux.go).
+	ServerProcs int
+	ClientCPU   int    // core dnsperf is pinned to, default 1
+	Exe         string // binary re-run as our server, default os.Executable
+	SkipDnsmsq  bool   // measure vxnet only
 }
 
 // DNSServerResult is what dnsperf measured against one server.
@@ -107,6 +113,9 @@ func (c *DNSConfig) defaults() {
 	if c.Reps == 0 {
 		c.Reps = 5
 	}
+	if c.ServerProcs == 0 {
+		c.ServerProcs = 2
+	}
 	if c.ClientCPU == 0 && c.ServerCPU == 0 && runtime.NumCPU() > 1 {
 		c.ClientCPU = 1
 	}
@@ -117,7 +126,7 @@ func benchName(i int) string { return fmt.Sprintf("host%04d", i) }
 
 func benchAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 99, byte(i >> 8), byte(i)}) }
 
-// RunDNS starts vxnet's DNS server (a child process, GOMAXPROCS=1, pinned
+// RunDNS starts vxnet's DNS server (a child process, pinned
 // to ServerCPU) and dnsmasq (pinned the same) on loopback with the same
 // names, and runs dnsperf (pinned to ClientCPU) against each: full speed
 // for qps and server CPU per query, then Reps fixed-rate runs per server,
@@ -420,7 +429,7 @@ func parseDnsperf(out string) (dnsperfStats, error) {
 	return s, nil
 }
 
-// startVxnetDNS re-runs cfg.Exe as DNSChildMain, pinned, GOMAXPROCS=1,
+// startVxnetDNS re-runs cfg.Exe as DNSChildMain, pinned, GOMAXPROCS=cfg.ServerProcs,
 // and waits for the address it prints.
 func startVxnetDNS(cfg DNSConfig) (*exec.Cmd, netip.AddrPort, error) {
 	exe := cfg.Exe
@@ -432,7 +441,7 @@ func startVxnetDNS(cfg DNSConfig) (*exec.Cmd, netip.AddrPort, error) {
 	}
 	argv := pinned(cfg.ServerCPU, exe)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), EnvDNSChild+"="+strconv.Itoa(cfg.Names), "GOMAXPROCS=1")
+	cmd.Env = append(os.Environ(), EnvDNSChild+"="+strconv.Itoa(cfg.Names), "GOMAXPROCS="+strconv.Itoa(cfg.ServerProcs))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -45,6 +46,11 @@ func TestRunDNS_brief(t *testing.T) {
 	}
 }
 
+var (
+	dnsProcs = flag.Int("dns.procs", 0, "BenchmarkDNS: GOMAXPROCS of vxnet's server (DNSConfig.ServerProcs)")
+	dnsReps  = flag.Int("dns.reps", 0, "BenchmarkDNS: latency runs per server (DNSConfig.Reps)")
+)
+
 // BenchmarkDNS reports qps on one core for vxnet and dnsmasq side by side
 // (dnsperf, 1000 names) and the latency at 20k qps: the median of five
 // runs per server, alternating servers, and the worst p99. Run with
@@ -53,7 +59,7 @@ func TestRunDNS_brief(t *testing.T) {
 func BenchmarkDNS(b *testing.B) {
 	needDNSTools(b)
 	for i := 0; i < b.N; i++ {
-		r, err := RunDNS(context.Background(), DNSConfig{})
+		r, err := RunDNS(context.Background(), DNSConfig{ServerProcs: *dnsProcs, Reps: *dnsReps})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -47,8 +47,15 @@
 // batches on Linux (udp_linux.go), one datagram at a time elsewhere, each
 // query answered in place from the raw bytes. This is what puts a single
 // core ahead of dnsmasq (bench.RunDNS); miekg's server spends most of its
-// time on a goroutine, an Unpack and a Pack per query. TCP is miekg's
-// server with Handler, which packs the request and takes the same path.
+// time on a goroutine, an Unpack and a Pack per query. On Linux the loop
+// has an OS thread of its own, asleep in a blocking recvmmsg on a
+// descriptor taken out of Go's netpoller (Serve closes the net.UDPConn and
+// keeps a duplicate): a query that finds it idle costs one kernel wakeup,
+// as with dnsmasq, not an epoll wakeup, a goroutine switch and a wakeup of
+// the runtime's sysmon thread. Close wakes it with shutdown(2). The price
+// is one thread per listener, blocked while idle, and a second P wanted
+// (GOMAXPROCS ≥ 2; see udpSocket). TCP is miekg's server with Handler,
+// which packs the request and takes the same path.
 // Forwarding uses miekg's client from the agent's namespace, one upstream
 // after the other with Config.UpstreamTimeout each; UDP queries waiting on
 // upstreams leave the loop on goroutines of their own, at most

@@ -193,22 +193,38 @@ func Listen(addr netip.AddrPort) (Conns, error) {
 type Listener struct {
 	*Handler
 	conns Conns
+	addr  netip.AddrPort
+	udp   udpSocket
 	tcp   *mdns.Server
 	wg    sync.WaitGroup
 	once  sync.Once
 }
 
 // Serve answers on c for view v until the listener or the server closes;
-// the listener owns c from here on.
+// the listener owns c from here on (on Linux it closes c.UDP at once and
+// serves from a duplicate of its descriptor, see udpSocket).
 func (s *Server) Serve(c Conns, v View) (*Listener, error) {
 	if c.UDP == nil || c.TCP == nil {
 		return nil, &FieldError{Field: "conns", Value: fmt.Sprint(c), Err: errNoSocket}
 	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		c.Close()
+		return nil, ErrClosed
+	}
+	l := &Listener{conns: c, addr: c.UDP.LocalAddr().(*net.UDPAddr).AddrPort()}
+	if err := l.udp.take(c.UDP); err != nil {
+		c.Close()
+		return nil, err
+	}
 	h := s.Handler(v)
-	l := &Listener{Handler: h, conns: c}
+	l.Handler = h
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		l.udp.close()
 		c.Close()
 		return nil, ErrClosed
 	}
@@ -229,7 +245,7 @@ func (s *Server) Serve(c Conns, v View) (*Listener, error) {
 
 // Addr is the UDP (and TCP) address the listener answers on.
 func (l *Listener) Addr() netip.AddrPort {
-	return l.conns.UDP.LocalAddr().(*net.UDPAddr).AddrPort()
+	return l.addr
 }
 
 func (l *Listener) routineServeTCP() {
@@ -249,8 +265,9 @@ func (l *Listener) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		l.tcp.ShutdownContext(ctx)
-		l.conns.UDP.Close()
+		l.udp.shutdown(l.conns.UDP)
 		l.wg.Wait()
+		l.udp.close()
 		s := l.srv
 		s.mu.Lock()
 		delete(s.listeners, l)

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -110,4 +111,28 @@ func TestListenNetns_badPath(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/netns") {
 		t.Errorf("error %v, want one naming the path", err)
 	}
+}
+
+// TestListener_Close_releasesUDP closes an idle listener: the UDP loop,
+// asleep in the kernel on Linux, wakes and the port is free at once.
+func TestListener_Close_releasesUDP(t *testing.T) {
+	s, _ := newTestServer(t)
+	c, err := Listen(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Serve(c, View{Networks: []string{"web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &mdns.Client{Net: "udp", Timeout: 5 * time.Second}
+	if _, _, err := cl.Exchange(new(mdns.Msg).SetQuestion("api1.", mdns.TypeA), l.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(l.Addr()))
+	if err != nil {
+		t.Fatalf("port still held after Close: %v", err)
+	}
+	u.Close()
 }

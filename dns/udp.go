@@ -38,5 +38,5 @@ func (l *Listener) sendUDP(m *mdns.Msg, to netip.AddrPort) {
 		l.srv.log.Warn("packing a forwarded answer", "error", err)
 		return
 	}
-	l.conns.UDP.WriteToUDPAddrPort(b, to)
+	l.udp.writeTo(l.conns.UDP, b, to)
 }

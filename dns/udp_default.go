@@ -5,12 +5,13 @@ package dns
 import (
 	"errors"
 	"net"
+	"net/netip"
 )
 
 // routineServeUDP answers one datagram at a time (Linux batches them).
 func (l *Listener) routineServeUDP() {
 	defer l.wg.Done()
-	log := l.srv.log.With("addr", l.conns.UDP.LocalAddr().String())
+	log := l.srv.log.With("addr", l.addr.String())
 	log.Debug("udp serving")
 	defer log.Debug("udp stopped")
 	sc := newScratch()
@@ -33,4 +34,22 @@ func (l *Listener) routineServeUDP() {
 		}
 		out = resp[:0]
 	}
+}
+
+// udpSocket is the listener's UDP socket as the serve loop sees it; here,
+// the net.UDPConn itself (Linux takes the descriptor out of the netpoller).
+type udpSocket struct{}
+
+// take keeps c as it is.
+func (u *udpSocket) take(*net.UDPConn) error { return nil }
+
+// shutdown closes c: the loop's read fails with net.ErrClosed.
+func (u *udpSocket) shutdown(c *net.UDPConn) { c.Close() }
+
+// close has nothing left to release.
+func (u *udpSocket) close() {}
+
+// writeTo sends one datagram (a forwarded answer) from any goroutine.
+func (u *udpSocket) writeTo(c *net.UDPConn, b []byte, to netip.AddrPort) {
+	c.WriteToUDPAddrPort(b, to)
 }
