@@ -8,7 +8,7 @@ DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dns
 # Packages with concurrency are tested with the race detector.
 RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/...
 
-.PHONY: all build test demo deps lint unit e2e bench fuzz windows clean
+.PHONY: all build test demo demo-dataplane deps lint unit e2e bench fuzz windows clean
 
 all: build
 
@@ -47,6 +47,10 @@ e2e: build
 test: deps lint windows unit e2e
 
 demo: deps build
+	bin/vxnet lab demo --binary bin/vxnet
+
+# The data plane alone, from static files: two hosts, ping and TCP.
+demo-dataplane: deps build
 	scripts/demo.sh bin/vxnet
 
 bench:

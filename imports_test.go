@@ -31,6 +31,7 @@ var allowed = map[string][]string{
 	"dns/dnstest":           {"github.com/miekg/dns"},
 	"internal/queue":        {},
 	"internal/testutil":     {},
+	"lab":                   {},
 	"bench":                 {"lab", "agent", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist", "dns", "ipam"},
 	"e2e":                   {"github.com/vishvananda/netns"},
 }

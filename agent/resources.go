@@ -325,6 +325,10 @@ func (a *Agent) detach(key string) {
 			if len(r.networks) == 0 {
 				r.l.Close()
 				delete(a.netns, le.ns)
+				if ns := le.rec.Netns; !strings.ContainsRune(ns, '/') {
+					os.Remove(dns.NetnsResolvConfPath(ns))
+					os.Remove("/etc/netns/" + ns) // only if empty
+				}
 			} else {
 				r.l.SetView(dns.View{Networks: sortedNames(r.networks)})
 			}

@@ -79,7 +79,10 @@ func newLab(t *testing.T) *lab {
 func (l *lab) netns(name string) string {
 	ns := l.prefix + "-" + name
 	l.run("ip", "netns", "add", ns)
-	l.t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	l.t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", ns).Run()
+		os.RemoveAll("/etc/netns/" + ns) // the resolv.conf an agent wrote
+	})
 	l.run("ip", "-n", ns, "link", "set", "lo", "up")
 	return ns
 }

@@ -71,6 +71,8 @@ func run(std stdio, args []string) int {
 		return cmdCluster(std, args[1:])
 	case "run":
 		return cmdRun(std, args[1:])
+	case "lab":
+		return cmdLab(std, args[1:])
 	case "service":
 		return cmdService(std, args[1:])
 	case "dataplane":

@@ -1,0 +1,99 @@
+package lab
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseEndpoints_andAddr(t *testing.T) {
+	eps, err := parseEndpoints(`[
+	  {"name": "h1c1", "network": "demo", "host": "h1", "addresses": ["fd00::2/64", "10.0.0.2/24"], "mac": "02:42:0a:00:00:02"},
+	  {"name": "v6", "network": "demo", "host": "h2", "addresses": ["fd00::3/64"]},
+	  {"name": "bare", "network": "demo", "host": "h2", "addresses": ["10.0.0.9"]},
+	  {"name": "none", "network": "demo", "host": "h2", "addresses": ["junk"]}
+	]`)
+	if err != nil || len(eps) != 4 {
+		t.Fatalf("parseEndpoints = %v, %v", eps, err)
+	}
+	for i, want := range []string{"10.0.0.2", "fd00::3", "10.0.0.9", "invalid IP"} {
+		if got := eps[i].Addr().String(); got != want {
+			t.Errorf("%s: Addr() = %s, want %s", eps[i].Name, got, want)
+		}
+	}
+	if _, err := parseEndpoints("NAME NETWORK\nh1c1 demo\n"); err == nil || !strings.Contains(err.Error(), "endpoint ls") {
+		t.Errorf("a table instead of JSON: %v", err)
+	}
+}
+
+func TestParseMembers(t *testing.T) {
+	m, err := parseMembers(`[{"name": "h1", "addr": "198.18.0.1:7946", "vtep": "198.18.0.1"}, {"name": "h2", "addr": "198.18.0.2"}]`)
+	if err != nil || len(m) != 2 || m[1].Name != "h2" {
+		t.Fatalf("parseMembers = %v, %v", m, err)
+	}
+	if missing := hasAll(memberNames(m), []string{"h1", "h2", "h3"}); !slices.Equal(missing, []string{"h3"}) {
+		t.Errorf("missing = %v", missing)
+	}
+	if _, err := parseMembers(`{}`); err == nil {
+		t.Error("an object instead of an array parsed")
+	}
+}
+
+// The agent's command line is the contract in issue 6: flags and values.
+func TestAgentArgv(t *testing.T) {
+	s := newState(Config{ID: "a", Hosts: 2, Dir: "/run/vxnet-lab/a", Binary: "/bin/vxnet"}.withDefaults())
+	h := &s.Hosts[1]
+	got := strings.Join(agentArgv(s, h, []string{"198.18.0.1:7946"}), " ")
+	want := "ip netns exec a-h2 /bin/vxnet agent --name h2 --advertise-addr " + h.Addr.String() +
+		" --data-dir /run/vxnet-lab/a/h2/data --api-socket /run/vxnet-lab/a/h2/api.sock --profile fast --log-level info" +
+		" --join 198.18.0.1:7946"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	s.GossipPort = 8000
+	if got := strings.Join(agentArgv(s, h, nil), " "); !strings.HasSuffix(got, "--log-level info --gossip-port 8000") {
+		t.Errorf("no join, other port: %s", got)
+	}
+}
+
+func TestProbeArgvs(t *testing.T) {
+	src := ContainerState{Name: "h1c1", Netns: "l-h1-c1"}
+	dst := ContainerState{Name: "h2c1", Netns: "l-h2-c1", Addr: netip.MustParseAddr("10.0.0.9")}
+	want := map[Check][]string{
+		PingAddr: {"ip netns exec l-h1-c1 ping -c1 -W2 -n 10.0.0.9"},
+		PingName: {"ip netns exec l-h1-c1 ping -c1 -W2 -n h2c1"},
+		TCPAddr:  {"ip netns exec l-h1-c1 /v lab tcp-echo --connect 10.0.0.9:7777 --timeout 3s"},
+		TCPName:  {"ip netns exec l-h1-c1 /v lab tcp-echo --connect h2c1.demo:7777 --timeout 3s"},
+		DNSName:  {"ip netns exec l-h1-c1 dig +short +time=2 +tries=1 @127.0.0.11 h2c1 h2c1.demo"},
+	}
+	for c := range NumChecks {
+		var got []string
+		for _, argv := range probeArgvs("/v", c, src, dst, "demo", 7777) {
+			got = append(got, strings.Join(argv, " "))
+		}
+		if !slices.Equal(got, want[c]) {
+			t.Errorf("%s: got %q, want %q", c, got, want[c])
+		}
+	}
+}
+
+// probe's DNS check wants exactly the destination's address.
+func TestProbe_dnsAnswer(t *testing.T) {
+	dst := ContainerState{Name: "h2c1", Addr: netip.MustParseAddr("10.0.0.9")}
+	for answer, ok := range map[string]bool{
+		"10.0.0.9\n10.0.0.9\n":           true,
+		"":                               false,
+		"10.0.0.9\n":                     false, // one name unanswered
+		"10.0.0.8\n10.0.0.8\n":           false,
+		"10.0.0.9\n10.0.0.8\n":           false,
+		"10.0.0.9\n10.0.0.9\n10.0.0.8\n": false,
+	} {
+		r := &recorder{answer: func([]string) (string, error) { return answer, nil }}
+		l := &Lab{cfg: Config{}.withDefaults(), run: r, st: &State{Binary: "/v"}}
+		err := l.probe(t.Context(), DNSName, ContainerState{Netns: "n"}, dst, "demo", 7777)
+		if (err == nil) != ok {
+			t.Errorf("answer %q: err = %v, want ok=%v", answer, err, ok)
+		}
+	}
+}

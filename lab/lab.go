@@ -1,0 +1,294 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Lab is a lab that is up (or being built or taken down). Its methods are
+// safe for concurrent use.
+type Lab struct {
+	cfg   Config
+	run   runner
+	outMu sync.Mutex // serialises progress lines
+	mu    sync.Mutex // guards st and the state file
+	st    *State
+}
+
+// Up builds a lab: the underlay, then the agents (the first host alone, the
+// others joining it), and waits until every agent lists every host as a
+// member. On failure it takes down whatever it built and returns why (an
+// *AgentError carries the tail of the agent's log).
+func Up(ctx context.Context, cfg Config) (*Lab, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := checkPlatform(); err != nil {
+		return nil, err
+	}
+	bin, err := filepath.Abs(cfg.Binary)
+	if err == nil {
+		_, err = os.Stat(bin)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vxnet binary: %w", err)
+	}
+	cfg.Binary = bin
+	if _, err := LoadState(cfg.Dir); err == nil {
+		return nil, fmt.Errorf("%w: %s exists (vxnet lab status --id %s, vxnet lab down --id %s)",
+			ErrAlreadyUp, filepath.Join(cfg.Dir, StateFile), cfg.ID, cfg.ID)
+	}
+	l := &Lab{cfg: cfg, run: execRunner{}, st: newState(cfg)}
+	if ns, err := labNamespaces(ctx, l.run, cfg.ID); err != nil {
+		return nil, err
+	} else if len(ns) > 0 {
+		return nil, fmt.Errorf("%w: namespaces %s exist without a state file (vxnet lab down --id %s removes them)",
+			ErrAlreadyUp, quoteList(ns), cfg.ID)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := l.st.Save(); err != nil {
+		return nil, err
+	}
+	if err := l.up(ctx); err != nil {
+		l.say("lab %s did not come up; taking down what was built", cfg.ID)
+		cctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		if derr := l.Down(cctx); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Lab) up(ctx context.Context) error {
+	s := l.State()
+	start := time.Now()
+	l.say("lab %s: %d hosts on underlay %s (switch %s in namespace %s), state in %s",
+		s.ID, len(s.Hosts), s.Subnet, bridgeDev, s.BridgeNetns, s.Dir)
+	if err := buildUnderlay(ctx, l.run, &s); err != nil {
+		return err
+	}
+	if err := checkUnderlay(ctx, l.run, &s); err != nil {
+		return err
+	}
+	for _, h := range s.Hosts {
+		l.say("  %-4s namespace %-14s underlay %s", h.Name, h.Netns, h.Addr)
+	}
+	if err := l.StartAgent(ctx, s.Hosts[0].Name); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.Hosts))
+	for i, h := range s.Hosts[1:] {
+		wg.Go(func() { errs[i+1] = l.StartAgent(ctx, h.Name) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := l.WaitMembers(ctx); err != nil {
+		return err
+	}
+	l.say("lab %s is up in %.1fs: every agent sees %d members", s.ID, time.Since(start).Seconds(), len(s.Hosts))
+	return nil
+}
+
+// Open returns the lab that is up under cfg.ID (and cfg.Dir), from its
+// state file; ErrNotUp if there is none.
+func Open(cfg Config) (*Lab, error) {
+	cfg = cfg.withDefaults()
+	if err := validateID(cfg.ID); err != nil {
+		return nil, err
+	}
+	st, err := LoadState(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if st.ID != cfg.ID {
+		return nil, fmt.Errorf("%s holds lab %q, not %q", cfg.Dir, st.ID, cfg.ID)
+	}
+	return &Lab{cfg: cfg, run: execRunner{}, st: st}, nil
+}
+
+// State returns a copy of the lab's state.
+func (l *Lab) State() State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := *l.st
+	s.Hosts = slices.Clone(s.Hosts)
+	s.Containers = slices.Clone(s.Containers)
+	return s
+}
+
+// update changes the state under the lock and saves it.
+func (l *Lab) update(fn func(*State)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fn(l.st)
+	return l.st.Save()
+}
+
+// say prints one progress line.
+func (l *Lab) say(format string, args ...any) {
+	l.outMu.Lock()
+	defer l.outMu.Unlock()
+	fmt.Fprintf(l.cfg.Out, format+"\n", args...)
+}
+
+// cleanupContext outlives ctx's cancellation (a ^C must not stop the
+// cleanup it triggered) but not forever.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+}
+
+// Down takes down the lab under cfg.ID and cfg.Dir, whether or not its
+// state file exists (then it removes the namespaces that follow the lab's
+// naming pattern). Taking down a lab that is not there succeeds.
+func Down(ctx context.Context, cfg Config) error {
+	cfg = cfg.withDefaults()
+	if err := validateID(cfg.ID); err != nil {
+		return err
+	}
+	if err := checkPlatform(); err != nil {
+		return err
+	}
+	l := &Lab{cfg: cfg, run: execRunner{}}
+	st, err := LoadState(cfg.Dir)
+	switch {
+	case err == nil:
+		l.st = st
+	case !errors.Is(err, ErrNotUp):
+		l.say("lab %s: ignoring unreadable state: %v", cfg.ID, err)
+	}
+	return l.Down(ctx)
+}
+
+// Down stops the lab's processes and removes its namespaces, their
+// /etc/netns directories and the lab directory.
+func (l *Lab) Down(ctx context.Context) error {
+	var s State
+	if l.st != nil {
+		s = l.State()
+	}
+	var procs []Proc
+	for _, c := range s.Containers {
+		procs = append(procs, c.Echo)
+	}
+	for _, h := range s.Hosts {
+		procs = append(procs, h.Agent)
+	}
+	live := countAlive(procs)
+	_, perr := stopProcs(ctx, procs, 10*time.Second)
+	errs := []error{perr}
+	existing, err := labNamespaces(ctx, l.run, l.cfg.ID)
+	errs = append(errs, err)
+	all := downOrder(s.Namespaces(), existing)
+	deleted := 0
+	for _, ns := range all {
+		if slices.Contains(existing, ns) {
+			errs = append(errs, l.stopStrays(ctx, ns))
+			if _, err := l.run.run(ctx, "ip", "netns", "del", ns); err != nil {
+				errs = append(errs, err)
+			} else {
+				deleted++
+			}
+		}
+		errs = append(errs, os.RemoveAll(filepath.Join("/etc/netns", ns)))
+	}
+	errs = append(errs, removeLabDir(l.cfg.Dir))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("taking down lab %s: %w", l.cfg.ID, err)
+	}
+	if l.st == nil && len(existing) == 0 {
+		l.say("lab %s: nothing to take down", l.cfg.ID)
+		return nil
+	}
+	l.say("lab %s is down: processes stopped: %d, namespaces deleted: %d", l.cfg.ID, live, deleted)
+	return nil
+}
+
+// downOrder merges the state's namespaces with the existing ones that
+// follow the pattern: containers first, then hosts, then the bridge.
+func downOrder(fromState, existing []string) []string {
+	var all []string
+	for _, ns := range append(slices.Clone(fromState), existing...) {
+		if ns != "" && !slices.Contains(all, ns) {
+			all = append(all, ns)
+		}
+	}
+	rank := func(ns string) int {
+		switch {
+		case strings.HasSuffix(ns, "-bridge"):
+			return 2
+		case strings.Contains(ns[strings.LastIndexByte(ns, '-'):], "-c"):
+			return 0
+		default:
+			return 1
+		}
+	}
+	slices.SortStableFunc(all, func(a, b string) int { return rank(a) - rank(b) })
+	return all
+}
+
+// stopStrays stops whatever still runs inside namespace ns (a shell someone
+// left there, a probe of a killed demo), by PID.
+func (l *Lab) stopStrays(ctx context.Context, ns string) error {
+	out, err := l.run.run(ctx, "ip", "netns", "pids", ns)
+	if err != nil {
+		return err
+	}
+	var procs []Proc
+	for _, f := range strings.Fields(out) {
+		var pid int
+		if _, err := fmt.Sscan(f, &pid); err == nil && pid != os.Getpid() {
+			if p, err := identify(pid); err == nil {
+				procs = append(procs, p)
+			}
+		}
+	}
+	if len(procs) > 0 {
+		l.say("  stopping pids %v still running in %s", pids(procs), ns)
+	}
+	_, err = stopProcs(ctx, procs, 5*time.Second)
+	return err
+}
+
+// removeLabDir removes what the lab put in dir, then dir and the default
+// parent if they are empty. It never removes files it did not make.
+func removeLabDir(dir string) error {
+	var errs []error
+	for _, pat := range []string{StateFile, StateFile + ".tmp", "h[0-9]*", "containers"} {
+		matches, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, m := range matches {
+			errs = append(errs, os.RemoveAll(m))
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("lab directory not removed: %w", err))
+	}
+	if filepath.Dir(dir) == DefaultBaseDir {
+		os.Remove(DefaultBaseDir) // fails while another lab uses it, as it should
+	}
+	return errors.Join(errs...)
+}
+
+func countAlive(procs []Proc) int {
+	n := 0
+	for _, p := range procs {
+		if alive(p) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,97 @@
+package lab
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func testMatrix() *Matrix {
+	m := NewMatrix([]Node{
+		{Name: "h1c1", Host: "h1", Addr: "10.0.0.2"},
+		{Name: "h1c2", Host: "h1", Addr: "10.0.0.3"},
+		{Name: "h2c1", Host: "h2", Addr: "10.0.0.10"},
+	})
+	for i := range m.Nodes {
+		for j := range m.Nodes {
+			for c := range m.Results[i][j] {
+				m.Results[i][j][c] = Result{OK: true, Attempts: 1}
+			}
+		}
+	}
+	return m
+}
+
+func TestMatrix_render_allPass(t *testing.T) {
+	m := testMatrix()
+	m.Results[2][0][PingAddr].Attempts = 2
+	var b bytes.Buffer
+	m.Render(&b)
+	m.RenderSummary(&b)
+	want := `each cell: ping tcp (by address) ping tcp dns (by name); ✓ passed, ✗ failed
+from \ to          h1c1    h1c2    h2c1
+h1c1 h1 10.0.0.2   ·       ✓✓ ✓✓✓  ✓✓ ✓✓✓
+h1c2 h1 10.0.0.3   ✓✓ ✓✓✓  ·       ✓✓ ✓✓✓
+h2c1 h2 10.0.0.10  ✓✓ ✓✓✓  ✓✓ ✓✓✓  ·
+                         by address       by name
+same host (2 pairs)      4/4 ✓            6/6 ✓
+cross host (4 pairs)     8/8 ✓            12/12 ✓
+all 30 checks passed (1 passed only on a retry)
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	if m.Failed() {
+		t.Error("Failed() with every check passed")
+	}
+}
+
+func TestMatrix_render_failures(t *testing.T) {
+	m := testMatrix()
+	m.Results[0][2][DNSName] = Result{Attempts: 3, Err: "dig h2c1: answer \"\", want 10.0.0.10"}
+	m.Results[1][0][TCPAddr] = Result{Attempts: 3, Err: "dial tcp:\n connection refused"}
+	var b bytes.Buffer
+	m.Render(&b)
+	m.RenderSummary(&b)
+	out := b.String()
+	for _, want := range []string{
+		"h1c1 h1 10.0.0.2   ·       ✓✓ ✓✓✓  ✓✓ ✓✓✗",
+		"h1c2 h1 10.0.0.3   ✓✗ ✓✓✓  ·       ✓✓ ✓✓✓",
+		"same host (2 pairs)      3/4 ✗            6/6 ✓",
+		"cross host (4 pairs)     8/8 ✓            11/12 ✗",
+		"2 of 30 checks FAILED",
+		"✗ h1c1 → h2c1 dns (3 tries): dig h2c1: answer \"\", want 10.0.0.10",
+		"✗ h1c2 → h1c1 tcp (3 tries): dial tcp: connection refused",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !m.Failed() {
+		t.Error("Failed() false with failed checks")
+	}
+	if r := m.Row(1); r.Passed != 9 || r.Total != 10 {
+		t.Errorf("Row(1) = %+v", r)
+	}
+}
+
+func TestMatrix_oneContainer(t *testing.T) {
+	m := NewMatrix([]Node{{Name: "h1c1", Host: "h1", Addr: "10.0.0.2"}})
+	var b bytes.Buffer
+	m.Render(&b)
+	m.RenderSummary(&b)
+	if m.Failed() || !strings.Contains(b.String(), "all 0 checks passed") {
+		t.Errorf("one container:\n%s", b.String())
+	}
+}
+
+func TestCheck_String(t *testing.T) {
+	for c := range NumChecks {
+		if strings.HasPrefix(c.String(), "Check(") {
+			t.Errorf("check %d has no name", c)
+		}
+	}
+	if NumChecks.String() != "Check(5)" || !PingName.ByName() || TCPAddr.ByName() {
+		t.Error("String or ByName")
+	}
+}

@@ -1,0 +1,121 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+)
+
+// StateFile is the name of the state file in the lab directory.
+const StateFile = "state.json"
+
+// State is what a lab is made of, written to <Dir>/state.json whenever it
+// changes so that another process can show it or take it down.
+type State struct {
+	ID          string       `json:"id"`
+	Dir         string       `json:"dir"`
+	Binary      string       `json:"binary"`
+	Subnet      netip.Prefix `json:"subnet"`
+	BridgeNetns string       `json:"bridgeNetns"`
+	GossipPort  int          `json:"gossipPort"`
+	Profile     string       `json:"profile"`  // agents' gossip profile
+	LogLevel    string       `json:"logLevel"` // agents' log level
+	Hosts       []HostState  `json:"hosts"`
+	// Network is the overlay network the demo created, if any.
+	Network    string           `json:"network,omitempty"`
+	Containers []ContainerState `json:"containers,omitempty"`
+}
+
+// HostState is one host: its namespace, underlay address and agent.
+type HostState struct {
+	Name       string     `json:"name"`  // h1: also the agent's member name
+	Netns      string     `json:"netns"` // <ID>-h1
+	Addr       netip.Addr `json:"addr"`  // underlay address (VTEP)
+	BridgePort string     `json:"bridgePort"`
+	Socket     string     `json:"socket"` // the agent's API socket
+	DataDir    string     `json:"dataDir"`
+	Log        string     `json:"log"` // the agent's stdout and stderr
+	Agent      Proc       `json:"agent,omitzero"`
+}
+
+// ContainerState is one demo container: a namespace with an endpoint.
+type ContainerState struct {
+	Name  string     `json:"name"` // endpoint name, h1c1
+	Host  string     `json:"host"` // h1
+	Netns string     `json:"netns"`
+	Addr  netip.Addr `json:"addr,omitzero"`
+	Echo  Proc       `json:"echo,omitzero"` // the TCP echo server in it
+}
+
+// Proc identifies a process the lab started: its PID and its start time
+// (clock ticks after boot, from /proc/PID/stat), so that a PID reused by
+// another process after ours exited is never signalled. Zero: none.
+type Proc struct {
+	PID   int    `json:"pid,omitempty"`
+	Start uint64 `json:"start,omitempty"`
+}
+
+// Host returns the host named name.
+func (s *State) Host(name string) (*HostState, bool) {
+	for i := range s.Hosts {
+		if s.Hosts[i].Name == name {
+			return &s.Hosts[i], true
+		}
+	}
+	return nil, false
+}
+
+// Namespaces lists every namespace of the state: containers first, then
+// hosts, then the bridge (the order Down deletes them in).
+func (s *State) Namespaces() []string {
+	var ns []string
+	for _, c := range s.Containers {
+		ns = append(ns, c.Netns)
+	}
+	for _, h := range s.Hosts {
+		ns = append(ns, h.Netns)
+	}
+	return append(ns, s.BridgeNetns)
+}
+
+// Save writes the state atomically (temporary file, then rename).
+func (s *State) Save() error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(s.Dir, StateFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("saving lab state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("saving lab state: %w", err)
+	}
+	return nil
+}
+
+// LoadState reads the state file of the lab in dir. It returns ErrNotUp
+// when there is none.
+func LoadState(dir string) (*State, error) {
+	path := filepath.Join(dir, StateFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w (no %s)", ErrNotUp, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := validateID(s.ID); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &s, nil
+}
