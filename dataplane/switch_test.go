@@ -160,6 +160,9 @@ func TestSwitch_ARP_answeredFromTable(t *testing.T) {
 		})
 	}
 	t.Run("unknown address is not answered", func(t *testing.T) {
+		// The switch counts a reply after sending it: wait until both
+		// replies above are counted before taking the baseline.
+		waitStats(t, r.sw, "the replies above counted", func(s Stats) bool { return s.NeighborReplies >= 2 })
 		before := r.sw.Stats()
 		send(t, r.peer2, frame(testVNI, vxlan.Broadcast, mac2, vxlan.EtherTypeARP, arpRequest(mac2, ip2, netip.MustParseAddr("10.0.9.200"))))
 		waitStats(t, r.sw, "a no_endpoint drop", func(s Stats) bool { return s.Drops["no_endpoint"] > before.Drops["no_endpoint"] })
