@@ -90,6 +90,9 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/endpoints/{network}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNoContent, nil, a.RemoveEndpoint(r.PathValue("network"), r.PathValue("name")))
 	})
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.Services())
+	})
 	mux.HandleFunc("GET /v1/cluster/members", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(a.Members()))
 	})

@@ -194,6 +194,8 @@ func TestAgent_threeHosts(t *testing.T) {
 		args := []string{"endpoint", "create", "--network", "web", "--name", name, "--netns", cns[name]}
 		if name == "c2" {
 			args = append(args, "--alias", "api")
+		} else {
+			args = append(args, "--service", "front")
 		}
 		testutil.WaitFor(t, h+" to know network web", 10*time.Second, func() bool {
 			_, err := c.tryCLI(h, "network", "inspect", "web")
@@ -229,6 +231,22 @@ func TestAgent_threeHosts(t *testing.T) {
 		}
 	}
 	transfer(t, cns["c1"], cns["c3"], addrOf(t, eps["c3"]), 20<<20)
+
+	// A service over c1 and c3: listed, and resolved to both.
+	var svcs []struct {
+		Name      string
+		Endpoints []string
+	}
+	if err := json.Unmarshal([]byte(c.cli("h2", "service", "ls", "--format", "json")), &svcs); err != nil ||
+		len(svcs) != 1 || svcs[0].Name != "front" || len(svcs[0].Endpoints) != 2 {
+		t.Errorf("service ls: %+v %v", svcs, err)
+	}
+	for _, name := range []string{"front", "tasks.front"} {
+		got := strings.Fields(c.dig(cns["c2"], name, false))
+		if len(got) != 2 {
+			t.Errorf("dig %s from c2: %v, want the addresses of c1 and c3", name, got)
+		}
+	}
 
 	// Prometheus metrics of h1 show the traffic, the members, the DNS
 	// queries.

@@ -9,6 +9,7 @@
 //	GET    /v1/endpoints             → []Endpoint (every host's)
 //	POST   /v1/endpoints             EndpointCreate → Endpoint
 //	DELETE /v1/endpoints/{network}/{name}
+//	GET    /v1/services              → []Service
 //	GET    /v1/cluster/members       → []Member
 //
 // Errors are an Error document with an HTTP status: 400 for a bad
@@ -67,6 +68,16 @@ type EndpointCreate struct {
 	IP      string   `json:"ip,omitempty"` // a static address
 	Aliases []string `json:"aliases,omitempty"`
 	Service string   `json:"service,omitempty"`
+}
+
+// Service is a name over the endpoints that joined it (EndpointCreate's
+// Service), per network: DNS answers it with all their addresses in a new
+// order each time, and tasks.NAME with every one.
+type Service struct {
+	Name      string   `json:"name"`
+	Network   string   `json:"network"`
+	Endpoints []string `json:"endpoints"` // NAME@HOST
+	Addresses []string `json:"addresses"`
 }
 
 // Member is a cluster member.

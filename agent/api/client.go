@@ -119,3 +119,9 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	var out []Member
 	return out, c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, &out)
 }
+
+// Services lists the services of every network.
+func (c *Client) Services(ctx context.Context) ([]Service, error) {
+	var out []Service
+	return out, c.do(ctx, http.MethodGet, "/v1/services", nil, &out)
+}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -118,14 +117,6 @@ In DNS, NAME answers with all their addresses in a new order each time, and
 tasks.NAME lists every one of them.
 `
 
-// service is a service as 'service ls' shows it.
-type service struct {
-	Name      string   `json:"name"`
-	Network   string   `json:"network"`
-	Endpoints []string `json:"endpoints"`
-	Addresses []string `json:"addresses"`
-}
-
 func cmdService(std stdio, args []string) int {
 	if len(args) == 0 || (args[0] != "ls" && args[0] != "list") {
 		fmt.Fprint(std.stderr, serviceUsage)
@@ -144,34 +135,10 @@ func cmdService(std stdio, args []string) int {
 	}
 	c, cancel := ctx()
 	defer cancel()
-	eps, err := client().Endpoints(c)
+	out, err := client().Services(c)
 	if err != nil {
 		return fail(std, "service ls", err)
 	}
-	byKey := map[string]*service{}
-	for _, e := range eps {
-		if e.Service == "" {
-			continue
-		}
-		k := e.Network + "/" + e.Service
-		s := byKey[k]
-		if s == nil {
-			s = &service{Name: e.Service, Network: e.Network}
-			byKey[k] = s
-		}
-		s.Endpoints = append(s.Endpoints, e.Name+"@"+e.Host)
-		s.Addresses = append(s.Addresses, e.Addresses...)
-	}
-	out := []service{}
-	for _, s := range byKey {
-		out = append(out, *s)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Network != out[j].Network {
-			return out[i].Network < out[j].Network
-		}
-		return out[i].Name < out[j].Name
-	})
 	if *format == "json" {
 		return printJSON(std, out)
 	}
