@@ -16,7 +16,16 @@ type outsideLoop struct {
 	bufs  [][]byte // owned for the loop's life; each has MaxSegmentSize room
 	views [][]byte // bufs[i][UnderlayOffset:], where datagrams land
 	sizes []int
+	segs  []int // UDP GRO segment size per datagram, 0 for one datagram
 	from  []netip.AddrPort
+	gro   groReader // the underlay, when it can coalesce on receive
+
+	// Datagrams the kernel coalesced (UDP GRO) are cut back into their
+	// segments, each copied into a buffer of its own: a TUN write may
+	// coalesce into a buffer up to its capacity, so segments must not share
+	// one. Used in turn; the batches are flushed before they come round.
+	segBufs [][]byte
+	segUsed int
 	udp   underlayTx // neighbour replies
 	local portTx
 	tally tally
@@ -41,6 +50,11 @@ func (sw *Switch) newOutsideLoop() *outsideLoop {
 		from:  make([]netip.AddrPort, batch),
 		udp:   newUnderlayTx(sw.underlay.NewWriter(), batch),
 	}
+	if g, ok := sw.underlay.(groReader); ok {
+		l.gro = g
+		l.segs = make([]int, batch)
+		l.segBufs = newBuffers(maxGROSegments, Headroom+MaxSegmentSize)
+	}
 	for i, b := range l.bufs {
 		// A datagram may be far larger than the MTU: a Linux peer on a
 		// veth underlay hands over whole TSO segments (up to 64 KB) in
@@ -50,6 +64,15 @@ func (sw *Switch) newOutsideLoop() *outsideLoop {
 	}
 	return l
 }
+
+// groReader is an underlay that can hand over datagrams the kernel
+// coalesced (udp.Conn with UDP_GRO).
+type groReader interface {
+	ReadBatchGRO(bufs [][]byte, sizes, segs []int, from []netip.AddrPort) (int, error)
+}
+
+// maxGROSegments is the most datagrams the kernel coalesces into one.
+const maxGROSegments = 64
 
 // routineReadFromUnderlay reads VXLAN datagrams until the underlay closes.
 func (sw *Switch) routineReadFromUnderlay() error {
@@ -65,7 +88,13 @@ func (sw *Switch) routineReadFromUnderlay() error {
 	defer sw.log.Info("underlay routine stopped")
 	l := sw.newOutsideLoop()
 	for {
-		n, err := sw.underlay.ReadBatch(l.views, l.sizes, l.from)
+		var n int
+		var err error
+		if l.gro != nil {
+			n, err = l.gro.ReadBatchGRO(l.views, l.sizes, l.segs, l.from)
+		} else {
+			n, err = sw.underlay.ReadBatch(l.views, l.sizes, l.from)
+		}
 		if n > 0 {
 			l.process(n)
 		}
@@ -84,22 +113,48 @@ func (l *outsideLoop) process(n int) {
 	tbl := sw.table.Load()
 	l.allowedNet = nil
 	l.last = lookupCache{}
-	l.tally.udpRx += uint64(n)
+	l.segUsed = 0
 	for i := 0; i < n; i++ {
 		l.tally.udpRxBytes += uint64(l.sizes[i])
-		l.handle(tbl, i)
+		if l.segs != nil && l.segs[i] > 0 && l.sizes[i] > l.segs[i] {
+			l.handleCoalesced(tbl, i)
+			continue
+		}
+		l.tally.udpRx++
+		l.handle(tbl, l.bufs[i], l.sizes[i], l.from[i])
 	}
 	l.udp.flush(&l.tally)
 	l.local.flush(&l.tally)
 	sw.stats.flush(&l.tally)
 }
 
-// handle decides the fate of datagram i.
-func (l *outsideLoop) handle(tbl *Table, i int) {
-	// borrowed: dgram and everything sliced from it point into l.bufs[i],
-	// owned by this loop; the batches below hold them until flushed.
-	buf := l.bufs[i]
-	dgram := buf[UnderlayOffset : UnderlayOffset+l.sizes[i]]
+// handleCoalesced cuts datagram i, which the kernel coalesced, back into
+// its datagrams and handles each.
+func (l *outsideLoop) handleCoalesced(tbl *Table, i int) {
+	seg, size := l.segs[i], l.sizes[i]
+	if (size+seg-1)/seg > len(l.segBufs)-l.segUsed {
+		// borrowed: the batches hold segment buffers; send them first.
+		l.udp.flush(&l.tally)
+		l.local.flush(&l.tally)
+		l.segUsed = 0
+	}
+	src := l.bufs[i][UnderlayOffset : UnderlayOffset+size]
+	for off := 0; off < size; off += seg {
+		k := min(seg, size-off)
+		buf := l.segBufs[l.segUsed]
+		l.segUsed++
+		copy(buf[UnderlayOffset:], src[off:off+k])
+		l.tally.udpRx++
+		l.handle(tbl, buf, k, l.from[i])
+	}
+}
+
+// handle decides the fate of one datagram, which lies in buf at
+// UnderlayOffset.
+func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPort) {
+	// borrowed: dgram and everything sliced from it point into buf, owned
+	// by this loop; the batches below hold them until flushed.
+	dgram := buf[UnderlayOffset : UnderlayOffset+size]
 	// The codec's Decap, read field by field: the switch needs the VNI,
 	// the EtherType and whether the destination MAC is a group address.
 	if len(dgram) < vxlan.EncapLen {
@@ -119,13 +174,13 @@ func (l *outsideLoop) handle(tbl *Table, i int) {
 		l.tally.drop(DropUnknownVNI)
 		return
 	}
-	src := l.from[i].Addr().Unmap()
-	if nw != l.allowedNet || l.from[i] != l.allowedSrc {
+	src := from.Addr().Unmap()
+	if nw != l.allowedNet || from != l.allowedSrc {
 		if !nw.vtepSet.get(keyOf(src)) {
 			l.tally.drop(DropUnknownVTEP)
 			return
 		}
-		l.allowedNet, l.allowedSrc = nw, l.from[i]
+		l.allowedNet, l.allowedSrc = nw, from
 	}
 	payload := dgram[vxlan.EncapLen:]
 	switch etherType {

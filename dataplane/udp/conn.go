@@ -11,7 +11,10 @@
 // On Linux datagrams are read and written in batches with recvmmsg(2) and
 // sendmmsg(2) on non-blocking sockets driven by the Go netpoller (via
 // syscall.RawConn), and ReadBatch/WriteBatch perform no heap allocations
-// after Listen returns. Other platforms use a portable one-datagram-at-a-time
+// after Listen returns. WriteBatch hands runs of equal-sized datagrams to
+// one destination to the kernel as one message with UDP GSO (UDP_SEGMENT),
+// and ReadBatchGRO takes trains the kernel coalesced with UDP GRO; both fall
+// back to single datagrams where the kernel cannot. Other platforms use a portable one-datagram-at-a-time
 // fallback with the same API.
 //
 // Addresses: IPv4 peers are always reported as plain IPv4 netip.Addr (never

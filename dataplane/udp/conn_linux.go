@@ -31,6 +31,9 @@ type Conn struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	gsoOff    atomic.Bool // UDP GSO failed once: send datagrams one by one
+	groOnce   sync.Once
+	gro       bool // UDP_GRO is on: received datagrams may be coalesced
 	closeErr  error
 
 	readMu sync.Mutex
@@ -76,6 +79,7 @@ type sender struct {
 	retried bool // first message of tx[off:] already failed once
 	err     syscall.Errno
 	sendFn  func(fd uintptr) bool // s.doSend, bound once
+	gso     gsoScratch
 }
 
 func listen(cfg Config, anyPort bool) (*Conn, error) {
@@ -144,7 +148,7 @@ func listen(cfg Config, anyPort bool) (*Conn, error) {
 }
 
 func (c *Conn) newSender(uc *net.UDPConn, rc syscall.RawConn, port uint16) *sender {
-	s := &sender{c: c, conn: uc, rc: rc, port: port, tx: newMmsgScratch(c.batch)}
+	s := &sender{c: c, conn: uc, rc: rc, port: port, tx: newMmsgScratch(c.batch), gso: newGSOScratch(c.batch)}
 	s.sendFn = s.doSend
 	return s
 }
@@ -218,6 +222,30 @@ func (c *Conn) ioErr(err error) error {
 // Datagrams larger than their buffer are dropped and counted in
 // Stats.RxTruncated. After Close it returns net.ErrClosed.
 func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error) {
+	return c.readBatch(bufs, sizes, nil, from)
+}
+
+// ReadBatchGRO is ReadBatch with UDP generic receive offload (UDP_GRO,
+// Linux 5.0+), turned on at the first call: a datagram may come back
+// coalesced with the ones after it from the same sender, all segs[i] bytes
+// long but the last, and sizes[i] is their total; segs[i] is 0 for a
+// single datagram. Buffers should hold 64 KB. If the kernel refuses
+// UDP_GRO it works as ReadBatch.
+func (c *Conn) ReadBatchGRO(bufs [][]byte, sizes, segs []int, from []netip.AddrPort) (int, error) {
+	if len(segs) < min(len(bufs), c.batch) {
+		return 0, errShortSizes
+	}
+	c.groOnce.Do(func() {
+		c.lisRC.Control(func(fd uintptr) {
+			if unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) == nil {
+				c.gro = true
+			}
+		})
+	})
+	return c.readBatch(bufs, sizes, segs, from)
+}
+
+func (c *Conn) readBatch(bufs [][]byte, sizes, segs []int, from []netip.AddrPort) (int, error) {
 	n := min(len(bufs), c.batch)
 	if n == 0 {
 		return 0, nil
@@ -242,7 +270,7 @@ func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (int
 		if c.rxErr != 0 {
 			return 0, c.ioErr(os.NewSyscallError("recvmmsg", c.rxErr))
 		}
-		k := 0
+		k, pkts := 0, 0
 		for i := 0; i < c.rxGot; i++ {
 			m := &c.rx.msgs[i]
 			if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
@@ -255,10 +283,22 @@ func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (int
 			}
 			sizes[k] = size
 			from[k] = getSockaddr(&c.rx.names[i], &c.zones)
+			if segs != nil {
+				segs[k] = 0
+				if c.gro {
+					segs[k] = c.rx.groSize(i)
+					if segs[k] > 0 {
+						pkts += (size + segs[k] - 1) / segs[k]
+						k++
+						continue
+					}
+				}
+			}
+			pkts++
 			k++
 		}
 		if k > 0 {
-			c.stats.rxPackets.Add(uint64(k))
+			c.stats.rxPackets.Add(uint64(pkts))
 			return k, nil
 		}
 	}
@@ -270,6 +310,10 @@ func (c *Conn) doRecv(fd uintptr) bool {
 		c.rx.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		c.rx.msgs[i].Hdr.Flags = 0
 		c.rx.msgs[i].Len = 0
+		if c.gro {
+			c.rx.msgs[i].Hdr.Control = &c.rx.ctrl[i*groCmsgSpace]
+			c.rx.msgs[i].Hdr.SetControllen(groCmsgSpace)
+		}
 	}
 	for {
 		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.rx.msgs[0])), uintptr(c.rxWant), 0, 0, 0)
@@ -316,17 +360,12 @@ func (w *Writer) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32)
 	sent := 0
 	for start := 0; start < len(bufs); start += c.batch {
 		end := min(start+c.batch, len(bufs))
+		gso := !c.gsoOff.Load()
 		for i := start; i < end; i++ {
 			s := w.senders[hashes[i]%nsend]
-			j := s.n
-			nl := putSockaddr(&s.tx.names[j], c.family, to[i], &c.zones)
-			if nl == 0 {
+			if !s.queue(to[i], bufs[i], gso) {
 				c.stats.txErrors.Add(1)
-				continue
 			}
-			s.tx.msgs[j].Hdr.Namelen = nl
-			s.tx.setBuf(j, bufs[i])
-			s.n++
 		}
 		for _, s := range w.senders {
 			if s.n == 0 {
@@ -336,7 +375,7 @@ func (w *Writer) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32)
 			sent += k
 			if err != nil {
 				for _, s := range w.senders {
-					s.tx.release(s.n)
+					s.releaseGSO()
 					s.n = 0
 				}
 				return sent, c.ioErr(err)
@@ -360,7 +399,7 @@ func (s *sender) flush() (int, error) {
 			break
 		}
 	}
-	s.tx.release(s.n)
+	s.releaseGSO()
 	s.n = 0
 	return s.sent, err
 }
@@ -372,13 +411,24 @@ func (s *sender) doSend(fd uintptr) bool {
 		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.tx.msgs[s.off])), uintptr(s.n-s.off), 0, 0, 0)
 		switch {
 		case e == 0:
+			pkts := 0
+			for _, c := range s.gso.cnt[s.off : s.off+int(r)] {
+				pkts += c
+			}
 			s.off += int(r)
-			s.sent += int(r)
+			s.sent += pkts
 			s.retried = false
-			s.c.stats.txPackets.Add(uint64(r))
+			s.c.stats.txPackets.Add(uint64(pkts))
 		case e == unix.EINTR:
 		case e == unix.EAGAIN:
 			return false
+		case (e == unix.EIO || e == unix.EINVAL) && s.gso.cnt[s.off] > 1:
+			// The kernel or the device cannot segment (no UDP_SEGMENT, no
+			// checksum offload): send single datagrams from now on. This
+			// message is lost; the inner TCP resends it.
+			s.c.gsoOff.Store(true)
+			s.c.stats.txErrors.Add(uint64(s.gso.cnt[s.off]))
+			s.off++
 		case perPacketErr(e):
 			// When sendmmsg stops early on an error after sending some
 			// messages, the kernel reports that error on the next call
@@ -390,8 +440,8 @@ func (s *sender) doSend(fd uintptr) bool {
 				continue
 			}
 			s.retried = false
+			s.c.stats.txErrors.Add(uint64(s.gso.cnt[s.off]))
 			s.off++
-			s.c.stats.txErrors.Add(1)
 		default:
 			s.err = e
 			return true

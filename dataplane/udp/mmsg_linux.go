@@ -24,13 +24,17 @@ type mmsgScratch struct {
 	msgs  []mmsgHdr
 	iovs  []unix.Iovec
 	names []sockaddrStorage
+	ctrl  []byte // groCmsgSpace per message, for UDP_GRO
 }
+
+var groCmsgSpace = unix.CmsgSpace(4)
 
 func newMmsgScratch(n int) mmsgScratch {
 	s := mmsgScratch{
 		msgs:  make([]mmsgHdr, n),
 		iovs:  make([]unix.Iovec, n),
 		names: make([]sockaddrStorage, n),
+		ctrl:  make([]byte, n*groCmsgSpace),
 	}
 	for i := range s.msgs {
 		s.msgs[i].Hdr.Iov = &s.iovs[i]
@@ -106,4 +110,20 @@ func getSockaddr(sa *sockaddrStorage, zones *zoneCache) netip.AddrPort {
 		return netip.AddrPortFrom(a, uint16(pb[0])<<8|uint16(pb[1]))
 	}
 	return netip.AddrPort{}
+}
+
+// groSize returns the segment size the kernel reported for message i with
+// UDP_GRO, or 0 if the datagram was not coalesced.
+func (s *mmsgScratch) groSize(i int) int {
+	h := &s.msgs[i].Hdr
+	n := int(h.Controllen)
+	if n < unix.CmsgLen(4) || h.Control == nil {
+		return 0
+	}
+	c := s.ctrl[i*groCmsgSpace : i*groCmsgSpace+min(n, groCmsgSpace)]
+	cm := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+	if cm.Level != unix.SOL_UDP || cm.Type != unix.UDP_GRO || int(cm.Len) < unix.CmsgLen(4) {
+		return 0
+	}
+	return int(*(*int32)(unsafe.Pointer(&c[unix.CmsgLen(0)])))
 }

@@ -1,0 +1,108 @@
+//go:build linux
+
+package udp
+
+import (
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// UDP generic segmentation offload (GSO, UDP_SEGMENT, Linux 4.18+): datagrams
+// to the same destination from the same socket, of the same size (the last
+// may be shorter), go to the kernel as one message whose iovecs the kernel
+// cuts back into datagrams of that size, as late as possible: on a veth
+// underlay the whole train crosses into the peer namespace as one buffer,
+// and a receiver with UDP_GRO takes it in one piece. One message replaces a
+// trip through the UDP and IP stack per datagram; the datagrams on the wire
+// are the same.
+const (
+	// maxGSOSegments is UDP_MAX_SEGMENTS of older kernels (newer allow 128).
+	maxGSOSegments = 64
+	// maxGSOBytes bounds a message's payload: one IP packet's worth.
+	maxGSOBytes = 65000
+)
+
+var gsoCmsgSpace = unix.CmsgSpace(2)
+
+// gsoScratch is a sender's state for coalescing: iovecs for every packet of
+// a batch, a control buffer per message, and the message being built.
+type gsoScratch struct {
+	iovs   []unix.Iovec
+	ctrl   []byte
+	cnt    []int // packets per message
+	niov   int
+	seg    int // the open message's segment size
+	bytes  int // the open message's payload
+	closed bool
+	lastTo netip.AddrPort
+}
+
+func newGSOScratch(n int) gsoScratch {
+	return gsoScratch{iovs: make([]unix.Iovec, n), ctrl: make([]byte, n*gsoCmsgSpace), cnt: make([]int, n)}
+}
+
+// queue adds b for to: appended to the open message when GSO allows, else
+// as a new message. It reports false when to cannot be sent from this
+// socket (counted by the caller).
+func (s *sender) queue(to netip.AddrPort, b []byte, gso bool) bool {
+	g := &s.gso
+	if gso && s.n > 0 && !g.closed && to == g.lastTo && len(b) <= g.seg && len(b) > 0 &&
+		g.cnt[s.n-1] < maxGSOSegments && g.bytes+len(b) <= maxGSOBytes && g.niov < len(g.iovs) {
+		k := s.n - 1
+		setIov(&g.iovs[g.niov], b)
+		g.niov++
+		g.cnt[k]++
+		g.bytes += len(b)
+		if len(b) < g.seg {
+			g.closed = true // only the last segment may be short
+		}
+		h := &s.tx.msgs[k].Hdr
+		h.SetIovlen(g.cnt[k])
+		if g.cnt[k] == 2 {
+			c := g.ctrl[k*gsoCmsgSpace : (k+1)*gsoCmsgSpace]
+			cm := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+			cm.Level, cm.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+			cm.SetLen(unix.CmsgLen(2))
+			*(*uint16)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = uint16(g.seg)
+			h.Control = &c[0]
+			h.SetControllen(gsoCmsgSpace)
+		}
+		return true
+	}
+	j := s.n
+	nl := putSockaddr(&s.tx.names[j], s.c.family, to, &s.c.zones)
+	if nl == 0 {
+		return false
+	}
+	h := &s.tx.msgs[j].Hdr
+	h.Namelen = nl
+	setIov(&g.iovs[g.niov], b)
+	h.Iov = &g.iovs[g.niov]
+	h.SetIovlen(1)
+	h.Control = nil
+	h.SetControllen(0)
+	g.niov++
+	g.cnt[j] = 1
+	g.seg, g.bytes, g.closed, g.lastTo = len(b), len(b), false, to
+	s.n++
+	return true
+}
+
+func setIov(v *unix.Iovec, b []byte) {
+	if len(b) == 0 {
+		v.Base = nil
+	} else {
+		v.Base = &b[0]
+	}
+	v.SetLen(len(b))
+}
+
+// releaseGSO drops the references to the caller's buffers.
+func (s *sender) releaseGSO() {
+	g := &s.gso
+	clear(g.iovs[:g.niov])
+	g.niov = 0
+	g.lastTo = netip.AddrPort{}
+}
