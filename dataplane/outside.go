@@ -26,9 +26,9 @@ type outsideLoop struct {
 	// one. Used in turn; the batches are flushed before they come round.
 	segBufs [][]byte
 	segUsed int
-	udp   underlayTx // neighbour replies
-	local portTx
-	tally tally
+	udp     underlayTx // neighbour replies
+	local   portTx
+	tally   tally
 
 	// The last sender found allowed in the last network, so a batch
 	// from one VTEP checks the allow-list once. Reset every batch, as the
