@@ -53,6 +53,9 @@ type Config struct {
 	// MetricsAddr, host:port, serves Prometheus metrics at /metrics;
 	// empty serves none.
 	MetricsAddr string
+	// PprofAddr, host:port, serves Go's profiler at /debug/pprof/ (for
+	// speed work; keep it on loopback); empty serves none.
+	PprofAddr string
 	// Profile: "lan" (default) or "fast" (small clusters, tests: failures
 	// seen in about a second).
 	Profile string
@@ -279,6 +282,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 		defer stopMetrics()
+	}
+	if a.cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(a.cfg.PprofAddr)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
 	}
 	a.log.Info("agent running", "node", a.cfg.Name, "underlayAddr", a.vtep.String(), "apiSocket", a.cfg.APISocket)
 
