@@ -8,7 +8,7 @@ DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dns
 # Packages with concurrency are tested with the race detector.
 RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/...
 
-.PHONY: all build test demo demo-dataplane deps lint unit e2e bench fuzz windows clean
+.PHONY: all build test demo demo-dataplane deps lint unit e2e bench bench-dataplane fuzz windows clean
 
 all: build
 
@@ -59,6 +59,11 @@ bench:
 	$(GO) test -run '^$$' -bench IPAMFirstAddress -benchtime 3x -timeout 10m ./bench
 	$(GO) test -run '^$$' -bench . -benchmem ./dns
 	$(GO) test -run '^$$' -bench DNS -benchtime 1x -timeout 10m ./bench
+
+# vxnet's data plane against the kernel's VXLAN and the bare underlay, in
+# namespaces (root; about 7 minutes): Markdown on stdout, JSON and a chart.
+bench-dataplane: deps build
+	bin/vxnet bench dataplane --chart bench-dataplane.svg --json bench-dataplane.json
 
 # Each native fuzzer for FUZZTIME (default 30s).
 FUZZTIME ?= 30s

@@ -315,3 +315,9 @@ func percentiles(d []time.Duration) (p50, p90, p99, maxd time.Duration) {
 	at := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))] }
 	return at(0.50), at(0.90), at(0.99), d[len(d)-1]
 }
+
+// Gossip profiles, for callers that may not import gossip (cmd/vxnet).
+const (
+	ProfileLAN  = gossip.ProfileLAN
+	ProfileFast = gossip.ProfileFast
+)

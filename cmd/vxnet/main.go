@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/vxnet/vxnet/bench"
 )
 
 const usage = `vxnet — a userspace VXLAN container network for many hosts
@@ -23,6 +25,7 @@ Commands:
   cluster     the cluster's members
   lab         a whole cluster in network namespaces on this machine: up, demo, status, down
   dataplane   run the VXLAN switch alone from a static JSON file (debugging, interop, demo)
+  bench       measure: the data plane against the kernel's VXLAN, the control plane
   version     print the version
   help        show this help, or 'vxnet help <command>' for one command
 
@@ -35,6 +38,7 @@ to the agent's API socket: --socket, else $VXNET_SOCKET, else
 var version = "dev"
 
 func main() {
+	bench.DNSChildMain()
 	os.Exit(run(stdio{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
 }
 
@@ -77,6 +81,8 @@ func run(std stdio, args []string) int {
 		return cmdService(std, args[1:])
 	case "dataplane":
 		return cmdDataplane(std, args[1:])
+	case "bench":
+		return cmdBench(std, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(std.stdout, "vxnet", version)
 		return 0

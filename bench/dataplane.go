@@ -1,0 +1,147 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// The data-plane benchmark compares, on one machine and in one run, three
+// ways across a two-host testbed built from network namespaces:
+//
+//	underlay  host 1 ──veth (MTU 1500)── host 2                the limit
+//	kernel    c1 ─ vxlan dev ═ host 1 ──veth── host 2 ═ vxlan dev ─ c2
+//	vxnet     c1 ─ TUN ─ vxnet ═ host 1 ──veth── host 2 ═ vxnet ─ TUN ─ c2
+//
+// The kernel's vxlan device is created in the host namespace (which keeps
+// its UDP socket) and then moved into the container namespace. The vxnet
+// hosts run `vxnet dataplane --config` with a static two-host file. Each
+// repetition measures every path in turn (underlay, kernel, vxnet), so
+// that a burst of load elsewhere on the machine hits all three alike.
+
+// Paths, in the order each repetition measures them.
+const (
+	PathUnderlay = "underlay"
+	PathKernel   = "kernel"
+	PathVxnet    = "vxnet"
+)
+
+// Tests, in the order each path runs them; also the keys of CPU figures.
+const (
+	TestTCP1  = "tcp1"
+	TestTCP4  = "tcp4"
+	TestUDP64 = "udp64"
+	TestPing  = "ping"
+)
+
+// DataplaneConfig is one run of RunDataplane. Zero fields take the
+// defaults of DefaultDataplaneConfig.
+type DataplaneConfig struct {
+	// Binary is the vxnet binary the vxnet hosts run. Default: this
+	// process's own executable.
+	Binary string
+	// Time is the length of each iperf3 test and of each ping run.
+	// Default 10 s; at least 1 s.
+	Time time.Duration
+	// Reps is how many times each path is measured. Default 3.
+	Reps int
+	// PingInterval is the gap between echo requests (ping -i). Default
+	// 10 ms; the ping run lasts Time.
+	PingInterval time.Duration
+	// Prefix starts the name of every namespace the testbed creates.
+	// Default "vxb<pid>-", so that two runs never share a name.
+	Prefix string
+}
+
+// DefaultDataplaneConfig is the run the README's table comes from.
+func DefaultDataplaneConfig() DataplaneConfig {
+	return DataplaneConfig{Time: 10 * time.Second, Reps: 3, PingInterval: 10 * time.Millisecond}
+}
+
+func (c *DataplaneConfig) defaults() error {
+	d := DefaultDataplaneConfig()
+	if c.Time == 0 {
+		c.Time = d.Time
+	}
+	if c.Reps == 0 {
+		c.Reps = d.Reps
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = d.PingInterval
+	}
+	if c.Prefix == "" {
+		c.Prefix = fmt.Sprintf("vxb%d-", os.Getpid())
+	}
+	if c.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: the vxnet binary: %w", err)
+		}
+		c.Binary = exe
+	}
+	switch {
+	case c.Time < time.Second:
+		return fmt.Errorf("bench: time %v: want at least 1s (iperf3 counts whole seconds)", c.Time)
+	case c.Reps < 1:
+		return fmt.Errorf("bench: reps %d: want at least 1", c.Reps)
+	case c.PingInterval < time.Millisecond:
+		return fmt.Errorf("bench: ping interval %v: want at least 1ms", c.PingInterval)
+	}
+	return nil
+}
+
+// DataplaneSample is what one repetition measured on one path.
+type DataplaneSample struct {
+	Rep  int    `json:"rep"` // from 1
+	Path string `json:"path"`
+	// TCP1Gbps and TCP4Gbps are iperf3's receiver-side throughput with
+	// one and four streams, Gbit/s.
+	TCP1Gbps float64 `json:"tcp1Gbps"`
+	TCP4Gbps float64 `json:"tcp4Gbps"`
+	// UDP64PPS is 64-byte UDP datagrams received per second; UDP64SentPPS
+	// what the sender managed: when the two are close, the sender, not
+	// the path, was the limit.
+	UDP64PPS     float64 `json:"udp64Pps"`
+	UDP64SentPPS float64 `json:"udp64SentPps"`
+	// RTTP50us and RTTP99us are percentiles of the ping round trips, µs;
+	// PingLost how many echo requests got no reply.
+	RTTP50us float64 `json:"rttP50us"`
+	RTTP99us float64 `json:"rttP99us"`
+	PingLost int     `json:"pingLost"`
+	// CPUSeconds is, per test (TestTCP1...), the CPU time both vxnet
+	// processes used during it, user + system (vxnet path only).
+	CPUSeconds map[string]float64 `json:"cpuSeconds,omitempty"`
+}
+
+// RunDataplane builds the testbed, measures every path Reps times, and
+// takes everything down again, also when it fails or is interrupted
+// (SIGINT, SIGTERM). Progress goes to progress, a line per test. It needs
+// Linux, root, ip, iperf3 and ping.
+func RunDataplane(cfg DataplaneConfig, progress io.Writer) (DataplaneReport, error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return RunDataplaneContext(ctx, cfg, progress)
+}
+
+// RunDataplaneContext is RunDataplane stopped by ctx instead of signals.
+func RunDataplaneContext(ctx context.Context, cfg DataplaneConfig, progress io.Writer) (DataplaneReport, error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	if err := cfg.defaults(); err != nil {
+		return DataplaneReport{}, err
+	}
+	r := DataplaneReport{Started: time.Now().UTC(), TestSeconds: cfg.Time.Seconds(), Reps: cfg.Reps, Machine: machine()}
+	samples, err := runDataplane(ctx, cfg, progress)
+	r.Samples = samples
+	r.summarize()
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		err = fmt.Errorf("bench: interrupted: %w", err)
+	}
+	return r, err
+}

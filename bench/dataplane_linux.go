@@ -1,0 +1,246 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The testbed's addresses. The underlays are in 198.18.0.0/15 (RFC 2544,
+// benchmarking), the containers' subnets in 10.200.0.0/16; none of them
+// exists outside the namespaces the benchmark creates.
+const (
+	kernelUnderlay = "198.18.200" // .1 host 1, .2 host 2, /24
+	vxnetUnderlay  = "198.18.201"
+	kernelSubnet   = "10.200.1" // .1 container 1, .2 container 2, /24
+	vxnetSubnet    = "10.200.2"
+	kernelVNI      = 4242
+	vxnetVNI       = 4243
+	containerMTU   = 1450 // a 1500-byte underlay less 50 bytes of VXLAN
+)
+
+// benchPath is one of the three ways across, as the tests use it.
+type benchPath struct {
+	key, label     string
+	client, server string // namespaces
+	addr           string // the server's address, as the client reaches it
+	cpu            []*bgProc
+}
+
+// testbed is everything RunDataplane built: namespaces and processes,
+// removed by close.
+type testbed struct {
+	cfg        DataplaneConfig
+	progress   io.Writer
+	dir        string
+	namespaces []string
+	procs      []*bgProc
+	paths      []*benchPath
+}
+
+func runDataplane(ctx context.Context, cfg DataplaneConfig, progress io.Writer) (samples []DataplaneSample, err error) {
+	if err := checkDataplaneTools(cfg); err != nil {
+		return nil, err
+	}
+	removeStaleNamespaces(progress)
+	tb := &testbed{cfg: cfg, progress: progress}
+	defer func() { err = errors.Join(err, tb.close()) }()
+	if tb.dir, err = os.MkdirTemp("", "vxnet-bench-dataplane-"); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	fmt.Fprintf(progress, "building the testbed (namespaces %s*)…\n", cfg.Prefix)
+	if err := tb.build(ctx); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "testbed up in %.1f s; %d reps × 3 paths × 4 tests of %v each\n",
+		time.Since(start).Seconds(), cfg.Reps, cfg.Time)
+	for rep := 1; rep <= cfg.Reps; rep++ {
+		for _, p := range tb.paths {
+			s, err := tb.measure(ctx, p, rep)
+			if err != nil {
+				return samples, fmt.Errorf("bench: rep %d, %s: %w", rep, p.label, err)
+			}
+			samples = append(samples, s)
+		}
+	}
+	return samples, nil
+}
+
+func checkDataplaneTools(cfg DataplaneConfig) error {
+	if os.Geteuid() != 0 {
+		return errors.New("bench: the data-plane benchmark needs root: it creates network namespaces (run it with sudo)")
+	}
+	for _, tool := range []string{"ip", "iperf3", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("bench: %s not found (Debian: apt-get install iproute2 iperf3 iputils-ping, or make deps): %w", tool, err)
+		}
+	}
+	if _, err := os.Stat(cfg.Binary); err != nil {
+		return fmt.Errorf("bench: the vxnet binary: %w", err)
+	}
+	return nil
+}
+
+// build creates the namespaces, the two underlays, the kernel's VXLAN,
+// the vxnet hosts and the iperf3 servers, and waits until every path
+// carries a ping.
+func (tb *testbed) build(ctx context.Context) error {
+	ns := func(name string) string { return tb.cfg.Prefix + name }
+	hk1, hk2, ck1, ck2 := ns("hk1"), ns("hk2"), ns("ck1"), ns("ck2")
+	hv1, hv2, cv1, cv2 := ns("hv1"), ns("hv2"), ns("cv1"), ns("cv2")
+	for _, n := range []string{hk1, hk2, ck1, ck2, hv1, hv2, cv1, cv2} {
+		if err := tb.addNetns(ctx, n); err != nil {
+			return err
+		}
+	}
+	if err := tb.underlay(ctx, hk1, hk2, kernelUnderlay); err != nil {
+		return err
+	}
+	if err := tb.underlay(ctx, hv1, hv2, vxnetUnderlay); err != nil {
+		return err
+	}
+	for i, h := range [][2]string{{hk1, ck1}, {hk2, ck2}} {
+		if err := tb.kernelVXLAN(ctx, h[0], h[1], i+1); err != nil {
+			return err
+		}
+	}
+	var cpu []*bgProc
+	for i, h := range [][2]string{{hv1, cv1}, {hv2, cv2}} {
+		p, err := tb.startVxnet(ctx, h[0], h[1], i+1)
+		if err != nil {
+			return err
+		}
+		cpu = append(cpu, p)
+	}
+	tb.paths = []*benchPath{
+		{key: PathUnderlay, label: "underlay", client: hk1, server: hk2, addr: kernelUnderlay + ".2"},
+		{key: PathKernel, label: "kernel vxlan", client: ck1, server: ck2, addr: kernelSubnet + ".2"},
+		{key: PathVxnet, label: "vxnet", client: cv1, server: cv2, addr: vxnetSubnet + ".2", cpu: cpu},
+	}
+	for _, p := range tb.paths {
+		if err := tb.startIperfServer(ctx, p); err != nil {
+			return err
+		}
+	}
+	for _, p := range tb.paths {
+		if err := tb.waitPing(ctx, p, 20*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run runs argv to completion and returns its combined output.
+func run(ctx context.Context, argv ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+func runAll(ctx context.Context, cmds ...[]string) error {
+	for _, argv := range cmds {
+		if _, err := run(ctx, argv...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (tb *testbed) addNetns(ctx context.Context, name string) error {
+	if _, err := run(ctx, "ip", "netns", "add", name); err != nil {
+		return err
+	}
+	tb.namespaces = append(tb.namespaces, name)
+	_, err := run(ctx, "ip", "-n", name, "link", "set", "lo", "up")
+	return err
+}
+
+// underlay joins hosts a and b with a veth pair u0 (MTU 1500), net.1 and
+// net.2. The pair is created inside a and its peer moved straight to b,
+// so no link ever exists in the namespace the benchmark runs in.
+func (tb *testbed) underlay(ctx context.Context, a, b, net string) error {
+	return runAll(ctx,
+		[]string{"ip", "-n", a, "link", "add", "u0", "mtu", "1500", "type", "veth", "peer", "name", "u0", "netns", b},
+		[]string{"ip", "-n", a, "addr", "add", net + ".1/24", "dev", "u0", "nodad"},
+		[]string{"ip", "-n", b, "addr", "add", net + ".2/24", "dev", "u0", "nodad"},
+		[]string{"ip", "-n", a, "link", "set", "u0", "up"},
+		[]string{"ip", "-n", b, "link", "set", "u0", "up"},
+	)
+}
+
+// kernelVXLAN creates host i's vxlan device in its host namespace (where
+// the kernel keeps its UDP socket), then moves it into the container
+// namespace as eth0.
+func (tb *testbed) kernelVXLAN(ctx context.Context, host, container string, i int) error {
+	local, remote := fmt.Sprintf("%s.%d", kernelUnderlay, i), fmt.Sprintf("%s.%d", kernelUnderlay, 3-i)
+	return runAll(ctx,
+		[]string{"ip", "-n", host, "link", "add", "vx0", "type", "vxlan", "id", fmt.Sprint(kernelVNI),
+			"local", local, "remote", remote, "dstport", "4789", "nolearning"},
+		[]string{"ip", "-n", host, "link", "set", "vx0", "netns", container},
+		[]string{"ip", "-n", container, "link", "set", "vx0", "name", "eth0", "mtu", fmt.Sprint(containerMTU)},
+		[]string{"ip", "-n", container, "addr", "add", fmt.Sprintf("%s.%d/24", kernelSubnet, i), "dev", "eth0", "nodad"},
+		[]string{"ip", "-n", container, "link", "set", "eth0", "up"},
+	)
+}
+
+// vxnetStatic and its parts are the static file `vxnet dataplane
+// --config` reads (see `vxnet dataplane --help`).
+type vxnetStatic struct {
+	VTEP     string         `json:"vtep"`
+	MTU      int            `json:"mtu"`
+	Networks []vxnetNetwork `json:"networks"`
+}
+
+type vxnetNetwork struct {
+	VNI       int             `json:"vni"`
+	Subnets   []string        `json:"subnets"`
+	Endpoints []vxnetEndpoint `json:"endpoints"`
+	Remotes   []vxnetRemote   `json:"remotes"`
+}
+
+type vxnetEndpoint struct {
+	Name      string   `json:"name"`
+	Netns     string   `json:"netns"`
+	Ifname    string   `json:"ifname"`
+	Addresses []string `json:"addresses"`
+}
+
+type vxnetRemote struct {
+	VTEP      string   `json:"vtep"`
+	Addresses []string `json:"addresses"`
+}
+
+// startVxnet runs `vxnet dataplane` for host i (1 or 2) in its host
+// namespace, with one endpoint (eth0) in the container namespace and the
+// other host's endpoint as its remote.
+func (tb *testbed) startVxnet(ctx context.Context, host, container string, i int) (*bgProc, error) {
+	peer := 3 - i
+	conf := vxnetStatic{VTEP: fmt.Sprintf("%s.%d", vxnetUnderlay, i), MTU: containerMTU, Networks: []vxnetNetwork{{
+		VNI:       vxnetVNI,
+		Subnets:   []string{vxnetSubnet + ".0/24"},
+		Endpoints: []vxnetEndpoint{{Name: fmt.Sprintf("c%d", i), Netns: container, Ifname: "eth0", Addresses: []string{fmt.Sprintf("%s.%d/24", vxnetSubnet, i)}}},
+		Remotes:   []vxnetRemote{{VTEP: fmt.Sprintf("%s.%d", vxnetUnderlay, peer), Addresses: []string{fmt.Sprintf("%s.%d", vxnetSubnet, peer)}}},
+	}}}
+	b, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(tb.dir, fmt.Sprintf("host%d.json", i))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	return tb.start(fmt.Sprintf("vxnet dataplane host %d", i), "ip", "netns", "exec", host, tb.cfg.Binary, "dataplane", "--config", path, "--log-level", "warn")
+}

@@ -1,0 +1,82 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunDataplane_brief builds the testbed with a freshly built vxnet,
+// runs one repetition of one-second tests on every path, and checks that
+// every figure was measured and that no namespace is left.
+func TestRunDataplane_brief(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a namespace testbed and runs iperf3 for about 15 s (not with -short)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the testbed is made of network namespaces (run `sudo go test ./bench -run Dataplane`)")
+	}
+	for _, tool := range []string{"ip", "iperf3", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found: run `make deps` (installs iproute2, iperf3, iputils-ping)", tool)
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "vxnet")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/vxnet/vxnet/cmd/vxnet").CombinedOutput(); err != nil {
+		t.Fatalf("building vxnet: %v\n%s", err, out)
+	}
+	cfg := DataplaneConfig{Binary: bin, Time: time.Second, Reps: 1, Prefix: fmt.Sprintf("vxb%d-", os.Getpid())}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	r, err := RunDataplaneContext(ctx, cfg, &progress)
+	t.Logf("progress:\n%s", progress.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", r.Markdown())
+
+	if len(r.Samples) != 3 {
+		t.Fatalf("%d samples, want one per path", len(r.Samples))
+	}
+	for _, s := range r.Samples {
+		for name, v := range map[string]float64{"TCP 1": s.TCP1Gbps, "TCP 4": s.TCP4Gbps, "UDP 64 B": s.UDP64PPS,
+			"UDP sent": s.UDP64SentPPS, "RTT p50": s.RTTP50us, "RTT p99": s.RTTP99us} {
+			if !(v > 0) {
+				t.Errorf("%s: %s = %v, want > 0", s.Path, name, v)
+			}
+		}
+		if s.Path == PathVxnet {
+			for _, test := range []string{TestTCP1, TestTCP4, TestUDP64} {
+				if !(s.CPUSeconds[test] > 0) {
+					t.Errorf("vxnet CPU during %s: %v, want > 0", test, s.CPUSeconds[test])
+				}
+			}
+		} else if s.CPUSeconds != nil {
+			t.Errorf("%s: CPU seconds %v, want none (vxnet only)", s.Path, s.CPUSeconds)
+		}
+	}
+	for _, m := range r.Metrics {
+		if m.VxnetVsKernel <= 0 || m.KernelVsUnderlay <= 0 {
+			t.Errorf("%s: ratios %v %v", m.Name, m.KernelVsUnderlay, m.VxnetVsKernel)
+		}
+	}
+	for _, want := range []string{"rep 1/1 underlay: TCP 1 stream… ", "rep 1/1 kernel vxlan: UDP 64 B… ", "rep 1/1 vxnet: ping RTT… p50 ", "testbed removed"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q", want)
+		}
+	}
+	left, err := listNetns(context.Background(), cfg.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("namespaces left behind: %v", left)
+	}
+}

@@ -1,0 +1,227 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// DataplaneReport is a RunDataplane run: every sample, and per metric the
+// three paths side by side with their ratios and the target.
+type DataplaneReport struct {
+	Started     time.Time         `json:"started"`
+	Machine     string            `json:"machine"`     // OS, kernel, CPUs, iperf3
+	TestSeconds float64           `json:"testSeconds"` // length of each test
+	Reps        int               `json:"reps"`
+	Samples     []DataplaneSample `json:"samples"`
+	Metrics     []MetricSummary   `json:"metrics"`
+	CPU         []CPUSummary      `json:"vxnetCpu"`
+}
+
+// MetricSummary is one row of the report: a metric over the repetitions
+// on each path, and the ratios of the medians.
+type MetricSummary struct {
+	Key      string `json:"key"`  // tcp1, tcp4, udp64, rttP50, rttP99
+	Name     string `json:"name"` // as the table prints it
+	Unit     string `json:"unit"` // Gbit/s, pps, µs
+	Underlay Stat   `json:"underlay"`
+	Kernel   Stat   `json:"kernel"`
+	Vxnet    Stat   `json:"vxnet"`
+	// KernelVsUnderlay and VxnetVsKernel are ratios of medians
+	// (kernel/underlay, vxnet/kernel); 0 when the divisor is 0.
+	KernelVsUnderlay float64 `json:"kernelVsUnderlay"`
+	VxnetVsKernel    float64 `json:"vxnetVsKernel"`
+	// Target is issue 7's goal for VxnetVsKernel ("≥ 0.5", "≤ 2"), empty
+	// when the metric has none; Pass says whether the run met it.
+	Target string `json:"target,omitempty"`
+	Pass   *bool  `json:"pass,omitempty"`
+}
+
+// CPUSummary is the CPU time both vxnet processes used during one test,
+// over the repetitions: seconds, and cores (seconds per second of test).
+type CPUSummary struct {
+	Test    string  `json:"test"`
+	Name    string  `json:"name"`
+	Seconds Stat    `json:"seconds"`
+	Cores   float64 `json:"cores"` // median seconds / test length
+}
+
+// metric describes one measured figure: how to read it from a sample,
+// print it, and judge it against the kernel.
+type metric struct {
+	key, name, unit string
+	lowerIsBetter   bool
+	get             func(DataplaneSample) float64
+	// target is the bound on vxnet/kernel: a minimum, or for
+	// lowerIsBetter a maximum; 0 for none.
+	target float64
+}
+
+var dataplaneMetrics = []metric{
+	{key: "tcp1", name: "TCP 1 stream", unit: "Gbit/s", get: func(s DataplaneSample) float64 { return s.TCP1Gbps }, target: 0.5},
+	{key: "tcp4", name: "TCP 4 streams", unit: "Gbit/s", get: func(s DataplaneSample) float64 { return s.TCP4Gbps }},
+	{key: "udp64", name: "UDP 64 B received", unit: "pps", get: func(s DataplaneSample) float64 { return s.UDP64PPS }, target: 0.5},
+	{key: "rttP50", name: "ping RTT p50", unit: "µs", lowerIsBetter: true, get: func(s DataplaneSample) float64 { return s.RTTP50us }, target: 2},
+	{key: "rttP99", name: "ping RTT p99", unit: "µs", lowerIsBetter: true, get: func(s DataplaneSample) float64 { return s.RTTP99us }},
+}
+
+var cpuTests = []struct{ key, name string }{
+	{TestTCP1, "TCP 1 stream"}, {TestTCP4, "TCP 4 streams"}, {TestUDP64, "UDP 64 B"}, {TestPing, "ping"},
+}
+
+// summarize fills Metrics and CPU from Samples.
+func (r *DataplaneReport) summarize() {
+	r.Metrics, r.CPU = nil, nil
+	for _, m := range dataplaneMetrics {
+		per := map[string][]float64{}
+		for _, s := range r.Samples {
+			per[s.Path] = append(per[s.Path], m.get(s))
+		}
+		ms := MetricSummary{Key: m.key, Name: m.name, Unit: m.unit,
+			Underlay: summarize(per[PathUnderlay]), Kernel: summarize(per[PathKernel]), Vxnet: summarize(per[PathVxnet])}
+		ms.KernelVsUnderlay = ratio(ms.Kernel.Median, ms.Underlay.Median)
+		ms.VxnetVsKernel = ratio(ms.Vxnet.Median, ms.Kernel.Median)
+		if m.target > 0 && ms.Vxnet.N > 0 && ms.Kernel.N > 0 {
+			pass := ms.VxnetVsKernel >= m.target
+			ms.Target = fmt.Sprintf("≥ %g", m.target)
+			if m.lowerIsBetter {
+				pass = ms.VxnetVsKernel > 0 && ms.VxnetVsKernel <= m.target
+				ms.Target = fmt.Sprintf("≤ %g", m.target)
+			}
+			ms.Pass = &pass
+		}
+		r.Metrics = append(r.Metrics, ms)
+	}
+	for _, t := range cpuTests {
+		var v []float64
+		for _, s := range r.Samples {
+			if sec, ok := s.CPUSeconds[t.key]; ok {
+				v = append(v, sec)
+			}
+		}
+		if len(v) == 0 {
+			continue
+		}
+		st := summarize(v)
+		r.CPU = append(r.CPU, CPUSummary{Test: t.key, Name: t.name, Seconds: st, Cores: ratio(st.Median, r.TestSeconds)})
+	}
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 || math.IsNaN(a) || math.IsNaN(b) {
+		return 0
+	}
+	return a / b
+}
+
+// formatValue prints a value in a metric's unit, with 3 significant
+// figures or so.
+func formatValue(v float64, unit string) string {
+	switch unit {
+	case "Gbit/s":
+		if v < 1 {
+			return fmt.Sprintf("%.0f Mbit/s", v*1000)
+		}
+		return fmt.Sprintf("%.2f Gbit/s", v)
+	case "pps":
+		if v >= 1e6 {
+			return fmt.Sprintf("%.2fM pps", v/1e6)
+		}
+		return fmt.Sprintf("%.0fk pps", v/1e3)
+	case "µs":
+		if v >= 1000 {
+			return fmt.Sprintf("%.2f ms", v/1000)
+		}
+		return fmt.Sprintf("%.0f µs", v)
+	}
+	return fmt.Sprintf("%.3g %s", v, unit)
+}
+
+// formatStat prints a median and, with more than one repetition, the
+// range beside it: "11.6 Gbit/s (11.2–11.9)".
+func formatStat(s Stat, unit string) string {
+	if s.N == 0 {
+		return "—"
+	}
+	med := formatValue(s.Median, unit)
+	if s.N == 1 {
+		return med
+	}
+	lo, hi := formatValue(s.Min, unit), formatValue(s.Max, unit)
+	// The range repeats no unit: "11.6 Gbit/s (11.2–11.9)", "95k pps (90k–99k)".
+	if u := unitSuffix(lo); u != "" && u == unitSuffix(hi) && u == unitSuffix(med) {
+		lo, hi = strings.TrimSuffix(lo, u), strings.TrimSuffix(hi, u)
+	}
+	return fmt.Sprintf("%s (%s–%s)", med, lo, hi)
+}
+
+// unitSuffix is the unit of a formatted value, from the space on: " µs",
+// " pps" (of "95k pps"), ...
+func unitSuffix(s string) string {
+	i := strings.IndexByte(s, ' ')
+	if i < 0 {
+		return ""
+	}
+	return s[i:]
+}
+
+func formatRatio(x float64) string {
+	if x == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", x)
+}
+
+// Markdown renders the report: the comparison table (medians, ranges
+// over the repetitions, ratios, targets) and vxnet's CPU time.
+func (r DataplaneReport) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d × %g s per test, medians (min–max), %s; iperf3 receiver side.\n\n", r.Reps, r.TestSeconds, r.Machine)
+	b.WriteString("| metric | underlay, host to host | kernel VXLAN | vxnet | kernel / underlay | vxnet / kernel | target (vxnet / kernel) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
+	for _, m := range r.Metrics {
+		target := "—"
+		if m.Pass != nil {
+			verdict := "**FAIL**"
+			if *m.Pass {
+				verdict = "pass"
+			}
+			target = m.Target + " " + verdict
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", m.Name, formatStat(m.Underlay, m.Unit),
+			formatStat(m.Kernel, m.Unit), formatStat(m.Vxnet, m.Unit), formatRatio(m.KernelVsUnderlay),
+			formatRatio(m.VxnetVsKernel), target)
+	}
+	if len(r.CPU) > 0 {
+		b.WriteString("\nvxnet CPU time during each test, both hosts' processes together (user + system):\n\n")
+		b.WriteString("| test | CPU seconds | cores busy |\n|---|---|---|\n")
+		for _, c := range r.CPU {
+			fmt.Fprintf(&b, "| %s | %s | %.2f |\n", c.Name, formatCPU(c.Seconds), c.Cores)
+		}
+	}
+	return b.String()
+}
+
+func formatCPU(s Stat) string {
+	if s.N > 1 {
+		return fmt.Sprintf("%.2f s (%.2f–%.2f)", s.Median, s.Min, s.Max)
+	}
+	return fmt.Sprintf("%.2f s", s.Median)
+}
+
+// Verdict is one line per target: what the run measured against it.
+func (r DataplaneReport) Verdict() string {
+	var b strings.Builder
+	for _, m := range r.Metrics {
+		if m.Pass == nil {
+			continue
+		}
+		verdict := "FAIL"
+		if *m.Pass {
+			verdict = "pass"
+		}
+		fmt.Fprintf(&b, "target %-18s vxnet / kernel = %-6s (want %s)  %s\n", m.Name+":", formatRatio(m.VxnetVsKernel), m.Target, verdict)
+	}
+	return b.String()
+}
