@@ -155,24 +155,19 @@ func (a *Agent) network(name string) (api.Network, bool) {
 }
 
 // Networks lists every network.
-func (a *Agent) Networks() []api.Network {
-	var out []api.Network
-	for _, e := range a.kv.List(tableNetworks) {
-		var n api.Network
-		if json.Unmarshal(e.Value, &n) == nil {
-			out = append(out, n)
-		}
-	}
-	return out
-}
+func (a *Agent) Networks() []api.Network { return listRows[api.Network](a, tableNetworks) }
 
 // Endpoints lists every host's endpoints.
-func (a *Agent) Endpoints() []api.Endpoint {
-	var out []api.Endpoint
-	for _, e := range a.kv.List(tableEndpoints) {
-		var ep api.Endpoint
-		if json.Unmarshal(e.Value, &ep) == nil {
-			out = append(out, ep)
+func (a *Agent) Endpoints() []api.Endpoint { return listRows[api.Endpoint](a, tableEndpoints) }
+
+// listRows decodes the rows of a table; malformed rows are skipped (the
+// reconciler logs them).
+func listRows[T any](a *Agent, table string) []T {
+	var out []T
+	for _, e := range a.kv.List(table) {
+		var v T
+		if json.Unmarshal(e.Value, &v) == nil {
+			out = append(out, v)
 		}
 	}
 	return out
@@ -365,14 +360,7 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 			}
 		}
 	}
-	a.store.update(func(st *localState) {
-		for i, e := range st.Endpoints {
-			if e.Network == network && e.Name == name {
-				st.Endpoints = append(st.Endpoints[:i], st.Endpoints[i+1:]...)
-				break
-			}
-		}
-	})
+	a.forgetEndpoint(network, name)
 	a.persist()
 	a.log.Info("endpoint removed", "network", network, "endpoint", name)
 	return nil
@@ -408,14 +396,22 @@ func (a *Agent) removeGone(key string, ep api.Endpoint) {
 			a.ipam.Release(ep.Network, p.Addr())
 		}
 	}
-	a.store.update(func(st *localState) {
+	a.forgetEndpoint(ep.Network, ep.Name)
+}
+
+// forgetEndpoint drops an endpoint from the state file.
+func (a *Agent) forgetEndpoint(network, name string) {
+	err := a.store.update(func(st *localState) {
 		for i, e := range st.Endpoints {
-			if e.Network == ep.Network && e.Name == ep.Name {
+			if e.Network == network && e.Name == name {
 				st.Endpoints = append(st.Endpoints[:i], st.Endpoints[i+1:]...)
 				break
 			}
 		}
 	})
+	if err != nil {
+		a.log.Error("saving state", "error", err)
+	}
 }
 
 // Services groups the endpoints in sight by (network, service).
