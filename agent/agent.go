@@ -157,19 +157,22 @@ type Agent struct {
 	dns   *dns.Server
 	sw    *dataplane.Switch
 
+	recMu     sync.Mutex // one reconcileNow at a time; taken before mu
 	mu        sync.Mutex
 	networks  map[string]api.Network  // every network, from the table
 	endpoints map[string]api.Endpoint // every endpoint, from the table
 	local     map[string]*localEndpoint
+	pending   map[string]struct{}    // endpoints being created
 	netns     map[string]*nsResolver // DNS listeners by namespace path
 	kick      chan struct{}
 }
 
 // localEndpoint is an endpoint of this host: its port on the switch.
 type localEndpoint struct {
-	rec  api.Endpoint
-	port *dataplane.Port
-	ns   string // namespace path
+	rec      api.Endpoint
+	port     *dataplane.Port
+	ns       string // namespace path
+	removing bool   // a RemoveEndpoint owns it
 }
 
 // nsResolver is the DNS listener in one container namespace.
@@ -187,7 +190,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]api.Network{}, endpoints: map[string]api.Endpoint{},
-		local: map[string]*localEndpoint{}, netns: map[string]*nsResolver{}, kick: make(chan struct{}, 1)}
+		local: map[string]*localEndpoint{}, pending: map[string]struct{}{}, netns: map[string]*nsResolver{}, kick: make(chan struct{}, 1)}
 	if a.store, err = openLocalStore(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -240,11 +243,13 @@ func New(cfg Config) (*Agent, error) {
 // and reconciles until ctx ends; then it leaves the cluster gracefully
 // (the endpoints' devices go with the process).
 func (a *Agent) Run(ctx context.Context) error {
+	// Deferred in this order so that, on every return, the goroutines are
+	// told to stop (cancel), waited for, and only then is everything closed.
 	defer a.close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	swDone := make(chan error, 1)
 	wg.Add(1)
@@ -262,7 +267,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				if k, err := a.kv.Node().Join(30 * time.Second); err == nil {
+				// Short attempts, so that a shutdown is not held up by an
+				// unreachable seed.
+				if k, err := a.kv.Node().Join(2 * time.Second); err == nil {
 					a.log.Info("joined the cluster", "nodes", k)
 					return
 				} else {
@@ -299,6 +306,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("dataplane: %w", err)
 		}
 	}
+	stopAPI() // no request may change state after the last save
 	a.persist()
 	if err := a.kv.Node().Leave(5 * time.Second); err != nil {
 		a.log.Warn("leave", "error", err)
@@ -312,11 +320,12 @@ func (a *Agent) close() {
 		a.sw.Close()
 	}
 	a.mu.Lock()
-	for _, r := range a.netns {
-		r.l.Close()
-	}
+	resolvers := a.netns
 	a.netns = map[string]*nsResolver{}
 	a.mu.Unlock()
+	for _, r := range resolvers {
+		r.l.Close()
+	}
 	if a.dns != nil {
 		a.dns.Close()
 	}
@@ -328,14 +337,18 @@ func (a *Agent) close() {
 // persist saves this host's own rows and clock.
 func (a *Agent) persist() {
 	self := a.cfg.Name
-	var rows []kvs.Row
-	for _, e := range a.kv.List("") {
-		if e.Owner == self {
-			rows = append(rows, kvs.Row{Table: e.Table, Key: e.Key, Value: e.Value})
+	// The snapshot is taken under the store's lock, so that two saves
+	// never write an older snapshot over a newer one.
+	err := a.store.update(func(st *localState) {
+		var rows []kvs.Row
+		for _, e := range a.kv.List("") {
+			if e.Owner == self {
+				rows = append(rows, kvs.Row{Table: e.Table, Key: e.Key, Value: e.Value})
+			}
 		}
-	}
-	clock := a.kv.Clock()
-	if err := a.store.update(func(st *localState) { st.Rows, st.Clock = rows, clock }); err != nil {
+		st.Rows, st.Clock = rows, a.kv.Clock()
+	})
+	if err != nil {
 		a.log.Error("saving state", "error", err)
 	}
 }

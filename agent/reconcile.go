@@ -104,13 +104,27 @@ func (a *Agent) kickReconcile() {
 // reconcileNow rebuilds the data-plane table and the DNS records from the
 // networks and endpoints in sight.
 func (a *Agent) reconcileNow() {
+	// One rebuild at a time, build and publish together: an older snapshot
+	// must never be published after a newer one (detach relies on it before
+	// it removes a port).
+	a.recMu.Lock()
+	defer a.recMu.Unlock()
 	a.mu.Lock()
 	specs := map[string]*dataplane.NetworkSpec{}
 	var dnsNets []dns.Network
-	for _, n := range a.networks {
+	vnis := map[uint32]string{}
+	for _, name := range sortedMapKeys(a.networks) {
+		n := a.networks[name]
 		if n.VNI == 0 {
 			continue
 		}
+		if other, dup := vnis[n.VNI]; dup {
+			// Two networks created at once on hosts that could not see
+			// each other: the first by name keeps the VNI.
+			a.log.Warn("two networks share a VNI; ignoring the second", "vni", n.VNI, "network", n.Name, "winner", other)
+			continue
+		}
+		vnis[n.VNI] = n.Name
 		s := &dataplane.NetworkSpec{VNI: n.VNI}
 		if p, err := netip.ParsePrefix(n.Subnet); err == nil {
 			s.Subnets = []netip.Prefix{p}
@@ -123,16 +137,41 @@ func (a *Agent) reconcileNow() {
 		dnsNets = append(dnsNets, dns.Network{Name: n.Name, Scope: scope, Internal: n.Internal})
 	}
 	var dnsEps []dns.Endpoint
-	keys := make([]string, 0, len(a.endpoints))
-	for k := range a.endpoints {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	// Local endpoints first, then by key: of two endpoints that claim one
+	// address (a row from a lost lease, a bad peer), the first keeps it and
+	// the other is left out, rather than the whole table failing.
+	keys := sortedMapKeys(a.endpoints)
+	sort.SliceStable(keys, func(i, j int) bool {
+		_, li := a.local[keys[i]]
+		_, lj := a.local[keys[j]]
+		return li && !lj
+	})
+	taken := map[string]map[netip.Addr]string{}
 	for _, k := range keys {
 		ep := a.endpoints[k]
 		s := specs[ep.Network]
 		if s == nil {
 			continue
+		}
+		if taken[ep.Network] == nil {
+			taken[ep.Network] = map[netip.Addr]string{}
+		}
+		clash := ""
+		for _, as := range ep.Addresses {
+			if p, err := netip.ParsePrefix(as); err == nil {
+				if other, dup := taken[ep.Network][p.Addr()]; dup {
+					clash = other
+				}
+			}
+		}
+		if clash != "" {
+			a.log.Warn("two endpoints claim one address; ignoring the second", "network", ep.Network, "endpoint", ep.Name, "winner", clash)
+			continue
+		}
+		for _, as := range ep.Addresses {
+			if p, err := netip.ParsePrefix(as); err == nil {
+				taken[ep.Network][p.Addr()] = ep.Name + "@" + ep.Host
+			}
 		}
 		mac, err := vxlan.ParseMAC(ep.MAC)
 		if err != nil {
@@ -175,4 +214,13 @@ func (a *Agent) reconcileNow() {
 	} else {
 		a.dns.SetRecords(t)
 	}
+}
+
+func sortedMapKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -74,20 +74,25 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		return api.Network{}, apiError(api.CodeConflict, "name", "network %q exists", req.Name)
 	}
 	pc := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: req.AuxAddresses}
-	subnet, err := a.ipam.CreateNetwork(ctx, req.Name, pc, opts.BlockSize)
+	// Not cut short by a client that goes away: a claim left half made
+	// would hold the name and the subnet.
+	subnet, err := a.ipam.CreateNetwork(context.WithoutCancel(ctx), req.Name, pc, opts.BlockSize)
 	if err != nil {
 		return api.Network{}, fromIPAM(err)
 	}
 	pool, err := ipam.NewPool(req.Name, ipam.PoolConfig{Subnet: subnet.String(), IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: req.AuxAddresses})
 	if err != nil {
+		a.ipam.DeleteNetwork(req.Name)
 		return api.Network{}, fromIPAM(err)
 	}
 	n := api.Network{Name: req.Name, Driver: req.Driver, Scope: "global", VNI: a.pickVNI(req.Name), Subnet: subnet.String(),
 		Gateway: pool.Gateway.String(), IPRange: req.IPRange, Internal: req.Internal, Options: req.Options,
 		Creator: a.cfg.Name, Created: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := a.putRow(tableNetworks, n.Name, n); err != nil {
+		a.ipam.DeleteNetwork(req.Name)
 		return api.Network{}, err
 	}
+	a.persist()
 	a.log.Info("network created", "network", n.Name, "vni", n.VNI, "subnet", n.Subnet)
 	return n, nil
 }
@@ -212,6 +217,21 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		return api.Endpoint{}, apiError(api.CodeBadRequest, "ifname", "ifname %q is longer than %d characters", req.Ifname, tun.MaxNameLen)
 	}
 	key := req.Network + "/" + req.Name
+	a.mu.Lock()
+	_, busy := a.pending[key]
+	_, local := a.local[key]
+	if !busy && !local {
+		a.pending[key] = struct{}{}
+	}
+	a.mu.Unlock()
+	if busy || local {
+		return api.Endpoint{}, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", req.Name, req.Network)
+	}
+	defer func() {
+		a.mu.Lock()
+		delete(a.pending, key)
+		a.mu.Unlock()
+	}()
 	if _, exists := a.kv.Get(tableEndpoints, key); exists {
 		return api.Endpoint{}, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", req.Name, req.Network)
 	}
@@ -312,13 +332,19 @@ func (a *Agent) detach(key string) {
 	le := a.local[key]
 	delete(a.local, key)
 	delete(a.endpoints, key)
+	var closeDNS *dns.Listener // closed after unlocking: it may wait for queries
+	defer func() {
+		if closeDNS != nil {
+			closeDNS.Close()
+		}
+	}()
 	if le != nil {
 		if r := a.netns[le.ns]; r != nil {
 			if r.networks[le.rec.Network]--; r.networks[le.rec.Network] <= 0 {
 				delete(r.networks, le.rec.Network)
 			}
 			if len(r.networks) == 0 {
-				r.l.Close()
+				closeDNS = r.l
 				delete(a.netns, le.ns)
 				if ns := le.rec.Netns; !strings.ContainsRune(ns, '/') {
 					os.Remove(dns.NetnsResolvConfPath(ns))
@@ -342,9 +368,21 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	key := network + "/" + name
 	a.mu.Lock()
 	le, ok := a.local[key]
+	if ok && le.removing {
+		ok = false // another call is removing it
+	} else if ok {
+		le.removing = true
+	}
 	a.mu.Unlock()
 	if !ok {
 		if e, exists := a.kv.Get(tableEndpoints, key); exists {
+			if e.Owner == a.cfg.Name {
+				// A row of ours with no endpoint behind it (a crash between
+				// two steps): remove the row.
+				a.kv.Delete(tableEndpoints, key)
+				a.persist()
+				return nil
+			}
 			return apiError(api.CodeConflict, "name", "endpoint %q on network %q lives on host %s: remove it there", name, network, e.Owner)
 		}
 		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q", name, network)
@@ -353,6 +391,10 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	if err := a.kv.Delete(tableEndpoints, key); err != nil {
 		a.log.Warn("deleting endpoint row", "endpoint", key, "error", err)
 	}
+	// The endpoint leaves the state file before its address is released:
+	// a crash in between leaks a lease rather than reusing one.
+	a.forgetEndpoint(network, name)
+	a.persist()
 	for _, s := range le.rec.Addresses {
 		if p, err := netip.ParsePrefix(s); err == nil {
 			if err := a.ipam.Release(network, p.Addr()); err != nil {
@@ -360,8 +402,6 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 			}
 		}
 	}
-	a.forgetEndpoint(network, name)
-	a.persist()
 	a.log.Info("endpoint removed", "network", network, "endpoint", name)
 	return nil
 }
@@ -374,7 +414,6 @@ func (a *Agent) restoreEndpoints() {
 		key := ep.Network + "/" + ep.Name
 		if _, err := os.Stat(netnsPath(ep.Netns)); err != nil {
 			a.log.Warn("endpoint's namespace is gone; removing it", "endpoint", key, "netns", ep.Netns)
-			a.local[key] = &localEndpoint{rec: ep} // so RemoveEndpoint finds it
 			a.removeGone(key, ep)
 			continue
 		}
@@ -382,7 +421,23 @@ func (a *Agent) restoreEndpoints() {
 			a.log.Error("restoring endpoint", "endpoint", key, "error", err)
 			continue
 		}
+		// The row again, in case a crash came between the state file and
+		// the table.
+		if err := a.putRow(tableEndpoints, key, ep); err != nil {
+			a.log.Error("restoring endpoint row", "endpoint", key, "error", err)
+		}
 		a.log.Info("endpoint restored", "endpoint", key, "address", strings.Join(ep.Addresses, ","))
+	}
+	// Rows of ours with no endpoint behind them go.
+	stored := map[string]bool{}
+	for _, ep := range a.store.snapshot().Endpoints {
+		stored[ep.Network+"/"+ep.Name] = true
+	}
+	for _, e := range a.kv.List(tableEndpoints) {
+		if e.Owner == a.cfg.Name && !stored[e.Key] {
+			a.log.Warn("removing an endpoint row of this host with no endpoint behind it", "endpoint", e.Key)
+			a.kv.Delete(tableEndpoints, e.Key)
+		}
 	}
 }
 

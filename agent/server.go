@@ -1,15 +1,16 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/vxnet/vxnet/agent/api"
@@ -36,9 +37,16 @@ func (a *Agent) serveAPI(path string) (stop func(), err error) {
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
+	var once sync.Once
 	return func() {
-		srv.Close()
-		os.Remove(path)
+		once.Do(func() {
+			// Let requests in progress finish (an endpoint being created
+			// is saved), for a while.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			os.Remove(path)
+		})
 	}, nil
 }
 
@@ -112,7 +120,7 @@ func nonNil[T any](s []T) []T {
 // readJSON decodes a request body strictly: unknown fields and trailing
 // data are errors naming what is wrong.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		field := ""

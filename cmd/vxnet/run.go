@@ -98,6 +98,9 @@ func cmdRun(std stdio, args []string) int {
 		case err := <-done:
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return 128 + int(ws.Signal()) // as a shell reports it
+				}
 				return ee.ExitCode()
 			}
 			if err != nil {
