@@ -163,6 +163,7 @@ type Agent struct {
 	endpoints map[string]api.Endpoint // every endpoint, from the table
 	local     map[string]*localEndpoint
 	pending   map[string]struct{}    // endpoints being created
+	toRelease []pendingRelease       // addresses of networks IPAM does not know yet
 	netns     map[string]*nsResolver // DNS listeners by namespace path
 	kick      chan struct{}
 }

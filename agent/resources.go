@@ -446,12 +446,48 @@ func (a *Agent) removeGone(key string, ep api.Endpoint) {
 	delete(a.local, key)
 	a.mu.Unlock()
 	a.kv.Delete(tableEndpoints, key)
+	a.forgetEndpoint(ep.Network, ep.Name)
+	if !strings.ContainsRune(ep.Netns, '/') {
+		os.Remove(dns.NetnsResolvConfPath(ep.Netns))
+		os.Remove("/etc/netns/" + ep.Netns) // only if empty
+	}
 	for _, s := range ep.Addresses {
 		if p, err := netip.ParsePrefix(s); err == nil {
-			a.ipam.Release(ep.Network, p.Addr())
+			a.releaseLater(ep.Network, p.Addr())
 		}
 	}
-	a.forgetEndpoint(ep.Network, ep.Name)
+}
+
+// releaseLater releases an address now, or, if IPAM does not know its
+// network yet (right after a restart, before the cluster told it), once it
+// does: retried at every reconcile.
+func (a *Agent) releaseLater(network string, addr netip.Addr) {
+	if err := a.ipam.Release(network, addr); err == nil {
+		return
+	} else if _, known := a.ipam.Subnet(network); known {
+		a.log.Warn("releasing address", "network", network, "address", addr.String(), "error", err)
+		return
+	}
+	a.mu.Lock()
+	a.toRelease = append(a.toRelease, pendingRelease{network, addr})
+	a.mu.Unlock()
+}
+
+type pendingRelease struct {
+	network string
+	addr    netip.Addr
+}
+
+// retryReleases releases the addresses releaseLater kept, for networks
+// IPAM knows by now.
+func (a *Agent) retryReleases() {
+	a.mu.Lock()
+	pending := a.toRelease
+	a.toRelease = nil
+	a.mu.Unlock()
+	for _, r := range pending {
+		a.releaseLater(r.network, r.addr)
+	}
 }
 
 // forgetEndpoint drops an endpoint from the state file.
