@@ -294,6 +294,19 @@ func TestAgent_threeHosts(t *testing.T) {
 	}
 	l.in(cns["c4"], "ping", "-c", "2", "-i", "0.2", "-W", "5", "c1")
 
+	// c4's namespace vanishes while h2 is down (as at a reboot): h2 drops
+	// the endpoint when it comes back, everywhere, resolv.conf included.
+	c.kill9("h2")
+	l.run("ip", "netns", "del", cns["c4"])
+	c.start("h2", c.hosts["h1"].addr+":7946")
+	testutil.WaitFor(t, "c4 gone from h1's endpoints", 20*time.Second, func() bool {
+		_, listed := c.endpoints("h1")["c4"]
+		return !listed
+	})
+	if _, err := os.Stat("/etc/netns/" + cns["c4"]); err == nil {
+		t.Errorf("/etc/netns/%s left behind", cns["c4"])
+	}
+
 	// h3 goes away: its endpoint leaves h1's DNS and tables.
 	c.kill9("h3")
 	testutil.WaitFor(t, "c3 to leave h1's tables and DNS", 20*time.Second, func() bool {
