@@ -250,7 +250,7 @@ func (l *Listener) Addr() netip.AddrPort {
 
 func (l *Listener) routineServeTCP() {
 	defer l.wg.Done()
-	log := l.srv.log.With("addr", l.conns.TCP.Addr().String())
+	log := l.srv.log.With("listenAddr", l.conns.TCP.Addr().String())
 	log.Debug("tcp serving")
 	if err := l.tcp.ActivateAndServe(); err != nil {
 		log.Warn("tcp stopped", "error", err)

@@ -11,7 +11,7 @@ import (
 // routineServeUDP answers one datagram at a time (Linux batches them).
 func (l *Listener) routineServeUDP() {
 	defer l.wg.Done()
-	log := l.srv.log.With("addr", l.addr.String())
+	log := l.srv.log.With("listenAddr", l.addr.String())
 	log.Debug("udp serving")
 	defer log.Debug("udp stopped")
 	sc := newScratch()

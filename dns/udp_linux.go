@@ -181,7 +181,7 @@ func (b *udpBatchIO) from(i int) netip.AddrPort {
 // queries leave the batch. It returns once shutdown is called.
 func (l *Listener) routineServeUDP() {
 	defer l.wg.Done()
-	log := l.srv.log.With("addr", l.addr.String())
+	log := l.srv.log.With("listenAddr", l.addr.String())
 	log.Debug("udp serving")
 	defer log.Debug("udp stopped")
 	runtime.LockOSThread() // the thread sleeps in recvmmsg; keep it ours
