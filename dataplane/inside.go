@@ -3,8 +3,10 @@ package dataplane
 import (
 	"errors"
 	"os"
+	"syscall"
 	"time"
 
+	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	wgtun "golang.zx2c4.com/wireguard/tun"
 )
@@ -22,8 +24,13 @@ type insideLoop struct {
 	last  lookupCache // reset every batch
 }
 
+// refillExtra is how many packets past one Read's batch the inside loop
+// gathers while more are queued: small packets come one per read(2), and
+// gathered they leave in one send (UDP GSO on the underlay).
+const refillExtra = 64
+
 func (sw *Switch) newInsideLoop(p *Port) *insideLoop {
-	batch := p.dev.BatchSize()
+	batch := p.dev.BatchSize() + refillExtra
 	return &insideLoop{
 		sw:   sw,
 		port: p,
@@ -43,8 +50,16 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 	defer sw.log.Debug("port routine stopped", "port", p.name)
 	l := sw.newInsideLoop(p)
 	var errs readErrors
+	pending := pendingFunc(p.dev)
+	room := p.dev.BatchSize() // a Read wants room for this many
 	for {
 		n, err := p.dev.Read(l.bufs, l.sizes, Headroom)
+		// More queued already? Read it now and send all at once.
+		for err == nil && pending != nil && len(l.bufs)-n >= room && pending() {
+			var k int
+			k, err = p.dev.Read(l.bufs[n:], l.sizes[n:], Headroom)
+			n += k
+		}
 		if n > 0 {
 			l.process(n)
 		}
@@ -65,6 +80,35 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 		sw.stats.flush(&l.tally)
 		errs.note(sw, p, err)
 	}
+}
+
+// pendingFunc returns a check, without blocking and without allocating,
+// whether the device has a packet queued, or nil if it cannot tell.
+func pendingFunc(dev tun.Device) func() bool {
+	f, ok := dev.(interface{ File() *os.File })
+	if !ok || f.File() == nil {
+		return nil
+	}
+	rc, err := f.File().SyscallConn()
+	if err != nil {
+		return nil
+	}
+	c := &pendingCheck{rc: rc}
+	c.poll = func(fd uintptr) { c.ready = pollIn(int(fd)) }
+	return c.pending
+}
+
+// pendingCheck holds what pending needs, bound once.
+type pendingCheck struct {
+	rc    syscall.RawConn
+	poll  func(fd uintptr)
+	ready bool
+}
+
+func (c *pendingCheck) pending() bool {
+	c.ready = false
+	c.rc.Control(c.poll)
+	return c.ready
 }
 
 // readErrors rate-limits what failing reads cost: one log line per
