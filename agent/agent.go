@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -163,7 +162,6 @@ type Agent struct {
 	endpoints map[string]api.Endpoint // every endpoint, from the table
 	local     map[string]*localEndpoint
 	pending   map[string]struct{}    // endpoints being created
-	toRelease []pendingRelease       // addresses of networks IPAM does not know yet
 	netns     map[string]*nsResolver // DNS listeners by namespace path
 	kick      chan struct{}
 }
@@ -382,5 +380,3 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 	a.log.Error("addresses lost: their network moved or this host was away longer than the reap time; recreate these endpoints",
 		"network", network, "addresses", fmt.Sprint(addrs))
 }
-
-var errNotFound = errors.New("not found")

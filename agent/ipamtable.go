@@ -57,7 +57,9 @@ func (t *IPAMTable) apply(e kvs.Entry, gone bool) {
 	defer t.mu.Unlock()
 	b := bucket(e.Key)
 	m := t.rows[b]
-	if old, ok := m[e.Key]; ok && (old.Version > e.Version || (old.Version == e.Version && old.Writer != e.Owner && old.Writer > e.Owner)) {
+	// A late event of a write this index already has (our own Put is
+	// applied at once, its event comes after) changes nothing.
+	if old, ok := m[e.Key]; ok && old.Writer == e.Owner && old.Version > e.Version {
 		return
 	}
 	if gone {

@@ -36,14 +36,10 @@ func (a *Agent) routineReconcile(ctx context.Context) {
 	// rebuild covers a burst.
 	gap := time.NewTimer(time.Hour)
 	gap.Stop()
-	retry := time.NewTicker(5 * time.Second) // releases waiting for IPAM to know a network
-	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-retry.C:
-			a.retryReleases()
 		case ev, ok := <-netEvents:
 			if !ok {
 				return
@@ -218,7 +214,6 @@ func (a *Agent) reconcileNow() {
 	} else {
 		a.dns.SetRecords(t)
 	}
-	a.retryReleases()
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {

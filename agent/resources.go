@@ -80,13 +80,9 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if err != nil {
 		return api.Network{}, fromIPAM(err)
 	}
-	pool, err := ipam.NewPool(req.Name, ipam.PoolConfig{Subnet: subnet.String(), IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: req.AuxAddresses})
-	if err != nil {
-		a.ipam.DeleteNetwork(req.Name)
-		return api.Network{}, fromIPAM(err)
-	}
+	gateway, _ := a.ipam.Gateway(req.Name)
 	n := api.Network{Name: req.Name, Driver: req.Driver, Scope: "global", VNI: a.pickVNI(req.Name), Subnet: subnet.String(),
-		Gateway: pool.Gateway.String(), IPRange: req.IPRange, Internal: req.Internal, Options: req.Options,
+		Gateway: gateway.String(), IPRange: req.IPRange, Internal: req.Internal, Options: req.Options,
 		Creator: a.cfg.Name, Created: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := a.putRow(tableNetworks, n.Name, n); err != nil {
 		a.ipam.DeleteNetwork(req.Name)
@@ -453,40 +449,10 @@ func (a *Agent) removeGone(key string, ep api.Endpoint) {
 	}
 	for _, s := range ep.Addresses {
 		if p, err := netip.ParsePrefix(s); err == nil {
-			a.releaseLater(ep.Network, p.Addr())
+			if err := a.ipam.Release(ep.Network, p.Addr()); err != nil {
+				a.log.Warn("releasing address", "endpoint", key, "error", err)
+			}
 		}
-	}
-}
-
-// releaseLater releases an address now, or, if IPAM does not know its
-// network yet (right after a restart, before the cluster told it), once it
-// does: retried at every reconcile.
-func (a *Agent) releaseLater(network string, addr netip.Addr) {
-	if err := a.ipam.Release(network, addr); err == nil {
-		return
-	} else if _, known := a.ipam.Subnet(network); known {
-		a.log.Warn("releasing address", "network", network, "address", addr.String(), "error", err)
-		return
-	}
-	a.mu.Lock()
-	a.toRelease = append(a.toRelease, pendingRelease{network, addr})
-	a.mu.Unlock()
-}
-
-type pendingRelease struct {
-	network string
-	addr    netip.Addr
-}
-
-// retryReleases releases the addresses releaseLater kept, for networks
-// IPAM knows by now.
-func (a *Agent) retryReleases() {
-	a.mu.Lock()
-	pending := a.toRelease
-	a.toRelease = nil
-	a.mu.Unlock()
-	for _, r := range pending {
-		a.releaseLater(r.network, r.addr)
 	}
 }
 

@@ -35,13 +35,7 @@ func TestIPAMSim_lossyPartitionedNoDuplicates(t *testing.T) {
 	phase := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
 	phase("cluster up")
 
-	// leases[network][host] as the test saw them handed out; lost ones
-	// are handed out again (what the agent does: readdress).
 	var mu sync.Mutex
-	type lease struct {
-		network string
-		host    int
-	}
 	var errs []error
 	alloc := func(h int, network string, k int) {
 		for range k {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -375,6 +376,17 @@ func (g *Global) Subnet(network string) (netip.Prefix, bool) {
 	return n.pool.Subnet, true
 }
 
+// Gateway returns a global network's gateway (reserved, never handed out).
+func (g *Global) Gateway(network string) (netip.Addr, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, ok := g.nets[network]
+	if !ok {
+		return netip.Addr{}, false
+	}
+	return n.pool.Gateway, true
+}
+
 // Blocks returns the blocks of a network this host holds.
 func (g *Global) Blocks(network string) []netip.Prefix {
 	g.mu.Lock()
@@ -479,13 +491,21 @@ func (g *Global) AllocateStatic(network string, a netip.Addr) error {
 	return g.recordLocked(n, a, true)
 }
 
-// Release gives back an address of a global network.
+// Release gives back an address of a global network, also one in
+// conflict, and also one this host has not loaded yet (its saved lease
+// goes).
 func (g *Global) Release(network string, a netip.Addr) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	n, err := g.netLocked(network)
-	if err != nil {
-		return err
+	n, ok := g.nets[network]
+	if !ok {
+		g.refreshLocked()
+		n, ok = g.nets[network]
+	}
+	if !ok {
+		// Not in sight yet (a host just restarted, before the cluster
+		// told it of the network): the lease is only in the store.
+		return g.releaseSavedLocked(network, a)
 	}
 	if err := n.pool.Release(a); err != nil {
 		return err
@@ -494,6 +514,27 @@ func (g *Global) Release(network string, a netip.Addr) error {
 		n.count[blockOf(off, n.blockBits)]--
 	}
 	return g.recordLocked(n, a, false)
+}
+
+// releaseSavedLocked removes a lease of a network this host has not
+// loaded from the store.
+func (g *Global) releaseSavedLocked(network string, a netip.Addr) error {
+	st, ok, err := g.cfg.Store.Load(network)
+	if err != nil {
+		return fmt.Errorf("ipam: network %q: loading leases: %w", network, err)
+	}
+	i := -1
+	if ok {
+		i = slices.Index(st.Allocated, a)
+	}
+	if i < 0 {
+		return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrNotAllocated}
+	}
+	st.Allocated = slices.Delete(st.Allocated, i, i+1)
+	if err := g.cfg.Store.Save(network, st); err != nil {
+		return fmt.Errorf("ipam: network %q: saving leases: %w", network, err)
+	}
+	return nil
 }
 
 // Leases returns this host's leases of a network, sorted.
@@ -640,11 +681,6 @@ func (g *Global) recordLocked(n *gnet, a netip.Addr, leased bool) error {
 		return fmt.Errorf("ipam: network %q: saving lease %v: %w", n.name, a, err)
 	}
 	return nil
-}
-
-func (g *Global) live(host string) bool {
-	_, gone := g.absent[host]
-	return !gone
 }
 
 // putLocked writes one of this host's rows unless it already holds value.

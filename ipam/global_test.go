@@ -3,7 +3,6 @@ package ipam_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -303,6 +302,11 @@ func TestGlobal_partitionedAutoSubnetsMoveOnHeal(t *testing.T) {
 	if _, err := s.hosts["h1"].g.Allocate(ctxT(t), "a"); err != nil {
 		t.Fatalf("the earlier claim must keep working: %v", err)
 	}
+	// A network in conflict still takes its addresses back.
+	inB := s.hosts["h2"].g.Leases("b")
+	if err := s.hosts["h2"].g.Release("b", inB[0]); err != nil {
+		t.Fatalf("release in a network in conflict: %v", err)
+	}
 	// Free a subnet: b moves there, and its old leases are reported lost.
 	leased := s.hosts["h2"].g.Leases("b")
 	if err := s.hosts["h1"].g.DeleteNetwork("pre"); err != nil {
@@ -360,6 +364,10 @@ func TestGlobal_deleteDropsEverywhere(t *testing.T) {
 func TestGlobal_staticAddress(t *testing.T) {
 	s := newSim(t, "h1", "h2")
 	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.50.0.0/24"}) // 64 blocks of 4
+	testutil.WaitFor(t, "h2 to see web's gateway", 5*time.Second, func() bool {
+		gw, ok := s.hosts["h2"].g.Gateway("web")
+		return ok && gw == netip.MustParseAddr("10.50.0.1")
+	})
 	if err := s.hosts["h1"].g.AllocateStatic("web", netip.MustParseAddr("10.50.0.200")); err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +402,6 @@ func TestGlobal_badInputNamesField(t *testing.T) {
 	if _, err := s.hosts["h1"].g.Allocate(ctxT(t), "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("unknown network: %v", err)
 	}
-	_ = fmt.Sprint()
 }
 
 // FuzzGlobal_rows: rows another host wrote (gossip input) may be anything;
@@ -511,5 +518,26 @@ func TestGlobal_ipv6Network(t *testing.T) {
 		if a == netip.MustParseAddr("fd00:77::") || a == netip.MustParseAddr("fd00:77::1") {
 			t.Errorf("handed out %v (subnet-router anycast or gateway)", a)
 		}
+	}
+}
+
+// TestGlobal_releaseBeforeTheNetworkIsKnown: right after a restart a host
+// may release an address of a network the cluster has not told it of yet;
+// the saved lease goes.
+func TestGlobal_releaseBeforeTheNetworkIsKnown(t *testing.T) {
+	a := netip.MustParseAddr("10.9.0.5")
+	store := ipam.MemStore{"web": {Allocated: []netip.Addr{netip.MustParseAddr("10.9.0.4"), a}}}
+	g, err := ipam.NewGlobal(ipam.GlobalConfig{Table: ipamtest.NewNetwork().Table("h1"), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Release("web", a); err != nil {
+		t.Fatal(err)
+	}
+	if got := store["web"].Allocated; len(got) != 1 || got[0] != netip.MustParseAddr("10.9.0.4") {
+		t.Fatalf("saved leases %v", got)
+	}
+	if err := g.Release("web", a); !errors.Is(err, ipam.ErrNotAllocated) {
+		t.Fatalf("second release: %v", err)
 	}
 }

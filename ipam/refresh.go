@@ -338,7 +338,7 @@ func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]
 			}
 			n.held[idx].grant = r.blockGrant
 			g.writeGrantLocked(n, idx, r.blockGrant) // accept: our own row now says so
-		} else if _, ok := n.held[idx]; ok {
+		} else {
 			delete(n.held, idx)
 		}
 		if r.Holder != g.self && n.count[idx] > 0 {
@@ -460,7 +460,6 @@ func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]
 		if g.writeGrantLocked(n, idx, b) {
 			rows[idx] = grantRow{b, g.self}
 			n.held[idx] = &heldBlock{grant: b}
-			implicit--
 			spare--
 		}
 	}
