@@ -1,6 +1,9 @@
 package dataplane
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Transport checksum field offsets inside the TCP and UDP headers.
 const (
@@ -11,20 +14,44 @@ const (
 )
 
 // sum adds b as big-endian 16-bit words to acc (one's-complement sum,
-// unfolded).
+// unfolded). It adds little-endian 64-bit words with end-around carry and
+// swaps the folded result: one's-complement addition does not care about
+// byte order as long as it is swapped back at the end (RFC 1071 §2B), and
+// eight bytes per add is what makes a 64 KB segment cheap to sum.
 func sum(acc uint64, b []byte) uint64 {
+	var s, c uint64
+	for len(b) >= 32 {
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[8:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[16:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[24:]), c)
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		acc += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b), c)
 		b = b[8:]
 	}
-	for len(b) >= 2 {
-		acc += uint64(binary.BigEndian.Uint16(b))
+	var tail uint64
+	if len(b) >= 4 {
+		tail = uint64(binary.LittleEndian.Uint32(b))
+		b = b[4:]
+	}
+	if len(b) >= 2 {
+		tail += uint64(binary.LittleEndian.Uint16(b)) << 32
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		acc += uint64(b[0]) << 8
+		tail += uint64(b[0]) << 48 // the odd byte is the high byte of its word
 	}
-	return acc
+	s, c = bits.Add64(s, tail, c)
+	s, c = bits.Add64(s, 0, c)
+	s += c
+	// Fold to 16 bits, then back to big-endian order.
+	s = s&0xffffffff + s>>32
+	s = s&0xffffffff + s>>32
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	return acc + uint64(bits.ReverseBytes16(uint16(s)))
 }
 
 // fold reduces a one's-complement sum to 16 bits.

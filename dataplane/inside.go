@@ -3,7 +3,6 @@ package dataplane
 import (
 	"errors"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/vxnet/vxnet/dataplane/tun"
@@ -50,14 +49,17 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 	defer sw.log.Debug("port routine stopped", "port", p.name)
 	l := sw.newInsideLoop(p)
 	var errs readErrors
-	pending := pendingFunc(p.dev)
-	room := p.dev.BatchSize() // a Read wants room for this many
+	rd := newPortReader(p.dev)
+	room := p.dev.BatchSize() // a read wants room for this many
 	for {
-		n, err := p.dev.Read(l.bufs, l.sizes, Headroom)
+		n, err := rd.read(l.bufs, l.sizes, true)
 		// More queued already? Read it now and send all at once.
-		for err == nil && pending != nil && len(l.bufs)-n >= room && pending() {
+		for err == nil && n > 0 && len(l.bufs)-n >= room {
 			var k int
-			k, err = p.dev.Read(l.bufs[n:], l.sizes[n:], Headroom)
+			k, err = rd.read(l.bufs[n:], l.sizes[n:], false)
+			if k == 0 && err == nil {
+				break
+			}
 			n += k
 		}
 		if n > 0 {
@@ -72,7 +74,7 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 		}
 		// Whatever a container sends must not stop its port: count the
 		// read as dropped and go on.
-		if errors.Is(err, wgtun.ErrTooManySegments) {
+		if errors.Is(err, wgtun.ErrTooManySegments) || errors.Is(err, errTooManySegments) {
 			l.tally.drop(DropTooBig)
 		} else {
 			l.tally.drop(DropMalformed)
@@ -82,33 +84,47 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 	}
 }
 
-// pendingFunc returns a check, without blocking and without allocating,
-// whether the device has a packet queued, or nil if it cannot tell.
-func pendingFunc(dev tun.Device) func() bool {
-	f, ok := dev.(interface{ File() *os.File })
-	if !ok || f.File() == nil {
-		return nil
-	}
-	rc, err := f.File().SyscallConn()
-	if err != nil {
-		return nil
-	}
-	c := &pendingCheck{rc: rc}
-	c.poll = func(fd uintptr) { c.ready = pollIn(int(fd)) }
-	return c.pending
+// portReader reads a port's packets into the inside loop's buffers, at
+// Headroom. On Linux it reads the TUN device's descriptor itself (tun.Raw):
+// a read that must not wait costs one system call, and TSO super-packets
+// are split in the loop's own buffers. Other devices (Wintun, the fakes of
+// the tests) are read through Device.Read, one batch per wait.
+type portReader struct {
+	dev  tun.Device
+	raw  *tun.Raw
+	vnet bool
 }
 
-// pendingCheck holds what pending needs, bound once.
-type pendingCheck struct {
-	rc    syscall.RawConn
-	poll  func(fd uintptr)
-	ready bool
+func newPortReader(dev tun.Device) *portReader {
+	r := &portReader{dev: dev}
+	if raw, err := tun.NewRaw(dev); err == nil {
+		r.raw, r.vnet = raw, raw.VnetHdr()
+	}
+	return r
 }
 
-func (c *pendingCheck) pending() bool {
-	c.ready = false
-	c.rc.Control(c.poll)
-	return c.ready
+// read reads into bufs and sizes. With wait false it returns 0 and no error
+// when nothing is queued.
+func (r *portReader) read(bufs [][]byte, sizes []int, wait bool) (int, error) {
+	if r.raw == nil {
+		if !wait {
+			return 0, nil
+		}
+		return r.dev.Read(bufs, sizes, Headroom)
+	}
+	if !r.vnet {
+		n, err := r.raw.Read(bufs[0][Headroom:], wait)
+		if n > 0 {
+			sizes[0] = n
+			return 1, err
+		}
+		return 0, err
+	}
+	n, err := r.raw.Read(bufs[0][Headroom-virtioHdrLen:], wait)
+	if n == 0 || err != nil {
+		return 0, err
+	}
+	return splitVirtio(bufs, sizes, Headroom, n)
 }
 
 // readErrors rate-limits what failing reads cost: one log line per

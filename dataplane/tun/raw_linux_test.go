@@ -1,0 +1,84 @@
+package tun
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// TestRaw_readsWhatTheKernelSends reads, through Raw, the echo requests a
+// real ping inside the namespace sends: a read that must not wait returns
+// nothing at first, a waiting read returns the packet behind its virtio
+// header, and after Close reads fail with os.ErrClosed.
+func TestRaw_readsWhatTheKernelSends(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (creates a network namespace and a TUN device)")
+	}
+	ns := fmt.Sprintf("vxraw%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	dev, err := Create(Config{Name: "eth0", Netns: ns, Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.10.2/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	r, err := NewRaw(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.VnetHdr() {
+		t.Error("VnetHdr false: the device was opened without offloads")
+	}
+	buf := make([]byte, 70000)
+	// Drain what the kernel sent on its own when the link came up.
+	for {
+		n, err := r.Read(buf, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+
+	if a := testing.AllocsPerRun(100, func() { r.Read(buf, false) }); a != 0 {
+		t.Errorf("%v allocations per read that finds nothing, want 0", a)
+	}
+
+	ping := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "20", "-i", "0.2", "-W", "1", "10.0.10.9")
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ping.Process.Kill(); ping.Wait() })
+	// A reader blocked in Read must come back once the device closes.
+	timer := time.AfterFunc(10*time.Second, func() { dev.Close() })
+	defer timer.Stop()
+	found := false
+	for !found {
+		n, err := r.Read(buf, true)
+		if err != nil {
+			t.Fatalf("waiting read: %v (no echo request within 10 s?)", err)
+		}
+		if n < 10+20 {
+			t.Fatalf("read %d bytes: too short for a virtio header and an IPv4 header", n)
+		}
+		p := buf[10:n]
+		found = p[0]>>4 == 4 && p[9] == 1 && netip.AddrFrom4([4]byte(p[16:20])) == netip.MustParseAddr("10.0.10.9")
+	}
+	dev.Close()
+	if _, err := r.Read(buf, true); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("read after Close: %v, want os.ErrClosed", err)
+	}
+}
+
+func TestNewRaw_rejectsDevicesWithoutFile(t *testing.T) {
+	if _, err := NewRaw(nil); err == nil {
+		t.Error("NewRaw(nil) returned no error")
+	}
+}

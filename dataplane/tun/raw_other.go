@@ -1,0 +1,23 @@
+//go:build !linux
+
+package tun
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Raw reads a TUN device directly; only on Linux.
+type Raw struct{}
+
+// NewRaw is not supported on this platform: the inside path uses
+// Device.Read.
+func NewRaw(Device) (*Raw, error) {
+	return nil, fmt.Errorf("tun: raw reads: %w", errors.ErrUnsupported)
+}
+
+// VnetHdr reports false.
+func (*Raw) VnetHdr() bool { return false }
+
+// Read is never called on this platform.
+func (*Raw) Read([]byte, bool) (int, error) { return 0, errors.ErrUnsupported }
