@@ -17,8 +17,8 @@ import (
 type metrics struct {
 	a *Agent
 
-	packets, bytes, drops, flooded, neighbor *prometheus.Desc
-	members, rows, endpoints, dnsQueries     *prometheus.Desc
+	packets, bytes, drops, flooded, neighbor, coalesced *prometheus.Desc
+	members, rows, endpoints, dnsQueries                *prometheus.Desc
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -30,6 +30,7 @@ func newMetrics(a *Agent) *metrics {
 		bytes:      d("dataplane_underlay_bytes_total", "VXLAN UDP payload bytes, by direction (rx, tx).", "direction"),
 		drops:      d("dataplane_drops_total", "Packets dropped by the switch, by reason.", "reason"),
 		flooded:    d("dataplane_flooded_total", "Packets replicated head-end to every VTEP of a network."),
+		coalesced:  d("dataplane_coalesced_total", "Received TCP segments written to containers merged into super-packets."),
 		neighbor:   d("dataplane_neighbor_replies_total", "ARP replies and IPv6 neighbour advertisements answered from the tables."),
 		members:    d("gossip_members", "Live cluster members, this host included."),
 		rows:       d("table_rows", "Rows of the replicated tables this host holds (every owner's)."),
@@ -39,7 +40,7 @@ func newMetrics(a *Agent) *metrics {
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.members, m.rows, m.endpoints, m.dnsQueries} {
+	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.members, m.rows, m.endpoints, m.dnsQueries} {
 		ch <- d
 	}
 }
@@ -62,6 +63,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		c(m.drops, v, reason)
 	}
 	c(m.flooded, s.Flooded)
+	c(m.coalesced, s.Coalesced)
 	c(m.neighbor, s.NeighborReplies)
 	g(m.members, m.a.kv.Node().NumMembers())
 	g(m.rows, m.a.kv.Stats().Rows)

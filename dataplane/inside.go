@@ -5,7 +5,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	wgtun "golang.zx2c4.com/wireguard/tun"
 )
@@ -49,7 +48,7 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 	defer sw.log.Debug("port routine stopped", "port", p.name)
 	l := sw.newInsideLoop(p)
 	var errs readErrors
-	rd := newPortReader(p.dev)
+	rd := newPortReader(p)
 	room := p.dev.BatchSize() // a read wants room for this many
 	for {
 		n, err := rd.read(l.bufs, l.sizes, true)
@@ -89,38 +88,29 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 // a read that must not wait costs one system call, and TSO super-packets
 // are split in the loop's own buffers. Other devices (Wintun, the fakes of
 // the tests) are read through Device.Read, one batch per wait.
-type portReader struct {
-	dev  tun.Device
-	raw  *tun.Raw
-	vnet bool
-}
+type portReader struct{ p *Port }
 
-func newPortReader(dev tun.Device) *portReader {
-	r := &portReader{dev: dev}
-	if raw, err := tun.NewRaw(dev); err == nil {
-		r.raw, r.vnet = raw, raw.VnetHdr()
-	}
-	return r
-}
+func newPortReader(p *Port) portReader { return portReader{p} }
 
 // read reads into bufs and sizes. With wait false it returns 0 and no error
 // when nothing is queued.
-func (r *portReader) read(bufs [][]byte, sizes []int, wait bool) (int, error) {
-	if r.raw == nil {
+func (r portReader) read(bufs [][]byte, sizes []int, wait bool) (int, error) {
+	p := r.p
+	if p.raw == nil {
 		if !wait {
 			return 0, nil
 		}
-		return r.dev.Read(bufs, sizes, Headroom)
+		return p.dev.Read(bufs, sizes, Headroom)
 	}
-	if !r.vnet {
-		n, err := r.raw.Read(bufs[0][Headroom:], wait)
+	if !p.vnet {
+		n, err := p.raw.Read(bufs[0][Headroom:], wait)
 		if n > 0 {
 			sizes[0] = n
 			return 1, err
 		}
 		return 0, err
 	}
-	n, err := r.raw.Read(bufs[0][Headroom-virtioHdrLen:], wait)
+	n, err := p.raw.Read(bufs[0][Headroom-virtioHdrLen:], wait)
 	if n == 0 || err != nil {
 		return 0, err
 	}

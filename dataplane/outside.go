@@ -140,6 +140,10 @@ func (l *outsideLoop) handleCoalesced(tbl *Table, i int) {
 	}
 	src := l.bufs[i][UnderlayOffset : UnderlayOffset+size]
 	for off := 0; off < size; off += seg {
+		if n := l.coalesce(tbl, src, off, seg, l.from[i]); n > 0 {
+			off += (n - 1) * seg
+			continue
+		}
 		k := min(seg, size-off)
 		buf := l.segBufs[l.segUsed]
 		l.segUsed++
@@ -147,6 +151,18 @@ func (l *outsideLoop) handleCoalesced(tbl *Table, i int) {
 		l.tally.udpRx++
 		l.handle(tbl, buf, k, l.from[i])
 	}
+}
+
+// allowed reports whether from is a VTEP of nw.
+func (l *outsideLoop) allowed(nw *network, from netip.AddrPort) bool {
+	if nw == l.allowedNet && from == l.allowedSrc {
+		return true
+	}
+	if !nw.vtepSet.get(keyOf(from.Addr().Unmap())) {
+		return false
+	}
+	l.allowedNet, l.allowedSrc = nw, from
+	return true
 }
 
 // handle decides the fate of one datagram, which lies in buf at
@@ -174,14 +190,11 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 		l.tally.drop(DropUnknownVNI)
 		return
 	}
-	src := from.Addr().Unmap()
-	if nw != l.allowedNet || from != l.allowedSrc {
-		if !nw.vtepSet.get(keyOf(src)) {
-			l.tally.drop(DropUnknownVTEP)
-			return
-		}
-		l.allowedNet, l.allowedSrc = nw, from
+	if !l.allowed(nw, from) {
+		l.tally.drop(DropUnknownVTEP)
+		return
 	}
+	src := from.Addr().Unmap()
 	payload := dgram[vxlan.EncapLen:]
 	switch etherType {
 	case vxlan.EtherTypeARP:

@@ -56,6 +56,7 @@ type Stats struct {
 	UnderlayTxBytes   uint64            // UDP payload bytes handed to the underlay
 	Flooded           uint64            // packets replicated head-end
 	NeighborReplies   uint64            // ARP replies and neighbour advertisements sent
+	Coalesced         uint64            // received TCP segments merged into super-packets (counted in PortTxPackets too)
 	Drops             map[string]uint64 // by DropReason.String()
 }
 
@@ -63,14 +64,14 @@ type Stats struct {
 // tally and add it here once per batch, so cores do not fight over one
 // cache line per packet.
 type counters struct {
-	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor atomic.Uint64
-	drops                                                                   [numDropReasons]atomic.Uint64
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced atomic.Uint64
+	drops                                                                              [numDropReasons]atomic.Uint64
 }
 
 // tally is a packet loop's private count for one batch.
 type tally struct {
-	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor uint64
-	drops                                                                   [numDropReasons]uint64
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced uint64
+	drops                                                                              [numDropReasons]uint64
 }
 
 func (t *tally) drop(r DropReason) { t.drops[r]++ }
@@ -90,6 +91,7 @@ func (c *counters) flush(t *tally) {
 	add(&c.udpTxBytes, t.udpTxBytes)
 	add(&c.flooded, t.flooded)
 	add(&c.neighbor, t.neighbor)
+	add(&c.coalesced, t.coalesced)
 	for i, v := range t.drops {
 		add(&c.drops[i], v)
 	}
@@ -106,6 +108,7 @@ func (c *counters) snapshot() Stats {
 		UnderlayTxBytes:   c.udpTxBytes.Load(),
 		Flooded:           c.flooded.Load(),
 		NeighborReplies:   c.neighbor.Load(),
+		Coalesced:         c.coalesced.Load(),
 		Drops:             make(map[string]uint64, numDropReasons),
 	}
 	for i := range c.drops {

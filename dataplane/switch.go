@@ -66,12 +66,17 @@ type Switch struct {
 
 // Port is a local port attached to the switch.
 type Port struct {
-	sw    *Switch
-	dev   tun.Device
-	name  string
-	index int
-	done  chan struct{}
-	once  sync.Once
+	sw   *Switch
+	dev  tun.Device
+	raw  *tun.Raw // the device's descriptor, when it has one (Linux)
+	vnet bool     // raw reads carry a virtio-net header
+	// superOut takes TCP super-packets behind a virtio-net header (see
+	// coalesce); nil when the device cannot.
+	superOut interface{ Write([]byte) (int, error) }
+	name     string
+	index    int
+	done     chan struct{}
+	once     sync.Once
 }
 
 // Name returns the name given to AddPort.
@@ -132,6 +137,12 @@ func (sw *Switch) AddPort(name string, dev tun.Device) (*Port, error) {
 		return nil, errors.New("dataplane: switch closed")
 	}
 	p := &Port{sw: sw, dev: dev, name: name, index: sw.nextIndex, done: make(chan struct{})}
+	if raw, err := tun.NewRaw(dev); err == nil {
+		p.raw, p.vnet = raw, raw.VnetHdr()
+		if p.vnet {
+			p.superOut = raw
+		}
+	}
 	sw.nextIndex++
 	sw.ports[p] = struct{}{}
 	sw.wg.Add(1)

@@ -96,6 +96,7 @@ func printStats(w io.Writer, s agent.DataplaneStats) {
 		{"underlay tx bytes", s.UnderlayTxBytes},
 		{"flooded", s.Flooded},
 		{"arp/nd replies", s.NeighborReplies},
+		{"coalesced rx segments", s.Coalesced},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\n", r.name, r.v)
 	}

@@ -16,15 +16,22 @@ import (
 // the caller's buffer instead of the wireguard device's own, saving a copy
 // of every segment. The caller splits super-packets (see VnetHdr).
 //
-// Only one goroutine may call Read. Writes still go through the Device.
+// Write writes one packet the caller has built, virtio-net header included
+// when VnetHdr is true: the outside path writes TCP segments it coalesced
+// itself that way. One goroutine may call Read while another calls Write.
 type Raw struct {
 	rc   syscall.RawConn
 	vnet bool
-	buf  []byte // the current call's
+	buf  []byte // the current Read's
 	n    int
 	err  error
 	wait bool
 	read func(fd uintptr) bool // bound once: no allocation per call
+
+	wbuf  []byte // the current Write's
+	wn    int
+	werr  error
+	write func(fd uintptr) bool
 }
 
 // NewRaw returns a raw reader for dev, or an error if dev is not a Linux
@@ -58,6 +65,7 @@ func NewRaw(dev Device) (*Raw, error) {
 	}
 	r.vnet = flags&unix.IFF_VNET_HDR != 0
 	r.read = r.readFD
+	r.write = r.writeFD
 	return r, nil
 }
 
@@ -103,4 +111,32 @@ func errClosed(err error) error {
 		return fmt.Errorf("tun: read: %w", os.ErrClosed)
 	}
 	return err
+}
+
+func (r *Raw) writeFD(fd uintptr) bool {
+	for {
+		n, err := unix.Write(int(fd), r.wbuf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return false
+		}
+		r.wn, r.werr = n, err
+		return true
+	}
+}
+
+// Write writes one packet (with its virtio-net header when VnetHdr).
+func (r *Raw) Write(b []byte) (int, error) {
+	r.wbuf = b
+	err := r.rc.Write(r.write)
+	r.wbuf = nil
+	if err != nil {
+		return 0, fmt.Errorf("tun: write: %w (%v)", os.ErrClosed, err)
+	}
+	if r.werr != nil {
+		return 0, fmt.Errorf("tun: write: %w", errClosed(r.werr))
+	}
+	return r.wn, nil
 }

@@ -21,3 +21,6 @@ func (*Raw) VnetHdr() bool { return false }
 
 // Read is never called on this platform.
 func (*Raw) Read([]byte, bool) (int, error) { return 0, errors.ErrUnsupported }
+
+// Write is never called on this platform.
+func (*Raw) Write([]byte) (int, error) { return 0, errors.ErrUnsupported }

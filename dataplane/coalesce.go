@@ -1,0 +1,248 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+)
+
+// Receive-side coalescing. A datagram train the kernel coalesced (UDP GRO)
+// usually carries one TCP flow's consecutive segments. Instead of cutting
+// it into datagrams, copying each into a buffer of its own and having the
+// TUN write coalesce them again, the outside path merges such a run where
+// it lies: the payloads slide down over the headers between them, and the
+// result goes to the TUN device as one TCP super-packet behind a virtio-net
+// header, the way GRO would have built it. One copy, no per-segment table.
+//
+// A run is consecutive datagrams of one network whose inner packets are
+// TCP segments of one flow to one local port: the same VXLAN and Ethernet
+// headers, IP headers equal but for length, ID and checksum, TCP headers
+// equal but for the sequence number (which must follow on), the checksum
+// and PSH (allowed on the last), only ACK set otherwise, every payload
+// gsoSize bytes but the last, which may be shorter. Each segment's
+// checksum must be valid, or partial as a Linux peer leaves it (see
+// completeChecksum); the kernel then takes the super-packet as checksummed,
+// as it does any GRO packet. Anything else leaves the run and takes the
+// ordinary path.
+
+// maxCoalesced bounds a super-packet: the IPv4 total length and the IPv6
+// payload length are 16 bits.
+const maxCoalesced = 65535
+
+// tcpRun is the first segment of a run, as parsed.
+type tcpRun struct {
+	port   *Port
+	info   ipInfo
+	tcpLen int // TCP header length
+	seg    int // the payload length every segment but the last has
+	next   uint32
+}
+
+// coalesce tries to merge a run starting at train[off:], whose datagrams
+// are seg bytes apart. It writes the run to its port and returns how many
+// datagrams it took, or 0 when fewer than two would merge (nothing is
+// changed then).
+func (l *outsideLoop) coalesce(tbl *Table, train []byte, off, seg int, from netip.AddrPort) int {
+	first := train[off:min(off+seg, len(train))]
+	var r tcpRun
+	if !l.runHead(tbl, first, from, &r) {
+		return 0
+	}
+	pkt := first[vxlan.EncapLen:]
+	hdrLen := r.info.l4 + r.tcpLen
+	if pkt[r.info.l4+tcpFlagsOffset]&tcpFlagPSH != 0 {
+		return 0 // a run cannot go on past PSH
+	}
+	// Which datagrams join.
+	count, total := 1, len(pkt)
+	lastPSH := false
+	for o := off + seg; o < len(train) && !lastPSH; o += seg {
+		d := train[o:min(o+seg, len(train))]
+		payload, psh, ok := r.follows(first, d)
+		if !ok || r.info.v6 && total+payload-ipv6HeaderLen > maxCoalesced || !r.info.v6 && total+payload > maxCoalesced {
+			break
+		}
+		count++
+		total += payload
+		lastPSH = psh
+		if payload < r.seg {
+			break // a short segment ends the run
+		}
+	}
+	if count < 2 {
+		return 0
+	}
+	// Slide the payloads down behind the first segment.
+	end := off + len(first)
+	for i := 1; i < count; i++ {
+		o := off + i*seg
+		d := train[o:min(o+seg, len(train))]
+		end += copy(train[end:], d[vxlan.EncapLen+hdrLen:])
+	}
+	pkt = train[off+vxlan.EncapLen : end]
+	if r.info.v6 {
+		binary.BigEndian.PutUint16(pkt[ipv6PayloadLenOffset:], uint16(len(pkt)-ipv6HeaderLen))
+	} else {
+		binary.BigEndian.PutUint16(pkt[ipv4TotalLenOffset:], uint16(len(pkt)))
+		binary.BigEndian.PutUint16(pkt[ipv4ChecksumOffset:], 0)
+		binary.BigEndian.PutUint16(pkt[ipv4ChecksumOffset:], ^fold(sum(0, pkt[:r.info.l4])))
+	}
+	if lastPSH {
+		pkt[r.info.l4+tcpFlagsOffset] |= tcpFlagPSH
+	}
+	r.info.length = len(pkt)
+	l4Len := len(pkt) - r.info.l4
+	binary.BigEndian.PutUint16(pkt[r.info.l4+tcpChecksumOffset:], fold(pseudoHeaderSum(pkt, &r.info, l4Len)))
+	// The virtio-net header goes over the inner Ethernet header.
+	h := train[off+vxlan.EncapLen-virtioHdrLen : off+vxlan.EncapLen]
+	h[0] = virtioFlagNeedsCsum
+	h[1] = virtioGSOTCPv4
+	if r.info.v6 {
+		h[1] = virtioGSOTCPv6
+	}
+	binary.NativeEndian.PutUint16(h[2:], uint16(hdrLen))
+	binary.NativeEndian.PutUint16(h[4:], uint16(r.seg))
+	binary.NativeEndian.PutUint16(h[6:], uint16(r.info.l4))
+	binary.NativeEndian.PutUint16(h[8:], tcpChecksumOffset)
+
+	// Packets of this batch already queued for ports go first: one flow's
+	// segments must not overtake each other.
+	l.local.flush(&l.tally)
+	l.tally.udpRx += uint64(count)
+	if _, err := r.port.superOut.Write(train[off+vxlan.EncapLen-virtioHdrLen : end]); err != nil {
+		l.tally.drops[DropWrite] += uint64(count)
+	} else {
+		l.tally.portTx += uint64(count)
+		l.tally.coalesced += uint64(count)
+	}
+	return count
+}
+
+// runHead checks that datagram d can start a run and fills r.
+func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *tcpRun) bool {
+	if len(d) < vxlan.EncapLen+ipv4HeaderLen+tcpHeaderLen {
+		return false
+	}
+	vni, err := vxlan.ParseHeader(d)
+	if err != nil {
+		return false
+	}
+	eth := d[vxlan.HeaderLen:vxlan.EncapLen]
+	if eth[0]&1 != 0 {
+		return false // group address
+	}
+	etherType := binary.BigEndian.Uint16(eth[vxlan.EthernetTypeOffset:])
+	if etherType != vxlan.EtherTypeIPv4 && etherType != vxlan.EtherTypeIPv6 {
+		return false
+	}
+	nw := l.last.network(tbl, vni)
+	if nw == nil || !l.allowed(nw, from) {
+		return false
+	}
+	pkt := d[vxlan.EncapLen:]
+	info, ok := parseIP(pkt)
+	if !ok || info.etherType != etherType || info.proto != protoTCP || info.length != len(pkt) {
+		return false
+	}
+	// No IPv4 options, no IPv6 extension headers: headers compare whole.
+	if info.v6 && info.l4 != ipv6HeaderLen || !info.v6 && info.l4 != ipv4HeaderLen {
+		return false
+	}
+	if info.length < info.l4+tcpHeaderLen {
+		return false
+	}
+	tl := int(pkt[info.l4+12]>>4) * 4
+	if tl < tcpHeaderLen || info.l4+tl >= info.length {
+		return false // no payload
+	}
+	if f := pkt[info.l4+tcpFlagsOffset]; f&^tcpFlagPSH != 0x10 {
+		return false // only ACK, and PSH
+	}
+	if nw.isFlood(info.dst, info.v6) {
+		return false
+	}
+	h := l.last.host(nw, info.dst)
+	if h == nil || h.port == nil || h.port.superOut == nil {
+		return false
+	}
+	if !checksumAcceptable(pkt, &info) {
+		return false
+	}
+	*r = tcpRun{
+		port:   h.port,
+		info:   info,
+		tcpLen: tl,
+		seg:    info.length - info.l4 - tl,
+		next:   binary.BigEndian.Uint32(pkt[info.l4+4:]) + uint32(info.length-info.l4-tl),
+	}
+	return true
+}
+
+// follows reports whether datagram d continues the run whose first
+// datagram is first, and with how many payload bytes; psh is its PSH flag.
+func (r *tcpRun) follows(first, d []byte) (payload int, psh, ok bool) {
+	hdr := vxlan.EncapLen + r.info.l4 + r.tcpLen
+	if len(d) <= hdr {
+		return 0, false, false
+	}
+	// VXLAN and Ethernet headers.
+	if !bytes.Equal(d[:vxlan.EncapLen], first[:vxlan.EncapLen]) {
+		return 0, false, false
+	}
+	a, b := first[vxlan.EncapLen:], d[vxlan.EncapLen:]
+	if r.info.v6 {
+		if !bytes.Equal(a[:4], b[:4]) || !bytes.Equal(a[6:ipv6HeaderLen], b[6:ipv6HeaderLen]) {
+			return 0, false, false
+		}
+		if int(binary.BigEndian.Uint16(b[ipv6PayloadLenOffset:]))+ipv6HeaderLen != len(b) {
+			return 0, false, false
+		}
+	} else {
+		// Version, IHL, TOS; flags and fragment offset, TTL, protocol;
+		// addresses.
+		if a[0] != b[0] || a[1] != b[1] || !bytes.Equal(a[6:10], b[6:10]) || !bytes.Equal(a[12:20], b[12:20]) {
+			return 0, false, false
+		}
+		if int(binary.BigEndian.Uint16(b[ipv4TotalLenOffset:])) != len(b) {
+			return 0, false, false
+		}
+	}
+	ta, tb := a[r.info.l4:], b[r.info.l4:]
+	// Ports; acknowledgement, data offset; window, urgent pointer and
+	// options: all equal. Flags: equal but for PSH.
+	if !bytes.Equal(ta[:4], tb[:4]) || !bytes.Equal(ta[8:13], tb[8:13]) ||
+		!bytes.Equal(ta[14:16], tb[14:16]) || !bytes.Equal(ta[18:r.tcpLen], tb[18:r.tcpLen]) {
+		return 0, false, false
+	}
+	if (ta[tcpFlagsOffset]^tb[tcpFlagsOffset])&^tcpFlagPSH != 0 {
+		return 0, false, false
+	}
+	if binary.BigEndian.Uint32(tb[4:]) != r.next {
+		return 0, false, false
+	}
+	payload = len(b) - r.info.l4 - r.tcpLen
+	if payload > r.seg {
+		return 0, false, false
+	}
+	info := r.info
+	info.length = len(b)
+	if !checksumAcceptable(b, &info) {
+		return 0, false, false
+	}
+	r.next += uint32(payload)
+	return payload, tb[tcpFlagsOffset]&tcpFlagPSH != 0, true
+}
+
+// checksumAcceptable reports whether a TCP segment's checksum is valid, or
+// partial (the pseudo-header sum alone) as a Linux peer sends it through a
+// device that never finishes it.
+func checksumAcceptable(pkt []byte, info *ipInfo) bool {
+	l4Len := info.length - info.l4
+	pseudo := pseudoHeaderSum(pkt, info, l4Len)
+	if binary.BigEndian.Uint16(pkt[info.l4+tcpChecksumOffset:]) == fold(pseudo) {
+		return true
+	}
+	return fold(sum(pseudo, pkt[info.l4:info.length])) == 0xffff
+}

@@ -1,0 +1,245 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+)
+
+// superCapture stands in for a TUN device's super-packet writes.
+type superCapture struct{ writes [][]byte }
+
+func (c *superCapture) Write(b []byte) (int, error) {
+	c.writes = append(c.writes, append([]byte(nil), b...))
+	return len(b), nil
+}
+
+// tcpDatagram builds a VXLAN datagram from vtep2's mac2 to mac1 carrying
+// a TCP segment (IPv4 ip2→ip1 or IPv6 ip62→ip6a) with a valid checksum.
+func tcpDatagram(v6 bool, seq uint32, flags byte, payload []byte) []byte {
+	ipLen := ipv4HeaderLen
+	etherType := uint16(vxlan.EtherTypeIPv4)
+	if v6 {
+		ipLen, etherType = ipv6HeaderLen, vxlan.EtherTypeIPv6
+	}
+	const tl = tcpHeaderLen + 12
+	d := make([]byte, vxlan.EncapLen+ipLen+tl+len(payload))
+	vxlan.Encap(d, testVNI, mac1, mac2, etherType)
+	p := d[vxlan.EncapLen:]
+	if v6 {
+		p[0] = 0x60
+		binary.BigEndian.PutUint16(p[ipv6PayloadLenOffset:], uint16(len(p)-ipv6HeaderLen))
+		p[ipv6NextHeaderOffset], p[ipv6HopLimitOffset] = protoTCP, 64
+		copy(p[ipv6SrcOffset:], ip62.AsSlice())
+		copy(p[ipv6DstOffset:], ip6a.AsSlice())
+	} else {
+		p[0] = 0x45
+		binary.BigEndian.PutUint16(p[ipv4TotalLenOffset:], uint16(len(p)))
+		binary.BigEndian.PutUint16(p[4:], uint16(seq)) // IDs differ per segment
+		p[6], p[8], p[ipv4ProtocolOffset] = 0x40, 64, protoTCP
+		copy(p[ipv4SrcOffset:], ip2.AsSlice())
+		copy(p[ipv4DstOffset:], ip1.AsSlice())
+		binary.BigEndian.PutUint16(p[ipv4ChecksumOffset:], ^fold(sum(0, p[:ipLen])))
+	}
+	t := p[ipLen:]
+	binary.BigEndian.PutUint16(t[0:], 5201)
+	binary.BigEndian.PutUint16(t[2:], 40000)
+	binary.BigEndian.PutUint32(t[4:], seq)
+	binary.BigEndian.PutUint32(t[8:], 99)
+	t[12] = tl / 4 << 4
+	t[tcpFlagsOffset] = flags
+	binary.BigEndian.PutUint16(t[14:], 512)
+	t[20], t[21], t[22], t[23] = 1, 1, 8, 10 // NOP NOP timestamp
+	copy(t[tl:], payload)
+	info, _ := parseIP(p)
+	binary.BigEndian.PutUint16(t[tcpChecksumOffset:], ^fold(sum(pseudoHeaderSum(p, &info, len(t)), t)))
+	return d
+}
+
+// train lays datagrams out seg bytes apart, as UDP GRO hands them over.
+func train(seg int, ds ...[]byte) []byte {
+	var out []byte
+	for i, d := range ds {
+		if len(d) > seg || i < len(ds)-1 && len(d) != seg {
+			panic("train: datagrams must be seg bytes, the last at most")
+		}
+		out = append(out, d...)
+	}
+	return out
+}
+
+func coalesceRig(t *testing.T) (*rig, *outsideLoop, *superCapture) {
+	r := newRig(t)
+	c := &superCapture{}
+	r.portA.superOut = c
+	return r, r.sw.newOutsideLoop(), c
+}
+
+func TestCoalesce_mergesOneFlow(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		_, l, c := coalesceRig(t)
+		pay := func(i, n int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, n) }
+		ds := [][]byte{
+			tcpDatagram(v6, 1000, 0x10, pay(0, 1000)),
+			tcpDatagram(v6, 2000, 0x10, pay(1, 1000)),
+			tcpDatagram(v6, 3000, 0x10, pay(2, 1000)),
+			tcpDatagram(v6, 4000, 0x18, pay(3, 400)), // ACK PSH, short: the end
+		}
+		seg := len(ds[0])
+		tr := train(seg, ds...)
+		tbl := l.sw.table.Load()
+		if n := l.coalesce(tbl, tr, 0, seg, netip.AddrPortFrom(vtep2, 4789)); n != 4 {
+			t.Fatalf("v6=%v: coalesced %d datagrams, want 4", v6, n)
+		}
+		if len(c.writes) != 1 {
+			t.Fatalf("v6=%v: %d writes, want 1", v6, len(c.writes))
+		}
+		w := c.writes[0]
+		h := decodeVirtioHdr(w)
+		pkt := w[virtioHdrLen:]
+		info, ok := parseIP(pkt)
+		if !ok || info.length != len(pkt) {
+			t.Fatalf("v6=%v: merged packet's IP header invalid or length %d != %d", v6, info.length, len(pkt))
+		}
+		wantType := uint8(virtioGSOTCPv4)
+		if v6 {
+			wantType = virtioGSOTCPv6
+		}
+		if h.flags != virtioFlagNeedsCsum || h.gsoType != wantType || h.gsoSize != 1000 ||
+			int(h.csumStart) != info.l4 || h.csumOffset != tcpChecksumOffset || int(h.hdrLen) != info.l4+32 {
+			t.Errorf("v6=%v: virtio header %+v", v6, h)
+		}
+		if !v6 && fold(sum(0, pkt[:ipv4HeaderLen])) != 0xffff {
+			t.Errorf("IPv4 header checksum invalid")
+		}
+		tp := pkt[info.l4:]
+		if seq := binary.BigEndian.Uint32(tp[4:]); seq != 1000 {
+			t.Errorf("v6=%v: seq %d, want the first segment's 1000", v6, seq)
+		}
+		if tp[tcpFlagsOffset] != 0x18 {
+			t.Errorf("v6=%v: flags %#x, want ACK PSH (PSH of the last)", v6, tp[tcpFlagsOffset])
+		}
+		if got, want := binary.BigEndian.Uint16(tp[tcpChecksumOffset:]), fold(pseudoHeaderSum(pkt, &info, len(tp))); got != want {
+			t.Errorf("v6=%v: checksum field %#x, want the partial pseudo-header sum %#x", v6, got, want)
+		}
+		want := append(append(append(pay(0, 1000), pay(1, 1000)...), pay(2, 1000)...), pay(3, 400)...)
+		if !bytes.Equal(tp[32:], want) {
+			t.Errorf("v6=%v: payload is not the segments' payloads in order", v6)
+		}
+		if l.tally.coalesced != 4 || l.tally.portTx != 4 {
+			t.Errorf("v6=%v: tally coalesced %d portTx %d, want 4 and 4", v6, l.tally.coalesced, l.tally.portTx)
+		}
+	}
+}
+
+func TestCoalesce_stopsWhereTheRunBreaks(t *testing.T) {
+	p := bytes.Repeat([]byte{7}, 1000)
+	from := netip.AddrPortFrom(vtep2, 4789)
+	corrupt := tcpDatagram(false, 2000, 0x10, p)
+	corrupt[len(corrupt)-1] ^= 0xff
+	otherPort := tcpDatagram(false, 2000, 0x10, p)
+	binary.BigEndian.PutUint16(otherPort[vxlan.EncapLen+ipv4HeaderLen:], 5202)
+	fixTCPChecksum(otherPort)
+	otherWindow := tcpDatagram(false, 2000, 0x10, p)
+	binary.BigEndian.PutUint16(otherWindow[vxlan.EncapLen+ipv4HeaderLen+14:], 1024)
+	fixTCPChecksum(otherWindow)
+	cases := []struct {
+		name  string
+		ds    [][]byte
+		taken int
+	}{
+		{"gap in sequence", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2001, 0x10, p)}, 0},
+		{"PSH first", [][]byte{tcpDatagram(false, 1000, 0x18, p), tcpDatagram(false, 2000, 0x10, p)}, 0},
+		{"FIN", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2000, 0x11, p)}, 0},
+		{"SYN first", [][]byte{tcpDatagram(false, 1000, 0x12, p), tcpDatagram(false, 2000, 0x10, p)}, 0},
+		{"corrupt second", [][]byte{tcpDatagram(false, 1000, 0x10, p), corrupt}, 0},
+		{"other flow", [][]byte{tcpDatagram(false, 1000, 0x10, p), otherPort}, 0},
+		{"other window", [][]byte{tcpDatagram(false, 1000, 0x10, p), otherWindow}, 0},
+		{"third breaks", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2000, 0x10, p), tcpDatagram(false, 5000, 0x10, p)}, 2},
+		{"PSH in the middle ends it", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2000, 0x18, p), tcpDatagram(false, 3000, 0x10, p)}, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, l, capt := coalesceRig(t)
+			tr := train(len(c.ds[0]), c.ds...)
+			before := append([]byte(nil), tr...)
+			n := l.coalesce(l.sw.table.Load(), tr, 0, len(c.ds[0]), from)
+			if n != c.taken {
+				t.Fatalf("took %d datagrams, want %d", n, c.taken)
+			}
+			if n == 0 && (!bytes.Equal(tr, before) || len(capt.writes) != 0) {
+				t.Error("nothing merged, yet the train changed or a write happened")
+			}
+		})
+	}
+}
+
+func TestCoalesce_respectsTheLengthLimit(t *testing.T) {
+	_, l, c := coalesceRig(t)
+	p := bytes.Repeat([]byte{1}, 1400)
+	var ds [][]byte
+	for i := 0; i < 60; i++ { // 84 000 bytes of payload: more than one IP packet holds
+		ds = append(ds, tcpDatagram(false, uint32(1000+i*1400), 0x10, p))
+	}
+	seg := len(ds[0])
+	tr := train(seg, ds...)
+	from := netip.AddrPortFrom(vtep2, 4789)
+	n := l.coalesce(l.sw.table.Load(), tr, 0, seg, from)
+	if n < 2 || n >= 60 {
+		t.Fatalf("took %d of 60 datagrams, want a run that fits 64 KB", n)
+	}
+	if got := len(c.writes[0]) - virtioHdrLen; got > maxCoalesced {
+		t.Fatalf("super-packet of %d bytes", got)
+	}
+	if m := l.coalesce(l.sw.table.Load(), tr, n*seg, seg, from); n+m != 60 {
+		t.Fatalf("the rest took %d, want %d", m, 60-n)
+	}
+}
+
+func TestCoalesce_leavesUnknownSendersAlone(t *testing.T) {
+	_, l, c := coalesceRig(t)
+	p := bytes.Repeat([]byte{7}, 1000)
+	tr := train(len(tcpDatagram(false, 0, 0x10, p)), tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2000, 0x10, p))
+	if n := l.coalesce(l.sw.table.Load(), tr, 0, len(tr)/2, netip.AddrPortFrom(vtepX, 4789)); n != 0 || len(c.writes) != 0 {
+		t.Fatalf("a VTEP outside the network got %d datagrams merged", n)
+	}
+}
+
+func TestCoalesce_noAllocations(t *testing.T) {
+	r, l, _ := coalesceRig(t)
+	r.portA.superOut = discard{}
+	p := bytes.Repeat([]byte{7}, 1400)
+	var ds [][]byte
+	for i := 0; i < 40; i++ {
+		ds = append(ds, tcpDatagram(false, uint32(1000+i*1400), 0x10, p))
+	}
+	seg := len(ds[0])
+	orig := train(seg, ds...)
+	tr := make([]byte, len(orig))
+	tbl := l.sw.table.Load()
+	from := netip.AddrPortFrom(vtep2, 4789)
+	allocs := testing.AllocsPerRun(50, func() {
+		copy(tr, orig)
+		if n := l.coalesce(tbl, tr, 0, seg, from); n != 40 {
+			t.Fatalf("took %d", n)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per run, want 0", allocs)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+func fixTCPChecksum(d []byte) {
+	p := d[vxlan.EncapLen:]
+	info, _ := parseIP(p)
+	t := p[info.l4:info.length]
+	binary.BigEndian.PutUint16(t[tcpChecksumOffset:], 0)
+	binary.BigEndian.PutUint16(t[tcpChecksumOffset:], ^fold(sum(pseudoHeaderSum(p, &info, len(t)), t)))
+}
