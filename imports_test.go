@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 	"lab":                   {},
 	"bench":                 {"lab", "agent", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist", "dns", "ipam"},
 	"e2e":                   {"github.com/vishvananda/netns"},
+	"driver":                {"dataplane"},
 }
 
 const module = "github.com/vxnet/vxnet"

@@ -186,6 +186,14 @@ func (l *insideLoop) process(n int) {
 		case h != nil:
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
 			l.udp.add(frame, sw.vtepAddr(h.vtep), hash)
+		case nw.gateway != nil && !nw.isFlood(info.dst, info.v6):
+			// To an address no endpoint has: out through the gateway, unless
+			// it came from there (the host sent to a missing endpoint).
+			if nw.gateway == l.port {
+				l.tally.drop(DropNoEndpoint)
+				continue
+			}
+			l.local.add(nw.gateway, buf[:Headroom+info.length])
 		default:
 			// Broadcast, multicast and unknown unicast: replicate to
 			// every VTEP and every other local port of the network.

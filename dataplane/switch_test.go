@@ -275,3 +275,41 @@ func TestFlowHash_stablePerFlowAndSpread(t *testing.T) {
 		t.Error("swapping IPv6 source and destination gave the same hash")
 	}
 }
+
+// TestSwitch_gateway: with a gateway port (the nat driver's), packets to
+// addresses no endpoint has leave through it, packets from it reach the
+// endpoints, and the host's packets to a missing endpoint are dropped
+// rather than sent back to it.
+func TestSwitch_gateway(t *testing.T) {
+	r := newRig(t)
+	tbl, err := NewTable([]NetworkSpec{{
+		VNI:       testVNI,
+		Subnets:   []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
+		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}},
+		Gateway:   r.portB,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sw.SetTable(tbl)
+	external := netip.MustParseAddr("198.51.100.7")
+	out1 := ipv4UDP(ip1, external, 1, 2, []byte("to the world"))
+	r.a.Inject(out1)
+	if got := out(t, r.b); !bytes.Equal(got, out1) {
+		t.Errorf("gateway got %x, want %x", got, out1)
+	}
+	back := ipv4UDP(external, ip1, 2, 1, []byte("reply"))
+	r.b.Inject(back)
+	if got := out(t, r.a); !bytes.Equal(got, back) {
+		t.Errorf("endpoint got %x, want %x", got, back)
+	}
+	r.b.Inject(ipv4UDP(external, netip.MustParseAddr("10.0.9.77"), 2, 1, []byte("nobody")))
+	waitStats(t, r.sw, "the packet to a missing endpoint to be dropped", func(s Stats) bool { return s.Drops["no_endpoint"] == 1 })
+	if s := r.sw.Stats(); s.UnderlayTxPackets != 0 {
+		t.Errorf("%d datagrams went to the underlay; a network without VTEPs floods nowhere", s.UnderlayTxPackets)
+	}
+	if _, err := NewTable([]NetworkSpec{{VNI: testVNI, Gateway: r.portA,
+		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}}}}); err == nil {
+		t.Error("a port that is both gateway and endpoint was accepted")
+	}
+}

@@ -21,6 +21,11 @@ type NetworkSpec struct {
 	// send into this VNI even while they have no endpoint in it (a kernel
 	// VXLAN peer, say). VTEPs of remote endpoints are added automatically.
 	FloodVTEPs []netip.Addr
+	// Gateway, if set, is a local port (a device on the host's side, such
+	// as the nat driver's gateway) that takes every unicast packet to an
+	// address no endpoint of the network has, and whose packets are
+	// forwarded into the network like an endpoint's.
+	Gateway *Port
 }
 
 // EndpointSpec is one endpoint: a MAC, its addresses, and where it lives:
@@ -46,6 +51,7 @@ type network struct {
 	vtepSet    addrTable[bool]
 	locals     []*Port
 	broadcasts []addrKey
+	gateway    *Port
 
 	byAddr map[netip.Addr]*host // used while building only
 }
@@ -100,6 +106,12 @@ func (t *Table) addNetwork(s *NetworkSpec) (*network, error) {
 			return nil, fmt.Errorf("dataplane: network %d: FloodVTEPs: %w", s.VNI, err)
 		}
 	}
+	if s.Gateway != nil {
+		if err := t.addPort(n, s.Gateway, gatewayMAC(s.VNI)); err != nil {
+			return nil, fmt.Errorf("dataplane: network %d: Gateway: %w", s.VNI, err)
+		}
+		n.gateway = s.Gateway
+	}
 	for i := range s.Endpoints {
 		if err := t.addEndpoint(n, &s.Endpoints[i]); err != nil {
 			return nil, fmt.Errorf("dataplane: network %d: endpoint %d (%v): %w", s.VNI, i, s.Endpoints[i].MAC, err)
@@ -148,13 +160,9 @@ func (t *Table) addEndpoint(n *network, e *EndpointSpec) error {
 	}
 	h := &host{mac: e.MAC, port: e.Port, vtep: e.VTEP.Unmap()}
 	if e.Port != nil {
-		for len(t.ports) <= e.Port.index {
-			t.ports = append(t.ports, nil)
+		if err := t.addPort(n, e.Port, e.MAC); err != nil {
+			return err
 		}
-		if t.ports[e.Port.index] != nil {
-			return fmt.Errorf("Port %s: already attached to network %d", e.Port.name, t.ports[e.Port.index].net.vni)
-		}
-		t.ports[e.Port.index] = &portInfo{net: n, mac: e.MAC}
 		n.locals = append(n.locals, e.Port)
 	} else if err := n.addVTEP(e.VTEP); err != nil {
 		return err
@@ -170,6 +178,23 @@ func (t *Table) addEndpoint(n *network, e *EndpointSpec) error {
 		n.byAddr[a] = h
 	}
 	return nil
+}
+
+func (t *Table) addPort(n *network, p *Port, mac vxlan.MAC) error {
+	for len(t.ports) <= p.index {
+		t.ports = append(t.ports, nil)
+	}
+	if t.ports[p.index] != nil {
+		return fmt.Errorf("Port %s: already attached to network %d", p.name, t.ports[p.index].net.vni)
+	}
+	t.ports[p.index] = &portInfo{net: n, mac: mac}
+	return nil
+}
+
+// gatewayMAC is the source MAC of frames a network's gateway port sends:
+// locally administered, from the VNI.
+func gatewayMAC(vni uint32) vxlan.MAC {
+	return vxlan.MAC{0x02, 0x76, 0x67, byte(vni >> 16), byte(vni >> 8), byte(vni)}
 }
 
 // port returns what the table says of a local port, or nil.

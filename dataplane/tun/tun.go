@@ -49,6 +49,9 @@ type Config struct {
 	// Addresses to assign, with their prefix lengths; the kernel adds the
 	// connected routes. IPv6 addresses skip duplicate address detection.
 	Addresses []netip.Prefix
+	// Routes go through the device besides the connected ones: 0.0.0.0/0
+	// gives the container a default route (the nat driver's gateway).
+	Routes []netip.Prefix
 }
 
 // DefaultMTU is the inner MTU for a 1500-byte underlay.
@@ -79,6 +82,11 @@ func (c *Config) validate() error {
 	for _, p := range c.Addresses {
 		if !p.IsValid() {
 			return fmt.Errorf("tun: config Addresses: invalid prefix %v", p)
+		}
+	}
+	for _, p := range c.Routes {
+		if !p.IsValid() {
+			return fmt.Errorf("tun: config Routes: invalid prefix %v", p)
 		}
 	}
 	return nil

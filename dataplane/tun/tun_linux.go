@@ -58,6 +58,12 @@ func configure(cfg Config) error {
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("tun: set %s up: %w", cfg.Name, err)
 	}
+	for _, p := range cfg.Routes {
+		r := &netlink.Route{LinkIndex: link.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: prefixToIPNet(p.Masked())}
+		if err := netlink.RouteAdd(r); err != nil {
+			return fmt.Errorf("tun: add route %v via %s: %w", p, cfg.Name, err)
+		}
+	}
 	return nil
 }
 

@@ -24,7 +24,7 @@ func TestCreate_inNamespace(t *testing.T) {
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 
 	addrs := []netip.Prefix{netip.MustParsePrefix("10.0.9.2/24"), netip.MustParsePrefix("fd00:9::2/64")}
-	dev, err := Create(Config{Name: "eth0", Netns: ns, MTU: 1400, Addresses: addrs})
+	dev, err := Create(Config{Name: "eth0", Netns: ns, MTU: 1400, Addresses: addrs, Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +40,9 @@ func TestCreate_inNamespace(t *testing.T) {
 	link, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "dev", "eth0").CombinedOutput()
 	if err != nil || !strings.Contains(string(link), "mtu 1400") || !strings.Contains(string(link), "UP") {
 		t.Errorf("eth0 link: %v %s", err, link)
+	}
+	if r, err := exec.Command("ip", "-n", ns, "route", "show", "default").CombinedOutput(); err != nil || !strings.Contains(string(r), "default dev eth0") {
+		t.Errorf("no default route through eth0: %v %s", err, r)
 	}
 	if _, err := Create(Config{Name: "eth0", Netns: ns}); err == nil {
 		t.Errorf("created a second device with the same name")

@@ -18,8 +18,8 @@ func Create(cfg Config) (Device, error) {
 	if cfg.Netns != "" {
 		return nil, fmt.Errorf("tun: config Netns %q: network namespaces do not exist on Windows", cfg.Netns)
 	}
-	if len(cfg.Addresses) > 0 {
-		return nil, errors.New("tun: config Addresses: on Windows addresses are assigned through HNS")
+	if len(cfg.Addresses) > 0 || len(cfg.Routes) > 0 {
+		return nil, errors.New("tun: config Addresses, Routes: on Windows addresses and routes are programmed through HNS")
 	}
 	d, err := wgtun.CreateTUN(cfg.Name, cfg.MTU)
 	if err != nil {

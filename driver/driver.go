@@ -1,0 +1,129 @@
+// Package driver holds vxnet's network drivers behind one interface: what
+// each driver lets a network and its endpoints be, and what it programs on
+// the host besides the switch. The agent asks the driver of a network
+// before it creates the network or attaches an endpoint, and hands the
+// host-side work of local drivers (nat's gateway and netfilter rules) to
+// the driver's Host.
+//
+// Drivers, as the Windows container networking documentation defines them:
+//
+//	overlay      VXLAN between hosts; addresses from cluster-managed subnets;
+//	             discovery local and global.
+//	nat          endpoints on an internal switch of one host; out through a
+//	             gateway port on the host and the host's masquerade; ports
+//	             published from the host; several NAT networks route
+//	             between each other; discovery local.
+//
+// transparent, l2bridge and l2tunnel are named here and refused with a
+// clear error until they are implemented.
+package driver
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+)
+
+// Scope says where a network is known and usable.
+type Scope string
+
+const (
+	// ScopeGlobal networks span the cluster: endpoints on any host.
+	ScopeGlobal Scope = "global"
+	// ScopeLocal networks belong to the host that created them: endpoints
+	// attach there only.
+	ScopeLocal Scope = "local"
+)
+
+// Network is what a driver needs to know of a network.
+type Network struct {
+	Name     string
+	Subnet   netip.Prefix
+	Gateway  netip.Addr
+	Internal bool // no way out of the network
+	Options  map[string]string
+}
+
+// Driver is one network driver.
+type Driver interface {
+	// Name is what `network create -d` takes.
+	Name() string
+	// Scope of the driver's networks.
+	Scope() Scope
+	// OptionKeys are the -o options the driver reads; the others belong to
+	// IPAM.
+	OptionKeys() []string
+	// CheckOptions validates the driver's own -o options. Errors name the
+	// option and the value.
+	CheckOptions(opts map[string]string) error
+	// Publishes reports whether endpoints may publish ports on the host.
+	Publishes() bool
+	// ContainerRoutes are the routes an endpoint's device gets besides its
+	// subnet's.
+	ContainerRoutes(n Network) []netip.Prefix
+	// HostGateway reports whether the network needs a gateway port on its
+	// host (see Host).
+	HostGateway(n Network) bool
+}
+
+var (
+	available = map[string]Driver{"overlay": overlay{}, "nat": nat{}}
+	planned   = map[string]bool{"transparent": true, "l2bridge": true, "l2tunnel": true}
+)
+
+// Get returns the driver called name, or an error that says which exist.
+func Get(name string) (Driver, error) {
+	if d, ok := available[name]; ok {
+		return d, nil
+	}
+	if planned[name] {
+		return nil, fmt.Errorf("driver %q is not available yet on this agent; use %s", name, strings.Join(Names(), " or "))
+	}
+	return nil, fmt.Errorf("unknown driver %q: want %s", name, strings.Join(Names(), ", "))
+}
+
+// Names lists the available drivers.
+func Names() []string {
+	out := make([]string, 0, len(available))
+	for n := range available {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SplitOptions separates the driver's own options from the rest (IPAM's).
+func SplitOptions(d Driver, opts map[string]string) (own, rest map[string]string) {
+	keys := map[string]bool{}
+	for _, k := range d.OptionKeys() {
+		keys[k] = true
+	}
+	for k, v := range opts {
+		if keys[k] {
+			if own == nil {
+				own = map[string]string{}
+			}
+			own[k] = v
+		} else {
+			if rest == nil {
+				rest = map[string]string{}
+			}
+			rest[k] = v
+		}
+	}
+	return own, rest
+}
+
+// overlay is VXLAN between hosts: the switch does it all.
+type overlay struct{}
+
+func (overlay) Name() string                         { return "overlay" }
+func (overlay) Scope() Scope                         { return ScopeGlobal }
+func (overlay) OptionKeys() []string                 { return nil }
+func (overlay) CheckOptions(map[string]string) error { return nil }
+func (overlay) Publishes() bool                      { return false }
+func (overlay) ContainerRoutes(Network) []netip.Prefix {
+	return nil
+}
+func (overlay) HostGateway(Network) bool { return false }

@@ -1,0 +1,31 @@
+//go:build !linux
+
+package driver
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/vxnet/vxnet/dataplane"
+)
+
+// Host is the host side of gateway networks; on this platform HNS does
+// that work (see dataplane/hns), and Sync refuses gateway networks.
+type Host struct{}
+
+// NewHost returns a Host that programs nothing.
+func NewHost(*dataplane.Switch, int, *slog.Logger) *Host { return &Host{} }
+
+// Port returns nil.
+func (*Host) Port(string) *dataplane.Port { return nil }
+
+// Sync accepts no gateway networks.
+func (*Host) Sync(nets []GatewayNetwork, _ []Published) error {
+	if len(nets) > 0 {
+		return errors.New("driver: gateway networks (nat) need Linux on this build")
+	}
+	return nil
+}
+
+// Close does nothing.
+func (*Host) Close() error { return nil }

@@ -1,0 +1,83 @@
+package driver
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// nat puts a host's endpoints on an internal switch with a gateway port on
+// the host (a TUN device holding the network's gateway address). Packets to
+// addresses outside the network leave through the gateway, and the host
+// routes them: to another NAT network's gateway, or out with its source
+// masqueraded (netfilter). Published ports are DNAT rules on the host.
+type nat struct{}
+
+func (nat) Name() string                         { return "nat" }
+func (nat) Scope() Scope                         { return ScopeLocal }
+func (nat) OptionKeys() []string                 { return nil }
+func (nat) CheckOptions(map[string]string) error { return nil }
+func (nat) Publishes() bool                      { return true }
+
+// ContainerRoutes: a default route through the gateway, unless the
+// network is internal.
+func (nat) ContainerRoutes(n Network) []netip.Prefix {
+	if n.Internal {
+		return nil
+	}
+	if n.Subnet.Addr().Is6() {
+		return []netip.Prefix{netip.MustParsePrefix("::/0")}
+	}
+	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+}
+
+// HostGateway: every nat network has one, internal ones too (the host
+// reaches its containers through it; nothing is masqueraded for them).
+func (nat) HostGateway(Network) bool { return true }
+
+// Publish is one published port: HOSTPORT on the host's addresses to
+// CONTAINERPORT of an endpoint.
+type Publish struct {
+	HostPort      uint16 `json:"hostPort"`
+	ContainerPort uint16 `json:"containerPort"`
+	Proto         string `json:"proto"` // "tcp" or "udp"
+}
+
+// String is the -p form, HOSTPORT:CONTAINERPORT/PROTO.
+func (p Publish) String() string {
+	return fmt.Sprintf("%d:%d/%s", p.HostPort, p.ContainerPort, p.Proto)
+}
+
+// ParsePublish parses -p HOSTPORT:CONTAINERPORT[/tcp|udp], or CONTAINERPORT
+// alone for the same port on the host.
+func ParsePublish(s string) (Publish, error) {
+	p := Publish{Proto: "tcp"}
+	spec := s
+	if i := strings.LastIndexByte(spec, '/'); i >= 0 {
+		p.Proto = strings.ToLower(spec[i+1:])
+		spec = spec[:i]
+		if p.Proto != "tcp" && p.Proto != "udp" {
+			return p, fmt.Errorf("publish %q: protocol %q: want tcp or udp", s, p.Proto)
+		}
+	}
+	hostPart, ctrPart, two := strings.Cut(spec, ":")
+	if !two {
+		ctrPart = hostPart
+	}
+	port := func(what, v string) (uint16, error) {
+		n, err := strconv.ParseUint(v, 10, 16)
+		if err != nil || n == 0 {
+			return 0, fmt.Errorf("publish %q: %s port %q: want 1-65535 (HOSTPORT:CONTAINERPORT[/tcp|udp])", s, what, v)
+		}
+		return uint16(n), nil
+	}
+	var err error
+	if p.HostPort, err = port("host", hostPart); err != nil {
+		return p, err
+	}
+	if p.ContainerPort, err = port("container", ctrPart); err != nil {
+		return p, err
+	}
+	return p, nil
+}
