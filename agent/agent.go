@@ -14,6 +14,7 @@ import (
 
 	"github.com/vxnet/vxnet/agent/api"
 	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/dataplane/udp"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/gossip"
@@ -155,6 +156,7 @@ type Agent struct {
 	ipam  *ipam.Global
 	dns   *dns.Server
 	sw    *dataplane.Switch
+	host  *driver.Host // gateways and netfilter rules of this host's nat networks
 
 	recMu     sync.Mutex // one reconcileNow at a time; taken before mu
 	mu        sync.Mutex
@@ -235,6 +237,7 @@ func New(cfg Config) (*Agent, error) {
 		under.Close()
 		return fail(err)
 	}
+	a.host = driver.NewHost(a.sw, cfg.MTU, cfg.Logger)
 	return a, nil
 }
 
@@ -315,6 +318,11 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) close() {
+	if a.host != nil {
+		if err := a.host.Close(); err != nil {
+			a.log.Warn("removing the nat rules", "error", err)
+		}
+	}
 	if a.sw != nil {
 		a.sw.Close()
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/kvs"
 )
 
@@ -109,6 +110,17 @@ func (a *Agent) reconcileNow() {
 	// it removes a port).
 	a.recMu.Lock()
 	defer a.recMu.Unlock()
+	// Gateways first (nat): the table below points at their ports.
+	gws, pubs := a.gatewayNetworks()
+	if err := a.host.Sync(gws, pubs); err != nil {
+		a.log.Error("programming nat networks", "error", err)
+	}
+	defer func() {
+		// After the table without them is published.
+		if a.host.Prune(gws) {
+			a.kickReconcile()
+		}
+	}()
 	a.mu.Lock()
 	specs := map[string]*dataplane.NetworkSpec{}
 	var dnsNets []dns.Network
@@ -117,6 +129,9 @@ func (a *Agent) reconcileNow() {
 		n := a.networks[name]
 		if n.VNI == 0 {
 			continue
+		}
+		if n.Scope == string(driver.ScopeLocal) && n.Creator != a.cfg.Name {
+			continue // another host's own network (nat)
 		}
 		if other, dup := vnis[n.VNI]; dup {
 			// Two networks created at once on hosts that could not see
@@ -129,6 +144,7 @@ func (a *Agent) reconcileNow() {
 		if p, err := netip.ParsePrefix(n.Subnet); err == nil {
 			s.Subnets = []netip.Prefix{p}
 		}
+		s.Gateway = a.host.Port(n.Name)
 		specs[n.Name] = s
 		scope := dns.ScopeGlobal
 		if n.Scope == "local" {
@@ -214,6 +230,45 @@ func (a *Agent) reconcileNow() {
 	} else {
 		a.dns.SetRecords(t)
 	}
+}
+
+// gatewayNetworks lists this host's networks whose driver wants a gateway
+// port, and the ports their endpoints publish.
+func (a *Agent) gatewayNetworks() ([]driver.GatewayNetwork, []driver.Published) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var gws []driver.GatewayNetwork
+	for _, name := range sortedMapKeys(a.networks) {
+		n := a.networks[name]
+		if n.Creator != a.cfg.Name {
+			continue
+		}
+		d, err := driver.Get(n.Driver)
+		if err != nil {
+			continue
+		}
+		dn := driverNetwork(n)
+		if !d.HostGateway(dn) || !dn.Subnet.IsValid() || !dn.Gateway.IsValid() {
+			continue
+		}
+		gws = append(gws, driver.GatewayNetwork{Network: dn, Masquerade: !n.Internal})
+	}
+	var pubs []driver.Published
+	for _, key := range sortedMapKeys(a.local) {
+		le := a.local[key]
+		addr := netip.Addr{}
+		if len(le.rec.Addresses) > 0 {
+			if p, err := netip.ParsePrefix(le.rec.Addresses[0]); err == nil {
+				addr = p.Addr()
+			}
+		}
+		for _, s := range le.rec.Publish {
+			if p, err := driver.ParsePublish(s); err == nil && addr.IsValid() {
+				pubs = append(pubs, driver.Published{Publish: p, Network: le.rec.Network, Endpoint: le.rec.Name, Addr: addr})
+			}
+		}
+	}
+	return gws, pubs
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {

@@ -15,13 +15,8 @@ import (
 	"github.com/vxnet/vxnet/agent/api"
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/ipam"
-)
-
-// Drivers this agent implements; the others come with their own issue.
-var (
-	drivers        = map[string]bool{"overlay": true}
-	plannedDrivers = map[string]bool{"nat": true, "transparent": true, "l2bridge": true, "l2tunnel": true}
 )
 
 // apiError builds an API error naming the field.
@@ -60,13 +55,15 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if !ipam.ValidNetworkName(req.Name) {
 		return api.Network{}, apiError(api.CodeBadRequest, "name", "network name %q: want 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", req.Name)
 	}
-	if !drivers[req.Driver] {
-		if plannedDrivers[req.Driver] {
-			return api.Network{}, apiError(api.CodeBadRequest, "driver", "driver %q is not available yet on this agent; use overlay", req.Driver)
-		}
-		return api.Network{}, apiError(api.CodeBadRequest, "driver", "unknown driver %q: want overlay, nat, transparent, l2bridge or l2tunnel", req.Driver)
+	d, err := driver.Get(req.Driver)
+	if err != nil {
+		return api.Network{}, apiError(api.CodeBadRequest, "driver", "%v", err)
 	}
-	opts, err := ipam.ParseOptions(req.Name, req.Options)
+	own, rest := driver.SplitOptions(d, req.Options)
+	if err := d.CheckOptions(own); err != nil {
+		return api.Network{}, apiError(api.CodeBadRequest, "options", "%v", err)
+	}
+	opts, err := ipam.ParseOptions(req.Name, rest)
 	if err != nil {
 		return api.Network{}, fromIPAM(err)
 	}
@@ -81,7 +78,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		return api.Network{}, fromIPAM(err)
 	}
 	gateway, _ := a.ipam.Gateway(req.Name)
-	n := api.Network{Name: req.Name, Driver: req.Driver, Scope: "global", VNI: a.pickVNI(req.Name), Subnet: subnet.String(),
+	n := api.Network{Name: req.Name, Driver: req.Driver, Scope: string(d.Scope()), VNI: a.pickVNI(req.Name), Subnet: subnet.String(),
 		Gateway: gateway.String(), IPRange: req.IPRange, Internal: req.Internal, Options: req.Options,
 		Creator: a.cfg.Name, Created: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := a.putRow(tableNetworks, n.Name, n); err != nil {
@@ -199,6 +196,27 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	if req.Service != "" && !validEndpointName(req.Service) {
 		return api.Endpoint{}, apiError(api.CodeBadRequest, "service", "service %q: want 1-63 letters, digits or '-'", req.Service)
 	}
+	d, err := driver.Get(n.Driver)
+	if err != nil {
+		return api.Endpoint{}, apiError(api.CodeConflict, "network", "network %q: %v", n.Name, err)
+	}
+	if d.Scope() == driver.ScopeLocal && n.Creator != a.cfg.Name {
+		return api.Endpoint{}, apiError(api.CodeConflict, "network", "network %q is a %s network of host %s: endpoints attach there only", n.Name, n.Driver, n.Creator)
+	}
+	var publish []string
+	for _, s := range req.Publish {
+		p, err := driver.ParsePublish(s)
+		if err != nil {
+			return api.Endpoint{}, apiError(api.CodeBadRequest, "publish", "%v", err)
+		}
+		if !d.Publishes() {
+			return api.Endpoint{}, apiError(api.CodeBadRequest, "publish", "publish %q: network %q uses driver %s, which publishes no ports (nat does)", s, n.Name, n.Driver)
+		}
+		if other := a.publishedBy(p); other != "" {
+			return api.Endpoint{}, apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", s, p.HostPort, p.Proto, other)
+		}
+		publish = append(publish, p.String())
+	}
 	if req.Netns == "" {
 		return api.Endpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required: the container's network namespace (a name from `ip netns`, or a path such as /proc/PID/ns/net)")
 	}
@@ -253,7 +271,7 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	}
 	ep := api.Endpoint{Name: req.Name, Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep.String(), MAC: StableMAC(addr).String(),
 		Addresses: []string{netip.PrefixFrom(addr, subnet.Bits()).String()}, Aliases: req.Aliases, Service: req.Service,
-		Netns: req.Netns, Ifname: req.Ifname}
+		Netns: req.Netns, Ifname: req.Ifname, Publish: publish}
 	if err := a.attach(ep); err != nil {
 		a.ipam.Release(n.Name, addr)
 		return api.Endpoint{}, apiError(api.CodeBadRequest, "netns", "attaching to %q: %v", req.Netns, err)
@@ -283,7 +301,13 @@ func (a *Agent) attach(ep api.Endpoint) error {
 		prefixes = append(prefixes, p)
 	}
 	path := netnsPath(ep.Netns)
-	dev, err := tun.Create(tun.Config{Name: ep.Ifname, Netns: path, MTU: a.cfg.MTU, Addresses: prefixes})
+	var routes []netip.Prefix
+	if n, ok := a.network(ep.Network); ok {
+		if d, err := driver.Get(n.Driver); err == nil {
+			routes = d.ContainerRoutes(driverNetwork(n))
+		}
+	}
+	dev, err := tun.Create(tun.Config{Name: ep.Ifname, Netns: path, MTU: a.cfg.MTU, Addresses: prefixes, Routes: routes})
 	if err != nil {
 		return err
 	}
@@ -517,6 +541,28 @@ func (a *Agent) putRow(table, key string, v any) error {
 	}
 	_, err = a.kv.Put(table, key, b)
 	return err
+}
+
+// driverNetwork is what a driver sees of a network.
+func driverNetwork(n api.Network) driver.Network {
+	dn := driver.Network{Name: n.Name, Internal: n.Internal, Options: n.Options}
+	dn.Subnet, _ = netip.ParsePrefix(n.Subnet)
+	dn.Gateway, _ = netip.ParseAddr(n.Gateway)
+	return dn
+}
+
+// publishedBy names the local endpoint that publishes p's host port, or "".
+func (a *Agent) publishedBy(p driver.Publish) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for key, le := range a.local {
+		for _, s := range le.rec.Publish {
+			if q, err := driver.ParsePublish(s); err == nil && q.HostPort == p.HostPort && q.Proto == p.Proto {
+				return key
+			}
+		}
+	}
+	return ""
 }
 
 func validEndpointName(s string) bool {

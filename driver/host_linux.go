@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -53,29 +52,15 @@ func (h *Host) Port(network string) *dataplane.Port {
 	return nil
 }
 
-// Sync creates the gateways of nets that are missing, removes those of
-// networks not in nets, and applies the netfilter rules for nets and pubs.
-// It goes on past a failing network and returns every error.
+// Sync creates the gateways of nets that are missing and applies the
+// netfilter rules for nets and pubs. Gateways of networks gone stay until
+// Prune, so that the caller can first publish a forwarding table without
+// them. It goes on past a failing network and returns every error.
 func (h *Host) Sync(nets []GatewayNetwork, pubs []Published) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var errs []error
-	want := map[string]GatewayNetwork{}
 	for _, n := range nets {
-		want[n.Name] = n
-	}
-	for name, g := range h.gws {
-		if w, ok := want[name]; !ok || w.Subnet != g.net.Subnet || w.Gateway != g.net.Gateway {
-			h.sw.RemovePort(g.port)
-			delete(h.gws, name)
-			h.log.Info("gateway removed", "network", name, "device", GatewayDevice(name))
-		} else {
-			g.net = w
-		}
-	}
-	masq := false
-	for _, n := range nets {
-		masq = masq || n.Masquerade
 		if h.gws[n.Name] != nil {
 			continue
 		}
@@ -85,16 +70,17 @@ func (h *Host) Sync(nets []GatewayNetwork, pubs []Published) error {
 			continue
 		}
 		h.gws[n.Name] = g
-		h.log.Info("gateway added", "network", n.Name, "device", GatewayDevice(n.Name), "address", n.Gateway)
+		h.log.Info("gateway added", "network", n.Name, "device", GatewayDevice(n.Name), "address", n.Gateway.String())
 	}
-	if masq {
+	// The host routes between NAT networks and out of them.
+	if len(nets) > 0 {
 		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	var live []GatewayNetwork
 	for _, n := range nets {
-		if h.gws[n.Name] != nil {
+		if g := h.gws[n.Name]; g != nil && g.net.Subnet == n.Subnet {
 			live = append(live, n)
 		}
 	}
@@ -107,6 +93,28 @@ func (h *Host) Sync(nets []GatewayNetwork, pubs []Published) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Prune removes the gateways of networks not in nets, or whose subnet or
+// gateway changed (Sync adds them again). It reports whether it removed
+// any.
+func (h *Host) Prune(nets []GatewayNetwork) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	want := map[string]GatewayNetwork{}
+	for _, n := range nets {
+		want[n.Name] = n
+	}
+	removed := false
+	for name, g := range h.gws {
+		if w, ok := want[name]; !ok || w.Subnet != g.net.Subnet || w.Gateway != g.net.Gateway {
+			h.sw.RemovePort(g.port)
+			delete(h.gws, name)
+			removed = true
+			h.log.Info("gateway removed", "network", name, "device", GatewayDevice(name))
+		}
+	}
+	return removed
 }
 
 func (h *Host) addGateway(n GatewayNetwork) (*gateway, error) {
@@ -146,50 +154,6 @@ func (h *Host) Close() error {
 	}
 	h.rules = ""
 	return runNft(ruleset(nil, nil))
-}
-
-// ruleset is the nft script that replaces table ip vxnet (IPv4; NAT of
-// IPv6 subnets is not done). With no networks it only removes the table.
-func ruleset(nets []GatewayNetwork, pubs []Published) string {
-	var b strings.Builder
-	// Create-then-delete makes the delete succeed whether or not the table
-	// exists; the whole script is one transaction.
-	b.WriteString("table ip vxnet\ndelete table ip vxnet\n")
-	if len(nets) == 0 {
-		return b.String()
-	}
-	b.WriteString("table ip vxnet {\n")
-	b.WriteString("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
-	fmt.Fprintf(&b, "\t\tip saddr 127.0.0.0/8 oifname %q masquerade\n", GatewayPrefix+"*")
-	sorted := append([]GatewayNetwork(nil), nets...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	for _, n := range sorted {
-		if n.Masquerade && n.Subnet.Addr().Is4() {
-			fmt.Fprintf(&b, "\t\tip saddr %v oifname != %q masquerade comment %q\n", n.Subnet.Masked(), GatewayPrefix+"*", n.Name)
-		}
-	}
-	b.WriteString("\t}\n")
-	var dnat strings.Builder
-	ps := append([]Published(nil), pubs...)
-	sort.Slice(ps, func(i, j int) bool {
-		if ps[i].Proto != ps[j].Proto {
-			return ps[i].Proto < ps[j].Proto
-		}
-		return ps[i].HostPort < ps[j].HostPort
-	})
-	for _, p := range ps {
-		if !p.Addr.Is4() {
-			continue
-		}
-		fmt.Fprintf(&dnat, "\t\tfib daddr type local %s dport %d dnat to %v:%d comment %q\n", p.Proto, p.HostPort, p.Addr, p.ContainerPort, p.Network+"/"+p.Endpoint)
-	}
-	b.WriteString("\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n")
-	b.WriteString(dnat.String())
-	b.WriteString("\t}\n")
-	b.WriteString("\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n")
-	b.WriteString(dnat.String())
-	b.WriteString("\t}\n}\n")
-	return b.String()
 }
 
 // runNft applies a script with nft(8).

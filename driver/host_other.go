@@ -27,5 +27,8 @@ func (*Host) Sync(nets []GatewayNetwork, _ []Published) error {
 	return nil
 }
 
+// Prune removes nothing.
+func (*Host) Prune([]GatewayNetwork) bool { return false }
+
 // Close does nothing.
 func (*Host) Close() error { return nil }

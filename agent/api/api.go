@@ -57,6 +57,7 @@ type Endpoint struct {
 	Service   string   `json:"service,omitempty"`
 	Netns     string   `json:"netns,omitempty"`  // on its host
 	Ifname    string   `json:"ifname,omitempty"` // inside the namespace
+	Publish   []string `json:"publish,omitempty"` // HOSTPORT:CONTAINERPORT/PROTO (nat)
 }
 
 // EndpointCreate is the body of POST /v1/endpoints.
@@ -68,6 +69,8 @@ type EndpointCreate struct {
 	IP      string   `json:"ip,omitempty"` // a static address
 	Aliases []string `json:"aliases,omitempty"`
 	Service string   `json:"service,omitempty"`
+	// Publish: HOSTPORT:CONTAINERPORT[/tcp|udp], nat networks only.
+	Publish []string `json:"publish,omitempty"`
 }
 
 // Service is a name over the endpoints that joined it (EndpointCreate's

@@ -123,8 +123,16 @@ Creates a network every host of the cluster sees. Without --subnet it gets the
 next free /24 of 10.0.0.0/8; subnets never overlap across the cluster. Each
 host hands out addresses from blocks of the subnet it holds.
 
-Example:
+Drivers:
+  overlay  containers on every host, on one VXLAN segment (the default)
+  nat      containers on this host only; they reach the outside through a
+           gateway device on the host (the subnet's gateway address) and the
+           host's masquerade, and publish ports with 'endpoint create -p'.
+           Several nat networks on one host route to each other.
+
+Examples:
   vxnet network create -d overlay --subnet 10.0.9.0/24 web
+  vxnet network create -d nat --subnet 172.30.0.0/24 local
 
 Flags:
 `
@@ -132,7 +140,7 @@ Flags:
 func cmdNetworkCreate(std stdio, args []string) int {
 	fs := newFlags(std, "network create", networkCreateUsage)
 	var req api.NetworkCreate
-	fs.StringVar(&req.Driver, "d", "overlay", "`DRIVER`: overlay (nat, transparent, l2bridge, l2tunnel to come)")
+	fs.StringVar(&req.Driver, "d", "overlay", "`DRIVER`: overlay (VXLAN across hosts) or nat (this host only, out through the host's NAT, ports published with -p); transparent, l2bridge, l2tunnel to come")
 	fs.StringVar(&req.Driver, "driver", "overlay", "same as -d")
 	fs.StringVar(&req.Subnet, "subnet", "", "`CIDR` of the network (default: from the default address pools)")
 	fs.StringVar(&req.Gateway, "gateway", "", "gateway `IP`, never handed out (default: the subnet's first address)")
@@ -258,7 +266,7 @@ const endpointUsage = `Usage: vxnet endpoint COMMAND
 
 Commands:
   create   attach a network namespace of this host to a network:
-           vxnet endpoint create --network NET --name NAME --netns NS [--ip IP] [--alias A] [--service S]
+           vxnet endpoint create --network NET --name NAME --netns NS [--ip IP] [--alias A] [--service S] [-p HOSTPORT:CONTAINERPORT]
   ls       list the endpoints of every host
   rm       detach an endpoint of this host: vxnet endpoint rm --network NET NAME
 `
@@ -294,6 +302,11 @@ Example:
   ip netns add c1
   vxnet endpoint create --network web --name api --netns c1
 
+  # on a nat network: port 8080 of this host (any of its addresses, 127.0.0.1
+  # too) goes to port 80 of the container
+  vxnet network create -d nat --subnet 172.30.0.0/24 local
+  vxnet endpoint create --network local --name www --netns c2 -p 8080:80
+
 Flags:
 `
 
@@ -306,8 +319,10 @@ func cmdEndpointCreate(std stdio, args []string) int {
 	fs.StringVar(&req.Ifname, "ifname", "", "interface `NAME` in the namespace (default eth0)")
 	fs.StringVar(&req.IP, "ip", "", "a static `IP` instead of the next free one")
 	fs.StringVar(&req.Service, "service", "", "`SERVICE` this endpoint belongs to (round-robin name, tasks.SERVICE)")
-	var aliases multiFlag
+	var aliases, publish multiFlag
 	fs.Var(&aliases, "alias", "another DNS `NAME` (repeatable)")
+	fs.Var(&publish, "p", "publish a port, `HOSTPORT:CONTAINERPORT[/tcp|udp]` (repeatable; nat networks)")
+	fs.Var(&publish, "publish", "same as -p")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -323,6 +338,7 @@ func cmdEndpointCreate(std stdio, args []string) int {
 		}
 	}
 	req.Aliases = aliases
+	req.Publish = publish
 	c, cancel := ctx()
 	defer cancel()
 	ep, err := client().CreateEndpoint(c, req)
