@@ -14,9 +14,9 @@ import (
 
 	"github.com/vxnet/vxnet/agent/api"
 	"github.com/vxnet/vxnet/dataplane"
-	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/dataplane/udp"
 	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/kvs"

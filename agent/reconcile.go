@@ -145,6 +145,18 @@ func (a *Agent) reconcileNow() {
 			s.Subnets = []netip.Prefix{p}
 		}
 		s.Gateway = a.host.Port(n.Name)
+		if n.Driver == "l2tunnel" {
+			host, policy, err := driver.L2TunnelPolicy(n.Options)
+			if err != nil {
+				a.log.Warn("ignoring an l2tunnel network with bad options", "network", n.Name, "error", err)
+				continue
+			}
+			if host == a.vtep {
+				s.Policy = policy
+			} else {
+				s.PolicyVTEP = host
+			}
+		}
 		specs[n.Name] = s
 		scope := dns.ScopeGlobal
 		if n.Scope == "local" {

@@ -138,8 +138,8 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *tcpR
 		return false
 	}
 	nw := l.last.network(tbl, vni)
-	if nw == nil || !l.allowed(nw, from) {
-		return false
+	if nw == nil || nw.policy != nil || !l.allowed(nw, from) {
+		return false // the policy host decides per packet
 	}
 	pkt := d[vxlan.EncapLen:]
 	info, ok := parseIP(pkt)

@@ -176,7 +176,20 @@ func (l *insideLoop) process(n int) {
 		hash := flowHash(pkt, &info)
 
 		h := l.last.host(nw, info.dst)
+		if nw.policy != nil && h != nil && !nw.policy.allows(pkt, &info) {
+			l.tally.drop(DropPolicy)
+			continue
+		}
 		switch {
+		case h != nil && nw.policyVTEP.IsValid():
+			// l2tunnel: hair-pinned through the policy host, same host
+			// included.
+			if h.port == l.port {
+				l.tally.drop(DropLoop)
+				continue
+			}
+			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
+			l.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
 		case h != nil && h.port != nil:
 			if h.port == l.port {
 				l.tally.drop(DropLoop)

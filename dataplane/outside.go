@@ -158,6 +158,9 @@ func (l *outsideLoop) allowed(nw *network, from netip.AddrPort) bool {
 	if nw == l.allowedNet && from == l.allowedSrc {
 		return true
 	}
+	if nw.policyVTEP.IsValid() && from.Addr().Unmap() != nw.policyVTEP {
+		return false // l2tunnel: only through the policy host
+	}
 	if !nw.vtepSet.get(keyOf(from.Addr().Unmap())) {
 		return false
 	}
@@ -226,7 +229,23 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 		return
 	}
 	h := l.last.host(nw, info.dst)
-	if h == nil || h.port == nil {
+	if h == nil {
+		l.tally.drop(DropNoEndpoint)
+		return
+	}
+	if nw.policy != nil {
+		// The policy host of an l2tunnel network: decide, then deliver
+		// or send the frame on, as it came, to the destination's VTEP.
+		if !nw.policy.allows(payload, &info) {
+			l.tally.drop(DropPolicy)
+			return
+		}
+		if h.port == nil {
+			l.udp.add(dgram[:vxlan.EncapLen+info.length], l.sw.vtepAddr(h.vtep), flowHash(payload, &info))
+			return
+		}
+	}
+	if h.port == nil {
 		l.tally.drop(DropNoEndpoint)
 		return
 	}

@@ -30,12 +30,14 @@ const (
 	DropWrite
 	// DropLoop: a packet from a port addressed to that same port.
 	DropLoop
+	// DropPolicy: a packet an l2tunnel network's policy denied.
+	DropPolicy
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"malformed", "unknown_vni", "unknown_vtep", "unsupported", "no_endpoint",
-	"port_detached", "too_big", "write_error", "loop",
+	"port_detached", "too_big", "write_error", "loop", "policy",
 }
 
 // String returns the reason as used in metrics labels.

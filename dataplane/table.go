@@ -26,6 +26,15 @@ type NetworkSpec struct {
 	// address no endpoint of the network has, and whose packets are
 	// forwarded into the network like an endpoint's.
 	Gateway *Port
+	// PolicyVTEP, if set, makes the network an l2tunnel: every unicast
+	// packet from a local port, same host included, goes over VXLAN to
+	// this VTEP (the policy host), which sends it on; and only that VTEP
+	// may send into the network. Unset on the policy host itself.
+	PolicyVTEP netip.Addr
+	// Policy, if set, makes this host the network's policy host: it
+	// applies Policy to every packet of the network it forwards, and sends
+	// packets it receives for other hosts on to their VTEPs.
+	Policy *Policy
 }
 
 // EndpointSpec is one endpoint: a MAC, its addresses, and where it lives:
@@ -52,6 +61,8 @@ type network struct {
 	locals     []*Port
 	broadcasts []addrKey
 	gateway    *Port
+	policyVTEP netip.Addr      // l2tunnel, not the policy host
+	policy     *compiledPolicy // l2tunnel, the policy host
 
 	byAddr map[netip.Addr]*host // used while building only
 }
@@ -106,6 +117,16 @@ func (t *Table) addNetwork(s *NetworkSpec) (*network, error) {
 			return nil, fmt.Errorf("dataplane: network %d: FloodVTEPs: %w", s.VNI, err)
 		}
 	}
+	if s.PolicyVTEP.IsValid() && s.Policy != nil {
+		return nil, fmt.Errorf("dataplane: network %d: PolicyVTEP and Policy: a host either sends to the policy host or is it", s.VNI)
+	}
+	if s.PolicyVTEP.IsValid() {
+		if err := n.addVTEP(s.PolicyVTEP); err != nil {
+			return nil, fmt.Errorf("dataplane: network %d: PolicyVTEP: %w", s.VNI, err)
+		}
+		n.policyVTEP = s.PolicyVTEP.Unmap()
+	}
+	n.policy = compilePolicy(s.Policy)
 	if s.Gateway != nil {
 		if err := t.addPort(n, s.Gateway, gatewayMAC(s.VNI)); err != nil {
 			return nil, fmt.Errorf("dataplane: network %d: Gateway: %w", s.VNI, err)

@@ -13,9 +13,12 @@
 //	             gateway port on the host and the host's masquerade; ports
 //	             published from the host; several NAT networks route
 //	             between each other; discovery local.
+//	l2tunnel     every packet hair-pinned over VXLAN to a policy host, which
+//	             applies an allow/deny policy and sends it on; addresses as
+//	             overlay; discovery local and global.
 //
-// transparent, l2bridge and l2tunnel are named here and refused with a
-// clear error until they are implemented.
+// transparent and l2bridge are named here and refused with a clear error
+// until they are implemented.
 package driver
 
 import (
@@ -68,8 +71,8 @@ type Driver interface {
 }
 
 var (
-	available = map[string]Driver{"overlay": overlay{}, "nat": nat{}}
-	planned   = map[string]bool{"transparent": true, "l2bridge": true, "l2tunnel": true}
+	available = map[string]Driver{"overlay": overlay{}, "nat": nat{}, "l2tunnel": l2tunnel{}}
+	planned   = map[string]bool{"transparent": true, "l2bridge": true}
 )
 
 // Get returns the driver called name, or an error that says which exist.

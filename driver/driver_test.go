@@ -10,7 +10,7 @@ import (
 )
 
 func TestGet(t *testing.T) {
-	for _, name := range []string{"overlay", "nat"} {
+	for _, name := range []string{"overlay", "nat", "l2tunnel"} {
 		d, err := Get(name)
 		if err != nil || d.Name() != name {
 			t.Errorf("Get(%q) = %v, %v", name, d, err)
@@ -19,7 +19,7 @@ func TestGet(t *testing.T) {
 	if _, err := Get("l2bridge"); err == nil || !strings.Contains(err.Error(), "not available yet") {
 		t.Errorf("planned driver: %v", err)
 	}
-	if _, err := Get("bridge"); err == nil || !strings.Contains(err.Error(), `unknown driver "bridge"`) || !strings.Contains(err.Error(), "nat, overlay") {
+	if _, err := Get("bridge"); err == nil || !strings.Contains(err.Error(), `unknown driver "bridge"`) || !strings.Contains(err.Error(), "l2tunnel, nat, overlay") {
 		t.Errorf("unknown driver: %v", err)
 	}
 	nat, _ := Get("nat")
@@ -120,6 +120,23 @@ func TestRuleset(t *testing.T) {
 		cmd.Stdin = strings.NewReader(script)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("nft refused the ruleset: %v %s\n%s", err, out, script)
+		}
+	}
+}
+
+func TestL2TunnelPolicy(t *testing.T) {
+	host, p, err := L2TunnelPolicy(map[string]string{"policy-host": "198.18.0.3", "policy-deny": "10.0.9.3:5201/tcp", "policy-allow": "10.0.9.0/24", "policy-default": "deny"})
+	if err != nil || host.String() != "198.18.0.3" || p.Default || len(p.Rules) != 2 || !p.Rules[0].Allow || p.Rules[1].Allow {
+		t.Fatalf("got %v %+v %v", host, p, err)
+	}
+	for opts, want := range map[*map[string]string]string{
+		{}:                    "policy-host is required",
+		{"policy-host": "h3"}: "policy-host=\"h3\"",
+		{"policy-host": "198.18.0.3", "policy-default": "x"}: "policy-default=\"x\"",
+		{"policy-host": "198.18.0.3", "policy-deny": "a:1"}:  "option policy-deny: policy rule \"a:1\"",
+	} {
+		if _, _, err := L2TunnelPolicy(*opts); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v, want an error saying %s", *opts, err, want)
 		}
 	}
 }

@@ -49,4 +49,3 @@ func ruleset(nets []GatewayNetwork, pubs []Published) string {
 	b.WriteString("\t}\n}\n")
 	return b.String()
 }
-

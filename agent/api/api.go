@@ -55,8 +55,8 @@ type Endpoint struct {
 	Addresses []string `json:"addresses"` // "ip/prefix"
 	Aliases   []string `json:"aliases,omitempty"`
 	Service   string   `json:"service,omitempty"`
-	Netns     string   `json:"netns,omitempty"`  // on its host
-	Ifname    string   `json:"ifname,omitempty"` // inside the namespace
+	Netns     string   `json:"netns,omitempty"`   // on its host
+	Ifname    string   `json:"ifname,omitempty"`  // inside the namespace
 	Publish   []string `json:"publish,omitempty"` // HOSTPORT:CONTAINERPORT/PROTO (nat)
 }
 

@@ -119,7 +119,8 @@ func cmdNetwork(std stdio, args []string) int {
 
 const networkCreateUsage = `Usage: vxnet network create [flags] NAME
 
-Creates a network every host of the cluster sees. Without --subnet it gets the
+Creates a network every host of the cluster sees (a nat network is used only on
+the host that created it). Without --subnet it gets the
 next free /24 of 10.0.0.0/8; subnets never overlap across the cluster. Each
 host hands out addresses from blocks of the subnet it holds.
 
@@ -129,10 +130,16 @@ Drivers:
            gateway device on the host (the subnet's gateway address) and the
            host's masquerade, and publish ports with 'endpoint create -p'.
            Several nat networks on one host route to each other.
+  l2tunnel every packet, same host included, goes over VXLAN to a policy
+           host (-o policy-host=ADDR, its underlay address), which applies
+           -o policy-allow=RULES, -o policy-deny=RULES (allow first) and
+           -o policy-default=allow|deny, then sends it on. RULES: ADDRESS or
+           CIDR, each with optional :PORT and /tcp or /udp, comma-separated.
 
 Examples:
   vxnet network create -d overlay --subnet 10.0.9.0/24 web
   vxnet network create -d nat --subnet 172.30.0.0/24 local
+  vxnet network create -d l2tunnel -o policy-host=198.18.0.3 -o policy-deny=10.0.5.0/24:22/tcp guarded
 
 Flags:
 `
@@ -140,7 +147,7 @@ Flags:
 func cmdNetworkCreate(std stdio, args []string) int {
 	fs := newFlags(std, "network create", networkCreateUsage)
 	var req api.NetworkCreate
-	fs.StringVar(&req.Driver, "d", "overlay", "`DRIVER`: overlay (VXLAN across hosts) or nat (this host only, out through the host's NAT, ports published with -p); transparent, l2bridge, l2tunnel to come")
+	fs.StringVar(&req.Driver, "d", "overlay", "`DRIVER`: overlay, nat or l2tunnel (see above); transparent and l2bridge to come")
 	fs.StringVar(&req.Driver, "driver", "overlay", "same as -d")
 	fs.StringVar(&req.Subnet, "subnet", "", "`CIDR` of the network (default: from the default address pools)")
 	fs.StringVar(&req.Gateway, "gateway", "", "gateway `IP`, never handed out (default: the subnet's first address)")
@@ -148,7 +155,7 @@ func cmdNetworkCreate(std stdio, args []string) int {
 	fs.BoolVar(&req.Internal, "internal", false, "no outside connectivity: DNS never forwards")
 	var aux, opts multiFlag
 	fs.Var(&aux, "aux-address", "reserve an address: `NAME=IP` (repeatable)")
-	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable): block-size=PREFIXLEN")
+	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable): block-size=PREFIXLEN; l2tunnel: policy-host, policy-allow, policy-deny, policy-default")
 	fs.Var(&opts, "opt", "same as -o")
 	pos, code, ok := parse(fs, args)
 	if !ok {
@@ -305,6 +312,7 @@ Example:
   # on a nat network: port 8080 of this host (any of its addresses, 127.0.0.1
   # too) goes to port 80 of the container
   vxnet network create -d nat --subnet 172.30.0.0/24 local
+  vxnet network create -d l2tunnel -o policy-host=198.18.0.3 -o policy-deny=10.0.5.0/24:22/tcp guarded
   vxnet endpoint create --network local --name www --netns c2 -p 8080:80
 
 Flags:

@@ -1,0 +1,64 @@
+package dataplane
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestPolicy_allows(t *testing.T) {
+	deny, err := ParsePolicyRules("10.0.9.3:5201/tcp, 10.0.8.0/24, fd00:9::/64:53", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, err := ParsePolicyRules("10.0.8.7", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Allow rules first: they carve holes in the deny rules.
+	p := compilePolicy(&Policy{Rules: append(allow, deny...), Default: true})
+	for _, tc := range []struct {
+		pkt  []byte
+		want bool
+	}{
+		{tcpPacketTo("10.0.9.3", 5201), false},
+		{tcpPacketTo("10.0.9.3", 80), true},
+		{ipv4UDP(ip1, netip.MustParseAddr("10.0.9.3"), 1, 5201, nil), true}, // tcp only
+		{ipv4UDP(ip1, netip.MustParseAddr("10.0.8.9"), 1, 9, nil), false},
+		{ipv4UDP(ip1, netip.MustParseAddr("10.0.8.7"), 1, 9, nil), true},
+		{ipv6UDP(ip6a, netip.MustParseAddr("fd00:9::3"), nil), true}, // port 2 (helper), not 53
+		{ipv4UDP(ip1, netip.MustParseAddr("10.0.7.1"), 1, 9, nil), true},
+	} {
+		info, ok := parseIP(tc.pkt)
+		if !ok {
+			t.Fatal("bad test packet")
+		}
+		if got := p.allows(tc.pkt, &info); got != tc.want {
+			t.Errorf("packet to %v: allows %v, want %v", info.dst, got, tc.want)
+		}
+	}
+	if p := compilePolicy(&Policy{Default: false}); p.allows(tcpPacketTo("10.0.9.3", 1), &ipInfo{}) {
+		t.Error("default deny allowed a packet")
+	}
+}
+
+func TestParsePolicyRules_errors(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.9.3:0":    `port "0"`,
+		"10.0.9.300":    `address "10.0.9.300"`,
+		"10.0.9.0/33":   `address "10.0.9.0/33"`,
+		"host:80/tcp":   `address "host"`,
+		"10.0.9.3:http": `port "http"`,
+	} {
+		if _, err := ParsePolicyRules(in, false); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParsePolicyRules(%q): %v, want an error naming %s", in, err, want)
+		}
+	}
+}
+
+func tcpPacketTo(dst string, port uint16) []byte {
+	p := tcpPacket([]byte("x"))
+	copy(p[16:20], netip.MustParseAddr(dst).AsSlice())
+	p[22], p[23] = byte(port>>8), byte(port)
+	return p
+}

@@ -1,0 +1,63 @@
+package driver
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/vxnet/vxnet/dataplane"
+)
+
+// l2tunnel sends every packet of an endpoint, same host included, over
+// VXLAN to a designated policy host (-o policy-host=VTEP), which applies
+// the network's policy and sends it on to the destination's host. Options:
+//
+//	policy-host=ADDR       the policy host's underlay address (required)
+//	policy-allow=RULES     destinations let through, ahead of the deny rules
+//	policy-deny=RULES      destinations dropped
+//	policy-default=allow   or deny: what matches no rule
+//
+// RULES is a comma-separated list of ADDRESS or CIDR, each with an
+// optional :PORT and /tcp or /udp (10.0.9.3:5201/tcp,10.0.8.0/24).
+type l2tunnel struct{}
+
+func (l2tunnel) Name() string { return "l2tunnel" }
+func (l2tunnel) Scope() Scope { return ScopeGlobal }
+func (l2tunnel) OptionKeys() []string {
+	return []string{"policy-host", "policy-allow", "policy-deny", "policy-default"}
+}
+func (l2tunnel) CheckOptions(opts map[string]string) error {
+	_, _, err := L2TunnelPolicy(opts)
+	return err
+}
+func (l2tunnel) Publishes() bool                        { return false }
+func (l2tunnel) ContainerRoutes(Network) []netip.Prefix { return nil }
+func (l2tunnel) HostGateway(Network) bool               { return false }
+
+// L2TunnelPolicy reads an l2tunnel network's options: the policy host and
+// the policy it applies. Errors name the option and the value.
+func L2TunnelPolicy(opts map[string]string) (netip.Addr, *dataplane.Policy, error) {
+	hs, ok := opts["policy-host"]
+	if !ok {
+		return netip.Addr{}, nil, fmt.Errorf("option policy-host is required for l2tunnel: the underlay address of the host that applies the policy (-o policy-host=ADDR)")
+	}
+	host, err := netip.ParseAddr(hs)
+	if err != nil || host.IsUnspecified() || host.IsMulticast() {
+		return netip.Addr{}, nil, fmt.Errorf("option policy-host=%q: want a host's underlay address", hs)
+	}
+	p := &dataplane.Policy{Default: true}
+	switch d := opts["policy-default"]; d {
+	case "", "allow":
+	case "deny":
+		p.Default = false
+	default:
+		return netip.Addr{}, nil, fmt.Errorf("option policy-default=%q: want allow or deny", d)
+	}
+	for _, k := range []string{"policy-allow", "policy-deny"} {
+		rules, err := dataplane.ParsePolicyRules(opts[k], k == "policy-allow")
+		if err != nil {
+			return netip.Addr{}, nil, fmt.Errorf("option %s: %w", k, err)
+		}
+		p.Rules = append(p.Rules, rules...)
+	}
+	return host.Unmap(), p, nil
+}
