@@ -18,6 +18,7 @@ var allowed = map[string][]string{
 	"agent":                 {"*module*", "github.com/vishvananda/", "golang.org/x/", "golang.zx2c4.com/", "github.com/hashicorp/", "github.com/miekg/dns", "github.com/prometheus/", "go.etcd.io/", "github.com/Microsoft/hcsshim"},
 	"dataplane":             {"dataplane/tun", "dataplane/udp", "dataplane/vxlan", "golang.org/x/sys", "golang.org/x/net", "golang.zx2c4.com/wireguard/tun"},
 	"dataplane/vxlan":       {},
+	"dataplane/afpacket":    {"golang.org/x/sys"},
 	"dataplane/tun":         {"golang.zx2c4.com/", "golang.org/x/sys", "golang.org/x/net", "github.com/vishvananda/"},
 	"dataplane/tun/tuntest": {"dataplane/tun"},
 	"dataplane/udp":         {"golang.org/x/sys", "golang.org/x/net"},

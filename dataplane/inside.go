@@ -20,6 +20,9 @@ type insideLoop struct {
 	local portTx
 	tally tally
 	last  lookupCache // reset every batch
+
+	arp    arpThrottle // uplink networks' ARP requests
+	arpBuf [vxlan.EthernetLen + arpLen]byte
 }
 
 // refillExtra is how many packets past one Read's batch the inside loop
@@ -181,6 +184,8 @@ func (l *insideLoop) process(n int) {
 			continue
 		}
 		switch {
+		case nw.uplink != nil && (h == nil || h.port == nil) && !nw.isFlood(info.dst, info.v6):
+			l.toUplink(nw, pi, buf, &info)
 		case h != nil && nw.policyVTEP.IsValid():
 			// l2tunnel: hair-pinned through the policy host, same host
 			// included.

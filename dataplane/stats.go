@@ -32,12 +32,15 @@ const (
 	DropLoop
 	// DropPolicy: a packet an l2tunnel network's policy denied.
 	DropPolicy
+	// DropNeighborMiss: a packet for an uplink whose next hop's MAC is not
+	// known yet (an ARP request went out).
+	DropNeighborMiss
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"malformed", "unknown_vni", "unknown_vtep", "unsupported", "no_endpoint",
-	"port_detached", "too_big", "write_error", "loop", "policy",
+	"port_detached", "too_big", "write_error", "loop", "policy", "neighbor_miss",
 }
 
 // String returns the reason as used in metrics labels.
@@ -59,6 +62,8 @@ type Stats struct {
 	Flooded           uint64            // packets replicated head-end
 	NeighborReplies   uint64            // ARP replies and neighbour advertisements sent
 	Coalesced         uint64            // received TCP segments merged into super-packets (counted in PortTxPackets too)
+	UplinkRxFrames    uint64            // frames read from uplinks (transparent, l2bridge)
+	UplinkTxFrames    uint64            // packets sent out of uplinks
 	Drops             map[string]uint64 // by DropReason.String()
 }
 
@@ -66,13 +71,13 @@ type Stats struct {
 // tally and add it here once per batch, so cores do not fight over one
 // cache line per packet.
 type counters struct {
-	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced atomic.Uint64
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx atomic.Uint64
 	drops                                                                              [numDropReasons]atomic.Uint64
 }
 
 // tally is a packet loop's private count for one batch.
 type tally struct {
-	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced uint64
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx uint64
 	drops                                                                              [numDropReasons]uint64
 }
 
@@ -94,6 +99,8 @@ func (c *counters) flush(t *tally) {
 	add(&c.flooded, t.flooded)
 	add(&c.neighbor, t.neighbor)
 	add(&c.coalesced, t.coalesced)
+	add(&c.uplinkRx, t.uplinkRx)
+	add(&c.uplinkTx, t.uplinkTx)
 	for i, v := range t.drops {
 		add(&c.drops[i], v)
 	}
@@ -111,6 +118,8 @@ func (c *counters) snapshot() Stats {
 		Flooded:           c.flooded.Load(),
 		NeighborReplies:   c.neighbor.Load(),
 		Coalesced:         c.coalesced.Load(),
+		UplinkRxFrames:    c.uplinkRx.Load(),
+		UplinkTxFrames:    c.uplinkTx.Load(),
 		Drops:             make(map[string]uint64, numDropReasons),
 	}
 	for i := range c.drops {

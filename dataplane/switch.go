@@ -57,8 +57,10 @@ type Switch struct {
 	stats    counters
 
 	mu        sync.Mutex // guards ports and nextIndex; never taken per packet
-	ports     map[*Port]struct{}
-	nextIndex int
+	ports      map[*Port]struct{}
+	nextIndex  int
+	uplinks    map[*Uplink]struct{}
+	nextUplink int
 	closed    bool
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -101,7 +103,7 @@ func New(cfg Config, underlay Underlay) (*Switch, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sw := &Switch{cfg: cfg, log: log.With("component", "dataplane"), underlay: underlay, ports: make(map[*Port]struct{})}
+	sw := &Switch{cfg: cfg, log: log.With("component", "dataplane"), underlay: underlay, ports: make(map[*Port]struct{}), uplinks: make(map[*Uplink]struct{})}
 	empty, _ := NewTable(nil)
 	sw.table.Store(empty)
 	return sw, nil
@@ -186,7 +188,14 @@ func (sw *Switch) Close() error {
 		for p := range sw.ports {
 			ports = append(ports, p)
 		}
+		uplinks := make([]*Uplink, 0, len(sw.uplinks))
+		for u := range sw.uplinks {
+			uplinks = append(uplinks, u)
+		}
 		sw.mu.Unlock()
+		for _, u := range uplinks {
+			u.close()
+		}
 		sw.underlay.Close()
 		for _, p := range ports {
 			p.close()

@@ -35,6 +35,15 @@ type NetworkSpec struct {
 	// applies Policy to every packet of the network it forwards, and sends
 	// packets it receives for other hosts on to their VTEPs.
 	Policy *Policy
+	// Uplink, if set, puts the network on a physical segment through a
+	// host NIC (transparent, l2bridge; see uplink.go): packets to addresses
+	// no local endpoint has go out of it, to the Subnets directly and to
+	// Router otherwise.
+	Uplink *Uplink
+	// L2Bridge: endpoints use the uplink's MAC on the segment.
+	L2Bridge bool
+	// Router is the next hop on the segment for addresses off the Subnets.
+	Router netip.Addr
 }
 
 // EndpointSpec is one endpoint: a MAC, its addresses, and where it lives:
@@ -49,8 +58,9 @@ type EndpointSpec struct {
 // Table is an immutable snapshot of the forwarding state. Build it with
 // NewTable; never modify it after publishing it with Switch.SetTable.
 type Table struct {
-	vnis  vniTable
-	ports []*portInfo // indexed by Port.index; nil when the port has no entry
+	vnis    vniTable
+	ports   []*portInfo  // indexed by Port.index; nil when the port has no entry
+	uplinks [][]*network // indexed by Uplink.index
 }
 
 type network struct {
@@ -63,6 +73,10 @@ type network struct {
 	gateway    *Port
 	policyVTEP netip.Addr      // l2tunnel, not the policy host
 	policy     *compiledPolicy // l2tunnel, the policy host
+	uplink     *Uplink         // transparent, l2bridge
+	l2bridge   bool
+	router     netip.Addr
+	subnets    []netip.Prefix
 
 	byAddr map[netip.Addr]*host // used while building only
 }
@@ -127,6 +141,20 @@ func (t *Table) addNetwork(s *NetworkSpec) (*network, error) {
 		n.policyVTEP = s.PolicyVTEP.Unmap()
 	}
 	n.policy = compilePolicy(s.Policy)
+	if s.Uplink != nil {
+		if n.policyVTEP.IsValid() || n.policy != nil || s.Gateway != nil || len(s.FloodVTEPs) > 0 {
+			return nil, fmt.Errorf("dataplane: network %d: Uplink: a network on an uplink has no gateway, policy or VTEPs", s.VNI)
+		}
+		if s.Router.IsValid() && !s.Router.Is4() {
+			return nil, fmt.Errorf("dataplane: network %d: Router %v: IPv4 only", s.VNI, s.Router)
+		}
+		n.uplink, n.l2bridge, n.router = s.Uplink, s.L2Bridge, s.Router
+		n.subnets = append([]netip.Prefix(nil), s.Subnets...)
+		for len(t.uplinks) <= s.Uplink.index {
+			t.uplinks = append(t.uplinks, nil)
+		}
+		t.uplinks[s.Uplink.index] = append(t.uplinks[s.Uplink.index], n)
+	}
 	if s.Gateway != nil {
 		if err := t.addPort(n, s.Gateway, gatewayMAC(s.VNI)); err != nil {
 			return nil, fmt.Errorf("dataplane: network %d: Gateway: %w", s.VNI, err)
@@ -216,6 +244,14 @@ func (t *Table) addPort(n *network, p *Port, mac vxlan.MAC) error {
 // locally administered, from the VNI.
 func gatewayMAC(vni uint32) vxlan.MAC {
 	return vxlan.MAC{0x02, 0x76, 0x67, byte(vni >> 16), byte(vni >> 8), byte(vni)}
+}
+
+// uplinkNets lists the networks on an uplink.
+func (t *Table) uplinkNets(u *Uplink) []*network {
+	if u.index < len(t.uplinks) {
+		return t.uplinks[u.index]
+	}
+	return nil
 }
 
 // port returns what the table says of a local port, or nil.

@@ -1,0 +1,346 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+)
+
+// Uplinks: transparent and l2bridge networks put their endpoints on a
+// physical segment through a host NIC, read and written as Ethernet frames
+// (an AF_PACKET socket on Linux, package afpacket). The containers' side
+// stays layer 3 (TUN), so the switch speaks ARP for them:
+//
+//   - egress: a packet to an address on the segment (or, off it, to the
+//     network's router) gets the next hop's MAC from the uplink's neighbour
+//     cache, or, when it has none yet, is dropped (counted as
+//     neighbor_miss) while an ARP request goes out; TCP's retransmission
+//     or the next ping finds the answer;
+//   - ingress: IPv4 frames for a local endpoint's address go to its port,
+//     and ARP requests for it are answered;
+//   - the neighbour cache learns from every ARP message and from the
+//     source of every frame delivered.
+//
+// transparent: each endpoint sends with its own MAC and frames to that MAC
+// are its (the NIC is put in promiscuous mode). l2bridge: endpoints send
+// with the host's MAC; frames to the host's MAC are sorted by destination
+// IP, and ARP for endpoint addresses is answered with the host's MAC, so
+// the segment only ever learns the host's MAC. IPv4 only.
+
+// UplinkDevice is a host NIC read and written as Ethernet frames.
+type UplinkDevice interface {
+	// ReadBatch reads frames into bufs[i][offset:], waiting for the first.
+	ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error)
+	// Write sends one frame.
+	Write(frame []byte) error
+	// HardwareAddr is the NIC's MAC.
+	HardwareAddr() [6]byte
+	Close() error
+}
+
+// Uplink is a NIC attached to the switch.
+type Uplink struct {
+	sw    *Switch
+	dev   UplinkDevice
+	name  string
+	index int
+	mac   vxlan.MAC
+	neigh atomic.Pointer[neighbors] // replaced, never changed
+	learn sync.Mutex                // one writer of neigh at a time
+	done  chan struct{}
+	once  sync.Once
+}
+
+type neighbors map[addrKey]vxlan.MAC
+
+// Name returns the name given to AddUplink.
+func (u *Uplink) Name() string { return u.name }
+
+// AddUplink attaches a NIC and starts reading it. The switch owns dev from
+// now on and closes it in RemoveUplink or Close.
+func (sw *Switch) AddUplink(name string, dev UplinkDevice) (*Uplink, error) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.closed {
+		return nil, errors.New("dataplane: switch closed")
+	}
+	u := &Uplink{sw: sw, dev: dev, name: name, index: sw.nextUplink, mac: vxlan.MAC(dev.HardwareAddr()), done: make(chan struct{})}
+	u.neigh.Store(&neighbors{})
+	sw.nextUplink++
+	sw.uplinks[u] = struct{}{}
+	sw.wg.Add(1)
+	go func() {
+		defer sw.wg.Done()
+		defer close(u.done)
+		sw.routineReadFromUplink(u)
+	}()
+	return u, nil
+}
+
+// RemoveUplink closes the NIC's socket and waits for its loop to stop.
+// Remove it from the table first.
+func (sw *Switch) RemoveUplink(u *Uplink) {
+	sw.mu.Lock()
+	delete(sw.uplinks, u)
+	sw.mu.Unlock()
+	u.close()
+	<-u.done
+}
+
+func (u *Uplink) close() { u.once.Do(func() { u.dev.Close() }) }
+
+// neighbor returns the MAC of an address on the segment.
+func (u *Uplink) neighbor(a addrKey) (vxlan.MAC, bool) {
+	m, ok := (*u.neigh.Load())[a]
+	return m, ok
+}
+
+// learnNeighbor records a's MAC; a new map is published only on a change.
+func (u *Uplink) learnNeighbor(a addrKey, mac vxlan.MAC) {
+	if m, ok := u.neighbor(a); ok && m == mac {
+		return
+	}
+	if mac.IsMulticast() || mac.IsZero() {
+		return
+	}
+	u.learn.Lock()
+	defer u.learn.Unlock()
+	old := *u.neigh.Load()
+	next := make(neighbors, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[a] = mac
+	u.neigh.Store(&next)
+}
+
+// srcMAC is the source MAC of frames an endpoint sends on the segment.
+func (nw *network) srcMAC(endpoint vxlan.MAC) vxlan.MAC {
+	if nw.l2bridge {
+		return nw.uplink.mac
+	}
+	return endpoint
+}
+
+// onLink reports whether dst is on the network's segment.
+func (nw *network) onLink(dst netip.Addr) bool {
+	for _, p := range nw.subnets {
+		if p.Contains(dst) {
+			return true
+		}
+	}
+	return false
+}
+
+// arpThrottle remembers the last ARP requests a loop sent, so a burst of
+// packets to an unresolved address sends one request per interval.
+type arpThrottle struct {
+	addr [8]addrKey
+	at   [8]time.Time
+	next int
+}
+
+const arpInterval = 500 * time.Millisecond
+
+func (t *arpThrottle) allow(a addrKey, now time.Time) bool {
+	for i := range t.addr {
+		if t.addr[i] == a {
+			if now.Sub(t.at[i]) < arpInterval {
+				return false
+			}
+			t.at[i] = now
+			return true
+		}
+	}
+	t.addr[t.next], t.at[t.next] = a, now
+	t.next = (t.next + 1) % len(t.addr)
+	return true
+}
+
+// toUplink sends a packet read from a port of an uplink network out of
+// the NIC. buf holds the packet at Headroom; the Ethernet header goes in
+// front of it.
+func (l *insideLoop) toUplink(nw *network, pi *portInfo, buf []byte, info *ipInfo) {
+	if info.v6 {
+		l.tally.drop(DropUnsupported)
+		return
+	}
+	pkt := buf[Headroom : Headroom+info.length]
+	dst := netip.AddrFrom4([4]byte(pkt[ipv4DstOffset:]))
+	hop := dst
+	if !nw.onLink(dst) {
+		if !nw.router.IsValid() {
+			l.tally.drop(DropNoEndpoint)
+			return
+		}
+		hop = nw.router
+	}
+	u := nw.uplink
+	mac, ok := u.neighbor(keyOf(hop))
+	if !ok {
+		l.tally.drop(DropNeighborMiss)
+		if l.arp.allow(keyOf(hop), time.Now()) {
+			src := netip.AddrFrom4([4]byte(pkt[ipv4SrcOffset:]))
+			l.sendARPRequest(u, nw.srcMAC(pi.mac), src, hop)
+		}
+		return
+	}
+	frame := buf[EthernetOffset : Headroom+info.length]
+	copy(frame[0:6], mac[:])
+	s := nw.srcMAC(pi.mac)
+	copy(frame[6:12], s[:])
+	binary.BigEndian.PutUint16(frame[12:], vxlan.EtherTypeIPv4)
+	if err := u.dev.Write(frame); err != nil {
+		l.tally.drop(DropWrite)
+		return
+	}
+	l.tally.uplinkTx++
+}
+
+// sendARPRequest asks the segment who has target, from (mac, src).
+func (l *insideLoop) sendARPRequest(u *Uplink, mac vxlan.MAC, src, target netip.Addr) {
+	f := l.arpBuf[:vxlan.EthernetLen+arpLen]
+	writeARP(f, vxlan.Broadcast, mac, arpOpRequest, mac, src, vxlan.MAC{}, target)
+	if err := u.dev.Write(f); err != nil {
+		l.tally.drop(DropWrite)
+		return
+	}
+	l.tally.neighbor++
+}
+
+// writeARP builds an Ethernet frame carrying an ARP message in f.
+func writeARP(f []byte, dst, src vxlan.MAC, op uint16, sha vxlan.MAC, spa netip.Addr, tha vxlan.MAC, tpa netip.Addr) {
+	copy(f[0:6], dst[:])
+	copy(f[6:12], src[:])
+	binary.BigEndian.PutUint16(f[12:], vxlan.EtherTypeARP)
+	a := f[vxlan.EthernetLen:]
+	copy(a, arpFixedHeader)
+	binary.BigEndian.PutUint16(a[arpOpOffset:], op)
+	copy(a[arpSHAOffset:], sha[:])
+	s4, t4 := spa.As4(), tpa.As4()
+	copy(a[arpSPAOffset:], s4[:])
+	copy(a[arpTHAOffset:], tha[:])
+	copy(a[arpTPAOffset:], t4[:])
+}
+
+// uplinkLoop is the scratch of one uplink's reader.
+type uplinkLoop struct {
+	sw    *Switch
+	u     *Uplink
+	bufs  [][]byte
+	sizes []int
+	local portTx
+	tally tally
+	reply [vxlan.EthernetLen + arpLen]byte
+}
+
+const uplinkBatch = 32
+
+func (sw *Switch) routineReadFromUplink(u *Uplink) {
+	sw.log.Debug("uplink routine started", "uplink", u.name)
+	defer sw.log.Debug("uplink routine stopped", "uplink", u.name)
+	l := &uplinkLoop{sw: sw, u: u, bufs: newBuffers(uplinkBatch, Headroom+MaxSegmentSize+1), sizes: make([]int, uplinkBatch)}
+	var errs readErrors
+	for {
+		n, err := u.dev.ReadBatch(l.bufs, l.sizes, EthernetOffset)
+		if n > 0 {
+			l.process(n)
+		}
+		if err == nil {
+			errs.streak = 0
+			continue
+		}
+		if errors.Is(err, os.ErrClosed) {
+			return
+		}
+		errs.streak++
+		if errs.streak >= readErrorStreak {
+			time.Sleep(readErrorPause)
+		}
+	}
+}
+
+func (l *uplinkLoop) process(n int) {
+	tbl := l.sw.table.Load()
+	nets := tbl.uplinkNets(l.u)
+	for i := 0; i < n; i++ {
+		l.tally.uplinkRx++
+		if len(nets) == 0 {
+			continue
+		}
+		l.handle(nets, l.bufs[i], l.sizes[i])
+	}
+	l.local.flush(&l.tally)
+	l.sw.stats.flush(&l.tally)
+}
+
+func (l *uplinkLoop) handle(nets []*network, buf []byte, size int) {
+	if size < vxlan.EthernetLen {
+		l.tally.drop(DropMalformed)
+		return
+	}
+	eth := buf[EthernetOffset : EthernetOffset+vxlan.EthernetLen]
+	dstMAC, srcMAC := vxlan.MAC(eth[0:6]), vxlan.MAC(eth[6:12])
+	payload := buf[Headroom : EthernetOffset+size]
+	switch binary.BigEndian.Uint16(eth[12:]) {
+	case vxlan.EtherTypeARP:
+		l.handleARP(nets, payload)
+	case vxlan.EtherTypeIPv4:
+		info, ok := parseIP(payload)
+		if !ok || info.v6 {
+			return
+		}
+		for _, nw := range nets {
+			h := nw.hosts.get(info.dst)
+			if h == nil || h.port == nil {
+				continue
+			}
+			if dstMAC != nw.srcMAC(h.mac) && dstMAC != vxlan.Broadcast {
+				return // not for this endpoint
+			}
+			if src := netip.AddrFrom4([4]byte(payload[ipv4SrcOffset:])); nw.onLink(src) {
+				l.u.learnNeighbor(keyOf(src), srcMAC)
+			}
+			pkt := buf[:Headroom+info.length]
+			completeChecksum(pkt[Headroom:], &info)
+			l.local.add(h.port, pkt)
+			return
+		}
+	}
+}
+
+func (l *uplinkLoop) handleARP(nets []*network, arp []byte) {
+	if len(arp) < arpLen || string(arp[:arpFixedHdrLen]) != arpFixedHeader {
+		l.tally.drop(DropMalformed)
+		return
+	}
+	sha := vxlan.MAC(arp[arpSHAOffset:])
+	spa := netip.AddrFrom4([4]byte(arp[arpSPAOffset:]))
+	tpa := netip.AddrFrom4([4]byte(arp[arpTPAOffset:]))
+	if !spa.IsUnspecified() {
+		l.u.learnNeighbor(keyOf(spa), sha)
+	}
+	if binary.BigEndian.Uint16(arp[arpOpOffset:]) != arpOpRequest || spa == tpa {
+		return
+	}
+	for _, nw := range nets {
+		h := nw.hosts.get(keyOf(tpa))
+		if h == nil || h.port == nil {
+			continue // another host answers for its own endpoints
+		}
+		mac := nw.srcMAC(h.mac)
+		writeARP(l.reply[:], sha, mac, arpOpReply, mac, tpa, sha, spa)
+		if err := l.u.dev.Write(l.reply[:]); err != nil {
+			l.tally.drop(DropWrite)
+			return
+		}
+		l.tally.neighbor++
+		return
+	}
+}
