@@ -121,6 +121,8 @@ func (a *Agent) reconcileNow() {
 			a.kickReconcile()
 		}
 	}()
+	uplinks := map[string]bool{}
+	defer func() { a.host.PruneUplinks(uplinks) }()
 	a.mu.Lock()
 	specs := map[string]*dataplane.NetworkSpec{}
 	var dnsNets []dns.Network
@@ -145,6 +147,23 @@ func (a *Agent) reconcileNow() {
 			s.Subnets = []netip.Prefix{p}
 		}
 		s.Gateway = a.host.Port(n.Name)
+		if d, err := driver.Get(n.Driver); err == nil && driver.UsesUplink(d) {
+			name, err := driver.UplinkName(n.Driver, n.Options)
+			if err != nil {
+				a.log.Warn("ignoring a network with bad options", "network", n.Name, "error", err)
+				continue
+			}
+			u, err := a.host.Uplink(name)
+			if err != nil {
+				a.log.Warn("network's uplink unavailable on this host; its endpoints here reach only each other", "network", n.Name, "error", err)
+			} else {
+				s.Uplink, s.L2Bridge = u, driver.IsL2Bridge(d)
+				uplinks[name] = true
+				if gw, err := netip.ParseAddr(n.Gateway); err == nil && gw.Is4() {
+					s.Router = gw
+				}
+			}
+		}
 		if n.Driver == "l2tunnel" {
 			host, policy, err := driver.L2TunnelPolicy(n.Options)
 			if err != nil {
@@ -213,6 +232,11 @@ func (a *Agent) reconcileNow() {
 		}
 		if le, ok := a.local[k]; ok {
 			spec.Port = le.port
+		} else if s.Uplink != nil {
+			// Reached across the physical segment, not over VXLAN.
+			dnsEps = append(dnsEps, dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network,
+				Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name})
+			continue
 		} else if v, err := netip.ParseAddr(ep.VTEP); err == nil {
 			if v == a.vtep {
 				continue // a stale row of ours from before a restart

@@ -16,9 +16,11 @@
 //	l2tunnel     every packet hair-pinned over VXLAN to a policy host, which
 //	             applies an allow/deny policy and sends it on; addresses as
 //	             overlay; discovery local and global.
-//
-// transparent and l2bridge are named here and refused with a clear error
-// until they are implemented.
+//	transparent  endpoints on a physical segment through a host NIC, each
+//	             with its own MAC; cross-subnet through the segment's router.
+//	l2bridge     the same, but the segment only sees the host's MAC: frames
+//	             are rewritten both ways and ARP for endpoints is answered
+//	             with the host's MAC.
 package driver
 
 import (
@@ -71,8 +73,9 @@ type Driver interface {
 }
 
 var (
-	available = map[string]Driver{"overlay": overlay{}, "nat": nat{}, "l2tunnel": l2tunnel{}}
-	planned   = map[string]bool{"transparent": true, "l2bridge": true}
+	available = map[string]Driver{"overlay": overlay{}, "nat": nat{}, "l2tunnel": l2tunnel{},
+		"transparent": uplinkDriver{name: "transparent"}, "l2bridge": uplinkDriver{name: "l2bridge", l2bridge: true}}
+	planned = map[string]bool{}
 )
 
 // Get returns the driver called name, or an error that says which exist.

@@ -10,16 +10,13 @@ import (
 )
 
 func TestGet(t *testing.T) {
-	for _, name := range []string{"overlay", "nat", "l2tunnel"} {
+	for _, name := range []string{"overlay", "nat", "l2tunnel", "transparent", "l2bridge"} {
 		d, err := Get(name)
 		if err != nil || d.Name() != name {
 			t.Errorf("Get(%q) = %v, %v", name, d, err)
 		}
 	}
-	if _, err := Get("l2bridge"); err == nil || !strings.Contains(err.Error(), "not available yet") {
-		t.Errorf("planned driver: %v", err)
-	}
-	if _, err := Get("bridge"); err == nil || !strings.Contains(err.Error(), `unknown driver "bridge"`) || !strings.Contains(err.Error(), "l2tunnel, nat, overlay") {
+	if _, err := Get("bridge"); err == nil || !strings.Contains(err.Error(), `unknown driver "bridge"`) || !strings.Contains(err.Error(), "l2bridge, l2tunnel, nat, overlay, transparent") {
 		t.Errorf("unknown driver: %v", err)
 	}
 	nat, _ := Get("nat")
@@ -138,5 +135,22 @@ func TestL2TunnelPolicy(t *testing.T) {
 		if _, _, err := L2TunnelPolicy(*opts); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: %v, want an error saying %s", *opts, err, want)
 		}
+	}
+}
+
+func TestUplinkName(t *testing.T) {
+	if n, err := UplinkName("transparent", map[string]string{"uplink": "eth0"}); err != nil || n != "eth0" {
+		t.Errorf("got %q %v", n, err)
+	}
+	if _, err := UplinkName("l2bridge", nil); err == nil || !strings.Contains(err.Error(), "option uplink is required for l2bridge") {
+		t.Errorf("missing uplink: %v", err)
+	}
+	if _, err := UplinkName("l2bridge", map[string]string{"uplink": "a-very-long-interface"}); err == nil || !strings.Contains(err.Error(), `uplink="a-very-long-interface"`) {
+		t.Errorf("long name: %v", err)
+	}
+	d, _ := Get("l2bridge")
+	tr, _ := Get("transparent")
+	if !IsL2Bridge(d) || IsL2Bridge(tr) || !UsesUplink(tr) {
+		t.Error("IsL2Bridge/UsesUplink wrong")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dataplane/afpacket"
 	"github.com/vxnet/vxnet/dataplane/tun"
 )
 
@@ -27,9 +28,10 @@ type Host struct {
 	mtu int
 	log *slog.Logger
 
-	mu    sync.Mutex
-	gws   map[string]*gateway
-	rules string // the ruleset last applied
+	mu      sync.Mutex
+	gws     map[string]*gateway
+	rules   string // the ruleset last applied
+	uplinks map[string]*dataplane.Uplink
 }
 
 type gateway struct {
@@ -39,7 +41,7 @@ type gateway struct {
 
 // NewHost returns a Host that attaches gateway ports to sw.
 func NewHost(sw *dataplane.Switch, mtu int, log *slog.Logger) *Host {
-	return &Host{sw: sw, mtu: mtu, log: log, gws: map[string]*gateway{}}
+	return &Host{sw: sw, mtu: mtu, log: log, gws: map[string]*gateway{}, uplinks: map[string]*dataplane.Uplink{}}
 }
 
 // Port returns the gateway port of a network, or nil.
@@ -141,10 +143,51 @@ func (h *Host) addGateway(n GatewayNetwork) (*gateway, error) {
 	return &gateway{net: n, port: port}, nil
 }
 
-// Close removes every gateway and the netfilter table.
+// Uplink returns the switch's uplink on this host's NIC called name
+// (transparent, l2bridge), opening it on first use, in promiscuous mode:
+// transparent endpoints have MACs of their own.
+func (h *Host) Uplink(name string) (*dataplane.Uplink, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if u := h.uplinks[name]; u != nil {
+		return u, nil
+	}
+	c, err := afpacket.Open(name, true)
+	if err != nil {
+		return nil, err
+	}
+	u, err := h.sw.AddUplink(name, c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	h.uplinks[name] = u
+	h.log.Info("uplink opened", "uplink", name)
+	return u, nil
+}
+
+// PruneUplinks closes the uplinks not named in keep; call it after a
+// table without them is published.
+func (h *Host) PruneUplinks(keep map[string]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name, u := range h.uplinks {
+		if !keep[name] {
+			h.sw.RemoveUplink(u)
+			delete(h.uplinks, name)
+			h.log.Info("uplink closed", "uplink", name)
+		}
+	}
+}
+
+// Close removes every gateway and uplink and the netfilter table.
 func (h *Host) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for name, u := range h.uplinks {
+		h.sw.RemoveUplink(u)
+		delete(h.uplinks, name)
+	}
 	for name, g := range h.gws {
 		h.sw.RemovePort(g.port)
 		delete(h.gws, name)

@@ -30,5 +30,13 @@ func (*Host) Sync(nets []GatewayNetwork, _ []Published) error {
 // Prune removes nothing.
 func (*Host) Prune([]GatewayNetwork) bool { return false }
 
+// Uplink is not supported on this build.
+func (*Host) Uplink(name string) (*dataplane.Uplink, error) {
+	return nil, errors.New("driver: uplinks (transparent, l2bridge) need Linux on this build")
+}
+
+// PruneUplinks does nothing.
+func (*Host) PruneUplinks(map[string]bool) {}
+
 // Close does nothing.
 func (*Host) Close() error { return nil }

@@ -142,7 +142,7 @@ func (c *cluster) waitMembers(names []string, n int) {
 }
 
 type endpointJSON struct {
-	Name, Network, Host string
+	Name, Network, Host, MAC string
 	Addresses           []string
 }
 
