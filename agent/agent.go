@@ -262,6 +262,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.routineReconcile(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routinePersist(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.routineDHCPRenew(ctx) }()
 
 	a.restoreEndpoints()
 	if len(a.cfg.Join) > 0 {

@@ -59,6 +59,9 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if err != nil {
 		return api.Network{}, apiError(api.CodeBadRequest, "driver", "%v", err)
 	}
+	if driver.UsesUplink(d) && req.Subnet == "" {
+		return api.Network{}, apiError(api.CodeBadRequest, "subnet", "a %s network needs --subnet: the physical segment's subnet (and --gateway, its router; --ip-range keeps vxnet's addresses clear of the segment's other machines)", req.Driver)
+	}
 	own, rest := driver.SplitOptions(d, req.Options)
 	if err := d.CheckOptions(own); err != nil {
 		return api.Network{}, apiError(api.CodeBadRequest, "options", "%v", err)
@@ -254,7 +257,17 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		return api.Endpoint{}, fmt.Errorf("network %q has a bad subnet %q", n.Name, n.Subnet)
 	}
 	var addr netip.Addr
-	if req.IP != "" {
+	var lease *driver.DHCPLease
+	if driver.UsesDHCP(d, n.Options) {
+		if req.IP != "" {
+			return api.Endpoint{}, apiError(api.CodeBadRequest, "ip", "ip %q: network %q leases addresses from the segment's DHCP server", req.IP, n.Name)
+		}
+		l, err := a.leaseDHCP(ctx, n, req.Name)
+		if err != nil {
+			return api.Endpoint{}, apiError(api.CodeConflict, "network", "network %q: %v", n.Name, err)
+		}
+		lease, addr, subnet = &l, l.Addr.Addr(), l.Addr
+	} else if req.IP != "" {
 		if addr, err = netip.ParseAddr(req.IP); err != nil {
 			return api.Endpoint{}, apiError(api.CodeBadRequest, "ip", "ip %q is not an IP address", req.IP)
 		}
@@ -272,13 +285,19 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	ep := api.Endpoint{Name: req.Name, Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep.String(), MAC: StableMAC(addr).String(),
 		Addresses: []string{netip.PrefixFrom(addr, subnet.Bits()).String()}, Aliases: req.Aliases, Service: req.Service,
 		Netns: req.Netns, Ifname: req.Ifname, Publish: publish}
+	release := func() { a.ipam.Release(n.Name, addr) }
+	if lease != nil {
+		ep.MAC = dhcpMAC(n.Name, req.Name).String()
+		ep.DHCP = apiLease(*lease)
+		release = func() { a.releaseDHCP(ep) }
+	}
 	if err := a.attach(ep); err != nil {
-		a.ipam.Release(n.Name, addr)
+		release()
 		return api.Endpoint{}, apiError(api.CodeBadRequest, "netns", "attaching to %q: %v", req.Netns, err)
 	}
 	if err := a.putRow(tableEndpoints, key, ep); err != nil {
 		a.detach(key)
-		a.ipam.Release(n.Name, addr)
+		release()
 		return api.Endpoint{}, err
 	}
 	if err := a.store.update(func(st *localState) { st.Endpoints = append(st.Endpoints, ep) }); err != nil {
@@ -415,6 +434,11 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	// a crash in between leaks a lease rather than reusing one.
 	a.forgetEndpoint(network, name)
 	a.persist()
+	if le.rec.DHCP != nil {
+		a.releaseDHCP(le.rec)
+		a.log.Info("endpoint removed", "network", network, "endpoint", name)
+		return nil
+	}
 	for _, s := range le.rec.Addresses {
 		if p, err := netip.ParsePrefix(s); err == nil {
 			if err := a.ipam.Release(network, p.Addr()); err != nil {

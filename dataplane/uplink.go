@@ -55,7 +55,26 @@ type Uplink struct {
 	learn sync.Mutex                // one writer of neigh at a time
 	done  chan struct{}
 	once  sync.Once
+	dhcp  atomic.Pointer[func(bootp []byte)]
 }
+
+// SetDHCPHandler has h called, on the uplink's reader, with the UDP
+// payload of every IPv4 datagram to port 68 (a DHCP client's) that
+// arrives: replies to the DHCP clients of endpoints that have no address
+// yet. h must copy what it keeps. nil removes it.
+func (u *Uplink) SetDHCPHandler(h func(bootp []byte)) {
+	if h == nil {
+		u.dhcp.Store(nil)
+		return
+	}
+	u.dhcp.Store(&h)
+}
+
+// WriteFrame sends one Ethernet frame out of the uplink.
+func (u *Uplink) WriteFrame(f []byte) error { return u.dev.Write(f) }
+
+// HardwareAddr is the uplink NIC's MAC.
+func (u *Uplink) HardwareAddr() vxlan.MAC { return u.mac }
 
 type neighbors map[addrKey]vxlan.MAC
 
@@ -242,6 +261,9 @@ type uplinkLoop struct {
 
 const uplinkBatch = 32
 
+// dhcpClientPort is where DHCP servers answer (RFC 2131).
+const dhcpClientPort = 68
+
 func (sw *Switch) routineReadFromUplink(u *Uplink) {
 	sw.log.Debug("uplink routine started", "uplink", u.name)
 	defer sw.log.Debug("uplink routine stopped", "uplink", u.name)
@@ -271,9 +293,6 @@ func (l *uplinkLoop) process(n int) {
 	nets := tbl.uplinkNets(l.u)
 	for i := 0; i < n; i++ {
 		l.tally.uplinkRx++
-		if len(nets) == 0 {
-			continue
-		}
 		l.handle(nets, l.bufs[i], l.sizes[i])
 	}
 	l.local.flush(&l.tally)
@@ -295,6 +314,13 @@ func (l *uplinkLoop) handle(nets []*network, buf []byte, size int) {
 		info, ok := parseIP(payload)
 		if !ok || info.v6 {
 			return
+		}
+		if info.proto == protoUDP && info.l4 != 0 && info.l4+udpHeaderLen <= info.length &&
+			binary.BigEndian.Uint16(payload[info.l4+2:]) == dhcpClientPort {
+			if h := l.u.dhcp.Load(); h != nil {
+				(*h)(payload[info.l4+udpHeaderLen : info.length])
+				return
+			}
 		}
 		for _, nw := range nets {
 			h := nw.hosts.get(info.dst)

@@ -154,3 +154,18 @@ func TestUplinkName(t *testing.T) {
 		t.Error("IsL2Bridge/UsesUplink wrong")
 	}
 }
+
+func TestUplinkOptions(t *testing.T) {
+	tr, _ := Get("transparent")
+	l2, _ := Get("l2bridge")
+	if err := tr.CheckOptions(map[string]string{"uplink": "eth0", "dhcp": "yes"}); err == nil || !strings.Contains(err.Error(), `dhcp="yes"`) {
+		t.Errorf("dhcp=yes: %v", err)
+	}
+	if !UsesDHCP(tr, map[string]string{"dhcp": "true"}) || UsesDHCP(tr, nil) || UsesDHCP(l2, map[string]string{"dhcp": "true"}) {
+		t.Error("UsesDHCP wrong")
+	}
+	own, rest := SplitOptions(l2, map[string]string{"uplink": "eth0", "dhcp": "true"})
+	if own["uplink"] != "eth0" || rest["dhcp"] != "true" {
+		t.Errorf("l2bridge takes no dhcp option: own %v rest %v", own, rest)
+	}
+}

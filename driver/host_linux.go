@@ -32,6 +32,7 @@ type Host struct {
 	gws     map[string]*gateway
 	rules   string // the ruleset last applied
 	uplinks map[string]*dataplane.Uplink
+	dhcp    map[string]*DHCPClients
 }
 
 type gateway struct {
@@ -41,7 +42,7 @@ type gateway struct {
 
 // NewHost returns a Host that attaches gateway ports to sw.
 func NewHost(sw *dataplane.Switch, mtu int, log *slog.Logger) *Host {
-	return &Host{sw: sw, mtu: mtu, log: log, gws: map[string]*gateway{}, uplinks: map[string]*dataplane.Uplink{}}
+	return &Host{sw: sw, mtu: mtu, log: log, gws: map[string]*gateway{}, uplinks: map[string]*dataplane.Uplink{}, dhcp: map[string]*DHCPClients{}}
 }
 
 // Port returns the gateway port of a network, or nil.
@@ -166,6 +167,23 @@ func (h *Host) Uplink(name string) (*dataplane.Uplink, error) {
 	return u, nil
 }
 
+// DHCP returns the DHCP clients of the uplink on the NIC called name,
+// opening the uplink on first use.
+func (h *Host) DHCP(name string) (*DHCPClients, error) {
+	u, err := h.Uplink(name)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.dhcp[name]
+	if c == nil {
+		c = NewDHCPClients(u)
+		h.dhcp[name] = c
+	}
+	return c, nil
+}
+
 // PruneUplinks closes the uplinks not named in keep; call it after a
 // table without them is published.
 func (h *Host) PruneUplinks(keep map[string]bool) {
@@ -175,6 +193,7 @@ func (h *Host) PruneUplinks(keep map[string]bool) {
 		if !keep[name] {
 			h.sw.RemoveUplink(u)
 			delete(h.uplinks, name)
+			delete(h.dhcp, name)
 			h.log.Info("uplink closed", "uplink", name)
 		}
 	}

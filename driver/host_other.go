@@ -35,6 +35,11 @@ func (*Host) Uplink(name string) (*dataplane.Uplink, error) {
 	return nil, errors.New("driver: uplinks (transparent, l2bridge) need Linux on this build")
 }
 
+// DHCP is not supported on this build.
+func (*Host) DHCP(name string) (*DHCPClients, error) {
+	return nil, errors.New("driver: DHCP on uplinks needs Linux on this build")
+}
+
 // PruneUplinks does nothing.
 func (*Host) PruneUplinks(map[string]bool) {}
 

@@ -11,7 +11,8 @@ import (
 // --gateway. Addresses come from --subnet (use --ip-range to stay clear of
 // the segment's other machines).
 //
-// transparent: each endpoint has its own MAC on the segment.
+// transparent: each endpoint has its own MAC on the segment; with
+// -o dhcp=true its address comes from the segment's DHCP server.
 // l2bridge: endpoints share the host's MAC; the segment only ever learns
 // the host's MAC.
 type uplinkDriver struct {
@@ -19,15 +20,32 @@ type uplinkDriver struct {
 	l2bridge bool
 }
 
-func (d uplinkDriver) Name() string           { return d.name }
-func (uplinkDriver) Scope() Scope             { return ScopeGlobal }
-func (uplinkDriver) OptionKeys() []string     { return []string{"uplink"} }
+func (d uplinkDriver) Name() string { return d.name }
+func (uplinkDriver) Scope() Scope   { return ScopeGlobal }
+func (d uplinkDriver) OptionKeys() []string {
+	if d.l2bridge {
+		return []string{"uplink"}
+	}
+	return []string{"uplink", "dhcp"}
+}
 func (uplinkDriver) Publishes() bool          { return false }
 func (uplinkDriver) HostGateway(Network) bool { return false }
 
 func (d uplinkDriver) CheckOptions(opts map[string]string) error {
-	_, err := UplinkName(d.name, opts)
-	return err
+	if _, err := UplinkName(d.name, opts); err != nil {
+		return err
+	}
+	if v, ok := opts["dhcp"]; ok && v != "true" && v != "false" {
+		return fmt.Errorf("option dhcp=%q: want true or false", v)
+	}
+	return nil
+}
+
+// UsesDHCP reports whether a network's endpoints lease their addresses
+// from the segment's DHCP server (transparent, -o dhcp=true).
+func UsesDHCP(d Driver, opts map[string]string) bool {
+	u, ok := d.(uplinkDriver)
+	return ok && !u.l2bridge && opts["dhcp"] == "true"
 }
 
 // ContainerRoutes: a default route, through the segment's router, unless

@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"bytes"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -86,4 +91,62 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUplink_transparentDHCP: a transparent network whose endpoints lease
+// their addresses from dnsmasq on the segment; the lease shows in
+// dnsmasq's lease file under the endpoint's MAC, the endpoint is reachable
+// at it, and removing the endpoint releases it.
+func TestUplink_transparentDHCP(t *testing.T) {
+	l := newLab(t)
+	if _, err := exec.LookPath("dnsmasq"); err != nil {
+		t.Skip("dnsmasq not installed (make deps installs it)")
+	}
+	c := l.cluster("198.18.48", "h1")
+	ext, _ := segment(t, l, c, "198.18.48")
+	leases := filepath.Join(l.dir, "dnsmasq.leases")
+	srv := exec.Command("ip", "netns", "exec", ext, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--user=root",
+		"--interface=eth0", "--bind-interfaces", "--port=0", "--dhcp-range=198.18.48.200,198.18.48.220,255.255.255.0,1h",
+		"--dhcp-option=option:router,198.18.48.254", "--dhcp-leasefile="+leases, "--pid-file="+filepath.Join(l.dir, "dnsmasq.pid"))
+	var log bytes.Buffer
+	srv.Stdout, srv.Stderr = &log, &log
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Process.Kill()
+		srv.Wait()
+		if t.Failed() {
+			t.Logf("dnsmasq:\n%s", log.String())
+		}
+	})
+
+	c.cli("h1", "network", "create", "-d", "transparent", "--subnet", "198.18.48.0/24", "--gateway", "198.18.48.254",
+		"-o", "uplink=ul0", "-o", "dhcp=true", "dh")
+	a := l.netns("a")
+	c.cli("h1", "endpoint", "create", "--network", "dh", "--name", "a", "--netns", a)
+	ep := c.endpoints("h1")["a"]
+	addr := addrOf(t, ep)
+	if !netip.MustParsePrefix("198.18.48.192/27").Contains(addr) || addr.As4()[3] < 200 || addr.As4()[3] > 220 {
+		t.Fatalf("endpoint got %v, not an address of dnsmasq's range", addr)
+	}
+	b, err := os.ReadFile(leases)
+	if err != nil || !strings.Contains(strings.ToLower(string(b)), strings.ToLower(ep.MAC)+" "+addr.String()) {
+		t.Errorf("dnsmasq's leases do not hold %s for %s: %v\n%s", addr, ep.MAC, err, b)
+	}
+	testutil.WaitFor(t, "the external host to reach the endpoint", 15*time.Second, func() bool {
+		_, err := l.tryIn(ext, "ping", "-c", "1", "-W", "1", addr.String())
+		return err == nil
+	})
+	if out, err := l.tryIn(a, "ping", "-c", "2", "-i", "0.2", "-W", "5", "198.18.48.100"); err != nil {
+		t.Errorf("endpoint to the external host: %v\n%s", err, out)
+	}
+	if out, err := c.tryCLI("h1", "endpoint", "create", "--network", "dh", "--name", "x", "--netns", a, "--ip", "198.18.48.9"); err == nil || !strings.Contains(out, "DHCP") {
+		t.Errorf("--ip on a DHCP network: %v\n%s", err, out)
+	}
+	c.cli("h1", "endpoint", "rm", "--network", "dh", "a")
+	testutil.WaitFor(t, "dnsmasq to drop the released lease", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(leases)
+		return !strings.Contains(string(b), addr.String())
+	})
 }

@@ -58,6 +58,16 @@ type Endpoint struct {
 	Netns     string   `json:"netns,omitempty"`   // on its host
 	Ifname    string   `json:"ifname,omitempty"`  // inside the namespace
 	Publish   []string `json:"publish,omitempty"` // HOSTPORT:CONTAINERPORT/PROTO (nat)
+	DHCP      *DHCP    `json:"dhcp,omitempty"`    // the lease, when a DHCP server gave the address
+}
+
+// DHCP is an endpoint's lease from the physical segment's DHCP server
+// (transparent networks with -o dhcp=true).
+type DHCP struct {
+	Server   string    `json:"server"`
+	Router   string    `json:"router,omitempty"`
+	Seconds  int64     `json:"seconds"`  // lease time
+	Acquired time.Time `json:"acquired"` // last granted or renewed
 }
 
 // EndpointCreate is the body of POST /v1/endpoints.

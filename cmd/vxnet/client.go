@@ -119,27 +119,34 @@ func cmdNetwork(std stdio, args []string) int {
 
 const networkCreateUsage = `Usage: vxnet network create [flags] NAME
 
-Creates a network every host of the cluster sees (a nat network is used only on
-the host that created it). Without --subnet it gets the
-next free /24 of 10.0.0.0/8; subnets never overlap across the cluster. Each
-host hands out addresses from blocks of the subnet it holds.
+Creates a network every host of the cluster sees (a nat network is used only
+on the host that created it). Without --subnet it gets the next free /24 of
+10.0.0.0/8; subnets never overlap across the cluster. Each host hands out
+addresses from blocks of the subnet it holds.
 
 Drivers:
-  overlay  containers on every host, on one VXLAN segment (the default)
-  nat      containers on this host only; they reach the outside through a
-           gateway device on the host (the subnet's gateway address) and the
-           host's masquerade, and publish ports with 'endpoint create -p'.
-           Several nat networks on one host route to each other.
-  l2tunnel every packet, same host included, goes over VXLAN to a policy
-           host (-o policy-host=ADDR, its underlay address), which applies
-           -o policy-allow=RULES, -o policy-deny=RULES (allow first) and
-           -o policy-default=allow|deny, then sends it on. RULES: ADDRESS or
-           CIDR, each with optional :PORT and /tcp or /udp, comma-separated.
+  overlay      containers on every host, on one VXLAN segment (the default)
+  nat          containers on this host only; they reach the outside through a
+               gateway device on the host (the subnet's gateway address) and the
+               host's masquerade, and publish ports with 'endpoint create -p'.
+               Several nat networks on one host route to each other.
+  l2tunnel     every packet, same host included, goes over VXLAN to a policy
+               host (-o policy-host=ADDR, its underlay address), which applies
+               -o policy-allow=RULES, -o policy-deny=RULES (allow first) and
+               -o policy-default=allow|deny, then sends it on. RULES: ADDRESS or
+               CIDR, each with optional :PORT and /tcp or /udp, comma-separated.
+  transparent  containers on the physical segment of the host NIC named by
+               -o uplink=IFNAME, each with its own MAC; --subnet is the segment's,
+               --gateway its router, --ip-range what vxnet may hand out; or
+               -o dhcp=true: addresses leased from the segment's DHCP server.
+  l2bridge     the same, but the segment only ever sees the host's MAC.
 
 Examples:
   vxnet network create -d overlay --subnet 10.0.9.0/24 web
   vxnet network create -d nat --subnet 172.30.0.0/24 local
   vxnet network create -d l2tunnel -o policy-host=198.18.0.3 -o policy-deny=10.0.5.0/24:22/tcp guarded
+  vxnet network create -d transparent -o uplink=eth0 --subnet 192.168.1.0/24 \
+      --gateway 192.168.1.1 --ip-range 192.168.1.192/27 lan
 
 Flags:
 `
@@ -147,7 +154,7 @@ Flags:
 func cmdNetworkCreate(std stdio, args []string) int {
 	fs := newFlags(std, "network create", networkCreateUsage)
 	var req api.NetworkCreate
-	fs.StringVar(&req.Driver, "d", "overlay", "`DRIVER`: overlay, nat or l2tunnel (see above); transparent and l2bridge to come")
+	fs.StringVar(&req.Driver, "d", "overlay", "`DRIVER`: overlay, nat, l2tunnel, transparent or l2bridge (see above)")
 	fs.StringVar(&req.Driver, "driver", "overlay", "same as -d")
 	fs.StringVar(&req.Subnet, "subnet", "", "`CIDR` of the network (default: from the default address pools)")
 	fs.StringVar(&req.Gateway, "gateway", "", "gateway `IP`, never handed out (default: the subnet's first address)")
@@ -155,7 +162,7 @@ func cmdNetworkCreate(std stdio, args []string) int {
 	fs.BoolVar(&req.Internal, "internal", false, "no outside connectivity: DNS never forwards")
 	var aux, opts multiFlag
 	fs.Var(&aux, "aux-address", "reserve an address: `NAME=IP` (repeatable)")
-	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable): block-size=PREFIXLEN; l2tunnel: policy-host, policy-allow, policy-deny, policy-default")
+	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable): block-size=PREFIXLEN; l2tunnel: policy-host, policy-allow, policy-deny, policy-default; transparent: uplink, dhcp; l2bridge: uplink")
 	fs.Var(&opts, "opt", "same as -o")
 	pos, code, ok := parse(fs, args)
 	if !ok {
@@ -313,6 +320,8 @@ Example:
   # too) goes to port 80 of the container
   vxnet network create -d nat --subnet 172.30.0.0/24 local
   vxnet network create -d l2tunnel -o policy-host=198.18.0.3 -o policy-deny=10.0.5.0/24:22/tcp guarded
+  vxnet network create -d transparent -o uplink=eth0 --subnet 192.168.1.0/24 \
+      --gateway 192.168.1.1 --ip-range 192.168.1.192/27 lan
   vxnet endpoint create --network local --name www --netns c2 -p 8080:80
 
 Flags:

@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"net/netip"
+	"time"
+
+	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/driver"
+)
+
+// dhcpMAC is the MAC a DHCP endpoint asks with and keeps: chosen before it
+// has an address, the same for the same network and name (so a server
+// that remembers clients gives the same address back).
+func dhcpMAC(network, name string) vxlan.MAC {
+	h := fnv.New64a()
+	h.Write([]byte(network + "/" + name))
+	s := h.Sum64()
+	return vxlan.MAC{0x02, 0x44, byte(s >> 24), byte(s >> 16), byte(s >> 8), byte(s)}
+}
+
+// leaseDHCP asks the segment's DHCP server for an address for a new
+// endpoint of n.
+func (a *Agent) leaseDHCP(ctx context.Context, n api.Network, name string) (driver.DHCPLease, error) {
+	up, err := driver.UplinkName(n.Driver, n.Options)
+	if err != nil {
+		return driver.DHCPLease{}, err
+	}
+	c, err := a.host.DHCP(up)
+	if err != nil {
+		return driver.DHCPLease{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	return c.Acquire(ctx, dhcpMAC(n.Name, name), name)
+}
+
+func apiLease(l driver.DHCPLease) *api.DHCP {
+	d := &api.DHCP{Server: l.Server.String(), Seconds: int64(l.Time / time.Second), Acquired: l.Got.UTC().Truncate(time.Second)}
+	if l.Router.IsValid() {
+		d.Router = l.Router.String()
+	}
+	return d
+}
+
+// lease turns an endpoint's record back into a lease.
+func leaseOf(ep api.Endpoint) (driver.DHCPLease, error) {
+	if ep.DHCP == nil || len(ep.Addresses) == 0 {
+		return driver.DHCPLease{}, errors.New("no DHCP lease")
+	}
+	addr, err := netip.ParsePrefix(ep.Addresses[0])
+	if err != nil {
+		return driver.DHCPLease{}, err
+	}
+	server, err := netip.ParseAddr(ep.DHCP.Server)
+	if err != nil {
+		return driver.DHCPLease{}, err
+	}
+	return driver.DHCPLease{Addr: addr, Server: server, Time: time.Duration(ep.DHCP.Seconds) * time.Second, Got: ep.DHCP.Acquired}, nil
+}
+
+// releaseDHCP gives a DHCP endpoint's address back (best effort).
+func (a *Agent) releaseDHCP(ep api.Endpoint) {
+	n, ok := a.network(ep.Network)
+	if !ok {
+		return
+	}
+	up, err := driver.UplinkName(n.Driver, n.Options)
+	if err != nil {
+		return
+	}
+	c, err := a.host.DHCP(up)
+	l, lerr := leaseOf(ep)
+	mac, merr := vxlan.ParseMAC(ep.MAC)
+	if err != nil || lerr != nil || merr != nil {
+		return
+	}
+	if err := c.Release(mac, l); err != nil {
+		a.log.Warn("dhcp: release", "endpoint", ep.Network+"/"+ep.Name, "error", err)
+	}
+}
+
+// routineDHCPRenew renews the leases of this host's DHCP endpoints once
+// half their time has passed, and saves the new grant.
+func (a *Agent) routineDHCPRenew(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.mu.Lock()
+		var due []api.Endpoint
+		for _, le := range a.local {
+			if d := le.rec.DHCP; d != nil && time.Since(d.Acquired) > time.Duration(d.Seconds)*time.Second/2 {
+				due = append(due, le.rec)
+			}
+		}
+		a.mu.Unlock()
+		for _, ep := range due {
+			a.renewDHCP(ctx, ep)
+		}
+	}
+}
+
+func (a *Agent) renewDHCP(ctx context.Context, ep api.Endpoint) {
+	key := ep.Network + "/" + ep.Name
+	n, ok := a.network(ep.Network)
+	if !ok {
+		return
+	}
+	up, err := driver.UplinkName(n.Driver, n.Options)
+	if err != nil {
+		return
+	}
+	c, err := a.host.DHCP(up)
+	l, lerr := leaseOf(ep)
+	mac, merr := vxlan.ParseMAC(ep.MAC)
+	if err = errors.Join(err, lerr, merr); err != nil {
+		a.log.Warn("dhcp: cannot renew", "endpoint", key, "error", err)
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	got, err := c.Renew(rctx, mac, ep.Name, l)
+	if err != nil {
+		a.log.Warn("dhcp: renewal failed; retrying", "endpoint", key, "error", err)
+		return
+	}
+	if got.Addr.Addr() != l.Addr.Addr() {
+		a.log.Error("dhcp: the server renewed with another address; keeping the old one", "endpoint", key, "address", got.Addr.String())
+		return
+	}
+	a.mu.Lock()
+	if le := a.local[key]; le != nil {
+		le.rec.DHCP = apiLease(got)
+		ep = le.rec
+	}
+	a.mu.Unlock()
+	if err := a.store.update(func(st *localState) {
+		for i := range st.Endpoints {
+			if st.Endpoints[i].Network == ep.Network && st.Endpoints[i].Name == ep.Name {
+				st.Endpoints[i].DHCP = ep.DHCP
+			}
+		}
+	}); err != nil {
+		a.log.Error("saving state", "error", err)
+	}
+	a.log.Debug("dhcp: lease renewed", "endpoint", key)
+}
