@@ -54,6 +54,8 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 				return strings.Contains(c.cli("h2", "network", "ls"), "seg")
 			})
 			c.cli("h2", "endpoint", "create", "--network", "seg", "--name", "b", "--netns", b)
+			a2 := l.netns("a2")
+			c.cli("h1", "endpoint", "create", "--network", "seg", "--name", "a2", "--netns", a2)
 			eps := c.endpoints("h1")
 			addrA, addrB := addrOf(t, eps["a"]).String(), addrOf(t, eps["b"]).String()
 
@@ -66,10 +68,22 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 					return err == nil
 				})
 			}
+			// For l2bridge, a capture on the segment of what h1 sends.
+			var capture bytes.Buffer
+			var dump *exec.Cmd
+			if drv == "l2bridge" {
+				dump = exec.Command("ip", "netns", "exec", l.prefix+"-br", "tcpdump", "-i", "p-h1", "-Q", "in", "-e", "-n", "-l")
+				dump.Stdout = &capture
+				if err := dump.Start(); err != nil {
+					t.Fatalf("tcpdump: %v", err)
+				}
+				t.Cleanup(func() { dump.Process.Kill(); dump.Wait() })
+			}
 			ping("external to container a", ext, addrA)
 			ping("container a to external", a, prefix+".100")
 			ping("a to b across the segment (h1 to h2)", a, addrB)
 			ping("b to a by name", b, "a")
+			ping("a to a2 on the same host", a, "a2")
 			ping("a to the far host, through the segment's router", a, "10.46.1.2")
 
 			if drv == "l2bridge" {
@@ -78,12 +92,28 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 					return strings.TrimSpace(out)
 				}
 				h1MAC := mac(c.hosts["h1"].ns, "ul0")
+				dump.Process.Signal(os.Interrupt)
+				dump.Wait()
+				frames := 0
+				for _, line := range strings.Split(capture.String(), "\n") {
+					f := strings.Fields(line)
+					if len(f) < 2 {
+						continue
+					}
+					frames++
+					if f[1] != h1MAC {
+						t.Errorf("the segment saw a frame from h1 with source MAC %s, not h1's %s: %s", f[1], h1MAC, line)
+					}
+				}
+				if frames < 5 {
+					t.Errorf("the capture on the segment holds %d frames from h1, want the pings':\n%s", frames, capture.String())
+				}
 				neigh := l.in(ext, "ip", "neigh", "show", addrA)
 				if !strings.Contains(neigh, h1MAC) {
 					t.Errorf("the external host holds %q for %s, want h1's MAC %s", strings.TrimSpace(neigh), addrA, h1MAC)
 				}
 				fdb := l.in(l.prefix+"-br", "bridge", "fdb", "show", "br", "br0")
-				for _, e := range []string{"a", "b"} {
+				for _, e := range []string{"a", "a2", "b"} {
 					if m := strings.ToLower(eps[e].MAC); m != "" && strings.Contains(strings.ToLower(fdb), m) {
 						t.Errorf("the segment learned endpoint %s's MAC %s:\n%s", e, m, fdb)
 					}
