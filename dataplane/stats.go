@@ -72,13 +72,13 @@ type Stats struct {
 // cache line per packet.
 type counters struct {
 	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx atomic.Uint64
-	drops                                                                              [numDropReasons]atomic.Uint64
+	drops                                                                                                  [numDropReasons]atomic.Uint64
 }
 
 // tally is a packet loop's private count for one batch.
 type tally struct {
 	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx uint64
-	drops                                                                              [numDropReasons]uint64
+	drops                                                                                                  [numDropReasons]uint64
 }
 
 func (t *tally) drop(r DropReason) { t.drops[r]++ }

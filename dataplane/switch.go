@@ -56,14 +56,14 @@ type Switch struct {
 	table    atomic.Pointer[Table]
 	stats    counters
 
-	mu        sync.Mutex // guards ports and nextIndex; never taken per packet
+	mu         sync.Mutex // guards ports and nextIndex; never taken per packet
 	ports      map[*Port]struct{}
 	nextIndex  int
 	uplinks    map[*Uplink]struct{}
 	nextUplink int
-	closed    bool
-	wg        sync.WaitGroup
-	closeOnce sync.Once
+	closed     bool
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
 }
 
 // Port is a local port attached to the switch.

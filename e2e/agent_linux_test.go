@@ -143,7 +143,7 @@ func (c *cluster) waitMembers(names []string, n int) {
 
 type endpointJSON struct {
 	Name, Network, Host, MAC string
-	Addresses           []string
+	Addresses                []string
 }
 
 func (c *cluster) endpoints(host string) map[string]endpointJSON {

@@ -135,4 +135,3 @@ func (c *Conn) Write(frame []byte) error {
 
 // Close closes the socket; a blocked ReadBatch returns os.ErrClosed.
 func (c *Conn) Close() error { return c.f.Close() }
-
