@@ -185,7 +185,7 @@ func (l *insideLoop) process(n int) {
 		}
 		switch {
 		case nw.uplink != nil && (h == nil || h.port == nil) && !nw.isFlood(info.dst, info.v6):
-			l.toUplink(nw, pi, buf, &info)
+			l.toUplink(tbl, nw, pi, buf, &info)
 		case h != nil && nw.policyVTEP.IsValid():
 			// l2tunnel: hair-pinned through the policy host, same host
 			// included.

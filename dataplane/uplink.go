@@ -27,6 +27,9 @@ import (
 //   - the neighbour cache learns from every ARP message and from the
 //     source of every frame delivered.
 //
+// Between two networks on one uplink, the host routes: a packet for a
+// local endpoint of the other network goes straight to its port.
+//
 // transparent: each endpoint sends with its own MAC and frames to that MAC
 // are its (the NIC is put in promiscuous mode). l2bridge: endpoints send
 // with the host's MAC; frames to the host's MAC are sorted by destination
@@ -185,7 +188,7 @@ func (t *arpThrottle) allow(a addrKey, now time.Time) bool {
 // toUplink sends a packet read from a port of an uplink network out of
 // the NIC. buf holds the packet at Headroom; the Ethernet header goes in
 // front of it.
-func (l *insideLoop) toUplink(nw *network, pi *portInfo, buf []byte, info *ipInfo) {
+func (l *insideLoop) toUplink(tbl *Table, nw *network, pi *portInfo, buf []byte, info *ipInfo) {
 	if info.v6 {
 		l.tally.drop(DropUnsupported)
 		return
@@ -194,6 +197,21 @@ func (l *insideLoop) toUplink(nw *network, pi *portInfo, buf []byte, info *ipInf
 	dst := netip.AddrFrom4([4]byte(pkt[ipv4DstOffset:]))
 	hop := dst
 	if !nw.onLink(dst) {
+		// Routed by the host: a local endpoint of another network on the
+		// same uplink gets it directly, whatever the segment's routers know.
+		for _, other := range tbl.uplinkNets(nw.uplink) {
+			if other == nw {
+				continue
+			}
+			if h := other.hosts.get(info.dst); h != nil && h.port != nil {
+				if h.port == l.port {
+					l.tally.drop(DropLoop)
+					return
+				}
+				l.local.add(h.port, buf[:Headroom+info.length])
+				return
+			}
+		}
 		if !nw.router.IsValid() {
 			l.tally.drop(DropNoEndpoint)
 			return

@@ -141,3 +141,39 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 		}
 	}
 }
+
+// Two networks on one uplink: the host routes between their endpoints.
+func TestUplink_hostRoutesBetweenNetworks(t *testing.T) {
+	r := newRig(t)
+	f := newFakeUplink()
+	u, err := r.sw.AddUplink("eth9", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := netip.MustParseAddr("198.51.100.10")
+	tbl, err := NewTable([]NetworkSpec{
+		{VNI: testVNI, Subnets: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Uplink: u, Router: segRouter,
+			Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{segEP}, Port: r.portA}}},
+		{VNI: testVNI + 1, Subnets: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, Uplink: u,
+			Endpoints: []EndpointSpec{{MAC: mac1b, Addrs: []netip.Addr{other}, Port: r.portB}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sw.SetTable(tbl)
+	pkt := ipv4UDP(segEP, other, 1, 2, []byte("across"))
+	r.a.Inject(pkt)
+	if got := out(t, r.b); !bytes.Equal(got, pkt) {
+		t.Errorf("port b got %x, want %x", got, pkt)
+	}
+	back := ipv4UDP(other, segEP, 2, 1, []byte("back"))
+	r.b.Inject(back)
+	if got := out(t, r.a); !bytes.Equal(got, back) {
+		t.Errorf("port a got %x, want %x", got, back)
+	}
+	select {
+	case fr := <-f.out:
+		t.Errorf("a host-routed packet went out of the uplink: %x", fr)
+	default:
+	}
+}

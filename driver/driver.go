@@ -74,7 +74,7 @@ type Driver interface {
 
 var (
 	available = map[string]Driver{"overlay": overlay{}, "nat": nat{}, "l2tunnel": l2tunnel{},
-		"transparent": uplinkDriver{name: "transparent"}, "l2bridge": uplinkDriver{name: "l2bridge", l2bridge: true}}
+		"transparent": transparent{}, "l2bridge": l2bridge{}}
 	planned = map[string]bool{}
 )
 
@@ -120,16 +120,3 @@ func SplitOptions(d Driver, opts map[string]string) (own, rest map[string]string
 	}
 	return own, rest
 }
-
-// overlay is VXLAN between hosts: the switch does it all.
-type overlay struct{}
-
-func (overlay) Name() string                         { return "overlay" }
-func (overlay) Scope() Scope                         { return ScopeGlobal }
-func (overlay) OptionKeys() []string                 { return nil }
-func (overlay) CheckOptions(map[string]string) error { return nil }
-func (overlay) Publishes() bool                      { return false }
-func (overlay) ContainerRoutes(Network) []netip.Prefix {
-	return nil
-}
-func (overlay) HostGateway(Network) bool { return false }

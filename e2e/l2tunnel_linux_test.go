@@ -38,6 +38,7 @@ func TestL2Tunnel_threeHosts(t *testing.T) {
 	ping("a to b on the same host, through h3", a, "10.44.0.20")
 	ping("a to d on h2, by name (global discovery)", a, "d")
 	ping("d to b by name", d, "b")
+	ping("a to b by name, same host", a, "b")
 
 	for _, port := range []string{"5201", "5202"} {
 		srv := exec.Command("ip", "netns", "exec", b, "iperf3", "-s", "-p", port)

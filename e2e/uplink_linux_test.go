@@ -56,6 +56,12 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 			c.cli("h2", "endpoint", "create", "--network", "seg", "--name", "b", "--netns", b)
 			a2 := l.netns("a2")
 			c.cli("h1", "endpoint", "create", "--network", "seg", "--name", "a2", "--netns", a2)
+			// A second subnet on the same segment, which no router serves:
+			// only the host routes between the two.
+			sub2 := []string{"10.46.5", "10.47.5"}[i]
+			c.cli("h1", "network", "create", "-d", drv, "--subnet", sub2+".0/24", "-o", "uplink=ul0", "seg2")
+			a3 := l.netns("a3")
+			c.cli("h1", "endpoint", "create", "--network", "seg2", "--name", "a3", "--netns", a3)
 			eps := c.endpoints("h1")
 			addrA, addrB := addrOf(t, eps["a"]).String(), addrOf(t, eps["b"]).String()
 
@@ -84,6 +90,9 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 			ping("a to b across the segment (h1 to h2)", a, addrB)
 			ping("b to a by name", b, "a")
 			ping("a to a2 on the same host", a, "a2")
+			addrA3 := addrOf(t, c.endpoints("h1")["a3"]).String()
+			ping("a to a3, another subnet on the same host, routed by the host", a, addrA3)
+			ping("a3 back to a", a3, addrA)
 			ping("a to the far host, through the segment's router", a, "10.46.1.2")
 
 			if drv == "l2bridge" {
@@ -113,7 +122,7 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 					t.Errorf("the external host holds %q for %s, want h1's MAC %s", strings.TrimSpace(neigh), addrA, h1MAC)
 				}
 				fdb := l.in(l.prefix+"-br", "bridge", "fdb", "show", "br", "br0")
-				for _, e := range []string{"a", "a2", "b"} {
+				for _, e := range []string{"a", "a2", "a3", "b"} {
 					if m := strings.ToLower(eps[e].MAC); m != "" && strings.Contains(strings.ToLower(fdb), m) {
 						t.Errorf("the segment learned endpoint %s's MAC %s:\n%s", e, m, fdb)
 					}
