@@ -38,6 +38,9 @@ func TestNAT_oneHost(t *testing.T) {
 	if !strings.HasPrefix(addrB, "172.30.1.") || !strings.HasPrefix(addrD, "172.30.2.") {
 		t.Fatalf("addresses %s %s are not from the nat subnets", addrB, addrD)
 	}
+	if out := c.cli("h1", "endpoint", "ls"); !strings.Contains(out, "8080:5201/tcp") {
+		t.Errorf("endpoint ls does not show the published port:\n%s", out)
+	}
 	if out := c.cli("h1", "network", "ls"); !strings.Contains(out, "nat") || !strings.Contains(out, "local") {
 		t.Errorf("network ls does not show a local nat network:\n%s", out)
 	}
@@ -83,7 +86,9 @@ func TestNAT_oneHost(t *testing.T) {
 	}{
 		{[]string{"endpoint", "create", "--network", "nat1", "--name", "x", "--netns", a, "-p", "8080:80"}, "8080/tcp is taken"},
 		{[]string{"endpoint", "create", "--network", "nat1", "--name", "x", "--netns", a, "-p", "80:80/sctp"}, `protocol "sctp"`},
-		{[]string{"network", "create", "-d", "l2bridge", "x"}, "not available yet"},
+		{[]string{"endpoint", "create", "--network", "nat1", "--name", "x", "--netns", a, "-p", "0:80"}, `host port "0"`},
+		{[]string{"network", "create", "-d", "l2bridge", "--subnet", "10.9.9.0/24", "x"}, "option uplink is required"},
+		{[]string{"network", "create", "-d", "transparent", "x"}, "needs --subnet"},
 	} {
 		out, err := c.tryCLI("h1", tc.args...)
 		if err == nil || !strings.Contains(out, tc.want) {

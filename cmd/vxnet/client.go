@@ -392,9 +392,10 @@ func cmdEndpointLs(std stdio, args []string) int {
 		return printJSON(std, out)
 	}
 	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tNETWORK\tHOST\tADDRESS\tMAC\tALIASES")
+	fmt.Fprintln(tw, "NAME\tNETWORK\tHOST\tADDRESS\tMAC\tALIASES\tPORTS")
 	for _, e := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Network, e.Host, strings.Join(e.Addresses, ","), e.MAC, strings.Join(e.Aliases, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Network, e.Host, strings.Join(e.Addresses, ","), e.MAC,
+			strings.Join(e.Aliases, ","), strings.Join(e.Publish, ","))
 	}
 	tw.Flush()
 	return 0
