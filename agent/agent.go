@@ -14,7 +14,6 @@ import (
 
 	"github.com/vxnet/vxnet/agent/api"
 	"github.com/vxnet/vxnet/dataplane"
-	"github.com/vxnet/vxnet/dataplane/udp"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/gossip"
@@ -50,6 +49,10 @@ type Config struct {
 	APISocket string
 	// MTU of endpoints. Default 1450.
 	MTU int
+	// RxQueues is the number of VXLAN receive sockets (and loops) sharing
+	// the port; flows spread over them. Default: one per four cores, up
+	// to 4.
+	RxQueues int
 	// MetricsAddr, host:port, serves Prometheus metrics at /metrics;
 	// empty serves none.
 	MetricsAddr string
@@ -83,6 +86,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.APISocket == "" {
 		c.APISocket = api.DefaultSocket
+	}
+	if c.RxQueues <= 0 {
+		c.RxQueues = defaultRxQueues()
 	}
 	if c.MTU == 0 {
 		c.MTU = 1450
@@ -227,14 +233,7 @@ func New(cfg Config) (*Agent, error) {
 	if a.dns, err = dns.New(dc); err != nil {
 		return fail(err)
 	}
-	uc := udp.DefaultConfig()
-	uc.Addr, uc.Port = vtep, uint16(cfg.VXLANPort)
-	under, err := udp.Listen(uc)
-	if err != nil {
-		return fail(fmt.Errorf("vxlan %v port %d: %w", vtep, cfg.VXLANPort, err))
-	}
-	if a.sw, err = dataplane.New(dataplane.Config{VXLANPort: uint16(cfg.VXLANPort), MTU: cfg.MTU, Logger: cfg.Logger}, under); err != nil {
-		under.Close()
+	if a.sw, err = newSwitch(vtep, uint16(cfg.VXLANPort), cfg.MTU, cfg.RxQueues, cfg.Logger); err != nil {
 		return fail(err)
 	}
 	a.host = driver.NewHost(a.sw, cfg.MTU, cfg.Logger)

@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
 	"github.com/vxnet/vxnet/dataplane"
 	"github.com/vxnet/vxnet/dataplane/tun"
-	"github.com/vxnet/vxnet/dataplane/udp"
 )
 
 // StaticOptions are the run-time settings of RunStatic.
@@ -23,6 +23,9 @@ type StaticOptions struct {
 	StatsSocket string
 	// Logger receives lifecycle logs; nil discards.
 	Logger *slog.Logger
+	// RxQueues is the number of VXLAN receive queues; 0: one per four
+	// cores, up to 4.
+	RxQueues int
 }
 
 // RunStatic builds the switch described by cfg — the underlay socket, one
@@ -33,16 +36,12 @@ func RunStatic(ctx context.Context, cfg *StaticConfig, opts StaticOptions) error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	uc := udp.DefaultConfig()
-	uc.Addr = cfg.VTEP
-	uc.Port = cfg.VXLANPort
-	under, err := udp.Listen(uc)
-	if err != nil {
-		return fmt.Errorf("underlay %v port %d: %w", cfg.VTEP, cfg.VXLANPort, err)
+	queues := opts.RxQueues
+	if queues <= 0 {
+		queues = defaultRxQueues()
 	}
-	sw, err := dataplane.New(dataplane.Config{VXLANPort: cfg.VXLANPort, MTU: cfg.MTU, Logger: log}, under)
+	sw, err := newSwitch(cfg.VTEP, cfg.VXLANPort, cfg.MTU, queues, log)
 	if err != nil {
-		under.Close()
 		return err
 	}
 	defer sw.Close()
@@ -64,7 +63,7 @@ func RunStatic(ctx context.Context, cfg *StaticConfig, opts StaticOptions) error
 		}
 		defer stop()
 	}
-	log.Info("dataplane running", "underlayAddr", under.LocalAddr().String(), "sourcePorts", len(under.SourcePorts()),
+	log.Info("dataplane running", "underlayAddr", netip.AddrPortFrom(cfg.VTEP, cfg.VXLANPort).String(), "queues", queues,
 		"networks", len(cfg.Networks))
 	return sw.Run(ctx)
 }

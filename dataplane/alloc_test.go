@@ -71,7 +71,7 @@ func newHotRig(tb testing.TB) *hotRig {
 	}
 	sw.SetTable(tbl)
 	h.inside = sw.newInsideLoop(pa)
-	h.outside = sw.newOutsideLoop()
+	h.outside = sw.newOutsideLoop(sw.underlay)
 	return h
 }
 

@@ -75,7 +75,7 @@ func coalesceRig(t *testing.T) (*rig, *outsideLoop, *superCapture) {
 	r := newRig(t)
 	c := &superCapture{}
 	r.portA.superOut = c
-	return r, r.sw.newOutsideLoop(), c
+	return r, r.sw.newOutsideLoop(r.sw.underlay), c
 }
 
 func TestCoalesce_mergesOneFlow(t *testing.T) {

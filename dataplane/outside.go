@@ -40,8 +40,8 @@ type outsideLoop struct {
 	last lookupCache
 }
 
-func (sw *Switch) newOutsideLoop() *outsideLoop {
-	batch := sw.underlay.BatchSize()
+func (sw *Switch) newOutsideLoop(u Underlay) *outsideLoop {
+	batch := u.BatchSize()
 	l := &outsideLoop{
 		sw:    sw,
 		bufs:  newBuffers(batch, Headroom+MaxSegmentSize),
@@ -50,7 +50,7 @@ func (sw *Switch) newOutsideLoop() *outsideLoop {
 		from:  make([]netip.AddrPort, batch),
 		udp:   newUnderlayTx(sw.underlay.NewWriter(), batch),
 	}
-	if g, ok := sw.underlay.(groReader); ok {
+	if g, ok := u.(groReader); ok {
 		l.gro = g
 		l.segs = make([]int, batch)
 		l.segBufs = newBuffers(maxGROSegments, Headroom+MaxSegmentSize)
@@ -75,7 +75,7 @@ type groReader interface {
 const maxGROSegments = 64
 
 // routineReadFromUnderlay reads VXLAN datagrams until the underlay closes.
-func (sw *Switch) routineReadFromUnderlay() error {
+func (sw *Switch) routineReadFromUnderlay(u Underlay) error {
 	sw.mu.Lock()
 	if sw.closed {
 		sw.mu.Unlock()
@@ -86,14 +86,14 @@ func (sw *Switch) routineReadFromUnderlay() error {
 	defer sw.wg.Done()
 	sw.log.Info("underlay routine started")
 	defer sw.log.Info("underlay routine stopped")
-	l := sw.newOutsideLoop()
+	l := sw.newOutsideLoop(u)
 	for {
 		var n int
 		var err error
 		if l.gro != nil {
 			n, err = l.gro.ReadBatchGRO(l.views, l.sizes, l.segs, l.from)
 		} else {
-			n, err = sw.underlay.ReadBatch(l.views, l.sizes, l.from)
+			n, err = u.ReadBatch(l.views, l.sizes, l.from)
 		}
 		if n > 0 {
 			l.process(n)

@@ -61,6 +61,7 @@ type Switch struct {
 	nextIndex  int
 	uplinks    map[*Uplink]struct{}
 	nextUplink int
+	queues     []Underlay // more receive queues on the underlay's port (see AddReceiveQueue)
 	closed     bool
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
@@ -175,7 +176,31 @@ func (p *Port) close() {
 func (sw *Switch) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { sw.Close() })
 	defer stop()
-	return sw.routineReadFromUnderlay()
+	sw.mu.Lock()
+	queues := append([]Underlay(nil), sw.queues...)
+	sw.mu.Unlock()
+	for _, q := range queues {
+		go func() {
+			if err := sw.routineReadFromUnderlay(q); err != nil {
+				sw.log.Error("receive queue stopped", "error", err)
+			}
+		}()
+	}
+	return sw.routineReadFromUnderlay(sw.underlay)
+}
+
+// AddReceiveQueue adds a socket that receives on the underlay's port too
+// (udp.Config.ReusePort): the kernel spreads flows over the queues, and
+// each queue has a loop of its own, so several cores decapsulate while
+// every flow stays in order. Call it before Run; the switch closes q.
+func (sw *Switch) AddReceiveQueue(q Underlay) error {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.closed {
+		return errors.New("dataplane: switch closed")
+	}
+	sw.queues = append(sw.queues, q)
+	return nil
 }
 
 // Close stops every loop and closes the underlay and all ports. It is
@@ -197,6 +222,9 @@ func (sw *Switch) Close() error {
 			u.close()
 		}
 		sw.underlay.Close()
+		for _, q := range sw.queues {
+			q.Close()
+		}
 		for _, p := range ports {
 			p.close()
 		}

@@ -54,6 +54,7 @@ func cmdAgent(std stdio, args []string) int {
 	fs.StringVar(&cfg.APISocket, "api-socket", api.DefaultSocket, "unix socket `PATH` of the API (mode 0600)")
 	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host (also VXNET_GOSSIP_KEY)")
 	fs.IntVar(&cfg.MTU, "mtu", 1450, "endpoint `MTU` (underlay MTU minus 50)")
+	fs.IntVar(&cfg.RxQueues, "rx-queues", 0, "VXLAN receive sockets sharing the port, each with its own loop (`N`; default one per four cores, up to 4)")
 	fs.StringVar(&cfg.Profile, "profile", "lan", "gossip timings: `lan` or fast (small clusters: failures seen in about a second)")
 	upstreams := fs.String("dns-upstream", "", "DNS servers for names vxnet does not own, `IP[:PORT],...` (default: the host's resolv.conf; \"none\": answer SERVFAIL)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve Go's profiler at http://`HOST:PORT`/debug/pprof/ (speed work; keep it on loopback)")

@@ -62,6 +62,11 @@ type Config struct {
 	SourcePorts  int        // number of send sockets for per-flow source ports; default 8; negative means none (send from the listening socket)
 	BatchSize    int        // max packets per ReadBatch/WriteBatch call; default 64, max 1024
 	SocketBuffer int        // SO_RCVBUF/SO_SNDBUF bytes; default 4<<20
+	// ReusePort opens the listening socket with SO_REUSEPORT (Linux): Conns
+	// listening on one port with it set split the datagrams between them,
+	// by the hash of the sender's address and port, so each of a switch's
+	// receive queues sees whole flows.
+	ReusePort bool
 }
 
 // DefaultConfig returns the configuration with every default filled in.

@@ -98,6 +98,9 @@ func listen(cfg Config, anyPort bool) (*Conn, error) {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
 			serr = setSockopts(int(fd), cfg.SocketBuffer, dual)
+			if serr == nil && cfg.ReusePort {
+				serr = os.NewSyscallError("setsockopt SO_REUSEPORT", unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1))
+			}
 		})
 		if err != nil {
 			return err

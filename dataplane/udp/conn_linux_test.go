@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -485,5 +486,76 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 			b.ReportMetric(float64(iters*n)/b.Elapsed().Seconds(), "pkts/s")
 		})
+	}
+}
+
+// TestReusePort_splitsByFlow: two Conns on one port with ReusePort share
+// the datagrams, and every source port (flow) lands on one of them only.
+func TestReusePort_splitsByFlow(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	q0 := testListen(t, Config{Addr: lo, ReusePort: true, SourcePorts: -1})
+	q1, err := Listen(Config{Addr: lo, Port: q0.LocalAddr().Port(), ReusePort: true, SourcePorts: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q1.Close() })
+	if _, err := Listen(Config{Addr: lo, Port: q0.LocalAddr().Port(), SourcePorts: -1}); err == nil {
+		t.Error("a third socket without ReusePort bound the same port")
+	}
+	const flows = 32 // all on one queue by chance: 2 in 2^32
+	a := testListen(t, Config{Addr: lo, SourcePorts: flows})
+	payloads := make([][]byte, 4*flows)
+	for i := range payloads {
+		payloads[i] = []byte{byte(i % flows)}
+	}
+	writeAll(t, a, payloads, q0.LocalAddr(), func(i int) uint32 { return uint32(i % flows) })
+
+	// Both queues read until all have arrived.
+	type res struct {
+		q   int
+		got []received
+	}
+	ch := make(chan res, 2)
+	var total atomic.Int64
+	read := func(q int, c *Conn) {
+		var out []received
+		bufs := [][]byte{make([]byte, 64)}
+		sizes, from := make([]int, 1), make([]netip.AddrPort, 1)
+		for total.Load() < int64(len(payloads)) {
+			n, err := c.ReadBatch(bufs, sizes, from)
+			if err != nil {
+				break
+			}
+			for i := 0; i < n; i++ {
+				out = append(out, received{string(bufs[i][:sizes[i]]), from[i]})
+			}
+			if total.Add(int64(n)) >= int64(len(payloads)) {
+				q0.Close()
+				q1.Close()
+			}
+		}
+		ch <- res{q, out}
+	}
+	timer := time.AfterFunc(10*time.Second, func() { q0.Close(); q1.Close() })
+	defer timer.Stop()
+	go read(0, q0)
+	go read(1, q1)
+	queueOf := map[uint16]int{}
+	counts := [2]int{}
+	for i := 0; i < 2; i++ {
+		r := <-ch
+		for _, d := range r.got {
+			if q, ok := queueOf[d.from.Port()]; ok && q != r.q {
+				t.Errorf("flow from port %d reached both queues", d.from.Port())
+			}
+			queueOf[d.from.Port()] = r.q
+			counts[r.q]++
+		}
+	}
+	if counts[0]+counts[1] != len(payloads) {
+		t.Fatalf("received %d+%d datagrams, want %d", counts[0], counts[1], len(payloads))
+	}
+	if counts[0] == 0 || counts[1] == 0 {
+		t.Errorf("one queue got everything: %v", counts)
 	}
 }
