@@ -68,7 +68,7 @@ func (c *cluster) start(name, join string) {
 	}
 	args := []string{"netns", "exec", h.ns, vxnetBin, "agent", "--name", name, "--advertise-addr", h.addr,
 		"--data-dir", h.data, "--api-socket", h.sock, "--profile", "fast", "--dns-upstream", "none", "--log-level", "debug",
-		"--metrics-addr", h.addr + ":9464"}
+		"--metrics-addr", h.addr + ":9464", "--rx-queues", "2"} // two receive loops: the queue path is tested too
 	if join != "" {
 		args = append(args, "--join", join)
 	}
