@@ -93,12 +93,13 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	return n, nil
 }
 
-// pickVNI hashes the name into 4096-16777215 (HNS takes 4096 and up),
-// stepping past VNIs of networks in sight.
+// pickVNI hashes the name into 4096-65535, stepping past VNIs of networks
+// in sight: HNS overlays take 4096 and up, and only 16 bits of it (its
+// RemoteSubnetRoute's IsolationId), so Windows hosts can join any network.
 func (a *Agent) pickVNI(name string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(name))
-	const lo, span = 4096, 1<<24 - 4096
+	const lo, span = 4096, 1<<16 - 4096
 	v := lo + h.Sum32()%span
 	a.mu.Lock()
 	defer a.mu.Unlock()
