@@ -6,7 +6,7 @@ GO ?= go
 # Debian packages the tests and the demo use: command -> package.
 DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump
 # Packages with concurrency are tested with the race detector.
-RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/...
+RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/...
 
 .PHONY: all build test demo demo-dataplane deps lint unit e2e bench bench-dataplane fuzz windows clean
 
@@ -33,10 +33,14 @@ lint:
 windows:
 	GOOS=windows $(GO) build ./...
 	GOOS=windows $(GO) vet ./...
+	GOOS=windows GOARCH=arm64 $(GO) build ./...
+	GOOS=windows GOARCH=arm64 $(GO) vet ./...
+	@echo "the Windows-only tests of dataplane/hns compile (they run on Windows only):"
+	GOOS=windows $(GO) test -c -o /dev/null ./dataplane/hns
 
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal -e /ipam -e /dns)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal -e /ipam -e /dns -e /driver)
 	@echo "kvs: large in-process clusters again, without the race detector (too slow under it)"
 	$(GO) test -count=1 -run 'TestCluster' ./kvs
 
@@ -78,6 +82,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseAuxAddress -fuzztime $(FUZZTIME) ./ipam
 	$(GO) test -run '^$$' -fuzz FuzzGlobal_rows -fuzztime $(FUZZTIME) ./ipam
 	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./dns
+	$(GO) test -run '^$$' -fuzz FuzzSplitVirtio -fuzztime $(FUZZTIME) ./dataplane
+	$(GO) test -run '^$$' -fuzz FuzzSum -fuzztime $(FUZZTIME) ./dataplane
+	$(GO) test -run '^$$' -fuzz FuzzParseDHCPReply -fuzztime $(FUZZTIME) ./driver
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./dataplane/hns
+	$(GO) test -run '^$$' -fuzz FuzzBuild -fuzztime $(FUZZTIME) ./dataplane/hns
 
 clean:
 	rm -rf bin

@@ -19,6 +19,8 @@ var allowed = map[string][]string{
 	"dataplane":             {"dataplane/tun", "dataplane/udp", "dataplane/vxlan", "golang.org/x/sys", "golang.org/x/net", "golang.zx2c4.com/wireguard/tun"},
 	"dataplane/vxlan":       {},
 	"dataplane/afpacket":    {"golang.org/x/sys"},
+	"dataplane/hns":         {"github.com/Microsoft/hcsshim", "golang.org/x/sys"},
+	"dataplane/hns/hnstest": {"dataplane/hns"},
 	"dataplane/tun":         {"golang.zx2c4.com/", "golang.org/x/sys", "golang.org/x/net", "github.com/vishvananda/"},
 	"dataplane/tun/tuntest": {"dataplane/tun"},
 	"dataplane/udp":         {"golang.org/x/sys", "golang.org/x/net"},
