@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/vxnet/vxnet/agent/api"
 	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dataplane/hns"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/gossip"
@@ -65,6 +67,10 @@ type Config struct {
 	// DNSUpstreams for names vxnet does not own; nil: the host's
 	// resolv.conf; an empty non-nil list: none.
 	DNSUpstreams []netip.AddrPort
+	// HNS, when set, is programmed with every network and endpoint in use
+	// on this host (see hns.Programmer). On Windows New opens the real one
+	// (hns.NewHCN) when it is nil; tests pass a fake (hnstest).
+	HNS hns.Client
 	// Logger receives structured logs; nil discards.
 	Logger *slog.Logger
 	// Version is reported to other members.
@@ -163,6 +169,8 @@ type Agent struct {
 	dns   *dns.Server
 	sw    *dataplane.Switch
 	host  *driver.Host // gateways and netfilter rules of this host's nat networks
+	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
+	hnsProg *hns.Programmer
 
 	recMu     sync.Mutex // one reconcileNow at a time; taken before mu
 	mu        sync.Mutex
@@ -237,6 +245,19 @@ func New(cfg Config) (*Agent, error) {
 		return fail(err)
 	}
 	a.host = driver.NewHost(a.sw, cfg.MTU, cfg.Logger)
+	if cfg.HNS == nil && runtime.GOOS == "windows" {
+		if cfg.HNS, err = hns.NewHCN(); err != nil {
+			return fail(fmt.Errorf("host networking service: %w", err))
+		}
+	}
+	if cfg.HNS != nil {
+		a.hnsProg = hns.NewProgrammer(cfg.HNS, cfg.Logger)
+		// Endpoints a previous run left behind (moby#39098): gone before
+		// anything attaches.
+		if err := a.hnsProg.Cleanup(false); err != nil {
+			a.log.Warn("removing HNS endpoints left by a previous run", "error", err)
+		}
+	}
 	return a, nil
 }
 

@@ -266,6 +266,7 @@ func (a *Agent) reconcileNow() {
 	} else {
 		a.dns.SetRecords(t)
 	}
+	a.programHNS()
 }
 
 // gatewayNetworks lists this host's networks whose driver wants a gateway

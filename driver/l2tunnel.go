@@ -15,6 +15,8 @@ import (
 //	policy-allow=RULES     destinations let through, ahead of the deny rules
 //	policy-deny=RULES      destinations dropped
 //	policy-default=allow   or deny: what matches no rule
+//	uplink=IFNAME          Windows only: the host NIC of the HNS L2Tunnel
+//	                       network (Linux hair-pins over VXLAN and ignores it)
 //
 // RULES is a comma-separated list of ADDRESS or CIDR, each with an
 // optional :PORT and /tcp or /udp (10.0.9.3:5201/tcp,10.0.8.0/24).
@@ -23,7 +25,7 @@ type l2tunnel struct{}
 func (l2tunnel) Name() string { return "l2tunnel" }
 func (l2tunnel) Scope() Scope { return ScopeGlobal }
 func (l2tunnel) OptionKeys() []string {
-	return []string{"policy-host", "policy-allow", "policy-deny", "policy-default"}
+	return []string{"policy-host", "policy-allow", "policy-deny", "policy-default", "uplink"}
 }
 func (l2tunnel) CheckOptions(opts map[string]string) error {
 	_, _, err := L2TunnelPolicy(opts)

@@ -1,0 +1,87 @@
+package agent
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/dataplane/hns"
+	"github.com/vxnet/vxnet/driver"
+)
+
+// Windows hosts program the Host Networking Service from the same tables
+// (Config.HNS): every reconcile makes HNS hold one network per vxnet
+// network in use here and one endpoint per container, local ones and, on
+// overlay networks, remote ones (a container on another host, behind its
+// host's VTEP), as Docker's Windows overlay does. hns.Programmer only
+// touches objects named "vxnet-…" and re-creates what an HNS restart lost.
+
+// hnsSpecs turns the networks and endpoints in sight into what HNS should
+// hold on this host. Called with a.mu held.
+func (a *Agent) hnsSpecs() ([]hns.NetworkSpec, map[string][]hns.EndpointSpec) {
+	var nets []hns.NetworkSpec
+	eps := map[string][]hns.EndpointSpec{}
+	wanted := map[string]api.Network{}
+	for _, name := range sortedMapKeys(a.networks) {
+		n := a.networks[name]
+		if n.Scope == string(driver.ScopeLocal) && n.Creator != a.cfg.Name {
+			continue // another host's nat network
+		}
+		s := hns.NetworkSpec{Name: n.Name, Driver: n.Driver, VNI: n.VNI, VTEP: a.vtep, Adapter: n.Options["uplink"]}
+		s.Subnet, _ = netip.ParsePrefix(n.Subnet)
+		s.Gateway, _ = netip.ParseAddr(n.Gateway)
+		nets = append(nets, s)
+		wanted[n.Name] = n
+	}
+	for _, key := range sortedMapKeys(a.endpoints) {
+		ep := a.endpoints[key]
+		n, ok := wanted[ep.Network]
+		if !ok || len(ep.Addresses) == 0 {
+			continue
+		}
+		addr, err := netip.ParsePrefix(ep.Addresses[0])
+		if err != nil {
+			continue
+		}
+		e := hns.EndpointSpec{Name: ep.Name, Addr: addr, MAC: ep.MAC}
+		if ep.Host != a.cfg.Name {
+			if n.Driver != "overlay" {
+				continue // other drivers reach other hosts' containers through the network itself
+			}
+			e.Remote = true
+			e.VTEP, _ = netip.ParseAddr(ep.VTEP)
+		} else {
+			for _, s := range ep.Publish {
+				if p, err := driver.ParsePublish(s); err == nil {
+					e.Publish = append(e.Publish, hns.PortMap{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: p.Proto})
+				}
+			}
+			if n.Driver == "l2tunnel" {
+				if _, pol, err := driver.L2TunnelPolicy(n.Options); err == nil {
+					for _, r := range pol.Rules {
+						e.ACL = append(e.ACL, hns.ACLRule{Allow: r.Allow, Remote: r.Dst, Port: r.Port, Proto: r.Proto})
+					}
+				}
+			}
+		}
+		eps[ep.Network] = append(eps[ep.Network], e)
+	}
+	for _, list := range eps {
+		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	}
+	return nets, eps
+}
+
+// programHNS makes HNS match the tables; errors are logged, and the next
+// reconcile tries again.
+func (a *Agent) programHNS() {
+	if a.hnsProg == nil {
+		return
+	}
+	a.mu.Lock()
+	nets, eps := a.hnsSpecs()
+	a.mu.Unlock()
+	if err := a.hnsProg.Sync(nets, eps); err != nil {
+		a.log.Error("programming HNS", "error", err)
+	}
+}
