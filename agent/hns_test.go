@@ -1,7 +1,14 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/vxnet/vxnet/internal/testutil"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -150,4 +157,85 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// freePort finds a port free for TCP and UDP on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			u.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// startHNSAgent runs a whole agent on loopback, programming fake.
+func startHNSAgent(t *testing.T, fake *hnstest.Fake, dir string) (*Agent, func()) {
+	t.Helper()
+	a, err := New(Config{Name: "w1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), VXLANPort: freePort(t),
+		DataDir: dir, APISocket: filepath.Join(t.TempDir(), "api.sock"), Profile: "fast",
+		DNSUpstreams: []netip.AddrPort{}, HNS: fake, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	return a, stop
+}
+
+// TestHNS_endpointsWithoutNamespace: with HNS, an endpoint needs no
+// network namespace: the agent creates the HNS endpoint, named for the
+// runtime to attach to; it comes back after a restart of the agent (which
+// first removes what the previous run left) and goes on removal.
+func TestHNS_endpointsWithoutNamespace(t *testing.T) {
+	fake := &hnstest.Fake{}
+	dir := t.TempDir()
+	a, stop := startHNSAgent(t, fake, dir)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.9.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := hns.EndpointName("ov", "web")
+	hasEndpoint := func() bool {
+		_, eps := hnsState(t, fake)
+		e, ok := eps[name]
+		return ok && len(e.IpConfigurations) == 1 && e.IpConfigurations[0].IpAddress+"/24" == ep.Addresses[0]
+	}
+	testutil.WaitFor(t, "the HNS endpoint", 5*time.Second, hasEndpoint)
+
+	stop()
+	a, stop = startHNSAgent(t, fake, dir)
+	testutil.WaitFor(t, "the HNS endpoint after a restart", 10*time.Second, hasEndpoint)
+	if n := fake.Calls(hnstest.OpDeleteEndpoint); n < 1 {
+		t.Errorf("the restarted agent did not clean up the old endpoint first (%d deletes)", n)
+	}
+	if err := a.RemoveEndpoint("ov", "web"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the HNS endpoint to go", 5*time.Second, func() bool {
+		_, eps := hnsState(t, fake)
+		_, ok := eps[name]
+		return !ok
+	})
+	stop()
 }

@@ -230,7 +230,12 @@ func (a *Agent) reconcileNow() {
 				spec.Addrs = append(spec.Addrs, p.Addr())
 			}
 		}
-		if le, ok := a.local[k]; ok {
+		if le, ok := a.local[k]; ok && le.port == nil {
+			// An HNS endpoint: HNS forwards for it, the switch does not.
+			dnsEps = append(dnsEps, dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network,
+				Addrs: spec.Addrs, Local: true})
+			continue
+		} else if ok {
 			spec.Port = le.port
 		} else if s.Uplink != nil {
 			// Reached across the physical segment, not over VXLAN.

@@ -221,15 +221,18 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		}
 		publish = append(publish, p.String())
 	}
-	if req.Netns == "" {
+	hnsOnly := req.Netns == "" && a.hnsProg != nil // Windows: the runtime attaches the container to the HNS endpoint
+	if req.Netns == "" && !hnsOnly {
 		return api.Endpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required: the container's network namespace (a name from `ip netns`, or a path such as /proc/PID/ns/net)")
 	}
-	path := netnsPath(req.Netns)
-	if _, err := os.Stat(path); err != nil {
-		return api.Endpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q: %v", req.Netns, err)
-	}
-	if req.Ifname == "" {
-		req.Ifname = "eth0"
+	if !hnsOnly {
+		path := netnsPath(req.Netns)
+		if _, err := os.Stat(path); err != nil {
+			return api.Endpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q: %v", req.Netns, err)
+		}
+		if req.Ifname == "" {
+			req.Ifname = "eth0"
+		}
 	}
 	if len(req.Ifname) > tun.MaxNameLen {
 		return api.Endpoint{}, apiError(api.CodeBadRequest, "ifname", "ifname %q is longer than %d characters", req.Ifname, tun.MaxNameLen)
@@ -312,6 +315,17 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 // attach creates the endpoint's TUN device in its namespace, its port on
 // the switch, and its DNS listener.
 func (a *Agent) attach(ep api.Endpoint) error {
+	key := ep.Network + "/" + ep.Name
+	if ep.Netns == "" && a.hnsProg != nil {
+		// An HNS endpoint (Windows): the reconciler creates it; the
+		// container runtime attaches the container to it by name.
+		a.mu.Lock()
+		a.local[key] = &localEndpoint{rec: ep}
+		a.endpoints[key] = ep
+		a.mu.Unlock()
+		a.kickReconcile()
+		return nil
+	}
 	var prefixes []netip.Prefix
 	for _, s := range ep.Addresses {
 		p, err := netip.ParsePrefix(s)
@@ -331,7 +345,6 @@ func (a *Agent) attach(ep api.Endpoint) error {
 	if err != nil {
 		return err
 	}
-	key := ep.Network + "/" + ep.Name
 	port, err := a.sw.AddPort(key, dev)
 	if err != nil {
 		dev.Close()
@@ -397,7 +410,7 @@ func (a *Agent) detach(key string) {
 	}
 	a.mu.Unlock()
 	a.reconcileNow()
-	if le != nil {
+	if le != nil && le.port != nil {
 		a.sw.RemovePort(le.port)
 	}
 }
@@ -457,7 +470,12 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 func (a *Agent) restoreEndpoints() {
 	for _, ep := range a.store.snapshot().Endpoints {
 		key := ep.Network + "/" + ep.Name
-		if _, err := os.Stat(netnsPath(ep.Netns)); err != nil {
+		if ep.Netns == "" && a.hnsProg == nil {
+			a.log.Warn("an HNS endpoint, but no HNS on this host; removing it", "endpoint", key)
+			a.removeGone(key, ep)
+			continue
+		}
+		if _, err := os.Stat(netnsPath(ep.Netns)); ep.Netns != "" && err != nil {
 			a.log.Warn("endpoint's namespace is gone; removing it", "endpoint", key, "netns", ep.Netns)
 			a.removeGone(key, ep)
 			continue
