@@ -332,7 +332,7 @@ func cmdEndpointCreate(std stdio, args []string) int {
 	var req api.EndpointCreate
 	fs.StringVar(&req.Network, "network", "", "`NETWORK` to attach to (required)")
 	fs.StringVar(&req.Name, "name", "", "endpoint `NAME`, resolvable in DNS (required)")
-	fs.StringVar(&req.Netns, "netns", "", "the container's network namespace: a `NAME` from `ip netns`, or a path like /proc/PID/ns/net (required)")
+	fs.StringVar(&req.Netns, "netns", "", "the container's network namespace: a `NAME` from `ip netns`, or a path like /proc/PID/ns/net (required on Linux; on Windows leave it out: the container attaches to the HNS endpoint vxnet-NETWORK-NAME)")
 	fs.StringVar(&req.Ifname, "ifname", "", "interface `NAME` in the namespace (default eth0)")
 	fs.StringVar(&req.IP, "ip", "", "a static `IP` instead of the next free one")
 	fs.StringVar(&req.Service, "service", "", "`SERVICE` this endpoint belongs to (round-robin name, tasks.SERVICE)")
@@ -348,7 +348,8 @@ func cmdEndpointCreate(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet endpoint create: unexpected argument %q (the name goes in --name)\n", pos[0])
 		return 2
 	}
-	for _, f := range []struct{ flag, v string }{{"--network", req.Network}, {"--name", req.Name}, {"--netns", req.Netns}} {
+	// --netns is checked by the agent: on Windows (HNS) an endpoint has none.
+	for _, f := range []struct{ flag, v string }{{"--network", req.Network}, {"--name", req.Name}} {
 		if f.v == "" {
 			fmt.Fprintf(std.stderr, "vxnet endpoint create: %s is required (see --help)\n", f.flag)
 			return 2

@@ -78,7 +78,6 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"network create none": {[]string{"network", "create"}, 2, "", "exactly one NAME"},
 		"network bad aux":     {[]string{"--socket", sock, "network", "create", "--aux-address", "x", "n"}, 2, "", `--aux-address "x"`},
 		"network bad opt":     {[]string{"--socket", sock, "network", "create", "-o", "x", "n"}, 2, "", `-o "x"`},
-		"endpoint no netns":   {[]string{"endpoint", "create", "--network", "w", "--name", "a"}, 2, "", "--netns is required"},
 		"endpoint stray":      {[]string{"endpoint", "create", "--network", "w", "--name", "a", "--netns", "n", "b"}, 2, "", `unexpected argument "b"`},
 		"endpoint rm no net":  {[]string{"endpoint", "rm", "a"}, 2, "", "--network NET"},
 		"run no cmd":          {[]string{"run", "--network", "w", "--name", "a"}, 2, "", "-- CMD"},
