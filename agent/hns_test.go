@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -238,4 +239,27 @@ func TestHNS_endpointsWithoutNamespace(t *testing.T) {
 		return !ok
 	})
 	stop()
+}
+
+// Without HNS (Linux), an endpoint needs its namespace, and the error
+// names the field.
+func TestCreateEndpoint_netnsRequiredWithoutHNS(t *testing.T) {
+	a, err := New(Config{Name: "l1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), VXLANPort: freePort(t),
+		DataDir: t.TempDir(), APISocket: filepath.Join(t.TempDir(), "api.sock"), Profile: "fast",
+		DNSUpstreams: []netip.AddrPort{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.8.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: "web"})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Field != "netns" || !strings.Contains(ae.Message, "netns is required") {
+		t.Fatalf("error %v, want one naming netns", err)
+	}
 }
