@@ -27,6 +27,26 @@ import (
 // as it does any GRO packet. Anything else leaves the run and takes the
 // ordinary path.
 
+// superWriter writes one super-packet (virtio-net header and packet).
+type superWriter interface{ Write([]byte) (int, error) }
+
+// superOut returns this loop's writer of super-packets to p, made on first
+// use: writers keep per-call state, so loops never share one. The map is
+// dropped when it grows past maxSuperWriters (removed ports linger in it).
+func (l *outsideLoop) superOut(p *Port) superWriter {
+	w, ok := l.superWriters[p]
+	if !ok {
+		if l.superWriters == nil || len(l.superWriters) >= maxSuperWriters {
+			l.superWriters = make(map[*Port]superWriter)
+		}
+		w = p.newSuperOut()
+		l.superWriters[p] = w
+	}
+	return w
+}
+
+const maxSuperWriters = 1024
+
 // maxCoalesced bounds a super-packet: the IPv4 total length and the IPv6
 // payload length are 16 bits.
 const maxCoalesced = 65535
@@ -111,7 +131,7 @@ func (l *outsideLoop) coalesce(tbl *Table, train []byte, off, seg int, from neti
 	// segments must not overtake each other.
 	l.local.flush(&l.tally)
 	l.tally.udpRx += uint64(count)
-	if _, err := r.port.superOut.Write(train[off+vxlan.EncapLen-virtioHdrLen : end]); err != nil {
+	if _, err := l.superOut(r.port).Write(train[off+vxlan.EncapLen-virtioHdrLen : end]); err != nil {
 		l.tally.drops[DropWrite] += uint64(count)
 	} else {
 		l.tally.portTx += uint64(count)
@@ -164,7 +184,7 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *tcpR
 		return false
 	}
 	h := l.last.host(nw, info.dst)
-	if h == nil || h.port == nil || h.port.superOut == nil {
+	if h == nil || h.port == nil || h.port.newSuperOut == nil {
 		return false
 	}
 	if !checksumAcceptable(pkt, &info) {

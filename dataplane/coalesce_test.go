@@ -74,7 +74,7 @@ func train(seg int, ds ...[]byte) []byte {
 func coalesceRig(t *testing.T) (*rig, *outsideLoop, *superCapture) {
 	r := newRig(t)
 	c := &superCapture{}
-	r.portA.superOut = c
+	r.portA.newSuperOut = func() superWriter { return c }
 	return r, r.sw.newOutsideLoop(r.sw.underlay), c
 }
 
@@ -210,7 +210,7 @@ func TestCoalesce_leavesUnknownSendersAlone(t *testing.T) {
 
 func TestCoalesce_noAllocations(t *testing.T) {
 	r, l, _ := coalesceRig(t)
-	r.portA.superOut = discard{}
+	r.portA.newSuperOut = func() superWriter { return discard{} }
 	p := bytes.Repeat([]byte{7}, 1400)
 	var ds [][]byte
 	for i := 0; i < 40; i++ {

@@ -21,8 +21,9 @@ type insideLoop struct {
 	tally tally
 	last  lookupCache // reset every batch
 
-	arp    arpThrottle // uplink networks' ARP requests
-	arpBuf [vxlan.EthernetLen + arpLen]byte
+	arp           arpThrottle // uplink networks' ARP requests
+	arpBuf        [vxlan.EthernetLen + arpLen]byte
+	uplinkWriters map[*Uplink]FrameWriter // see uplinkOut
 }
 
 // refillExtra is how many packets past one Read's batch the inside loop

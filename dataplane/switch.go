@@ -73,9 +73,10 @@ type Port struct {
 	dev  tun.Device
 	raw  *tun.Raw // the device's descriptor, when it has one (Linux)
 	vnet bool     // raw reads carry a virtio-net header
-	// superOut takes TCP super-packets behind a virtio-net header (see
-	// coalesce); nil when the device cannot.
-	superOut interface{ Write([]byte) (int, error) }
+	// newSuperOut returns a writer, for one loop's own use, of TCP
+	// super-packets behind a virtio-net header (see coalesce); nil when
+	// the device cannot take them.
+	newSuperOut func() superWriter
 	name     string
 	index    int
 	done     chan struct{}
@@ -143,7 +144,7 @@ func (sw *Switch) AddPort(name string, dev tun.Device) (*Port, error) {
 	if raw, err := tun.NewRaw(dev); err == nil {
 		p.raw, p.vnet = raw, raw.VnetHdr()
 		if p.vnet {
-			p.superOut = raw
+			p.newSuperOut = func() superWriter { return raw.NewWriter() }
 		}
 	}
 	sw.nextIndex++

@@ -40,11 +40,16 @@ import (
 type UplinkDevice interface {
 	// ReadBatch reads frames into bufs[i][offset:], waiting for the first.
 	ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error)
-	// Write sends one frame.
-	Write(frame []byte) error
+	// NewWriter returns a frame writer for one goroutine's own use.
+	NewWriter() FrameWriter
 	// HardwareAddr is the NIC's MAC.
 	HardwareAddr() [6]byte
 	Close() error
+}
+
+// FrameWriter sends Ethernet frames out of an uplink.
+type FrameWriter interface {
+	Write(frame []byte) error
 }
 
 // Uplink is a NIC attached to the switch.
@@ -59,6 +64,8 @@ type Uplink struct {
 	done  chan struct{}
 	once  sync.Once
 	dhcp  atomic.Pointer[func(bootp []byte)]
+	ctlMu sync.Mutex  // WriteFrame's writer: the control plane's, shared
+	ctl   FrameWriter // made on first WriteFrame
 }
 
 // SetDHCPHandler has h called, on the uplink's reader, with the UDP
@@ -74,7 +81,14 @@ func (u *Uplink) SetDHCPHandler(h func(bootp []byte)) {
 }
 
 // WriteFrame sends one Ethernet frame out of the uplink.
-func (u *Uplink) WriteFrame(f []byte) error { return u.dev.Write(f) }
+func (u *Uplink) WriteFrame(f []byte) error {
+	u.ctlMu.Lock()
+	defer u.ctlMu.Unlock()
+	if u.ctl == nil {
+		u.ctl = u.dev.NewWriter()
+	}
+	return u.ctl.Write(f)
+}
 
 // HardwareAddr is the uplink NIC's MAC.
 func (u *Uplink) HardwareAddr() vxlan.MAC { return u.mac }
@@ -233,18 +247,32 @@ func (l *insideLoop) toUplink(tbl *Table, nw *network, pi *portInfo, buf []byte,
 	s := nw.srcMAC(pi.mac)
 	copy(frame[6:12], s[:])
 	binary.BigEndian.PutUint16(frame[12:], vxlan.EtherTypeIPv4)
-	if err := u.dev.Write(frame); err != nil {
+	if err := l.uplinkOut(u).Write(frame); err != nil {
 		l.tally.drop(DropWrite)
 		return
 	}
 	l.tally.uplinkTx++
 }
 
+// uplinkOut returns this loop's writer to u, made on first use (writers
+// keep per-call state, so loops never share one).
+func (l *insideLoop) uplinkOut(u *Uplink) FrameWriter {
+	w, ok := l.uplinkWriters[u]
+	if !ok {
+		if l.uplinkWriters == nil || len(l.uplinkWriters) >= 64 {
+			l.uplinkWriters = make(map[*Uplink]FrameWriter)
+		}
+		w = u.dev.NewWriter()
+		l.uplinkWriters[u] = w
+	}
+	return w
+}
+
 // sendARPRequest asks the segment who has target, from (mac, src).
 func (l *insideLoop) sendARPRequest(u *Uplink, mac vxlan.MAC, src, target netip.Addr) {
 	f := l.arpBuf[:vxlan.EthernetLen+arpLen]
 	writeARP(f, vxlan.Broadcast, mac, arpOpRequest, mac, src, vxlan.MAC{}, target)
-	if err := u.dev.Write(f); err != nil {
+	if err := l.uplinkOut(u).Write(f); err != nil {
 		l.tally.drop(DropWrite)
 		return
 	}
@@ -275,6 +303,7 @@ type uplinkLoop struct {
 	local portTx
 	tally tally
 	reply [vxlan.EthernetLen + arpLen]byte
+	w     FrameWriter // this loop's own
 }
 
 const uplinkBatch = 32
@@ -285,7 +314,8 @@ const dhcpClientPort = 68
 func (sw *Switch) routineReadFromUplink(u *Uplink) {
 	sw.log.Debug("uplink routine started", "uplink", u.name)
 	defer sw.log.Debug("uplink routine stopped", "uplink", u.name)
-	l := &uplinkLoop{sw: sw, u: u, bufs: newBuffers(uplinkBatch, Headroom+MaxSegmentSize+1), sizes: make([]int, uplinkBatch)}
+	l := &uplinkLoop{sw: sw, u: u, bufs: newBuffers(uplinkBatch, Headroom+MaxSegmentSize+1), sizes: make([]int, uplinkBatch),
+		w: u.dev.NewWriter()}
 	var errs readErrors
 	for {
 		n, err := u.dev.ReadBatch(l.bufs, l.sizes, EthernetOffset)
@@ -380,7 +410,7 @@ func (l *uplinkLoop) handleARP(nets []*network, arp []byte) {
 		}
 		mac := nw.srcMAC(h.mac)
 		writeARP(l.reply[:], sha, mac, arpOpReply, mac, tpa, sha, spa)
-		if err := l.u.dev.Write(l.reply[:]); err != nil {
+		if err := l.w.Write(l.reply[:]); err != nil {
 			l.tally.drop(DropWrite)
 			return
 		}

@@ -40,8 +40,9 @@ func (f *fakeUplink) Write(frame []byte) error {
 	return nil
 }
 
-func (f *fakeUplink) HardwareAddr() [6]byte { return f.mac }
-func (f *fakeUplink) Close() error          { f.once.Do(func() { close(f.closed) }); return nil }
+func (f *fakeUplink) HardwareAddr() [6]byte  { return f.mac }
+func (f *fakeUplink) NewWriter() FrameWriter { return f }
+func (f *fakeUplink) Close() error           { f.once.Do(func() { close(f.closed) }); return nil }
 
 // next waits for the next frame written.
 func (f *fakeUplink) next(t *testing.T) []byte {

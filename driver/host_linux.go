@@ -157,7 +157,7 @@ func (h *Host) Uplink(name string) (*dataplane.Uplink, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := h.sw.AddUplink(name, c)
+	u, err := h.sw.AddUplink(name, uplinkDev{c})
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -183,6 +183,11 @@ func (h *Host) DHCP(name string) (*DHCPClients, error) {
 	}
 	return c, nil
 }
+
+// uplinkDev adapts an AF_PACKET socket to the switch's UplinkDevice.
+type uplinkDev struct{ *afpacket.Conn }
+
+func (u uplinkDev) NewWriter() dataplane.FrameWriter { return u.Conn.NewWriter() }
 
 // PruneUplinks closes the uplinks not named in keep; call it after a
 // table without them is published.

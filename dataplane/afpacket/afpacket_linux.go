@@ -120,17 +120,45 @@ func (c *Conn) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 	return n, nil
 }
 
-// Write sends one frame out of the interface.
-func (c *Conn) Write(frame []byte) error {
-	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		_, werr = unix.Write(int(fd), frame)
-		return werr != unix.EAGAIN
-	})
+// Writer sends frames out of the interface; one goroutine's own (it keeps
+// the current call's state, so a write allocates nothing).
+type Writer struct {
+	rc    syscall.RawConn
+	frame []byte
+	err   error
+	write func(fd uintptr) bool
+}
+
+// NewWriter returns a Writer for one goroutine's exclusive use.
+func (c *Conn) NewWriter() *Writer {
+	w := &Writer{rc: c.rc}
+	w.write = w.writeFD
+	return w
+}
+
+func (w *Writer) writeFD(fd uintptr) bool {
+	for {
+		_, err := unix.Write(int(fd), w.frame)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return false
+		}
+		w.err = err
+		return true
+	}
+}
+
+// Write sends one frame.
+func (w *Writer) Write(frame []byte) error {
+	w.frame = frame
+	err := w.rc.Write(w.write)
+	w.frame = nil
 	if err != nil {
 		return fmt.Errorf("afpacket: write: %w (%v)", os.ErrClosed, err)
 	}
-	return werr
+	return w.err
 }
 
 // Close closes the socket; a blocked ReadBatch returns os.ErrClosed.

@@ -24,8 +24,14 @@ func (*Conn) MTU() int { return 0 }
 // ReadBatch is not supported.
 func (*Conn) ReadBatch([][]byte, []int, int) (int, error) { return 0, errors.ErrUnsupported }
 
+// Writer sends frames; only on Linux.
+type Writer struct{}
+
+// NewWriter returns a Writer whose writes fail.
+func (*Conn) NewWriter() *Writer { return &Writer{} }
+
 // Write is not supported.
-func (*Conn) Write([]byte) error { return errors.ErrUnsupported }
+func (*Writer) Write([]byte) error { return errors.ErrUnsupported }
 
 // Close does nothing.
 func (*Conn) Close() error { return nil }

@@ -16,9 +16,10 @@ import (
 // the caller's buffer instead of the wireguard device's own, saving a copy
 // of every segment. The caller splits super-packets (see VnetHdr).
 //
-// Write writes one packet the caller has built, virtio-net header included
-// when VnetHdr is true: the outside path writes TCP segments it coalesced
-// itself that way. One goroutine may call Read while another calls Write.
+// Writers (NewWriter) write packets the caller has built, virtio-net
+// header included when VnetHdr is true: the outside paths write TCP
+// segments they coalesced themselves that way. One goroutine may call Read
+// while others each use a Writer of their own.
 type Raw struct {
 	rc   syscall.RawConn
 	vnet bool
@@ -27,11 +28,22 @@ type Raw struct {
 	err  error
 	wait bool
 	read func(fd uintptr) bool // bound once: no allocation per call
+}
 
-	wbuf  []byte // the current Write's
-	wn    int
-	werr  error
-	write func(fd uintptr) bool
+// Writer writes whole packets to the device; one goroutine's own.
+type Writer struct {
+	rc    syscall.RawConn
+	buf   []byte // the current Write's
+	n     int
+	err   error
+	write func(fd uintptr) bool // bound once: no allocation per call
+}
+
+// NewWriter returns a Writer for one goroutine's exclusive use.
+func (r *Raw) NewWriter() *Writer {
+	w := &Writer{rc: r.rc}
+	w.write = w.writeFD
+	return w
 }
 
 // NewRaw returns a raw reader for dev, or an error if dev is not a Linux
@@ -65,7 +77,6 @@ func NewRaw(dev Device) (*Raw, error) {
 	}
 	r.vnet = flags&unix.IFF_VNET_HDR != 0
 	r.read = r.readFD
-	r.write = r.writeFD
 	return r, nil
 }
 
@@ -113,30 +124,30 @@ func errClosed(err error) error {
 	return err
 }
 
-func (r *Raw) writeFD(fd uintptr) bool {
+func (w *Writer) writeFD(fd uintptr) bool {
 	for {
-		n, err := unix.Write(int(fd), r.wbuf)
+		n, err := unix.Write(int(fd), w.buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err == unix.EAGAIN {
 			return false
 		}
-		r.wn, r.werr = n, err
+		w.n, w.err = n, err
 		return true
 	}
 }
 
 // Write writes one packet (with its virtio-net header when VnetHdr).
-func (r *Raw) Write(b []byte) (int, error) {
-	r.wbuf = b
-	err := r.rc.Write(r.write)
-	r.wbuf = nil
+func (w *Writer) Write(b []byte) (int, error) {
+	w.buf = b
+	err := w.rc.Write(w.write)
+	w.buf = nil
 	if err != nil {
 		return 0, fmt.Errorf("tun: write: %w (%v)", os.ErrClosed, err)
 	}
-	if r.werr != nil {
-		return 0, fmt.Errorf("tun: write: %w", errClosed(r.werr))
+	if w.err != nil {
+		return 0, fmt.Errorf("tun: write: %w", errClosed(w.err))
 	}
-	return r.wn, nil
+	return w.n, nil
 }

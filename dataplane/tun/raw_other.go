@@ -22,5 +22,11 @@ func (*Raw) VnetHdr() bool { return false }
 // Read is never called on this platform.
 func (*Raw) Read([]byte, bool) (int, error) { return 0, errors.ErrUnsupported }
 
+// Writer writes to a TUN device directly; only on Linux.
+type Writer struct{}
+
+// NewWriter returns a Writer whose writes fail.
+func (*Raw) NewWriter() *Writer { return &Writer{} }
+
 // Write is never called on this platform.
-func (*Raw) Write([]byte) (int, error) { return 0, errors.ErrUnsupported }
+func (*Writer) Write([]byte) (int, error) { return 0, errors.ErrUnsupported }
