@@ -77,10 +77,10 @@ type Port struct {
 	// super-packets behind a virtio-net header (see coalesce); nil when
 	// the device cannot take them.
 	newSuperOut func() superWriter
-	name     string
-	index    int
-	done     chan struct{}
-	once     sync.Once
+	name        string
+	index       int
+	done        chan struct{}
+	once        sync.Once
 }
 
 // Name returns the name given to AddPort.
