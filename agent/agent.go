@@ -178,6 +178,7 @@ type Agent struct {
 	endpoints map[string]api.Endpoint // every endpoint, from the table
 	local     map[string]*localEndpoint
 	pending   map[string]struct{}    // endpoints being created
+	ports     map[string]string      // host ports ("8080/tcp") reserved by endpoints being created
 	netns     map[string]*nsResolver // DNS listeners by namespace path
 	kick      chan struct{}
 }
@@ -205,7 +206,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]api.Network{}, endpoints: map[string]api.Endpoint{},
-		local: map[string]*localEndpoint{}, pending: map[string]struct{}{}, netns: map[string]*nsResolver{}, kick: make(chan struct{}, 1)}
+		local: map[string]*localEndpoint{}, pending: map[string]struct{}{}, ports: map[string]string{}, netns: map[string]*nsResolver{}, kick: make(chan struct{}, 1)}
 	if a.store, err = openLocalStore(cfg.DataDir); err != nil {
 		return nil, err
 	}

@@ -128,12 +128,23 @@ func (a *Agent) renewDHCP(ctx context.Context, ep api.Endpoint) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	got, err := c.Renew(rctx, mac, ep.Name, l)
-	if err != nil {
+	if err != nil && !errors.Is(err, driver.ErrNAK) && time.Since(l.Got) < l.Time {
 		a.log.Warn("dhcp: renewal failed; retrying", "endpoint", key, "error", err)
 		return
 	}
+	if err != nil {
+		// Refused, or expired: ask again from the start, in the same MAC.
+		got, err = c.Acquire(rctx, mac, ep.Name)
+		if err != nil {
+			a.log.Error("dhcp: the lease is lost and no new one came; the endpoint keeps an address the server may give away", "endpoint", key, "error", err)
+			return
+		}
+	}
 	if got.Addr.Addr() != l.Addr.Addr() {
-		a.log.Error("dhcp: the server renewed with another address; keeping the old one", "endpoint", key, "address", got.Addr.String())
+		a.log.Error("dhcp: the lease is lost and the server offers another address; remove the endpoint and create it again", "endpoint", key, "address", got.Addr.String())
+		if err := c.Release(mac, got); err != nil {
+			a.log.Warn("dhcp: release", "endpoint", key, "error", err)
+		}
 		return
 	}
 	a.mu.Lock()

@@ -61,6 +61,12 @@ func (a *Agent) hnsSpecs() ([]hns.NetworkSpec, map[string][]hns.EndpointSpec) {
 					for _, r := range pol.Rules {
 						e.ACL = append(e.ACL, hns.ACLRule{Allow: r.Allow, Remote: r.Dst, Port: r.Port, Proto: r.Proto})
 					}
+					// The default, last: what no rule matched.
+					all := netip.MustParsePrefix("0.0.0.0/0")
+					if addr.Addr().Is6() {
+						all = netip.MustParsePrefix("::/0")
+					}
+					e.ACL = append(e.ACL, hns.ACLRule{Allow: pol.Default, Remote: all})
 				}
 			}
 		}

@@ -162,6 +162,17 @@ func (a *Agent) reconcileNow() {
 				if gw, err := netip.ParseAddr(n.Gateway); err == nil && gw.Is4() {
 					s.Router = gw
 				}
+				if driver.UsesDHCP(d, n.Options) {
+					// The router the segment's DHCP server names wins.
+					for _, le := range a.local {
+						if le.rec.Network == n.Name && le.rec.DHCP != nil {
+							if r, err := netip.ParseAddr(le.rec.DHCP.Router); err == nil && r.Is4() {
+								s.Router = r
+								break
+							}
+						}
+					}
+				}
 			}
 		}
 		if n.Driver == "l2tunnel" {

@@ -216,9 +216,6 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		if !d.Publishes() {
 			return api.Endpoint{}, apiError(api.CodeBadRequest, "publish", "publish %q: network %q uses driver %s, which publishes no ports (nat does)", s, n.Name, n.Driver)
 		}
-		if other := a.publishedBy(p); other != "" {
-			return api.Endpoint{}, apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", s, p.HostPort, p.Proto, other)
-		}
 		publish = append(publish, p.String())
 	}
 	hnsOnly := req.Netns == "" && a.hnsProg != nil // Windows: the runtime attaches the container to the HNS endpoint
@@ -241,16 +238,40 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	a.mu.Lock()
 	_, busy := a.pending[key]
 	_, local := a.local[key]
+	var portErr error
 	if !busy && !local {
-		a.pending[key] = struct{}{}
+		// Published ports are reserved with the name, under one lock, so
+		// two endpoints created at once cannot both take a host port.
+		for _, ps := range publish {
+			p, _ := driver.ParsePublish(ps)
+			if other := a.publishedByLocked(p); other != "" {
+				portErr = apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", ps, p.HostPort, p.Proto, other)
+				break
+			}
+		}
+		if portErr == nil {
+			a.pending[key] = struct{}{}
+			for _, ps := range publish {
+				p, _ := driver.ParsePublish(ps)
+				a.ports[portKey(p)] = key
+			}
+		}
 	}
 	a.mu.Unlock()
 	if busy || local {
 		return api.Endpoint{}, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", req.Name, req.Network)
 	}
+	if portErr != nil {
+		return api.Endpoint{}, portErr
+	}
 	defer func() {
 		a.mu.Lock()
 		delete(a.pending, key)
+		for k, owner := range a.ports {
+			if owner == key {
+				delete(a.ports, k) // the endpoint's own record holds them now, if it was made
+			}
+		}
 		a.mu.Unlock()
 	}()
 	if _, exists := a.kv.Get(tableEndpoints, key); exists {
@@ -510,9 +531,13 @@ func (a *Agent) removeGone(key string, ep api.Endpoint) {
 	a.mu.Unlock()
 	a.kv.Delete(tableEndpoints, key)
 	a.forgetEndpoint(ep.Network, ep.Name)
-	if !strings.ContainsRune(ep.Netns, '/') {
+	if ep.Netns != "" && !strings.ContainsRune(ep.Netns, '/') {
 		os.Remove(dns.NetnsResolvConfPath(ep.Netns))
 		os.Remove("/etc/netns/" + ep.Netns) // only if empty
+	}
+	if ep.DHCP != nil {
+		a.releaseDHCP(ep) // the server's lease, not IPAM's
+		return
 	}
 	for _, s := range ep.Addresses {
 		if p, err := netip.ParsePrefix(s); err == nil {
@@ -594,10 +619,14 @@ func driverNetwork(n api.Network) driver.Network {
 	return dn
 }
 
-// publishedBy names the local endpoint that publishes p's host port, or "".
-func (a *Agent) publishedBy(p driver.Publish) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+func portKey(p driver.Publish) string { return fmt.Sprintf("%d/%s", p.HostPort, p.Proto) }
+
+// publishedByLocked names the endpoint, local or being created, that
+// publishes p's host port, or "". Called with a.mu held.
+func (a *Agent) publishedByLocked(p driver.Publish) string {
+	if key, ok := a.ports[portKey(p)]; ok {
+		return key
+	}
 	for key, le := range a.local {
 		for _, s := range le.rec.Publish {
 			if q, err := driver.ParsePublish(s); err == nil && q.HostPort == p.HostPort && q.Proto == p.Proto {

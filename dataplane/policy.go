@@ -140,15 +140,27 @@ func maskKey(bits int, v6 bool) addrKey {
 }
 
 // allows decides for one packet (pkt parsed into info).
+//
+// A packet whose transport header cannot be read (an IPv4 fragment, an
+// IPv6 packet behind extension headers) has no known protocol or port: a
+// rule that needs them matches it when it denies and not when it allows,
+// so that fragmenting a packet never gets it past a rule.
 func (c *compiledPolicy) allows(pkt []byte, info *ipInfo) bool {
 	var port uint16
-	if info.l4 != 0 && (info.proto == protoTCP || info.proto == protoUDP) && info.l4+4 <= info.length {
+	known := info.l4 != 0 && info.l4+4 <= info.length
+	if known && (info.proto == protoTCP || info.proto == protoUDP) {
 		port = binary.BigEndian.Uint16(pkt[info.l4+2:])
 	}
 	for i := range c.rules {
 		r := &c.rules[i]
 		if r.v6 != info.v6 || info.dst.hi&r.mask.hi != r.addr.hi || info.dst.lo&r.mask.lo != r.addr.lo {
 			continue
+		}
+		if !known && (r.proto != 0 || r.port != 0) {
+			if r.allow {
+				continue
+			}
+			return false
 		}
 		if r.proto != 0 && r.proto != info.proto {
 			continue

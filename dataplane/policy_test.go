@@ -37,6 +37,18 @@ func TestPolicy_allows(t *testing.T) {
 			t.Errorf("packet to %v: allows %v, want %v", info.dst, got, tc.want)
 		}
 	}
+	// A fragment's ports cannot be read: deny rules with ports match it,
+	// allow rules with ports do not.
+	frag := tcpPacketTo("10.0.9.3", 5201)
+	frag[6] |= 0x20 // more fragments
+	info, _ := parseIP(frag)
+	if p.allows(frag, &info) {
+		t.Error("a first fragment got past 'deny 10.0.9.3:5201/tcp'")
+	}
+	allowPort, _ := ParsePolicyRules("10.0.9.3:5201/tcp", true)
+	if compilePolicy(&Policy{Rules: allowPort, Default: false}).allows(frag, &info) {
+		t.Error("a fragment was let through by an allow rule on a port it may not have")
+	}
 	if p := compilePolicy(&Policy{Default: false}); p.allows(tcpPacketTo("10.0.9.3", 1), &ipInfo{}) {
 		t.Error("default deny allowed a packet")
 	}

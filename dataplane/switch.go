@@ -183,6 +183,9 @@ func (sw *Switch) Run(ctx context.Context) error {
 	for _, q := range queues {
 		go func() {
 			if err := sw.routineReadFromUnderlay(q); err != nil {
+				// Closed, so that the kernel gives its flows to the
+				// queues still read.
+				q.Close()
 				sw.log.Error("receive queue stopped", "error", err)
 			}
 		}()

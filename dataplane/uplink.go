@@ -148,12 +148,31 @@ func (u *Uplink) learnNeighbor(a addrKey, mac vxlan.MAC) {
 	u.learn.Lock()
 	defer u.learn.Unlock()
 	old := *u.neigh.Load()
+	if len(old) >= maxNeighbors {
+		// A segment this large, or one that floods ARP: start over rather
+		// than grow without bound; what is still in use is learned again.
+		old = neighbors{}
+	}
 	next := make(neighbors, len(old)+1)
 	for k, v := range old {
 		next[k] = v
 	}
 	next[a] = mac
 	u.neigh.Store(&next)
+}
+
+// maxNeighbors bounds an uplink's neighbour cache.
+const maxNeighbors = 4096
+
+// onAnyLink reports whether a is on the segment of one of nets, or is one
+// of their routers: the only neighbours worth learning.
+func onAnyLink(nets []*network, a netip.Addr) bool {
+	for _, nw := range nets {
+		if nw.onLink(a) || nw.router == a {
+			return true
+		}
+	}
+	return false
 }
 
 // srcMAC is the source MAC of frames an endpoint sends on the segment.
@@ -397,7 +416,7 @@ func (l *uplinkLoop) handleARP(nets []*network, arp []byte) {
 	sha := vxlan.MAC(arp[arpSHAOffset:])
 	spa := netip.AddrFrom4([4]byte(arp[arpSPAOffset:]))
 	tpa := netip.AddrFrom4([4]byte(arp[arpTPAOffset:]))
-	if !spa.IsUnspecified() {
+	if !spa.IsUnspecified() && onAnyLink(nets, spa) {
 		l.u.learnNeighbor(keyOf(spa), sha)
 	}
 	if binary.BigEndian.Uint16(arp[arpOpOffset:]) != arpOpRequest || spa == tpa {

@@ -81,7 +81,11 @@ func splitVirtio(bufs [][]byte, sizes []int, offset, n int) (int, error) {
 			// The field holds the pseudo-header sum; sum the rest onto it.
 			initial := uint64(binary.BigEndian.Uint16(pkt[at:]))
 			binary.BigEndian.PutUint16(pkt[at:], 0)
-			binary.BigEndian.PutUint16(pkt[at:], ^fold(sum(initial, pkt[h.csumStart:])))
+			c := ^fold(sum(initial, pkt[h.csumStart:]))
+			if c == 0 && h.csumOffset == udpChecksumOffset {
+				c = 0xffff // UDP's 0 means "no checksum" (and IPv6 receivers drop it)
+			}
+			binary.BigEndian.PutUint16(pkt[at:], c)
 		}
 		sizes[0] = len(pkt)
 		return 1, nil

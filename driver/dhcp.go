@@ -56,6 +56,9 @@ const (
 	optEnd      = 255
 )
 
+// ErrNAK is a DHCP server refusing a request (DHCPNAK).
+var ErrNAK = errors.New("the server answered NAK")
+
 // DHCPClients shares one uplink's DHCP replies among the clients waiting
 // on it, by transaction ID.
 type DHCPClients struct {
@@ -159,7 +162,7 @@ func (c *DHCPClients) exchange(ctx context.Context, ch chan []byte, msg []byte, 
 				}
 				if typ == dhcpNak {
 					timer.Stop()
-					return DHCPLease{}, errors.New("the server answered NAK")
+					return DHCPLease{}, ErrNAK
 				}
 				if typ == want {
 					timer.Stop()

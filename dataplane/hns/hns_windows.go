@@ -111,20 +111,6 @@ func (c *hcnClient) CreateNetwork(n Network) (Network, error) {
 	return out, nil
 }
 
-// withoutDefaultVxlanPort drops VxlanPort policies of port 4789, which an
-// HNS without the policy speaks anyway.
-func withoutDefaultVxlanPort(ps []NetworkPolicy) []NetworkPolicy {
-	var out []NetworkPolicy
-	for _, p := range ps {
-		var v VxlanPort
-		if p.Type == NetworkPolicyVxlanPort && json.Unmarshal(p.Settings, &v) == nil && v.Port == VxlanDefaultPort {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
 // DeleteNetwork implements Client.
 func (c *hcnClient) DeleteNetwork(id string) error {
 	h := hcn.HostComputeNetwork{Id: id}

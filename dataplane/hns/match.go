@@ -24,7 +24,11 @@ func networkMatches(want, have Network) bool {
 	if typeOrNAT(want.Type) != typeOrNAT(have.Type) || want.Persistent() != have.Persistent() {
 		return false
 	}
-	if !policiesIn(networkPolicies(want.Policies), networkPolicies(have.Policies)) {
+	// A VxlanPort of 4789 is what HNS speaks anyway: an HNS older than
+	// 10.3 refuses the policy, the client leaves it out, and the network
+	// comes back without it. It must still match, or every sync would
+	// re-create the network and cut its containers off.
+	if !policiesIn(networkPolicies(withoutDefaultVxlanPort(want.Policies)), networkPolicies(have.Policies)) {
 		return false
 	}
 	haveSubnets := subnets(have)
@@ -220,6 +224,19 @@ func endpointPolicies(ps []EndpointPolicy) []rawPolicy {
 	out := make([]rawPolicy, len(ps))
 	for i, p := range ps {
 		out[i] = rawPolicy{string(p.Type), p.Settings}
+	}
+	return out
+}
+
+// withoutDefaultVxlanPort drops a VxlanPort policy of the default port.
+func withoutDefaultVxlanPort(ps []NetworkPolicy) []NetworkPolicy {
+	out := make([]NetworkPolicy, 0, len(ps))
+	for _, p := range ps {
+		var v VxlanPort
+		if p.Type == NetworkPolicyVxlanPort && json.Unmarshal(p.Settings, &v) == nil && v.Port == VxlanDefaultPort {
+			continue
+		}
+		out = append(out, p)
 	}
 	return out
 }
