@@ -182,7 +182,13 @@ func freePort(t *testing.T) int {
 // startHNSAgent runs a whole agent on loopback, programming fake.
 func startHNSAgent(t *testing.T, fake *hnstest.Fake, dir string) (*Agent, func()) {
 	t.Helper()
-	a, err := New(Config{Name: "w1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), VXLANPort: freePort(t),
+	return startHNSAgentAt(t, fake, dir, "w1", "127.0.0.1", freePort(t), nil)
+}
+
+// startHNSAgentAt runs agent name on addr:gossipPort, joining join.
+func startHNSAgentAt(t *testing.T, fake *hnstest.Fake, dir, name, addr string, gossipPort int, join []string) (*Agent, func()) {
+	t.Helper()
+	a, err := New(Config{Name: name, AdvertiseAddr: addr, GossipPort: gossipPort, VXLANPort: freePort(t), Join: join,
 		DataDir: dir, APISocket: filepath.Join(t.TempDir(), "api.sock"), Profile: "fast",
 		DNSUpstreams: []netip.AddrPort{}, HNS: fake, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -262,4 +268,48 @@ func TestCreateEndpoint_netnsRequiredWithoutHNS(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Field != "netns" || !strings.Contains(ae.Message, "netns is required") {
 		t.Fatalf("error %v, want one naming netns", err)
 	}
+}
+
+// TestHNS_remoteEndpointsFollowGossip: two Windows-style agents (each with
+// a fake HNS) on loopback. An overlay endpoint created on w2 reaches w1's
+// HNS as a remote endpoint behind w2's VTEP through gossip, and leaves it
+// when w2 removes the endpoint.
+func TestHNS_remoteEndpointsFollowGossip(t *testing.T) {
+	f1, f2 := &hnstest.Fake{}, &hnstest.Fake{}
+	p1 := freePort(t)
+	w1, stop1 := startHNSAgentAt(t, f1, t.TempDir(), "w1", "127.0.0.1", p1, nil)
+	defer stop1()
+	w2, stop2 := startHNSAgentAt(t, f2, t.TempDir(), "w2", "127.0.0.2", freePort(t), []string{fmt.Sprintf("127.0.0.1:%d", p1)})
+	defer stop2()
+	testutil.WaitFor(t, "w2 to join w1", 10*time.Second, func() bool { return len(w1.Members()) == 2 })
+	ctx := context.Background()
+	if _, err := w1.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.7.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "w2 to see the network", 10*time.Second, func() bool {
+		_, ok := w2.network("ov")
+		return ok
+	})
+	ep, err := w2.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := hns.EndpointName("ov", "api")
+	testutil.WaitFor(t, "w1's HNS to get w2's endpoint as a remote one", 10*time.Second, func() bool {
+		_, eps := hnsState(t, f1)
+		e, ok := eps[name]
+		return ok && e.Remote() && strings.Contains(string(mustJSON(t, e)), "127.0.0.2") &&
+			len(e.IpConfigurations) == 1 && e.IpConfigurations[0].IpAddress+"/24" == ep.Addresses[0]
+	})
+	if _, eps := hnsState(t, f2); eps[name].Remote() {
+		t.Error("w2's own endpoint is remote in its HNS")
+	}
+	if err := w2.RemoveEndpoint("ov", "api"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the remote endpoint to leave w1's HNS", 10*time.Second, func() bool {
+		_, eps := hnsState(t, f1)
+		_, ok := eps[name]
+		return !ok
+	})
 }
