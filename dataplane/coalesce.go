@@ -31,21 +31,31 @@ import (
 type superWriter interface{ Write([]byte) (int, error) }
 
 // superOut returns this loop's writer of super-packets to p, made on first
-// use: writers keep per-call state, so loops never share one. The map is
-// dropped when it grows past maxSuperWriters (removed ports linger in it).
+// use: writers keep per-call state, so loops never share one. A loop keeps
+// the writers of its last maxSuperWriters ports (a short list searched in
+// order: a batch goes to few ports).
 func (l *outsideLoop) superOut(p *Port) superWriter {
-	w, ok := l.superWriters[p]
-	if !ok {
-		if l.superWriters == nil || len(l.superWriters) >= maxSuperWriters {
-			l.superWriters = make(map[*Port]superWriter)
+	for i := range l.superWriters {
+		if l.superWriters[i].port == p {
+			return l.superWriters[i].w
 		}
-		w = p.newSuperOut()
-		l.superWriters[p] = w
+	}
+	w := p.newSuperOut()
+	if len(l.superWriters) < maxSuperWriters {
+		l.superWriters = append(l.superWriters, portWriter{p, w})
+	} else {
+		l.superWriters[l.superNext] = portWriter{p, w}
+		l.superNext = (l.superNext + 1) % maxSuperWriters
 	}
 	return w
 }
 
-const maxSuperWriters = 1024
+type portWriter struct {
+	port *Port
+	w    superWriter
+}
+
+const maxSuperWriters = 16
 
 // maxCoalesced bounds a super-packet: the IPv4 total length and the IPv6
 // payload length are 16 bits.

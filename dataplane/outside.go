@@ -39,7 +39,8 @@ type outsideLoop struct {
 	// The last lookups of this batch: a burst is mostly one flow.
 	last lookupCache
 
-	superWriters map[*Port]superWriter // see superOut
+	superWriters []portWriter // see superOut
+	superNext    int
 }
 
 func (sw *Switch) newOutsideLoop(u Underlay) *outsideLoop {
