@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"net/netip"
 	"time"
@@ -62,23 +63,33 @@ func leaseOf(ep api.Endpoint) (driver.DHCPLease, error) {
 	return driver.DHCPLease{Addr: addr, Server: server, Time: time.Duration(ep.DHCP.Seconds) * time.Second, Got: ep.DHCP.Acquired}, nil
 }
 
-// releaseDHCP gives a DHCP endpoint's address back (best effort).
-func (a *Agent) releaseDHCP(ep api.Endpoint) {
+// dhcpOf returns what a DHCP endpoint's client needs: its uplink's DHCP
+// clients, its lease and its MAC.
+func (a *Agent) dhcpOf(ep api.Endpoint) (*driver.DHCPClients, driver.DHCPLease, vxlan.MAC, error) {
 	n, ok := a.network(ep.Network)
 	if !ok {
-		return
+		return nil, driver.DHCPLease{}, vxlan.MAC{}, fmt.Errorf("no network %q", ep.Network)
 	}
 	up, err := driver.UplinkName(n.Driver, n.Options)
 	if err != nil {
-		return
+		return nil, driver.DHCPLease{}, vxlan.MAC{}, err
 	}
 	c, err := a.host.DHCP(up)
 	l, lerr := leaseOf(ep)
 	mac, merr := vxlan.ParseMAC(ep.MAC)
-	if err != nil || lerr != nil || merr != nil {
-		return
+	if err = errors.Join(err, lerr, merr); err != nil {
+		return nil, driver.DHCPLease{}, vxlan.MAC{}, err
 	}
-	if err := c.Release(mac, l); err != nil {
+	return c, l, mac, nil
+}
+
+// releaseDHCP gives a DHCP endpoint's address back (best effort).
+func (a *Agent) releaseDHCP(ep api.Endpoint) {
+	c, l, mac, err := a.dhcpOf(ep)
+	if err == nil {
+		err = c.Release(mac, l)
+	}
+	if err != nil {
 		a.log.Warn("dhcp: release", "endpoint", ep.Network+"/"+ep.Name, "error", err)
 	}
 }
@@ -110,18 +121,8 @@ func (a *Agent) routineDHCPRenew(ctx context.Context) {
 
 func (a *Agent) renewDHCP(ctx context.Context, ep api.Endpoint) {
 	key := ep.Network + "/" + ep.Name
-	n, ok := a.network(ep.Network)
-	if !ok {
-		return
-	}
-	up, err := driver.UplinkName(n.Driver, n.Options)
+	c, l, mac, err := a.dhcpOf(ep)
 	if err != nil {
-		return
-	}
-	c, err := a.host.DHCP(up)
-	l, lerr := leaseOf(ep)
-	mac, merr := vxlan.ParseMAC(ep.MAC)
-	if err = errors.Join(err, lerr, merr); err != nil {
 		a.log.Warn("dhcp: cannot renew", "endpoint", key, "error", err)
 		return
 	}

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -42,7 +41,7 @@ func newSwitch(addr netip.Addr, port uint16, mtu, queues int, log *slog.Logger) 
 		}
 		if err != nil {
 			sw.Close()
-			return nil, errors.Join(fmt.Errorf("vxlan receive queue %d: %w", i, err))
+			return nil, fmt.Errorf("vxlan receive queue %d: %w", i, err)
 		}
 	}
 	return sw, nil

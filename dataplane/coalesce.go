@@ -163,15 +163,20 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *tcpR
 	if eth[0]&1 != 0 {
 		return false // group address
 	}
+	// Only TCP merges: anything else (a train of UDP datagrams, say) is
+	// turned away on one byte, before the lookups handle does anyway.
+	pkt := d[vxlan.EncapLen:]
 	etherType := binary.BigEndian.Uint16(eth[vxlan.EthernetTypeOffset:])
-	if etherType != vxlan.EtherTypeIPv4 && etherType != vxlan.EtherTypeIPv6 {
+	switch {
+	case etherType == vxlan.EtherTypeIPv4 && pkt[ipv4ProtocolOffset] == protoTCP:
+	case etherType == vxlan.EtherTypeIPv6 && pkt[ipv6NextHeaderOffset] == protoTCP:
+	default:
 		return false
 	}
 	nw := l.last.network(tbl, vni)
 	if nw == nil || nw.policy != nil || !l.allowed(nw, from) {
 		return false // the policy host decides per packet
 	}
-	pkt := d[vxlan.EncapLen:]
 	info, ok := parseIP(pkt)
 	if !ok || info.etherType != etherType || info.proto != protoTCP || info.length != len(pkt) {
 		return false

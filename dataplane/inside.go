@@ -52,14 +52,13 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 	defer sw.log.Debug("port routine stopped", "port", p.name)
 	l := sw.newInsideLoop(p)
 	var errs readErrors
-	rd := newPortReader(p)
 	room := p.dev.BatchSize() // a read wants room for this many
 	for {
-		n, err := rd.read(l.bufs, l.sizes, true)
+		n, err := p.read(l.bufs, l.sizes, true)
 		// More queued already? Read it now and send all at once.
 		for err == nil && n > 0 && len(l.bufs)-n >= room {
 			var k int
-			k, err = rd.read(l.bufs[n:], l.sizes[n:], false)
+			k, err = p.read(l.bufs[n:], l.sizes[n:], false)
 			if k == 0 && err == nil {
 				break
 			}
@@ -83,23 +82,17 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 			l.tally.drop(DropMalformed)
 		}
 		sw.stats.flush(&l.tally)
-		errs.note(sw, p, err)
+		errs.note(sw, "port", p.name, err)
 	}
 }
 
-// portReader reads a port's packets into the inside loop's buffers, at
-// Headroom. On Linux it reads the TUN device's descriptor itself (tun.Raw):
-// a read that must not wait costs one system call, and TSO super-packets
-// are split in the loop's own buffers. Other devices (Wintun, the fakes of
-// the tests) are read through Device.Read, one batch per wait.
-type portReader struct{ p *Port }
-
-func newPortReader(p *Port) portReader { return portReader{p} }
-
-// read reads into bufs and sizes. With wait false it returns 0 and no error
-// when nothing is queued.
-func (r portReader) read(bufs [][]byte, sizes []int, wait bool) (int, error) {
-	p := r.p
+// read reads the port's packets into bufs and sizes, at Headroom. With
+// wait false it returns 0 and no error when nothing is queued. On Linux it
+// reads the TUN device's descriptor itself (tun.Raw): a read that must not
+// wait costs one system call, and TSO super-packets are split in the
+// loop's own buffers. Other devices (Wintun, the fakes of the tests) are
+// read through Device.Read, one batch per wait.
+func (p *Port) read(bufs [][]byte, sizes []int, wait bool) (int, error) {
 	if p.raw == nil {
 		if !wait {
 			return 0, nil
@@ -135,11 +128,11 @@ const (
 	readErrorPause    = 10 * time.Millisecond
 )
 
-func (e *readErrors) note(sw *Switch, p *Port, err error) {
+func (e *readErrors) note(sw *Switch, what, name string, err error) {
 	e.streak++
 	if now := time.Now(); now.Sub(e.lastLog) >= readErrorLogEvery {
 		e.lastLog = now
-		sw.log.Warn("port read failed; packets dropped", "port", p.name, "error", err)
+		sw.log.Warn(what+" read failed; packets dropped", what, name, "error", err)
 	}
 	if e.streak >= readErrorStreak {
 		time.Sleep(readErrorPause)

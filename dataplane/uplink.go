@@ -348,10 +348,7 @@ func (sw *Switch) routineReadFromUplink(u *Uplink) {
 		if errors.Is(err, os.ErrClosed) {
 			return
 		}
-		errs.streak++
-		if errs.streak >= readErrorStreak {
-			time.Sleep(readErrorPause)
-		}
+		errs.note(sw, "uplink", u.name, err)
 	}
 }
 

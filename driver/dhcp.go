@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
 // A DHCP client (RFC 2131) for endpoints of transparent networks with
@@ -97,11 +99,11 @@ func (c *DHCPClients) Acquire(ctx context.Context, mac [6]byte, hostname string)
 	defer c.unregister(xid)
 	offer, err := c.exchange(ctx, ch, dhcpMessage(mac, xid, dhcpDiscover, hostname, netip.Addr{}, netip.Addr{}, netip.Addr{}), dhcpOffer, mac, xid)
 	if err != nil {
-		return DHCPLease{}, fmt.Errorf("dhcp: no offer for %v: %w", macString(mac), err)
+		return DHCPLease{}, fmt.Errorf("dhcp: no offer for %v: %w", vxlan.MAC(mac), err)
 	}
 	ack, err := c.exchange(ctx, ch, dhcpMessage(mac, xid, dhcpRequest, hostname, offer.Addr.Addr(), offer.Server, netip.Addr{}), dhcpAck, mac, xid)
 	if err != nil {
-		return DHCPLease{}, fmt.Errorf("dhcp: request for %v (offered %v by %v): %w", macString(mac), offer.Addr, offer.Server, err)
+		return DHCPLease{}, fmt.Errorf("dhcp: request for %v (offered %v by %v): %w", vxlan.MAC(mac), offer.Addr, offer.Server, err)
 	}
 	return ack, nil
 }
@@ -112,7 +114,7 @@ func (c *DHCPClients) Renew(ctx context.Context, mac [6]byte, hostname string, l
 	defer c.unregister(xid)
 	ack, err := c.exchange(ctx, ch, dhcpMessage(mac, xid, dhcpRequest, hostname, lease.Addr.Addr(), lease.Server, lease.Addr.Addr()), dhcpAck, mac, xid)
 	if err != nil {
-		return DHCPLease{}, fmt.Errorf("dhcp: renewing %v for %v: %w", lease.Addr, macString(mac), err)
+		return DHCPLease{}, fmt.Errorf("dhcp: renewing %v for %v: %w", lease.Addr, vxlan.MAC(mac), err)
 	}
 	return ack, nil
 }
@@ -310,8 +312,4 @@ func parseDHCPReply(b []byte, mac [6]byte, xid uint32) (byte, DHCPLease, error) 
 	l.Addr = netip.PrefixFrom(yiaddr, bits)
 	l.Got = time.Now()
 	return typ, l, nil
-}
-
-func macString(m [6]byte) string {
-	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
 }

@@ -88,6 +88,11 @@ func (h *Host) Sync(nets []GatewayNetwork, pubs []Published) error {
 		}
 	}
 	rules := ruleset(live, pubs)
+	// Nothing applied yet and nothing to apply: no nft run at all (a host
+	// without nat networks never needs nftables).
+	if len(live) == 0 && h.rules == "" {
+		return errors.Join(errs...)
+	}
 	if rules != h.rules {
 		if err := runNft(rules); err != nil {
 			errs = append(errs, err)

@@ -16,20 +16,20 @@ import (
 // segment builds the physical network of the uplink tests on the bridge
 // the cluster's hosts share (their ul0 is the uplink): an external host
 // at .100 and a router at .254 to a second subnet with another external
-// host.
-func segment(t *testing.T, l *lab, c *cluster, prefix string) (ext, far string) {
+// host. It returns the external host's namespace.
+func segment(l *lab, prefix string) string {
 	br := l.prefix + "-br"
-	ext = l.netns("ext")
+	ext := l.netns("ext")
 	l.veth(ext, "eth0", prefix+".100/24", br, "p-ext", "")
 	l.run("ip", "-n", br, "link", "set", "p-ext", "master", "br0")
 	rt := l.netns("rt")
 	l.veth(rt, "eth0", prefix+".254/24", br, "p-rt", "")
 	l.run("ip", "-n", br, "link", "set", "p-rt", "master", "br0")
-	far = l.netns("far")
+	far := l.netns("far")
 	l.veth(rt, "eth1", "10.46.1.1/24", far, "eth0", "10.46.1.2/24")
 	l.in(rt, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	l.in(far, "ip", "route", "add", "default", "via", "10.46.1.1")
-	return ext, far
+	return ext
 }
 
 // TestUplink_transparentAndL2Bridge: endpoints on the hosts' physical
@@ -45,7 +45,7 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 			l := newLab(t)
 			prefix := []string{"198.18.46", "198.18.47"}[i]
 			c := l.cluster(prefix, "h1", "h2")
-			ext, _ := segment(t, l, c, prefix)
+			ext := segment(l, prefix)
 			c.cli("h1", "network", "create", "-d", drv, "--subnet", prefix+".0/24", "--ip-range", prefix+".128/26",
 				"--gateway", prefix+".254", "-o", "uplink=ul0", "seg")
 			a, b := l.netns("a"), l.netns("b")
@@ -142,7 +142,7 @@ func TestUplink_transparentDHCP(t *testing.T) {
 		t.Skip("dnsmasq not installed (make deps installs it)")
 	}
 	c := l.cluster("198.18.48", "h1")
-	ext, _ := segment(t, l, c, "198.18.48")
+	ext := segment(l, "198.18.48")
 	leases := filepath.Join(l.dir, "dnsmasq.leases")
 	srv := exec.Command("ip", "netns", "exec", ext, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--user=root",
 		"--interface=eth0", "--bind-interfaces", "--port=0", "--dhcp-range=198.18.48.200,198.18.48.220,255.255.255.0,1h",
