@@ -30,7 +30,7 @@ func newMetrics(a *Agent) *metrics {
 		bytes:      d("dataplane_underlay_bytes_total", "VXLAN UDP payload bytes, by direction (rx, tx).", "direction"),
 		drops:      d("dataplane_drops_total", "Packets dropped by the switch, by reason.", "reason"),
 		flooded:    d("dataplane_flooded_total", "Packets replicated head-end to every VTEP of a network."),
-		coalesced:  d("dataplane_coalesced_total", "Received TCP segments written to containers merged into super-packets."),
+		coalesced:  d("dataplane_coalesced_total", "Received TCP segments and UDP datagrams written to containers merged into super-packets."),
 		neighbor:   d("dataplane_neighbor_replies_total", "ARP replies and IPv6 neighbour advertisements answered from the tables."),
 		members:    d("gossip_members", "Live cluster members, this host included."),
 		rows:       d("table_rows", "Rows of the replicated tables this host holds (every owner's)."),

@@ -61,16 +61,27 @@ func (u *underlayTx) flush(t *tally) {
 }
 
 // portTx collects packets for local ports, one group per destination port,
-// so that each port gets one batched Write.
+// so that each port gets one batched Write. It also keeps this loop's
+// writers of whole packets to Linux TUN ports (see writer).
 type portTx struct {
 	groups []portGroup
 	used   int
+
+	writers []portWriter // a short list searched in order: a batch goes to few ports
+	next    int
 }
 
 type portGroup struct {
 	port *Port
 	bufs [][]byte
 }
+
+type portWriter struct {
+	port *Port
+	w    superWriter
+}
+
+const maxPortWriters = 16
 
 func (q *portTx) add(p *Port, b []byte) {
 	for i := range q.groups[:q.used] {
@@ -88,18 +99,54 @@ func (q *portTx) add(p *Port, b []byte) {
 	q.used++
 }
 
+// writer returns this loop's writer of whole packets (virtio-net header
+// first) to p, made on first use: writers keep per-call state, so loops
+// never share one. Only ports with newSuperOut have one. The list keeps
+// the writers of the last maxPortWriters ports.
+func (q *portTx) writer(p *Port) superWriter {
+	for i := range q.writers {
+		if q.writers[i].port == p {
+			return q.writers[i].w
+		}
+	}
+	w := p.newSuperOut()
+	if len(q.writers) < maxPortWriters {
+		q.writers = append(q.writers, portWriter{p, w})
+	} else {
+		q.writers[q.next] = portWriter{p, w}
+		q.next = (q.next + 1) % maxPortWriters
+	}
+	return w
+}
+
 // flush writes each group to its port. Write may reorder and grow the
 // group's slice headers; the group owns those, not the buffers' owner.
+//
+// On a Linux TUN port a group goes out packet by packet through the
+// loop's own writer, which costs the scheduler nothing (see tun.Writer),
+// unless it holds two or more packets the device's Write could merge
+// (TCP or UDP with data): that Write coalesces them first, as GRO would.
 func (q *portTx) flush(t *tally) {
 	for i := range q.groups[:q.used] {
 		g := &q.groups[i]
-		n, err := g.port.dev.Write(g.bufs, Headroom)
-		if err != nil {
+		if g.port.newSuperOut != nil && !mergeable(g.bufs) {
+			w := q.writer(g.port)
+			for _, b := range g.bufs {
+				// A zero virtio-net header: a packet as it is, its
+				// checksum for the kernel to check.
+				h := b[Headroom-virtioHdrLen:]
+				clear(h[:virtioHdrLen])
+				if _, err := w.Write(h); err != nil {
+					t.drops[DropWrite]++
+				} else {
+					t.portTx++
+				}
+			}
+		} else if _, err := g.port.dev.Write(g.bufs, Headroom); err != nil {
 			// A partial write reports bytes, not packets, on some
 			// devices; count the whole group as lost on error.
 			t.drops[DropWrite] += uint64(len(g.bufs))
 		} else {
-			_ = n
 			t.portTx += uint64(len(g.bufs))
 		}
 		clear(g.bufs)
@@ -107,4 +154,33 @@ func (q *portTx) flush(t *tally) {
 		g.port = nil
 	}
 	q.used = 0
+}
+
+// mergeable reports whether at least two of the packets (each at Headroom)
+// are TCP or UDP carrying data, which a GRO-capable Write might merge.
+func mergeable(bufs [][]byte) bool {
+	if len(bufs) < 2 {
+		return false
+	}
+	n := 0
+	for _, b := range bufs {
+		pkt := b[Headroom:]
+		info, ok := parseIP(pkt)
+		if !ok || info.l4 == 0 || info.proto != protoTCP && info.proto != protoUDP {
+			continue
+		}
+		hdr := udpHeaderLen
+		if info.proto == protoTCP {
+			if info.length < info.l4+tcpHeaderLen {
+				continue
+			}
+			hdr = int(pkt[info.l4+12]>>4) * 4
+		}
+		if info.length > info.l4+hdr {
+			if n++; n == 2 {
+				return true
+			}
+		}
+	}
+	return false
 }

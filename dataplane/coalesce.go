@@ -9,66 +9,49 @@ import (
 )
 
 // Receive-side coalescing. A datagram train the kernel coalesced (UDP GRO)
-// usually carries one TCP flow's consecutive segments. Instead of cutting
+// usually carries one flow's consecutive packets: a TCP flow's segments,
+// or a run of equal-sized UDP datagrams. Instead of cutting
 // it into datagrams, copying each into a buffer of its own and having the
 // TUN write coalesce them again, the outside path merges such a run where
 // it lies: the payloads slide down over the headers between them, and the
-// result goes to the TUN device as one TCP super-packet behind a virtio-net
-// header, the way GRO would have built it. One copy, no per-segment table.
+// result goes to the TUN device as one TCP (TSO) or UDP (USO) super-packet
+// behind a virtio-net header, the way GRO would have built it: one copy
+// and one system call, where the datagrams one by one would cost a write
+// each. The container's kernel cuts a UDP super-packet back into its
+// datagrams.
 //
 // A run is consecutive datagrams of one network whose inner packets are
 // TCP segments of one flow to one local port: the same VXLAN and Ethernet
 // headers, IP headers equal but for length, ID and checksum, TCP headers
 // equal but for the sequence number (which must follow on), the checksum
 // and PSH (allowed on the last), only ACK set otherwise, every payload
-// gsoSize bytes but the last, which may be shorter. Each segment's
-// checksum must be valid, or partial as a Linux peer leaves it (see
-// completeChecksum); the kernel then takes the super-packet as checksummed,
-// as it does any GRO packet. Anything else leaves the run and takes the
-// ordinary path.
+// gsoSize bytes but the last, which may be shorter. A UDP run is the same
+// with UDP headers equal but for the checksum. Each packet's checksum must
+// be valid, or partial as a Linux peer leaves it (see completeChecksum), or
+// absent (UDP over IPv4): the kernel takes a TCP super-packet as
+// checksummed, as it does any GRO packet, and gives each datagram of a UDP
+// one a fresh checksum, so a corrupt packet must never join. Anything else
+// leaves the run and takes the ordinary path.
 
 // superWriter writes one super-packet (virtio-net header and packet).
 type superWriter interface{ Write([]byte) (int, error) }
-
-// superOut returns this loop's writer of super-packets to p, made on first
-// use: writers keep per-call state, so loops never share one. A loop keeps
-// the writers of its last maxSuperWriters ports (a short list searched in
-// order: a batch goes to few ports).
-func (l *outsideLoop) superOut(p *Port) superWriter {
-	for i := range l.superWriters {
-		if l.superWriters[i].port == p {
-			return l.superWriters[i].w
-		}
-	}
-	w := p.newSuperOut()
-	if len(l.superWriters) < maxSuperWriters {
-		l.superWriters = append(l.superWriters, portWriter{p, w})
-	} else {
-		l.superWriters[l.superNext] = portWriter{p, w}
-		l.superNext = (l.superNext + 1) % maxSuperWriters
-	}
-	return w
-}
-
-type portWriter struct {
-	port *Port
-	w    superWriter
-}
-
-const maxSuperWriters = 16
 
 // maxCoalesced bounds a super-packet: the IPv4 total length and the IPv6
 // payload length are 16 bits.
 const maxCoalesced = 65535
 
-// tcpRun is the first segment of a run, as parsed.
-type tcpRun struct {
-	port   *Port
-	info   ipInfo
-	tcpLen int // TCP header length
-	seg    int // the payload length every segment but the last has
-	next   uint32
+// run is the first packet of a run, as parsed.
+type run struct {
+	port  *Port
+	info  ipInfo
+	l4Len int    // transport header length
+	seg   int    // the payload length every packet but the last has
+	next  uint32 // TCP: the sequence number the next segment must have
 }
+
+// maxUDPRun bounds a UDP super-packet's datagrams (the kernel's
+// UDP_MAX_SEGMENTS is at least this).
+const maxUDPRun = 64
 
 // coalesce tries to merge a run starting at train[off:], whose datagrams
 // are seg bytes apart. It writes the run to its port and returns how many
@@ -76,13 +59,14 @@ type tcpRun struct {
 // changed then).
 func (l *outsideLoop) coalesce(tbl *Table, train []byte, off, seg int, from netip.AddrPort) int {
 	first := train[off:min(off+seg, len(train))]
-	var r tcpRun
+	var r run
 	if !l.runHead(tbl, first, from, &r) {
 		return 0
 	}
 	pkt := first[vxlan.EncapLen:]
-	hdrLen := r.info.l4 + r.tcpLen
-	if pkt[r.info.l4+tcpFlagsOffset]&tcpFlagPSH != 0 {
+	hdrLen := r.info.l4 + r.l4Len
+	tcp := r.info.proto == protoTCP
+	if tcp && pkt[r.info.l4+tcpFlagsOffset]&tcpFlagPSH != 0 {
 		return 0 // a run cannot go on past PSH
 	}
 	// Which datagrams join.
@@ -91,7 +75,8 @@ func (l *outsideLoop) coalesce(tbl *Table, train []byte, off, seg int, from neti
 	for o := off + seg; o < len(train) && !lastPSH; o += seg {
 		d := train[o:min(o+seg, len(train))]
 		payload, psh, ok := r.follows(first, d)
-		if !ok || r.info.v6 && total+payload-ipv6HeaderLen > maxCoalesced || !r.info.v6 && total+payload > maxCoalesced {
+		if !ok || r.info.v6 && total+payload-ipv6HeaderLen > maxCoalesced || !r.info.v6 && total+payload > maxCoalesced ||
+			!tcp && count == maxUDPRun {
 			break
 		}
 		count++
@@ -124,24 +109,32 @@ func (l *outsideLoop) coalesce(tbl *Table, train []byte, off, seg int, from neti
 	}
 	r.info.length = len(pkt)
 	l4Len := len(pkt) - r.info.l4
-	binary.BigEndian.PutUint16(pkt[r.info.l4+tcpChecksumOffset:], fold(pseudoHeaderSum(pkt, &r.info, l4Len)))
+	// The checksum field holds the pseudo-header sum, as the kernel wants
+	// it of a packet whose checksum is left to it (NEEDS_CSUM).
+	csumAt := tcpChecksumOffset
+	gso := uint8(virtioGSOTCPv4)
+	switch {
+	case !tcp:
+		csumAt, gso = udpChecksumOffset, virtioGSOUDPL4
+		binary.BigEndian.PutUint16(pkt[r.info.l4+4:], uint16(l4Len))
+	case r.info.v6:
+		gso = virtioGSOTCPv6
+	}
+	binary.BigEndian.PutUint16(pkt[r.info.l4+csumAt:], fold(pseudoHeaderSum(pkt, &r.info, l4Len)))
 	// The virtio-net header goes over the inner Ethernet header.
 	h := train[off+vxlan.EncapLen-virtioHdrLen : off+vxlan.EncapLen]
 	h[0] = virtioFlagNeedsCsum
-	h[1] = virtioGSOTCPv4
-	if r.info.v6 {
-		h[1] = virtioGSOTCPv6
-	}
+	h[1] = gso
 	binary.NativeEndian.PutUint16(h[2:], uint16(hdrLen))
 	binary.NativeEndian.PutUint16(h[4:], uint16(r.seg))
 	binary.NativeEndian.PutUint16(h[6:], uint16(r.info.l4))
-	binary.NativeEndian.PutUint16(h[8:], tcpChecksumOffset)
+	binary.NativeEndian.PutUint16(h[8:], uint16(csumAt))
 
 	// Packets of this batch already queued for ports go first: one flow's
 	// segments must not overtake each other.
 	l.local.flush(&l.tally)
 	l.tally.udpRx += uint64(count)
-	if _, err := l.superOut(r.port).Write(train[off+vxlan.EncapLen-virtioHdrLen : end]); err != nil {
+	if _, err := l.local.writer(r.port).Write(train[off+vxlan.EncapLen-virtioHdrLen : end]); err != nil {
 		l.tally.drops[DropWrite] += uint64(count)
 	} else {
 		l.tally.portTx += uint64(count)
@@ -151,8 +144,8 @@ func (l *outsideLoop) coalesce(tbl *Table, train []byte, off, seg int, from neti
 }
 
 // runHead checks that datagram d can start a run and fills r.
-func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *tcpRun) bool {
-	if len(d) < vxlan.EncapLen+ipv4HeaderLen+tcpHeaderLen {
+func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *run) bool {
+	if len(d) < vxlan.EncapLen+ipv4HeaderLen+udpHeaderLen {
 		return false
 	}
 	vni, err := vxlan.ParseHeader(d)
@@ -163,14 +156,18 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *tcpR
 	if eth[0]&1 != 0 {
 		return false // group address
 	}
-	// Only TCP merges: anything else (a train of UDP datagrams, say) is
-	// turned away on one byte, before the lookups handle does anyway.
+	// Only TCP and UDP merge: anything else (ICMP, say) is turned away on
+	// one byte, before the lookups handle does anyway.
 	pkt := d[vxlan.EncapLen:]
 	etherType := binary.BigEndian.Uint16(eth[vxlan.EthernetTypeOffset:])
-	switch {
-	case etherType == vxlan.EtherTypeIPv4 && pkt[ipv4ProtocolOffset] == protoTCP:
-	case etherType == vxlan.EtherTypeIPv6 && pkt[ipv6NextHeaderOffset] == protoTCP:
-	default:
+	var proto byte
+	switch etherType {
+	case vxlan.EtherTypeIPv4:
+		proto = pkt[ipv4ProtocolOffset]
+	case vxlan.EtherTypeIPv6:
+		proto = pkt[ipv6NextHeaderOffset]
+	}
+	if proto != protoTCP && proto != protoUDP {
 		return false
 	}
 	nw := l.last.network(tbl, vni)
@@ -178,22 +175,33 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *tcpR
 		return false // the policy host decides per packet
 	}
 	info, ok := parseIP(pkt)
-	if !ok || info.etherType != etherType || info.proto != protoTCP || info.length != len(pkt) {
+	if !ok || info.etherType != etherType || info.proto != proto || info.length != len(pkt) {
 		return false
 	}
 	// No IPv4 options, no IPv6 extension headers: headers compare whole.
+	// (parseIP leaves l4 0 for a fragment.)
 	if info.v6 && info.l4 != ipv6HeaderLen || !info.v6 && info.l4 != ipv4HeaderLen {
 		return false
 	}
-	if info.length < info.l4+tcpHeaderLen {
-		return false
-	}
-	tl := int(pkt[info.l4+12]>>4) * 4
-	if tl < tcpHeaderLen || info.l4+tl >= info.length {
-		return false // no payload
-	}
-	if f := pkt[info.l4+tcpFlagsOffset]; f&^tcpFlagPSH != 0x10 {
-		return false // only ACK, and PSH
+	var tl int
+	var next uint32
+	if proto == protoUDP {
+		tl = udpHeaderLen
+		if info.l4+tl >= info.length || int(binary.BigEndian.Uint16(pkt[info.l4+4:])) != info.length-info.l4 {
+			return false // no payload, or a UDP length that is not the packet's
+		}
+	} else {
+		if info.length < info.l4+tcpHeaderLen {
+			return false
+		}
+		tl = int(pkt[info.l4+12]>>4) * 4
+		if tl < tcpHeaderLen || info.l4+tl >= info.length {
+			return false // no payload
+		}
+		if f := pkt[info.l4+tcpFlagsOffset]; f&^tcpFlagPSH != 0x10 {
+			return false // only ACK, and PSH
+		}
+		next = binary.BigEndian.Uint32(pkt[info.l4+4:]) + uint32(info.length-info.l4-tl)
 	}
 	if nw.isFlood(info.dst, info.v6) {
 		return false
@@ -205,20 +213,20 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *tcpR
 	if !checksumAcceptable(pkt, &info) {
 		return false
 	}
-	*r = tcpRun{
-		port:   h.port,
-		info:   info,
-		tcpLen: tl,
-		seg:    info.length - info.l4 - tl,
-		next:   binary.BigEndian.Uint32(pkt[info.l4+4:]) + uint32(info.length-info.l4-tl),
+	*r = run{
+		port:  h.port,
+		info:  info,
+		l4Len: tl,
+		seg:   info.length - info.l4 - tl,
+		next:  next,
 	}
 	return true
 }
 
 // follows reports whether datagram d continues the run whose first
 // datagram is first, and with how many payload bytes; psh is its PSH flag.
-func (r *tcpRun) follows(first, d []byte) (payload int, psh, ok bool) {
-	hdr := vxlan.EncapLen + r.info.l4 + r.tcpLen
+func (r *run) follows(first, d []byte) (payload int, psh, ok bool) {
+	hdr := vxlan.EncapLen + r.info.l4 + r.l4Len
 	if len(d) <= hdr {
 		return 0, false, false
 	}
@@ -245,10 +253,23 @@ func (r *tcpRun) follows(first, d []byte) (payload int, psh, ok bool) {
 		}
 	}
 	ta, tb := a[r.info.l4:], b[r.info.l4:]
+	if r.info.proto == protoUDP {
+		// Ports equal, and a length that is the packet's.
+		if !bytes.Equal(ta[:4], tb[:4]) || int(binary.BigEndian.Uint16(tb[4:])) != len(b)-r.info.l4 {
+			return 0, false, false
+		}
+		payload = len(b) - r.info.l4 - udpHeaderLen
+		info := r.info
+		info.length = len(b)
+		if payload > r.seg || !checksumAcceptable(b, &info) {
+			return 0, false, false
+		}
+		return payload, false, true
+	}
 	// Ports; acknowledgement, data offset; window, urgent pointer and
 	// options: all equal. Flags: equal but for PSH.
 	if !bytes.Equal(ta[:4], tb[:4]) || !bytes.Equal(ta[8:13], tb[8:13]) ||
-		!bytes.Equal(ta[14:16], tb[14:16]) || !bytes.Equal(ta[18:r.tcpLen], tb[18:r.tcpLen]) {
+		!bytes.Equal(ta[14:16], tb[14:16]) || !bytes.Equal(ta[18:r.l4Len], tb[18:r.l4Len]) {
 		return 0, false, false
 	}
 	if (ta[tcpFlagsOffset]^tb[tcpFlagsOffset])&^tcpFlagPSH != 0 {
@@ -257,7 +278,7 @@ func (r *tcpRun) follows(first, d []byte) (payload int, psh, ok bool) {
 	if binary.BigEndian.Uint32(tb[4:]) != r.next {
 		return 0, false, false
 	}
-	payload = len(b) - r.info.l4 - r.tcpLen
+	payload = len(b) - r.info.l4 - r.l4Len
 	if payload > r.seg {
 		return 0, false, false
 	}
@@ -270,13 +291,21 @@ func (r *tcpRun) follows(first, d []byte) (payload int, psh, ok bool) {
 	return payload, tb[tcpFlagsOffset]&tcpFlagPSH != 0, true
 }
 
-// checksumAcceptable reports whether a TCP segment's checksum is valid, or
-// partial (the pseudo-header sum alone) as a Linux peer sends it through a
-// device that never finishes it.
+// checksumAcceptable reports whether a TCP segment's or UDP datagram's
+// checksum is valid, or partial (the pseudo-header sum alone) as a Linux
+// peer sends it through a device that never finishes it, or absent (a UDP
+// checksum of 0 over IPv4).
 func checksumAcceptable(pkt []byte, info *ipInfo) bool {
 	l4Len := info.length - info.l4
+	at := info.l4 + tcpChecksumOffset
+	if info.proto == protoUDP {
+		at = info.l4 + udpChecksumOffset
+		if !info.v6 && binary.BigEndian.Uint16(pkt[at:]) == 0 {
+			return true
+		}
+	}
 	pseudo := pseudoHeaderSum(pkt, info, l4Len)
-	if binary.BigEndian.Uint16(pkt[info.l4+tcpChecksumOffset:]) == fold(pseudo) {
+	if binary.BigEndian.Uint16(pkt[at:]) == fold(pseudo) {
 		return true
 	}
 	return fold(sum(pseudo, pkt[info.l4:info.length])) == 0xffff

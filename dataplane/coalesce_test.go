@@ -246,3 +246,164 @@ func fixTCPChecksum(d []byte) {
 	binary.BigEndian.PutUint16(t[tcpChecksumOffset:], 0)
 	binary.BigEndian.PutUint16(t[tcpChecksumOffset:], ^fold(sum(pseudoHeaderSum(p, &info, len(t)), t)))
 }
+
+// udpDatagram builds a VXLAN datagram from vtep2's mac2 to mac1 carrying a
+// UDP datagram (IPv4 ip2→ip1 or IPv6 ip62→ip6a) with a valid checksum.
+func udpDatagram(v6 bool, id uint16, payload []byte) []byte {
+	ipLen := ipv4HeaderLen
+	etherType := uint16(vxlan.EtherTypeIPv4)
+	if v6 {
+		ipLen, etherType = ipv6HeaderLen, vxlan.EtherTypeIPv6
+	}
+	d := make([]byte, vxlan.EncapLen+ipLen+udpHeaderLen+len(payload))
+	vxlan.Encap(d, testVNI, mac1, mac2, etherType)
+	p := d[vxlan.EncapLen:]
+	if v6 {
+		p[0] = 0x60
+		binary.BigEndian.PutUint16(p[ipv6PayloadLenOffset:], uint16(len(p)-ipv6HeaderLen))
+		p[ipv6NextHeaderOffset], p[ipv6HopLimitOffset] = protoUDP, 64
+		copy(p[ipv6SrcOffset:], ip62.AsSlice())
+		copy(p[ipv6DstOffset:], ip6a.AsSlice())
+	} else {
+		p[0] = 0x45
+		binary.BigEndian.PutUint16(p[ipv4TotalLenOffset:], uint16(len(p)))
+		binary.BigEndian.PutUint16(p[4:], id)
+		p[6], p[8], p[ipv4ProtocolOffset] = 0x40, 64, protoUDP
+		copy(p[ipv4SrcOffset:], ip2.AsSlice())
+		copy(p[ipv4DstOffset:], ip1.AsSlice())
+		binary.BigEndian.PutUint16(p[ipv4ChecksumOffset:], ^fold(sum(0, p[:ipLen])))
+	}
+	u := p[ipLen:]
+	binary.BigEndian.PutUint16(u[0:], 5201)
+	binary.BigEndian.PutUint16(u[2:], 40000)
+	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
+	copy(u[udpHeaderLen:], payload)
+	fixL4Checksum(d)
+	return d
+}
+
+// fixL4Checksum recomputes the TCP or UDP checksum of datagram d's packet.
+func fixL4Checksum(d []byte) {
+	p := d[vxlan.EncapLen:]
+	info, _ := parseIP(p)
+	at := tcpChecksumOffset
+	if info.proto == protoUDP {
+		at = udpChecksumOffset
+	}
+	l4 := p[info.l4:info.length]
+	binary.BigEndian.PutUint16(l4[at:], 0)
+	c := ^fold(sum(pseudoHeaderSum(p, &info, len(l4)), l4))
+	if c == 0 && info.proto == protoUDP {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(l4[at:], c)
+}
+
+// TestCoalesce_mergesUDPDatagrams: a train of one UDP flow's equal-sized
+// datagrams (the last shorter) goes to the port as one USO super-packet:
+// the virtio-net header asks the kernel to cut it at the datagrams' size
+// and checksum each, and the payloads follow each other in order.
+func TestCoalesce_mergesUDPDatagrams(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		_, l, c := coalesceRig(t)
+		pay := func(i, n int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, n) }
+		ds := [][]byte{udpDatagram(v6, 1, pay(0, 64)), udpDatagram(v6, 2, pay(1, 64)), udpDatagram(v6, 3, pay(2, 64)), udpDatagram(v6, 4, pay(3, 10))}
+		seg := len(ds[0])
+		if n := l.coalesce(l.sw.table.Load(), train(seg, ds...), 0, seg, netip.AddrPortFrom(vtep2, 4789)); n != 4 {
+			t.Fatalf("v6=%v: coalesced %d datagrams, want 4", v6, n)
+		}
+		if len(c.writes) != 1 {
+			t.Fatalf("v6=%v: %d writes, want 1", v6, len(c.writes))
+		}
+		w := c.writes[0]
+		h := decodeVirtioHdr(w)
+		pkt := w[virtioHdrLen:]
+		info, ok := parseIP(pkt)
+		if !ok || info.length != len(pkt) || info.proto != protoUDP {
+			t.Fatalf("v6=%v: merged packet's IP header invalid (length %d of %d)", v6, info.length, len(pkt))
+		}
+		if h.flags != virtioFlagNeedsCsum || h.gsoType != virtioGSOUDPL4 || h.gsoSize != 64 ||
+			int(h.csumStart) != info.l4 || h.csumOffset != udpChecksumOffset || int(h.hdrLen) != info.l4+udpHeaderLen {
+			t.Errorf("v6=%v: virtio header %+v", v6, h)
+		}
+		if !v6 && fold(sum(0, pkt[:ipv4HeaderLen])) != 0xffff {
+			t.Errorf("IPv4 header checksum invalid")
+		}
+		u := pkt[info.l4:]
+		if got := int(binary.BigEndian.Uint16(u[4:])); got != len(u) {
+			t.Errorf("v6=%v: UDP length %d, want the super-packet's %d", v6, got, len(u))
+		}
+		if got, want := binary.BigEndian.Uint16(u[udpChecksumOffset:]), fold(pseudoHeaderSum(pkt, &info, len(u))); got != want {
+			t.Errorf("v6=%v: checksum field %#x, want the partial pseudo-header sum %#x", v6, got, want)
+		}
+		want := append(append(append(pay(0, 64), pay(1, 64)...), pay(2, 64)...), pay(3, 10)...)
+		if !bytes.Equal(u[udpHeaderLen:], want) {
+			t.Errorf("v6=%v: payload is not the datagrams' payloads in order", v6)
+		}
+		if l.tally.coalesced != 4 || l.tally.portTx != 4 {
+			t.Errorf("v6=%v: tally coalesced %d portTx %d, want 4 and 4", v6, l.tally.coalesced, l.tally.portTx)
+		}
+	}
+}
+
+// TestCoalesce_UDPRunBreaks: only datagrams the kernel would give back
+// unchanged join a UDP run. A corrupt one must not: the kernel checksums
+// every datagram it cuts from a super-packet afresh.
+func TestCoalesce_UDPRunBreaks(t *testing.T) {
+	p := bytes.Repeat([]byte{7}, 100)
+	from := netip.AddrPortFrom(vtep2, 4789)
+	corrupt := udpDatagram(false, 2, p)
+	corrupt[len(corrupt)-1] ^= 0xff
+	otherPort := udpDatagram(false, 2, p)
+	binary.BigEndian.PutUint16(otherPort[vxlan.EncapLen+ipv4HeaderLen+2:], 40001)
+	fixL4Checksum(otherPort)
+	otherTTL := udpDatagram(false, 2, p)
+	otherTTL[vxlan.EncapLen+8] = 63
+	binary.BigEndian.PutUint16(otherTTL[vxlan.EncapLen+ipv4ChecksumOffset:], 0)
+	binary.BigEndian.PutUint16(otherTTL[vxlan.EncapLen+ipv4ChecksumOffset:], ^fold(sum(0, otherTTL[vxlan.EncapLen:vxlan.EncapLen+ipv4HeaderLen])))
+	badLen := udpDatagram(false, 2, p)
+	binary.BigEndian.PutUint16(badLen[vxlan.EncapLen+ipv4HeaderLen+4:], 50)
+	fixL4Checksum(badLen)
+	noSum := udpDatagram(false, 2, p) // IPv4 without a UDP checksum joins
+	binary.BigEndian.PutUint16(noSum[vxlan.EncapLen+ipv4HeaderLen+udpChecksumOffset:], 0)
+	cases := []struct {
+		name  string
+		ds    [][]byte
+		taken int
+	}{
+		{"corrupt second", [][]byte{udpDatagram(false, 1, p), corrupt}, 0},
+		{"other port", [][]byte{udpDatagram(false, 1, p), otherPort}, 0},
+		{"other TTL", [][]byte{udpDatagram(false, 1, p), otherTTL}, 0},
+		{"UDP length not the packet's", [][]byte{udpDatagram(false, 1, p), badLen}, 0},
+		{"no checksum joins", [][]byte{udpDatagram(false, 1, p), noSum}, 2},
+		{"third corrupt", [][]byte{udpDatagram(false, 1, p), udpDatagram(false, 2, p), corrupt}, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, l, capt := coalesceRig(t)
+			tr := train(len(c.ds[0]), c.ds...)
+			before := append([]byte(nil), tr...)
+			n := l.coalesce(l.sw.table.Load(), tr, 0, len(c.ds[0]), from)
+			if n != c.taken {
+				t.Fatalf("took %d datagrams, want %d", n, c.taken)
+			}
+			if n == 0 && (!bytes.Equal(tr, before) || len(capt.writes) != 0) {
+				t.Error("nothing merged, yet the train changed or a write happened")
+			}
+		})
+	}
+	// A run stops at maxUDPRun datagrams; the rest make runs of their own.
+	_, l, capt := coalesceRig(t)
+	var ds [][]byte
+	for i := range maxUDPRun + 10 {
+		ds = append(ds, udpDatagram(false, uint16(i), p))
+	}
+	seg := len(ds[0])
+	tr := train(seg, ds...)
+	if n := l.coalesce(l.sw.table.Load(), tr, 0, seg, from); n != maxUDPRun {
+		t.Fatalf("took %d of %d datagrams, want %d", n, len(ds), maxUDPRun)
+	}
+	if n := l.coalesce(l.sw.table.Load(), tr, maxUDPRun*seg, seg, from); n != 10 || len(capt.writes) != 2 {
+		t.Fatalf("the rest took %d in %d writes, want 10 in the second", n, len(capt.writes))
+	}
+}

@@ -52,18 +52,8 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 	defer sw.log.Debug("port routine stopped", "port", p.name)
 	l := sw.newInsideLoop(p)
 	var errs readErrors
-	room := p.dev.BatchSize() // a read wants room for this many
 	for {
-		n, err := p.read(l.bufs, l.sizes, true)
-		// More queued already? Read it now and send all at once.
-		for err == nil && n > 0 && len(l.bufs)-n >= room {
-			var k int
-			k, err = p.read(l.bufs[n:], l.sizes[n:], false)
-			if k == 0 && err == nil {
-				break
-			}
-			n += k
-		}
+		n, err := p.read(l.bufs, l.sizes, &l.tally)
 		if n > 0 {
 			l.process(n)
 		}
@@ -76,9 +66,12 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 		}
 		// Whatever a container sends must not stop its port: count the
 		// read as dropped and go on.
-		if errors.Is(err, wgtun.ErrTooManySegments) || errors.Is(err, errTooManySegments) {
+		var counted droppedError
+		switch {
+		case errors.As(err, &counted):
+		case errors.Is(err, wgtun.ErrTooManySegments):
 			l.tally.drop(DropTooBig)
-		} else {
+		default:
 			l.tally.drop(DropMalformed)
 		}
 		sw.stats.flush(&l.tally)
@@ -86,32 +79,67 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 	}
 }
 
-// read reads the port's packets into bufs and sizes, at Headroom. With
-// wait false it returns 0 and no error when nothing is queued. On Linux it
-// reads the TUN device's descriptor itself (tun.Raw): a read that must not
-// wait costs one system call, and TSO super-packets are split in the
-// loop's own buffers. Other devices (Wintun, the fakes of the tests) are
-// read through Device.Read, one batch per wait.
-func (p *Port) read(bufs [][]byte, sizes []int, wait bool) (int, error) {
+// droppedError is a read error whose packet is counted as dropped already.
+type droppedError struct{ error }
+
+func (e droppedError) Unwrap() error { return e.error }
+
+// read waits for the port's packets and reads what is queued into bufs and
+// sizes, at Headroom. On Linux it reads the TUN device's descriptor itself
+// (tun.Raw): a batch of small packets costs one read(2) each and no more,
+// and TSO super-packets are split in the loop's own buffers, which is why
+// reading stops while fewer than a whole batch (BatchSize) of buffers is
+// left. A packet whose virtio-net header is malformed is counted in t and
+// skipped; the error returned then is a droppedError. Other devices (Wintun,
+// the fakes of the tests) are read through Device.Read, one batch per wait.
+func (p *Port) read(bufs [][]byte, sizes []int, t *tally) (int, error) {
 	if p.raw == nil {
-		if !wait {
-			return 0, nil
-		}
 		return p.dev.Read(bufs, sizes, Headroom)
 	}
-	if !p.vnet {
-		n, err := p.raw.Read(bufs[0][Headroom:], wait)
-		if n > 0 {
-			sizes[0] = n
-			return 1, err
+	room := p.dev.BatchSize()
+	off := Headroom
+	if p.vnet {
+		off -= virtioHdrLen
+	}
+	n := 0
+	var bad error
+	for wait := true; len(bufs)-n >= room; wait = false {
+		// A super-packet read into bufs[n+k] may need room buffers from
+		// there on, so a batch reads into no more than the first
+		// len-room+1 of those left.
+		k, drained, err := p.raw.ReadBatch(bufs[n:len(bufs)-room+1], off, sizes[n:], wait)
+		if !p.vnet {
+			n += k
+		} else {
+			for i, end := n, n+k; i < end; i++ {
+				// Packet i moves down to n, over any that failed: only
+				// the last of a batch may be a super-packet, so segments
+				// never reach an unsplit packet.
+				if i != n {
+					bufs[n], bufs[i] = bufs[i], bufs[n]
+					sizes[n] = sizes[i]
+				}
+				m, serr := splitVirtio(bufs[n:], sizes[n:], Headroom, sizes[n])
+				if serr != nil {
+					if errors.Is(serr, errTooManySegments) {
+						t.drop(DropTooBig)
+					} else {
+						t.drop(DropMalformed)
+					}
+					bad = droppedError{serr}
+					continue
+				}
+				n += m
+			}
 		}
-		return 0, err
+		if err != nil {
+			return n, err
+		}
+		if drained || k == 0 {
+			break
+		}
 	}
-	n, err := p.raw.Read(bufs[0][Headroom-virtioHdrLen:], wait)
-	if n == 0 || err != nil {
-		return 0, err
-	}
-	return splitVirtio(bufs, sizes, Headroom, n)
+	return n, bad
 }
 
 // readErrors rate-limits what failing reads cost: one log line per

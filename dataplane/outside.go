@@ -38,9 +38,6 @@ type outsideLoop struct {
 
 	// The last lookups of this batch: a burst is mostly one flow.
 	last lookupCache
-
-	superWriters []portWriter // see superOut
-	superNext    int
 }
 
 func (sw *Switch) newOutsideLoop(u Underlay) *outsideLoop {

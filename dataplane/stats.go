@@ -61,7 +61,7 @@ type Stats struct {
 	UnderlayTxBytes   uint64            // UDP payload bytes handed to the underlay
 	Flooded           uint64            // packets replicated head-end
 	NeighborReplies   uint64            // ARP replies and neighbour advertisements sent
-	Coalesced         uint64            // received TCP segments merged into super-packets (counted in PortTxPackets too)
+	Coalesced         uint64            // received TCP segments and UDP datagrams merged into super-packets (counted in PortTxPackets too)
 	UplinkRxFrames    uint64            // frames read from uplinks (transparent, l2bridge)
 	UplinkTxFrames    uint64            // packets sent out of uplinks
 	Drops             map[string]uint64 // by DropReason.String()

@@ -73,9 +73,9 @@ type Port struct {
 	dev  tun.Device
 	raw  *tun.Raw // the device's descriptor, when it has one (Linux)
 	vnet bool     // raw reads carry a virtio-net header
-	// newSuperOut returns a writer, for one loop's own use, of TCP
-	// super-packets behind a virtio-net header (see coalesce); nil when
-	// the device cannot take them.
+	// newSuperOut returns a writer, for one loop's own use, of packets
+	// and TCP or UDP super-packets behind a virtio-net header (see
+	// coalesce and portTx.flush); nil when the device cannot take them.
 	newSuperOut func() superWriter
 	name        string
 	index       int

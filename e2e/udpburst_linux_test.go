@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestDataplane_udpBurst_datagramsKeepTheirBoundaries: bursts of
+// equal-sized UDP datagrams leave the sending host in one GSO send, reach
+// the other host as one GRO train and go into the container as one USO
+// super-packet, which the container's kernel cuts back into datagrams.
+// Every datagram must come out whole: its own length, its own bytes, once.
+// Bursts go on until the receiving switch has merged some (its Coalesced
+// counter), so the test fails if that path never runs; over IPv4 and IPv6.
+func TestDataplane_udpBurst_datagramsKeepTheirBoundaries(t *testing.T) {
+	l := newLab(t)
+	c1, c2, _, a2 := l.twoHosts("198.18.6")
+	for _, dst := range []string{"10.0.9.3", "fd00:9::3"} {
+		addr := netip.MustParseAddr(dst)
+		var rx, tx *net.UDPConn
+		inNetns(t, c2, func() {
+			var err error
+			if rx, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0))); err != nil {
+				t.Fatal(err)
+			}
+		})
+		defer rx.Close()
+		inNetns(t, c1, func() {
+			var err error
+			if tx, err = net.DialUDP("udp", nil, rx.LocalAddr().(*net.UDPAddr)); err != nil {
+				t.Fatal(err)
+			}
+		})
+		defer tx.Close()
+
+		const size, burst = 300, 48
+		seen := map[uint32]bool{}
+		buf := make([]byte, 2048)
+		before := a2.stats(t).Coalesced
+		deadline := time.Now().Add(20 * time.Second)
+		var id uint32
+		bursts := 0
+		for a2.stats(t).Coalesced == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d bursts of %d datagrams, and the receiving switch merged none", dst, bursts, burst)
+			}
+			bursts++
+			first := id
+			for range burst {
+				tx.Write(datagram(id, size))
+				id++
+			}
+			// Take this burst's datagrams until the line goes quiet.
+			for got := 0; got < burst; got++ {
+				rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+				n, err := rx.Read(buf)
+				if err != nil {
+					break // lost ones are counted below
+				}
+				d := buf[:n]
+				if n != size || !bytes.Equal(d, datagram(binary.BigEndian.Uint32(d), size)) {
+					t.Fatalf("%s: a datagram of %d bytes that is not one the sender sent (want %d bytes)", dst, n, size)
+				}
+				k := binary.BigEndian.Uint32(d)
+				if k < first || k >= id || seen[k] {
+					t.Fatalf("%s: datagram %d arrived twice or out of its burst", dst, k)
+				}
+				seen[k] = true
+			}
+		}
+		// Loss is UDP's right, but not most of it on an idle lab.
+		if len(seen) < int(id)*9/10 {
+			t.Errorf("%s: %d of %d datagrams arrived", dst, len(seen), id)
+		}
+		t.Logf("%s: %d bursts, %d of %d datagrams arrived whole", dst, bursts, len(seen), id)
+	}
+}
+
+// datagram is datagram number id: the id, then bytes that depend on it.
+func datagram(id uint32, size int) []byte {
+	d := make([]byte, size)
+	binary.BigEndian.PutUint32(d, id)
+	for i := 4; i < size; i++ {
+		d[i] = byte(id*7 + uint32(i))
+	}
+	return d
+}
