@@ -11,24 +11,34 @@ import (
 	"time"
 )
 
-// The data-plane benchmark compares, on one machine and in one run, three
+// The data-plane benchmark compares, on one machine and in one run, four
 // ways across a two-host testbed built from network namespaces:
 //
 //	underlay  host 1 ──veth (MTU 1500)── host 2                the limit
 //	kernel    c1 ─ vxlan dev ═ host 1 ──veth── host 2 ═ vxlan dev ─ c2
 //	vxnet     c1 ─ TUN ─ vxnet ═ host 1 ──veth── host 2 ═ vxnet ─ TUN ─ c2
+//	relay     c1 ─ TUN ─ socat ═ host 1 ──veth── host 2 ═ socat ─ TUN ─ c2
+//
+// The relay is the simplest userspace data plane there is: socat copying
+// each packet between a TUN device and a UDP socket, one per wakeup, no
+// VXLAN, no offloads. It shows what a packet's trips through userspace
+// cost on the machine at hand, whatever the program does with it: on a
+// virtual machine whose idle cores are expensive to wake, that alone puts
+// the round trip several times the kernel's. It runs when socat is
+// installed.
 //
 // The kernel's vxlan device is created in the host namespace (which keeps
 // its UDP socket) and then moved into the container namespace. The vxnet
 // hosts run `vxnet dataplane --config` with a static two-host file. Each
-// repetition measures every path in turn (underlay, kernel, vxnet), so
-// that a burst of load elsewhere on the machine hits all three alike.
+// repetition measures every path in turn (underlay, kernel, vxnet, relay),
+// so that a burst of load elsewhere on the machine hits all alike.
 
 // Paths, in the order each repetition measures them.
 const (
 	PathUnderlay = "underlay"
 	PathKernel   = "kernel"
 	PathVxnet    = "vxnet"
+	PathRelay    = "relay"
 )
 
 // Tests, in the order each path runs them; also the keys of CPU figures.
@@ -56,6 +66,9 @@ type DataplaneConfig struct {
 	// Prefix starts the name of every namespace the testbed creates.
 	// Default "vxb<pid>-", so that two runs never share a name.
 	Prefix string
+	// NoRelay leaves the socat relay path out (it is also left out when
+	// socat is not installed).
+	NoRelay bool
 }
 
 // DefaultDataplaneConfig is the run the README's table comes from.
@@ -121,7 +134,7 @@ type DataplaneSample struct {
 // RunDataplane builds the testbed, measures every path Reps times, and
 // takes everything down again, also when it fails or is interrupted
 // (SIGINT, SIGTERM). Progress goes to progress, a line per test. It needs
-// Linux, root, ip, iperf3 and ping.
+// Linux, root, ip, iperf3 and ping; socat for the relay path.
 func RunDataplane(cfg DataplaneConfig, progress io.Writer) (DataplaneReport, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -21,7 +21,13 @@ const (
 	chartFontStack = "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif"
 )
 
-var chartColors = map[string]string{PathUnderlay: "#9aa5b1", PathKernel: "#3b6fb6", PathVxnet: "#e8853d"}
+var chartColors = map[string]string{PathUnderlay: "#9aa5b1", PathKernel: "#3b6fb6", PathVxnet: "#e8853d", PathRelay: "#b4a7d6"}
+
+// chartPaths are the bars of a group, in order, with their legend.
+var chartPaths = []struct{ key, label string }{
+	{PathUnderlay, "veth underlay, host to host"}, {PathKernel, "kernel VXLAN"}, {PathVxnet, "vxnet"},
+	{PathRelay, "socat relay (simplest userspace)"},
+}
 
 // chartBar is one path's bar in a metric's group.
 type chartBar struct {
@@ -56,7 +62,7 @@ func (r DataplaneReport) SVG() []byte {
 		r.Machine, r.Reps, r.TestSeconds, r.Started.Format("2006-01-02 15:04 MST")))
 	text(&b, chartLeft, 72, 13, "start", "normal", "#57606a",
 		"kernel VXLAN = 1.0, higher is better: throughput is path ÷ kernel, latency is kernel ÷ path")
-	legend(&b, chartLeft, 96)
+	legend(&b, chartLeft, 96, r.hasRelay())
 
 	plotH := float64(chartHeight - chartTop - chartBottom)
 	y := func(v float64) float64 { return float64(chartTop) + plotH*(1-v/top) }
@@ -73,7 +79,7 @@ func (r DataplaneReport) SVG() []byte {
 	for i, g := range groups {
 		x0 := chartLeft + groupW*float64(i)
 		cx := x0 + groupW/2
-		drawGroup(&b, r.Metrics[i], g, cx, y, y(top))
+		drawGroup(&b, r.Metrics[i], g, cx, groupW, y, y(top))
 		text(&b, cx, float64(chartHeight-chartBottom)+22, 14, "middle", "bold", "#1f2328", r.Metrics[i].Name)
 		sub := "path ÷ kernel"
 		if dataplaneMetrics[metricIndex(r.Metrics[i].Key)].lowerIsBetter {
@@ -117,7 +123,7 @@ func chartGroup(m MetricSummary) []chartBar {
 	for _, p := range []struct {
 		path string
 		s    Stat
-	}{{PathUnderlay, m.Underlay}, {PathKernel, m.Kernel}, {PathVxnet, m.Vxnet}} {
+	}{{PathUnderlay, m.Underlay}, {PathKernel, m.Kernel}, {PathVxnet, m.Vxnet}, {PathRelay, m.Relay}} {
 		if p.s.N == 0 {
 			continue
 		}
@@ -136,27 +142,29 @@ func chartValue(v float64, unit string) string {
 	return strings.Replace(formatValue(v, unit), "bit/s", "b/s", 1)
 }
 
-func drawGroup(b *bytes.Buffer, m MetricSummary, bars []chartBar, cx float64, y func(float64) float64, yTop float64) {
+func drawGroup(b *bytes.Buffer, m MetricSummary, bars []chartBar, cx, groupW float64, y func(float64) float64, yTop float64) {
 	n := float64(len(bars))
-	left := cx - (n*chartBarWidth+(n-1)*chartBarGap)/2
+	// Bars narrow to fit four to a group.
+	barW := min(float64(chartBarWidth), (groupW-24-(n-1)*chartBarGap)/max(n, 1))
+	left := cx - (n*barW+(n-1)*chartBarGap)/2
 	if m.Pass != nil && len(bars) > 0 {
 		// The target line spans the group, under the bars' labels.
-		tx0, tx1 := left-8, left+n*chartBarWidth+(n-1)*chartBarGap+8
+		tx0, tx1 := left-8, left+n*barW+(n-1)*chartBarGap+8
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#cf222e" stroke-width="2" stroke-dasharray="6 4"/>`+"\n",
 			tx0, y(0.5), tx1, y(0.5))
 	}
 	for j, bar := range bars {
-		x := left + float64(j)*(chartBarWidth+chartBarGap)
-		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%d" height="%.1f" fill="%s"><title>%s: %s (%s)</title></rect>`+"\n",
-			x, y(bar.norm), chartBarWidth, y(0)-y(bar.norm), chartColors[bar.path], esc(bar.path), esc(bar.label), esc(bar.ration))
+		x := left + float64(j)*(barW+chartBarGap)
+		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %s (%s)</title></rect>`+"\n",
+			x, y(bar.norm), barW, y(0)-y(bar.norm), chartColors[bar.path], esc(bar.path), esc(bar.label), esc(bar.ration))
 		if bar.hi > bar.lo {
-			mx := x + chartBarWidth/2
+			mx := x + barW/2
 			fmt.Fprintf(b, `<path d="M%.1f %.1fV%.1fM%.1f %.1fh12M%.1f %.1fh12" stroke="#1f2328" stroke-width="1.2" fill="none"/>`+"\n",
 				mx, y(bar.lo), y(bar.hi), mx-6, y(bar.lo), mx-6, y(bar.hi))
 		}
 		ly := min(y(bar.norm), y(bar.hi)) - 6
-		haloText(b, x+chartBarWidth/2, ly, 12, "bold", "#1f2328", bar.ration)
-		haloText(b, x+chartBarWidth/2, ly-14, 10, "normal", "#57606a", bar.label)
+		haloText(b, x+barW/2, ly, 12, "bold", "#1f2328", bar.ration)
+		haloText(b, x+barW/2, ly-14, 10, "normal", "#57606a", bar.label)
 	}
 	if m.Pass == nil || len(bars) == 0 {
 		return
@@ -173,9 +181,11 @@ func drawGroup(b *bytes.Buffer, m MetricSummary, bars []chartBar, cx float64, y 
 	text(b, cx, yTop-12, 11, "middle", "normal", color, fmt.Sprintf("%s %s kernel (want %s)", what, formatRatio(m.VxnetVsKernel), m.Target))
 }
 
-func legend(b *bytes.Buffer, x, y float64) {
-	for _, p := range []struct{ key, label string }{
-		{PathUnderlay, "veth underlay, host to host"}, {PathKernel, "kernel VXLAN"}, {PathVxnet, "vxnet"}} {
+func legend(b *bytes.Buffer, x, y float64, relay bool) {
+	for _, p := range chartPaths {
+		if p.key == PathRelay && !relay {
+			continue
+		}
 		fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="14" height="14" fill="%s"/>`+"\n", x, y-11, chartColors[p.key])
 		text(b, x+20, y, 13, "start", "normal", "#1f2328", p.label)
 		x += 20 + float64(len([]rune(p.label)))*7.5 + 24

@@ -20,14 +20,17 @@ import (
 const (
 	kernelUnderlay = "198.18.200" // .1 host 1, .2 host 2, /24
 	vxnetUnderlay  = "198.18.201"
+	relayUnderlay  = "198.18.202"
 	kernelSubnet   = "10.200.1" // .1 container 1, .2 container 2, /24
 	vxnetSubnet    = "10.200.2"
+	relaySubnet    = "10.200.3"
+	relayPort      = "4790"
 	kernelVNI      = 4242
 	vxnetVNI       = 4243
 	containerMTU   = 1450 // a 1500-byte underlay less 50 bytes of VXLAN
 )
 
-// benchPath is one of the three ways across, as the tests use it.
+// benchPath is one of the ways across, as the tests use it.
 type benchPath struct {
 	key, label     string
 	client, server string // namespaces
@@ -61,8 +64,8 @@ func runDataplane(ctx context.Context, cfg DataplaneConfig, progress io.Writer) 
 	if err := tb.build(ctx); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(progress, "testbed up in %.1f s; %d reps × 3 paths × 4 tests of %v each\n",
-		time.Since(start).Seconds(), cfg.Reps, cfg.Time)
+	fmt.Fprintf(progress, "testbed up in %.1f s; %d reps × %d paths × 4 tests of %v each\n",
+		time.Since(start).Seconds(), cfg.Reps, len(tb.paths), cfg.Time)
 	for rep := 1; rep <= cfg.Reps; rep++ {
 		for _, p := range tb.paths {
 			s, err := tb.measure(ctx, p, rep)
@@ -88,6 +91,19 @@ func checkDataplaneTools(cfg DataplaneConfig) error {
 		return fmt.Errorf("bench: the vxnet binary: %w", err)
 	}
 	return nil
+}
+
+// relayWanted reports whether the socat relay path runs, and says so when
+// socat is missing.
+func relayWanted(cfg DataplaneConfig, progress io.Writer) bool {
+	if cfg.NoRelay {
+		return false
+	}
+	if _, err := exec.LookPath("socat"); err != nil {
+		fmt.Fprintln(progress, "socat not found: the relay path is left out (Debian: apt-get install socat, or make deps)")
+		return false
+	}
+	return true
 }
 
 // build creates the namespaces, the two underlays, the kernel's VXLAN,
@@ -125,6 +141,23 @@ func (tb *testbed) build(ctx context.Context) error {
 		{key: PathUnderlay, label: "underlay", client: hk1, server: hk2, addr: kernelUnderlay + ".2"},
 		{key: PathKernel, label: "kernel vxlan", client: ck1, server: ck2, addr: kernelSubnet + ".2"},
 		{key: PathVxnet, label: "vxnet", client: cv1, server: cv2, addr: vxnetSubnet + ".2", cpu: cpu},
+	}
+	if relayWanted(tb.cfg, tb.progress) {
+		hr1, hr2, cr1, cr2 := ns("hr1"), ns("hr2"), ns("cr1"), ns("cr2")
+		for _, n := range []string{hr1, hr2, cr1, cr2} {
+			if err := tb.addNetns(ctx, n); err != nil {
+				return err
+			}
+		}
+		if err := tb.underlay(ctx, hr1, hr2, relayUnderlay); err != nil {
+			return err
+		}
+		for i, h := range [][2]string{{hr1, cr1}, {hr2, cr2}} {
+			if err := tb.startRelay(ctx, h[0], h[1], i+1); err != nil {
+				return err
+			}
+		}
+		tb.paths = append(tb.paths, &benchPath{key: PathRelay, label: "socat relay", client: cr1, server: cr2, addr: relaySubnet + ".2"})
 	}
 	for _, p := range tb.paths {
 		if err := tb.startIperfServer(ctx, p); err != nil {
@@ -243,4 +276,33 @@ func (tb *testbed) startVxnet(ctx context.Context, host, container string, i int
 		return nil, err
 	}
 	return tb.start(fmt.Sprintf("vxnet dataplane host %d", i), "ip", "netns", "exec", host, tb.cfg.Binary, "dataplane", "--config", path, "--log-level", "warn")
+}
+
+// startRelay runs socat for host i (1 or 2) in its host namespace: it
+// opens a TUN device, rly0, and copies packets between it and a UDP
+// socket to the other host. The device is then moved into the container
+// namespace as eth0, as the kernel's vxlan device is.
+func (tb *testbed) startRelay(ctx context.Context, host, container string, i int) error {
+	local, remote := fmt.Sprintf("%s.%d", relayUnderlay, i), fmt.Sprintf("%s.%d", relayUnderlay, 3-i)
+	p, err := tb.start(fmt.Sprintf("socat relay host %d", i), "ip", "netns", "exec", host, "socat", "-b", "65536",
+		"TUN,tun-name=rly0,tun-type=tun,iff-no-pi",
+		fmt.Sprintf("UDP-DATAGRAM:%s:%s,bind=%s:%s", remote, relayPort, local, relayPort))
+	if err != nil {
+		return err
+	}
+	if err := poll(ctx, 10*time.Second, fmt.Sprintf("socat's TUN device in %s", host), func() (bool, error) {
+		if p.done() {
+			return false, p.failure()
+		}
+		_, err := run(ctx, "ip", "-n", host, "link", "show", "rly0")
+		return err == nil, nil
+	}); err != nil {
+		return err
+	}
+	return runAll(ctx,
+		[]string{"ip", "-n", host, "link", "set", "rly0", "netns", container},
+		[]string{"ip", "-n", container, "link", "set", "rly0", "name", "eth0", "mtu", fmt.Sprint(containerMTU)},
+		[]string{"ip", "-n", container, "addr", "add", fmt.Sprintf("%s.%d/24", relaySubnet, i), "dev", "eth0"},
+		[]string{"ip", "-n", container, "link", "set", "eth0", "up"},
+	)
 }

@@ -13,8 +13,9 @@ import (
 )
 
 // TestRunDataplane_brief builds the testbed with a freshly built vxnet,
-// runs one repetition of one-second tests on every path, and checks that
-// every figure was measured and that no namespace is left.
+// runs one repetition of one-second tests on every path (the socat relay's
+// too, where socat is installed, as make deps does), and checks that every
+// figure was measured and that no namespace is left.
 func TestRunDataplane_brief(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a namespace testbed and runs iperf3 for about 15 s (not with -short)")
@@ -42,8 +43,14 @@ func TestRunDataplane_brief(t *testing.T) {
 	}
 	t.Logf("\n%s", r.Markdown())
 
-	if len(r.Samples) != 3 {
-		t.Fatalf("%d samples, want one per path", len(r.Samples))
+	paths := 3
+	_, err = exec.LookPath("socat")
+	relay := err == nil
+	if relay {
+		paths = 4
+	}
+	if len(r.Samples) != paths {
+		t.Fatalf("%d samples, want one per path (%d)", len(r.Samples), paths)
 	}
 	for _, s := range r.Samples {
 		for name, v := range map[string]float64{"TCP 1": s.TCP1Gbps, "TCP 4": s.TCP4Gbps, "UDP 64 B": s.UDP64PPS,
@@ -63,11 +70,18 @@ func TestRunDataplane_brief(t *testing.T) {
 		}
 	}
 	for _, m := range r.Metrics {
-		if m.VxnetVsKernel <= 0 || m.KernelVsUnderlay <= 0 {
-			t.Errorf("%s: ratios %v %v", m.Name, m.KernelVsUnderlay, m.VxnetVsKernel)
+		if m.VxnetVsKernel <= 0 || m.KernelVsUnderlay <= 0 || relay && m.RelayVsKernel <= 0 {
+			t.Errorf("%s: ratios %v %v %v", m.Name, m.KernelVsUnderlay, m.VxnetVsKernel, m.RelayVsKernel)
 		}
 	}
-	for _, want := range []string{"rep 1/1 underlay: TCP 1 stream… ", "rep 1/1 kernel vxlan: UDP 64 B… ", "rep 1/1 vxnet: ping RTT… p50 ", "testbed removed"} {
+	wants := []string{"rep 1/1 underlay: TCP 1 stream… ", "rep 1/1 kernel vxlan: UDP 64 B… ", "rep 1/1 vxnet: ping RTT… p50 ", "testbed removed"}
+	if relay {
+		wants = append(wants, "rep 1/1 socat relay: ping RTT… p50 ")
+		if !strings.Contains(r.Markdown(), "| ping RTT p50 | ") || !strings.Contains(r.Markdown(), "socat relay") {
+			t.Error("the report has no relay table")
+		}
+	}
+	for _, want := range wants {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("progress lacks %q", want)
 		}

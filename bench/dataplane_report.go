@@ -20,7 +20,8 @@ type DataplaneReport struct {
 }
 
 // MetricSummary is one row of the report: a metric over the repetitions
-// on each path, and the ratios of the medians.
+// on each path, and the ratios of the medians. Relay is empty (N 0) when
+// the run left the socat relay out.
 type MetricSummary struct {
 	Key      string `json:"key"`  // tcp1, tcp4, udp64, rttP50, rttP99
 	Name     string `json:"name"` // as the table prints it
@@ -28,10 +29,13 @@ type MetricSummary struct {
 	Underlay Stat   `json:"underlay"`
 	Kernel   Stat   `json:"kernel"`
 	Vxnet    Stat   `json:"vxnet"`
-	// KernelVsUnderlay and VxnetVsKernel are ratios of medians
-	// (kernel/underlay, vxnet/kernel); 0 when the divisor is 0.
+	Relay    Stat   `json:"relay"`
+	// KernelVsUnderlay, VxnetVsKernel and RelayVsKernel are ratios of
+	// medians (kernel/underlay, vxnet/kernel, relay/kernel); 0 when the
+	// divisor is 0.
 	KernelVsUnderlay float64 `json:"kernelVsUnderlay"`
 	VxnetVsKernel    float64 `json:"vxnetVsKernel"`
+	RelayVsKernel    float64 `json:"relayVsKernel,omitempty"`
 	// Target is issue 7's goal for VxnetVsKernel ("≥ 0.5", "≤ 2"), empty
 	// when the metric has none; Pass says whether the run met it.
 	Target string `json:"target,omitempty"`
@@ -79,9 +83,13 @@ func (r *DataplaneReport) summarize() {
 			per[s.Path] = append(per[s.Path], m.get(s))
 		}
 		ms := MetricSummary{Key: m.key, Name: m.name, Unit: m.unit,
-			Underlay: summarize(per[PathUnderlay]), Kernel: summarize(per[PathKernel]), Vxnet: summarize(per[PathVxnet])}
+			Underlay: summarize(per[PathUnderlay]), Kernel: summarize(per[PathKernel]), Vxnet: summarize(per[PathVxnet]),
+			Relay: summarize(per[PathRelay])}
 		ms.KernelVsUnderlay = ratio(ms.Kernel.Median, ms.Underlay.Median)
 		ms.VxnetVsKernel = ratio(ms.Vxnet.Median, ms.Kernel.Median)
+		if ms.Relay.N > 0 {
+			ms.RelayVsKernel = ratio(ms.Relay.Median, ms.Kernel.Median)
+		}
 		if m.target > 0 && ms.Vxnet.N > 0 && ms.Kernel.N > 0 {
 			pass := ms.VxnetVsKernel >= m.target
 			ms.Target = fmt.Sprintf("≥ %g", m.target)
@@ -193,6 +201,15 @@ func (r DataplaneReport) Markdown() string {
 			formatStat(m.Kernel, m.Unit), formatStat(m.Vxnet, m.Unit), formatRatio(m.KernelVsUnderlay),
 			formatRatio(m.VxnetVsKernel), target)
 	}
+	if r.hasRelay() {
+		b.WriteString("\nThe simplest userspace data plane, for scale: socat copying each packet between a TUN device and a UDP socket " +
+			"(one per wakeup, no VXLAN, no offloads), on a third pair of hosts of the same testbed:\n\n")
+		b.WriteString("| metric | socat relay | relay / kernel | vxnet / relay |\n|---|---|---|---|\n")
+		for _, m := range r.Metrics {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", m.Name, formatStat(m.Relay, m.Unit), formatRatio(m.RelayVsKernel),
+				formatRatio(ratio(m.Vxnet.Median, m.Relay.Median)))
+		}
+	}
 	if len(r.CPU) > 0 {
 		b.WriteString("\nvxnet CPU time during each test, both hosts' processes together (user + system):\n\n")
 		b.WriteString("| test | CPU seconds | cores busy |\n|---|---|---|\n")
@@ -201,6 +218,16 @@ func (r DataplaneReport) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// hasRelay reports whether the run measured the socat relay.
+func (r DataplaneReport) hasRelay() bool {
+	for _, m := range r.Metrics {
+		if m.Relay.N > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func formatCPU(s Stat) string {

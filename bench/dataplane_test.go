@@ -291,6 +291,40 @@ func TestDataplaneReport_SVG(t *testing.T) {
 	}
 }
 
+// TestDataplaneReport_relay: with the socat relay measured, the report
+// adds its table (relay / kernel, vxnet / relay) and a fourth bar per
+// metric with its legend; the targets still judge vxnet alone.
+func TestDataplaneReport_relay(t *testing.T) {
+	r := sampleReport()
+	for rep := 1; rep <= 3; rep++ {
+		r.Samples = append(r.Samples, DataplaneSample{Rep: rep, Path: PathRelay, TCP1Gbps: 0.25, TCP4Gbps: 0.3, UDP64PPS: 12e3, RTTP50us: 380, RTTP99us: 700})
+	}
+	r.summarize()
+	md := r.Markdown()
+	for _, want := range []string{
+		"| metric | socat relay | relay / kernel | vxnet / relay |",
+		"| TCP 1 stream | 250 Mbit/s (250–250) | 0.02× | 24.80× |",
+		"| ping RTT p50 | 380 µs (380–380) | 5.00× | 0.37× |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(sampleReport().Markdown(), "socat relay") {
+		t.Error("a report without relay samples mentions the relay")
+	}
+	if v := r.Verdict(); strings.Count(v, "\n") != 3 || strings.Contains(v, "relay") {
+		t.Errorf("Verdict:\n%s", v)
+	}
+	s := string(r.SVG())
+	if n := strings.Count(s, "<rect ") - 1 - 4; n != 20 { // background, 4 legend swatches
+		t.Errorf("%d bars, want 20", n)
+	}
+	if !strings.Contains(s, "socat relay (simplest userspace)") || !strings.Contains(s, ">0.20×<") { // RTT 76/380
+		t.Error("SVG lacks the relay's legend or its RTT bar")
+	}
+}
+
 func TestDataplaneReport_JSON_roundTrip(t *testing.T) {
 	r := sampleReport()
 	b, err := json.Marshal(r)

@@ -29,18 +29,22 @@ Commands:
 Run 'vxnet bench <command> --help' for what each number means.
 `
 
-const benchDataplaneUsage = `Usage: vxnet bench dataplane [--time 10s] [--reps 3] [--json FILE] [--chart FILE.svg] [--binary PATH]
+const benchDataplaneUsage = `Usage: vxnet bench dataplane [--time 10s] [--reps 3] [--json FILE] [--chart FILE.svg] [--binary PATH] [--no-relay]
 
 Builds a two-host testbed from network namespaces on this machine (nothing
 touches its own interfaces, and every namespace and process is removed at the
-end, also on failure or ^C), and measures three ways across it, interleaved
-(each repetition runs underlay, kernel, vxnet in turn):
+end, also on failure or ^C), and measures four ways across it, interleaved
+(each repetition runs underlay, kernel, vxnet, relay in turn):
 
   underlay   host 1 to host 2 over a veth pair, MTU 1500: the limit
   kernel     container to container through the kernel's vxlan devices (VNI
              4242, MTU 1450) on the same kind of underlay
   vxnet      container to container through 'vxnet dataplane' (this binary, or
              --binary) on each host: TUN devices, userspace VXLAN, MTU 1450
+  relay      container to container through socat on each host, copying each
+             packet between a TUN device and a UDP socket: the simplest
+             userspace data plane, for scale (what the trips through
+             userspace alone cost here); left out without socat
 
 Numbers, per path, median over the repetitions with the range (min–max):
   TCP 1 stream     iperf3 -c, one connection, Gbit/s the receiver got
@@ -51,10 +55,11 @@ Numbers, per path, median over the repetitions with the range (min–max):
   ping RTT p50/p99 ping -i 0.01 for --time: percentiles of the round trips
   vxnet CPU        CPU seconds (user + system) both vxnet processes used during
                    each test, and cores busy (seconds per second of test)
-Ratios are of the medians: kernel / underlay (what the kernel's VXLAN costs)
-and vxnet / kernel. Targets (issue 7), vxnet / kernel: TCP 1 stream ≥ 0.5,
-UDP 64 B ≥ 0.5, ping RTT p50 ≤ 2. Every endpoint shares this machine's
-cores: read ratios, not absolute numbers. Needs Linux, root, ip, iperf3, ping.
+Ratios are of the medians: kernel / underlay (what the kernel's VXLAN costs),
+vxnet / kernel and relay / kernel. Targets (issue 7), vxnet / kernel: TCP 1
+stream ≥ 0.5, UDP 64 B ≥ 0.5, ping RTT p50 ≤ 2. Every endpoint shares this
+machine's cores: read ratios, not absolute numbers. Needs Linux, root, ip,
+iperf3, ping; socat for the relay.
 
 Flags:
 `
@@ -158,6 +163,7 @@ func cmdBenchDataplane(ctx context.Context, std stdio, args []string) int {
 	fs.StringVar(&cfg.Binary, "binary", "", "the vxnet binary the vxnet hosts run `PATH` (default: this one)")
 	jsonPath := fs.String("json", "", "also write every sample and the summary as JSON to `FILE`")
 	chartPath := fs.String("chart", "", "also draw the comparison as an SVG chart to `FILE`")
+	fs.BoolVar(&cfg.NoRelay, "no-relay", false, "leave the socat relay path out (a quarter less time)")
 	if code, ok := parseBenchFlags(std, fs, args); !ok {
 		return code
 	}
