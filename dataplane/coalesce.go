@@ -190,6 +190,12 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *run)
 		if info.l4+tl >= info.length || int(binary.BigEndian.Uint16(pkt[info.l4+4:])) != info.length-info.l4 {
 			return false // no payload, or a UDP length that is not the packet's
 		}
+		if !info.v6 && pkt[ipv4FlagsFragOffset]&ipv4FlagDF == 0 {
+			// The kernel gives the datagrams it cuts from a super-packet
+			// IDs counting up from the first's; only where DF is set is
+			// the ID nobody's business (RFC 6864).
+			return false
+		}
 	} else {
 		if info.length < info.l4+tcpHeaderLen {
 			return false
@@ -207,8 +213,8 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *run)
 		return false
 	}
 	h := l.last.host(nw, info.dst)
-	if h == nil || h.port == nil || h.port.newSuperOut == nil {
-		return false
+	if h == nil || h.port == nil || h.port.newSuperOut == nil || proto == protoUDP && !h.port.uso {
+		return false // the device cannot take this super-packet
 	}
 	if !checksumAcceptable(pkt, &info) {
 		return false
@@ -300,8 +306,8 @@ func checksumAcceptable(pkt []byte, info *ipInfo) bool {
 	at := info.l4 + tcpChecksumOffset
 	if info.proto == protoUDP {
 		at = info.l4 + udpChecksumOffset
-		if !info.v6 && binary.BigEndian.Uint16(pkt[at:]) == 0 {
-			return true
+		if binary.BigEndian.Uint16(pkt[at:]) == 0 {
+			return !info.v6 // IPv6 receivers drop a UDP checksum of 0
 		}
 	}
 	pseudo := pseudoHeaderSum(pkt, info, l4Len)

@@ -75,6 +75,7 @@ func coalesceRig(t *testing.T) (*rig, *outsideLoop, *superCapture) {
 	r := newRig(t)
 	c := &superCapture{}
 	r.portA.newSuperOut = func() superWriter { return c }
+	r.portA.uso = true
 	return r, r.sw.newOutsideLoop(r.sw.underlay), c
 }
 
@@ -366,6 +367,16 @@ func TestCoalesce_UDPRunBreaks(t *testing.T) {
 	fixL4Checksum(badLen)
 	noSum := udpDatagram(false, 2, p) // IPv4 without a UDP checksum joins
 	binary.BigEndian.PutUint16(noSum[vxlan.EncapLen+ipv4HeaderLen+udpChecksumOffset:], 0)
+	noSum6 := udpDatagram(true, 2, p) // IPv6 without one does not
+	binary.BigEndian.PutUint16(noSum6[vxlan.EncapLen+ipv6HeaderLen+udpChecksumOffset:], 0)
+	noDF := func(id uint16) []byte { // IDs matter without DF: no run
+		d := udpDatagram(false, id, p)
+		ip := d[vxlan.EncapLen : vxlan.EncapLen+ipv4HeaderLen]
+		ip[ipv4FlagsFragOffset] = 0
+		binary.BigEndian.PutUint16(ip[ipv4ChecksumOffset:], 0)
+		binary.BigEndian.PutUint16(ip[ipv4ChecksumOffset:], ^fold(sum(0, ip)))
+		return d
+	}
 	cases := []struct {
 		name  string
 		ds    [][]byte
@@ -376,6 +387,8 @@ func TestCoalesce_UDPRunBreaks(t *testing.T) {
 		{"other TTL", [][]byte{udpDatagram(false, 1, p), otherTTL}, 0},
 		{"UDP length not the packet's", [][]byte{udpDatagram(false, 1, p), badLen}, 0},
 		{"no checksum joins", [][]byte{udpDatagram(false, 1, p), noSum}, 2},
+		{"no checksum over IPv6", [][]byte{udpDatagram(true, 1, p), noSum6}, 0},
+		{"no DF", [][]byte{noDF(1), noDF(2)}, 0},
 		{"third corrupt", [][]byte{udpDatagram(false, 1, p), udpDatagram(false, 2, p), corrupt}, 2},
 	}
 	for _, c := range cases {
@@ -391,6 +404,15 @@ func TestCoalesce_UDPRunBreaks(t *testing.T) {
 				t.Error("nothing merged, yet the train changed or a write happened")
 			}
 		})
+	}
+	// A device without USO (Linux before 6.2) gets no UDP super-packet.
+	{
+		r, l, capt := coalesceRig(t)
+		r.portA.uso = false
+		tr := train(len(udpDatagram(false, 1, p)), udpDatagram(false, 1, p), udpDatagram(false, 2, p))
+		if n := l.coalesce(l.sw.table.Load(), tr, 0, len(tr)/2, from); n != 0 || len(capt.writes) != 0 {
+			t.Fatalf("a port without USO got %d datagrams merged", n)
+		}
 	}
 	// A run stops at maxUDPRun datagrams; the rest make runs of their own.
 	_, l, capt := coalesceRig(t)

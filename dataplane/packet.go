@@ -27,6 +27,7 @@ const (
 	ipv4HeaderLen       = 20
 	ipv4TotalLenOffset  = 2
 	ipv4FlagsFragOffset = 6
+	ipv4FlagDF          = 0x40 // in the byte at ipv4FlagsFragOffset
 	ipv4ProtocolOffset  = 9
 	ipv4ChecksumOffset  = 10
 	ipv4SrcOffset       = 12

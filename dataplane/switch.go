@@ -71,8 +71,9 @@ type Switch struct {
 type Port struct {
 	sw   *Switch
 	dev  tun.Device
-	raw  *tun.Raw // the device's descriptor, when it has one (Linux)
-	vnet bool     // raw reads carry a virtio-net header
+	raw  rawReader // the device's descriptor, when it has one (Linux)
+	vnet bool      // raw reads carry a virtio-net header
+	uso  bool      // the device takes UDP super-packets (see coalesce)
 	// newSuperOut returns a writer, for one loop's own use, of packets
 	// and TCP or UDP super-packets behind a virtio-net header (see
 	// coalesce and portTx.flush); nil when the device cannot take them.
@@ -131,6 +132,11 @@ func (sw *Switch) Stats() Stats {
 	return s
 }
 
+// rawReader reads a device's queued packets directly (tun.Raw).
+type rawReader interface {
+	ReadBatch(bufs [][]byte, offset int, sizes []int, wait bool) (n int, drained bool, err error)
+}
+
 // AddPort attaches a device and starts reading from it. The port forwards
 // nothing until a table lists it. The switch owns dev from now on and
 // closes it in RemovePort or Close.
@@ -142,7 +148,7 @@ func (sw *Switch) AddPort(name string, dev tun.Device) (*Port, error) {
 	}
 	p := &Port{sw: sw, dev: dev, name: name, index: sw.nextIndex, done: make(chan struct{})}
 	if raw, err := tun.NewRaw(dev); err == nil {
-		p.raw, p.vnet = raw, raw.VnetHdr()
+		p.raw, p.vnet, p.uso = raw, raw.VnetHdr(), raw.USO()
 		if p.vnet {
 			p.newSuperOut = func() superWriter { return raw.NewWriter() }
 		}

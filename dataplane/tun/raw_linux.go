@@ -24,6 +24,7 @@ import (
 type Raw struct {
 	rc   syscall.RawConn
 	vnet bool
+	uso  bool
 	buf  []byte // the current Read's
 	n    int
 	err  error
@@ -85,6 +86,16 @@ func NewRaw(dev Device) (*Raw, error) {
 		return nil, fmt.Errorf("tun: raw reads: TUNGETIFF: %w", ierr)
 	}
 	r.vnet = flags&unix.IFF_VNET_HDR != 0
+	if r.vnet {
+		// Whether the kernel takes UDP super-packets (USO, Linux 6.2):
+		// asking for the offloads again, UDP's included, fails and
+		// changes nothing where it does not (the device was opened with
+		// the same request, less USO where refused).
+		const tcp = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6
+		rc.Control(func(fd uintptr) {
+			r.uso = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, tcp|unix.TUN_F_USO4|unix.TUN_F_USO6) == nil
+		})
+	}
 	r.read = r.readFD
 	r.batch = r.readBatchFD
 	return r, nil
@@ -93,6 +104,10 @@ func NewRaw(dev Device) (*Raw, error) {
 // VnetHdr reports whether every packet read starts with a 10-byte
 // virtio-net header (the device was opened with offloads).
 func (r *Raw) VnetHdr() bool { return r.vnet }
+
+// USO reports whether the device takes UDP super-packets (virtio-net
+// GSO_UDP_L4, Linux 6.2 and later) and may hand them over.
+func (r *Raw) USO() bool { return r.uso }
 
 func (r *Raw) readFD(fd uintptr) bool {
 	for {
@@ -122,7 +137,7 @@ func (r *Raw) Read(buf []byte, wait bool) (int, error) {
 		return 0, fmt.Errorf("tun: read: %w (%v)", os.ErrClosed, err)
 	}
 	if r.err != nil {
-		return 0, errClosed(r.err)
+		return 0, errClosed("read", r.err)
 	}
 	return r.n, nil
 }
@@ -149,7 +164,7 @@ func (r *Raw) ReadBatch(bufs [][]byte, offset int, sizes []int, wait bool) (n in
 		return n, false, fmt.Errorf("tun: read: %w (%v)", os.ErrClosed, perr)
 	}
 	if r.err != nil {
-		return n, false, errClosed(r.err)
+		return n, false, errClosed("read", r.err)
 	}
 	return n, drained, nil
 }
@@ -186,11 +201,13 @@ func (r *Raw) readBatchFD(fd uintptr) bool {
 	return true
 }
 
-func errClosed(err error) error {
+// errClosed turns a descriptor gone bad into os.ErrClosed; other errors
+// get the operation's prefix.
+func errClosed(op string, err error) error {
 	if errors.Is(err, unix.EBADFD) || errors.Is(err, unix.EBADF) {
-		return fmt.Errorf("tun: read: %w", os.ErrClosed)
+		return fmt.Errorf("tun: %s: %w", op, os.ErrClosed)
 	}
-	return err
+	return fmt.Errorf("tun: %s: %w", op, err)
 }
 
 func (w *Writer) writeFD(fd uintptr) bool {
@@ -224,7 +241,7 @@ func (w *Writer) Write(b []byte) (int, error) {
 		return 0, fmt.Errorf("tun: write: %w (%v)", os.ErrClosed, err)
 	}
 	if w.err != nil {
-		return 0, fmt.Errorf("tun: write: %w", errClosed(w.err))
+		return 0, errClosed("write", w.err)
 	}
 	return w.n, nil
 }

@@ -19,6 +19,9 @@ func NewRaw(Device) (*Raw, error) {
 // VnetHdr reports false.
 func (*Raw) VnetHdr() bool { return false }
 
+// USO reports false.
+func (*Raw) USO() bool { return false }
+
 // Read is never called on this platform.
 func (*Raw) Read([]byte, bool) (int, error) { return 0, errors.ErrUnsupported }
 

@@ -1,0 +1,101 @@
+package dataplane
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/vxnet/vxnet/dataplane/tun/tuntest"
+)
+
+// scriptedReader hands out prepared reads (virtio-net header and packet
+// each) the way tun.Raw.ReadBatch does: one batch per call, a super-packet
+// only last, at most as many packets as the window has buffers.
+type scriptedReader struct {
+	t       *testing.T
+	batches [][][]byte
+	drained []bool
+	windows []int // len(bufs) of each call
+	waits   []bool
+}
+
+func (s *scriptedReader) ReadBatch(bufs [][]byte, offset int, sizes []int, wait bool) (int, bool, error) {
+	s.windows = append(s.windows, len(bufs))
+	s.waits = append(s.waits, wait)
+	call := len(s.windows) - 1
+	if call >= len(s.batches) {
+		return 0, true, nil
+	}
+	b := s.batches[call]
+	if len(b) > len(bufs) {
+		s.t.Fatalf("call %d: a batch of %d packets for a window of %d buffers", call, len(b), len(bufs))
+	}
+	for i, r := range b {
+		copy(bufs[i][offset:], r)
+		sizes[i] = len(r)
+	}
+	return len(b), s.drained[call], nil
+}
+
+// TestPortRead_batches: Port.read on a raw device splits what each batch
+// brings, skips and counts a packet whose virtio-net header is bad (those
+// after it move down over it), reads on while the device has more and the
+// buffers hold a whole super-packet, and stops once the queue is drained.
+func TestPortRead_batches(t *testing.T) {
+	const room = 8
+	plain := func(payload string) []byte { return append(make([]byte, virtioHdrLen), tcpPacket([]byte(payload))...) }
+	bad := append([]byte{virtioFlagNeedsCsum, 0, 0, 0, 0, 0, 200, 0, 6, 0}, tcpPacket([]byte("bad"))...) // csum_start past the end
+	super := superPacket(t, false, protoTCP, bytes.Repeat([]byte{9}, 3000), 1000, 0x10)                  // three segments
+	r := &scriptedReader{t: t,
+		batches: [][][]byte{{plain("a"), bad, plain("b"), super}, {plain("c")}},
+		drained: []bool{false, true},
+	}
+	p := &Port{dev: tuntest.New(room, 4), raw: r, vnet: true}
+	bufs := newBuffers(3*room, Headroom+4000)
+	sizes := make([]int, len(bufs))
+	var tl tally
+	n, err := p.read(bufs, sizes, &tl)
+	var counted droppedError
+	if !errors.As(err, &counted) {
+		t.Fatalf("error %v, want a droppedError for the bad header", err)
+	}
+	if n != 6 {
+		t.Fatalf("%d packets, want a, b, three segments and c", n)
+	}
+	if tl.drops[DropMalformed] != 1 {
+		t.Errorf("malformed drops %d, want 1", tl.drops[DropMalformed])
+	}
+	pkt := func(i int) []byte { return bufs[i][Headroom : Headroom+sizes[i]] }
+	if !bytes.Equal(pkt(0), tcpPacket([]byte("a"))) || !bytes.Equal(pkt(1), tcpPacket([]byte("b"))) || !bytes.Equal(pkt(5), tcpPacket([]byte("c"))) {
+		t.Error("the plain packets are not a, b, c in order")
+	}
+	for i := 2; i < 5; i++ {
+		if sizes[i] != 20+32+1000 || !l4Valid(pkt(i)) {
+			t.Errorf("segment %d: %d bytes, checksum valid %v", i-2, sizes[i], l4Valid(pkt(i)))
+		}
+	}
+	// The first read waits, the second does not; each window leaves room
+	// for a whole super-packet behind its last buffer.
+	if len(r.windows) != 2 || r.windows[0] != 3*room-room+1 || r.windows[1] != 3*room-5-room+1 || !r.waits[0] || r.waits[1] {
+		t.Errorf("windows %v waits %v, want [17 12] [true false]", r.windows, r.waits)
+	}
+}
+
+// TestPortRead_tooManySegments: a super-packet cut finer than the buffers
+// allow is a too_big drop; the packets read before it stay.
+func TestPortRead_tooManySegments(t *testing.T) {
+	const room = 2
+	super := superPacket(t, false, protoTCP, bytes.Repeat([]byte{9}, 3000), 1000, 0x10) // three segments
+	r := &scriptedReader{t: t,
+		batches: [][][]byte{{append(make([]byte, virtioHdrLen), tcpPacket([]byte("a"))...), super}},
+		drained: []bool{false},
+	}
+	p := &Port{dev: tuntest.New(room, 4), raw: r, vnet: true}
+	bufs := newBuffers(3, Headroom+4000)
+	sizes := make([]int, len(bufs))
+	var tl tally
+	n, err := p.read(bufs, sizes, &tl)
+	if n != 1 || !errors.Is(err, errTooManySegments) || tl.drops[DropTooBig] != 1 {
+		t.Fatalf("n=%d err=%v too_big=%d, want the plain packet, errTooManySegments and one drop", n, err, tl.drops[DropTooBig])
+	}
+}
