@@ -76,6 +76,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecap -fuzztime $(FUZZTIME) ./dataplane/vxlan
 	$(GO) test -run '^$$' -fuzz FuzzOutside -fuzztime $(FUZZTIME) ./dataplane
+	$(GO) test -run '^$$' -fuzz FuzzCoalesce -fuzztime $(FUZZTIME) ./dataplane
 	$(GO) test -run '^$$' -fuzz FuzzParseStaticConfig -fuzztime $(FUZZTIME) ./agent
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./kvs
 	$(GO) test -run '^$$' -fuzz FuzzNewPool -fuzztime $(FUZZTIME) ./ipam

@@ -429,3 +429,54 @@ func TestCoalesce_UDPRunBreaks(t *testing.T) {
 		t.Fatalf("the rest took %d in %d writes, want 10 in the second", n, len(capt.writes))
 	}
 }
+
+// FuzzCoalesce feeds arbitrary trains (datagrams seg bytes apart) to the
+// coalescer from a known VTEP: it must never panic; when it takes fewer
+// than two datagrams it changes nothing and writes nothing; when it takes
+// a run, it writes one super-packet whose IP length is its own, whose
+// virtio-net header says TSO or USO with a segment size its payload fits,
+// and whose datagram count matches what it took.
+func FuzzCoalesce(f *testing.F) {
+	p := bytes.Repeat([]byte{5}, 100)
+	tcp := [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 1100, 0x10, p), tcpDatagram(false, 1200, 0x18, p[:40])}
+	udp := [][]byte{udpDatagram(true, 1, p), udpDatagram(true, 2, p), udpDatagram(true, 3, p[:7])}
+	f.Add(uint16(len(tcp[0])), train(len(tcp[0]), tcp...))
+	f.Add(uint16(len(udp[0])), train(len(udp[0]), udp...))
+	f.Add(uint16(8), []byte{8, 0, 0, 0, 0, 0x10, 0x01, 0, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Fuzz(func(t *testing.T, seg uint16, tr []byte) {
+		if seg == 0 || int(seg) > len(tr) || len(tr) > 65535 {
+			return
+		}
+		_, l, c := coalesceRig(t)
+		before := append([]byte(nil), tr...)
+		n := l.coalesce(l.sw.table.Load(), tr, 0, int(seg), netip.AddrPortFrom(vtep2, 4789))
+		count := (len(tr) + int(seg) - 1) / int(seg)
+		switch {
+		case n < 0 || n == 1 || n > count:
+			t.Fatalf("took %d of %d datagrams", n, count)
+		case n == 0:
+			if !bytes.Equal(tr, before) || len(c.writes) != 0 {
+				t.Fatal("nothing taken, yet the train changed or a write happened")
+			}
+			return
+		}
+		if len(c.writes) != 1 {
+			t.Fatalf("%d writes for one run", len(c.writes))
+		}
+		w := c.writes[0]
+		h := decodeVirtioHdr(w)
+		pkt := w[virtioHdrLen:]
+		info, ok := parseIP(pkt)
+		if !ok || info.length != len(pkt) || info.l4 == 0 {
+			t.Fatalf("super-packet's IP header: ok %v, length %d of %d", ok, info.length, len(pkt))
+		}
+		payload := len(pkt) - int(h.hdrLen)
+		segs := (payload + int(h.gsoSize) - 1) / max(1, int(h.gsoSize))
+		if h.flags != virtioFlagNeedsCsum || h.gsoSize == 0 || segs != n || int(h.csumStart) != info.l4 {
+			t.Fatalf("virtio header %+v for %d datagrams (payload %d)", h, n, payload)
+		}
+		if (h.gsoType == virtioGSOUDPL4) != (info.proto == protoUDP) {
+			t.Fatalf("gso type %d for protocol %d", h.gsoType, info.proto)
+		}
+	})
+}
