@@ -90,50 +90,64 @@ func TestCoalesce_mergesOneFlow(t *testing.T) {
 			tcpDatagram(v6, 4000, 0x18, pay(3, 400)), // ACK PSH, short: the end
 		}
 		seg := len(ds[0])
-		tr := train(seg, ds...)
-		tbl := l.sw.table.Load()
-		if n := l.coalesce(tbl, tr, 0, seg, netip.AddrPortFrom(vtep2, 4789)); n != 4 {
+		if n := l.coalesce(l.sw.table.Load(), train(seg, ds...), 0, seg, netip.AddrPortFrom(vtep2, 4789)); n != 4 {
 			t.Fatalf("v6=%v: coalesced %d datagrams, want 4", v6, n)
-		}
-		if len(c.writes) != 1 {
-			t.Fatalf("v6=%v: %d writes, want 1", v6, len(c.writes))
-		}
-		w := c.writes[0]
-		h := decodeVirtioHdr(w)
-		pkt := w[virtioHdrLen:]
-		info, ok := parseIP(pkt)
-		if !ok || info.length != len(pkt) {
-			t.Fatalf("v6=%v: merged packet's IP header invalid or length %d != %d", v6, info.length, len(pkt))
 		}
 		wantType := uint8(virtioGSOTCPv4)
 		if v6 {
 			wantType = virtioGSOTCPv6
 		}
-		if h.flags != virtioFlagNeedsCsum || h.gsoType != wantType || h.gsoSize != 1000 ||
-			int(h.csumStart) != info.l4 || h.csumOffset != tcpChecksumOffset || int(h.hdrLen) != info.l4+32 {
-			t.Errorf("v6=%v: virtio header %+v", v6, h)
+		want := append(append(append(pay(0, 1000), pay(1, 1000)...), pay(2, 1000)...), pay(3, 400)...)
+		tp := checkMerged(t, v6, l, c, wantType, 1000, 32, tcpChecksumOffset, want)
+		if tp == nil {
+			continue
 		}
-		if !v6 && fold(sum(0, pkt[:ipv4HeaderLen])) != 0xffff {
-			t.Errorf("IPv4 header checksum invalid")
-		}
-		tp := pkt[info.l4:]
 		if seq := binary.BigEndian.Uint32(tp[4:]); seq != 1000 {
 			t.Errorf("v6=%v: seq %d, want the first segment's 1000", v6, seq)
 		}
 		if tp[tcpFlagsOffset] != 0x18 {
 			t.Errorf("v6=%v: flags %#x, want ACK PSH (PSH of the last)", v6, tp[tcpFlagsOffset])
 		}
-		if got, want := binary.BigEndian.Uint16(tp[tcpChecksumOffset:]), fold(pseudoHeaderSum(pkt, &info, len(tp))); got != want {
-			t.Errorf("v6=%v: checksum field %#x, want the partial pseudo-header sum %#x", v6, got, want)
-		}
-		want := append(append(append(pay(0, 1000), pay(1, 1000)...), pay(2, 1000)...), pay(3, 400)...)
-		if !bytes.Equal(tp[32:], want) {
-			t.Errorf("v6=%v: payload is not the segments' payloads in order", v6)
-		}
-		if l.tally.coalesced != 4 || l.tally.portTx != 4 {
-			t.Errorf("v6=%v: tally coalesced %d portTx %d, want 4 and 4", v6, l.tally.coalesced, l.tally.portTx)
-		}
 	}
+}
+
+// checkMerged checks the one write a run of four made: its virtio-net
+// header (gso type and size, transport header length l4Len and checksum
+// offset), the IP header, the checksum field holding the partial
+// pseudo-header sum, the payloads in order and the tally. It returns the
+// transport header and payload, or nil after a fatal finding.
+func checkMerged(t *testing.T, v6 bool, l *outsideLoop, c *superCapture, gsoType uint8, gsoSize, l4Len, csumOff int, payload []byte) []byte {
+	t.Helper()
+	if len(c.writes) != 1 {
+		t.Errorf("v6=%v: %d writes, want 1", v6, len(c.writes))
+		return nil
+	}
+	w := c.writes[0]
+	h := decodeVirtioHdr(w)
+	pkt := w[virtioHdrLen:]
+	info, ok := parseIP(pkt)
+	if !ok || info.length != len(pkt) {
+		t.Errorf("v6=%v: merged packet's IP header invalid or length %d != %d", v6, info.length, len(pkt))
+		return nil
+	}
+	if h.flags != virtioFlagNeedsCsum || h.gsoType != gsoType || int(h.gsoSize) != gsoSize ||
+		int(h.csumStart) != info.l4 || int(h.csumOffset) != csumOff || int(h.hdrLen) != info.l4+l4Len {
+		t.Errorf("v6=%v: virtio header %+v", v6, h)
+	}
+	if !v6 && fold(sum(0, pkt[:ipv4HeaderLen])) != 0xffff {
+		t.Errorf("IPv4 header checksum invalid")
+	}
+	l4 := pkt[info.l4:]
+	if got, want := binary.BigEndian.Uint16(l4[csumOff:]), fold(pseudoHeaderSum(pkt, &info, len(l4))); got != want {
+		t.Errorf("v6=%v: checksum field %#x, want the partial pseudo-header sum %#x", v6, got, want)
+	}
+	if !bytes.Equal(l4[l4Len:], payload) {
+		t.Errorf("v6=%v: payload is not the packets' payloads in order", v6)
+	}
+	if l.tally.coalesced != 4 || l.tally.portTx != 4 {
+		t.Errorf("v6=%v: tally coalesced %d portTx %d, want 4 and 4", v6, l.tally.coalesced, l.tally.portTx)
+	}
+	return l4
 }
 
 func TestCoalesce_stopsWhereTheRunBreaks(t *testing.T) {
@@ -147,11 +161,7 @@ func TestCoalesce_stopsWhereTheRunBreaks(t *testing.T) {
 	otherWindow := tcpDatagram(false, 2000, 0x10, p)
 	binary.BigEndian.PutUint16(otherWindow[vxlan.EncapLen+ipv4HeaderLen+14:], 1024)
 	fixTCPChecksum(otherWindow)
-	cases := []struct {
-		name  string
-		ds    [][]byte
-		taken int
-	}{
+	cases := []runCase{
 		{"gap in sequence", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2001, 0x10, p)}, 0},
 		{"PSH first", [][]byte{tcpDatagram(false, 1000, 0x18, p), tcpDatagram(false, 2000, 0x10, p)}, 0},
 		{"FIN", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2000, 0x11, p)}, 0},
@@ -162,6 +172,21 @@ func TestCoalesce_stopsWhereTheRunBreaks(t *testing.T) {
 		{"third breaks", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2000, 0x10, p), tcpDatagram(false, 5000, 0x10, p)}, 2},
 		{"PSH in the middle ends it", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2000, 0x18, p), tcpDatagram(false, 3000, 0x10, p)}, 2},
 	}
+	runCases(t, from, cases)
+}
+
+// runCase is a train and how many of its datagrams a run takes.
+type runCase struct {
+	name  string
+	ds    [][]byte
+	taken int
+}
+
+// runCases coalesces each case's train from the start: it must take
+// exactly taken datagrams, and taking none must leave the train as it was
+// and write nothing.
+func runCases(t *testing.T, from netip.AddrPort, cases []runCase) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, l, capt := coalesceRig(t)
@@ -313,36 +338,10 @@ func TestCoalesce_mergesUDPDatagrams(t *testing.T) {
 		if n := l.coalesce(l.sw.table.Load(), train(seg, ds...), 0, seg, netip.AddrPortFrom(vtep2, 4789)); n != 4 {
 			t.Fatalf("v6=%v: coalesced %d datagrams, want 4", v6, n)
 		}
-		if len(c.writes) != 1 {
-			t.Fatalf("v6=%v: %d writes, want 1", v6, len(c.writes))
-		}
-		w := c.writes[0]
-		h := decodeVirtioHdr(w)
-		pkt := w[virtioHdrLen:]
-		info, ok := parseIP(pkt)
-		if !ok || info.length != len(pkt) || info.proto != protoUDP {
-			t.Fatalf("v6=%v: merged packet's IP header invalid (length %d of %d)", v6, info.length, len(pkt))
-		}
-		if h.flags != virtioFlagNeedsCsum || h.gsoType != virtioGSOUDPL4 || h.gsoSize != 64 ||
-			int(h.csumStart) != info.l4 || h.csumOffset != udpChecksumOffset || int(h.hdrLen) != info.l4+udpHeaderLen {
-			t.Errorf("v6=%v: virtio header %+v", v6, h)
-		}
-		if !v6 && fold(sum(0, pkt[:ipv4HeaderLen])) != 0xffff {
-			t.Errorf("IPv4 header checksum invalid")
-		}
-		u := pkt[info.l4:]
-		if got := int(binary.BigEndian.Uint16(u[4:])); got != len(u) {
-			t.Errorf("v6=%v: UDP length %d, want the super-packet's %d", v6, got, len(u))
-		}
-		if got, want := binary.BigEndian.Uint16(u[udpChecksumOffset:]), fold(pseudoHeaderSum(pkt, &info, len(u))); got != want {
-			t.Errorf("v6=%v: checksum field %#x, want the partial pseudo-header sum %#x", v6, got, want)
-		}
 		want := append(append(append(pay(0, 64), pay(1, 64)...), pay(2, 64)...), pay(3, 10)...)
-		if !bytes.Equal(u[udpHeaderLen:], want) {
-			t.Errorf("v6=%v: payload is not the datagrams' payloads in order", v6)
-		}
-		if l.tally.coalesced != 4 || l.tally.portTx != 4 {
-			t.Errorf("v6=%v: tally coalesced %d portTx %d, want 4 and 4", v6, l.tally.coalesced, l.tally.portTx)
+		u := checkMerged(t, v6, l, c, virtioGSOUDPL4, 64, udpHeaderLen, udpChecksumOffset, want)
+		if u != nil && int(binary.BigEndian.Uint16(u[4:])) != len(u) {
+			t.Errorf("v6=%v: UDP length %d, want the super-packet's %d", v6, binary.BigEndian.Uint16(u[4:]), len(u))
 		}
 	}
 }
@@ -377,11 +376,7 @@ func TestCoalesce_UDPRunBreaks(t *testing.T) {
 		binary.BigEndian.PutUint16(ip[ipv4ChecksumOffset:], ^fold(sum(0, ip)))
 		return d
 	}
-	cases := []struct {
-		name  string
-		ds    [][]byte
-		taken int
-	}{
+	cases := []runCase{
 		{"corrupt second", [][]byte{udpDatagram(false, 1, p), corrupt}, 0},
 		{"other port", [][]byte{udpDatagram(false, 1, p), otherPort}, 0},
 		{"other TTL", [][]byte{udpDatagram(false, 1, p), otherTTL}, 0},
@@ -391,20 +386,7 @@ func TestCoalesce_UDPRunBreaks(t *testing.T) {
 		{"no DF", [][]byte{noDF(1), noDF(2)}, 0},
 		{"third corrupt", [][]byte{udpDatagram(false, 1, p), udpDatagram(false, 2, p), corrupt}, 2},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, l, capt := coalesceRig(t)
-			tr := train(len(c.ds[0]), c.ds...)
-			before := append([]byte(nil), tr...)
-			n := l.coalesce(l.sw.table.Load(), tr, 0, len(c.ds[0]), from)
-			if n != c.taken {
-				t.Fatalf("took %d datagrams, want %d", n, c.taken)
-			}
-			if n == 0 && (!bytes.Equal(tr, before) || len(capt.writes) != 0) {
-				t.Error("nothing merged, yet the train changed or a write happened")
-			}
-		})
-	}
+	runCases(t, from, cases)
 	// A device without USO (Linux before 6.2) gets no UDP super-packet.
 	{
 		r, l, capt := coalesceRig(t)
