@@ -5,8 +5,8 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 
+	"github.com/vxnet/vxnet/internal/rawio"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,30 +78,18 @@ func (c *Conn) HardwareAddr() [6]byte { return c.mac }
 // MTU is the interface's MTU.
 func (c *Conn) MTU() int { return c.mtu }
 
-// readFD reads one frame. The socket never blocks, so the call skips the
-// scheduler's system-call bookkeeping (RawSyscall), which on a busy data
-// plane keeps the runtime's monitor thread waking every few tens of
-// microseconds; the wait for readiness stays in the poller.
+// readFD reads one frame (rawio: the socket never blocks).
 func (c *Conn) readFD(fd uintptr) bool {
-	if len(c.buf) == 0 {
-		c.n, c.err = 0, unix.EINVAL
-		return true
+	n, e := rawio.Read(fd, c.buf)
+	if e == unix.EAGAIN {
+		c.n, c.err = 0, nil
+		return !c.wait
 	}
-	for {
-		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&c.buf[0])), uintptr(len(c.buf)))
-		if e == unix.EINTR {
-			continue
-		}
-		if e == unix.EAGAIN {
-			c.n, c.err = 0, nil
-			return !c.wait
-		}
-		c.n, c.err = int(n), nil
-		if e != 0 {
-			c.n, c.err = 0, e
-		}
-		return true
+	c.n, c.err = n, nil
+	if e != 0 {
+		c.err = e
 	}
+	return true
 }
 
 // ReadBatch reads frames into bufs[i][offset:], waiting for the first and
@@ -148,26 +136,17 @@ func (c *Conn) NewWriter() *Writer {
 	return w
 }
 
-// writeFD sends one frame, raw as readFD reads.
+// writeFD sends one frame, as readFD reads.
 func (w *Writer) writeFD(fd uintptr) bool {
-	if len(w.frame) == 0 {
-		w.err = unix.EINVAL
-		return true
+	_, e := rawio.Write(fd, w.frame)
+	if e == unix.EAGAIN {
+		return false
 	}
-	for {
-		_, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.frame[0])), uintptr(len(w.frame)))
-		if e == unix.EINTR {
-			continue
-		}
-		if e == unix.EAGAIN {
-			return false
-		}
-		w.err = nil
-		if e != 0 {
-			w.err = e
-		}
-		return true
+	w.err = nil
+	if e != 0 {
+		w.err = e
 	}
+	return true
 }
 
 // Write sends one frame.

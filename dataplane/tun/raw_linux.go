@@ -5,39 +5,36 @@ import (
 	"fmt"
 	"os"
 	"syscall"
-	"unsafe"
 
+	"github.com/vxnet/vxnet/internal/rawio"
 	"golang.org/x/sys/unix"
 )
 
-// Raw reads a TUN device's file descriptor directly, one packet per call,
-// with or without waiting. The inside path uses it instead of Device.Read:
-// a read that must not wait replaces a poll followed by a read, which
-// halves the system calls per small packet, and a TSO super-packet lands in
-// the caller's buffer instead of the wireguard device's own, saving a copy
-// of every segment. The caller splits super-packets (see VnetHdr).
+// Raw reads a TUN device's file descriptor directly (ReadBatch). The inside
+// path uses it instead of Device.Read: a read that must not wait replaces a
+// poll followed by a read, which halves the system calls per small packet,
+// and a TSO super-packet lands in the caller's buffer instead of the
+// wireguard device's own, saving a copy of every segment. The caller splits
+// super-packets (see VnetHdr).
 //
 // Writers (NewWriter) write packets the caller has built, virtio-net
-// header included when VnetHdr is true: the outside paths write TCP
-// segments they coalesced themselves that way. One goroutine may call Read
-// while others each use a Writer of their own.
+// header included when VnetHdr is true: the outside paths write TCP and UDP
+// super-packets they coalesced themselves that way. One goroutine may call
+// ReadBatch while others each use a Writer of their own.
 type Raw struct {
 	rc   syscall.RawConn
 	vnet bool
 	uso  bool
-	buf  []byte // the current Read's
-	n    int
-	err  error
-	wait bool
-	read func(fd uintptr) bool // bound once: no allocation per call
 
 	// The current ReadBatch's.
 	bufs    [][]byte
 	sizes   []int
 	off     int
+	wait    bool
 	got     int
 	drained bool
-	batch   func(fd uintptr) bool
+	err     error
+	batch   func(fd uintptr) bool // bound once: no allocation per call
 }
 
 // Writer writes whole packets to the device; one goroutine's own.
@@ -96,7 +93,6 @@ func NewRaw(dev Device) (*Raw, error) {
 			r.uso = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, tcp|unix.TUN_F_USO4|unix.TUN_F_USO6) == nil
 		})
 	}
-	r.read = r.readFD
 	r.batch = r.readBatchFD
 	return r, nil
 }
@@ -108,39 +104,6 @@ func (r *Raw) VnetHdr() bool { return r.vnet }
 // USO reports whether the device takes UDP super-packets (virtio-net
 // GSO_UDP_L4, Linux 6.2 and later) and may hand them over.
 func (r *Raw) USO() bool { return r.uso }
-
-func (r *Raw) readFD(fd uintptr) bool {
-	for {
-		n, err := unix.Read(int(fd), r.buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			r.n, r.err = 0, nil
-			return !r.wait // false: wait for the device to become readable
-		}
-		r.n, r.err = n, err
-		return true
-	}
-}
-
-// Read reads one packet into buf. With wait it blocks until one arrives;
-// without, it returns 0 and no error when none is queued. After the device
-// is closed it returns an error that matches os.ErrClosed.
-func (r *Raw) Read(buf []byte, wait bool) (int, error) {
-	r.buf, r.wait = buf, wait
-	err := r.rc.Read(r.read)
-	r.buf = nil
-	if err != nil {
-		// The poller fails only once the file is closing (its error is
-		// internal/poll's, which os.ErrClosed does not match).
-		return 0, fmt.Errorf("tun: read: %w (%v)", os.ErrClosed, err)
-	}
-	if r.err != nil {
-		return 0, errClosed("read", r.err)
-	}
-	return r.n, nil
-}
 
 // ReadBatch reads the packets queued on the device, each into
 // bufs[i][offset:] with its length in sizes[i], in one pass through the
@@ -169,27 +132,19 @@ func (r *Raw) ReadBatch(bufs [][]byte, offset int, sizes []int, wait bool) (n in
 	return n, drained, nil
 }
 
-// readBatchFD reads until the queue is empty. The reads never wait (the
-// descriptor is non-blocking), so they skip the scheduler's system-call
-// bookkeeping (RawSyscall): with small packets that is a fifth of the cost
-// of a read.
+// readBatchFD reads until the queue is empty (rawio: the reads never wait).
 func (r *Raw) readBatchFD(fd uintptr) bool {
 	r.drained = false
 	for r.got < len(r.bufs) {
 		b := r.bufs[r.got][r.off:]
-		if len(b) == 0 {
-			r.err = unix.EINVAL
-			return true
-		}
-		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		n, e := rawio.Read(fd, b)
 		switch e {
 		case 0:
-			r.sizes[r.got] = int(n)
+			r.sizes[r.got] = n
 			r.got++
 			if r.vnet && n >= 2 && b[1] != 0 {
 				return true // a super-packet: its segments take the next buffers
 			}
-		case unix.EINTR:
 		case unix.EAGAIN:
 			r.drained = true
 			return r.got > 0 || !r.wait // nothing yet: wait for the device
@@ -211,25 +166,15 @@ func errClosed(op string, err error) error {
 }
 
 func (w *Writer) writeFD(fd uintptr) bool {
-	if len(w.buf) == 0 {
-		w.n, w.err = 0, nil
-		return true
+	n, e := rawio.Write(fd, w.buf)
+	if e == unix.EAGAIN {
+		return false
 	}
-	for {
-		// Raw: the descriptor never blocks (see readBatchFD).
-		n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.buf[0])), uintptr(len(w.buf)))
-		if e == unix.EINTR {
-			continue
-		}
-		if e == unix.EAGAIN {
-			return false
-		}
-		w.n, w.err = int(n), nil
-		if e != 0 {
-			w.n, w.err = 0, e
-		}
-		return true
+	w.n, w.err = n, nil
+	if e != 0 {
+		w.err = e
 	}
+	return true
 }
 
 // Write writes one packet (with its virtio-net header when VnetHdr).

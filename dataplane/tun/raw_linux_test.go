@@ -2,7 +2,6 @@ package tun
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -12,18 +11,11 @@ import (
 )
 
 // TestRaw_readsWhatTheKernelSends reads, through Raw, the echo requests a
-// real ping inside the namespace sends: a read that must not wait returns
-// nothing at first, a waiting read returns the packet behind its virtio
-// header, and after Close reads fail with os.ErrClosed.
+// real ping inside the namespace sends: a waiting read returns the packet
+// behind its virtio header, and after Close reads fail with os.ErrClosed.
+// A Writer writes without allocating.
 func TestRaw_readsWhatTheKernelSends(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (creates a network namespace and a TUN device)")
-	}
-	ns := fmt.Sprintf("vxraw%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ns := testNetns(t, "vxraw")
 	dev, err := Create(Config{Name: "eth0", Netns: ns, Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.10.2/24")}})
 	if err != nil {
 		t.Fatal(err)
@@ -39,20 +31,16 @@ func TestRaw_readsWhatTheKernelSends(t *testing.T) {
 	if uname, err := exec.Command("uname", "-r").Output(); err == nil {
 		t.Logf("kernel %s: USO %v", strings.TrimSpace(string(uname)), r.USO())
 	}
-	buf := make([]byte, 70000)
+	bufs, sizes := [][]byte{make([]byte, 70000)}, make([]int, 1)
 	// Drain what the kernel sent on its own when the link came up.
 	for {
-		n, err := r.Read(buf, false)
+		n, _, err := r.ReadBatch(bufs, 0, sizes, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if n == 0 {
 			break
 		}
-	}
-
-	if a := testing.AllocsPerRun(100, func() { r.Read(buf, false) }); a != 0 {
-		t.Errorf("%v allocations per read that finds nothing, want 0", a)
 	}
 
 	// A writer of its own writes whole packets (virtio header first)
@@ -63,14 +51,7 @@ func TestRaw_readsWhatTheKernelSends(t *testing.T) {
 	ip[0], ip[3], ip[8], ip[9] = 0x45, 28, 64, 17
 	copy(ip[12:16], []byte{10, 0, 10, 9})
 	copy(ip[16:20], []byte{10, 0, 10, 2})
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(ip[i])<<8 | uint32(ip[i+1])
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	ip[10], ip[11] = byte(^sum>>8), byte(^sum)
+	csum(ip[:20], 10)
 	ip[21], ip[23], ip[25] = 9, 9, 8
 	if _, err := w.Write(pkt); err != nil {
 		t.Fatalf("raw write: %v", err)
@@ -84,23 +65,24 @@ func TestRaw_readsWhatTheKernelSends(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ping.Process.Kill(); ping.Wait() })
-	// A reader blocked in Read must come back once the device closes.
+	// A reader waiting in ReadBatch must come back once the device
+	// closes.
 	timer := time.AfterFunc(10*time.Second, func() { dev.Close() })
 	defer timer.Stop()
 	found := false
 	for !found {
-		n, err := r.Read(buf, true)
+		n, _, err := r.ReadBatch(bufs, 0, sizes, true)
 		if err != nil {
 			t.Fatalf("waiting read: %v (no echo request within 10 s?)", err)
 		}
-		if n < 10+20 {
-			t.Fatalf("read %d bytes: too short for a virtio header and an IPv4 header", n)
+		if n != 1 || sizes[0] < 10+20 {
+			t.Fatalf("read %d packets, %d bytes: want one with a virtio header and an IPv4 header", n, sizes[0])
 		}
-		p := buf[10:n]
+		p := bufs[0][10:sizes[0]]
 		found = p[0]>>4 == 4 && p[9] == 1 && netip.AddrFrom4([4]byte(p[16:20])) == netip.MustParseAddr("10.0.10.9")
 	}
 	dev.Close()
-	if _, err := r.Read(buf, true); !errors.Is(err, os.ErrClosed) {
+	if _, _, err := r.ReadBatch(bufs, 0, sizes, true); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("read after Close: %v, want os.ErrClosed", err)
 	}
 }
@@ -116,14 +98,7 @@ func TestNewRaw_rejectsDevicesWithoutFile(t *testing.T) {
 // and one ReadBatch takes them all and says the queue is drained. With
 // nothing queued it returns at once, without allocating.
 func TestRaw_readBatchTakesWhatIsQueued(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (creates a network namespace and a TUN device)")
-	}
-	ns := fmt.Sprintf("vxrawb%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ns := testNetns(t, "vxrawb")
 	// No IPv6 on the device: its router solicitations and MLD reports
 	// would join the queue at moments of their own.
 	if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1").CombinedOutput(); err != nil {

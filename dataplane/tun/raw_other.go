@@ -22,9 +22,6 @@ func (*Raw) VnetHdr() bool { return false }
 // USO reports false.
 func (*Raw) USO() bool { return false }
 
-// Read is never called on this platform.
-func (*Raw) Read([]byte, bool) (int, error) { return 0, errors.ErrUnsupported }
-
 // ReadBatch is never called on this platform.
 func (*Raw) ReadBatch([][]byte, int, []int, bool) (int, bool, error) {
 	return 0, false, errors.ErrUnsupported

@@ -14,14 +14,7 @@ import (
 // test's own and checks, through the kernel, its name, MTU, addresses and
 // state; then that Close removes it.
 func TestCreate_inNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (creates a network namespace and a TUN device)")
-	}
-	ns := fmt.Sprintf("vxtun%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ns := testNetns(t, "vxtun")
 
 	addrs := []netip.Prefix{netip.MustParsePrefix("10.0.9.2/24"), netip.MustParsePrefix("fd00:9::2/64")}
 	dev, err := Create(Config{Name: "eth0", Netns: ns, MTU: 1400, Addresses: addrs, Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}})
@@ -61,4 +54,19 @@ func TestCreate_missingNamespace(t *testing.T) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Logf("note: error does not wrap ErrNotExist: %v", err)
 	}
+}
+
+// testNetns creates a network namespace named prefix<pid>, removed when the
+// test ends; without root the test skips.
+func testNetns(t *testing.T, prefix string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (creates a network namespace and a TUN device)")
+	}
+	ns := fmt.Sprintf("%s%d", prefix, os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	return ns
 }
