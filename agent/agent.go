@@ -189,6 +189,8 @@ type localEndpoint struct {
 	port     *dataplane.Port
 	ns       string // namespace path
 	removing bool   // a RemoveEndpoint owns it
+	// dhcpRetry: the renewal routine leaves a lost lease alone until then.
+	dhcpRetry time.Time
 }
 
 // nsResolver is the DNS listener in one container namespace.

@@ -24,30 +24,34 @@ func dhcpMAC(network, name string) vxlan.MAC {
 }
 
 // leaseDHCP asks the segment's DHCP server for an address for a new
-// endpoint of n.
-func (a *Agent) leaseDHCP(ctx context.Context, n api.Network, name string) (driver.DHCPLease, error) {
+// endpoint of n, and returns the lease as the endpoint records it.
+func (a *Agent) leaseDHCP(ctx context.Context, n api.Network, name string) (driver.DHCPLease, *api.DHCP, error) {
 	up, err := driver.UplinkName(n.Driver, n.Options)
 	if err != nil {
-		return driver.DHCPLease{}, err
+		return driver.DHCPLease{}, nil, err
 	}
 	c, err := a.host.DHCP(up)
 	if err != nil {
-		return driver.DHCPLease{}, err
+		return driver.DHCPLease{}, nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	return c.Acquire(ctx, dhcpMAC(n.Name, name), name)
+	l, err := c.Acquire(ctx, dhcpMAC(n.Name, name), name)
+	if err != nil {
+		return driver.DHCPLease{}, nil, err
+	}
+	return l, apiLease(up, l), nil
 }
 
-func apiLease(l driver.DHCPLease) *api.DHCP {
-	d := &api.DHCP{Server: l.Server.String(), Seconds: int64(l.Time / time.Second), Acquired: l.Got.UTC().Truncate(time.Second)}
+func apiLease(uplink string, l driver.DHCPLease) *api.DHCP {
+	d := &api.DHCP{Uplink: uplink, Server: l.Server.String(), Seconds: int64(l.Time / time.Second), Acquired: l.Got.UTC().Truncate(time.Second)}
 	if l.Router.IsValid() {
 		d.Router = l.Router.String()
 	}
 	return d
 }
 
-// lease turns an endpoint's record back into a lease.
+// leaseOf turns an endpoint's record back into a lease.
 func leaseOf(ep api.Endpoint) (driver.DHCPLease, error) {
 	if ep.DHCP == nil || len(ep.Addresses) == 0 {
 		return driver.DHCPLease{}, errors.New("no DHCP lease")
@@ -60,32 +64,49 @@ func leaseOf(ep api.Endpoint) (driver.DHCPLease, error) {
 	if err != nil {
 		return driver.DHCPLease{}, err
 	}
-	return driver.DHCPLease{Addr: addr, Server: server, Time: time.Duration(ep.DHCP.Seconds) * time.Second, Got: ep.DHCP.Acquired}, nil
+	l := driver.DHCPLease{Addr: addr, Server: server, Time: time.Duration(ep.DHCP.Seconds) * time.Second, Got: ep.DHCP.Acquired}
+	if ep.DHCP.Router != "" {
+		if l.Router, err = netip.ParseAddr(ep.DHCP.Router); err != nil {
+			return driver.DHCPLease{}, err
+		}
+	}
+	return l, nil
 }
 
-// dhcpOf returns what a DHCP endpoint's client needs: its uplink's DHCP
-// clients, its lease and its MAC.
-func (a *Agent) dhcpOf(ep api.Endpoint) (*driver.DHCPClients, driver.DHCPLease, vxlan.MAC, error) {
-	n, ok := a.network(ep.Network)
-	if !ok {
-		return nil, driver.DHCPLease{}, vxlan.MAC{}, fmt.Errorf("no network %q", ep.Network)
+// dhcpOf returns what a DHCP endpoint's client needs: its uplink's name and
+// DHCP clients, its lease and its MAC. The uplink is the one the record
+// names, so that a lease can be given back before the network's row is in
+// sight (at start-up); records from before it was kept name none, and
+// their network tells.
+func (a *Agent) dhcpOf(ep api.Endpoint) (string, *driver.DHCPClients, driver.DHCPLease, vxlan.MAC, error) {
+	fail := func(err error) (string, *driver.DHCPClients, driver.DHCPLease, vxlan.MAC, error) {
+		return "", nil, driver.DHCPLease{}, vxlan.MAC{}, err
 	}
-	up, err := driver.UplinkName(n.Driver, n.Options)
+	l, err := leaseOf(ep)
 	if err != nil {
-		return nil, driver.DHCPLease{}, vxlan.MAC{}, err
+		return fail(err)
+	}
+	up := ep.DHCP.Uplink
+	if up == "" {
+		n, ok := a.network(ep.Network)
+		if !ok {
+			return fail(fmt.Errorf("no network %q", ep.Network))
+		}
+		if up, err = driver.UplinkName(n.Driver, n.Options); err != nil {
+			return fail(err)
+		}
 	}
 	c, err := a.host.DHCP(up)
-	l, lerr := leaseOf(ep)
 	mac, merr := vxlan.ParseMAC(ep.MAC)
-	if err = errors.Join(err, lerr, merr); err != nil {
-		return nil, driver.DHCPLease{}, vxlan.MAC{}, err
+	if err = errors.Join(err, merr); err != nil {
+		return fail(err)
 	}
-	return c, l, mac, nil
+	return up, c, l, mac, nil
 }
 
 // releaseDHCP gives a DHCP endpoint's address back (best effort).
 func (a *Agent) releaseDHCP(ep api.Endpoint) {
-	c, l, mac, err := a.dhcpOf(ep)
+	_, c, l, mac, err := a.dhcpOf(ep)
 	if err == nil {
 		err = c.Release(mac, l)
 	}
@@ -108,7 +129,7 @@ func (a *Agent) routineDHCPRenew(ctx context.Context) {
 		a.mu.Lock()
 		var due []api.Endpoint
 		for _, le := range a.local {
-			if d := le.rec.DHCP; d != nil && time.Since(d.Acquired) > time.Duration(d.Seconds)*time.Second/2 {
+			if d := le.rec.DHCP; d != nil && time.Since(d.Acquired) > time.Duration(d.Seconds)*time.Second/2 && time.Now().After(le.dhcpRetry) {
 				due = append(due, le.rec)
 			}
 		}
@@ -121,7 +142,7 @@ func (a *Agent) routineDHCPRenew(ctx context.Context) {
 
 func (a *Agent) renewDHCP(ctx context.Context, ep api.Endpoint) {
 	key := ep.Network + "/" + ep.Name
-	c, l, mac, err := a.dhcpOf(ep)
+	up, c, l, mac, err := a.dhcpOf(ep)
 	if err != nil {
 		a.log.Warn("dhcp: cannot renew", "endpoint", key, "error", err)
 		return
@@ -138,6 +159,7 @@ func (a *Agent) renewDHCP(ctx context.Context, ep api.Endpoint) {
 		got, err = c.Acquire(rctx, mac, ep.Name)
 		if err != nil {
 			a.log.Error("dhcp: the lease is lost and no new one came; the endpoint keeps an address the server may give away", "endpoint", key, "error", err)
+			a.postponeDHCP(key)
 			return
 		}
 	}
@@ -146,11 +168,12 @@ func (a *Agent) renewDHCP(ctx context.Context, ep api.Endpoint) {
 		if err := c.Release(mac, got); err != nil {
 			a.log.Warn("dhcp: release", "endpoint", key, "error", err)
 		}
+		a.postponeDHCP(key)
 		return
 	}
 	a.mu.Lock()
 	if le := a.local[key]; le != nil {
-		le.rec.DHCP = apiLease(got)
+		le.rec.DHCP = apiLease(up, got)
 		ep = le.rec
 	}
 	a.mu.Unlock()
@@ -164,4 +187,17 @@ func (a *Agent) renewDHCP(ctx context.Context, ep api.Endpoint) {
 		a.log.Error("saving state", "error", err)
 	}
 	a.log.Debug("dhcp: lease renewed", "endpoint", key)
+}
+
+// dhcpLostRetry is how long a lost lease waits before the next attempt:
+// not every tick of the renewal routine, which would ask the server every
+// five seconds.
+const dhcpLostRetry = time.Minute
+
+func (a *Agent) postponeDHCP(key string) {
+	a.mu.Lock()
+	if le := a.local[key]; le != nil {
+		le.dhcpRetry = time.Now().Add(dhcpLostRetry)
+	}
+	a.mu.Unlock()
 }

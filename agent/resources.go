@@ -282,16 +282,16 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		return api.Endpoint{}, fmt.Errorf("network %q has a bad subnet %q", n.Name, n.Subnet)
 	}
 	var addr netip.Addr
-	var lease *driver.DHCPLease
+	var lease *api.DHCP
 	if driver.UsesDHCP(d, n.Options) {
 		if req.IP != "" {
 			return api.Endpoint{}, apiError(api.CodeBadRequest, "ip", "ip %q: network %q leases addresses from the segment's DHCP server", req.IP, n.Name)
 		}
-		l, err := a.leaseDHCP(ctx, n, req.Name)
+		l, rec, err := a.leaseDHCP(ctx, n, req.Name)
 		if err != nil {
 			return api.Endpoint{}, apiError(api.CodeConflict, "network", "network %q: %v", n.Name, err)
 		}
-		lease, addr, subnet = &l, l.Addr.Addr(), l.Addr
+		lease, addr, subnet = rec, l.Addr.Addr(), l.Addr
 	} else if req.IP != "" {
 		if addr, err = netip.ParseAddr(req.IP); err != nil {
 			return api.Endpoint{}, apiError(api.CodeBadRequest, "ip", "ip %q is not an IP address", req.IP)
@@ -310,12 +310,11 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	ep := api.Endpoint{Name: req.Name, Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep.String(), MAC: StableMAC(addr).String(),
 		Addresses: []string{netip.PrefixFrom(addr, subnet.Bits()).String()}, Aliases: req.Aliases, Service: req.Service,
 		Netns: req.Netns, Ifname: req.Ifname, Publish: publish}
-	release := func() { a.ipam.Release(n.Name, addr) }
 	if lease != nil {
 		ep.MAC = dhcpMAC(n.Name, req.Name).String()
-		ep.DHCP = apiLease(*lease)
-		release = func() { a.releaseDHCP(ep) }
+		ep.DHCP = lease
 	}
+	release := func() { a.releaseAddresses(key, ep) }
 	if err := a.attach(ep); err != nil {
 		release()
 		return api.Endpoint{}, apiError(api.CodeBadRequest, "netns", "attaching to %q: %v", req.Netns, err)
@@ -469,18 +468,7 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	// a crash in between leaks a lease rather than reusing one.
 	a.forgetEndpoint(network, name)
 	a.persist()
-	if le.rec.DHCP != nil {
-		a.releaseDHCP(le.rec)
-		a.log.Info("endpoint removed", "network", network, "endpoint", name)
-		return nil
-	}
-	for _, s := range le.rec.Addresses {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			if err := a.ipam.Release(network, p.Addr()); err != nil {
-				a.log.Warn("releasing address", "endpoint", key, "error", err)
-			}
-		}
-	}
+	a.releaseAddresses(key, le.rec)
 	a.log.Info("endpoint removed", "network", network, "endpoint", name)
 	return nil
 }
@@ -535,8 +523,14 @@ func (a *Agent) removeGone(key string, ep api.Endpoint) {
 		os.Remove(dns.NetnsResolvConfPath(ep.Netns))
 		os.Remove("/etc/netns/" + ep.Netns) // only if empty
 	}
+	a.releaseAddresses(key, ep)
+}
+
+// releaseAddresses gives an endpoint's addresses back: to the segment's
+// DHCP server when one leased them, else to IPAM (best effort, logged).
+func (a *Agent) releaseAddresses(key string, ep api.Endpoint) {
 	if ep.DHCP != nil {
-		a.releaseDHCP(ep) // the server's lease, not IPAM's
+		a.releaseDHCP(ep)
 		return
 	}
 	for _, s := range ep.Addresses {

@@ -64,6 +64,7 @@ type Endpoint struct {
 // DHCP is an endpoint's lease from the physical segment's DHCP server
 // (transparent networks with -o dhcp=true).
 type DHCP struct {
+	Uplink   string    `json:"uplink,omitempty"` // the NIC the lease was taken on
 	Server   string    `json:"server"`
 	Router   string    `json:"router,omitempty"`
 	Seconds  int64     `json:"seconds"`  // lease time
