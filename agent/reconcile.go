@@ -301,7 +301,7 @@ func (a *Agent) gatewayNetworks() ([]driver.GatewayNetwork, []driver.Published) 
 			continue
 		}
 		dn := driverNetwork(n)
-		if !d.HostGateway(dn) || !dn.Subnet.IsValid() || !dn.Gateway.IsValid() {
+		if !d.HostGateway() || !dn.Subnet.IsValid() || !dn.Gateway.IsValid() {
 			continue
 		}
 		gws = append(gws, driver.GatewayNetwork{Network: dn, Masquerade: !n.Internal})

@@ -607,7 +607,7 @@ func (a *Agent) putRow(table, key string, v any) error {
 
 // driverNetwork is what a driver sees of a network.
 func driverNetwork(n api.Network) driver.Network {
-	dn := driver.Network{Name: n.Name, Internal: n.Internal, Options: n.Options}
+	dn := driver.Network{Name: n.Name, Internal: n.Internal}
 	dn.Subnet, _ = netip.ParsePrefix(n.Subnet)
 	dn.Gateway, _ = netip.ParseAddr(n.Gateway)
 	return dn

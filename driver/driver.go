@@ -47,7 +47,6 @@ type Network struct {
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
 	Internal bool // no way out of the network
-	Options  map[string]string
 }
 
 // Driver is one network driver.
@@ -67,24 +66,18 @@ type Driver interface {
 	// ContainerRoutes are the routes an endpoint's device gets besides its
 	// subnet's.
 	ContainerRoutes(n Network) []netip.Prefix
-	// HostGateway reports whether the network needs a gateway port on its
-	// host (see Host).
-	HostGateway(n Network) bool
+	// HostGateway reports whether the driver's networks need a gateway
+	// port on their host (see Host).
+	HostGateway() bool
 }
 
-var (
-	available = map[string]Driver{"overlay": overlay{}, "nat": nat{}, "l2tunnel": l2tunnel{},
-		"transparent": transparent{}, "l2bridge": l2bridge{}}
-	planned = map[string]bool{}
-)
+var available = map[string]Driver{"overlay": overlay{}, "nat": nat{}, "l2tunnel": l2tunnel{},
+	"transparent": transparent{}, "l2bridge": l2bridge{}}
 
 // Get returns the driver called name, or an error that says which exist.
 func Get(name string) (Driver, error) {
 	if d, ok := available[name]; ok {
 		return d, nil
-	}
-	if planned[name] {
-		return nil, fmt.Errorf("driver %q is not available yet on this agent; use %s", name, strings.Join(Names(), " or "))
 	}
 	return nil, fmt.Errorf("unknown driver %q: want %s", name, strings.Join(Names(), ", "))
 }

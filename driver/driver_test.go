@@ -24,7 +24,7 @@ func TestGet(t *testing.T) {
 		t.Error("nat must be local and publish ports")
 	}
 	ov, _ := Get("overlay")
-	if ov.Scope() != ScopeGlobal || ov.Publishes() || ov.HostGateway(Network{}) {
+	if ov.Scope() != ScopeGlobal || ov.Publishes() || ov.HostGateway() {
 		t.Error("overlay must be global, publish nothing and need no gateway")
 	}
 }

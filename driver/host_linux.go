@@ -75,12 +75,6 @@ func (h *Host) Sync(nets []GatewayNetwork, pubs []Published) error {
 		h.gws[n.Name] = g
 		h.log.Info("gateway added", "network", n.Name, "device", GatewayDevice(n.Name), "address", n.Gateway.String())
 	}
-	// The host routes between NAT networks and out of them.
-	if len(nets) > 0 {
-		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	var live []GatewayNetwork
 	for _, n := range nets {
 		if g := h.gws[n.Name]; g != nil && g.net.Subnet == n.Subnet {
@@ -132,6 +126,11 @@ func (h *Host) addGateway(n GatewayNetwork) (*gateway, error) {
 	name := GatewayDevice(n.Name)
 	dev, err := tun.Create(tun.Config{Name: name, MTU: h.mtu, Addresses: []netip.Prefix{netip.PrefixFrom(n.Gateway, n.Subnet.Bits())}})
 	if err != nil {
+		return nil, err
+	}
+	// The host routes between NAT networks and out of them.
+	if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
+		dev.Close()
 		return nil, err
 	}
 	port, err := h.sw.AddPort("gateway/"+n.Name, dev)

@@ -33,7 +33,7 @@ func (l2tunnel) CheckOptions(opts map[string]string) error {
 }
 func (l2tunnel) Publishes() bool                        { return false }
 func (l2tunnel) ContainerRoutes(Network) []netip.Prefix { return nil }
-func (l2tunnel) HostGateway(Network) bool               { return false }
+func (l2tunnel) HostGateway() bool                      { return false }
 
 // L2TunnelPolicy reads an l2tunnel network's options: the policy host and
 // the policy it applies. Errors name the option and the value.

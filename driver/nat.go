@@ -34,7 +34,7 @@ func (nat) ContainerRoutes(n Network) []netip.Prefix {
 
 // HostGateway: every nat network has one, internal ones too (the host
 // reaches its containers through it; nothing is masqueraded for them).
-func (nat) HostGateway(Network) bool { return true }
+func (nat) HostGateway() bool { return true }
 
 // Publish is one published port: HOSTPORT on the host's addresses to
 // CONTAINERPORT of an endpoint.

@@ -13,4 +13,4 @@ func (overlay) Publishes() bool                      { return false }
 func (overlay) ContainerRoutes(Network) []netip.Prefix {
 	return nil
 }
-func (overlay) HostGateway(Network) bool { return false }
+func (overlay) HostGateway() bool { return false }

@@ -22,9 +22,9 @@ type uplinkDriver interface {
 // uplinkCommon holds the methods both share.
 type uplinkCommon struct{}
 
-func (uplinkCommon) Scope() Scope             { return ScopeGlobal }
-func (uplinkCommon) Publishes() bool          { return false }
-func (uplinkCommon) HostGateway(Network) bool { return false }
+func (uplinkCommon) Scope() Scope      { return ScopeGlobal }
+func (uplinkCommon) Publishes() bool   { return false }
+func (uplinkCommon) HostGateway() bool { return false }
 
 // ContainerRoutes: a default route, through the segment's router (or the
 // host, see above), unless the network is internal.
