@@ -31,7 +31,7 @@ func newMetrics(a *Agent) *metrics {
 		drops:      d("dataplane_drops_total", "Packets dropped by the switch, by reason.", "reason"),
 		flooded:    d("dataplane_flooded_total", "Packets replicated head-end to every VTEP of a network."),
 		coalesced:  d("dataplane_coalesced_total", "Received TCP segments and UDP datagrams written to containers merged into super-packets."),
-		neighbor:   d("dataplane_neighbor_replies_total", "ARP replies and IPv6 neighbour advertisements answered from the tables."),
+		neighbor:   d("dataplane_neighbor_replies_total", "ARP and IPv6 neighbour messages sent: replies answered from the tables, and uplinks' ARP requests."),
 		members:    d("gossip_members", "Live cluster members, this host included."),
 		rows:       d("table_rows", "Rows of the replicated tables this host holds (every owner's)."),
 		endpoints:  d("endpoints", "Endpoints in sight, by where they run (local, remote).", "where"),

@@ -86,7 +86,8 @@ func (l *outsideLoop) coalesce(tbl *Table, train []byte, off, seg int, from neti
 			break // a short segment ends the run
 		}
 	}
-	if count < 2 {
+	// The first packet's checksum last: only a run pays for it.
+	if count < 2 || !checksumAcceptable(pkt, &r.info) {
 		return 0
 	}
 	// Slide the payloads down behind the first segment.
@@ -143,7 +144,8 @@ func (l *outsideLoop) coalesce(tbl *Table, train []byte, off, seg int, from neti
 	return count
 }
 
-// runHead checks that datagram d can start a run and fills r.
+// runHead checks that datagram d can start a run and fills r (all but its
+// checksum, which coalesce checks once a second datagram joins).
 func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *run) bool {
 	if len(d) < vxlan.EncapLen+ipv4HeaderLen+udpHeaderLen {
 		return false
@@ -215,9 +217,6 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *run)
 	h := l.last.host(nw, info.dst)
 	if h == nil || h.port == nil || h.port.newSuperOut == nil || proto == protoUDP && !h.port.uso {
 		return false // the device cannot take this super-packet
-	}
-	if !checksumAcceptable(pkt, &info) {
-		return false
 	}
 	*r = run{
 		port:  h.port,

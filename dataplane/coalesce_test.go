@@ -157,16 +157,17 @@ func TestCoalesce_stopsWhereTheRunBreaks(t *testing.T) {
 	corrupt[len(corrupt)-1] ^= 0xff
 	otherPort := tcpDatagram(false, 2000, 0x10, p)
 	binary.BigEndian.PutUint16(otherPort[vxlan.EncapLen+ipv4HeaderLen:], 5202)
-	fixTCPChecksum(otherPort)
+	fixL4Checksum(otherPort)
 	otherWindow := tcpDatagram(false, 2000, 0x10, p)
 	binary.BigEndian.PutUint16(otherWindow[vxlan.EncapLen+ipv4HeaderLen+14:], 1024)
-	fixTCPChecksum(otherWindow)
+	fixL4Checksum(otherWindow)
 	cases := []runCase{
 		{"gap in sequence", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2001, 0x10, p)}, 0},
 		{"PSH first", [][]byte{tcpDatagram(false, 1000, 0x18, p), tcpDatagram(false, 2000, 0x10, p)}, 0},
 		{"FIN", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2000, 0x11, p)}, 0},
 		{"SYN first", [][]byte{tcpDatagram(false, 1000, 0x12, p), tcpDatagram(false, 2000, 0x10, p)}, 0},
 		{"corrupt second", [][]byte{tcpDatagram(false, 1000, 0x10, p), corrupt}, 0},
+		{"corrupt first", [][]byte{corruptCopy(tcpDatagram(false, 1000, 0x10, p)), tcpDatagram(false, 2000, 0x10, p)}, 0},
 		{"other flow", [][]byte{tcpDatagram(false, 1000, 0x10, p), otherPort}, 0},
 		{"other window", [][]byte{tcpDatagram(false, 1000, 0x10, p), otherWindow}, 0},
 		{"third breaks", [][]byte{tcpDatagram(false, 1000, 0x10, p), tcpDatagram(false, 2000, 0x10, p), tcpDatagram(false, 5000, 0x10, p)}, 2},
@@ -264,14 +265,6 @@ func TestCoalesce_noAllocations(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
-
-func fixTCPChecksum(d []byte) {
-	p := d[vxlan.EncapLen:]
-	info, _ := parseIP(p)
-	t := p[info.l4:info.length]
-	binary.BigEndian.PutUint16(t[tcpChecksumOffset:], 0)
-	binary.BigEndian.PutUint16(t[tcpChecksumOffset:], ^fold(sum(pseudoHeaderSum(p, &info, len(t)), t)))
-}
 
 // udpDatagram builds a VXLAN datagram from vtep2's mac2 to mac1 carrying a
 // UDP datagram (IPv4 ip2→ip1 or IPv6 ip62→ip6a) with a valid checksum.
@@ -378,6 +371,7 @@ func TestCoalesce_UDPRunBreaks(t *testing.T) {
 	}
 	cases := []runCase{
 		{"corrupt second", [][]byte{udpDatagram(false, 1, p), corrupt}, 0},
+		{"corrupt first", [][]byte{corruptCopy(udpDatagram(false, 1, p)), udpDatagram(false, 2, p)}, 0},
 		{"other port", [][]byte{udpDatagram(false, 1, p), otherPort}, 0},
 		{"other TTL", [][]byte{udpDatagram(false, 1, p), otherTTL}, 0},
 		{"UDP length not the packet's", [][]byte{udpDatagram(false, 1, p), badLen}, 0},
@@ -461,4 +455,11 @@ func FuzzCoalesce(f *testing.F) {
 			t.Fatalf("gso type %d for protocol %d", h.gsoType, info.proto)
 		}
 	})
+}
+
+// corruptCopy is d with its last byte flipped: its checksum no longer holds.
+func corruptCopy(d []byte) []byte {
+	d = append([]byte(nil), d...)
+	d[len(d)-1] ^= 0xff
+	return d
 }

@@ -64,37 +64,38 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 		if errors.Is(err, os.ErrClosed) {
 			return
 		}
-		// Whatever a container sends must not stop its port: count the
-		// read as dropped and go on.
-		var counted droppedError
-		switch {
-		case errors.As(err, &counted):
-		case errors.Is(err, wgtun.ErrTooManySegments):
-			l.tally.drop(DropTooBig)
-		default:
-			l.tally.drop(DropMalformed)
-		}
+		// Whatever a container sends must not stop its port: read counted
+		// the drop; go on.
 		sw.stats.flush(&l.tally)
 		errs.note(sw, "port", p.name, err)
 	}
 }
 
-// droppedError is a read error whose packet is counted as dropped already.
-type droppedError struct{ error }
-
-func (e droppedError) Unwrap() error { return e.error }
+// dropRead counts a read or split that failed as the drop it is.
+func dropRead(t *tally, err error) {
+	if errors.Is(err, wgtun.ErrTooManySegments) || errors.Is(err, errTooManySegments) {
+		t.drop(DropTooBig)
+	} else {
+		t.drop(DropMalformed)
+	}
+}
 
 // read waits for the port's packets and reads what is queued into bufs and
 // sizes, at Headroom. On Linux it reads the TUN device's descriptor itself
 // (tun.Raw): a batch of small packets costs one read(2) each and no more,
 // and TSO super-packets are split in the loop's own buffers, which is why
 // reading stops while fewer than a whole batch (BatchSize) of buffers is
-// left. A packet whose virtio-net header is malformed is counted in t and
-// skipped; the error returned then is a droppedError. Other devices (Wintun,
-// the fakes of the tests) are read through Device.Read, one batch per wait.
+// left. A packet whose virtio-net header is malformed is skipped. Every
+// failure but a closed device is counted in t as a drop and returned (the
+// last one). Other devices (Wintun, the fakes of the tests) are read through
+// Device.Read, one batch per wait.
 func (p *Port) read(bufs [][]byte, sizes []int, t *tally) (int, error) {
 	if p.raw == nil {
-		return p.dev.Read(bufs, sizes, Headroom)
+		n, err := p.dev.Read(bufs, sizes, Headroom)
+		if err != nil && !errors.Is(err, os.ErrClosed) {
+			dropRead(t, err)
+		}
+		return n, err
 	}
 	room := p.dev.BatchSize()
 	off := Headroom
@@ -121,18 +122,17 @@ func (p *Port) read(bufs [][]byte, sizes []int, t *tally) (int, error) {
 				}
 				m, serr := splitVirtio(bufs[n:], sizes[n:], Headroom, sizes[n])
 				if serr != nil {
-					if errors.Is(serr, errTooManySegments) {
-						t.drop(DropTooBig)
-					} else {
-						t.drop(DropMalformed)
-					}
-					bad = droppedError{serr}
+					dropRead(t, serr)
+					bad = serr
 					continue
 				}
 				n += m
 			}
 		}
 		if err != nil {
+			if !errors.Is(err, os.ErrClosed) {
+				dropRead(t, err)
+			}
 			return n, err
 		}
 		if drained || k == 0 {

@@ -140,9 +140,12 @@ func (l *outsideLoop) handleCoalesced(tbl *Table, i int) {
 	}
 	src := l.bufs[i][UnderlayOffset : UnderlayOffset+size]
 	for off := 0; off < size; off += seg {
-		if n := l.coalesce(tbl, src, off, seg, l.from[i]); n > 0 {
-			off += (n - 1) * seg
-			continue
+		// The last datagram starts no run.
+		if off+seg < size {
+			if n := l.coalesce(tbl, src, off, seg, l.from[i]); n > 0 {
+				off += (n - 1) * seg
+				continue
+			}
 		}
 		k := min(seg, size-off)
 		buf := l.segBufs[l.segUsed]

@@ -49,8 +49,14 @@ func TestPolicy_allows(t *testing.T) {
 	if compilePolicy(&Policy{Rules: allowPort, Default: false}).allows(frag, &info) {
 		t.Error("a fragment was let through by an allow rule on a port it may not have")
 	}
-	if p := compilePolicy(&Policy{Default: false}); p.allows(tcpPacketTo("10.0.9.3", 1), &ipInfo{}) {
-		t.Error("default deny allowed a packet")
+	other, _ := ParsePolicyRules("10.0.7.0/24", true)
+	pkt := tcpPacketTo("10.0.9.3", 1)
+	pi, _ := parseIP(pkt)
+	if compilePolicy(&Policy{Rules: other, Default: false}).allows(pkt, &pi) {
+		t.Error("default deny allowed a packet no rule matches")
+	}
+	if !compilePolicy(&Policy{Rules: other, Default: true}).allows(pkt, &pi) {
+		t.Error("default allow refused a packet no rule matches")
 	}
 }
 

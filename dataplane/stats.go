@@ -60,7 +60,7 @@ type Stats struct {
 	UnderlayRxBytes   uint64            // UDP payload bytes received
 	UnderlayTxBytes   uint64            // UDP payload bytes handed to the underlay
 	Flooded           uint64            // packets replicated head-end
-	NeighborReplies   uint64            // ARP replies and neighbour advertisements sent
+	NeighborReplies   uint64            // ARP and neighbour-discovery messages sent: replies, and uplinks' ARP requests
 	Coalesced         uint64            // received TCP segments and UDP datagrams merged into super-packets (counted in PortTxPackets too)
 	UplinkRxFrames    uint64            // frames read from uplinks (transparent, l2bridge)
 	UplinkTxFrames    uint64            // packets sent out of uplinks

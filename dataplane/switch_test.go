@@ -283,9 +283,10 @@ func TestFlowHash_stablePerFlowAndSpread(t *testing.T) {
 func TestSwitch_gateway(t *testing.T) {
 	r := newRig(t)
 	tbl, err := NewTable([]NetworkSpec{{
-		VNI:       testVNI,
-		Subnets:   []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
-		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}},
+		VNI:     testVNI,
+		Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
+		// A remote endpoint: a packet wrongly flooded would reach its VTEP.
+		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}, {MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2}},
 		Gateway:   r.portB,
 	}})
 	if err != nil {
@@ -306,7 +307,7 @@ func TestSwitch_gateway(t *testing.T) {
 	r.b.Inject(ipv4UDP(external, netip.MustParseAddr("10.0.9.77"), 2, 1, []byte("nobody")))
 	waitStats(t, r.sw, "the packet to a missing endpoint to be dropped", func(s Stats) bool { return s.Drops["no_endpoint"] == 1 })
 	if s := r.sw.Stats(); s.UnderlayTxPackets != 0 {
-		t.Errorf("%d datagrams went to the underlay; a network without VTEPs floods nowhere", s.UnderlayTxPackets)
+		t.Errorf("%d datagrams went to the underlay: a packet to a missing endpoint was flooded", s.UnderlayTxPackets)
 	}
 	if _, err := NewTable([]NetworkSpec{{VNI: testVNI, Gateway: r.portA,
 		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}}}}); err == nil {

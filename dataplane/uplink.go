@@ -54,7 +54,6 @@ type FrameWriter interface {
 
 // Uplink is a NIC attached to the switch.
 type Uplink struct {
-	sw    *Switch
 	dev   UplinkDevice
 	name  string
 	index int
@@ -90,13 +89,7 @@ func (u *Uplink) WriteFrame(f []byte) error {
 	return u.ctl.Write(f)
 }
 
-// HardwareAddr is the uplink NIC's MAC.
-func (u *Uplink) HardwareAddr() vxlan.MAC { return u.mac }
-
 type neighbors map[addrKey]vxlan.MAC
-
-// Name returns the name given to AddUplink.
-func (u *Uplink) Name() string { return u.name }
 
 // AddUplink attaches a NIC and starts reading it. The switch owns dev from
 // now on and closes it in RemoveUplink or Close.
@@ -106,7 +99,7 @@ func (sw *Switch) AddUplink(name string, dev UplinkDevice) (*Uplink, error) {
 	if sw.closed {
 		return nil, errors.New("dataplane: switch closed")
 	}
-	u := &Uplink{sw: sw, dev: dev, name: name, index: sw.nextUplink, mac: vxlan.MAC(dev.HardwareAddr()), done: make(chan struct{})}
+	u := &Uplink{dev: dev, name: name, index: sw.nextUplink, mac: vxlan.MAC(dev.HardwareAddr()), done: make(chan struct{})}
 	u.neigh.Store(&neighbors{})
 	sw.nextUplink++
 	sw.uplinks[u] = struct{}{}

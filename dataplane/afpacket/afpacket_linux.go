@@ -18,7 +18,6 @@ type Conn struct {
 	f   *os.File
 	rc  syscall.RawConn
 	mac [6]byte
-	mtu int
 
 	// the current read's, bound once: no allocation per call
 	buf  []byte
@@ -60,7 +59,7 @@ func Open(name string, promisc bool) (*Conn, error) {
 			return fail("promiscuous mode", err)
 		}
 	}
-	c := &Conn{f: os.NewFile(uintptr(fd), "afpacket:"+name), mtu: ifi.MTU}
+	c := &Conn{f: os.NewFile(uintptr(fd), "afpacket:"+name)}
 	copy(c.mac[:], ifi.HardwareAddr)
 	if c.rc, err = c.f.SyscallConn(); err != nil {
 		c.f.Close()
@@ -74,9 +73,6 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // HardwareAddr is the interface's MAC.
 func (c *Conn) HardwareAddr() [6]byte { return c.mac }
-
-// MTU is the interface's MTU.
-func (c *Conn) MTU() int { return c.mtu }
 
 // readFD reads one frame (rawio: the socket never blocks).
 func (c *Conn) readFD(fd uintptr) bool {

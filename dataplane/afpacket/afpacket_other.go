@@ -18,9 +18,6 @@ func Open(name string, promisc bool) (*Conn, error) {
 // HardwareAddr returns zero.
 func (*Conn) HardwareAddr() [6]byte { return [6]byte{} }
 
-// MTU returns 0.
-func (*Conn) MTU() int { return 0 }
-
 // ReadBatch is not supported.
 func (*Conn) ReadBatch([][]byte, []int, int) (int, error) { return 0, errors.ErrUnsupported }
 
