@@ -21,17 +21,21 @@ const (
 	chartFontStack = "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif"
 )
 
-var chartColors = map[string]string{PathUnderlay: "#9aa5b1", PathKernel: "#3b6fb6", PathVxnet: "#e8853d", PathRelay: "#b4a7d6"}
-
-// chartPaths are the bars of a group, in order, with their legend.
-var chartPaths = []struct{ key, label string }{
-	{PathUnderlay, "veth underlay, host to host"}, {PathKernel, "kernel VXLAN"}, {PathVxnet, "vxnet"},
-	{PathRelay, "socat relay (simplest userspace)"},
+// chartPaths are the bars of a group, in order, with their legend, colour
+// and figures.
+var chartPaths = []struct {
+	key, label, color string
+	stat              func(MetricSummary) Stat
+}{
+	{PathUnderlay, "veth underlay, host to host", "#9aa5b1", func(m MetricSummary) Stat { return m.Underlay }},
+	{PathKernel, "kernel VXLAN", "#3b6fb6", func(m MetricSummary) Stat { return m.Kernel }},
+	{PathVxnet, "vxnet", "#e8853d", func(m MetricSummary) Stat { return m.Vxnet }},
+	{PathRelay, "socat relay (simplest userspace)", "#b4a7d6", func(m MetricSummary) Stat { return m.Relay }},
 }
 
 // chartBar is one path's bar in a metric's group.
 type chartBar struct {
-	path          string
+	path, color   string
 	norm, lo, hi  float64 // median, min and max, normalised to the kernel's median
 	label, ration string
 }
@@ -120,16 +124,14 @@ func chartGroup(m MetricSummary) []chartBar {
 		return k / v
 	}
 	var bars []chartBar
-	for _, p := range []struct {
-		path string
-		s    Stat
-	}{{PathUnderlay, m.Underlay}, {PathKernel, m.Kernel}, {PathVxnet, m.Vxnet}, {PathRelay, m.Relay}} {
-		if p.s.N == 0 {
+	for _, p := range chartPaths {
+		st := p.stat(m)
+		if st.N == 0 {
 			continue
 		}
-		lo, hi := norm(p.s.Min), norm(p.s.Max)
-		bars = append(bars, chartBar{path: p.path, norm: norm(p.s.Median), lo: min(lo, hi), hi: max(lo, hi),
-			label: chartValue(p.s.Median, m.Unit), ration: fmt.Sprintf("%.2f×", norm(p.s.Median))})
+		lo, hi := norm(st.Min), norm(st.Max)
+		bars = append(bars, chartBar{path: p.key, color: p.color, norm: norm(st.Median), lo: min(lo, hi), hi: max(lo, hi),
+			label: chartValue(st.Median, m.Unit), ration: fmt.Sprintf("%.2f×", norm(st.Median))})
 	}
 	return bars
 }
@@ -156,7 +158,7 @@ func drawGroup(b *bytes.Buffer, m MetricSummary, bars []chartBar, cx, groupW flo
 	for j, bar := range bars {
 		x := left + float64(j)*(barW+chartBarGap)
 		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %s (%s)</title></rect>`+"\n",
-			x, y(bar.norm), barW, y(0)-y(bar.norm), chartColors[bar.path], esc(bar.path), esc(bar.label), esc(bar.ration))
+			x, y(bar.norm), barW, y(0)-y(bar.norm), bar.color, esc(bar.path), esc(bar.label), esc(bar.ration))
 		if bar.hi > bar.lo {
 			mx := x + barW/2
 			fmt.Fprintf(b, `<path d="M%.1f %.1fV%.1fM%.1f %.1fh12M%.1f %.1fh12" stroke="#1f2328" stroke-width="1.2" fill="none"/>`+"\n",
@@ -186,7 +188,7 @@ func legend(b *bytes.Buffer, x, y float64, relay bool) {
 		if p.key == PathRelay && !relay {
 			continue
 		}
-		fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="14" height="14" fill="%s"/>`+"\n", x, y-11, chartColors[p.key])
+		fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="14" height="14" fill="%s"/>`+"\n", x, y-11, p.color)
 		text(b, x+20, y, 13, "start", "normal", "#1f2328", p.label)
 		x += 20 + float64(len([]rune(p.label)))*7.5 + 24
 	}

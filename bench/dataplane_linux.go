@@ -110,54 +110,51 @@ func relayWanted(cfg DataplaneConfig, progress io.Writer) bool {
 // the vxnet hosts and the iperf3 servers, and waits until every path
 // carries a ping.
 func (tb *testbed) build(ctx context.Context) error {
-	ns := func(name string) string { return tb.cfg.Prefix + name }
-	hk1, hk2, ck1, ck2 := ns("hk1"), ns("hk2"), ns("ck1"), ns("ck2")
-	hv1, hv2, cv1, cv2 := ns("hv1"), ns("hv2"), ns("cv1"), ns("cv2")
-	for _, n := range []string{hk1, hk2, ck1, ck2, hv1, hv2, cv1, cv2} {
-		if err := tb.addNetns(ctx, n); err != nil {
-			return err
-		}
-	}
-	if err := tb.underlay(ctx, hk1, hk2, kernelUnderlay); err != nil {
-		return err
-	}
-	if err := tb.underlay(ctx, hv1, hv2, vxnetUnderlay); err != nil {
-		return err
-	}
-	for i, h := range [][2]string{{hk1, ck1}, {hk2, ck2}} {
-		if err := tb.kernelVXLAN(ctx, h[0], h[1], i+1); err != nil {
-			return err
-		}
-	}
+	// Each path but the underlay's own is two hosts, their underlay and a
+	// container behind each: h<key>1 h<key>2 c<key>1 c<key>2.
 	var cpu []*bgProc
-	for i, h := range [][2]string{{hv1, cv1}, {hv2, cv2}} {
-		p, err := tb.startVxnet(ctx, h[0], h[1], i+1)
-		if err != nil {
+	paths := []struct {
+		key, label, subnet, underlay string
+		container                    func(ctx context.Context, host, container string, i int) error
+	}{
+		{PathKernel, "kernel vxlan", kernelSubnet, kernelUnderlay, tb.kernelVXLAN},
+		{PathVxnet, "vxnet", vxnetSubnet, vxnetUnderlay, func(ctx context.Context, host, container string, i int) error {
+			p, err := tb.startVxnet(ctx, host, container, i)
+			if err == nil {
+				cpu = append(cpu, p)
+			}
 			return err
+		}},
+		{PathRelay, "socat relay", relaySubnet, relayUnderlay, tb.startRelay},
+	}
+	for _, p := range paths {
+		if p.key == PathRelay && !relayWanted(tb.cfg, tb.progress) {
+			continue
 		}
-		cpu = append(cpu, p)
-	}
-	tb.paths = []*benchPath{
-		{key: PathUnderlay, label: "underlay", client: hk1, server: hk2, addr: kernelUnderlay + ".2"},
-		{key: PathKernel, label: "kernel vxlan", client: ck1, server: ck2, addr: kernelSubnet + ".2"},
-		{key: PathVxnet, label: "vxnet", client: cv1, server: cv2, addr: vxnetSubnet + ".2", cpu: cpu},
-	}
-	if relayWanted(tb.cfg, tb.progress) {
-		hr1, hr2, cr1, cr2 := ns("hr1"), ns("hr2"), ns("cr1"), ns("cr2")
-		for _, n := range []string{hr1, hr2, cr1, cr2} {
+		k := p.key[:1] // k, v, r
+		h1, h2 := tb.cfg.Prefix+"h"+k+"1", tb.cfg.Prefix+"h"+k+"2"
+		c1, c2 := tb.cfg.Prefix+"c"+k+"1", tb.cfg.Prefix+"c"+k+"2"
+		for _, n := range []string{h1, h2, c1, c2} {
 			if err := tb.addNetns(ctx, n); err != nil {
 				return err
 			}
 		}
-		if err := tb.underlay(ctx, hr1, hr2, relayUnderlay); err != nil {
+		if err := tb.underlay(ctx, h1, h2, p.underlay); err != nil {
 			return err
 		}
-		for i, h := range [][2]string{{hr1, cr1}, {hr2, cr2}} {
-			if err := tb.startRelay(ctx, h[0], h[1], i+1); err != nil {
+		for i, h := range [][2]string{{h1, c1}, {h2, c2}} {
+			if err := p.container(ctx, h[0], h[1], i+1); err != nil {
 				return err
 			}
 		}
-		tb.paths = append(tb.paths, &benchPath{key: PathRelay, label: "socat relay", client: cr1, server: cr2, addr: relaySubnet + ".2"})
+		if p.key == PathKernel { // the underlay path runs on the kernel path's hosts
+			tb.paths = append(tb.paths, &benchPath{key: PathUnderlay, label: "underlay", client: h1, server: h2, addr: p.underlay + ".2"})
+		}
+		bp := &benchPath{key: p.key, label: p.label, client: c1, server: c2, addr: p.subnet + ".2"}
+		if p.key == PathVxnet {
+			bp.cpu = cpu
+		}
+		tb.paths = append(tb.paths, bp)
 	}
 	for _, p := range tb.paths {
 		if err := tb.startIperfServer(ctx, p); err != nil {
@@ -219,12 +216,20 @@ func (tb *testbed) underlay(ctx context.Context, a, b, net string) error {
 // namespace as eth0.
 func (tb *testbed) kernelVXLAN(ctx context.Context, host, container string, i int) error {
 	local, remote := fmt.Sprintf("%s.%d", kernelUnderlay, i), fmt.Sprintf("%s.%d", kernelUnderlay, 3-i)
+	if _, err := run(ctx, "ip", "-n", host, "link", "add", "vx0", "type", "vxlan", "id", fmt.Sprint(kernelVNI),
+		"local", local, "remote", remote, "dstport", "4789", "nolearning"); err != nil {
+		return err
+	}
+	return intoContainer(ctx, host, container, "vx0", kernelSubnet, i)
+}
+
+// intoContainer moves device dev from host into container as eth0 (MTU
+// containerMTU), gives it subnet.i/24 and brings it up.
+func intoContainer(ctx context.Context, host, container, dev, subnet string, i int) error {
 	return runAll(ctx,
-		[]string{"ip", "-n", host, "link", "add", "vx0", "type", "vxlan", "id", fmt.Sprint(kernelVNI),
-			"local", local, "remote", remote, "dstport", "4789", "nolearning"},
-		[]string{"ip", "-n", host, "link", "set", "vx0", "netns", container},
-		[]string{"ip", "-n", container, "link", "set", "vx0", "name", "eth0", "mtu", fmt.Sprint(containerMTU)},
-		[]string{"ip", "-n", container, "addr", "add", fmt.Sprintf("%s.%d/24", kernelSubnet, i), "dev", "eth0", "nodad"},
+		[]string{"ip", "-n", host, "link", "set", dev, "netns", container},
+		[]string{"ip", "-n", container, "link", "set", dev, "name", "eth0", "mtu", fmt.Sprint(containerMTU)},
+		[]string{"ip", "-n", container, "addr", "add", fmt.Sprintf("%s.%d/24", subnet, i), "dev", "eth0", "nodad"},
 		[]string{"ip", "-n", container, "link", "set", "eth0", "up"},
 	)
 }
@@ -299,10 +304,5 @@ func (tb *testbed) startRelay(ctx context.Context, host, container string, i int
 	}); err != nil {
 		return err
 	}
-	return runAll(ctx,
-		[]string{"ip", "-n", host, "link", "set", "rly0", "netns", container},
-		[]string{"ip", "-n", container, "link", "set", "rly0", "name", "eth0", "mtu", fmt.Sprint(containerMTU)},
-		[]string{"ip", "-n", container, "addr", "add", fmt.Sprintf("%s.%d/24", relaySubnet, i), "dev", "eth0"},
-		[]string{"ip", "-n", container, "link", "set", "eth0", "up"},
-	)
+	return intoContainer(ctx, host, container, "rly0", relaySubnet, i)
 }

@@ -87,9 +87,7 @@ func (r *DataplaneReport) summarize() {
 			Relay: summarize(per[PathRelay])}
 		ms.KernelVsUnderlay = ratio(ms.Kernel.Median, ms.Underlay.Median)
 		ms.VxnetVsKernel = ratio(ms.Vxnet.Median, ms.Kernel.Median)
-		if ms.Relay.N > 0 {
-			ms.RelayVsKernel = ratio(ms.Relay.Median, ms.Kernel.Median)
-		}
+		ms.RelayVsKernel = ratio(ms.Relay.Median, ms.Kernel.Median)
 		if m.target > 0 && ms.Vxnet.N > 0 && ms.Kernel.N > 0 {
 			pass := ms.VxnetVsKernel >= m.target
 			ms.Target = fmt.Sprintf("≥ %g", m.target)

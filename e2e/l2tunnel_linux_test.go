@@ -28,17 +28,10 @@ func TestL2Tunnel_threeHosts(t *testing.T) {
 	})
 	c.cli("h2", "endpoint", "create", "--network", "tun", "--name", "d", "--netns", d)
 
-	ping := func(what, ns, dst string) {
-		t.Helper()
-		testutil.WaitFor(t, what, 15*time.Second, func() bool {
-			_, err := l.tryIn(ns, "ping", "-c", "1", "-W", "1", dst)
-			return err == nil
-		})
-	}
-	ping("a to b on the same host, through h3", a, "10.44.0.20")
-	ping("a to d on h2, by name (global discovery)", a, "d")
-	ping("d to b by name", d, "b")
-	ping("a to b by name, same host", a, "b")
+	l.waitPing("a to b on the same host, through h3", a, "10.44.0.20")
+	l.waitPing("a to d on h2, by name (global discovery)", a, "d")
+	l.waitPing("d to b by name", d, "b")
+	l.waitPing("a to b by name, same host", a, "b")
 
 	for _, port := range []string{"5201", "5202"} {
 		srv := exec.Command("ip", "netns", "exec", b, "iperf3", "-s", "-p", port)

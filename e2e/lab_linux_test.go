@@ -205,6 +205,16 @@ func (a *agent) stats(t *testing.T) stats {
 	return s
 }
 
+// waitPing pings dst from ns until a reply comes, within 15 s (a first
+// packet may go while a neighbour is resolved, or a row still travels).
+func (l *lab) waitPing(what, ns, dst string) {
+	l.t.Helper()
+	testutil.WaitFor(l.t, what, 15*time.Second, func() bool {
+		_, err := l.tryIn(ns, "ping", "-c", "1", "-W", "1", dst)
+		return err == nil
+	})
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 var waitFor = testutil.WaitFor
 

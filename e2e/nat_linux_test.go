@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os/exec"
 	"strings"
 	"testing"
@@ -41,8 +42,17 @@ func TestNAT_oneHost(t *testing.T) {
 	if out := c.cli("h1", "endpoint", "ls"); !strings.Contains(out, "8080:5201/tcp") {
 		t.Errorf("endpoint ls does not show the published port:\n%s", out)
 	}
-	if out := c.cli("h1", "network", "ls"); !strings.Contains(out, "nat") || !strings.Contains(out, "local") {
-		t.Errorf("network ls does not show a local nat network:\n%s", out)
+	var nets []struct{ Name, Driver, Scope string }
+	out := c.cli("h1", "network", "ls", "--format", "json")
+	if err := json.Unmarshal([]byte(out), &nets); err != nil {
+		t.Fatalf("network ls --format json: %v\n%s", err, out)
+	}
+	found := false
+	for _, n := range nets {
+		found = found || n.Name == "nat1" && n.Driver == "nat" && n.Scope == "local"
+	}
+	if !found {
+		t.Errorf("network ls does not show nat1 as a local nat network:\n%s", out)
 	}
 
 	ping := func(what, ns, dst string) {
@@ -100,11 +110,14 @@ func TestNAT_oneHost(t *testing.T) {
 	for _, e := range []struct{ net, name string }{{"nat1", "a"}, {"nat1", "b"}, {"nat2", "d"}} {
 		c.cli("h1", "endpoint", "rm", "--network", e.net, e.name)
 	}
+	gateways := func() bool { return strings.Contains(l.in(h.ns, "ip", "-o", "link"), "vxg-") }
+	table := func() bool { return strings.Contains(l.in(h.ns, "nft", "list", "tables"), "table ip vxnet") }
+	if !gateways() || !table() {
+		t.Fatalf("before removal: gateway devices %v, nat table %v; want both", gateways(), table())
+	}
 	c.cli("h1", "network", "rm", "nat1")
 	c.cli("h1", "network", "rm", "nat2")
 	testutil.WaitFor(t, "the gateways and the nat table to go", 10*time.Second, func() bool {
-		links := l.in(h.ns, "ip", "-o", "link")
-		rules, _ := l.tryIn(h.ns, "nft", "list", "tables")
-		return !strings.Contains(links, "vxg-") && !strings.Contains(rules, "vxnet")
+		return !gateways() && !table()
 	})
 }

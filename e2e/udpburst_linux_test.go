@@ -113,30 +113,24 @@ func TestDataplane_udpBurst_datagramsKeepTheirBoundaries(t *testing.T) {
 	}
 }
 
-// udpInCsumErrors reads the InCsumErrors counter of UDP (IPv4 and IPv6
-// together) in namespace ns.
+// udpInCsumErrors reads the UDP checksum-error counters (IPv4 and IPv6
+// together) in namespace ns, failing the test if either is missing.
 func udpInCsumErrors(t *testing.T, l *lab, ns string) int {
 	t.Helper()
-	total := 0
-	for _, f := range []string{"/proc/net/snmp", "/proc/net/snmp6"} {
-		out := l.in(ns, "cat", f)
-		lines := strings.Split(out, "\n")
-		for i, line := range lines {
-			fields := strings.Fields(line)
-			switch {
-			case len(fields) == 2 && (fields[0] == "Udp6InCsumErrors"):
-				n, _ := strconv.Atoi(fields[1])
-				total += n
-			case len(fields) > 1 && fields[0] == "Udp:" && i+1 < len(lines):
-				vals := strings.Fields(lines[i+1])
-				for j, name := range fields {
-					if name == "InCsumErrors" && j < len(vals) && vals[0] == "Udp:" {
-						n, _ := strconv.Atoi(vals[j])
-						total += n
-					}
-				}
+	out := l.in(ns, "nstat", "-asz", "UdpInCsumErrors", "Udp6InCsumErrors")
+	total, found := 0, 0
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && (f[0] == "UdpInCsumErrors" || f[0] == "Udp6InCsumErrors") {
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("nstat: %q: %v", line, err)
 			}
+			total += n
+			found++
 		}
+	}
+	if found != 2 {
+		t.Fatalf("nstat shows %d of the 2 UDP checksum counters:\n%s", found, out)
 	}
 	return total
 }
