@@ -16,24 +16,24 @@ import (
 // host's VTEP), as Docker's Windows overlay does. hns.Programmer only
 // touches objects named "vxnet-…" and re-creates what an HNS restart lost.
 
-// hnsSpecs turns the networks and endpoints in sight into what HNS should
-// hold on this host. Called with a.mu held.
-func (a *Agent) hnsSpecs() ([]hns.NetworkSpec, map[string][]hns.EndpointSpec) {
+// hnsSpecs turns the networks and endpoints the tables take (see
+// networksInSight, endpointsInSight) into what HNS should hold on this
+// host; nothing without HNS. Called with a.mu held.
+func (a *Agent) hnsSpecs(networks []api.Network, keys []string) ([]hns.NetworkSpec, map[string][]hns.EndpointSpec) {
+	if a.hnsProg == nil {
+		return nil, nil
+	}
 	var nets []hns.NetworkSpec
 	eps := map[string][]hns.EndpointSpec{}
 	wanted := map[string]api.Network{}
-	for _, name := range sortedMapKeys(a.networks) {
-		n := a.networks[name]
-		if n.Scope == string(driver.ScopeLocal) && n.Creator != a.cfg.Name {
-			continue // another host's nat network
-		}
+	for _, n := range networks {
 		s := hns.NetworkSpec{Name: n.Name, Driver: n.Driver, VNI: n.VNI, VTEP: a.vtep, Adapter: n.Options["uplink"]}
 		s.Subnet, _ = netip.ParsePrefix(n.Subnet)
 		s.Gateway, _ = netip.ParseAddr(n.Gateway)
 		nets = append(nets, s)
 		wanted[n.Name] = n
 	}
-	for _, key := range sortedMapKeys(a.endpoints) {
+	for _, key := range keys {
 		ep := a.endpoints[key]
 		n, ok := wanted[ep.Network]
 		if !ok || len(ep.Addresses) == 0 {
@@ -78,15 +78,12 @@ func (a *Agent) hnsSpecs() ([]hns.NetworkSpec, map[string][]hns.EndpointSpec) {
 	return nets, eps
 }
 
-// programHNS makes HNS match the tables; errors are logged, and the next
+// syncHNS makes HNS hold nets and eps; errors are logged, and the next
 // reconcile tries again.
-func (a *Agent) programHNS() {
+func (a *Agent) syncHNS(nets []hns.NetworkSpec, eps map[string][]hns.EndpointSpec) {
 	if a.hnsProg == nil {
 		return
 	}
-	a.mu.Lock()
-	nets, eps := a.hnsSpecs()
-	a.mu.Unlock()
 	if err := a.hnsProg.Sync(nets, eps); err != nil {
 		a.log.Error("programming HNS", "error", err)
 	}

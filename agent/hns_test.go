@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"net"
 	"path/filepath"
 	"time"
@@ -30,6 +32,19 @@ func hnsAgent(fake *hnstest.Fake) *Agent {
 }
 
 func (a *Agent) addNet(n api.Network) { a.networks[n.Name] = n }
+
+// programHNS is the HNS half of reconcileNow.
+func (a *Agent) programHNS() {
+	a.mu.Lock()
+	nets := a.networksInSight()
+	in := map[string]bool{}
+	for _, n := range nets {
+		in[n.Name] = true
+	}
+	hn, he := a.hnsSpecs(nets, a.endpointsInSight(func(network string) bool { return in[network] }))
+	a.mu.Unlock()
+	a.syncHNS(hn, he)
+}
 func (a *Agent) addEP(e api.Endpoint) { a.endpoints[e.Network+"/"+e.Name] = e }
 
 func hnsState(t *testing.T, f *hnstest.Fake) (nets map[string]hns.Network, eps map[string]hns.Endpoint) {
@@ -204,6 +219,31 @@ func startHNSAgentAt(t *testing.T, fake *hnstest.Fake, dir, name, addr string, g
 		}
 	}
 	return a, stop
+}
+
+// TestHNS_takesWhatTheSwitchTakes: HNS gets the networks and endpoints
+// the forwarding table would: of two networks sharing a VNI the first by
+// name, and of two endpoints claiming one address this host's.
+func TestHNS_takesWhatTheSwitchTakes(t *testing.T) {
+	fake := &hnstest.Fake{}
+	a := hnsAgent(fake)
+	a.addNet(api.Network{Name: "a", Driver: "overlay", Scope: "global", VNI: 4242, Subnet: "10.0.9.0/24", Gateway: "10.0.9.1", Creator: "h2"})
+	a.addNet(api.Network{Name: "b", Driver: "overlay", Scope: "global", VNI: 4242, Subnet: "10.0.8.0/24", Gateway: "10.0.8.1", Creator: "h3"})
+	a.addEP(api.Endpoint{Name: "remote", Network: "a", Host: "h2", VTEP: "198.18.0.2", MAC: "02:42:0a:00:09:05", Addresses: []string{"10.0.9.5/24"}})
+	mine := api.Endpoint{Name: "zlocal", Network: "a", Host: "h1", VTEP: "198.18.0.1", MAC: "02:42:0a:00:09:06", Addresses: []string{"10.0.9.5/24"}}
+	a.addEP(mine)
+	a.local["a/zlocal"] = &localEndpoint{rec: mine}
+	a.programHNS()
+	nets, eps := hnsState(t, fake)
+	if _, ok := nets["vxnet-b"]; ok || len(nets) != 1 {
+		t.Errorf("HNS networks %v: want only vxnet-a, the first by name of the two on VNI 4242", slices.Sorted(maps.Keys(nets)))
+	}
+	if _, ok := eps["vxnet-a-remote"]; ok {
+		t.Error("the remote endpoint claiming this host's endpoint's address reached HNS")
+	}
+	if _, ok := eps["vxnet-a-zlocal"]; !ok {
+		t.Errorf("this host's endpoint is missing from HNS: %v", slices.Sorted(maps.Keys(eps)))
+	}
 }
 
 // TestHNS_endpointsWithoutNamespace: with HNS, an endpoint needs no

@@ -126,22 +126,8 @@ func (a *Agent) reconcileNow() {
 	a.mu.Lock()
 	specs := map[string]*dataplane.NetworkSpec{}
 	var dnsNets []dns.Network
-	vnis := map[uint32]string{}
-	for _, name := range sortedMapKeys(a.networks) {
-		n := a.networks[name]
-		if n.VNI == 0 {
-			continue
-		}
-		if n.Scope == string(driver.ScopeLocal) && n.Creator != a.cfg.Name {
-			continue // another host's own network (nat)
-		}
-		if other, dup := vnis[n.VNI]; dup {
-			// Two networks created at once on hosts that could not see
-			// each other: the first by name keeps the VNI.
-			a.log.Warn("two networks share a VNI; ignoring the second", "vni", n.VNI, "network", n.Name, "winner", other)
-			continue
-		}
-		vnis[n.VNI] = n.Name
+	nets := a.networksInSight()
+	for _, n := range nets {
 		s := &dataplane.NetworkSpec{VNI: n.VNI}
 		if p, err := netip.ParsePrefix(n.Subnet); err == nil {
 			s.Subnets = []netip.Prefix{p}
@@ -195,42 +181,10 @@ func (a *Agent) reconcileNow() {
 		dnsNets = append(dnsNets, dns.Network{Name: n.Name, Scope: scope, Internal: n.Internal})
 	}
 	var dnsEps []dns.Endpoint
-	// Local endpoints first, then by key: of two endpoints that claim one
-	// address (a row from a lost lease, a bad peer), the first keeps it and
-	// the other is left out, rather than the whole table failing.
-	keys := sortedMapKeys(a.endpoints)
-	sort.SliceStable(keys, func(i, j int) bool {
-		_, li := a.local[keys[i]]
-		_, lj := a.local[keys[j]]
-		return li && !lj
-	})
-	taken := map[string]map[netip.Addr]string{}
+	keys := a.endpointsInSight(func(network string) bool { return specs[network] != nil })
 	for _, k := range keys {
 		ep := a.endpoints[k]
 		s := specs[ep.Network]
-		if s == nil {
-			continue
-		}
-		if taken[ep.Network] == nil {
-			taken[ep.Network] = map[netip.Addr]string{}
-		}
-		clash := ""
-		for _, as := range ep.Addresses {
-			if p, err := netip.ParsePrefix(as); err == nil {
-				if other, dup := taken[ep.Network][p.Addr()]; dup {
-					clash = other
-				}
-			}
-		}
-		if clash != "" {
-			a.log.Warn("two endpoints claim one address; ignoring the second", "network", ep.Network, "endpoint", ep.Name, "winner", clash)
-			continue
-		}
-		for _, as := range ep.Addresses {
-			if p, err := netip.ParsePrefix(as); err == nil {
-				taken[ep.Network][p.Addr()] = ep.Name + "@" + ep.Host
-			}
-		}
 		mac, err := vxlan.ParseMAC(ep.MAC)
 		if err != nil {
 			continue
@@ -265,6 +219,7 @@ func (a *Agent) reconcileNow() {
 		dnsEps = append(dnsEps, dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network,
 			Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name})
 	}
+	hnsNets, hnsEps := a.hnsSpecs(nets, keys)
 	a.mu.Unlock()
 
 	list := make([]dataplane.NetworkSpec, 0, len(specs))
@@ -282,7 +237,77 @@ func (a *Agent) reconcileNow() {
 	} else {
 		a.dns.SetRecords(t)
 	}
-	a.programHNS()
+	a.syncHNS(hnsNets, hnsEps)
+}
+
+// networksInSight lists, by name, the networks this host serves: those
+// with a VNI, but another host's own (nat) networks, and of two networks
+// sharing a VNI the first by name. The switch and HNS take the same ones.
+// Called with a.mu held.
+func (a *Agent) networksInSight() []api.Network {
+	var out []api.Network
+	vnis := map[uint32]string{}
+	for _, name := range sortedMapKeys(a.networks) {
+		n := a.networks[name]
+		if n.VNI == 0 {
+			continue
+		}
+		if n.Scope == string(driver.ScopeLocal) && n.Creator != a.cfg.Name {
+			continue // another host's own network (nat)
+		}
+		if other, dup := vnis[n.VNI]; dup {
+			// Two networks created at once on hosts that could not see
+			// each other: the first by name keeps the VNI.
+			a.log.Warn("two networks share a VNI; ignoring the second", "vni", n.VNI, "network", n.Name, "winner", other)
+			continue
+		}
+		vnis[n.VNI] = n.Name
+		out = append(out, n)
+	}
+	return out
+}
+
+// endpointsInSight lists the keys of the endpoints of the networks in
+// (local endpoints first, then by key), leaving out one that claims an
+// address an earlier one of its network has (a row from a lost lease, a
+// bad peer), rather than the whole table failing. Called with a.mu held.
+func (a *Agent) endpointsInSight(in func(network string) bool) []string {
+	keys := sortedMapKeys(a.endpoints)
+	sort.SliceStable(keys, func(i, j int) bool {
+		_, li := a.local[keys[i]]
+		_, lj := a.local[keys[j]]
+		return li && !lj
+	})
+	out := keys[:0]
+	taken := map[string]map[netip.Addr]string{}
+	for _, k := range keys {
+		ep := a.endpoints[k]
+		if !in(ep.Network) {
+			continue
+		}
+		if taken[ep.Network] == nil {
+			taken[ep.Network] = map[netip.Addr]string{}
+		}
+		clash := ""
+		for _, as := range ep.Addresses {
+			if p, err := netip.ParsePrefix(as); err == nil {
+				if other, dup := taken[ep.Network][p.Addr()]; dup {
+					clash = other
+				}
+			}
+		}
+		if clash != "" {
+			a.log.Warn("two endpoints claim one address; ignoring the second", "network", ep.Network, "endpoint", ep.Name, "winner", clash)
+			continue
+		}
+		for _, as := range ep.Addresses {
+			if p, err := netip.ParsePrefix(as); err == nil {
+				taken[ep.Network][p.Addr()] = ep.Name + "@" + ep.Host
+			}
+		}
+		out = append(out, k)
+	}
+	return out
 }
 
 // gatewayNetworks lists this host's networks whose driver wants a gateway
