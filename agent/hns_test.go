@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"net"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/vxnet/vxnet/internal/testutil"
