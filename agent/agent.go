@@ -257,7 +257,7 @@ func New(cfg Config) (*Agent, error) {
 		a.hnsProg = hns.NewProgrammer(cfg.HNS, cfg.Logger)
 		// Endpoints a previous run left behind (moby#39098): gone before
 		// anything attaches.
-		if err := a.hnsProg.Cleanup(false); err != nil {
+		if err := a.hnsProg.Cleanup(); err != nil {
 			a.log.Warn("removing HNS endpoints left by a previous run", "error", err)
 		}
 	}

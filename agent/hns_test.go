@@ -146,7 +146,7 @@ func TestHNS_followsTheTables(t *testing.T) {
 	a.programHNS()
 	nets, eps = hnsState(t, fake)
 	if len(nets) != 5 || eps[hns.EndpointName("ov", "web")].Name == "" || eps[hns.EndpointName("ov", "cache")].Name == "" {
-		t.Errorf("after an HNS restart: %d networks, endpoints %v", len(nets), keys(eps))
+		t.Errorf("after an HNS restart: %d networks, endpoints %v", len(nets), sortedMapKeys(eps))
 	}
 
 	// A network removed from the tables leaves HNS, endpoints first.
@@ -156,14 +156,6 @@ func TestHNS_followsTheTables(t *testing.T) {
 	if nets, _ := hnsState(t, fake); len(nets) != 4 {
 		t.Errorf("%d HNS networks after removing one, want 4", len(nets))
 	}
-}
-
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 func mustJSON(t *testing.T, v any) []byte {

@@ -96,13 +96,11 @@ func TestHCN_settings(t *testing.T) {
 	}{
 		"VSID":                    {VSID{IsolationId: 4097}, new(hcn.VsidPolicySetting)},
 		"ProviderAddressNetwork":  {ProviderAddressNetwork{ProviderAddress: "198.18.0.1"}, new(hcn.ProviderAddressNetworkPolicySetting)},
-		"RemoteSubnetRoute":       {RemoteSubnetRoute{DestinationPrefix: "10.0.8.0/24", IsolationId: 4097, ProviderAddress: "198.18.0.2", DistributedRouterMacAddress: "00-01-02-03-04-05"}, new(hcn.RemoteSubnetRoutePolicySetting)},
 		"VxlanPort":               {VxlanPort{Port: 4789}, new(hcn.VxlanPortPolicySetting)},
 		"NetAdapterName":          {NetAdapterName{NetworkAdapterName: "Ethernet"}, new(hcn.NetAdapterNameNetworkPolicySetting)},
 		"OutboundNat":             {OutboundNat{Exceptions: []string{"10.0.9.0/24"}}, new(hcn.OutboundNatPolicySetting)},
 		"PortMapping":             {PortMapping{Protocol: 6, InternalPort: 80, ExternalPort: 8080}, new(hcn.PortMappingPolicySetting)},
 		"ProviderAddressEndpoint": {ProviderAddressEndpoint{ProviderAddress: "198.18.0.2"}, new(hcn.ProviderAddressEndpointPolicySetting)},
-		"SDNRoute":                {SDNRoute{DestinationPrefix: "10.0.0.0/8", NextHop: "10.0.9.1", NeedEncap: true}, new(hcn.SDNRoutePolicySetting)},
 		"ACL": {ACL{Protocols: "6", Action: ACLActionAllow, Direction: ACLDirectionOut, LocalAddresses: "10.0.9.2",
 			RemoteAddresses: "10.0.8.0/24", LocalPorts: "80", RemotePorts: "443", RuleType: ACLRuleTypeSwitch, Priority: 100}, new(hcn.AclPolicySetting)},
 	}

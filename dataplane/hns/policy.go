@@ -14,10 +14,9 @@ type NetworkPolicyType string
 
 // Network policy types.
 const (
-	NetworkPolicyNetAdapterName    NetworkPolicyType = "NetAdapterName"    // NetAdapterName
-	NetworkPolicyProviderAddress   NetworkPolicyType = "ProviderAddress"   // ProviderAddressNetwork
-	NetworkPolicyRemoteSubnetRoute NetworkPolicyType = "RemoteSubnetRoute" // RemoteSubnetRoute
-	NetworkPolicyVxlanPort         NetworkPolicyType = "VxlanPort"         // VxlanPort
+	NetworkPolicyNetAdapterName  NetworkPolicyType = "NetAdapterName"  // NetAdapterName
+	NetworkPolicyProviderAddress NetworkPolicyType = "ProviderAddress" // ProviderAddressNetwork
+	NetworkPolicyVxlanPort       NetworkPolicyType = "VxlanPort"       // VxlanPort
 )
 
 // SubnetPolicyType names a subnet policy.
@@ -34,7 +33,6 @@ const (
 	EndpointPolicyOutBoundNAT     EndpointPolicyType = "OutBoundNAT"     // OutboundNat
 	EndpointPolicyPortMapping     EndpointPolicyType = "PortMapping"     // PortMapping
 	EndpointPolicyACL             EndpointPolicyType = "ACL"             // ACL
-	EndpointPolicySDNRoute        EndpointPolicyType = "SDNRoute"        // SDNRoute
 	EndpointPolicyProviderAddress EndpointPolicyType = "ProviderAddress" // ProviderAddressEndpoint
 )
 
@@ -78,16 +76,6 @@ type ProviderAddressNetwork struct {
 	ProviderAddress string `json:",omitempty"`
 }
 
-// RemoteSubnetRoute is the settings of a RemoteSubnetRoute network policy:
-// a subnet behind another host. IsolationId is 16 bits, which is why HNS
-// overlays take VNIs up to 65535 only.
-type RemoteSubnetRoute struct {
-	DestinationPrefix           string
-	IsolationId                 uint16
-	ProviderAddress             string
-	DistributedRouterMacAddress string
-}
-
 // VxlanPort is the settings of a VxlanPort network policy.
 type VxlanPort struct {
 	Port uint16
@@ -119,21 +107,12 @@ type ProviderAddressEndpoint struct {
 	ProviderAddress string `json:",omitempty"`
 }
 
-// SDNRoute is the settings of an SDNRoute endpoint policy.
-type SDNRoute struct {
-	DestinationPrefix string `json:",omitempty"`
-	NextHop           string `json:",omitempty"`
-	NeedEncap         bool   `json:",omitempty"`
-}
-
 // ACL values.
 const (
 	ACLActionAllow    = "Allow"
 	ACLActionBlock    = "Block"
-	ACLDirectionIn    = "In"
 	ACLDirectionOut   = "Out"
 	ACLRuleTypeSwitch = "Switch" // enforced in the virtual switch (VFP)
-	ACLRuleTypeHost   = "Host"   // enforced by the host firewall (WFP)
 )
 
 // ACL is the settings of an ACL endpoint policy. Addresses and ports are
@@ -142,7 +121,7 @@ const (
 type ACL struct {
 	Protocols       string `json:",omitempty"`
 	Action          string // ACLActionAllow or ACLActionBlock
-	Direction       string // ACLDirectionIn or ACLDirectionOut
+	Direction       string // "In" or ACLDirectionOut
 	LocalAddresses  string `json:",omitempty"`
 	RemoteAddresses string `json:",omitempty"`
 	LocalPorts      string `json:",omitempty"`

@@ -96,7 +96,6 @@ func (p *Programmer) Sync(nets []NetworkSpec, eps map[string][]EndpointSpec) err
 				continue
 			}
 			p.log.Info("created HNS network", "network", w.spec.Name)
-			byNet[hn.ID] = nil
 		}
 		errs = append(errs, p.syncEndpoints(w, hn, byNet[hn.ID])...)
 	}
@@ -216,84 +215,35 @@ func (p *Programmer) deleteEndpoint(network string, e Endpoint) error {
 	if err := p.c.DeleteEndpoint(e.ID); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("hns: endpoint %q%s: delete %s: %w", name, where, e.ID, err)
 	}
-	if network == "" {
-		p.log.Info("deleted HNS endpoint", "endpoint", name)
-	} else {
-		p.log.Info("deleted HNS endpoint", "network", network, "endpoint", name)
-	}
+	p.log.Info("deleted HNS endpoint", "network", network, "endpoint", name)
 	return nil
 }
 
-// Cleanup removes what a previous run left in HNS: every endpoint named
-// with NamePrefix and, when networks is true, every network named with it
-// that has no other endpoints left (one that does is reported). Stale endpoints are the most common complaint
-// about container networking on Windows (moby#39098,
-// Windows-Containers#631); the agent calls Cleanup once at start. It goes
-// on past errors and returns them joined.
-func (p *Programmer) Cleanup(networks bool) error {
+// Cleanup removes every endpoint named with NamePrefix: what a previous
+// run left. Stale endpoints are the most common complaint about container
+// networking on Windows (moby#39098, Windows-Containers#631); the agent
+// calls Cleanup once at start, and Sync then re-creates what is wanted.
+// Networks stay (Sync removes those no longer wanted). It goes on past
+// errors and returns them joined.
+func (p *Programmer) Cleanup() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var ourNets []Network
-	ours := map[string]string{} // vxnet network names by HNS ID
-	if networks {
-		var err error
-		if ourNets, err = p.vxnetNetworks(); err != nil {
-			return err
-		}
-		for _, n := range ourNets {
-			ours[n.ID] = strings.TrimPrefix(n.Name, NamePrefix)
-		}
-	}
 	eps, err := p.c.Endpoints()
 	if err != nil {
 		return fmt.Errorf("hns: list endpoints: %w", err)
 	}
 	var errs []error
-	failed := map[string]bool{} // network IDs with an endpoint left
 	removed := 0
 	for _, e := range eps {
-		network, inOurs := ours[e.HostComputeNetwork]
 		if !strings.HasPrefix(e.Name, NamePrefix) {
-			if inOurs {
-				failed[e.HostComputeNetwork] = true // someone else's: it stays, so does the network
-			}
 			continue
 		}
-		if err := p.deleteEndpoint(network, e); err != nil {
+		if err := p.deleteEndpoint("", e); err != nil {
 			errs = append(errs, err)
-			failed[e.HostComputeNetwork] = true
 			continue
 		}
 		removed++
-	}
-	for _, n := range ourNets {
-		name := ours[n.ID]
-		if failed[n.ID] {
-			errs = append(errs, fmt.Errorf("hns: network %q: not deleted: endpoints remain", name))
-			continue
-		}
-		if err := p.c.DeleteNetwork(n.ID); err != nil && !errors.Is(err, ErrNotFound) {
-			errs = append(errs, fmt.Errorf("hns: network %q: delete %s: %w", name, n.ID, err))
-			continue
-		}
-		removed++
-		p.log.Info("deleted HNS network", "network", name)
 	}
 	p.log.Info("cleaned up HNS", "count", removed)
 	return errors.Join(errs...)
-}
-
-// vxnetNetworks lists the HNS networks named with NamePrefix.
-func (p *Programmer) vxnetNetworks() ([]Network, error) {
-	nets, err := p.c.Networks()
-	if err != nil {
-		return nil, fmt.Errorf("hns: list networks: %w", err)
-	}
-	var out []Network
-	for _, n := range nets {
-		if strings.HasPrefix(n.Name, NamePrefix) {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }

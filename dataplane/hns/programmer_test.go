@@ -402,56 +402,32 @@ func TestProgrammer_Sync_deleteOfMissingIsNoError(t *testing.T) {
 	}
 }
 
+// TestProgrammer_Cleanup: a new run removes the endpoints named vxnet-…
+// of a previous one, on its networks and others, and leaves other
+// endpoints and every network.
 func TestProgrammer_Cleanup(t *testing.T) {
-	for _, networks := range []bool{false, true} {
-		t.Run(fmt.Sprint("networks=", networks), func(t *testing.T) {
-			f := &hnstest.Fake{}
-			foreign, err := f.CreateNetwork(hns.Network{Name: "nat", Type: hns.NAT, Ipams: []hns.Ipam{{Subnets: []hns.Subnet{{
-				IpAddressPrefix: "172.20.0.0/16", Routes: []hns.Route{{NextHop: "172.20.0.1", DestinationPrefix: "0.0.0.0/0"}}}}}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, name := range []string{"docker-ep", "vxnet-stale"} {
-				if _, err := f.CreateEndpoint(hns.Endpoint{Name: name, HostComputeNetwork: foreign.ID,
-					IpConfigurations: []hns.IpConfig{{IpAddress: fmt.Sprintf("172.20.0.%d", i+2)}}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			// A previous run's networks and endpoints.
-			old := hns.NewProgrammer(f, nil)
-			if err := old.Sync([]hns.NetworkSpec{spec("a", "nat", 1), spec("b", "overlay", 2)},
-				map[string][]hns.EndpointSpec{"a": {local("x", 1, 2)}, "b": {local("x", 2, 2), remote("y", 2, 3, vtep2)}}); err != nil {
-				t.Fatal(err)
-			}
-			if err := hns.NewProgrammer(f, nil).Cleanup(networks); err != nil {
-				t.Fatal(err)
-			}
-			if networks {
-				wantState(t, f, "nat NAT: docker-ep")
-			} else {
-				wantState(t, f, "nat NAT: docker-ep", "vxnet-a NAT: ", "vxnet-b Overlay: ")
-			}
-		})
-	}
-}
-
-func TestProgrammer_Cleanup_keepsForeignEndpoints(t *testing.T) {
 	f := &hnstest.Fake{}
-	p := hns.NewProgrammer(f, nil)
-	if err := p.Sync([]hns.NetworkSpec{spec("a", "nat", 1), spec("b", "nat", 2)},
-		map[string][]hns.EndpointSpec{"a": {local("x", 1, 2)}, "b": {local("x", 2, 2)}}); err != nil {
+	foreign, err := f.CreateNetwork(hns.Network{Name: "nat", Type: hns.NAT, Ipams: []hns.Ipam{{Subnets: []hns.Subnet{{
+		IpAddressPrefix: "172.20.0.0/16", Routes: []hns.Route{{NextHop: "172.20.0.1", DestinationPrefix: "0.0.0.0/0"}}}}}}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	// A runtime attached a container to vxnet-a by name.
-	nets, _ := f.Networks()
-	if _, err := f.CreateEndpoint(hns.Endpoint{Name: "container", HostComputeNetwork: nets[0].ID,
-		IpConfigurations: []hns.IpConfig{{IpAddress: "10.0.1.9"}}}); err != nil {
+	for i, name := range []string{"docker-ep", "vxnet-stale"} {
+		if _, err := f.CreateEndpoint(hns.Endpoint{Name: name, HostComputeNetwork: foreign.ID,
+			IpConfigurations: []hns.IpConfig{{IpAddress: fmt.Sprintf("172.20.0.%d", i+2)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A previous run's networks and endpoints.
+	old := hns.NewProgrammer(f, nil)
+	if err := old.Sync([]hns.NetworkSpec{spec("a", "nat", 1), spec("b", "overlay", 2)},
+		map[string][]hns.EndpointSpec{"a": {local("x", 1, 2)}, "b": {local("x", 2, 2), remote("y", 2, 3, vtep2)}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Cleanup(true); err == nil || !strings.Contains(err.Error(), `network "a": not deleted: endpoints remain`) {
-		t.Errorf("Cleanup error %v, want one naming network a", err)
+	if err := hns.NewProgrammer(f, nil).Cleanup(); err != nil {
+		t.Fatal(err)
 	}
-	wantState(t, f, "vxnet-a NAT: container")
+	wantState(t, f, "nat NAT: docker-ep", "vxnet-a NAT: ", "vxnet-b Overlay: ")
 }
 
 func TestProgrammer_Cleanup_goesOnPastErrors(t *testing.T) {
@@ -462,14 +438,13 @@ func TestProgrammer_Cleanup_goesOnPastErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Fail(hnstest.OpDeleteEndpoint, errors.New("in use"))
-	err := p.Cleanup(true)
-	if err == nil || !strings.Contains(err.Error(), `endpoint "x" on network "a": delete`) ||
-		!strings.Contains(err.Error(), `network "a": not deleted`) {
-		t.Errorf("Cleanup error %v, want one naming endpoint x and network a", err)
+	err := p.Cleanup()
+	if err == nil || !strings.Contains(err.Error(), `endpoint "vxnet-a-x": delete`) {
+		t.Errorf("Cleanup error %v, want one naming endpoint vxnet-a-x", err)
 	}
-	wantState(t, f, "vxnet-a NAT: vxnet-a-x")
-	if err := p.Cleanup(true); err != nil {
+	wantState(t, f, "vxnet-a NAT: vxnet-a-x", "vxnet-b NAT: ")
+	if err := p.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	wantState(t, f)
+	wantState(t, f, "vxnet-a NAT: ", "vxnet-b NAT: ")
 }

@@ -119,11 +119,7 @@ func (f *Fake) Networks() ([]hns.Network, error) {
 	if err := f.begin(OpNetworks); err != nil {
 		return nil, err
 	}
-	out := make([]hns.Network, len(f.networks))
-	for i, n := range f.networks {
-		out[i] = clone(n)
-	}
-	return out, nil
+	return clone(f.networks), nil
 }
 
 // CreateNetwork implements hns.Client.
@@ -178,11 +174,7 @@ func (f *Fake) Endpoints() ([]hns.Endpoint, error) {
 	if err := f.begin(OpEndpoints); err != nil {
 		return nil, err
 	}
-	out := make([]hns.Endpoint, len(f.eps))
-	for i, e := range f.eps {
-		out[i] = clone(e)
-	}
-	return out, nil
+	return clone(f.eps), nil
 }
 
 // CreateEndpoint implements hns.Client.

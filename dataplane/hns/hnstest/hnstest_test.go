@@ -213,15 +213,23 @@ func TestFake_Fail(t *testing.T) {
 	f.Fail("Nope", boom)
 }
 
+// TestFake_copies: what a caller gave or got back can change without the
+// fake's state changing.
 func TestFake_copies(t *testing.T) {
 	var f Fake
 	in := network(t, "transparent", false)
-	n, _ := f.CreateNetwork(in)
-	in.Policies[0].Settings[3] = 'X' // the caller's buffer
-	n.Name = "changed"
-	nets, _ := f.Networks()
-	if nets[0].Name != "vxnet-transparent" || !strings.Contains(string(nets[0].Policies[0].Settings), "Ethernet") {
-		t.Errorf("the fake shares memory with its callers: %+v", nets[0])
+	want := string(in.Policies[0].Settings)
+	n, err := f.CreateNetwork(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(in.Policies[0].Settings) // the caller's buffer
+	clear(n.Policies[0].Settings)  // what it got back
+	got, _ := f.Networks()
+	clear(got[0].Policies[0].Settings) // a listing's
+	again, _ := f.Networks()
+	if s := string(again[0].Policies[0].Settings); s != want {
+		t.Errorf("the fake shares memory with its callers: policy settings %q, want %q", s, want)
 	}
 }
 
