@@ -207,7 +207,8 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	if d.Scope() == driver.ScopeLocal && n.Creator != a.cfg.Name {
 		return api.Endpoint{}, apiError(api.CodeConflict, "network", "network %q is a %s network of host %s: endpoints attach there only", n.Name, n.Driver, n.Creator)
 	}
-	var publish []string
+	var publish []string // as the record keeps them
+	var ports []driver.Publish
 	for _, s := range req.Publish {
 		p, err := driver.ParsePublish(s)
 		if err != nil {
@@ -216,7 +217,7 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		if !d.Publishes() {
 			return api.Endpoint{}, apiError(api.CodeBadRequest, "publish", "publish %q: network %q uses driver %s, which publishes no ports (nat does)", s, n.Name, n.Driver)
 		}
-		publish = append(publish, p.String())
+		publish, ports = append(publish, p.String()), append(ports, p)
 	}
 	hnsOnly := req.Netns == "" && a.hnsProg != nil // Windows: the runtime attaches the container to the HNS endpoint
 	if req.Netns == "" && !hnsOnly {
@@ -242,17 +243,15 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	if !busy && !local {
 		// Published ports are reserved with the name, under one lock, so
 		// two endpoints created at once cannot both take a host port.
-		for _, ps := range publish {
-			p, _ := driver.ParsePublish(ps)
+		for _, p := range ports {
 			if other := a.publishedByLocked(p); other != "" {
-				portErr = apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", ps, p.HostPort, p.Proto, other)
+				portErr = apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", p.String(), p.HostPort, p.Proto, other)
 				break
 			}
 		}
 		if portErr == nil {
 			a.pending[key] = struct{}{}
-			for _, ps := range publish {
-				p, _ := driver.ParsePublish(ps)
+			for _, p := range ports {
 				a.ports[portKey(p)] = key
 			}
 		}
@@ -267,9 +266,9 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	defer func() {
 		a.mu.Lock()
 		delete(a.pending, key)
-		for k, owner := range a.ports {
-			if owner == key {
-				delete(a.ports, k) // the endpoint's own record holds them now, if it was made
+		for _, p := range ports {
+			if a.ports[portKey(p)] == key {
+				delete(a.ports, portKey(p)) // the endpoint's own record holds them now, if it was made
 			}
 		}
 		a.mu.Unlock()
