@@ -174,7 +174,7 @@ func mergeable(bufs [][]byte) bool {
 			if info.length < info.l4+tcpHeaderLen {
 				continue
 			}
-			hdr = int(pkt[info.l4+12]>>4) * 4
+			hdr = tcpHeaderLenAt(pkt, info.l4)
 		}
 		if info.length > info.l4+hdr {
 			if n++; n == 2 {

@@ -64,14 +64,21 @@ func fold(acc uint64) uint16 {
 
 // pseudoHeaderSum is the unfolded sum of the IPv4 or IPv6 pseudo-header.
 func pseudoHeaderSum(pkt []byte, info *ipInfo, l4Len int) uint64 {
-	var acc uint64
-	if !info.v6 {
-		acc = sum(0, pkt[ipv4SrcOffset:ipv4DstOffset+4])
-	} else {
-		acc = sum(0, pkt[ipv6SrcOffset:ipv6DstOffset+16])
-	}
-	return acc + uint64(info.proto) + uint64(l4Len)
+	return addrSum(pkt, info.v6) + uint64(info.proto) + uint64(l4Len)
 }
+
+// addrSum is the unfolded sum of an IP packet's source and destination
+// addresses (the pseudo-header's).
+func addrSum(pkt []byte, v6 bool) uint64 {
+	if v6 {
+		return sum(0, pkt[ipv6SrcOffset:ipv6DstOffset+16])
+	}
+	return sum(0, pkt[ipv4SrcOffset:ipv4DstOffset+4])
+}
+
+// tcpHeaderLenAt is the length the data offset of the TCP header at l4
+// gives.
+func tcpHeaderLenAt(pkt []byte, l4 int) int { return int(pkt[l4+12]>>4) * 4 }
 
 // completeChecksum finishes a TCP or UDP checksum that a sender left
 // partial. A Linux peer whose VXLAN device sends through a veth (or any

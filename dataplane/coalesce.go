@@ -202,7 +202,7 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *run)
 		if info.length < info.l4+tcpHeaderLen {
 			return false
 		}
-		tl = int(pkt[info.l4+12]>>4) * 4
+		tl = tcpHeaderLenAt(pkt, info.l4)
 		if tl < tcpHeaderLen || info.l4+tl >= info.length {
 			return false // no payload
 		}

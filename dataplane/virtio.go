@@ -119,7 +119,7 @@ func splitVirtio(bufs [][]byte, sizes []int, offset, n int) (int, error) {
 		if ipLen+tcpHeaderLen > len(pkt) {
 			return 0, fmt.Errorf("dataplane: TUN read: TCP header past the packet's %d bytes", len(pkt))
 		}
-		tl := int(pkt[ipLen+12]>>4) * 4
+		tl := tcpHeaderLenAt(pkt, ipLen)
 		if tl < tcpHeaderLen || ipLen+tl > len(pkt) {
 			return 0, fmt.Errorf("dataplane: TUN read: TCP data offset %d invalid for a %d-byte packet", tl, len(pkt))
 		}
@@ -141,12 +141,7 @@ func splitVirtio(bufs [][]byte, sizes []int, offset, n int) (int, error) {
 		}
 	}
 	// The pseudo-header's addresses, summed once for every segment.
-	var addrs uint64
-	if v6 {
-		addrs = sum(0, pkt[ipv6SrcOffset:ipv6DstOffset+16])
-	} else {
-		addrs = sum(0, pkt[ipv4SrcOffset:ipv4DstOffset+4])
-	}
+	addrs := addrSum(pkt, v6)
 	// Segments 1… first: they copy segment 0's headers before those change.
 	for i := count - 1; i >= 0; i-- {
 		start := hdrLen + i*seg
