@@ -19,11 +19,14 @@ type cluster struct {
 	names []string
 	dead  map[string]bool
 	addrs []string
+	cfg   Config // for every node: FastTimings unless said
 }
 
-func newCluster(t *testing.T, n int) *cluster {
+func newCluster(t *testing.T, n int) *cluster { return newClusterWith(t, n, FastTimings()) }
+
+func newClusterWith(t *testing.T, n int, cfg Config) *cluster {
 	t.Helper()
-	c := &cluster{t: t, net: gossiptest.NewNetwork(int64(n)), dead: map[string]bool{}}
+	c := &cluster{t: t, net: gossiptest.NewNetwork(int64(n)), dead: map[string]bool{}, cfg: cfg}
 	var seed string
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("node%02d", i)
@@ -45,7 +48,7 @@ func (c *cluster) start(name, seed string) *Gossip {
 	if seed != "" {
 		gcfg.Seeds = []string{seed}
 	}
-	g, err := NewGossip(FastTimings(), gcfg)
+	g, err := NewGossip(c.cfg, gcfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}

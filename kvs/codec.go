@@ -14,8 +14,8 @@ import (
 //	digest  = sender count (owner rows hash(8 bytes LE))*   (push/pull)
 //	rows    = sender owner epoch from complete count entry*      (repair)
 //	vector  = sender part parts flags(1 byte, bit 0 = cut short) count (ownerhash(4 bytes LE) epochtag(2 bytes LE) have)*   (sync)
-//	entry   = table key owner version epoch seq flags(1 byte, bit 0 = tombstone) [deletedat] value
-//	          (deletedat, Unix nanoseconds, only on tombstones)
+//	entry   = table key owner version epoch seq flags(1 byte, bit 0 = tombstone, bit 1 = claim) [deletedat] [claim] value
+//	          (deletedat, Unix nanoseconds, only on tombstones; claim, a Lamport time, only with bit 1)
 //
 // A vector covers the owners whose hash modulo parts is part; it lists all
 // the sender knows there unless marked cut short.
@@ -33,6 +33,12 @@ const (
 	msgDigest byte = 2
 	msgRows   byte = 3
 	msgVector byte = 4
+)
+
+// Entry flags. Append-only.
+const (
+	flagTombstone byte = 1 << 0
+	flagClaim     byte = 1 << 1
 )
 
 // Limits on what a message may carry; anything larger is malformed.
@@ -70,11 +76,17 @@ func (e *encoder) entry(x *Entry) {
 	e.uvarint(x.Seq)
 	var flags byte
 	if x.Deleted {
-		flags |= 1
+		flags |= flagTombstone
+	}
+	if x.Claim != 0 {
+		flags |= flagClaim
 	}
 	e.b = append(e.b, flags)
 	if x.Deleted {
 		e.uvarint(uint64(x.DeletedAt))
+	}
+	if x.Claim != 0 {
+		e.uvarint(x.Claim)
 	}
 	e.bytes(x.Value)
 }
@@ -259,16 +271,21 @@ func (d *decoder) entry() Entry {
 	}
 	flags := d.b[d.off]
 	d.off++
-	if flags&^1 != 0 {
+	if flags&^(flagTombstone|flagClaim) != 0 {
 		d.fail("unknown flags %#x", flags)
 	}
-	e.Deleted = flags&1 != 0
+	e.Deleted = flags&flagTombstone != 0
 	if e.Deleted {
 		at := d.uvarint("deleted at")
 		if at > maxCounter {
 			d.fail("deleted at %d out of range", at)
 		}
 		e.DeletedAt = int64(at)
+	}
+	if flags&flagClaim != 0 {
+		if e.Claim = d.uvarint("claim"); e.Claim == 0 || e.Claim > maxCounter {
+			d.fail("claim %d out of range", e.Claim)
+		}
 	}
 	if v := d.raw("value", MaxValueLen); v != nil {
 		e.Value = append([]byte(nil), v...)

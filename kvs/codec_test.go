@@ -12,6 +12,8 @@ func TestCodec_roundTrip(t *testing.T) {
 	entries := []Entry{
 		{Table: "endpoints", Key: "web/c1", Value: []byte(`{"ip":"10.0.9.2"}`), Owner: "host1", Version: 42},
 		{Table: "endpoints", Key: "web/c2", Owner: "host2", Version: 1 << 40, Deleted: true, DeletedAt: 1_800_000_000_000_000_000},
+		{Table: "endpoints", Key: "web/c3", Owner: "host3", Version: 9, Claim: 7, Value: []byte("x")},
+		{Table: "endpoints", Key: "web/c4", Owner: "host3", Version: 10, Claim: 8, Deleted: true, DeletedAt: 5},
 	}
 	m, err := decode(encodeUpdate(entries))
 	if err != nil || m.typ != msgUpdate || !reflect.DeepEqual(m.entries, entries) {
@@ -83,6 +85,8 @@ func TestCodec_rejectsMalformed(t *testing.T) {
 		"from > complete": encodeRows("s", "o", 1, 9, 3, nil, 0)[0],
 		"digest cut":      encodeDigest("s", []ownerDigest{{Owner: "o", Rows: 1, Hash: 7}})[:8],
 		"oversized":       make([]byte, MaxMessageSize+1),
+		"claim zero":      append(append([]byte(nil), good[:len(good)-2]...), flagClaim, 0, 0),
+		"huge claim":      encodeUpdate([]Entry{{Table: "t", Key: "k", Owner: "o", Version: 1, Claim: 1<<63 + 1}}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decode(b); !errors.Is(err, ErrMalformed) {

@@ -41,6 +41,26 @@ type Config struct {
 	// listens: a peer's copy of them arriving first would otherwise be
 	// taken for a stale copy and deleted.
 	InitialRows []Row
+	// ClusterTables name the tables whose rows belong to the cluster, not
+	// to the node that wrote them (networks, subnet claims): they are
+	// never hidden or dropped when their writer fails, leaves, is reaped
+	// or comes back without its state; any node may delete them; and of
+	// all the writes of a row, tombstones included, the greatest
+	// (version, owner) wins. Their tombstones are never reaped, so no copy
+	// held through a partition, however long, can bring a deleted row
+	// back. See the package documentation.
+	ClusterTables []string
+	// FirstClaim names host-scoped tables in which, of several nodes'
+	// live rows under one key, the first claimed wins (the smallest
+	// (Entry.Claim, owner)) rather than the last written: an endpoint name
+	// created on two hosts at once has one owner everywhere, and keeps it
+	// when the other rewrites its row after a restart.
+	FirstClaim []string
+	// InitialEntries are persisted rows of cluster tables (any owner's,
+	// tombstones included) put back as they were, versions and all,
+	// before the node listens: a node restarted alone still knows the
+	// cluster's objects, and a restart never rewrites them.
+	InitialEntries []Entry
 	// Logger receives table logs; nil discards.
 	Logger *slog.Logger
 }
@@ -106,6 +126,9 @@ func (c *Config) validate() error {
 type Row struct {
 	Table, Key string
 	Value      []byte
+	// Claim is the row's Entry.Claim in a FirstClaim table (0: a new
+	// claim at the write).
+	Claim uint64 `json:",omitempty"`
 }
 
 // Stats are the backend's counters.

@@ -54,4 +54,49 @@
 //     own rows. Hence: Put your persisted rows before joining.
 //   - Tombstones are kept for TombstoneTTL, so that late or repaired copies
 //     of a deleted row cannot bring it back.
+//
+// All of this is for host-scoped rows: an endpoint, a host's address
+// blocks. They describe their writer and go with it.
+//
+// # Cluster rows
+//
+// Rows of the tables named in Config.ClusterTables (networks, subnet
+// claims) are the cluster's, not their writer's. No node's death, absence,
+// partition or lost state hides or deletes them; only an explicit delete
+// does:
+//
+//   - They are never hidden or withdrawn with their writer, and are
+//     accepted from a writer that left or was reaped; anti-entropy keeps
+//     carrying them (a gone writer's digest lists them), so a node that
+//     joins later learns them from anyone.
+//   - Any node may delete one: its tombstone, in its own slot, has a
+//     version above every write it has seen. Of all the slots of a row,
+//     tombstones included, the greatest (version, owner) wins: a delete
+//     beats the writes it saw, a write made after seeing a delete beats
+//     it, and concurrent ones are ordered alike everywhere.
+//   - Their tombstones are never reaped (one per name ever deleted), so a
+//     copy held through a partition of any length cannot bring a deleted
+//     row back.
+//   - A node that receives its own cluster row, which it does not hold
+//     (it lost its state), takes it as is instead of deleting it.
+//   - Nodes persist every cluster row they hold, any owner's, and put
+//     them back as they were (Config.InitialEntries): a node restarted
+//     alone still knows the cluster's objects, and a restart never
+//     rewrites them.
+//
+// Under partition each side keeps every cluster row it had and may write
+// and delete; after the heal every node holds the same slots and so shows
+// the same winner. What a row means when two sides created it at once
+// (two networks of one name) is decided above this package, by a rule
+// every node computes alike.
+//
+// # First claim wins
+//
+// In the host-scoped tables of Config.FirstClaim (endpoints), one key may
+// be written by two nodes that could not see each other. There the
+// visible live row with the smallest (claim, owner) wins, where the claim
+// is its owner's Lamport time when it first wrote the row's current life:
+// rewrites keep it (InitialRows carry it across restarts), so the winner
+// never flips, and every node shows the same one. The loser's owner sees
+// that its row lost and acts on it.
 package kvs

@@ -20,6 +20,13 @@ type Entry struct {
 	// they missed; which row wins is decided by Version alone.
 	Epoch uint64
 	Seq   uint64
+
+	// Claim, in a table where the first claim wins (Config.FirstClaim),
+	// is the owner's Lamport time when it first wrote the row's current
+	// life: later writes of the same live row keep it, so a row that is
+	// rewritten (after a restart, say) never overtakes an earlier claim.
+	// Zero in other tables.
+	Claim uint64
 }
 
 // newer reports whether e supersedes o, the same owner's slot of the
@@ -69,8 +76,9 @@ type Event struct {
 type Backend interface {
 	// Put writes a row owned by this node.
 	Put(table, key string, value []byte) (Entry, error)
-	// Delete deletes a row this node owns. ErrNotFound if there is no
-	// live row, ErrNotOwner if another node owns it.
+	// Delete deletes a row this node owns, or any row of a cluster
+	// table. ErrNotFound if there is no live row, ErrNotOwner if another
+	// node owns it (host-scoped tables).
 	Delete(table, key string) error
 	// Get returns a live, visible row.
 	Get(table, key string) (Entry, bool)

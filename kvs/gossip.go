@@ -54,11 +54,23 @@ func NewGossip(cfg Config, gcfg gossip.Config) (*Gossip, error) {
 		jobs: make(chan func(), 256),
 		stop: make(chan struct{}),
 	}
+	g.st.cluster, g.st.firstClaim = setOf(cfg.ClusterTables), setOf(cfg.FirstClaim)
+	for _, e := range cfg.InitialEntries {
+		if err := checkRow(e.Table, e.Key, e.Value); err != nil || !g.st.cluster[e.Table] || e.Owner == "" || e.Version == 0 {
+			return nil, fmt.Errorf("kvs: config InitialEntries: %v: not a row of a cluster table (%v)", e, err)
+		}
+		g.st.restore(e)
+	}
 	for _, r := range cfg.InitialRows {
 		if err := checkRow(r.Table, r.Key, r.Value); err != nil {
 			return nil, fmt.Errorf("kvs: config InitialRows: %w", err)
 		}
-		g.st.put(r.Table, r.Key, r.Value)
+		if g.st.cluster[r.Table] {
+			return nil, fmt.Errorf("kvs: config InitialRows: table %s is a cluster table: put its rows back with InitialEntries", r.Table)
+		}
+		g.st.mu.Lock()
+		g.st.putClaimed(r.Table, r.Key, r.Value, r.Claim)
+		g.st.mu.Unlock()
 	}
 	node, err := gossip.New(gcfg, g)
 	if err != nil {
@@ -127,6 +139,19 @@ func (g *Gossip) List(table string) []Entry { return g.st.list(table) }
 func (g *Gossip) Watch(table string) ([]Entry, <-chan Event, func()) {
 	snap, w := g.st.watch(table)
 	return snap, w.q.Out(), func() { g.st.unwatch(w) }
+}
+
+// ClusterEntries returns every row of the cluster tables, any owner's,
+// tombstones included: what a node persists to put back with
+// Config.InitialEntries.
+func (g *Gossip) ClusterEntries() []Entry { return g.st.clusterEntries() }
+
+func setOf(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
 }
 
 // Stats returns the counters.

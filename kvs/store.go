@@ -65,6 +65,10 @@ type store struct {
 	owners   map[string]*owner
 	watchers []*watcher
 	stats    Stats
+
+	// Table kinds, from Config; set before the store is used.
+	cluster    map[string]bool // rows of the cluster (Config.ClusterTables)
+	firstClaim map[string]bool // the first claim wins (Config.FirstClaim)
 }
 
 func newStore(self string, t timings, clock, epoch uint64) *store {
@@ -116,12 +120,49 @@ func rowHash(e *Entry) uint64 {
 
 // winner is the slot readers see for a row, or nil.
 func (s *store) winner(k rowKey) *Entry {
+	if s.cluster[k.table] {
+		return s.clusterWinner(k)
+	}
+	if s.firstClaim[k.table] {
+		return s.claimWinner(k)
+	}
 	var best *Entry
 	for _, e := range s.byKey[k] {
 		if e.Deleted || s.owners[e.Owner].hidden {
 			continue
 		}
 		if best == nil || e.Version > best.Version || (e.Version == best.Version && e.Owner > best.Owner) {
+			best = e
+		}
+	}
+	return best
+}
+
+// clusterWinner: of every write of a cluster row, whoever wrote it and
+// whether or not the writer is alive, the greatest (version, owner); no
+// row if that is a tombstone.
+func (s *store) clusterWinner(k rowKey) *Entry {
+	var best *Entry
+	for _, e := range s.byKey[k] {
+		if best == nil || e.Version > best.Version || (e.Version == best.Version && (e.Owner > best.Owner ||
+			(e.Owner == best.Owner && e.Deleted))) {
+			best = e
+		}
+	}
+	if best == nil || best.Deleted {
+		return nil
+	}
+	return best
+}
+
+// claimWinner: of the visible live slots, the first claimed.
+func (s *store) claimWinner(k rowKey) *Entry {
+	var best *Entry
+	for _, e := range s.byKey[k] {
+		if e.Deleted || s.owners[e.Owner].hidden {
+			continue
+		}
+		if best == nil || e.Claim < best.Claim || (e.Claim == best.Claim && e.Owner < best.Owner) {
 			best = e
 		}
 	}
@@ -195,11 +236,38 @@ func (s *store) unslot(sk slotKey) {
 func (s *store) put(table, key string, value []byte) Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.putClaimed(table, key, value, 0)
+}
+
+// putClaimed writes this node's slot of a row; in a FirstClaim table the
+// row keeps claim, or its live slot's claim, or claims now. s.mu is held.
+func (s *store) putClaimed(table, key string, value []byte, claim uint64) Entry {
 	e := Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: s.self, Version: s.tick()}
+	if s.firstClaim[table] {
+		if cur := s.slots[slotKey{table, key, s.self}]; claim == 0 && cur != nil && !cur.Deleted {
+			claim = cur.Claim
+		}
+		if claim == 0 {
+			claim = e.Version
+		}
+		e.Claim = claim
+	}
 	s.stamp(&e)
 	s.set(e)
 	s.stats.LocalWrites++
 	return e
+}
+
+// restore puts back a persisted row of a cluster table as it was.
+func (s *store) restore(e Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.witness(e.Version)
+	if cur := s.slots[slotKey{e.Table, e.Key, e.Owner}]; cur != nil && !e.newer(cur) {
+		return
+	}
+	e.Epoch, e.Seq = 0, 0 // not a place in anyone's stream of this run
+	s.set(e)
 }
 
 // del writes a tombstone over this node's slot of a row.
@@ -207,7 +275,12 @@ func (s *store) del(table, key string, now time.Time) (Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mine := s.slots[slotKey{table, key, s.self}]
-	if mine == nil || mine.Deleted {
+	if s.cluster[table] {
+		// Anyone's to delete: a tombstone newer than every write seen.
+		if s.winner(rowKey{table, key}) == nil {
+			return Entry{}, ErrNotFound
+		}
+	} else if mine == nil || mine.Deleted {
 		if s.winner(rowKey{table, key}) != nil {
 			return Entry{}, ErrNotOwner
 		}
@@ -252,15 +325,15 @@ func (s *store) apply(e Entry, now time.Time) (applyResult, Entry) {
 			o.status, o.since, o.hidden = ownerFailed, now, true
 		}
 	}
-	if o.status == ownerGone {
+	if o.status == ownerGone && !s.cluster[e.Table] {
 		s.stats.RejectedGone++
 		return applyRejected, Entry{}
 	}
-	if e.Epoch <= uint64(now.Add(maxEpochAhead).UnixNano()) {
+	if o.status != ownerGone && e.Epoch <= uint64(now.Add(maxEpochAhead).UnixNano()) {
 		s.mark(o, e.Epoch, e.Seq)
 	}
 	cur := s.slots[slotKey{e.Table, e.Key, e.Owner}]
-	if (cur != nil && !e.newer(cur)) || (e.Deleted && now.UnixNano()-e.DeletedAt >= int64(s.t.tombstoneTTL)) {
+	if (cur != nil && !e.newer(cur)) || (e.Deleted && !s.cluster[e.Table] && now.UnixNano()-e.DeletedAt >= int64(s.t.tombstoneTTL)) {
 		s.stats.Stale++
 		return applyStale, Entry{}
 	}
@@ -274,6 +347,17 @@ func (s *store) apply(e Entry, now time.Time) (applyResult, Entry) {
 // what it holds (a value, or a tombstone).
 func (s *store) reclaim(e Entry, now time.Time) (applyResult, Entry) {
 	cur := s.slots[slotKey{e.Table, e.Key, s.self}]
+	if s.cluster[e.Table] {
+		// The cluster's row, not ours to answer for: a node that lost its
+		// state learns it back like any other.
+		if cur != nil && !e.newer(cur) {
+			s.stats.Stale++
+			return applyStale, Entry{}
+		}
+		s.set(e)
+		s.stats.Applied++
+		return applyChanged, Entry{}
+	}
 	// A copy from an earlier run of this node at our version or above may
 	// hold another value (a restart without its clock): re-assert ours.
 	earlierRun := e.Epoch < s.epoch && cur != nil && e.Version >= cur.Version
@@ -343,11 +427,14 @@ func (s *store) memberLeft(name string, now time.Time) {
 	s.withdraw(s.owner(name), now)
 }
 
-// withdraw drops an owner's rows; they are refused until it is alive again.
+// withdraw drops an owner's rows, but those of cluster tables; they are
+// refused until it is alive again.
 func (s *store) withdraw(o *owner, now time.Time) {
 	s.change(s.keysOf(o), func() {
 		for sk := range o.slots {
-			s.unslot(sk)
+			if !s.cluster[sk.table] {
+				s.unslot(sk)
+			}
 		}
 	})
 	o.status, o.since, o.hidden = ownerGone, now, false
@@ -374,7 +461,7 @@ func (s *store) expire(now time.Time) {
 		}
 	}
 	for sk, e := range s.slots {
-		if e.Deleted && now.UnixNano()-e.DeletedAt >= int64(s.t.tombstoneTTL) {
+		if e.Deleted && !s.cluster[sk.table] && now.UnixNano()-e.DeletedAt >= int64(s.t.tombstoneTTL) {
 			s.unslot(sk) // a tombstone changes nothing readers see
 			s.stats.TombstonesReaped++
 		}
@@ -387,7 +474,8 @@ func (s *store) digests() []ownerDigest {
 	defer s.mu.Unlock()
 	out := make([]ownerDigest, 0, len(s.owners))
 	for _, o := range s.owners {
-		if o.status != ownerGone && o.digest.Rows > 0 {
+		// A gone owner's slots are those of cluster tables, which stay.
+		if o.digest.Rows > 0 {
 			out = append(out, o.digest)
 		}
 	}
@@ -424,6 +512,30 @@ func (s *store) rowsOf(name string) []Entry {
 	for sk := range o.slots {
 		out = append(out, *s.slots[sk])
 	}
+	return out
+}
+
+// clusterEntries returns every slot of the cluster tables, tombstones
+// included, to persist.
+func (s *store) clusterEntries() []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Entry
+	for sk, e := range s.slots {
+		if s.cluster[sk.table] {
+			out = append(out, *e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Table != b.Table {
+			return a.Table < b.Table
+		}
+		if a.Key != b.Key {
+			return a.Key < b.Key
+		}
+		return a.Owner < b.Owner
+	})
 	return out
 }
 

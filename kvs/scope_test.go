@@ -1,0 +1,191 @@
+package kvs
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func clusterStore(self string) *store {
+	s := newStore(self, testTimings(), 0, 1)
+	s.cluster = map[string]bool{"networks": true}
+	s.firstClaim = map[string]bool{"endpoints": true}
+	return s
+}
+
+// TestStore_clusterRowsOutliveTheirWriter: a cluster row stays visible
+// when its writer fails, is reaped or leaves, and is accepted from a
+// writer that is gone; a host row of the same writer goes.
+func TestStore_clusterRowsOutliveTheirWriter(t *testing.T) {
+	for name, gone := range map[string]func(s *store){
+		"failed and reaped": func(s *store) {
+			s.memberFailed("b", t0)
+			s.expire(t0.Add(2 * time.Minute))
+		},
+		"left": func(s *store) { s.memberLeft("b", t0) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := clusterStore("a")
+			s.apply(Entry{Table: "networks", Key: "web", Owner: "b", Version: 3, Value: []byte("n")}, t0)
+			s.apply(Entry{Table: "hosts", Key: "b", Owner: "b", Version: 4, Value: []byte("h")}, t0)
+			gone(s)
+			if _, ok := s.get("networks", "web"); !ok {
+				t.Error("the cluster row went with its writer")
+			}
+			if _, ok := s.get("hosts", "b"); ok {
+				t.Error("the host row stayed after its writer went")
+			}
+			if res, _ := s.apply(Entry{Table: "networks", Key: "db", Owner: "b", Version: 5, Value: []byte("n")}, t0); res != applyChanged {
+				t.Errorf("a cluster row of a gone writer: %v, want it taken", res)
+			}
+			if res, _ := s.apply(Entry{Table: "hosts", Key: "b2", Owner: "b", Version: 6}, t0); res != applyRejected {
+				t.Errorf("a host row of a gone writer: %v, want it refused", res)
+			}
+			if ds := s.digests(); len(ds) != 1 || ds[0].Owner != "b" || ds[0].Rows != 2 {
+				t.Errorf("digests %+v: want the gone writer's two cluster rows, for repair", ds)
+			}
+		})
+	}
+}
+
+// TestStore_clusterRowsAnyoneDeletes: any node deletes a cluster row; the
+// tombstone beats the write it saw, a later write beats the tombstone, and
+// the tombstone is never reaped (nor refused as expired).
+func TestStore_clusterRowsAnyoneDeletes(t *testing.T) {
+	s := clusterStore("a")
+	s.apply(Entry{Table: "networks", Key: "web", Owner: "b", Version: 7, Value: []byte("n")}, t0)
+	tomb, err := s.del("networks", "web", t0)
+	if err != nil || tomb.Version <= 7 || tomb.Owner != "a" {
+		t.Fatalf("delete of another node's cluster row: %v %v", tomb, err)
+	}
+	if _, ok := s.get("networks", "web"); ok {
+		t.Fatal("deleted row still visible")
+	}
+	if _, err := s.del("networks", "web", t0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second delete: %v, want ErrNotFound", err)
+	}
+	// b, which had not seen the delete, repairs its old write: it stays dead.
+	if res, _ := s.apply(Entry{Table: "networks", Key: "web", Owner: "b", Version: 7, Value: []byte("n")}, t0); res != applyStale {
+		t.Errorf("old copy: %v", res)
+	}
+	s.expire(t0.Add(24 * time.Hour * 365))
+	if st := s.snapshotStats(); st.Rows != 2 || st.TombstonesReaped != 0 {
+		t.Errorf("a cluster tombstone was reaped: %+v", st)
+	}
+	// A tombstone arriving a year late still counts.
+	if res, _ := s.apply(Entry{Table: "networks", Key: "db", Owner: "c", Version: 9, Deleted: true, DeletedAt: t0.UnixNano()}, t0.Add(24*time.Hour*365)); res != applyChanged {
+		t.Errorf("an old cluster tombstone: %v, want it kept", res)
+	}
+	// b writes again, after seeing the delete: the row is back.
+	if res, _ := s.apply(Entry{Table: "networks", Key: "web", Owner: "b", Version: tomb.Version + 1, Value: []byte("n2")}, t0); res != applyChanged {
+		t.Fatalf("re-creation: %v", res)
+	}
+	if e, ok := s.get("networks", "web"); !ok || string(e.Value) != "n2" {
+		t.Errorf("after re-creation: %v %v", e, ok)
+	}
+}
+
+// TestStore_clusterRowOfOwnLearnedBack: a node that lost its state takes
+// its own cluster rows back from the cluster instead of deleting them.
+func TestStore_clusterRowOfOwnLearnedBack(t *testing.T) {
+	s := clusterStore("a") // restarted without its state
+	res, _ := s.apply(Entry{Table: "networks", Key: "web", Owner: "a", Version: 10, Value: []byte("n")}, t0)
+	if res != applyChanged {
+		t.Fatalf("own cluster row from the cluster: %v, want it taken as is", res)
+	}
+	if e, ok := s.get("networks", "web"); !ok || e.Version != 10 {
+		t.Errorf("get: %v %v", e, ok)
+	}
+}
+
+// TestStore_restoreKeepsVersions: persisted cluster rows come back as they
+// were, tombstones included, and the clock moves past them.
+func TestStore_restoreKeepsVersions(t *testing.T) {
+	s := clusterStore("a")
+	s.restore(Entry{Table: "networks", Key: "web", Owner: "b", Version: 20, Value: []byte("n")})
+	s.restore(Entry{Table: "networks", Key: "old", Owner: "c", Version: 30, Deleted: true, DeletedAt: 1})
+	if e, ok := s.get("networks", "web"); !ok || e.Version != 20 || e.Owner != "b" {
+		t.Errorf("restored row: %v %v", e, ok)
+	}
+	if res, _ := s.apply(Entry{Table: "networks", Key: "old", Owner: "d", Version: 25, Value: []byte("x")}, t0); res != applyChanged {
+		t.Fatal(res)
+	}
+	if _, ok := s.get("networks", "old"); ok {
+		t.Error("a write older than a restored tombstone shows")
+	}
+	if e := s.put("networks", "new", nil); e.Version <= 30 {
+		t.Errorf("a write after restore at version %d: the clock did not pass the restored rows", e.Version)
+	}
+}
+
+// TestStore_firstClaimWins: of two live rows under one key, the first
+// claimed wins everywhere, whatever order they arrive in, and keeps
+// winning when its owner rewrites it; a row rewritten after a restart
+// keeps its claim.
+func TestStore_firstClaimWins(t *testing.T) {
+	early := Entry{Table: "endpoints", Key: "web/racer", Owner: "c", Version: 5, Claim: 5, Value: []byte("c")}
+	late := Entry{Table: "endpoints", Key: "web/racer", Owner: "b", Version: 6, Claim: 6, Value: []byte("b")}
+	for name, order := range map[string][]Entry{"early first": {early, late}, "late first": {late, early}} {
+		t.Run(name, func(t *testing.T) {
+			s := clusterStore("a")
+			for _, e := range order {
+				s.apply(e, t0)
+			}
+			if e, ok := s.get("endpoints", "web/racer"); !ok || e.Owner != "c" {
+				t.Errorf("winner %v, want c's (claim 5)", e)
+			}
+			rewrite := early
+			rewrite.Version = 50
+			s.apply(rewrite, t0)
+			if e, _ := s.get("endpoints", "web/racer"); e.Owner != "c" || e.Version != 50 {
+				t.Errorf("after c rewrote: %v", e)
+			}
+			s.memberFailed("c", t0)
+			s.expire(t0.Add(2 * time.Second))
+			if e, ok := s.get("endpoints", "web/racer"); !ok || e.Owner != "b" {
+				t.Errorf("with c hidden: %v %v, want b's", e, ok)
+			}
+		})
+	}
+	s := clusterStore("a")
+	first := s.put("endpoints", "web/x", []byte("1"))
+	again := s.put("endpoints", "web/x", []byte("2"))
+	if first.Claim == 0 || again.Claim != first.Claim {
+		t.Errorf("claims %d then %d: a rewrite must keep the claim", first.Claim, again.Claim)
+	}
+	s.del("endpoints", "web/x", t0)
+	if re := s.put("endpoints", "web/x", nil); re.Claim <= first.Claim {
+		t.Errorf("a new life after delete claims %d, want past %d", re.Claim, first.Claim)
+	}
+	s.putClaimed("endpoints", "web/y", nil, 3) // put back after a restart
+	if e, _ := s.get("endpoints", "web/y"); e.Claim != 3 {
+		t.Errorf("restored claim %d, want 3", e.Claim)
+	}
+}
+
+// TestCluster_clusterRowsSurviveCreatorAndReachNewcomers: a cluster row
+// outlives its writer's leave, and a node that joins afterwards learns it
+// from the others.
+func TestCluster_clusterRowsSurviveCreatorAndReachNewcomers(t *testing.T) {
+	cfg := FastTimings()
+	cfg.ClusterTables = []string{"networks"}
+	c := newClusterWith(t, 3, cfg)
+	c.nodes[2].Put("networks", "web", []byte("n"))
+	c.nodes[2].Put("endpoints", "web/e", []byte("e"))
+	c.waitConverged(2)
+	if err := c.nodes[2].Node().Leave(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[2].Close()
+	c.dead[c.names[2]] = true
+	c.waitConverged(1)
+	late := c.start("late", c.addr(0))
+	waitFor(t, "the newcomer to learn the network its creator wrote before leaving", 15*time.Second, func() bool {
+		_, ok := late.Get("networks", "web")
+		return ok
+	})
+	if err := late.Delete("networks", "web"); err != nil {
+		t.Fatalf("delete by a node that did not write it: %v", err)
+	}
+	c.waitConverged(0)
+}
