@@ -101,6 +101,10 @@ type Global struct {
 	lost    []lostLeases         // to report after unlocking
 	kick    chan struct{}
 	decoded map[string]cachedRow // rows decoded, by key
+	// creations are the live (not deleted) creations of every network
+	// name in sight, the latest revision of each, from the last refresh
+	// of the claims.
+	creations map[string][]subnetClaim
 
 	dirtyMu     sync.Mutex
 	dirtyAll    bool
@@ -345,24 +349,40 @@ func (g *Global) CreateNetwork(ctx context.Context, name string, c PoolConfig, b
 	return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: c.Subnet, Err: ErrExhausted, Detail: "every subnet tried was claimed concurrently"}
 }
 
-// DeleteNetwork withdraws a network this host created. Every host drops
-// its blocks and leases of it when it sees the deletion.
+// DeleteNetwork withdraws a network, whichever host created it: every
+// creation of the name in sight (a losing one too, so that none comes back
+// in its place). Every host drops its blocks and leases of it when it sees
+// the deletion.
 func (g *Global) DeleteNetwork(name string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refreshLocked()
-	n, ok := g.nets[name]
-	if !ok {
+	n := g.nets[name]
+	if len(g.creations[name]) == 0 {
 		return &Error{Network: name, Field: "name", Value: name, Err: ErrNotAllocated, Detail: "no such global network"}
 	}
-	c := n.claim
-	c.Rev++
-	c.Deleted = true
-	if err := g.putLocked(n, subnetKey(name, g.self, c.Created), c); err != nil {
-		return err
+	for _, c := range g.creations[name] {
+		c.Rev++
+		c.Deleted = true
+		if err := g.putLocked(n, subnetKey(name, g.self, c.Created), c); err != nil {
+			return err
+		}
 	}
 	g.refreshLocked()
 	return nil
+}
+
+// Creation names the creation of a network that wins: its creator and
+// when it was created (the creator's clock). Every host that sees the same
+// claims names the same one.
+func (g *Global) Creation(network string) (creator string, created time.Time, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, ok := g.nets[network]
+	if !ok {
+		return "", time.Time{}, false
+	}
+	return n.claim.Creator, time.Unix(0, n.claim.Created).UTC(), true
 }
 
 // Subnet returns a global network's subnet as this host sees it.

@@ -541,3 +541,74 @@ func TestGlobal_releaseBeforeTheNetworkIsKnown(t *testing.T) {
 		t.Fatalf("second release: %v", err)
 	}
 }
+
+// TestGlobal_networkOutlivesItsCreator: a network stays in sight on every
+// host when its creator dies, and any host can remove it.
+func TestGlobal_networkOutlivesItsCreator(t *testing.T) {
+	s := newSim(t, "h1", "h2", "h3")
+	p := s.create("h1", "web", ipam.PoolConfig{})
+	s.alloc("h2", "web")
+	s.crash("h1")
+	for _, h := range []string{"h2", "h3"} {
+		s.hosts[h].g.Refresh()
+		if got, ok := s.hosts[h].g.Subnet("web"); !ok || got != p {
+			t.Errorf("%s after the creator died: %v %v, want %v", h, got, ok, p)
+		}
+	}
+	s.alloc("h2", "web")
+	if err := s.hosts["h3"].g.DeleteNetwork("web"); err != nil {
+		t.Fatalf("delete by a host that did not create it: %v", err)
+	}
+	testutil.WaitFor(t, "web gone from h2", 5*time.Second, func() bool {
+		_, ok := s.hosts["h2"].g.Subnet("web")
+		return !ok
+	})
+	s.restart("h1")
+	testutil.WaitFor(t, "web gone from its returning creator", 5*time.Second, func() bool {
+		_, ok := s.hosts["h1"].g.Subnet("web")
+		return !ok
+	})
+}
+
+// TestGlobal_oneCreationWinsAfterHeal: the same name created on both sides
+// of a partition: after the heal every host names the same creation, the
+// loser's leases are reported lost, and removing the network removes the
+// name for good (the loser does not take its place).
+func TestGlobal_oneCreationWinsAfterHeal(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	s.net.Partition([]string{"h1"}, []string{"h2"})
+	s.create("h1", "fixed", ipam.PoolConfig{Subnet: "10.88.0.0/24"})
+	s.clock.Add(time.Millisecond)
+	s.create("h2", "fixed", ipam.PoolConfig{Subnet: "10.88.0.0/24"})
+	a1, a2 := s.alloc("h1", "fixed"), s.alloc("h2", "fixed")
+	if a1 != a2 {
+		t.Logf("both sides handed out %v and %v", a1, a2)
+	}
+	s.net.Heal()
+	testutil.WaitFor(t, "both hosts to name h1's creation", 5*time.Second, func() bool {
+		c1, t1, ok1 := s.hosts["h1"].g.Creation("fixed")
+		c2, t2, ok2 := s.hosts["h2"].g.Creation("fixed")
+		return ok1 && ok2 && c1 == "h1" && c2 == "h1" && t1.Equal(t2)
+	})
+	testutil.WaitFor(t, "h2 told its lease is lost", 5*time.Second, func() bool {
+		h := s.hosts["h2"]
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.lost) == 1 && h.lost[0] == a2
+	})
+	if l := s.hosts["h2"].g.Leases("fixed"); len(l) != 0 {
+		t.Errorf("h2 still leases %v", l)
+	}
+	s.alloc("h2", "fixed")
+	s.checkUnique("fixed")
+	if err := s.hosts["h2"].g.DeleteNetwork("fixed"); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"h1", "h2"} {
+		testutil.WaitFor(t, h+" to drop fixed", 5*time.Second, func() bool {
+			s.hosts[h].g.Refresh()
+			_, ok := s.hosts[h].g.Subnet("fixed")
+			return !ok
+		})
+	}
+}

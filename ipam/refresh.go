@@ -60,6 +60,7 @@ func (g *Global) refreshPartLocked(dirty map[string]bool, claims bool) {
 // deleted ones, mirrors, overlaps.
 func (g *Global) claimsLocked(seen map[string]bool, members []string) {
 	claims, deleted := g.currentClaimsLocked(seen)
+	g.dropLosingCreationsLocked(claims)
 	for _, name := range sortedKeys(g.nets) {
 		n := g.nets[name]
 		c, ok := claims[name]
@@ -121,7 +122,13 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) (claims map[string]su
 		}
 	}
 	out, deleted := map[string]subnetClaim{}, map[string]bool{}
+	g.creations = map[string][]subnetClaim{}
 	for name, m := range byCreation {
+		for _, c := range m {
+			if !c.Deleted {
+				g.creations[name] = append(g.creations[name], c)
+			}
+		}
 		var best *subnetClaim
 		for _, c := range m {
 			if c.Deleted {
@@ -137,6 +144,31 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) (claims map[string]su
 		}
 	}
 	return out, deleted
+}
+
+// dropLosingCreationsLocked deletes this host's creations of a name that
+// lost to an earlier one (made on both sides of a partition, or at once):
+// the loser goes for good, so it cannot come back when the winner is
+// removed.
+func (g *Global) dropLosingCreationsLocked(winners map[string]subnetClaim) {
+	for _, name := range sortedKeys(g.creations) {
+		w, ok := winners[name]
+		if !ok {
+			continue
+		}
+		for _, c := range g.creations[name] {
+			if c.Creator != g.self || (c.Creator == w.Creator && c.Created == w.Created) {
+				continue
+			}
+			g.cfg.Logger.Warn("ipam: a network created here lost to an earlier creation of the same name; withdrawing this one",
+				"network", name, "winner", w.Creator)
+			c.Rev++
+			c.Deleted = true
+			if err := g.cfg.Table.Put(subnetKey(name, g.self, c.Created), mustJSON(c)); err != nil {
+				g.cfg.Logger.Error("ipam: withdrawing a losing creation", "network", name, "error", err)
+			}
+		}
+	}
 }
 
 // mirrors is how many hosts besides the creator keep a copy of a network's
@@ -218,9 +250,8 @@ func (g *Global) dropLocked(n *gnet, deleted bool) {
 		}
 		g.cfg.Table.Delete(key)
 	}
-	if deleted {
-		g.cfg.Store.Save(n.name, State{})
-	}
+	// Its leases are reported lost: none of them may come back.
+	g.cfg.Store.Save(n.name, State{})
 	delete(g.nets, n.name)
 }
 

@@ -38,6 +38,11 @@ type Row struct {
 	Version uint64 // the writer's Lamport time: greater is newer everywhere
 }
 
+// SubnetKeyPrefix starts the keys of subnet claims. A Table must keep these
+// rows in sight whether or not their writer is live: a network's claim is
+// the cluster's (the agent keeps them in a kvs cluster table).
+const SubnetKeyPrefix = keySubnet
+
 // Keys of the global scope's rows. A network name never contains '/'.
 const (
 	keySubnet = "subnet/" // + network/writer: the network's claim, by its creator, mirrored by its users

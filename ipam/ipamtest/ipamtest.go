@@ -1,7 +1,9 @@
 // Package ipamtest is an in-memory ipam.Table shared by simulated hosts:
 // every write is seen at once by the hosts that can reach its writer, and
-// hosts can be killed, revived and partitioned. A host cut off from a
-// writer does not see its rows, as kvs hides the rows of a failed host.
+// hosts can be killed, revived and partitioned. A host does not see the
+// rows of a dead writer, as kvs hides the rows of a failed host, but its
+// subnet claims, which are the cluster's; nor any row of a writer on the
+// other side of a partition.
 package ipamtest
 
 import (
@@ -95,10 +97,16 @@ func (t *Table) List(prefix string) []ipam.Row {
 	defer t.n.mu.Unlock()
 	best := map[string]ipam.Row{}
 	for w, rows := range t.n.rows {
-		if !t.n.reach(t.self, w) {
+		// A dead writer's claims stay in sight (they are the cluster's);
+		// the other side of a partition is out of sight whole.
+		claimsOnly := !t.n.reach(t.self, w)
+		if claimsOnly && (t.n.group[t.self] != t.n.group[w] || t.n.dead[t.self]) {
 			continue
 		}
 		for k, r := range rows {
+			if claimsOnly && !strings.HasPrefix(k, ipam.SubnetKeyPrefix) {
+				continue
+			}
 			if strings.HasPrefix(k, prefix) && (best[k].Writer == "" || r.Version > best[k].Version) {
 				best[k] = r
 			}
