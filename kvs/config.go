@@ -53,8 +53,9 @@ type Config struct {
 	// FirstClaim names host-scoped tables in which, of several nodes'
 	// live rows under one key, the first claimed wins (the smallest
 	// (Entry.Claim, owner)) rather than the last written: an endpoint name
-	// created on two hosts at once has one owner everywhere, and keeps it
-	// when the other rewrites its row after a restart.
+	// created on two hosts at once has one owner everywhere. Rows put back
+	// with InitialRows claim anew: a node that comes back finds a name
+	// another took meanwhile taken.
 	FirstClaim []string
 	// InitialEntries are persisted rows of cluster tables (any owner's,
 	// tombstones included) put back as they were, versions and all,
@@ -126,9 +127,6 @@ func (c *Config) validate() error {
 type Row struct {
 	Table, Key string
 	Value      []byte
-	// Claim is the row's Entry.Claim in a FirstClaim table (0: a new
-	// claim at the write).
-	Claim uint64 `json:",omitempty"`
 }
 
 // Stats are the backend's counters.

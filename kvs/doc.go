@@ -96,7 +96,8 @@
 // be written by two nodes that could not see each other. There the
 // visible live row with the smallest (claim, owner) wins, where the claim
 // is its owner's Lamport time when it first wrote the row's current life:
-// rewrites keep it (InitialRows carry it across restarts), so the winner
-// never flips, and every node shows the same one. The loser's owner sees
-// that its row lost and acts on it.
+// rewrites keep it, so the winner never flips while both live, and every
+// node shows the same one. A node restarted with InitialRows claims anew,
+// so a name taken while it was away stays with the taker. The loser's
+// owner sees that its row lost and acts on it.
 package kvs

@@ -68,9 +68,7 @@ func NewGossip(cfg Config, gcfg gossip.Config) (*Gossip, error) {
 		if g.st.cluster[r.Table] {
 			return nil, fmt.Errorf("kvs: config InitialRows: table %s is a cluster table: put its rows back with InitialEntries", r.Table)
 		}
-		g.st.mu.Lock()
-		g.st.putClaimed(r.Table, r.Key, r.Value, r.Claim)
-		g.st.mu.Unlock()
+		g.st.put(r.Table, r.Key, r.Value)
 	}
 	node, err := gossip.New(gcfg, g)
 	if err != nil {

@@ -120,8 +120,7 @@ func TestStore_restoreKeepsVersions(t *testing.T) {
 
 // TestStore_firstClaimWins: of two live rows under one key, the first
 // claimed wins everywhere, whatever order they arrive in, and keeps
-// winning when its owner rewrites it; a row rewritten after a restart
-// keeps its claim.
+// winning when its owner rewrites it.
 func TestStore_firstClaimWins(t *testing.T) {
 	early := Entry{Table: "endpoints", Key: "web/racer", Owner: "c", Version: 5, Claim: 5, Value: []byte("c")}
 	late := Entry{Table: "endpoints", Key: "web/racer", Owner: "b", Version: 6, Claim: 6, Value: []byte("b")}
@@ -156,10 +155,6 @@ func TestStore_firstClaimWins(t *testing.T) {
 	s.del("endpoints", "web/x", t0)
 	if re := s.put("endpoints", "web/x", nil); re.Claim <= first.Claim {
 		t.Errorf("a new life after delete claims %d, want past %d", re.Claim, first.Claim)
-	}
-	s.putClaimed("endpoints", "web/y", nil, 3) // put back after a restart
-	if e, _ := s.get("endpoints", "web/y"); e.Claim != 3 {
-		t.Errorf("restored claim %d, want 3", e.Claim)
 	}
 }
 

@@ -236,21 +236,18 @@ func (s *store) unslot(sk slotKey) {
 func (s *store) put(table, key string, value []byte) Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.putClaimed(table, key, value, 0)
+	return s.putLocked(table, key, value)
 }
 
-// putClaimed writes this node's slot of a row; in a FirstClaim table the
-// row keeps claim, or its live slot's claim, or claims now. s.mu is held.
-func (s *store) putClaimed(table, key string, value []byte, claim uint64) Entry {
+// putLocked writes this node's slot of a row; in a FirstClaim table the
+// row keeps its live slot's claim, or claims now. s.mu is held.
+func (s *store) putLocked(table, key string, value []byte) Entry {
 	e := Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: s.self, Version: s.tick()}
 	if s.firstClaim[table] {
-		if cur := s.slots[slotKey{table, key, s.self}]; claim == 0 && cur != nil && !cur.Deleted {
-			claim = cur.Claim
+		e.Claim = e.Version
+		if cur := s.slots[slotKey{table, key, s.self}]; cur != nil && !cur.Deleted {
+			e.Claim = cur.Claim
 		}
-		if claim == 0 {
-			claim = e.Version
-		}
-		e.Claim = claim
 	}
 	s.stamp(&e)
 	s.set(e)
