@@ -3,6 +3,7 @@ package tun
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -44,15 +45,8 @@ func configure(cfg Config) error {
 		return fmt.Errorf("tun: find %s: %w", cfg.Name, err)
 	}
 	for _, p := range cfg.Addresses {
-		addr := &netlink.Addr{IPNet: prefixToIPNet(p)}
-		if p.Addr().Is6() {
-			addr.Flags = unix.IFA_F_NODAD
-		}
-		if p.Addr().Is4() {
-			addr.Broadcast = BroadcastOf(p).AsSlice()
-		}
-		if err := netlink.AddrAdd(link, addr); err != nil {
-			return fmt.Errorf("tun: add address %v to %s: %w", p, cfg.Name, err)
+		if err := addAddress(link, cfg.Name, p); err != nil {
+			return err
 		}
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
@@ -65,6 +59,48 @@ func configure(cfg Config) error {
 		}
 	}
 	return nil
+}
+
+func linkAddr(p netip.Prefix) *netlink.Addr {
+	addr := &netlink.Addr{IPNet: prefixToIPNet(p)}
+	if p.Addr().Is6() {
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	if p.Addr().Is4() {
+		addr.Broadcast = BroadcastOf(p).AsSlice()
+	}
+	return addr
+}
+
+func addAddress(link netlink.Link, name string, p netip.Prefix) error {
+	if err := netlink.AddrAdd(link, linkAddr(p)); err != nil {
+		return fmt.Errorf("tun: add address %v to %s: %w", p, name, err)
+	}
+	return nil
+}
+
+// Readdress changes the addresses of the device name in namespace netns:
+// the old ones go first, so that the container sends from them no more,
+// then the new ones come. An old address already gone is not an error.
+func Readdress(netns, name string, remove, add []netip.Prefix) error {
+	return inNetns(netns, func() error {
+		link, err := netlink.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("tun: find %s: %w", name, err)
+		}
+		for _, p := range remove {
+			err := netlink.AddrDel(link, linkAddr(p))
+			if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("tun: remove address %v from %s: %w", p, name, err)
+			}
+		}
+		for _, p := range add {
+			if err := addAddress(link, name, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // inNetns runs fn on a locked OS thread switched into the named namespace.

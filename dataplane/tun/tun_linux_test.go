@@ -70,3 +70,31 @@ func testNetns(t *testing.T, prefix string) string {
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 	return ns
 }
+
+// TestReaddress_swapsAddresses: the old address leaves the device and the
+// new one arrives, with its broadcast; a second removal is no error.
+func TestReaddress_swapsAddresses(t *testing.T) {
+	ns := testNetns(t, "vxtunre")
+	old, nu := netip.MustParsePrefix("10.0.9.2/24"), netip.MustParsePrefix("10.0.10.7/24")
+	dev, err := Create(Config{Name: "eth0", Netns: ns, Addresses: []netip.Prefix{old}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if err := Readdress(ns, "eth0", []netip.Prefix{old}, []netip.Prefix{nu}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip addr: %v %s", err, out)
+	}
+	if strings.Contains(string(out), "10.0.9.2/") || !strings.Contains(string(out), "10.0.10.7/24 brd 10.0.10.255") {
+		t.Errorf("after readdress:\n%s", out)
+	}
+	if err := Readdress(ns, "eth0", []netip.Prefix{old}, nil); err != nil {
+		t.Errorf("removing an address already gone: %v", err)
+	}
+	if err := Readdress(ns, "nope0", nil, nil); err == nil {
+		t.Error("readdress of a missing device: no error")
+	}
+}
