@@ -25,9 +25,27 @@ import (
 
 // Tables of the replicated store the agent writes (besides ipam's).
 const (
-	tableNetworks  = "networks"  // key: network name → api.Network
-	tableEndpoints = "endpoints" // key: network/name → api.Endpoint
+	// tableNetworks is a cluster table (kvs.Config.ClusterTables): a
+	// network is the cluster's, not its creator's. Key: name/creator, one
+	// row per creation; of two creations of a name (on both sides of a
+	// partition) the one IPAM's claims name wins (see pickNetworks).
+	tableNetworks = "networks"
+	// tableEndpoints is host-scoped, first claim wins (kvs.Config.
+	// FirstClaim): key network/name → api.Endpoint, written by its host.
+	tableEndpoints = "endpoints"
 )
+
+// clusterTables are the kvs tables whose rows belong to the cluster.
+var clusterTables = append([]string{tableNetworks}, IPAMClusterTables...)
+
+func isClusterTable(t string) bool {
+	for _, c := range clusterTables {
+		if c == t {
+			return true
+		}
+	}
+	return false
+}
 
 // Config configures an agent. Flags of `vxnet agent` map onto it.
 type Config struct {
@@ -174,13 +192,23 @@ type Agent struct {
 
 	recMu     sync.Mutex // one reconcileNow at a time; taken before mu
 	mu        sync.Mutex
-	networks  map[string]api.Network  // every network, from the table
+	networks  map[string]api.Network  // every network by name: the winning creation
+	creations map[string]api.Network  // every creation, by tableNetworks key
+	down      map[string]api.Endpoint // this host's endpoints taken out of service, by key
 	endpoints map[string]api.Endpoint // every endpoint, from the table
 	local     map[string]*localEndpoint
 	pending   map[string]struct{}    // endpoints being created
 	ports     map[string]string      // host ports ("8080/tcp") reserved by endpoints being created
 	netns     map[string]*nsResolver // DNS listeners by namespace path
 	kick      chan struct{}
+	lostNames []lostName // local endpoints whose names another host holds: to take down
+
+	// runCtx ends when Run returns (stopRun); bg tracks work started
+	// outside the request path (readdressing), waited for before closing.
+	inheritAfter time.Duration // absence after which IPAM gives a host's blocks away
+	runCtx       context.Context
+	stopRun      context.CancelFunc
+	bg           sync.WaitGroup
 }
 
 // localEndpoint is an endpoint of this host: its port on the switch.
@@ -208,7 +236,9 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]api.Network{}, endpoints: map[string]api.Endpoint{},
+		creations: map[string]api.Network{}, down: map[string]api.Endpoint{},
 		local: map[string]*localEndpoint{}, pending: map[string]struct{}{}, ports: map[string]string{}, netns: map[string]*nsResolver{}, kick: make(chan struct{}, 1)}
+	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	if a.store, err = openLocalStore(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -218,7 +248,8 @@ func New(cfg Config) (*Agent, error) {
 	if profile == gossip.ProfileFast {
 		kc = kvs.FastTimings()
 	}
-	kc.InitialClock, kc.InitialRows, kc.Logger = st.Clock, st.Rows, cfg.Logger
+	kc.InitialClock, kc.InitialRows, kc.InitialEntries, kc.Logger = st.Clock, st.Rows, st.Cluster, cfg.Logger
+	kc.ClusterTables, kc.FirstClaim = clusterTables, []string{tableEndpoints}
 	gc := gossip.Config{Name: cfg.Name, BindAddr: vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
 		Keys: keys, Meta: gossip.Meta{VTEP: vtep.String(), Version: cfg.Version}, Logger: cfg.Logger}
 	if a.kv, err = kvs.NewGossip(kc, gc); err != nil {
@@ -232,6 +263,10 @@ func New(cfg Config) (*Agent, error) {
 	gcfg := ipam.GlobalConfig{Table: a.table, Store: a.store, Logger: cfg.Logger, OnLost: a.onLost}
 	if profile == gossip.ProfileFast {
 		gcfg.Settle, gcfg.InheritAfter = 300*time.Millisecond, kc.ReapAfter
+	}
+	a.inheritAfter = gcfg.InheritAfter
+	if a.inheritAfter == 0 {
+		a.inheritAfter = kc.ReapAfter
 	}
 	if a.ipam, err = ipam.NewGlobal(gcfg); err != nil {
 		return fail(err)
@@ -271,6 +306,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Deferred in this order so that, on every return, the goroutines are
 	// told to stop (cancel), waited for, and only then is everything closed.
 	defer a.close()
+	defer a.bg.Wait()
+	defer a.stopRun()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
@@ -288,7 +325,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineDHCPRenew(ctx) }()
 
-	a.restoreEndpoints()
+	joined := make(chan struct{})
 	if len(a.cfg.Join) > 0 {
 		wg.Add(1)
 		go func() {
@@ -298,13 +335,22 @@ func (a *Agent) Run(ctx context.Context) error {
 				// unreachable seed.
 				if k, err := a.kv.Node().Join(2 * time.Second); err == nil {
 					a.log.Info("joined the cluster", "nodes", k)
+					close(joined)
 					return
 				} else {
 					a.log.Warn("join failed; retrying", "peerAddr", fmt.Sprint(a.cfg.Join), "error", err)
 				}
 			}
 		}()
+		if away := time.Since(a.store.snapshot().SavedAt); away > a.inheritAfter/2 && !a.store.snapshot().SavedAt.IsZero() {
+			// Its address blocks may have passed to other hosts: learn
+			// that before any container sends from them.
+			a.log.Info("this host was away long enough for its address blocks to pass to others; restoring its endpoints once it has caught up with the cluster",
+				"reason", "away "+away.Round(time.Second).String())
+			a.catchUp(ctx, joined)
+		}
 	}
+	a.restoreEndpoints()
 	stopAPI, err := a.serveAPI(a.cfg.APISocket)
 	if err != nil {
 		return err
@@ -343,6 +389,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) close() {
+	a.stopRun()
 	if a.host != nil {
 		if err := a.host.Close(); err != nil {
 			a.log.Warn("removing the nat rules", "error", err)
@@ -374,11 +421,11 @@ func (a *Agent) persist() {
 	err := a.store.update(func(st *localState) {
 		var rows []kvs.Row
 		for _, e := range a.kv.List("") {
-			if e.Owner == self {
+			if e.Owner == self && !isClusterTable(e.Table) {
 				rows = append(rows, kvs.Row{Table: e.Table, Key: e.Key, Value: e.Value})
 			}
 		}
-		st.Rows, st.Clock = rows, a.kv.Clock()
+		st.Rows, st.Cluster, st.Clock = rows, a.kv.ClusterEntries(), a.kv.Clock()
 	})
 	if err != nil {
 		a.log.Error("saving state", "error", err)
@@ -386,7 +433,8 @@ func (a *Agent) persist() {
 }
 
 // routinePersist saves this host's rows whenever it writes one (ipam's
-// grants come from its own goroutine), at most every 50 ms.
+// grants come from its own goroutine), and the cluster's rows whenever one
+// changes, at most every 50 ms.
 func (a *Agent) routinePersist(ctx context.Context) {
 	_, events, cancel := a.kv.Watch("")
 	defer cancel()
@@ -400,16 +448,11 @@ func (a *Agent) routinePersist(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if ev.Entry.Owner == a.cfg.Name {
+			if ev.Entry.Owner == a.cfg.Name || isClusterTable(ev.Entry.Table) {
 				t.Reset(50 * time.Millisecond)
 			}
 		case <-t.C:
 			a.persist()
 		}
 	}
-}
-
-func (a *Agent) onLost(network string, addrs []netip.Addr) {
-	a.log.Error("addresses lost: their network moved or this host was away longer than the reap time; recreate these endpoints",
-		"network", network, "addresses", fmt.Sprint(addrs))
 }

@@ -10,8 +10,26 @@ import (
 	"github.com/vxnet/vxnet/kvs"
 )
 
-// IPAMTableName is the kvs table global IPAM's rows live in.
-const IPAMTableName = "ipam"
+// IPAMTableName is the kvs table global IPAM's host rows (blocks, wishes)
+// live in; its subnet claims live in IPAMClaimsTableName, a cluster table
+// (kvs.Config.ClusterTables): a network's claim is the cluster's, not its
+// creator's.
+const (
+	IPAMTableName       = "ipam"
+	IPAMClaimsTableName = "ipam-subnets"
+)
+
+// IPAMClusterTables are the cluster tables of IPAM, for
+// kvs.Config.ClusterTables.
+var IPAMClusterTables = []string{IPAMClaimsTableName}
+
+// ipamTableOf is the kvs table of an ipam key.
+func ipamTableOf(key string) string {
+	if strings.HasPrefix(key, ipam.SubnetKeyPrefix) {
+		return IPAMClaimsTableName
+	}
+	return IPAMTableName
+}
 
 // IPAMTable adapts the gossip kvs backend to ipam.Table. It keeps its own
 // index of the ipam rows, fed by a kvs watch and by this host's own writes
@@ -32,8 +50,10 @@ var _ ipam.Table = (*IPAMTable)(nil)
 // NewIPAMTable returns the ipam.Table view of a kvs backend.
 func NewIPAMTable(kv *kvs.Gossip) *IPAMTable {
 	t := &IPAMTable{kv: kv, rows: map[string]map[string]ipam.Row{}}
-	for _, e := range kv.List(IPAMTableName) {
-		t.apply(e, false)
+	for _, table := range []string{IPAMTableName, IPAMClaimsTableName} {
+		for _, e := range kv.List(table) {
+			t.apply(e, false)
+		}
 	}
 	return t
 }
@@ -63,7 +83,9 @@ func (t *IPAMTable) apply(e kvs.Entry, gone bool) {
 		return
 	}
 	if gone {
-		if old, ok := m[e.Key]; ok && old.Writer == e.Owner {
+		// A host row goes with its writer; a cluster row (a claim) with
+		// anyone's delete.
+		if old, ok := m[e.Key]; ok && (old.Writer == e.Owner || e.Table == IPAMClaimsTableName) {
 			delete(m, e.Key)
 		}
 		return
@@ -80,7 +102,7 @@ func (t *IPAMTable) Self() string { return t.kv.Node().Name() }
 
 // Put implements ipam.Table.
 func (t *IPAMTable) Put(key string, value []byte) error {
-	e, err := t.kv.Put(IPAMTableName, key, value)
+	e, err := t.kv.Put(ipamTableOf(key), key, value)
 	if err != nil {
 		return err
 	}
@@ -90,11 +112,12 @@ func (t *IPAMTable) Put(key string, value []byte) error {
 
 // Delete implements ipam.Table.
 func (t *IPAMTable) Delete(key string) error {
-	if err := t.kv.Delete(IPAMTableName, key); err != nil && !errors.Is(err, kvs.ErrNotFound) {
+	table := ipamTableOf(key)
+	if err := t.kv.Delete(table, key); err != nil && !errors.Is(err, kvs.ErrNotFound) {
 		return err
 	}
 	t.mu.Lock()
-	if m := t.rows[bucket(key)]; m != nil && m[key].Writer == t.Self() {
+	if m := t.rows[bucket(key)]; m != nil && (m[key].Writer == t.Self() || table == IPAMClaimsTableName) {
 		delete(m, key)
 	}
 	t.mu.Unlock()
@@ -150,6 +173,11 @@ func RunIPAM(ctx context.Context, t *IPAMTable, g *ipam.Global) {
 	for _, e := range snap {
 		t.apply(e, false)
 	}
+	snapC, claimEvents, cancelC := t.kv.Watch(IPAMClaimsTableName)
+	defer cancelC()
+	for _, e := range snapC {
+		t.apply(e, false)
+	}
 	members, cancelMembers := t.kv.Node().Subscribe()
 	defer cancelMembers()
 	t.mu.Lock()
@@ -163,6 +191,12 @@ func RunIPAM(ctx context.Context, t *IPAMTable, g *ipam.Global) {
 		case <-ctx.Done():
 			return
 		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			t.apply(ev.Entry, ev.Type == kvs.EventDelete)
+			g.Notify(ev.Entry.Key)
+		case ev, ok := <-claimEvents:
 			if !ok {
 				return
 			}

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/vxnet/vxnet/agent/api"
 	"github.com/vxnet/vxnet/ipam"
@@ -16,16 +20,42 @@ import (
 
 // localState is what an agent keeps of its own under --data-dir, so that
 // kill -9 and a restart lose nothing and reuse no address: its rows of the
-// replicated tables, its Lamport clock, its endpoints and its leases.
+// replicated tables, the cluster's rows it knows, its Lamport clock, its
+// endpoints and its leases.
 type localState struct {
-	Version   int                     `json:"version"`
-	Clock     uint64                  `json:"clock"`
-	Rows      []kvs.Row               `json:"rows"`
+	Clock uint64 `json:"clock"`
+	// Rows are this host's rows of host-scoped tables, written again at
+	// start.
+	Rows []kvs.Row `json:"rows"`
+	// Cluster are the rows of the cluster tables (networks, subnet
+	// claims), every host's, tombstones included: put back as they were.
+	Cluster   []kvs.Entry             `json:"cluster,omitempty"`
 	Endpoints []api.Endpoint          `json:"endpoints"`
 	Leases    map[string][]netip.Addr `json:"leases"`
+	// SavedAt is when the file was written (this host's clock).
+	SavedAt time.Time `json:"savedAt"`
 }
 
-const stateVersion = 1
+// stateFile is the file on disk: the state, its version and a checksum of
+// its bytes, so that a file damaged or edited by hand is refused rather
+// than believed (an emptied lease list would hand out addresses in use).
+type stateFile struct {
+	Version int             `json:"version"`
+	SHA256  string          `json:"sha256"` // hex, of State's compact JSON
+	State   json.RawMessage `json:"state"`
+}
+
+const stateVersion = 2
+
+// StateError says the state file cannot be used, and how to go on.
+type StateError struct {
+	Path   string
+	Reason string
+}
+
+func (e *StateError) Error() string {
+	return fmt.Sprintf("data-dir: %s is damaged (%s); start the agent with --recover to set it aside and rebuild this host's endpoints and leases from the cluster (nothing is deleted from the cluster)", e.Path, e.Reason)
+}
 
 // localStore is the state file, written whole (to a temporary file, then
 // renamed) after every change. It is the ipam.Store of the agent too.
@@ -43,7 +73,7 @@ func openLocalStore(dir string) (*localStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data-dir %s: %w", dir, err)
 	}
-	s := &localStore{path: filepath.Join(dir, "state.json"), st: localState{Version: stateVersion, Leases: map[string][]netip.Addr{}}}
+	s := &localStore{path: filepath.Join(dir, "state.json"), st: localState{Leases: map[string][]netip.Addr{}}}
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -51,16 +81,52 @@ func openLocalStore(dir string) (*localStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data-dir: %w", err)
 	}
-	if err := json.Unmarshal(b, &s.st); err != nil {
-		return nil, fmt.Errorf("data-dir: %s is damaged (%v); move it away to start this host afresh", s.path, err)
+	st, err := decodeState(b)
+	if err != nil {
+		return nil, &StateError{Path: s.path, Reason: err.Error()}
 	}
-	if s.st.Version != stateVersion {
-		return nil, fmt.Errorf("data-dir: %s has version %d, this vxnet reads %d", s.path, s.st.Version, stateVersion)
-	}
-	if s.st.Leases == nil {
-		s.st.Leases = map[string][]netip.Addr{}
-	}
+	s.st = st
 	return s, nil
+}
+
+// decodeState checks and decodes a state file.
+func decodeState(b []byte) (localState, error) {
+	var st localState
+	var f stateFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return st, fmt.Errorf("not a state file: %v", err)
+	}
+	if f.Version != stateVersion {
+		return st, fmt.Errorf("version %d, this vxnet reads %d", f.Version, stateVersion)
+	}
+	// The state is written compact and indented in the file: the sum is
+	// of its compact form.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, f.State); err != nil {
+		return st, fmt.Errorf("state: %v", err)
+	}
+	sum := sha256.Sum256(compact.Bytes())
+	if hex.EncodeToString(sum[:]) != f.SHA256 {
+		return st, errors.New("checksum mismatch: the file was changed after vxnet wrote it")
+	}
+	if err := json.Unmarshal(f.State, &st); err != nil {
+		return st, fmt.Errorf("state: %v", err)
+	}
+	if st.Leases == nil {
+		st.Leases = map[string][]netip.Addr{}
+	}
+	return st, nil
+}
+
+// setAside moves a damaged state file out of the way (kept for a person to
+// look at) and returns where it went.
+func setAside(dir string, now time.Time) (string, error) {
+	path := filepath.Join(dir, "state.json")
+	to := fmt.Sprintf("%s.damaged-%s", path, now.UTC().Format("20060102T150405Z"))
+	if err := os.Rename(path, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("data-dir: setting %s aside: %w", path, err)
+	}
+	return to, nil
 }
 
 func (s *localStore) snapshot() localState {
@@ -69,6 +135,7 @@ func (s *localStore) snapshot() localState {
 	st := s.st
 	st.Rows = append([]kvs.Row(nil), s.st.Rows...)
 	st.Endpoints = append([]api.Endpoint(nil), s.st.Endpoints...)
+	st.Cluster = append([]kvs.Entry(nil), s.st.Cluster...)
 	return st
 }
 
@@ -81,7 +148,13 @@ func (s *localStore) update(f func(*localState)) error {
 }
 
 func (s *localStore) writeLocked() error {
-	b, err := json.MarshalIndent(&s.st, "", " ")
+	s.st.SavedAt = time.Now().UTC()
+	body, err := json.Marshal(&s.st)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(body)
+	b, err := json.MarshalIndent(stateFile{Version: stateVersion, SHA256: hex.EncodeToString(sum[:]), State: body}, "", " ")
 	if err != nil {
 		return err
 	}

@@ -58,29 +58,26 @@ func (a *Agent) routineReconcile(ctx context.Context) {
 			a.mu.Unlock()
 			gap.Reset(5 * time.Millisecond)
 		case <-a.kick:
+			a.settleConflicts()
 			a.reconcileNow()
 		case <-gap.C:
+			a.settleConflicts()
 			a.reconcileNow()
 		}
 	}
 }
 
-func (a *Agent) applyNetwork(e kvs.Entry, gone bool) {
-	if gone {
-		delete(a.networks, e.Key)
-		return
-	}
-	var n api.Network
-	if err := json.Unmarshal(e.Value, &n); err != nil || n.Name != e.Key {
-		a.log.Warn("ignoring a malformed network row", "key", e.Key, "node", e.Owner)
-		return
-	}
-	a.networks[e.Key] = n
-}
+func (a *Agent) applyNetwork(e kvs.Entry, gone bool) { a.applyNetworkLocked(e.Key, e.Value, gone) }
 
 func (a *Agent) applyEndpoint(e kvs.Entry, gone bool) {
-	if _, mine := a.local[e.Key]; mine {
-		return // this host's own endpoints are known from attach
+	if le, mine := a.local[e.Key]; mine {
+		// This host's own endpoints are known from attach; another host's
+		// row winning the key means that host claimed the name first.
+		if !gone && e.Owner != a.cfg.Name && !le.removing {
+			a.lostNames = append(a.lostNames, lostName{e.Key, e.Owner})
+			a.kickReconcile()
+		}
+		return
 	}
 	if gone {
 		delete(a.endpoints, e.Key)
@@ -248,7 +245,7 @@ func (a *Agent) networksInSight() []api.Network {
 	var out []api.Network
 	vnis := map[uint32]string{}
 	for _, name := range sortedMapKeys(a.networks) {
-		n := a.networks[name]
+		n := a.current(a.networks[name])
 		if n.VNI == 0 {
 			continue
 		}
@@ -317,7 +314,7 @@ func (a *Agent) gatewayNetworks() ([]driver.GatewayNetwork, []driver.Published) 
 	defer a.mu.Unlock()
 	var gws []driver.GatewayNetwork
 	for _, name := range sortedMapKeys(a.networks) {
-		n := a.networks[name]
+		n := a.current(a.networks[name])
 		if n.Creator != a.cfg.Name {
 			continue
 		}

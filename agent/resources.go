@@ -17,6 +17,7 @@ import (
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/kvs"
 )
 
 // apiError builds an API error naming the field.
@@ -81,10 +82,14 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		return api.Network{}, fromIPAM(err)
 	}
 	gateway, _ := a.ipam.Gateway(req.Name)
+	creator, created, ok := a.ipam.Creation(req.Name)
+	if !ok || creator != a.cfg.Name {
+		return api.Network{}, apiError(api.CodeConflict, "name", "network %q was created at the same time by host %s", req.Name, creator)
+	}
 	n := api.Network{Name: req.Name, Driver: req.Driver, Scope: string(d.Scope()), VNI: a.pickVNI(req.Name), Subnet: subnet.String(),
 		Gateway: gateway.String(), IPRange: req.IPRange, Internal: req.Internal, Options: req.Options,
-		Creator: a.cfg.Name, Created: time.Now().UTC().Truncate(time.Millisecond)}
-	if err := a.putRow(tableNetworks, n.Name, n); err != nil {
+		Creator: a.cfg.Name, Created: created}
+	if err := a.putRow(tableNetworks, networkKey(n.Name, n.Creator), n); err != nil {
 		a.ipam.DeleteNetwork(req.Name)
 		return api.Network{}, err
 	}
@@ -113,14 +118,11 @@ func (a *Agent) pickVNI(name string) uint32 {
 	return v
 }
 
-// RemoveNetwork removes a network this host created and no endpoint uses.
+// RemoveNetwork removes a network no endpoint uses, from any host: the
+// network is the cluster's, and its creator may be gone.
 func (a *Agent) RemoveNetwork(name string) error {
-	n, ok := a.network(name)
-	if !ok {
+	if _, ok := a.network(name); !ok {
 		return apiError(api.CodeNotFound, "name", "no network %q", name)
-	}
-	if n.Creator != a.cfg.Name {
-		return apiError(api.CodeConflict, "name", "network %q was created by host %s: remove it there", name, n.Creator)
 	}
 	var users []string
 	a.mu.Lock()
@@ -134,8 +136,13 @@ func (a *Agent) RemoveNetwork(name string) error {
 		sort.Strings(users)
 		return apiError(api.CodeConflict, "name", "network %q has endpoints: %s", name, strings.Join(users, ", "))
 	}
-	if err := a.kv.Delete(tableNetworks, name); err != nil {
-		return err
+	// Every creation of the name, so that none takes the winner's place.
+	for _, n := range a.networkRows() {
+		if n.Name == name {
+			if err := a.kv.Delete(tableNetworks, networkKey(n.Name, n.Creator)); err != nil && !errors.Is(err, kvs.ErrNotFound) {
+				return err
+			}
+		}
 	}
 	if err := a.ipam.DeleteNetwork(name); err != nil {
 		a.log.Warn("ipam: deleting network", "network", name, "error", err)
@@ -144,23 +151,23 @@ func (a *Agent) RemoveNetwork(name string) error {
 	return nil
 }
 
-func (a *Agent) network(name string) (api.Network, bool) {
-	e, ok := a.kv.Get(tableNetworks, name)
-	if !ok {
-		return api.Network{}, false
+// Endpoints lists every host's endpoints, and this host's endpoints that
+// are down (api.StateDown, with the reason).
+func (a *Agent) Endpoints() []api.Endpoint {
+	out := listRows[api.Endpoint](a, tableEndpoints)
+	a.mu.Lock()
+	for _, key := range sortedMapKeys(a.down) {
+		out = append(out, a.down[key])
 	}
-	var n api.Network
-	if json.Unmarshal(e.Value, &n) != nil {
-		return api.Network{}, false
-	}
-	return n, true
+	a.mu.Unlock()
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Network != out[j].Network {
+			return out[i].Network < out[j].Network
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
 }
-
-// Networks lists every network.
-func (a *Agent) Networks() []api.Network { return listRows[api.Network](a, tableNetworks) }
-
-// Endpoints lists every host's endpoints.
-func (a *Agent) Endpoints() []api.Endpoint { return listRows[api.Endpoint](a, tableEndpoints) }
 
 // listRows decodes the rows of a table; malformed rows are skipped (the
 // reconciler logs them).
@@ -239,6 +246,10 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	a.mu.Lock()
 	_, busy := a.pending[key]
 	_, local := a.local[key]
+	if d, down := a.down[key]; down {
+		a.mu.Unlock()
+		return api.Endpoint{}, apiError(api.CodeConflict, "name", "endpoint %q on network %q is down here (%s): remove it with endpoint rm first", req.Name, req.Network, d.Reason)
+	}
 	var portErr error
 	if !busy && !local {
 		// Published ports are reserved with the name, under one lock, so
@@ -322,6 +333,14 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		a.detach(key)
 		release()
 		return api.Endpoint{}, err
+	}
+	if w, ok := a.kv.Get(tableEndpoints, key); ok && w.Owner != a.cfg.Name {
+		// Another host's endpoint of this name arrived in between and
+		// claimed it first: ours must not run.
+		a.kv.Delete(tableEndpoints, key)
+		a.detach(key)
+		release()
+		return api.Endpoint{}, apiError(api.CodeConflict, "name", "endpoint %q on network %q was created at the same time on host %s, which claimed the name first", req.Name, req.Network, w.Owner)
 	}
 	if err := a.store.update(func(st *localState) { st.Endpoints = append(st.Endpoints, ep) }); err != nil {
 		a.log.Error("saving state", "error", err)
@@ -440,12 +459,22 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	key := network + "/" + name
 	a.mu.Lock()
 	le, ok := a.local[key]
-	if ok && le.removing {
-		ok = false // another call is removing it
-	} else if ok {
+	_, down := a.down[key]
+	delete(a.down, key)
+	busy := ok && le.removing
+	if ok && !busy {
 		le.removing = true
 	}
 	a.mu.Unlock()
+	if busy {
+		return apiError(api.CodeConflict, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
+	}
+	if down {
+		a.forgetEndpoint(network, name)
+		a.persist()
+		a.log.Info("endpoint removed", "network", network, "endpoint", name)
+		return nil
+	}
 	if !ok {
 		if e, exists := a.kv.Get(tableEndpoints, key); exists {
 			if e.Owner == a.cfg.Name {
@@ -478,6 +507,12 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 func (a *Agent) restoreEndpoints() {
 	for _, ep := range a.store.snapshot().Endpoints {
 		key := ep.Network + "/" + ep.Name
+		if ep.State == api.StateDown {
+			a.mu.Lock()
+			a.down[key] = ep
+			a.mu.Unlock()
+			continue
+		}
 		if ep.Netns == "" && a.hnsProg == nil {
 			a.log.Warn("an HNS endpoint, but no HNS on this host; removing it", "endpoint", key)
 			a.removeGone(key, ep)
@@ -486,6 +521,10 @@ func (a *Agent) restoreEndpoints() {
 		if _, err := os.Stat(netnsPath(ep.Netns)); ep.Netns != "" && err != nil {
 			a.log.Warn("endpoint's namespace is gone; removing it", "endpoint", key, "netns", ep.Netns)
 			a.removeGone(key, ep)
+			continue
+		}
+		ep, ok := a.checkLeases(key, ep)
+		if !ok {
 			continue
 		}
 		if err := a.attach(ep); err != nil {
@@ -502,7 +541,9 @@ func (a *Agent) restoreEndpoints() {
 	// Rows of ours with no endpoint behind them go.
 	stored := map[string]bool{}
 	for _, ep := range a.store.snapshot().Endpoints {
-		stored[ep.Network+"/"+ep.Name] = true
+		if ep.State != api.StateDown {
+			stored[ep.Network+"/"+ep.Name] = true
+		}
 	}
 	for _, e := range a.kv.List(tableEndpoints) {
 		if e.Owner == a.cfg.Name && !stored[e.Key] {

@@ -59,7 +59,17 @@ type Endpoint struct {
 	Ifname    string   `json:"ifname,omitempty"`  // inside the namespace
 	Publish   []string `json:"publish,omitempty"` // HOSTPORT:CONTAINERPORT/PROTO (nat)
 	DHCP      *DHCP    `json:"dhcp,omitempty"`    // the lease, when a DHCP server gave the address
+	// State is empty for an endpoint in service and StateDown for one its
+	// host took out of service, with Reason saying why (its name was taken
+	// by an earlier endpoint elsewhere, or it lost its address and none
+	// could replace it). Only its own host lists a down endpoint; remove
+	// it with endpoint rm.
+	State  string `json:"state,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
+
+// StateDown is Endpoint.State of an endpoint out of service.
+const StateDown = "down"
 
 // DHCP is an endpoint's lease from the physical segment's DHCP server
 // (transparent networks with -o dhcp=true).

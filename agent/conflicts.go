@@ -1,0 +1,324 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/kvs"
+)
+
+// What this host does when the cluster decides against one of its
+// endpoints. The rules are the same on every host, so no host waits for
+// another to agree:
+//
+//   - Name: of two endpoints of one name on one network (created at once,
+//     or on both sides of a partition), the first claimed wins (kvs
+//     first-claim table). The loser is taken down: its device goes, its
+//     address is released, and it stays listed on its host as down with
+//     the reason, until endpoint rm.
+//   - Address: when IPAM reports an endpoint's address lost (its network
+//     lost to an earlier creation of the same name, or moved to another
+//     subnet, or this host was away so long that its blocks passed to
+//     others), the address is taken off the container's device at once,
+//     a new one is allocated and put on, and the table and DNS follow. If
+//     no address can be had, the endpoint is taken down instead.
+
+// lostName is a local endpoint whose name an earlier claim holds.
+type lostName struct{ key, winner string }
+
+// settleConflicts acts on what the tables decided since the last call:
+// this host's losing network creations are withdrawn, its endpoints whose
+// names another host holds are taken down.
+func (a *Agent) settleConflicts() {
+	a.withdrawLosingNetworks()
+	a.mu.Lock()
+	lost := a.lostNames
+	a.lostNames = nil
+	a.mu.Unlock()
+	for _, l := range lost {
+		a.mu.Lock()
+		le := a.local[l.key]
+		ok := le != nil && !le.removing
+		if ok {
+			le.removing = true
+		}
+		a.mu.Unlock()
+		if ok {
+			a.takeDown(l.key, le, fmt.Sprintf("name taken: host %s holds an endpoint of this name on this network, claimed first", l.winner), true)
+		}
+	}
+}
+
+// takeDown takes a local endpoint out of service, which the caller owns
+// (le.removing set): its device, row and (if release) addresses go; it
+// stays in the state file and in endpoint ls as down, with the reason.
+func (a *Agent) takeDown(key string, le *localEndpoint, reason string, release bool) {
+	rec := le.rec
+	a.detach(key)
+	if err := a.kv.Delete(tableEndpoints, key); err != nil && !errors.Is(err, kvs.ErrNotFound) {
+		a.log.Warn("deleting endpoint row", "endpoint", key, "error", err)
+	}
+	down := rec
+	down.State, down.Reason = api.StateDown, reason
+	if len(rec.Addresses) > 0 {
+		down.Reason += " (it had " + strings.Join(rec.Addresses, ", ") + ")"
+	}
+	down.Addresses, down.MAC, down.DHCP, down.Publish = nil, "", nil, nil
+	a.saveEndpoint(down)
+	a.mu.Lock()
+	a.down[key] = down
+	a.mu.Unlock()
+	a.persist()
+	if release {
+		a.releaseAddresses(key, rec)
+	}
+	// Another host's endpoint of this name shows here now.
+	if e, ok := a.kv.Get(tableEndpoints, key); ok {
+		a.mu.Lock()
+		a.applyEndpoint(e, false)
+		a.mu.Unlock()
+		a.kickReconcile()
+	}
+	a.log.Warn("endpoint taken out of service; remove it with endpoint rm", "endpoint", key, "reason", reason)
+}
+
+// saveEndpoint writes an endpoint's record into the state file, in place
+// of the one of the same key.
+func (a *Agent) saveEndpoint(rec api.Endpoint) {
+	err := a.store.update(func(st *localState) {
+		for i, e := range st.Endpoints {
+			if e.Network == rec.Network && e.Name == rec.Name {
+				st.Endpoints[i] = rec
+				return
+			}
+		}
+		st.Endpoints = append(st.Endpoints, rec)
+	})
+	if err != nil {
+		a.log.Error("saving state", "error", err)
+	}
+}
+
+// onLost is IPAM telling this host that leases of a network are no longer
+// its own. Called from IPAM's goroutine without locks: the work, which
+// waits on IPAM, happens on another.
+func (a *Agent) onLost(network string, addrs []netip.Addr) {
+	lost := map[netip.Addr]bool{}
+	for _, ad := range addrs {
+		lost[ad] = true
+	}
+	a.mu.Lock()
+	var keys []string
+	for _, key := range sortedMapKeys(a.local) {
+		le := a.local[key]
+		if le.rec.Network != network || le.rec.DHCP != nil {
+			continue
+		}
+		for _, s := range le.rec.Addresses {
+			if p, err := netip.ParsePrefix(s); err == nil && lost[p.Addr()] {
+				keys = append(keys, key)
+				break
+			}
+		}
+	}
+	a.mu.Unlock()
+	a.log.Warn("addresses lost: their network moved, lost to an earlier creation of its name, or this host was away longer than the reap time; readdressing the endpoints that held them",
+		"network", network, "addresses", fmt.Sprint(addrs), "count", len(keys))
+	if len(keys) == 0 {
+		return
+	}
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		for _, key := range keys {
+			a.readdress(key, lost)
+		}
+	}()
+}
+
+// readdress gives a local endpoint new addresses in place of the lost
+// ones; if it cannot, the endpoint is taken down.
+func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
+	a.mu.Lock()
+	le := a.local[key]
+	if le == nil || le.removing {
+		a.mu.Unlock()
+		return
+	}
+	le.removing = true
+	old := le.rec
+	a.mu.Unlock()
+
+	var keep, drop []netip.Prefix
+	for _, s := range old.Addresses {
+		if p, err := netip.ParsePrefix(s); err == nil && lost[p.Addr()] {
+			drop = append(drop, p)
+		} else if err == nil {
+			keep = append(keep, p)
+		}
+	}
+	done := func() {
+		a.mu.Lock()
+		le.removing = false
+		a.mu.Unlock()
+	}
+	if len(drop) == 0 {
+		done()
+		return
+	}
+	// Off the device first: the container stops sending from them.
+	if old.Netns != "" {
+		if err := tun.Readdress(netnsPath(old.Netns), old.Ifname, drop, nil); err != nil {
+			a.log.Warn("removing lost addresses from the endpoint's device", "endpoint", key, "error", err)
+		}
+	}
+	why := fmt.Sprintf("lost %v", drop)
+	fresh, err := a.freshAddress(old.Network)
+	if err != nil {
+		a.takeDown(key, le, why+" and got no new address: "+err.Error(), false)
+		return
+	}
+	if old.Netns != "" {
+		if err := tun.Readdress(netnsPath(old.Netns), old.Ifname, nil, []netip.Prefix{fresh}); err != nil {
+			a.releaseAddresses(key, api.Endpoint{Network: old.Network, Addresses: []string{fresh.String()}})
+			a.takeDown(key, le, why+" and could not put the new one on its device: "+err.Error(), false)
+			return
+		}
+	}
+	rec := old
+	rec.Addresses = nil
+	for _, p := range append(keep, fresh) {
+		rec.Addresses = append(rec.Addresses, p.String())
+	}
+	rec.MAC = StableMAC(fresh.Addr()).String()
+	a.mu.Lock()
+	le.rec = rec
+	if a.local[key] == le {
+		a.endpoints[key] = rec
+	}
+	a.mu.Unlock()
+	if err := a.putRow(tableEndpoints, key, rec); err != nil {
+		a.log.Error("writing endpoint row", "endpoint", key, "error", err)
+	}
+	a.saveEndpoint(rec)
+	a.persist()
+	a.reconcileNow()
+	done()
+	a.log.Warn("endpoint readdressed", "endpoint", key, "previous", fmt.Sprint(drop), "address", fresh.String())
+}
+
+// freshAddress allocates an address of a network, with the network's
+// current prefix length.
+func (a *Agent) freshAddress(network string) (netip.Prefix, error) {
+	n, ok := a.network(network)
+	if !ok {
+		return netip.Prefix{}, fmt.Errorf("no network %q", network)
+	}
+	subnet, err := netip.ParsePrefix(n.Subnet)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("network %q has a bad subnet %q", n.Name, n.Subnet)
+	}
+	ctx, cancel := context.WithTimeout(a.runCtx, 30*time.Second)
+	defer cancel()
+	addr, err := a.ipam.Allocate(ctx, network)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(addr, subnet.Bits()), nil
+}
+
+// checkLeases is run on an endpoint being restored, before its device
+// exists: an address this host no longer leases (IPAM dropped it while the
+// host was away, or a crash came between the two) is replaced before the
+// container can send from it. ok is false if the endpoint was taken down.
+func (a *Agent) checkLeases(key string, ep api.Endpoint) (api.Endpoint, bool) {
+	if ep.DHCP != nil || len(ep.Addresses) == 0 {
+		return ep, true
+	}
+	leased := map[netip.Addr]bool{}
+	for _, l := range a.ipam.Leases(ep.Network) {
+		leased[l] = true
+	}
+	var out []string
+	changed := false
+	for _, s := range ep.Addresses {
+		p, err := netip.ParsePrefix(s)
+		if err == nil && leased[p.Addr()] {
+			out = append(out, s)
+			continue
+		}
+		if err == nil && a.ipam.AllocateStatic(ep.Network, p.Addr()) == nil {
+			out = append(out, s) // unleased but still this host's to take
+			continue
+		}
+		fresh, ferr := a.freshAddress(ep.Network)
+		if ferr != nil {
+			down := ep
+			down.State, down.Reason = api.StateDown, fmt.Sprintf("its address %s is no longer this host's and no new one could be had: %v", s, ferr)
+			down.Addresses, down.MAC, down.Publish = nil, "", nil
+			a.saveEndpoint(down)
+			a.mu.Lock()
+			a.down[key] = down
+			a.mu.Unlock()
+			a.log.Warn("endpoint taken out of service; remove it with endpoint rm", "endpoint", key, "reason", down.Reason)
+			return ep, false
+		}
+		a.log.Warn("endpoint readdressed", "endpoint", key, "previous", s, "address", fresh.String(),
+			"reason", "its address is no longer this host's (the host was away, or its network changed)")
+		out, changed = append(out, fresh.String()), true
+	}
+	if changed {
+		ep.Addresses = out
+		if p, err := netip.ParsePrefix(out[0]); err == nil {
+			ep.MAC = StableMAC(p.Addr()).String()
+		}
+		a.saveEndpoint(ep)
+	}
+	return ep, true
+}
+
+// Catching up after a long absence: joined, then rows arriving until the
+// flow stops for catchUpQuiet, for at most catchUpMax.
+const (
+	catchUpQuiet = time.Second
+	catchUpMax   = 20 * time.Second
+)
+
+// catchUp waits until this host has joined and the cluster's rows have
+// stopped arriving, then has IPAM read them: blocks that passed to others
+// while it was away are known before its endpoints come back.
+func (a *Agent) catchUp(ctx context.Context, joined <-chan struct{}) {
+	deadline := time.NewTimer(catchUpMax)
+	defer deadline.Stop()
+	select {
+	case <-joined:
+	case <-deadline.C:
+		a.log.Warn("could not join the cluster in time; restoring endpoints with the addresses this host last held")
+		return
+	case <-ctx.Done():
+		return
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last, quietSince := a.kv.Stats().Applied, time.Now()
+	for time.Since(quietSince) < catchUpQuiet {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			a.ipam.Refresh()
+			return
+		case <-ctx.Done():
+			return
+		}
+		if n := a.kv.Stats().Applied; n != last {
+			last, quietSince = n, time.Now()
+		}
+	}
+	a.ipam.Refresh()
+}
