@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -93,6 +94,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported to other members.
 	Version string
+	// Recover rebuilds this host's state from the cluster when the state
+	// file is damaged or missing: the file is set aside, and the host's
+	// own rows (endpoints, address blocks) are taken back from the other
+	// hosts instead of being deleted. Needs Join.
+	Recover bool
 }
 
 func (c *Config) setDefaults() {
@@ -206,6 +212,7 @@ type Agent struct {
 	// runCtx ends when Run returns (stopRun); bg tracks work started
 	// outside the request path (readdressing), waited for before closing.
 	inheritAfter time.Duration // absence after which IPAM gives a host's blocks away
+	recovering   bool          // rebuilding this host's state from the cluster (Config.Recover)
 	runCtx       context.Context
 	stopRun      context.CancelFunc
 	bg           sync.WaitGroup
@@ -239,17 +246,32 @@ func New(cfg Config) (*Agent, error) {
 		creations: map[string]api.Network{}, down: map[string]api.Endpoint{},
 		local: map[string]*localEndpoint{}, pending: map[string]struct{}{}, ports: map[string]string{}, netns: map[string]*nsResolver{}, kick: make(chan struct{}, 1)}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
-	if a.store, err = openLocalStore(cfg.DataDir); err != nil {
+	a.store, err = openLocalStore(cfg.DataDir)
+	var se *StateError
+	if errors.As(err, &se) && cfg.Recover {
+		to, aerr := setAside(cfg.DataDir, time.Now())
+		if aerr != nil {
+			return nil, aerr
+		}
+		a.log.Warn("the state file is damaged; set aside, rebuilding from the cluster", "reason", se.Reason, "path", to)
+		a.store, err = openLocalStore(cfg.DataDir)
+	}
+	if err != nil {
 		return nil, err
 	}
 	st := a.store.snapshot()
+	// Recovery needs something to recover: a fresh state and a cluster.
+	a.recovering = cfg.Recover && st.SavedAt.IsZero() && len(cfg.Join) > 0
+	if cfg.Recover && !a.recovering {
+		a.log.Warn("--recover: nothing to do (the state file is sound, or there is no cluster to join); starting normally")
+	}
 
 	kc := kvs.DefaultConfig()
 	if profile == gossip.ProfileFast {
 		kc = kvs.FastTimings()
 	}
 	kc.InitialClock, kc.InitialRows, kc.InitialEntries, kc.Logger = st.Clock, st.Rows, st.Cluster, cfg.Logger
-	kc.ClusterTables, kc.FirstClaim = clusterTables, []string{tableEndpoints}
+	kc.ClusterTables, kc.FirstClaim, kc.AdoptOwnRows = clusterTables, []string{tableEndpoints}, a.recovering
 	gc := gossip.Config{Name: cfg.Name, BindAddr: vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
 		Keys: keys, Meta: gossip.Meta{VTEP: vtep.String(), Version: cfg.Version}, Logger: cfg.Logger}
 	if a.kv, err = kvs.NewGossip(kc, gc); err != nil {
@@ -342,7 +364,10 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 			}
 		}()
-		if away := time.Since(a.store.snapshot().SavedAt); away > a.inheritAfter/2 && !a.store.snapshot().SavedAt.IsZero() {
+		if a.recovering {
+			a.catchUp(ctx, joined)
+			a.adoptFromCluster()
+		} else if away := time.Since(a.store.snapshot().SavedAt); away > a.inheritAfter/2 && !a.store.snapshot().SavedAt.IsZero() {
 			// Its address blocks may have passed to other hosts: learn
 			// that before any container sends from them.
 			a.log.Info("this host was away long enough for its address blocks to pass to others; restoring its endpoints once it has caught up with the cluster",

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -321,4 +323,33 @@ func (a *Agent) catchUp(ctx context.Context, joined <-chan struct{}) {
 		}
 	}
 	a.ipam.Refresh()
+}
+
+// adoptFromCluster rebuilds this host's state file from its rows in the
+// cluster (Config.Recover): every endpoint of this host whose namespace
+// still exists is taken back, with its address leased again; the others'
+// rows go. Then the host is again the authority on its rows.
+func (a *Agent) adoptFromCluster() {
+	defer a.kv.StopAdopting()
+	var eps []api.Endpoint
+	for _, e := range a.kv.List(tableEndpoints) {
+		var ep api.Endpoint
+		if e.Owner != a.cfg.Name || json.Unmarshal(e.Value, &ep) != nil || ep.Network+"/"+ep.Name != e.Key {
+			continue
+		}
+		if ep.Netns != "" {
+			if _, err := os.Stat(netnsPath(ep.Netns)); err != nil {
+				a.log.Warn("recovering: the endpoint's namespace is gone; removing it", "endpoint", e.Key, "netns", ep.Netns)
+				a.kv.Delete(tableEndpoints, e.Key)
+				continue
+			}
+		}
+		eps = append(eps, ep)
+	}
+	if err := a.store.update(func(st *localState) { st.Endpoints = eps }); err != nil {
+		a.log.Error("saving state", "error", err)
+	}
+	a.log.Info("recovered this host's endpoints from the cluster", "count", len(eps))
+	// restoreEndpoints leases their addresses again (checkLeases) and
+	// attaches them.
 }

@@ -57,7 +57,22 @@ func (l *lab) cluster(underlay string, names ...string) *cluster {
 }
 
 // start runs the agent of a host (again, after a kill).
-func (c *cluster) start(name, join string) {
+func (c *cluster) start(name, join string) { c.l.t.Helper(); c.startWith(name, join) }
+
+// agentArgs are the arguments of `ip` that run a host's agent.
+func (c *cluster) agentArgs(name, join string, extra ...string) []string {
+	h := c.hosts[name]
+	args := []string{"netns", "exec", h.ns, vxnetBin, "agent", "--name", name, "--advertise-addr", h.addr,
+		"--data-dir", h.data, "--api-socket", h.sock, "--profile", "fast", "--dns-upstream", "none", "--log-level", "debug",
+		"--metrics-addr", h.addr + ":9464", "--rx-queues", "2"} // two receive loops: the queue path is tested too
+	if join != "" {
+		args = append(args, "--join", join)
+	}
+	return append(args, extra...)
+}
+
+// startWith runs the agent of a host with extra flags.
+func (c *cluster) startWith(name, join string, extra ...string) {
 	t := c.l.t
 	t.Helper()
 	h := c.hosts[name]
@@ -66,13 +81,7 @@ func (c *cluster) start(name, join string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"netns", "exec", h.ns, vxnetBin, "agent", "--name", name, "--advertise-addr", h.addr,
-		"--data-dir", h.data, "--api-socket", h.sock, "--profile", "fast", "--dns-upstream", "none", "--log-level", "debug",
-		"--metrics-addr", h.addr + ":9464", "--rx-queues", "2"} // two receive loops: the queue path is tested too
-	if join != "" {
-		args = append(args, "--join", join)
-	}
-	h.cmd = exec.Command("ip", args...)
+	h.cmd = exec.Command("ip", c.agentArgs(name, join, extra...)...)
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -144,6 +153,7 @@ func (c *cluster) waitMembers(names []string, n int) {
 type endpointJSON struct {
 	Name, Network, Host, MAC string
 	Addresses                []string
+	State, Reason            string
 }
 
 func (c *cluster) endpoints(host string) map[string]endpointJSON {

@@ -58,7 +58,10 @@
 // hands out addresses only from blocks it holds, so two hosts can never
 // both hand out from one block, across a partition too: the holder is on
 // one side of it. A host asks for a block (want > held) when its blocks
-// are full, and early when they are 3/4 full. The creator answers first
+// are full, and early when they are 3/4 full. Where the range has at least
+// four blocks per live host, every host asks for one block as soon as it
+// sees the network, so that a host later cut off from the creator and the
+// hosts with spare blocks still hands out addresses of its own. The creator answers first
 // while it has untouched blocks; otherwise the live hosts with spare
 // (empty) blocks answer, staggered by rank: the host ranked k answers only
 // if the request is still open after k×ServeDelay. A host keeps one empty

@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// prefetchPerHost: a host asks for its first block of a network before it
+// needs one when the network has at least this many blocks per live host.
+const prefetchPerHost = 4
+
 // maxInheritPerRefresh bounds the untouched blocks of a gone creator one
 // refresh hands to their heirs, so a refresh stays short on an IPv6 range.
 const maxInheritPerRefresh = 1024
@@ -484,6 +488,12 @@ func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]
 	want := len(n.held)
 	if (n.waiters > 0 && free == 0) || (total > 0 && free*4 < total) {
 		want++
+	}
+	if want == 0 && n.nblocks >= prefetchPerHost*uint64(len(live)) {
+		// A block before the first address is asked for, where the range
+		// has room for every host's: a host later cut off from the hosts
+		// that could grant one still hands out addresses.
+		want = 1
 	}
 	if want > len(n.held) && creatorHere && implicit > 0 {
 		idx := firstImplicit(rows, n.nblocks)

@@ -62,6 +62,10 @@ type Config struct {
 	// before the node listens: a node restarted alone still knows the
 	// cluster's objects, and a restart never rewrites them.
 	InitialEntries []Entry
+	// AdoptOwnRows, for a node that lost its state and rebuilds it from
+	// the cluster: copies of its own rows it does not hold are taken as
+	// they are instead of being deleted, until StopAdopting.
+	AdoptOwnRows bool
 	// Logger receives table logs; nil discards.
 	Logger *slog.Logger
 }

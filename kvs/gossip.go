@@ -54,7 +54,7 @@ func NewGossip(cfg Config, gcfg gossip.Config) (*Gossip, error) {
 		jobs: make(chan func(), 256),
 		stop: make(chan struct{}),
 	}
-	g.st.cluster, g.st.firstClaim = setOf(cfg.ClusterTables), setOf(cfg.FirstClaim)
+	g.st.cluster, g.st.firstClaim, g.st.adopt = setOf(cfg.ClusterTables), setOf(cfg.FirstClaim), cfg.AdoptOwnRows
 	for _, e := range cfg.InitialEntries {
 		if err := checkRow(e.Table, e.Key, e.Value); err != nil || !g.st.cluster[e.Table] || e.Owner == "" || e.Version == 0 {
 			return nil, fmt.Errorf("kvs: config InitialEntries: %v: not a row of a cluster table (%v)", e, err)
@@ -137,6 +137,14 @@ func (g *Gossip) List(table string) []Entry { return g.st.list(table) }
 func (g *Gossip) Watch(table string) ([]Entry, <-chan Event, func()) {
 	snap, w := g.st.watch(table)
 	return snap, w.q.Out(), func() { g.st.unwatch(w) }
+}
+
+// StopAdopting ends Config.AdoptOwnRows: from now on this node is again
+// the authority on its own rows.
+func (g *Gossip) StopAdopting() {
+	g.st.mu.Lock()
+	g.st.adopt = false
+	g.st.mu.Unlock()
 }
 
 // ClusterEntries returns every row of the cluster tables, any owner's,

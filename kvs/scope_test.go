@@ -184,3 +184,20 @@ func TestCluster_clusterRowsSurviveCreatorAndReachNewcomers(t *testing.T) {
 	}
 	c.waitConverged(0)
 }
+
+// TestStore_adoptOwnRows: a node rebuilding from the cluster takes its own
+// rows back instead of deleting them, until it stops adopting.
+func TestStore_adoptOwnRows(t *testing.T) {
+	s := clusterStore("a")
+	s.adopt = true
+	if res, _ := s.apply(Entry{Table: "endpoints", Key: "web/c1", Owner: "a", Version: 10, Claim: 4, Value: []byte("v")}, t0); res != applyChanged {
+		t.Fatalf("own row while adopting: %v", res)
+	}
+	if e, ok := s.get("endpoints", "web/c1"); !ok || e.Claim != 4 {
+		t.Errorf("adopted row: %v %v", e, ok)
+	}
+	s.adopt = false
+	if res, mine := s.apply(Entry{Table: "endpoints", Key: "web/c2", Owner: "a", Version: 11, Value: []byte("v")}, t0); res != applyReclaimed || !mine.Deleted {
+		t.Errorf("own row after adopting: %v %v, want it deleted", res, mine)
+	}
+}

@@ -68,6 +68,7 @@ type store struct {
 
 	// Table kinds, from Config; set before the store is used.
 	cluster    map[string]bool // rows of the cluster (Config.ClusterTables)
+	adopt      bool            // take own rows back (Config.AdoptOwnRows)
 	firstClaim map[string]bool // the first claim wins (Config.FirstClaim)
 }
 
@@ -344,9 +345,9 @@ func (s *store) apply(e Entry, now time.Time) (applyResult, Entry) {
 // what it holds (a value, or a tombstone).
 func (s *store) reclaim(e Entry, now time.Time) (applyResult, Entry) {
 	cur := s.slots[slotKey{e.Table, e.Key, s.self}]
-	if s.cluster[e.Table] {
-		// The cluster's row, not ours to answer for: a node that lost its
-		// state learns it back like any other.
+	if s.cluster[e.Table] || (s.adopt && (cur == nil || e.newer(cur))) {
+		// The cluster's row, not ours to answer for (or ours, being
+		// rebuilt): a node that lost its state learns it back.
 		if cur != nil && !e.newer(cur) {
 			s.stats.Stale++
 			return applyStale, Entry{}

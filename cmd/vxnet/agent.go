@@ -29,6 +29,9 @@ API on a unix socket for the vxnet CLI. One agent per host; needs root.
 SIGTERM or SIGINT leaves the cluster gracefully (other hosts drop this host's
 endpoints at once). After kill -9 and a restart with the same --data-dir, the
 host's endpoints come back in the same namespaces with the same addresses.
+Networks are the cluster's: they stay when the host that created them goes.
+If the state file is damaged or lost, restart with --recover: the host takes
+its endpoints back from the cluster instead of starting afresh.
 
 Example:
   vxnet agent --advertise-addr 198.18.0.1
@@ -55,6 +58,7 @@ func cmdAgent(std stdio, args []string) int {
 	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host (also VXNET_GOSSIP_KEY)")
 	fs.IntVar(&cfg.MTU, "mtu", 1450, "endpoint `MTU` (underlay MTU minus 50)")
 	fs.IntVar(&cfg.RxQueues, "rx-queues", 0, "VXLAN receive sockets sharing the port, each with its own loop (`N`; default one per four cores, up to 4)")
+	fs.BoolVar(&cfg.Recover, "recover", false, "rebuild this host's state from the cluster: when the state file under --data-dir is damaged or missing, set it aside and take this host's endpoints, leases and address blocks back from the other hosts (needs --join); nothing is deleted from the cluster")
 	fs.StringVar(&cfg.Profile, "profile", "lan", "gossip timings: `lan` or fast (small clusters: failures seen in about a second)")
 	upstreams := fs.String("dns-upstream", "", "DNS servers for names vxnet does not own, `IP[:PORT],...` (default: the host's resolv.conf; \"none\": answer SERVFAIL)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve Go's profiler at http://`HOST:PORT`/debug/pprof/ (speed work; keep it on loopback)")

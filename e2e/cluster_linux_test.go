@@ -1,0 +1,386 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/internal/testutil"
+)
+
+// The cluster survives any one host: its death, absence, partition or lost
+// state never hides or deletes the cluster's networks, every conflict has
+// one winner everywhere, and no address is held twice.
+
+// stop sends a host's agent SIGTERM (a graceful leave) and waits for it.
+func (c *cluster) stop(name string) {
+	h := c.hosts[name]
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	<-h.exited
+	h.exited <- nil // for the cleanup's wait
+}
+
+// cut takes a host's underlay link down (a partition); heal brings it
+// back.
+func (c *cluster) cut(name string) {
+	c.l.run("ip", "-n", c.hosts[name].ns, "link", "set", "ul0", "down")
+}
+
+func (c *cluster) heal(name string) {
+	c.l.run("ip", "-n", c.hosts[name].ns, "link", "set", "ul0", "up")
+}
+
+type networkJSON struct {
+	Name, Driver, Subnet, Creator string
+	VNI                           uint32
+	Created                       time.Time
+}
+
+func (c *cluster) networks(host string) map[string]networkJSON {
+	c.l.t.Helper()
+	out := c.cli(host, "network", "ls", "--format", "json")
+	var ns []networkJSON
+	if err := json.Unmarshal([]byte(out), &ns); err != nil {
+		c.l.t.Fatalf("network ls: %v\n%s", err, out)
+	}
+	m := map[string]networkJSON{}
+	for _, n := range ns {
+		m[n.Name] = n
+	}
+	return m
+}
+
+// endpointList is every endpoint a host lists, down ones included.
+func (c *cluster) endpointList(host string) []endpointJSON {
+	c.l.t.Helper()
+	out := c.cli(host, "endpoint", "ls", "--format", "json")
+	var eps []endpointJSON
+	if err := json.Unmarshal([]byte(out), &eps); err != nil {
+		c.l.t.Fatalf("endpoint ls: %v\n%s", err, out)
+	}
+	return eps
+}
+
+// checkAddresses fails on an address two live endpoints hold, or one
+// outside its network's subnet, as host sees the tables.
+func (c *cluster) checkAddresses(host string) {
+	c.l.t.Helper()
+	nets := c.networks(host)
+	holder := map[netip.Addr]string{}
+	for _, e := range c.endpointList(host) {
+		if e.State != "" {
+			continue
+		}
+		sub, err := netip.ParsePrefix(nets[e.Network].Subnet)
+		for _, s := range e.Addresses {
+			p, perr := netip.ParsePrefix(s)
+			if perr != nil || err != nil || !sub.Contains(p.Addr()) {
+				c.l.t.Errorf("%s lists %s/%s at %s, outside its network's subnet %q", host, e.Network, e.Name, s, nets[e.Network].Subnet)
+				continue
+			}
+			if o, dup := holder[p.Addr()]; dup {
+				c.l.t.Errorf("%s lists %v held by both %s and %s", host, p.Addr(), o, e.Network+"/"+e.Name+"@"+e.Host)
+			}
+			holder[p.Addr()] = e.Network + "/" + e.Name + "@" + e.Host
+		}
+	}
+}
+
+// agree waits until every host lists the same networks and live
+// endpoints.
+func (c *cluster) agree(hosts ...string) {
+	c.l.t.Helper()
+	view := func(h string) string {
+		out, err := c.tryCLI(h, "network", "ls", "--format", "json")
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		var eps []endpointJSON
+		o2, err := c.tryCLI(h, "endpoint", "ls", "--format", "json")
+		if err != nil || json.Unmarshal([]byte(o2), &eps) != nil {
+			return "error"
+		}
+		var live []string
+		for _, e := range eps {
+			if e.State == "" {
+				live = append(live, fmt.Sprintf("%s/%s@%s=%v", e.Network, e.Name, e.Host, e.Addresses))
+			}
+		}
+		return out + strings.Join(live, ";")
+	}
+	testutil.WaitFor(c.l.t, fmt.Sprintf("%v to agree on the tables", hosts), 30*time.Second, func() bool {
+		first := view(hosts[0])
+		for _, h := range hosts[1:] {
+			if view(h) != first {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (c *cluster) waitNetwork(host, name string) {
+	c.l.t.Helper()
+	testutil.WaitFor(c.l.t, host+" to know network "+name, 15*time.Second, func() bool {
+		_, err := c.tryCLI(host, "network", "inspect", name)
+		return err == nil
+	})
+}
+
+// TestCluster_networkOutlivesItsCreator: the host that created a network
+// is killed, leaves gracefully, and comes back without its state: the
+// network stays listed and working on every other host all along, and any
+// host can remove it.
+func TestCluster_networkOutlivesItsCreator(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.50", "h1", "h2", "h3")
+	c.cli("h1", "network", "create", "--subnet", "10.50.0.0/24", "churn")
+	ns := map[string]string{}
+	for _, e := range []struct{ host, name string }{{"h1", "c1"}, {"h2", "c2"}, {"h3", "c3"}} {
+		c.waitNetwork(e.host, "churn")
+		ns[e.name] = l.netns(e.name)
+		c.cli(e.host, "endpoint", "create", "--network", "churn", "--name", e.name, "--netns", ns[e.name])
+	}
+	l.waitPing("c2 to reach c3 by name", ns["c2"], "c3")
+
+	survives := func(when string) {
+		t.Helper()
+		for _, h := range []string{"h2", "h3"} {
+			if _, ok := c.networks(h)["churn"]; !ok {
+				t.Fatalf("%s: %s no longer lists network churn", when, h)
+			}
+		}
+		l.waitPing(when+": c2 to reach c3 by name", ns["c2"], "c3")
+	}
+
+	// kill -9: once h1's endpoint is withdrawn (its rows hidden), its
+	// network is still there, and new endpoints attach to it.
+	c.kill9("h1")
+	testutil.WaitFor(t, "c1 to leave h2's tables", 20*time.Second, func() bool {
+		_, listed := c.endpoints("h2")["c1"]
+		return !listed
+	})
+	survives("creator killed")
+	ns["c4"] = l.netns("c4")
+	c.cli("h2", "endpoint", "create", "--network", "churn", "--name", "c4", "--netns", ns["c4"])
+	l.waitPing("c4 to reach c3", ns["c4"], "c3")
+
+	// SIGTERM: a graceful leave withdraws the leaver's rows at once.
+	c.start("h1", c.hosts["h2"].addr+":7946")
+	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
+	c.stop("h1")
+	c.waitMembers([]string{"h2", "h3"}, 2)
+	survives("creator left")
+
+	// Back with its state moved away: it learns the network back rather
+	// than deleting it.
+	if err := os.Rename(c.hosts["h1"].data, c.hosts["h1"].data+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	c.start("h1", c.hosts["h2"].addr+":7946")
+	c.waitNetwork("h1", "churn")
+	survives("creator back without its state")
+	c.agree("h1", "h2", "h3")
+
+	// Any host removes it, once no endpoint uses it.
+	c.cli("h2", "endpoint", "rm", "--network", "churn", "c2", "c4")
+	c.cli("h3", "endpoint", "rm", "--network", "churn", "c3")
+	c.cli("h3", "network", "rm", "churn")
+	testutil.WaitFor(t, "churn gone everywhere", 15*time.Second, func() bool {
+		for _, h := range []string{"h1", "h2", "h3"} {
+			if _, ok := c.networks(h)["churn"]; ok {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestCluster_partitionOneWinner: one host is cut off. On its side, its
+// containers keep reaching each other on a network created on the other
+// side; both sides create the same network name and the same endpoint
+// name. After the heal every host shows the same network and one owner of
+// the name; the loser's endpoint is down with a reason and its device is
+// gone; no address is held twice or lies outside its subnet; the
+// containers reach each other by name.
+func TestCluster_partitionOneWinner(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.51", "h1", "h2", "h3")
+	c.cli("h1", "network", "create", "--subnet", "10.51.1.0/24", "shared")
+	c.waitNetwork("h3", "shared")
+
+	c.cut("h3")
+	c.waitMembers([]string{"h1", "h2"}, 2)
+	c.waitMembers([]string{"h3"}, 1)
+	ns := map[string]string{}
+	for _, n := range []string{"s1", "s2", "a", "b", "r1", "r3"} {
+		ns[n] = l.netns(n)
+	}
+	c.cli("h3", "endpoint", "create", "--network", "shared", "--name", "s1", "--netns", ns["s1"])
+	c.cli("h3", "endpoint", "create", "--network", "shared", "--name", "s2", "--netns", ns["s2"])
+	l.waitPing("s1 to reach s2 on the cut-off side", ns["s1"], "s2")
+
+	c.cli("h1", "network", "create", "--subnet", "10.51.2.0/24", "fixed")
+	c.cli("h3", "network", "create", "--subnet", "10.51.2.0/24", "fixed")
+	c.cli("h1", "endpoint", "create", "--network", "fixed", "--name", "a", "--netns", ns["a"])
+	c.cli("h3", "endpoint", "create", "--network", "fixed", "--name", "b", "--netns", ns["b"])
+	c.cli("h1", "endpoint", "create", "--network", "shared", "--name", "racer", "--netns", ns["r1"])
+	c.cli("h3", "endpoint", "create", "--network", "shared", "--name", "racer", "--netns", ns["r3"])
+
+	c.heal("h3")
+	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
+	c.agree("h1", "h2", "h3")
+	nets := c.networks("h2")
+	if n := nets["fixed"]; n.Subnet != "10.51.2.0/24" {
+		t.Errorf("fixed after the heal: %+v", n)
+	}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		c.checkAddresses(h)
+	}
+	// One racer, the same everywhere; the other is down on its host.
+	var winner, loser string
+	for _, e := range c.endpointList("h2") {
+		if e.Name == "racer" && e.State == "" {
+			winner = e.Host
+		}
+	}
+	switch winner {
+	case "h1":
+		loser = "h3"
+	case "h3":
+		loser = "h1"
+	default:
+		t.Fatalf("no live racer after the heal: %+v", c.endpointList("h2"))
+	}
+	testutil.WaitFor(t, "the losing racer to be down on "+loser, 15*time.Second, func() bool {
+		for _, e := range c.endpointList(loser) {
+			if e.Name == "racer" && e.Host == loser && e.State == "down" && strings.Contains(e.Reason, "name taken") {
+				return true
+			}
+		}
+		return false
+	})
+	loserNS := map[string]string{"h1": ns["r1"], "h3": ns["r3"]}[loser]
+	if out, err := l.tryIn(loserNS, "ip", "link", "show", "eth0"); err == nil {
+		t.Errorf("the losing racer's device is still there:\n%s", out)
+	}
+	l.waitPing("a to reach b by name", ns["a"], "b")
+	l.waitPing("s1 to reach racer by name", ns["s1"], "racer")
+	// The loser is removed with endpoint rm, and the name stays the winner's.
+	c.cli(loser, "endpoint", "rm", "--network", "shared", "racer")
+	if e, ok := c.endpoints(loser)["racer"]; !ok || e.Host != winner {
+		t.Errorf("after removing the loser, %s lists racer as %+v, want the one on %s", loser, e, winner)
+	}
+}
+
+// TestCluster_awayLongerThanReap: a host is down longer than the reap time
+// and its address passes to another host's container. When it comes back
+// it readdresses its endpoint before restoring it: no address is held
+// twice, and the containers reach each other.
+func TestCluster_awayLongerThanReap(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.52", "h1", "h2", "h3")
+	c.cli("h1", "network", "create", "--subnet", "10.52.0.0/26", "-o", "block-size=29", "away")
+	c.waitNetwork("h3", "away")
+	ns := map[string]string{"x1": l.netns("x1"), "y": l.netns("y")}
+	c.cli("h3", "endpoint", "create", "--network", "away", "--name", "x1", "--netns", ns["x1"])
+	old := addrOf(t, c.endpoints("h3")["x1"])
+	c.kill9("h3")
+
+	// After the reap time (a minute in the fast profile) x1's block passes
+	// to an heir, which can then hand its address out.
+	var taker string
+	testutil.WaitFor(t, "another host to take x1's address", 3*time.Minute, func() bool {
+		for _, h := range []string{"h1", "h2"} {
+			if _, err := c.tryCLI(h, "endpoint", "create", "--network", "away", "--name", "y", "--netns", ns["y"], "--ip", old.String()); err == nil {
+				taker = h
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("%s took %v", taker, old)
+
+	c.start("h3", c.hosts["h1"].addr+":7946")
+	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
+	testutil.WaitFor(t, "x1 back with a new address", 20*time.Second, func() bool {
+		e, ok := c.endpoints("h1")["x1"]
+		return ok && addrOf(t, e) != old
+	})
+	c.agree("h1", "h2", "h3")
+	for _, h := range []string{"h1", "h2", "h3"} {
+		c.checkAddresses(h)
+	}
+	out := l.in(ns["x1"], "ip", "-o", "addr", "show", "dev", "eth0")
+	if strings.Contains(out, old.String()+"/") {
+		t.Errorf("x1's device still has %v:\n%s", old, out)
+	}
+	l.waitPing("y to reach x1 by name", ns["y"], "x1")
+	if b, _ := os.ReadFile(c.hosts["h3"].log); !strings.Contains(string(b), "endpoint readdressed") {
+		t.Errorf("h3 did not log the readdress")
+	}
+}
+
+// TestCluster_damagedStateRecovers: a host's state file altered by hand
+// (valid JSON, leases emptied) is refused with a message that names the
+// way out; --recover takes the host's endpoint back from the cluster with
+// its address, and hands out no address it holds.
+func TestCluster_damagedStateRecovers(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.53", "h1", "h2")
+	c.cli("h1", "network", "create", "--subnet", "10.53.0.0/24", "rec")
+	c.waitNetwork("h2", "rec")
+	ns := map[string]string{"c1": l.netns("c1"), "c2": l.netns("c2"), "c3": l.netns("c3")}
+	c.cli("h1", "endpoint", "create", "--network", "rec", "--name", "c1", "--netns", ns["c1"])
+	c.cli("h2", "endpoint", "create", "--network", "rec", "--name", "c2", "--netns", ns["c2"])
+	c2 := addrOf(t, c.endpoints("h2")["c2"])
+	c.kill9("h2")
+
+	path := filepath.Join(c.hosts["h2"].data, "state.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]json.RawMessage
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]json.RawMessage
+	if err := json.Unmarshal(f["state"], &st); err != nil {
+		t.Fatal(err)
+	}
+	st["leases"] = json.RawMessage(`{}`)
+	f["state"], _ = json.Marshal(st)
+	b, _ = json.Marshal(f)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", c.agentArgs("h2", c.hosts["h1"].addr+":7946")...).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "damaged") || !strings.Contains(string(out), "--recover") {
+		t.Fatalf("agent on an altered state file: %v\n%s", err, out)
+	}
+
+	c.startWith("h2", c.hosts["h1"].addr+":7946", "--recover")
+	testutil.WaitFor(t, "c2 back on h2 with its address", 30*time.Second, func() bool {
+		e, ok := c.endpoints("h2")["c2"]
+		return ok && addrOf(t, e) == c2
+	})
+	l.waitPing("c1 to reach c2 by name", ns["c1"], "c2")
+	c.cli("h2", "endpoint", "create", "--network", "rec", "--name", "c3", "--netns", ns["c3"])
+	c.agree("h1", "h2")
+	c.checkAddresses("h1")
+	if m, _ := filepath.Glob(path + ".damaged-*"); len(m) != 1 {
+		t.Errorf("the damaged file was not set aside: %v", m)
+	}
+}
