@@ -39,6 +39,7 @@ type lostName struct{ key, winner string }
 // names another host holds are taken down.
 func (a *Agent) settleConflicts() {
 	a.withdrawLosingNetworks()
+	a.moveClashingVNIs()
 	a.mu.Lock()
 	lost := a.lostNames
 	a.lostNames = nil

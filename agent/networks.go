@@ -165,3 +165,52 @@ func (a *Agent) withdrawLosingNetworks() {
 		}
 	}
 }
+
+// moveClashingVNIs gives a new VNI to each network that shares its VNI
+// with a network earlier by name (created on both sides of a partition):
+// the switch serves only the first until then. The loser's creator writes
+// the change, or, when it is not a live member, the live member first by
+// name: every host computes the same.
+func (a *Agent) moveClashingVNIs() {
+	a.mu.Lock()
+	var losers []api.Network
+	winner := map[uint32]string{}
+	for _, name := range sortedMapKeys(a.networks) {
+		n := a.networks[name]
+		if n.VNI == 0 {
+			continue
+		}
+		if _, taken := winner[n.VNI]; taken {
+			losers = append(losers, n)
+			continue
+		}
+		winner[n.VNI] = n.Name
+	}
+	a.mu.Unlock()
+	if len(losers) == 0 {
+		return
+	}
+	live := map[string]bool{}
+	first := ""
+	for _, m := range a.kv.Node().Members() {
+		live[m.Name] = true
+		if first == "" || m.Name < first {
+			first = m.Name
+		}
+	}
+	for _, n := range losers {
+		writer := n.Creator
+		if !live[writer] {
+			writer = first
+		}
+		if writer != a.cfg.Name {
+			continue
+		}
+		old := n.VNI
+		n.VNI = a.pickVNI(n.Name)
+		a.log.Warn("two networks share a VNI; moving this one", "network", n.Name, "vni", n.VNI, "previous", old, "winner", winner[old])
+		if err := a.putRow(tableNetworks, networkKey(n.Name, n.Creator), n); err != nil {
+			a.log.Error("writing network row", "network", n.Name, "error", err)
+		}
+	}
+}

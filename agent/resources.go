@@ -346,6 +346,7 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		a.log.Error("saving state", "error", err)
 	}
 	a.persist()
+	a.reconcileNow() // its name resolves here when the call returns
 	a.log.Info("endpoint created", "network", n.Name, "endpoint", ep.Name, "address", ep.Addresses[0], "netns", ep.Netns)
 	return ep, nil
 }

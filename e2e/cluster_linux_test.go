@@ -221,7 +221,7 @@ func TestCluster_partitionOneWinner(t *testing.T) {
 	c.waitMembers([]string{"h1", "h2"}, 2)
 	c.waitMembers([]string{"h3"}, 1)
 	ns := map[string]string{}
-	for _, n := range []string{"s1", "s2", "a", "b", "r1", "r3"} {
+	for _, n := range []string{"s1", "s2", "a", "b", "r1", "r3", "v1", "w1", "w3", "v2"} {
 		ns[n] = l.netns(n)
 	}
 	c.cli("h3", "endpoint", "create", "--network", "shared", "--name", "s1", "--netns", ns["s1"])
@@ -234,6 +234,11 @@ func TestCluster_partitionOneWinner(t *testing.T) {
 	c.cli("h3", "endpoint", "create", "--network", "fixed", "--name", "b", "--netns", ns["b"])
 	c.cli("h1", "endpoint", "create", "--network", "shared", "--name", "racer", "--netns", ns["r1"])
 	c.cli("h3", "endpoint", "create", "--network", "shared", "--name", "racer", "--netns", ns["r3"])
+	// Two names whose VNIs collide (both hash to 20040), one per side.
+	c.cli("h1", "network", "create", "vx168")
+	c.cli("h3", "network", "create", "vx1064")
+	c.cli("h1", "endpoint", "create", "--network", "vx168", "--name", "v1", "--netns", ns["v1"])
+	c.cli("h3", "endpoint", "create", "--network", "vx1064", "--name", "w1", "--netns", ns["w1"])
 
 	c.heal("h3")
 	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
@@ -273,6 +278,21 @@ func TestCluster_partitionOneWinner(t *testing.T) {
 		t.Errorf("the losing racer's device is still there:\n%s", out)
 	}
 	l.waitPing("a to reach b by name", ns["a"], "b")
+	testutil.WaitFor(t, "vx168 and vx1064 on different VNIs everywhere", 15*time.Second, func() bool {
+		for _, h := range []string{"h1", "h2", "h3"} {
+			n := c.networks(h)
+			if n["vx168"].VNI == 0 || n["vx168"].VNI == n["vx1064"].VNI {
+				return false
+			}
+		}
+		return true
+	})
+	c.agree("h1", "h2", "h3")
+	c.cli("h1", "endpoint", "create", "--network", "vx1064", "--name", "w3", "--netns", ns["w3"])
+	l.waitPing("w3 to reach w1 across hosts on the network that moved", ns["w3"], "w1")
+	c.cli("h3", "endpoint", "create", "--network", "vx168", "--name", "v2", "--netns", ns["v2"])
+	l.waitPing("v2 to reach v1 across hosts on the network that kept its VNI", ns["v2"], "v1")
+
 	l.waitPing("s1 to reach racer by name", ns["s1"], "racer")
 	// The loser is removed with endpoint rm, and the name stays the winner's.
 	c.cli(loser, "endpoint", "rm", "--network", "shared", "racer")
