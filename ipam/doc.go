@@ -23,19 +23,29 @@
 // # Global scope
 //
 // Global works over a Table: rows every host sees, each written only by
-// its own host (kvs satisfies it through agent.IPAMTable). Rows of a host
-// that is not live may be out of sight, as kvs hides a failed host's rows.
-// Three kinds of rows, keyed kind/network/...:
+// its own host (kvs satisfies it through agent.IPAMTable). Block and wish
+// rows of a host that is not live may be out of sight, as kvs hides a
+// failed host's rows; subnet claims never are: they are the cluster's (a
+// kvs cluster table), so a network outlives its creator's death, absence
+// or lost state. Three kinds of rows, keyed kind/network/...:
 //
 //   - subnet/NET/WRITER/CREATED: a network's claim {creator, created, rev,
 //     subnet, range, gateway, aux, block size, auto}. The creator writes it;
 //     three other hosts (the live members ranked first for the network)
-//     mirror it, so that it outlives the creator's absence.
+//     mirror it.
 //   - block/NET/INDEX/WRITER: who holds one block of the network's range
 //     {holder, era, gen}. Written by the holder's granter, by the holder
 //     accepting it, or by an heir.
 //   - host/NET/HOST: a host's wish {want: blocks it wants to hold, seq,
 //     spare: blocks it could give away}.
+//
+// One name, one network. Of two creations of one name (made on both sides
+// of a partition, or at the same moment), the earlier (created, creator)
+// wins on every host; the loser's creator withdraws its claim as soon as it
+// sees the winner, and its hosts report their leases of the loser lost, so
+// the agent readdresses those endpoints into the winner. DeleteNetwork,
+// from any host, deletes every creation of the name in sight, so a loser
+// never takes the winner's place.
 //
 // Subnets. A host creating a network claims its subnet (the user's, or
 // the next default-pool subnet no visible claim overlaps, starting at a

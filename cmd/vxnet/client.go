@@ -92,7 +92,8 @@ Commands:
   create   create a network:  vxnet network create [-d overlay] [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal] [-o KEY=VALUE] NAME
   ls       list networks
   inspect  show one network as JSON
-  rm       remove a network (on the host that created it, once it has no endpoint)
+  rm       remove a network, from any host, once no endpoint uses it (networks are the cluster's:
+           they stay when the host that created them goes)
 `
 
 func cmdNetwork(std stdio, args []string) int {
@@ -393,10 +394,14 @@ func cmdEndpointLs(std stdio, args []string) int {
 		return printJSON(std, out)
 	}
 	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tNETWORK\tHOST\tADDRESS\tMAC\tALIASES\tPORTS")
+	fmt.Fprintln(tw, "NAME\tNETWORK\tHOST\tADDRESS\tMAC\tALIASES\tPORTS\tSTATE")
 	for _, e := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Network, e.Host, strings.Join(e.Addresses, ","), e.MAC,
-			strings.Join(e.Aliases, ","), strings.Join(e.Publish, ","))
+		state := "up"
+		if e.State != "" {
+			state = e.State + ": " + e.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Network, e.Host, strings.Join(e.Addresses, ","), e.MAC,
+			strings.Join(e.Aliases, ","), strings.Join(e.Publish, ","), state)
 	}
 	tw.Flush()
 	return 0
