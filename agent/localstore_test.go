@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vxnet/vxnet/agent/api"
 	"github.com/vxnet/vxnet/kvs"
@@ -51,8 +53,42 @@ func TestLocalStore_damagedFileNamed(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, "state.json"), []byte(`{"version": 99}`), 0o600)
-	if _, err := openLocalStore(dir); err == nil || !strings.Contains(err.Error(), "version 99") {
+	if _, err := openLocalStore(dir); err == nil || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), "--recover") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestLocalStore_alteredFileRefused: a file that is valid JSON but was
+// changed after vxnet wrote it (its leases emptied by hand) is refused, not
+// believed; set aside, it leaves room for a fresh one.
+func TestLocalStore_alteredFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openLocalStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Leased("web", netip.MustParseAddr("10.0.9.2"))
+	path := filepath.Join(dir, "state.json")
+	b, _ := os.ReadFile(path)
+	altered := strings.Replace(string(b), `"10.0.9.2"`, "", 1)
+	if altered == string(b) {
+		t.Fatalf("the lease is not where the test looks:\n%s", b)
+	}
+	os.WriteFile(path, []byte(altered), 0o600)
+	_, err = openLocalStore(dir)
+	var se *StateError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("altered file: %v, want a StateError about the checksum", err)
+	}
+	to, err := setAside(dir, time.Unix(1_800_000_000, 0))
+	if err != nil || !strings.HasSuffix(to, ".damaged-20270115T080000Z") {
+		t.Fatalf("set aside: %q %v", to, err)
+	}
+	if _, err := os.Stat(to); err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := openLocalStore(dir); err != nil || len(s2.snapshot().Leases) != 0 {
+		t.Fatalf("fresh store after setting aside: %v", err)
 	}
 }
 
