@@ -171,6 +171,10 @@ func TestCluster_networkOutlivesItsCreator(t *testing.T) {
 	survives("creator killed")
 	ns["c4"] = l.netns("c4")
 	c.cli("h2", "endpoint", "create", "--network", "churn", "--name", "c4", "--netns", ns["c4"])
+	// Its name resolves on its host as soon as the create returns.
+	if got, want := c.dig(ns["c2"], "c4", false), addrOf(t, c.endpoints("h2")["c4"]).String(); got != want {
+		t.Errorf("dig c4 right after its creation, on its host: %q, want %s", got, want)
+	}
 	l.waitPing("c4 to reach c3", ns["c4"], "c3")
 
 	// SIGTERM: a graceful leave withdraws the leaver's rows at once.
