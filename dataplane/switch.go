@@ -55,6 +55,7 @@ type Switch struct {
 	underlay Underlay
 	table    atomic.Pointer[Table]
 	stats    counters
+	batches  *batchPool // the ports' inside-path batches (see pool.go)
 
 	mu         sync.Mutex // guards ports and nextIndex; never taken per packet
 	ports      map[*Port]struct{}
@@ -107,6 +108,7 @@ func New(cfg Config, underlay Underlay) (*Switch, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	sw := &Switch{cfg: cfg, log: log.With("component", "dataplane"), underlay: underlay, ports: make(map[*Port]struct{}), uplinks: make(map[*Uplink]struct{})}
+	sw.batches = newBatchPool(sw, maxBatches())
 	empty, _ := NewTable(nil)
 	sw.table.Store(empty)
 	return sw, nil
@@ -135,6 +137,7 @@ func (sw *Switch) Stats() Stats {
 // rawReader reads a device's queued packets directly (tun.Raw).
 type rawReader interface {
 	ReadBatch(bufs [][]byte, offset int, sizes []int, wait bool) (n int, drained bool, err error)
+	ReadBatchLent(l tun.Lender, offset int) (n int, drained bool, err error)
 }
 
 // AddPort attaches a device and starts reading from it. The port forwards
