@@ -30,7 +30,9 @@ import (
 // It reports the process's VmRSS once the traffic has passed (MB-rss) and
 // what it grew by since before the switch existed, per endpoint
 // (KB-rss/endpoint, fixed costs of the switch included, so the figure for
-// one endpoint is the highest). Each iteration is one more round of that
+// one endpoint is the highest), and the live heap per endpoint after a
+// collection (KB-heap/endpoint), pages never touched included: it is what
+// GOGC scales, so garbage may take as much again before a collection. Each iteration is one more round of that
 // traffic. Run each size in a process of its own for figures that owe
 // nothing to memory an earlier size freed:
 //
@@ -67,6 +69,9 @@ func benchPortMemory(b *testing.B, endpoints int) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	base := vmRSS(b)
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	baseHeap := ms0.HeapAlloc
 
 	local, remote := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
 	var under, peer *udp.Conn
@@ -143,7 +148,9 @@ func benchPortMemory(b *testing.B, endpoints int) {
 	// three times over, from the container (the number of small ones
 	// varies, so that over the rounds super-packets land at all places
 	// of a batch, as a TCP flow's would), and small datagrams from the
-	// remote VTEP to it.
+	// remote VTEP to it. Everything is made beforehand: the rounds
+	// allocate nothing, so what the RSS shows is the switch's and the
+	// devices', not garbage of the benchmark's waiting for a collection.
 	const (
 		supers   = 3
 		segs     = 40
@@ -151,44 +158,48 @@ func benchPortMemory(b *testing.B, endpoints int) {
 	)
 	payload := make([]byte, 1400*segs)
 	toSwitch := netip.AddrPortFrom(local, vxlan.DefaultPort)
-	dgrams := make([][]byte, fromVTEP)
+	peers := make([]unix.SockaddrInet4, endpoints)
+	frames := make([][][]byte, endpoints)
+	for i, ep := range eps {
+		peers[i] = unix.SockaddrInet4{Port: 9, Addr: ep.peer.As4()}
+		f := frame(testVNI, ep.mac, vxlan.MAC{2, 0x42, 1}, vxlan.EtherTypeIPv4, ipv4UDP(ep.peer, ep.addr, 9, 9, payload[:1000]))
+		for range fromVTEP {
+			frames[i] = append(frames[i], f)
+		}
+	}
 	to := make([]netip.AddrPort, fromVTEP)
+	for i := range to {
+		to[i] = toSwitch
+	}
 	hashes := make([]uint32, fromVTEP)
 	rounds := 0
 	round := func() {
-		before := sw.Stats()
-		var wantRx uint64
-		for _, ep := range eps {
-			sa := &unix.SockaddrInet4{Port: 9, Addr: ep.peer.As4()}
+		rx, tx := sw.stats.portRx.Load(), sw.stats.portTx.Load()
+		for i := range eps {
 			for j := range supers {
 				for range 1 + (rounds+j)%7 {
-					if err := unix.Sendto(sock, payload[:100], 0, sa); err != nil {
+					if err := unix.Sendto(sock, payload[:100], 0, &peers[i]); err != nil {
 						b.Fatalf("send from the namespace: %v", err)
 					}
-					wantRx++
+					rx++
 				}
 				if gso {
-					if err := unix.Sendto(sock, payload, 0, sa); err != nil {
+					if err := unix.Sendto(sock, payload, 0, &peers[i]); err != nil {
 						b.Fatalf("GSO send from the namespace: %v", err)
 					}
-					wantRx += segs
+					rx += segs
 				}
 			}
-			f := frame(testVNI, ep.mac, vxlan.MAC{2, 0x42, 1}, vxlan.EtherTypeIPv4, ipv4UDP(ep.peer, ep.addr, 9, 9, payload[:1000]))
-			for i := range dgrams {
-				dgrams[i], to[i] = f, toSwitch
-			}
-			if n, err := peer.WriteBatch(dgrams, to, hashes); n != fromVTEP || err != nil {
+			if n, err := peer.WriteBatch(frames[i], to, hashes); n != fromVTEP || err != nil {
 				b.Fatalf("remote VTEP sent %d of %d: %v", n, fromVTEP, err)
 			}
+			tx += fromVTEP
 		}
 		rounds++
 		// Everything the containers sent was read and forwarded, and
 		// everything the VTEP sent was written to the ports.
-		wantTx := uint64(endpoints * fromVTEP)
 		testutil.WaitFor(b, "the round's traffic", time.Minute, func() bool {
-			s := sw.Stats()
-			return s.PortRxPackets-before.PortRxPackets >= wantRx && s.PortTxPackets-before.PortTxPackets >= wantTx
+			return sw.stats.portRx.Load() >= rx && sw.stats.portTx.Load() >= tx
 		})
 	}
 	for b.Loop() {
@@ -198,6 +209,13 @@ func benchPortMemory(b *testing.B, endpoints int) {
 	rss := vmRSS(b)
 	b.ReportMetric(float64(rss)/(1<<20), "MB-rss")
 	b.ReportMetric(float64(rss-base)/1024/float64(endpoints), "KB-rss/endpoint")
+	// The live heap, resident or not, sets how much garbage the process
+	// may gather before the next collection (GOGC): per endpoint it says
+	// what an endpoint adds to that.
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc-baseHeap)/1024/float64(endpoints), "KB-heap/endpoint")
 	if !gso {
 		b.Log("no UDP GSO here: the rounds had no super-packets")
 	}
