@@ -54,6 +54,7 @@ type insideBatch struct {
 	last  lookupCache // reset every batch
 
 	uplinkWriters map[*Uplink]FrameWriter // see insideLoop.uplinkOut
+	removals      uint64                  // sw.removals when its writers were last pruned
 }
 
 // batchPool lends inside-path batches to the ports' loops.
@@ -102,6 +103,12 @@ func (bp *batchPool) get() *insideBatch {
 	}
 	if n := int(bp.size.Load()); len(b.bufs) < n {
 		b.grow(n)
+	}
+	if r := bp.sw.removals.Load(); r != b.removals {
+		// A port was removed: its writer must not keep it (and its
+		// device) alive for as long as the batch lives.
+		b.local.forgetClosed()
+		b.removals = r
 	}
 	return b
 }

@@ -55,7 +55,8 @@ type Switch struct {
 	underlay Underlay
 	table    atomic.Pointer[Table]
 	stats    counters
-	batches  *batchPool // the ports' inside-path batches (see pool.go)
+	batches  *batchPool    // the ports' inside-path batches (see pool.go)
+	removals atomic.Uint64 // ports removed so far: batches then forget their writers
 
 	mu         sync.Mutex // guards ports and nextIndex; never taken per packet
 	ports      map[*Port]struct{}
@@ -83,6 +84,7 @@ type Port struct {
 	index       int
 	done        chan struct{}
 	once        sync.Once
+	closed      atomic.Bool // set when the device is closed
 }
 
 // Name returns the name given to AddPort.
@@ -174,11 +176,15 @@ func (sw *Switch) RemovePort(p *Port) {
 	delete(sw.ports, p)
 	sw.mu.Unlock()
 	p.close()
+	sw.removals.Add(1)
 	<-p.done
 }
 
 func (p *Port) close() {
-	p.once.Do(func() { p.dev.Close() })
+	p.once.Do(func() {
+		p.closed.Store(true)
+		p.dev.Close()
+	})
 }
 
 // Run reads the underlay until ctx ends or the switch is closed. It returns
