@@ -60,7 +60,9 @@ demo-dataplane: deps build
 	scripts/demo.sh bin/vxnet
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/... ./ipam
+	$(GO) test -run '^$$' -bench . -skip PortMemory -benchmem ./dataplane/... ./ipam
+	@echo "RSS per endpoint (root: real TUN devices), each size in a process of its own"
+	for n in 1 100 500; do $(GO) test -run '^$$' -bench "PortMemory/$$n\$$" -benchtime 20x ./dataplane || exit 1; done
 	$(GO) test -run '^$$' -bench Gossip -benchtime 1x -timeout 30m ./bench
 	$(GO) test -run '^$$' -bench IPAMFirstAddress -benchtime 3x -timeout 10m ./bench
 	$(GO) test -run '^$$' -bench . -benchmem ./dns

@@ -119,6 +119,19 @@ func (q *portTx) writer(p *Port) superWriter {
 	return w
 }
 
+// forgetClosed drops the writers of ports whose device is closed.
+func (q *portTx) forgetClosed() {
+	kept := q.writers[:0]
+	for _, w := range q.writers {
+		if !w.port.closed.Load() {
+			kept = append(kept, w)
+		}
+	}
+	clear(q.writers[len(kept):])
+	q.writers = kept
+	q.next = 0
+}
+
 // flush writes each group to its port. Write may reorder and grow the
 // group's slice headers; the group owns those, not the buffers' owner.
 //

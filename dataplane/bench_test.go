@@ -28,7 +28,7 @@ func BenchmarkEncap(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i += benchBatch {
-				h.inside.process(benchBatch)
+				h.processInside(benchBatch)
 			}
 		})
 	}

@@ -47,6 +47,9 @@
 // lands at Headroom, ready for a TUN write (which puts its own 10-byte
 // virtio-net header in the bytes just before the packet).
 //
-// Each packet loop owns its buffers for its whole life; nothing is pooled
-// across goroutines and nothing is allocated per packet.
+// The underlay's and the uplinks' loops own their buffers for their whole
+// life. The ports' loops, one per endpoint, borrow theirs from a pool sized
+// to the host's cores, only while they read and process a batch (see
+// pool.go), so an idle endpoint holds no packet buffer. Nothing is
+// allocated per packet.
 package dataplane

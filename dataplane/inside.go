@@ -9,21 +9,28 @@ import (
 	wgtun "golang.zx2c4.com/wireguard/tun"
 )
 
-// insideLoop is the scratch of one port's inside path (TUN → underlay),
-// allocated once when the port is added.
+// insideLoop is one port's inside path (TUN → underlay). It holds no
+// packet buffers of its own on Linux: it borrows a batch from the switch's
+// pool for each batch it reads and processes (see pool.go).
 type insideLoop struct {
-	sw    *Switch
-	port  *Port
-	bufs  [][]byte // owned by this loop for its whole life
-	sizes []int
-	udp   underlayTx
-	local portTx
-	tally tally
-	last  lookupCache // reset every batch
+	sw   *Switch
+	port *Port
+	room int // the device's BatchSize: buffers a read must have left
 
-	arp           arpThrottle // uplink networks' ARP requests
-	arpBuf        [vxlan.EthernetLen + arpLen]byte
-	uplinkWriters map[*Uplink]FrameWriter // see uplinkOut
+	// borrowed: from sw.batches while one batch is read and processed,
+	// until routineReadFromPort puts it back after process flushed every
+	// packet; nil in between.
+	b *insideBatch
+
+	// The port's own read buffers, only for a device read with
+	// Device.Read, which waits holding them (nil on raw reads).
+	readBufs  [][]byte
+	readSizes []int
+
+	tally tally
+
+	arp    arpThrottle // uplink networks' ARP requests
+	arpBuf [vxlan.EthernetLen + arpLen]byte
 }
 
 // refillExtra is how many packets past one Read's batch the inside loop
@@ -32,18 +39,18 @@ type insideLoop struct {
 const refillExtra = 64
 
 func (sw *Switch) newInsideLoop(p *Port) *insideLoop {
-	batch := p.dev.BatchSize() + refillExtra
-	return &insideLoop{
-		sw:   sw,
-		port: p,
+	l := &insideLoop{sw: sw, port: p, room: p.dev.BatchSize()}
+	if p.raw == nil {
 		// Every buffer must hold a whole segment of any size the kernel
 		// may choose (the TUN device splits TSO packets into them and
 		// panics on a segment that does not fit), and room to coalesce
 		// local deliveries. Pages never written are never made resident.
-		bufs:  newBuffers(batch, Headroom+MaxSegmentSize),
-		sizes: make([]int, batch),
-		udp:   newUnderlayTx(sw.underlay.NewWriter(), batch),
+		l.readBufs = newBuffers(l.room, Headroom+MaxSegmentSize)
+		l.readSizes = make([]int, l.room)
+	} else {
+		sw.batches.need(l.room)
 	}
+	return l
 }
 
 // routineReadFromPort reads batches from one port until its device closes.
@@ -53,9 +60,26 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 	l := sw.newInsideLoop(p)
 	var errs readErrors
 	for {
-		n, err := p.read(l.bufs, l.sizes, &l.tally)
-		if n > 0 {
-			l.process(n)
+		var n int
+		var err error
+		if p.raw != nil {
+			n, err = l.read() // borrows l.b
+			if n > 0 {
+				l.process(l.b.bufs, l.b.sizes, n)
+			}
+		} else {
+			n, err = p.dev.Read(l.readBufs, l.readSizes, Headroom)
+			if err != nil && !errors.Is(err, os.ErrClosed) {
+				dropRead(&l.tally, err)
+			}
+			if n > 0 {
+				l.b = sw.batches.get()
+				l.process(l.readBufs, l.readSizes, n)
+			}
+		}
+		if l.b != nil {
+			sw.batches.put(l.b) // every packet in it was flushed
+			l.b = nil
 		}
 		if err == nil {
 			errs.streak = 0
@@ -71,6 +95,21 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 	}
 }
 
+// Lend borrows a batch for a read of the raw device (tun.Lender): all its
+// buffers but the last room-1, so that a super-packet read into the last
+// one lent still has room for its segments.
+func (l *insideLoop) Lend() ([][]byte, []int) {
+	l.b = l.sw.batches.get()
+	return l.b.bufs[:len(l.b.bufs)-l.room+1], l.b.sizes
+}
+
+// Unlend returns the batch of the last Lend, unread, before the read
+// waits (tun.Lender).
+func (l *insideLoop) Unlend() {
+	l.sw.batches.put(l.b)
+	l.b = nil
+}
+
 // dropRead counts a read or split that failed as the drop it is.
 func dropRead(t *tally, err error) {
 	if errors.Is(err, wgtun.ErrTooManySegments) || errors.Is(err, errTooManySegments) {
@@ -80,35 +119,43 @@ func dropRead(t *tally, err error) {
 	}
 }
 
-// read waits for the port's packets and reads what is queued into bufs and
-// sizes, at Headroom. On Linux it reads the TUN device's descriptor itself
-// (tun.Raw): a batch of small packets costs one read(2) each and no more,
-// and TSO super-packets are split in the loop's own buffers, which is why
-// reading stops while fewer than a whole batch (BatchSize) of buffers is
-// left. A packet whose virtio-net header is malformed is skipped. Every
-// failure but a closed device is counted in t as a drop and returned (the
-// last one). Other devices (Wintun, the fakes of the tests) are read through
-// Device.Read, one batch per wait.
-func (p *Port) read(bufs [][]byte, sizes []int, t *tally) (int, error) {
-	if p.raw == nil {
-		n, err := p.dev.Read(bufs, sizes, Headroom)
-		if err != nil && !errors.Is(err, os.ErrClosed) {
-			dropRead(t, err)
-		}
-		return n, err
-	}
-	room := p.dev.BatchSize()
+// read waits for the port's packets and reads what is queued, at Headroom,
+// into the buffers of a batch it borrows for l.b (none while it waits; see
+// Lend). It reads the TUN device's descriptor itself (tun.Raw): a batch of
+// small packets costs one read(2) each and no more, and TSO super-packets
+// are split in the batch's own buffers, which is why reading stops while
+// fewer than a whole batch (BatchSize) of buffers is left. A packet whose
+// virtio-net header is malformed is skipped. Every failure but a closed
+// device is counted in l.tally as a drop and returned (the last one). It
+// returns with l.b set whenever it read anything, and may return with it
+// set when it read nothing.
+func (l *insideLoop) read() (int, error) {
+	p, t := l.port, &l.tally
 	off := Headroom
 	if p.vnet {
 		off -= virtioHdrLen
 	}
 	n := 0
 	var bad error
-	for wait := true; len(bufs)-n >= room; wait = false {
-		// A super-packet read into bufs[n+k] may need room buffers from
-		// there on, so a batch reads into no more than the first
-		// len-room+1 of those left.
-		k, drained, err := p.raw.ReadBatch(bufs[n:len(bufs)-room+1], off, sizes[n:], wait)
+	for wait := true; ; wait = false {
+		var k int
+		var drained bool
+		var err error
+		if wait {
+			k, drained, err = p.raw.ReadBatchLent(l, off)
+			if l.b == nil {
+				return 0, err // closed while waiting
+			}
+		} else {
+			if len(l.b.bufs)-n < l.room {
+				break
+			}
+			// A super-packet read into bufs[n+k] may need room buffers
+			// from there on, so a batch reads into no more than the
+			// first len-room+1 of those left.
+			k, drained, err = p.raw.ReadBatch(l.b.bufs[n:len(l.b.bufs)-l.room+1], off, l.b.sizes[n:], false)
+		}
+		bufs, sizes := l.b.bufs, l.b.sizes
 		if !p.vnet {
 			n += k
 		} else {
@@ -167,9 +214,12 @@ func (e *readErrors) note(sw *Switch, what, name string, err error) {
 	}
 }
 
-// process forwards the n packets read into l.bufs.
-func (l *insideLoop) process(n int) {
+// process forwards the n packets read into bufs (at Headroom, sizes[i]
+// long), with the scratch of the borrowed batch l.b. They are all flushed
+// when it returns.
+func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 	sw := l.sw
+	b := l.b
 	tbl := sw.table.Load()
 	pi := tbl.port(l.port)
 	l.tally.portRx += uint64(n)
@@ -179,12 +229,13 @@ func (l *insideLoop) process(n int) {
 		return
 	}
 	nw := pi.net
-	l.last = lookupCache{}
+	b.last = lookupCache{}
 	for i := 0; i < n; i++ {
-		// borrowed: pkt and frame point into l.bufs[i], which stays ours;
-		// the underlay and port batches below hold them until flushed.
-		buf := l.bufs[i]
-		pkt := buf[Headroom : Headroom+l.sizes[i]]
+		// borrowed: pkt and frame point into bufs[i], which stays ours
+		// for the batch; the underlay and port batches below hold them
+		// until flushed at the end.
+		buf := bufs[i]
+		pkt := buf[Headroom : Headroom+sizes[i]]
 		info, ok := parseIP(pkt)
 		if !ok {
 			l.tally.drop(DropMalformed)
@@ -200,7 +251,7 @@ func (l *insideLoop) process(n int) {
 		frame := buf[UnderlayOffset : Headroom+info.length]
 		hash := flowHash(pkt, &info)
 
-		h := l.last.host(nw, info.dst)
+		h := b.last.host(nw, info.dst)
 		if nw.policy != nil && h != nil && !nw.policy.allows(pkt, &info) {
 			l.tally.drop(DropPolicy)
 			continue
@@ -216,16 +267,16 @@ func (l *insideLoop) process(n int) {
 				continue
 			}
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
-			l.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
+			b.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
 		case h != nil && h.port != nil:
 			if h.port == l.port {
 				l.tally.drop(DropLoop)
 				continue
 			}
-			l.local.add(h.port, buf[:Headroom+info.length])
+			b.local.add(h.port, buf[:Headroom+info.length])
 		case h != nil:
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
-			l.udp.add(frame, sw.vtepAddr(h.vtep), hash)
+			b.udp.add(frame, sw.vtepAddr(h.vtep), hash)
 		case nw.gateway != nil && !nw.isFlood(info.dst, info.v6):
 			// To an address no endpoint has: out through the gateway, unless
 			// it came from there (the host sent to a missing endpoint).
@@ -233,7 +284,7 @@ func (l *insideLoop) process(n int) {
 				l.tally.drop(DropNoEndpoint)
 				continue
 			}
-			l.local.add(nw.gateway, buf[:Headroom+info.length])
+			b.local.add(nw.gateway, buf[:Headroom+info.length])
 		default:
 			// Broadcast, multicast and unknown unicast: replicate to
 			// every VTEP and every other local port of the network.
@@ -243,14 +294,14 @@ func (l *insideLoop) process(n int) {
 			}
 			vxlan.Encap(frame, nw.vni, dstMAC, pi.mac, info.etherType)
 			for _, v := range nw.vteps {
-				l.udp.add(frame, sw.vtepAddr(v), hash)
+				b.udp.add(frame, sw.vtepAddr(v), hash)
 			}
 			// Shared by several writes: capacity capped so that no TUN
 			// write can coalesce into it and change it for the next.
 			shared := buf[: Headroom+info.length : Headroom+info.length]
 			for _, lp := range nw.locals {
 				if lp != l.port {
-					l.local.add(lp, shared)
+					b.local.add(lp, shared)
 				}
 			}
 			l.tally.flooded++
@@ -258,7 +309,7 @@ func (l *insideLoop) process(n int) {
 	}
 	// The underlay goes first: a TUN write puts its virtio-net header over
 	// the bytes where a flooded packet's VXLAN header sits.
-	l.udp.flush(&l.tally)
-	l.local.flush(&l.tally)
+	b.udp.flush(&l.tally)
+	b.local.flush(&l.tally)
 	sw.stats.flush(&l.tally)
 }

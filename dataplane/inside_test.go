@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/tun/tuntest"
 )
 
@@ -18,6 +19,13 @@ type scriptedReader struct {
 	drained []bool
 	windows []int // len(bufs) of each call
 	waits   []bool
+}
+
+// ReadBatchLent borrows the lender's buffers and reads the next batch into
+// them, as tun.Raw does when a packet is there at once.
+func (s *scriptedReader) ReadBatchLent(l tun.Lender, offset int) (int, bool, error) {
+	bufs, sizes := l.Lend()
+	return s.ReadBatch(bufs, offset, sizes, true)
 }
 
 func (s *scriptedReader) ReadBatch(bufs [][]byte, offset int, sizes []int, wait bool) (int, bool, error) {
@@ -38,7 +46,21 @@ func (s *scriptedReader) ReadBatch(bufs [][]byte, offset int, sizes []int, wait 
 	return len(b), s.drained[call], nil
 }
 
-// TestPortRead_batches: Port.read on a raw device splits what each batch
+// newReadRig returns the inside loop of p on a switch whose batches have
+// batch buffers.
+func newReadRig(t *testing.T, p *Port, batch int) *insideLoop {
+	t.Helper()
+	sw, err := New(DefaultConfig(), &nopUnderlay{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.sw = sw
+	l := sw.newInsideLoop(p)
+	sw.batches.size.Store(int32(batch))
+	return l
+}
+
+// TestPortRead_batches: insideLoop.read on a raw device splits what each batch
 // brings, skips and counts a packet whose virtio-net header is bad (those
 // after it move down over it), reads on while the device has more and the
 // buffers hold a whole super-packet, and stops once the queue is drained.
@@ -51,11 +73,9 @@ func TestPortRead_batches(t *testing.T) {
 		batches: [][][]byte{{plain("a"), bad, plain("b"), super}, {plain("c")}},
 		drained: []bool{false, true},
 	}
-	p := &Port{dev: tuntest.New(room, 4), raw: r, vnet: true}
-	bufs := newBuffers(3*room, Headroom+4000)
-	sizes := make([]int, len(bufs))
-	var tl tally
-	n, err := p.read(bufs, sizes, &tl)
+	l := newReadRig(t, &Port{dev: tuntest.New(room, 4), raw: r, vnet: true}, 3*room)
+	n, err := l.read()
+	bufs, sizes, tl := l.b.bufs, l.b.sizes, l.tally
 	if err == nil || errors.Is(err, os.ErrClosed) {
 		t.Fatalf("error %v, want the bad header's", err)
 	}
@@ -90,11 +110,9 @@ func TestPortRead_tooManySegments(t *testing.T) {
 		batches: [][][]byte{{append(make([]byte, virtioHdrLen), tcpPacket([]byte("a"))...), super}},
 		drained: []bool{false},
 	}
-	p := &Port{dev: tuntest.New(room, 4), raw: r, vnet: true}
-	bufs := newBuffers(3, Headroom+4000)
-	sizes := make([]int, len(bufs))
-	var tl tally
-	n, err := p.read(bufs, sizes, &tl)
+	l := newReadRig(t, &Port{dev: tuntest.New(room, 4), raw: r, vnet: true}, 3)
+	n, err := l.read()
+	tl := l.tally
 	if n != 1 || !errors.Is(err, errTooManySegments) || tl.drops[DropTooBig] != 1 {
 		t.Fatalf("n=%d err=%v too_big=%d, want the plain packet, errTooManySegments and one drop", n, err, tl.drops[DropTooBig])
 	}

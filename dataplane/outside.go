@@ -38,6 +38,8 @@ type outsideLoop struct {
 
 	// The last lookups of this batch: a burst is mostly one flow.
 	last lookupCache
+
+	removals uint64 // sw.removals when local's writers were last pruned
 }
 
 func (sw *Switch) newOutsideLoop(u Underlay) *outsideLoop {
@@ -114,6 +116,10 @@ func (l *outsideLoop) process(n int) {
 	l.allowedNet = nil
 	l.last = lookupCache{}
 	l.segUsed = 0
+	if r := sw.removals.Load(); r != l.removals {
+		l.local.forgetClosed() // keep no removed port alive
+		l.removals = r
+	}
 	for i := 0; i < n; i++ {
 		l.tally.udpRxBytes += uint64(l.sizes[i])
 		if l.segs != nil && l.segs[i] > 0 && l.sizes[i] > l.segs[i] {

@@ -55,6 +55,8 @@ type Switch struct {
 	underlay Underlay
 	table    atomic.Pointer[Table]
 	stats    counters
+	batches  *batchPool    // the ports' inside-path batches (see pool.go)
+	removals atomic.Uint64 // ports removed so far: batches then forget their writers
 
 	mu         sync.Mutex // guards ports and nextIndex; never taken per packet
 	ports      map[*Port]struct{}
@@ -82,6 +84,7 @@ type Port struct {
 	index       int
 	done        chan struct{}
 	once        sync.Once
+	closed      atomic.Bool // set when the device is closed
 }
 
 // Name returns the name given to AddPort.
@@ -107,6 +110,7 @@ func New(cfg Config, underlay Underlay) (*Switch, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	sw := &Switch{cfg: cfg, log: log.With("component", "dataplane"), underlay: underlay, ports: make(map[*Port]struct{}), uplinks: make(map[*Uplink]struct{})}
+	sw.batches = newBatchPool(sw, maxBatches())
 	empty, _ := NewTable(nil)
 	sw.table.Store(empty)
 	return sw, nil
@@ -135,6 +139,7 @@ func (sw *Switch) Stats() Stats {
 // rawReader reads a device's queued packets directly (tun.Raw).
 type rawReader interface {
 	ReadBatch(bufs [][]byte, offset int, sizes []int, wait bool) (n int, drained bool, err error)
+	ReadBatchLent(l tun.Lender, offset int) (n int, drained bool, err error)
 }
 
 // AddPort attaches a device and starts reading from it. The port forwards
@@ -171,11 +176,15 @@ func (sw *Switch) RemovePort(p *Port) {
 	delete(sw.ports, p)
 	sw.mu.Unlock()
 	p.close()
+	sw.removals.Add(1)
 	<-p.done
 }
 
 func (p *Port) close() {
-	p.once.Do(func() { p.dev.Close() })
+	p.once.Do(func() {
+		p.closed.Store(true)
+		p.dev.Close()
+	})
 }
 
 // Run reads the underlay until ctx ends or the switch is closed. It returns

@@ -234,7 +234,7 @@ func (l *insideLoop) toUplink(tbl *Table, nw *network, pi *portInfo, buf []byte,
 					l.tally.drop(DropLoop)
 					return
 				}
-				l.local.add(h.port, buf[:Headroom+info.length])
+				l.b.local.add(h.port, buf[:Headroom+info.length])
 				return
 			}
 		}
@@ -266,16 +266,18 @@ func (l *insideLoop) toUplink(tbl *Table, nw *network, pi *portInfo, buf []byte,
 	l.tally.uplinkTx++
 }
 
-// uplinkOut returns this loop's writer to u, made on first use (writers
-// keep per-call state, so loops never share one).
+// uplinkOut returns the borrowed batch's writer to u, made on first use
+// (writers keep per-call state, so two loops never share one; a batch is
+// one loop's at a time).
 func (l *insideLoop) uplinkOut(u *Uplink) FrameWriter {
-	w, ok := l.uplinkWriters[u]
+	b := l.b
+	w, ok := b.uplinkWriters[u]
 	if !ok {
-		if l.uplinkWriters == nil || len(l.uplinkWriters) >= 64 {
-			l.uplinkWriters = make(map[*Uplink]FrameWriter)
+		if b.uplinkWriters == nil || len(b.uplinkWriters) >= 64 {
+			b.uplinkWriters = make(map[*Uplink]FrameWriter)
 		}
 		w = u.dev.NewWriter()
-		l.uplinkWriters[u] = w
+		b.uplinkWriters[u] = w
 	}
 	return w
 }

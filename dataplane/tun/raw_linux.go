@@ -29,12 +29,25 @@ type Raw struct {
 	// The current ReadBatch's.
 	bufs    [][]byte
 	sizes   []int
+	lender  Lender // ReadBatchLent's; nil for ReadBatch
 	off     int
 	wait    bool
 	got     int
 	drained bool
 	err     error
 	batch   func(fd uintptr) bool // bound once: no allocation per call
+}
+
+// A Lender lends ReadBatchLent the buffers it reads into, only for as long
+// as the device has packets: a reader that waits holds none.
+type Lender interface {
+	// Lend returns the buffers to read into, as for ReadBatch, with
+	// len(sizes) >= len(bufs). They stay lent until Unlend is called or
+	// ReadBatchLent returns with them.
+	Lend() (bufs [][]byte, sizes []int)
+	// Unlend takes back the buffers of the last Lend, unread: the device
+	// had no packet after all, and the reader is about to wait.
+	Unlend()
 }
 
 // Writer writes whole packets to the device; one goroutine's own.
@@ -132,9 +145,35 @@ func (r *Raw) ReadBatch(bufs [][]byte, offset int, sizes []int, wait bool) (n in
 	return n, drained, nil
 }
 
+// ReadBatchLent is ReadBatch with wait set, for a reader that holds no
+// buffers while it waits: l lends them each time the device may have a
+// packet (first, and whenever the poller wakes the reader) and takes them
+// back, unread, before each wait. When it returns, the buffers of l's last
+// Lend (if not taken back) hold the n packets read; after the device is
+// closed it may return with none lent.
+func (r *Raw) ReadBatchLent(l Lender, offset int) (n int, drained bool, err error) {
+	r.lender = l
+	r.bufs, r.sizes, r.off, r.wait = nil, nil, offset, true
+	r.got, r.drained, r.err = 0, false, nil
+	perr := r.rc.Read(r.batch)
+	n, drained = r.got, r.drained
+	r.bufs, r.sizes, r.lender = nil, nil, nil
+	if perr != nil {
+		return n, false, fmt.Errorf("tun: read: %w (%v)", os.ErrClosed, perr)
+	}
+	if r.err != nil {
+		return n, false, errClosed("read", r.err)
+	}
+	return n, drained, nil
+}
+
 // readBatchFD reads until the queue is empty (rawio: the reads never wait).
 func (r *Raw) readBatchFD(fd uintptr) bool {
 	r.drained = false
+	if r.lender != nil && r.bufs == nil {
+		r.bufs, r.sizes = r.lender.Lend()
+		r.sizes = r.sizes[:len(r.bufs)]
+	}
 	for r.got < len(r.bufs) {
 		b := r.bufs[r.got][r.off:]
 		n, e := rawio.Read(fd, b)
@@ -147,7 +186,15 @@ func (r *Raw) readBatchFD(fd uintptr) bool {
 			}
 		case unix.EAGAIN:
 			r.drained = true
-			return r.got > 0 || !r.wait // nothing yet: wait for the device
+			if r.got > 0 || !r.wait {
+				return true
+			}
+			// Nothing yet: wait for the device, holding no buffers.
+			if r.lender != nil {
+				r.lender.Unlend()
+				r.bufs, r.sizes = nil, nil
+			}
+			return false
 		default:
 			r.err = e
 			return true

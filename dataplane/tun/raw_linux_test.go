@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -150,6 +151,112 @@ func TestRaw_readBatchTakesWhatIsQueued(t *testing.T) {
 		if sizes[i] != hdr+28 || p[9] != 1 || p[20] != 0 || int(p[27]) != i {
 			t.Errorf("packet %d (%d bytes) is not echo reply %d: % x", i, sizes[i], i, p)
 		}
+	}
+}
+
+// lender counts what it lends ReadBatchLent, and says when it takes the
+// buffers back.
+type lender struct {
+	mu            sync.Mutex
+	bufs          [][]byte
+	sizes         []int
+	lent          bool
+	lends, unlent int
+	waiting       chan struct{} // a send per Unlend, unless one is pending
+}
+
+func (l *lender) Lend() ([][]byte, []int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lent = true
+	l.lends++
+	return l.bufs, l.sizes
+}
+
+func (l *lender) Unlend() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lent = false
+	l.unlent++
+	select {
+	case l.waiting <- struct{}{}:
+	default: // the test has not taken the last one yet
+	}
+}
+
+// TestRaw_readBatchLentHoldsNoBuffersWhileWaiting: ReadBatchLent on an
+// empty device takes the buffers back before it waits, borrows them again
+// when a packet comes, and returns with the packet in them; closed while
+// waiting, it returns os.ErrClosed with nothing lent.
+func TestRaw_readBatchLentHoldsNoBuffersWhileWaiting(t *testing.T) {
+	ns := testNetns(t, "vxrawl")
+	if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl: %v %s", err, out)
+	}
+	dev, err := Create(Config{Name: "eth0", Netns: ns, Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.12.2/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	r, err := NewRaw(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lender{bufs: make([][]byte, 4), sizes: make([]int, 4), waiting: make(chan struct{}, 1)}
+	for i := range l.bufs {
+		l.bufs[i] = make([]byte, 70000)
+	}
+	for { // what the kernel sent on its own when the link came up
+		n, _, err := r.ReadBatch(l.bufs, 0, l.sizes, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	read := func() {
+		n, _, err := r.ReadBatchLent(l, 0)
+		done <- result{n, err}
+	}
+	go read()
+	<-l.waiting // nothing queued: the buffers came back before the wait
+	l.mu.Lock()
+	lent, lends := l.lent, l.lends
+	l.mu.Unlock()
+	if lent {
+		t.Fatalf("the buffers are lent while the reader waits (%d lends)", lends)
+	}
+	if _, err := r.NewWriter().Write(echoRequest(7)); err != nil {
+		t.Fatalf("write echo request: %v", err)
+	}
+	res := <-done
+	if res.err != nil || res.n != 1 {
+		t.Fatalf("ReadBatchLent: n=%d err=%v, want the echo reply", res.n, res.err)
+	}
+	if !l.lent || l.lends != l.unlent+1 {
+		t.Fatalf("lent %v after %d lends and %d returns, want the buffers lent once more than returned", l.lent, l.lends, l.unlent)
+	}
+	if p := l.bufs[0][10:l.sizes[0]]; l.sizes[0] != 10+28 || p[20] != 0 || p[27] != 7 {
+		t.Errorf("the lent buffer does not hold echo reply 7: % x", p)
+	}
+
+	l.lent = false
+	go read()
+	<-l.waiting
+	dev.Close()
+	res = <-done
+	if !errors.Is(res.err, os.ErrClosed) || res.n != 0 {
+		t.Errorf("closed while waiting: n=%d err=%v, want 0 and os.ErrClosed", res.n, res.err)
+	}
+	if l.lent {
+		t.Error("closed while waiting: the buffers are still lent")
 	}
 }
 

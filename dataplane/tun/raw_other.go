@@ -27,6 +27,19 @@ func (*Raw) ReadBatch([][]byte, int, []int, bool) (int, bool, error) {
 	return 0, false, errors.ErrUnsupported
 }
 
+// A Lender lends ReadBatchLent its buffers; see the Linux documentation.
+type Lender interface {
+	// Lend returns the buffers to read into.
+	Lend() (bufs [][]byte, sizes []int)
+	// Unlend takes back the buffers of the last Lend, unread.
+	Unlend()
+}
+
+// ReadBatchLent is never called on this platform.
+func (*Raw) ReadBatchLent(Lender, int) (int, bool, error) {
+	return 0, false, errors.ErrUnsupported
+}
+
 // Writer writes to a TUN device directly; only on Linux.
 type Writer struct{}
 
