@@ -215,7 +215,8 @@ func startHNSAgentAt(t *testing.T, fake *hnstest.Fake, dir, name, addr string, g
 
 // TestHNS_takesWhatTheSwitchTakes: HNS gets the networks and endpoints
 // the forwarding table would: of two networks sharing a VNI the first by
-// name, and of two endpoints claiming one address this host's.
+// name, and of two endpoints claiming one address the first by key, here
+// or not (every host keeps the same one).
 func TestHNS_takesWhatTheSwitchTakes(t *testing.T) {
 	fake := &hnstest.Fake{}
 	a := hnsAgent(fake)
@@ -230,11 +231,11 @@ func TestHNS_takesWhatTheSwitchTakes(t *testing.T) {
 	if _, ok := nets["vxnet-b"]; ok || len(nets) != 1 {
 		t.Errorf("HNS networks %v: want only vxnet-a, the first by name of the two on VNI 4242", slices.Sorted(maps.Keys(nets)))
 	}
-	if _, ok := eps["vxnet-a-remote"]; ok {
-		t.Error("the remote endpoint claiming this host's endpoint's address reached HNS")
+	if _, ok := eps["vxnet-a-zlocal"]; ok {
+		t.Error("this host's endpoint claiming an address an endpoint earlier by key holds reached HNS")
 	}
-	if _, ok := eps["vxnet-a-zlocal"]; !ok {
-		t.Errorf("this host's endpoint is missing from HNS: %v", slices.Sorted(maps.Keys(eps)))
+	if _, ok := eps["vxnet-a-remote"]; !ok {
+		t.Errorf("the endpoint first by key is missing from HNS: %v", slices.Sorted(maps.Keys(eps)))
 	}
 }
 

@@ -264,17 +264,14 @@ func (a *Agent) networksInSight() []api.Network {
 	return out
 }
 
-// endpointsInSight lists the keys of the endpoints of the networks in
-// (local endpoints first, then by key), leaving out one that claims an
-// address an earlier one of its network has (a row from a lost lease, a
-// bad peer), rather than the whole table failing. Called with a.mu held.
+// endpointsInSight lists the keys of the endpoints of the networks in, by
+// key, leaving out one that claims an address an earlier one of its network
+// has (a row from a lost lease, a bad peer), rather than the whole table
+// failing. Every host that sees the same rows keeps the same one, its own
+// or not; the loser's host readdresses it when IPAM reports the lease lost.
+// Called with a.mu held.
 func (a *Agent) endpointsInSight(in func(network string) bool) []string {
 	keys := sortedMapKeys(a.endpoints)
-	sort.SliceStable(keys, func(i, j int) bool {
-		_, li := a.local[keys[i]]
-		_, lj := a.local[keys[j]]
-		return li && !lj
-	})
 	out := keys[:0]
 	taken := map[string]map[netip.Addr]string{}
 	for _, k := range keys {
