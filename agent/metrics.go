@@ -19,6 +19,7 @@ type metrics struct {
 
 	packets, bytes, drops, flooded, neighbor, coalesced *prometheus.Desc
 	members, rows, endpoints, dnsQueries                *prometheus.Desc
+	leftOut                                             *prometheus.Desc
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -36,11 +37,12 @@ func newMetrics(a *Agent) *metrics {
 		rows:       d("table_rows", "Rows of the replicated tables this host holds (every owner's)."),
 		endpoints:  d("endpoints", "Endpoints in sight, by where they run (local, remote).", "where"),
 		dnsQueries: d("dns_queries_total", "DNS queries by result (answered, nxdomain, forwarded, servfail, malformed, truncated).", "result"),
+		leftOut:    d("table_rows_left_out", "Bad rows (networks, endpoints) the tables rebuilt from the replicated ones leave out, by table (forwarding, dns, hns); the log says why, once per row.", "table"),
 	}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.members, m.rows, m.endpoints, m.dnsQueries} {
+	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.members, m.rows, m.endpoints, m.dnsQueries, m.leftOut} {
 		ch <- d
 	}
 }
@@ -80,6 +82,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(m.dnsQueries, ds.ForwardFailed, "servfail")
 	c(m.dnsQueries, ds.Malformed, "malformed")
 	c(m.dnsQueries, ds.Truncated, "truncated")
+	for table, n := range m.a.skippedCounts() {
+		g(m.leftOut, n, table)
+	}
 }
 
 // serveMetrics serves /metrics on addr (host:port).

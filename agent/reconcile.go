@@ -227,16 +227,13 @@ func (a *Agent) reconcileNow() {
 		list = append(list, *s)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].VNI < list[j].VNI })
-	if t, err := dataplane.NewTable(list); err != nil {
-		a.log.Error("building the forwarding table", "error", err)
-	} else {
-		a.sw.SetTable(t)
-	}
-	if t, err := dns.NewTable(dnsNets, dnsEps, 0); err != nil {
-		a.log.Error("building the DNS records", "error", err)
-	} else {
-		a.dns.SetRecords(t)
-	}
+	// Bad rows are left out of each table and reported (skipped.go).
+	fwd, err := dataplane.NewTable(list)
+	a.sw.SetTable(fwd)
+	a.reportSkipped(tableForwarding, err)
+	records, err := dns.NewTable(dnsNets, dnsEps, 0)
+	a.dns.SetRecords(records)
+	a.reportSkipped(tableDNS, err)
 	a.syncHNS(hnsNets, hnsEps)
 }
 
