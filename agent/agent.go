@@ -180,6 +180,7 @@ type Agent struct {
 	pending   map[string]struct{}    // endpoints being created
 	ports     map[string]string      // host ports ("8080/tcp") reserved by endpoints being created
 	netns     map[string]*nsResolver // DNS listeners by namespace path
+	creating  map[string]struct{}    // names of networks and endpoints being created (names.go)
 	skipped   skippedRows            // bad rows the rebuilt tables leave out (skipped.go)
 	kick      chan struct{}
 }

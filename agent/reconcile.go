@@ -198,14 +198,14 @@ func (a *Agent) reconcileNow() {
 		if le, ok := a.local[k]; ok && le.port == nil {
 			// An HNS endpoint: HNS forwards for it, the switch does not.
 			dnsEps = append(dnsEps, dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network,
-				Addrs: spec.Addrs, Local: true})
+				Addrs: spec.Addrs, Local: true, Ports: dnsPorts(ep.SRVPorts)})
 			continue
 		} else if ok {
 			spec.Port = le.port
 		} else if s.Uplink != nil {
 			// Reached across the physical segment, not over VXLAN.
 			dnsEps = append(dnsEps, dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network,
-				Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name})
+				Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name, Ports: dnsPorts(ep.SRVPorts)})
 			continue
 		} else if v, err := netip.ParseAddr(ep.VTEP); err == nil {
 			if v == a.vtep {
@@ -217,7 +217,7 @@ func (a *Agent) reconcileNow() {
 		}
 		s.Endpoints = append(s.Endpoints, spec)
 		dnsEps = append(dnsEps, dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network,
-			Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name})
+			Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name, Ports: dnsPorts(ep.SRVPorts)})
 	}
 	hnsNets, hnsEps := a.hnsSpecs(nets, keys)
 	a.mu.Unlock()

@@ -55,10 +55,11 @@ type Endpoint struct {
 	Addresses []string `json:"addresses"` // "ip/prefix"
 	Aliases   []string `json:"aliases,omitempty"`
 	Service   string   `json:"service,omitempty"`
-	Netns     string   `json:"netns,omitempty"`   // on its host
-	Ifname    string   `json:"ifname,omitempty"`  // inside the namespace
-	Publish   []string `json:"publish,omitempty"` // HOSTPORT:CONTAINERPORT/PROTO (nat)
-	DHCP      *DHCP    `json:"dhcp,omitempty"`    // the lease, when a DHCP server gave the address
+	Netns     string   `json:"netns,omitempty"`    // on its host
+	Ifname    string   `json:"ifname,omitempty"`   // inside the namespace
+	Publish   []string `json:"publish,omitempty"`  // HOSTPORT:CONTAINERPORT/PROTO (nat)
+	SRVPorts  []string `json:"srvPorts,omitempty"` // NAME=PORT/PROTO, in DNS as SRV records
+	DHCP      *DHCP    `json:"dhcp,omitempty"`     // the lease, when a DHCP server gave the address
 }
 
 // DHCP is an endpoint's lease from the physical segment's DHCP server
@@ -82,6 +83,11 @@ type EndpointCreate struct {
 	Service string   `json:"service,omitempty"`
 	// Publish: HOSTPORT:CONTAINERPORT[/tcp|udp], nat networks only.
 	Publish []string `json:"publish,omitempty"`
+	// SRVPorts: NAME=PORT[/tcp|udp] (tcp by default), ports the endpoint
+	// serves: DNS answers _NAME._PROTO.SERVICE (SERVICE is Service, or
+	// Name without one) with SRV records "0 0 PORT NAME.NETWORK.", one per
+	// endpoint of the service. NAME is a service name such as http.
+	SRVPorts []string `json:"srvPorts,omitempty"`
 }
 
 // Service is a name over the endpoints that joined it (EndpointCreate's
