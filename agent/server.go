@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -117,22 +118,24 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// readJSON decodes a request body strictly: unknown fields and trailing
-// data are errors naming what is wrong.
+// readJSON decodes a request body strictly (decodeStrict): unknown
+// fields, fields in another case than documented, keys given twice and
+// trailing data are bad requests naming the field; a body over maxBody is
+// 413, naming the limit.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		field := ""
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			field = te.Field
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, &api.Error{Code: api.CodeTooLarge,
+				Message: fmt.Sprintf("request body over %d bytes (1 MiB), the API's limit", tooBig.Limit)})
+			return false
 		}
-		writeError(w, &api.Error{Code: api.CodeBadRequest, Field: field, Message: "bad request body: " + err.Error()})
+		writeError(w, &api.Error{Code: api.CodeBadRequest, Message: "reading the request body: " + err.Error()})
 		return false
 	}
-	if dec.More() {
-		writeError(w, &api.Error{Code: api.CodeBadRequest, Message: "bad request body: more than one JSON value"})
+	if err := decodeStrict(body, v); err != nil {
+		writeError(w, err)
 		return false
 	}
 	return true
@@ -163,6 +166,8 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusNotFound
 	case api.CodeConflict:
 		status = http.StatusConflict
+	case api.CodeTooLarge:
+		status = http.StatusRequestEntityTooLarge
 	}
 	writeJSON(w, status, e)
 }

@@ -12,8 +12,13 @@
 //	GET    /v1/services              → []Service
 //	GET    /v1/cluster/members       → []Member
 //
+// Request bodies are one JSON object, decoded strictly: a field name must
+// be spelled as documented, case included, an unknown field or a key given
+// twice is refused, and a body may be at most 1 MiB.
+//
 // Errors are an Error document with an HTTP status: 400 for a bad
-// request (Field names the offending field), 404, 409 for a conflict.
+// request (Field names the offending field), 404, 409 for a conflict, 413
+// for a body over the limit.
 package api
 
 import "time"
@@ -111,7 +116,7 @@ type Member struct {
 
 // Error is the body of every error response.
 type Error struct {
-	Code    string `json:"code"`            // "bad_request", "not_found", "conflict", "internal"
+	Code    string `json:"code"`            // "bad_request", "not_found", "conflict", "too_large", "internal"
 	Message string `json:"message"`         // for a person
 	Field   string `json:"field,omitempty"` // the offending field, when one is at fault
 }
@@ -123,5 +128,6 @@ const (
 	CodeBadRequest = "bad_request"
 	CodeNotFound   = "not_found"
 	CodeConflict   = "conflict"
+	CodeTooLarge   = "too_large" // a request body over the limit (HTTP 413)
 	CodeInternal   = "internal"
 )
