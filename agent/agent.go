@@ -44,6 +44,11 @@ type Config struct {
 	DataDir string
 	// GossipKey, base64 of 16, 24 or 32 bytes, encrypts gossip.
 	GossipKey string
+	// GossipKeyFile names a file holding GossipKey on its first line
+	// (instead of GossipKey, which a command line shows to every user of
+	// the host). On Unix the file must not be readable by its group or by
+	// others.
+	GossipKeyFile string
 	// VXLANPort is the underlay UDP port. Default 4789.
 	VXLANPort int
 	// APISocket is the unix socket of the API. Default
@@ -135,10 +140,20 @@ func (c *Config) validate() (advertise netip.Addr, keys [][]byte, profile gossip
 			return advertise, nil, 0, &ConfigError{"join", j, "want host:port, e.g. 198.18.0.2:7946"}
 		}
 	}
-	if c.GossipKey != "" {
-		k, err := base64.StdEncoding.DecodeString(c.GossipKey)
-		if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
-			return advertise, nil, 0, &ConfigError{"gossip-key", "(hidden)", "want base64 of 16, 24 or 32 bytes (e.g. `head -c32 /dev/urandom | base64`)"}
+	key, keyField, keyValue := c.GossipKey, "gossip-key", "(hidden)"
+	if c.GossipKeyFile != "" {
+		if c.GossipKey != "" {
+			return advertise, nil, 0, &ConfigError{"gossip-key-file", c.GossipKeyFile, "give the key either in a file or as a value, not both"}
+		}
+		if key, err = readKeyFile("gossip-key-file", c.GossipKeyFile); err != nil {
+			return advertise, nil, 0, err
+		}
+		keyField, keyValue = "gossip-key-file", c.GossipKeyFile
+	}
+	if key != "" {
+		k, derr := base64.StdEncoding.DecodeString(key)
+		if derr != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+			return advertise, nil, 0, &ConfigError{keyField, keyValue, "want base64 of 16, 24 or 32 bytes (e.g. `head -c32 /dev/urandom | base64`)"}
 		}
 		keys = [][]byte{k}
 	}
