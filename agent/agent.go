@@ -80,6 +80,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported to other members.
 	Version string
+	// BindTimeout is how long a bind whose address is in use (gossip,
+	// VXLAN, the API socket, metrics, DNS in a container's namespace) is
+	// retried: a restarted agent may find its predecessor still shutting
+	// down. Default DefaultBindTimeout; negative: no retry.
+	BindTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -109,6 +114,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.BindTimeout == 0 {
+		c.BindTimeout = DefaultBindTimeout
 	}
 }
 
@@ -187,17 +195,18 @@ type Agent struct {
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
 
-	recMu     sync.Mutex // one reconcileNow at a time; taken before mu
-	mu        sync.Mutex
-	networks  map[string]api.Network  // every network, from the table
-	endpoints map[string]api.Endpoint // every endpoint, from the table
-	local     map[string]*localEndpoint
-	pending   map[string]struct{}    // endpoints being created
-	ports     map[string]string      // host ports ("8080/tcp") reserved by endpoints being created
-	netns     map[string]*nsResolver // DNS listeners by namespace path
-	creating  map[string]struct{}    // names of networks and endpoints being created (names.go)
-	skipped   skippedRows            // bad rows the rebuilt tables leave out (skipped.go)
-	kick      chan struct{}
+	recMu      sync.Mutex // one reconcileNow at a time; taken before mu
+	mu         sync.Mutex
+	networks   map[string]api.Network  // every network, from the table
+	endpoints  map[string]api.Endpoint // every endpoint, from the table
+	local      map[string]*localEndpoint
+	pending    map[string]struct{}    // endpoints being created
+	ports      map[string]string      // host ports ("8080/tcp") reserved by endpoints being created
+	netns      map[string]*nsResolver // DNS listeners by namespace path
+	creating   map[string]struct{}    // names of networks and endpoints being created (names.go)
+	dnsWaiting map[string]bool        // namespaces whose DNS address is in use, retried (bind.go)
+	skipped    skippedRows            // bad rows the rebuilt tables leave out (skipped.go)
+	kick       chan struct{}
 }
 
 // localEndpoint is an endpoint of this host: its port on the switch.
@@ -238,7 +247,8 @@ func New(cfg Config) (*Agent, error) {
 	kc.InitialClock, kc.InitialRows, kc.Logger = st.Clock, st.Rows, cfg.Logger
 	gc := gossip.Config{Name: cfg.Name, BindAddr: vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
 		Keys: keys, Meta: gossip.Meta{VTEP: vtep.String(), Version: cfg.Version}, Logger: cfg.Logger}
-	if a.kv, err = kvs.NewGossip(kc, gc); err != nil {
+	gossipAddr := net.JoinHostPort(vtep.String(), strconv.Itoa(cfg.GossipPort))
+	if a.kv, err = retryBind(a.log, "gossip", gossipAddr, cfg.BindTimeout, func() (*kvs.Gossip, error) { return kvs.NewGossip(kc, gc) }); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Agent, error) {
@@ -261,7 +271,10 @@ func New(cfg Config) (*Agent, error) {
 	if a.dns, err = dns.New(dc); err != nil {
 		return fail(err)
 	}
-	if a.sw, err = newSwitch(vtep, uint16(cfg.VXLANPort), cfg.MTU, cfg.RxQueues, cfg.Logger); err != nil {
+	vxlanAddr := net.JoinHostPort(vtep.String(), strconv.Itoa(cfg.VXLANPort))
+	if a.sw, err = retryBind(a.log, "vxlan", vxlanAddr, cfg.BindTimeout, func() (*dataplane.Switch, error) {
+		return newSwitch(vtep, uint16(cfg.VXLANPort), cfg.MTU, cfg.RxQueues, cfg.Logger)
+	}); err != nil {
 		return fail(err)
 	}
 	a.host = driver.NewHost(a.sw, cfg.MTU, cfg.Logger)
@@ -335,7 +348,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer stopMetrics()
 	}
 	if a.cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(a.cfg.PprofAddr)
+		stopPprof, err := a.servePprof(a.cfg.PprofAddr)
 		if err != nil {
 			return err
 		}

@@ -97,7 +97,7 @@ func (a *Agent) serveMetrics(addr string) (stop func(), err error) {
 	if err := reg.Register(newMetrics(a)); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := retryBind(a.log, "metrics", addr, a.cfg.BindTimeout, func() (net.Listener, error) { return net.Listen("tcp", addr) })
 	if err != nil {
 		return nil, fmt.Errorf("metrics-addr %s: %w", addr, err)
 	}
@@ -113,8 +113,8 @@ func (a *Agent) serveMetrics(addr string) (stop func(), err error) {
 }
 
 // servePprof serves Go's profiler on addr.
-func servePprof(addr string) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
+func (a *Agent) servePprof(addr string) (stop func(), err error) {
+	ln, err := retryBind(a.log, "pprof", addr, a.cfg.BindTimeout, func() (net.Listener, error) { return net.Listen("tcp", addr) })
 	if err != nil {
 		return nil, fmt.Errorf("pprof-addr %s: %w", addr, err)
 	}

@@ -375,7 +375,7 @@ func (a *Agent) attach(ep api.Endpoint) error {
 	a.endpoints[key] = ep
 	r := a.netns[path]
 	if r == nil {
-		conns, err := dns.ListenNetns(path, dns.ContainerAddr)
+		conns, err := a.listenDNS(path) // bind.go: an address in use is retried
 		if err != nil {
 			a.log.Warn("no DNS in the container's namespace", "netns", ep.Netns, "error", err)
 		} else if l, err := a.dns.Serve(conns, dns.View{}); err != nil {

@@ -25,15 +25,21 @@ func (a *Agent) serveAPI(path string) (stop func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("api-socket %s: %w", path, err)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("api-socket %s: %w", path, err)
-	}
-	ln, err := net.Listen("unix", path)
+	// A socket that answers is another agent's, perhaps the one this
+	// agent replaces, still shutting down: wait for it (bind.go).
+	ln, err := retryBind(a.log, "api-socket", path, a.cfg.BindTimeout, func() (net.Listener, error) { return listenAPISocket(path) })
 	if err != nil {
 		return nil, fmt.Errorf("api-socket %s: %w", path, err)
 	}
+	// Removed on stop only while it is still this agent's: a successor
+	// may have made its own by then.
+	if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
+	mine, _ := os.Lstat(path)
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
+		removeOwnSocket(path, mine)
 		return nil, fmt.Errorf("api-socket %s: %w", path, err)
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
@@ -46,7 +52,7 @@ func (a *Agent) serveAPI(path string) (stop func(), err error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			srv.Shutdown(ctx)
-			os.Remove(path)
+			removeOwnSocket(path, mine)
 		})
 	}, nil
 }

@@ -67,6 +67,7 @@ func cmdAgent(std stdio, args []string) int {
 	upstreams := fs.String("dns-upstream", "", "DNS servers for names vxnet does not own, `IP[:PORT],...` (default: the host's resolv.conf; \"none\": answer SERVFAIL)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve Go's profiler at http://`HOST:PORT`/debug/pprof/ (speed work; keep it on loopback)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (packets, drops by reason, members, table sizes, DNS queries by result)")
+	fs.DurationVar(&cfg.BindTimeout, "bind-timeout", agent.DefaultBindTimeout, "how long to retry binding an address in use (gossip, VXLAN, the API socket, metrics, DNS), as when the agent this one replaces is still shutting down; then exit with an error (`DURATION`; 0: no retry)")
 	level := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `FORMAT`: text (key=value) or json")
 	configFile := fs.String("config", "", "read settings from a JSON `FILE` first: keys are the flag names, e.g. {\"advertise-addr\": \"198.18.0.1\", \"join\": \"198.18.0.2:7946\"}; flags given on the command line win")
@@ -88,6 +89,9 @@ func cmdAgent(std stdio, args []string) int {
 	}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
+	}
+	if cfg.BindTimeout == 0 {
+		cfg.BindTimeout = -1 // no retry (the library's 0 is the default)
 	}
 	if cfg.GossipKey == "" && cfg.GossipKeyFile == "" {
 		cfg.GossipKey = os.Getenv("VXNET_GOSSIP_KEY")
