@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -95,5 +96,36 @@ func TestAgent_waitsForAddressInUse(t *testing.T) {
 	waitLog("the agent to bind the VXLAN port", "vxlan: bound once the address was free")
 	testutil.WaitFor(t, "the agent's API", 20*time.Second, func() bool {
 		return exec.Command(vxnetBin, "--socket", sock, "cluster", "members").Run() == nil
+	})
+}
+
+// TestAgent_dnsWaitsForItsAddress: an endpoint whose namespace has
+// 127.0.0.11:53 held (by the resolver of an agent still exiting) is made
+// at once; DNS there starts once the address is free.
+func TestAgent_dnsWaitsForItsAddress(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.53", "h1")
+	c.cli("h1", "network", "create", "--subnet", "10.53.0.0/24", "web")
+	ns := l.netns("c1")
+	var holder net.PacketConn
+	inNetns(t, ns, func() {
+		var err error
+		if holder, err = net.ListenPacket("udp", "127.0.0.11:53"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer holder.Close()
+	c.cli("h1", "endpoint", "create", "--network", "web", "--name", "app", "--netns", ns)
+	logPath := c.hosts["h1"].log
+	testutil.WaitFor(t, "the agent to wait for the DNS address", 20*time.Second, func() bool {
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), "dns: address in use")
+	})
+	if got := c.dig(ns, "app", false); got == "10.53.0.2" {
+		t.Fatalf("answered while the holder has the address: %q", got)
+	}
+	holder.Close()
+	testutil.WaitFor(t, "DNS in the namespace once its address is free", 20*time.Second, func() bool {
+		return c.dig(ns, "app", false) == "10.53.0.2"
 	})
 }
