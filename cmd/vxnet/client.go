@@ -122,7 +122,14 @@ const networkCreateUsage = `Usage: vxnet network create [flags] NAME
 Creates a network every host of the cluster sees (a nat network is used only
 on the host that created it). Without --subnet it gets the next free /24 of
 10.0.0.0/8; subnets never overlap across the cluster. Each host hands out
-addresses from blocks of the subnet it holds.
+addresses from blocks of the subnet it holds. Subnets containers cannot use
+are refused: loopback, link-local, multicast, 0.0.0.0/8, 240.0.0.0/4, :: and
+IPv4-mapped addresses; so is a gateway on the network or broadcast address.
+
+NAME: 1-64 letters, digits, '_', '.' and '-', starting with a letter or digit,
+each part between dots 1-63 characters (endpoints resolve as ENDPOINT.NAME in
+DNS). DNS ignores case: a name that differs from another network's only in
+case is refused.
 
 Drivers:
   overlay      containers on every host, on one VXLAN segment (the default)
