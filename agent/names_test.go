@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,9 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/dataplane/hns"
+	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/internal/testutil"
 )
 
@@ -143,4 +147,33 @@ func TestCreateEndpoint_srvPorts(t *testing.T) {
 	if got := srv("_dns._udp.front.ov."); got != "web1.ov. 53" {
 		t.Errorf("_dns._udp.front.ov.: %q, want web1.ov. 53", got)
 	}
+}
+
+// FuzzNames_acceptedEverywhere: names the API takes are taken by every
+// later stage: DNS indexes them (nothing left out) and HNS builds them.
+func FuzzNames_acceptedEverywhere(f *testing.F) {
+	f.Add("web", "api", "db", "front", "http")
+	f.Add("a.b_c-d", "X-1", "y", "Z", "ldap-s")
+	f.Add(strings.Repeat("n", 62)+".x", strings.Repeat("e", 63), "a", "s", "p")
+	f.Fuzz(func(t *testing.T, network, endpoint, alias, service, port string) {
+		if names.Network(network) != nil || names.Endpoint(endpoint) != nil || names.Alias(alias) != nil ||
+			names.Service(service) != nil || names.PortName(port) != nil {
+			return
+		}
+		addr := netip.MustParseAddr("10.0.9.2")
+		_, err := dns.NewTable([]dns.Network{{Name: network, Scope: dns.ScopeGlobal}}, []dns.Endpoint{{Name: endpoint,
+			Aliases: []string{alias}, Service: service, Network: network, Addrs: []netip.Addr{addr},
+			Ports: []dns.Port{{Name: port, Proto: "tcp", Port: 80}}}}, 0)
+		if err != nil {
+			t.Fatalf("DNS leaves out what the API takes: %v", err)
+		}
+		ns := hns.NetworkSpec{Name: network, Driver: "overlay", Subnet: netip.MustParsePrefix("10.0.9.0/24"),
+			Gateway: netip.MustParseAddr("10.0.9.1"), VNI: 4242, VTEP: netip.MustParseAddr("198.18.0.1")}
+		if _, err := hns.BuildNetwork(ns); err != nil {
+			t.Fatalf("HNS refuses network %q: %v", network, err)
+		}
+		if _, err := hns.BuildEndpoint(ns, "id", hns.EndpointSpec{Name: endpoint, Addr: netip.PrefixFrom(addr, 24), MAC: "02-42-0a-00-09-02"}); err != nil {
+			t.Fatalf("HNS refuses endpoint %q: %v", endpoint, err)
+		}
+	})
 }
