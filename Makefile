@@ -80,6 +80,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzOutside -fuzztime $(FUZZTIME) ./dataplane
 	$(GO) test -run '^$$' -fuzz FuzzCoalesce -fuzztime $(FUZZTIME) ./dataplane
 	$(GO) test -run '^$$' -fuzz FuzzParseStaticConfig -fuzztime $(FUZZTIME) ./agent
+	$(GO) test -run '^$$' -fuzz FuzzNames_acceptedEverywhere -fuzztime $(FUZZTIME) ./agent
+	$(GO) test -run '^$$' -fuzz FuzzNetwork -fuzztime $(FUZZTIME) ./internal/names
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./kvs
 	$(GO) test -run '^$$' -fuzz FuzzNewPool -fuzztime $(FUZZTIME) ./ipam
 	$(GO) test -run '^$$' -fuzz FuzzParsePrefix -fuzztime $(FUZZTIME) ./ipam

@@ -63,6 +63,11 @@ type Config struct {
 	DataDir string
 	// GossipKey, base64 of 16, 24 or 32 bytes, encrypts gossip.
 	GossipKey string
+	// GossipKeyFile names a file holding GossipKey on its first line
+	// (instead of GossipKey, which a command line shows to every user of
+	// the host). On Unix the file must not be readable by its group or by
+	// others.
+	GossipKeyFile string
 	// VXLANPort is the underlay UDP port. Default 4789.
 	VXLANPort int
 	// APISocket is the unix socket of the API. Default
@@ -99,6 +104,11 @@ type Config struct {
 	// own rows (endpoints, address blocks) are taken back from the other
 	// hosts instead of being deleted. Needs Join.
 	Recover bool
+	// BindTimeout is how long a bind whose address is in use (gossip,
+	// VXLAN, the API socket, metrics, DNS in a container's namespace) is
+	// retried: a restarted agent may find its predecessor still shutting
+	// down. Default DefaultBindTimeout; negative: no retry.
+	BindTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -128,6 +138,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.BindTimeout == 0 {
+		c.BindTimeout = DefaultBindTimeout
 	}
 }
 
@@ -159,10 +172,20 @@ func (c *Config) validate() (advertise netip.Addr, keys [][]byte, profile gossip
 			return advertise, nil, 0, &ConfigError{"join", j, "want host:port, e.g. 198.18.0.2:7946"}
 		}
 	}
-	if c.GossipKey != "" {
-		k, err := base64.StdEncoding.DecodeString(c.GossipKey)
-		if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
-			return advertise, nil, 0, &ConfigError{"gossip-key", "(hidden)", "want base64 of 16, 24 or 32 bytes (e.g. `head -c32 /dev/urandom | base64`)"}
+	key, keyField, keyValue := c.GossipKey, "gossip-key", "(hidden)"
+	if c.GossipKeyFile != "" {
+		if c.GossipKey != "" {
+			return advertise, nil, 0, &ConfigError{"gossip-key-file", c.GossipKeyFile, "give the key either in a file or as a value, not both"}
+		}
+		if key, err = readKeyFile("gossip-key-file", c.GossipKeyFile); err != nil {
+			return advertise, nil, 0, err
+		}
+		keyField, keyValue = "gossip-key-file", c.GossipKeyFile
+	}
+	if key != "" {
+		k, derr := base64.StdEncoding.DecodeString(key)
+		if derr != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+			return advertise, nil, 0, &ConfigError{keyField, keyValue, "want base64 of 16, 24 or 32 bytes (e.g. `head -c32 /dev/urandom | base64`)"}
 		}
 		keys = [][]byte{k}
 	}
@@ -196,26 +219,29 @@ type Agent struct {
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
 
-	recMu     sync.Mutex // one reconcileNow at a time; taken before mu
-	mu        sync.Mutex
-	networks  map[string]api.Network  // every network by name: the winning creation
-	creations map[string]api.Network  // every creation, by tableNetworks key
-	down      map[string]api.Endpoint // this host's endpoints taken out of service, by key
-	endpoints map[string]api.Endpoint // every endpoint, from the table
-	local     map[string]*localEndpoint
-	pending   map[string]struct{}    // endpoints being created
-	ports     map[string]string      // host ports ("8080/tcp") reserved by endpoints being created
-	netns     map[string]*nsResolver // DNS listeners by namespace path
-	kick      chan struct{}
-	lostNames []lostName // local endpoints whose names another host holds: to take down
+	recMu      sync.Mutex // one reconcileNow at a time; taken before mu
+	mu         sync.Mutex
+	networks   map[string]api.Network  // every network by name: the winning creation
+	creations  map[string]api.Network  // every creation, by tableNetworks key
+	down       map[string]api.Endpoint // this host's endpoints taken out of service, by key
+	endpoints  map[string]api.Endpoint // every endpoint, from the table
+	local      map[string]*localEndpoint
+	pending    map[string]struct{}    // endpoints being created
+	ports      map[string]string      // host ports ("8080/tcp") reserved by endpoints being created
+	netns      map[string]*nsResolver // DNS listeners by namespace path
+	creating   map[string]struct{}    // names of networks and endpoints being created (names.go)
+	dnsWaiting map[string]bool        // namespaces whose DNS address is in use, retried (bind.go)
+	skipped    skippedRows            // bad rows the rebuilt tables leave out (skipped.go)
+	kick       chan struct{}
+	lostNames  []lostName // local endpoints whose names another host holds: to take down
 
-	// runCtx ends when Run returns (stopRun); bg tracks work started
-	// outside the request path (readdressing), waited for before closing.
 	inheritAfter time.Duration // absence after which IPAM gives a host's blocks away
 	recovering   bool          // rebuilding this host's state from the cluster (Config.Recover)
-	runCtx       context.Context
-	stopRun      context.CancelFunc
-	bg           sync.WaitGroup
+	// runCtx ends when Run returns (stopRun); bg tracks work started
+	// outside the request path (readdressing), waited for before closing.
+	runCtx  context.Context
+	stopRun context.CancelFunc
+	bg      sync.WaitGroup
 }
 
 // localEndpoint is an endpoint of this host: its port on the switch.
@@ -274,7 +300,8 @@ func New(cfg Config) (*Agent, error) {
 	kc.ClusterTables, kc.FirstClaim, kc.AdoptOwnRows = clusterTables, []string{tableEndpoints}, a.recovering
 	gc := gossip.Config{Name: cfg.Name, BindAddr: vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
 		Keys: keys, Meta: gossip.Meta{VTEP: vtep.String(), Version: cfg.Version}, Logger: cfg.Logger}
-	if a.kv, err = kvs.NewGossip(kc, gc); err != nil {
+	gossipAddr := net.JoinHostPort(vtep.String(), strconv.Itoa(cfg.GossipPort))
+	if a.kv, err = retryBind(a.log, "gossip", gossipAddr, cfg.BindTimeout, func() (*kvs.Gossip, error) { return kvs.NewGossip(kc, gc) }); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Agent, error) {
@@ -301,7 +328,10 @@ func New(cfg Config) (*Agent, error) {
 	if a.dns, err = dns.New(dc); err != nil {
 		return fail(err)
 	}
-	if a.sw, err = newSwitch(vtep, uint16(cfg.VXLANPort), cfg.MTU, cfg.RxQueues, cfg.Logger); err != nil {
+	vxlanAddr := net.JoinHostPort(vtep.String(), strconv.Itoa(cfg.VXLANPort))
+	if a.sw, err = retryBind(a.log, "vxlan", vxlanAddr, cfg.BindTimeout, func() (*dataplane.Switch, error) {
+		return newSwitch(vtep, uint16(cfg.VXLANPort), cfg.MTU, cfg.RxQueues, cfg.Logger)
+	}); err != nil {
 		return fail(err)
 	}
 	a.host = driver.NewHost(a.sw, cfg.MTU, cfg.Logger)
@@ -389,7 +419,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer stopMetrics()
 	}
 	if a.cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(a.cfg.PprofAddr)
+		stopPprof, err := a.servePprof(a.cfg.PprofAddr)
 		if err != nil {
 			return err
 		}

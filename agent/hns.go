@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"net/netip"
 	"sort"
 
@@ -78,13 +79,24 @@ func (a *Agent) hnsSpecs(networks []api.Network, keys []string) ([]hns.NetworkSp
 	return nets, eps
 }
 
-// syncHNS makes HNS hold nets and eps; errors are logged, and the next
-// reconcile tries again.
+// syncHNS makes HNS hold nets and eps. A network or endpoint whose spec
+// is invalid (a bad row) is left out and reported once (skipped.go); HNS's
+// own failures are logged, and the next reconcile tries again.
 func (a *Agent) syncHNS(nets []hns.NetworkSpec, eps map[string][]hns.EndpointSpec) {
 	if a.hnsProg == nil {
 		return
 	}
-	if err := a.hnsProg.Sync(nets, eps); err != nil {
-		a.log.Error("programming HNS", "error", err)
+	var bad, failed []error
+	for _, err := range unjoin(a.hnsProg.Sync(nets, eps)) {
+		var se *hns.SpecError
+		if errors.As(err, &se) {
+			bad = append(bad, err)
+		} else {
+			failed = append(failed, err)
+		}
+	}
+	a.reportSkipped(tableHNS, errors.Join(bad...))
+	if len(failed) > 0 {
+		a.log.Error("programming HNS", "error", errors.Join(failed...))
 	}
 }

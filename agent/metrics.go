@@ -19,6 +19,7 @@ type metrics struct {
 
 	packets, bytes, drops, flooded, neighbor, coalesced *prometheus.Desc
 	members, rows, endpoints, dnsQueries                *prometheus.Desc
+	leftOut, dnsTCPConns, dnsTCPRefused                 *prometheus.Desc
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -26,21 +27,24 @@ func newMetrics(a *Agent) *metrics {
 		return prometheus.NewDesc("vxnet_"+name, help, labels, nil)
 	}
 	return &metrics{a: a,
-		packets:    d("dataplane_packets_total", "Packets through the switch, by direction (port_rx, port_tx, underlay_rx, underlay_tx).", "direction"),
-		bytes:      d("dataplane_underlay_bytes_total", "VXLAN UDP payload bytes, by direction (rx, tx).", "direction"),
-		drops:      d("dataplane_drops_total", "Packets dropped by the switch, by reason.", "reason"),
-		flooded:    d("dataplane_flooded_total", "Packets replicated head-end to every VTEP of a network."),
-		coalesced:  d("dataplane_coalesced_total", "Received TCP segments and UDP datagrams written to containers merged into super-packets."),
-		neighbor:   d("dataplane_neighbor_replies_total", "ARP and IPv6 neighbour messages sent: replies answered from the tables, and uplinks' ARP requests."),
-		members:    d("gossip_members", "Live cluster members, this host included."),
-		rows:       d("table_rows", "Rows of the replicated tables this host holds (every owner's)."),
-		endpoints:  d("endpoints", "Endpoints in sight, by where they run (local, remote).", "where"),
-		dnsQueries: d("dns_queries_total", "DNS queries by result (answered, nxdomain, forwarded, servfail, malformed, truncated).", "result"),
+		packets:       d("dataplane_packets_total", "Packets through the switch, by direction (port_rx, port_tx, underlay_rx, underlay_tx).", "direction"),
+		bytes:         d("dataplane_underlay_bytes_total", "VXLAN UDP payload bytes, by direction (rx, tx).", "direction"),
+		drops:         d("dataplane_drops_total", "Packets dropped by the switch, by reason.", "reason"),
+		flooded:       d("dataplane_flooded_total", "Packets replicated head-end to every VTEP of a network."),
+		coalesced:     d("dataplane_coalesced_total", "Received TCP segments and UDP datagrams written to containers merged into super-packets."),
+		neighbor:      d("dataplane_neighbor_replies_total", "ARP and IPv6 neighbour messages sent: replies answered from the tables, and uplinks' ARP requests."),
+		members:       d("gossip_members", "Live cluster members, this host included."),
+		rows:          d("table_rows", "Rows of the replicated tables this host holds (every owner's)."),
+		endpoints:     d("endpoints", "Endpoints in sight, by where they run (local, remote).", "where"),
+		dnsQueries:    d("dns_queries_total", "DNS queries by result (answered, nxdomain, forwarded, servfail, malformed, truncated).", "result"),
+		dnsTCPConns:   d("dns_tcp_connections", "TCP connections to the DNS server open now (capped in all and per client address)."),
+		dnsTCPRefused: d("dns_tcp_refused_total", "TCP connections to the DNS server closed at once: past the cap in all or per client address."),
+		leftOut:       d("table_rows_left_out", "Bad rows (networks, endpoints) the tables rebuilt from the replicated ones leave out, by table (forwarding, dns, hns); the log says why, once per row.", "table"),
 	}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.members, m.rows, m.endpoints, m.dnsQueries} {
+	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.members, m.rows, m.endpoints, m.dnsQueries, m.leftOut, m.dnsTCPConns, m.dnsTCPRefused} {
 		ch <- d
 	}
 }
@@ -80,6 +84,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(m.dnsQueries, ds.ForwardFailed, "servfail")
 	c(m.dnsQueries, ds.Malformed, "malformed")
 	c(m.dnsQueries, ds.Truncated, "truncated")
+	c(m.dnsTCPRefused, ds.TCPRefused)
+	g(m.dnsTCPConns, m.a.dns.OpenTCPConns())
+	for table, n := range m.a.skippedCounts() {
+		g(m.leftOut, n, table)
+	}
 }
 
 // serveMetrics serves /metrics on addr (host:port).
@@ -88,7 +97,7 @@ func (a *Agent) serveMetrics(addr string) (stop func(), err error) {
 	if err := reg.Register(newMetrics(a)); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := retryBind(a.log, "metrics", addr, a.cfg.BindTimeout, func() (net.Listener, error) { return net.Listen("tcp", addr) })
 	if err != nil {
 		return nil, fmt.Errorf("metrics-addr %s: %w", addr, err)
 	}
@@ -104,8 +113,8 @@ func (a *Agent) serveMetrics(addr string) (stop func(), err error) {
 }
 
 // servePprof serves Go's profiler on addr.
-func servePprof(addr string) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
+func (a *Agent) servePprof(addr string) (stop func(), err error) {
+	ln, err := retryBind(a.log, "pprof", addr, a.cfg.BindTimeout, func() (net.Listener, error) { return net.Listen("tcp", addr) })
 	if err != nil {
 		return nil, fmt.Errorf("pprof-addr %s: %w", addr, err)
 	}

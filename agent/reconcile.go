@@ -195,14 +195,14 @@ func (a *Agent) reconcileNow() {
 		if le, ok := a.local[k]; ok && le.port == nil {
 			// An HNS endpoint: HNS forwards for it, the switch does not.
 			dnsEps = append(dnsEps, dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network,
-				Addrs: spec.Addrs, Local: true})
+				Addrs: spec.Addrs, Local: true, Ports: dnsPorts(ep.SRVPorts)})
 			continue
 		} else if ok {
 			spec.Port = le.port
 		} else if s.Uplink != nil {
 			// Reached across the physical segment, not over VXLAN.
 			dnsEps = append(dnsEps, dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network,
-				Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name})
+				Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name, Ports: dnsPorts(ep.SRVPorts)})
 			continue
 		} else if v, err := netip.ParseAddr(ep.VTEP); err == nil {
 			if v == a.vtep {
@@ -214,7 +214,7 @@ func (a *Agent) reconcileNow() {
 		}
 		s.Endpoints = append(s.Endpoints, spec)
 		dnsEps = append(dnsEps, dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network,
-			Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name})
+			Addrs: spec.Addrs, Local: ep.Host == a.cfg.Name, Ports: dnsPorts(ep.SRVPorts)})
 	}
 	hnsNets, hnsEps := a.hnsSpecs(nets, keys)
 	a.mu.Unlock()
@@ -224,16 +224,13 @@ func (a *Agent) reconcileNow() {
 		list = append(list, *s)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].VNI < list[j].VNI })
-	if t, err := dataplane.NewTable(list); err != nil {
-		a.log.Error("building the forwarding table", "error", err)
-	} else {
-		a.sw.SetTable(t)
-	}
-	if t, err := dns.NewTable(dnsNets, dnsEps, 0); err != nil {
-		a.log.Error("building the DNS records", "error", err)
-	} else {
-		a.dns.SetRecords(t)
-	}
+	// Bad rows are left out of each table and reported (skipped.go).
+	fwd, err := dataplane.NewTable(list)
+	a.sw.SetTable(fwd)
+	a.reportSkipped(tableForwarding, err)
+	records, err := dns.NewTable(dnsNets, dnsEps, 0)
+	a.dns.SetRecords(records)
+	a.reportSkipped(tableDNS, err)
 	a.syncHNS(hnsNets, hnsEps)
 }
 

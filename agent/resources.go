@@ -16,6 +16,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/kvs"
 )
@@ -53,8 +54,8 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if req.Driver == "" {
 		req.Driver = "overlay"
 	}
-	if !ipam.ValidNetworkName(req.Name) {
-		return api.Network{}, apiError(api.CodeBadRequest, "name", "network name %q: want 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", req.Name)
+	if err := names.Network(req.Name); err != nil {
+		return api.Network{}, apiError(api.CodeBadRequest, "name", "%v", err)
 	}
 	d, err := driver.Get(req.Driver)
 	if err != nil {
@@ -71,9 +72,11 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if err != nil {
 		return api.Network{}, fromIPAM(err)
 	}
-	if _, ok := a.network(req.Name); ok {
-		return api.Network{}, apiError(api.CodeConflict, "name", "network %q exists", req.Name)
+	unclaim, err := a.claimNetworkName(req.Name) // names.go: unique in any case
+	if err != nil {
+		return api.Network{}, err
 	}
+	defer unclaim()
 	pc := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: req.AuxAddresses}
 	// Not cut short by a client that goes away: a claim left half made
 	// would hold the name and the subnet.
@@ -196,17 +199,14 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	if !ok {
 		return api.Endpoint{}, apiError(api.CodeNotFound, "network", "no network %q", req.Network)
 	}
-	if !validEndpointName(req.Name) {
-		return api.Endpoint{}, apiError(api.CodeBadRequest, "name", "endpoint name %q: want 1-63 letters, digits or '-', starting with a letter or digit (it is a DNS name)", req.Name)
+	if err := checkEndpointCreate(&req); err != nil { // names.go
+		return api.Endpoint{}, err
 	}
-	for _, al := range req.Aliases {
-		if !validEndpointName(al) {
-			return api.Endpoint{}, apiError(api.CodeBadRequest, "alias", "alias %q: want 1-63 letters, digits or '-'", al)
-		}
+	unclaim, err := a.claimEndpointName(req.Network, req.Name) // names.go: unique in any case
+	if err != nil {
+		return api.Endpoint{}, err
 	}
-	if req.Service != "" && !validEndpointName(req.Service) {
-		return api.Endpoint{}, apiError(api.CodeBadRequest, "service", "service %q: want 1-63 letters, digits or '-'", req.Service)
-	}
+	defer unclaim()
 	d, err := driver.Get(n.Driver)
 	if err != nil {
 		return api.Endpoint{}, apiError(api.CodeConflict, "network", "network %q: %v", n.Name, err)
@@ -319,7 +319,7 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	}
 	ep := api.Endpoint{Name: req.Name, Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep.String(), MAC: StableMAC(addr).String(),
 		Addresses: []string{netip.PrefixFrom(addr, subnet.Bits()).String()}, Aliases: req.Aliases, Service: req.Service,
-		Netns: req.Netns, Ifname: req.Ifname, Publish: publish}
+		Netns: req.Netns, Ifname: req.Ifname, Publish: publish, SRVPorts: req.SRVPorts}
 	if lease != nil {
 		ep.MAC = dhcpMAC(n.Name, req.Name).String()
 		ep.DHCP = lease
@@ -395,7 +395,7 @@ func (a *Agent) attach(ep api.Endpoint) error {
 	a.endpoints[key] = ep
 	r := a.netns[path]
 	if r == nil {
-		conns, err := dns.ListenNetns(path, dns.ContainerAddr)
+		conns, err := a.listenDNS(path) // bind.go: an address in use is retried
 		if err != nil {
 			a.log.Warn("no DNS in the container's namespace", "netns", ep.Netns, "error", err)
 		} else if l, err := a.dns.Serve(conns, dns.View{}); err != nil {
@@ -670,21 +670,6 @@ func (a *Agent) publishedByLocked(p driver.Publish) string {
 		}
 	}
 	return ""
-}
-
-func validEndpointName(s string) bool {
-	if s == "" || len(s) > 63 {
-		return false
-	}
-	for i, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func sortedNames(m map[string]int) []string {

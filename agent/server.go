@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,15 +25,21 @@ func (a *Agent) serveAPI(path string) (stop func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("api-socket %s: %w", path, err)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("api-socket %s: %w", path, err)
-	}
-	ln, err := net.Listen("unix", path)
+	// A socket that answers is another agent's, perhaps the one this
+	// agent replaces, still shutting down: wait for it (bind.go).
+	ln, err := retryBind(a.log, "api-socket", path, a.cfg.BindTimeout, func() (net.Listener, error) { return listenAPISocket(path) })
 	if err != nil {
 		return nil, fmt.Errorf("api-socket %s: %w", path, err)
 	}
+	// Removed on stop only while it is still this agent's: a successor
+	// may have made its own by then.
+	if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
+	mine, _ := os.Lstat(path)
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
+		removeOwnSocket(path, mine)
 		return nil, fmt.Errorf("api-socket %s: %w", path, err)
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
@@ -45,7 +52,7 @@ func (a *Agent) serveAPI(path string) (stop func(), err error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			srv.Shutdown(ctx)
-			os.Remove(path)
+			removeOwnSocket(path, mine)
 		})
 	}, nil
 }
@@ -117,22 +124,24 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// readJSON decodes a request body strictly: unknown fields and trailing
-// data are errors naming what is wrong.
+// readJSON decodes a request body strictly (decodeStrict): unknown
+// fields, fields in another case than documented, keys given twice and
+// trailing data are bad requests naming the field; a body over maxBody is
+// 413, naming the limit.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		field := ""
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			field = te.Field
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, &api.Error{Code: api.CodeTooLarge,
+				Message: fmt.Sprintf("request body over %d bytes (1 MiB), the API's limit", tooBig.Limit)})
+			return false
 		}
-		writeError(w, &api.Error{Code: api.CodeBadRequest, Field: field, Message: "bad request body: " + err.Error()})
+		writeError(w, &api.Error{Code: api.CodeBadRequest, Message: "reading the request body: " + err.Error()})
 		return false
 	}
-	if dec.More() {
-		writeError(w, &api.Error{Code: api.CodeBadRequest, Message: "bad request body: more than one JSON value"})
+	if err := decodeStrict(body, v); err != nil {
+		writeError(w, err)
 		return false
 	}
 	return true
@@ -163,6 +172,8 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusNotFound
 	case api.CodeConflict:
 		status = http.StatusConflict
+	case api.CodeTooLarge:
+		status = http.StatusRequestEntityTooLarge
 	}
 	writeJSON(w, status, e)
 }

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -92,35 +93,47 @@ type portInfo struct {
 	mac vxlan.MAC
 }
 
-// NewTable validates specs and builds a snapshot. Errors name the network,
-// the field and the value at fault.
+// NewTable validates specs and builds a snapshot. A network or an
+// endpoint that fails a check is left out and the rest is built: one bad
+// row (from another host, say) never stops a table. So is a network whose
+// VNI an earlier one has. The table is never nil; err, when not nil, joins
+// one error per network or endpoint left out, each naming the network, the
+// field and the value. Callers that want all or nothing (a static
+// configuration) treat any error as fatal.
 func NewTable(specs []NetworkSpec) (*Table, error) {
 	t := &Table{}
 	seen := make(map[uint32]bool, len(specs))
 	nets := make([]*network, 0, len(specs))
+	var errs []error
 	for i := range specs {
 		if seen[specs[i].VNI] {
-			return nil, fmt.Errorf("dataplane: network VNI %d: listed twice", specs[i].VNI)
+			errs = append(errs, fmt.Errorf("dataplane: network VNI %d: listed twice; the second left out", specs[i].VNI))
+			continue
+		}
+		n, eperrs, err := t.addNetwork(&specs[i])
+		errs = append(errs, eperrs...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w; network left out", err))
+			continue
 		}
 		seen[specs[i].VNI] = true
-		n, err := t.addNetwork(&specs[i])
-		if err != nil {
-			return nil, err
-		}
 		nets = append(nets, n)
 	}
 	t.vnis = newVNITable(nets)
-	return t, nil
+	return t, errors.Join(errs...)
 }
 
-func (t *Table) addNetwork(s *NetworkSpec) (*network, error) {
+// addNetwork checks s and adds it to t, or leaves t as it was and returns
+// err. An endpoint that fails its checks is left out, and its error is in
+// eperrs.
+func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err error) {
 	if err := vxlan.ValidVNI(s.VNI); err != nil {
-		return nil, fmt.Errorf("dataplane: network VNI: %w", err)
+		return nil, nil, fmt.Errorf("dataplane: network VNI: %w", err)
 	}
-	n := &network{vni: s.VNI, byAddr: make(map[netip.Addr]*host)}
+	n = &network{vni: s.VNI, byAddr: make(map[netip.Addr]*host)}
 	for _, p := range s.Subnets {
 		if !p.IsValid() {
-			return nil, fmt.Errorf("dataplane: network %d: Subnets: invalid prefix %v", s.VNI, p)
+			return nil, nil, fmt.Errorf("dataplane: network %d: Subnets: invalid prefix %v", s.VNI, p)
 		}
 		if p.Addr().Is4() && p.Bits() < 31 {
 			n.broadcasts = append(n.broadcasts, keyOf(tun.BroadcastOf(p)))
@@ -128,26 +141,34 @@ func (t *Table) addNetwork(s *NetworkSpec) (*network, error) {
 	}
 	for _, v := range s.FloodVTEPs {
 		if err := n.addVTEP(v); err != nil {
-			return nil, fmt.Errorf("dataplane: network %d: FloodVTEPs: %w", s.VNI, err)
+			return nil, nil, fmt.Errorf("dataplane: network %d: FloodVTEPs: %w", s.VNI, err)
 		}
 	}
 	if s.PolicyVTEP.IsValid() && s.Policy != nil {
-		return nil, fmt.Errorf("dataplane: network %d: PolicyVTEP and Policy: a host either sends to the policy host or is it", s.VNI)
+		return nil, nil, fmt.Errorf("dataplane: network %d: PolicyVTEP and Policy: a host either sends to the policy host or is it", s.VNI)
 	}
 	if s.PolicyVTEP.IsValid() {
 		if err := n.addVTEP(s.PolicyVTEP); err != nil {
-			return nil, fmt.Errorf("dataplane: network %d: PolicyVTEP: %w", s.VNI, err)
+			return nil, nil, fmt.Errorf("dataplane: network %d: PolicyVTEP: %w", s.VNI, err)
 		}
 		n.policyVTEP = s.PolicyVTEP.Unmap()
 	}
 	n.policy = compilePolicy(s.Policy)
 	if s.Uplink != nil {
 		if n.policyVTEP.IsValid() || n.policy != nil || s.Gateway != nil || len(s.FloodVTEPs) > 0 {
-			return nil, fmt.Errorf("dataplane: network %d: Uplink: a network on an uplink has no gateway, policy or VTEPs", s.VNI)
+			return nil, nil, fmt.Errorf("dataplane: network %d: Uplink: a network on an uplink has no gateway, policy or VTEPs", s.VNI)
 		}
 		if s.Router.IsValid() && !s.Router.Is4() {
-			return nil, fmt.Errorf("dataplane: network %d: Router %v: IPv4 only", s.VNI, s.Router)
+			return nil, nil, fmt.Errorf("dataplane: network %d: Router %v: IPv4 only", s.VNI, s.Router)
 		}
+	}
+	if s.Gateway != nil {
+		if err := t.portFree(s.Gateway); err != nil {
+			return nil, nil, fmt.Errorf("dataplane: network %d: Gateway: %w", s.VNI, err)
+		}
+	}
+	// Checked: from here on t changes.
+	if s.Uplink != nil {
 		n.uplink, n.l2bridge, n.router = s.Uplink, s.L2Bridge, s.Router
 		n.subnets = append([]netip.Prefix(nil), s.Subnets...)
 		for len(t.uplinks) <= s.Uplink.index {
@@ -156,18 +177,16 @@ func (t *Table) addNetwork(s *NetworkSpec) (*network, error) {
 		t.uplinks[s.Uplink.index] = append(t.uplinks[s.Uplink.index], n)
 	}
 	if s.Gateway != nil {
-		if err := t.addPort(n, s.Gateway, gatewayMAC(s.VNI)); err != nil {
-			return nil, fmt.Errorf("dataplane: network %d: Gateway: %w", s.VNI, err)
-		}
+		t.addPort(n, s.Gateway, gatewayMAC(s.VNI))
 		n.gateway = s.Gateway
 	}
 	for i := range s.Endpoints {
 		if err := t.addEndpoint(n, &s.Endpoints[i]); err != nil {
-			return nil, fmt.Errorf("dataplane: network %d: endpoint %d (%v): %w", s.VNI, i, s.Endpoints[i].MAC, err)
+			eperrs = append(eperrs, fmt.Errorf("dataplane: network %d: endpoint %v: %w; endpoint left out", s.VNI, s.Endpoints[i].MAC, err))
 		}
 	}
 	n.freeze()
-	return n, nil
+	return n, eperrs, nil
 }
 
 // freeze builds the lookup tables once every entry is known.
@@ -197,6 +216,8 @@ func (n *network) addVTEP(v netip.Addr) error {
 	return nil
 }
 
+// addEndpoint checks e and adds it to n and t, or leaves both as they
+// were and returns why.
 func (t *Table) addEndpoint(n *network, e *EndpointSpec) error {
 	if e.MAC.IsZero() || e.MAC.IsMulticast() {
 		return fmt.Errorf("MAC %v is not a unicast address", e.MAC)
@@ -207,16 +228,7 @@ func (t *Table) addEndpoint(n *network, e *EndpointSpec) error {
 	if len(e.Addrs) == 0 {
 		return fmt.Errorf("Addrs: none given")
 	}
-	h := &host{mac: e.MAC, port: e.Port, vtep: e.VTEP.Unmap()}
-	if e.Port != nil {
-		if err := t.addPort(n, e.Port, e.MAC); err != nil {
-			return err
-		}
-		n.locals = append(n.locals, e.Port)
-	} else if err := n.addVTEP(e.VTEP); err != nil {
-		return err
-	}
-	for _, a := range e.Addrs {
+	for i, a := range e.Addrs {
 		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
 			return fmt.Errorf("Addrs: %v is not a unicast address", a)
 		}
@@ -224,20 +236,47 @@ func (t *Table) addEndpoint(n *network, e *EndpointSpec) error {
 		if _, dup := n.byAddr[a]; dup {
 			return fmt.Errorf("Addrs: %v already belongs to another endpoint", a)
 		}
-		n.byAddr[a] = h
+		for _, b := range e.Addrs[:i] {
+			if b.Unmap() == a {
+				return fmt.Errorf("Addrs: %v listed twice", a)
+			}
+		}
+	}
+	if e.Port != nil {
+		if err := t.portFree(e.Port); err != nil {
+			return err
+		}
+	} else if v := e.VTEP; v.IsUnspecified() || v.IsMulticast() {
+		return fmt.Errorf("VTEP %v is not a unicast address", v)
+	}
+	// Checked: from here on n and t change.
+	h := &host{mac: e.MAC, port: e.Port, vtep: e.VTEP.Unmap()}
+	if e.Port != nil {
+		t.addPort(n, e.Port, e.MAC)
+		n.locals = append(n.locals, e.Port)
+	} else {
+		n.addVTEP(e.VTEP)
+	}
+	for _, a := range e.Addrs {
+		n.byAddr[a.Unmap()] = h
 	}
 	return nil
 }
 
-func (t *Table) addPort(n *network, p *Port, mac vxlan.MAC) error {
+// portFree reports an error when p is in a network of t already.
+func (t *Table) portFree(p *Port) error {
+	if p.index < len(t.ports) && t.ports[p.index] != nil {
+		return fmt.Errorf("Port %s: already attached to network %d", p.name, t.ports[p.index].net.vni)
+	}
+	return nil
+}
+
+// addPort puts p, checked with portFree, in network n.
+func (t *Table) addPort(n *network, p *Port, mac vxlan.MAC) {
 	for len(t.ports) <= p.index {
 		t.ports = append(t.ports, nil)
 	}
-	if t.ports[p.index] != nil {
-		return fmt.Errorf("Port %s: already attached to network %d", p.name, t.ports[p.index].net.vni)
-	}
 	t.ports[p.index] = &portInfo{net: n, mac: mac}
-	return nil
 }
 
 // gatewayMAC is the source MAC of frames a network's gateway port sends:

@@ -30,11 +30,64 @@ func TestNewTable_rejectsBadSpecs(t *testing.T) {
 		"invalid subnet": {[]NetworkSpec{{VNI: 5, Subnets: []netip.Prefix{{}}}}, "invalid prefix"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := NewTable(tc.specs)
+			tbl, err := NewTable(tc.specs)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
+			if tbl == nil {
+				t.Error("no table: the rows that pass must still make one")
+			}
 		})
+	}
+}
+
+// TestNewTable_badRowsLeftOut: a bad network or endpoint is left out and
+// reported, and leaves no trace in the table; the others are all there.
+func TestNewTable_badRowsLeftOut(t *testing.T) {
+	pa, pb, pg := &Port{name: "a", index: 0}, &Port{name: "b", index: 1}, &Port{name: "g", index: 2}
+	tbl, err := NewTable([]NetworkSpec{
+		{VNI: 0, Gateway: pg, Endpoints: []EndpointSpec{{MAC: mac1b, Addrs: []netip.Addr{ip1b}, Port: pb}}}, // bad VNI
+		{VNI: 5, Endpoints: []EndpointSpec{
+			{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: pa},
+			{MAC: mac2, Addrs: []netip.Addr{ip2, netip.MustParseAddr("224.0.0.1")}, VTEP: vtep2}, // bad address
+			{MAC: mac3, Addrs: []netip.Addr{ip3}, VTEP: vtep3},
+			{MAC: mac1b, Addrs: []netip.Addr{ip1}, Port: pb}, // ip1 is taken
+		}},
+		{VNI: 5}, // listed twice
+		{VNI: 6, Gateway: pg, Endpoints: []EndpointSpec{{MAC: mac1b, Addrs: []netip.Addr{ip1b}, Port: pb}}},
+	})
+	if tbl == nil || err == nil {
+		t.Fatalf("table %v, error %v: want a table and the rows left out", tbl, err)
+	}
+	for _, want := range []string{"vni 0 out of range", "endpoint " + mac2.String(), "224.0.0.1", "endpoint " + mac1b.String(), "VNI 5: listed twice"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 4 {
+		t.Errorf("%d rows reported, want 4: %v", n, err)
+	}
+	n5, n6 := tbl.vnis.get(5), tbl.vnis.get(6)
+	if n5 == nil || n6 == nil || tbl.vnis.get(0) != nil {
+		t.Fatalf("networks 5 %v, 6 %v, 0 %v: want 5 and 6 only", n5, n6, tbl.vnis.get(0))
+	}
+	if h := n5.hosts.get(keyOf(ip1)); h == nil || h.port != pa {
+		t.Errorf("ip1 on 5: %+v, want port a (the first to claim it)", h)
+	}
+	if h := n5.hosts.get(keyOf(ip2)); h != nil {
+		t.Errorf("ip2 of the endpoint left out is on 5: %+v", h)
+	}
+	if h := n5.hosts.get(keyOf(ip3)); h == nil || h.vtep != vtep3 {
+		t.Errorf("ip3 on 5: %+v, want vtep3", h)
+	}
+	if n5.vtepSet.get(keyOf(vtep2)) {
+		t.Error("the VTEP of the endpoint left out is in network 5's flood list")
+	}
+	if pi := tbl.port(pb); pi == nil || pi.net != n6 {
+		t.Errorf("port b: %+v, want network 6 (its endpoint on 5 was left out, and the bad network's never counted)", pi)
+	}
+	if pi := tbl.port(pg); pi == nil || pi.net != n6 || n6.gateway != pg {
+		t.Errorf("gateway port: %+v, want network 6's gateway", pi)
 	}
 }
 

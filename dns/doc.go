@@ -55,7 +55,8 @@
 // the runtime's sysmon thread. Close wakes it with shutdown(2). The price
 // is one thread per listener, blocked while idle, and a second P wanted
 // (GOMAXPROCS ≥ 2; see udpSocket). TCP is miekg's server with Handler,
-// which packs the request and takes the same path.
+// which packs the request and takes the same path; its connections are
+// capped per client address and in all (limit.go), and closed when silent.
 // Forwarding uses miekg's client from the agent's namespace, one upstream
 // after the other with Config.UpstreamTimeout each; UDP queries waiting on
 // upstreams leave the loop on goroutines of their own, at most

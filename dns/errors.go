@@ -11,6 +11,9 @@ var (
 	ErrBadName = errors.New("not a valid DNS name")
 	// ErrUnknownNetwork: an endpoint names a network the table lacks.
 	ErrUnknownNetwork = errors.New("unknown network")
+	// ErrDuplicate: a network's name is another's but for case, which
+	// makes them one name.
+	ErrDuplicate = errors.New("another network has this name (names are case-insensitive)")
 	// ErrTooLarge: a record set does not fit in one DNS message.
 	ErrTooLarge = errors.New("larger than a DNS message")
 	// ErrTooManyUpstreams: more than MaxUpstreams upstream servers.

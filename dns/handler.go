@@ -60,6 +60,7 @@ type HandlerStats struct {
 	ForwardFailed uint64 // all upstreams failed, or too many in flight: SERVFAIL
 	Malformed     uint64 // answered FORMERR or NOTIMP, or dropped
 	Truncated     uint64 // answered with TC over UDP
+	TCPRefused    uint64 // TCP connections closed at once: past a cap (limit.go)
 }
 
 func (s *HandlerStats) add(o *HandlerStats) {
@@ -69,10 +70,11 @@ func (s *HandlerStats) add(o *HandlerStats) {
 	s.ForwardFailed += o.ForwardFailed
 	s.Malformed += o.Malformed
 	s.Truncated += o.Truncated
+	s.TCPRefused += o.TCPRefused
 }
 
 type counters struct {
-	queries, nxdomain, forwarded, forwardFailed, malformed, truncated atomic.Uint64
+	queries, nxdomain, forwarded, forwardFailed, malformed, truncated, tcpRefused atomic.Uint64
 }
 
 // Handler answers the queries of one view. It implements miekg's
@@ -101,6 +103,7 @@ func (h *Handler) Stats() HandlerStats {
 		Queries: h.count.queries.Load(), NXDomain: h.count.nxdomain.Load(),
 		Forwarded: h.count.forwarded.Load(), ForwardFailed: h.count.forwardFailed.Load(),
 		Malformed: h.count.malformed.Load(), Truncated: h.count.truncated.Load(),
+		TCPRefused: h.count.tcpRefused.Load(),
 	}
 }
 

@@ -31,21 +31,44 @@ type Config struct {
 	// UDPSize is the EDNS0 payload size advertised, and the largest UDP
 	// response sent whatever the client offers, in bytes. Default 1232.
 	UDPSize uint16
-	// TCPIdleTimeout closes idle TCP connections. Default 10 s.
+	// TCPIdleTimeout closes a TCP connection that sends no query for this
+	// long after an answer. Default 10 s.
 	TCPIdleTimeout time.Duration
+	// TCPReadTimeout closes a TCP connection that sends no query for this
+	// long after it opens. Default 2 s.
+	TCPReadTimeout time.Duration
+	// MaxTCPConns caps the TCP connections open at once over every
+	// listener; past it, a new connection is closed at once and counted
+	// (HandlerStats.TCPRefused). Default 512.
+	MaxTCPConns int
+	// MaxTCPConnsPerClient caps the TCP connections one client address
+	// holds open to one listener, likewise. Default 16.
+	MaxTCPConnsPerClient int
 	// Logger receives start, stop and error events; nil discards them.
 	Logger *slog.Logger
 }
+
+// Defaults of the TCP caps (Config.MaxTCPConns, MaxTCPConnsPerClient):
+// well under a process's usual descriptor limit, and far over what
+// resolvers use (one connection per query, for truncated answers).
+const (
+	DefaultMaxTCPConns          = 512
+	DefaultMaxTCPConnsPerClient = 16
+	defaultTCPReadTimeout       = 2 * time.Second
+)
 
 // DefaultConfig returns the defaults, with the host's upstream servers.
 func DefaultConfig() Config {
 	ups, _ := HostUpstreams()
 	return Config{
-		Upstreams:       ups,
-		UpstreamTimeout: defaultUpstreamTimeout,
-		MaxForwards:     4096,
-		UDPSize:         1232,
-		TCPIdleTimeout:  10 * time.Second,
+		Upstreams:            ups,
+		UpstreamTimeout:      defaultUpstreamTimeout,
+		MaxForwards:          4096,
+		UDPSize:              1232,
+		TCPIdleTimeout:       10 * time.Second,
+		TCPReadTimeout:       defaultTCPReadTimeout,
+		MaxTCPConns:          DefaultMaxTCPConns,
+		MaxTCPConnsPerClient: DefaultMaxTCPConnsPerClient,
 	}
 }
 
@@ -64,6 +87,8 @@ type Server struct {
 	listeners map[*Listener]struct{}
 	gone      HandlerStats // counters of closed listeners
 	closed    bool
+
+	tcp tcpLimit // open TCP connections (limit.go)
 }
 
 type recordsBox struct{ r Records }
@@ -84,6 +109,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TCPIdleTimeout == 0 {
 		cfg.TCPIdleTimeout = 10 * time.Second
 	}
+	if cfg.TCPReadTimeout == 0 {
+		cfg.TCPReadTimeout = defaultTCPReadTimeout
+	}
+	if cfg.MaxTCPConns == 0 {
+		cfg.MaxTCPConns = DefaultMaxTCPConns
+	}
+	if cfg.MaxTCPConnsPerClient == 0 {
+		cfg.MaxTCPConnsPerClient = DefaultMaxTCPConnsPerClient
+	}
 	switch {
 	case len(cfg.Upstreams) > MaxUpstreams:
 		return nil, &FieldError{Field: "upstreams", Value: fmt.Sprint(cfg.Upstreams), Err: ErrTooManyUpstreams}
@@ -91,6 +125,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, &FieldError{Field: "upstreamTimeout", Value: cfg.UpstreamTimeout.String(), Err: errNegative}
 	case cfg.MaxForwards < 0:
 		return nil, &FieldError{Field: "maxForwards", Value: itoa(cfg.MaxForwards), Err: errNegative}
+	case cfg.TCPIdleTimeout < 0:
+		return nil, &FieldError{Field: "tcpIdleTimeout", Value: cfg.TCPIdleTimeout.String(), Err: errNegative}
+	case cfg.TCPReadTimeout < 0:
+		return nil, &FieldError{Field: "tcpReadTimeout", Value: cfg.TCPReadTimeout.String(), Err: errNegative}
+	case cfg.MaxTCPConns < 0:
+		return nil, &FieldError{Field: "maxTCPConns", Value: itoa(cfg.MaxTCPConns), Err: errNegative}
+	case cfg.MaxTCPConnsPerClient < 0:
+		return nil, &FieldError{Field: "maxTCPConnsPerClient", Value: itoa(cfg.MaxTCPConnsPerClient), Err: errNegative}
 	case cfg.UDPSize < minUDPSize:
 		return nil, &FieldError{Field: "udpSize", Value: itoa(int(cfg.UDPSize)), Err: errUDPSize}
 	}
@@ -233,7 +275,8 @@ func (s *Server) Serve(c Conns, v View) (*Listener, error) {
 
 	started := make(chan struct{})
 	l.tcp = &mdns.Server{
-		Listener: c.TCP, Handler: h, IdleTimeout: func() time.Duration { return s.cfg.TCPIdleTimeout },
+		Listener: &limitListener{Listener: c.TCP, l: l}, Handler: h, ReadTimeout: s.cfg.TCPReadTimeout,
+		IdleTimeout:       func() time.Duration { return s.cfg.TCPIdleTimeout },
 		NotifyStartedFunc: func() { close(started) },
 	}
 	l.wg.Add(2)

@@ -97,6 +97,10 @@ func TestNew_badConfig(t *testing.T) {
 		"udp size":       {Config{UDPSize: 100}, "udpSize"},
 		"negative wait":  {Config{UpstreamTimeout: -1}, "upstreamTimeout"},
 		"negative limit": {Config{MaxForwards: -1}, "maxForwards"},
+		"negative idle":  {Config{TCPIdleTimeout: -1}, "tcpIdleTimeout"},
+		"negative read":  {Config{TCPReadTimeout: -1}, "tcpReadTimeout"},
+		"negative conns": {Config{MaxTCPConns: -1}, "maxTCPConns"},
+		"negative per":   {Config{MaxTCPConnsPerClient: -1}, "maxTCPConnsPerClient"},
 	} {
 		_, err := New(c.cfg)
 		var fe *FieldError

@@ -1,8 +1,10 @@
 package dns
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	mdns "github.com/miekg/dns"
@@ -143,39 +145,75 @@ func (b *builder) addAddrs(name, network string, addrs []netip.Addr, shuffle boo
 }
 
 // NewTable indexes networks and endpoints. Names are case-insensitive and
-// stored in lower case; ttl 0 means DefaultTTL. Errors name the field.
+// stored in lower case; ttl 0 means DefaultTTL.
+//
+// A network or an endpoint that fails a check is left out, and the rest
+// is indexed: one bad row (from an older version, a bad peer) never stops
+// a table. So is the second of two networks whose names differ only in
+// case (they are one name), with its endpoints, and a record set too large
+// for a DNS message. The table is never nil; err, when not nil, joins one
+// *RowError per row left out, each naming the row, the field and the value.
 func NewTable(networks []Network, endpoints []Endpoint, ttl uint32) (*Table, error) {
 	if ttl == 0 {
 		ttl = DefaultTTL
 	}
 	t := &Table{names: map[string]*nameEntry{}, networks: map[string]Network{}}
-	for i, n := range networks {
-		name, err := checkName("networks["+itoa(i)+"].name", n.Name)
+	var errs []error
+	leftOut := map[string]bool{} // networks left out: their endpoints go quietly
+	given := map[string]string{} // network names as given, by lower-case name
+	for _, n := range networks {
+		row := "network " + strconv.Quote(n.Name)
+		name, err := checkName("name", n.Name)
 		if err != nil {
-			return nil, err
+			errs = append(errs, &RowError{Row: row, Err: err})
+			leftOut[n.Name] = true
+			continue
 		}
+		if first, dup := given[name]; dup {
+			if first != n.Name {
+				errs = append(errs, &RowError{Row: row, Err: &FieldError{Field: "name", Value: n.Name, Err: ErrDuplicate}})
+				leftOut[n.Name] = true
+			}
+			continue
+		}
+		given[name] = n.Name
 		n.Name = name
 		t.networks[name] = n
 	}
 	b := &builder{ttl: ttl, names: map[string]map[string]*acc{}}
-	for i, e := range endpoints {
-		if err := b.addEndpoint(t, "endpoints["+itoa(i)+"]", e); err != nil {
-			return nil, err
+	for _, e := range endpoints {
+		if leftOut[e.Network] {
+			continue
+		}
+		if err := b.addEndpoint(t, e); err != nil {
+			errs = append(errs, &RowError{Row: "endpoint " + strconv.Quote(e.Name) + " on network " + strconv.Quote(e.Network), Err: err})
 		}
 	}
-	if err := b.finish(t); err != nil {
-		return nil, err
-	}
-	return t, nil
+	errs = append(errs, b.finish(t)...)
+	return t, errors.Join(errs...)
 }
 
-func (b *builder) addEndpoint(t *Table, field string, e Endpoint) error {
+// RowError is a row NewTable left out, and why.
+type RowError struct {
+	Row string // `network "web"`, `endpoint "api" on network "web"`, `name "api." on network "web"`
+	Err error  // a *FieldError naming the field (within the row) and the value
+}
+
+// Error implements error.
+func (e *RowError) Error() string {
+	return "dns: " + e.Row + " left out: " + strings.TrimPrefix(e.Err.Error(), "dns: ")
+}
+
+// Unwrap returns the FieldError.
+func (e *RowError) Unwrap() error { return e.Err }
+
+func (b *builder) addEndpoint(t *Table, e Endpoint) error {
 	netName := strings.ToLower(e.Network)
 	nw, ok := t.networks[netName]
 	if !ok {
-		return &FieldError{Field: field + ".network", Value: e.Network, Err: ErrUnknownNetwork}
+		return &FieldError{Field: "network", Value: e.Network, Err: ErrUnknownNetwork}
 	}
-	names, addrs, owner, err := checkEndpoint(field, e)
+	names, addrs, owner, err := checkEndpoint(e)
 	if err != nil {
 		return err
 	}
@@ -207,15 +245,16 @@ func (b *builder) addEndpoint(t *Table, field string, e Endpoint) error {
 
 // checkEndpoint validates e and returns its names (name first, then
 // aliases), its addresses (IPv4-mapped ones as IPv4) and the owner of its
-// SRV records (its service, or its name without one).
-func checkEndpoint(field string, e Endpoint) (names []string, addrs []netip.Addr, owner string, err error) {
-	name, err := checkName(field+".name", e.Name)
+// SRV records (its service, or its name without one). Errors name the
+// field within the endpoint.
+func checkEndpoint(e Endpoint) (names []string, addrs []netip.Addr, owner string, err error) {
+	name, err := checkName("name", e.Name)
 	if err != nil {
 		return nil, nil, "", err
 	}
 	names = []string{name}
 	for j, al := range e.Aliases {
-		al, err := checkName(field+".aliases["+itoa(j)+"]", al)
+		al, err := checkName("aliases["+itoa(j)+"]", al)
 		if err != nil {
 			return nil, nil, "", err
 		}
@@ -223,20 +262,23 @@ func checkEndpoint(field string, e Endpoint) (names []string, addrs []netip.Addr
 	}
 	for j, a := range e.Addrs {
 		if !a.IsValid() {
-			return nil, nil, "", &FieldError{Field: field + ".addrs[" + itoa(j) + "]", Value: a.String(), Err: ErrBadName}
+			return nil, nil, "", &FieldError{Field: "addrs[" + itoa(j) + "]", Value: a.String(), Err: ErrBadName}
 		}
 		addrs = append(addrs, a.Unmap())
 	}
 	owner = name
 	if e.Service != "" {
-		if owner, err = checkName(field+".service", e.Service); err != nil {
+		if owner, err = checkName("service", e.Service); err != nil {
 			return nil, nil, "", err
 		}
 	}
 	for j, p := range e.Ports {
-		pf := field + ".ports[" + itoa(j) + "]"
+		pf := "ports[" + itoa(j) + "]"
 		if _, err := checkName(pf+".name", p.Name); err != nil {
 			return nil, nil, "", err
+		}
+		if strings.Contains(p.Name, ".") {
+			return nil, nil, "", &FieldError{Field: pf + ".name", Value: p.Name, Err: ErrBadName}
 		}
 		if proto := strings.ToLower(p.Proto); proto != "tcp" && proto != "udp" {
 			return nil, nil, "", &FieldError{Field: pf + ".proto", Value: p.Proto, Err: ErrBadName}
@@ -245,24 +287,24 @@ func checkEndpoint(field string, e Endpoint) (names []string, addrs []netip.Addr
 	return names, addrs, owner, nil
 }
 
-// finish packs every accumulated name into RRSets.
-func (b *builder) finish(t *Table) error {
+// finish packs every accumulated name into RRSets. A record set that
+// does not pack is left out and reported.
+func (b *builder) finish(t *Table) []error {
+	var errs []error
 	for name, byNet := range b.names {
 		e := &nameEntry{}
 		for network, a := range byNet {
 			ns := netSets{network: network}
-			if err := b.pack(&ns, name, a); err != nil {
-				return err
-			}
+			errs = append(errs, b.pack(&ns, name, a)...)
 			e.nets = append(e.nets, ns)
 		}
 		slices.SortFunc(e.nets, func(x, y netSets) int { return strings.Compare(x.network, y.network) })
 		t.names[name] = e
 	}
-	return nil
+	return errs
 }
 
-func (b *builder) pack(ns *netSets, name string, a *acc) error {
+func (b *builder) pack(ns *netSets, name string, a *acc) []error {
 	slices.SortFunc(a.addrs, netip.Addr.Compare)
 	a.addrs = slices.Compact(a.addrs)
 	var v4, v6, all []mdns.RR
@@ -276,6 +318,7 @@ func (b *builder) pack(ns *netSets, name string, a *acc) error {
 	}
 	all = append(append(all, v4...), v6...)
 	var ptrs, srvs, glue []mdns.RR
+	var errs []error
 	slices.Sort(a.ptrs)
 	for _, p := range slices.Compact(a.ptrs) {
 		ptrs = append(ptrs, &mdns.PTR{Hdr: hdr(name, mdns.TypePTR, b.ttl), Ptr: p})
@@ -296,12 +339,17 @@ func (b *builder) pack(ns *netSets, name string, a *acc) error {
 		}
 		set, err := NewRRSet(rrs, extra, a.shuffle || k == kindSRV)
 		if err != nil {
-			return &FieldError{Field: "name", Value: name, Err: err}
+			errs = append(errs, &RowError{Row: "name " + strconv.Quote(name) + " on network " + strconv.Quote(ns.network),
+				Err: &FieldError{Field: kindNames[k], Value: itoa(len(rrs)) + " records", Err: err}})
+			continue
 		}
 		ns.sets[k] = set
 	}
-	return nil
+	return errs
 }
+
+// kindNames name the record kinds in errors.
+var kindNames = [numKinds]string{kindA: "A", kindAAAA: "AAAA", kindPTR: "PTR", kindSRV: "SRV", kindANY: "ANY"}
 
 func hdr(name string, t uint16, ttl uint32) mdns.RR_Header {
 	return mdns.RR_Header{Name: name, Rrtype: t, Class: mdns.ClassINET, Ttl: ttl}

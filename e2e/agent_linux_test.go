@@ -367,14 +367,15 @@ func TestAgent_badRequestsNameTheField(t *testing.T) {
 		}
 	}
 	// An agent that cannot start (its metrics port is taken) says why and
-	// exits, rather than hanging.
+	// exits after --bind-timeout, rather than hanging.
 	h := c.hosts["h1"]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b, err := exec.CommandContext(ctx, "ip", "netns", "exec", h.ns, vxnetBin, "agent", "--name", "h1b",
 		"--advertise-addr", h.addr, "--gossip-port", "7947", "--vxlan-port", "4790", "--data-dir", filepath.Join(l.dir, "h1b"),
-		"--api-socket", filepath.Join(l.dir, "h1b.sock"), "--metrics-addr", h.addr+":9464").CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(b), "metrics-addr") || ctx.Err() != nil {
+		"--api-socket", filepath.Join(l.dir, "h1b.sock"), "--metrics-addr", h.addr+":9464", "--bind-timeout", "2s").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(b), "metrics-addr") ||
+		!strings.Contains(string(b), "still in use after 2s") || ctx.Err() != nil {
 		t.Errorf("agent with a taken metrics port: %v\n%s", err, b)
 	}
 

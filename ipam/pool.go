@@ -62,10 +62,45 @@ func ParseAddr(network, field, s string, subnet netip.Prefix) (netip.Addr, error
 	return a, nil
 }
 
+// unusable are the ranges no network's subnet may touch: the stack or
+// the wire gives their addresses another meaning, so containers on them
+// could not be reached.
+var unusable = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "\"this network\" addresses"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback addresses"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local addresses"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast addresses"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved addresses and the broadcast address"},
+	{netip.MustParsePrefix("::/128"), "the unspecified address"},
+	{netip.MustParsePrefix("::1/128"), "the loopback address"},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped addresses"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local addresses"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast addresses"},
+}
+
+// CheckSubnet refuses a subnet that overlaps a range containers cannot
+// use (loopback, link-local, multicast, reserved, unspecified); field and
+// value name it in the error.
+func CheckSubnet(network, field, value string, subnet netip.Prefix) error {
+	for _, u := range unusable {
+		if subnet.Overlaps(u.prefix) {
+			return &Error{Network: network, Field: field, Value: value, Err: ErrInvalid,
+				Detail: "overlaps " + u.prefix.String() + ", " + u.what + ", which containers cannot use"}
+		}
+	}
+	return nil
+}
+
 // NewPool parses c for the named network.
 func NewPool(network string, c PoolConfig) (*Pool, error) {
 	subnet, err := ParsePrefix(network, "subnet", c.Subnet)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckSubnet(network, "subnet", c.Subnet, subnet); err != nil {
 		return nil, err
 	}
 	hostBits := subnet.Addr().BitLen() - subnet.Bits()
@@ -87,6 +122,14 @@ func NewPool(network string, c PoolConfig) (*Pool, error) {
 	if c.Gateway != "" {
 		if p.Gateway, err = ParseAddr(network, "gateway", c.Gateway, subnet); err != nil {
 			return nil, err
+		}
+		switch {
+		case p.Gateway == subnet.Addr():
+			return nil, &Error{Network: network, Field: "gateway", Value: c.Gateway, Err: ErrInvalid,
+				Detail: "the network address of " + subnet.String() + "; a gateway needs a host address"}
+		case subnet.Addr().Is4() && p.Gateway == broadcast4(subnet):
+			return nil, &Error{Network: network, Field: "gateway", Value: c.Gateway, Err: ErrInvalid,
+				Detail: "the broadcast address of " + subnet.String() + "; a gateway needs a host address"}
 		}
 	} else {
 		p.Gateway = subnet.Addr().Next()
@@ -182,4 +225,13 @@ func (p *Pool) isAux(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// broadcast4 is the directed broadcast address of an IPv4 subnet.
+func broadcast4(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	for i := p.Bits(); i < 32; i++ {
+		a[i/8] |= 0x80 >> (i % 8)
+	}
+	return netip.AddrFrom4(a)
 }

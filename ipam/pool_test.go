@@ -40,6 +40,56 @@ func TestNewPool_errorsNameNetworkFieldValue(t *testing.T) {
 	}
 }
 
+// TestNewPool_refusesUnusableSubnets: a subnet touching loopback,
+// link-local, multicast, reserved or unspecified addresses, or a gateway
+// on the network or broadcast address, is an error naming the field and
+// the value; subnets just beside them are fine.
+func TestNewPool_refusesUnusableSubnets(t *testing.T) {
+	for _, tc := range []struct{ subnet, gateway, field, detail string }{
+		{"127.0.0.0/8", "", "subnet", "127.0.0.0/8, loopback"},
+		{"127.1.2.0/24", "", "subnet", "loopback"},
+		{"126.0.0.0/7", "", "subnet", "loopback"},
+		{"224.0.0.0/4", "", "subnet", "multicast"},
+		{"239.1.0.0/16", "", "subnet", "multicast"},
+		{"169.254.0.0/16", "", "subnet", "link-local"},
+		{"169.254.10.0/24", "", "subnet", "link-local"},
+		{"0.0.0.0/8", "", "subnet", `"this network"`},
+		{"0.0.0.0/0", "", "subnet", `"this network"`},
+		{"240.0.0.0/4", "", "subnet", "reserved"},
+		{"255.255.255.0/24", "", "subnet", "broadcast"},
+		{"::/0", "", "subnet", "unspecified"},
+		{"::/64", "", "subnet", "unspecified"},
+		{"::/127", "", "subnet", "unspecified"},
+		{"fe80::/10", "", "subnet", "link-local"},
+		{"fe80::/64", "", "subnet", "link-local"},
+		{"ff00::/8", "", "subnet", "multicast"},
+		{"ff02::/16", "", "subnet", "multicast"},
+		{"10.0.9.0/24", "10.0.9.0", "gateway", "network address"},
+		{"10.0.9.0/24", "10.0.9.255", "gateway", "broadcast address"},
+		{"10.0.8.0/22", "10.0.11.255", "gateway", "broadcast address"},
+		{"fd00:9::/64", "fd00:9::", "gateway", "network address"},
+	} {
+		_, err := NewPool("web", PoolConfig{Subnet: tc.subnet, Gateway: tc.gateway})
+		var e *Error
+		value := tc.subnet
+		if tc.field == "gateway" {
+			value = tc.gateway
+		}
+		if !errors.As(err, &e) || !errors.Is(err, ErrInvalid) || e.Network != "web" || e.Field != tc.field || e.Value != value || !strings.Contains(e.Detail, tc.detail) {
+			t.Errorf("subnet %s gateway %q: error %v, want %s %q refused, saying %q", tc.subnet, tc.gateway, err, tc.field, value, tc.detail)
+		}
+	}
+	for _, tc := range []struct{ subnet, gateway string }{
+		{"126.0.0.0/8", ""}, {"128.0.0.0/8", ""}, {"169.253.0.0/16", ""}, {"169.255.0.0/16", ""}, {"1.0.0.0/8", ""},
+		{"223.255.255.0/24", ""}, {"::4/126", ""}, {"fec0::/10", ""}, {"fe00::/9", ""}, {"fd00::/8", ""},
+		{"10.0.9.0/24", "10.0.9.254"}, {"10.0.9.0/24", "10.0.9.1"}, {"fd00:9::/64", "fd00:9::ffff:ffff:ffff:ffff"},
+	} {
+		if _, err := NewPool("web", PoolConfig{Subnet: tc.subnet, Gateway: tc.gateway}); err != nil {
+			t.Errorf("subnet %s gateway %q: %v", tc.subnet, tc.gateway, err)
+		}
+	}
+}
+
 func TestPool_neverHandsOutReservedAddresses(t *testing.T) {
 	p, err := NewPool("web", PoolConfig{Subnet: "10.0.9.0/29", AuxAddresses: map[string]string{"db": "10.0.9.5"}})
 	if err != nil {

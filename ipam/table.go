@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/vxnet/vxnet/internal/names"
 )
 
 // Table is the replicated table the global scope works over. Every host
@@ -156,23 +158,10 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// ValidNetworkName reports whether name can name a network: 1-64
-// characters from letters, digits, '_', '.', '-', starting with a letter or
-// digit (Docker's rule).
-func ValidNetworkName(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
-	}
-	for i, c := range name {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ValidNetworkName reports whether name can name a network: the API's
+// rule (names.Network), which every later stage (DNS, HNS) accepts too.
+// Claims in the table under other names are ignored.
+func ValidNetworkName(name string) bool { return names.Network(name) == nil }
 
 // blockOf returns the index of the block holding offset off.
 func blockOf(off uint64, blockBits int) uint64 { return off >> blockBits }

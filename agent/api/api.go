@@ -12,8 +12,13 @@
 //	GET    /v1/services              → []Service
 //	GET    /v1/cluster/members       → []Member
 //
+// Request bodies are one JSON object, decoded strictly: a field name must
+// be spelled as documented, case included, an unknown field or a key given
+// twice is refused, and a body may be at most 1 MiB.
+//
 // Errors are an Error document with an HTTP status: 400 for a bad
-// request (Field names the offending field), 404, 409 for a conflict.
+// request (Field names the offending field), 404, 409 for a conflict, 413
+// for a body over the limit.
 package api
 
 import "time"
@@ -55,10 +60,11 @@ type Endpoint struct {
 	Addresses []string `json:"addresses"` // "ip/prefix"
 	Aliases   []string `json:"aliases,omitempty"`
 	Service   string   `json:"service,omitempty"`
-	Netns     string   `json:"netns,omitempty"`   // on its host
-	Ifname    string   `json:"ifname,omitempty"`  // inside the namespace
-	Publish   []string `json:"publish,omitempty"` // HOSTPORT:CONTAINERPORT/PROTO (nat)
-	DHCP      *DHCP    `json:"dhcp,omitempty"`    // the lease, when a DHCP server gave the address
+	Netns     string   `json:"netns,omitempty"`    // on its host
+	Ifname    string   `json:"ifname,omitempty"`   // inside the namespace
+	Publish   []string `json:"publish,omitempty"`  // HOSTPORT:CONTAINERPORT/PROTO (nat)
+	SRVPorts  []string `json:"srvPorts,omitempty"` // NAME=PORT/PROTO, in DNS as SRV records
+	DHCP      *DHCP    `json:"dhcp,omitempty"`     // the lease, when a DHCP server gave the address
 	// State is empty for an endpoint in service and StateDown for one its
 	// host took out of service, with Reason saying why (its name was taken
 	// by an earlier endpoint elsewhere, or it lost its address and none
@@ -92,6 +98,11 @@ type EndpointCreate struct {
 	Service string   `json:"service,omitempty"`
 	// Publish: HOSTPORT:CONTAINERPORT[/tcp|udp], nat networks only.
 	Publish []string `json:"publish,omitempty"`
+	// SRVPorts: NAME=PORT[/tcp|udp] (tcp by default), ports the endpoint
+	// serves: DNS answers _NAME._PROTO.SERVICE (SERVICE is Service, or
+	// Name without one) with SRV records "0 0 PORT NAME.NETWORK.", one per
+	// endpoint of the service. NAME is a service name such as http.
+	SRVPorts []string `json:"srvPorts,omitempty"`
 }
 
 // Service is a name over the endpoints that joined it (EndpointCreate's
@@ -115,7 +126,7 @@ type Member struct {
 
 // Error is the body of every error response.
 type Error struct {
-	Code    string `json:"code"`            // "bad_request", "not_found", "conflict", "internal"
+	Code    string `json:"code"`            // "bad_request", "not_found", "conflict", "too_large", "internal"
 	Message string `json:"message"`         // for a person
 	Field   string `json:"field,omitempty"` // the offending field, when one is at fault
 }
@@ -127,5 +138,6 @@ const (
 	CodeBadRequest = "bad_request"
 	CodeNotFound   = "not_found"
 	CodeConflict   = "conflict"
+	CodeTooLarge   = "too_large" // a request body over the limit (HTTP 413)
 	CodeInternal   = "internal"
 )

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,10 @@ on IP:7946), replicates the tables of networks, endpoints and address blocks,
 runs the VXLAN switch (IP:4789) and the embedded DNS server, and serves the
 API on a unix socket for the vxnet CLI. One agent per host; needs root.
 
+Gossip is encrypted with a key shared by every host: put it in a file only
+root can read and pass --gossip-key-file (or set VXNET_GOSSIP_KEY); a key
+given with --gossip-key shows in every user's ps.
+
 SIGTERM or SIGINT leaves the cluster gracefully (other hosts drop this host's
 endpoints at once). After kill -9 and a restart with the same --data-dir, the
 host's endpoints come back in the same namespaces with the same addresses.
@@ -36,6 +41,8 @@ its endpoints back from the cluster instead of starting afresh.
 Example:
   vxnet agent --advertise-addr 198.18.0.1
   vxnet agent --advertise-addr 198.18.0.2 --join 198.18.0.1:7946
+  head -c32 /dev/urandom | base64 > /etc/vxnet/gossip.key; chmod 600 /etc/vxnet/gossip.key
+  vxnet agent --advertise-addr 198.18.0.1 --gossip-key-file /etc/vxnet/gossip.key
 
 Flags:
 `
@@ -55,7 +62,8 @@ func cmdAgent(std stdio, args []string) int {
 	fs.IntVar(&cfg.VXLANPort, "vxlan-port", 4789, "VXLAN UDP `PORT`, the same on every host")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/vxnet", "`DIR` for this host's own state (endpoints, leases, clock)")
 	fs.StringVar(&cfg.APISocket, "api-socket", api.DefaultSocket, "unix socket `PATH` of the API (mode 0600)")
-	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host (also VXNET_GOSSIP_KEY)")
+	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host. Every user of the host sees a command line (ps): prefer --gossip-key-file, or VXNET_GOSSIP_KEY")
+	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "read the gossip key from the first line of `FILE` (the preferred way; refused if its group or others can read it: chmod 600 FILE)")
 	fs.IntVar(&cfg.MTU, "mtu", 1450, "endpoint `MTU` (underlay MTU minus 50)")
 	fs.IntVar(&cfg.RxQueues, "rx-queues", 0, "VXLAN receive sockets sharing the port, each with its own loop (`N`; default one per four cores, up to 4)")
 	fs.BoolVar(&cfg.Recover, "recover", false, "rebuild this host's state from the cluster: when the state file under --data-dir is damaged or missing, set it aside and take this host's endpoints, leases and address blocks back from the other hosts (needs --join); nothing is deleted from the cluster")
@@ -63,6 +71,7 @@ func cmdAgent(std stdio, args []string) int {
 	upstreams := fs.String("dns-upstream", "", "DNS servers for names vxnet does not own, `IP[:PORT],...` (default: the host's resolv.conf; \"none\": answer SERVFAIL)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve Go's profiler at http://`HOST:PORT`/debug/pprof/ (speed work; keep it on loopback)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (packets, drops by reason, members, table sizes, DNS queries by result)")
+	fs.DurationVar(&cfg.BindTimeout, "bind-timeout", agent.DefaultBindTimeout, "how long to retry binding an address in use (gossip, VXLAN, the API socket, metrics, DNS), as when the agent this one replaces is still shutting down; then exit with an error (`DURATION`; 0: no retry)")
 	level := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `FORMAT`: text (key=value) or json")
 	configFile := fs.String("config", "", "read settings from a JSON `FILE` first: keys are the flag names, e.g. {\"advertise-addr\": \"198.18.0.1\", \"join\": \"198.18.0.2:7946\"}; flags given on the command line win")
@@ -85,7 +94,10 @@ func cmdAgent(std stdio, args []string) int {
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 	}
-	if cfg.GossipKey == "" {
+	if cfg.BindTimeout == 0 {
+		cfg.BindTimeout = -1 // no retry (the library's 0 is the default)
+	}
+	if cfg.GossipKey == "" && cfg.GossipKeyFile == "" {
 		cfg.GossipKey = os.Getenv("VXNET_GOSSIP_KEY")
 	}
 	switch *upstreams {
@@ -155,6 +167,11 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("--config %s: not a JSON object of flag names to values: %v", path, err)
 	}
+	if _, secret := m["gossip-key"]; secret {
+		if err := checkPrivateFile(path); err != nil {
+			return fmt.Errorf("--config %s holds gossip-key, but %v (or move the key to a gossip-key-file)", path, err)
+		}
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	keys := make([]string, 0, len(m))
@@ -189,6 +206,18 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 		if err := fs.Set(k, v); err != nil {
 			return fmt.Errorf("--config %s: setting %q = %q: %v", path, k, v, err)
 		}
+	}
+	return nil
+}
+
+// checkPrivateFile refuses a file its group or others can read (Unix).
+func checkPrivateFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
+		return fmt.Errorf("its mode %04o lets its group or others read it: chmod 600 %s", perm, path)
 	}
 	return nil
 }

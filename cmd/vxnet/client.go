@@ -123,7 +123,14 @@ const networkCreateUsage = `Usage: vxnet network create [flags] NAME
 Creates a network every host of the cluster sees (a nat network is used only
 on the host that created it). Without --subnet it gets the next free /24 of
 10.0.0.0/8; subnets never overlap across the cluster. Each host hands out
-addresses from blocks of the subnet it holds.
+addresses from blocks of the subnet it holds. Subnets containers cannot use
+are refused: loopback, link-local, multicast, 0.0.0.0/8, 240.0.0.0/4, :: and
+IPv4-mapped addresses; so is a gateway on the network or broadcast address.
+
+NAME: 1-64 letters, digits, '_', '.' and '-', starting with a letter or digit,
+each part between dots 1-63 characters (endpoints resolve as ENDPOINT.NAME in
+DNS). DNS ignores case: a name that differs from another network's only in
+case is refused.
 
 Drivers:
   overlay      containers on every host, on one VXLAN segment (the default)
@@ -281,7 +288,7 @@ const endpointUsage = `Usage: vxnet endpoint COMMAND
 
 Commands:
   create   attach a network namespace of this host to a network:
-           vxnet endpoint create --network NET --name NAME --netns NS [--ip IP] [--alias A] [--service S] [-p HOSTPORT:CONTAINERPORT]
+           vxnet endpoint create --network NET --name NAME --netns NS [--ip IP] [--alias A] [--service S] [--srv-port NAME=PORT] [-p HOSTPORT:CONTAINERPORT]
   ls       list the endpoints of every host
   rm       detach an endpoint of this host: vxnet endpoint rm --network NET NAME
 `
@@ -311,7 +318,13 @@ const endpointCreateUsage = `Usage: vxnet endpoint create --network NET --name N
 Attaches a container's network namespace to a network: a TUN device (eth0 by
 default) appears in it with the endpoint's address and MTU, and the
 namespace's resolver points at vxnet's DNS on 127.0.0.11, where NAME, its
-aliases and its service resolve from every container on the network.
+aliases and its service resolve from every container on the network, and
+its --srv-port ports as SRV records.
+
+NAME, aliases and services are DNS labels: 1-63 letters, digits or '-',
+starting with a letter or digit. DNS ignores case, so on one network an
+endpoint named like another but for case (Web, web) is refused; names are
+kept as given.
 
 Example:
   ip netns add c1
@@ -325,6 +338,9 @@ Example:
       --gateway 192.168.1.1 --ip-range 192.168.1.192/27 lan
   vxnet endpoint create --network local --name www --netns c2 -p 8080:80
 
+  # SRV: dig SRV _http._tcp.front answers 0 0 8080 web1.web.
+  vxnet endpoint create --network web --name web1 --service front --srv-port http=8080 --netns c3
+
 Flags:
 `
 
@@ -337,8 +353,9 @@ func cmdEndpointCreate(std stdio, args []string) int {
 	fs.StringVar(&req.Ifname, "ifname", "", "interface `NAME` in the namespace (default eth0)")
 	fs.StringVar(&req.IP, "ip", "", "a static `IP` instead of the next free one")
 	fs.StringVar(&req.Service, "service", "", "`SERVICE` this endpoint belongs to (round-robin name, tasks.SERVICE)")
-	var aliases, publish multiFlag
+	var aliases, publish, srvPorts multiFlag
 	fs.Var(&aliases, "alias", "another DNS `NAME` (repeatable)")
+	fs.Var(&srvPorts, "srv-port", "a port the endpoint serves, in DNS as an SRV record: `NAME=PORT[/tcp|udp]` (repeatable; tcp by default): _NAME._PROTO.SERVICE answers \"0 0 PORT ENDPOINT.NETWORK.\" for every endpoint of the service (--service, else --name)")
 	fs.Var(&publish, "p", "publish a port, `HOSTPORT:CONTAINERPORT[/tcp|udp]` (repeatable; nat networks)")
 	fs.Var(&publish, "publish", "same as -p")
 	pos, code, ok := parse(fs, args)
@@ -358,6 +375,7 @@ func cmdEndpointCreate(std stdio, args []string) int {
 	}
 	req.Aliases = aliases
 	req.Publish = publish
+	req.SRVPorts = srvPorts
 	c, cancel := ctx()
 	defer cancel()
 	ep, err := client().CreateEndpoint(c, req)

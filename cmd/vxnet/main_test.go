@@ -54,6 +54,14 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 	os.WriteFile(cfg, []byte(`{"advertise-addr": "198.18.0.1", "frobs": 1}`), 0o600)
 	badAddr := filepath.Join(dir, "bad.json")
 	os.WriteFile(badAddr, []byte(`{"advertise-addr": "not-an-ip", "data-dir": "`+dir+`"}`), 0o600)
+	openKey := filepath.Join(dir, "open.key")
+	os.WriteFile(openKey, []byte("MDEyMzQ1Njc4OWFiY2RlZg==\n"), 0o644)
+	os.Chmod(openKey, 0o644)
+	secretCfg := filepath.Join(dir, "secret.json")
+	os.WriteFile(secretCfg, []byte(`{"advertise-addr": "127.0.0.1", "gossip-key": "MDEyMzQ1Njc4OWFiY2RlZg=="}`), 0o644)
+	os.Chmod(secretCfg, 0o644)
+	keyFileCfg := filepath.Join(dir, "keyfile.json")
+	os.WriteFile(keyFileCfg, []byte(`{"advertise-addr": "127.0.0.1", "gossip-key-file": "`+openKey+`"}`), 0o644)
 	sock := filepath.Join(dir, "none.sock")
 	for name, tc := range map[string]struct {
 		args     []string
@@ -65,6 +73,11 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"agent bad addr":      {[]string{"agent", "--advertise-addr", "x", "--data-dir", dir}, 2, "", `advertise-addr "x"`},
 		"agent bad profile":   {[]string{"agent", "--advertise-addr", "127.0.0.1", "--profile", "slow", "--data-dir", dir}, 2, "", `profile "slow"`},
 		"agent bad key":       {[]string{"agent", "--advertise-addr", "127.0.0.1", "--gossip-key", "abc", "--data-dir", dir}, 2, "", "gossip-key"},
+		"agent key file help": {[]string{"agent", "--help"}, 0, "", "prefer --gossip-key-file"},
+		"agent open key file": {[]string{"agent", "--advertise-addr", "127.0.0.1", "--gossip-key-file", openKey, "--data-dir", dir}, 2, "",
+			`gossip-key-file "` + openKey + `": mode 0644 lets its group or others read it`},
+		"config open secret":  {[]string{"agent", "--config", secretCfg}, 2, "", "holds gossip-key, but its mode 0644"},
+		"config key file":     {[]string{"agent", "--config", keyFileCfg, "--data-dir", dir}, 2, "", `gossip-key-file "` + openKey + `"`},
 		"agent bad join":      {[]string{"agent", "--advertise-addr", "127.0.0.1", "--join", "h1", "--data-dir", dir}, 2, "", `join "h1"`},
 		"agent bad upstream":  {[]string{"agent", "--advertise-addr", "127.0.0.1", "--dns-upstream", "x"}, 2, "", `--dns-upstream "x"`},
 		"agent bad log":       {[]string{"agent", "--advertise-addr", "127.0.0.1", "--log-format", "xml"}, 2, "", `--log-format "xml"`},

@@ -50,8 +50,8 @@ type wantNet struct {
 // spec changed, and on each network deletes the vxnet endpoints not wanted
 // or changed before creating those missing. It goes on past errors and
 // returns them joined, each naming its network or endpoint; a network or
-// endpoint whose spec is invalid is reported and its HNS object left as it
-// is. Only failing to list HNS stops it early.
+// endpoint whose spec is invalid is reported (a *SpecError) and its HNS
+// object left as it is. Only failing to list HNS stops it early.
 func (p *Programmer) Sync(nets []NetworkSpec, eps map[string][]EndpointSpec) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -111,12 +111,12 @@ func wanted(nets []NetworkSpec, eps map[string][]EndpointSpec) (want map[string]
 		known[s.Name] = true
 		n, err := BuildNetwork(s)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &SpecError{err})
 			skip[NetworkName(s.Name)] = true
 			continue
 		}
 		if _, dup := want[n.Name]; dup {
-			errs = append(errs, fmt.Errorf("hns: network %q: wanted twice", s.Name))
+			errs = append(errs, &SpecError{fmt.Errorf("hns: network %q: wanted twice", s.Name)})
 			continue
 		}
 		want[n.Name] = wantNet{spec: s, net: n, eps: eps[s.Name]}
@@ -124,7 +124,7 @@ func wanted(nets []NetworkSpec, eps map[string][]EndpointSpec) (want map[string]
 	}
 	for _, name := range slices.Sorted(maps.Keys(eps)) {
 		if !known[name] {
-			errs = append(errs, fmt.Errorf("hns: endpoints for network %q, which is not among the wanted networks", name))
+			errs = append(errs, &SpecError{fmt.Errorf("hns: endpoints for network %q, which is not among the wanted networks", name)})
 		}
 	}
 	return want, order, skip, errs
@@ -139,12 +139,12 @@ func (p *Programmer) syncEndpoints(w wantNet, hn Network, have []Endpoint) []err
 	for _, e := range w.eps {
 		ep, err := BuildEndpoint(w.spec, hn.ID, e)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &SpecError{err})
 			skip[EndpointName(w.spec.Name, e.Name)] = true
 			continue
 		}
 		if _, dup := want[ep.Name]; dup {
-			errs = append(errs, fmt.Errorf("hns: endpoint %q on network %q: wanted twice", e.Name, w.spec.Name))
+			errs = append(errs, &SpecError{fmt.Errorf("hns: endpoint %q on network %q: wanted twice", e.Name, w.spec.Name)})
 			continue
 		}
 		want[ep.Name] = ep

@@ -333,13 +333,14 @@ func TestProgrammer_Sync_errors(t *testing.T) {
 		eps   map[string][]hns.EndpointSpec
 		want  []string
 		state []string
+		spec  bool // every error is a SpecError (else none is)
 	}{
 		"invalid network spec": {nets: []hns.NetworkSpec{spec("a", "nat", 1), bad}, want: []string{`network "bad": VNI 100`},
-			state: []string{"vxnet-a NAT: "}},
+			state: []string{"vxnet-a NAT: "}, spec: true},
 		"invalid endpoint spec": {nets: []hns.NetworkSpec{spec("a", "nat", 1)},
 			eps:   map[string][]hns.EndpointSpec{"a": {local("x", 1, 2), local("y", 2, 2)}},
 			want:  []string{`endpoint "y" on network "a": address 10.0.2.2/24 outside subnet`},
-			state: []string{"vxnet-a NAT: vxnet-a-x"}},
+			state: []string{"vxnet-a NAT: vxnet-a-x"}, spec: true},
 		"endpoint create fails": {fail: hnstest.OpCreateEndpoint, nets: []hns.NetworkSpec{spec("a", "nat", 1)},
 			eps:   map[string][]hns.EndpointSpec{"a": {local("x", 1, 2), local("y", 1, 3)}},
 			want:  []string{`endpoint "x" on network "a": create: injected`},
@@ -347,12 +348,12 @@ func TestProgrammer_Sync_errors(t *testing.T) {
 		"endpoints of an unknown network": {nets: []hns.NetworkSpec{spec("a", "nat", 1)},
 			eps:   map[string][]hns.EndpointSpec{"zz": {local("x", 1, 2)}},
 			want:  []string{`endpoints for network "zz"`},
-			state: []string{"vxnet-a NAT: "}},
+			state: []string{"vxnet-a NAT: "}, spec: true},
 		"network wanted twice": {nets: []hns.NetworkSpec{spec("a", "nat", 1), spec("a", "nat", 2)},
-			want: []string{`network "a": wanted twice`}, state: []string{"vxnet-a NAT: "}},
+			want: []string{`network "a": wanted twice`}, state: []string{"vxnet-a NAT: "}, spec: true},
 		"endpoint wanted twice": {nets: []hns.NetworkSpec{spec("a", "nat", 1)},
 			eps:  map[string][]hns.EndpointSpec{"a": {local("x", 1, 2), local("x", 1, 3)}},
-			want: []string{`endpoint "x" on network "a": wanted twice`}, state: []string{"vxnet-a NAT: vxnet-a-x"}},
+			want: []string{`endpoint "x" on network "a": wanted twice`}, state: []string{"vxnet-a NAT: vxnet-a-x"}, spec: true},
 		"list fails": {fail: hnstest.OpNetworks, nets: []hns.NetworkSpec{spec("a", "nat", 1)},
 			want: []string{"hns: list networks: injected"}},
 		"list endpoints fails": {fail: hnstest.OpEndpoints, nets: []hns.NetworkSpec{spec("a", "nat", 1)},
@@ -371,6 +372,12 @@ func TestProgrammer_Sync_errors(t *testing.T) {
 				}
 			}
 			wantState(t, f, tt.state...)
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				var se *hns.SpecError
+				if errors.As(e, &se) != tt.spec {
+					t.Errorf("error %q: SpecError %v, want %v", e, !tt.spec, tt.spec)
+				}
+			}
 		})
 	}
 }

@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/dataplane/hns"
+	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/internal/names"
+	"github.com/vxnet/vxnet/internal/testutil"
+)
+
+func wantAPIError(t *testing.T, what string, err error, code, field, contains string) {
+	t.Helper()
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != code || ae.Field != field || !strings.Contains(ae.Message, contains) {
+		t.Errorf("%s: error %v, want %s on field %s saying %q", what, err, code, field, contains)
+	}
+}
+
+// TestCreateNetwork_refusesNamesLaterStagesRefuse: a network name DNS
+// cannot take (an empty label, a trailing dot, a 64-character label) is
+// refused at the door, with the field and the value, and never reaches
+// the table.
+func TestCreateNetwork_refusesNamesLaterStagesRefuse(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	for _, name := range []string{"a..", "trail.", strings.Repeat("n", 64), "a..b", "-x", "a b"} {
+		_, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: name, Subnet: "10.0.3.0/24"})
+		wantAPIError(t, name, err, api.CodeBadRequest, "name", `network name "`+name+`"`)
+		if _, ok := a.network(name); ok {
+			t.Errorf("network %q is in the table", name)
+		}
+	}
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "dotted.name", Subnet: "10.0.3.0/24"}); err != nil {
+		t.Errorf("a name of two labels: %v", err)
+	}
+}
+
+// TestCreateEndpoint_checksEveryName: aliases, services, the interface
+// name and SRV ports are checked too, each error naming its field.
+func TestCreateEndpoint_checksEveryName(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.4.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		req             api.EndpointCreate
+		field, contains string
+	}{
+		{api.EndpointCreate{Name: "a.b"}, "name", `endpoint name "a.b"`},
+		{api.EndpointCreate{Name: "e", Aliases: []string{"ok", "x.."}}, "alias", `alias "x.."`},
+		{api.EndpointCreate{Name: "e", Service: "-s"}, "service", `service "-s"`},
+		{api.EndpointCreate{Name: "e", Ifname: "a/b"}, "ifname", `interface name "a/b"`},
+		{api.EndpointCreate{Name: "e", Ifname: ".."}, "ifname", `interface name ".."`},
+		{api.EndpointCreate{Name: "e", SRVPorts: []string{"80/tcp"}}, "srvPorts", `"80/tcp"`},
+		{api.EndpointCreate{Name: "e", SRVPorts: []string{"http=0"}}, "srvPorts", `port "0"`},
+		{api.EndpointCreate{Name: "e", SRVPorts: []string{"http=80/sctp"}}, "srvPorts", `protocol "sctp"`},
+		{api.EndpointCreate{Name: "e", SRVPorts: []string{"_http=80"}}, "srvPorts", `port name "_http"`},
+		{api.EndpointCreate{Name: "e", SRVPorts: []string{"http=80", "HTTP=81/tcp"}}, "srvPorts", "twice"},
+	} {
+		tc.req.Network = "ov"
+		_, err := a.CreateEndpoint(ctx, tc.req)
+		wantAPIError(t, tc.contains, err, api.CodeBadRequest, tc.field, tc.contains)
+	}
+	if eps := a.Endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints were made: %+v", eps)
+	}
+}
+
+// TestNames_uniqueInAnyCase: DNS answers Web and web alike, so a network
+// or an endpoint (on one network) named like another but for case is a
+// conflict naming the one that exists; names are kept as given.
+func TestNames_uniqueInAnyCase(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	n, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "Web", Subnet: "10.0.5.0/24"})
+	if err != nil || n.Name != "Web" {
+		t.Fatalf("network %+v, %v", n, err)
+	}
+	_, err = a.CreateNetwork(ctx, api.NetworkCreate{Name: "web", Subnet: "10.0.6.0/24"})
+	wantAPIError(t, "network web", err, api.CodeConflict, "name", `network "Web" exists`)
+	_, err = a.CreateNetwork(ctx, api.NetworkCreate{Name: "Web", Subnet: "10.0.6.0/24"})
+	wantAPIError(t, "network Web again", err, api.CodeConflict, "name", `network "Web" exists`)
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "other", Subnet: "10.0.7.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+
+	ep, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "Web", Name: "Api"})
+	if err != nil || ep.Name != "Api" {
+		t.Fatalf("endpoint %+v, %v", ep, err)
+	}
+	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "Web", Name: "API"})
+	wantAPIError(t, "endpoint API", err, api.CodeConflict, "name", `endpoint "Api" exists on network "Web"`)
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "other", Name: "api"}); err != nil {
+		t.Errorf("the same name on another network: %v", err)
+	}
+	// Once the first is gone, the name is free in any case.
+	if err := a.RemoveEndpoint("Web", "Api"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the endpoint to leave the table", 5*time.Second, func() bool {
+		_, ok := a.kv.Get(tableEndpoints, "Web/Api")
+		return !ok
+	})
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "Web", Name: "api"}); err != nil {
+		t.Errorf("after removal: %v", err)
+	}
+}
+
+// TestCreateEndpoint_srvPorts: an endpoint's SRV ports are kept in
+// canonical form and DNS answers them under its service.
+func TestCreateEndpoint_srvPorts(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.8.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: "web1", Service: "front", SRVPorts: []string{"http=8080", "dns=53/udp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(ep.SRVPorts, ",") != "http=8080/tcp,dns=53/udp" {
+		t.Errorf("srv ports %q, want canonical forms", ep.SRVPorts)
+	}
+	srv := func(name string) string {
+		m := resolve(a, "ov", name, mdns.TypeSRV)
+		if m == nil || len(m.Answer) != 1 {
+			return ""
+		}
+		s, ok := m.Answer[0].(*mdns.SRV)
+		if !ok {
+			return ""
+		}
+		return s.Target + " " + strconv.Itoa(int(s.Port))
+	}
+	testutil.WaitFor(t, "the SRV record of http", 5*time.Second, func() bool { return srv("_http._tcp.front.") == "web1.ov. 8080" })
+	if got := srv("_dns._udp.front.ov."); got != "web1.ov. 53" {
+		t.Errorf("_dns._udp.front.ov.: %q, want web1.ov. 53", got)
+	}
+}
+
+// FuzzNames_acceptedEverywhere: names the API takes are taken by every
+// later stage: DNS indexes them (nothing left out) and HNS builds them.
+func FuzzNames_acceptedEverywhere(f *testing.F) {
+	f.Add("web", "api", "db", "front", "http")
+	f.Add("a.b_c-d", "X-1", "y", "Z", "ldap-s")
+	f.Add(strings.Repeat("n", 62)+".x", strings.Repeat("e", 63), "a", "s", "p")
+	f.Fuzz(func(t *testing.T, network, endpoint, alias, service, port string) {
+		if names.Network(network) != nil || names.Endpoint(endpoint) != nil || names.Alias(alias) != nil ||
+			names.Service(service) != nil || names.PortName(port) != nil {
+			return
+		}
+		addr := netip.MustParseAddr("10.0.9.2")
+		_, err := dns.NewTable([]dns.Network{{Name: network, Scope: dns.ScopeGlobal}}, []dns.Endpoint{{Name: endpoint,
+			Aliases: []string{alias}, Service: service, Network: network, Addrs: []netip.Addr{addr},
+			Ports: []dns.Port{{Name: port, Proto: "tcp", Port: 80}}}}, 0)
+		if err != nil {
+			t.Fatalf("DNS leaves out what the API takes: %v", err)
+		}
+		ns := hns.NetworkSpec{Name: network, Driver: "overlay", Subnet: netip.MustParsePrefix("10.0.9.0/24"),
+			Gateway: netip.MustParseAddr("10.0.9.1"), VNI: 4242, VTEP: netip.MustParseAddr("198.18.0.1")}
+		if _, err := hns.BuildNetwork(ns); err != nil {
+			t.Fatalf("HNS refuses network %q: %v", network, err)
+		}
+		if _, err := hns.BuildEndpoint(ns, "id", hns.EndpointSpec{Name: endpoint, Addr: netip.PrefixFrom(addr, 24), MAC: "02-42-0a-00-09-02"}); err != nil {
+			t.Fatalf("HNS refuses endpoint %q: %v", endpoint, err)
+		}
+	})
+}

@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/dataplane/hns/hnstest"
+	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/dns/dnstest"
+	"github.com/vxnet/vxnet/internal/testutil"
+)
+
+// startTestAgent runs a whole agent on loopback with a fake HNS (so that
+// endpoints need no namespace), logging to log (nil discards); it stops
+// when the test ends.
+func startTestAgent(t *testing.T, log *slog.Logger) *Agent {
+	t.Helper()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a, err := New(Config{Name: "t1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), VXLANPort: freePort(t),
+		DataDir: t.TempDir(), APISocket: filepath.Join(t.TempDir(), "api.sock"), Profile: "fast",
+		DNSUpstreams: []netip.AddrPort{}, HNS: &hnstest.Fake{}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return a
+}
+
+// resolve asks the agent's DNS server, as a container on network would.
+func resolve(a *Agent, network, name string, qtype uint16) *mdns.Msg {
+	rec := dnstest.NewRecorder("udp")
+	q := new(mdns.Msg)
+	q.SetQuestion(name, qtype)
+	a.dns.Handler(dns.View{Networks: []string{network}}).ServeDNS(rec, q)
+	return rec.Msg
+}
+
+// TestReconcile_badRowsLeftOut: rows no API of this version would write
+// (a network name DNS refuses, an endpoint with a multicast address)
+// reach the tables as from another host. Each is left out of the table
+// that cannot take it and logged once, and counted; every other row still
+// resolves and forwards, and a row removed stops resolving.
+func TestReconcile_badRowsLeftOut(t *testing.T) {
+	var logs testutil.SyncBuffer
+	a := startTestAgent(t, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.2.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(table, key string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.kv.Put(table, key, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(tableNetworks, networkKey("a..", "t1"), api.Network{Name: "a..", Driver: "overlay", Scope: "global", VNI: 4100, Subnet: "10.0.1.0/24", Gateway: "10.0.1.1", Creator: "t1"})
+	put(tableEndpoints, "ov/mcast", api.Endpoint{Name: "mcast", Network: "ov", Host: "t1", VTEP: "198.18.0.77",
+		MAC: "02:42:0a:00:02:63", Addresses: []string{"224.0.0.5/24"}})
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: "good"}); err != nil {
+		t.Fatal(err)
+	}
+	answers := func(name string) bool {
+		m := resolve(a, "ov", name, mdns.TypeA)
+		return m != nil && m.Rcode == mdns.RcodeSuccess && len(m.Answer) == 1
+	}
+	testutil.WaitFor(t, "the good endpoint to resolve beside the bad rows", 5*time.Second, func() bool { return answers("good.ov.") })
+	testutil.WaitFor(t, "the bad rows to be counted", 5*time.Second, func() bool {
+		c := a.skippedCounts()
+		return c[tableDNS] == 1 && c[tableForwarding] == 1 && c[tableHNS] == 1
+	})
+	// More rebuilds: each bad row is still logged once.
+	for _, name := range []string{"second", "third"} {
+		if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitFor(t, name+" to resolve", 5*time.Second, func() bool { return answers(name + ".") })
+	}
+	for _, want := range []string{`table=dns error="dns: network \"a..\"`, "table=forwarding error=", "table=hns error="} {
+		if n := strings.Count(logs.String(), want); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", want, n, logs.String())
+		}
+	}
+	if err := a.RemoveEndpoint("ov", "good"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the removed endpoint to stop resolving", 5*time.Second, func() bool { return !answers("good.") })
+	// HNS took the good rows (the bad network's too: HNS can take its name).
+	testutil.WaitFor(t, "HNS to hold the good endpoints", 5*time.Second, func() bool {
+		_, eps := hnsState(t, a.cfg.HNS.(*hnstest.Fake))
+		return len(eps) == 2
+	})
+}

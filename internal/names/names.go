@@ -1,0 +1,181 @@
+// Package names holds the rules for the names vxnet takes from users: one
+// check per kind of name. A name a check accepts is one every later stage
+// accepts too, on every host:
+//
+//   - DNS: a network name is one or more labels under which its endpoints
+//     resolve (NAME.NETWORK.), an endpoint name, alias or service is one
+//     label; labels are 1-63 bytes of letters, digits, '-' and '_'.
+//   - the replicated tables: keys NETWORK/NAME (no '/').
+//   - HNS on Windows: networks vxnet-NETWORK, endpoints vxnet-NETWORK-NAME.
+//   - Linux: interface names (1-15 bytes, no '/', ':' or white space).
+//
+// Names are ASCII. DNS compares names without regard to case, so two names
+// that differ only in case are one name there: Key folds a name for
+// uniqueness checks, while the name itself is kept as given.
+package names
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Limits of the names.
+const (
+	// MaxNetwork is the longest network name (Docker's limit).
+	MaxNetwork = 64
+	// MaxLabel is the longest DNS label: an endpoint name, an alias, a
+	// service, one dot-separated part of a network name.
+	MaxLabel = 63
+	// MaxIfname is the longest Linux interface name (IFNAMSIZ-1).
+	MaxIfname = 15
+	// MaxPortName is the longest SRV port name (RFC 6335 service names).
+	MaxPortName = 15
+)
+
+// Error says which name of which kind is refused, and why.
+type Error struct {
+	Kind   string // "network name", "endpoint name", "alias", "service", "interface name", "port name"
+	Name   string
+	Reason string // what is wrong, then what is wanted
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	return e.Kind + " " + strconv.Quote(e.Name) + ": " + e.Reason
+}
+
+// The rules, as the errors state them.
+const (
+	networkRule = "want 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit, " +
+		"with no empty part and no part longer than 63 characters between dots (each part is a DNS label)"
+	labelRule   = "want 1-63 letters, digits or '-', starting with a letter or digit (it is a DNS name)"
+	ifnameRule  = "want 1-15 characters other than '/', ':' and white space, not \".\" or \"..\""
+	portRule    = "want 1-15 letters, digits or '-', with a letter, not starting or ending with '-' and no \"--\" (an SRV service name, e.g. http)"
+	nonASCIIMsg = "only ASCII letters are allowed"
+)
+
+// Network checks a network name: Docker's rule (1-64 letters, digits,
+// '_', '.' and '-', starting with a letter or digit), and every part
+// between dots a DNS label (1-63 bytes, so no "..", no trailing dot).
+func Network(s string) error {
+	fail := func(why string) error { return &Error{Kind: "network name", Name: s, Reason: why + "; " + networkRule} }
+	switch {
+	case s == "":
+		return fail("empty")
+	case len(s) > MaxNetwork:
+		return fail(fmt.Sprintf("%d characters", len(s)))
+	case !isAlnum(s[0]):
+		return fail("starts with something other than a letter or digit")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlnum(c) && c != '_' && c != '-' && c != '.' {
+			return fail(badChar(c))
+		}
+	}
+	for _, l := range strings.Split(s, ".") {
+		switch {
+		case l == "":
+			return fail("an empty part between dots")
+		case len(l) > MaxLabel:
+			return fail(fmt.Sprintf("a part of %d characters", len(l)))
+		}
+	}
+	return nil
+}
+
+// Endpoint checks an endpoint name: one DNS label.
+func Endpoint(s string) error { return label("endpoint name", s) }
+
+// Alias checks an endpoint's alias: one DNS label, as an endpoint name.
+func Alias(s string) error { return label("alias", s) }
+
+// Service checks a service name: one DNS label, as an endpoint name.
+func Service(s string) error { return label("service", s) }
+
+func label(kind, s string) error {
+	fail := func(why string) error { return &Error{Kind: kind, Name: s, Reason: why + "; " + labelRule} }
+	switch {
+	case s == "":
+		return fail("empty")
+	case len(s) > MaxLabel:
+		return fail(fmt.Sprintf("%d characters", len(s)))
+	case !isAlnum(s[0]):
+		return fail("starts with something other than a letter or digit")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '-' {
+			return fail(badChar(c))
+		}
+	}
+	return nil
+}
+
+// Ifname checks a Linux interface name (the device in a container's
+// namespace): what the kernel's dev_valid_name accepts.
+func Ifname(s string) error {
+	fail := func(why string) error {
+		return &Error{Kind: "interface name", Name: s, Reason: why + "; " + ifnameRule}
+	}
+	switch {
+	case s == "":
+		return fail("empty")
+	case len(s) > MaxIfname:
+		return fail(fmt.Sprintf("%d characters", len(s)))
+	case s == "." || s == "..":
+		return fail("a directory name")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '/' || c == ':' || c <= ' ' || c >= 0x7f {
+			return fail(badChar(c))
+		}
+	}
+	return nil
+}
+
+// PortName checks the name of an SRV port (_NAME._tcp.SERVICE.): an RFC
+// 6335 service name such as http or ldap.
+func PortName(s string) error {
+	fail := func(why string) error { return &Error{Kind: "port name", Name: s, Reason: why + "; " + portRule} }
+	switch {
+	case s == "":
+		return fail("empty")
+	case len(s) > MaxPortName:
+		return fail(fmt.Sprintf("%d characters", len(s)))
+	case s[0] == '-' || s[len(s)-1] == '-':
+		return fail("starts or ends with '-'")
+	case strings.Contains(s, "--"):
+		return fail("has \"--\"")
+	}
+	letter := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlnum(c) && c != '-' {
+			return fail(badChar(c))
+		}
+		letter = letter || isLetter(c)
+	}
+	if !letter {
+		return fail("no letter")
+	}
+	return nil
+}
+
+// Key is the form of a name under which uniqueness is checked: names that
+// DNS answers alike (they differ in case only) have the same key.
+func Key(s string) string { return strings.ToLower(s) }
+
+// Same reports whether a and b are one name to DNS.
+func Same(a, b string) bool { return strings.EqualFold(a, b) }
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+func isAlnum(c byte) bool { return isLetter(c) || c >= '0' && c <= '9' }
+
+func badChar(c byte) string {
+	if c >= 0x80 {
+		return nonASCIIMsg
+	}
+	return fmt.Sprintf("has %q", rune(c))
+}
