@@ -93,7 +93,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		Gateway: gateway.String(), IPRange: req.IPRange, Internal: req.Internal, Options: req.Options,
 		Creator: a.cfg.Name, Created: created}
 	if err := a.putRow(tableNetworks, networkKey(n.Name, n.Creator), n); err != nil {
-		a.ipam.DeleteNetwork(req.Name)
+		a.ipam.WithdrawOwn(req.Name)
 		return api.Network{}, err
 	}
 	a.persist()
@@ -125,6 +125,15 @@ func (a *Agent) pickVNI(name string) uint32 {
 // network is the cluster's, and its creator may be gone.
 func (a *Agent) RemoveNetwork(name string) error {
 	if _, ok := a.network(name); !ok {
+		if _, _, claimed := a.ipam.Creation(name); claimed {
+			// A subnet claim with no network row (a crash between the two
+			// steps of a create or a remove): rm clears it.
+			if err := a.ipam.DeleteNetwork(name); err != nil {
+				return fromIPAM(err)
+			}
+			a.log.Info("network removed (its subnet claim only)", "network", name)
+			return nil
+		}
 		return apiError(api.CodeNotFound, "name", "no network %q", name)
 	}
 	var users []string
@@ -139,6 +148,11 @@ func (a *Agent) RemoveNetwork(name string) error {
 		sort.Strings(users)
 		return apiError(api.CodeConflict, "name", "network %q has endpoints: %s", name, strings.Join(users, ", "))
 	}
+	// The claim first: a crash in between leaves rows that name no claim,
+	// which the next rm clears, never a claim nobody can see.
+	if err := a.ipam.DeleteNetwork(name); err != nil {
+		a.log.Warn("ipam: deleting network", "network", name, "error", err)
+	}
 	// Every creation of the name, so that none takes the winner's place.
 	for _, n := range a.networkRows() {
 		if n.Name == name {
@@ -146,9 +160,6 @@ func (a *Agent) RemoveNetwork(name string) error {
 				return err
 			}
 		}
-	}
-	if err := a.ipam.DeleteNetwork(name); err != nil {
-		a.log.Warn("ipam: deleting network", "network", name, "error", err)
 	}
 	a.log.Info("network removed", "network", name)
 	return nil

@@ -372,6 +372,25 @@ func (g *Global) DeleteNetwork(name string) error {
 	return nil
 }
 
+// WithdrawOwn deletes this host's creations of a network (undoing a
+// CreateNetwork whose next step failed), leaving other hosts' alone.
+func (g *Global) WithdrawOwn(name string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refreshLocked()
+	for _, c := range g.creations[name] {
+		if c.Creator != g.self {
+			continue
+		}
+		c.Rev++
+		c.Deleted = true
+		if err := g.putLocked(g.nets[name], subnetKey(name, g.self, c.Created), c); err != nil {
+			g.cfg.Logger.Error("ipam: withdrawing a network", "network", name, "error", err)
+		}
+	}
+	g.refreshLocked()
+}
+
 // Creation names the creation of a network that wins: its creator and
 // when it was created (the creator's clock). Every host that sees the same
 // claims names the same one.

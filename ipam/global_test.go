@@ -612,3 +612,43 @@ func TestGlobal_oneCreationWinsAfterHeal(t *testing.T) {
 		})
 	}
 }
+
+// TestGlobal_refusedCreationLeavesNothing: a user subnet refused during
+// Settle (the overlap appeared when a partition healed) leaves no network
+// behind on any host, mirrors included, and the name can be used again.
+func TestGlobal_refusedCreationLeavesNothing(t *testing.T) {
+	s := newSim(t, "h1", "h3", "h4")
+	s.net.Table("h2")
+	s.net.Partition([]string{"h1", "h3"}, []string{"h2", "h4"})
+	s.create("h1", "a", ipam.PoolConfig{Subnet: "10.40.0.0/16"})
+	// h2 settles slowly, so that the heal comes while it waits.
+	g2, err := ipam.NewGlobal(ipam.GlobalConfig{Table: s.net.Table("h2"), Settle: time.Second, InheritAfter: time.Hour,
+		ServeDelay: 20 * time.Millisecond, Tick: 2 * time.Millisecond, Now: s.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go g2.Run(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := g2.CreateNetwork(context.Background(), "b", ipam.PoolConfig{Subnet: "10.40.3.0/24"}, 0)
+		done <- err
+	}()
+	testutil.WaitFor(t, "h4 to see b", 5*time.Second, func() bool {
+		_, ok := s.hosts["h4"].g.Subnet("b")
+		return ok
+	})
+	s.net.Heal()
+	if err := <-done; !errors.Is(err, ipam.ErrOverlap) {
+		t.Fatalf("creation across the heal: %v, want ErrOverlap", err)
+	}
+	for _, g := range []*ipam.Global{s.hosts["h1"].g, g2, s.hosts["h3"].g, s.hosts["h4"].g} {
+		testutil.WaitFor(t, "b dropped everywhere", 5*time.Second, func() bool {
+			g.Refresh()
+			_, ok := g.Subnet("b")
+			return !ok
+		})
+	}
+	s.create("h3", "b", ipam.PoolConfig{Subnet: "10.41.0.0/24"})
+}

@@ -121,7 +121,9 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) (claims map[string]su
 			byCreation[name] = m
 		}
 		k := creation{c.Creator, c.Created}
-		if old, ok := m[k]; !ok || c.Rev > old.Rev || (c.Rev == old.Rev && c.Deleted) {
+		// A deletion is final: whatever revision another copy (a mirror,
+		// a move on the other side of a partition) carries.
+		if old, ok := m[k]; !ok || (c.Deleted && !old.Deleted) || (c.Deleted == old.Deleted && c.Rev > old.Rev) {
 			m[k] = c
 		}
 	}
@@ -259,8 +261,15 @@ func (g *Global) dropLocked(n *gnet, deleted bool) {
 	delete(g.nets, n.name)
 }
 
+// deleteNetworkLocked withdraws this host's creation n: a deleted claim,
+// which beats the copies mirrors hold.
 func (g *Global) deleteNetworkLocked(n *gnet) {
-	g.cfg.Table.Delete(subnetKey(n.name, g.self, n.claim.Created))
+	c := n.claim
+	c.Rev++
+	c.Deleted = true
+	if err := g.cfg.Table.Put(subnetKey(n.name, g.self, c.Created), mustJSON(c)); err != nil {
+		g.cfg.Logger.Error("ipam: withdrawing a network", "network", n.name, "error", err)
+	}
 	g.dropLocked(n, true)
 }
 

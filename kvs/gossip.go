@@ -75,9 +75,7 @@ func NewGossip(cfg Config, gcfg gossip.Config) (*Gossip, error) {
 		return nil, err
 	}
 	g.node.Store(node)
-	g.st.mu.Lock()
-	g.st.isMember = node.IsMember
-	g.st.mu.Unlock()
+	g.st.setMembership(node.IsMember, time.Now())
 	g.wg.Add(4)
 	go g.routineExpire()
 	go g.routineJobs()

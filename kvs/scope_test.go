@@ -201,3 +201,30 @@ func TestStore_adoptOwnRows(t *testing.T) {
 		t.Errorf("own row after adopting: %v %v, want it deleted", res, mine)
 	}
 }
+
+// TestStore_restoredOwnersAreNotTakenAlive: the writers of persisted
+// cluster rows are not members when the node starts: their host rows,
+// learned later, stay hidden until they join, and go after ReapAfter.
+func TestStore_restoredOwnersAreNotTakenAlive(t *testing.T) {
+	s := clusterStore("a")
+	s.restore(Entry{Table: "networks", Key: "web", Owner: "x", Version: 5, Value: []byte("n")})
+	s.setMembership(func(name string) bool { return name == "a" }, t0)
+	s.apply(Entry{Table: "endpoints", Key: "web/c", Owner: "x", Version: 6, Claim: 6, Value: []byte("e")}, t0)
+	if _, ok := s.get("endpoints", "web/c"); ok {
+		t.Error("a host row of a writer that is not a member shows")
+	}
+	if _, ok := s.get("networks", "web"); !ok {
+		t.Error("the restored cluster row is hidden")
+	}
+	s.expire(t0.Add(2 * time.Minute))
+	if st := s.snapshotStats(); st.OwnersReaped != 1 {
+		t.Errorf("the absent writer was not reaped: %+v", st)
+	}
+	s.memberAlive("x")
+	if res, _ := s.apply(Entry{Table: "endpoints", Key: "web/c", Owner: "x", Version: 7, Claim: 6, Value: []byte("e")}, t0); res != applyChanged {
+		t.Errorf("its row once it joined: %v", res)
+	}
+	if _, ok := s.get("endpoints", "web/c"); !ok {
+		t.Error("its row does not show once it joined")
+	}
+}

@@ -389,6 +389,21 @@ func (s *store) keysOf(o *owner) []rowKey {
 	return keys
 }
 
+// setMembership installs isMember. Owners already known (from persisted
+// cluster rows) that are not members are taken as failed now, as nodes
+// never seen as members are: their host rows stay hidden until they join,
+// and go after ReapAfter.
+func (s *store) setMembership(isMember func(string) bool, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.isMember = isMember
+	for name, o := range s.owners {
+		if name != s.self && o.status == ownerAlive && !isMember(name) {
+			s.change(s.keysOf(o), func() { o.status, o.since, o.hidden = ownerFailed, now, true })
+		}
+	}
+}
+
 // memberAlive: a node joined or came back; its hidden rows return.
 func (s *store) memberAlive(name string) {
 	if name == s.self {
