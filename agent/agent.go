@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vxnet/vxnet/agent/api"
@@ -233,15 +234,16 @@ type Agent struct {
 	dnsWaiting map[string]bool        // namespaces whose DNS address is in use, retried (bind.go)
 	skipped    skippedRows            // bad rows the rebuilt tables leave out (skipped.go)
 	kick       chan struct{}
-	lostNames  []lostName // local endpoints whose names another host holds: to take down
 
-	inheritAfter time.Duration // absence after which IPAM gives a host's blocks away
-	recovering   bool          // rebuilding this host's state from the cluster (Config.Recover)
+	awayLong   bool        // back after long enough for its blocks to have passed to others
+	recovering atomic.Bool // rebuilding this host's state from the cluster (Config.Recover)
 	// runCtx ends when Run returns (stopRun); bg tracks work started
 	// outside the request path (readdressing), waited for before closing.
-	runCtx  context.Context
-	stopRun context.CancelFunc
-	bg      sync.WaitGroup
+	runCtx   context.Context
+	stopRun  context.CancelFunc
+	bg       sync.WaitGroup
+	bgMu     sync.Mutex
+	bgClosed bool // no new background jobs (stopBackground)
 }
 
 // localEndpoint is an endpoint of this host: its port on the switch.
@@ -249,7 +251,10 @@ type localEndpoint struct {
 	rec      api.Endpoint
 	port     *dataplane.Port
 	ns       string // namespace path
-	removing bool   // a RemoveEndpoint owns it
+	removing bool   // a RemoveEndpoint, readdress or takeDown owns it
+	// busy: being created or restored; conflicts wait until it is done
+	// (settled), since its row may not be written yet.
+	busy bool
 	// dhcpRetry: the renewal routine leaves a lost lease alone until then.
 	dhcpRetry time.Time
 }
@@ -274,6 +279,9 @@ func New(cfg Config) (*Agent, error) {
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	a.store, err = openLocalStore(cfg.DataDir)
 	var se *StateError
+	if cfg.Recover && len(cfg.Join) == 0 {
+		return nil, &ConfigError{"recover", "true", "needs --join: the hosts to rebuild this host's state from"}
+	}
 	if errors.As(err, &se) && cfg.Recover {
 		to, aerr := setAside(cfg.DataDir, time.Now())
 		if aerr != nil {
@@ -286,18 +294,43 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	st := a.store.snapshot()
-	// Recovery needs something to recover: a fresh state and a cluster.
-	a.recovering = cfg.Recover && st.SavedAt.IsZero() && len(cfg.Join) > 0
-	if cfg.Recover && !a.recovering {
-		a.log.Warn("--recover: nothing to do (the state file is sound, or there is no cluster to join); starting normally")
+	// Recovery: asked for on a fresh state, or one that an interrupted
+	// recovery left (its mark is still there).
+	marked := recoveryMarked(cfg.DataDir)
+	if (cfg.Recover && st.SavedAt.IsZero()) || marked {
+		if err := markRecovery(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		if len(cfg.Join) == 0 {
+			return nil, &ConfigError{"join", "", "an interrupted recovery must finish: start again with --recover --join HOST:PORT"}
+		}
+		a.recovering.Store(true)
+	} else if cfg.Recover {
+		a.log.Warn("--recover: the state file is sound; starting normally")
+	}
+	// Back after long enough for its blocks to have passed to others: its
+	// endpoint rows wait until their addresses are checked (restore).
+	inheritAfter := 24 * time.Hour
+	if profile == gossip.ProfileFast {
+		inheritAfter = kvs.FastTimings().ReapAfter
+	}
+	a.awayLong = !st.SavedAt.IsZero() && len(cfg.Join) > 0 && time.Since(st.SavedAt) > inheritAfter/2
+	rows := st.Rows
+	if a.awayLong {
+		rows = nil
+		for _, r := range st.Rows {
+			if r.Table != tableEndpoints {
+				rows = append(rows, r)
+			}
+		}
 	}
 
 	kc := kvs.DefaultConfig()
 	if profile == gossip.ProfileFast {
 		kc = kvs.FastTimings()
 	}
-	kc.InitialClock, kc.InitialRows, kc.InitialEntries, kc.Logger = st.Clock, st.Rows, st.Cluster, cfg.Logger
-	kc.ClusterTables, kc.FirstClaim, kc.AdoptOwnRows = clusterTables, []string{tableEndpoints}, a.recovering
+	kc.InitialClock, kc.InitialRows, kc.InitialEntries, kc.Logger = st.Clock, rows, st.Cluster, cfg.Logger
+	kc.ClusterTables, kc.FirstClaim, kc.AdoptOwnRows = clusterTables, []string{tableEndpoints}, a.recovering.Load()
 	gc := gossip.Config{Name: cfg.Name, BindAddr: vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
 		Keys: keys, Meta: gossip.Meta{VTEP: vtep.String(), Version: cfg.Version}, Logger: cfg.Logger}
 	gossipAddr := net.JoinHostPort(vtep.String(), strconv.Itoa(cfg.GossipPort))
@@ -312,10 +345,6 @@ func New(cfg Config) (*Agent, error) {
 	gcfg := ipam.GlobalConfig{Table: a.table, Store: a.store, Logger: cfg.Logger, OnLost: a.onLost}
 	if profile == gossip.ProfileFast {
 		gcfg.Settle, gcfg.InheritAfter = 300*time.Millisecond, kc.ReapAfter
-	}
-	a.inheritAfter = gcfg.InheritAfter
-	if a.inheritAfter == 0 {
-		a.inheritAfter = kc.ReapAfter
 	}
 	if a.ipam, err = ipam.NewGlobal(gcfg); err != nil {
 		return fail(err)
@@ -358,7 +387,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Deferred in this order so that, on every return, the goroutines are
 	// told to stop (cancel), waited for, and only then is everything closed.
 	defer a.close()
-	defer a.bg.Wait()
+	defer a.stopBackground()
 	defer a.stopRun()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -394,15 +423,17 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 			}
 		}()
-		if a.recovering {
-			a.catchUp(ctx, joined)
-			a.adoptFromCluster()
-		} else if away := time.Since(a.store.snapshot().SavedAt); away > a.inheritAfter/2 && !a.store.snapshot().SavedAt.IsZero() {
+		if a.recovering.Load() {
+			a.log.Info("recovering this host's state from the cluster: waiting to join")
+			if a.catchUp(ctx, joined, true) {
+				a.adoptFromCluster()
+			}
+		} else if a.awayLong {
 			// Its address blocks may have passed to other hosts: learn
 			// that before any container sends from them.
 			a.log.Info("this host was away long enough for its address blocks to pass to others; restoring its endpoints once it has caught up with the cluster",
-				"reason", "away "+away.Round(time.Second).String())
-			a.catchUp(ctx, joined)
+				"reason", "away since "+a.store.snapshot().SavedAt.Format(time.RFC3339))
+			a.catchUp(ctx, joined, false)
 		}
 	}
 	a.restoreEndpoints()
@@ -470,6 +501,9 @@ func (a *Agent) close() {
 
 // persist saves this host's own rows and clock.
 func (a *Agent) persist() {
+	if a.recovering.Load() {
+		return // nothing of this host's is known yet: the file would lie
+	}
 	self := a.cfg.Name
 	// The snapshot is taken under the store's lock, so that two saves
 	// never write an older snapshot over a newer one.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vxnet/vxnet/agent/api"
 	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/kvs"
 )
 
@@ -31,31 +32,88 @@ import (
 //     a new one is allocated and put on, and the table and DNS follow. If
 //     no address can be had, the endpoint is taken down instead.
 
-// lostName is a local endpoint whose name an earlier claim holds.
-type lostName struct{ key, winner string }
-
 // settleConflicts acts on what the tables decided since the last call:
 // this host's losing network creations are withdrawn, its endpoints whose
 // names another host holds are taken down.
 func (a *Agent) settleConflicts() {
 	a.withdrawLosingNetworks()
 	a.moveClashingVNIs()
+	// Every local endpoint whose key another host's row wins, checked
+	// now (not from the event that woke us: it may be stale).
+	type lost struct {
+		key, winner string
+		le          *localEndpoint
+	}
+	var losers []lost
 	a.mu.Lock()
-	lost := a.lostNames
-	a.lostNames = nil
-	a.mu.Unlock()
-	for _, l := range lost {
-		a.mu.Lock()
-		le := a.local[l.key]
-		ok := le != nil && !le.removing
-		if ok {
-			le.removing = true
+	for _, key := range sortedMapKeys(a.local) {
+		le := a.local[key]
+		if le.removing || le.busy {
+			continue
 		}
-		a.mu.Unlock()
-		if ok {
-			a.takeDown(l.key, le, fmt.Sprintf("name taken: host %s holds an endpoint of this name on this network, claimed first", l.winner), true)
+		if e, ok := a.kv.Get(tableEndpoints, key); ok && e.Owner != a.cfg.Name {
+			le.removing = true
+			losers = append(losers, lost{key, e.Owner, le})
 		}
 	}
+	a.mu.Unlock()
+	for _, l := range losers {
+		a.takeDown(l.key, l.le, fmt.Sprintf("name taken: host %s holds an endpoint of this name on this network, claimed first", l.winner), true)
+	}
+}
+
+// settled ends the creation or restoration of a local endpoint: from now
+// on conflicts apply to it. An address IPAM reported lost meanwhile (no
+// longer among this host's leases) is replaced now.
+func (a *Agent) settled(key string) {
+	a.mu.Lock()
+	le := a.local[key]
+	if le == nil {
+		a.mu.Unlock()
+		return
+	}
+	le.busy = false
+	rec := le.rec
+	a.mu.Unlock()
+	if rec.DHCP == nil && len(rec.Addresses) > 0 {
+		leased := map[netip.Addr]bool{}
+		for _, l := range a.ipam.Leases(rec.Network) {
+			leased[l] = true
+		}
+		lost := map[netip.Addr]bool{}
+		for _, s := range rec.Addresses {
+			if p, err := netip.ParsePrefix(s); err == nil && !leased[p.Addr()] {
+				lost[p.Addr()] = true
+			}
+		}
+		if len(lost) > 0 && a.startBackground() {
+			go func() {
+				defer a.bg.Done()
+				a.readdress(key, lost)
+			}()
+		}
+	}
+	a.kickReconcile()
+}
+
+// startBackground counts one more background job, unless the agent is
+// stopping (then it reports false and the caller must not start it).
+func (a *Agent) startBackground() bool {
+	a.bgMu.Lock()
+	defer a.bgMu.Unlock()
+	if a.bgClosed {
+		return false
+	}
+	a.bg.Add(1)
+	return true
+}
+
+// stopBackground refuses new background jobs and waits for those running.
+func (a *Agent) stopBackground() {
+	a.bgMu.Lock()
+	a.bgClosed = true
+	a.bgMu.Unlock()
+	a.bg.Wait()
 }
 
 // takeDown takes a local endpoint out of service, which the caller owns
@@ -136,7 +194,9 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 	if len(keys) == 0 {
 		return
 	}
-	a.bg.Add(1)
+	if !a.startBackground() {
+		return // stopping: the next start finds the leases missing (checkLeases)
+	}
 	go func() {
 		defer a.bg.Done()
 		for _, key := range keys {
@@ -150,7 +210,9 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	a.mu.Lock()
 	le := a.local[key]
-	if le == nil || le.removing {
+	if le == nil || le.removing || le.busy {
+		// Being removed (its lease goes with it), or created or restored
+		// (settled checks its leases when done).
 		a.mu.Unlock()
 		return
 	}
@@ -177,18 +239,24 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	}
 	// Off the device first: the container stops sending from them.
 	if old.Netns != "" {
-		if err := tun.Readdress(netnsPath(old.Netns), old.Ifname, drop, nil); err != nil {
+		if err := tun.Readdress(netnsPath(old.Netns), old.Ifname, drop, nil, nil); err != nil {
 			a.log.Warn("removing lost addresses from the endpoint's device", "endpoint", key, "error", err)
 		}
 	}
 	why := fmt.Sprintf("lost %v", drop)
 	fresh, err := a.freshAddress(old.Network)
+	if err != nil && a.runCtx.Err() != nil {
+		// Stopping: leave the record as it is; the next start finds the
+		// lease missing and readdresses it (checkLeases).
+		done()
+		return
+	}
 	if err != nil {
 		a.takeDown(key, le, why+" and got no new address: "+err.Error(), false)
 		return
 	}
 	if old.Netns != "" {
-		if err := tun.Readdress(netnsPath(old.Netns), old.Ifname, nil, []netip.Prefix{fresh}); err != nil {
+		if err := tun.Readdress(netnsPath(old.Netns), old.Ifname, nil, []netip.Prefix{fresh}, a.containerRoutes(old.Network)); err != nil {
 			a.releaseAddresses(key, api.Endpoint{Network: old.Network, Addresses: []string{fresh.String()}})
 			a.takeDown(key, le, why+" and could not put the new one on its device: "+err.Error(), false)
 			return
@@ -216,16 +284,25 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	a.log.Warn("endpoint readdressed", "endpoint", key, "previous", fmt.Sprint(drop), "address", fresh.String())
 }
 
-// freshAddress allocates an address of a network, with the network's
-// current prefix length.
-func (a *Agent) freshAddress(network string) (netip.Prefix, error) {
+// containerRoutes are the routes a network's driver gives its containers.
+func (a *Agent) containerRoutes(network string) []netip.Prefix {
 	n, ok := a.network(network)
 	if !ok {
-		return netip.Prefix{}, fmt.Errorf("no network %q", network)
+		return nil
 	}
-	subnet, err := netip.ParsePrefix(n.Subnet)
+	d, err := driver.Get(n.Driver)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("network %q has a bad subnet %q", n.Name, n.Subnet)
+		return nil
+	}
+	return d.ContainerRoutes(driverNetwork(n))
+}
+
+// freshAddress allocates an address of a network, with the prefix length
+// of the subnet IPAM holds for it now.
+func (a *Agent) freshAddress(network string) (netip.Prefix, error) {
+	subnet, ok := a.ipam.Subnet(network)
+	if !ok {
+		return netip.Prefix{}, fmt.Errorf("no network %q", network)
 	}
 	ctx, cancel := context.WithTimeout(a.runCtx, 30*time.Second)
 	defer cancel()
@@ -296,17 +373,24 @@ const (
 // catchUp waits until this host has joined and the cluster's rows have
 // stopped arriving, then has IPAM read them: blocks that passed to others
 // while it was away are known before its endpoints come back.
-func (a *Agent) catchUp(ctx context.Context, joined <-chan struct{}) {
+// With mustJoin it waits for the join however long it takes; it reports
+// whether it caught up.
+func (a *Agent) catchUp(ctx context.Context, joined <-chan struct{}, mustJoin bool) bool {
 	deadline := time.NewTimer(catchUpMax)
 	defer deadline.Stop()
+	var timeout <-chan time.Time
+	if !mustJoin {
+		timeout = deadline.C
+	}
 	select {
 	case <-joined:
-	case <-deadline.C:
+	case <-timeout:
 		a.log.Warn("could not join the cluster in time; restoring endpoints with the addresses this host last held")
-		return
+		return false
 	case <-ctx.Done():
-		return
+		return false
 	}
+	deadline.Reset(catchUpMax)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	last, quietSince := a.kv.Stats().Applied, time.Now()
@@ -315,15 +399,16 @@ func (a *Agent) catchUp(ctx context.Context, joined <-chan struct{}) {
 		case <-tick.C:
 		case <-deadline.C:
 			a.ipam.Refresh()
-			return
+			return true
 		case <-ctx.Done():
-			return
+			return false
 		}
 		if n := a.kv.Stats().Applied; n != last {
 			last, quietSince = n, time.Now()
 		}
 	}
 	a.ipam.Refresh()
+	return true
 }
 
 // adoptFromCluster rebuilds this host's state file from its rows in the
@@ -331,7 +416,14 @@ func (a *Agent) catchUp(ctx context.Context, joined <-chan struct{}) {
 // still exists is taken back, with its address leased again; the others'
 // rows go. Then the host is again the authority on its rows.
 func (a *Agent) adoptFromCluster() {
-	defer a.kv.StopAdopting()
+	defer func() {
+		a.kv.StopAdopting()
+		a.recovering.Store(false)
+		a.persist()
+		if err := clearRecovery(a.cfg.DataDir); err != nil {
+			a.log.Error("clearing the recovery mark", "error", err)
+		}
+	}()
 	var eps []api.Endpoint
 	for _, e := range a.kv.List(tableEndpoints) {
 		var ep api.Endpoint

@@ -118,6 +118,30 @@ func decodeState(b []byte) (localState, error) {
 	return st, nil
 }
 
+// The recovery mark: a file in the data dir while the host rebuilds its
+// state from the cluster, so that a recovery cut short resumes at the next
+// start rather than taking the partial state for the truth.
+const recoveryMarkFile = "recovering"
+
+func recoveryMarked(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, recoveryMarkFile))
+	return err == nil
+}
+
+func markRecovery(dir string) error {
+	if err := os.WriteFile(filepath.Join(dir, recoveryMarkFile), nil, 0o600); err != nil {
+		return fmt.Errorf("data-dir: marking the recovery: %w", err)
+	}
+	return nil
+}
+
+func clearRecovery(dir string) error {
+	if err := os.Remove(filepath.Join(dir, recoveryMarkFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // setAside moves a damaged state file out of the way (kept for a person to
 // look at) and returns where it went.
 func setAside(dir string, now time.Time) (string, error) {

@@ -206,6 +206,15 @@ func (a *Agent) moveClashingVNIs() {
 		if writer != a.cfg.Name {
 			continue
 		}
+		// The row as the table has it now: never write back one removed
+		// since the reconciler last looked.
+		e, ok := a.kv.Get(tableNetworks, networkKey(n.Name, n.Creator))
+		if !ok {
+			continue
+		}
+		if cur, ok := decodeNetwork(e.Key, e.Value); !ok || cur.VNI != n.VNI {
+			continue
+		}
 		old := n.VNI
 		n.VNI = a.pickVNI(n.Name)
 		a.log.Warn("two networks share a VNI; moving this one", "network", n.Name, "vni", n.VNI, "previous", old, "winner", winner[old])

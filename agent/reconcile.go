@@ -74,8 +74,7 @@ func (a *Agent) applyEndpoint(e kvs.Entry, gone bool) {
 		// This host's own endpoints are known from attach; another host's
 		// row winning the key means that host claimed the name first.
 		if !gone && e.Owner != a.cfg.Name && !le.removing {
-			a.lostNames = append(a.lostNames, lostName{e.Key, e.Owner})
-			a.kickReconcile()
+			a.kickReconcile() // settleConflicts takes it down
 		}
 		return
 	}

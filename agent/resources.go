@@ -357,6 +357,7 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		a.log.Error("saving state", "error", err)
 	}
 	a.persist()
+	a.settled(key)
 	a.reconcileNow() // its name resolves here when the call returns
 	a.log.Info("endpoint created", "network", n.Name, "endpoint", ep.Name, "address", ep.Addresses[0], "netns", ep.Netns)
 	return ep, nil
@@ -370,7 +371,7 @@ func (a *Agent) attach(ep api.Endpoint) error {
 		// An HNS endpoint (Windows): the reconciler creates it; the
 		// container runtime attaches the container to it by name.
 		a.mu.Lock()
-		a.local[key] = &localEndpoint{rec: ep}
+		a.local[key] = &localEndpoint{rec: ep, busy: true}
 		a.endpoints[key] = ep
 		a.mu.Unlock()
 		a.kickReconcile()
@@ -402,7 +403,7 @@ func (a *Agent) attach(ep api.Endpoint) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.local[key] = &localEndpoint{rec: ep, port: port, ns: path}
+	a.local[key] = &localEndpoint{rec: ep, port: port, ns: path, busy: true}
 	a.endpoints[key] = ep
 	r := a.netns[path]
 	if r == nil {
@@ -517,6 +518,9 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 // the same namespaces with the same addresses and MACs. An endpoint whose
 // namespace is gone is removed and its address released.
 func (a *Agent) restoreEndpoints() {
+	if a.recovering.Load() {
+		return // a recovery cut short: nothing of this host's is known yet
+	}
 	for _, ep := range a.store.snapshot().Endpoints {
 		key := ep.Network + "/" + ep.Name
 		if ep.State == api.StateDown {
@@ -548,6 +552,7 @@ func (a *Agent) restoreEndpoints() {
 		if err := a.putRow(tableEndpoints, key, ep); err != nil {
 			a.log.Error("restoring endpoint row", "endpoint", key, "error", err)
 		}
+		a.settled(key) // a name taken meanwhile takes it down
 		a.log.Info("endpoint restored", "endpoint", key, "address", strings.Join(ep.Addresses, ","))
 	}
 	// Rows of ours with no endpoint behind them go.

@@ -81,8 +81,10 @@ func addAddress(link netlink.Link, name string, p netip.Prefix) error {
 
 // Readdress changes the addresses of the device name in namespace netns:
 // the old ones go first, so that the container sends from them no more,
-// then the new ones come. An old address already gone is not an error.
-func Readdress(netns, name string, remove, add []netip.Prefix) error {
+// then the new ones come, then routes are put back (the kernel drops a
+// device's routes with its last address). An old address already gone and
+// a route already there are not errors.
+func Readdress(netns, name string, remove, add, routes []netip.Prefix) error {
 	return inNetns(netns, func() error {
 		link, err := netlink.LinkByName(name)
 		if err != nil {
@@ -97,6 +99,12 @@ func Readdress(netns, name string, remove, add []netip.Prefix) error {
 		for _, p := range add {
 			if err := addAddress(link, name, p); err != nil {
 				return err
+			}
+		}
+		for _, p := range routes {
+			r := &netlink.Route{LinkIndex: link.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: prefixToIPNet(p.Masked())}
+			if err := netlink.RouteReplace(r); err != nil {
+				return fmt.Errorf("tun: route %v via %s: %w", p, name, err)
 			}
 		}
 		return nil

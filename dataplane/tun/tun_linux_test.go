@@ -72,17 +72,22 @@ func testNetns(t *testing.T, prefix string) string {
 }
 
 // TestReaddress_swapsAddresses: the old address leaves the device and the
-// new one arrives, with its broadcast; a second removal is no error.
+// new one arrives, with its broadcast; the default route, which the kernel
+// drops with the last address, is back; a second removal is no error.
 func TestReaddress_swapsAddresses(t *testing.T) {
 	ns := testNetns(t, "vxtunre")
 	old, nu := netip.MustParsePrefix("10.0.9.2/24"), netip.MustParsePrefix("10.0.10.7/24")
-	dev, err := Create(Config{Name: "eth0", Netns: ns, Addresses: []netip.Prefix{old}})
+	def := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+	dev, err := Create(Config{Name: "eth0", Netns: ns, Addresses: []netip.Prefix{old}, Routes: def})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dev.Close()
-	if err := Readdress(ns, "eth0", []netip.Prefix{old}, []netip.Prefix{nu}); err != nil {
+	if err := Readdress(ns, "eth0", []netip.Prefix{old}, []netip.Prefix{nu}, def); err != nil {
 		t.Fatal(err)
+	}
+	if r, err := exec.Command("ip", "-n", ns, "route", "show", "default").CombinedOutput(); err != nil || !strings.Contains(string(r), "default dev eth0") {
+		t.Errorf("no default route through eth0 after readdress: %v %s", err, r)
 	}
 	out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", "eth0").CombinedOutput()
 	if err != nil {
@@ -91,10 +96,10 @@ func TestReaddress_swapsAddresses(t *testing.T) {
 	if strings.Contains(string(out), "10.0.9.2/") || !strings.Contains(string(out), "10.0.10.7/24 brd 10.0.10.255") {
 		t.Errorf("after readdress:\n%s", out)
 	}
-	if err := Readdress(ns, "eth0", []netip.Prefix{old}, nil); err != nil {
+	if err := Readdress(ns, "eth0", []netip.Prefix{old}, nil, nil); err != nil {
 		t.Errorf("removing an address already gone: %v", err)
 	}
-	if err := Readdress(ns, "nope0", nil, nil); err == nil {
+	if err := Readdress(ns, "nope0", nil, nil, nil); err == nil {
 		t.Error("readdress of a missing device: no error")
 	}
 }
