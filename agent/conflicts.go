@@ -446,3 +446,37 @@ func (a *Agent) adoptFromCluster() {
 	// restoreEndpoints leases their addresses again (checkLeases) and
 	// attaches them.
 }
+
+// releaseOrphanLeases gives back, at start, the leases no endpoint record
+// holds: a crash between two steps of a create, a readdress or a remove
+// leaks one rather than handing it out twice, and this is where it comes
+// back.
+func (a *Agent) releaseOrphanLeases() {
+	st := a.store.snapshot()
+	held := map[string]map[netip.Addr]bool{}
+	for _, ep := range st.Endpoints {
+		if ep.State == api.StateDown || ep.DHCP != nil {
+			continue
+		}
+		for _, s := range ep.Addresses {
+			if p, err := netip.ParsePrefix(s); err == nil {
+				if held[ep.Network] == nil {
+					held[ep.Network] = map[netip.Addr]bool{}
+				}
+				held[ep.Network][p.Addr()] = true
+			}
+		}
+	}
+	for _, network := range sortedMapKeys(st.Leases) {
+		for _, l := range st.Leases[network] {
+			if held[network][l] {
+				continue
+			}
+			if err := a.ipam.Release(network, l); err != nil {
+				a.log.Warn("releasing a lease no endpoint holds", "network", network, "address", l.String(), "error", err)
+				continue
+			}
+			a.log.Info("released a lease no endpoint holds", "network", network, "address", l.String())
+		}
+	}
+}

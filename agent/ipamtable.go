@@ -184,7 +184,9 @@ func RunIPAM(ctx context.Context, t *IPAMTable, g *ipam.Global) {
 	t.watching, t.members = true, nil
 	t.mu.Unlock()
 	defer func() { t.mu.Lock(); t.watching = false; t.mu.Unlock() }()
-	go g.Run(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); g.Run(ctx) }()
+	defer func() { <-done }()
 	g.Notify("")
 	for {
 		select {

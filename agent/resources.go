@@ -144,9 +144,16 @@ func (a *Agent) RemoveNetwork(name string) error {
 		}
 	}
 	a.mu.Unlock()
+	// Endpoints of hosts that are down come back with them: they count.
+	for _, e := range a.kv.Hidden(tableEndpoints) {
+		var ep api.Endpoint
+		if json.Unmarshal(e.Value, &ep) == nil && ep.Network == name {
+			users = append(users, ep.Name+" on "+e.Owner+" (host down)")
+		}
+	}
 	if len(users) > 0 {
 		sort.Strings(users)
-		return apiError(api.CodeConflict, "name", "network %q has endpoints: %s", name, strings.Join(users, ", "))
+		return apiError(api.CodeConflict, "name", "network %q has endpoints: %s (remove them first; those of a host that is down go when it leaves or is reaped)", name, strings.Join(users, ", "))
 	}
 	// The claim first: a crash in between leaves rows that name no claim,
 	// which the next rm clears, never a claim nobody can see.
@@ -521,6 +528,7 @@ func (a *Agent) restoreEndpoints() {
 	if a.recovering.Load() {
 		return // a recovery cut short: nothing of this host's is known yet
 	}
+	a.releaseOrphanLeases()
 	for _, ep := range a.store.snapshot().Endpoints {
 		key := ep.Network + "/" + ep.Name
 		if ep.State == api.StateDown {

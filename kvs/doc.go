@@ -98,6 +98,6 @@
 // is its owner's Lamport time when it first wrote the row's current life:
 // rewrites keep it, so the winner never flips while both live, and every
 // node shows the same one. A node restarted with InitialRows claims anew,
-// so a name taken while it was away stays with the taker. The loser's
-// owner sees that its row lost and acts on it.
+// at its restored clock: the smaller claim still wins, whichever node made
+// it. The loser's owner sees that its row lost and acts on it.
 package kvs

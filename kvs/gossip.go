@@ -145,6 +145,11 @@ func (g *Gossip) StopAdopting() {
 	g.st.mu.Unlock()
 }
 
+// Hidden returns the live rows of a table that readers do not see because
+// their owners failed and are not reaped yet: they come back if their
+// owners do.
+func (g *Gossip) Hidden(table string) []Entry { return g.st.hiddenRows(table) }
+
 // ClusterEntries returns every row of the cluster tables, any owner's,
 // tombstones included: what a node persists to put back with
 // Config.InitialEntries.

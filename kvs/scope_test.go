@@ -228,3 +228,22 @@ func TestStore_restoredOwnersAreNotTakenAlive(t *testing.T) {
 		t.Error("its row does not show once it joined")
 	}
 }
+
+// TestStore_hiddenRows: rows of a failed owner are listed as hidden after
+// the grace period, and no longer once it is back.
+func TestStore_hiddenRows(t *testing.T) {
+	s := clusterStore("a")
+	s.apply(Entry{Table: "endpoints", Key: "web/c", Owner: "b", Version: 3, Claim: 3, Value: []byte("e")}, t0)
+	if h := s.hiddenRows("endpoints"); len(h) != 0 {
+		t.Fatalf("hidden while its owner lives: %v", h)
+	}
+	s.memberFailed("b", t0)
+	s.expire(t0.Add(2 * time.Second))
+	if h := s.hiddenRows("endpoints"); len(h) != 1 || h[0].Key != "web/c" {
+		t.Errorf("hidden rows %v, want web/c", h)
+	}
+	s.memberAlive("b")
+	if h := s.hiddenRows("endpoints"); len(h) != 0 {
+		t.Errorf("hidden after its owner came back: %v", h)
+	}
+}

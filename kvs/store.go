@@ -528,6 +528,21 @@ func (s *store) rowsOf(name string) []Entry {
 	return out
 }
 
+// hiddenRows returns the live rows of table that readers do not see
+// because their owners failed (not yet reaped).
+func (s *store) hiddenRows(table string) []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Entry
+	for sk, e := range s.slots {
+		if sk.table == table && !e.Deleted && s.owners[sk.owner].hidden {
+			out = append(out, *e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key || (out[i].Key == out[j].Key && out[i].Owner < out[j].Owner) })
+	return out
+}
+
 // clusterEntries returns every slot of the cluster tables, tombstones
 // included, to persist.
 func (s *store) clusterEntries() []Entry {
