@@ -408,3 +408,49 @@ func TestCluster_damagedStateRecovers(t *testing.T) {
 		t.Errorf("the damaged file was not set aside: %v", m)
 	}
 }
+
+// TestCluster_nameTakenWhileAway: a host is killed; while it is away
+// another host creates an endpoint of the same name; when it comes back
+// one of the two is live everywhere and the other is down on its host,
+// its device gone.
+func TestCluster_nameTakenWhileAway(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.54", "h1", "h2")
+	c.cli("h1", "network", "create", "--subnet", "10.54.0.0/24", "web")
+	c.waitNetwork("h2", "web")
+	ns := map[string]string{"h1": l.netns("d1"), "h2": l.netns("d2")}
+	c.cli("h2", "endpoint", "create", "--network", "web", "--name", "dup", "--netns", ns["h2"])
+	c.kill9("h2")
+	testutil.WaitFor(t, "dup to leave h1's tables", 20*time.Second, func() bool {
+		_, listed := c.endpoints("h1")["dup"]
+		return !listed
+	})
+	c.cli("h1", "endpoint", "create", "--network", "web", "--name", "dup", "--netns", ns["h1"])
+	c.start("h2", c.hosts["h1"].addr+":7946")
+	c.waitMembers([]string{"h1", "h2"}, 2)
+	c.agree("h1", "h2")
+	var live []string
+	for _, e := range c.endpointList("h1") {
+		if e.Name == "dup" && e.State == "" {
+			live = append(live, e.Host)
+		}
+	}
+	if len(live) != 1 {
+		t.Fatalf("live dup endpoints after the return: %v, want one", live)
+	}
+	loser := map[string]string{"h1": "h2", "h2": "h1"}[live[0]]
+	testutil.WaitFor(t, "the other dup to be down on "+loser, 15*time.Second, func() bool {
+		for _, e := range c.endpointList(loser) {
+			if e.Name == "dup" && e.Host == loser && e.State == "down" {
+				return true
+			}
+		}
+		return false
+	})
+	if out, err := l.tryIn(ns[loser], "ip", "link", "show", "eth0"); err == nil {
+		t.Errorf("the losing dup's device is still there:\n%s", out)
+	}
+	for _, h := range []string{"h1", "h2"} {
+		c.checkAddresses(h)
+	}
+}
