@@ -235,8 +235,9 @@ type Agent struct {
 	skipped    skippedRows            // bad rows the rebuilt tables leave out (skipped.go)
 	kick       chan struct{}
 
-	awayLong   bool        // back after long enough for its blocks to have passed to others
-	recovering atomic.Bool // rebuilding this host's state from the cluster (Config.Recover)
+	awayLong   bool          // back after long enough for its blocks to have passed to others
+	nameSettle time.Duration // how long endpoint create waits for a competing claim of its name
+	recovering atomic.Bool   // rebuilding this host's state from the cluster (Config.Recover)
 	// runCtx ends when Run returns (stopRun); bg tracks work started
 	// outside the request path (readdressing), waited for before closing.
 	runCtx   context.Context
@@ -313,6 +314,10 @@ func New(cfg Config) (*Agent, error) {
 	inheritAfter := 24 * time.Hour
 	if profile == gossip.ProfileFast {
 		inheritAfter = kvs.FastTimings().ReapAfter
+	}
+	a.nameSettle = 300 * time.Millisecond
+	if profile == gossip.ProfileFast {
+		a.nameSettle = 150 * time.Millisecond
 	}
 	a.awayLong = !st.SavedAt.IsZero() && len(cfg.Join) > 0 && time.Since(st.SavedAt) > inheritAfter/2
 	rows := st.Rows

@@ -352,9 +352,17 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		release()
 		return api.Endpoint{}, err
 	}
+	// The same name created at the same moment on another host: its row
+	// reaches this host within milliseconds; wait that long, so that the
+	// one whose claim is later is told now, as an error, rather than
+	// taken down after it succeeded.
+	if len(a.kv.Node().Members()) > 1 {
+		t := time.NewTimer(a.nameSettle)
+		<-t.C
+	}
 	if w, ok := a.kv.Get(tableEndpoints, key); ok && w.Owner != a.cfg.Name {
-		// Another host's endpoint of this name arrived in between and
-		// claimed it first: ours must not run.
+		// Another host's endpoint of this name claimed it first: ours
+		// must not run.
 		a.kv.Delete(tableEndpoints, key)
 		a.detach(key)
 		release()

@@ -454,3 +454,55 @@ func TestCluster_nameTakenWhileAway(t *testing.T) {
 		c.checkAddresses(h)
 	}
 }
+
+// TestCluster_sameNameAtOnce: the same endpoint name created on two hosts
+// at the same moment: one is refused at once (it waits out the time a
+// competing claim takes to arrive), or, if both succeed, one is taken
+// down; either way one is live, the same on every host.
+func TestCluster_sameNameAtOnce(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.55", "h1", "h2", "h3")
+	c.cli("h1", "network", "create", "--subnet", "10.55.0.0/24", "web")
+	c.waitNetwork("h2", "web")
+	both := 0
+	for i := 0; i < 4; i++ {
+		name := fmt.Sprintf("race%d", i)
+		errs := make(chan error, 2)
+		for _, h := range []string{"h1", "h2"} {
+			ns := l.netns(name + h)
+			go func() {
+				_, err := c.tryCLI(h, "endpoint", "create", "--network", "web", "--name", name, "--netns", ns)
+				errs <- err
+			}()
+		}
+		ok := 0
+		for range 2 {
+			if <-errs == nil {
+				ok++
+			}
+		}
+		if ok == 0 {
+			t.Fatalf("%s: both creations were refused", name)
+		}
+		if ok == 2 {
+			both++
+		}
+	}
+	t.Logf("both creations succeeded (one later taken down) in %d of 4 rounds", both)
+	c.agree("h1", "h2", "h3")
+	for i := 0; i < 4; i++ {
+		name := fmt.Sprintf("race%d", i)
+		live := 0
+		for _, e := range c.endpointList("h3") {
+			if e.Name == name && e.State == "" {
+				live++
+			}
+		}
+		if live != 1 {
+			t.Errorf("%s: %d live endpoints, want 1", name, live)
+		}
+	}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		c.checkAddresses(h)
+	}
+}
