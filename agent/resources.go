@@ -634,7 +634,7 @@ func (a *Agent) forgetEndpoint(network, name string) {
 func (a *Agent) Services() []api.Service {
 	byKey := map[string]*api.Service{}
 	for _, e := range a.Endpoints() {
-		if e.Service == "" {
+		if e.Service == "" || e.State != "" { // a down endpoint serves nothing
 			continue
 		}
 		k := e.Network + "/" + e.Service

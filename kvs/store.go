@@ -539,7 +539,9 @@ func (s *store) hiddenRows(table string) []Entry {
 			out = append(out, *e)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key || (out[i].Key == out[j].Key && out[i].Owner < out[j].Owner) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Key < out[j].Key || (out[i].Key == out[j].Key && out[i].Owner < out[j].Owner)
+	})
 	return out
 }
 
