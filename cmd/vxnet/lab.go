@@ -28,6 +28,8 @@ Commands:
            host, then ping, TCP and DNS between every pair of containers and the
            connectivity matrix; then down (unless --keep). Exit 1 if a check fails
   status   each host: address, agent, members it sees, endpoints it lists
+  restart  restart one host's agent (SIGTERM, or --kill; --lose-state) and wait
+           until it is a member again
   down     stop the agents and delete everything the lab made (safe to repeat)
 
 Names, for lab id "vxlab" (--id): hosts are namespaces vxlab-h1 ... vxlab-hN
@@ -105,6 +107,9 @@ func cmdLab(std stdio, args []string) int {
 		return cmdLabStatus(ctx, std, args[1:])
 	case "down":
 		return cmdLabDown(ctx, std, args[1:])
+	case "restart":
+		return cmdLabRestart(ctx, std, args[1:])
+
 	case "tcp-echo":
 		return cmdLabTCPEcho(ctx, std, args[1:])
 	case "help", "-h", "--help":

@@ -39,6 +39,10 @@ func TestCmdLab_usageAndErrors(t *testing.T) {
 		"status no lab":   {[]string{"status", "--id", "nolab", "--dir", dir}, 1, "", "lab is not up"},
 		"status format":   {[]string{"status", "--format", "xml"}, 2, "", `--format "xml"`},
 		"echo no mode":    {[]string{"tcp-echo"}, 2, "", "exactly one of --listen"},
+		"restart help":    {[]string{"restart", "--help"}, 0, "", "--lose-state"},
+		"restart no host": {[]string{"restart", "--kill"}, 2, "", "exactly one HOST"},
+		"restart two":     {[]string{"restart", "h1", "--kill", "h2"}, 2, "", "exactly one HOST"},
+		"restart no lab":  {[]string{"restart", "h1", "--id", "nolab", "--dir", dir}, 1, "", "lab is not up"},
 		"echo both":       {[]string{"tcp-echo", "--listen", ":1", "--connect", "x:1"}, 2, "", "exactly one of"},
 		"echo refused":    {[]string{"tcp-echo", "--connect", "127.0.0.1:1", "--timeout", "1s"}, 1, "", "vxnet lab tcp-echo:"},
 	} {
