@@ -20,6 +20,8 @@ type Endpoint struct {
 	Network   string   `json:"network"`
 	Host      string   `json:"host"`
 	Addresses []string `json:"addresses"` // "ip/prefix"
+	Service   string   `json:"service,omitempty"`
+	Netns     string   `json:"netns,omitempty"` // on its host
 }
 
 // Addr returns the endpoint's first IPv4 address, or its first address of
