@@ -163,7 +163,7 @@ func checkReach(network string, m *Matrix) []Violation {
 				continue
 			}
 			bad = append(bad, fmt.Sprintf("%s (%s %s) → %s (%s %s): %s failed: %s",
-				src.Name, src.Host, src.Addr, dst.Name, dst.Host, dst.Addr, strings.Join(failed, ", "), oneLine(last)))
+				src.Name, src.Host, src.Addr, dst.Name, dst.Host, dst.Addr, strings.Join(failed, ", "), oneLine(shortErr(last))))
 			hosts = append(hosts, src.Host, dst.Host)
 		}
 	}
@@ -173,6 +173,18 @@ func checkReach(network string, m *Matrix) []Violation {
 	n := len(m.Nodes)
 	return []Violation{{Invariant: InvReachable, Subject: "network " + network,
 		Evidence: fmt.Sprintf("%d of %d ordered pairs failed: %s", len(bad), n*(n-1), list(bad)), Hosts: uniq(hosts)}}
+}
+
+// shortErr drops the command line from a failed probe's error ("ip netns
+// exec NS ping ...: exit status 1: OUTPUT"), keeping what it said.
+func shortErr(s string) string {
+	if i := strings.Index(s, ": exit status "); i >= 0 {
+		if j := strings.Index(s[i+2:], ": "); j >= 0 {
+			return s[i+2+j+2:]
+		}
+		return s[i+2:]
+	}
+	return s
 }
 
 // checkCleanedUp finds what answering hosts still list, or still lease,

@@ -238,6 +238,13 @@ func TestCheckReach(t *testing.T) {
 	want(t, checkReach("web", m), InvReachable, 0)
 	m.Results[2][0][TCPAddr] = Result{Attempts: 3, Err: "connection refused"}
 	want(t, checkReach("web", m), InvReachable, 1, "1 of 6 ordered pairs", "h2c1 (h2 10.0.0.10) → h1c1", "tcp failed: connection refused")
+	m.Results[0][1][PingAddr] = Result{Attempts: 3, Err: "ip netns exec t-h1-c1 ping -c1 -W2 -n 10.0.0.3: exit status 1: 1 packets transmitted, 0 received"}
+	want(t, checkReach("web", m), InvReachable, 1, "2 of 6", "h1c1 (h1 10.0.0.2) → h1c2 (h1 10.0.0.3): ping failed: 1 packets transmitted, 0 received;")
+	for in, out := range map[string]string{"plain": "plain", "a b: exit status 9": "exit status 9", "x: exit status 1: said: this": "said: this"} {
+		if got := shortErr(in); got != out {
+			t.Errorf("shortErr(%q) = %q, want %q", in, got, out)
+		}
+	}
 }
 
 func TestCheckCleanedUpAndNamespaces(t *testing.T) {
