@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// checkLeases finds, on each answering host, a lease in its state file
-// that no endpoint of its own holds, and an endpoint of its own whose
-// address it holds no lease on.
+// checkLeases finds, on each answering host, the leases in its state file
+// that no endpoint of its own holds, and the endpoints of its own whose
+// address it holds no lease on: at most one violation of each per host.
 func checkLeases(views []HostView) []Violation {
 	var out []Violation
 	for _, v := range answering(views) {
@@ -25,24 +25,31 @@ func checkLeases(views []HostView) []Violation {
 			}
 		}
 		leased := map[string]bool{}
+		var leaked, unleased []string
 		for _, network := range sortedKeys(v.Leases) {
 			for _, a := range v.Leases[network] {
 				k := network + " " + a.String()
 				leased[k] = true
 				if own[k] == "" {
-					out = append(out, Violation{Invariant: InvLeases, Subject: fmt.Sprintf("lease %s on network %s of %s", a, network, v.Host),
-						Evidence: fmt.Sprintf("%s's state file holds a lease on %s in %s, but %s lists no endpoint of its own with it", v.Host, a, network, v.Host),
-						Hosts:    []string{v.Host}})
+					leaked = append(leaked, fmt.Sprintf("%s on %s", a, network))
 				}
 			}
 		}
 		for _, k := range sortedKeys(own) {
 			if !leased[k] {
 				network, addr, _ := strings.Cut(k, " ")
-				out = append(out, Violation{Invariant: InvLeases, Subject: fmt.Sprintf("endpoint %s on network %s", own[k], network),
-					Evidence: fmt.Sprintf("%s lists its endpoint %s at %s, but its state file holds no lease on %s", v.Host, own[k], addr, addr),
-					Hosts:    []string{v.Host}})
+				unleased = append(unleased, fmt.Sprintf("%s (%s on %s)", own[k], addr, network))
 			}
+		}
+		if len(leaked) > 0 {
+			out = append(out, Violation{Invariant: InvLeases, Subject: "leases of " + v.Host + " with no endpoint",
+				Evidence: fmt.Sprintf("%s's state file holds %d leases that no endpoint %s lists as its own holds: %s",
+					v.Host, len(leaked), v.Host, list(leaked)), Hosts: []string{v.Host}})
+		}
+		if len(unleased) > 0 {
+			out = append(out, Violation{Invariant: InvLeases, Subject: "endpoints of " + v.Host + " with no lease",
+				Evidence: fmt.Sprintf("%s lists %d endpoints of its own whose address its state file holds no lease on: %s",
+					v.Host, len(unleased), list(unleased)), Hosts: []string{v.Host}})
 		}
 	}
 	return out

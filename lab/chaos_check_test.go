@@ -188,11 +188,11 @@ func TestCheckUniqueNames(t *testing.T) {
 func TestCheckLeases(t *testing.T) {
 	v := view("h1", ep("a", "web", "h1", "10.0.1.2/24"), ep("b", "web", "h2", "10.0.1.3/24"))
 	want(t, checkLeases([]HostView{v}), InvLeases, 0)
-	v.Leases["db"] = []netip.Addr{netip.MustParseAddr("10.0.2.7")}
-	want(t, checkLeases([]HostView{v}), InvLeases, 1, "lease 10.0.2.7 on network db of h1")
-	v = view("h1", ep("a", "web", "h1", "10.0.1.2/24"))
-	v.Leases = map[string][]netip.Addr{}
-	want(t, checkLeases([]HostView{v}), InvLeases, 1, "endpoint a", "no lease on 10.0.1.2")
+	v.Leases["db"] = []netip.Addr{netip.MustParseAddr("10.0.2.7"), netip.MustParseAddr("10.0.2.8")}
+	want(t, checkLeases([]HostView{v}), InvLeases, 1, "leases of h1 with no endpoint", "holds 2 leases", "10.0.2.7 on db; 10.0.2.8 on db")
+	v = view("h1", ep("a", "web", "h1", "10.0.1.2/24"), ep("b", "db", "h1", "10.0.2.2/24"))
+	v.Leases = map[string][]netip.Addr{"db": {netip.MustParseAddr("10.0.2.2")}}
+	want(t, checkLeases([]HostView{v}), InvLeases, 1, "endpoints of h1 with no lease", "lists 1 endpoints", "a (10.0.1.2 on web)")
 	v.Leases = nil // unreadable state file: nothing to compare
 	want(t, checkLeases([]HostView{v}), InvLeases, 0)
 }
