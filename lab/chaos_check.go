@@ -73,6 +73,12 @@ func addrsOf(e Endpoint) []netip.Prefix {
 	return out
 }
 
+// inService drops the endpoints that are down: their host took them out of
+// service and lists them alone, until they are removed.
+func inService(eps []Endpoint) []Endpoint {
+	return slices.DeleteFunc(slices.Clone(eps), Endpoint.Down)
+}
+
 // answering returns the views of agents that answered.
 func answering(views []HostView) []HostView {
 	var out []HostView
@@ -112,7 +118,7 @@ func checkAddresses(o Observation, tables bool) []Violation {
 	}
 	listed := map[string]map[string][]string{} // "network address" → "name@host" → hosts listing it
 	for _, v := range answering(o.Hosts) {
-		for _, e := range v.Endpoints {
+		for _, e := range inService(v.Endpoints) {
 			for _, a := range addrsOf(e) {
 				k := e.Network + " " + a.Addr().String()
 				if listed[k] == nil {
@@ -259,6 +265,9 @@ func checkAgreement(views []HostView) []Violation {
 		versions := map[string]map[string][]string{}
 		for _, v := range views {
 			for _, row := range v.Tables[t.name] {
+				if jsonField(row, "state") == "down" {
+					continue // listed by its own host alone, by design
+				}
 				k := rowKey(t.name, row)
 				if versions[k] == nil {
 					versions[k] = map[string][]string{}

@@ -17,10 +17,12 @@ func checkLeases(views []HostView) []Violation {
 			continue // no readable state file: nothing to compare
 		}
 		own := map[string]string{} // "network address" → endpoint name
+		down := map[string]bool{}  // of those, the endpoints out of service
 		for _, e := range v.Endpoints {
 			if e.Host == v.Host {
 				for _, a := range addrsOf(e) {
 					own[e.Network+" "+a.Addr().String()] = e.Name
+					down[e.Network+" "+a.Addr().String()] = e.Down()
 				}
 			}
 		}
@@ -36,7 +38,7 @@ func checkLeases(views []HostView) []Violation {
 			}
 		}
 		for _, k := range sortedKeys(own) {
-			if !leased[k] {
+			if !leased[k] && !down[k] { // a down endpoint may have given its address back
 				network, addr, _ := strings.Cut(k, " ")
 				unleased = append(unleased, fmt.Sprintf("%s (%s on %s)", own[k], addr, network))
 			}
@@ -61,8 +63,8 @@ func hasAddr(e Endpoint, a netip.Addr) bool {
 }
 
 // checkDevices finds a device in a container that some answering host
-// does not list as that container's endpoint (same name, network, host
-// and address).
+// does not list as that container's endpoint, in service (same name,
+// network, host and address): a down endpoint must not keep its address.
 func checkDevices(o Observation) []Violation {
 	views := answering(o.Hosts)
 	var out []Violation
@@ -71,7 +73,7 @@ func checkDevices(o Observation) []Violation {
 			for _, a := range d.Addrs {
 				var lacking []string
 				for _, v := range views {
-					if !slices.ContainsFunc(v.Endpoints, func(e Endpoint) bool {
+					if !slices.ContainsFunc(inService(v.Endpoints), func(e Endpoint) bool {
 						return e.Network == c.Network && e.Name == c.Name && e.Host == c.Host && hasAddr(e, a.Addr())
 					}) {
 						lacking = append(lacking, v.Host)
@@ -80,7 +82,11 @@ func checkDevices(o Observation) []Violation {
 				if len(lacking) == 0 {
 					continue
 				}
-				first := views[slices.IndexFunc(views, func(v HostView) bool { return v.Host == lacking[0] })]
+				shown := lacking[0] // what the container's own host lists says most
+				if slices.Contains(lacking, c.Host) {
+					shown = c.Host
+				}
+				first := views[slices.IndexFunc(views, func(v HostView) bool { return v.Host == shown })]
 				out = append(out, Violation{Invariant: InvDevices, Subject: "namespace " + c.Netns,
 					Evidence: fmt.Sprintf("device %s with %s (endpoint %s on network %s, created on %s) is not an endpoint %s lists (%s)",
 						d.Name, a, c.Name, c.Network, c.Host, strings.Join(lacking, ", "), whatListed(first, c.Network, c.Name)),
@@ -93,12 +99,20 @@ func checkDevices(o Observation) []Violation {
 
 // whatListed says what v lists under a network and name.
 func whatListed(v HostView, network, name string) string {
+	var out []string
 	for _, e := range v.Endpoints {
 		if e.Network == network && e.Name == name {
-			return fmt.Sprintf("%s lists %s on %s at %s, %s", v.Host, name, network, e.Host, strings.Join(e.Addresses, ","))
+			s := fmt.Sprintf("%s lists %s on %s at %s, %s", v.Host, name, network, e.Host, strings.Join(e.Addresses, ","))
+			if e.Down() {
+				s += " down: " + e.Reason
+			}
+			out = append(out, s)
 		}
 	}
-	return fmt.Sprintf("%s lists no endpoint %s on %s", v.Host, name, network)
+	if len(out) == 0 {
+		return fmt.Sprintf("%s lists no endpoint %s on %s", v.Host, name, network)
+	}
+	return strings.Join(out, "; ")
 }
 
 // DNSResult is one name asked of the resolver in one container.

@@ -112,6 +112,10 @@ func TestCheckAgreement(t *testing.T) {
 	b := a
 	b.Addresses = []string{"10.0.1.9/24"}
 	want(t, checkAgreement([]HostView{view("h1", a), view("h2", b), view("h3", a)}), InvTablesAgree, 1, "web/a", "h1,h3", "10.0.1.9")
+	// A down endpoint is listed by its own host alone, by design.
+	h2 := view("h2", a)
+	h2.Tables["endpoints"] = append(h2.Tables["endpoints"], `{"host":"h2","name":"a","network":"web","reason":"name taken","state":"down"}`)
+	want(t, checkAgreement([]HostView{view("h1", a), h2}), InvTablesAgree, 0)
 }
 
 func TestCheckSurvival(t *testing.T) {
@@ -195,6 +199,11 @@ func TestCheckLeases(t *testing.T) {
 	want(t, checkLeases([]HostView{v}), InvLeases, 1, "endpoints of h1 with no lease", "lists 1 endpoints", "a (10.0.1.2 on web)")
 	v.Leases = nil // unreadable state file: nothing to compare
 	want(t, checkLeases([]HostView{v}), InvLeases, 0)
+	d := ep("d", "web", "h1", "10.0.1.7/24")
+	d.State, d.Reason = "down", "name taken"
+	v = view("h1", d)
+	v.Leases = map[string][]netip.Addr{}
+	want(t, checkLeases([]HostView{v}), InvLeases, 0) // a down endpoint may have given its address back
 }
 
 func TestCheckDevices(t *testing.T) {
@@ -204,6 +213,11 @@ func TestCheckDevices(t *testing.T) {
 	want(t, checkDevices(o), InvDevices, 0)
 	o.Containers = append(o.Containers, ctr("a", "web", "h3", "10.0.1.5/24")) // the loser of a name conflict, left running
 	want(t, checkDevices(o), InvDevices, 1, "namespace t-h3-a", "10.0.1.5", "h1 lists a on web at h1")
+	loser := ep("a", "web", "h3", "10.0.1.5/24")
+	loser.State, loser.Reason = "down", "name a taken by h1"
+	o.Hosts = append(o.Hosts, view("h3", a, loser)) // its host lists it down, but the device still holds the address
+	want(t, checkDevices(o), InvDevices, 1, "namespace t-h3-a", "h3 lists a on web at h3, 10.0.1.5/24 down: name a taken by h1")
+	o.Hosts = o.Hosts[:2]
 	o.Hosts[1] = view("h2")
 	vs := checkDevices(o)
 	want(t, vs, InvDevices, 2)

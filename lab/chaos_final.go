@@ -91,7 +91,7 @@ type dnsQuestion struct {
 func dnsQuestions(network string, ref HostView, ops []OpRecord) []dnsQuestion {
 	var qs []dnsQuestion
 	live := map[string]bool{}
-	for _, e := range ref.Endpoints {
+	for _, e := range inService(ref.Endpoints) {
 		if e.Network != network {
 			continue
 		}
@@ -134,7 +134,7 @@ func dnsClients(network string, ref HostView, o Observation) []ContainerView {
 		if c.Network != network || slices.ContainsFunc(out, func(x ContainerView) bool { return x.Host == c.Host }) {
 			continue
 		}
-		listed := slices.ContainsFunc(ref.Endpoints, func(e Endpoint) bool {
+		listed := slices.ContainsFunc(inService(ref.Endpoints), func(e Endpoint) bool {
 			return e.Network == network && e.Name == c.Name && e.Host == c.Host &&
 				slices.ContainsFunc(c.Devices, func(d Device) bool {
 					return slices.ContainsFunc(d.Addrs, func(p netip.Prefix) bool { return hasAddr(e, p.Addr()) })
@@ -203,7 +203,7 @@ func (c *campaign) checkDNS(ctx context.Context, o Observation, ref HostView, op
 func (c *campaign) checkReach(ctx context.Context, o Observation, ref HostView) {
 	for _, n := range ref.Networks {
 		var cs []ContainerState
-		for _, e := range ref.Endpoints {
+		for _, e := range inService(ref.Endpoints) {
 			if e.Network == n.Name && slices.ContainsFunc(o.Containers, func(x ContainerView) bool { return x.Netns == e.Netns && x.Host == e.Host }) {
 				cs = append(cs, ContainerState{Name: e.Name, Host: e.Host, Netns: e.Netns, Network: n.Name, Addr: e.Addr()})
 			}

@@ -138,16 +138,34 @@ func readLeases(dataDir string) map[string][]netip.Addr {
 	if os.IsNotExist(err) {
 		return map[string][]netip.Addr{}
 	}
-	var st struct {
-		Leases map[string][]netip.Addr `json:"leases"`
-	}
-	if err != nil || json.Unmarshal(b, &st) != nil {
+	if err != nil {
 		return nil
 	}
-	if st.Leases == nil {
-		st.Leases = map[string][]netip.Addr{}
+	return parseLeases(b)
+}
+
+// parseLeases reads the leases of a state file: version 1 holds them at
+// the top ({"leases": ...}), version 2 in its checksummed state
+// ({"version": 2, "sha256": ..., "state": {"leases": ...}}).
+func parseLeases(b []byte) map[string][]netip.Addr {
+	type leases struct {
+		Leases map[string][]netip.Addr `json:"leases"`
 	}
-	return st.Leases
+	var st struct {
+		leases
+		State *leases `json:"state"`
+	}
+	if json.Unmarshal(b, &st) != nil {
+		return nil
+	}
+	l := st.Leases
+	if st.State != nil {
+		l = st.State.Leases
+	}
+	if l == nil {
+		l = map[string][]netip.Addr{}
+	}
+	return l
 }
 
 // ipLink is what the campaign reads of one link of `ip -j addr`.

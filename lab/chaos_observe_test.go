@@ -34,6 +34,23 @@ func TestParseDig(t *testing.T) {
 	}
 }
 
+func TestParseLeases(t *testing.T) {
+	a := netip.MustParseAddr("10.0.1.2")
+	for name, tc := range map[string]struct {
+		in   string
+		want map[string][]netip.Addr
+	}{
+		"version 1":  {`{"version":1,"clock":3,"leases":{"web":["10.0.1.2"]}}`, map[string][]netip.Addr{"web": {a}}},
+		"version 2":  {`{"version":2,"sha256":"ab","state":{"clock":3,"leases":{"web":["10.0.1.2"]}}}`, map[string][]netip.Addr{"web": {a}}},
+		"no leases":  {`{"version":2,"sha256":"ab","state":{"clock":3}}`, map[string][]netip.Addr{}},
+		"unreadable": {`{"version":`, nil},
+	} {
+		if got := parseLeases([]byte(tc.in)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: parseLeases = %v, want %v", name, got, tc.want)
+		}
+	}
+}
+
 func TestCanonicalRows(t *testing.T) {
 	a, err := canonicalRows(`[{"name":"b","subnet":"x"},{"subnet":"y", "name":"a"}]`)
 	b, err2 := canonicalRows("[\n {\"name\": \"a\",\n \"subnet\": \"y\"},\n {\"subnet\": \"x\", \"name\": \"b\"}\n]")
@@ -49,7 +66,9 @@ func TestCanonicalRows(t *testing.T) {
 }
 
 func TestDNSQuestions(t *testing.T) {
-	ref := view("h1", ep("e1", "web", "h1", "10.0.1.2/24"), ep("e2", "web", "h2", "10.0.1.3/24"), ep("e9", "db", "h2", "10.0.2.2/24"))
+	down := ep("e6", "web", "h1", "10.0.1.9/24") // out of service: its name must not resolve
+	down.State = "down"
+	ref := view("h1", ep("e1", "web", "h1", "10.0.1.2/24"), ep("e2", "web", "h2", "10.0.1.3/24"), ep("e9", "db", "h2", "10.0.2.2/24"), down)
 	ref.Services = []ServiceRow{{Name: "sa", Network: "web", Addresses: []string{"10.0.1.2/24", "10.0.1.3/24"}}}
 	ops := []OpRecord{
 		{Kind: OpEndpointCreate, Network: "web", Endpoint: "e1", Outcome: OutcomeOK},
