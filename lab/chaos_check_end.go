@@ -130,9 +130,7 @@ func checkDNS(rs []DNSResult) []Violation {
 	bad := map[string][]string{} // subject → evidence
 	hosts := map[string][]string{}
 	for _, r := range rs {
-		got, want := slices.Clone(r.Got), slices.Clone(r.Want)
-		slices.SortFunc(got, netip.Addr.Compare)
-		slices.SortFunc(want, netip.Addr.Compare)
+		got, want := addrSet(r.Got), addrSet(r.Want)
 		if r.Err == "" && slices.Equal(got, want) {
 			continue
 		}
@@ -154,6 +152,14 @@ func checkDNS(rs []DNSResult) []Violation {
 		out = append(out, Violation{Invariant: InvDNS, Subject: k, Evidence: list(bad[k]), Hosts: uniq(hosts[k])})
 	}
 	return out
+}
+
+// addrSet sorts as and drops repeats: DNS answers a set (a service whose
+// endpoints share an address answers it once; unique-address reports them).
+func addrSet(as []netip.Addr) []netip.Addr {
+	as = slices.Clone(as)
+	slices.SortFunc(as, netip.Addr.Compare)
+	return slices.Compact(as)
 }
 
 func addrList(as []netip.Addr) string {
