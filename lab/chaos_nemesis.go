@@ -56,7 +56,7 @@ var faultVerb = [numFaultKinds]string{"kill -9", "SIGTERM", "SIGSTOP", "partitio
 func (c *campaign) runFault(during, ctx context.Context, step int, f FaultStep) {
 	start := c.now()
 	i := c.hist.startFault(FaultRecord{Step: step, Kind: f.Kind, Host: f.Host, Start: start})
-	c.say("fault", "%s %s for %.1fs", faultVerb[f.Kind], f.Host, f.For.Seconds())
+	c.say("fault", "#%-3d %s %s for %.1fs", step, faultVerb[f.Kind], f.Host, f.For.Seconds())
 	err := c.inject(ctx, f)
 	if err == nil {
 		pause(during, f.For) // the fault's duration
@@ -67,7 +67,7 @@ func (c *campaign) runFault(during, ctx context.Context, step int, f FaultStep) 
 	if err == nil {
 		if err = c.l.WaitMember(ctx, f.Host, c.peersOf(f.Host)); err == nil {
 			back = c.now()
-			c.say("fault", "%s %s, a member again %.1fs later", f.Host, healVerb[f.Kind], time.Since(healing).Seconds())
+			c.say("fault", "#%-3d %s %s, a member again %.1fs later", step, f.Host, healVerb[f.Kind], time.Since(healing).Seconds())
 		}
 	}
 	if err != nil && ctx.Err() == nil {
@@ -95,7 +95,7 @@ func (c *campaign) inject(ctx context.Context, f FaultStep) error {
 		}
 		moved, err := c.l.LoseState(f.Host)
 		if err == nil {
-			c.say("fault", "%s: data directory moved to %s", f.Host, moved)
+			c.say("fault", "     %s: data directory moved to %s", f.Host, moved)
 		}
 		return err
 	case FaultPause:

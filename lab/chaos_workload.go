@@ -167,7 +167,7 @@ func (c *campaign) record(rec OpRecord) {
 	if host == "" {
 		host = "-"
 	}
-	c.say("op", "%-3s %s: %s", host, what, res)
+	c.say("op", "#%-3d %-3s %s: %s", rec.Step, host, what, res)
 }
 
 func (c *campaign) networkCreate(ctx context.Context, rec OpRecord) {

@@ -39,7 +39,8 @@ networks-survive; the others at the end):
 %s
 Each violation names its invariant, its evidence (hosts, addresses, names),
 the time in the run and the seed; the report ends with the command that
-replays the run. Progress lines: time in the run, what, details.
+replays the run. Progress lines: time in the run, what (op, fault, a
+violation), the step of the plan (#N), the host, details.
 
 Example:
   sudo vxnet lab chaos --hosts 5 --duration 5m --profile fast
