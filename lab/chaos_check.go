@@ -417,8 +417,9 @@ func established(n expectedNetwork, seenElsewhere bool, faults []FaultRecord, no
 }
 
 // checkUniqueNames finds a name granted to two hosts by creations at once (×2
-// operations) that no partition separated.
-func checkUniqueNames(ops []OpRecord, faults []FaultRecord) []Violation {
+// operations) that no partition separated. The evidence says what became
+// of each grant, as its host lists it now (views; none: not said).
+func checkUniqueNames(ops []OpRecord, faults []FaultRecord, views []HostView) []Violation {
 	granted := map[string][]OpRecord{}
 	for _, r := range ops {
 		if r.Kind.twice() && r.Outcome == OutcomeOK {
@@ -437,12 +438,38 @@ func checkUniqueNames(ops []OpRecord, faults []FaultRecord) []Violation {
 		}
 		var ev []string
 		for _, r := range rs {
-			ev = append(ev, fmt.Sprintf("%s granted it at %s (%s)", r.Host, r.End, cmp.Or(r.Result, "ok")))
+			ev = append(ev, fmt.Sprintf("%s granted it at %s (%s)%s", r.Host, r.End, cmp.Or(r.Result, "ok"), fateOf(r, views)))
 		}
 		out = append(out, Violation{Invariant: InvUniqueNames, Subject: k,
 			Evidence: "created from two hosts at once, both succeeded: " + strings.Join(ev, "; "), Hosts: []string{rs[0].Host, rs[1].Host}})
 	}
 	return out
+}
+
+// fateOf says what a granted creation became, as its host lists it now.
+func fateOf(r OpRecord, views []HostView) string {
+	i := slices.IndexFunc(views, func(v HostView) bool { return v.Host == r.Host && v.Err == "" })
+	if i < 0 {
+		return ""
+	}
+	v := views[i]
+	if r.Kind == OpNetworkCreateTwice {
+		for _, n := range v.Networks {
+			if n.Name == r.Network {
+				return fmt.Sprintf(", now listed with subnet %s, created by %s", n.Subnet, n.Creator)
+			}
+		}
+		return ", now not listed"
+	}
+	for _, e := range v.Endpoints {
+		if e.Network == r.Network && e.Name == r.Endpoint && e.Host == r.Host {
+			if e.Down() {
+				return ", now down: " + e.Reason
+			}
+			return ", now in service at " + strings.Join(e.Addresses, ",")
+		}
+	}
+	return ", now not listed by " + r.Host
 }
 
 // separated reports whether a partition of a's or b's host overlapped the

@@ -182,11 +182,16 @@ func TestCheckUniqueNames(t *testing.T) {
 		{Kind: OpNetworkCreateTwice, Network: "n2", Host: "h1", Outcome: OutcomeOK, Start: s(20), End: s(20.3)},
 		{Kind: OpNetworkCreateTwice, Network: "n2", Host: "h3", Outcome: OutcomeFail, Start: s(20), End: s(20.3)},
 	}
-	want(t, checkUniqueNames(twice, nil), InvUniqueNames, 1, "endpoint e1 on network web", "h1 granted", "h2 granted")
+	want(t, checkUniqueNames(twice, nil, nil), InvUniqueNames, 1, "endpoint e1 on network web", "h1 granted", "h2 granted")
 	cut := []FaultRecord{{Kind: FaultPartition, Host: "h2", Start: s(5), Healed: s(9), Back: s(11)}}
-	want(t, checkUniqueNames(twice, cut), InvUniqueNames, 0)
+	want(t, checkUniqueNames(twice, cut, nil), InvUniqueNames, 0)
 	killed := []FaultRecord{{Kind: FaultKill, Host: "h2", Start: s(5), Healed: s(9), Back: s(11)}}
-	want(t, checkUniqueNames(twice, killed), InvUniqueNames, 1)
+	want(t, checkUniqueNames(twice, killed, nil), InvUniqueNames, 1)
+	loser := ep("e1", "web", "h2", "10.0.1.9/24")
+	loser.State, loser.Reason = "down", "name taken by h1"
+	views := []HostView{view("h1", ep("e1", "web", "h1", "10.0.1.2/24")), view("h2", loser)}
+	want(t, checkUniqueNames(twice, nil, views), InvUniqueNames, 1, "h1 granted it at 10.1s (ok), now in service at 10.0.1.2/24",
+		"h2 granted it at 10.2s (ok), now down: name taken by h1")
 }
 
 func TestCheckLeases(t *testing.T) {

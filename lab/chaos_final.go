@@ -25,7 +25,7 @@ func (c *campaign) final(ctx context.Context) {
 		checkAddresses(o, true),
 		checkSubnets(o),
 		checkSurvival(expectedNetworks(ops), o.Hosts, faults),
-		checkUniqueNames(ops, faults),
+		checkUniqueNames(ops, faults, o.Hosts),
 		checkLeases(o.Hosts),
 		checkDevices(o))
 	c.phases = append(c.phases, PhaseFinal)
