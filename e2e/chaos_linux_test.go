@@ -21,8 +21,8 @@ const chaosEnv = "VXNET_CHAOS"
 // command that replays it). About 2-3 minutes in all.
 func TestChaos(t *testing.T) {
 	if os.Getenv(chaosEnv) != "1" {
-		t.Skipf("fault campaign off: the cluster still has known bugs it finds (networks lost with their creator, "+
-			"duplicate addresses after a long absence, names granted twice); %s=1 runs it", chaosEnv)
+		t.Skipf("the fault campaign is off by default while the cluster still breaks some of its invariants "+
+			"(a name created from two hosts at once can be granted to both); %s=1 runs it", chaosEnv)
 	}
 	needRoot(t)
 	for _, tool := range []string{"nft", "dig"} {
