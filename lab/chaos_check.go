@@ -438,7 +438,7 @@ func checkUniqueNames(ops []OpRecord, faults []FaultRecord, views []HostView) []
 		}
 		var ev []string
 		for _, r := range rs {
-			ev = append(ev, fmt.Sprintf("%s granted it at %s (%s)%s", r.Host, r.End, cmp.Or(r.Result, "ok"), fateOf(r, views)))
+			ev = append(ev, fmt.Sprintf("%s granted it at %s (%s)%s", r.Host, r.End, cmp.Or(r.Result, "ok"), fateOf(r, ops, views)))
 		}
 		out = append(out, Violation{Invariant: InvUniqueNames, Subject: k,
 			Evidence: "created from two hosts at once, both succeeded: " + strings.Join(ev, "; "), Hosts: []string{rs[0].Host, rs[1].Host}})
@@ -446,8 +446,15 @@ func checkUniqueNames(ops []OpRecord, faults []FaultRecord, views []HostView) []
 	return out
 }
 
-// fateOf says what a granted creation became, as its host lists it now.
-func fateOf(r OpRecord, views []HostView) string {
+// fateOf says what a granted creation became: removed by the workload, or
+// as its host lists it now.
+func fateOf(r OpRecord, ops []OpRecord, views []HostView) string {
+	for _, o := range ops {
+		if o.Outcome == OutcomeOK && o.Start > r.End && o.Host == r.Host && o.Network == r.Network &&
+			((r.Kind == OpNetworkCreateTwice && o.Kind == OpNetworkRemove) || (o.Kind == OpEndpointRemove && o.Endpoint == r.Endpoint)) {
+			return fmt.Sprintf(", removed at %s", o.End)
+		}
+	}
 	i := slices.IndexFunc(views, func(v HostView) bool { return v.Host == r.Host && v.Err == "" })
 	if i < 0 {
 		return ""

@@ -192,6 +192,8 @@ func TestCheckUniqueNames(t *testing.T) {
 	views := []HostView{view("h1", ep("e1", "web", "h1", "10.0.1.2/24")), view("h2", loser)}
 	want(t, checkUniqueNames(twice, nil, views), InvUniqueNames, 1, "h1 granted it at 10.1s (ok), now in service at 10.0.1.2/24",
 		"h2 granted it at 10.2s (ok), now down: name taken by h1")
+	removed := append(twice, OpRecord{Kind: OpEndpointRemove, Network: "web", Endpoint: "e1", Host: "h2", Outcome: OutcomeOK, Start: s(30), End: s(30.5)})
+	want(t, checkUniqueNames(removed, nil, views), InvUniqueNames, 1, "h2 granted it at 10.2s (ok), removed at 30.5s")
 }
 
 func TestCheckLeases(t *testing.T) {
