@@ -20,7 +20,17 @@ type Endpoint struct {
 	Network   string   `json:"network"`
 	Host      string   `json:"host"`
 	Addresses []string `json:"addresses"` // "ip/prefix"
+	Service   string   `json:"service,omitempty"`
+	Netns     string   `json:"netns,omitempty"` // on its host
+	// State is "down" for an endpoint its host took out of service (the
+	// loser of a name conflict, say), with Reason; only its own host lists
+	// it then. Empty: in service.
+	State  string `json:"state,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
+
+// Down reports whether the endpoint's host took it out of service.
+func (e Endpoint) Down() bool { return e.State == "down" }
 
 // Addr returns the endpoint's first IPv4 address, or its first address of
 // any family, or the zero Addr.

@@ -30,6 +30,9 @@ type DemoConfig struct {
 	Attempts int
 	// EchoPort is the TCP port of each container's echo server. Default 7777.
 	EchoPort int
+	// Checks are the checks run for each pair. Default: all of them. A
+	// check not run has Attempts 0 in the matrix.
+	Checks []Check
 }
 
 // DefaultDemoConfig returns the demo `vxnet lab demo` runs.
@@ -51,6 +54,11 @@ func (d DemoConfig) withDefaults() DemoConfig {
 	if d.EchoPort == 0 {
 		d.EchoPort = 7777
 	}
+	if d.Checks == nil {
+		for c := range NumChecks {
+			d.Checks = append(d.Checks, c)
+		}
+	}
 	return d
 }
 
@@ -64,6 +72,11 @@ func (d DemoConfig) validate() error {
 		return fmt.Errorf("attempts %d: want at least 1", d.Attempts)
 	case d.EchoPort < 1 || d.EchoPort > 65535:
 		return fmt.Errorf("echo port %d: want 1 to 65535", d.EchoPort)
+	}
+	for _, c := range d.Checks {
+		if c < 0 || c >= NumChecks {
+			return fmt.Errorf("check %v: unknown", c)
+		}
 	}
 	return nil
 }
@@ -124,11 +137,11 @@ func (l *Lab) Demo(ctx context.Context, dc DemoConfig) (*Matrix, error) {
 		return nil, err
 	}
 	l.waitEndpoints(ctx)
-	if err := l.startEchoes(ctx, dc.EchoPort); err != nil {
+	if err := l.startEchoes(ctx, l.State().Containers, dc.EchoPort); err != nil {
 		return nil, err
 	}
 	cs := l.State().Containers
-	l.say("checking %d ordered pairs (%d checks each, %d pairs at a time)...", len(cs)*(len(cs)-1), NumChecks, dc.Parallel)
+	l.say("checking %d ordered pairs (%d checks each, %d pairs at a time)...", len(cs)*(len(cs)-1), len(dc.Checks), dc.Parallel)
 	m := l.checkAll(ctx, cs, dc)
 	l.stopEchoes(ctx)
 	if ctx.Err() != nil {
@@ -279,20 +292,25 @@ func (l *Lab) waitEndpoints(ctx context.Context) {
 	}
 }
 
-// startEchoes starts `vxnet lab tcp-echo --listen :port` in every
-// container and waits until each says it listens.
-func (l *Lab) startEchoes(ctx context.Context, port int) error {
+// startEchoes starts `vxnet lab tcp-echo --listen :port` in each of cs
+// and waits until each says it listens.
+func (l *Lab) startEchoes(ctx context.Context, cs []ContainerState, port int) error {
 	s := l.State()
 	dir := filepath.Join(s.Dir, "containers")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	for _, c := range s.Containers {
-		p, err := l.startEcho(ctx, s.Binary, c, port, filepath.Join(dir, c.Name+"-echo.log"))
+	for _, c := range cs {
+		p, err := l.startEcho(ctx, s.Binary, c, port, filepath.Join(dir, c.Netns+"-echo.log"))
 		if err != nil {
 			return fmt.Errorf("echo server in %s: %w", c.Name, err)
 		}
-		if err := l.update(func(s *State) { s.Containers[containerIndex(s, c.Name)].Echo = p }); err != nil {
+		err = l.update(func(s *State) {
+			if i := slices.IndexFunc(s.Containers, func(o ContainerState) bool { return o.Netns == c.Netns }); i >= 0 {
+				s.Containers[i].Echo = p
+			}
+		})
+		if err != nil {
 			return err
 		}
 	}

@@ -28,4 +28,12 @@
 //
 // The lab drives the agents only through the vxnet CLI (`vxnet --socket S
 // ...`), as a person would, so it needs nothing but the standard library.
+//
+// Faults and campaigns: a lab can restart a host's agent (kill -9, SIGTERM,
+// with its data directory moved away), pause it (SIGSTOP) and cut a host
+// off the underlay (nftables rules in the host's own namespace). Chaos
+// runs a seeded campaign of such faults and a workload of networks and
+// endpoints on a lab of its own, keeps a history of what ran, checks the
+// cluster's invariants over what the hosts and containers show
+// (Invariants), and reports each violation with the seed that replays it.
 package lab

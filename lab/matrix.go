@@ -68,10 +68,14 @@ func NewMatrix(nodes []Node) *Matrix {
 	return m
 }
 
-// Counts tallies checks: failed and total, and passed on a retry.
+// Counts tallies the checks that ran: passed and total, and passed on a
+// retry.
 type Counts struct{ Passed, Total, Retried int }
 
 func (c *Counts) add(r Result) {
+	if r.Attempts == 0 {
+		return // not run (DemoConfig.Checks left it out, or the run was cut short)
+	}
 	c.Total++
 	if r.OK {
 		c.Passed++
@@ -154,9 +158,12 @@ func cell(rs []Result) string {
 		if Check(c) == PingName {
 			b.WriteByte(' ')
 		}
-		if r.OK {
+		switch {
+		case r.Attempts == 0:
+			b.WriteString("·")
+		case r.OK:
 			b.WriteString("✓")
-		} else {
+		default:
 			b.WriteString("✗")
 		}
 	}
@@ -240,7 +247,7 @@ func (m *Matrix) renderFailures(w io.Writer) {
 	for i, src := range m.Nodes {
 		for j, dst := range m.Nodes {
 			for c, r := range m.Results[i][j] {
-				if !r.OK {
+				if !r.OK && r.Attempts > 0 {
 					fmt.Fprintf(w, "  ✗ %s → %s %s (%d tries): %s\n", src.Name, dst.Name, Check(c), r.Attempts, oneLine(r.Err))
 				}
 			}

@@ -95,3 +95,25 @@ func TestCheck_String(t *testing.T) {
 		t.Error("String or ByName")
 	}
 }
+
+// TestMatrix_notRun: a check left out (DemoConfig.Checks) shows · and
+// counts neither as passed nor as failed.
+func TestMatrix_notRun(t *testing.T) {
+	m := testMatrix()
+	for i := range m.Nodes {
+		for j := range m.Nodes {
+			if i != j {
+				m.Results[i][j][DNSName] = Result{}
+			}
+		}
+	}
+	if tot := m.Total(); tot.Total != 24 || tot.Passed != 24 || m.Failed() {
+		t.Errorf("Total = %+v, Failed = %v; want 24 of 24 run checks passed", tot, m.Failed())
+	}
+	var b bytes.Buffer
+	m.Render(&b)
+	m.RenderSummary(&b)
+	if out := b.String(); !strings.Contains(out, "h1c1 h1 10.0.0.2   ·       ✓✓ ✓✓·") || strings.Count(out, "✗") != 1 { // the legend's only
+		t.Errorf("render:\n%s", out)
+	}
+}

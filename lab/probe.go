@@ -94,7 +94,7 @@ func (l *Lab) checkAll(ctx context.Context, cs []ContainerState, dc DemoConfig) 
 	for range dc.Parallel {
 		wg.Go(func() {
 			for p := range jobs {
-				for c := range NumChecks {
+				for _, c := range dc.Checks {
 					m.Results[p.i][p.j][c] = l.check(ctx, c, cs[p.i], cs[p.j], dc)
 				}
 				if left[p.i].Add(-1) == 0 {

@@ -79,13 +79,21 @@ func startProc(cmd *exec.Cmd) (Proc, <-chan error, error) {
 	return p, exited, nil
 }
 
-// stopProcs sends SIGTERM to every live process of procs, waits up to grace
-// for them to exit, then sends SIGKILL to the rest and waits for them too.
-// It returns the processes that needed SIGKILL.
+// pauseProc stops p with SIGSTOP: it keeps its sockets and memory but runs
+// no more, as a host that hangs.
+func pauseProc(p Proc) error { return signalProc(p, syscall.SIGSTOP) }
+
+// resumeProc continues p after pauseProc (SIGCONT).
+func resumeProc(p Proc) error { return signalProc(p, syscall.SIGCONT) }
+
+// stopProcs sends SIGTERM to every live process of procs (and SIGCONT, so
+// that a paused one handles it), waits up to grace for them to exit, then
+// sends SIGKILL to the rest and waits for them too. It returns the
+// processes that needed SIGKILL.
 func stopProcs(ctx context.Context, procs []Proc, grace time.Duration) ([]Proc, error) {
 	var errs []error
 	for _, p := range procs {
-		errs = append(errs, signalProc(p, syscall.SIGTERM))
+		errs = append(errs, signalProc(p, syscall.SIGTERM), resumeProc(p))
 	}
 	left := waitGone(ctx, procs, grace)
 	for _, p := range left {

@@ -42,13 +42,15 @@ type HostState struct {
 	Agent      Proc       `json:"agent,omitzero"`
 }
 
-// ContainerState is one demo container: a namespace with an endpoint.
+// ContainerState is one container (of the demo or of a chaos campaign): a
+// namespace with an endpoint.
 type ContainerState struct {
-	Name  string     `json:"name"` // endpoint name, h1c1
-	Host  string     `json:"host"` // h1
-	Netns string     `json:"netns"`
-	Addr  netip.Addr `json:"addr,omitzero"`
-	Echo  Proc       `json:"echo,omitzero"` // the TCP echo server in it
+	Name    string     `json:"name"` // endpoint name, h1c1
+	Host    string     `json:"host"` // h1
+	Netns   string     `json:"netns"`
+	Network string     `json:"network,omitempty"` // the endpoint's network, when not the demo's
+	Addr    netip.Addr `json:"addr,omitzero"`
+	Echo    Proc       `json:"echo,omitzero"` // the TCP echo server in it
 }
 
 // Proc identifies a process the lab started: its PID and its start time

@@ -28,6 +28,12 @@ Commands:
            host, then ping, TCP and DNS between every pair of containers and the
            connectivity matrix; then down (unless --keep). Exit 1 if a check fails
   status   each host: address, agent, members it sees, endpoints it lists
+  restart  restart one host's agent (SIGTERM, or --kill; --lose-state) and wait
+           until it is a member again
+  chaos    a seeded fault campaign on a lab of its own: kill, pause, partition
+           and restart hosts while networks and endpoints come and go, check
+           the cluster's invariants, report each violation with its seed.
+           Exit 1 on any violation
   down     stop the agents and delete everything the lab made (safe to repeat)
 
 Names, for lab id "vxlab" (--id): hosts are namespaces vxlab-h1 ... vxlab-hN
@@ -41,6 +47,7 @@ Examples:
   sudo vxnet --socket /run/vxnet-lab/vxlab/h1/api.sock endpoint ls
   sudo ip netns exec vxlab-h1-c1 ping h2c1
   sudo vxnet lab down
+  sudo vxnet lab chaos --hosts 5 --duration 5m   a fault campaign; replays with --seed
 
 Run 'vxnet lab <command> --help' for the flags of one command.
 `
@@ -105,6 +112,10 @@ func cmdLab(std stdio, args []string) int {
 		return cmdLabStatus(ctx, std, args[1:])
 	case "down":
 		return cmdLabDown(ctx, std, args[1:])
+	case "restart":
+		return cmdLabRestart(ctx, std, args[1:])
+	case "chaos":
+		return cmdLabChaos(ctx, std, args[1:])
 	case "tcp-echo":
 		return cmdLabTCPEcho(ctx, std, args[1:])
 	case "help", "-h", "--help":
