@@ -139,13 +139,7 @@ func (a *Agent) takeDown(key string, le *localEndpoint, reason string, release b
 	if release {
 		a.releaseAddresses(key, rec)
 	}
-	// Another host's endpoint of this name shows here now.
-	if e, ok := a.kv.Get(tableEndpoints, key); ok {
-		a.mu.Lock()
-		a.applyEndpoint(e, false)
-		a.mu.Unlock()
-		a.kickReconcile()
-	}
+	a.kickReconcile() // another host's endpoint of this name shows here now (detach)
 	a.log.Warn("endpoint taken out of service; remove it with endpoint rm", "endpoint", key, "reason", reason)
 }
 

@@ -451,6 +451,11 @@ func (a *Agent) detach(key string) {
 	le := a.local[key]
 	delete(a.local, key)
 	delete(a.endpoints, key)
+	// Another host's endpoint of this name (one that claimed it first)
+	// shows here again: it was hidden behind ours, and no event will say so.
+	if e, ok := a.kv.Get(tableEndpoints, key); ok && e.Owner != a.cfg.Name {
+		a.applyEndpoint(e, false)
+	}
 	var closeDNS *dns.Listener // closed after unlocking: it may wait for queries
 	defer func() {
 		if closeDNS != nil {

@@ -490,16 +490,28 @@ func TestCluster_sameNameAtOnce(t *testing.T) {
 	}
 	t.Logf("both creations succeeded (one later taken down) in %d of 4 rounds", both)
 	c.agree("h1", "h2", "h3")
+	probes := map[string]string{}
+	for _, h := range []string{"h1", "h2"} {
+		probes[h] = l.netns("probe" + h)
+		c.cli(h, "endpoint", "create", "--network", "web", "--name", "probe"+h, "--netns", probes[h])
+	}
 	for i := 0; i < 4; i++ {
 		name := fmt.Sprintf("race%d", i)
-		live := 0
+		var live []endpointJSON
 		for _, e := range c.endpointList("h3") {
 			if e.Name == name && e.State == "" {
-				live++
+				live = append(live, e)
 			}
 		}
-		if live != 1 {
-			t.Errorf("%s: %d live endpoints, want 1", name, live)
+		if len(live) != 1 {
+			t.Errorf("%s: %d live endpoints, want 1", name, len(live))
+			continue
+		}
+		// Both hosts resolve it, the one whose attempt lost too.
+		for h, ns := range probes {
+			if got := c.dig(ns, name, false); got != addrOf(t, live[0]).String() {
+				t.Errorf("dig %s on %s: %q, want %v", name, h, got, addrOf(t, live[0]))
+			}
 		}
 	}
 	for _, h := range []string{"h1", "h2", "h3"} {
