@@ -12,7 +12,7 @@ import (
 	vxlab "github.com/vxnet/vxnet/lab"
 )
 
-// chaosEnv turns TestChaos on.
+// chaosEnv=0 turns TestChaos off (it takes about two minutes).
 const chaosEnv = "VXNET_CHAOS"
 
 // TestChaos runs two short fault campaigns (3 hosts, fixed seeds, every
@@ -20,9 +20,8 @@ const chaosEnv = "VXNET_CHAOS"
 // violation, printing the report (each violation with its seed and the
 // command that replays it). About 2-3 minutes in all.
 func TestChaos(t *testing.T) {
-	if os.Getenv(chaosEnv) != "1" {
-		t.Skipf("the fault campaign is off by default while the cluster still breaks some of its invariants "+
-			"(a name created from two hosts at once can be granted to both); %s=1 runs it", chaosEnv)
+	if os.Getenv(chaosEnv) == "0" {
+		t.Skipf("%s=0: the fault campaign is skipped", chaosEnv)
 	}
 	needRoot(t)
 	for _, tool := range []string{"nft", "dig"} {
