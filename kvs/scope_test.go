@@ -247,3 +247,17 @@ func TestStore_hiddenRows(t *testing.T) {
 		t.Errorf("hidden after its owner came back: %v", h)
 	}
 }
+
+// TestStore_adoptedRowYieldsToLaterDelete: a row adopted from an earlier
+// run and a tombstone of that run written after it: the tombstone wins
+// once adopting ends, as the later write anywhere would.
+func TestStore_adoptedRowYieldsToLaterDelete(t *testing.T) {
+	s := newStore("a", testTimings(), 0, 100)
+	s.adopt = true
+	s.apply(Entry{Table: "endpoints", Key: "web/c", Owner: "a", Version: 10, Epoch: 50, Seq: 3, Value: []byte("v")}, t0)
+	s.adopt = false
+	res, _ := s.apply(Entry{Table: "endpoints", Key: "web/c", Owner: "a", Version: 12, Epoch: 50, Seq: 4, Deleted: true, DeletedAt: t0.UnixNano()}, t0)
+	if _, ok := s.get("endpoints", "web/c"); ok || res == applyReclaimed {
+		t.Errorf("the adopted row came back over a later delete of its run: %v", res)
+	}
+}

@@ -358,10 +358,19 @@ func (s *store) reclaim(e Entry, now time.Time) (applyResult, Entry) {
 	}
 	// A copy from an earlier run of this node at our version or above may
 	// hold another value (a restart without its clock): re-assert ours.
-	earlierRun := e.Epoch < s.epoch && cur != nil && e.Version >= cur.Version
+	// (Not over a row adopted from an earlier run: there the later write
+	// wins, as anywhere.)
+	earlierRun := e.Epoch < s.epoch && cur != nil && cur.Epoch == s.epoch && e.Version >= cur.Version
 	if cur != nil && !e.newer(cur) && !earlierRun {
 		s.stats.Stale++
 		return applyStale, Entry{}
+	}
+	if cur != nil && cur.Epoch != s.epoch {
+		// Adopted, not written in this run: a newer write of its run
+		// (a delete, say) is taken as it is.
+		s.set(e)
+		s.stats.Applied++
+		return applyChanged, Entry{}
 	}
 	if e.Deleted && (cur == nil || cur.Deleted) {
 		// A tombstone of ours we lost: take it as is.
