@@ -83,6 +83,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNames_acceptedEverywhere -fuzztime $(FUZZTIME) ./agent
 	$(GO) test -run '^$$' -fuzz FuzzNetwork -fuzztime $(FUZZTIME) ./internal/names
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./kvs
+	$(GO) test -run '^$$' -fuzz FuzzDecodeState -fuzztime $(FUZZTIME) ./agent
 	$(GO) test -run '^$$' -fuzz FuzzNewPool -fuzztime $(FUZZTIME) ./ipam
 	$(GO) test -run '^$$' -fuzz FuzzParsePrefix -fuzztime $(FUZZTIME) ./ipam
 	$(GO) test -run '^$$' -fuzz FuzzParseOptions -fuzztime $(FUZZTIME) ./ipam

@@ -127,3 +127,27 @@ func TestConfig_validateNamesField(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeState: any bytes in the state file give a state or an error,
+// never a panic; a file vxnet wrote always decodes.
+func FuzzDecodeState(f *testing.F) {
+	dir := f.TempDir()
+	s, err := openLocalStore(dir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s.Leased("web", netip.MustParseAddr("10.0.9.2"))
+	good, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"version": 2, "sha256": "", "state": {}}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := decodeState(b)
+		if err == nil && st.Leases == nil {
+			t.Errorf("decoded state without a lease map")
+		}
+	})
+}
