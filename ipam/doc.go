@@ -31,8 +31,7 @@
 //
 //   - subnet/NET/WRITER/CREATED: a network's claim {creator, created, rev,
 //     subnet, range, gateway, aux, block size, auto}. The creator writes it;
-//     three other hosts (the live members ranked first for the network)
-//     mirror it.
+//     a deletion is a claim marked deleted, by any host, and final.
 //   - block/NET/INDEX/WRITER: who holds one block of the network's range
 //     {holder, era, gen}. Written by the holder's granter, by the holder
 //     accepting it, or by an heir.

@@ -36,7 +36,7 @@ func (g *Global) refreshPartLocked(dirty map[string]bool, claims bool) {
 	full := dirty == nil
 
 	if claims || full {
-		g.claimsLocked(seen, members)
+		g.claimsLocked(seen)
 	}
 	for _, name := range sortedKeys(g.nets) {
 		if full || dirty[name] {
@@ -61,8 +61,8 @@ func (g *Global) refreshPartLocked(dirty map[string]bool, claims bool) {
 }
 
 // claimsLocked reads the subnet claims: new networks, moved ones,
-// deleted ones, mirrors, overlaps.
-func (g *Global) claimsLocked(seen map[string]bool, members []string) {
+// deleted ones, overlaps.
+func (g *Global) claimsLocked(seen map[string]bool) {
 	claims, deleted := g.currentClaimsLocked(seen)
 	g.dropLosingCreationsLocked(claims)
 	for _, name := range sortedKeys(g.nets) {
@@ -88,9 +88,6 @@ func (g *Global) claimsLocked(seen map[string]bool, members []string) {
 			}
 		}
 		n.claim = c
-		if c.Creator != g.self && g.mirrorLocked(name, members) {
-			g.putLocked(n, subnetKey(name, g.self, c.Created), c)
-		}
 	}
 	g.conflictsLocked()
 }
@@ -177,25 +174,6 @@ func (g *Global) dropLosingCreationsLocked(winners map[string]subnetClaim) {
 	}
 }
 
-// mirrors is how many hosts besides the creator keep a copy of a network's
-// claim, so that it outlives the creator's absence.
-const mirrors = 3
-
-// mirrorLocked reports whether this host is one of a network's mirrors:
-// the live members ranked first for it.
-func (g *Global) mirrorLocked(network string, members []string) bool {
-	mine := rank(network, g.self)
-	above := 0
-	for _, m := range members {
-		if m != g.self && rank(network, m) > mine {
-			if above++; above >= mirrors {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // earlier orders creations: by the creator's clock, then by name.
 func earlier(a, b subnetClaim) bool {
 	if a.Created != b.Created {
@@ -243,18 +221,9 @@ func (g *Global) dropLocked(n *gnet, deleted bool) {
 		g.lost = append(g.lost, lostLeases{n.name, st.Allocated})
 	}
 	for key := range n.written {
-		if strings.HasPrefix(key, keySubnet) {
-			if deleted && n.claim.Creator != g.self {
-				// A mirror carries the deletion too, so that the claim it
-				// copied cannot come back without its creator.
-				c := n.claim
-				c.Rev++
-				c.Deleted = true
-				g.cfg.Table.Put(key, mustJSON(c))
-			}
-			continue
+		if !strings.HasPrefix(key, keySubnet) { // a claim goes only by a deleted claim
+			g.cfg.Table.Delete(key)
 		}
-		g.cfg.Table.Delete(key)
 	}
 	// Its leases are reported lost: none of them may come back.
 	g.cfg.Store.Save(n.name, State{})

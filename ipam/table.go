@@ -47,7 +47,7 @@ const SubnetKeyPrefix = keySubnet
 
 // Keys of the global scope's rows. A network name never contains '/'.
 const (
-	keySubnet = "subnet/" // + network/writer: the network's claim, by its creator, mirrored by its users
+	keySubnet = "subnet/" // + network/writer/created: the network's claim, by its creator; deletions by any host
 	keyBlock  = "block/"  // + network/index/writer: who holds a block, by the holder, its granter or its heir
 	keyHost   = "host/"   // + network/host: a host's want and spare blocks, by that host
 )
