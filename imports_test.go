@@ -8,7 +8,7 @@ import (
 )
 
 // allowed lists, for each package of the module, the module packages and
-// outside module paths it may import (DESIGN.md, "Layout": arrows point
+// outside module paths it may import (docs/ARCHITECTURE.md, "Layers": arrows point
 // down; dataplane, gossip, ipam and dns never import each other).
 // Standard library imports are always allowed. A package missing here
 // fails the test, so a new package must state its place.
@@ -75,7 +75,7 @@ func TestImportRules(t *testing.T) {
 			}
 			for _, imp := range p.Imports {
 				if !isStd(imp) && !permitted(rules, imp) {
-					t.Errorf("GOOS=%s: %s imports %s, which DESIGN.md's layout forbids", goos, rel, imp)
+					t.Errorf("GOOS=%s: %s imports %s, which docs/ARCHITECTURE.md's layers forbid", goos, rel, imp)
 				}
 			}
 		}

@@ -44,7 +44,7 @@ type chartBar struct {
 // per path, normalised so that the kernel's VXLAN is 1.0 and higher is
 // better everywhere: throughput bars are path ÷ kernel, latency bars
 // kernel ÷ path. Whiskers span the repetitions' range; a dashed line
-// marks issue 7's targets (0.5 of the kernel; an RTT of at most twice
+// marks the targets (0.5 of the kernel; an RTT of at most twice
 // the kernel's is a bar of at least 0.5 too), with pass or fail above.
 func (r DataplaneReport) SVG() []byte {
 	groups := make([][]chartBar, len(r.Metrics))
@@ -93,7 +93,7 @@ func (r DataplaneReport) SVG() []byte {
 	}
 	fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#1f2328"/>`+"\n", chartLeft, y(0), plotR, y(0))
 	text(&b, chartLeft, chartHeight-16, 12, "start", "normal", "#57606a",
-		"Targets (issue 7): TCP 1 stream ≥ 0.5× kernel, UDP 64 B pps ≥ 0.5× kernel, RTT p50 ≤ 2× kernel. Produced by vxnet bench dataplane.")
+		"Targets: TCP 1 stream ≥ 0.5× kernel, UDP 64 B pps ≥ 0.5× kernel, RTT p50 ≤ 2× kernel. Produced by vxnet bench dataplane.")
 	b.WriteString("</svg>\n")
 	return b.Bytes()
 }
@@ -193,7 +193,7 @@ func legend(b *bytes.Buffer, x, y float64, relay bool) {
 		x += 20 + float64(len([]rune(p.label)))*7.5 + 24
 	}
 	fmt.Fprintf(b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#cf222e" stroke-width="2" stroke-dasharray="6 4"/>`+"\n", x, y-4, x+28, y-4)
-	text(b, x+34, y, 13, "start", "normal", "#1f2328", "target: 0.5 (issue 7)")
+	text(b, x+34, y, 13, "start", "normal", "#1f2328", "target: 0.5")
 }
 
 func text(b *bytes.Buffer, x, y float64, size int, anchor, weight, color, s string) {

@@ -36,7 +36,7 @@ type MetricSummary struct {
 	KernelVsUnderlay float64 `json:"kernelVsUnderlay"`
 	VxnetVsKernel    float64 `json:"vxnetVsKernel"`
 	RelayVsKernel    float64 `json:"relayVsKernel,omitempty"`
-	// Target is issue 7's goal for VxnetVsKernel ("≥ 0.5", "≤ 2"), empty
+	// Target is the project's goal for VxnetVsKernel ("≥ 0.5", "≤ 2"), empty
 	// when the metric has none; Pass says whether the run met it.
 	Target string `json:"target,omitempty"`
 	Pass   *bool  `json:"pass,omitempty"`

@@ -40,7 +40,7 @@ func TestParseMembers(t *testing.T) {
 	}
 }
 
-// The agent's command line is the contract in issue 6: flags and values.
+// The agent's command line is the contract between lab and agent: flags and values.
 func TestAgentArgv(t *testing.T) {
 	s := newState(Config{ID: "a", Hosts: 2, Dir: "/run/vxnet-lab/a", Binary: "/bin/vxnet"}.withDefaults())
 	h := &s.Hosts[1]

@@ -56,7 +56,7 @@ Numbers, per path, median over the repetitions with the range (min–max):
   vxnet CPU        CPU seconds (user + system) both vxnet processes used during
                    each test, and cores busy (seconds per second of test)
 Ratios are of the medians: kernel / underlay (what the kernel's VXLAN costs),
-vxnet / kernel and relay / kernel. Targets (issue 7), vxnet / kernel: TCP 1
+vxnet / kernel and relay / kernel. Targets, vxnet / kernel: TCP 1
 stream ≥ 0.5, UDP 64 B ≥ 0.5, ping RTT p50 ≤ 2. Every endpoint shares this
 machine's cores: read ratios, not absolute numbers. Needs Linux, root, ip,
 iperf3, ping; socat for the relay.
