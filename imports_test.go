@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"kvs":                   {"gossip", "internal/queue", "go.etcd.io/"},
 	"ipam":                  {"internal/names"},
 	"ipam/ipamtest":         {"ipam"},
+	"ipam/kvstable":         {"ipam", "kvs"},
 	"dns":                   {"github.com/miekg/dns", "golang.org/x/sys"},
 	"dns/dnstest":           {"github.com/miekg/dns"},
 	"internal/queue":        {},
@@ -37,7 +38,7 @@ var allowed = map[string][]string{
 	"internal/testutil":     {},
 	"internal/names":        {},
 	"lab":                   {},
-	"bench":                 {"lab", "agent", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist", "dns", "ipam"},
+	"bench":                 {"lab", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist", "dns", "ipam"},
 	"e2e":                   {"github.com/vishvananda/netns"},
 	"driver":                {"dataplane"},
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/ipam/kvstable"
 	"github.com/vxnet/vxnet/kvs"
 )
 
@@ -38,7 +39,7 @@ const (
 )
 
 // clusterTables are the kvs tables whose rows belong to the cluster.
-var clusterTables = append([]string{tableNetworks}, IPAMClusterTables...)
+var clusterTables = append([]string{tableNetworks}, kvstable.ClusterTables...)
 
 func isClusterTable(t string) bool {
 	for _, c := range clusterTables {
@@ -212,7 +213,7 @@ type Agent struct {
 	vtep  netip.Addr
 	store *localStore
 	kv    *kvs.Gossip
-	table *IPAMTable
+	table *kvstable.Table
 	ipam  *ipam.Global
 	dns   *dns.Server
 	sw    *dataplane.Switch
@@ -346,7 +347,7 @@ func New(cfg Config) (*Agent, error) {
 		a.close()
 		return nil, err
 	}
-	a.table = NewIPAMTable(a.kv)
+	a.table = kvstable.New(a.kv)
 	gcfg := ipam.GlobalConfig{Table: a.table, Store: a.store, Logger: cfg.Logger, OnLost: a.onLost}
 	if profile == gossip.ProfileFast {
 		gcfg.Settle, gcfg.InheritAfter = 300*time.Millisecond, kc.ReapAfter
@@ -403,7 +404,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); swDone <- a.sw.Run(ctx) }()
 	wg.Add(1)
-	go func() { defer wg.Done(); RunIPAM(ctx, a.table, a.ipam) }()
+	go func() { defer wg.Done(); kvstable.Run(ctx, a.table, a.ipam) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineReconcile(ctx) }()
 	wg.Add(1)

@@ -3,7 +3,7 @@
 // New wires, bottom up:
 //
 //   - gossip and kvs: membership and the replicated tables ("networks",
-//     "endpoints", and "ipam", which IPAMTable adapts to ipam.Table);
+//     "endpoints", and "ipam", which ipam/kvstable adapts to ipam.Table);
 //   - ipam.Global: subnets and per-host address blocks, cluster-wide;
 //   - dns.Server: the embedded resolver, one listener in each container's
 //     namespace, bound to the networks that container is attached to;

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vxnet/vxnet/agent"
 	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/ipam/kvstable"
 )
 
 // IPAMSim is an in-process cluster of hosts running global IPAM over the
@@ -46,7 +46,7 @@ func NewIPAMSim(n int, loss float64, seed int64, tune func(*ipam.GlobalConfig)) 
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &IPAMSim{c: c, cancel: cancel, lost: map[int][]LostLease{}}
 	for i, kv := range c.nodes {
-		table := agent.NewIPAMTable(kv)
+		table := kvstable.New(kv)
 		cfg := ipam.GlobalConfig{Table: table, OnLost: func(network string, addrs []netip.Addr) {
 			s.mu.Lock()
 			for _, a := range addrs {
@@ -65,7 +65,7 @@ func NewIPAMSim(n int, loss float64, seed int64, tune func(*ipam.GlobalConfig)) 
 		}
 		s.Hosts = append(s.Hosts, g)
 		s.done.Add(1)
-		go func() { defer s.done.Done(); agent.RunIPAM(ctx, table, g) }()
+		go func() { defer s.done.Done(); kvstable.Run(ctx, table, g) }()
 	}
 	return s, nil
 }

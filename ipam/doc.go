@@ -23,7 +23,7 @@
 // # Global scope
 //
 // Global works over a Table: rows every host sees, each written only by
-// its own host (kvs satisfies it through agent.IPAMTable). Block and wish
+// its own host (kvs satisfies it through ipam/kvstable). Block and wish
 // rows of a host that is not live may be out of sight, as kvs hides a
 // failed host's rows; subnet claims never are: they are the cluster's (a
 // kvs cluster table), so a network outlives its creator's death, absence

@@ -1,4 +1,7 @@
-package agent
+// Package kvstable adapts the kvs gossip backend to ipam.Table: IPAM's
+// rows ride on the replicated tables, its subnet claims in a cluster table
+// (they outlive their creator), its blocks and wishes in a host-scoped one.
+package kvstable
 
 import (
 	"context"
@@ -10,47 +13,47 @@ import (
 	"github.com/vxnet/vxnet/kvs"
 )
 
-// IPAMTableName is the kvs table global IPAM's host rows (blocks, wishes)
-// live in; its subnet claims live in IPAMClaimsTableName, a cluster table
+// TableName is the kvs table global IPAM's host rows (blocks, wishes)
+// live in; its subnet claims live in ClaimsTableName, a cluster table
 // (kvs.Config.ClusterTables): a network's claim is the cluster's, not its
 // creator's.
 const (
-	IPAMTableName       = "ipam"
-	IPAMClaimsTableName = "ipam-subnets"
+	TableName       = "ipam"
+	ClaimsTableName = "ipam-subnets"
 )
 
-// IPAMClusterTables are the cluster tables of IPAM, for
+// ClusterTables are the cluster tables of IPAM, for
 // kvs.Config.ClusterTables.
-var IPAMClusterTables = []string{IPAMClaimsTableName}
+var ClusterTables = []string{ClaimsTableName}
 
 // ipamTableOf is the kvs table of an ipam key.
 func ipamTableOf(key string) string {
 	if strings.HasPrefix(key, ipam.SubnetKeyPrefix) {
-		return IPAMClaimsTableName
+		return ClaimsTableName
 	}
-	return IPAMTableName
+	return TableName
 }
 
-// IPAMTable adapts the gossip kvs backend to ipam.Table. It keeps its own
+// Table adapts the gossip kvs backend to ipam.Table. It keeps its own
 // index of the ipam rows, fed by a kvs watch and by this host's own writes
 // at once (ipam relies on reading its own writes), grouped by the key's
 // first two parts so that ipam's per-network listings touch only that
 // network's rows. Run must be running for other hosts' rows to show.
-type IPAMTable struct {
+type Table struct {
 	kv *kvs.Gossip
 
 	mu       sync.Mutex
 	rows     map[string]map[string]ipam.Row // "kind/network/" → key → row
 	members  []string                       // cached; nil after a membership event
-	watching bool                           // RunIPAM keeps members fresh
+	watching bool                           // Run keeps members fresh
 }
 
-var _ ipam.Table = (*IPAMTable)(nil)
+var _ ipam.Table = (*Table)(nil)
 
-// NewIPAMTable returns the ipam.Table view of a kvs backend.
-func NewIPAMTable(kv *kvs.Gossip) *IPAMTable {
-	t := &IPAMTable{kv: kv, rows: map[string]map[string]ipam.Row{}}
-	for _, table := range []string{IPAMTableName, IPAMClaimsTableName} {
+// New returns the ipam.Table view of a kvs backend.
+func New(kv *kvs.Gossip) *Table {
+	t := &Table{kv: kv, rows: map[string]map[string]ipam.Row{}}
+	for _, table := range []string{TableName, ClaimsTableName} {
 		for _, e := range kv.List(table) {
 			t.apply(e, false)
 		}
@@ -72,7 +75,7 @@ func bucket(key string) string {
 }
 
 // apply records a row (or its removal) unless a newer one is known.
-func (t *IPAMTable) apply(e kvs.Entry, gone bool) {
+func (t *Table) apply(e kvs.Entry, gone bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := bucket(e.Key)
@@ -85,7 +88,7 @@ func (t *IPAMTable) apply(e kvs.Entry, gone bool) {
 	if gone {
 		// A host row goes with its writer; a cluster row (a claim) with
 		// anyone's delete.
-		if old, ok := m[e.Key]; ok && (old.Writer == e.Owner || e.Table == IPAMClaimsTableName) {
+		if old, ok := m[e.Key]; ok && (old.Writer == e.Owner || e.Table == ClaimsTableName) {
 			delete(m, e.Key)
 		}
 		return
@@ -98,10 +101,10 @@ func (t *IPAMTable) apply(e kvs.Entry, gone bool) {
 }
 
 // Self implements ipam.Table.
-func (t *IPAMTable) Self() string { return t.kv.Node().Name() }
+func (t *Table) Self() string { return t.kv.Node().Name() }
 
 // Put implements ipam.Table.
-func (t *IPAMTable) Put(key string, value []byte) error {
+func (t *Table) Put(key string, value []byte) error {
 	e, err := t.kv.Put(ipamTableOf(key), key, value)
 	if err != nil {
 		return err
@@ -111,13 +114,13 @@ func (t *IPAMTable) Put(key string, value []byte) error {
 }
 
 // Delete implements ipam.Table.
-func (t *IPAMTable) Delete(key string) error {
+func (t *Table) Delete(key string) error {
 	table := ipamTableOf(key)
 	if err := t.kv.Delete(table, key); err != nil && !errors.Is(err, kvs.ErrNotFound) {
 		return err
 	}
 	t.mu.Lock()
-	if m := t.rows[bucket(key)]; m != nil && (m[key].Writer == t.Self() || table == IPAMClaimsTableName) {
+	if m := t.rows[bucket(key)]; m != nil && (m[key].Writer == t.Self() || table == ClaimsTableName) {
 		delete(m, key)
 	}
 	t.mu.Unlock()
@@ -125,7 +128,7 @@ func (t *IPAMTable) Delete(key string) error {
 }
 
 // List implements ipam.Table.
-func (t *IPAMTable) List(prefix string) []ipam.Row {
+func (t *Table) List(prefix string) []ipam.Row {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []ipam.Row
@@ -149,8 +152,8 @@ func (t *IPAMTable) List(prefix string) []ipam.Row {
 }
 
 // Members implements ipam.Table. The list is cached between membership
-// events (RunIPAM clears it), so without RunIPAM it is read every time.
-func (t *IPAMTable) Members() []string {
+// events (Run clears it), so without Run it is read every time.
+func (t *Table) Members() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.members != nil && t.watching {
@@ -165,15 +168,15 @@ func (t *IPAMTable) Members() []string {
 	return out
 }
 
-// RunIPAM feeds t from the kvs watch and runs g until ctx ends,
+// Run feeds t from the kvs watch and runs g until ctx ends,
 // refreshing it whenever the ipam rows or the membership change.
-func RunIPAM(ctx context.Context, t *IPAMTable, g *ipam.Global) {
-	snap, events, cancel := t.kv.Watch(IPAMTableName)
+func Run(ctx context.Context, t *Table, g *ipam.Global) {
+	snap, events, cancel := t.kv.Watch(TableName)
 	defer cancel()
 	for _, e := range snap {
 		t.apply(e, false)
 	}
-	snapC, claimEvents, cancelC := t.kv.Watch(IPAMClaimsTableName)
+	snapC, claimEvents, cancelC := t.kv.Watch(ClaimsTableName)
 	defer cancelC()
 	for _, e := range snapC {
 		t.apply(e, false)
