@@ -18,6 +18,8 @@ import (
 	"github.com/vxnet/vxnet/agent/api"
 	"github.com/vxnet/vxnet/dataplane"
 	"github.com/vxnet/vxnet/dataplane/hns"
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/gossip"
@@ -49,6 +51,12 @@ func isClusterTable(t string) bool {
 	}
 	return false
 }
+
+// Defaults of Config, for the flags that set them.
+const (
+	DefaultVXLANPort = vxlan.DefaultPort // IANA's VXLAN port, the same on every host
+	DefaultMTU       = tun.DefaultMTU    // a 1500-byte underlay less VXLAN's 50 bytes
+)
 
 // Config configures an agent. Flags of `vxnet agent` map onto it.
 type Config struct {
@@ -124,7 +132,7 @@ func (c *Config) setDefaults() {
 		c.DataDir = "/var/lib/vxnet"
 	}
 	if c.VXLANPort == 0 {
-		c.VXLANPort = 4789
+		c.VXLANPort = DefaultVXLANPort
 	}
 	if c.APISocket == "" {
 		c.APISocket = api.DefaultSocket
@@ -133,7 +141,7 @@ func (c *Config) setDefaults() {
 		c.RxQueues = defaultRxQueues()
 	}
 	if c.MTU == 0 {
-		c.MTU = 1450
+		c.MTU = DefaultMTU
 	}
 	if c.Profile == "" {
 		c.Profile = "lan"
