@@ -76,10 +76,7 @@ func (a *Agent) settled(key string) {
 	rec := le.rec
 	a.mu.Unlock()
 	if rec.DHCP == nil && len(rec.Addresses) > 0 {
-		leased := map[netip.Addr]bool{}
-		for _, l := range a.ipam.Leases(rec.Network) {
-			leased[l] = true
-		}
+		leased := a.leasedSet(rec.Network)
 		lost := map[netip.Addr]bool{}
 		for _, s := range rec.Addresses {
 			if p, err := netip.ParsePrefix(s); err == nil && !leased[p.Addr()] {
@@ -125,6 +122,17 @@ func (a *Agent) takeDown(key string, le *localEndpoint, reason string, release b
 	if err := a.kv.Delete(tableEndpoints, key); err != nil && !errors.Is(err, kvs.ErrNotFound) {
 		a.log.Warn("deleting endpoint row", "endpoint", key, "error", err)
 	}
+	a.markDown(key, rec, reason)
+	a.persist()
+	if release {
+		a.releaseAddresses(key, rec)
+	}
+	a.kickReconcile() // another host's endpoint of this name shows here now (detach)
+}
+
+// markDown records rec as down with the reason (and the addresses it
+// had), in the state file and in endpoint ls.
+func (a *Agent) markDown(key string, rec api.Endpoint, reason string) {
 	down := rec
 	down.State, down.Reason = api.StateDown, reason
 	if len(rec.Addresses) > 0 {
@@ -135,12 +143,16 @@ func (a *Agent) takeDown(key string, le *localEndpoint, reason string, release b
 	a.mu.Lock()
 	a.down[key] = down
 	a.mu.Unlock()
-	a.persist()
-	if release {
-		a.releaseAddresses(key, rec)
-	}
-	a.kickReconcile() // another host's endpoint of this name shows here now (detach)
 	a.log.Warn("endpoint taken out of service; remove it with endpoint rm", "endpoint", key, "reason", reason)
+}
+
+// leasedSet is this host's leases of a network.
+func (a *Agent) leasedSet(network string) map[netip.Addr]bool {
+	leased := map[netip.Addr]bool{}
+	for _, l := range a.ipam.Leases(network) {
+		leased[l] = true
+	}
+	return leased
 }
 
 // saveEndpoint writes an endpoint's record into the state file, in place
@@ -315,10 +327,7 @@ func (a *Agent) checkLeases(key string, ep api.Endpoint) (api.Endpoint, bool) {
 	if ep.DHCP != nil || len(ep.Addresses) == 0 {
 		return ep, true
 	}
-	leased := map[netip.Addr]bool{}
-	for _, l := range a.ipam.Leases(ep.Network) {
-		leased[l] = true
-	}
+	leased := a.leasedSet(ep.Network)
 	var out []string
 	changed := false
 	for _, s := range ep.Addresses {
@@ -333,14 +342,7 @@ func (a *Agent) checkLeases(key string, ep api.Endpoint) (api.Endpoint, bool) {
 		}
 		fresh, ferr := a.freshAddress(ep.Network)
 		if ferr != nil {
-			down := ep
-			down.State, down.Reason = api.StateDown, fmt.Sprintf("its address %s is no longer this host's and no new one could be had: %v", s, ferr)
-			down.Addresses, down.MAC, down.Publish = nil, "", nil
-			a.saveEndpoint(down)
-			a.mu.Lock()
-			a.down[key] = down
-			a.mu.Unlock()
-			a.log.Warn("endpoint taken out of service; remove it with endpoint rm", "endpoint", key, "reason", down.Reason)
+			a.markDown(key, ep, fmt.Sprintf("its address is no longer this host's and no new one could be had: %v", ferr))
 			return ep, false
 		}
 		a.log.Warn("endpoint readdressed", "endpoint", key, "previous", s, "address", fresh.String(),

@@ -117,8 +117,8 @@ func (a *Agent) applyNetworkLocked(key string, value []byte, gone bool) {
 		return
 	}
 	var rows []api.Network
-	for k, n := range a.creations {
-		if n.Name == name && strings.HasPrefix(k, name+"/") {
+	for _, n := range a.creations {
+		if n.Name == name { // decodeNetwork checked the key is name/creator
 			rows = append(rows, n)
 		}
 	}

@@ -157,13 +157,9 @@ type endpointJSON struct {
 }
 
 func (c *cluster) endpoints(host string) map[string]endpointJSON {
-	out := c.cli(host, "endpoint", "ls", "--format", "json")
-	var eps []endpointJSON
-	if err := json.Unmarshal([]byte(out), &eps); err != nil {
-		c.l.t.Fatalf("endpoint ls: %v\n%s", err, out)
-	}
+	c.l.t.Helper()
 	m := map[string]endpointJSON{}
-	for _, e := range eps {
+	for _, e := range c.endpointList(host) {
 		m[e.Name] = e
 	}
 	return m

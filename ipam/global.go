@@ -362,14 +362,20 @@ func (g *Global) DeleteNetwork(name string) error {
 		return &Error{Network: name, Field: "name", Value: name, Err: ErrNotAllocated, Detail: "no such global network"}
 	}
 	for _, c := range g.creations[name] {
-		c.Rev++
-		c.Deleted = true
-		if err := g.putLocked(n, subnetKey(name, g.self, c.Created), c); err != nil {
+		if err := g.withdrawLocked(n, name, c); err != nil {
 			return err
 		}
 	}
 	g.refreshLocked()
 	return nil
+}
+
+// withdrawLocked writes creation c of a network as deleted, in this
+// host's row (n may be nil): final for the creation, whoever created it.
+func (g *Global) withdrawLocked(n *gnet, name string, c subnetClaim) error {
+	c.Rev++
+	c.Deleted = true
+	return g.putLocked(n, subnetKey(name, g.self, c.Created), c)
 }
 
 // WithdrawOwn deletes this host's creations of a network (undoing a
@@ -382,9 +388,7 @@ func (g *Global) WithdrawOwn(name string) {
 		if c.Creator != g.self {
 			continue
 		}
-		c.Rev++
-		c.Deleted = true
-		if err := g.putLocked(g.nets[name], subnetKey(name, g.self, c.Created), c); err != nil {
+		if err := g.withdrawLocked(g.nets[name], name, c); err != nil {
 			g.cfg.Logger.Error("ipam: withdrawing a network", "network", name, "error", err)
 		}
 	}

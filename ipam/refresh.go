@@ -165,9 +165,7 @@ func (g *Global) dropLosingCreationsLocked(winners map[string]subnetClaim) {
 			}
 			g.cfg.Logger.Warn("ipam: a network created here lost to an earlier creation of the same name; withdrawing this one",
 				"network", name, "winner", w.Creator)
-			c.Rev++
-			c.Deleted = true
-			if err := g.cfg.Table.Put(subnetKey(name, g.self, c.Created), mustJSON(c)); err != nil {
+			if err := g.withdrawLocked(g.nets[name], name, c); err != nil {
 				g.cfg.Logger.Error("ipam: withdrawing a losing creation", "network", name, "error", err)
 			}
 		}
@@ -233,10 +231,7 @@ func (g *Global) dropLocked(n *gnet, deleted bool) {
 // deleteNetworkLocked withdraws this host's creation n: a deleted claim,
 // which beats the copies mirrors hold.
 func (g *Global) deleteNetworkLocked(n *gnet) {
-	c := n.claim
-	c.Rev++
-	c.Deleted = true
-	if err := g.cfg.Table.Put(subnetKey(n.name, g.self, c.Created), mustJSON(c)); err != nil {
+	if err := g.withdrawLocked(nil, n.name, n.claim); err != nil {
 		g.cfg.Logger.Error("ipam: withdrawing a network", "network", n.name, "error", err)
 	}
 	g.dropLocked(n, true)

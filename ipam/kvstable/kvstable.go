@@ -192,26 +192,24 @@ func Run(ctx context.Context, t *Table, g *ipam.Global) {
 	defer func() { <-done }()
 	g.Notify("")
 	for {
+		var ev kvs.Event
+		var ok bool
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			t.apply(ev.Entry, ev.Type == kvs.EventDelete)
-			g.Notify(ev.Entry.Key)
-		case ev, ok := <-claimEvents:
-			if !ok {
-				return
-			}
-			t.apply(ev.Entry, ev.Type == kvs.EventDelete)
-			g.Notify(ev.Entry.Key)
+		case ev, ok = <-events:
+		case ev, ok = <-claimEvents:
 		case <-members:
 			t.mu.Lock()
 			t.members = nil
 			t.mu.Unlock()
 			g.Notify("")
+			continue
 		}
+		if !ok {
+			return
+		}
+		t.apply(ev.Entry, ev.Type == kvs.EventDelete)
+		g.Notify(ev.Entry.Key)
 	}
 }
