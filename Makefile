@@ -6,7 +6,7 @@ GO ?= go
 # Debian packages the tests and the demo use: command -> package.
 DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat
 # Packages with concurrency are tested with the race detector.
-RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/...
+RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/... ./hostnet/... ./dhcp/... ./hns/... ./api/...
 
 .PHONY: all build test demo demo-dataplane deps lint unit e2e bench bench-dataplane fuzz windows clean
 
@@ -35,8 +35,8 @@ windows:
 	GOOS=windows $(GO) vet ./...
 	GOOS=windows GOARCH=arm64 $(GO) build ./...
 	GOOS=windows GOARCH=arm64 $(GO) vet ./...
-	@echo "the Windows-only tests of dataplane/hns compile (they run on Windows only):"
-	GOOS=windows $(GO) test -c -o /dev/null ./dataplane/hns
+	@echo "the Windows-only tests of hns compile (they run on Windows only):"
+	GOOS=windows $(GO) test -c -o /dev/null ./hns
 
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
@@ -92,9 +92,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./dns
 	$(GO) test -run '^$$' -fuzz FuzzSplitVirtio -fuzztime $(FUZZTIME) ./dataplane
 	$(GO) test -run '^$$' -fuzz FuzzSum -fuzztime $(FUZZTIME) ./dataplane
-	$(GO) test -run '^$$' -fuzz FuzzParseDHCPReply -fuzztime $(FUZZTIME) ./driver
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./dataplane/hns
-	$(GO) test -run '^$$' -fuzz FuzzBuild -fuzztime $(FUZZTIME) ./dataplane/hns
+	$(GO) test -run '^$$' -fuzz FuzzParseDHCPReply -fuzztime $(FUZZTIME) ./dhcp
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./hns
+	$(GO) test -run '^$$' -fuzz FuzzBuild -fuzztime $(FUZZTIME) ./hns
 
 clean:
 	rm -rf bin

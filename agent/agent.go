@@ -15,14 +15,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane"
-	"github.com/vxnet/vxnet/dataplane/hns"
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dns"
-	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/gossip"
+	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/hostnet"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/ipam/kvstable"
 	"github.com/vxnet/vxnet/kvs"
@@ -225,7 +225,7 @@ type Agent struct {
 	ipam  *ipam.Global
 	dns   *dns.Server
 	sw    *dataplane.Switch
-	host  *driver.Host // gateways and netfilter rules of this host's nat networks
+	host  *hostnet.Host // gateways and netfilter rules of this host's nat networks
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
 
@@ -377,7 +377,7 @@ func New(cfg Config) (*Agent, error) {
 	}); err != nil {
 		return fail(err)
 	}
-	a.host = driver.NewHost(a.sw, cfg.MTU, cfg.Logger)
+	a.host = hostnet.NewHost(a.sw, cfg.MTU, cfg.Logger)
 	if cfg.HNS == nil && runtime.GOOS == "windows" {
 		if cfg.HNS, err = hns.NewHCN(); err != nil {
 			return fail(fmt.Errorf("host networking service: %w", err))

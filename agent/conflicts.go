@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/kvs"

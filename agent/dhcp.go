@@ -8,8 +8,9 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/dhcp"
 	"github.com/vxnet/vxnet/driver"
 )
 
@@ -25,25 +26,25 @@ func dhcpMAC(network, name string) vxlan.MAC {
 
 // leaseDHCP asks the segment's DHCP server for an address for a new
 // endpoint of n, and returns the lease as the endpoint records it.
-func (a *Agent) leaseDHCP(ctx context.Context, n api.Network, name string) (driver.DHCPLease, *api.DHCP, error) {
+func (a *Agent) leaseDHCP(ctx context.Context, n api.Network, name string) (dhcp.Lease, *api.DHCP, error) {
 	up, err := driver.UplinkName(n.Driver, n.Options)
 	if err != nil {
-		return driver.DHCPLease{}, nil, err
+		return dhcp.Lease{}, nil, err
 	}
 	c, err := a.host.DHCP(up)
 	if err != nil {
-		return driver.DHCPLease{}, nil, err
+		return dhcp.Lease{}, nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	l, err := c.Acquire(ctx, dhcpMAC(n.Name, name), name)
 	if err != nil {
-		return driver.DHCPLease{}, nil, err
+		return dhcp.Lease{}, nil, err
 	}
 	return l, apiLease(up, l), nil
 }
 
-func apiLease(uplink string, l driver.DHCPLease) *api.DHCP {
+func apiLease(uplink string, l dhcp.Lease) *api.DHCP {
 	d := &api.DHCP{Uplink: uplink, Server: l.Server.String(), Seconds: int64(l.Time / time.Second), Acquired: l.Got.UTC().Truncate(time.Second)}
 	if l.Router.IsValid() {
 		d.Router = l.Router.String()
@@ -52,22 +53,22 @@ func apiLease(uplink string, l driver.DHCPLease) *api.DHCP {
 }
 
 // leaseOf turns an endpoint's record back into a lease.
-func leaseOf(ep api.Endpoint) (driver.DHCPLease, error) {
+func leaseOf(ep api.Endpoint) (dhcp.Lease, error) {
 	if ep.DHCP == nil || len(ep.Addresses) == 0 {
-		return driver.DHCPLease{}, errors.New("no DHCP lease")
+		return dhcp.Lease{}, errors.New("no DHCP lease")
 	}
 	addr, err := netip.ParsePrefix(ep.Addresses[0])
 	if err != nil {
-		return driver.DHCPLease{}, err
+		return dhcp.Lease{}, err
 	}
 	server, err := netip.ParseAddr(ep.DHCP.Server)
 	if err != nil {
-		return driver.DHCPLease{}, err
+		return dhcp.Lease{}, err
 	}
-	l := driver.DHCPLease{Addr: addr, Server: server, Time: time.Duration(ep.DHCP.Seconds) * time.Second, Got: ep.DHCP.Acquired}
+	l := dhcp.Lease{Addr: addr, Server: server, Time: time.Duration(ep.DHCP.Seconds) * time.Second, Got: ep.DHCP.Acquired}
 	if ep.DHCP.Router != "" {
 		if l.Router, err = netip.ParseAddr(ep.DHCP.Router); err != nil {
-			return driver.DHCPLease{}, err
+			return dhcp.Lease{}, err
 		}
 	}
 	return l, nil
@@ -78,9 +79,9 @@ func leaseOf(ep api.Endpoint) (driver.DHCPLease, error) {
 // names, so that a lease can be given back before the network's row is in
 // sight (at start-up); records from before it was kept name none, and
 // their network tells.
-func (a *Agent) dhcpOf(ep api.Endpoint) (string, *driver.DHCPClients, driver.DHCPLease, vxlan.MAC, error) {
-	fail := func(err error) (string, *driver.DHCPClients, driver.DHCPLease, vxlan.MAC, error) {
-		return "", nil, driver.DHCPLease{}, vxlan.MAC{}, err
+func (a *Agent) dhcpOf(ep api.Endpoint) (string, *dhcp.Clients, dhcp.Lease, vxlan.MAC, error) {
+	fail := func(err error) (string, *dhcp.Clients, dhcp.Lease, vxlan.MAC, error) {
+		return "", nil, dhcp.Lease{}, vxlan.MAC{}, err
 	}
 	l, err := leaseOf(ep)
 	if err != nil {
@@ -150,7 +151,7 @@ func (a *Agent) renewDHCP(ctx context.Context, ep api.Endpoint) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	got, err := c.Renew(rctx, mac, ep.Name, l)
-	if err != nil && !errors.Is(err, driver.ErrNAK) && time.Since(l.Got) < l.Time {
+	if err != nil && !errors.Is(err, dhcp.ErrNAK) && time.Since(l.Got) < l.Time {
 		a.log.Warn("dhcp: renewal failed; retrying", "endpoint", key, "error", err)
 		return
 	}

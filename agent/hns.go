@@ -5,9 +5,9 @@ import (
 	"net/netip"
 	"sort"
 
-	"github.com/vxnet/vxnet/agent/api"
-	"github.com/vxnet/vxnet/dataplane/hns"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/hns"
 )
 
 // Windows hosts program the Host Networking Service from the same tables

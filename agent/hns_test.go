@@ -17,9 +17,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vxnet/vxnet/agent/api"
-	"github.com/vxnet/vxnet/dataplane/hns"
-	"github.com/vxnet/vxnet/dataplane/hns/hnstest"
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/hns/hnstest"
 )
 
 // hnsAgent is an agent as far as HNS programming goes: host h1 with its

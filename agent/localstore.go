@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/kvs"
 )

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/kvs"
 )
 

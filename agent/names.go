@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/internal/names"
 )

@@ -11,9 +11,9 @@ import (
 
 	mdns "github.com/miekg/dns"
 
-	"github.com/vxnet/vxnet/agent/api"
-	"github.com/vxnet/vxnet/dataplane/hns"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/hns"
 	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/internal/testutil"
 )

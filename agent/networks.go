@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 )
 
 // Networks are the cluster's: a row per creation in tableNetworks (key

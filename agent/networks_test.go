@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 )
 
 // TestPickNetworks: of two creations of a name the earlier wins, then the

@@ -7,11 +7,12 @@ import (
 	"sort"
 	"time"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/hostnet"
 	"github.com/vxnet/vxnet/kvs"
 )
 
@@ -302,10 +303,10 @@ func (a *Agent) endpointsInSight(in func(network string) bool) []string {
 
 // gatewayNetworks lists this host's networks whose driver wants a gateway
 // port, and the ports their endpoints publish.
-func (a *Agent) gatewayNetworks() ([]driver.GatewayNetwork, []driver.Published) {
+func (a *Agent) gatewayNetworks() ([]hostnet.Gateway, []hostnet.Published) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var gws []driver.GatewayNetwork
+	var gws []hostnet.Gateway
 	for _, name := range sortedMapKeys(a.networks) {
 		n := a.current(a.networks[name])
 		if n.Creator != a.cfg.Name {
@@ -319,9 +320,9 @@ func (a *Agent) gatewayNetworks() ([]driver.GatewayNetwork, []driver.Published) 
 		if !d.HostGateway() || !dn.Subnet.IsValid() || !dn.Gateway.IsValid() {
 			continue
 		}
-		gws = append(gws, driver.GatewayNetwork{Network: dn, Masquerade: !n.Internal})
+		gws = append(gws, hostnet.Gateway{Name: dn.Name, Subnet: dn.Subnet, Gateway: dn.Gateway, Masquerade: !n.Internal})
 	}
-	var pubs []driver.Published
+	var pubs []hostnet.Published
 	for _, key := range sortedMapKeys(a.local) {
 		le := a.local[key]
 		addr := netip.Addr{}
@@ -332,7 +333,7 @@ func (a *Agent) gatewayNetworks() ([]driver.GatewayNetwork, []driver.Published) 
 		}
 		for _, s := range le.rec.Publish {
 			if p, err := driver.ParsePublish(s); err == nil && addr.IsValid() {
-				pubs = append(pubs, driver.Published{Publish: p, Network: le.rec.Network, Endpoint: le.rec.Name, Addr: addr})
+				pubs = append(pubs, hostnet.Published{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: p.Proto, Network: le.rec.Network, Endpoint: le.rec.Name, Addr: addr})
 			}
 		}
 	}

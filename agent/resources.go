@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 )
 
 // maxBody bounds a request body.
@@ -112,7 +112,7 @@ func (a *Agent) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, nonNil(a.Members()))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, apiError(api.CodeNotFound, "path", "no API resource %s %s (see `go doc github.com/vxnet/vxnet/agent/api`)", r.Method, r.URL.Path))
+		writeError(w, apiError(api.CodeNotFound, "path", "no API resource %s %s (see `go doc github.com/vxnet/vxnet/api`)", r.Method, r.URL.Path))
 	})
 	return mux
 }

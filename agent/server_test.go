@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 )
 
 // post sends body to the API handler and returns the status and the

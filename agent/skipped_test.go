@@ -12,10 +12,10 @@ import (
 
 	mdns "github.com/miekg/dns"
 
-	"github.com/vxnet/vxnet/agent/api"
-	"github.com/vxnet/vxnet/dataplane/hns/hnstest"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/dns/dnstest"
+	"github.com/vxnet/vxnet/hns/hnstest"
 	"github.com/vxnet/vxnet/internal/testutil"
 )
 

@@ -17,7 +17,7 @@ import (
 	"syscall"
 
 	"github.com/vxnet/vxnet/agent"
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 )
 
 const agentUsage = `Usage: vxnet agent --advertise-addr IP [--join HOST:PORT,...] [flags]

@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vxnet/vxnet/agent/api"
+	"github.com/vxnet/vxnet/api"
 )
 
 const runUsage = `Usage: vxnet run --network NET --name NAME [flags] -- CMD [ARG...]

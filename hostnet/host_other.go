@@ -1,16 +1,17 @@
 //go:build !linux
 
-package driver
+package hostnet
 
 import (
 	"errors"
 	"log/slog"
 
 	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dhcp"
 )
 
 // Host is the host side of gateway networks; on this platform HNS does
-// that work (see dataplane/hns), and Sync refuses gateway networks.
+// that work (see hns), and Sync refuses gateway networks.
 type Host struct{}
 
 // NewHost returns a Host that programs nothing.
@@ -20,24 +21,24 @@ func NewHost(*dataplane.Switch, int, *slog.Logger) *Host { return &Host{} }
 func (*Host) Port(string) *dataplane.Port { return nil }
 
 // Sync accepts no gateway networks.
-func (*Host) Sync(nets []GatewayNetwork, _ []Published) error {
+func (*Host) Sync(nets []Gateway, _ []Published) error {
 	if len(nets) > 0 {
-		return errors.New("driver: gateway networks (nat) need Linux on this build")
+		return errors.New("hostnet: gateway networks (nat) need Linux on this build")
 	}
 	return nil
 }
 
 // Prune removes nothing.
-func (*Host) Prune([]GatewayNetwork) bool { return false }
+func (*Host) Prune([]Gateway) bool { return false }
 
 // Uplink is not supported on this build.
 func (*Host) Uplink(name string) (*dataplane.Uplink, error) {
-	return nil, errors.New("driver: uplinks (transparent, l2bridge) need Linux on this build")
+	return nil, errors.New("hostnet: uplinks (transparent, l2bridge) need Linux on this build")
 }
 
 // DHCP is not supported on this build.
-func (*Host) DHCP(name string) (*DHCPClients, error) {
-	return nil, errors.New("driver: DHCP on uplinks needs Linux on this build")
+func (*Host) DHCP(name string) (*dhcp.Clients, error) {
+	return nil, errors.New("hostnet: DHCP on uplinks needs Linux on this build")
 }
 
 // PruneUplinks does nothing.

@@ -1,4 +1,4 @@
-package driver
+package hostnet
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane"
 	"github.com/vxnet/vxnet/dataplane/afpacket"
 	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dhcp"
 )
 
 // Host is the host side of the networks whose gateway lives on this host
@@ -32,17 +33,17 @@ type Host struct {
 	gws     map[string]*gateway
 	rules   string // the ruleset last applied
 	uplinks map[string]*dataplane.Uplink
-	dhcp    map[string]*DHCPClients
+	dhcp    map[string]*dhcp.Clients
 }
 
 type gateway struct {
-	net  GatewayNetwork
+	net  Gateway
 	port *dataplane.Port
 }
 
 // NewHost returns a Host that attaches gateway ports to sw.
 func NewHost(sw *dataplane.Switch, mtu int, log *slog.Logger) *Host {
-	return &Host{sw: sw, mtu: mtu, log: log, gws: map[string]*gateway{}, uplinks: map[string]*dataplane.Uplink{}, dhcp: map[string]*DHCPClients{}}
+	return &Host{sw: sw, mtu: mtu, log: log, gws: map[string]*gateway{}, uplinks: map[string]*dataplane.Uplink{}, dhcp: map[string]*dhcp.Clients{}}
 }
 
 // Port returns the gateway port of a network, or nil.
@@ -59,7 +60,7 @@ func (h *Host) Port(network string) *dataplane.Port {
 // netfilter rules for nets and pubs. Gateways of networks gone stay until
 // Prune, so that the caller can first publish a forwarding table without
 // them. It goes on past a failing network and returns every error.
-func (h *Host) Sync(nets []GatewayNetwork, pubs []Published) error {
+func (h *Host) Sync(nets []Gateway, pubs []Published) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var errs []error
@@ -75,7 +76,7 @@ func (h *Host) Sync(nets []GatewayNetwork, pubs []Published) error {
 		h.gws[n.Name] = g
 		h.log.Info("gateway added", "network", n.Name, "device", GatewayDevice(n.Name), "address", n.Gateway.String())
 	}
-	var live []GatewayNetwork
+	var live []Gateway
 	for _, n := range nets {
 		if g := h.gws[n.Name]; g != nil && g.net.Subnet == n.Subnet {
 			live = append(live, n)
@@ -100,10 +101,10 @@ func (h *Host) Sync(nets []GatewayNetwork, pubs []Published) error {
 // Prune removes the gateways of networks not in nets, or whose subnet or
 // gateway changed (Sync adds them again). It reports whether it removed
 // any.
-func (h *Host) Prune(nets []GatewayNetwork) bool {
+func (h *Host) Prune(nets []Gateway) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	want := map[string]GatewayNetwork{}
+	want := map[string]Gateway{}
 	for _, n := range nets {
 		want[n.Name] = n
 	}
@@ -119,7 +120,7 @@ func (h *Host) Prune(nets []GatewayNetwork) bool {
 	return removed
 }
 
-func (h *Host) addGateway(n GatewayNetwork) (*gateway, error) {
+func (h *Host) addGateway(n Gateway) (*gateway, error) {
 	if !n.Gateway.IsValid() || !n.Subnet.Contains(n.Gateway) {
 		return nil, fmt.Errorf("gateway %v is not in subnet %v", n.Gateway, n.Subnet)
 	}
@@ -173,7 +174,7 @@ func (h *Host) Uplink(name string) (*dataplane.Uplink, error) {
 
 // DHCP returns the DHCP clients of the uplink on the NIC called name,
 // opening the uplink on first use.
-func (h *Host) DHCP(name string) (*DHCPClients, error) {
+func (h *Host) DHCP(name string) (*dhcp.Clients, error) {
 	u, err := h.Uplink(name)
 	if err != nil {
 		return nil, err
@@ -182,7 +183,7 @@ func (h *Host) DHCP(name string) (*DHCPClients, error) {
 	defer h.mu.Unlock()
 	c := h.dhcp[name]
 	if c == nil {
-		c = NewDHCPClients(u)
+		c = dhcp.NewClients(u)
 		h.dhcp[name] = c
 	}
 	return c, nil

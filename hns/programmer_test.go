@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vxnet/vxnet/dataplane/hns"
-	"github.com/vxnet/vxnet/dataplane/hns/hnstest"
+	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/hns/hnstest"
 )
 
 var (

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/vxnet/vxnet/dataplane/hns"
+	"github.com/vxnet/vxnet/hns"
 )
 
 func network(t *testing.T, driver string, persistent bool) hns.Network {

@@ -1,4 +1,4 @@
-package driver
+package hostnet
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 
 // ruleset is the nft script that replaces table ip vxnet (IPv4; NAT of
 // IPv6 subnets is not done). With no networks it only removes the table.
-func ruleset(nets []GatewayNetwork, pubs []Published) string {
+func ruleset(nets []Gateway, pubs []Published) string {
 	var b strings.Builder
 	// Create-then-delete makes the delete succeed whether or not the table
 	// exists; the whole script is one transaction.
@@ -19,7 +19,7 @@ func ruleset(nets []GatewayNetwork, pubs []Published) string {
 	b.WriteString("table ip vxnet {\n")
 	b.WriteString("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
 	fmt.Fprintf(&b, "\t\tip saddr 127.0.0.0/8 oifname %q masquerade\n", GatewayPrefix+"*")
-	sorted := append([]GatewayNetwork(nil), nets...)
+	sorted := append([]Gateway(nil), nets...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, n := range sorted {
 		if n.Masquerade && n.Subnet.Addr().Is4() {

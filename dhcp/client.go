@@ -1,4 +1,4 @@
-package driver
+package dhcp
 
 import (
 	"context"
@@ -24,8 +24,8 @@ type FrameLink interface {
 	SetDHCPHandler(h func(bootp []byte))
 }
 
-// DHCPLease is an address a DHCP server leased.
-type DHCPLease struct {
+// Lease is an address a DHCP server leased.
+type Lease struct {
 	Addr   netip.Prefix  `json:"addr"`
 	Router netip.Addr    `json:"router,omitzero"`
 	Server netip.Addr    `json:"server"`
@@ -61,22 +61,22 @@ const (
 // ErrNAK is a DHCP server refusing a request (DHCPNAK).
 var ErrNAK = errors.New("the server answered NAK")
 
-// DHCPClients shares one uplink's DHCP replies among the clients waiting
+// Clients shares one uplink's DHCP replies among the clients waiting
 // on it, by transaction ID.
-type DHCPClients struct {
+type Clients struct {
 	link FrameLink
 	mu   sync.Mutex
 	wait map[uint32]chan []byte
 }
 
-// NewDHCPClients installs a reply handler on link.
-func NewDHCPClients(link FrameLink) *DHCPClients {
-	c := &DHCPClients{link: link, wait: map[uint32]chan []byte{}}
+// NewClients installs a reply handler on link.
+func NewClients(link FrameLink) *Clients {
+	c := &Clients{link: link, wait: map[uint32]chan []byte{}}
 	link.SetDHCPHandler(c.deliver)
 	return c
 }
 
-func (c *DHCPClients) deliver(b []byte) {
+func (c *Clients) deliver(b []byte) {
 	if len(b) < bootpLen+4 || b[0] != 2 {
 		return
 	}
@@ -94,39 +94,39 @@ func (c *DHCPClients) deliver(b []byte) {
 
 // Acquire asks for an address for mac: DISCOVER, OFFER, REQUEST, ACK, each
 // step retried, until ctx ends.
-func (c *DHCPClients) Acquire(ctx context.Context, mac [6]byte, hostname string) (DHCPLease, error) {
+func (c *Clients) Acquire(ctx context.Context, mac [6]byte, hostname string) (Lease, error) {
 	xid, ch := c.register()
 	defer c.unregister(xid)
 	offer, err := c.exchange(ctx, ch, dhcpMessage(mac, xid, dhcpDiscover, hostname, netip.Addr{}, netip.Addr{}, netip.Addr{}), dhcpOffer, mac, xid)
 	if err != nil {
-		return DHCPLease{}, fmt.Errorf("dhcp: no offer for %v: %w", vxlan.MAC(mac), err)
+		return Lease{}, fmt.Errorf("dhcp: no offer for %v: %w", vxlan.MAC(mac), err)
 	}
 	ack, err := c.exchange(ctx, ch, dhcpMessage(mac, xid, dhcpRequest, hostname, offer.Addr.Addr(), offer.Server, netip.Addr{}), dhcpAck, mac, xid)
 	if err != nil {
-		return DHCPLease{}, fmt.Errorf("dhcp: request for %v (offered %v by %v): %w", vxlan.MAC(mac), offer.Addr, offer.Server, err)
+		return Lease{}, fmt.Errorf("dhcp: request for %v (offered %v by %v): %w", vxlan.MAC(mac), offer.Addr, offer.Server, err)
 	}
 	return ack, nil
 }
 
 // Renew asks the server again for the address of lease.
-func (c *DHCPClients) Renew(ctx context.Context, mac [6]byte, hostname string, lease DHCPLease) (DHCPLease, error) {
+func (c *Clients) Renew(ctx context.Context, mac [6]byte, hostname string, lease Lease) (Lease, error) {
 	xid, ch := c.register()
 	defer c.unregister(xid)
 	ack, err := c.exchange(ctx, ch, dhcpMessage(mac, xid, dhcpRequest, hostname, lease.Addr.Addr(), lease.Server, lease.Addr.Addr()), dhcpAck, mac, xid)
 	if err != nil {
-		return DHCPLease{}, fmt.Errorf("dhcp: renewing %v for %v: %w", lease.Addr, vxlan.MAC(mac), err)
+		return Lease{}, fmt.Errorf("dhcp: renewing %v for %v: %w", lease.Addr, vxlan.MAC(mac), err)
 	}
 	return ack, nil
 }
 
 // Release gives the address back.
-func (c *DHCPClients) Release(mac [6]byte, lease DHCPLease) error {
+func (c *Clients) Release(mac [6]byte, lease Lease) error {
 	xid, _ := c.register()
 	defer c.unregister(xid)
 	return c.link.WriteFrame(dhcpMessage(mac, xid, dhcpRelease, "", netip.Addr{}, lease.Server, lease.Addr.Addr()))
 }
 
-func (c *DHCPClients) register() (uint32, chan []byte) {
+func (c *Clients) register() (uint32, chan []byte) {
 	var b [4]byte
 	rand.Read(b[:])
 	xid := binary.BigEndian.Uint32(b[:])
@@ -137,7 +137,7 @@ func (c *DHCPClients) register() (uint32, chan []byte) {
 	return xid, ch
 }
 
-func (c *DHCPClients) unregister(xid uint32) {
+func (c *Clients) unregister(xid uint32) {
 	c.mu.Lock()
 	delete(c.wait, xid)
 	c.mu.Unlock()
@@ -145,18 +145,18 @@ func (c *DHCPClients) unregister(xid uint32) {
 
 // exchange sends msg until a reply of type want comes back (1, 2, 4 s
 // apart) or ctx ends. A NAK ends it at once.
-func (c *DHCPClients) exchange(ctx context.Context, ch chan []byte, msg []byte, want byte, mac [6]byte, xid uint32) (DHCPLease, error) {
+func (c *Clients) exchange(ctx context.Context, ch chan []byte, msg []byte, want byte, mac [6]byte, xid uint32) (Lease, error) {
 	wait := time.Second
 	for {
 		if err := c.link.WriteFrame(msg); err != nil {
-			return DHCPLease{}, err
+			return Lease{}, err
 		}
 		timer := time.NewTimer(wait)
 		for {
 			select {
 			case <-ctx.Done():
 				timer.Stop()
-				return DHCPLease{}, ctx.Err()
+				return Lease{}, ctx.Err()
 			case b := <-ch:
 				typ, lease, err := parseDHCPReply(b, mac, xid)
 				if err != nil {
@@ -164,7 +164,7 @@ func (c *DHCPClients) exchange(ctx context.Context, ch chan []byte, msg []byte, 
 				}
 				if typ == dhcpNak {
 					timer.Stop()
-					return DHCPLease{}, ErrNAK
+					return Lease{}, ErrNAK
 				}
 				if typ == want {
 					timer.Stop()
@@ -251,8 +251,8 @@ func ipChecksum(h []byte) uint16 {
 
 // parseDHCPReply reads a server's BOOTREPLY for (mac, xid): its message
 // type and the lease it describes.
-func parseDHCPReply(b []byte, mac [6]byte, xid uint32) (byte, DHCPLease, error) {
-	var l DHCPLease
+func parseDHCPReply(b []byte, mac [6]byte, xid uint32) (byte, Lease, error) {
+	var l Lease
 	if len(b) < bootpLen+4 || b[0] != 2 || binary.BigEndian.Uint32(b[4:]) != xid || [6]byte(b[28:34]) != mac {
 		return 0, l, errors.New("dhcp: not a reply to this transaction")
 	}

@@ -30,7 +30,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/vxnet/vxnet/dataplane/hns"
+	"github.com/vxnet/vxnet/hns"
 )
 
 var _ hns.Client = (*Fake)(nil)

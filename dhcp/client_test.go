@@ -1,4 +1,4 @@
-package driver
+package dhcp
 
 import (
 	"context"
@@ -67,7 +67,7 @@ var testMAC = [6]byte{2, 0x42, 0, 0, 0, 7}
 
 func TestDHCP_acquireRenewRelease(t *testing.T) {
 	srv := &fakeDHCPServer{silent: 1} // the first DISCOVER is lost
-	c := NewDHCPClients(srv)
+	c := NewClients(srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	l, err := c.Acquire(ctx, testMAC, "web")
@@ -90,13 +90,13 @@ func TestDHCP_acquireRenewRelease(t *testing.T) {
 }
 
 func TestDHCP_nakAndTimeout(t *testing.T) {
-	c := NewDHCPClients(&fakeDHCPServer{nak: true})
+	c := NewClients(&fakeDHCPServer{nak: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.Acquire(ctx, testMAC, ""); err == nil || !strings.Contains(err.Error(), "NAK") {
 		t.Errorf("NAK: %v", err)
 	}
-	c = NewDHCPClients(&fakeDHCPServer{silent: 1 << 30})
+	c = NewClients(&fakeDHCPServer{silent: 1 << 30})
 	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel2()
 	if _, err := c.Acquire(short, testMAC, ""); err == nil || !strings.Contains(err.Error(), "no offer for 02:42:00:00:00:07") {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/vxnet/vxnet/dataplane/hns"
+	"github.com/vxnet/vxnet/hns"
 )
 
 var knownTypes = map[hns.NetworkType]bool{

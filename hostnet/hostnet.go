@@ -1,0 +1,44 @@
+// Package hostnet is the host side of vxnet's networks, besides the
+// switch: the gateway ports of networks whose router is this host (nat),
+// the nftables rules for their masquerade and published ports, and the
+// uplinks (host NICs) of networks on a physical segment (transparent,
+// l2bridge) with their DHCP clients. The drivers decide what a host needs
+// (package driver); the agent hands it to a Host, which makes it so.
+package hostnet
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+)
+
+// Gateway is a network whose gateway port lives on this host.
+type Gateway struct {
+	Name       string
+	Subnet     netip.Prefix
+	Gateway    netip.Addr // the port's address: the containers' router
+	Masquerade bool       // its packets to the outside leave with the host's address
+}
+
+// Published is a port of a local endpoint published on the host's
+// addresses: HostPort on the host to ContainerPort of Addr.
+type Published struct {
+	HostPort      uint16
+	ContainerPort uint16
+	Proto         string // "tcp" or "udp"
+	Network       string
+	Endpoint      string
+	Addr          netip.Addr
+}
+
+// GatewayPrefix starts the name of every gateway device, so one netfilter
+// rule can tell traffic between NAT networks from traffic leaving the host.
+const GatewayPrefix = "vxg-"
+
+// GatewayDevice is the host-side device name of a network's gateway:
+// GatewayPrefix and 8 hex digits of the name's hash (interface names are at
+// most 15 characters; network names are longer).
+func GatewayDevice(network string) string {
+	h := sha256.Sum256([]byte(network))
+	return GatewayPrefix + hex.EncodeToString(h[:4])
+}
