@@ -138,7 +138,7 @@ func (c *Config) setDefaults() {
 		c.APISocket = api.DefaultSocket
 	}
 	if c.RxQueues <= 0 {
-		c.RxQueues = defaultRxQueues()
+		c.RxQueues = dataplane.DefaultRxQueues()
 	}
 	if c.MTU == 0 {
 		c.MTU = DefaultMTU
@@ -373,7 +373,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	vxlanAddr := net.JoinHostPort(vtep.String(), strconv.Itoa(cfg.VXLANPort))
 	if a.sw, err = retryBind(a.log, "vxlan", vxlanAddr, cfg.BindTimeout, func() (*dataplane.Switch, error) {
-		return newSwitch(vtep, uint16(cfg.VXLANPort), cfg.MTU, cfg.RxQueues, cfg.Logger)
+		return dataplane.Listen(dataplane.ListenConfig{Addr: vtep, Port: uint16(cfg.VXLANPort), MTU: cfg.MTU, RxQueues: cfg.RxQueues, Logger: cfg.Logger})
 	}); err != nil {
 		return fail(err)
 	}

@@ -38,9 +38,9 @@ func RunStatic(ctx context.Context, cfg *StaticConfig, opts StaticOptions) error
 	}
 	queues := opts.RxQueues
 	if queues <= 0 {
-		queues = defaultRxQueues()
+		queues = dataplane.DefaultRxQueues()
 	}
-	sw, err := newSwitch(cfg.VTEP, cfg.VXLANPort, cfg.MTU, queues, log)
+	sw, err := dataplane.Listen(dataplane.ListenConfig{Addr: cfg.VTEP, Port: cfg.VXLANPort, MTU: cfg.MTU, RxQueues: queues, Logger: log})
 	if err != nil {
 		return err
 	}
