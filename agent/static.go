@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net/netip"
 	"os"
@@ -321,7 +320,7 @@ func (e *endpointFile) convert(at string) (StaticEndpoint, error) {
 		return out, err
 	}
 	if mac.IsZero() {
-		mac = StableMAC(out.Addresses[0].Addr())
+		mac = vxlan.StableMAC(out.Addresses[0].Addr())
 	}
 	out.MAC = mac
 	return out, nil
@@ -347,7 +346,7 @@ func (r *remoteFile) convert(at string) (StaticRemote, error) {
 		return out, err
 	}
 	if out.MAC.IsZero() {
-		out.MAC = StableMAC(out.Addresses[0])
+		out.MAC = vxlan.StableMAC(out.Addresses[0])
 	}
 	return out, nil
 }
@@ -361,22 +360,4 @@ func parseMACField(field, s string) (vxlan.MAC, error) {
 		return m, &fieldError{field, s, "is not a unicast MAC address such as 02:42:0a:00:09:02"}
 	}
 	return m, nil
-}
-
-// StableMAC derives an endpoint's MAC from its address, so the same
-// address always gets the same MAC: 02:42 followed by the IPv4 address (as
-// Docker does), or 02:42 followed by a hash of an IPv6 address.
-func StableMAC(a netip.Addr) vxlan.MAC {
-	m := vxlan.MAC{0x02, 0x42}
-	if a.Is4() || a.Is4In6() {
-		b := a.Unmap().As4()
-		copy(m[2:], b[:])
-		return m
-	}
-	h := fnv.New32a()
-	b := a.As16()
-	h.Write(b[:])
-	s := h.Sum32()
-	m[2], m[3], m[4], m[5] = byte(s>>24), byte(s>>16), byte(s>>8), byte(s)
-	return m
 }

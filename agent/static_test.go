@@ -88,16 +88,6 @@ func TestParseStaticConfig_errorsNameFieldAndValue(t *testing.T) {
 	}
 }
 
-func TestStableMAC(t *testing.T) {
-	if m := StableMAC(netip.MustParseAddr("10.0.9.2")); m != (vxlan.MAC{2, 0x42, 10, 0, 9, 2}) {
-		t.Errorf("v4: %v", m)
-	}
-	a, b := StableMAC(netip.MustParseAddr("fd00::2")), StableMAC(netip.MustParseAddr("fd00::3"))
-	if a == b || a[0] != 2 || a.IsMulticast() || a != StableMAC(netip.MustParseAddr("fd00::2")) {
-		t.Errorf("v6 MACs %v %v: want distinct, stable, locally administered unicast", a, b)
-	}
-}
-
 func FuzzParseStaticConfig(f *testing.F) {
 	f.Add([]byte(goodConfig))
 	f.Add([]byte(`{"vtep":"::1","networks":[{"vni":1,"endpoints":[{"name":"a","netns":"/proc/1/ns/net","addresses":["::2/64"]}]}]}`))

@@ -131,6 +131,16 @@ func TestMulticastMAC(t *testing.T) {
 	}
 }
 
+func TestStableMAC(t *testing.T) {
+	if m := vxlan.StableMAC(netip.MustParseAddr("10.0.9.2")); m != (vxlan.MAC{2, 0x42, 10, 0, 9, 2}) {
+		t.Errorf("v4: %v", m)
+	}
+	a, b := vxlan.StableMAC(netip.MustParseAddr("fd00::2")), vxlan.StableMAC(netip.MustParseAddr("fd00::3"))
+	if a == b || a[0] != 2 || a.IsMulticast() || a != vxlan.StableMAC(netip.MustParseAddr("fd00::2")) {
+		t.Errorf("v6 MACs %v %v: want distinct, stable, locally administered unicast", a, b)
+	}
+}
+
 func TestMACJSON(t *testing.T) {
 	type config struct {
 		Gateway vxlan.MAC            `json:"gateway"`
