@@ -79,7 +79,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecap -fuzztime $(FUZZTIME) ./dataplane/vxlan
 	$(GO) test -run '^$$' -fuzz FuzzOutside -fuzztime $(FUZZTIME) ./dataplane
 	$(GO) test -run '^$$' -fuzz FuzzCoalesce -fuzztime $(FUZZTIME) ./dataplane
-	$(GO) test -run '^$$' -fuzz FuzzParseStaticConfig -fuzztime $(FUZZTIME) ./agent
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./dataplane/static
 	$(GO) test -run '^$$' -fuzz FuzzNames_acceptedEverywhere -fuzztime $(FUZZTIME) ./agent
 	$(GO) test -run '^$$' -fuzz FuzzNetwork -fuzztime $(FUZZTIME) ./internal/names
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./kvs

@@ -23,6 +23,4 @@
 // saved rows back before joining, and Run re-creates the endpoints in their
 // namespaces with the same addresses and MACs; endpoints whose namespace
 // is gone are removed and their addresses released.
-//
-// RunStatic runs the switch alone from a static file (`vxnet dataplane`).
 package agent

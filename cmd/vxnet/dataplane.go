@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/vxnet/vxnet/agent"
+	"github.com/vxnet/vxnet/dataplane/static"
 )
 
 const dataplaneUsage = `Usage: vxnet dataplane --config FILE [--stats-socket PATH] [--log-level LEVEL]
@@ -80,14 +80,14 @@ func cmdDataplane(std stdio, args []string) int {
 		fmt.Fprintln(std.stderr, "vxnet dataplane: --config FILE is required (see vxnet dataplane --help)")
 		return 2
 	}
-	cfg, err := agent.LoadStaticConfig(*configPath)
+	cfg, err := static.Load(*configPath)
 	if err != nil {
 		fmt.Fprintf(std.stderr, "vxnet dataplane: %v\n", err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := agent.RunStatic(ctx, cfg, agent.StaticOptions{StatsSocket: *statsSocket, Logger: log}); err != nil {
+	if err := static.Run(ctx, cfg, static.Options{StatsSocket: *statsSocket, Logger: log}); err != nil {
 		fmt.Fprintf(std.stderr, "vxnet dataplane: %v\n", err)
 		return 1
 	}

@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vxnet/vxnet/agent"
+	"github.com/vxnet/vxnet/dataplane/static"
 )
 
 const statsUsage = `Usage: vxnet dataplane stats --stats-socket PATH [--format table|json]
@@ -56,7 +56,7 @@ func cmdDataplaneStats(std stdio, args []string) int {
 		std.stdout.Write(body)
 		return 0
 	}
-	var s agent.DataplaneStats
+	var s static.Stats
 	if err := json.Unmarshal(body, &s); err != nil {
 		fmt.Fprintf(std.stderr, "vxnet dataplane stats: bad answer from %s: %v\n", *sock, err)
 		return 1
@@ -81,7 +81,7 @@ func fetchStats(sock string) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
-func printStats(w io.Writer, s agent.DataplaneStats) {
+func printStats(w io.Writer, s static.Stats) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "COUNTER\tVALUE\n")
 	for _, r := range []struct {

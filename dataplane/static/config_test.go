@@ -1,4 +1,4 @@
-package agent
+package static
 
 import (
 	"net/netip"
@@ -19,8 +19,8 @@ const goodConfig = `{
   }]
 }`
 
-func TestParseStaticConfig_good(t *testing.T) {
-	c, err := ParseStaticConfig([]byte(goodConfig))
+func TestParse_good(t *testing.T) {
+	c, err := Parse([]byte(goodConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestParseStaticConfig_good(t *testing.T) {
 	}
 }
 
-func TestParseStaticConfig_errorsNameFieldAndValue(t *testing.T) {
+func TestParse_errorsNameFieldAndValue(t *testing.T) {
 	for name, tc := range map[string]struct {
 		edit string // replaces the first occurrence of from
 		from string
@@ -75,7 +75,7 @@ func TestParseStaticConfig_errorsNameFieldAndValue(t *testing.T) {
 			if cfg == goodConfig {
 				t.Fatalf("test case edits nothing: %q not found", tc.from)
 			}
-			_, err := ParseStaticConfig([]byte(cfg))
+			_, err := Parse([]byte(cfg))
 			if err == nil {
 				t.Fatal("accepted a bad config")
 			}
@@ -88,13 +88,13 @@ func TestParseStaticConfig_errorsNameFieldAndValue(t *testing.T) {
 	}
 }
 
-func FuzzParseStaticConfig(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add([]byte(goodConfig))
 	f.Add([]byte(`{"vtep":"::1","networks":[{"vni":1,"endpoints":[{"name":"a","netns":"/proc/1/ns/net","addresses":["::2/64"]}]}]}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := ParseStaticConfig(b)
+		c, err := Parse(b)
 		if err != nil {
 			if c != nil {
 				t.Fatalf("config returned with error %v", err)

@@ -1,4 +1,4 @@
-package agent
+package static
 
 import (
 	"bytes"
@@ -14,10 +14,10 @@ import (
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
-// StaticConfig is the file `vxnet dataplane --config` runs the switch from,
+// Config is the file `vxnet dataplane --config` runs the switch from,
 // before (or without) the control plane: every endpoint and every remote
 // entry is written down by hand.
-type StaticConfig struct {
+type Config struct {
 	// VTEP is this host's underlay address; the VXLAN socket binds to it.
 	VTEP netip.Addr
 	// VXLANPort is the UDP port of every VTEP. Default 4789.
@@ -25,20 +25,20 @@ type StaticConfig struct {
 	// MTU of the endpoints' TUN devices. Default 1450.
 	MTU int
 	// Networks served by this host.
-	Networks []StaticNetwork
+	Networks []Network
 }
 
-// StaticNetwork is one VXLAN network of a StaticConfig.
-type StaticNetwork struct {
+// Network is one VXLAN network of a Config.
+type Network struct {
 	VNI        uint32
 	Subnets    []netip.Prefix
-	Endpoints  []StaticEndpoint
-	Remotes    []StaticRemote
+	Endpoints  []Endpoint
+	Remotes    []Remote
 	FloodVTEPs []netip.Addr
 }
 
-// StaticEndpoint is a local endpoint: a TUN device created in Netns.
-type StaticEndpoint struct {
+// Endpoint is a local endpoint: a TUN device created in Netns.
+type Endpoint struct {
 	Name      string
 	Netns     string
 	Ifname    string
@@ -46,8 +46,8 @@ type StaticEndpoint struct {
 	Addresses []netip.Prefix
 }
 
-// StaticRemote is an endpoint on another host.
-type StaticRemote struct {
+// Remote is an endpoint on another host.
+type Remote struct {
 	VTEP      netip.Addr
 	MAC       vxlan.MAC
 	Addresses []netip.Addr
@@ -55,7 +55,7 @@ type StaticRemote struct {
 
 // The JSON form keeps every value a string so that errors can quote what
 // the user wrote and name where they wrote it.
-type staticFile struct {
+type configFile struct {
 	VTEP      string        `json:"vtep"`
 	VXLANPort int           `json:"vxlanPort"`
 	MTU       int           `json:"mtu"`
@@ -84,25 +84,25 @@ type remoteFile struct {
 	Addresses []string `json:"addresses"`
 }
 
-// LoadStaticConfig reads and validates a static data-plane config file.
-func LoadStaticConfig(path string) (*StaticConfig, error) {
+// Load reads and validates a static data-plane config file.
+func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := ParseStaticConfig(b)
+	c, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }
 
-// ParseStaticConfig parses and validates the JSON of a static config.
+// Parse parses and validates the JSON of a static config.
 // Errors name the field by its JSON path and quote the value.
-func ParseStaticConfig(b []byte) (*StaticConfig, error) {
+func Parse(b []byte) (*Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	var f staticFile
+	var f configFile
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -122,8 +122,8 @@ func (e *fieldError) Error() string {
 	return fmt.Sprintf("config %s: %q %s", e.field, fmt.Sprint(e.value), e.why)
 }
 
-func (f *staticFile) convert() (*StaticConfig, error) {
-	c := &StaticConfig{MTU: f.MTU}
+func (f *configFile) convert() (*Config, error) {
+	c := &Config{MTU: f.MTU}
 	var err error
 	if c.VTEP, err = netip.ParseAddr(f.VTEP); err != nil || c.VTEP.IsUnspecified() || c.VTEP.IsMulticast() {
 		return nil, &fieldError{"vtep", f.VTEP, "is not a unicast IP address (this host's underlay address)"}
@@ -160,7 +160,7 @@ func (f *staticFile) convert() (*StaticConfig, error) {
 // check holds the rules that span fields: what the data plane would refuse
 // later, caught here so the error names the JSON path and no device has
 // been created yet.
-func (c *StaticConfig) check() error {
+func (c *Config) check() error {
 	vnis := map[uint32]int{}
 	names := map[string]string{}
 	for i, n := range c.Networks {
@@ -234,7 +234,7 @@ func (c *StaticConfig) check() error {
 }
 
 // checkVTEP accepts another host's underlay address.
-func (c *StaticConfig) checkVTEP(field string, v netip.Addr) error {
+func (c *Config) checkVTEP(field string, v netip.Addr) error {
 	switch {
 	case !v.IsValid() || v.IsUnspecified() || v.IsMulticast():
 		return &fieldError{field, v, "is not a unicast address"}
@@ -255,8 +255,8 @@ func inAny(prefixes []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-func (n *networkFile) convert(at string) (StaticNetwork, error) {
-	out := StaticNetwork{VNI: uint32(n.VNI)}
+func (n *networkFile) convert(at string) (Network, error) {
+	out := Network{VNI: uint32(n.VNI)}
 	if n.VNI < 1 || n.VNI > vxlan.MaxVNI {
 		return out, &fieldError{at + ".vni", n.VNI, fmt.Sprintf("is out of range 1-%d", vxlan.MaxVNI)}
 	}
@@ -291,8 +291,8 @@ func (n *networkFile) convert(at string) (StaticNetwork, error) {
 	return out, nil
 }
 
-func (e *endpointFile) convert(at string) (StaticEndpoint, error) {
-	out := StaticEndpoint{Name: e.Name, Netns: e.Netns, Ifname: e.Ifname}
+func (e *endpointFile) convert(at string) (Endpoint, error) {
+	out := Endpoint{Name: e.Name, Netns: e.Netns, Ifname: e.Ifname}
 	if e.Name == "" {
 		return out, &fieldError{at + ".name", "", "is empty: every endpoint needs a name"}
 	}
@@ -326,8 +326,8 @@ func (e *endpointFile) convert(at string) (StaticEndpoint, error) {
 	return out, nil
 }
 
-func (r *remoteFile) convert(at string) (StaticRemote, error) {
-	var out StaticRemote
+func (r *remoteFile) convert(at string) (Remote, error) {
+	var out Remote
 	var err error
 	if out.VTEP, err = netip.ParseAddr(r.VTEP); err != nil {
 		return out, &fieldError{at + ".vtep", r.VTEP, "is not an IP address"}

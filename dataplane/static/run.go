@@ -1,4 +1,4 @@
-package agent
+package static
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"github.com/vxnet/vxnet/dataplane/tun"
 )
 
-// StaticOptions are the run-time settings of RunStatic.
-type StaticOptions struct {
+// Options are the run-time settings of Run.
+type Options struct {
 	// StatsSocket, when set, is a unix socket path where GET /stats
 	// returns the switch's counters as JSON (root only, mode 0600).
 	StatsSocket string
@@ -28,10 +28,10 @@ type StaticOptions struct {
 	RxQueues int
 }
 
-// RunStatic builds the switch described by cfg — the underlay socket, one
+// Run builds the switch described by cfg — the underlay socket, one
 // TUN device per local endpoint, the forwarding table — and runs it until
 // ctx ends. Devices are removed on return.
-func RunStatic(ctx context.Context, cfg *StaticConfig, opts StaticOptions) error {
+func Run(ctx context.Context, cfg *Config, opts Options) error {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -46,7 +46,7 @@ func RunStatic(ctx context.Context, cfg *StaticConfig, opts StaticOptions) error
 	}
 	defer sw.Close()
 
-	specs, err := attachStatic(sw, cfg)
+	specs, err := attach(sw, cfg)
 	if err != nil {
 		return err
 	}
@@ -68,9 +68,9 @@ func RunStatic(ctx context.Context, cfg *StaticConfig, opts StaticOptions) error
 	return sw.Run(ctx)
 }
 
-// attachStatic creates a port per local endpoint and returns the table
+// attach creates a port per local endpoint and returns the table
 // specs that name them.
-func attachStatic(sw *dataplane.Switch, cfg *StaticConfig) ([]dataplane.NetworkSpec, error) {
+func attach(sw *dataplane.Switch, cfg *Config) ([]dataplane.NetworkSpec, error) {
 	var specs []dataplane.NetworkSpec
 	for _, n := range cfg.Networks {
 		spec := dataplane.NetworkSpec{VNI: n.VNI, Subnets: n.Subnets, FloodVTEPs: n.FloodVTEPs}
@@ -125,5 +125,5 @@ func serveStats(path string, sw *dataplane.Switch) (stop func(), err error) {
 	}, nil
 }
 
-// DataplaneStats is the JSON document served at GET /stats.
-type DataplaneStats = dataplane.Stats
+// Stats is the JSON document served at GET /stats: the switch's counters.
+type Stats = dataplane.Stats
