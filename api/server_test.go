@@ -3,13 +3,17 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeBackend answers from its fields and records the changes asked of it.
@@ -159,5 +163,160 @@ func TestHandler_decodesDocumentedFields(t *testing.T) {
 	}
 	if got := b.called(); !reflect.DeepEqual(got, want) {
 		t.Errorf("the backend was asked\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestHandler_routes: lists are sorted and [] when empty, one network is
+// found by name, removals are 204 with the names from the path, and an
+// unknown route is a 404 pointing to the documentation.
+func TestHandler_routes(t *testing.T) {
+	b := &fakeBackend{
+		networks:  []Network{{Name: "web"}, {Name: "db"}},
+		endpoints: []Endpoint{{Network: "web", Name: "b"}, {Network: "db", Name: "z"}, {Network: "web", Name: "a"}},
+	}
+	h := NewHandler(b)
+	var ns []Network
+	getJSON(t, h, "/v1/networks", &ns)
+	if len(ns) != 2 || ns[0].Name != "db" || ns[1].Name != "web" {
+		t.Errorf("networks not sorted by name: %+v", ns)
+	}
+	var eps []Endpoint
+	getJSON(t, h, "/v1/endpoints", &eps)
+	var order []string
+	for _, e := range eps {
+		order = append(order, e.Network+"/"+e.Name)
+	}
+	if strings.Join(order, " ") != "db/z web/a web/b" {
+		t.Errorf("endpoints not sorted by network, then name: %v", order)
+	}
+	var n Network
+	getJSON(t, h, "/v1/networks/web", &n)
+	if n.Name != "web" {
+		t.Errorf("GET /v1/networks/web: %+v", n)
+	}
+	code, e := errorDoc(t, h, http.MethodGet, "/v1/networks/nope", "")
+	if code != http.StatusNotFound || e.Code != CodeNotFound || e.Field != "name" || e.Message != `no network "nope"` {
+		t.Errorf("GET of a missing network: %d %+v", code, e)
+	}
+	code, e = errorDoc(t, h, http.MethodGet, "/v1/nothing", "")
+	if code != http.StatusNotFound || e.Field != "path" || !strings.Contains(e.Message, "no API resource GET /v1/nothing") ||
+		!strings.Contains(e.Message, "go doc github.com/vxnet/vxnet/api") {
+		t.Errorf("an unknown route: %d %+v", code, e)
+	}
+	for path, call := range map[string]string{"/v1/networks/web": "RemoveNetwork web", "/v1/endpoints/web/a%20b": "RemoveEndpoint web a b"} {
+		if code, body := do(h, http.MethodDelete, path, ""); code != http.StatusNoContent || len(body) != 0 {
+			t.Errorf("DELETE %s: %d %q, want 204 and no body", path, code, body)
+		}
+		if got := b.called(); got[len(got)-1] != call {
+			t.Errorf("DELETE %s asked the backend %q, want %q", path, got[len(got)-1], call)
+		}
+	}
+}
+
+// TestHandler_emptyListsAreArrays: a backend with nothing lists [], not
+// null, so clients need not tell the two apart.
+func TestHandler_emptyListsAreArrays(t *testing.T) {
+	h := NewHandler(&fakeBackend{})
+	for _, path := range []string{"/v1/networks", "/v1/endpoints", "/v1/cluster/members"} {
+		code, body := do(h, http.MethodGet, path, "")
+		if code != http.StatusOK || strings.TrimSpace(string(body)) != "[]" {
+			t.Errorf("GET %s: %d %q, want []", path, code, body)
+		}
+	}
+}
+
+// getJSON GETs path from h, wanting 200, and decodes the answer into v.
+func getJSON(t *testing.T, h http.Handler, path string, v any) {
+	t.Helper()
+	code, body := do(h, http.MethodGet, path, "")
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, code, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", path, err, body)
+	}
+}
+
+// TestHandler_errorStatus: the backend's errors keep their code, field
+// and message and get its status, wrapped or not; any other error is 500
+// internal.
+func TestHandler_errorStatus(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{&Error{Code: CodeBadRequest, Field: "subnet", Message: "bad subnet"}, http.StatusBadRequest, CodeBadRequest},
+		{&Error{Code: CodeNotFound, Field: "name", Message: "no network"}, http.StatusNotFound, CodeNotFound},
+		{&Error{Code: CodeConflict, Field: "name", Message: "taken"}, http.StatusConflict, CodeConflict},
+		{&Error{Code: CodeTooLarge, Message: "too big"}, http.StatusRequestEntityTooLarge, CodeTooLarge},
+		{fmt.Errorf("saving: %w", &Error{Code: CodeConflict, Field: "name", Message: "taken"}), http.StatusConflict, CodeConflict},
+		{errors.New("disk full"), http.StatusInternalServerError, CodeInternal},
+	} {
+		h := NewHandler(&fakeBackend{err: tc.err})
+		code, e := errorDoc(t, h, http.MethodDelete, "/v1/networks/web", "")
+		var want *Error
+		if !errors.As(tc.err, &want) {
+			want = &Error{Code: CodeInternal, Message: tc.err.Error()}
+		}
+		if code != tc.status || e != *want {
+			t.Errorf("%v: %d %+v, want %d %+v", tc.err, code, e, tc.status, *want)
+		}
+	}
+}
+
+// TestServe_clientAndShutdown: the client and the server agree over a
+// unix socket, errors included; stop lets a request in progress finish,
+// then the socket no longer answers.
+func TestServe_clientAndShutdown(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Skipf("no unix sockets here: %v", err)
+	}
+	b := &fakeBackend{networks: []Network{{Name: "web", Subnet: "10.0.9.0/24"}}, hold: make(chan struct{})}
+	stop := Serve(ln, NewHandler(b))
+	defer stop()
+	c := NewClient(sock)
+	ctx := context.Background()
+	if n, err := c.Network(ctx, "web"); err != nil || n.Subnet != "10.0.9.0/24" {
+		t.Errorf("Network(web): %+v %v", n, err)
+	}
+	var e *Error
+	if _, err := c.Network(ctx, "nope"); !errors.As(err, &e) || e.Code != CodeNotFound || e.Field != "name" {
+		t.Errorf("Network(nope): %v, want a not-found Error on name", err)
+	}
+
+	created := make(chan error, 1)
+	go func() {
+		_, err := c.CreateEndpoint(ctx, EndpointCreate{Network: "web", Name: "a", Netns: "c1"})
+		created <- err
+	}()
+	waitFor(t, func() bool { return len(b.called()) == 1 })
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("stop returned while a request was in progress")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(b.hold)
+	if err := <-created; err != nil {
+		t.Errorf("the request in progress at stop: %v", err)
+	}
+	<-stopped
+	if _, err := c.Networks(ctx); err == nil {
+		t.Error("the server still answers after stop")
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
