@@ -1,6 +1,9 @@
 // Package api is the agent's HTTP+JSON API over a unix socket: the
-// resources, the error document, and a client. The CLI uses the client;
-// other programs may too.
+// resources, the error document, a client and the server. The CLI uses
+// the client; other programs may too. The server is NewHandler over a
+// Backend (the agent is one), served by Serve: the routes, the decoding
+// of request bodies and the error documents live here, so that whatever
+// speaks the API, either side, needs this package only.
 //
 //	GET    /v1/networks              → []Network
 //	POST   /v1/networks              NetworkCreate → Network

@@ -1,4 +1,4 @@
-package agent
+package api
 
 import (
 	"bytes"
@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/vxnet/vxnet/api"
 )
 
 // decodeStrict decodes body, one JSON object, into v (a pointer to one of
@@ -52,8 +50,8 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
-func badBody(field, format string, args ...any) *api.Error {
-	return &api.Error{Code: api.CodeBadRequest, Field: field, Message: fmt.Sprintf(format, args...)}
+func badBody(field, format string, args ...any) *Error {
+	return &Error{Code: CodeBadRequest, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
 // checkObject checks the members of the object whose '{' dec just read,

@@ -1,0 +1,197 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Backend is what the server needs of an agent: the resources behind the
+// routes. The server decodes and checks the shape of requests, and turns
+// results into documents and HTTP statuses; the backend decides. An error
+// that is an *Error keeps its code (and so its status); any other is
+// internal (500).
+type Backend interface {
+	Networks() []Network
+	// Network returns the network called name, if there is one.
+	Network(name string) (Network, bool)
+	CreateNetwork(ctx context.Context, req NetworkCreate) (Network, error)
+	RemoveNetwork(name string) error
+	// Endpoints lists every host's endpoints.
+	Endpoints() []Endpoint
+	CreateEndpoint(ctx context.Context, req EndpointCreate) (Endpoint, error)
+	RemoveEndpoint(network, name string) error
+	Services() []Service
+	Members() []Member
+}
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// shutdownGrace is how long stopping a server waits for the requests in
+// progress: an endpoint being created is saved before its answer.
+const shutdownGrace = 30 * time.Second
+
+// Serve serves h on ln until stop is called. stop lets the requests in
+// progress finish, for a while, then closes ln; calling it again does
+// nothing.
+func Serve(ln net.Listener, h http.Handler) (stop func()) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			defer cancel()
+			srv.Shutdown(ctx)
+		})
+	}
+}
+
+// NewHandler returns the API's routes (the package comment lists them)
+// over b.
+func NewHandler(b Backend) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/networks", func(w http.ResponseWriter, r *http.Request) {
+		ns := b.Networks()
+		sort.Slice(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
+		writeJSON(w, http.StatusOK, nonNil(ns))
+	})
+	mux.HandleFunc("POST /v1/networks", func(w http.ResponseWriter, r *http.Request) {
+		var req NetworkCreate
+		if !readJSON(w, r, &req) {
+			return
+		}
+		n, err := b.CreateNetwork(r.Context(), req)
+		reply(w, http.StatusCreated, n, err)
+	})
+	mux.HandleFunc("GET /v1/networks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		n, ok := b.Network(r.PathValue("name"))
+		if !ok {
+			writeError(w, notFound("name", "no network %q", r.PathValue("name")))
+			return
+		}
+		writeJSON(w, http.StatusOK, n)
+	})
+	mux.HandleFunc("DELETE /v1/networks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusNoContent, nil, b.RemoveNetwork(r.PathValue("name")))
+	})
+	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
+		eps := b.Endpoints()
+		sort.Slice(eps, func(i, j int) bool {
+			if eps[i].Network != eps[j].Network {
+				return eps[i].Network < eps[j].Network
+			}
+			return eps[i].Name < eps[j].Name
+		})
+		writeJSON(w, http.StatusOK, nonNil(eps))
+	})
+	mux.HandleFunc("POST /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
+		var req EndpointCreate
+		if !readJSON(w, r, &req) {
+			return
+		}
+		ep, err := b.CreateEndpoint(r.Context(), req)
+		reply(w, http.StatusCreated, ep, err)
+	})
+	mux.HandleFunc("DELETE /v1/endpoints/{network}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusNoContent, nil, b.RemoveEndpoint(r.PathValue("network"), r.PathValue("name")))
+	})
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Services())
+	})
+	mux.HandleFunc("GET /v1/cluster/members", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, nonNil(b.Members()))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, notFound("path", "no API resource %s %s (see `go doc github.com/vxnet/vxnet/api`)", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// nonNil makes an empty list [] in JSON rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func notFound(field, format string, args ...any) *Error {
+	return &Error{Code: CodeNotFound, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// readJSON decodes a request body strictly (decodeStrict): unknown
+// fields, fields in another case than documented, keys given twice and
+// trailing data are bad requests naming the field; a body over maxBody is
+// 413, naming the limit.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, &Error{Code: CodeTooLarge,
+				Message: fmt.Sprintf("request body over %d bytes (1 MiB), the API's limit", tooBig.Limit)})
+			return false
+		}
+		writeError(w, &Error{Code: CodeBadRequest, Message: "reading the request body: " + err.Error()})
+		return false
+	}
+	if err := decodeStrict(body, v); err != nil {
+		writeError(w, err)
+		return false
+	}
+	return true
+}
+
+func reply(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+// writeError writes err as an Error document, with the status of its
+// code; an error that is no *Error is internal.
+func writeError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Code: CodeInternal, Message: err.Error()}
+	}
+	writeJSON(w, httpStatus(e.Code), e)
+}
+
+// httpStatus is the HTTP status of an error code.
+func httpStatus(code string) int {
+	switch code {
+	case CodeBadRequest:
+		return http.StatusBadRequest
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeConflict:
+		return http.StatusConflict
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,322 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeBackend answers from its fields and records the changes asked of it.
+type fakeBackend struct {
+	networks  []Network
+	endpoints []Endpoint
+	services  []Service
+	members   []Member
+	err       error         // the answer to every change
+	hold      chan struct{} // when set, CreateEndpoint waits for it to close
+
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeBackend) record(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeBackend) called() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeBackend) Networks() []Network   { return f.networks }
+func (f *fakeBackend) Endpoints() []Endpoint { return f.endpoints }
+func (f *fakeBackend) Services() []Service   { return f.services }
+func (f *fakeBackend) Members() []Member     { return f.members }
+
+func (f *fakeBackend) Network(name string) (Network, bool) {
+	for _, n := range f.networks {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Network{}, false
+}
+
+func (f *fakeBackend) CreateNetwork(_ context.Context, req NetworkCreate) (Network, error) {
+	f.record("CreateNetwork %+v", req)
+	return Network{Name: req.Name, Driver: req.Driver, Subnet: req.Subnet}, f.err
+}
+
+func (f *fakeBackend) RemoveNetwork(name string) error {
+	f.record("RemoveNetwork %s", name)
+	return f.err
+}
+
+func (f *fakeBackend) CreateEndpoint(_ context.Context, req EndpointCreate) (Endpoint, error) {
+	f.record("CreateEndpoint %+v", req)
+	if f.hold != nil {
+		<-f.hold
+	}
+	return Endpoint{Name: req.Name, Network: req.Network}, f.err
+}
+
+func (f *fakeBackend) RemoveEndpoint(network, name string) error {
+	f.record("RemoveEndpoint %s %s", network, name)
+	return f.err
+}
+
+// do sends a request to h and returns the status and the body.
+func do(h http.Handler, method, path, body string) (int, []byte) {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	return rec.Code, rec.Body.Bytes()
+}
+
+// errorDoc sends a request to h and returns the status and the error
+// document, failing the test if an error status has none.
+func errorDoc(t *testing.T, h http.Handler, method, path, body string) (int, Error) {
+	t.Helper()
+	code, b := do(h, method, path, body)
+	var e Error
+	if code >= 300 {
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("%s %s: status %d, body %q is no error document: %v", method, path, code, b, err)
+		}
+	}
+	return code, e
+}
+
+// TestHandler_strictJSON: encoding/json matches field names without
+// regard to case and keeps the last of duplicate keys; the API refuses
+// both, and unknown fields, with a 400 naming the field, before the
+// backend sees the request. A body over the limit is 413 naming the limit.
+func TestHandler_strictJSON(t *testing.T) {
+	b := &fakeBackend{}
+	h := NewHandler(b)
+	for _, tc := range []struct {
+		path, body, field, says string
+	}{
+		{"/v1/networks", `{"Name": "web"}`, "Name", `the field is "name"`},
+		{"/v1/networks", `{"name": "web", "SUBNET": "10.0.9.0/24"}`, "SUBNET", `the field is "subnet"`},
+		{"/v1/networks", `{"name": "web", "name": "db"}`, "name", `field "name" is given twice`},
+		{"/v1/networks", `{"name": "web", "na\u006de": "db"}`, "name", "given twice"},
+		{"/v1/networks", `{"name": "web", "options": {"uplink": "a", "uplink": "b"}}`, "options.uplink", `key "uplink" of options is given twice`},
+		{"/v1/networks", `{"name": "web", "auxAddresses": {"r": "10.0.9.2", "r": "10.0.9.3"}}`, "auxAddresses.r", "twice"},
+		{"/v1/networks", `{"name": "web", "color": "blue"}`, "color", `unknown field "color" (known: auxAddresses, driver,`},
+		{"/v1/networks", `{"name": "web"} {"name": "db"}`, "", "more than one JSON value"},
+		{"/v1/networks", `["web"]`, "", "want a JSON object"},
+		{"/v1/networks", ``, "", "empty request body"},
+		{"/v1/networks", `{"name": 7}`, "name", "cannot unmarshal number"},
+		{"/v1/networks", `{`, "", "bad request body"},
+		{"/v1/endpoints", `{"network": "ov", "name": "a", "Aliases": ["b"]}`, "Aliases", `the field is "aliases"`},
+		{"/v1/endpoints", `{"network": "ov", "name": "a", "srvports": ["http=80"]}`, "srvports", `the field is "srvPorts"`},
+		{"/v1/endpoints", `{"network": "ov", "network": "ov2", "name": "a"}`, "network", "given twice"},
+	} {
+		code, e := errorDoc(t, h, http.MethodPost, tc.path, tc.body)
+		if code != http.StatusBadRequest || e.Code != CodeBadRequest || e.Field != tc.field || !strings.Contains(e.Message, tc.says) {
+			t.Errorf("POST %s %s: %d %+v, want 400 on field %q saying %q", tc.path, tc.body, code, e, tc.field, tc.says)
+		}
+	}
+	big := `{"name": "web", "options": {"x": "` + strings.Repeat("a", maxBody) + `"}}`
+	code, e := errorDoc(t, h, http.MethodPost, "/v1/networks", big)
+	if code != http.StatusRequestEntityTooLarge || e.Code != CodeTooLarge || !strings.Contains(e.Message, "1048576 bytes") {
+		t.Errorf("a body over the limit: %d %+v, want 413 naming the limit", code, e)
+	}
+	if calls := b.called(); len(calls) != 0 {
+		t.Errorf("refused requests reached the backend: %q", calls)
+	}
+}
+
+// TestHandler_decodesDocumentedFields: every documented field reaches the
+// backend with its value.
+func TestHandler_decodesDocumentedFields(t *testing.T) {
+	b := &fakeBackend{}
+	h := NewHandler(b)
+	code, _ := do(h, http.MethodPost, "/v1/networks", `{"name": "ov", "driver": "overlay", "subnet": "10.0.12.0/24", "gateway": "10.0.12.1",
+		"ipRange": "10.0.12.128/25", "auxAddresses": {"r": "10.0.12.2"}, "internal": true, "options": {"block-size": "28"}}`)
+	if code != http.StatusCreated {
+		t.Fatalf("network create: %d", code)
+	}
+	code, _ = do(h, http.MethodPost, "/v1/endpoints", `{"network": "ov", "name": "a", "netns": "c1", "ifname": "eth1", "ip": "10.0.12.9",
+		"aliases": ["b"], "service": "s", "publish": ["8080:80"], "srvPorts": ["http=80"]}`)
+	if code != http.StatusCreated {
+		t.Fatalf("endpoint create: %d", code)
+	}
+	want := []string{
+		fmt.Sprintf("CreateNetwork %+v", NetworkCreate{Name: "ov", Driver: "overlay", Subnet: "10.0.12.0/24", Gateway: "10.0.12.1",
+			IPRange: "10.0.12.128/25", AuxAddresses: map[string]string{"r": "10.0.12.2"}, Internal: true, Options: map[string]string{"block-size": "28"}}),
+		fmt.Sprintf("CreateEndpoint %+v", EndpointCreate{Network: "ov", Name: "a", Netns: "c1", Ifname: "eth1", IP: "10.0.12.9",
+			Aliases: []string{"b"}, Service: "s", Publish: []string{"8080:80"}, SRVPorts: []string{"http=80"}}),
+	}
+	if got := b.called(); !reflect.DeepEqual(got, want) {
+		t.Errorf("the backend was asked\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestHandler_routes: lists are sorted and [] when empty, one network is
+// found by name, removals are 204 with the names from the path, and an
+// unknown route is a 404 pointing to the documentation.
+func TestHandler_routes(t *testing.T) {
+	b := &fakeBackend{
+		networks:  []Network{{Name: "web"}, {Name: "db"}},
+		endpoints: []Endpoint{{Network: "web", Name: "b"}, {Network: "db", Name: "z"}, {Network: "web", Name: "a"}},
+	}
+	h := NewHandler(b)
+	var ns []Network
+	getJSON(t, h, "/v1/networks", &ns)
+	if len(ns) != 2 || ns[0].Name != "db" || ns[1].Name != "web" {
+		t.Errorf("networks not sorted by name: %+v", ns)
+	}
+	var eps []Endpoint
+	getJSON(t, h, "/v1/endpoints", &eps)
+	var order []string
+	for _, e := range eps {
+		order = append(order, e.Network+"/"+e.Name)
+	}
+	if strings.Join(order, " ") != "db/z web/a web/b" {
+		t.Errorf("endpoints not sorted by network, then name: %v", order)
+	}
+	var n Network
+	getJSON(t, h, "/v1/networks/web", &n)
+	if n.Name != "web" {
+		t.Errorf("GET /v1/networks/web: %+v", n)
+	}
+	code, e := errorDoc(t, h, http.MethodGet, "/v1/networks/nope", "")
+	if code != http.StatusNotFound || e.Code != CodeNotFound || e.Field != "name" || e.Message != `no network "nope"` {
+		t.Errorf("GET of a missing network: %d %+v", code, e)
+	}
+	code, e = errorDoc(t, h, http.MethodGet, "/v1/nothing", "")
+	if code != http.StatusNotFound || e.Field != "path" || !strings.Contains(e.Message, "no API resource GET /v1/nothing") ||
+		!strings.Contains(e.Message, "go doc github.com/vxnet/vxnet/api") {
+		t.Errorf("an unknown route: %d %+v", code, e)
+	}
+	for path, call := range map[string]string{"/v1/networks/web": "RemoveNetwork web", "/v1/endpoints/web/a%20b": "RemoveEndpoint web a b"} {
+		if code, body := do(h, http.MethodDelete, path, ""); code != http.StatusNoContent || len(body) != 0 {
+			t.Errorf("DELETE %s: %d %q, want 204 and no body", path, code, body)
+		}
+		if got := b.called(); got[len(got)-1] != call {
+			t.Errorf("DELETE %s asked the backend %q, want %q", path, got[len(got)-1], call)
+		}
+	}
+}
+
+// TestHandler_emptyListsAreArrays: a backend with nothing lists [], not
+// null, so clients need not tell the two apart.
+func TestHandler_emptyListsAreArrays(t *testing.T) {
+	h := NewHandler(&fakeBackend{})
+	for _, path := range []string{"/v1/networks", "/v1/endpoints", "/v1/cluster/members"} {
+		code, body := do(h, http.MethodGet, path, "")
+		if code != http.StatusOK || strings.TrimSpace(string(body)) != "[]" {
+			t.Errorf("GET %s: %d %q, want []", path, code, body)
+		}
+	}
+}
+
+// getJSON GETs path from h, wanting 200, and decodes the answer into v.
+func getJSON(t *testing.T, h http.Handler, path string, v any) {
+	t.Helper()
+	code, body := do(h, http.MethodGet, path, "")
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, code, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", path, err, body)
+	}
+}
+
+// TestHandler_errorStatus: the backend's errors keep their code, field
+// and message and get its status, wrapped or not; any other error is 500
+// internal.
+func TestHandler_errorStatus(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{&Error{Code: CodeBadRequest, Field: "subnet", Message: "bad subnet"}, http.StatusBadRequest, CodeBadRequest},
+		{&Error{Code: CodeNotFound, Field: "name", Message: "no network"}, http.StatusNotFound, CodeNotFound},
+		{&Error{Code: CodeConflict, Field: "name", Message: "taken"}, http.StatusConflict, CodeConflict},
+		{&Error{Code: CodeTooLarge, Message: "too big"}, http.StatusRequestEntityTooLarge, CodeTooLarge},
+		{fmt.Errorf("saving: %w", &Error{Code: CodeConflict, Field: "name", Message: "taken"}), http.StatusConflict, CodeConflict},
+		{errors.New("disk full"), http.StatusInternalServerError, CodeInternal},
+	} {
+		h := NewHandler(&fakeBackend{err: tc.err})
+		code, e := errorDoc(t, h, http.MethodDelete, "/v1/networks/web", "")
+		var want *Error
+		if !errors.As(tc.err, &want) {
+			want = &Error{Code: CodeInternal, Message: tc.err.Error()}
+		}
+		if code != tc.status || e != *want {
+			t.Errorf("%v: %d %+v, want %d %+v", tc.err, code, e, tc.status, *want)
+		}
+	}
+}
+
+// TestServe_clientAndShutdown: the client and the server agree over a
+// unix socket, errors included; stop lets a request in progress finish,
+// then the socket no longer answers.
+func TestServe_clientAndShutdown(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Skipf("no unix sockets here: %v", err)
+	}
+	b := &fakeBackend{networks: []Network{{Name: "web", Subnet: "10.0.9.0/24"}}, hold: make(chan struct{})}
+	stop := Serve(ln, NewHandler(b))
+	defer stop()
+	c := NewClient(sock)
+	ctx := context.Background()
+	if n, err := c.Network(ctx, "web"); err != nil || n.Subnet != "10.0.9.0/24" {
+		t.Errorf("Network(web): %+v %v", n, err)
+	}
+	var e *Error
+	if _, err := c.Network(ctx, "nope"); !errors.As(err, &e) || e.Code != CodeNotFound || e.Field != "name" {
+		t.Errorf("Network(nope): %v, want a not-found Error on name", err)
+	}
+
+	created := make(chan error, 1)
+	go func() {
+		_, err := c.CreateEndpoint(ctx, EndpointCreate{Network: "web", Name: "a", Netns: "c1"})
+		created <- err
+	}()
+	waitFor(t, func() bool { return len(b.called()) == 1 })
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("stop returned while a request was in progress")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(b.hold)
+	if err := <-created; err != nil {
+		t.Errorf("the request in progress at stop: %v", err)
+	}
+	<-stopped
+	if _, err := c.Networks(ctx); err == nil {
+		t.Error("the server still answers after stop")
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
