@@ -32,7 +32,7 @@ var allowed = map[string][]string{
 	"ipam":                  {"internal/names"},
 	"ipam/ipamtest":         {"ipam"},
 	"ipam/kvstable":         {"ipam", "kvs"},
-	"dns":                   {"github.com/miekg/dns", "golang.org/x/sys"},
+	"dns":                   {"github.com/miekg/dns", "golang.org/x/sys", "internal/names"},
 	"dns/dnstest":           {"github.com/miekg/dns"},
 	"internal/queue":        {},
 	"internal/rawio":        {"golang.org/x/sys"},
@@ -41,7 +41,9 @@ var allowed = map[string][]string{
 	"lab":                   {},
 	"bench":                 {"lab", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist", "dns", "ipam"},
 	"e2e":                   {"github.com/vishvananda/netns"},
-	"driver":                {"dataplane"},
+	"driver":                {"dataplane", "hns"},
+	"tables":                {"dataplane/vxlan"},
+	"plan":                  {"tables", "driver", "dataplane", "dns", "hns", "hostnet"}, // and hns/hnstest in its tests
 	"hostnet":               {"dataplane", "dhcp"},
 	"dhcp":                  {"dataplane/vxlan"},
 }

@@ -26,22 +26,13 @@ import (
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/ipam/kvstable"
 	"github.com/vxnet/vxnet/kvs"
+	"github.com/vxnet/vxnet/tables"
 )
 
-// Tables of the replicated store the agent writes (besides ipam's).
-const (
-	// tableNetworks is a cluster table (kvs.Config.ClusterTables): a
-	// network is the cluster's, not its creator's. Key: name/creator, one
-	// row per creation; of two creations of a name (on both sides of a
-	// partition) the one IPAM's claims name wins (see pickNetworks).
-	tableNetworks = "networks"
-	// tableEndpoints is host-scoped, first claim wins (kvs.Config.
-	// FirstClaim): key network/name → api.Endpoint, written by its host.
-	tableEndpoints = "endpoints"
-)
-
-// clusterTables are the kvs tables whose rows belong to the cluster.
-var clusterTables = append([]string{tableNetworks}, kvstable.ClusterTables...)
+// clusterTables are the kvs tables whose rows belong to the cluster
+// (kvs.Config.ClusterTables): networks, and IPAM's subnet claims. The
+// endpoints table is host-scoped, first claim wins (kvs.Config.FirstClaim).
+var clusterTables = append([]string{tables.Networks}, kvstable.ClusterTables...)
 
 func isClusterTable(t string) bool {
 	for _, c := range clusterTables {
@@ -229,12 +220,13 @@ type Agent struct {
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
 
-	recMu      sync.Mutex // one reconcileNow at a time; taken before mu
-	mu         sync.Mutex
-	networks   map[string]api.Network  // every network by name: the winning creation
-	creations  map[string]api.Network  // every creation, by tableNetworks key
-	down       map[string]api.Endpoint // this host's endpoints taken out of service, by key
-	endpoints  map[string]api.Endpoint // every endpoint, from the table
+	recMu sync.Mutex // one reconcileNow at a time; taken before mu
+	mu    sync.Mutex
+	// The tables, decoded (view.go).
+	networks   map[string]tables.Network  // every network by name: the winning creation
+	creations  map[string]tables.Network  // every creation, by key
+	rows       map[string]tables.Endpoint // every endpoint row, by key
+	down       map[string]tables.Endpoint // this host's endpoints taken out of service, by key
 	local      map[string]*localEndpoint
 	pending    map[string]struct{}    // endpoints being created
 	ports      map[string]string      // host ports ("8080/tcp") reserved by endpoints being created
@@ -258,7 +250,7 @@ type Agent struct {
 
 // localEndpoint is an endpoint of this host: its port on the switch.
 type localEndpoint struct {
-	rec      api.Endpoint
+	rec      tables.Endpoint
 	port     *dataplane.Port
 	ns       string // namespace path
 	removing bool   // a RemoveEndpoint, readdress or takeDown owns it
@@ -283,8 +275,8 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]api.Network{}, endpoints: map[string]api.Endpoint{},
-		creations: map[string]api.Network{}, down: map[string]api.Endpoint{},
+	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]tables.Network{}, rows: map[string]tables.Endpoint{},
+		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
 		local: map[string]*localEndpoint{}, pending: map[string]struct{}{}, ports: map[string]string{}, netns: map[string]*nsResolver{}, kick: make(chan struct{}, 1)}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	a.store, err = openLocalStore(cfg.DataDir)
@@ -333,7 +325,7 @@ func New(cfg Config) (*Agent, error) {
 	if a.awayLong {
 		rows = nil
 		for _, r := range st.Rows {
-			if r.Table != tableEndpoints {
+			if r.Table != tables.Endpoints {
 				rows = append(rows, r)
 			}
 		}
@@ -344,7 +336,7 @@ func New(cfg Config) (*Agent, error) {
 		kc = kvs.FastTimings()
 	}
 	kc.InitialClock, kc.InitialRows, kc.InitialEntries, kc.Logger = st.Clock, rows, st.Cluster, cfg.Logger
-	kc.ClusterTables, kc.FirstClaim, kc.AdoptOwnRows = clusterTables, []string{tableEndpoints}, a.recovering.Load()
+	kc.ClusterTables, kc.FirstClaim, kc.AdoptOwnRows = clusterTables, []string{tables.Endpoints}, a.recovering.Load()
 	gc := gossip.Config{Name: cfg.Name, BindAddr: vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
 		Keys: keys, Meta: gossip.Meta{VTEP: vtep.String(), Version: cfg.Version}, Logger: cfg.Logger}
 	gossipAddr := net.JoinHostPort(vtep.String(), strconv.Itoa(cfg.GossipPort))

@@ -2,18 +2,15 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/tun"
-	"github.com/vxnet/vxnet/driver"
-	"github.com/vxnet/vxnet/kvs"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/tables"
 )
 
 // What this host does when the cluster decides against one of its
@@ -51,9 +48,9 @@ func (a *Agent) settleConflicts() {
 		if le.removing || le.busy {
 			continue
 		}
-		if e, ok := a.kv.Get(tableEndpoints, key); ok && e.Owner != a.cfg.Name {
+		if row, ok := a.rows[key]; ok && row.Host != a.cfg.Name {
 			le.removing = true
-			losers = append(losers, lost{key, e.Owner, le})
+			losers = append(losers, lost{key, row.Host, le})
 		}
 	}
 	a.mu.Unlock()
@@ -75,11 +72,11 @@ func (a *Agent) settled(key string) {
 	le.busy = false
 	rec := le.rec
 	a.mu.Unlock()
-	if rec.DHCP == nil && len(rec.Addresses) > 0 {
+	if rec.DHCP == nil && len(rec.Addrs) > 0 {
 		leased := a.leasedSet(rec.Network)
 		lost := map[netip.Addr]bool{}
-		for _, s := range rec.Addresses {
-			if p, err := netip.ParsePrefix(s); err == nil && !leased[p.Addr()] {
+		for _, p := range rec.Addrs {
+			if !leased[p.Addr()] {
 				lost[p.Addr()] = true
 			}
 		}
@@ -119,7 +116,7 @@ func (a *Agent) stopBackground() {
 func (a *Agent) takeDown(key string, le *localEndpoint, reason string, release bool) {
 	rec := le.rec
 	a.detach(key)
-	if err := a.kv.Delete(tableEndpoints, key); err != nil && !errors.Is(err, kvs.ErrNotFound) {
+	if err := a.deleteEndpoint(key); err != nil {
 		a.log.Warn("deleting endpoint row", "endpoint", key, "error", err)
 	}
 	a.markDown(key, rec, reason)
@@ -132,13 +129,13 @@ func (a *Agent) takeDown(key string, le *localEndpoint, reason string, release b
 
 // markDown records rec as down with the reason (and the addresses it
 // had), in the state file and in endpoint ls.
-func (a *Agent) markDown(key string, rec api.Endpoint, reason string) {
+func (a *Agent) markDown(key string, rec tables.Endpoint, reason string) {
 	down := rec
-	down.State, down.Reason = api.StateDown, reason
-	if len(rec.Addresses) > 0 {
-		down.Reason += " (it had " + strings.Join(rec.Addresses, ", ") + ")"
+	down.State, down.Reason = tables.StateDown, reason
+	if len(rec.Addrs) > 0 {
+		down.Reason += " (it had " + strings.ReplaceAll(fmtPrefixes(rec.Addrs), ",", ", ") + ")"
 	}
-	down.Addresses, down.MAC, down.DHCP, down.Publish = nil, "", nil, nil
+	down.Addrs, down.MAC, down.DHCP, down.Publish = nil, vxlan.MAC{}, nil, nil
 	a.saveEndpoint(down)
 	a.mu.Lock()
 	a.down[key] = down
@@ -153,23 +150,6 @@ func (a *Agent) leasedSet(network string) map[netip.Addr]bool {
 		leased[l] = true
 	}
 	return leased
-}
-
-// saveEndpoint writes an endpoint's record into the state file, in place
-// of the one of the same key.
-func (a *Agent) saveEndpoint(rec api.Endpoint) {
-	err := a.store.update(func(st *localState) {
-		for i, e := range st.Endpoints {
-			if e.Network == rec.Network && e.Name == rec.Name {
-				st.Endpoints[i] = rec
-				return
-			}
-		}
-		st.Endpoints = append(st.Endpoints, rec)
-	})
-	if err != nil {
-		a.log.Error("saving state", "error", err)
-	}
 }
 
 // onLost is IPAM telling this host that leases of a network are no longer
@@ -187,8 +167,8 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 		if le.rec.Network != network || le.rec.DHCP != nil {
 			continue
 		}
-		for _, s := range le.rec.Addresses {
-			if p, err := netip.ParsePrefix(s); err == nil && lost[p.Addr()] {
+		for _, p := range le.rec.Addrs {
+			if lost[p.Addr()] {
 				keys = append(keys, key)
 				break
 			}
@@ -227,10 +207,10 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	a.mu.Unlock()
 
 	var keep, drop []netip.Prefix
-	for _, s := range old.Addresses {
-		if p, err := netip.ParsePrefix(s); err == nil && lost[p.Addr()] {
+	for _, p := range old.Addrs {
+		if lost[p.Addr()] {
 			drop = append(drop, p)
-		} else if err == nil {
+		} else {
 			keep = append(keep, p)
 		}
 	}
@@ -263,24 +243,18 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	}
 	if old.Netns != "" {
 		if err := tun.Readdress(netnsPath(old.Netns), old.Ifname, nil, []netip.Prefix{fresh}, a.containerRoutes(old.Network)); err != nil {
-			a.releaseAddresses(key, api.Endpoint{Network: old.Network, Addresses: []string{fresh.String()}})
+			a.releaseAddresses(key, tables.Endpoint{Network: old.Network, Addrs: []netip.Prefix{fresh}})
 			a.takeDown(key, le, why+" and could not put the new one on its device: "+err.Error(), false)
 			return
 		}
 	}
 	rec := old
-	rec.Addresses = nil
-	for _, p := range append(keep, fresh) {
-		rec.Addresses = append(rec.Addresses, p.String())
-	}
-	rec.MAC = StableMAC(fresh.Addr()).String()
+	rec.Addrs = append(keep, fresh)
+	rec.MAC = vxlan.StableMAC(fresh.Addr())
 	a.mu.Lock()
 	le.rec = rec
-	if a.local[key] == le {
-		a.endpoints[key] = rec
-	}
 	a.mu.Unlock()
-	if err := a.putRow(tableEndpoints, key, rec); err != nil {
+	if err := a.putEndpoint(rec); err != nil {
 		a.log.Error("writing endpoint row", "endpoint", key, "error", err)
 	}
 	a.saveEndpoint(rec)
@@ -288,19 +262,6 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	a.reconcileNow()
 	done()
 	a.log.Warn("endpoint readdressed", "endpoint", key, "previous", fmt.Sprint(drop), "address", fresh.String())
-}
-
-// containerRoutes are the routes a network's driver gives its containers.
-func (a *Agent) containerRoutes(network string) []netip.Prefix {
-	n, ok := a.network(network)
-	if !ok {
-		return nil
-	}
-	d, err := driver.Get(n.Driver)
-	if err != nil {
-		return nil
-	}
-	return d.ContainerRoutes(driverNetwork(n))
 }
 
 // freshAddress allocates an address of a network, with the prefix length
@@ -323,21 +284,17 @@ func (a *Agent) freshAddress(network string) (netip.Prefix, error) {
 // exists: an address this host no longer leases (IPAM dropped it while the
 // host was away, or a crash came between the two) is replaced before the
 // container can send from it. ok is false if the endpoint was taken down.
-func (a *Agent) checkLeases(key string, ep api.Endpoint) (api.Endpoint, bool) {
-	if ep.DHCP != nil || len(ep.Addresses) == 0 {
+func (a *Agent) checkLeases(ep tables.Endpoint) (tables.Endpoint, bool) {
+	key := ep.Key()
+	if ep.DHCP != nil || len(ep.Addrs) == 0 {
 		return ep, true
 	}
 	leased := a.leasedSet(ep.Network)
-	var out []string
+	var out []netip.Prefix
 	changed := false
-	for _, s := range ep.Addresses {
-		p, err := netip.ParsePrefix(s)
-		if err == nil && leased[p.Addr()] {
-			out = append(out, s)
-			continue
-		}
-		if err == nil && a.ipam.AllocateStatic(ep.Network, p.Addr()) == nil {
-			out = append(out, s) // unleased but still this host's to take
+	for _, p := range ep.Addrs {
+		if leased[p.Addr()] || a.ipam.AllocateStatic(ep.Network, p.Addr()) == nil {
+			out = append(out, p) // leased, or unleased but still this host's to take
 			continue
 		}
 		fresh, ferr := a.freshAddress(ep.Network)
@@ -345,15 +302,12 @@ func (a *Agent) checkLeases(key string, ep api.Endpoint) (api.Endpoint, bool) {
 			a.markDown(key, ep, fmt.Sprintf("its address is no longer this host's and no new one could be had: %v", ferr))
 			return ep, false
 		}
-		a.log.Warn("endpoint readdressed", "endpoint", key, "previous", s, "address", fresh.String(),
+		a.log.Warn("endpoint readdressed", "endpoint", key, "previous", p.String(), "address", fresh.String(),
 			"reason", "its address is no longer this host's (the host was away, or its network changed)")
-		out, changed = append(out, fresh.String()), true
+		out, changed = append(out, fresh), true
 	}
 	if changed {
-		ep.Addresses = out
-		if p, err := netip.ParsePrefix(out[0]); err == nil {
-			ep.MAC = StableMAC(p.Addr()).String()
-		}
+		ep.Addrs, ep.MAC = out, vxlan.StableMAC(out[0].Addr())
 		a.saveEndpoint(ep)
 	}
 	return ep, true
@@ -420,16 +374,16 @@ func (a *Agent) adoptFromCluster() {
 			a.log.Error("clearing the recovery mark", "error", err)
 		}
 	}()
-	var eps []api.Endpoint
-	for _, e := range a.kv.List(tableEndpoints) {
-		var ep api.Endpoint
-		if e.Owner != a.cfg.Name || json.Unmarshal(e.Value, &ep) != nil || ep.Network+"/"+ep.Name != e.Key {
+	var eps []tables.Endpoint
+	for _, e := range a.kv.List(tables.Endpoints) {
+		ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value)
+		if e.Owner != a.cfg.Name || err != nil {
 			continue
 		}
 		if ep.Netns != "" {
 			if _, err := os.Stat(netnsPath(ep.Netns)); err != nil {
 				a.log.Warn("recovering: the endpoint's namespace is gone; removing it", "endpoint", e.Key, "netns", ep.Netns)
-				a.kv.Delete(tableEndpoints, e.Key)
+				a.deleteEndpoint(e.Key)
 				continue
 			}
 		}
@@ -451,16 +405,14 @@ func (a *Agent) releaseOrphanLeases() {
 	st := a.store.snapshot()
 	held := map[string]map[netip.Addr]bool{}
 	for _, ep := range st.Endpoints {
-		if ep.State == api.StateDown || ep.DHCP != nil {
+		if ep.State == tables.StateDown || ep.DHCP != nil {
 			continue
 		}
-		for _, s := range ep.Addresses {
-			if p, err := netip.ParsePrefix(s); err == nil {
-				if held[ep.Network] == nil {
-					held[ep.Network] = map[netip.Addr]bool{}
-				}
-				held[ep.Network][p.Addr()] = true
+		for _, p := range ep.Addrs {
+			if held[ep.Network] == nil {
+				held[ep.Network] = map[netip.Addr]bool{}
 			}
+			held[ep.Network][p.Addr()] = true
 		}
 	}
 	for _, network := range sortedMapKeys(st.Leases) {

@@ -4,30 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"time"
 
-	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dhcp"
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/tables"
 )
-
-// dhcpMAC is the MAC a DHCP endpoint asks with and keeps: chosen before it
-// has an address, the same for the same network and name (so a server
-// that remembers clients gives the same address back).
-func dhcpMAC(network, name string) vxlan.MAC {
-	h := fnv.New64a()
-	h.Write([]byte(network + "/" + name))
-	s := h.Sum64()
-	return vxlan.MAC{0x02, 0x44, byte(s >> 24), byte(s >> 16), byte(s >> 8), byte(s)}
-}
 
 // leaseDHCP asks the segment's DHCP server for an address for a new
 // endpoint of n, and returns the lease as the endpoint records it.
-func (a *Agent) leaseDHCP(ctx context.Context, n api.Network, name string) (dhcp.Lease, *api.DHCP, error) {
-	up, err := driver.UplinkName(n.Driver, n.Options)
+func (a *Agent) leaseDHCP(ctx context.Context, n tables.Network, name string) (dhcp.Lease, *tables.DHCP, error) {
+	up, err := a.uplinkOf(n.Name)
 	if err != nil {
 		return dhcp.Lease{}, nil, err
 	}
@@ -37,15 +26,28 @@ func (a *Agent) leaseDHCP(ctx context.Context, n api.Network, name string) (dhcp
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	l, err := c.Acquire(ctx, dhcpMAC(n.Name, name), name)
+	l, err := c.Acquire(ctx, vxlan.DHCPMAC(n.Name, name), name)
 	if err != nil {
 		return dhcp.Lease{}, nil, err
 	}
-	return l, apiLease(up, l), nil
+	return l, leaseRecord(up, l), nil
 }
 
-func apiLease(uplink string, l dhcp.Lease) *api.DHCP {
-	d := &api.DHCP{Uplink: uplink, Server: l.Server.String(), Seconds: int64(l.Time / time.Second), Acquired: l.Got.UTC().Truncate(time.Second)}
+// uplinkOf is the host NIC a network's driver puts it on.
+func (a *Agent) uplinkOf(network string) (string, error) {
+	n, ok := a.network(network)
+	if !ok {
+		return "", fmt.Errorf("no network %q", network)
+	}
+	d, err := driver.Get(n.Driver)
+	if err != nil {
+		return "", err
+	}
+	return d.Uplink(driverNetwork(n))
+}
+
+func leaseRecord(uplink string, l dhcp.Lease) *tables.DHCP {
+	d := &tables.DHCP{Uplink: uplink, Server: l.Server.String(), Seconds: int64(l.Time / time.Second), Acquired: l.Got.UTC().Truncate(time.Second)}
 	if l.Router.IsValid() {
 		d.Router = l.Router.String()
 	}
@@ -53,14 +55,11 @@ func apiLease(uplink string, l dhcp.Lease) *api.DHCP {
 }
 
 // leaseOf turns an endpoint's record back into a lease.
-func leaseOf(ep api.Endpoint) (dhcp.Lease, error) {
-	if ep.DHCP == nil || len(ep.Addresses) == 0 {
+func leaseOf(ep tables.Endpoint) (dhcp.Lease, error) {
+	if ep.DHCP == nil || len(ep.Addrs) == 0 {
 		return dhcp.Lease{}, errors.New("no DHCP lease")
 	}
-	addr, err := netip.ParsePrefix(ep.Addresses[0])
-	if err != nil {
-		return dhcp.Lease{}, err
-	}
+	addr := ep.Addrs[0]
 	server, err := netip.ParseAddr(ep.DHCP.Server)
 	if err != nil {
 		return dhcp.Lease{}, err
@@ -79,7 +78,7 @@ func leaseOf(ep api.Endpoint) (dhcp.Lease, error) {
 // names, so that a lease can be given back before the network's row is in
 // sight (at start-up); records from before it was kept name none, and
 // their network tells.
-func (a *Agent) dhcpOf(ep api.Endpoint) (string, *dhcp.Clients, dhcp.Lease, vxlan.MAC, error) {
+func (a *Agent) dhcpOf(ep tables.Endpoint) (string, *dhcp.Clients, dhcp.Lease, vxlan.MAC, error) {
 	fail := func(err error) (string, *dhcp.Clients, dhcp.Lease, vxlan.MAC, error) {
 		return "", nil, dhcp.Lease{}, vxlan.MAC{}, err
 	}
@@ -89,24 +88,19 @@ func (a *Agent) dhcpOf(ep api.Endpoint) (string, *dhcp.Clients, dhcp.Lease, vxla
 	}
 	up := ep.DHCP.Uplink
 	if up == "" {
-		n, ok := a.network(ep.Network)
-		if !ok {
-			return fail(fmt.Errorf("no network %q", ep.Network))
-		}
-		if up, err = driver.UplinkName(n.Driver, n.Options); err != nil {
+		if up, err = a.uplinkOf(ep.Network); err != nil {
 			return fail(err)
 		}
 	}
 	c, err := a.host.DHCP(up)
-	mac, merr := vxlan.ParseMAC(ep.MAC)
-	if err = errors.Join(err, merr); err != nil {
+	if err != nil {
 		return fail(err)
 	}
-	return up, c, l, mac, nil
+	return up, c, l, ep.MAC, nil
 }
 
 // releaseDHCP gives a DHCP endpoint's address back (best effort).
-func (a *Agent) releaseDHCP(ep api.Endpoint) {
+func (a *Agent) releaseDHCP(ep tables.Endpoint) {
 	_, c, l, mac, err := a.dhcpOf(ep)
 	if err == nil {
 		err = c.Release(mac, l)
@@ -128,7 +122,7 @@ func (a *Agent) routineDHCPRenew(ctx context.Context) {
 		case <-tick.C:
 		}
 		a.mu.Lock()
-		var due []api.Endpoint
+		var due []tables.Endpoint
 		for _, le := range a.local {
 			if d := le.rec.DHCP; d != nil && time.Since(d.Acquired) > time.Duration(d.Seconds)*time.Second/2 && time.Now().After(le.dhcpRetry) {
 				due = append(due, le.rec)
@@ -141,8 +135,8 @@ func (a *Agent) routineDHCPRenew(ctx context.Context) {
 	}
 }
 
-func (a *Agent) renewDHCP(ctx context.Context, ep api.Endpoint) {
-	key := ep.Network + "/" + ep.Name
+func (a *Agent) renewDHCP(ctx context.Context, ep tables.Endpoint) {
+	key := ep.Key()
 	up, c, l, mac, err := a.dhcpOf(ep)
 	if err != nil {
 		a.log.Warn("dhcp: cannot renew", "endpoint", key, "error", err)
@@ -174,13 +168,13 @@ func (a *Agent) renewDHCP(ctx context.Context, ep api.Endpoint) {
 	}
 	a.mu.Lock()
 	if le := a.local[key]; le != nil {
-		le.rec.DHCP = apiLease(up, got)
+		le.rec.DHCP = leaseRecord(up, got)
 		ep = le.rec
 	}
 	a.mu.Unlock()
 	if err := a.store.update(func(st *localState) {
 		for i := range st.Endpoints {
-			if st.Endpoints[i].Network == ep.Network && st.Endpoints[i].Name == ep.Name {
+			if st.Endpoints[i].Key() == key {
 				st.Endpoints[i].DHCP = ep.DHCP
 			}
 		}

@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/kvs"
+	"github.com/vxnet/vxnet/tables"
 )
 
 // localState is what an agent keeps of its own under --data-dir, so that
@@ -30,7 +30,7 @@ type localState struct {
 	// Cluster are the rows of the cluster tables (networks, subnet
 	// claims), every host's, tombstones included: put back as they were.
 	Cluster   []kvs.Entry             `json:"cluster,omitempty"`
-	Endpoints []api.Endpoint          `json:"endpoints"`
+	Endpoints []tables.Endpoint       `json:"endpoints"`
 	Leases    map[string][]netip.Addr `json:"leases"`
 	// SavedAt is when the file was written (this host's clock).
 	SavedAt time.Time `json:"savedAt"`
@@ -158,7 +158,7 @@ func (s *localStore) snapshot() localState {
 	defer s.mu.Unlock()
 	st := s.st
 	st.Rows = append([]kvs.Row(nil), s.st.Rows...)
-	st.Endpoints = append([]api.Endpoint(nil), s.st.Endpoints...)
+	st.Endpoints = append([]tables.Endpoint(nil), s.st.Endpoints...)
 	st.Cluster = append([]kvs.Entry(nil), s.st.Cluster...)
 	return st
 }

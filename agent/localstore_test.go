@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/kvs"
+	"github.com/vxnet/vxnet/tables"
 )
 
 func TestLocalStore_roundTrip(t *testing.T) {
@@ -26,7 +26,7 @@ func TestLocalStore_roundTrip(t *testing.T) {
 	s.update(func(st *localState) {
 		st.Clock = 42
 		st.Rows = []kvs.Row{{Table: "networks", Key: "web", Value: []byte(`{}`)}}
-		st.Endpoints = []api.Endpoint{{Name: "c1", Network: "web"}}
+		st.Endpoints = []tables.Endpoint{{Name: "c1", Network: "web"}}
 	})
 	s2, err := openLocalStore(dir)
 	if err != nil {

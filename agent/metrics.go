@@ -73,7 +73,12 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	g(m.rows, m.a.kv.Stats().Rows)
 	m.a.mu.Lock()
 	local := len(m.a.local)
-	remote := len(m.a.endpoints) - local
+	remote := 0
+	for key := range m.a.rows {
+		if _, mine := m.a.local[key]; !mine {
+			remote++
+		}
+	}
 	m.a.mu.Unlock()
 	g(m.endpoints, local, "local")
 	g(m.endpoints, remote, "remote")

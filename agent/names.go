@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/vxnet/vxnet/api"
@@ -38,7 +37,7 @@ func checkEndpointCreate(req *api.EndpointCreate) error {
 	}
 	seen := map[string]string{}
 	for i, s := range req.SRVPorts {
-		p, err := parseSRVPort(s)
+		p, err := dns.ParsePort(s)
 		if err != nil {
 			return apiError(api.CodeBadRequest, "srvPorts", "%v", err)
 		}
@@ -47,58 +46,23 @@ func checkEndpointCreate(req *api.EndpointCreate) error {
 			return apiError(api.CodeBadRequest, "srvPorts", "srv port %q: %s/%s is given twice (also %q)", s, p.Name, p.Proto, other)
 		}
 		seen[k] = s
-		req.SRVPorts[i] = formatSRVPort(p)
+		req.SRVPorts[i] = p.String()
 	}
 	return nil
-}
-
-// parseSRVPort parses NAME=PORT[/tcp|udp].
-func parseSRVPort(s string) (dns.Port, error) {
-	const want = "want NAME=PORT[/tcp|udp], e.g. http=80/tcp"
-	name, rest, ok := strings.Cut(s, "=")
-	if !ok {
-		return dns.Port{}, fmt.Errorf("srv port %q: %s", s, want)
-	}
-	if err := names.PortName(name); err != nil {
-		return dns.Port{}, fmt.Errorf("srv port %q: %v", s, err)
-	}
-	port, proto, ok := strings.Cut(rest, "/")
-	if !ok {
-		proto = "tcp"
-	}
-	if proto != "tcp" && proto != "udp" {
-		return dns.Port{}, fmt.Errorf("srv port %q: protocol %q: want tcp or udp", s, proto)
-	}
-	n, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || n == 0 {
-		return dns.Port{}, fmt.Errorf("srv port %q: port %q: want 1-65535 (%s)", s, port, want)
-	}
-	return dns.Port{Name: name, Proto: proto, Port: uint16(n)}, nil
-}
-
-func formatSRVPort(p dns.Port) string { return fmt.Sprintf("%s=%d/%s", p.Name, p.Port, p.Proto) }
-
-// dnsPorts turns an endpoint's SRV ports into DNS's; one that does not
-// parse (a row from another host) is left out, and DNS gets the rest.
-func dnsPorts(srv []string) []dns.Port {
-	var out []dns.Port
-	for _, s := range srv {
-		if p, err := parseSRVPort(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // claimNetworkName holds name for a network being created, until release:
 // it fails if a network of that name exists, in any case, or is being
 // created on this host.
 func (a *Agent) claimNetworkName(name string) (release func(), err error) {
-	for _, e := range a.kv.List(tableNetworks) {
-		if existing, _, _ := strings.Cut(e.Key, "/"); names.Same(existing, name) {
+	a.mu.Lock()
+	for key := range a.creations {
+		if existing := networkName(key); names.Same(existing, name) {
+			a.mu.Unlock()
 			return nil, nameTaken("network", name, existing, "")
 		}
 	}
+	a.mu.Unlock()
 	return a.claimName("network "+names.Key(name), func() error {
 		return apiError(api.CodeConflict, "name", "network %q is being created", name)
 	})
@@ -112,19 +76,14 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 		n, ep, ok := strings.Cut(key, "/")
 		return ok && n == network && names.Same(ep, name)
 	}
-	for _, e := range a.kv.List(tableEndpoints) {
-		if taken(e.Key) {
-			return nil, nameTaken("endpoint", name, strings.TrimPrefix(e.Key, network+"/"), network)
-		}
-	}
 	a.mu.Lock()
-	for k := range a.endpoints {
+	keys := append(sortedMapKeys(a.rows), sortedMapKeys(a.local)...)
+	a.mu.Unlock()
+	for _, k := range keys {
 		if taken(k) {
-			a.mu.Unlock()
 			return nil, nameTaken("endpoint", name, strings.TrimPrefix(k, network+"/"), network)
 		}
 	}
-	a.mu.Unlock()
 	return a.claimName("endpoint "+network+"/"+names.Key(name), func() error {
 		return apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", name, network)
 	})

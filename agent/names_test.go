@@ -16,6 +16,7 @@ import (
 	"github.com/vxnet/vxnet/hns"
 	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/internal/testutil"
+	"github.com/vxnet/vxnet/tables"
 )
 
 func wantAPIError(t *testing.T, what string, err error, code, field, contains string) {
@@ -109,7 +110,7 @@ func TestNames_uniqueInAnyCase(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, "the endpoint to leave the table", 5*time.Second, func() bool {
-		_, ok := a.kv.Get(tableEndpoints, "Web/Api")
+		_, ok := a.kv.Get(tables.Endpoints, "Web/Api")
 		return !ok
 	})
 	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "Web", Name: "api"}); err != nil {
@@ -167,7 +168,7 @@ func FuzzNames_acceptedEverywhere(f *testing.F) {
 		if err != nil {
 			t.Fatalf("DNS leaves out what the API takes: %v", err)
 		}
-		ns := hns.NetworkSpec{Name: network, Driver: "overlay", Subnet: netip.MustParsePrefix("10.0.9.0/24"),
+		ns := hns.NetworkSpec{Name: network, Type: hns.Overlay, Subnet: netip.MustParsePrefix("10.0.9.0/24"),
 			Gateway: netip.MustParseAddr("10.0.9.1"), VNI: 4242, VTEP: netip.MustParseAddr("198.18.0.1")}
 		if _, err := hns.BuildNetwork(ns); err != nil {
 			t.Fatalf("HNS refuses network %q: %v", network, err)

@@ -1,94 +1,203 @@
 package agent
 
 import (
-	"encoding/json"
+	"context"
+	"hash/fnv"
 	"sort"
 	"strings"
 
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/internal/names"
+	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/tables"
 )
 
-// Networks are the cluster's: a row per creation in tableNetworks (key
-// name/creator), kept whatever happens to the creator, removed only by
-// network rm (from any host). Two creations of one name exist only when
+// Networks are the cluster's: a row per creation in the networks table
+// (key name/creator), kept whatever happens to the creator, removed only
+// by network rm (from any host). Two creations of one name exist only when
 // they were made where neither could see the other (both sides of a
 // partition, or at the same moment): every host then shows the one that
 // IPAM's claims also pick, the earlier (Created, Creator), and the loser's
 // creator withdraws its row; endpoints it addressed in the loser's subnet
 // lose those addresses (IPAM reports them) and are readdressed.
 
-// networkKey is the tableNetworks key of one creation of a network.
-func networkKey(name, creator string) string { return name + "/" + creator }
-
-// earlierNetwork orders two creations of one name the way IPAM orders
-// their subnet claims.
-func earlierNetwork(a, b api.Network) bool {
-	if !a.Created.Equal(b.Created) {
-		return a.Created.Before(b.Created)
-	}
-	return a.Creator < b.Creator
+// networkName is the name part of a networks table key.
+func networkName(key string) string {
+	name, _, _ := strings.Cut(key, "/")
+	return name
 }
 
-// pickNetworks returns, per name, the creation that wins.
-func pickNetworks(rows []api.Network) map[string]api.Network {
-	out := map[string]api.Network{}
-	for _, n := range rows {
-		if w, ok := out[n.Name]; !ok || earlierNetwork(n, w) {
-			out[n.Name] = n
+// CreateNetwork creates a network: its subnet claimed cluster-wide, a VNI,
+// and the row every host sees.
+func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
+	d, own, opts, err := checkNetworkCreate(&req)
+	if err != nil {
+		return api.Network{}, err
+	}
+	if err := d.CheckOptions(own); err != nil {
+		return api.Network{}, apiError(api.CodeBadRequest, "options", "%v", err)
+	}
+	unclaim, err := a.claimNetworkName(req.Name) // names.go: unique in any case
+	if err != nil {
+		return api.Network{}, err
+	}
+	defer unclaim()
+	pc := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: req.AuxAddresses}
+	// Not cut short by a client that goes away: a claim left half made
+	// would hold the name and the subnet.
+	subnet, err := a.ipam.CreateNetwork(context.WithoutCancel(ctx), req.Name, pc, opts.BlockSize)
+	if err != nil {
+		return api.Network{}, fromIPAM(err)
+	}
+	gateway, _ := a.ipam.Gateway(req.Name)
+	creator, created, ok := a.ipam.Creation(req.Name)
+	if !ok || creator != a.cfg.Name {
+		return api.Network{}, apiError(api.CodeConflict, "name", "network %q was created at the same time by host %s", req.Name, creator)
+	}
+	n := tables.Network{Name: req.Name, Driver: req.Driver, Scope: string(d.Scope()), VNI: a.pickVNI(req.Name), Subnet: subnet,
+		Gateway: gateway, IPRange: req.IPRange, Internal: req.Internal, Options: req.Options, Creator: a.cfg.Name, Created: created}
+	if err := a.putNetwork(n); err != nil {
+		a.ipam.WithdrawOwn(req.Name)
+		return api.Network{}, err
+	}
+	a.persist()
+	a.log.Info("network created", "network", n.Name, "vni", n.VNI, "subnet", n.Subnet.String())
+	return apiNetwork(n), nil
+}
+
+// checkNetworkCreate checks what can be checked of a request alone, and
+// returns the driver, its own options and IPAM's.
+func checkNetworkCreate(req *api.NetworkCreate) (driver.Driver, map[string]string, ipam.Options, error) {
+	if req.Driver == "" {
+		req.Driver = driver.Default
+	}
+	if err := names.Network(req.Name); err != nil {
+		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "name", "%v", err)
+	}
+	d, err := driver.Get(req.Driver)
+	if err != nil {
+		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "driver", "%v", err)
+	}
+	if d.NeedsSubnet() && req.Subnet == "" {
+		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "subnet", "a %s network needs --subnet: the physical segment's subnet (and --gateway, its router; --ip-range keeps vxnet's addresses clear of the segment's other machines)", req.Driver)
+	}
+	own, rest := driver.SplitOptions(d, req.Options)
+	opts, err := ipam.ParseOptions(req.Name, rest)
+	if err != nil {
+		return nil, nil, ipam.Options{}, fromIPAM(err)
+	}
+	return d, own, opts, nil
+}
+
+// pickVNI hashes the name into the VNIs HNS takes, stepping past VNIs of
+// networks in sight: HNS overlays take 4096 and up, and only 16 bits of it
+// (its RemoteSubnetRoute's IsolationId), so Windows hosts can join any
+// network.
+func (a *Agent) pickVNI(name string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	const lo, span = hns.MinVNI, hns.MaxOverlayVNI + 1 - hns.MinVNI
+	v := lo + h.Sum32()%span
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	used := map[uint32]bool{}
+	for _, n := range a.networks {
+		used[n.VNI] = true
+	}
+	for used[v] {
+		v = lo + (v-lo+1)%span
+	}
+	return v
+}
+
+// RemoveNetwork removes a network no endpoint uses, from any host: the
+// network is the cluster's, and its creator may be gone.
+func (a *Agent) RemoveNetwork(name string) error {
+	if _, ok := a.network(name); !ok {
+		if _, _, claimed := a.ipam.Creation(name); claimed {
+			// A subnet claim with no network row (a crash between the two
+			// steps of a create or a remove): rm clears it.
+			if err := a.ipam.DeleteNetwork(name); err != nil {
+				return fromIPAM(err)
+			}
+			a.log.Info("network removed (its subnet claim only)", "network", name)
+			return nil
+		}
+		return apiError(api.CodeNotFound, "name", "no network %q", name)
+	}
+	if users := a.networkUsers(name); len(users) > 0 {
+		return apiError(api.CodeConflict, "name", "network %q has endpoints: %s (remove them first; those of a host that is down go when it leaves or is reaped)", name, strings.Join(users, ", "))
+	}
+	// The claim first: a crash in between leaves rows that name no claim,
+	// which the next rm clears, never a claim nobody can see.
+	if err := a.ipam.DeleteNetwork(name); err != nil {
+		a.log.Warn("ipam: deleting network", "network", name, "error", err)
+	}
+	// Every creation of the name, so that none takes the winner's place.
+	a.mu.Lock()
+	var keys []string
+	for key, n := range a.creations {
+		if n.Name == name {
+			keys = append(keys, key)
 		}
 	}
-	return out
-}
-
-// decodeNetwork reads a tableNetworks row; ok is false for a row that does
-// not decode or does not match its key.
-func decodeNetwork(key string, value []byte) (api.Network, bool) {
-	var n api.Network
-	if json.Unmarshal(value, &n) != nil || key != networkKey(n.Name, n.Creator) {
-		return api.Network{}, false
-	}
-	return n, true
-}
-
-// networkRows decodes every creation in the table.
-func (a *Agent) networkRows() []api.Network {
-	var out []api.Network
-	for _, e := range a.kv.List(tableNetworks) {
-		if n, ok := decodeNetwork(e.Key, e.Value); ok {
-			out = append(out, n)
+	a.mu.Unlock()
+	for _, key := range keys {
+		if err := a.deleteNetwork(key); err != nil {
+			return err
 		}
 	}
-	return out
+	a.log.Info("network removed", "network", name)
+	return nil
+}
+
+// networkUsers lists the endpoints of a network, those of hosts that are
+// down too: they come back with their host.
+func (a *Agent) networkUsers(name string) []string {
+	var users []string
+	a.mu.Lock()
+	for _, e := range a.rows {
+		if e.Network == name {
+			users = append(users, e.Name+" on "+e.Host)
+		}
+	}
+	a.mu.Unlock()
+	for _, e := range a.kv.Hidden(tables.Endpoints) {
+		if ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value); err == nil && ep.Network == name {
+			users = append(users, ep.Name+" on "+e.Owner+" (host down)")
+		}
+	}
+	sort.Strings(users)
+	return users
 }
 
 // network returns the winning creation of a name, as IPAM sees it now.
-func (a *Agent) network(name string) (api.Network, bool) {
-	var rows []api.Network
-	for _, n := range a.networkRows() {
-		if n.Name == name {
-			rows = append(rows, n)
-		}
-	}
-	n, ok := pickNetworks(rows)[name]
+func (a *Agent) network(name string) (tables.Network, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, ok := a.networks[name]
 	if !ok {
-		return api.Network{}, false
+		return tables.Network{}, false
 	}
 	return a.current(n), true
 }
 
 // Networks lists every network (the winning creation of each name).
 func (a *Agent) Networks() []api.Network {
-	byName := pickNetworks(a.networkRows())
-	out := make([]api.Network, 0, len(byName))
-	for _, name := range sortedMapKeys(byName) {
-		out = append(out, a.current(byName[name]))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]api.Network, 0, len(a.networks))
+	for _, name := range sortedMapKeys(a.networks) {
+		out = append(out, apiNetwork(a.current(a.networks[name])))
 	}
 	return out
 }
 
 // current is n with the subnet and gateway IPAM holds for it now: an
 // automatic subnet moves when it lost an overlap to an earlier claim.
-func (a *Agent) current(n api.Network) api.Network {
+func (a *Agent) current(n tables.Network) tables.Network {
 	if a.ipam == nil { // an agent without IPAM, in tests
 		return n
 	}
@@ -97,71 +206,51 @@ func (a *Agent) current(n api.Network) api.Network {
 		return n
 	}
 	if p, ok := a.ipam.Subnet(n.Name); ok {
-		n.Subnet = p.String()
+		n.Subnet = p
 	}
 	if gw, ok := a.ipam.Gateway(n.Name); ok && gw.IsValid() {
-		n.Gateway = gw.String()
+		n.Gateway = gw
 	}
 	return n
 }
 
-// applyNetworkLocked follows one change of tableNetworks. a.mu is held.
-func (a *Agent) applyNetworkLocked(key string, value []byte, gone bool) {
-	name, _, _ := strings.Cut(key, "/")
-	if gone {
-		delete(a.creations, key)
-	} else if n, ok := decodeNetwork(key, value); ok {
-		a.creations[key] = n
-	} else {
-		a.log.Warn("ignoring a malformed network row", "key", key)
-		return
+// apiNetwork is a network as the API shows it.
+func apiNetwork(n tables.Network) api.Network {
+	out := api.Network{Name: n.Name, Driver: n.Driver, Scope: n.Scope, VNI: n.VNI, Subnet: n.Subnet.String(), IPRange: n.IPRange,
+		Internal: n.Internal, Options: n.Options, Creator: n.Creator, Created: n.Created}
+	if n.Gateway.IsValid() {
+		out.Gateway = n.Gateway.String()
 	}
-	var rows []api.Network
-	for _, n := range a.creations {
-		if n.Name == name { // decodeNetwork checked the key is name/creator
-			rows = append(rows, n)
-		}
-	}
-	if w, ok := pickNetworks(rows)[name]; ok {
-		a.networks[name] = w
-	} else {
-		delete(a.networks, name)
-	}
+	return out
 }
 
 // losingCreationsLocked lists this host's creations that lost to an
-// earlier creation of the same name. a.mu is held.
-func (a *Agent) losingCreationsLocked() []string {
-	var out []string
-	for key, n := range a.creations {
+// earlier creation of the same name, with the winners' creators. a.mu is
+// held.
+func (a *Agent) losingCreationsLocked() (keys, winners []string) {
+	for _, key := range sortedMapKeys(a.creations) {
+		n := a.creations[key]
 		if n.Creator != a.cfg.Name {
 			continue
 		}
 		if w := a.networks[n.Name]; w.Creator != n.Creator || !w.Created.Equal(n.Created) {
-			out = append(out, key)
+			keys, winners = append(keys, key), append(winners, w.Creator)
 		}
 	}
-	sort.Strings(out)
-	return out
+	return keys, winners
 }
 
 // withdrawLosingNetworks removes this host's losing creations: the name
 // is the winner's, and the loser must not come back when it is removed.
 func (a *Agent) withdrawLosingNetworks() {
 	a.mu.Lock()
-	keys := a.losingCreationsLocked()
-	winners := make([]string, len(keys))
-	for i, k := range keys {
-		n := a.creations[k]
-		winners[i] = a.networks[n.Name].Creator
-	}
+	keys, winners := a.losingCreationsLocked()
 	a.mu.Unlock()
 	for i, k := range keys {
-		name, _, _ := strings.Cut(k, "/")
 		a.log.Warn("a network created here lost to an earlier creation of the same name on another host; withdrawing this one (its endpoints here move to the winner)",
-			"network", name, "winner", winners[i])
-		if err := a.kv.Delete(tableNetworks, k); err != nil {
-			a.log.Warn("withdrawing a losing network", "network", name, "error", err)
+			"network", networkName(k), "winner", winners[i])
+		if err := a.deleteNetwork(k); err != nil {
+			a.log.Warn("withdrawing a losing network", "network", networkName(k), "error", err)
 		}
 	}
 }
@@ -173,7 +262,7 @@ func (a *Agent) withdrawLosingNetworks() {
 // name: every host computes the same.
 func (a *Agent) moveClashingVNIs() {
 	a.mu.Lock()
-	var losers []api.Network
+	var losers []tables.Network
 	winner := map[uint32]string{}
 	for _, name := range sortedMapKeys(a.networks) {
 		n := a.networks[name]
@@ -190,14 +279,7 @@ func (a *Agent) moveClashingVNIs() {
 	if len(losers) == 0 {
 		return
 	}
-	live := map[string]bool{}
-	first := ""
-	for _, m := range a.kv.Node().Members() {
-		live[m.Name] = true
-		if first == "" || m.Name < first {
-			first = m.Name
-		}
-	}
+	first, live := a.liveMembers()
 	for _, n := range losers {
 		writer := n.Creator
 		if !live[writer] {
@@ -208,18 +290,30 @@ func (a *Agent) moveClashingVNIs() {
 		}
 		// The row as the table has it now: never write back one removed
 		// since the reconciler last looked.
-		e, ok := a.kv.Get(tableNetworks, networkKey(n.Name, n.Creator))
+		e, ok := a.kv.Get(tables.Networks, n.Key())
 		if !ok {
 			continue
 		}
-		if cur, ok := decodeNetwork(e.Key, e.Value); !ok || cur.VNI != n.VNI {
+		if cur, err := tables.DecodeNetwork(e.Key, e.Value); err != nil || cur.VNI != n.VNI {
 			continue
 		}
 		old := n.VNI
 		n.VNI = a.pickVNI(n.Name)
 		a.log.Warn("two networks share a VNI; moving this one", "network", n.Name, "vni", n.VNI, "previous", old, "winner", winner[old])
-		if err := a.putRow(tableNetworks, networkKey(n.Name, n.Creator), n); err != nil {
+		if err := a.putNetwork(n); err != nil {
 			a.log.Error("writing network row", "network", n.Name, "error", err)
 		}
 	}
+}
+
+// liveMembers are the live members, and the first of them by name.
+func (a *Agent) liveMembers() (first string, live map[string]bool) {
+	live = map[string]bool{}
+	for _, m := range a.kv.Node().Members() {
+		live[m.Name] = true
+		if first == "" || m.Name < first {
+			first = m.Name
+		}
+	}
+	return first, live
 }

@@ -17,7 +17,8 @@ var _ api.Backend = (*Agent)(nil)
 // Network returns the network called name (the winning creation of the
 // name), if there is one.
 func (a *Agent) Network(name string) (api.Network, bool) {
-	return a.network(name)
+	n, ok := a.network(name)
+	return apiNetwork(n), ok
 }
 
 // serveAPI serves the API on a unix socket readable by root only.

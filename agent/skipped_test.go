@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
@@ -13,10 +12,12 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/dns/dnstest"
 	"github.com/vxnet/vxnet/hns/hnstest"
 	"github.com/vxnet/vxnet/internal/testutil"
+	"github.com/vxnet/vxnet/tables"
 )
 
 // startTestAgent runs a whole agent on loopback with a fake HNS (so that
@@ -66,18 +67,15 @@ func TestReconcile_badRowsLeftOut(t *testing.T) {
 	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.2.0/24"}); err != nil {
 		t.Fatal(err)
 	}
-	put := func(table, key string, v any) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
+	put := func(table, key string, b []byte) {
 		if _, err := a.kv.Put(table, key, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	put(tableNetworks, networkKey("a..", "t1"), api.Network{Name: "a..", Driver: "overlay", Scope: "global", VNI: 4100, Subnet: "10.0.1.0/24", Gateway: "10.0.1.1", Creator: "t1"})
-	put(tableEndpoints, "ov/mcast", api.Endpoint{Name: "mcast", Network: "ov", Host: "t1", VTEP: "198.18.0.77",
-		MAC: "02:42:0a:00:02:63", Addresses: []string{"224.0.0.5/24"}})
+	put(tables.Networks, tables.NetworkKey("a..", "t1"), tables.Network{Name: "a..", Driver: "overlay", Scope: "global", VNI: 4100,
+		Subnet: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.1.1"), Creator: "t1"}.Encode())
+	put(tables.Endpoints, "ov/mcast", tables.Endpoint{Name: "mcast", Network: "ov", Host: "t1", VTEP: netip.MustParseAddr("198.18.0.77"),
+		MAC: vxlan.MAC{2, 0x42, 10, 0, 2, 0x63}, Addrs: []netip.Prefix{netip.MustParsePrefix("224.0.0.5/24")}}.Encode())
 	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: "good"}); err != nil {
 		t.Fatal(err)
 	}

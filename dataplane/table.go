@@ -177,7 +177,7 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 		t.uplinks[s.Uplink.index] = append(t.uplinks[s.Uplink.index], n)
 	}
 	if s.Gateway != nil {
-		t.addPort(n, s.Gateway, gatewayMAC(s.VNI))
+		t.addPort(n, s.Gateway, vxlan.GatewayMAC(s.VNI))
 		n.gateway = s.Gateway
 	}
 	for i := range s.Endpoints {
@@ -277,12 +277,6 @@ func (t *Table) addPort(n *network, p *Port, mac vxlan.MAC) {
 		t.ports = append(t.ports, nil)
 	}
 	t.ports[p.index] = &portInfo{net: n, mac: mac}
-}
-
-// gatewayMAC is the source MAC of frames a network's gateway port sends:
-// locally administered, from the VNI.
-func gatewayMAC(vni uint32) vxlan.MAC {
-	return vxlan.MAC{0x02, 0x76, 0x67, byte(vni >> 16), byte(vni >> 8), byte(vni)}
 }
 
 // uplinkNets lists the networks on an uplink.

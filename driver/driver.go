@@ -28,6 +28,9 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+
+	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/hns"
 )
 
 // Scope says where a network is known and usable.
@@ -44,12 +47,30 @@ const (
 // Network is what a driver needs to know of a network.
 type Network struct {
 	Name     string
+	VNI      uint32
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
-	Internal bool // no way out of the network
+	Internal bool              // no way out of the network
+	Options  map[string]string // -o options (the driver reads its own)
 }
 
-// Driver is one network driver.
+// Here is what a driver knows of this host when it plans one of its
+// networks.
+type Here struct {
+	VTEP netip.Addr // this host's underlay address
+	// Gateway is the network's gateway port on this host (drivers with
+	// HostGateway), nil when it has none yet.
+	Gateway *dataplane.Port
+	// Uplink is the network's host NIC, opened (drivers whose Uplink
+	// names one); nil when it is unavailable on this host.
+	Uplink *dataplane.Uplink
+	// DHCPRouter is the router a local endpoint's DHCP lease named, if
+	// any: it wins over the network's --gateway.
+	DHCPRouter netip.Addr
+}
+
+// Driver is one network driver: what its networks and endpoints may be,
+// and what a host does for them. A sixth driver is one new file.
 type Driver interface {
 	// Name is what `network create -d` takes.
 	Name() string
@@ -61,14 +82,75 @@ type Driver interface {
 	// CheckOptions validates the driver's own -o options. Errors name the
 	// option and the value.
 	CheckOptions(opts map[string]string) error
+	// NeedsSubnet reports whether a network must be given its subnet (a
+	// physical segment's) rather than be handed one from the pools.
+	NeedsSubnet() bool
 	// Publishes reports whether endpoints may publish ports on the host.
 	Publishes() bool
+	// LeasesByDHCP reports whether the network's endpoints lease their
+	// addresses from the segment's DHCP server instead of IPAM.
+	LeasesByDHCP(n Network) bool
 	// ContainerRoutes are the routes an endpoint's device gets besides its
 	// subnet's.
 	ContainerRoutes(n Network) []netip.Prefix
 	// HostGateway reports whether the driver's networks need a gateway
-	// port on their host (see Host).
+	// port on the host that created them (package hostnet).
 	HostGateway() bool
+	// Uplink names the host NIC the network's endpoints reach their
+	// segment through; "" for none. Errors name the option.
+	Uplink(n Network) (string, error)
+	// Forwarding is the switch's table entry for the network on this host,
+	// its endpoints aside. An error leaves the network out of the table.
+	Forwarding(n Network, h Here) (dataplane.NetworkSpec, error)
+	// ReachesOverVXLAN reports whether other hosts' endpoints are reached
+	// through their host's VTEP (else across the physical segment, and the
+	// switch leaves them alone).
+	ReachesOverVXLAN() bool
+	// HNSNetwork is the network as the Host Networking Service should hold
+	// it on this host (Windows).
+	HNSNetwork(n Network, h Here) hns.NetworkSpec
+	// HNSEndpoint completes an endpoint's HNS spec (e.Remote: another
+	// host's endpoint); false leaves it out of HNS.
+	HNSEndpoint(n Network, e hns.EndpointSpec) (hns.EndpointSpec, bool)
+}
+
+// Default is the driver of a network created without one.
+const Default = "overlay"
+
+// base holds what most drivers answer; each driver overrides the rest.
+type base struct{}
+
+func (base) Scope() Scope                           { return ScopeGlobal }
+func (base) OptionKeys() []string                   { return nil }
+func (base) CheckOptions(map[string]string) error   { return nil }
+func (base) NeedsSubnet() bool                      { return false }
+func (base) Publishes() bool                        { return false }
+func (base) LeasesByDHCP(Network) bool              { return false }
+func (base) ContainerRoutes(Network) []netip.Prefix { return nil }
+func (base) HostGateway() bool                      { return false }
+func (base) Uplink(Network) (string, error)         { return "", nil }
+func (base) ReachesOverVXLAN() bool                 { return true }
+
+// Forwarding: the network's VNI and subnet, and its gateway port if any.
+func (base) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {
+	s := dataplane.NetworkSpec{VNI: n.VNI, Gateway: h.Gateway}
+	if n.Subnet.IsValid() {
+		s.Subnets = []netip.Prefix{n.Subnet}
+	}
+	return s, nil
+}
+
+// hnsNetwork is the HNS spec of n for a driver whose networks are of HNS
+// type t.
+func hnsNetwork(n Network, h Here, t hns.NetworkType) hns.NetworkSpec {
+	return hns.NetworkSpec{Name: n.Name, Type: t, VNI: n.VNI, VTEP: h.VTEP, Adapter: n.Options["uplink"],
+		Subnet: n.Subnet, Gateway: n.Gateway}
+}
+
+// HNSEndpoint: this host's endpoints only; the network itself reaches
+// other hosts' containers.
+func (base) HNSEndpoint(_ Network, e hns.EndpointSpec) (hns.EndpointSpec, bool) {
+	return e, !e.Remote
 }
 
 var available = map[string]Driver{"overlay": overlay{}, "nat": nat{}, "l2tunnel": l2tunnel{},

@@ -4,6 +4,9 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/hns"
 )
 
 func TestGet(t *testing.T) {
@@ -92,11 +95,6 @@ func TestUplinkName(t *testing.T) {
 	if _, err := UplinkName("l2bridge", map[string]string{"uplink": "a-very-long-interface"}); err == nil || !strings.Contains(err.Error(), `uplink="a-very-long-interface"`) {
 		t.Errorf("long name: %v", err)
 	}
-	d, _ := Get("l2bridge")
-	tr, _ := Get("transparent")
-	if !IsL2Bridge(d) || IsL2Bridge(tr) || !UsesUplink(tr) {
-		t.Error("IsL2Bridge/UsesUplink wrong")
-	}
 }
 
 func TestUplinkOptions(t *testing.T) {
@@ -105,11 +103,73 @@ func TestUplinkOptions(t *testing.T) {
 	if err := tr.CheckOptions(map[string]string{"uplink": "eth0", "dhcp": "yes"}); err == nil || !strings.Contains(err.Error(), `dhcp="yes"`) {
 		t.Errorf("dhcp=yes: %v", err)
 	}
-	if !UsesDHCP(tr, map[string]string{"dhcp": "true"}) || UsesDHCP(tr, nil) || UsesDHCP(l2, map[string]string{"dhcp": "true"}) {
-		t.Error("UsesDHCP wrong")
+	dhcp := Network{Options: map[string]string{"dhcp": "true"}}
+	if !tr.LeasesByDHCP(dhcp) || tr.LeasesByDHCP(Network{}) || l2.LeasesByDHCP(dhcp) {
+		t.Error("LeasesByDHCP wrong")
 	}
 	own, rest := SplitOptions(l2, map[string]string{"uplink": "eth0", "dhcp": "true"})
 	if own["uplink"] != "eth0" || rest["dhcp"] != "true" {
 		t.Errorf("l2bridge takes no dhcp option: own %v rest %v", own, rest)
+	}
+}
+
+// TestDecisions: what each driver decides for a network on this host —
+// the switch's entry, how other hosts' endpoints are reached, HNS's type —
+// given one network and one host.
+func TestDecisions(t *testing.T) {
+	vtep, other := netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2")
+	gwPort, up := new(dataplane.Port), new(dataplane.Uplink)
+	subnet, gw := netip.MustParsePrefix("10.0.9.0/24"), netip.MustParseAddr("10.0.9.1")
+	tests := []struct {
+		driver    string
+		opts      map[string]string
+		here      Here
+		check     func(dataplane.NetworkSpec) bool
+		uplink    string
+		vxlan     bool
+		subnetReq bool
+		hnsType   hns.NetworkType
+	}{
+		{"overlay", nil, Here{VTEP: vtep}, func(s dataplane.NetworkSpec) bool { return s.Gateway == nil && s.Uplink == nil && s.Policy == nil }, "", true, false, hns.Overlay},
+		{"nat", nil, Here{VTEP: vtep, Gateway: gwPort}, func(s dataplane.NetworkSpec) bool { return s.Gateway == gwPort }, "", true, false, hns.NAT},
+		{"l2tunnel", map[string]string{"policy-host": "198.18.0.1"}, Here{VTEP: vtep}, func(s dataplane.NetworkSpec) bool { return s.Policy != nil && !s.PolicyVTEP.IsValid() }, "", true, false, hns.L2Tunnel},
+		{"l2tunnel", map[string]string{"policy-host": "198.18.0.2"}, Here{VTEP: vtep}, func(s dataplane.NetworkSpec) bool { return s.Policy == nil && s.PolicyVTEP == other }, "", true, false, hns.L2Tunnel},
+		{"transparent", map[string]string{"uplink": "eth1"}, Here{VTEP: vtep, Uplink: up}, func(s dataplane.NetworkSpec) bool { return s.Uplink == up && !s.L2Bridge && s.Router == gw }, "eth1", false, true, hns.Transparent},
+		{"transparent", map[string]string{"uplink": "eth1", "dhcp": "true"}, Here{VTEP: vtep, Uplink: up, DHCPRouter: netip.MustParseAddr("10.0.9.254")}, func(s dataplane.NetworkSpec) bool { return s.Router == netip.MustParseAddr("10.0.9.254") }, "eth1", false, true, hns.Transparent},
+		{"transparent", map[string]string{"uplink": "eth1"}, Here{VTEP: vtep}, func(s dataplane.NetworkSpec) bool { return s.Uplink == nil && !s.Router.IsValid() }, "eth1", false, true, hns.Transparent},
+		{"l2bridge", map[string]string{"uplink": "eth2"}, Here{VTEP: vtep, Uplink: up}, func(s dataplane.NetworkSpec) bool { return s.Uplink == up && s.L2Bridge }, "eth2", false, true, hns.L2Bridge},
+	}
+	for _, tt := range tests {
+		d, err := Get(tt.driver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := Network{Name: "n", VNI: 4242, Subnet: subnet, Gateway: gw, Options: tt.opts}
+		s, err := d.Forwarding(n, tt.here)
+		if err != nil || s.VNI != 4242 || len(s.Subnets) != 1 || !tt.check(s) {
+			t.Errorf("%s %v: Forwarding = %+v, %v", tt.driver, tt.opts, s, err)
+		}
+		if u, err := d.Uplink(n); u != tt.uplink || err != nil {
+			t.Errorf("%s: Uplink = %q, %v; want %q", tt.driver, u, err, tt.uplink)
+		}
+		if d.ReachesOverVXLAN() != tt.vxlan || d.NeedsSubnet() != tt.subnetReq {
+			t.Errorf("%s: ReachesOverVXLAN %v NeedsSubnet %v", tt.driver, d.ReachesOverVXLAN(), d.NeedsSubnet())
+		}
+		if h := d.HNSNetwork(n, tt.here); h.Type != tt.hnsType || h.VNI != 4242 || h.VTEP != vtep || h.Adapter != tt.opts["uplink"] {
+			t.Errorf("%s: HNSNetwork = %+v", tt.driver, h)
+		}
+		remote := hns.EndpointSpec{Name: "r", Remote: true, VTEP: other}
+		if _, ok := d.HNSEndpoint(n, remote); ok != (tt.driver == "overlay") {
+			t.Errorf("%s: HNS takes another host's endpoint: %v", tt.driver, ok)
+		}
+		local, ok := d.HNSEndpoint(n, hns.EndpointSpec{Name: "l", Addr: netip.MustParsePrefix("10.0.9.2/24")})
+		if !ok || (len(local.ACL) > 0) != (tt.driver == "l2tunnel") {
+			t.Errorf("%s: HNSEndpoint(local) = %+v, %v", tt.driver, local, ok)
+		}
+	}
+	// An l2tunnel network with bad options stays out of the table.
+	d, _ := Get("l2tunnel")
+	if _, err := d.Forwarding(Network{Name: "n", VNI: 1}, Here{}); err == nil || !strings.Contains(err.Error(), "policy-host") {
+		t.Errorf("l2tunnel without policy-host: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/hns"
 )
 
 // l2tunnel sends every packet of an endpoint, same host included, over
@@ -20,10 +21,9 @@ import (
 //
 // RULES is a comma-separated list of ADDRESS or CIDR, each with an
 // optional :PORT and /tcp or /udp (10.0.9.3:5201/tcp,10.0.8.0/24).
-type l2tunnel struct{}
+type l2tunnel struct{ base }
 
 func (l2tunnel) Name() string { return "l2tunnel" }
-func (l2tunnel) Scope() Scope { return ScopeGlobal }
 func (l2tunnel) OptionKeys() []string {
 	return []string{"policy-host", "policy-allow", "policy-deny", "policy-default", "uplink"}
 }
@@ -31,9 +31,45 @@ func (l2tunnel) CheckOptions(opts map[string]string) error {
 	_, _, err := L2TunnelPolicy(opts)
 	return err
 }
-func (l2tunnel) Publishes() bool                        { return false }
-func (l2tunnel) ContainerRoutes(Network) []netip.Prefix { return nil }
-func (l2tunnel) HostGateway() bool                      { return false }
+
+// Forwarding: the policy host applies the policy; every other host sends
+// its endpoints' packets to it.
+func (l2tunnel) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {
+	s, _ := base{}.Forwarding(n, h)
+	host, policy, err := L2TunnelPolicy(n.Options)
+	if err != nil {
+		return s, err
+	}
+	if host == h.VTEP {
+		s.Policy = policy
+	} else {
+		s.PolicyVTEP = host
+	}
+	return s, nil
+}
+
+func (l2tunnel) HNSNetwork(n Network, h Here) hns.NetworkSpec { return hnsNetwork(n, h, hns.L2Tunnel) }
+
+// HNSEndpoint: this host's endpoints, with the policy as their ACL (HNS
+// applies it where the endpoint is), the default last.
+func (l2tunnel) HNSEndpoint(n Network, e hns.EndpointSpec) (hns.EndpointSpec, bool) {
+	if e.Remote {
+		return e, false
+	}
+	_, pol, err := L2TunnelPolicy(n.Options)
+	if err != nil {
+		return e, true
+	}
+	for _, r := range pol.Rules {
+		e.ACL = append(e.ACL, hns.ACLRule{Allow: r.Allow, Remote: r.Dst, Port: r.Port, Proto: r.Proto})
+	}
+	all := netip.MustParsePrefix("0.0.0.0/0")
+	if e.Addr.Addr().Is6() {
+		all = netip.MustParsePrefix("::/0")
+	}
+	e.ACL = append(e.ACL, hns.ACLRule{Allow: pol.Default, Remote: all})
+	return e, true
+}
 
 // L2TunnelPolicy reads an l2tunnel network's options: the policy host and
 // the policy it applies. Errors name the option and the value.

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/vxnet/vxnet/hns"
 )
 
 // nat puts a host's endpoints on an internal switch with a gateway port on
@@ -12,13 +14,13 @@ import (
 // addresses outside the network leave through the gateway, and the host
 // routes them: to another NAT network's gateway, or out with its source
 // masqueraded (netfilter). Published ports are DNAT rules on the host.
-type nat struct{}
+type nat struct{ base }
 
-func (nat) Name() string                         { return "nat" }
-func (nat) Scope() Scope                         { return ScopeLocal }
-func (nat) OptionKeys() []string                 { return nil }
-func (nat) CheckOptions(map[string]string) error { return nil }
-func (nat) Publishes() bool                      { return true }
+func (nat) Name() string    { return "nat" }
+func (nat) Scope() Scope    { return ScopeLocal }
+func (nat) Publishes() bool { return true }
+
+func (nat) HNSNetwork(n Network, h Here) hns.NetworkSpec { return hnsNetwork(n, h, hns.NAT) }
 
 // ContainerRoutes: a default route through the gateway, unless the
 // network is internal.

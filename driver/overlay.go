@@ -1,16 +1,16 @@
 package driver
 
-import "net/netip"
+import "github.com/vxnet/vxnet/hns"
 
-// overlay is VXLAN between hosts: the switch does it all.
-type overlay struct{}
+// overlay is VXLAN between hosts: the switch does it all. On Windows HNS
+// holds, besides this host's containers, a remote endpoint for every
+// container on another host, behind that host's VTEP (as Docker's
+// Windows overlay does).
+type overlay struct{ base }
 
-func (overlay) Name() string                         { return "overlay" }
-func (overlay) Scope() Scope                         { return ScopeGlobal }
-func (overlay) OptionKeys() []string                 { return nil }
-func (overlay) CheckOptions(map[string]string) error { return nil }
-func (overlay) Publishes() bool                      { return false }
-func (overlay) ContainerRoutes(Network) []netip.Prefix {
-	return nil
-}
-func (overlay) HostGateway() bool { return false }
+func (overlay) Name() string { return "overlay" }
+
+func (overlay) HNSNetwork(n Network, h Here) hns.NetworkSpec { return hnsNetwork(n, h, hns.Overlay) }
+
+// HNSEndpoint: every endpoint, other hosts' ones as remote endpoints.
+func (overlay) HNSEndpoint(_ Network, e hns.EndpointSpec) (hns.EndpointSpec, bool) { return e, true }

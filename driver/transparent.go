@@ -1,6 +1,11 @@
 package driver
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/hns"
+)
 
 // transparent: each endpoint has its own MAC on the segment (the NIC goes
 // promiscuous to hear it). Options: uplink=IFNAME (required); dhcp=true to
@@ -10,7 +15,6 @@ type transparent struct{ uplinkCommon }
 
 func (transparent) Name() string         { return "transparent" }
 func (transparent) OptionKeys() []string { return []string{"uplink", "dhcp"} }
-func (transparent) l2bridge() bool       { return false }
 
 func (transparent) CheckOptions(opts map[string]string) error {
 	if _, err := UplinkName("transparent", opts); err != nil {
@@ -20,4 +24,16 @@ func (transparent) CheckOptions(opts map[string]string) error {
 		return fmt.Errorf("option dhcp=%q: want true or false", v)
 	}
 	return nil
+}
+
+func (transparent) LeasesByDHCP(n Network) bool { return n.Options["dhcp"] == "true" }
+
+func (transparent) Uplink(n Network) (string, error) { return UplinkName("transparent", n.Options) }
+
+func (transparent) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {
+	return uplinkForwarding(n, h, false)
+}
+
+func (transparent) HNSNetwork(n Network, h Here) hns.NetworkSpec {
+	return hnsNetwork(n, h, hns.Transparent)
 }

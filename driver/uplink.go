@@ -3,6 +3,8 @@ package driver
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/vxnet/vxnet/dataplane"
 )
 
 // transparent and l2bridge (transparent.go, l2bridge.go) put endpoints on
@@ -12,19 +14,11 @@ import (
 // on one host, the host routes. Addresses come from --subnet (use
 // --ip-range to stay clear of the segment's other machines).
 
-// uplinkDriver is what the two have in common.
-type uplinkDriver interface {
-	Driver
-	// l2bridge reports whether endpoints use the host's MAC.
-	l2bridge() bool
-}
+// uplinkCommon holds what both answer.
+type uplinkCommon struct{ base }
 
-// uplinkCommon holds the methods both share.
-type uplinkCommon struct{}
-
-func (uplinkCommon) Scope() Scope      { return ScopeGlobal }
-func (uplinkCommon) Publishes() bool   { return false }
-func (uplinkCommon) HostGateway() bool { return false }
+func (uplinkCommon) NeedsSubnet() bool      { return true }
+func (uplinkCommon) ReachesOverVXLAN() bool { return false }
 
 // ContainerRoutes: a default route, through the segment's router (or the
 // host, see above), unless the network is internal.
@@ -35,23 +29,23 @@ func (uplinkCommon) ContainerRoutes(n Network) []netip.Prefix {
 	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 }
 
-// UsesUplink reports whether a driver's networks sit on a host NIC.
-func UsesUplink(d Driver) bool {
-	_, ok := d.(uplinkDriver)
-	return ok
-}
-
-// IsL2Bridge reports whether a driver rewrites endpoint MACs to the host's.
-func IsL2Bridge(d Driver) bool {
-	u, ok := d.(uplinkDriver)
-	return ok && u.l2bridge()
-}
-
-// UsesDHCP reports whether a network's endpoints lease their addresses
-// from the segment's DHCP server (transparent, -o dhcp=true).
-func UsesDHCP(d Driver, opts map[string]string) bool {
-	_, ok := d.(transparent)
-	return ok && opts["dhcp"] == "true"
+// uplinkForwarding is the switch's entry of a network on a segment: its
+// uplink when the host has it (else its endpoints here reach only each
+// other), and the segment's router for cross-subnet traffic: the one a
+// DHCP lease named, else --gateway.
+func uplinkForwarding(n Network, h Here, l2bridge bool) (dataplane.NetworkSpec, error) {
+	s, _ := base{}.Forwarding(n, h)
+	if h.Uplink == nil {
+		return s, nil
+	}
+	s.Uplink, s.L2Bridge = h.Uplink, l2bridge
+	if n.Gateway.Is4() {
+		s.Router = n.Gateway
+	}
+	if h.DHCPRouter.Is4() {
+		s.Router = h.DHCPRouter
+	}
+	return s, nil
 }
 
 // UplinkName reads the uplink option of a transparent or l2bridge network.

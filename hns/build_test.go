@@ -41,21 +41,21 @@ func goldenCases() map[string]goldenCase {
 	with := func(f func(*EndpointSpec)) EndpointSpec { e := local; f(&e); return e }
 	return map[string]goldenCase{
 		"nat": {
-			spec: NetworkSpec{Name: "web", Driver: "nat", Subnet: subnet9, Gateway: gw9},
+			spec: NetworkSpec{Name: "web", Type: NAT, Subnet: subnet9, Gateway: gw9},
 			eps: []EndpointSpec{with(func(e *EndpointSpec) {
 				e.Publish = []PortMap{{HostPort: 8080, ContainerPort: 80, Proto: "tcp"}, {HostPort: 53, ContainerPort: 53, Proto: "udp"}}
 			})},
 		},
 		"transparent": {
-			spec: NetworkSpec{Name: "lan", Driver: "transparent", Subnet: subnet9, Gateway: gw9, Adapter: "Ethernet 2", Persistent: true},
+			spec: NetworkSpec{Name: "lan", Type: Transparent, Subnet: subnet9, Gateway: gw9, Adapter: "Ethernet 2", Persistent: true},
 			eps:  []EndpointSpec{local},
 		},
 		"l2bridge": {
-			spec: NetworkSpec{Name: "pods", Driver: "l2bridge", Subnet: subnet9, Gateway: gw9, Adapter: "Ethernet"},
+			spec: NetworkSpec{Name: "pods", Type: L2Bridge, Subnet: subnet9, Gateway: gw9, Adapter: "Ethernet"},
 			eps:  []EndpointSpec{with(func(e *EndpointSpec) { e.MAC = "02:42:0a:00:09:02" })},
 		},
 		"l2tunnel": {
-			spec: NetworkSpec{Name: "sdn", Driver: "l2tunnel", VNI: 5001, Subnet: subnet9, Gateway: gw9, Adapter: "Ethernet"},
+			spec: NetworkSpec{Name: "sdn", Type: L2Tunnel, VNI: 5001, Subnet: subnet9, Gateway: gw9, Adapter: "Ethernet"},
 			eps: []EndpointSpec{with(func(e *EndpointSpec) {
 				e.ACL = []ACLRule{
 					{Allow: true, Remote: netip.MustParsePrefix("10.0.9.3/32"), Port: 5201, Proto: "tcp"},
@@ -65,7 +65,7 @@ func goldenCases() map[string]goldenCase {
 			})},
 		},
 		"overlay": {
-			spec: NetworkSpec{Name: "ov", Driver: "overlay", VNI: 4097, Subnet: subnet9, Gateway: gw9, VTEP: vtep1},
+			spec: NetworkSpec{Name: "ov", Type: Overlay, VNI: 4097, Subnet: subnet9, Gateway: gw9, VTEP: vtep1},
 			eps: []EndpointSpec{local, {Name: "db", Addr: netip.MustParsePrefix("10.0.9.3/24"), MAC: "02-42-0A-00-09-03",
 				Remote: true, VTEP: vtep2}},
 		},
@@ -125,21 +125,21 @@ func TestBuild_golden(t *testing.T) {
 }
 
 func TestBuildNetwork_errors(t *testing.T) {
-	ov := NetworkSpec{Name: "ov", Driver: "overlay", VNI: 4096, Subnet: subnet9, Gateway: gw9, VTEP: vtep1}
+	ov := NetworkSpec{Name: "ov", Type: Overlay, VNI: 4096, Subnet: subnet9, Gateway: gw9, VTEP: vtep1}
 	tests := map[string]struct {
 		mod  func(*NetworkSpec)
 		want string
 	}{
 		"overlay VNI 100":          {func(s *NetworkSpec) { s.VNI = 100 }, `network "ov": VNI 100 out of range 4096-65535`},
 		"overlay VNI 70000":        {func(s *NetworkSpec) { s.VNI = 70000 }, `network "ov": VNI 70000 out of range 4096-65535`},
-		"l2tunnel VNI 100":         {func(s *NetworkSpec) { s.Driver, s.Adapter, s.VNI = "l2tunnel", "eth", 100 }, "VNI 100 out of range 4096-16777215"},
-		"transparent no adapter":   {func(s *NetworkSpec) { s.Driver = "transparent" }, `network "ov": adapter is required for driver transparent`},
-		"l2bridge no adapter":      {func(s *NetworkSpec) { s.Driver = "l2bridge" }, "adapter is required for driver l2bridge"},
+		"l2tunnel VNI 100":         {func(s *NetworkSpec) { s.Type, s.Adapter, s.VNI = L2Tunnel, "eth", 100 }, "VNI 100 out of range 4096-16777215"},
+		"transparent no adapter":   {func(s *NetworkSpec) { s.Type = Transparent }, `network "ov": adapter is required for type Transparent`},
+		"l2bridge no adapter":      {func(s *NetworkSpec) { s.Type = L2Bridge }, "adapter is required for type L2Bridge"},
 		"gateway outside subnet":   {func(s *NetworkSpec) { s.Gateway = netip.MustParseAddr("10.1.0.1") }, "gateway 10.1.0.1 outside subnet 10.0.9.0/24"},
 		"gateway other family":     {func(s *NetworkSpec) { s.Gateway = netip.MustParseAddr("fd00::1") }, "gateway fd00::1 outside subnet 10.0.9.0/24"},
 		"gateway is subnet":        {func(s *NetworkSpec) { s.Gateway = netip.MustParseAddr("10.0.9.0") }, "gateway 10.0.9.0 is the address of subnet"},
 		"no gateway":               {func(s *NetworkSpec) { s.Gateway = netip.Addr{} }, "gateway is required"},
-		"unknown driver":           {func(s *NetworkSpec) { s.Driver = "bridge" }, `unknown driver "bridge": want l2bridge, l2tunnel, nat, overlay, transparent`},
+		"unknown type":             {func(s *NetworkSpec) { s.Type = "Bridge" }, `unknown type "Bridge": want L2Bridge, L2Tunnel, NAT, Overlay, Transparent`},
 		"invalid subnet":           {func(s *NetworkSpec) { s.Subnet = netip.Prefix{} }, `invalid subnet "invalid Prefix"`},
 		"no name":                  {func(s *NetworkSpec) { s.Name = "" }, "network name is empty"},
 		"overlay without VTEP":     {func(s *NetworkSpec) { s.VTEP = netip.Addr{} }, `VTEP "invalid IP"`},
@@ -157,7 +157,7 @@ func TestBuildNetwork_errors(t *testing.T) {
 }
 
 func TestBuildNetwork_normalises(t *testing.T) {
-	n, err := BuildNetwork(NetworkSpec{Name: "v6", Driver: "nat", Subnet: netip.MustParsePrefix("fd00:9::5/64"),
+	n, err := BuildNetwork(NetworkSpec{Name: "v6", Type: NAT, Subnet: netip.MustParsePrefix("fd00:9::5/64"),
 		Gateway: netip.MustParseAddr("fd00:9::1"), Adapter: "ignored", VNI: 7})
 	if err != nil {
 		t.Fatal(err)
@@ -170,15 +170,15 @@ func TestBuildNetwork_normalises(t *testing.T) {
 		t.Errorf("nat takes no adapter or VSID and is not persistent by default: %+v", n)
 	}
 	mapped := netip.AddrFrom16(gw9.As16())
-	if _, err := BuildNetwork(NetworkSpec{Name: "m", Driver: "nat", Subnet: subnet9, Gateway: mapped}); err != nil {
+	if _, err := BuildNetwork(NetworkSpec{Name: "m", Type: NAT, Subnet: subnet9, Gateway: mapped}); err != nil {
 		t.Errorf("an IPv4-mapped gateway: %v", err)
 	}
 }
 
 func TestBuildEndpoint_errors(t *testing.T) {
-	nat := NetworkSpec{Name: "web", Driver: "nat", Subnet: subnet9, Gateway: gw9}
-	ov := NetworkSpec{Name: "ov", Driver: "overlay", VNI: 4097, Subnet: subnet9, Gateway: gw9, VTEP: vtep1}
-	l2t := NetworkSpec{Name: "sdn", Driver: "l2tunnel", Subnet: subnet9, Gateway: gw9, Adapter: "Ethernet"}
+	nat := NetworkSpec{Name: "web", Type: NAT, Subnet: subnet9, Gateway: gw9}
+	ov := NetworkSpec{Name: "ov", Type: Overlay, VNI: 4097, Subnet: subnet9, Gateway: gw9, VTEP: vtep1}
+	l2t := NetworkSpec{Name: "sdn", Type: L2Tunnel, Subnet: subnet9, Gateway: gw9, Adapter: "Ethernet"}
 	ep := EndpointSpec{Name: "api", Addr: netip.MustParsePrefix("10.0.9.2/24"), MAC: "02-42-0a-00-09-02"}
 	tests := map[string]struct {
 		net  NetworkSpec
@@ -192,19 +192,19 @@ func TestBuildEndpoint_errors(t *testing.T) {
 		"MAC zero":           {nat, func(e *EndpointSpec) { e.MAC = "00:00:00:00:00:00" }, "is all zeros"},
 		"port-map protocol":  {nat, func(e *EndpointSpec) { e.Publish = []PortMap{{80, 80, "sctp"}} }, `publish 80:80: protocol "sctp": want tcp or udp`},
 		"port-map zero":      {nat, func(e *EndpointSpec) { e.Publish = []PortMap{{0, 80, "tcp"}} }, "publish 0:80/tcp: ports must be 1-65535"},
-		"publish on overlay": {ov, func(e *EndpointSpec) { e.Publish = []PortMap{{80, 80, "tcp"}} }, "publish: driver overlay publishes no ports"},
+		"publish on overlay": {ov, func(e *EndpointSpec) { e.Publish = []PortMap{{80, 80, "tcp"}} }, "publish: type Overlay publishes no ports"},
 		"address outside":    {nat, func(e *EndpointSpec) { e.Addr = netip.MustParsePrefix("10.0.8.2/24") }, "address 10.0.8.2/24 outside subnet 10.0.9.0/24"},
 		"address gateway":    {nat, func(e *EndpointSpec) { e.Addr = netip.MustParsePrefix("10.0.9.1/24") }, "address 10.0.9.1/24 is the gateway"},
 		"address invalid":    {nat, func(e *EndpointSpec) { e.Addr = netip.Prefix{} }, `invalid address "invalid Prefix"`},
 		"no name":            {nat, func(e *EndpointSpec) { e.Name = "" }, `network "web": endpoint name is empty`},
-		"remote on nat":      {nat, func(e *EndpointSpec) { e.Remote, e.VTEP = true, vtep2 }, "remote endpoints need driver overlay, not nat"},
+		"remote on nat":      {nat, func(e *EndpointSpec) { e.Remote, e.VTEP = true, vtep2 }, "remote endpoints need type Overlay, not NAT"},
 		"remote no VTEP":     {ov, func(e *EndpointSpec) { e.Remote = true }, `VTEP "invalid IP"`},
 		"remote no MAC":      {ov, func(e *EndpointSpec) { e.Remote, e.VTEP, e.MAC = true, vtep2, "" }, "MAC is required for a remote endpoint"},
-		"ACL on nat":         {nat, func(e *EndpointSpec) { e.ACL = []ACLRule{{Remote: subnet9}} }, "acl: driver nat takes no ACL rules"},
+		"ACL on nat":         {nat, func(e *EndpointSpec) { e.ACL = []ACLRule{{Remote: subnet9}} }, "acl: type NAT takes no ACL rules"},
 		"ACL protocol":       {l2t, func(e *EndpointSpec) { e.ACL = []ACLRule{{Remote: subnet9, Proto: "icmp"}} }, `acl rule 0: protocol "icmp"`},
 		"ACL remote":         {l2t, func(e *EndpointSpec) { e.ACL = []ACLRule{{Remote: subnet9}, {}} }, `acl rule 1: invalid remote`},
 		"ACL too many":       {l2t, func(e *EndpointSpec) { e.ACL = make([]ACLRule, MaxACLRules+1) }, "acl: 1001 rules, more than 1000"},
-		"bad network":        {NetworkSpec{Name: "x", Driver: "nat"}, func(*EndpointSpec) {}, `network "x": invalid subnet`},
+		"bad network":        {NetworkSpec{Name: "x", Type: NAT}, func(*EndpointSpec) {}, `network "x": invalid subnet`},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

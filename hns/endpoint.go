@@ -104,7 +104,7 @@ func BuildEndpoint(n NetworkSpec, networkID string, e EndpointSpec) (Endpoint, e
 func remote(c checked, e EndpointSpec, ep *Endpoint) error {
 	switch {
 	case c.typ != Overlay:
-		return fmt.Errorf("remote endpoints need driver overlay, not %s", c.Driver)
+		return fmt.Errorf("remote endpoints need type Overlay, not %s", c.typ)
 	case ep.MacAddress == "":
 		return fmt.Errorf("MAC is required for a remote endpoint")
 	case !e.VTEP.IsValid() || e.VTEP.IsUnspecified() || e.VTEP.IsMulticast():
@@ -138,7 +138,7 @@ func normalizeMAC(mac string) (string, error) {
 // portMappings returns the PortMapping policies of published ports.
 func portMappings(c checked, ps []PortMap) ([]EndpointPolicy, error) {
 	if len(ps) > 0 && c.typ != NAT {
-		return nil, fmt.Errorf("publish: driver %s publishes no ports (nat does)", c.Driver)
+		return nil, fmt.Errorf("publish: type %s publishes no ports (NAT does)", c.typ)
 	}
 	out := make([]EndpointPolicy, 0, len(ps))
 	for _, p := range ps {
@@ -161,7 +161,7 @@ func portMappings(c checked, ps []PortMap) ([]EndpointPolicy, error) {
 func acls(c checked, rules []ACLRule) ([]EndpointPolicy, error) {
 	switch {
 	case len(rules) > 0 && c.typ != L2Tunnel:
-		return nil, fmt.Errorf("acl: driver %s takes no ACL rules (l2tunnel does)", c.Driver)
+		return nil, fmt.Errorf("acl: type %s takes no ACL rules (L2Tunnel does)", c.typ)
 	case len(rules) > MaxACLRules:
 		return nil, fmt.Errorf("acl: %d rules, more than %d", len(rules), MaxACLRules)
 	}

@@ -35,11 +35,11 @@ func FuzzDecode(f *testing.F) {
 	// As HNS reports: NAT without a Type, hcn's empty objects, Health.
 	f.Add([]byte(`{"ID":"A","Name":"nat","MacPool":{},"Dns":{},"Health":{"Extra":{}},"Flags":0,"SchemaVersion":{"Major":2,"Minor":0}}`))
 	f.Add([]byte(`{"Policies":[{"Type":"ACL","Settings":[1,{"a":null}]}],"IpConfigurations":[{"IpAddress":"::ffff:1.2.3.4"}]}`))
-	want, err := BuildNetwork(NetworkSpec{Name: "ov", Driver: "overlay", VNI: 4097, Subnet: subnet9, Gateway: gw9, VTEP: vtep1})
+	want, err := BuildNetwork(NetworkSpec{Name: "ov", Type: Overlay, VNI: 4097, Subnet: subnet9, Gateway: gw9, VTEP: vtep1})
 	if err != nil {
 		f.Fatal(err)
 	}
-	wantEp, err := BuildEndpoint(NetworkSpec{Name: "ov", Driver: "overlay", VNI: 4097, Subnet: subnet9, Gateway: gw9, VTEP: vtep1}, "",
+	wantEp, err := BuildEndpoint(NetworkSpec{Name: "ov", Type: Overlay, VNI: 4097, Subnet: subnet9, Gateway: gw9, VTEP: vtep1}, "",
 		EndpointSpec{Name: "r", Addr: netip.MustParsePrefix("10.0.9.3/24"), MAC: "02:42:0a:00:09:03", Remote: true, VTEP: vtep2})
 	if err != nil {
 		f.Fatal(err)
@@ -89,7 +89,7 @@ func FuzzBuild(f *testing.F) {
 	f.Add("nat", uint32(0), "fd00::/64", "fd00::1", "", "fd00::2/64", "02:42:0a:00:09:02", false, "", uint16(8080), "tcp", "")
 	f.Add("l2tunnel", uint32(70000), "10.0.9.0/24", "10.0.9.1", "Ethernet", "10.0.9.2/24", "", false, "", uint16(53), "", "10.0.8.0/24")
 	f.Fuzz(func(t *testing.T, driver string, vni uint32, subnet, gw, adapter, addr, mac string, remote bool, vtep string, port uint16, proto, acl string) {
-		s := NetworkSpec{Name: "n", Driver: driver, VNI: vni, Adapter: adapter, VTEP: vtep1}
+		s := NetworkSpec{Name: "n", Type: NetworkType(driver), VNI: vni, Adapter: adapter, VTEP: vtep1}
 		s.Subnet, _ = netip.ParsePrefix(subnet)
 		s.Gateway, _ = netip.ParseAddr(gw)
 		n, err := BuildNetwork(s)

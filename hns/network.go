@@ -3,6 +3,7 @@ package hns
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -18,18 +19,15 @@ const (
 	MaxVNI        = 1<<24 - 1 // l2tunnel: a VXLAN VNI (24 bits)
 )
 
-// drivers lists the vxnet drivers HNS can host, in the order of their names.
-var drivers = []string{"l2bridge", "l2tunnel", "nat", "overlay", "transparent"}
-
-var driverTypes = map[string]NetworkType{
-	"nat": NAT, "transparent": Transparent, "l2bridge": L2Bridge, "l2tunnel": L2Tunnel, "overlay": Overlay,
-}
+// types lists the network types vxnet programs, in the order of their
+// names. Which driver takes which type is the driver's decision.
+var types = []NetworkType{L2Bridge, L2Tunnel, NAT, Overlay, Transparent}
 
 // NetworkSpec is what vxnet wants of one network on this host. Fields a
 // driver does not use are ignored.
 type NetworkSpec struct {
 	Name    string       // vxnet's network name; the HNS network is NetworkName(Name)
-	Driver  string       // "nat", "transparent", "l2bridge", "l2tunnel" or "overlay"
+	Type    NetworkType  // one of NAT, Transparent, L2Bridge, L2Tunnel, Overlay
 	VNI     uint32       // overlay (4096-65535, required), l2tunnel (4096-16777215, optional)
 	Subnet  netip.Prefix // the network's subnet; host bits are cleared
 	Gateway netip.Addr   // the subnet's next hop, inside Subnet
@@ -38,6 +36,14 @@ type NetworkSpec struct {
 	// Persistent keeps the network across HNS restarts; false sets
 	// EnableNonPersistent, and HNS forgets the network when it restarts.
 	Persistent bool
+}
+
+func typeNames() string {
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
 }
 
 // NetworkName is the HNS name of vxnet's network name.
@@ -59,11 +65,10 @@ func (s NetworkSpec) check() (checked, error) {
 	if s.Name == "" {
 		return c, fmt.Errorf("hns: network name is empty")
 	}
-	typ, ok := driverTypes[s.Driver]
-	if !ok {
-		return c, fmt.Errorf("hns: network %q: unknown driver %q: want %s", s.Name, s.Driver, strings.Join(drivers, ", "))
+	if !slices.Contains(types, s.Type) {
+		return c, fmt.Errorf("hns: network %q: unknown type %q: want %s", s.Name, s.Type, typeNames())
 	}
-	c.typ = typ
+	c.typ = s.Type
 	if !s.Subnet.IsValid() || s.Subnet.Addr().Is4In6() {
 		return c, fmt.Errorf("hns: network %q: invalid subnet %q", s.Name, s.Subnet.String())
 	}
@@ -79,10 +84,10 @@ func (s NetworkSpec) check() (checked, error) {
 	case c.Gateway == c.Subnet.Addr() && c.Subnet.Bits() < c.Gateway.BitLen()-1:
 		return c, fmt.Errorf("hns: network %q: gateway %s is the address of subnet %s", s.Name, c.Gateway, c.Subnet)
 	}
-	switch typ {
+	switch c.typ {
 	case Transparent, L2Bridge, L2Tunnel:
 		if s.Adapter == "" {
-			return c, fmt.Errorf("hns: network %q: adapter is required for driver %s (the host NIC to bind)", s.Name, s.Driver)
+			return c, fmt.Errorf("hns: network %q: adapter is required for type %s (the host NIC to bind)", s.Name, s.Type)
 		}
 	case NAT:
 		c.Adapter = ""

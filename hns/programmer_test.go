@@ -18,9 +18,13 @@ var (
 	vtep3 = netip.MustParseAddr("198.18.0.3")
 )
 
+// typeOf is the HNS type each driver's networks take.
+var typeOf = map[string]hns.NetworkType{"nat": hns.NAT, "transparent": hns.Transparent, "l2bridge": hns.L2Bridge,
+	"l2tunnel": hns.L2Tunnel, "overlay": hns.Overlay}
+
 // spec returns a network of driver on 10.0.N.0/24.
 func spec(name, driver string, n int) hns.NetworkSpec {
-	s := hns.NetworkSpec{Name: name, Driver: driver,
+	s := hns.NetworkSpec{Name: name, Type: typeOf[driver],
 		Subnet:  netip.MustParsePrefix(fmt.Sprintf("10.0.%d.0/24", n)),
 		Gateway: netip.MustParseAddr(fmt.Sprintf("10.0.%d.1", n))}
 	switch driver {
@@ -250,7 +254,7 @@ func TestProgrammer_Sync_changes(t *testing.T) {
 		{"MAC written another way", func(_ *hns.NetworkSpec, e *hns.EndpointSpec) { e.MAC = "02-42-0A-00-01-99" }, 0, 0, 0, 0, 1},
 		{"made persistent", func(s *hns.NetworkSpec, _ *hns.EndpointSpec) { s.Persistent = true }, 1, 1, 1, 1, 1},
 		{"gateway moved", func(s *hns.NetworkSpec, _ *hns.EndpointSpec) { s.Gateway = netip.MustParseAddr("10.0.1.254") }, 1, 1, 1, 1, 1},
-		{"driver changed", func(s *hns.NetworkSpec, _ *hns.EndpointSpec) { s.Driver, s.Adapter = "l2bridge", "Ethernet" }, 1, 1, 1, 1, 1},
+		{"driver changed", func(s *hns.NetworkSpec, _ *hns.EndpointSpec) { s.Type, s.Adapter = hns.L2Bridge, "Ethernet" }, 1, 1, 1, 1, 1},
 		{"adapter changed", func(s *hns.NetworkSpec, _ *hns.EndpointSpec) { s.Adapter = "Ethernet 2" }, 1, 1, 1, 1, 1},
 	}
 	s, e := nat, api

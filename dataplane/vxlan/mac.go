@@ -2,7 +2,6 @@ package vxlan
 
 import (
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 )
 
@@ -119,24 +118,4 @@ func MulticastMAC(ip netip.Addr) MAC {
 	}
 	a := ip.As16()
 	return MAC{0x33, 0x33, a[12], a[13], a[14], a[15]}
-}
-
-// StableMAC derives an endpoint's MAC from its address, so the same
-// address always gets the same MAC: 02:42 followed by the IPv4 address (as
-// Docker does), or 02:42 followed by a hash of an IPv6 address. The agent
-// and static mode both use it, so a static file's remote entries default
-// to the MACs the agent gives its endpoints.
-func StableMAC(a netip.Addr) MAC {
-	m := MAC{0x02, 0x42}
-	if a.Is4() || a.Is4In6() {
-		b := a.Unmap().As4()
-		copy(m[2:], b[:])
-		return m
-	}
-	h := fnv.New32a()
-	b := a.As16()
-	h.Write(b[:])
-	s := h.Sum32()
-	m[2], m[3], m[4], m[5] = byte(s>>24), byte(s>>16), byte(s>>8), byte(s)
-	return m
 }

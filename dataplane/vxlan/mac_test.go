@@ -184,3 +184,20 @@ func TestMACJSON(t *testing.T) {
 		t.Error("JSON number accepted as MAC")
 	}
 }
+
+// TestMACPlan: the three kinds of made-up MAC are unicast, locally
+// administered, told apart by their second byte, and stable.
+func TestMACPlan(t *testing.T) {
+	ep, dh, gw := vxlan.StableMAC(netip.MustParseAddr("10.0.9.2")), vxlan.DHCPMAC("lan", "web"), vxlan.GatewayMAC(4242)
+	for _, m := range []vxlan.MAC{ep, dh, gw} {
+		if m[0] != 0x02 || m.IsMulticast() {
+			t.Errorf("%v is not a locally administered unicast MAC", m)
+		}
+	}
+	if ep[1] == dh[1] || dh[1] == gw[1] || ep[1] == gw[1] {
+		t.Errorf("kinds share a second byte: %v %v %v", ep, dh, gw)
+	}
+	if dh != vxlan.DHCPMAC("lan", "web") || dh == vxlan.DHCPMAC("lan", "db") || gw != (vxlan.MAC{2, 0x76, 0x67, 0, 0x10, 0x92}) {
+		t.Errorf("not stable or not distinct: %v %v", dh, gw)
+	}
+}

@@ -16,7 +16,7 @@ import (
 
 func network(t *testing.T, driver string, persistent bool) hns.Network {
 	t.Helper()
-	s := hns.NetworkSpec{Name: driver, Driver: driver, Subnet: netip.MustParsePrefix("10.0.9.0/24"),
+	s := hns.NetworkSpec{Name: driver, Type: map[string]hns.NetworkType{"nat": hns.NAT, "overlay": hns.Overlay, "transparent": hns.Transparent, "l2bridge": hns.L2Bridge, "l2tunnel": hns.L2Tunnel}[driver], Subnet: netip.MustParsePrefix("10.0.9.0/24"),
 		Gateway: netip.MustParseAddr("10.0.9.1"), Adapter: "Ethernet", VNI: 4097,
 		VTEP: netip.MustParseAddr("198.18.0.1"), Persistent: persistent}
 	n, err := hns.BuildNetwork(s)
@@ -136,7 +136,7 @@ func TestFake_CreateEndpoint_rejects(t *testing.T) {
 
 func TestFake_remoteFlagKept(t *testing.T) {
 	var f Fake
-	s := hns.NetworkSpec{Name: "ov", Driver: "overlay", VNI: 5000, Subnet: netip.MustParsePrefix("10.0.9.0/24"),
+	s := hns.NetworkSpec{Name: "ov", Type: hns.Overlay, VNI: 5000, Subnet: netip.MustParsePrefix("10.0.9.0/24"),
 		Gateway: netip.MustParseAddr("10.0.9.1"), VTEP: netip.MustParseAddr("198.18.0.1")}
 	n, _ := hns.BuildNetwork(s)
 	n, err := f.CreateNetwork(n)

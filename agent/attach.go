@@ -1,0 +1,261 @@
+package agent
+
+import (
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/tables"
+)
+
+// attach creates the endpoint's TUN device in its namespace, its port on
+// the switch, and its DNS listener.
+func (a *Agent) attach(ep tables.Endpoint) error {
+	key := ep.Key()
+	if ep.Netns == "" && a.hnsProg != nil {
+		// An HNS endpoint (Windows): the reconciler creates it; the
+		// container runtime attaches the container to it by name.
+		a.mu.Lock()
+		a.local[key] = &localEndpoint{rec: ep, busy: true}
+		a.mu.Unlock()
+		a.kickReconcile()
+		return nil
+	}
+	path := netnsPath(ep.Netns)
+	dev, err := tun.Create(tun.Config{Name: ep.Ifname, Netns: path, MTU: a.cfg.MTU, Addresses: ep.Addrs, Routes: a.containerRoutes(ep.Network)})
+	if err != nil {
+		return err
+	}
+	port, err := a.sw.AddPort(key, dev)
+	if err != nil {
+		dev.Close()
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.local[key] = &localEndpoint{rec: ep, port: port, ns: path, busy: true}
+	a.joinResolverLocked(ep, path)
+	a.kickReconcile()
+	return nil
+}
+
+// containerRoutes are the routes a network's driver gives its containers.
+func (a *Agent) containerRoutes(network string) []netip.Prefix {
+	n, ok := a.network(network)
+	if !ok {
+		return nil
+	}
+	d, err := driver.Get(n.Driver)
+	if err != nil {
+		return nil
+	}
+	return d.ContainerRoutes(driverNetwork(n))
+}
+
+// joinResolverLocked gives the endpoint's namespace a DNS listener, one per
+// namespace, answering for the networks of its endpoints. a.mu is held.
+func (a *Agent) joinResolverLocked(ep tables.Endpoint, path string) {
+	r := a.netns[path]
+	if r == nil {
+		conns, err := a.listenDNS(path) // bind.go: an address in use is retried
+		if err != nil {
+			a.log.Warn("no DNS in the container's namespace", "netns", ep.Netns, "error", err)
+		} else if l, err := a.dns.Serve(conns, dns.View{}); err != nil {
+			a.log.Warn("no DNS in the container's namespace", "netns", ep.Netns, "error", err)
+		} else {
+			r = &nsResolver{l: l, networks: map[string]int{}}
+			a.netns[path] = r
+		}
+	}
+	if r != nil {
+		r.networks[ep.Network]++
+		r.l.SetView(dns.View{Networks: sortedNames(r.networks)})
+	}
+	if !strings.ContainsRune(ep.Netns, '/') {
+		if err := dns.WriteResolvConf(dns.NetnsResolvConfPath(ep.Netns), nil); err != nil {
+			a.log.Warn("writing the container's resolv.conf", "netns", ep.Netns, "error", err)
+		}
+	}
+}
+
+// leaveResolverLocked undoes joinResolverLocked; it returns the listener
+// to close (after unlocking: it may wait for queries). a.mu is held.
+func (a *Agent) leaveResolverLocked(le *localEndpoint) *dns.Listener {
+	r := a.netns[le.ns]
+	if r == nil {
+		return nil
+	}
+	if r.networks[le.rec.Network]--; r.networks[le.rec.Network] <= 0 {
+		delete(r.networks, le.rec.Network)
+	}
+	if len(r.networks) > 0 {
+		r.l.SetView(dns.View{Networks: sortedNames(r.networks)})
+		return nil
+	}
+	delete(a.netns, le.ns)
+	removeResolvConf(le.rec.Netns)
+	return r.l
+}
+
+// removeResolvConf removes what attach wrote for a named namespace.
+func removeResolvConf(netns string) {
+	if netns != "" && !strings.ContainsRune(netns, '/') {
+		os.Remove(dns.NetnsResolvConfPath(netns))
+		os.Remove("/etc/netns/" + netns) // only if empty
+	}
+}
+
+// detach undoes attach: the table first, so no loop writes to the port.
+func (a *Agent) detach(key string) {
+	a.mu.Lock()
+	le := a.local[key]
+	delete(a.local, key)
+	var closeDNS *dns.Listener
+	if le != nil {
+		closeDNS = a.leaveResolverLocked(le)
+	}
+	a.mu.Unlock()
+	if closeDNS != nil {
+		closeDNS.Close()
+	}
+	a.reconcileNow()
+	if le != nil && le.port != nil {
+		a.sw.RemovePort(le.port)
+	}
+}
+
+// restoreEndpoints brings back this host's endpoints after a restart, in
+// the same namespaces with the same addresses and MACs. An endpoint whose
+// namespace is gone is removed and its address released.
+func (a *Agent) restoreEndpoints() {
+	if a.recovering.Load() {
+		return // a recovery cut short: nothing of this host's is known yet
+	}
+	a.releaseOrphanLeases()
+	stored := map[string]bool{}
+	for _, ep := range a.store.snapshot().Endpoints {
+		if ep.State == tables.StateDown {
+			a.mu.Lock()
+			a.down[ep.Key()] = ep
+			a.mu.Unlock()
+			continue
+		}
+		stored[ep.Key()] = true
+		a.restoreEndpoint(ep)
+	}
+	// Rows of ours with no endpoint behind them go.
+	for _, e := range a.kv.List(tables.Endpoints) {
+		if e.Owner == a.cfg.Name && !stored[e.Key] {
+			a.log.Warn("removing an endpoint row of this host with no endpoint behind it", "endpoint", e.Key)
+			a.deleteEndpoint(e.Key)
+		}
+	}
+}
+
+// restoreEndpoint brings back one endpoint of the state file.
+func (a *Agent) restoreEndpoint(ep tables.Endpoint) {
+	key := ep.Key()
+	if ep.Netns == "" && a.hnsProg == nil {
+		a.log.Warn("an HNS endpoint, but no HNS on this host; removing it", "endpoint", key)
+		a.removeGone(ep)
+		return
+	}
+	if _, err := os.Stat(netnsPath(ep.Netns)); ep.Netns != "" && err != nil {
+		a.log.Warn("endpoint's namespace is gone; removing it", "endpoint", key, "netns", ep.Netns)
+		a.removeGone(ep)
+		return
+	}
+	ep, ok := a.checkLeases(ep)
+	if !ok {
+		return
+	}
+	if err := a.attach(ep); err != nil {
+		a.log.Error("restoring endpoint", "endpoint", key, "error", err)
+		return
+	}
+	// The row again, in case a crash came between the state file and the
+	// table.
+	if err := a.putEndpoint(ep); err != nil {
+		a.log.Error("restoring endpoint row", "endpoint", key, "error", err)
+	}
+	a.settled(key) // a name taken meanwhile takes it down
+	a.log.Info("endpoint restored", "endpoint", key, "address", fmtPrefixes(ep.Addrs))
+}
+
+func (a *Agent) removeGone(ep tables.Endpoint) {
+	key := ep.Key()
+	a.mu.Lock()
+	delete(a.local, key)
+	a.mu.Unlock()
+	a.deleteEndpoint(key)
+	a.forgetEndpoint(key)
+	removeResolvConf(ep.Netns)
+	a.releaseAddresses(key, ep)
+}
+
+// releaseAddresses gives an endpoint's addresses back: to the segment's
+// DHCP server when one leased them, else to IPAM (best effort, logged).
+func (a *Agent) releaseAddresses(key string, ep tables.Endpoint) {
+	if ep.DHCP != nil {
+		a.releaseDHCP(ep)
+		return
+	}
+	for _, p := range ep.Addrs {
+		if err := a.ipam.Release(ep.Network, p.Addr()); err != nil {
+			a.log.Warn("releasing address", "endpoint", key, "error", err)
+		}
+	}
+}
+
+// saveEndpoint writes an endpoint's record into the state file, in place
+// of the one of the same key.
+func (a *Agent) saveEndpoint(rec tables.Endpoint) {
+	err := a.store.update(func(st *localState) {
+		for i, e := range st.Endpoints {
+			if e.Key() == rec.Key() {
+				st.Endpoints[i] = rec
+				return
+			}
+		}
+		st.Endpoints = append(st.Endpoints, rec)
+	})
+	if err != nil {
+		a.log.Error("saving state", "error", err)
+	}
+}
+
+// forgetEndpoint drops an endpoint from the state file.
+func (a *Agent) forgetEndpoint(key string) {
+	err := a.store.update(func(st *localState) {
+		for i, e := range st.Endpoints {
+			if e.Key() == key {
+				st.Endpoints = append(st.Endpoints[:i], st.Endpoints[i+1:]...)
+				break
+			}
+		}
+	})
+	if err != nil {
+		a.log.Error("saving state", "error", err)
+	}
+}
+
+func fmtPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func sortedNames(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

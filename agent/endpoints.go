@@ -1,0 +1,372 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/tables"
+)
+
+// newEndpoint is an endpoint create request, checked: its network, the
+// network's driver, and the ports it publishes.
+type newEndpoint struct {
+	req   api.EndpointCreate
+	key   string
+	n     tables.Network
+	d     driver.Driver
+	ports []driver.Publish
+}
+
+// CreateEndpoint attaches a namespace of this host to a network, in four
+// steps: check the request, reserve its name and host ports, acquire its
+// address, commit (device, port, row, state file).
+func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api.Endpoint, error) {
+	ne, err := a.checkEndpoint(req)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	unclaim, err := a.claimEndpointName(req.Network, req.Name) // names.go: unique in any case
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	defer unclaim()
+	unreserve, err := a.reserveEndpoint(ne)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	defer unreserve()
+	ep, err := a.acquireAddress(ctx, ne)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	if err := a.commitEndpoint(ep); err != nil {
+		return api.Endpoint{}, err
+	}
+	return apiEndpoint(ep), nil
+}
+
+// checkEndpoint checks a request against its network and driver. Errors
+// name the field.
+func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
+	n, ok := a.network(req.Network)
+	if !ok {
+		return newEndpoint{}, apiError(api.CodeNotFound, "network", "no network %q", req.Network)
+	}
+	if err := checkEndpointCreate(&req); err != nil { // names.go
+		return newEndpoint{}, err
+	}
+	d, err := driver.Get(n.Driver)
+	if err != nil {
+		return newEndpoint{}, apiError(api.CodeConflict, "network", "network %q: %v", n.Name, err)
+	}
+	if d.Scope() == driver.ScopeLocal && n.Creator != a.cfg.Name {
+		return newEndpoint{}, apiError(api.CodeConflict, "network", "network %q is a %s network of host %s: endpoints attach there only", n.Name, n.Driver, n.Creator)
+	}
+	ne := newEndpoint{key: tables.EndpointKey(req.Network, req.Name), n: n, d: d}
+	for i, s := range req.Publish {
+		p, err := driver.ParsePublish(s)
+		if err != nil {
+			return newEndpoint{}, apiError(api.CodeBadRequest, "publish", "%v", err)
+		}
+		if !d.Publishes() {
+			return newEndpoint{}, apiError(api.CodeBadRequest, "publish", "publish %q: network %q uses driver %s, which publishes no ports (nat does)", s, n.Name, n.Driver)
+		}
+		req.Publish[i], ne.ports = p.String(), append(ne.ports, p) // as the record keeps them
+	}
+	hnsOnly := req.Netns == "" && a.hnsProg != nil // Windows: the runtime attaches the container to the HNS endpoint
+	if req.Netns == "" && !hnsOnly {
+		return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required: the container's network namespace (a name from `ip netns`, or a path such as /proc/PID/ns/net)")
+	}
+	if !hnsOnly {
+		if _, err := os.Stat(netnsPath(req.Netns)); err != nil {
+			return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q: %v", req.Netns, err)
+		}
+		if req.Ifname == "" {
+			req.Ifname = "eth0"
+		}
+	}
+	if len(req.Ifname) > tun.MaxNameLen {
+		return newEndpoint{}, apiError(api.CodeBadRequest, "ifname", "ifname %q is longer than %d characters", req.Ifname, tun.MaxNameLen)
+	}
+	ne.req = req
+	return ne, nil
+}
+
+// reserveEndpoint marks the endpoint as being created and reserves its
+// host ports, under one lock, so that two endpoints created at once cannot
+// both take one; undo gives them back (the endpoint's record holds them
+// once made).
+func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
+	key := ne.key
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if d, down := a.down[key]; down {
+		return nil, apiError(api.CodeConflict, "name", "endpoint %q on network %q is down here (%s): remove it with endpoint rm first", ne.req.Name, ne.req.Network, d.Reason)
+	}
+	_, busy := a.pending[key]
+	_, local := a.local[key]
+	_, exists := a.rows[key]
+	if busy || local || exists {
+		return nil, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", ne.req.Name, ne.req.Network)
+	}
+	for _, p := range ne.ports {
+		if other := a.publishedByLocked(p); other != "" {
+			return nil, apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", p.String(), p.HostPort, p.Proto, other)
+		}
+	}
+	a.pending[key] = struct{}{}
+	for _, p := range ne.ports {
+		a.ports[portKey(p)] = key
+	}
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		delete(a.pending, key)
+		for _, p := range ne.ports {
+			if a.ports[portKey(p)] == key {
+				delete(a.ports, portKey(p))
+			}
+		}
+	}, nil
+}
+
+// acquireAddress gets the endpoint's address — from the segment's DHCP
+// server, as asked for, or the next free one — and returns its record.
+func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endpoint, error) {
+	req, n := ne.req, ne.n
+	ep := tables.Endpoint{Name: req.Name, Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep, Aliases: req.Aliases, Service: req.Service,
+		Netns: req.Netns, Ifname: req.Ifname, Publish: req.Publish, SRVPorts: req.SRVPorts}
+	var addr netip.Addr
+	switch {
+	case ne.d.LeasesByDHCP(driverNetwork(n)):
+		if req.IP != "" {
+			return ep, apiError(api.CodeBadRequest, "ip", "ip %q: network %q leases addresses from the segment's DHCP server", req.IP, n.Name)
+		}
+		l, rec, err := a.leaseDHCP(ctx, n, req.Name)
+		if err != nil {
+			return ep, apiError(api.CodeConflict, "network", "network %q: %v", n.Name, err)
+		}
+		ep.Addrs, ep.MAC, ep.DHCP = []netip.Prefix{l.Addr}, vxlan.DHCPMAC(n.Name, req.Name), rec
+		return ep, nil
+	case req.IP != "":
+		var err error
+		if addr, err = netip.ParseAddr(req.IP); err != nil {
+			return ep, apiError(api.CodeBadRequest, "ip", "ip %q is not an IP address", req.IP)
+		}
+		if err := a.ipam.AllocateStatic(n.Name, addr); err != nil {
+			return ep, fromIPAM(err)
+		}
+	default:
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		var err error
+		if addr, err = a.ipam.Allocate(actx, n.Name); err != nil {
+			return ep, fromIPAM(err)
+		}
+	}
+	ep.Addrs, ep.MAC = []netip.Prefix{netip.PrefixFrom(addr, n.Subnet.Bits())}, vxlan.StableMAC(addr)
+	return ep, nil
+}
+
+// commitEndpoint attaches the endpoint and writes its row; on failure the
+// address goes back.
+func (a *Agent) commitEndpoint(ep tables.Endpoint) error {
+	key := ep.Key()
+	if err := a.attach(ep); err != nil {
+		a.releaseAddresses(key, ep)
+		return apiError(api.CodeBadRequest, "netns", "attaching to %q: %v", ep.Netns, err)
+	}
+	if err := a.putEndpoint(ep); err != nil {
+		a.detach(key)
+		a.releaseAddresses(key, ep)
+		return err
+	}
+	// The same name created at the same moment on another host: its row
+	// reaches this host within milliseconds; wait that long, so that the
+	// one whose claim is later is told now, as an error, rather than
+	// taken down after it succeeded.
+	if len(a.kv.Node().Members()) > 1 {
+		t := time.NewTimer(a.nameSettle)
+		<-t.C
+	}
+	if w, ok := a.kv.Get(tables.Endpoints, key); ok && w.Owner != a.cfg.Name {
+		// Another host's endpoint of this name claimed it first: ours
+		// must not run.
+		a.deleteEndpoint(key)
+		a.detach(key)
+		a.releaseAddresses(key, ep)
+		return apiError(api.CodeConflict, "name", "endpoint %q on network %q was created at the same time on host %s, which claimed the name first", ep.Name, ep.Network, w.Owner)
+	}
+	a.saveEndpoint(ep)
+	a.persist()
+	a.settled(key)
+	a.reconcileNow() // its name resolves here when the call returns
+	a.log.Info("endpoint created", "network", ep.Network, "endpoint", ep.Name, "address", ep.Addrs[0].String(), "netns", ep.Netns)
+	return nil
+}
+
+// RemoveEndpoint detaches an endpoint of this host and releases its
+// address.
+func (a *Agent) RemoveEndpoint(network, name string) error {
+	key := tables.EndpointKey(network, name)
+	a.mu.Lock()
+	le, ok := a.local[key]
+	_, down := a.down[key]
+	delete(a.down, key)
+	busy := ok && le.removing
+	if ok && !busy {
+		le.removing = true
+	}
+	row, exists := a.rows[key]
+	a.mu.Unlock()
+	switch {
+	case busy:
+		return apiError(api.CodeConflict, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
+	case down:
+		a.forgetEndpoint(key)
+		a.persist()
+	case !ok && exists && row.Host != a.cfg.Name:
+		return apiError(api.CodeConflict, "name", "endpoint %q on network %q lives on host %s: remove it there", name, network, row.Host)
+	case !ok && exists:
+		// A row of ours with no endpoint behind it (a crash between two
+		// steps): remove the row.
+		a.deleteEndpoint(key)
+		a.persist()
+		return nil
+	case !ok:
+		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q", name, network)
+	default:
+		a.detach(key)
+		if err := a.deleteEndpoint(key); err != nil {
+			a.log.Warn("deleting endpoint row", "endpoint", key, "error", err)
+		}
+		// The endpoint leaves the state file before its address is
+		// released: a crash in between leaks a lease rather than reusing
+		// one.
+		a.forgetEndpoint(key)
+		a.persist()
+		a.releaseAddresses(key, le.rec)
+	}
+	a.log.Info("endpoint removed", "network", network, "endpoint", name)
+	return nil
+}
+
+// Endpoints lists every host's endpoints, and this host's endpoints that
+// are down (api.StateDown, with the reason).
+func (a *Agent) Endpoints() []api.Endpoint {
+	a.mu.Lock()
+	out := make([]api.Endpoint, 0, len(a.rows)+len(a.down))
+	for _, key := range sortedMapKeys(a.rows) {
+		out = append(out, apiEndpoint(a.rows[key]))
+	}
+	for _, key := range sortedMapKeys(a.down) {
+		out = append(out, apiEndpoint(a.down[key]))
+	}
+	a.mu.Unlock()
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Network != out[j].Network {
+			return out[i].Network < out[j].Network
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// apiEndpoint is an endpoint as the API shows it.
+func apiEndpoint(e tables.Endpoint) api.Endpoint {
+	out := api.Endpoint{Name: e.Name, Network: e.Network, Host: e.Host, Aliases: e.Aliases, Service: e.Service, Netns: e.Netns,
+		Ifname: e.Ifname, Publish: e.Publish, SRVPorts: e.SRVPorts, State: e.State, Reason: e.Reason}
+	if e.VTEP.IsValid() {
+		out.VTEP = e.VTEP.String()
+	}
+	if !e.MAC.IsZero() {
+		out.MAC = e.MAC.String()
+	}
+	for _, p := range e.Addrs {
+		out.Addresses = append(out.Addresses, p.String())
+	}
+	if e.DHCP != nil {
+		d := api.DHCP(*e.DHCP)
+		out.DHCP = &d
+	}
+	return out
+}
+
+// Services groups the endpoints in sight by (network, service).
+func (a *Agent) Services() []api.Service {
+	byKey := map[string]*api.Service{}
+	for _, e := range a.Endpoints() {
+		if e.Service == "" || e.State != "" { // a down endpoint serves nothing
+			continue
+		}
+		k := e.Network + "/" + e.Service
+		s := byKey[k]
+		if s == nil {
+			s = &api.Service{Name: e.Service, Network: e.Network}
+			byKey[k] = s
+		}
+		s.Endpoints = append(s.Endpoints, e.Name+"@"+e.Host)
+		s.Addresses = append(s.Addresses, e.Addresses...)
+	}
+	out := make([]api.Service, 0, len(byKey))
+	for _, s := range byKey {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Network != out[j].Network {
+			return out[i].Network < out[j].Network
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Members lists the live members.
+func (a *Agent) Members() []api.Member {
+	var out []api.Member
+	for _, m := range a.kv.Node().Members() {
+		out = append(out, api.Member{Name: m.Name, Addr: m.Addr, VTEP: m.Meta.VTEP, Version: m.Meta.Version, Self: m.Name == a.cfg.Name})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// netnsPath turns a namespace name or path into a path.
+func netnsPath(ns string) string {
+	if strings.ContainsRune(ns, '/') {
+		return ns
+	}
+	return "/var/run/netns/" + ns
+}
+
+func portKey(p driver.Publish) string { return fmt.Sprintf("%d/%s", p.HostPort, p.Proto) }
+
+// publishedByLocked names the endpoint, local or being created, that
+// publishes p's host port, or "". a.mu is held.
+func (a *Agent) publishedByLocked(p driver.Publish) string {
+	if key, ok := a.ports[portKey(p)]; ok {
+		return key
+	}
+	for key, le := range a.local {
+		for _, s := range le.rec.Publish {
+			if q, err := driver.ParsePublish(s); err == nil && q.HostPort == p.HostPort && q.Proto == p.Proto {
+				return key
+			}
+		}
+	}
+	return ""
+}
+
+// driverNetwork is what a driver sees of a network.
+func driverNetwork(n tables.Network) driver.Network {
+	return driver.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal, Options: n.Options}
+}

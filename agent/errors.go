@@ -1,0 +1,47 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/ipam"
+)
+
+// apiError builds an API error naming the field.
+func apiError(code, field, format string, args ...any) *api.Error {
+	return &api.Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// fromIPAM turns an ipam error into an API error naming its field.
+func fromIPAM(err error) error {
+	var ie *ipam.Error
+	if !errors.As(err, &ie) {
+		return err
+	}
+	code := api.CodeBadRequest
+	if errors.Is(err, ipam.ErrOverlap) || errors.Is(err, ipam.ErrInUse) || errors.Is(err, ipam.ErrExhausted) {
+		code = api.CodeConflict
+	}
+	field := ie.Field
+	switch {
+	case field == "address":
+		field = "ip"
+	case strings.HasPrefix(field, "aux-address"):
+		field = "aux-address"
+	case strings.HasPrefix(field, "option"):
+		field = "options"
+	}
+	return &api.Error{Code: code, Field: field, Message: err.Error()}
+}
+
+func sortedMapKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

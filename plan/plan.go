@@ -1,0 +1,201 @@
+// Package plan says what one host should run, as a pure function of the
+// tables (networks, endpoints) and of the host: the switch's forwarding
+// table, the DNS records, the Host Networking Service's networks and
+// endpoints (Windows), and the host side of its networks (gateway ports,
+// published ports, uplinks). The agent watches the tables, plans, and
+// applies the plan; nothing here touches a device, a socket or a lock, so
+// every decision is tested with tables written by hand.
+//
+// Each network's own decisions come from its driver (package driver); the
+// plan decides what is in sight and what is left out: networks without a
+// VNI, another host's local-scope networks, the second of two networks on
+// one VNI, the second of two endpoints claiming one address. Every host
+// that sees the same rows leaves out the same ones.
+package plan
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/hostnet"
+	"github.com/vxnet/vxnet/tables"
+)
+
+// Input is what a host's plan is made from.
+type Input struct {
+	Self string     // this host's name
+	VTEP netip.Addr // this host's underlay address
+	HNS  bool       // the host programs the Host Networking Service
+	// Networks are the winning creation of each name, with the subnet and
+	// gateway IPAM holds for it now.
+	Networks []tables.Network
+	// Endpoints are every endpoint row in sight, this host's own records
+	// among them (in place of the table's rows of the same key).
+	Endpoints []tables.Endpoint
+	// Local are this host's endpoints, by key.
+	Local map[string]Local
+	// Gateways are the gateway ports this host has, by network.
+	Gateways map[string]*dataplane.Port
+	// Uplinks are the host NICs opened for networks on a segment, by name;
+	// a name asked for (Host.Uplinks) and missing is unavailable here.
+	Uplinks map[string]*dataplane.Uplink
+}
+
+// Local is one of this host's endpoints.
+type Local struct {
+	// Port is its port on the switch; nil for an HNS endpoint, which HNS
+	// forwards for (the switch does not).
+	Port *dataplane.Port
+}
+
+// Note is something the plan left out, and why; the agent logs it.
+type Note struct {
+	Network  string // the network's name
+	Endpoint string // NETWORK/NAME@HOST when an endpoint was left out
+	Reason   string
+}
+
+func (n Note) String() string {
+	if n.Endpoint != "" {
+		return "endpoint " + n.Endpoint + ": " + n.Reason
+	}
+	return "network " + n.Network + ": " + n.Reason
+}
+
+// inSight is one network the host serves: its row and its driver.
+type inSight struct {
+	row tables.Network
+	d   driver.Driver
+	dn  driver.Network
+}
+
+// driverNetwork is what a driver sees of a network row.
+func driverNetwork(n tables.Network) driver.Network {
+	return driver.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal, Options: n.Options}
+}
+
+// networks lists, by name, the networks this host serves: those with a VNI
+// and a known driver, but another host's local-scope (nat) networks, and
+// of two networks sharing a VNI the first by name.
+func networks(in Input) ([]inSight, []Note) {
+	rows := append([]tables.Network(nil), in.Networks...)
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+	var out []inSight
+	var notes []Note
+	vnis := map[uint32]string{}
+	for _, n := range rows {
+		d, err := driver.Get(n.Driver)
+		switch {
+		case n.VNI == 0:
+			continue
+		case err != nil:
+			notes = append(notes, Note{Network: n.Name, Reason: err.Error()})
+			continue
+		case d.Scope() == driver.ScopeLocal && n.Creator != in.Self:
+			continue // another host's own network
+		}
+		if other, dup := vnis[n.VNI]; dup {
+			// Created at once on hosts that could not see each other.
+			notes = append(notes, Note{Network: n.Name, Reason: fmt.Sprintf("shares VNI %d with network %s, first by name: left out", n.VNI, other)})
+			continue
+		}
+		vnis[n.VNI] = n.Name
+		out = append(out, inSight{row: n, d: d, dn: driverNetwork(n)})
+	}
+	return out, notes
+}
+
+// endpoints lists, by key, the endpoints of the networks in, leaving out
+// one that claims an address an earlier one of its network has (a row
+// from a lost lease, a bad peer), rather than the whole table failing. The
+// loser's host readdresses it when IPAM reports the lease lost.
+func endpoints(in Input, nets map[string]inSight) ([]tables.Endpoint, []Note) {
+	eps := append([]tables.Endpoint(nil), in.Endpoints...)
+	sort.Slice(eps, func(i, j int) bool { return eps[i].Key() < eps[j].Key() })
+	var out []tables.Endpoint
+	var notes []Note
+	taken := map[string]map[netip.Addr]string{}
+	for _, ep := range eps {
+		if _, ok := nets[ep.Network]; !ok {
+			continue
+		}
+		if taken[ep.Network] == nil {
+			taken[ep.Network] = map[netip.Addr]string{}
+		}
+		clash := ""
+		for _, p := range ep.Addrs {
+			if other, dup := taken[ep.Network][p.Addr()]; dup {
+				clash = other
+			}
+		}
+		if clash != "" {
+			notes = append(notes, Note{Network: ep.Network, Endpoint: ep.Key() + "@" + ep.Host, Reason: "claims an address endpoint " + clash + " holds: left out"})
+			continue
+		}
+		for _, p := range ep.Addrs {
+			taken[ep.Network][p.Addr()] = ep.Name + "@" + ep.Host
+		}
+		out = append(out, ep)
+	}
+	return out, notes
+}
+
+// Host is the host side of a plan: what the agent sets up before the
+// tables that point at it.
+type Host struct {
+	Gateways  []hostnet.Gateway   // this host's networks whose driver wants a gateway port
+	Published []hostnet.Published // the ports this host's endpoints publish
+	Uplinks   []string            // host NICs the networks in sight need, by name
+	Notes     []Note
+}
+
+// HostSide plans the host side.
+func HostSide(in Input) Host {
+	var h Host
+	nets, notes := networks(in)
+	h.Notes = notes
+	uplinks := map[string]bool{}
+	for _, n := range in.Networks {
+		// Every network of this host's that wants one, in sight or not:
+		// its containers reach the host through it.
+		if d, err := driver.Get(n.Driver); err == nil && d.HostGateway() && n.Creator == in.Self && n.Subnet.IsValid() && n.Gateway.IsValid() {
+			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: !n.Internal})
+		}
+	}
+	sort.Slice(h.Gateways, func(i, j int) bool { return h.Gateways[i].Name < h.Gateways[j].Name })
+	for _, n := range nets {
+		name, err := n.d.Uplink(n.dn)
+		if err != nil {
+			h.Notes = append(h.Notes, Note{Network: n.row.Name, Reason: err.Error()})
+		} else if name != "" && !uplinks[name] {
+			uplinks[name] = true
+			h.Uplinks = append(h.Uplinks, name)
+		}
+	}
+	sort.Strings(h.Uplinks)
+	keys := make([]string, 0, len(in.Local))
+	for k := range in.Local {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	byKey := map[string]tables.Endpoint{}
+	for _, ep := range in.Endpoints {
+		byKey[ep.Key()] = ep
+	}
+	for _, k := range keys {
+		ep, ok := byKey[k]
+		if !ok || !ep.Addr().IsValid() {
+			continue
+		}
+		for _, s := range ep.Publish {
+			if p, err := driver.ParsePublish(s); err == nil {
+				h.Published = append(h.Published, hostnet.Published{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: p.Proto,
+					Network: ep.Network, Endpoint: ep.Name, Addr: ep.Addr()})
+			}
+		}
+	}
+	return h
+}

@@ -1,0 +1,349 @@
+package plan
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/tables"
+)
+
+var (
+	vtep1 = netip.MustParseAddr("198.18.0.1") // this host, h1
+	vtep2 = netip.MustParseAddr("198.18.0.2")
+	vtep3 = netip.MustParseAddr("198.18.0.3")
+)
+
+// network is a row of driver on 10.0.N.0/24.
+func network(name, driver string, n int, creator string, opts map[string]string) tables.Network {
+	return tables.Network{Name: name, Driver: driver, VNI: uint32(4096 + n), Creator: creator, Options: opts,
+		Subnet: netip.MustParsePrefix(fmt.Sprintf("10.0.%d.0/24", n)), Gateway: netip.MustParseAddr(fmt.Sprintf("10.0.%d.1", n)),
+		Created: time.Unix(int64(n), 0)}
+}
+
+// endpoint is a row of network on host (h1 is this host), at address
+// 10.0.N.last.
+func endpoint(network, name, host string, n, last int) tables.Endpoint {
+	vtep := map[string]netip.Addr{"h1": vtep1, "h2": vtep2, "h3": vtep3}[host]
+	return tables.Endpoint{Name: name, Network: network, Host: host, VTEP: vtep, MAC: vxlan.MAC{2, 0x42, 10, 0, byte(n), byte(last)},
+		Addrs: []netip.Prefix{netip.MustParsePrefix(fmt.Sprintf("10.0.%d.%d/24", n, last))}}
+}
+
+// input is h1 with the given rows; local endpoints get a port each.
+func input(nets []tables.Network, eps []tables.Endpoint) Input {
+	in := Input{Self: "h1", VTEP: vtep1, Networks: nets, Endpoints: eps, Local: map[string]Local{},
+		Gateways: map[string]*dataplane.Port{}, Uplinks: map[string]*dataplane.Uplink{}}
+	for _, ep := range eps {
+		if ep.Host == "h1" {
+			in.Local[ep.Key()] = Local{Port: new(dataplane.Port)}
+		}
+	}
+	return in
+}
+
+func forwarding(st State, vni uint32) (dataplane.NetworkSpec, bool) {
+	for _, s := range st.Forwarding {
+		if s.VNI == vni {
+			return s, true
+		}
+	}
+	return dataplane.NetworkSpec{}, false
+}
+
+// reached describes how the switch reaches each endpoint of a network:
+// "port" (local), a VTEP, or absent.
+func reached(s dataplane.NetworkSpec) map[string]string {
+	out := map[string]string{}
+	for _, e := range s.Endpoints {
+		how := "port"
+		if e.Port == nil {
+			how = e.VTEP.String()
+		}
+		out[e.Addrs[0].String()] = how
+	}
+	return out
+}
+
+func dnsNames(st State) map[string]bool {
+	out := map[string]bool{}
+	for _, e := range st.DNSEndpoints {
+		out[e.Network+"/"+e.Name] = e.Local
+	}
+	return out
+}
+
+// TestMake_eachDriver: for one network of each driver, with an endpoint
+// here and one on h2, what the switch, DNS and HNS get.
+func TestMake_eachDriver(t *testing.T) {
+	gwPort, up := new(dataplane.Port), new(dataplane.Uplink)
+	tests := []struct {
+		name    string
+		net     tables.Network
+		here    func(*Input)
+		inTable bool              // the network is in the forwarding table
+		reached map[string]string // by address: "port" or the VTEP
+		dns     map[string]bool   // endpoint key → Local
+		check   func(dataplane.NetworkSpec) string
+		hnsType hns.NetworkType
+		hnsEps  []string // HNS endpoint names, "r:" for remote ones
+	}{
+		{name: "overlay", net: network("ov", "overlay", 1, "h2", nil), inTable: true,
+			reached: map[string]string{"10.0.1.2": "port", "10.0.1.3": "198.18.0.2"},
+			dns:     map[string]bool{"ov/a": true, "ov/b": false},
+			hnsType: hns.Overlay, hnsEps: []string{"a", "r:b"}},
+		{name: "nat here", net: network("nt", "nat", 2, "h1", nil), inTable: true,
+			here:    func(in *Input) { in.Gateways["nt"] = gwPort },
+			reached: map[string]string{"10.0.2.2": "port", "10.0.2.3": "198.18.0.2"},
+			dns:     map[string]bool{"nt/a": true, "nt/b": false},
+			check: func(s dataplane.NetworkSpec) string {
+				if s.Gateway != gwPort {
+					return "the gateway port is not the network's gateway"
+				}
+				return ""
+			},
+			hnsType: hns.NAT, hnsEps: []string{"a"}},
+		{name: "nat of another host", net: network("nt", "nat", 2, "h2", nil), inTable: false, dns: map[string]bool{}},
+		{name: "l2tunnel, policy elsewhere", net: network("tu", "l2tunnel", 3, "h2", map[string]string{"policy-host": "198.18.0.3", "policy-deny": "10.0.3.9:22/tcp"}), inTable: true,
+			reached: map[string]string{"10.0.3.2": "port", "10.0.3.3": "198.18.0.2"},
+			dns:     map[string]bool{"tu/a": true, "tu/b": false},
+			check: func(s dataplane.NetworkSpec) string {
+				if s.PolicyVTEP != vtep3 || s.Policy != nil {
+					return fmt.Sprintf("policy VTEP %v policy %v, want the policy host 198.18.0.3", s.PolicyVTEP, s.Policy)
+				}
+				return ""
+			},
+			hnsType: hns.L2Tunnel, hnsEps: []string{"a"}},
+		{name: "l2tunnel, policy here", net: network("tu", "l2tunnel", 3, "h2", map[string]string{"policy-host": "198.18.0.1"}), inTable: true,
+			reached: map[string]string{"10.0.3.2": "port", "10.0.3.3": "198.18.0.2"},
+			dns:     map[string]bool{"tu/a": true, "tu/b": false},
+			check: func(s dataplane.NetworkSpec) string {
+				if s.Policy == nil || s.PolicyVTEP.IsValid() {
+					return "this host is the policy host but holds no policy"
+				}
+				return ""
+			},
+			hnsType: hns.L2Tunnel, hnsEps: []string{"a"}},
+		{name: "transparent", net: network("tr", "transparent", 4, "h2", map[string]string{"uplink": "eth1"}), inTable: true,
+			here:    func(in *Input) { in.Uplinks["eth1"] = up },
+			reached: map[string]string{"10.0.4.2": "port"}, // h2's across the segment
+			dns:     map[string]bool{"tr/a": true, "tr/b": false},
+			check: func(s dataplane.NetworkSpec) string {
+				if s.Uplink != up || s.L2Bridge || s.Router != netip.MustParseAddr("10.0.4.1") {
+					return fmt.Sprintf("uplink %p l2bridge %v router %v", s.Uplink, s.L2Bridge, s.Router)
+				}
+				return ""
+			},
+			hnsType: hns.Transparent, hnsEps: []string{"a"}},
+		{name: "transparent, uplink missing here", net: network("tr", "transparent", 4, "h2", map[string]string{"uplink": "eth1"}), inTable: true,
+			reached: map[string]string{"10.0.4.2": "port"},
+			dns:     map[string]bool{"tr/a": true, "tr/b": false},
+			check: func(s dataplane.NetworkSpec) string {
+				if s.Uplink != nil {
+					return "an uplink that is not there"
+				}
+				return ""
+			},
+			hnsType: hns.Transparent, hnsEps: []string{"a"}},
+		{name: "l2bridge", net: network("lb", "l2bridge", 5, "h2", map[string]string{"uplink": "eth2"}), inTable: true,
+			here:    func(in *Input) { in.Uplinks["eth2"] = up },
+			reached: map[string]string{"10.0.5.2": "port"},
+			dns:     map[string]bool{"lb/a": true, "lb/b": false},
+			check: func(s dataplane.NetworkSpec) string {
+				if s.Uplink != up || !s.L2Bridge {
+					return "not bridged on its uplink with the host's MAC"
+				}
+				return ""
+			},
+			hnsType: hns.L2Bridge, hnsEps: []string{"a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := int(tt.net.VNI - 4096)
+			in := input([]tables.Network{tt.net}, []tables.Endpoint{endpoint(tt.net.Name, "a", "h1", n, 2), endpoint(tt.net.Name, "b", "h2", n, 3)})
+			in.HNS = true
+			if tt.here != nil {
+				tt.here(&in)
+			}
+			st := Make(in)
+			s, ok := forwarding(st, tt.net.VNI)
+			if ok != tt.inTable {
+				t.Fatalf("in the forwarding table: %v, want %v (notes %v)", ok, tt.inTable, st.Notes)
+			}
+			if !ok {
+				if len(st.DNSEndpoints) != 0 || len(st.HNSNetworks) != 0 {
+					t.Errorf("a network not served here reached DNS (%v) or HNS (%v)", st.DNSEndpoints, st.HNSNetworks)
+				}
+				return
+			}
+			if got := reached(s); !reflect.DeepEqual(got, tt.reached) {
+				t.Errorf("switch reaches %v, want %v", got, tt.reached)
+			}
+			if got := dnsNames(st); !reflect.DeepEqual(got, tt.dns) {
+				t.Errorf("DNS endpoints %v, want %v", got, tt.dns)
+			}
+			if tt.check != nil {
+				if msg := tt.check(s); msg != "" {
+					t.Error(msg)
+				}
+			}
+			if len(st.HNSNetworks) != 1 || st.HNSNetworks[0].Type != tt.hnsType || st.HNSNetworks[0].VTEP != vtep1 {
+				t.Errorf("HNS networks %+v, want one of type %s", st.HNSNetworks, tt.hnsType)
+			}
+			var names []string
+			for _, e := range st.HNSEndpoints[tt.net.Name] {
+				if e.Remote {
+					names = append(names, "r:"+e.Name)
+				} else {
+					names = append(names, e.Name)
+				}
+			}
+			if !reflect.DeepEqual(names, tt.hnsEps) {
+				t.Errorf("HNS endpoints %v, want %v", names, tt.hnsEps)
+			}
+		})
+	}
+}
+
+// TestMake_leavesOut: what the plan leaves out, each with a note, and what
+// it keeps of the rest.
+func TestMake_leavesOut(t *testing.T) {
+	a, b := network("a", "overlay", 1, "h2", nil), network("b", "overlay", 2, "h3", nil)
+	b.VNI = a.VNI // created at once on both sides of a partition
+	noVNI := network("c", "overlay", 3, "h2", nil)
+	noVNI.VNI = 0
+	unknown := network("d", "bridge", 4, "h2", nil)
+	badOpts := network("e", "l2tunnel", 5, "h2", nil) // no policy-host
+	remote := endpoint("a", "remote", "h2", 1, 5)
+	mine := endpoint("a", "zlocal", "h1", 1, 5) // the same address, later by key
+	stale := endpoint("a", "old", "h2", 1, 6)
+	stale.VTEP = vtep1 // a row naming this host's VTEP, not from this host
+	in := input([]tables.Network{a, b, noVNI, unknown, badOpts}, []tables.Endpoint{remote, mine, stale, endpoint("b", "x", "h3", 2, 2)})
+	in.HNS = true
+	st := Make(in)
+	if len(st.Forwarding) != 1 || st.Forwarding[0].VNI != a.VNI {
+		t.Fatalf("forwarding %+v: want network a only", st.Forwarding)
+	}
+	if got := reached(st.Forwarding[0]); !reflect.DeepEqual(got, map[string]string{"10.0.1.5": "198.18.0.2"}) {
+		t.Errorf("switch reaches %v: want the endpoint first by key only, and no row naming this host's VTEP", got)
+	}
+	if got := dnsNames(st); !reflect.DeepEqual(got, map[string]bool{"a/remote": false}) {
+		t.Errorf("DNS endpoints %v", got)
+	}
+	if len(st.HNSNetworks) != 1 || len(st.HNSEndpoints["a"]) != 1 || st.HNSEndpoints["a"][0].Name != "remote" {
+		t.Errorf("HNS takes what the switch takes: networks %+v endpoints %+v", st.HNSNetworks, st.HNSEndpoints)
+	}
+	notes := fmt.Sprint(st.Notes)
+	for _, want := range []string{"network b: shares VNI 4097 with network a", "network d: unknown driver", "network e: option policy-host is required",
+		"endpoint a/zlocal@h1: claims an address endpoint remote@h2 holds"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes %s lack %q", notes, want)
+		}
+	}
+}
+
+// TestMake_withoutHNS: nothing for HNS on a host without it.
+func TestMake_withoutHNS(t *testing.T) {
+	st := Make(input([]tables.Network{network("ov", "overlay", 1, "h2", nil)}, []tables.Endpoint{endpoint("ov", "a", "h1", 1, 2)}))
+	if len(st.HNSNetworks) != 0 || len(st.HNSEndpoints) != 0 {
+		t.Errorf("HNS specs without HNS: %+v %+v", st.HNSNetworks, st.HNSEndpoints)
+	}
+}
+
+// TestMake_hnsEndpoints: a local HNS endpoint (no switch port) is in DNS
+// and HNS but not the switch; nat's published ports and l2tunnel's policy
+// reach HNS.
+func TestMake_hnsEndpoints(t *testing.T) {
+	nt := network("nt", "nat", 2, "h1", nil)
+	tu := network("tu", "l2tunnel", 3, "h2", map[string]string{"policy-host": "198.18.0.3", "policy-deny": "10.0.3.9:22/tcp"})
+	www := endpoint("nt", "www", "h1", 2, 2)
+	www.Publish = []string{"8080:80/tcp"}
+	t1 := endpoint("tu", "t1", "h1", 3, 2)
+	in := input([]tables.Network{nt, tu}, []tables.Endpoint{www, t1})
+	in.HNS = true
+	in.Local["nt/www"] = Local{} // HNS forwards for it
+	st := Make(in)
+	if s, _ := forwarding(st, nt.VNI); len(s.Endpoints) != 0 {
+		t.Errorf("the switch forwards for an HNS endpoint: %+v", s.Endpoints)
+	}
+	if !dnsNames(st)["nt/www"] {
+		t.Error("the HNS endpoint is not in DNS as local")
+	}
+	if e := st.HNSEndpoints["nt"]; len(e) != 1 || len(e[0].Publish) != 1 || e[0].Publish[0].HostPort != 8080 {
+		t.Errorf("nat HNS endpoint %+v: want its published port", e)
+	}
+	if e := st.HNSEndpoints["tu"]; len(e) != 1 || len(e[0].ACL) != 2 || e[0].ACL[1].Allow != true {
+		t.Errorf("l2tunnel HNS endpoint %+v: want the deny rule and the default", e)
+	}
+}
+
+// TestMake_dhcpRouter: the router a local endpoint's lease named is the
+// network's router on this host, over --gateway.
+func TestMake_dhcpRouter(t *testing.T) {
+	tr := network("tr", "transparent", 4, "h2", map[string]string{"uplink": "eth1", "dhcp": "true"})
+	ep := endpoint("tr", "a", "h1", 4, 50)
+	ep.DHCP = &tables.DHCP{Server: "10.0.4.254", Router: "10.0.4.254"}
+	in := input([]tables.Network{tr}, []tables.Endpoint{ep})
+	in.Uplinks["eth1"] = new(dataplane.Uplink)
+	s, _ := forwarding(Make(in), tr.VNI)
+	if s.Router != netip.MustParseAddr("10.0.4.254") {
+		t.Errorf("router %v, want the lease's 10.0.4.254", s.Router)
+	}
+}
+
+// TestHostSide: gateways of this host's nat networks (internal ones not
+// masqueraded), published ports of its endpoints, the uplinks needed once
+// each.
+func TestHostSide(t *testing.T) {
+	mine, theirs := network("nt", "nat", 2, "h1", nil), network("nt2", "nat", 3, "h2", nil)
+	internal := network("in", "nat", 4, "h1", nil)
+	internal.Internal = true
+	tr := network("tr", "transparent", 5, "h2", map[string]string{"uplink": "eth1"})
+	lb := network("lb", "l2bridge", 6, "h2", map[string]string{"uplink": "eth1"})
+	www := endpoint("nt", "www", "h1", 2, 2)
+	www.Publish = []string{"8080:80/tcp", "53:53/udp"}
+	other := endpoint("nt2", "x", "h2", 3, 2)
+	other.Publish = []string{"9090:90/tcp"}
+	h := HostSide(input([]tables.Network{mine, theirs, internal, tr, lb}, []tables.Endpoint{www, other}))
+	if len(h.Gateways) != 2 || h.Gateways[0].Name != "in" || h.Gateways[0].Masquerade || h.Gateways[1].Name != "nt" || !h.Gateways[1].Masquerade {
+		t.Errorf("gateways %+v: want in (not masqueraded) and nt", h.Gateways)
+	}
+	if len(h.Published) != 2 || h.Published[0].HostPort != 8080 || h.Published[1].Proto != "udp" || h.Published[0].Addr != netip.MustParseAddr("10.0.2.2") {
+		t.Errorf("published %+v: want this host's endpoint's two ports", h.Published)
+	}
+	if !reflect.DeepEqual(h.Uplinks, []string{"eth1"}) {
+		t.Errorf("uplinks %v, want eth1 once", h.Uplinks)
+	}
+}
+
+// TestMake_sameRowsSamePlan: the plan depends on the rows, not on the
+// order they come in: every host that sees the same rows plans the same.
+func TestMake_sameRowsSamePlan(t *testing.T) {
+	a, b := network("a", "overlay", 1, "h2", nil), network("b", "overlay", 2, "h3", nil)
+	b.VNI = a.VNI
+	eps := []tables.Endpoint{endpoint("a", "x", "h2", 1, 5), endpoint("a", "y", "h3", 1, 5), endpoint("a", "z", "h1", 1, 7),
+		endpoint("b", "w", "h3", 2, 2), endpoint("a", "v", "h3", 1, 9)}
+	want := Make(input([]tables.Network{a, b}, eps))
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20; i++ {
+		nets := []tables.Network{a, b}
+		shuffled := append([]tables.Endpoint(nil), eps...)
+		r.Shuffle(len(nets), func(i, j int) { nets[i], nets[j] = nets[j], nets[i] })
+		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		in := input(nets, shuffled)
+		got := Make(in)
+		// Ports are per input: compare what the switch reaches and DNS.
+		if !reflect.DeepEqual(reached(got.Forwarding[0]), reached(want.Forwarding[0])) || !reflect.DeepEqual(dnsNames(got), dnsNames(want)) ||
+			!reflect.DeepEqual(got.DNSNetworks, want.DNSNetworks) || fmt.Sprint(got.Notes) != fmt.Sprint(want.Notes) {
+			t.Fatalf("order %d planned differently:\n%+v\n%+v", i, got, want)
+		}
+	}
+	_ = dns.ScopeGlobal
+}

@@ -1,0 +1,166 @@
+package plan
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/tables"
+)
+
+// State is what the host's data plane, DNS and HNS should hold.
+type State struct {
+	Forwarding   []dataplane.NetworkSpec // by VNI
+	DNSNetworks  []dns.Network
+	DNSEndpoints []dns.Endpoint
+	// HNSNetworks and HNSEndpoints (by network) are empty without HNS.
+	HNSNetworks  []hns.NetworkSpec
+	HNSEndpoints map[string][]hns.EndpointSpec
+	Notes        []Note
+}
+
+// Make plans the host's state. The host side (HostSide) is set up first:
+// in.Gateways and in.Uplinks say what of it is there.
+func Make(in Input) State {
+	var st State
+	nets, notes := networks(in)
+	st.Notes = notes
+	specs := map[string]*dataplane.NetworkSpec{}
+	byName := map[string]inSight{}
+	routers := dhcpRouters(in)
+	for _, n := range nets {
+		here := driver.Here{VTEP: in.VTEP, Gateway: in.Gateways[n.row.Name], DHCPRouter: routers[n.row.Name]}
+		if name, err := n.d.Uplink(n.dn); err != nil {
+			st.Notes = append(st.Notes, Note{Network: n.row.Name, Reason: err.Error()})
+			continue
+		} else if name != "" {
+			if here.Uplink = in.Uplinks[name]; here.Uplink == nil {
+				st.Notes = append(st.Notes, Note{Network: n.row.Name, Reason: "uplink " + name + " unavailable on this host: its endpoints here reach only each other"})
+			}
+		}
+		s, err := n.d.Forwarding(n.dn, here)
+		if err != nil {
+			st.Notes = append(st.Notes, Note{Network: n.row.Name, Reason: err.Error()})
+			continue
+		}
+		specs[n.row.Name], byName[n.row.Name] = &s, n
+		st.DNSNetworks = append(st.DNSNetworks, dns.Network{Name: n.row.Name, Scope: dnsScope(n.d), Internal: n.row.Internal})
+		if in.HNS {
+			st.HNSNetworks = append(st.HNSNetworks, n.d.HNSNetwork(n.dn, here))
+		}
+	}
+	eps, notes := endpoints(in, byName)
+	st.Notes = append(st.Notes, notes...)
+	kept := eps[:0]
+	for _, ep := range eps {
+		n := byName[ep.Network]
+		if spec, ok := forwardingEndpoint(in, n, ep); ok {
+			specs[ep.Network].Endpoints = append(specs[ep.Network].Endpoints, spec)
+		} else if !reachedElsewhere(in, n, ep) {
+			continue // a stale row of this host's, or one with no way to it
+		}
+		st.DNSEndpoints = append(st.DNSEndpoints, dnsEndpoint(in, ep))
+		kept = append(kept, ep)
+	}
+	for _, s := range specs {
+		st.Forwarding = append(st.Forwarding, *s)
+	}
+	sort.Slice(st.Forwarding, func(i, j int) bool { return st.Forwarding[i].VNI < st.Forwarding[j].VNI })
+	if in.HNS {
+		st.HNSEndpoints = hnsEndpoints(in, byName, kept)
+	}
+	return st
+}
+
+func dnsScope(d driver.Driver) dns.Scope {
+	if d.Scope() == driver.ScopeLocal {
+		return dns.ScopeLocal
+	}
+	return dns.ScopeGlobal
+}
+
+// dhcpRouters are, by network, the router the first local endpoint's DHCP
+// lease named.
+func dhcpRouters(in Input) map[string]netip.Addr {
+	out := map[string]netip.Addr{}
+	eps := append([]tables.Endpoint(nil), in.Endpoints...)
+	sort.Slice(eps, func(i, j int) bool { return eps[i].Key() < eps[j].Key() })
+	for _, ep := range eps {
+		if _, local := in.Local[ep.Key()]; !local || ep.DHCP == nil || out[ep.Network].IsValid() {
+			continue
+		}
+		if r, err := netip.ParseAddr(ep.DHCP.Router); err == nil && r.Is4() {
+			out[ep.Network] = r
+		}
+	}
+	return out
+}
+
+// forwardingEndpoint is ep in the switch's table: at its port when local,
+// behind its host's VTEP when the driver reaches other hosts over VXLAN.
+func forwardingEndpoint(in Input, n inSight, ep tables.Endpoint) (dataplane.EndpointSpec, bool) {
+	spec := dataplane.EndpointSpec{MAC: ep.MAC}
+	for _, p := range ep.Addrs {
+		spec.Addrs = append(spec.Addrs, p.Addr())
+	}
+	if l, local := in.Local[ep.Key()]; local {
+		spec.Port = l.Port
+		return spec, l.Port != nil
+	}
+	if !n.d.ReachesOverVXLAN() || !ep.VTEP.IsValid() || ep.VTEP == in.VTEP {
+		return spec, false
+	}
+	spec.VTEP = ep.VTEP
+	return spec, true
+}
+
+// reachedElsewhere reports whether an endpoint the switch leaves alone
+// still answers in DNS: an HNS endpoint of this host (HNS forwards for
+// it), or one reached across its network's physical segment.
+func reachedElsewhere(in Input, n inSight, ep tables.Endpoint) bool {
+	if _, local := in.Local[ep.Key()]; local {
+		return true
+	}
+	return !n.d.ReachesOverVXLAN()
+}
+
+func dnsEndpoint(in Input, ep tables.Endpoint) dns.Endpoint {
+	addrs := make([]netip.Addr, len(ep.Addrs))
+	for i, p := range ep.Addrs {
+		addrs[i] = p.Addr()
+	}
+	return dns.Endpoint{Name: ep.Name, Aliases: ep.Aliases, Service: ep.Service, Network: ep.Network, Addrs: addrs,
+		Local: ep.Host == in.Self, Ports: dns.ParsePorts(ep.SRVPorts)}
+}
+
+// hnsEndpoints are the endpoints HNS should hold, by network: this host's,
+// and others' where the driver wants them (overlay's remote endpoints).
+func hnsEndpoints(in Input, nets map[string]inSight, eps []tables.Endpoint) map[string][]hns.EndpointSpec {
+	out := map[string][]hns.EndpointSpec{}
+	for _, ep := range eps {
+		n := nets[ep.Network]
+		if len(ep.Addrs) == 0 {
+			continue
+		}
+		e := hns.EndpointSpec{Name: ep.Name, Addr: ep.Addrs[0], MAC: ep.MAC.String(), Remote: ep.Host != in.Self}
+		if e.Remote {
+			e.VTEP = ep.VTEP
+		} else {
+			for _, s := range ep.Publish {
+				if p, err := driver.ParsePublish(s); err == nil {
+					e.Publish = append(e.Publish, hns.PortMap{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: p.Proto})
+				}
+			}
+		}
+		if e, ok := n.d.HNSEndpoint(n.dn, e); ok {
+			out[ep.Network] = append(out[ep.Network], e)
+		}
+	}
+	for _, list := range out {
+		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	}
+	return out
+}

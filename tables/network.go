@@ -1,0 +1,101 @@
+package tables
+
+import (
+	"encoding/json"
+	"net/netip"
+	"time"
+)
+
+// Network is one creation of a network.
+type Network struct {
+	Name     string
+	Driver   string
+	Scope    string // "global" or "local"
+	VNI      uint32
+	Subnet   netip.Prefix
+	Gateway  netip.Addr // invalid when the network has none
+	IPRange  string
+	Internal bool
+	Options  map[string]string
+	Creator  string // the host that created it
+	Created  time.Time
+}
+
+// NetworkKey is the key of one creation of a network in Networks.
+func NetworkKey(name, creator string) string { return name + "/" + creator }
+
+// Key is n's key in Networks.
+func (n Network) Key() string { return NetworkKey(n.Name, n.Creator) }
+
+// Earlier orders two creations of one name the way IPAM orders their
+// subnet claims: the earlier (Created, Creator) wins the name.
+func (n Network) Earlier(o Network) bool {
+	if !n.Created.Equal(o.Created) {
+		return n.Created.Before(o.Created)
+	}
+	return n.Creator < o.Creator
+}
+
+// networkWire is a Network as hosts send it.
+type networkWire struct {
+	V        int               `json:"v,omitempty"`
+	Name     string            `json:"name"`
+	Driver   string            `json:"driver"`
+	Scope    string            `json:"scope"`
+	VNI      uint32            `json:"vni,omitempty"`
+	Subnet   string            `json:"subnet"`
+	Gateway  string            `json:"gateway,omitempty"`
+	IPRange  string            `json:"ipRange,omitempty"`
+	Internal bool              `json:"internal,omitempty"`
+	Options  map[string]string `json:"options,omitempty"`
+	Creator  string            `json:"creator"`
+	Created  time.Time         `json:"created"`
+}
+
+// Encode is n's wire form.
+func (n Network) Encode() []byte {
+	w := networkWire{V: Version, Name: n.Name, Driver: n.Driver, Scope: n.Scope, VNI: n.VNI, Gateway: addrText(n.Gateway),
+		IPRange: n.IPRange, Internal: n.Internal, Options: n.Options, Creator: n.Creator, Created: n.Created}
+	if n.Subnet.IsValid() {
+		w.Subnet = n.Subnet.String()
+	}
+	b, _ := json.Marshal(w) // plain fields: cannot fail
+	return b
+}
+
+// DecodeNetwork reads the row at key of Networks; the key must be the
+// row's name/creator.
+func DecodeNetwork(key string, value []byte) (Network, error) {
+	var w networkWire
+	if err := json.Unmarshal(value, &w); err != nil {
+		return Network{}, &RowError{Table: Networks, Key: key, Reason: "not a network row: " + err.Error()}
+	}
+	if err := checkVersion(Networks, key, w.V); err != nil {
+		return Network{}, err
+	}
+	if key != NetworkKey(w.Name, w.Creator) {
+		return Network{}, &RowError{Networks, key, "name/creator", NetworkKey(w.Name, w.Creator), "does not match the key"}
+	}
+	n := Network{Name: w.Name, Driver: w.Driver, Scope: w.Scope, VNI: w.VNI, IPRange: w.IPRange, Internal: w.Internal,
+		Options: w.Options, Creator: w.Creator, Created: w.Created}
+	var err error
+	if n.Subnet, err = netip.ParsePrefix(w.Subnet); err != nil {
+		return Network{}, &RowError{Networks, key, "subnet", w.Subnet, "not a prefix"}
+	}
+	var ok bool
+	if n.Gateway, ok = parseAddr(w.Gateway); !ok {
+		return Network{}, &RowError{Networks, key, "gateway", w.Gateway, "not an IP address"}
+	}
+	return n, nil
+}
+
+// PickNetworks returns, per name, the creation that wins.
+func PickNetworks(rows []Network) map[string]Network {
+	out := map[string]Network{}
+	for _, n := range rows {
+		if w, ok := out[n.Name]; !ok || n.Earlier(w) {
+			out[n.Name] = n
+		}
+	}
+	return out
+}
