@@ -3,12 +3,12 @@ package agent
 import (
 	"net/netip"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/hoststate"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -36,9 +36,9 @@ func (a *Agent) attach(ep tables.Endpoint) error {
 		return err
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.local[key] = &localEndpoint{rec: ep, port: port, ns: path, busy: true}
-	a.joinResolverLocked(ep, path)
+	a.mu.Unlock()
+	a.joinResolver(ep, path)
 	a.kickReconcile()
 	return nil
 }
@@ -56,49 +56,17 @@ func (a *Agent) containerRoutes(network string) []netip.Prefix {
 	return d.ContainerRoutes(driverNetwork(n))
 }
 
-// joinResolverLocked gives the endpoint's namespace a DNS listener, one per
-// namespace, answering for the networks of its endpoints. a.mu is held.
-func (a *Agent) joinResolverLocked(ep tables.Endpoint, path string) {
-	r := a.netns[path]
-	if r == nil {
-		conns, err := a.listenDNS(path) // bind.go: an address in use is retried
-		if err != nil {
-			a.log.Warn("no DNS in the container's namespace", "netns", ep.Netns, "error", err)
-		} else if l, err := a.dns.Serve(conns, dns.View{}); err != nil {
-			a.log.Warn("no DNS in the container's namespace", "netns", ep.Netns, "error", err)
-		} else {
-			r = &nsResolver{l: l, networks: map[string]int{}}
-			a.netns[path] = r
-		}
-	}
-	if r != nil {
-		r.networks[ep.Network]++
-		r.l.SetView(dns.View{Networks: sortedNames(r.networks)})
+// joinResolver serves DNS in the endpoint's namespace, and points the
+// namespace's resolv.conf at it when the namespace has a name.
+func (a *Agent) joinResolver(ep tables.Endpoint, path string) {
+	if err := a.resolvers.Join(path, ep.Network); err != nil {
+		a.log.Warn("no DNS in the container's namespace", "netns", ep.Netns, "error", err)
 	}
 	if !strings.ContainsRune(ep.Netns, '/') {
 		if err := dns.WriteResolvConf(dns.NetnsResolvConfPath(ep.Netns), nil); err != nil {
 			a.log.Warn("writing the container's resolv.conf", "netns", ep.Netns, "error", err)
 		}
 	}
-}
-
-// leaveResolverLocked undoes joinResolverLocked; it returns the listener
-// to close (after unlocking: it may wait for queries). a.mu is held.
-func (a *Agent) leaveResolverLocked(le *localEndpoint) *dns.Listener {
-	r := a.netns[le.ns]
-	if r == nil {
-		return nil
-	}
-	if r.networks[le.rec.Network]--; r.networks[le.rec.Network] <= 0 {
-		delete(r.networks, le.rec.Network)
-	}
-	if len(r.networks) > 0 {
-		r.l.SetView(dns.View{Networks: sortedNames(r.networks)})
-		return nil
-	}
-	delete(a.netns, le.ns)
-	removeResolvConf(le.rec.Netns)
-	return r.l
 }
 
 // removeResolvConf removes what attach wrote for a named namespace.
@@ -114,13 +82,9 @@ func (a *Agent) detach(key string) {
 	a.mu.Lock()
 	le := a.local[key]
 	delete(a.local, key)
-	var closeDNS *dns.Listener
-	if le != nil {
-		closeDNS = a.leaveResolverLocked(le)
-	}
 	a.mu.Unlock()
-	if closeDNS != nil {
-		closeDNS.Close()
+	if le != nil && le.ns != "" && a.resolvers.Leave(le.ns, le.rec.Network) {
+		removeResolvConf(le.rec.Netns)
 	}
 	a.reconcileNow()
 	if le != nil && le.port != nil {
@@ -137,7 +101,7 @@ func (a *Agent) restoreEndpoints() {
 	}
 	a.releaseOrphanLeases()
 	stored := map[string]bool{}
-	for _, ep := range a.store.snapshot().Endpoints {
+	for _, ep := range a.store.Snapshot().Endpoints {
 		if ep.State == tables.StateDown {
 			a.mu.Lock()
 			a.down[ep.Key()] = ep
@@ -214,7 +178,7 @@ func (a *Agent) releaseAddresses(key string, ep tables.Endpoint) {
 // saveEndpoint writes an endpoint's record into the state file, in place
 // of the one of the same key.
 func (a *Agent) saveEndpoint(rec tables.Endpoint) {
-	err := a.store.update(func(st *localState) {
+	err := a.store.Update(func(st *hoststate.State) {
 		for i, e := range st.Endpoints {
 			if e.Key() == rec.Key() {
 				st.Endpoints[i] = rec
@@ -230,7 +194,7 @@ func (a *Agent) saveEndpoint(rec tables.Endpoint) {
 
 // forgetEndpoint drops an endpoint from the state file.
 func (a *Agent) forgetEndpoint(key string) {
-	err := a.store.update(func(st *localState) {
+	err := a.store.Update(func(st *hoststate.State) {
 		for i, e := range st.Endpoints {
 			if e.Key() == key {
 				st.Endpoints = append(st.Endpoints[:i], st.Endpoints[i+1:]...)
@@ -249,13 +213,4 @@ func fmtPrefixes(ps []netip.Prefix) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ",")
-}
-
-func sortedNames(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

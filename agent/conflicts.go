@@ -10,6 +10,7 @@ import (
 
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/hoststate"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -340,22 +341,9 @@ func (a *Agent) catchUp(ctx context.Context, joined <-chan struct{}, mustJoin bo
 	case <-ctx.Done():
 		return false
 	}
-	deadline.Reset(catchUpMax)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	last, quietSince := a.kv.Stats().Applied, time.Now()
-	for time.Since(quietSince) < catchUpQuiet {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			a.ipam.Refresh()
-			return true
-		case <-ctx.Done():
-			return false
-		}
-		if n := a.kv.Stats().Applied; n != last {
-			last, quietSince = n, time.Now()
-		}
+	a.kv.WaitQuiet(ctx, catchUpQuiet, catchUpMax)
+	if ctx.Err() != nil {
+		return false
 	}
 	a.ipam.Refresh()
 	return true
@@ -370,7 +358,7 @@ func (a *Agent) adoptFromCluster() {
 		a.kv.StopAdopting()
 		a.recovering.Store(false)
 		a.persist()
-		if err := clearRecovery(a.cfg.DataDir); err != nil {
+		if err := hoststate.ClearRecovery(a.cfg.DataDir); err != nil {
 			a.log.Error("clearing the recovery mark", "error", err)
 		}
 	}()
@@ -389,7 +377,7 @@ func (a *Agent) adoptFromCluster() {
 		}
 		eps = append(eps, ep)
 	}
-	if err := a.store.update(func(st *localState) { st.Endpoints = eps }); err != nil {
+	if err := a.store.Update(func(st *hoststate.State) { st.Endpoints = eps }); err != nil {
 		a.log.Error("saving state", "error", err)
 	}
 	a.log.Info("recovered this host's endpoints from the cluster", "count", len(eps))
@@ -402,7 +390,7 @@ func (a *Agent) adoptFromCluster() {
 // leaks one rather than handing it out twice, and this is where it comes
 // back.
 func (a *Agent) releaseOrphanLeases() {
-	st := a.store.snapshot()
+	st := a.store.Snapshot()
 	held := map[string]map[netip.Addr]bool{}
 	for _, ep := range st.Endpoints {
 		if ep.State == tables.StateDown || ep.DHCP != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dhcp"
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/hoststate"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -144,26 +145,14 @@ func (a *Agent) renewDHCP(ctx context.Context, ep tables.Endpoint) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	got, err := c.Renew(rctx, mac, ep.Name, l)
-	if err != nil && !errors.Is(err, dhcp.ErrNAK) && time.Since(l.Got) < l.Time {
-		a.log.Warn("dhcp: renewal failed; retrying", "endpoint", key, "error", err)
+	got, err := c.Keep(rctx, mac, ep.Name, l)
+	if errors.Is(err, dhcp.ErrLost) || errors.Is(err, dhcp.ErrMoved) {
+		a.log.Error("dhcp: the endpoint keeps an address the server may give away; if the server moved it, remove the endpoint and create it again", "endpoint", key, "error", err)
+		a.postponeDHCP(key)
 		return
 	}
 	if err != nil {
-		// Refused, or expired: ask again from the start, in the same MAC.
-		got, err = c.Acquire(rctx, mac, ep.Name)
-		if err != nil {
-			a.log.Error("dhcp: the lease is lost and no new one came; the endpoint keeps an address the server may give away", "endpoint", key, "error", err)
-			a.postponeDHCP(key)
-			return
-		}
-	}
-	if got.Addr.Addr() != l.Addr.Addr() {
-		a.log.Error("dhcp: the lease is lost and the server offers another address; remove the endpoint and create it again", "endpoint", key, "address", got.Addr.String())
-		if err := c.Release(mac, got); err != nil {
-			a.log.Warn("dhcp: release", "endpoint", key, "error", err)
-		}
-		a.postponeDHCP(key)
+		a.log.Warn("dhcp: renewal failed; retrying", "endpoint", key, "error", err)
 		return
 	}
 	a.mu.Lock()
@@ -172,7 +161,7 @@ func (a *Agent) renewDHCP(ctx context.Context, ep tables.Endpoint) {
 		ep = le.rec
 	}
 	a.mu.Unlock()
-	if err := a.store.update(func(st *localState) {
+	if err := a.store.Update(func(st *hoststate.State) {
 		for i := range st.Endpoints {
 			if st.Endpoints[i].Key() == key {
 				st.Endpoints[i].DHCP = ep.DHCP

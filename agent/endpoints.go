@@ -302,33 +302,7 @@ func apiEndpoint(e tables.Endpoint) api.Endpoint {
 }
 
 // Services groups the endpoints in sight by (network, service).
-func (a *Agent) Services() []api.Service {
-	byKey := map[string]*api.Service{}
-	for _, e := range a.Endpoints() {
-		if e.Service == "" || e.State != "" { // a down endpoint serves nothing
-			continue
-		}
-		k := e.Network + "/" + e.Service
-		s := byKey[k]
-		if s == nil {
-			s = &api.Service{Name: e.Service, Network: e.Network}
-			byKey[k] = s
-		}
-		s.Endpoints = append(s.Endpoints, e.Name+"@"+e.Host)
-		s.Addresses = append(s.Addresses, e.Addresses...)
-	}
-	out := make([]api.Service, 0, len(byKey))
-	for _, s := range byKey {
-		out = append(out, *s)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Network != out[j].Network {
-			return out[i].Network < out[j].Network
-		}
-		return out[i].Name < out[j].Name
-	})
-	return out
-}
+func (a *Agent) Services() []api.Service { return api.Services(a.Endpoints()) }
 
 // Members lists the live members.
 func (a *Agent) Members() []api.Member {

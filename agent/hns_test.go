@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/internal/testutil"
 
 	"github.com/vxnet/vxnet/api"
@@ -78,7 +79,7 @@ func startHNSAgent(t *testing.T, fake *hnstest.Fake, dir string) (*Agent, func()
 // startHNSAgentAt runs agent name on addr:gossipPort, joining join.
 func startHNSAgentAt(t *testing.T, fake *hnstest.Fake, dir, name, addr string, gossipPort int, join []string) (*Agent, func()) {
 	t.Helper()
-	a, err := New(Config{Name: name, AdvertiseAddr: addr, GossipPort: gossipPort, VXLANPort: freePort(t), Join: join,
+	a, err := New(config.Config{Name: name, AdvertiseAddr: addr, GossipPort: gossipPort, VXLANPort: freePort(t), Join: join,
 		DataDir: dir, APISocket: filepath.Join(t.TempDir(), "api.sock"), Profile: "fast",
 		DNSUpstreams: []netip.AddrPort{}, HNS: fake, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -140,7 +141,7 @@ func TestHNS_endpointsWithoutNamespace(t *testing.T) {
 // Without HNS (Linux), an endpoint needs its namespace, and the error
 // names the field.
 func TestCreateEndpoint_netnsRequiredWithoutHNS(t *testing.T) {
-	a, err := New(Config{Name: "l1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), VXLANPort: freePort(t),
+	a, err := New(config.Config{Name: "l1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), VXLANPort: freePort(t),
 		DataDir: t.TempDir(), APISocket: filepath.Join(t.TempDir(), "api.sock"), Profile: "fast",
 		DNSUpstreams: []netip.AddrPort{}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

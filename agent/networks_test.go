@@ -4,13 +4,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/tables"
 )
 
 // TestLosingCreations: of two creations of one name, this host's later
 // one loses to the other host's earlier one; alone, it wins.
 func TestLosingCreations(t *testing.T) {
-	a := &Agent{cfg: Config{Name: "h1"}}
+	a := &Agent{cfg: config.Config{Name: "h1"}}
 	set := func(rows ...tables.Network) {
 		a.creations = map[string]tables.Network{}
 		for _, n := range rows {

@@ -8,6 +8,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/internal/leftout"
 	"github.com/vxnet/vxnet/kvs"
 	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
@@ -104,13 +105,11 @@ func (a *Agent) reconcileNow() {
 		}
 	}
 	st := plan.Make(in)
+	var notes []error
 	for _, n := range append(host.Notes, st.Notes...) {
-		if n.Endpoint != "" {
-			a.log.Warn("endpoint left out of this host's tables", "endpoint", n.Endpoint, "reason", n.Reason)
-		} else {
-			a.log.Warn("network left out of this host's tables", "network", n.Network, "reason", n.Reason)
-		}
+		notes = append(notes, errors.New(n.String()))
 	}
+	a.reportSkipped(tablePlan, errors.Join(notes...))
 	// Bad rows are left out of each table and reported (skipped.go).
 	fwd, err := dataplane.NewTable(st.Forwarding)
 	a.sw.SetTable(fwd)
@@ -157,7 +156,7 @@ func (a *Agent) syncHNS(nets []hns.NetworkSpec, eps map[string][]hns.EndpointSpe
 		return
 	}
 	var bad, failed []error
-	for _, err := range unjoin(a.hnsProg.Sync(nets, eps)) {
+	for _, err := range leftout.Unjoin(a.hnsProg.Sync(nets, eps)) {
 		var se *hns.SpecError
 		if errors.As(err, &se) {
 			bad = append(bad, err)

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/internal/bindretry"
 )
 
 // The agent is the API server's backend (package api has the routes, the
@@ -28,7 +29,7 @@ func (a *Agent) serveAPI(path string) (stop func(), err error) {
 	}
 	// A socket that answers is another agent's, perhaps the one this
 	// agent replaces, still shutting down: wait for it (bind.go).
-	ln, err := retryBind(a.log, "api-socket", path, a.cfg.BindTimeout, func() (net.Listener, error) { return listenAPISocket(path) })
+	ln, err := bindretry.Retry(a.log, "api-socket", path, a.cfg.BindTimeout, func() (net.Listener, error) { return listenAPISocket(path) })
 	if err != nil {
 		return nil, fmt.Errorf("api-socket %s: %w", path, err)
 	}

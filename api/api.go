@@ -24,7 +24,10 @@
 // for a body over the limit.
 package api
 
-import "time"
+import (
+	"sort"
+	"time"
+)
 
 // Network is a network as the API shows it.
 type Network struct {
@@ -144,3 +147,33 @@ const (
 	CodeTooLarge   = "too_large" // a request body over the limit (HTTP 413)
 	CodeInternal   = "internal"
 )
+
+// Services groups endpoints by (network, service), leaving out those
+// that are down; by network, then name.
+func Services(eps []Endpoint) []Service {
+	byKey := map[string]*Service{}
+	for _, e := range eps {
+		if e.Service == "" || e.State != "" { // a down endpoint serves nothing
+			continue
+		}
+		k := e.Network + "/" + e.Service
+		s := byKey[k]
+		if s == nil {
+			s = &Service{Name: e.Service, Network: e.Network}
+			byKey[k] = s
+		}
+		s.Endpoints = append(s.Endpoints, e.Name+"@"+e.Host)
+		s.Addresses = append(s.Addresses, e.Addresses...)
+	}
+	out := make([]Service, 0, len(byKey))
+	for _, s := range byKey {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Network != out[j].Network {
+			return out[i].Network < out[j].Network
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}

@@ -119,6 +119,38 @@ func (c *Clients) Renew(ctx context.Context, mac [6]byte, hostname string, lease
 	return ack, nil
 }
 
+// Keep's failures once a lease is lost: the endpoint keeps an address
+// the server may give away.
+var (
+	// ErrLost: refused or expired, and no new lease came.
+	ErrLost = errors.New("the lease is lost and no new one came")
+	// ErrMoved: the server leases another address than the one kept; the
+	// endpoint must be created again to take it.
+	ErrMoved = errors.New("the lease is lost and the server offers another address")
+)
+
+// Keep keeps lease: it renews it, and when the server refuses (NAK) or the
+// lease has expired, asks again from the start in the same MAC. It fails
+// while the lease is still current when the server does not answer (try
+// again later); with ErrLost, or ErrMoved (the other address given back),
+// when the lease is lost.
+func (c *Clients) Keep(ctx context.Context, mac [6]byte, hostname string, lease Lease) (Lease, error) {
+	got, err := c.Renew(ctx, mac, hostname, lease)
+	if err != nil && !errors.Is(err, ErrNAK) && time.Since(lease.Got) < lease.Time {
+		return lease, err // still current: retried later
+	}
+	if err != nil {
+		if got, err = c.Acquire(ctx, mac, hostname); err != nil {
+			return lease, fmt.Errorf("%w: %w", ErrLost, err)
+		}
+	}
+	if got.Addr.Addr() != lease.Addr.Addr() {
+		c.Release(mac, got)
+		return lease, fmt.Errorf("%w (%v)", ErrMoved, got.Addr)
+	}
+	return got, nil
+}
+
 // Release gives the address back.
 func (c *Clients) Release(mac [6]byte, lease Lease) error {
 	xid, _ := c.register()

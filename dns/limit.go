@@ -57,8 +57,9 @@ func (l *Listener) admit(c net.Conn) net.Conn {
 	byClient := lim.perClient[l]
 	if lim.open >= s.cfg.MaxTCPConns || byClient[client] >= s.cfg.MaxTCPConnsPerClient {
 		lim.mu.Unlock()
-		c.Close()
+		// Counted before the close, which the client sees.
 		l.count.tcpRefused.Add(1)
+		c.Close()
 		return nil
 	}
 	if byClient == nil {

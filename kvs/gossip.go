@@ -1,6 +1,7 @@
 package kvs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,6 +155,43 @@ func (g *Gossip) Hidden(table string) []Entry { return g.st.hiddenRows(table) }
 // tombstones included: what a node persists to put back with
 // Config.InitialEntries.
 func (g *Gossip) ClusterEntries() []Entry { return g.st.clusterEntries() }
+
+// OwnRows returns this node's rows of its host-scoped tables: what a node
+// persists to put back with Config.InitialRows.
+func (g *Gossip) OwnRows() []Row {
+	var rows []Row
+	for _, e := range g.st.list("") {
+		if e.Owner == g.st.self && !g.IsCluster(e.Table) {
+			rows = append(rows, Row{Table: e.Table, Key: e.Key, Value: e.Value})
+		}
+	}
+	return rows
+}
+
+// WaitQuiet waits until no row has arrived for quiet (a node that just
+// joined has caught up with the cluster), at most max or until ctx ends.
+func (g *Gossip) WaitQuiet(ctx context.Context, quiet, max time.Duration) {
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	tick := time.NewTicker(min(quiet/10, 100*time.Millisecond))
+	defer tick.Stop()
+	last, quietSince := g.Stats().Applied, time.Now()
+	for time.Since(quietSince) < quiet {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+		if n := g.Stats().Applied; n != last {
+			last, quietSince = n, time.Now()
+		}
+	}
+}
+
+// IsCluster reports whether table is one of Config.ClusterTables.
+func (g *Gossip) IsCluster(table string) bool { return g.st.cluster[table] }
 
 func setOf(names []string) map[string]bool {
 	m := make(map[string]bool, len(names))

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/vxnet/vxnet/agent"
+	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/api"
 )
 
@@ -54,24 +55,24 @@ func cmdAgent(std stdio, args []string) int {
 		fmt.Fprint(fs.Output(), agentUsage)
 		fs.PrintDefaults()
 	}
-	var cfg agent.Config
+	var cfg config.Config
 	fs.StringVar(&cfg.Name, "name", "", "this host's `NAME` in the cluster (default: the hostname)")
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "this host's underlay `IP`: gossip and VXLAN bind to it (required)")
 	join := fs.String("join", "", "`HOST:PORT` of agents to join, comma-separated (none: start a cluster)")
 	fs.IntVar(&cfg.GossipPort, "gossip-port", 7946, "gossip `PORT` (TCP and UDP)")
-	fs.IntVar(&cfg.VXLANPort, "vxlan-port", agent.DefaultVXLANPort, "VXLAN UDP `PORT`, the same on every host")
+	fs.IntVar(&cfg.VXLANPort, "vxlan-port", config.DefaultVXLANPort, "VXLAN UDP `PORT`, the same on every host")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/vxnet", "`DIR` for this host's own state (endpoints, leases, clock)")
 	fs.StringVar(&cfg.APISocket, "api-socket", api.DefaultSocket, "unix socket `PATH` of the API (mode 0600)")
 	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host. Every user of the host sees a command line (ps): prefer --gossip-key-file, or VXNET_GOSSIP_KEY")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "read the gossip key from the first line of `FILE` (the preferred way; refused if its group or others can read it: chmod 600 FILE)")
-	fs.IntVar(&cfg.MTU, "mtu", agent.DefaultMTU, "endpoint `MTU` (underlay MTU minus 50)")
+	fs.IntVar(&cfg.MTU, "mtu", config.DefaultMTU, "endpoint `MTU` (underlay MTU minus 50)")
 	fs.IntVar(&cfg.RxQueues, "rx-queues", 0, "VXLAN receive sockets sharing the port, each with its own loop (`N`; default one per four cores, up to 4)")
 	fs.BoolVar(&cfg.Recover, "recover", false, "rebuild this host's state from the cluster: when the state file under --data-dir is damaged or missing, set it aside and take this host's endpoints, leases and address blocks back from the other hosts (needs --join); nothing is deleted from the cluster")
 	fs.StringVar(&cfg.Profile, "profile", "lan", "gossip timings: `lan` or fast (small clusters: failures seen in about a second)")
 	upstreams := fs.String("dns-upstream", "", "DNS servers for names vxnet does not own, `IP[:PORT],...` (default: the host's resolv.conf; \"none\": answer SERVFAIL)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve Go's profiler at http://`HOST:PORT`/debug/pprof/ (speed work; keep it on loopback)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (packets, drops by reason, members, table sizes, DNS queries by result)")
-	fs.DurationVar(&cfg.BindTimeout, "bind-timeout", agent.DefaultBindTimeout, "how long to retry binding an address in use (gossip, VXLAN, the API socket, metrics, DNS), as when the agent this one replaces is still shutting down; then exit with an error (`DURATION`; 0: no retry)")
+	fs.DurationVar(&cfg.BindTimeout, "bind-timeout", config.DefaultBindTimeout, "how long to retry binding an address in use (gossip, VXLAN, the API socket, metrics, DNS), as when the agent this one replaces is still shutting down; then exit with an error (`DURATION`; 0: no retry)")
 	level := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `FORMAT`: text (key=value) or json")
 	configFile := fs.String("config", "", "read settings from a JSON `FILE` first: keys are the flag names, e.g. {\"advertise-addr\": \"198.18.0.1\", \"join\": \"198.18.0.2:7946\"}; flags given on the command line win")
@@ -141,7 +142,7 @@ func cmdAgent(std stdio, args []string) int {
 	a, err := agent.New(cfg)
 	if err != nil {
 		fmt.Fprintf(std.stderr, "vxnet agent: %v\n", err)
-		var ce *agent.ConfigError
+		var ce *config.Error
 		if errors.As(err, &ce) {
 			return 2
 		}

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"bytes"
@@ -30,8 +30,8 @@ func TestConfig_gossipKeyFile(t *testing.T) {
 	}
 	good := write("good.key", base64.StdEncoding.EncodeToString(key)+"\n", 0o600)
 	c := Config{Name: "h", AdvertiseAddr: "198.18.0.1", GossipKeyFile: good}
-	c.setDefaults()
-	_, keys, _, err := c.validate()
+	c.SetDefaults()
+	_, keys, _, err := c.Check()
 	if err != nil || len(keys) != 1 || !bytes.Equal(keys[0], key) {
 		t.Fatalf("keys %v, error %v: want the file's key", keys, err)
 	}
@@ -52,9 +52,9 @@ func TestConfig_gossipKeyFile(t *testing.T) {
 		}
 		c := tc.cfg
 		c.Name, c.AdvertiseAddr = "h", "198.18.0.1"
-		c.setDefaults()
-		_, _, _, err := c.validate()
-		var ce *ConfigError
+		c.SetDefaults()
+		_, _, _, err := c.Check()
+		var ce *Error
 		if !errors.As(err, &ce) || ce.Field != "gossip-key-file" || ce.Value != tc.cfg.GossipKeyFile || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: error %v, want one naming gossip-key-file %s and saying %q", tc.cfg.GossipKeyFile, err, tc.cfg.GossipKeyFile, tc.says)
 		}

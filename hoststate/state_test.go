@@ -1,4 +1,4 @@
-package agent
+package hoststate
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 
 func TestLocalStore_roundTrip(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openLocalStore(dir)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,12 +23,12 @@ func TestLocalStore_roundTrip(t *testing.T) {
 	s.Leased("web", a1)
 	s.Leased("web", a2)
 	s.Released("web", a1)
-	s.update(func(st *localState) {
+	s.Update(func(st *State) {
 		st.Clock = 42
 		st.Rows = []kvs.Row{{Table: "networks", Key: "web", Value: []byte(`{}`)}}
 		st.Endpoints = []tables.Endpoint{{Name: "c1", Network: "web"}}
 	})
-	s2, err := openLocalStore(dir)
+	s2, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestLocalStore_roundTrip(t *testing.T) {
 	if !ok || len(st.Allocated) != 1 || st.Allocated[0] != a2 {
 		t.Fatalf("leases after reopening: %v %v", st.Allocated, ok)
 	}
-	snap := s2.snapshot()
+	snap := s2.Snapshot()
 	if snap.Clock != 42 || len(snap.Rows) != 1 || len(snap.Endpoints) != 1 {
 		t.Fatalf("state after reopening: %+v", snap)
 	}
@@ -48,12 +48,12 @@ func TestLocalStore_roundTrip(t *testing.T) {
 func TestLocalStore_damagedFileNamed(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "state.json"), []byte("{"), 0o600)
-	_, err := openLocalStore(dir)
+	_, err := Open(dir)
 	if err == nil || !strings.Contains(err.Error(), "state.json is damaged") {
 		t.Fatalf("error %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, "state.json"), []byte(`{"version": 99}`), 0o600)
-	if _, err := openLocalStore(dir); err == nil || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), "--recover") {
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), "--recover") {
 		t.Fatalf("error %v", err)
 	}
 }
@@ -63,7 +63,7 @@ func TestLocalStore_damagedFileNamed(t *testing.T) {
 // believed; set aside, it leaves room for a fresh one.
 func TestLocalStore_alteredFileRefused(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openLocalStore(dir)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,42 +75,20 @@ func TestLocalStore_alteredFileRefused(t *testing.T) {
 		t.Fatalf("the lease is not where the test looks:\n%s", b)
 	}
 	os.WriteFile(path, []byte(altered), 0o600)
-	_, err = openLocalStore(dir)
+	_, err = Open(dir)
 	var se *StateError
 	if !errors.As(err, &se) || !strings.Contains(err.Error(), "checksum") {
 		t.Fatalf("altered file: %v, want a StateError about the checksum", err)
 	}
-	to, err := setAside(dir, time.Unix(1_800_000_000, 0))
+	to, err := SetAside(dir, time.Unix(1_800_000_000, 0))
 	if err != nil || !strings.HasSuffix(to, ".damaged-20270115T080000Z") {
 		t.Fatalf("set aside: %q %v", to, err)
 	}
 	if _, err := os.Stat(to); err != nil {
 		t.Fatal(err)
 	}
-	if s2, err := openLocalStore(dir); err != nil || len(s2.snapshot().Leases) != 0 {
+	if s2, err := Open(dir); err != nil || len(s2.Snapshot().Leases) != 0 {
 		t.Fatalf("fresh store after setting aside: %v", err)
-	}
-}
-
-func TestConfig_validateNamesField(t *testing.T) {
-	for _, tc := range []struct {
-		cfg   Config
-		field string
-	}{
-		{Config{Name: "h", AdvertiseAddr: "0.0.0.0"}, "advertise-addr"},
-		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Join: []string{"x"}}, "join"},
-		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", GossipKey: "AAAA"}, "gossip-key"},
-		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Profile: "wan"}, "profile"},
-		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", MTU: 100}, "mtu"},
-		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", VXLANPort: 70000}, "vxlan-port"},
-	} {
-		c := tc.cfg
-		c.setDefaults()
-		_, _, _, err := c.validate()
-		ce, ok := err.(*ConfigError)
-		if !ok || ce.Field != tc.field {
-			t.Errorf("%+v: error %v, want one naming %s", tc.cfg, err, tc.field)
-		}
 	}
 }
 
@@ -118,7 +96,7 @@ func TestConfig_validateNamesField(t *testing.T) {
 // never a panic; a file vxnet wrote always decodes.
 func FuzzDecodeState(f *testing.F) {
 	dir := f.TempDir()
-	s, err := openLocalStore(dir)
+	s, err := Open(dir)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -131,7 +109,7 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add([]byte(`{"version": 2, "sha256": "", "state": {}}`))
 	f.Add([]byte(`{`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := decodeState(b)
+		st, err := Decode(b)
 		if err == nil && st.Leases == nil {
 			t.Errorf("decoded state without a lease map")
 		}

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"fmt"
@@ -15,22 +15,22 @@ import (
 func readKeyFile(field, path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", &ConfigError{field, path, err.Error()}
+		return "", &Error{field, path, err.Error()}
 	}
 	if !fi.Mode().IsRegular() {
-		return "", &ConfigError{field, path, "not a regular file"}
+		return "", &Error{field, path, "not a regular file"}
 	}
 	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
-		return "", &ConfigError{field, path, fmt.Sprintf("mode %04o lets its group or others read it; chmod 600 %s", perm, path)}
+		return "", &Error{field, path, fmt.Sprintf("mode %04o lets its group or others read it; chmod 600 %s", perm, path)}
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", &ConfigError{field, path, err.Error()}
+		return "", &Error{field, path, err.Error()}
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	key := strings.TrimSpace(line)
 	if key == "" {
-		return "", &ConfigError{field, path, "empty: want the key on its first line"}
+		return "", &Error{field, path, "empty: want the key on its first line"}
 	}
 	return key, nil
 }

@@ -1,4 +1,12 @@
-package agent
+// Package hoststate is what one host keeps of its own under the agent's
+// data directory (state.json): its rows of the replicated tables, the
+// cluster's rows it knows, its Lamport clock, its endpoints and its
+// address leases. The file is written whole after every change, with a
+// version and a checksum, so that kill -9 and a restart lose nothing and
+// reuse no address, and a file damaged or edited by hand is refused (and
+// can be set aside, for the host to rebuild its state from the cluster)
+// rather than believed.
+package hoststate
 
 import (
 	"bytes"
@@ -7,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,11 +27,11 @@ import (
 	"github.com/vxnet/vxnet/tables"
 )
 
-// localState is what an agent keeps of its own under --data-dir, so that
+// State is what an agent keeps of its own under --data-dir, so that
 // kill -9 and a restart lose nothing and reuse no address: its rows of the
 // replicated tables, the cluster's rows it knows, its Lamport clock, its
 // endpoints and its leases.
-type localState struct {
+type State struct {
 	Clock uint64 `json:"clock"`
 	// Rows are this host's rows of host-scoped tables, written again at
 	// start.
@@ -57,23 +66,24 @@ func (e *StateError) Error() string {
 	return fmt.Sprintf("data-dir: %s is damaged (%s); start the agent with --recover to set it aside and rebuild this host's endpoints and leases from the cluster (nothing is deleted from the cluster)", e.Path, e.Reason)
 }
 
-// localStore is the state file, written whole (to a temporary file, then
+// Store is the state file, written whole (to a temporary file, then
 // renamed) after every change. It is the ipam.Store of the agent too.
-type localStore struct {
+type Store struct {
 	path string
 
 	mu sync.Mutex
-	st localState
+	st State
 }
 
-var _ ipam.Store = (*localStore)(nil)
-var _ ipam.LeaseLog = (*localStore)(nil)
+var _ ipam.Store = (*Store)(nil)
+var _ ipam.LeaseLog = (*Store)(nil)
 
-func openLocalStore(dir string) (*localStore, error) {
+// Open reads the state file of dir, or starts an empty one.
+func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data-dir %s: %w", dir, err)
 	}
-	s := &localStore{path: filepath.Join(dir, "state.json"), st: localState{Leases: map[string][]netip.Addr{}}}
+	s := &Store{path: filepath.Join(dir, "state.json"), st: State{Leases: map[string][]netip.Addr{}}}
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -81,7 +91,7 @@ func openLocalStore(dir string) (*localStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data-dir: %w", err)
 	}
-	st, err := decodeState(b)
+	st, err := Decode(b)
 	if err != nil {
 		return nil, &StateError{Path: s.path, Reason: err.Error()}
 	}
@@ -89,9 +99,9 @@ func openLocalStore(dir string) (*localStore, error) {
 	return s, nil
 }
 
-// decodeState checks and decodes a state file.
-func decodeState(b []byte) (localState, error) {
-	var st localState
+// Decode checks and decodes a state file.
+func Decode(b []byte) (State, error) {
+	var st State
 	var f stateFile
 	if err := json.Unmarshal(b, &f); err != nil {
 		return st, fmt.Errorf("not a state file: %v", err)
@@ -123,28 +133,65 @@ func decodeState(b []byte) (localState, error) {
 // start rather than taking the partial state for the truth.
 const recoveryMarkFile = "recovering"
 
-func recoveryMarked(dir string) bool {
+// RecoveryMarked reports whether a recovery is under way in dir.
+func RecoveryMarked(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, recoveryMarkFile))
 	return err == nil
 }
 
-func markRecovery(dir string) error {
+// MarkRecovery marks a recovery under way in dir.
+func MarkRecovery(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, recoveryMarkFile), nil, 0o600); err != nil {
 		return fmt.Errorf("data-dir: marking the recovery: %w", err)
 	}
 	return nil
 }
 
-func clearRecovery(dir string) error {
+// ClearRecovery removes the mark: the recovery is done.
+func ClearRecovery(dir string) error {
 	if err := os.Remove(filepath.Join(dir, recoveryMarkFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
 }
 
-// setAside moves a damaged state file out of the way (kept for a person to
+// OpenAgent opens dir's state for an agent. With recover (the agent's
+// --recover), a damaged file is set aside, and a missing one starts a
+// recovery: the host rebuilds its state from the cluster, which it can
+// reach only if it joins one (canJoin). A recovery cut short resumes at
+// the next start. recovering says a recovery is under way.
+func OpenAgent(dir string, recover, canJoin bool, log *slog.Logger) (s *Store, recovering bool, err error) {
+	s, err = Open(dir)
+	var se *StateError
+	if errors.As(err, &se) && recover {
+		to, aerr := SetAside(dir, time.Now())
+		if aerr != nil {
+			return nil, false, aerr
+		}
+		log.Warn("the state file is damaged; set aside, rebuilding from the cluster", "reason", se.Reason, "path", to)
+		s, err = Open(dir)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if (!recover || !s.Snapshot().SavedAt.IsZero()) && !RecoveryMarked(dir) {
+		if recover {
+			log.Warn("--recover: the state file is sound; starting normally")
+		}
+		return s, false, nil
+	}
+	if err := MarkRecovery(dir); err != nil {
+		return nil, false, err
+	}
+	if !canJoin {
+		return nil, false, errors.New("data-dir: an interrupted recovery must finish: start again with --recover --join HOST:PORT")
+	}
+	return s, true, nil
+}
+
+// SetAside moves a damaged state file out of the way (kept for a person to
 // look at) and returns where it went.
-func setAside(dir string, now time.Time) (string, error) {
+func SetAside(dir string, now time.Time) (string, error) {
 	path := filepath.Join(dir, "state.json")
 	to := fmt.Sprintf("%s.damaged-%s", path, now.UTC().Format("20060102T150405Z"))
 	if err := os.Rename(path, to); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -153,7 +200,8 @@ func setAside(dir string, now time.Time) (string, error) {
 	return to, nil
 }
 
-func (s *localStore) snapshot() localState {
+// Snapshot is a copy of the state.
+func (s *Store) Snapshot() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st
@@ -163,15 +211,15 @@ func (s *localStore) snapshot() localState {
 	return st
 }
 
-// update changes the state and writes it.
-func (s *localStore) update(f func(*localState)) error {
+// Update changes the state and writes it.
+func (s *Store) Update(f func(*State)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(&s.st)
 	return s.writeLocked()
 }
 
-func (s *localStore) writeLocked() error {
+func (s *Store) writeLocked() error {
 	s.st.SavedAt = time.Now().UTC()
 	body, err := json.Marshal(&s.st)
 	if err != nil {
@@ -205,7 +253,7 @@ func (s *localStore) writeLocked() error {
 }
 
 // Load implements ipam.Store.
-func (s *localStore) Load(network string) (ipam.State, bool, error) {
+func (s *Store) Load(network string) (ipam.State, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.st.Leases[network]
@@ -213,8 +261,8 @@ func (s *localStore) Load(network string) (ipam.State, bool, error) {
 }
 
 // Save implements ipam.Store.
-func (s *localStore) Save(network string, st ipam.State) error {
-	return s.update(func(ls *localState) {
+func (s *Store) Save(network string, st ipam.State) error {
+	return s.Update(func(ls *State) {
 		if len(st.Allocated) == 0 {
 			delete(ls.Leases, network)
 		} else {
@@ -224,13 +272,13 @@ func (s *localStore) Save(network string, st ipam.State) error {
 }
 
 // Leased implements ipam.LeaseLog.
-func (s *localStore) Leased(network string, a netip.Addr) error {
-	return s.update(func(ls *localState) { ls.Leases[network] = append(ls.Leases[network], a) })
+func (s *Store) Leased(network string, a netip.Addr) error {
+	return s.Update(func(ls *State) { ls.Leases[network] = append(ls.Leases[network], a) })
 }
 
 // Released implements ipam.LeaseLog.
-func (s *localStore) Released(network string, a netip.Addr) error {
-	return s.update(func(ls *localState) {
+func (s *Store) Released(network string, a netip.Addr) error {
+	return s.Update(func(ls *State) {
 		l := ls.Leases[network]
 		for i, x := range l {
 			if x == a {

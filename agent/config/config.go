@@ -1,0 +1,192 @@
+// Package config is the agent's settings: what `vxnet agent`'s flags map
+// onto, their defaults, and their checks (errors name the flag and the
+// value).
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/gossip"
+	"github.com/vxnet/vxnet/hns"
+)
+
+// Defaults of Config, for the flags that set them.
+const (
+	DefaultVXLANPort = vxlan.DefaultPort // IANA's VXLAN port, the same on every host
+	DefaultMTU       = tun.DefaultMTU    // a 1500-byte underlay less VXLAN's 50 bytes
+	// DefaultBindTimeout is how long a bind whose address is in use is
+	// retried by default (internal/bindretry).
+	DefaultBindTimeout = 30 * time.Second
+)
+
+// Config configures an agent. Flags of `vxnet agent` map onto it.
+type Config struct {
+	// Name of this host in the cluster. Default: the hostname.
+	Name string
+	// AdvertiseAddr is this host's underlay address: gossip and VXLAN
+	// listen on it and other hosts send to it. Required.
+	AdvertiseAddr string
+	// GossipPort is the gossip port (TCP and UDP). Default 7946.
+	GossipPort int
+	// Join lists host:port of agents to join; none starts a cluster.
+	Join []string
+	// DataDir keeps this host's own state. Default /var/lib/vxnet.
+	DataDir string
+	// GossipKey, base64 of 16, 24 or 32 bytes, encrypts gossip.
+	GossipKey string
+	// GossipKeyFile names a file holding GossipKey on its first line
+	// (instead of GossipKey, which a command line shows to every user of
+	// the host). On Unix the file must not be readable by its group or by
+	// others.
+	GossipKeyFile string
+	// VXLANPort is the underlay UDP port. Default 4789.
+	VXLANPort int
+	// APISocket is the unix socket of the API. Default
+	// /run/vxnet/vxnet.sock.
+	APISocket string
+	// MTU of endpoints. Default 1450.
+	MTU int
+	// RxQueues is the number of VXLAN receive sockets (and loops) sharing
+	// the port; flows spread over them. Default: one per four cores, up
+	// to 4.
+	RxQueues int
+	// MetricsAddr, host:port, serves Prometheus metrics at /metrics;
+	// empty serves none.
+	MetricsAddr string
+	// PprofAddr, host:port, serves Go's profiler at /debug/pprof/ (for
+	// speed work; keep it on loopback); empty serves none.
+	PprofAddr string
+	// Profile: "lan" (default) or "fast" (small clusters, tests: failures
+	// seen in about a second).
+	Profile string
+	// DNSUpstreams for names vxnet does not own; nil: the host's
+	// resolv.conf; an empty non-nil list: none.
+	DNSUpstreams []netip.AddrPort
+	// HNS, when set, is programmed with every network and endpoint in use
+	// on this host (see hns.Programmer). On Windows New opens the real one
+	// (hns.NewHCN) when it is nil; tests pass a fake (hnstest).
+	HNS hns.Client
+	// Logger receives structured logs; nil discards.
+	Logger *slog.Logger
+	// Version is reported to other members.
+	Version string
+	// Recover rebuilds this host's state from the cluster when the state
+	// file is damaged or missing: the file is set aside, and the host's
+	// own rows (endpoints, address blocks) are taken back from the other
+	// hosts instead of being deleted. Needs Join.
+	Recover bool
+	// BindTimeout is how long a bind whose address is in use (gossip,
+	// VXLAN, the API socket, metrics, DNS in a container's namespace) is
+	// retried: a restarted agent may find its predecessor still shutting
+	// down. Default DefaultBindTimeout; negative: no retry.
+	BindTimeout time.Duration
+}
+
+// SetDefaults fills in what is not set.
+func (c *Config) SetDefaults() {
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+	}
+	if c.GossipPort == 0 {
+		c.GossipPort = 7946
+	}
+	if c.DataDir == "" {
+		c.DataDir = "/var/lib/vxnet"
+	}
+	if c.VXLANPort == 0 {
+		c.VXLANPort = DefaultVXLANPort
+	}
+	if c.APISocket == "" {
+		c.APISocket = api.DefaultSocket
+	}
+	if c.RxQueues <= 0 {
+		c.RxQueues = dataplane.DefaultRxQueues()
+	}
+	if c.MTU == 0 {
+		c.MTU = DefaultMTU
+	}
+	if c.Profile == "" {
+		c.Profile = "lan"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.BindTimeout == 0 {
+		c.BindTimeout = DefaultBindTimeout
+	}
+}
+
+// Error names a bad setting: the flag, its value and what is wrong.
+type Error struct {
+	Field, Value, Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("agent: %s %q: %s", e.Field, e.Value, e.Reason)
+}
+
+// Check validates the settings (after SetDefaults) and returns what they
+// come to: the underlay address, the gossip keys and the gossip profile.
+func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Profile, err error) {
+	if c.Name == "" {
+		return advertise, nil, 0, &Error{"name", c.Name, "is empty and the hostname is unknown"}
+	}
+	if c.Recover && len(c.Join) == 0 {
+		return advertise, nil, 0, &Error{"recover", "true", "needs --join: the hosts to rebuild this host's state from"}
+	}
+	advertise, perr := netip.ParseAddr(c.AdvertiseAddr)
+	if perr != nil || advertise.IsUnspecified() || advertise.Zone() != "" {
+		return advertise, nil, 0, &Error{"advertise-addr", c.AdvertiseAddr, "want this host's underlay IP address, e.g. 198.18.0.1"}
+	}
+	if c.GossipPort < 1 || c.GossipPort > 65535 {
+		return advertise, nil, 0, &Error{"gossip-port", strconv.Itoa(c.GossipPort), "want 1-65535"}
+	}
+	if c.VXLANPort < 1 || c.VXLANPort > 65535 {
+		return advertise, nil, 0, &Error{"vxlan-port", strconv.Itoa(c.VXLANPort), "want 1-65535"}
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return advertise, nil, 0, &Error{"join", j, "want host:port, e.g. 198.18.0.2:7946"}
+		}
+	}
+	key, keyField, keyValue := c.GossipKey, "gossip-key", "(hidden)"
+	if c.GossipKeyFile != "" {
+		if c.GossipKey != "" {
+			return advertise, nil, 0, &Error{"gossip-key-file", c.GossipKeyFile, "give the key either in a file or as a value, not both"}
+		}
+		if key, err = readKeyFile("gossip-key-file", c.GossipKeyFile); err != nil {
+			return advertise, nil, 0, err
+		}
+		keyField, keyValue = "gossip-key-file", c.GossipKeyFile
+	}
+	if key != "" {
+		k, derr := base64.StdEncoding.DecodeString(key)
+		if derr != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+			return advertise, nil, 0, &Error{keyField, keyValue, "want base64 of 16, 24 or 32 bytes (e.g. `head -c32 /dev/urandom | base64`)"}
+		}
+		keys = [][]byte{k}
+	}
+	switch c.Profile {
+	case "lan":
+		profile = gossip.ProfileLAN
+	case "fast":
+		profile = gossip.ProfileFast
+	default:
+		return advertise, nil, 0, &Error{"profile", c.Profile, "want lan or fast"}
+	}
+	if c.MTU < 576 || c.MTU > 9000 {
+		return advertise, nil, 0, &Error{"mtu", strconv.Itoa(c.MTU), "want 576-9000"}
+	}
+	return advertise, keys, profile, nil
+}
