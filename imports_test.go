@@ -45,6 +45,7 @@ var allowed = map[string][]string{
 	"tables":                {"dataplane/vxlan"},
 	"agent/config":          {"api", "dataplane", "gossip", "hns"},
 	"internal/bindretry":    {},
+	"internal/leftout":      {},
 	"metrics":               {"dataplane", "dns", "github.com/prometheus/"},
 	"hoststate":             {"ipam", "kvs", "tables"},
 	"plan":                  {"tables", "driver", "dataplane", "dns", "hns", "hostnet"}, // and hns/hnstest in its tests

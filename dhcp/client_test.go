@@ -3,6 +3,7 @@ package dhcp
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -101,6 +102,35 @@ func TestDHCP_nakAndTimeout(t *testing.T) {
 	defer cancel2()
 	if _, err := c.Acquire(short, testMAC, ""); err == nil || !strings.Contains(err.Error(), "no offer for 02:42:00:00:00:07") {
 		t.Errorf("no server: %v", err)
+	}
+}
+
+// TestKeep: a lease renewed stays; a server that does not answer while
+// the lease is current is tried again later; a lease refused or expired
+// with no new one is lost; a server offering another address moves it
+// (and gets that address back).
+func TestKeep(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lease := Lease{Addr: netip.MustParsePrefix("192.0.2.50/24"), Server: netip.MustParseAddr("192.0.2.1"), Time: time.Hour, Got: time.Now().Add(-40 * time.Minute)}
+	got, err := NewClients(&fakeDHCPServer{}).Keep(ctx, testMAC, "web", lease)
+	if err != nil || got.Addr != lease.Addr || !got.Got.After(lease.Got) {
+		t.Errorf("renewed: %+v, %v", got, err)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel2()
+	got, err = NewClients(&fakeDHCPServer{silent: 1 << 30}).Keep(short, testMAC, "web", lease)
+	if err == nil || errors.Is(err, ErrLost) || got != lease {
+		t.Errorf("no answer while current: %+v, %v; want the lease kept and a retry", got, err)
+	}
+	if _, err = NewClients(&fakeDHCPServer{nak: true}).Keep(ctx, testMAC, "web", lease); !errors.Is(err, ErrLost) {
+		t.Errorf("refused, and no new lease: %v, want ErrLost", err)
+	}
+	moved := lease
+	moved.Addr = netip.MustParsePrefix("192.0.2.77/24")
+	srv := &fakeDHCPServer{}
+	if _, err = NewClients(srv).Keep(ctx, testMAC, "web", moved); !errors.Is(err, ErrMoved) || !srv.released {
+		t.Errorf("another address offered: %v (released %v), want ErrMoved and the offer given back", err, srv.released)
 	}
 }
 

@@ -1,7 +1,9 @@
 package kvs
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -260,4 +262,44 @@ func TestStore_adoptedRowYieldsToLaterDelete(t *testing.T) {
 	if _, ok := s.get("endpoints", "web/c"); ok || res == applyReclaimed {
 		t.Errorf("the adopted row came back over a later delete of its run: %v", res)
 	}
+}
+
+// TestGossip_ownRowsAndWaitQuiet: what a node persists is its own rows of
+// host-scoped tables, never another node's or a cluster table's; a node
+// that joined waits until rows stop arriving.
+func TestGossip_ownRowsAndWaitQuiet(t *testing.T) {
+	cfg := FastTimings()
+	cfg.ClusterTables = []string{"networks"}
+	c := newClusterWith(t, 2, cfg)
+	a, b := c.nodes[0], c.nodes[1]
+	a.Put("networks", "web", []byte("n"))
+	a.Put("endpoints", "web/a", []byte("a"))
+	b.Put("endpoints", "web/b", []byte("b"))
+	c.waitConverged(3)
+	rows := a.OwnRows()
+	if len(rows) != 1 || rows[0].Table != "endpoints" || rows[0].Key != "web/a" {
+		t.Errorf("own rows %+v, want this node's endpoint only", rows)
+	}
+	if !a.IsCluster("networks") || a.IsCluster("endpoints") {
+		t.Error("IsCluster does not follow Config.ClusterTables")
+	}
+	// Rows arriving keep it waiting; quiet, it returns.
+	done := make(chan struct{})
+	go func() { a.WaitQuiet(context.Background(), 2*time.Second, time.Minute); close(done) }()
+	for i := 0; i < 5; i++ {
+		b.Put("endpoints", fmt.Sprintf("web/b%d", i), []byte("b"))
+		select {
+		case <-done:
+			t.Fatal("WaitQuiet returned while rows were arriving")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	waitFor(t, "WaitQuiet to return once rows stopped", 10*time.Second, func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	})
 }
