@@ -46,6 +46,7 @@ var allowed = map[string][]string{
 	"agent/config":          {"api", "dataplane", "gossip", "hns"},
 	"internal/bindretry":    {},
 	"internal/leftout":      {},
+	"internal/jobs":         {},
 	"metrics":               {"dataplane", "dns", "github.com/prometheus/"},
 	"hoststate":             {"ipam", "kvs", "tables"},
 	"plan":                  {"tables", "driver", "dataplane", "dns", "hns", "hostnet"}, // and hns/hnstest in its tests

@@ -20,11 +20,11 @@ import (
 	"github.com/vxnet/vxnet/hostnet"
 	"github.com/vxnet/vxnet/hoststate"
 	"github.com/vxnet/vxnet/internal/bindretry"
+	"github.com/vxnet/vxnet/internal/jobs"
 	"github.com/vxnet/vxnet/internal/leftout"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/ipam/kvstable"
 	"github.com/vxnet/vxnet/kvs"
-	"github.com/vxnet/vxnet/metrics"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -68,13 +68,11 @@ type Agent struct {
 	awayLong   bool          // back after long enough for its blocks to have passed to others
 	nameSettle time.Duration // how long endpoint create waits for a competing claim of its name
 	recovering atomic.Bool   // rebuilding this host's state from the cluster (Config.Recover)
-	// runCtx ends when Run returns (stopRun); bg tracks work started
+	// runCtx ends when Run returns (stopRun); bg runs work started
 	// outside the request path (readdressing), waited for before closing.
-	runCtx   context.Context
-	stopRun  context.CancelFunc
-	bg       sync.WaitGroup
-	bgMu     sync.Mutex
-	bgClosed bool // no new background jobs (stopBackground)
+	runCtx  context.Context
+	stopRun context.CancelFunc
+	bg      jobs.Group
 }
 
 // localEndpoint is an endpoint of this host: its port on the switch.
@@ -107,18 +105,31 @@ func New(cfg config.Config) (*Agent, error) {
 		return nil, err
 	}
 	a.recovering.Store(recovering)
-	st := a.store.Snapshot()
-	// Back after long enough for its blocks to have passed to others: its
-	// endpoint rows wait until their addresses are checked (restore).
-	inheritAfter := 24 * time.Hour
-	if profile == gossip.ProfileFast {
-		inheritAfter = kvs.FastTimings().ReapAfter
-	}
 	a.nameSettle = 300 * time.Millisecond
 	if profile == gossip.ProfileFast {
 		a.nameSettle = 150 * time.Millisecond
 	}
-	a.awayLong = !st.SavedAt.IsZero() && len(cfg.Join) > 0 && time.Since(st.SavedAt) > inheritAfter/2
+	kc, err := a.openTables(keys, profile)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.openParts(kc, profile); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// openTables joins gossip with this host's rows put back: all of them, but
+// its endpoints' when it was away long enough for its blocks to have
+// passed to others (they wait until their addresses are checked).
+func (a *Agent) openTables(keys [][]byte, profile gossip.Profile) (kvs.Config, error) {
+	cfg, st := a.cfg, a.store.Snapshot()
+	kc := kvs.DefaultConfig()
+	if profile == gossip.ProfileFast {
+		kc = kvs.FastTimings()
+	}
+	a.awayLong = !st.SavedAt.IsZero() && len(cfg.Join) > 0 && time.Since(st.SavedAt) > kc.ReapAfter/2
 	rows := st.Rows
 	if a.awayLong {
 		rows = nil
@@ -128,30 +139,27 @@ func New(cfg config.Config) (*Agent, error) {
 			}
 		}
 	}
-
-	kc := kvs.DefaultConfig()
-	if profile == gossip.ProfileFast {
-		kc = kvs.FastTimings()
-	}
 	kc.InitialClock, kc.InitialRows, kc.InitialEntries, kc.Logger = st.Clock, rows, st.Cluster, cfg.Logger
 	kc.ClusterTables, kc.FirstClaim, kc.AdoptOwnRows = clusterTables, []string{tables.Endpoints}, a.recovering.Load()
-	gc := gossip.Config{Name: cfg.Name, BindAddr: vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
-		Keys: keys, Meta: gossip.Meta{VTEP: vtep.String(), Version: cfg.Version}, Logger: cfg.Logger}
-	gossipAddr := net.JoinHostPort(vtep.String(), strconv.Itoa(cfg.GossipPort))
-	if a.kv, err = bindretry.Retry(a.log, "gossip", gossipAddr, cfg.BindTimeout, func() (*kvs.Gossip, error) { return kvs.NewGossip(kc, gc) }); err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*Agent, error) {
-		a.close()
-		return nil, err
-	}
+	gc := gossip.Config{Name: cfg.Name, BindAddr: a.vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
+		Keys: keys, Meta: gossip.Meta{VTEP: a.vtep.String(), Version: cfg.Version}, Logger: cfg.Logger}
+	gossipAddr := net.JoinHostPort(a.vtep.String(), strconv.Itoa(cfg.GossipPort))
+	var err error
+	a.kv, err = bindretry.Retry(a.log, "gossip", gossipAddr, cfg.BindTimeout, func() (*kvs.Gossip, error) { return kvs.NewGossip(kc, gc) })
+	return kc, err
+}
+
+// openParts makes IPAM, DNS, the switch and the host side over the tables.
+func (a *Agent) openParts(kc kvs.Config, profile gossip.Profile) error {
+	cfg := a.cfg
 	a.table = kvstable.New(a.kv)
 	gcfg := ipam.GlobalConfig{Table: a.table, Store: a.store, Logger: cfg.Logger, OnLost: a.onLost}
 	if profile == gossip.ProfileFast {
 		gcfg.Settle, gcfg.InheritAfter = 300*time.Millisecond, kc.ReapAfter
 	}
+	var err error
 	if a.ipam, err = ipam.NewGlobal(gcfg); err != nil {
-		return fail(err)
+		return err
 	}
 	dc := dns.DefaultConfig()
 	if cfg.DNSUpstreams != nil {
@@ -159,32 +167,39 @@ func New(cfg config.Config) (*Agent, error) {
 	}
 	dc.Logger = cfg.Logger
 	if a.dns, err = dns.New(dc); err != nil {
-		return fail(err)
+		return err
 	}
 	a.resolvers = dns.NewNamespaces(a.dns, cfg.BindTimeout, cfg.Logger)
-	vxlanAddr := net.JoinHostPort(vtep.String(), strconv.Itoa(cfg.VXLANPort))
+	vxlanAddr := net.JoinHostPort(a.vtep.String(), strconv.Itoa(cfg.VXLANPort))
 	if a.sw, err = bindretry.Retry(a.log, "vxlan", vxlanAddr, cfg.BindTimeout, func() (*dataplane.Switch, error) {
-		return dataplane.Listen(dataplane.ListenConfig{Addr: vtep, Port: uint16(cfg.VXLANPort), MTU: cfg.MTU, RxQueues: cfg.RxQueues, Logger: cfg.Logger})
+		return dataplane.Listen(dataplane.ListenConfig{Addr: a.vtep, Port: uint16(cfg.VXLANPort), MTU: cfg.MTU, RxQueues: cfg.RxQueues, Logger: cfg.Logger})
 	}); err != nil {
-		return fail(err)
+		return err
 	}
 	a.host = hostnet.NewHost(a.sw, cfg.MTU, cfg.Logger)
-	if cfg.HNS == nil && runtime.GOOS == "windows" {
-		if cfg.HNS, err = hns.NewHCN(); err != nil {
-			return fail(fmt.Errorf("host networking service: %w", err))
+	return a.openHNS()
+}
+
+// openHNS opens the Host Networking Service, on Windows or when given.
+func (a *Agent) openHNS() error {
+	a.skipped = leftout.New(a.log, tableForwarding, tableDNS, tablePlan)
+	if a.cfg.HNS == nil && runtime.GOOS == "windows" {
+		var err error
+		if a.cfg.HNS, err = hns.NewHCN(); err != nil {
+			return fmt.Errorf("host networking service: %w", err)
 		}
 	}
-	a.skipped = leftout.New(cfg.Logger, tableForwarding, tableDNS, tablePlan)
-	if cfg.HNS != nil {
-		a.skipped = leftout.New(cfg.Logger, tableForwarding, tableDNS, tablePlan, tableHNS)
-		a.hnsProg = hns.NewProgrammer(cfg.HNS, cfg.Logger)
-		// Endpoints a previous run left behind (moby#39098): gone before
-		// anything attaches.
-		if err := a.hnsProg.Cleanup(); err != nil {
-			a.log.Warn("removing HNS endpoints left by a previous run", "error", err)
-		}
+	if a.cfg.HNS == nil {
+		return nil
 	}
-	return a, nil
+	a.skipped = leftout.New(a.log, tableForwarding, tableDNS, tablePlan, tableHNS)
+	a.hnsProg = hns.NewProgrammer(a.cfg.HNS, a.log)
+	// Endpoints a previous run left behind (moby#39098): gone before
+	// anything attaches.
+	if err := a.hnsProg.Cleanup(); err != nil {
+		a.log.Warn("removing HNS endpoints left by a previous run", "error", err)
+	}
+	return nil
 }
 
 // Run joins the cluster, brings back this host's endpoints, serves the API
@@ -194,7 +209,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Deferred in this order so that, on every return, the goroutines are
 	// told to stop (cancel), waited for, and only then is everything closed.
 	defer a.close()
-	defer a.stopBackground()
+	defer a.bg.Close()
 	defer a.stopRun()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -213,23 +228,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineDHCPRenew(ctx) }()
 
-	joined := make(chan struct{})
 	if len(a.cfg.Join) > 0 {
+		joined := make(chan struct{})
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				// Short attempts, so that a shutdown is not held up by an
-				// unreachable seed.
-				if k, err := a.kv.Node().Join(2 * time.Second); err == nil {
-					a.log.Info("joined the cluster", "nodes", k)
-					close(joined)
-					return
-				} else {
-					a.log.Warn("join failed; retrying", "peerAddr", fmt.Sprint(a.cfg.Join), "error", err)
-				}
-			}
-		}()
+		go func() { defer wg.Done(); a.routineJoin(ctx, joined) }()
 		if a.recovering.Load() {
 			a.log.Info("recovering this host's state from the cluster: waiting to join")
 			if a.catchUp(ctx, joined, true) {
@@ -249,24 +251,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopAPI()
-	if a.cfg.MetricsAddr != "" {
-		h, err := metrics.Handler(a.metricsSources())
-		if err != nil {
-			return err
-		}
-		stopMetrics, err := a.serveHTTP("metrics-addr", a.cfg.MetricsAddr, h)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
+	stopMetrics, err := a.serveMetrics()
+	if err != nil {
+		return err
 	}
-	if a.cfg.PprofAddr != "" {
-		stopPprof, err := a.serveHTTP("pprof-addr", a.cfg.PprofAddr, metrics.PprofHandler())
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
-	}
+	defer stopMetrics()
 	a.log.Info("agent running", "node", a.cfg.Name, "underlayAddr", a.vtep.String(), "apiSocket", a.cfg.APISocket)
 
 	select {
@@ -283,6 +272,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent stopped", "node", a.cfg.Name)
 	return nil
+}
+
+// routineJoin joins the cluster, retrying until it can or ctx ends, in
+// short attempts so that a shutdown is not held up by an unreachable seed.
+func (a *Agent) routineJoin(ctx context.Context, joined chan<- struct{}) {
+	for ctx.Err() == nil {
+		k, err := a.kv.Node().Join(2 * time.Second)
+		if err == nil {
+			a.log.Info("joined the cluster", "nodes", k)
+			close(joined)
+			return
+		}
+		a.log.Warn("join failed; retrying", "peerAddr", fmt.Sprint(a.cfg.Join), "error", err)
+	}
 }
 
 func (a *Agent) close() {

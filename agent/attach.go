@@ -9,6 +9,7 @@ import (
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/hoststate"
+	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -53,7 +54,7 @@ func (a *Agent) containerRoutes(network string) []netip.Prefix {
 	if err != nil {
 		return nil
 	}
-	return d.ContainerRoutes(driverNetwork(n))
+	return d.ContainerRoutes(plan.DriverNetwork(n))
 }
 
 // joinResolver serves DNS in the endpoint's namespace, and points the
@@ -115,7 +116,7 @@ func (a *Agent) restoreEndpoints() {
 	for _, e := range a.kv.List(tables.Endpoints) {
 		if e.Owner == a.cfg.Name && !stored[e.Key] {
 			a.log.Warn("removing an endpoint row of this host with no endpoint behind it", "endpoint", e.Key)
-			a.deleteEndpoint(e.Key)
+			a.del(tables.Endpoints, e.Key)
 		}
 	}
 }
@@ -143,7 +144,7 @@ func (a *Agent) restoreEndpoint(ep tables.Endpoint) {
 	}
 	// The row again, in case a crash came between the state file and the
 	// table.
-	if err := a.putEndpoint(ep); err != nil {
+	if err := a.put(tables.Endpoints, ep.Key(), ep.Encode()); err != nil {
 		a.log.Error("restoring endpoint row", "endpoint", key, "error", err)
 	}
 	a.settled(key) // a name taken meanwhile takes it down
@@ -155,7 +156,7 @@ func (a *Agent) removeGone(ep tables.Endpoint) {
 	a.mu.Lock()
 	delete(a.local, key)
 	a.mu.Unlock()
-	a.deleteEndpoint(key)
+	a.del(tables.Endpoints, key)
 	a.forgetEndpoint(key)
 	removeResolvConf(ep.Netns)
 	a.releaseAddresses(key, ep)

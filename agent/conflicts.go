@@ -81,34 +81,11 @@ func (a *Agent) settled(key string) {
 				lost[p.Addr()] = true
 			}
 		}
-		if len(lost) > 0 && a.startBackground() {
-			go func() {
-				defer a.bg.Done()
-				a.readdress(key, lost)
-			}()
+		if len(lost) > 0 {
+			a.bg.Go(func() { a.readdress(key, lost) })
 		}
 	}
 	a.kickReconcile()
-}
-
-// startBackground counts one more background job, unless the agent is
-// stopping (then it reports false and the caller must not start it).
-func (a *Agent) startBackground() bool {
-	a.bgMu.Lock()
-	defer a.bgMu.Unlock()
-	if a.bgClosed {
-		return false
-	}
-	a.bg.Add(1)
-	return true
-}
-
-// stopBackground refuses new background jobs and waits for those running.
-func (a *Agent) stopBackground() {
-	a.bgMu.Lock()
-	a.bgClosed = true
-	a.bgMu.Unlock()
-	a.bg.Wait()
 }
 
 // takeDown takes a local endpoint out of service, which the caller owns
@@ -117,7 +94,7 @@ func (a *Agent) stopBackground() {
 func (a *Agent) takeDown(key string, le *localEndpoint, reason string, release bool) {
 	rec := le.rec
 	a.detach(key)
-	if err := a.deleteEndpoint(key); err != nil {
+	if err := a.del(tables.Endpoints, key); err != nil {
 		a.log.Warn("deleting endpoint row", "endpoint", key, "error", err)
 	}
 	a.markDown(key, rec, reason)
@@ -181,15 +158,13 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 	if len(keys) == 0 {
 		return
 	}
-	if !a.startBackground() {
-		return // stopping: the next start finds the leases missing (checkLeases)
-	}
-	go func() {
-		defer a.bg.Done()
+	// Stopping, it does not run: the next start finds the leases missing
+	// (checkLeases).
+	a.bg.Go(func() {
 		for _, key := range keys {
 			a.readdress(key, lost)
 		}
-	}()
+	})
 }
 
 // readdress gives a local endpoint new addresses in place of the lost
@@ -255,7 +230,7 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	a.mu.Lock()
 	le.rec = rec
 	a.mu.Unlock()
-	if err := a.putEndpoint(rec); err != nil {
+	if err := a.put(tables.Endpoints, rec.Key(), rec.Encode()); err != nil {
 		a.log.Error("writing endpoint row", "endpoint", key, "error", err)
 	}
 	a.saveEndpoint(rec)
@@ -371,7 +346,7 @@ func (a *Agent) adoptFromCluster() {
 		if ep.Netns != "" {
 			if _, err := os.Stat(netnsPath(ep.Netns)); err != nil {
 				a.log.Warn("recovering: the endpoint's namespace is gone; removing it", "endpoint", e.Key, "netns", ep.Netns)
-				a.deleteEndpoint(e.Key)
+				a.del(tables.Endpoints, e.Key)
 				continue
 			}
 		}

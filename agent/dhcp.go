@@ -11,6 +11,7 @@ import (
 	"github.com/vxnet/vxnet/dhcp"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/hoststate"
+	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -44,7 +45,7 @@ func (a *Agent) uplinkOf(network string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return d.Uplink(driverNetwork(n))
+	return d.Uplink(plan.DriverNetwork(n))
 }
 
 func leaseRecord(uplink string, l dhcp.Lease) *tables.DHCP {

@@ -1,26 +1,32 @@
-// Package agent is the composition root of a vxnet host: `vxnet agent`.
+// Package agent is one vxnet host: `vxnet agent`. It wires the parts and
+// owns this host's endpoints; what it decides is in packages of their own
+// (the drivers' decisions in driver, the desired state in plan, the row
+// formats in tables, the state file in hoststate).
 //
-// New wires, bottom up:
+// New wires, bottom up: gossip and kvs (membership and the replicated
+// tables: networks, endpoints, and IPAM's, which ipam/kvstable adapts),
+// ipam.Global (subnets and per-host address blocks), dns.Server (with a
+// listener in each container's namespace, dns.Namespaces), the switch
+// (dataplane.Listen) and the host side of the networks (hostnet).
 //
-//   - gossip and kvs: membership and the replicated tables ("networks",
-//     "endpoints", and "ipam", which ipam/kvstable adapts to ipam.Table);
-//   - ipam.Global: subnets and per-host address blocks, cluster-wide;
-//   - dns.Server: the embedded resolver, one listener in each container's
-//     namespace, bound to the networks that container is attached to;
-//   - dataplane.Switch: the VXLAN switch, a port per local endpoint.
+// Run starts the loops, then serves the API (package api) and, if asked,
+// metrics. The files, by job:
 //
-// Run starts the loops: the switch, IPAM, the reconciler (every change of
-// the networks and endpoints tables becomes a new forwarding snapshot and
-// new DNS records, published whole, one at a time), the persister (this
-// host's own rows and Lamport clock to DATA_DIR/state.json, with its
-// endpoints and leases), then the API (HTTP + JSON on a unix socket,
-// package api) and, if asked, Prometheus metrics and pprof.
+//	agent.go      New, Run, persisting this host's rows
+//	view.go       the tables, decoded once when they change; the API reads them
+//	reconcile.go  watch → plan → apply: host side, switch, DNS, HNS
+//	networks.go   network create and remove; which creation of a name wins
+//	endpoints.go  endpoint create (check, reserve, acquire an address,
+//	              commit) and remove; the API's lists
+//	attach.go     this host's endpoints: devices, ports, DNS; restore at start
+//	conflicts.go  what this host does when the cluster decides against one
+//	              of its endpoints (name taken, address lost); recovery
+//	dhcp.go       endpoints whose address a segment's DHCP server leases
+//	names.go      names unique in any case, while being created
+//	server.go     the API socket; metrics.go the metrics and profiler
 //
-// A change: CreateEndpoint checks the request, allocates an address
-// (ipam), creates the TUN device in the container's namespace and its
-// port, opens DNS there, writes the endpoint's row, saves the state; every
-// agent's reconciler then programs the new endpoint. Restart: New puts the
-// saved rows back before joining, and Run re-creates the endpoints in their
-// namespaces with the same addresses and MACs; endpoints whose namespace
-// is gone are removed and their addresses released.
+// Restart: New puts the saved rows back before joining, and Run re-creates
+// the endpoints in their namespaces with the same addresses and MACs;
+// endpoints whose namespace is gone are removed and their addresses
+// released.
 package agent

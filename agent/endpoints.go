@@ -13,6 +13,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -147,7 +148,7 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 		Netns: req.Netns, Ifname: req.Ifname, Publish: req.Publish, SRVPorts: req.SRVPorts}
 	var addr netip.Addr
 	switch {
-	case ne.d.LeasesByDHCP(driverNetwork(n)):
+	case ne.d.LeasesByDHCP(plan.DriverNetwork(n)):
 		if req.IP != "" {
 			return ep, apiError(api.CodeBadRequest, "ip", "ip %q: network %q leases addresses from the segment's DHCP server", req.IP, n.Name)
 		}
@@ -185,7 +186,7 @@ func (a *Agent) commitEndpoint(ep tables.Endpoint) error {
 		a.releaseAddresses(key, ep)
 		return apiError(api.CodeBadRequest, "netns", "attaching to %q: %v", ep.Netns, err)
 	}
-	if err := a.putEndpoint(ep); err != nil {
+	if err := a.put(tables.Endpoints, ep.Key(), ep.Encode()); err != nil {
 		a.detach(key)
 		a.releaseAddresses(key, ep)
 		return err
@@ -201,7 +202,7 @@ func (a *Agent) commitEndpoint(ep tables.Endpoint) error {
 	if w, ok := a.kv.Get(tables.Endpoints, key); ok && w.Owner != a.cfg.Name {
 		// Another host's endpoint of this name claimed it first: ours
 		// must not run.
-		a.deleteEndpoint(key)
+		a.del(tables.Endpoints, key)
 		a.detach(key)
 		a.releaseAddresses(key, ep)
 		return apiError(api.CodeConflict, "name", "endpoint %q on network %q was created at the same time on host %s, which claimed the name first", ep.Name, ep.Network, w.Owner)
@@ -239,14 +240,14 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	case !ok && exists:
 		// A row of ours with no endpoint behind it (a crash between two
 		// steps): remove the row.
-		a.deleteEndpoint(key)
+		a.del(tables.Endpoints, key)
 		a.persist()
 		return nil
 	case !ok:
 		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q", name, network)
 	default:
 		a.detach(key)
-		if err := a.deleteEndpoint(key); err != nil {
+		if err := a.del(tables.Endpoints, key); err != nil {
 			a.log.Warn("deleting endpoint row", "endpoint", key, "error", err)
 		}
 		// The endpoint leaves the state file before its address is
@@ -338,9 +339,4 @@ func (a *Agent) publishedByLocked(p driver.Publish) string {
 		}
 	}
 	return ""
-}
-
-// driverNetwork is what a driver sees of a network.
-func driverNetwork(n tables.Network) driver.Network {
-	return driver.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal, Options: n.Options}
 }

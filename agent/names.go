@@ -17,23 +17,8 @@ import (
 // checkEndpointCreate checks the names and SRV ports of req, and puts its
 // SRV ports in canonical form (NAME=PORT/PROTO). Errors name the field.
 func checkEndpointCreate(req *api.EndpointCreate) error {
-	if err := names.Endpoint(req.Name); err != nil {
-		return apiError(api.CodeBadRequest, "name", "%v", err)
-	}
-	for _, al := range req.Aliases {
-		if err := names.Alias(al); err != nil {
-			return apiError(api.CodeBadRequest, "alias", "%v", err)
-		}
-	}
-	if req.Service != "" {
-		if err := names.Service(req.Service); err != nil {
-			return apiError(api.CodeBadRequest, "service", "%v", err)
-		}
-	}
-	if req.Ifname != "" {
-		if err := names.Ifname(req.Ifname); err != nil {
-			return apiError(api.CodeBadRequest, "ifname", "%v", err)
-		}
+	if field, err := names.CheckEndpoint(req.Name, req.Aliases, req.Service, req.Ifname); err != nil {
+		return apiError(api.CodeBadRequest, field, "%v", err)
 	}
 	seen := map[string]string{}
 	for i, s := range req.SRVPorts {

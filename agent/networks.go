@@ -58,7 +58,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	}
 	n := tables.Network{Name: req.Name, Driver: req.Driver, Scope: string(d.Scope()), VNI: a.pickVNI(req.Name), Subnet: subnet,
 		Gateway: gateway, IPRange: req.IPRange, Internal: req.Internal, Options: req.Options, Creator: a.cfg.Name, Created: created}
-	if err := a.putNetwork(n); err != nil {
+	if err := a.put(tables.Networks, n.Key(), n.Encode()); err != nil {
 		a.ipam.WithdrawOwn(req.Name)
 		return api.Network{}, err
 	}
@@ -145,7 +145,7 @@ func (a *Agent) RemoveNetwork(name string) error {
 	}
 	a.mu.Unlock()
 	for _, key := range keys {
-		if err := a.deleteNetwork(key); err != nil {
+		if err := a.del(tables.Networks, key); err != nil {
 			return err
 		}
 	}
@@ -249,7 +249,7 @@ func (a *Agent) withdrawLosingNetworks() {
 	for i, k := range keys {
 		a.log.Warn("a network created here lost to an earlier creation of the same name on another host; withdrawing this one (its endpoints here move to the winner)",
 			"network", networkName(k), "winner", winners[i])
-		if err := a.deleteNetwork(k); err != nil {
+		if err := a.del(tables.Networks, k); err != nil {
 			a.log.Warn("withdrawing a losing network", "network", networkName(k), "error", err)
 		}
 	}
@@ -300,7 +300,7 @@ func (a *Agent) moveClashingVNIs() {
 		old := n.VNI
 		n.VNI = a.pickVNI(n.Name)
 		a.log.Warn("two networks share a VNI; moving this one", "network", n.Name, "vni", n.VNI, "previous", old, "winner", winner[old])
-		if err := a.putNetwork(n); err != nil {
+		if err := a.put(tables.Networks, n.Key(), n.Encode()); err != nil {
 			a.log.Error("writing network row", "network", n.Name, "error", err)
 		}
 	}

@@ -109,14 +109,14 @@ func (a *Agent) reconcileNow() {
 	for _, n := range append(host.Notes, st.Notes...) {
 		notes = append(notes, errors.New(n.String()))
 	}
-	a.reportSkipped(tablePlan, errors.Join(notes...))
+	a.skipped.Report(tablePlan, errors.Join(notes...))
 	// Bad rows are left out of each table and reported (skipped.go).
 	fwd, err := dataplane.NewTable(st.Forwarding)
 	a.sw.SetTable(fwd)
-	a.reportSkipped(tableForwarding, err)
+	a.skipped.Report(tableForwarding, err)
 	records, err := dns.NewTable(st.DNSNetworks, st.DNSEndpoints, 0)
 	a.dns.SetRecords(records)
-	a.reportSkipped(tableDNS, err)
+	a.skipped.Report(tableDNS, err)
 	a.syncHNS(st.HNSNetworks, st.HNSEndpoints)
 	// What the published table no longer uses goes last.
 	a.host.PruneUplinks(keep)
@@ -164,7 +164,7 @@ func (a *Agent) syncHNS(nets []hns.NetworkSpec, eps map[string][]hns.EndpointSpe
 			failed = append(failed, err)
 		}
 	}
-	a.reportSkipped(tableHNS, errors.Join(bad...))
+	a.skipped.Report(tableHNS, errors.Join(bad...))
 	if len(failed) > 0 {
 		a.log.Error("programming HNS", "error", errors.Join(failed...))
 	}

@@ -8,7 +8,3 @@ const (
 	tableHNS        = "hns"        // what HNS holds (Windows)
 	tablePlan       = "plan"       // what the plan leaves out of all of them (package plan)
 )
-
-func (a *Agent) reportSkipped(table string, err error) { a.skipped.Report(table, err) }
-
-func (a *Agent) skippedCounts() map[string]int { return a.skipped.Counts() }

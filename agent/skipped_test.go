@@ -86,7 +86,7 @@ func TestReconcile_badRowsLeftOut(t *testing.T) {
 	}
 	testutil.WaitFor(t, "the good endpoint to resolve beside the bad rows", 5*time.Second, func() bool { return answers("good.ov.") })
 	testutil.WaitFor(t, "the bad rows to be counted", 5*time.Second, func() bool {
-		c := a.skippedCounts()
+		c := a.skipped.Counts()
 		return c[tableDNS] == 1 && c[tableForwarding] == 1 && c[tableHNS] == 1
 	})
 	// More rebuilds: each bad row is still logged once.

@@ -61,45 +61,31 @@ func (a *Agent) refreshEndpointLocked(key string) (lost bool) {
 	return mine && ep.Host != a.cfg.Name && !le.removing
 }
 
-// putNetwork writes a creation of a network.
-func (a *Agent) putNetwork(n tables.Network) error {
-	_, err := a.kv.Put(tables.Networks, n.Key(), n.Encode())
-	a.mu.Lock()
-	a.refreshNetworkLocked(n.Key())
-	a.mu.Unlock()
+// put writes a row of this host's.
+func (a *Agent) put(table, key string, value []byte) error {
+	_, err := a.kv.Put(table, key, value)
+	a.refresh(table, key)
 	return err
 }
 
-// deleteNetwork deletes a creation of a network (gone already is fine).
-func (a *Agent) deleteNetwork(key string) error {
-	err := a.kv.Delete(tables.Networks, key)
-	a.mu.Lock()
-	a.refreshNetworkLocked(key)
-	a.mu.Unlock()
+// del deletes a row (gone already is fine): of the endpoints table, this
+// host's, and another host's row of the key, hidden behind it, shows again.
+func (a *Agent) del(table, key string) error {
+	err := a.kv.Delete(table, key)
+	a.refresh(table, key)
 	if errors.Is(err, kvs.ErrNotFound) {
 		return nil
 	}
 	return err
 }
 
-// putEndpoint writes this host's row of an endpoint.
-func (a *Agent) putEndpoint(ep tables.Endpoint) error {
-	_, err := a.kv.Put(tables.Endpoints, ep.Key(), ep.Encode())
+// refresh re-reads a key this host wrote.
+func (a *Agent) refresh(table, key string) {
 	a.mu.Lock()
-	a.refreshEndpointLocked(ep.Key())
-	a.mu.Unlock()
-	return err
-}
-
-// deleteEndpoint deletes this host's row of an endpoint (gone already is
-// fine): another host's row of the key, hidden behind it, shows again.
-func (a *Agent) deleteEndpoint(key string) error {
-	err := a.kv.Delete(tables.Endpoints, key)
-	a.mu.Lock()
-	a.refreshEndpointLocked(key)
-	a.mu.Unlock()
-	if errors.Is(err, kvs.ErrNotFound) {
-		return nil
+	defer a.mu.Unlock()
+	if table == tables.Networks {
+		a.refreshNetworkLocked(key)
+	} else {
+		a.refreshEndpointLocked(key)
 	}
-	return err
 }

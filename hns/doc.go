@@ -10,14 +10,16 @@
 //	          our own types, whose JSON has the shape of hcn's
 //	          HostComputeNetwork and HostComputeEndpoint.
 //	builders  BuildNetwork and BuildEndpoint (network.go, endpoint.go):
-//	          a vxnet network or endpoint, per driver, to the HNS document.
+//	          a vxnet network or endpoint, per HNS network type, to the
+//	          HNS document.
 //	client    the Client interface (client.go), which Programmer drives to
 //	          make HNS match what vxnet wants (programmer.go). NewHCN is the
 //	          real client on Windows (hns_windows.go, the only file that
 //	          imports hcn); package hnstest holds an in-memory fake.
 //
-// Drivers map to HNS network types as Windows' own container networking
-// does:
+// Which type a vxnet network takes is its driver's decision (package
+// driver: HNSNetwork, HNSEndpoint); they map as Windows' own container
+// networking does:
 //
 //	nat          NAT: endpoints get OutBoundNAT (the subnet excepted) and
 //	             PortMapping policies for published ports.

@@ -72,8 +72,8 @@ type inSight struct {
 	dn  driver.Network
 }
 
-// driverNetwork is what a driver sees of a network row.
-func driverNetwork(n tables.Network) driver.Network {
+// DriverNetwork is what a driver sees of a network row.
+func DriverNetwork(n tables.Network) driver.Network {
 	return driver.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal, Options: n.Options}
 }
 
@@ -103,7 +103,7 @@ func networks(in Input) ([]inSight, []Note) {
 			continue
 		}
 		vnis[n.VNI] = n.Name
-		out = append(out, inSight{row: n, d: d, dn: driverNetwork(n)})
+		out = append(out, inSight{row: n, d: d, dn: DriverNetwork(n)})
 	}
 	return out, notes
 }

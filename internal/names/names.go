@@ -162,6 +162,27 @@ func PortName(s string) error {
 	return nil
 }
 
+// CheckEndpoint checks the names of an endpoint: its name, aliases,
+// service and interface name (the last two may be empty). field names the
+// one at fault, as the API spells it.
+func CheckEndpoint(name string, aliases []string, service, ifname string) (field string, err error) {
+	if err := Endpoint(name); err != nil {
+		return "name", err
+	}
+	for _, al := range aliases {
+		if err := Alias(al); err != nil {
+			return "alias", err
+		}
+	}
+	if err := Service(service); service != "" && err != nil {
+		return "service", err
+	}
+	if err := Ifname(ifname); ifname != "" && err != nil {
+		return "ifname", err
+	}
+	return "", nil
+}
+
 // Key is the form of a name under which uniqueness is checked: names that
 // DNS answers alike (they differ in case only) have the same key.
 func Key(s string) string { return strings.ToLower(s) }
