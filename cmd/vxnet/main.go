@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-
-	"github.com/vxnet/vxnet/bench"
 )
 
 const usage = `vxnet — a userspace VXLAN container network for many hosts
@@ -38,7 +36,6 @@ to the agent's API socket: --socket, else $VXNET_SOCKET, else
 var version = "dev"
 
 func main() {
-	bench.DNSChildMain()
 	os.Exit(run(stdio{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
 }
 
