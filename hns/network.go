@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
 // NamePrefix starts the name of every HNS object vxnet creates; Programmer
@@ -15,7 +17,7 @@ const NamePrefix = "vxnet-"
 const (
 	MinVNI        = 4096
 	MaxOverlayVNI = 65535
-	MaxVNI        = 1<<24 - 1 // l2tunnel: a VXLAN VNI (24 bits)
+	MaxVNI        = vxlan.MaxVNI // l2tunnel: a VXLAN VNI (24 bits)
 )
 
 // drivers lists the vxnet drivers HNS can host, in the order of their names.
@@ -140,7 +142,7 @@ func BuildNetwork(s NetworkSpec) (Network, error) {
 	if c.typ == Overlay {
 		n.Policies = append(n.Policies,
 			networkPolicy(NetworkPolicyProviderAddress, ProviderAddressNetwork{ProviderAddress: c.VTEP.String()}),
-			networkPolicy(NetworkPolicyVxlanPort, VxlanPort{Port: VxlanDefaultPort}))
+			networkPolicy(NetworkPolicyVxlanPort, VxlanPort{Port: vxlan.DefaultPort}))
 	}
 	if c.VNI != 0 {
 		subnet.Policies = []SubnetPolicy{subnetPolicy(SubnetPolicyVSID, VSID{IsolationId: c.VNI})}
