@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/vxnet/vxnet/api"
 )
 
 const usage = `vxnet — a userspace VXLAN container network for many hosts
@@ -29,7 +31,7 @@ Commands:
 
 Run 'vxnet <command> --help' for a command's flags. The client commands talk
 to the agent's API socket: --socket, else $VXNET_SOCKET, else
-/run/vxnet/vxnet.sock.
+` + api.DefaultSocket + `.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
