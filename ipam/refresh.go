@@ -16,7 +16,7 @@ const prefetchPerHost = 4
 // refresh hands to their heirs, so a refresh stays short on an IPv6 range.
 const maxInheritPerRefresh = 1024
 
-// refreshLocked reads the whole table and acts on it. g.mu is held.
+// refreshLocked reads the whole table and acts on it.
 func (g *Global) refreshLocked() { g.refreshPartLocked(nil, true) }
 
 // refreshPartLocked refreshes the networks named in dirty (all when
@@ -106,7 +106,7 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) (claims map[string]su
 		if !ok {
 			continue
 		}
-		c, err := decodeCached[subnetClaim](g, r)
+		c, err := decodeCachedLocked[subnetClaim](g, r)
 		if err != nil || c.Creator == "" {
 			g.cfg.Logger.Warn("ipam: ignoring a malformed subnet row", "key", r.Key, "node", r.Writer, "error", err)
 			continue
@@ -296,7 +296,7 @@ func (g *Global) blockRowsLocked(n *gnet, seen map[string]bool) map[uint64]grant
 		if !ok || err != nil || idx >= n.nblocks {
 			continue
 		}
-		b, err := decodeCached[blockRow](g, r)
+		b, err := decodeCachedLocked[blockRow](g, r)
 		if err != nil || b.Holder == "" || b.Subnet != n.claim.Subnet {
 			continue
 		}
@@ -320,13 +320,15 @@ func (g *Global) holderLocked(n *gnet, idx uint64) (blockGrant, bool) {
 	return blockGrant{Holder: n.claim.Creator}, false
 }
 
-// writeGrant records that block idx now belongs to b.Holder.
+// writeGrantLocked records that block idx now belongs to b.Holder.
 func (g *Global) writeGrantLocked(n *gnet, idx uint64, b blockGrant) bool {
 	v := blockRow{b, n.claim.Subnet}
 	return g.putLocked(n, blockKey(n.name, idx, g.self), v) == nil
 }
 
-func (g *Global) goneForGood(host string, now time.Time) bool {
+// goneForGoodLocked reports whether host has been out of the cluster for
+// InheritAfter: its blocks pass to their heirs.
+func (g *Global) goneForGoodLocked(host string, now time.Time) bool {
 	since, absent := g.absent[host]
 	return absent && now.Sub(since) >= g.cfg.InheritAfter
 }
@@ -404,11 +406,11 @@ func (g *Global) inheritLocked(r *netRefresh) {
 	}
 	for _, idx := range sortedKeys(r.rows) {
 		row := r.rows[idx]
-		if row.Holder != g.self && g.goneForGood(row.Holder, now) && take(idx) {
+		if row.Holder != g.self && g.goneForGoodLocked(row.Holder, now) && take(idx) {
 			g.cfg.Logger.Info("ipam: inheriting a block of a host gone for good", "network", n.name, "block", idx, "node", row.Holder)
 		}
 	}
-	if r.implicit == 0 || r.creator || !g.goneForGood(n.claim.Creator, now) {
+	if r.implicit == 0 || r.creator || !g.goneForGoodLocked(n.claim.Creator, now) {
 		return
 	}
 	done := 0
@@ -459,7 +461,7 @@ func (g *Global) answerRequestsLocked(r *netRefresh, seen map[string]bool) {
 		if r.spare == 0 {
 			continue
 		}
-		if now.Sub(rs.at) < time.Duration(g.serverRank(n, host, st.Seq, states, r.live))*g.cfg.ServeDelay {
+		if now.Sub(rs.at) < time.Duration(g.serverRankLocked(n, host, st.Seq, states, r.live))*g.cfg.ServeDelay {
 			continue
 		}
 		for st.Want > r.heldBy[host] && r.spare > 0 {
@@ -476,7 +478,7 @@ func (g *Global) hostStatesLocked(n *gnet, seen map[string]bool) map[string]host
 	prefix := keyHost + n.name + "/"
 	for _, row := range g.cfg.Table.List(prefix) {
 		host := strings.TrimPrefix(row.Key, prefix)
-		st, err := decodeCached[hostState](g, row)
+		st, err := decodeCachedLocked[hostState](g, row)
 		if host != row.Writer || err != nil {
 			continue
 		}
@@ -521,7 +523,7 @@ func (g *Global) grantLocked(r *netRefresh, host string) bool {
 // ones if it is the creator.
 func (g *Global) requestBlocksLocked(r *netRefresh) {
 	n := r.n
-	free, total := n.freeInHeld(r.now)
+	free, total := n.freeInHeldLocked(r.now)
 	want := len(n.held)
 	if (n.waiters > 0 && free == 0) || (total > 0 && free*4 < total) {
 		want++
@@ -594,11 +596,11 @@ func heir(network string, idx uint64, members []string) string {
 	return best
 }
 
-// serverRank is this host's place among the live hosts that could answer
+// serverRankLocked is this host's place among the live hosts that could answer
 // host's request: the creator first while it has untouched blocks, then
 // the others in an order that depends on the request, so the load
 // spreads. Only this host is assumed to have something to give.
-func (g *Global) serverRank(n *gnet, host string, seq uint64, states map[string]hostState, live map[string]bool) int {
+func (g *Global) serverRankLocked(n *gnet, host string, seq uint64, states map[string]hostState, live map[string]bool) int {
 	if n.claim.Creator == g.self {
 		return 0
 	}
