@@ -20,14 +20,15 @@ var allowed = map[string][]string{
 	"dataplane/static":      {"dataplane"},
 	"dataplane/vxlan":       {},
 	"dataplane/afpacket":    {"golang.org/x/sys", "internal/rawio"},
-	"hns":                   {"github.com/Microsoft/hcsshim", "golang.org/x/sys"},
-	"hns/hnstest":           {"hns"},
+	"hns":                   {"github.com/Microsoft/hcsshim", "golang.org/x/sys", "dataplane/vxlan"},
+	"hns/hnstest":           {"hns", "dataplane/vxlan"},
 	"dataplane/tun":         {"golang.zx2c4.com/", "golang.org/x/sys", "golang.org/x/net", "github.com/vishvananda/", "internal/rawio"},
 	"dataplane/tun/tuntest": {"dataplane/tun"},
-	"dataplane/udp":         {"golang.org/x/sys", "golang.org/x/net"},
-	"dataplane/udp/udptest": {"dataplane/udp"},
+	"dataplane/udp":         {"golang.org/x/sys", "golang.org/x/net", "dataplane/vxlan"},
+	"dataplane/udp/udptest": {"dataplane/udp", "dataplane/vxlan"},
 	"gossip":                {"github.com/hashicorp/memberlist", "internal/queue"},
-	"gossip/gossiptest":     {"github.com/hashicorp/memberlist"},
+	"gossip/memnet":         {"gossip", "github.com/hashicorp/memberlist"},
+	"gossip/gossiptest":     {"gossip/memnet", "github.com/hashicorp/memberlist"},
 	"kvs":                   {"gossip", "internal/queue", "go.etcd.io/"},
 	"ipam":                  {"internal/names"},
 	"ipam/ipamtest":         {"ipam"},
@@ -38,7 +39,7 @@ var allowed = map[string][]string{
 	"internal/rawio":        {"golang.org/x/sys"},
 	"internal/testutil":     {},
 	"internal/names":        {},
-	"lab":                   {},
+	"lab":                   {"gossip", "dns"},
 	"bench":                 {"lab", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist", "dns", "ipam"},
 	"e2e":                   {"github.com/vishvananda/netns"},
 	"driver":                {"dataplane", "hns"},
@@ -89,6 +90,28 @@ func TestImportRules(t *testing.T) {
 				if !isStd(imp) && !permitted(rules, imp) {
 					t.Errorf("GOOS=%s: %s imports %s, which docs/ARCHITECTURE.md's layers forbid", goos, rel, imp)
 				}
+			}
+		}
+	}
+}
+
+// TestBinaryLinksNoFakes: the vxnet binary links no test package: no
+// fake (tuntest, udptest, gossiptest, ipamtest, hnstest, dnstest) and no
+// test helper (internal/testutil). What the product needs of one, such as
+// bench's in-memory gossip network (gossip/memnet), lives in a package of
+// its own.
+func TestBinaryLinksNoFakes(t *testing.T) {
+	for _, goos := range []string{"linux", "windows"} {
+		cmd := exec.Command("go", "list", "-deps", module+"/cmd/vxnet")
+		cmd.Env = append(cmd.Environ(), "GOOS="+goos)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list (GOOS=%s): %v", goos, err)
+		}
+		for _, p := range strings.Fields(string(out)) {
+			rel, ok := strings.CutPrefix(p, module+"/")
+			if ok && (strings.HasSuffix(rel, "test") || strings.Contains(rel, "testutil")) {
+				t.Errorf("GOOS=%s: cmd/vxnet links %s, a package for tests", goos, rel)
 			}
 		}
 	}

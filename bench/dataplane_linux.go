@@ -12,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
 // The testbed's addresses. The underlays are in 198.18.0.0/15 (RFC 2544,
@@ -27,7 +30,7 @@ const (
 	relayPort      = "4790"
 	kernelVNI      = 4242
 	vxnetVNI       = 4243
-	containerMTU   = 1450 // a 1500-byte underlay less 50 bytes of VXLAN
+	containerMTU   = tun.DefaultMTU // a 1500-byte underlay less 50 bytes of VXLAN
 )
 
 // benchPath is one of the ways across, as the tests use it.
@@ -217,7 +220,7 @@ func (tb *testbed) underlay(ctx context.Context, a, b, net string) error {
 func (tb *testbed) kernelVXLAN(ctx context.Context, host, container string, i int) error {
 	local, remote := fmt.Sprintf("%s.%d", kernelUnderlay, i), fmt.Sprintf("%s.%d", kernelUnderlay, 3-i)
 	if _, err := run(ctx, "ip", "-n", host, "link", "add", "vx0", "type", "vxlan", "id", fmt.Sprint(kernelVNI),
-		"local", local, "remote", remote, "dstport", "4789", "nolearning"); err != nil {
+		"local", local, "remote", remote, "dstport", fmt.Sprint(vxlan.DefaultPort), "nolearning"); err != nil {
 		return err
 	}
 	return intoContainer(ctx, host, container, "vx0", kernelSubnet, i)

@@ -20,10 +20,12 @@ import (
 	"github.com/vxnet/vxnet/dns"
 )
 
-// EnvDNSChild marks the child process that runs vxnet's DNS server for
-// RunDNS; its value is the number of names. A binary that runs RunDNS
-// calls DNSChildMain first thing (the bench tests do, in TestMain).
-const EnvDNSChild = "VXNET_BENCH_DNS_CHILD"
+// dnsChildCommand is what RunDNS runs, after the binary, to start vxnet's
+// DNS server, followed by the number of names: `vxnet bench dns-child N`
+// (cmd/vxnet/bench.go), which calls ServeDNSChild. The server gets a
+// process of its own so that, pinned to one core, the CPU time measured is
+// its own.
+var dnsChildCommand = []string{"bench", "dns-child"}
 
 // DNSConfig is one DNS benchmark run. Zero fields take the defaults.
 type DNSConfig struct {
@@ -42,7 +44,7 @@ type DNSConfig struct {
 	// time (dns/udp_linux.go).
 	ServerProcs int
 	ClientCPU   int    // core dnsperf is pinned to, default 1
-	Exe         string // binary re-run as our server, default os.Executable
+	Exe         string // binary run as `Exe bench dns-child N` for our server, default os.Executable
 	SkipDnsmsq  bool   // measure vxnet only
 }
 
@@ -429,8 +431,8 @@ func parseDnsperf(out string) (dnsperfStats, error) {
 	return s, nil
 }
 
-// startVxnetDNS re-runs cfg.Exe as DNSChildMain, pinned, GOMAXPROCS=cfg.ServerProcs,
-// and waits for the address it prints.
+// startVxnetDNS runs cfg.Exe's dnsChildCommand, pinned,
+// GOMAXPROCS=cfg.ServerProcs, and waits for the address it prints.
 func startVxnetDNS(cfg DNSConfig) (*exec.Cmd, netip.AddrPort, error) {
 	exe := cfg.Exe
 	if exe == "" {
@@ -439,9 +441,9 @@ func startVxnetDNS(cfg DNSConfig) (*exec.Cmd, netip.AddrPort, error) {
 			return nil, netip.AddrPort{}, err
 		}
 	}
-	argv := pinned(cfg.ServerCPU, exe)
+	argv := pinned(cfg.ServerCPU, slices.Concat([]string{exe}, dnsChildCommand, []string{strconv.Itoa(cfg.Names)})...)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), EnvDNSChild+"="+strconv.Itoa(cfg.Names), "GOMAXPROCS="+strconv.Itoa(cfg.ServerProcs))
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(cfg.ServerProcs))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -463,25 +465,23 @@ func startVxnetDNS(cfg DNSConfig) (*exec.Cmd, netip.AddrPort, error) {
 	return cmd, addr, nil
 }
 
-// DNSChildMain runs the benchmark's DNS server when EnvDNSChild is set,
-// until stdin closes, then exits the process; otherwise it returns.
-func DNSChildMain() {
-	v := os.Getenv(EnvDNSChild)
-	if v == "" {
-		return
+// ServeDNSChild is the DNS server RunDNS starts in a child process. args
+// are what follows dnsChildCommand: the number of names. It serves them on
+// a loopback port, writes "ready ADDR" to ready, and returns when until
+// ends: RunDNS holds the child's standard input open, so the server stops
+// when the benchmark does, however it ends.
+func ServeDNSChild(args []string, until io.Reader, ready io.Writer) error {
+	if len(args) != 1 {
+		return fmt.Errorf("want one argument, the number of names; got %q", args)
 	}
-	n, err := strconv.Atoi(v)
-	if err == nil {
-		err = serveBenchDNS(n)
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n < 1 {
+		return fmt.Errorf("number of names %q: want a positive integer", args[0])
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vxnet dns child:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	return serveBenchDNS(n, until, ready)
 }
 
-func serveBenchDNS(n int) error {
+func serveBenchDNS(n int, until io.Reader, ready io.Writer) error {
 	eps := make([]dns.Endpoint, n)
 	for i := range eps {
 		eps[i] = dns.Endpoint{Name: benchName(i), Network: "bench", Addrs: []netip.Addr{benchAddr(i)}, Local: true}
@@ -506,8 +506,8 @@ func serveBenchDNS(n int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ready %s\n", l.Addr())
-	io.Copy(io.Discard, os.Stdin)
+	fmt.Fprintf(ready, "ready %s\n", l.Addr())
+	io.Copy(io.Discard, until)
 	return nil
 }
 

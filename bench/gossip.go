@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/vxnet/vxnet/gossip"
-	"github.com/vxnet/vxnet/gossip/gossiptest"
+	"github.com/vxnet/vxnet/gossip/memnet"
 	"github.com/vxnet/vxnet/kvs"
 )
 
@@ -38,7 +38,7 @@ type GossipResult struct {
 // cluster is an in-process gossip cluster with a watcher per node that
 // records when each key first became visible, or invisible.
 type cluster struct {
-	net   *gossiptest.Network
+	net   *memnet.Network
 	names []string
 	nodes []*kvs.Gossip
 
@@ -48,8 +48,9 @@ type cluster struct {
 	stops []func()
 }
 
-func newCluster(n int, profile gossip.Profile, seed int64) (*cluster, error) {
-	c := &cluster{net: gossiptest.NewNetwork(seed)}
+// newCluster starts n nodes on net and waits until they all see each other.
+func newCluster(net *memnet.Network, n int, profile gossip.Profile) (*cluster, error) {
+	c := &cluster{net: net}
 	var seedAddr string
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("n%03d", i)
@@ -178,7 +179,7 @@ func RunGossip(ctx context.Context, s GossipScenario) (GossipResult, error) {
 		name = fmt.Sprintf("%s churn, %.0f%% loss", s.Profile, s.Loss*100)
 	}
 	res := GossipResult{Scenario: name, Nodes: s.Nodes}
-	c, err := newCluster(s.Nodes, s.Profile, int64(s.Nodes))
+	c, err := newCluster(memnet.NewNetwork(int64(s.Nodes)), s.Nodes, s.Profile)
 	if err != nil {
 		return res, err
 	}
@@ -259,7 +260,7 @@ func RunGossip(ctx context.Context, s GossipScenario) (GossipResult, error) {
 // RunFailover kills one node (its network goes silent, as on power loss)
 // and measures how long until every other node has withdrawn its row.
 func RunFailover(ctx context.Context, nodes int, profile gossip.Profile) (time.Duration, error) {
-	c, err := newCluster(nodes, profile, int64(nodes)+1)
+	c, err := newCluster(memnet.NewNetwork(int64(nodes)+1), nodes, profile)
 	if err != nil {
 		return 0, err
 	}

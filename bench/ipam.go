@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/gossip"
+	"github.com/vxnet/vxnet/gossip/memnet"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/ipam/kvstable"
 )
 
 // IPAMSim is an in-process cluster of hosts running global IPAM over the
-// real gossip tables on the in-memory network, which can drop packets and
-// split.
+// real gossip tables on the in-memory network, which can drop packets.
 type IPAMSim struct {
 	c      *cluster
 	Hosts  []*ipam.Global
@@ -38,11 +38,18 @@ func IPAMTimings(c *ipam.GlobalConfig) {
 // NewIPAMSim starts n hosts; tune, if not nil, adjusts each host's
 // configuration.
 func NewIPAMSim(n int, loss float64, seed int64, tune func(*ipam.GlobalConfig)) (*IPAMSim, error) {
-	c, err := newCluster(n, gossip.ProfileFast, seed)
+	net := memnet.NewNetwork(seed)
+	net.SetLoss(loss)
+	return newIPAMSim(net, n, tune)
+}
+
+// newIPAMSim starts n hosts on net: a test passes a network it can also
+// split (gossiptest's).
+func newIPAMSim(net *memnet.Network, n int, tune func(*ipam.GlobalConfig)) (*IPAMSim, error) {
+	c, err := newCluster(net, n, gossip.ProfileFast)
 	if err != nil {
 		return nil, err
 	}
-	c.net.SetLoss(loss)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &IPAMSim{c: c, cancel: cancel, lost: map[int][]LostLease{}}
 	for i, kv := range c.nodes {
@@ -72,12 +79,6 @@ func NewIPAMSim(n int, loss float64, seed int64, tune func(*ipam.GlobalConfig)) 
 
 // Names returns the hosts' names, in order.
 func (s *IPAMSim) Names() []string { return s.c.names }
-
-// Partition splits the hosts into groups of names; Heal joins them.
-func (s *IPAMSim) Partition(groups ...[]string) { s.c.net.Partition(groups...) }
-
-// Heal ends a partition.
-func (s *IPAMSim) Heal() { s.c.net.Heal() }
 
 // Members is how many members host i sees.
 func (s *IPAMSim) Members(i int) int { return s.c.nodes[i].Node().NumMembers() }

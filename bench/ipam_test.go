@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxnet/vxnet/gossip/gossiptest"
 	"github.com/vxnet/vxnet/internal/testutil"
 	"github.com/vxnet/vxnet/ipam"
 )
@@ -23,7 +24,9 @@ func TestIPAMSim_lossyPartitionedNoDuplicates(t *testing.T) {
 	if testing.Short() {
 		n = 20
 	}
-	s, err := NewIPAMSim(n, 0.01, 7, func(c *ipam.GlobalConfig) { c.DefaultBase, c.DefaultSize = "10.200.0.0/21", 24 })
+	net := gossiptest.NewNetwork(7)
+	net.SetLoss(0.01)
+	s, err := newIPAMSim(net.Network, n, func(c *ipam.GlobalConfig) { c.DefaultBase, c.DefaultSize = "10.200.0.0/21", 24 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +104,7 @@ func TestIPAMSim_lossyPartitionedNoDuplicates(t *testing.T) {
 	// same small pool.
 	phase("first addresses")
 	half := n / 2
-	s.Partition(names[:half], names[half:])
+	net.Partition(names[:half], names[half:])
 	testutil.WaitFor(t, "the halves to see only themselves", time.Minute, func() bool {
 		return s.Members(0) == half && s.Members(n-1) == n-half
 	})
@@ -135,7 +138,7 @@ func TestIPAMSim_lossyPartitionedNoDuplicates(t *testing.T) {
 		return len(s.Hosts[0].Leases("big")) >= 25 || len(s.Hosts[0].Leases("left")) >= 3
 	})
 	phase("healing")
-	s.Heal()
+	net.Heal()
 	testutil.WaitFor(t, "the cluster to join again", 2*time.Minute, func() bool {
 		return s.Members(0) == n && s.Members(n-1) == n
 	})

@@ -17,8 +17,6 @@ const (
 	// udpBatch is how many datagrams one recvmmsg reads and one sendmmsg
 	// writes: under load it divides the syscalls per query by up to this.
 	udpBatch = 16
-	// udpRecvLen is the largest UDP query read; longer ones are dropped.
-	udpRecvLen = 1500
 	// udpYieldEvery is how often the loop passes through the scheduler;
 	// under the runtime's forcePreemptNS (10 ms).
 	udpYieldEvery = 5 * time.Millisecond

@@ -67,7 +67,8 @@ type Config struct {
 	Keys [][]byte
 	// Meta is this node's metadata, carried to every member.
 	Meta Meta
-	// Transport replaces the UDP/TCP transport (tests use gossiptest).
+	// Transport replaces the UDP/TCP transport: memnet's in-memory one
+	// runs many nodes in one process (benchmarks and tests).
 	Transport memberlist.NodeAwareTransport
 	// Logger receives membership logs; nil discards.
 	Logger *slog.Logger

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/netip"
 	"strings"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
 // Programmer compares what it wants (a builder's output) with what HNS
@@ -233,7 +235,7 @@ func withoutDefaultVxlanPort(ps []NetworkPolicy) []NetworkPolicy {
 	out := make([]NetworkPolicy, 0, len(ps))
 	for _, p := range ps {
 		var v VxlanPort
-		if p.Type == NetworkPolicyVxlanPort && json.Unmarshal(p.Settings, &v) == nil && v.Port == VxlanDefaultPort {
+		if p.Type == NetworkPolicyVxlanPort && json.Unmarshal(p.Settings, &v) == nil && v.Port == vxlan.DefaultPort {
 			continue
 		}
 		out = append(out, p)

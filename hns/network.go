@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
 // NamePrefix starts the name of every HNS object vxnet creates; Programmer
@@ -16,7 +18,7 @@ const NamePrefix = "vxnet-"
 const (
 	MinVNI        = 4096
 	MaxOverlayVNI = 65535
-	MaxVNI        = 1<<24 - 1 // l2tunnel: a VXLAN VNI (24 bits)
+	MaxVNI        = vxlan.MaxVNI // l2tunnel: a VXLAN VNI (24 bits)
 )
 
 // types lists the network types vxnet programs, in the order of their
@@ -145,7 +147,7 @@ func BuildNetwork(s NetworkSpec) (Network, error) {
 	if c.typ == Overlay {
 		n.Policies = append(n.Policies,
 			networkPolicy(NetworkPolicyProviderAddress, ProviderAddressNetwork{ProviderAddress: c.VTEP.String()}),
-			networkPolicy(NetworkPolicyVxlanPort, VxlanPort{Port: VxlanDefaultPort}))
+			networkPolicy(NetworkPolicyVxlanPort, VxlanPort{Port: vxlan.DefaultPort}))
 	}
 	if c.VNI != 0 {
 		subnet.Policies = []SubnetPolicy{subnetPolicy(SubnetPolicyVSID, VSID{IsolationId: c.VNI})}

@@ -54,10 +54,6 @@ type EndpointPolicy struct {
 	Settings json.RawMessage `json:",omitempty"`
 }
 
-// VxlanDefaultPort is the VXLAN UDP port (RFC 7348), the only one HNS
-// overlays speak with vxnet.
-const VxlanDefaultPort = 4789
-
 // IP protocol numbers, as PortMapping and ACL settings take them.
 const (
 	ProtocolTCP = 6

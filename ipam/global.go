@@ -458,8 +458,8 @@ func (g *Global) Allocate(ctx context.Context, network string) (netip.Addr, erro
 		}
 		if a, ok := g.allocHeldLocked(n); ok {
 			err := g.recordLocked(n, a, true)
-			if n.blockFilling(a) {
-				if free, total := n.freeInHeld(g.cfg.Now()); free*4 < total {
+			if n.blockFillingLocked(a) {
+				if free, total := n.freeInHeldLocked(g.cfg.Now()); free*4 < total {
 					g.refreshPartLocked(map[string]bool{network: true}, false) // ask for the next block early
 				}
 			}
@@ -588,7 +588,7 @@ func (g *Global) Leases(network string) []netip.Addr {
 	if !ok {
 		return nil
 	}
-	return n.state().Allocated
+	return n.stateLocked().Allocated
 }
 
 func (g *Global) netLocked(network string) (*gnet, error) {
@@ -651,9 +651,9 @@ func (g *Global) allocHeldLocked(n *gnet) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// state is the pool's State read from the blocks with leases only (a
+// stateLocked is the pool's State read from the blocks with leases only (a
 // global range may be large; a host's leases sit in a few blocks).
-func (n *gnet) state() State {
+func (n *gnet) stateLocked() State {
 	st := State{Next: n.pool.alloc.addr(n.cursor % n.pool.alloc.size)}
 	for _, idx := range sortedKeys(n.count) {
 		if n.count[idx] <= 0 {
@@ -676,9 +676,9 @@ func (n *gnet) state() State {
 	return st
 }
 
-// blockFilling reports whether a's block is 3/4 full or more: only then
+// blockFillingLocked reports whether a's block is 3/4 full or more: only then
 // is it worth counting the free addresses of every held block.
-func (n *gnet) blockFilling(a netip.Addr) bool {
+func (n *gnet) blockFillingLocked(a netip.Addr) bool {
 	off, ok := n.pool.alloc.offset(a)
 	if !ok {
 		return true
@@ -687,8 +687,8 @@ func (n *gnet) blockFilling(a netip.Addr) bool {
 	return n.pool.alloc.countFree(lo, lo+1<<n.blockBits)*4 < 1<<n.blockBits
 }
 
-// freeInHeld counts the free addresses of usable held blocks.
-func (n *gnet) freeInHeld(now time.Time) (free, total uint64) {
+// freeInHeldLocked counts the free addresses of usable held blocks.
+func (n *gnet) freeInHeldLocked(now time.Time) (free, total uint64) {
 	for idx, hb := range n.held {
 		if now.Before(hb.usableAt) {
 			continue
@@ -701,7 +701,7 @@ func (n *gnet) freeInHeld(now time.Time) (free, total uint64) {
 }
 
 func (g *Global) saveLocked(n *gnet) error {
-	if err := g.cfg.Store.Save(n.name, n.state()); err != nil {
+	if err := g.cfg.Store.Save(n.name, n.stateLocked()); err != nil {
 		return fmt.Errorf("ipam: network %q: saving leases: %w", n.name, err)
 	}
 	return nil

@@ -16,7 +16,7 @@ const prefetchPerHost = 4
 // refresh hands to their heirs, so a refresh stays short on an IPv6 range.
 const maxInheritPerRefresh = 1024
 
-// refreshLocked reads the whole table and acts on it. g.mu is held.
+// refreshLocked reads the whole table and acts on it.
 func (g *Global) refreshLocked() { g.refreshPartLocked(nil, true) }
 
 // refreshPartLocked refreshes the networks named in dirty (all when
@@ -106,7 +106,7 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) (claims map[string]su
 		if !ok {
 			continue
 		}
-		c, err := decodeCached[subnetClaim](g, r)
+		c, err := decodeCachedLocked[subnetClaim](g, r)
 		if err != nil || c.Creator == "" {
 			g.cfg.Logger.Warn("ipam: ignoring a malformed subnet row", "key", r.Key, "node", r.Writer, "error", err)
 			continue
@@ -296,7 +296,7 @@ func (g *Global) blockRowsLocked(n *gnet, seen map[string]bool) map[uint64]grant
 		if !ok || err != nil || idx >= n.nblocks {
 			continue
 		}
-		b, err := decodeCached[blockRow](g, r)
+		b, err := decodeCachedLocked[blockRow](g, r)
 		if err != nil || b.Holder == "" || b.Subnet != n.claim.Subnet {
 			continue
 		}
@@ -320,102 +320,136 @@ func (g *Global) holderLocked(n *gnet, idx uint64) (blockGrant, bool) {
 	return blockGrant{Holder: n.claim.Creator}, false
 }
 
-// writeGrant records that block idx now belongs to b.Holder.
+// writeGrantLocked records that block idx now belongs to b.Holder.
 func (g *Global) writeGrantLocked(n *gnet, idx uint64, b blockGrant) bool {
 	v := blockRow{b, n.claim.Subnet}
 	return g.putLocked(n, blockKey(n.name, idx, g.self), v) == nil
 }
 
-func (g *Global) goneForGood(host string, now time.Time) bool {
+// goneForGoodLocked reports whether host has been out of the cluster for
+// InheritAfter: its blocks pass to their heirs.
+func (g *Global) goneForGoodLocked(host string, now time.Time) bool {
 	since, absent := g.absent[host]
 	return absent && now.Sub(since) >= g.cfg.InheritAfter
 }
 
-// refreshNetLocked runs the block protocol for one network.
-func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]bool) {
-	rows := g.blockRowsLocked(n, seen)
-	heldBy := map[string]int{}
+// netRefresh is what the phases of one network's refresh share.
+type netRefresh struct {
+	n    *gnet
+	now  time.Time
+	live map[string]bool
+	// rows is, per block, the winning grant; the grants this refresh
+	// writes are added as it goes.
+	rows map[uint64]grantRow
+	// heldBy counts the blocks of each holder.
+	heldBy map[string]int
+	// implicit counts the blocks never granted: the creator's, untouched.
+	implicit uint64
+	// creator says this host created the network, so the implicit blocks
+	// are its to give.
+	creator bool
+	// giveable are this host's blocks it can grant, spare how many blocks
+	// it can give away in all (giveable, and implicit ones if creator).
+	giveable []uint64
+	spare    int
+}
 
-	// Grants to this host, accepted; blocks this host lost.
-	for _, idx := range sortedKeys(rows) {
-		r := rows[idx]
-		heldBy[r.Holder]++
-		if r.Holder == g.self {
+// refreshNetLocked runs the block protocol for one network: it accepts
+// the grants to this host, inherits from hosts gone for good, counts what
+// it could give, answers other hosts' requests and states its own need.
+func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]bool) {
+	r := &netRefresh{n: n, now: now, live: live, rows: g.blockRowsLocked(n, seen), heldBy: map[string]int{}}
+	r.implicit = n.nblocks - uint64(len(r.rows))
+	r.creator = n.claim.Creator == g.self
+	g.acceptGrantsLocked(r)
+	g.inheritLocked(r)
+	g.countSpareLocked(r)
+	g.answerRequestsLocked(r, seen)
+	g.requestBlocksLocked(r)
+}
+
+// acceptGrantsLocked takes the grants to this host (its own row now says
+// so) and lets go of the blocks it lost.
+func (g *Global) acceptGrantsLocked(r *netRefresh) {
+	n := r.n
+	for _, idx := range sortedKeys(r.rows) {
+		row := r.rows[idx]
+		r.heldBy[row.Holder]++
+		if row.Holder == g.self {
 			if _, ok := n.held[idx]; !ok {
 				n.held[idx] = &heldBlock{}
 			}
-			n.held[idx].grant = r.blockGrant
-			g.writeGrantLocked(n, idx, r.blockGrant) // accept: our own row now says so
+			n.held[idx].grant = row.blockGrant
+			g.writeGrantLocked(n, idx, row.blockGrant)
 		} else {
 			delete(n.held, idx)
 		}
-		if r.Holder != g.self && n.count[idx] > 0 {
+		if row.Holder != g.self && n.count[idx] > 0 {
 			g.loseBlockLocked(n, idx)
 		}
 	}
-	implicit := n.nblocks - uint64(len(rows))
-	creatorHere := n.claim.Creator == g.self
+}
 
-	// Blocks of hosts gone for good pass to their heirs.
-	members := sortedKeys(live)
-	for _, idx := range sortedKeys(rows) {
-		r := rows[idx]
-		if r.Holder == g.self || !g.goneForGood(r.Holder, now) {
-			continue
-		}
+// inheritLocked passes the blocks of hosts gone for good to their heirs:
+// this host takes those it is the heir of, granted ones and, when the
+// creator is gone, a bounded number of untouched ones.
+func (g *Global) inheritLocked(r *netRefresh) {
+	n, now := r.n, r.now
+	members := sortedKeys(r.live)
+	take := func(idx uint64) bool {
 		b := blockGrant{Holder: g.self, Era: now.UnixNano(), Gen: 1}
-		if heir(n.name, idx, members) == g.self && g.writeGrantLocked(n, idx, b) {
-			g.cfg.Logger.Info("ipam: inheriting a block of a host gone for good", "network", n.name, "block", idx, "node", r.Holder)
-			n.held[idx] = &heldBlock{grant: b, usableAt: now.Add(g.cfg.Settle)}
+		if heir(n.name, idx, members) != g.self || !g.writeGrantLocked(n, idx, b) {
+			return false
+		}
+		n.held[idx] = &heldBlock{grant: b, usableAt: now.Add(g.cfg.Settle)}
+		return true
+	}
+	for _, idx := range sortedKeys(r.rows) {
+		row := r.rows[idx]
+		if row.Holder != g.self && g.goneForGoodLocked(row.Holder, now) && take(idx) {
+			g.cfg.Logger.Info("ipam: inheriting a block of a host gone for good", "network", n.name, "block", idx, "node", row.Holder)
 		}
 	}
-	if implicit > 0 && !creatorHere && g.goneForGood(n.claim.Creator, now) {
-		done := 0
-		for idx := uint64(0); idx < n.nblocks && done < maxInheritPerRefresh; idx++ {
-			if _, ok := rows[idx]; ok {
-				continue
-			}
+	if r.implicit == 0 || r.creator || !g.goneForGoodLocked(n.claim.Creator, now) {
+		return
+	}
+	done := 0
+	for idx := uint64(0); idx < n.nblocks && done < maxInheritPerRefresh; idx++ {
+		if _, ok := r.rows[idx]; !ok {
 			done++
-			b := blockGrant{Holder: g.self, Era: now.UnixNano(), Gen: 1}
-			if heir(n.name, idx, members) == g.self && g.writeGrantLocked(n, idx, b) {
-				n.held[idx] = &heldBlock{grant: b, usableAt: now.Add(g.cfg.Settle)}
-			}
+			take(idx)
 		}
 	}
+}
 
-	// What this host could give away: empty usable blocks but one, and
-	// the untouched blocks if it is the creator.
+// countSpareLocked counts what this host could give away: its empty
+// usable blocks but one, and the untouched blocks if it is the creator.
+func (g *Global) countSpareLocked(r *netRefresh) {
+	n := r.n
 	var empty []uint64
 	for _, idx := range sortedKeys(n.held) {
-		if n.count[idx] == 0 && !now.Before(n.held[idx].usableAt) {
+		if n.count[idx] == 0 && !r.now.Before(n.held[idx].usableAt) {
 			empty = append(empty, idx)
 		}
 	}
-	giveable := empty
-	if len(giveable) > 0 {
-		giveable = giveable[1:]
+	if len(empty) > 0 {
+		r.giveable = empty[1:]
 	}
-	spare := len(giveable)
-	if creatorHere {
-		spare += int(min(implicit, 1<<30))
+	r.spare = len(r.giveable)
+	if r.creator {
+		r.spare += int(min(r.implicit, 1<<30))
 	}
+}
 
-	// Answer the open requests of other hosts, staggered by rank among
-	// the hosts with something to give.
-	states := map[string]hostState{}
-	prefix := keyHost + n.name + "/"
-	for _, r := range g.cfg.Table.List(prefix) {
-		host := strings.TrimPrefix(r.Key, prefix)
-		st, err := decodeCached[hostState](g, r)
-		if host != r.Writer || err != nil {
-			continue
-		}
-		seen[host] = true
-		states[host] = st
-	}
+// answerRequestsLocked grants blocks to the live hosts that want more
+// than they hold, staggered by this host's rank among the hosts with
+// something to give, so that one request is not answered by all.
+func (g *Global) answerRequestsLocked(r *netRefresh, seen map[string]bool) {
+	n, now := r.n, r.now
+	states := g.hostStatesLocked(n, seen)
 	for _, host := range sortedKeys(states) {
 		st := states[host]
-		if host == g.self || !live[host] || st.Want <= heldBy[host] {
+		if host == g.self || !r.live[host] || st.Want <= r.heldBy[host] {
 			delete(n.reqSeen, host)
 			continue
 		}
@@ -424,60 +458,92 @@ func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]
 			rs = reqSeen{st.Seq, now}
 			n.reqSeen[host] = rs
 		}
-		if spare == 0 {
+		if r.spare == 0 {
 			continue
 		}
-		if now.Sub(rs.at) < time.Duration(g.serverRank(n, host, st.Seq, states, live))*g.cfg.ServeDelay {
+		if now.Sub(rs.at) < time.Duration(g.serverRankLocked(n, host, st.Seq, states, r.live))*g.cfg.ServeDelay {
 			continue
 		}
-		for st.Want > heldBy[host] && spare > 0 {
-			var idx uint64
-			var b blockGrant
-			if len(giveable) > 0 {
-				idx, giveable = giveable[0], giveable[1:]
-				b = n.held[idx].grant
-				b.Gen++
-				delete(n.held, idx)
-			} else if creatorHere && implicit > 0 {
-				idx = firstImplicit(rows, n.nblocks)
-				b.Gen = 1
-				implicit--
-			} else {
+		for st.Want > r.heldBy[host] && r.spare > 0 {
+			if !g.grantLocked(r, host) {
 				break
 			}
-			b.Holder = host
-			if !g.writeGrantLocked(n, idx, b) {
-				break
-			}
-			rows[idx] = grantRow{b, g.self}
-			heldBy[host]++
-			spare--
-			g.cfg.Logger.Debug("ipam: granted a block", "network", n.name, "block", idx, "node", host)
 		}
 	}
+}
 
-	// This host's own needs: a block when full (or 3/4 full, early).
-	free, total := n.freeInHeld(now)
+// hostStatesLocked reads the hosts' rows of n, each written by its host.
+func (g *Global) hostStatesLocked(n *gnet, seen map[string]bool) map[string]hostState {
+	states := map[string]hostState{}
+	prefix := keyHost + n.name + "/"
+	for _, row := range g.cfg.Table.List(prefix) {
+		host := strings.TrimPrefix(row.Key, prefix)
+		st, err := decodeCachedLocked[hostState](g, row)
+		if host != row.Writer || err != nil {
+			continue
+		}
+		seen[host] = true
+		states[host] = st
+	}
+	return states
+}
+
+// grantLocked grants host one block: a giveable one, else an untouched
+// one if this host is the creator. It reports whether it did.
+func (g *Global) grantLocked(r *netRefresh, host string) bool {
+	n := r.n
+	var idx uint64
+	var b blockGrant
+	switch {
+	case len(r.giveable) > 0:
+		idx, r.giveable = r.giveable[0], r.giveable[1:]
+		b = n.held[idx].grant
+		b.Gen++
+		delete(n.held, idx)
+	case r.creator && r.implicit > 0:
+		idx = firstImplicit(r.rows, n.nblocks)
+		b.Gen = 1
+		r.implicit--
+	default:
+		return false
+	}
+	b.Holder = host
+	if !g.writeGrantLocked(n, idx, b) {
+		return false
+	}
+	r.rows[idx] = grantRow{b, g.self}
+	r.heldBy[host]++
+	r.spare--
+	g.cfg.Logger.Debug("ipam: granted a block", "network", n.name, "block", idx, "node", host)
+	return true
+}
+
+// requestBlocksLocked states this host's own need in its host row: a block
+// more when full (or 3/4 full, early), taken at once from the untouched
+// ones if it is the creator.
+func (g *Global) requestBlocksLocked(r *netRefresh) {
+	n := r.n
+	free, total := n.freeInHeldLocked(r.now)
 	want := len(n.held)
 	if (n.waiters > 0 && free == 0) || (total > 0 && free*4 < total) {
 		want++
 	}
-	if want == 0 && n.nblocks >= prefetchPerHost*uint64(len(live)) {
+	if want == 0 && n.nblocks >= prefetchPerHost*uint64(len(r.live)) {
 		// A block before the first address is asked for, where the range
 		// has room for every host's: a host later cut off from the hosts
 		// that could grant one still hands out addresses.
 		want = 1
 	}
-	if want > len(n.held) && creatorHere && implicit > 0 {
-		idx := firstImplicit(rows, n.nblocks)
+	if want > len(n.held) && r.creator && r.implicit > 0 {
+		idx := firstImplicit(r.rows, n.nblocks)
 		b := blockGrant{Holder: g.self, Gen: 1}
 		if g.writeGrantLocked(n, idx, b) {
-			rows[idx] = grantRow{b, g.self}
+			r.rows[idx] = grantRow{b, g.self}
 			n.held[idx] = &heldBlock{grant: b}
-			spare--
+			r.spare--
 		}
 	}
-	hs := hostState{Want: want, Seq: n.hostRow.Seq, Spare: max(spare, 0)}
+	hs := hostState{Want: want, Seq: n.hostRow.Seq, Spare: max(r.spare, 0)}
 	if want > len(n.held) && want > n.hostRow.Want {
 		hs.Seq++
 	}
@@ -530,11 +596,11 @@ func heir(network string, idx uint64, members []string) string {
 	return best
 }
 
-// serverRank is this host's place among the live hosts that could answer
+// serverRankLocked is this host's place among the live hosts that could answer
 // host's request: the creator first while it has untouched blocks, then
 // the others in an order that depends on the request, so the load
 // spreads. Only this host is assumed to have something to give.
-func (g *Global) serverRank(n *gnet, host string, seq uint64, states map[string]hostState, live map[string]bool) int {
+func (g *Global) serverRankLocked(n *gnet, host string, seq uint64, states map[string]hostState, live map[string]bool) int {
 	if n.claim.Creator == g.self {
 		return 0
 	}

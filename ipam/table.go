@@ -119,9 +119,9 @@ func splitKey(key, prefix string) (network, rest string, ok bool) {
 	return network, rest, ok && network != ""
 }
 
-// decodeCached decodes a row's value, from the cache while the row's
-// version and writer are unchanged. g.mu is held.
-func decodeCached[T any](g *Global, r Row) (T, error) {
+// decodeCachedLocked decodes a row's value, from the cache while the row's
+// version and writer are unchanged.
+func decodeCachedLocked[T any](g *Global, r Row) (T, error) {
 	if c, ok := g.decoded[r.Key]; ok && c.version == r.Version && c.writer == r.Writer && r.Version != 0 {
 		if v, ok := c.v.(T); ok {
 			return v, c.err

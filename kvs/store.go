@@ -75,7 +75,7 @@ type store struct {
 func newStore(self string, t timings, clock, epoch uint64) *store {
 	s := &store{self: self, t: t, clock: clock, epoch: epoch,
 		slots: map[slotKey]*Entry{}, byKey: map[rowKey][]*Entry{}, owners: map[string]*owner{}}
-	s.owner(self).epoch = epoch
+	s.ownerLocked(self).epoch = epoch
 	return s
 }
 
@@ -86,7 +86,7 @@ func ownerHash(name string) uint32 {
 	return h.Sum32()
 }
 
-func (s *store) owner(name string) *owner {
+func (s *store) ownerLocked(name string) *owner {
 	o := s.owners[name]
 	if o == nil {
 		o = &owner{slots: map[slotKey]struct{}{}, digest: ownerDigest{Owner: name}, hash: ownerHash(name)}
@@ -95,9 +95,9 @@ func (s *store) owner(name string) *owner {
 	return o
 }
 
-func (s *store) tick() uint64 { s.clock++; return s.clock }
+func (s *store) tickLocked() uint64 { s.clock++; return s.clock }
 
-func (s *store) witness(v uint64) {
+func (s *store) witnessLocked(v uint64) {
 	if v > s.clock {
 		s.clock = v
 	}
@@ -119,13 +119,13 @@ func rowHash(e *Entry) uint64 {
 	return h.Sum64()
 }
 
-// winner is the slot readers see for a row, or nil.
-func (s *store) winner(k rowKey) *Entry {
+// winnerLocked is the slot readers see for a row, or nil.
+func (s *store) winnerLocked(k rowKey) *Entry {
 	if s.cluster[k.table] {
-		return s.clusterWinner(k)
+		return s.clusterWinnerLocked(k)
 	}
 	if s.firstClaim[k.table] {
-		return s.claimWinner(k)
+		return s.claimWinnerLocked(k)
 	}
 	var best *Entry
 	for _, e := range s.byKey[k] {
@@ -139,10 +139,10 @@ func (s *store) winner(k rowKey) *Entry {
 	return best
 }
 
-// clusterWinner: of every write of a cluster row, whoever wrote it and
+// clusterWinnerLocked: of every write of a cluster row, whoever wrote it and
 // whether or not the writer is alive, the greatest (version, owner); no
 // row if that is a tombstone.
-func (s *store) clusterWinner(k rowKey) *Entry {
+func (s *store) clusterWinnerLocked(k rowKey) *Entry {
 	var best *Entry
 	for _, e := range s.byKey[k] {
 		if best == nil || e.Version > best.Version || (e.Version == best.Version && (e.Owner > best.Owner ||
@@ -156,8 +156,8 @@ func (s *store) clusterWinner(k rowKey) *Entry {
 	return best
 }
 
-// claimWinner: of the visible live slots, the first claimed.
-func (s *store) claimWinner(k rowKey) *Entry {
+// claimWinnerLocked: of the visible live slots, the first claimed.
+func (s *store) claimWinnerLocked(k rowKey) *Entry {
 	var best *Entry
 	for _, e := range s.byKey[k] {
 		if e.Deleted || s.owners[e.Owner].hidden {
@@ -170,45 +170,45 @@ func (s *store) claimWinner(k rowKey) *Entry {
 	return best
 }
 
-// change runs f, which may change the rows keys name, and tells watchers
+// changeLocked runs f, which may change the rows keys name, and tells watchers
 // what readers see change.
-func (s *store) change(keys []rowKey, f func()) {
+func (s *store) changeLocked(keys []rowKey, f func()) {
 	before := make([]*Entry, len(keys))
 	for i, k := range keys {
-		before[i] = s.winner(k)
+		before[i] = s.winnerLocked(k)
 	}
 	f()
 	for i, k := range keys {
-		after := s.winner(k)
+		after := s.winnerLocked(k)
 		switch {
 		case after != nil && after != before[i]:
-			s.notify(Event{Type: EventPut, Entry: *after})
+			s.notifyLocked(Event{Type: EventPut, Entry: *after})
 		case after == nil && before[i] != nil:
 			gone := *before[i]
 			gone.Deleted = true
-			s.notify(Event{Type: EventDelete, Entry: gone})
+			s.notifyLocked(Event{Type: EventDelete, Entry: gone})
 		}
 	}
 }
 
-// set stores e in its owner's slot, keeping indexes, digests and watchers.
-func (s *store) set(e Entry) {
-	s.change([]rowKey{{e.Table, e.Key}}, func() {
+// setLocked stores e in its owner's slot, keeping indexes, digests and watchers.
+func (s *store) setLocked(e Entry) {
+	s.changeLocked([]rowKey{{e.Table, e.Key}}, func() {
 		sk := slotKey{e.Table, e.Key, e.Owner}
-		s.unslot(sk)
+		s.unslotLocked(sk)
 		ne := &e
 		s.slots[sk] = ne
 		rk := rowKey{e.Table, e.Key}
 		s.byKey[rk] = append(s.byKey[rk], ne)
-		o := s.owner(e.Owner)
+		o := s.ownerLocked(e.Owner)
 		o.slots[sk] = struct{}{}
 		o.digest.Rows++
 		o.digest.Hash ^= rowHash(ne)
 	})
 }
 
-// unslot removes a slot from every index; the caller tells watchers.
-func (s *store) unslot(sk slotKey) {
+// unslotLocked removes a slot from every index; the caller tells watchers.
+func (s *store) unslotLocked(sk slotKey) {
 	old := s.slots[sk]
 	if old == nil {
 		return
@@ -241,17 +241,17 @@ func (s *store) put(table, key string, value []byte) Entry {
 }
 
 // putLocked writes this node's slot of a row; in a FirstClaim table the
-// row keeps its live slot's claim, or claims now. s.mu is held.
+// row keeps its live slot's claim, or claims now.
 func (s *store) putLocked(table, key string, value []byte) Entry {
-	e := Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: s.self, Version: s.tick()}
+	e := Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: s.self, Version: s.tickLocked()}
 	if s.firstClaim[table] {
 		e.Claim = e.Version
 		if cur := s.slots[slotKey{table, key, s.self}]; cur != nil && !cur.Deleted {
 			e.Claim = cur.Claim
 		}
 	}
-	s.stamp(&e)
-	s.set(e)
+	s.stampLocked(&e)
+	s.setLocked(e)
 	s.stats.LocalWrites++
 	return e
 }
@@ -260,12 +260,12 @@ func (s *store) putLocked(table, key string, value []byte) Entry {
 func (s *store) restore(e Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.witness(e.Version)
+	s.witnessLocked(e.Version)
 	if cur := s.slots[slotKey{e.Table, e.Key, e.Owner}]; cur != nil && !e.newer(cur) {
 		return
 	}
 	e.Epoch, e.Seq = 0, 0 // not a place in anyone's stream of this run
-	s.set(e)
+	s.setLocked(e)
 }
 
 // del writes a tombstone over this node's slot of a row.
@@ -275,18 +275,18 @@ func (s *store) del(table, key string, now time.Time) (Entry, error) {
 	mine := s.slots[slotKey{table, key, s.self}]
 	if s.cluster[table] {
 		// Anyone's to delete: a tombstone newer than every write seen.
-		if s.winner(rowKey{table, key}) == nil {
+		if s.winnerLocked(rowKey{table, key}) == nil {
 			return Entry{}, ErrNotFound
 		}
 	} else if mine == nil || mine.Deleted {
-		if s.winner(rowKey{table, key}) != nil {
+		if s.winnerLocked(rowKey{table, key}) != nil {
 			return Entry{}, ErrNotOwner
 		}
 		return Entry{}, ErrNotFound
 	}
-	e := Entry{Table: table, Key: key, Owner: s.self, Version: s.tick(), Deleted: true, DeletedAt: now.UnixNano()}
-	s.stamp(&e)
-	s.set(e)
+	e := Entry{Table: table, Key: key, Owner: s.self, Version: s.tickLocked(), Deleted: true, DeletedAt: now.UnixNano()}
+	s.stampLocked(&e)
+	s.setLocked(e)
 	s.stats.LocalWrites++
 	return e, nil
 }
@@ -310,13 +310,13 @@ const maxEpochAhead = 24 * time.Hour
 func (s *store) apply(e Entry, now time.Time) (applyResult, Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.witness(e.Version)
+	s.witnessLocked(e.Version)
 	if e.Owner == s.self {
-		return s.reclaim(e, now)
+		return s.reclaimLocked(e, now)
 	}
 	o := s.owners[e.Owner]
 	if o == nil {
-		o = s.owner(e.Owner)
+		o = s.ownerLocked(e.Owner)
 		if s.isMember != nil && !s.isMember(e.Owner) {
 			// Not a member (dead before we joined, say): keep its rows
 			// hidden, as the nodes that saw it fail do.
@@ -328,22 +328,22 @@ func (s *store) apply(e Entry, now time.Time) (applyResult, Entry) {
 		return applyRejected, Entry{}
 	}
 	if o.status != ownerGone && e.Epoch <= uint64(now.Add(maxEpochAhead).UnixNano()) {
-		s.mark(o, e.Epoch, e.Seq)
+		s.markLocked(o, e.Epoch, e.Seq)
 	}
 	cur := s.slots[slotKey{e.Table, e.Key, e.Owner}]
 	if (cur != nil && !e.newer(cur)) || (e.Deleted && !s.cluster[e.Table] && now.UnixNano()-e.DeletedAt >= int64(s.t.tombstoneTTL)) {
 		s.stats.Stale++
 		return applyStale, Entry{}
 	}
-	s.set(e)
+	s.setLocked(e)
 	s.stats.Applied++
 	return applyChanged, Entry{}
 }
 
-// reclaim handles a copy of a row this node owns. What this node holds is
+// reclaimLocked handles a copy of a row this node owns. What this node holds is
 // the truth: a newer copy it does not hold is answered with a newer write of
 // what it holds (a value, or a tombstone).
-func (s *store) reclaim(e Entry, now time.Time) (applyResult, Entry) {
+func (s *store) reclaimLocked(e Entry, now time.Time) (applyResult, Entry) {
 	cur := s.slots[slotKey{e.Table, e.Key, s.self}]
 	if s.cluster[e.Table] || (s.adopt && (cur == nil || e.newer(cur))) {
 		// The cluster's row, not ours to answer for (or ours, being
@@ -352,7 +352,7 @@ func (s *store) reclaim(e Entry, now time.Time) (applyResult, Entry) {
 			s.stats.Stale++
 			return applyStale, Entry{}
 		}
-		s.set(e)
+		s.setLocked(e)
 		s.stats.Applied++
 		return applyChanged, Entry{}
 	}
@@ -368,13 +368,13 @@ func (s *store) reclaim(e Entry, now time.Time) (applyResult, Entry) {
 	if cur != nil && cur.Epoch != s.epoch {
 		// Adopted, not written in this run: a newer write of its run
 		// (a delete, say) is taken as it is.
-		s.set(e)
+		s.setLocked(e)
 		s.stats.Applied++
 		return applyChanged, Entry{}
 	}
 	if e.Deleted && (cur == nil || cur.Deleted) {
 		// A tombstone of ours we lost: take it as is.
-		s.set(e)
+		s.setLocked(e)
 		s.stats.Applied++
 		return applyChanged, Entry{}
 	}
@@ -382,15 +382,15 @@ func (s *store) reclaim(e Entry, now time.Time) (applyResult, Entry) {
 	if cur != nil && !cur.Deleted {
 		mine = *cur
 	}
-	mine.Version = s.tick()
-	s.stamp(&mine)
-	s.set(mine)
+	mine.Version = s.tickLocked()
+	s.stampLocked(&mine)
+	s.setLocked(mine)
 	s.stats.Reclaimed++
 	return applyReclaimed, mine
 }
 
-// keysOf returns the rows an owner has slots in.
-func (s *store) keysOf(o *owner) []rowKey {
+// keysOfLocked returns the rows an owner has slots in.
+func (s *store) keysOfLocked(o *owner) []rowKey {
 	keys := make([]rowKey, 0, len(o.slots))
 	for sk := range o.slots {
 		keys = append(keys, rowKey{sk.table, sk.key})
@@ -408,7 +408,7 @@ func (s *store) setMembership(isMember func(string) bool, now time.Time) {
 	s.isMember = isMember
 	for name, o := range s.owners {
 		if name != s.self && o.status == ownerAlive && !isMember(name) {
-			s.change(s.keysOf(o), func() { o.status, o.since, o.hidden = ownerFailed, now, true })
+			s.changeLocked(s.keysOfLocked(o), func() { o.status, o.since, o.hidden = ownerFailed, now, true })
 		}
 	}
 }
@@ -420,8 +420,8 @@ func (s *store) memberAlive(name string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := s.owner(name)
-	s.change(s.keysOf(o), func() {
+	o := s.ownerLocked(name)
+	s.changeLocked(s.keysOfLocked(o), func() {
 		o.status, o.hidden = ownerAlive, false
 	})
 }
@@ -433,7 +433,7 @@ func (s *store) memberFailed(name string, now time.Time) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := s.owner(name)
+	o := s.ownerLocked(name)
 	if o.status == ownerAlive {
 		o.status, o.since = ownerFailed, now
 	}
@@ -446,16 +446,16 @@ func (s *store) memberLeft(name string, now time.Time) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.withdraw(s.owner(name), now)
+	s.withdrawLocked(s.ownerLocked(name), now)
 }
 
-// withdraw drops an owner's rows, but those of cluster tables; they are
+// withdrawLocked drops an owner's rows, but those of cluster tables; they are
 // refused until it is alive again.
-func (s *store) withdraw(o *owner, now time.Time) {
-	s.change(s.keysOf(o), func() {
+func (s *store) withdrawLocked(o *owner, now time.Time) {
+	s.changeLocked(s.keysOfLocked(o), func() {
 		for sk := range o.slots {
 			if !s.cluster[sk.table] {
-				s.unslot(sk)
+				s.unslotLocked(sk)
 			}
 		}
 	})
@@ -475,16 +475,16 @@ func (s *store) expire(now time.Time) {
 			continue
 		}
 		if !o.hidden && now.Sub(o.since) >= s.t.grace {
-			s.change(s.keysOf(o), func() { o.hidden = true })
+			s.changeLocked(s.keysOfLocked(o), func() { o.hidden = true })
 		}
 		if now.Sub(o.since) >= s.t.reapAfter {
-			s.withdraw(o, now)
+			s.withdrawLocked(o, now)
 			s.stats.OwnersReaped++
 		}
 	}
 	for sk, e := range s.slots {
 		if e.Deleted && !s.cluster[sk.table] && now.UnixNano()-e.DeletedAt >= int64(s.t.tombstoneTTL) {
-			s.unslot(sk) // a tombstone changes nothing readers see
+			s.unslotLocked(sk) // a tombstone changes nothing readers see
 			s.stats.TombstonesReaped++
 		}
 	}
@@ -581,7 +581,7 @@ func (s *store) clusterEntries() []Entry {
 func (s *store) get(table, key string) (Entry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.winner(rowKey{table, key}); e != nil {
+	if e := s.winnerLocked(rowKey{table, key}); e != nil {
 		return *e, true
 	}
 	return Entry{}, false
@@ -594,7 +594,7 @@ func (s *store) listLocked(table string) []Entry {
 		if table != "" && k.table != table {
 			continue
 		}
-		if e := s.winner(k); e != nil {
+		if e := s.winnerLocked(k); e != nil {
 			out = append(out, *e)
 		}
 	}
@@ -620,7 +620,7 @@ func (s *store) digestAll() uint64 {
 	defer s.mu.Unlock()
 	var h uint64
 	for k := range s.byKey {
-		if e := s.winner(k); e != nil {
+		if e := s.winnerLocked(k); e != nil {
 			h ^= rowHash(e) ^ uint64(len(e.Owner))<<56 ^ uint64(ownerHash(e.Owner))<<20
 		}
 	}

@@ -4,15 +4,15 @@ package kvs
 // how much of each stream they hold and swap that position (a version
 // vector) with random peers, which send back what is missing. See doc.go.
 
-// stamp places a write of this node in its stream.
-func (s *store) stamp(e *Entry) {
+// stampLocked places a write of this node in its stream.
+func (s *store) stampLocked(e *Entry) {
 	s.seq++
 	e.Epoch, e.Seq = s.epoch, s.seq
 	s.owners[s.self].have = s.seq
 }
 
-// mark records that a write of an owner's stream has been seen.
-func (s *store) mark(o *owner, epoch, seq uint64) {
+// markLocked records that a write of an owner's stream has been seen.
+func (s *store) markLocked(o *owner, epoch, seq uint64) {
 	if epoch == 0 || seq == 0 {
 		return
 	}
@@ -33,10 +33,10 @@ func (s *store) mark(o *owner, epoch, seq uint64) {
 		return
 	}
 	o.have = seq
-	o.advance()
+	o.advanceLocked()
 }
 
-func (o *owner) advance() {
+func (o *owner) advanceLocked() {
 	for {
 		if _, ok := o.above[o.have+1]; !ok {
 			break
@@ -61,7 +61,7 @@ func (s *store) completeTo(name string, epoch, from, n uint64) {
 	if name == s.self || epoch == 0 || n == 0 {
 		return
 	}
-	o := s.owner(name)
+	o := s.ownerLocked(name)
 	switch {
 	case o.status == ownerGone || epoch < o.epoch:
 		return
@@ -75,7 +75,7 @@ func (s *store) completeTo(name string, epoch, from, n uint64) {
 	}
 	if n > o.have {
 		o.have = n
-		o.advance()
+		o.advanceLocked()
 	}
 }
 

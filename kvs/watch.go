@@ -9,8 +9,9 @@ type watcher struct {
 	q     *queue.Unbounded[Event]
 }
 
-// notify is called with the store's lock held.
-func (s *store) notify(ev Event) {
+// notifyLocked pushes ev to the watchers of its table. Under the store's
+// lock, every watcher sees the events in the order of the changes.
+func (s *store) notifyLocked(ev Event) {
 	for _, w := range s.watchers {
 		if w.table == "" || w.table == ev.Entry.Table {
 			w.q.Push(ev)

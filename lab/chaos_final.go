@@ -174,7 +174,7 @@ func (c *campaign) checkDNS(ctx context.Context, o Observation, ref HostView, op
 		if len(qs) == 0 {
 			continue
 		}
-		argv := []string{"dig", "+noall", "+answer", "+time=2", "+tries=1", "@127.0.0.11"}
+		argv := []string{"dig", "+noall", "+answer", "+time=2", "+tries=1", digAtAgent}
 		for _, q := range qs {
 			argv = append(argv, q.Name)
 		}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/vxnet/vxnet/gossip"
 )
 
 // Defaults of Config.
@@ -16,7 +18,7 @@ const (
 	DefaultBaseDir      = "/run/vxnet-lab"
 	DefaultProfile      = "fast"
 	DefaultLogLevel     = "info"
-	DefaultGossipPort   = 7946
+	DefaultGossipPort   = gossip.DefaultPort // the agent's default: its agents need no --gossip-port
 	DefaultReadyTimeout = 30 * time.Second
 	// MaxHosts bounds Hosts: host addresses are .1 to .MaxHosts of one /24.
 	MaxHosts = 200

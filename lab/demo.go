@@ -406,7 +406,7 @@ func (l *Lab) sayKept(dc DemoConfig) {
 	if len(s.Containers) > 1 {
 		a, b := s.Containers[0], s.Containers[len(s.Containers)-1]
 		l.say("  ip netns exec %s ping -c3 %s", a.Netns, b.Name)
-		l.say("  ip netns exec %s dig +short %s.%s @127.0.0.11", a.Netns, b.Name, dc.Network)
+		l.say("  ip netns exec %s dig +short %s.%s %s", a.Netns, b.Name, dc.Network, digAtAgent)
 	}
 	l.say("  %s --socket %s endpoint ls", s.Binary, s.Hosts[0].Socket)
 	l.say("  vxnet lab status --id %s; vxnet lab down --id %s", s.ID, s.ID)

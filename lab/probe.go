@@ -9,10 +9,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vxnet/vxnet/dns"
 )
 
 // retryPause spaces the tries of a failed check.
 const retryPause = 300 * time.Millisecond
+
+// digAtAgent is dig's argument that asks the agent's DNS server, where a
+// container's resolver finds it.
+var digAtAgent = "@" + dns.ContainerAddr.Addr().String()
 
 // probeArgvs returns the commands of check c from src to dst: each must
 // succeed, and dig must print dst's address once for each name it asks.
@@ -31,7 +37,7 @@ func probeArgvs(bin string, c Check, src, dst ContainerState, network string, po
 		return [][]string{inNetns(src.Netns, bin, "lab", "tcp-echo",
 			"--connect", net.JoinHostPort(host, strconv.Itoa(port)), "--timeout", "3s")}
 	case DNSName: // one dig, two queries: one answer line each
-		return [][]string{inNetns(src.Netns, "dig", "+short", "+time=2", "+tries=1", "@127.0.0.11", dst.Name, fqdn)}
+		return [][]string{inNetns(src.Netns, "dig", "+short", "+time=2", "+tries=1", digAtAgent, dst.Name, fqdn)}
 	}
 	panic("lab: unknown check " + c.String())
 }

@@ -23,8 +23,10 @@ import (
 
 // Defaults of Config, for the flags that set them.
 const (
-	DefaultVXLANPort = vxlan.DefaultPort // IANA's VXLAN port, the same on every host
-	DefaultMTU       = tun.DefaultMTU    // a 1500-byte underlay less VXLAN's 50 bytes
+	DefaultVXLANPort  = vxlan.DefaultPort // IANA's VXLAN port, the same on every host
+	DefaultMTU        = tun.DefaultMTU    // a 1500-byte underlay less VXLAN's 50 bytes
+	DefaultGossipPort = gossip.DefaultPort
+	DefaultDataDir    = "/var/lib/vxnet"
 	// DefaultBindTimeout is how long a bind whose address is in use is
 	// retried by default (internal/bindretry).
 	DefaultBindTimeout = 30 * time.Second
@@ -99,10 +101,10 @@ func (c *Config) SetDefaults() {
 		c.Name, _ = os.Hostname()
 	}
 	if c.GossipPort == 0 {
-		c.GossipPort = 7946
+		c.GossipPort = DefaultGossipPort
 	}
 	if c.DataDir == "" {
-		c.DataDir = "/var/lib/vxnet"
+		c.DataDir = DefaultDataDir
 	}
 	if c.VXLANPort == 0 {
 		c.VXLANPort = DefaultVXLANPort

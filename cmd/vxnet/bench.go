@@ -97,6 +97,8 @@ func cmdBench(std stdio, args []string) int {
 		return cmdBenchDataplane(ctx, std, args[1:])
 	case "control":
 		return cmdBenchControl(ctx, std, args[1:])
+	case "dns-child":
+		return cmdBenchDNSChild(std, args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(std.stdout, benchUsage)
 		return 0
@@ -104,6 +106,16 @@ func cmdBench(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet bench: unknown command %q\n\n%s", args[0], benchUsage)
 		return 2
 	}
+}
+
+// cmdBenchDNSChild is vxnet's DNS server as the DNS benchmark runs it, in
+// a process of its own; not for people, so not in the usage.
+func cmdBenchDNSChild(std stdio, args []string) int {
+	if err := bench.ServeDNSChild(args, os.Stdin, std.stdout); err != nil {
+		fmt.Fprintf(std.stderr, "vxnet bench dns-child: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 // secondsFlag is a duration flag that also takes a plain number of

@@ -31,6 +31,8 @@ func TestCmdBench_usageAndErrors(t *testing.T) {
 		"short time":      {[]string{"dataplane", "--time", "100ms"}, 2, "", "want at least 1s"},
 		"zero reps":       {[]string{"dataplane", "--reps", "0"}, 2, "", "want at least 1s and 1"},
 		"control stray":   {[]string{"control", "x"}, 2, "", `unexpected argument "x"`},
+		"dns-child bare":  {[]string{"dns-child"}, 1, "", "the number of names"},
+		"dns-child names": {[]string{"dns-child", "x"}, 1, "", "want a positive integer"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, out, errOut := runBench(tc.args...)

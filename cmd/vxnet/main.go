@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/vxnet/vxnet/bench"
+	"github.com/vxnet/vxnet/api"
 )
 
 const usage = `vxnet — a userspace VXLAN container network for many hosts
@@ -31,14 +31,13 @@ Commands:
 
 Run 'vxnet <command> --help' for a command's flags. The client commands talk
 to the agent's API socket: --socket, else $VXNET_SOCKET, else
-/run/vxnet/vxnet.sock.
+` + api.DefaultSocket + `.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
-	bench.DNSChildMain()
 	os.Exit(run(stdio{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
 }
 

@@ -34,11 +34,11 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
 const (
-	// DefaultPort is the IANA-assigned VXLAN UDP port.
-	DefaultPort = 4789
 	// DefaultSourcePorts is the default number of send sockets.
 	DefaultSourcePorts = 8
 	// MaxSourcePorts bounds Config.SourcePorts.
@@ -72,7 +72,7 @@ type Config struct {
 // DefaultConfig returns the configuration with every default filled in.
 func DefaultConfig() Config {
 	return Config{
-		Port:         DefaultPort,
+		Port:         vxlan.DefaultPort,
 		SourcePorts:  DefaultSourcePorts,
 		BatchSize:    DefaultBatchSize,
 		SocketBuffer: DefaultSocketBuffer,
@@ -112,7 +112,7 @@ func (cfg Config) normalize() (Config, error) {
 		cfg.Addr = cfg.Addr.Unmap()
 	}
 	if cfg.Port == 0 {
-		cfg.Port = DefaultPort
+		cfg.Port = vxlan.DefaultPort
 	}
 	switch {
 	case cfg.SourcePorts == 0:

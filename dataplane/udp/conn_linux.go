@@ -41,7 +41,7 @@ type Conn struct {
 	rxWant int
 	rxGot  int
 	rxErr  syscall.Errno
-	recvFn func(fd uintptr) bool // c.doRecv, bound once
+	recvFn func(fd uintptr) bool // c.doRecvLocked, bound once
 
 	writeMu sync.Mutex // guards shared, the Writer behind Conn.WriteBatch
 	shared  *Writer
@@ -124,7 +124,7 @@ func listen(cfg Config, anyPort bool) (*Conn, error) {
 	}
 	c.local = udpAddrPort(c.lis.LocalAddr())
 	c.rx = newMmsgScratch(c.batch)
-	c.recvFn = c.doRecv
+	c.recvFn = c.doRecvLocked
 
 	if cfg.SourcePorts == 0 {
 		c.senders = []*sender{c.newSender(nil, c.lisRC, c.local.Port())}
@@ -307,8 +307,9 @@ func (c *Conn) readBatch(bufs [][]byte, sizes, segs []int, from []netip.AddrPort
 	}
 }
 
-// doRecv is the RawConn read callback: one non-blocking recvmmsg.
-func (c *Conn) doRecv(fd uintptr) bool {
+// doRecvLocked is the RawConn read callback: one non-blocking recvmmsg
+// into the receive scratch, which readMu guards.
+func (c *Conn) doRecvLocked(fd uintptr) bool {
 	for i := 0; i < c.rxWant; i++ {
 		c.rx.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		c.rx.msgs[i].Hdr.Flags = 0
@@ -414,7 +415,7 @@ func (s *sender) flush() (int, error) {
 // handled, EAGAIN (return false to wait for writability) or a fatal error.
 func (s *sender) doSend(fd uintptr) bool {
 	for s.off < s.n {
-		// Raw, as in doRecv: the socket never blocks.
+		// Raw, as in doRecvLocked: the socket never blocks.
 		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.tx.msgs[s.off])), uintptr(s.n-s.off), 0, 0, 0)
 		switch {
 		case e == 0:

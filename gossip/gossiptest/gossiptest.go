@@ -1,145 +1,56 @@
-// Package gossiptest provides an in-memory network for
-// github.com/hashicorp/memberlist, meant for in-process clusters of a few to
-// about a thousand nodes in tests and benchmarks.
-//
-// Unlike memberlist's own MockNetwork, delivery is buffered and a sender never
-// blocks: packets that cannot be queued at the destination are dropped and
-// counted, like UDP datagrams on a congested host. Streams are net.Pipe pairs
-// and behave like reliable TCP connections.
-//
-// The network can inject faults at any time: packet loss, packet delay,
-// partitions and killed nodes.
+// Package gossiptest adds the faults only tests need to memnet's in-memory
+// memberlist network: partitions and packet delay. It also holds the
+// helpers the tests of such networks share.
 package gossiptest
 
 import (
 	"container/heap"
-	"errors"
-	"fmt"
 	"io"
 	"log"
-	"math"
 	"math/rand"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/vxnet/vxnet/gossip/memnet"
 )
 
-const (
-	// packetBuffer is the capacity of each transport's packet channel.
-	packetBuffer = 4096
-	// streamBuffer is the capacity of each transport's stream channel.
-	streamBuffer = 256
-	// port is the port of every invented address.
-	port = 7946
-)
-
-// Stats are network-wide counters.
-type Stats struct {
-	// Packets is the number of packets handed to WriteTo/WriteToAddress.
-	Packets uint64
-	// Dropped is the number of those packets that were not delivered
-	// (loss, partition, killed or unknown node, full destination queue).
-	Dropped uint64
-	// Bytes is the number of bytes sent: packet payloads (delivered or not)
-	// plus bytes written to streams.
-	Bytes uint64
-	// StreamsOpened is the number of successful dials.
-	StreamsOpened uint64
-}
-
-// Network connects Transports by address. The zero value is not usable; use
-// NewNetwork.
-//
-// The packet path takes no locks: addresses are looked up in a sync.Map,
-// kill and shutdown state are atomic flags on the transports and the
-// partition is an immutable map swapped atomically.
+// Network is a memnet.Network that can also be partitioned and delay
+// packets. Loss, Kill and Revive are memnet's.
 type Network struct {
-	byAddr sync.Map                       // address -> *Transport (live ones only)
-	groups atomic.Pointer[map[string]int] // node name -> partition group; nil when healed
-
-	mu      sync.Mutex // guards the fields below; held only by setup and fault calls
-	byName  map[string]*Transport
-	sentBy  map[string]*atomic.Uint64 // survives Shutdown and name reuse
-	killed  map[string]bool
-	counter uint32
-
-	lossBits atomic.Uint64 // math.Float64bits of the loss probability
-	delayMin atomic.Int64
-	delayMax atomic.Int64
-
-	rngMu sync.Mutex
-	rng   *rand.Rand
-
-	packets       atomic.Uint64
-	dropped       atomic.Uint64
-	bytes         atomic.Uint64
-	streamsOpened atomic.Uint64
-
-	sched scheduler
+	*memnet.Network
+	f *faults
 }
 
 // NewNetwork returns an empty network. seed drives the loss and delay
-// randomness: one seeded generator is consumed in the order packets are sent,
-// so a given sequence of sends sees the same drops and delays for the same
-// seed (concurrent senders make the order, and so the outcome, vary).
+// randomness: a given sequence of sends sees the same drops and delays
+// for the same seed (concurrent senders make the order, and so the
+// outcome, vary).
 func NewNetwork(seed int64) *Network {
-	n := &Network{
-		byName: make(map[string]*Transport),
-		sentBy: make(map[string]*atomic.Uint64),
-		killed: make(map[string]bool),
-		rng:    rand.New(rand.NewSource(seed)),
-	}
-	n.sched.net = n
-	n.sched.wake = make(chan struct{}, 1)
-	return n
+	f := &faults{rng: rand.New(rand.NewSource(seed))}
+	f.sched.wake = make(chan struct{}, 1)
+	return &Network{Network: memnet.NewShapedNetwork(seed, f), f: f}
 }
 
-// NewTransport returns a transport for a node with the given name, with a
-// fresh unique address of the form "10.x.y.z:7946". Names identify nodes for
-// faults and statistics; if a live transport with the same name exists, the
-// new one replaces it as the target of Kill, Revive and Partition.
-func (n *Network) NewTransport(name string) *Transport {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.counter++
-	k := n.counter
-	ip := net.IPv4(10, byte(k>>16), byte(k>>8), byte(k))
-	addr := net.JoinHostPort(ip.String(), fmt.Sprint(port))
-	sent := n.sentBy[name]
-	if sent == nil {
-		sent = new(atomic.Uint64)
-		n.sentBy[name] = sent
+// Partition splits the network into groups of node names. Nodes in different
+// groups cannot exchange packets or open streams, and open streams between
+// them are closed. Nodes not named in any group form one more group together.
+// A new call replaces the previous partition.
+func (n *Network) Partition(groups ...[]string) {
+	g := make(map[string]int)
+	for i, names := range groups {
+		for _, name := range names {
+			g[name] = i + 1 // unnamed nodes: group 0
+		}
 	}
-	t := &Transport{
-		net:        n,
-		name:       name,
-		ip:         ip,
-		addr:       &Addr{addr: addr, name: name},
-		packetCh:   make(chan *memberlist.Packet, packetBuffer),
-		streamCh:   make(chan net.Conn, streamBuffer),
-		shutdownCh: make(chan struct{}),
-		sent:       sent,
-		conns:      make(map[*conn]struct{}),
-	}
-	t.killed.Store(n.killed[name])
-	n.byName[name] = t
-	n.byAddr.Store(addr, t)
-	return t
+	n.f.groups.Store(&g)
+	n.CutStreams()
 }
 
-// SetLoss makes the network drop fraction p (clamped to [0,1]) of packets.
-// Streams are not affected.
-func (n *Network) SetLoss(p float64) {
-	if math.IsNaN(p) || p < 0 {
-		p = 0
-	}
-	if p > 1 {
-		p = 1
-	}
-	n.lossBits.Store(math.Float64bits(p))
+// Heal removes any partition.
+func (n *Network) Heal() {
+	n.f.groups.Store(nil)
 }
 
 // SetDelay delays every subsequently sent packet by a uniform random duration
@@ -152,374 +63,60 @@ func (n *Network) SetDelay(min, max time.Duration) {
 	if max < min {
 		max = min
 	}
-	n.delayMin.Store(int64(min))
-	n.delayMax.Store(int64(max))
+	n.f.delayMin.Store(int64(min))
+	n.f.delayMax.Store(int64(max))
 }
 
-// Partition splits the network into groups of node names. Nodes in different
-// groups cannot exchange packets or open streams, and open streams between
-// them are closed. Nodes not named in any group form one more group together.
-// A new call replaces the previous partition.
-func (n *Network) Partition(groups ...[]string) {
-	g := make(map[string]int)
-	for i, names := range groups {
-		for _, name := range names {
-			g[name] = i + 1
-		}
-	}
-	n.mu.Lock()
-	n.groups.Store(&g)
-	var cut []*conn
-	for _, t := range n.byName {
-		t.mu.Lock()
-		for c := range t.conns {
-			if groupOf(g, c.owner.name) != groupOf(g, c.peer.name) {
-				cut = append(cut, c)
-			}
-		}
-		t.mu.Unlock()
-	}
-	n.mu.Unlock()
-	for _, c := range cut {
-		c.Close()
-	}
+// faults is the network's memnet.Shaper. Like memnet's packet path it
+// takes no locks but for the delay's random numbers: the partition is an
+// immutable map swapped atomically.
+type faults struct {
+	groups atomic.Pointer[map[string]int] // node name -> partition group; nil when healed
+
+	delayMin atomic.Int64
+	delayMax atomic.Int64
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	sched scheduler
 }
 
-// Heal removes any partition.
-func (n *Network) Heal() {
-	n.groups.Store(nil)
+// Apart implements memnet.Shaper.
+func (f *faults) Apart(from, to string) bool {
+	g := f.groups.Load()
+	return g != nil && (*g)[from] != (*g)[to]
 }
 
-// Kill makes the named node's transport silently drop everything in and out,
-// as if its host lost power. Dials to or from it fail immediately and its
-// open streams are closed. The memberlist instance using it keeps running.
-func (n *Network) Kill(name string) {
-	n.mu.Lock()
-	n.killed[name] = true
-	t := n.byName[name]
-	if t != nil {
-		t.killed.Store(true)
-	}
-	n.mu.Unlock()
-	if t != nil {
-		t.closeConns()
-	}
-}
-
-// Revive undoes Kill.
-func (n *Network) Revive(name string) {
-	n.mu.Lock()
-	delete(n.killed, name)
-	if t := n.byName[name]; t != nil {
-		t.killed.Store(false)
-	}
-	n.mu.Unlock()
-}
-
-// Stats returns a snapshot of the network counters.
-func (n *Network) Stats() Stats {
-	return Stats{
-		Packets:       n.packets.Load(),
-		Dropped:       n.dropped.Load(),
-		Bytes:         n.bytes.Load(),
-		StreamsOpened: n.streamsOpened.Load(),
-	}
-}
-
-// BytesSentBy returns the number of bytes of packets and stream writes sent by
-// the named node (over all transports that had that name).
-func (n *Network) BytesSentBy(name string) uint64 {
-	n.mu.Lock()
-	c := n.sentBy[name]
-	n.mu.Unlock()
-	if c == nil {
-		return 0
-	}
-	return c.Load()
-}
-
-// groupOf returns the partition group of name in g.
-func groupOf(g map[string]int, name string) int {
-	return g[name] // unnamed nodes: group 0
-}
-
-// route resolves a destination address and reports whether src may talk to
-// it.
-func (n *Network) route(src *Transport, addr string) (*Transport, error) {
-	if src.closed.Load() {
-		return nil, errShutdown
-	}
-	if src.killed.Load() {
-		return nil, fmt.Errorf("gossiptest: %s: network is down (node killed)", src.name)
-	}
-	v, ok := n.byAddr.Load(addr)
-	if !ok {
-		return nil, fmt.Errorf("gossiptest: no route to %s", addr)
-	}
-	dst := v.(*Transport)
-	if dst.killed.Load() || dst.closed.Load() {
-		return nil, fmt.Errorf("gossiptest: %s (%s) is unreachable", addr, dst.name)
-	}
-	if g := n.groups.Load(); g != nil && groupOf(*g, src.name) != groupOf(*g, dst.name) {
-		return nil, fmt.Errorf("gossiptest: %s (%s) is unreachable: partitioned", addr, dst.name)
-	}
-	return dst, nil
-}
-
-func (n *Network) countSent(t *Transport, b int) {
-	t.sent.Add(uint64(b))
-	n.bytes.Add(uint64(b))
-}
-
-// randomize decides whether to drop a packet and how long to delay it.
-func (n *Network) randomize() (drop bool, delay time.Duration) {
-	loss := math.Float64frombits(n.lossBits.Load())
-	min, max := time.Duration(n.delayMin.Load()), time.Duration(n.delayMax.Load())
-	if loss <= 0 && max <= 0 {
-		return false, 0
-	}
-	n.rngMu.Lock()
-	defer n.rngMu.Unlock()
-	if loss > 0 && n.rng.Float64() < loss {
-		return true, 0
-	}
-	delay = min
-	if max > min {
-		delay += time.Duration(n.rng.Int63n(int64(max-min) + 1))
-	}
-	return false, delay
-}
-
-// deliver puts a packet on dst's queue without blocking.
-func (n *Network) deliver(dst *Transport, buf []byte, from *Addr) {
-	if dst.closed.Load() || dst.killed.Load() {
-		n.dropped.Add(1)
+// Send implements memnet.Shaper.
+func (f *faults) Send(dst *memnet.Transport, deliver func()) {
+	d := f.delay()
+	if d <= 0 {
+		deliver()
 		return
 	}
-	p := &memberlist.Packet{Buf: buf, From: from, Timestamp: time.Now()}
-	select {
-	case dst.packetCh <- p:
-	default:
-		n.dropped.Add(1)
+	f.sched.add(time.Now().Add(d), dst, deliver)
+}
+
+// Forget implements memnet.Shaper.
+func (f *faults) Forget(dst *memnet.Transport) {
+	f.sched.purge(dst)
+}
+
+// delay draws how long to hold a packet.
+func (f *faults) delay() time.Duration {
+	min, max := time.Duration(f.delayMin.Load()), time.Duration(f.delayMax.Load())
+	if max <= min {
+		return min
 	}
+	f.rngMu.Lock()
+	defer f.rngMu.Unlock()
+	return min + time.Duration(f.rng.Int63n(int64(max-min)+1))
 }
-
-var errShutdown = errors.New("gossiptest: transport is shut down")
-
-// Addr is the net.Addr of a Transport: String returns "ip:port".
-type Addr struct {
-	addr string
-	name string
-}
-
-// Network implements net.Addr.
-func (a *Addr) Network() string { return "gossiptest" }
-
-// String implements net.Addr; it returns "ip:port".
-func (a *Addr) String() string { return a.addr }
-
-// Name returns the name of the node owning the address.
-func (a *Addr) Name() string { return a.name }
-
-// Transport is one node's attachment to a Network. It implements
-// memberlist.NodeAwareTransport.
-type Transport struct {
-	net        *Network
-	name       string
-	ip         net.IP
-	addr       *Addr
-	packetCh   chan *memberlist.Packet
-	streamCh   chan net.Conn
-	shutdownCh chan struct{}
-	closeOnce  sync.Once
-	closed     atomic.Bool
-	killed     atomic.Bool
-	sent       *atomic.Uint64
-
-	mu    sync.Mutex
-	conns map[*conn]struct{}
-}
-
-var _ memberlist.NodeAwareTransport = (*Transport)(nil)
-
-// Addr returns the transport's address as "ip:port".
-func (t *Transport) Addr() string { return t.addr.addr }
-
-// FinalAdvertiseAddr implements memberlist.Transport; it ignores its
-// arguments and returns the transport's own address.
-func (t *Transport) FinalAdvertiseAddr(string, int) (net.IP, int, error) {
-	return t.ip, port, nil
-}
-
-// WriteTo implements memberlist.Transport.
-func (t *Transport) WriteTo(b []byte, addr string) (time.Time, error) {
-	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
-}
-
-// WriteToAddress implements memberlist.NodeAwareTransport. Like UDP, it does
-// not report undeliverable packets; it only fails after Shutdown.
-func (t *Transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	n := t.net
-	now := time.Now()
-	if t.closed.Load() {
-		return now, errShutdown
-	}
-	n.packets.Add(1)
-	n.countSent(t, len(b))
-	dst, err := n.route(t, a.Addr)
-	if err != nil {
-		n.dropped.Add(1)
-		return now, nil
-	}
-	drop, delay := n.randomize()
-	if drop {
-		n.dropped.Add(1)
-		return now, nil
-	}
-	buf := make([]byte, len(b))
-	copy(buf, b)
-	if delay <= 0 {
-		n.deliver(dst, buf, t.addr)
-	} else {
-		n.sched.add(now.Add(delay), dst, buf, t.addr)
-	}
-	return now, nil
-}
-
-// PacketCh implements memberlist.Transport.
-func (t *Transport) PacketCh() <-chan *memberlist.Packet { return t.packetCh }
-
-// DialTimeout implements memberlist.Transport.
-func (t *Transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
-}
-
-// DialAddressTimeout implements memberlist.NodeAwareTransport. It fails if
-// the destination is unknown, shut down, killed or partitioned away, or if
-// its stream queue stays full for timeout (timeout <= 0 waits indefinitely).
-func (t *Transport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	n := t.net
-	dst, err := n.route(t, a.Addr)
-	if err != nil {
-		return nil, err
-	}
-	local, remote := net.Pipe()
-	lc := &conn{Conn: local, owner: t, peer: dst}
-	rc := &conn{Conn: remote, owner: dst, peer: t}
-	if !t.track(lc) {
-		local.Close()
-		remote.Close()
-		return nil, errShutdown
-	}
-	if !dst.track(rc) {
-		lc.Close()
-		remote.Close()
-		return nil, fmt.Errorf("gossiptest: no route to %s", a.Addr)
-	}
-	var timer <-chan time.Time
-	if timeout > 0 {
-		tm := time.NewTimer(timeout)
-		defer tm.Stop()
-		timer = tm.C
-	}
-	select {
-	case dst.streamCh <- rc:
-		n.streamsOpened.Add(1)
-		return lc, nil
-	case <-timer:
-		err = fmt.Errorf("gossiptest: dial %s: i/o timeout", a.Addr)
-	case <-dst.shutdownCh:
-		err = fmt.Errorf("gossiptest: dial %s: connection refused", a.Addr)
-	case <-t.shutdownCh:
-		err = errShutdown
-	}
-	lc.Close()
-	rc.Close()
-	return nil, err
-}
-
-// StreamCh implements memberlist.Transport.
-func (t *Transport) StreamCh() <-chan net.Conn { return t.streamCh }
-
-// Shutdown implements memberlist.Transport. It is idempotent. Afterwards the
-// node is removed from the network, its open streams are closed, packets to
-// it are dropped and dials to it fail.
-func (t *Transport) Shutdown() error {
-	t.closeOnce.Do(func() {
-		n := t.net
-		t.closed.Store(true)
-		n.byAddr.Delete(t.addr.addr)
-		n.mu.Lock()
-		if n.byName[t.name] == t {
-			delete(n.byName, t.name)
-		}
-		n.mu.Unlock()
-		close(t.shutdownCh)
-		t.closeConns()
-		n.sched.purge(t)
-	})
-	return nil
-}
-
-// track registers c as an open stream of t; it fails if t is shut down.
-func (t *Transport) track(c *conn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed.Load() {
-		return false
-	}
-	t.conns[c] = struct{}{}
-	return true
-}
-
-func (t *Transport) untrack(c *conn) {
-	t.mu.Lock()
-	delete(t.conns, c)
-	t.mu.Unlock()
-}
-
-func (t *Transport) closeConns() {
-	t.mu.Lock()
-	cs := make([]*conn, 0, len(t.conns))
-	for c := range t.conns {
-		cs = append(cs, c)
-	}
-	t.mu.Unlock()
-	for _, c := range cs {
-		// Closing one end of a pipe makes the other end fail too, like a
-		// reset connection.
-		c.Close()
-	}
-}
-
-// conn is one end of a stream.
-type conn struct {
-	net.Conn
-	owner *Transport
-	peer  *Transport
-	once  sync.Once
-}
-
-func (c *conn) Write(b []byte) (int, error) {
-	k, err := c.Conn.Write(b)
-	if k > 0 {
-		c.owner.net.countSent(c.owner, k)
-	}
-	return k, err
-}
-
-func (c *conn) Close() error {
-	c.once.Do(func() { c.owner.untrack(c) })
-	return c.Conn.Close()
-}
-
-func (c *conn) LocalAddr() net.Addr  { return c.owner.addr }
-func (c *conn) RemoteAddr() net.Addr { return c.peer.addr }
 
 // scheduler delivers delayed packets from a single goroutine that runs only
 // while packets are pending.
 type scheduler struct {
-	net     *Network
 	mu      sync.Mutex
 	q       pending
 	seq     uint64
@@ -528,11 +125,10 @@ type scheduler struct {
 }
 
 type delayed struct {
-	at   time.Time
-	seq  uint64
-	dst  *Transport
-	buf  []byte
-	from *Addr
+	at      time.Time
+	seq     uint64
+	dst     *memnet.Transport
+	deliver func()
 }
 
 type pending []*delayed
@@ -554,10 +150,10 @@ func (p *pending) Pop() any {
 	return x
 }
 
-func (s *scheduler) add(at time.Time, dst *Transport, buf []byte, from *Addr) {
+func (s *scheduler) add(at time.Time, dst *memnet.Transport, deliver func()) {
 	s.mu.Lock()
 	s.seq++
-	d := &delayed{at: at, seq: s.seq, dst: dst, buf: buf, from: from}
+	d := &delayed{at: at, seq: s.seq, dst: dst, deliver: deliver}
 	heap.Push(&s.q, d)
 	first := s.q[0] == d
 	start := !s.running
@@ -566,22 +162,21 @@ func (s *scheduler) add(at time.Time, dst *Transport, buf []byte, from *Addr) {
 	if start {
 		go s.run()
 	} else if first {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.poke()
 	}
 }
 
-// purge drops the pending packets for dst.
-func (s *scheduler) purge(dst *Transport) {
+// purge delivers the pending packets for dst now: dst is shut down, so
+// memnet drops and counts them.
+func (s *scheduler) purge(dst *memnet.Transport) {
 	s.mu.Lock()
+	var gone []*delayed
 	q := s.q[:0]
 	for _, d := range s.q {
 		if d.dst != dst {
 			q = append(q, d)
 		} else {
-			s.net.dropped.Add(1)
+			gone = append(gone, d)
 		}
 	}
 	for i := len(q); i < len(s.q); i++ {
@@ -590,7 +185,15 @@ func (s *scheduler) purge(dst *Transport) {
 	s.q = q
 	heap.Init(&s.q)
 	s.mu.Unlock()
-	select { // let run notice an empty queue and exit
+	for _, d := range gone {
+		d.deliver()
+	}
+	s.poke() // let run notice an empty queue and exit
+}
+
+// poke wakes run without waiting.
+func (s *scheduler) poke() {
+	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
@@ -610,7 +213,7 @@ func (s *scheduler) run() {
 		if wait <= 0 {
 			d := heap.Pop(&s.q).(*delayed)
 			s.mu.Unlock()
-			s.net.deliver(d.dst, d.buf, d.from)
+			d.deliver()
 			continue
 		}
 		s.mu.Unlock()
@@ -626,7 +229,7 @@ func (s *scheduler) run() {
 // Config returns memberlist.DefaultLocalConfig() set up to use t: Name is
 // name, Transport is t and Logger writes to logOutput, or discards when
 // logOutput is nil. Other settings, including intervals, are unchanged.
-func Config(t *Transport, name string, logOutput io.Writer) *memberlist.Config {
+func Config(t *memnet.Transport, name string, logOutput io.Writer) *memberlist.Config {
 	c := memberlist.DefaultLocalConfig()
 	c.Name = name
 	c.Transport = t

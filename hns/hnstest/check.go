@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/hns"
 )
 
@@ -88,12 +89,12 @@ func checkVxlanPort(n hns.Network) error {
 		if err := json.Unmarshal(p.Settings, &v); err != nil {
 			return fmt.Errorf("VxlanPort settings: %v", err)
 		}
-		if v.Port != hns.VxlanDefaultPort {
-			return fmt.Errorf("VxlanPort %d: want %d", v.Port, hns.VxlanDefaultPort)
+		if v.Port != vxlan.DefaultPort {
+			return fmt.Errorf("VxlanPort %d: want %d", v.Port, vxlan.DefaultPort)
 		}
 		return nil
 	}
-	return fmt.Errorf("overlay network has no VxlanPort policy (want %d)", hns.VxlanDefaultPort)
+	return fmt.Errorf("overlay network has no VxlanPort policy (want %d)", vxlan.DefaultPort)
 }
 
 // checkPolicies requires every policy to have a type and settings that are

@@ -92,9 +92,9 @@ func (f *Fake) Restart() {
 	f.eps = slices.DeleteFunc(f.eps, func(e hns.Endpoint) bool { return gone[e.HostComputeNetwork] })
 }
 
-// begin counts a call of op and returns the error injected for it, if any.
-// f.mu is held.
-func (f *Fake) begin(op string) error {
+// beginLocked counts a call of op and returns the error injected for it,
+// if any.
+func (f *Fake) beginLocked(op string) error {
 	if f.calls == nil {
 		f.calls = map[string]int{}
 	}
@@ -106,8 +106,8 @@ func (f *Fake) begin(op string) error {
 	return nil
 }
 
-// newID returns the next GUID-like ID. f.mu is held.
-func (f *Fake) newID() string {
+// newIDLocked returns the next GUID-like ID.
+func (f *Fake) newIDLocked() string {
 	f.seq++
 	return fmt.Sprintf("%08X-0000-4000-8000-%012X", f.seq, f.seq)
 }
@@ -116,7 +116,7 @@ func (f *Fake) newID() string {
 func (f *Fake) Networks() ([]hns.Network, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpNetworks); err != nil {
+	if err := f.beginLocked(OpNetworks); err != nil {
 		return nil, err
 	}
 	return clone(f.networks), nil
@@ -126,14 +126,14 @@ func (f *Fake) Networks() ([]hns.Network, error) {
 func (f *Fake) CreateNetwork(n hns.Network) (hns.Network, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpCreateNetwork); err != nil {
+	if err := f.beginLocked(OpCreateNetwork); err != nil {
 		return hns.Network{}, err
 	}
 	if err := checkNetwork(n); err != nil {
 		return hns.Network{}, fmt.Errorf("hnstest: network %q: %w", n.Name, err)
 	}
 	n = clone(n)
-	n.ID = f.newID()
+	n.ID = f.newIDLocked()
 	f.networks = append(f.networks, n)
 	return clone(n), nil
 }
@@ -142,22 +142,22 @@ func (f *Fake) CreateNetwork(n hns.Network) (hns.Network, error) {
 func (f *Fake) DeleteNetwork(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpDeleteNetwork); err != nil {
+	if err := f.beginLocked(OpDeleteNetwork); err != nil {
 		return err
 	}
 	i := slices.IndexFunc(f.networks, func(n hns.Network) bool { return n.ID == id })
 	if i < 0 {
 		return fmt.Errorf("hnstest: network %s: %w", id, hns.ErrNotFound)
 	}
-	if k := f.endpointsOf(id); k > 0 {
+	if k := f.endpointsOfLocked(id); k > 0 {
 		return fmt.Errorf("hnstest: network %q (%s) has %d endpoints", f.networks[i].Name, id, k)
 	}
 	f.networks = slices.Delete(f.networks, i, i+1)
 	return nil
 }
 
-// endpointsOf counts the endpoints of network id. f.mu is held.
-func (f *Fake) endpointsOf(id string) int {
+// endpointsOfLocked counts the endpoints of network id.
+func (f *Fake) endpointsOfLocked(id string) int {
 	k := 0
 	for _, e := range f.eps {
 		if e.HostComputeNetwork == id {
@@ -171,7 +171,7 @@ func (f *Fake) endpointsOf(id string) int {
 func (f *Fake) Endpoints() ([]hns.Endpoint, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpEndpoints); err != nil {
+	if err := f.beginLocked(OpEndpoints); err != nil {
 		return nil, err
 	}
 	return clone(f.eps), nil
@@ -181,18 +181,18 @@ func (f *Fake) Endpoints() ([]hns.Endpoint, error) {
 func (f *Fake) CreateEndpoint(e hns.Endpoint) (hns.Endpoint, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpCreateEndpoint); err != nil {
+	if err := f.beginLocked(OpCreateEndpoint); err != nil {
 		return hns.Endpoint{}, err
 	}
 	i := slices.IndexFunc(f.networks, func(n hns.Network) bool { return n.ID == e.HostComputeNetwork })
 	if i < 0 {
 		return hns.Endpoint{}, fmt.Errorf("hnstest: endpoint %q: network %q does not exist", e.Name, e.HostComputeNetwork)
 	}
-	if err := f.checkEndpoint(f.networks[i], e); err != nil {
+	if err := f.checkEndpointLocked(f.networks[i], e); err != nil {
 		return hns.Endpoint{}, fmt.Errorf("hnstest: endpoint %q: %w", e.Name, err)
 	}
 	e = clone(e)
-	e.ID = f.newID()
+	e.ID = f.newIDLocked()
 	f.eps = append(f.eps, e)
 	return clone(e), nil
 }
@@ -201,7 +201,7 @@ func (f *Fake) CreateEndpoint(e hns.Endpoint) (hns.Endpoint, error) {
 func (f *Fake) DeleteEndpoint(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(OpDeleteEndpoint); err != nil {
+	if err := f.beginLocked(OpDeleteEndpoint); err != nil {
 		return err
 	}
 	i := slices.IndexFunc(f.eps, func(e hns.Endpoint) bool { return e.ID == id })
@@ -212,8 +212,8 @@ func (f *Fake) DeleteEndpoint(id string) error {
 	return nil
 }
 
-// checkEndpoint validates e against its network n. f.mu is held.
-func (f *Fake) checkEndpoint(n hns.Network, e hns.Endpoint) error {
+// checkEndpointLocked validates e against its network n.
+func (f *Fake) checkEndpointLocked(n hns.Network, e hns.Endpoint) error {
 	if e.HostComputeNamespace != "" {
 		return fmt.Errorf("HostComputeNamespace %q is read-only", e.HostComputeNamespace)
 	}

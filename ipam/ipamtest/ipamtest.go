@@ -59,7 +59,7 @@ func (n *Network) Partition(groups ...[]string) {
 // Heal ends a partition.
 func (n *Network) Heal() { n.Partition() }
 
-func (n *Network) reach(from, to string) bool {
+func (n *Network) reachLocked(from, to string) bool {
 	return from == to || (!n.dead[to] && !n.dead[from] && n.group[from] == n.group[to])
 }
 
@@ -99,7 +99,7 @@ func (t *Table) List(prefix string) []ipam.Row {
 	for w, rows := range t.n.rows {
 		// A dead writer's claims stay in sight (they are the cluster's);
 		// the other side of a partition is out of sight whole.
-		claimsOnly := !t.n.reach(t.self, w)
+		claimsOnly := !t.n.reachLocked(t.self, w)
 		if claimsOnly && (t.n.group[t.self] != t.n.group[w] || t.n.dead[t.self]) {
 			continue
 		}
@@ -126,7 +126,7 @@ func (t *Table) Members() []string {
 	defer t.n.mu.Unlock()
 	var out []string
 	for h := range t.n.rows {
-		if t.n.reach(t.self, h) {
+		if t.n.reachLocked(t.self, h) {
 			out = append(out, h)
 		}
 	}

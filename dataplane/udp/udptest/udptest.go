@@ -2,7 +2,7 @@
 // tests of code built on top of it.
 //
 // A Network connects Conns by IP address. Every Conn listens on port 4789
-// (udp.DefaultPort) and mirrors the batch API of *udp.Conn, captured by the
+// (vxlan.DefaultPort) and mirrors the batch API of *udp.Conn, captured by the
 // BatchConn interface:
 //
 //	ReadBatch(bufs [][]byte, sizes []int, from []netip.AddrPort) (int, error)
@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vxnet/vxnet/dataplane/udp"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
 // BatchConn is the subset of *udp.Conn that *Conn implements.
@@ -78,7 +79,7 @@ func (n *Network) Conn(addr netip.Addr) *Conn {
 	}
 	c := &Conn{
 		net:   n,
-		local: netip.AddrPortFrom(addr, udp.DefaultPort),
+		local: netip.AddrPortFrom(addr, vxlan.DefaultPort),
 		queue: make(chan datagram, QueueLen),
 		done:  make(chan struct{}),
 	}
@@ -208,7 +209,7 @@ func (c *Conn) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32) (
 		}
 		dst := to[i]
 		var peer *Conn
-		if dst.Port() == udp.DefaultPort {
+		if dst.Port() == vxlan.DefaultPort {
 			peer = c.net.lookup(dst.Addr().Unmap())
 		}
 		if peer == nil || !peer.deliver(datagram{data: append([]byte(nil), b...), from: c.local}) {

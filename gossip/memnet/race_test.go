@@ -1,5 +1,5 @@
 //go:build race
 
-package gossiptest
+package memnet_test
 
 const raceEnabled = true
