@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -57,6 +58,7 @@ type Agent struct {
 	networks  map[string]tables.Network  // every network by name: the winning creation
 	creations map[string]tables.Network  // every creation, by key
 	rows      map[string]tables.Endpoint // every endpoint row, by key
+	owners    map[string]string          // the writer of every endpoint row, by key, decoded or not
 	down      map[string]tables.Endpoint // this host's endpoints taken out of service, by key
 	local     map[string]*localEndpoint
 	pending   map[string]struct{} // endpoints being created
@@ -96,12 +98,15 @@ func New(cfg config.Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]tables.Network{}, rows: map[string]tables.Endpoint{},
+	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]tables.Network{}, rows: map[string]tables.Endpoint{}, owners: map[string]string{},
 		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
 		local: map[string]*localEndpoint{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1)}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	var recovering bool
-	if a.store, recovering, err = hoststate.OpenAgent(cfg.DataDir, cfg.Recover, len(cfg.Join) > 0, cfg.Logger); err != nil {
+	a.store, recovering, err = hoststate.OpenAgent(cfg.DataDir, cfg.Recover, len(cfg.Join) > 0, cfg.Logger)
+	if errors.Is(err, hoststate.ErrRecoveryNeedsJoin) {
+		return nil, &config.Error{Field: "join", Reason: err.Error()}
+	} else if err != nil {
 		return nil, err
 	}
 	a.recovering.Store(recovering)
@@ -177,12 +182,19 @@ func (a *Agent) openParts(kc kvs.Config, profile gossip.Profile) error {
 		return err
 	}
 	a.host = hostnet.NewHost(a.sw, cfg.MTU, cfg.Logger)
-	return a.openHNS()
+	if err := a.openHNS(); err != nil {
+		return err
+	}
+	leftOut := []string{tableForwarding, tableDNS, tablePlan}
+	if a.hnsProg != nil {
+		leftOut = append(leftOut, tableHNS)
+	}
+	a.skipped = leftout.New(a.log, leftOut...)
+	return nil
 }
 
 // openHNS opens the Host Networking Service, on Windows or when given.
 func (a *Agent) openHNS() error {
-	a.skipped = leftout.New(a.log, tableForwarding, tableDNS, tablePlan)
 	if a.cfg.HNS == nil && runtime.GOOS == "windows" {
 		var err error
 		if a.cfg.HNS, err = hns.NewHCN(); err != nil {
@@ -192,7 +204,6 @@ func (a *Agent) openHNS() error {
 	if a.cfg.HNS == nil {
 		return nil
 	}
-	a.skipped = leftout.New(a.log, tableForwarding, tableDNS, tablePlan, tableHNS)
 	a.hnsProg = hns.NewProgrammer(a.cfg.HNS, a.log)
 	// Endpoints a previous run left behind (moby#39098): gone before
 	// anything attaches.
@@ -221,8 +232,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); swDone <- a.sw.Run(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); kvstable.Run(ctx, a.table, a.ipam) }()
+	nets, eps, stopWatch := a.watchTables()
+	defer stopWatch()
 	wg.Add(1)
-	go func() { defer wg.Done(); a.routineReconcile(ctx) }()
+	go func() { defer wg.Done(); a.routineReconcile(ctx, nets, eps) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routinePersist(ctx) }()
 	wg.Add(1)

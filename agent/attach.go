@@ -83,6 +83,11 @@ func (a *Agent) detach(key string) {
 	a.mu.Lock()
 	le := a.local[key]
 	delete(a.local, key)
+	if a.rows[key].Host == a.cfg.Name {
+		// Its row goes next (the caller deletes it): no longer planned as
+		// an endpoint of this host's with no device (HNS, DNS).
+		delete(a.rows, key)
+	}
 	a.mu.Unlock()
 	if le != nil && le.ns != "" && a.resolvers.Leave(le.ns, le.rec.Network) {
 		removeResolvConf(le.rec.Netns)
@@ -101,7 +106,7 @@ func (a *Agent) restoreEndpoints() {
 		return // a recovery cut short: nothing of this host's is known yet
 	}
 	a.releaseOrphanLeases()
-	stored := map[string]bool{}
+	a.syncView()
 	for _, ep := range a.store.Snapshot().Endpoints {
 		if ep.State == tables.StateDown {
 			a.mu.Lock()
@@ -109,10 +114,16 @@ func (a *Agent) restoreEndpoints() {
 			a.mu.Unlock()
 			continue
 		}
-		stored[ep.Key()] = true
 		a.restoreEndpoint(ep)
 	}
-	// Rows of ours with no endpoint behind them go.
+	// Rows of ours with no endpoint behind them go, those of endpoints
+	// taken down while restored among them.
+	stored := map[string]bool{}
+	for _, ep := range a.store.Snapshot().Endpoints {
+		if ep.State != tables.StateDown {
+			stored[ep.Key()] = true
+		}
+	}
 	for _, e := range a.kv.List(tables.Endpoints) {
 		if e.Owner == a.cfg.Name && !stored[e.Key] {
 			a.log.Warn("removing an endpoint row of this host with no endpoint behind it", "endpoint", e.Key)

@@ -49,9 +49,9 @@ func (a *Agent) settleConflicts() {
 		if le.removing || le.busy {
 			continue
 		}
-		if row, ok := a.rows[key]; ok && row.Host != a.cfg.Name {
+		if owner, ok := a.owners[key]; ok && owner != a.cfg.Name {
 			le.removing = true
-			losers = append(losers, lost{key, row.Host, le})
+			losers = append(losers, lost{key, owner, le})
 		}
 	}
 	a.mu.Unlock()
@@ -102,7 +102,7 @@ func (a *Agent) takeDown(key string, le *localEndpoint, reason string, release b
 	if release {
 		a.releaseAddresses(key, rec)
 	}
-	a.kickReconcile() // another host's endpoint of this name shows here now (detach)
+	a.kickReconcile() // another host's endpoint of this name shows here now (del)
 }
 
 // markDown records rec as down with the reason (and the addresses it

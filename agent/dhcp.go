@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/vxnet/vxnet/dataplane/vxlan"
@@ -32,7 +31,7 @@ func (a *Agent) leaseDHCP(ctx context.Context, n tables.Network, name string) (d
 	if err != nil {
 		return dhcp.Lease{}, nil, err
 	}
-	return l, leaseRecord(up, l), nil
+	return l, tables.LeaseRecord(up, l), nil
 }
 
 // uplinkOf is the host NIC a network's driver puts it on.
@@ -48,33 +47,6 @@ func (a *Agent) uplinkOf(network string) (string, error) {
 	return d.Uplink(plan.DriverNetwork(n))
 }
 
-func leaseRecord(uplink string, l dhcp.Lease) *tables.DHCP {
-	d := &tables.DHCP{Uplink: uplink, Server: l.Server.String(), Seconds: int64(l.Time / time.Second), Acquired: l.Got.UTC().Truncate(time.Second)}
-	if l.Router.IsValid() {
-		d.Router = l.Router.String()
-	}
-	return d
-}
-
-// leaseOf turns an endpoint's record back into a lease.
-func leaseOf(ep tables.Endpoint) (dhcp.Lease, error) {
-	if ep.DHCP == nil || len(ep.Addrs) == 0 {
-		return dhcp.Lease{}, errors.New("no DHCP lease")
-	}
-	addr := ep.Addrs[0]
-	server, err := netip.ParseAddr(ep.DHCP.Server)
-	if err != nil {
-		return dhcp.Lease{}, err
-	}
-	l := dhcp.Lease{Addr: addr, Server: server, Time: time.Duration(ep.DHCP.Seconds) * time.Second, Got: ep.DHCP.Acquired}
-	if ep.DHCP.Router != "" {
-		if l.Router, err = netip.ParseAddr(ep.DHCP.Router); err != nil {
-			return dhcp.Lease{}, err
-		}
-	}
-	return l, nil
-}
-
 // dhcpOf returns what a DHCP endpoint's client needs: its uplink's name and
 // DHCP clients, its lease and its MAC. The uplink is the one the record
 // names, so that a lease can be given back before the network's row is in
@@ -84,7 +56,7 @@ func (a *Agent) dhcpOf(ep tables.Endpoint) (string, *dhcp.Clients, dhcp.Lease, v
 	fail := func(err error) (string, *dhcp.Clients, dhcp.Lease, vxlan.MAC, error) {
 		return "", nil, dhcp.Lease{}, vxlan.MAC{}, err
 	}
-	l, err := leaseOf(ep)
+	l, err := ep.Lease()
 	if err != nil {
 		return fail(err)
 	}
@@ -158,7 +130,7 @@ func (a *Agent) renewDHCP(ctx context.Context, ep tables.Endpoint) {
 	}
 	a.mu.Lock()
 	if le := a.local[key]; le != nil {
-		le.rec.DHCP = leaseRecord(up, got)
+		le.rec.DHCP = tables.LeaseRecord(up, got)
 		ep = le.rec
 	}
 	a.mu.Unlock()

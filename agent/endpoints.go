@@ -28,11 +28,14 @@ type newEndpoint struct {
 }
 
 // CreateEndpoint attaches a namespace of this host to a network, in four
-// steps: check the request, reserve its name and host ports, acquire its
-// address, commit (device, port, row, state file).
+// steps: check the request (its name held while being created), reserve
+// the endpoint and its host ports, acquire its address, commit (device,
+// port, row, state file).
 func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api.Endpoint, error) {
-	ne, err := a.checkEndpoint(req)
-	if err != nil {
+	if _, ok := a.network(req.Network); !ok {
+		return api.Endpoint{}, apiError(api.CodeNotFound, "network", "no network %q", req.Network)
+	}
+	if err := checkEndpointCreate(&req); err != nil { // names.go
 		return api.Endpoint{}, err
 	}
 	unclaim, err := a.claimEndpointName(req.Network, req.Name) // names.go: unique in any case
@@ -40,6 +43,10 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		return api.Endpoint{}, err
 	}
 	defer unclaim()
+	ne, err := a.checkEndpoint(req)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
 	unreserve, err := a.reserveEndpoint(ne)
 	if err != nil {
 		return api.Endpoint{}, err
@@ -55,15 +62,12 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	return apiEndpoint(ep), nil
 }
 
-// checkEndpoint checks a request against its network and driver. Errors
-// name the field.
+// checkEndpoint checks a request, its names checked, against its network
+// and driver. Errors name the field.
 func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 	n, ok := a.network(req.Network)
 	if !ok {
 		return newEndpoint{}, apiError(api.CodeNotFound, "network", "no network %q", req.Network)
-	}
-	if err := checkEndpointCreate(&req); err != nil { // names.go
-		return newEndpoint{}, err
 	}
 	d, err := driver.Get(n.Driver)
 	if err != nil {
@@ -115,14 +119,16 @@ func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 	}
 	_, busy := a.pending[key]
 	_, local := a.local[key]
-	_, exists := a.rows[key]
-	if busy || local || exists {
+	if busy || local {
 		return nil, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", ne.req.Name, ne.req.Network)
 	}
 	for _, p := range ne.ports {
 		if other := a.publishedByLocked(p); other != "" {
 			return nil, apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", p.String(), p.HostPort, p.Proto, other)
 		}
+	}
+	if _, exists := a.owners[key]; exists {
+		return nil, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", ne.req.Name, ne.req.Network)
 	}
 	a.pending[key] = struct{}{}
 	for _, p := range ne.ports {
@@ -227,7 +233,7 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	if ok && !busy {
 		le.removing = true
 	}
-	row, exists := a.rows[key]
+	owner, exists := a.owners[key]
 	a.mu.Unlock()
 	switch {
 	case busy:
@@ -235,8 +241,8 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	case down:
 		a.forgetEndpoint(key)
 		a.persist()
-	case !ok && exists && row.Host != a.cfg.Name:
-		return apiError(api.CodeConflict, "name", "endpoint %q on network %q lives on host %s: remove it there", name, network, row.Host)
+	case !ok && exists && owner != a.cfg.Name:
+		return apiError(api.CodeConflict, "name", "endpoint %q on network %q lives on host %s: remove it there", name, network, owner)
 	case !ok && exists:
 		// A row of ours with no endpoint behind it (a crash between two
 		// steps): remove the row.

@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/vxnet/vxnet/api"
@@ -35,13 +34,4 @@ func fromIPAM(err error) error {
 		field = "options"
 	}
 	return &api.Error{Code: code, Field: field, Message: err.Error()}
-}
-
-func sortedMapKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

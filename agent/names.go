@@ -62,7 +62,7 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 		return ok && n == network && names.Same(ep, name)
 	}
 	a.mu.Lock()
-	keys := append(sortedMapKeys(a.rows), sortedMapKeys(a.local)...)
+	keys := append(sortedMapKeys(a.owners), sortedMapKeys(a.local)...)
 	a.mu.Unlock()
 	for _, k := range keys {
 		if taken(k) {

@@ -14,24 +14,30 @@ import (
 	"github.com/vxnet/vxnet/tables"
 )
 
-// routineReconcile follows the networks and endpoints tables: watch, then
-// plan (package plan, a pure function of the tables and this host), then
-// apply (the host side, the switch's table, DNS, HNS).
-func (a *Agent) routineReconcile(ctx context.Context) {
+// The tables the agent rebuilds from the replicated ones on every change;
+// the rows each leaves out are reported once (internal/leftout).
+const (
+	tableForwarding = "forwarding" // the switch's (dataplane.NewTable)
+	tableDNS        = "dns"        // the DNS records (dns.NewTable)
+	tableHNS        = "hns"        // what HNS holds (Windows)
+	tablePlan       = "plan"       // what the plan leaves out of all of them (package plan)
+)
+
+// watchTables loads the networks and endpoints tables into the view and
+// returns their changes to come, for routineReconcile.
+func (a *Agent) watchTables() (nets, eps <-chan kvs.Event, cancel func()) {
+	_, nets, cancelN := a.kv.Watch(tables.Networks)
+	_, eps, cancelE := a.kv.Watch(tables.Endpoints)
+	a.syncView()
+	return nets, eps, func() { cancelN(); cancelE() }
+}
+
+// routineReconcile follows the tables' changes: watch, then plan (package
+// plan, a pure function of the tables and this host), then apply (the
+// host side, the switch's table, DNS, HNS).
+func (a *Agent) routineReconcile(ctx context.Context, netEvents, epEvents <-chan kvs.Event) {
 	a.log.Debug("reconciler started")
 	defer a.log.Debug("reconciler stopped")
-	snapN, netEvents, cancelN := a.kv.Watch(tables.Networks)
-	defer cancelN()
-	snapE, epEvents, cancelE := a.kv.Watch(tables.Endpoints)
-	defer cancelE()
-	a.mu.Lock()
-	for _, e := range snapN {
-		a.refreshNetworkLocked(e.Key)
-	}
-	for _, e := range snapE {
-		a.refreshEndpointLocked(e.Key)
-	}
-	a.mu.Unlock()
 	a.reconcileNow()
 	// Changes come in bursts (a host joining brings all its rows): one
 	// rebuild covers a burst.
@@ -106,7 +112,7 @@ func (a *Agent) reconcileNow() {
 	}
 	st := plan.Make(in)
 	var notes []error
-	for _, n := range append(host.Notes, st.Notes...) {
+	for _, n := range st.Notes {
 		notes = append(notes, errors.New(n.String()))
 	}
 	a.skipped.Report(tablePlan, errors.Join(notes...))
@@ -136,6 +142,9 @@ func (a *Agent) planInput() plan.Input {
 		in.Networks = append(in.Networks, a.current(a.networks[name]))
 	}
 	for _, key := range sortedMapKeys(a.rows) {
+		// This host's endpoints are planned from their local records, in
+		// place of any row of their key (another host's, winning the name:
+		// settleConflicts takes ours down).
 		if _, mine := a.local[key]; !mine {
 			in.Endpoints = append(in.Endpoints, a.rows[key])
 		}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"sort"
 
 	"github.com/vxnet/vxnet/kvs"
 	"github.com/vxnet/vxnet/tables"
@@ -15,6 +16,26 @@ import (
 // Refreshing re-reads the key from the store rather than trusting the
 // event: of two rows of one key (kvs's first-claim endpoints, a network's
 // creations) the store says which one wins now.
+
+// syncView re-reads both tables whole: at start, and before this host's
+// endpoints are restored, so that they see every row the store holds
+// (routineReconcile may not have applied the last changes yet).
+func (a *Agent) syncView() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, key := range sortedMapKeys(a.creations) {
+		a.refreshNetworkLocked(key)
+	}
+	for _, e := range a.kv.List(tables.Networks) {
+		a.refreshNetworkLocked(e.Key)
+	}
+	for _, key := range sortedMapKeys(a.owners) {
+		a.refreshEndpointLocked(key)
+	}
+	for _, e := range a.kv.List(tables.Endpoints) {
+		a.refreshEndpointLocked(e.Key)
+	}
+}
 
 // refreshNetworkLocked re-reads one creation of the networks table, and
 // the name's winner. a.mu is held.
@@ -46,19 +67,21 @@ func (a *Agent) refreshNetworkLocked(key string) {
 // another host's row (settleConflicts takes it down).
 func (a *Agent) refreshEndpointLocked(key string) (lost bool) {
 	e, ok := a.kv.Get(tables.Endpoints, key)
+	delete(a.rows, key)
+	delete(a.owners, key)
 	if !ok {
-		delete(a.rows, key)
 		return false
 	}
-	ep, err := tables.DecodeEndpoint(key, e.Owner, e.Value)
-	if err != nil {
-		delete(a.rows, key)
+	// Whose the key is, even when the row does not decode (a newer
+	// host's format): the name is taken all the same.
+	a.owners[key] = e.Owner
+	if ep, err := tables.DecodeEndpoint(key, e.Owner, e.Value); err == nil {
+		a.rows[key] = ep
+	} else {
 		a.log.Warn("ignoring a malformed endpoint row", "node", e.Owner, "error", err)
-		return false
 	}
-	a.rows[key] = ep
 	le, mine := a.local[key]
-	return mine && ep.Host != a.cfg.Name && !le.removing
+	return mine && e.Owner != a.cfg.Name && !le.removing
 }
 
 // put writes a row of this host's.
@@ -88,4 +111,13 @@ func (a *Agent) refresh(table, key string) {
 	} else {
 		a.refreshEndpointLocked(key)
 	}
+}
+
+func sortedMapKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

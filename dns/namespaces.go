@@ -86,7 +86,8 @@ func (n *Namespaces) Leave(path, network string) (last bool) {
 		delete(e.networks, network)
 	}
 	var closing *Listener
-	if len(e.networks) == 0 {
+	last = len(e.networks) == 0
+	if last {
 		delete(n.ns, path)
 		closing = e.l
 	} else if e.l != nil {
@@ -96,7 +97,7 @@ func (n *Namespaces) Leave(path, network string) (last bool) {
 	if closing != nil {
 		closing.Close() // unlocked: it may wait for queries in flight
 	}
-	return len(e.networks) == 0
+	return last
 }
 
 // Close closes every listener.

@@ -1,9 +1,11 @@
-// Package driver holds vxnet's network drivers behind one interface: what
-// each driver lets a network and its endpoints be, and what it programs on
-// the host besides the switch. The agent asks the driver of a network
-// before it creates the network or attaches an endpoint, and hands the
-// host-side work of local drivers (nat's gateway and netfilter rules) to
-// the driver's Host.
+// Package driver holds vxnet's network drivers behind one interface, one
+// file each: what a driver lets a network and its endpoints be, and what
+// it decides for a network on a host — its entry in the switch's table,
+// the host NIC it needs, how other hosts' endpoints are reached, what HNS
+// holds. The agent asks the driver before it creates a network or
+// attaches an endpoint; package plan asks it what a host should run; the
+// host side it asks for (nat's gateways and rules, uplinks) is hostnet's
+// work. Nothing outside this package compares driver names.
 //
 // Drivers, as the Windows container networking documentation defines them:
 //
@@ -74,6 +76,9 @@ type Here struct {
 type Driver interface {
 	// Name is what `network create -d` takes.
 	Name() string
+	// Help describes the driver for `network create --help`, in lines of
+	// at most 70 characters.
+	Help() string
 	// Scope of the driver's networks.
 	Scope() Scope
 	// OptionKeys are the -o options the driver reads; the others belong to
@@ -102,10 +107,10 @@ type Driver interface {
 	// Forwarding is the switch's table entry for the network on this host,
 	// its endpoints aside. An error leaves the network out of the table.
 	Forwarding(n Network, h Here) (dataplane.NetworkSpec, error)
-	// ReachesOverVXLAN reports whether other hosts' endpoints are reached
-	// through their host's VTEP (else across the physical segment, and the
-	// switch leaves them alone).
-	ReachesOverVXLAN() bool
+	// ReachesOverVXLAN reports whether, from this host, other hosts'
+	// endpoints are reached through their host's VTEP (else across the
+	// physical segment, and the switch leaves them alone).
+	ReachesOverVXLAN(h Here) bool
 	// HNSNetwork is the network as the Host Networking Service should hold
 	// it on this host (Windows).
 	HNSNetwork(n Network, h Here) hns.NetworkSpec
@@ -129,7 +134,7 @@ func (base) LeasesByDHCP(Network) bool              { return false }
 func (base) ContainerRoutes(Network) []netip.Prefix { return nil }
 func (base) HostGateway() bool                      { return false }
 func (base) Uplink(Network) (string, error)         { return "", nil }
-func (base) ReachesOverVXLAN() bool                 { return true }
+func (base) ReachesOverVXLAN(Here) bool             { return true }
 
 // Forwarding: the network's VNI and subnet, and its gateway port if any.
 func (base) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {
@@ -153,8 +158,19 @@ func (base) HNSEndpoint(_ Network, e hns.EndpointSpec) (hns.EndpointSpec, bool) 
 	return e, !e.Remote
 }
 
-var available = map[string]Driver{"overlay": overlay{}, "nat": nat{}, "l2tunnel": l2tunnel{},
-	"transparent": transparent{}, "l2bridge": l2bridge{}}
+// all are the drivers, in the order help lists them.
+var all = []Driver{overlay{}, nat{}, l2tunnel{}, transparent{}, l2bridge{}}
+
+var available = func() map[string]Driver {
+	m := map[string]Driver{}
+	for _, d := range all {
+		m[d.Name()] = d
+	}
+	return m
+}()
+
+// All lists the drivers, the default first.
+func All() []Driver { return all }
 
 // Get returns the driver called name, or an error that says which exist.
 func Get(name string) (Driver, error) {

@@ -136,7 +136,7 @@ func TestDecisions(t *testing.T) {
 		{"l2tunnel", map[string]string{"policy-host": "198.18.0.2"}, Here{VTEP: vtep}, func(s dataplane.NetworkSpec) bool { return s.Policy == nil && s.PolicyVTEP == other }, "", true, false, hns.L2Tunnel},
 		{"transparent", map[string]string{"uplink": "eth1"}, Here{VTEP: vtep, Uplink: up}, func(s dataplane.NetworkSpec) bool { return s.Uplink == up && !s.L2Bridge && s.Router == gw }, "eth1", false, true, hns.Transparent},
 		{"transparent", map[string]string{"uplink": "eth1", "dhcp": "true"}, Here{VTEP: vtep, Uplink: up, DHCPRouter: netip.MustParseAddr("10.0.9.254")}, func(s dataplane.NetworkSpec) bool { return s.Router == netip.MustParseAddr("10.0.9.254") }, "eth1", false, true, hns.Transparent},
-		{"transparent", map[string]string{"uplink": "eth1"}, Here{VTEP: vtep}, func(s dataplane.NetworkSpec) bool { return s.Uplink == nil && !s.Router.IsValid() }, "eth1", false, true, hns.Transparent},
+		{"transparent", map[string]string{"uplink": "eth1"}, Here{VTEP: vtep}, func(s dataplane.NetworkSpec) bool { return s.Uplink == nil && !s.Router.IsValid() }, "eth1", true, true, hns.Transparent},
 		{"l2bridge", map[string]string{"uplink": "eth2"}, Here{VTEP: vtep, Uplink: up}, func(s dataplane.NetworkSpec) bool { return s.Uplink == up && s.L2Bridge }, "eth2", false, true, hns.L2Bridge},
 	}
 	for _, tt := range tests {
@@ -152,8 +152,8 @@ func TestDecisions(t *testing.T) {
 		if u, err := d.Uplink(n); u != tt.uplink || err != nil {
 			t.Errorf("%s: Uplink = %q, %v; want %q", tt.driver, u, err, tt.uplink)
 		}
-		if d.ReachesOverVXLAN() != tt.vxlan || d.NeedsSubnet() != tt.subnetReq {
-			t.Errorf("%s: ReachesOverVXLAN %v NeedsSubnet %v", tt.driver, d.ReachesOverVXLAN(), d.NeedsSubnet())
+		if d.ReachesOverVXLAN(tt.here) != tt.vxlan || d.NeedsSubnet() != tt.subnetReq {
+			t.Errorf("%s: ReachesOverVXLAN %v NeedsSubnet %v", tt.driver, d.ReachesOverVXLAN(tt.here), d.NeedsSubnet())
 		}
 		if h := d.HNSNetwork(n, tt.here); h.Type != tt.hnsType || h.VNI != 4242 || h.VTEP != vtep || h.Adapter != tt.opts["uplink"] {
 			t.Errorf("%s: HNSNetwork = %+v", tt.driver, h)
@@ -171,5 +171,20 @@ func TestDecisions(t *testing.T) {
 	d, _ := Get("l2tunnel")
 	if _, err := d.Forwarding(Network{Name: "n", VNI: 1}, Here{}); err == nil || !strings.Contains(err.Error(), "policy-host") {
 		t.Errorf("l2tunnel without policy-host: %v", err)
+	}
+}
+
+// TestAll: every driver is listed once, the default first, and describes
+// itself in lines that fit the help.
+func TestAll(t *testing.T) {
+	if All()[0].Name() != Default || len(All()) != len(Names()) {
+		t.Errorf("All() %v: want each of %v once, %s first", All(), Names(), Default)
+	}
+	for _, d := range All() {
+		for _, line := range strings.Split(d.Help(), "\n") {
+			if line == "" || len(line) > 70 {
+				t.Errorf("%s: help line %q is empty or longer than 70 characters", d.Name(), line)
+			}
+		}
 	}
 }

@@ -11,7 +11,13 @@ import (
 // ever learns the host's MAC. Options: uplink=IFNAME (required).
 type l2bridge struct{ uplinkCommon }
 
-func (l2bridge) Name() string         { return "l2bridge" }
+func (l2bridge) Name() string { return "l2bridge" }
+
+func (l2bridge) Help() string {
+	return "the same as transparent, but the segment only ever sees the\n" +
+		"host's MAC."
+}
+
 func (l2bridge) OptionKeys() []string { return []string{"uplink"} }
 
 func (l2bridge) CheckOptions(opts map[string]string) error {

@@ -24,6 +24,15 @@ import (
 type l2tunnel struct{ base }
 
 func (l2tunnel) Name() string { return "l2tunnel" }
+
+func (l2tunnel) Help() string {
+	return "every packet, same host included, goes over VXLAN to a policy\n" +
+		"host (-o policy-host=ADDR, its underlay address), which applies\n" +
+		"-o policy-allow=RULES, -o policy-deny=RULES (allow first) and\n" +
+		"-o policy-default=allow|deny, then sends it on. RULES: ADDRESS or\n" +
+		"CIDR, each with optional :PORT and /tcp or /udp, comma-separated."
+}
+
 func (l2tunnel) OptionKeys() []string {
 	return []string{"policy-host", "policy-allow", "policy-deny", "policy-default", "uplink"}
 }

@@ -16,7 +16,15 @@ import (
 // masqueraded (netfilter). Published ports are DNAT rules on the host.
 type nat struct{ base }
 
-func (nat) Name() string    { return "nat" }
+func (nat) Name() string { return "nat" }
+
+func (nat) Help() string {
+	return "containers on this host only; they reach the outside through a\n" +
+		"gateway device on the host (the subnet's gateway address) and the\n" +
+		"host's masquerade, and publish ports with 'endpoint create -p'.\n" +
+		"Several nat networks on one host route to each other."
+}
+
 func (nat) Scope() Scope    { return ScopeLocal }
 func (nat) Publishes() bool { return true }
 

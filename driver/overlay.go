@@ -10,6 +10,8 @@ type overlay struct{ base }
 
 func (overlay) Name() string { return "overlay" }
 
+func (overlay) Help() string { return "containers on every host, on one VXLAN segment (the default)" }
+
 func (overlay) HNSNetwork(n Network, h Here) hns.NetworkSpec { return hnsNetwork(n, h, hns.Overlay) }
 
 // HNSEndpoint: every endpoint, other hosts' ones as remote endpoints.

@@ -13,7 +13,15 @@ import (
 // handing them out from --subnet.
 type transparent struct{ uplinkCommon }
 
-func (transparent) Name() string         { return "transparent" }
+func (transparent) Name() string { return "transparent" }
+
+func (transparent) Help() string {
+	return "containers on the physical segment of the host NIC named by\n" +
+		"-o uplink=IFNAME, each with its own MAC; --subnet is the segment's,\n" +
+		"--gateway its router, --ip-range what vxnet may hand out; or\n" +
+		"-o dhcp=true: addresses leased from the segment's DHCP server."
+}
+
 func (transparent) OptionKeys() []string { return []string{"uplink", "dhcp"} }
 
 func (transparent) CheckOptions(opts map[string]string) error {

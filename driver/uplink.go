@@ -17,8 +17,11 @@ import (
 // uplinkCommon holds what both answer.
 type uplinkCommon struct{ base }
 
-func (uplinkCommon) NeedsSubnet() bool      { return true }
-func (uplinkCommon) ReachesOverVXLAN() bool { return false }
+func (uplinkCommon) NeedsSubnet() bool { return true }
+
+// ReachesOverVXLAN: across the segment, through this host's uplink; a
+// host without it reaches them through their hosts, over VXLAN.
+func (uplinkCommon) ReachesOverVXLAN(h Here) bool { return h.Uplink == nil }
 
 // ContainerRoutes: a default route, through the segment's router (or the
 // host, see above), unless the network is internal.

@@ -155,6 +155,10 @@ func ClearRecovery(dir string) error {
 	return nil
 }
 
+// ErrRecoveryNeedsJoin: a recovery was cut short, and the host can finish
+// it only from a cluster it joins.
+var ErrRecoveryNeedsJoin = errors.New("an interrupted recovery must finish: start again with --recover --join HOST:PORT")
+
 // OpenAgent opens dir's state for an agent. With recover (the agent's
 // --recover), a damaged file is set aside, and a missing one starts a
 // recovery: the host rebuilds its state from the cluster, which it can
@@ -184,7 +188,7 @@ func OpenAgent(dir string, recover, canJoin bool, log *slog.Logger) (s *Store, r
 		return nil, false, err
 	}
 	if !canJoin {
-		return nil, false, errors.New("data-dir: an interrupted recovery must finish: start again with --recover --join HOST:PORT")
+		return nil, false, ErrRecoveryNeedsJoin
 	}
 	return s, true, nil
 }

@@ -6,6 +6,12 @@
 // applies the plan; nothing here touches a device, a socket or a lock, so
 // every decision is tested with tables written by hand.
 //
+// A host plans in two steps, because the switch's table points at the
+// host side: HostSide says what the host side needs (gateway ports,
+// published ports, uplinks); the agent sets that up and puts what is there
+// in Input.Gateways and Input.Uplinks; Make then says what the switch, DNS
+// and HNS should hold.
+//
 // Each network's own decisions come from its driver (package driver); the
 // plan decides what is in sight and what is left out: networks without a
 // VNI, another host's local-scope networks, the second of two networks on
@@ -67,9 +73,10 @@ func (n Note) String() string {
 
 // inSight is one network the host serves: its row and its driver.
 type inSight struct {
-	row tables.Network
-	d   driver.Driver
-	dn  driver.Network
+	row  tables.Network
+	d    driver.Driver
+	dn   driver.Network
+	here driver.Here // what the driver knows of this host (set by Make)
 }
 
 // DriverNetwork is what a driver sees of a network row.
@@ -149,14 +156,12 @@ type Host struct {
 	Gateways  []hostnet.Gateway   // this host's networks whose driver wants a gateway port
 	Published []hostnet.Published // the ports this host's endpoints publish
 	Uplinks   []string            // host NICs the networks in sight need, by name
-	Notes     []Note
 }
 
 // HostSide plans the host side.
 func HostSide(in Input) Host {
 	var h Host
-	nets, notes := networks(in)
-	h.Notes = notes
+	nets, _ := networks(in) // Make notes what is left out
 	uplinks := map[string]bool{}
 	for _, n := range in.Networks {
 		// Every network of this host's that wants one, in sight or not:
@@ -167,10 +172,7 @@ func HostSide(in Input) Host {
 	}
 	sort.Slice(h.Gateways, func(i, j int) bool { return h.Gateways[i].Name < h.Gateways[j].Name })
 	for _, n := range nets {
-		name, err := n.d.Uplink(n.dn)
-		if err != nil {
-			h.Notes = append(h.Notes, Note{Network: n.row.Name, Reason: err.Error()})
-		} else if name != "" && !uplinks[name] {
+		if name, err := n.d.Uplink(n.dn); err == nil && name != "" && !uplinks[name] {
 			uplinks[name] = true
 			h.Uplinks = append(h.Uplinks, name)
 		}

@@ -143,7 +143,7 @@ func TestMake_eachDriver(t *testing.T) {
 			},
 			hnsType: hns.Transparent, hnsEps: []string{"a"}},
 		{name: "transparent, uplink missing here", net: network("tr", "transparent", 4, "h2", map[string]string{"uplink": "eth1"}), inTable: true,
-			reached: map[string]string{"10.0.4.2": "port"},
+			reached: map[string]string{"10.0.4.2": "port", "10.0.4.3": "198.18.0.2"}, // h2's through h2
 			dns:     map[string]bool{"tr/a": true, "tr/b": false},
 			check: func(s dataplane.NetworkSpec) string {
 				if s.Uplink != nil {

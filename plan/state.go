@@ -33,19 +33,20 @@ func Make(in Input) State {
 	routers := dhcpRouters(in)
 	for _, n := range nets {
 		here := driver.Here{VTEP: in.VTEP, Gateway: in.Gateways[n.row.Name], DHCPRouter: routers[n.row.Name]}
-		if name, err := n.d.Uplink(n.dn); err != nil {
+		name, err := n.d.Uplink(n.dn)
+		if err != nil {
 			st.Notes = append(st.Notes, Note{Network: n.row.Name, Reason: err.Error()})
 			continue
-		} else if name != "" {
-			if here.Uplink = in.Uplinks[name]; here.Uplink == nil {
-				st.Notes = append(st.Notes, Note{Network: n.row.Name, Reason: "uplink " + name + " unavailable on this host: its endpoints here reach only each other"})
-			}
+		}
+		if name != "" {
+			here.Uplink = in.Uplinks[name] // nil: unavailable here (the agent says so)
 		}
 		s, err := n.d.Forwarding(n.dn, here)
 		if err != nil {
 			st.Notes = append(st.Notes, Note{Network: n.row.Name, Reason: err.Error()})
 			continue
 		}
+		n.here = here
 		specs[n.row.Name], byName[n.row.Name] = &s, n
 		st.DNSNetworks = append(st.DNSNetworks, dns.Network{Name: n.row.Name, Scope: dnsScope(n.d), Internal: n.row.Internal})
 		if in.HNS {
@@ -110,7 +111,7 @@ func forwardingEndpoint(in Input, n inSight, ep tables.Endpoint) (dataplane.Endp
 		spec.Port = l.Port
 		return spec, l.Port != nil
 	}
-	if !n.d.ReachesOverVXLAN() || !ep.VTEP.IsValid() || ep.VTEP == in.VTEP {
+	if !n.d.ReachesOverVXLAN(n.here) || !ep.VTEP.IsValid() || ep.VTEP == in.VTEP {
 		return spec, false
 	}
 	spec.VTEP = ep.VTEP
@@ -124,7 +125,7 @@ func reachedElsewhere(in Input, n inSight, ep tables.Endpoint) bool {
 	if _, local := in.Local[ep.Key()]; local {
 		return true
 	}
-	return !n.d.ReachesOverVXLAN()
+	return !n.d.ReachesOverVXLAN(n.here)
 }
 
 func dnsEndpoint(in Input, ep tables.Endpoint) dns.Endpoint {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/dhcp"
 )
 
 // Endpoint is a container's attachment to a network, as its host writes
@@ -40,6 +41,33 @@ type DHCP struct {
 	Router   string    `json:"router,omitempty"`
 	Seconds  int64     `json:"seconds"`  // lease time
 	Acquired time.Time `json:"acquired"` // last granted or renewed
+}
+
+// LeaseRecord is the record of a lease taken on the NIC called uplink.
+func LeaseRecord(uplink string, l dhcp.Lease) *DHCP {
+	d := &DHCP{Uplink: uplink, Server: l.Server.String(), Seconds: int64(l.Time / time.Second), Acquired: l.Got.UTC().Truncate(time.Second)}
+	if l.Router.IsValid() {
+		d.Router = l.Router.String()
+	}
+	return d
+}
+
+// Lease is the lease an endpoint's record keeps, for its DHCP client.
+func (e Endpoint) Lease() (dhcp.Lease, error) {
+	if e.DHCP == nil || len(e.Addrs) == 0 {
+		return dhcp.Lease{}, errors.New("no DHCP lease")
+	}
+	server, err := netip.ParseAddr(e.DHCP.Server)
+	if err != nil {
+		return dhcp.Lease{}, err
+	}
+	l := dhcp.Lease{Addr: e.Addrs[0], Server: server, Time: time.Duration(e.DHCP.Seconds) * time.Second, Got: e.DHCP.Acquired}
+	if e.DHCP.Router != "" {
+		if l.Router, err = netip.ParseAddr(e.DHCP.Router); err != nil {
+			return dhcp.Lease{}, err
+		}
+	}
+	return l, nil
 }
 
 // EndpointKey is the key of an endpoint in Endpoints.

@@ -78,9 +78,11 @@ func DecodeNetwork(key string, value []byte) (Network, error) {
 	}
 	n := Network{Name: w.Name, Driver: w.Driver, Scope: w.Scope, VNI: w.VNI, IPRange: w.IPRange, Internal: w.Internal,
 		Options: w.Options, Creator: w.Creator, Created: w.Created}
-	var err error
-	if n.Subnet, err = netip.ParsePrefix(w.Subnet); err != nil {
-		return Network{}, &RowError{Networks, key, "subnet", w.Subnet, "not a prefix"}
+	if w.Subnet != "" { // vxnet always writes one; read back what Encode writes without
+		var err error
+		if n.Subnet, err = netip.ParsePrefix(w.Subnet); err != nil {
+			return Network{}, &RowError{Networks, key, "subnet", w.Subnet, "not a prefix"}
+		}
 	}
 	var ok bool
 	if n.Gateway, ok = parseAddr(w.Gateway); !ok {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/dhcp"
 )
 
 func sampleEndpoint() Endpoint {
@@ -116,4 +117,19 @@ func FuzzDecodeEndpoint(f *testing.F) {
 			t.Fatalf("re-decoded %s, %v; want %s", again.Encode(), err, e.Encode())
 		}
 	})
+}
+
+// TestLease_roundTrip: a lease recorded reads back as the same lease (to
+// the second).
+func TestLease_roundTrip(t *testing.T) {
+	l := dhcp.Lease{Addr: netip.MustParsePrefix("192.0.2.50/24"), Router: netip.MustParseAddr("192.0.2.254"),
+		Server: netip.MustParseAddr("192.0.2.1"), Time: time.Hour, Got: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	e := Endpoint{Addrs: []netip.Prefix{l.Addr}, DHCP: LeaseRecord("eth1", l)}
+	got, err := e.Lease()
+	if err != nil || got != l || e.DHCP.Uplink != "eth1" {
+		t.Errorf("lease %+v, %v; want %+v", got, err, l)
+	}
+	if _, err := (Endpoint{}).Lease(); err == nil {
+		t.Error("an endpoint without a lease gave one")
+	}
 }

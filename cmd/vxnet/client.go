@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/driver"
 )
 
 // socketPath is the API socket the client commands use: --socket, else
@@ -118,6 +119,7 @@ func cmdNetwork(std stdio, args []string) int {
 	return 2
 }
 
+// networkCreateUsage has the drivers' help put in (driverHelp).
 const networkCreateUsage = `Usage: vxnet network create [flags] NAME
 
 Creates a network every host of the cluster sees (a nat network is used only
@@ -133,22 +135,7 @@ DNS). DNS ignores case: a name that differs from another network's only in
 case is refused.
 
 Drivers:
-  overlay      containers on every host, on one VXLAN segment (the default)
-  nat          containers on this host only; they reach the outside through a
-               gateway device on the host (the subnet's gateway address) and the
-               host's masquerade, and publish ports with 'endpoint create -p'.
-               Several nat networks on one host route to each other.
-  l2tunnel     every packet, same host included, goes over VXLAN to a policy
-               host (-o policy-host=ADDR, its underlay address), which applies
-               -o policy-allow=RULES, -o policy-deny=RULES (allow first) and
-               -o policy-default=allow|deny, then sends it on. RULES: ADDRESS or
-               CIDR, each with optional :PORT and /tcp or /udp, comma-separated.
-  transparent  containers on the physical segment of the host NIC named by
-               -o uplink=IFNAME, each with its own MAC; --subnet is the segment's,
-               --gateway its router, --ip-range what vxnet may hand out; or
-               -o dhcp=true: addresses leased from the segment's DHCP server.
-  l2bridge     the same, but the segment only ever sees the host's MAC.
-
+%s
 Examples:
   vxnet network create -d overlay --subnet 10.0.9.0/24 web
   vxnet network create -d nat --subnet 172.30.0.0/24 local
@@ -159,11 +146,26 @@ Examples:
 Flags:
 `
 
+// driverHelp lists the drivers as each describes itself.
+func driverHelp() string {
+	var b strings.Builder
+	for _, d := range driver.All() {
+		for i, line := range strings.Split(d.Help(), "\n") {
+			name := ""
+			if i == 0 {
+				name = d.Name()
+			}
+			fmt.Fprintf(&b, "  %-12s %s\n", name, line)
+		}
+	}
+	return b.String()
+}
+
 func cmdNetworkCreate(std stdio, args []string) int {
-	fs := newFlags(std, "network create", networkCreateUsage)
+	fs := newFlags(std, "network create", fmt.Sprintf(networkCreateUsage, driverHelp()))
 	var req api.NetworkCreate
-	fs.StringVar(&req.Driver, "d", "overlay", "`DRIVER`: overlay, nat, l2tunnel, transparent or l2bridge (see above)")
-	fs.StringVar(&req.Driver, "driver", "overlay", "same as -d")
+	fs.StringVar(&req.Driver, "d", driver.Default, "`DRIVER`: "+strings.Join(driver.Names(), ", ")+" (see above)")
+	fs.StringVar(&req.Driver, "driver", driver.Default, "same as -d")
 	fs.StringVar(&req.Subnet, "subnet", "", "`CIDR` of the network (default: from the default address pools)")
 	fs.StringVar(&req.Gateway, "gateway", "", "gateway `IP`, never handed out (default: the subnet's first address)")
 	fs.StringVar(&req.IPRange, "ip-range", "", "hand out addresses only from this sub-`CIDR`")
