@@ -42,7 +42,7 @@ unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	@echo "allocation tests again, without the race detector (they skip under it)"
 	$(GO) test -count=1 -run 'ZeroAllocs|zeroAllocs|noAllocations|NoAllocations' ./dataplane/... ./dns/...
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal -e /ipam -e /dns -e /driver)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal -e /ipam -e /dns -e /driver -e /hostnet -e /dhcp -e /hns -e /api -e /plan -e /tables -e /hoststate)
 	@echo "kvs: large in-process clusters again, without the race detector (too slow under it)"
 	$(GO) test -count=1 -run 'TestCluster' ./kvs
 

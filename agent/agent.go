@@ -64,7 +64,7 @@ type Agent struct {
 	pending   map[string]struct{} // endpoints being created
 	ports     map[string]string   // host ports ("8080/tcp") reserved by endpoints being created
 	creating  map[string]struct{} // names of networks and endpoints being created (names.go)
-	skipped   *leftout.Reporter   // bad rows the rebuilt tables leave out (skipped.go)
+	skipped   *leftout.Reporter   // bad rows the rebuilt tables leave out (internal/leftout)
 	kick      chan struct{}
 
 	awayLong   bool          // back after long enough for its blocks to have passed to others

@@ -116,7 +116,7 @@ func (a *Agent) reconcileNow() {
 		notes = append(notes, errors.New(n.String()))
 	}
 	a.skipped.Report(tablePlan, errors.Join(notes...))
-	// Bad rows are left out of each table and reported (skipped.go).
+	// Bad rows are left out of each table and reported once (internal/leftout).
 	fwd, err := dataplane.NewTable(st.Forwarding)
 	a.sw.SetTable(fwd)
 	a.skipped.Report(tableForwarding, err)
@@ -158,7 +158,7 @@ func (a *Agent) planInput() plan.Input {
 }
 
 // syncHNS makes HNS hold nets and eps. A network or endpoint whose spec
-// is invalid (a bad row) is left out and reported once (skipped.go); HNS's
+// is invalid (a bad row) is left out and reported once (internal/leftout); HNS's
 // own failures are logged, and the next reconcile tries again.
 func (a *Agent) syncHNS(nets []hns.NetworkSpec, eps map[string][]hns.EndpointSpec) {
 	if a.hnsProg == nil {

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/internal/bindretry"
@@ -28,7 +30,7 @@ func (a *Agent) serveAPI(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("api-socket %s: %w", path, err)
 	}
 	// A socket that answers is another agent's, perhaps the one this
-	// agent replaces, still shutting down: wait for it (bind.go).
+	// agent replaces, still shutting down: wait for it (internal/bindretry).
 	ln, err := bindretry.Retry(a.log, "api-socket", path, a.cfg.BindTimeout, func() (net.Listener, error) { return listenAPISocket(path) })
 	if err != nil {
 		return nil, fmt.Errorf("api-socket %s: %w", path, err)
@@ -54,4 +56,26 @@ func (a *Agent) serveAPI(path string) (stop func(), err error) {
 			removeOwnSocket(path, mine)
 		})
 	}, nil
+}
+
+// listenAPISocket listens on the unix socket at path. A socket file there
+// that answers is another agent's (in use: retried by the caller); one
+// that does not is left from a process that died, and is replaced.
+func listenAPISocket(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: a running process answers on it", bindretry.ErrInUse)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return net.Listen("unix", path)
+}
+
+// removeOwnSocket removes the socket file at path if it is still the one
+// this agent made (mine), not a successor's.
+func removeOwnSocket(path string, mine os.FileInfo) {
+	if fi, err := os.Lstat(path); err == nil && mine != nil && os.SameFile(fi, mine) {
+		os.Remove(path)
+	}
 }
