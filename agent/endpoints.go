@@ -82,8 +82,8 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		if err != nil {
 			return newEndpoint{}, apiError(api.CodeBadRequest, "publish", "%v", err)
 		}
-		if !d.Publishes() {
-			return newEndpoint{}, apiError(api.CodeBadRequest, "publish", "publish %q: network %q uses driver %s, which publishes no ports (nat does)", s, n.Name, n.Driver)
+		if !d.Publishes(plan.DriverNetwork(n)) {
+			return newEndpoint{}, apiError(api.CodeBadRequest, "publish", "publish %q: network %q publishes no ports (nat and overlay networks do, internal ones not)", s, n.Name)
 		}
 		req.Publish[i], ne.ports = p.String(), append(ne.ports, p) // as the record keeps them
 	}

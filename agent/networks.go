@@ -11,6 +11,7 @@ import (
 	"github.com/vxnet/vxnet/hns"
 	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -220,6 +221,9 @@ func apiNetwork(n tables.Network) api.Network {
 		Internal: n.Internal, Options: n.Options, Creator: n.Creator, Created: n.Created}
 	if n.Gateway.IsValid() {
 		out.Gateway = n.Gateway.String()
+	}
+	if d, err := driver.Get(n.Driver); err == nil {
+		out.Egress = d.Egress(plan.DriverNetwork(n))
 	}
 	return out
 }

@@ -31,17 +31,20 @@ import (
 
 // Network is a network as the API shows it.
 type Network struct {
-	Name     string            `json:"name"`
-	Driver   string            `json:"driver"`
-	Scope    string            `json:"scope"` // "global" or "local"
-	VNI      uint32            `json:"vni,omitempty"`
-	Subnet   string            `json:"subnet"`
-	Gateway  string            `json:"gateway,omitempty"`
-	IPRange  string            `json:"ipRange,omitempty"`
-	Internal bool              `json:"internal,omitempty"`
-	Options  map[string]string `json:"options,omitempty"`
-	Creator  string            `json:"creator"` // host that created it
-	Created  time.Time         `json:"created"`
+	Name     string `json:"name"`
+	Driver   string `json:"driver"`
+	Scope    string `json:"scope"` // "global" or "local"
+	VNI      uint32 `json:"vni,omitempty"`
+	Subnet   string `json:"subnet"`
+	Gateway  string `json:"gateway,omitempty"`
+	IPRange  string `json:"ipRange,omitempty"`
+	Internal bool   `json:"internal,omitempty"`
+	// Egress: containers reach beyond the network (through their host's
+	// gateway, or a segment's router).
+	Egress  bool              `json:"egress"`
+	Options map[string]string `json:"options,omitempty"`
+	Creator string            `json:"creator"` // host that created it
+	Created time.Time         `json:"created"`
 }
 
 // NetworkCreate is the body of POST /v1/networks.

@@ -31,6 +31,24 @@ func keyV6(b []byte) addrKey {
 	return addrKey{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])}
 }
 
+// prefixKey is a prefix in key form: an address is in it when its key,
+// masked, is base.
+type prefixKey struct{ base, mask addrKey }
+
+func prefixKeyOf(p netip.Prefix) prefixKey {
+	bits := p.Bits()
+	if p.Addr().Is4() || p.Addr().Is4In6() {
+		bits += 96 // IPv4 keys are IPv4-mapped
+	}
+	m := addrKey{^uint64(0) << (64 - min(bits, 64)), ^uint64(0) << (128 - max(bits, 64))}
+	b := keyOf(p.Addr())
+	return prefixKey{addrKey{b.hi & m.hi, b.lo & m.lo}, m}
+}
+
+func (p prefixKey) contains(k addrKey) bool {
+	return k.hi&p.mask.hi == p.base.hi && k.lo&p.mask.lo == p.base.lo
+}
+
 func (k addrKey) hash() uint64 {
 	h := k.hi*0x9e3779b97f4a7c15 ^ k.lo
 	h ^= h >> 33

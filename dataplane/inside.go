@@ -277,13 +277,14 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 		case h != nil:
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
 			b.udp.add(frame, sw.vtepAddr(h.vtep), hash)
-		case nw.gateway != nil && !nw.isFlood(info.dst, info.v6):
-			// To an address no endpoint has: out through the gateway, unless
-			// it came from there (the host sent to a missing endpoint).
-			if nw.gateway == l.port {
-				l.tally.drop(DropNoEndpoint)
-				continue
-			}
+		case nw.gateway != nil && nw.gateway == l.port && !nw.isFlood(info.dst, info.v6):
+			// From the host to an address no endpoint has (missing, or
+			// routed back to the network): nowhere to go.
+			l.tally.drop(DropNoEndpoint)
+			continue
+		case nw.gateway != nil && !nw.isFlood(info.dst, info.v6) && !nw.isInside(info.dst):
+			// To an address outside the network: out through the gateway.
+			// The network's own subnets stay on the network.
 			b.local.add(nw.gateway, buf[:Headroom+info.length])
 		default:
 			// Broadcast, multicast and unknown unicast: replicate to

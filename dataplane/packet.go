@@ -143,6 +143,16 @@ func (n *network) isFlood(dst addrKey, v6 bool) bool {
 	return false
 }
 
+// isInside reports whether dst is in one of the network's subnets.
+func (n *network) isInside(dst addrKey) bool {
+	for _, p := range n.inside {
+		if p.contains(dst) {
+			return true
+		}
+	}
+	return false
+}
+
 var limitedBroadcast = keyV4([]byte{255, 255, 255, 255})
 
 // floodMAC is the destination MAC of a flooded packet: the group address

@@ -309,6 +309,13 @@ func TestSwitch_gateway(t *testing.T) {
 	if s := r.sw.Stats(); s.UnderlayTxPackets != 0 {
 		t.Errorf("%d datagrams went to the underlay: a packet to a missing endpoint was flooded", s.UnderlayTxPackets)
 	}
+	// A container's packet to an address of the network's own subnet that
+	// no endpoint has stays on the network (flooded), never to the gateway.
+	r.a.Inject(ipv4UDP(ip1, netip.MustParseAddr("10.0.9.78"), 1, 2, []byte("inside")))
+	waitStats(t, r.sw, "the packet inside the subnet to be flooded", func(s Stats) bool { return s.UnderlayTxPackets == 1 })
+	if s := r.sw.Stats(); s.PortTxPackets != 2 {
+		t.Errorf("%d packets written to ports, want the two above: one inside the subnet reached the gateway", s.PortTxPackets)
+	}
 	if _, err := NewTable([]NetworkSpec{{VNI: testVNI, Gateway: r.portA,
 		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}}}}); err == nil {
 		t.Error("a port that is both gateway and endpoint was accepted")

@@ -23,9 +23,9 @@ type NetworkSpec struct {
 	// VXLAN peer, say). VTEPs of remote endpoints are added automatically.
 	FloodVTEPs []netip.Addr
 	// Gateway, if set, is a local port (a device on the host's side, such
-	// as the nat driver's gateway) that takes every unicast packet to an
-	// address no endpoint of the network has, and whose packets are
-	// forwarded into the network like an endpoint's.
+	// as the nat and overlay drivers' gateways) that takes every unicast
+	// packet to an address outside the network's subnets, and whose
+	// packets are forwarded into the network like an endpoint's.
 	Gateway *Port
 	// PolicyVTEP, if set, makes the network an l2tunnel: every unicast
 	// packet from a local port, same host included, goes over VXLAN to
@@ -78,6 +78,9 @@ type network struct {
 	l2bridge   bool
 	router     netip.Addr
 	subnets    []netip.Prefix
+	// inside are the subnets in key form: a packet to an address in them
+	// stays on the network, never through the gateway.
+	inside []prefixKey
 
 	byAddr map[netip.Addr]*host // used while building only
 }
@@ -179,6 +182,9 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 	if s.Gateway != nil {
 		t.addPort(n, s.Gateway, vxlan.GatewayMAC(s.VNI))
 		n.gateway = s.Gateway
+	}
+	for _, p := range s.Subnets {
+		n.inside = append(n.inside, prefixKeyOf(p))
 	}
 	for i := range s.Endpoints {
 		if err := t.addEndpoint(n, &s.Endpoints[i]); err != nil {

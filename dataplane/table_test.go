@@ -140,3 +140,27 @@ func TestKeys_fromPacketMatchAddr(t *testing.T) {
 		t.Error("packet keys and address keys disagree")
 	}
 }
+
+func TestPrefixKey(t *testing.T) {
+	for _, tt := range []struct {
+		prefix, addr string
+		in           bool
+	}{
+		{"10.0.9.0/24", "10.0.9.77", true},
+		{"10.0.9.0/24", "10.0.10.1", false},
+		{"10.0.9.0/24", "::ffff:10.0.9.5", true},
+		{"0.0.0.0/0", "8.8.8.8", true},
+		{"0.0.0.0/0", "fd00::1", false},
+		{"fd00:9::/64", "fd00:9::abcd", true},
+		{"fd00:9::/64", "fd00:a::1", false},
+		{"fd00:9::/48", "fd00:9:0:ff::1", true},
+		{"fd00:9::5/128", "fd00:9::5", true},
+		{"fd00:9::5/128", "fd00:9::6", false},
+		{"10.0.9.5/32", "10.0.9.5", true},
+	} {
+		p := prefixKeyOf(netip.MustParsePrefix(tt.prefix).Masked())
+		if got := p.contains(keyOf(netip.MustParseAddr(tt.addr))); got != tt.in {
+			t.Errorf("%s contains %s: %v, want %v", tt.prefix, tt.addr, got, tt.in)
+		}
+	}
+}

@@ -90,17 +90,23 @@ type Driver interface {
 	// NeedsSubnet reports whether a network must be given its subnet (a
 	// physical segment's) rather than be handed one from the pools.
 	NeedsSubnet() bool
-	// Publishes reports whether endpoints may publish ports on the host.
-	Publishes() bool
+	// Publishes reports whether endpoints of n may publish ports on their
+	// host.
+	Publishes(n Network) bool
 	// LeasesByDHCP reports whether the network's endpoints lease their
 	// addresses from the segment's DHCP server instead of IPAM.
 	LeasesByDHCP(n Network) bool
 	// ContainerRoutes are the routes an endpoint's device gets besides its
 	// subnet's.
 	ContainerRoutes(n Network) []netip.Prefix
-	// HostGateway reports whether the driver's networks need a gateway
-	// port on the host that created them (package hostnet).
-	HostGateway() bool
+	// HostGateway says whether this host gives the network a gateway port
+	// (package hostnet): the containers' way out through the host, and
+	// the host's way in to them. masquerade: what leaves through it takes
+	// the host's address.
+	HostGateway(n Network, h GatewayHere) (gateway, masquerade bool)
+	// Egress reports whether the network's containers reach beyond it
+	// (network inspect shows it).
+	Egress(n Network) bool
 	// Uplink names the host NIC the network's endpoints reach their
 	// segment through; "" for none. Errors name the option.
 	Uplink(n Network) (string, error)
@@ -119,22 +125,30 @@ type Driver interface {
 	HNSEndpoint(n Network, e hns.EndpointSpec) (hns.EndpointSpec, bool)
 }
 
+// GatewayHere is what a driver knows of this host when it decides on a
+// gateway.
+type GatewayHere struct {
+	Creator bool // this host created the network
+	Local   bool // this host has endpoints of the network
+}
+
 // Default is the driver of a network created without one.
 const Default = "overlay"
 
 // base holds what most drivers answer; each driver overrides the rest.
 type base struct{}
 
-func (base) Scope() Scope                           { return ScopeGlobal }
-func (base) OptionKeys() []string                   { return nil }
-func (base) CheckOptions(map[string]string) error   { return nil }
-func (base) NeedsSubnet() bool                      { return false }
-func (base) Publishes() bool                        { return false }
-func (base) LeasesByDHCP(Network) bool              { return false }
-func (base) ContainerRoutes(Network) []netip.Prefix { return nil }
-func (base) HostGateway() bool                      { return false }
-func (base) Uplink(Network) (string, error)         { return "", nil }
-func (base) ReachesOverVXLAN(Here) bool             { return true }
+func (base) Scope() Scope                                  { return ScopeGlobal }
+func (base) OptionKeys() []string                          { return nil }
+func (base) CheckOptions(map[string]string) error          { return nil }
+func (base) NeedsSubnet() bool                             { return false }
+func (base) Publishes(Network) bool                        { return false }
+func (base) LeasesByDHCP(Network) bool                     { return false }
+func (base) ContainerRoutes(Network) []netip.Prefix        { return nil }
+func (base) HostGateway(Network, GatewayHere) (bool, bool) { return false, false }
+func (base) Egress(Network) bool                           { return false }
+func (base) Uplink(Network) (string, error)                { return "", nil }
+func (base) ReachesOverVXLAN(Here) bool                    { return true }
 
 // Forwarding: the network's VNI and subnet, and its gateway port if any.
 func (base) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {

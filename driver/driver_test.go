@@ -20,12 +20,40 @@ func TestGet(t *testing.T) {
 		t.Errorf("unknown driver: %v", err)
 	}
 	nat, _ := Get("nat")
-	if nat.Scope() != ScopeLocal || !nat.Publishes() {
+	if nat.Scope() != ScopeLocal || !nat.Publishes(Network{}) {
 		t.Error("nat must be local and publish ports")
 	}
-	ov, _ := Get("overlay")
-	if ov.Scope() != ScopeGlobal || ov.Publishes() || ov.HostGateway() {
-		t.Error("overlay must be global, publish nothing and need no gateway")
+	if ov, _ := Get("overlay"); ov.Scope() != ScopeGlobal {
+		t.Error("overlay must be global")
+	}
+}
+
+// TestGateways: which hosts give a network a gateway, masqueraded or not,
+// and whether its containers get out and publish ports.
+func TestGateways(t *testing.T) {
+	open, internal := Network{Name: "n"}, Network{Name: "n", Internal: true}
+	tests := []struct {
+		driver             string
+		n                  Network
+		h                  GatewayHere
+		gw, masq, out, pub bool
+	}{
+		{"nat", open, GatewayHere{Creator: true}, true, true, true, true},
+		{"nat", internal, GatewayHere{Creator: true}, true, false, false, true},
+		{"nat", open, GatewayHere{Local: true}, false, true, true, true}, // another host's
+		{"overlay", open, GatewayHere{Local: true}, true, true, true, true},
+		{"overlay", open, GatewayHere{Creator: true}, false, true, true, true}, // no endpoint here
+		{"overlay", internal, GatewayHere{Local: true}, false, true, false, false},
+		{"l2tunnel", open, GatewayHere{Local: true}, false, false, false, false},
+		{"transparent", open, GatewayHere{Local: true}, false, false, true, false},
+		{"l2bridge", internal, GatewayHere{Local: true}, false, false, false, false},
+	}
+	for _, tt := range tests {
+		d, _ := Get(tt.driver)
+		gw, masq := d.HostGateway(tt.n, tt.h)
+		if gw != tt.gw || (gw && masq != tt.masq) || d.Egress(tt.n) != tt.out || d.Publishes(tt.n) != tt.pub {
+			t.Errorf("%s internal=%v %+v: gateway %v masquerade %v egress %v publishes %v", tt.driver, tt.n.Internal, tt.h, gw, masq, d.Egress(tt.n), d.Publishes(tt.n))
+		}
 	}
 }
 

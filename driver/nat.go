@@ -25,14 +25,18 @@ func (nat) Help() string {
 		"Several nat networks on one host route to each other."
 }
 
-func (nat) Scope() Scope    { return ScopeLocal }
-func (nat) Publishes() bool { return true }
+func (nat) Scope() Scope           { return ScopeLocal }
+func (nat) Publishes(Network) bool { return true }
 
 func (nat) HNSNetwork(n Network, h Here) hns.NetworkSpec { return hnsNetwork(n, h, hns.NAT) }
 
 // ContainerRoutes: a default route through the gateway, unless the
 // network is internal.
-func (nat) ContainerRoutes(n Network) []netip.Prefix {
+func (nat) ContainerRoutes(n Network) []netip.Prefix { return defaultRoute(n) }
+
+// defaultRoute is a default route of the subnet's family, unless the
+// network is internal.
+func defaultRoute(n Network) []netip.Prefix {
 	if n.Internal {
 		return nil
 	}
@@ -42,9 +46,12 @@ func (nat) ContainerRoutes(n Network) []netip.Prefix {
 	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 }
 
-// HostGateway: every nat network has one, internal ones too (the host
-// reaches its containers through it; nothing is masqueraded for them).
-func (nat) HostGateway() bool { return true }
+// HostGateway: every nat network has one on its host, internal ones too
+// (the host reaches its containers through it; nothing is masqueraded for
+// them).
+func (nat) HostGateway(n Network, h GatewayHere) (bool, bool) { return h.Creator, !n.Internal }
+
+func (nat) Egress(n Network) bool { return !n.Internal }
 
 // Publish is one published port: HOSTPORT on the host's addresses to
 // CONTAINERPORT of an endpoint.

@@ -23,6 +23,9 @@ func (uplinkCommon) NeedsSubnet() bool { return true }
 // host without it reaches them through their hosts, over VXLAN.
 func (uplinkCommon) ReachesOverVXLAN(h Here) bool { return h.Uplink == nil }
 
+// Egress: through the segment's router, unless the network is internal.
+func (uplinkCommon) Egress(n Network) bool { return !n.Internal }
+
 // ContainerRoutes: a default route, through the segment's router (or the
 // host, see above), unless the network is internal.
 func (uplinkCommon) ContainerRoutes(n Network) []netip.Prefix {

@@ -23,6 +23,7 @@ type cluster struct {
 	l      *lab
 	subnet string // underlay /24, e.g. "198.18.40"
 	hosts  map[string]*agentProc
+	extra  []string // more flags for every agent
 }
 
 type agentProc struct {
@@ -32,7 +33,12 @@ type agentProc struct {
 }
 
 func (l *lab) cluster(underlay string, names ...string) *cluster {
-	c := &cluster{l: l, subnet: underlay, hosts: map[string]*agentProc{}}
+	return l.clusterWith(underlay, nil, names...)
+}
+
+// clusterWith is cluster with more flags for every agent.
+func (l *lab) clusterWith(underlay string, extra []string, names ...string) *cluster {
+	c := &cluster{l: l, subnet: underlay, hosts: map[string]*agentProc{}, extra: extra}
 	br := l.netns("br")
 	l.run("ip", "-n", br, "link", "add", "br0", "type", "bridge")
 	l.run("ip", "-n", br, "link", "set", "br0", "up")
@@ -57,7 +63,7 @@ func (l *lab) cluster(underlay string, names ...string) *cluster {
 }
 
 // start runs the agent of a host (again, after a kill).
-func (c *cluster) start(name, join string) { c.l.t.Helper(); c.startWith(name, join) }
+func (c *cluster) start(name, join string) { c.l.t.Helper(); c.startWith(name, join, c.extra...) }
 
 // agentArgs are the arguments of `ip` that run a host's agent.
 func (c *cluster) agentArgs(name, join string, extra ...string) []string {

@@ -129,8 +129,12 @@ func (h *Host) addGateway(n Gateway) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The host routes between NAT networks and out of them.
-	if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
+	// The host routes between networks and out of them.
+	forward := "net/ipv4/ip_forward"
+	if n.Subnet.Addr().Is6() {
+		forward = "net/ipv6/conf/all/forwarding"
+	}
+	if err := writeSysctl(forward, "1"); err != nil {
 		dev.Close()
 		return nil, err
 	}

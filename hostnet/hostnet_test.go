@@ -21,12 +21,16 @@ func TestRuleset(t *testing.T) {
 		{Name: "b", Subnet: netip.MustParsePrefix("172.30.2.0/24"), Gateway: netip.MustParseAddr("172.30.2.1"), Masquerade: true},
 		{Name: "a", Subnet: netip.MustParsePrefix("172.30.1.0/24"), Gateway: netip.MustParseAddr("172.30.1.1")},
 	}
-	pubs := []Published{{HostPort: 8080, ContainerPort: 80, Proto: "tcp", Network: "b", Endpoint: "web", Addr: netip.MustParseAddr("172.30.2.2")}}
+	nets = append(nets, Gateway{Name: "v6", Subnet: netip.MustParsePrefix("fd00:9::/64"), Gateway: netip.MustParseAddr("fd00:9::1"), Masquerade: true})
+	pubs := []Published{{HostPort: 8443, ContainerPort: 443, Proto: "tcp", Network: "v6", Endpoint: "web6", Addr: netip.MustParseAddr("fd00:9::2")},
+		{HostPort: 8080, ContainerPort: 80, Proto: "tcp", Network: "b", Endpoint: "web", Addr: netip.MustParseAddr("172.30.2.2")}}
 	rs := ruleset(nets, pubs)
 	for _, want := range []string{
 		`ip saddr 172.30.2.0/24 oifname != "vxg-*" masquerade comment "b"`,
 		`fib daddr type local tcp dport 8080 dnat to 172.30.2.2:80 comment "b/web"`,
 		`ip saddr 127.0.0.0/8 oifname "vxg-*" masquerade`,
+		`ip6 saddr fd00:9::/64 oifname != "vxg-*" masquerade comment "v6"`,
+		`fib daddr type local tcp dport 8443 dnat to [fd00:9::2]:443 comment "v6/web6"`,
 	} {
 		if strings.Count(rs, want) == 0 {
 			t.Errorf("ruleset lacks %q:\n%s", want, rs)
@@ -35,7 +39,7 @@ func TestRuleset(t *testing.T) {
 	if strings.Contains(rs, "172.30.1.0/24") {
 		t.Errorf("an internal network is masqueraded:\n%s", rs)
 	}
-	if strings.Count(rs, "dnat to") != 2 {
+	if strings.Count(rs, "dnat to") != 4 {
 		t.Errorf("want the DNAT rule in prerouting and output:\n%s", rs)
 	}
 	if empty := ruleset(nil, nil); strings.Contains(empty, "chain") {

@@ -163,11 +163,22 @@ func HostSide(in Input) Host {
 	var h Host
 	nets, _ := networks(in) // Make notes what is left out
 	uplinks := map[string]bool{}
+	local := map[string]bool{}
+	for _, ep := range in.Endpoints {
+		if _, ok := in.Local[ep.Key()]; ok {
+			local[ep.Network] = true
+		}
+	}
 	for _, n := range in.Networks {
-		// Every network of this host's that wants one, in sight or not:
-		// its containers reach the host through it.
-		if d, err := driver.Get(n.Driver); err == nil && d.HostGateway() && n.Creator == in.Self && n.Subnet.IsValid() && n.Gateway.IsValid() {
-			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: !n.Internal})
+		// Every network whose driver wants one here, in sight or not: its
+		// containers reach the host and beyond through it.
+		d, err := driver.Get(n.Driver)
+		if err != nil || !n.Subnet.IsValid() || !n.Gateway.IsValid() {
+			continue
+		}
+		gw, masq := d.HostGateway(DriverNetwork(n), driver.GatewayHere{Creator: n.Creator == in.Self, Local: local[n.Name]})
+		if gw {
+			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: masq})
 		}
 	}
 	sort.Slice(h.Gateways, func(i, j int) bool { return h.Gateways[i].Name < h.Gateways[j].Name })

@@ -323,6 +323,24 @@ func TestHostSide(t *testing.T) {
 	}
 }
 
+// TestHostSide_overlayEgress: an overlay network gets a masqueraded
+// gateway on the hosts with endpoints of it, unless it is internal; its
+// endpoints' published ports are published on their host.
+func TestHostSide_overlayEgress(t *testing.T) {
+	ov, closed, elsewhere := network("ov", "overlay", 1, "h2", nil), network("closed", "overlay", 2, "h2", nil), network("far", "overlay", 3, "h1", nil)
+	closed.Internal = true
+	web := endpoint("ov", "web", "h1", 1, 2)
+	web.Publish = []string{"8080:80/tcp"}
+	eps := []tables.Endpoint{web, endpoint("closed", "db", "h1", 2, 2), endpoint("far", "x", "h2", 3, 2)}
+	h := HostSide(input([]tables.Network{ov, closed, elsewhere}, eps))
+	if len(h.Gateways) != 1 || h.Gateways[0].Name != "ov" || !h.Gateways[0].Masquerade || h.Gateways[0].Gateway != netip.MustParseAddr("10.0.1.1") {
+		t.Errorf("gateways %+v: want ov's alone (internal: none; no endpoint here: none), masqueraded", h.Gateways)
+	}
+	if len(h.Published) != 1 || h.Published[0].HostPort != 8080 || h.Published[0].Addr != netip.MustParseAddr("10.0.1.2") {
+		t.Errorf("published %+v: want web's 8080", h.Published)
+	}
+}
+
 // TestMake_sameRowsSamePlan: the plan depends on the rows, not on the
 // order they come in: every host that sees the same rows plans the same.
 func TestMake_sameRowsSamePlan(t *testing.T) {

@@ -234,9 +234,9 @@ func cmdNetworkLs(std stdio, args []string) int {
 		return printJSON(std, ns)
 	}
 	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tDRIVER\tSCOPE\tSUBNET\tVNI\tCREATED BY")
+	fmt.Fprintln(tw, "NAME\tDRIVER\tSCOPE\tSUBNET\tVNI\tCREATED BY\tEGRESS")
 	for _, n := range ns {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.Driver, n.Scope, n.Subnet, n.VNI, n.Creator)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.Name, n.Driver, n.Scope, n.Subnet, n.VNI, n.Creator, yesNo(n.Egress))
 	}
 	tw.Flush()
 	return 0
@@ -486,4 +486,11 @@ func cmdCluster(std stdio, args []string) int {
 	}
 	tw.Flush()
 	return 0
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
