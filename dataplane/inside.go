@@ -252,7 +252,11 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 		hash := flowHash(pkt, &info)
 
 		h := b.last.host(nw, info.dst)
-		if nw.policy != nil && h != nil && !nw.policy.allows(pkt, &info) {
+		out := h == nil && !nw.isFlood(info.dst, info.v6) && !nw.isInside(info.dst) // bound for outside the network
+		// The policy host of an l2tunnel network decides what its own
+		// containers send, to an endpoint or out through its gateway; what
+		// comes back in through the gateway is a reply.
+		if nw.policy != nil && (h != nil || out) && l.port != nw.gateway && !nw.policy.allows(pkt, &info) {
 			l.tally.drop(DropPolicy)
 			continue
 		}
@@ -282,10 +286,15 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 			// routed back to the network): nowhere to go.
 			l.tally.drop(DropNoEndpoint)
 			continue
-		case nw.gateway != nil && !nw.isFlood(info.dst, info.v6) && !nw.isInside(info.dst):
+		case nw.gateway != nil && out:
 			// To an address outside the network: out through the gateway.
 			// The network's own subnets stay on the network.
 			b.local.add(nw.gateway, buf[:Headroom+info.length])
+		case nw.policyVTEP.IsValid() && out:
+			// l2tunnel: out through the policy host, which decides and
+			// sends it out of its gateway.
+			vxlan.Encap(frame, nw.vni, vxlan.GatewayMAC(nw.vni), pi.mac, info.etherType)
+			b.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
 		default:
 			// Broadcast, multicast and unknown unicast: replicate to
 			// every VTEP and every other local port of the network.

@@ -96,3 +96,60 @@ func TestL2Tunnel_policyHostDecidesAndForwards(t *testing.T) {
 		t.Errorf("policy drops %d, want 4", s.Drops["policy"])
 	}
 }
+
+// l2tunnel's way out: a host that is not the policy host sends what is
+// bound for outside the network to the policy host; the policy host
+// decides, for its own ports and for other hosts' containers alike, and
+// sends it out through its gateway; what comes back through the gateway
+// is a reply and goes to the container, wherever it is.
+func TestL2Tunnel_egressThroughThePolicyHost(t *testing.T) {
+	subnet := []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")}
+	world, blocked := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("198.51.100.9")
+
+	// Not the policy host: out through vtep3, to the gateway's MAC.
+	r := newRig(t)
+	tbl, err := NewTable([]NetworkSpec{{VNI: testVNI, Subnets: subnet, PolicyVTEP: vtep3,
+		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}, {MAC: mac3, Addrs: []netip.Addr{ip3}, VTEP: vtep3}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sw.SetTable(tbl)
+	pkt := ipv4UDP(ip1, world, 1, 2, []byte("to the world"))
+	r.a.Inject(pkt)
+	if got, _ := recv(t, r.peer3); !bytes.Equal(got, frame(testVNI, vxlan.GatewayMAC(testVNI), mac1, vxlan.EtherTypeIPv4, pkt)) {
+		t.Errorf("the policy host got %x, want the packet to the gateway's MAC", got)
+	}
+
+	// The policy host: port a is a container, port b the gateway; ip2
+	// behind vtep2. The policy denies blocked, and ip2 as a destination:
+	// replies to ip2 come through all the same.
+	r = newRig(t)
+	deny, err := ParsePolicyRules(blocked.String()+", "+ip2.String(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err = NewTable([]NetworkSpec{{VNI: testVNI, Subnets: subnet, Gateway: r.portB, Policy: &Policy{Rules: deny, Default: true},
+		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}, {MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sw.SetTable(tbl)
+	fromFar := ipv4UDP(ip2, world, 1, 2, []byte("from host 2"))
+	send(t, r.peer2, frame(testVNI, vxlan.GatewayMAC(testVNI), mac2, vxlan.EtherTypeIPv4, fromFar))
+	if got := out(t, r.b); !bytes.Equal(got, fromFar) {
+		t.Errorf("the gateway got %x, want host 2's packet %x", got, fromFar)
+	}
+	mine := ipv4UDP(ip1, world, 1, 2, []byte("from here"))
+	r.a.Inject(mine)
+	if got := out(t, r.b); !bytes.Equal(got, mine) {
+		t.Errorf("the gateway got %x, want this host's packet %x", got, mine)
+	}
+	send(t, r.peer2, frame(testVNI, vxlan.GatewayMAC(testVNI), mac2, vxlan.EtherTypeIPv4, ipv4UDP(ip2, blocked, 1, 2, nil)))
+	r.a.Inject(ipv4UDP(ip1, blocked, 1, 2, nil))
+	waitStats(t, r.sw, "two packets to a denied address dropped", func(s Stats) bool { return s.Drops["policy"] == 2 })
+	reply := ipv4UDP(world, ip2, 2, 1, []byte("reply"))
+	r.b.Inject(reply)
+	if got, _ := recv(t, r.peer2); !bytes.Equal(got, frame(testVNI, mac2, vxlan.GatewayMAC(testVNI), vxlan.EtherTypeIPv4, reply)) {
+		t.Errorf("host 2 got %x, want the reply", got)
+	}
+}

@@ -238,6 +238,18 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 		return
 	}
 	h := l.last.host(nw, info.dst)
+	if h == nil && nw.policy != nil && nw.gateway != nil && !nw.isInside(info.dst) {
+		// The policy host of an l2tunnel network: another host's
+		// container bound for outside the network, out through the
+		// gateway if the policy lets it.
+		if !nw.policy.allows(payload, &info) {
+			l.tally.drop(DropPolicy)
+			return
+		}
+		completeChecksum(pkt[Headroom:], &info)
+		l.local.add(nw.gateway, pkt)
+		return
+	}
 	if h == nil {
 		l.tally.drop(DropNoEndpoint)
 		return

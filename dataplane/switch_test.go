@@ -286,8 +286,9 @@ func TestSwitch_gateway(t *testing.T) {
 		VNI:     testVNI,
 		Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
 		// A remote endpoint: a packet wrongly flooded would reach its VTEP.
-		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}, {MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2}},
-		Gateway:   r.portB,
+		Endpoints:    []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}, {MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2}},
+		Gateway:      r.portB,
+		GatewayAddrs: []netip.Addr{netip.MustParseAddr("10.0.9.1")},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -304,6 +305,12 @@ func TestSwitch_gateway(t *testing.T) {
 	if got := out(t, r.a); !bytes.Equal(got, back) {
 		t.Errorf("endpoint got %x, want %x", got, back)
 	}
+	// The gateway's own address, inside the subnet, is the gateway's.
+	toGW := ipv4UDP(ip1, netip.MustParseAddr("10.0.9.1"), 1, 2, []byte("to the host"))
+	r.a.Inject(toGW)
+	if got := out(t, r.b); !bytes.Equal(got, toGW) {
+		t.Errorf("gateway got %x, want the packet to its address %x", got, toGW)
+	}
 	r.b.Inject(ipv4UDP(external, netip.MustParseAddr("10.0.9.77"), 2, 1, []byte("nobody")))
 	waitStats(t, r.sw, "the packet to a missing endpoint to be dropped", func(s Stats) bool { return s.Drops["no_endpoint"] == 1 })
 	if s := r.sw.Stats(); s.UnderlayTxPackets != 0 {
@@ -313,8 +320,8 @@ func TestSwitch_gateway(t *testing.T) {
 	// no endpoint has stays on the network (flooded), never to the gateway.
 	r.a.Inject(ipv4UDP(ip1, netip.MustParseAddr("10.0.9.78"), 1, 2, []byte("inside")))
 	waitStats(t, r.sw, "the packet inside the subnet to be flooded", func(s Stats) bool { return s.UnderlayTxPackets == 1 })
-	if s := r.sw.Stats(); s.PortTxPackets != 2 {
-		t.Errorf("%d packets written to ports, want the two above: one inside the subnet reached the gateway", s.PortTxPackets)
+	if s := r.sw.Stats(); s.PortTxPackets != 3 {
+		t.Errorf("%d packets written to ports, want the three above: one inside the subnet reached the gateway", s.PortTxPackets)
 	}
 	if _, err := NewTable([]NetworkSpec{{VNI: testVNI, Gateway: r.portA,
 		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA}}}}); err == nil {

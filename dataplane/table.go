@@ -27,6 +27,10 @@ type NetworkSpec struct {
 	// packet to an address outside the network's subnets, and whose
 	// packets are forwarded into the network like an endpoint's.
 	Gateway *Port
+	// GatewayAddrs are the addresses the gateway port holds (the
+	// network's gateway address): packets to them go to it, though they
+	// are inside the subnets.
+	GatewayAddrs []netip.Addr
 	// PolicyVTEP, if set, makes the network an l2tunnel: every unicast
 	// packet from a local port, same host included, goes over VXLAN to
 	// this VTEP (the policy host), which sends it on; and only that VTEP
@@ -182,6 +186,12 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 	if s.Gateway != nil {
 		t.addPort(n, s.Gateway, vxlan.GatewayMAC(s.VNI))
 		n.gateway = s.Gateway
+		gw := &host{mac: vxlan.GatewayMAC(s.VNI), port: s.Gateway}
+		for _, a := range s.GatewayAddrs {
+			if a.IsValid() {
+				n.byAddr[a.Unmap()] = gw
+			}
+		}
 	}
 	for _, p := range s.Subnets {
 		n.inside = append(n.inside, prefixKeyOf(p))

@@ -128,8 +128,9 @@ type Driver interface {
 // GatewayHere is what a driver knows of this host when it decides on a
 // gateway.
 type GatewayHere struct {
-	Creator bool // this host created the network
-	Local   bool // this host has endpoints of the network
+	VTEP    netip.Addr // this host's underlay address
+	Creator bool       // this host created the network
+	Local   bool       // this host has endpoints of the network
 }
 
 // Default is the driver of a network created without one.
@@ -153,6 +154,9 @@ func (base) ReachesOverVXLAN(Here) bool                    { return true }
 // Forwarding: the network's VNI and subnet, and its gateway port if any.
 func (base) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {
 	s := dataplane.NetworkSpec{VNI: n.VNI, Gateway: h.Gateway}
+	if h.Gateway != nil && n.Gateway.IsValid() {
+		s.GatewayAddrs = []netip.Addr{n.Gateway}
+	}
 	if n.Subnet.IsValid() {
 		s.Subnets = []netip.Prefix{n.Subnet}
 	}

@@ -44,7 +44,9 @@ func TestGateways(t *testing.T) {
 		{"overlay", open, GatewayHere{Local: true}, true, true, true, true},
 		{"overlay", open, GatewayHere{Creator: true}, false, true, true, true}, // no endpoint here
 		{"overlay", internal, GatewayHere{Local: true}, false, true, false, false},
-		{"l2tunnel", open, GatewayHere{Local: true}, false, false, false, false},
+		{"l2tunnel", Network{Name: "n", Options: map[string]string{"policy-host": "198.18.0.3"}}, GatewayHere{VTEP: netip.MustParseAddr("198.18.0.3")}, true, true, true, false},
+		{"l2tunnel", Network{Name: "n", Options: map[string]string{"policy-host": "198.18.0.3"}}, GatewayHere{VTEP: netip.MustParseAddr("198.18.0.1"), Local: true}, false, true, true, false},
+		{"l2tunnel", Network{Name: "n", Internal: true, Options: map[string]string{"policy-host": "198.18.0.3"}}, GatewayHere{VTEP: netip.MustParseAddr("198.18.0.3")}, false, true, false, false},
 		{"transparent", open, GatewayHere{Local: true}, false, false, true, false},
 		{"l2bridge", internal, GatewayHere{Local: true}, false, false, false, false},
 	}

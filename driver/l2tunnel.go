@@ -10,7 +10,9 @@ import (
 
 // l2tunnel sends every packet of an endpoint, same host included, over
 // VXLAN to a designated policy host (-o policy-host=VTEP), which applies
-// the network's policy and sends it on to the destination's host. Options:
+// the network's policy and sends it on to the destination's host, or, for
+// a destination outside the network, out through its gateway (masqueraded),
+// unless the network is internal. Options:
 //
 //	policy-host=ADDR       the policy host's underlay address (required)
 //	policy-allow=RULES     destinations let through, ahead of the deny rules
@@ -56,6 +58,18 @@ func (l2tunnel) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {
 	}
 	return s, nil
 }
+
+// ContainerRoutes: a default route, unless the network is internal: out
+// through the policy host, which decides as for every other packet.
+func (l2tunnel) ContainerRoutes(n Network) []netip.Prefix { return defaultRoute(n) }
+
+// HostGateway: on the policy host, unless the network is internal.
+func (l2tunnel) HostGateway(n Network, h GatewayHere) (bool, bool) {
+	host, _, err := L2TunnelPolicy(n.Options)
+	return err == nil && host == h.VTEP && !n.Internal, true
+}
+
+func (l2tunnel) Egress(n Network) bool { return !n.Internal }
 
 func (l2tunnel) HNSNetwork(n Network, h Here) hns.NetworkSpec { return hnsNetwork(n, h, hns.L2Tunnel) }
 

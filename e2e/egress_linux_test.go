@@ -158,3 +158,35 @@ func TestOverlay_egress(t *testing.T) {
 		t.Errorf("the capture on h1's gateway did not see the packet to the outside, so it proves nothing:\n%s\ntcpdump: %s", read, dumpLog.String())
 	}
 }
+
+// TestL2Tunnel_egress: an l2tunnel network's way out is its policy host,
+// which applies the network's policy to what leaves as to everything else:
+// containers on both hosts reach the outside through h2, the policy host,
+// except where a deny rule says no.
+func TestL2Tunnel_egress(t *testing.T) {
+	l := newLab(t)
+	for _, bin := range []string{"nft", "dnsmasq", "iperf3"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skip(bin + " not installed (make deps installs it)")
+		}
+	}
+	c := l.cluster("198.18.45", "h1", "h2")
+	o := startOutside(t, l, c, "198.18.45", "fd18:45")
+	c.cli("h1", "network", "create", "-d", "l2tunnel", "--subnet", "10.0.46.0/24", "-o", "policy-host=198.18.45.2",
+		"-o", "policy-deny="+o.v4+":5201/tcp", "tun")
+	c.waitNetwork("h2", "tun")
+	a, b := l.netns("a"), l.netns("b")
+	c.cli("h1", "endpoint", "create", "--network", "tun", "--name", "a", "--netns", a)
+	c.cli("h2", "endpoint", "create", "--network", "tun", "--name", "b", "--netns", b)
+	for _, ns := range []string{a, b} {
+		if out, err := l.tryIn(ns, "ping", "-c", "2", "-i", "0.2", "-W", "5", o.v4); err != nil {
+			t.Errorf("out through the policy host, from %s: %v\n%s", ns, err, out)
+		}
+		if out, err := l.tryIn(ns, "iperf3", "-c", o.v4, "-t", "1", "--connect-timeout", "2000"); err == nil {
+			t.Errorf("the policy denies TCP to %s:5201, yet %s got through:\n%s", o.v4, ns, out)
+		}
+	}
+	if gw := hostnet.GatewayDevice("tun"); strings.Contains(l.in(c.hosts["h1"].ns, "ip", "-o", "link"), gw) {
+		t.Errorf("h1, not the policy host, has a gateway %s for the l2tunnel network", gw)
+	}
+}

@@ -176,7 +176,7 @@ func HostSide(in Input) Host {
 		if err != nil || !n.Subnet.IsValid() || !n.Gateway.IsValid() {
 			continue
 		}
-		gw, masq := d.HostGateway(DriverNetwork(n), driver.GatewayHere{Creator: n.Creator == in.Self, Local: local[n.Name]})
+		gw, masq := d.HostGateway(DriverNetwork(n), driver.GatewayHere{VTEP: in.VTEP, Creator: n.Creator == in.Self, Local: local[n.Name]})
 		if gw {
 			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: masq})
 		}
