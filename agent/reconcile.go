@@ -97,7 +97,7 @@ func (a *Agent) reconcileNow() {
 	// The host side first (nat's gateways, uplinks): the tables point at it.
 	host := plan.HostSide(in)
 	if err := a.host.Sync(host.Gateways, host.Published); err != nil {
-		a.log.Error("programming nat networks", "error", err)
+		a.log.Error("programming the host's gateways and their rules", "error", err)
 	}
 	for _, g := range host.Gateways {
 		in.Gateways[g.Name] = a.host.Port(g.Name)

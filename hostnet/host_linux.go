@@ -237,7 +237,7 @@ func runNft(script string) error {
 	bin, err := exec.LookPath("nft")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/nft"); serr != nil {
-			return errors.New("nft not found: the nat driver programs masquerade and published ports with nftables (apt-get install nftables)")
+			return errors.New("nft not found: the way out of nat, overlay and l2tunnel networks (masquerade) and published ports are nftables rules (apt-get install nftables)")
 		}
 		bin = "/usr/sbin/nft"
 	}
