@@ -47,12 +47,12 @@ func TestAgentArgv(t *testing.T) {
 	got := strings.Join(agentArgv(s, h, []string{"198.18.0.1:7946"}), " ")
 	want := "ip netns exec a-h2 /bin/vxnet agent --name h2 --advertise-addr " + h.Addr.String() +
 		" --data-dir /run/vxnet-lab/a/h2/data --api-socket /run/vxnet-lab/a/h2/api.sock --profile fast --log-level info" +
-		" --join 198.18.0.1:7946"
+		" --dns-upstream " + s.Outside.Addr.String() + " --join 198.18.0.1:7946"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	s.GossipPort = 8000
-	if got := strings.Join(agentArgv(s, h, nil), " "); !strings.HasSuffix(got, "--log-level info --gossip-port 8000") {
+	if got := strings.Join(agentArgv(s, h, nil), " "); !strings.HasSuffix(got, "--dns-upstream "+s.Outside.Addr.String()+" --gossip-port 8000") {
 		t.Errorf("no join, other port: %s", got)
 	}
 }
