@@ -273,7 +273,7 @@ func (l *Lab) stopStrays(ctx context.Context, ns string) error {
 // parent if they are empty. It never removes files it did not make.
 func removeLabDir(dir string) error {
 	var errs []error
-	for _, pat := range []string{StateFile, StateFile + ".tmp", "h[0-9]*", "containers", "outside"} {
+	for _, pat := range []string{StateFile, StateFile + ".tmp", "h[0-9]*", "containers", outsideDir} {
 		matches, _ := filepath.Glob(filepath.Join(dir, pat))
 		for _, m := range matches {
 			errs = append(errs, os.RemoveAll(m))

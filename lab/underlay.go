@@ -40,9 +40,16 @@ func underlayCommands(s *State) [][]string {
 // underlay's /24 and nothing else: no default route and no route to any
 // overlay subnet, so an answer it sends reaches a container only because
 // the container's host masqueraded the request, as on a real network.
+//
+// Its ICMP errors are not rate-limited: the agents forward the names they
+// do not own to it, and while no DNS server runs there (a chaos campaign,
+// a lab between demos) each query must fail at once on "port unreachable"
+// rather than wait out the agent's upstream timeout (by default the
+// kernel sends each peer a burst of six such errors, then one a second).
 func outsideCommands(br string, o OutsideState, bits int) [][]string {
 	return [][]string{
 		{"ip", "netns", "add", o.Netns},
+		inNetns(o.Netns, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/icmp_ratelimit"),
 		{"ip", "-n", o.Netns, "link", "set", "lo", "up"},
 		{"ip", "-n", br, "link", "add", o.BridgePort, "type", "veth", "peer", "name", outsideDev, "netns", o.Netns},
 		{"ip", "-n", br, "link", "set", o.BridgePort, "master", bridgeDev, "up"},

@@ -47,6 +47,7 @@ func TestUnderlayCommands(t *testing.T) {
 		"ip -n u-h2 addr add " + a2 + "/24 dev u0",
 		"ip -n u-h2 link set u0 up",
 		"ip netns add u-outside",
+		"ip netns exec u-outside sh -c echo 0 > /proc/sys/net/ipv4/icmp_ratelimit",
 		"ip -n u-outside link set lo up",
 		"ip -n u-bridge link add out type veth peer name eth0 netns u-outside",
 		"ip -n u-bridge link set out master br0 up",

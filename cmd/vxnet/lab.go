@@ -228,6 +228,9 @@ Flags:
 	} else {
 		s := l.State()
 		fmt.Fprintf(std.stdout, "lab %s: underlay %s, directory %s\n", s.ID, s.Subnet, s.Dir)
+		if o := s.Outside; o.Netns != "" {
+			fmt.Fprintf(std.stdout, "outside: namespace %s, underlay %s (the agents' DNS upstream)\n", o.Netns, o.Addr)
+		}
 		if s.Network != "" {
 			fmt.Fprintf(std.stdout, "demo network %s, %d containers\n", s.Network, len(s.Containers))
 		}
