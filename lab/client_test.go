@@ -138,7 +138,7 @@ func TestCheckDig_outside(t *testing.T) {
 
 func TestPairs_outsideLastInEachRow(t *testing.T) {
 	got := pairs(2, true)
-	want := []pair{{0, 1}, {0, outside}, {1, 0}, {1, outside}}
+	want := []pair{{0, 1}, {0, outsideCol}, {1, 0}, {1, outsideCol}}
 	if !slices.Equal(got, want) {
 		t.Errorf("pairs(2, true) = %v, want %v", got, want)
 	}

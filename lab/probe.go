@@ -115,10 +115,10 @@ func (l *Lab) check(ctx context.Context, c Check, src ContainerState, dst target
 }
 
 // pair is one cell of the matrix: from container i to container j, or to
-// the outside when j is outside.
+// the outside when j is outsideCol.
 type pair struct{ i, j int }
 
-const outside = -1 // pair.j of the outside column
+const outsideCol = -1 // pair.j of the outside column
 
 // checkAll runs every check between every ordered pair of containers and,
 // if out is not nil, from every container to out (the outside column), dc.
@@ -189,7 +189,7 @@ func pairs(n int, withOutside bool) []pair {
 			}
 		}
 		if withOutside {
-			ps = append(ps, pair{i, outside})
+			ps = append(ps, pair{i, outsideCol})
 		}
 	}
 	return ps
@@ -197,7 +197,7 @@ func pairs(n int, withOutside bool) []pair {
 
 // cellOf returns the destination of p and the results it fills in m.
 func cellOf(m *Matrix, cs []ContainerState, out *target, p pair, network string) (target, []Result) {
-	if p.j == outside {
+	if p.j == outsideCol {
 		return *out, m.Outside[p.i]
 	}
 	return containerTarget(cs[p.j], network), m.Results[p.i][p.j]
