@@ -25,6 +25,12 @@ func agentArgv(s *State, h *HostState, join []string) []string {
 		"--api-socket", h.Socket,
 		"--profile", s.Profile,
 		"--log-level", s.LogLevel)
+	// Names the agent does not own go to the outside, the lab's only DNS
+	// server; without it they would go to the machine's resolv.conf, whose
+	// servers a lab host cannot reach.
+	if s.Outside.Addr.IsValid() {
+		argv = append(argv, "--dns-upstream", s.Outside.Addr.String())
+	}
 	if s.GossipPort != DefaultGossipPort {
 		argv = append(argv, "--gossip-port", strconv.Itoa(s.GossipPort))
 	}

@@ -217,7 +217,7 @@ func (c *campaign) checkReach(ctx context.Context, o Observation, ref HostView) 
 			c.l.stopEchoes(ctx)
 			continue
 		}
-		m := c.l.checkAll(ctx, cs, dc)
+		m := c.l.checkAll(ctx, cs, nil, dc) // between endpoints only: the outside is the demo's
 		c.l.stopEchoes(ctx)
 		c.say("final", "reachable on %s: %d endpoints, checks %s", n.Name, len(cs), tally(m.Total()))
 		c.violate(PhaseFinal, checkReach(n.Name, m))

@@ -112,22 +112,19 @@ func RunDemo(ctx context.Context, cfg Config, dc DemoConfig, keep bool) (m *Matr
 }
 
 // Demo creates an overlay network and dc.PerHost containers on every host,
-// checks ping, TCP and DNS between every ordered pair, and prints the
-// matrix and its summary. It returns the matrix; a failed check is in the
-// matrix, not in the error.
+// checks ping, TCP and DNS between every ordered pair and from every
+// container to the outside, and prints the matrix and its summary. It
+// returns the matrix; a failed check is in the matrix, not in the error.
 func (l *Lab) Demo(ctx context.Context, dc DemoConfig) (*Matrix, error) {
 	dc = dc.withDefaults()
 	if err := dc.validate(); err != nil {
 		return nil, err
 	}
-	for _, tool := range []string{"ping", "dig"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("the demo needs %s: install iputils-ping and dnsutils (make deps)", tool)
-		}
+	if err := demoTools(); err != nil {
+		return nil, err
 	}
-	if s := l.State(); s.Network != "" || len(s.Containers) > 0 {
-		return nil, fmt.Errorf("lab %s still has network %q and %d containers of an earlier demo (vxnet lab down --id %s)",
-			s.ID, s.Network, len(s.Containers), s.ID)
+	if err := l.demoReady(); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	if err := l.createNetwork(ctx, dc); err != nil {
@@ -140,10 +137,16 @@ func (l *Lab) Demo(ctx context.Context, dc DemoConfig) (*Matrix, error) {
 	if err := l.startEchoes(ctx, l.State().Containers, dc.EchoPort); err != nil {
 		return nil, err
 	}
-	cs := l.State().Containers
-	l.say("checking %d ordered pairs (%d checks each, %d pairs at a time)...", len(cs)*(len(cs)-1), len(dc.Checks), dc.Parallel)
-	m := l.checkAll(ctx, cs, dc)
+	if err := l.startOutside(ctx, dc.EchoPort); err != nil {
+		return nil, err
+	}
+	s := l.State()
+	cs, out := s.Containers, outsideTarget(s.Outside)
+	l.say("checking %d ordered pairs and %d containers to the outside (%d checks each, %d at a time)...",
+		len(cs)*(len(cs)-1), len(cs), len(dc.Checks), dc.Parallel)
+	m := l.checkAll(ctx, cs, &out, dc)
 	l.stopEchoes(ctx)
+	l.stopOutside(ctx)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
@@ -153,6 +156,37 @@ func (l *Lab) Demo(ctx context.Context, dc DemoConfig) (*Matrix, error) {
 	m.RenderSummary(l.cfg.Out)
 	l.say("demo took %.1fs", time.Since(start).Seconds())
 	return m, nil
+}
+
+// demoTools checks that the commands the demo runs are installed.
+func demoTools() error {
+	tools := []struct{ cmd, why, pkg string }{
+		{"ping", "", "iputils-ping"},
+		{"dig", "", "dnsutils"},
+		{"dnsmasq", " (the outside's DNS server)", "dnsmasq"},
+		{"nft", " (the hosts masquerade their containers' traffic to the outside with it)", "nftables"},
+	}
+	for _, t := range tools {
+		if _, err := exec.LookPath(t.cmd); err != nil {
+			return fmt.Errorf("the demo needs %s%s: install %s (make deps)", t.cmd, t.why, t.pkg)
+		}
+	}
+	return nil
+}
+
+// demoReady checks that the lab can run a demo: no earlier one left, and
+// an outside to check (a lab built by an older vxnet has none).
+func (l *Lab) demoReady() error {
+	s := l.State()
+	switch {
+	case s.Network != "" || len(s.Containers) > 0:
+		return fmt.Errorf("lab %s still has network %q and %d containers of an earlier demo (vxnet lab down --id %s)",
+			s.ID, s.Network, len(s.Containers), s.ID)
+	case s.Outside.Netns == "":
+		return fmt.Errorf("lab %s has no outside namespace: it was built by an older vxnet (vxnet lab down --id %s, then up again)",
+			s.ID, s.ID)
+	}
+	return nil
 }
 
 func (l *Lab) createNetwork(ctx context.Context, dc DemoConfig) error {
@@ -301,7 +335,7 @@ func (l *Lab) startEchoes(ctx context.Context, cs []ContainerState, port int) er
 		return err
 	}
 	for _, c := range cs {
-		p, err := l.startEcho(ctx, s.Binary, c, port, filepath.Join(dir, c.Netns+"-echo.log"))
+		p, err := l.startEcho(ctx, s.Binary, c.Netns, port, filepath.Join(dir, c.Netns+"-echo.log"))
 		if err != nil {
 			return fmt.Errorf("echo server in %s: %w", c.Name, err)
 		}
@@ -317,7 +351,9 @@ func (l *Lab) startEchoes(ctx context.Context, cs []ContainerState, port int) er
 	return nil
 }
 
-func (l *Lab) startEcho(ctx context.Context, bin string, c ContainerState, port int, logPath string) (Proc, error) {
+// startEcho starts `vxnet lab tcp-echo --listen :port` in namespace ns and
+// waits until it says it listens.
+func (l *Lab) startEcho(ctx context.Context, bin, ns string, port int, logPath string) (Proc, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return Proc{}, err
@@ -328,7 +364,7 @@ func (l *Lab) startEcho(ctx context.Context, bin string, c ContainerState, port 
 		return Proc{}, err
 	}
 	defer r.Close()
-	argv := inNetns(c.Netns, bin, "lab", "tcp-echo", "--listen", ":"+strconv.Itoa(port))
+	argv := inNetns(ns, bin, "lab", "tcp-echo", "--listen", ":"+strconv.Itoa(port))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = w, logf
 	p, exited, err := startProc(cmd)
@@ -373,9 +409,9 @@ func (l *Lab) stopEchoes(ctx context.Context) error {
 }
 
 // RemoveDemo removes the demo's containers (endpoints and namespaces) and
-// network, leaving the lab up.
+// network, and stops the outside's servers, leaving the lab up.
 func (l *Lab) RemoveDemo(ctx context.Context) error {
-	errs := []error{l.stopEchoes(ctx)}
+	errs := []error{l.stopEchoes(ctx), l.stopOutside(ctx)}
 	s := l.State()
 	for _, c := range slices.Backward(s.Containers) {
 		if _, err := l.CLI(ctx, c.Host, "endpoint", "rm", "--network", s.Network, c.Name); err != nil {
@@ -391,7 +427,7 @@ func (l *Lab) RemoveDemo(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, os.RemoveAll(filepath.Join(s.Dir, "containers")))
+	errs = append(errs, os.RemoveAll(filepath.Join(s.Dir, "containers")), os.RemoveAll(filepath.Join(s.Dir, outsideDir)))
 	errs = append(errs, l.update(func(s *State) { s.Containers, s.Network = nil, "" }))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("removing the demo: %w", err)
@@ -407,6 +443,9 @@ func (l *Lab) sayKept(dc DemoConfig) {
 		a, b := s.Containers[0], s.Containers[len(s.Containers)-1]
 		l.say("  ip netns exec %s ping -c3 %s", a.Netns, b.Name)
 		l.say("  ip netns exec %s dig +short %s.%s %s", a.Netns, b.Name, dc.Network, digAtAgent)
+	}
+	if len(s.Containers) > 0 && s.Outside.Addr.IsValid() {
+		l.say("  ip netns exec %s ping -c3 %s   (the outside, through the container's host)", s.Containers[0].Netns, s.Outside.Addr)
 	}
 	l.say("  %s --socket %s endpoint ls", s.Binary, s.Hosts[0].Socket)
 	l.say("  vxnet lab status --id %s; vxnet lab down --id %s", s.ID, s.ID)

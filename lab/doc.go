@@ -7,15 +7,28 @@
 // Layout of a lab with ID "vxlab" and 3 hosts (k picked from the ID):
 //
 //	namespace vxlab-bridge:   br0 (Linux bridge: the underlay switch)
-//	                          ports h1, h2, h3 = veth peers of each host's u0
+//	                          ports h1, h2, h3 = veth peers of each host's u0,
+//	                          port out = veth peer of the outside's eth0
 //	namespace vxlab-h1:       u0 198.18.k.1/24, vxnet agent --name h1
 //	namespace vxlab-h2:       u0 198.18.k.2/24, vxnet agent --name h2 --join 198.18.k.1:7946
 //	namespace vxlab-h3:       u0 198.18.k.3/24, vxnet agent --name h3 --join 198.18.k.1:7946
+//	namespace vxlab-outside:  eth0 198.18.k.250/24 and no other route; every agent
+//	                          has --dns-upstream 198.18.k.250
 //	namespace vxlab-h1-c1:    a container on h1 (endpoint h1c1, created by the demo)
 //
 // Every link is created inside a namespace the lab owns; nothing touches
 // the machine's own interfaces. The /24 (k) is derived from the ID, so two
 // labs with different IDs also differ in addresses.
+//
+// The outside stands for the world beyond the cluster. It is on the
+// underlay like a host, but runs no agent and has no route to any overlay
+// subnet: a container reaches it only through its host's gateway, which
+// masquerades the traffic, as it would reach a server on a real network.
+// The agents forward the DNS names they do not own to it. The demo runs a
+// TCP echo server and a DNS server there (dnsmasq, answering only
+// OutsideName, outside.test) and checks, from every container, ping, TCP
+// and DNS to the outside as to another container: the matrix's "outside"
+// column.
 //
 // A lab outlives the process that built it: its state (hosts, addresses,
 // sockets, agent PIDs with their start times, containers) is a JSON file in

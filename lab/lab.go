@@ -85,6 +85,9 @@ func (l *Lab) up(ctx context.Context) error {
 	for _, h := range s.Hosts {
 		l.say("  %-4s namespace %-14s underlay %s", h.Name, h.Netns, h.Addr)
 	}
+	if o := s.Outside; o.Netns != "" {
+		l.say("  outside namespace %s underlay %s: beyond the cluster, the agents' DNS upstream", o.Netns, o.Addr)
+	}
 	if err := l.StartAgent(ctx, s.Hosts[0].Name); err != nil {
 		return err
 	}
@@ -188,6 +191,7 @@ func (l *Lab) Down(ctx context.Context) error {
 	for _, h := range s.Hosts {
 		procs = append(procs, h.Agent)
 	}
+	procs = append(procs, s.Outside.Echo, s.Outside.DNS)
 	live := countAlive(procs)
 	_, perr := stopProcs(ctx, procs, 10*time.Second)
 	errs := []error{perr}
@@ -219,7 +223,8 @@ func (l *Lab) Down(ctx context.Context) error {
 }
 
 // downOrder merges the state's namespaces with the existing ones that
-// follow the pattern: containers first, then hosts, then the bridge.
+// follow the pattern: containers first, then hosts and the outside, then
+// the bridge.
 func downOrder(fromState, existing []string) []string {
 	var all []string
 	for _, ns := range append(slices.Clone(fromState), existing...) {
@@ -268,7 +273,7 @@ func (l *Lab) stopStrays(ctx context.Context, ns string) error {
 // parent if they are empty. It never removes files it did not make.
 func removeLabDir(dir string) error {
 	var errs []error
-	for _, pat := range []string{StateFile, StateFile + ".tmp", "h[0-9]*", "containers"} {
+	for _, pat := range []string{StateFile, StateFile + ".tmp", "h[0-9]*", "containers", outsideDir} {
 		matches, _ := filepath.Glob(filepath.Join(dir, pat))
 		for _, m := range matches {
 			errs = append(errs, os.RemoveAll(m))

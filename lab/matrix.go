@@ -47,12 +47,19 @@ type Node struct {
 }
 
 // Matrix holds the results of every check between every ordered pair of
-// distinct containers.
+// distinct containers and, with an outside column, from every container to
+// the outside.
 type Matrix struct {
 	Nodes []Node
 	// Results[src][dst][check]; nil when src == dst.
 	Results [][][]Result
+	// Outside[src][check]: from container src to the outside; nil when the
+	// matrix has no outside column (see AddOutside).
+	Outside [][]Result
 }
+
+// outsideLabel names the outside column, and the outside in failures.
+const outsideLabel = "outside"
 
 // NewMatrix returns an empty matrix over nodes.
 func NewMatrix(nodes []Node) *Matrix {
@@ -66,6 +73,23 @@ func NewMatrix(nodes []Node) *Matrix {
 		}
 	}
 	return m
+}
+
+// AddOutside gives m an outside column: the checks from every container to
+// the outside, none run yet.
+func (m *Matrix) AddOutside() {
+	m.Outside = make([][]Result, len(m.Nodes))
+	for i := range m.Outside {
+		m.Outside[i] = make([]Result, NumChecks)
+	}
+}
+
+// toOutside returns src's checks to the outside; nil without the column.
+func (m *Matrix) toOutside(src int) []Result {
+	if m.Outside == nil {
+		return nil
+	}
+	return m.Outside[src]
 }
 
 // Counts tallies the checks that ran: passed and total, and passed on a
@@ -85,14 +109,19 @@ func (c *Counts) add(r Result) {
 	}
 }
 
-// Row tallies the checks from container src.
+func (c *Counts) addAll(rs []Result) {
+	for _, r := range rs {
+		c.add(r)
+	}
+}
+
+// Row tallies the checks from container src, the outside's included.
 func (m *Matrix) Row(src int) Counts {
 	var c Counts
 	for _, cell := range m.Results[src] {
-		for _, r := range cell {
-			c.add(r)
-		}
+		c.addAll(cell)
 	}
+	c.addAll(m.toOutside(src))
 	return c
 }
 
@@ -112,16 +141,18 @@ func (m *Matrix) Failed() bool {
 	return t.Passed != t.Total
 }
 
-// Category is one cell of the summary: same or cross host, by address or
-// by name.
+// Category is one cell of the summary: same or cross host, or to the
+// outside; by address or by name.
 type Category struct {
 	CrossHost, ByName bool
-	Pairs             int // ordered pairs of containers
+	Outside           bool // from the containers to the outside
+	Pairs             int  // ordered pairs of containers; for Outside, containers
 	Counts
 }
 
 // Summary tallies checks by category, in the order same host by address,
-// same host by name, cross host by address, cross host by name.
+// same host by name, cross host by address, cross host by name, and, with
+// an outside column, outside by address and outside by name.
 func (m *Matrix) Summary() []Category {
 	cats := []Category{{}, {ByName: true}, {CrossHost: true}, {CrossHost: true, ByName: true}}
 	for i, src := range m.Nodes {
@@ -141,6 +172,24 @@ func (m *Matrix) Summary() []Category {
 				} else {
 					cats[k].add(r)
 				}
+			}
+		}
+	}
+	if m.Outside != nil {
+		cats = append(cats, m.outsideSummary()...)
+	}
+	return cats
+}
+
+// outsideSummary tallies the outside column: by address, then by name.
+func (m *Matrix) outsideSummary() []Category {
+	cats := []Category{{Outside: true, Pairs: len(m.Nodes)}, {Outside: true, ByName: true, Pairs: len(m.Nodes)}}
+	for _, rs := range m.Outside {
+		for c, r := range rs {
+			if Check(c).ByName() {
+				cats[1].add(r)
+			} else {
+				cats[0].add(r)
 			}
 		}
 	}
@@ -178,7 +227,8 @@ func pad(s string, width int) string {
 	return s
 }
 
-// Render writes the matrix: rows are sources, columns destinations.
+// Render writes the matrix: rows are sources, columns destinations, the
+// outside (if the matrix has it) last.
 func (m *Matrix) Render(w io.Writer) {
 	fmt.Fprintln(w, "each cell: ping tcp (by address) ping tcp dns (by name); ✓ passed, ✗ failed")
 	colW := utf8.RuneCountInString(cell(make([]Result, NumChecks)))
@@ -194,12 +244,18 @@ func (m *Matrix) Render(w io.Writer) {
 	for _, n := range m.Nodes {
 		b.WriteString("  " + pad(n.Name, colW))
 	}
+	if m.Outside != nil {
+		b.WriteString("  " + outsideLabel) // the last column: it needs no padding
+	}
 	fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	for i := range m.Nodes {
 		b.Reset()
 		b.WriteString(pad(label[i], labelW))
 		for j := range m.Nodes {
 			b.WriteString("  " + pad(cell(m.Results[i][j]), colW))
+		}
+		if m.Outside != nil {
+			b.WriteString("  " + cell(m.Outside[i]))
 		}
 		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
@@ -209,13 +265,8 @@ func (m *Matrix) Render(w io.Writer) {
 func (m *Matrix) RenderSummary(w io.Writer) {
 	cats := m.Summary()
 	fmt.Fprintf(w, "%-24s %-16s %s\n", "", "by address", "by name")
-	for k := 0; k < 4; k += 2 {
-		name := "same host"
-		if cats[k].CrossHost {
-			name = "cross host"
-		}
-		fmt.Fprintf(w, "%-24s %-16s %s\n", fmt.Sprintf("%s (%d pairs)", name, cats[k].Pairs),
-			tally(cats[k].Counts), tally(cats[k+1].Counts))
+	for k := 0; k < len(cats); k += 2 {
+		fmt.Fprintf(w, "%-24s %-16s %s\n", cats[k].label(), tally(cats[k].Counts), tally(cats[k+1].Counts))
 	}
 	t := m.Total()
 	switch {
@@ -231,6 +282,18 @@ func (m *Matrix) RenderSummary(w io.Writer) {
 	m.renderFailures(w)
 }
 
+// label names a category's line in the summary.
+func (c Category) label() string {
+	switch {
+	case c.Outside:
+		return fmt.Sprintf("%s (%d containers)", outsideLabel, c.Pairs)
+	case c.CrossHost:
+		return fmt.Sprintf("cross host (%d pairs)", c.Pairs)
+	default:
+		return fmt.Sprintf("same host (%d pairs)", c.Pairs)
+	}
+}
+
 func tally(c Counts) string {
 	if c.Total == 0 {
 		return "-"
@@ -242,15 +305,22 @@ func tally(c Counts) string {
 	return fmt.Sprintf("%d/%d %s", c.Passed, c.Total, mark)
 }
 
-// renderFailures lists each failed check with its last error.
+// renderFailures lists each failed check with its last error, source by
+// source, the outside after the containers.
 func (m *Matrix) renderFailures(w io.Writer) {
 	for i, src := range m.Nodes {
 		for j, dst := range m.Nodes {
-			for c, r := range m.Results[i][j] {
-				if !r.OK && r.Attempts > 0 {
-					fmt.Fprintf(w, "  ✗ %s → %s %s (%d tries): %s\n", src.Name, dst.Name, Check(c), r.Attempts, oneLine(r.Err))
-				}
-			}
+			renderFailed(w, src.Name, dst.Name, m.Results[i][j])
+		}
+		renderFailed(w, src.Name, outsideLabel, m.toOutside(i))
+	}
+}
+
+// renderFailed lists the failed checks of one cell.
+func renderFailed(w io.Writer, src, dst string, rs []Result) {
+	for c, r := range rs {
+		if !r.OK && r.Attempts > 0 {
+			fmt.Fprintf(w, "  ✗ %s → %s %s (%d tries): %s\n", src, dst, Check(c), r.Attempts, oneLine(r.Err))
 		}
 	}
 }

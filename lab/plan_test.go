@@ -27,6 +27,10 @@ func TestSubnetFor_insideBenchmarkRangeAndStable(t *testing.T) {
 func TestIsLabNetns(t *testing.T) {
 	for name, want := range map[string]bool{
 		"vxlab-bridge":     true,
+		"vxlab-outside":    true,
+		"vxlab-outside-c1": false,
+		"vxlab-2-outside":  false, // another lab's outside
+		"vxlab-h1-outside": false, // lab "vxlab-h1"'s outside
 		"vxlab-h1":         true,
 		"vxlab-h12":        true,
 		"vxlab-h1-c2":      true,
@@ -73,8 +77,14 @@ func TestNewState_namesAddressesPaths(t *testing.T) {
 			t.Errorf("host %d: namespaces do not follow the pattern Down removes", n)
 		}
 	}
-	if got := s.Namespaces(); !slices.Equal(got, []string{"t1-h1", "t1-h2", "t1-h3", "t1-bridge"}) {
+	if got := s.Namespaces(); !slices.Equal(got, []string{"t1-h1", "t1-h2", "t1-h3", "t1-outside", "t1-bridge"}) {
 		t.Errorf("Namespaces() = %v", got)
+	}
+	// The outside is on the underlay's /24, above every host, and Down
+	// removes its namespace like the others.
+	if o := s.Outside; o.Netns != "t1-outside" || !IsLabNetns("t1", o.Netns) || !sub.Contains(o.Addr) ||
+		o.Addr.Compare(HostAddr(sub, MaxHosts)) <= 0 {
+		t.Errorf("outside %+v", o)
 	}
 	if ContainerName(2, 1) != "h2c1" || ContainerNetns("t1", 2, 1) != "t1-h2-c1" {
 		t.Error("container names")

@@ -25,6 +25,9 @@ type State struct {
 	Profile     string       `json:"profile"`  // agents' gossip profile
 	LogLevel    string       `json:"logLevel"` // agents' log level
 	Hosts       []HostState  `json:"hosts"`
+	// Outside is the namespace beyond the cluster; zero in the state of a
+	// lab built before it had one.
+	Outside OutsideState `json:"outside,omitzero"`
 	// Network is the overlay network the demo created, if any.
 	Network    string           `json:"network,omitempty"`
 	Containers []ContainerState `json:"containers,omitempty"`
@@ -40,6 +43,20 @@ type HostState struct {
 	DataDir    string     `json:"dataDir"`
 	Log        string     `json:"log"` // the agent's stdout and stderr
 	Agent      Proc       `json:"agent,omitzero"`
+}
+
+// OutsideState is the outside: a namespace joined to the underlay switch
+// like a host, but with no agent and no route to any overlay subnet, so a
+// container reaches it only through its host's gateway (masqueraded), as it
+// would reach the world beyond a real cluster. The agents forward the DNS
+// names they do not own to it (--dns-upstream); the demo runs a TCP echo
+// server and a DNS server there.
+type OutsideState struct {
+	Netns      string     `json:"netns"` // <ID>-outside
+	Addr       netip.Addr `json:"addr"`  // .250 of the lab's /24
+	BridgePort string     `json:"bridgePort"`
+	Echo       Proc       `json:"echo,omitzero"` // the demo's TCP echo server
+	DNS        Proc       `json:"dns,omitzero"`  // the demo's DNS server (dnsmasq)
 }
 
 // ContainerState is one container (of the demo or of a chaos campaign): a
@@ -72,7 +89,7 @@ func (s *State) Host(name string) (*HostState, bool) {
 }
 
 // Namespaces lists every namespace of the state: containers first, then
-// hosts, then the bridge (the order Down deletes them in).
+// hosts and the outside, then the bridge (the order Down deletes them in).
 func (s *State) Namespaces() []string {
 	var ns []string
 	for _, c := range s.Containers {
@@ -80,6 +97,9 @@ func (s *State) Namespaces() []string {
 	}
 	for _, h := range s.Hosts {
 		ns = append(ns, h.Netns)
+	}
+	if s.Outside.Netns != "" {
+		ns = append(ns, s.Outside.Netns)
 	}
 	return append(ns, s.BridgeNetns)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -13,6 +14,7 @@ func TestState_saveLoad_roundTrip(t *testing.T) {
 	dir := t.TempDir()
 	s := newState(Config{ID: "rt", Hosts: 2, Dir: dir}.withDefaults())
 	s.Hosts[1].Agent = Proc{PID: 1234, Start: 5678}
+	s.Outside.DNS = Proc{PID: 1300, Start: 6000}
 	s.Network = "demo"
 	s.Containers = []ContainerState{{Name: "h1c1", Host: "h1", Netns: "rt-h1-c1",
 		Addr: netip.MustParseAddr("10.0.0.2"), Echo: Proc{PID: 99, Start: 1}}}
@@ -34,6 +36,24 @@ func TestState_saveLoad_roundTrip(t *testing.T) {
 	}
 }
 
+// A state file written before labs had an outside still loads, and
+// lists no outside namespace.
+func TestLoadState_withoutOutside(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, StateFile), []byte(`{"id": "old", "bridgeNetns": "old-bridge",
+		"hosts": [{"name": "h1", "netns": "old-h1", "addr": "198.18.3.1"}]}`), 0o600)
+	s, err := LoadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns := s.Namespaces(); !reflect.DeepEqual(ns, []string{"old-h1", "old-bridge"}) || s.Outside.Addr.IsValid() {
+		t.Errorf("Namespaces() = %v, outside %+v", ns, s.Outside)
+	}
+	if argv := agentArgv(s, &s.Hosts[0], nil); slices.Contains(argv, "--dns-upstream") {
+		t.Errorf("an agent of a lab without an outside is given an upstream: %v", argv)
+	}
+}
+
 func TestLoadState_missingOrBad(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := LoadState(dir); !errors.Is(err, ErrNotUp) {
@@ -52,7 +72,7 @@ func TestLoadState_missingOrBad(t *testing.T) {
 func TestRemoveLabDir_onlyWhatTheLabMade(t *testing.T) {
 	dir := t.TempDir()
 	lab := filepath.Join(dir, "l")
-	for _, p := range []string{"h1/data/x", "h2/agent.log", "containers/h1c1-echo.log", StateFile} {
+	for _, p := range []string{"h1/data/x", "h2/agent.log", "containers/h1c1-echo.log", "outside/dnsmasq.log", StateFile} {
 		os.MkdirAll(filepath.Dir(filepath.Join(lab, p)), 0o700)
 		os.WriteFile(filepath.Join(lab, p), nil, 0o600)
 	}

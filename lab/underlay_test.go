@@ -24,7 +24,7 @@ func (r *recorder) run(_ context.Context, argv ...string) (string, error) {
 
 func TestUnderlayCommands(t *testing.T) {
 	s := newState(Config{ID: "u", Hosts: 2, Dir: "/run/vxnet-lab/u"}.withDefaults())
-	a1, a2 := HostAddr(s.Subnet, 1).String(), HostAddr(s.Subnet, 2).String()
+	a1, a2, out := HostAddr(s.Subnet, 1).String(), HostAddr(s.Subnet, 2).String(), OutsideAddr(s.Subnet).String()
 	var got []string
 	for _, c := range underlayCommands(s) {
 		got = append(got, strings.Join(c, " "))
@@ -46,6 +46,13 @@ func TestUnderlayCommands(t *testing.T) {
 		"ip -n u-bridge link set h2 master br0 up",
 		"ip -n u-h2 addr add " + a2 + "/24 dev u0",
 		"ip -n u-h2 link set u0 up",
+		"ip netns add u-outside",
+		"ip netns exec u-outside sh -c echo 0 > /proc/sys/net/ipv4/icmp_ratelimit",
+		"ip -n u-outside link set lo up",
+		"ip -n u-bridge link add out type veth peer name eth0 netns u-outside",
+		"ip -n u-bridge link set out master br0 up",
+		"ip -n u-outside addr add " + out + "/24 dev eth0",
+		"ip -n u-outside link set eth0 up",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -80,17 +87,17 @@ func TestBuildUnderlay_stopsAtFirstFailure(t *testing.T) {
 
 func TestLabNamespaces_parsesListAndFilters(t *testing.T) {
 	r := &recorder{answer: func([]string) (string, error) {
-		return "vxlab-h2-c1 (id: 7)\nvxlab-h1\nsomeone-else\nvxlab-2-h1 (id: 3)\nvxlab-bridge (id: 0)\n\n", nil
+		return "vxlab-h2-c1 (id: 7)\nvxlab-h1\nsomeone-else\nvxlab-2-h1 (id: 3)\nvxlab-outside (id: 4)\nvxlab-bridge (id: 0)\n\n", nil
 	}}
 	got, err := labNamespaces(t.Context(), r, "vxlab")
-	if err != nil || !slices.Equal(got, []string{"vxlab-h2-c1", "vxlab-h1", "vxlab-bridge"}) {
+	if err != nil || !slices.Equal(got, []string{"vxlab-h2-c1", "vxlab-h1", "vxlab-outside", "vxlab-bridge"}) {
 		t.Errorf("labNamespaces = %v, %v", got, err)
 	}
 }
 
 func TestDownOrder(t *testing.T) {
-	got := downOrder([]string{"x-h1", "x-h2", "x-bridge"}, []string{"x-bridge", "x-h1-c1", "x-h3", "x-h2-c2"})
-	want := []string{"x-h1-c1", "x-h2-c2", "x-h1", "x-h2", "x-h3", "x-bridge"}
+	got := downOrder([]string{"x-h1", "x-h2", "x-outside", "x-bridge"}, []string{"x-bridge", "x-h1-c1", "x-h3", "x-h2-c2"})
+	want := []string{"x-h1-c1", "x-h2-c2", "x-h1", "x-h2", "x-outside", "x-h3", "x-bridge"}
 	if !slices.Equal(got, want) {
 		t.Errorf("downOrder = %v, want %v", got, want)
 	}

@@ -19,14 +19,17 @@ const labUsage = `Usage: vxnet lab <command> [flags]
 
 A vxnet cluster on this machine: N hosts in network namespaces joined by an
 underlay switch (a Linux bridge in a namespace of its own, addresses in
-198.18.0.0/15), one agent per host. Nothing touches the machine's own
-interfaces. Needs Linux and root.
+198.18.0.0/15), one agent per host, and an "outside" namespace on the same
+switch that stands for the world beyond the cluster (no agent, no route to
+the overlays; the agents forward the DNS names they do not own to it).
+Nothing touches the machine's own interfaces. Needs Linux and root.
 
 Commands:
   up       build the hosts, start an agent in each, wait until all see each other
   demo     up (unless already up), an overlay network "demo", 2 containers per
-           host, then ping, TCP and DNS between every pair of containers and the
-           connectivity matrix; then down (unless --keep). Exit 1 if a check fails
+           host, then ping, TCP and DNS between every pair of containers and from
+           each to the outside, and the connectivity matrix; then down (unless
+           --keep). Exit 1 if a check fails
   status   each host: address, agent, members it sees, endpoints it lists
   restart  restart one host's agent (SIGTERM, or --kill; --lose-state) and wait
            until it is a member again
@@ -37,8 +40,9 @@ Commands:
   down     stop the agents and delete everything the lab made (safe to repeat)
 
 Names, for lab id "vxlab" (--id): hosts are namespaces vxlab-h1 ... vxlab-hN
-(agent names h1 ... hN), the switch is br0 in vxlab-bridge, demo containers
-are namespaces vxlab-h1-c1 ... (endpoints h1c1 ...). State, API sockets, data
+(agent names h1 ... hN), the switch is br0 in vxlab-bridge, the outside is
+vxlab-outside (address .250 of the hosts' /24), demo containers are
+namespaces vxlab-h1-c1 ... (endpoints h1c1 ...). State, API sockets, data
 and logs are in /run/vxnet-lab/vxlab, so status and down work from any shell.
 
 Examples:
@@ -170,11 +174,16 @@ h1c1, h1c2, h2c1, ...), and checks every ordered pair of containers:
   tcp name   a TCP echo round trip to NAME.NETWORK
   dns        dig NAME and NAME.NETWORK @127.0.0.11 give its address
 
+The same checks go from every container to the outside (the last column of
+the matrix), where the demo runs an echo server and a DNS server (dnsmasq)
+answering outside.test: out through the container's host by address, and
+by that name, which the agents forward to the outside's DNS server.
+
 A check is tried up to --attempts times. Then it prints the matrix (rows:
-from, columns: to) and a summary by category: same host or cross host, by
-address or by name. Unless --keep, it removes everything it made: the whole
-lab if it brought it up, else only the network and containers. Exit status 1
-if any check failed.
+from, columns: to) and a summary by category: same host, cross host or to
+the outside, by address or by name. Unless --keep, it removes everything it
+made: the whole lab if it brought it up, else only the network and
+containers. Exit status 1 if any check failed.
 
 Flags:
 `, true)
@@ -228,6 +237,9 @@ Flags:
 	} else {
 		s := l.State()
 		fmt.Fprintf(std.stdout, "lab %s: underlay %s, directory %s\n", s.ID, s.Subnet, s.Dir)
+		if o := s.Outside; o.Netns != "" {
+			fmt.Fprintf(std.stdout, "outside: namespace %s, underlay %s (the agents' DNS upstream)\n", o.Netns, o.Addr)
+		}
 		if s.Network != "" {
 			fmt.Fprintf(std.stdout, "demo network %s, %d containers\n", s.Network, len(s.Containers))
 		}

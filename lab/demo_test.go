@@ -1,0 +1,55 @@
+package lab
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Without dnsmasq the demo refuses to start, and says what it is for and
+// how to install it.
+func TestDemoTools_namesWhatIsMissing(t *testing.T) {
+	dir := t.TempDir()
+	for _, cmd := range []string{"ping", "dig", "nft"} {
+		if err := os.WriteFile(filepath.Join(dir, cmd), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+	err := demoTools()
+	if err == nil || !strings.Contains(err.Error(), "dnsmasq (the outside's DNS server): install dnsmasq (make deps)") {
+		t.Errorf("demoTools() = %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "dnsmasq"), []byte("#!/bin/sh\n"), 0o755)
+	if err := demoTools(); err != nil {
+		t.Errorf("with every tool: %v", err)
+	}
+}
+
+// A lab built before the outside existed cannot run the demo, and says so.
+func TestDemoReady_needsAnOutside(t *testing.T) {
+	l := &Lab{cfg: Config{}.withDefaults(), st: &State{ID: "old"}}
+	if err := l.demoReady(); err == nil || !strings.Contains(err.Error(), "no outside namespace") {
+		t.Errorf("demoReady() = %v", err)
+	}
+	l.st = newState(Config{ID: "new", Dir: "/run/vxnet-lab/new"}.withDefaults())
+	if err := l.demoReady(); err != nil {
+		t.Errorf("a new lab: %v", err)
+	}
+}
+
+// The outside's DNS server listens on the outside's address only and
+// answers the outside's name with it, and nothing else.
+func TestDnsmasqArgv(t *testing.T) {
+	o := OutsideState{Netns: "l-outside", Addr: netip.MustParseAddr("198.18.7.250")}
+	got := strings.Join(dnsmasqArgv(o, "/run/vxnet-lab/l/outside/dnsmasq.pid"), " ")
+	for _, want := range []string{"ip netns exec l-outside dnsmasq --no-daemon", "--no-resolv", "--no-hosts",
+		"--listen-address=198.18.7.250", "--bind-interfaces", "--local=/outside.test/", "--address=/outside.test/198.18.7.250",
+		"--pid-file=/run/vxnet-lab/l/outside/dnsmasq.pid"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s\nlacks %s", got, want)
+		}
+	}
+}
