@@ -40,6 +40,16 @@ func startOutside(t *testing.T, l *lab, c *cluster, prefix, v6prefix string) out
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	// A web server, on IPv4 and IPv6: what a container's first wget asks.
+	page := filepath.Join(l.dir, "page.http")
+	if err := os.WriteFile(page, []byte("HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	web := exec.Command("ip", "netns", "exec", o.ns, "socat", "TCP6-LISTEN:80,ipv6only=0,fork,reuseaddr", "EXEC:cat "+page)
+	if err := web.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { web.Process.Kill(); web.Wait() })
 	dns := exec.Command("ip", "netns", "exec", o.ns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--user=root",
 		"--no-resolv", "--no-hosts", "--listen-address="+o.v4, "--bind-interfaces",
 		"--address=/outside.test/"+o.v4, "--address=/outside.test/"+o.v6, "--pid-file="+filepath.Join(l.dir, "out-dnsmasq.pid"))
@@ -57,7 +67,7 @@ func startOutside(t *testing.T, l *lab, c *cluster, prefix, v6prefix string) out
 	})
 	testutil.WaitFor(t, "iperf3 and dnsmasq to listen outside", 10*time.Second, func() bool {
 		out, _ := l.tryIn(o.ns, "ss", "-Hln")
-		return strings.Contains(out, ":5201") && strings.Contains(out, o.v4+":53")
+		return strings.Contains(out, ":5201") && strings.Contains(out, o.v4+":53") && strings.Contains(out, ":80 ")
 	})
 	return o
 }
@@ -71,7 +81,7 @@ func startOutside(t *testing.T, l *lab, c *cluster, prefix, v6prefix string) out
 // through a gateway, and each container gets out through its own host's.
 func TestOverlay_egress(t *testing.T) {
 	l := newLab(t)
-	for _, bin := range []string{"nft", "dnsmasq", "iperf3", "tcpdump"} {
+	for _, bin := range []string{"nft", "dnsmasq", "iperf3", "tcpdump", "socat", "curl"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skip(bin + " not installed (make deps installs it)")
 		}
@@ -117,6 +127,11 @@ func TestOverlay_egress(t *testing.T) {
 			t.Errorf("outside.test from %s: %q, want %s (vxnet's DNS forwarding to the outside's server)", ns, got, o.v4)
 		}
 		try("by name", ns, "ping", "-c", "1", "-W", "5", "outside.test")
+		for _, url := range []string{"http://outside.test/", "http://[" + o.v6 + "]/"} {
+			if out, err := l.tryIn(ns, "curl", "-sS", "-g", "--max-time", "5", url); err != nil || out != "hello\n" {
+				t.Errorf("the web from %s, %s: %q, %v; want hello", ns, url, out, err)
+			}
+		}
 	}
 	if out, err := l.tryIn(shut, "ping", "-c", "2", "-i", "0.2", "-W", "2", o.v4); err == nil {
 		t.Errorf("a container of an internal overlay reached the outside:\n%s", out)
@@ -166,7 +181,7 @@ func TestOverlay_egress(t *testing.T) {
 // except where a deny rule says no.
 func TestL2Tunnel_egress(t *testing.T) {
 	l := newLab(t)
-	for _, bin := range []string{"nft", "dnsmasq", "iperf3"} {
+	for _, bin := range []string{"nft", "dnsmasq", "iperf3", "socat"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skip(bin + " not installed (make deps installs it)")
 		}
