@@ -83,7 +83,7 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 			return newEndpoint{}, apiError(api.CodeBadRequest, "publish", "%v", err)
 		}
 		if !d.Publishes(plan.DriverNetwork(n)) {
-			return newEndpoint{}, apiError(api.CodeBadRequest, "publish", "publish %q: network %q publishes no ports (nat and overlay networks do, internal ones not)", s, n.Name)
+			return newEndpoint{}, apiError(api.CodeBadRequest, "publish", "publish %q: network %q publishes no ports (nat networks do, and overlay networks that are not internal)", s, n.Name)
 		}
 		req.Publish[i], ne.ports = p.String(), append(ne.ports, p) // as the record keeps them
 	}

@@ -37,7 +37,7 @@ type prefixKey struct{ base, mask addrKey }
 
 func prefixKeyOf(p netip.Prefix) prefixKey {
 	bits := p.Bits()
-	if p.Addr().Is4() || p.Addr().Is4In6() {
+	if p.Addr().Is4() {
 		bits += 96 // IPv4 keys are IPv4-mapped
 	}
 	m := addrKey{^uint64(0) << (64 - min(bits, 64)), ^uint64(0) << (128 - max(bits, 64))}

@@ -252,7 +252,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 		hash := flowHash(pkt, &info)
 
 		h := b.last.host(nw, info.dst)
-		out := h == nil && !nw.isFlood(info.dst, info.v6) && !nw.isInside(info.dst) // bound for outside the network
+		out := h == nil && nw.isOutside(info.dst, info.v6) // bound for outside the network
 		// The policy host of an l2tunnel network decides what its own
 		// containers send, to an endpoint or out through its gateway; what
 		// comes back in through the gateway is a reply.
@@ -281,9 +281,10 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 		case h != nil:
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
 			b.udp.add(frame, sw.vtepAddr(h.vtep), hash)
-		case nw.gateway != nil && nw.gateway == l.port && !nw.isFlood(info.dst, info.v6):
-			// From the host to an address no endpoint has (missing, or
-			// routed back to the network): nowhere to go.
+		case nw.gateway != nil && !nw.isFlood(info.dst, info.v6) && (nw.gateway == l.port || len(nw.vteps) == 0 && !out):
+			// To an address no endpoint has, from the host (missing, or
+			// routed back to the network), or inside a network of this
+			// host alone: nowhere to go.
 			l.tally.drop(DropNoEndpoint)
 			continue
 		case nw.gateway != nil && out:

@@ -238,7 +238,7 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 		return
 	}
 	h := l.last.host(nw, info.dst)
-	if h == nil && nw.policy != nil && nw.gateway != nil && !nw.isInside(info.dst) {
+	if h == nil && nw.policy != nil && nw.gateway != nil && nw.isOutside(info.dst, info.v6) {
 		// The policy host of an l2tunnel network: another host's
 		// container bound for outside the network, out through the
 		// gateway if the policy lets it.

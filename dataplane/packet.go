@@ -153,6 +153,15 @@ func (n *network) isInside(dst addrKey) bool {
 	return false
 }
 
+// isOutside reports whether a packet to dst leaves the network: unicast,
+// of a family the network has, outside its subnets.
+func (n *network) isOutside(dst addrKey, v6 bool) bool {
+	if v6 && !n.hasV6 || !v6 && !n.hasV4 {
+		return false
+	}
+	return !n.isFlood(dst, v6) && !n.isInside(dst)
+}
+
 var limitedBroadcast = keyV4([]byte{255, 255, 255, 255})
 
 // floodMAC is the destination MAC of a flooded packet: the group address

@@ -29,7 +29,8 @@ type NetworkSpec struct {
 	Gateway *Port
 	// GatewayAddrs are the addresses the gateway port holds (the
 	// network's gateway address): packets to them go to it, though they
-	// are inside the subnets.
+	// are inside the subnets. With PolicyVTEP and no Gateway, the gateway
+	// is the policy host's: packets to them go there.
 	GatewayAddrs []netip.Addr
 	// PolicyVTEP, if set, makes the network an l2tunnel: every unicast
 	// packet from a local port, same host included, goes over VXLAN to
@@ -84,7 +85,8 @@ type network struct {
 	subnets    []netip.Prefix
 	// inside are the subnets in key form: a packet to an address in them
 	// stays on the network, never through the gateway.
-	inside []prefixKey
+	inside       []prefixKey
+	hasV4, hasV6 bool // the families of the subnets
 
 	byAddr map[netip.Addr]*host // used while building only
 }
@@ -195,6 +197,16 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 	}
 	for _, p := range s.Subnets {
 		n.inside = append(n.inside, prefixKeyOf(p))
+		n.hasV4, n.hasV6 = n.hasV4 || p.Addr().Is4(), n.hasV6 || p.Addr().Is6()
+	}
+	if s.Gateway == nil && n.policyVTEP.IsValid() {
+		// l2tunnel, not the policy host: the gateway is the policy host's.
+		gw := &host{mac: vxlan.GatewayMAC(s.VNI), vtep: n.policyVTEP}
+		for _, a := range s.GatewayAddrs {
+			if a.IsValid() {
+				n.byAddr[a.Unmap()] = gw
+			}
+		}
 	}
 	for i := range s.Endpoints {
 		if err := t.addEndpoint(n, &s.Endpoints[i]); err != nil {

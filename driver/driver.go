@@ -101,9 +101,8 @@ type Driver interface {
 	ContainerRoutes(n Network) []netip.Prefix
 	// HostGateway says whether this host gives the network a gateway port
 	// (package hostnet): the containers' way out through the host, and
-	// the host's way in to them. masquerade: what leaves through it takes
-	// the host's address.
-	HostGateway(n Network, h GatewayHere) (gateway, masquerade bool)
+	// the host's way in to its own containers; and how.
+	HostGateway(n Network, h GatewayHere) (bool, Gateway)
 	// Egress reports whether the network's containers reach beyond it
 	// (network inspect shows it).
 	Egress(n Network) bool
@@ -133,23 +132,29 @@ type GatewayHere struct {
 	Local   bool       // this host has endpoints of the network
 }
 
+// Gateway is how a network's gateway on a host works.
+type Gateway struct {
+	Masquerade bool // what leaves through it takes the host's address
+	Routed     bool // the host routes between it and the other routed networks
+}
+
 // Default is the driver of a network created without one.
 const Default = "overlay"
 
 // base holds what most drivers answer; each driver overrides the rest.
 type base struct{}
 
-func (base) Scope() Scope                                  { return ScopeGlobal }
-func (base) OptionKeys() []string                          { return nil }
-func (base) CheckOptions(map[string]string) error          { return nil }
-func (base) NeedsSubnet() bool                             { return false }
-func (base) Publishes(Network) bool                        { return false }
-func (base) LeasesByDHCP(Network) bool                     { return false }
-func (base) ContainerRoutes(Network) []netip.Prefix        { return nil }
-func (base) HostGateway(Network, GatewayHere) (bool, bool) { return false, false }
-func (base) Egress(Network) bool                           { return false }
-func (base) Uplink(Network) (string, error)                { return "", nil }
-func (base) ReachesOverVXLAN(Here) bool                    { return true }
+func (base) Scope() Scope                                     { return ScopeGlobal }
+func (base) OptionKeys() []string                             { return nil }
+func (base) CheckOptions(map[string]string) error             { return nil }
+func (base) NeedsSubnet() bool                                { return false }
+func (base) Publishes(Network) bool                           { return false }
+func (base) LeasesByDHCP(Network) bool                        { return false }
+func (base) ContainerRoutes(Network) []netip.Prefix           { return nil }
+func (base) HostGateway(Network, GatewayHere) (bool, Gateway) { return false, Gateway{} }
+func (base) Egress(Network) bool                              { return false }
+func (base) Uplink(Network) (string, error)                   { return "", nil }
+func (base) ReachesOverVXLAN(Here) bool                       { return true }
 
 // Forwarding: the network's VNI and subnet, and its gateway port if any.
 func (base) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {

@@ -52,8 +52,9 @@ func TestGateways(t *testing.T) {
 	}
 	for _, tt := range tests {
 		d, _ := Get(tt.driver)
-		gw, masq := d.HostGateway(tt.n, tt.h)
-		if gw != tt.gw || (gw && masq != tt.masq) || d.Egress(tt.n) != tt.out || d.Publishes(tt.n) != tt.pub {
+		gw, how := d.HostGateway(tt.n, tt.h)
+		masq := how.Masquerade
+		if gw != tt.gw || (gw && masq != tt.masq) || how.Routed != (tt.driver == "nat") || d.Egress(tt.n) != tt.out || d.Publishes(tt.n) != tt.pub {
 			t.Errorf("%s internal=%v %+v: gateway %v masquerade %v egress %v publishes %v", tt.driver, tt.n.Internal, tt.h, gw, masq, d.Egress(tt.n), d.Publishes(tt.n))
 		}
 	}

@@ -55,6 +55,9 @@ func (l2tunnel) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {
 		s.Policy = policy
 	} else {
 		s.PolicyVTEP = host
+		if !n.Internal && n.Gateway.IsValid() {
+			s.GatewayAddrs = []netip.Addr{n.Gateway} // the policy host's gateway
+		}
 	}
 	return s, nil
 }
@@ -64,9 +67,9 @@ func (l2tunnel) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {
 func (l2tunnel) ContainerRoutes(n Network) []netip.Prefix { return defaultRoute(n) }
 
 // HostGateway: on the policy host, unless the network is internal.
-func (l2tunnel) HostGateway(n Network, h GatewayHere) (bool, bool) {
+func (l2tunnel) HostGateway(n Network, h GatewayHere) (bool, Gateway) {
 	host, _, err := L2TunnelPolicy(n.Options)
-	return err == nil && host == h.VTEP && !n.Internal, true
+	return err == nil && host == h.VTEP && !n.Internal, Gateway{Masquerade: true}
 }
 
 func (l2tunnel) Egress(n Network) bool { return !n.Internal }

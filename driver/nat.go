@@ -48,8 +48,10 @@ func defaultRoute(n Network) []netip.Prefix {
 
 // HostGateway: every nat network has one on its host, internal ones too
 // (the host reaches its containers through it; nothing is masqueraded for
-// them).
-func (nat) HostGateway(n Network, h GatewayHere) (bool, bool) { return h.Creator, !n.Internal }
+// them); the host routes between nat networks.
+func (nat) HostGateway(n Network, h GatewayHere) (bool, Gateway) {
+	return h.Creator, Gateway{Masquerade: !n.Internal, Routed: true}
+}
 
 func (nat) Egress(n Network) bool { return !n.Internal }
 

@@ -27,8 +27,8 @@ func (overlay) ContainerRoutes(n Network) []netip.Prefix { return defaultRoute(n
 
 // HostGateway: on every host with endpoints of the network, unless it is
 // internal (closed: no way out, nothing published).
-func (overlay) HostGateway(n Network, h GatewayHere) (bool, bool) {
-	return h.Local && !n.Internal, true
+func (overlay) HostGateway(n Network, h GatewayHere) (bool, Gateway) {
+	return h.Local && !n.Internal, Gateway{Masquerade: true}
 }
 
 func (overlay) Egress(n Network) bool { return !n.Internal }

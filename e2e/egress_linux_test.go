@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"bytes"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,15 +44,17 @@ func startOutside(t *testing.T, l *lab, c *cluster, prefix, v6prefix string) out
 	}
 	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
 	// A web server, on IPv4 and IPv6: what a container's first wget asks.
-	page := filepath.Join(l.dir, "page.http")
-	if err := os.WriteFile(page, []byte("HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	web := exec.Command("ip", "netns", "exec", o.ns, "socat", "TCP6-LISTEN:80,ipv6only=0,fork,reuseaddr", "EXEC:cat "+page)
-	if err := web.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { web.Process.Kill(); web.Wait() })
+	var ln net.Listener
+	inNetns(t, o.ns, func() {
+		var err error
+		if ln, err = net.Listen("tcp", "[::]:80"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello\n") }),
+		ReadHeaderTimeout: 5 * time.Second}
+	go web.Serve(ln)
+	t.Cleanup(func() { web.Close() })
 	dns := exec.Command("ip", "netns", "exec", o.ns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--user=root",
 		"--no-resolv", "--no-hosts", "--listen-address="+o.v4, "--bind-interfaces",
 		"--address=/outside.test/"+o.v4, "--address=/outside.test/"+o.v6, "--pid-file="+filepath.Join(l.dir, "out-dnsmasq.pid"))
@@ -67,7 +72,7 @@ func startOutside(t *testing.T, l *lab, c *cluster, prefix, v6prefix string) out
 	})
 	testutil.WaitFor(t, "iperf3 and dnsmasq to listen outside", 10*time.Second, func() bool {
 		out, _ := l.tryIn(o.ns, "ss", "-Hln")
-		return strings.Contains(out, ":5201") && strings.Contains(out, o.v4+":53") && strings.Contains(out, ":80 ")
+		return strings.Contains(out, ":5201") && strings.Contains(out, o.v4+":53")
 	})
 	return o
 }
@@ -81,7 +86,7 @@ func startOutside(t *testing.T, l *lab, c *cluster, prefix, v6prefix string) out
 // through a gateway, and each container gets out through its own host's.
 func TestOverlay_egress(t *testing.T) {
 	l := newLab(t)
-	for _, bin := range []string{"nft", "dnsmasq", "iperf3", "tcpdump", "socat", "curl"} {
+	for _, bin := range []string{"nft", "dnsmasq", "iperf3", "tcpdump", "curl"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skip(bin + " not installed (make deps installs it)")
 		}
@@ -133,8 +138,21 @@ func TestOverlay_egress(t *testing.T) {
 			}
 		}
 	}
+	// An internal overlay stays closed, even to a container that routes
+	// out by itself: its host has no gateway for it.
+	l.in(shut, "ip", "route", "add", "default", "dev", "eth0")
 	if out, err := l.tryIn(shut, "ping", "-c", "2", "-i", "0.2", "-W", "2", o.v4); err == nil {
 		t.Errorf("a container of an internal overlay reached the outside:\n%s", out)
+	}
+	if gw := hostnet.GatewayDevice("closed"); strings.Contains(l.in(c.hosts["h1"].ns, "ip", "-o", "link"), gw) {
+		t.Errorf("h1 has a gateway %s for an internal overlay", gw)
+	}
+	// Nothing new comes in through a host: the outside, given a route to
+	// the overlay through h1, reaches no container (replies and published
+	// ports only).
+	l.in(o.ns, "ip", "route", "add", "10.0.44.0/24", "via", c.hosts["h1"].addr)
+	if out, err := l.tryIn(o.ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", addrOf(t, c.endpoints("h1")["a"]).String()); err == nil {
+		t.Errorf("the outside reached a container through its host, unasked:\n%s", out)
 	}
 
 	// A port published by a container on h2, from outside, on h2's address.
@@ -181,7 +199,7 @@ func TestOverlay_egress(t *testing.T) {
 // except where a deny rule says no.
 func TestL2Tunnel_egress(t *testing.T) {
 	l := newLab(t)
-	for _, bin := range []string{"nft", "dnsmasq", "iperf3", "socat"} {
+	for _, bin := range []string{"nft", "dnsmasq", "iperf3", "curl"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skip(bin + " not installed (make deps installs it)")
 		}
@@ -200,6 +218,12 @@ func TestL2Tunnel_egress(t *testing.T) {
 		}
 		if out, err := l.tryIn(ns, "iperf3", "-c", o.v4, "-t", "1", "--connect-timeout", "2000"); err == nil {
 			t.Errorf("the policy denies TCP to %s:5201, yet %s got through:\n%s", o.v4, ns, out)
+		}
+		if out, err := l.tryIn(ns, "curl", "-sS", "--max-time", "5", "http://"+o.v4+"/"); err != nil || out != "hello\n" {
+			t.Errorf("TCP to a port the policy allows, from %s: %q, %v", ns, out, err)
+		}
+		if out, err := l.tryIn(ns, "ping", "-c", "1", "-W", "5", "10.0.46.1"); err != nil {
+			t.Errorf("the gateway's address (the policy host's), from %s: %v\n%s", ns, err, out)
 		}
 	}
 	if gw := hostnet.GatewayDevice("tun"); strings.Contains(l.in(c.hosts["h1"].ns, "ip", "-o", "link"), gw) {

@@ -18,16 +18,17 @@ import (
 	"github.com/vxnet/vxnet/dhcp"
 )
 
-// Host is the host side of the networks whose gateway lives on this host
-// (nat): a TUN device per network in the agent's own namespace, holding the
-// network's gateway address, attached to the switch as the network's
-// gateway port; and one nftables table, "ip vxnet", with the masquerade and
-// port-publishing rules. Sync makes both match what it is given; Close
-// removes them.
+// Host is the host side of the networks with a gateway on this host (nat,
+// overlay, l2tunnel): a TUN device per network in the agent's own
+// namespace, holding the network's gateway address, attached to the switch
+// as the network's gateway port; and the nftables tables "ip vxnet" and
+// "ip6 vxnet", with the masquerade, port-publishing and filter rules. Sync
+// makes both match what it is given; Close removes them.
 type Host struct {
-	sw  *dataplane.Switch
-	mtu int
-	log *slog.Logger
+	sw    *dataplane.Switch
+	mtu   int
+	log   *slog.Logger
+	guard Guard
 
 	mu      sync.Mutex
 	gws     map[string]*gateway
@@ -41,9 +42,10 @@ type gateway struct {
 	port *dataplane.Port
 }
 
-// NewHost returns a Host that attaches gateway ports to sw.
-func NewHost(sw *dataplane.Switch, mtu int, log *slog.Logger) *Host {
-	return &Host{sw: sw, mtu: mtu, log: log, gws: map[string]*gateway{}, uplinks: map[string]*dataplane.Uplink{}, dhcp: map[string]*dhcp.Clients{}}
+// NewHost returns a Host that attaches gateway ports to sw, guarding the
+// host's own ports.
+func NewHost(sw *dataplane.Switch, mtu int, log *slog.Logger, guard Guard) *Host {
+	return &Host{sw: sw, mtu: mtu, log: log, guard: guard, gws: map[string]*gateway{}, uplinks: map[string]*dataplane.Uplink{}, dhcp: map[string]*dhcp.Clients{}}
 }
 
 // Port returns the gateway port of a network, or nil.
@@ -56,13 +58,26 @@ func (h *Host) Port(network string) *dataplane.Port {
 	return nil
 }
 
-// Sync creates the gateways of nets that are missing and applies the
-// netfilter rules for nets and pubs. Gateways of networks gone stay until
+// Sync applies the netfilter rules for nets and pubs, then creates the
+// gateways of nets that are missing: a gateway never forwards without its
+// rules (without nft there is none). Gateways of networks gone stay until
 // Prune, so that the caller can first publish a forwarding table without
 // them. It goes on past a failing network and returns every error.
 func (h *Host) Sync(nets []Gateway, pubs []Published) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// Nothing applied yet and nothing to apply: no nft run at all (a host
+	// without gateways never needs nftables).
+	if len(nets) == 0 && h.rules == "" {
+		return nil
+	}
+	v6 := needsV6(nets, pubs) || strings.Contains(h.rules, "table ip6 vxnet {")
+	if rules := ruleset(nets, pubs, h.guard, v6); rules != h.rules {
+		if err := runNft(rules); err != nil {
+			return err
+		}
+		h.rules = rules
+	}
 	var errs []error
 	for _, n := range nets {
 		if h.gws[n.Name] != nil {
@@ -75,25 +90,6 @@ func (h *Host) Sync(nets []Gateway, pubs []Published) error {
 		}
 		h.gws[n.Name] = g
 		h.log.Info("gateway added", "network", n.Name, "device", GatewayDevice(n.Name), "address", n.Gateway.String())
-	}
-	var live []Gateway
-	for _, n := range nets {
-		if g := h.gws[n.Name]; g != nil && g.net.Subnet == n.Subnet {
-			live = append(live, n)
-		}
-	}
-	rules := ruleset(live, pubs)
-	// Nothing applied yet and nothing to apply: no nft run at all (a host
-	// without nat networks never needs nftables).
-	if len(live) == 0 && h.rules == "" {
-		return errors.Join(errs...)
-	}
-	if rules != h.rules {
-		if err := runNft(rules); err != nil {
-			errs = append(errs, err)
-		} else {
-			h.rules = rules
-		}
 	}
 	return errors.Join(errs...)
 }
@@ -228,8 +224,9 @@ func (h *Host) Close() error {
 	if h.rules == "" {
 		return nil
 	}
+	v6 := strings.Contains(h.rules, "table ip6 vxnet {")
 	h.rules = ""
-	return runNft(ruleset(nil, nil))
+	return runNft(ruleset(nil, nil, h.guard, v6))
 }
 
 // runNft applies a script with nft(8).

@@ -15,7 +15,7 @@ import (
 type Host struct{}
 
 // NewHost returns a Host that programs nothing.
-func NewHost(*dataplane.Switch, int, *slog.Logger) *Host { return &Host{} }
+func NewHost(*dataplane.Switch, int, *slog.Logger, Guard) *Host { return &Host{} }
 
 // Port returns nil.
 func (*Host) Port(string) *dataplane.Port { return nil }

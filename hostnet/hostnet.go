@@ -18,6 +18,18 @@ type Gateway struct {
 	Subnet     netip.Prefix
 	Gateway    netip.Addr // the port's address: the containers' router
 	Masquerade bool       // its packets to the outside leave with the host's address
+	// Routed: the host routes between this network and the other routed
+	// ones (nat networks reach each other). Otherwise nothing enters the
+	// network through the host but replies and published ports.
+	Routed bool
+}
+
+// Guard are the host's own ports that containers may not reach through a
+// gateway: the underlay's VXLAN port (a container would otherwise send
+// VXLAN frames with its host's address into any network, and other
+// hosts would take them) and the gossip port.
+type Guard struct {
+	VXLANPort, GossipPort uint16
 }
 
 // Published is a port of a local endpoint published on the host's

@@ -18,19 +18,26 @@ func TestGatewayDevice(t *testing.T) {
 
 func TestRuleset(t *testing.T) {
 	nets := []Gateway{
-		{Name: "b", Subnet: netip.MustParsePrefix("172.30.2.0/24"), Gateway: netip.MustParseAddr("172.30.2.1"), Masquerade: true},
-		{Name: "a", Subnet: netip.MustParsePrefix("172.30.1.0/24"), Gateway: netip.MustParseAddr("172.30.1.1")},
+		{Name: "b", Subnet: netip.MustParsePrefix("172.30.2.0/24"), Gateway: netip.MustParseAddr("172.30.2.1"), Masquerade: true, Routed: true},
+		{Name: "a", Subnet: netip.MustParsePrefix("172.30.1.0/24"), Gateway: netip.MustParseAddr("172.30.1.1"), Routed: true},
 	}
 	nets = append(nets, Gateway{Name: "v6", Subnet: netip.MustParsePrefix("fd00:9::/64"), Gateway: netip.MustParseAddr("fd00:9::1"), Masquerade: true})
 	pubs := []Published{{HostPort: 8443, ContainerPort: 443, Proto: "tcp", Network: "v6", Endpoint: "web6", Addr: netip.MustParseAddr("fd00:9::2")},
 		{HostPort: 8080, ContainerPort: 80, Proto: "tcp", Network: "b", Endpoint: "web", Addr: netip.MustParseAddr("172.30.2.2")}}
-	rs := ruleset(nets, pubs)
+	rs := ruleset(nets, pubs, Guard{VXLANPort: 4789, GossipPort: 7946}, true)
 	for _, want := range []string{
 		`ip saddr 172.30.2.0/24 oifname != "vxg-*" masquerade comment "b"`,
 		`fib daddr type local tcp dport 8080 dnat to 172.30.2.2:80 comment "b/web"`,
 		`ip saddr 127.0.0.0/8 oifname "vxg-*" masquerade`,
 		`ip6 saddr fd00:9::/64 oifname != "vxg-*" masquerade comment "v6"`,
 		`fib daddr type local tcp dport 8443 dnat to [fd00:9::2]:443 comment "v6/web6"`,
+		`iifname "vxg-*" udp dport 4789 drop`,
+		`iifname "vxg-*" meta l4proto { tcp, udp } th dport 7946 drop`,
+		`oifname "vxg-*" ct state established,related accept`,
+		`oifname "vxg-*" ct status dnat accept`,
+		`iifname { "` + GatewayDevice("a") + `", "` + GatewayDevice("b") + `" } oifname { "` + GatewayDevice("a") + `", "` + GatewayDevice("b") + `" } accept`,
+		`oifname "vxg-*" drop`,
+		`iifname "vxg-*" ip daddr 127.0.0.0/8 ct status != dnat drop`,
 	} {
 		if strings.Count(rs, want) == 0 {
 			t.Errorf("ruleset lacks %q:\n%s", want, rs)
@@ -42,7 +49,10 @@ func TestRuleset(t *testing.T) {
 	if strings.Count(rs, "dnat to") != 4 {
 		t.Errorf("want the DNAT rule in prerouting and output:\n%s", rs)
 	}
-	if empty := ruleset(nil, nil); strings.Contains(empty, "chain") {
+	if v4only := ruleset(nets[:2], pubs[1:], Guard{VXLANPort: 4789, GossipPort: 7946}, false); strings.Contains(v4only, "ip6") {
+		t.Errorf("the ip6 table is managed without IPv6 networks:\n%s", v4only)
+	}
+	if empty := ruleset(nil, nil, Guard{}, true); strings.Contains(empty, "chain") {
 		t.Errorf("no networks should only remove the table:\n%s", empty)
 	}
 	// The kernel takes it: applied in a namespace of this test's own.
@@ -57,7 +67,7 @@ func TestRuleset(t *testing.T) {
 		t.Fatalf("ip netns add: %v %s", err, out)
 	}
 	defer exec.Command("ip", "netns", "del", ns).Run()
-	for _, script := range []string{rs, rs, ruleset(nil, nil)} { // twice: replacing works too
+	for _, script := range []string{rs, rs, ruleset(nil, nil, Guard{}, true)} { // twice: replacing works too
 		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
 		cmd.Stdin = strings.NewReader(script)
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -7,15 +7,22 @@ import (
 	"strings"
 )
 
-// ruleset is the nft script that replaces tables ip vxnet and ip6 vxnet:
-// the masquerade of networks' subnets leaving the host, and the DNAT of
-// published ports, for each family. With no networks it only removes the
-// tables.
-func ruleset(nets []Gateway, pubs []Published) string {
+// ruleset is the nft script that replaces tables ip vxnet and, with v6,
+// ip6 vxnet: per family, the masquerade of networks' subnets leaving the
+// host, the DNAT of published ports, and the filter that keeps the host
+// from routing into a network anything but replies, published ports and
+// (between routed networks) their own traffic, and keeps containers off
+// the host's VXLAN and gossip ports and its loopback. With no networks it
+// only removes the tables. v6: manage the ip6 table too (a kernel without
+// IPv6 NAT need never see it).
+func ruleset(nets []Gateway, pubs []Published, g Guard, v6 bool) string {
 	var b strings.Builder
 	// Create-then-delete makes the delete succeed whether or not the table
 	// exists; the whole script is one transaction.
-	b.WriteString("table ip vxnet\ndelete table ip vxnet\ntable ip6 vxnet\ndelete table ip6 vxnet\n")
+	b.WriteString("table ip vxnet\ndelete table ip vxnet\n")
+	if v6 {
+		b.WriteString("table ip6 vxnet\ndelete table ip6 vxnet\n")
+	}
 	if len(nets) == 0 {
 		return b.String()
 	}
@@ -28,22 +35,45 @@ func ruleset(nets []Gateway, pubs []Published) string {
 		}
 		return ps[i].HostPort < ps[j].HostPort
 	})
-	familyRules(&b, "ip", sorted, ps)
-	familyRules(&b, "ip6", sorted, ps)
+	familyRules(&b, "ip", sorted, ps, g)
+	if v6 {
+		familyRules(&b, "ip6", sorted, ps, g)
+	}
 	return b.String()
 }
 
+// needsV6 reports whether an IPv6 network or published port is among
+// nets and pubs.
+func needsV6(nets []Gateway, pubs []Published) bool {
+	for _, n := range nets {
+		if n.Subnet.Addr().Is6() {
+			return true
+		}
+	}
+	for _, p := range pubs {
+		if p.Addr.Is6() {
+			return true
+		}
+	}
+	return false
+}
+
 // familyRules writes the table of one family (ip or ip6).
-func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Published) {
+func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Published, g Guard) {
 	v6 := family == "ip6"
+	gw := fmt.Sprintf("%q", GatewayPrefix+"*")
 	fmt.Fprintf(b, "table %s vxnet {\n", family)
 	b.WriteString("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
 	if !v6 { // published ports answer on 127.0.0.1 too (route_localnet)
-		fmt.Fprintf(b, "\t\tip saddr 127.0.0.0/8 oifname %q masquerade\n", GatewayPrefix+"*")
+		fmt.Fprintf(b, "\t\tip saddr 127.0.0.0/8 oifname %s masquerade\n", gw)
 	}
+	var routed []string
 	for _, n := range nets {
 		if n.Masquerade && n.Subnet.Addr().Is6() == v6 {
-			fmt.Fprintf(b, "\t\t%s saddr %v oifname != %q masquerade comment %q\n", family, n.Subnet.Masked(), GatewayPrefix+"*", n.Name)
+			fmt.Fprintf(b, "\t\t%s saddr %v oifname != %s masquerade comment %q\n", family, n.Subnet.Masked(), gw, n.Name)
+		}
+		if n.Routed {
+			routed = append(routed, fmt.Sprintf("%q", GatewayDevice(n.Name)))
 		}
 	}
 	b.WriteString("\t}\n")
@@ -60,5 +90,23 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 	b.WriteString("\t}\n")
 	b.WriteString("\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n")
 	b.WriteString(dnat.String())
+	b.WriteString("\t}\n")
+	guard := fmt.Sprintf("\t\tiifname %s udp dport %d drop\n\t\tiifname %s meta l4proto { tcp, udp } th dport %d drop\n", gw, g.VXLANPort, gw, g.GossipPort)
+	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
+	b.WriteString(guard)
+	fmt.Fprintf(b, "\t\toifname %s ct state established,related accept\n", gw)
+	fmt.Fprintf(b, "\t\toifname %s ct status dnat accept\n", gw)
+	if len(routed) > 0 {
+		set := "{ " + strings.Join(routed, ", ") + " }"
+		fmt.Fprintf(b, "\t\tiifname %s oifname %s accept\n", set, set)
+	}
+	fmt.Fprintf(b, "\t\toifname %s drop\n", gw)
+	b.WriteString("\t}\n")
+	b.WriteString("\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
+	fmt.Fprintf(b, "\t\tiifname %s ct state established,related accept\n", gw)
+	b.WriteString(guard)
+	if !v6 { // a container's packet to 127.0.0.1 (route_localnet lets it in)
+		fmt.Fprintf(b, "\t\tiifname %s ip daddr 127.0.0.0/8 ct status != dnat drop\n", gw)
+	}
 	b.WriteString("\t}\n}\n")
 }

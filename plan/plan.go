@@ -171,14 +171,15 @@ func HostSide(in Input) Host {
 	}
 	for _, n := range in.Networks {
 		// Every network whose driver wants one here, in sight or not: its
-		// containers reach the host and beyond through it.
+		// containers reach the host and beyond through it. Where HNS runs
+		// (Windows), it does this part.
 		d, err := driver.Get(n.Driver)
-		if err != nil || !n.Subnet.IsValid() || !n.Gateway.IsValid() {
+		if in.HNS || err != nil || !n.Subnet.IsValid() || !n.Gateway.IsValid() {
 			continue
 		}
-		gw, masq := d.HostGateway(DriverNetwork(n), driver.GatewayHere{VTEP: in.VTEP, Creator: n.Creator == in.Self, Local: local[n.Name]})
-		if gw {
-			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: masq})
+		want, gw := d.HostGateway(DriverNetwork(n), driver.GatewayHere{VTEP: in.VTEP, Creator: n.Creator == in.Self, Local: local[n.Name]})
+		if want {
+			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: gw.Masquerade, Routed: gw.Routed})
 		}
 	}
 	sort.Slice(h.Gateways, func(i, j int) bool { return h.Gateways[i].Name < h.Gateways[j].Name })
