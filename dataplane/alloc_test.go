@@ -43,6 +43,7 @@ type hotRig struct {
 	under   *nopUnderlay
 	devA    *nopDevice
 	devB    *nopDevice
+	portB   *Port
 	inside  *insideLoop
 	outside *outsideLoop
 }
@@ -56,6 +57,7 @@ func newHotRig(tb testing.TB) *hotRig {
 	h.sw = sw
 	pa := &Port{sw: sw, dev: h.devA, name: "a", index: 0}
 	pb := &Port{sw: sw, dev: h.devB, name: "b", index: 1}
+	h.portB = pb
 	tbl, err := NewTable([]NetworkSpec{{
 		VNI:     testVNI,
 		Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
@@ -142,6 +144,44 @@ func TestHotPath_zeroAllocs(t *testing.T) {
 			}
 			if tc.sent() == before {
 				t.Errorf("the path did nothing: no packet came out")
+			}
+		})
+	}
+}
+
+// TestHotPath_zeroAllocsOut: the way out (to the gateway port, and an
+// l2tunnel host's to the policy host) allocates nothing either.
+func TestHotPath_zeroAllocsOut(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector (make test runs this without it)")
+	}
+	world := ipv4UDP(ip1, netip.MustParseAddr("198.51.100.7"), 1, 2, make([]byte, 64))
+	for name, spec := range map[string]func(h *hotRig) NetworkSpec{
+		"to the gateway": func(h *hotRig) NetworkSpec {
+			return NetworkSpec{Gateway: h.portB}
+		},
+		"to the policy host": func(*hotRig) NetworkSpec { return NetworkSpec{PolicyVTEP: vtep3} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHotRig(t)
+			s := spec(h)
+			s.VNI, s.Subnets = testVNI, []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")}
+			s.Endpoints = []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: h.inside.port}}
+			tbl, err := NewTable([]NetworkSpec{s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.sw.SetTable(tbl)
+			before := h.under.sent + h.devB.written
+			run := func() {
+				h.loadInside(world, 32)
+				h.processInside(32)
+			}
+			if allocs := testing.AllocsPerRun(100, run); allocs != 0 {
+				t.Errorf("%v allocations per batch", allocs)
+			}
+			if h.under.sent+h.devB.written == before {
+				t.Error("nothing went out: the test measured the wrong path")
 			}
 		})
 	}

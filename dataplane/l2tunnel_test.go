@@ -101,7 +101,9 @@ func TestL2Tunnel_policyHostDecidesAndForwards(t *testing.T) {
 // bound for outside the network to the policy host; the policy host
 // decides, for its own ports and for other hosts' containers alike, and
 // sends it out through its gateway; what comes back through the gateway
-// is a reply and goes to the container, wherever it is.
+// goes to the container, wherever it is, the policy aside: the host's
+// filter (package hostnet) lets nothing into the gateway but replies and
+// published ports.
 func TestL2Tunnel_egressThroughThePolicyHost(t *testing.T) {
 	subnet := []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")}
 	world, blocked := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("198.51.100.9")
