@@ -22,26 +22,6 @@ import (
 	"github.com/vxnet/vxnet/hns/hnstest"
 )
 
-func hnsState(t *testing.T, f *hnstest.Fake) (nets map[string]hns.Network, eps map[string]hns.Endpoint) {
-	t.Helper()
-	ns, err := f.Networks()
-	if err != nil {
-		t.Fatal(err)
-	}
-	es, err := f.Endpoints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nets, eps = map[string]hns.Network{}, map[string]hns.Endpoint{}
-	for _, n := range ns {
-		nets[n.Name] = n
-	}
-	for _, e := range es {
-		eps[e.Name] = e
-	}
-	return nets, eps
-}
-
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -115,7 +95,7 @@ func TestHNS_endpointsWithoutNamespace(t *testing.T) {
 	}
 	name := hns.EndpointName("ov", "web")
 	hasEndpoint := func() bool {
-		_, eps := hnsState(t, fake)
+		_, eps := fake.ByName()
 		e, ok := eps[name]
 		return ok && len(e.IpConfigurations) == 1 && e.IpConfigurations[0].IpAddress+"/24" == ep.Addresses[0]
 	}
@@ -131,7 +111,7 @@ func TestHNS_endpointsWithoutNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, "the HNS endpoint to go", 5*time.Second, func() bool {
-		_, eps := hnsState(t, fake)
+		_, eps := fake.ByName()
 		_, ok := eps[name]
 		return !ok
 	})
@@ -187,19 +167,19 @@ func TestHNS_remoteEndpointsFollowGossip(t *testing.T) {
 	}
 	name := hns.EndpointName("ov", "api")
 	testutil.WaitFor(t, "w1's HNS to get w2's endpoint as a remote one", 10*time.Second, func() bool {
-		_, eps := hnsState(t, f1)
+		_, eps := f1.ByName()
 		e, ok := eps[name]
 		return ok && e.Remote() && strings.Contains(string(mustJSON(t, e)), "127.0.0.2") &&
 			len(e.IpConfigurations) == 1 && e.IpConfigurations[0].IpAddress+"/24" == ep.Addresses[0]
 	})
-	if _, eps := hnsState(t, f2); eps[name].Remote() {
+	if _, eps := f2.ByName(); eps[name].Remote() {
 		t.Error("w2's own endpoint is remote in its HNS")
 	}
 	if err := w2.RemoveEndpoint("ov", "api"); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, "the remote endpoint to leave w1's HNS", 10*time.Second, func() bool {
-		_, eps := hnsState(t, f1)
+		_, eps := f1.ByName()
 		_, ok := eps[name]
 		return !ok
 	})

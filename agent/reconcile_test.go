@@ -107,7 +107,7 @@ func TestReconcile_badRowsLeftOut(t *testing.T) {
 	testutil.WaitFor(t, "the removed endpoint to stop resolving", 5*time.Second, func() bool { return !answers("good.") })
 	// HNS took the good rows (the bad network's too: HNS can take its name).
 	testutil.WaitFor(t, "HNS to hold the good endpoints", 5*time.Second, func() bool {
-		_, eps := hnsState(t, a.cfg.HNS.(*hnstest.Fake))
+		_, eps := a.cfg.HNS.(*hnstest.Fake).ByName()
 		return len(eps) == 2
 	})
 }

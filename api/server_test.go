@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vxnet/vxnet/internal/testutil"
 )
 
 // fakeBackend answers from its fields and records the changes asked of it.
@@ -292,7 +294,7 @@ func TestServe_clientAndShutdown(t *testing.T) {
 		_, err := c.CreateEndpoint(ctx, EndpointCreate{Network: "web", Name: "a", Netns: "c1"})
 		created <- err
 	}()
-	waitFor(t, func() bool { return len(b.called()) == 1 })
+	testutil.WaitFor(t, "the request to reach the backend", 10*time.Second, func() bool { return len(b.called()) == 1 })
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()
 	select {
@@ -307,16 +309,5 @@ func TestServe_clientAndShutdown(t *testing.T) {
 	<-stopped
 	if _, err := c.Networks(ctx); err == nil {
 		t.Error("the server still answers after stop")
-	}
-}
-
-// waitFor polls cond for up to 10 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

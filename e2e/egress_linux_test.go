@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -38,11 +37,7 @@ func startOutside(t *testing.T, l *lab, c *cluster, prefix, v6prefix string) out
 		last := h.addr[strings.LastIndexByte(h.addr, '.')+1:]
 		l.run("ip", "-n", h.ns, "addr", "add", v6prefix+"::"+last+"/64", "dev", "ul0", "nodad")
 	}
-	srv := exec.Command("ip", "netns", "exec", o.ns, "iperf3", "-s", "-p", "5201")
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	l.startIn(o.ns, "iperf3", "-s", "-p", "5201")
 	// A web server, on IPv4 and IPv6: what a container's first wget asks.
 	var ln net.Listener
 	inNetns(t, o.ns, func() {
@@ -55,21 +50,9 @@ func startOutside(t *testing.T, l *lab, c *cluster, prefix, v6prefix string) out
 		ReadHeaderTimeout: 5 * time.Second}
 	go web.Serve(ln)
 	t.Cleanup(func() { web.Close() })
-	dns := exec.Command("ip", "netns", "exec", o.ns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--user=root",
+	l.startIn(o.ns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--user=root",
 		"--no-resolv", "--no-hosts", "--listen-address="+o.v4, "--bind-interfaces",
 		"--address=/outside.test/"+o.v4, "--address=/outside.test/"+o.v6, "--pid-file="+filepath.Join(l.dir, "out-dnsmasq.pid"))
-	var log bytes.Buffer
-	dns.Stdout, dns.Stderr = &log, &log
-	if err := dns.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		dns.Process.Kill()
-		dns.Wait()
-		if t.Failed() {
-			t.Logf("outside's dnsmasq:\n%s", log.String())
-		}
-	})
 	testutil.WaitFor(t, "iperf3 and dnsmasq to listen outside", 10*time.Second, func() bool {
 		out, _ := l.tryIn(o.ns, "ss", "-Hln")
 		return strings.Contains(out, ":5201") && strings.Contains(out, o.v4+":53")
@@ -156,11 +139,7 @@ func TestOverlay_egress(t *testing.T) {
 	}
 
 	// A port published by a container on h2, from outside, on h2's address.
-	srv := exec.Command("ip", "netns", "exec", p, "iperf3", "-s", "-p", "5201")
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	l.startIn(p, "iperf3", "-s", "-p", "5201")
 	testutil.WaitFor(t, "iperf3 to listen in p", 10*time.Second, func() bool {
 		out, _ := l.tryIn(p, "ss", "-Hltn", "sport", "= :5201")
 		return strings.Contains(out, "5201")

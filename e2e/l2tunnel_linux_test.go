@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -34,11 +33,7 @@ func TestL2Tunnel_threeHosts(t *testing.T) {
 	l.waitPing("a to b by name, same host", a, "b")
 
 	for _, port := range []string{"5201", "5202"} {
-		srv := exec.Command("ip", "netns", "exec", b, "iperf3", "-s", "-p", port)
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+		l.startIn(b, "iperf3", "-s", "-p", port)
 	}
 	testutil.WaitFor(t, "iperf3 to listen in b", 10*time.Second, func() bool {
 		out, _ := l.tryIn(b, "ss", "-Hltn")

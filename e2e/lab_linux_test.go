@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
 	"github.com/vxnet/vxnet/internal/testutil"
 )
 
@@ -107,6 +108,25 @@ func (l *lab) in(ns string, args ...string) string {
 func (l *lab) tryIn(ns string, args ...string) (string, error) {
 	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
 	return string(out), err
+}
+
+// startIn starts a server (args) inside ns, stopped at cleanup; its output
+// is logged if the test failed.
+func (l *lab) startIn(ns string, args ...string) {
+	l.t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	var log testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if l.t.Failed() {
+			l.t.Logf("%s in %s:\n%s", args[0], ns, log.String())
+		}
+	})
 }
 
 // veth joins namespaces a and b with a veth pair named ifA/ifB, addresses

@@ -70,11 +70,7 @@ func TestNAT_oneHost(t *testing.T) {
 	ping("the host, from a container", d, "198.18.143.1")
 
 	// A published port: iperf3 in b on 5201, reached on the host's 8080.
-	srv := exec.Command("ip", "netns", "exec", b, "iperf3", "-s", "-p", "5201")
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	l.startIn(b, "iperf3", "-s", "-p", "5201")
 	testutil.WaitFor(t, "iperf3 to listen in b", 10*time.Second, func() bool {
 		out, _ := l.tryIn(b, "ss", "-Hltn", "sport", "= :5201")
 		return strings.Contains(out, "5201")

@@ -148,21 +148,9 @@ func TestUplink_transparentDHCP(t *testing.T) {
 	c := l.cluster("198.18.48", "h1")
 	ext := segment(l, "198.18.48")
 	leases := filepath.Join(l.dir, "dnsmasq.leases")
-	srv := exec.Command("ip", "netns", "exec", ext, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--user=root",
+	l.startIn(ext, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--user=root",
 		"--interface=eth0", "--bind-interfaces", "--port=0", "--dhcp-range=198.18.48.200,198.18.48.220,255.255.255.0,1h",
 		"--dhcp-option=option:router,198.18.48.254", "--dhcp-leasefile="+leases, "--pid-file="+filepath.Join(l.dir, "dnsmasq.pid"))
-	var log bytes.Buffer
-	srv.Stdout, srv.Stderr = &log, &log
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Process.Kill()
-		srv.Wait()
-		if t.Failed() {
-			t.Logf("dnsmasq:\n%s", log.String())
-		}
-	})
 
 	c.cli("h1", "network", "create", "-d", "transparent", "--subnet", "198.18.48.0/24", "--gateway", "198.18.48.254",
 		"-o", "uplink=ul0", "-o", "dhcp=true", "dh")

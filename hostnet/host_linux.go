@@ -33,6 +33,7 @@ type Host struct {
 	mu      sync.Mutex
 	gws     map[string]*gateway
 	rules   string // the ruleset last applied
+	v6      bool   // it holds an ip6 table (removed only when gone)
 	uplinks map[string]*dataplane.Uplink
 	dhcp    map[string]*dhcp.Clients
 }
@@ -71,12 +72,12 @@ func (h *Host) Sync(nets []Gateway, pubs []Published) error {
 	if len(nets) == 0 && h.rules == "" {
 		return nil
 	}
-	v6 := needsV6(nets, pubs) || strings.Contains(h.rules, "table ip6 vxnet {")
+	v6 := needsV6(nets, pubs) || h.v6
 	if rules := ruleset(nets, pubs, h.guard, v6); rules != h.rules {
 		if err := runNft(rules); err != nil {
 			return err
 		}
-		h.rules = rules
+		h.rules, h.v6 = rules, needsV6(nets, pubs)
 	}
 	var errs []error
 	for _, n := range nets {
@@ -224,8 +225,8 @@ func (h *Host) Close() error {
 	if h.rules == "" {
 		return nil
 	}
-	v6 := strings.Contains(h.rules, "table ip6 vxnet {")
-	h.rules = ""
+	v6 := h.v6
+	h.rules, h.v6 = "", false
 	return runNft(ruleset(nil, nil, h.guard, v6))
 }
 

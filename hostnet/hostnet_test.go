@@ -75,3 +75,13 @@ func TestRuleset(t *testing.T) {
 		}
 	}
 }
+
+// TestRuleset_ip6Managed: the ip6 table is made only for IPv6 networks or
+// ports, and removed when the last one goes (v6 asks for its removal).
+func TestRuleset_ip6Managed(t *testing.T) {
+	v4 := []Gateway{{Name: "a", Subnet: netip.MustParsePrefix("172.30.1.0/24"), Gateway: netip.MustParseAddr("172.30.1.1"), Masquerade: true}}
+	rs := ruleset(v4, nil, Guard{VXLANPort: 4789, GossipPort: 7946}, true)
+	if !strings.Contains(rs, "delete table ip6 vxnet") || strings.Contains(rs, "table ip6 vxnet {") {
+		t.Errorf("the ip6 table, no longer needed, is not removed or is made again:\n%s", rs)
+	}
+}

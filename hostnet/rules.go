@@ -14,7 +14,8 @@ import (
 // (between routed networks) their own traffic, and keeps containers off
 // the host's VXLAN and gossip ports and its loopback. With no networks it
 // only removes the tables. v6: manage the ip6 table too (a kernel without
-// IPv6 NAT need never see it).
+// IPv6 NAT need never see it): it is removed, and made again if IPv6
+// networks or ports need it.
 func ruleset(nets []Gateway, pubs []Published, g Guard, v6 bool) string {
 	var b strings.Builder
 	// Create-then-delete makes the delete succeed whether or not the table
@@ -36,7 +37,7 @@ func ruleset(nets []Gateway, pubs []Published, g Guard, v6 bool) string {
 		return ps[i].HostPort < ps[j].HostPort
 	})
 	familyRules(&b, "ip", sorted, ps, g)
-	if v6 {
+	if v6 && needsV6(nets, pubs) {
 		familyRules(&b, "ip6", sorted, ps, g)
 	}
 	return b.String()

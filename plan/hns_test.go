@@ -42,7 +42,7 @@ func TestHNS_followsTheTables(t *testing.T) {
 		}
 	}
 	sync()
-	hnsNets, hnsEps := hnsState(t, fake)
+	hnsNets, hnsEps := fake.ByName()
 	for name, typ := range map[string]hns.NetworkType{"vxnet-ov": hns.Overlay, "vxnet-nt": hns.NAT, "vxnet-tr": hns.Transparent,
 		"vxnet-l2": hns.L2Bridge, "vxnet-tu": hns.L2Tunnel} {
 		if n, ok := hnsNets[name]; !ok || n.Type != typ {
@@ -74,7 +74,7 @@ func TestHNS_followsTheTables(t *testing.T) {
 	eps = append(eps, endpoint("ov", "cache", "h3", 9, 4))
 	eps = append(eps[:1], eps[2:]...)
 	sync()
-	_, hnsEps = hnsState(t, fake)
+	_, hnsEps = fake.ByName()
 	if _, ok := hnsEps[hns.EndpointName("ov", "cache")]; !ok {
 		t.Error("the new remote container has no HNS endpoint")
 	}
@@ -85,7 +85,7 @@ func TestHNS_followsTheTables(t *testing.T) {
 	// HNS restarts and forgets the (non-persistent) networks.
 	fake.Restart()
 	sync()
-	hnsNets, hnsEps = hnsState(t, fake)
+	hnsNets, hnsEps = fake.ByName()
 	if len(hnsNets) != 5 || hnsEps[hns.EndpointName("ov", "web")].Name == "" || hnsEps[hns.EndpointName("ov", "cache")].Name == "" {
 		t.Errorf("after an HNS restart: %d networks, endpoints %d", len(hnsNets), len(hnsEps))
 	}
@@ -100,29 +100,9 @@ func TestHNS_followsTheTables(t *testing.T) {
 	}
 	eps = kept
 	sync()
-	if hnsNets, _ := hnsState(t, fake); len(hnsNets) != 4 {
+	if hnsNets, _ := fake.ByName(); len(hnsNets) != 4 {
 		t.Errorf("%d HNS networks after removing one, want 4", len(hnsNets))
 	}
-}
-
-func hnsState(t *testing.T, f *hnstest.Fake) (map[string]hns.Network, map[string]hns.Endpoint) {
-	t.Helper()
-	ns, err := f.Networks()
-	if err != nil {
-		t.Fatal(err)
-	}
-	es, err := f.Endpoints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nets, eps := map[string]hns.Network{}, map[string]hns.Endpoint{}
-	for _, n := range ns {
-		nets[n.Name] = n
-	}
-	for _, e := range es {
-		eps[e.Name] = e
-	}
-	return nets, eps
 }
 
 func mustJSON(t *testing.T, v any) string {

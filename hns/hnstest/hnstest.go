@@ -112,6 +112,21 @@ func (f *Fake) newIDLocked() string {
 	return fmt.Sprintf("%08X-0000-4000-8000-%012X", f.seq, f.seq)
 }
 
+// ByName is what the fake holds, networks and endpoints by name, for a
+// test to look at: not counted in Calls, and never failed.
+func (f *Fake) ByName() (map[string]hns.Network, map[string]hns.Endpoint) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	nets, eps := map[string]hns.Network{}, map[string]hns.Endpoint{}
+	for _, n := range clone(f.networks) {
+		nets[n.Name] = n
+	}
+	for _, e := range clone(f.eps) {
+		eps[e.Name] = e
+	}
+	return nets, eps
+}
+
 // Networks implements hns.Client.
 func (f *Fake) Networks() ([]hns.Network, error) {
 	f.mu.Lock()
