@@ -15,6 +15,7 @@ import (
 
 	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/hns"
@@ -63,15 +64,19 @@ type Agent struct {
 	local     map[string]*localEndpoint
 	pending   map[string]struct{} // endpoints being created
 	ports     map[string]string   // host ports ("8080/tcp") reserved by endpoints being created
-	creating  map[string]struct{} // names of networks and endpoints being created (names.go)
-	skipped   *leftout.Reporter   // bad rows the rebuilt tables leave out (internal/leftout)
-	kick      chan struct{}
+	// reserved: addresses reserved for a runtime (handover.go), by
+	// network, with the key of the endpoint that took each over, or "".
+	reserved map[string]map[netip.Addr]string
+	creating map[string]struct{} // names of networks and endpoints being created (names.go)
+	skipped  *leftout.Reporter   // bad rows the rebuilt tables leave out (internal/leftout)
+	kick     chan struct{}
 
 	awayLong   bool          // back after long enough for its blocks to have passed to others
 	nameSettle time.Duration // how long endpoint create waits for a competing claim of its name
 	recovering atomic.Bool   // rebuilding this host's state from the cluster (Config.Recover)
 	// runCtx ends when Run returns (stopRun); bg runs work started
 	// outside the request path (readdressing), waited for before closing.
+	ready   chan struct{} // closed once Run has restored the endpoints and serves the API
 	runCtx  context.Context
 	stopRun context.CancelFunc
 	bg      jobs.Group
@@ -81,8 +86,9 @@ type Agent struct {
 type localEndpoint struct {
 	rec      tables.Endpoint
 	port     *dataplane.Port
-	ns       string // namespace path
-	removing bool   // a RemoveEndpoint, readdress or takeDown owns it
+	dev      tun.Device // the port's device, when handed over (its end is ours)
+	ns       string     // namespace path
+	removing bool       // a RemoveEndpoint, readdress or takeDown owns it
 	// busy: being created or restored; conflicts wait until it is done
 	// (settled), since its row may not be written yet.
 	busy bool
@@ -100,7 +106,7 @@ func New(cfg config.Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]tables.Network{}, rows: map[string]tables.Endpoint{}, owners: map[string]string{},
 		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
-		local: map[string]*localEndpoint{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1)}
+		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]string{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{})}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	var recovering bool
 	a.store, recovering, err = hoststate.OpenAgent(cfg.DataDir, cfg.Recover, len(cfg.Join) > 0, cfg.Logger)
@@ -270,6 +276,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer stopMetrics()
 	a.log.Info("agent running", "node", a.cfg.Name, "underlayAddr", a.vtep.String(), "apiSocket", a.cfg.APISocket)
+	close(a.ready)
 
 	select {
 	case <-ctx.Done():
@@ -286,6 +293,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent stopped", "node", a.cfg.Name)
 	return nil
 }
+
+// Ready is closed once the agent serves its API, its endpoints restored:
+// a plugin served before then waits for it.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // routineJoin joins the cluster, retrying until it can or ctx ends, in
 // short attempts so that a shutdown is not held up by an unreachable seed.

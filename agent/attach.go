@@ -27,7 +27,10 @@ func (a *Agent) attach(ep tables.Endpoint) error {
 		return nil
 	}
 	path := netnsPath(ep.Netns)
-	dev, err := tun.Create(tun.Config{Name: ep.Ifname, Netns: path, MTU: a.cfg.MTU, Addresses: ep.Addrs, Routes: a.containerRoutes(ep.Network)})
+	if ep.Handover {
+		return a.attachHandover(ep, path, nil)
+	}
+	dev, err := tun.Create(tun.Config{Name: ep.Ifname, Netns: path, MTU: a.mtu(ep), Addresses: ep.Addrs, Routes: a.containerRoutes(ep.Network)})
 	if err != nil {
 		return err
 	}
@@ -94,6 +97,13 @@ func (a *Agent) detach(key string) {
 	}
 	a.reconcileNow()
 	if le != nil && le.port != nil {
+		if le.dev != nil {
+			// The device goes with the port's descriptor, wherever the
+			// runtime put it.
+			if err := tun.Remove(le.dev); err != nil {
+				a.log.Warn("removing a handed-over device", "endpoint", key, "error", err)
+			}
+		}
 		a.sw.RemovePort(le.port)
 	}
 }
@@ -105,6 +115,7 @@ func (a *Agent) restoreEndpoints() {
 	if a.recovering.Load() {
 		return // a recovery cut short: nothing of this host's is known yet
 	}
+	a.loadReserved()
 	a.releaseOrphanLeases()
 	a.syncView()
 	for _, ep := range a.store.Snapshot().Endpoints {
@@ -138,6 +149,10 @@ func (a *Agent) restoreEndpoint(ep tables.Endpoint) {
 	if ep.Netns == "" && a.hnsProg == nil {
 		a.log.Warn("an HNS endpoint, but no HNS on this host; removing it", "endpoint", key)
 		a.removeGone(ep)
+		return
+	}
+	if ep.Handover {
+		a.restoreHandover(ep)
 		return
 	}
 	if _, err := os.Stat(netnsPath(ep.Netns)); ep.Netns != "" && err != nil {
@@ -176,6 +191,10 @@ func (a *Agent) removeGone(ep tables.Endpoint) {
 // releaseAddresses gives an endpoint's addresses back: to the segment's
 // DHCP server when one leased them, else to IPAM (best effort, logged).
 func (a *Agent) releaseAddresses(key string, ep tables.Endpoint) {
+	if ep.Reserved {
+		a.untakeReservation(ep.Network, ep.Addr(), key) // released by the runtime
+		return
+	}
 	if ep.DHCP != nil {
 		a.releaseDHCP(ep)
 		return

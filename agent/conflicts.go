@@ -378,6 +378,14 @@ func (a *Agent) releaseOrphanLeases() {
 			held[ep.Network][p.Addr()] = true
 		}
 	}
+	for network, addrs := range st.Reserved {
+		for _, ip := range addrs {
+			if held[network] == nil {
+				held[network] = map[netip.Addr]bool{}
+			}
+			held[network][ip] = true
+		}
+	}
 	for _, network := range sortedMapKeys(st.Leases) {
 		for _, l := range st.Leases[network] {
 			if held[network][l] {

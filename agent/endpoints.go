@@ -62,19 +62,29 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	return apiEndpoint(ep), nil
 }
 
-// checkEndpoint checks a request, its names checked, against its network
-// and driver. Errors name the field.
-func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
-	n, ok := a.network(req.Network)
+// endpointNetwork returns network and its driver, if endpoints of this
+// host may join it.
+func (a *Agent) endpointNetwork(network string) (tables.Network, driver.Driver, error) {
+	n, ok := a.network(network)
 	if !ok {
-		return newEndpoint{}, apiError(api.CodeNotFound, "network", "no network %q", req.Network)
+		return n, nil, apiError(api.CodeNotFound, "network", "no network %q", network)
 	}
 	d, err := driver.Get(n.Driver)
 	if err != nil {
-		return newEndpoint{}, apiError(api.CodeConflict, "network", "network %q: %v", n.Name, err)
+		return n, nil, apiError(api.CodeConflict, "network", "network %q: %v", n.Name, err)
 	}
 	if d.Scope() == driver.ScopeLocal && n.Creator != a.cfg.Name {
-		return newEndpoint{}, apiError(api.CodeConflict, "network", "network %q is a %s network of host %s: endpoints attach there only", n.Name, n.Driver, n.Creator)
+		return n, nil, apiError(api.CodeConflict, "network", "network %q is a %s network of host %s: endpoints attach there only", n.Name, n.Driver, n.Creator)
+	}
+	return n, d, nil
+}
+
+// checkEndpoint checks a request, its names checked, against its network
+// and driver. Errors name the field.
+func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
+	n, d, err := a.endpointNetwork(req.Network)
+	if err != nil {
+		return newEndpoint{}, err
 	}
 	ne := newEndpoint{key: tables.EndpointKey(req.Network, req.Name), n: n, d: d}
 	for i, s := range req.Publish {
@@ -87,11 +97,24 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		}
 		req.Publish[i], ne.ports = p.String(), append(ne.ports, p) // as the record keeps them
 	}
-	hnsOnly := req.Netns == "" && a.hnsProg != nil // Windows: the runtime attaches the container to the HNS endpoint
-	if req.Netns == "" && !hnsOnly {
+	hnsOnly := req.Netns == "" && a.hnsProg != nil && !req.Handover // Windows: the runtime attaches the container to the HNS endpoint
+	switch {
+	case req.Handover && req.Netns == "":
+		return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required with handover: where the runtime will move the device")
+	case req.Handover && req.Ifname == "":
+		return newEndpoint{}, apiError(api.CodeBadRequest, "ifname", "ifname is required with handover: the device's name on this host until the runtime moves it")
+	case req.Handover && a.hnsProg != nil:
+		return newEndpoint{}, apiError(api.CodeBadRequest, "handover", "handover: on Windows the runtime attaches containers to HNS endpoints; leave netns empty")
+	case req.Netns == "" && !hnsOnly:
 		return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required: the container's network namespace (a name from `ip netns`, or a path such as /proc/PID/ns/net)")
 	}
-	if !hnsOnly {
+	if req.MTU != 0 && (req.MTU < 576 || req.MTU > a.cfg.MTU) {
+		return newEndpoint{}, apiError(api.CodeBadRequest, "mtu", "mtu %d: want 576 to %d (this host's --mtu)", req.MTU, a.cfg.MTU)
+	}
+	if req.Reserved && req.IP == "" {
+		return newEndpoint{}, apiError(api.CodeBadRequest, "ip", "ip is required with reserved: the address reserved for the endpoint")
+	}
+	if !hnsOnly && !req.Handover {
 		if _, err := os.Stat(netnsPath(req.Netns)); err != nil {
 			return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q: %v", req.Netns, err)
 		}
@@ -151,7 +174,7 @@ func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endpoint, error) {
 	req, n := ne.req, ne.n
 	ep := tables.Endpoint{Name: req.Name, Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep, Aliases: req.Aliases, Service: req.Service,
-		Netns: req.Netns, Ifname: req.Ifname, Publish: req.Publish, SRVPorts: req.SRVPorts}
+		Netns: req.Netns, Ifname: req.Ifname, Publish: req.Publish, SRVPorts: req.SRVPorts, Labels: req.Labels, Handover: req.Handover, MTU: req.MTU}
 	var addr netip.Addr
 	switch {
 	case ne.d.LeasesByDHCP(plan.DriverNetwork(n)):
@@ -168,6 +191,13 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 		var err error
 		if addr, err = netip.ParseAddr(req.IP); err != nil {
 			return ep, apiError(api.CodeBadRequest, "ip", "ip %q is not an IP address", req.IP)
+		}
+		if req.Reserved {
+			if !a.takeReservation(n.Name, addr, ne.key) {
+				return ep, apiError(api.CodeConflict, "ip", "ip %q is not reserved on this host for network %q, or another endpoint took it", req.IP, n.Name)
+			}
+			ep.Reserved = true
+			break
 		}
 		if err := a.ipam.AllocateStatic(n.Name, addr); err != nil {
 			return ep, fromIPAM(err)
@@ -285,7 +315,7 @@ func (a *Agent) Endpoints() []api.Endpoint {
 // apiEndpoint is an endpoint as the API shows it.
 func apiEndpoint(e tables.Endpoint) api.Endpoint {
 	out := api.Endpoint{Name: e.Name, Network: e.Network, Host: e.Host, Aliases: e.Aliases, Service: e.Service, Netns: e.Netns,
-		Ifname: e.Ifname, Publish: e.Publish, SRVPorts: e.SRVPorts, State: e.State, Reason: e.Reason}
+		Ifname: e.Ifname, Publish: e.Publish, SRVPorts: e.SRVPorts, State: e.State, Reason: e.Reason, Labels: e.Labels}
 	if e.VTEP.IsValid() {
 		out.VTEP = e.VTEP.String()
 	}

@@ -321,3 +321,20 @@ func (a *Agent) liveMembers() (first string, live map[string]bool) {
 	}
 	return first, live
 }
+
+// CheckNetwork checks a network create request without creating anything:
+// what CreateNetwork would refuse of the request alone. A request without
+// a name is checked but for the name (a runtime may not know it yet).
+func (a *Agent) CheckNetwork(req api.NetworkCreate) error {
+	if req.Name == "" {
+		req.Name = "x"
+	}
+	d, own, _, err := checkNetworkCreate(&req)
+	if err != nil {
+		return err
+	}
+	if err := d.CheckOptions(own); err != nil {
+		return apiError(api.CodeBadRequest, "options", "%v", err)
+	}
+	return nil
+}

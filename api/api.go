@@ -81,6 +81,9 @@ type Endpoint struct {
 	// it with endpoint rm.
 	State  string `json:"state,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Labels are the runtime's notes (for a Docker container: its ID and
+	// name).
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // StateDown is Endpoint.State of an endpoint out of service.
@@ -112,6 +115,21 @@ type EndpointCreate struct {
 	// Name without one) with SRV records "0 0 PORT NAME.NETWORK.", one per
 	// endpoint of the service. NAME is a service name such as http.
 	SRVPorts []string `json:"srvPorts,omitempty"`
+	// MTU of the container's device: at most the agent's (--mtu), which
+	// is the default.
+	MTU int `json:"mtu,omitempty"`
+	// Labels: notes kept with the endpoint, shown by endpoint inspect.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Handover: make the device in the host's namespace, named Ifname and
+	// left unconfigured, for the container runtime to move into the
+	// container at Netns (a path that may not exist yet) and give its
+	// addresses and routes; Docker's network plugins work this way. The
+	// device outlives an agent restart.
+	Handover bool `json:"handover,omitempty"`
+	// Reserved: IP was reserved beforehand (Docker's IPAM plugin asks for
+	// an address before the endpoint); the endpoint takes the reservation
+	// over.
+	Reserved bool `json:"reserved,omitempty"`
 }
 
 // Service is a name over the endpoints that joined it (EndpointCreate's

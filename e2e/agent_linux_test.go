@@ -69,7 +69,7 @@ func (c *cluster) start(name, join string) { c.l.t.Helper(); c.startWith(name, j
 func (c *cluster) agentArgs(name, join string, extra ...string) []string {
 	h := c.hosts[name]
 	args := []string{"netns", "exec", h.ns, vxnetBin, "agent", "--name", name, "--advertise-addr", h.addr,
-		"--data-dir", h.data, "--api-socket", h.sock, "--profile", "fast", "--dns-upstream", "none", "--log-level", "debug",
+		"--data-dir", h.data, "--api-socket", h.sock, "--docker-plugin", "off", "--profile", "fast", "--dns-upstream", "none", "--log-level", "debug",
 		"--metrics-addr", h.addr + ":9464", "--rx-queues", "2"} // two receive loops: the queue path is tested too
 	if join != "" {
 		args = append(args, "--join", join)
@@ -375,7 +375,7 @@ func TestAgent_badRequestsNameTheField(t *testing.T) {
 	defer cancel()
 	b, err := exec.CommandContext(ctx, "ip", "netns", "exec", h.ns, vxnetBin, "agent", "--name", "h1b",
 		"--advertise-addr", h.addr, "--gossip-port", "7947", "--vxlan-port", "4790", "--data-dir", filepath.Join(l.dir, "h1b"),
-		"--api-socket", filepath.Join(l.dir, "h1b.sock"), "--metrics-addr", h.addr+":9464", "--bind-timeout", "2s").CombinedOutput()
+		"--api-socket", filepath.Join(l.dir, "h1b.sock"), "--docker-plugin", "off", "--metrics-addr", h.addr+":9464", "--bind-timeout", "2s").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(b), "metrics-addr") ||
 		!strings.Contains(string(b), "still in use after 2s") || ctx.Err() != nil {
 		t.Errorf("agent with a taken metrics port: %v\n%s", err, b)

@@ -37,7 +37,7 @@ func TestAgent_waitsForAddressInUse(t *testing.T) {
 	sock := filepath.Join(l.dir, "h1.sock")
 	agentCmd := func(extra ...string) *exec.Cmd {
 		args := append([]string{"netns", "exec", ns, vxnetBin, "agent", "--name", "h1", "--advertise-addr", addr,
-			"--data-dir", filepath.Join(l.dir, "data"), "--api-socket", sock, "--profile", "fast", "--dns-upstream", "none"}, extra...)
+			"--data-dir", filepath.Join(l.dir, "data"), "--api-socket", sock, "--docker-plugin", "off", "--profile", "fast", "--dns-upstream", "none"}, extra...)
 		return exec.Command("ip", args...)
 	}
 

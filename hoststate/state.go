@@ -41,6 +41,10 @@ type State struct {
 	Cluster   []kvs.Entry             `json:"cluster,omitempty"`
 	Endpoints []tables.Endpoint       `json:"endpoints"`
 	Leases    map[string][]netip.Addr `json:"leases"`
+	// Reserved are leases kept for a runtime that asked for an address
+	// before its endpoint (Docker's IPAM), by network: the endpoint that
+	// takes one over leaves its release to the runtime.
+	Reserved map[string][]netip.Addr `json:"reserved,omitempty"`
 	// SavedAt is when the file was written (this host's clock).
 	SavedAt time.Time `json:"savedAt"`
 }

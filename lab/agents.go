@@ -22,7 +22,7 @@ func agentArgv(s *State, h *HostState, join []string) []string {
 		"--name", h.Name,
 		"--advertise-addr", h.Addr.String(),
 		"--data-dir", h.DataDir,
-		"--api-socket", h.Socket,
+		"--api-socket", h.Socket, "--docker-plugin", "off",
 		"--profile", s.Profile,
 		"--log-level", s.LogLevel)
 	// Names the agent does not own go to the outside, the lab's only DNS

@@ -29,6 +29,19 @@ type Endpoint struct {
 	DHCP     *DHCP    // the lease, when a DHCP server gave the address
 	State    string   // StateDown, or "" in service
 	Reason   string   // why it is down
+	// Labels are the runtime's notes on the endpoint (which container of
+	// which runtime it belongs to).
+	Labels map[string]string
+	// Handover: the device was made in the host's namespace for the
+	// runtime to move into the container (Netns is where it goes) and
+	// configure; it outlives the agent, and Ifname is its name there once
+	// moved.
+	Handover bool
+	// MTU of its device, when not the agent's.
+	MTU int
+	// Reserved: the address is a reservation (see hoststate.State's
+	// Reserved), released by its runtime rather than with the endpoint.
+	Reserved bool
 }
 
 // StateDown is Endpoint.State of an endpoint its host took out of service.
@@ -86,29 +99,33 @@ func (e Endpoint) Addr() netip.Addr {
 
 // endpointWire is an Endpoint as hosts send it and the state file keeps it.
 type endpointWire struct {
-	V         int      `json:"v,omitempty"`
-	Name      string   `json:"name"`
-	Network   string   `json:"network"`
-	Host      string   `json:"host"`
-	VTEP      string   `json:"vtep"`
-	MAC       string   `json:"mac"`
-	Addresses []string `json:"addresses"` // ip/prefix
-	Aliases   []string `json:"aliases,omitempty"`
-	Service   string   `json:"service,omitempty"`
-	Netns     string   `json:"netns,omitempty"`
-	Ifname    string   `json:"ifname,omitempty"`
-	Publish   []string `json:"publish,omitempty"`
-	SRVPorts  []string `json:"srvPorts,omitempty"`
-	DHCP      *DHCP    `json:"dhcp,omitempty"`
-	State     string   `json:"state,omitempty"`
-	Reason    string   `json:"reason,omitempty"`
+	V         int               `json:"v,omitempty"`
+	Name      string            `json:"name"`
+	Network   string            `json:"network"`
+	Host      string            `json:"host"`
+	VTEP      string            `json:"vtep"`
+	MAC       string            `json:"mac"`
+	Addresses []string          `json:"addresses"` // ip/prefix
+	Aliases   []string          `json:"aliases,omitempty"`
+	Service   string            `json:"service,omitempty"`
+	Netns     string            `json:"netns,omitempty"`
+	Ifname    string            `json:"ifname,omitempty"`
+	Publish   []string          `json:"publish,omitempty"`
+	SRVPorts  []string          `json:"srvPorts,omitempty"`
+	DHCP      *DHCP             `json:"dhcp,omitempty"`
+	State     string            `json:"state,omitempty"`
+	Reason    string            `json:"reason,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Handover  bool              `json:"handover,omitempty"`
+	Reserved  bool              `json:"reserved,omitempty"`
+	MTU       int               `json:"mtu,omitempty"`
 }
 
 // MarshalJSON writes the wire form.
 func (e Endpoint) MarshalJSON() ([]byte, error) {
 	w := endpointWire{V: Version, Name: e.Name, Network: e.Network, Host: e.Host, VTEP: addrText(e.VTEP),
 		Addresses: make([]string, len(e.Addrs)), Aliases: e.Aliases, Service: e.Service, Netns: e.Netns, Ifname: e.Ifname,
-		Publish: e.Publish, SRVPorts: e.SRVPorts, DHCP: e.DHCP, State: e.State, Reason: e.Reason}
+		Publish: e.Publish, SRVPorts: e.SRVPorts, DHCP: e.DHCP, State: e.State, Reason: e.Reason, Labels: e.Labels, Handover: e.Handover, Reserved: e.Reserved, MTU: e.MTU}
 	if !e.MAC.IsZero() {
 		w.MAC = e.MAC.String()
 	}
@@ -129,7 +146,7 @@ func (e *Endpoint) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	v := Endpoint{Name: w.Name, Network: w.Network, Host: w.Host, Aliases: w.Aliases, Service: w.Service, Netns: w.Netns,
-		Ifname: w.Ifname, Publish: w.Publish, SRVPorts: w.SRVPorts, DHCP: w.DHCP, State: w.State, Reason: w.Reason}
+		Ifname: w.Ifname, Publish: w.Publish, SRVPorts: w.SRVPorts, DHCP: w.DHCP, State: w.State, Reason: w.Reason, Labels: w.Labels, Handover: w.Handover, Reserved: w.Reserved, MTU: w.MTU}
 	var ok bool
 	if v.VTEP, ok = parseAddr(w.VTEP); !ok {
 		return &RowError{Endpoints, key, "vtep", w.VTEP, "not an IP address"}

@@ -19,6 +19,7 @@ import (
 	"github.com/vxnet/vxnet/agent"
 	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/plugin/docker"
 )
 
 const agentUsage = `Usage: vxnet agent --advertise-addr IP [--join HOST:PORT,...] [flags]
@@ -63,6 +64,8 @@ func cmdAgent(std stdio, args []string) int {
 	fs.IntVar(&cfg.VXLANPort, "vxlan-port", config.DefaultVXLANPort, "VXLAN UDP `PORT`, the same on every host")
 	fs.StringVar(&cfg.DataDir, "data-dir", config.DefaultDataDir, "`DIR` for this host's own state (endpoints, leases, clock)")
 	fs.StringVar(&cfg.APISocket, "api-socket", api.DefaultSocket, "unix socket `PATH` of the API (mode 0600)")
+	dockerSock := fs.String("docker-plugin", defaultDockerPlugin, "serve Docker's network and IPAM plugin \"vxnet\" on unix socket `PATH`, where Docker finds it (docker network create -d vxnet --ipam-driver vxnet ...); \"off\" serves none")
+	dockerHost := fs.String("docker-host", "unix:///var/run/docker.sock", "`URL` of Docker's API, which the plugin reads network and container names from (unix:///PATH or tcp://HOST:PORT)")
 	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host. Every user of the host sees a command line (ps): prefer --gossip-key-file, or VXNET_GOSSIP_KEY")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "read the gossip key from the first line of `FILE` (the preferred way; refused if its group or others can read it: chmod 600 FILE)")
 	fs.IntVar(&cfg.MTU, "mtu", config.DefaultMTU, "endpoint `MTU` (underlay MTU minus 50)")
@@ -148,6 +151,27 @@ func cmdAgent(std stdio, args []string) int {
 		}
 		return 1
 	}
+	if *dockerSock != "off" && *dockerSock != "" {
+		eng, err := docker.NewHTTPEngine(*dockerHost)
+		if err != nil {
+			fmt.Fprintf(std.stderr, "vxnet agent: --docker-host: %v\n", err)
+			return 2
+		}
+		// Served before the agent joins its cluster: Docker finds the
+		// plugin at once, and its calls wait until the agent is ready.
+		p := docker.New(docker.Config{Backend: a, Engine: eng, Ready: a.Ready(), MTU: cfg.MTU, Logger: log})
+		stopPlugin, err := p.Serve(*dockerSock)
+		switch {
+		case err != nil && flagSet(fs, "docker-plugin"):
+			fmt.Fprintf(std.stderr, "vxnet agent: --docker-plugin: %v\n", err)
+			return 1
+		case err != nil: // the default: the agent runs on without it
+			log.Warn("not serving Docker's plugin (--docker-plugin off to say so)", "error", err)
+		default:
+			defer stopPlugin()
+			log.Info("serving Docker's plugin", "socket", *dockerSock, "dockerHost", *dockerHost)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := a.Run(ctx); err != nil {
@@ -155,6 +179,14 @@ func cmdAgent(std stdio, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// flagSet reports whether flag name was given (on the command line or in
+// the config file).
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // applyConfigFile sets, from a JSON object of flag names to values, every

@@ -1,0 +1,310 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/dataplane/tun"
+	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/hostnet"
+	"github.com/vxnet/vxnet/hoststate"
+	"github.com/vxnet/vxnet/internal/names"
+	"github.com/vxnet/vxnet/plan"
+	"github.com/vxnet/vxnet/tables"
+)
+
+// Reservations: Docker's IPAM plugin asks for a container's address before
+// the network plugin is asked for its endpoint, and gives it back after the
+// endpoint is gone. An address reserved here is a lease of this host; the
+// endpoint created with it (EndpointCreate.Reserved) takes it over without
+// releasing it at removal, and only ReleaseAddress ends the reservation, so
+// that an address Docker still counts as its own is never handed to
+// another container meanwhile. Reservations are in the state file.
+
+// ReserveAddress reserves ip on network, or the next free address when ip
+// is the zero Addr, and returns it with the subnet's prefix length.
+func (a *Agent) ReserveAddress(ctx context.Context, network string, ip netip.Addr) (netip.Prefix, error) {
+	n, d, err := a.endpointNetwork(network)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if d.LeasesByDHCP(plan.DriverNetwork(n)) {
+		return netip.Prefix{}, apiError(api.CodeBadRequest, "network", "network %q leases addresses from the segment's DHCP server, not from vxnet", network)
+	}
+	if ip.IsValid() {
+		if err := a.ipam.AllocateStatic(network, ip); err != nil {
+			return netip.Prefix{}, fromIPAM(err)
+		}
+	} else {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if ip, err = a.ipam.Allocate(actx, network); err != nil {
+			return netip.Prefix{}, fromIPAM(err)
+		}
+	}
+	a.mu.Lock()
+	if a.reserved[network] == nil {
+		a.reserved[network] = map[netip.Addr]string{}
+	}
+	a.reserved[network][ip] = ""
+	a.mu.Unlock()
+	a.saveReserved()
+	a.persist()
+	return netip.PrefixFrom(ip, n.Subnet.Bits()), nil
+}
+
+// ReleaseAddress ends the reservation of ip on network: the address goes
+// back to IPAM, unless an endpoint still holds it, which then releases it
+// itself when removed. An address not reserved is left alone.
+func (a *Agent) ReleaseAddress(network string, ip netip.Addr) error {
+	a.mu.Lock()
+	holder, ok := a.reserved[network][ip]
+	if ok {
+		delete(a.reserved[network], ip)
+		if le := a.local[holder]; holder != "" && le != nil {
+			le.rec.Reserved = false
+			defer a.saveEndpoint(le.rec) // after the unlock
+		}
+	}
+	a.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	a.saveReserved()
+	if holder == "" {
+		if err := a.ipam.Release(network, ip); err != nil {
+			return fromIPAM(err)
+		}
+	}
+	a.persist()
+	return nil
+}
+
+// takeReservation gives reserved address ip of network to the endpoint
+// key, if it is reserved and no other endpoint has it.
+func (a *Agent) takeReservation(network string, ip netip.Addr, key string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	holder, ok := a.reserved[network][ip]
+	if !ok || (holder != "" && holder != key) {
+		return false
+	}
+	a.reserved[network][ip] = key
+	return true
+}
+
+// untakeReservation gives a reservation back from endpoint key.
+func (a *Agent) untakeReservation(network string, ip netip.Addr, key string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if holder, ok := a.reserved[network][ip]; ok && holder == key {
+		a.reserved[network][ip] = ""
+	}
+}
+
+// saveReserved writes the reservations into the state file.
+func (a *Agent) saveReserved() {
+	a.mu.Lock()
+	out := map[string][]netip.Addr{}
+	for network, addrs := range a.reserved {
+		for ip := range addrs {
+			out[network] = append(out[network], ip)
+		}
+	}
+	a.mu.Unlock()
+	if err := a.store.Update(func(st *hoststate.State) { st.Reserved = out }); err != nil {
+		a.log.Error("saving state", "error", err)
+	}
+}
+
+// loadReserved reads the reservations from the state file, with the
+// endpoints that hold them.
+func (a *Agent) loadReserved() {
+	st := a.store.Snapshot()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for network, addrs := range st.Reserved {
+		a.reserved[network] = map[netip.Addr]string{}
+		for _, ip := range addrs {
+			a.reserved[network][ip] = ""
+		}
+	}
+	for _, ep := range st.Endpoints {
+		if ep.Reserved {
+			if _, ok := a.reserved[ep.Network][ep.Addr()]; ok {
+				a.reserved[ep.Network][ep.Addr()] = ep.Key()
+			}
+		}
+	}
+}
+
+// captureDNS makes vxnet's resolver the one a container's queries reach
+// (a variable for the tests).
+var captureDNS = hostnet.CaptureDNS
+
+// Handover devices (EndpointCreate.Handover) are made on this host and
+// moved into the container by its runtime. followHandover waits for the
+// move, then records the device's name there and serves DNS in the
+// container.
+func (a *Agent) followHandover(key string, le *localEndpoint, dev tun.Device) {
+	path := netnsPath(le.rec.Netns)
+	deadline := time.Now().Add(2 * time.Minute)
+	var insideSince time.Time
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		inside, name, err := tun.Where(dev, path)
+		if err != nil {
+			a.log.Warn("following a handed-over device", "endpoint", key, "error", err)
+			return
+		}
+		// Runtimes rename the device once moved (Docker: eth0, eth1...);
+		// one that keeps the name is taken at its word after a second.
+		if inside && insideSince.IsZero() {
+			insideSince = time.Now()
+		}
+		if inside && (name != le.rec.Ifname || time.Since(insideSince) > time.Second) {
+			a.handedOver(key, le, path, name)
+			return
+		}
+		if time.Now().After(deadline) {
+			a.log.Warn("the runtime did not move the device into the container", "endpoint", key, "netns", path)
+			return
+		}
+		select {
+		case <-a.runCtx.Done():
+			return
+		case <-time.After(wait):
+		}
+		a.mu.Lock()
+		gone := a.local[key] != le
+		a.mu.Unlock()
+		if gone {
+			return
+		}
+	}
+}
+
+// handedOver finishes a handed-over endpoint in the container: its name
+// there in the record, and DNS.
+func (a *Agent) handedOver(key string, le *localEndpoint, path, name string) {
+	a.mu.Lock()
+	if a.local[key] != le {
+		a.mu.Unlock()
+		return
+	}
+	changed := le.rec.Ifname != name
+	le.rec.Ifname = name
+	rec := le.rec
+	a.mu.Unlock()
+	if changed {
+		a.saveEndpoint(rec)
+		if err := a.put(tables.Endpoints, key, rec.Encode()); err != nil {
+			a.log.Warn("writing endpoint row", "endpoint", key, "error", err)
+		}
+	}
+	a.joinResolver(rec, path)
+	if err := captureDNS(path, dns.ContainerAddr); err != nil {
+		a.log.Warn("the container's DNS queries may not reach vxnet", "endpoint", key, "error", err)
+	}
+	a.log.Info("endpoint's device is in its container", "endpoint", key, "ifname", name)
+}
+
+// attachHandover attaches a handed-over endpoint: a new device on this
+// host for the runtime to move (dev nil), or the one adopted again in the
+// container after a restart.
+func (a *Agent) attachHandover(ep tables.Endpoint, path string, dev tun.Device) error {
+	key := ep.Key()
+	adopted := dev != nil
+	if !adopted {
+		var err error
+		if dev, err = tun.CreateHandover(ep.Ifname, a.mtu(ep)); err != nil {
+			return err
+		}
+	}
+	port, err := a.sw.AddPort(key, dev)
+	if err != nil {
+		if !adopted {
+			tun.Remove(dev)
+		}
+		dev.Close()
+		return err
+	}
+	le := &localEndpoint{rec: ep, port: port, dev: dev, ns: path, busy: true}
+	a.mu.Lock()
+	a.local[key] = le
+	a.mu.Unlock()
+	if adopted {
+		a.handedOver(key, le, path, ep.Ifname)
+	} else {
+		a.bg.Go(func() { a.followHandover(key, le, dev) })
+	}
+	a.kickReconcile()
+	return nil
+}
+
+// restoreHandover brings back a handed-over endpoint after a restart: its
+// device stayed in the container, configured by the runtime; the endpoint
+// goes if the container did.
+func (a *Agent) restoreHandover(ep tables.Endpoint) {
+	key := ep.Key()
+	path := netnsPath(ep.Netns)
+	dev, name, err := tun.Adopt(path, ep.Addr(), a.mtu(ep))
+	if err != nil {
+		a.log.Warn("endpoint's container or device is gone; removing it", "endpoint", key, "netns", ep.Netns, "error", err)
+		a.removeGone(ep)
+		return
+	}
+	ep, ok := a.checkLeases(ep)
+	if !ok {
+		tun.Remove(dev)
+		dev.Close()
+		return
+	}
+	ep.Ifname = name
+	if err := a.attachHandover(ep, path, dev); err != nil {
+		a.log.Error("restoring endpoint", "endpoint", key, "error", err)
+		return
+	}
+	if err := a.put(tables.Endpoints, key, ep.Encode()); err != nil {
+		a.log.Error("restoring endpoint row", "endpoint", key, "error", err)
+	}
+	a.settled(key)
+	a.log.Info("endpoint restored", "endpoint", key, "address", fmtPrefixes(ep.Addrs), "ifname", name)
+}
+
+// SetAliases replaces the aliases of endpoint name of this host on
+// network (a runtime learns a container's aliases after its endpoint is
+// made).
+func (a *Agent) SetAliases(network, name string, aliases []string) error {
+	if field, err := names.CheckEndpoint(name, aliases, "", ""); err != nil {
+		return apiError(api.CodeBadRequest, field, "%v", err)
+	}
+	key := tables.EndpointKey(network, name)
+	a.mu.Lock()
+	le, ok := a.local[key]
+	if !ok || le.removing {
+		a.mu.Unlock()
+		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
+	}
+	le.rec.Aliases = append([]string(nil), aliases...)
+	rec := le.rec
+	a.mu.Unlock()
+	a.saveEndpoint(rec)
+	if err := a.put(tables.Endpoints, key, rec.Encode()); err != nil {
+		return err
+	}
+	a.reconcileNow()
+	return nil
+}
+
+// mtu is the MTU of ep's device.
+func (a *Agent) mtu(ep tables.Endpoint) int {
+	if ep.MTU > 0 && ep.MTU < a.cfg.MTU {
+		return ep.MTU
+	}
+	return a.cfg.MTU
+}
+
+// Host is this host's name in the cluster.
+func (a *Agent) Host() string { return a.cfg.Name }

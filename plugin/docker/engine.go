@@ -1,0 +1,141 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Engine is what the plugin reads of Docker's own API: what the plugin
+// protocol does not say (a network's name, a container's name and
+// aliases). Docker stores a network only after its driver created it, and
+// a container's aliases only after it started, so these are read when
+// they exist, never from within the call that makes them.
+type Engine interface {
+	Network(ctx context.Context, id string) (EngineNetwork, error)
+	Networks(ctx context.Context) ([]EngineNetwork, error)
+	Container(ctx context.Context, id string) (EngineContainer, error)
+}
+
+// EngineNetwork is a network as Docker's API shows it.
+type EngineNetwork struct {
+	Name       string
+	ID         string `json:"Id"`
+	Driver     string
+	EnableIPv6 bool
+	Internal   bool
+	IPAM       struct {
+		Driver string
+		Config []struct {
+			Subnet             string
+			IPRange            string
+			Gateway            string
+			AuxiliaryAddresses map[string]string
+		}
+	}
+	Options    map[string]string
+	Containers map[string]struct {
+		Name        string
+		EndpointID  string
+		IPv4Address string
+	}
+}
+
+// EngineContainer is a container as Docker's API shows it.
+type EngineContainer struct {
+	ID    string `json:"Id"`
+	Name  string
+	State struct {
+		Running bool
+	}
+	NetworkSettings struct {
+		Networks map[string]struct {
+			Aliases    []string
+			EndpointID string
+		}
+	}
+}
+
+// ErrNotFound is Docker's 404.
+var ErrNotFound = errors.New("not found")
+
+// engineAPIVersion is the oldest API version the plugin needs (Docker
+// 17.06); later daemons serve it too.
+const engineAPIVersion = "v1.30"
+
+// HTTPEngine reads Docker's API at a unix socket (or tcp://host:port).
+type HTTPEngine struct {
+	c    *http.Client
+	base string
+}
+
+// NewHTTPEngine returns an Engine for host, as DOCKER_HOST spells it:
+// unix:///var/run/docker.sock or tcp://HOST:PORT.
+func NewHTTPEngine(host string) (*HTTPEngine, error) {
+	switch {
+	case strings.HasPrefix(host, "unix://"):
+		path := strings.TrimPrefix(host, "unix://")
+		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}
+		return &HTTPEngine{c: &http.Client{Transport: tr, Timeout: 10 * time.Second}, base: "http://docker"}, nil
+	case strings.HasPrefix(host, "tcp://"):
+		return &HTTPEngine{c: &http.Client{Timeout: 10 * time.Second}, base: "http://" + strings.TrimPrefix(host, "tcp://")}, nil
+	}
+	return nil, fmt.Errorf("docker host %q: want unix:///PATH or tcp://HOST:PORT", host)
+}
+
+func (e *HTTPEngine) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/"+engineAPIVersion+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := e.c.Do(req)
+	if err != nil {
+		return fmt.Errorf("docker's API: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("docker's API: %w", err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return ErrNotFound
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("docker's API: GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("docker's API: GET %s: %w", path, err)
+	}
+	return nil
+}
+
+// Network returns the network of ID id.
+func (e *HTTPEngine) Network(ctx context.Context, id string) (EngineNetwork, error) {
+	var n EngineNetwork
+	err := e.get(ctx, "/networks/"+url.PathEscape(id), &n)
+	return n, err
+}
+
+// Networks lists the networks.
+func (e *HTTPEngine) Networks(ctx context.Context) ([]EngineNetwork, error) {
+	var ns []EngineNetwork
+	err := e.get(ctx, "/networks", &ns)
+	return ns, err
+}
+
+// Container returns the container of ID or name id.
+func (e *HTTPEngine) Container(ctx context.Context, id string) (EngineContainer, error) {
+	var c EngineContainer
+	err := e.get(ctx, "/containers/"+url.PathEscape(id)+"/json", &c)
+	return c, err
+}

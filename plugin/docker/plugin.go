@@ -1,0 +1,934 @@
+// Package docker serves Docker's plugin protocol for vxnet: a network
+// driver and an IPAM driver, both called "vxnet", so that
+//
+//	docker network create -d vxnet --ipam-driver vxnet --subnet 10.0.9.0/24 web
+//	docker run --network web ...
+//
+// put Docker's containers on the vxnet network "web", on every host of the
+// cluster. The agent serves it on /run/docker/plugins/vxnet.sock, where
+// Docker looks for plugins.
+//
+// A Docker network on the vxnet driver is the vxnet network of the same
+// name: the first host whose Docker uses it creates it in the cluster, the
+// others find it and check that their options agree. Docker does not tell a
+// driver the name of the network it creates, and stores the network only
+// once its driver has made it, so the plugin reads the name from Docker's
+// API (Engine) just after, and ties the two then; a conflict found at that
+// point is the error of the first container that tries the network.
+//
+// Addresses come from vxnet's cluster IPAM: RequestAddress reserves one
+// (Backend.ReserveAddress), the endpoint takes the reservation over, and
+// ReleaseAddress ends it, after the endpoint is gone.
+//
+// At Join the container's namespace is not made yet: the plugin asks the
+// agent for a device on the host (EndpointCreate.Handover), and Docker
+// moves it into the container and gives it its address and routes. The
+// endpoint is named after the container.
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/internal/names"
+)
+
+// Name is the plugin's name: the driver name Docker users give (-d vxnet,
+// --ipam-driver vxnet), and its socket's name under /run/docker/plugins.
+const Name = "vxnet"
+
+// DefaultSocket is where Docker looks for the plugin.
+const DefaultSocket = "/run/docker/plugins/vxnet.sock"
+
+// Labels vxnet keeps with the endpoint of a Docker container.
+const (
+	LabelEndpoint  = "docker.endpoint"  // Docker's endpoint ID
+	LabelNetwork   = "docker.network"   // Docker's network ID
+	LabelContainer = "docker.container" // the container's name
+)
+
+// Options of a Docker network (-o KEY=VALUE) that vxnet reads.
+const (
+	// OptDriver picks the vxnet driver: overlay (the default), nat,
+	// transparent, l2bridge or l2tunnel.
+	OptDriver = "vxnet.driver"
+	// OptPrefix: -o vxnet.KEY=VALUE is the vxnet network's option KEY
+	// (vxnet network create -o KEY=VALUE).
+	OptPrefix = "vxnet."
+)
+
+// Backend is what the plugin needs of the agent.
+type Backend interface {
+	Network(name string) (api.Network, bool)
+	Networks() []api.Network
+	CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error)
+	// CheckNetwork checks a request, but for its name, without creating.
+	CheckNetwork(req api.NetworkCreate) error
+	Endpoints() []api.Endpoint
+	CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api.Endpoint, error)
+	RemoveEndpoint(network, name string) error
+	ReserveAddress(ctx context.Context, network string, ip netip.Addr) (netip.Prefix, error)
+	ReleaseAddress(network string, ip netip.Addr) error
+	SetAliases(network, name string, aliases []string) error
+	// Host is this host's name in the cluster.
+	Host() string
+}
+
+// Config configures a Plugin.
+type Config struct {
+	Backend Backend
+	Engine  Engine
+	// Ready is closed when the backend can take calls; calls wait for it
+	// (the socket is served from the agent's start, so that Docker finds
+	// the plugin while the agent joins its cluster).
+	Ready <-chan struct{}
+	// Scope is "local" (default: a legacy plugin, Docker without swarm) or
+	// "global" (a managed plugin in a swarm).
+	Scope string
+	// MTU is the agent's: the largest a network's MTU option may be.
+	MTU    int
+	Logger *slog.Logger
+}
+
+// Plugin serves the protocol. Its state is Docker's and vxnet's: it keeps
+// only the networks whose name it has not read from Docker yet.
+type Plugin struct {
+	cfg Config
+	log *slog.Logger
+	// bg is the plugin's own work after a call (naming a network, learning
+	// a container's aliases); it ends with Close.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// tied: Docker network ID → vxnet network name, once read.
+	tied map[string]string
+	// failed: Docker network ID → why it is not a vxnet network.
+	failed map[string]error
+}
+
+// New returns a Plugin; Close stops its work in the background.
+func New(cfg Config) *Plugin {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Scope == "" {
+		cfg.Scope = "local"
+	}
+	if cfg.Ready == nil {
+		ready := make(chan struct{})
+		close(ready)
+		cfg.Ready = ready
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Plugin{cfg: cfg, log: cfg.Logger.With("plugin", "docker"), ctx: ctx, cancel: cancel,
+		tied: map[string]string{}, failed: map[string]error{}}
+}
+
+// Close stops the plugin's work in the background and waits for it.
+func (p *Plugin) Close() {
+	p.cancel()
+	p.wg.Wait()
+}
+
+func (p *Plugin) goBG(fn func()) {
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); fn() }()
+}
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// readyWait is how long a call waits for the agent to be ready.
+const readyWait = 30 * time.Second
+
+// Handler returns the protocol's routes.
+func (p *Plugin) Handler() http.Handler {
+	mux := http.NewServeMux()
+	routes := map[string]func(context.Context, []byte) (any, error){
+		"/Plugin.Activate":                           p.activate,
+		"/NetworkDriver.GetCapabilities":             p.capabilities,
+		"/NetworkDriver.CreateNetwork":               p.createNetwork,
+		"/NetworkDriver.DeleteNetwork":               p.deleteNetwork,
+		"/NetworkDriver.CreateEndpoint":              p.createEndpoint,
+		"/NetworkDriver.DeleteEndpoint":              p.deleteEndpoint,
+		"/NetworkDriver.EndpointOperInfo":            p.operInfo,
+		"/NetworkDriver.Join":                        p.join,
+		"/NetworkDriver.Leave":                       empty,
+		"/NetworkDriver.DiscoverNew":                 empty,
+		"/NetworkDriver.DiscoverDelete":              empty,
+		"/NetworkDriver.ProgramExternalConnectivity": empty,
+		"/NetworkDriver.RevokeExternalConnectivity":  empty,
+		"/NetworkDriver.AllocateNetwork":             allocateNetwork,
+		"/NetworkDriver.FreeNetwork":                 empty,
+		"/IpamDriver.GetCapabilities":                ipamCapabilities,
+		"/IpamDriver.GetDefaultAddressSpaces":        addressSpaces,
+		"/IpamDriver.RequestPool":                    p.requestPool,
+		"/IpamDriver.ReleasePool":                    empty,
+		"/IpamDriver.RequestAddress":                 p.requestAddress,
+		"/IpamDriver.ReleaseAddress":                 p.releaseAddress,
+	}
+	for path, fn := range routes {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+			body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+			var out any
+			switch {
+			case err != nil:
+				err = fmt.Errorf("reading the request: %w", err)
+			case len(body) > maxBody:
+				err = fmt.Errorf("request body over %d bytes", maxBody)
+			case path != "/Plugin.Activate" && !p.waitReady(r.Context()):
+				err = errors.New("the vxnet agent on this host is starting and not ready yet (joining its cluster); try again, or see its log")
+			default:
+				out, err = fn(r.Context(), body)
+			}
+			w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1.2+json")
+			if err != nil {
+				p.log.Info("docker call refused", "call", strings.TrimPrefix(path, "/"), "error", err)
+				out = errResponse{Err: err.Error()}
+			}
+			json.NewEncoder(w).Encode(out)
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1.2+json")
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(errResponse{Err: fmt.Sprintf("vxnet's Docker plugin has no call %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+func (p *Plugin) waitReady(ctx context.Context) bool {
+	t := time.NewTimer(readyWait)
+	defer t.Stop()
+	select {
+	case <-p.cfg.Ready:
+		return true
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return false
+}
+
+// decode reads a request body: one JSON object; fields Docker adds in
+// later versions are ignored.
+func decode(body []byte, v any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return errors.New("malformed request: empty body, want a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("malformed request: %v", err)
+	}
+	return nil
+}
+
+func empty(context.Context, []byte) (any, error) { return struct{}{}, nil }
+
+func allocateNetwork(context.Context, []byte) (any, error) {
+	return map[string]any{"Options": map[string]string{}}, nil
+}
+
+func (p *Plugin) activate(context.Context, []byte) (any, error) {
+	// Docker activates the plugin when it starts and when it first needs
+	// it: a good time to drop what a Docker that went away left behind.
+	p.goBG(p.collect)
+	return activateResponse{Implements: []string{"NetworkDriver", "IpamDriver"}}, nil
+}
+
+func (p *Plugin) capabilities(context.Context, []byte) (any, error) {
+	return capabilitiesResponse{Scope: p.cfg.Scope, ConnectivityScope: "global"}, nil
+}
+
+func ipamCapabilities(context.Context, []byte) (any, error) {
+	return ipamCapabilitiesResponse{}, nil
+}
+
+func addressSpaces(context.Context, []byte) (any, error) {
+	return addressSpacesResponse{LocalDefaultAddressSpace: Name, GlobalDefaultAddressSpace: Name}, nil
+}
+
+// Pools. A pool's ID is its subnet, and its range after a comma: the same
+// on every host, so that one subnet is one vxnet network everywhere.
+
+func (p *Plugin) requestPool(_ context.Context, body []byte) (any, error) {
+	var req requestPoolRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if req.V6 {
+		return nil, errors.New("--ipv6: vxnet networks carry one address family; make an IPv4 network (IPv6 networks cannot be made through Docker yet, whose networks always have IPv4)")
+	}
+	if req.Pool == "" {
+		return nil, errors.New("--subnet is required: vxnet's IPAM hands out addresses of a subnet that is the same on every host; give the network's subnet (vxnet network ls shows those of existing networks)")
+	}
+	pool, err := netip.ParsePrefix(req.Pool)
+	if err != nil || pool != pool.Masked() {
+		return nil, fmt.Errorf("--subnet %q is not a network address with its prefix length", req.Pool)
+	}
+	if !pool.Addr().Is4() {
+		return nil, fmt.Errorf("--subnet %q: vxnet networks made through Docker are IPv4", req.Pool)
+	}
+	for k, v := range req.Options {
+		return nil, fmt.Errorf("--ipam-opt %s=%s: vxnet's IPAM takes no options (network options go in -o vxnet.KEY=VALUE)", k, v)
+	}
+	id := pool.String()
+	if req.SubPool != "" {
+		sub, err := netip.ParsePrefix(req.SubPool)
+		if err != nil || !pool.Contains(sub.Addr()) || sub.Bits() < pool.Bits() {
+			return nil, fmt.Errorf("--ip-range %q is not a range inside --subnet %s", req.SubPool, pool)
+		}
+		id += "," + sub.Masked().String()
+	}
+	return requestPoolResponse{PoolID: id, Pool: pool.String(), Data: map[string]string{}}, nil
+}
+
+// parsePoolID reads a pool ID back: the subnet.
+func parsePoolID(id string) (netip.Prefix, error) {
+	subnet, _, _ := strings.Cut(id, ",")
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("pool %q is not one of vxnet's", id)
+	}
+	return p, nil
+}
+
+func (p *Plugin) requestAddress(ctx context.Context, body []byte) (any, error) {
+	var req requestAddressRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	pool, err := parsePoolID(req.PoolID)
+	if err != nil {
+		return nil, err
+	}
+	var ip netip.Addr
+	if req.Address != "" {
+		if ip, err = netip.ParseAddr(req.Address); err != nil || !pool.Contains(ip) {
+			return nil, fmt.Errorf("address %q is not in the network's subnet %s", req.Address, pool)
+		}
+	}
+	if req.Options[optAddressType] == addressGateway {
+		// The gateway is the vxnet network's: its own, or the one it will
+		// have; nothing is reserved for it here.
+		if !ip.IsValid() {
+			ip = p.gatewayOf(pool)
+		}
+		return requestAddressResponse{Address: netip.PrefixFrom(ip, pool.Bits()).String()}, nil
+	}
+	dn, ok, err := p.engineNetworkOfPool(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		// Before Docker stores the network: its --aux-address, kept out
+		// of use by the vxnet network itself.
+		if !ip.IsValid() {
+			return nil, fmt.Errorf("no Docker network on the vxnet driver has subnet %s on this host", pool)
+		}
+		return requestAddressResponse{Address: netip.PrefixFrom(ip, pool.Bits()).String()}, nil
+	}
+	name, err := p.tie(ctx, dn)
+	if err != nil {
+		return nil, err
+	}
+	got, err := p.cfg.Backend.ReserveAddress(ctx, name, ip)
+	if err != nil {
+		return nil, describe(err, "--ip")
+	}
+	return requestAddressResponse{Address: got.String()}, nil
+}
+
+// gatewayOf is the gateway of the vxnet network of subnet pool, or the
+// first address of pool, which vxnet networks take by default.
+func (p *Plugin) gatewayOf(pool netip.Prefix) netip.Addr {
+	for _, n := range p.cfg.Backend.Networks() {
+		if n.Subnet == pool.String() && n.Gateway != "" {
+			if gw, err := netip.ParseAddr(n.Gateway); err == nil {
+				return gw
+			}
+		}
+	}
+	return pool.Masked().Addr().Next()
+}
+
+func (p *Plugin) releaseAddress(ctx context.Context, body []byte) (any, error) {
+	var req releaseAddressRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	pool, err := parsePoolID(req.PoolID)
+	if err != nil {
+		return nil, err
+	}
+	ip, err := netip.ParseAddr(req.Address)
+	if err != nil {
+		return nil, fmt.Errorf("address %q is not an IP address", req.Address)
+	}
+	// Every vxnet network of that subnet: the reservation is in one of
+	// them, or in none (a gateway, an aux address, one released already).
+	for _, n := range p.cfg.Backend.Networks() {
+		if n.Subnet == pool.String() {
+			if err := p.cfg.Backend.ReleaseAddress(n.Name, ip); err != nil {
+				return nil, describe(err, "")
+			}
+		}
+	}
+	return struct{}{}, nil
+}
+
+// engineNetworkOfPool finds the Docker network of this host on the vxnet
+// driver with subnet pool.
+func (p *Plugin) engineNetworkOfPool(ctx context.Context, pool netip.Prefix) (EngineNetwork, bool, error) {
+	ns, err := p.cfg.Engine.Networks(ctx)
+	if err != nil {
+		return EngineNetwork{}, false, fmt.Errorf("reading Docker's networks: %w", err)
+	}
+	for _, n := range ns {
+		if n.Driver != Name {
+			continue
+		}
+		for _, c := range n.IPAM.Config {
+			if c.Subnet == pool.String() {
+				return n, true, nil
+			}
+		}
+	}
+	return EngineNetwork{}, false, nil
+}
+
+// Networks.
+
+// networkSpec is what a Docker network asks of its vxnet network.
+type networkSpec struct {
+	req api.NetworkCreate
+	mtu int
+}
+
+// specOf reads the options of a Docker network (-o, --internal) into a
+// vxnet network request; errors name the option.
+func (p *Plugin) specOf(opts map[string]string, internal, ipv6 bool) (networkSpec, error) {
+	s := networkSpec{req: api.NetworkCreate{Internal: internal, Options: map[string]string{}}}
+	if ipv6 {
+		return s, errors.New("--ipv6: vxnet networks carry one address family; leave --ipv6 out")
+	}
+	for _, k := range sortedKeys(opts) {
+		v := opts[k]
+		switch {
+		case k == OptDriver:
+			s.req.Driver = v
+		case k == optMTU:
+			mtu, err := strconv.Atoi(v)
+			if err != nil || mtu < 576 || (p.cfg.MTU > 0 && mtu > p.cfg.MTU) {
+				return s, fmt.Errorf("-o %s=%s: want a number from 576 to %d (this host's vxnet MTU)", k, v, p.cfg.MTU)
+			}
+			s.mtu = mtu
+		case strings.HasPrefix(k, OptPrefix) && len(k) > len(OptPrefix):
+			s.req.Options[strings.TrimPrefix(k, OptPrefix)] = v
+		default:
+			return s, fmt.Errorf("-o %s: vxnet knows no such option; it takes %s=overlay|nat|transparent|l2bridge|l2tunnel, %sKEY=VALUE for the vxnet network's own options, and %s", k, OptDriver, OptPrefix, optMTU)
+		}
+	}
+	if len(s.req.Options) == 0 {
+		s.req.Options = nil
+	}
+	return s, nil
+}
+
+func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
+	var req createNetworkRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if req.NetworkID == "" {
+		return nil, errors.New("malformed request: NetworkID is empty")
+	}
+	var generic map[string]string
+	var internal, ipv6 bool
+	for k, raw := range req.Options {
+		var err error
+		switch k {
+		case optGeneric:
+			err = json.Unmarshal(raw, &generic)
+		case optInternal:
+			err = json.Unmarshal(raw, &internal)
+		case optEnableIPv6:
+			err = json.Unmarshal(raw, &ipv6)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("malformed request: option %s: %v", k, err)
+		}
+	}
+	spec, err := p.specOf(generic, internal, ipv6)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.IPv6Data) > 0 {
+		return nil, errors.New("--ipv6: vxnet networks carry one address family; leave --ipv6 out")
+	}
+	if len(req.IPv4Data) != 1 {
+		return nil, fmt.Errorf("a vxnet network has one subnet; this one has %d", len(req.IPv4Data))
+	}
+	d := req.IPv4Data[0]
+	if d.AddressSpace != Name {
+		return nil, fmt.Errorf("--ipam-driver %s is required: vxnet hands out the addresses of its networks so that no two hosts give out one", Name)
+	}
+	spec.req.Subnet = d.Pool
+	if gw, err := netip.ParsePrefix(d.Gateway); err == nil {
+		spec.req.Gateway = gw.Addr().String()
+	}
+	for k, v := range d.AuxAddresses {
+		a, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("--aux-address %s=%s is not an address", k, v)
+		}
+		if spec.req.AuxAddresses == nil {
+			spec.req.AuxAddresses = map[string]string{}
+		}
+		spec.req.AuxAddresses[k] = a.Addr().String()
+	}
+	if err := p.cfg.Backend.CheckNetwork(spec.req); err != nil {
+		return nil, describe(err, "")
+	}
+	// A vxnet network of this subnet already: it is this one, by another
+	// host's Docker or vxnet's CLI, if the options agree.
+	for _, n := range p.cfg.Backend.Networks() {
+		if n.Subnet == spec.req.Subnet {
+			if err := agrees(n, spec.req); err != nil {
+				return nil, err
+			}
+		}
+	}
+	p.goBG(func() { p.tieWhenStored(req.NetworkID) })
+	return struct{}{}, nil
+}
+
+// tieWhenStored reads the new network's name once Docker has stored it,
+// and ties it to its vxnet network.
+func (p *Plugin) tieWhenStored(id string) {
+	deadline := time.Now().Add(time.Minute)
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		dn, err := p.cfg.Engine.Network(ctx, id)
+		if err == nil {
+			_, err = p.tie(ctx, dn)
+			cancel()
+			if err != nil {
+				p.log.Warn("docker network is not usable", "docker-network", dn.Name, "error", err)
+			}
+			return
+		}
+		cancel()
+		if time.Now().After(deadline) || p.ctx.Err() != nil {
+			p.log.Warn("could not read a new network from Docker's API", "docker-network-id", id, "error", err)
+			return
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// tie makes sure Docker network dn has its vxnet network, creating it in
+// the cluster if need be, and returns its name.
+func (p *Plugin) tie(ctx context.Context, dn EngineNetwork) (string, error) {
+	p.mu.Lock()
+	name, ok := p.tied[dn.ID]
+	p.mu.Unlock()
+	if ok {
+		if _, exists := p.cfg.Backend.Network(name); exists {
+			return name, nil
+		}
+	}
+	spec, err := p.specOf(dn.Options, dn.Internal, dn.EnableIPv6)
+	if err != nil {
+		return "", err
+	}
+	if len(dn.IPAM.Config) != 1 || dn.IPAM.Driver != Name {
+		return "", fmt.Errorf("network %q: --ipam-driver %s and one --subnet are required", dn.Name, Name)
+	}
+	c := dn.IPAM.Config[0]
+	spec.req.Name, spec.req.Subnet, spec.req.IPRange, spec.req.Gateway = dn.Name, c.Subnet, c.IPRange, c.Gateway
+	if len(c.AuxiliaryAddresses) > 0 {
+		spec.req.AuxAddresses = c.AuxiliaryAddresses
+	}
+	for attempt := 0; ; attempt++ {
+		if n, exists := p.cfg.Backend.Network(dn.Name); exists {
+			if err := agrees(n, spec.req); err != nil {
+				return "", err
+			}
+			break
+		}
+		_, err := p.cfg.Backend.CreateNetwork(ctx, spec.req)
+		var ae *api.Error
+		if err == nil {
+			p.log.Info("vxnet network created for Docker", "network", dn.Name)
+			break
+		}
+		if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "name" && attempt < 3 {
+			continue // made by another host meanwhile: check it agrees
+		}
+		return "", describe(err, "")
+	}
+	p.mu.Lock()
+	p.tied[dn.ID] = dn.Name
+	p.mu.Unlock()
+	return dn.Name, nil
+}
+
+// agrees checks that existing network n is what req asks for; the error
+// names the first option that differs.
+func agrees(n api.Network, req api.NetworkCreate) error {
+	want := req.Driver
+	if want == "" {
+		want = "overlay"
+	}
+	differ := func(opt, have, asked string) error {
+		return fmt.Errorf("network %q exists in vxnet with %s %s; this Docker network asks for %s: make it with the same options (vxnet network inspect %s)", n.Name, opt, orNone(have), orNone(asked), n.Name)
+	}
+	switch {
+	case req.Name != "" && req.Name != n.Name:
+		return fmt.Errorf("--subnet %s is the subnet of vxnet network %q: a Docker network on it must have that name", n.Subnet, n.Name)
+	case n.Subnet != req.Subnet:
+		return differ("--subnet", n.Subnet, req.Subnet)
+	case n.Driver != want:
+		return differ("-o "+OptDriver, n.Driver, want)
+	case req.IPRange != "" && n.IPRange != req.IPRange:
+		return differ("--ip-range", n.IPRange, req.IPRange)
+	case req.Gateway != "" && n.Gateway != "" && n.Gateway != req.Gateway:
+		return differ("--gateway", n.Gateway, req.Gateway)
+	case n.Internal != req.Internal:
+		return differ("--internal", strconv.FormatBool(n.Internal), strconv.FormatBool(req.Internal))
+	}
+	for _, k := range sortedKeys(req.Options) {
+		if n.Options[k] != req.Options[k] {
+			return differ("-o "+OptPrefix+k, n.Options[k], req.Options[k])
+		}
+	}
+	for _, k := range sortedKeys(n.Options) {
+		if _, ok := req.Options[k]; !ok {
+			return differ("-o "+OptPrefix+k, n.Options[k], "")
+		}
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func (p *Plugin) deleteNetwork(_ context.Context, body []byte) (any, error) {
+	var req networkRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	// The vxnet network stays: other hosts' Docker may use it (vxnet
+	// network rm removes it from the cluster).
+	p.mu.Lock()
+	delete(p.tied, req.NetworkID)
+	delete(p.failed, req.NetworkID)
+	p.mu.Unlock()
+	return struct{}{}, nil
+}
+
+// Endpoints.
+
+func (p *Plugin) createEndpoint(ctx context.Context, body []byte) (any, error) {
+	var req createEndpointRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if req.NetworkID == "" || req.EndpointID == "" {
+		return nil, errors.New("malformed request: NetworkID and EndpointID are required")
+	}
+	if req.Interface == nil || req.Interface.Address == "" {
+		return nil, fmt.Errorf("the endpoint has no address: the network must use --ipam-driver %s", Name)
+	}
+	if req.Interface.AddressIPv6 != "" {
+		return nil, errors.New("--ip6: vxnet networks carry one address family")
+	}
+	if req.Interface.MacAddress != "" {
+		return nil, errors.New("--mac-address: vxnet's container devices are layer 3 (a TUN device) and have no MAC address to set")
+	}
+	if _, err := netip.ParsePrefix(req.Interface.Address); err != nil {
+		return nil, fmt.Errorf("address %q is not an address with its prefix length", req.Interface.Address)
+	}
+	if _, err := publishOf(req.Options); err != nil {
+		return nil, err
+	}
+	// The endpoint is made at Join, when the container's name is known.
+	return struct{}{}, nil
+}
+
+// publishOf reads the ports published with docker run -p.
+func publishOf(opts map[string]json.RawMessage) ([]string, error) {
+	raw, ok := opts[optPortMap]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	var pm []portBinding
+	if err := json.Unmarshal(raw, &pm); err != nil {
+		return nil, fmt.Errorf("malformed request: option %s: %v", optPortMap, err)
+	}
+	var out []string
+	for _, b := range pm {
+		proto := map[int]string{6: "tcp", 17: "udp"}[b.Proto]
+		if proto == "" {
+			return nil, fmt.Errorf("-p %d: protocol %d: vxnet publishes tcp and udp ports", b.Port, b.Proto)
+		}
+		if b.HostIP != "" && b.HostIP != "0.0.0.0" && b.HostIP != "::" {
+			return nil, fmt.Errorf("-p %s:%d:%d: vxnet publishes ports on every address of the host; leave the address out", b.HostIP, b.HostPort, b.Port)
+		}
+		if b.HostPort == 0 {
+			return nil, fmt.Errorf("-p %d: give the host port (-p HOSTPORT:%d): vxnet does not pick one", b.Port, b.Port)
+		}
+		out = append(out, fmt.Sprintf("%d:%d/%s", b.HostPort, b.Port, proto))
+	}
+	return out, nil
+}
+
+func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
+	var req joinRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if req.NetworkID == "" || req.EndpointID == "" || req.SandboxKey == "" {
+		return nil, errors.New("malformed request: NetworkID, EndpointID and SandboxKey are required")
+	}
+	if len(req.EndpointID) < 12 {
+		return nil, fmt.Errorf("malformed request: EndpointID %q is too short", req.EndpointID)
+	}
+	publish, err := publishOf(req.Options)
+	if err != nil {
+		return nil, err
+	}
+	dn, err := p.cfg.Engine.Network(ctx, req.NetworkID)
+	if err != nil {
+		return nil, fmt.Errorf("reading network %s from Docker's API: %w", short(req.NetworkID), err)
+	}
+	name, err := p.tie(ctx, dn)
+	if err != nil {
+		return nil, err
+	}
+	var container, address string
+	for _, c := range dn.Containers {
+		if c.EndpointID == req.EndpointID {
+			container, address = c.Name, c.IPv4Address
+		}
+	}
+	if container == "" || address == "" {
+		return nil, fmt.Errorf("Docker's API does not show endpoint %s on network %q", short(req.EndpointID), dn.Name)
+	}
+	ip, err := netip.ParsePrefix(address)
+	if err != nil {
+		return nil, fmt.Errorf("Docker's API shows address %q for the endpoint", address)
+	}
+	n, ok := p.cfg.Backend.Network(name)
+	if !ok {
+		return nil, fmt.Errorf("no vxnet network %q", name)
+	}
+	spec, err := p.specOf(dn.Options, dn.Internal, dn.EnableIPv6)
+	if err != nil {
+		return nil, err
+	}
+	src := "vxd" + req.EndpointID[:12]
+	ep := api.EndpointCreate{Network: name, Name: EndpointName(container), Netns: req.SandboxKey, Ifname: src, IP: ip.Addr().String(),
+		Reserved: true, Handover: true, Publish: publish, MTU: spec.mtu,
+		Labels: map[string]string{LabelEndpoint: req.EndpointID, LabelNetwork: req.NetworkID, LabelContainer: container}}
+	if _, err := p.cfg.Backend.CreateEndpoint(ctx, ep); err != nil {
+		return nil, describe(err, "")
+	}
+	p.goBG(func() { p.learnAliases(container, name, dn.Name) })
+	resp := joinResponse{InterfaceName: interfaceName{SrcName: src, DstPrefix: "eth"}, DisableGatewayService: true}
+	if n.Egress && n.Gateway != "" {
+		resp.Gateway = n.Gateway
+	}
+	return resp, nil
+}
+
+// learnAliases reads a container's aliases on a network (--network-alias,
+// and its short ID, as Docker's own DNS answers them) once it runs, and
+// gives them to its endpoint.
+func (p *Plugin) learnAliases(container, network, dockerNetwork string) {
+	deadline := time.Now().Add(time.Minute)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		c, err := p.cfg.Engine.Container(ctx, container)
+		cancel()
+		if err == nil && c.State.Running {
+			var aliases []string
+			name := EndpointName(container)
+			for _, a := range c.NetworkSettings.Networks[dockerNetwork].Aliases {
+				if names.Alias(a) == nil && !names.Same(a, name) && !containsFold(aliases, a) {
+					aliases = append(aliases, a)
+				}
+			}
+			if len(aliases) > 0 {
+				if err := p.cfg.Backend.SetAliases(network, name, aliases); err != nil {
+					p.log.Warn("setting a container's aliases", "container", container, "error", err)
+				}
+			}
+			return
+		}
+		if errors.Is(err, ErrNotFound) || time.Now().After(deadline) || p.ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if names.Same(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Plugin) deleteEndpoint(_ context.Context, body []byte) (any, error) {
+	var req endpointRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	for _, e := range p.cfg.Backend.Endpoints() {
+		if e.Labels[LabelEndpoint] == req.EndpointID && req.EndpointID != "" && e.Host == p.cfg.Backend.Host() {
+			if err := p.cfg.Backend.RemoveEndpoint(e.Network, e.Name); err != nil && !isNotFound(err) {
+				return nil, describe(err, "")
+			}
+		}
+	}
+	return struct{}{}, nil // gone already: Docker may ask twice
+}
+
+func (p *Plugin) operInfo(_ context.Context, body []byte) (any, error) {
+	var req endpointRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	info := map[string]string{}
+	for _, e := range p.cfg.Backend.Endpoints() {
+		if e.Labels[LabelEndpoint] == req.EndpointID && req.EndpointID != "" {
+			info["vxnet.endpoint"], info["vxnet.network"], info["vxnet.host"] = e.Name, e.Network, e.Host
+		}
+	}
+	return operInfoResponse{Value: info}, nil
+}
+
+// collect removes the endpoints of Docker containers that Docker no longer
+// has (a Docker that died without leaving its networks).
+func (p *Plugin) collect() {
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	if !p.waitReady(ctx) {
+		return
+	}
+	// Docker answers its API only after it activated its plugins; wait
+	// for it to answer.
+	var ns []EngineNetwork
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		var err error
+		if ns, err = p.cfg.Engine.Networks(ctx); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+	live := map[string]bool{}
+	for _, n := range ns {
+		if n.Driver != Name {
+			continue
+		}
+		full, err := p.cfg.Engine.Network(ctx, n.ID)
+		if err != nil {
+			return // not sure: leave everything
+		}
+		for _, c := range full.Containers {
+			live[c.EndpointID] = true
+		}
+	}
+	for _, e := range p.cfg.Backend.Endpoints() {
+		id := e.Labels[LabelEndpoint]
+		if id == "" || e.Host != p.cfg.Backend.Host() || live[id] {
+			continue
+		}
+		p.log.Info("removing the endpoint of a container Docker no longer has", "endpoint", e.Name, "network", e.Network)
+		if err := p.cfg.Backend.RemoveEndpoint(e.Network, e.Name); err != nil && !isNotFound(err) {
+			p.log.Warn("removing endpoint", "endpoint", e.Name, "error", err)
+		}
+	}
+}
+
+// EndpointName is the vxnet endpoint name of a Docker container: its name,
+// with the characters DNS labels lack ('_' and '.') as '-'.
+func EndpointName(container string) string {
+	b := []byte(strings.TrimPrefix(container, "/"))
+	for i, c := range b {
+		if c == '_' || c == '.' {
+			b[i] = '-'
+		}
+	}
+	if len(b) > names.MaxLabel {
+		b = b[:names.MaxLabel]
+	}
+	return strings.TrimRight(string(b), "-")
+}
+
+// describe turns a backend error into a message for a Docker user: the
+// API's field names become Docker's flags where they differ.
+func describe(err error, flag string) error {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	msg := ae.Message
+	if flag != "" && ae.Field == "ip" {
+		msg = flag + ": " + msg
+	}
+	return errors.New("vxnet: " + msg)
+}
+
+func isNotFound(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Code == api.CodeNotFound
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
