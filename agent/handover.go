@@ -149,7 +149,9 @@ var captureDNS = hostnet.CaptureDNS
 // move, then records the device's name there and serves DNS in the
 // container.
 func (a *Agent) followHandover(key string, le *localEndpoint, dev tun.Device) {
-	path := netnsPath(le.rec.Netns)
+	a.mu.Lock()
+	path, src := netnsPath(le.rec.Netns), le.rec.Ifname
+	a.mu.Unlock()
 	deadline := time.Now().Add(2 * time.Minute)
 	var insideSince time.Time
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
@@ -163,7 +165,7 @@ func (a *Agent) followHandover(key string, le *localEndpoint, dev tun.Device) {
 		if inside && insideSince.IsZero() {
 			insideSince = time.Now()
 		}
-		if inside && (name != le.rec.Ifname || time.Since(insideSince) > time.Second) {
+		if inside && (name != src || time.Since(insideSince) > time.Second) {
 			a.handedOver(key, le, path, name)
 			return
 		}
