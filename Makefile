@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 # Debian packages the tests and the demo use: command -> package.
-DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat
+DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat dockerd:docker.io busybox:busybox-static
 # Packages with concurrency are tested with the race detector.
 RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/... ./hostnet/... ./dhcp/... ./hns/... ./api/... ./plan/... ./tables/... ./hoststate/...
 

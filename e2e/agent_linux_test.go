@@ -28,6 +28,7 @@ type cluster struct {
 
 type agentProc struct {
 	name, ns, addr, sock, data, log string
+	mnt                             *mountNS // the host's own mount namespace (dockerCluster), or nil
 	cmd                             *exec.Cmd
 	exited                          chan error
 }
@@ -38,6 +39,22 @@ func (l *lab) cluster(underlay string, names ...string) *cluster {
 
 // clusterWith is cluster with more flags for every agent.
 func (l *lab) clusterWith(underlay string, extra []string, names ...string) *cluster {
+	return l.newCluster(underlay, extra, false, names...)
+}
+
+// dockerCluster is clusterWith where each host also has a mount namespace
+// of its own (see mountNS), shared by its agent and its dockerd (c.dockerd):
+// Docker hands its plugin container namespaces as paths that exist only in
+// dockerd's mount namespace, and finds plugins at the one fixed directory
+// /run/docker/plugins, which each host needs to itself.
+func (l *lab) dockerCluster(underlay string, extra []string, names ...string) *cluster {
+	l.t.Helper()
+	needDocker(l.t)
+	return l.newCluster(underlay, extra, true, names...)
+}
+
+func (l *lab) newCluster(underlay string, extra []string, docker bool, names ...string) *cluster {
+	l.t.Helper()
 	c := &cluster{l: l, subnet: underlay, hosts: map[string]*agentProc{}, extra: extra}
 	br := l.netns("br")
 	l.run("ip", "-n", br, "link", "add", "br0", "type", "bridge")
@@ -49,6 +66,9 @@ func (l *lab) clusterWith(underlay string, extra []string, names ...string) *clu
 		l.run("ip", "-n", br, "link", "set", "p-"+name, "master", "br0")
 		c.hosts[name] = &agentProc{name: name, ns: ns, addr: addr, sock: filepath.Join(l.dir, name+".sock"),
 			data: filepath.Join(l.dir, name+"-data")}
+		if docker {
+			c.hosts[name].mnt = l.mountNS(name)
+		}
 	}
 	first := c.hosts[names[0]].addr
 	for i, name := range names {
@@ -65,16 +85,25 @@ func (l *lab) clusterWith(underlay string, extra []string, names ...string) *clu
 // start runs the agent of a host (again, after a kill).
 func (c *cluster) start(name, join string) { c.l.t.Helper(); c.startWith(name, join, c.extra...) }
 
-// agentArgs are the arguments of `ip` that run a host's agent.
-func (c *cluster) agentArgs(name, join string, extra ...string) []string {
+// agentArgv is the command line that runs a host's agent in the host's
+// namespaces: `ip netns exec`, or nsenter for a host with a mount namespace.
+func (c *cluster) agentArgv(name, join string, extra ...string) []string {
 	h := c.hosts[name]
-	args := []string{"netns", "exec", h.ns, vxnetBin, "agent", "--name", name, "--advertise-addr", h.addr,
+	args := append(h.enter(), vxnetBin, "agent", "--name", name, "--advertise-addr", h.addr,
 		"--data-dir", h.data, "--api-socket", h.sock, "--docker-plugin", "off", "--profile", "fast", "--dns-upstream", "none", "--log-level", "debug",
-		"--metrics-addr", h.addr + ":9464", "--rx-queues", "2"} // two receive loops: the queue path is tested too
+		"--metrics-addr", h.addr+":9464", "--rx-queues", "2") // two receive loops: the queue path is tested too
 	if join != "" {
 		args = append(args, "--join", join)
 	}
 	return append(args, extra...)
+}
+
+// enter is the command prefix that runs a command in the host's namespaces.
+func (h *agentProc) enter() []string {
+	if h.mnt != nil {
+		return h.mnt.enter(h.ns)
+	}
+	return []string{"ip", "netns", "exec", h.ns}
 }
 
 // startWith runs the agent of a host with extra flags.
@@ -87,7 +116,8 @@ func (c *cluster) startWith(name, join string, extra ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.cmd = exec.Command("ip", c.agentArgs(name, join, extra...)...)
+	argv := c.agentArgv(name, join, extra...)
+	h.cmd = exec.Command(argv[0], argv[1:]...)
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -390,7 +390,8 @@ func TestCluster_damagedStateRecovers(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", c.agentArgs("h2", c.hosts["h1"].addr+":7946")...).CombinedOutput()
+	argv := c.agentArgv("h2", c.hosts["h1"].addr+":7946")
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "damaged") || !strings.Contains(string(out), "--recover") {
 		t.Fatalf("agent on an altered state file: %v\n%s", err, out)
 	}
