@@ -53,7 +53,8 @@ type Agent struct {
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
 
-	recMu sync.Mutex // one reconcileNow at a time; taken before mu
+	recMu sync.Mutex                    // one reconcileNow at a time; taken before mu
+	gwDNS map[netip.AddrPort]gatewayDNS // resolvers on gateways (handover.go); under recMu
 	mu    sync.Mutex
 	// The tables, decoded (view.go).
 	networks  map[string]tables.Network  // every network by name: the winning creation
@@ -84,11 +85,15 @@ type Agent struct {
 
 // localEndpoint is an endpoint of this host: its port on the switch.
 type localEndpoint struct {
-	rec      tables.Endpoint
-	port     *dataplane.Port
-	dev      tun.Device // the port's device, when handed over (its end is ours)
-	ns       string     // namespace path
-	removing bool       // a RemoveEndpoint, readdress or takeDown owns it
+	rec  tables.Endpoint
+	port *dataplane.Port
+	dev  tun.Device // the port's device, when handed over (its end is ours)
+	// handed is closed once a handed-over device is in its container and
+	// served there (handover.go); handOnce guards it.
+	handed   chan struct{}
+	handOnce sync.Once
+	ns       string // namespace path
+	removing bool   // a RemoveEndpoint, readdress or takeDown owns it
 	// busy: being created or restored; conflicts wait until it is done
 	// (settled), since its row may not be written yet.
 	busy bool
@@ -106,7 +111,7 @@ func New(cfg config.Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]tables.Network{}, rows: map[string]tables.Endpoint{}, owners: map[string]string{},
 		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
-		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]string{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{})}
+		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]string{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), gwDNS: map[netip.AddrPort]gatewayDNS{}}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	var recovering bool
 	a.store, recovering, err = hoststate.OpenAgent(cfg.DataDir, cfg.Recover, len(cfg.Join) > 0, cfg.Logger)
@@ -325,6 +330,7 @@ func (a *Agent) close() {
 	if a.resolvers != nil {
 		a.resolvers.Close()
 	}
+	a.closeGatewayDNS()
 	if a.dns != nil {
 		a.dns.Close()
 	}

@@ -140,10 +140,6 @@ func (a *Agent) loadReserved() {
 	}
 }
 
-// captureDNS makes vxnet's resolver the one a container's queries reach
-// (a variable for the tests).
-var captureDNS = hostnet.CaptureDNS
-
 // Handover devices (EndpointCreate.Handover) are made on this host and
 // moved into the container by its runtime. followHandover waits for the
 // move, then records the device's name there and serves DNS in the
@@ -187,29 +183,69 @@ func (a *Agent) followHandover(key string, le *localEndpoint, dev tun.Device) {
 	}
 }
 
-// handedOver finishes a handed-over endpoint in the container: its name
-// there in the record, and DNS.
+// handedOver finishes a handed-over endpoint in the container, once: its
+// name there in the record.
 func (a *Agent) handedOver(key string, le *localEndpoint, path, name string) {
-	a.mu.Lock()
-	if a.local[key] != le {
+	le.handOnce.Do(func() {
+		defer close(le.handed)
+		a.mu.Lock()
+		if a.local[key] != le {
+			a.mu.Unlock()
+			return
+		}
+		changed := le.rec.Ifname != name
+		le.rec.Ifname = name
+		rec := le.rec
 		a.mu.Unlock()
-		return
-	}
-	changed := le.rec.Ifname != name
-	le.rec.Ifname = name
-	rec := le.rec
+		if changed {
+			a.saveEndpoint(rec)
+			if err := a.put(tables.Endpoints, key, rec.Encode()); err != nil {
+				a.log.Warn("writing endpoint row", "endpoint", key, "error", err)
+			}
+		}
+		// No resolver of vxnet's in the container: the runtime's answers
+		// there, and what it forwards reaches vxnet at the gateway
+		// (hostnet.Gateway's DNSFrom).
+		a.log.Info("endpoint's device is in its container", "endpoint", key, "ifname", name)
+	})
+}
+
+// WaitHandover waits until the handed-over device of endpoint name on
+// network is in its container and served there (its DNS answers), for a
+// runtime that is about to start the container: Docker has moved the
+// device by the time it asks. An endpoint that is not handed over is
+// ready at once.
+func (a *Agent) WaitHandover(ctx context.Context, network, name string) error {
+	key := tables.EndpointKey(network, name)
+	a.mu.Lock()
+	le := a.local[key]
 	a.mu.Unlock()
-	if changed {
-		a.saveEndpoint(rec)
-		if err := a.put(tables.Endpoints, key, rec.Encode()); err != nil {
-			a.log.Warn("writing endpoint row", "endpoint", key, "error", err)
+	if le == nil {
+		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
+	}
+	if le.handed == nil {
+		return nil
+	}
+	path := le.ns
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		select {
+		case <-le.handed:
+			return nil
+		default:
+		}
+		// The runtime says the move is done: whatever the name.
+		if inside, name, err := tun.Where(le.dev, path); err == nil && inside {
+			a.handedOver(key, le, path, name)
+			return nil
+		}
+		select {
+		case <-le.handed:
+			return nil
+		case <-ctx.Done():
+			return apiError(api.CodeConflict, "netns", "the device of endpoint %q is not in %s yet", name, path)
+		case <-time.After(wait):
 		}
 	}
-	a.joinResolver(rec, path)
-	if err := captureDNS(path, dns.ContainerAddr); err != nil {
-		a.log.Warn("the container's DNS queries may not reach vxnet", "endpoint", key, "error", err)
-	}
-	a.log.Info("endpoint's device is in its container", "endpoint", key, "ifname", name)
 }
 
 // attachHandover attaches a handed-over endpoint: a new device on this
@@ -232,7 +268,7 @@ func (a *Agent) attachHandover(ep tables.Endpoint, path string, dev tun.Device) 
 		dev.Close()
 		return err
 	}
-	le := &localEndpoint{rec: ep, port: port, dev: dev, ns: path, busy: true}
+	le := &localEndpoint{rec: ep, port: port, dev: dev, ns: path, busy: true, handed: make(chan struct{})}
 	a.mu.Lock()
 	a.local[key] = le
 	a.mu.Unlock()
@@ -310,3 +346,57 @@ func (a *Agent) mtu(ep tables.Endpoint) int {
 
 // Host is this host's name in the cluster.
 func (a *Agent) Host() string { return a.cfg.Name }
+
+// gatewayDNS is vxnet's resolver on the gateway address of a network
+// whose handed-over containers' queries the host sends there.
+type gatewayDNS struct {
+	network string
+	l       *dns.Listener
+}
+
+// syncGatewayDNS serves DNS on the gateways that take containers'
+// queries (Gateway.DNSFrom), each answering for its network. Called by
+// reconcileNow (recMu held); a gateway whose address cannot be bound yet
+// is tried again at the next reconcile.
+func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) {
+	want := map[netip.AddrPort]string{}
+	for _, g := range gws {
+		if len(g.DNSFrom) > 0 {
+			want[netip.AddrPortFrom(g.Gateway, 53)] = g.Name
+		}
+	}
+	for ap, g := range a.gwDNS {
+		if want[ap] != g.network {
+			g.l.Close()
+			delete(a.gwDNS, ap)
+		}
+	}
+	for ap, network := range want {
+		if _, ok := a.gwDNS[ap]; ok {
+			continue
+		}
+		conns, err := dns.Listen(ap)
+		if err != nil {
+			a.log.Warn("no DNS on the network's gateway yet: its Docker containers resolve only Docker's names", "network", network, "address", ap.String(), "error", err)
+			continue
+		}
+		l, err := a.dns.Serve(conns, dns.View{Networks: []string{network}})
+		if err != nil {
+			conns.Close()
+			a.log.Warn("no DNS on the network's gateway", "network", network, "error", err)
+			continue
+		}
+		a.gwDNS[ap] = gatewayDNS{network: network, l: l}
+		a.log.Info("DNS serving on the network's gateway", "network", network, "address", ap.String())
+	}
+}
+
+// closeGatewayDNS closes the gateways' resolvers.
+func (a *Agent) closeGatewayDNS() {
+	a.recMu.Lock()
+	defer a.recMu.Unlock()
+	for ap, g := range a.gwDNS {
+		g.l.Close()
+		delete(a.gwDNS, ap)
+	}
+}

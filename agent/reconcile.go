@@ -99,6 +99,7 @@ func (a *Agent) reconcileNow() {
 	if err := a.host.Sync(host.Gateways, host.Published); err != nil {
 		a.log.Error("programming the host's gateways and their rules", "error", err)
 	}
+	a.syncGatewayDNS(host.Gateways)
 	for _, g := range host.Gateways {
 		in.Gateways[g.Name] = a.host.Port(g.Name)
 	}

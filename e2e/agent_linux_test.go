@@ -92,6 +92,9 @@ func (c *cluster) agentArgv(name, join string, extra ...string) []string {
 	args := append(h.enter(), vxnetBin, "agent", "--name", name, "--advertise-addr", h.addr,
 		"--data-dir", h.data, "--api-socket", h.sock, "--docker-plugin", "off", "--profile", "fast", "--dns-upstream", "none", "--log-level", "debug",
 		"--metrics-addr", h.addr+":9464", "--rx-queues", "2") // two receive loops: the queue path is tested too
+	if h.mnt != nil { // the host's Docker: its plugin, and its API
+		args = append(args, "--docker-plugin", "/run/docker/plugins/vxnet.sock", "--docker-host", "unix://"+h.mnt.docker)
+	}
 	if join != "" {
 		args = append(args, "--join", join)
 	}

@@ -66,6 +66,9 @@ type mountNS struct {
 	pid     int    // the holder's
 	plugins string // the host's /run/docker/plugins, as the root namespace sees it
 	run     string // the host's /run/containerd
+	// docker is the socket of Docker's API in this host, which its
+	// agent reads (--docker-host); the host's dockerd serves it too.
+	docker string
 }
 
 // path is the namespace's file, for nsenter --mount.
@@ -84,7 +87,8 @@ func (m *mountNS) enter(ns string) []string {
 func (l *lab) mountNS(name string) *mountNS {
 	t := l.t
 	t.Helper()
-	m := &mountNS{plugins: filepath.Join(l.dir, name+"-plugins"), run: filepath.Join(l.dir, name+"-containerd")}
+	m := &mountNS{plugins: filepath.Join(l.dir, name+"-plugins"), run: filepath.Join(l.dir, name+"-containerd"),
+		docker: filepath.Join(l.dir, name+"-docker.sock")}
 	binds := [][2]string{{m.plugins, "/run/docker/plugins"}, {m.run, "/run/containerd"}}
 	for _, b := range binds {
 		if err := os.Mkdir(b[0], 0o700); err != nil {
@@ -322,7 +326,7 @@ func (d *dockerd) start() {
 		"--storage-driver=vfs", // plain directories: works on any file system
 		"--config-file", filepath.Join(d.dir, "daemon.json"),
 		"--data-root", filepath.Join(d.dir, "data"), "--exec-root", filepath.Join(d.dir, "exec"),
-		"--pidfile", filepath.Join(d.dir, "docker.pid"), "--host", "unix://"+d.sock)
+		"--pidfile", filepath.Join(d.dir, "docker.pid"), "--host", "unix://"+d.sock, "--host", "unix://"+d.mnt.docker)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Debian's containerd and runc, whatever the test's PATH holds.

@@ -231,11 +231,7 @@ func (h *Host) Close() error {
 }
 
 // runNft applies a script with nft(8).
-func runNft(script string) error { return runNftIn("", script) }
-
-// runNftIn applies a script with nft(8) inside the network namespace at
-// netnsPath ("" for this one).
-func runNftIn(netnsPath, script string) error {
+func runNft(script string) error {
 	bin, err := exec.LookPath("nft")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/nft"); serr != nil {
@@ -244,9 +240,6 @@ func runNftIn(netnsPath, script string) error {
 		bin = "/usr/sbin/nft"
 	}
 	cmd := exec.Command(bin, "-f", "-")
-	if netnsPath != "" {
-		cmd = exec.Command("nsenter", "--net="+netnsPath, bin, "-f", "-")
-	}
 	cmd.Stdin = strings.NewReader(script)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -261,10 +254,4 @@ func writeSysctl(key, value string) error {
 		return fmt.Errorf("sysctl %s=%s: %w", strings.ReplaceAll(key, "/", "."), value, err)
 	}
 	return nil
-}
-
-// CaptureDNS applies DNSCaptureRules(addr) inside the network namespace at
-// netnsPath.
-func CaptureDNS(netnsPath string, addr netip.AddrPort) error {
-	return runNftIn(netnsPath, DNSCaptureRules(addr))
 }

@@ -5,7 +5,6 @@ package hostnet
 import (
 	"errors"
 	"log/slog"
-	"net/netip"
 
 	"github.com/vxnet/vxnet/dataplane"
 	"github.com/vxnet/vxnet/dhcp"
@@ -47,7 +46,3 @@ func (*Host) PruneUplinks(map[string]bool) {}
 
 // Close does nothing.
 func (*Host) Close() error { return nil }
-
-// CaptureDNS is Linux only: on Windows, HNS gives containers their DNS
-// servers.
-func CaptureDNS(string, netip.AddrPort) error { return nil }

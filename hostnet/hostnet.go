@@ -22,6 +22,12 @@ type Gateway struct {
 	// ones (nat networks reach each other). Otherwise nothing enters the
 	// network through the host but replies and published ports.
 	Routed bool
+	// DNSFrom are containers of this host whose DNS queries leaving
+	// through the gateway (to any server, on port 53) go to vxnet's
+	// resolver at Gateway:53 instead: containers a runtime configured
+	// with a resolver of its own (Docker's), which forwards to the
+	// outside what it does not know. Sorted.
+	DNSFrom []netip.Addr
 }
 
 // Guard are the host's own ports that containers may not reach through a

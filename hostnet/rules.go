@@ -88,6 +88,17 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 	}
 	b.WriteString("\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n")
 	b.WriteString(dnat.String())
+	for _, n := range nets {
+		if len(n.DNSFrom) == 0 || n.Gateway.Is6() != v6 {
+			continue
+		}
+		from := make([]string, len(n.DNSFrom))
+		for i, a := range n.DNSFrom {
+			from[i] = a.String()
+		}
+		fmt.Fprintf(b, "\t\tiifname %q %s saddr { %s } meta l4proto { tcp, udp } th dport 53 dnat to %v comment %q\n",
+			GatewayDevice(n.Name), family, strings.Join(from, ", "), netip.AddrPortFrom(n.Gateway, 53), n.Name+"/dns")
+	}
 	b.WriteString("\t}\n")
 	b.WriteString("\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n")
 	b.WriteString(dnat.String())

@@ -22,6 +22,7 @@ package plan
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/vxnet/vxnet/dataplane"
@@ -164,10 +165,21 @@ func HostSide(in Input) Host {
 	nets, _ := networks(in) // Make notes what is left out
 	uplinks := map[string]bool{}
 	local := map[string]bool{}
+	// Endpoints handed over to their runtime keep its resolver (Docker's),
+	// which forwards what it does not know through the gateway: to vxnet.
+	handedOver := map[string][]netip.Addr{}
 	for _, ep := range in.Endpoints {
 		if _, ok := in.Local[ep.Key()]; ok {
 			local[ep.Network] = true
+			if ep.Handover && ep.State == "" {
+				for _, p := range ep.Addrs {
+					handedOver[ep.Network] = append(handedOver[ep.Network], p.Addr())
+				}
+			}
 		}
+	}
+	for _, addrs := range handedOver {
+		slices.SortFunc(addrs, netip.Addr.Compare)
 	}
 	for _, n := range in.Networks {
 		// Every network whose driver wants one here, in sight or not: its
@@ -179,7 +191,8 @@ func HostSide(in Input) Host {
 		}
 		want, gw := d.HostGateway(DriverNetwork(n), driver.GatewayHere{VTEP: in.VTEP, Creator: n.Creator == in.Self, Local: local[n.Name]})
 		if want {
-			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: gw.Masquerade, Routed: gw.Routed})
+			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: gw.Masquerade, Routed: gw.Routed,
+				DNSFrom: handedOver[n.Name]})
 		}
 	}
 	sort.Slice(h.Gateways, func(i, j int) bool { return h.Gateways[i].Name < h.Gateways[j].Name })

@@ -82,6 +82,9 @@ type Backend interface {
 	ReserveAddress(ctx context.Context, network string, ip netip.Addr) (netip.Prefix, error)
 	ReleaseAddress(network string, ip netip.Addr) error
 	SetAliases(network, name string, aliases []string) error
+	// WaitHandover waits until the endpoint's handed-over device is in
+	// its container and served there.
+	WaitHandover(ctx context.Context, network, name string) error
 	// Host is this host's name in the cluster.
 	Host() string
 }
@@ -170,7 +173,7 @@ func (p *Plugin) Handler() http.Handler {
 		"/NetworkDriver.Leave":                       empty,
 		"/NetworkDriver.DiscoverNew":                 empty,
 		"/NetworkDriver.DiscoverDelete":              empty,
-		"/NetworkDriver.ProgramExternalConnectivity": empty,
+		"/NetworkDriver.ProgramExternalConnectivity": p.settle,
 		"/NetworkDriver.RevokeExternalConnectivity":  empty,
 		"/NetworkDriver.AllocateNetwork":             allocateNetwork,
 		"/NetworkDriver.FreeNetwork":                 empty,
@@ -499,9 +502,6 @@ func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
 		}
 		spec.req.AuxAddresses[k] = a.Addr().String()
 	}
-	if err := p.cfg.Backend.CheckNetwork(spec.req); err != nil {
-		return nil, describe(err, "")
-	}
 	// A vxnet network of this subnet already: it is this one, by another
 	// host's Docker or vxnet's CLI, if the options agree.
 	for _, n := range p.cfg.Backend.Networks() {
@@ -510,6 +510,9 @@ func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
 				return nil, err
 			}
 		}
+	}
+	if err := p.cfg.Backend.CheckNetwork(spec.req); err != nil {
+		return nil, describe(err, "")
 	}
 	p.goBG(func() { p.tieWhenStored(req.NetworkID) })
 	return struct{}{}, nil
@@ -822,11 +825,43 @@ func (p *Plugin) deleteEndpoint(_ context.Context, body []byte) (any, error) {
 	return struct{}{}, nil // gone already: Docker may ask twice
 }
 
-func (p *Plugin) operInfo(_ context.Context, body []byte) (any, error) {
+// settle waits, before Docker starts the container, until the
+// container's device is in place and vxnet's DNS answers in it: Docker
+// asks EndpointOperInfo (every network) and ProgramExternalConnectivity
+// (a network with a gateway) once it has moved and configured the device.
+func (p *Plugin) settle(ctx context.Context, body []byte) (any, error) {
 	var req endpointRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
+	p.waitHandover(ctx, req.EndpointID)
+	return struct{}{}, nil
+}
+
+// waitHandover waits, a while, for the handover of Docker endpoint id; a
+// device that does not arrive is the agent's to log, not a failure of
+// Docker's call.
+func (p *Plugin) waitHandover(ctx context.Context, id string) {
+	if id == "" {
+		return
+	}
+	for _, e := range p.cfg.Backend.Endpoints() {
+		if e.Labels[LabelEndpoint] == id && e.Host == p.cfg.Backend.Host() {
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := p.cfg.Backend.WaitHandover(wctx, e.Network, e.Name); err != nil {
+				p.log.Warn("waiting for a container's device", "endpoint", e.Name, "error", err)
+			}
+			cancel()
+		}
+	}
+}
+
+func (p *Plugin) operInfo(ctx context.Context, body []byte) (any, error) {
+	var req endpointRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	p.waitHandover(ctx, req.EndpointID)
 	info := map[string]string{}
 	for _, e := range p.cfg.Backend.Endpoints() {
 		if e.Labels[LabelEndpoint] == req.EndpointID && req.EndpointID != "" {
