@@ -88,9 +88,8 @@ type localEndpoint struct {
 	rec  tables.Endpoint
 	port *dataplane.Port
 	dev  tun.Device // the port's device, when handed over (its end is ours)
-	// handed is closed once a handed-over device is in its container and
-	// served there (handover.go); handOnce guards it.
-	handed   chan struct{}
+	// handOnce: a handed-over device is recorded in its container once
+	// (handover.go).
 	handOnce sync.Once
 	ns       string // namespace path
 	removing bool   // a RemoveEndpoint, readdress or takeDown owns it

@@ -187,7 +187,6 @@ func (a *Agent) followHandover(key string, le *localEndpoint, dev tun.Device) {
 // name there in the record.
 func (a *Agent) handedOver(key string, le *localEndpoint, path, name string) {
 	le.handOnce.Do(func() {
-		defer close(le.handed)
 		a.mu.Lock()
 		if a.local[key] != le {
 			a.mu.Unlock()
@@ -210,44 +209,6 @@ func (a *Agent) handedOver(key string, le *localEndpoint, path, name string) {
 	})
 }
 
-// WaitHandover waits until the handed-over device of endpoint name on
-// network is in its container and served there (its DNS answers), for a
-// runtime that is about to start the container: Docker has moved the
-// device by the time it asks. An endpoint that is not handed over is
-// ready at once.
-func (a *Agent) WaitHandover(ctx context.Context, network, name string) error {
-	key := tables.EndpointKey(network, name)
-	a.mu.Lock()
-	le := a.local[key]
-	a.mu.Unlock()
-	if le == nil {
-		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
-	}
-	if le.handed == nil {
-		return nil
-	}
-	path := le.ns
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		select {
-		case <-le.handed:
-			return nil
-		default:
-		}
-		// The runtime says the move is done: whatever the name.
-		if inside, name, err := tun.Where(le.dev, path); err == nil && inside {
-			a.handedOver(key, le, path, name)
-			return nil
-		}
-		select {
-		case <-le.handed:
-			return nil
-		case <-ctx.Done():
-			return apiError(api.CodeConflict, "netns", "the device of endpoint %q is not in %s yet", name, path)
-		case <-time.After(wait):
-		}
-	}
-}
-
 // attachHandover attaches a handed-over endpoint: a new device on this
 // host for the runtime to move (dev nil), or the one adopted again in the
 // container after a restart.
@@ -268,7 +229,7 @@ func (a *Agent) attachHandover(ep tables.Endpoint, path string, dev tun.Device) 
 		dev.Close()
 		return err
 	}
-	le := &localEndpoint{rec: ep, port: port, dev: dev, ns: path, busy: true, handed: make(chan struct{})}
+	le := &localEndpoint{rec: ep, port: port, dev: dev, ns: path, busy: true}
 	a.mu.Lock()
 	a.local[key] = le
 	a.mu.Unlock()

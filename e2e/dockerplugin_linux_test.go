@@ -162,8 +162,10 @@ func TestDocker_plugin(t *testing.T) {
 		t.Errorf("from h1 to native (h3) and client (h2):\n%s", out)
 	}
 
-	// Connect and disconnect a running container.
-	d["h3"].docker("run", "-d", "--stop-timeout", "1", "--network", "none", "--name", "late", testImage, "sleep", "3600")
+	// Connect and disconnect a running container (Docker connects none
+	// of "--network none"'s: it starts on a network of its own).
+	d["h3"].docker("network", "create", "-d", "vxnet", "--ipam-driver", "vxnet", "--subnet", "10.72.1.0/24", "side")
+	d["h3"].docker("run", "-d", "--stop-timeout", "1", "--network", "side", "--name", "late", testImage, "sleep", "3600")
 	d["h3"].docker("network", "connect", "--alias", "extra", "web", "late")
 	testutil.WaitFor(t, "late's endpoint with its alias extra", 15*time.Second, func() bool {
 		out, _ := c.tryCLI("h1", "endpoint", "ls")
@@ -173,9 +175,13 @@ func TestDocker_plugin(t *testing.T) {
 		t.Errorf("h1 to late on h3 by its alias:\n%s", out)
 	}
 	d["h3"].docker("network", "disconnect", "web", "late")
-	testutil.WaitFor(t, "late's endpoint gone", 15*time.Second, func() bool {
-		_, ok := c.endpoints("h1")["late"]
-		return !ok
+	testutil.WaitFor(t, "late's endpoint on web gone, the one on side kept", 15*time.Second, func() bool {
+		onWeb, onSide := false, false
+		for _, e := range c.endpointList("h1") {
+			onWeb = onWeb || e.Name == "late" && e.Network == "web"
+			onSide = onSide || e.Name == "late" && e.Network == "side"
+		}
+		return !onWeb && onSide
 	})
 
 	// The agent of h1 killed with api running: once back, api keeps its
@@ -239,11 +245,12 @@ func TestDocker_plugin(t *testing.T) {
 	for _, h := range []string{"h1", "h2", "h3"} {
 		d[h].docker("network", "rm", "web")
 	}
+	d["h3"].docker("network", "rm", "side")
 	for _, h := range []string{"h1", "h2", "h3"} {
 		testutil.WaitFor(t, h+" to list no endpoint", 15*time.Second, func() bool { return len(c.endpointList(h)) == 0 })
 		testutil.WaitFor(t, h+" to hold no lease or reservation", 15*time.Second, func() bool {
 			leases, reserved := c.hostLeases(h)
-			return len(leases["web"]) == 0 && len(reserved["web"]) == 0
+			return len(leases["web"])+len(leases["side"])+len(reserved["web"])+len(reserved["side"]) == 0
 		})
 		if devs := c.handedOverDevices(h); len(devs) > 0 {
 			t.Errorf("%s still has devices made for Docker: %v", h, devs)

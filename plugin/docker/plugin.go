@@ -82,9 +82,6 @@ type Backend interface {
 	ReserveAddress(ctx context.Context, network string, ip netip.Addr) (netip.Prefix, error)
 	ReleaseAddress(network string, ip netip.Addr) error
 	SetAliases(network, name string, aliases []string) error
-	// WaitHandover waits until the endpoint's handed-over device is in
-	// its container and served there.
-	WaitHandover(ctx context.Context, network, name string) error
 	// Host is this host's name in the cluster.
 	Host() string
 }
@@ -116,11 +113,10 @@ type Plugin struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu sync.Mutex
+	tieMu sync.Mutex // one tie at a time
+	mu    sync.Mutex
 	// tied: Docker network ID → vxnet network name, once read.
 	tied map[string]string
-	// failed: Docker network ID → why it is not a vxnet network.
-	failed map[string]error
 }
 
 // New returns a Plugin; Close stops its work in the background.
@@ -138,7 +134,7 @@ func New(cfg Config) *Plugin {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Plugin{cfg: cfg, log: cfg.Logger.With("plugin", "docker"), ctx: ctx, cancel: cancel,
-		tied: map[string]string{}, failed: map[string]error{}}
+		tied: map[string]string{}}
 }
 
 // Close stops the plugin's work in the background and waits for it.
@@ -173,7 +169,7 @@ func (p *Plugin) Handler() http.Handler {
 		"/NetworkDriver.Leave":                       empty,
 		"/NetworkDriver.DiscoverNew":                 empty,
 		"/NetworkDriver.DiscoverDelete":              empty,
-		"/NetworkDriver.ProgramExternalConnectivity": p.settle,
+		"/NetworkDriver.ProgramExternalConnectivity": empty,
 		"/NetworkDriver.RevokeExternalConnectivity":  empty,
 		"/NetworkDriver.AllocateNetwork":             allocateNetwork,
 		"/NetworkDriver.FreeNetwork":                 empty,
@@ -272,7 +268,13 @@ func (p *Plugin) requestPool(_ context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	if req.V6 {
-		return nil, errors.New("--ipv6: vxnet networks carry one address family; make an IPv4 network (IPv6 networks cannot be made through Docker yet, whose networks always have IPv4)")
+		// Refused at CreateNetwork, whose error Docker shows (it loses
+		// one of RequestPool's for IPv6 and says "invalid CIDR
+		// address"). A pool it does not name is one no network gets.
+		if req.Pool == "" {
+			req.Pool = unusedV6Pool
+		}
+		return requestPoolResponse{PoolID: req.Pool, Pool: req.Pool, Data: map[string]string{}}, nil
 	}
 	if req.Pool == "" {
 		return nil, errors.New("--subnet is required: vxnet's IPAM hands out addresses of a subnet that is the same on every host; give the network's subnet (vxnet network ls shows those of existing networks)")
@@ -283,6 +285,9 @@ func (p *Plugin) requestPool(_ context.Context, body []byte) (any, error) {
 	}
 	if !pool.Addr().Is4() {
 		return nil, fmt.Errorf("--subnet %q: vxnet networks made through Docker are IPv4", req.Pool)
+	}
+	if pool.Bits() > 30 {
+		return nil, fmt.Errorf("--subnet %s is too small: a vxnet network needs at least a /30 (a gateway and a container)", pool)
 	}
 	for k, v := range req.Options {
 		return nil, fmt.Errorf("--ipam-opt %s=%s: vxnet's IPAM takes no options (network options go in -o vxnet.KEY=VALUE)", k, v)
@@ -297,6 +302,10 @@ func (p *Plugin) requestPool(_ context.Context, body []byte) (any, error) {
 	}
 	return requestPoolResponse{PoolID: id, Pool: pool.String(), Data: map[string]string{}}, nil
 }
+
+// unusedV6Pool answers a request for an IPv6 pool Docker does not name;
+// CreateNetwork refuses IPv6 before it is used.
+const unusedV6Pool = "fd00:0:0:7e57::/64"
 
 // parsePoolID reads a pool ID back: the subnet.
 func parsePoolID(id string) (netip.Prefix, error) {
@@ -349,7 +358,7 @@ func (p *Plugin) requestAddress(ctx context.Context, body []byte) (any, error) {
 	}
 	got, err := p.cfg.Backend.ReserveAddress(ctx, name, ip)
 	if err != nil {
-		return nil, describe(err, "--ip")
+		return nil, describe(err)
 	}
 	return requestAddressResponse{Address: got.String()}, nil
 }
@@ -385,7 +394,7 @@ func (p *Plugin) releaseAddress(ctx context.Context, body []byte) (any, error) {
 	for _, n := range p.cfg.Backend.Networks() {
 		if n.Subnet == pool.String() {
 			if err := p.cfg.Backend.ReleaseAddress(n.Name, ip); err != nil {
-				return nil, describe(err, "")
+				return nil, describe(err)
 			}
 		}
 	}
@@ -512,7 +521,7 @@ func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
 		}
 	}
 	if err := p.cfg.Backend.CheckNetwork(spec.req); err != nil {
-		return nil, describe(err, "")
+		return nil, describe(err)
 	}
 	p.goBG(func() { p.tieWhenStored(req.NetworkID) })
 	return struct{}{}, nil
@@ -569,28 +578,47 @@ func (p *Plugin) tie(ctx context.Context, dn EngineNetwork) (string, error) {
 	if len(c.AuxiliaryAddresses) > 0 {
 		spec.req.AuxAddresses = c.AuxiliaryAddresses
 	}
-	for attempt := 0; ; attempt++ {
-		if n, exists := p.cfg.Backend.Network(dn.Name); exists {
-			if err := agrees(n, spec.req); err != nil {
-				return "", err
-			}
-			break
-		}
-		_, err := p.cfg.Backend.CreateNetwork(ctx, spec.req)
-		var ae *api.Error
-		if err == nil {
-			p.log.Info("vxnet network created for Docker", "network", dn.Name)
-			break
-		}
-		if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "name" && attempt < 3 {
-			continue // made by another host meanwhile: check it agrees
-		}
-		return "", describe(err, "")
+	// One at a time: the naming in the background and a container's
+	// first call may tie the same network at once.
+	p.tieMu.Lock()
+	defer p.tieMu.Unlock()
+	if err := p.ensure(ctx, spec.req); err != nil {
+		return "", err
 	}
 	p.mu.Lock()
 	p.tied[dn.ID] = dn.Name
 	p.mu.Unlock()
 	return dn.Name, nil
+}
+
+// ensure makes sure the vxnet network req names exists as req asks:
+// found, or created. Another host may create it at the same moment: its
+// row then arrives within moments, and is checked.
+func (p *Plugin) ensure(ctx context.Context, req api.NetworkCreate) error {
+	if n, ok := p.cfg.Backend.Network(req.Name); ok {
+		return agrees(n, req)
+	}
+	_, err := p.cfg.Backend.CreateNetwork(ctx, req)
+	if err == nil {
+		p.log.Info("vxnet network created for Docker", "network", req.Name)
+		return nil
+	}
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeConflict {
+		return describe(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for wait := 10 * time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 500*time.Millisecond) {
+		if n, ok := p.cfg.Backend.Network(req.Name); ok {
+			return agrees(n, req)
+		}
+		select {
+		case <-ctx.Done():
+			return describe(err)
+		case <-time.After(wait):
+		}
+	}
+	return describe(err)
 }
 
 // agrees checks that existing network n is what req asks for; the error
@@ -646,7 +674,6 @@ func (p *Plugin) deleteNetwork(_ context.Context, body []byte) (any, error) {
 	// network rm removes it from the cluster).
 	p.mu.Lock()
 	delete(p.tied, req.NetworkID)
-	delete(p.failed, req.NetworkID)
 	p.mu.Unlock()
 	return struct{}{}, nil
 }
@@ -756,7 +783,7 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 		Reserved: true, Handover: true, Publish: publish, MTU: spec.mtu,
 		Labels: map[string]string{LabelEndpoint: req.EndpointID, LabelNetwork: req.NetworkID, LabelContainer: container}}
 	if _, err := p.cfg.Backend.CreateEndpoint(ctx, ep); err != nil {
-		return nil, describe(err, "")
+		return nil, describe(err)
 	}
 	p.goBG(func() { p.learnAliases(container, name, dn.Name) })
 	resp := joinResponse{InterfaceName: interfaceName{SrcName: src, DstPrefix: "eth"}, DisableGatewayService: true}
@@ -818,50 +845,18 @@ func (p *Plugin) deleteEndpoint(_ context.Context, body []byte) (any, error) {
 	for _, e := range p.cfg.Backend.Endpoints() {
 		if e.Labels[LabelEndpoint] == req.EndpointID && req.EndpointID != "" && e.Host == p.cfg.Backend.Host() {
 			if err := p.cfg.Backend.RemoveEndpoint(e.Network, e.Name); err != nil && !isNotFound(err) {
-				return nil, describe(err, "")
+				return nil, describe(err)
 			}
 		}
 	}
 	return struct{}{}, nil // gone already: Docker may ask twice
 }
 
-// settle waits, before Docker starts the container, until the
-// container's device is in place and vxnet's DNS answers in it: Docker
-// asks EndpointOperInfo (every network) and ProgramExternalConnectivity
-// (a network with a gateway) once it has moved and configured the device.
-func (p *Plugin) settle(ctx context.Context, body []byte) (any, error) {
+func (p *Plugin) operInfo(_ context.Context, body []byte) (any, error) {
 	var req endpointRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	p.waitHandover(ctx, req.EndpointID)
-	return struct{}{}, nil
-}
-
-// waitHandover waits, a while, for the handover of Docker endpoint id; a
-// device that does not arrive is the agent's to log, not a failure of
-// Docker's call.
-func (p *Plugin) waitHandover(ctx context.Context, id string) {
-	if id == "" {
-		return
-	}
-	for _, e := range p.cfg.Backend.Endpoints() {
-		if e.Labels[LabelEndpoint] == id && e.Host == p.cfg.Backend.Host() {
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if err := p.cfg.Backend.WaitHandover(wctx, e.Network, e.Name); err != nil {
-				p.log.Warn("waiting for a container's device", "endpoint", e.Name, "error", err)
-			}
-			cancel()
-		}
-	}
-}
-
-func (p *Plugin) operInfo(ctx context.Context, body []byte) (any, error) {
-	var req endpointRequest
-	if err := decode(body, &req); err != nil {
-		return nil, err
-	}
-	p.waitHandover(ctx, req.EndpointID)
 	info := map[string]string{}
 	for _, e := range p.cfg.Backend.Endpoints() {
 		if e.Labels[LabelEndpoint] == req.EndpointID && req.EndpointID != "" {
@@ -879,6 +874,9 @@ func (p *Plugin) collect() {
 	if !p.waitReady(ctx) {
 		return
 	}
+	// The endpoints first: one made by a Join meanwhile is in Docker's
+	// answer below (Join reads Docker before it makes the endpoint).
+	eps := p.cfg.Backend.Endpoints()
 	// Docker answers its API only after it activated its plugins; wait
 	// for it to answer.
 	var ns []EngineNetwork
@@ -906,7 +904,7 @@ func (p *Plugin) collect() {
 			live[c.EndpointID] = true
 		}
 	}
-	for _, e := range p.cfg.Backend.Endpoints() {
+	for _, e := range eps {
 		id := e.Labels[LabelEndpoint]
 		if id == "" || e.Host != p.cfg.Backend.Host() || live[id] {
 			continue
@@ -933,18 +931,23 @@ func EndpointName(container string) string {
 	return strings.TrimRight(string(b), "-")
 }
 
-// describe turns a backend error into a message for a Docker user: the
-// API's field names become Docker's flags where they differ.
-func describe(err error, flag string) error {
+// dockerFlags are the API's field names as a Docker user spells them.
+var dockerFlags = map[string]string{
+	"driver": "-o " + OptDriver, "options": "-o " + OptPrefix + "KEY", "subnet": "--subnet", "gateway": "--gateway",
+	"ipRange": "--ip-range", "auxAddresses": "--aux-address", "ip": "--ip", "mtu": "-o " + optMTU, "publish": "-p",
+}
+
+// describe turns a backend error into a message for a Docker user, naming
+// the Docker flag of the field at fault.
+func describe(err error) error {
 	var ae *api.Error
 	if !errors.As(err, &ae) {
 		return err
 	}
-	msg := ae.Message
-	if flag != "" && ae.Field == "ip" {
-		msg = flag + ": " + msg
+	if flag, ok := dockerFlags[ae.Field]; ok && !strings.Contains(ae.Message, flag) {
+		return fmt.Errorf("vxnet: %s: %s", flag, ae.Message)
 	}
-	return errors.New("vxnet: " + msg)
+	return errors.New("vxnet: " + ae.Message)
 }
 
 func isNotFound(err error) bool {

@@ -22,6 +22,9 @@ func (p *Plugin) Serve(path string) (stop func(), err error) {
 		c.Close()
 		return nil, fmt.Errorf("docker plugin socket %s: another process serves it (another vxnet agent?)", path)
 	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return nil, fmt.Errorf("docker plugin socket %s: a file that is not a socket is there", path)
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("docker plugin socket: %w", err)
 	}
