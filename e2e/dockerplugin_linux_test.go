@@ -125,14 +125,15 @@ func TestDocker_plugin(t *testing.T) {
 		return strings.Contains(out, "backend")
 	})
 	fetch := "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 %s 80"
-	probe := func(host, name string, script string) string {
+	probeOn := func(host, network, name string, script string) string {
 		t.Helper()
-		out, err := d[host].tryDocker("run", "--rm", "--network", "web", "--name", name, testImage, "sh", "-c", script)
+		out, err := d[host].tryDocker("run", "--rm", "--network", network, "--name", name, testImage, "sh", "-c", script)
 		if err != nil {
 			t.Fatalf("on %s: %s: %v\n%s", host, script, err, out)
 		}
 		return out
 	}
+	probe := func(host, name string, script string) string { t.Helper(); return probeOn(host, "web", name, script) }
 	out := probe("h2", "probe", "ping -c1 -W3 api && nslookup backend 127.0.0.11 && nslookup api.web 127.0.0.11 && "+strings.ReplaceAll(fetch, "%s", "api"))
 	for _, want := range []string{"1 packets received", "hello-from-api", apiAddr.String()} {
 		if !strings.Contains(out, want) {
@@ -161,6 +162,21 @@ func TestDocker_plugin(t *testing.T) {
 	if strings.Count(out, "1 packets received") != 2 {
 		t.Errorf("from h1 to native (h3) and client (h2):\n%s", out)
 	}
+
+	// An internal network: containers of two hosts resolve and reach
+	// each other; nothing else gets through their hosts (the gateway
+	// there takes their DNS only).
+	for _, h := range []string{"h1", "h2"} {
+		d[h].docker("network", "create", "-d", "vxnet", "--ipam-driver", "vxnet", "--internal", "--subnet", "10.72.2.0/24", "back")
+	}
+	d["h1"].docker("run", "-d", "--stop-timeout", "1", "--network", "back", "--name", "db", testImage, "sleep", "3600")
+	out = probeOn("h2", "back", "probe3", "ping -c1 -W3 db && nslookup db.back 127.0.0.11; ping -c1 -W2 198.18.72.2 || echo host-closed")
+	for _, want := range []string{"1 packets received", "host-closed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("internal network, h2 to db on h1 and to its own host: no %q in:\n%s", want, out)
+		}
+	}
+	d["h1"].docker("rm", "-f", "db")
 
 	// Connect and disconnect a running container (Docker connects none
 	// of "--network none"'s: it starts on a network of its own).
@@ -246,11 +262,18 @@ func TestDocker_plugin(t *testing.T) {
 		d[h].docker("network", "rm", "web")
 	}
 	d["h3"].docker("network", "rm", "side")
+	for _, h := range []string{"h1", "h2"} {
+		d[h].docker("network", "rm", "back")
+	}
 	for _, h := range []string{"h1", "h2", "h3"} {
 		testutil.WaitFor(t, h+" to list no endpoint", 15*time.Second, func() bool { return len(c.endpointList(h)) == 0 })
 		testutil.WaitFor(t, h+" to hold no lease or reservation", 15*time.Second, func() bool {
 			leases, reserved := c.hostLeases(h)
-			return len(leases["web"])+len(leases["side"])+len(reserved["web"])+len(reserved["side"]) == 0
+			n := 0
+			for _, net := range []string{"web", "side", "back"} {
+				n += len(leases[net]) + len(reserved[net])
+			}
+			return n == 0
 		})
 		if devs := c.handedOverDevices(h); len(devs) > 0 {
 			t.Errorf("%s still has devices made for Docker: %v", h, devs)

@@ -28,6 +28,10 @@ type Gateway struct {
 	// with a resolver of its own (Docker's), which forwards to the
 	// outside what it does not know. Sorted.
 	DNSFrom []netip.Addr
+	// DNSOnly: a closed network's gateway, there for DNSFrom alone: the
+	// host takes their DNS queries and refuses everything else from the
+	// network (an internal network's Docker containers).
+	DNSOnly bool
 }
 
 // Guard are the host's own ports that containers may not reach through a

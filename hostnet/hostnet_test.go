@@ -22,6 +22,11 @@ func TestRuleset(t *testing.T) {
 		{Name: "a", Subnet: netip.MustParsePrefix("172.30.1.0/24"), Gateway: netip.MustParseAddr("172.30.1.1"), Routed: true},
 	}
 	nets = append(nets, Gateway{Name: "v6", Subnet: netip.MustParsePrefix("fd00:9::/64"), Gateway: netip.MustParseAddr("fd00:9::1"), Masquerade: true})
+	nets[0].DNSFrom = []netip.Addr{netip.MustParseAddr("172.30.2.5"), netip.MustParseAddr("172.30.2.6")}
+	nets = append(nets, Gateway{Name: "closed", Subnet: netip.MustParsePrefix("172.30.3.0/24"), Gateway: netip.MustParseAddr("172.30.3.1"),
+		DNSFrom: []netip.Addr{netip.MustParseAddr("172.30.3.9")}, DNSOnly: true},
+		Gateway{Name: "closed6", Subnet: netip.MustParsePrefix("fd00:3::/64"), Gateway: netip.MustParseAddr("fd00:3::1"),
+			DNSFrom: []netip.Addr{netip.MustParseAddr("fd00:3::9")}, DNSOnly: true})
 	pubs := []Published{{HostPort: 8443, ContainerPort: 443, Proto: "tcp", Network: "v6", Endpoint: "web6", Addr: netip.MustParseAddr("fd00:9::2")},
 		{HostPort: 8080, ContainerPort: 80, Proto: "tcp", Network: "b", Endpoint: "web", Addr: netip.MustParseAddr("172.30.2.2")}}
 	rs := ruleset(nets, pubs, Guard{VXLANPort: 4789, GossipPort: 7946}, true)
@@ -37,6 +42,11 @@ func TestRuleset(t *testing.T) {
 		`oifname "vxg-*" ct status dnat accept`,
 		`iifname { "` + GatewayDevice("a") + `", "` + GatewayDevice("b") + `" } oifname { "` + GatewayDevice("a") + `", "` + GatewayDevice("b") + `" } accept`,
 		`oifname "vxg-*" drop`,
+		`iifname "` + GatewayDevice("b") + `" ip saddr { 172.30.2.5, 172.30.2.6 } meta l4proto { tcp, udp } th dport 53 dnat to 172.30.2.1:53 comment "b/dns"`,
+		`iifname "` + GatewayDevice("closed") + `" ip saddr { 172.30.3.9 } meta l4proto { tcp, udp } th dport 53 dnat to 172.30.3.1:53 comment "closed/dns"`,
+		`iifname { "` + GatewayDevice("closed") + `" } reject with icmp type admin-prohibited`,
+		`iifname "` + GatewayDevice("closed") + `" ip daddr 172.30.3.1 meta l4proto { tcp, udp } th dport 53 accept`,
+		`iifname { "` + GatewayDevice("closed6") + `" } reject with icmpv6 type admin-prohibited`,
 		`iifname "vxg-*" ip daddr 127.0.0.0/8 ct status != dnat drop`,
 	} {
 		if strings.Count(rs, want) == 0 {
@@ -46,8 +56,8 @@ func TestRuleset(t *testing.T) {
 	if strings.Contains(rs, "172.30.1.0/24") {
 		t.Errorf("an internal network is masqueraded:\n%s", rs)
 	}
-	if strings.Count(rs, "dnat to") != 4 {
-		t.Errorf("want the DNAT rule in prerouting and output:\n%s", rs)
+	if strings.Count(rs, "dnat to")-strings.Count(rs, `/dns"`) != 4 || strings.Count(rs, `/dns"`) != 3 {
+		t.Errorf("want each published port's DNAT rule in prerouting and output, and each DNS redirect in prerouting only:\n%s", rs)
 	}
 	if v4only := ruleset(nets[:2], pubs[1:], Guard{VXLANPort: 4789, GossipPort: 7946}, false); strings.Contains(v4only, "ip6") {
 		t.Errorf("the ip6 table is managed without IPv6 networks:\n%s", v4only)

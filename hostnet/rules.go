@@ -104,8 +104,21 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 	b.WriteString(dnat.String())
 	b.WriteString("\t}\n")
 	guard := fmt.Sprintf("\t\tiifname %s udp dport %d drop\n\t\tiifname %s meta l4proto { tcp, udp } th dport %d drop\n", gw, g.VXLANPort, gw, g.GossipPort)
+	reject := "reject with icmp type admin-prohibited"
+	if v6 {
+		reject = "reject with icmpv6 type admin-prohibited"
+	}
+	var closed []string // DNS-only gateways: nothing passes
+	for _, n := range nets {
+		if n.DNSOnly && n.Gateway.Is6() == v6 {
+			closed = append(closed, fmt.Sprintf("%q", GatewayDevice(n.Name)))
+		}
+	}
 	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
 	b.WriteString(guard)
+	if len(closed) > 0 {
+		fmt.Fprintf(b, "\t\tiifname { %s } %s\n", strings.Join(closed, ", "), reject)
+	}
 	fmt.Fprintf(b, "\t\toifname %s ct state established,related accept\n", gw)
 	fmt.Fprintf(b, "\t\toifname %s ct status dnat accept\n", gw)
 	if len(routed) > 0 {
@@ -119,6 +132,13 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 	b.WriteString(guard)
 	if !v6 { // a container's packet to 127.0.0.1 (route_localnet lets it in)
 		fmt.Fprintf(b, "\t\tiifname %s ip daddr 127.0.0.0/8 ct status != dnat drop\n", gw)
+	}
+	for _, n := range nets {
+		if n.DNSOnly && n.Gateway.Is6() == v6 {
+			dev := GatewayDevice(n.Name)
+			fmt.Fprintf(b, "\t\tiifname %q %s daddr %v meta l4proto { tcp, udp } th dport 53 accept\n", dev, family, n.Gateway)
+			fmt.Fprintf(b, "\t\tiifname %q %s\n", dev, reject)
+		}
 	}
 	b.WriteString("\t}\n}\n")
 }

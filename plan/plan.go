@@ -159,6 +159,12 @@ type Host struct {
 	Uplinks   []string            // host NICs the networks in sight need, by name
 }
 
+// noUplink reports whether n's driver puts it on no physical segment.
+func noUplink(d driver.Driver, n tables.Network) bool {
+	name, err := d.Uplink(DriverNetwork(n))
+	return err == nil && name == ""
+}
+
 // HostSide plans the host side.
 func HostSide(in Input) Host {
 	var h Host
@@ -190,9 +196,15 @@ func HostSide(in Input) Host {
 			continue
 		}
 		want, gw := d.HostGateway(DriverNetwork(n), driver.GatewayHere{VTEP: in.VTEP, Creator: n.Creator == in.Self, Local: local[n.Name]})
-		if want {
+		switch {
+		case want:
 			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: gw.Masquerade, Routed: gw.Routed,
 				DNSFrom: handedOver[n.Name]})
+		case n.Internal && len(handedOver[n.Name]) > 0 && noUplink(d, n):
+			// A closed network whose gateway address is vxnet's own (no
+			// segment's router): a gateway for its Docker containers'
+			// DNS alone.
+			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, DNSFrom: handedOver[n.Name], DNSOnly: true})
 		}
 	}
 	sort.Slice(h.Gateways, func(i, j int) bool { return h.Gateways[i].Name < h.Gateways[j].Name })

@@ -13,6 +13,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/hostnet"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -338,6 +339,30 @@ func TestHostSide_overlayEgress(t *testing.T) {
 	}
 	if len(h.Published) != 1 || h.Published[0].HostPort != 8080 || h.Published[0].Addr != netip.MustParseAddr("10.0.1.2") {
 		t.Errorf("published %+v: want web's 8080", h.Published)
+	}
+}
+
+// TestHostSide_handedOverDNS: the host sends the DNS queries of this
+// host's handed-over endpoints (Docker's containers) leaving through a
+// gateway to vxnet's resolver there (DNSFrom), never other hosts' or
+// vxnet's own endpoints'; a closed network with such endpoints gets a
+// gateway for their DNS alone, unless its gateway is a segment's router.
+func TestHostSide_handedOverDNS(t *testing.T) {
+	ov, closed, seg := network("ov", "overlay", 1, "h2", nil), network("closed", "overlay", 2, "h2", nil),
+		network("seg", "transparent", 3, "h1", map[string]string{"uplink": "eth1"})
+	closed.Internal, seg.Internal = true, true
+	quiet := network("quiet", "overlay", 4, "h2", nil)
+	quiet.Internal = true
+	docker := func(e tables.Endpoint) tables.Endpoint { e.Handover = true; return e }
+	eps := []tables.Endpoint{docker(endpoint("ov", "a", "h1", 1, 3)), endpoint("ov", "b", "h1", 1, 2), docker(endpoint("ov", "c", "h2", 1, 4)),
+		docker(endpoint("closed", "d", "h1", 2, 2)), docker(endpoint("seg", "e", "h1", 3, 2)), endpoint("quiet", "f", "h1", 4, 2)}
+	h := HostSide(input([]tables.Network{ov, closed, seg, quiet}, eps))
+	want := []hostnet.Gateway{
+		{Name: "closed", Subnet: closed.Subnet, Gateway: closed.Gateway, DNSFrom: []netip.Addr{netip.MustParseAddr("10.0.2.2")}, DNSOnly: true},
+		{Name: "ov", Subnet: ov.Subnet, Gateway: ov.Gateway, Masquerade: true, DNSFrom: []netip.Addr{netip.MustParseAddr("10.0.1.3")}},
+	}
+	if !reflect.DeepEqual(h.Gateways, want) {
+		t.Errorf("gateways\n%+v\nwant\n%+v", h.Gateways, want)
 	}
 }
 

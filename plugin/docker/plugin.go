@@ -787,7 +787,10 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	}
 	p.goBG(func() { p.learnAliases(container, name, dn.Name) })
 	resp := joinResponse{InterfaceName: interfaceName{SrcName: src, DstPrefix: "eth"}, DisableGatewayService: true}
-	if n.Egress && n.Gateway != "" {
+	// The gateway: the way out, and, on an internal network, the way to
+	// vxnet's DNS for what Docker's resolver forwards (the host refuses
+	// the rest).
+	if n.Gateway != "" && (n.Egress || n.Internal) {
 		resp.Gateway = n.Gateway
 	}
 	return resp, nil

@@ -523,7 +523,8 @@ func TestRequestPool_ipRange(t *testing.T) {
 }
 
 // TestJoin_publishAndMTU: -p and the mtu option reach the endpoint; an
-// internal network gives Docker no gateway.
+// internal network gives Docker its gateway too (the way to vxnet's DNS,
+// the host refusing the rest).
 func TestJoin_publishAndMTU(t *testing.T) {
 	e := newEnv(t, nil, "host-a", nil)
 	e.c.addNetwork(t, api.NetworkCreate{Name: "web", Subnet: "10.0.9.0/24", Internal: true})
@@ -534,7 +535,7 @@ func TestJoin_publishAndMTU(t *testing.T) {
 	e.eng.join(t, netID, epID, "/api", "10.0.9.2/24")
 	var j joinResponse
 	e.ok("/NetworkDriver.Join", joinBody(`[{"Proto":6,"IP":"","Port":80,"HostIP":"0.0.0.0","HostPort":8080,"HostPortEnd":8080},{"Proto":17,"IP":"","Port":53,"HostIP":"","HostPort":5353,"HostPortEnd":5353}]`), &j)
-	if j.Gateway != "" || !j.DisableGatewayService {
+	if j.Gateway != "10.0.9.1" || !j.DisableGatewayService {
 		t.Errorf("Join on an internal network: %+v", j)
 	}
 	reqs := e.c.endpointRequests()
