@@ -6,7 +6,7 @@ GO ?= go
 # Debian packages the tests and the demo use: command -> package.
 DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat dockerd:docker.io busybox:busybox-static
 # Packages with concurrency are tested with the race detector.
-RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/... ./hostnet/... ./dhcp/... ./hns/... ./api/... ./plan/... ./tables/... ./hoststate/...
+RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/... ./hostnet/... ./dhcp/... ./hns/... ./api/... ./plan/... ./tables/... ./hoststate/... ./plugin/...
 
 .PHONY: all build test demo demo-dataplane deps lint unit e2e bench bench-dataplane fuzz windows clean
 
@@ -42,7 +42,7 @@ unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	@echo "allocation tests again, without the race detector (they skip under it)"
 	$(GO) test -count=1 -run 'ZeroAllocs|zeroAllocs|noAllocations|NoAllocations' ./dataplane/... ./dns/...
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal -e /ipam -e /dns -e /driver -e /hostnet -e /dhcp -e /hns -e /api -e /plan -e /tables -e /hoststate)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal -e /ipam -e /dns -e /driver -e /hostnet -e /dhcp -e /hns -e /api -e /plan -e /tables -e /hoststate -e /plugin)
 	@echo "kvs: large in-process clusters again, without the race detector (too slow under it)"
 	$(GO) test -count=1 -run 'TestCluster' ./kvs
 

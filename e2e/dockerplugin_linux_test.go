@@ -141,6 +141,19 @@ func TestDocker_plugin(t *testing.T) {
 		}
 	}
 
+	// Containers of two hosts that share an alias answer it together;
+	// docker restart brings a container back on the network.
+	d["h3"].docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", "api2", "--network-alias", "backend", testImage, "sleep", "3600")
+	testutil.WaitFor(t, "backend answered by api and api2", 20*time.Second, func() bool {
+		out, _ := d["h2"].tryDocker("run", "--rm", "--network", "web", testImage, "nslookup", "backend", "127.0.0.11")
+		return strings.Count(out, "Address: 10.72.0.") == 2
+	})
+	d["h3"].docker("restart", "-t", "1", "api2")
+	if out := probe("h1", "probe0", "ping -c1 -W3 api2"); !strings.Contains(out, "1 packets received") {
+		t.Errorf("h1 to api2 after docker restart:\n%s", out)
+	}
+	d["h3"].docker("rm", "-f", "api2")
+
 	// dig in a container's namespace: vxnet answers at 127.0.0.11, over
 	// UDP and TCP, for names of other hosts' containers.
 	d["h2"].docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", "client", testImage, "sleep", "3600")
@@ -278,5 +291,74 @@ func TestDocker_plugin(t *testing.T) {
 		if devs := c.handedOverDevices(h); len(devs) > 0 {
 			t.Errorf("%s still has devices made for Docker: %v", h, devs)
 		}
+	}
+}
+
+// TestDocker_addresses: Docker's address flags on vxnet's IPAM
+// (--ip-range, --gateway, --aux-address, docker run --ip), and its errors
+// as Docker shows them: an address in use and an exhausted pool name the
+// flag or say why, and leave no endpoint, lease or device behind.
+func TestDocker_addresses(t *testing.T) {
+	l := newLab(t)
+	c := l.dockerCluster("198.18.73", nil, "h1")
+	d := c.dockerd("h1")
+	d.docker("network", "create", "-d", "vxnet", "--ipam-driver", "vxnet", "--subnet", "10.73.0.0/24", "--ip-range", "10.73.0.128/30",
+		"--gateway", "10.73.0.254", "--aux-address", "router=10.73.0.129", "web")
+	testutil.WaitFor(t, "the vxnet network web", 15*time.Second, func() bool { _, ok := c.networks("h1")["web"]; return ok })
+	var n struct{ Gateway, IPRange string }
+	if err := json.Unmarshal([]byte(c.cli("h1", "network", "inspect", "web")), &n); err != nil || n.Gateway != "10.73.0.254" || n.IPRange != "10.73.0.128/30" {
+		t.Errorf("network web: %+v %v, want gateway 10.73.0.254 and range 10.73.0.128/30", n, err)
+	}
+	addrIn := func(name string) netip.Addr {
+		t.Helper()
+		e, ok := c.endpoints("h1")[name]
+		if !ok {
+			t.Fatalf("no endpoint %s", name)
+		}
+		return addrOf(t, e)
+	}
+	// The range 10.73.0.128/30 less the aux address .129: .128, .130,
+	// .131 (vxnet hands out a range's every address).
+	taken := map[netip.Addr]string{}
+	for _, name := range []string{"a1", "a2", "a3"} {
+		d.docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", name, testImage, "sleep", "3600")
+		a := addrIn(name)
+		if !netip.MustParsePrefix("10.73.0.128/30").Contains(a) || a == netip.MustParseAddr("10.73.0.129") || taken[a] != "" {
+			t.Errorf("%s got %v: want a free address of 10.73.0.128/30 but the aux address .129 (taken: %v)", name, a, taken)
+		}
+		taken[a] = name
+	}
+	// The range is full: Docker says so, and nothing is half made.
+	before := len(c.endpointList("h1"))
+	if out, err := d.tryDocker("run", "-d", "--network", "web", "--name", "a4", testImage, "sleep", "3600"); err == nil || !strings.Contains(out, "no free address") {
+		t.Errorf("a fourth container in a range of three: %v %q, want no free address", err, out)
+	}
+	d.tryDocker("rm", "-f", "a4")
+	// --ip, inside the subnet but outside the range; then the same again.
+	d.docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--ip", "10.73.0.50", "--name", "fixed", testImage, "sleep", "3600")
+	if a := addrIn("fixed"); a != netip.MustParseAddr("10.73.0.50") {
+		t.Errorf("docker run --ip 10.73.0.50 got %v", a)
+	}
+	if out, err := d.tryDocker("run", "-d", "--network", "web", "--ip", "10.73.0.50", "--name", "twice", testImage, "sleep", "3600"); err == nil || !strings.Contains(out, "--ip") || !strings.Contains(out, "10.73.0.50") {
+		t.Errorf("an address in use again: %v %q, want an error naming --ip and the address", err, out)
+	}
+	d.tryDocker("rm", "-f", "twice")
+	if after := len(c.endpointList("h1")); after != before+1 {
+		t.Errorf("%d endpoints after two refused containers and one more, want %d", after, before+1)
+	}
+	leases, reserved := c.hostLeases("h1")
+	if len(leases["web"]) != 4 || len(reserved["web"]) != 4 {
+		t.Errorf("leases %v, reserved %v of web: want the 4 containers' addresses", leases["web"], reserved["web"])
+	}
+	for _, name := range []string{"a1", "a2", "a3", "fixed"} {
+		d.docker("rm", "-f", name)
+	}
+	d.docker("network", "rm", "web")
+	testutil.WaitFor(t, "no endpoint, lease or reservation left", 15*time.Second, func() bool {
+		leases, reserved := c.hostLeases("h1")
+		return len(c.endpointList("h1")) == 0 && len(leases["web"]) == 0 && len(reserved["web"]) == 0
+	})
+	if devs := c.handedOverDevices("h1"); len(devs) > 0 {
+		t.Errorf("devices made for Docker left: %v", devs)
 	}
 }

@@ -46,7 +46,7 @@ func TestAgentArgv(t *testing.T) {
 	h := &s.Hosts[1]
 	got := strings.Join(agentArgv(s, h, []string{"198.18.0.1:7946"}), " ")
 	want := "ip netns exec a-h2 /bin/vxnet agent --name h2 --advertise-addr " + h.Addr.String() +
-		" --data-dir /run/vxnet-lab/a/h2/data --api-socket /run/vxnet-lab/a/h2/api.sock --profile fast --log-level info" +
+		" --data-dir /run/vxnet-lab/a/h2/data --api-socket /run/vxnet-lab/a/h2/api.sock --docker-plugin off --profile fast --log-level info" +
 		" --dns-upstream " + s.Outside.Addr.String() + " --join 198.18.0.1:7946"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)

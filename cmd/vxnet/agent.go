@@ -169,7 +169,7 @@ func cmdAgent(std stdio, args []string) int {
 			log.Warn("not serving Docker's plugin (--docker-plugin off to say so)", "error", err)
 		default:
 			defer stopPlugin()
-			log.Info("serving Docker's plugin", "socket", *dockerSock, "dockerHost", *dockerHost)
+			log.Info("serving Docker's plugin", "pluginSocket", *dockerSock, "dockerHost", *dockerHost)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

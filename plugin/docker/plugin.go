@@ -538,13 +538,13 @@ func (p *Plugin) tieWhenStored(id string) {
 			_, err = p.tie(ctx, dn)
 			cancel()
 			if err != nil {
-				p.log.Warn("docker network is not usable", "docker-network", dn.Name, "error", err)
+				p.log.Warn("docker network is not usable", "dockerNetwork", dn.Name, "error", err)
 			}
 			return
 		}
 		cancel()
 		if time.Now().After(deadline) || p.ctx.Err() != nil {
-			p.log.Warn("could not read a new network from Docker's API", "docker-network-id", id, "error", err)
+			p.log.Warn("could not read a new network from Docker's API", "dockerNetwork", id, "error", err)
 			return
 		}
 		select {
@@ -937,7 +937,8 @@ func EndpointName(container string) string {
 // dockerFlags are the API's field names as a Docker user spells them.
 var dockerFlags = map[string]string{
 	"driver": "-o " + OptDriver, "options": "-o " + OptPrefix + "KEY", "subnet": "--subnet", "gateway": "--gateway",
-	"ipRange": "--ip-range", "auxAddresses": "--aux-address", "ip": "--ip", "mtu": "-o " + optMTU, "publish": "-p",
+	"ip-range": "--ip-range", "ipRange": "--ip-range", "aux-address": "--aux-address", "auxAddresses": "--aux-address",
+	"ip": "--ip", "mtu": "-o " + optMTU, "publish": "-p", "block-size": "-o " + OptPrefix + "block-size",
 }
 
 // describe turns a backend error into a message for a Docker user, naming
