@@ -197,7 +197,7 @@ func (p *Plugin) Handler() http.Handler {
 			w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1.2+json")
 			if err != nil {
 				p.log.Info("docker call refused", "call", strings.TrimPrefix(path, "/"), "error", err)
-				out = errResponse{Err: err.Error()}
+				out = errResponse{Err: err.Error(), Error: err.Error()}
 			}
 			json.NewEncoder(w).Encode(out)
 		})
@@ -205,7 +205,8 @@ func (p *Plugin) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1.2+json")
 		w.WriteHeader(http.StatusNotFound)
-		json.NewEncoder(w).Encode(errResponse{Err: fmt.Sprintf("vxnet's Docker plugin has no call %s %s", r.Method, r.URL.Path)})
+		msg := fmt.Sprintf("vxnet's Docker plugin has no call %s %s", r.Method, r.URL.Path)
+		json.NewEncoder(w).Encode(errResponse{Err: msg, Error: msg})
 	})
 	return mux
 }
@@ -357,7 +358,11 @@ func (p *Plugin) requestAddress(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	got, err := p.cfg.Backend.ReserveAddress(ctx, name, ip)
-	if err != nil {
+	var ae *api.Error
+	switch {
+	case err != nil && !ip.IsValid() && errors.As(err, &ae):
+		return nil, fmt.Errorf("vxnet: %s", ae.Message) // no --ip was given
+	case err != nil:
 		return nil, describe(err)
 	}
 	return requestAddressResponse{Address: got.String()}, nil

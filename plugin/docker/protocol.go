@@ -7,8 +7,11 @@ import "encoding/json"
 // Every call is a POST of one JSON object to /Plugin.Method; every answer
 // is one JSON object, with Err set when the call failed.
 
+// errResponse is a failed call's answer. The network driver API reads
+// Err, the IPAM API Error: both are set.
 type errResponse struct {
-	Err string `json:"Err,omitempty"`
+	Err   string `json:"Err,omitempty"`
+	Error string `json:"Error,omitempty"`
 }
 
 type activateResponse struct {
