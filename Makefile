@@ -3,7 +3,10 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
-# Debian packages the tests and the demo use: command -> package.
+# Debian packages the tests and the demo use: command -> package. They are
+# installed with services kept stopped (policy-rc.d): docker.io would
+# otherwise start the system's Docker, with its bridge and firewall rules;
+# the tests run dockerds of their own.
 DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat dockerd:docker.io busybox:busybox-static
 # Packages with concurrency are tested with the race detector.
 RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/... ./hostnet/... ./dhcp/... ./hns/... ./api/... ./plan/... ./tables/... ./hoststate/... ./plugin/...
@@ -20,8 +23,11 @@ deps:
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; \
+	    policy=""; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=1; \
+	      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
+	    if [ -n "$$policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; [ $$rc = 0 ]; \
 	  else echo "missing (run as root to install):$$missing"; fi; fi
 	$(GO) mod download
 
