@@ -53,9 +53,10 @@ type Agent struct {
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
 
-	recMu sync.Mutex                    // one reconcileNow at a time; taken before mu
-	gwDNS map[netip.AddrPort]gatewayDNS // resolvers on gateways (handover.go); under recMu
-	mu    sync.Mutex
+	recMu    sync.Mutex                    // one reconcileNow at a time; taken before mu
+	gwDNS    map[netip.AddrPort]gatewayDNS // resolvers on gateways (handover.go); under recMu
+	retrying atomic.Bool                   // a reconcile is due in a second (retryReconcile)
+	mu       sync.Mutex
 	// The tables, decoded (view.go).
 	networks  map[string]tables.Network  // every network by name: the winning creation
 	creations map[string]tables.Network  // every creation, by key
@@ -66,8 +67,8 @@ type Agent struct {
 	pending   map[string]struct{} // endpoints being created
 	ports     map[string]string   // host ports ("8080/tcp") reserved by endpoints being created
 	// reserved: addresses reserved for a runtime (handover.go), by
-	// network, with the key of the endpoint that took each over, or "".
-	reserved map[string]map[netip.Addr]string
+	// network.
+	reserved map[string]map[netip.Addr]*reservation
 	creating map[string]struct{} // names of networks and endpoints being created (names.go)
 	skipped  *leftout.Reporter   // bad rows the rebuilt tables leave out (internal/leftout)
 	kick     chan struct{}
@@ -110,7 +111,7 @@ func New(cfg config.Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]tables.Network{}, rows: map[string]tables.Endpoint{}, owners: map[string]string{},
 		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
-		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]string{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), gwDNS: map[netip.AddrPort]gatewayDNS{}}
+		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), gwDNS: map[netip.AddrPort]gatewayDNS{}}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	var recovering bool
 	a.store, recovering, err = hoststate.OpenAgent(cfg.DataDir, cfg.Recover, len(cfg.Join) > 0, cfg.Logger)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"
@@ -139,6 +140,18 @@ func (a *Agent) restoreEndpoints() {
 		if e.Owner == a.cfg.Name && !stored[e.Key] {
 			a.log.Warn("removing an endpoint row of this host with no endpoint behind it", "endpoint", e.Key)
 			a.del(tables.Endpoints, e.Key)
+		}
+	}
+	// Handover devices no endpoint holds: their endpoint went while the
+	// agent was away (the runtime moved them back here), or the agent
+	// stopped before it recorded them.
+	if a.hnsProg == nil {
+		removed, err := tun.Sweep(api.HandoverPrefix)
+		if len(removed) > 0 {
+			a.log.Info("removed devices made for containers that are gone", "count", len(removed), "device", strings.Join(removed, ","))
+		}
+		if err != nil {
+			a.log.Warn("removing devices made for containers that are gone", "error", err)
 		}
 	}
 }

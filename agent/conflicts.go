@@ -182,6 +182,16 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	old := le.rec
 	a.mu.Unlock()
 
+	if old.Handover {
+		// Its runtime set its address in the container, and would not
+		// know of another: out of service, for the runtime to connect it
+		// again.
+		for a2 := range lost {
+			a.dropReservation(old.Network, a2)
+		}
+		a.takeDown(key, le, fmt.Sprintf("lost %v, which its runtime (Docker) gave the container; connect it again (docker network disconnect, then connect)", fmtPrefixes(old.Addrs)), false)
+		return
+	}
 	var keep, drop []netip.Prefix
 	for _, p := range old.Addrs {
 		if lost[p.Addr()] {
@@ -272,6 +282,12 @@ func (a *Agent) checkLeases(ep tables.Endpoint) (tables.Endpoint, bool) {
 		if leased[p.Addr()] || a.ipam.AllocateStatic(ep.Network, p.Addr()) == nil {
 			out = append(out, p) // leased, or unleased but still this host's to take
 			continue
+		}
+		if ep.Handover { // the runtime's address: see readdress
+			a.dropReservation(ep.Network, p.Addr())
+			ep.Reserved = false
+			a.markDown(key, ep, fmt.Sprintf("its address %v is no longer this host's, and its runtime (Docker) gave it to the container; connect it again", p))
+			return ep, false
 		}
 		fresh, ferr := a.freshAddress(ep.Network)
 		if ferr != nil {

@@ -103,6 +103,8 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required with handover: where the runtime will move the device")
 	case req.Handover && req.Ifname == "":
 		return newEndpoint{}, apiError(api.CodeBadRequest, "ifname", "ifname is required with handover: the device's name on this host until the runtime moves it")
+	case req.Handover && !strings.HasPrefix(req.Ifname, api.HandoverPrefix):
+		return newEndpoint{}, apiError(api.CodeBadRequest, "ifname", "ifname %q: a handover device's name starts with %q", req.Ifname, api.HandoverPrefix)
 	case req.Handover && a.hnsProg != nil:
 		return newEndpoint{}, apiError(api.CodeBadRequest, "handover", "handover: on Windows the runtime attaches containers to HNS endpoints; leave netns empty")
 	case req.Netns == "" && !hnsOnly:

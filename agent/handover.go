@@ -3,11 +3,13 @@ package agent
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/hostnet"
 	"github.com/vxnet/vxnet/hoststate"
 	"github.com/vxnet/vxnet/internal/names"
@@ -22,6 +24,16 @@ import (
 // releasing it at removal, and only ReleaseAddress ends the reservation, so
 // that an address Docker still counts as its own is never handed to
 // another container meanwhile. Reservations are in the state file.
+
+// reservation is one reserved address: the endpoint that took it over
+// (its key, or ""), whether the runtime released it while the endpoint
+// still held it (it goes when the endpoint does), and since when it is
+// reserved (zero: from before a restart).
+type reservation struct {
+	holder   string
+	released bool
+	since    time.Time
+}
 
 // ReserveAddress reserves ip on network, or the next free address when ip
 // is the zero Addr, and returns it with the subnet's prefix length.
@@ -46,9 +58,9 @@ func (a *Agent) ReserveAddress(ctx context.Context, network string, ip netip.Add
 	}
 	a.mu.Lock()
 	if a.reserved[network] == nil {
-		a.reserved[network] = map[netip.Addr]string{}
+		a.reserved[network] = map[netip.Addr]*reservation{}
 	}
-	a.reserved[network][ip] = ""
+	a.reserved[network][ip] = &reservation{since: time.Now()}
 	a.mu.Unlock()
 	a.saveReserved()
 	a.persist()
@@ -56,30 +68,41 @@ func (a *Agent) ReserveAddress(ctx context.Context, network string, ip netip.Add
 }
 
 // ReleaseAddress ends the reservation of ip on network: the address goes
-// back to IPAM, unless an endpoint still holds it, which then releases it
-// itself when removed. An address not reserved is left alone.
+// back to IPAM, or, if an endpoint still holds it, when that endpoint
+// goes. An address not reserved is left alone.
 func (a *Agent) ReleaseAddress(network string, ip netip.Addr) error {
 	a.mu.Lock()
-	holder, ok := a.reserved[network][ip]
-	if ok {
+	r, ok := a.reserved[network][ip]
+	free := ok && r.holder == ""
+	switch {
+	case free:
 		delete(a.reserved[network], ip)
-		if le := a.local[holder]; holder != "" && le != nil {
-			le.rec.Reserved = false
-			defer a.saveEndpoint(le.rec) // after the unlock
-		}
+	case ok:
+		r.released = true
 	}
 	a.mu.Unlock()
-	if !ok {
+	if !free {
 		return nil
 	}
 	a.saveReserved()
-	if holder == "" {
-		if err := a.ipam.Release(network, ip); err != nil {
-			return fromIPAM(err)
-		}
+	if err := a.ipam.Release(network, ip); err != nil {
+		return fromIPAM(err)
 	}
 	a.persist()
 	return nil
+}
+
+// Reservations lists the reserved addresses.
+func (a *Agent) Reservations() []api.Reservation {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []api.Reservation
+	for _, network := range sortedMapKeys(a.reserved) {
+		for ip, r := range a.reserved[network] {
+			out = append(out, api.Reservation{Network: network, Address: ip.String(), Held: r.holder != "", Since: r.since})
+		}
+	}
+	return out
 }
 
 // takeReservation gives reserved address ip of network to the endpoint
@@ -87,34 +110,65 @@ func (a *Agent) ReleaseAddress(network string, ip netip.Addr) error {
 func (a *Agent) takeReservation(network string, ip netip.Addr, key string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	holder, ok := a.reserved[network][ip]
-	if !ok || (holder != "" && holder != key) {
+	r, ok := a.reserved[network][ip]
+	if !ok || r.released || (r.holder != "" && r.holder != key) {
 		return false
 	}
-	a.reserved[network][ip] = key
+	r.holder = key
 	return true
 }
 
-// untakeReservation gives a reservation back from endpoint key.
+// untakeReservation gives a reservation back from endpoint key; one the
+// runtime released meanwhile goes back to IPAM.
 func (a *Agent) untakeReservation(network string, ip netip.Addr, key string) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if holder, ok := a.reserved[network][ip]; ok && holder == key {
-		a.reserved[network][ip] = ""
+	r, ok := a.reserved[network][ip]
+	if !ok || r.holder != key {
+		a.mu.Unlock()
+		return
+	}
+	r.holder = ""
+	release := r.released
+	if release {
+		delete(a.reserved[network], ip)
+	}
+	a.mu.Unlock()
+	if release {
+		a.saveReserved()
+		if err := a.ipam.Release(network, ip); err != nil {
+			a.log.Warn("releasing address", "endpoint", key, "error", err)
+		}
 	}
 }
 
-// saveReserved writes the reservations into the state file.
-func (a *Agent) saveReserved() {
+// dropReservation forgets the reservation of an address this host no
+// longer holds (IPAM gave it to another host).
+func (a *Agent) dropReservation(network string, ip netip.Addr) {
 	a.mu.Lock()
-	out := map[string][]netip.Addr{}
-	for network, addrs := range a.reserved {
-		for ip := range addrs {
-			out[network] = append(out[network], ip)
-		}
-	}
+	_, ok := a.reserved[network][ip]
+	delete(a.reserved[network], ip)
 	a.mu.Unlock()
-	if err := a.store.Update(func(st *hoststate.State) { st.Reserved = out }); err != nil {
+	if ok {
+		a.saveReserved()
+	}
+}
+
+// saveReserved writes the reservations into the state file, read under
+// the store's lock so that an older list never overwrites a newer one.
+func (a *Agent) saveReserved() {
+	err := a.store.Update(func(st *hoststate.State) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		out := map[string][]netip.Addr{}
+		for network, addrs := range a.reserved {
+			for ip := range addrs {
+				out[network] = append(out[network], ip)
+			}
+			slices.SortFunc(out[network], netip.Addr.Compare)
+		}
+		st.Reserved = out
+	})
+	if err != nil {
 		a.log.Error("saving state", "error", err)
 	}
 }
@@ -126,24 +180,21 @@ func (a *Agent) loadReserved() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for network, addrs := range st.Reserved {
-		a.reserved[network] = map[netip.Addr]string{}
+		a.reserved[network] = map[netip.Addr]*reservation{}
 		for _, ip := range addrs {
-			a.reserved[network][ip] = ""
+			a.reserved[network][ip] = &reservation{}
 		}
 	}
 	for _, ep := range st.Endpoints {
-		if ep.Reserved {
-			if _, ok := a.reserved[ep.Network][ep.Addr()]; ok {
-				a.reserved[ep.Network][ep.Addr()] = ep.Key()
-			}
+		if r, ok := a.reserved[ep.Network][ep.Addr()]; ok && ep.Reserved {
+			r.holder = ep.Key()
 		}
 	}
 }
 
 // Handover devices (EndpointCreate.Handover) are made on this host and
 // moved into the container by its runtime. followHandover waits for the
-// move, then records the device's name there and serves DNS in the
-// container.
+// move, then records the device's name there.
 func (a *Agent) followHandover(key string, le *localEndpoint, dev tun.Device) {
 	a.mu.Lock()
 	path, src := netnsPath(le.rec.Netns), le.rec.Ifname
@@ -184,14 +235,16 @@ func (a *Agent) followHandover(key string, le *localEndpoint, dev tun.Device) {
 }
 
 // handedOver finishes a handed-over endpoint in the container, once: its
-// name there in the record.
+// name there in the record. It owns the endpoint meanwhile (le.removing),
+// so that a removal never meets a record or row written after it; if
+// another owns it (a removal, a readdress), the name is left.
 func (a *Agent) handedOver(key string, le *localEndpoint, path, name string) {
 	le.handOnce.Do(func() {
-		a.mu.Lock()
-		if a.local[key] != le {
-			a.mu.Unlock()
+		if !a.own(key, le) {
 			return
 		}
+		defer a.disown(le)
+		a.mu.Lock()
 		changed := le.rec.Ifname != name
 		le.rec.Ifname = name
 		rec := le.rec
@@ -207,6 +260,25 @@ func (a *Agent) handedOver(key string, le *localEndpoint, path, name string) {
 		// (hostnet.Gateway's DNSFrom).
 		a.log.Info("endpoint's device is in its container", "endpoint", key, "ifname", name)
 	})
+}
+
+// own makes the caller the owner of local endpoint le (le.removing), if
+// it is still key's and no one else owns it.
+func (a *Agent) own(key string, le *localEndpoint) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.local[key] != le || le.removing {
+		return false
+	}
+	le.removing = true
+	return true
+}
+
+// disown ends own.
+func (a *Agent) disown(le *localEndpoint) {
+	a.mu.Lock()
+	le.removing = false
+	a.mu.Unlock()
 }
 
 // attachHandover attaches a handed-over endpoint: a new device on this
@@ -274,18 +346,24 @@ func (a *Agent) restoreHandover(ep tables.Endpoint) {
 
 // SetAliases replaces the aliases of endpoint name of this host on
 // network (a runtime learns a container's aliases after its endpoint is
-// made).
+// made). An endpoint busy being removed or readdressed is a conflict: try
+// again.
 func (a *Agent) SetAliases(network, name string, aliases []string) error {
 	if field, err := names.CheckEndpoint(name, aliases, "", ""); err != nil {
 		return apiError(api.CodeBadRequest, field, "%v", err)
 	}
 	key := tables.EndpointKey(network, name)
 	a.mu.Lock()
-	le, ok := a.local[key]
-	if !ok || le.removing {
-		a.mu.Unlock()
+	le := a.local[key]
+	a.mu.Unlock()
+	if le == nil {
 		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
 	}
+	if !a.own(key, le) {
+		return apiError(api.CodeConflict, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
+	}
+	defer a.disown(le)
+	a.mu.Lock()
 	le.rec.Aliases = append([]string(nil), aliases...)
 	rec := le.rec
 	a.mu.Unlock()
@@ -338,7 +416,8 @@ func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) {
 		}
 		conns, err := dns.Listen(ap)
 		if err != nil {
-			a.log.Warn("no DNS on the network's gateway yet: its Docker containers resolve only Docker's names", "network", network, "address", ap.String(), "error", err)
+			a.log.Warn("no DNS on the network's gateway yet: its Docker containers resolve only Docker's names; trying again", "network", network, "address", ap.String(), "error", err)
+			a.retryReconcile()
 			continue
 		}
 		l, err := a.dns.Serve(conns, dns.View{Networks: []string{network}})
@@ -352,6 +431,19 @@ func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) {
 	}
 }
 
+// retryReconcile reconciles again in a second, once, for what could not
+// be done now.
+func (a *Agent) retryReconcile() {
+	if a.retrying.CompareAndSwap(false, true) {
+		time.AfterFunc(time.Second, func() {
+			a.retrying.Store(false)
+			if a.runCtx.Err() == nil {
+				a.kickReconcile()
+			}
+		})
+	}
+}
+
 // closeGatewayDNS closes the gateways' resolvers.
 func (a *Agent) closeGatewayDNS() {
 	a.recMu.Lock()
@@ -360,4 +452,54 @@ func (a *Agent) closeGatewayDNS() {
 		g.l.Close()
 		delete(a.gwDNS, ap)
 	}
+}
+
+// SetPublish replaces the ports that endpoint name of this host on
+// network publishes (Docker publishes a container's ports once its
+// gateway is set up, and withdraws them first when it leaves). Errors
+// name the field publish.
+func (a *Agent) SetPublish(network, name string, publish []string) error {
+	key := tables.EndpointKey(network, name)
+	a.mu.Lock()
+	le := a.local[key]
+	a.mu.Unlock()
+	if le == nil {
+		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
+	}
+	n, d, err := a.endpointNetwork(network)
+	if err != nil {
+		return err
+	}
+	var ports []driver.Publish
+	var canonical []string
+	for _, s := range publish {
+		p, err := driver.ParsePublish(s)
+		if err != nil {
+			return apiError(api.CodeBadRequest, "publish", "%v", err)
+		}
+		if !d.Publishes(plan.DriverNetwork(n)) {
+			return apiError(api.CodeBadRequest, "publish", "publish %q: network %q publishes no ports (nat networks do, and overlay networks that are not internal)", s, n.Name)
+		}
+		ports, canonical = append(ports, p), append(canonical, p.String())
+	}
+	if !a.own(key, le) {
+		return apiError(api.CodeConflict, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
+	}
+	defer a.disown(le)
+	a.mu.Lock()
+	for _, p := range ports {
+		if other := a.publishedByLocked(p); other != "" && other != key {
+			a.mu.Unlock()
+			return apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", p.String(), p.HostPort, p.Proto, other)
+		}
+	}
+	le.rec.Publish = canonical
+	rec := le.rec
+	a.mu.Unlock()
+	a.saveEndpoint(rec)
+	if err := a.put(tables.Endpoints, key, rec.Encode()); err != nil {
+		return err
+	}
+	a.reconcileNow()
+	return nil
 }

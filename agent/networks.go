@@ -224,6 +224,9 @@ func apiNetwork(n tables.Network) api.Network {
 	}
 	if d, err := driver.Get(n.Driver); err == nil {
 		out.Egress = d.Egress(plan.DriverNetwork(n))
+		if n.Gateway.IsValid() && (out.Egress || plan.ClosedGateway(d, n)) {
+			out.ContainerGateway = n.Gateway.String()
+		}
 	}
 	return out
 }

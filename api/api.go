@@ -41,10 +41,14 @@ type Network struct {
 	Internal bool   `json:"internal,omitempty"`
 	// Egress: containers reach beyond the network (through their host's
 	// gateway, or a segment's router).
-	Egress  bool              `json:"egress"`
-	Options map[string]string `json:"options,omitempty"`
-	Creator string            `json:"creator"` // host that created it
-	Created time.Time         `json:"created"`
+	Egress bool `json:"egress"`
+	// ContainerGateway is the gateway a runtime gives containers that it
+	// configures itself (Docker): the way out, or on an internal overlay
+	// the way to vxnet's DNS alone; empty for none.
+	ContainerGateway string            `json:"containerGateway,omitempty"`
+	Options          map[string]string `json:"options,omitempty"`
+	Creator          string            `json:"creator"` // host that created it
+	Created          time.Time         `json:"created"`
 }
 
 // NetworkCreate is the body of POST /v1/networks.
@@ -120,8 +124,8 @@ type EndpointCreate struct {
 	MTU int `json:"mtu,omitempty"`
 	// Labels: notes kept with the endpoint, shown by endpoint inspect.
 	Labels map[string]string `json:"labels,omitempty"`
-	// Handover: make the device in the host's namespace, named Ifname and
-	// left unconfigured, for the container runtime to move into the
+	// Handover: make the device in the host's namespace, named Ifname
+	// (which must start with HandoverPrefix) and left unconfigured, for the container runtime to move into the
 	// container at Netns (a path that may not exist yet) and give its
 	// addresses and routes; Docker's network plugins work this way. The
 	// device outlives an agent restart.
@@ -132,6 +136,11 @@ type EndpointCreate struct {
 	Reserved bool `json:"reserved,omitempty"`
 }
 
+// HandoverPrefix starts the name of every handover device
+// (EndpointCreate.Handover): the agent removes those left on its host
+// when it starts.
+const HandoverPrefix = "vxd"
+
 // Service is a name over the endpoints that joined it (EndpointCreate's
 // Service), per network: DNS answers it with all their addresses in a new
 // order each time, and tasks.NAME with every one.
@@ -140,6 +149,16 @@ type Service struct {
 	Network   string   `json:"network"`
 	Endpoints []string `json:"endpoints"` // NAME@HOST
 	Addresses []string `json:"addresses"`
+}
+
+// Reservation is an address a runtime reserved before its endpoint
+// (Docker's IPAM plugin), still reserved: held by an endpoint that took it
+// over, or not yet (or no more).
+type Reservation struct {
+	Network string    `json:"network"`
+	Address string    `json:"address"`
+	Held    bool      `json:"held"`
+	Since   time.Time `json:"since"` // zero: from before the agent started
 }
 
 // Member is a cluster member.

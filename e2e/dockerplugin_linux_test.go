@@ -154,6 +154,18 @@ func TestDocker_plugin(t *testing.T) {
 	}
 	d["h3"].docker("rm", "-f", "api2")
 
+	// docker run -p: published on the container's host, reached from
+	// another host; withdrawn with the container, free for the next.
+	for i := 0; i < 2; i++ {
+		d["h1"].docker("run", "-d", "--stop-timeout", "1", "--network", "web", "-p", "8080:80", "--name", "pub", testImage,
+			"sh", "-c", "mkdir -p /www && echo hello-published > /www/index.html && exec httpd -f -p 80 -h /www")
+		testutil.WaitFor(t, "h1's published port 8080 from h2", 20*time.Second, func() bool {
+			out, err := l.tryIn(c.hosts["h2"].ns, "curl", "-s", "-m", "2", "http://"+c.hosts["h1"].addr+":8080/")
+			return err == nil && strings.Contains(out, "hello-published")
+		})
+		d["h1"].docker("rm", "-f", "pub")
+	}
+
 	// dig in a container's namespace: vxnet answers at 127.0.0.11, over
 	// UDP and TCP, for names of other hosts' containers.
 	d["h2"].docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", "client", testImage, "sleep", "3600")

@@ -47,6 +47,7 @@ func TestRuleset(t *testing.T) {
 		`iifname { "` + GatewayDevice("closed") + `" } reject with icmp type admin-prohibited`,
 		`iifname "` + GatewayDevice("closed") + `" ip daddr 172.30.3.1 meta l4proto { tcp, udp } th dport 53 accept`,
 		`iifname { "` + GatewayDevice("closed6") + `" } reject with icmpv6 type admin-prohibited`,
+		`iifname != "` + GatewayDevice("b") + `" ip daddr 172.30.2.1 meta l4proto { tcp, udp } th dport 53 drop`,
 		`iifname "vxg-*" ip daddr 127.0.0.0/8 ct status != dnat drop`,
 	} {
 		if strings.Count(rs, want) == 0 {

@@ -134,6 +134,13 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 		fmt.Fprintf(b, "\t\tiifname %s ip daddr 127.0.0.0/8 ct status != dnat drop\n", gw)
 	}
 	for _, n := range nets {
+		// vxnet's resolver on a gateway address is for the network's
+		// containers alone.
+		if len(n.DNSFrom) > 0 && n.Gateway.Is6() == v6 {
+			fmt.Fprintf(b, "\t\tiifname != %q %s daddr %v meta l4proto { tcp, udp } th dport 53 drop\n", GatewayDevice(n.Name), family, n.Gateway)
+		}
+	}
+	for _, n := range nets {
 		if n.DNSOnly && n.Gateway.Is6() == v6 {
 			dev := GatewayDevice(n.Name)
 			fmt.Fprintf(b, "\t\tiifname %q %s daddr %v meta l4proto { tcp, udp } th dport 53 accept\n", dev, family, n.Gateway)

@@ -159,6 +159,21 @@ type Host struct {
 	Uplinks   []string            // host NICs the networks in sight need, by name
 }
 
+// ClosedGateway reports whether internal network n gets, on a host with
+// handed-over endpoints (Docker's containers), a gateway for their DNS
+// alone (hostnet.Gateway's DNSOnly): if its driver gives its hosts a
+// gateway when the network is not internal (overlay), and the gateway
+// address is vxnet's own, not a segment's router.
+func ClosedGateway(d driver.Driver, n tables.Network) bool {
+	if !n.Internal || !n.Gateway.IsValid() || !noUplink(d, n) {
+		return false
+	}
+	open := n
+	open.Internal = false
+	want, _ := d.HostGateway(DriverNetwork(open), driver.GatewayHere{Local: true})
+	return want
+}
+
 // noUplink reports whether n's driver puts it on no physical segment.
 func noUplink(d driver.Driver, n tables.Network) bool {
 	name, err := d.Uplink(DriverNetwork(n))
@@ -200,10 +215,7 @@ func HostSide(in Input) Host {
 		case want:
 			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: gw.Masquerade, Routed: gw.Routed,
 				DNSFrom: handedOver[n.Name]})
-		case n.Internal && len(handedOver[n.Name]) > 0 && noUplink(d, n):
-			// A closed network whose gateway address is vxnet's own (no
-			// segment's router): a gateway for its Docker containers'
-			// DNS alone.
+		case len(handedOver[n.Name]) > 0 && ClosedGateway(d, n):
 			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, DNSFrom: handedOver[n.Name], DNSOnly: true})
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/hns"
 	"github.com/vxnet/vxnet/hostnet"
 	"github.com/vxnet/vxnet/tables"
@@ -363,6 +364,35 @@ func TestHostSide_handedOverDNS(t *testing.T) {
 	}
 	if !reflect.DeepEqual(h.Gateways, want) {
 		t.Errorf("gateways\n%+v\nwant\n%+v", h.Gateways, want)
+	}
+}
+
+// TestClosedGateway: only an internal network whose driver gives its
+// hosts a gateway when open, and whose gateway is vxnet's own, gets one
+// for DNS alone.
+func TestClosedGateway(t *testing.T) {
+	for _, c := range []struct {
+		driver   string
+		opts     map[string]string
+		internal bool
+		want     bool
+	}{
+		{"overlay", nil, true, true},
+		{"overlay", nil, false, false},
+		{"nat", nil, true, false},
+		{"l2tunnel", map[string]string{"policy-host": "198.18.0.9"}, true, false},
+		{"transparent", map[string]string{"uplink": "eth1"}, true, false},
+		{"l2bridge", map[string]string{"uplink": "eth1"}, true, false},
+	} {
+		n := network("n", c.driver, 1, "h2", c.opts)
+		n.Internal = c.internal
+		d, err := driver.Get(c.driver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ClosedGateway(d, n); got != c.want {
+			t.Errorf("%s internal=%v: %v, want %v", c.driver, c.internal, got, c.want)
+		}
 	}
 }
 

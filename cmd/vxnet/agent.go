@@ -151,6 +151,12 @@ func cmdAgent(std stdio, args []string) int {
 		}
 		return 1
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if runtime.GOOS == "windows" && *dockerSock != "off" && *dockerSock != "" {
+		fmt.Fprintln(std.stderr, "vxnet agent: --docker-plugin: Docker's plugin is served on Linux only (Docker on Windows looks for plugins on named pipes, and its containers attach to HNS endpoints)")
+		return 2
+	}
 	if *dockerSock != "off" && *dockerSock != "" {
 		eng, err := docker.NewHTTPEngine(*dockerHost)
 		if err != nil {
@@ -159,7 +165,7 @@ func cmdAgent(std stdio, args []string) int {
 		}
 		// Served before the agent joins its cluster: Docker finds the
 		// plugin at once, and its calls wait until the agent is ready.
-		p := docker.New(docker.Config{Backend: a, Engine: eng, Ready: a.Ready(), MTU: cfg.MTU, Logger: log})
+		p := docker.New(docker.Config{Backend: a, Engine: eng, Ready: a.Ready(), Stopping: ctx.Done(), MTU: cfg.MTU, Logger: log})
 		stopPlugin, err := p.Serve(*dockerSock)
 		switch {
 		case err != nil && flagSet(fs, "docker-plugin"):
@@ -172,9 +178,9 @@ func cmdAgent(std stdio, args []string) int {
 			log.Info("serving Docker's plugin", "pluginSocket", *dockerSock, "dockerHost", *dockerHost)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := a.Run(ctx); err != nil {
+	err = a.Run(ctx)
+	stop() // the plugin refuses calls from here on, whatever ended Run
+	if err != nil {
 		fmt.Fprintf(std.stderr, "vxnet agent: %v\n", err)
 		return 1
 	}

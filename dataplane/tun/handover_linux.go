@@ -150,3 +150,46 @@ func setPersist(d Device, on bool) error {
 	}
 	return ioErr
 }
+
+// Sweep removes the persistent TUN devices of the caller's namespace whose
+// names start with prefix and that no process holds open: handover
+// devices left when their endpoint went while the agent was away (the
+// runtime moved them back to the host) or before the agent recorded them.
+// It returns the names it removed.
+func Sweep(prefix string) ([]string, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("tun: list devices: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, l := range links {
+		name := l.Attrs().Name
+		if l.Type() != "tuntap" || len(name) <= len(prefix) || name[:len(prefix)] != prefix {
+			continue
+		}
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return removed, fmt.Errorf("tun: %w", err)
+		}
+		ifr, err := unix.NewIfreq(name)
+		if err == nil {
+			ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+			err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
+		}
+		if errors.Is(err, unix.EBUSY) {
+			unix.Close(fd) // held open: in use
+			continue
+		}
+		if err == nil {
+			err = unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 0)
+		}
+		unix.Close(fd)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tun: remove %s: %w", name, err))
+			continue
+		}
+		removed = append(removed, name)
+	}
+	return removed, errors.Join(errs...)
+}

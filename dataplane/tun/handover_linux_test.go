@@ -76,3 +76,44 @@ func run(t *testing.T, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestSweep: persistent devices of the prefix that nothing holds go; one
+// held open stays, and so do other names.
+func TestSweep(t *testing.T) {
+	ns := testNetns(t, "vxsw")
+	var held Device
+	var removed []string
+	err := inNetns(ns, func() error {
+		for _, name := range []string{"vxdleft0", "vxdleft1", "other0"} {
+			d, err := CreateHandover(name, 1400)
+			if err != nil {
+				return err
+			}
+			d.Close() // persistent: stays
+		}
+		var err error
+		if held, err = CreateHandover("vxdheld0", 1400); err != nil {
+			return err
+		}
+		removed, err = Sweep("vxd")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { Remove(held); held.Close() }()
+	if strings.Join(removed, ",") != "vxdleft0,vxdleft1" {
+		t.Errorf("removed %v, want vxdleft0 and vxdleft1", removed)
+	}
+	out := run(t, "ip", "-n", ns, "-o", "link", "show")
+	for _, name := range []string{"vxdheld0", "other0"} {
+		if !strings.Contains(out, name+":") {
+			t.Errorf("%s gone:\n%s", name, out)
+		}
+	}
+	for _, name := range []string{"vxdleft0", "vxdleft1"} {
+		if strings.Contains(out, name+":") {
+			t.Errorf("%s left:\n%s", name, out)
+		}
+	}
+}

@@ -24,3 +24,6 @@ func Remove(d Device) error { return errors.ErrUnsupported }
 
 // Where is Linux only.
 func Where(d Device, path string) (bool, string, error) { return false, "", errors.ErrUnsupported }
+
+// Sweep is Linux only.
+func Sweep(prefix string) ([]string, error) { return nil, nil }

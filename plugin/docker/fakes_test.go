@@ -143,7 +143,8 @@ func (b *fakeBackend) CreateNetwork(_ context.Context, req api.NetworkCreate) (a
 		driver = "overlay"
 	}
 	n := api.Network{Name: req.Name, Driver: driver, Scope: "global", Subnet: subnet.String(), Gateway: gw.String(),
-		IPRange: req.IPRange, Internal: req.Internal, Egress: !req.Internal, Options: req.Options, Creator: b.host}
+		IPRange: req.IPRange, Internal: req.Internal, Egress: !req.Internal, Options: req.Options, Creator: b.host,
+		ContainerGateway: gw.String()} // overlay: the way out, or to DNS alone when internal
 	b.c.networks[n.Name] = copyNetwork(n)
 	for _, a := range req.AuxAddresses {
 		if ip, err := netip.ParseAddr(a); err == nil {
@@ -314,6 +315,18 @@ func (b *fakeBackend) ReleaseAddress(network string, ip netip.Addr) error {
 	return nil
 }
 
+func (b *fakeBackend) Reservations() []api.Reservation {
+	b.c.mu.Lock()
+	defer b.c.mu.Unlock()
+	var out []api.Reservation
+	for network, addrs := range b.c.reserved {
+		for ip, holder := range addrs {
+			out = append(out, api.Reservation{Network: network, Address: ip.String(), Held: holder != ""})
+		}
+	}
+	return out
+}
+
 func (b *fakeBackend) SetAliases(network, name string, aliases []string) error {
 	b.c.mu.Lock()
 	defer b.c.mu.Unlock()
@@ -322,6 +335,18 @@ func (b *fakeBackend) SetAliases(network, name string, aliases []string) error {
 		return apiErr(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
 	}
 	b.c.aliases[key] = append([]string(nil), aliases...)
+	return nil
+}
+
+func (b *fakeBackend) SetPublish(network, name string, publish []string) error {
+	b.c.mu.Lock()
+	defer b.c.mu.Unlock()
+	key := epKey(network, name)
+	e, ok := b.c.endpoints[key]
+	if !ok || e.ep.Host != b.host {
+		return apiErr(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
+	}
+	e.ep.Publish = append([]string(nil), publish...)
 	return nil
 }
 

@@ -81,7 +81,11 @@ type Backend interface {
 	RemoveEndpoint(network, name string) error
 	ReserveAddress(ctx context.Context, network string, ip netip.Addr) (netip.Prefix, error)
 	ReleaseAddress(network string, ip netip.Addr) error
+	// Reservations lists the addresses reserved and not released.
+	Reservations() []api.Reservation
 	SetAliases(network, name string, aliases []string) error
+	// SetPublish replaces the ports an endpoint publishes.
+	SetPublish(network, name string, publish []string) error
 	// Host is this host's name in the cluster.
 	Host() string
 }
@@ -94,6 +98,9 @@ type Config struct {
 	// (the socket is served from the agent's start, so that Docker finds
 	// the plugin while the agent joins its cluster).
 	Ready <-chan struct{}
+	// Stopping is closed when the agent begins to stop: calls are refused
+	// from then on, so that nothing changes after its last save.
+	Stopping <-chan struct{}
 	// Scope is "local" (default: a legacy plugin, Docker without swarm) or
 	// "global" (a managed plugin in a swarm).
 	Scope string
@@ -151,6 +158,10 @@ func (p *Plugin) goBG(fn func()) {
 // maxBody bounds a request body.
 const maxBody = 1 << 20
 
+// reservationGrace is how long an address reserved and not taken over
+// by an endpoint is left alone: Docker joins its container within it.
+const reservationGrace = time.Minute
+
 // readyWait is how long a call waits for the agent to be ready.
 const readyWait = 30 * time.Second
 
@@ -169,8 +180,8 @@ func (p *Plugin) Handler() http.Handler {
 		"/NetworkDriver.Leave":                       empty,
 		"/NetworkDriver.DiscoverNew":                 empty,
 		"/NetworkDriver.DiscoverDelete":              empty,
-		"/NetworkDriver.ProgramExternalConnectivity": empty,
-		"/NetworkDriver.RevokeExternalConnectivity":  empty,
+		"/NetworkDriver.ProgramExternalConnectivity": p.programExternal,
+		"/NetworkDriver.RevokeExternalConnectivity":  p.revokeExternal,
 		"/NetworkDriver.AllocateNetwork":             allocateNetwork,
 		"/NetworkDriver.FreeNetwork":                 empty,
 		"/IpamDriver.GetCapabilities":                ipamCapabilities,
@@ -189,6 +200,8 @@ func (p *Plugin) Handler() http.Handler {
 				err = fmt.Errorf("reading the request: %w", err)
 			case len(body) > maxBody:
 				err = fmt.Errorf("request body over %d bytes", maxBody)
+			case p.stopping():
+				err = errors.New("the vxnet agent on this host is stopping; start it again")
 			case path != "/Plugin.Activate" && !p.waitReady(r.Context()):
 				err = errors.New("the vxnet agent on this host is starting and not ready yet (joining its cluster); try again, or see its log")
 			default:
@@ -209,6 +222,15 @@ func (p *Plugin) Handler() http.Handler {
 		json.NewEncoder(w).Encode(errResponse{Err: msg, Error: msg})
 	})
 	return mux
+}
+
+func (p *Plugin) stopping() bool {
+	select {
+	case <-p.cfg.Stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *Plugin) waitReady(ctx context.Context) bool {
@@ -502,8 +524,16 @@ func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
 	if d.AddressSpace != Name {
 		return nil, fmt.Errorf("--ipam-driver %s is required: vxnet hands out the addresses of its networks so that no two hosts give out one", Name)
 	}
-	spec.req.Subnet = d.Pool
-	if gw, err := netip.ParsePrefix(d.Gateway); err == nil {
+	pool, err := netip.ParsePrefix(d.Pool)
+	if err != nil {
+		return nil, fmt.Errorf("malformed request: pool %q is not a subnet", d.Pool)
+	}
+	spec.req.Subnet = pool.String()
+	if d.Gateway != "" {
+		gw, err := netip.ParsePrefix(d.Gateway)
+		if err != nil {
+			return nil, fmt.Errorf("--gateway %q is not an address", d.Gateway)
+		}
 		spec.req.Gateway = gw.Addr().String()
 	}
 	for k, v := range d.AuxAddresses {
@@ -527,6 +557,13 @@ func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
 	}
 	if err := p.cfg.Backend.CheckNetwork(spec.req); err != nil {
 		return nil, describe(err)
+	}
+	// One Docker network per subnet on a host: a pool is known by its
+	// subnet. (Docker stores this one only after this call.)
+	if dn, ok, err := p.engineNetworkOfPool(ctx, pool); err != nil {
+		return nil, err
+	} else if ok && dn.ID != req.NetworkID {
+		return nil, fmt.Errorf("--subnet %s is the subnet of Docker network %q on this host already", d.Pool, dn.Name)
 	}
 	p.goBG(func() { p.tieWhenStored(req.NetworkID) })
 	return struct{}{}, nil
@@ -609,7 +646,7 @@ func (p *Plugin) ensure(ctx context.Context, req api.NetworkCreate) error {
 		return nil
 	}
 	var ae *api.Error
-	if !errors.As(err, &ae) || ae.Code != api.CodeConflict {
+	if !errors.As(err, &ae) || ae.Code != api.CodeConflict || ae.Field != "name" {
 		return describe(err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
@@ -705,10 +742,9 @@ func (p *Plugin) createEndpoint(ctx context.Context, body []byte) (any, error) {
 	if _, err := netip.ParsePrefix(req.Interface.Address); err != nil {
 		return nil, fmt.Errorf("address %q is not an address with its prefix length", req.Interface.Address)
 	}
-	if _, err := publishOf(req.Options); err != nil {
-		return nil, err
-	}
-	// The endpoint is made at Join, when the container's name is known.
+	// The endpoint is made at Join, when the container's name is known;
+	// its ports are published with its gateway
+	// (ProgramExternalConnectivity).
 	return struct{}{}, nil
 }
 
@@ -750,10 +786,6 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	if len(req.EndpointID) < 12 {
 		return nil, fmt.Errorf("malformed request: EndpointID %q is too short", req.EndpointID)
 	}
-	publish, err := publishOf(req.Options)
-	if err != nil {
-		return nil, err
-	}
 	dn, err := p.cfg.Engine.Network(ctx, req.NetworkID)
 	if err != nil {
 		return nil, fmt.Errorf("reading network %s from Docker's API: %w", short(req.NetworkID), err)
@@ -783,9 +815,9 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := "vxd" + req.EndpointID[:12]
+	src := api.HandoverPrefix + req.EndpointID[:12]
 	ep := api.EndpointCreate{Network: name, Name: EndpointName(container), Netns: req.SandboxKey, Ifname: src, IP: ip.Addr().String(),
-		Reserved: true, Handover: true, Publish: publish, MTU: spec.mtu,
+		Reserved: true, Handover: true, MTU: spec.mtu,
 		Labels: map[string]string{LabelEndpoint: req.EndpointID, LabelNetwork: req.NetworkID, LabelContainer: container}}
 	if _, err := p.cfg.Backend.CreateEndpoint(ctx, ep); err != nil {
 		return nil, describe(err)
@@ -795,9 +827,7 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	// The gateway: the way out, and, on an internal network, the way to
 	// vxnet's DNS for what Docker's resolver forwards (the host refuses
 	// the rest).
-	if n.Gateway != "" && (n.Egress || n.Internal) {
-		resp.Gateway = n.Gateway
-	}
+	resp.Gateway = n.ContainerGateway
 	return resp, nil
 }
 
@@ -860,6 +890,65 @@ func (p *Plugin) deleteEndpoint(_ context.Context, body []byte) (any, error) {
 	return struct{}{}, nil // gone already: Docker may ask twice
 }
 
+// externalRequest is the body of Program- and
+// RevokeExternalConnectivity.
+type externalRequest struct {
+	NetworkID  string
+	EndpointID string
+	Options    map[string]json.RawMessage
+}
+
+// programExternal publishes the container's ports (docker run -p): Docker
+// asks the network that gives the container its gateway, once.
+func (p *Plugin) programExternal(_ context.Context, body []byte) (any, error) {
+	var req externalRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	publish, err := publishOf(req.Options)
+	if err != nil {
+		return nil, err
+	}
+	if len(publish) == 0 {
+		return struct{}{}, nil
+	}
+	e, ok := p.endpointOf(req.EndpointID)
+	if !ok {
+		return nil, fmt.Errorf("no vxnet endpoint for Docker endpoint %s on this host", short(req.EndpointID))
+	}
+	if err := p.cfg.Backend.SetPublish(e.Network, e.Name, publish); err != nil {
+		return nil, describe(err)
+	}
+	return struct{}{}, nil
+}
+
+// revokeExternal withdraws the container's published ports.
+func (p *Plugin) revokeExternal(_ context.Context, body []byte) (any, error) {
+	var req endpointRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if e, ok := p.endpointOf(req.EndpointID); ok && len(e.Publish) > 0 {
+		if err := p.cfg.Backend.SetPublish(e.Network, e.Name, nil); err != nil && !isNotFound(err) {
+			return nil, describe(err)
+		}
+	}
+	return struct{}{}, nil
+}
+
+// endpointOf finds this host's endpoint of Docker endpoint id.
+func (p *Plugin) endpointOf(id string) (api.Endpoint, bool) {
+	if id == "" {
+		return api.Endpoint{}, false
+	}
+	for _, e := range p.cfg.Backend.Endpoints() {
+		if e.Labels[LabelEndpoint] == id && e.Host == p.cfg.Backend.Host() {
+			return e, true
+		}
+	}
+	return api.Endpoint{}, false
+}
+
 func (p *Plugin) operInfo(_ context.Context, body []byte) (any, error) {
 	var req endpointRequest
 	if err := decode(body, &req); err != nil {
@@ -882,9 +971,10 @@ func (p *Plugin) collect() {
 	if !p.waitReady(ctx) {
 		return
 	}
-	// The endpoints first: one made by a Join meanwhile is in Docker's
-	// answer below (Join reads Docker before it makes the endpoint).
-	eps := p.cfg.Backend.Endpoints()
+	// The endpoints and reservations first: one made meanwhile is in
+	// Docker's answer below (Join reads Docker before it makes the
+	// endpoint; a reservation is younger than the grace).
+	eps, reservations := p.cfg.Backend.Endpoints(), p.cfg.Backend.Reservations()
 	// Docker answers its API only after it activated its plugins; wait
 	// for it to answer.
 	var ns []EngineNetwork
@@ -900,6 +990,7 @@ func (p *Plugin) collect() {
 		}
 	}
 	live := map[string]bool{}
+	inDocker := map[string]bool{} // network/address Docker shows a container with
 	for _, n := range ns {
 		if n.Driver != Name {
 			continue
@@ -910,6 +1001,24 @@ func (p *Plugin) collect() {
 		}
 		for _, c := range full.Containers {
 			live[c.EndpointID] = true
+			if a, err := netip.ParsePrefix(c.IPv4Address); err == nil {
+				inDocker[full.Name+"/"+a.Addr().String()] = true
+			}
+		}
+	}
+	// Reservations no endpoint holds and no container of Docker's has,
+	// made before the endpoints were listed and long enough ago that no
+	// Join is on its way: Docker will not release them (it forgot them
+	// while the agent was away, or never heard back).
+	for _, r := range reservations {
+		if r.Held || inDocker[r.Network+"/"+r.Address] || (!r.Since.IsZero() && time.Since(r.Since) < reservationGrace) {
+			continue
+		}
+		if ip, err := netip.ParseAddr(r.Address); err == nil {
+			p.log.Info("releasing an address reserved for a container Docker no longer has", "network", r.Network, "address", r.Address)
+			if err := p.cfg.Backend.ReleaseAddress(r.Network, ip); err != nil {
+				p.log.Warn("releasing address", "network", r.Network, "address", r.Address, "error", err)
+			}
 		}
 	}
 	for _, e := range eps {

@@ -210,8 +210,8 @@ var routes = []struct {
 	{"/NetworkDriver.Leave", false},
 	{"/NetworkDriver.DiscoverNew", false},
 	{"/NetworkDriver.DiscoverDelete", false},
-	{"/NetworkDriver.ProgramExternalConnectivity", false},
-	{"/NetworkDriver.RevokeExternalConnectivity", false},
+	{"/NetworkDriver.ProgramExternalConnectivity", true},
+	{"/NetworkDriver.RevokeExternalConnectivity", true},
 	{"/NetworkDriver.AllocateNetwork", false},
 	{"/NetworkDriver.FreeNetwork", false},
 	{"/IpamDriver.GetCapabilities", false},
@@ -287,6 +287,10 @@ const ipv4Data = `[{"AddressSpace":"vxnet","Gateway":"10.0.9.1/24","Pool":"10.0.
 
 func joinBody(portmap string) string {
 	return `{"NetworkID":"` + netID + `","EndpointID":"` + epID + `","SandboxKey":"` + sandboxKey + `","Options":{"com.docker.network.endpoint.exposedports":[],"com.docker.network.portmap":` + portmap + `}}`
+}
+
+func externalBody(portmap string) string {
+	return `{"NetworkID":"` + netID + `","EndpointID":"` + epID + `","Options":{"com.docker.network.endpoint.exposedports":[],"com.docker.network.portmap":` + portmap + `}}`
 }
 
 func endpointBody(iface string) string {
@@ -400,14 +404,16 @@ func TestHandler_badInput(t *testing.T) {
 		{name: "CreateEndpoint/no EndpointID", path: "/NetworkDriver.CreateEndpoint", setup: withContainer,
 			body: `{"NetworkID":"` + netID + `","EndpointID":"","Interface":{"Address":"10.0.9.2/24"},"Options":{}}`, want: []string{"EndpointID"}},
 
-		{name: "Join/protocol 1", path: "/NetworkDriver.Join", setup: withContainer,
-			body: joinBody(`[{"Proto":1,"IP":"","Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080}]`), want: []string{"-p 80", "protocol 1", "tcp and udp"}},
-		{name: "Join/host address", path: "/NetworkDriver.Join", setup: withContainer,
-			body: joinBody(`[{"Proto":6,"IP":"","Port":80,"HostIP":"192.0.2.7","HostPort":8080,"HostPortEnd":8080}]`), want: []string{"-p 192.0.2.7:8080:80"}},
-		{name: "Join/no host port", path: "/NetworkDriver.Join", setup: withContainer,
-			body: joinBody(`[{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":0,"HostPortEnd":0}]`), want: []string{"-p 80", "HOSTPORT:80"}},
-		{name: "Join/portmap not a list", path: "/NetworkDriver.Join", setup: withContainer,
-			body: joinBody(`{}`), want: []string{"malformed request", "com.docker.network.portmap"}},
+		{name: "Program/protocol 1", path: "/NetworkDriver.ProgramExternalConnectivity", setup: withContainer,
+			body: externalBody(`[{"Proto":1,"IP":"","Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080}]`), want: []string{"-p 80", "protocol 1", "tcp and udp"}},
+		{name: "Program/host address", path: "/NetworkDriver.ProgramExternalConnectivity", setup: withContainer,
+			body: externalBody(`[{"Proto":6,"IP":"","Port":80,"HostIP":"192.0.2.7","HostPort":8080,"HostPortEnd":8080}]`), want: []string{"-p 192.0.2.7:8080:80"}},
+		{name: "Program/no host port", path: "/NetworkDriver.ProgramExternalConnectivity", setup: withContainer,
+			body: externalBody(`[{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":0,"HostPortEnd":0}]`), want: []string{"-p 80", "HOSTPORT:80"}},
+		{name: "Program/portmap not a list", path: "/NetworkDriver.ProgramExternalConnectivity", setup: withContainer,
+			body: externalBody(`{}`), want: []string{"malformed request", "com.docker.network.portmap"}},
+		{name: "Program/no endpoint", path: "/NetworkDriver.ProgramExternalConnectivity", setup: withContainer,
+			body: externalBody(`[{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080}]`), want: []string{"no vxnet endpoint", epID[:12]}},
 		{name: "Join/endpoint not in Docker", path: "/NetworkDriver.Join", setup: withWeb,
 			body: bodyJoin, want: []string{"does not show endpoint " + epID[:12], `"web"`}},
 		{name: "Join/network not in Docker", path: "/NetworkDriver.Join", setup: withExisting(api.NetworkCreate{}),
@@ -522,7 +528,9 @@ func TestRequestPool_ipRange(t *testing.T) {
 	}
 }
 
-// TestJoin_publishAndMTU: -p and the mtu option reach the endpoint; an
+// TestJoin_publishAndMTU: the mtu option reaches the endpoint at Join, -p
+// at ProgramExternalConnectivity (Docker publishes through the network of
+// the container's gateway only), and Revoke withdraws it; an
 // internal network gives Docker its gateway too (the way to vxnet's DNS,
 // the host refusing the rest).
 func TestJoin_publishAndMTU(t *testing.T) {
@@ -534,7 +542,8 @@ func TestJoin_publishAndMTU(t *testing.T) {
 	}
 	e.eng.join(t, netID, epID, "/api", "10.0.9.2/24")
 	var j joinResponse
-	e.ok("/NetworkDriver.Join", joinBody(`[{"Proto":6,"IP":"","Port":80,"HostIP":"0.0.0.0","HostPort":8080,"HostPortEnd":8080},{"Proto":17,"IP":"","Port":53,"HostIP":"","HostPort":5353,"HostPortEnd":5353}]`), &j)
+	ports := `[{"Proto":6,"IP":"","Port":80,"HostIP":"0.0.0.0","HostPort":8080,"HostPortEnd":8080},{"Proto":17,"IP":"","Port":53,"HostIP":"","HostPort":5353,"HostPortEnd":5353}]`
+	e.ok("/NetworkDriver.Join", joinBody(ports), &j)
 	if j.Gateway != "10.0.9.1" || !j.DisableGatewayService {
 		t.Errorf("Join on an internal network: %+v", j)
 	}
@@ -542,8 +551,16 @@ func TestJoin_publishAndMTU(t *testing.T) {
 	if len(reqs) != 1 {
 		t.Fatalf("%d EndpointCreate", len(reqs))
 	}
-	if got := reqs[0]; got.MTU != 1400 || !reflect.DeepEqual(got.Publish, []string{"8080:80/tcp", "5353:53/udp"}) || got.Name != "api" {
-		t.Errorf("EndpointCreate: %+v", got)
+	if got := reqs[0]; got.MTU != 1400 || len(got.Publish) != 0 || got.Name != "api" {
+		t.Errorf("EndpointCreate: %+v (no ports before ProgramExternalConnectivity)", got)
+	}
+	e.ok("/NetworkDriver.ProgramExternalConnectivity", externalBody(ports), nil)
+	if ep, _ := e.c.endpoint("web", "api"); !reflect.DeepEqual(ep.Publish, []string{"8080:80/tcp", "5353:53/udp"}) {
+		t.Errorf("published after ProgramExternalConnectivity: %v", ep.Publish)
+	}
+	e.ok("/NetworkDriver.RevokeExternalConnectivity", bodyEndpoint, nil)
+	if ep, _ := e.c.endpoint("web", "api"); len(ep.Publish) != 0 {
+		t.Errorf("published after RevokeExternalConnectivity: %v", ep.Publish)
 	}
 }
 

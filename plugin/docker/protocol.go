@@ -47,10 +47,6 @@ type requestPoolResponse struct {
 	Data   map[string]string
 }
 
-type poolRequest struct {
-	PoolID string
-}
-
 type requestAddressRequest struct {
 	PoolID  string
 	Address string
