@@ -309,7 +309,8 @@ func TestDocker_plugin(t *testing.T) {
 // TestDocker_addresses: Docker's address flags on vxnet's IPAM
 // (--ip-range, --gateway, --aux-address, docker run --ip), and its errors
 // as Docker shows them: an address in use and an exhausted pool name the
-// flag or say why, and leave no endpoint, lease or device behind.
+// flag or say why, and leave no endpoint, lease or device behind; nor does
+// a container removed while the agent is away.
 func TestDocker_addresses(t *testing.T) {
 	l := newLab(t)
 	c := l.dockerCluster("198.18.73", nil, "h1")
@@ -366,7 +367,22 @@ func TestDocker_addresses(t *testing.T) {
 	if len(leases["web"]) != 3 || len(reserved["web"]) != 3 {
 		t.Errorf("leases %v, reserved %v of web: want the 3 containers' addresses", leases["web"], reserved["web"])
 	}
-	for _, name := range []string{"a1", "a2", "fixed"} {
+	// The agent away while Docker removes a container (Docker retries its
+	// plugin, then goes on without it): back, the agent removes the
+	// endpoint whose container is gone, the device Docker moved back to
+	// the host, and the reservation Docker forgot.
+	c.kill9("h1")
+	d.docker("rm", "-f", "a1")
+	c.start("h1", "")
+	testutil.WaitFor(t, "a1's endpoint and reservation gone", 30*time.Second, func() bool {
+		_, ok := c.endpoints("h1")["a1"]
+		leases, reserved := c.hostLeases("h1")
+		return !ok && len(leases["web"]) == 2 && len(reserved["web"]) == 2
+	})
+	if devs := c.handedOverDevices("h1"); len(devs) > 0 {
+		t.Errorf("devices made for Docker left after the agent came back: %v", devs)
+	}
+	for _, name := range []string{"a2", "fixed"} {
 		d.docker("rm", "-f", name)
 	}
 	d.docker("network", "rm", "web")

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vxnet/vxnet/api"
 )
@@ -26,6 +27,7 @@ type fakeCluster struct {
 	networks  map[string]api.Network           // by name
 	aux       map[string][]netip.Addr          // network → its aux addresses
 	reserved  map[string]map[netip.Addr]string // network → address → holder (endpoint key, "" for none)
+	since     map[string]time.Time             // network/address → when reserved (zero: before a restart)
 	endpoints map[string]*fakeEndpoint         // by key (network/name)
 	aliases   map[string][]string              // endpoint key → aliases set
 	epReqs    []api.EndpointCreate             // every CreateEndpoint asked
@@ -46,6 +48,7 @@ func newFakeCluster() *fakeCluster {
 		networks:  map[string]api.Network{},
 		aux:       map[string][]netip.Addr{},
 		reserved:  map[string]map[netip.Addr]string{},
+		since:     map[string]time.Time{},
 		endpoints: map[string]*fakeEndpoint{},
 		aliases:   map[string][]string{},
 	}
@@ -295,6 +298,7 @@ func (b *fakeBackend) ReserveAddress(_ context.Context, network string, ip netip
 		b.c.reserved[network] = map[netip.Addr]string{}
 	}
 	b.c.reserved[network][ip] = ""
+	b.c.since[network+"/"+ip.String()] = time.Now()
 	return netip.PrefixFrom(ip, subnet.Bits()), nil
 }
 
@@ -321,7 +325,7 @@ func (b *fakeBackend) Reservations() []api.Reservation {
 	var out []api.Reservation
 	for network, addrs := range b.c.reserved {
 		for ip, holder := range addrs {
-			out = append(out, api.Reservation{Network: network, Address: ip.String(), Held: holder != ""})
+			out = append(out, api.Reservation{Network: network, Address: ip.String(), Held: holder != "", Since: b.c.since[network+"/"+ip.String()]})
 		}
 	}
 	return out

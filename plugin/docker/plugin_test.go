@@ -812,6 +812,53 @@ func TestCollect_removesGoneContainers(t *testing.T) {
 	}
 }
 
+// TestCollect_releasesForgottenReservations: a reservation no endpoint
+// holds and no container of Docker's has is released, if it is from
+// before the agent started or older than the grace; a young one, one
+// Docker shows, and one an endpoint holds stay.
+func TestCollect_releasesForgottenReservations(t *testing.T) {
+	c := newFakeCluster()
+	e := newEnv(t, c, "host-a", nil)
+	withWeb(e)
+	e.eng.join(t, netID, epID, ctrName, "10.0.9.2/24") // Docker shows .2
+	for _, ip := range []string{"10.0.9.2", "10.0.9.7", "10.0.9.8", "10.0.9.9"} {
+		if _, err := e.b.ReserveAddress(context.Background(), "web", netip.MustParseAddr(ip)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.Lock()
+	c.since["web/10.0.9.2"], c.since["web/10.0.9.7"] = time.Time{}, time.Time{} // from before a restart
+	c.reserved["web"][netip.MustParseAddr("10.0.9.9")] = "web/holder"
+	c.since["web/10.0.9.9"] = time.Time{}
+	c.mu.Unlock()
+	e.ok("/Plugin.Activate", "", nil)
+	testutil.WaitFor(t, "collect to release 10.0.9.7", waitLong, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, ok := c.reserved["web"][netip.MustParseAddr("10.0.9.7")]
+		return !ok
+	})
+	e.close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ip := range []string{"10.0.9.2", "10.0.9.8", "10.0.9.9"} {
+		if _, ok := c.reserved["web"][netip.MustParseAddr(ip)]; !ok {
+			t.Errorf("reservation of %s released", ip)
+		}
+	}
+}
+
+// TestCreateNetwork_subnetOfAnotherDockerNetwork: one Docker network per
+// subnet on a host (a pool is known by its subnet).
+func TestCreateNetwork_subnetOfAnotherDockerNetwork(t *testing.T) {
+	e := newEnv(t, nil, "host-a", nil)
+	e.eng.storeNetwork(t, "other0123456789", "other", "10.0.9.0/24", "10.0.9.1", false, nil)
+	msg := e.fails("/NetworkDriver.CreateNetwork", createNetworkBody(`{}`, "", ipv4Data, "[]"))
+	if !strings.Contains(msg, "--subnet 10.0.9.0/24") || !strings.Contains(msg, `"other"`) {
+		t.Errorf("Err %q: want --subnet and the other network's name", msg)
+	}
+}
+
 // TestCollect_keepsEndpointJoinedMeanwhile: a container that joins while
 // collect runs (after it read Docker's containers, before it listed the
 // agent's endpoints) keeps its endpoint.

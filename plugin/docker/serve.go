@@ -39,6 +39,9 @@ func (p *Plugin) Serve(path string) (stop func(), err error) {
 	mine, _ := os.Lstat(path)
 	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
+	// What Docker left while the agent was away goes once the agent is
+	// ready (Docker activates the plugin only when it starts itself).
+	p.goBG(p.collect)
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
