@@ -848,12 +848,18 @@ func (p *Plugin) learnAliases(container, network, dockerNetwork string) {
 					aliases = append(aliases, a)
 				}
 			}
-			if len(aliases) > 0 {
-				if err := p.cfg.Backend.SetAliases(network, name, aliases); err != nil {
+			if len(aliases) == 0 {
+				return
+			}
+			err := p.cfg.Backend.SetAliases(network, name, aliases)
+			var ae *api.Error
+			if err == nil || !errors.As(err, &ae) || ae.Code != api.CodeConflict || time.Now().After(deadline) {
+				if err != nil && !isNotFound(err) {
 					p.log.Warn("setting a container's aliases", "container", container, "error", err)
 				}
+				return
 			}
-			return
+			// Busy (its device being recorded): again in a moment.
 		}
 		if errors.Is(err, ErrNotFound) || time.Now().After(deadline) || p.ctx.Err() != nil {
 			return
