@@ -469,6 +469,12 @@ func (g *Global) Allocate(ctx context.Context, network string) (netip.Addr, erro
 			}
 			return a, nil
 		}
+		if n.allHeldLocked(g.cfg.Now()) {
+			// Every block is this host's and full: no grant can come.
+			g.mu.Unlock()
+			return netip.Addr{}, &Error{Network: network, Field: "address", Value: "(next free)", Err: ErrExhausted,
+				Detail: "every address of the range is in use on this host"}
+		}
 		n.waiters++
 		held := len(n.held)
 		g.refreshPartLocked(map[string]bool{network: true}, false) // asks for a block
@@ -649,6 +655,21 @@ func (g *Global) allocHeldLocked(n *gnet) (netip.Addr, bool) {
 		return n.pool.alloc.addr(off), true
 	}
 	return netip.Addr{}, false
+}
+
+// allHeldLocked reports whether this host holds every block of the
+// range, each usable now.
+func (n *gnet) allHeldLocked(now time.Time) bool {
+	blocks := (n.pool.alloc.size + 1<<n.blockBits - 1) >> n.blockBits
+	if uint64(len(n.held)) < blocks {
+		return false
+	}
+	for _, h := range n.held {
+		if now.Before(h.usableAt) {
+			return false
+		}
+	}
+	return true
 }
 
 // stateLocked is the pool's State read from the blocks with leases only (a

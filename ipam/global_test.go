@@ -191,6 +191,24 @@ func TestGlobal_exhaustionNamesNetwork(t *testing.T) {
 	}
 }
 
+// TestGlobal_exhaustedAtOnceWhenEveryBlockIsHere: a host that holds every
+// block of a full range says so at once, rather than waiting for a block
+// no one can grant.
+func TestGlobal_exhaustedAtOnceWhenEveryBlockIsHere(t *testing.T) {
+	s := newSim(t, "h1")
+	s.create("h1", "tiny", ipam.PoolConfig{Subnet: "10.21.0.0/28"})
+	for i := 0; i < 13; i++ {
+		if _, err := s.hosts["h1"].g.Allocate(context.Background(), "tiny"); err != nil {
+			t.Fatalf("address %d: %v", i+1, err)
+		}
+	}
+	// No deadline: waiting for a grant would hang the test.
+	_, err := s.hosts["h1"].g.Allocate(context.Background(), "tiny")
+	if !errors.Is(err, ipam.ErrExhausted) || !strings.Contains(err.Error(), "every address of the range is in use") {
+		t.Fatalf("error %v, want exhausted at once", err)
+	}
+}
+
 func TestGlobal_releaseReusesNothingAtOnce(t *testing.T) {
 	s := newSim(t, "h1")
 	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.22.0.0/24"})
