@@ -53,10 +53,11 @@ type Agent struct {
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
 
-	recMu    sync.Mutex                    // one reconcileNow at a time; taken before mu
-	gwDNS    map[netip.AddrPort]gatewayDNS // resolvers on gateways (handover.go); under recMu
-	retrying atomic.Bool                   // a reconcile is due in a second (retryReconcile)
-	mu       sync.Mutex
+	recMu     sync.Mutex                    // one reconcileNow at a time; taken before mu
+	gwDNS     map[netip.AddrPort]gatewayDNS // resolvers on gateways (handover.go); under recMu
+	retrying  atomic.Bool                   // a reconcile is due (retryReconcile)
+	retryWait atomic.Int64                  // how long the next retryReconcile waits, as a time.Duration; 0: a second
+	mu        sync.Mutex
 	// The tables, decoded (view.go).
 	networks  map[string]tables.Network  // every network by name: the winning creation
 	creations map[string]tables.Network  // every creation, by key
@@ -69,6 +70,7 @@ type Agent struct {
 	// reserved: addresses reserved for a runtime (handover.go), by
 	// network.
 	reserved map[string]map[netip.Addr]*reservation
+	resSave  sync.Mutex          // one saveReserved at a time: a later list is never overwritten by an earlier
 	creating map[string]struct{} // names of networks and endpoints being created (names.go)
 	skipped  *leftout.Reporter   // bad rows the rebuilt tables leave out (internal/leftout)
 	kick     chan struct{}
@@ -92,6 +94,10 @@ type localEndpoint struct {
 	// handOnce: a handed-over device is recorded in its container once
 	// (handover.go).
 	handOnce sync.Once
+	// writeMu is held by a runtime's change of the record and row
+	// (handover.go: own); an owner (removing) waits for it once
+	// (waitWriters), so that nothing is written after it takes over.
+	writeMu  sync.Mutex
 	ns       string // namespace path
 	removing bool   // a RemoveEndpoint, readdress or takeDown owns it
 	// busy: being created or restored; conflicts wait until it is done
@@ -99,6 +105,13 @@ type localEndpoint struct {
 	busy bool
 	// dhcpRetry: the renewal routine leaves a lost lease alone until then.
 	dhcpRetry time.Time
+}
+
+// waitWriters waits for a runtime's change of le in progress; called by
+// a new owner (le.removing just set), after which none starts.
+func (le *localEndpoint) waitWriters() {
+	le.writeMu.Lock() // a barrier: held by a change in progress, if any
+	le.writeMu.Unlock()
 }
 
 // New prepares an agent: the data directory, the tables with this host's

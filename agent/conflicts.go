@@ -56,6 +56,7 @@ func (a *Agent) settleConflicts() {
 	}
 	a.mu.Unlock()
 	for _, l := range losers {
+		l.le.waitWriters()
 		a.takeDown(l.key, l.le, fmt.Sprintf("name taken: host %s holds an endpoint of this name on this network, claimed first", l.winner), true)
 	}
 }
@@ -179,6 +180,9 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 		return
 	}
 	le.removing = true
+	a.mu.Unlock()
+	le.waitWriters()
+	a.mu.Lock()
 	old := le.rec
 	a.mu.Unlock()
 

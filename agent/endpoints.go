@@ -267,9 +267,12 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	}
 	owner, exists := a.owners[key]
 	a.mu.Unlock()
+	if ok && !busy {
+		le.waitWriters()
+	}
 	switch {
 	case busy:
-		return apiError(api.CodeConflict, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
+		return apiError(api.CodeBusy, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
 	case down:
 		a.forgetEndpoint(key)
 		a.persist()

@@ -81,10 +81,13 @@ func (a *Agent) ReleaseAddress(network string, ip netip.Addr) error {
 		r.released = true
 	}
 	a.mu.Unlock()
-	if !free {
+	if !ok {
 		return nil
 	}
 	a.saveReserved()
+	if !free {
+		return nil // released with its endpoint
+	}
 	if err := a.ipam.Release(network, ip); err != nil {
 		return fromIPAM(err)
 	}
@@ -153,21 +156,30 @@ func (a *Agent) dropReservation(network string, ip netip.Addr) {
 	}
 }
 
-// saveReserved writes the reservations into the state file, read under
-// the store's lock so that an older list never overwrites a newer one.
+// saveReserved writes the reservations into the state file. The list is
+// taken under a.mu and written after (IPAM writes the store while holding
+// its lock, and a.mu is taken before IPAM's: never a.mu inside the
+// store's), one save at a time.
 func (a *Agent) saveReserved() {
-	err := a.store.Update(func(st *hoststate.State) {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		out := map[string][]netip.Addr{}
-		for network, addrs := range a.reserved {
-			for ip := range addrs {
-				out[network] = append(out[network], ip)
+	a.resSave.Lock()
+	defer a.resSave.Unlock()
+	reserved, released := map[string][]netip.Addr{}, map[string][]netip.Addr{}
+	a.mu.Lock()
+	for network, addrs := range a.reserved {
+		for ip, r := range addrs {
+			reserved[network] = append(reserved[network], ip)
+			if r.released {
+				released[network] = append(released[network], ip)
 			}
-			slices.SortFunc(out[network], netip.Addr.Compare)
 		}
-		st.Reserved = out
-	})
+	}
+	a.mu.Unlock()
+	for _, m := range []map[string][]netip.Addr{reserved, released} {
+		for _, addrs := range m {
+			slices.SortFunc(addrs, netip.Addr.Compare)
+		}
+	}
+	err := a.store.Update(func(st *hoststate.State) { st.Reserved, st.Released = reserved, released })
 	if err != nil {
 		a.log.Error("saving state", "error", err)
 	}
@@ -183,6 +195,13 @@ func (a *Agent) loadReserved() {
 		a.reserved[network] = map[netip.Addr]*reservation{}
 		for _, ip := range addrs {
 			a.reserved[network][ip] = &reservation{}
+		}
+	}
+	for network, addrs := range st.Released {
+		for _, ip := range addrs {
+			if r, ok := a.reserved[network][ip]; ok {
+				r.released = true
+			}
 		}
 	}
 	for _, ep := range st.Endpoints {
@@ -235,9 +254,9 @@ func (a *Agent) followHandover(key string, le *localEndpoint, dev tun.Device) {
 }
 
 // handedOver finishes a handed-over endpoint in the container, once: its
-// name there in the record. It owns the endpoint meanwhile (le.removing),
-// so that a removal never meets a record or row written after it; if
-// another owns it (a removal, a readdress), the name is left.
+// name there in the record, written under own, so that a removal never
+// meets a record or row written after it; an endpoint being removed or
+// readdressed keeps its name.
 func (a *Agent) handedOver(key string, le *localEndpoint, path, name string) {
 	le.handOnce.Do(func() {
 		if !a.own(key, le) {
@@ -262,24 +281,23 @@ func (a *Agent) handedOver(key string, le *localEndpoint, path, name string) {
 	})
 }
 
-// own makes the caller the owner of local endpoint le (le.removing), if
-// it is still key's and no one else owns it.
+// own lets the caller change local endpoint le's record and row (a
+// runtime's change: its name in the container, aliases, ports), if it is
+// still key's and no owner (a removal, a readdress) has it: one change at
+// a time, and none after an owner took over. disown ends it.
 func (a *Agent) own(key string, le *localEndpoint) bool {
+	le.writeMu.Lock()
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.local[key] != le || le.removing {
-		return false
+	ok := a.local[key] == le && !le.removing
+	a.mu.Unlock()
+	if !ok {
+		le.writeMu.Unlock()
 	}
-	le.removing = true
-	return true
+	return ok
 }
 
 // disown ends own.
-func (a *Agent) disown(le *localEndpoint) {
-	a.mu.Lock()
-	le.removing = false
-	a.mu.Unlock()
-}
+func (a *Agent) disown(le *localEndpoint) { le.writeMu.Unlock() }
 
 // attachHandover attaches a handed-over endpoint: a new device on this
 // host for the runtime to move (dev nil), or the one adopted again in the
@@ -360,7 +378,7 @@ func (a *Agent) SetAliases(network, name string, aliases []string) error {
 		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
 	}
 	if !a.own(key, le) {
-		return apiError(api.CodeConflict, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
+		return apiError(api.CodeBusy, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
 	}
 	defer a.disown(le)
 	a.mu.Lock()
@@ -410,14 +428,17 @@ func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) {
 			delete(a.gwDNS, ap)
 		}
 	}
+	failed := false
 	for ap, network := range want {
 		if _, ok := a.gwDNS[ap]; ok {
 			continue
 		}
 		conns, err := dns.Listen(ap)
 		if err != nil {
-			a.log.Warn("no DNS on the network's gateway yet: its Docker containers resolve only Docker's names; trying again", "network", network, "address", ap.String(), "error", err)
-			a.retryReconcile()
+			if a.retryWait.Load() == 0 { // once per streak of failures
+				a.log.Warn("no DNS on the network's gateway yet: its Docker containers resolve only Docker's names; trying again", "network", network, "address", ap.String(), "error", err)
+			}
+			failed = true
 			continue
 		}
 		l, err := a.dns.Serve(conns, dns.View{Networks: []string{network}})
@@ -429,20 +450,35 @@ func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) {
 		a.gwDNS[ap] = gatewayDNS{network: network, l: l}
 		a.log.Info("DNS serving on the network's gateway", "network", network, "address", ap.String())
 	}
-}
-
-// retryReconcile reconciles again in a second, once, for what could not
-// be done now.
-func (a *Agent) retryReconcile() {
-	if a.retrying.CompareAndSwap(false, true) {
-		time.AfterFunc(time.Second, func() {
-			a.retrying.Store(false)
-			if a.runCtx.Err() == nil {
-				a.kickReconcile()
-			}
-		})
+	if failed {
+		a.retryReconcile()
+	} else {
+		a.resetRetry()
 	}
 }
+
+// retryReconcile reconciles again later, once, for what could not be
+// done now: in a second, then twice as long each time it is asked again
+// without a success (resetRetry) in between, up to a minute.
+func (a *Agent) retryReconcile() {
+	if !a.retrying.CompareAndSwap(false, true) {
+		return
+	}
+	wait := time.Duration(a.retryWait.Load())
+	if wait == 0 {
+		wait = time.Second
+	}
+	a.retryWait.Store(int64(min(2*wait, time.Minute)))
+	time.AfterFunc(wait, func() {
+		a.retrying.Store(false)
+		if a.runCtx.Err() == nil {
+			a.kickReconcile()
+		}
+	})
+}
+
+// resetRetry: what retryReconcile waited for is done.
+func (a *Agent) resetRetry() { a.retryWait.Store(0) }
 
 // closeGatewayDNS closes the gateways' resolvers.
 func (a *Agent) closeGatewayDNS() {
@@ -483,7 +519,7 @@ func (a *Agent) SetPublish(network, name string, publish []string) error {
 		ports, canonical = append(ports, p), append(canonical, p.String())
 	}
 	if !a.own(key, le) {
-		return apiError(api.CodeConflict, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
+		return apiError(api.CodeBusy, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
 	}
 	defer a.disown(le)
 	a.mu.Lock()

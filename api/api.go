@@ -172,7 +172,7 @@ type Member struct {
 
 // Error is the body of every error response.
 type Error struct {
-	Code    string `json:"code"`            // "bad_request", "not_found", "conflict", "too_large", "internal"
+	Code    string `json:"code"`            // "bad_request", "not_found", "conflict", "busy", "too_large", "internal"
 	Message string `json:"message"`         // for a person
 	Field   string `json:"field,omitempty"` // the offending field, when one is at fault
 }
@@ -184,6 +184,7 @@ const (
 	CodeBadRequest = "bad_request"
 	CodeNotFound   = "not_found"
 	CodeConflict   = "conflict"
+	CodeBusy       = "busy" // the resource is being changed: try again (HTTP 409)
 	CodeTooLarge   = "too_large" // a request body over the limit (HTTP 413)
 	CodeInternal   = "internal"
 )

@@ -45,6 +45,9 @@ type State struct {
 	// before its endpoint (Docker's IPAM), by network: the endpoint that
 	// takes one over leaves its release to the runtime.
 	Reserved map[string][]netip.Addr `json:"reserved,omitempty"`
+	// Released are those of Reserved the runtime released while an
+	// endpoint held them: they go back to IPAM when the endpoint goes.
+	Released map[string][]netip.Addr `json:"released,omitempty"`
 	// SavedAt is when the file was written (this host's clock).
 	SavedAt time.Time `json:"savedAt"`
 }

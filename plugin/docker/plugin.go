@@ -140,6 +140,17 @@ func New(cfg Config) *Plugin {
 		cfg.Ready = ready
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if cfg.Stopping != nil {
+		// The agent stopping ends the plugin's work in the background
+		// too: nothing is written after its last save.
+		go func() {
+			select {
+			case <-cfg.Stopping:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	return &Plugin{cfg: cfg, log: cfg.Logger.With("plugin", "docker"), ctx: ctx, cancel: cancel,
 		tied: map[string]string{}}
 }
@@ -238,8 +249,9 @@ func (p *Plugin) waitReady(ctx context.Context) bool {
 	defer t.Stop()
 	select {
 	case <-p.cfg.Ready:
-		return true
+		return !p.stopping()
 	case <-ctx.Done():
+	case <-p.ctx.Done():
 	case <-t.C:
 	}
 	return false
@@ -819,7 +831,17 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	ep := api.EndpointCreate{Network: name, Name: EndpointName(container), Netns: req.SandboxKey, Ifname: src, IP: ip.Addr().String(),
 		Reserved: true, Handover: true, MTU: spec.mtu,
 		Labels: map[string]string{LabelEndpoint: req.EndpointID, LabelNetwork: req.NetworkID, LabelContainer: container}}
-	if _, err := p.cfg.Backend.CreateEndpoint(ctx, ep); err != nil {
+	_, err = p.cfg.Backend.CreateEndpoint(ctx, ep)
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "ip" {
+		// Not reserved (any more): the agent restarted between Docker's
+		// RequestAddress and this Join, and let it go. Take it again if
+		// it is free.
+		if _, rerr := p.cfg.Backend.ReserveAddress(ctx, name, ip.Addr()); rerr == nil {
+			_, err = p.cfg.Backend.CreateEndpoint(ctx, ep)
+		}
+	}
+	if err != nil {
 		return nil, describe(err)
 	}
 	p.goBG(func() { p.learnAliases(container, name, dn.Name) })
@@ -853,7 +875,7 @@ func (p *Plugin) learnAliases(container, network, dockerNetwork string) {
 			}
 			err := p.cfg.Backend.SetAliases(network, name, aliases)
 			var ae *api.Error
-			if err == nil || !errors.As(err, &ae) || ae.Code != api.CodeConflict || time.Now().After(deadline) {
+			if err == nil || !errors.As(err, &ae) || ae.Code != api.CodeBusy || time.Now().After(deadline) {
 				if err != nil && !isNotFound(err) {
 					p.log.Warn("setting a container's aliases", "container", container, "error", err)
 				}
@@ -888,7 +910,7 @@ func (p *Plugin) deleteEndpoint(_ context.Context, body []byte) (any, error) {
 	}
 	for _, e := range p.cfg.Backend.Endpoints() {
 		if e.Labels[LabelEndpoint] == req.EndpointID && req.EndpointID != "" && e.Host == p.cfg.Backend.Host() {
-			if err := p.cfg.Backend.RemoveEndpoint(e.Network, e.Name); err != nil && !isNotFound(err) {
+			if err := p.removeEndpoint(e.Network, e.Name); err != nil && !isNotFound(err) {
 				return nil, describe(err)
 			}
 		}
@@ -955,6 +977,24 @@ func (p *Plugin) endpointOf(id string) (api.Endpoint, bool) {
 	return api.Endpoint{}, false
 }
 
+// removeEndpoint removes an endpoint, waiting a while for one that is
+// busy (being readdressed): Docker does not ask twice.
+func (p *Plugin) removeEndpoint(network, name string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		err := p.cfg.Backend.RemoveEndpoint(network, name)
+		var ae *api.Error
+		if err == nil || !errors.As(err, &ae) || ae.Code != api.CodeBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-p.ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
 func (p *Plugin) operInfo(_ context.Context, body []byte) (any, error) {
 	var req endpointRequest
 	if err := decode(body, &req); err != nil {
@@ -1012,21 +1052,6 @@ func (p *Plugin) collect() {
 			}
 		}
 	}
-	// Reservations no endpoint holds and no container of Docker's has,
-	// made before the endpoints were listed and long enough ago that no
-	// Join is on its way: Docker will not release them (it forgot them
-	// while the agent was away, or never heard back).
-	for _, r := range reservations {
-		if r.Held || inDocker[r.Network+"/"+r.Address] || (!r.Since.IsZero() && time.Since(r.Since) < reservationGrace) {
-			continue
-		}
-		if ip, err := netip.ParseAddr(r.Address); err == nil {
-			p.log.Info("releasing an address reserved for a container Docker no longer has", "network", r.Network, "address", r.Address)
-			if err := p.cfg.Backend.ReleaseAddress(r.Network, ip); err != nil {
-				p.log.Warn("releasing address", "network", r.Network, "address", r.Address, "error", err)
-			}
-		}
-	}
 	for _, e := range eps {
 		id := e.Labels[LabelEndpoint]
 		if id == "" || e.Host != p.cfg.Backend.Host() || live[id] {
@@ -1035,6 +1060,28 @@ func (p *Plugin) collect() {
 		p.log.Info("removing the endpoint of a container Docker no longer has", "endpoint", e.Name, "network", e.Network)
 		if err := p.cfg.Backend.RemoveEndpoint(e.Network, e.Name); err != nil && !isNotFound(err) {
 			p.log.Warn("removing endpoint", "endpoint", e.Name, "error", err)
+		}
+	}
+	// Then the reservations listed before Docker was read, as they are
+	// now (those of the endpoints just removed are free): one no endpoint
+	// holds, no container of Docker's has, unchanged since (not released
+	// and made again) and from before the agent started or older than
+	// the grace (no Join on its way) is one Docker forgot.
+	before := map[string]time.Time{}
+	for _, r := range reservations {
+		before[r.Network+"/"+r.Address] = r.Since
+	}
+	for _, r := range p.cfg.Backend.Reservations() {
+		k := r.Network + "/" + r.Address
+		since, listed := before[k]
+		if !listed || !since.Equal(r.Since) || r.Held || inDocker[k] || (!r.Since.IsZero() && time.Since(r.Since) < reservationGrace) {
+			continue
+		}
+		if ip, err := netip.ParseAddr(r.Address); err == nil {
+			p.log.Info("releasing an address reserved for a container Docker no longer has", "network", r.Network, "address", r.Address)
+			if err := p.cfg.Backend.ReleaseAddress(r.Network, ip); err != nil {
+				p.log.Warn("releasing address", "network", r.Network, "address", r.Address, "error", err)
+			}
 		}
 	}
 }
