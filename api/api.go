@@ -184,7 +184,7 @@ const (
 	CodeBadRequest = "bad_request"
 	CodeNotFound   = "not_found"
 	CodeConflict   = "conflict"
-	CodeBusy       = "busy" // the resource is being changed: try again (HTTP 409)
+	CodeBusy       = "busy"      // the resource is being changed: try again (HTTP 409)
 	CodeTooLarge   = "too_large" // a request body over the limit (HTTP 413)
 	CodeInternal   = "internal"
 )
