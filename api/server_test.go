@@ -251,6 +251,7 @@ func TestHandler_errorStatus(t *testing.T) {
 		{&Error{Code: CodeBadRequest, Field: "subnet", Message: "bad subnet"}, http.StatusBadRequest, CodeBadRequest},
 		{&Error{Code: CodeNotFound, Field: "name", Message: "no network"}, http.StatusNotFound, CodeNotFound},
 		{&Error{Code: CodeConflict, Field: "name", Message: "taken"}, http.StatusConflict, CodeConflict},
+		{&Error{Code: CodeBusy, Field: "name", Message: "being removed"}, http.StatusConflict, CodeBusy},
 		{&Error{Code: CodeTooLarge, Message: "too big"}, http.StatusRequestEntityTooLarge, CodeTooLarge},
 		{fmt.Errorf("saving: %w", &Error{Code: CodeConflict, Field: "name", Message: "taken"}), http.StatusConflict, CodeConflict},
 		{errors.New("disk full"), http.StatusInternalServerError, CodeInternal},
