@@ -23,10 +23,18 @@
 //	              of its endpoints (name taken, address lost); recovery
 //	dhcp.go       endpoints whose address a segment's DHCP server leases
 //	names.go      names unique in any case, while being created
+//	handover.go   devices a runtime moves into its containers (Docker):
+//	              followed, adopted again after a restart; a runtime's
+//	              later changes (aliases, published ports)
+//	reservations.go  addresses a runtime reserves before its endpoint
+//	              (Docker's IPAM), taken over by the endpoint
+//	gatewaydns.go vxnet's resolver on gateways, for the queries of
+//	              runtimes' resolvers (Docker's) that leave through them
 //	server.go     the API socket; metrics.go the metrics and profiler
 //
 // Restart: New puts the saved rows back before joining, and Run re-creates
-// the endpoints in their namespaces with the same addresses and MACs;
+// the endpoints in their namespaces with the same addresses and MACs (a
+// handed-over device, which outlives the agent, is opened again);
 // endpoints whose namespace is gone are removed and their addresses
 // released.
 package agent
