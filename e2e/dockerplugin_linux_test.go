@@ -148,6 +148,16 @@ func TestDocker_plugin(t *testing.T) {
 		out, _ := d["h2"].tryDocker("run", "--rm", "--network", "web", testImage, "nslookup", "backend", "127.0.0.11")
 		return strings.Count(out, "Address: 10.72.0.") == 2
 	})
+	// --label vxnet.service=front: a vxnet service of containers on two
+	// hosts; tasks.front answers with both.
+	d["h1"].docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", "f1", "--label", "vxnet.service=front", testImage, "sleep", "3600")
+	d["h3"].docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", "f2", "--label", "vxnet.service=front", testImage, "sleep", "3600")
+	testutil.WaitFor(t, "tasks.front answered with f1 and f2", 20*time.Second, func() bool {
+		out, _ := d["h2"].tryDocker("run", "--rm", "--network", "web", testImage, "nslookup", "tasks.front", "127.0.0.11")
+		return strings.Count(out, "Address: 10.72.0.") == 2
+	})
+	d["h1"].docker("rm", "-f", "f1")
+	d["h3"].docker("rm", "-f", "f2")
 	d["h3"].docker("restart", "-t", "1", "api2")
 	if out := probe("h1", "probe0", "ping -c1 -W3 api2"); !strings.Contains(out, "1 packets received") {
 		t.Errorf("h1 to api2 after docker restart:\n%s", out)

@@ -22,6 +22,10 @@ type Engine interface {
 	Network(ctx context.Context, id string) (EngineNetwork, error)
 	Networks(ctx context.Context) ([]EngineNetwork, error)
 	Container(ctx context.Context, id string) (EngineContainer, error)
+	// Labels returns the labels of the container called name, from
+	// Docker's list of containers (which answers while the container is
+	// being started, unlike Container).
+	Labels(ctx context.Context, name string) (map[string]string, error)
 }
 
 // EngineNetwork is a network as Docker's API shows it.
@@ -138,4 +142,24 @@ func (e *HTTPEngine) Container(ctx context.Context, id string) (EngineContainer,
 	var c EngineContainer
 	err := e.get(ctx, "/containers/"+url.PathEscape(id)+"/json", &c)
 	return c, err
+}
+
+// Labels returns the labels of the container called name.
+func (e *HTTPEngine) Labels(ctx context.Context, name string) (map[string]string, error) {
+	filter, _ := json.Marshal(map[string][]string{"name": {"^/" + strings.TrimPrefix(name, "/") + "$"}})
+	var cs []struct {
+		Names  []string
+		Labels map[string]string
+	}
+	if err := e.get(ctx, "/containers/json?all=1&filters="+url.QueryEscape(string(filter)), &cs); err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		for _, n := range c.Names {
+			if strings.TrimPrefix(n, "/") == strings.TrimPrefix(name, "/") {
+				return c.Labels, nil
+			}
+		}
+	}
+	return nil, ErrNotFound
 }

@@ -462,7 +462,8 @@ type fakeEngine struct {
 	// onNetwork, when set, is called once by the next Network call with
 	// the answer it is about to give, before it gives it.
 	onNetwork func(EngineNetwork)
-	listed    atomic.Int32 // successful Networks calls
+	listed    atomic.Int32                 // successful Networks calls
+	labels    map[string]map[string]string // by container name
 }
 
 var _ Engine = (*fakeEngine)(nil)
@@ -533,6 +534,26 @@ func (e *fakeEngine) Container(_ context.Context, id string) (EngineContainer, e
 		}
 	}
 	return EngineContainer{}, ErrNotFound
+}
+
+func (e *fakeEngine) Labels(_ context.Context, name string) (map[string]string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.labels[strings.TrimPrefix(name, "/")], nil
+}
+
+// label gives container name a label, as docker run --label does.
+func (e *fakeEngine) label(name, k, v string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.labels == nil {
+		e.labels = map[string]map[string]string{}
+	}
+	name = strings.TrimPrefix(name, "/")
+	if e.labels[name] == nil {
+		e.labels[name] = map[string]string{}
+	}
+	e.labels[name][k] = v
 }
 
 // storeNetwork stores a network as Docker does once its driver made it,

@@ -59,6 +59,12 @@ const (
 	LabelContainer = "docker.container" // the container's name
 )
 
+// LabelService is the container label (docker run --label
+// vxnet.service=NAME) that makes the container's endpoint one of the
+// service NAME: NAME answers with every such container's address, in a new
+// order each time, and tasks.NAME with all of them.
+const LabelService = "vxnet.service"
+
 // Options of a Docker network (-o KEY=VALUE) that vxnet reads.
 const (
 	// OptDriver picks the vxnet driver: overlay (the default), nat,
@@ -827,9 +833,19 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	labels, err := p.cfg.Engine.Labels(ctx, container)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("reading container %s's labels from Docker's API: %w", container, err)
+	}
+	service := labels[LabelService]
+	if service != "" {
+		if err := names.Service(service); err != nil {
+			return nil, fmt.Errorf("--label %s=%s: %v", LabelService, service, err)
+		}
+	}
 	src := api.HandoverPrefix + req.EndpointID[:12]
 	ep := api.EndpointCreate{Network: name, Name: EndpointName(container), Netns: req.SandboxKey, Ifname: src, IP: ip.Addr().String(),
-		Reserved: true, Handover: true, MTU: spec.mtu,
+		Reserved: true, Handover: true, MTU: spec.mtu, Service: service,
 		Labels: map[string]string{LabelEndpoint: req.EndpointID, LabelNetwork: req.NetworkID, LabelContainer: container}}
 	_, err = p.cfg.Backend.CreateEndpoint(ctx, ep)
 	var ae *api.Error

@@ -994,3 +994,27 @@ func TestRequestPool_v6RefusedAtCreateNetwork(t *testing.T) {
 		t.Errorf("CreateNetwork with IPv6: Err %q does not name --ipv6", msg)
 	}
 }
+
+// TestJoin_serviceLabel: docker run --label vxnet.service=NAME puts the
+// endpoint in service NAME; a NAME DNS cannot take is refused, naming the
+// label, and nothing is made.
+func TestJoin_serviceLabel(t *testing.T) {
+	e := newEnv(t, nil, "host-a", nil)
+	withContainer(e)
+	e.eng.label(ctrName, LabelService, "front")
+	e.ok("/NetworkDriver.Join", bodyJoin, nil)
+	if reqs := e.c.endpointRequests(); len(reqs) != 1 || reqs[0].Service != "front" {
+		t.Errorf("EndpointCreate %+v, want service front", reqs)
+	}
+
+	e2 := newEnv(t, nil, "host-a", nil)
+	withContainer(e2)
+	e2.eng.label(ctrName, LabelService, "no_such")
+	msg := e2.fails("/NetworkDriver.Join", bodyJoin)
+	if !strings.Contains(msg, "--label vxnet.service=no_such") {
+		t.Errorf("Err %q, want the label named", msg)
+	}
+	if reqs := e2.c.endpointRequests(); len(reqs) != 0 {
+		t.Errorf("an endpoint was asked for: %+v", reqs)
+	}
+}
