@@ -105,3 +105,9 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+.PHONY: docker-plugin
+# The managed Docker plugin's directory: docker plugin create vxnet bin/docker-plugin
+docker-plugin:
+	CGO_ENABLED=0 $(GO) build -o bin/vxnet-static ./cmd/vxnet
+	scripts/docker-plugin.sh bin/vxnet-static bin/docker-plugin

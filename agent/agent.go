@@ -205,7 +205,7 @@ func (a *Agent) openParts(kc kvs.Config, profile gossip.Profile) error {
 	}); err != nil {
 		return err
 	}
-	a.host = hostnet.NewHost(a.sw, cfg.MTU, cfg.Logger, hostnet.Guard{VXLANPort: uint16(cfg.VXLANPort), GossipPort: uint16(cfg.GossipPort)})
+	a.host = hostnet.NewHost(a.sw, cfg.MTU, cfg.Logger, hostnet.Guard{VXLANPort: uint16(cfg.VXLANPort), GossipPort: uint16(cfg.GossipPort), SysctlDir: cfg.SysctlDir})
 	if err := a.openHNS(); err != nil {
 		return err
 	}

@@ -404,3 +404,40 @@ func TestDocker_addresses(t *testing.T) {
 		t.Errorf("devices made for Docker left: %v", devs)
 	}
 }
+
+// TestDocker_managedPlugin: vxnet as Docker's managed plugin (docker
+// plugin create from the directory scripts/docker-plugin.sh makes): the
+// agent runs in the plugin's container, sees the host at /host, and
+// serves the same driver: a network, a container's device, its name in
+// vxnet's DNS through the gateway, the CLI on the agent's API socket.
+func TestDocker_managedPlugin(t *testing.T) {
+	l := newLab(t)
+	c := l.dockerCluster("198.18.74", nil, "h1")
+	d := c.dockerd("h1")
+	c.stop("h1") // the agent runs in the plugin instead
+	dir := filepath.Join(l.dir, "plugin")
+	l.run("../scripts/docker-plugin.sh", vxnetBin, dir)
+	h := c.hosts["h1"]
+	api := filepath.Join(l.dir, "mp.sock")
+	d.docker("plugin", "create", "vxnet", dir)
+	d.docker("plugin", "set", "vxnet", "args=--advertise-addr "+h.addr+" --name h1 --profile fast --dns-upstream none"+
+		" --docker-host unix:///host"+h.mnt.docker+" --data-dir /host"+filepath.Join(l.dir, "mp-data")+" --api-socket /host"+api)
+	d.docker("plugin", "enable", "vxnet")
+	t.Cleanup(func() { d.tryDocker("plugin", "disable", "-f", "vxnet") })
+	d.docker("network", "create", "-d", "vxnet:latest", "--ipam-driver", "vxnet:latest", "--subnet", "10.74.0.0/24", "web")
+	d.docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", "srv", testImage, "sleep", "3600")
+	out, err := d.tryDocker("run", "--rm", "--network", "web", testImage, "sh", "-c", "ping -c1 -W3 srv && nslookup srv.web 127.0.0.11")
+	if err != nil || !strings.Contains(out, "1 packets received") || strings.Count(out, "Address: 10.74.0.") != 1 {
+		t.Errorf("a container to srv, by name and by vxnet's name srv.web: %v\n%s", err, out)
+	}
+	eps, err := exec.Command(vxnetBin, "--socket", api, "endpoint", "ls").CombinedOutput()
+	if err != nil || !strings.Contains(string(eps), "srv") {
+		t.Errorf("vxnet endpoint ls on the plugin's API socket: %v\n%s", err, eps)
+	}
+	d.docker("rm", "-f", "srv")
+	d.docker("network", "rm", "web")
+	d.docker("plugin", "disable", "vxnet")
+	if devs := c.handedOverDevices("h1"); len(devs) > 0 {
+		t.Errorf("devices made for Docker left: %v", devs)
+	}
+}

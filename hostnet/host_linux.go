@@ -131,7 +131,7 @@ func (h *Host) addGateway(n Gateway) (*gateway, error) {
 	if n.Subnet.Addr().Is6() {
 		forward = "net/ipv6/conf/all/forwarding"
 	}
-	if err := writeSysctl(forward, "1"); err != nil {
+	if err := h.writeSysctl(forward, "1"); err != nil {
 		dev.Close()
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func (h *Host) addGateway(n Gateway) (*gateway, error) {
 	// Published ports answer on 127.0.0.1 too: the host may route
 	// loopback-sourced packets out of this device (masqueraded below).
 	if n.Subnet.Addr().Is4() {
-		if err := writeSysctl("net/ipv4/conf/"+name+"/route_localnet", "1"); err != nil {
+		if err := h.writeSysctl("net/ipv4/conf/"+name+"/route_localnet", "1"); err != nil {
 			h.log.Warn("published ports will not answer on 127.0.0.1", "network", n.Name, "error", err)
 		}
 	}
@@ -249,8 +249,12 @@ func runNft(script string) error {
 	return nil
 }
 
-func writeSysctl(key, value string) error {
-	if err := os.WriteFile(filepath.Join("/proc/sys", key), []byte(value), 0o644); err != nil {
+func (h *Host) writeSysctl(key, value string) error {
+	dir := h.guard.SysctlDir
+	if dir == "" {
+		dir = "/proc/sys"
+	}
+	if err := os.WriteFile(filepath.Join(dir, key), []byte(value), 0o644); err != nil {
 		return fmt.Errorf("sysctl %s=%s: %w", strings.ReplaceAll(key, "/", "."), value, err)
 	}
 	return nil

@@ -40,6 +40,10 @@ type Gateway struct {
 // hosts would take them) and the gossip port.
 type Guard struct {
 	VXLANPort, GossipPort uint16
+	// SysctlDir is where the host's sysctls are written: /proc/sys, or
+	// the host's seen from a container whose own is read-only (a managed
+	// Docker plugin: /host/proc/sys). Empty: /proc/sys.
+	SysctlDir string
 }
 
 // Published is a port of a local endpoint published on the host's

@@ -93,6 +93,11 @@ type Config struct {
 	// retried: a restarted agent may find its predecessor still shutting
 	// down. Default DefaultBindTimeout; negative: no retry.
 	BindTimeout time.Duration
+	// SysctlDir is where the agent writes the host's sysctls (IP
+	// forwarding for gateways). Default /proc/sys; an agent in a container
+	// whose /proc/sys is read-only (a managed Docker plugin) writes the
+	// host's, seen at /host/proc/sys.
+	SysctlDir string
 }
 
 // SetDefaults fills in what is not set.

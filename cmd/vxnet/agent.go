@@ -65,6 +65,8 @@ func cmdAgent(std stdio, args []string) int {
 	fs.StringVar(&cfg.DataDir, "data-dir", config.DefaultDataDir, "`DIR` for this host's own state (endpoints, leases, clock)")
 	fs.StringVar(&cfg.APISocket, "api-socket", api.DefaultSocket, "unix socket `PATH` of the API (mode 0600)")
 	dockerSock := fs.String("docker-plugin", defaultDockerPlugin, "serve Docker's network and IPAM plugin \"vxnet\" on unix socket `PATH`, where Docker finds it (docker network create -d vxnet --ipam-driver vxnet ...); \"off\" serves none")
+	fs.StringVar(&cfg.SysctlDir, "sysctl-dir", "/proc/sys", "`DIR` where the agent writes the host's sysctls (IP forwarding): in a container whose /proc/sys is read-only (the managed Docker plugin), the host's seen from it (/host/proc/sys)")
+	dockerRoot := fs.String("docker-netns-root", "", "`DIR` where dockerd's root directory is seen from the agent, when the agent runs in a container of its own (a managed plugin: /host); empty when both share the host's")
 	dockerHost := fs.String("docker-host", "unix:///var/run/docker.sock", "`URL` of Docker's API, which the plugin reads network and container names from (unix:///PATH or tcp://HOST:PORT)")
 	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host. Every user of the host sees a command line (ps): prefer --gossip-key-file, or VXNET_GOSSIP_KEY")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "read the gossip key from the first line of `FILE` (the preferred way; refused if its group or others can read it: chmod 600 FILE)")
@@ -165,7 +167,7 @@ func cmdAgent(std stdio, args []string) int {
 		}
 		// Served before the agent joins its cluster: Docker finds the
 		// plugin at once, and its calls wait until the agent is ready.
-		p := docker.New(docker.Config{Backend: a, Engine: eng, Ready: a.Ready(), Stopping: ctx.Done(), MTU: cfg.MTU, Logger: log})
+		p := docker.New(docker.Config{Backend: a, Engine: eng, Ready: a.Ready(), Stopping: ctx.Done(), MTU: cfg.MTU, NetnsRoot: *dockerRoot, Logger: log})
 		stopPlugin, err := p.Serve(*dockerSock)
 		switch {
 		case err != nil && flagSet(fs, "docker-plugin"):

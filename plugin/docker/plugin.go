@@ -111,8 +111,14 @@ type Config struct {
 	// "global" (a managed plugin in a swarm).
 	Scope string
 	// MTU is the agent's: the largest a network's MTU option may be.
-	MTU    int
-	Logger *slog.Logger
+	MTU int
+	// NetnsRoot is where dockerd's root directory is seen from the agent
+	// ("" when they share a mount namespace): a container's namespace,
+	// which Docker names by a path of its own, is NetnsRoot+path. A
+	// managed plugin, in a container of its own, sees the host's root
+	// bind-mounted at /host.
+	NetnsRoot string
+	Logger    *slog.Logger
 }
 
 // Plugin serves the protocol. Its state is Docker's and vxnet's: it keeps
@@ -454,7 +460,7 @@ func (p *Plugin) engineNetworkOfPool(ctx context.Context, pool netip.Prefix) (En
 		return EngineNetwork{}, false, fmt.Errorf("reading Docker's networks: %w", err)
 	}
 	for _, n := range ns {
-		if n.Driver != Name {
+		if !isOurs(n.Driver) {
 			continue
 		}
 		for _, c := range n.IPAM.Config {
@@ -630,7 +636,7 @@ func (p *Plugin) tie(ctx context.Context, dn EngineNetwork) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(dn.IPAM.Config) != 1 || dn.IPAM.Driver != Name {
+	if len(dn.IPAM.Config) != 1 || !isOurs(dn.IPAM.Driver) {
 		return "", fmt.Errorf("network %q: --ipam-driver %s and one --subnet are required", dn.Name, Name)
 	}
 	c := dn.IPAM.Config[0]
@@ -844,7 +850,7 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 		}
 	}
 	src := api.HandoverPrefix + req.EndpointID[:12]
-	ep := api.EndpointCreate{Network: name, Name: EndpointName(container), Netns: req.SandboxKey, Ifname: src, IP: ip.Addr().String(),
+	ep := api.EndpointCreate{Network: name, Name: EndpointName(container), Netns: p.cfg.NetnsRoot + req.SandboxKey, Ifname: src, IP: ip.Addr().String(),
 		Reserved: true, Handover: true, MTU: spec.mtu, Service: service,
 		Labels: map[string]string{LabelEndpoint: req.EndpointID, LabelNetwork: req.NetworkID, LabelContainer: container}}
 	_, err = p.cfg.Backend.CreateEndpoint(ctx, ep)
@@ -1054,7 +1060,7 @@ func (p *Plugin) collect() {
 	live := map[string]bool{}
 	inDocker := map[string]bool{} // network/address Docker shows a container with
 	for _, n := range ns {
-		if n.Driver != Name {
+		if !isOurs(n.Driver) {
 			continue
 		}
 		full, err := p.cfg.Engine.Network(ctx, n.ID)
@@ -1100,6 +1106,16 @@ func (p *Plugin) collect() {
 			}
 		}
 	}
+}
+
+// isOurs reports whether a Docker network's driver name is this plugin's:
+// vxnet, as a legacy plugin; vxnet:TAG or REPO/vxnet:TAG, as a managed one.
+func isOurs(driver string) bool {
+	name := driver[strings.LastIndexByte(driver, '/')+1:]
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		name = name[:i]
+	}
+	return name == Name
 }
 
 // EndpointName is the vxnet endpoint name of a Docker container: its name,
