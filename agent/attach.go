@@ -117,6 +117,7 @@ func (a *Agent) restoreEndpoints() {
 		return // a recovery cut short: nothing of this host's is known yet
 	}
 	a.loadReserved()
+	a.releaseReleased()
 	a.releaseOrphanLeases()
 	a.syncView()
 	for _, ep := range a.store.Snapshot().Endpoints {

@@ -49,6 +49,7 @@ func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) {
 		if err != nil {
 			conns.Close()
 			a.log.Warn("no DNS on the network's gateway", "network", network, "error", err)
+			failed = true
 			continue
 		}
 		a.gwDNS[ap] = gatewayDNS{network: network, l: l}

@@ -204,3 +204,33 @@ func (a *Agent) loadReserved() {
 		}
 	}
 }
+
+// releaseReleased gives back, at start, the reservations the runtime
+// released that no endpoint holds any more (the agent stopped between the
+// endpoint's removal and the release).
+func (a *Agent) releaseReleased() {
+	type res struct {
+		network string
+		ip      netip.Addr
+	}
+	var free []res
+	a.mu.Lock()
+	for network, addrs := range a.reserved {
+		for ip, r := range addrs {
+			if r.released && r.holder == "" {
+				free = append(free, res{network, ip})
+				delete(addrs, ip)
+			}
+		}
+	}
+	a.mu.Unlock()
+	if len(free) == 0 {
+		return
+	}
+	a.saveReserved()
+	for _, r := range free {
+		if err := a.ipam.Release(r.network, r.ip); err != nil {
+			a.log.Warn("releasing address", "network", r.network, "address", r.ip.String(), "error", err)
+		}
+	}
+}

@@ -16,8 +16,12 @@ cp "$bin" "$out/rootfs/vxnet"
 nft=$(command -v nft || echo /usr/sbin/nft)
 [ -x "$nft" ] || { echo "nft not found: apt-get install nftables" >&2; exit 1; }
 cp "$nft" "$out/rootfs/usr/sbin/nft"
-# The libraries of both (none for a static vxnet).
-for lib in $( (ldd "$nft"; ldd "$bin" 2>/dev/null || true) | grep -o '/[^ ]*' | sort -u); do
+# The libraries of both (none for a static vxnet); every one must be found.
+libs=$( (ldd "$nft" 2>&1 || true; ldd "$bin" 2>&1 || true) )
+if echo "$libs" | grep -q "not found"; then
+  echo "missing libraries:" >&2; echo "$libs" | grep "not found" >&2; exit 1
+fi
+for lib in $(echo "$libs" | grep -o '/[^ ]*' | sort -u); do
   mkdir -p "$out/rootfs$(dirname "$lib")"
   cp -L "$lib" "$out/rootfs$lib"
 done

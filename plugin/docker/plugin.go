@@ -966,7 +966,7 @@ func (p *Plugin) programExternal(_ context.Context, body []byte) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("no vxnet endpoint for Docker endpoint %s on this host", short(req.EndpointID))
 	}
-	if err := p.cfg.Backend.SetPublish(e.Network, e.Name, publish); err != nil {
+	if err := p.whenNotBusy(func() error { return p.cfg.Backend.SetPublish(e.Network, e.Name, publish) }); err != nil {
 		return nil, describe(err)
 	}
 	return struct{}{}, nil
@@ -1002,9 +1002,15 @@ func (p *Plugin) endpointOf(id string) (api.Endpoint, bool) {
 // removeEndpoint removes an endpoint, waiting a while for one that is
 // busy (being readdressed): Docker does not ask twice.
 func (p *Plugin) removeEndpoint(network, name string) error {
+	return p.whenNotBusy(func() error { return p.cfg.Backend.RemoveEndpoint(network, name) })
+}
+
+// whenNotBusy calls fn again, for up to 10 s, while the endpoint it
+// changes is busy (api.CodeBusy: being readdressed).
+func (p *Plugin) whenNotBusy(fn func() error) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
-		err := p.cfg.Backend.RemoveEndpoint(network, name)
+		err := fn()
 		var ae *api.Error
 		if err == nil || !errors.As(err, &ae) || ae.Code != api.CodeBusy || time.Now().After(deadline) {
 			return err
@@ -1080,7 +1086,7 @@ func (p *Plugin) collect() {
 			continue
 		}
 		p.log.Info("removing the endpoint of a container Docker no longer has", "endpoint", e.Name, "network", e.Network)
-		if err := p.cfg.Backend.RemoveEndpoint(e.Network, e.Name); err != nil && !isNotFound(err) {
+		if err := p.removeEndpoint(e.Network, e.Name); err != nil && !isNotFound(err) {
 			p.log.Warn("removing endpoint", "endpoint", e.Name, "error", err)
 		}
 	}
