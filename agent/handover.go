@@ -185,8 +185,14 @@ func (a *Agent) SetAliases(network, name string, aliases []string) error {
 	le.rec.Aliases = append([]string(nil), aliases...)
 	rec := le.rec
 	a.mu.Unlock()
+	return a.rewrite(rec)
+}
+
+// rewrite writes a changed record of a local endpoint, its caller owning
+// it (own): the state file, the row, and this host's plan.
+func (a *Agent) rewrite(rec tables.Endpoint) error {
 	a.saveEndpoint(rec)
-	if err := a.put(tables.Endpoints, key, rec.Encode()); err != nil {
+	if err := a.put(tables.Endpoints, rec.Key(), rec.Encode()); err != nil {
 		return err
 	}
 	a.reconcileNow()
@@ -246,10 +252,5 @@ func (a *Agent) SetPublish(network, name string, publish []string) error {
 	le.rec.Publish = canonical
 	rec := le.rec
 	a.mu.Unlock()
-	a.saveEndpoint(rec)
-	if err := a.put(tables.Endpoints, key, rec.Encode()); err != nil {
-		return err
-	}
-	a.reconcileNow()
-	return nil
+	return a.rewrite(rec)
 }
