@@ -87,15 +87,8 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		return newEndpoint{}, err
 	}
 	ne := newEndpoint{key: tables.EndpointKey(req.Network, req.Name), n: n, d: d}
-	for i, s := range req.Publish {
-		p, err := driver.ParsePublish(s)
-		if err != nil {
-			return newEndpoint{}, apiError(api.CodeBadRequest, "publish", "%v", err)
-		}
-		if !d.Publishes(plan.DriverNetwork(n)) {
-			return newEndpoint{}, apiError(api.CodeBadRequest, "publish", "publish %q: network %q publishes no ports (nat networks do, and overlay networks that are not internal)", s, n.Name)
-		}
-		req.Publish[i], ne.ports = p.String(), append(ne.ports, p) // as the record keeps them
+	if ne.ports, req.Publish, err = parsePublish(n, d, req.Publish); err != nil {
+		return newEndpoint{}, err
 	}
 	hnsOnly := req.Netns == "" && a.hnsProg != nil && !req.Handover // Windows: the runtime attaches the container to the HNS endpoint
 	switch {
@@ -356,6 +349,25 @@ func netnsPath(ns string) string {
 		return ns
 	}
 	return "/var/run/netns/" + ns
+}
+
+// parsePublish reads the ports an endpoint of network n publishes, and
+// returns them with their canonical form, as the record keeps them.
+// Errors name the field publish.
+func parsePublish(n tables.Network, d driver.Driver, publish []string) ([]driver.Publish, []string, error) {
+	var ports []driver.Publish
+	var canonical []string
+	for _, s := range publish {
+		p, err := driver.ParsePublish(s)
+		if err != nil {
+			return nil, nil, apiError(api.CodeBadRequest, "publish", "%v", err)
+		}
+		if !d.Publishes(plan.DriverNetwork(n)) {
+			return nil, nil, apiError(api.CodeBadRequest, "publish", "publish %q: network %q publishes no ports (nat networks do, and overlay networks that are not internal)", s, n.Name)
+		}
+		ports, canonical = append(ports, p), append(canonical, p.String())
+	}
+	return ports, canonical, nil
 }
 
 func portKey(p driver.Publish) string { return fmt.Sprintf("%d/%s", p.HostPort, p.Proto) }

@@ -5,9 +5,7 @@ import (
 
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/tun"
-	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/internal/names"
-	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -96,6 +94,22 @@ func (a *Agent) own(key string, le *localEndpoint) bool {
 	return ok
 }
 
+// ownLocal is own of this host's endpoint name on network: not found,
+// or busy while a removal or readdress has it.
+func (a *Agent) ownLocal(network, name string) (*localEndpoint, error) {
+	key := tables.EndpointKey(network, name)
+	a.mu.Lock()
+	le := a.local[key]
+	a.mu.Unlock()
+	if le == nil {
+		return nil, apiError(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
+	}
+	if !a.own(key, le) {
+		return nil, apiError(api.CodeBusy, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
+	}
+	return le, nil
+}
+
 // disown ends own.
 func (a *Agent) disown(le *localEndpoint) { le.writeMu.Unlock() }
 
@@ -170,15 +184,9 @@ func (a *Agent) SetAliases(network, name string, aliases []string) error {
 	if field, err := names.CheckEndpoint(name, aliases, "", ""); err != nil {
 		return apiError(api.CodeBadRequest, field, "%v", err)
 	}
-	key := tables.EndpointKey(network, name)
-	a.mu.Lock()
-	le := a.local[key]
-	a.mu.Unlock()
-	if le == nil {
-		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
-	}
-	if !a.own(key, le) {
-		return apiError(api.CodeBusy, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
+	le, err := a.ownLocal(network, name)
+	if err != nil {
+		return err
 	}
 	defer a.disown(le)
 	a.mu.Lock()
@@ -215,31 +223,18 @@ func (a *Agent) Host() string { return a.cfg.Name }
 // gateway is set up, and withdraws them first when it leaves). Errors
 // name the field publish.
 func (a *Agent) SetPublish(network, name string, publish []string) error {
-	key := tables.EndpointKey(network, name)
-	a.mu.Lock()
-	le := a.local[key]
-	a.mu.Unlock()
-	if le == nil {
-		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q on this host", name, network)
-	}
 	n, d, err := a.endpointNetwork(network)
 	if err != nil {
 		return err
 	}
-	var ports []driver.Publish
-	var canonical []string
-	for _, s := range publish {
-		p, err := driver.ParsePublish(s)
-		if err != nil {
-			return apiError(api.CodeBadRequest, "publish", "%v", err)
-		}
-		if !d.Publishes(plan.DriverNetwork(n)) {
-			return apiError(api.CodeBadRequest, "publish", "publish %q: network %q publishes no ports (nat networks do, and overlay networks that are not internal)", s, n.Name)
-		}
-		ports, canonical = append(ports, p), append(canonical, p.String())
+	ports, canonical, err := parsePublish(n, d, publish)
+	if err != nil {
+		return err
 	}
-	if !a.own(key, le) {
-		return apiError(api.CodeBusy, "name", "endpoint %q on network %q is being removed or readdressed; try again", name, network)
+	key := tables.EndpointKey(network, name)
+	le, err := a.ownLocal(network, name)
+	if err != nil {
+		return err
 	}
 	defer a.disown(le)
 	a.mu.Lock()

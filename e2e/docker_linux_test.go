@@ -432,22 +432,9 @@ func (d *dockerd) waitContainerd() {
 	if err != nil || pid <= 0 {
 		return
 	}
-	if !eventually(30*time.Second, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }) {
+	if !testutil.Eventually(30*time.Second, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }) {
 		d.l.t.Errorf("containerd (pid %d) of dockerd %s still there 30s after dockerd exited", pid, d.name)
 	}
-}
-
-// eventually is testutil.WaitFor for cleanups, which must go on after a
-// failure: it reports whether cond came to hold within timeout.
-func eventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
 }
 
 // logText is dockerd's log without the gRPC connection chatter.
@@ -484,7 +471,7 @@ func (d *dockerd) cleanup() {
 	for _, pid := range processesUnder(d.dir) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	if !eventually(10*time.Second, func() bool { return len(processesUnder(d.dir)) == 0 }) {
+	if !testutil.Eventually(10*time.Second, func() bool { return len(processesUnder(d.dir)) == 0 }) {
 		t.Errorf("processes of dockerd %s left after SIGKILL: %v", d.name, processesUnder(d.dir))
 	}
 	// A container killed behind runc's back (or, now and then, one stopped

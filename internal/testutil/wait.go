@@ -13,11 +13,21 @@ const pollEvery = 10 * time.Millisecond
 // timeout. Tests wait on conditions, never on fixed sleeps.
 func WaitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
 	tb.Helper()
+	if !Eventually(timeout, cond) {
+		tb.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// Eventually checks cond until it holds, for at most timeout, and reports
+// whether it came to hold: WaitFor for cleanups, which go on after a
+// failure.
+func Eventually(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(pollEvery)
 	}
+	return true
 }

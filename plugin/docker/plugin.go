@@ -596,28 +596,23 @@ func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
 // tieWhenStored reads the new network's name once Docker has stored it,
 // and ties it to its vxnet network.
 func (p *Plugin) tieWhenStored(id string) {
-	deadline := time.Now().Add(time.Minute)
-	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+	var dn EngineNetwork
+	var err error
+	if !p.retry(p.ctx, time.Minute, func() bool {
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-		dn, err := p.cfg.Engine.Network(ctx, id)
-		if err == nil {
-			_, err = p.tie(ctx, dn)
-			cancel()
-			if err != nil {
-				p.log.Warn("docker network is not usable", "dockerNetwork", dn.Name, "error", err)
-			}
-			return
-		}
-		cancel()
-		if time.Now().After(deadline) || p.ctx.Err() != nil {
+		defer cancel()
+		dn, err = p.cfg.Engine.Network(ctx, id)
+		return err == nil
+	}) {
+		if p.ctx.Err() == nil {
 			p.log.Warn("could not read a new network from Docker's API", "dockerNetwork", id, "error", err)
-			return
 		}
-		select {
-		case <-p.ctx.Done():
-			return
-		case <-time.After(wait):
-		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := p.tie(ctx, dn); err != nil {
+		p.log.Warn("docker network is not usable", "dockerNetwork", dn.Name, "error", err)
 	}
 }
 
@@ -673,16 +668,13 @@ func (p *Plugin) ensure(ctx context.Context, req api.NetworkCreate) error {
 	if !errors.As(err, &ae) || ae.Code != api.CodeConflict || ae.Field != "name" {
 		return describe(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for wait := 10 * time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 500*time.Millisecond) {
-		if n, ok := p.cfg.Backend.Network(req.Name); ok {
-			return agrees(n, req)
-		}
-		select {
-		case <-ctx.Done():
-			return describe(err)
-		case <-time.After(wait):
-		}
+	var n api.Network
+	if p.retry(ctx, 15*time.Second, func() bool {
+		var ok bool
+		n, ok = p.cfg.Backend.Network(req.Name)
+		return ok
+	}) {
+		return agrees(n, req)
 	}
 	return describe(err)
 }
@@ -879,41 +871,35 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 // and its short ID, as Docker's own DNS answers them) once it runs, and
 // gives them to its endpoint.
 func (p *Plugin) learnAliases(container, network, dockerNetwork string) {
-	deadline := time.Now().Add(time.Minute)
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+	name := EndpointName(container)
+	p.retry(p.ctx, time.Minute, func() bool {
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 		c, err := p.cfg.Engine.Container(ctx, container)
 		cancel()
-		if err == nil && c.State.Running {
-			var aliases []string
-			name := EndpointName(container)
-			for _, a := range c.NetworkSettings.Networks[dockerNetwork].Aliases {
-				if names.Alias(a) == nil && !names.Same(a, name) && !containsFold(aliases, a) {
-					aliases = append(aliases, a)
-				}
-			}
-			if len(aliases) == 0 {
-				return
-			}
-			err := p.cfg.Backend.SetAliases(network, name, aliases)
-			var ae *api.Error
-			if err == nil || !errors.As(err, &ae) || ae.Code != api.CodeBusy || time.Now().After(deadline) {
-				if err != nil && !isNotFound(err) {
-					p.log.Warn("setting a container's aliases", "container", container, "error", err)
-				}
-				return
-			}
-			// Busy (its device being recorded): again in a moment.
+		if errors.Is(err, ErrNotFound) {
+			return true // gone already
 		}
-		if errors.Is(err, ErrNotFound) || time.Now().After(deadline) || p.ctx.Err() != nil {
-			return
+		if err != nil || !c.State.Running {
+			return false
 		}
-		select {
-		case <-p.ctx.Done():
-			return
-		case <-time.After(wait):
+		var aliases []string
+		for _, a := range c.NetworkSettings.Networks[dockerNetwork].Aliases {
+			if names.Alias(a) == nil && !names.Same(a, name) && !containsFold(aliases, a) {
+				aliases = append(aliases, a)
+			}
 		}
-	}
+		if len(aliases) == 0 {
+			return true
+		}
+		err = p.cfg.Backend.SetAliases(network, name, aliases)
+		if isBusy(err) {
+			return false // its device being recorded: again in a moment
+		}
+		if err != nil && !isNotFound(err) {
+			p.log.Warn("setting a container's aliases", "container", container, "error", err)
+		}
+		return true
+	})
 }
 
 func containsFold(list []string, s string) bool {
@@ -1008,16 +994,31 @@ func (p *Plugin) removeEndpoint(network, name string) error {
 // whenNotBusy calls fn again, for up to 10 s, while the endpoint it
 // changes is busy (api.CodeBusy: being readdressed).
 func (p *Plugin) whenNotBusy(fn func() error) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
-		err := fn()
-		var ae *api.Error
-		if err == nil || !errors.As(err, &ae) || ae.Code != api.CodeBusy || time.Now().After(deadline) {
-			return err
+	var err error
+	p.retry(context.Background(), 10*time.Second, func() bool {
+		err = fn()
+		return !isBusy(err)
+	})
+	return err
+}
+
+// retry calls fn until it reports done: again after 20 ms, then twice as
+// long each time up to a second, for at most timeout, and not after ctx
+// or the plugin ends. It reports whether fn was done.
+func (p *Plugin) retry(ctx context.Context, timeout time.Duration, fn func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		if fn() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
 		}
 		select {
+		case <-ctx.Done():
+			return false
 		case <-p.ctx.Done():
-			return err
+			return false
 		case <-time.After(wait):
 		}
 	}
@@ -1052,16 +1053,12 @@ func (p *Plugin) collect() {
 	// Docker answers its API only after it activated its plugins; wait
 	// for it to answer.
 	var ns []EngineNetwork
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+	if !p.retry(ctx, time.Minute, func() bool {
 		var err error
-		if ns, err = p.cfg.Engine.Networks(ctx); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
+		ns, err = p.cfg.Engine.Networks(ctx)
+		return err == nil
+	}) {
+		return
 	}
 	live := map[string]bool{}
 	inDocker := map[string]bool{} // network/address Docker shows a container with
@@ -1157,6 +1154,11 @@ func describe(err error) error {
 		return fmt.Errorf("vxnet: %s: %s", flag, ae.Message)
 	}
 	return errors.New("vxnet: " + ae.Message)
+}
+
+func isBusy(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Code == api.CodeBusy
 }
 
 func isNotFound(err error) bool {
