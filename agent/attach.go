@@ -205,6 +205,9 @@ func (a *Agent) removeGone(ep tables.Endpoint) {
 // releaseAddresses gives an endpoint's addresses back: to the segment's
 // DHCP server when one leased them, else to IPAM (best effort, logged).
 func (a *Agent) releaseAddresses(key string, ep tables.Endpoint) {
+	if ep.Assigned {
+		return // the network's own authority takes it back
+	}
 	if ep.Reserved {
 		a.untakeReservation(ep.Network, ep.Addr(), key) // released by the runtime
 		return

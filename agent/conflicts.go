@@ -74,7 +74,7 @@ func (a *Agent) settled(key string) {
 	le.busy = false
 	rec := le.rec
 	a.mu.Unlock()
-	if rec.DHCP == nil && len(rec.Addrs) > 0 {
+	if rec.DHCP == nil && !rec.Assigned && len(rec.Addrs) > 0 {
 		leased := a.leasedSet(rec.Network)
 		lost := map[netip.Addr]bool{}
 		for _, p := range rec.Addrs {
@@ -143,7 +143,7 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 	var keys []string
 	for _, key := range sortedMapKeys(a.local) {
 		le := a.local[key]
-		if le.rec.Network != network || le.rec.DHCP != nil {
+		if le.rec.Network != network || le.rec.DHCP != nil || le.rec.Assigned {
 			continue
 		}
 		for _, p := range le.rec.Addrs {
@@ -276,7 +276,7 @@ func (a *Agent) freshAddress(network string) (netip.Prefix, error) {
 // container can send from it. ok is false if the endpoint was taken down.
 func (a *Agent) checkLeases(ep tables.Endpoint) (tables.Endpoint, bool) {
 	key := ep.Key()
-	if ep.DHCP != nil || len(ep.Addrs) == 0 {
+	if ep.DHCP != nil || ep.Assigned || len(ep.Addrs) == 0 {
 		return ep, true
 	}
 	leased := a.leasedSet(ep.Network)

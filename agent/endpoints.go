@@ -106,8 +106,17 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 	if req.MTU != 0 && (req.MTU < 576 || req.MTU > a.cfg.MTU) {
 		return newEndpoint{}, apiError(api.CodeBadRequest, "mtu", "mtu %d: want 576 to %d (this host's --mtu)", req.MTU, a.cfg.MTU)
 	}
-	if req.Reserved && req.IP == "" {
+	switch {
+	case req.Reserved && req.IP == "":
 		return newEndpoint{}, apiError(api.CodeBadRequest, "ip", "ip is required with reserved: the address reserved for the endpoint")
+	case req.Assigned && req.IP == "":
+		return newEndpoint{}, apiError(api.CodeBadRequest, "ip", "ip is required with assigned: the address %s gave the endpoint", orVxnet(n.AssignedBy))
+	case req.Assigned && req.Reserved:
+		return newEndpoint{}, apiError(api.CodeBadRequest, "assigned", "assigned and reserved exclude each other: an address is either reserved from vxnet or assigned by the network's own authority")
+	case req.Assigned && n.AssignedBy == "":
+		return newEndpoint{}, apiError(api.CodeBadRequest, "assigned", "assigned: network %q gets its addresses from vxnet, not from elsewhere; leave assigned out", n.Name)
+	case !req.Assigned && n.AssignedBy != "":
+		return newEndpoint{}, apiError(api.CodeBadRequest, "network", "network %q: its addresses are assigned by %s, not vxnet: attach containers through it (docker run --network %s, docker service create --network %s)", n.Name, n.AssignedBy, n.Name, n.Name)
 	}
 	if !hnsOnly && !req.Handover {
 		if _, err := os.Stat(netnsPath(req.Netns)); err != nil {
@@ -186,6 +195,13 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 		var err error
 		if addr, err = netip.ParseAddr(req.IP); err != nil {
 			return ep, apiError(api.CodeBadRequest, "ip", "ip %q is not an IP address", req.IP)
+		}
+		if req.Assigned {
+			if err := a.checkAssigned(n, addr); err != nil {
+				return ep, err
+			}
+			ep.Assigned = true
+			break
 		}
 		if req.Reserved {
 			if !a.takeReservation(n.Name, addr, ne.key) {
@@ -386,4 +402,35 @@ func (a *Agent) publishedByLocked(p driver.Publish) string {
 		}
 	}
 	return ""
+}
+
+// checkAssigned checks an address the network's own authority assigned:
+// inside the subnet, not the gateway, and held by no endpoint in sight.
+func (a *Agent) checkAssigned(n tables.Network, addr netip.Addr) error {
+	switch {
+	case !n.Subnet.Contains(addr):
+		return apiError(api.CodeBadRequest, "ip", "ip %q is outside network %q's subnet %s", addr.String(), n.Name, n.Subnet)
+	case addr == n.Gateway:
+		return apiError(api.CodeBadRequest, "ip", "ip %q is network %q's gateway", addr.String(), n.Name)
+	}
+	for _, e := range a.kv.List(tables.Endpoints) {
+		ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value)
+		if err != nil || ep.Network != n.Name || ep.State == tables.StateDown {
+			continue
+		}
+		for _, p := range ep.Addrs {
+			if p.Addr() == addr {
+				return apiError(api.CodeConflict, "ip", "ip %q on network %q is endpoint %s's on host %s: %s gave it twice", addr.String(), n.Name, ep.Name, ep.Host, n.AssignedBy)
+			}
+		}
+	}
+	return nil
+}
+
+// orVxnet names who assigns a network's addresses.
+func orVxnet(assignedBy string) string {
+	if assignedBy == "" {
+		return "vxnet"
+	}
+	return assignedBy
 }

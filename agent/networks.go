@@ -58,7 +58,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		return api.Network{}, apiError(api.CodeConflict, "name", "network %q was created at the same time by host %s", req.Name, creator)
 	}
 	n := tables.Network{Name: req.Name, Driver: req.Driver, Scope: string(d.Scope()), VNI: a.pickVNI(req.Name), Subnet: subnet,
-		Gateway: gateway, IPRange: req.IPRange, Internal: req.Internal, Options: req.Options, Creator: a.cfg.Name, Created: created}
+		Gateway: gateway, IPRange: req.IPRange, Internal: req.Internal, Options: req.Options, AssignedBy: req.AssignedBy, Creator: a.cfg.Name, Created: created}
 	if err := a.put(tables.Networks, n.Key(), n.Encode()); err != nil {
 		a.ipam.WithdrawOwn(req.Name)
 		return api.Network{}, err
@@ -83,6 +83,14 @@ func checkNetworkCreate(req *api.NetworkCreate) (driver.Driver, map[string]strin
 	}
 	if d.NeedsSubnet() && req.Subnet == "" {
 		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "subnet", "a %s network needs --subnet: the physical segment's subnet (and --gateway, its router; --ip-range keeps vxnet's addresses clear of the segment's other machines)", req.Driver)
+	}
+	switch {
+	case req.AssignedBy != "" && req.AssignedBy != api.AssignedBySwarm:
+		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "assignedBy", "assignedBy %q: want empty (vxnet hands out the addresses) or %q", req.AssignedBy, api.AssignedBySwarm)
+	case req.AssignedBy != "" && req.Subnet == "":
+		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "subnet", "a network whose addresses %s assigns needs --subnet: the one it assigns them from", req.AssignedBy)
+	case req.AssignedBy != "" && d.LeasesByDHCP(plan.DriverNetwork(tables.Network{Driver: req.Driver, Options: req.Options})):
+		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "assignedBy", "a %s network whose addresses come from the segment's DHCP server cannot have them assigned by %s", req.Driver, req.AssignedBy)
 	}
 	own, rest := driver.SplitOptions(d, req.Options)
 	opts, err := ipam.ParseOptions(req.Name, rest)
@@ -218,7 +226,7 @@ func (a *Agent) current(n tables.Network) tables.Network {
 // apiNetwork is a network as the API shows it.
 func apiNetwork(n tables.Network) api.Network {
 	out := api.Network{Name: n.Name, Driver: n.Driver, Scope: n.Scope, VNI: n.VNI, Subnet: n.Subnet.String(), IPRange: n.IPRange,
-		Internal: n.Internal, Options: n.Options, Creator: n.Creator, Created: n.Created}
+		Internal: n.Internal, Options: n.Options, AssignedBy: n.AssignedBy, Creator: n.Creator, Created: n.Created}
 	if n.Gateway.IsValid() {
 		out.Gateway = n.Gateway.String()
 	}

@@ -45,10 +45,13 @@ type Network struct {
 	// ContainerGateway is the gateway a runtime gives containers that it
 	// configures itself (Docker): the way out, or on an internal overlay
 	// the way to vxnet's DNS alone; empty for none.
-	ContainerGateway string            `json:"containerGateway,omitempty"`
-	Options          map[string]string `json:"options,omitempty"`
-	Creator          string            `json:"creator"` // host that created it
-	Created          time.Time         `json:"created"`
+	ContainerGateway string `json:"containerGateway,omitempty"`
+	// AssignedBy is who gives endpoints their addresses: empty for vxnet's
+	// IPAM, AssignedBySwarm for Docker swarm's manager.
+	AssignedBy string            `json:"assignedBy,omitempty"`
+	Options    map[string]string `json:"options,omitempty"`
+	Creator    string            `json:"creator"` // host that created it
+	Created    time.Time         `json:"created"`
 }
 
 // NetworkCreate is the body of POST /v1/networks.
@@ -61,7 +64,16 @@ type NetworkCreate struct {
 	AuxAddresses map[string]string `json:"auxAddresses,omitempty"`
 	Internal     bool              `json:"internal,omitempty"`
 	Options      map[string]string `json:"options,omitempty"`
+	// AssignedBy: empty, vxnet's IPAM hands out the addresses; or
+	// AssignedBySwarm, Docker swarm's manager does, and every endpoint
+	// comes with its address (EndpointCreate.Assigned).
+	AssignedBy string `json:"assignedBy,omitempty"`
 }
+
+// AssignedBySwarm is NetworkCreate.AssignedBy of a network whose addresses
+// Docker swarm's manager hands out (a swarm-scoped network on the vxnet
+// plugin).
+const AssignedBySwarm = "docker-swarm"
 
 // Endpoint is a container's attachment to a network.
 type Endpoint struct {
@@ -134,6 +146,9 @@ type EndpointCreate struct {
 	// an address before the endpoint); the endpoint takes the reservation
 	// over.
 	Reserved bool `json:"reserved,omitempty"`
+	// Assigned: IP was given by the network's own authority (its
+	// AssignedBy); vxnet's IPAM has no part in it.
+	Assigned bool `json:"assigned,omitempty"`
 }
 
 // HandoverPrefix starts the name of every handover device

@@ -117,7 +117,7 @@ func TestHandler_strictJSON(t *testing.T) {
 		{"/v1/networks", `{"name": "web", "na\u006de": "db"}`, "name", "given twice"},
 		{"/v1/networks", `{"name": "web", "options": {"uplink": "a", "uplink": "b"}}`, "options.uplink", `key "uplink" of options is given twice`},
 		{"/v1/networks", `{"name": "web", "auxAddresses": {"r": "10.0.9.2", "r": "10.0.9.3"}}`, "auxAddresses.r", "twice"},
-		{"/v1/networks", `{"name": "web", "color": "blue"}`, "color", `unknown field "color" (known: auxAddresses, driver,`},
+		{"/v1/networks", `{"name": "web", "color": "blue"}`, "color", `unknown field "color" (known: assignedBy, auxAddresses, driver,`},
 		{"/v1/networks", `{"name": "web"} {"name": "db"}`, "", "more than one JSON value"},
 		{"/v1/networks", `["web"]`, "", "want a JSON object"},
 		{"/v1/networks", ``, "", "empty request body"},

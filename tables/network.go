@@ -17,8 +17,11 @@ type Network struct {
 	IPRange  string
 	Internal bool
 	Options  map[string]string
-	Creator  string // the host that created it
-	Created  time.Time
+	// AssignedBy: who gives endpoints their addresses ("" for vxnet's
+	// IPAM; api.AssignedBySwarm).
+	AssignedBy string
+	Creator    string // the host that created it
+	Created    time.Time
 }
 
 // NetworkKey is the key of one creation of a network in Networks.
@@ -48,6 +51,7 @@ type networkWire struct {
 	IPRange  string            `json:"ipRange,omitempty"`
 	Internal bool              `json:"internal,omitempty"`
 	Options  map[string]string `json:"options,omitempty"`
+	Assigned string            `json:"assignedBy,omitempty"`
 	Creator  string            `json:"creator"`
 	Created  time.Time         `json:"created"`
 }
@@ -55,7 +59,7 @@ type networkWire struct {
 // Encode is n's wire form.
 func (n Network) Encode() []byte {
 	w := networkWire{V: Version, Name: n.Name, Driver: n.Driver, Scope: n.Scope, VNI: n.VNI, Gateway: addrText(n.Gateway),
-		IPRange: n.IPRange, Internal: n.Internal, Options: n.Options, Creator: n.Creator, Created: n.Created}
+		IPRange: n.IPRange, Internal: n.Internal, Options: n.Options, Assigned: n.AssignedBy, Creator: n.Creator, Created: n.Created}
 	if n.Subnet.IsValid() {
 		w.Subnet = n.Subnet.String()
 	}
@@ -77,7 +81,7 @@ func DecodeNetwork(key string, value []byte) (Network, error) {
 		return Network{}, &RowError{Networks, key, "name/creator", NetworkKey(w.Name, w.Creator), "does not match the key"}
 	}
 	n := Network{Name: w.Name, Driver: w.Driver, Scope: w.Scope, VNI: w.VNI, IPRange: w.IPRange, Internal: w.Internal,
-		Options: w.Options, Creator: w.Creator, Created: w.Created}
+		Options: w.Options, AssignedBy: w.Assigned, Creator: w.Creator, Created: w.Created}
 	if w.Subnet != "" { // vxnet always writes one; read back what Encode writes without
 		var err error
 		if n.Subnet, err = netip.ParsePrefix(w.Subnet); err != nil {

@@ -67,6 +67,7 @@ func cmdAgent(std stdio, args []string) int {
 	dockerSock := fs.String("docker-plugin", defaultDockerPlugin, "serve Docker's network and IPAM plugin \"vxnet\" on unix socket `PATH`, where Docker finds it (docker network create -d vxnet --ipam-driver vxnet ...); \"off\" serves none")
 	fs.StringVar(&cfg.SysctlDir, "sysctl-dir", "/proc/sys", "`DIR` where the agent writes the host's sysctls (IP forwarding): in a container whose /proc/sys is read-only (the managed Docker plugin), the host's seen from it (/host/proc/sys)")
 	dockerRoot := fs.String("docker-netns-root", "", "`DIR` where dockerd's root directory is seen from the agent, when the agent runs in a container of its own (a managed plugin: /host); empty when both share the host's")
+	dockerScope := fs.String("docker-scope", "local", "the plugin's `SCOPE` in Docker: \"local\" (Docker without swarm) or \"global\" (a managed plugin in a swarm: swarm-scoped and --attachable networks; Docker refuses a global driver's networks outside a swarm)")
 	dockerHost := fs.String("docker-host", "unix:///var/run/docker.sock", "`URL` of Docker's API, which the plugin reads network and container names from (unix:///PATH or tcp://HOST:PORT)")
 	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host. Every user of the host sees a command line (ps): prefer --gossip-key-file, or VXNET_GOSSIP_KEY")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "read the gossip key from the first line of `FILE` (the preferred way; refused if its group or others can read it: chmod 600 FILE)")
@@ -128,6 +129,14 @@ func cmdAgent(std stdio, args []string) int {
 		fmt.Fprintln(std.stderr, "vxnet agent: --advertise-addr IP is required (see vxnet agent --help)")
 		return 2
 	}
+	switch {
+	case *dockerScope != "local" && *dockerScope != "global":
+		fmt.Fprintf(std.stderr, "vxnet agent: --docker-scope %q: want \"local\" or \"global\"\n", *dockerScope)
+		return 2
+	case *dockerScope == "global" && cfg.GossipPort == config.DefaultGossipPort:
+		fmt.Fprintf(std.stderr, "vxnet agent: --docker-scope global: Docker swarm gossips on TCP and UDP port %d of every host itself; give vxnet another with --gossip-port (for example 7947, on every host and in --join)\n", config.DefaultGossipPort)
+		return 2
+	}
 	log, err := newLogger(std, *level)
 	if err != nil {
 		fmt.Fprintf(std.stderr, "vxnet agent: %v\n", err)
@@ -160,6 +169,9 @@ func cmdAgent(std stdio, args []string) int {
 		return 2
 	}
 	if *dockerSock != "off" && *dockerSock != "" {
+		if *dockerScope == "global" && cfg.VXLANPort == 4789 {
+			log.Warn("Docker swarm's own overlay networks use UDP 4789 too unless the swarm was made with docker swarm init --data-path-port PORT; vxnet needs its VXLAN port to itself (or give it another with --vxlan-port)")
+		}
 		eng, err := docker.NewHTTPEngine(*dockerHost)
 		if err != nil {
 			fmt.Fprintf(std.stderr, "vxnet agent: --docker-host: %v\n", err)
@@ -167,7 +179,7 @@ func cmdAgent(std stdio, args []string) int {
 		}
 		// Served before the agent joins its cluster: Docker finds the
 		// plugin at once, and its calls wait until the agent is ready.
-		p := docker.New(docker.Config{Backend: a, Engine: eng, Ready: a.Ready(), Stopping: ctx.Done(), MTU: cfg.MTU, NetnsRoot: *dockerRoot, Logger: log})
+		p := docker.New(docker.Config{Backend: a, Engine: eng, Ready: a.Ready(), Stopping: ctx.Done(), Scope: *dockerScope, MTU: cfg.MTU, NetnsRoot: *dockerRoot, Logger: log})
 		stopPlugin, err := p.Serve(*dockerSock)
 		switch {
 		case err != nil && flagSet(fs, "docker-plugin"):

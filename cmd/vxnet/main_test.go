@@ -81,6 +81,8 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"agent bad join":      {[]string{"agent", "--advertise-addr", "127.0.0.1", "--join", "h1", "--data-dir", dir}, 2, "", `join "h1"`},
 		"agent bad upstream":  {[]string{"agent", "--advertise-addr", "127.0.0.1", "--dns-upstream", "x"}, 2, "", `--dns-upstream "x"`},
 		"agent bad log":       {[]string{"agent", "--advertise-addr", "127.0.0.1", "--log-format", "xml"}, 2, "", `--log-format "xml"`},
+		"agent bad scope":     {[]string{"agent", "--advertise-addr", "127.0.0.1", "--docker-scope", "swarm"}, 2, "", `--docker-scope "swarm"`},
+		"agent swarm gossip":  {[]string{"agent", "--advertise-addr", "127.0.0.1", "--docker-scope", "global"}, 2, "", "--gossip-port"},
 		"config unknown key":  {[]string{"agent", "--config", cfg}, 2, "", `unknown setting "frobs"`},
 		"config bad value":    {[]string{"agent", "--config", badAddr}, 2, "", `advertise-addr "not-an-ip"`},
 		"config missing":      {[]string{"agent", "--config", filepath.Join(dir, "no.json")}, 2, "", "no.json"},

@@ -147,7 +147,7 @@ func (b *fakeBackend) CreateNetwork(_ context.Context, req api.NetworkCreate) (a
 	}
 	n := api.Network{Name: req.Name, Driver: driver, Scope: "global", Subnet: subnet.String(), Gateway: gw.String(),
 		IPRange: req.IPRange, Internal: req.Internal, Egress: !req.Internal, Options: req.Options, Creator: b.host,
-		ContainerGateway: gw.String()} // overlay: the way out, or to DNS alone when internal
+		ContainerGateway: gw.String(), AssignedBy: req.AssignedBy} // overlay: the way out, or to DNS alone when internal
 	b.c.networks[n.Name] = copyNetwork(n)
 	for _, a := range req.AuxAddresses {
 		if ip, err := netip.ParseAddr(a); err == nil {
@@ -194,6 +194,9 @@ func (b *fakeBackend) CreateEndpoint(_ context.Context, req api.EndpointCreate) 
 	key := epKey(req.Network, req.Name)
 	if _, ok := b.c.endpoints[key]; ok {
 		return api.Endpoint{}, apiErr(api.CodeConflict, "name", "endpoint %q exists on network %q", req.Name, req.Network)
+	}
+	if req.Assigned != (n.AssignedBy != "") {
+		return api.Endpoint{}, apiErr(api.CodeBadRequest, "assigned", "assigned %v on a network assigned by %q", req.Assigned, n.AssignedBy)
 	}
 	if req.Reserved {
 		holder, ok := b.c.reserved[req.Network][ip]

@@ -136,6 +136,8 @@ type Plugin struct {
 	mu    sync.Mutex
 	// tied: Docker network ID → vxnet network name, once read.
 	tied map[string]string
+	// pools are the swarm manager's (swarm.go).
+	pools swarmPools
 }
 
 // New returns a Plugin; Close stops its work in the background.
@@ -205,12 +207,12 @@ func (p *Plugin) Handler() http.Handler {
 		"/NetworkDriver.DiscoverDelete":              empty,
 		"/NetworkDriver.ProgramExternalConnectivity": p.programExternal,
 		"/NetworkDriver.RevokeExternalConnectivity":  p.revokeExternal,
-		"/NetworkDriver.AllocateNetwork":             allocateNetwork,
+		"/NetworkDriver.AllocateNetwork":             p.allocateNetwork,
 		"/NetworkDriver.FreeNetwork":                 empty,
 		"/IpamDriver.GetCapabilities":                ipamCapabilities,
 		"/IpamDriver.GetDefaultAddressSpaces":        addressSpaces,
 		"/IpamDriver.RequestPool":                    p.requestPool,
-		"/IpamDriver.ReleasePool":                    empty,
+		"/IpamDriver.ReleasePool":                    p.releasePool,
 		"/IpamDriver.RequestAddress":                 p.requestAddress,
 		"/IpamDriver.ReleaseAddress":                 p.releaseAddress,
 	}
@@ -231,6 +233,10 @@ func (p *Plugin) Handler() http.Handler {
 				out, err = fn(r.Context(), body)
 			}
 			w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1.2+json")
+			if p.log.Enabled(r.Context(), slog.LevelDebug) {
+				resp, _ := json.Marshal(out)
+				p.log.Debug("docker call", "call", strings.TrimPrefix(path, "/"), "request", string(body), "answer", string(resp), "error", err)
+			}
 			if err != nil {
 				p.log.Info("docker call refused", "call", strings.TrimPrefix(path, "/"), "error", err)
 				out = errResponse{Err: err.Error(), Error: err.Error()}
@@ -283,7 +289,32 @@ func decode(body []byte, v any) error {
 
 func empty(context.Context, []byte) (any, error) { return struct{}{}, nil }
 
-func allocateNetwork(context.Context, []byte) (any, error) {
+// allocateNetwork is the swarm manager making a network, before any host
+// does: its options are checked here, so that docker network create
+// fails, rather than every task later.
+func (p *Plugin) allocateNetwork(_ context.Context, body []byte) (any, error) {
+	var req allocateNetworkRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	opts := map[string]string{}
+	for k, v := range req.Options {
+		if !strings.HasPrefix(k, "com.docker.network.") || k == optMTU {
+			opts[k] = v
+		}
+	}
+	spec, err := p.specOf(opts, false, len(req.IPv6Data) > 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.IPv4Data) == 1 {
+		if pool, err := netip.ParsePrefix(req.IPv4Data[0].Pool); err == nil {
+			spec.req.Subnet = pool.String()
+		}
+	}
+	if err := p.cfg.Backend.CheckNetwork(spec.req); err != nil {
+		return nil, describe(err)
+	}
 	return map[string]any{"Options": map[string]string{}}, nil
 }
 
@@ -303,7 +334,7 @@ func ipamCapabilities(context.Context, []byte) (any, error) {
 }
 
 func addressSpaces(context.Context, []byte) (any, error) {
-	return addressSpacesResponse{LocalDefaultAddressSpace: Name, GlobalDefaultAddressSpace: Name}, nil
+	return addressSpacesResponse{LocalDefaultAddressSpace: Name, GlobalDefaultAddressSpace: SwarmSpace}, nil
 }
 
 // Pools. A pool's ID is its subnet, and its range after a comma: the same
@@ -347,6 +378,14 @@ func (p *Plugin) requestPool(_ context.Context, body []byte) (any, error) {
 		}
 		id += "," + sub.Masked().String()
 	}
+	if req.AddressSpace == SwarmSpace { // the swarm manager's allocator
+		rng := pool
+		if req.SubPool != "" {
+			rng = netip.MustParsePrefix(req.SubPool).Masked()
+		}
+		id = swarmPoolPrefix + id
+		p.pools.reset(id, pool, rng)
+	}
 	return requestPoolResponse{PoolID: id, Pool: pool.String(), Data: map[string]string{}}, nil
 }
 
@@ -356,7 +395,7 @@ const unusedV6Pool = "fd00:0:0:7e57::/64"
 
 // parsePoolID reads a pool ID back: the subnet.
 func parsePoolID(id string) (netip.Prefix, error) {
-	subnet, _, _ := strings.Cut(id, ",")
+	subnet, _, _ := strings.Cut(strings.TrimPrefix(id, swarmPoolPrefix), ",")
 	p, err := netip.ParsePrefix(subnet)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("pool %q is not one of vxnet's", id)
@@ -379,11 +418,26 @@ func (p *Plugin) requestAddress(ctx context.Context, body []byte) (any, error) {
 			return nil, fmt.Errorf("address %q is not in the network's subnet %s", req.Address, pool)
 		}
 	}
+	if isSwarmPool(req.PoolID) {
+		got, err := p.pools.take(req.PoolID, ip, req.Options[optAddressType] == addressGateway, p.endpointAddrs)
+		if err != nil {
+			return nil, fmt.Errorf("vxnet: %w", err)
+		}
+		return requestAddressResponse{Address: got.String()}, nil
+	}
 	if req.Options[optAddressType] == addressGateway {
 		// The gateway is the vxnet network's: its own, or the one it will
 		// have; nothing is reserved for it here.
 		if !ip.IsValid() {
 			ip = p.gatewayOf(pool)
+		}
+		return requestAddressResponse{Address: netip.PrefixFrom(ip, pool.Bits()).String()}, nil
+	}
+	if p.swarm() {
+		// The address the swarm's manager chose: the endpoint takes it
+		// as given (the agent checks that no endpoint holds it).
+		if !ip.IsValid() {
+			return nil, errors.New("vxnet: on a swarm network the swarm's manager hands out the addresses; this host's Docker asked for one of its own")
 		}
 		return requestAddressResponse{Address: netip.PrefixFrom(ip, pool.Bits()).String()}, nil
 	}
@@ -427,6 +481,17 @@ func (p *Plugin) gatewayOf(pool netip.Prefix) netip.Addr {
 	return pool.Masked().Addr().Next()
 }
 
+func (p *Plugin) releasePool(_ context.Context, body []byte) (any, error) {
+	var req releasePoolRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if isSwarmPool(req.PoolID) {
+		p.pools.release(req.PoolID)
+	}
+	return struct{}{}, nil
+}
+
 func (p *Plugin) releaseAddress(ctx context.Context, body []byte) (any, error) {
 	var req releaseAddressRequest
 	if err := decode(body, &req); err != nil {
@@ -439,6 +504,13 @@ func (p *Plugin) releaseAddress(ctx context.Context, body []byte) (any, error) {
 	ip, err := netip.ParseAddr(req.Address)
 	if err != nil {
 		return nil, fmt.Errorf("address %q is not an IP address", req.Address)
+	}
+	switch {
+	case isSwarmPool(req.PoolID):
+		p.pools.free(req.PoolID, ip)
+		return struct{}{}, nil
+	case p.swarm():
+		return struct{}{}, nil // the manager's: nothing was reserved here
 	}
 	// Every vxnet network of that subnet: the reservation is in one of
 	// them, or in none (a gateway, an aux address, one released already).
@@ -483,7 +555,7 @@ type networkSpec struct {
 // specOf reads the options of a Docker network (-o, --internal) into a
 // vxnet network request; errors name the option.
 func (p *Plugin) specOf(opts map[string]string, internal, ipv6 bool) (networkSpec, error) {
-	s := networkSpec{req: api.NetworkCreate{Internal: internal, Options: map[string]string{}}}
+	s := networkSpec{req: api.NetworkCreate{Internal: internal, Options: map[string]string{}, AssignedBy: p.assignedBy()}}
 	if ipv6 {
 		return s, errors.New("--ipv6: vxnet networks carry one address family; leave --ipv6 out")
 	}
@@ -702,6 +774,8 @@ func agrees(n api.Network, req api.NetworkCreate) error {
 		return differ("--gateway", n.Gateway, req.Gateway)
 	case n.Internal != req.Internal:
 		return differ("--internal", strconv.FormatBool(n.Internal), strconv.FormatBool(req.Internal))
+	case n.AssignedBy != req.AssignedBy:
+		return fmt.Errorf("network %q exists in vxnet with its addresses from %s; this Docker network's come from %s: a network is either Docker swarm's (a plugin with --docker-scope global) or not", n.Name, orVxnet(n.AssignedBy), orVxnet(req.AssignedBy))
 	}
 	for _, k := range sortedKeys(req.Options) {
 		if n.Options[k] != req.Options[k] {
@@ -843,11 +917,11 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	}
 	src := api.HandoverPrefix + req.EndpointID[:12]
 	ep := api.EndpointCreate{Network: name, Name: EndpointName(container), Netns: p.cfg.NetnsRoot + req.SandboxKey, Ifname: src, IP: ip.Addr().String(),
-		Reserved: true, Handover: true, MTU: spec.mtu, Service: service,
+		Reserved: !p.swarm(), Assigned: p.swarm(), Handover: true, MTU: spec.mtu, Service: service,
 		Labels: map[string]string{LabelEndpoint: req.EndpointID, LabelNetwork: req.NetworkID, LabelContainer: container}}
 	_, err = p.cfg.Backend.CreateEndpoint(ctx, ep)
 	var ae *api.Error
-	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "ip" {
+	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "ip" && !p.swarm() {
 		// Not reserved (any more): the agent restarted between Docker's
 		// RequestAddress and this Join, and let it go. Take it again if
 		// it is free.
@@ -1180,4 +1254,12 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// orVxnet names who hands out a network's addresses.
+func orVxnet(assignedBy string) string {
+	if assignedBy == "" {
+		return "vxnet"
+	}
+	return "Docker swarm's manager"
 }

@@ -78,7 +78,7 @@ func TestFlow_dockerRun(t *testing.T) {
 	}
 	var spaces addressSpacesResponse
 	e.ok("/IpamDriver.GetDefaultAddressSpaces", "", &spaces)
-	if spaces.LocalDefaultAddressSpace != "vxnet" || spaces.GlobalDefaultAddressSpace != "vxnet" {
+	if spaces.LocalDefaultAddressSpace != "vxnet" || spaces.GlobalDefaultAddressSpace != "vxnet-swarm" {
 		t.Errorf("GetDefaultAddressSpaces: %+v", spaces)
 	}
 
@@ -212,12 +212,12 @@ var routes = []struct {
 	{"/NetworkDriver.DiscoverDelete", false},
 	{"/NetworkDriver.ProgramExternalConnectivity", true},
 	{"/NetworkDriver.RevokeExternalConnectivity", true},
-	{"/NetworkDriver.AllocateNetwork", false},
+	{"/NetworkDriver.AllocateNetwork", true},
 	{"/NetworkDriver.FreeNetwork", false},
 	{"/IpamDriver.GetCapabilities", false},
 	{"/IpamDriver.GetDefaultAddressSpaces", false},
 	{"/IpamDriver.RequestPool", true},
-	{"/IpamDriver.ReleasePool", false},
+	{"/IpamDriver.ReleasePool", true},
 	{"/IpamDriver.RequestAddress", true},
 	{"/IpamDriver.ReleaseAddress", true},
 }
@@ -1017,4 +1017,141 @@ func TestJoin_serviceLabel(t *testing.T) {
 	if reqs := e2.c.endpointRequests(); len(reqs) != 0 {
 		t.Errorf("an endpoint was asked for: %+v", reqs)
 	}
+}
+
+// The bodies dockerd 20.10 sends in a swarm: its manager's allocator
+// first (the global space, with the serial option), then the host's own
+// Docker (the local space) for the address the manager chose.
+const (
+	bodySwarmPool     = `{"AddressSpace":"vxnet-swarm","Pool":"10.0.9.0/29","SubPool":"","Options":null,"V6":false}`
+	bodySwarmGateway  = `{"PoolID":"swarm:10.0.9.0/29","Address":"","Options":{"RequestAddressType":"com.docker.network.gateway","com.docker.network.ipam.serial":"true"}}`
+	bodySwarmAddress  = `{"PoolID":"swarm:10.0.9.0/29","Address":"","Options":{"com.docker.network.ipam.serial":"true"}}`
+	bodySwarmAllocate = `{"NetworkID":"v20kysaxjsdvk330i3nnvemhq","Options":{},"IPv4Data":[{"AddressSpace":"","Gateway":"10.0.9.1/29","Pool":"10.0.9.0/29"}],"IPv6Data":null}`
+	bodyLocalPool     = `{"AddressSpace":"vxnet","Pool":"10.0.9.0/29","SubPool":"","Options":null,"V6":false}`
+	bodyLocalGateway  = `{"PoolID":"10.0.9.0/29","Address":"10.0.9.1","Options":{"RequestAddressType":"com.docker.network.gateway"}}`
+	bodySwarmNetwork  = `{"NetworkID":"` + netID + `","Options":{"com.docker.network.enable_ipv6":false,"com.docker.network.generic":{}},"IPv4Data":[{"AddressSpace":"vxnet","Gateway":"10.0.9.1/29","Pool":"10.0.9.0/29"}],"IPv6Data":[]}`
+)
+
+func swarmAddress(ip string) string {
+	return `{"PoolID":"swarm:10.0.9.0/29","Address":"` + ip + `","Options":{"com.docker.network.ipam.serial":"true"}}`
+}
+
+// TestSwarm_managerHandsOut: the manager's allocator gets every address
+// of the range once (the gateway first, then next-fit, never an address a
+// vxnet endpoint holds), a leader that starts again (pool asked again,
+// then its addresses) gets what it had, and a release frees the address;
+// the host's Docker asks for the manager's address and reserves nothing;
+// the vxnet network's addresses are the swarm's, and the endpoint comes
+// with its address assigned.
+func TestSwarm_managerHandsOut(t *testing.T) {
+	e := newEnv(t, nil, "host-a", func(c *Config) { c.Scope = "global" })
+	var caps capabilitiesResponse
+	e.ok("/NetworkDriver.GetCapabilities", "", &caps)
+	if caps.Scope != "global" {
+		t.Errorf("scope %q", caps.Scope)
+	}
+	var pool requestPoolResponse
+	e.ok("/IpamDriver.RequestPool", bodySwarmPool, &pool)
+	if pool.PoolID != "swarm:10.0.9.0/29" || pool.Pool != "10.0.9.0/29" {
+		t.Fatalf("RequestPool in the swarm's space: %+v", pool)
+	}
+	addr := func(body string) string {
+		var r requestAddressResponse
+		e.ok("/IpamDriver.RequestAddress", body, &r)
+		return r.Address
+	}
+	if got := addr(bodySwarmGateway); got != "10.0.9.1/29" {
+		t.Errorf("gateway %s", got)
+	}
+	e.ok("/NetworkDriver.AllocateNetwork", bodySwarmAllocate, nil)
+	// A vxnet endpoint holds .3: never handed out.
+	e.c.addNetwork(t, api.NetworkCreate{Name: "other", Subnet: "10.0.9.0/29", AssignedBy: api.AssignedBySwarm})
+	e.c.mu.Lock()
+	e.c.endpoints["other/x"] = &fakeEndpoint{ep: api.Endpoint{Name: "x", Network: "other", Host: "host-b", Addresses: []string{"10.0.9.3/29"}}}
+	e.c.mu.Unlock()
+	var got []string
+	for range 4 {
+		got = append(got, addr(bodySwarmAddress))
+	}
+	if want := []string{"10.0.9.2/29", "10.0.9.4/29", "10.0.9.5/29", "10.0.9.6/29"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("addresses %v, want %v", got, want)
+	}
+	if msg := e.fails("/IpamDriver.RequestAddress", bodySwarmAddress); !strings.Contains(msg, "no address left") {
+		t.Errorf("exhausted: %q", msg)
+	}
+	e.ok("/IpamDriver.ReleaseAddress", `{"PoolID":"swarm:10.0.9.0/29","Address":"10.0.9.4"}`, nil)
+	if got := addr(bodySwarmAddress); got != "10.0.9.4/29" {
+		t.Errorf("after a release: %s", got)
+	}
+	// A leader starting: the pool afresh, then the addresses it had.
+	e.ok("/IpamDriver.RequestPool", bodySwarmPool, &pool)
+	for _, ip := range []string{"10.0.9.1", "10.0.9.2", "10.0.9.5"} {
+		if got := addr(swarmAddress(ip)); got != ip+"/29" {
+			t.Errorf("asked again for %s: %s", ip, got)
+		}
+	}
+	// .3 is the endpoint's, .4 was not asked for again: free.
+	if got := addr(bodySwarmAddress); got != "10.0.9.4/29" {
+		t.Errorf("after the restart the next is %s, want 10.0.9.4/29", got)
+	}
+	if msg := e.fails("/IpamDriver.RequestAddress", `{"PoolID":"swarm:10.0.8.0/29","Address":"","Options":{}}`); !strings.Contains(msg, "not one this host") {
+		t.Errorf("an unknown swarm pool: %q", msg)
+	}
+
+	// The host's own Docker, for a task of the manager's.
+	e.ok("/IpamDriver.RequestPool", bodyLocalPool, &pool)
+	if pool.PoolID != "10.0.9.0/29" {
+		t.Errorf("local RequestPool: %+v", pool)
+	}
+	if got := addr(bodyLocalGateway); got != "10.0.9.1/29" {
+		t.Errorf("local gateway %s", got)
+	}
+	if msg := e.fails("/IpamDriver.RequestAddress", `{"PoolID":"10.0.9.0/29","Address":"","Options":null}`); !strings.Contains(msg, "manager hands out") {
+		t.Errorf("a host's own request without an address: %q", msg)
+	}
+	if got := addr(`{"PoolID":"10.0.9.0/29","Address":"10.0.9.2","Options":null}`); got != "10.0.9.2/29" {
+		t.Errorf("the manager's address: %s", got)
+	}
+	if r := e.c.reservations(); len(r) != 0 {
+		t.Errorf("reservations in a swarm: %v", r)
+	}
+	e.c.mu.Lock()
+	delete(e.c.endpoints, "other/x")
+	delete(e.c.networks, "other")
+	e.c.mu.Unlock()
+	e.ok("/NetworkDriver.CreateNetwork", bodySwarmNetwork, nil)
+	e.eng.storeNetwork(t, netID, "web", "10.0.9.0/29", "10.0.9.1", false, nil)
+	testutil.WaitFor(t, "the vxnet network web", waitLong, func() bool { _, ok := e.c.network("web"); return ok })
+	if n, _ := e.c.network("web"); n.AssignedBy != api.AssignedBySwarm {
+		t.Errorf("vxnet network assignedBy %q", n.AssignedBy)
+	}
+	e.ok("/NetworkDriver.CreateEndpoint", strings.ReplaceAll(bodyCreateEndpoint, "/24", "/29"), nil)
+	e.eng.join(t, netID, epID, ctrName, "10.0.9.2/29")
+	e.eng.runContainer(t, ctrID, ctrName, "web", nil)
+	e.ok("/NetworkDriver.Join", bodyJoin, nil)
+	reqs := e.c.endpointRequests()
+	if len(reqs) != 1 || !reqs[0].Assigned || reqs[0].Reserved || reqs[0].IP != "10.0.9.2" {
+		t.Errorf("EndpointCreate %+v, want the address assigned", reqs)
+	}
+	e.ok("/IpamDriver.ReleaseAddress", `{"PoolID":"10.0.9.0/29","Address":"10.0.9.2"}`, nil)
+	e.ok("/IpamDriver.ReleasePool", `{"PoolID":"swarm:10.0.9.0/29"}`, nil)
+	if msg := e.fails("/IpamDriver.RequestAddress", bodySwarmAddress); !strings.Contains(msg, "not one this host") {
+		t.Errorf("after ReleasePool: %q", msg)
+	}
+}
+
+// TestSwarm_allocateChecks: the manager making a network is refused, by
+// option name, what no host could make.
+func TestSwarm_allocateChecks(t *testing.T) {
+	e := newEnv(t, nil, "host-a", func(c *Config) { c.Scope = "global" })
+	for body, want := range map[string]string{
+		`{"NetworkID":"n1","Options":{"vxnet.driver":"bogus"},"IPv4Data":[{"Pool":"10.0.9.0/24"}]}`: "unknown driver",
+		`{"NetworkID":"n1","Options":{"colour":"red"},"IPv4Data":[{"Pool":"10.0.9.0/24"}]}`:         "-o colour",
+		`{"NetworkID":"n1","Options":{},"IPv4Data":[],"IPv6Data":[{"Pool":"fd00::/64"}]}`:            "--ipv6",
+	} {
+		if msg := e.fails("/NetworkDriver.AllocateNetwork", body); !strings.Contains(msg, want) {
+			t.Errorf("%s: %q, want %q", body, msg, want)
+		}
+	}
+	e.ok("/NetworkDriver.AllocateNetwork", `{"NetworkID":"n1","Options":{"vxnet.driver":"overlay","com.docker.network.whatever":"x"},"IPv4Data":[{"Pool":"10.0.9.0/24"}]}`, nil)
 }

@@ -58,6 +58,17 @@ type requestAddressResponse struct {
 	Data    map[string]string
 }
 
+type releasePoolRequest struct {
+	PoolID string
+}
+
+type allocateNetworkRequest struct {
+	NetworkID string
+	Options   map[string]string
+	IPv4Data  []ipamData
+	IPv6Data  []ipamData
+}
+
 type releaseAddressRequest struct {
 	PoolID  string
 	Address string
