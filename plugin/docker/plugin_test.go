@@ -1147,7 +1147,7 @@ func TestSwarm_allocateChecks(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"NetworkID":"n1","Options":{"vxnet.driver":"bogus"},"IPv4Data":[{"Pool":"10.0.9.0/24"}]}`: "unknown driver",
 		`{"NetworkID":"n1","Options":{"colour":"red"},"IPv4Data":[{"Pool":"10.0.9.0/24"}]}`:         "-o colour",
-		`{"NetworkID":"n1","Options":{},"IPv4Data":[],"IPv6Data":[{"Pool":"fd00::/64"}]}`:            "--ipv6",
+		`{"NetworkID":"n1","Options":{},"IPv4Data":[],"IPv6Data":[{"Pool":"fd00::/64"}]}`:           "--ipv6",
 	} {
 		if msg := e.fails("/NetworkDriver.AllocateNetwork", body); !strings.Contains(msg, want) {
 			t.Errorf("%s: %q, want %q", body, msg, want)
