@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -30,6 +31,12 @@ func TestAssigned_vxnetHandsOutNone(t *testing.T) {
 	if n.AssignedBy != api.AssignedBySwarm {
 		t.Errorf("network assignedBy %q", n.AssignedBy)
 	}
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "sn", Driver: "nat", AssignedBy: api.AssignedBySwarm, Subnet: "10.0.6.0/24"}); err == nil || !strings.Contains(err.Error(), "one host's") {
+		t.Errorf("an assigned nat network: %v", err)
+	}
+	if _, err := a.ReserveAddress(ctx, "sw", netip.Addr{}); err == nil || !strings.Contains(err.Error(), "assigned by docker-swarm") {
+		t.Errorf("a reservation on an assigned network: %v", err)
+	}
 	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "plain", Subnet: "10.0.7.0/24"}); err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +49,8 @@ func TestAssigned_vxnetHandsOutNone(t *testing.T) {
 		{api.EndpointCreate{Network: "sw", Name: "x", Assigned: true}, "ip is required"},
 		{api.EndpointCreate{Network: "sw", Name: "x", IP: "10.0.9.5", Assigned: true}, "outside"},
 		{api.EndpointCreate{Network: "sw", Name: "x", IP: "10.0.8.1", Assigned: true}, "gateway"},
+		{api.EndpointCreate{Network: "sw", Name: "x", IP: "10.0.8.0", Assigned: true}, "broadcast"},
+		{api.EndpointCreate{Network: "sw", Name: "x", IP: "10.0.8.255", Assigned: true}, "broadcast"},
 		{api.EndpointCreate{Network: "sw", Name: "x", IP: "10.0.8.5", Assigned: true, Reserved: true}, "exclude"},
 		{api.EndpointCreate{Network: "plain", Name: "x", IP: "10.0.7.5", Assigned: true}, "from vxnet"},
 	} {

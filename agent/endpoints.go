@@ -412,6 +412,8 @@ func (a *Agent) checkAssigned(n tables.Network, addr netip.Addr) error {
 		return apiError(api.CodeBadRequest, "ip", "ip %q is outside network %q's subnet %s", addr.String(), n.Name, n.Subnet)
 	case addr == n.Gateway:
 		return apiError(api.CodeBadRequest, "ip", "ip %q is network %q's gateway", addr.String(), n.Name)
+	case addr.Is4() && (addr == n.Subnet.Masked().Addr() || addr == lastOf(n.Subnet)):
+		return apiError(api.CodeBadRequest, "ip", "ip %q is the network or broadcast address of network %q's subnet %s", addr.String(), n.Name, n.Subnet)
 	}
 	for _, e := range a.kv.List(tables.Endpoints) {
 		ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value)
@@ -433,4 +435,11 @@ func orVxnet(assignedBy string) string {
 		return "vxnet"
 	}
 	return assignedBy
+}
+
+// lastOf is an IPv4 prefix's last (broadcast) address.
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | (uint32(1)<<(32-p.Bits()) - 1)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }

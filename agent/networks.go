@@ -87,6 +87,8 @@ func checkNetworkCreate(req *api.NetworkCreate) (driver.Driver, map[string]strin
 	switch {
 	case req.AssignedBy != "" && req.AssignedBy != api.AssignedBySwarm:
 		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "assignedBy", "assignedBy %q: want empty (vxnet hands out the addresses) or %q", req.AssignedBy, api.AssignedBySwarm)
+	case req.AssignedBy != "" && d.Scope() == driver.ScopeLocal:
+		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "driver", "a %s network is one host's; a network whose addresses %s assigns spans hosts: pick overlay, transparent, l2bridge or l2tunnel", req.Driver, req.AssignedBy)
 	case req.AssignedBy != "" && req.Subnet == "":
 		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "subnet", "a network whose addresses %s assigns needs --subnet: the one it assigns them from", req.AssignedBy)
 	case req.AssignedBy != "" && d.LeasesByDHCP(plan.DriverNetwork(tables.Network{Driver: req.Driver, Options: req.Options})):

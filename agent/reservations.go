@@ -36,6 +36,9 @@ func (a *Agent) ReserveAddress(ctx context.Context, network string, ip netip.Add
 	if err != nil {
 		return netip.Prefix{}, err
 	}
+	if n.AssignedBy != "" {
+		return netip.Prefix{}, apiError(api.CodeBadRequest, "network", "network %q: its addresses are assigned by %s, not reserved from vxnet", network, n.AssignedBy)
+	}
 	if d.LeasesByDHCP(plan.DriverNetwork(n)) {
 		return netip.Prefix{}, apiError(api.CodeBadRequest, "network", "network %q leases addresses from the segment's DHCP server, not from vxnet", network)
 	}

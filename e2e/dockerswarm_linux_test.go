@@ -70,13 +70,17 @@ func TestDocker_swarm(t *testing.T) {
 		t.Errorf("the manager's log does not name the option")
 	}
 	mgr.docker("network", "rm", "bad")
-	mgr.docker(append(create, "web")...)
+	mgr.docker(append(create, "-o", "vxnet.driver=overlay", "-o", "com.docker.network.driver.mtu=1400", "web")...)
 
 	mgr.docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", "a1", testImage, "sleep", "3600")
 	wkr.docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", "a2", testImage, "sleep", "3600")
 	if out, err := wkr.tryDocker("exec", "a2", "sh", "-c", "ping -c1 -W3 a1 && nslookup a1.web 127.0.0.11"); err != nil ||
 		!strings.Contains(out, "1 packets received") || !strings.Contains(out, "Address: 10.76.0.") {
 		t.Errorf("a2 (worker) to a1 (manager) by name, and by vxnet's name: %v\n%s", err, out)
+	}
+	// The network's options reach every node.
+	if out, err := wkr.tryDocker("exec", "a2", "cat", "/sys/class/net/eth0/mtu"); err != nil || strings.TrimSpace(out) != "1400" {
+		t.Errorf("a2's MTU: %v %q, want the network's 1400", err, out)
 	}
 
 	mgr.docker("service", "create", "--detach", "--name", "s1", "--network", "web", "--endpoint-mode", "dnsrr",

@@ -133,7 +133,7 @@ func cmdAgent(std stdio, args []string) int {
 	case *dockerScope != "local" && *dockerScope != "global":
 		fmt.Fprintf(std.stderr, "vxnet agent: --docker-scope %q: want \"local\" or \"global\"\n", *dockerScope)
 		return 2
-	case *dockerScope == "global" && cfg.GossipPort == config.DefaultGossipPort:
+	case *dockerScope == "global" && (cfg.GossipPort == config.DefaultGossipPort || cfg.GossipPort == 0):
 		fmt.Fprintf(std.stderr, "vxnet agent: --docker-scope global: Docker swarm gossips on TCP and UDP port %d of every host itself; give vxnet another with --gossip-port (for example 7947, on every host and in --join)\n", config.DefaultGossipPort)
 		return 2
 	}
@@ -169,7 +169,7 @@ func cmdAgent(std stdio, args []string) int {
 		return 2
 	}
 	if *dockerSock != "off" && *dockerSock != "" {
-		if *dockerScope == "global" && cfg.VXLANPort == 4789 {
+		if *dockerScope == "global" && (cfg.VXLANPort == config.DefaultVXLANPort || cfg.VXLANPort == 0) {
 			log.Warn("Docker swarm's own overlay networks use UDP 4789 too unless the swarm was made with docker swarm init --data-path-port PORT; vxnet needs its VXLAN port to itself (or give it another with --vxlan-port)")
 		}
 		eng, err := docker.NewHTTPEngine(*dockerHost)

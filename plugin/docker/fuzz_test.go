@@ -33,6 +33,8 @@ func FuzzHandler(f *testing.F) {
 		joinBody(`[{"Proto":1,"Port":80,"HostPort":8080}]`),
 		joinBody(`null`),
 		`{"NetworkID":"` + netID + `","EndpointID":"` + epID[:12] + `","SandboxKey":"x"}`,
+		bodySwarmPool, bodySwarmGateway, bodySwarmAddress, bodySwarmAllocate, bodySwarmNetwork, swarmAddress("10.0.9.3"),
+		`{"PoolID":"swarm:10.0.9.0/24,10.0.9.0/32","Address":"","Options":{}}`, `{"PoolID":"swarm:"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -43,29 +45,35 @@ func FuzzHandler(f *testing.F) {
 		c.addNetwork(t, api.NetworkCreate{Name: "web", Subnet: "10.0.9.0/24"})
 		eng.storeNetwork(t, netID, "web", "10.0.9.0/24", "10.0.9.1", false, webOptions)
 		eng.join(t, netID, epID, ctrName, "10.0.9.2/24")
-		p := New(Config{Backend: b, Engine: eng, MTU: testMTU})
-		defer p.Close()
-		h := p.Handler()
-		check := func(path string, want int) {
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body)))
-			if rec.Code != want {
-				t.Fatalf("POST %s %q: status %d, want %d", path, body, rec.Code, want)
-			}
-			ans, err := jsonObject(rec.Body.Bytes())
-			if err != nil {
-				t.Fatalf("POST %s %q: answer %q: %v", path, body, rec.Body.String(), err)
-			}
-			if raw, ok := ans["Err"]; ok {
-				var s string
-				if err := json.Unmarshal(raw, &s); err != nil || s == "" {
-					t.Fatalf("POST %s %q: Err %s", path, body, raw)
-				}
-			}
+		for _, scope := range []string{"local", "global"} {
+			p := New(Config{Backend: b, Engine: eng, MTU: testMTU, Scope: scope})
+			fuzzCalls(t, p.Handler(), body)
+			p.Close()
 		}
-		for _, r := range routes {
-			check(r.path, http.StatusOK)
-		}
-		check("/NetworkDriver.Nope", http.StatusNotFound)
 	})
+}
+
+// fuzzCalls sends body to every call of h.
+func fuzzCalls(t *testing.T, h http.Handler, body []byte) {
+	check := func(path string, want int) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body)))
+		if rec.Code != want {
+			t.Fatalf("POST %s %q: status %d, want %d", path, body, rec.Code, want)
+		}
+		ans, err := jsonObject(rec.Body.Bytes())
+		if err != nil {
+			t.Fatalf("POST %s %q: answer %q: %v", path, body, rec.Body.String(), err)
+		}
+		if raw, ok := ans["Err"]; ok {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+				t.Fatalf("POST %s %q: Err %s", path, body, raw)
+			}
+		}
+	}
+	for _, r := range routes {
+		check(r.path, http.StatusOK)
+	}
+	check("/NetworkDriver.Nope", http.StatusNotFound)
 }

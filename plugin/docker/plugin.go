@@ -208,7 +208,7 @@ func (p *Plugin) Handler() http.Handler {
 		"/NetworkDriver.ProgramExternalConnectivity": p.programExternal,
 		"/NetworkDriver.RevokeExternalConnectivity":  p.revokeExternal,
 		"/NetworkDriver.AllocateNetwork":             p.allocateNetwork,
-		"/NetworkDriver.FreeNetwork":                 empty,
+		"/NetworkDriver.FreeNetwork":                 p.freeNetwork,
 		"/IpamDriver.GetCapabilities":                ipamCapabilities,
 		"/IpamDriver.GetDefaultAddressSpaces":        addressSpaces,
 		"/IpamDriver.RequestPool":                    p.requestPool,
@@ -289,9 +289,20 @@ func decode(body []byte, v any) error {
 
 func empty(context.Context, []byte) (any, error) { return struct{}{}, nil }
 
+// freeNetwork is the swarm manager removing a network.
+func (p *Plugin) freeNetwork(_ context.Context, body []byte) (any, error) {
+	var req networkRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	p.pools.unclaim(req.NetworkID)
+	return struct{}{}, nil
+}
+
 // allocateNetwork is the swarm manager making a network, before any host
-// does: its options are checked here, so that docker network create
-// fails, rather than every task later.
+// does: its options are checked here, so that the network fails at once
+// (in the manager's log, and at its first container) rather than on every
+// node.
 func (p *Plugin) allocateNetwork(_ context.Context, body []byte) (any, error) {
 	var req allocateNetworkRequest
 	if err := decode(body, &req); err != nil {
@@ -307,15 +318,23 @@ func (p *Plugin) allocateNetwork(_ context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	var subnet netip.Prefix
 	if len(req.IPv4Data) == 1 {
-		if pool, err := netip.ParsePrefix(req.IPv4Data[0].Pool); err == nil {
-			spec.req.Subnet = pool.String()
+		if subnet, err = netip.ParsePrefix(req.IPv4Data[0].Pool); err == nil {
+			spec.req.Subnet = subnet.String()
 		}
 	}
 	if err := p.cfg.Backend.CheckNetwork(spec.req); err != nil {
 		return nil, describe(err)
 	}
-	return map[string]any{"Options": map[string]string{}}, nil
+	if subnet.IsValid() {
+		if err := p.pools.claim(subnet.Masked(), req.NetworkID); err != nil {
+			return nil, err
+		}
+	}
+	// The nodes' Docker gives the driver the options answered here, and
+	// no others.
+	return map[string]any{"Options": opts}, nil
 }
 
 func (p *Plugin) activate(context.Context, []byte) (any, error) {
@@ -383,8 +402,10 @@ func (p *Plugin) requestPool(_ context.Context, body []byte) (any, error) {
 		if req.SubPool != "" {
 			rng = netip.MustParsePrefix(req.SubPool).Masked()
 		}
-		id = swarmPoolPrefix + id
-		p.pools.reset(id, pool, rng)
+		if first, last := usable(pool, rng); first.Compare(last) > 0 {
+			return nil, fmt.Errorf("--ip-range %s holds no address a container may have (not %s's network or broadcast address)", rng, pool)
+		}
+		id = p.pools.add(id, pool, rng)
 	}
 	return requestPoolResponse{PoolID: id, Pool: pool.String(), Data: map[string]string{}}, nil
 }
@@ -395,7 +416,7 @@ const unusedV6Pool = "fd00:0:0:7e57::/64"
 
 // parsePoolID reads a pool ID back: the subnet.
 func parsePoolID(id string) (netip.Prefix, error) {
-	subnet, _, _ := strings.Cut(strings.TrimPrefix(id, swarmPoolPrefix), ",")
+	subnet, _, _ := strings.Cut(poolAddrs(id), ",")
 	p, err := netip.ParsePrefix(subnet)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("pool %q is not one of vxnet's", id)
@@ -437,7 +458,7 @@ func (p *Plugin) requestAddress(ctx context.Context, body []byte) (any, error) {
 		// The address the swarm's manager chose: the endpoint takes it
 		// as given (the agent checks that no endpoint holds it).
 		if !ip.IsValid() {
-			return nil, errors.New("vxnet: on a swarm network the swarm's manager hands out the addresses; this host's Docker asked for one of its own")
+			return nil, fmt.Errorf("vxnet: subnet %s: on a swarm network the swarm's manager hands out the addresses; this host's Docker asked for one of its own", pool)
 		}
 		return requestAddressResponse{Address: netip.PrefixFrom(ip, pool.Bits()).String()}, nil
 	}

@@ -213,7 +213,7 @@ var routes = []struct {
 	{"/NetworkDriver.ProgramExternalConnectivity", true},
 	{"/NetworkDriver.RevokeExternalConnectivity", true},
 	{"/NetworkDriver.AllocateNetwork", true},
-	{"/NetworkDriver.FreeNetwork", false},
+	{"/NetworkDriver.FreeNetwork", true},
 	{"/IpamDriver.GetCapabilities", false},
 	{"/IpamDriver.GetDefaultAddressSpaces", false},
 	{"/IpamDriver.RequestPool", true},
@@ -1038,11 +1038,12 @@ func swarmAddress(ip string) string {
 
 // TestSwarm_managerHandsOut: the manager's allocator gets every address
 // of the range once (the gateway first, then next-fit, never an address a
-// vxnet endpoint holds), a leader that starts again (pool asked again,
-// then its addresses) gets what it had, and a release frees the address;
-// the host's Docker asks for the manager's address and reserves nothing;
-// the vxnet network's addresses are the swarm's, and the endpoint comes
-// with its address assigned.
+// vxnet endpoint holds, an address asked for twice refused), a leader
+// that starts again (a new pool, then its addresses) gets what it had, a
+// release frees the address, and a pool the plugin does not know (it
+// restarted) is made again; the host's Docker asks for the manager's
+// address and reserves nothing; the vxnet network's addresses are the
+// swarm's, and the endpoint comes with its address assigned.
 func TestSwarm_managerHandsOut(t *testing.T) {
 	e := newEnv(t, nil, "host-a", func(c *Config) { c.Scope = "global" })
 	var caps capabilitiesResponse
@@ -1050,17 +1051,28 @@ func TestSwarm_managerHandsOut(t *testing.T) {
 	if caps.Scope != "global" {
 		t.Errorf("scope %q", caps.Scope)
 	}
-	var pool requestPoolResponse
-	e.ok("/IpamDriver.RequestPool", bodySwarmPool, &pool)
-	if pool.PoolID != "swarm:10.0.9.0/29" || pool.Pool != "10.0.9.0/29" {
-		t.Fatalf("RequestPool in the swarm's space: %+v", pool)
+	newPool := func(body string) string {
+		var pool requestPoolResponse
+		e.ok("/IpamDriver.RequestPool", body, &pool)
+		if !strings.HasPrefix(pool.PoolID, "swarm:") || !strings.HasSuffix(pool.PoolID, ":10.0.9.0/29") || pool.Pool != "10.0.9.0/29" {
+			t.Fatalf("RequestPool in the swarm's space: %+v", pool)
+		}
+		return pool.PoolID
+	}
+	id := newPool(bodySwarmPool)
+	req := func(id, ip string, gateway bool) string {
+		opts := `{"com.docker.network.ipam.serial":"true"}`
+		if gateway {
+			opts = `{"RequestAddressType":"com.docker.network.gateway","com.docker.network.ipam.serial":"true"}`
+		}
+		return `{"PoolID":"` + id + `","Address":"` + ip + `","Options":` + opts + `}`
 	}
 	addr := func(body string) string {
 		var r requestAddressResponse
 		e.ok("/IpamDriver.RequestAddress", body, &r)
 		return r.Address
 	}
-	if got := addr(bodySwarmGateway); got != "10.0.9.1/29" {
+	if got := addr(req(id, "", true)); got != "10.0.9.1/29" {
 		t.Errorf("gateway %s", got)
 	}
 	e.ok("/NetworkDriver.AllocateNetwork", bodySwarmAllocate, nil)
@@ -1071,34 +1083,57 @@ func TestSwarm_managerHandsOut(t *testing.T) {
 	e.c.mu.Unlock()
 	var got []string
 	for range 4 {
-		got = append(got, addr(bodySwarmAddress))
+		got = append(got, addr(req(id, "", false)))
 	}
 	if want := []string{"10.0.9.2/29", "10.0.9.4/29", "10.0.9.5/29", "10.0.9.6/29"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("addresses %v, want %v", got, want)
 	}
-	if msg := e.fails("/IpamDriver.RequestAddress", bodySwarmAddress); !strings.Contains(msg, "no address left") {
+	if msg := e.fails("/IpamDriver.RequestAddress", req(id, "", false)); !strings.Contains(msg, "no address left") {
 		t.Errorf("exhausted: %q", msg)
 	}
-	e.ok("/IpamDriver.ReleaseAddress", `{"PoolID":"swarm:10.0.9.0/29","Address":"10.0.9.4"}`, nil)
-	if got := addr(bodySwarmAddress); got != "10.0.9.4/29" {
+	if msg := e.fails("/IpamDriver.RequestAddress", req(id, "10.0.9.5", false)); !strings.Contains(msg, "10.0.9.5 is in use") {
+		t.Errorf("an address asked for twice: %q", msg)
+	}
+	e.ok("/IpamDriver.ReleaseAddress", `{"PoolID":"`+id+`","Address":"10.0.9.4"}`, nil)
+	if got := addr(req(id, "", false)); got != "10.0.9.4/29" {
 		t.Errorf("after a release: %s", got)
 	}
-	// A leader starting: the pool afresh, then the addresses it had.
-	e.ok("/IpamDriver.RequestPool", bodySwarmPool, &pool)
-	for _, ip := range []string{"10.0.9.1", "10.0.9.2", "10.0.9.5"} {
-		if got := addr(swarmAddress(ip)); got != ip+"/29" {
+	// A leader starting: a new pool, then the addresses it had.
+	id2 := newPool(bodySwarmPool)
+	if id2 == id {
+		t.Errorf("a pool asked for again has the same ID %s", id)
+	}
+	if got := addr(req(id2, "10.0.9.1", true)); got != "10.0.9.1/29" {
+		t.Errorf("gateway asked again: %s", got)
+	}
+	for _, ip := range []string{"10.0.9.2", "10.0.9.5"} {
+		if got := addr(req(id2, ip, false)); got != ip+"/29" {
 			t.Errorf("asked again for %s: %s", ip, got)
 		}
 	}
 	// .3 is the endpoint's, .4 was not asked for again: free.
-	if got := addr(bodySwarmAddress); got != "10.0.9.4/29" {
+	if got := addr(req(id2, "", false)); got != "10.0.9.4/29" {
 		t.Errorf("after the restart the next is %s, want 10.0.9.4/29", got)
 	}
-	if msg := e.fails("/IpamDriver.RequestAddress", `{"PoolID":"swarm:10.0.8.0/29","Address":"","Options":{}}`); !strings.Contains(msg, "not one this host") {
-		t.Errorf("an unknown swarm pool: %q", msg)
+	// A pool the plugin does not know (it restarted under a leader that
+	// did not): made again from its ID, the gateway kept clear.
+	if got := addr(`{"PoolID":"swarm:1-1:10.0.8.0/29","Address":"","Options":{}}`); got != "10.0.8.2/29" {
+		t.Errorf("a pool not known: %s, want 10.0.8.2/29", got)
+	}
+	for _, bad := range []string{"swarm:1-1:10.0.8.0/33", "swarm:web", "swarm:1-1:10.0.8.0/29,10.0.7.0/30", "swarm:10.0.8.0/31"} {
+		if msg := e.fails("/IpamDriver.RequestAddress", `{"PoolID":"`+bad+`","Address":"","Options":{}}`); !strings.Contains(msg, "not one of vxnet's") {
+			t.Errorf("pool %s: %q", bad, msg)
+		}
+	}
+	for _, rng := range []string{"10.0.7.0/32", "10.0.7.7/32"} {
+		body := `{"AddressSpace":"vxnet-swarm","Pool":"10.0.7.0/29","SubPool":"` + rng + `","Options":null,"V6":false}`
+		if msg := e.fails("/IpamDriver.RequestPool", body); !strings.Contains(msg, "--ip-range "+rng) {
+			t.Errorf("a range of the network or broadcast address alone: %q", msg)
+		}
 	}
 
 	// The host's own Docker, for a task of the manager's.
+	var pool requestPoolResponse
 	e.ok("/IpamDriver.RequestPool", bodyLocalPool, &pool)
 	if pool.PoolID != "10.0.9.0/29" {
 		t.Errorf("local RequestPool: %+v", pool)
@@ -1134,9 +1169,11 @@ func TestSwarm_managerHandsOut(t *testing.T) {
 		t.Errorf("EndpointCreate %+v, want the address assigned", reqs)
 	}
 	e.ok("/IpamDriver.ReleaseAddress", `{"PoolID":"10.0.9.0/29","Address":"10.0.9.2"}`, nil)
-	e.ok("/IpamDriver.ReleasePool", `{"PoolID":"swarm:10.0.9.0/29"}`, nil)
-	if msg := e.fails("/IpamDriver.RequestAddress", bodySwarmAddress); !strings.Contains(msg, "not one this host") {
-		t.Errorf("after ReleasePool: %q", msg)
+	e.ok("/IpamDriver.ReleasePool", `{"PoolID":"`+id2+`"}`, nil)
+	// Released, then asked for (a plugin that restarted): the endpoint's
+	// address and the gateway are kept clear.
+	if got := addr(req(id2, "", false)); got != "10.0.9.3/29" {
+		t.Errorf("after ReleasePool: %s, want 10.0.9.3/29", got)
 	}
 }
 
@@ -1153,5 +1190,16 @@ func TestSwarm_allocateChecks(t *testing.T) {
 			t.Errorf("%s: %q, want %q", body, msg, want)
 		}
 	}
-	e.ok("/NetworkDriver.AllocateNetwork", `{"NetworkID":"n1","Options":{"vxnet.driver":"overlay","com.docker.network.whatever":"x"},"IPv4Data":[{"Pool":"10.0.9.0/24"}]}`, nil)
+	var got struct{ Options map[string]string }
+	e.ok("/NetworkDriver.AllocateNetwork", `{"NetworkID":"n1","Options":{"vxnet.driver":"overlay","com.docker.network.driver.mtu":"1400","com.docker.network.whatever":"x"},"IPv4Data":[{"Pool":"10.0.9.0/24"}]}`, &got)
+	// The nodes get these options, and no others: vxnet's must be there.
+	if want := map[string]string{"vxnet.driver": "overlay", "com.docker.network.driver.mtu": "1400"}; !reflect.DeepEqual(got.Options, want) {
+		t.Errorf("AllocateNetwork answered options %v, want %v", got.Options, want)
+	}
+	if msg := e.fails("/NetworkDriver.AllocateNetwork", `{"NetworkID":"n2","Options":{},"IPv4Data":[{"Pool":"10.0.9.0/24"}]}`); !strings.Contains(msg, "swarm network n1's") {
+		t.Errorf("a second swarm network on a subnet: %q", msg)
+	}
+	e.ok("/NetworkDriver.FreeNetwork", `{"NetworkID":"n1"}`, nil)
+	e.ok("/NetworkDriver.AllocateNetwork", `{"NetworkID":"n2","Options":{},"IPv4Data":[{"Pool":"10.0.9.0/24"}]}`, nil)
+	e.ok("/NetworkDriver.FreeNetwork", `{"NetworkID":"n2"}`, nil)
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vxnet/vxnet/api"
 )
@@ -40,22 +41,58 @@ type swarmPool struct {
 	last   netip.Addr // the last address handed out: the next is after it
 }
 
-// swarmPools are the allocator's pools, by ID.
+// swarmPools are the allocator's pools, by ID, and the swarm networks
+// it made, by subnet.
 type swarmPools struct {
 	mu    sync.Mutex
 	pools map[string]*swarmPool
+	// epoch and seq make pool IDs unique: the allocator asks for a pool
+	// when it makes a network, and again, for each network, when a leader
+	// starts, before it asks again for the addresses it handed out; each
+	// time the pool starts empty. (A network it fails to make releases
+	// its pool, which is its own.)
+	epoch int64
+	seq   uint64
+	nets  map[netip.Prefix]string // subnet → swarm network ID
 }
 
-// reset starts pool id afresh: the allocator asks for a pool when it
-// makes the network, and again, for each network, when a leader starts,
-// before it asks again for the addresses it handed out.
-func (s *swarmPools) reset(id string, subnet, rng netip.Prefix) {
+// add makes a pool; id is the subnet and range's (as for local pools).
+func (s *swarmPools) add(id string, subnet, rng netip.Prefix) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pools == nil {
-		s.pools = map[string]*swarmPool{}
+		s.pools, s.epoch = map[string]*swarmPool{}, time.Now().UnixNano()
 	}
+	s.seq++
+	id = fmt.Sprintf("%s%x-%d:%s", swarmPoolPrefix, s.epoch, s.seq, id)
 	s.pools[id] = &swarmPool{subnet: subnet, rng: rng, used: map[netip.Addr]bool{}}
+	return id
+}
+
+// claim records that swarm network id has subnet: one swarm network per
+// subnet, as a subnet is one vxnet network.
+func (s *swarmPools) claim(subnet netip.Prefix, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if other, ok := s.nets[subnet]; ok && other != id {
+		return fmt.Errorf("--subnet %s is swarm network %s's already: a subnet is one vxnet network", subnet, other)
+	}
+	if s.nets == nil {
+		s.nets = map[netip.Prefix]string{}
+	}
+	s.nets[subnet] = id
+	return nil
+}
+
+// unclaim forgets swarm network id.
+func (s *swarmPools) unclaim(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for subnet, other := range s.nets {
+		if other == id {
+			delete(s.nets, subnet)
+		}
+	}
 }
 
 func (s *swarmPools) release(id string) {
@@ -74,7 +111,20 @@ func (s *swarmPools) take(id string, ip netip.Addr, gateway bool, inUse func(net
 	defer s.mu.Unlock()
 	p := s.pools[id]
 	if p == nil {
-		return netip.Prefix{}, fmt.Errorf("pool %q is not one this host's vxnet plugin gave Docker's manager (the plugin restarted?): make Docker's manager start again (restart the leader's dockerd)", id)
+		// The plugin started again under a leader that did not: the
+		// pool is made again from its ID, with the addresses the
+		// subnet's endpoints and gateway hold in use (the manager's
+		// other ones are not known; the agent refuses an address held
+		// twice).
+		subnet, rng, err := parseSwarmPoolID(id)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		p = &swarmPool{subnet: subnet, rng: rng, used: inUse(subnet)}
+		if s.pools == nil {
+			s.pools = map[string]*swarmPool{}
+		}
+		s.pools[id] = p
 	}
 	if !ip.IsValid() && gateway {
 		ip = p.subnet.Addr().Next()
@@ -83,13 +133,20 @@ func (s *swarmPools) take(id string, ip netip.Addr, gateway bool, inUse func(net
 		if !p.subnet.Contains(ip) {
 			return netip.Prefix{}, fmt.Errorf("address %s is not in the network's subnet %s", ip, p.subnet)
 		}
-		// Asked again by a leader that starts: the address is its
-		// already. (Docker's manager never asks twice otherwise.)
+		// A leader that starts asks again for each address it handed
+		// out, into a new pool; an address asked for twice is --ip of
+		// two containers.
+		if p.used[ip] {
+			return netip.Prefix{}, fmt.Errorf("address %s is in use", ip)
+		}
 		p.used[ip] = true
 		return netip.PrefixFrom(ip, p.subnet.Bits()), nil
 	}
 	held := inUse(p.subnet)
 	first, last := usable(p.subnet, p.rng)
+	if first.Compare(last) > 0 {
+		return netip.Prefix{}, fmt.Errorf("--ip-range %s holds no address a container may have", p.rng)
+	}
 	start := first
 	if p.last.IsValid() && p.last.Compare(first) >= 0 && p.last.Compare(last) < 0 {
 		start = p.last.Next()
@@ -106,6 +163,23 @@ func (s *swarmPools) take(id string, ip netip.Addr, gateway bool, inUse func(net
 			return netip.Prefix{}, fmt.Errorf("no address left in %s: every one is a task's or a container's (a larger --subnet or --ip-range)", p.rng)
 		}
 	}
+}
+
+// parseSwarmPoolID reads a swarm pool's ID back: its subnet and range.
+func parseSwarmPoolID(id string) (subnet, rng netip.Prefix, err error) {
+	bad := fmt.Errorf("pool %q is not one of vxnet's", id)
+	sub, r, hasRange := strings.Cut(poolAddrs(id), ",")
+	if subnet, err = netip.ParsePrefix(sub); err != nil || !subnet.Addr().Is4() || subnet != subnet.Masked() || subnet.Bits() > 30 {
+		return subnet, rng, bad
+	}
+	rng = subnet
+	if hasRange {
+		if rng, err = netip.ParsePrefix(r); err != nil || !subnet.Contains(rng.Addr()) || rng.Bits() < subnet.Bits() {
+			return subnet, rng, bad
+		}
+		rng = rng.Masked()
+	}
+	return subnet, rng, nil
 }
 
 func (s *swarmPools) free(id string, ip netip.Addr) {
@@ -138,9 +212,9 @@ func lastAddr(p netip.Prefix) netip.Addr {
 }
 
 // endpointAddrs lists the addresses vxnet endpoints of a subnet hold, in
-// the whole cluster.
+// the whole cluster, and its gateway.
 func (p *Plugin) endpointAddrs(subnet netip.Prefix) map[netip.Addr]bool {
-	out := map[netip.Addr]bool{}
+	out := map[netip.Addr]bool{p.gatewayOf(subnet): true}
 	nets := map[string]bool{}
 	for _, n := range p.cfg.Backend.Networks() {
 		if n.Subnet == subnet.String() {
@@ -170,6 +244,19 @@ func (p *Plugin) assignedBy() string {
 		return api.AssignedBySwarm
 	}
 	return ""
+}
+
+// poolAddrs is the subnet[,range] part of a pool ID: all of a local
+// pool's, after "swarm:EPOCH-SEQ:" of a swarm pool's.
+func poolAddrs(id string) string {
+	rest, ok := strings.CutPrefix(id, swarmPoolPrefix)
+	if !ok {
+		return id
+	}
+	if _, addrs, ok := strings.Cut(rest, ":"); ok {
+		return addrs
+	}
+	return rest
 }
 
 // isSwarmPool reports whether a pool ID is one of the allocator's.
