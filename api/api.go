@@ -31,13 +31,18 @@ import (
 
 // Network is a network as the API shows it.
 type Network struct {
-	Name     string `json:"name"`
-	Driver   string `json:"driver"`
-	Scope    string `json:"scope"` // "global" or "local"
-	VNI      uint32 `json:"vni,omitempty"`
-	Subnet   string `json:"subnet"`
-	Gateway  string `json:"gateway,omitempty"`
-	IPRange  string `json:"ipRange,omitempty"`
+	Name    string `json:"name"`
+	Driver  string `json:"driver"`
+	Scope   string `json:"scope"` // "global" or "local"
+	VNI     uint32 `json:"vni,omitempty"`
+	Subnet  string `json:"subnet"`
+	Gateway string `json:"gateway,omitempty"`
+	IPRange string `json:"ipRange,omitempty"`
+	// Subnet6, Gateway6, IPRange6: a dual-stack network's IPv6 side
+	// (Subnet is then IPv4).
+	Subnet6  string `json:"subnet6,omitempty"`
+	Gateway6 string `json:"gateway6,omitempty"`
+	IPRange6 string `json:"ipRange6,omitempty"`
 	Internal bool   `json:"internal,omitempty"`
 	// Egress: containers reach beyond the network (through their host's
 	// gateway, or a segment's router).
@@ -46,6 +51,8 @@ type Network struct {
 	// configures itself (Docker): the way out, or on an internal overlay
 	// the way to vxnet's DNS alone; empty for none.
 	ContainerGateway string `json:"containerGateway,omitempty"`
+	// ContainerGateway6 is its IPv6 counterpart on a dual-stack network.
+	ContainerGateway6 string `json:"containerGateway6,omitempty"`
 	// AssignedBy is who gives endpoints their addresses: empty for vxnet's
 	// IPAM, AssignedBySwarm for Docker swarm's manager.
 	AssignedBy string            `json:"assignedBy,omitempty"`
@@ -56,11 +63,18 @@ type Network struct {
 
 // NetworkCreate is the body of POST /v1/networks.
 type NetworkCreate struct {
-	Name         string            `json:"name"`
-	Driver       string            `json:"driver"` // default "overlay"
-	Subnet       string            `json:"subnet,omitempty"`
-	Gateway      string            `json:"gateway,omitempty"`
-	IPRange      string            `json:"ipRange,omitempty"`
+	Name    string `json:"name"`
+	Driver  string `json:"driver"` // default "overlay"
+	Subnet  string `json:"subnet,omitempty"`
+	Gateway string `json:"gateway,omitempty"`
+	IPRange string `json:"ipRange,omitempty"`
+	// Subnet6 makes the network dual stack: its IPv6 subnet beside the
+	// IPv4 Subnet (which it then needs); every endpoint gets an address
+	// of each. Gateway6 and IPRange6 are as Gateway and IPRange.
+	Subnet6  string `json:"subnet6,omitempty"`
+	Gateway6 string `json:"gateway6,omitempty"`
+	IPRange6 string `json:"ipRange6,omitempty"`
+	// AuxAddresses: NAME → address kept out of use, of either family.
 	AuxAddresses map[string]string `json:"auxAddresses,omitempty"`
 	Internal     bool              `json:"internal,omitempty"`
 	Options      map[string]string `json:"options,omitempty"`
@@ -121,7 +135,8 @@ type EndpointCreate struct {
 	Name    string   `json:"name"`
 	Netns   string   `json:"netns"` // a name under /var/run/netns, or a path
 	Ifname  string   `json:"ifname,omitempty"`
-	IP      string   `json:"ip,omitempty"` // a static address
+	IP      string   `json:"ip,omitempty"`  // a static address
+	IP6     string   `json:"ip6,omitempty"` // a static IPv6 address, on a dual-stack network
 	Aliases []string `json:"aliases,omitempty"`
 	Service string   `json:"service,omitempty"`
 	// Publish: HOSTPORT:CONTAINERPORT[/tcp|udp], nat networks only.

@@ -260,6 +260,21 @@ func (g *Global) Refresh() {
 // after Settle, once no earlier claim overlaps. blockSize is the prefix
 // length of the blocks hosts claim (0: the default for the range).
 func (g *Global) CreateNetwork(ctx context.Context, name string, c PoolConfig, blockSize int) (netip.Prefix, error) {
+	return g.createNetwork(ctx, name, c, blockSize, time.Time{})
+}
+
+// CreateNetworkAt is CreateNetwork with the claim's creation time given:
+// the IPv6 side of a dual-stack network (named Name+V6Suffix) takes its
+// IPv4 side's, so that of two creations of one name the same one wins both
+// claims.
+func (g *Global) CreateNetworkAt(ctx context.Context, name string, c PoolConfig, blockSize int, created time.Time) (netip.Prefix, error) {
+	if created.IsZero() {
+		return netip.Prefix{}, &Error{Network: name, Field: "created", Value: "0", Err: ErrInvalid, Detail: "a creation time is required"}
+	}
+	return g.createNetwork(ctx, name, c, blockSize, created)
+}
+
+func (g *Global) createNetwork(ctx context.Context, name string, c PoolConfig, blockSize int, created time.Time) (netip.Prefix, error) {
 	if !ValidNetworkName(name) {
 		return netip.Prefix{}, &Error{Network: name, Field: "name", Value: name, Err: ErrInvalid,
 			Detail: "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"}
@@ -297,7 +312,11 @@ func (g *Global) CreateNetwork(ctx context.Context, name string, c PoolConfig, b
 			g.mu.Unlock()
 			return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: cc.Subnet, Err: ErrOverlap, Detail: "network " + other}
 		}
-		claim := subnetClaim{Creator: g.self, Created: g.cfg.Now().UnixNano(), Rev: 1, Subnet: pool.Subnet.String(),
+		at := g.cfg.Now().UnixNano()
+		if !created.IsZero() {
+			at = created.UnixNano()
+		}
+		claim := subnetClaim{Creator: g.self, Created: at, Rev: 1, Subnet: pool.Subnet.String(),
 			IPRange: c.IPRange, Gateway: pool.Gateway.String(), Aux: c.AuxAddresses, BlockBits: bb, Auto: auto}
 		key := subnetKey(name, g.self, claim.Created)
 		if err := g.putLocked(nil, key, claim); err != nil {

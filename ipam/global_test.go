@@ -670,3 +670,38 @@ func TestGlobal_refusedCreationLeavesNothing(t *testing.T) {
 	}
 	s.create("h3", "b", ipam.PoolConfig{Subnet: "10.41.0.0/24"})
 }
+
+// TestGlobal_dualStackSides: a dual-stack network's IPv6 side is a network
+// of its own name (NAME#6) whose claim takes the IPv4 side's creation
+// time; both hand out addresses, and a name#6 of an invalid name is
+// refused.
+func TestGlobal_dualStackSides(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.0.9.0/24"})
+	_, created, ok := s.hosts["h1"].g.Creation("web")
+	if !ok {
+		t.Fatal("no creation of web")
+	}
+	p, err := s.hosts["h1"].g.CreateNetworkAt(ctxT(t), "web"+ipam.V6Suffix, ipam.PoolConfig{Subnet: "fd00:9::/64"}, 0, created)
+	if err != nil || p.String() != "fd00:9::/64" {
+		t.Fatalf("IPv6 side: %v %v", p, err)
+	}
+	for _, h := range []string{"h1", "h2"} {
+		testutil.WaitFor(t, h+" to see web#6", 10*time.Second, func() bool { _, ok := s.hosts[h].g.Subnet("web" + ipam.V6Suffix); return ok })
+		if _, at, ok := s.hosts[h].g.Creation("web" + ipam.V6Suffix); !ok || !at.Equal(created) {
+			t.Errorf("%s: IPv6 side created %v, want %v", h, at, created)
+		}
+		if a := s.alloc(h, "web"+ipam.V6Suffix); !a.Is6() {
+			t.Errorf("%s: IPv6 side gave %v", h, a)
+		}
+		if a := s.alloc(h, "web"); !a.Is4() {
+			t.Errorf("%s: IPv4 side gave %v", h, a)
+		}
+	}
+	if _, err := s.hosts["h1"].g.CreateNetworkAt(ctxT(t), "-bad"+ipam.V6Suffix, ipam.PoolConfig{Subnet: "fd00:8::/64"}, 0, created); err == nil {
+		t.Error("an invalid name's IPv6 side was created")
+	}
+	if _, err := s.hosts["h1"].g.CreateNetworkAt(ctxT(t), "x"+ipam.V6Suffix, ipam.PoolConfig{Subnet: "fd00:7::/64"}, 0, time.Time{}); err == nil {
+		t.Error("created without a creation time")
+	}
+}

@@ -159,9 +159,17 @@ func mustJSON(v any) []byte {
 }
 
 // ValidNetworkName reports whether name can name a network: the API's
-// rule (names.Network), which every later stage (DNS, HNS) accepts too.
-// Claims in the table under other names are ignored.
-func ValidNetworkName(name string) bool { return names.Network(name) == nil }
+// rule (names.Network), which every later stage (DNS, HNS) accepts too,
+// or such a name and V6Suffix (a dual-stack network's IPv6 side). Claims
+// in the table under other names are ignored.
+func ValidNetworkName(name string) bool {
+	return names.Network(strings.TrimSuffix(name, V6Suffix)) == nil
+}
+
+// V6Suffix names the IPv6 side of a dual-stack network: network NAME's
+// IPv6 subnet, blocks and leases are those of network NAME+V6Suffix (no
+// network name holds '#').
+const V6Suffix = "#6"
 
 // blockOf returns the index of the block holding offset off.
 func blockOf(off uint64, blockBits int) uint64 { return off >> blockBits }

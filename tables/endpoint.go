@@ -127,7 +127,7 @@ type endpointWire struct {
 
 // MarshalJSON writes the wire form.
 func (e Endpoint) MarshalJSON() ([]byte, error) {
-	w := endpointWire{V: Version, Name: e.Name, Network: e.Network, Host: e.Host, VTEP: addrText(e.VTEP),
+	w := endpointWire{V: 1, Name: e.Name, Network: e.Network, Host: e.Host, VTEP: addrText(e.VTEP),
 		Addresses: make([]string, len(e.Addrs)), Aliases: e.Aliases, Service: e.Service, Netns: e.Netns, Ifname: e.Ifname,
 		Publish: e.Publish, SRVPorts: e.SRVPorts, DHCP: e.DHCP, State: e.State, Reason: e.Reason, Labels: e.Labels, Handover: e.Handover, Reserved: e.Reserved, Assigned: e.Assigned, MTU: e.MTU}
 	if !e.MAC.IsZero() {

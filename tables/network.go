@@ -14,6 +14,10 @@ type Network struct {
 	VNI      uint32
 	Subnet   netip.Prefix
 	Gateway  netip.Addr // invalid when the network has none
+	// Subnet6 and Gateway6: a dual-stack network's IPv6 subnet and
+	// gateway (Subnet is then IPv4); invalid otherwise.
+	Subnet6  netip.Prefix
+	Gateway6 netip.Addr
 	IPRange  string
 	Internal bool
 	Options  map[string]string
@@ -48,6 +52,8 @@ type networkWire struct {
 	VNI      uint32            `json:"vni,omitempty"`
 	Subnet   string            `json:"subnet"`
 	Gateway  string            `json:"gateway,omitempty"`
+	Subnet6  string            `json:"subnet6,omitempty"`
+	Gateway6 string            `json:"gateway6,omitempty"`
 	IPRange  string            `json:"ipRange,omitempty"`
 	Internal bool              `json:"internal,omitempty"`
 	Options  map[string]string `json:"options,omitempty"`
@@ -58,10 +64,15 @@ type networkWire struct {
 
 // Encode is n's wire form.
 func (n Network) Encode() []byte {
-	w := networkWire{V: Version, Name: n.Name, Driver: n.Driver, Scope: n.Scope, VNI: n.VNI, Gateway: addrText(n.Gateway),
+	w := networkWire{V: 1, Name: n.Name, Driver: n.Driver, Scope: n.Scope, VNI: n.VNI, Gateway: addrText(n.Gateway),
 		IPRange: n.IPRange, Internal: n.Internal, Options: n.Options, Assigned: n.AssignedBy, Creator: n.Creator, Created: n.Created}
 	if n.Subnet.IsValid() {
 		w.Subnet = n.Subnet.String()
+	}
+	if n.Subnet6.IsValid() {
+		// A dual-stack row: a host that reads only version 1 would take
+		// the network for IPv4 alone, and refuses it instead.
+		w.V, w.Subnet6, w.Gateway6 = versionDualStack, n.Subnet6.String(), addrText(n.Gateway6)
 	}
 	b, _ := json.Marshal(w) // plain fields: cannot fail
 	return b
@@ -91,6 +102,18 @@ func DecodeNetwork(key string, value []byte) (Network, error) {
 	var ok bool
 	if n.Gateway, ok = parseAddr(w.Gateway); !ok {
 		return Network{}, &RowError{Networks, key, "gateway", w.Gateway, "not an IP address"}
+	}
+	if w.Subnet6 != "" {
+		var err error
+		if n.Subnet6, err = netip.ParsePrefix(w.Subnet6); err != nil || !n.Subnet6.Addr().Is6() || n.Subnet6.Addr().Is4In6() {
+			return Network{}, &RowError{Networks, key, "subnet6", w.Subnet6, "not an IPv6 prefix"}
+		}
+		if !n.Subnet.Addr().Is4() {
+			return Network{}, &RowError{Networks, key, "subnet", w.Subnet, "not IPv4, in a dual-stack row"}
+		}
+	}
+	if n.Gateway6, ok = parseAddr(w.Gateway6); !ok {
+		return Network{}, &RowError{Networks, key, "gateway6", w.Gateway6, "not an IP address"}
 	}
 	return n, nil
 }

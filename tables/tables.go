@@ -26,8 +26,13 @@ const (
 	Endpoints = "endpoints"
 )
 
-// Version is the newest row format this build reads and the one it writes.
-const Version = 1
+// Version is the newest row format this build reads. It writes version 1,
+// but for a network row with an IPv6 subnet beside its IPv4 one
+// (versionDualStack): a host that knows only version 1 refuses that row,
+// naming the version, rather than serving half of the network.
+const Version = versionDualStack
+
+const versionDualStack = 2
 
 // RowError is a row that does not decode or does not check out: it names
 // the table, the key, the field and the value.

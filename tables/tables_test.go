@@ -45,7 +45,7 @@ func TestDecode_errorsNameTheField(t *testing.T) {
 	tests := map[string]struct {
 		key, owner, row, want string
 	}{
-		"newer format":  {"ov/web", "h1", strings.Replace(good, `"v":1`, `"v":2`, 1), `v "2": written by a newer vxnet`},
+		"newer format":  {"ov/web", "h1", strings.Replace(good, `"v":1`, `"v":3`, 1), `v "3": written by a newer vxnet`},
 		"bad vtep":      {"ov/web", "h1", strings.Replace(good, "198.18.0.1", "nope", 1), `vtep "nope"`},
 		"bad mac":       {"ov/web", "h1", strings.Replace(good, "02:42:0a:00:09:02", "zz", 1), `mac "zz"`},
 		"bad address":   {"ov/web", "h1", strings.Replace(good, "10.0.9.2/24", "10.0.9.2", 1), `addresses "10.0.9.2"`},
@@ -83,6 +83,30 @@ func TestNetwork_roundTripAndChecks(t *testing.T) {
 	bad := strings.Replace(string(n.Encode()), "10.0.9.0/24", "10.0.9.0", 1)
 	if _, err := DecodeNetwork(n.Key(), []byte(bad)); err == nil || !strings.Contains(err.Error(), `subnet "10.0.9.0"`) {
 		t.Errorf("bad subnet: %v", err)
+	}
+	if strings.Contains(string(n.Encode()), `"v":2`) {
+		t.Errorf("a single-stack row written as version 2: %s", n.Encode())
+	}
+
+	// Dual stack: version 2, so that a host reading only version 1
+	// refuses the row; both subnets and gateways come back.
+	d := n
+	d.Subnet6, d.Gateway6 = netip.MustParsePrefix("fd00:9::/64"), netip.MustParseAddr("fd00:9::1")
+	enc := string(d.Encode())
+	if !strings.Contains(enc, `"v":2`) {
+		t.Errorf("a dual-stack row not written as version 2: %s", enc)
+	}
+	if got, err := DecodeNetwork(d.Key(), []byte(enc)); err != nil || !reflect.DeepEqual(got, d) {
+		t.Errorf("dual-stack round trip: %+v, %v", got, err)
+	}
+	for from, want := range map[string]string{
+		`"subnet6":"fd00:9::/64"`: `"subnet6":"10.1.0.0/24"`,
+		`"subnet":"10.0.9.0/24"`:  `"subnet":"fd00:8::/64"`,
+		`"gateway6":"fd00:9::1"`:  `"gateway6":"x"`,
+	} {
+		if _, err := DecodeNetwork(d.Key(), []byte(strings.Replace(enc, from, want, 1))); err == nil {
+			t.Errorf("%s accepted", want)
+		}
 	}
 }
 
