@@ -8,12 +8,12 @@ import (
 
 // Network is one creation of a network.
 type Network struct {
-	Name     string
-	Driver   string
-	Scope    string // "global" or "local"
-	VNI      uint32
-	Subnet   netip.Prefix
-	Gateway  netip.Addr // invalid when the network has none
+	Name    string
+	Driver  string
+	Scope   string // "global" or "local"
+	VNI     uint32
+	Subnet  netip.Prefix
+	Gateway netip.Addr // invalid when the network has none
 	// Subnet6 and Gateway6: a dual-stack network's IPv6 subnet and
 	// gateway (Subnet is then IPv4); invalid otherwise.
 	Subnet6  netip.Prefix
