@@ -209,7 +209,9 @@ func (a *Agent) releaseAddresses(key string, ep tables.Endpoint) {
 		return // the network's own authority takes it back
 	}
 	if ep.Reserved {
-		a.untakeReservation(ep.Network, ep.Addr(), key) // released by the runtime
+		for _, p := range ep.Addrs {
+			a.untakeReservation(ep.Network, p.Addr(), key) // released by the runtime
+		}
 		return
 	}
 	if ep.DHCP != nil {
@@ -217,7 +219,7 @@ func (a *Agent) releaseAddresses(key string, ep tables.Endpoint) {
 		return
 	}
 	for _, p := range ep.Addrs {
-		if err := a.ipam.Release(ep.Network, p.Addr()); err != nil {
+		if err := a.ipam.Release(a.ipamName(ep.Network, p.Addr()), p.Addr()); err != nil {
 			a.log.Warn("releasing address", "endpoint", key, "error", err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/hoststate"
+	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -122,11 +123,14 @@ func (a *Agent) markDown(key string, rec tables.Endpoint, reason string) {
 	a.log.Warn("endpoint taken out of service; remove it with endpoint rm", "endpoint", key, "reason", reason)
 }
 
-// leasedSet is this host's leases of a network.
+// leasedSet is this host's leases of a network (of both sides of a
+// dual-stack one).
 func (a *Agent) leasedSet(network string) map[netip.Addr]bool {
 	leased := map[netip.Addr]bool{}
-	for _, l := range a.ipam.Leases(network) {
-		leased[l] = true
+	for _, side := range []string{network, network + ipam.V6Suffix} {
+		for _, l := range a.ipam.Leases(side) {
+			leased[l] = true
+		}
 	}
 	return leased
 }
@@ -135,6 +139,7 @@ func (a *Agent) leasedSet(network string) map[netip.Addr]bool {
 // its own. Called from IPAM's goroutine without locks: the work, which
 // waits on IPAM, happens on another.
 func (a *Agent) onLost(network string, addrs []netip.Addr) {
+	network = ofIPAM(network)
 	lost := map[netip.Addr]bool{}
 	for _, ad := range addrs {
 		lost[ad] = true
@@ -220,7 +225,18 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 		}
 	}
 	why := fmt.Sprintf("lost %v", drop)
-	fresh, err := a.freshAddress(old.Network)
+	var fresh []netip.Prefix
+	var err error
+	for _, p := range drop { // one of the same family for each
+		var f netip.Prefix
+		if f, err = a.freshAddress(a.ipamName(old.Network, p.Addr())); err != nil {
+			break
+		}
+		fresh = append(fresh, f)
+	}
+	if err != nil {
+		a.releaseAddresses(key, tables.Endpoint{Network: old.Network, Addrs: fresh})
+	}
 	if err != nil && a.runCtx.Err() != nil {
 		// Stopping: leave the record as it is; the next start finds the
 		// lease missing and readdresses it (checkLeases).
@@ -232,15 +248,15 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 		return
 	}
 	if old.Netns != "" {
-		if err := tun.Readdress(netnsPath(old.Netns), old.Ifname, nil, []netip.Prefix{fresh}, a.containerRoutes(old.Network)); err != nil {
-			a.releaseAddresses(key, tables.Endpoint{Network: old.Network, Addrs: []netip.Prefix{fresh}})
+		if err := tun.Readdress(netnsPath(old.Netns), old.Ifname, nil, fresh, a.containerRoutes(old.Network)); err != nil {
+			a.releaseAddresses(key, tables.Endpoint{Network: old.Network, Addrs: fresh})
 			a.takeDown(key, le, why+" and could not put the new one on its device: "+err.Error(), false)
 			return
 		}
 	}
 	rec := old
-	rec.Addrs = append(keep, fresh)
-	rec.MAC = vxlan.StableMAC(fresh.Addr())
+	rec.Addrs = v4First(append(keep, fresh...))
+	rec.MAC = vxlan.StableMAC(rec.Addrs[0].Addr())
 	a.mu.Lock()
 	le.rec = rec
 	a.mu.Unlock()
@@ -251,11 +267,12 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	a.persist()
 	a.reconcileNow()
 	done()
-	a.log.Warn("endpoint readdressed", "endpoint", key, "previous", fmt.Sprint(drop), "address", fresh.String())
+	a.log.Warn("endpoint readdressed", "endpoint", key, "previous", fmt.Sprint(drop), "address", fmt.Sprint(fresh))
 }
 
-// freshAddress allocates an address of a network, with the prefix length
-// of the subnet IPAM holds for it now.
+// freshAddress allocates an address of an IPAM network (a network, or
+// the IPv6 side of a dual-stack one), with the prefix length of the
+// subnet IPAM holds for it now.
 func (a *Agent) freshAddress(network string) (netip.Prefix, error) {
 	subnet, ok := a.ipam.Subnet(network)
 	if !ok {
@@ -283,7 +300,7 @@ func (a *Agent) checkLeases(ep tables.Endpoint) (tables.Endpoint, bool) {
 	var out []netip.Prefix
 	changed := false
 	for _, p := range ep.Addrs {
-		if leased[p.Addr()] || a.ipam.AllocateStatic(ep.Network, p.Addr()) == nil {
+		if leased[p.Addr()] || a.ipam.AllocateStatic(a.ipamName(ep.Network, p.Addr()), p.Addr()) == nil {
 			out = append(out, p) // leased, or unleased but still this host's to take
 			continue
 		}
@@ -293,8 +310,9 @@ func (a *Agent) checkLeases(ep tables.Endpoint) (tables.Endpoint, bool) {
 			a.markDown(key, ep, fmt.Sprintf("its address %v is no longer this host's, and its runtime (Docker) gave it to the container; connect it again", p))
 			return ep, false
 		}
-		fresh, ferr := a.freshAddress(ep.Network)
+		fresh, ferr := a.freshAddress(a.ipamName(ep.Network, p.Addr()))
 		if ferr != nil {
+			a.releaseAddresses(key, tables.Endpoint{Network: ep.Network, Addrs: out})
 			a.markDown(key, ep, fmt.Sprintf("its address is no longer this host's and no new one could be had: %v", ferr))
 			return ep, false
 		}
@@ -303,7 +321,8 @@ func (a *Agent) checkLeases(ep tables.Endpoint) (tables.Endpoint, bool) {
 		out, changed = append(out, fresh), true
 	}
 	if changed {
-		ep.Addrs, ep.MAC = out, vxlan.StableMAC(out[0].Addr())
+		ep.Addrs = v4First(out)
+		ep.MAC = vxlan.StableMAC(ep.Addrs[0].Addr())
 		a.saveEndpoint(ep)
 	}
 	return ep, true
@@ -408,7 +427,7 @@ func (a *Agent) releaseOrphanLeases() {
 	}
 	for _, network := range sortedMapKeys(st.Leases) {
 		for _, l := range st.Leases[network] {
-			if held[network][l] {
+			if held[ofIPAM(network)][l] {
 				continue
 			}
 			if err := a.ipam.Release(network, l); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
@@ -113,6 +114,8 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		return newEndpoint{}, apiError(api.CodeBadRequest, "ip", "ip is required with assigned: the address %s gave the endpoint", orVxnet(n.AssignedBy))
 	case req.Assigned && req.Reserved:
 		return newEndpoint{}, apiError(api.CodeBadRequest, "assigned", "assigned and reserved exclude each other: an address is either reserved from vxnet or assigned by the network's own authority")
+	case req.IP6 != "" && !n.Subnet6.IsValid():
+		return newEndpoint{}, apiError(api.CodeBadRequest, "ip6", "ip6 %q: network %q has no IPv6 subnet (network create --subnet6)", req.IP6, n.Name)
 	case req.Assigned && n.AssignedBy == "":
 		return newEndpoint{}, apiError(api.CodeBadRequest, "assigned", "assigned: network %q gets its addresses from vxnet, not from elsewhere; leave assigned out", n.Name)
 	case !req.Assigned && n.AssignedBy != "":
@@ -222,7 +225,46 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 		}
 	}
 	ep.Addrs, ep.MAC = []netip.Prefix{netip.PrefixFrom(addr, n.Subnet.Bits())}, vxlan.StableMAC(addr)
+	if n.Subnet6.IsValid() {
+		p6, err := a.acquireAddress6(ctx, ne, ep.Reserved)
+		if err != nil {
+			a.releaseAddresses(ne.key, ep)
+			return ep, err
+		}
+		ep.Addrs = append(ep.Addrs, p6)
+	}
 	return ep, nil
+}
+
+// acquireAddress6 gets a dual-stack endpoint's IPv6 address: req.IP6,
+// reserved or not as its IPv4 address is, or the next free one.
+func (a *Agent) acquireAddress6(ctx context.Context, ne newEndpoint, reserved bool) (netip.Prefix, error) {
+	req, n := ne.req, ne.n
+	side := n.Name + ipam.V6Suffix
+	if req.IP6 == "" {
+		if reserved {
+			return netip.Prefix{}, apiError(api.CodeBadRequest, "ip6", "ip6 is required with reserved on dual-stack network %q: the IPv6 address reserved for the endpoint", n.Name)
+		}
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		addr, err := a.ipam.Allocate(actx, side)
+		if err != nil {
+			return netip.Prefix{}, fromIPAM(err)
+		}
+		return netip.PrefixFrom(addr, n.Subnet6.Bits()), nil
+	}
+	addr, err := netip.ParseAddr(req.IP6)
+	if err != nil || !addr.Is6() || addr.Is4In6() {
+		return netip.Prefix{}, apiError(api.CodeBadRequest, "ip6", "ip6 %q is not an IPv6 address", req.IP6)
+	}
+	if reserved {
+		if !a.takeReservation(n.Name, addr, ne.key) {
+			return netip.Prefix{}, apiError(api.CodeConflict, "ip6", "ip6 %q is not reserved on this host for network %q, or another endpoint took it", req.IP6, n.Name)
+		}
+	} else if err := a.ipam.AllocateStatic(side, addr); err != nil {
+		return netip.Prefix{}, fromIPAM(err)
+	}
+	return netip.PrefixFrom(addr, n.Subnet6.Bits()), nil
 }
 
 // commitEndpoint attaches the endpoint and writes its row; on failure the

@@ -24,6 +24,21 @@ func fromIPAM(err error) error {
 	if errors.Is(err, ipam.ErrOverlap) || errors.Is(err, ipam.ErrInUse) || errors.Is(err, ipam.ErrExhausted) {
 		code = api.CodeConflict
 	}
+	if side, ok := strings.CutSuffix(ie.Network, ipam.V6Suffix); ok {
+		// A dual-stack network's IPv6 side: named as the API names it.
+		v6 := *ie
+		v6.Network = side
+		switch {
+		case v6.Field == "address":
+			v6.Field = "ip6"
+		case v6.Field == "subnet" || v6.Field == "gateway":
+			v6.Field += "6"
+		case v6.Field == "ip-range":
+			v6.Field = "ipRange6"
+		}
+		ie = &v6
+		err = ie
+	}
 	field := ie.Field
 	switch {
 	case field == "address":

@@ -45,7 +45,8 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		return api.Network{}, err
 	}
 	defer unclaim()
-	pc := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: req.AuxAddresses}
+	aux4, aux6 := splitAux(req.AuxAddresses)
+	pc := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: aux4}
 	// Not cut short by a client that goes away: a claim left half made
 	// would hold the name and the subnet.
 	subnet, err := a.ipam.CreateNetwork(context.WithoutCancel(ctx), req.Name, pc, opts.BlockSize)
@@ -57,10 +58,22 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if !ok || creator != a.cfg.Name {
 		return api.Network{}, apiError(api.CodeConflict, "name", "network %q was created at the same time by host %s", req.Name, creator)
 	}
+	withdraw := func() {
+		a.ipam.WithdrawOwn(req.Name)
+		a.ipam.WithdrawOwn(req.Name + ipam.V6Suffix)
+	}
 	n := tables.Network{Name: req.Name, Driver: req.Driver, Scope: string(d.Scope()), VNI: a.pickVNI(req.Name), Subnet: subnet,
 		Gateway: gateway, IPRange: req.IPRange, Internal: req.Internal, Options: req.Options, AssignedBy: req.AssignedBy, Creator: a.cfg.Name, Created: created}
+	if req.Subnet6 != "" {
+		pc6 := ipam.PoolConfig{Subnet: req.Subnet6, IPRange: req.IPRange6, Gateway: req.Gateway6, AuxAddresses: aux6}
+		if n.Subnet6, err = a.ipam.CreateNetworkAt(context.WithoutCancel(ctx), req.Name+ipam.V6Suffix, pc6, 0, created); err != nil {
+			withdraw()
+			return api.Network{}, fromIPAM(err)
+		}
+		n.Gateway6, _ = a.ipam.Gateway(req.Name + ipam.V6Suffix)
+	}
 	if err := a.put(tables.Networks, n.Key(), n.Encode()); err != nil {
-		a.ipam.WithdrawOwn(req.Name)
+		withdraw()
 		return api.Network{}, err
 	}
 	a.persist()
@@ -93,6 +106,9 @@ func checkNetworkCreate(req *api.NetworkCreate) (driver.Driver, map[string]strin
 		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "subnet", "a network whose addresses %s assigns needs --subnet: the one it assigns them from", req.AssignedBy)
 	case req.AssignedBy != "" && d.LeasesByDHCP(plan.DriverNetwork(tables.Network{Driver: req.Driver, Options: req.Options})):
 		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "assignedBy", "a %s network whose addresses come from the segment's DHCP server cannot have them assigned by %s", req.Driver, req.AssignedBy)
+	}
+	if err := checkDualStack(req, req.Driver); err != nil {
+		return nil, nil, ipam.Options{}, err
 	}
 	own, rest := driver.SplitOptions(d, req.Options)
 	opts, err := ipam.ParseOptions(req.Name, rest)
@@ -127,11 +143,18 @@ func (a *Agent) pickVNI(name string) uint32 {
 // network is the cluster's, and its creator may be gone.
 func (a *Agent) RemoveNetwork(name string) error {
 	if _, ok := a.network(name); !ok {
-		if _, _, claimed := a.ipam.Creation(name); claimed {
+		_, _, claimed := a.ipam.Creation(name)
+		_, _, claimed6 := a.ipam.Creation(name + ipam.V6Suffix)
+		if claimed || claimed6 {
 			// A subnet claim with no network row (a crash between the two
 			// steps of a create or a remove): rm clears it.
-			if err := a.ipam.DeleteNetwork(name); err != nil {
-				return fromIPAM(err)
+			for _, side := range []string{name, name + ipam.V6Suffix} {
+				if _, _, ok := a.ipam.Creation(side); !ok {
+					continue
+				}
+				if err := a.ipam.DeleteNetwork(side); err != nil {
+					return fromIPAM(err)
+				}
 			}
 			a.log.Info("network removed (its subnet claim only)", "network", name)
 			return nil
@@ -143,8 +166,13 @@ func (a *Agent) RemoveNetwork(name string) error {
 	}
 	// The claim first: a crash in between leaves rows that name no claim,
 	// which the next rm clears, never a claim nobody can see.
-	if err := a.ipam.DeleteNetwork(name); err != nil {
-		a.log.Warn("ipam: deleting network", "network", name, "error", err)
+	for _, side := range []string{name, name + ipam.V6Suffix} {
+		if _, _, ok := a.ipam.Creation(side); !ok && side != name {
+			continue
+		}
+		if err := a.ipam.DeleteNetwork(side); err != nil {
+			a.log.Warn("ipam: deleting network", "network", side, "error", err)
+		}
 	}
 	// Every creation of the name, so that none takes the winner's place.
 	a.mu.Lock()
@@ -222,6 +250,14 @@ func (a *Agent) current(n tables.Network) tables.Network {
 	if gw, ok := a.ipam.Gateway(n.Name); ok && gw.IsValid() {
 		n.Gateway = gw
 	}
+	if n.Subnet6.IsValid() {
+		if p, ok := a.ipam.Subnet(n.Name + ipam.V6Suffix); ok {
+			n.Subnet6 = p
+		}
+		if gw, ok := a.ipam.Gateway(n.Name + ipam.V6Suffix); ok && gw.IsValid() {
+			n.Gateway6 = gw
+		}
+	}
 	return n
 }
 
@@ -231,6 +267,12 @@ func apiNetwork(n tables.Network) api.Network {
 		Internal: n.Internal, Options: n.Options, AssignedBy: n.AssignedBy, Creator: n.Creator, Created: n.Created}
 	if n.Gateway.IsValid() {
 		out.Gateway = n.Gateway.String()
+	}
+	if n.Subnet6.IsValid() {
+		out.Subnet6 = n.Subnet6.String()
+	}
+	if n.Gateway6.IsValid() {
+		out.Gateway6 = n.Gateway6.String()
 	}
 	if d, err := driver.Get(n.Driver); err == nil {
 		out.Egress = d.Egress(plan.DriverNetwork(n))

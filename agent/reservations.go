@@ -8,6 +8,7 @@ import (
 
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/hoststate"
+	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/plan"
 )
 
@@ -30,7 +31,9 @@ type reservation struct {
 }
 
 // ReserveAddress reserves ip on network, or the next free address when ip
-// is the zero Addr, and returns it with the subnet's prefix length.
+// is the zero Addr (the next free IPv6 address of a dual-stack network
+// when ip is IPv6's unspecified address, ::), and returns it with the
+// subnet's prefix length.
 func (a *Agent) ReserveAddress(ctx context.Context, network string, ip netip.Addr) (netip.Prefix, error) {
 	n, d, err := a.endpointNetwork(network)
 	if err != nil {
@@ -42,14 +45,20 @@ func (a *Agent) ReserveAddress(ctx context.Context, network string, ip netip.Add
 	if d.LeasesByDHCP(plan.DriverNetwork(n)) {
 		return netip.Prefix{}, apiError(api.CodeBadRequest, "network", "network %q leases addresses from the segment's DHCP server, not from vxnet", network)
 	}
-	if ip.IsValid() {
-		if err := a.ipam.AllocateStatic(network, ip); err != nil {
+	side, bits := network, n.Subnet.Bits()
+	if ip.Is6() && !ip.Is4In6() && n.Subnet6.IsValid() {
+		side, bits = network+ipam.V6Suffix, n.Subnet6.Bits()
+	} else if ip.Is6() && ip.IsUnspecified() {
+		return netip.Prefix{}, apiError(api.CodeBadRequest, "network", "network %q has no IPv6 subnet", network)
+	}
+	if ip.IsValid() && !ip.IsUnspecified() {
+		if err := a.ipam.AllocateStatic(side, ip); err != nil {
 			return netip.Prefix{}, fromIPAM(err)
 		}
 	} else {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if ip, err = a.ipam.Allocate(actx, network); err != nil {
+		if ip, err = a.ipam.Allocate(actx, side); err != nil {
 			return netip.Prefix{}, fromIPAM(err)
 		}
 	}
@@ -61,7 +70,7 @@ func (a *Agent) ReserveAddress(ctx context.Context, network string, ip netip.Add
 	a.mu.Unlock()
 	a.saveReserved()
 	a.persist()
-	return netip.PrefixFrom(ip, n.Subnet.Bits()), nil
+	return netip.PrefixFrom(ip, bits), nil
 }
 
 // ReleaseAddress ends the reservation of ip on network: the address goes
@@ -85,7 +94,7 @@ func (a *Agent) ReleaseAddress(network string, ip netip.Addr) error {
 	if !free {
 		return nil // released with its endpoint
 	}
-	if err := a.ipam.Release(network, ip); err != nil {
+	if err := a.ipam.Release(a.ipamName(network, ip), ip); err != nil {
 		return fromIPAM(err)
 	}
 	a.persist()
@@ -135,7 +144,7 @@ func (a *Agent) untakeReservation(network string, ip netip.Addr, key string) {
 	a.mu.Unlock()
 	if release {
 		a.saveReserved()
-		if err := a.ipam.Release(network, ip); err != nil {
+		if err := a.ipam.Release(a.ipamName(network, ip), ip); err != nil {
 			a.log.Warn("releasing address", "endpoint", key, "error", err)
 		}
 	}
@@ -202,8 +211,10 @@ func (a *Agent) loadReserved() {
 		}
 	}
 	for _, ep := range st.Endpoints {
-		if r, ok := a.reserved[ep.Network][ep.Addr()]; ok && ep.Reserved {
-			r.holder = ep.Key()
+		for _, p := range ep.Addrs {
+			if r, ok := a.reserved[ep.Network][p.Addr()]; ok && ep.Reserved {
+				r.holder = ep.Key()
+			}
 		}
 	}
 }
@@ -232,7 +243,7 @@ func (a *Agent) releaseReleased() {
 	}
 	a.saveReserved()
 	for _, r := range free {
-		if err := a.ipam.Release(r.network, r.ip); err != nil {
+		if err := a.ipam.Release(a.ipamName(r.network, r.ip), r.ip); err != nil {
 			a.log.Warn("releasing address", "network", r.network, "address", r.ip.String(), "error", err)
 		}
 	}

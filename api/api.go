@@ -51,8 +51,6 @@ type Network struct {
 	// configures itself (Docker): the way out, or on an internal overlay
 	// the way to vxnet's DNS alone; empty for none.
 	ContainerGateway string `json:"containerGateway,omitempty"`
-	// ContainerGateway6 is its IPv6 counterpart on a dual-stack network.
-	ContainerGateway6 string `json:"containerGateway6,omitempty"`
 	// AssignedBy is who gives endpoints their addresses: empty for vxnet's
 	// IPAM, AssignedBySwarm for Docker swarm's manager.
 	AssignedBy string            `json:"assignedBy,omitempty"`

@@ -287,6 +287,11 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 			// host alone: nowhere to go.
 			l.tally.drop(DropNoEndpoint)
 			continue
+		case nw.gateway != nil && out && info.v6 && nw.gatewayV4Only:
+			// IPv6 of a dual-stack network whose gateway carries IPv4
+			// alone: no way out.
+			l.tally.drop(DropNoEndpoint)
+			continue
 		case nw.gateway != nil && out:
 			// To an address outside the network: out through the gateway.
 			// The network's own subnets stay on the network.

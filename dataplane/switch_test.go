@@ -328,3 +328,34 @@ func TestSwitch_gateway(t *testing.T) {
 		t.Error("a port that is both gateway and endpoint was accepted")
 	}
 }
+
+// TestSwitch_dualStackGatewayV4Only: a dual-stack network whose gateway
+// carries IPv4 alone sends IPv4 bound outside through the gateway, and
+// drops IPv6 bound outside (counted) rather than hand it to a gateway
+// with no IPv6, or flood it; IPv6 between its endpoints still flows.
+func TestSwitch_dualStackGatewayV4Only(t *testing.T) {
+	r := newRig(t)
+	tbl, err := NewTable([]NetworkSpec{{
+		VNI:          testVNI,
+		Subnets:      []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24"), netip.MustParsePrefix("fd00:9::/64")},
+		Endpoints:    []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ip1, ip6a}, Port: r.portA}, {MAC: mac2, Addrs: []netip.Addr{ip2, ip62}, VTEP: vtep2}},
+		Gateway:      r.portB,
+		GatewayAddrs: []netip.Addr{netip.MustParseAddr("10.0.9.1")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sw.SetTable(tbl)
+	out4 := ipv4UDP(ip1, netip.MustParseAddr("198.51.100.7"), 1, 2, []byte("to the world"))
+	r.a.Inject(out4)
+	if got := out(t, r.b); !bytes.Equal(got, out4) {
+		t.Errorf("gateway got %x, want %x", got, out4)
+	}
+	r.a.Inject(ipv6UDP(ip6a, netip.MustParseAddr("2001:db8::7"), []byte("to the world, v6")))
+	waitStats(t, r.sw, "IPv6 bound outside to be dropped", func(s Stats) bool { return s.Drops["no_endpoint"] == 1 })
+	r.a.Inject(ipv6UDP(ip6a, ip62, []byte("to a neighbour")))
+	waitStats(t, r.sw, "IPv6 to the other endpoint to leave for its VTEP", func(s Stats) bool { return s.UnderlayTxPackets == 1 })
+	if s := r.sw.Stats(); s.PortTxPackets != 1 {
+		t.Errorf("%d packets written to ports, want the IPv4 one to the gateway alone", s.PortTxPackets)
+	}
+}

@@ -87,6 +87,10 @@ type network struct {
 	// stays on the network, never through the gateway.
 	inside       []prefixKey
 	hasV4, hasV6 bool // the families of the subnets
+	// gatewayV4Only: the gateway has addresses, none IPv6 (a dual-stack
+	// network whose host gateway carries IPv4 alone): IPv6 bound outside
+	// has no way out.
+	gatewayV4Only bool
 
 	byAddr map[netip.Addr]*host // used while building only
 }
@@ -189,9 +193,11 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 		t.addPort(n, s.Gateway, vxlan.GatewayMAC(s.VNI))
 		n.gateway = s.Gateway
 		gw := &host{mac: vxlan.GatewayMAC(s.VNI), port: s.Gateway}
+		n.gatewayV4Only = len(s.GatewayAddrs) > 0
 		for _, a := range s.GatewayAddrs {
 			if a.IsValid() {
 				n.byAddr[a.Unmap()] = gw
+				n.gatewayV4Only = n.gatewayV4Only && a.Unmap().Is4()
 			}
 		}
 	}

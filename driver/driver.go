@@ -52,6 +52,7 @@ type Network struct {
 	VNI      uint32
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
+	Subnet6  netip.Prefix      // a dual-stack network's IPv6 subnet
 	Internal bool              // no way out of the network
 	Options  map[string]string // -o options (the driver reads its own)
 }
@@ -164,6 +165,9 @@ func (base) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {
 	}
 	if n.Subnet.IsValid() {
 		s.Subnets = []netip.Prefix{n.Subnet}
+	}
+	if n.Subnet6.IsValid() {
+		s.Subnets = append(s.Subnets, n.Subnet6)
 	}
 	return s, nil
 }

@@ -82,7 +82,7 @@ type inSight struct {
 
 // DriverNetwork is what a driver sees of a network row.
 func DriverNetwork(n tables.Network) driver.Network {
-	return driver.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal, Options: n.Options}
+	return driver.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Internal: n.Internal, Options: n.Options}
 }
 
 // networks lists, by name, the networks this host serves: those with a VNI
@@ -194,7 +194,9 @@ func HostSide(in Input) Host {
 			local[ep.Network] = true
 			if ep.Handover && ep.State == "" {
 				for _, p := range ep.Addrs {
-					handedOver[ep.Network] = append(handedOver[ep.Network], p.Addr())
+					if p.Addr().Is4() { // the gateway's family: IPv4
+						handedOver[ep.Network] = append(handedOver[ep.Network], p.Addr())
+					}
 				}
 			}
 		}
