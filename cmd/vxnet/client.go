@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -138,6 +139,7 @@ Drivers:
 %s
 Examples:
   vxnet network create -d overlay --subnet 10.0.9.0/24 web
+  vxnet network create --subnet 10.0.10.0/24 --subnet fd00:10::/64 dual
   vxnet network create -d nat --subnet 172.30.0.0/24 local
   vxnet network create -d l2tunnel -o policy-host=198.18.0.3 -o policy-deny=10.0.5.0/24:22/tcp guarded
   vxnet network create -d transparent -o uplink=eth0 --subnet 192.168.1.0/24 \
@@ -166,9 +168,10 @@ func cmdNetworkCreate(std stdio, args []string) int {
 	var req api.NetworkCreate
 	fs.StringVar(&req.Driver, "d", driver.Default, "`DRIVER`: "+strings.Join(driver.Names(), ", ")+" (see above)")
 	fs.StringVar(&req.Driver, "driver", driver.Default, "same as -d")
-	fs.StringVar(&req.Subnet, "subnet", "", "`CIDR` of the network (default: from the default address pools)")
-	fs.StringVar(&req.Gateway, "gateway", "", "gateway `IP`, never handed out (default: the subnet's first address)")
-	fs.StringVar(&req.IPRange, "ip-range", "", "hand out addresses only from this sub-`CIDR`")
+	var subnets, gateways, ranges multiFlag
+	fs.Var(&subnets, "subnet", "`CIDR` of the network (default: from the default address pools); twice, an IPv4 and an IPv6 one, for a dual-stack overlay network")
+	fs.Var(&gateways, "gateway", "gateway `IP`, never handed out (default: the subnet's first address); one per family")
+	fs.Var(&ranges, "ip-range", "hand out addresses only from this sub-`CIDR`; one per family")
 	fs.BoolVar(&req.Internal, "internal", false, "no outside connectivity: DNS never forwards")
 	var aux, opts multiFlag
 	fs.Var(&aux, "aux-address", "reserve an address: `NAME=IP` (repeatable)")
@@ -183,6 +186,10 @@ func cmdNetworkCreate(std stdio, args []string) int {
 		return 2
 	}
 	req.Name = pos[0]
+	if err := splitFamilies(&req, subnets, gateways, ranges); err != nil {
+		fmt.Fprintf(std.stderr, "vxnet network create: %v\n", err)
+		return 2
+	}
 	for _, a := range aux {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" || v == "" {
@@ -211,7 +218,7 @@ func cmdNetworkCreate(std stdio, args []string) int {
 	if err != nil {
 		return fail(std, "network create", err)
 	}
-	fmt.Fprintf(std.stdout, "%s\t%s\tvni %d\n", n.Name, n.Subnet, n.VNI)
+	fmt.Fprintf(std.stdout, "%s\t%s\tvni %d\n", n.Name, subnetsText(n), n.VNI)
 	return 0
 }
 
@@ -236,7 +243,7 @@ func cmdNetworkLs(std stdio, args []string) int {
 	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tDRIVER\tSCOPE\tSUBNET\tVNI\tCREATED BY\tEGRESS")
 	for _, n := range ns {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.Name, n.Driver, n.Scope, n.Subnet, n.VNI, n.Creator, yesNo(n.Egress))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.Name, n.Driver, n.Scope, subnetsText(n), n.VNI, n.Creator, yesNo(n.Egress))
 	}
 	tw.Flush()
 	return 0
@@ -354,6 +361,7 @@ func cmdEndpointCreate(std stdio, args []string) int {
 	fs.StringVar(&req.Netns, "netns", "", "the container's network namespace: a `NAME` from `ip netns`, or a path like /proc/PID/ns/net (required on Linux; on Windows leave it out: the container attaches to the HNS endpoint vxnet-NETWORK-NAME)")
 	fs.StringVar(&req.Ifname, "ifname", "", "interface `NAME` in the namespace (default eth0)")
 	fs.StringVar(&req.IP, "ip", "", "a static `IP` instead of the next free one")
+	fs.StringVar(&req.IP6, "ip6", "", "a static IPv6 `IP` on a dual-stack network, instead of the next free one")
 	fs.StringVar(&req.Service, "service", "", "`SERVICE` this endpoint belongs to (round-robin name, tasks.SERVICE)")
 	var aliases, publish, srvPorts multiFlag
 	fs.Var(&aliases, "alias", "another DNS `NAME` (repeatable)")
@@ -493,4 +501,69 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// splitFamilies puts --subnet, --gateway and --ip-range into req by
+// family: IPv4 ones in Subnet, Gateway, IPRange; IPv6 ones there too on
+// an IPv6 network, or in Subnet6, Gateway6, IPRange6 beside IPv4 ones.
+func splitFamilies(req *api.NetworkCreate, subnets, gateways, ranges []string) error {
+	type fam struct{ subnet, gateway, rng string }
+	var v4, v6 fam
+	is6 := func(flag, s string, prefix bool) (bool, error) {
+		var a netip.Addr
+		if prefix {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return false, fmt.Errorf("--%s %q is not a CIDR", flag, s)
+			}
+			a = p.Addr()
+		} else {
+			var err error
+			if a, err = netip.ParseAddr(s); err != nil {
+				return false, fmt.Errorf("--%s %q is not an IP address", flag, s)
+			}
+		}
+		return a.Is6() && !a.Is4In6(), nil
+	}
+	for _, f := range []struct {
+		flag   string
+		vals   []string
+		prefix bool
+		get    func(*fam) *string
+	}{
+		{"subnet", subnets, true, func(f *fam) *string { return &f.subnet }},
+		{"gateway", gateways, false, func(f *fam) *string { return &f.gateway }},
+		{"ip-range", ranges, true, func(f *fam) *string { return &f.rng }},
+	} {
+		for _, v := range f.vals {
+			six, err := is6(f.flag, v, f.prefix)
+			if err != nil {
+				return err
+			}
+			side, name := &v4, "IPv4"
+			if six {
+				side, name = &v6, "IPv6"
+			}
+			if p := f.get(side); *p != "" {
+				return fmt.Errorf("--%s %s and %s: one %s --%s per network", f.flag, *p, v, name, f.flag)
+			}
+			*f.get(side) = v
+		}
+	}
+	if v4 == (fam{}) { // IPv6 alone, or nothing given
+		req.Subnet, req.Gateway, req.IPRange = v6.subnet, v6.gateway, v6.rng
+		return nil
+	}
+	req.Subnet, req.Gateway, req.IPRange = v4.subnet, v4.gateway, v4.rng
+	req.Subnet6, req.Gateway6, req.IPRange6 = v6.subnet, v6.gateway, v6.rng
+	return nil
+}
+
+// subnetsText is a network's subnets, the IPv6 one of a dual-stack
+// network after the IPv4 one.
+func subnetsText(n api.Network) string {
+	if n.Subnet6 != "" {
+		return n.Subnet + "," + n.Subnet6
+	}
+	return n.Subnet
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/vxnet/vxnet/api"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -92,6 +95,9 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"network unknown":     {[]string{"network", "frob"}, 2, "", `unknown command "frob"`},
 		"network create none": {[]string{"network", "create"}, 2, "", "exactly one NAME"},
 		"network bad aux":     {[]string{"--socket", sock, "network", "create", "--aux-address", "x", "n"}, 2, "", `--aux-address "x"`},
+		"network bad subnet":  {[]string{"--socket", sock, "network", "create", "--subnet", "x", "n"}, 2, "", `--subnet "x" is not a CIDR`},
+		"network two v4":      {[]string{"--socket", sock, "network", "create", "--subnet", "10.0.9.0/24", "--subnet", "10.0.8.0/24", "n"}, 2, "", "one IPv4 --subnet"},
+		"network two v6 gw":   {[]string{"--socket", sock, "network", "create", "--gateway", "fd00::1", "--gateway", "fd00::2", "n"}, 2, "", "one IPv6 --gateway"},
 		"network bad opt":     {[]string{"--socket", sock, "network", "create", "-o", "x", "n"}, 2, "", `-o "x"`},
 		"endpoint stray":      {[]string{"endpoint", "create", "--network", "w", "--name", "a", "--netns", "n", "b"}, 2, "", `unexpected argument "b"`},
 		"endpoint rm no net":  {[]string{"endpoint", "rm", "a"}, 2, "", "--network NET"},
@@ -107,5 +113,20 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 					code, out, errOut, tc.code, tc.out, tc.err)
 			}
 		})
+	}
+}
+
+func TestSplitFamilies(t *testing.T) {
+	var r api.NetworkCreate
+	if err := splitFamilies(&r, []string{"fd00:9::/64", "10.0.9.0/24"}, []string{"fd00:9::fe"}, []string{"10.0.9.128/25"}); err != nil {
+		t.Fatal(err)
+	}
+	want := api.NetworkCreate{Subnet: "10.0.9.0/24", IPRange: "10.0.9.128/25", Subnet6: "fd00:9::/64", Gateway6: "fd00:9::fe"}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("dual stack: %+v, want %+v", r, want)
+	}
+	r = api.NetworkCreate{}
+	if err := splitFamilies(&r, []string{"fd00:9::/64"}, nil, nil); err != nil || r.Subnet != "fd00:9::/64" || r.Subnet6 != "" {
+		t.Errorf("IPv6 alone: %+v %v", r, err)
 	}
 }
