@@ -71,6 +71,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 			return api.Network{}, fromIPAM(err)
 		}
 		n.Gateway6, _ = a.ipam.Gateway(req.Name + ipam.V6Suffix)
+		n.IPRange6 = req.IPRange6
 	}
 	if err := a.put(tables.Networks, n.Key(), n.Encode()); err != nil {
 		withdraw()
@@ -274,6 +275,7 @@ func apiNetwork(n tables.Network) api.Network {
 	if n.Gateway6.IsValid() {
 		out.Gateway6 = n.Gateway6.String()
 	}
+	out.IPRange6 = n.IPRange6
 	if d, err := driver.Get(n.Driver); err == nil {
 		out.Egress = d.Egress(plan.DriverNetwork(n))
 		if n.Gateway.IsValid() && (out.Egress || plan.ClosedGateway(d, n)) {

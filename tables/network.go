@@ -18,6 +18,7 @@ type Network struct {
 	// gateway (Subnet is then IPv4); invalid otherwise.
 	Subnet6  netip.Prefix
 	Gateway6 netip.Addr
+	IPRange6 string
 	IPRange  string
 	Internal bool
 	Options  map[string]string
@@ -54,6 +55,7 @@ type networkWire struct {
 	Gateway  string            `json:"gateway,omitempty"`
 	Subnet6  string            `json:"subnet6,omitempty"`
 	Gateway6 string            `json:"gateway6,omitempty"`
+	IPRange6 string            `json:"ipRange6,omitempty"`
 	IPRange  string            `json:"ipRange,omitempty"`
 	Internal bool              `json:"internal,omitempty"`
 	Options  map[string]string `json:"options,omitempty"`
@@ -72,7 +74,7 @@ func (n Network) Encode() []byte {
 	if n.Subnet6.IsValid() {
 		// A dual-stack row: a host that reads only version 1 would take
 		// the network for IPv4 alone, and refuses it instead.
-		w.V, w.Subnet6, w.Gateway6 = versionDualStack, n.Subnet6.String(), addrText(n.Gateway6)
+		w.V, w.Subnet6, w.Gateway6, w.IPRange6 = versionDualStack, n.Subnet6.String(), addrText(n.Gateway6), n.IPRange6
 	}
 	b, _ := json.Marshal(w) // plain fields: cannot fail
 	return b
@@ -91,7 +93,7 @@ func DecodeNetwork(key string, value []byte) (Network, error) {
 	if key != NetworkKey(w.Name, w.Creator) {
 		return Network{}, &RowError{Networks, key, "name/creator", NetworkKey(w.Name, w.Creator), "does not match the key"}
 	}
-	n := Network{Name: w.Name, Driver: w.Driver, Scope: w.Scope, VNI: w.VNI, IPRange: w.IPRange, Internal: w.Internal,
+	n := Network{Name: w.Name, Driver: w.Driver, Scope: w.Scope, VNI: w.VNI, IPRange: w.IPRange, IPRange6: w.IPRange6, Internal: w.Internal,
 		Options: w.Options, AssignedBy: w.Assigned, Creator: w.Creator, Created: w.Created}
 	if w.Subnet != "" { // vxnet always writes one; read back what Encode writes without
 		var err error

@@ -49,6 +49,7 @@ type EngineNetwork struct {
 		Name        string
 		EndpointID  string
 		IPv4Address string
+		IPv6Address string
 	}
 }
 

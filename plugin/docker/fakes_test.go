@@ -147,7 +147,7 @@ func (b *fakeBackend) CreateNetwork(_ context.Context, req api.NetworkCreate) (a
 	}
 	n := api.Network{Name: req.Name, Driver: driver, Scope: "global", Subnet: subnet.String(), Gateway: gw.String(),
 		IPRange: req.IPRange, Internal: req.Internal, Egress: !req.Internal, Options: req.Options, Creator: b.host,
-		ContainerGateway: gw.String(), AssignedBy: req.AssignedBy} // overlay: the way out, or to DNS alone when internal
+		ContainerGateway: gw.String(), AssignedBy: req.AssignedBy, Subnet6: req.Subnet6} // overlay: the way out, or to DNS alone when internal
 	b.c.networks[n.Name] = copyNetwork(n)
 	for _, a := range req.AuxAddresses {
 		if ip, err := netip.ParseAddr(a); err == nil {
@@ -274,6 +274,12 @@ func (b *fakeBackend) ReserveAddress(_ context.Context, network string, ip netip
 		return netip.Prefix{}, apiErr(api.CodeNotFound, "network", "no network %q", network)
 	}
 	subnet, _ := netip.ParsePrefix(n.Subnet)
+	if ip.Is6() && n.Subnet6 != "" {
+		subnet, _ = netip.ParsePrefix(n.Subnet6)
+		if ip.IsUnspecified() {
+			ip = netip.Addr{}
+		}
+	}
 	if ip.IsValid() {
 		if !subnet.Contains(ip) {
 			return netip.Prefix{}, apiErr(api.CodeBadRequest, "ip", "address %s is not in subnet %s", ip, subnet)
@@ -283,7 +289,7 @@ func (b *fakeBackend) ReserveAddress(_ context.Context, network string, ip netip
 		}
 	} else {
 		r := subnet
-		if n.IPRange != "" {
+		if n.IPRange != "" && subnet.Addr().Is4() {
 			r, _ = netip.ParsePrefix(n.IPRange)
 		}
 		for a := r.Masked().Addr(); r.Contains(a); a = a.Next() {
@@ -579,6 +585,19 @@ func (e *fakeEngine) storeNetwork(t testing.TB, id, name, subnet, gateway string
 	e.networks[id] = n
 }
 
+// storeDualNetwork stores a Docker network with --ipv6 and two subnets.
+func (e *fakeEngine) storeDualNetwork(t testing.TB, id, name, subnet, subnet6 string) {
+	t.Helper()
+	e.storeNetwork(t, id, name, subnet, "", false, nil)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.networks[id]
+	n.EnableIPv6 = true
+	n.IPAM.Config = append(n.IPAM.Config, n.IPAM.Config[0])
+	n.IPAM.Config[1].Subnet, n.IPAM.Config[1].Gateway = subnet6, ""
+	e.networks[id] = n
+}
+
 // join shows container name's endpoint on network id, as Docker's network
 // inspect does during Join.
 func (e *fakeEngine) join(t testing.TB, networkID, endpointID, name, address string) {
@@ -590,13 +609,15 @@ func (e *fakeEngine) join(t testing.TB, networkID, endpointID, name, address str
 		t.Fatalf("fake engine: no network %s", networkID)
 	}
 	n = clone(n)
-	var c struct{ Name, EndpointID, IPv4Address string }
+	var c struct{ Name, EndpointID, IPv4Address, IPv6Address string }
 	c.Name, c.EndpointID, c.IPv4Address = name, endpointID, address
+	c.IPv4Address, c.IPv6Address, _ = strings.Cut(address, ",") // "v4,v6" on a dual-stack network
 	if n.Containers == nil {
 		n.Containers = map[string]struct {
 			Name        string
 			EndpointID  string
 			IPv4Address string
+			IPv6Address string
 		}{}
 	}
 	n.Containers["ep-"+endpointID] = c

@@ -365,7 +365,7 @@ func (p *Plugin) requestPool(_ context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	if req.V6 {
-		// Refused at CreateNetwork, whose error Docker shows (it loses
+		// Checked at CreateNetwork, whose error Docker shows (it loses
 		// one of RequestPool's for IPv6 and says "invalid CIDR
 		// address"). A pool it does not name is one no network gets.
 		if req.Pool == "" {
@@ -411,7 +411,7 @@ func (p *Plugin) requestPool(_ context.Context, body []byte) (any, error) {
 }
 
 // unusedV6Pool answers a request for an IPv6 pool Docker does not name;
-// CreateNetwork refuses IPv6 before it is used.
+// CreateNetwork refuses it before it is used.
 const unusedV6Pool = "fd00:0:0:7e57::/64"
 
 // parsePoolID reads a pool ID back: the subnet.
@@ -478,10 +478,13 @@ func (p *Plugin) requestAddress(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !ip.IsValid() && pool.Addr().Is6() {
+		ip = netip.IPv6Unspecified() // the next free IPv6 address
+	}
 	got, err := p.cfg.Backend.ReserveAddress(ctx, name, ip)
 	var ae *api.Error
 	switch {
-	case err != nil && !ip.IsValid() && errors.As(err, &ae):
+	case err != nil && (!ip.IsValid() || ip.IsUnspecified()) && errors.As(err, &ae):
 		return nil, fmt.Errorf("vxnet: %s", ae.Message) // no --ip was given
 	case err != nil:
 		return nil, describe(err)
@@ -493,10 +496,14 @@ func (p *Plugin) requestAddress(ctx context.Context, body []byte) (any, error) {
 // first address of pool, which vxnet networks take by default.
 func (p *Plugin) gatewayOf(pool netip.Prefix) netip.Addr {
 	for _, n := range p.cfg.Backend.Networks() {
-		if n.Subnet == pool.String() && n.Gateway != "" {
-			if gw, err := netip.ParseAddr(n.Gateway); err == nil {
-				return gw
-			}
+		gw := n.Gateway
+		if n.Subnet6 == pool.String() {
+			gw = n.Gateway6
+		} else if n.Subnet != pool.String() {
+			continue
+		}
+		if a, err := netip.ParseAddr(gw); err == nil {
+			return a
 		}
 	}
 	return pool.Masked().Addr().Next()
@@ -536,7 +543,7 @@ func (p *Plugin) releaseAddress(ctx context.Context, body []byte) (any, error) {
 	// Every vxnet network of that subnet: the reservation is in one of
 	// them, or in none (a gateway, an aux address, one released already).
 	for _, n := range p.cfg.Backend.Networks() {
-		if n.Subnet == pool.String() {
+		if n.Subnet == pool.String() || n.Subnet6 == pool.String() {
 			if err := p.cfg.Backend.ReleaseAddress(n.Name, ip); err != nil {
 				return nil, describe(err)
 			}
@@ -577,8 +584,8 @@ type networkSpec struct {
 // vxnet network request; errors name the option.
 func (p *Plugin) specOf(opts map[string]string, internal, ipv6 bool) (networkSpec, error) {
 	s := networkSpec{req: api.NetworkCreate{Internal: internal, Options: map[string]string{}, AssignedBy: p.assignedBy()}}
-	if ipv6 {
-		return s, errors.New("--ipv6: vxnet networks carry one address family; leave --ipv6 out")
+	if ipv6 && p.swarm() {
+		return s, errors.New("--ipv6: vxnet's swarm networks carry IPv4 alone for now; leave --ipv6 out")
 	}
 	for _, k := range sortedKeys(opts) {
 		v := opts[k]
@@ -631,9 +638,6 @@ func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(req.IPv6Data) > 0 {
-		return nil, errors.New("--ipv6: vxnet networks carry one address family; leave --ipv6 out")
-	}
 	if len(req.IPv4Data) != 1 {
 		return nil, fmt.Errorf("a vxnet network has one subnet; this one has %d", len(req.IPv4Data))
 	}
@@ -653,15 +657,23 @@ func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
 		}
 		spec.req.Gateway = gw.Addr().String()
 	}
-	for k, v := range d.AuxAddresses {
-		a, err := netip.ParsePrefix(v)
-		if err != nil {
-			return nil, fmt.Errorf("--aux-address %s=%s is not an address", k, v)
+	if ipv6 && len(req.IPv6Data) == 0 {
+		return nil, errors.New("--ipv6 needs an IPv6 --subnet beside the IPv4 one (--subnet 10.0.9.0/24 --subnet fd00:9::/64)")
+	}
+	if err := ipv6Side(&spec.req, req.IPv6Data); err != nil {
+		return nil, err
+	}
+	for _, data := range append(req.IPv4Data, req.IPv6Data...) {
+		for k, v := range data.AuxAddresses {
+			a, err := netip.ParsePrefix(v)
+			if err != nil {
+				return nil, fmt.Errorf("--aux-address %s=%s is not an address", k, v)
+			}
+			if spec.req.AuxAddresses == nil {
+				spec.req.AuxAddresses = map[string]string{}
+			}
+			spec.req.AuxAddresses[k] = a.Addr().String()
 		}
-		if spec.req.AuxAddresses == nil {
-			spec.req.AuxAddresses = map[string]string{}
-		}
-		spec.req.AuxAddresses[k] = a.Addr().String()
 	}
 	// A vxnet network of this subnet already: it is this one, by another
 	// host's Docker or vxnet's CLI, if the options agree.
@@ -724,13 +736,28 @@ func (p *Plugin) tie(ctx context.Context, dn EngineNetwork) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(dn.IPAM.Config) != 1 || !isOurs(dn.IPAM.Driver) {
-		return "", fmt.Errorf("network %q: --ipam-driver %s and one --subnet are required", dn.Name, Name)
+	if len(dn.IPAM.Config) < 1 || len(dn.IPAM.Config) > 2 || !isOurs(dn.IPAM.Driver) {
+		return "", fmt.Errorf("network %q: --ipam-driver %s and one --subnet (two with --ipv6: an IPv4 and an IPv6 one) are required", dn.Name, Name)
 	}
-	c := dn.IPAM.Config[0]
-	spec.req.Name, spec.req.Subnet, spec.req.IPRange, spec.req.Gateway = dn.Name, c.Subnet, c.IPRange, c.Gateway
-	if len(c.AuxiliaryAddresses) > 0 {
-		spec.req.AuxAddresses = c.AuxiliaryAddresses
+	spec.req.Name = dn.Name
+	for _, c := range dn.IPAM.Config {
+		p, err := netip.ParsePrefix(c.Subnet)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("network %q: --subnet %q is not a subnet", dn.Name, c.Subnet)
+		case p.Addr().Is4() && spec.req.Subnet == "":
+			spec.req.Subnet, spec.req.IPRange, spec.req.Gateway = c.Subnet, c.IPRange, c.Gateway
+		case p.Addr().Is6() && spec.req.Subnet6 == "" && dn.EnableIPv6:
+			spec.req.Subnet6, spec.req.IPRange6, spec.req.Gateway6 = c.Subnet, c.IPRange, c.Gateway
+		default:
+			return "", fmt.Errorf("network %q: --subnet %s: vxnet takes one IPv4 subnet, and one IPv6 subnet with --ipv6", dn.Name, c.Subnet)
+		}
+		for k, v := range c.AuxiliaryAddresses {
+			if spec.req.AuxAddresses == nil {
+				spec.req.AuxAddresses = map[string]string{}
+			}
+			spec.req.AuxAddresses[k] = v
+		}
 	}
 	// One at a time: the naming in the background and a container's
 	// first call may tie the same network at once.
@@ -795,6 +822,12 @@ func agrees(n api.Network, req api.NetworkCreate) error {
 		return differ("--gateway", n.Gateway, req.Gateway)
 	case n.Internal != req.Internal:
 		return differ("--internal", strconv.FormatBool(n.Internal), strconv.FormatBool(req.Internal))
+	case n.Subnet6 != req.Subnet6:
+		return differ("--ipv6 --subnet", n.Subnet6, req.Subnet6)
+	case req.IPRange6 != "" && n.IPRange6 != req.IPRange6:
+		return differ("--ip-range (IPv6)", n.IPRange6, req.IPRange6)
+	case req.Gateway6 != "" && n.Gateway6 != "" && n.Gateway6 != req.Gateway6:
+		return differ("--gateway (IPv6)", n.Gateway6, req.Gateway6)
 	case n.AssignedBy != req.AssignedBy:
 		return fmt.Errorf("network %q exists in vxnet with its addresses from %s; this Docker network's come from %s: a network is either Docker swarm's (a plugin with --docker-scope global) or not", n.Name, orVxnet(n.AssignedBy), orVxnet(req.AssignedBy))
 	}
@@ -843,9 +876,6 @@ func (p *Plugin) createEndpoint(ctx context.Context, body []byte) (any, error) {
 	}
 	if req.Interface == nil || req.Interface.Address == "" {
 		return nil, fmt.Errorf("the endpoint has no address: the network must use --ipam-driver %s", Name)
-	}
-	if req.Interface.AddressIPv6 != "" {
-		return nil, errors.New("--ip6: vxnet networks carry one address family")
 	}
 	if req.Interface.MacAddress != "" {
 		return nil, errors.New("--mac-address: vxnet's container devices are layer 3 (a TUN device) and have no MAC address to set")
@@ -905,10 +935,10 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var container, address string
+	var container, address, address6 string
 	for _, c := range dn.Containers {
 		if c.EndpointID == req.EndpointID {
-			container, address = c.Name, c.IPv4Address
+			container, address, address6 = c.Name, c.IPv4Address, c.IPv6Address
 		}
 	}
 	if container == "" || address == "" {
@@ -921,6 +951,14 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	n, ok := p.cfg.Backend.Network(name)
 	if !ok {
 		return nil, fmt.Errorf("no vxnet network %q", name)
+	}
+	var ip6 string
+	if n.Subnet6 != "" {
+		p6, err := netip.ParsePrefix(address6)
+		if err != nil || !p6.Addr().Is6() {
+			return nil, fmt.Errorf("Docker's API shows IPv6 address %q for the endpoint on dual-stack network %q", address6, dn.Name)
+		}
+		ip6 = p6.Addr().String()
 	}
 	spec, err := p.specOf(dn.Options, dn.Internal, dn.EnableIPv6)
 	if err != nil {
@@ -937,16 +975,20 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 		}
 	}
 	src := api.HandoverPrefix + req.EndpointID[:12]
-	ep := api.EndpointCreate{Network: name, Name: EndpointName(container), Netns: p.cfg.NetnsRoot + req.SandboxKey, Ifname: src, IP: ip.Addr().String(),
+	ep := api.EndpointCreate{Network: name, Name: EndpointName(container), Netns: p.cfg.NetnsRoot + req.SandboxKey, Ifname: src, IP: ip.Addr().String(), IP6: ip6,
 		Reserved: !p.swarm(), Assigned: p.swarm(), Handover: true, MTU: spec.mtu, Service: service,
 		Labels: map[string]string{LabelEndpoint: req.EndpointID, LabelNetwork: req.NetworkID, LabelContainer: container}}
 	_, err = p.cfg.Backend.CreateEndpoint(ctx, ep)
 	var ae *api.Error
-	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "ip" && !p.swarm() {
+	if errors.As(err, &ae) && ae.Code == api.CodeConflict && (ae.Field == "ip" || ae.Field == "ip6" && ip6 != "") && !p.swarm() {
 		// Not reserved (any more): the agent restarted between Docker's
 		// RequestAddress and this Join, and let it go. Take it again if
 		// it is free.
-		if _, rerr := p.cfg.Backend.ReserveAddress(ctx, name, ip.Addr()); rerr == nil {
+		addr := ip.Addr()
+		if ae.Field == "ip6" {
+			addr = netip.MustParseAddr(ip6)
+		}
+		if _, rerr := p.cfg.Backend.ReserveAddress(ctx, name, addr); rerr == nil {
 			_, err = p.cfg.Backend.CreateEndpoint(ctx, ep)
 		}
 	}
@@ -1167,8 +1209,10 @@ func (p *Plugin) collect() {
 		}
 		for _, c := range full.Containers {
 			live[c.EndpointID] = true
-			if a, err := netip.ParsePrefix(c.IPv4Address); err == nil {
-				inDocker[full.Name+"/"+a.Addr().String()] = true
+			for _, addr := range []string{c.IPv4Address, c.IPv6Address} {
+				if a, err := netip.ParsePrefix(addr); err == nil {
+					inDocker[full.Name+"/"+a.Addr().String()] = true
+				}
 			}
 		}
 	}
@@ -1283,4 +1327,30 @@ func orVxnet(assignedBy string) string {
 		return "vxnet"
 	}
 	return "Docker swarm's manager"
+}
+
+// ipv6Side puts a network's IPv6 pool (--ipv6) into req: the vxnet
+// network is then dual stack.
+func ipv6Side(req *api.NetworkCreate, data []ipamData) error {
+	switch {
+	case len(data) == 0:
+		return nil
+	case len(data) > 1:
+		return fmt.Errorf("--ipv6: a vxnet network has one IPv6 subnet; this one has %d", len(data))
+	case data[0].Pool == unusedV6Pool:
+		return fmt.Errorf("--ipv6 needs an IPv6 --subnet: vxnet's IPAM hands out addresses of a subnet that is the same on every host (--subnet 10.0.9.0/24 --subnet fd00:9::/64)")
+	}
+	p, err := netip.ParsePrefix(data[0].Pool)
+	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p != p.Masked() {
+		return fmt.Errorf("--subnet %q (IPv6) is not an IPv6 network address with its prefix length", data[0].Pool)
+	}
+	req.Subnet6 = p.String()
+	if data[0].Gateway != "" {
+		gw, err := netip.ParsePrefix(data[0].Gateway)
+		if err != nil {
+			return fmt.Errorf("--gateway %q (IPv6) is not an address", data[0].Gateway)
+		}
+		req.Gateway6 = gw.Addr().String()
+	}
+	return nil
 }

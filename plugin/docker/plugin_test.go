@@ -366,7 +366,9 @@ func TestHandler_badInput(t *testing.T) {
 		{name: "CreateNetwork/enable_ipv6", path: "/NetworkDriver.CreateNetwork",
 			body: createNetworkBody("", `"com.docker.network.enable_ipv6":true,"com.docker.network.generic":{},"com.docker.network.internal":false`, ipv4Data, "[]"), want: []string{"--ipv6"}},
 		{name: "CreateNetwork/IPv6Data", path: "/NetworkDriver.CreateNetwork",
-			body: createNetworkBody(`{}`, "", ipv4Data, `[{"AddressSpace":"vxnet","Gateway":"fd00::1/64","Pool":"fd00::/64"}]`), want: []string{"--ipv6"}},
+			body: createNetworkBody(`{}`, "", ipv4Data, `[{"AddressSpace":"vxnet","Gateway":"fd00:0:0:7e57::1/64","Pool":"`+unusedV6Pool+`"}]`), want: []string{"--ipv6 needs an IPv6 --subnet"}},
+		{name: "CreateNetwork/IPv6Data IPv4", path: "/NetworkDriver.CreateNetwork",
+			body: createNetworkBody(`{}`, "", ipv4Data, `[{"AddressSpace":"vxnet","Gateway":"10.0.10.1/24","Pool":"10.0.10.0/24"}]`), want: []string{"IPv6", `"10.0.10.0/24"`}},
 		{name: "CreateNetwork/two subnets", path: "/NetworkDriver.CreateNetwork",
 			body: createNetworkBody(`{}`, "", `[{"AddressSpace":"vxnet","Gateway":"10.0.9.1/24","Pool":"10.0.9.0/24"},{"AddressSpace":"vxnet","Gateway":"10.0.10.1/24","Pool":"10.0.10.0/24"}]`, "[]"),
 			want: []string{"one subnet", "has 2"}},
@@ -395,8 +397,6 @@ func TestHandler_badInput(t *testing.T) {
 			body: endpointBody(""), want: []string{"no address", "--ipam-driver vxnet"}},
 		{name: "CreateEndpoint/no address", path: "/NetworkDriver.CreateEndpoint", setup: withContainer,
 			body: endpointBody(`"Interface":{"Address":"","AddressIPv6":"","MacAddress":""},`), want: []string{"no address", "--ipam-driver vxnet"}},
-		{name: "CreateEndpoint/AddressIPv6", path: "/NetworkDriver.CreateEndpoint", setup: withContainer,
-			body: endpointBody(`"Interface":{"Address":"10.0.9.2/24","AddressIPv6":"fd00::2/64","MacAddress":""},`), want: []string{"--ip6"}},
 		{name: "CreateEndpoint/MacAddress", path: "/NetworkDriver.CreateEndpoint", setup: withContainer,
 			body: endpointBody(`"Interface":{"Address":"10.0.9.2/24","AddressIPv6":"","MacAddress":"02:42:0a:00:09:02"},`), want: []string{"--mac-address"}},
 		{name: "CreateEndpoint/address without prefix", path: "/NetworkDriver.CreateEndpoint", setup: withContainer,
@@ -975,11 +975,11 @@ func TestDeleteEndpoint_goneMeanwhile(t *testing.T) {
 	}
 }
 
-// TestRequestPool_v6RefusedAtCreateNetwork: Docker loses an error of
-// RequestPool for IPv6 (it says "invalid CIDR address"), so the pool is
-// answered, named or not, and the network refused at CreateNetwork,
-// naming --ipv6.
-func TestRequestPool_v6RefusedAtCreateNetwork(t *testing.T) {
+// TestIPv6_dualStack: docker network create --ipv6 with an IPv4 and an
+// IPv6 subnet makes a dual-stack vxnet network; a container gets an
+// address of each (both reserved, the IPv6 one from the IPv6 pool), and
+// its endpoint both; --ipv6 without an IPv6 subnet is refused, naming it.
+func TestIPv6_dualStack(t *testing.T) {
 	e := newEnv(t, nil, "host-a", nil)
 	for _, pool := range []string{"fd00:9::/64", ""} {
 		var p requestPoolResponse
@@ -988,11 +988,30 @@ func TestRequestPool_v6RefusedAtCreateNetwork(t *testing.T) {
 			t.Errorf("RequestPool V6 %q: pool %q id %q", pool, p.Pool, p.PoolID)
 		}
 	}
-	msg := e.fails("/NetworkDriver.CreateNetwork", `{"NetworkID":"n1","Options":{"com.docker.network.enable_ipv6":true,"com.docker.network.generic":{}},`+
-		`"IPv4Data":[{"AddressSpace":"vxnet","Gateway":"10.0.9.1/24","Pool":"10.0.9.0/24"}],"IPv6Data":[{"AddressSpace":"vxnet","Gateway":"fd00:9::1/64","Pool":"fd00:9::/64"}]}`)
-	if !strings.Contains(msg, "--ipv6") {
-		t.Errorf("CreateNetwork with IPv6: Err %q does not name --ipv6", msg)
+	const v6 = `"com.docker.network.enable_ipv6":true,"com.docker.network.generic":{},"com.docker.network.internal":false`
+	if msg := e.fails("/NetworkDriver.CreateNetwork", createNetworkBody("", v6, ipv4Data, "[]")); !strings.Contains(msg, "--ipv6") {
+		t.Errorf("--ipv6 without IPv6 data: %q", msg)
 	}
+	e.ok("/NetworkDriver.CreateNetwork", createNetworkBody("", v6, ipv4Data, `[{"AddressSpace":"vxnet","Gateway":"fd00:9::1/64","Pool":"fd00:9::/64"}]`), nil)
+	e.eng.storeDualNetwork(t, netID, "web", "10.0.9.0/24", "fd00:9::/64")
+	testutil.WaitFor(t, "the vxnet network web", waitLong, func() bool { _, ok := e.c.network("web"); return ok })
+	if n, _ := e.c.network("web"); n.Subnet != "10.0.9.0/24" || n.Subnet6 != "fd00:9::/64" {
+		t.Errorf("vxnet network %+v", n)
+	}
+	var a4, a6 requestAddressResponse
+	e.ok("/IpamDriver.RequestAddress", bodyRequestAddress, &a4)
+	e.ok("/IpamDriver.RequestAddress", `{"PoolID":"fd00:9::/64","Address":"","Options":null}`, &a6)
+	if a4.Address != "10.0.9.2/24" || !strings.HasPrefix(a6.Address, "fd00:9::") || !strings.HasSuffix(a6.Address, "/64") {
+		t.Fatalf("addresses %q %q", a4.Address, a6.Address)
+	}
+	e.eng.join(t, netID, epID, ctrName, a4.Address+","+a6.Address)
+	e.eng.runContainer(t, ctrID, ctrName, "web", nil)
+	e.ok("/NetworkDriver.Join", bodyJoin, nil)
+	reqs := e.c.endpointRequests()
+	if len(reqs) != 1 || reqs[0].IP != "10.0.9.2" || reqs[0].IP6+"/64" != a6.Address || !reqs[0].Reserved {
+		t.Errorf("EndpointCreate %+v, want both addresses, reserved", reqs)
+	}
+	e.ok("/IpamDriver.ReleaseAddress", `{"PoolID":"fd00:9::/64","Address":"`+strings.TrimSuffix(a6.Address, "/64")+`"}`, nil)
 }
 
 // TestJoin_serviceLabel: docker run --label vxnet.service=NAME puts the

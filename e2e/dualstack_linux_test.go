@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/internal/testutil"
+)
+
+// TestDualStack_overlay: two hosts, a dual-stack overlay network. Every
+// endpoint has an IPv4 and an IPv6 address (every host agreeing, none
+// held twice); containers of different hosts reach each other over both
+// families, by address and by name (A and AAAA from the container's
+// resolver); a kill -9 and restart of an agent keeps both addresses of
+// its endpoint, and both still carry traffic; removed, the endpoints and
+// the network leave no lease of either family.
+func TestDualStack_overlay(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.78", "h1", "h2")
+	c.cli("h1", "network", "create", "--subnet", "10.78.0.0/24", "--subnet", "fd00:78::/64", "dual")
+	ns := map[string]string{}
+	for i, h := range []string{"h1", "h2"} {
+		name := []string{"a", "b"}[i]
+		ns[name] = l.netns(name)
+		testutil.WaitFor(t, h+" to know network dual", 10*time.Second, func() bool {
+			_, err := c.tryCLI(h, "network", "inspect", "dual")
+			return err == nil
+		})
+		args := []string{"endpoint", "create", "--network", "dual", "--name", name, "--netns", ns[name]}
+		if name == "a" { // on the network's creator, which holds its blocks
+			args = append(args, "--ip6", "fd00:78::a")
+		}
+		c.cli(h, args...)
+	}
+	addrs := func(host, name string) (v4, v6 netip.Addr) {
+		t.Helper()
+		e, ok := c.endpoints(host)[name]
+		if !ok || len(e.Addresses) != 2 {
+			t.Fatalf("%s lists %s with %v, want an address of each family", host, name, e.Addresses)
+		}
+		p4, err4 := netip.ParsePrefix(e.Addresses[0])
+		p6, err6 := netip.ParsePrefix(e.Addresses[1])
+		if err4 != nil || err6 != nil || !p4.Addr().Is4() || !p6.Addr().Is6() || p6.Bits() != 64 {
+			t.Fatalf("%s: addresses %v", name, e.Addresses)
+		}
+		return p4.Addr(), p6.Addr()
+	}
+	testutil.WaitFor(t, "both hosts to list both endpoints", 10*time.Second, func() bool {
+		return len(c.endpoints("h1")) == 2 && len(c.endpoints("h2")) == 2
+	})
+	a4, a6 := addrs("h2", "a")
+	b4, b6 := addrs("h1", "b")
+	if a6 != netip.MustParseAddr("fd00:78::a") || a4 == b4 || a6 == b6 {
+		t.Errorf("addresses a %v %v, b %v %v", a4, a6, b4, b6)
+	}
+	reach := func() {
+		t.Helper()
+		l.in(ns["a"], "ping", "-c", "2", "-i", "0.2", "-W", "5", b4.String())
+		l.in(ns["a"], "ping", "-6", "-c", "2", "-i", "0.2", "-W", "5", b6.String())
+		l.in(ns["b"], "ping", "-6", "-c", "2", "-i", "0.2", "-W", "5", a6.String())
+	}
+	reach()
+	if got := c.dig(ns["a"], "b.dual", false); got != b4.String() {
+		t.Errorf("A of b.dual: %q, want %v", got, b4)
+	}
+	out, _ := l.tryIn(ns["a"], "dig", "+short", "+time=2", "+tries=1", "AAAA", "b.dual", "@127.0.0.11")
+	if got := strings.TrimSpace(out); got != b6.String() {
+		t.Errorf("AAAA of b.dual: %q, want %v", got, b6)
+	}
+	transfer(t, ns["b"], ns["a"], a6, 4<<20)
+
+	c.kill9("h2")
+	c.start("h2", c.hosts["h1"].addr+":7946")
+	testutil.WaitFor(t, "h2 back with b", 30*time.Second, func() bool {
+		_, err := c.tryCLI("h2", "endpoint", "ls")
+		if err != nil {
+			return false
+		}
+		e, ok := c.endpoints("h2")["b"]
+		return ok && e.State == "" && len(e.Addresses) == 2
+	})
+	if x4, x6 := addrs("h2", "b"); x4 != b4 || x6 != b6 {
+		t.Errorf("after kill -9: b has %v %v, want %v %v", x4, x6, b4, b6)
+	}
+	reach()
+
+	c.cli("h1", "endpoint", "rm", "--network", "dual", "a")
+	c.cli("h2", "endpoint", "rm", "--network", "dual", "b")
+	c.cli("h1", "network", "rm", "dual")
+	for _, h := range []string{"h1", "h2"} {
+		leases, _ := c.hostLeases(h)
+		for network, ls := range leases {
+			if strings.HasPrefix(network, "dual") && len(ls) > 0 {
+				t.Errorf("%s keeps leases %v of %s", h, ls, network)
+			}
+		}
+	}
+}
