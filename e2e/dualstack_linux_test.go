@@ -98,3 +98,54 @@ func TestDualStack_overlay(t *testing.T) {
 		}
 	}
 }
+
+// TestDocker_ipv6: Docker networks with --ipv6 on two hosts: containers
+// get an address of each family (--ip6 too), reach each other over IPv6
+// across hosts by address and by name (AAAA through vxnet's resolver), and
+// once removed leave no endpoint, lease or reservation of either family.
+func TestDocker_ipv6(t *testing.T) {
+	l := newLab(t)
+	c := l.dockerCluster("198.18.79", nil, "h1", "h2")
+	d1, d2 := c.dockerd("h1"), c.dockerd("h2")
+	create := []string{"network", "create", "-d", "vxnet", "--ipam-driver", "vxnet", "--ipv6",
+		"--subnet", "10.79.0.0/24", "--subnet", "fd00:79::/64", "web"}
+	d1.docker(create...)
+	if out, err := d1.tryDocker("network", "create", "-d", "vxnet", "--ipam-driver", "vxnet", "--ipv6", "--subnet", "10.79.1.0/24", "v4only"); err == nil ||
+		!strings.Contains(out, "--ipv6 needs an IPv6 --subnet") {
+		t.Errorf("--ipv6 without an IPv6 subnet: %v %s", err, out)
+	}
+	d1.tryDocker("network", "rm", "v4only")
+	testutil.WaitFor(t, "h2 to know network web", 15*time.Second, func() bool { _, ok := c.networks("h2")["web"]; return ok })
+	d2.docker(create...)
+	d1.docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--ip6", "fd00:79::a", "--name", "ca", testImage, "sleep", "3600")
+	d2.docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", "cb", testImage, "sleep", "3600")
+	ip6 := func(d *dockerd, name string) string {
+		return strings.TrimSpace(d.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}", name))
+	}
+	a6, b6 := ip6(d1, "ca"), ip6(d2, "cb")
+	if a6 != "fd00:79::a" || !strings.HasPrefix(b6, "fd00:79::") {
+		t.Fatalf("IPv6 addresses a %q, b %q", a6, b6)
+	}
+	if e, ok := c.endpoints("h1")["cb"]; !ok || len(e.Addresses) != 2 || e.Addresses[1] != b6+"/64" {
+		t.Errorf("vxnet's endpoint b: %+v, want its IPv4 and IPv6 addresses", e)
+	}
+	if out, err := d2.tryDocker("exec", "cb", "ping", "-6", "-c1", "-W3", a6); err != nil {
+		t.Errorf("b (h2) to a (h1) over IPv6: %v\n%s", err, out)
+	}
+	// By name: Docker's resolver asks vxnet's (through the gateway) for
+	// the other host's container.
+	if out, err := d2.tryDocker("exec", "cb", "nslookup", "-type=AAAA", "ca.web", "127.0.0.11"); err != nil || !strings.Contains(out, a6) {
+		t.Errorf("AAAA of a.web from b: %v\n%s", err, out)
+	}
+	if out, err := d1.tryDocker("exec", "ca", "ping", "-6", "-c1", "-W3", "cb.web"); err != nil {
+		t.Errorf("a to b.web over IPv6: %v\n%s", err, out)
+	}
+	d1.docker("rm", "-f", "ca")
+	d2.docker("rm", "-f", "cb")
+	for _, h := range []string{"h1", "h2"} {
+		testutil.WaitFor(t, h+": no endpoint, lease or reservation left", 15*time.Second, func() bool {
+			leases, reserved := c.hostLeases(h)
+			return len(c.endpointList(h)) == 0 && len(leases["web"])+len(leases["web#6"]) == 0 && len(reserved["web"]) == 0
+		})
+	}
+}
