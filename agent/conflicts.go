@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"strings"
@@ -190,13 +191,28 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	a.mu.Lock()
 	old := le.rec
 	a.mu.Unlock()
+	lost = maps.Clone(lost)
+	// IPAM reports each side of a dual-stack network on its own, and a
+	// readdress under way for one side makes the other's wait: every
+	// address no longer leased here is lost.
+	leased := a.leasedSet(old.Network)
+	for _, p := range old.Addrs {
+		if !leased[p.Addr()] {
+			lost[p.Addr()] = true
+		}
+	}
 
 	if old.Handover {
 		// Its runtime set its address in the container, and would not
 		// know of another: out of service, for the runtime to connect it
-		// again.
-		for a2 := range lost {
-			a.dropReservation(old.Network, a2)
+		// again. Its other reservations go back to the runtime, to
+		// release.
+		for _, p := range old.Addrs {
+			if lost[p.Addr()] {
+				a.dropReservation(old.Network, p.Addr())
+			} else if old.Reserved {
+				a.untakeReservation(old.Network, p.Addr(), key)
+			}
 		}
 		a.takeDown(key, le, fmt.Sprintf("lost %v, which its runtime (Docker) gave the container; connect it again (docker network disconnect, then connect)", fmtPrefixes(old.Addrs)), false)
 		return
@@ -244,6 +260,7 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 		return
 	}
 	if err != nil {
+		a.releaseAddresses(key, tables.Endpoint{Network: old.Network, Addrs: keep})
 		a.takeDown(key, le, why+" and got no new address: "+err.Error(), false)
 		return
 	}
@@ -299,19 +316,31 @@ func (a *Agent) checkLeases(ep tables.Endpoint) (tables.Endpoint, bool) {
 	leased := a.leasedSet(ep.Network)
 	var out []netip.Prefix
 	changed := false
-	for _, p := range ep.Addrs {
+	for i, p := range ep.Addrs {
 		if leased[p.Addr()] || a.ipam.AllocateStatic(a.ipamName(ep.Network, p.Addr()), p.Addr()) == nil {
 			out = append(out, p) // leased, or unleased but still this host's to take
 			continue
 		}
 		if ep.Handover { // the runtime's address: see readdress
 			a.dropReservation(ep.Network, p.Addr())
+			if ep.Reserved {
+				for _, q := range ep.Addrs {
+					if q != p {
+						a.untakeReservation(ep.Network, q.Addr(), key)
+					}
+				}
+			}
 			ep.Reserved = false
 			a.markDown(key, ep, fmt.Sprintf("its address %v is no longer this host's, and its runtime (Docker) gave it to the container; connect it again", p))
 			return ep, false
 		}
 		fresh, ferr := a.freshAddress(a.ipamName(ep.Network, p.Addr()))
 		if ferr != nil {
+			for _, q := range ep.Addrs[i+1:] {
+				if leased[q.Addr()] {
+					out = append(out, q)
+				}
+			}
 			a.releaseAddresses(key, tables.Endpoint{Network: ep.Network, Addrs: out})
 			a.markDown(key, ep, fmt.Sprintf("its address is no longer this host's and no new one could be had: %v", ferr))
 			return ep, false

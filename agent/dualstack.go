@@ -16,12 +16,19 @@ import (
 
 // ipamName is the IPAM network that holds addr of network.
 func (a *Agent) ipamName(network string, addr netip.Addr) string {
-	if a.ipam != nil && addr.Is6() && !addr.Is4In6() {
-		if _, ok := a.ipam.Subnet(network + ipam.V6Suffix); ok {
-			return network + ipam.V6Suffix
-		}
+	if a.ipam != nil && addr.Is6() && !addr.Is4In6() && a.sidesMatch(network) {
+		return network + ipam.V6Suffix
 	}
 	return network
+}
+
+// sidesMatch reports whether network has an IPv6 side of the same
+// creation as its IPv4 side (a losing creation's IPv6 side, left over,
+// is not the network's).
+func (a *Agent) sidesMatch(network string) bool {
+	c4, t4, ok4 := a.ipam.Creation(network)
+	c6, t6, ok6 := a.ipam.Creation(network + ipam.V6Suffix)
+	return ok4 && ok6 && c4 == c6 && t4.Equal(t6)
 }
 
 // ofIPAM is the network an IPAM network name is a side of.
@@ -65,6 +72,14 @@ func checkDualStack(req *api.NetworkCreate, driverName string) error {
 	}
 	if req.AssignedBy != "" {
 		return apiError(api.CodeBadRequest, "subnet6", "subnet6: a network whose addresses %s assigns carries IPv4 only for now", req.AssignedBy)
+	}
+	_, aux6 := splitAux(req.AuxAddresses)
+	pool, err := ipam.NewPool(req.Name+ipam.V6Suffix, ipam.PoolConfig{Subnet: req.Subnet6, IPRange: req.IPRange6, Gateway: req.Gateway6, AuxAddresses: aux6})
+	if err != nil {
+		return fromIPAM(err)
+	}
+	if pool.Range.Bits() > 126 {
+		return apiError(api.CodeBadRequest, "ipRange6", "ipRange6 %s is too small: give it at least 4 addresses (/126)", pool.Range)
 	}
 	return nil
 }

@@ -10,11 +10,12 @@ import (
 	"github.com/vxnet/vxnet/ipam"
 )
 
-// TestDualStack_addressOfEach: an endpoint of a dual-stack network gets an
-// address of each family, IPv4 first (the next free ones, or ip and ip6);
-// Docker's way (both reserved, the IPv6 one by asking for ::) too; removed,
-// it gives both back; the network's removal withdraws both subnet claims.
-// Requests IPAM could not serve are refused naming the field.
+// TestDualStack_addressOfEach: a dual-stack network claims both subnets;
+// reservations of either family come from and go back to their side (the
+// IPv6 one by asking for ::); leases reservations hold survive the
+// release of orphans; the network's removal withdraws both claims.
+// Requests IPAM could not serve are refused naming the field; an aux
+// address of an IPv6-only network is still kept out of use.
 func TestDualStack_addressOfEach(t *testing.T) {
 	a := startTestAgent(t, nil)
 	ctx := context.Background()
@@ -29,6 +30,8 @@ func TestDualStack_addressOfEach(t *testing.T) {
 		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", IPRange6: "fd00:9::/80"}, "ipRange6"},
 		{api.NetworkCreate{Name: "d", Driver: "nat", Subnet: "10.0.9.0/24", Subnet6: "fd00:9::/64"}, "overlay"},
 		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Subnet6: "fd00:9::/64", Gateway6: "fd00:8::1"}, "gateway6"},
+		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Subnet6: "fd00:9::/64", IPRange6: "fd00:9::/127"}, "ipRange6"},
+		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Subnet6: "fe80::/64"}, "subnet6"},
 	} {
 		if _, err := a.CreateNetwork(ctx, c.req); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.req, err, c.want)
@@ -44,30 +47,21 @@ func TestDualStack_addressOfEach(t *testing.T) {
 	if n.Subnet != "10.0.9.0/24" || n.Subnet6 != "fd00:9::/64" || n.Gateway != "10.0.9.1" || n.Gateway6 != "fd00:9::1" {
 		t.Errorf("network %+v", n)
 	}
+	// The test agent's endpoints are HNS endpoints (Windows), which carry
+	// one address: their IPv4 one. (Endpoints in namespaces, with both,
+	// are tested end to end.)
 	ep, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ep.Addresses) != 2 || !strings.HasPrefix(ep.Addresses[0], "10.0.9.") || !strings.HasPrefix(ep.Addresses[1], "fd00:9::") ||
-		!strings.HasSuffix(ep.Addresses[1], "/64") {
-		t.Errorf("endpoint addresses %v, want one of each, IPv4 first", ep.Addresses)
+	if len(ep.Addresses) != 1 || !strings.HasPrefix(ep.Addresses[0], "10.0.9.") {
+		t.Errorf("HNS endpoint addresses %v, want its IPv4 one", ep.Addresses)
 	}
-	// At start the agent releases leases no endpoint holds: an IPv6
-	// lease is held by its endpoint of network web, not web#6.
-	a.releaseOrphanLeases()
-	if l := a.ipam.Leases("web" + ipam.V6Suffix); len(l) != 1 || l[0].String()+"/64" != ep.Addresses[1] {
-		t.Errorf("IPv6 leases %v after releasing orphans, want %s", l, ep.Addresses[1])
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "b", IP6: "fd00:9::50"}); err == nil || !strings.Contains(err.Error(), "ip6") {
+		t.Errorf("ip6 on an HNS endpoint: %v", err)
 	}
-	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "b", IP: "10.0.9.50", IP6: "fd00:9::50"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "c", IP6: "fd00:9::50"}); err == nil || !strings.Contains(err.Error(), "ip6") {
-		t.Errorf("an IPv6 address in use: %v", err)
-	}
-	if l := a.ipam.Leases("web"); len(l) != 2 {
-		t.Errorf("IPv4 leases %v after a refused endpoint, want a's and b's", l)
-	}
-	// Docker's way: both reserved first.
+	// Docker's way: an address of each family reserved, the IPv6 one by
+	// asking for ::, each from its side, and released to it.
 	r4, err := a.ReserveAddress(ctx, "web", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
@@ -76,15 +70,26 @@ func TestDualStack_addressOfEach(t *testing.T) {
 	if err != nil || !r6.Addr().Is6() || r6.Bits() != 64 {
 		t.Fatalf("reserving an IPv6 address: %v %v", r6, err)
 	}
-	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "d", IP: r4.Addr().String(), IP6: r6.Addr().String(), Reserved: true}); err != nil {
+	s6, err := a.ReserveAddress(ctx, "web", netip.MustParseAddr("fd00:9::50"))
+	if err != nil || s6.String() != "fd00:9::50/64" {
+		t.Fatalf("reserving fd00:9::50: %v %v", s6, err)
+	}
+	if _, err := a.ReserveAddress(ctx, "web", netip.MustParseAddr("fd00:9::50")); err == nil {
+		t.Error("an IPv6 address reserved twice")
+	}
+	if l := a.ipam.Leases("web" + ipam.V6Suffix); len(l) != 2 {
+		t.Errorf("IPv6 side leases %v, want the two reservations", l)
+	}
+	// At start the agent releases leases nothing holds: reservations of
+	// network web hold those of its IPv6 side.
+	a.releaseOrphanLeases()
+	if l := a.ipam.Leases("web" + ipam.V6Suffix); len(l) != 2 {
+		t.Errorf("IPv6 leases %v after releasing orphans, want the two reservations", l)
+	}
+	if err := a.RemoveEndpoint("web", "a"); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"a", "b", "d"} {
-		if err := a.RemoveEndpoint("web", name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, ip := range []netip.Addr{r4.Addr(), r6.Addr()} {
+	for _, ip := range []netip.Addr{r4.Addr(), r6.Addr(), s6.Addr()} {
 		if err := a.ReleaseAddress("web", ip); err != nil {
 			t.Fatal(err)
 		}
@@ -103,6 +108,14 @@ func TestDualStack_addressOfEach(t *testing.T) {
 	}
 	if _, err := a.ReserveAddress(ctx, "plain", netip.IPv6Unspecified()); err == nil {
 		t.Error("an IPv6 reservation on a single-stack network")
+	}
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "six", Subnet: "fd00:5::/125", AuxAddresses: map[string]string{"r": "fd00:5::2"}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if p, err := a.ReserveAddress(ctx, "six", netip.Addr{}); err != nil || p.Addr() == netip.MustParseAddr("fd00:5::2") {
+			t.Errorf("IPv6-only network: reserved %v %v, never its aux address", p, err)
+		}
 	}
 	if err := a.RemoveNetwork("web"); err != nil {
 		t.Fatal(err)

@@ -26,6 +26,9 @@ type newEndpoint struct {
 	n     tables.Network
 	d     driver.Driver
 	ports []driver.Publish
+	// v4Only: an HNS endpoint (Windows), which carries one address: on
+	// a dual-stack network, its IPv4 one.
+	v4Only bool
 }
 
 // CreateEndpoint attaches a namespace of this host to a network, in four
@@ -88,6 +91,7 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		return newEndpoint{}, err
 	}
 	ne := newEndpoint{key: tables.EndpointKey(req.Network, req.Name), n: n, d: d}
+	ne.v4Only = req.Netns == "" && a.hnsProg != nil && !req.Handover // HNS programs one address
 	if ne.ports, req.Publish, err = parsePublish(n, d, req.Publish); err != nil {
 		return newEndpoint{}, err
 	}
@@ -115,7 +119,9 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 	case req.Assigned && req.Reserved:
 		return newEndpoint{}, apiError(api.CodeBadRequest, "assigned", "assigned and reserved exclude each other: an address is either reserved from vxnet or assigned by the network's own authority")
 	case req.IP6 != "" && !n.Subnet6.IsValid():
-		return newEndpoint{}, apiError(api.CodeBadRequest, "ip6", "ip6 %q: network %q has no IPv6 subnet (network create --subnet6)", req.IP6, n.Name)
+		return newEndpoint{}, apiError(api.CodeBadRequest, "ip6", "ip6 %q: network %q has no IPv6 subnet (a dual-stack network: network create --subnet V4 --subnet V6)", req.IP6, n.Name)
+	case hnsOnly && req.IP6 != "":
+		return newEndpoint{}, apiError(api.CodeBadRequest, "ip6", "ip6 %q: HNS endpoints (Windows) carry IPv4 alone for now", req.IP6)
 	case req.Assigned && n.AssignedBy == "":
 		return newEndpoint{}, apiError(api.CodeBadRequest, "assigned", "assigned: network %q gets its addresses from vxnet, not from elsewhere; leave assigned out", n.Name)
 	case !req.Assigned && n.AssignedBy != "":
@@ -207,6 +213,9 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 			break
 		}
 		if req.Reserved {
+			if n.Subnet.IsValid() && addr.Is4() != n.Subnet.Addr().Is4() {
+				return ep, apiError(api.CodeBadRequest, "ip", "ip %q is not of subnet %s's family", req.IP, n.Subnet)
+			}
 			if !a.takeReservation(n.Name, addr, ne.key) {
 				return ep, apiError(api.CodeConflict, "ip", "ip %q is not reserved on this host for network %q, or another endpoint took it", req.IP, n.Name)
 			}
@@ -225,7 +234,7 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 		}
 	}
 	ep.Addrs, ep.MAC = []netip.Prefix{netip.PrefixFrom(addr, n.Subnet.Bits())}, vxlan.StableMAC(addr)
-	if n.Subnet6.IsValid() {
+	if n.Subnet6.IsValid() && !ne.v4Only {
 		p6, err := a.acquireAddress6(ctx, ne, ep.Reserved)
 		if err != nil {
 			a.releaseAddresses(ne.key, ep)

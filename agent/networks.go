@@ -45,7 +45,10 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		return api.Network{}, err
 	}
 	defer unclaim()
-	aux4, aux6 := splitAux(req.AuxAddresses)
+	aux4, aux6 := req.AuxAddresses, map[string]string(nil)
+	if req.Subnet6 != "" {
+		aux4, aux6 = splitAux(req.AuxAddresses)
+	}
 	pc := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: aux4}
 	// Not cut short by a client that goes away: a claim left half made
 	// would hold the name and the subnet.
@@ -251,7 +254,7 @@ func (a *Agent) current(n tables.Network) tables.Network {
 	if gw, ok := a.ipam.Gateway(n.Name); ok && gw.IsValid() {
 		n.Gateway = gw
 	}
-	if n.Subnet6.IsValid() {
+	if n.Subnet6.IsValid() && a.sidesMatch(n.Name) {
 		if p, ok := a.ipam.Subnet(n.Name + ipam.V6Suffix); ok {
 			n.Subnet6 = p
 		}
@@ -313,6 +316,7 @@ func (a *Agent) withdrawLosingNetworks() {
 		if err := a.del(tables.Networks, k); err != nil {
 			a.log.Warn("withdrawing a losing network", "network", networkName(k), "error", err)
 		}
+		a.ipam.WithdrawOwn(networkName(k) + ipam.V6Suffix) // its IPv6 side, if dual stack
 	}
 }
 

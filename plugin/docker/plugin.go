@@ -746,9 +746,9 @@ func (p *Plugin) tie(ctx context.Context, dn EngineNetwork) (string, error) {
 		case err != nil:
 			return "", fmt.Errorf("network %q: --subnet %q is not a subnet", dn.Name, c.Subnet)
 		case p.Addr().Is4() && spec.req.Subnet == "":
-			spec.req.Subnet, spec.req.IPRange, spec.req.Gateway = c.Subnet, c.IPRange, c.Gateway
+			spec.req.Subnet, spec.req.IPRange, spec.req.Gateway = p.String(), canonical(c.IPRange), canonical(c.Gateway)
 		case p.Addr().Is6() && spec.req.Subnet6 == "" && dn.EnableIPv6:
-			spec.req.Subnet6, spec.req.IPRange6, spec.req.Gateway6 = c.Subnet, c.IPRange, c.Gateway
+			spec.req.Subnet6, spec.req.IPRange6, spec.req.Gateway6 = p.String(), canonical(c.IPRange), canonical(c.Gateway)
 		default:
 			return "", fmt.Errorf("network %q: --subnet %s: vxnet takes one IPv4 subnet, and one IPv6 subnet with --ipv6", dn.Name, c.Subnet)
 		}
@@ -984,11 +984,14 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 		// Not reserved (any more): the agent restarted between Docker's
 		// RequestAddress and this Join, and let it go. Take it again if
 		// it is free.
-		addr := ip.Addr()
-		if ae.Field == "ip6" {
-			addr = netip.MustParseAddr(ip6)
+		// Both families: they go together.
+		_, rerr := p.cfg.Backend.ReserveAddress(ctx, name, ip.Addr())
+		if ip6 != "" {
+			if _, rerr6 := p.cfg.Backend.ReserveAddress(ctx, name, netip.MustParseAddr(ip6)); rerr == nil {
+				rerr = rerr6
+			}
 		}
-		if _, rerr := p.cfg.Backend.ReserveAddress(ctx, name, addr); rerr == nil {
+		if rerr == nil || errors.As(rerr, &ae) && ae.Code == api.CodeConflict {
 			_, err = p.cfg.Backend.CreateEndpoint(ctx, ep)
 		}
 	}
@@ -1353,4 +1356,16 @@ func ipv6Side(req *api.NetworkCreate, data []ipamData) error {
 		req.Gateway6 = gw.Addr().String()
 	}
 	return nil
+}
+
+// canonical is an address or prefix as vxnet writes it (Docker keeps what
+// the user typed); anything else as it is.
+func canonical(s string) string {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.String()
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.String()
+	}
+	return s
 }
