@@ -17,6 +17,7 @@ all: build
 
 build:
 	$(GO) build -o bin/vxnet ./cmd/vxnet
+	$(GO) build -o bin/vxnet-cni ./cmd/vxnet-cni
 
 deps:
 	@missing=""; for t in $(DEB_TOOLS); do cmd=$${t%%:*}; pkg=$${t##*:}; \

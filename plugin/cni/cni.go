@@ -1,0 +1,467 @@
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/internal/names"
+)
+
+// Labels the plugin puts on its endpoints: which attachment of which
+// container they are, and (Kubernetes) which pod.
+const (
+	LabelContainer = "cni.containerID"
+	LabelIfname    = "cni.ifname"
+	LabelNetName   = "cni.network"
+	LabelPod       = "k8s.pod"
+	LabelNamespace = "k8s.namespace"
+)
+
+// Status error codes of CNI 1.1 (STATUS).
+const (
+	errPluginNotAvailable = 50
+)
+
+// Agent is what the plugin asks of the local agent (api.Client).
+type Agent interface {
+	Network(ctx context.Context, name string) (api.Network, error)
+	CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error)
+	Endpoints(ctx context.Context) ([]api.Endpoint, error)
+	CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api.Endpoint, error)
+	RemoveEndpoint(ctx context.Context, network, name string) error
+	Members(ctx context.Context) ([]api.Member, error)
+}
+
+// Plugin runs the verbs against an agent.
+type Plugin struct {
+	// Dial returns the agent at socket.
+	Dial func(socket string) Agent
+	// Timeout bounds each verb (default 60 s: a network's first use
+	// waits for its subnet to settle in the cluster).
+	Timeout time.Duration
+}
+
+func (p *Plugin) ctx() (context.Context, context.CancelFunc) {
+	d := p.Timeout
+	if d == 0 {
+		d = 60 * time.Second
+	}
+	return context.WithTimeout(context.Background(), d)
+}
+
+// k8sArgs are the CNI_ARGS runtimes pass (Kubernetes, podman).
+type k8sArgs struct {
+	types.CommonArgs
+	K8S_POD_NAME      types.UnmarshallableString //nolint:revive // the runtime's names
+	K8S_POD_NAMESPACE types.UnmarshallableString //nolint:revive
+}
+
+// attachment is what a verb is about.
+type attachment struct {
+	conf      *NetConf
+	container string
+	ifname    string
+	netns     string
+	pod, ns   string
+}
+
+func load(args *skel.CmdArgs) (*attachment, error) {
+	conf, err := ParseConf(args.StdinData)
+	if err != nil {
+		return nil, err
+	}
+	var ka k8sArgs
+	if err := types.LoadArgs(args.Args, &ka); err != nil {
+		return nil, types.NewError(types.ErrInvalidEnvironmentVariables, "vxnet: CNI_ARGS: "+err.Error(), "")
+	}
+	return &attachment{conf: conf, container: args.ContainerID, ifname: args.IfName, netns: args.Netns,
+		pod: string(ka.K8S_POD_NAME), ns: string(ka.K8S_POD_NAMESPACE)}, nil
+}
+
+// endpointName names the attachment's endpoint, one DNS label: the pod
+// (and its namespace, but "default" or one of the pod's own name, as
+// podman passes), else the container ID's first 12 characters; the
+// interface when it is not the first.
+func (at *attachment) endpointName() string {
+	var parts []string
+	switch {
+	case at.pod != "":
+		parts = append(parts, at.pod)
+		if at.ns != "" && at.ns != "default" && at.ns != at.pod {
+			parts = append(parts, at.ns)
+		}
+	default:
+		id := at.container
+		if len(id) > 12 {
+			id = id[:12]
+		}
+		parts = append(parts, "c-"+id)
+	}
+	if at.ifname != "" && at.ifname != "eth0" {
+		parts = append(parts, at.ifname)
+	}
+	return labelOf(strings.Join(parts, "-"))
+}
+
+// labelOf makes s one DNS label: letters, digits and '-', at most 63.
+func labelOf(s string) string {
+	b := []byte(strings.ToLower(s))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	out := strings.Trim(string(b), "-")
+	if len(out) > names.MaxLabel {
+		out = strings.TrimRight(out[:names.MaxLabel], "-")
+	}
+	return out
+}
+
+// Add attaches the container: the network made if need be, the endpoint
+// made in its namespace, the result printed in the configuration's
+// version.
+func (p *Plugin) Add(args *skel.CmdArgs) error {
+	res, version, err := p.AddResult(args)
+	if err != nil {
+		return err
+	}
+	return types.PrintResult(res, version)
+}
+
+// AddResult is Add's work: the result, and the version to print it in.
+func (p *Plugin) AddResult(args *skel.CmdArgs) (*current.Result, string, error) {
+	res, conf, err := p.add(args)
+	if err != nil {
+		return nil, "", err
+	}
+	return res, conf.CNIVersion, nil
+}
+
+func (p *Plugin) add(args *skel.CmdArgs) (*current.Result, *NetConf, error) {
+	at, err := load(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if at.netns == "" && !onWindows {
+		return nil, nil, types.NewError(types.ErrInvalidNetNS, "vxnet: CNI_NETNS is empty: ADD needs the container's network namespace", "")
+	}
+	ctx, cancel := p.ctx()
+	defer cancel()
+	agent := p.Dial(at.conf.Socket)
+	n, err := ensureNetwork(ctx, agent, at.conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := at.endpointRequest()
+	if err != nil {
+		return nil, nil, err
+	}
+	ep, err := agent.CreateEndpoint(ctx, req)
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "name" {
+		// ADD again for the same attachment (a runtime that retries):
+		// the endpoint is the one made before, if it is this one's.
+		if old, ok := at.find(ctx, agent); ok {
+			ep, err = old, nil
+		}
+	}
+	if err != nil {
+		return nil, nil, fromAPI(err, "creating the endpoint")
+	}
+	res, err := result(at, n, ep)
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, at.conf, nil
+}
+
+func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
+	req := api.EndpointCreate{Network: at.conf.Network, Name: at.endpointName(), Netns: at.netns, Ifname: at.ifname, MTU: at.conf.MTU,
+		Labels: map[string]string{LabelContainer: at.container, LabelIfname: at.ifname, LabelNetName: at.conf.Name}}
+	if err := names.Endpoint(req.Name); err != nil {
+		return req, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("vxnet: no endpoint name can be made of container %q: %v", at.container, err), "")
+	}
+	if at.pod != "" {
+		req.Labels[LabelPod] = at.pod
+	}
+	if at.ns != "" {
+		req.Labels[LabelNamespace] = at.ns
+	}
+	rc := at.conf.RuntimeConfig
+	for _, pm := range rc.PortMappings {
+		proto := strings.ToLower(pm.Protocol)
+		if proto == "" {
+			proto = "tcp"
+		}
+		req.Publish = append(req.Publish, fmt.Sprintf("%d:%d/%s", pm.HostPort, pm.ContainerPort, proto))
+	}
+	for _, s := range rc.IPs {
+		a, _ := parseIP(s) // checked by ParseConf
+		switch {
+		case a.Is4() && req.IP == "":
+			req.IP = a.String()
+		case a.Is6() && req.IP6 == "":
+			req.IP6 = a.String()
+		default:
+			return req, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("vxnet: runtimeConfig.ips: one address per family; %s is a second", s), "")
+		}
+	}
+	for _, alias := range rc.Aliases[at.conf.Name] {
+		a := labelOf(alias)
+		if names.Alias(a) == nil && a != req.Name {
+			req.Aliases = append(req.Aliases, a)
+		}
+	}
+	return req, nil
+}
+
+// find returns the endpoint of this attachment, if the agent has it.
+func (at *attachment) find(ctx context.Context, agent Agent) (api.Endpoint, bool) {
+	eps, err := agent.Endpoints(ctx)
+	if err != nil {
+		return api.Endpoint{}, false
+	}
+	for _, e := range eps {
+		if e.Network == at.conf.Network && e.Labels[LabelContainer] == at.container && e.Labels[LabelIfname] == at.ifname {
+			return e, true
+		}
+	}
+	return api.Endpoint{}, false
+}
+
+// ensureNetwork returns the vxnet network the configuration names,
+// creating it on its first use; one made elsewhere must agree with the
+// configuration.
+func ensureNetwork(ctx context.Context, agent Agent, c *NetConf) (api.Network, error) {
+	n, err := agent.Network(ctx, c.Network)
+	if err == nil {
+		return n, agrees(n, c)
+	}
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
+		return n, fromAPI(err, "reading network "+c.Network)
+	}
+	n, err = agent.CreateNetwork(ctx, c.request())
+	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "name" {
+		// Made at the same moment elsewhere (another container's ADD).
+		if n, err = agent.Network(ctx, c.Network); err == nil {
+			return n, agrees(n, c)
+		}
+	}
+	if err != nil {
+		return n, fromAPI(err, "creating network "+c.Network)
+	}
+	return n, nil
+}
+
+// agrees checks the configuration against the network it found.
+func agrees(n api.Network, c *NetConf) error {
+	differ := func(field, have, want string) error {
+		return types.NewError(types.ErrInvalidNetworkConfig,
+			fmt.Sprintf("vxnet: network %q exists with %s %q; this configuration asks for %q (vxnet network inspect %s)", n.Name, field, have, want, n.Name), "")
+	}
+	driver := c.Driver
+	if driver == "" {
+		driver = "overlay"
+	}
+	switch {
+	case n.Driver != driver:
+		return differ("driver", n.Driver, driver)
+	case c.Subnet != "" && n.Subnet != c.Subnet:
+		return differ("subnet", n.Subnet, c.Subnet)
+	case c.Subnet6 != "" && n.Subnet6 != c.Subnet6:
+		return differ("subnet6", n.Subnet6, c.Subnet6)
+	case c.Gateway != "" && n.Gateway != c.Gateway:
+		return differ("gateway", n.Gateway, c.Gateway)
+	case c.IPRange != "" && n.IPRange != c.IPRange:
+		return differ("ipRange", n.IPRange, c.IPRange)
+	case c.Internal != n.Internal:
+		return differ("internal", fmt.Sprint(n.Internal), fmt.Sprint(c.Internal))
+	}
+	return nil
+}
+
+// result is the CNI result of an endpoint.
+func result(at *attachment, n api.Network, ep api.Endpoint) (*current.Result, error) {
+	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
+	res.Interfaces = []*current.Interface{{Name: at.ifname, Mac: ep.MAC, Sandbox: at.netns}}
+	idx := 0
+	gw4, _ := netip.ParseAddr(n.ContainerGateway)
+	for _, s := range ep.Addresses {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, types.NewError(types.ErrInternal, fmt.Sprintf("vxnet: the agent gave address %q", s), "")
+		}
+		ipc := &current.IPConfig{Interface: &idx, Address: net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+		if gw4.IsValid() && p.Addr().Is4() {
+			ipc.Gateway = gw4.AsSlice()
+		}
+		res.IPs = append(res.IPs, ipc)
+	}
+	if gw4.IsValid() {
+		res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw4.AsSlice()})
+	}
+	// vxnet's resolver answers in every endpoint's namespace.
+	res.DNS = types.DNS{Nameservers: []string{"127.0.0.11"}, Search: []string{n.Name}}
+	return res, nil
+}
+
+// Del detaches the container. Idempotent: an attachment, endpoint or
+// namespace already gone is not an error.
+func (p *Plugin) Del(args *skel.CmdArgs) error {
+	at, err := load(args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := p.ctx()
+	defer cancel()
+	agent := p.Dial(at.conf.Socket)
+	ep, ok := at.find(ctx, agent)
+	if !ok {
+		if _, err := agent.Members(ctx); err != nil {
+			// The agent is not there: the runtime retries DEL.
+			return fromAPI(err, "listing endpoints")
+		}
+		return nil
+	}
+	if err := agent.RemoveEndpoint(ctx, ep.Network, ep.Name); err != nil {
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
+			return nil
+		}
+		return fromAPI(err, "removing endpoint "+ep.Name)
+	}
+	return nil
+}
+
+// Check verifies that the attachment's endpoint exists, in service, in
+// the namespace the runtime says, and that the namespace does.
+func (p *Plugin) Check(args *skel.CmdArgs) error {
+	at, err := load(args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := p.ctx()
+	defer cancel()
+	agent := p.Dial(at.conf.Socket)
+	ep, ok := at.find(ctx, agent)
+	switch {
+	case !ok:
+		return types.NewError(types.ErrUnknownContainer, fmt.Sprintf("vxnet: no endpoint of container %s (%s) on network %q", at.container, at.ifname, at.conf.Network), "")
+	case ep.State != "":
+		return types.NewError(types.ErrInternal, fmt.Sprintf("vxnet: endpoint %s is %s: %s", ep.Name, ep.State, ep.Reason), "")
+	case at.netns != "" && ep.Netns != at.netns:
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("vxnet: endpoint %s is in namespace %q, not %q", ep.Name, ep.Netns, at.netns), "")
+	}
+	if at.netns != "" {
+		if _, err := os.Stat(at.netns); err != nil {
+			return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("vxnet: namespace %s: %v", at.netns, err), "")
+		}
+	}
+	return nil
+}
+
+// GC removes this host's endpoints of the network that the plugin made for
+// attachments the runtime no longer has.
+func (p *Plugin) GC(args *skel.CmdArgs) error {
+	conf, err := ParseConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := p.ctx()
+	defer cancel()
+	agent := p.Dial(conf.Socket)
+	valid := map[string]bool{}
+	for _, a := range conf.ValidAttachments {
+		valid[a.ContainerID+"/"+a.IfName] = true
+	}
+	self, err := selfName(ctx, agent)
+	if err != nil {
+		return err
+	}
+	eps, err := agent.Endpoints(ctx)
+	if err != nil {
+		return fromAPI(err, "listing endpoints")
+	}
+	var errs []string
+	for _, e := range eps {
+		id, ok := e.Labels[LabelContainer]
+		if !ok || e.Host != self || e.Network != conf.Network || e.Labels[LabelNetName] != conf.Name || valid[id+"/"+e.Labels[LabelIfname]] {
+			continue
+		}
+		if err := agent.RemoveEndpoint(ctx, e.Network, e.Name); err != nil {
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
+				errs = append(errs, e.Name+": "+err.Error())
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return types.NewError(types.ErrTryAgainLater, "vxnet: GC could not remove every stale endpoint", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Status says whether the agent answers.
+func (p *Plugin) Status(args *skel.CmdArgs) error {
+	conf, err := ParseConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := p.ctx()
+	defer cancel()
+	if _, err := selfName(ctx, p.Dial(conf.Socket)); err != nil {
+		return types.NewError(errPluginNotAvailable, "vxnet: the agent does not answer on "+conf.Socket, err.Error())
+	}
+	return nil
+}
+
+// selfName is the agent's host name.
+func selfName(ctx context.Context, agent Agent) (string, error) {
+	ms, err := agent.Members(ctx)
+	if err != nil {
+		return "", fromAPI(err, "asking the agent")
+	}
+	for _, m := range ms {
+		if m.Self {
+			return m.Name, nil
+		}
+	}
+	return "", types.NewError(types.ErrInternal, "vxnet: the agent does not list itself among the cluster's members", "")
+}
+
+// fromAPI turns an agent error into a CNI error: the agent unreachable
+// is "try again later", a refused request an invalid configuration (it
+// names the field), anything else internal.
+func fromAPI(err error, doing string) error {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		code := uint(types.ErrInternal)
+		switch ae.Code {
+		case api.CodeBadRequest:
+			code = types.ErrInvalidNetworkConfig
+		case api.CodeConflict, api.CodeBusy:
+			code = types.ErrTryAgainLater
+		case api.CodeNotFound:
+			code = types.ErrInvalidNetworkConfig
+		}
+		msg := "vxnet: " + doing + ": " + ae.Message
+		if ae.Field != "" {
+			msg += " (field " + ae.Field + ")"
+		}
+		return types.NewError(code, msg, "")
+	}
+	return types.NewError(types.ErrTryAgainLater, "vxnet: "+doing+": the agent does not answer (is vxnet agent running?)", err.Error())
+}

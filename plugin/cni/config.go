@@ -1,0 +1,142 @@
+// Package cni is vxnet's CNI plugin (spec 1.1.0, and 0.3.x, 0.4.0,
+// 1.0.0): ADD, CHECK, DEL, GC and STATUS as a client of the local agent's
+// API. ADD asks the agent for an endpoint in the container's namespace,
+// on the network the configuration names (created in the cluster on
+// first use), and returns its interface, addresses, routes and DNS. The
+// binary is cmd/vxnet-cni.
+package cni
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/internal/names"
+)
+
+// Type is the plugin's "type" in a network configuration.
+const Type = "vxnet"
+
+// NetConf is the plugin's network configuration:
+//
+//	{"cniVersion": "1.1.0", "name": "web", "type": "vxnet",
+//	 "network": "web", "driver": "overlay", "subnet": "10.0.9.0/24",
+//	 "socket": "/run/vxnet/vxnet.sock"}
+//
+// network is the vxnet network (default: name); driver, subnet, subnet6,
+// gateway, ipRange, internal and options are used when the plugin creates
+// it (its first use in the cluster) and must agree with it otherwise.
+type NetConf struct {
+	types.PluginConf
+	Network  string            `json:"network,omitempty"`
+	Driver   string            `json:"driver,omitempty"`
+	Subnet   string            `json:"subnet,omitempty"`
+	Subnet6  string            `json:"subnet6,omitempty"`
+	Gateway  string            `json:"gateway,omitempty"`
+	IPRange  string            `json:"ipRange,omitempty"`
+	Internal bool              `json:"internal,omitempty"`
+	Options  map[string]string `json:"options,omitempty"`
+	MTU      int               `json:"mtu,omitempty"`
+	// Socket is the agent's API socket (default api.DefaultSocket).
+	Socket string `json:"socket,omitempty"`
+	// RuntimeConfig holds what the runtime passes for the capabilities
+	// the configuration declares.
+	RuntimeConfig RuntimeConfig `json:"runtimeConfig,omitempty"`
+}
+
+// RuntimeConfig: the capabilities vxnet takes.
+type RuntimeConfig struct {
+	// PortMappings (capability "portMappings"): published on this host
+	// (nat networks, and overlay networks that are not internal).
+	PortMappings []PortMapping `json:"portMappings,omitempty"`
+	// IPs (capability "ips"): static addresses, one per family.
+	IPs []string `json:"ips,omitempty"`
+	// Aliases (capability "aliases"), by network name: more DNS names.
+	Aliases map[string][]string `json:"aliases,omitempty"`
+}
+
+// PortMapping is one entry of the portMappings capability.
+type PortMapping struct {
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol,omitempty"`
+	HostIP        string `json:"hostIP,omitempty"`
+}
+
+// ParseConf reads and checks a network configuration; errors are CNI
+// errors naming the field and the value.
+func ParseConf(data []byte) (*NetConf, error) {
+	var c NetConf
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, "vxnet: the network configuration is not valid JSON", err.Error())
+	}
+	bad := func(format string, args ...any) error {
+		return types.NewError(types.ErrInvalidNetworkConfig, "vxnet: "+fmt.Sprintf(format, args...), "")
+	}
+	if c.Type != Type {
+		return nil, bad("type %q: want %q", c.Type, Type)
+	}
+	if c.Network == "" {
+		c.Network = c.Name
+	}
+	if err := names.Network(c.Network); err != nil {
+		return nil, bad("network %q: %v", c.Network, err)
+	}
+	for _, f := range []struct{ field, value string }{{"subnet", c.Subnet}, {"subnet6", c.Subnet6}, {"ipRange", c.IPRange}} {
+		if f.value == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f.value); err != nil || p != p.Masked() {
+			return nil, bad("%s %q: want a network address with its prefix length", f.field, f.value)
+		}
+	}
+	if c.Gateway != "" {
+		if _, err := netip.ParseAddr(c.Gateway); err != nil {
+			return nil, bad("gateway %q is not an IP address", c.Gateway)
+		}
+	}
+	if c.MTU < 0 {
+		return nil, bad("mtu %d: want a positive number", c.MTU)
+	}
+	if c.Socket == "" {
+		c.Socket = api.DefaultSocket
+	}
+	for i, pm := range c.RuntimeConfig.PortMappings {
+		proto := strings.ToLower(pm.Protocol)
+		if proto == "" {
+			proto = "tcp"
+		}
+		switch {
+		case pm.HostPort < 1 || pm.HostPort > 65535 || pm.ContainerPort < 1 || pm.ContainerPort > 65535:
+			return nil, bad("runtimeConfig.portMappings[%d]: ports %d:%d: want 1 to 65535", i, pm.HostPort, pm.ContainerPort)
+		case proto != "tcp" && proto != "udp":
+			return nil, bad("runtimeConfig.portMappings[%d]: protocol %q: want tcp or udp", i, pm.Protocol)
+		case pm.HostIP != "" && pm.HostIP != "0.0.0.0" && pm.HostIP != "::":
+			return nil, bad("runtimeConfig.portMappings[%d]: hostIP %q: vxnet publishes on every address of the host", i, pm.HostIP)
+		}
+	}
+	for i, s := range c.RuntimeConfig.IPs {
+		if _, err := parseIP(s); err != nil {
+			return nil, bad("runtimeConfig.ips[%d] %q: not an IP address", i, s)
+		}
+	}
+	return &c, nil
+}
+
+// parseIP reads an address, with or without a prefix length.
+func parseIP(s string) (netip.Addr, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Addr(), nil
+	}
+	return netip.ParseAddr(s)
+}
+
+// request is the vxnet network the configuration asks for.
+func (c *NetConf) request() api.NetworkCreate {
+	return api.NetworkCreate{Name: c.Network, Driver: c.Driver, Subnet: c.Subnet, Subnet6: c.Subnet6, Gateway: c.Gateway,
+		IPRange: c.IPRange, Internal: c.Internal, Options: c.Options}
+}
