@@ -14,7 +14,7 @@ import (
 // fails the test, so a new package must state its place.
 var allowed = map[string][]string{
 	"cmd/vxnet":             {"agent", "agent/config", "api", "driver", "lab", "bench", "dataplane/static", "plugin/docker"},
-	"plugin/docker":         {"api", "internal/names"}, // Docker's plugin protocol over the agent (its Backend)
+	"plugin/docker":         {"api", "internal/names"},                                        // Docker's plugin protocol over the agent (its Backend)
 	"plugin/cni":            {"api", "internal/names", "github.com/containernetworking/cni/"}, // CNI's verbs, a client of the agent's API
 	"cmd/vxnet-cni":         {"api", "plugin/cni", "github.com/containernetworking/cni/"},
 	"api":                   {}, // types, client and server: adapters need not import the agent
