@@ -31,6 +31,9 @@ deps:
 	    if [ -n "$$policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; [ $$rc = 0 ]; \
 	  else echo "missing (run as root to install):$$missing"; fi; fi
 	$(GO) mod download
+	@# cnitool (libcni's runner) drives the CNI plugin's tests, as runtimes do.
+	@command -v cnitool >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/cnitool" ] || \
+	  $(GO) install github.com/containernetworking/cni/cnitool@v1.3.0
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

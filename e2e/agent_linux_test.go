@@ -190,9 +190,9 @@ func (c *cluster) waitMembers(names []string, n int) {
 }
 
 type endpointJSON struct {
-	Name, Network, Host, MAC string
-	Addresses                []string
-	State, Reason            string
+	Name, Network, Host, MAC, Netns string
+	Addresses                       []string
+	State, Reason                   string
 }
 
 func (c *cluster) endpoints(host string) map[string]endpointJSON {

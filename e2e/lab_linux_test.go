@@ -21,8 +21,8 @@ import (
 	"github.com/vxnet/vxnet/internal/testutil"
 )
 
-// vxnetBin is the binary built once by TestMain.
-var vxnetBin string
+// vxnetBin and cniBin are the binaries under test, built once by TestMain.
+var vxnetBin, cniBin string
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() == 0 {
@@ -32,10 +32,13 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		vxnetBin = filepath.Join(dir, "vxnet")
-		out, err := exec.Command("go", "build", "-o", vxnetBin, "github.com/vxnet/vxnet/cmd/vxnet").CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "building vxnet: %v\n%s", err, out)
-			os.Exit(1)
+		cniBin = filepath.Join(dir, "vxnet-cni")
+		for bin, pkg := range map[string]string{vxnetBin: "cmd/vxnet", cniBin: "cmd/vxnet-cni"} {
+			out, err := exec.Command("go", "build", "-o", bin, "github.com/vxnet/vxnet/"+pkg).CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
+				os.Exit(1)
+			}
 		}
 		code := m.Run()
 		os.RemoveAll(dir)

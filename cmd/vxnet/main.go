@@ -26,6 +26,7 @@ Commands:
   lab         a whole cluster in network namespaces on this machine: up, demo, status, down
   dataplane   run the VXLAN switch alone from a static JSON file (debugging, interop, demo)
   bench       measure: the data plane against the kernel's VXLAN, the control plane
+  cni         install vxnet as the CNI plugin of podman, containerd, CRI-O, the kubelet
   version     print the version
   help        show this help, or 'vxnet help <command>' for one command
 
@@ -38,6 +39,11 @@ to the agent's API socket: --socket, else $VXNET_SOCKET, else
 var version = "dev"
 
 func main() {
+	if os.Getenv("CNI_COMMAND") != "" {
+		// Run by a container runtime as its CNI plugin (vxnet cni install).
+		runCNIPlugin()
+		return
+	}
 	os.Exit(run(stdio{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
 }
 
@@ -82,6 +88,8 @@ func run(std stdio, args []string) int {
 		return cmdDataplane(std, args[1:])
 	case "bench":
 		return cmdBench(std, args[1:])
+	case "cni":
+		return cmdCNI(std, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(std.stdout, "vxnet", version)
 		return 0

@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/internal/names"
@@ -464,4 +465,16 @@ func fromAPI(err error, doing string) error {
 		return types.NewError(code, msg, "")
 	}
 	return types.NewError(types.ErrTryAgainLater, "vxnet: "+doing+": the agent does not answer (is vxnet agent running?)", err.Error())
+}
+
+// Versions are the CNI spec versions the plugin speaks.
+var Versions = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+
+// Main serves the CNI call the runtime made (CNI_COMMAND and the rest in
+// the environment, the configuration on stdin) against the agent at the
+// configuration's socket, and exits.
+func Main() {
+	p := &Plugin{Dial: func(socket string) Agent { return api.NewClient(socket) }}
+	skel.PluginMainFuncs(skel.CNIFuncs{Add: p.Add, Del: p.Del, Check: p.Check, GC: p.GC, Status: p.Status},
+		Versions, "vxnet CNI plugin: a client of the local vxnet agent")
 }

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/vxnet/vxnet/plugin/cni"
+)
+
+// runCNIPlugin serves one CNI call: a runtime runs this binary, installed
+// as BIN-DIR/vxnet, with CNI_COMMAND set.
+func runCNIPlugin() { cni.Main() }
+
+const cniUsage = `Usage: vxnet cni install [flags]
+
+Installs vxnet as a CNI plugin for podman, containerd, CRI-O and the
+kubelet: this binary as BIN-DIR/vxnet (runtimes run it with CNI_COMMAND set),
+and a network configuration list CONF-DIR/NN-NAME.conflist for network NAME
+(created in the cluster on its first use; with --subnet, of that subnet).
+The plugin asks the local agent (--socket) for each container's endpoint.
+
+Examples:
+  vxnet cni install --network web --subnet 10.0.9.0/24
+  vxnet cni install --bin-dir /usr/lib/cni --conf-dir /etc/cni/net.d --network web
+
+Flags:
+`
+
+func cmdCNI(std stdio, args []string) int {
+	if len(args) == 0 || args[0] != "install" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+			fmt.Fprint(std.stdout, cniUsage)
+			return 0
+		}
+		fmt.Fprint(std.stderr, cniUsage)
+		return 2
+	}
+	fs := newFlags(std, "cni install", cniUsage)
+	binDir := fs.String("bin-dir", "/opt/cni/bin", "`DIR` runtimes find CNI plugins in")
+	confDir := fs.String("conf-dir", "/etc/cni/net.d", "`DIR` runtimes read network configurations from")
+	network := fs.String("network", "vxnet", "the vxnet `NETWORK` (and the CNI network's name)")
+	driverName := fs.String("driver", "", "the network's `DRIVER` when the plugin creates it (default overlay)")
+	subnet := fs.String("subnet", "", "the network's `CIDR` when the plugin creates it")
+	priority := fs.Int("priority", 10, "`NN` of the file's name: runtimes that take the first configuration take the lowest")
+	portmap := fs.Bool("portmap", false, "chain the standard portmap plugin after vxnet (hostPort through iptables) instead of vxnet's own published ports")
+	pos, code, ok := parse(fs, args[1:])
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(std.stderr, "vxnet cni install: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fail(std, "cni install", err)
+	}
+	if err := copyFile(self, filepath.Join(*binDir, "vxnet"), 0o755); err != nil {
+		return fail(std, "cni install", err)
+	}
+	plugin := map[string]any{"type": "vxnet", "network": *network, "socket": socketPath,
+		"capabilities": map[string]bool{"portMappings": !*portmap, "ips": true, "aliases": true}}
+	if *driverName != "" {
+		plugin["driver"] = *driverName
+	}
+	if *subnet != "" {
+		plugin["subnet"] = *subnet
+	}
+	plugins := []any{plugin}
+	if *portmap {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
+	}
+	b, _ := json.MarshalIndent(map[string]any{"cniVersion": "1.1.0", "name": *network, "plugins": plugins}, "", "  ")
+	conf := filepath.Join(*confDir, fmt.Sprintf("%02d-%s.conflist", *priority, *network))
+	if err := os.MkdirAll(*confDir, 0o755); err != nil {
+		return fail(std, "cni install", err)
+	}
+	if err := os.WriteFile(conf, append(b, '\n'), 0o644); err != nil {
+		return fail(std, "cni install", err)
+	}
+	fmt.Fprintf(std.stdout, "installed %s and %s\n", filepath.Join(*binDir, "vxnet"), conf)
+	return 0
+}
+
+// copyFile copies src to dst through a temporary file, so that a runtime
+// never runs a half-written plugin.
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".vxnet-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
