@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -128,5 +129,33 @@ func TestSplitFamilies(t *testing.T) {
 	r = api.NetworkCreate{}
 	if err := splitFamilies(&r, []string{"fd00:9::/64"}, nil, nil); err != nil || r.Subnet != "fd00:9::/64" || r.Subnet6 != "" {
 		t.Errorf("IPv6 alone: %+v %v", r, err)
+	}
+}
+
+// TestCNIInstall: vxnet cni install writes this binary as BIN-DIR/vxnet
+// and a conflist for the network that libcni reads.
+func TestCNIInstall(t *testing.T) {
+	bin, conf := t.TempDir(), t.TempDir()
+	code, out, errOut := runCLI("cni", "install", "--bin-dir", bin, "--conf-dir", conf, "--network", "web", "--subnet", "10.0.9.0/24", "--portmap")
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	if st, err := os.Stat(filepath.Join(bin, "vxnet")); err != nil || st.Mode()&0o111 == 0 {
+		t.Errorf("plugin binary: %v %v", st, err)
+	}
+	b, err := os.ReadFile(filepath.Join(conf, "10-web.conflist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		CNIVersion, Name string
+		Plugins          []map[string]any
+	}
+	if err := json.Unmarshal(b, &list); err != nil || list.Name != "web" || len(list.Plugins) != 2 ||
+		list.Plugins[0]["type"] != "vxnet" || list.Plugins[0]["subnet"] != "10.0.9.0/24" || list.Plugins[1]["type"] != "portmap" {
+		t.Errorf("conflist %s: %v", b, err)
+	}
+	if code, _, errOut := runCLI("cni", "frob"); code != 2 || !strings.Contains(errOut, "vxnet cni install") {
+		t.Errorf("cni frob: %d %q", code, errOut)
 	}
 }

@@ -191,6 +191,11 @@ func (p *Plugin) add(args *skel.CmdArgs) (*current.Result, *NetConf, error) {
 func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
 	req := api.EndpointCreate{Network: at.conf.Network, Name: at.endpointName(), Netns: at.netns, Ifname: at.ifname, MTU: at.conf.MTU,
 		Labels: map[string]string{LabelContainer: at.container, LabelIfname: at.ifname, LabelNetName: at.conf.Name}}
+	if onWindows {
+		// An HNS endpoint: the agent makes it with no namespace, as
+		// vxnet endpoint create does on Windows.
+		req.Netns, req.Ifname = "", ""
+	}
 	if err := names.Endpoint(req.Name); err != nil {
 		return req, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("vxnet: no endpoint name can be made of container %q: %v", at.container, err), "")
 	}
@@ -299,7 +304,10 @@ func result(at *attachment, n api.Network, ep api.Endpoint) (*current.Result, er
 	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	res.Interfaces = []*current.Interface{{Name: at.ifname, Mac: ep.MAC, Sandbox: at.netns}}
 	idx := 0
-	gw4, _ := netip.ParseAddr(n.ContainerGateway)
+	var gw4 netip.Addr
+	if n.Egress { // the way out; an internal network has none
+		gw4, _ = netip.ParseAddr(n.ContainerGateway)
+	}
 	for _, s := range ep.Addresses {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {

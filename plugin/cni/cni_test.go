@@ -65,7 +65,7 @@ func (f *fakeAgent) CreateNetwork(_ context.Context, req api.NetworkCreate) (api
 		req.Driver = "overlay"
 	}
 	n := api.Network{Name: req.Name, Driver: req.Driver, Subnet: req.Subnet, Subnet6: req.Subnet6, Gateway: "10.0.9.1",
-		IPRange: req.IPRange, Internal: req.Internal, ContainerGateway: "10.0.9.1"}
+		IPRange: req.IPRange, Internal: req.Internal, ContainerGateway: "10.0.9.1", Egress: !req.Internal}
 	if req.Internal {
 		n.ContainerGateway = ""
 	}
