@@ -22,6 +22,7 @@ type cniLab struct {
 	binDir  string
 	confDir string
 	cnitool string
+	hostNS  string // the network namespace cnitool runs in ("": this one)
 }
 
 // needCNI finds cnitool (make deps installs it with go install) and sets
@@ -74,6 +75,9 @@ func (c *cniLab) run(verb, name, netns, args string) (string, error) {
 		argv = append(argv, "/nonexistent") // gc and status take none, but cnitool wants one
 	}
 	cmd := exec.Command(c.cnitool, argv...)
+	if c.hostNS != "" { // as a runtime of that host: chained plugins' host-side work lands there
+		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + c.hostNS, c.cnitool}, argv...)...)
+	}
 	cmd.Env = append(os.Environ(), "CNI_PATH="+c.binDir, "NETCONFPATH="+c.confDir)
 	if args != "" {
 		cmd.Env = append(cmd.Env, "CNI_ARGS="+args)
@@ -230,5 +234,51 @@ func TestCNI_conformance(t *testing.T) {
 	// Nothing left but far.
 	if eps := c.endpoints("h1"); len(eps) != 1 {
 		t.Errorf("endpoints left: %v", eps)
+	}
+}
+
+// TestCNI_chained: the standard plugins chained after vxnet's (tuning,
+// firewall) get its result and do their part; DEL goes through all of
+// them. (bandwidth shapes a veth's host side, which vxnet's devices do not
+// have.)
+func TestCNI_chained(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.84", "h1")
+	cn := l.cniLab()
+	b, err := os.ReadDir("/usr/lib/cni")
+	if err != nil || len(b) == 0 {
+		t.Skip("the standard CNI plugins are missing: make deps installs them (containernetworking-plugins)")
+	}
+	for _, p := range []string{"tuning", "firewall"} {
+		data, err := os.ReadFile(filepath.Join("/usr/lib/cni", p))
+		if err != nil {
+			t.Skipf("/usr/lib/cni/%s: %v", p, err)
+		}
+		os.WriteFile(filepath.Join(cn.binDir, p), data, 0o755)
+	}
+	cn.hostNS = c.hosts["h1"].ns
+	list, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "chain", "plugins": []any{
+		map[string]any{"type": "vxnet", "network": "chain", "subnet": "10.84.0.0/24", "socket": c.hosts["h1"].sock},
+		map[string]any{"type": "tuning", "sysctl": map[string]string{"net.ipv4.conf.eth0.accept_local": "1"}},
+		map[string]any{"type": "firewall", "backend": "iptables"},
+	}})
+	if err := os.WriteFile(filepath.Join(cn.confDir, "chain.conflist"), list, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := l.netns("chained")
+	out := cn.must("add", "chain", ns, "")
+	if !strings.Contains(out, "10.84.0.") {
+		t.Errorf("ADD result: %s", out)
+	}
+	if v := strings.TrimSpace(l.in(ns, "cat", "/proc/sys/net/ipv4/conf/eth0/accept_local")); v != "1" {
+		t.Errorf("tuning's sysctl on vxnet's device: %q", v)
+	}
+	if rules := l.in(c.hosts["h1"].ns, "iptables", "-S", "CNI-FORWARD"); !strings.Contains(rules, "CNI-ADMIN") {
+		t.Errorf("firewall's chains on the host:\n%s", rules)
+	}
+	cn.must("check", "chain", ns, "")
+	cn.must("del", "chain", ns, "")
+	if eps := c.endpoints("h1"); len(eps) != 0 {
+		t.Errorf("endpoints after DEL: %v", eps)
 	}
 }
