@@ -34,6 +34,9 @@ deps:
 	@# cnitool (libcni's runner) drives the CNI plugin's tests, as runtimes do.
 	@command -v cnitool >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/cnitool" ] || \
 	  $(GO) install github.com/containernetworking/cni/cnitool@v1.3.0
+	@# crictl drives containerd's CRI plugin as a kubelet does.
+	@command -v crictl >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/crictl" ] || \
+	  $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@v1.34.0
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

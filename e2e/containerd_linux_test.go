@@ -67,6 +67,13 @@ type containerdProc struct {
 }
 
 func (c *cluster) containerd(host string) *containerdProc {
+	c.l.t.Helper()
+	return c.containerdWith(host, "", false)
+}
+
+// containerdWith starts a containerd with extra configuration, its CRI
+// plugin on if cri.
+func (c *cluster) containerdWith(host, extra string, cri bool) *containerdProc {
 	t := c.l.t
 	t.Helper()
 	bin, err := exec.LookPath("containerd")
@@ -78,8 +85,12 @@ func (c *cluster) containerd(host string) *containerdProc {
 		t.Fatal(err)
 	}
 	p := &containerdProc{ns: c.hosts[host].ns, sock: filepath.Join(dir, "c.sock")}
-	conf := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = %q\n",
-		filepath.Join(dir, "root"), filepath.Join(dir, "state"), p.sock)
+	disabled := `["io.containerd.grpc.v1.cri"]`
+	if cri {
+		disabled = "[]"
+	}
+	conf := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\ndisabled_plugins = %s\n[grpc]\n  address = %q\n%s",
+		filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabled, p.sock, extra)
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
