@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,7 +105,14 @@ func (c *cluster) containerdWith(host, extra string, cri bool) *containerdProc {
 		cmd.Process.Kill()
 		cmd.Wait()
 		logf.Close()
-		exec.Command("umount", "-R", filepath.Join(dir, "state")).Run()
+		// Shims and their containers outlive containerd.
+		for _, pid := range processesUnder(dir) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		testutil.WaitFor(t, "containerd's shims to exit", 30*time.Second, func() bool { return len(processesUnder(dir)) == 0 })
+		for _, m := range mountsUnder("/proc/self/mountinfo", dir) {
+			exec.Command("umount", "-l", m).Run()
+		}
 		os.RemoveAll(dir)
 	})
 	testutil.WaitFor(t, "containerd on "+host+" to answer", 30*time.Second, func() bool {
