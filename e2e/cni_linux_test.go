@@ -68,6 +68,11 @@ func (c *cniLab) conf(name, v string, plugin map[string]any) {
 // run runs cnitool VERB NAME NETNS (netns a name under /run/netns),
 // with CNI_ARGS args.
 func (c *cniLab) run(verb, name, netns, args string) (string, error) {
+	return c.runCap(verb, name, netns, args, "")
+}
+
+// runCap is run with the runtime's capability arguments (JSON).
+func (c *cniLab) runCap(verb, name, netns, args, capArgs string) (string, error) {
 	argv := []string{verb, name}
 	if netns != "" {
 		argv = append(argv, "/run/netns/"+netns)
@@ -81,6 +86,9 @@ func (c *cniLab) run(verb, name, netns, args string) (string, error) {
 	cmd.Env = append(os.Environ(), "CNI_PATH="+c.binDir, "NETCONFPATH="+c.confDir)
 	if args != "" {
 		cmd.Env = append(cmd.Env, "CNI_ARGS="+args)
+	}
+	if capArgs != "" {
+		cmd.Env = append(cmd.Env, "CAP_ARGS="+capArgs)
 	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -213,6 +221,30 @@ func TestCNI_conformance(t *testing.T) {
 		if out, err := cn.run("status", "down", "", ""); err == nil || !strings.Contains(out, "does not answer") {
 			t.Errorf("STATUS with no agent: %v %s", err, out)
 		}
+	})
+	t.Run("capabilities: portMappings, ips, aliases", func(t *testing.T) {
+		cn.conf("caps", "1.1.0", map[string]any{"network": "web", "socket": sock,
+			"capabilities": map[string]bool{"portMappings": true, "ips": true, "aliases": true}})
+		ns := l.netns("caps")
+		caps := `{"portMappings":[{"hostPort":8089,"containerPort":80,"protocol":"tcp"}],"ips":["10.81.0.77/24"],"aliases":{"caps":["shop-api"]}}`
+		out, err := cn.runCap("add", "caps", ns, "K8S_POD_NAME=capped", caps)
+		if err != nil || !strings.Contains(out, "10.81.0.77/24") {
+			t.Fatalf("ADD with capabilities: %v\n%s", err, out)
+		}
+		l.tryIn(ns, "sh", "-c", "mkdir -p /tmp/www-caps && echo hello-caps > /tmp/www-caps/index.html")
+		srv := exec.Command("ip", "netns", "exec", ns, busyboxBin, "httpd", "-f", "-p", "80", "-h", "/tmp/www-caps")
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+		testutil.WaitFor(t, "the published port to answer from another host", 15*time.Second, func() bool {
+			out, err := l.tryIn(c.hosts["h2"].ns, "curl", "-s", "-m", "2", "http://"+c.hosts["h1"].addr+":8089/")
+			return err == nil && strings.Contains(out, "hello-caps")
+		})
+		if got := c.dig(far, "shop-api", false); got != "10.81.0.77" {
+			t.Errorf("the alias from another host's container: %q", got)
+		}
+		cn.must("del", "caps", ns, "K8S_POD_NAME=capped")
 	})
 	t.Run("errors name the field", func(t *testing.T) {
 		for name, c2 := range map[string]struct {
