@@ -3,7 +3,6 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -136,15 +135,11 @@ func TestPodman_twoHosts(t *testing.T) {
 	rootfs := l.rootfs()
 	pods := map[string]*podman{}
 	for _, h := range []string{"h1", "h2"} {
+		// As a user installs it: vxnet itself as the plugin, and its
+		// conflist (portmap chained).
 		dir := filepath.Join(cn.confDir, h)
-		os.MkdirAll(dir, 0o755)
-		b, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "web", "plugins": []any{
-			map[string]any{"type": "vxnet", "network": "web", "subnet": "10.82.0.0/24", "socket": c.hosts[h].sock},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-		}})
-		if err := os.WriteFile(filepath.Join(dir, "web.conflist"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		l.run(vxnetBin, "--socket", c.hosts[h].sock, "cni", "install", "--bin-dir", cn.binDir, "--conf-dir", dir,
+			"--network", "web", "--subnet", "10.82.0.0/24", "--portmap")
 		pods[h] = c.podman(h, cn, dir)
 	}
 	p1, p2 := pods["h1"], pods["h2"]

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/vxnet/vxnet/plugin/cni"
 )
@@ -46,6 +48,7 @@ func cmdCNI(std stdio, args []string) int {
 	subnet := fs.String("subnet", "", "the network's `CIDR` when the plugin creates it")
 	priority := fs.Int("priority", 10, "`NN` of the file's name: runtimes that take the first configuration take the lowest")
 	portmap := fs.Bool("portmap", false, "chain the standard portmap plugin after vxnet (hostPort through iptables) instead of vxnet's own published ports")
+	cniVersion := fs.String("cni-version", "1.0.0", "the configuration's `VERSION`: 1.0.0 suits podman 4 and containerd 1.6/1.7, whose CNI library reads results up to it; 1.1.0 for runtimes that send GC and STATUS")
 	pos, code, ok := parse(fs, args[1:])
 	if !ok {
 		return code
@@ -54,12 +57,9 @@ func cmdCNI(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet cni install: unexpected argument %q\n", pos[0])
 		return 2
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return fail(std, "cni install", err)
-	}
-	if err := copyFile(self, filepath.Join(*binDir, "vxnet"), 0o755); err != nil {
-		return fail(std, "cni install", err)
+	if !slices.Contains(cni.Versions.SupportedVersions(), *cniVersion) {
+		fmt.Fprintf(std.stderr, "vxnet cni install: --cni-version %q: want one of %s\n", *cniVersion, strings.Join(cni.Versions.SupportedVersions(), ", "))
+		return 2
 	}
 	plugin := map[string]any{"type": "vxnet", "network": *network, "socket": socketPath,
 		"capabilities": map[string]bool{"portMappings": !*portmap, "ips": true, "aliases": true}}
@@ -73,12 +73,32 @@ func cmdCNI(std stdio, args []string) int {
 	if *portmap {
 		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
 	}
-	b, _ := json.MarshalIndent(map[string]any{"cniVersion": "1.1.0", "name": *network, "plugins": plugins}, "", "  ")
+	b, _ := json.MarshalIndent(map[string]any{"cniVersion": *cniVersion, "name": *network, "plugins": plugins}, "", "  ")
+	// The configuration the plugin will read, checked now rather than at
+	// the first container.
+	first, _ := json.Marshal(plugin)
+	if _, err := cni.ParseConf(first); err != nil {
+		fmt.Fprintf(std.stderr, "vxnet cni install: %v\n", err)
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fail(std, "cni install", err)
+	}
+	if err := copyFile(self, filepath.Join(*binDir, "vxnet"), 0o755); err != nil {
+		return fail(std, "cni install", err)
+	}
 	conf := filepath.Join(*confDir, fmt.Sprintf("%02d-%s.conflist", *priority, *network))
 	if err := os.MkdirAll(*confDir, 0o755); err != nil {
 		return fail(std, "cni install", err)
 	}
-	if err := os.WriteFile(conf, append(b, '\n'), 0o644); err != nil {
+	// Runtimes watch the directory: the file appears whole.
+	tmp := filepath.Join(*confDir, "."+filepath.Base(conf)+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fail(std, "cni install", err)
+	}
+	if err := os.Rename(tmp, conf); err != nil {
+		os.Remove(tmp)
 		return fail(std, "cni install", err)
 	}
 	fmt.Fprintf(std.stdout, "installed %s and %s\n", filepath.Join(*binDir, "vxnet"), conf)

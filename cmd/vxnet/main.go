@@ -39,7 +39,7 @@ to the agent's API socket: --socket, else $VXNET_SOCKET, else
 var version = "dev"
 
 func main() {
-	if os.Getenv("CNI_COMMAND") != "" {
+	if os.Getenv("CNI_COMMAND") != "" && len(os.Args) == 1 {
 		// Run by a container runtime as its CNI plugin (vxnet cni install).
 		runCNIPlugin()
 		return

@@ -155,7 +155,20 @@ func TestCNIInstall(t *testing.T) {
 		list.Plugins[0]["type"] != "vxnet" || list.Plugins[0]["subnet"] != "10.0.9.0/24" || list.Plugins[1]["type"] != "portmap" {
 		t.Errorf("conflist %s: %v", b, err)
 	}
+	if list.CNIVersion != "1.0.0" {
+		t.Errorf("cniVersion %q, want 1.0.0 (what podman 4 and containerd 1.6 read)", list.CNIVersion)
+	}
 	if code, _, errOut := runCLI("cni", "frob"); code != 2 || !strings.Contains(errOut, "vxnet cni install") {
 		t.Errorf("cni frob: %d %q", code, errOut)
+	}
+	for _, c := range []struct{ args, says string }{
+		{"--network -x", `network "-x"`},
+		{"--subnet 10.0.9.1/24", `subnet "10.0.9.1/24"`},
+		{"--cni-version 2.0.0", `--cni-version "2.0.0"`},
+	} {
+		args := append([]string{"cni", "install", "--bin-dir", t.TempDir(), "--conf-dir", t.TempDir()}, strings.Fields(c.args)...)
+		if code, _, errOut := runCLI(args...); code != 2 || !strings.Contains(errOut, c.says) {
+			t.Errorf("%s: %d %q, want %q", c.args, code, errOut, c.says)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package cni
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -77,8 +78,12 @@ type attachment struct {
 	pod, ns   string
 }
 
-func load(args *skel.CmdArgs) (*attachment, error) {
-	conf, err := ParseConf(args.StdinData)
+func load(args *skel.CmdArgs, loose bool) (*attachment, error) {
+	parse := ParseConf
+	if loose {
+		parse = ParseConfLoose
+	}
+	conf, err := parse(args.StdinData)
 	if err != nil {
 		return nil, err
 	}
@@ -103,16 +108,25 @@ func (at *attachment) endpointName() string {
 			parts = append(parts, at.ns)
 		}
 	default:
+		// A runtime's hex ID: its first 12 digits, as Docker shows it;
+		// any other ID (cnitool's), 12 of its hash.
 		id := at.container
-		if len(id) > 12 {
-			id = id[:12]
+		if len(id) < 12 || strings.Trim(id, "0123456789abcdef") != "" {
+			id = fmt.Sprintf("%x", sha256.Sum256([]byte(id)))
 		}
-		parts = append(parts, "c-"+id)
+		parts = append(parts, "c-"+id[:12])
 	}
 	if at.ifname != "" && at.ifname != "eth0" {
 		parts = append(parts, at.ifname)
 	}
-	return labelOf(strings.Join(parts, "-"))
+	full := strings.Join(parts, "-")
+	name := labelOf(full)
+	if len(name) == names.MaxLabel && len(full) > names.MaxLabel {
+		// Cut short: the cut part's hash keeps it apart from others.
+		h := fmt.Sprintf("%x", sha256.Sum256([]byte(full)))[:8]
+		name = strings.TrimRight(name[:names.MaxLabel-9], "-") + "-" + h
+	}
+	return name
 }
 
 // labelOf makes s one DNS label: letters, digits and '-', at most 63.
@@ -151,7 +165,7 @@ func (p *Plugin) AddResult(args *skel.CmdArgs) (*current.Result, string, error) 
 }
 
 func (p *Plugin) add(args *skel.CmdArgs) (*current.Result, *NetConf, error) {
-	at, err := load(args)
+	at, err := load(args, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -174,8 +188,14 @@ func (p *Plugin) add(args *skel.CmdArgs) (*current.Result, *NetConf, error) {
 	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "name" {
 		// ADD again for the same attachment (a runtime that retries):
 		// the endpoint is the one made before, if it is this one's.
-		if old, ok := at.find(ctx, agent); ok {
+		old, ok, ferr := at.find(ctx, agent, true)
+		switch {
+		case ferr != nil:
+			err = ferr
+		case ok:
 			ep, err = old, nil
+		default:
+			return nil, nil, types.NewError(types.ErrInternal, fmt.Sprintf("vxnet: endpoint name %q is another container's on network %q: %s", req.Name, req.Network, ae.Message), "")
 		}
 	}
 	if err != nil {
@@ -233,18 +253,24 @@ func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
 	return req, nil
 }
 
-// find returns the endpoint of this attachment, if the agent has it.
-func (at *attachment) find(ctx context.Context, agent Agent) (api.Endpoint, bool) {
+// find returns this host's endpoint of this attachment (in its namespace
+// too, with sameNetns), if the agent has it.
+func (at *attachment) find(ctx context.Context, agent Agent, sameNetns bool) (api.Endpoint, bool, error) {
+	self, err := selfName(ctx, agent)
+	if err != nil {
+		return api.Endpoint{}, false, err
+	}
 	eps, err := agent.Endpoints(ctx)
 	if err != nil {
-		return api.Endpoint{}, false
+		return api.Endpoint{}, false, fromAPI(err, "listing endpoints")
 	}
 	for _, e := range eps {
-		if e.Network == at.conf.Network && e.Labels[LabelContainer] == at.container && e.Labels[LabelIfname] == at.ifname {
-			return e, true
+		if e.Host == self && e.Network == at.conf.Network && e.Labels[LabelContainer] == at.container && e.Labels[LabelIfname] == at.ifname &&
+			(!sameNetns || onWindows || e.Netns == at.netns) {
+			return e, true, nil
 		}
 	}
-	return api.Endpoint{}, false
+	return api.Endpoint{}, false, nil
 }
 
 // ensureNetwork returns the vxnet network the configuration names,
@@ -261,9 +287,17 @@ func ensureNetwork(ctx context.Context, agent Agent, c *NetConf) (api.Network, e
 	}
 	n, err = agent.CreateNetwork(ctx, c.request())
 	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "name" {
-		// Made at the same moment elsewhere (another container's ADD).
-		if n, err = agent.Network(ctx, c.Network); err == nil {
-			return n, agrees(n, c)
+		// Being made at the same moment, here or on another host
+		// (another container's ADD): it appears within moments.
+		for {
+			if n, nerr := agent.Network(ctx, c.Network); nerr == nil {
+				return n, agrees(n, c)
+			}
+			select {
+			case <-ctx.Done():
+				return n, types.NewError(types.ErrTryAgainLater, fmt.Sprintf("vxnet: network %q is being created elsewhere and did not appear in time", c.Network), err.Error())
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
 	if err != nil {
@@ -285,13 +319,13 @@ func agrees(n api.Network, c *NetConf) error {
 	switch {
 	case n.Driver != driver:
 		return differ("driver", n.Driver, driver)
-	case c.Subnet != "" && n.Subnet != c.Subnet:
+	case c.Subnet != "" && !samePrefix(n.Subnet, c.Subnet):
 		return differ("subnet", n.Subnet, c.Subnet)
-	case c.Subnet6 != "" && n.Subnet6 != c.Subnet6:
+	case c.Subnet6 != "" && !samePrefix(n.Subnet6, c.Subnet6):
 		return differ("subnet6", n.Subnet6, c.Subnet6)
-	case c.Gateway != "" && n.Gateway != c.Gateway:
+	case c.Gateway != "" && !sameAddr(n.Gateway, c.Gateway):
 		return differ("gateway", n.Gateway, c.Gateway)
-	case c.IPRange != "" && n.IPRange != c.IPRange:
+	case c.IPRange != "" && !samePrefix(n.IPRange, c.IPRange):
 		return differ("ipRange", n.IPRange, c.IPRange)
 	case c.Internal != n.Internal:
 		return differ("internal", fmt.Sprint(n.Internal), fmt.Sprint(c.Internal))
@@ -330,19 +364,18 @@ func result(at *attachment, n api.Network, ep api.Endpoint) (*current.Result, er
 // Del detaches the container. Idempotent: an attachment, endpoint or
 // namespace already gone is not an error.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
-	at, err := load(args)
+	at, err := load(args, true)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := p.ctx()
 	defer cancel()
 	agent := p.Dial(at.conf.Socket)
-	ep, ok := at.find(ctx, agent)
+	ep, ok, err := at.find(ctx, agent, false)
+	if err != nil {
+		return err // the agent is not there: the runtime retries DEL
+	}
 	if !ok {
-		if _, err := agent.Members(ctx); err != nil {
-			// The agent is not there: the runtime retries DEL.
-			return fromAPI(err, "listing endpoints")
-		}
 		return nil
 	}
 	if err := agent.RemoveEndpoint(ctx, ep.Network, ep.Name); err != nil {
@@ -358,23 +391,25 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 // Check verifies that the attachment's endpoint exists, in service, in
 // the namespace the runtime says, and that the namespace does.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
-	at, err := load(args)
+	at, err := load(args, true)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := p.ctx()
 	defer cancel()
 	agent := p.Dial(at.conf.Socket)
-	ep, ok := at.find(ctx, agent)
+	ep, ok, err := at.find(ctx, agent, false)
 	switch {
+	case err != nil:
+		return err
 	case !ok:
 		return types.NewError(types.ErrUnknownContainer, fmt.Sprintf("vxnet: no endpoint of container %s (%s) on network %q", at.container, at.ifname, at.conf.Network), "")
 	case ep.State != "":
 		return types.NewError(types.ErrInternal, fmt.Sprintf("vxnet: endpoint %s is %s: %s", ep.Name, ep.State, ep.Reason), "")
-	case at.netns != "" && ep.Netns != at.netns:
+	case !onWindows && at.netns != "" && ep.Netns != at.netns:
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("vxnet: endpoint %s is in namespace %q, not %q", ep.Name, ep.Netns, at.netns), "")
 	}
-	if at.netns != "" {
+	if at.netns != "" && !onWindows {
 		if _, err := os.Stat(at.netns); err != nil {
 			return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("vxnet: namespace %s: %v", at.netns, err), "")
 		}
@@ -385,7 +420,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 // GC removes this host's endpoints of the network that the plugin made for
 // attachments the runtime no longer has.
 func (p *Plugin) GC(args *skel.CmdArgs) error {
-	conf, err := ParseConf(args.StdinData)
+	conf, err := ParseConfLoose(args.StdinData)
 	if err != nil {
 		return err
 	}
@@ -425,7 +460,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 
 // Status says whether the agent answers.
 func (p *Plugin) Status(args *skel.CmdArgs) error {
-	conf, err := ParseConf(args.StdinData)
+	conf, err := ParseConfLoose(args.StdinData)
 	if err != nil {
 		return err
 	}
@@ -485,4 +520,18 @@ func Main() {
 	p := &Plugin{Dial: func(socket string) Agent { return api.NewClient(socket) }}
 	skel.PluginMainFuncs(skel.CNIFuncs{Add: p.Add, Del: p.Del, Check: p.Check, GC: p.GC, Status: p.Status},
 		Versions, "vxnet CNI plugin: a client of the local vxnet agent")
+}
+
+// samePrefix and sameAddr compare the agent's text with a configuration's,
+// which may be written otherwise (upper case, zeros).
+func samePrefix(a, b string) bool {
+	pa, ea := netip.ParsePrefix(a)
+	pb, eb := netip.ParsePrefix(b)
+	return ea == nil && eb == nil && pa == pb
+}
+
+func sameAddr(a, b string) bool {
+	pa, ea := netip.ParseAddr(a)
+	pb, eb := netip.ParseAddr(b)
+	return ea == nil && eb == nil && pa == pb
 }

@@ -392,3 +392,50 @@ func TestFromAPI_codes(t *testing.T) {
 		}
 	}
 }
+
+// TestAttachments_keptApart: an ID that is not hex is hashed, a name cut
+// to 63 characters keeps a hash of the rest, a name another container
+// holds is a lasting error (not "try again"), an endpoint of the same
+// container ID on another host is not this one's, and DEL works with a
+// configuration ADD refused.
+func TestAttachments_keptApart(t *testing.T) {
+	a := &attachment{container: "cnitool-0123456789abcdef0123", ifname: "eth0"}
+	b := &attachment{container: "cnitool-0123456789abcdef0124", ifname: "eth0"}
+	if a.endpointName() == b.endpointName() || !strings.HasPrefix(a.endpointName(), "c-") || len(a.endpointName()) != 14 {
+		t.Errorf("IDs that are not hex: %q %q", a.endpointName(), b.endpointName())
+	}
+	long := strings.Repeat("p", 60)
+	x := &attachment{pod: long, ns: "ns-one", ifname: "eth0"}
+	y := &attachment{pod: long, ns: "ns-two", ifname: "eth0"}
+	if x.endpointName() == y.endpointName() || len(x.endpointName()) > 63 {
+		t.Errorf("long names: %q %q", x.endpointName(), y.endpointName())
+	}
+
+	f := newFakeAgent()
+	p := newTestPlugin(f)
+	if _, _, err := p.AddResult(cmdArgs(confWeb, "K8S_POD_NAME=api")); err != nil {
+		t.Fatal(err)
+	}
+	other := cmdArgs(confWeb, "K8S_POD_NAME=api")
+	other.ContainerID = "ffffffffffff0000"
+	if _, _, err := p.AddResult(other); cniCode(err) != int(types.ErrInternal) || !strings.Contains(err.Error(), "another container's") {
+		t.Errorf("a name another container holds: %v", err)
+	}
+	// The same container ID's endpoint on another host: not this one's.
+	f.mu.Lock()
+	for k, e := range f.eps {
+		e.Host = "h2"
+		f.eps[k] = e
+	}
+	f.mu.Unlock()
+	if _, _, err := p.AddResult(cmdArgs(confWeb, "K8S_POD_NAME=api")); err == nil {
+		t.Error("ADD took another host's endpoint of the same container ID as its own")
+	}
+	if err := p.Del(cmdArgs(confWeb, "K8S_POD_NAME=api")); err != nil || len(f.eps) != 1 {
+		t.Errorf("DEL removed another host's endpoint, or failed: %v %v", err, f.eps)
+	}
+	bad := `{"cniVersion":"1.1.0","name":"web","type":"vxnet","runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"sctp"}]}}`
+	if err := p.Del(cmdArgs(bad, "")); err != nil {
+		t.Errorf("DEL with a configuration ADD refuses: %v", err)
+	}
+}

@@ -127,6 +127,32 @@ func ParseConf(data []byte) (*NetConf, error) {
 	return &c, nil
 }
 
+// ParseConfLoose reads what DEL, GC and STATUS need of a configuration
+// (its names and socket): a configuration ADD refused must still be
+// deletable, or its container would never go.
+func ParseConfLoose(data []byte) (*NetConf, error) {
+	var c NetConf
+	if err := json.Unmarshal(data, &c.PluginConf); err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, "vxnet: the network configuration is not valid JSON", err.Error())
+	}
+	var own struct {
+		Network string `json:"network"`
+		Socket  string `json:"socket"`
+	}
+	json.Unmarshal(data, &own) // fields of other types: left empty, as absent
+	c.Network, c.Socket = own.Network, own.Socket
+	if c.Network == "" {
+		c.Network = c.Name
+	}
+	if c.Socket == "" {
+		c.Socket = api.DefaultSocket
+	}
+	if c.Type != Type {
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("vxnet: type %q: want %q", c.Type, Type), "")
+	}
+	return &c, nil
+}
+
 // parseIP reads an address, with or without a prefix length.
 func parseIP(s string) (netip.Addr, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {
