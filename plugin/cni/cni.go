@@ -414,6 +414,34 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 			return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("vxnet: namespace %s: %v", at.netns, err), "")
 		}
 	}
+	return checkPrev(at.conf, ep)
+}
+
+// checkPrev checks the endpoint against the result ADD gave the runtime
+// (prevResult, which CHECK receives): the same addresses.
+func checkPrev(conf *NetConf, ep api.Endpoint) error {
+	if conf.RawPrevResult == nil {
+		return nil
+	}
+	if err := version.ParsePrevResult(&conf.PluginConf); err != nil {
+		return types.NewError(types.ErrDecodingFailure, "vxnet: prevResult: "+err.Error(), "")
+	}
+	prev, err := current.NewResultFromResult(conf.PrevResult)
+	if err != nil {
+		return types.NewError(types.ErrDecodingFailure, "vxnet: prevResult: "+err.Error(), "")
+	}
+	have := map[netip.Addr]bool{}
+	for _, s := range ep.Addresses {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			have[p.Addr()] = true
+		}
+	}
+	for _, ipc := range prev.IPs {
+		a, ok := netip.AddrFromSlice(ipc.Address.IP)
+		if ok && !have[a.Unmap()] {
+			return types.NewError(types.ErrInternal, fmt.Sprintf("vxnet: endpoint %s no longer has %s, which ADD gave (it has %s): delete and add the container again", ep.Name, a.Unmap(), strings.Join(ep.Addresses, ", ")), "")
+		}
+	}
 	return nil
 }
 

@@ -439,3 +439,27 @@ func TestAttachments_keptApart(t *testing.T) {
 		t.Errorf("DEL with a configuration ADD refuses: %v", err)
 	}
 }
+
+// TestCheck_prevResult: CHECK compares the endpoint's addresses with the
+// result ADD gave (prevResult).
+func TestCheck_prevResult(t *testing.T) {
+	f := newFakeAgent()
+	p := newTestPlugin(f)
+	args := cmdArgs(confWeb, "K8S_POD_NAME=api")
+	args.Netns = filepath.Join(t.TempDir(), "netns")
+	os.WriteFile(args.Netns, nil, 0o600)
+	if _, _, err := p.AddResult(args); err != nil {
+		t.Fatal(err)
+	}
+	with := func(ip string) *skel.CmdArgs {
+		a := *args
+		a.StdinData = []byte(`{"cniVersion":"1.1.0","name":"web","type":"vxnet","prevResult":{"cniVersion":"1.1.0","interfaces":[{"name":"eth0"}],"ips":[{"address":"` + ip + `/24","interface":0}]}}`)
+		return &a
+	}
+	if err := p.Check(with("10.0.9.2")); err != nil {
+		t.Errorf("CHECK with the address ADD gave: %v", err)
+	}
+	if err := p.Check(with("10.0.9.99")); err == nil || !strings.Contains(err.Error(), "10.0.9.99") {
+		t.Errorf("CHECK with an address the endpoint lost: %v", err)
+	}
+}
