@@ -90,3 +90,32 @@ func TestAssigned_vxnetHandsOutNone(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEndpoint_macAsked: an endpoint takes the MAC its runtime asks for;
+// one that is not unicast, a gateway's, or another endpoint's of the
+// network is refused, naming the field.
+func TestEndpoint_macAsked(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "web", Subnet: "10.0.9.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "a", MAC: "02:AB:00:00:00:07"})
+	if err != nil || ep.MAC != "02:ab:00:00:00:07" {
+		t.Fatalf("endpoint MAC %q, %v", ep.MAC, err)
+	}
+	for mac, want := range map[string]string{
+		"02:42":             "not a MAC address",
+		"01:00:5e:00:00:01": "not a unicast",
+		"00:00:00:00:00:00": "not a unicast",
+		"02:76:67:00:00:01": "gateways",
+		"02:ab:00:00:00:07": "endpoint a",
+	} {
+		if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "b", MAC: mac}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("mac %s: %v, want %q", mac, err, want)
+		}
+	}
+	if l := a.ipam.Leases("web"); len(l) != 1 {
+		t.Errorf("leases %v after refusals, want a's alone", l)
+	}
+}

@@ -273,7 +273,9 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	}
 	rec := old
 	rec.Addrs = v4First(append(keep, fresh...))
-	rec.MAC = vxlan.StableMAC(rec.Addrs[0].Addr())
+	if old.MAC == vxlan.StableMAC(old.Addrs[0].Addr()) { // not one the runtime chose
+		rec.MAC = vxlan.StableMAC(rec.Addrs[0].Addr())
+	}
 	a.mu.Lock()
 	le.rec = rec
 	a.mu.Unlock()
@@ -350,8 +352,11 @@ func (a *Agent) checkLeases(ep tables.Endpoint) (tables.Endpoint, bool) {
 		out, changed = append(out, fresh), true
 	}
 	if changed {
+		derived := ep.MAC == vxlan.StableMAC(ep.Addrs[0].Addr()) // not one the runtime chose
 		ep.Addrs = v4First(out)
-		ep.MAC = vxlan.StableMAC(ep.Addrs[0].Addr())
+		if derived {
+			ep.MAC = vxlan.StableMAC(ep.Addrs[0].Addr())
+		}
 		a.saveEndpoint(ep)
 	}
 	return ep, true

@@ -29,6 +29,7 @@ type newEndpoint struct {
 	// v4Only: an HNS endpoint (Windows), which carries one address: on
 	// a dual-stack network, its IPv4 one.
 	v4Only bool
+	mac    vxlan.MAC // asked for; zero: derived from the address
 }
 
 // CreateEndpoint attaches a namespace of this host to a network, in four
@@ -118,6 +119,8 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		return newEndpoint{}, apiError(api.CodeBadRequest, "ip", "ip is required with assigned: the address %s gave the endpoint", orVxnet(n.AssignedBy))
 	case req.Assigned && req.Reserved:
 		return newEndpoint{}, apiError(api.CodeBadRequest, "assigned", "assigned and reserved exclude each other: an address is either reserved from vxnet or assigned by the network's own authority")
+	case req.MAC != "" && d.LeasesByDHCP(plan.DriverNetwork(n)):
+		return newEndpoint{}, apiError(api.CodeBadRequest, "mac", "mac %q: network %q leases addresses from the segment's DHCP server, which knows the endpoint by a MAC of vxnet's", req.MAC, n.Name)
 	case req.IP6 != "" && !n.Subnet6.IsValid():
 		return newEndpoint{}, apiError(api.CodeBadRequest, "ip6", "ip6 %q: network %q has no IPv6 subnet (a dual-stack network: network create --subnet V4 --subnet V6)", req.IP6, n.Name)
 	case hnsOnly && req.IP6 != "":
@@ -134,6 +137,18 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		if req.Ifname == "" {
 			req.Ifname = "eth0"
 		}
+	}
+	if req.MAC != "" {
+		m, err := vxlan.ParseMAC(req.MAC)
+		switch {
+		case err != nil:
+			return newEndpoint{}, apiError(api.CodeBadRequest, "mac", "mac %q is not a MAC address (02:42:0a:00:09:07)", req.MAC)
+		case m[0]&1 != 0 || m == (vxlan.MAC{}):
+			return newEndpoint{}, apiError(api.CodeBadRequest, "mac", "mac %q is not a unicast address", req.MAC)
+		case m[0] == 0x02 && m[1] == 0x76 && m[2] == 0x67:
+			return newEndpoint{}, apiError(api.CodeBadRequest, "mac", "mac %q: 02:76:67:… are vxnet's gateways'", req.MAC)
+		}
+		ne.mac = m
 	}
 	if len(req.Ifname) > tun.MaxNameLen {
 		return newEndpoint{}, apiError(api.CodeBadRequest, "ifname", "ifname %q is longer than %d characters", req.Ifname, tun.MaxNameLen)
@@ -234,6 +249,13 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 		}
 	}
 	ep.Addrs, ep.MAC = []netip.Prefix{netip.PrefixFrom(addr, n.Subnet.Bits())}, vxlan.StableMAC(addr)
+	if !ne.mac.IsZero() {
+		if other := a.macHolder(n.Name, ne.mac, ne.key); other != "" {
+			a.releaseAddresses(ne.key, ep)
+			return ep, apiError(api.CodeConflict, "mac", "mac %s on network %q is endpoint %s's", ne.mac, n.Name, other)
+		}
+		ep.MAC = ne.mac
+	}
 	if n.Subnet6.IsValid() && !ne.v4Only {
 		p6, err := a.acquireAddress6(ctx, ne, ep.Reserved)
 		if err != nil {
@@ -493,4 +515,16 @@ func lastOf(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().As4()
 	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | (uint32(1)<<(32-p.Bits()) - 1)
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// macHolder names the endpoint (other than key) of network that has mac,
+// in sight, or "".
+func (a *Agent) macHolder(network string, mac vxlan.MAC, key string) string {
+	for _, e := range a.kv.List(tables.Endpoints) {
+		ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value)
+		if err == nil && ep.Network == network && ep.MAC == mac && ep.Key() != key && ep.State != tables.StateDown {
+			return ep.Name + " (host " + ep.Host + ")"
+		}
+	}
+	return ""
 }

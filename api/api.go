@@ -135,6 +135,9 @@ type EndpointCreate struct {
 	Ifname  string   `json:"ifname,omitempty"`
 	IP      string   `json:"ip,omitempty"`  // a static address
 	IP6     string   `json:"ip6,omitempty"` // a static IPv6 address, on a dual-stack network
+	// MAC is the endpoint's MAC on the overlay, as kernel VXLAN peers and
+	// captures see it (default: one derived from its address).
+	MAC string `json:"mac,omitempty"`
 	Aliases []string `json:"aliases,omitempty"`
 	Service string   `json:"service,omitempty"`
 	// Publish: HOSTPORT:CONTAINERPORT[/tcp|udp], nat networks only.

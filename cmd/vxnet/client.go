@@ -362,6 +362,7 @@ func cmdEndpointCreate(std stdio, args []string) int {
 	fs.StringVar(&req.Ifname, "ifname", "", "interface `NAME` in the namespace (default eth0)")
 	fs.StringVar(&req.IP, "ip", "", "a static `IP` instead of the next free one")
 	fs.StringVar(&req.IP6, "ip6", "", "a static IPv6 `IP` on a dual-stack network, instead of the next free one")
+	fs.StringVar(&req.MAC, "mac", "", "the endpoint's `MAC` on the overlay, as kernel VXLAN peers see it (default: derived from its address)")
 	fs.StringVar(&req.Service, "service", "", "`SERVICE` this endpoint belongs to (round-robin name, tasks.SERVICE)")
 	var aliases, publish, srvPorts multiFlag
 	fs.Var(&aliases, "alias", "another DNS `NAME` (repeatable)")

@@ -62,7 +62,7 @@ func cmdCNI(std stdio, args []string) int {
 		return 2
 	}
 	plugin := map[string]any{"type": "vxnet", "network": *network, "socket": socketPath,
-		"capabilities": map[string]bool{"portMappings": !*portmap, "ips": true, "aliases": true}}
+		"capabilities": map[string]bool{"portMappings": !*portmap, "ips": true, "aliases": true, "mac": true}}
 	if *driverName != "" {
 		plugin["driver"] = *driverName
 	}

@@ -226,6 +226,10 @@ func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
 		req.Labels[LabelNamespace] = at.ns
 	}
 	rc := at.conf.RuntimeConfig
+	if rc.Mac != "" {
+		hw, _ := net.ParseMAC(rc.Mac) // checked by ParseConf
+		req.MAC = hw.String()
+	}
 	for _, pm := range rc.PortMappings {
 		proto := strings.ToLower(pm.Protocol)
 		if proto == "" {

@@ -211,7 +211,7 @@ func TestAdd_endpointAndResult(t *testing.T) {
 	f := newFakeAgent()
 	p := newTestPlugin(f)
 	conf := `{"cniVersion":"1.1.0","name":"web","type":"vxnet","subnet":"10.0.9.0/24",` +
-		`"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}],"ips":["10.0.9.7/24"],"aliases":{"web":["db","Not_A_Label!"]}}}`
+		`"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}],"ips":["10.0.9.7/24"],"aliases":{"web":["db","Not_A_Label!"]},"mac":"02:AB:00:00:00:07"}}`
 	args := cmdArgs(conf, "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=cart-7d9f")
 	args.Netns = filepath.Join(t.TempDir(), "netns") // CHECK looks for it
 	if err := os.WriteFile(args.Netns, nil, 0o600); err != nil {
@@ -227,7 +227,7 @@ func TestAdd_endpointAndResult(t *testing.T) {
 	if n, ok := f.networks["web"]; !ok || n.Subnet != "10.0.9.0/24" {
 		t.Errorf("network not made as configured: %+v", f.networks)
 	}
-	want := api.EndpointCreate{Network: "web", Name: "cart-7d9f-shop", Netns: args.Netns, Ifname: "eth0", IP: "10.0.9.7",
+	want := api.EndpointCreate{Network: "web", Name: "cart-7d9f-shop", Netns: args.Netns, Ifname: "eth0", IP: "10.0.9.7", MAC: "02:ab:00:00:00:07",
 		Publish: []string{"8080:80/tcp"}, Aliases: []string{"db", "not-a-label"},
 		Labels: map[string]string{LabelContainer: ctrID, LabelIfname: "eth0", LabelNetName: "web", LabelPod: "cart-7d9f", LabelNamespace: "shop"}}
 	if len(f.reqs) != 1 || !reflect.DeepEqual(f.reqs[0], want) {

@@ -9,6 +9,7 @@ package cni
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 
@@ -57,6 +58,8 @@ type RuntimeConfig struct {
 	IPs []string `json:"ips,omitempty"`
 	// Aliases (capability "aliases"), by network name: more DNS names.
 	Aliases map[string][]string `json:"aliases,omitempty"`
+	// Mac (capability "mac"): the endpoint's MAC on the overlay.
+	Mac string `json:"mac,omitempty"`
 }
 
 // PortMapping is one entry of the portMappings capability.
@@ -117,6 +120,11 @@ func ParseConf(data []byte) (*NetConf, error) {
 			return nil, bad("runtimeConfig.portMappings[%d]: protocol %q: want tcp or udp", i, pm.Protocol)
 		case pm.HostIP != "" && pm.HostIP != "0.0.0.0" && pm.HostIP != "::":
 			return nil, bad("runtimeConfig.portMappings[%d]: hostIP %q: vxnet publishes on every address of the host", i, pm.HostIP)
+		}
+	}
+	if m := c.RuntimeConfig.Mac; m != "" {
+		if hw, err := net.ParseMAC(m); err != nil || len(hw) != 6 {
+			return nil, bad("runtimeConfig.mac %q: not a MAC address", m)
 		}
 	}
 	for i, s := range c.RuntimeConfig.IPs {
