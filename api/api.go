@@ -129,15 +129,15 @@ type DHCP struct {
 
 // EndpointCreate is the body of POST /v1/endpoints.
 type EndpointCreate struct {
-	Network string   `json:"network"`
-	Name    string   `json:"name"`
-	Netns   string   `json:"netns"` // a name under /var/run/netns, or a path
-	Ifname  string   `json:"ifname,omitempty"`
-	IP      string   `json:"ip,omitempty"`  // a static address
-	IP6     string   `json:"ip6,omitempty"` // a static IPv6 address, on a dual-stack network
+	Network string `json:"network"`
+	Name    string `json:"name"`
+	Netns   string `json:"netns"` // a name under /var/run/netns, or a path
+	Ifname  string `json:"ifname,omitempty"`
+	IP      string `json:"ip,omitempty"`  // a static address
+	IP6     string `json:"ip6,omitempty"` // a static IPv6 address, on a dual-stack network
 	// MAC is the endpoint's MAC on the overlay, as kernel VXLAN peers and
 	// captures see it (default: one derived from its address).
-	MAC string `json:"mac,omitempty"`
+	MAC     string   `json:"mac,omitempty"`
 	Aliases []string `json:"aliases,omitempty"`
 	Service string   `json:"service,omitempty"`
 	// Publish: HOSTPORT:CONTAINERPORT[/tcp|udp], nat networks only.
