@@ -38,6 +38,13 @@
 //   - host/NET/HOST: a host's wish {want: blocks it wants to hold, seq,
 //     spare: blocks it could give away}.
 //
+// Dual stack. A network with an IPv6 subnet beside its IPv4 one is two
+// networks here: NAME (IPv4) and NAME+V6Suffix ("NAME#6", IPv6; no
+// network name holds '#'). The IPv6 side is created with CreateNetworkAt
+// and the IPv4 side's creation time, so that of two creations of the name
+// the same one wins both claims; its caller (the agent) routes each
+// address to its side and withdraws a losing creation's IPv6 side with it.
+//
 // One name, one network. Of two creations of one name (made on both sides
 // of a partition, or at the same moment), the earlier (created, creator)
 // wins on every host; the loser's creator withdraws its claim as soon as it
