@@ -121,6 +121,8 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		return newEndpoint{}, apiError(api.CodeBadRequest, "assigned", "assigned and reserved exclude each other: an address is either reserved from vxnet or assigned by the network's own authority")
 	case req.MAC != "" && d.LeasesByDHCP(plan.DriverNetwork(n)):
 		return newEndpoint{}, apiError(api.CodeBadRequest, "mac", "mac %q: network %q leases addresses from the segment's DHCP server, which knows the endpoint by a MAC of vxnet's", req.MAC, n.Name)
+	case req.HNSNamespace != "" && !hnsOnly:
+		return newEndpoint{}, apiError(api.CodeBadRequest, "hnsNamespace", "hnsNamespace %q: only an HNS endpoint (Windows, no netns) is attached to an HNS namespace", req.HNSNamespace)
 	case req.IP6 != "" && !n.Subnet6.IsValid():
 		return newEndpoint{}, apiError(api.CodeBadRequest, "ip6", "ip6 %q: network %q has no IPv6 subnet (a dual-stack network: network create --subnet V4 --subnet V6)", req.IP6, n.Name)
 	case hnsOnly && req.IP6 != "":
@@ -202,7 +204,8 @@ func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endpoint, error) {
 	req, n := ne.req, ne.n
 	ep := tables.Endpoint{Name: req.Name, Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep, Aliases: req.Aliases, Service: req.Service,
-		Netns: req.Netns, Ifname: req.Ifname, Publish: req.Publish, SRVPorts: req.SRVPorts, Labels: req.Labels, Handover: req.Handover, MTU: req.MTU}
+		Netns: req.Netns, Ifname: req.Ifname, Publish: req.Publish, SRVPorts: req.SRVPorts, Labels: req.Labels, Handover: req.Handover, MTU: req.MTU,
+		HNSNamespace: req.HNSNamespace}
 	var addr netip.Addr
 	switch {
 	case ne.d.LeasesByDHCP(plan.DriverNetwork(n)):

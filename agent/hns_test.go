@@ -184,3 +184,33 @@ func TestHNS_remoteEndpointsFollowGossip(t *testing.T) {
 		return !ok
 	})
 }
+
+// TestHNS_endpointAttachedToNamespace: an HNS endpoint asked for with a
+// namespace (a CNI runtime's pod on Windows) is attached to it, and again
+// after the agent restarts; a namespace with a netns is refused, naming
+// the field.
+func TestHNS_endpointAttachedToNamespace(t *testing.T) {
+	fake := &hnstest.Fake{}
+	dir := t.TempDir()
+	a, stop := startHNSAgent(t, fake, dir)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.9.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: "x", Netns: "/proc/self/ns/net", HNSNamespace: "ns-1"}); err == nil || !strings.Contains(err.Error(), "hnsNamespace") {
+		t.Errorf("hnsNamespace with a netns: %v", err)
+	}
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: "pod", HNSNamespace: "3b7a7f2e-pod-ns"}); err != nil {
+		t.Fatal(err)
+	}
+	name := hns.EndpointName("ov", "pod")
+	attached := func() bool {
+		_, eps := fake.ByName()
+		return eps[name].HostComputeNamespace == "3b7a7f2e-pod-ns"
+	}
+	testutil.WaitFor(t, "the HNS endpoint attached to the pod's namespace", 5*time.Second, attached)
+	stop()
+	_, stop = startHNSAgent(t, fake, dir)
+	defer stop()
+	testutil.WaitFor(t, "the HNS endpoint attached again after a restart", 10*time.Second, attached)
+}

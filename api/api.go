@@ -139,7 +139,11 @@ type EndpointCreate struct {
 	// captures see it (default: one derived from its address).
 	MAC     string   `json:"mac,omitempty"`
 	Aliases []string `json:"aliases,omitempty"`
-	Service string   `json:"service,omitempty"`
+	// HNSNamespace (Windows): the HNS namespace, a pod's (what a CNI
+	// runtime passes as CNI_NETNS), to attach the HNS endpoint to; empty
+	// for one its runtime attaches itself.
+	HNSNamespace string `json:"hnsNamespace,omitempty"`
+	Service      string `json:"service,omitempty"`
 	// Publish: HOSTPORT:CONTAINERPORT[/tcp|udp], nat networks only.
 	Publish []string `json:"publish,omitempty"`
 	// SRVPorts: NAME=PORT[/tcp|udp] (tcp by default), ports the endpoint

@@ -20,4 +20,7 @@ type Client interface {
 	// DeleteEndpoint deletes the endpoint with ID id. A missing endpoint is
 	// an error wrapping ErrNotFound.
 	DeleteEndpoint(id string) error
+	// AttachNamespace attaches the endpoint with ID id to the HNS
+	// namespace (a container's) with ID namespace.
+	AttachNamespace(id, namespace string) error
 }

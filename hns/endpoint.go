@@ -26,6 +26,10 @@ type EndpointSpec struct {
 	VTEP    netip.Addr   // Remote: its host's underlay address (ProviderAddress endpoint policy)
 	Publish []PortMap    // nat: ports published on the host (PortMapping policies)
 	ACL     []ACLRule    // l2tunnel: allow/deny by remote address and port (ACL policies), first match decides
+	// Namespace is the HNS namespace (a container's: what a CNI runtime
+	// passes as CNI_NETNS) the endpoint is attached to; empty for one the
+	// runtime attaches itself.
+	Namespace string
 }
 
 // PortMap is one published port: the host's HostPort to the endpoint's

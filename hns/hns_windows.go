@@ -156,6 +156,14 @@ func (c *hcnClient) CreateEndpoint(e Endpoint) (Endpoint, error) {
 	return out, nil
 }
 
+// AttachNamespace implements Client.
+func (c *hcnClient) AttachNamespace(id, namespace string) error {
+	if err := hcn.AddNamespaceEndpoint(namespace, id); err != nil {
+		return hcnError("attach endpoint "+id+" to namespace "+namespace, err)
+	}
+	return nil
+}
+
 // DeleteEndpoint implements Client.
 func (c *hcnClient) DeleteEndpoint(id string) error {
 	h := hcn.HostComputeEndpoint{Id: id}

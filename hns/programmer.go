@@ -135,6 +135,7 @@ func wanted(nets []NetworkSpec, eps map[string][]EndpointSpec) (want map[string]
 func (p *Programmer) syncEndpoints(w wantNet, hn Network, have []Endpoint) []error {
 	var errs []error
 	want, skip := map[string]Endpoint{}, map[string]bool{}
+	nsOf := map[string]string{} // the namespace each is to be attached to
 	var order []string
 	for _, e := range w.eps {
 		ep, err := BuildEndpoint(w.spec, hn.ID, e)
@@ -148,6 +149,7 @@ func (p *Programmer) syncEndpoints(w wantNet, hn Network, have []Endpoint) []err
 			continue
 		}
 		want[ep.Name] = ep
+		nsOf[ep.Name] = e.Namespace
 		order = append(order, ep.Name)
 	}
 	// Deletions first: a new endpoint may take an address an old one had.
@@ -156,8 +158,14 @@ func (p *Programmer) syncEndpoints(w wantNet, hn Network, have []Endpoint) []err
 		if !strings.HasPrefix(he.Name, NamePrefix) || skip[he.Name] {
 			continue
 		}
-		if we, ok := want[he.Name]; ok && !kept[he.Name] && endpointMatches(we, he) {
+		if we, ok := want[he.Name]; ok && !kept[he.Name] && endpointMatches(we, he) &&
+			(he.HostComputeNamespace == "" || he.HostComputeNamespace == nsOf[he.Name]) {
 			kept[he.Name] = true
+			if ns := nsOf[he.Name]; ns != "" && he.HostComputeNamespace == "" {
+				if err := p.c.AttachNamespace(he.ID, ns); err != nil {
+					errs = append(errs, fmt.Errorf("hns: endpoint %q on network %q: attach to namespace %s: %w", he.Name, w.spec.Name, ns, err))
+				}
+			}
 			continue
 		}
 		if err := p.deleteEndpoint(w.spec.Name, he); err != nil {
@@ -169,9 +177,15 @@ func (p *Programmer) syncEndpoints(w wantNet, hn Network, have []Endpoint) []err
 			continue
 		}
 		short := strings.TrimPrefix(name, EndpointName(w.spec.Name, ""))
-		if _, err := p.c.CreateEndpoint(want[name]); err != nil {
+		created, err := p.c.CreateEndpoint(want[name])
+		if err != nil {
 			errs = append(errs, fmt.Errorf("hns: endpoint %q on network %q: create: %w", short, w.spec.Name, err))
 			continue
+		}
+		if ns := nsOf[name]; ns != "" {
+			if err := p.c.AttachNamespace(created.ID, ns); err != nil {
+				errs = append(errs, fmt.Errorf("hns: endpoint %q on network %q: attach to namespace %s: %w", short, w.spec.Name, ns, err))
+			}
 		}
 		p.log.Info("created HNS endpoint", "network", w.spec.Name, "endpoint", short, "address", want[name].IpConfigurations[0].IpAddress)
 	}

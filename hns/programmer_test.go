@@ -459,3 +459,50 @@ func TestProgrammer_Cleanup_goesOnPastErrors(t *testing.T) {
 	}
 	wantState(t, f, "vxnet-a NAT: ", "vxnet-b NAT: ")
 }
+
+// TestProgrammer_Sync_attachesNamespaces: an endpoint with a namespace (a
+// CNI runtime's pod) is attached to it once created, one made before it
+// got a namespace is attached in place, a second Sync attaches nothing
+// again, and one attached to another namespace is made again.
+func TestProgrammer_Sync_attachesNamespaces(t *testing.T) {
+	f := &hnstest.Fake{}
+	p := hns.NewProgrammer(f, nil)
+	nets := []hns.NetworkSpec{spec("n", "overlay", 1)}
+	a, b := local("a", 1, 2), local("b", 1, 3)
+	a.Namespace = "ns-a"
+	if err := p.Sync(nets, map[string][]hns.EndpointSpec{"n": {a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	nsOf := func() map[string]string {
+		eps, _ := f.Endpoints()
+		m := map[string]string{}
+		for _, e := range eps {
+			m[e.Name] = e.HostComputeNamespace
+		}
+		return m
+	}
+	if got := nsOf(); got["vxnet-n-a"] != "ns-a" || got["vxnet-n-b"] != "" {
+		t.Fatalf("namespaces %v", got)
+	}
+	b.Namespace = "ns-b"
+	if err := p.Sync(nets, map[string][]hns.EndpointSpec{"n": {a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := nsOf(); got["vxnet-n-b"] != "ns-b" || f.Calls(hnstest.OpCreateEndpoint) != 2 {
+		t.Errorf("b attached in place: namespaces %v, %d creates", got, f.Calls(hnstest.OpCreateEndpoint))
+	}
+	attaches := f.Calls(hnstest.OpAttachNamespace)
+	if err := p.Sync(nets, map[string][]hns.EndpointSpec{"n": {a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Calls(hnstest.OpAttachNamespace) - attaches; got != 0 {
+		t.Errorf("a second Sync attached %d times", got)
+	}
+	a.Namespace = "ns-a2" // the pod's sandbox made again
+	if err := p.Sync(nets, map[string][]hns.EndpointSpec{"n": {a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := nsOf(); got["vxnet-n-a"] != "ns-a2" {
+		t.Errorf("a moved to a new namespace: %v", got)
+	}
+}

@@ -150,6 +150,7 @@ func hnsEndpoints(in Input, nets map[string]inSight, eps []tables.Endpoint) map[
 		if e.Remote {
 			e.VTEP = ep.VTEP
 		} else {
+			e.Namespace = ep.HNSNamespace
 			for _, s := range ep.Publish {
 				if p, err := driver.ParsePublish(s); err == nil {
 					e.Publish = append(e.Publish, hns.PortMap{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: p.Proto})

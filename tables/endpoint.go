@@ -45,6 +45,9 @@ type Endpoint struct {
 	// Assigned: the network's own authority (Docker swarm's manager) gave
 	// the address; vxnet's IPAM holds nothing for it.
 	Assigned bool
+	// HNSNamespace (Windows): the HNS namespace the endpoint is attached
+	// to, when vxnet attaches it.
+	HNSNamespace string
 }
 
 // StateDown is Endpoint.State of an endpoint its host took out of service.
@@ -122,6 +125,7 @@ type endpointWire struct {
 	Handover  bool              `json:"handover,omitempty"`
 	Reserved  bool              `json:"reserved,omitempty"`
 	Assigned  bool              `json:"assigned,omitempty"`
+	HNSNS     string            `json:"hnsNamespace,omitempty"`
 	MTU       int               `json:"mtu,omitempty"`
 }
 
@@ -129,7 +133,7 @@ type endpointWire struct {
 func (e Endpoint) MarshalJSON() ([]byte, error) {
 	w := endpointWire{V: 1, Name: e.Name, Network: e.Network, Host: e.Host, VTEP: addrText(e.VTEP),
 		Addresses: make([]string, len(e.Addrs)), Aliases: e.Aliases, Service: e.Service, Netns: e.Netns, Ifname: e.Ifname,
-		Publish: e.Publish, SRVPorts: e.SRVPorts, DHCP: e.DHCP, State: e.State, Reason: e.Reason, Labels: e.Labels, Handover: e.Handover, Reserved: e.Reserved, Assigned: e.Assigned, MTU: e.MTU}
+		Publish: e.Publish, SRVPorts: e.SRVPorts, DHCP: e.DHCP, State: e.State, Reason: e.Reason, Labels: e.Labels, Handover: e.Handover, Reserved: e.Reserved, Assigned: e.Assigned, HNSNS: e.HNSNamespace, MTU: e.MTU}
 	if !e.MAC.IsZero() {
 		w.MAC = e.MAC.String()
 	}
@@ -150,7 +154,7 @@ func (e *Endpoint) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	v := Endpoint{Name: w.Name, Network: w.Network, Host: w.Host, Aliases: w.Aliases, Service: w.Service, Netns: w.Netns,
-		Ifname: w.Ifname, Publish: w.Publish, SRVPorts: w.SRVPorts, DHCP: w.DHCP, State: w.State, Reason: w.Reason, Labels: w.Labels, Handover: w.Handover, Reserved: w.Reserved, Assigned: w.Assigned, MTU: w.MTU}
+		Ifname: w.Ifname, Publish: w.Publish, SRVPorts: w.SRVPorts, DHCP: w.DHCP, State: w.State, Reason: w.Reason, Labels: w.Labels, Handover: w.Handover, Reserved: w.Reserved, Assigned: w.Assigned, HNSNamespace: w.HNSNS, MTU: w.MTU}
 	var ok bool
 	if v.VTEP, ok = parseAddr(w.VTEP); !ok {
 		return &RowError{Endpoints, key, "vtep", w.VTEP, "not an IP address"}

@@ -37,15 +37,16 @@ var _ hns.Client = (*Fake)(nil)
 
 // Operation names, for Fail and Calls: the names of hns.Client's methods.
 const (
-	OpNetworks       = "Networks"
-	OpCreateNetwork  = "CreateNetwork"
-	OpDeleteNetwork  = "DeleteNetwork"
-	OpEndpoints      = "Endpoints"
-	OpCreateEndpoint = "CreateEndpoint"
-	OpDeleteEndpoint = "DeleteEndpoint"
+	OpNetworks        = "Networks"
+	OpCreateNetwork   = "CreateNetwork"
+	OpDeleteNetwork   = "DeleteNetwork"
+	OpEndpoints       = "Endpoints"
+	OpCreateEndpoint  = "CreateEndpoint"
+	OpDeleteEndpoint  = "DeleteEndpoint"
+	OpAttachNamespace = "AttachNamespace"
 )
 
-var ops = []string{OpNetworks, OpCreateNetwork, OpDeleteNetwork, OpEndpoints, OpCreateEndpoint, OpDeleteEndpoint}
+var ops = []string{OpNetworks, OpCreateNetwork, OpDeleteNetwork, OpEndpoints, OpCreateEndpoint, OpDeleteEndpoint, OpAttachNamespace}
 
 // Fake is an in-memory HNS. See the package documentation.
 type Fake struct {
@@ -210,6 +211,26 @@ func (f *Fake) CreateEndpoint(e hns.Endpoint) (hns.Endpoint, error) {
 	e.ID = f.newIDLocked()
 	f.eps = append(f.eps, e)
 	return clone(e), nil
+}
+
+// AttachNamespace implements hns.Client.
+func (f *Fake) AttachNamespace(id, namespace string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.beginLocked(OpAttachNamespace); err != nil {
+		return err
+	}
+	i := slices.IndexFunc(f.eps, func(e hns.Endpoint) bool { return e.ID == id })
+	switch {
+	case i < 0:
+		return fmt.Errorf("hnstest: endpoint %s: %w", id, hns.ErrNotFound)
+	case namespace == "":
+		return fmt.Errorf("hnstest: endpoint %s: empty namespace", id)
+	case f.eps[i].HostComputeNamespace != "" && f.eps[i].HostComputeNamespace != namespace:
+		return fmt.Errorf("hnstest: endpoint %s is attached to namespace %s already", id, f.eps[i].HostComputeNamespace)
+	}
+	f.eps[i].HostComputeNamespace = namespace
+	return nil
 }
 
 // DeleteEndpoint implements hns.Client.

@@ -212,9 +212,9 @@ func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
 	req := api.EndpointCreate{Network: at.conf.Network, Name: at.endpointName(), Netns: at.netns, Ifname: at.ifname, MTU: at.conf.MTU,
 		Labels: map[string]string{LabelContainer: at.container, LabelIfname: at.ifname, LabelNetName: at.conf.Name}}
 	if onWindows {
-		// An HNS endpoint: the agent makes it with no namespace, as
-		// vxnet endpoint create does on Windows.
-		req.Netns, req.Ifname = "", ""
+		// An HNS endpoint, which the agent attaches to the pod's HNS
+		// namespace (CNI_NETNS there).
+		req.Netns, req.Ifname, req.HNSNamespace = "", "", at.netns
 	}
 	if err := names.Endpoint(req.Name); err != nil {
 		return req, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("vxnet: no endpoint name can be made of container %q: %v", at.container, err), "")
