@@ -158,12 +158,16 @@ func (p *Programmer) syncEndpoints(w wantNet, hn Network, have []Endpoint) []err
 		if !strings.HasPrefix(he.Name, NamePrefix) || skip[he.Name] {
 			continue
 		}
+		// Kept with its namespace: the one wanted, none yet, or, when
+		// vxnet attaches none, the one its runtime attached it to.
+		ns := nsOf[he.Name]
 		if we, ok := want[he.Name]; ok && !kept[he.Name] && endpointMatches(we, he) &&
-			(he.HostComputeNamespace == "" || he.HostComputeNamespace == nsOf[he.Name]) {
+			(ns == "" || he.HostComputeNamespace == "" || he.HostComputeNamespace == ns) {
 			kept[he.Name] = true
-			if ns := nsOf[he.Name]; ns != "" && he.HostComputeNamespace == "" {
+			if ns != "" && he.HostComputeNamespace == "" {
+				short := strings.TrimPrefix(he.Name, EndpointName(w.spec.Name, ""))
 				if err := p.c.AttachNamespace(he.ID, ns); err != nil {
-					errs = append(errs, fmt.Errorf("hns: endpoint %q on network %q: attach to namespace %s: %w", he.Name, w.spec.Name, ns, err))
+					errs = append(errs, fmt.Errorf("hns: endpoint %q on network %q: attach to namespace %s: %w", short, w.spec.Name, ns, err))
 				}
 			}
 			continue

@@ -498,8 +498,24 @@ func TestProgrammer_Sync_attachesNamespaces(t *testing.T) {
 	if got := f.Calls(hnstest.OpAttachNamespace) - attaches; got != 0 {
 		t.Errorf("a second Sync attached %d times", got)
 	}
+	// An endpoint its runtime attached (vxnet attaches none) is kept.
+	c := local("c", 1, 4)
+	if err := p.Sync(nets, map[string][]hns.EndpointSpec{"n": {a, b, c}}); err != nil {
+		t.Fatal(err)
+	}
+	_, byName := f.ByName()
+	if err := f.AttachNamespace(byName["vxnet-n-c"].ID, "runtime-ns"); err != nil {
+		t.Fatal(err)
+	}
+	creates := f.Calls(hnstest.OpCreateEndpoint)
+	if err := p.Sync(nets, map[string][]hns.EndpointSpec{"n": {a, b, c}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Calls(hnstest.OpCreateEndpoint) - creates; got != 0 || nsOf()["vxnet-n-c"] != "runtime-ns" {
+		t.Errorf("an endpoint its runtime attached: %d creates, namespaces %v", got, nsOf())
+	}
 	a.Namespace = "ns-a2" // the pod's sandbox made again
-	if err := p.Sync(nets, map[string][]hns.EndpointSpec{"n": {a, b}}); err != nil {
+	if err := p.Sync(nets, map[string][]hns.EndpointSpec{"n": {a, b, c}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := nsOf(); got["vxnet-n-a"] != "ns-a2" {
