@@ -25,19 +25,26 @@ type cniLab struct {
 	hostNS  string // the network namespace cnitool runs in ("": this one)
 }
 
-// needCNI finds cnitool (make deps installs it with go install) and sets
-// up the directories.
+// goTool finds a tool make deps installs with go install (module@version
+// says which): on PATH, or in GOPATH's bin; the test skips without it.
+func goTool(t *testing.T, name, module string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("%s is missing: make deps installs it (go install %s)", name, module)
+	}
+	return p
+}
+
+// cniLab finds cnitool and sets up the directories.
 func (l *lab) cniLab() *cniLab {
 	t := l.t
 	t.Helper()
-	tool, err := exec.LookPath("cnitool")
-	if err != nil {
-		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		tool = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "cnitool")
-		if _, err := os.Stat(tool); err != nil {
-			t.Skip("cnitool is missing: make deps installs it (go install github.com/containernetworking/cni/cnitool@v1.3.0)")
-		}
-	}
+	tool := goTool(t, "cnitool", "github.com/containernetworking/cni/cnitool@v1.3.0")
 	c := &cniLab{t: t, binDir: filepath.Join(l.dir, "cni-bin"), confDir: filepath.Join(l.dir, "cni-conf"), cnitool: tool}
 	for _, d := range []string{c.binDir, c.confDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

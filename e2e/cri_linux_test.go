@@ -54,14 +54,7 @@ type criContainerd struct {
 func (c *cluster) criContainerd(host string, cn *cniLab, confDir string) *criContainerd {
 	t := c.l.t
 	t.Helper()
-	crictl, err := exec.LookPath("crictl")
-	if err != nil {
-		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		crictl = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "crictl")
-		if _, err := os.Stat(crictl); err != nil {
-			t.Skip("crictl is missing: make deps installs it (go install sigs.k8s.io/cri-tools/cmd/crictl@v1.34.0)")
-		}
-	}
+	crictl := goTool(t, "crictl", "sigs.k8s.io/cri-tools/cmd/crictl@v1.34.0")
 	extra := fmt.Sprintf(`[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "vxnet-test/pause:1"
   restrict_oom_score_adj = true
