@@ -2,7 +2,6 @@ package agent
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/hostnet"
@@ -17,9 +16,9 @@ type gatewayDNS struct {
 
 // syncGatewayDNS serves DNS on the gateways that take containers'
 // queries (Gateway.DNSFrom), each answering for its network. Called by
-// reconcileNow (recMu held); a gateway whose address cannot be bound yet
-// is tried again at the next reconcile.
-func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) {
+// reconcileNow (recMu held); it reports whether a gateway's address could
+// not be bound yet (reconcileNow tries again later).
+func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) (failed bool) {
 	want := map[netip.AddrPort]string{}
 	for _, g := range gws {
 		if len(g.DNSFrom) > 0 {
@@ -32,7 +31,6 @@ func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) {
 			delete(a.gwDNS, ap)
 		}
 	}
-	failed := false
 	for ap, network := range want {
 		if _, ok := a.gwDNS[ap]; ok {
 			continue
@@ -55,35 +53,8 @@ func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) {
 		a.gwDNS[ap] = gatewayDNS{network: network, l: l}
 		a.log.Info("DNS serving on the network's gateway", "network", network, "address", ap.String())
 	}
-	if failed {
-		a.retryReconcile()
-	} else {
-		a.resetRetry()
-	}
+	return failed
 }
-
-// retryReconcile reconciles again later, once, for what could not be
-// done now: in a second, then twice as long each time it is asked again
-// without a success (resetRetry) in between, up to a minute.
-func (a *Agent) retryReconcile() {
-	if !a.retrying.CompareAndSwap(false, true) {
-		return
-	}
-	wait := time.Duration(a.retryWait.Load())
-	if wait == 0 {
-		wait = time.Second
-	}
-	a.retryWait.Store(int64(min(2*wait, time.Minute)))
-	time.AfterFunc(wait, func() {
-		a.retrying.Store(false)
-		if a.runCtx.Err() == nil {
-			a.kickReconcile()
-		}
-	})
-}
-
-// resetRetry: what retryReconcile waited for is done.
-func (a *Agent) resetRetry() { a.retryWait.Store(0) }
 
 // closeGatewayDNS closes the gateways' resolvers.
 func (a *Agent) closeGatewayDNS() {

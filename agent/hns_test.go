@@ -214,3 +214,31 @@ func TestHNS_endpointAttachedToNamespace(t *testing.T) {
 	defer stop()
 	testutil.WaitFor(t, "the HNS endpoint attached again after a restart", 10*time.Second, attached)
 }
+
+// TestHNS_failedAttachTriedAgain: HNS refusing to attach an endpoint (a
+// transient failure) is tried again on a timer, with nothing else
+// changing, until the endpoint is attached.
+func TestHNS_failedAttachTriedAgain(t *testing.T) {
+	fake := &hnstest.Fake{}
+	a, stop := startHNSAgent(t, fake, t.TempDir())
+	defer stop()
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.9.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	const failures = 5
+	for range failures {
+		fake.Fail(hnstest.OpAttachNamespace, errors.New("the namespace is busy"))
+	}
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: "pod", HNSNamespace: "ns-busy"}); err != nil {
+		t.Fatal(err)
+	}
+	name := hns.EndpointName("ov", "pod")
+	testutil.WaitFor(t, "the HNS endpoint attached after HNS refused it", 30*time.Second, func() bool {
+		_, eps := fake.ByName()
+		return eps[name].HostComputeNamespace == "ns-busy"
+	})
+	if n := fake.Calls(hnstest.OpAttachNamespace); n <= failures {
+		t.Errorf("AttachNamespace called %d times; want more than the %d that failed", n, failures)
+	}
+}

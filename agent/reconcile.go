@@ -96,10 +96,14 @@ func (a *Agent) reconcileNow() {
 	in := a.planInput()
 	// The host side first (nat's gateways, uplinks): the tables point at it.
 	host := plan.HostSide(in)
+	failed := false // something to try again later (retryReconcile)
 	if err := a.host.Sync(host.Gateways, host.Published); err != nil {
 		a.log.Error("programming the host's gateways and their rules", "error", err)
+		failed = true
 	}
-	a.syncGatewayDNS(host.Gateways)
+	if a.syncGatewayDNS(host.Gateways) {
+		failed = true
+	}
 	for _, g := range host.Gateways {
 		in.Gateways[g.Name] = a.host.Port(g.Name)
 	}
@@ -124,13 +128,44 @@ func (a *Agent) reconcileNow() {
 	records, err := dns.NewTable(st.DNSNetworks, st.DNSEndpoints, 0)
 	a.dns.SetRecords(records)
 	a.skipped.Report(tableDNS, err)
-	a.syncHNS(st.HNSNetworks, st.HNSEndpoints)
+	if a.syncHNS(st.HNSNetworks, st.HNSEndpoints) {
+		failed = true
+	}
 	// What the published table no longer uses goes last.
 	a.host.PruneUplinks(keep)
 	if a.host.Prune(host.Gateways) {
 		a.kickReconcile()
 	}
+	if failed {
+		a.retryReconcile()
+	} else {
+		a.resetRetry()
+	}
 }
+
+// retryReconcile reconciles again later, once, for what could not be
+// done now (the host's rules, a gateway's resolver, HNS): in a second,
+// then twice as long each time it is asked again without a clean
+// reconcile (resetRetry) in between, up to a minute.
+func (a *Agent) retryReconcile() {
+	if !a.retrying.CompareAndSwap(false, true) {
+		return
+	}
+	wait := time.Duration(a.retryWait.Load())
+	if wait == 0 {
+		wait = time.Second
+	}
+	a.retryWait.Store(int64(min(2*wait, time.Minute)))
+	time.AfterFunc(wait, func() {
+		a.retrying.Store(false)
+		if a.runCtx.Err() == nil {
+			a.kickReconcile()
+		}
+	})
+}
+
+// resetRetry: a reconcile did everything it was asked.
+func (a *Agent) resetRetry() { a.retryWait.Store(0) }
 
 // planInput is what the plan is made from: the tables as decoded, this
 // host's endpoints in place of their rows, IPAM's current subnets.
@@ -160,10 +195,10 @@ func (a *Agent) planInput() plan.Input {
 
 // syncHNS makes HNS hold nets and eps. A network or endpoint whose spec
 // is invalid (a bad row) is left out and reported once (internal/leftout); HNS's
-// own failures are logged, and the next reconcile tries again.
-func (a *Agent) syncHNS(nets []hns.NetworkSpec, eps map[string][]hns.EndpointSpec) {
+// own failures are logged and reported (reconcileNow tries again later).
+func (a *Agent) syncHNS(nets []hns.NetworkSpec, eps map[string][]hns.EndpointSpec) bool {
 	if a.hnsProg == nil {
-		return
+		return false
 	}
 	var bad, failed []error
 	for _, err := range leftout.Unjoin(a.hnsProg.Sync(nets, eps)) {
@@ -178,4 +213,5 @@ func (a *Agent) syncHNS(nets []hns.NetworkSpec, eps map[string][]hns.EndpointSpe
 	if len(failed) > 0 {
 		a.log.Error("programming HNS", "error", errors.Join(failed...))
 	}
+	return len(failed) > 0
 }
