@@ -2,11 +2,19 @@
 //
 // A Conn owns one listening UDP socket bound to (Config.Addr, Config.Port)
 // that receives all underlay traffic, plus Config.SourcePorts send-only
-// sockets bound to the same local address with kernel-chosen ephemeral
-// ports. RFC 7348 §5 recommends deriving the VXLAN outer UDP source port from
-// a hash of the inner flow so that underlay ECMP/RSS spreads flows; the
-// caller passes that hash per packet to WriteBatch and the packet is sent
-// from the socket hashes[i] % len(SourcePorts()).
+// sockets bound to the same local address, on ports in 49152-65535 (from a
+// random start, past those in use). RFC 7348 §5 recommends deriving the
+// VXLAN outer UDP source port from a hash of the inner flow, in that range,
+// so that underlay ECMP/RSS spreads flows; the caller passes that hash per
+// packet to WriteBatch and the packet is sent from the socket
+// hashes[i] % len(SourcePorts()). Sockets rather than a port written per
+// packet keep UDP GSO: one message of many datagrams leaves one socket.
+//
+// The kernel never fragments a datagram (RFC 7348 §4.3): every socket sets
+// DF (IP_PMTUDISC_DO), and a datagram too big for the path to its
+// destination is dropped and counted (Stats.TxTooBig), its destination
+// kept for TooBig, so that the caller can learn the path's MTU and tell
+// the inner sender.
 //
 // On Linux datagrams are read and written in batches with recvmmsg(2) and
 // sendmmsg(2) on non-blocking sockets driven by the Go netpoller (via
@@ -40,7 +48,10 @@ import (
 
 const (
 	// DefaultSourcePorts is the default number of send sockets.
-	DefaultSourcePorts = 8
+	DefaultSourcePorts = 32
+	// SourcePortMin and SourcePortMax bound the ports send sockets bind
+	// to: RFC 7348 §5's recommended range for the outer source port.
+	SourcePortMin, SourcePortMax = 49152, 65535
 	// MaxSourcePorts bounds Config.SourcePorts.
 	MaxSourcePorts = 1024
 	// DefaultBatchSize is the default Config.BatchSize.
@@ -59,7 +70,7 @@ const (
 type Config struct {
 	Addr         netip.Addr // local address to bind (the VTEP); zero value = all addresses, dual stack
 	Port         uint16     // listening port; default 4789 (0 in config means default)
-	SourcePorts  int        // number of send sockets for per-flow source ports; default 8; negative means none (send from the listening socket)
+	SourcePorts  int        // number of send sockets for per-flow source ports, bound in SourcePortMin-SourcePortMax; default 32; negative means none (send from the listening socket)
 	BatchSize    int        // max packets per ReadBatch/WriteBatch call; default 64, max 1024
 	SocketBuffer int        // SO_RCVBUF/SO_SNDBUF bytes; default 4<<20
 	// ReusePort opens the listening socket with SO_REUSEPORT (Linux): Conns
@@ -85,10 +96,14 @@ type Stats struct {
 	RxTruncated uint64 // datagrams dropped because they did not fit the buffer
 	TxPackets   uint64 // datagrams accepted by the kernel
 	TxErrors    uint64 // datagrams dropped on send (unreachable, bad address, too big, ...)
+	// TxTooBig: datagrams dropped on send because they do not fit the path
+	// to their destination (EMSGSIZE: the kernel never fragments them;
+	// counted in TxErrors too). Conn.TooBig names the destinations.
+	TxTooBig uint64
 }
 
 type counters struct {
-	rxPackets, rxTruncated, txPackets, txErrors atomic.Uint64
+	rxPackets, rxTruncated, txPackets, txErrors, txTooBig atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -97,6 +112,7 @@ func (c *counters) snapshot() Stats {
 		RxTruncated: c.rxTruncated.Load(),
 		TxPackets:   c.txPackets.Load(),
 		TxErrors:    c.txErrors.Load(),
+		TxTooBig:    c.txTooBig.Load(),
 	}
 }
 

@@ -29,6 +29,8 @@ type Conn struct {
 
 	readMu  sync.Mutex
 	writeMu sync.Mutex
+
+	tooBig tooBigLog
 }
 
 func listen(cfg Config, anyPort bool) (*Conn, error) {
@@ -40,7 +42,7 @@ func listen(cfg Config, anyPort bool) (*Conn, error) {
 	if anyPort {
 		port = 0
 	}
-	c := &Conn{batch: cfg.BatchSize}
+	c := &Conn{batch: cfg.BatchSize, tooBig: newTooBigLog()}
 	c.lis, err = openSocket(cfg, port, nil)
 	if err != nil {
 		return nil, err
@@ -164,6 +166,10 @@ func (c *Conn) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32) (
 				return sent, net.ErrClosed
 			}
 			c.stats.txErrors.Add(1)
+			if isTruncated(err) { // WSAEMSGSIZE: too big for the path
+				c.stats.txTooBig.Add(1)
+				c.tooBig.note(to[i].Addr().Unmap())
+			}
 			continue
 		}
 		sent++

@@ -4,6 +4,7 @@ package udp
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -45,6 +46,8 @@ type Conn struct {
 
 	writeMu sync.Mutex // guards shared, the Writer behind Conn.WriteBatch
 	shared  *Writer
+
+	tooBig tooBigLog
 }
 
 // Writer sends datagrams for one goroutine. It owns the sendmmsg scratch
@@ -87,7 +90,7 @@ func listen(cfg Config, anyPort bool) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{batch: cfg.BatchSize}
+	c := &Conn{batch: cfg.BatchSize, tooBig: newTooBigLog()}
 	c.zones.init()
 	port := cfg.Port
 	if anyPort {
@@ -129,8 +132,18 @@ func listen(cfg Config, anyPort bool) (*Conn, error) {
 	if cfg.SourcePorts == 0 {
 		c.senders = []*sender{c.newSender(nil, c.lisRC, c.local.Port())}
 	}
+	// Send sockets take ports in the RFC's range, from a random start
+	// (hosts differ) past any in use; never shared (no SO_REUSEPORT).
+	sendControl := func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = setSockopts(int(fd), cfg.SocketBuffer, dual) }); err != nil {
+			return err
+		}
+		return serr
+	}
+	next := SourcePortMin + rand.IntN(SourcePortMax-SourcePortMin+1)
 	for i := 0; i < cfg.SourcePorts; i++ {
-		uc, err := openSocket(cfg, 0, control)
+		uc, err := openSendSocket(cfg, &next, sendControl)
 		if err != nil {
 			c.Close()
 			return nil, err
@@ -156,8 +169,34 @@ func (c *Conn) newSender(uc *net.UDPConn, rc syscall.RawConn, port uint16) *send
 	return s
 }
 
+// openSendSocket binds a send socket to the first free port from *next
+// on, wrapping within SourcePortMin-SourcePortMax, and moves *next past
+// it. When the range has no port free after sendPortTries, the kernel
+// picks one.
+func openSendSocket(cfg Config, next *int, control func(network, address string, c syscall.RawConn) error) (*net.UDPConn, error) {
+	const span = SourcePortMax - SourcePortMin + 1
+	for try := 0; try < sendPortTries; try++ {
+		port := SourcePortMin + (*next-SourcePortMin)%span
+		*next = port + 1
+		uc, err := openSocket(cfg, uint16(port), control)
+		if err == nil {
+			return uc, nil
+		}
+		if !errors.Is(err, unix.EADDRINUSE) {
+			return nil, err
+		}
+	}
+	return openSocket(cfg, 0, control)
+}
+
+// sendPortTries bounds the ports openSendSocket tries before it lets the
+// kernel choose.
+const sendPortTries = 512
+
 // setSockopts sizes the socket buffers (forcing past rmem_max/wmem_max when
-// privileged) and makes a wildcard IPv6 socket dual-stack.
+// privileged), makes a wildcard IPv6 socket dual-stack, and sets DF on
+// every datagram: the kernel must never fragment VXLAN (RFC 7348 §4.3),
+// and a datagram too big for its path fails with EMSGSIZE instead.
 func setSockopts(fd, size int, dual bool) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size); err != nil {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, size); err != nil {
@@ -169,12 +208,24 @@ func setSockopts(fd, size int, dual bool) error {
 			return os.NewSyscallError("setsockopt SO_SNDBUF", err)
 		}
 	}
-	if dual {
-		if dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil && dom == unix.AF_INET6 {
-			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
-				return os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
-			}
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return os.NewSyscallError("getsockopt SO_DOMAIN", err)
+	}
+	if dual && dom == unix.AF_INET6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+			return os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
 		}
+	}
+	if dom == unix.AF_INET6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO); err != nil {
+			return os.NewSyscallError("setsockopt IPV6_MTU_DISCOVER", err)
+		}
+	}
+	// On an IPv6 socket too: it governs the IPv4 datagrams a dual-stack
+	// socket sends.
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil && dom == unix.AF_INET {
+		return os.NewSyscallError("setsockopt IP_MTU_DISCOVER", err)
 	}
 	return nil
 }
@@ -430,12 +481,21 @@ func (s *sender) doSend(fd uintptr) bool {
 		case e == unix.EINTR:
 		case e == unix.EAGAIN:
 			return false
-		case (e == unix.EIO || e == unix.EINVAL) && s.gso.cnt[s.off] > 1:
-			// The kernel or the device cannot segment (no UDP_SEGMENT, no
-			// checksum offload): send single datagrams from now on. This
-			// message is lost; the inner TCP resends it.
+		case e == unix.EIO && s.gso.cnt[s.off] > 1:
+			// The device cannot segment (no checksum offload): send
+			// single datagrams from now on. This message is lost; the
+			// inner TCP resends it.
 			s.c.gsoOff.Store(true)
 			s.c.stats.txErrors.Add(uint64(s.gso.cnt[s.off]))
+			s.off++
+		case e == unix.EMSGSIZE || e == unix.EINVAL && s.gso.cnt[s.off] > 1:
+			// Too big for the path (a GSO message's segments too: the
+			// kernel answers EINVAL for those). Not retried: the error is
+			// the datagram's own, never an earlier one's.
+			s.retried = false
+			s.c.stats.txErrors.Add(uint64(s.gso.cnt[s.off]))
+			s.c.stats.txTooBig.Add(uint64(s.gso.cnt[s.off]))
+			s.c.noteTooBig(&s.tx.names[s.off])
 			s.off++
 		case perPacketErr(e):
 			// When sendmmsg stops early on an error after sending some
@@ -456,6 +516,11 @@ func (s *sender) doSend(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// noteTooBig keeps the destination of a datagram too big for its path.
+func (c *Conn) noteTooBig(sa *sockaddrStorage) {
+	c.tooBig.note(getSockaddr(sa, &c.zones).Addr())
 }
 
 // perPacketErr reports whether a send error concerns only the datagram (its

@@ -155,6 +155,9 @@ func TestSourcePorts(t *testing.T) {
 		if p == 0 || p == a.LocalAddr().Port() || seen[p] {
 			t.Fatalf("bad source ports %v (listening %v)", ports, a.LocalAddr())
 		}
+		if p < SourcePortMin {
+			t.Errorf("source port %d outside RFC 7348's %d-%d", p, SourcePortMin, SourcePortMax)
+		}
 		seen[p] = true
 	}
 	// Each hash is sent three times (in different batches); all copies must
