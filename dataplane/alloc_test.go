@@ -108,6 +108,7 @@ func TestHotPath_zeroAllocs(t *testing.T) {
 	toBroadcast := ipv4UDP(ip1, netip.MustParseAddr("10.0.9.255"), 1, 2, make([]byte, 64))
 	toLocal := ipv4UDP(ip1, ip1b, 1, 2, make([]byte, 64))
 	fromRemote := frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, ipv4UDP(ip2, ip1, 1, 2, make([]byte, 64)))
+	tooBig := withDF(ipv4UDP(ip1, ip2, 1, 2, make([]byte, 1500)))
 	for name, tc := range map[string]struct {
 		run  func()
 		sent func() int
@@ -124,6 +125,11 @@ func TestHotPath_zeroAllocs(t *testing.T) {
 			h.loadInside(toLocal, 32)
 			h.processInside(32)
 		}, func() int { return h.devB.written }},
+		"inside too big, answered": {func() {
+			h.inside.icmp = icmpLimit{tokens: icmpBurst} // not rate-limited here
+			h.loadInside(tooBig, 1)
+			h.processInside(1)
+		}, func() int { return h.devA.written }},
 		"outside decap to port": {func() {
 			h.loadOutside(fromRemote, vtep2, 32)
 			h.outside.process(32)

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"time"
 
@@ -31,6 +32,7 @@ type insideLoop struct {
 
 	arp    arpThrottle // uplink networks' ARP requests
 	arpBuf [vxlan.EthernetLen + arpLen]byte
+	icmp   icmpLimit // ICMP "too big" answers (toobig.go)
 }
 
 // refillExtra is how many packets past one Read's batch the inside loop
@@ -229,6 +231,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 		return
 	}
 	nw := pi.net
+	pm := sw.pmtu.Load() // narrow underlay paths, usually none
 	b.last = lookupCache{}
 	for i := 0; i < n; i++ {
 		// borrowed: pkt and frame point into bufs[i], which stays ours
@@ -244,7 +247,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 		if info.length > sw.cfg.MTU {
 			// Only a container that raised its own MTU sends these; the
 			// underlay has no room for them.
-			l.tally.drop(DropTooBig)
+			l.tooBig(buf, &info, sw.cfg.MTU, nw)
 			continue
 		}
 		pkt = pkt[:info.length]
@@ -270,6 +273,9 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 				l.tally.drop(DropLoop)
 				continue
 			}
+			if pm != nil && l.overPath(pm, nw.policyVTEP, buf, &info, nw) {
+				continue
+			}
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
 			b.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
 		case h != nil && h.port != nil:
@@ -279,6 +285,9 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 			}
 			b.local.add(h.port, buf[:Headroom+info.length])
 		case h != nil:
+			if pm != nil && l.overPath(pm, h.vtep, buf, &info, nw) {
+				continue
+			}
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
 			b.udp.add(frame, sw.vtepAddr(h.vtep), hash)
 		case nw.gateway != nil && !nw.isFlood(info.dst, info.v6) && (nw.gateway == l.port || len(nw.vteps) == 0 && !out):
@@ -299,6 +308,9 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 		case nw.policyVTEP.IsValid() && out:
 			// l2tunnel: out through the policy host, which decides and
 			// sends it out of its gateway.
+			if pm != nil && l.overPath(pm, nw.policyVTEP, buf, &info, nw) {
+				continue
+			}
 			vxlan.Encap(frame, nw.vni, vxlan.GatewayMAC(nw.vni), pi.mac, info.etherType)
 			b.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
 		default:
@@ -328,4 +340,25 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 	b.udp.flush(&l.tally)
 	b.local.flush(&l.tally)
 	sw.stats.flush(&l.tally)
+}
+
+// tooBig drops the packet at buf[Headroom:] as larger than mtu and
+// answers it with ICMP "too big" where it gets an answer (toobig.go).
+func (l *insideLoop) tooBig(buf []byte, info *ipInfo, mtu int, nw *network) {
+	l.tally.drop(DropTooBig)
+	if n := l.icmp.tooBig(buf, info.length, info, mtu, nw); n > 0 {
+		l.b.local.add(l.port, buf[:Headroom+n])
+		l.tally.icmpTooBig++
+	}
+}
+
+// overPath reports whether the packet is larger than the underlay path to
+// vtep carries, and if so drops and answers it (tooBig).
+func (l *insideLoop) overPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *ipInfo, nw *network) bool {
+	m := pm.innerMTU(vtep)
+	if m == 0 || info.length <= m {
+		return false
+	}
+	l.tooBig(buf, info, m, nw)
+	return true
 }

@@ -40,6 +40,7 @@ const (
 	ipv6SrcOffset        = 8
 	ipv6DstOffset        = 24
 
+	protoICMP   = 1
 	protoICMPv6 = 58
 	protoTCP    = 6
 	protoUDP    = 17

@@ -24,7 +24,9 @@ const (
 	// DropPortDetached: a packet read from a port that has no entry in the
 	// table.
 	DropPortDetached
-	// DropTooBig: a packet that does not fit the underlay buffers.
+	// DropTooBig: a packet larger than the MTU, or than the underlay path
+	// to its destination carries (answered with ICMP "too big" where it
+	// may not be fragmented; see toobig.go).
 	DropTooBig
 	// DropWrite: a write to the underlay or to a port failed.
 	DropWrite
@@ -62,6 +64,7 @@ type Stats struct {
 	Flooded           uint64            // packets replicated head-end
 	NeighborReplies   uint64            // ARP and neighbour-discovery messages sent: replies, and uplinks' ARP requests
 	Coalesced         uint64            // received TCP segments and UDP datagrams merged into super-packets (counted in PortTxPackets too)
+	ICMPTooBig        uint64            // ICMP "too big" messages sent to local ports (toobig.go)
 	UplinkRxFrames    uint64            // frames read from uplinks (transparent, l2bridge)
 	UplinkTxFrames    uint64            // packets sent out of uplinks
 	Drops             map[string]uint64 // by DropReason.String()
@@ -71,14 +74,14 @@ type Stats struct {
 // tally and add it here once per batch, so cores do not fight over one
 // cache line per packet.
 type counters struct {
-	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx atomic.Uint64
-	drops                                                                                                  [numDropReasons]atomic.Uint64
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx, icmpTooBig atomic.Uint64
+	drops                                                                                                              [numDropReasons]atomic.Uint64
 }
 
 // tally is a packet loop's private count for one batch.
 type tally struct {
-	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx uint64
-	drops                                                                                                  [numDropReasons]uint64
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx, icmpTooBig uint64
+	drops                                                                                                              [numDropReasons]uint64
 }
 
 func (t *tally) drop(r DropReason) { t.drops[r]++ }
@@ -101,6 +104,7 @@ func (c *counters) flush(t *tally) {
 	add(&c.coalesced, t.coalesced)
 	add(&c.uplinkRx, t.uplinkRx)
 	add(&c.uplinkTx, t.uplinkTx)
+	add(&c.icmpTooBig, t.icmpTooBig)
 	for i, v := range t.drops {
 		add(&c.drops[i], v)
 	}
@@ -120,6 +124,7 @@ func (c *counters) snapshot() Stats {
 		Coalesced:         c.coalesced.Load(),
 		UplinkRxFrames:    c.uplinkRx.Load(),
 		UplinkTxFrames:    c.uplinkTx.Load(),
+		ICMPTooBig:        c.icmpTooBig.Load(),
 		Drops:             make(map[string]uint64, numDropReasons),
 	}
 	for i := range c.drops {

@@ -54,6 +54,7 @@ type Switch struct {
 	log      *slog.Logger
 	underlay Underlay
 	table    atomic.Pointer[Table]
+	pmtu     atomic.Pointer[pathMTUs] // narrow underlay paths (toobig.go); nil: none
 	stats    counters
 	batches  *batchPool    // the ports' inside-path batches (see pool.go)
 	removals atomic.Uint64 // ports removed so far: batches then forget their writers
@@ -125,13 +126,15 @@ func (sw *Switch) Table() *Table { return sw.table.Load() }
 
 // Stats returns a copy of the counters. When the underlay keeps its own
 // (as udp.Conn does), its truncated datagrams and failed sends are added
-// under "underlay_truncated" and "underlay_send_error".
+// under "underlay_truncated", "underlay_too_big" (too big for their path)
+// and "underlay_send_error" (the other failures).
 func (sw *Switch) Stats() Stats {
 	s := sw.stats.snapshot()
 	if u, ok := sw.underlay.(interface{ Stats() udp.Stats }); ok {
 		us := u.Stats()
 		s.Drops["underlay_truncated"] = us.RxTruncated
-		s.Drops["underlay_send_error"] = us.TxErrors
+		s.Drops["underlay_send_error"] = us.TxErrors - us.TxTooBig
+		s.Drops["underlay_too_big"] = us.TxTooBig
 	}
 	return s
 }
@@ -195,6 +198,11 @@ func (sw *Switch) Run(ctx context.Context) error {
 	sw.mu.Lock()
 	queues := append([]Underlay(nil), sw.queues...)
 	sw.mu.Unlock()
+	if src, ok := sw.underlay.(tooBigSource); ok {
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go sw.routinePathMTU(pctx, src)
+	}
 	for _, q := range queues {
 		go func() {
 			if err := sw.routineReadFromUnderlay(q); err != nil {

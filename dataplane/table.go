@@ -91,6 +91,9 @@ type network struct {
 	// network whose host gateway carries IPv4 alone): IPv6 bound outside
 	// has no way out.
 	gatewayV4Only bool
+	// gw4, gw6: the gateway's addresses (GatewayAddrs), the source of the
+	// ICMP errors the switch sends the network's containers.
+	gw4, gw6 netip.Addr
 
 	byAddr map[netip.Addr]*host // used while building only
 }
@@ -199,6 +202,14 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 				n.byAddr[a.Unmap()] = gw
 				n.gatewayV4Only = n.gatewayV4Only && a.Unmap().Is4()
 			}
+		}
+	}
+	for _, a := range s.GatewayAddrs {
+		switch a = a.Unmap(); {
+		case a.Is4() && !n.gw4.IsValid():
+			n.gw4 = a
+		case a.Is6() && !n.gw6.IsValid():
+			n.gw6 = a
 		}
 	}
 	for _, p := range s.Subnets {

@@ -97,6 +97,7 @@ func printStats(w io.Writer, s static.Stats) {
 		{"flooded", s.Flooded},
 		{"arp/nd replies", s.NeighborReplies},
 		{"coalesced rx segments", s.Coalesced},
+		{"icmp too big sent", s.ICMPTooBig},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\n", r.name, r.v)
 	}

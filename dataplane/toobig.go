@@ -1,0 +1,264 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/vxnet/vxnet/dataplane/udp"
+)
+
+// Packets too big for the way they would go.
+//
+// A container whose MTU is above the switch's (or whose packets would
+// cross an underlay path narrower than the switch's MTU needs) sends
+// packets the underlay cannot carry: the kernel never fragments VXLAN
+// (package udp sets DF). The switch answers such a packet, when it may
+// not be fragmented (IPv4 with DF, every IPv6 packet), as a router would:
+// ICMP "fragmentation needed" or ICMPv6 "packet too big" with the MTU
+// that fits, from the network's gateway address (the packet's
+// destination's when the network has none), so the container's kernel
+// lowers its path MTU and TCP its segment size. The answer is built in
+// the packet's own buffer and rate-limited per port; the packet is
+// counted as a too_big drop either way.
+//
+// The switch learns narrow paths from the underlay: a datagram the kernel
+// refused as too big for its path names its destination VTEP
+// (udp.Conn.TooBig), the switch asks the kernel for that path's MTU
+// (udp.PathMTU), and publishes the VTEPs whose path is narrower than its
+// MTU needs (pathMTUs); the inside loops load that list once per batch.
+
+// Encapsulation overhead on the wire: outer IP, UDP, VXLAN and the inner
+// Ethernet header.
+const (
+	overheadV4 = 20 + 8 + 8 + 14
+	overheadV6 = 40 + 8 + 8 + 14
+)
+
+// icmpHeaderLen is the header of an ICMP or ICMPv6 error message.
+const icmpHeaderLen = 8
+
+// The most of an IP packet an ICMP error message is (RFC 1812 §4.3.2.3:
+// 576 bytes; RFC 4443 §2.4: the IPv6 minimum MTU, 1280).
+const (
+	icmpMaxV4 = 576
+	icmpMaxV6 = 1280
+)
+
+// pathMTUs lists the VTEPs whose underlay path is narrower than the
+// switch's MTU needs, with the largest inner packet that fits each. It is
+// immutable once published; the inside loops scan it (it is short).
+type pathMTUs struct {
+	vteps []netip.Addr
+	inner []int
+}
+
+// innerMTU is the largest inner packet the path to v carries, or 0 when
+// the path is not narrow.
+func (p *pathMTUs) innerMTU(v netip.Addr) int {
+	for i, a := range p.vteps {
+		if a == v {
+			return p.inner[i]
+		}
+	}
+	return 0
+}
+
+// tooBigSource is an underlay that names the destinations of datagrams
+// too big for their path (udp.Conn).
+type tooBigSource interface {
+	TooBig() <-chan struct{}
+	TooBigDestinations() []netip.Addr
+	LocalAddr() netip.AddrPort
+}
+
+// pathMTURecheck is how often narrow paths are asked again: the kernel
+// forgets what ICMP taught it after ten minutes (net.ipv4.route.mtu_expires).
+const pathMTURecheck = time.Minute
+
+// routinePathMTU follows the underlay's too-big reports until ctx ends.
+func (sw *Switch) routinePathMTU(ctx context.Context, src tooBigSource) {
+	tick := time.NewTicker(pathMTURecheck)
+	defer tick.Stop()
+	for {
+		var dsts []netip.Addr
+		select {
+		case <-ctx.Done():
+			return
+		case <-src.TooBig():
+			dsts = src.TooBigDestinations()
+		case <-tick.C:
+			if p := sw.pmtu.Load(); p != nil {
+				dsts = p.vteps
+			}
+		}
+		if len(dsts) > 0 {
+			sw.learnPathMTU(src.LocalAddr().Addr(), dsts)
+		}
+	}
+}
+
+// learnPathMTU asks the kernel for the paths to dsts and publishes the
+// narrow ones with the rest of those already known.
+func (sw *Switch) learnPathMTU(local netip.Addr, dsts []netip.Addr) {
+	if local.IsUnspecified() {
+		local = netip.Addr{}
+	}
+	old := sw.pmtu.Load()
+	next := &pathMTUs{}
+	if old != nil {
+		next.vteps = append(next.vteps, old.vteps...)
+		next.inner = append(next.inner, old.inner...)
+	}
+	for _, d := range dsts {
+		d = d.Unmap()
+		mtu, err := udp.PathMTU(local, d)
+		if err != nil {
+			sw.log.Debug("path MTU unknown", "vtep", d.String(), "error", err)
+			continue
+		}
+		inner := mtu - overheadV4
+		if d.Is6() {
+			inner = mtu - overheadV6
+		}
+		i := 0
+		for i < len(next.vteps) && next.vteps[i] != d {
+			i++
+		}
+		switch {
+		case inner >= sw.cfg.MTU && i < len(next.vteps):
+			next.vteps = append(next.vteps[:i], next.vteps[i+1:]...)
+			next.inner = append(next.inner[:i], next.inner[i+1:]...)
+			sw.log.Info("underlay path wide enough again", "vtep", d.String(), "pathMTU", mtu)
+		case inner >= sw.cfg.MTU:
+		case i < len(next.vteps):
+			next.inner[i] = max(inner, 68)
+		default:
+			next.vteps = append(next.vteps, d)
+			next.inner = append(next.inner, max(inner, 68))
+			sw.log.Warn("underlay path narrower than the MTU needs: containers get ICMP \"too big\" for larger packets to it",
+				"vtep", d.String(), "pathMTU", mtu, "innerMTU", inner, "mtu", sw.cfg.MTU)
+		}
+	}
+	if len(next.vteps) == 0 {
+		next = nil
+	}
+	sw.pmtu.Store(next)
+}
+
+// icmpLimit rate-limits a loop's ICMP error messages: a burst of
+// icmpBurst, then one per icmpEvery.
+type icmpLimit struct {
+	tokens int
+	last   int64 // UnixNano of the last refill
+}
+
+const (
+	icmpBurst = 20
+	icmpEvery = int64(10 * time.Millisecond)
+)
+
+func (r *icmpLimit) allow() bool {
+	now := time.Now().UnixNano()
+	if add := (now - r.last) / icmpEvery; add > 0 {
+		r.tokens = int(min(int64(r.tokens)+add, icmpBurst))
+		r.last = now
+	}
+	if r.tokens == 0 {
+		return false
+	}
+	r.tokens--
+	return true
+}
+
+// tooBig answers the packet at buf[Headroom:] (size bytes, read from a
+// port of network nw) with an ICMP "too big" carrying mtu, written over it
+// in buf, and returns the answer's length at Headroom; 0 when it gets
+// none: an IPv4 packet without DF (it could be fragmented; the switch
+// does not), an ICMP error itself, or over the rate limit.
+func (r *icmpLimit) tooBig(buf []byte, size int, info *ipInfo, mtu int, nw *network) int {
+	pkt := buf[Headroom : Headroom+size]
+	if info.v6 {
+		return r.tooBigV6(buf, pkt, info, mtu, nw)
+	}
+	if pkt[ipv4FlagsFragOffset]&ipv4FlagDF == 0 {
+		return 0
+	}
+	ihl := int(pkt[0]&0x0f) * 4
+	if info.proto == protoICMP && (info.l4 == 0 || len(pkt) < ihl+1 || isICMPv4Error(pkt[ihl])) {
+		return 0
+	}
+	if !r.allow() {
+		return 0
+	}
+	// From the gateway, else from the packet's destination; to its source.
+	from := nw.gw4
+	if !from.IsValid() {
+		from = netip.AddrFrom4([4]byte(pkt[ipv4DstOffset : ipv4DstOffset+4]))
+	}
+	var to [4]byte
+	copy(to[:], pkt[ipv4SrcOffset:ipv4SrcOffset+4])
+	quoted := min(size, icmpMaxV4-ipv4HeaderLen-icmpHeaderLen)
+	const hdr = ipv4HeaderLen + icmpHeaderLen
+	copy(buf[Headroom+hdr:], pkt[:quoted])
+	out := buf[Headroom : Headroom+hdr+quoted]
+	clear(out[:hdr])
+	out[0] = 0x45
+	binary.BigEndian.PutUint16(out[ipv4TotalLenOffset:], uint16(len(out)))
+	out[8] = 64 // TTL
+	out[ipv4ProtocolOffset] = protoICMP
+	a4 := from.As4()
+	copy(out[ipv4SrcOffset:], a4[:])
+	copy(out[ipv4DstOffset:], to[:])
+	binary.BigEndian.PutUint16(out[ipv4ChecksumOffset:], ^fold(sum(0, out[:ipv4HeaderLen])))
+	icmp := out[ipv4HeaderLen:]
+	icmp[0], icmp[1] = 3, 4 // destination unreachable, fragmentation needed
+	binary.BigEndian.PutUint16(icmp[6:], uint16(mtu))
+	binary.BigEndian.PutUint16(icmp[2:], ^fold(sum(0, icmp)))
+	return len(out)
+}
+
+func (r *icmpLimit) tooBigV6(buf, pkt []byte, info *ipInfo, mtu int, nw *network) int {
+	if info.proto == protoICMPv6 && (len(pkt) < ipv6HeaderLen+1 || pkt[ipv6HeaderLen] < 128) {
+		return 0 // an ICMPv6 error message
+	}
+	if !r.allow() {
+		return 0
+	}
+	from := nw.gw6
+	if !from.IsValid() {
+		from = netip.AddrFrom16([16]byte(pkt[ipv6DstOffset : ipv6DstOffset+16]))
+	}
+	var to [16]byte
+	copy(to[:], pkt[ipv6SrcOffset:ipv6SrcOffset+16])
+	size := len(pkt)
+	quoted := min(size, icmpMaxV6-ipv6HeaderLen-icmpHeaderLen)
+	const hdr = ipv6HeaderLen + icmpHeaderLen
+	copy(buf[Headroom+hdr:], pkt[:quoted])
+	out := buf[Headroom : Headroom+hdr+quoted]
+	clear(out[:hdr])
+	out[0] = 0x60
+	binary.BigEndian.PutUint16(out[ipv6PayloadLenOffset:], uint16(len(out)-ipv6HeaderLen))
+	out[ipv6NextHeaderOffset] = protoICMPv6
+	out[ipv6HopLimitOffset] = 64
+	a16 := from.As16()
+	copy(out[ipv6SrcOffset:], a16[:])
+	copy(out[ipv6DstOffset:], to[:])
+	icmp := out[ipv6HeaderLen:]
+	icmp[0] = 2 // packet too big
+	binary.BigEndian.PutUint32(icmp[4:], uint32(mtu))
+	ph := sum(0, out[ipv6SrcOffset:ipv6DstOffset+16]) + uint64(len(icmp)) + protoICMPv6
+	binary.BigEndian.PutUint16(icmp[2:], ^fold(sum(ph, icmp)))
+	return len(out)
+}
+
+// isICMPv4Error reports whether an ICMP type is an error message (never
+// answered with another).
+func isICMPv4Error(typ byte) bool {
+	switch typ {
+	case 3, 4, 5, 11, 12:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,147 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+)
+
+// withDF sets the IPv4 packet's DF bit and mends its header checksum.
+func withDF(p []byte) []byte {
+	p[ipv4FlagsFragOffset] |= ipv4FlagDF
+	binary.BigEndian.PutUint16(p[ipv4ChecksumOffset:], 0)
+	binary.BigEndian.PutUint16(p[ipv4ChecksumOffset:], ^fold(sum(0, p[:ipv4HeaderLen])))
+	return p
+}
+
+// checkTooBig checks an ICMP "too big" answer to orig: addressed from
+// from to orig's source, carrying mtu, quoting orig's start, checksums
+// valid, no longer than the family's limit.
+func checkTooBig(t *testing.T, got, orig []byte, from netip.Addr, mtu int) {
+	t.Helper()
+	if orig[0]>>4 == 4 {
+		if len(got) != icmpMaxV4 || got[0] != 0x45 || got[ipv4ProtocolOffset] != protoICMP {
+			t.Fatalf("answer: %d bytes, version/IHL %#x, protocol %d; want 576, 0x45, ICMP", len(got), got[0], got[ipv4ProtocolOffset])
+		}
+		if fold(sum(0, got[:20])) != 0xffff || fold(sum(0, got[20:])) != 0xffff {
+			t.Error("bad IP or ICMP checksum")
+		}
+		if s, d := netip.AddrFrom4([4]byte(got[12:16])), netip.AddrFrom4([4]byte(got[16:20])); s != from || !bytes.Equal(got[16:20], orig[12:16]) {
+			t.Errorf("answer from %v to %v, want from %v to the sender", s, d, from)
+		}
+		icmp := got[20:]
+		if icmp[0] != 3 || icmp[1] != 4 || int(binary.BigEndian.Uint16(icmp[6:])) != mtu {
+			t.Errorf("ICMP type %d code %d MTU %d, want 3/4 and %d", icmp[0], icmp[1], binary.BigEndian.Uint16(icmp[6:]), mtu)
+		}
+		if !bytes.Equal(icmp[8:], orig[:len(icmp)-8]) {
+			t.Error("the answer does not quote the packet's start")
+		}
+		return
+	}
+	if len(got) != icmpMaxV6 || got[0]>>4 != 6 || got[ipv6NextHeaderOffset] != protoICMPv6 {
+		t.Fatalf("answer: %d bytes, version %d, next header %d; want 1280, 6, ICMPv6", len(got), got[0]>>4, got[ipv6NextHeaderOffset])
+	}
+	icmp := got[40:]
+	if fold(sum(sum(0, got[8:40])+uint64(len(icmp))+protoICMPv6, icmp)) != 0xffff {
+		t.Error("bad ICMPv6 checksum")
+	}
+	if s := netip.AddrFrom16([16]byte(got[8:24])); s != from || !bytes.Equal(got[24:40], orig[8:24]) {
+		t.Errorf("answer from %v, want from %v to the sender", s, from)
+	}
+	if icmp[0] != 2 || icmp[1] != 0 || int(binary.BigEndian.Uint32(icmp[4:])) != mtu {
+		t.Errorf("ICMPv6 type %d code %d MTU %d, want 2/0 and %d", icmp[0], icmp[1], binary.BigEndian.Uint32(icmp[4:]), mtu)
+	}
+	if !bytes.Equal(icmp[8:], orig[:len(icmp)-8]) {
+		t.Error("the answer does not quote the packet's start")
+	}
+}
+
+// TestSwitch_tooBig_answeredWithICMP: packets above the MTU are dropped,
+// counted, and answered with ICMP "too big" carrying the MTU (IPv4 with
+// DF, IPv6), from the destination when the network has no gateway; an
+// IPv4 packet without DF gets no answer.
+func TestSwitch_tooBig_answeredWithICMP(t *testing.T) {
+	r := newRig(t)
+	mtu := r.sw.cfg.MTU
+	v4 := withDF(ipv4UDP(ip1, ip2, 1000, 2000, make([]byte, 1472)))
+	r.a.Inject(v4)
+	checkTooBig(t, out(t, r.a), v4, ip2, mtu)
+	v6 := ipv6UDP(ip6a, ip62, make([]byte, 1452))
+	r.a.Inject(v6)
+	checkTooBig(t, out(t, r.a), v6, ip62, mtu)
+	r.a.Inject(ipv4UDP(ip1, ip2, 1000, 2000, make([]byte, 1472))) // no DF
+	s := waitStats(t, r.sw, "three too_big drops", func(s Stats) bool { return s.Drops["too_big"] == 3 })
+	if s.ICMPTooBig != 2 || s.UnderlayTxPackets != 0 {
+		t.Errorf("%d ICMP answers, %d datagrams sent; want 2 and none", s.ICMPTooBig, s.UnderlayTxPackets)
+	}
+	select {
+	case p := <-r.a.Outbound():
+		t.Errorf("a packet without DF was answered: % x", p[:28])
+	default:
+	}
+}
+
+// TestSwitch_tooBig_narrowPath: a VTEP whose underlay path is narrower
+// than the MTU needs gets packets up to that path's inner MTU; larger ones
+// are answered with it, from the network's gateway address; other VTEPs
+// are unaffected.
+func TestSwitch_tooBig_narrowPath(t *testing.T) {
+	r := newRig(t)
+	gw := netip.MustParseAddr("10.0.9.1")
+	tbl, err := NewTable([]NetworkSpec{{
+		VNI:          testVNI,
+		Subnets:      []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
+		Gateway:      r.portB,
+		GatewayAddrs: []netip.Addr{gw},
+		Endpoints: []EndpointSpec{
+			{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA},
+			{MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2},
+			{MAC: mac3, Addrs: []netip.Addr{ip3}, VTEP: vtep3},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sw.SetTable(tbl)
+	r.sw.pmtu.Store(&pathMTUs{vteps: []netip.Addr{vtep2}, inner: []int{1300}})
+	big := withDF(ipv4UDP(ip1, ip2, 1000, 2000, make([]byte, 1372))) // 1400 bytes
+	r.a.Inject(big)
+	checkTooBig(t, out(t, r.a), big, gw, 1300)
+	fits := withDF(ipv4UDP(ip1, ip2, 1000, 2000, make([]byte, 1272))) // 1300 bytes
+	r.a.Inject(fits)
+	if got, _ := recv(t, r.peer2); len(got) != 8+14+1300 {
+		t.Errorf("vtep2 got %d bytes, want the 1300-byte packet encapsulated", len(got))
+	}
+	r.a.Inject(withDF(ipv4UDP(ip1, ip3, 1000, 2000, make([]byte, 1372))))
+	if got, _ := recv(t, r.peer3); len(got) != 8+14+1400 {
+		t.Errorf("vtep3 got %d bytes, want the 1400-byte packet encapsulated", len(got))
+	}
+}
+
+// TestICMPLimit_burstThenRate: a burst of icmpBurst answers, then none
+// until time passes.
+func TestICMPLimit_burstThenRate(t *testing.T) {
+	var r icmpLimit
+	n := 0
+	for i := 0; i < 3*icmpBurst; i++ {
+		if r.allow() {
+			n++
+		}
+	}
+	if n != icmpBurst {
+		t.Errorf("%d allowed at once, want %d", n, icmpBurst)
+	}
+	r.last -= 5 * icmpEvery
+	if !r.allow() {
+		t.Error("nothing allowed after time passed")
+	}
+}
+
+// TestPathMTUs_innerMTU: listed VTEPs give their inner MTU, others 0.
+func TestPathMTUs_innerMTU(t *testing.T) {
+	p := &pathMTUs{vteps: []netip.Addr{vtep2, vtep3}, inner: []int{1300, 1200}}
+	if p.innerMTU(vtep3) != 1200 || p.innerMTU(vtep2) != 1300 || p.innerMTU(vtepX) != 0 {
+		t.Errorf("innerMTU: %d %d %d", p.innerMTU(vtep2), p.innerMTU(vtep3), p.innerMTU(vtepX))
+	}
+}
