@@ -293,7 +293,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopMetrics()
-	a.log.Info("agent running", "node", a.cfg.Name, "underlayAddr", a.vtep.String(), "apiSocket", a.cfg.APISocket)
+	a.log.Info("agent running", "node", a.cfg.Name, "underlayAddr", a.vtep.String(), "apiSocket", a.cfg.APISocket, "mtu", a.cfg.MTU, "mtuFrom", a.cfg.MTUFrom)
 	close(a.ready)
 
 	select {

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"io"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -95,51 +93,6 @@ func (l *lab) twoHosts(net string) (c1, c2 string, a1, a2 *agent) {
 	a1 = l.startDataplane(h1, "h1", conf(net+".1", c1, "2", net+".2", "3"))
 	a2 = l.startDataplane(h2, "h2", conf(net+".2", c2, "3", net+".1", "2"))
 	return c1, c2, a1, a2
-}
-
-// TestDataplane_oversizedFromContainer_portSurvives: a container that
-// raises its own MTU past what the underlay carries gets its big packets
-// (plain and TSO) dropped and counted, and its port keeps working.
-func TestDataplane_oversizedFromContainer_portSurvives(t *testing.T) {
-	l := newLab(t)
-	c1, c2, a1, _ := l.twoHosts("198.18.4")
-	l.in(c1, "ping", "-c", "1", "-W", "5", "10.0.9.3")
-	l.run("ip", "-n", c1, "link", "set", "eth0", "mtu", "9000")
-	if out, err := l.tryIn(c1, "ping", "-c", "1", "-W", "1", "-s", "8000", "10.0.9.3"); err == nil {
-		t.Errorf("an 8 KB ping crossed a 1500-byte underlay:\n%s", out)
-	}
-	// TCP with TSO: with both ends at MTU 9000 the MSS is 8960, so the
-	// kernel hands the TUN device segments far larger than the underlay.
-	l.run("ip", "-n", c2, "link", "set", "eth0", "mtu", "9000")
-	var ln net.Listener
-	inNetns(t, c2, func() {
-		var err error
-		if ln, err = net.Listen("tcp", "10.0.9.3:0"); err != nil {
-			t.Fatal(err)
-		}
-	})
-	defer ln.Close()
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			io.Copy(io.Discard, c)
-			c.Close()
-		}
-	}()
-	inNetns(t, c1, func() {
-		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-		if err != nil {
-			t.Fatalf("dial: %v", err)
-		}
-		c.SetDeadline(time.Now().Add(2 * time.Second))
-		c.Write(make([]byte, 1<<20)) // times out: the big segments are dropped
-		c.Close()
-	})
-	waitFor(t, "too_big drops on host 1", 10*time.Second, func() bool { return a1.stats(t).Drops["too_big"] > 0 })
-	for _, c := range []string{c1, c2} {
-		l.run("ip", "-n", c, "link", "set", "eth0", "mtu", "1450")
-	}
-	l.in(c1, "ping", "-c", "2", "-i", "0.2", "-W", "5", "10.0.9.3")
-	l.in(c2, "ping", "-c", "2", "-i", "0.2", "-W", "5", "10.0.9.2")
 }
 
 // kernelPeer builds a Linux kernel VXLAN host in hostNS: a vxlan device

@@ -201,7 +201,7 @@ func (l *lab) startDataplane(hostNS, name string, config any) *agent {
 
 type stats struct {
 	PortRxPackets, PortTxPackets, UnderlayRxPackets, UnderlayTxPackets uint64
-	Flooded, NeighborReplies, Coalesced                                uint64
+	Flooded, NeighborReplies, Coalesced, ICMPTooBig                    uint64
 	Drops                                                              map[string]uint64
 }
 

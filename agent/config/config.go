@@ -57,8 +57,12 @@ type Config struct {
 	// APISocket is the unix socket of the API. Default
 	// /run/vxnet/vxnet.sock.
 	APISocket string
-	// MTU of endpoints. Default 1450.
+	// MTU of endpoints. Default (0): the MTU of the interface holding
+	// AdvertiseAddr less VXLAN's overhead (50 bytes over IPv4, 70 over
+	// IPv6), up to 9000; 1450 when that interface is unknown or loopback.
 	MTU int
+	// MTUFrom says how SetDefaults chose MTU, for the agent's log.
+	MTUFrom string
 	// RxQueues is the number of VXLAN receive sockets (and loops) sharing
 	// the port; flows spread over them. Default: one per four cores, up
 	// to 4.
@@ -121,7 +125,9 @@ func (c *Config) SetDefaults() {
 		c.RxQueues = dataplane.DefaultRxQueues()
 	}
 	if c.MTU == 0 {
-		c.MTU = DefaultMTU
+		c.MTU, c.MTUFrom = underlayMTU(c.AdvertiseAddr)
+	} else if c.MTUFrom == "" {
+		c.MTUFrom = "set"
 	}
 	if c.Profile == "" {
 		c.Profile = "lan"
@@ -132,6 +138,45 @@ func (c *Config) SetDefaults() {
 	if c.BindTimeout == 0 {
 		c.BindTimeout = DefaultBindTimeout
 	}
+}
+
+// underlayMTU is the endpoints' MTU that fits the underlay interface
+// holding addr, and how it was found.
+func underlayMTU(addr string) (int, string) {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.IsUnspecified() {
+		return DefaultMTU, "default"
+	}
+	a = a.Unmap()
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return DefaultMTU, "default (interfaces unknown: " + err.Error() + ")"
+	}
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, ia := range addrs {
+			ipn, ok := ia.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			if ip, ok := netip.AddrFromSlice(ipn.IP); !ok || ip.Unmap() != a {
+				continue
+			}
+			if ifc.Flags&net.FlagLoopback != 0 {
+				return DefaultMTU, "default (the underlay address is on loopback)"
+			}
+			overhead := 50
+			if a.Is6() {
+				overhead = 70
+			}
+			mtu := min(ifc.MTU-overhead, 9000)
+			return mtu, fmt.Sprintf("the underlay interface %s's MTU %d less %d bytes of VXLAN", ifc.Name, ifc.MTU, overhead)
+		}
+	}
+	return DefaultMTU, "default (no interface holds the underlay address)"
 }
 
 // Error names a bad setting: the flag, its value and what is wrong.
@@ -193,7 +238,11 @@ func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Pr
 		return advertise, nil, 0, &Error{"profile", c.Profile, "want lan or fast"}
 	}
 	if c.MTU < 576 || c.MTU > 9000 {
-		return advertise, nil, 0, &Error{"mtu", strconv.Itoa(c.MTU), "want 576-9000"}
+		reason := "want 576-9000"
+		if c.MTUFrom != "set" {
+			reason += "; it comes from " + c.MTUFrom + ": set --mtu"
+		}
+		return advertise, nil, 0, &Error{"mtu", strconv.Itoa(c.MTU), reason}
 	}
 	return advertise, keys, profile, nil
 }

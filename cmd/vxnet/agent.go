@@ -71,7 +71,7 @@ func cmdAgent(std stdio, args []string) int {
 	dockerHost := fs.String("docker-host", "unix:///var/run/docker.sock", "`URL` of Docker's API, which the plugin reads network and container names from (unix:///PATH or tcp://HOST:PORT)")
 	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host. Every user of the host sees a command line (ps): prefer --gossip-key-file, or VXNET_GOSSIP_KEY")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "read the gossip key from the first line of `FILE` (the preferred way; refused if its group or others can read it: chmod 600 FILE)")
-	fs.IntVar(&cfg.MTU, "mtu", config.DefaultMTU, "endpoint `MTU` (underlay MTU minus 50)")
+	fs.IntVar(&cfg.MTU, "mtu", 0, "containers' `MTU` (default: the MTU of the interface holding --advertise-addr less 50 bytes of VXLAN, 70 over IPv6; 1450 when unknown)")
 	fs.IntVar(&cfg.RxQueues, "rx-queues", 0, "VXLAN receive sockets sharing the port, each with its own loop (`N`; default one per four cores, up to 4)")
 	fs.BoolVar(&cfg.Recover, "recover", false, "rebuild this host's state from the cluster: when the state file under --data-dir is damaged or missing, set it aside and take this host's endpoints, leases and address blocks back from the other hosts (needs --join); nothing is deleted from the cluster")
 	fs.StringVar(&cfg.Profile, "profile", "lan", "gossip timings: `lan` or fast (small clusters: failures seen in about a second)")

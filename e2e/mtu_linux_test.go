@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// snmpIP reads one counter of the Ip line of /proc/net/snmp in ns.
+func (l *lab) snmpIP(ns, name string) int64 {
+	l.t.Helper()
+	lines := strings.Split(l.in(ns, "cat", "/proc/net/snmp"), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "Ip: ") || !strings.HasPrefix(lines[i+1], "Ip: ") {
+			continue
+		}
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		for j, n := range names {
+			if n == name && j < len(values) {
+				v, err := strconv.ParseInt(values[j], 10, 64)
+				if err != nil {
+					l.t.Fatalf("/proc/net/snmp in %s: Ip %s = %q", ns, name, values[j])
+				}
+				return v
+			}
+		}
+	}
+	l.t.Fatalf("/proc/net/snmp in %s has no Ip %s", ns, name)
+	return 0
+}
+
+// TestMTU_containerAbove_getsICMPAndTransfers: containers whose MTU is
+// above what the underlay carries (1500, the usual default, and 9000 with
+// TSO super-packets) get ICMP "fragmentation needed" / "packet too big"
+// with the switch's MTU from vxnet, so their kernels lower the path MTU:
+// DF pings above it are refused with that MTU, and TCP transfers complete,
+// checksummed, both ways and over both families.
+func TestMTU_containerAbove_getsICMPAndTransfers(t *testing.T) {
+	l := newLab(t)
+	c1, c2, a1, a2 := l.twoHosts("198.18.4")
+	for _, mtu := range []string{"1500", "9000"} {
+		for _, c := range []string{c1, c2} {
+			l.run("ip", "-n", c, "link", "set", "eth0", "mtu", mtu)
+			l.run("ip", "-n", c, "route", "flush", "cache")
+			l.run("ip", "-n", c, "-6", "route", "flush", "cache")
+		}
+		// A DF ping of 1451 bytes, each way: refused with the MTU the
+		// switch gave. 1450 bytes fit.
+		for _, p := range [][2]string{{c1, "10.0.9.3"}, {c2, "10.0.9.2"}} {
+			out, err := l.tryIn(p[0], "ping", "-M", "do", "-c", "2", "-i", "0.3", "-W", "2", "-s", "1423", p[1])
+			if err == nil || !strings.Contains(out, "mtu = 1450") && !strings.Contains(out, "mtu=1450") {
+				t.Errorf("MTU %s: a DF ping above 1450 bytes to %s: err %v, want an ICMP answer naming mtu 1450:\n%s", mtu, p[1], err, out)
+			}
+			l.in(p[0], "ping", "-M", "do", "-c", "1", "-W", "5", "-s", "1422", p[1])
+		}
+		for _, tc := range []struct {
+			client, server, addr string
+		}{
+			{c1, c2, "10.0.9.3"}, {c2, c1, "10.0.9.2"}, {c1, c2, "fd00:9::3"}, {c2, c1, "fd00:9::2"},
+		} {
+			transfer(t, tc.client, tc.server, netip.MustParseAddr(tc.addr), 20<<20)
+		}
+	}
+	for _, a := range []*agent{a1, a2} {
+		s := a.stats(t)
+		if s.ICMPTooBig == 0 || s.Drops["too_big"] == 0 {
+			t.Errorf("no ICMP too big counted: %d answers, %d too_big drops", s.ICMPTooBig, s.Drops["too_big"])
+		}
+	}
+}
+
+// TestMTU_narrowUnderlay_neverFragments: an underlay of MTU 1400 under
+// containers of MTU 1450 (the static mode's default): the kernel never
+// fragments a VXLAN datagram (no fragment made on one host, none
+// reassembled on the other), the switch learns the path's MTU from the
+// kernel and answers larger packets with ICMP carrying 1350, so a DF ping
+// of 1450 bytes is refused (it used to cross in fragments) and TCP
+// transfers complete.
+func TestMTU_narrowUnderlay_neverFragments(t *testing.T) {
+	l := newLab(t)
+	c1, c2, a1, a2 := l.twoHosts("198.18.5")
+	h1, h2 := l.prefix+"-h1", l.prefix+"-h2" // twoHosts' hosts
+	for _, h := range []string{h1, h2} {
+		l.run("ip", "-n", h, "link", "set", "u0", "mtu", "1400")
+	}
+	l.in(c1, "ping", "-c", "1", "-W", "5", "10.0.9.3")
+	// The first DF ping over 1350 bytes is lost (the kernel refuses its
+	// datagram and the switch learns the path); the next are answered.
+	for _, p := range [][2]string{{c1, "10.0.9.3"}, {c2, "10.0.9.2"}} {
+		waitFor(t, "the switch to learn the 1400-byte path to "+p[1]+"'s host", 10*time.Second, func() bool {
+			out, err := l.tryIn(p[0], "ping", "-M", "do", "-c", "1", "-W", "1", "-s", "1422", p[1])
+			return err != nil && (strings.Contains(out, "mtu = 1350") || strings.Contains(out, "mtu=1350"))
+		})
+		l.in(p[0], "ping", "-M", "do", "-c", "1", "-W", "5", "-s", "1322", p[1]) // 1350 bytes: fits
+	}
+	for _, tc := range []struct {
+		client, server, addr string
+	}{
+		{c1, c2, "10.0.9.3"}, {c2, c1, "10.0.9.2"}, {c1, c2, "fd00:9::3"}, {c2, c1, "fd00:9::2"},
+	} {
+		transfer(t, tc.client, tc.server, netip.MustParseAddr(tc.addr), 20<<20)
+	}
+	for _, h := range []string{h1, h2} {
+		if n := l.snmpIP(h, "FragCreates"); n != 0 {
+			t.Errorf("%s made %d fragments", h, n)
+		}
+		if n := l.snmpIP(h, "ReasmReqds"); n != 0 {
+			t.Errorf("%s received %d fragments", h, n)
+		}
+	}
+	for _, a := range []*agent{a1, a2} {
+		if s := a.stats(t); s.Drops["underlay_too_big"] == 0 || s.ICMPTooBig == 0 {
+			t.Errorf("drops %v, %d ICMP answers: want datagrams refused as too big and answers", s.Drops, s.ICMPTooBig)
+		}
+	}
+}
