@@ -115,7 +115,7 @@ func (sw *Switch) learnPathMTU(local netip.Addr, dsts []netip.Addr) {
 		d = d.Unmap()
 		mtu, err := udp.PathMTU(local, d)
 		if err != nil {
-			sw.log.Debug("path MTU unknown", "vtep", d.String(), "error", err)
+			sw.log.Debug("path MTU unknown", "peerAddr", d.String(), "error", err)
 			continue
 		}
 		inner := mtu - overheadV4
@@ -130,7 +130,7 @@ func (sw *Switch) learnPathMTU(local netip.Addr, dsts []netip.Addr) {
 		case inner >= sw.cfg.MTU && i < len(next.vteps):
 			next.vteps = append(next.vteps[:i], next.vteps[i+1:]...)
 			next.inner = append(next.inner[:i], next.inner[i+1:]...)
-			sw.log.Info("underlay path wide enough again", "vtep", d.String(), "pathMTU", mtu)
+			sw.log.Info("underlay path wide enough again", "peerAddr", d.String(), "pathMTU", mtu)
 		case inner >= sw.cfg.MTU:
 		case i < len(next.vteps):
 			next.inner[i] = max(inner, 68)
@@ -138,7 +138,7 @@ func (sw *Switch) learnPathMTU(local netip.Addr, dsts []netip.Addr) {
 			next.vteps = append(next.vteps, d)
 			next.inner = append(next.inner, max(inner, 68))
 			sw.log.Warn("underlay path narrower than the MTU needs: containers get ICMP \"too big\" for larger packets to it",
-				"vtep", d.String(), "pathMTU", mtu, "innerMTU", inner, "mtu", sw.cfg.MTU)
+				"peerAddr", d.String(), "pathMTU", mtu, "innerMTU", inner, "mtu", sw.cfg.MTU)
 		}
 	}
 	if len(next.vteps) == 0 {
