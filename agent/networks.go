@@ -37,7 +37,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if err != nil {
 		return api.Network{}, err
 	}
-	if err := d.CheckOptions(own); err != nil {
+	if err := driver.Check(d, own); err != nil {
 		return api.Network{}, apiError(api.CodeBadRequest, "options", "%v", err)
 	}
 	unclaim, err := a.claimNetworkName(req.Name) // names.go: unique in any case
@@ -394,7 +394,7 @@ func (a *Agent) CheckNetwork(req api.NetworkCreate) error {
 	if err != nil {
 		return err
 	}
-	if err := d.CheckOptions(own); err != nil {
+	if err := driver.Check(d, own); err != nil {
 		return apiError(api.CodeBadRequest, "options", "%v", err)
 	}
 	return nil

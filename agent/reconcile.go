@@ -172,7 +172,7 @@ func (a *Agent) resetRetry() { a.retryWait.Store(0) }
 func (a *Agent) planInput() plan.Input {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	in := plan.Input{Self: a.cfg.Name, VTEP: a.vtep, HNS: a.hnsProg != nil, Local: map[string]plan.Local{},
+	in := plan.Input{Self: a.cfg.Name, VTEP: a.vtep, HNS: a.hnsProg != nil, MTU: a.cfg.MTU, Local: map[string]plan.Local{},
 		Gateways: map[string]*dataplane.Port{}, Uplinks: map[string]*dataplane.Uplink{}}
 	for _, name := range sortedMapKeys(a.networks) {
 		in.Networks = append(in.Networks, a.current(a.networks[name]))

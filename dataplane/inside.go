@@ -251,6 +251,9 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 			continue
 		}
 		pkt = pkt[:info.length]
+		if nw.clampMSS != 0 && info.proto == protoTCP {
+			clampMSS(pkt, &info, nw.clampMSS)
+		}
 		frame := buf[UnderlayOffset : Headroom+info.length]
 		hash := flowHash(pkt, &info)
 

@@ -271,5 +271,8 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 		return
 	}
 	completeChecksum(pkt[Headroom:], &info)
+	if nw.clampMSS != 0 && info.proto == protoTCP {
+		clampMSS(pkt[Headroom:], &info, nw.clampMSS)
+	}
 	l.local.add(h.port, pkt)
 }

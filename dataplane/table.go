@@ -50,6 +50,10 @@ type NetworkSpec struct {
 	L2Bridge bool
 	// Router is the next hop on the segment for addresses off the Subnets.
 	Router netip.Addr
+	// ClampMSS, if set, lowers the MSS option of TCP SYNs that cross the
+	// switch on this network to at most ClampMSS (IPv4; 20 less for
+	// IPv6), both ways: 536-65495.
+	ClampMSS int
 }
 
 // EndpointSpec is one endpoint: a MAC, its addresses, and where it lives:
@@ -94,6 +98,7 @@ type network struct {
 	// gw4, gw6: the gateway's addresses (GatewayAddrs), the source of the
 	// ICMP errors the switch sends the network's containers.
 	gw4, gw6 netip.Addr
+	clampMSS int // NetworkSpec.ClampMSS
 
 	byAddr map[netip.Addr]*host // used while building only
 }
@@ -178,6 +183,10 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 			return nil, nil, fmt.Errorf("dataplane: network %d: Router %v: IPv4 only", s.VNI, s.Router)
 		}
 	}
+	if s.ClampMSS != 0 && (s.ClampMSS < 536 || s.ClampMSS > 65495) {
+		return nil, nil, fmt.Errorf("dataplane: network %d: ClampMSS %d: want 536-65495", s.VNI, s.ClampMSS)
+	}
+	n.clampMSS = s.ClampMSS
 	if s.Gateway != nil {
 		if err := t.portFree(s.Gateway); err != nil {
 			return nil, nil, fmt.Errorf("dataplane: network %d: Gateway: %w", s.VNI, err)

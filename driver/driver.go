@@ -217,10 +217,11 @@ func Names() []string {
 	return out
 }
 
-// SplitOptions separates the driver's own options from the rest (IPAM's).
+// SplitOptions separates the driver's own options, and those every
+// driver takes (options.go), from the rest (IPAM's).
 func SplitOptions(d Driver, opts map[string]string) (own, rest map[string]string) {
 	keys := map[string]bool{}
-	for _, k := range d.OptionKeys() {
+	for _, k := range append(d.OptionKeys(), commonKeys...) {
 		keys[k] = true
 	}
 	for k, v := range opts {

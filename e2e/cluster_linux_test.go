@@ -42,6 +42,7 @@ type networkJSON struct {
 	Name, Driver, Subnet, Creator string
 	VNI                           uint32
 	Created                       time.Time
+	Options                       map[string]string
 }
 
 func (c *cluster) networks(host string) map[string]networkJSON {

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"io"
+	"net"
 	"net/netip"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,4 +118,99 @@ func TestMTU_narrowUnderlay_neverFragments(t *testing.T) {
 			t.Errorf("drops %v, %d ICMP answers: want datagrams refused as too big and answers", s.Drops, s.ICMPTooBig)
 		}
 	}
+}
+
+// dropTooBigICMP makes ns drop every ICMP "fragmentation needed" and
+// ICMPv6 "packet too big" it receives, as a badly configured firewall
+// does: path MTU discovery is then blind.
+func (l *lab) dropTooBigICMP(ns string) {
+	l.t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(`table inet blind {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		icmp type destination-unreachable icmp code frag-needed drop
+		icmpv6 type packet-too-big drop
+	}
+}
+`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		l.t.Fatalf("nft in %s: %v\n%s", ns, err, out)
+	}
+}
+
+// TestMTU_agent_underlayMTUAndClamp: agents on an underlay of MTU 1400
+// give containers MTU 1350 by themselves; containers that raise theirs to
+// 1500 and drop ICMP "too big" (path MTU discovery blind) cannot move
+// data on a plain network, and move it on one with -o mss-clamp=true,
+// whose SYNs the switches clamp both ways.
+func TestMTU_agent_underlayMTUAndClamp(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.61", "h1", "h2")
+	for _, h := range []string{"h1", "h2"} {
+		c.stop(h)
+		l.run("ip", "-n", c.hosts[h].ns, "link", "set", "ul0", "mtu", "1400")
+		l.run("ip", "-n", l.prefix+"-br", "link", "set", "p-"+h, "mtu", "1400")
+	}
+	c.start("h1", "")
+	c.start("h2", c.hosts["h1"].addr+":7946")
+	c.waitMembers([]string{"h1", "h2"}, 2)
+	c.cli("h1", "network", "create", "--subnet", "10.61.0.0/24", "plain")
+	c.cli("h1", "network", "create", "--subnet", "10.61.1.0/24", "-o", "mss-clamp=true", "clamped")
+	ns := map[string]string{}
+	for _, n := range []string{"p1", "p2", "k1", "k2"} {
+		ns[n] = l.netns(n)
+	}
+	c.waitNetwork("h2", "plain")
+	c.waitNetwork("h2", "clamped")
+	if opts := c.networks("h2")["clamped"].Options; opts["mss-clamp"] != "true" {
+		t.Errorf("clamped's options on h2: %v", opts)
+	}
+	addr := map[string]string{}
+	for _, e := range []struct{ host, network, name string }{{"h1", "plain", "p1"}, {"h2", "plain", "p2"}, {"h1", "clamped", "k1"}, {"h2", "clamped", "k2"}} {
+		c.cli(e.host, "endpoint", "create", "--network", e.network, "--name", e.name, "--netns", ns[e.name])
+		addr[e.name] = addrOf(t, c.endpoints(e.host)[e.name]).String()
+	}
+	if out := l.in(ns["p1"], "ip", "link", "show", "eth0"); !strings.Contains(out, "mtu 1350 ") {
+		t.Errorf("a container's device on an underlay of MTU 1400, want mtu 1350:\n%s", out)
+	}
+	for _, n := range ns {
+		l.run("ip", "-n", n, "link", "set", "eth0", "mtu", "1500")
+		l.dropTooBigICMP(n)
+	}
+	l.waitPing("p1 to p2", ns["p1"], addr["p2"])
+	l.waitPing("k1 to k2", ns["k1"], addr["k2"])
+	// Plain: the big segments are dropped, their ICMP too; nothing moves.
+	var ln net.Listener
+	inNetns(t, ns["p2"], func() {
+		var err error
+		if ln, err = net.Listen("tcp", addr["p2"]+":0"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer ln.Close()
+	got := make(chan int64, 1)
+	go func() {
+		if conn, err := ln.Accept(); err == nil {
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			n, _ := io.Copy(io.Discard, conn)
+			conn.Close()
+			got <- n
+		}
+	}()
+	inNetns(t, ns["p1"], func() {
+		conn, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		conn.Write(make([]byte, 1<<20))
+		conn.Close()
+	})
+	if n := <-got; n >= 1<<20 {
+		t.Errorf("%d bytes crossed the plain network with path MTU discovery blind: the test proves nothing", n)
+	}
+	// Clamped: both ways, checksummed.
+	transfer(t, ns["k1"], ns["k2"], netip.MustParseAddr(addr["k2"]), 20<<20)
+	transfer(t, ns["k2"], ns["k1"], netip.MustParseAddr(addr["k1"]), 20<<20)
 }

@@ -49,6 +49,8 @@ type Input struct {
 	// Uplinks are the host NICs opened for networks on a segment, by name;
 	// a name asked for (Host.Uplinks) and missing is unavailable here.
 	Uplinks map[string]*dataplane.Uplink
+	// MTU is the containers' MTU (for options that derive from it).
+	MTU int
 }
 
 // Local is one of this host's endpoints.

@@ -46,6 +46,7 @@ func Make(in Input) State {
 			st.Notes = append(st.Notes, Note{Network: n.row.Name, Reason: err.Error()})
 			continue
 		}
+		s.ClampMSS = driver.ClampMSS(n.row.Options, in.MTU)
 		n.here = here
 		specs[n.row.Name], byName[n.row.Name] = &s, n
 		st.DNSNetworks = append(st.DNSNetworks, dns.Network{Name: n.row.Name, Scope: dnsScope(n.d), Internal: n.row.Internal})

@@ -175,7 +175,7 @@ func cmdNetworkCreate(std stdio, args []string) int {
 	fs.BoolVar(&req.Internal, "internal", false, "no outside connectivity: DNS never forwards")
 	var aux, opts multiFlag
 	fs.Var(&aux, "aux-address", "reserve an address: `NAME=IP` (repeatable)")
-	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable): block-size=PREFIXLEN; l2tunnel: policy-host, policy-allow, policy-deny, policy-default; transparent: uplink, dhcp; l2bridge: uplink")
+	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable): block-size=PREFIXLEN; mss-clamp=true|MSS (lower TCP SYNs' MSS to what the MTU carries); l2tunnel: policy-host, policy-allow, policy-deny, policy-default; transparent: uplink, dhcp; l2bridge: uplink")
 	fs.Var(&opts, "opt", "same as -o")
 	pos, code, ok := parse(fs, args)
 	if !ok {

@@ -1,0 +1,35 @@
+package driver
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMSSClampOption(t *testing.T) {
+	d, _ := Get("overlay")
+	for v, want := range map[string]int{"true": 1410, "false": 0, "1300": 1300, "536": 536} {
+		opts := map[string]string{OptMSSClamp: v}
+		if err := Check(d, opts); err != nil {
+			t.Errorf("%s=%s refused: %v", OptMSSClamp, v, err)
+		}
+		if got := ClampMSS(opts, 1450); got != want {
+			t.Errorf("ClampMSS(%s=%s, 1450) = %d, want %d", OptMSSClamp, v, got, want)
+		}
+	}
+	for _, v := range []string{"yes", "100", "70000", "-1"} {
+		err := Check(d, map[string]string{OptMSSClamp: v})
+		if err == nil || !strings.Contains(err.Error(), OptMSSClamp) || !strings.Contains(err.Error(), v) {
+			t.Errorf("%s=%s: %v, want an error naming the option and the value", OptMSSClamp, v, err)
+		}
+	}
+	if ClampMSS(nil, 1450) != 0 {
+		t.Error("clamping without the option")
+	}
+	// Every driver takes it as its own, not IPAM's.
+	for _, d := range All() {
+		own, rest := SplitOptions(d, map[string]string{OptMSSClamp: "true", "block-size": "26"})
+		if own[OptMSSClamp] != "true" || rest[OptMSSClamp] != "" || rest["block-size"] != "26" {
+			t.Errorf("%s: own %v rest %v", d.Name(), own, rest)
+		}
+	}
+}
