@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/vxnet/vxnet/dataplane/udp"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
@@ -109,6 +110,9 @@ func TestHotPath_zeroAllocs(t *testing.T) {
 	toLocal := ipv4UDP(ip1, ip1b, 1, 2, make([]byte, 64))
 	fromRemote := frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, ipv4UDP(ip2, ip1, 1, 2, make([]byte, 64)))
 	tooBig := withDF(ipv4UDP(ip1, ip2, 1, 2, make([]byte, 1500)))
+	toLearned := ipv4UDP(ip1, ipK, 1, 2, make([]byte, 64))
+	toUnknown := ipv4UDP(ip1, netip.MustParseAddr("10.0.9.99"), 1, 2, make([]byte, 64))
+	h.sw.learnNeighbor(h.sw.table.Load().vnis.get(testVNI), ipK, macK, vtep3, time.Now().UnixNano())
 	for name, tc := range map[string]struct {
 		run  func()
 		sent func() int
@@ -130,6 +134,15 @@ func TestHotPath_zeroAllocs(t *testing.T) {
 			h.loadInside(tooBig, 1)
 			h.processInside(1)
 		}, func() int { return h.devA.written }},
+		"inside to a learnt address": {func() {
+			h.loadInside(toLearned, 32)
+			h.processInside(32)
+		}, func() int { return h.under.sent }},
+		"inside to an unknown address, asked": {func() {
+			h.inside.arp = arpThrottle{} // asks every time
+			h.loadInside(toUnknown, 1)
+			h.processInside(1)
+		}, func() int { return h.under.sent }},
 		"outside decap to port": {func() {
 			h.loadOutside(fromRemote, vtep2, 32)
 			h.outside.process(32)

@@ -33,6 +33,7 @@ type insideLoop struct {
 	arp    arpThrottle // uplink networks' ARP requests
 	arpBuf [vxlan.EthernetLen + arpLen]byte
 	icmp   icmpLimit // ICMP "too big" answers (toobig.go)
+	askBuf [Headroom + nsLen]byte // ARP requests and solicitations sent while a packet still goes out (learned.go)
 }
 
 // refillExtra is how many packets past one Read's batch the inside loop
@@ -232,6 +233,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 	}
 	nw := pi.net
 	pm := sw.pmtu.Load() // narrow underlay paths, usually none
+	var now int64        // read once per batch, when first needed
 	b.last = lookupCache{}
 	for i := 0; i < n; i++ {
 		// borrowed: pkt and frame point into bufs[i], which stays ours
@@ -316,13 +318,21 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 			}
 			vxlan.Encap(frame, nw.vni, vxlan.GatewayMAC(nw.vni), pi.mac, info.etherType)
 			b.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
-		default:
-			// Broadcast, multicast and unknown unicast: replicate to
-			// every VTEP and every other local port of the network.
-			dstMAC := vxlan.Broadcast
-			if nw.isFlood(info.dst, info.v6) {
-				dstMAC = floodMAC(info.dst, info.v6)
+		case !nw.isFlood(info.dst, info.v6) && nw.onNetwork(info.dst, info.v6):
+			// To an address of the network no endpoint has: to what was
+			// learnt of it, or ask (learned.go).
+			if now == 0 {
+				now = time.Now().UnixNano()
 			}
+			l.resolve(nw, pi, buf, &info, hash, now)
+		case !nw.isFlood(info.dst, info.v6):
+			// Unicast off the network's subnets, with no way out.
+			l.tally.drop(DropNoEndpoint)
+			continue
+		default:
+			// Broadcast and multicast: replicate to every VTEP and every
+			// other local port of the network.
+			dstMAC := floodMAC(info.dst, info.v6)
 			vxlan.Encap(frame, nw.vni, dstMAC, pi.mac, info.etherType)
 			for _, v := range nw.vteps {
 				b.udp.add(frame, sw.vtepAddr(v), hash)

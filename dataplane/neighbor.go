@@ -29,6 +29,7 @@ const (
 	ndTargetOffset      = 8  // in the ICMPv6 message
 	ndMsgLen            = 24 // type, code, checksum, flags, target
 	ndOptLinkAddrLen    = 8
+	ndOptSourceLinkAddr = 1
 	ndOptTargetLinkAddr = 2
 	naFlagSolicited     = 0x40
 	naFlagOverride      = 0x20
@@ -38,8 +39,9 @@ const (
 var allNodes = netip.MustParseAddr("ff02::1")
 
 // answerARP answers an ARP request for an address in the table, in place,
-// and queues the reply to the VTEP that asked. Other ARP messages are
-// dropped: the table, not learning, says where addresses live.
+// and queues the reply to the VTEP that asked. Replies, and the senders of
+// requests, are learnt where the table does not list them (learned.go);
+// other ARP messages are dropped.
 func (l *outsideLoop) answerARP(nw *network, asker netip.Addr, buf []byte, size int) {
 	arp := buf[Headroom : Headroom+size]
 	if size < arpLen || string(arp[:arpFixedHdrLen]) != arpFixedHeader {
@@ -48,9 +50,17 @@ func (l *outsideLoop) answerARP(nw *network, asker netip.Addr, buf []byte, size 
 	}
 	spa := netip.AddrFrom4([4]byte(arp[arpSPAOffset:]))
 	tpa := netip.AddrFrom4([4]byte(arp[arpTPAOffset:]))
-	if binary.BigEndian.Uint16(arp[arpOpOffset:]) != arpOpRequest || spa == tpa {
-		l.tally.drop(DropUnsupported) // replies and gratuitous ARP
-		return
+	op := binary.BigEndian.Uint16(arp[arpOpOffset:])
+	if op == arpOpReply || op == arpOpRequest {
+		// A reply to the switch's request, or a kernel peer's own
+		// request or announcement, teaches its sender (learned.go).
+		l.learnFromARP(nw, asker, arp)
+	}
+	if op != arpOpRequest || spa == tpa {
+		if op != arpOpReply && spa != tpa {
+			l.tally.drop(DropUnsupported)
+		}
+		return // replies and gratuitous ARP: nothing to answer
 	}
 	h := nw.hosts.get(keyOf(tpa))
 	if h == nil || (h.port == nil && h.vtep == asker) {
@@ -80,10 +90,21 @@ func isNeighborSolicitation(pkt []byte, info *ipInfo) bool {
 		pkt[ipv6HeaderLen] == icmpv6TypeNS && pkt[ipv6HeaderLen+1] == 0
 }
 
+// isNeighborAdvertisement reports whether an IPv6 packet is a neighbour
+// advertisement (RFC 4861 §7.1.2: hop limit 255, code 0).
+func isNeighborAdvertisement(pkt []byte, info *ipInfo) bool {
+	return info.proto == protoICMPv6 && info.l4 == ipv6HeaderLen &&
+		info.length >= ipv6HeaderLen+ndMsgLen &&
+		pkt[ipv6HopLimitOffset] == 255 &&
+		pkt[ipv6HeaderLen] == icmpv6TypeNA && pkt[ipv6HeaderLen+1] == 0
+}
+
 // answerNS answers a neighbour solicitation for an address in the table
-// with a neighbour advertisement built in place.
+// with a neighbour advertisement built in place; its sender is learnt
+// where the table does not list it (learned.go).
 func (l *outsideLoop) answerNS(nw *network, asker netip.Addr, buf []byte, info *ipInfo) {
 	pkt := buf[Headroom:]
+	l.learnFromND(nw, asker, pkt, info, vxlan.MAC(buf[EthernetOffset+6:]))
 	target := netip.AddrFrom16([16]byte(pkt[ipv6HeaderLen+ndTargetOffset:]))
 	h := nw.hosts.get(keyOf(target))
 	if h == nil || (h.port == nil && h.vtep == asker) {

@@ -226,6 +226,13 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 		l.answerNS(nw, src, buf, &info)
 		return
 	}
+	if info.etherType == vxlan.EtherTypeIPv6 && isNeighborAdvertisement(payload, &info) {
+		// An answer to the switch's solicitation (learned.go): learnt,
+		// not delivered (the containers' devices do no neighbour
+		// discovery).
+		l.learnFromND(nw, src, payload, &info, vxlan.MAC(buf[EthernetOffset+6:]))
+		return
+	}
 	pkt := buf[:Headroom+info.length] // drops Ethernet padding
 	if groupDst || nw.isFlood(info.dst, info.v6) {
 		completeChecksum(pkt[Headroom:], &info)

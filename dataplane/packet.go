@@ -163,6 +163,16 @@ func (n *network) isOutside(dst addrKey, v6 bool) bool {
 	return !n.isFlood(dst, v6) && !n.isInside(dst)
 }
 
+// onNetwork reports whether unicast to dst stays on the network: inside
+// its subnets, or of a family it has no subnet of (a static network may
+// name none).
+func (n *network) onNetwork(dst addrKey, v6 bool) bool {
+	if v6 && !n.hasV6 || !v6 && !n.hasV4 {
+		return true
+	}
+	return n.isInside(dst)
+}
+
 var limitedBroadcast = keyV4([]byte{255, 255, 255, 255})
 
 // floodMAC is the destination MAC of a flooded packet: the group address

@@ -54,7 +54,9 @@ type Switch struct {
 	log      *slog.Logger
 	underlay Underlay
 	table    atomic.Pointer[Table]
-	pmtu     atomic.Pointer[pathMTUs] // narrow underlay paths (toobig.go); nil: none
+	pmtu     atomic.Pointer[pathMTUs]   // narrow underlay paths (toobig.go); nil: none
+	learned  atomic.Pointer[learnedMap] // addresses no table lists, learnt (learned.go)
+	learnMu  sync.Mutex                 // one writer of learned at a time
 	stats    counters
 	batches  *batchPool    // the ports' inside-path batches (see pool.go)
 	removals atomic.Uint64 // ports removed so far: batches then forget their writers

@@ -79,7 +79,6 @@ func TestSwitch_flood_replicatesToEveryVTEPAndPort(t *testing.T) {
 		"subnet broadcast":  {netip.MustParseAddr("10.0.9.255"), vxlan.Broadcast},
 		"limited broadcast": {netip.MustParseAddr("255.255.255.255"), vxlan.Broadcast},
 		"multicast":         {netip.MustParseAddr("224.0.0.251"), vxlan.MAC{1, 0, 0x5e, 0, 0, 0xfb}},
-		"unknown unicast":   {netip.MustParseAddr("10.0.9.77"), vxlan.Broadcast},
 	} {
 		t.Run(name, func(t *testing.T) {
 			pkt := ipv4UDP(ip1, tc.dst, 5353, 5353, []byte(name))

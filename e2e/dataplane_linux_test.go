@@ -151,6 +151,34 @@ func TestDataplane_kernelPeer_interop(t *testing.T) {
 	transfer(t, c2, c1, netip.MustParseAddr("10.0.9.2"), transferSize)
 }
 
+// TestDataplane_kernelPeer_unlistedAddresses: the kernel peer's
+// container holds addresses vxnet's table does not list (only its VTEP is
+// configured, as a flood VTEP). vxnet resolves them as a kernel VTEP
+// would: ARP and neighbour solicitation over the overlay, the answers
+// learnt; TCP works both ways over both families (it used to be flooded
+// to the broadcast MAC, which Linux drops for TCP).
+func TestDataplane_kernelPeer_unlistedAddresses(t *testing.T) {
+	l := newLab(t)
+	h1, h2, c1, c2 := l.netns("h1"), l.netns("h2"), l.netns("c1"), l.netns("c2")
+	l.veth(h1, "u0", "198.18.6.1/24", h2, "u0", "198.18.6.2/24")
+	l.kernelPeer(h2, "198.18.6.2", "4097", c2, "02:00:00:00:09:50", []string{"10.0.9.50/24", "fd00:9::50/64"}, []string{"198.18.6.1"})
+	a1 := l.startDataplane(h1, "h1", staticConf{VTEP: "198.18.6.1", Networks: []networkConf{{
+		VNI: testVNI, Subnets: testSubnets, FloodVTEPs: []string{"198.18.6.2"},
+		Endpoints: []endpointConf{{Name: "c1", Netns: c1, Ifname: "eth0", Addresses: []string{"10.0.9.2/24", "fd00:9::2/64"}}},
+	}}})
+	// vxnet speaks first: nothing has taught it the addresses.
+	l.waitPing("c1 to the kernel container", c1, "10.0.9.50")
+	l.waitPing("c1 to the kernel container over IPv6", c1, "fd00:9::50")
+	for _, tc := range []struct{ client, server, addr string }{
+		{c1, c2, "10.0.9.50"}, {c2, c1, "10.0.9.2"}, {c1, c2, "fd00:9::50"}, {c2, c1, "fd00:9::2"},
+	} {
+		transfer(t, tc.client, tc.server, netip.MustParseAddr(tc.addr), 20<<20)
+	}
+	if s := a1.stats(t); s.NeighborReplies == 0 || s.Drops["neighbor_miss"] == 0 {
+		t.Errorf("stats %+v: want ARP/ND sent for the first packets, dropped while resolving", s)
+	}
+}
+
 // TestDataplane_threeHosts_floodAndAllowList: vxnet on hosts 1 and 3, the
 // kernel on host 2. A broadcast ping from the kernel's container reaches
 // the endpoints on both vxnet hosts. Frames for an unknown VNI, and frames

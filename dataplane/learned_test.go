@@ -1,0 +1,163 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+)
+
+var (
+	ipK  = netip.MustParseAddr("10.0.9.77") // a kernel peer's, in no table
+	ip6K = netip.MustParseAddr("fd00:9::77")
+	macK = vxlan.MAC{2, 0, 0, 0, 9, 0x77}
+)
+
+func arpReply(sha vxlan.MAC, spa netip.Addr, tha vxlan.MAC, tpa netip.Addr) []byte {
+	a := arpRequest(sha, spa, tpa)
+	binary.BigEndian.PutUint16(a[arpOpOffset:], arpOpReply)
+	copy(a[arpTHAOffset:], tha[:])
+	return a
+}
+
+// neighborAdvert builds an NA for target with its link-layer address.
+func neighborAdvert(src, dst netip.Addr, mac vxlan.MAC) []byte {
+	p := make([]byte, ipv6HeaderLen+naLen)
+	binary.BigEndian.PutUint32(p, 6<<28)
+	binary.BigEndian.PutUint16(p[ipv6PayloadLenOffset:], naLen)
+	p[ipv6NextHeaderOffset], p[ipv6HopLimitOffset] = protoICMPv6, 255
+	s, d := src.As16(), dst.As16()
+	copy(p[ipv6SrcOffset:], s[:])
+	copy(p[ipv6DstOffset:], d[:])
+	icmp := p[ipv6HeaderLen:]
+	icmp[0], icmp[4] = icmpv6TypeNA, naFlagSolicited|naFlagOverride
+	copy(icmp[ndTargetOffset:], s[:])
+	icmp[ndMsgLen], icmp[ndMsgLen+1] = ndOptTargetLinkAddr, 1
+	copy(icmp[ndMsgLen+2:], mac[:])
+	info := ipInfo{v6: true, proto: protoICMPv6}
+	binary.BigEndian.PutUint16(icmp[2:], ^fold(sum(pseudoHeaderSum(p, &info, naLen), icmp)))
+	return p
+}
+
+// TestSwitch_unknownUnicast_resolved: a packet to an address of the
+// network no table lists is not flooded: it is dropped (neighbor_miss)
+// while every VTEP is asked (ARP; IPv6 neighbour solicitation); the
+// answer from a VTEP is learnt, and later packets go to it alone, to the
+// MAC it gave.
+func TestSwitch_unknownUnicast_resolved(t *testing.T) {
+	r := newRig(t)
+	pkt := ipv4UDP(ip1, ipK, 1000, 2000, []byte("hello kernel"))
+	r.a.Inject(pkt)
+	for name, peer := range map[string]func() []byte{
+		"vtep2": func() []byte { b, _ := recv(t, r.peer2); return b },
+		"vtep3": func() []byte { b, _ := recv(t, r.peer3); return b },
+	} {
+		got := peer()
+		f, err := vxlan.Decap(got)
+		if err != nil || f.Eth.Dst != vxlan.Broadcast || f.Eth.Type != vxlan.EtherTypeARP {
+			t.Fatalf("%s got %+v (%v), want a broadcast ARP frame", name, f, err)
+		}
+		if want := arpRequest(mac1, ip1, ipK); !bytes.Equal(got[vxlan.EncapLen:], want) {
+			t.Errorf("%s got ARP % x, want % x", name, got[vxlan.EncapLen:], want)
+		}
+	}
+	s := waitStats(t, r.sw, "a neighbor_miss drop", func(s Stats) bool { return s.Drops["neighbor_miss"] == 1 })
+	if s.Flooded != 0 || s.PortTxPackets != 0 {
+		t.Errorf("flooded %d, written to ports %d: want neither", s.Flooded, s.PortTxPackets)
+	}
+	// vtep3 answers for it.
+	send(t, r.peer3, frame(testVNI, mac1, macK, vxlan.EtherTypeARP, arpReply(macK, ipK, mac1, ip1)))
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor("the reply learnt", func() bool { _, ok := r.sw.learnedNeighbor(testVNI, keyOf(ipK), time.Now().UnixNano()); return ok })
+	before := r.sw.Stats().UnderlayTxPackets
+	r.a.Inject(pkt)
+	got, _ := recv(t, r.peer3)
+	if f, _ := vxlan.Decap(got); f.Eth.Dst != macK || !bytes.Equal(got[vxlan.EncapLen:], pkt) {
+		t.Errorf("vtep3 got %+v, want the packet to %v", f, macK)
+	}
+	if s := waitStats(t, r.sw, "the send counted", func(s Stats) bool { return s.UnderlayTxPackets > before }); s.UnderlayTxPackets != before+1 {
+		t.Errorf("%d datagrams sent, want 1 (to vtep3 alone)", s.UnderlayTxPackets-before)
+	}
+
+	// IPv6: a solicitation to the solicited-node group, an advertisement
+	// learnt.
+	pkt6 := ipv6UDP(ip6a, ip6K, []byte("hello6"))
+	r.a.Inject(pkt6)
+	got, _ = recv(t, r.peer2)
+	recv(t, r.peer3)
+	f, _ := vxlan.Decap(got)
+	ns := got[vxlan.EncapLen:]
+	info, ok := parseIP(ns)
+	if !ok || f.Eth.Dst != (vxlan.MAC{0x33, 0x33, 0xff, 0, 0, 0x77}) || !isNeighborSolicitationTo(ns, &info, ip6K) {
+		t.Fatalf("vtep2 got %+v % x, want a neighbour solicitation for %v", f, ns, ip6K)
+	}
+	if fold(sum(pseudoHeaderSum(ns, &info, info.length-ipv6HeaderLen), ns[ipv6HeaderLen:info.length])) != 0xffff {
+		t.Error("the solicitation's checksum does not verify")
+	}
+	send(t, r.peer2, frame(testVNI, mac1, macK, vxlan.EtherTypeIPv6, neighborAdvert(ip6K, ip6a, macK)))
+	waitFor("the advertisement learnt", func() bool { _, ok := r.sw.learnedNeighbor(testVNI, keyOf(ip6K), time.Now().UnixNano()); return ok })
+	r.a.Inject(pkt6)
+	got, _ = recv(t, r.peer2)
+	if f, _ := vxlan.Decap(got); f.Eth.Dst != macK || !bytes.Equal(got[vxlan.EncapLen:], pkt6) {
+		t.Errorf("vtep2 got %+v, want the IPv6 packet to %v", f, macK)
+	}
+}
+
+func isNeighborSolicitationTo(p []byte, info *ipInfo, target netip.Addr) bool {
+	t16 := target.As16()
+	return isNeighborSolicitation(p, info) && bytes.Equal(p[ipv6HeaderLen+ndTargetOffset:ipv6HeaderLen+ndTargetOffset+16], t16[:])
+}
+
+// TestLearned_tableWinsAndExpiry: an answer for an address the table
+// lists, off the network, from a VTEP not of the network or with a group
+// MAC is not learnt; an entry is gone once it expires; a kernel peer's
+// own request teaches its sender.
+func TestLearned_tableWinsAndExpiry(t *testing.T) {
+	h := newHotRig(t)
+	sw := h.sw
+	nw := sw.table.Load().vnis.get(testVNI)
+	now := time.Now().UnixNano()
+	for name, tc := range map[string]struct {
+		addr netip.Addr
+		mac  vxlan.MAC
+		vtep netip.Addr
+	}{
+		"in the table":    {ip2, macK, vtep3},
+		"off the network": {netip.MustParseAddr("192.0.2.1"), macK, vtep3},
+		"unknown VTEP":    {ipK, macK, vtepX},
+		"group MAC":       {ipK, vxlan.Broadcast, vtep3},
+	} {
+		if sw.learnNeighbor(nw, tc.addr, tc.mac, tc.vtep, now) {
+			t.Errorf("%s: learnt", name)
+		}
+	}
+	if !sw.learnNeighbor(nw, ipK, macK, vtep3, now) {
+		t.Fatal("a kernel peer's address not learnt")
+	}
+	if sw.learnNeighbor(nw, ipK, macK, vtep3, now+1) {
+		t.Error("learnt again with nothing changed")
+	}
+	if _, ok := sw.learnedNeighbor(testVNI, keyOf(ipK), now+int64(learnedTTL)+1); ok {
+		t.Error("an expired entry was used")
+	}
+	// A kernel peer's request for a local endpoint teaches its sender.
+	ipQ := netip.MustParseAddr("10.0.9.88")
+	req := frame(testVNI, vxlan.Broadcast, macK, vxlan.EtherTypeARP, arpRequest(macK, ipQ, ip1))
+	h.loadOutside(req, vtep3, 1)
+	h.outside.process(1)
+	if e, ok := sw.learnedNeighbor(testVNI, keyOf(ipQ), time.Now().UnixNano()); !ok || e.mac != macK || e.vtep != vtep3 {
+		t.Errorf("the requester %v: %+v %v, want %v behind %v", ipQ, e, ok, macK, vtep3)
+	}
+}
