@@ -32,7 +32,7 @@ type insideLoop struct {
 
 	arp    arpThrottle // uplink networks' ARP requests
 	arpBuf [vxlan.EthernetLen + arpLen]byte
-	icmp   icmpLimit // ICMP "too big" answers (toobig.go)
+	icmp   icmpLimit              // ICMP "too big" answers (toobig.go)
 	askBuf [Headroom + nsLen]byte // ARP requests and solicitations sent while a packet still goes out (learned.go)
 }
 
