@@ -24,11 +24,14 @@
 // TUN devices carry IP packets without a link layer, so the inside path
 // synthesises the inner Ethernet header: source MAC = the local endpoint's
 // stable MAC, destination MAC = the table's MAC for the destination address.
-// Broadcast, multicast and unknown-unicast packets are replicated head-end to
-// every VTEP of the VNI and to the other local ports. On the outside path,
-// ARP requests and IPv6 neighbour solicitations for addresses in the table
-// are answered from the table (kernel VXLAN peers ask before they send), so
-// nothing has to flood to find a MAC.
+// Broadcast and multicast packets are replicated head-end to every VTEP of
+// the VNI and to the other local ports. On the outside path, ARP requests
+// and IPv6 neighbour solicitations for addresses in the table are answered
+// from the table (kernel VXLAN peers ask before they send), so nothing has
+// to flood to find a MAC. A packet to an address of the network the table
+// does not list (a kernel peer's container nobody configured) is resolved
+// as a kernel VTEP would: an ARP request or neighbour solicitation to every
+// VTEP, the answer learnt for a while (learned.go).
 //
 // # Buffers
 //

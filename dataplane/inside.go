@@ -30,7 +30,7 @@ type insideLoop struct {
 
 	tally tally
 
-	arp    arpThrottle // uplink networks' ARP requests
+	arp    arpThrottle // ARP requests and solicitations, per address (uplinks, learned.go)
 	arpBuf [vxlan.EthernetLen + arpLen]byte
 	icmp   icmpLimit              // ICMP "too big" answers (toobig.go)
 	askBuf [Headroom + nsLen]byte // ARP requests and solicitations sent while a packet still goes out (learned.go)
