@@ -5,9 +5,10 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 # Debian packages the tests and the demo use: command -> package. They are
 # installed with services kept stopped (policy-rc.d): docker.io would
-# otherwise start the system's Docker, with its bridge and firewall rules;
-# the tests run dockerds of their own.
-DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat dockerd:docker.io busybox:busybox-static podman:podman /usr/lib/cni/portmap:containernetworking-plugins
+# otherwise start the system's Docker, with its bridge and firewall rules,
+# and openvswitch-switch the system's OVS; the tests and the benchmark run
+# dockerds and OVS daemons of their own.
+DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat dockerd:docker.io busybox:busybox-static podman:podman /usr/lib/cni/portmap:containernetworking-plugins ovs-vswitchd:openvswitch-switch ethtool:ethtool
 # Packages with concurrency are tested with the race detector.
 RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/... ./hostnet/... ./dhcp/... ./hns/... ./api/... ./plan/... ./tables/... ./hoststate/... ./plugin/...
 

@@ -18,6 +18,7 @@ import (
 //	kernel    c1 ─ vxlan dev ═ host 1 ──veth── host 2 ═ vxlan dev ─ c2
 //	vxnet     c1 ─ TUN ─ vxnet ═ host 1 ──veth── host 2 ═ vxnet ─ TUN ─ c2
 //	relay     c1 ─ TUN ─ socat ═ host 1 ──veth── host 2 ═ socat ─ TUN ─ c2
+//	ovs       c1 ─ veth ─ OVS  ═ host 1 ──veth── host 2 ═ OVS  ─ veth ─ c2
 //
 // The relay is the simplest userspace data plane there is: socat copying
 // each packet between a TUN device and a UDP socket, one per wakeup, no
@@ -27,10 +28,15 @@ import (
 // the round trip several times the kernel's. It runs when socat is
 // installed.
 //
+// Open vSwitch is the userspace VXLAN data plane people run today: its
+// userspace ("netdev") datapath with userspace tunnelling, each host's
+// ovsdb-server and ovs-vswitchd the benchmark's own (dataplane_ovs_linux.go).
+// It runs when openvswitch-switch is installed.
+//
 // The kernel's vxlan device is created in the host namespace (which keeps
 // its UDP socket) and then moved into the container namespace. The vxnet
 // hosts run `vxnet dataplane --config` with a static two-host file. Each
-// repetition measures every path in turn (underlay, kernel, vxnet, relay),
+// repetition measures every path in turn (underlay, kernel, vxnet, relay, ovs),
 // so that a burst of load elsewhere on the machine hits all alike.
 
 // Paths, in the order each repetition measures them.
@@ -39,6 +45,7 @@ const (
 	PathKernel   = "kernel"
 	PathVxnet    = "vxnet"
 	PathRelay    = "relay"
+	PathOVS      = "ovs"
 )
 
 // Tests, in the order each path runs them; also the keys of CPU figures.
@@ -69,6 +76,9 @@ type DataplaneConfig struct {
 	// NoRelay leaves the socat relay path out (it is also left out when
 	// socat is not installed).
 	NoRelay bool
+	// NoOVS leaves the Open vSwitch path out (it is also left out when
+	// openvswitch-switch is not installed).
+	NoOVS bool
 }
 
 // DefaultDataplaneConfig is the run the README's table comes from.
@@ -129,6 +139,10 @@ type DataplaneSample struct {
 	// CPUSeconds is, per test (TestTCP1...), the CPU time both vxnet
 	// processes used during it, user + system (vxnet path only).
 	CPUSeconds map[string]float64 `json:"cpuSeconds,omitempty"`
+	// MachineCPUSeconds is, per test, the CPU time the whole machine was
+	// busy during it (every core, from /proc/stat: all but idle and
+	// iowait), whatever path: the kernel's own work shows here.
+	MachineCPUSeconds map[string]float64 `json:"machineCpuSeconds,omitempty"`
 }
 
 // RunDataplane builds the testbed, measures every path Reps times, and

@@ -31,6 +31,7 @@ var chartPaths = []struct {
 	{PathKernel, "kernel VXLAN", "#3b6fb6", func(m MetricSummary) Stat { return m.Kernel }},
 	{PathVxnet, "vxnet", "#e8853d", func(m MetricSummary) Stat { return m.Vxnet }},
 	{PathRelay, "socat relay (simplest userspace)", "#b4a7d6", func(m MetricSummary) Stat { return m.Relay }},
+	{PathOVS, "Open vSwitch (userspace)", "#6aa84f", func(m MetricSummary) Stat { return m.OVS }},
 }
 
 // chartBar is one path's bar in a metric's group.
@@ -66,7 +67,7 @@ func (r DataplaneReport) SVG() []byte {
 		r.Machine, r.Reps, r.TestSeconds, r.Started.Format("2006-01-02 15:04 MST")))
 	text(&b, chartLeft, 72, 13, "start", "normal", "#57606a",
 		"kernel VXLAN = 1.0, higher is better: throughput is path ÷ kernel, latency is kernel ÷ path")
-	legend(&b, chartLeft, 96, r.hasRelay())
+	legend(&b, chartLeft, 96, r.hasRelay(), r.hasOVS())
 
 	plotH := float64(chartHeight - chartTop - chartBottom)
 	y := func(v float64) float64 { return float64(chartTop) + plotH*(1-v/top) }
@@ -146,7 +147,7 @@ func chartValue(v float64, unit string) string {
 
 func drawGroup(b *bytes.Buffer, m MetricSummary, bars []chartBar, cx, groupW float64, y func(float64) float64, yTop float64) {
 	n := float64(len(bars))
-	// Bars narrow to fit four to a group.
+	// Bars narrow to fit five to a group.
 	barW := min(float64(chartBarWidth), (groupW-24-(n-1)*chartBarGap)/max(n, 1))
 	left := cx - (n*barW+(n-1)*chartBarGap)/2
 	if m.Pass != nil && len(bars) > 0 {
@@ -183,9 +184,9 @@ func drawGroup(b *bytes.Buffer, m MetricSummary, bars []chartBar, cx, groupW flo
 	text(b, cx, yTop-12, 11, "middle", "normal", color, fmt.Sprintf("%s %s kernel (want %s)", what, formatRatio(m.VxnetVsKernel), m.Target))
 }
 
-func legend(b *bytes.Buffer, x, y float64, relay bool) {
+func legend(b *bytes.Buffer, x, y float64, relay, ovs bool) {
 	for _, p := range chartPaths {
-		if p.key == PathRelay && !relay {
+		if p.key == PathRelay && !relay || p.key == PathOVS && !ovs {
 			continue
 		}
 		fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="14" height="14" fill="%s"/>`+"\n", x, y-11, p.color)

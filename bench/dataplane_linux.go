@@ -129,12 +129,13 @@ func (tb *testbed) build(ctx context.Context) error {
 			return err
 		}},
 		{PathRelay, "socat relay", relaySubnet, relayUnderlay, tb.startRelay},
+		{PathOVS, "Open vSwitch", ovsSubnet, ovsUnderlay, tb.startOVS},
 	}
 	for _, p := range paths {
-		if p.key == PathRelay && !relayWanted(tb.cfg, tb.progress) {
+		if p.key == PathRelay && !relayWanted(tb.cfg, tb.progress) || p.key == PathOVS && !ovsWanted(tb.cfg, tb.progress) {
 			continue
 		}
-		k := p.key[:1] // k, v, r
+		k := p.key[:1] // k, v, r, o
 		h1, h2 := tb.cfg.Prefix+"h"+k+"1", tb.cfg.Prefix+"h"+k+"2"
 		c1, c2 := tb.cfg.Prefix+"c"+k+"1", tb.cfg.Prefix+"c"+k+"2"
 		for _, n := range []string{h1, h2, c1, c2} {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,9 +14,10 @@ import (
 )
 
 // TestRunDataplane_brief builds the testbed with a freshly built vxnet,
-// runs one repetition of one-second tests on every path (the socat relay's
-// too, where socat is installed, as make deps does), and checks that every
-// figure was measured and that no namespace is left.
+// runs one repetition of one-second tests on every path (the socat
+// relay's and Open vSwitch's too, where they are installed, as make deps
+// does), and checks that every figure was measured, the machine's CPU
+// time on every path, and that no namespace or OVS daemon is left.
 func TestRunDataplane_brief(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a namespace testbed and runs iperf3 for about 20 s (not with -short)")
@@ -33,7 +35,7 @@ func TestRunDataplane_brief(t *testing.T) {
 		t.Fatalf("building vxnet: %v\n%s", err, out)
 	}
 	cfg := DataplaneConfig{Binary: bin, Time: time.Second, Reps: 1, Prefix: fmt.Sprintf("vxb%d-", os.Getpid())}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
 	r, err := RunDataplaneContext(ctx, cfg, &progress)
@@ -47,7 +49,11 @@ func TestRunDataplane_brief(t *testing.T) {
 	_, err = exec.LookPath("socat")
 	relay := err == nil
 	if relay {
-		paths = 4
+		paths++
+	}
+	ovs := ovsWanted(DataplaneConfig{}, io.Discard)
+	if ovs {
+		paths++
 	}
 	if len(r.Samples) != paths {
 		t.Fatalf("%d samples, want one per path (%d)", len(r.Samples), paths)
@@ -68,6 +74,9 @@ func TestRunDataplane_brief(t *testing.T) {
 		} else if s.CPUSeconds != nil {
 			t.Errorf("%s: CPU seconds %v, want none (vxnet only)", s.Path, s.CPUSeconds)
 		}
+		if !(s.MachineCPUSeconds[TestTCP1] > 0) {
+			t.Errorf("%s: machine CPU during TCP 1 stream %v, want > 0", s.Path, s.MachineCPUSeconds[TestTCP1])
+		}
 	}
 	for _, m := range r.Metrics {
 		if m.VxnetVsKernel <= 0 || m.KernelVsUnderlay <= 0 || relay && m.RelayVsKernel <= 0 {
@@ -81,6 +90,12 @@ func TestRunDataplane_brief(t *testing.T) {
 			t.Error("the report has no relay table")
 		}
 	}
+	if ovs {
+		wants = append(wants, "rep 1/1 Open vSwitch: TCP 1 stream… ", "rep 1/1 Open vSwitch: ping RTT… p50 ")
+		if len(r.PeerTargets) == 0 {
+			t.Error("the report judges vxnet against no peer")
+		}
+	}
 	for _, want := range wants {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("progress lacks %q", want)
@@ -92,5 +107,8 @@ func TestRunDataplane_brief(t *testing.T) {
 	}
 	if len(left) > 0 {
 		t.Errorf("namespaces left behind: %v", left)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "ovs-vswitchd unix:"+os.TempDir()).CombinedOutput(); len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("ovs-vswitchd still running: pids %s", out)
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // measure runs the four tests on one path and returns what they measured.
 func (tb *testbed) measure(ctx context.Context, p *benchPath, rep int) (DataplaneSample, error) {
-	s := DataplaneSample{Rep: rep, Path: p.key}
+	s := DataplaneSample{Rep: rep, Path: p.key, MachineCPUSeconds: map[string]float64{}}
 	if len(p.cpu) > 0 {
 		s.CPUSeconds = map[string]float64{}
 	}
@@ -29,11 +29,22 @@ func (tb *testbed) measure(ctx context.Context, p *benchPath, rep int) (Dataplan
 			fmt.Fprintln(tb.progress, "failed")
 			return s, err
 		}
+		busy0, err := machineBusySeconds()
+		if err != nil {
+			fmt.Fprintln(tb.progress, "failed")
+			return s, err
+		}
 		result, err := t.run(ctx, p, &s)
 		if err != nil {
 			fmt.Fprintln(tb.progress, "failed")
 			return s, fmt.Errorf("%s: %w", t.name, err)
 		}
+		busy1, err := machineBusySeconds()
+		if err != nil {
+			fmt.Fprintln(tb.progress, "failed")
+			return s, err
+		}
+		s.MachineCPUSeconds[t.key] = busy1 - busy0
 		if len(p.cpu) > 0 {
 			cpu1, err := cpuSeconds(p.cpu)
 			if err != nil {

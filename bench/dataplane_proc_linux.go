@@ -252,6 +252,32 @@ func cpuSeconds(procs []*bgProc) (float64, error) {
 	return float64(total) / clockTicks, nil
 }
 
+// machineBusySeconds is the CPU time every core of the machine has been
+// busy since boot (/proc/stat's cpu line: all but idle and iowait).
+func machineBusySeconds() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var busy int64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: field %d %q: %w", i+1, v, err)
+		}
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest times are in user already
+			continue
+		}
+		busy += n
+	}
+	return float64(busy) / clockTicks, nil
+}
+
 // iperfBusy says whether iperf3 failed because the server was still
 // finishing the previous test.
 func iperfBusy(out []byte) bool {

@@ -17,6 +17,30 @@ type DataplaneReport struct {
 	Samples     []DataplaneSample `json:"samples"`
 	Metrics     []MetricSummary   `json:"metrics"`
 	CPU         []CPUSummary      `json:"vxnetCpu"`
+	// CPUPerGB is, per path, the CPU time one GB moved by the TCP 1 stream
+	// test cost: the whole machine's, and the data plane's own processes'
+	// where the benchmark runs them (vxnet).
+	CPUPerGB []CPUPerGB `json:"cpuPerGB,omitempty"`
+	// PeerTargets judge vxnet against the other userspace data planes of
+	// the run (Open vSwitch, the socat relay), when they were measured.
+	PeerTargets []PeerTarget `json:"peerTargets,omitempty"`
+}
+
+// CPUPerGB is one path's CPU seconds per GB moved, over the repetitions.
+type CPUPerGB struct {
+	Path    string `json:"path"`
+	Machine Stat   `json:"machine"`
+	Own     Stat   `json:"own"` // N 0 where the benchmark has no process of the path's own to measure
+}
+
+// PeerTarget is one goal of vxnet against another userspace data plane:
+// the ratio of medians (vxnet / peer), the bound and whether the run met
+// it.
+type PeerTarget struct {
+	Name   string  `json:"name"`
+	Ratio  float64 `json:"ratio"`
+	Target string  `json:"target"`
+	Pass   bool    `json:"pass"`
 }
 
 // MetricSummary is one row of the report: a metric over the repetitions
@@ -30,12 +54,14 @@ type MetricSummary struct {
 	Kernel   Stat   `json:"kernel"`
 	Vxnet    Stat   `json:"vxnet"`
 	Relay    Stat   `json:"relay"`
-	// KernelVsUnderlay, VxnetVsKernel and RelayVsKernel are ratios of
-	// medians (kernel/underlay, vxnet/kernel, relay/kernel); 0 when the
-	// divisor is 0.
+	OVS      Stat   `json:"ovs"` // empty (N 0) when the run left Open vSwitch out
+	// KernelVsUnderlay, VxnetVsKernel, RelayVsKernel and OVSVsKernel are
+	// ratios of medians (kernel/underlay, vxnet/kernel, relay/kernel,
+	// ovs/kernel); 0 when the divisor is 0.
 	KernelVsUnderlay float64 `json:"kernelVsUnderlay"`
 	VxnetVsKernel    float64 `json:"vxnetVsKernel"`
 	RelayVsKernel    float64 `json:"relayVsKernel,omitempty"`
+	OVSVsKernel      float64 `json:"ovsVsKernel,omitempty"`
 	// Target is the project's goal for VxnetVsKernel ("≥ 0.5", "≤ 2"), empty
 	// when the metric has none; Pass says whether the run met it.
 	Target string `json:"target,omitempty"`
@@ -84,10 +110,11 @@ func (r *DataplaneReport) summarize() {
 		}
 		ms := MetricSummary{Key: m.key, Name: m.name, Unit: m.unit,
 			Underlay: summarize(per[PathUnderlay]), Kernel: summarize(per[PathKernel]), Vxnet: summarize(per[PathVxnet]),
-			Relay: summarize(per[PathRelay])}
+			Relay: summarize(per[PathRelay]), OVS: summarize(per[PathOVS])}
 		ms.KernelVsUnderlay = ratio(ms.Kernel.Median, ms.Underlay.Median)
 		ms.VxnetVsKernel = ratio(ms.Vxnet.Median, ms.Kernel.Median)
 		ms.RelayVsKernel = ratio(ms.Relay.Median, ms.Kernel.Median)
+		ms.OVSVsKernel = ratio(ms.OVS.Median, ms.Kernel.Median)
 		if m.target > 0 && ms.Vxnet.N > 0 && ms.Kernel.N > 0 {
 			pass := ms.VxnetVsKernel >= m.target
 			ms.Target = fmt.Sprintf("≥ %g", m.target)
@@ -112,6 +139,67 @@ func (r *DataplaneReport) summarize() {
 		st := summarize(v)
 		r.CPU = append(r.CPU, CPUSummary{Test: t.key, Name: t.name, Seconds: st, Cores: ratio(st.Median, r.TestSeconds)})
 	}
+	r.CPUPerGB = nil
+	for _, path := range []string{PathUnderlay, PathKernel, PathVxnet, PathRelay, PathOVS} {
+		var machine, own []float64
+		for _, s := range r.Samples {
+			gb := s.TCP1Gbps * r.TestSeconds / 8
+			if s.Path != path || gb <= 0 {
+				continue
+			}
+			if sec, ok := s.MachineCPUSeconds[TestTCP1]; ok {
+				machine = append(machine, sec/gb)
+			}
+			if sec, ok := s.CPUSeconds[TestTCP1]; ok {
+				own = append(own, sec/gb)
+			}
+		}
+		if len(machine) > 0 || len(own) > 0 {
+			r.CPUPerGB = append(r.CPUPerGB, CPUPerGB{Path: path, Machine: summarize(machine), Own: summarize(own)})
+		}
+	}
+	r.PeerTargets = nil
+	for _, pt := range peerTargets {
+		m := r.metric(pt.metric)
+		if m == nil {
+			continue
+		}
+		peer := m.OVS
+		if pt.peer == PathRelay {
+			peer = m.Relay
+		}
+		if m.Vxnet.N == 0 || peer.N == 0 {
+			continue
+		}
+		x := ratio(m.Vxnet.Median, peer.Median)
+		pass := x >= pt.bound
+		target := fmt.Sprintf("≥ %g", pt.bound)
+		if pt.atMost {
+			pass, target = x > 0 && x <= pt.bound, fmt.Sprintf("≤ %g", pt.bound)
+		}
+		r.PeerTargets = append(r.PeerTargets, PeerTarget{Name: pt.name, Ratio: x, Target: target, Pass: pass})
+	}
+}
+
+// peerTargets are vxnet's goals against the other userspace data planes.
+var peerTargets = []struct {
+	name, metric, peer string
+	bound              float64
+	atMost             bool
+}{
+	{"vxnet / OVS, TCP 1 stream", "tcp1", PathOVS, 5, false},
+	{"vxnet / OVS, UDP 64 B", "udp64", PathOVS, 1.5, false},
+	{"vxnet / relay, RTT p50", "rttP50", PathRelay, 1.1, true},
+}
+
+// metric returns the summary of the metric with key, or nil.
+func (r *DataplaneReport) metric(key string) *MetricSummary {
+	for i := range r.Metrics {
+		if r.Metrics[i].Key == key {
+			return &r.Metrics[i]
+		}
+	}
+	return nil
 }
 
 func ratio(a, b float64) float64 {
@@ -199,13 +287,36 @@ func (r DataplaneReport) Markdown() string {
 			formatStat(m.Kernel, m.Unit), formatStat(m.Vxnet, m.Unit), formatRatio(m.KernelVsUnderlay),
 			formatRatio(m.VxnetVsKernel), target)
 	}
-	if r.hasRelay() {
-		b.WriteString("\nThe simplest userspace data plane, for scale: socat copying each packet between a TUN device and a UDP socket " +
-			"(one per wakeup, no VXLAN, no offloads), on a third pair of hosts of the same testbed:\n\n")
-		b.WriteString("| metric | socat relay | relay / kernel | vxnet / relay |\n|---|---|---|---|\n")
+	if r.hasRelay() || r.hasOVS() {
+		b.WriteString("\nThe other userspace data planes, each on a pair of hosts of its own in the same testbed: " +
+			"socat copying each packet between a TUN device and a UDP socket (one per wakeup, no VXLAN, no offloads: " +
+			"the floor of any userspace path), and Open vSwitch's userspace datapath with its VXLAN tunnelling:\n\n")
+		b.WriteString("| metric | socat relay | Open vSwitch | vxnet / relay | vxnet / OVS |\n|---|---|---|---|---|\n")
 		for _, m := range r.Metrics {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", m.Name, formatStat(m.Relay, m.Unit), formatRatio(m.RelayVsKernel),
-				formatRatio(ratio(m.Vxnet.Median, m.Relay.Median)))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.Name, formatStat(m.Relay, m.Unit), formatStat(m.OVS, m.Unit),
+				formatRatio(ratio(m.Vxnet.Median, m.Relay.Median)), formatRatio(ratio(m.Vxnet.Median, m.OVS.Median)))
+		}
+		if len(r.PeerTargets) > 0 {
+			b.WriteString("\n| target | measured | want | |\n|---|---|---|---|\n")
+			for _, t := range r.PeerTargets {
+				verdict := "**FAIL**"
+				if t.Pass {
+					verdict = "pass"
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, formatRatio(t.Ratio), t.Target, verdict)
+			}
+		}
+	}
+	if len(r.CPUPerGB) > 0 {
+		b.WriteString("\nCPU seconds per GB moved (TCP 1 stream): the whole machine, every core, from /proc/stat " +
+			"(the kernel's work included), and the data plane's own processes where the benchmark runs them:\n\n")
+		b.WriteString("| path | machine | data plane's own |\n|---|---|---|\n")
+		for _, c := range r.CPUPerGB {
+			own := "—"
+			if c.Own.N > 0 {
+				own = formatCPUPerGB(c.Own)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", pathLabel(c.Path), formatCPUPerGB(c.Machine), own)
 		}
 	}
 	if len(r.CPU) > 0 {
@@ -216,6 +327,41 @@ func (r DataplaneReport) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// hasOVS reports whether the run measured Open vSwitch.
+func (r DataplaneReport) hasOVS() bool {
+	for _, m := range r.Metrics {
+		if m.OVS.N > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// pathLabel names a path in tables.
+func pathLabel(path string) string {
+	switch path {
+	case PathUnderlay:
+		return "underlay, host to host"
+	case PathKernel:
+		return "kernel VXLAN"
+	case PathRelay:
+		return "socat relay"
+	case PathOVS:
+		return "Open vSwitch"
+	}
+	return path
+}
+
+func formatCPUPerGB(s Stat) string {
+	if s.N == 0 {
+		return "—"
+	}
+	if s.N > 1 {
+		return fmt.Sprintf("%.2f s (%.2f–%.2f)", s.Median, s.Min, s.Max)
+	}
+	return fmt.Sprintf("%.2f s", s.Median)
 }
 
 // hasRelay reports whether the run measured the socat relay.
@@ -247,6 +393,13 @@ func (r DataplaneReport) Verdict() string {
 			verdict = "pass"
 		}
 		fmt.Fprintf(&b, "target %-18s vxnet / kernel = %-6s (want %s)  %s\n", m.Name+":", formatRatio(m.VxnetVsKernel), m.Target, verdict)
+	}
+	for _, t := range r.PeerTargets {
+		verdict := "FAIL"
+		if t.Pass {
+			verdict = "pass"
+		}
+		fmt.Fprintf(&b, "target %-27s = %-6s (want %s)  %s\n", t.Name+":", formatRatio(t.Ratio), t.Target, verdict)
 	}
 	return b.String()
 }

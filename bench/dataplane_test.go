@@ -169,10 +169,12 @@ func sampleReport() DataplaneReport {
 	for rep := 1; rep <= 3; rep++ {
 		f := 1 + 0.05*float64(rep-2) // 0.95, 1, 1.05
 		r.Samples = append(r.Samples,
-			DataplaneSample{Rep: rep, Path: PathUnderlay, TCP1Gbps: 12.7 * f, TCP4Gbps: 19 * f, UDP64PPS: 182e3 * f, RTTP50us: 33 * f, RTTP99us: 60 * f},
+			DataplaneSample{Rep: rep, Path: PathUnderlay, TCP1Gbps: 12.7 * f, TCP4Gbps: 19 * f, UDP64PPS: 182e3 * f, RTTP50us: 33 * f, RTTP99us: 60 * f,
+				MachineCPUSeconds: map[string]float64{TestTCP1: 12.7 * 10 / 8 * 0.5}},
 			DataplaneSample{Rep: rep, Path: PathKernel, TCP1Gbps: 11.6 * f, TCP4Gbps: 11.8 * f, UDP64PPS: 95e3 * f, RTTP50us: 76 * f, RTTP99us: 140 * f},
 			DataplaneSample{Rep: rep, Path: PathVxnet, TCP1Gbps: 6.2 * f, TCP4Gbps: 5 * f, UDP64PPS: 40e3 * f, RTTP50us: 140 * f, RTTP99us: 900 * f,
-				CPUSeconds: map[string]float64{TestTCP1: 15 * f, TestTCP4: 16 * f, TestUDP64: 14 * f, TestPing: 0.5 * f}},
+				CPUSeconds:        map[string]float64{TestTCP1: 15 * f, TestTCP4: 16 * f, TestUDP64: 14 * f, TestPing: 0.5 * f},
+				MachineCPUSeconds: map[string]float64{TestTCP1: 19.5}},
 		)
 	}
 	r.summarize()
@@ -233,12 +235,13 @@ func TestDataplaneReport_Markdown(t *testing.T) {
 		"| ping RTT p50 | 33 µs (31–35) | 76 µs (72–80) | 140 µs (133–147) | 2.30× | 1.84× | ≤ 2 pass |",
 		"| TCP 4 streams |", "| ping RTT p99 |",
 		"| TCP 1 stream | 15.00 s (14.25–15.75) | 1.50 |",
+		"| underlay, host to host | 0.50 s (0.48–0.53) | — |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
 	}
-	if rows := strings.Count(md, "\n|"); rows != 2+5+2+4 { // header and rule, 5 metrics, header and rule, 4 tests
+	if rows := strings.Count(md, "\n|"); rows != 2+5+2+2+2+4 { // header and rule, 5 metrics; CPU per GB: header and rule, 2 paths; header and rule, 4 tests
 		t.Errorf("%d table rows:\n%s", rows, md)
 	}
 	v := sampleReport().Verdict()
@@ -291,37 +294,45 @@ func TestDataplaneReport_SVG(t *testing.T) {
 	}
 }
 
-// TestDataplaneReport_relay: with the socat relay measured, the report
-// adds its table (relay / kernel, vxnet / relay) and a fourth bar per
-// metric with its legend; the targets still judge vxnet alone.
-func TestDataplaneReport_relay(t *testing.T) {
+// TestDataplaneReport_peers: with the socat relay and Open vSwitch
+// measured, the report adds their table (vxnet / relay, vxnet / OVS) and
+// the targets against them, and a bar per metric each with its legend;
+// the kernel targets still judge vxnet alone.
+func TestDataplaneReport_peers(t *testing.T) {
 	r := sampleReport()
 	for rep := 1; rep <= 3; rep++ {
-		r.Samples = append(r.Samples, DataplaneSample{Rep: rep, Path: PathRelay, TCP1Gbps: 0.25, TCP4Gbps: 0.3, UDP64PPS: 12e3, RTTP50us: 380, RTTP99us: 700})
+		r.Samples = append(r.Samples,
+			DataplaneSample{Rep: rep, Path: PathRelay, TCP1Gbps: 0.25, TCP4Gbps: 0.3, UDP64PPS: 12e3, RTTP50us: 380, RTTP99us: 700},
+			DataplaneSample{Rep: rep, Path: PathOVS, TCP1Gbps: 1, TCP4Gbps: 1.1, UDP64PPS: 30e3, RTTP50us: 540, RTTP99us: 1200,
+				MachineCPUSeconds: map[string]float64{TestTCP1: 2.5}})
 	}
 	r.summarize()
 	md := r.Markdown()
 	for _, want := range []string{
-		"| metric | socat relay | relay / kernel | vxnet / relay |",
-		"| TCP 1 stream | 250 Mbit/s (250–250) | 0.02× | 24.80× |",
-		"| ping RTT p50 | 380 µs (380–380) | 5.00× | 0.37× |",
+		"| metric | socat relay | Open vSwitch | vxnet / relay | vxnet / OVS |",
+		"| TCP 1 stream | 250 Mbit/s (250–250) | 1.00 Gbit/s (1.00–1.00) | 24.80× | 6.20× |",
+		"| ping RTT p50 | 380 µs (380–380) | 540 µs (540–540) | 0.37× | 0.26× |",
+		"| vxnet / OVS, TCP 1 stream | 6.20× | ≥ 5 | pass |",
+		"| vxnet / OVS, UDP 64 B | 1.33× | ≥ 1.5 | **FAIL** |",
+		"| vxnet / relay, RTT p50 | 0.37× | ≤ 1.1 | pass |",
+		"| Open vSwitch | 2.00 s (2.00–2.00) | — |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
 	}
-	if strings.Contains(sampleReport().Markdown(), "socat relay") {
-		t.Error("a report without relay samples mentions the relay")
+	if strings.Contains(sampleReport().Markdown(), "socat relay") || strings.Contains(sampleReport().Markdown(), "Open vSwitch") {
+		t.Error("a report without relay or OVS samples mentions them")
 	}
-	if v := r.Verdict(); strings.Count(v, "\n") != 3 || strings.Contains(v, "relay") {
+	if v := r.Verdict(); strings.Count(v, "\n") != 6 || !strings.Contains(v, "vxnet / OVS, UDP 64 B:") {
 		t.Errorf("Verdict:\n%s", v)
 	}
 	s := string(r.SVG())
-	if n := strings.Count(s, "<rect ") - 1 - 4; n != 20 { // background, 4 legend swatches
-		t.Errorf("%d bars, want 20", n)
+	if n := strings.Count(s, "<rect ") - 1 - 5; n != 25 { // background, 5 legend swatches
+		t.Errorf("%d bars, want 25", n)
 	}
-	if !strings.Contains(s, "socat relay (simplest userspace)") || !strings.Contains(s, ">0.20×<") { // RTT 76/380
-		t.Error("SVG lacks the relay's legend or its RTT bar")
+	if !strings.Contains(s, "socat relay (simplest userspace)") || !strings.Contains(s, ">0.20×<") || !strings.Contains(s, "Open vSwitch (userspace)") {
+		t.Error("SVG lacks the relay's or OVS's legend, or the relay's RTT bar")
 	}
 }
 

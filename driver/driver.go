@@ -53,6 +53,7 @@ type Network struct {
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
 	Subnet6  netip.Prefix      // a dual-stack network's IPv6 subnet
+	Gateway6 netip.Addr        // and its gateway
 	Internal bool              // no way out of the network
 	Options  map[string]string // -o options (the driver reads its own)
 }
@@ -162,6 +163,11 @@ func (base) Forwarding(n Network, h Here) (dataplane.NetworkSpec, error) {
 	s := dataplane.NetworkSpec{VNI: n.VNI, Gateway: h.Gateway}
 	if h.Gateway != nil && n.Gateway.IsValid() {
 		s.GatewayAddrs = []netip.Addr{n.Gateway}
+		// A dual-stack network's gateway holds its IPv6 address too,
+		// unless it is there for DNS alone (an internal network's).
+		if n.Gateway6.IsValid() && !n.Internal {
+			s.GatewayAddrs = append(s.GatewayAddrs, n.Gateway6)
+		}
 	}
 	if n.Subnet.IsValid() {
 		s.Subnets = []netip.Prefix{n.Subnet}

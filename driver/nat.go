@@ -43,6 +43,9 @@ func defaultRoute(n Network) []netip.Prefix {
 	if n.Subnet.Addr().Is6() {
 		return []netip.Prefix{netip.MustParsePrefix("::/0")}
 	}
+	if n.Subnet6.IsValid() { // dual stack: both families out
+		return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+	}
 	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 }
 

@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +151,64 @@ func TestDocker_ipv6(t *testing.T) {
 			leases, reserved := c.hostLeases(h)
 			return len(c.endpointList(h)) == 0 && len(leases["web"])+len(leases["web#6"]) == 0 && len(reserved["web"]) == 0
 		})
+	}
+}
+
+// TestDualStack_egress: a dual-stack overlay's containers reach the
+// outside over both families through the host they run on (the gateway
+// holds both gateway addresses; the host masquerades each family), by
+// address and by name; a port one publishes answers from outside on its
+// host's IPv4 and IPv6 addresses; an internal dual-stack network stays
+// closed over both.
+func TestDualStack_egress(t *testing.T) {
+	l := newLab(t)
+	for _, bin := range []string{"nft", "dnsmasq", "iperf3", "curl"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skip(bin + " not installed (make deps installs it)")
+		}
+	}
+	c := l.clusterWith("198.18.79", []string{"--dns-upstream", "198.18.79.250"}, "h1", "h2")
+	o := startOutside(t, l, c, "198.18.79", "fd18:79")
+	c.cli("h1", "network", "create", "--subnet", "10.79.0.0/24", "--subnet", "fd00:79::/64", "dual")
+	c.cli("h1", "network", "create", "--subnet", "10.79.1.0/24", "--subnet", "fd00:79:1::/64", "--internal", "shut")
+	c.waitNetwork("h2", "dual")
+	c.waitNetwork("h2", "shut")
+	a, b, s := l.netns("a"), l.netns("b"), l.netns("s")
+	c.cli("h1", "endpoint", "create", "--network", "dual", "--name", "a", "--netns", a)
+	c.cli("h2", "endpoint", "create", "--network", "dual", "--name", "b", "--netns", b, "-p", "8080:80")
+	c.cli("h2", "endpoint", "create", "--network", "shut", "--name", "s", "--netns", s)
+	for _, ns := range []string{a, b} {
+		for _, dst := range []string{o.v4, o.v6} {
+			if out, err := l.tryIn(ns, "ping", "-c", "2", "-i", "0.2", "-W", "5", dst); err != nil {
+				t.Errorf("%s to the outside's %s: %v\n%s", ns, dst, err, out)
+			}
+		}
+		for _, url := range []string{"http://[" + o.v6 + "]/", "http://" + o.v4 + "/"} {
+			if out, err := l.tryIn(ns, "curl", "-sS", "-g", "--max-time", "5", url); err != nil || out != "hello\n" {
+				t.Errorf("the web from %s, %s: %q, %v; want hello", ns, url, out, err)
+			}
+		}
+	}
+	// b serves on both families; published on h2.
+	var ln net.Listener
+	inNetns(t, b, func() {
+		var err error
+		if ln, err = net.Listen("tcp", "[::]:80"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "b\n") }),
+		ReadHeaderTimeout: 5 * time.Second}
+	go web.Serve(ln)
+	defer web.Close()
+	for _, url := range []string{"http://" + c.hosts["h2"].addr + ":8080/", "http://[fd18:79::2]:8080/"} {
+		if out, err := l.tryIn(o.ns, "curl", "-sS", "-g", "--max-time", "5", url); err != nil || out != "b\n" {
+			t.Errorf("the published port from outside, %s: %q, %v; want b", url, out, err)
+		}
+	}
+	for _, dst := range []string{o.v4, o.v6} {
+		if out, err := l.tryIn(s, "ping", "-c", "2", "-i", "0.2", "-W", "2", dst); err == nil {
+			t.Errorf("a container of an internal dual-stack network reached the outside's %s:\n%s", dst, out)
+		}
 	}
 }

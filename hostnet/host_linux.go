@@ -107,7 +107,8 @@ func (h *Host) Prune(nets []Gateway) bool {
 	}
 	removed := false
 	for name, g := range h.gws {
-		if w, ok := want[name]; !ok || w.Subnet != g.net.Subnet || w.Gateway != g.net.Gateway {
+		if w, ok := want[name]; !ok || w.Subnet != g.net.Subnet || w.Gateway != g.net.Gateway ||
+			w.Subnet6 != g.net.Subnet6 || w.Gateway6 != g.net.Gateway6 {
 			h.sw.RemovePort(g.port)
 			delete(h.gws, name)
 			removed = true
@@ -121,19 +122,31 @@ func (h *Host) addGateway(n Gateway) (*gateway, error) {
 	if !n.Gateway.IsValid() || !n.Subnet.Contains(n.Gateway) {
 		return nil, fmt.Errorf("gateway %v is not in subnet %v", n.Gateway, n.Subnet)
 	}
+	addrs := []netip.Prefix{netip.PrefixFrom(n.Gateway, n.Subnet.Bits())}
+	if n.Subnet6.IsValid() {
+		if !n.Gateway6.IsValid() || !n.Subnet6.Contains(n.Gateway6) || n.Subnet.Addr().Is6() {
+			return nil, fmt.Errorf("IPv6 gateway %v is not in IPv6 subnet %v", n.Gateway6, n.Subnet6)
+		}
+		addrs = append(addrs, netip.PrefixFrom(n.Gateway6, n.Subnet6.Bits()))
+	}
 	name := GatewayDevice(n.Name)
-	dev, err := tun.Create(tun.Config{Name: name, MTU: h.mtu, Addresses: []netip.Prefix{netip.PrefixFrom(n.Gateway, n.Subnet.Bits())}})
+	dev, err := tun.Create(tun.Config{Name: name, MTU: h.mtu, Addresses: addrs})
 	if err != nil {
 		return nil, err
 	}
 	// The host routes between networks and out of them.
-	forward := "net/ipv4/ip_forward"
-	if n.Subnet.Addr().Is6() {
-		forward = "net/ipv6/conf/all/forwarding"
-	}
-	if err := h.writeSysctl(forward, "1"); err != nil {
-		dev.Close()
-		return nil, err
+	for _, v6 := range []bool{false, true} {
+		if _, _, ok := n.side(v6); !ok {
+			continue
+		}
+		forward := "net/ipv4/ip_forward"
+		if v6 {
+			forward = "net/ipv6/conf/all/forwarding"
+		}
+		if err := h.writeSysctl(forward, "1"); err != nil {
+			dev.Close()
+			return nil, err
+		}
 	}
 	port, err := h.sw.AddPort("gateway/"+n.Name, dev)
 	if err != nil {

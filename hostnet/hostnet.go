@@ -17,7 +17,12 @@ type Gateway struct {
 	Name       string
 	Subnet     netip.Prefix
 	Gateway    netip.Addr // the port's address: the containers' router
-	Masquerade bool       // its packets to the outside leave with the host's address
+	// Subnet6 and Gateway6: a dual-stack network's IPv6 side (Subnet is
+	// then IPv4); the port holds both addresses, and everything said of
+	// Subnet holds for Subnet6 too. Invalid otherwise.
+	Subnet6    netip.Prefix
+	Gateway6   netip.Addr
+	Masquerade bool // its packets to the outside leave with the host's address
 	// Routed: the host routes between this network and the other routed
 	// ones (nat networks reach each other). Otherwise nothing enters the
 	// network through the host but replies and published ports.
@@ -32,6 +37,17 @@ type Gateway struct {
 	// host takes their DNS queries and refuses everything else from the
 	// network (an internal network's Docker containers).
 	DNSOnly bool
+}
+
+// side is n's subnet and gateway of one family, if it has that family.
+func (n Gateway) side(v6 bool) (subnet netip.Prefix, gateway netip.Addr, ok bool) {
+	if n.Subnet.Addr().Is6() == v6 {
+		return n.Subnet, n.Gateway, n.Subnet.IsValid()
+	}
+	if v6 && n.Subnet6.IsValid() {
+		return n.Subnet6, n.Gateway6, true
+	}
+	return netip.Prefix{}, netip.Addr{}, false
 }
 
 // Guard are the host's own ports that containers may not reach through a

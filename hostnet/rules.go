@@ -47,7 +47,7 @@ func ruleset(nets []Gateway, pubs []Published, g Guard, v6 bool) string {
 // nets and pubs.
 func needsV6(nets []Gateway, pubs []Published) bool {
 	for _, n := range nets {
-		if n.Subnet.Addr().Is6() {
+		if _, _, ok := n.side(true); ok {
 			return true
 		}
 	}
@@ -70,8 +70,8 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 	}
 	var routed []string
 	for _, n := range nets {
-		if n.Masquerade && n.Subnet.Addr().Is6() == v6 {
-			fmt.Fprintf(b, "\t\t%s saddr %v oifname != %s masquerade comment %q\n", family, n.Subnet.Masked(), gw, n.Name)
+		if subnet, _, ok := n.side(v6); ok && n.Masquerade {
+			fmt.Fprintf(b, "\t\t%s saddr %v oifname != %s masquerade comment %q\n", family, subnet.Masked(), gw, n.Name)
 		}
 		if n.Routed {
 			routed = append(routed, fmt.Sprintf("%q", GatewayDevice(n.Name)))

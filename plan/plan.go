@@ -84,7 +84,7 @@ type inSight struct {
 
 // DriverNetwork is what a driver sees of a network row.
 func DriverNetwork(n tables.Network) driver.Network {
-	return driver.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Internal: n.Internal, Options: n.Options}
+	return driver.Network{Name: n.Name, VNI: n.VNI, Subnet: n.Subnet, Gateway: n.Gateway, Subnet6: n.Subnet6, Gateway6: n.Gateway6, Internal: n.Internal, Options: n.Options}
 }
 
 // networks lists, by name, the networks this host serves: those with a VNI
@@ -182,6 +182,18 @@ func noUplink(d driver.Driver, n tables.Network) bool {
 	return err == nil && name == ""
 }
 
+// endpointFamilies is ep's first address of each family, its first
+// address first.
+func endpointFamilies(ep tables.Endpoint) []netip.Addr {
+	out := []netip.Addr{ep.Addr()}
+	for _, p := range ep.Addrs {
+		if a := p.Addr(); a.Is6() != out[0].Is6() {
+			return append(out, a)
+		}
+	}
+	return out
+}
+
 // HostSide plans the host side.
 func HostSide(in Input) Host {
 	var h Host
@@ -217,8 +229,12 @@ func HostSide(in Input) Host {
 		want, gw := d.HostGateway(DriverNetwork(n), driver.GatewayHere{VTEP: in.VTEP, Creator: n.Creator == in.Self, Local: local[n.Name]})
 		switch {
 		case want:
-			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: gw.Masquerade, Routed: gw.Routed,
-				DNSFrom: handedOver[n.Name]})
+			g := hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Masquerade: gw.Masquerade, Routed: gw.Routed,
+				DNSFrom: handedOver[n.Name]}
+			if n.Subnet6.IsValid() && n.Gateway6.IsValid() && !n.Internal {
+				g.Subnet6, g.Gateway6 = n.Subnet6, n.Gateway6
+			}
+			h.Gateways = append(h.Gateways, g)
 		case len(handedOver[n.Name]) > 0 && ClosedGateway(d, n):
 			h.Gateways = append(h.Gateways, hostnet.Gateway{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, DNSFrom: handedOver[n.Name], DNSOnly: true})
 		}
@@ -246,9 +262,15 @@ func HostSide(in Input) Host {
 			continue
 		}
 		for _, s := range ep.Publish {
-			if p, err := driver.ParsePublish(s); err == nil {
+			p, err := driver.ParsePublish(s)
+			if err != nil {
+				continue
+			}
+			// On the host's addresses of each family the endpoint has
+			// (a dual-stack endpoint's IPv6 one too).
+			for _, a := range endpointFamilies(ep) {
 				h.Published = append(h.Published, hostnet.Published{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: p.Proto,
-					Network: ep.Network, Endpoint: ep.Name, Addr: ep.Addr()})
+					Network: ep.Network, Endpoint: ep.Name, Addr: a})
 			}
 		}
 	}

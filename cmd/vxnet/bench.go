@@ -29,12 +29,12 @@ Commands:
 Run 'vxnet bench <command> --help' for what each number means.
 `
 
-const benchDataplaneUsage = `Usage: vxnet bench dataplane [--time 10s] [--reps 3] [--json FILE] [--chart FILE.svg] [--binary PATH] [--no-relay]
+const benchDataplaneUsage = `Usage: vxnet bench dataplane [--time 10s] [--reps 3] [--json FILE] [--chart FILE.svg] [--binary PATH] [--no-relay] [--no-ovs]
 
 Builds a two-host testbed from network namespaces on this machine (nothing
 touches its own interfaces, and every namespace and process is removed at the
-end, also on failure or ^C), and measures four ways across it, interleaved
-(each repetition runs underlay, kernel, vxnet, relay in turn):
+end, also on failure or ^C), and measures up to five ways across it,
+interleaved (each repetition runs underlay, kernel, vxnet, relay, ovs in turn):
 
   underlay   host 1 to host 2 over a veth pair, MTU 1500: the limit
   kernel     container to container through the kernel's vxlan devices (VNI
@@ -45,6 +45,11 @@ end, also on failure or ^C), and measures four ways across it, interleaved
              packet between a TUN device and a UDP socket: the simplest
              userspace data plane, for scale (what the trips through
              userspace alone cost here); left out without socat
+  ovs        container to container through Open vSwitch's userspace datapath
+             (netdev bridges, userspace VXLAN tunnelling) on each host, with an
+             ovsdb-server and ovs-vswitchd of the benchmark's own per host
+             (never the machine's own OVS); left out without
+             openvswitch-switch, ethtool and nft
 
 Numbers, per path, median over the repetitions with the range (min–max):
   TCP 1 stream     iperf3 -c, one connection, Gbit/s the receiver got
@@ -55,11 +60,16 @@ Numbers, per path, median over the repetitions with the range (min–max):
   ping RTT p50/p99 ping -i 0.01 for --time: percentiles of the round trips
   vxnet CPU        CPU seconds (user + system) both vxnet processes used during
                    each test, and cores busy (seconds per second of test)
+  CPU per GB       CPU seconds one GB moved by TCP 1 stream cost: the whole
+                   machine's (every core, /proc/stat), on every path, and
+                   vxnet's own processes'
 Ratios are of the medians: kernel / underlay (what the kernel's VXLAN costs),
-vxnet / kernel and relay / kernel. Targets, vxnet / kernel: TCP 1
-stream ≥ 0.5, UDP 64 B ≥ 0.5, ping RTT p50 ≤ 2. Every endpoint shares this
-machine's cores: read ratios, not absolute numbers. Needs Linux, root, ip,
-iperf3, ping; socat for the relay.
+vxnet / kernel, and vxnet against the relay and OVS. Targets: vxnet / kernel
+TCP 1 stream ≥ 0.5, UDP 64 B ≥ 0.5, ping RTT p50 ≤ 2; vxnet / OVS TCP 1
+stream ≥ 5, UDP 64 B ≥ 1.5; vxnet / relay RTT p50 ≤ 1.1. Every endpoint
+shares this machine's cores: read ratios, not absolute numbers. Needs Linux,
+root, ip, iperf3, ping; socat for the relay; openvswitch-switch, ethtool and
+nft for OVS (make deps installs them all).
 
 Flags:
 `
@@ -175,7 +185,8 @@ func cmdBenchDataplane(ctx context.Context, std stdio, args []string) int {
 	fs.StringVar(&cfg.Binary, "binary", "", "the vxnet binary the vxnet hosts run `PATH` (default: this one)")
 	jsonPath := fs.String("json", "", "also write every sample and the summary as JSON to `FILE`")
 	chartPath := fs.String("chart", "", "also draw the comparison as an SVG chart to `FILE`")
-	fs.BoolVar(&cfg.NoRelay, "no-relay", false, "leave the socat relay path out (a quarter less time)")
+	fs.BoolVar(&cfg.NoRelay, "no-relay", false, "leave the socat relay path out (a fifth less time)")
+	fs.BoolVar(&cfg.NoOVS, "no-ovs", false, "leave the Open vSwitch path out (a fifth less time)")
 	if code, ok := parseBenchFlags(std, fs, args); !ok {
 		return code
 	}
