@@ -14,9 +14,9 @@ import (
 
 // Gateway is a network whose gateway port lives on this host.
 type Gateway struct {
-	Name       string
-	Subnet     netip.Prefix
-	Gateway    netip.Addr // the port's address: the containers' router
+	Name    string
+	Subnet  netip.Prefix
+	Gateway netip.Addr // the port's address: the containers' router
 	// Subnet6 and Gateway6: a dual-stack network's IPv6 side (Subnet is
 	// then IPv4); the port holds both addresses, and everything said of
 	// Subnet holds for Subnet6 too. Invalid otherwise.
