@@ -270,7 +270,7 @@ func machineBusySeconds() (float64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("/proc/stat: field %d %q: %w", i+1, v, err)
 		}
-		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest times are in user already
+		if i == 3 || i == 4 || i >= 7 { // idle, iowait; steal (another guest's); guest times are in user already
 			continue
 		}
 		busy += n

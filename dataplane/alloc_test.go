@@ -112,7 +112,7 @@ func TestHotPath_zeroAllocs(t *testing.T) {
 	tooBig := withDF(ipv4UDP(ip1, ip2, 1, 2, make([]byte, 1500)))
 	toLearned := ipv4UDP(ip1, ipK, 1, 2, make([]byte, 64))
 	toUnknown := ipv4UDP(ip1, netip.MustParseAddr("10.0.9.99"), 1, 2, make([]byte, 64))
-	h.sw.learnNeighbor(h.sw.table.Load().vnis.get(testVNI), ipK, macK, vtep3, time.Now().UnixNano())
+	h.sw.applyLearned([]learnOffer{{vni: testVNI, addr: ipK, mac: macK, vtep: vtep3}}, time.Now().UnixNano())
 	for name, tc := range map[string]struct {
 		run  func()
 		sent func() int

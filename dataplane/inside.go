@@ -318,20 +318,24 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 			}
 			vxlan.Encap(frame, nw.vni, vxlan.GatewayMAC(nw.vni), pi.mac, info.etherType)
 			b.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
-		case !nw.isFlood(info.dst, info.v6) && nw.onNetwork(info.dst, info.v6):
+		case !nw.isFlood(info.dst, info.v6) && !isLinkLocal(info.dst, info.v6) && nw.onNetwork(info.dst, info.v6) &&
+			nw.policy == nil && !nw.policyVTEP.IsValid():
 			// To an address of the network no endpoint has: to what was
-			// learnt of it, or ask (learned.go).
+			// learnt of it, or ask (learned.go). Never on an l2tunnel
+			// network, whose policy host decides.
 			if now == 0 {
 				now = time.Now().UnixNano()
 			}
-			l.resolve(nw, pi, buf, &info, hash, now)
-		case !nw.isFlood(info.dst, info.v6):
-			// Unicast off the network's subnets, with no way out.
+			l.resolve(nw, pi, buf, &info, hash, now, pm)
+		case !nw.isFlood(info.dst, info.v6) && !isLinkLocal(info.dst, info.v6):
+			// Unicast nowhere: off the network's subnets with no way out,
+			// or an l2tunnel address no endpoint has.
 			l.tally.drop(DropNoEndpoint)
 			continue
 		default:
-			// Broadcast and multicast: replicate to every VTEP and every
-			// other local port of the network.
+			// Broadcast, multicast and link-local unicast (which no table
+			// lists, and no one is asked for): replicate to every VTEP and
+			// every other local port of the network.
 			dstMAC := floodMAC(info.dst, info.v6)
 			vxlan.Encap(frame, nw.vni, dstMAC, pi.mac, info.etherType)
 			for _, v := range nw.vteps {
@@ -359,7 +363,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 // answers it with ICMP "too big" where it gets an answer (toobig.go).
 func (l *insideLoop) tooBig(buf []byte, info *ipInfo, mtu int, nw *network) {
 	l.tally.drop(DropTooBig)
-	if n := l.icmp.tooBig(buf, info.length, info, mtu, nw); n > 0 {
+	if n := l.icmp.tooBig(buf, info.length, info, mtu, nw, l.port == nw.gateway); n > 0 {
 		l.b.local.add(l.port, buf[:Headroom+n])
 		l.tally.icmpTooBig++
 	}

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"context"
 	"encoding/binary"
 	"net/netip"
 	"time"
@@ -17,21 +18,27 @@ import (
 // the broadcast MAC): the switch drops it (neighbor_miss) and asks the
 // network, as a kernel VTEP's bridge would, with an ARP request or an
 // IPv6 neighbour solicitation from the sender, to every VTEP of the
-// network. The answer (an ARP reply, a neighbour advertisement) from an
-// allowed VTEP is learnt: the address, its MAC and the VTEP behind it, for
+// network (only in the name of an address the sending port holds). The
+// answer (an ARP reply, a neighbour advertisement) from an allowed VTEP is
+// learnt: the address, its MAC and the VTEP behind it, for
 // learnedTTL, refreshed by asking again once half of it has passed while
 // the address is in use. Requests and solicitations from kernel peers
 // teach their senders the same way. Learnt entries never name an address
-// the table lists (the table wins), are kept across table rebuilds, and
-// are bounded (maxLearned).
+// the table lists (the table wins), are kept across table rebuilds while
+// their VTEP stays one of the network's, and are bounded (maxLearned; the
+// entry nearest expiry makes room). Link-local destinations are not asked
+// for: they are flooded as before, as are broadcast and multicast.
 //
 // The packet loops read the cache through an atomic pointer to an
-// immutable map; learning copies it (under learnMu, never taken by a loop
-// that forwards: only by one handling an ARP or ND answer).
+// immutable map. A loop that sees an answer only offers it (offerNeighbor:
+// a non-blocking send of a small value, dropped when the queue is full);
+// routineLearn checks the offers against the table in force and publishes
+// a new map once per burst. Packet loops never lock or allocate for it.
 
 const (
 	learnedTTL = 2 * time.Minute
 	maxLearned = 4096
+	learnQueue = 256
 )
 
 type learnKey struct {
@@ -47,66 +54,151 @@ type learnedEntry struct {
 
 type learnedMap map[learnKey]learnedEntry
 
-// learnedNeighbor returns what was learnt of addr on network vni, if it
-// has not expired at now.
-func (sw *Switch) learnedNeighbor(vni uint32, addr addrKey, now int64) (learnedEntry, bool) {
+// learnOffer is an answer a packet loop saw: addr of network vni has mac
+// behind vtep.
+type learnOffer struct {
+	vni  uint32
+	addr netip.Addr
+	mac  vxlan.MAC
+	vtep netip.Addr
+}
+
+// learnedNeighbor returns what was learnt of addr on network nw, if it has
+// not expired at now and its VTEP is still one of the network's.
+func (sw *Switch) learnedNeighbor(nw *network, addr addrKey, now int64) (learnedEntry, bool) {
 	m := sw.learned.Load()
 	if m == nil {
 		return learnedEntry{}, false
 	}
-	e, ok := (*m)[learnKey{vni, addr}]
-	if !ok || now > e.expires {
+	e, ok := (*m)[learnKey{nw.vni, addr}]
+	if !ok || now > e.expires || !nw.vtepSet.get(keyOf(e.vtep)) {
 		return learnedEntry{}, false
 	}
 	return e, true
 }
 
-// learnNeighbor records that addr of network nw has mac behind vtep.
-// Addresses the table lists, and any off the network (onNetwork), are not
-// learnt; nor is a group MAC, or a VTEP not of the network. A new map is published only when
-// something changes or an entry is past half its life.
-func (sw *Switch) learnNeighbor(nw *network, addr netip.Addr, mac vxlan.MAC, vtep netip.Addr, now int64) bool {
-	k := keyOf(addr)
-	if mac.IsMulticast() || mac.IsZero() || !addr.IsGlobalUnicast() || nw.hosts.get(k) != nil || !nw.onNetwork(k, addr.Is6()) || !nw.vtepSet.get(keyOf(vtep)) {
-		return false
+// offerNeighbor queues an answer for routineLearn; a full queue drops it
+// (the address is asked again).
+func (sw *Switch) offerNeighbor(o learnOffer) {
+	select {
+	case sw.learnCh <- o:
+	default:
 	}
-	lk := learnKey{nw.vni, k}
-	if m := sw.learned.Load(); m != nil {
-		if e, ok := (*m)[lk]; ok && e.mac == mac && e.vtep == vtep && e.expires-now > int64(learnedTTL/2) {
-			return false
+}
+
+// routineLearn applies the offers until ctx ends.
+func (sw *Switch) routineLearn(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-sw.learnCh:
+			sw.drainLearned(o, time.Now().UnixNano())
 		}
 	}
-	sw.learnMu.Lock()
-	defer sw.learnMu.Unlock()
+}
+
+// drainLearned applies first and every offer queued behind it, and
+// publishes the result once.
+func (sw *Switch) drainLearned(first learnOffer, now int64) {
+	offers := []learnOffer{first}
+	for more := true; more && len(offers) < learnQueue; {
+		select {
+		case o := <-sw.learnCh:
+			offers = append(offers, o)
+		default:
+			more = false
+		}
+	}
+	sw.applyLearned(offers, now)
+}
+
+// applyLearned records the offers that hold against the table in force:
+// an address of the network (onNetwork) that the table does not list, a
+// unicast MAC, a VTEP of the network. It publishes a new map only when
+// something changes or an entry is past half its life, and reports how
+// many offers it took.
+func (sw *Switch) applyLearned(offers []learnOffer, now int64) int {
+	tbl := sw.table.Load()
 	var old learnedMap
 	if m := sw.learned.Load(); m != nil {
 		old = *m
 	}
-	next := make(learnedMap, len(old)+1)
-	for k, e := range old {
-		if e.expires >= now { // the expired go
-			next[k] = e
+	var next learnedMap
+	took := 0
+	for _, o := range offers {
+		nw := tbl.vnis.get(o.vni)
+		if nw == nil || !o.addr.IsValid() {
+			continue
+		}
+		addr, vtep := o.addr.Unmap(), o.vtep.Unmap()
+		k := keyOf(addr)
+		if o.mac.IsMulticast() || o.mac.IsZero() || !addr.IsGlobalUnicast() || nw.hosts.get(k) != nil ||
+			!nw.onNetwork(k, addr.Is6()) || !nw.vtepSet.get(keyOf(vtep)) {
+			continue
+		}
+		lk := learnKey{nw.vni, k}
+		cur := old
+		if next != nil {
+			cur = next
+		}
+		if e, ok := cur[lk]; ok && e.mac == o.mac && e.vtep == vtep && e.expires-now > int64(learnedTTL/2) {
+			continue
+		}
+		if next == nil {
+			next = make(learnedMap, len(old)+1)
+			for k, e := range old {
+				if e.expires >= now { // the expired go
+					next[k] = e
+				}
+			}
+		}
+		if _, ok := next[lk]; !ok && len(next) >= maxLearned {
+			evictSoonest(next)
+		}
+		next[lk] = learnedEntry{mac: o.mac, vtep: vtep, expires: now + int64(learnedTTL)}
+		took++
+	}
+	if next != nil {
+		sw.learned.Store(&next)
+	}
+	return took
+}
+
+// evictSoonest removes the entry closest to expiry.
+func evictSoonest(m learnedMap) {
+	var victim learnKey
+	first := true
+	var soonest int64
+	for k, e := range m {
+		if first || e.expires < soonest {
+			victim, soonest, first = k, e.expires, false
 		}
 	}
-	if len(next) >= maxLearned {
-		// A network this large, or one flooded with answers: start over
-		// rather than grow without bound; what is in use is learnt again.
-		next = learnedMap{}
-	}
-	next[lk] = learnedEntry{mac: mac, vtep: vtep, expires: now + int64(learnedTTL)}
-	sw.learned.Store(&next)
-	return true
+	delete(m, victim)
 }
 
 // resolve handles a packet (at buf[Headroom:], from port pi of network
 // nw) to an address of the network's subnets no endpoint holds: out to
-// what was learnt of it, else dropped while the network is asked. It
-// reports whether the packet went out.
-func (l *insideLoop) resolve(nw *network, pi *portInfo, buf []byte, info *ipInfo, hash uint32, now int64) bool {
+// what was learnt of it (within the path's MTU, pm), else dropped while
+// the network is asked, but only in the name of the port's own address:
+// a container never makes the switch announce an address it does not
+// hold.
+func (l *insideLoop) resolve(nw *network, pi *portInfo, buf []byte, info *ipInfo, hash uint32, now int64, pm *pathMTUs) {
 	sw := l.sw
-	e, ok := sw.learnedNeighbor(nw.vni, info.dst, now)
+	pkt := buf[Headroom : Headroom+info.length]
+	own := false
+	if info.v6 {
+		own = l.ownsSource(nw, keyV6(pkt[ipv6SrcOffset:]))
+	} else {
+		own = l.ownsSource(nw, keyV4(pkt[ipv4SrcOffset:]))
+	}
+	e, ok := sw.learnedNeighbor(nw, info.dst, now)
 	if ok {
-		if e.expires-now < int64(learnedTTL/2) && l.arp.allow(info.dst, time.Unix(0, now)) {
+		if pm != nil && l.overPath(pm, e.vtep, buf, info, nw) {
+			return
+		}
+		if own && e.expires-now < int64(learnedTTL/2) && l.arp.allow(info.dst, time.Unix(0, now)) {
 			// Still in use: ask again, so the entry is refreshed before it
 			// expires. The packet itself goes now (its buffer is intact:
 			// the request is built in the scratch).
@@ -115,13 +207,19 @@ func (l *insideLoop) resolve(nw *network, pi *portInfo, buf []byte, info *ipInfo
 		frame := buf[UnderlayOffset : Headroom+info.length]
 		vxlan.Encap(frame, nw.vni, e.mac, pi.mac, info.etherType)
 		l.b.udp.add(frame, sw.vtepAddr(e.vtep), hash)
-		return true
+		return
 	}
 	l.tally.drop(DropNeighborMiss)
-	if l.arp.allow(info.dst, time.Unix(0, now)) {
+	if own && l.arp.allow(info.dst, time.Unix(0, now)) {
 		l.askNetwork(nw, pi, buf, info, false)
 	}
-	return false
+}
+
+// ownsSource reports whether src is an address of the loop's own port on
+// nw.
+func (l *insideLoop) ownsSource(nw *network, src addrKey) bool {
+	h := nw.hosts.get(src)
+	return h != nil && h.port == l.port
 }
 
 // askNetwork sends every VTEP of nw an ARP request (IPv4) or a neighbour
@@ -212,7 +310,7 @@ func solicitedNodeMAC(target [16]byte) vxlan.MAC {
 // the switch sent, or a kernel peer's own request) that came from vtep.
 func (l *outsideLoop) learnFromARP(nw *network, vtep netip.Addr, arp []byte) {
 	spa := netip.AddrFrom4([4]byte(arp[arpSPAOffset:]))
-	l.sw.learnNeighbor(nw, spa, vxlan.MAC(arp[arpSHAOffset:]), vtep, time.Now().UnixNano())
+	l.sw.offerNeighbor(learnOffer{vni: nw.vni, addr: spa, mac: vxlan.MAC(arp[arpSHAOffset:]), vtep: vtep})
 }
 
 // learnFromND learns from an IPv6 neighbour advertisement (its target and
@@ -241,5 +339,5 @@ func (l *outsideLoop) learnFromND(nw *network, vtep netip.Addr, pkt []byte, info
 			break
 		}
 	}
-	l.sw.learnNeighbor(nw, addr, mac, vtep, time.Now().UnixNano())
+	l.sw.offerNeighbor(learnOffer{vni: nw.vni, addr: addr, mac: mac, vtep: vtep})
 }

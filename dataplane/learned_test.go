@@ -80,7 +80,8 @@ func TestSwitch_unknownUnicast_resolved(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	waitFor("the reply learnt", func() bool { _, ok := r.sw.learnedNeighbor(testVNI, keyOf(ipK), time.Now().UnixNano()); return ok })
+	nw := r.sw.table.Load().vnis.get(testVNI)
+	waitFor("the reply learnt", func() bool { _, ok := r.sw.learnedNeighbor(nw, keyOf(ipK), time.Now().UnixNano()); return ok })
 	before := r.sw.Stats().UnderlayTxPackets
 	r.a.Inject(pkt)
 	got, _ := recv(t, r.peer3)
@@ -107,7 +108,7 @@ func TestSwitch_unknownUnicast_resolved(t *testing.T) {
 		t.Error("the solicitation's checksum does not verify")
 	}
 	send(t, r.peer2, frame(testVNI, mac1, macK, vxlan.EtherTypeIPv6, neighborAdvert(ip6K, ip6a, macK)))
-	waitFor("the advertisement learnt", func() bool { _, ok := r.sw.learnedNeighbor(testVNI, keyOf(ip6K), time.Now().UnixNano()); return ok })
+	waitFor("the advertisement learnt", func() bool { _, ok := r.sw.learnedNeighbor(nw, keyOf(ip6K), time.Now().UnixNano()); return ok })
 	r.a.Inject(pkt6)
 	got, _ = recv(t, r.peer2)
 	if f, _ := vxlan.Decap(got); f.Eth.Dst != macK || !bytes.Equal(got[vxlan.EncapLen:], pkt6) {
@@ -122,13 +123,17 @@ func isNeighborSolicitationTo(p []byte, info *ipInfo, target netip.Addr) bool {
 
 // TestLearned_tableWinsAndExpiry: an answer for an address the table
 // lists, off the network, from a VTEP not of the network or with a group
-// MAC is not learnt; an entry is gone once it expires; a kernel peer's
-// own request teaches its sender.
+// MAC is not learnt; an entry is gone once it expires or its VTEP leaves
+// the network; a full cache makes room by dropping the entry nearest
+// expiry; a kernel peer's own request teaches its sender.
 func TestLearned_tableWinsAndExpiry(t *testing.T) {
 	h := newHotRig(t)
 	sw := h.sw
 	nw := sw.table.Load().vnis.get(testVNI)
 	now := time.Now().UnixNano()
+	learn := func(addr netip.Addr, mac vxlan.MAC, vtep netip.Addr, at int64) bool {
+		return sw.applyLearned([]learnOffer{{vni: testVNI, addr: addr, mac: mac, vtep: vtep}}, at) == 1
+	}
 	for name, tc := range map[string]struct {
 		addr netip.Addr
 		mac  vxlan.MAC
@@ -138,26 +143,73 @@ func TestLearned_tableWinsAndExpiry(t *testing.T) {
 		"off the network": {netip.MustParseAddr("192.0.2.1"), macK, vtep3},
 		"unknown VTEP":    {ipK, macK, vtepX},
 		"group MAC":       {ipK, vxlan.Broadcast, vtep3},
+		"link-local":      {netip.MustParseAddr("169.254.1.1"), macK, vtep3},
 	} {
-		if sw.learnNeighbor(nw, tc.addr, tc.mac, tc.vtep, now) {
+		if learn(tc.addr, tc.mac, tc.vtep, now) {
 			t.Errorf("%s: learnt", name)
 		}
 	}
-	if !sw.learnNeighbor(nw, ipK, macK, vtep3, now) {
+	if !learn(ipK, macK, vtep3, now) {
 		t.Fatal("a kernel peer's address not learnt")
 	}
-	if sw.learnNeighbor(nw, ipK, macK, vtep3, now+1) {
+	if learn(ipK, macK, vtep3, now+1) {
 		t.Error("learnt again with nothing changed")
 	}
-	if _, ok := sw.learnedNeighbor(testVNI, keyOf(ipK), now+int64(learnedTTL)+1); ok {
+	if _, ok := sw.learnedNeighbor(nw, keyOf(ipK), now+int64(learnedTTL)+1); ok {
 		t.Error("an expired entry was used")
+	}
+	// Its VTEP gone from the network: the entry is not used.
+	tbl, _ := NewTable([]NetworkSpec{{VNI: testVNI, Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
+		Endpoints: []EndpointSpec{{MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2}}}})
+	if _, ok := sw.learnedNeighbor(tbl.vnis.get(testVNI), keyOf(ipK), now); ok {
+		t.Error("an entry whose VTEP left the network was used")
+	}
+	// Full: the entry nearest expiry makes room.
+	m := learnedMap{}
+	for i := 0; i < maxLearned; i++ {
+		m[learnKey{testVNI, addrKey{lo: uint64(i)}}] = learnedEntry{mac: macK, vtep: vtep3, expires: now + int64(time.Minute) + int64(i)}
+	}
+	sw.learned.Store(&m)
+	ipN := netip.MustParseAddr("10.0.9.123")
+	if !learn(ipN, macK, vtep3, now) {
+		t.Fatal("nothing learnt into a full cache")
+	}
+	if got := *sw.learned.Load(); len(got) != maxLearned {
+		t.Errorf("%d entries, want %d", len(got), maxLearned)
+	} else if _, ok := got[learnKey{testVNI, addrKey{lo: 0}}]; ok {
+		t.Error("the entry nearest expiry was kept")
 	}
 	// A kernel peer's request for a local endpoint teaches its sender.
 	ipQ := netip.MustParseAddr("10.0.9.88")
 	req := frame(testVNI, vxlan.Broadcast, macK, vxlan.EtherTypeARP, arpRequest(macK, ipQ, ip1))
 	h.loadOutside(req, vtep3, 1)
 	h.outside.process(1)
-	if e, ok := sw.learnedNeighbor(testVNI, keyOf(ipQ), time.Now().UnixNano()); !ok || e.mac != macK || e.vtep != vtep3 {
+	sw.drainLearned(<-sw.learnCh, time.Now().UnixNano())
+	if e, ok := sw.learnedNeighbor(nw, keyOf(ipQ), time.Now().UnixNano()); !ok || e.mac != macK || e.vtep != vtep3 {
 		t.Errorf("the requester %v: %+v %v, want %v behind %v", ipQ, e, ok, macK, vtep3)
+	}
+}
+
+// TestResolve_onlyInTheSendersName: a packet whose source is not its
+// port's address makes the switch ask nobody (it would announce that
+// address as the port's); link-local unicast is flooded as before; an
+// l2tunnel network asks for nothing.
+func TestResolve_onlyInTheSendersName(t *testing.T) {
+	h := newHotRig(t)
+	before := h.under.sent
+	h.inside.arp = arpThrottle{}
+	h.loadInside(ipv4UDP(netip.MustParseAddr("10.0.9.50"), netip.MustParseAddr("10.0.9.99"), 1, 2, make([]byte, 8)), 1)
+	h.processInside(1)
+	if h.under.sent != before {
+		t.Errorf("%d datagrams sent for a spoofed source, want none", h.under.sent-before)
+	}
+	if d := h.sw.Stats().Drops["neighbor_miss"]; d != 1 {
+		t.Errorf("neighbor_miss %d, want 1", d)
+	}
+	// Link-local: flooded to both VTEPs and the other port, as before.
+	h.loadInside(ipv4UDP(ip1, netip.MustParseAddr("169.254.7.7"), 1, 2, make([]byte, 8)), 1)
+	h.processInside(1)
+	if h.under.sent != before+2 || h.devB.written != 1 {
+		t.Errorf("link-local: %d datagrams, %d port writes; want 2 and 1", h.under.sent-before, h.devB.written)
 	}
 }

@@ -1,6 +1,9 @@
 package dataplane
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // TCP MSS clamping (NetworkSpec.ClampMSS): the MSS option of a TCP SYN
 // crossing the switch is lowered to what the network's MTU carries, so
@@ -54,8 +57,14 @@ func clampMSS(pkt []byte, info *ipInfo, limit int) bool {
 		binary.BigEndian.PutUint16(pkt[i+2:], uint16(limit))
 		at := l4 + tcpChecksumOffset
 		c := binary.BigEndian.Uint16(pkt[at:])
+		m, m2 := old, uint16(limit)
+		if (i+2-l4)&1 == 1 {
+			// The value straddles two of the checksum's 16-bit words: its
+			// bytes count swapped (RFC 1071 §2B).
+			m, m2 = bits.ReverseBytes16(m), bits.ReverseBytes16(m2)
+		}
 		// HC' = ~(~HC + ~m + m'), RFC 1624 eq. 3.
-		binary.BigEndian.PutUint16(pkt[at:], ^fold(uint64(^c)+uint64(^old)+uint64(limit)))
+		binary.BigEndian.PutUint16(pkt[at:], ^fold(uint64(^c)+uint64(^m)+uint64(m2)))
 		return true
 	}
 	return false

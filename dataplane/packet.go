@@ -163,6 +163,15 @@ func (n *network) isOutside(dst addrKey, v6 bool) bool {
 	return !n.isFlood(dst, v6) && !n.isInside(dst)
 }
 
+// isLinkLocal reports whether dst is link-local unicast: fe80::/10 or
+// 169.254.0.0/16.
+func isLinkLocal(dst addrKey, v6 bool) bool {
+	if v6 {
+		return dst.hi>>54 == 0xfe80>>6
+	}
+	return (dst.lo>>16)&0xffff == 0xa9fe
+}
+
 // onNetwork reports whether unicast to dst stays on the network: inside
 // its subnets, or of a family it has no subnet of (a static network may
 // name none).

@@ -56,7 +56,7 @@ type Switch struct {
 	table    atomic.Pointer[Table]
 	pmtu     atomic.Pointer[pathMTUs]   // narrow underlay paths (toobig.go); nil: none
 	learned  atomic.Pointer[learnedMap] // addresses no table lists, learnt (learned.go)
-	learnMu  sync.Mutex                 // one writer of learned at a time
+	learnCh  chan learnOffer            // answers the loops saw, for routineLearn
 	stats    counters
 	batches  *batchPool    // the ports' inside-path batches (see pool.go)
 	removals atomic.Uint64 // ports removed so far: batches then forget their writers
@@ -112,7 +112,8 @@ func New(cfg Config, underlay Underlay) (*Switch, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sw := &Switch{cfg: cfg, log: log.With("component", "dataplane"), underlay: underlay, ports: make(map[*Port]struct{}), uplinks: make(map[*Uplink]struct{})}
+	sw := &Switch{cfg: cfg, log: log.With("component", "dataplane"), underlay: underlay, ports: make(map[*Port]struct{}), uplinks: make(map[*Uplink]struct{}),
+		learnCh: make(chan learnOffer, learnQueue)}
 	sw.batches = newBatchPool(sw, maxBatches())
 	empty, _ := NewTable(nil)
 	sw.table.Store(empty)
@@ -135,7 +136,7 @@ func (sw *Switch) Stats() Stats {
 	if u, ok := sw.underlay.(interface{ Stats() udp.Stats }); ok {
 		us := u.Stats()
 		s.Drops["underlay_truncated"] = us.RxTruncated
-		s.Drops["underlay_send_error"] = us.TxErrors - us.TxTooBig
+		s.Drops["underlay_send_error"] = us.TxErrors - min(us.TxTooBig, us.TxErrors)
 		s.Drops["underlay_too_big"] = us.TxTooBig
 	}
 	return s
@@ -200,10 +201,11 @@ func (sw *Switch) Run(ctx context.Context) error {
 	sw.mu.Lock()
 	queues := append([]Underlay(nil), sw.queues...)
 	sw.mu.Unlock()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go sw.routineLearn(rctx)
 	if src, ok := sw.underlay.(tooBigSource); ok {
-		pctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go sw.routinePathMTU(pctx, src)
+		go sw.routinePathMTU(rctx, src)
 	}
 	for _, q := range queues {
 		go func() {

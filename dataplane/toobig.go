@@ -48,22 +48,25 @@ const (
 
 // pathMTUs lists the VTEPs whose underlay path is narrower than the
 // switch's MTU needs, with the largest inner packet that fits each. It is
-// immutable once published; the inside loops scan it (it is short).
+// immutable once published (byVTEP is built by seal).
 type pathMTUs struct {
-	vteps []netip.Addr
-	inner []int
+	vteps  []netip.Addr
+	inner  []int
+	byVTEP map[netip.Addr]int
+}
+
+// seal builds the lookup map; call it before publishing p.
+func (p *pathMTUs) seal() *pathMTUs {
+	p.byVTEP = make(map[netip.Addr]int, len(p.vteps))
+	for i, v := range p.vteps {
+		p.byVTEP[v] = p.inner[i]
+	}
+	return p
 }
 
 // innerMTU is the largest inner packet the path to v carries, or 0 when
 // the path is not narrow.
-func (p *pathMTUs) innerMTU(v netip.Addr) int {
-	for i, a := range p.vteps {
-		if a == v {
-			return p.inner[i]
-		}
-	}
-	return 0
-}
+func (p *pathMTUs) innerMTU(v netip.Addr) int { return p.byVTEP[v] }
 
 // tooBigSource is an underlay that names the destinations of datagrams
 // too big for their path (udp.Conn).
@@ -142,9 +145,10 @@ func (sw *Switch) learnPathMTU(local netip.Addr, dsts []netip.Addr) {
 		}
 	}
 	if len(next.vteps) == 0 {
-		next = nil
+		sw.pmtu.Store(nil)
+		return
 	}
-	sw.pmtu.Store(next)
+	sw.pmtu.Store(next.seal())
 }
 
 // icmpLimit rate-limits a loop's ICMP error messages: a burst of
@@ -173,16 +177,28 @@ func (r *icmpLimit) allow() bool {
 }
 
 // tooBig answers the packet at buf[Headroom:] (size bytes, read from a
-// port of network nw) with an ICMP "too big" carrying mtu, written over it
-// in buf, and returns the answer's length at Headroom; 0 when it gets
-// none: an IPv4 packet without DF (it could be fragmented; the switch
-// does not), an ICMP error itself, or over the rate limit.
-func (r *icmpLimit) tooBig(buf []byte, size int, info *ipInfo, mtu int, nw *network) int {
+// port of network nw; fromGateway: from its gateway port, the host) with
+// an ICMP "too big" carrying mtu, written over it in buf, and returns the
+// answer's length at Headroom; 0 when it gets none (RFC 1122 §3.2.2, RFC
+// 1812 §4.3.2.7, RFC 4443 §2.4): an IPv4 packet without DF (it could be
+// fragmented; the switch does not) or to a broadcast or multicast
+// address, a fragment but the first, a packet from an address that is
+// not unicast, an ICMP error itself, or over the rate limit.
+//
+// The answer comes from the network's gateway address, as from a router,
+// but to the host itself (its own address would be a martian source
+// there) and where the network has none, from the packet's destination.
+func (r *icmpLimit) tooBig(buf []byte, size int, info *ipInfo, mtu int, nw *network, fromGateway bool) int {
 	pkt := buf[Headroom : Headroom+size]
 	if info.v6 {
-		return r.tooBigV6(buf, pkt, info, mtu, nw)
+		return r.tooBigV6(buf, pkt, info, mtu, nw, fromGateway)
 	}
-	if pkt[ipv4FlagsFragOffset]&ipv4FlagDF == 0 {
+	frag := binary.BigEndian.Uint16(pkt[ipv4FlagsFragOffset:])
+	if frag&0x4000 == 0 || frag&0x1fff != 0 || nw.isFlood(info.dst, false) {
+		return 0
+	}
+	src := netip.AddrFrom4([4]byte(pkt[ipv4SrcOffset : ipv4SrcOffset+4]))
+	if !unicast(src) {
 		return 0
 	}
 	ihl := int(pkt[0]&0x0f) * 4
@@ -194,7 +210,7 @@ func (r *icmpLimit) tooBig(buf []byte, size int, info *ipInfo, mtu int, nw *netw
 	}
 	// From the gateway, else from the packet's destination; to its source.
 	from := nw.gw4
-	if !from.IsValid() {
+	if !from.IsValid() || fromGateway {
 		from = netip.AddrFrom4([4]byte(pkt[ipv4DstOffset : ipv4DstOffset+4]))
 	}
 	var to [4]byte
@@ -219,16 +235,25 @@ func (r *icmpLimit) tooBig(buf []byte, size int, info *ipInfo, mtu int, nw *netw
 	return len(out)
 }
 
-func (r *icmpLimit) tooBigV6(buf, pkt []byte, info *ipInfo, mtu int, nw *network) int {
+func (r *icmpLimit) tooBigV6(buf, pkt []byte, info *ipInfo, mtu int, nw *network, fromGateway bool) int {
 	if info.proto == protoICMPv6 && (len(pkt) < ipv6HeaderLen+1 || pkt[ipv6HeaderLen] < 128) {
 		return 0 // an ICMPv6 error message
 	}
-	if !r.allow() {
+	if !unicast(netip.AddrFrom16([16]byte(pkt[ipv6SrcOffset : ipv6SrcOffset+16]))) {
 		return 0
 	}
+	// From the gateway, else from the packet's destination, which must
+	// then be unicast (a "packet too big" may answer a multicast packet,
+	// but never come from a multicast address).
 	from := nw.gw6
-	if !from.IsValid() {
+	if !from.IsValid() || fromGateway {
 		from = netip.AddrFrom16([16]byte(pkt[ipv6DstOffset : ipv6DstOffset+16]))
+		if !unicast(from) {
+			return 0
+		}
+	}
+	if !r.allow() {
+		return 0
 	}
 	var to [16]byte
 	copy(to[:], pkt[ipv6SrcOffset:ipv6SrcOffset+16])
@@ -251,6 +276,12 @@ func (r *icmpLimit) tooBigV6(buf, pkt []byte, info *ipInfo, mtu int, nw *network
 	ph := sum(0, out[ipv6SrcOffset:ipv6DstOffset+16]) + uint64(len(icmp)) + protoICMPv6
 	binary.BigEndian.PutUint16(icmp[2:], ^fold(sum(ph, icmp)))
 	return len(out)
+}
+
+// unicast reports whether a can be the source of a packet: not
+// unspecified, multicast or the IPv4 limited broadcast.
+func unicast(a netip.Addr) bool {
+	return !a.IsUnspecified() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
 // isICMPv4Error reports whether an ICMP type is an error message (never

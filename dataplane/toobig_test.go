@@ -104,7 +104,7 @@ func TestSwitch_tooBig_narrowPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.sw.SetTable(tbl)
-	r.sw.pmtu.Store(&pathMTUs{vteps: []netip.Addr{vtep2}, inner: []int{1300}})
+	r.sw.pmtu.Store((&pathMTUs{vteps: []netip.Addr{vtep2}, inner: []int{1300}}).seal())
 	big := withDF(ipv4UDP(ip1, ip2, 1000, 2000, make([]byte, 1372))) // 1400 bytes
 	r.a.Inject(big)
 	checkTooBig(t, out(t, r.a), big, gw, 1300)
@@ -140,8 +140,59 @@ func TestICMPLimit_burstThenRate(t *testing.T) {
 
 // TestPathMTUs_innerMTU: listed VTEPs give their inner MTU, others 0.
 func TestPathMTUs_innerMTU(t *testing.T) {
-	p := &pathMTUs{vteps: []netip.Addr{vtep2, vtep3}, inner: []int{1300, 1200}}
+	p := (&pathMTUs{vteps: []netip.Addr{vtep2, vtep3}, inner: []int{1300, 1200}}).seal()
 	if p.innerMTU(vtep3) != 1200 || p.innerMTU(vtep2) != 1300 || p.innerMTU(vtepX) != 0 {
 		t.Errorf("innerMTU: %d %d %d", p.innerMTU(vtep2), p.innerMTU(vtep3), p.innerMTU(vtepX))
+	}
+}
+
+// TestTooBig_whoGetsAnAnswer: no answer to a non-first fragment, to a
+// broadcast or multicast destination (IPv4), from a source that is not
+// unicast, or, on a network without a gateway, to an IPv6 multicast
+// destination (there is no unicast address to answer from); packets from
+// the gateway port (the host) are answered from their destination, not
+// from the host's own gateway address.
+func TestTooBig_whoGetsAnAnswer(t *testing.T) {
+	gw := netip.MustParseAddr("10.0.9.1")
+	withGW, err := NewTable([]NetworkSpec{{VNI: testVNI, Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
+		Gateway: &Port{index: 5}, GatewayAddrs: []netip.Addr{gw}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noGW, _ := NewTable([]NetworkSpec{{VNI: testVNI, Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24"), netip.MustParsePrefix("fd00:9::/64")}}})
+	answer := func(tbl *Table, pkt []byte, fromGateway bool) []byte {
+		t.Helper()
+		buf := make([]byte, Headroom+2048)
+		n := copy(buf[Headroom:], pkt)
+		info, ok := parseIP(buf[Headroom : Headroom+n])
+		if !ok {
+			t.Fatal("bad test packet")
+		}
+		r := icmpLimit{tokens: icmpBurst}
+		m := r.tooBig(buf, n, &info, 1400, tbl.vnis.get(testVNI), fromGateway)
+		return buf[Headroom : Headroom+m]
+	}
+	big := func(src, dst netip.Addr) []byte { return withDF(ipv4UDP(src, dst, 1, 2, make([]byte, 1472))) }
+	frag := big(ip1, ip2)
+	frag[ipv4FlagsFragOffset+1] = 1 // offset 8
+	for name, p := range map[string][]byte{
+		"non-first fragment": withDF(frag),
+		"broadcast":          big(ip1, netip.MustParseAddr("10.0.9.255")),
+		"multicast":          big(ip1, netip.MustParseAddr("239.1.2.3")),
+		"from 0.0.0.0":       big(netip.IPv4Unspecified(), ip2),
+	} {
+		if got := answer(withGW, p, false); len(got) != 0 {
+			t.Errorf("%s: answered", name)
+		}
+	}
+	if got := answer(noGW, ipv6UDP(ip6a, netip.MustParseAddr("ff02::fb"), make([]byte, 1452)), false); len(got) != 0 {
+		t.Error("IPv6 multicast without a gateway: answered from a multicast address")
+	}
+	p := big(gw, ip2)
+	if got := answer(withGW, p, true); len(got) == 0 || netip.AddrFrom4([4]byte(got[12:16])) != ip2 {
+		t.Errorf("from the gateway port: answer % x, want one from %v", got, ip2)
+	}
+	if got := answer(withGW, big(ip1, ip2), false); len(got) == 0 || netip.AddrFrom4([4]byte(got[12:16])) != gw {
+		t.Errorf("from a container: answer % x, want one from the gateway %v", got, gw)
 	}
 }

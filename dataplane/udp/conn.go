@@ -107,12 +107,15 @@ type counters struct {
 }
 
 func (c *counters) snapshot() Stats {
+	// TxTooBig first: senders count TxErrors first, so TxTooBig never
+	// shows more than TxErrors.
+	tooBig := c.txTooBig.Load()
 	return Stats{
 		RxPackets:   c.rxPackets.Load(),
 		RxTruncated: c.rxTruncated.Load(),
 		TxPackets:   c.txPackets.Load(),
 		TxErrors:    c.txErrors.Load(),
-		TxTooBig:    c.txTooBig.Load(),
+		TxTooBig:    tooBig,
 	}
 }
 

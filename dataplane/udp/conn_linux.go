@@ -488,6 +488,13 @@ func (s *sender) doSend(fd uintptr) bool {
 			s.c.gsoOff.Store(true)
 			s.c.stats.txErrors.Add(uint64(s.gso.cnt[s.off]))
 			s.off++
+		case e == unix.EINVAL && s.gso.cnt[s.off] > 1 && s.segmentsFit(s.off):
+			// EINVAL for segments that fit the path: the kernel cannot
+			// segment after all. Single datagrams from now on; this
+			// message is lost (the inner TCP resends it).
+			s.c.gsoOff.Store(true)
+			s.c.stats.txErrors.Add(uint64(s.gso.cnt[s.off]))
+			s.off++
 		case e == unix.EMSGSIZE || e == unix.EINVAL && s.gso.cnt[s.off] > 1:
 			// Too big for the path (a GSO message's segments too: the
 			// kernel answers EINVAL for those). Not retried: the error is
@@ -516,6 +523,23 @@ func (s *sender) doSend(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// segmentsFit reports whether the segments of GSO message i fit the path
+// to its destination, as the kernel knows it (asked on this error path
+// only). An unknown path counts as not fitting.
+func (s *sender) segmentsFit(i int) bool {
+	dst := getSockaddr(&s.tx.names[i], &s.c.zones).Addr()
+	mtu, err := PathMTU(s.c.local.Addr(), dst)
+	if err != nil {
+		return false
+	}
+	seg := int(s.tx.msgs[i].Hdr.Iov.Len) // the first segment is a full one
+	hdr := 20 + 8
+	if dst.Is6() {
+		hdr = 40 + 8
+	}
+	return seg+hdr <= mtu
 }
 
 // noteTooBig keeps the destination of a datagram too big for its path.
