@@ -117,3 +117,50 @@ func TestNAT_oneHost(t *testing.T) {
 		return !gateways() && !table()
 	})
 }
+
+// TestNAT_ipv6: nat networks of IPv6: containers reach each other (also
+// across two nat networks, routed by the host) and the outside over IPv6,
+// masqueraded (the outside has no route to the nat subnets), and a port
+// published on the host answers on the host's IPv6 address.
+func TestNAT_ipv6(t *testing.T) {
+	l := newLab(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed (make deps installs nftables)")
+	}
+	c := l.cluster("198.18.46", "h1")
+	h := c.hosts["h1"]
+	ext := l.netns("ext")
+	l.veth(h.ns, "wan0", "", ext, "eth0", "")
+	l.run("ip", "-n", h.ns, "addr", "add", "fd18:146::1/64", "dev", "wan0", "nodad")
+	l.run("ip", "-n", ext, "addr", "add", "fd18:146::2/64", "dev", "eth0", "nodad")
+
+	c.cli("h1", "network", "create", "-d", "nat", "--subnet", "fd00:46:1::/64", "nat6a")
+	c.cli("h1", "network", "create", "-d", "nat", "--subnet", "fd00:46:2::/64", "nat6b")
+	a, b, d := l.netns("a"), l.netns("b"), l.netns("d")
+	c.cli("h1", "endpoint", "create", "--network", "nat6a", "--name", "a", "--netns", a)
+	c.cli("h1", "endpoint", "create", "--network", "nat6a", "--name", "b", "--netns", b, "-p", "8080:5201")
+	c.cli("h1", "endpoint", "create", "--network", "nat6b", "--name", "d", "--netns", d)
+	eps := c.endpoints("h1")
+	addrB, addrD := addrOf(t, eps["b"]), addrOf(t, eps["d"])
+	if !addrB.Is6() || !addrD.Is6() {
+		t.Fatalf("addresses %v %v, want IPv6", addrB, addrD)
+	}
+	for _, tc := range []struct{ what, ns, dst string }{
+		{"same subnet", a, addrB.String()},
+		{"across nat networks", a, addrD.String()},
+		{"back across", d, addrB.String()},
+		{"the outside, masqueraded", a, "fd18:146::2"},
+	} {
+		if out, err := l.tryIn(tc.ns, "ping", "-c", "2", "-i", "0.2", "-W", "5", tc.dst); err != nil {
+			t.Errorf("%s: ping %s: %v\n%s", tc.what, tc.dst, err, out)
+		}
+	}
+	l.startIn(b, "iperf3", "-s", "-p", "5201")
+	testutil.WaitFor(t, "iperf3 to listen in b", 10*time.Second, func() bool {
+		out, _ := l.tryIn(b, "ss", "-Hltn", "sport", "= :5201")
+		return strings.Contains(out, "5201")
+	})
+	if out, err := l.tryIn(ext, "iperf3", "-c", "fd18:146::1", "-p", "8080", "-t", "1", "--connect-timeout", "5000"); err != nil {
+		t.Errorf("the published port from outside, over IPv6: %v\n%s", err, out)
+	}
+}
