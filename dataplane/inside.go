@@ -32,8 +32,9 @@ type insideLoop struct {
 
 	arp    arpThrottle // ARP requests and solicitations, per address (uplinks, learned.go)
 	arpBuf [vxlan.EthernetLen + arpLen]byte
-	icmp   icmpLimit              // ICMP "too big" answers (toobig.go)
-	askBuf [Headroom + nsLen]byte // ARP requests and solicitations sent while a packet still goes out (learned.go)
+	icmp   icmpLimit                       // ICMP "too big" answers (toobig.go)
+	askBuf [Headroom + nsLen]byte          // ARP requests and solicitations sent while a packet still goes out (learned.go)
+	ndBuf  [vxlan.EthernetLen + nsLen]byte // uplinks' neighbour solicitations
 }
 
 // refillExtra is how many packets past one Read's batch the inside loop

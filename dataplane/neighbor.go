@@ -90,6 +90,35 @@ func isNeighborSolicitation(pkt []byte, info *ipInfo) bool {
 		pkt[ipv6HeaderLen] == icmpv6TypeNS && pkt[ipv6HeaderLen+1] == 0
 }
 
+// writeNA writes at the start of p a neighbour advertisement of target at
+// mac, answering a solicitation from asker (solicited; to all nodes when
+// asker is unspecified, as for duplicate address detection).
+func writeNA(p []byte, target, asker netip.Addr, mac vxlan.MAC) {
+	dst, flags := asker, byte(naFlagSolicited|naFlagOverride)
+	if dst.IsUnspecified() {
+		dst, flags = allNodes, naFlagOverride
+	}
+	// IPv6 header: version 6, no traffic class or flow label.
+	binary.BigEndian.PutUint32(p, 6<<28)
+	binary.BigEndian.PutUint16(p[ipv6PayloadLenOffset:], naLen)
+	p[ipv6NextHeaderOffset] = protoICMPv6
+	p[ipv6HopLimitOffset] = 255
+	t16, d16 := target.As16(), dst.As16()
+	copy(p[ipv6SrcOffset:], t16[:])
+	copy(p[ipv6DstOffset:], d16[:])
+	// ICMPv6 neighbour advertisement with a target link-layer address.
+	icmp := p[ipv6HeaderLen : ipv6HeaderLen+naLen]
+	clear(icmp)
+	icmp[0] = icmpv6TypeNA
+	icmp[4] = flags
+	copy(icmp[ndTargetOffset:], t16[:])
+	icmp[ndMsgLen] = ndOptTargetLinkAddr
+	icmp[ndMsgLen+1] = 1 // length in units of 8 bytes
+	copy(icmp[ndMsgLen+2:], mac[:])
+	na := ipInfo{v6: true, proto: protoICMPv6}
+	binary.BigEndian.PutUint16(icmp[2:], ^fold(sum(pseudoHeaderSum(p, &na, naLen), icmp)))
+}
+
 // isNeighborAdvertisement reports whether an IPv6 packet is a neighbour
 // advertisement (RFC 4861 §7.1.2: hop limit 255, code 0).
 func isNeighborAdvertisement(pkt []byte, info *ipInfo) bool {
@@ -112,30 +141,7 @@ func (l *outsideLoop) answerNS(nw *network, asker netip.Addr, buf []byte, info *
 		return
 	}
 	askerMAC := vxlan.MAC(buf[EthernetOffset+6:])
-	dst, flags := netip.AddrFrom16([16]byte(pkt[ipv6SrcOffset:])), byte(naFlagSolicited|naFlagOverride)
-	if dst.IsUnspecified() {
-		dst, flags = allNodes, naFlagOverride
-	}
-	// IPv6 header: version 6, no traffic class or flow label.
-	binary.BigEndian.PutUint32(pkt, 6<<28)
-	binary.BigEndian.PutUint16(pkt[ipv6PayloadLenOffset:], naLen)
-	pkt[ipv6NextHeaderOffset] = protoICMPv6
-	pkt[ipv6HopLimitOffset] = 255
-	t16, d16 := target.As16(), dst.As16()
-	copy(pkt[ipv6SrcOffset:], t16[:])
-	copy(pkt[ipv6DstOffset:], d16[:])
-	// ICMPv6 neighbour advertisement with a target link-layer address.
-	icmp := pkt[ipv6HeaderLen : ipv6HeaderLen+naLen]
-	clear(icmp)
-	icmp[0] = icmpv6TypeNA
-	icmp[4] = flags
-	copy(icmp[ndTargetOffset:], t16[:])
-	icmp[ndMsgLen] = ndOptTargetLinkAddr
-	icmp[ndMsgLen+1] = 1 // length in units of 8 bytes
-	copy(icmp[ndMsgLen+2:], h.mac[:])
-	na := ipInfo{v6: true, proto: protoICMPv6}
-	csum := ^fold(sum(pseudoHeaderSum(pkt, &na, naLen), icmp))
-	binary.BigEndian.PutUint16(icmp[2:], csum)
+	writeNA(pkt, target, netip.AddrFrom16([16]byte(pkt[ipv6SrcOffset:])), h.mac)
 
 	frame := buf[UnderlayOffset : Headroom+ipv6HeaderLen+naLen]
 	vxlan.Encap(frame, nw.vni, askerMAC, h.mac, vxlan.EtherTypeIPv6)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
@@ -179,8 +180,8 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 		if n.policyVTEP.IsValid() || n.policy != nil || s.Gateway != nil || len(s.FloodVTEPs) > 0 {
 			return nil, nil, fmt.Errorf("dataplane: network %d: Uplink: a network on an uplink has no gateway, policy or VTEPs", s.VNI)
 		}
-		if s.Router.IsValid() && !s.Router.Is4() {
-			return nil, nil, fmt.Errorf("dataplane: network %d: Router %v: IPv4 only", s.VNI, s.Router)
+		if s.Router.IsValid() && !slices.ContainsFunc(s.Subnets, func(p netip.Prefix) bool { return p.Addr().Is6() == s.Router.Unmap().Is6() }) {
+			return nil, nil, fmt.Errorf("dataplane: network %d: Router %v: no subnet of its family", s.VNI, s.Router)
 		}
 	}
 	if s.ClampMSS != 0 && (s.ClampMSS < 536 || s.ClampMSS > 65495) {

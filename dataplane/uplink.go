@@ -34,7 +34,13 @@ import (
 // are its (the NIC is put in promiscuous mode). l2bridge: endpoints send
 // with the host's MAC; frames to the host's MAC are sorted by destination
 // IP, and ARP for endpoint addresses is answered with the host's MAC, so
-// the segment only ever learns the host's MAC. IPv4 only.
+// the segment only ever learns the host's MAC.
+//
+// IPv6 works the same way with neighbour discovery in place of ARP:
+// solicitations for endpoint addresses are answered, the cache learns
+// from solicitations and advertisements, a packet to an unresolved
+// neighbour sends a solicitation; off the segment, packets go to
+// --gateway, or to the router the segment's router advertisements name.
 
 // UplinkDevice is a host NIC read and written as Ethernet frames.
 type UplinkDevice interface {
@@ -215,14 +221,15 @@ func (t *arpThrottle) allow(a addrKey, now time.Time) bool {
 // the NIC. buf holds the packet at Headroom; the Ethernet header goes in
 // front of it.
 func (l *insideLoop) toUplink(tbl *Table, nw *network, pi *portInfo, buf []byte, info *ipInfo) {
-	if info.v6 {
-		l.tally.drop(DropUnsupported)
-		return
-	}
 	pkt := buf[Headroom : Headroom+info.length]
-	dst := netip.AddrFrom4([4]byte(pkt[ipv4DstOffset:]))
-	hop := dst
-	if !nw.onLink(dst) {
+	var dst netip.Addr
+	if info.v6 {
+		dst = netip.AddrFrom16([16]byte(pkt[ipv6DstOffset:]))
+	} else {
+		dst = netip.AddrFrom4([4]byte(pkt[ipv4DstOffset:]))
+	}
+	hop, hopKey := dst, keyOf(dst)
+	if !nw.onLink(dst) && !(info.v6 && dst.IsLinkLocalUnicast()) {
 		// Routed by the host: a local endpoint of another network on the
 		// same uplink gets it directly, whatever the segment's routers know.
 		for _, other := range tbl.uplinkNets(nw.uplink) {
@@ -238,19 +245,28 @@ func (l *insideLoop) toUplink(tbl *Table, nw *network, pi *portInfo, buf []byte,
 				return
 			}
 		}
-		if !nw.router.IsValid() {
+		switch {
+		case nw.router.IsValid() && nw.router.Is6() == info.v6:
+			hop, hopKey = nw.router, keyOf(nw.router)
+		case info.v6:
+			// IPv6 off the segment with no --gateway: to the router the
+			// segment's router advertisements named (learnt by MAC).
+			hop, hopKey = netip.Addr{}, v6DefaultRouter
+		default:
 			l.tally.drop(DropNoEndpoint)
 			return
 		}
-		hop = nw.router
 	}
 	u := nw.uplink
-	mac, ok := u.neighbor(keyOf(hop))
+	mac, ok := u.neighbor(hopKey)
 	if !ok {
 		l.tally.drop(DropNeighborMiss)
-		if l.arp.allow(keyOf(hop), time.Now()) {
-			src := netip.AddrFrom4([4]byte(pkt[ipv4SrcOffset:]))
-			l.sendARPRequest(u, nw.srcMAC(pi.mac), src, hop)
+		if hop.IsValid() && l.arp.allow(hopKey, time.Now()) {
+			if info.v6 {
+				l.sendNS(u, nw.srcMAC(pi.mac), [16]byte(pkt[ipv6SrcOffset:ipv6SrcOffset+16]), hop.As16())
+			} else {
+				l.sendARPRequest(u, nw.srcMAC(pi.mac), netip.AddrFrom4([4]byte(pkt[ipv4SrcOffset:])), hop)
+			}
 		}
 		return
 	}
@@ -258,7 +274,7 @@ func (l *insideLoop) toUplink(tbl *Table, nw *network, pi *portInfo, buf []byte,
 	copy(frame[0:6], mac[:])
 	s := nw.srcMAC(pi.mac)
 	copy(frame[6:12], s[:])
-	binary.BigEndian.PutUint16(frame[12:], vxlan.EtherTypeIPv4)
+	binary.BigEndian.PutUint16(frame[12:], info.etherType)
 	if err := l.uplinkOut(u).Write(frame); err != nil {
 		l.tally.drop(DropWrite)
 		return
@@ -293,6 +309,26 @@ func (l *insideLoop) sendARPRequest(u *Uplink, mac vxlan.MAC, src, target netip.
 	l.tally.neighbor++
 }
 
+// sendNS asks the segment for target's MAC with a neighbour solicitation
+// from (mac, src).
+func (l *insideLoop) sendNS(u *Uplink, mac vxlan.MAC, src, target [16]byte) {
+	f := l.ndBuf[:]
+	dst := solicitedNodeMAC(target)
+	copy(f[0:6], dst[:])
+	copy(f[6:12], mac[:])
+	binary.BigEndian.PutUint16(f[12:], vxlan.EtherTypeIPv6)
+	n := writeNS(f[vxlan.EthernetLen:], mac, src, target)
+	if err := l.uplinkOut(u).Write(f[:vxlan.EthernetLen+n]); err != nil {
+		l.tally.drop(DropWrite)
+		return
+	}
+	l.tally.neighbor++
+}
+
+// v6DefaultRouter is the key under which an uplink's neighbour cache keeps
+// the MAC of the IPv6 router the segment advertises (no address has it).
+var v6DefaultRouter = addrKey{^uint64(0), ^uint64(0)}
+
 // writeARP builds an Ethernet frame carrying an ARP message in f.
 func writeARP(f []byte, dst, src vxlan.MAC, op uint16, sha vxlan.MAC, spa netip.Addr, tha vxlan.MAC, tpa netip.Addr) {
 	copy(f[0:6], dst[:])
@@ -316,8 +352,8 @@ type uplinkLoop struct {
 	sizes []int
 	local portTx
 	tally tally
-	reply [vxlan.EthernetLen + arpLen]byte
-	w     FrameWriter // this loop's own
+	reply [vxlan.EthernetLen + ipv6HeaderLen + naLen]byte // ARP replies and neighbour advertisements
+	w     FrameWriter                                     // this loop's own
 }
 
 const uplinkBatch = 32
@@ -369,6 +405,16 @@ func (l *uplinkLoop) handle(nets []*network, buf []byte, size int) {
 	switch binary.BigEndian.Uint16(eth[12:]) {
 	case vxlan.EtherTypeARP:
 		l.handleARP(nets, payload)
+	case vxlan.EtherTypeIPv6:
+		info, ok := parseIP(payload)
+		if !ok || !info.v6 {
+			return
+		}
+		if info.proto == protoICMPv6 && info.l4 == ipv6HeaderLen && info.length >= ipv6HeaderLen+ndMsgLen-16 &&
+			payload[ipv6HopLimitOffset] == 255 && l.handleND(nets, payload[:info.length], &info, srcMAC) {
+			return
+		}
+		l.deliver(nets, buf, &info, dstMAC, srcMAC, netip.AddrFrom16([16]byte(payload[ipv6SrcOffset:])))
 	case vxlan.EtherTypeIPv4:
 		info, ok := parseIP(payload)
 		if !ok || info.v6 {
@@ -381,23 +427,109 @@ func (l *uplinkLoop) handle(nets []*network, buf []byte, size int) {
 				return
 			}
 		}
-		for _, nw := range nets {
-			h := nw.hosts.get(info.dst)
-			if h == nil || h.port == nil {
-				continue
-			}
-			if dstMAC != nw.srcMAC(h.mac) && dstMAC != vxlan.Broadcast {
-				return // not for this endpoint
-			}
-			if src := netip.AddrFrom4([4]byte(payload[ipv4SrcOffset:])); nw.onLink(src) {
-				l.u.learnNeighbor(keyOf(src), srcMAC)
-			}
-			pkt := buf[:Headroom+info.length]
-			completeChecksum(pkt[Headroom:], &info)
-			l.local.add(h.port, pkt)
-			return
-		}
+		l.deliver(nets, buf, &info, dstMAC, srcMAC, netip.AddrFrom4([4]byte(payload[ipv4SrcOffset:])))
 	}
+}
+
+// deliver writes an IP packet from the segment (at buf[Headroom:]) to the
+// local endpoint it is for, if any, and learns its sender's MAC.
+func (l *uplinkLoop) deliver(nets []*network, buf []byte, info *ipInfo, dstMAC, srcMAC vxlan.MAC, src netip.Addr) {
+	for _, nw := range nets {
+		h := nw.hosts.get(info.dst)
+		if h == nil || h.port == nil {
+			continue
+		}
+		if dstMAC != nw.srcMAC(h.mac) && dstMAC != vxlan.Broadcast {
+			return // not for this endpoint
+		}
+		if nw.onLink(src) {
+			l.u.learnNeighbor(keyOf(src), srcMAC)
+		}
+		pkt := buf[:Headroom+info.length]
+		completeChecksum(pkt[Headroom:], info)
+		l.local.add(h.port, pkt)
+		return
+	}
+}
+
+// ICMPv6 router advertisement (RFC 4861 §4.2).
+const (
+	icmpv6TypeRA     = 134
+	raLifetimeOffset = 6 // router lifetime, in the ICMPv6 message
+	raLen            = 16
+)
+
+// handleND handles IPv6 neighbour discovery from the segment: a
+// solicitation for a local endpoint's address is answered (with the
+// host's MAC on l2bridge), and solicitations, advertisements and router
+// advertisements teach the neighbour cache. It reports whether the packet
+// was neighbour discovery (consumed).
+func (l *uplinkLoop) handleND(nets []*network, pkt []byte, info *ipInfo, srcMAC vxlan.MAC) bool {
+	icmp := pkt[ipv6HeaderLen:]
+	if icmp[1] != 0 {
+		return false
+	}
+	src := netip.AddrFrom16([16]byte(pkt[ipv6SrcOffset:]))
+	switch icmp[0] {
+	case icmpv6TypeRA:
+		if len(icmp) >= raLen && binary.BigEndian.Uint16(icmp[raLifetimeOffset:]) > 0 && src.IsLinkLocalUnicast() {
+			l.u.learnNeighbor(v6DefaultRouter, ndLinkAddr(icmp[raLen:], ndOptSourceLinkAddr, srcMAC))
+		}
+		return true
+	case icmpv6TypeNA:
+		if len(icmp) < ndMsgLen {
+			return true
+		}
+		target := netip.AddrFrom16([16]byte(icmp[ndTargetOffset:]))
+		if onAnyLink(nets, target) || target.IsLinkLocalUnicast() {
+			l.u.learnNeighbor(keyOf(target), ndLinkAddr(icmp[ndMsgLen:], ndOptTargetLinkAddr, srcMAC))
+		}
+		return true
+	case icmpv6TypeNS:
+	default:
+		return false
+	}
+	if len(icmp) < ndMsgLen {
+		return true
+	}
+	if !src.IsUnspecified() && (onAnyLink(nets, src) || src.IsLinkLocalUnicast()) {
+		l.u.learnNeighbor(keyOf(src), ndLinkAddr(icmp[ndMsgLen:], ndOptSourceLinkAddr, srcMAC))
+	}
+	target := netip.AddrFrom16([16]byte(icmp[ndTargetOffset:]))
+	for _, nw := range nets {
+		h := nw.hosts.get(keyOf(target))
+		if h == nil || h.port == nil {
+			continue // another host answers for its own endpoints
+		}
+		mac := nw.srcMAC(h.mac)
+		f := l.reply[:]
+		copy(f[0:6], srcMAC[:])
+		copy(f[6:12], mac[:])
+		binary.BigEndian.PutUint16(f[12:], vxlan.EtherTypeIPv6)
+		writeNA(f[vxlan.EthernetLen:], target, src, mac)
+		if src.IsUnspecified() { // duplicate address detection: to all nodes
+			copy(f[0:6], []byte{0x33, 0x33, 0, 0, 0, 1})
+		}
+		if err := l.w.Write(f[:vxlan.EthernetLen+ipv6HeaderLen+naLen]); err != nil {
+			l.tally.drop(DropWrite)
+			return true
+		}
+		l.tally.neighbor++
+		return true
+	}
+	return true
+}
+
+// ndLinkAddr is the link-layer address option of type want among the
+// neighbour discovery options opts, else def.
+func ndLinkAddr(opts []byte, want byte, def vxlan.MAC) vxlan.MAC {
+	for len(opts) >= 8 && opts[1] > 0 && int(opts[1])*8 <= len(opts) {
+		if opts[0] == want && opts[1] == 1 {
+			return vxlan.MAC(opts[2:8])
+		}
+		opts = opts[int(opts[1])*8:]
+	}
+	return def
 }
 
 func (l *uplinkLoop) handleARP(nets []*network, arp []byte) {
@@ -420,8 +552,9 @@ func (l *uplinkLoop) handleARP(nets []*network, arp []byte) {
 			continue // another host answers for its own endpoints
 		}
 		mac := nw.srcMAC(h.mac)
-		writeARP(l.reply[:], sha, mac, arpOpReply, mac, tpa, sha, spa)
-		if err := l.w.Write(l.reply[:]); err != nil {
+		f := l.reply[:vxlan.EthernetLen+arpLen]
+		writeARP(f, sha, mac, arpOpReply, mac, tpa, sha, spa)
+		if err := l.w.Write(f); err != nil {
 			l.tally.drop(DropWrite)
 			return
 		}

@@ -29,8 +29,11 @@ func (uplinkCommon) Egress(n Network) bool { return !n.Internal }
 // ContainerRoutes: a default route, through the segment's router (or the
 // host, see above), unless the network is internal.
 func (uplinkCommon) ContainerRoutes(n Network) []netip.Prefix {
-	if n.Internal || !n.Subnet.Addr().Is4() {
+	if n.Internal {
 		return nil
+	}
+	if n.Subnet.Addr().Is6() {
+		return []netip.Prefix{netip.MustParsePrefix("::/0")}
 	}
 	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 }
@@ -45,7 +48,7 @@ func uplinkForwarding(n Network, h Here, l2bridge bool) (dataplane.NetworkSpec, 
 		return s, nil
 	}
 	s.Uplink, s.L2Bridge = h.Uplink, l2bridge
-	if n.Gateway.Is4() {
+	if n.Gateway.IsValid() {
 		s.Router = n.Gateway
 	}
 	if h.DHCPRouter.Is4() {

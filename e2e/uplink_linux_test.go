@@ -179,3 +179,60 @@ func TestUplink_transparentDHCP(t *testing.T) {
 		return !strings.Contains(string(b), addr.String())
 	})
 }
+
+// TestUplink_ipv6: transparent and l2bridge networks of IPv6 on the hosts'
+// segment: vxnet speaks neighbour discovery for its endpoints. An
+// external host and a container reach each other, containers on two
+// hosts reach each other across the segment and by name, and a container
+// reaches a host behind the segment's router (--gateway). On l2bridge the
+// external host holds the host's MAC for the endpoint's address.
+func TestUplink_ipv6(t *testing.T) {
+	for i, drv := range []string{"transparent", "l2bridge"} {
+		t.Run(drv, func(t *testing.T) {
+			l := newLab(t)
+			prefix := []string{"198.18.56", "198.18.57"}[i]
+			seg := []string{"fd18:56::", "fd18:57::"}[i]
+			c := l.cluster(prefix, "h1", "h2")
+			br := l.prefix + "-br"
+			ext := l.netns("ext")
+			l.veth(ext, "eth0", "", br, "p-ext", "")
+			l.run("ip", "-n", br, "link", "set", "p-ext", "master", "br0")
+			l.run("ip", "-n", ext, "addr", "add", seg+"100/64", "dev", "eth0", "nodad")
+			rt, far := l.netns("rt"), l.netns("far")
+			l.veth(rt, "eth0", "", br, "p-rt", "")
+			l.run("ip", "-n", br, "link", "set", "p-rt", "master", "br0")
+			l.run("ip", "-n", rt, "addr", "add", seg+"254/64", "dev", "eth0", "nodad")
+			l.veth(rt, "eth1", "", far, "eth0", "")
+			l.run("ip", "-n", rt, "addr", "add", "fd18:99::1/64", "dev", "eth1", "nodad")
+			l.run("ip", "-n", far, "addr", "add", "fd18:99::2/64", "dev", "eth0", "nodad")
+			l.in(rt, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+			l.run("ip", "-n", far, "-6", "route", "add", "default", "via", "fd18:99::1")
+			l.run("ip", "-n", ext, "-6", "route", "add", "fd18:99::/64", "via", seg+"254")
+
+			c.cli("h1", "network", "create", "-d", drv, "--subnet", seg+"/64", "--ip-range", seg+"80/122",
+				"--gateway", seg+"254", "-o", "uplink=ul0", "seg6")
+			a, b := l.netns("a"), l.netns("b")
+			c.cli("h1", "endpoint", "create", "--network", "seg6", "--name", "a", "--netns", a)
+			testutil.WaitFor(t, "h2 to see the network", 10*time.Second, func() bool {
+				return strings.Contains(c.cli("h2", "network", "ls"), "seg6")
+			})
+			c.cli("h2", "endpoint", "create", "--network", "seg6", "--name", "b", "--netns", b)
+			addrA, addrB := addrOf(t, c.endpoints("h1")["a"]), addrOf(t, c.endpoints("h2")["b"])
+			if !addrA.Is6() || !addrB.Is6() {
+				t.Fatalf("addresses %v %v, want IPv6", addrA, addrB)
+			}
+			ping := func(what, ns, dst string) { t.Helper(); l.waitPing(what, ns, dst) }
+			ping("external to container a", ext, addrA.String())
+			ping("container a to external", a, seg+"100")
+			ping("a to b across the segment (h1 to h2)", a, addrB.String())
+			ping("b to a by name", b, "a")
+			ping("a to the far host, through the segment's router", a, "fd18:99::2")
+			if drv == "l2bridge" {
+				h1MAC := strings.TrimSpace(l.in(c.hosts["h1"].ns, "cat", "/sys/class/net/ul0/address"))
+				if neigh := l.in(ext, "ip", "-6", "neigh", "show", addrA.String()); !strings.Contains(neigh, h1MAC) {
+					t.Errorf("the external host holds %q for %s, want h1's MAC %s", strings.TrimSpace(neigh), addrA, h1MAC)
+				}
+			}
+		})
+	}
+}
