@@ -332,12 +332,6 @@ func (l *outsideLoop) learnFromND(nw *network, vtep netip.Addr, pkt []byte, info
 	default:
 		return
 	}
-	mac := srcMAC
-	for opts := icmp[ndMsgLen:]; len(opts) >= 8 && opts[1] > 0 && int(opts[1])*8 <= len(opts); opts = opts[int(opts[1])*8:] {
-		if opts[0] == wantOpt && opts[1] == 1 {
-			mac = vxlan.MAC(opts[2:8])
-			break
-		}
-	}
+	mac := ndLinkAddr(icmp[ndMsgLen:], wantOpt, srcMAC)
 	l.sw.offerNeighbor(learnOffer{vni: nw.vni, addr: addr, mac: mac, vtep: vtep})
 }

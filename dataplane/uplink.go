@@ -325,6 +325,9 @@ func (l *insideLoop) sendNS(u *Uplink, mac vxlan.MAC, src, target [16]byte) {
 	l.tally.neighbor++
 }
 
+// allNodesMAC is the Ethernet group address of ff02::1.
+var allNodesMAC = vxlan.MAC{0x33, 0x33, 0, 0, 0, 1}
+
 // v6DefaultRouter is the key under which an uplink's neighbour cache keeps
 // the MAC of the IPv6 router the segment advertises (no address has it).
 var v6DefaultRouter = addrKey{^uint64(0), ^uint64(0)}
@@ -508,7 +511,7 @@ func (l *uplinkLoop) handleND(nets []*network, pkt []byte, info *ipInfo, srcMAC 
 		binary.BigEndian.PutUint16(f[12:], vxlan.EtherTypeIPv6)
 		writeNA(f[vxlan.EthernetLen:], target, src, mac)
 		if src.IsUnspecified() { // duplicate address detection: to all nodes
-			copy(f[0:6], []byte{0x33, 0x33, 0, 0, 0, 1})
+			copy(f[0:6], allNodesMAC[:])
 		}
 		if err := l.w.Write(f[:vxlan.EthernetLen+ipv6HeaderLen+naLen]); err != nil {
 			l.tally.drop(DropWrite)
