@@ -284,6 +284,9 @@ func apiNetwork(n tables.Network) api.Network {
 		if n.Gateway.IsValid() && (out.Egress || plan.ClosedGateway(d, n)) {
 			out.ContainerGateway = n.Gateway.String()
 		}
+		if n.Gateway6.IsValid() && out.Egress {
+			out.ContainerGateway6 = n.Gateway6.String()
+		}
 	}
 	return out
 }

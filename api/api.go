@@ -51,6 +51,10 @@ type Network struct {
 	// configures itself (Docker): the way out, or on an internal overlay
 	// the way to vxnet's DNS alone; empty for none.
 	ContainerGateway string `json:"containerGateway,omitempty"`
+	// ContainerGateway6 is a dual-stack network's IPv6 way out, for the
+	// same runtimes: its IPv6 gateway, empty when it has none or is
+	// internal.
+	ContainerGateway6 string `json:"containerGateway6,omitempty"`
 	// AssignedBy is who gives endpoints their addresses: empty for vxnet's
 	// IPAM, AssignedBySwarm for Docker swarm's manager.
 	AssignedBy string            `json:"assignedBy,omitempty"`

@@ -136,6 +136,10 @@ func TestDocker_ipv6(t *testing.T) {
 	if out, err := d2.tryDocker("exec", "cb", "ping", "-6", "-c1", "-W3", a6); err != nil {
 		t.Errorf("b (h2) to a (h1) over IPv6: %v\n%s", err, out)
 	}
+	// Docker was told the IPv6 gateway too: the way out over IPv6.
+	if out, err := d2.tryDocker("exec", "cb", "ip", "-6", "route", "show", "default"); err != nil || !strings.Contains(out, "via fd00:79::1") {
+		t.Errorf("b's IPv6 default route: %v %q, want one via fd00:79::1", err, out)
+	}
 	// By name: Docker's resolver asks vxnet's (through the gateway) for
 	// the other host's container.
 	if out, err := d2.tryDocker("exec", "cb", "nslookup", "-type=AAAA", "ca.web", "127.0.0.11"); err != nil || !strings.Contains(out, a6) {

@@ -342,9 +342,10 @@ func result(at *attachment, n api.Network, ep api.Endpoint) (*current.Result, er
 	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	res.Interfaces = []*current.Interface{{Name: at.ifname, Mac: ep.MAC, Sandbox: at.netns}}
 	idx := 0
-	var gw4 netip.Addr
+	var gw4, gw6 netip.Addr
 	if n.Egress { // the way out; an internal network has none
 		gw4, _ = netip.ParseAddr(n.ContainerGateway)
+		gw6, _ = netip.ParseAddr(n.ContainerGateway6)
 	}
 	for _, s := range ep.Addresses {
 		p, err := netip.ParsePrefix(s)
@@ -355,10 +356,16 @@ func result(at *attachment, n api.Network, ep api.Endpoint) (*current.Result, er
 		if gw4.IsValid() && p.Addr().Is4() {
 			ipc.Gateway = gw4.AsSlice()
 		}
+		if gw6.IsValid() && p.Addr().Is6() {
+			ipc.Gateway = gw6.AsSlice()
+		}
 		res.IPs = append(res.IPs, ipc)
 	}
 	if gw4.IsValid() {
 		res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw4.AsSlice()})
+	}
+	if gw6.IsValid() {
+		res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, GW: gw6.AsSlice()})
 	}
 	// vxnet's resolver answers in every endpoint's namespace.
 	res.DNS = types.DNS{Nameservers: []string{"127.0.0.11"}, Search: []string{n.Name}}

@@ -1003,7 +1003,7 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	// The gateway: the way out, and, on an internal network, the way to
 	// vxnet's DNS for what Docker's resolver forwards (the host refuses
 	// the rest).
-	resp.Gateway = n.ContainerGateway
+	resp.Gateway, resp.GatewayIPv6 = n.ContainerGateway, n.ContainerGateway6
 	return resp, nil
 }
 
