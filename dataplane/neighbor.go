@@ -51,15 +51,15 @@ func (l *outsideLoop) answerARP(nw *network, asker netip.Addr, buf []byte, size 
 	spa := netip.AddrFrom4([4]byte(arp[arpSPAOffset:]))
 	tpa := netip.AddrFrom4([4]byte(arp[arpTPAOffset:]))
 	op := binary.BigEndian.Uint16(arp[arpOpOffset:])
-	if op == arpOpReply || op == arpOpRequest {
-		// A reply to the switch's request, or a kernel peer's own
-		// request or announcement, teaches its sender (learned.go).
-		l.learnFromARP(nw, asker, arp)
+	if op != arpOpReply && op != arpOpRequest {
+		l.tally.drop(DropUnsupported)
+		return
 	}
+	// A reply to the switch's request, or a kernel peer's own request or
+	// announcement, teaches its sender (learned.go).
+	l.learnFromARP(nw, asker, arp)
 	if op != arpOpRequest || spa == tpa {
-		if op != arpOpReply && spa != tpa {
-			l.tally.drop(DropUnsupported)
-		}
+		l.tally.neighborIn++
 		return // replies and gratuitous ARP: nothing to answer
 	}
 	h := nw.hosts.get(keyOf(tpa))

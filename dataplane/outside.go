@@ -231,6 +231,7 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 		// not delivered (the containers' devices do no neighbour
 		// discovery).
 		l.learnFromND(nw, src, payload, &info, vxlan.MAC(buf[EthernetOffset+6:]))
+		l.tally.neighborIn++
 		return
 	}
 	pkt := buf[:Headroom+info.length] // drops Ethernet padding

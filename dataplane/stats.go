@@ -65,6 +65,7 @@ type Stats struct {
 	NeighborReplies   uint64            // ARP and neighbour-discovery messages sent: replies, and uplinks' ARP requests
 	Coalesced         uint64            // received TCP segments and UDP datagrams merged into super-packets (counted in PortTxPackets too)
 	ICMPTooBig        uint64            // ICMP "too big" messages sent to local ports (toobig.go)
+	NeighborIn        uint64            // ARP replies and announcements and IPv6 advertisements from the underlay, taken in to learn from (learned.go)
 	UplinkRxFrames    uint64            // frames read from uplinks (transparent, l2bridge)
 	UplinkTxFrames    uint64            // packets sent out of uplinks
 	Drops             map[string]uint64 // by DropReason.String()
@@ -74,14 +75,14 @@ type Stats struct {
 // tally and add it here once per batch, so cores do not fight over one
 // cache line per packet.
 type counters struct {
-	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx, icmpTooBig atomic.Uint64
-	drops                                                                                                              [numDropReasons]atomic.Uint64
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx, icmpTooBig, neighborIn atomic.Uint64
+	drops                                                                                                                          [numDropReasons]atomic.Uint64
 }
 
 // tally is a packet loop's private count for one batch.
 type tally struct {
-	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx, icmpTooBig uint64
-	drops                                                                                                              [numDropReasons]uint64
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx, icmpTooBig, neighborIn uint64
+	drops                                                                                                                          [numDropReasons]uint64
 }
 
 func (t *tally) drop(r DropReason) { t.drops[r]++ }
@@ -105,6 +106,7 @@ func (c *counters) flush(t *tally) {
 	add(&c.uplinkRx, t.uplinkRx)
 	add(&c.uplinkTx, t.uplinkTx)
 	add(&c.icmpTooBig, t.icmpTooBig)
+	add(&c.neighborIn, t.neighborIn)
 	for i, v := range t.drops {
 		add(&c.drops[i], v)
 	}
@@ -125,6 +127,7 @@ func (c *counters) snapshot() Stats {
 		UplinkRxFrames:    c.uplinkRx.Load(),
 		UplinkTxFrames:    c.uplinkTx.Load(),
 		ICMPTooBig:        c.icmpTooBig.Load(),
+		NeighborIn:        c.neighborIn.Load(),
 		Drops:             make(map[string]uint64, numDropReasons),
 	}
 	for i := range c.drops {

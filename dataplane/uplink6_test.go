@@ -131,3 +131,50 @@ func TestUplink_ipv6(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUplink feeds arbitrary frames from the segment through an uplink's
+// reader, on an IPv6 segment and an IPv4 one: it must never panic. Frames
+// for nobody here are ignored, as a promiscuous NIC sees the whole
+// segment's traffic.
+func FuzzUplink(f *testing.F) {
+	f.Add(ethFrame6(vxlan.MAC{0x33, 0x33, 0xff, 0, 0, 0x10}, peerMAC, nsPacket(seg6Peer, seg6EP, peerMAC)))
+	f.Add(ethFrame6(vxlan.MAC{0x33, 0x33, 0, 0, 0, 1}, routerM, raPacket(routerLL, routerM)))
+	f.Add(ethFrame6(mac1, peerMAC, ipv6UDP(seg6Peer, seg6EP, []byte("x"))))
+	f.Add(arpFrame(arpOpRequest, peerMAC, segPeer, vxlan.MAC{}, segEP, vxlan.Broadcast))
+	f.Add(ethFrame(mac1, peerMAC, ipv4UDP(segPeer, segEP, 1, 2, []byte("y"))))
+	h := newHotRig(f)
+	fake := newFakeUplink()
+	go func() { // answers and solicitations: taken and dropped
+		for range fake.out {
+		}
+	}()
+	u, err := h.sw.AddUplink("eth9", fake)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { fake.Close() })
+	var tables []*Table
+	for _, spec := range []NetworkSpec{
+		{VNI: testVNI, Subnets: []netip.Prefix{netip.MustParsePrefix("2001:db8:5::/64")}, Uplink: u,
+			Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{seg6EP}, Port: h.inside.port}}},
+		{VNI: testVNI, Subnets: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Uplink: u, L2Bridge: true, Router: segRouter,
+			Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{segEP}, Port: h.inside.port}}},
+	} {
+		tbl, err := NewTable([]NetworkSpec{spec})
+		if err != nil {
+			f.Fatal(err)
+		}
+		tables = append(tables, tbl)
+	}
+	l := &uplinkLoop{sw: h.sw, u: u, bufs: newBuffers(1, Headroom+MaxSegmentSize+1), sizes: make([]int, 1), w: fake}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) > MaxSegmentSize {
+			return
+		}
+		for _, tbl := range tables {
+			h.sw.SetTable(tbl)
+			l.sizes[0] = copy(l.bufs[0][EthernetOffset:], frame)
+			l.process(1)
+		}
+	})
+}

@@ -68,9 +68,9 @@ func Serve(ln net.Listener, h http.Handler, log *slog.Logger) (stop func()) {
 type metrics struct {
 	src Sources
 
-	packets, bytes, drops, flooded, neighbor, coalesced, icmpTooBig *prometheus.Desc
-	members, rows, endpoints, dnsQueries                            *prometheus.Desc
-	leftOut, dnsTCPConns, dnsTCPRefused                             *prometheus.Desc
+	packets, bytes, drops, flooded, neighbor, coalesced, icmpTooBig, neighborIn *prometheus.Desc
+	members, rows, endpoints, dnsQueries                                        *prometheus.Desc
+	leftOut, dnsTCPConns, dnsTCPRefused                                         *prometheus.Desc
 }
 
 func newMetrics(src Sources) *metrics {
@@ -83,6 +83,7 @@ func newMetrics(src Sources) *metrics {
 		drops:         d("dataplane_drops_total", "Packets dropped by the switch, by reason.", "reason"),
 		flooded:       d("dataplane_flooded_total", "Packets replicated head-end to every VTEP of a network."),
 		coalesced:     d("dataplane_coalesced_total", "Received TCP segments and UDP datagrams written to containers merged into super-packets."),
+		neighborIn:    d("dataplane_neighbor_learned_total", "ARP replies and announcements and IPv6 neighbour advertisements from other hosts taken in to learn addresses no table lists."),
 		icmpTooBig:    d("dataplane_icmp_too_big_total", "ICMP \"fragmentation needed\" and ICMPv6 \"packet too big\" messages sent to containers whose packets exceeded the MTU or a narrower underlay path."),
 		neighbor:      d("dataplane_neighbor_replies_total", "ARP and IPv6 neighbour messages sent: replies answered from the tables, and uplinks' ARP requests."),
 		members:       d("gossip_members", "Live cluster members, this host included."),
@@ -97,7 +98,7 @@ func newMetrics(src Sources) *metrics {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.icmpTooBig, m.members, m.rows, m.endpoints, m.dnsQueries, m.leftOut, m.dnsTCPConns, m.dnsTCPRefused} {
+	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.icmpTooBig, m.neighborIn, m.members, m.rows, m.endpoints, m.dnsQueries, m.leftOut, m.dnsTCPConns, m.dnsTCPRefused} {
 		ch <- d
 	}
 }
@@ -123,6 +124,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(m.flooded, s.Flooded)
 	c(m.coalesced, s.Coalesced)
 	c(m.icmpTooBig, s.ICMPTooBig)
+	c(m.neighborIn, s.NeighborIn)
 	c(m.neighbor, s.NeighborReplies)
 	g(m.members, m.src.Members())
 	g(m.rows, m.src.Rows())

@@ -98,6 +98,7 @@ func printStats(w io.Writer, s static.Stats) {
 		{"arp/nd replies", s.NeighborReplies},
 		{"coalesced rx segments", s.Coalesced},
 		{"icmp too big sent", s.ICMPTooBig},
+		{"arp/nd answers learnt from", s.NeighborIn},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\n", r.name, r.v)
 	}
