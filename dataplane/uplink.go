@@ -66,11 +66,14 @@ type Uplink struct {
 	mac   vxlan.MAC
 	neigh atomic.Pointer[neighbors] // replaced, never changed
 	learn sync.Mutex                // one writer of neigh at a time
-	done  chan struct{}
-	once  sync.Once
-	dhcp  atomic.Pointer[func(bootp []byte)]
-	ctlMu sync.Mutex  // WriteFrame's writer: the control plane's, shared
-	ctl   FrameWriter // made on first WriteFrame
+	// router6 is the MAC of the IPv6 router the segment's router
+	// advertisements name (nil: none yet, or it retired itself).
+	router6 atomic.Pointer[vxlan.MAC]
+	done    chan struct{}
+	once    sync.Once
+	dhcp    atomic.Pointer[func(bootp []byte)]
+	ctlMu   sync.Mutex  // WriteFrame's writer: the control plane's, shared
+	ctl     FrameWriter // made on first WriteFrame
 }
 
 // SetDHCPHandler has h called, on the uplink's reader, with the UDP
@@ -245,28 +248,41 @@ func (l *insideLoop) toUplink(tbl *Table, nw *network, pi *portInfo, buf []byte,
 				return
 			}
 		}
-		switch {
-		case nw.router.IsValid() && nw.router.Is6() == info.v6:
+		if !nw.router.IsValid() || nw.router.Unmap().Is6() != info.v6 {
+			if !info.v6 {
+				l.tally.drop(DropNoEndpoint)
+				return
+			}
+			hop = netip.Addr{} // IPv6 with no gateway: the advertised router
+		} else {
 			hop, hopKey = nw.router, keyOf(nw.router)
-		case info.v6:
-			// IPv6 off the segment with no --gateway: to the router the
-			// segment's router advertisements named (learnt by MAC).
-			hop, hopKey = netip.Addr{}, v6DefaultRouter
-		default:
-			l.tally.drop(DropNoEndpoint)
-			return
 		}
 	}
 	u := nw.uplink
-	mac, ok := u.neighbor(hopKey)
+	mac, ok := vxlan.MAC{}, false
+	if hop.IsValid() {
+		mac, ok = u.neighbor(hopKey)
+	}
+	if !ok && info.v6 && (!hop.IsValid() || !nw.onLink(dst)) {
+		// Off the segment: the router the segment advertises serves when
+		// --gateway does not answer (IPAM gives every network a gateway
+		// address, the subnet's first, which may be nobody's).
+		if r := u.router6.Load(); r != nil {
+			mac, ok = *r, true
+		}
+	}
 	if !ok {
 		l.tally.drop(DropNeighborMiss)
-		if hop.IsValid() && l.arp.allow(hopKey, time.Now()) {
+		now := time.Now()
+		if hop.IsValid() && l.arp.allow(hopKey, now) {
 			if info.v6 {
 				l.sendNS(u, nw.srcMAC(pi.mac), [16]byte(pkt[ipv6SrcOffset:ipv6SrcOffset+16]), hop.As16())
 			} else {
 				l.sendARPRequest(u, nw.srcMAC(pi.mac), netip.AddrFrom4([4]byte(pkt[ipv4SrcOffset:])), hop)
 			}
+		}
+		if info.v6 && !nw.onLink(dst) && l.arp.allow(routerSolicitKey, now) {
+			l.sendRS(u, nw.srcMAC(pi.mac))
 		}
 		return
 	}
@@ -328,9 +344,46 @@ func (l *insideLoop) sendNS(u *Uplink, mac vxlan.MAC, src, target [16]byte) {
 // allNodesMAC is the Ethernet group address of ff02::1.
 var allNodesMAC = vxlan.MAC{0x33, 0x33, 0, 0, 0, 1}
 
-// v6DefaultRouter is the key under which an uplink's neighbour cache keeps
-// the MAC of the IPv6 router the segment advertises (no address has it).
-var v6DefaultRouter = addrKey{^uint64(0), ^uint64(0)}
+// routerSolicitKey throttles router solicitations (no address has it).
+var routerSolicitKey = addrKey{^uint64(0), ^uint64(0)}
+
+// rsLen is a router solicitation with a source link-layer address option,
+// IPv6 header included.
+const rsLen = ipv6HeaderLen + 8 + ndOptLinkAddrLen
+
+// sendRS asks the segment's routers to advertise themselves (RFC 4861
+// §6.3.7), from the unspecified address, as a host without an address of
+// its own on the link may.
+func (l *insideLoop) sendRS(u *Uplink, mac vxlan.MAC) {
+	f := l.ndBuf[:vxlan.EthernetLen+rsLen]
+	copy(f[0:6], allRoutersMAC[:])
+	copy(f[6:12], mac[:])
+	binary.BigEndian.PutUint16(f[12:], vxlan.EtherTypeIPv6)
+	p := f[vxlan.EthernetLen:]
+	clear(p)
+	binary.BigEndian.PutUint32(p, 6<<28)
+	binary.BigEndian.PutUint16(p[ipv6PayloadLenOffset:], 8+ndOptLinkAddrLen)
+	p[ipv6NextHeaderOffset], p[ipv6HopLimitOffset] = protoICMPv6, 255
+	dst := allRouters.As16()
+	copy(p[ipv6DstOffset:], dst[:])
+	icmp := p[ipv6HeaderLen:]
+	icmp[0] = icmpv6TypeRS
+	// No source link-layer option from the unspecified address (RFC 4861
+	// §4.1): the option bytes stay zero and are not counted.
+	binary.BigEndian.PutUint16(p[ipv6PayloadLenOffset:], 8)
+	info := ipInfo{v6: true, proto: protoICMPv6}
+	binary.BigEndian.PutUint16(icmp[2:], ^fold(sum(pseudoHeaderSum(p, &info, 8), icmp[:8])))
+	if err := l.uplinkOut(u).Write(f[:vxlan.EthernetLen+ipv6HeaderLen+8]); err != nil {
+		l.tally.drop(DropWrite)
+		return
+	}
+	l.tally.neighbor++
+}
+
+var (
+	allRouters    = netip.MustParseAddr("ff02::2")
+	allRoutersMAC = vxlan.MAC{0x33, 0x33, 0, 0, 0, 2}
+)
 
 // writeARP builds an Ethernet frame carrying an ARP message in f.
 func writeARP(f []byte, dst, src vxlan.MAC, op uint16, sha vxlan.MAC, spa netip.Addr, tha vxlan.MAC, tpa netip.Addr) {
@@ -455,8 +508,9 @@ func (l *uplinkLoop) deliver(nets []*network, buf []byte, info *ipInfo, dstMAC, 
 	}
 }
 
-// ICMPv6 router advertisement (RFC 4861 §4.2).
+// ICMPv6 router solicitation and advertisement (RFC 4861 §4.1, §4.2).
 const (
+	icmpv6TypeRS     = 133
 	icmpv6TypeRA     = 134
 	raLifetimeOffset = 6 // router lifetime, in the ICMPv6 message
 	raLen            = 16
@@ -475,8 +529,21 @@ func (l *uplinkLoop) handleND(nets []*network, pkt []byte, info *ipInfo, srcMAC 
 	src := netip.AddrFrom16([16]byte(pkt[ipv6SrcOffset:]))
 	switch icmp[0] {
 	case icmpv6TypeRA:
-		if len(icmp) >= raLen && binary.BigEndian.Uint16(icmp[raLifetimeOffset:]) > 0 && src.IsLinkLocalUnicast() {
-			l.u.learnNeighbor(v6DefaultRouter, ndLinkAddr(icmp[raLen:], ndOptSourceLinkAddr, srcMAC))
+		if len(icmp) < raLen || !src.IsLinkLocalUnicast() || !anyV6(nets) {
+			return true
+		}
+		if binary.BigEndian.Uint16(icmp[raLifetimeOffset:]) == 0 {
+			// A router retiring itself (lifetime 0): forget it if it is
+			// the one in use.
+			if r := l.u.router6.Load(); r != nil && *r == ndLinkAddr(icmp[raLen:], ndOptSourceLinkAddr, srcMAC) {
+				l.u.router6.Store(nil)
+			}
+			return true
+		}
+		if mac := ndLinkAddr(icmp[raLen:], ndOptSourceLinkAddr, srcMAC); !mac.IsMulticast() && !mac.IsZero() {
+			if r := l.u.router6.Load(); r == nil || *r != mac {
+				l.u.router6.Store(&mac)
+			}
 		}
 		return true
 	case icmpv6TypeNA:
@@ -484,7 +551,11 @@ func (l *uplinkLoop) handleND(nets []*network, pkt []byte, info *ipInfo, srcMAC 
 			return true
 		}
 		target := netip.AddrFrom16([16]byte(icmp[ndTargetOffset:]))
-		if onAnyLink(nets, target) || target.IsLinkLocalUnicast() {
+		// An advertisement updates what the cache holds, or answers a
+		// solicitation (S set); an unsolicited one never adds an entry
+		// (RFC 4861 §7.2.5), so a stranger cannot fill the cache.
+		_, known := l.u.neighbor(keyOf(target))
+		if (known || icmp[4]&naFlagSolicited != 0) && l.onV6Link(nets, target) {
 			l.u.learnNeighbor(keyOf(target), ndLinkAddr(icmp[ndMsgLen:], ndOptTargetLinkAddr, srcMAC))
 		}
 		return true
@@ -494,9 +565,6 @@ func (l *uplinkLoop) handleND(nets []*network, pkt []byte, info *ipInfo, srcMAC 
 	}
 	if len(icmp) < ndMsgLen {
 		return true
-	}
-	if !src.IsUnspecified() && (onAnyLink(nets, src) || src.IsLinkLocalUnicast()) {
-		l.u.learnNeighbor(keyOf(src), ndLinkAddr(icmp[ndMsgLen:], ndOptSourceLinkAddr, srcMAC))
 	}
 	target := netip.AddrFrom16([16]byte(icmp[ndTargetOffset:]))
 	for _, nw := range nets {
@@ -517,10 +585,31 @@ func (l *uplinkLoop) handleND(nets []*network, pkt []byte, info *ipInfo, srcMAC 
 			l.tally.drop(DropWrite)
 			return true
 		}
+		// A solicitation for one of ours teaches its sender (it is about
+		// to talk to the endpoint).
+		if !src.IsUnspecified() && l.onV6Link(nets, src) {
+			l.u.learnNeighbor(keyOf(src), ndLinkAddr(icmp[ndMsgLen:], ndOptSourceLinkAddr, srcMAC))
+		}
 		l.tally.neighbor++
 		return true
 	}
 	return true
+}
+
+// anyV6 reports whether one of nets has an IPv6 subnet.
+func anyV6(nets []*network) bool {
+	for _, nw := range nets {
+		if nw.hasV6 {
+			return true
+		}
+	}
+	return false
+}
+
+// onV6Link reports whether a is worth keeping in the cache: on the segment
+// of one of nets, or link-local when one of them is IPv6.
+func (l *uplinkLoop) onV6Link(nets []*network, a netip.Addr) bool {
+	return onAnyLink(nets, a) || a.IsLinkLocalUnicast() && anyV6(nets)
 }
 
 // ndLinkAddr is the link-layer address option of type want among the

@@ -178,3 +178,48 @@ func FuzzUplink(f *testing.F) {
 		}
 	})
 }
+
+// TestUplink_ipv6RouterAndStrangers: with no router known, a packet off
+// the segment sends a router solicitation; an advertisement with lifetime
+// 0 retires the router in use; an unsolicited neighbour advertisement
+// adds nothing to the cache.
+func TestUplink_ipv6RouterAndStrangers(t *testing.T) {
+	r, f := uplinkRig6(t, false)
+	u := func() *Uplink {
+		for up := range r.sw.uplinks {
+			return up
+		}
+		return nil
+	}()
+	r.a.Inject(ipv6UDP(seg6EP, seg6Far, []byte("far")))
+	rs := f.next(t)
+	if vxlan.MAC(rs[0:6]) != allRoutersMAC || rs[vxlan.EthernetLen+ipv6HeaderLen] != icmpv6TypeRS {
+		t.Fatalf("frame % x, want a router solicitation to all routers", rs)
+	}
+	info, _ := parseIP(rs[vxlan.EthernetLen:])
+	if p := rs[vxlan.EthernetLen:]; fold(sum(pseudoHeaderSum(p, &info, info.length-ipv6HeaderLen), p[ipv6HeaderLen:info.length])) != 0xffff {
+		t.Error("the solicitation's checksum does not verify")
+	}
+	rx := r.sw.Stats().UplinkRxFrames
+	f.in <- ethFrame6(allNodesMAC, routerM, raPacket(routerLL, routerM))
+	waitStats(t, r.sw, "the advertisement read", func(s Stats) bool { return s.UplinkRxFrames > rx })
+	if got := u.router6.Load(); got == nil || *got != routerM {
+		t.Fatalf("router %v, want %v", got, routerM)
+	}
+	retire := raPacket(routerLL, routerM)
+	icmp := retire[ipv6HeaderLen:]
+	binary.BigEndian.PutUint16(icmp[raLifetimeOffset:], 0)
+	f.in <- ethFrame6(allNodesMAC, routerM, retire)
+	// An unsolicited advertisement of a stranger, behind it.
+	stranger := netip.MustParseAddr("2001:db8:5::66")
+	na := make([]byte, ipv6HeaderLen+naLen)
+	writeNA(na, stranger, netip.IPv6Unspecified(), vxlan.MAC{2, 0, 0, 0, 0, 0x66}) // unsolicited: S clear
+	f.in <- ethFrame6(allNodesMAC, vxlan.MAC{2, 0, 0, 0, 0, 0x66}, na)
+	waitStats(t, r.sw, "both read", func(s Stats) bool { return s.UplinkRxFrames >= rx+3 })
+	if got := u.router6.Load(); got != nil {
+		t.Errorf("router %v still in use after it retired", *got)
+	}
+	if _, ok := u.neighbor(keyOf(stranger)); ok {
+		t.Error("an unsolicited advertisement added a neighbour")
+	}
+}

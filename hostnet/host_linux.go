@@ -90,7 +90,7 @@ func (h *Host) Sync(nets []Gateway, pubs []Published) error {
 			continue
 		}
 		h.gws[n.Name] = g
-		h.log.Info("gateway added", "network", n.Name, "device", GatewayDevice(n.Name), "address", n.Gateway.String())
+		h.log.Info("gateway added", "network", n.Name, "device", GatewayDevice(n.Name), "addresses", fmt.Sprint(gatewayAddrs(n)))
 	}
 	return errors.Join(errs...)
 }
@@ -118,6 +118,15 @@ func (h *Host) Prune(nets []Gateway) bool {
 	return removed
 }
 
+// gatewayAddrs are the addresses a gateway holds.
+func gatewayAddrs(n Gateway) []netip.Addr {
+	out := []netip.Addr{n.Gateway}
+	if n.Gateway6.IsValid() {
+		out = append(out, n.Gateway6)
+	}
+	return out
+}
+
 func (h *Host) addGateway(n Gateway) (*gateway, error) {
 	if !n.Gateway.IsValid() || !n.Subnet.Contains(n.Gateway) {
 		return nil, fmt.Errorf("gateway %v is not in subnet %v", n.Gateway, n.Subnet)
@@ -131,6 +140,13 @@ func (h *Host) addGateway(n Gateway) (*gateway, error) {
 	}
 	name := GatewayDevice(n.Name)
 	dev, err := tun.Create(tun.Config{Name: name, MTU: h.mtu, Addresses: addrs})
+	if err != nil && len(addrs) > 1 {
+		// A dual-stack network's IPv6 half must not take its IPv4 half
+		// down (a host with IPv6 disabled): IPv4 alone, and said so.
+		h.log.Warn("the network's gateway gets no IPv6 address: its containers have no IPv6 way out on this host", "network", n.Name, "error", err)
+		addrs = addrs[:1]
+		dev, err = tun.Create(tun.Config{Name: name, MTU: h.mtu, Addresses: addrs})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +159,12 @@ func (h *Host) addGateway(n Gateway) (*gateway, error) {
 		if v6 {
 			forward = "net/ipv6/conf/all/forwarding"
 		}
-		if err := h.writeSysctl(forward, "1"); err != nil {
+		err := h.writeSysctl(forward, "1")
+		if err != nil && v6 && !n.Subnet.Addr().Is6() {
+			h.log.Warn("IPv6 forwarding stays off: the network's containers have no IPv6 way out on this host", "network", n.Name, "error", err)
+			continue
+		}
+		if err != nil {
 			dev.Close()
 			return nil, err
 		}

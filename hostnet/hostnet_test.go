@@ -96,3 +96,32 @@ func TestRuleset_ip6Managed(t *testing.T) {
 		t.Errorf("the ip6 table, no longer needed, is not removed or is made again:\n%s", rs)
 	}
 }
+
+// TestRuleset_dualStack: a dual-stack network's gateway is masqueraded in
+// both families, each with its own subnet, and needs the ip6 table; an
+// IPv4-only one leaves the ip6 table out.
+func TestRuleset_dualStack(t *testing.T) {
+	g := Guard{VXLANPort: 4789, GossipPort: 7946}
+	dual := Gateway{Name: "dual", Subnet: netip.MustParsePrefix("10.79.0.0/24"), Gateway: netip.MustParseAddr("10.79.0.1"),
+		Subnet6: netip.MustParsePrefix("fd00:79::/64"), Gateway6: netip.MustParseAddr("fd00:79::1"), Masquerade: true}
+	if !needsV6([]Gateway{dual}, nil) {
+		t.Error("a dual-stack gateway does not need the ip6 table")
+	}
+	rules := ruleset([]Gateway{dual}, nil, g, true)
+	for _, want := range []string{
+		`ip saddr 10.79.0.0/24 oifname != "vxg-*" masquerade comment "dual"`,
+		`ip6 saddr fd00:79::/64 oifname != "vxg-*" masquerade comment "dual"`,
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("ruleset lacks %q:\n%s", want, rules)
+		}
+	}
+	v4 := dual
+	v4.Subnet6, v4.Gateway6 = netip.Prefix{}, netip.Addr{}
+	if needsV6([]Gateway{v4}, nil) || strings.Contains(ruleset([]Gateway{v4}, nil, g, false), "table ip6 vxnet {") {
+		t.Error("an IPv4-only gateway brings the ip6 table")
+	}
+	if s, gw, ok := dual.side(true); !ok || s != dual.Subnet6 || gw != dual.Gateway6 {
+		t.Errorf("side(v6) = %v %v %v", s, gw, ok)
+	}
+}

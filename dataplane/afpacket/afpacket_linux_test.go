@@ -18,6 +18,9 @@ func openInNetns(t *testing.T) (*Conn, *Conn) {
 	ns := fmt.Sprintf("vxafp%d", os.Getpid())
 	for _, args := range [][]string{
 		{"netns", "add", ns},
+		// No IPv6 on the pair: the kernel's own first frames (MLD reports,
+		// router solicitations) would be read before the test's.
+		{"netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"},
 		{"-n", ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
 		{"-n", ns, "link", "set", "v0", "up"},
 		{"-n", ns, "link", "set", "v1", "up"},
