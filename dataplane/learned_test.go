@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/internal/testutil"
 )
 
 var (
@@ -70,18 +71,8 @@ func TestSwitch_unknownUnicast_resolved(t *testing.T) {
 	}
 	// vtep3 answers for it.
 	send(t, r.peer3, frame(testVNI, mac1, macK, vxlan.EtherTypeARP, arpReply(macK, ipK, mac1, ip1)))
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
 	nw := r.sw.table.Load().vnis.get(testVNI)
-	waitFor("the reply learnt", func() bool { _, ok := r.sw.learnedNeighbor(nw, keyOf(ipK), time.Now().UnixNano()); return ok })
+	testutil.WaitFor(t, "the reply learnt", 5*time.Second, func() bool { _, ok := r.sw.learnedNeighbor(nw, keyOf(ipK), time.Now().UnixNano()); return ok })
 	before := r.sw.Stats().UnderlayTxPackets
 	r.a.Inject(pkt)
 	got, _ := recv(t, r.peer3)
@@ -108,7 +99,7 @@ func TestSwitch_unknownUnicast_resolved(t *testing.T) {
 		t.Error("the solicitation's checksum does not verify")
 	}
 	send(t, r.peer2, frame(testVNI, mac1, macK, vxlan.EtherTypeIPv6, neighborAdvert(ip6K, ip6a, macK)))
-	waitFor("the advertisement learnt", func() bool { _, ok := r.sw.learnedNeighbor(nw, keyOf(ip6K), time.Now().UnixNano()); return ok })
+	testutil.WaitFor(t, "the advertisement learnt", 5*time.Second, func() bool { _, ok := r.sw.learnedNeighbor(nw, keyOf(ip6K), time.Now().UnixNano()); return ok })
 	r.a.Inject(pkt6)
 	got, _ = recv(t, r.peer2)
 	if f, _ := vxlan.Decap(got); f.Eth.Dst != macK || !bytes.Equal(got[vxlan.EncapLen:], pkt6) {

@@ -18,24 +18,7 @@ var (
 )
 
 func uplinkRig6(t *testing.T, l2bridge bool) (*rig, *fakeUplink) {
-	r := newRig(t)
-	f := newFakeUplink()
-	u, err := r.sw.AddUplink("eth9", f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := NewTable([]NetworkSpec{{
-		VNI:       testVNI,
-		Subnets:   []netip.Prefix{netip.MustParsePrefix("2001:db8:5::/64")},
-		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{seg6EP}, Port: r.portA}},
-		Uplink:    u,
-		L2Bridge:  l2bridge,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.sw.SetTable(tbl)
-	return r, f
+	return uplinkRigOn(t, l2bridge, netip.MustParsePrefix("2001:db8:5::/64"), seg6EP, netip.Addr{})
 }
 
 func ethFrame6(dst, src vxlan.MAC, pkt []byte) []byte {

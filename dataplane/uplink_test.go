@@ -64,6 +64,12 @@ var (
 )
 
 func uplinkRig(t *testing.T, l2bridge bool) (*rig, *fakeUplink) {
+	return uplinkRigOn(t, l2bridge, netip.MustParsePrefix("192.0.2.0/24"), segEP, segRouter)
+}
+
+// uplinkRigOn is a rig whose port a (ep) is on a network of subnet on an
+// uplink (a fake NIC), with router as its --gateway (none if invalid).
+func uplinkRigOn(t *testing.T, l2bridge bool, subnet netip.Prefix, ep, router netip.Addr) (*rig, *fakeUplink) {
 	r := newRig(t)
 	f := newFakeUplink()
 	u, err := r.sw.AddUplink("eth9", f)
@@ -72,11 +78,11 @@ func uplinkRig(t *testing.T, l2bridge bool) (*rig, *fakeUplink) {
 	}
 	tbl, err := NewTable([]NetworkSpec{{
 		VNI:       testVNI,
-		Subnets:   []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
-		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{segEP}, Port: r.portA}},
+		Subnets:   []netip.Prefix{subnet},
+		Endpoints: []EndpointSpec{{MAC: mac1, Addrs: []netip.Addr{ep}, Port: r.portA}},
 		Uplink:    u,
 		L2Bridge:  l2bridge,
-		Router:    segRouter,
+		Router:    router,
 	}})
 	if err != nil {
 		t.Fatal(err)
