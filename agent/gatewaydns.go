@@ -21,8 +21,8 @@ type gatewayDNS struct {
 func (a *Agent) syncGatewayDNS(gws []hostnet.Gateway) (failed bool) {
 	want := map[netip.AddrPort]string{}
 	for _, g := range gws {
-		if len(g.DNSFrom) > 0 {
-			want[netip.AddrPortFrom(g.Gateway, 53)] = g.Name
+		for _, gw := range g.DNSGateways() {
+			want[netip.AddrPortFrom(gw, 53)] = g.Name
 		}
 	}
 	for ap, g := range a.gwDNS {

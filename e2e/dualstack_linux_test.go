@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -148,8 +149,24 @@ func TestDocker_ipv6(t *testing.T) {
 	if out, err := d1.tryDocker("exec", "ca", "ping", "-6", "-c1", "-W3", "cb.web"); err != nil {
 		t.Errorf("a to b.web over IPv6: %v\n%s", err, out)
 	}
+	// A container whose upstream server is an IPv6 address (a host whose
+	// resolv.conf names one): Docker leaves it in the container's
+	// resolv.conf, or its resolver forwards to it (newer Docker), either
+	// way from the container over IPv6 through the gateway, and the host
+	// hands the query to vxnet's resolver on the IPv6 gateway address
+	// (nothing answers at fd00:53::53).
+	d2.docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--dns", "fd00:53::53", "--name", "cc", testImage, "sleep", "3600")
+	var last string
+	if !testutil.Eventually(15*time.Second, func() bool {
+		out, err := d2.tryDocker("exec", "cc", "nslookup", "-type=AAAA", "ca.web", "fd00:53::53")
+		last = fmt.Sprint(err, "\n", out)
+		return err == nil && strings.Contains(out, a6)
+	}) {
+		conf, _ := d2.tryDocker("exec", "cc", "cat", "/etc/resolv.conf")
+		t.Errorf("cc (upstream over IPv6) does not resolve a.web: %s\nits resolv.conf:\n%s", last, conf)
+	}
 	d1.docker("rm", "-f", "ca")
-	d2.docker("rm", "-f", "cb")
+	d2.docker("rm", "-f", "cb", "cc")
 	for _, h := range []string{"h1", "h2"} {
 		testutil.WaitFor(t, h+": no endpoint, lease or reservation left", 15*time.Second, func() bool {
 			leases, reserved := c.hostLeases(h)

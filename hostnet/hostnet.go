@@ -29,9 +29,10 @@ type Gateway struct {
 	Routed bool
 	// DNSFrom are containers of this host whose DNS queries leaving
 	// through the gateway (to any server, on port 53) go to vxnet's
-	// resolver at Gateway:53 instead: containers a runtime configured
-	// with a resolver of its own (Docker's), which forwards to the
-	// outside what it does not know. Sorted.
+	// resolver at Gateway:53 instead (Gateway6:53 for their IPv6
+	// addresses): containers a runtime configured with a resolver of its
+	// own (Docker's), which forwards to the outside what it does not
+	// know. Sorted.
 	DNSFrom []netip.Addr
 	// DNSOnly: a closed network's gateway, there for DNSFrom alone: the
 	// host takes their DNS queries and refuses everything else from the
@@ -48,6 +49,18 @@ func (n Gateway) side(v6 bool) (subnet netip.Prefix, gateway netip.Addr, ok bool
 		return n.Subnet6, n.Gateway6, true
 	}
 	return netip.Prefix{}, netip.Addr{}, false
+}
+
+// DNSGateways are the addresses vxnet's resolver listens on for n's
+// DNSFrom: the gateway of each family some of them have.
+func (n Gateway) DNSGateways() []netip.Addr {
+	var out []netip.Addr
+	for _, v6 := range []bool{false, true} {
+		if _, gw, ok := n.side(v6); ok && len(n.dnsFrom(v6)) > 0 {
+			out = append(out, gw)
+		}
+	}
+	return out
 }
 
 // Guard are the host's own ports that containers may not reach through a

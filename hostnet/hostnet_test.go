@@ -66,19 +66,25 @@ func TestRuleset(t *testing.T) {
 	if empty := ruleset(nil, nil, Guard{}, true); strings.Contains(empty, "chain") {
 		t.Errorf("no networks should only remove the table:\n%s", empty)
 	}
-	// The kernel takes it: applied in a namespace of this test's own.
+	applyInNetns(t, "vxnft", rs, rs, ruleset(nil, nil, Guard{}, true)) // twice: replacing works too
+}
+
+// applyInNetns has the kernel take each script in turn, in a network
+// namespace of the test's own (skipped without root or nft).
+func applyInNetns(t *testing.T, prefix string, scripts ...string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to apply the ruleset in a namespace")
 	}
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("nft not installed (make deps installs nftables)")
 	}
-	ns := fmt.Sprintf("vxnft%d", os.Getpid())
+	ns := fmt.Sprintf("%s%d", prefix, os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v %s", err, out)
 	}
 	defer exec.Command("ip", "netns", "del", ns).Run()
-	for _, script := range []string{rs, rs, ruleset(nil, nil, Guard{}, true)} { // twice: replacing works too
+	for _, script := range scripts {
 		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
 		cmd.Stdin = strings.NewReader(script)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -107,10 +113,17 @@ func TestRuleset_dualStack(t *testing.T) {
 	if !needsV6([]Gateway{dual}, nil) {
 		t.Error("a dual-stack gateway does not need the ip6 table")
 	}
+	dual.DNSFrom = []netip.Addr{netip.MustParseAddr("10.79.0.5"), netip.MustParseAddr("fd00:79::5")}
 	rules := ruleset([]Gateway{dual}, nil, g, true)
+	dev := GatewayDevice("dual")
 	for _, want := range []string{
 		`ip saddr 10.79.0.0/24 oifname != "vxg-*" masquerade comment "dual"`,
 		`ip6 saddr fd00:79::/64 oifname != "vxg-*" masquerade comment "dual"`,
+		// A handed-over container's queries go to vxnet's resolver over
+		// either family: Docker's resolver may forward over IPv6.
+		`iifname "` + dev + `" ip saddr { 10.79.0.5 } meta l4proto { tcp, udp } th dport 53 dnat to 10.79.0.1:53 comment "dual/dns"`,
+		`iifname "` + dev + `" ip6 saddr { fd00:79::5 } meta l4proto { tcp, udp } th dport 53 dnat to [fd00:79::1]:53 comment "dual/dns"`,
+		`iifname != "` + dev + `" ip6 daddr fd00:79::1 meta l4proto { tcp, udp } th dport 53 drop`,
 	} {
 		if !strings.Contains(rules, want) {
 			t.Errorf("ruleset lacks %q:\n%s", want, rules)
@@ -124,4 +137,12 @@ func TestRuleset_dualStack(t *testing.T) {
 	if s, gw, ok := dual.side(true); !ok || s != dual.Subnet6 || gw != dual.Gateway6 {
 		t.Errorf("side(v6) = %v %v %v", s, gw, ok)
 	}
+	if got := fmt.Sprint(dual.DNSGateways()); got != "[10.79.0.1 fd00:79::1]" {
+		t.Errorf("DNSGateways = %s, want both gateways", got)
+	}
+	v4.DNSFrom = dual.DNSFrom // an IPv4-only gateway: its IPv6 addresses have no resolver
+	if got := fmt.Sprint(v4.DNSGateways()); got != "[10.79.0.1]" {
+		t.Errorf("IPv4-only DNSGateways = %s", got)
+	}
+	applyInNetns(t, "vxnft6", rules)
 }

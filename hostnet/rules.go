@@ -89,15 +89,13 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 	b.WriteString("\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n")
 	b.WriteString(dnat.String())
 	for _, n := range nets {
-		if len(n.DNSFrom) == 0 || n.Gateway.Is6() != v6 {
+		_, gwAddr, ok := n.side(v6)
+		from := n.dnsFrom(v6)
+		if !ok || len(from) == 0 {
 			continue
 		}
-		from := make([]string, len(n.DNSFrom))
-		for i, a := range n.DNSFrom {
-			from[i] = a.String()
-		}
 		fmt.Fprintf(b, "\t\tiifname %q %s saddr { %s } meta l4proto { tcp, udp } th dport 53 dnat to %v comment %q\n",
-			GatewayDevice(n.Name), family, strings.Join(from, ", "), netip.AddrPortFrom(n.Gateway, 53), n.Name+"/dns")
+			GatewayDevice(n.Name), family, strings.Join(from, ", "), netip.AddrPortFrom(gwAddr, 53), n.Name+"/dns")
 	}
 	b.WriteString("\t}\n")
 	b.WriteString("\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n")
@@ -136,8 +134,8 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 	for _, n := range nets {
 		// vxnet's resolver on a gateway address is for the network's
 		// containers alone.
-		if len(n.DNSFrom) > 0 && n.Gateway.Is6() == v6 {
-			fmt.Fprintf(b, "\t\tiifname != %q %s daddr %v meta l4proto { tcp, udp } th dport 53 drop\n", GatewayDevice(n.Name), family, n.Gateway)
+		if _, gwAddr, ok := n.side(v6); ok && len(n.dnsFrom(v6)) > 0 {
+			fmt.Fprintf(b, "\t\tiifname != %q %s daddr %v meta l4proto { tcp, udp } th dport 53 drop\n", GatewayDevice(n.Name), family, gwAddr)
 		}
 	}
 	for _, n := range nets {
@@ -148,4 +146,15 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 		}
 	}
 	b.WriteString("\t}\n}\n")
+}
+
+// dnsFrom is n.DNSFrom of one family, as nft writes addresses.
+func (n Gateway) dnsFrom(v6 bool) []string {
+	var from []string
+	for _, a := range n.DNSFrom {
+		if a.Is6() == v6 {
+			from = append(from, a.String())
+		}
+	}
+	return from
 }

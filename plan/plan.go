@@ -207,10 +207,8 @@ func HostSide(in Input) Host {
 		if _, ok := in.Local[ep.Key()]; ok {
 			local[ep.Network] = true
 			if ep.Handover && ep.State == "" {
-				for _, p := range ep.Addrs {
-					if p.Addr().Is4() { // the gateway's family: IPv4
-						handedOver[ep.Network] = append(handedOver[ep.Network], p.Addr())
-					}
+				for _, p := range ep.Addrs { // both families: a dual-stack gateway takes each
+					handedOver[ep.Network] = append(handedOver[ep.Network], p.Addr())
 				}
 			}
 		}
