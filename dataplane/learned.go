@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"context"
 	"encoding/binary"
 	"net/netip"
 	"time"
@@ -15,10 +14,11 @@ import (
 // Linux vxlan device that shares the VNI (a kernel peer whose addresses
 // were never configured). A packet to such an address, inside the
 // network's subnets, is not flooded (a Linux receiver drops TCP sent to
-// the broadcast MAC): the switch drops it (neighbor_miss) and asks the
-// network, as a kernel VTEP's bridge would, with an ARP request or an
-// IPv6 neighbour solicitation from the sender, to every VTEP of the
-// network (only in the name of an address the sending port holds). The
+// the broadcast MAC): the switch holds it (held.go; dropped as
+// neighbor_miss when it cannot) and asks the network, as a kernel VTEP's
+// bridge would, with an ARP request or an IPv6 neighbour solicitation from
+// the sender, to every VTEP of the network (only in the name of an address
+// the sending port holds; other senders' packets are dropped). The
 // answer (an ARP reply, a neighbour advertisement) from an allowed VTEP is
 // learnt: the address, its MAC and the VTEP behind it, for
 // learnedTTL, refreshed by asking again once half of it has passed while
@@ -83,18 +83,6 @@ func (sw *Switch) offerNeighbor(o learnOffer) {
 	select {
 	case sw.learnCh <- o:
 	default:
-	}
-}
-
-// routineLearn applies the offers until ctx ends.
-func (sw *Switch) routineLearn(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case o := <-sw.learnCh:
-			sw.drainLearned(o, time.Now().UnixNano())
-		}
 	}
 }
 
@@ -180,10 +168,10 @@ func evictSoonest(m learnedMap) {
 
 // resolve handles a packet (at buf[Headroom:], from port pi of network
 // nw) to an address of the network's subnets no endpoint holds: out to
-// what was learnt of it (within the path's MTU, pm), else dropped while
-// the network is asked, but only in the name of the port's own address:
-// a container never makes the switch announce an address it does not
-// hold.
+// what was learnt of it (within the path's MTU, pm), else held while the
+// network is asked, but only in the name of the port's own address: a
+// container never makes the switch announce an address it does not hold
+// (such a packet is dropped).
 func (l *insideLoop) resolve(nw *network, pi *portInfo, buf []byte, info *ipInfo, hash uint32, now int64, pm *pathMTUs) {
 	sw := l.sw
 	pkt := buf[Headroom : Headroom+info.length]
@@ -209,8 +197,16 @@ func (l *insideLoop) resolve(nw *network, pi *portInfo, buf []byte, info *ipInfo
 		l.b.udp.add(frame, sw.vtepAddr(e.vtep), hash)
 		return
 	}
-	l.tally.drop(DropNeighborMiss)
-	if own && l.arp.allow(info.dst, time.Unix(0, now)) {
+	if !own {
+		l.tally.drop(DropNeighborMiss)
+		return
+	}
+	// Held until the answer comes (held.go), or dropped; then asked for,
+	// over the packet's buffer.
+	if !sw.held.hold(nw.vni, info.dst, pi.mac, info.etherType, hash, pkt, now, &l.tally) {
+		l.tally.drop(DropNeighborMiss)
+	}
+	if l.arp.allow(info.dst, time.Unix(0, now)) {
 		l.askNetwork(nw, pi, buf, info, false)
 	}
 }

@@ -44,10 +44,10 @@ func neighborAdvert(src, dst netip.Addr, mac vxlan.MAC) []byte {
 }
 
 // TestSwitch_unknownUnicast_resolved: a packet to an address of the
-// network no table lists is not flooded: it is dropped (neighbor_miss)
-// while every VTEP is asked (ARP; IPv6 neighbour solicitation); the
-// answer from a VTEP is learnt, and later packets go to it alone, to the
-// MAC it gave.
+// network no table lists is not flooded: it is held while every VTEP is
+// asked (ARP; IPv6 neighbour solicitation); the answer from a VTEP is
+// learnt, the held packet goes to it, and so do later packets, to it
+// alone, to the MAC it gave.
 func TestSwitch_unknownUnicast_resolved(t *testing.T) {
 	r := newRig(t)
 	pkt := ipv4UDP(ip1, ipK, 1000, 2000, []byte("hello kernel"))
@@ -65,17 +65,21 @@ func TestSwitch_unknownUnicast_resolved(t *testing.T) {
 			t.Errorf("%s got ARP % x, want % x", name, got[vxlan.EncapLen:], want)
 		}
 	}
-	s := waitStats(t, r.sw, "a neighbor_miss drop", func(s Stats) bool { return s.Drops["neighbor_miss"] == 1 })
-	if s.Flooded != 0 || s.PortTxPackets != 0 {
-		t.Errorf("flooded %d, written to ports %d: want neither", s.Flooded, s.PortTxPackets)
+	s := r.sw.Stats()
+	if s.Flooded != 0 || s.PortTxPackets != 0 || s.Drops["neighbor_miss"] != 0 {
+		t.Errorf("flooded %d, written to ports %d, dropped %d: want none (held)", s.Flooded, s.PortTxPackets, s.Drops["neighbor_miss"])
 	}
-	// vtep3 answers for it.
+	// vtep3 answers for it: the held packet goes there.
 	send(t, r.peer3, frame(testVNI, mac1, macK, vxlan.EtherTypeARP, arpReply(macK, ipK, mac1, ip1)))
+	got, _ := recv(t, r.peer3)
+	if f, _ := vxlan.Decap(got); f.Eth.Dst != macK || !bytes.Equal(got[vxlan.EncapLen:], pkt) {
+		t.Errorf("vtep3 got %+v, want the held packet to %v", f, macK)
+	}
 	nw := r.sw.table.Load().vnis.get(testVNI)
 	testutil.WaitFor(t, "the reply learnt", 5*time.Second, func() bool { _, ok := r.sw.learnedNeighbor(nw, keyOf(ipK), time.Now().UnixNano()); return ok })
-	before := r.sw.Stats().UnderlayTxPackets
+	before := waitStats(t, r.sw, "the held packet counted", func(s Stats) bool { return s.UnderlayTxPackets == 3 }).UnderlayTxPackets // 2 requests, 1 packet
 	r.a.Inject(pkt)
-	got, _ := recv(t, r.peer3)
+	got, _ = recv(t, r.peer3)
 	if f, _ := vxlan.Decap(got); f.Eth.Dst != macK || !bytes.Equal(got[vxlan.EncapLen:], pkt) {
 		t.Errorf("vtep3 got %+v, want the packet to %v", f, macK)
 	}
@@ -99,6 +103,10 @@ func TestSwitch_unknownUnicast_resolved(t *testing.T) {
 		t.Error("the solicitation's checksum does not verify")
 	}
 	send(t, r.peer2, frame(testVNI, mac1, macK, vxlan.EtherTypeIPv6, neighborAdvert(ip6K, ip6a, macK)))
+	got, _ = recv(t, r.peer2)
+	if f, _ := vxlan.Decap(got); f.Eth.Dst != macK || !bytes.Equal(got[vxlan.EncapLen:], pkt6) {
+		t.Errorf("vtep2 got %+v, want the held IPv6 packet to %v", f, macK)
+	}
 	testutil.WaitFor(t, "the advertisement learnt", 5*time.Second, func() bool { _, ok := r.sw.learnedNeighbor(nw, keyOf(ip6K), time.Now().UnixNano()); return ok })
 	r.a.Inject(pkt6)
 	got, _ = recv(t, r.peer2)
@@ -202,5 +210,49 @@ func TestResolve_onlyInTheSendersName(t *testing.T) {
 	h.processInside(1)
 	if h.under.sent != before+2 || h.devB.written != 1 {
 		t.Errorf("link-local: %d datagrams, %d port writes; want 2 and 1", h.under.sent-before, h.devB.written)
+	}
+}
+
+// TestHeld_slotsAndExpiry: packets to unresolved addresses take the
+// slots until they are full (the next is dropped as neighbor_miss); none
+// goes out before its address is known; once one is learnt its packet
+// alone leaves, encapsulated to the learnt MAC and VTEP; the rest are
+// dropped (neighbor_miss) once heldWait has passed, and their slots serve
+// again.
+func TestHeld_slotsAndExpiry(t *testing.T) {
+	h := newHotRig(t)
+	h.inside.arp = arpThrottle{}
+	hs := newHeldSender(h.sw, h.under)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 9, byte(100 + i)}) }
+	for i := 0; i <= heldSlots; i++ {
+		h.loadInside(ipv4UDP(ip1, addr(i), 1, 2, []byte{byte(i)}), 1)
+		h.processInside(1)
+	}
+	if d := h.sw.Stats().Drops["neighbor_miss"]; d != 1 {
+		t.Errorf("neighbor_miss %d with %d packets for %d slots, want 1", d, heldSlots+1, heldSlots)
+	}
+	now := time.Now().UnixNano()
+	sent := h.under.sent
+	if !hs.release(now) || h.under.sent != sent {
+		t.Fatalf("released with nothing learnt: %d sent, want none and packets waiting", h.under.sent-sent)
+	}
+	h.sw.applyLearned([]learnOffer{{vni: testVNI, addr: addr(3), mac: macK, vtep: vtep3}}, now)
+	h.under.bytes = 0
+	if !hs.release(now) || h.under.sent != sent+1 {
+		t.Fatalf("%d sent once one address was learnt, want 1 (and the rest waiting)", h.under.sent-sent)
+	}
+	if want := vxlan.EncapLen + 28 + 1; h.under.bytes != want {
+		t.Errorf("the held packet left as %d bytes, want %d", h.under.bytes, want)
+	}
+	if hs.release(now+int64(heldWait)+1) || h.under.sent != sent+1 {
+		t.Error("packets past their time still wait or were sent")
+	}
+	if d := h.sw.Stats().Drops["neighbor_miss"]; d != uint64(heldSlots) {
+		t.Errorf("neighbor_miss %d after expiry, want %d", d, heldSlots)
+	}
+	for i := range h.sw.held.slots {
+		if st := h.sw.held.slots[i].state.Load(); st != heldFree {
+			t.Fatalf("slot %d in state %d after expiry, want free", i, st)
+		}
 	}
 }

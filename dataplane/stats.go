@@ -35,7 +35,8 @@ const (
 	// DropPolicy: a packet an l2tunnel network's policy denied.
 	DropPolicy
 	// DropNeighborMiss: a packet for an uplink whose next hop's MAC is not
-	// known yet (an ARP request went out).
+	// known yet (an ARP request went out), or for an address of an overlay
+	// no table lists that no answer named in time (learned.go, held.go).
 	DropNeighborMiss
 	numDropReasons
 )

@@ -57,6 +57,7 @@ type Switch struct {
 	pmtu     atomic.Pointer[pathMTUs]   // narrow underlay paths (toobig.go); nil: none
 	learned  atomic.Pointer[learnedMap] // addresses no table lists, learnt (learned.go)
 	learnCh  chan learnOffer            // answers the loops saw, for routineLearn
+	held     *heldQueue                 // packets waiting for their address (held.go)
 	stats    counters
 	batches  *batchPool    // the ports' inside-path batches (see pool.go)
 	removals atomic.Uint64 // ports removed so far: batches then forget their writers
@@ -113,7 +114,7 @@ func New(cfg Config, underlay Underlay) (*Switch, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	sw := &Switch{cfg: cfg, log: log.With("component", "dataplane"), underlay: underlay, ports: make(map[*Port]struct{}), uplinks: make(map[*Uplink]struct{}),
-		learnCh: make(chan learnOffer, learnQueue)}
+		learnCh: make(chan learnOffer, learnQueue), held: newHeldQueue(cfg.MTU)}
 	sw.batches = newBatchPool(sw, maxBatches())
 	empty, _ := NewTable(nil)
 	sw.table.Store(empty)
