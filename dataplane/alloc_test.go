@@ -205,3 +205,26 @@ func TestHotPath_zeroAllocsOut(t *testing.T) {
 		})
 	}
 }
+
+// TestHotPath_zeroAllocsFragment: fragmenting an IPv4 packet without DF
+// for a narrow path allocates nothing once the loop's fragment buffers
+// exist.
+func TestHotPath_zeroAllocsFragment(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector (make test runs this without it)")
+	}
+	h := newHotRig(t)
+	h.sw.pmtu.Store((&pathMTUs{vteps: []netip.Addr{vtep2}, inner: []int{600}}).seal())
+	big := ipv4UDP(ip1, ip2, 1, 2, make([]byte, 1372))
+	before := h.under.sent
+	run := func() {
+		h.loadInside(big, 8)
+		h.processInside(8)
+	}
+	if allocs := testing.AllocsPerRun(100, run); allocs != 0 {
+		t.Errorf("%v allocations per batch of 8 packets in fragments", allocs)
+	}
+	if per := (h.under.sent - before) / (101 * 8); per != 3 {
+		t.Errorf("%d datagrams per packet, want 3 fragments", per)
+	}
+}

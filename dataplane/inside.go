@@ -35,6 +35,9 @@ type insideLoop struct {
 	icmp   icmpLimit                       // ICMP "too big" answers (toobig.go)
 	askBuf [Headroom + nsLen]byte          // ARP requests and solicitations sent while a packet still goes out (learned.go)
 	ndBuf  [vxlan.EthernetLen + nsLen]byte // uplinks' neighbour solicitations
+
+	frags     [][]byte // IPv4 fragments (fragment.go); made on first use
+	fragsUsed int      // of frags, queued in this batch
 }
 
 // refillExtra is how many packets past one Read's batch the inside loop
@@ -236,6 +239,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 	pm := sw.pmtu.Load() // narrow underlay paths, usually none
 	var now int64        // read once per batch, when first needed
 	b.last = lookupCache{}
+	l.fragsUsed = 0
 	for i := 0; i < n; i++ {
 		// borrowed: pkt and frame point into bufs[i], which stays ours
 		// for the batch; the underlay and port batches below hold them
@@ -247,9 +251,10 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 			l.tally.drop(DropMalformed)
 			continue
 		}
-		if info.length > sw.cfg.MTU {
+		if info.length > sw.cfg.MTU && (info.v6 || !mayFragment(pkt)) {
 			// Only a container that raised its own MTU sends these; the
-			// underlay has no room for them.
+			// underlay has no room for them. (IPv4 that may be fragmented
+			// is, on its way to a VTEP: overPath.)
 			l.tooBig(buf, &info, sw.cfg.MTU, nw)
 			continue
 		}
@@ -279,7 +284,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 				l.tally.drop(DropLoop)
 				continue
 			}
-			if pm != nil && l.overPath(pm, nw.policyVTEP, buf, &info, nw) {
+			if (pm != nil || info.length > sw.cfg.MTU) && l.overPath(pm, nw.policyVTEP, buf, &info, nw, h.mac, pi.mac, hash) {
 				continue
 			}
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
@@ -291,7 +296,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 			}
 			b.local.add(h.port, buf[:Headroom+info.length])
 		case h != nil:
-			if pm != nil && l.overPath(pm, h.vtep, buf, &info, nw) {
+			if (pm != nil || info.length > sw.cfg.MTU) && l.overPath(pm, h.vtep, buf, &info, nw, h.mac, pi.mac, hash) {
 				continue
 			}
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
@@ -314,7 +319,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 		case nw.policyVTEP.IsValid() && out:
 			// l2tunnel: out through the policy host, which decides and
 			// sends it out of its gateway.
-			if pm != nil && l.overPath(pm, nw.policyVTEP, buf, &info, nw) {
+			if (pm != nil || info.length > sw.cfg.MTU) && l.overPath(pm, nw.policyVTEP, buf, &info, nw, vxlan.GatewayMAC(nw.vni), pi.mac, hash) {
 				continue
 			}
 			vxlan.Encap(frame, nw.vni, vxlan.GatewayMAC(nw.vni), pi.mac, info.etherType)
@@ -370,12 +375,23 @@ func (l *insideLoop) tooBig(buf []byte, info *ipInfo, mtu int, nw *network) {
 	}
 }
 
-// overPath reports whether the packet is larger than the underlay path to
-// vtep carries, and if so drops and answers it (tooBig).
-func (l *insideLoop) overPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *ipInfo, nw *network) bool {
-	m := pm.innerMTU(vtep)
-	if m == 0 || info.length <= m {
+// overPath reports whether the packet, bound for vtep (as a frame to dst
+// from src, with hash), is larger than the switch's MTU or than the
+// underlay path there carries (pm, may be nil); if so it has been sent in
+// fragments (IPv4 without DF: fragment.go) or dropped and answered
+// (tooBig).
+func (l *insideLoop) overPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *ipInfo, nw *network, dst, src vxlan.MAC, hash uint32) bool {
+	m := l.sw.cfg.MTU
+	if pm != nil {
+		if p := pm.innerMTU(vtep); p != 0 && p < m {
+			m = p
+		}
+	}
+	if info.length <= m {
 		return false
+	}
+	if !info.v6 && mayFragment(buf[Headroom:]) && l.fragmentV4(buf, info, m, nw.vni, dst, src, l.sw.vtepAddr(vtep), hash) {
+		return true
 	}
 	l.tooBig(buf, info, m, nw)
 	return true

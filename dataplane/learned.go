@@ -183,7 +183,7 @@ func (l *insideLoop) resolve(nw *network, pi *portInfo, buf []byte, info *ipInfo
 	}
 	e, ok := sw.learnedNeighbor(nw, info.dst, now)
 	if ok {
-		if pm != nil && l.overPath(pm, e.vtep, buf, info, nw) {
+		if (pm != nil || info.length > sw.cfg.MTU) && l.overPath(pm, e.vtep, buf, info, nw, e.mac, pi.mac, hash) {
 			return
 		}
 		if own && e.expires-now < int64(learnedTTL/2) && l.arp.allow(info.dst, time.Unix(0, now)) {

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
 // withDF sets the IPv4 packet's DF bit and mends its header checksum.
@@ -60,7 +62,7 @@ func checkTooBig(t *testing.T, got, orig []byte, from netip.Addr, mtu int) {
 // TestSwitch_tooBig_answeredWithICMP: packets above the MTU are dropped,
 // counted, and answered with ICMP "too big" carrying the MTU (IPv4 with
 // DF, IPv6), from the destination when the network has no gateway; an
-// IPv4 packet without DF gets no answer.
+// IPv4 packet without DF gets no answer: it is sent in fragments.
 func TestSwitch_tooBig_answeredWithICMP(t *testing.T) {
 	r := newRig(t)
 	mtu := r.sw.cfg.MTU
@@ -71,9 +73,11 @@ func TestSwitch_tooBig_answeredWithICMP(t *testing.T) {
 	r.a.Inject(v6)
 	checkTooBig(t, out(t, r.a), v6, ip62, mtu)
 	r.a.Inject(ipv4UDP(ip1, ip2, 1000, 2000, make([]byte, 1472))) // no DF
-	s := waitStats(t, r.sw, "three too_big drops", func(s Stats) bool { return s.Drops["too_big"] == 3 })
-	if s.ICMPTooBig != 2 || s.UnderlayTxPackets != 0 {
-		t.Errorf("%d ICMP answers, %d datagrams sent; want 2 and none", s.ICMPTooBig, s.UnderlayTxPackets)
+	recv(t, r.peer2)
+	recv(t, r.peer2)
+	s := waitStats(t, r.sw, "two datagrams sent", func(s Stats) bool { return s.UnderlayTxPackets == 2 })
+	if s.ICMPTooBig != 2 || s.Drops["too_big"] != 2 {
+		t.Errorf("%d ICMP answers, %d too_big drops; want 2 and 2", s.ICMPTooBig, s.Drops["too_big"])
 	}
 	select {
 	case p := <-r.a.Outbound():
@@ -194,5 +198,78 @@ func TestTooBig_whoGetsAnAnswer(t *testing.T) {
 	}
 	if got := answer(withGW, big(ip1, ip2), false); len(got) == 0 || netip.AddrFrom4([4]byte(got[12:16])) != gw {
 		t.Errorf("from a container: answer % x, want one from the gateway %v", got, gw)
+	}
+}
+
+// TestSwitch_fragment_noDF: an IPv4 packet without DF that does not fit
+// the path to its VTEP leaves in fragments that do (RFC 791: each a copy
+// of the header with its own length, offset, MF and checksum, the
+// identification kept), which reassemble into the packet; a packet that
+// is a fragment itself keeps its offset and MF; one with IP options is
+// dropped (too_big), as is one with DF (and answered).
+func TestSwitch_fragment_noDF(t *testing.T) {
+	r := newRig(t)
+	r.sw.pmtu.Store((&pathMTUs{vteps: []netip.Addr{vtep2}, inner: []int{600}}).seal())
+	payload := make([]byte, 1372)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	pkt := ipv4UDP(ip1, ip2, 1000, 2000, payload) // 1400 bytes
+	binary.BigEndian.PutUint16(pkt[4:], 0xbeef)   // identification
+	binary.BigEndian.PutUint16(pkt[10:], 0)
+	binary.BigEndian.PutUint16(pkt[10:], ^fold(sum(0, pkt[:20])))
+	reassemble := func(name string, wantFirstOff int, wantLastMF bool, n int) []byte {
+		t.Helper()
+		var whole []byte
+		for i := 0; i < n; i++ {
+			got, _ := recv(t, r.peer2)
+			f := got[vxlan.EncapLen:]
+			if len(f) > 600 || f[0] != 0x45 || int(binary.BigEndian.Uint16(f[2:])) != len(f) {
+				t.Fatalf("%s: fragment %d: %d bytes, header % x", name, i, len(f), f[:20])
+			}
+			if fold(sum(0, f[:20])) != 0xffff {
+				t.Errorf("%s: fragment %d: header checksum does not verify", name, i)
+			}
+			if id := binary.BigEndian.Uint16(f[4:]); id != 0xbeef {
+				t.Errorf("%s: fragment %d: identification %#x", name, i, id)
+			}
+			field := binary.BigEndian.Uint16(f[6:])
+			off, mf := int(field&0x1fff)*8, field&0x2000 != 0
+			if off != wantFirstOff+len(whole) {
+				t.Errorf("%s: fragment %d at offset %d, want %d", name, i, off, wantFirstOff+len(whole))
+			}
+			if last := i == n-1; mf != (!last || wantLastMF) || field&0x4000 != 0 {
+				t.Errorf("%s: fragment %d of %d: flags %#x", name, i, n, field)
+			}
+			whole = append(whole, f[20:]...)
+		}
+		return whole
+	}
+	r.a.Inject(pkt)
+	if got := reassemble("whole packet", 0, false, 3); !bytes.Equal(got, pkt[20:]) {
+		t.Errorf("the fragments reassemble into %d bytes that differ from the packet's %d", len(got), len(pkt)-20)
+	}
+	// A fragment itself (offset 800, more to come): split further.
+	frag := append([]byte(nil), pkt...)
+	binary.BigEndian.PutUint16(frag[6:], 0x2000|100)
+	binary.BigEndian.PutUint16(frag[10:], 0)
+	binary.BigEndian.PutUint16(frag[10:], ^fold(sum(0, frag[:20])))
+	r.a.Inject(frag)
+	if got := reassemble("a fragment", 800, true, 3); !bytes.Equal(got, frag[20:]) {
+		t.Error("the fragment's pieces differ from it")
+	}
+	// IP options: not fragmented.
+	opts := make([]byte, 24+len(payload))
+	copy(opts, pkt[:20])
+	opts[0] = 0x46
+	copy(opts[24:], pkt[20:])
+	binary.BigEndian.PutUint16(opts[2:], uint16(len(opts)))
+	binary.BigEndian.PutUint16(opts[10:], 0)
+	binary.BigEndian.PutUint16(opts[10:], ^fold(sum(0, opts[:24])))
+	r.a.Inject(opts)
+	r.a.Inject(withDF(pkt))
+	s := waitStats(t, r.sw, "two too_big drops", func(s Stats) bool { return s.Drops["too_big"] == 2 })
+	if s.UnderlayTxPackets != 6 || s.ICMPTooBig != 1 {
+		t.Errorf("%d datagrams, %d ICMP answers; want the 6 fragments and 1 answer (to DF)", s.UnderlayTxPackets, s.ICMPTooBig)
 	}
 }

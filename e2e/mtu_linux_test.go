@@ -79,8 +79,8 @@ func TestMTU_containerAbove_getsICMPAndTransfers(t *testing.T) {
 // fragments a VXLAN datagram (no fragment made on one host, none
 // reassembled on the other), the switch learns the path's MTU from the
 // kernel and answers larger packets with ICMP carrying 1350, so a DF ping
-// of 1450 bytes is refused (it used to cross in fragments) and TCP
-// transfers complete.
+// of 1450 bytes is refused (it used to cross in fragments), one without
+// DF crosses in fragments the switch makes, and TCP transfers complete.
 func TestMTU_narrowUnderlay_neverFragments(t *testing.T) {
 	l := newLab(t)
 	c1, c2, a1, a2 := l.twoHosts("198.18.5")
@@ -89,14 +89,32 @@ func TestMTU_narrowUnderlay_neverFragments(t *testing.T) {
 		l.run("ip", "-n", h, "link", "set", "u0", "mtu", "1400")
 	}
 	l.in(c1, "ping", "-c", "1", "-W", "5", "10.0.9.3")
-	// The first DF ping over 1350 bytes is lost (the kernel refuses its
-	// datagram and the switch learns the path); the next are answered.
+	// Without DF a 1450-byte packet (and its echo) may be fragmented: the
+	// switch does it (the underlay never does), and the other container
+	// reassembles it. First, before any ICMP taught the containers the
+	// path (then their kernels would fragment): the first datagram each
+	// way over the narrow path is refused by the kernel, and the switch
+	// learns the path from it.
+	for _, p := range [][2]string{{c1, "10.0.9.3"}, {c2, "10.0.9.2"}} {
+		waitFor(t, "a ping without DF of 1450 bytes to "+p[1], 10*time.Second, func() bool {
+			_, err := l.tryIn(p[0], "ping", "-M", "dont", "-c", "1", "-W", "1", "-s", "1422", p[1])
+			return err == nil
+		})
+	}
+	// A DF ping over 1350 bytes is answered with ICMP carrying the path's
+	// MTU (were the path not known yet, the first would be lost: the
+	// kernel refuses its datagram and the switch learns the path).
 	for _, p := range [][2]string{{c1, "10.0.9.3"}, {c2, "10.0.9.2"}} {
 		waitFor(t, "the switch to learn the 1400-byte path to "+p[1]+"'s host", 10*time.Second, func() bool {
 			out, err := l.tryIn(p[0], "ping", "-M", "do", "-c", "1", "-W", "1", "-s", "1422", p[1])
 			return err != nil && (strings.Contains(out, "mtu = 1350") || strings.Contains(out, "mtu=1350"))
 		})
 		l.in(p[0], "ping", "-M", "do", "-c", "1", "-W", "5", "-s", "1322", p[1]) // 1350 bytes: fits
+	}
+	for _, c := range []string{c1, c2} {
+		if n := l.snmpIP(c, "ReasmOKs"); n == 0 {
+			t.Errorf("container %s reassembled no packet: the ping without DF did not come in fragments", c)
+		}
 	}
 	for _, tc := range []struct {
 		client, server, addr string
