@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/vxnet/vxnet/dataplane/udp"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
@@ -272,4 +273,45 @@ func TestSwitch_fragment_noDF(t *testing.T) {
 	if s.UnderlayTxPackets != 6 || s.ICMPTooBig != 1 {
 		t.Errorf("%d datagrams, %d ICMP answers; want the 6 fragments and 1 answer (to DF)", s.UnderlayTxPackets, s.ICMPTooBig)
 	}
+}
+
+// sizeUnderlay records the largest datagram sent to each address.
+type sizeUnderlay struct {
+	nopUnderlay
+	largest map[netip.AddrPort]int
+}
+
+func (u *sizeUnderlay) WriteBatch(bufs [][]byte, to []netip.AddrPort, h []uint32) (int, error) {
+	for i, b := range bufs {
+		u.largest[to[i]] = max(u.largest[to[i]], len(b))
+	}
+	return u.nopUnderlay.WriteBatch(bufs, to, h)
+}
+func (u *sizeUnderlay) NewWriter() udp.BatchWriter { return u }
+
+// FuzzInsideNarrowPath feeds arbitrary packets from a port through a
+// switch whose path to one VTEP is narrow: nothing panics, and no
+// datagram to that VTEP is larger than its path carries.
+func FuzzInsideNarrowPath(f *testing.F) {
+	// Small seeds keep the fuzzer quick: paths from 576 bytes up.
+	f.Add(ipv4UDP(ip1, ip2, 1, 2, make([]byte, 700)), uint16(24))
+	f.Add(withDF(ipv4UDP(ip1, ip2, 1, 2, make([]byte, 700))), uint16(0))
+	f.Add(ipv6UDP(ip6a, ip62, make([]byte, 700)), uint16(8))
+	f.Add(ipv4UDP(ip1, netip.MustParseAddr("10.0.9.77"), 1, 2, make([]byte, 600)), uint16(0))
+	h := newHotRig(f) // one switch for every input: its state carries over, as a real one's would
+	u := &sizeUnderlay{largest: map[netip.AddrPort]int{}}
+	h.inside.b.udp.w = u
+	f.Fuzz(func(t *testing.T, pkt []byte, inner uint16) {
+		if len(pkt) > 9000 {
+			return
+		}
+		clear(u.largest)
+		m := 576 + int(inner)%(h.sw.cfg.MTU-576+1)
+		h.sw.pmtu.Store((&pathMTUs{vteps: []netip.Addr{vtep2}, inner: []int{m}}).seal())
+		h.loadInside(pkt, 1)
+		h.processInside(1)
+		if got := u.largest[h.sw.vtepAddr(vtep2)]; got > m+vxlan.EncapLen {
+			t.Errorf("a %d-byte datagram to a VTEP whose path carries %d-byte packets", got, m)
+		}
+	})
 }
