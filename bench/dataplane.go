@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -79,6 +80,23 @@ type DataplaneConfig struct {
 	// NoOVS leaves the Open vSwitch path out (it is also left out when
 	// openvswitch-switch is not installed).
 	NoOVS bool
+	// HostCPUs is the most cores each vxnet host's process runs at once
+	// (its GOMAXPROCS): the two simulated hosts share this machine, so
+	// each gets its half, as each of two real hosts of that size would
+	// have its own. Default (0): half this machine's CPUs, at least 1;
+	// negative: no limit (every CPU for each host).
+	HostCPUs int
+}
+
+// hostCPUs is the GOMAXPROCS each vxnet host runs with; 0: unset.
+func (c DataplaneConfig) hostCPUs() int {
+	switch {
+	case c.HostCPUs < 0:
+		return 0
+	case c.HostCPUs > 0:
+		return c.HostCPUs
+	}
+	return max(1, runtime.NumCPU()/2)
 }
 
 // DefaultDataplaneConfig is the run the README's table comes from.
@@ -163,7 +181,7 @@ func RunDataplaneContext(ctx context.Context, cfg DataplaneConfig, progress io.W
 	if err := cfg.defaults(); err != nil {
 		return DataplaneReport{}, err
 	}
-	r := DataplaneReport{Started: time.Now().UTC(), TestSeconds: cfg.Time.Seconds(), Reps: cfg.Reps, Machine: machine()}
+	r := DataplaneReport{Started: time.Now().UTC(), TestSeconds: cfg.Time.Seconds(), Reps: cfg.Reps, Machine: machine(), HostCPUs: cfg.hostCPUs()}
 	samples, err := runDataplane(ctx, cfg, progress)
 	r.Samples = samples
 	r.summarize()

@@ -284,7 +284,12 @@ func (tb *testbed) startVxnet(ctx context.Context, host, container string, i int
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return nil, err
 	}
-	return tb.start(fmt.Sprintf("vxnet dataplane host %d", i), "ip", "netns", "exec", host, tb.cfg.Binary, "dataplane", "--config", path, "--log-level", "warn")
+	argv := []string{"ip", "netns", "exec", host}
+	if n := tb.cfg.hostCPUs(); n > 0 {
+		argv = append(argv, "env", fmt.Sprintf("GOMAXPROCS=%d", n))
+	}
+	argv = append(argv, tb.cfg.Binary, "dataplane", "--config", path, "--log-level", "warn")
+	return tb.start(fmt.Sprintf("vxnet dataplane host %d", i), argv...)
 }
 
 // startRelay runs socat for host i (1 or 2) in its host namespace: it

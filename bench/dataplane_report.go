@@ -14,6 +14,7 @@ type DataplaneReport struct {
 	Machine     string            `json:"machine"`     // OS, kernel, CPUs, iperf3
 	TestSeconds float64           `json:"testSeconds"` // length of each test
 	Reps        int               `json:"reps"`
+	HostCPUs    int               `json:"hostCpus"` // each vxnet host's GOMAXPROCS; 0: every CPU
 	Samples     []DataplaneSample `json:"samples"`
 	Metrics     []MetricSummary   `json:"metrics"`
 	CPU         []CPUSummary      `json:"vxnetCpu"`
@@ -271,7 +272,11 @@ func formatRatio(x float64) string {
 // over the repetitions, ratios, targets) and vxnet's CPU time.
 func (r DataplaneReport) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d × %g s per test, medians (min–max), %s; iperf3 receiver side.\n\n", r.Reps, r.TestSeconds, r.Machine)
+	cpus := "every CPU"
+	if r.HostCPUs > 0 {
+		cpus = fmt.Sprintf("%d CPU%s", r.HostCPUs, map[bool]string{true: "s"}[r.HostCPUs > 1])
+	}
+	fmt.Fprintf(&b, "%d × %g s per test, medians (min–max), %s; iperf3 receiver side; each vxnet host runs on %s at once (GOMAXPROCS).\n\n", r.Reps, r.TestSeconds, r.Machine, cpus)
 	b.WriteString("| metric | underlay, host to host | kernel VXLAN | vxnet | kernel / underlay | vxnet / kernel | target (vxnet / kernel) |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, m := range r.Metrics {

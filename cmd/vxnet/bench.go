@@ -29,7 +29,7 @@ Commands:
 Run 'vxnet bench <command> --help' for what each number means.
 `
 
-const benchDataplaneUsage = `Usage: vxnet bench dataplane [--time 10s] [--reps 3] [--json FILE] [--chart FILE.svg] [--binary PATH] [--no-relay] [--no-ovs]
+const benchDataplaneUsage = `Usage: vxnet bench dataplane [--time 10s] [--reps 3] [--json FILE] [--chart FILE.svg] [--binary PATH] [--no-relay] [--no-ovs] [--host-cpus N]
 
 Builds a two-host testbed from network namespaces on this machine (nothing
 touches its own interfaces, and every namespace and process is removed at the
@@ -67,7 +67,12 @@ Ratios are of the medians: kernel / underlay (what the kernel's VXLAN costs),
 vxnet / kernel, and vxnet against the relay and OVS. Targets: vxnet / kernel
 TCP 1 stream ≥ 0.5, UDP 64 B ≥ 0.5, ping RTT p50 ≤ 2; vxnet / OVS TCP 1
 stream ≥ 5, UDP 64 B ≥ 1.5; vxnet / relay RTT p50 ≤ 1.1. Every endpoint
-shares this machine's cores: read ratios, not absolute numbers. Needs Linux,
+shares this machine's cores: read ratios, not absolute numbers. The two
+simulated hosts share them too, so each vxnet host runs Go code on at most
+half of them at once (GOMAXPROCS; --host-cpus), as each of two real hosts
+would have its own; the kernel, socat and OVS have no such knob, and on two
+CPUs a vxnet host that spreads over both contends with the other host and
+both iperf3 processes (--host-cpus -1 measures that). Needs Linux,
 root, ip, iperf3, ping; socat for the relay; openvswitch-switch, ethtool and
 nft for OVS (make deps installs them all).
 
@@ -187,6 +192,7 @@ func cmdBenchDataplane(ctx context.Context, std stdio, args []string) int {
 	chartPath := fs.String("chart", "", "also draw the comparison as an SVG chart to `FILE`")
 	fs.BoolVar(&cfg.NoRelay, "no-relay", false, "leave the socat relay path out (a fifth less time)")
 	fs.BoolVar(&cfg.NoOVS, "no-ovs", false, "leave the Open vSwitch path out (a fifth less time)")
+	fs.IntVar(&cfg.HostCPUs, "host-cpus", 0, "the most CPUs each vxnet host runs on at once, its GOMAXPROCS `N` (default: half this machine's, at least 1; -1: all)")
 	if code, ok := parseBenchFlags(std, fs, args); !ok {
 		return code
 	}
