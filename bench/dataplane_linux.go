@@ -263,6 +263,7 @@ type vxnetEndpoint struct {
 type vxnetRemote struct {
 	VTEP      string   `json:"vtep"`
 	Addresses []string `json:"addresses"`
+	Vxnet     bool     `json:"vxnet"`
 }
 
 // startVxnet runs `vxnet dataplane` for host i (1 or 2) in its host
@@ -274,7 +275,7 @@ func (tb *testbed) startVxnet(ctx context.Context, host, container string, i int
 		VNI:       vxnetVNI,
 		Subnets:   []string{vxnetSubnet + ".0/24"},
 		Endpoints: []vxnetEndpoint{{Name: fmt.Sprintf("c%d", i), Netns: container, Ifname: "eth0", Addresses: []string{fmt.Sprintf("%s.%d/24", vxnetSubnet, i)}}},
-		Remotes:   []vxnetRemote{{VTEP: fmt.Sprintf("%s.%d", vxnetUnderlay, peer), Addresses: []string{fmt.Sprintf("%s.%d", vxnetSubnet, peer)}}},
+		Remotes:   []vxnetRemote{{VTEP: fmt.Sprintf("%s.%d", vxnetUnderlay, peer), Addresses: []string{fmt.Sprintf("%s.%d", vxnetSubnet, peer)}, Vxnet: true}},
 	}}}
 	b, err := json.MarshalIndent(conf, "", "  ")
 	if err != nil {

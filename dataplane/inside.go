@@ -72,7 +72,11 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 		if p.raw != nil {
 			n, err = l.read() // borrows l.b
 			if n > 0 {
-				l.process(l.b.bufs, l.b.sizes, n)
+				partial := l.b.partial
+				if !p.vnet {
+					partial = nil
+				}
+				l.process(l.b.bufs, l.b.sizes, partial, n)
 			}
 		} else {
 			n, err = p.dev.Read(l.readBufs, l.readSizes, Headroom)
@@ -81,7 +85,7 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 			}
 			if n > 0 {
 				l.b = sw.batches.get()
-				l.process(l.readBufs, l.readSizes, n)
+				l.process(l.readBufs, l.readSizes, nil, n)
 			}
 		}
 		if l.b != nil {
@@ -174,7 +178,7 @@ func (l *insideLoop) read() (int, error) {
 					bufs[n], bufs[i] = bufs[i], bufs[n]
 					sizes[n] = sizes[i]
 				}
-				m, serr := splitVirtio(bufs[n:], sizes[n:], Headroom, sizes[n])
+				m, serr := splitVirtio(bufs[n:], sizes[n:], Headroom, sizes[n], l.b.partial[n:])
 				if serr != nil {
 					dropRead(t, serr)
 					bad = serr
@@ -222,9 +226,10 @@ func (e *readErrors) note(sw *Switch, what, name string, err error) {
 }
 
 // process forwards the n packets read into bufs (at Headroom, sizes[i]
-// long), with the scratch of the borrowed batch l.b. They are all flushed
-// when it returns.
-func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
+// long; partial[i]: its TCP checksum is left at the pseudo-header sum, see
+// lazyChecksum; partial may be nil), with the scratch of the borrowed
+// batch l.b. They are all flushed when it returns.
+func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) {
 	sw := l.sw
 	b := l.b
 	tbl := sw.table.Load()
@@ -255,17 +260,30 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, n int) {
 			// Only a container that raised its own MTU sends these; the
 			// underlay has no room for them. (IPv4 that may be fragmented
 			// is, on its way to a VTEP: overPath.)
+			if partial != nil && partial[i] {
+				completeChecksum(pkt, &info) // the answer quotes it
+			}
 			l.tooBig(buf, &info, sw.cfg.MTU, nw)
 			continue
 		}
 		pkt = pkt[:info.length]
+		lazy := partial != nil && partial[i] // its TCP checksum is partial
 		if nw.clampMSS != 0 && info.proto == protoTCP {
+			if lazy { // clampMSS mends a finished checksum
+				completeChecksum(pkt, &info)
+				lazy = false
+			}
 			clampMSS(pkt, &info, nw.clampMSS)
 		}
 		frame := buf[UnderlayOffset : Headroom+info.length]
 		hash := flowHash(pkt, &info)
 
 		h := b.last.host(nw, info.dst)
+		if lazy && (!h.takesPartial(nw) || pm != nil || info.length > sw.cfg.MTU) {
+			// Finished unless a vxnet peer takes it as it is; and before a
+			// narrow path may cut it into fragments.
+			completeChecksum(pkt, &info)
+		}
 		out := h == nil && nw.isOutside(info.dst, info.v6) // bound for outside the network
 		// The policy host of an l2tunnel network decides what its own
 		// containers send, to an endpoint or out through its gateway; what
@@ -395,4 +413,24 @@ func (l *insideLoop) overPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *i
 	}
 	l.tooBig(buf, info, m, nw)
 	return true
+}
+
+// Lazy checksums. A TCP segment the inside path cut from a TSO
+// super-packet (or read with its checksum left to the device) carries
+// the pseudo-header sum alone, as Linux hands it over, and summing its
+// payload is the largest part of what the switch does to it. Another
+// vxnet switch never needs that sum: it takes a segment whose checksum is
+// partial as it takes one from a Linux peer (checksumAcceptable,
+// completeChecksum), and merges a train of them into one super-packet
+// whose checksum the receiving container's kernel takes as done, as it
+// does any GRO packet; the outer UDP checksum still covers every byte on
+// the wire. So the switch finishes the checksum only where it leaves for
+// something else: a local port, a gateway or uplink, a kernel VTEP, an
+// l2tunnel hop, a flood, an ICMP answer quoting it.
+
+// takesPartial reports whether a packet to h on nw may leave with its TCP
+// checksum partial: h is another host's endpoint, behind a vxnet VTEP
+// (EndpointSpec.Peer), on a plain overlay.
+func (h *host) takesPartial(nw *network) bool {
+	return h != nil && h.port == nil && h.peer && nw.policy == nil && !nw.policyVTEP.IsValid() && nw.uplink == nil
 }

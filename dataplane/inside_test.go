@@ -89,10 +89,20 @@ func TestPortRead_batches(t *testing.T) {
 	if !bytes.Equal(pkt(0), tcpPacket([]byte("a"))) || !bytes.Equal(pkt(1), tcpPacket([]byte("b"))) || !bytes.Equal(pkt(5), tcpPacket([]byte("c"))) {
 		t.Error("the plain packets are not a, b, c in order")
 	}
+	// The segments' checksums are left partial (lazy checksums), and
+	// finish valid.
 	for i := 2; i < 5; i++ {
-		if sizes[i] != 20+32+1000 || !l4Valid(pkt(i)) {
-			t.Errorf("segment %d: %d bytes, checksum valid %v", i-2, sizes[i], l4Valid(pkt(i)))
+		info, _ := parseIP(pkt(i))
+		if !l.b.partial[i] || l4Valid(pkt(i)) {
+			t.Errorf("segment %d: partial %v, checksum already valid %v; want it left partial", i-2, l.b.partial[i], l4Valid(pkt(i)))
 		}
+		completeChecksum(pkt(i), &info)
+		if sizes[i] != 20+32+1000 || !l4Valid(pkt(i)) {
+			t.Errorf("segment %d: %d bytes, checksum valid %v once finished", i-2, sizes[i], l4Valid(pkt(i)))
+		}
+	}
+	if l.b.partial[0] || l.b.partial[1] || l.b.partial[5] {
+		t.Error("a plain packet marked partial")
 	}
 	// The first read waits, the second does not; each window leaves room
 	// for a whole super-packet behind its last buffer.

@@ -49,9 +49,12 @@ type insideBatch struct {
 	// sizes are their lengths. Unused by ports that read with Device.Read.
 	bufs  [][]byte
 	sizes []int
-	udp   underlayTx // its writer is this batch's own
-	local portTx
-	last  lookupCache // reset every batch
+	// partial[i]: packet i's TCP checksum holds only the pseudo-header
+	// sum (splitVirtio left it for later; see lazyChecksum).
+	partial []bool
+	udp     underlayTx // its writer is this batch's own
+	local   portTx
+	last    lookupCache // reset every batch
 
 	uplinkWriters map[*Uplink]FrameWriter // see insideLoop.uplinkOut
 	removals      uint64                  // sw.removals when its writers were last pruned
@@ -120,6 +123,7 @@ func (bp *batchPool) put(b *insideBatch) { bp.free <- b }
 func (b *insideBatch) grow(n int) {
 	b.bufs = append(b.bufs, newBuffers(n-len(b.bufs), Headroom+MaxSegmentSize)...)
 	b.sizes = make([]int, n)
+	b.partial = make([]bool, n)
 	if cap(b.udp.bufs) < n {
 		b.udp = newUnderlayTx(b.udp.w, n)
 	}

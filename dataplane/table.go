@@ -64,6 +64,9 @@ type EndpointSpec struct {
 	Addrs []netip.Addr
 	Port  *Port
 	VTEP  netip.Addr
+	// Peer: VTEP runs vxnet, which takes TCP segments whose checksum is
+	// left partial (lazy checksums, inside.go); a kernel VTEP does not.
+	Peer bool
 }
 
 // Table is an immutable snapshot of the forwarding state. Build it with
@@ -108,6 +111,7 @@ type host struct {
 	mac  vxlan.MAC
 	port *Port      // local endpoint, or nil
 	vtep netip.Addr // remote endpoint's VTEP
+	peer bool       // the VTEP runs vxnet (EndpointSpec.Peer)
 }
 
 type portInfo struct {
@@ -305,7 +309,7 @@ func (t *Table) addEndpoint(n *network, e *EndpointSpec) error {
 		return fmt.Errorf("VTEP %v is not a unicast address", v)
 	}
 	// Checked: from here on n and t change.
-	h := &host{mac: e.MAC, port: e.Port, vtep: e.VTEP.Unmap()}
+	h := &host{mac: e.MAC, port: e.Port, vtep: e.VTEP.Unmap(), peer: e.Peer && e.Port == nil}
 	if e.Port != nil {
 		t.addPort(n, e.Port, e.MAC)
 		n.locals = append(n.locals, e.Port)

@@ -65,7 +65,12 @@ func decodeVirtioHdr(b []byte) virtioHdr {
 // bufs[1], … with their lengths in sizes, and returns how many. Segment 0
 // stays where it was read; the others are copied out of it, so each buffer
 // must hold offset plus one segment. Errors name the header field at fault.
-func splitVirtio(bufs [][]byte, sizes []int, offset, n int) (int, error) {
+//
+// With partial non-nil, a TCP packet's checksum is left as the kernel
+// handed it over, the pseudo-header sum alone (partial[i] set): the
+// inside path finishes it only for a destination that needs it
+// (lazyChecksum). Other packets get partial[i] false.
+func splitVirtio(bufs [][]byte, sizes []int, offset, n int, partial []bool) (int, error) {
 	if n < virtioHdrLen {
 		return 0, fmt.Errorf("dataplane: TUN read of %d bytes is shorter than the virtio-net header", n)
 	}
@@ -73,10 +78,18 @@ func splitVirtio(bufs [][]byte, sizes []int, offset, n int) (int, error) {
 	pkt := bufs[0][offset : offset-virtioHdrLen+n]
 	gso := h.gsoType &^ virtioGSOECN
 	if gso == virtioGSONone {
+		if partial != nil {
+			partial[0] = false
+		}
 		if h.flags&virtioFlagNeedsCsum != 0 {
 			at := int(h.csumStart) + int(h.csumOffset)
 			if int(h.csumStart) > len(pkt) || at+2 > len(pkt) {
 				return 0, fmt.Errorf("dataplane: TUN read: virtio csum_start %d + csum_offset %d past the packet's %d bytes", h.csumStart, h.csumOffset, len(pkt))
+			}
+			if partial != nil && h.csumOffset == tcpChecksumOffset && lazyTCP(pkt, int(h.csumStart)) {
+				partial[0] = true
+				sizes[0] = len(pkt)
+				return 1, nil
 			}
 			// The field holds the pseudo-header sum; sum the rest onto it.
 			initial := uint64(binary.BigEndian.Uint16(pkt[at:]))
@@ -132,9 +145,10 @@ func splitVirtio(bufs [][]byte, sizes []int, offset, n int) (int, error) {
 	}
 	data := len(pkt) - hdrLen
 	count := max(1, (data+seg-1)/seg)
-	if count > len(bufs) || count > len(sizes) {
+	if count > len(bufs) || count > len(sizes) || partial != nil && count > len(partial) {
 		return 0, errTooManySegments
 	}
+	lazy := partial != nil && proto == protoTCP
 	for i := 1; i < count; i++ {
 		if len(bufs[i]) < offset+hdrLen+seg {
 			return 0, fmt.Errorf("dataplane: TUN read: gso_size %d does not fit a %d-byte buffer", seg, len(bufs[i]))
@@ -152,22 +166,40 @@ func splitVirtio(bufs [][]byte, sizes []int, offset, n int) (int, error) {
 			copy(out, pkt[:hdrLen])
 			copy(out[hdrLen:], pkt[start:end])
 		}
-		fixSegment(out, segmentShape{ipLen: ipLen, hdrLen: hdrLen, csumAt: csumAt, v6: v6, proto: proto},
+		fixSegment(out, segmentShape{ipLen: ipLen, hdrLen: hdrLen, csumAt: csumAt, v6: v6, proto: proto, lazy: lazy},
 			i, i == count-1, uint32(i*seg), addrs)
 		sizes[i] = len(out)
+		if partial != nil {
+			partial[i] = lazy
+		}
 	}
 	return count, nil
+}
+
+// lazyTCP reports whether pkt, whose transport header starts at l4, is a
+// TCP packet whose checksum can be left partial: IPv4 or IPv6 with TCP
+// right after the fixed header, as the inside path parses it.
+func lazyTCP(pkt []byte, l4 int) bool {
+	switch {
+	case len(pkt) > ipv4HeaderLen && pkt[0]>>4 == 4:
+		return pkt[ipv4ProtocolOffset] == protoTCP && int(pkt[0]&0x0f)*4 == l4
+	case len(pkt) > ipv6HeaderLen && pkt[0]>>4 == 6:
+		return pkt[ipv6NextHeaderOffset] == protoTCP && l4 == ipv6HeaderLen
+	}
+	return false
 }
 
 type segmentShape struct {
 	ipLen, hdrLen, csumAt int
 	v6                    bool
 	proto                 uint8
+	lazy                  bool // leave the transport checksum at the pseudo-header sum
 }
 
 // fixSegment rewrites the headers of segment i (out, headers and payload)
 // of a super-packet: lengths, IPv4 ID and header checksum, TCP sequence
-// number and flags, UDP length, and the full transport checksum.
+// number and flags, UDP length, and the full transport checksum (the
+// pseudo-header sum alone when s.lazy).
 func fixSegment(out []byte, s segmentShape, i int, last bool, seqDelta uint32, addrs uint64) {
 	l4Len := len(out) - s.ipLen
 	if s.v6 {
@@ -192,6 +224,10 @@ func fixSegment(out []byte, s segmentShape, i int, last bool, seqDelta uint32, a
 		}
 	} else {
 		binary.BigEndian.PutUint16(out[s.ipLen+4:], uint16(l4Len))
+	}
+	if s.lazy {
+		binary.BigEndian.PutUint16(out[s.csumAt:], fold(addrs+uint64(s.proto)+uint64(l4Len)))
+		return
 	}
 	binary.BigEndian.PutUint16(out[s.csumAt:], 0)
 	c := ^fold(sum(addrs+uint64(s.proto)+uint64(l4Len), out[s.ipLen:]))

@@ -102,7 +102,7 @@ func TestSplitVirtio_segmentsLikeTheKernel(t *testing.T) {
 			bufs := newBuffers(8, Headroom+2000)
 			bufs[0] = make([]byte, Headroom+len(orig))
 			sizes := make([]int, 8)
-			n, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, read))
+			n, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, read), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -163,7 +163,7 @@ func TestSplitVirtio_plainAndPartial(t *testing.T) {
 	// No GSO, checksum complete: handed over as read.
 	good := tcpPacket([]byte("hello"))
 	read := append(make([]byte, virtioHdrLen), good...)
-	n, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, read))
+	n, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, read), nil)
 	if err != nil || n != 1 || !bytes.Equal(bufs[0][Headroom:Headroom+sizes[0]], good) {
 		t.Fatalf("plain packet: n=%d err=%v, or bytes changed", n, err)
 	}
@@ -171,7 +171,7 @@ func TestSplitVirtio_plainAndPartial(t *testing.T) {
 	// No GSO, checksum partial (NEEDS_CSUM): completed.
 	read = superPacket(t, false, protoUDP, []byte("one small datagram"), 1400, 0)
 	read[1] = virtioGSONone
-	n, err = splitVirtio(bufs, sizes, Headroom, readInto(bufs, read))
+	n, err = splitVirtio(bufs, sizes, Headroom, readInto(bufs, read), nil)
 	if err != nil || n != 1 {
 		t.Fatalf("partial packet: n=%d err=%v", n, err)
 	}
@@ -206,7 +206,7 @@ func TestSplitVirtio_errors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			bufs := newBuffers(c.bufs, Headroom+4000)
 			sizes := make([]int, c.bufs)
-			_, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, c.read))
+			_, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, c.read), nil)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -232,7 +232,7 @@ func TestSplitVirtio_noAllocations(t *testing.T) {
 	bufs := newBuffers(64, Headroom+MaxSegmentSize)
 	sizes := make([]int, 64)
 	allocs := testing.AllocsPerRun(50, func() {
-		if _, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, read)); err != nil {
+		if _, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, read), nil); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -253,7 +253,7 @@ func FuzzSplitVirtio(f *testing.F) {
 		}
 		bufs := newBuffers(8, Headroom+8000)
 		sizes := make([]int, 8)
-		n, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, read))
+		n, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, read), nil)
 		if err != nil {
 			return
 		}
@@ -271,7 +271,7 @@ func BenchmarkSplitVirtio64K(b *testing.B) {
 	sizes := make([]int, 64)
 	b.SetBytes(64000)
 	for b.Loop() {
-		if _, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, read)); err != nil {
+		if _, err := splitVirtio(bufs, sizes, Headroom, readInto(bufs, read), nil); err != nil {
 			b.Fatal(err)
 		}
 	}

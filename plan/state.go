@@ -115,7 +115,7 @@ func forwardingEndpoint(in Input, n inSight, ep tables.Endpoint) (dataplane.Endp
 	if !n.d.ReachesOverVXLAN(n.here) || !ep.VTEP.IsValid() || ep.VTEP == in.VTEP {
 		return spec, false
 	}
-	spec.VTEP = ep.VTEP
+	spec.VTEP, spec.Peer = ep.VTEP, true // another agent's row: vxnet
 	return spec, true
 }
 

@@ -39,7 +39,9 @@ Config file:
       "remotes": [{                    endpoints on other hosts
         "vtep": "198.18.0.2",
         "addresses": ["10.0.9.3", "fd00:9::3"],
-        "mac": "02:42:0a:00:09:03"
+        "mac": "02:42:0a:00:09:03",
+        "vxnet": true                  it runs vxnet too: TCP checksums are left for
+                                       its switch (less work); omit for a kernel peer
       }],
       "floodVteps": ["198.18.0.3"]      more VTEPs that get broadcasts (e.g. kernel peers)
     }]

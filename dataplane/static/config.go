@@ -51,6 +51,10 @@ type Remote struct {
 	VTEP      netip.Addr
 	MAC       vxlan.MAC
 	Addresses []netip.Addr
+	// Vxnet: the remote host runs vxnet, whose switch takes TCP segments
+	// with their checksum left partial (less work on both sides); false
+	// for a kernel VXLAN peer.
+	Vxnet bool
 }
 
 // The JSON form keeps every value a string so that errors can quote what
@@ -82,6 +86,7 @@ type remoteFile struct {
 	VTEP      string   `json:"vtep"`
 	MAC       string   `json:"mac"`
 	Addresses []string `json:"addresses"`
+	Vxnet     bool     `json:"vxnet"`
 }
 
 // Load reads and validates a static data-plane config file.
@@ -327,7 +332,7 @@ func (e *endpointFile) convert(at string) (Endpoint, error) {
 }
 
 func (r *remoteFile) convert(at string) (Remote, error) {
-	var out Remote
+	out := Remote{Vxnet: r.Vxnet}
 	var err error
 	if out.VTEP, err = netip.ParseAddr(r.VTEP); err != nil {
 		return out, &fieldError{at + ".vtep", r.VTEP, "is not an IP address"}

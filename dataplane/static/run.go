@@ -91,7 +91,7 @@ func attach(sw *dataplane.Switch, cfg *Config) ([]dataplane.NetworkSpec, error) 
 			spec.Endpoints = append(spec.Endpoints, ep)
 		}
 		for _, r := range n.Remotes {
-			spec.Endpoints = append(spec.Endpoints, dataplane.EndpointSpec{MAC: r.MAC, VTEP: r.VTEP, Addrs: r.Addresses})
+			spec.Endpoints = append(spec.Endpoints, dataplane.EndpointSpec{MAC: r.MAC, VTEP: r.VTEP, Addrs: r.Addresses, Peer: r.Vxnet})
 		}
 		specs = append(specs, spec)
 	}
