@@ -176,6 +176,9 @@ func (l *outsideLoop) runHead(tbl *Table, d []byte, from netip.AddrPort, r *run)
 	if nw == nil || nw.policy != nil || !l.allowed(nw, from) {
 		return false // the policy host decides per packet
 	}
+	if nw.sealed != l.opened {
+		return false // handle drops it: sealed where plain belongs, or plain where sealed
+	}
 	info, ok := parseIP(pkt)
 	if !ok || info.etherType != etherType || info.proto != proto || info.length != len(pkt) {
 		return false

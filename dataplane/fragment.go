@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 
+	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
@@ -30,9 +31,10 @@ func mayFragment(pkt []byte) bool {
 }
 
 // fragmentV4 queues the IPv4 packet at buf[Headroom:] in fragments of at
-// most mtu bytes, encapsulated for network vni (to dst from src) and sent
-// to to with hash. It reports whether it did (false: too many fragments).
-func (l *insideLoop) fragmentV4(buf []byte, info *ipInfo, mtu int, vni uint32, dst, src vxlan.MAC, to netip.AddrPort, hash uint32) bool {
+// most mtu bytes, encapsulated for network nw (to dst from src) and sent
+// to vtep with hash. It reports whether it did (false: too many
+// fragments).
+func (l *insideLoop) fragmentV4(buf []byte, info *ipInfo, mtu int, nw *network, dst, src vxlan.MAC, vtep netip.Addr, hash uint32) bool {
 	pkt := buf[Headroom : Headroom+info.length]
 	payload := pkt[ipv4HeaderLen:]
 	step := (mtu - ipv4HeaderLen) &^ 7
@@ -44,7 +46,7 @@ func (l *insideLoop) fragmentV4(buf []byte, info *ipInfo, mtu int, vni uint32, d
 		return false
 	}
 	if l.frags == nil {
-		l.frags = newBuffers(maxFragments, Headroom+l.sw.cfg.MTU)
+		l.frags = newBuffers(maxFragments, Headroom+l.sw.cfg.MTU+seal.TagLen)
 	}
 	if l.fragsUsed+count > len(l.frags) {
 		// The queued fragments borrow the buffers: send them first.
@@ -68,9 +70,8 @@ func (l *insideLoop) fragmentV4(buf []byte, info *ipInfo, mtu int, vni uint32, d
 		binary.BigEndian.PutUint16(f[ipv4FlagsFragOffset:], v)
 		f[ipv4ChecksumOffset], f[ipv4ChecksumOffset+1] = 0, 0
 		binary.BigEndian.PutUint16(f[ipv4ChecksumOffset:], ^fold(sum(0, f[:ipv4HeaderLen])))
-		frame := fb[UnderlayOffset : Headroom+len(f)]
-		vxlan.Encap(frame, vni, dst, src, vxlan.EtherTypeIPv4)
-		l.b.udp.add(frame, to, hash)
+		vxlan.Encap(fb[UnderlayOffset:], nw.vni, dst, src, vxlan.EtherTypeIPv4)
+		l.send(nw, fb, Headroom+len(f), vtep, hash)
 	}
 	return true
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	wgtun "golang.zx2c4.com/wireguard/tun"
 )
@@ -38,6 +39,11 @@ type insideLoop struct {
 
 	frags     [][]byte // IPv4 fragments (fragment.go); made on first use
 	fragsUsed int      // of frags, queued in this batch
+
+	keys       *Keyring     // encrypted networks' keys, loaded once per batch
+	sealing    seal.Scratch // this loop's own
+	copies     [][]byte     // sealed floods' copies, one per VTEP; made on first use
+	copiesUsed int          // of copies, queued in this batch
 }
 
 // refillExtra is how many packets past one Read's batch the inside loop
@@ -242,7 +248,10 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 	}
 	nw := pi.net
 	pm := sw.pmtu.Load() // narrow underlay paths, usually none
-	var now int64        // read once per batch, when first needed
+	mtu := sw.cfg.MTU - nw.overhead
+	l.keys = sw.keys.Load()
+	l.copiesUsed = 0
+	var now int64 // read once per batch, when first needed
 	b.last = lookupCache{}
 	l.fragsUsed = 0
 	for i := 0; i < n; i++ {
@@ -256,14 +265,14 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 			l.tally.drop(DropMalformed)
 			continue
 		}
-		if info.length > sw.cfg.MTU && (info.v6 || !mayFragment(pkt)) {
+		if info.length > mtu && (info.v6 || !mayFragment(pkt)) {
 			// Only a container that raised its own MTU sends these; the
 			// underlay has no room for them. (IPv4 that may be fragmented
 			// is, on its way to a VTEP: overPath.)
 			if partial != nil && partial[i] {
 				completeChecksum(pkt, &info) // the answer quotes it
 			}
-			l.tooBig(buf, &info, sw.cfg.MTU, nw)
+			l.tooBig(buf, &info, mtu, nw)
 			continue
 		}
 		pkt = pkt[:info.length]
@@ -279,7 +288,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 		hash := flowHash(pkt, &info)
 
 		h := b.last.host(nw, info.dst)
-		if lazy && (!h.takesPartial(nw) || pm != nil || info.length > sw.cfg.MTU) {
+		if lazy && (!h.takesPartial(nw) || pm != nil || info.length > mtu) {
 			// Finished unless a vxnet peer takes it as it is; and before a
 			// narrow path may cut it into fragments.
 			completeChecksum(pkt, &info)
@@ -302,7 +311,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 				l.tally.drop(DropLoop)
 				continue
 			}
-			if (pm != nil || info.length > sw.cfg.MTU) && l.overPath(pm, nw.policyVTEP, buf, &info, nw, h.mac, pi.mac, hash) {
+			if (pm != nil || info.length > mtu) && l.overPath(pm, nw.policyVTEP, buf, &info, nw, h.mac, pi.mac, hash) {
 				continue
 			}
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
@@ -314,11 +323,11 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 			}
 			b.local.add(h.port, buf[:Headroom+info.length])
 		case h != nil:
-			if (pm != nil || info.length > sw.cfg.MTU) && l.overPath(pm, h.vtep, buf, &info, nw, h.mac, pi.mac, hash) {
+			if (pm != nil || info.length > mtu) && l.overPath(pm, h.vtep, buf, &info, nw, h.mac, pi.mac, hash) {
 				continue
 			}
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
-			b.udp.add(frame, sw.vtepAddr(h.vtep), hash)
+			l.send(nw, buf, Headroom+info.length, h.vtep, hash)
 		case nw.gateway != nil && !nw.isFlood(info.dst, info.v6) && (nw.gateway == l.port || len(nw.vteps) == 0 && !out):
 			// To an address no endpoint has, from the host (missing, or
 			// routed back to the network), or inside a network of this
@@ -337,13 +346,13 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 		case nw.policyVTEP.IsValid() && out:
 			// l2tunnel: out through the policy host, which decides and
 			// sends it out of its gateway.
-			if (pm != nil || info.length > sw.cfg.MTU) && l.overPath(pm, nw.policyVTEP, buf, &info, nw, vxlan.GatewayMAC(nw.vni), pi.mac, hash) {
+			if (pm != nil || info.length > mtu) && l.overPath(pm, nw.policyVTEP, buf, &info, nw, vxlan.GatewayMAC(nw.vni), pi.mac, hash) {
 				continue
 			}
 			vxlan.Encap(frame, nw.vni, vxlan.GatewayMAC(nw.vni), pi.mac, info.etherType)
 			b.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
 		case !nw.isFlood(info.dst, info.v6) && !isLinkLocal(info.dst, info.v6) && nw.onNetwork(info.dst, info.v6) &&
-			nw.policy == nil && !nw.policyVTEP.IsValid():
+			nw.policy == nil && !nw.policyVTEP.IsValid() && !nw.sealed:
 			// To an address of the network no endpoint has: to what was
 			// learnt of it, or ask (learned.go). Never on an l2tunnel
 			// network, whose policy host decides.
@@ -353,7 +362,9 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 			l.resolve(nw, pi, buf, &info, hash, now, pm)
 		case !nw.isFlood(info.dst, info.v6) && !isLinkLocal(info.dst, info.v6):
 			// Unicast nowhere: off the network's subnets with no way out,
-			// or an l2tunnel address no endpoint has.
+			// an l2tunnel address no endpoint has, or an encrypted
+			// network's (whose VTEPs all run vxnet and list every
+			// endpoint: nobody to ask).
 			l.tally.drop(DropNoEndpoint)
 			continue
 		default:
@@ -362,8 +373,12 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 			// every other local port of the network.
 			dstMAC := floodMAC(info.dst, info.v6)
 			vxlan.Encap(frame, nw.vni, dstMAC, pi.mac, info.etherType)
-			for _, v := range nw.vteps {
-				b.udp.add(frame, sw.vtepAddr(v), hash)
+			if nw.sealed {
+				l.floodSealed(nw, buf, Headroom+info.length, hash)
+			} else {
+				for _, v := range nw.vteps {
+					b.udp.add(frame, sw.vtepAddr(v), hash)
+				}
 			}
 			// Shared by several writes: capacity capped so that no TUN
 			// write can coalesce into it and change it for the next.
@@ -399,16 +414,16 @@ func (l *insideLoop) tooBig(buf []byte, info *ipInfo, mtu int, nw *network) {
 // fragments (IPv4 without DF: fragment.go) or dropped and answered
 // (tooBig).
 func (l *insideLoop) overPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *ipInfo, nw *network, dst, src vxlan.MAC, hash uint32) bool {
-	m := l.sw.cfg.MTU
+	m := l.sw.cfg.MTU - nw.overhead
 	if pm != nil {
-		if p := pm.innerMTU(vtep); p != 0 && p < m {
+		if p := pm.innerMTU(vtep) - nw.overhead; p > 0 && p < m {
 			m = p
 		}
 	}
 	if info.length <= m {
 		return false
 	}
-	if !info.v6 && mayFragment(buf[Headroom:]) && l.fragmentV4(buf, info, m, nw.vni, dst, src, l.sw.vtepAddr(vtep), hash) {
+	if !info.v6 && mayFragment(buf[Headroom:]) && l.fragmentV4(buf, info, m, nw, dst, src, vtep, hash) {
 		return true
 	}
 	l.tooBig(buf, info, m, nw)
@@ -433,4 +448,69 @@ func (l *insideLoop) overPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *i
 // (EndpointSpec.Peer), on a plain overlay.
 func (h *host) takesPartial(nw *network) bool {
 	return h != nil && h.port == nil && h.peer && nw.policy == nil && !nw.policyVTEP.IsValid() && nw.uplink == nil
+}
+
+// send queues the frame Encap wrote at buf[UnderlayOffset:end] for vtep:
+// as it is, or sealed on an encrypted network.
+func (l *insideLoop) send(nw *network, buf []byte, end int, vtep netip.Addr, hash uint32) {
+	if !nw.sealed {
+		l.b.udp.add(buf[UnderlayOffset:end], l.sw.vtepAddr(vtep), hash)
+		return
+	}
+	if d := l.seal(buf, end, vtep); d != nil {
+		l.b.udp.add(d, l.sw.vtepAddr(vtep), hash)
+	}
+}
+
+// seal seals the frame Encap wrote at buf[UnderlayOffset:end] for vtep in
+// place and returns the datagram, buf[SealedOffset:end+seal.TagLen]; nil
+// when there is no key to seal it with (counted). buf has room for the
+// tag past end: every buffer a frame is built in does.
+func (l *insideLoop) seal(buf []byte, end int, vtep netip.Addr) []byte {
+	k := l.keys.sendKey(vtep)
+	if k == nil {
+		l.tally.drop(DropSealNoKey)
+		return nil
+	}
+	ctr, ok := k.Reserve(1)
+	if !ok {
+		l.tally.drop(DropSealNoKey) // the key is used up until the next rotation
+		return nil
+	}
+	// The VXLAN header moves down in front of the seal header.
+	copy(buf[SealedOffset:SealedOffset+vxlan.HeaderLen], buf[UnderlayOffset:UnderlayOffset+vxlan.HeaderLen])
+	d, err := k.Seal(&l.sealing, buf[SealedOffset:end], ctr)
+	if err != nil {
+		l.tally.drop(DropSealNoKey)
+		return nil
+	}
+	return d
+}
+
+// maxSealedCopies bounds the copies of sealed floods one batch queues
+// before it sends them.
+const maxSealedCopies = 64
+
+// floodSealed sends the frame Encap wrote at buf[UnderlayOffset:end] to
+// every VTEP of nw, each copy sealed with its own key.
+func (l *insideLoop) floodSealed(nw *network, buf []byte, end int, hash uint32) {
+	if l.copies == nil {
+		l.copies = newBuffers(maxSealedCopies, Headroom+l.sw.cfg.MTU+seal.TagLen)
+	}
+	if end-Headroom > l.sw.cfg.MTU {
+		return // larger than a copy holds; a flood that large is not sent whole anyway
+	}
+	for _, v := range nw.vteps {
+		if l.copiesUsed == len(l.copies) {
+			// The queued copies borrow the buffers: send them first.
+			l.b.udp.flush(&l.tally)
+			l.copiesUsed = 0
+		}
+		c := l.copies[l.copiesUsed]
+		l.copiesUsed++
+		copy(c[UnderlayOffset:end], buf[UnderlayOffset:end])
+		if d := l.seal(c, end, v); d != nil {
+			l.b.udp.add(d, l.sw.vtepAddr(v), hash)
+		}
+	}
 }

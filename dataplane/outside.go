@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
@@ -40,6 +41,13 @@ type outsideLoop struct {
 	last lookupCache
 
 	removals uint64 // sw.removals when local's writers were last pruned
+
+	keys    *Keyring     // encrypted networks' keys, loaded once per batch
+	sealing seal.Scratch // this loop's own
+	// opened: the datagrams handled now were sealed and are open (a
+	// train openTrain opened); a plain datagram is taken only then on
+	// an encrypted network.
+	opened bool
 }
 
 func (sw *Switch) newOutsideLoop(u Underlay) *outsideLoop {
@@ -116,6 +124,7 @@ func (l *outsideLoop) process(n int) {
 	l.allowedNet = nil
 	l.last = lookupCache{}
 	l.segUsed = 0
+	l.keys = sw.keys.Load()
 	if r := sw.removals.Load(); r != l.removals {
 		l.local.forgetClosed() // keep no removed port alive
 		l.removals = r
@@ -138,13 +147,20 @@ func (l *outsideLoop) process(n int) {
 // its datagrams and handles each.
 func (l *outsideLoop) handleCoalesced(tbl *Table, i int) {
 	seg, size := l.segs[i], l.sizes[i]
+	src := l.bufs[i][UnderlayOffset : UnderlayOffset+size]
+	if src[seal.MarkerIndex] == seal.Marker {
+		// Sealed: opened in place and packed as plain datagrams, then
+		// merged and handled as those are.
+		seg, size = l.openTrain(tbl, src, seg, l.from[i])
+		src = src[:size]
+		l.opened = true
+	}
 	if (size+seg-1)/seg > len(l.segBufs)-l.segUsed {
 		// borrowed: the batches hold segment buffers; send them first.
 		l.udp.flush(&l.tally)
 		l.local.flush(&l.tally)
 		l.segUsed = 0
 	}
-	src := l.bufs[i][UnderlayOffset : UnderlayOffset+size]
 	for off := 0; off < size; off += seg {
 		// The last datagram starts no run.
 		if off+seg < size {
@@ -160,6 +176,7 @@ func (l *outsideLoop) handleCoalesced(tbl *Table, i int) {
 		l.tally.udpRx++
 		l.handle(tbl, buf, k, l.from[i])
 	}
+	l.opened = false
 }
 
 // allowed reports whether from is a VTEP of nw.
@@ -194,9 +211,6 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 		l.tally.drop(DropMalformed)
 		return
 	}
-	eth := dgram[vxlan.HeaderLen:vxlan.EncapLen]
-	etherType := binary.BigEndian.Uint16(eth[vxlan.EthernetTypeOffset:])
-	groupDst := eth[0]&1 != 0
 	nw := l.last.network(tbl, vni)
 	if nw == nil {
 		l.tally.drop(DropUnknownVNI)
@@ -207,7 +221,40 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 		return
 	}
 	src := from.Addr().Unmap()
+	switch {
+	case nw.sealed && !l.opened:
+		if dgram[seal.MarkerIndex] != seal.Marker {
+			l.tally.drop(DropSealMismatch)
+			return
+		}
+		if !l.open(dgram, src) {
+			return
+		}
+		// Open: the VXLAN header moves up over the seal header, and the
+		// plain datagram lies where handle wants it in buf[shift:].
+		const shift = seal.IDLen + seal.CounterLen
+		copy(dgram[shift:shift+vxlan.HeaderLen], dgram[:vxlan.HeaderLen])
+		buf = buf[shift:]
+		size -= seal.Overhead
+		dgram = buf[UnderlayOffset : UnderlayOffset+size]
+		if len(dgram) < vxlan.EncapLen {
+			l.tally.drop(DropMalformed)
+			return
+		}
+	case !nw.sealed && (l.opened || dgram[seal.MarkerIndex] == seal.Marker):
+		l.tally.drop(DropSealMismatch)
+		return
+	}
+	eth := dgram[vxlan.HeaderLen:vxlan.EncapLen]
+	etherType := binary.BigEndian.Uint16(eth[vxlan.EthernetTypeOffset:])
+	groupDst := eth[0]&1 != 0
 	payload := dgram[vxlan.EncapLen:]
+	if nw.sealed && etherType != vxlan.EtherTypeIPv4 && etherType != vxlan.EtherTypeIPv6 {
+		// vxnet peers ask nothing over the underlay; replies would go
+		// unsealed.
+		l.tally.drop(DropUnsupported)
+		return
+	}
 	switch etherType {
 	case vxlan.EtherTypeARP:
 		l.answerARP(nw, src, buf, len(payload))
@@ -220,6 +267,10 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 	info, ok := parseIP(payload)
 	if !ok || info.etherType != etherType {
 		l.tally.drop(DropMalformed)
+		return
+	}
+	if nw.sealed && info.etherType == vxlan.EtherTypeIPv6 && (isNeighborSolicitation(payload, &info) || isNeighborAdvertisement(payload, &info)) {
+		l.tally.drop(DropUnsupported) // as ARP above
 		return
 	}
 	if info.etherType == vxlan.EtherTypeIPv6 && isNeighborSolicitation(payload, &info) {
@@ -283,4 +334,82 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 		clampMSS(pkt[Headroom:], &info, nw.clampMSS)
 	}
 	l.local.add(h.port, pkt)
+}
+
+// open opens the sealed datagram d (from the VXLAN header on) from vtep in
+// place, and reports whether it did; a datagram that does not open is
+// dropped and counted by reason.
+func (l *outsideLoop) open(d []byte, vtep netip.Addr) bool {
+	h, err := seal.ParseHeader(d)
+	if err != nil {
+		l.tally.drop(DropMalformed)
+		return false
+	}
+	k, why := l.keys.recvKey(vtep, h.ID)
+	if k == nil {
+		l.tally.drop(why)
+		return false
+	}
+	if _, err := k.Open(&l.sealing, d, h); err != nil {
+		if errors.Is(err, seal.ErrReplay) {
+			l.tally.drop(DropSealReplay)
+		} else {
+			l.tally.drop(DropSealBadTag)
+		}
+		return false
+	}
+	return true
+}
+
+// openTrain opens the sealed datagrams of a train the kernel coalesced
+// (seg bytes apart, the last maybe shorter) in place and packs them as
+// the plain datagrams they carry, seg-seal.Overhead bytes apart: it
+// returns that stride and the packed train's length. A datagram that
+// does not open is dropped and counted; one that is not sealed, or not
+// of an encrypted network, is handled on its own, as it is.
+func (l *outsideLoop) openTrain(tbl *Table, train []byte, seg int, from netip.AddrPort) (int, int) {
+	const shift = seal.IDLen + seal.CounterLen
+	vtep := from.Addr().Unmap()
+	end := 0
+	for off := 0; off < len(train); off += seg {
+		d := train[off:min(off+seg, len(train))]
+		if len(d) < seal.HeaderLen+seal.TagLen+vxlan.EthernetLen || d[seal.MarkerIndex] != seal.Marker {
+			l.alone(tbl, d, from)
+			continue
+		}
+		vni, err := vxlan.ParseHeader(d)
+		nw := l.last.network(tbl, vni)
+		if err != nil || nw == nil || !nw.sealed || !l.allowed(nw, from) {
+			l.alone(tbl, d, from)
+			continue
+		}
+		if !l.open(d, vtep) {
+			l.tally.udpRx++
+			continue
+		}
+		end += copy(train[end:], d[:vxlan.HeaderLen])
+		end += copy(train[end:], d[seal.HeaderLen:len(d)-seal.TagLen])
+	}
+	if end == 0 {
+		return seg, 0 // nothing left (and seg may be too small to shrink)
+	}
+	return seg - seal.Overhead, end
+}
+
+// alone handles one datagram of a train on its own, in a buffer of its
+// own.
+func (l *outsideLoop) alone(tbl *Table, d []byte, from netip.AddrPort) {
+	if l.segUsed == len(l.segBufs) {
+		l.udp.flush(&l.tally)
+		l.local.flush(&l.tally)
+		l.segUsed = 0
+	}
+	buf := l.segBufs[l.segUsed]
+	l.segUsed++
+	copy(buf[UnderlayOffset:], d)
+	l.tally.udpRx++
+	opened := l.opened
+	l.opened = false
+	l.handle(tbl, buf, len(d), from)
+	l.opened = opened
 }

@@ -5,15 +5,21 @@ import (
 	"math/bits"
 	"net/netip"
 
+	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
 // Layout of the buffers every packet loop owns (see the package doc).
 const (
-	// Headroom is the offset of the IP packet in every buffer.
-	Headroom = 32
+	// Headroom is the offset of the IP packet in every buffer: room for
+	// the headers of a sealed datagram (SealedOffset).
+	Headroom = 48
 	// UnderlayOffset is where the UDP payload (the VXLAN header) starts.
 	UnderlayOffset = Headroom - vxlan.EncapLen
+	// SealedOffset is where a sealed datagram (package seal) starts: its
+	// VXLAN header and seal header in front of the inner Ethernet header
+	// at EthernetOffset.
+	SealedOffset = EthernetOffset - seal.HeaderLen
 	// EthernetOffset is where the inner Ethernet header starts.
 	EthernetOffset = Headroom - vxlan.EthernetLen
 	// MaxSegmentSize is the capacity of an outside-path buffer past

@@ -38,12 +38,30 @@ const (
 	// known yet (an ARP request went out), or for an address of an overlay
 	// no table lists that no answer named in time (learned.go, held.go).
 	DropNeighborMiss
+	// DropSealNoKey: a packet for an encrypted network's peer whose keys
+	// are not known (yet).
+	DropSealNoKey
+	// DropSealUnknownKey: a sealed datagram naming a key id the sender's
+	// keys do not have.
+	DropSealUnknownKey
+	// DropSealStaleKey: a sealed datagram naming a key a rotation retired.
+	DropSealStaleKey
+	// DropSealBadTag: a sealed datagram that failed authentication:
+	// changed on the way, or not sealed by the peer.
+	DropSealBadTag
+	// DropSealReplay: a sealed datagram whose counter was taken before or
+	// is older than the replay window.
+	DropSealReplay
+	// DropSealMismatch: a plain datagram for an encrypted network, or a
+	// sealed one for a plain network.
+	DropSealMismatch
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"malformed", "unknown_vni", "unknown_vtep", "unsupported", "no_endpoint",
 	"port_detached", "too_big", "write_error", "loop", "policy", "neighbor_miss",
+	"seal_no_key", "seal_unknown_key", "seal_stale_key", "seal_bad_tag", "seal_replay", "seal_mismatch",
 }
 
 // String returns the reason as used in metrics labels.

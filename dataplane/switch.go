@@ -54,6 +54,7 @@ type Switch struct {
 	log      *slog.Logger
 	underlay Underlay
 	table    atomic.Pointer[Table]
+	keys     atomic.Pointer[Keyring]    // encrypted networks' keys (keys.go); nil: none
 	pmtu     atomic.Pointer[pathMTUs]   // narrow underlay paths (toobig.go); nil: none
 	learned  atomic.Pointer[learnedMap] // addresses no table lists, learnt (learned.go)
 	learnCh  chan learnOffer            // answers the loops saw, for routineLearn

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
@@ -55,6 +56,13 @@ type NetworkSpec struct {
 	// switch on this network to at most ClampMSS (IPv4; 20 less for
 	// IPv6), both ways: 536-65495.
 	ClampMSS int
+	// Encrypted: every datagram of the network between hosts is sealed
+	// (package seal) with the keys of the pair of hosts (Switch.SetKeys),
+	// and only sealed datagrams that open are taken. Its inner MTU is
+	// seal.Overhead below the switch's. Overlay networks only: not with
+	// PolicyVTEP, Policy or Uplink, and no kernel VTEPs (FloodVTEPs, or
+	// endpoints without Peer) can take part.
+	Encrypted bool
 }
 
 // EndpointSpec is one endpoint: a MAC, its addresses, and where it lives:
@@ -102,7 +110,9 @@ type network struct {
 	// gw4, gw6: the gateway's addresses (GatewayAddrs), the source of the
 	// ICMP errors the switch sends the network's containers.
 	gw4, gw6 netip.Addr
-	clampMSS int // NetworkSpec.ClampMSS
+	clampMSS int  // NetworkSpec.ClampMSS
+	sealed   bool // NetworkSpec.Encrypted
+	overhead int  // bytes sealing adds to each datagram (0 unless sealed)
 
 	byAddr map[netip.Addr]*host // used while building only
 }
@@ -192,6 +202,22 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 		return nil, nil, fmt.Errorf("dataplane: network %d: ClampMSS %d: want 536-65495", s.VNI, s.ClampMSS)
 	}
 	n.clampMSS = s.ClampMSS
+	if s.Encrypted {
+		switch {
+		case s.PolicyVTEP.IsValid() || s.Policy != nil:
+			return nil, nil, fmt.Errorf("dataplane: network %d: Encrypted: not with an l2tunnel policy host", s.VNI)
+		case s.Uplink != nil:
+			return nil, nil, fmt.Errorf("dataplane: network %d: Encrypted: a network on an uplink has no VTEPs to encrypt to", s.VNI)
+		case len(s.FloodVTEPs) > 0:
+			return nil, nil, fmt.Errorf("dataplane: network %d: Encrypted: FloodVTEPs %v: kernel VTEPs cannot open sealed datagrams", s.VNI, s.FloodVTEPs)
+		}
+		for _, e := range s.Endpoints {
+			if e.VTEP.IsValid() && !e.Peer {
+				return nil, nil, fmt.Errorf("dataplane: network %d: Encrypted: endpoint %s on VTEP %s is not a vxnet peer (Peer): a kernel VTEP cannot open sealed datagrams", s.VNI, e.MAC, e.VTEP)
+			}
+		}
+		n.sealed, n.overhead = true, seal.Overhead
+	}
 	if s.Gateway != nil {
 		if err := t.portFree(s.Gateway); err != nil {
 			return nil, nil, fmt.Errorf("dataplane: network %d: Gateway: %w", s.VNI, err)
