@@ -7,13 +7,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/dataplane/static"
 )
 
 const dataplaneUsage = `Usage: vxnet dataplane --config FILE [--stats-socket PATH] [--log-level LEVEL]
        vxnet dataplane stats --stats-socket PATH    (counters of a running one)
+       vxnet dataplane keygen FILE                  (a new private key; prints its public key)
+       vxnet dataplane pubkey FILE                  (the public key of a private key file)
 
 Runs the VXLAN switch of one host from a static JSON file: it creates a TUN
 device in each endpoint's network namespace, binds the VXLAN socket to the
@@ -43,16 +47,42 @@ Config file:
         "vxnet": true                  it runs vxnet too: TCP checksums are left for
                                        its switch (less work); omit for a kernel peer
       }],
-      "floodVteps": ["198.18.0.3"]      more VTEPs that get broadcasts (e.g. kernel peers)
+      "floodVteps": ["198.18.0.3"],     more VTEPs that get broadcasts (e.g. kernel peers)
+      "encrypted": true                 seal every datagram between hosts (see below)
+    }],
+    "encryption": {                    this host's keys, for encrypted networks
+      "hostKey": "/var/lib/vxnet/host.key",      long-term private key (keygen)
+      "sessionKey": "/run/vxnet/session.key",    a fresh private key for this start:
+                                       renamed to FILE.used when taken, never used twice
+      "cipher": "auto"                 aes-256-gcm, chacha20-poly1305, or auto (AES-GCM
+                                       where the CPU has AES); every host must agree
+    },
+    "peers": [{                        the other hosts of encrypted networks
+      "vtep": "198.18.0.2",
+      "hostKey": "BASE64",             their public keys, as keygen or pubkey print them
+      "sessionKey": "BASE64"
     }]
   }
+
+An encrypted network carries every datagram between hosts sealed
+(authenticated and encrypted; the VNI stays in clear): its endpoints' MTU is
+28 bytes below "mtu", its remotes must be vxnet hosts listed in "peers", and
+a datagram that does not open is dropped and counted (vxnet dataplane stats:
+seal_bad_tag, seal_replay, seal_unknown_key, ...). Private key files must be
+readable by their owner alone (mode 0600). The agent does all of this by
+itself; static mode is for labs and benchmarks.
 
 Flags:
 `
 
 func cmdDataplane(std stdio, args []string) int {
-	if len(args) > 0 && args[0] == "stats" {
-		return cmdDataplaneStats(std, args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "stats":
+			return cmdDataplaneStats(std, args[1:])
+		case "keygen", "pubkey":
+			return cmdDataplaneKey(std, args[0], args[1:])
+		}
 	}
 	fs := flag.NewFlagSet("dataplane", flag.ContinueOnError)
 	fs.SetOutput(std.stderr)
@@ -102,4 +132,36 @@ func newLogger(std stdio, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(std.stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// cmdDataplaneKey makes a private key file (keygen) or reads one (pubkey)
+// and prints its public key.
+func cmdDataplaneKey(std stdio, what string, args []string) int {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(std.stderr, "Usage: vxnet dataplane %s FILE\n\n", what)
+		if what == "keygen" {
+			fmt.Fprintln(std.stderr, "Writes a new X25519 private key to FILE (mode 0600; an existing FILE is never\noverwritten) and prints its public key, for the peers' config.")
+		} else {
+			fmt.Fprintln(std.stderr, "Prints the public key of the X25519 private key in FILE.")
+		}
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+			return 0
+		}
+		return 2
+	}
+	var k *seal.KeyPair
+	var err error
+	if what == "keygen" {
+		if k, err = seal.NewKeyPair(); err == nil {
+			err = seal.WriteKeyFile(args[0], k)
+		}
+	} else {
+		k, err = seal.LoadKeyFile(args[0])
+	}
+	if err != nil {
+		fmt.Fprintf(std.stderr, "vxnet dataplane %s: %v\n", what, err)
+		return 1
+	}
+	fmt.Fprintln(std.stdout, k.Public())
+	return 0
 }

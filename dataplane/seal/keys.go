@@ -61,76 +61,88 @@ func pairOf(k *ecdh.PrivateKey) *KeyPair {
 // Public is the pair's public key.
 func (k *KeyPair) Public() PublicKey { return k.pub }
 
-// keyFileMode is the only mode a static key file may have: its owner
+// keyFileMode is the only mode a private key file may have: its owner
 // reads and writes it, nobody else.
 const keyFileMode = 0o600
 
-// LoadOrCreateStatic reads the host's static key pair from path (the
-// private key in base64 on one line), or makes one and writes it there,
-// readable by its owner alone, when the file does not exist. A file that
-// others may read, or that holds anything but a key, is an error: the
-// host must not use a key others may have read.
+// LoadOrCreateStatic reads the host's static key pair from path, or makes
+// one and writes it there (WriteKeyFile) when the file does not exist.
 func LoadOrCreateStatic(path string) (*KeyPair, error) {
-	b, err := os.ReadFile(path)
+	k, err := LoadKeyFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return createStatic(path)
+		if k, err = NewKeyPair(); err != nil {
+			return nil, err
+		}
+		if err := WriteKeyFile(path, k); err != nil {
+			return nil, err
+		}
+		return k, nil
 	}
+	return k, err
+}
+
+// LoadKeyFile reads a private key (base64 on one line) from path. A file
+// that others may read, or that holds anything but a key, is an error: a
+// host must not use a key others may have read. An error for a file that
+// does not exist wraps fs.ErrNotExist.
+func LoadKeyFile(path string) (*KeyPair, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("seal: host key: %w", err)
+		return nil, fmt.Errorf("seal: key file: %w", err)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("seal: host key: %w", err)
+		return nil, fmt.Errorf("seal: key file: %w", err)
 	}
 	if m := st.Mode().Perm(); m&0o077 != 0 {
-		return nil, fmt.Errorf("seal: host key %s has mode %#o: others may have read it; make a new one (remove the file) or chmod 600 it if nobody did", path, m)
+		return nil, fmt.Errorf("seal: key file %s has mode %#o: others may have read it; make a new key (remove the file) or chmod 600 it if nobody did", path, m)
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(raw) != 32 {
-		return nil, fmt.Errorf("seal: host key %s: want a 32-byte X25519 private key in base64 on one line", path)
+		return nil, fmt.Errorf("seal: key file %s: want a 32-byte X25519 private key in base64 on one line", path)
 	}
 	k, err := ecdh.X25519().NewPrivateKey(raw)
 	if err != nil {
-		return nil, fmt.Errorf("seal: host key %s: %w", path, err)
+		return nil, fmt.Errorf("seal: key file %s: %w", path, err)
 	}
 	return pairOf(k), nil
 }
 
-func createStatic(path string) (*KeyPair, error) {
-	k, err := NewKeyPair()
-	if err != nil {
-		return nil, err
+// WriteKeyFile writes k's private key to path, which must not exist,
+// readable by its owner alone. It goes to a temporary file of that mode
+// first and is renamed, so that a crash never leaves a half-written key or
+// one others could read.
+func WriteKeyFile(path string, k *KeyPair) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("seal: key file %s exists already; not overwritten", path)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("seal: host key: %w", err)
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("seal: key file: %w", err)
 	}
-	// Written to a temporary file of the right mode and renamed, so that
-	// a crash never leaves a half-written key or one others could read.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".hostkey-*")
+	tmp, err := os.CreateTemp(dir, ".key-*")
 	if err != nil {
-		return nil, fmt.Errorf("seal: host key: %w", err)
+		return fmt.Errorf("seal: key file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(keyFileMode); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("seal: host key: %w", err)
-	}
 	line := base64.StdEncoding.EncodeToString(k.priv.Bytes()) + "\n"
-	if _, err := tmp.WriteString(line); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("seal: host key: %w", err)
+	err = tmp.Chmod(keyFileMode)
+	if err == nil {
+		_, err = tmp.WriteString(line)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("seal: host key: %w", err)
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("seal: host key: %w", err)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return nil, fmt.Errorf("seal: host key: %w", err)
+	if err == nil {
+		err = os.Link(tmp.Name(), path) // fails if path appeared meanwhile
 	}
-	return k, nil
+	if err != nil {
+		return fmt.Errorf("seal: key file %s: %w", path, err)
+	}
+	return nil
 }
 
 // Local is this host's side of a pair: its static and current session key

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
@@ -26,6 +27,32 @@ type Config struct {
 	MTU int
 	// Networks served by this host.
 	Networks []Network
+	// Encryption: this host's keys, for encrypted networks; nil if none.
+	Encryption *Encryption
+	// Peers: the keys of the other hosts of encrypted networks.
+	Peers []Peer
+}
+
+// Encryption holds this host's keys for encrypted networks (package seal).
+type Encryption struct {
+	// HostKey is the file of the host's long-term private key.
+	HostKey string
+	// SessionKey is the file of a session private key made for this
+	// start alone: Run takes it and renames it to SessionKey+".used",
+	// and refuses to start from a used one (its keys would seal from
+	// counter 0 again).
+	SessionKey string
+	// Cipher seals every datagram; both ends must agree. Default
+	// AES-256-GCM where this CPU has AES instructions, ChaCha20-Poly1305
+	// otherwise.
+	Cipher seal.Suite
+}
+
+// Peer is another host of encrypted networks: its public keys.
+type Peer struct {
+	VTEP       netip.Addr
+	HostKey    seal.PublicKey
+	SessionKey seal.PublicKey
 }
 
 // Network is one VXLAN network of a Config.
@@ -35,6 +62,9 @@ type Network struct {
 	Endpoints  []Endpoint
 	Remotes    []Remote
 	FloodVTEPs []netip.Addr
+	// Encrypted: every datagram between hosts is sealed; remotes must be
+	// vxnet hosts listed in Peers.
+	Encrypted bool
 }
 
 // Endpoint is a local endpoint: a TUN device created in Netns.
@@ -60,10 +90,24 @@ type Remote struct {
 // The JSON form keeps every value a string so that errors can quote what
 // the user wrote and name where they wrote it.
 type configFile struct {
-	VTEP      string        `json:"vtep"`
-	VXLANPort int           `json:"vxlanPort"`
-	MTU       int           `json:"mtu"`
-	Networks  []networkFile `json:"networks"`
+	VTEP       string          `json:"vtep"`
+	VXLANPort  int             `json:"vxlanPort"`
+	MTU        int             `json:"mtu"`
+	Networks   []networkFile   `json:"networks"`
+	Encryption *encryptionFile `json:"encryption"`
+	Peers      []peerFile      `json:"peers"`
+}
+
+type encryptionFile struct {
+	HostKey    string `json:"hostKey"`
+	SessionKey string `json:"sessionKey"`
+	Cipher     string `json:"cipher"`
+}
+
+type peerFile struct {
+	VTEP       string `json:"vtep"`
+	HostKey    string `json:"hostKey"`
+	SessionKey string `json:"sessionKey"`
 }
 
 type networkFile struct {
@@ -72,6 +116,7 @@ type networkFile struct {
 	Endpoints  []endpointFile `json:"endpoints"`
 	Remotes    []remoteFile   `json:"remotes"`
 	FloodVTEPs []string       `json:"floodVteps"`
+	Encrypted  bool           `json:"encrypted"`
 }
 
 type endpointFile struct {
@@ -156,6 +201,37 @@ func (f *configFile) convert() (*Config, error) {
 		}
 		c.Networks = append(c.Networks, n)
 	}
+	if e := f.Encryption; e != nil {
+		c.Encryption = &Encryption{HostKey: e.HostKey, SessionKey: e.SessionKey}
+		if e.HostKey == "" {
+			return nil, &fieldError{"encryption.hostKey", "", "is empty: name the host's private key file (vxnet dataplane keygen FILE makes one)"}
+		}
+		if e.SessionKey == "" {
+			return nil, &fieldError{"encryption.sessionKey", "", "is empty: name a session private key file made for this start (vxnet dataplane keygen FILE)"}
+		}
+		switch e.Cipher {
+		case "", "auto":
+			c.Encryption.Cipher = seal.Pick(seal.HasAES(), seal.HasAES())
+		default:
+			if c.Encryption.Cipher, err = seal.ParseSuite(e.Cipher); err != nil {
+				return nil, &fieldError{"encryption.cipher", e.Cipher, "is not a cipher: aes-256-gcm, chacha20-poly1305 or auto"}
+			}
+		}
+	}
+	for i, p := range f.Peers {
+		at := fmt.Sprintf("peers[%d]", i)
+		var out Peer
+		if out.VTEP, err = netip.ParseAddr(p.VTEP); err != nil {
+			return nil, &fieldError{at + ".vtep", p.VTEP, "is not an IP address"}
+		}
+		if out.HostKey, err = seal.ParsePublicKey(p.HostKey); err != nil {
+			return nil, &fieldError{at + ".hostKey", p.HostKey, "is not a public key (32 bytes in base64, as vxnet dataplane keygen prints)"}
+		}
+		if out.SessionKey, err = seal.ParsePublicKey(p.SessionKey); err != nil {
+			return nil, &fieldError{at + ".sessionKey", p.SessionKey, "is not a public key (32 bytes in base64, as vxnet dataplane keygen prints)"}
+		}
+		c.Peers = append(c.Peers, out)
+	}
 	if err := c.check(); err != nil {
 		return nil, err
 	}
@@ -168,12 +244,43 @@ func (f *configFile) convert() (*Config, error) {
 func (c *Config) check() error {
 	vnis := map[uint32]int{}
 	names := map[string]string{}
+	peers := map[netip.Addr]int{}
+	for i, p := range c.Peers {
+		at := fmt.Sprintf("peers[%d].vtep", i)
+		if err := c.checkVTEP(at, p.VTEP); err != nil {
+			return err
+		}
+		if j, dup := peers[p.VTEP.Unmap()]; dup {
+			return &fieldError{at, p.VTEP, fmt.Sprintf("is already listed as peers[%d]", j)}
+		}
+		peers[p.VTEP.Unmap()] = i
+	}
 	for i, n := range c.Networks {
 		at := fmt.Sprintf("networks[%d]", i)
 		if j, dup := vnis[n.VNI]; dup {
 			return &fieldError{at + ".vni", n.VNI, fmt.Sprintf("is already used by networks[%d]", j)}
 		}
 		vnis[n.VNI] = i
+		if n.Encrypted {
+			if c.Encryption == nil {
+				return &fieldError{at + ".encrypted", true, "needs this host's keys: add \"encryption\" with hostKey and sessionKey"}
+			}
+			if len(n.FloodVTEPs) > 0 {
+				return &fieldError{at + ".floodVteps", n.FloodVTEPs[0], "cannot take part in an encrypted network: a kernel VTEP cannot open sealed datagrams"}
+			}
+			if m := c.MTU - seal.Overhead; m < 576 {
+				return &fieldError{"mtu", c.MTU, fmt.Sprintf("leaves %d bytes inside an encrypted network (%d less), below 576", m, seal.Overhead)}
+			}
+			for j, r := range n.Remotes {
+				rp := fmt.Sprintf("%s.remotes[%d]", at, j)
+				if !r.Vxnet {
+					return &fieldError{rp + ".vxnet", false, "must be true on an encrypted network: only vxnet hosts open sealed datagrams"}
+				}
+				if _, ok := peers[r.VTEP.Unmap()]; !ok {
+					return &fieldError{rp + ".vtep", r.VTEP, "is not in peers: an encrypted network needs that host's public keys"}
+				}
+			}
+		}
 		for j, v := range n.FloodVTEPs {
 			if err := c.checkVTEP(fmt.Sprintf("%s.floodVteps[%d]", at, j), v); err != nil {
 				return err
@@ -215,8 +322,8 @@ func (c *Config) check() error {
 				if err := claim(field, p.Addr(), e.MAC); err != nil {
 					return err
 				}
-				if p.Addr().Is6() && c.MTU < 1280 {
-					return &fieldError{field, p, fmt.Sprintf("needs an MTU of at least 1280 (IPv6), mtu is %d", c.MTU)}
+				if m := c.EndpointMTU(n); p.Addr().Is6() && m < 1280 {
+					return &fieldError{field, p, fmt.Sprintf("needs an MTU of at least 1280 (IPv6), the network's is %d", m)}
 				}
 			}
 		}
@@ -236,6 +343,15 @@ func (c *Config) check() error {
 		}
 	}
 	return nil
+}
+
+// EndpointMTU is the MTU of n's endpoints: the config's, less what
+// sealing adds on an encrypted network.
+func (c *Config) EndpointMTU(n Network) int {
+	if n.Encrypted {
+		return c.MTU - seal.Overhead
+	}
+	return c.MTU
 }
 
 // checkVTEP accepts another host's underlay address.
@@ -261,7 +377,7 @@ func inAny(prefixes []netip.Prefix, a netip.Addr) bool {
 }
 
 func (n *networkFile) convert(at string) (Network, error) {
-	out := Network{VNI: uint32(n.VNI)}
+	out := Network{VNI: uint32(n.VNI), Encrypted: n.Encrypted}
 	if n.VNI < 1 || n.VNI > vxlan.MaxVNI {
 		return out, &fieldError{at + ".vni", n.VNI, fmt.Sprintf("is out of range 1-%d", vxlan.MaxVNI)}
 	}

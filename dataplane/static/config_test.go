@@ -117,3 +117,58 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+const encryptedConfig = `{
+  "vtep": "198.18.0.1",
+  "networks": [{
+    "vni": 4097,
+    "subnets": ["10.0.9.0/24", "fd00:9::/64"],
+    "endpoints": [{"name": "web", "netns": "c1", "addresses": ["10.0.9.2/24", "fd00:9::2/64"]}],
+    "remotes": [{"vtep": "198.18.0.2", "addresses": ["10.0.9.3"], "vxnet": true}],
+    "encrypted": true
+  }],
+  "encryption": {"hostKey": "/k/host.key", "sessionKey": "/k/session.key", "cipher": "chacha20-poly1305"},
+  "peers": [{"vtep": "198.18.0.2", "hostKey": "lsz4diHBor6k8hD+wsgOsYjgH/coC0uEu4M+fFSw8xA=", "sessionKey": "lsz4diHBor6k8hD+wsgOsYjgH/coC0uEu4M+fFSw8xA="}]
+}`
+
+func TestParse_encrypted(t *testing.T) {
+	c, err := Parse([]byte(encryptedConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Networks[0].Encrypted || c.Encryption == nil || c.Encryption.Cipher.String() != "chacha20-poly1305" || len(c.Peers) != 1 {
+		t.Fatalf("config %+v", c)
+	}
+	if m := c.EndpointMTU(c.Networks[0]); m != 1450-28 {
+		t.Fatalf("endpoint MTU %d, want %d", m, 1450-28)
+	}
+	for name, tc := range map[string]struct {
+		from, edit string
+		want       []string
+	}{
+		"no keys":         {`"encryption": {"hostKey": "/k/host.key", "sessionKey": "/k/session.key", "cipher": "chacha20-poly1305"},`, ``, []string{"networks[0].encrypted", "encryption"}},
+		"kernel remote":   {`"vxnet": true`, `"vxnet": false`, []string{"networks[0].remotes[0].vxnet", "vxnet hosts"}},
+		"remote no peer":  {`"peers": [{"vtep": "198.18.0.2"`, `"peers": [{"vtep": "198.18.0.9"`, []string{"networks[0].remotes[0].vtep", "198.18.0.2", "peers"}},
+		"bad peer key":    {`"hostKey": "lsz4`, `"hostKey": "xx`, []string{"peers[0].hostKey", "xxdiHBor"}},
+		"bad cipher":      {`"cipher": "chacha20-poly1305"`, `"cipher": "des"`, []string{"encryption.cipher", "des"}},
+		"no session key":  {`"sessionKey": "/k/session.key"`, `"sessionKey": ""`, []string{"encryption.sessionKey"}},
+		"peer is me":      {`"peers": [{"vtep": "198.18.0.2"`, `"peers": [{"vtep": "198.18.0.1"`, []string{"peers[0].vtep", "own vtep"}},
+		"mtu too small":   {`"vtep": "198.18.0.1",`, `"vtep": "198.18.0.1", "mtu": 600,`, []string{"mtu", "600", "576"}},
+		"ipv6 needs 1280": {`"vtep": "198.18.0.1",`, `"vtep": "198.18.0.1", "mtu": 1300,`, []string{"fd00:9::2", "1272"}},
+	} {
+		bad := strings.Replace(encryptedConfig, tc.from, tc.edit, 1)
+		if bad == encryptedConfig {
+			t.Fatalf("%s: edit did not apply", name)
+		}
+		_, err := Parse([]byte(bad))
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not name %q", name, err, w)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/dataplane/tun"
 )
 
@@ -46,6 +48,14 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	}
 	defer sw.Close()
 
+	if cfg.Encryption != nil {
+		keys, err := loadKeys(cfg)
+		if err != nil {
+			return err
+		}
+		sw.SetKeys(keys)
+		log.Info("encryption keys loaded", "cipher", cfg.Encryption.Cipher.String(), "peers", len(cfg.Peers))
+	}
 	specs, err := attach(sw, cfg)
 	if err != nil {
 		return err
@@ -73,9 +83,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 func attach(sw *dataplane.Switch, cfg *Config) ([]dataplane.NetworkSpec, error) {
 	var specs []dataplane.NetworkSpec
 	for _, n := range cfg.Networks {
-		spec := dataplane.NetworkSpec{VNI: n.VNI, Subnets: n.Subnets, FloodVTEPs: n.FloodVTEPs}
+		spec := dataplane.NetworkSpec{VNI: n.VNI, Subnets: n.Subnets, FloodVTEPs: n.FloodVTEPs, Encrypted: n.Encrypted}
 		for _, e := range n.Endpoints {
-			dev, err := tun.Create(tun.Config{Name: e.Ifname, Netns: e.Netns, MTU: cfg.MTU, Addresses: e.Addresses})
+			dev, err := tun.Create(tun.Config{Name: e.Ifname, Netns: e.Netns, MTU: cfg.EndpointMTU(n), Addresses: e.Addresses})
 			if err != nil {
 				return nil, fmt.Errorf("endpoint %s: %w", e.Name, err)
 			}
@@ -127,3 +137,46 @@ func serveStats(path string, sw *dataplane.Switch) (stop func(), err error) {
 
 // Stats is the JSON document served at GET /stats: the switch's counters.
 type Stats = dataplane.Stats
+
+// loadKeys reads this host's keys, takes the session key (so that it is
+// never used for a second start) and derives the keys of every peer.
+func loadKeys(cfg *Config) (*dataplane.Keyring, error) {
+	e := cfg.Encryption
+	host, err := seal.LoadKeyFile(e.HostKey)
+	if err != nil {
+		return nil, fmt.Errorf("encryption.hostKey: %w", err)
+	}
+	session, err := takeSessionKey(e.SessionKey)
+	if err != nil {
+		return nil, err
+	}
+	local := seal.Local{Static: host, Session: session}
+	peers := make(map[netip.Addr]dataplane.PeerKeys, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		k, err := seal.Derive(e.Cipher, local, seal.Remote{Static: p.HostKey, Session: p.SessionKey})
+		if err != nil {
+			return nil, fmt.Errorf("peers[%d] (%s): %w", i, p.VTEP, err)
+		}
+		peers[p.VTEP] = dataplane.PeerKeys{Send: k.Send, Recv: []*seal.RecvKey{k.Recv}}
+	}
+	return dataplane.NewKeyring(peers)
+}
+
+// takeSessionKey reads a session key and renames its file to path+".used":
+// keys derived from it seal from counter 0, so the same session key must
+// never serve two starts.
+func takeSessionKey(path string) (*seal.KeyPair, error) {
+	k, err := seal.LoadKeyFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, uerr := os.Stat(path + ".used"); uerr == nil {
+			return nil, fmt.Errorf("encryption.sessionKey: %s was used by an earlier start (%s.used); a session key serves one start: make a new one with vxnet dataplane keygen and give its public key to the peers", path, path)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encryption.sessionKey: %w", err)
+	}
+	if err := os.Rename(path, path+".used"); err != nil {
+		return nil, fmt.Errorf("encryption.sessionKey: %w", err)
+	}
+	return k, nil
+}

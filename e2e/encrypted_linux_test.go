@@ -1,0 +1,276 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+	"github.com/vxnet/vxnet/internal/testutil"
+)
+
+// The static config of an encrypted network.
+type sealedRemoteConf struct {
+	VTEP      string   `json:"vtep"`
+	Addresses []string `json:"addresses"`
+	Vxnet     bool     `json:"vxnet"`
+}
+
+type sealedNetworkConf struct {
+	VNI       int                `json:"vni"`
+	Subnets   []string           `json:"subnets"`
+	Endpoints []endpointConf     `json:"endpoints"`
+	Remotes   []sealedRemoteConf `json:"remotes"`
+	Encrypted bool               `json:"encrypted"`
+}
+
+type encryptionConf struct {
+	HostKey    string `json:"hostKey"`
+	SessionKey string `json:"sessionKey"`
+}
+
+type peerConf struct {
+	VTEP       string `json:"vtep"`
+	HostKey    string `json:"hostKey"`
+	SessionKey string `json:"sessionKey"`
+}
+
+type sealedStaticConf struct {
+	VTEP       string              `json:"vtep"`
+	Networks   []sealedNetworkConf `json:"networks"`
+	Encryption encryptionConf      `json:"encryption"`
+	Peers      []peerConf          `json:"peers"`
+}
+
+// keygen makes a private key file with `vxnet dataplane keygen` and
+// returns its public key.
+func (l *lab) keygen(name string) (path, public string) {
+	l.t.Helper()
+	path = filepath.Join(l.dir, name+".key")
+	return path, strings.TrimSpace(l.run(vxnetBin, "dataplane", "keygen", path))
+}
+
+// TestDataplane_encrypted: two vxnet hosts with an encrypted network.
+// Ping and a 100 MB transfer with a checksum cross it both ways and both
+// families; a capture on the underlay holds no byte of what the
+// containers sent (a marker the capture inside the container does show);
+// a replayed datagram, a forged one and a plain one are dropped and
+// counted, and none reaches the container.
+func TestDataplane_encrypted(t *testing.T) {
+	l := newLab(t)
+	for _, bin := range []string{"tcpdump"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s not installed (make deps)", bin)
+		}
+	}
+	const net3 = "198.18.7"
+	h1, h2 := l.netns("h1"), l.netns("h2")
+	c1, c2 := l.netns("c1"), l.netns("c2")
+	l.veth(h1, "u0", net3+".1/24", h2, "u0", net3+".2/24")
+	host1, host1Pub := l.keygen("h1-host")
+	sess1, sess1Pub := l.keygen("h1-session")
+	host2, host2Pub := l.keygen("h2-host")
+	sess2, sess2Pub := l.keygen("h2-session")
+	conf := func(vtep, cns, ip, peerVTEP, peerIP, host, sess, peerHost, peerSess string) sealedStaticConf {
+		return sealedStaticConf{
+			VTEP: vtep,
+			Networks: []sealedNetworkConf{{
+				VNI: testVNI, Subnets: testSubnets, Encrypted: true,
+				Endpoints: []endpointConf{{Name: "c", Netns: cns, Ifname: "eth0", Addresses: []string{"10.0.9." + ip + "/24", "fd00:9::" + ip + "/64"}}},
+				Remotes:   []sealedRemoteConf{{VTEP: peerVTEP, Addresses: []string{"10.0.9." + peerIP, "fd00:9::" + peerIP}, Vxnet: true}},
+			}},
+			Encryption: encryptionConf{HostKey: host, SessionKey: sess},
+			Peers:      []peerConf{{VTEP: peerVTEP, HostKey: peerHost, SessionKey: peerSess}},
+		}
+	}
+	a1 := l.startDataplane(h1, "h1", conf(net3+".1", c1, "2", net3+".2", "3", host1, sess1, host2Pub, sess2Pub))
+	a2 := l.startDataplane(h2, "h2", conf(net3+".2", c2, "3", net3+".1", "2", host2, sess2, host1Pub, sess1Pub))
+	if _, err := os.Stat(sess1); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the session key file is still there after the start: %v", err)
+	}
+	if mtu := strings.TrimSpace(l.in(c1, "cat", "/sys/class/net/eth0/mtu")); mtu != "1422" {
+		t.Errorf("container MTU %s, want 1422 (1450 less 28 for sealing)", mtu)
+	}
+
+	// Captures: on h1's underlay, and inside c2.
+	under := l.capture(h1, "u0", "udp port 4789")
+	inside := l.capture(c2, "eth0", "icmp")
+	const marker = "VXNETSEALMARK42!" // 16 bytes: ping -p repeats it
+	l.in(c1, "ping", "-c", "3", "-i", "0.2", "-W", "5", "-p", hexOf(marker), "10.0.9.3")
+	l.in(c2, "ping", "-c", "3", "-i", "0.2", "-W", "5", "10.0.9.2")
+	l.in(c1, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "5", "fd00:9::3")
+	l.in(c2, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "5", "fd00:9::2")
+	underPkts := under.stop()
+	insidePkts := inside.stop()
+	if !containsAny(insidePkts, []byte(marker)) {
+		t.Fatal("the capture inside c2 does not show the marker, so the underlay's proves nothing")
+	}
+	if len(underPkts) < 12 {
+		t.Fatalf("the underlay capture holds %d datagrams, want at least the 12 pings' and replies'", len(underPkts))
+	}
+	if containsAny(underPkts, []byte(marker)) || containsAny(underPkts, []byte(marker[:8])) {
+		t.Fatal("the marker crossed the underlay in clear")
+	}
+
+	for _, tc := range []struct {
+		client, server string
+		addr           string
+	}{
+		{c1, c2, "10.0.9.3"},
+		{c2, c1, "10.0.9.2"},
+		{c1, c2, "fd00:9::3"},
+	} {
+		transfer(t, tc.client, tc.server, netip.MustParseAddr(tc.addr), transferSize)
+	}
+
+	// What someone on the underlay can do: replay a datagram h2 sent,
+	// forge one with a valid header, send one in plain VXLAN.
+	var fromH2 []byte
+	for _, p := range underPkts {
+		if p.src == netip.MustParseAddr(net3+".2") {
+			fromH2 = p.payload
+			break
+		}
+	}
+	if fromH2 == nil {
+		t.Fatal("no datagram from h2 in the capture")
+	}
+	forged := append([]byte(nil), fromH2...)
+	for i := 20; i < len(forged); i++ {
+		forged[i] ^= 0x5a
+	}
+	copy(forged[12:20], []byte{0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0}) // a counter never used: the tag decides
+	vni := fromH2[4:7]                                              // the network's, in clear
+	plain := append([]byte{0x08, 0, 0, 0, vni[0], vni[1], vni[2], 0}, fromH2[20:]...)
+	before := a1.stats(t)
+	rxBefore := before.PortTxPackets
+	inNetns(t, h2, func() {
+		conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(net3 + ".2")}, &net.UDPAddr{IP: net.ParseIP(net3 + ".1"), Port: 4789})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for _, d := range [][]byte{fromH2, forged, plain} {
+			if _, err := conn.Write(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	testutil.WaitFor(t, "the three drops counted", 10*time.Second, func() bool {
+		d := a1.stats(t).Drops
+		return d["seal_replay"] == before.Drops["seal_replay"]+1 && d["seal_bad_tag"] == before.Drops["seal_bad_tag"]+1 &&
+			d["seal_mismatch"] == before.Drops["seal_mismatch"]+1
+	})
+	if got := a1.stats(t).PortTxPackets; got != rxBefore {
+		t.Errorf("the container got %d packets from the replayed, forged and plain datagrams", got-rxBefore)
+	}
+	for _, a := range []*agent{a1, a2} {
+		d := a.stats(t).Drops
+		if d["seal_unknown_key"]+d["seal_no_key"]+d["seal_stale_key"] != 0 {
+			t.Errorf("key drops between two configured hosts: %v", d)
+		}
+	}
+}
+
+func hexOf(s string) string {
+	const digits = "0123456789abcdef"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		b.WriteByte(digits[s[i]>>4])
+		b.WriteByte(digits[s[i]&15])
+	}
+	return b.String()
+}
+
+// captured is one packet of a capture: its IP source and its transport
+// payload (UDP) or the whole packet otherwise.
+type captured struct {
+	src     netip.Addr
+	payload []byte
+	raw     []byte
+}
+
+func containsAny(ps []captured, marker []byte) bool {
+	for _, p := range ps {
+		if bytes.Contains(p.raw, marker) {
+			return true
+		}
+	}
+	return false
+}
+
+type capture struct {
+	l    *lab
+	cmd  *exec.Cmd
+	path string
+	log  *testutil.SyncBuffer
+}
+
+// capture runs tcpdump on dev in ns with filter until stop; stopped at
+// cleanup too.
+func (l *lab) capture(ns, dev, filter string) *capture {
+	l.t.Helper()
+	c := &capture{l: l, path: filepath.Join(l.dir, ns+"-"+dev+".pcap"), log: new(testutil.SyncBuffer)}
+	c.cmd = exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", dev, "-n", "--immediate-mode", "-U", "-w", c.path, filter)
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	if err := c.cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			c.cmd.Process.Kill()
+			c.cmd.Wait()
+		}
+	})
+	testutil.WaitFor(l.t, "tcpdump to listen on "+dev, 10*time.Second, func() bool { return strings.Contains(c.log.String(), "listening on") })
+	return c
+}
+
+// stop ends the capture and returns its packets.
+func (c *capture) stop() []captured {
+	c.l.t.Helper()
+	c.cmd.Process.Signal(os.Interrupt)
+	c.cmd.Wait()
+	f, err := os.Open(c.path)
+	if err != nil {
+		c.l.t.Fatalf("capture: %v\n%s", err, c.log)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		c.l.t.Fatalf("capture %s: %v", c.path, err)
+	}
+	var out []captured
+	for {
+		data, _, err := r.ReadPacketData()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			c.l.t.Fatalf("capture %s: %v", c.path, err)
+		}
+		p := gopacket.NewPacket(data, r.LinkType(), gopacket.Default)
+		cp := captured{raw: data}
+		if ip, ok := p.NetworkLayer().(*layers.IPv4); ok {
+			cp.src, _ = netip.AddrFromSlice(ip.SrcIP)
+		}
+		if ip, ok := p.NetworkLayer().(*layers.IPv6); ok {
+			cp.src, _ = netip.AddrFromSlice(ip.SrcIP)
+		}
+		if u, ok := p.TransportLayer().(*layers.UDP); ok {
+			cp.payload = append([]byte(nil), u.Payload...)
+		}
+		out = append(out, cp)
+	}
+	return out
+}
