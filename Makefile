@@ -8,7 +8,7 @@ GO ?= go
 # otherwise start the system's Docker, with its bridge and firewall rules,
 # and openvswitch-switch the system's OVS; the tests and the benchmark run
 # dockerds and OVS daemons of their own.
-DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat dockerd:docker.io busybox:busybox-static podman:podman /usr/lib/cni/portmap:containernetworking-plugins ovs-vswitchd:openvswitch-switch ethtool:ethtool
+DEB_TOOLS := ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat dockerd:docker.io busybox:busybox-static podman:podman /usr/lib/cni/portmap:containernetworking-plugins ovs-vswitchd:openvswitch-switch ethtool:ethtool wg:wireguard-tools
 # Packages with concurrency are tested with the race detector.
 RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/... ./hostnet/... ./dhcp/... ./hns/... ./api/... ./plan/... ./tables/... ./hoststate/... ./plugin/...
 
@@ -38,6 +38,10 @@ deps:
 	@# crictl drives containerd's CRI plugin as a kubelet does.
 	@command -v crictl >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/crictl" ] || \
 	  $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@v1.34.0
+	@# wireguard-go, the userspace WireGuard the data-plane benchmark measures
+	@# vxnet's encrypted networks against: the version go.mod names.
+	@[ -x "$$($(GO) env GOPATH)/bin/wireguard" ] || \
+	  $(GO) install golang.zx2c4.com/wireguard@$$($(GO) list -m -f '{{.Version}}' golang.zx2c4.com/wireguard)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -12,14 +12,20 @@ import (
 	"time"
 )
 
-// The data-plane benchmark compares, on one machine and in one run, four
-// ways across a two-host testbed built from network namespaces:
+// The data-plane benchmark compares, on one machine and in one run, up to
+// seven ways across a two-host testbed built from network namespaces:
 //
-//	underlay  host 1 ──veth (MTU 1500)── host 2                the limit
-//	kernel    c1 ─ vxlan dev ═ host 1 ──veth── host 2 ═ vxlan dev ─ c2
-//	vxnet     c1 ─ TUN ─ vxnet ═ host 1 ──veth── host 2 ═ vxnet ─ TUN ─ c2
-//	relay     c1 ─ TUN ─ socat ═ host 1 ──veth── host 2 ═ socat ─ TUN ─ c2
-//	ovs       c1 ─ veth ─ OVS  ═ host 1 ──veth── host 2 ═ OVS  ─ veth ─ c2
+//	underlay   host 1 ──veth (MTU 1500)── host 2                the limit
+//	kernel     c1 ─ vxlan dev ═ host 1 ──veth── host 2 ═ vxlan dev ─ c2
+//	vxnet      c1 ─ TUN ─ vxnet ═ host 1 ──veth── host 2 ═ vxnet ─ TUN ─ c2
+//	encrypted  the same, the network encrypted (every datagram sealed)
+//	wireguard  host 1 ─ TUN ─ wireguard-go ──veth── wireguard-go ─ TUN ─ host 2
+//	relay      c1 ─ TUN ─ socat ═ host 1 ──veth── host 2 ═ socat ─ TUN ─ c2
+//	ovs        c1 ─ veth ─ OVS  ═ host 1 ──veth── host 2 ═ OVS  ─ veth ─ c2
+//
+// wireguard-go, the userspace WireGuard, is the encrypted path's peer
+// (dataplane_sealed_linux.go): it runs when wg and wireguard-go are
+// installed (make deps).
 //
 // The relay is the simplest userspace data plane there is: socat copying
 // each packet between a TUN device and a UDP socket, one per wakeup, no
@@ -37,16 +43,19 @@ import (
 // The kernel's vxlan device is created in the host namespace (which keeps
 // its UDP socket) and then moved into the container namespace. The vxnet
 // hosts run `vxnet dataplane --config` with a static two-host file. Each
-// repetition measures every path in turn (underlay, kernel, vxnet, relay, ovs),
+// repetition measures every path in turn (underlay, kernel, vxnet,
+// encrypted, wireguard, relay, ovs),
 // so that a burst of load elsewhere on the machine hits all alike.
 
 // Paths, in the order each repetition measures them.
 const (
-	PathUnderlay = "underlay"
-	PathKernel   = "kernel"
-	PathVxnet    = "vxnet"
-	PathRelay    = "relay"
-	PathOVS      = "ovs"
+	PathUnderlay  = "underlay"
+	PathKernel    = "kernel"
+	PathVxnet     = "vxnet"
+	PathSealed    = "vxnet-encrypted"
+	PathWireGuard = "wireguard-go"
+	PathRelay     = "relay"
+	PathOVS       = "ovs"
 )
 
 // Tests, in the order each path runs them; also the keys of CPU figures.
@@ -80,6 +89,15 @@ type DataplaneConfig struct {
 	// NoOVS leaves the Open vSwitch path out (it is also left out when
 	// openvswitch-switch is not installed).
 	NoOVS bool
+	// NoEncrypted leaves the vxnet-encrypted path out.
+	NoEncrypted bool
+	// NoWireGuard leaves the wireguard-go path out (it is also left out
+	// when wg or wireguard-go is not installed).
+	NoWireGuard bool
+	// WireGuard is the wireguard-go binary. Default: wireguard-go or
+	// wireguard in PATH, or ~/go/bin/wireguard (where make deps builds
+	// it).
+	WireGuard string
 	// HostCPUs is the most cores each vxnet host's process runs at once
 	// (its GOMAXPROCS): the two simulated hosts share this machine, so
 	// each gets its half, as each of two real hosts of that size would

@@ -10,11 +10,11 @@ import (
 
 // Chart geometry, in SVG user units (pixels).
 const (
-	chartWidth     = 1000
+	chartBaseWidth = 1000 // five paths; wider with more (SVG)
 	chartHeight    = 560
 	chartLeft      = 70
 	chartRight     = 20
-	chartTop       = 150
+	chartTop       = 170
 	chartBottom    = 90
 	chartBarWidth  = 48
 	chartBarGap    = 6
@@ -30,6 +30,8 @@ var chartPaths = []struct {
 	{PathUnderlay, "veth underlay, host to host", "#9aa5b1", func(m MetricSummary) Stat { return m.Underlay }},
 	{PathKernel, "kernel VXLAN", "#3b6fb6", func(m MetricSummary) Stat { return m.Kernel }},
 	{PathVxnet, "vxnet", "#e8853d", func(m MetricSummary) Stat { return m.Vxnet }},
+	{PathSealed, "vxnet encrypted", "#b45309", func(m MetricSummary) Stat { return m.Sealed }},
+	{PathWireGuard, "wireguard-go (encrypted)", "#88171a", func(m MetricSummary) Stat { return m.WireGuard }},
 	{PathRelay, "socat relay (simplest userspace)", "#b4a7d6", func(m MetricSummary) Stat { return m.Relay }},
 	{PathOVS, "Open vSwitch (userspace)", "#6aa84f", func(m MetricSummary) Stat { return m.OVS }},
 }
@@ -57,6 +59,14 @@ func (r DataplaneReport) SVG() []byte {
 		}
 	}
 	top = math.Ceil(top*1.12*2) / 2 // room for the labels, on a 0.5 grid
+	// Wider with more than five paths, so that bars keep their width.
+	present := 0
+	for _, p := range chartPaths {
+		if r.has(p.key) {
+			present++
+		}
+	}
+	chartWidth := chartBaseWidth + max(0, present-5)*len(r.Metrics)*30
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="%s">`+"\n",
@@ -67,7 +77,7 @@ func (r DataplaneReport) SVG() []byte {
 		r.Machine, r.Reps, r.TestSeconds, r.Started.Format("2006-01-02 15:04 MST")))
 	text(&b, chartLeft, 72, 13, "start", "normal", "#57606a",
 		"kernel VXLAN = 1.0, higher is better: throughput is path ÷ kernel, latency is kernel ÷ path")
-	legend(&b, chartLeft, 96, r.hasRelay(), r.hasOVS())
+	legend(&b, r, chartLeft, 96, float64(chartWidth-chartRight))
 
 	plotH := float64(chartHeight - chartTop - chartBottom)
 	y := func(v float64) float64 { return float64(chartTop) + plotH*(1-v/top) }
@@ -184,14 +194,23 @@ func drawGroup(b *bytes.Buffer, m MetricSummary, bars []chartBar, cx, groupW flo
 	text(b, cx, yTop-12, 11, "middle", "normal", color, fmt.Sprintf("%s %s kernel (want %s)", what, formatRatio(m.VxnetVsKernel), m.Target))
 }
 
-func legend(b *bytes.Buffer, x, y float64, relay, ovs bool) {
+// legend names the paths the run measured, in rows that fit before right.
+func legend(b *bytes.Buffer, r DataplaneReport, x, y, right float64) {
+	left := x
 	for _, p := range chartPaths {
-		if p.key == PathRelay && !relay || p.key == PathOVS && !ovs {
+		if !r.has(p.key) {
 			continue
+		}
+		w := 20 + float64(len([]rune(p.label)))*7.5 + 24
+		if x > left && x+w > right {
+			x, y = left, y+20
 		}
 		fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="14" height="14" fill="%s"/>`+"\n", x, y-11, p.color)
 		text(b, x+20, y, 13, "start", "normal", "#1f2328", p.label)
-		x += 20 + float64(len([]rune(p.label)))*7.5 + 24
+		x += w
+	}
+	if x+140 > right {
+		x, y = left, y+20
 	}
 	fmt.Fprintf(b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#cf222e" stroke-width="2" stroke-dasharray="6 4"/>`+"\n", x, y-4, x+28, y-4)
 	text(b, x+34, y, 13, "start", "normal", "#1f2328", "target: 0.5")

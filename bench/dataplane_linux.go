@@ -50,6 +50,10 @@ type testbed struct {
 	namespaces []string
 	procs      []*bgProc
 	paths      []*benchPath
+
+	sealed *sealedKeys // the vxnet-encrypted hosts' keys
+	wgKey  [2]string   // the wireguard-go hosts' private key files
+	wgPub  [2]string   // and public keys
 }
 
 func runDataplane(ctx context.Context, cfg DataplaneConfig, progress io.Writer) (samples []DataplaneSample, err error) {
@@ -114,31 +118,39 @@ func relayWanted(cfg DataplaneConfig, progress io.Writer) bool {
 // carries a ping.
 func (tb *testbed) build(ctx context.Context) error {
 	// Each path but the underlay's own is two hosts, their underlay and a
-	// container behind each: h<key>1 h<key>2 c<key>1 c<key>2.
-	var cpu []*bgProc
+	// container behind each: h<ns>1 h<ns>2 c<ns>1 c<ns>2; or, hostOnly,
+	// the two hosts alone, the tests running in them.
+	noProc := func(f func(ctx context.Context, host, container string, i int) error) func(context.Context, string, string, int) (*bgProc, error) {
+		return func(ctx context.Context, host, container string, i int) (*bgProc, error) {
+			return nil, f(ctx, host, container, i)
+		}
+	}
 	paths := []struct {
-		key, label, subnet, underlay string
-		container                    func(ctx context.Context, host, container string, i int) error
+		key, label, ns, subnet, underlay string
+		hostOnly                         bool
+		wanted                           bool
+		// start makes host i's side; the process it returns, if any,
+		// is the path's own, whose CPU time the benchmark reads.
+		start func(ctx context.Context, host, container string, i int) (*bgProc, error)
 	}{
-		{PathKernel, "kernel vxlan", kernelSubnet, kernelUnderlay, tb.kernelVXLAN},
-		{PathVxnet, "vxnet", vxnetSubnet, vxnetUnderlay, func(ctx context.Context, host, container string, i int) error {
-			p, err := tb.startVxnet(ctx, host, container, i)
-			if err == nil {
-				cpu = append(cpu, p)
-			}
-			return err
-		}},
-		{PathRelay, "socat relay", relaySubnet, relayUnderlay, tb.startRelay},
-		{PathOVS, "Open vSwitch", ovsSubnet, ovsUnderlay, tb.startOVS},
+		{PathKernel, "kernel vxlan", "k", kernelSubnet, kernelUnderlay, false, true, noProc(tb.kernelVXLAN)},
+		{PathVxnet, "vxnet", "v", vxnetSubnet, vxnetUnderlay, false, true, tb.startVxnet},
+		{PathSealed, "vxnet encrypted", "e", sealedSubnet, sealedUnderlay, false, sealedWanted(tb.cfg), tb.startSealed},
+		{PathWireGuard, "wireguard-go", "w", wgSubnet, wgUnderlay, true, wireguardWanted(&tb.cfg, tb.progress), tb.startWireGuard},
+		{PathRelay, "socat relay", "r", relaySubnet, relayUnderlay, false, relayWanted(tb.cfg, tb.progress), noProc(tb.startRelay)},
+		{PathOVS, "Open vSwitch", "o", ovsSubnet, ovsUnderlay, false, ovsWanted(tb.cfg, tb.progress), noProc(tb.startOVS)},
 	}
 	for _, p := range paths {
-		if p.key == PathRelay && !relayWanted(tb.cfg, tb.progress) || p.key == PathOVS && !ovsWanted(tb.cfg, tb.progress) {
+		if !p.wanted {
 			continue
 		}
-		k := p.key[:1] // k, v, r, o
-		h1, h2 := tb.cfg.Prefix+"h"+k+"1", tb.cfg.Prefix+"h"+k+"2"
-		c1, c2 := tb.cfg.Prefix+"c"+k+"1", tb.cfg.Prefix+"c"+k+"2"
-		for _, n := range []string{h1, h2, c1, c2} {
+		h1, h2 := tb.cfg.Prefix+"h"+p.ns+"1", tb.cfg.Prefix+"h"+p.ns+"2"
+		c1, c2 := tb.cfg.Prefix+"c"+p.ns+"1", tb.cfg.Prefix+"c"+p.ns+"2"
+		names := []string{h1, h2, c1, c2}
+		if p.hostOnly {
+			names, c1, c2 = names[:2], h1, h2
+		}
+		for _, n := range names {
 			if err := tb.addNetns(ctx, n); err != nil {
 				return err
 			}
@@ -146,19 +158,20 @@ func (tb *testbed) build(ctx context.Context) error {
 		if err := tb.underlay(ctx, h1, h2, p.underlay); err != nil {
 			return err
 		}
+		var own []*bgProc
 		for i, h := range [][2]string{{h1, c1}, {h2, c2}} {
-			if err := p.container(ctx, h[0], h[1], i+1); err != nil {
+			proc, err := p.start(ctx, h[0], h[1], i+1)
+			if err != nil {
 				return err
+			}
+			if proc != nil {
+				own = append(own, proc)
 			}
 		}
 		if p.key == PathKernel { // the underlay path runs on the kernel path's hosts
 			tb.paths = append(tb.paths, &benchPath{key: PathUnderlay, label: "underlay", client: h1, server: h2, addr: p.underlay + ".2"})
 		}
-		bp := &benchPath{key: p.key, label: p.label, client: c1, server: c2, addr: p.subnet + ".2"}
-		if p.key == PathVxnet {
-			bp.cpu = cpu
-		}
-		tb.paths = append(tb.paths, bp)
+		tb.paths = append(tb.paths, &benchPath{key: p.key, label: p.label, client: c1, server: c2, addr: p.subnet + ".2", cpu: own})
 	}
 	for _, p := range tb.paths {
 		if err := tb.startIperfServer(ctx, p); err != nil {
@@ -251,6 +264,7 @@ type vxnetNetwork struct {
 	Subnets   []string        `json:"subnets"`
 	Endpoints []vxnetEndpoint `json:"endpoints"`
 	Remotes   []vxnetRemote   `json:"remotes"`
+	Encrypted bool            `json:"encrypted,omitempty"`
 }
 
 type vxnetEndpoint struct {
@@ -285,12 +299,7 @@ func (tb *testbed) startVxnet(ctx context.Context, host, container string, i int
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return nil, err
 	}
-	argv := []string{"ip", "netns", "exec", host}
-	if n := tb.cfg.hostCPUs(); n > 0 {
-		argv = append(argv, "env", fmt.Sprintf("GOMAXPROCS=%d", n))
-	}
-	argv = append(argv, tb.cfg.Binary, "dataplane", "--config", path, "--log-level", "warn")
-	return tb.start(fmt.Sprintf("vxnet dataplane host %d", i), argv...)
+	return tb.start(fmt.Sprintf("vxnet dataplane host %d", i), tb.goArgv(host, tb.cfg.Binary, "dataplane", "--config", path, "--log-level", "warn")...)
 }
 
 // startRelay runs socat for host i (1 or 2) in its host namespace: it

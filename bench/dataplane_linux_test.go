@@ -15,9 +15,10 @@ import (
 
 // TestRunDataplane_brief builds the testbed with a freshly built vxnet,
 // runs one repetition of one-second tests on every path (the socat
-// relay's and Open vSwitch's too, where they are installed, as make deps
-// does), and checks that every figure was measured, the machine's CPU
-// time on every path, and that no namespace or OVS daemon is left.
+// relay's, Open vSwitch's and wireguard-go's too, where they are
+// installed, as make deps does), and checks that every figure was
+// measured, the machine's CPU time on every path, the data planes' own
+// where the benchmark runs them, and that no namespace or daemon is left.
 func TestRunDataplane_brief(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a namespace testbed and runs iperf3 for about 20 s (not with -short)")
@@ -45,7 +46,7 @@ func TestRunDataplane_brief(t *testing.T) {
 	}
 	t.Logf("\n%s", r.Markdown())
 
-	paths := 3
+	paths := 4 // underlay, kernel, vxnet, vxnet encrypted
 	_, err = exec.LookPath("socat")
 	relay := err == nil
 	if relay {
@@ -53,6 +54,10 @@ func TestRunDataplane_brief(t *testing.T) {
 	}
 	ovs := ovsWanted(DataplaneConfig{}, io.Discard)
 	if ovs {
+		paths++
+	}
+	wg := wireguardWanted(&DataplaneConfig{}, io.Discard)
+	if wg {
 		paths++
 	}
 	if len(r.Samples) != paths {
@@ -65,14 +70,14 @@ func TestRunDataplane_brief(t *testing.T) {
 				t.Errorf("%s: %s = %v, want > 0", s.Path, name, v)
 			}
 		}
-		if s.Path == PathVxnet {
+		if s.Path == PathVxnet || s.Path == PathSealed || s.Path == PathWireGuard {
 			for _, test := range []string{TestTCP1, TestTCP4, TestUDP64} {
 				if !(s.CPUSeconds[test] > 0) {
-					t.Errorf("vxnet CPU during %s: %v, want > 0", test, s.CPUSeconds[test])
+					t.Errorf("%s: CPU during %s: %v, want > 0", s.Path, test, s.CPUSeconds[test])
 				}
 			}
 		} else if s.CPUSeconds != nil {
-			t.Errorf("%s: CPU seconds %v, want none (vxnet only)", s.Path, s.CPUSeconds)
+			t.Errorf("%s: CPU seconds %v, want none (the benchmark runs no process of its own)", s.Path, s.CPUSeconds)
 		}
 		if !(s.MachineCPUSeconds[TestTCP1] > 0) {
 			t.Errorf("%s: machine CPU during TCP 1 stream %v, want > 0", s.Path, s.MachineCPUSeconds[TestTCP1])
@@ -96,6 +101,16 @@ func TestRunDataplane_brief(t *testing.T) {
 			t.Error("the report judges vxnet against no peer")
 		}
 	}
+	wants = append(wants, "rep 1/1 vxnet encrypted: TCP 1 stream… ")
+	if !strings.Contains(r.Markdown(), "| metric | vxnet encrypted | wireguard-go |") {
+		t.Error("the report has no encrypted table")
+	}
+	if wg {
+		wants = append(wants, "rep 1/1 wireguard-go: ping RTT… p50 ")
+		if m := r.metric("tcp1"); m == nil || m.WireGuard.N != 1 || m.Sealed.N != 1 {
+			t.Error("the report lacks the encrypted paths' TCP 1 stream")
+		}
+	}
 	for _, want := range wants {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("progress lacks %q", want)
@@ -110,5 +125,8 @@ func TestRunDataplane_brief(t *testing.T) {
 	}
 	if out, _ := exec.Command("pgrep", "-f", "ovs-vswitchd unix:"+os.TempDir()).CombinedOutput(); len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("ovs-vswitchd still running: pids %s", out)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "[-]f "+cfg.Prefix+"w").CombinedOutput(); len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("wireguard-go still running: pids %s", out)
 	}
 }

@@ -56,6 +56,10 @@ type MetricSummary struct {
 	Vxnet    Stat   `json:"vxnet"`
 	Relay    Stat   `json:"relay"`
 	OVS      Stat   `json:"ovs"` // empty (N 0) when the run left Open vSwitch out
+	// Sealed is vxnet with the network encrypted, WireGuard wireguard-go;
+	// empty (N 0) when the run left them out.
+	Sealed    Stat `json:"vxnetEncrypted"`
+	WireGuard Stat `json:"wireguardGo"`
 	// KernelVsUnderlay, VxnetVsKernel, RelayVsKernel and OVSVsKernel are
 	// ratios of medians (kernel/underlay, vxnet/kernel, relay/kernel,
 	// ovs/kernel); 0 when the divisor is 0.
@@ -111,7 +115,8 @@ func (r *DataplaneReport) summarize() {
 		}
 		ms := MetricSummary{Key: m.key, Name: m.name, Unit: m.unit,
 			Underlay: summarize(per[PathUnderlay]), Kernel: summarize(per[PathKernel]), Vxnet: summarize(per[PathVxnet]),
-			Relay: summarize(per[PathRelay]), OVS: summarize(per[PathOVS])}
+			Relay: summarize(per[PathRelay]), OVS: summarize(per[PathOVS]),
+			Sealed: summarize(per[PathSealed]), WireGuard: summarize(per[PathWireGuard])}
 		ms.KernelVsUnderlay = ratio(ms.Kernel.Median, ms.Underlay.Median)
 		ms.VxnetVsKernel = ratio(ms.Vxnet.Median, ms.Kernel.Median)
 		ms.RelayVsKernel = ratio(ms.Relay.Median, ms.Kernel.Median)
@@ -130,7 +135,7 @@ func (r *DataplaneReport) summarize() {
 	for _, t := range cpuTests {
 		var v []float64
 		for _, s := range r.Samples {
-			if sec, ok := s.CPUSeconds[t.key]; ok {
+			if sec, ok := s.CPUSeconds[t.key]; ok && s.Path == PathVxnet {
 				v = append(v, sec)
 			}
 		}
@@ -141,7 +146,7 @@ func (r *DataplaneReport) summarize() {
 		r.CPU = append(r.CPU, CPUSummary{Test: t.key, Name: t.name, Seconds: st, Cores: ratio(st.Median, r.TestSeconds)})
 	}
 	r.CPUPerGB = nil
-	for _, path := range []string{PathUnderlay, PathKernel, PathVxnet, PathRelay, PathOVS} {
+	for _, path := range []string{PathUnderlay, PathKernel, PathVxnet, PathSealed, PathWireGuard, PathRelay, PathOVS} {
 		var machine, own []float64
 		for _, s := range r.Samples {
 			gb := s.TCP1Gbps * r.TestSeconds / 8
@@ -165,14 +170,11 @@ func (r *DataplaneReport) summarize() {
 		if m == nil {
 			continue
 		}
-		peer := m.OVS
-		if pt.peer == PathRelay {
-			peer = m.Relay
-		}
-		if m.Vxnet.N == 0 || peer.N == 0 {
+		subject, peer := m.path(pt.subject), m.path(pt.peer)
+		if subject.N == 0 || peer.N == 0 {
 			continue
 		}
-		x := ratio(m.Vxnet.Median, peer.Median)
+		x := ratio(subject.Median, peer.Median)
 		pass := x >= pt.bound
 		target := fmt.Sprintf("≥ %g", pt.bound)
 		if pt.atMost {
@@ -182,15 +184,41 @@ func (r *DataplaneReport) summarize() {
 	}
 }
 
-// peerTargets are vxnet's goals against the other userspace data planes.
+// peerTargets are vxnet's goals against the other userspace data planes,
+// and the encrypted network's against wireguard-go and plain vxnet.
 var peerTargets = []struct {
-	name, metric, peer string
-	bound              float64
-	atMost             bool
+	name, metric, subject, peer string
+	bound                       float64
+	atMost                      bool
 }{
-	{"vxnet / OVS, TCP 1 stream", "tcp1", PathOVS, 5, false},
-	{"vxnet / OVS, UDP 64 B", "udp64", PathOVS, 1.5, false},
-	{"vxnet / relay, RTT p50", "rttP50", PathRelay, 1.1, true},
+	{"vxnet / OVS, TCP 1 stream", "tcp1", PathVxnet, PathOVS, 5, false},
+	{"vxnet / OVS, UDP 64 B", "udp64", PathVxnet, PathOVS, 1.5, false},
+	{"vxnet / relay, RTT p50", "rttP50", PathVxnet, PathRelay, 1.1, true},
+	{"encrypted / wireguard-go, TCP 1 stream", "tcp1", PathSealed, PathWireGuard, 2, false},
+	{"encrypted / vxnet, TCP 1 stream", "tcp1", PathSealed, PathVxnet, 0.8, false},
+	{"encrypted / wireguard-go, UDP 64 B", "udp64", PathSealed, PathWireGuard, 2, false},
+	{"encrypted / wireguard-go, RTT p50", "rttP50", PathSealed, PathWireGuard, 1, true},
+}
+
+// path is the metric's figures on one path.
+func (m *MetricSummary) path(key string) Stat {
+	switch key {
+	case PathUnderlay:
+		return m.Underlay
+	case PathKernel:
+		return m.Kernel
+	case PathVxnet:
+		return m.Vxnet
+	case PathSealed:
+		return m.Sealed
+	case PathWireGuard:
+		return m.WireGuard
+	case PathRelay:
+		return m.Relay
+	case PathOVS:
+		return m.OVS
+	}
+	return Stat{}
 }
 
 // metric returns the summary of the metric with key, or nil.
@@ -301,15 +329,24 @@ func (r DataplaneReport) Markdown() string {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.Name, formatStat(m.Relay, m.Unit), formatStat(m.OVS, m.Unit),
 				formatRatio(ratio(m.Vxnet.Median, m.Relay.Median)), formatRatio(ratio(m.Vxnet.Median, m.OVS.Median)))
 		}
-		if len(r.PeerTargets) > 0 {
-			b.WriteString("\n| target | measured | want | |\n|---|---|---|---|\n")
-			for _, t := range r.PeerTargets {
-				verdict := "**FAIL**"
-				if t.Pass {
-					verdict = "pass"
-				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, formatRatio(t.Ratio), t.Target, verdict)
+	}
+	if r.has(PathSealed) || r.has(PathWireGuard) {
+		b.WriteString("\nEncrypted: vxnet with the network encrypted (every datagram sealed, AES-256-GCM or ChaCha20-Poly1305), " +
+			"and wireguard-go, the userspace WireGuard, between the two hosts of a pair of its own:\n\n")
+		b.WriteString("| metric | vxnet encrypted | wireguard-go | encrypted / wireguard-go | encrypted / vxnet |\n|---|---|---|---|---|\n")
+		for _, m := range r.Metrics {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.Name, formatStat(m.Sealed, m.Unit), formatStat(m.WireGuard, m.Unit),
+				formatRatio(ratio(m.Sealed.Median, m.WireGuard.Median)), formatRatio(ratio(m.Sealed.Median, m.Vxnet.Median)))
+		}
+	}
+	if len(r.PeerTargets) > 0 {
+		b.WriteString("\n| target | measured | want | |\n|---|---|---|---|\n")
+		for _, t := range r.PeerTargets {
+			verdict := "**FAIL**"
+			if t.Pass {
+				verdict = "pass"
 			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, formatRatio(t.Ratio), t.Target, verdict)
 		}
 	}
 	if len(r.CPUPerGB) > 0 {
@@ -334,6 +371,16 @@ func (r DataplaneReport) Markdown() string {
 	return b.String()
 }
 
+// has reports whether the run measured path.
+func (r DataplaneReport) has(path string) bool {
+	for i := range r.Metrics {
+		if r.Metrics[i].path(path).N > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // hasOVS reports whether the run measured Open vSwitch.
 func (r DataplaneReport) hasOVS() bool {
 	for _, m := range r.Metrics {
@@ -355,6 +402,8 @@ func pathLabel(path string) string {
 		return "socat relay"
 	case PathOVS:
 		return "Open vSwitch"
+	case PathSealed:
+		return "vxnet encrypted"
 	}
 	return path
 }
@@ -404,7 +453,7 @@ func (r DataplaneReport) Verdict() string {
 		if t.Pass {
 			verdict = "pass"
 		}
-		fmt.Fprintf(&b, "target %-27s = %-6s (want %s)  %s\n", t.Name+":", formatRatio(t.Ratio), t.Target, verdict)
+		fmt.Fprintf(&b, "target %-40s = %-6s (want %s)  %s\n", t.Name+":", formatRatio(t.Ratio), t.Target, verdict)
 	}
 	return b.String()
 }

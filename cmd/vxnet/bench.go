@@ -29,18 +29,27 @@ Commands:
 Run 'vxnet bench <command> --help' for what each number means.
 `
 
-const benchDataplaneUsage = `Usage: vxnet bench dataplane [--time 10s] [--reps 3] [--json FILE] [--chart FILE.svg] [--binary PATH] [--no-relay] [--no-ovs] [--host-cpus N]
+const benchDataplaneUsage = `Usage: vxnet bench dataplane [--time 10s] [--reps 3] [--json FILE] [--chart FILE.svg] [--binary PATH]
+                            [--no-relay] [--no-ovs] [--no-encrypted] [--no-wireguard] [--wireguard PATH] [--host-cpus N]
 
 Builds a two-host testbed from network namespaces on this machine (nothing
 touches its own interfaces, and every namespace and process is removed at the
-end, also on failure or ^C), and measures up to five ways across it,
-interleaved (each repetition runs underlay, kernel, vxnet, relay, ovs in turn):
+end, also on failure or ^C), and measures up to seven ways across it,
+interleaved (each repetition runs underlay, kernel, vxnet, encrypted,
+wireguard, relay, ovs in turn):
 
   underlay   host 1 to host 2 over a veth pair, MTU 1500: the limit
   kernel     container to container through the kernel's vxlan devices (VNI
              4242, MTU 1450) on the same kind of underlay
   vxnet      container to container through 'vxnet dataplane' (this binary, or
              --binary) on each host: TUN devices, userspace VXLAN, MTU 1450
+  encrypted  vxnet with its network encrypted: every datagram sealed
+             (AES-256-GCM where the CPU has AES), keys made for the run, MTU
+             1422; --no-encrypted leaves it out
+  wireguard  host to host through wireguard-go, the userspace WireGuard, on
+             each host (built by make deps at the version go.mod names;
+             --wireguard PATH), configured with wg, MTU 1420: the encrypted
+             path's peer; left out without wg or wireguard-go
   relay      container to container through socat on each host, copying each
              packet between a TUN device and a UDP socket: the simplest
              userspace data plane, for scale (what the trips through
@@ -66,7 +75,9 @@ Numbers, per path, median over the repetitions with the range (min–max):
 Ratios are of the medians: kernel / underlay (what the kernel's VXLAN costs),
 vxnet / kernel, and vxnet against the relay and OVS. Targets: vxnet / kernel
 TCP 1 stream ≥ 0.5, UDP 64 B ≥ 0.5, ping RTT p50 ≤ 2; vxnet / OVS TCP 1
-stream ≥ 5, UDP 64 B ≥ 1.5; vxnet / relay RTT p50 ≤ 1.1. Every endpoint
+stream ≥ 5, UDP 64 B ≥ 1.5; vxnet / relay RTT p50 ≤ 1.1; encrypted /
+wireguard-go TCP 1 stream ≥ 2, UDP 64 B ≥ 2, RTT p50 ≤ 1; encrypted / vxnet
+TCP 1 stream ≥ 0.8. Every endpoint
 shares this machine's cores: read ratios, not absolute numbers. The two
 simulated hosts share them too, so each vxnet host runs Go code on at most
 half of them at once (GOMAXPROCS; --host-cpus), as each of two real hosts
@@ -74,7 +85,8 @@ would have its own; the kernel, socat and OVS have no such knob, and on two
 CPUs a vxnet host that spreads over both contends with the other host and
 both iperf3 processes (--host-cpus -1 measures that). Needs Linux,
 root, ip, iperf3, ping; socat for the relay; openvswitch-switch, ethtool and
-nft for OVS (make deps installs them all).
+nft for OVS; wireguard-tools and wireguard-go for WireGuard (make deps
+installs them all).
 
 Flags:
 `
@@ -191,7 +203,10 @@ func cmdBenchDataplane(ctx context.Context, std stdio, args []string) int {
 	jsonPath := fs.String("json", "", "also write every sample and the summary as JSON to `FILE`")
 	chartPath := fs.String("chart", "", "also draw the comparison as an SVG chart to `FILE`")
 	fs.BoolVar(&cfg.NoRelay, "no-relay", false, "leave the socat relay path out (a fifth less time)")
-	fs.BoolVar(&cfg.NoOVS, "no-ovs", false, "leave the Open vSwitch path out (a fifth less time)")
+	fs.BoolVar(&cfg.NoOVS, "no-ovs", false, "leave the Open vSwitch path out (a seventh less time)")
+	fs.BoolVar(&cfg.NoEncrypted, "no-encrypted", false, "leave the vxnet-encrypted path out")
+	fs.BoolVar(&cfg.NoWireGuard, "no-wireguard", false, "leave the wireguard-go path out")
+	fs.StringVar(&cfg.WireGuard, "wireguard", "", "the wireguard-go binary `PATH` (default: wireguard-go or wireguard in PATH, or ~/go/bin/wireguard)")
 	fs.IntVar(&cfg.HostCPUs, "host-cpus", 0, "the most CPUs each vxnet host runs on at once, its GOMAXPROCS `N` (default: half this machine's, at least 1; -1: all)")
 	if code, ok := parseBenchFlags(std, fs, args); !ok {
 		return code
