@@ -49,6 +49,7 @@ type Agent struct {
 	// resolvers serve DNS in the namespaces of this host's endpoints.
 	resolvers *dns.Namespaces
 	sw        *dataplane.Switch
+	seal      *sealing      // this host's keys for encrypted networks, and its peers' (seal.go)
 	host      *hostnet.Host // gateways and netfilter rules of this host's nat networks
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
@@ -138,6 +139,9 @@ func New(cfg config.Config) (*Agent, error) {
 	if profile == gossip.ProfileFast {
 		a.nameSettle = 150 * time.Millisecond
 	}
+	if a.seal, err = openSealing(cfg.DataDir); err != nil {
+		return nil, &config.Error{Field: "data-dir", Reason: err.Error()}
+	}
 	kc, err := a.openTables(keys, profile)
 	if err != nil {
 		return nil, err
@@ -171,7 +175,7 @@ func (a *Agent) openTables(keys [][]byte, profile gossip.Profile) (kvs.Config, e
 	kc.InitialClock, kc.InitialRows, kc.InitialEntries, kc.Logger = st.Clock, rows, st.Cluster, cfg.Logger
 	kc.ClusterTables, kc.FirstClaim, kc.AdoptOwnRows = clusterTables, []string{tables.Endpoints}, a.recovering.Load()
 	gc := gossip.Config{Name: cfg.Name, BindAddr: a.vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
-		Keys: keys, Meta: gossip.Meta{VTEP: a.vtep.String(), Version: cfg.Version}, Logger: cfg.Logger}
+		Keys: keys, Meta: a.seal.meta(a.baseMeta()), Logger: cfg.Logger}
 	gossipAddr := net.JoinHostPort(a.vtep.String(), strconv.Itoa(cfg.GossipPort))
 	var err error
 	a.kv, err = bindretry.Retry(a.log, "gossip", gossipAddr, cfg.BindTimeout, func() (*kvs.Gossip, error) { return kvs.NewGossip(kc, gc) })
@@ -209,7 +213,7 @@ func (a *Agent) openParts(kc kvs.Config, profile gossip.Profile) error {
 	if err := a.openHNS(); err != nil {
 		return err
 	}
-	leftOut := []string{tableForwarding, tableDNS, tablePlan}
+	leftOut := []string{tableForwarding, tableDNS, tablePlan, tableKeys}
 	if a.hnsProg != nil {
 		leftOut = append(leftOut, tableHNS)
 	}
@@ -262,6 +266,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.routineReconcile(ctx, nets, eps) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routinePersist(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.routineKeys(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineDHCPRenew(ctx) }()
 

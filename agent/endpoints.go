@@ -109,8 +109,12 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 	case req.Netns == "" && !hnsOnly:
 		return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required: the container's network namespace (a name from `ip netns`, or a path such as /proc/PID/ns/net)")
 	}
-	if req.MTU != 0 && (req.MTU < 576 || req.MTU > a.cfg.MTU) {
-		return newEndpoint{}, apiError(api.CodeBadRequest, "mtu", "mtu %d: want 576 to %d (this host's --mtu)", req.MTU, a.cfg.MTU)
+	if most := plan.NetworkMTU(a.cfg.MTU, n.Options); req.MTU != 0 && (req.MTU < 576 || req.MTU > most) {
+		why := "this host's --mtu"
+		if most < a.cfg.MTU {
+			why = fmt.Sprintf("this host's --mtu %d, less what sealing takes on the encrypted network %s", a.cfg.MTU, n.Name)
+		}
+		return newEndpoint{}, apiError(api.CodeBadRequest, "mtu", "mtu %d: want 576 to %d (%s)", req.MTU, most, why)
 	}
 	switch {
 	case req.Reserved && req.IP == "":
@@ -206,6 +210,9 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 	ep := tables.Endpoint{Name: req.Name, Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep, Aliases: req.Aliases, Service: req.Service,
 		Netns: req.Netns, Ifname: req.Ifname, Publish: req.Publish, SRVPorts: req.SRVPorts, Labels: req.Labels, Handover: req.Handover, MTU: req.MTU,
 		HNSNamespace: req.HNSNamespace}
+	if most := plan.NetworkMTU(a.cfg.MTU, n.Options); ep.MTU == 0 && most < a.cfg.MTU {
+		ep.MTU = most // an encrypted network's: sealing takes its bytes
+	}
 	var addr netip.Addr
 	switch {
 	case ne.d.LeasesByDHCP(plan.DriverNetwork(n)):
@@ -429,7 +436,7 @@ func (a *Agent) Services() []api.Service { return api.Services(a.Endpoints()) }
 func (a *Agent) Members() []api.Member {
 	var out []api.Member
 	for _, m := range a.kv.Node().Members() {
-		out = append(out, api.Member{Name: m.Name, Addr: m.Addr, VTEP: m.Meta.VTEP, Version: m.Meta.Version, Self: m.Name == a.cfg.Name})
+		out = append(out, api.Member{Name: m.Name, Addr: m.Addr, VTEP: m.Meta.VTEP, Version: m.Meta.Version, Self: m.Name == a.cfg.Name, HostKey: m.Meta.HostKey})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -21,6 +21,7 @@ const (
 	tableDNS        = "dns"        // the DNS records (dns.NewTable)
 	tableHNS        = "hns"        // what HNS holds (Windows)
 	tablePlan       = "plan"       // what the plan leaves out of all of them (package plan)
+	tableKeys       = "keys"       // encrypted networks' keys, by member (seal.go)
 )
 
 // watchTables loads the networks and endpoints tables into the view and
@@ -93,6 +94,7 @@ func (a *Agent) reconcileNow() {
 	// it removes a port).
 	a.recMu.Lock()
 	defer a.recMu.Unlock()
+	a.refreshKeys()
 	in := a.planInput()
 	// The host side first (nat's gateways, uplinks): the tables point at it.
 	host := plan.HostSide(in)

@@ -14,6 +14,7 @@
 //	DELETE /v1/endpoints/{network}/{name}
 //	GET    /v1/services              → []Service
 //	GET    /v1/cluster/members       → []Member
+//	POST   /v1/cluster/rotate-keys   → KeyRotation (this host's session key)
 //
 // Request bodies are one JSON object, decoded strictly: a field name must
 // be spelled as documented, case included, an unknown field or a key given
@@ -207,6 +208,16 @@ type Member struct {
 	VTEP    string `json:"vtep"`
 	Version string `json:"version,omitempty"`
 	Self    bool   `json:"self,omitempty"`
+	// HostKey is the member's public key for encrypted networks (X25519,
+	// base64); empty when it announces none.
+	HostKey string `json:"hostKey,omitempty"`
+}
+
+// KeyRotation is a rotation of this host's session key: every key of its
+// encrypted networks' traffic with other hosts is replaced, from InUseAt
+// on, without a packet lost.
+type KeyRotation struct {
+	InUseAt time.Time `json:"inUseAt"`
 }
 
 // Error is the body of every error response.

@@ -120,6 +120,12 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, &out)
 }
 
+// RotateKeys starts a rotation of this host's session key.
+func (c *Client) RotateKeys(ctx context.Context) (KeyRotation, error) {
+	var out KeyRotation
+	return out, c.do(ctx, http.MethodPost, "/v1/cluster/rotate-keys", nil, &out)
+}
+
 // Services lists the services of every network.
 func (c *Client) Services(ctx context.Context) ([]Service, error) {
 	var out []Service

@@ -30,6 +30,8 @@ type Backend interface {
 	RemoveEndpoint(network, name string) error
 	Services() []Service
 	Members() []Member
+	// RotateKeys starts a rotation of this host's session key.
+	RotateKeys(ctx context.Context) (KeyRotation, error)
 }
 
 // maxBody bounds a request body.
@@ -109,6 +111,10 @@ func NewHandler(b Backend) http.Handler {
 	})
 	mux.HandleFunc("GET /v1/cluster/members", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(b.Members()))
+	})
+	mux.HandleFunc("POST /v1/cluster/rotate-keys", func(w http.ResponseWriter, r *http.Request) {
+		k, err := b.RotateKeys(r.Context())
+		reply(w, http.StatusAccepted, k, err)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFound("path", "no API resource %s %s (see `go doc github.com/vxnet/vxnet/api`)", r.Method, r.URL.Path))

@@ -47,6 +47,9 @@ func (f *fakeBackend) Networks() []Network   { return f.networks }
 func (f *fakeBackend) Endpoints() []Endpoint { return f.endpoints }
 func (f *fakeBackend) Services() []Service   { return f.services }
 func (f *fakeBackend) Members() []Member     { return f.members }
+func (f *fakeBackend) RotateKeys(context.Context) (KeyRotation, error) {
+	return KeyRotation{}, &Error{Code: CodeConflict, Message: "a key rotation is under way"}
+}
 
 func (f *fakeBackend) Network(name string) (Network, bool) {
 	for _, n := range f.networks {

@@ -315,7 +315,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 				continue
 			}
 			vxlan.Encap(frame, nw.vni, h.mac, pi.mac, info.etherType)
-			b.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
+			l.send(nw, buf, Headroom+info.length, nw.policyVTEP, hash)
 		case h != nil && h.port != nil:
 			if h.port == l.port {
 				l.tally.drop(DropLoop)
@@ -350,7 +350,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 				continue
 			}
 			vxlan.Encap(frame, nw.vni, vxlan.GatewayMAC(nw.vni), pi.mac, info.etherType)
-			b.udp.add(frame, sw.vtepAddr(nw.policyVTEP), hash)
+			l.send(nw, buf, Headroom+info.length, nw.policyVTEP, hash)
 		case !nw.isFlood(info.dst, info.v6) && !isLinkLocal(info.dst, info.v6) && nw.onNetwork(info.dst, info.v6) &&
 			nw.policy == nil && !nw.policyVTEP.IsValid() && !nw.sealed:
 			// To an address of the network no endpoint has: to what was
@@ -457,31 +457,32 @@ func (l *insideLoop) send(nw *network, buf []byte, end int, vtep netip.Addr, has
 		l.b.udp.add(buf[UnderlayOffset:end], l.sw.vtepAddr(vtep), hash)
 		return
 	}
-	if d := l.seal(buf, end, vtep); d != nil {
+	if d := sealFrame(l.keys, &l.sealing, &l.tally, buf, end, vtep); d != nil {
 		l.b.udp.add(d, l.sw.vtepAddr(vtep), hash)
 	}
 }
 
-// seal seals the frame Encap wrote at buf[UnderlayOffset:end] for vtep in
-// place and returns the datagram, buf[SealedOffset:end+seal.TagLen]; nil
-// when there is no key to seal it with (counted). buf has room for the
-// tag past end: every buffer a frame is built in does.
-func (l *insideLoop) seal(buf []byte, end int, vtep netip.Addr) []byte {
-	k := l.keys.sendKey(vtep)
+// sealFrame seals the frame at buf[UnderlayOffset:end] (VXLAN header,
+// inner Ethernet header, packet) for vtep in place and returns the
+// datagram, buf[SealedOffset:end+seal.TagLen]; nil when there is no key to
+// seal it with (counted in t). buf has room for the tag past end: every
+// buffer a frame is built or received in does.
+func sealFrame(keys *Keyring, s *seal.Scratch, t *tally, buf []byte, end int, vtep netip.Addr) []byte {
+	k := keys.sendKey(vtep)
 	if k == nil {
-		l.tally.drop(DropSealNoKey)
+		t.drop(DropSealNoKey)
 		return nil
 	}
 	ctr, ok := k.Reserve(1)
 	if !ok {
-		l.tally.drop(DropSealNoKey) // the key is used up until the next rotation
+		t.drop(DropSealNoKey) // the key is used up until the next rotation
 		return nil
 	}
 	// The VXLAN header moves down in front of the seal header.
 	copy(buf[SealedOffset:SealedOffset+vxlan.HeaderLen], buf[UnderlayOffset:UnderlayOffset+vxlan.HeaderLen])
-	d, err := k.Seal(&l.sealing, buf[SealedOffset:end], ctr)
+	d, err := k.Seal(s, buf[SealedOffset:end], ctr)
 	if err != nil {
-		l.tally.drop(DropSealNoKey)
+		t.drop(DropSealNoKey)
 		return nil
 	}
 	return d
@@ -509,7 +510,7 @@ func (l *insideLoop) floodSealed(nw *network, buf []byte, end int, hash uint32) 
 		c := l.copies[l.copiesUsed]
 		l.copiesUsed++
 		copy(c[UnderlayOffset:end], buf[UnderlayOffset:end])
-		if d := l.seal(c, end, v); d != nil {
+		if d := sealFrame(l.keys, &l.sealing, &l.tally, c, end, v); d != nil {
 			l.b.udp.add(d, l.sw.vtepAddr(v), hash)
 		}
 	}

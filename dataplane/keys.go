@@ -77,9 +77,9 @@ func (k *Keyring) Peer(vtep netip.Addr) *PeerKeys {
 // datagram is dropped).
 func (sw *Switch) SetKeys(k *Keyring) { sw.keys.Store(k) }
 
-// recvKey finds the receive key of vtep named id, or says why there is
-// none.
-func (k *Keyring) recvKey(vtep netip.Addr, id uint32) (*seal.RecvKey, DropReason) {
+// RecvKey finds the receive key of vtep named id, or says why there is
+// none (DropSealUnknownKey, DropSealStaleKey).
+func (k *Keyring) RecvKey(vtep netip.Addr, id uint32) (*seal.RecvKey, DropReason) {
 	p := k.Peer(vtep)
 	if p == nil {
 		return nil, DropSealUnknownKey

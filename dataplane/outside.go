@@ -321,7 +321,12 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 			return
 		}
 		if h.port == nil {
-			l.udp.add(dgram[:vxlan.EncapLen+info.length], l.sw.vtepAddr(h.vtep), flowHash(payload, &info))
+			hash := flowHash(payload, &info)
+			if !nw.sealed {
+				l.udp.add(dgram[:vxlan.EncapLen+info.length], l.sw.vtepAddr(h.vtep), hash)
+			} else if d := sealFrame(l.keys, &l.sealing, &l.tally, buf, Headroom+info.length, h.vtep); d != nil {
+				l.udp.add(d, l.sw.vtepAddr(h.vtep), hash) // sealed again, for the next hop
+			}
 			return
 		}
 	}
@@ -345,7 +350,7 @@ func (l *outsideLoop) open(d []byte, vtep netip.Addr) bool {
 		l.tally.drop(DropMalformed)
 		return false
 	}
-	k, why := l.keys.recvKey(vtep, h.ID)
+	k, why := l.keys.RecvKey(vtep, h.ID)
 	if k == nil {
 		l.tally.drop(why)
 		return false

@@ -78,9 +78,9 @@ func newSealedRig(t *testing.T) (*rig, map[netip.Addr]seal.Keys) {
 	return r, theirs
 }
 
-// sealFrame seals a plain VXLAN datagram (frame) with k as the peer
+// sealAsPeer seals a plain VXLAN datagram (frame) with k as the peer
 // would send it.
-func sealFrame(t testing.TB, k *seal.SendKey, plain []byte) []byte {
+func sealAsPeer(t testing.TB, k *seal.SendKey, plain []byte) []byte {
 	t.Helper()
 	b := make([]byte, seal.HeaderLen+len(plain)-vxlan.HeaderLen, seal.HeaderLen+len(plain)-vxlan.HeaderLen+seal.TagLen)
 	copy(b, plain[:vxlan.HeaderLen])
@@ -142,12 +142,12 @@ func TestSealed_insideSealsForThePeer(t *testing.T) {
 func TestSealed_outsideOpensToPort(t *testing.T) {
 	r, theirs := newSealedRig(t)
 	pkt := ipv4UDP(ip2, ip1, 2000, 1000, []byte("from afar, sealed"))
-	send(t, r.peer2, sealFrame(t, theirs[vtep2].Send, frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, pkt)))
+	send(t, r.peer2, sealAsPeer(t, theirs[vtep2].Send, frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, pkt)))
 	if got := out(t, r.a); !bytes.Equal(got, pkt) {
 		t.Fatalf("port a got %x, want %x", got, pkt)
 	}
 	pkt6 := ipv6UDP(ip62, ip6a, []byte("v6, sealed"))
-	send(t, r.peer2, sealFrame(t, theirs[vtep2].Send, frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv6, pkt6)))
+	send(t, r.peer2, sealAsPeer(t, theirs[vtep2].Send, frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv6, pkt6)))
 	if got := out(t, r.a); !bytes.Equal(got, pkt6) {
 		t.Fatalf("port a got %x, want %x", got, pkt6)
 	}
@@ -160,8 +160,8 @@ func TestSealed_everyFailureCountedNeverDelivered(t *testing.T) {
 	r, theirs := newSealedRig(t)
 	pkt := ipv4UDP(ip2, ip1, 2000, 1000, []byte("payload"))
 	plain := frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, pkt)
-	good := sealFrame(t, theirs[vtep2].Send, plain)
-	tampered := sealFrame(t, theirs[vtep2].Send, plain) // a counter of its own
+	good := sealAsPeer(t, theirs[vtep2].Send, plain)
+	tampered := sealAsPeer(t, theirs[vtep2].Send, plain) // a counter of its own
 	tampered[len(tampered)-20] ^= 1
 	unknown := append([]byte(nil), good...)
 	unknown[vxlan.HeaderLen] ^= 0xff // key id
@@ -207,7 +207,7 @@ func TestSealed_everyFailureCountedNeverDelivered(t *testing.T) {
 func TestSealed_plainNetworkRefusesSealed(t *testing.T) {
 	r := newRig(t)
 	_, theirs := sealedKeys(t, vtep2)
-	d := sealFrame(t, theirs[vtep2].Send, frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, ipv4UDP(ip2, ip1, 1, 2, []byte("x"))))
+	d := sealAsPeer(t, theirs[vtep2].Send, frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, ipv4UDP(ip2, ip1, 1, 2, []byte("x"))))
 	send(t, r.peer2, d)
 	waitStats(t, r.sw, "seal_mismatch", func(s Stats) bool { return s.Drops["seal_mismatch"] == 1 })
 }
@@ -273,7 +273,7 @@ func TestSealed_trainOpenedThenMerged(t *testing.T) {
 		if i == 3 {
 			flags, n = 0x18, 400
 		}
-		ds = append(ds, sealFrame(t, theirs[vtep2].Send, tcpDatagram(false, uint32(1000+1000*i), flags, pay(i, n))))
+		ds = append(ds, sealAsPeer(t, theirs[vtep2].Send, tcpDatagram(false, uint32(1000+1000*i), flags, pay(i, n))))
 	}
 	// The rig's underlay does no GRO: the loop gets what a GRO read needs.
 	l.segs = make([]int, len(l.views))
@@ -305,7 +305,7 @@ func TestSealed_trainOpenedThenMerged(t *testing.T) {
 	// as such, the first two merged, the last on its own.
 	ds = ds[:0]
 	for i := 0; i < 4; i++ {
-		ds = append(ds, sealFrame(t, theirs[vtep2].Send, tcpDatagram(false, uint32(9000+1000*i), 0x10, pay(i, 1000))))
+		ds = append(ds, sealAsPeer(t, theirs[vtep2].Send, tcpDatagram(false, uint32(9000+1000*i), 0x10, pay(i, 1000))))
 	}
 	ds[2][len(ds[2])-1] ^= 0x40
 	c.writes = nil
@@ -329,7 +329,6 @@ func TestNewTable_encryptedRefusesWhatCannotBeSealed(t *testing.T) {
 	}{
 		"kernel VTEP endpoint": {func(s *NetworkSpec) { s.Endpoints[0].Peer = false }, "not a vxnet peer"},
 		"flood VTEPs":          {func(s *NetworkSpec) { s.FloodVTEPs = []netip.Addr{vtep3} }, "FloodVTEPs"},
-		"l2tunnel":             {func(s *NetworkSpec) { s.PolicyVTEP = vtep3 }, "l2tunnel"},
 	} {
 		s := base()
 		tc.mod(&s)
@@ -373,7 +372,7 @@ func TestHotPath_zeroAllocsSealed(t *testing.T) {
 	const runs, batch = 100, 32
 	var inbound [][]byte
 	for i := 0; i < (runs+1)*batch; i++ {
-		inbound = append(inbound, sealFrame(t, theirs[vtep2].Send, frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, ipv4UDP(ip2, ip1, 1, 2, make([]byte, 1000)))))
+		inbound = append(inbound, sealAsPeer(t, theirs[vtep2].Send, frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, ipv4UDP(ip2, ip1, 1, 2, make([]byte, 1000)))))
 	}
 	next := 0
 	for name, tc := range map[string]struct {
@@ -410,4 +409,56 @@ func TestHotPath_zeroAllocsSealed(t *testing.T) {
 	if d := h.sw.Stats().Drops; d["seal_replay"]+d["seal_bad_tag"]+d["seal_no_key"] != 0 {
 		t.Fatalf("drops: %v", d)
 	}
+}
+
+// TestSealed_l2tunnel: on an encrypted l2tunnel network a host seals what
+// it hairpins to the policy host, and the policy host opens what comes
+// in, decides, and seals it again for the next hop with that hop's key.
+func TestSealed_l2tunnel(t *testing.T) {
+	spec := func(r *rig, policyVTEP netip.Addr, policy *Policy) NetworkSpec {
+		return NetworkSpec{
+			VNI: testVNI,
+			Endpoints: []EndpointSpec{
+				{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA},
+				{MAC: mac1b, Addrs: []netip.Addr{ip1b}, Port: r.portB},
+				{MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2, Peer: true},
+				{MAC: mac3, Addrs: []netip.Addr{ip3}, VTEP: vtep3, Peer: true},
+			},
+			PolicyVTEP: policyVTEP, Policy: policy, Encrypted: true,
+		}
+	}
+	t.Run("to the policy host", func(t *testing.T) {
+		r := newRig(t)
+		tbl, err := NewTable([]NetworkSpec{spec(r, vtep3, nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, theirs := sealedKeys(t, vtep3)
+		r.sw.SetKeys(keys)
+		r.sw.SetTable(tbl)
+		pkt := ipv4UDP(ip1, ip1b, 1, 2, []byte("hairpin, sealed"))
+		r.a.Inject(pkt)
+		got, _ := recv(t, r.peer3)
+		f := openDatagram(t, theirs[vtep3].Recv, got)
+		if !bytes.Equal(f[vxlan.EthernetLen:], pkt) {
+			t.Fatal("the hairpinned packet changed")
+		}
+	})
+	t.Run("the policy host", func(t *testing.T) {
+		r := newRig(t)
+		tbl, err := NewTable([]NetworkSpec{spec(r, netip.Addr{}, &Policy{Default: true})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, theirs := sealedKeys(t, vtep2, vtep3)
+		r.sw.SetKeys(keys)
+		r.sw.SetTable(tbl)
+		onward := frame(testVNI, mac3, mac2, vxlan.EtherTypeIPv4, ipv4UDP(ip2, ip3, 1, 9, []byte("to host 3, sealed")))
+		send(t, r.peer2, sealAsPeer(t, theirs[vtep2].Send, onward))
+		got, _ := recv(t, r.peer3)
+		f := openDatagram(t, theirs[vtep3].Recv, got)
+		if !bytes.Equal(f, onward[vxlan.HeaderLen:]) {
+			t.Fatalf("vtep3 opened %x, want the frame as it came %x", f, onward[vxlan.HeaderLen:])
+		}
+	})
 }

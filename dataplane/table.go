@@ -58,10 +58,10 @@ type NetworkSpec struct {
 	ClampMSS int
 	// Encrypted: every datagram of the network between hosts is sealed
 	// (package seal) with the keys of the pair of hosts (Switch.SetKeys),
-	// and only sealed datagrams that open are taken. Its inner MTU is
-	// seal.Overhead below the switch's. Overlay networks only: not with
-	// PolicyVTEP, Policy or Uplink, and no kernel VTEPs (FloodVTEPs, or
-	// endpoints without Peer) can take part.
+	// and only sealed datagrams that open are taken (an l2tunnel policy
+	// host opens, decides and seals again for the next hop). Its inner
+	// MTU is seal.Overhead below the switch's. Not with Uplink, and no
+	// kernel VTEPs (FloodVTEPs, or endpoints without Peer) can take part.
 	Encrypted bool
 }
 
@@ -204,8 +204,6 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 	n.clampMSS = s.ClampMSS
 	if s.Encrypted {
 		switch {
-		case s.PolicyVTEP.IsValid() || s.Policy != nil:
-			return nil, nil, fmt.Errorf("dataplane: network %d: Encrypted: not with an l2tunnel policy host", s.VNI)
 		case s.Uplink != nil:
 			return nil, nil, fmt.Errorf("dataplane: network %d: Encrypted: a network on an uplink has no VTEPs to encrypt to", s.VNI)
 		case len(s.FloodVTEPs) > 0:

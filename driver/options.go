@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -12,9 +13,18 @@ const (
 	// switch to what the containers' MTU carries; a number N to N (IPv4;
 	// 20 less for IPv6); "false" (the default) leaves them alone.
 	OptMSSClamp = "mss-clamp"
+	// OptEncrypted: "true" (or empty, as Docker's --opt encrypted gives
+	// it) seals every datagram of the network between hosts
+	// (docs/ENCRYPTION.md); "false" (the default) leaves them plain
+	// VXLAN. Overlay and l2tunnel networks only.
+	OptEncrypted = "encrypted"
 )
 
-var commonKeys = []string{OptMSSClamp}
+var commonKeys = []string{OptMSSClamp, OptEncrypted}
+
+// encryptingDrivers are the drivers whose networks may be encrypted: those
+// that cross hosts over VXLAN between vxnet hosts alone.
+var encryptingDrivers = []string{"overlay", "l2tunnel"}
 
 // Check validates a network's -o options that are not IPAM's (SplitOptions'
 // own): the common ones, then the driver's. Errors name the option and
@@ -25,7 +35,36 @@ func Check(d Driver, own map[string]string) error {
 			return err
 		}
 	}
+	if v, ok := own[OptEncrypted]; ok {
+		on, err := encrypted(v)
+		if err != nil {
+			return err
+		}
+		if on && !slices.Contains(encryptingDrivers, d.Name()) {
+			return fmt.Errorf("option %s=%q: the %s driver's networks cannot be encrypted (overlay and l2tunnel networks can)", OptEncrypted, v, d.Name())
+		}
+	}
 	return d.CheckOptions(own)
+}
+
+// Encrypted reports whether a network with options opts is encrypted.
+func Encrypted(opts map[string]string) bool {
+	v, ok := opts[OptEncrypted]
+	if !ok {
+		return false
+	}
+	on, _ := encrypted(v)
+	return on
+}
+
+func encrypted(v string) (bool, error) {
+	switch v {
+	case "", "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("option %s=%q: want true or false", OptEncrypted, v)
 }
 
 // ClampMSS is the MSS the switch clamps TCP SYNs to on a network with

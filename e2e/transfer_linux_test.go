@@ -16,6 +16,15 @@ import (
 // server received exactly those bytes (SHA-256 on both sides).
 func transfer(t *testing.T, clientNS, serverNS string, serverAddr netip.Addr, size int64) {
 	t.Helper()
+	if n := transferFrom(t, clientNS, serverNS, serverAddr, io.LimitReader(rand.NewChaCha8([32]byte{byte(size), 7}), size)); n != size {
+		t.Fatalf("sent %d bytes, want %d", n, size)
+	}
+}
+
+// transferFrom sends what src yields over one TCP connection, as transfer
+// does, checks it arrived whole, and returns how many bytes it was.
+func transferFrom(t *testing.T, clientNS, serverNS string, serverAddr netip.Addr, src io.Reader) int64 {
+	t.Helper()
 	var ln net.Listener
 	inNetns(t, serverNS, func() {
 		var err error
@@ -58,7 +67,6 @@ func transfer(t *testing.T, clientNS, serverNS string, serverAddr netip.Addr, si
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(2 * time.Minute))
 	h := sha256.New()
-	src := io.LimitReader(rand.NewChaCha8([32]byte{byte(size), 7}), size)
 	n, err := io.Copy(io.MultiWriter(conn, h), src)
 	if err != nil {
 		t.Fatalf("send after %d bytes: %v", n, err)
@@ -68,7 +76,8 @@ func transfer(t *testing.T, clientNS, serverNS string, serverAddr netip.Addr, si
 	if r.err != nil {
 		t.Fatalf("receive after %d bytes: %v", r.n, r.err)
 	}
-	if r.n != size || !bytes.Equal(r.sum[:], h.Sum(nil)) {
-		t.Fatalf("%s -> %s: received %d bytes with sha256 %x, sent %d with %x", clientNS, serverAddr, r.n, r.sum, size, h.Sum(nil))
+	if r.n != n || !bytes.Equal(r.sum[:], h.Sum(nil)) {
+		t.Fatalf("%s -> %s: received %d bytes with sha256 %x, sent %d with %x", clientNS, serverAddr, r.n, r.sum, n, h.Sum(nil))
 	}
+	return n
 }

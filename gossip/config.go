@@ -84,6 +84,16 @@ type Meta struct {
 	VTEP string `json:"vtep,omitempty"`
 	// Version is the node's vxnet version.
 	Version string `json:"version,omitempty"`
+	// HostKey and SessionKey are the node's public keys for encrypted
+	// networks (X25519, base64), AES whether its CPU has AES
+	// instructions; empty for a node that announces none.
+	HostKey    string `json:"hostKey,omitempty"`
+	SessionKey string `json:"sessionKey,omitempty"`
+	// NextKey and PreviousKey are the session keys of a rotation under
+	// way: announced before use, kept after (agent/seal.go).
+	NextKey     string `json:"nextKey,omitempty"`
+	PreviousKey string `json:"previousKey,omitempty"`
+	AES         bool   `json:"aes,omitempty"`
 }
 
 // DefaultLANConfig returns a config with the LAN profile.

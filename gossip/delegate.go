@@ -13,10 +13,11 @@ var _ memberlist.Delegate = (*delegate)(nil)
 
 // NodeMeta implements memberlist.Delegate.
 func (d *delegate) NodeMeta(limit int) []byte {
-	if len(d.meta) > limit {
+	meta := *d.meta.Load()
+	if len(meta) > limit {
 		return nil
 	}
-	return d.meta
+	return meta
 }
 
 // NotifyMsg implements memberlist.Delegate.

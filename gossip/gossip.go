@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -88,8 +89,8 @@ type Node struct {
 	ml      *memberlist.Memberlist
 	queue   *memberlist.TransmitLimitedQueue
 	app     Application
-	meta    []byte
-	keyring *memberlist.Keyring // shared with memberlist; nil without encryption
+	meta    atomic.Pointer[[]byte] // the encoded Meta this node announces
+	keyring *memberlist.Keyring    // shared with memberlist; nil without encryption
 
 	mu       sync.Mutex
 	subs     []*queue.Unbounded[MemberEvent]
@@ -118,14 +119,11 @@ func New(cfg Config, app Application) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log.With("component", "gossip", "node", cfg.Name), app: app, stop: make(chan struct{}),
 		members: map[string]*memberlist.Node{}, leaving: map[string]time.Time{}, failed: map[string]time.Time{}}
-	meta, err := json.Marshal(cfg.Meta)
+	meta, err := encodeMeta(cfg.Meta)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gossip: config Meta: %w", err)
 	}
-	if len(meta) > memberlist.MetaMaxSize {
-		return nil, fmt.Errorf("gossip: config Meta: %d bytes encoded, memberlist allows %d", len(meta), memberlist.MetaMaxSize)
-	}
-	n.meta = meta
+	n.meta.Store(&meta)
 	mc, err := cfg.memberlistConfig()
 	if err != nil {
 		return nil, err
@@ -356,4 +354,26 @@ func (n *Node) LocalAddr() string {
 		return m.Address()
 	}
 	return ""
+}
+
+func encodeMeta(m Meta) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("%d bytes encoded, memberlist allows %d", len(b), memberlist.MetaMaxSize)
+	}
+	return b, nil
+}
+
+// SetMeta announces new metadata for this node: every member sees it
+// (EventUpdate) as the announcement spreads.
+func (n *Node) SetMeta(m Meta) error {
+	b, err := encodeMeta(m)
+	if err != nil {
+		return fmt.Errorf("gossip: meta: %w", err)
+	}
+	n.meta.Store(&b)
+	return n.ml.UpdateNode(10 * time.Second)
 }

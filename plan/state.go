@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/hns"
@@ -46,7 +47,8 @@ func Make(in Input) State {
 			st.Notes = append(st.Notes, Note{Network: n.row.Name, Reason: err.Error()})
 			continue
 		}
-		s.ClampMSS = driver.ClampMSS(n.row.Options, in.MTU)
+		s.Encrypted = driver.Encrypted(n.row.Options)
+		s.ClampMSS = driver.ClampMSS(n.row.Options, NetworkMTU(in.MTU, n.row.Options))
 		n.here = here
 		specs[n.row.Name], byName[n.row.Name] = &s, n
 		st.DNSNetworks = append(st.DNSNetworks, dns.Network{Name: n.row.Name, Scope: dnsScope(n.d), Internal: n.row.Internal})
@@ -166,4 +168,14 @@ func hnsEndpoints(in Input, nets map[string]inSight, eps []tables.Endpoint) map[
 		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	}
 	return out
+}
+
+// NetworkMTU is the MTU of the containers of a network with options opts
+// on a host whose MTU is mtu: sealing takes its bytes on an encrypted
+// network.
+func NetworkMTU(mtu int, opts map[string]string) int {
+	if driver.Encrypted(opts) {
+		return mtu - seal.Overhead
+	}
+	return mtu
 }

@@ -102,6 +102,10 @@ type Config struct {
 	// whose /proc/sys is read-only (a managed Docker plugin) writes the
 	// host's, seen at /host/proc/sys.
 	SysctlDir string
+	// KeyRotation is how often this host replaces its session key, and so
+	// every key of its encrypted networks' traffic (docs/ENCRYPTION.md);
+	// 0 never (a key lasts until the agent restarts).
+	KeyRotation time.Duration
 }
 
 // SetDefaults fills in what is not set.
@@ -203,6 +207,9 @@ func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Pr
 	}
 	if c.GossipPort < 1 || c.GossipPort > 65535 {
 		return advertise, nil, 0, &Error{"gossip-port", strconv.Itoa(c.GossipPort), "want 1-65535"}
+	}
+	if c.KeyRotation != 0 && c.KeyRotation < time.Minute {
+		return advertise, nil, 0, &Error{"key-rotation", c.KeyRotation.String(), "want 0 (never) or at least 1m: each rotation takes a minute to finish"}
 	}
 	if c.VXLANPort < 1 || c.VXLANPort > 65535 {
 		return advertise, nil, 0, &Error{"vxlan-port", strconv.Itoa(c.VXLANPort), "want 1-65535"}

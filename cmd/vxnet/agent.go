@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vxnet/vxnet/agent"
 	"github.com/vxnet/vxnet/agent/config"
@@ -78,6 +79,7 @@ func cmdAgent(std stdio, args []string) int {
 	upstreams := fs.String("dns-upstream", "", "DNS servers for names vxnet does not own, `IP[:PORT],...` (default: the host's resolv.conf; \"none\": answer SERVFAIL)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve Go's profiler at http://`HOST:PORT`/debug/pprof/ (speed work; keep it on loopback)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (packets, drops by reason, members, table sizes, DNS queries by result)")
+	fs.DurationVar(&cfg.KeyRotation, "key-rotation", time.Hour, "how often this host replaces the keys of its encrypted networks' traffic with every other host, without a packet lost (`DURATION`; 0: only at restarts and on vxnet cluster rotate-keys)")
 	fs.DurationVar(&cfg.BindTimeout, "bind-timeout", config.DefaultBindTimeout, "how long to retry binding an address in use (gossip, VXLAN, the API socket, metrics, DNS), as when the agent this one replaces is still shutting down; then exit with an error (`DURATION`; 0: no retry)")
 	level := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `FORMAT`: text (key=value) or json")

@@ -175,7 +175,7 @@ func cmdNetworkCreate(std stdio, args []string) int {
 	fs.BoolVar(&req.Internal, "internal", false, "no outside connectivity: DNS never forwards")
 	var aux, opts multiFlag
 	fs.Var(&aux, "aux-address", "reserve an address: `NAME=IP` (repeatable)")
-	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable): block-size=PREFIXLEN; mss-clamp=true|MSS (lower TCP SYNs' MSS to what the MTU carries); l2tunnel: policy-host, policy-allow, policy-deny, policy-default; transparent: uplink, dhcp; l2bridge: uplink")
+	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable; KEY alone is KEY=true): block-size=PREFIXLEN; mss-clamp=true|MSS (lower TCP SYNs' MSS to what the MTU carries); encrypted (overlay, l2tunnel: seal every datagram between hosts, MTU 28 bytes lower; docs/ENCRYPTION.md); l2tunnel: policy-host, policy-allow, policy-deny, policy-default; transparent: uplink, dhcp; l2bridge: uplink")
 	fs.Var(&opts, "opt", "same as -o")
 	pos, code, ok := parse(fs, args)
 	if !ok {
@@ -203,9 +203,12 @@ func cmdNetworkCreate(std stdio, args []string) int {
 	}
 	for _, o := range opts {
 		k, v, ok := strings.Cut(o, "=")
-		if !ok || k == "" {
+		if k == "" {
 			fmt.Fprintf(std.stderr, "vxnet network create: -o %q: want KEY=VALUE\n", o)
 			return 2
+		}
+		if !ok {
+			v = "true" // -o encrypted, as Docker takes it
 		}
 		if req.Options == nil {
 			req.Options = map[string]string{}
@@ -458,9 +461,24 @@ func cmdEndpointRm(std stdio, args []string) int {
 	return 0
 }
 
+const clusterUsage = `Usage: vxnet cluster members [--format table|json]
+       vxnet cluster rotate-keys
+
+  members       the live members: gossip address, VTEP, version, and the
+                start of each one's host key (encrypted networks)
+  rotate-keys   replace this host's session key, and with it every key that
+                seals its encrypted networks' traffic with the other hosts;
+                no packet is lost (the new key is announced five seconds
+                before use, the old one kept a minute). Hosts also rotate by
+                themselves every --key-rotation (default 1h).
+`
+
 func cmdCluster(std stdio, args []string) int {
+	if len(args) > 0 && args[0] == "rotate-keys" {
+		return cmdRotateKeys(std, args[1:])
+	}
 	if len(args) == 0 || args[0] != "members" {
-		fmt.Fprint(std.stderr, "Usage: vxnet cluster members [--format table|json]\n")
+		fmt.Fprint(std.stderr, clusterUsage)
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
 			return 0
 		}
@@ -485,15 +503,34 @@ func cmdCluster(std stdio, args []string) int {
 		return printJSON(std, ms)
 	}
 	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tGOSSIP\tVTEP\tVERSION\t")
+	fmt.Fprintln(tw, "NAME\tGOSSIP\tVTEP\tVERSION\tHOST KEY\t")
 	for _, m := range ms {
 		self := ""
 		if m.Self {
 			self = "(this host)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.VTEP, m.Version, self)
+		key := "—"
+		if len(m.HostKey) > 12 {
+			key = m.HostKey[:12] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.VTEP, m.Version, key, self)
 	}
 	tw.Flush()
+	return 0
+}
+
+func cmdRotateKeys(std stdio, args []string) int {
+	fs := newFlags(std, "cluster rotate-keys", clusterUsage+"\nFlags:\n")
+	if _, code, ok := parse(fs, args); !ok {
+		return code
+	}
+	c, cancel := ctx()
+	defer cancel()
+	k, err := client().RotateKeys(c)
+	if err != nil {
+		return fail(std, "cluster rotate-keys", err)
+	}
+	fmt.Fprintf(std.stdout, "rotating: the new keys are in use from %s\n", k.InUseAt.Local().Format("15:04:05"))
 	return 0
 }
 

@@ -99,7 +99,7 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"network bad subnet":  {[]string{"--socket", sock, "network", "create", "--subnet", "x", "n"}, 2, "", `--subnet "x" is not a CIDR`},
 		"network two v4":      {[]string{"--socket", sock, "network", "create", "--subnet", "10.0.9.0/24", "--subnet", "10.0.8.0/24", "n"}, 2, "", "one IPv4 --subnet"},
 		"network two v6 gw":   {[]string{"--socket", sock, "network", "create", "--gateway", "fd00::1", "--gateway", "fd00::2", "n"}, 2, "", "one IPv6 --gateway"},
-		"network bad opt":     {[]string{"--socket", sock, "network", "create", "-o", "x", "n"}, 2, "", `-o "x"`},
+		"network bad opt":     {[]string{"--socket", sock, "network", "create", "-o", "=x", "n"}, 2, "", `-o "=x"`},
 		"endpoint stray":      {[]string{"endpoint", "create", "--network", "w", "--name", "a", "--netns", "n", "b"}, 2, "", `unexpected argument "b"`},
 		"endpoint rm no net":  {[]string{"endpoint", "rm", "a"}, 2, "", "--network NET"},
 		"run no cmd":          {[]string{"run", "--network", "w", "--name", "a"}, 2, "", "-- CMD"},

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/internal/names"
 )
 
@@ -600,8 +601,11 @@ func (p *Plugin) specOf(opts map[string]string, internal, ipv6 bool) (networkSpe
 			s.mtu = mtu
 		case strings.HasPrefix(k, OptPrefix) && len(k) > len(OptPrefix):
 			s.req.Options[strings.TrimPrefix(k, OptPrefix)] = v
+		case k == optEncrypted:
+			// Docker's overlay takes --opt encrypted; so does vxnet's.
+			s.req.Options[driver.OptEncrypted] = v
 		default:
-			return s, fmt.Errorf("-o %s: vxnet knows no such option; it takes %s=overlay|nat|transparent|l2bridge|l2tunnel, %sKEY=VALUE for the vxnet network's own options, and %s", k, OptDriver, OptPrefix, optMTU)
+			return s, fmt.Errorf("-o %s: vxnet knows no such option; it takes %s=overlay|nat|transparent|l2bridge|l2tunnel, %sKEY=VALUE for the vxnet network's own options, %s and %s", k, OptDriver, OptPrefix, optEncrypted, optMTU)
 		}
 	}
 	if len(s.req.Options) == 0 {

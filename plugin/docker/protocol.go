@@ -150,6 +150,7 @@ const (
 	optEnableIPv6  = "com.docker.network.enable_ipv6"
 	optInternal    = "com.docker.network.internal"
 	optMTU         = "com.docker.network.driver.mtu"
+	optEncrypted   = "encrypted" // Docker's overlay's own; vxnet's -o encrypted
 	optPortMap     = "com.docker.network.portmap"
 	optAddressType = "RequestAddressType"
 	addressGateway = "com.docker.network.gateway"
