@@ -148,7 +148,7 @@ func (l *outsideLoop) process(n int) {
 func (l *outsideLoop) handleCoalesced(tbl *Table, i int) {
 	seg, size := l.segs[i], l.sizes[i]
 	src := l.bufs[i][UnderlayOffset : UnderlayOffset+size]
-	if src[seal.MarkerIndex] == seal.Marker {
+	if len(src) > seal.MarkerIndex && src[seal.MarkerIndex] == seal.Marker {
 		// Sealed: opened in place and packed as plain datagrams, then
 		// merged and handled as those are.
 		seg, size = l.openTrain(tbl, src, seg, l.from[i])

@@ -603,6 +603,9 @@ func (p *Plugin) specOf(opts map[string]string, internal, ipv6 bool) (networkSpe
 			s.req.Options[strings.TrimPrefix(k, OptPrefix)] = v
 		case k == optEncrypted:
 			// Docker's overlay takes --opt encrypted; so does vxnet's.
+			if v == "" {
+				v = "true"
+			}
 			s.req.Options[driver.OptEncrypted] = v
 		default:
 			return s, fmt.Errorf("-o %s: vxnet knows no such option; it takes %s=overlay|nat|transparent|l2bridge|l2tunnel, %sKEY=VALUE for the vxnet network's own options, %s and %s", k, OptDriver, OptPrefix, optEncrypted, optMTU)

@@ -1222,3 +1222,15 @@ func TestSwarm_allocateChecks(t *testing.T) {
 	e.ok("/NetworkDriver.AllocateNetwork", `{"NetworkID":"n2","Options":{},"IPv4Data":[{"Pool":"10.0.9.0/24"}]}`, nil)
 	e.ok("/NetworkDriver.FreeNetwork", `{"NetworkID":"n2"}`, nil)
 }
+
+// TestCreateNetwork_encryptedAsDockerTakesIt: --opt encrypted, as Docker's
+// overlay takes it, makes an encrypted vxnet network.
+func TestCreateNetwork_encryptedAsDockerTakesIt(t *testing.T) {
+	e := newEnv(t, nil, "host-a", nil)
+	e.ok("/NetworkDriver.CreateNetwork", createNetworkBody(`{"encrypted":""}`, "", ipv4Data, "[]"), nil)
+	e.eng.storeNetwork(t, netID, "web", "10.0.9.0/24", "10.0.9.1", false, map[string]string{OptDriver: "overlay", "encrypted": ""})
+	testutil.WaitFor(t, "the vxnet network web", waitLong, func() bool { _, ok := e.c.network("web"); return ok })
+	if n, _ := e.c.network("web"); n.Options["encrypted"] != "true" {
+		t.Fatalf("vxnet network options %v, want encrypted=true", n.Options)
+	}
+}
