@@ -540,3 +540,58 @@ func FuzzOutsideSealed(f *testing.F) {
 		}
 	})
 }
+
+// TestSealed_rotationAtEveryPointOfABurst: a peer switches to its new
+// keys after k datagrams of a burst, for every k; while the old keys are
+// kept (a rotation's grace), every datagram of the burst opens and
+// reaches the port, and none is counted as a drop.
+func TestSealed_rotationAtEveryPointOfABurst(t *testing.T) {
+	const burst = 24
+	h := newHotRig(t)
+	tbl, err := NewTable([]NetworkSpec{sealedSpec(h.inside.port, h.portB)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sw.SetTable(tbl)
+	// Two sessions of the peer, each with its pair of keys on both sides.
+	local := seal.Local{Static: newKeyPair(t), Session: newKeyPair(t)}
+	peerStatic := newKeyPair(t)
+	var ours, theirs [2]seal.Keys
+	for i := range ours {
+		peerSession := newKeyPair(t)
+		if ours[i], err = seal.Derive(seal.AES256GCM, local, seal.Remote{Static: peerStatic.Public(), Session: peerSession.Public()}); err != nil {
+			t.Fatal(err)
+		}
+		if theirs[i], err = seal.Derive(seal.AES256GCM, seal.Local{Static: peerStatic, Session: peerSession}, seal.Remote{Static: local.Static.Public(), Session: local.Session.Public()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ring, err := NewKeyring(map[netip.Addr]PeerKeys{vtep2: {Send: ours[1].Send, Recv: []*seal.RecvKey{ours[1].Recv, ours[0].Recv}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sw.SetKeys(ring)
+	plain := frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, ipv4UDP(ip2, ip1, 1, 2, make([]byte, 200)))
+	for k := 0; k <= burst; k++ {
+		before := h.sw.Stats()
+		written := h.devA.written
+		for i := 0; i < burst; i++ {
+			key := theirs[1].Send
+			if i < k {
+				key = theirs[0].Send
+			}
+			h.outside.sizes[i] = copy(h.outside.views[i], sealAsPeer(t, key, plain))
+			h.outside.from[i] = netip.AddrPortFrom(vtep2, vxlan.DefaultPort)
+		}
+		h.outside.process(burst)
+		if got := h.devA.written - written; got != burst {
+			t.Errorf("switching after %d datagrams: %d of %d delivered", k, got, burst)
+		}
+		after := h.sw.Stats()
+		for r, v := range after.Drops {
+			if v != before.Drops[r] {
+				t.Errorf("switching after %d datagrams: %d dropped as %s", k, v-before.Drops[r], r)
+			}
+		}
+	}
+}
