@@ -13,13 +13,14 @@ import (
 // Standard library imports are always allowed. A package missing here
 // fails the test, so a new package must state its place.
 var allowed = map[string][]string{
-	"cmd/vxnet":             {"agent", "agent/config", "api", "driver", "lab", "bench", "dataplane/static", "plugin/docker", "plugin/cni"},
+	"cmd/vxnet":             {"agent", "agent/config", "api", "driver", "lab", "bench", "dataplane/static", "dataplane/seal", "plugin/docker", "plugin/cni"},
 	"plugin/docker":         {"api", "internal/names"},                                        // Docker's plugin protocol over the agent (its Backend)
 	"plugin/cni":            {"api", "internal/names", "github.com/containernetworking/cni/"}, // CNI's verbs, a client of the agent's API
 	"cmd/vxnet-cni":         {"plugin/cni"},
 	"api":                   {}, // types, client and server: adapters need not import the agent
 	"agent":                 {"*module*", "github.com/vishvananda/", "golang.org/x/", "golang.zx2c4.com/", "github.com/hashicorp/", "github.com/miekg/dns", "github.com/prometheus/", "go.etcd.io/", "github.com/Microsoft/hcsshim"},
-	"dataplane":             {"dataplane/tun", "dataplane/udp", "dataplane/vxlan", "golang.org/x/sys", "golang.org/x/net", "golang.zx2c4.com/wireguard/tun"},
+	"dataplane":             {"dataplane/tun", "dataplane/udp", "dataplane/vxlan", "dataplane/seal", "golang.org/x/sys", "golang.org/x/net", "golang.zx2c4.com/wireguard/tun"},
+	"dataplane/seal":        {"golang.org/x/crypto", "golang.org/x/sys"}, // the AEADs and key derivation of encrypted networks
 	"dataplane/static":      {"dataplane"},
 	"dataplane/vxlan":       {},
 	"dataplane/afpacket":    {"golang.org/x/sys", "internal/rawio"},

@@ -42,7 +42,6 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/api"
-	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/internal/names"
 )
 
@@ -606,7 +605,7 @@ func (p *Plugin) specOf(opts map[string]string, internal, ipv6 bool) (networkSpe
 			if v == "" {
 				v = "true"
 			}
-			s.req.Options[driver.OptEncrypted] = v
+			s.req.Options[optEncrypted] = v // the vxnet option has Docker's name
 		default:
 			return s, fmt.Errorf("-o %s: vxnet knows no such option; it takes %s=overlay|nat|transparent|l2bridge|l2tunnel, %sKEY=VALUE for the vxnet network's own options, %s and %s", k, OptDriver, OptPrefix, optEncrypted, optMTU)
 		}
