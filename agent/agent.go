@@ -49,8 +49,11 @@ type Agent struct {
 	// resolvers serve DNS in the namespaces of this host's endpoints.
 	resolvers *dns.Namespaces
 	sw        *dataplane.Switch
-	seal      *sealing      // this host's keys for encrypted networks, and its peers' (seal.go)
-	host      *hostnet.Host // gateways and netfilter rules of this host's nat networks
+	seal      *sealing // this host's keys for encrypted networks, and its peers' (seal.go)
+	// gossipEncrypted: the cluster's gossip is encrypted and authenticated
+	// (a gossip key), which encrypted networks' keys rely on.
+	gossipEncrypted bool
+	host            *hostnet.Host // gateways and netfilter rules of this host's nat networks
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
 
@@ -142,6 +145,7 @@ func New(cfg config.Config) (*Agent, error) {
 	if a.seal, err = openSealing(cfg.DataDir); err != nil {
 		return nil, &config.Error{Field: "data-dir", Reason: err.Error()}
 	}
+	a.gossipEncrypted = len(keys) > 0
 	kc, err := a.openTables(keys, profile)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,11 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if err := driver.Check(d, own); err != nil {
 		return api.Network{}, apiError(api.CodeBadRequest, "options", "%v", err)
 	}
+	if driver.Encrypted(own) && !a.gossipEncrypted {
+		// The keys that seal the network travel in gossip: without the
+		// cluster's gossip key anyone on the underlay could announce some.
+		return api.Network{}, apiError(api.CodeBadRequest, "options", "option encrypted: needs an encrypted cluster: start every agent with --gossip-key-file FILE (the same key on each; docs/ENCRYPTION.md)")
+	}
 	unclaim, err := a.claimNetworkName(req.Name) // names.go: unique in any case
 	if err != nil {
 		return api.Network{}, err

@@ -51,17 +51,23 @@ type sealing struct {
 
 	mu        sync.Mutex
 	current   *seal.KeyPair // seals what this host sends
-	next      *seal.KeyPair // announced, in use from nextAt; nil when no rotation runs
+	next      *seal.KeyPair // to be announced, then in use from nextAt; nil when no rotation runs
 	previous  *seal.KeyPair // replaced, still opening until prevUntil; nil when none
 	since     time.Time     // when current came into use
-	nextAt    time.Time
+	nextAt    time.Time     // zero until next's announcement went out (announced)
 	prevUntil time.Time
 	rotations uint64
 
-	derived map[pairID]seal.Keys // the keys of each pair of sessions in use
-	retired map[string][]uint32  // per member, key ids of receive keys no longer taken
-	taken   map[string][]uint32  // per member, the receive keys' ids of the last keyring
-	last    string               // the announcements and sessions the keyring was built from
+	// derived holds the keys of every pair of sessions derived while this
+	// host's session of the pair lives, whether or not the member is in
+	// the membership now: deriving a pair again would start its counter
+	// at 0 again (a nonce used twice) and its replay window empty. They go
+	// when this host's session is dropped (forward secrecy); at most
+	// maxDerived, past which a rotation starts.
+	derived map[pairID]seal.Keys
+	retired map[string][]uint32 // per member, key ids of receive keys no longer taken
+	taken   map[string][]uint32 // per member, the receive keys' ids of the last keyring
+	last    string              // the announcements and sessions the keyring was built from
 }
 
 // pairID names the keys of one pair of sessions.
@@ -105,12 +111,16 @@ func (s *sealing) meta(m gossip.Meta) gossip.Meta {
 // errRotating: a rotation is under way.
 var errRotating = errors.New("a key rotation is under way")
 
-// rotate starts a rotation: a new session key, announced now, in use
-// from the returned time.
+// rotate starts a rotation: a new session key, to be announced now
+// (meta, then announced), in use rotateAnnounce after the announcement went
+// out; the time returned is when that will be if it goes out now.
 func (s *sealing) rotate(now time.Time) (time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.next != nil {
+		if s.nextAt.IsZero() {
+			return now, fmt.Errorf("%w: its key is being announced", errRotating)
+		}
 		return s.nextAt, fmt.Errorf("%w: its key is in use from %s", errRotating, s.nextAt.Format(time.RFC3339))
 	}
 	if s.previous != nil {
@@ -122,8 +132,20 @@ func (s *sealing) rotate(now time.Time) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	s.next, s.nextAt = k, now.Add(s.announce)
-	return s.nextAt, nil
+	s.next, s.nextAt = k, time.Time{}
+	return now.Add(s.announce), nil
+}
+
+// announced records that the announcement made from meta went out at now:
+// a next key in it comes into use rotateAnnounce later. A key whose
+// announcement failed is never used: the members could not open what it
+// sealed.
+func (s *sealing) announced(now time.Time, m gossip.Meta) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next != nil && s.nextAt.IsZero() && m.NextKey == pub(s.next) {
+		s.nextAt = now.Add(s.announce)
+	}
 }
 
 // advance moves a rotation on: the announced key into use, the replaced
@@ -132,7 +154,7 @@ func (s *sealing) rotate(now time.Time) (time.Time, error) {
 func (s *sealing) advance(now time.Time, interval time.Duration) bool {
 	s.mu.Lock()
 	changed := false
-	if s.next != nil && !now.Before(s.nextAt) {
+	if s.next != nil && !s.nextAt.IsZero() && !now.Before(s.nextAt) {
 		s.previous, s.current, s.next = s.current, s.next, nil
 		s.since, s.prevUntil = now, now.Add(s.grace)
 		s.rotations++
@@ -142,7 +164,7 @@ func (s *sealing) advance(now time.Time, interval time.Duration) bool {
 		s.previous = nil
 		changed = true
 	}
-	due := interval > 0 && s.next == nil && now.Sub(s.since) >= interval
+	due := s.next == nil && (interval > 0 && now.Sub(s.since) >= interval || len(s.derived) > maxDerived)
 	s.mu.Unlock()
 	if due {
 		if _, err := s.rotate(now); err == nil {
@@ -194,14 +216,24 @@ func (s *sealing) keyring(self string, members []gossip.Member) (ring *dataplane
 			ours = append(ours, k)
 		}
 	}
-	used := map[pairID]seal.Keys{}
 	byVTEP := map[netip.Addr]dataplane.PeerKeys{}
+	// A host key two members announce is nobody's: one of them is lying.
+	statics := map[string][]string{}
+	for _, m := range members {
+		if m.Name != self && m.Meta.HostKey != "" {
+			statics[m.Meta.HostKey] = append(statics[m.Meta.HostKey], m.Name)
+		}
+	}
 	owner := map[netip.Addr]string{}
 	for _, m := range members {
 		if m.Name == self || m.Meta.HostKey == "" {
 			continue // an agent that announces no keys takes part in no encrypted network
 		}
-		p, err := s.peerKeys(m, ours, used)
+		if names := statics[m.Meta.HostKey]; len(names) > 1 {
+			errs = append(errs, fmt.Errorf("member %s: members %v announce one host key; the keys of all of them are left out", m.Name, names))
+			continue
+		}
+		p, err := s.peerKeys(m, ours)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("member %s: %w", m.Name, err))
 			continue
@@ -216,8 +248,11 @@ func (s *sealing) keyring(self string, members []gossip.Member) (ring *dataplane
 		owner[vtep] = m.Name
 		byVTEP[vtep] = p
 	}
-	// Keys of sessions no longer in use are forgotten (forward secrecy).
-	s.derived = used
+	for id := range s.derived {
+		if !ownsSession(ours, id.ours) {
+			delete(s.derived, id) // this host's session of the pair is gone: never used again
+		}
+	}
 	for name := range s.taken {
 		if !containsName(members, name) {
 			delete(s.taken, name)
@@ -231,6 +266,19 @@ func (s *sealing) keyring(self string, members []gossip.Member) (ring *dataplane
 	s.last = fingerprint
 	return ring, errs, true
 }
+
+func ownsSession(ours []*seal.KeyPair, p seal.PublicKey) bool {
+	for _, o := range ours {
+		if o.Public() == p {
+			return true
+		}
+	}
+	return false
+}
+
+// maxDerived bounds the pairs of sessions kept (see sealing.derived);
+// past it, advance starts a rotation, which lets them go.
+const maxDerived = 4096
 
 func containsName(members []gossip.Member, name string) bool {
 	for _, m := range members {
@@ -247,7 +295,7 @@ const maxRetired = 16
 // peerKeys derives (or takes from the cache) the keys shared with m: it
 // seals with this host's current session and m's current one, and opens
 // what any pair of this host's and m's announced sessions sealed.
-func (s *sealing) peerKeys(m gossip.Member, ours []*seal.KeyPair, used map[pairID]seal.Keys) (dataplane.PeerKeys, error) {
+func (s *sealing) peerKeys(m gossip.Member, ours []*seal.KeyPair) (dataplane.PeerKeys, error) {
 	if _, err := netip.ParseAddr(m.Meta.VTEP); err != nil {
 		return dataplane.PeerKeys{}, fmt.Errorf("VTEP %q: not an address", m.Meta.VTEP)
 	}
@@ -261,14 +309,12 @@ func (s *sealing) peerKeys(m gossip.Member, ours []*seal.KeyPair, used map[pairI
 	for i, o := range ours {
 		for j, t := range theirs {
 			id := pairID{ours: o.Public(), theirStatic: static, theirs: t, suite: suite}
-			k, ok := used[id]
+			k, ok := s.derived[id]
 			if !ok {
-				if k, ok = s.derived[id]; !ok {
-					if k, err = seal.Derive(suite, seal.Local{Static: s.static, Session: o}, seal.Remote{Static: static, Session: t}); err != nil {
-						return dataplane.PeerKeys{}, err
-					}
+				if k, err = seal.Derive(suite, seal.Local{Static: s.static, Session: o}, seal.Remote{Static: static, Session: t}); err != nil {
+					return dataplane.PeerKeys{}, err
 				}
-				used[id] = k
+				s.derived[id] = k
 			}
 			if i == 0 && j == 0 {
 				pk.Send = k.Send
@@ -318,9 +364,14 @@ func (a *Agent) refreshKeys() {
 // announceKeys puts this host's current public keys in its gossip
 // metadata.
 func (a *Agent) announceKeys() {
-	if err := a.kv.Node().SetMeta(a.seal.meta(a.baseMeta())); err != nil {
+	m := a.seal.meta(a.baseMeta())
+	if err := a.kv.Node().SetMeta(m); err != nil {
+		// A next key is not used until an announcement of it went out:
+		// the next tick announces again.
 		a.log.Warn("announcing this host's keys", "error", err)
+		return
 	}
+	a.seal.announced(time.Now(), m)
 }
 
 // baseMeta is this host's gossip metadata without its keys.
@@ -338,6 +389,9 @@ func (a *Agent) RotateKeys(ctx context.Context) (api.KeyRotation, error) {
 	}
 	a.announceKeys()
 	a.refreshKeys()
+	if t := a.seal.inUseAt(); !t.IsZero() {
+		at = t
+	}
 	a.log.Info("key rotation started", "inUseAt", at.Format(time.RFC3339))
 	return api.KeyRotation{InUseAt: at}, nil
 }
@@ -353,13 +407,32 @@ func (a *Agent) routineKeys(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if a.seal.advance(now, a.cfg.KeyRotation) {
+			done := a.seal.rotationsDone()
+			if a.seal.advance(now, a.cfg.KeyRotation) || a.seal.unannounced() {
 				a.announceKeys()
-				a.log.Info("session keys changed", "rotations", a.seal.rotationsDone())
+			}
+			if n := a.seal.rotationsDone(); n != done {
+				a.log.Info("session keys changed", "rotations", n)
 			}
 			a.refreshKeys()
 		}
 	}
+}
+
+// inUseAt is when the next key comes into use; zero when there is none
+// or its announcement has not gone out.
+func (s *sealing) inUseAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextAt
+}
+
+// unannounced reports whether a next key still waits for its
+// announcement to go out.
+func (s *sealing) unannounced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next != nil && s.nextAt.IsZero()
 }
 
 // rotationsDone is how many rotations completed.

@@ -39,6 +39,7 @@ func newRotatingHost(t *testing.T, name, vtep string, phase int, start time.Time
 			if _, err := s.rotate(now); err != nil {
 				t.Fatal(err)
 			}
+			s.announced(now, s.meta(gossip.Meta{VTEP: vtep}))
 		case 2:
 			now = now.Add(s.announce)
 			if !s.advance(now, 0) {
@@ -131,6 +132,7 @@ func TestSealing_oldKeysGoAfterRotation(t *testing.T) {
 	if _, err := b.s.rotate(start); err != nil {
 		t.Fatal(err)
 	}
+	b.s.announced(start, b.s.meta(gossip.Meta{VTEP: b.vtep}))
 	if _, err := b.s.rotate(start); err == nil {
 		t.Fatal("a second rotation started while one runs")
 	}
@@ -165,6 +167,10 @@ func TestSealing_scheduledRotation(t *testing.T) {
 		t.Fatal("no rotation after the interval")
 	}
 	first := s.next.Public()
+	if s.advance(start.Add(time.Hour+s.announce), time.Hour) || s.current.Public() == first {
+		t.Fatal("a next key whose announcement never went out came into use")
+	}
+	s.announced(start.Add(time.Hour), s.meta(gossip.Meta{}))
 	s.advance(start.Add(time.Hour+time.Second), time.Hour)
 	if s.next == nil || s.next.Public() != first {
 		t.Fatal("a second rotation started while one runs")
@@ -172,5 +178,45 @@ func TestSealing_scheduledRotation(t *testing.T) {
 	s.advance(start.Add(time.Hour+s.announce), time.Hour)
 	if s.current.Public() != first || s.rotationsDone() != 1 {
 		t.Fatal("the announced key did not come into use")
+	}
+}
+
+// TestSealing_memberBackKeepsItsKeys: a member that drops out of the
+// membership and comes back with the same session keys gets the same
+// keys, counters and replay windows: deriving them again would use
+// nonces twice and take datagrams opened before.
+func TestSealing_memberBackKeepsItsKeys(t *testing.T) {
+	start := time.Unix(1_800_000_000, 0)
+	a := newRotatingHost(t, "a", "198.18.0.1", 0, start)
+	b := newRotatingHost(t, "b", "198.18.0.2", 0, start)
+	bMember := gossip.Member{Name: "b", Meta: b.metas[0]}
+	self := gossip.Member{Name: "a", Meta: a.metas[0]}
+	ring1, _, _ := a.s.keyring("a", []gossip.Member{self, bMember})
+	send1 := ring1.Peer(netip.MustParseAddr(b.vtep)).Send
+	send1.Reserve(1000)
+	if _, _, changed := a.s.keyring("a", []gossip.Member{self}); !changed {
+		t.Fatal("b's departure changed nothing")
+	}
+	ring2, _, _ := a.s.keyring("a", []gossip.Member{self, bMember})
+	send2 := ring2.Peer(netip.MustParseAddr(b.vtep)).Send
+	if send2 != send1 || send2.Sent() != 1000 {
+		t.Fatalf("b back: send key %p (%d sent), want the same %p (1000 sent)", send2, send2.Sent(), send1)
+	}
+	if ring2.Peer(netip.MustParseAddr(b.vtep)).Recv[0] != ring1.Peer(netip.MustParseAddr(b.vtep)).Recv[0] {
+		t.Fatal("b back: a new receive key (an empty replay window)")
+	}
+}
+
+// TestSealing_sameHostKeyTwice: two members announcing one host key get
+// no keys.
+func TestSealing_sameHostKeyTwice(t *testing.T) {
+	start := time.Unix(1_800_000_000, 0)
+	a := newRotatingHost(t, "a", "198.18.0.1", 0, start)
+	b := newRotatingHost(t, "b", "198.18.0.2", 0, start)
+	forged := b.metas[0]
+	forged.VTEP = "198.18.0.3"
+	ring, errs, _ := a.s.keyring("a", []gossip.Member{{Name: "b", Meta: b.metas[0]}, {Name: "x", Meta: forged}})
+	if len(errs) == 0 || ring.Peer(netip.MustParseAddr("198.18.0.3")) != nil || ring.Peer(netip.MustParseAddr(b.vtep)) != nil {
+		t.Fatalf("members sharing b's host key got keys (errors %v)", errs)
 	}
 }

@@ -124,7 +124,9 @@ func (h *heldSender) release(now int64) (waiting bool) {
 			continue
 		}
 		nw := tbl.vnis.get(s.vni)
-		if nw == nil {
+		if nw == nil || nw.sealed {
+			// Gone, or its VNI is an encrypted network's now: nothing
+			// held for a plain one leaves unsealed.
 			h.tally.drop(DropNeighborMiss)
 			s.state.Store(heldFree)
 			continue

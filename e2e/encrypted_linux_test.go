@@ -100,6 +100,9 @@ func TestDataplane_encrypted(t *testing.T) {
 	if _, err := os.Stat(sess1); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the session key file is still there after the start: %v", err)
 	}
+	if b, err := os.ReadFile(host1 + ".sessions-used"); err != nil || !strings.Contains(string(b), sess1Pub) {
+		t.Errorf("the used session key is not listed beside the host key: %v %q", err, b)
+	}
 	if mtu := strings.TrimSpace(l.in(c1, "cat", "/sys/class/net/eth0/mtu")); mtu != "1422" {
 		t.Errorf("container MTU %s, want 1422 (1450 less 28 for sealing)", mtu)
 	}
@@ -287,7 +290,18 @@ func TestAgent_encryptedNetwork(t *testing.T) {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Skip("tcpdump not installed (make deps)")
 	}
-	c := l.cluster("198.18.61", "h1", "h2", "h3")
+	// Encrypted networks need an encrypted cluster: their keys travel in
+	// gossip.
+	plain := newLab(t).cluster("198.18.62", "p1") // a lab of its own: its namespaces' names
+
+	if out, err := plain.tryCLI("p1", "network", "create", "-o", "encrypted", "--subnet", "10.62.0.0/24", "sec"); err == nil || !strings.Contains(out, "gossip-key-file") {
+		t.Fatalf("an encrypted network in a cluster without a gossip key: %v %s", err, out)
+	}
+	keyFile := filepath.Join(l.dir, "gossip.key")
+	if err := os.WriteFile(keyFile, []byte("4OfqNN82w/doggaHXJhYZOF1uTqRLZwFkomTb7gQEtY=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := l.clusterWith("198.18.61", []string{"--gossip-key-file", keyFile}, "h1", "h2", "h3")
 	c.cli("h1", "network", "create", "-o", "encrypted", "--subnet", "10.61.0.0/24", "sec")
 	if n := c.networks("h2")["sec"]; n.Options["encrypted"] != "true" {
 		t.Fatalf("network inspect: options %v, want encrypted=true", n.Options)

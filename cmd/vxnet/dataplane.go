@@ -52,10 +52,12 @@ Config file:
     }],
     "encryption": {                    this host's keys, for encrypted networks
       "hostKey": "/var/lib/vxnet/host.key",      long-term private key (keygen)
-      "sessionKey": "/run/vxnet/session.key",    a fresh private key for this start:
-                                       renamed to FILE.used when taken, never used twice
-      "cipher": "auto"                 aes-256-gcm, chacha20-poly1305, or auto (AES-GCM
-                                       where the CPU has AES); every host must agree
+      "sessionKey": "/run/vxnet/session.key",    a fresh private key for this start: its
+                                       public key is listed in HOSTKEY.sessions-used and
+                                       the file destroyed; a listed key is refused
+      "cipher": "auto"                 aes-256-gcm, chacha20-poly1305, or auto (AES-GCM;
+                                       refused without AES instructions); every host
+                                       must name the same
     },
     "peers": [{                        the other hosts of encrypted networks
       "vtep": "198.18.0.2",

@@ -8,8 +8,8 @@ import "sync/atomic"
 // compare-and-swap.
 const (
 	blockBits  = 16
-	blockShift = 4 // log2(blockBits)
-	ringWords  = 256
+	blockShift = 4    // log2(blockBits)
+	ringWords  = 2048 // 16 KB per receiving key: room for receive loops far apart
 	// ReplayWindow is how far behind the newest counter a datagram may
 	// arrive (reordered by the underlay or by the receive loops) and
 	// still be taken: a counter ReplayWindow below the newest is taken

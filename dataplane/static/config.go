@@ -38,13 +38,13 @@ type Encryption struct {
 	// HostKey is the file of the host's long-term private key.
 	HostKey string
 	// SessionKey is the file of a session private key made for this
-	// start alone: Run takes it and renames it to SessionKey+".used",
-	// and refuses to start from a used one (its keys would seal from
-	// counter 0 again).
+	// start alone: Run lists its public key in HostKey+".sessions-used",
+	// overwrites and removes the file, and refuses a key listed there
+	// (its keys would seal from counter 0 again).
 	SessionKey string
-	// Cipher seals every datagram; both ends must agree. Default
-	// AES-256-GCM where this CPU has AES instructions, ChaCha20-Poly1305
-	// otherwise.
+	// Cipher seals every datagram; every host must name the same. Default
+	// AES-256-GCM, refused on a CPU without AES instructions (set
+	// ChaCha20-Poly1305 on every host then).
 	Cipher seal.Suite
 }
 
@@ -211,7 +211,12 @@ func (f *configFile) convert() (*Config, error) {
 		}
 		switch e.Cipher {
 		case "", "auto":
-			c.Encryption.Cipher = seal.Pick(seal.HasAES(), seal.HasAES())
+			// Never AES-GCM without AES instructions: Go's software AES
+			// is not constant-time.
+			if !seal.HasAES() {
+				return nil, &fieldError{"encryption.cipher", e.Cipher, "is auto, and this CPU has no AES instructions: set chacha20-poly1305 here and on every peer"}
+			}
+			c.Encryption.Cipher = seal.AES256GCM
 		default:
 			if c.Encryption.Cipher, err = seal.ParseSuite(e.Cipher); err != nil {
 				return nil, &fieldError{"encryption.cipher", e.Cipher, "is not a cipher: aes-256-gcm, chacha20-poly1305 or auto"}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/vxnet/vxnet/dataplane"
@@ -146,7 +147,7 @@ func loadKeys(cfg *Config) (*dataplane.Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encryption.hostKey: %w", err)
 	}
-	session, err := takeSessionKey(e.SessionKey)
+	session, err := takeSessionKey(e.SessionKey, e.HostKey+".sessions-used")
 	if err != nil {
 		return nil, err
 	}
@@ -162,21 +163,53 @@ func loadKeys(cfg *Config) (*dataplane.Keyring, error) {
 	return dataplane.NewKeyring(peers)
 }
 
-// takeSessionKey reads a session key and renames its file to path+".used":
-// keys derived from it seal from counter 0, so the same session key must
-// never serve two starts.
-func takeSessionKey(path string) (*seal.KeyPair, error) {
+// takeSessionKey reads a session key for one start and destroys its
+// file. Keys derived from it seal from counter 0, so the same session key
+// must never serve two starts: its public key is added to usedList (one
+// per line, kept beside the host key) before it is used, and a key listed
+// there is refused. The private key is overwritten and removed, so that a
+// host key stolen later opens no recorded traffic (forward secrecy).
+func takeSessionKey(path, usedList string) (*seal.KeyPair, error) {
 	k, err := seal.LoadKeyFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if _, uerr := os.Stat(path + ".used"); uerr == nil {
-			return nil, fmt.Errorf("encryption.sessionKey: %s was used by an earlier start (%s.used); a session key serves one start: make a new one with vxnet dataplane keygen and give its public key to the peers", path, path)
-		}
-	}
 	if err != nil {
 		return nil, fmt.Errorf("encryption.sessionKey: %w", err)
 	}
-	if err := os.Rename(path, path+".used"); err != nil {
-		return nil, fmt.Errorf("encryption.sessionKey: %w", err)
+	pub := k.Public().String()
+	used, err := os.ReadFile(usedList)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("encryption.sessionKey: the list of used session keys: %w", err)
 	}
+	for _, line := range strings.Split(string(used), "\n") {
+		if strings.TrimSpace(line) == pub {
+			return nil, fmt.Errorf("encryption.sessionKey: %s holds session key %s, which an earlier start used (listed in %s); a session key serves one start: make a new one with vxnet dataplane keygen and give its public key to the peers", path, pub, usedList)
+		}
+	}
+	f, err := os.OpenFile(usedList, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("encryption.sessionKey: the list of used session keys: %w", err)
+	}
+	_, err = f.WriteString(pub + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encryption.sessionKey: the list of used session keys: %w", err)
+	}
+	destroy(path)
 	return k, nil
+}
+
+// destroy overwrites a private key's file and removes it.
+func destroy(path string) {
+	if st, err := os.Stat(path); err == nil {
+		if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+			f.Write(make([]byte, st.Size()))
+			f.Sync()
+			f.Close()
+		}
+	}
+	os.Remove(path)
 }
