@@ -49,6 +49,8 @@ type sealing struct {
 	announce time.Duration // rotateAnnounce; shorter in tests
 	grace    time.Duration // rotateGrace
 
+	publishMu sync.Mutex // held by refreshKeys while it builds and publishes a keyring
+
 	mu        sync.Mutex
 	current   *seal.KeyPair // seals what this host sends
 	next      *seal.KeyPair // to be announced, then in use from nextAt; nil when no rotation runs
@@ -351,6 +353,10 @@ func containsID(ids []uint32, id uint32) bool {
 // refreshKeys publishes the keys of the members alive now, when they
 // changed.
 func (a *Agent) refreshKeys() {
+	// One at a time, built and published together: an older keyring must
+	// never be published after a newer one.
+	a.seal.publishMu.Lock()
+	defer a.seal.publishMu.Unlock()
 	ring, errs, changed := a.seal.keyring(a.cfg.Name, a.kv.Node().Members())
 	if !changed {
 		return
