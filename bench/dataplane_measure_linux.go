@@ -52,7 +52,7 @@ func (tb *testbed) measure(ctx context.Context, p *benchPath, rep int) (Dataplan
 				return s, err
 			}
 			s.CPUSeconds[t.key] = cpu1 - cpu0
-			result += fmt.Sprintf(" (vxnet CPU %.2f s)", cpu1-cpu0)
+			result += fmt.Sprintf(" (its processes: CPU %.2f s)", cpu1-cpu0)
 		}
 		fmt.Fprintln(tb.progress, result)
 	}

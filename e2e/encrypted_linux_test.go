@@ -281,10 +281,13 @@ func (c *capture) stop() []captured {
 }
 
 // TestAgent_encryptedNetwork: three agents and an encrypted network
-// (-o encrypted). Containers on every host reach each other by name at an
-// MTU of 1422, a 100 MB transfer arrives whole, the underlay carries no
-// byte of a container's ping in clear; and once a host is gone (kill -9,
-// out of the membership), what it sent before is refused when replayed.
+// (-o encrypted; refused in a cluster without a gossip key). Containers on
+// every host reach each other by name at an MTU of 1422, a 100 MB transfer
+// arrives whole, the underlay carries no byte of a container's ping in
+// clear; a replayed and a forged datagram are dropped and counted; a key
+// rotation under a streaming connection loses no byte and drops no
+// datagram anywhere; and once a host is gone (kill -9, out of the
+// membership), what it sent before is refused when replayed.
 func TestAgent_encryptedNetwork(t *testing.T) {
 	l := newLab(t)
 	if _, err := exec.LookPath("tcpdump"); err != nil {
@@ -341,6 +344,35 @@ func TestAgent_encryptedNetwork(t *testing.T) {
 	}
 	transfer(t, ns["c1"], ns["c3"], addrOf(t, c.endpoints("h1")["c3"]), transferSize)
 
+	// Someone on the underlay replays a datagram h3 sent, and forges one
+	// with a valid header and a counter never used: h1 drops and counts
+	// both.
+	forged := append([]byte(nil), fromH3...)
+	copy(forged[12:20], []byte{0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0})
+	for i := 20; i < len(forged); i++ {
+		forged[i] ^= 0x5a
+	}
+	metrics1 := func() string { return l.in(h1.ns, "curl", "-sf", "http://"+h1.addr+":9464/metrics") }
+	m0 := metrics1()
+	inNetns(t, h3.ns, func() {
+		conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(h3.addr)}, &net.UDPAddr{IP: net.ParseIP(h1.addr), Port: 4789})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for _, d := range [][]byte{fromH3, forged} {
+			if _, err := conn.Write(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	testutil.WaitFor(t, "h1 to count the replayed and the forged datagram", 10*time.Second, func() bool {
+		m := metrics1()
+		return metricValue(m, `vxnet_dataplane_drops_total{reason="seal_replay"}`) > metricValue(m0, `vxnet_dataplane_drops_total{reason="seal_replay"}`) &&
+			metricValue(m, `vxnet_dataplane_drops_total{reason="seal_bad_tag"}`) > metricValue(m0, `vxnet_dataplane_drops_total{reason="seal_bad_tag"}`)
+	})
+	attack := metrics1() // the drops above are the attack's; none may follow
+
 	// h1 rotates its keys while one TCP connection streams to c3 and on
 	// past the moment the new keys are in use: the connection carries
 	// every byte, and no host drops a datagram for its keys.
@@ -365,7 +397,12 @@ func TestAgent_encryptedNetwork(t *testing.T) {
 	for _, h := range []string{"h1", "h2", "h3"} {
 		m := l.in(c.hosts[h].ns, "curl", "-sf", "http://"+c.hosts[h].addr+":9464/metrics")
 		for _, reason := range []string{"seal_no_key", "seal_unknown_key", "seal_stale_key", "seal_bad_tag", "seal_replay"} {
-			if v := metricValue(m, `vxnet_dataplane_drops_total{reason="`+reason+`"}`); v != 0 {
+			series := `vxnet_dataplane_drops_total{reason="` + reason + `"}`
+			before := uint64(0)
+			if h == "h1" {
+				before = metricValue(attack, series)
+			}
+			if v := metricValue(m, series) - before; v != 0 {
 				t.Errorf("%s dropped %d datagrams as %s around the rotation", h, v, reason)
 			}
 		}
