@@ -123,12 +123,13 @@ func (s *sealing) rotate(now time.Time) (time.Time, error) {
 		if s.nextAt.IsZero() {
 			return now, fmt.Errorf("%w: its key is being announced", errRotating)
 		}
-		return s.nextAt, fmt.Errorf("%w: its key is in use from %s", errRotating, s.nextAt.Format(time.RFC3339))
+		return s.nextAt, fmt.Errorf("%w: its key is in use from %s and keeps the old one until %s; rotate again after that", errRotating,
+			s.nextAt.UTC().Format(time.RFC3339), s.nextAt.Add(s.grace).UTC().Format(time.RFC3339))
 	}
 	if s.previous != nil {
 		// A second rotation now would drop the key before last while
 		// datagrams sealed with it may still be on the way.
-		return s.prevUntil, fmt.Errorf("%w: the last one keeps its old key until %s; rotate again after that", errRotating, s.prevUntil.Format(time.RFC3339))
+		return s.prevUntil, fmt.Errorf("%w: the last one keeps its old key until %s; rotate again after that", errRotating, s.prevUntil.UTC().Format(time.RFC3339))
 	}
 	k, err := seal.NewKeyPair()
 	if err != nil {

@@ -530,7 +530,7 @@ func cmdRotateKeys(std stdio, args []string) int {
 	if err != nil {
 		return fail(std, "cluster rotate-keys", err)
 	}
-	fmt.Fprintf(std.stdout, "rotating: the new keys are in use from %s\n", k.InUseAt.Local().Format("15:04:05"))
+	fmt.Fprintf(std.stdout, "rotating: the new keys are in use from %s\n", k.InUseAt.UTC().Format(time.RFC3339))
 	return 0
 }
 

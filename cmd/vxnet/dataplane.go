@@ -70,9 +70,13 @@ An encrypted network carries every datagram between hosts sealed
 (authenticated and encrypted; the VNI stays in clear): its endpoints' MTU is
 28 bytes below "mtu", its remotes must be vxnet hosts listed in "peers", and
 a datagram that does not open is dropped and counted (vxnet dataplane stats:
-seal_bad_tag, seal_replay, seal_unknown_key, ...). Private key files must be
-readable by their owner alone (mode 0600). The agent does all of this by
-itself; static mode is for labs and benchmarks.
+seal_bad_tag, seal_replay, seal_unknown_key, ...; a peer whose keys or cipher
+in this file are wrong shows as seal_unknown_key on both sides). Private key
+files must be readable by their owner alone (mode 0600). Keep the public key
+keygen prints for a session key: the file is destroyed at start. A session
+key serves one start, so restarting one host means a new session key for
+it and its new public key in every peer's file (and their restart). The
+agent does all of this by itself; static mode is for labs and benchmarks.
 
 Flags:
 `

@@ -95,7 +95,7 @@ func LoadKeyFile(path string) (*KeyPair, error) {
 		return nil, fmt.Errorf("seal: key file: %w", err)
 	}
 	if m := st.Mode().Perm(); m&0o077 != 0 {
-		return nil, fmt.Errorf("seal: key file %s has mode %#o: others may have read it; make a new key (remove the file) or chmod 600 it if nobody did", path, m)
+		return nil, fmt.Errorf("seal: key file %s has mode %#o: its group or others may have read it; make a new key (remove the file) or chmod 600 it if nobody did", path, m)
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(raw) != 32 {

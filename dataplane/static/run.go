@@ -139,28 +139,39 @@ func serveStats(path string, sw *dataplane.Switch) (stop func(), err error) {
 // Stats is the JSON document served at GET /stats: the switch's counters.
 type Stats = dataplane.Stats
 
-// loadKeys reads this host's keys, takes the session key (so that it is
-// never used for a second start) and derives the keys of every peer.
+// loadKeys reads this host's keys, derives the keys of every peer, and
+// only then takes the session key (so that it is never used for a second
+// start, and a start that fails on a peer's keys leaves it usable).
 func loadKeys(cfg *Config) (*dataplane.Keyring, error) {
 	e := cfg.Encryption
 	host, err := seal.LoadKeyFile(e.HostKey)
 	if err != nil {
 		return nil, fmt.Errorf("encryption.hostKey: %w", err)
 	}
-	session, err := takeSessionKey(e.SessionKey, e.HostKey+".sessions-used")
+	session, err := seal.LoadKeyFile(e.SessionKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encryption.sessionKey: %w (a session key serves one start: make one with vxnet dataplane keygen FILE and give the public key it prints to the peers)", err)
 	}
 	local := seal.Local{Static: host, Session: session}
 	peers := make(map[netip.Addr]dataplane.PeerKeys, len(cfg.Peers))
 	for i, p := range cfg.Peers {
+		if p.HostKey == host.Public() {
+			return nil, fmt.Errorf("peers[%d].hostKey: %s is this host's own host key; give the peer's (vxnet dataplane pubkey on its host key file)", i, p.HostKey)
+		}
 		k, err := seal.Derive(e.Cipher, local, seal.Remote{Static: p.HostKey, Session: p.SessionKey})
 		if err != nil {
 			return nil, fmt.Errorf("peers[%d] (%s): %w", i, p.VTEP, err)
 		}
 		peers[p.VTEP] = dataplane.PeerKeys{Send: k.Send, Recv: []*seal.RecvKey{k.Recv}}
 	}
-	return dataplane.NewKeyring(peers)
+	ring, err := dataplane.NewKeyring(peers)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := takeSessionKey(e.SessionKey, e.HostKey+".sessions-used"); err != nil {
+		return nil, err
+	}
+	return ring, nil
 }
 
 // takeSessionKey reads a session key for one start and destroys its
