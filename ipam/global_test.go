@@ -3,6 +3,7 @@ package ipam_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -397,6 +398,25 @@ func TestGlobal_staticAddress(t *testing.T) {
 	err = s.hosts["h2"].g.AllocateStatic("web", netip.MustParseAddr("10.51.0.1"))
 	if !errors.Is(err, ipam.ErrOutOfRange) {
 		t.Fatalf("outside: %v", err)
+	}
+}
+
+// TestGlobal_creatorKeepsFirstBlock: other hosts ask for a block the
+// moment they see a new network; however their requests and the
+// creator's first refresh interleave, the creator keeps the first block,
+// so a static address at the low end of the range can be taken on the
+// host that created the network.
+func TestGlobal_creatorKeepsFirstBlock(t *testing.T) {
+	for i := range 40 {
+		s := newSim(t, "h1", "h2", "h3")
+		network := fmt.Sprintf("web%d", i)
+		s.create("h1", network, ipam.PoolConfig{Subnet: "fd00:79::/64"})
+		if err := s.hosts["h1"].g.AllocateStatic(network, netip.MustParseAddr("fd00:79::a")); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		for _, h := range s.hosts {
+			h.cancel()
+		}
 	}
 }
 

@@ -364,8 +364,13 @@ func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]
 	g.acceptGrantsLocked(r)
 	g.inheritLocked(r)
 	g.countSpareLocked(r)
+	// This host's own need first: a creator takes its first block before
+	// it answers anyone, so the lowest block (where the gateway and the
+	// usual static addresses lie) stays with the host that created the
+	// network even when another host asked before its first refresh.
+	want := g.ownNeedLocked(r)
 	g.answerRequestsLocked(r, seen)
-	g.requestBlocksLocked(r)
+	g.requestBlocksLocked(r, want)
 }
 
 // acceptGrantsLocked takes the grants to this host (its own row now says
@@ -518,10 +523,10 @@ func (g *Global) grantLocked(r *netRefresh, host string) bool {
 	return true
 }
 
-// requestBlocksLocked states this host's own need in its host row: a block
-// more when full (or 3/4 full, early), taken at once from the untouched
-// ones if it is the creator.
-func (g *Global) requestBlocksLocked(r *netRefresh) {
+// ownNeedLocked works out how many blocks this host wants: a block more
+// when full (or 3/4 full, early), taken at once from the untouched ones
+// if it is the creator.
+func (g *Global) ownNeedLocked(r *netRefresh) int {
 	n := r.n
 	free, total := n.freeInHeldLocked(r.now)
 	want := len(n.held)
@@ -540,9 +545,18 @@ func (g *Global) requestBlocksLocked(r *netRefresh) {
 		if g.writeGrantLocked(n, idx, b) {
 			r.rows[idx] = grantRow{b, g.self}
 			n.held[idx] = &heldBlock{grant: b}
+			r.heldBy[g.self]++
+			r.implicit--
 			r.spare--
 		}
 	}
+	return want
+}
+
+// requestBlocksLocked states this host's need (want blocks) and what it
+// has to spare in its host row.
+func (g *Global) requestBlocksLocked(r *netRefresh, want int) {
+	n := r.n
 	hs := hostState{Want: want, Seq: n.hostRow.Seq, Spare: max(r.spare, 0)}
 	if want > len(n.held) && want > n.hostRow.Want {
 		hs.Seq++
