@@ -19,8 +19,9 @@ var allowed = map[string][]string{
 	"cmd/vxnet-cni":         {"plugin/cni"},
 	"api":                   {}, // types, client and server: adapters need not import the agent
 	"agent":                 {"*module*", "github.com/vishvananda/", "golang.org/x/", "golang.zx2c4.com/", "github.com/hashicorp/", "github.com/miekg/dns", "github.com/prometheus/", "go.etcd.io/", "github.com/Microsoft/hcsshim"},
-	"dataplane":             {"dataplane/tun", "dataplane/udp", "dataplane/vxlan", "dataplane/seal", "golang.org/x/sys", "golang.org/x/net", "golang.zx2c4.com/wireguard/tun"},
+	"dataplane":             {"dataplane/tun", "dataplane/udp", "dataplane/vxlan", "dataplane/seal", "dataplane/lb", "golang.org/x/sys", "golang.org/x/net", "golang.zx2c4.com/wireguard/tun"},
 	"dataplane/seal":        {"golang.org/x/crypto", "golang.org/x/sys"}, // the AEADs and key derivation of encrypted networks
+	"dataplane/lb":          {},                                          // Maglev tables of services' tasks: the standard library alone
 	"dataplane/static":      {"dataplane"},
 	"dataplane/vxlan":       {},
 	"dataplane/afpacket":    {"golang.org/x/sys", "internal/rawio"},

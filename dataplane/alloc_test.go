@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"os"
 	"testing"
@@ -226,5 +227,77 @@ func TestHotPath_zeroAllocsFragment(t *testing.T) {
 	}
 	if per := (h.under.sent - before) / (101 * 8); per != 3 {
 		t.Errorf("%d datagrams per packet, want 3 fragments", per)
+	}
+}
+
+// TestHotPath_zeroAllocsService: packets to a service's VIP (a known
+// flow, and new flows in a full flow table) and the tasks' replies back
+// from the underlay allocate nothing.
+func TestHotPath_zeroAllocsService(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector (make test runs this without it)")
+	}
+	h := newHotRig(t)
+	tbl, err := NewTable([]NetworkSpec{{
+		VNI:     testVNI,
+		Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
+		Endpoints: []EndpointSpec{
+			{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: h.inside.port},
+			{MAC: mac1b, Addrs: []netip.Addr{ip1b}, Port: h.portB},
+			{MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2},
+		},
+		Services: []ServiceSpec{{Name: "api", VIPs: []netip.Addr{vip4}, Counters: &ServiceCounters{},
+			Tasks: []TaskSpec{{Addrs: []netip.Addr{ip2}, Counters: &TaskCounters{}}}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sw.SetTable(tbl)
+	known := tcpSeg(ip1, vip4, 40000, 80, tcpFlagACK, "data")
+	reply := frame(testVNI, mac1, mac2, vxlan.EtherTypeIPv4, tcpSeg(ip2, ip1, 80, 40000, tcpFlagACK, "back"))
+	h.loadInside(known, 1)
+	h.processInside(1)
+	// Fill the flow table to its bound: from then on a new flow takes the
+	// place of an old one.
+	sport := uint16(1)
+	newFlows := func(n int) {
+		for i := range n {
+			p := h.inside.readBufs[i][Headroom:]
+			h.inside.readSizes[i] = copy(p, known)
+			binary.BigEndian.PutUint16(p[20:], sport)
+			setTCPChecksum(p[:h.inside.readSizes[i]], 20)
+			sport++
+			if sport == 40000 {
+				sport++
+			}
+		}
+		h.processInside(n)
+	}
+	for h.inside.flows == nil || len(h.inside.flows.fwd) < flowMaxSlots {
+		newFlows(32)
+	}
+	for name, tc := range map[string]struct {
+		run  func()
+		sent func() int
+	}{
+		"inside to a VIP, a known flow": {func() {
+			h.loadInside(known, 32)
+			h.processInside(32)
+		}, func() int { return h.under.sent }},
+		"inside to a VIP, new flows": {func() { newFlows(32) }, func() int { return h.under.sent }},
+		"outside reply from the VIP's task": {func() {
+			h.loadOutside(reply, vtep2, 32)
+			h.outside.process(32)
+		}, func() int { return h.devA.written }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := tc.sent()
+			if allocs := testing.AllocsPerRun(100, tc.run); allocs != 0 {
+				t.Errorf("%v allocations per batch of 32 packets, want 0", allocs)
+			}
+			if tc.sent() == before {
+				t.Errorf("the path did nothing: no packet came out")
+			}
+		})
 	}
 }

@@ -98,6 +98,11 @@ func (l *outsideLoop) coalesce(tbl *Table, train []byte, off, seg int, from neti
 		end += copy(train[end:], d[vxlan.EncapLen+hdrLen:])
 	}
 	pkt = train[off+vxlan.EncapLen : end]
+	if r.port.rev.Load() != nil {
+		// Replies of a service's task to a client of its VIP: from the
+		// VIP. The checksums below cover the new address.
+		fromVIP(r.port, pkt, &r.info, l.clock())
+	}
 	if r.info.v6 {
 		binary.BigEndian.PutUint16(pkt[ipv6PayloadLenOffset:], uint16(len(pkt)-ipv6HeaderLen))
 	} else {

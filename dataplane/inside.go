@@ -44,6 +44,8 @@ type insideLoop struct {
 	sealing    seal.Scratch // this loop's own
 	copies     [][]byte     // sealed floods' copies, one per VTEP; made on first use
 	copiesUsed int          // of copies, queued in this batch
+
+	flows *flowTable // flows to services' VIPs (flows.go); made on first use
 }
 
 // refillExtra is how many packets past one Read's batch the inside loop
@@ -284,6 +286,16 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 			}
 			clampMSS(pkt, &info, nw.clampMSS)
 		}
+		if nw.hasVIPs {
+			if svc := nw.vips.get(info.dst); svc != nil {
+				if now == 0 {
+					now = time.Now().UnixNano()
+				}
+				if !l.toTask(nw, svc, pkt, &info, lazy, now) {
+					continue
+				}
+			}
+		}
 		frame := buf[UnderlayOffset : Headroom+info.length]
 		hash := flowHash(pkt, &info)
 
@@ -320,6 +332,13 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 			if h.port == l.port {
 				l.tally.drop(DropLoop)
 				continue
+			}
+			if h.port.rev.Load() != nil {
+				// A task's reply to a client of its VIP, on this host.
+				if now == 0 {
+					now = time.Now().UnixNano()
+				}
+				fromVIP(h.port, pkt, &info, now)
 			}
 			b.local.add(h.port, buf[:Headroom+info.length])
 		case h != nil:

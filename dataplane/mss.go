@@ -13,6 +13,7 @@ import (
 
 const (
 	tcpFlagSYN  = 0x02
+	tcpFlagACK  = 0x10
 	tcpOptMSS   = 2
 	tcpOptNOP   = 1
 	tcpOptEnd   = 0

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
@@ -48,6 +49,8 @@ type outsideLoop struct {
 	// train openTrain opened); a plain datagram is taken only then on
 	// an encrypted network.
 	opened bool
+
+	now int64 // the time, read once per batch when first needed (clock)
 }
 
 func (sw *Switch) newOutsideLoop(u Underlay) *outsideLoop {
@@ -124,6 +127,7 @@ func (l *outsideLoop) process(n int) {
 	l.allowedNet = nil
 	l.last = lookupCache{}
 	l.segUsed = 0
+	l.now = 0
 	l.keys = sw.keys.Load()
 	if r := sw.removals.Load(); r != l.removals {
 		l.local.forgetClosed() // keep no removed port alive
@@ -338,7 +342,18 @@ func (l *outsideLoop) handle(tbl *Table, buf []byte, size int, from netip.AddrPo
 	if nw.clampMSS != 0 && info.proto == protoTCP {
 		clampMSS(pkt[Headroom:], &info, nw.clampMSS)
 	}
+	if h.port.rev.Load() != nil {
+		fromVIP(h.port, pkt[Headroom:], &info, l.clock())
+	}
 	l.local.add(h.port, pkt)
+}
+
+// clock reads the time once per batch, when first needed.
+func (l *outsideLoop) clock() int64 {
+	if l.now == 0 {
+		l.now = time.Now().UnixNano()
+	}
+	return l.now
 }
 
 // open opens the sealed datagram d (from the VXLAN header on) from vtep in

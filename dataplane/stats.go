@@ -55,6 +55,9 @@ const (
 	// DropSealMismatch: a plain datagram for an encrypted network, or a
 	// sealed one for a plain network.
 	DropSealMismatch
+	// DropNoTask: a packet to a service's VIP with no task of its family
+	// (service.go).
+	DropNoTask
 	numDropReasons
 )
 
@@ -62,6 +65,7 @@ var dropNames = [numDropReasons]string{
 	"malformed", "unknown_vni", "unknown_vtep", "unsupported", "no_endpoint",
 	"port_detached", "too_big", "write_error", "loop", "policy", "neighbor_miss",
 	"seal_no_key", "seal_unknown_key", "seal_stale_key", "seal_bad_tag", "seal_replay", "seal_mismatch",
+	"no_task",
 }
 
 // String returns the reason as used in metrics labels.
@@ -87,6 +91,8 @@ type Stats struct {
 	NeighborIn        uint64            // ARP replies and announcements and IPv6 advertisements from the underlay, taken in to learn from (learned.go)
 	UplinkRxFrames    uint64            // frames read from uplinks (transparent, l2bridge)
 	UplinkTxFrames    uint64            // packets sent out of uplinks
+	ServiceFlows      uint64            // flows to a service's VIP that chose a task (service.go)
+	FlowsEvicted      uint64            // live flows pushed out of a full flow table (flows.go)
 	Drops             map[string]uint64 // by DropReason.String()
 }
 
@@ -94,14 +100,14 @@ type Stats struct {
 // tally and add it here once per batch, so cores do not fight over one
 // cache line per packet.
 type counters struct {
-	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx, icmpTooBig, neighborIn atomic.Uint64
-	drops                                                                                                                          [numDropReasons]atomic.Uint64
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx, icmpTooBig, neighborIn, serviceFlows, flowsEvicted atomic.Uint64
+	drops                                                                                                                                                      [numDropReasons]atomic.Uint64
 }
 
 // tally is a packet loop's private count for one batch.
 type tally struct {
-	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx, icmpTooBig, neighborIn uint64
-	drops                                                                                                                          [numDropReasons]uint64
+	portRx, portTx, udpRx, udpTx, udpRxBytes, udpTxBytes, flooded, neighbor, coalesced, uplinkRx, uplinkTx, icmpTooBig, neighborIn, serviceFlows, flowsEvicted uint64
+	drops                                                                                                                                                      [numDropReasons]uint64
 }
 
 func (t *tally) drop(r DropReason) { t.drops[r]++ }
@@ -126,6 +132,8 @@ func (c *counters) flush(t *tally) {
 	add(&c.uplinkTx, t.uplinkTx)
 	add(&c.icmpTooBig, t.icmpTooBig)
 	add(&c.neighborIn, t.neighborIn)
+	add(&c.serviceFlows, t.serviceFlows)
+	add(&c.flowsEvicted, t.flowsEvicted)
 	for i, v := range t.drops {
 		add(&c.drops[i], v)
 	}
@@ -147,6 +155,8 @@ func (c *counters) snapshot() Stats {
 		UplinkTxFrames:    c.uplinkTx.Load(),
 		ICMPTooBig:        c.icmpTooBig.Load(),
 		NeighborIn:        c.neighborIn.Load(),
+		ServiceFlows:      c.serviceFlows.Load(),
+		FlowsEvicted:      c.flowsEvicted.Load(),
 		Drops:             make(map[string]uint64, numDropReasons),
 	}
 	for i := range c.drops {

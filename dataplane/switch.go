@@ -90,6 +90,9 @@ type Port struct {
 	done        chan struct{}
 	once        sync.Once
 	closed      atomic.Bool // set when the device is closed
+	// rev: the way back of the flows this port sent to services' VIPs
+	// (flows.go), written by its inside loop alone; nil until its first.
+	rev atomic.Pointer[revTable]
 }
 
 // Name returns the name given to AddPort.

@@ -63,6 +63,8 @@ type NetworkSpec struct {
 	// MTU is seal.Overhead below the switch's. Not with Uplink, and no
 	// kernel VTEPs (FloodVTEPs, or endpoints without Peer) can take part.
 	Encrypted bool
+	// Services are the network's services with virtual IPs (service.go).
+	Services []ServiceSpec
 }
 
 // EndpointSpec is one endpoint: a MAC, its addresses, and where it lives:
@@ -113,8 +115,14 @@ type network struct {
 	clampMSS int  // NetworkSpec.ClampMSS
 	sealed   bool // NetworkSpec.Encrypted
 	overhead int  // bytes sealing adds to each datagram (0 unless sealed)
+	// vips: the services' virtual addresses (service.go); hasVIPs says
+	// there are any, the one check a packet pays on a network without.
+	vips    addrTable[*service]
+	hasVIPs bool
 
-	byAddr map[netip.Addr]*host // used while building only
+	byAddr  map[netip.Addr]*host // used while building only
+	vipSet  map[netip.Addr]bool  // used while building only
+	vipList []vipEntry           // used while building only
 }
 
 type host struct {
@@ -268,6 +276,7 @@ func (t *Table) addNetwork(s *NetworkSpec) (n *network, eperrs []error, err erro
 			eperrs = append(eperrs, fmt.Errorf("dataplane: network %d: endpoint %v: %w; endpoint left out", s.VNI, s.Endpoints[i].MAC, err))
 		}
 	}
+	eperrs = append(eperrs, n.addServices(s.Services)...)
 	n.freeze()
 	return n, eperrs, nil
 }
@@ -283,6 +292,7 @@ func (n *network) freeze() {
 		n.vtepSet.put(keyOf(v), true)
 	}
 	n.byAddr = nil
+	n.freezeServices()
 }
 
 func (n *network) addVTEP(v netip.Addr) error {

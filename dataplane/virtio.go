@@ -31,6 +31,7 @@ const (
 const (
 	tcpFlagsOffset = 13
 	tcpFlagFIN     = 0x01
+	tcpFlagRST     = 0x04
 	tcpFlagPSH     = 0x08
 	tcpFlagCWR     = 0x80
 )
