@@ -48,7 +48,7 @@ var allowed = map[string][]string{
 	"bench":                 {"lab", "dataplane", "kvs", "gossip", "internal/", "github.com/hashicorp/memberlist", "dns", "ipam"},
 	"e2e":                   {"github.com/vishvananda/netns"},
 	"driver":                {"dataplane", "hns"},
-	"tables":                {"dataplane/vxlan", "dhcp"},
+	"tables":                {"dataplane/vxlan", "dhcp", "internal/names"},
 	"agent/config":          {"api", "dataplane", "gossip", "hns"},
 	"internal/bindretry":    {},
 	"internal/leftout":      {},

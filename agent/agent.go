@@ -31,9 +31,10 @@ import (
 )
 
 // clusterTables are the kvs tables whose rows belong to the cluster
-// (kvs.Config.ClusterTables): networks, and IPAM's subnet claims. The
+// (kvs.Config.ClusterTables): networks, services, and IPAM's subnet
+// claims. The
 // endpoints table is host-scoped, first claim wins (kvs.Config.FirstClaim).
-var clusterTables = append([]string{tables.Networks}, kvstable.ClusterTables...)
+var clusterTables = append([]string{tables.Networks, tables.Services}, kvstable.ClusterTables...)
 
 // Agent is one host's vxnet: cluster membership and tables, IPAM, DNS and
 // the data plane, and the API.
@@ -67,6 +68,10 @@ type Agent struct {
 	creations map[string]tables.Network  // every creation, by key
 	rows      map[string]tables.Endpoint // every endpoint row, by key
 	owners    map[string]string          // the writer of every endpoint row, by key, decoded or not
+	services  map[string]tables.Service  // every service row, by key (services.go)
+	// vipLeases are the VIPs this host leased for services, by service
+	// key (services.go).
+	vipLeases map[string][]netip.Addr
 	down      map[string]tables.Endpoint // this host's endpoints taken out of service, by key
 	local     map[string]*localEndpoint
 	pending   map[string]struct{} // endpoints being created
@@ -78,6 +83,11 @@ type Agent struct {
 	creating map[string]struct{} // names of networks and endpoints being created (names.go)
 	skipped  *leftout.Reporter   // bad rows the rebuilt tables leave out (internal/leftout)
 	kick     chan struct{}
+	// svcCounters and taskCounters count services' flows in the switch,
+	// by service key and by service key|endpoint (services.go).
+	svcMu        sync.Mutex
+	svcCounters  map[string]*dataplane.ServiceCounters
+	taskCounters map[string]*dataplane.TaskCounters
 
 	awayLong   bool          // back after long enough for its blocks to have passed to others
 	nameSettle time.Duration // how long endpoint create waits for a competing claim of its name
@@ -128,6 +138,8 @@ func New(cfg config.Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]tables.Network{}, rows: map[string]tables.Endpoint{}, owners: map[string]string{},
 		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
+		services: map[string]tables.Service{}, vipLeases: map[string][]netip.Addr{},
+		svcCounters: map[string]*dataplane.ServiceCounters{}, taskCounters: map[string]*dataplane.TaskCounters{},
 		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), gwDNS: map[netip.AddrPort]gatewayDNS{}}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	var recovering bool
@@ -264,10 +276,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); swDone <- a.sw.Run(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); kvstable.Run(ctx, a.table, a.ipam) }()
-	nets, eps, stopWatch := a.watchTables()
+	nets, eps, svcs, stopWatch := a.watchTables()
 	defer stopWatch()
 	wg.Add(1)
-	go func() { defer wg.Done(); a.routineReconcile(ctx, nets, eps) }()
+	go func() { defer wg.Done(); a.routineReconcile(ctx, nets, eps, svcs) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routinePersist(ctx) }()
 	wg.Add(1)

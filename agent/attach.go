@@ -117,6 +117,7 @@ func (a *Agent) restoreEndpoints() {
 		return // a recovery cut short: nothing of this host's is known yet
 	}
 	a.loadReserved()
+	a.loadVIPs()
 	a.releaseReleased()
 	a.releaseOrphanLeases()
 	a.syncView()

@@ -451,6 +451,15 @@ func (a *Agent) releaseOrphanLeases() {
 			held[ep.Network][p.Addr()] = true
 		}
 	}
+	for key, vips := range st.VIPs {
+		network, _, _ := strings.Cut(key, "/")
+		if held[network] == nil {
+			held[network] = map[netip.Addr]bool{}
+		}
+		for _, ip := range vips {
+			held[network][ip] = true
+		}
+	}
 	for network, addrs := range st.Reserved {
 		for _, ip := range addrs {
 			if held[network] == nil {

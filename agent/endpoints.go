@@ -429,9 +429,6 @@ func apiEndpoint(e tables.Endpoint) api.Endpoint {
 	return out
 }
 
-// Services groups the endpoints in sight by (network, service).
-func (a *Agent) Services() []api.Service { return api.Services(a.Endpoints()) }
-
 // Members lists the live members.
 func (a *Agent) Members() []api.Member {
 	var out []api.Member

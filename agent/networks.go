@@ -170,6 +170,9 @@ func (a *Agent) RemoveNetwork(name string) error {
 		}
 		return apiError(api.CodeNotFound, "name", "no network %q", name)
 	}
+	if svcs := a.serviceUsers(name); len(svcs) > 0 {
+		return apiError(api.CodeConflict, "name", "network %q has services: %s (remove them first: vxnet service rm)", name, strings.Join(svcs, ", "))
+	}
 	if users := a.networkUsers(name); len(users) > 0 {
 		return apiError(api.CodeConflict, "name", "network %q has endpoints: %s (remove them first; those of a host that is down go when it leaves or is reaped)", name, strings.Join(users, ", "))
 	}

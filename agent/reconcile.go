@@ -26,17 +26,18 @@ const (
 
 // watchTables loads the networks and endpoints tables into the view and
 // returns their changes to come, for routineReconcile.
-func (a *Agent) watchTables() (nets, eps <-chan kvs.Event, cancel func()) {
+func (a *Agent) watchTables() (nets, eps, svcs <-chan kvs.Event, cancel func()) {
 	_, nets, cancelN := a.kv.Watch(tables.Networks)
 	_, eps, cancelE := a.kv.Watch(tables.Endpoints)
+	_, svcs, cancelS := a.kv.Watch(tables.Services)
 	a.syncView()
-	return nets, eps, func() { cancelN(); cancelE() }
+	return nets, eps, svcs, func() { cancelN(); cancelE(); cancelS() }
 }
 
 // routineReconcile follows the tables' changes: watch, then plan (package
 // plan, a pure function of the tables and this host), then apply (the
 // host side, the switch's table, DNS, HNS).
-func (a *Agent) routineReconcile(ctx context.Context, netEvents, epEvents <-chan kvs.Event) {
+func (a *Agent) routineReconcile(ctx context.Context, netEvents, epEvents, svcEvents <-chan kvs.Event) {
 	a.log.Debug("reconciler started")
 	defer a.log.Debug("reconciler stopped")
 	a.reconcileNow()
@@ -52,6 +53,7 @@ func (a *Agent) routineReconcile(ctx context.Context, netEvents, epEvents <-chan
 			return
 		case ev, ok = <-netEvents:
 		case ev, ok = <-epEvents:
+		case ev, ok = <-svcEvents:
 		case <-a.kick:
 			a.settleConflicts()
 			a.reconcileNow()
@@ -66,9 +68,12 @@ func (a *Agent) routineReconcile(ctx context.Context, netEvents, epEvents <-chan
 		}
 		a.mu.Lock()
 		lost := false
-		if ev.Entry.Table == tables.Networks {
+		switch ev.Entry.Table {
+		case tables.Networks:
 			a.refreshNetworkLocked(ev.Entry.Key)
-		} else {
+		case tables.Services:
+			a.refreshServiceLocked(ev.Entry.Key)
+		default:
 			lost = a.refreshEndpointLocked(ev.Entry.Key)
 		}
 		a.mu.Unlock()
@@ -95,6 +100,11 @@ func (a *Agent) reconcileNow() {
 	a.recMu.Lock()
 	defer a.recMu.Unlock()
 	a.refreshKeys()
+	select {
+	case <-a.ready: // this host's endpoints and leases are back
+		a.settleVIPs()
+	default:
+	}
 	in := a.planInput()
 	// The host side first (nat's gateways, uplinks): the tables point at it.
 	host := plan.HostSide(in)
@@ -192,6 +202,10 @@ func (a *Agent) planInput() plan.Input {
 		in.Endpoints = append(in.Endpoints, le.rec)
 		in.Local[key] = plan.Local{Port: le.port}
 	}
+	for _, key := range sortedMapKeys(a.services) {
+		in.Services = append(in.Services, a.services[key])
+	}
+	a.serviceCounters(&in)
 	return in
 }
 

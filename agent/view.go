@@ -32,6 +32,12 @@ func (a *Agent) syncView() {
 	for _, key := range sortedMapKeys(a.owners) {
 		a.refreshEndpointLocked(key)
 	}
+	for _, key := range sortedMapKeys(a.services) {
+		a.refreshServiceLocked(key)
+	}
+	for _, e := range a.kv.List(tables.Services) {
+		a.refreshServiceLocked(e.Key)
+	}
 	for _, e := range a.kv.List(tables.Endpoints) {
 		a.refreshEndpointLocked(e.Key)
 	}
@@ -106,9 +112,12 @@ func (a *Agent) del(table, key string) error {
 func (a *Agent) refresh(table, key string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if table == tables.Networks {
+	switch table {
+	case tables.Networks:
 		a.refreshNetworkLocked(key)
-	} else {
+	case tables.Services:
+		a.refreshServiceLocked(key)
+	default:
 		a.refreshEndpointLocked(key)
 	}
 }

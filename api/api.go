@@ -13,6 +13,9 @@
 //	POST   /v1/endpoints             EndpointCreate → Endpoint
 //	DELETE /v1/endpoints/{network}/{name}
 //	GET    /v1/services              → []Service
+//	POST   /v1/services              ServiceCreate → Service
+//	GET    /v1/services/{network}/{name} → Service
+//	DELETE /v1/services/{network}/{name}
 //	GET    /v1/cluster/members       → []Member
 //	POST   /v1/cluster/rotate-keys   → KeyRotation (this host's session key)
 //
@@ -182,13 +185,47 @@ type EndpointCreate struct {
 const HandoverPrefix = "vxd"
 
 // Service is a name over the endpoints that joined it (EndpointCreate's
-// Service), per network: DNS answers it with all their addresses in a new
-// order each time, and tasks.NAME with every one.
+// Service), per network. A service created (ServiceCreate) in vip mode
+// has virtual IPs: DNS answers its name with them, tasks.NAME with every
+// endpoint's address, and connections to a VIP are spread over the
+// endpoints. Otherwise (dnsrr mode, or endpoints that joined a name no
+// one created) DNS answers the name with all their addresses in a new
+// order each time.
 type Service struct {
 	Name      string   `json:"name"`
 	Network   string   `json:"network"`
 	Endpoints []string `json:"endpoints"` // NAME@HOST
 	Addresses []string `json:"addresses"`
+	// EndpointMode is "vip" or "dnsrr" for a created service, empty for
+	// a name endpoints joined with none created.
+	EndpointMode string   `json:"endpointMode,omitempty"`
+	VIPs         []string `json:"vips,omitempty"`
+	// Publish are the ports published on every host (PUBLISHED:TARGET/PROTO).
+	Publish []string `json:"publish,omitempty"`
+	// Flows counts the connections this host's containers made to the
+	// VIPs, in all and by endpoint (NAME@HOST), since the agent started.
+	Flows     uint64            `json:"flows,omitempty"`
+	TaskFlows map[string]uint64 `json:"taskFlows,omitempty"`
+	// Moved counts those whose endpoint went away while they lasted.
+	Moved   uint64    `json:"moved,omitempty"`
+	Creator string    `json:"creator,omitempty"`
+	Created time.Time `json:"created,omitzero"`
+}
+
+// ServiceCreate creates a service on a network. Endpoints join it by
+// name (EndpointCreate.Service), before or after.
+type ServiceCreate struct {
+	Name    string `json:"name"`
+	Network string `json:"network"`
+	// EndpointMode: "vip" (the default) or "dnsrr".
+	EndpointMode string `json:"endpointMode,omitempty"`
+	// VIP is the IPv4 VIP (of a network with an IPv4 subnet): "" or
+	// "auto" for the next free address, or one of the range. VIP6 is the
+	// IPv6 one, for a network with an IPv6 subnet.
+	VIP  string `json:"vip,omitempty"`
+	VIP6 string `json:"vip6,omitempty"`
+	// Publish: ports published on every host, PUBLISHED:TARGET[/PROTO].
+	Publish []string `json:"publish,omitempty"`
 }
 
 // Reservation is an address a runtime reserved before its endpoint

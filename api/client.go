@@ -126,6 +126,23 @@ func (c *Client) RotateKeys(ctx context.Context) (KeyRotation, error) {
 	return out, c.do(ctx, http.MethodPost, "/v1/cluster/rotate-keys", nil, &out)
 }
 
+// CreateService creates a service.
+func (c *Client) CreateService(ctx context.Context, req ServiceCreate) (Service, error) {
+	var out Service
+	return out, c.do(ctx, http.MethodPost, "/v1/services", req, &out)
+}
+
+// Service returns one service.
+func (c *Client) Service(ctx context.Context, network, name string) (Service, error) {
+	var out Service
+	return out, c.do(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(network)+"/"+url.PathEscape(name), nil, &out)
+}
+
+// RemoveService removes a service (its endpoints stay).
+func (c *Client) RemoveService(ctx context.Context, network, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/services/"+url.PathEscape(network)+"/"+url.PathEscape(name), nil, nil)
+}
+
 // Services lists the services of every network.
 func (c *Client) Services(ctx context.Context) ([]Service, error) {
 	var out []Service

@@ -29,6 +29,8 @@ type Backend interface {
 	CreateEndpoint(ctx context.Context, req EndpointCreate) (Endpoint, error)
 	RemoveEndpoint(network, name string) error
 	Services() []Service
+	CreateService(ctx context.Context, req ServiceCreate) (Service, error)
+	RemoveService(network, name string) error
 	Members() []Member
 	// RotateKeys starts a rotation of this host's session key.
 	RotateKeys(ctx context.Context) (KeyRotation, error)
@@ -107,7 +109,27 @@ func NewHandler(b Backend) http.Handler {
 		reply(w, http.StatusNoContent, nil, b.RemoveEndpoint(r.PathValue("network"), r.PathValue("name")))
 	})
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, b.Services())
+		writeJSON(w, http.StatusOK, nonNil(b.Services()))
+	})
+	mux.HandleFunc("POST /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		var req ServiceCreate
+		if !readJSON(w, r, &req) {
+			return
+		}
+		s, err := b.CreateService(r.Context(), req)
+		reply(w, http.StatusCreated, s, err)
+	})
+	mux.HandleFunc("GET /v1/services/{network}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		for _, s := range b.Services() {
+			if s.Network == r.PathValue("network") && s.Name == r.PathValue("name") {
+				writeJSON(w, http.StatusOK, s)
+				return
+			}
+		}
+		writeError(w, notFound("name", "no service %q on network %q", r.PathValue("name"), r.PathValue("network")))
+	})
+	mux.HandleFunc("DELETE /v1/services/{network}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusNoContent, nil, b.RemoveService(r.PathValue("network"), r.PathValue("name")))
 	})
 	mux.HandleFunc("GET /v1/cluster/members", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(b.Members()))

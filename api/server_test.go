@@ -83,6 +83,16 @@ func (f *fakeBackend) RemoveEndpoint(network, name string) error {
 	return f.err
 }
 
+func (f *fakeBackend) CreateService(_ context.Context, req ServiceCreate) (Service, error) {
+	f.record("CreateService %+v", req)
+	return Service{Name: req.Name, Network: req.Network}, f.err
+}
+
+func (f *fakeBackend) RemoveService(network, name string) error {
+	f.record("RemoveService %s %s", network, name)
+	return f.err
+}
+
 // do sends a request to h and returns the status and the body.
 func do(h http.Handler, method, path, body string) (int, []byte) {
 	rec := httptest.NewRecorder()
@@ -160,11 +170,18 @@ func TestHandler_decodesDocumentedFields(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("endpoint create: %d", code)
 	}
+	code, _ = do(h, http.MethodPost, "/v1/services", `{"name": "s", "network": "ov", "endpointMode": "vip", "vip": "10.0.12.4", "vip6": "auto",
+		"publish": ["8080:80/tcp"]}`)
+	if code != http.StatusCreated {
+		t.Fatalf("service create: %d", code)
+	}
 	want := []string{
 		fmt.Sprintf("CreateNetwork %+v", NetworkCreate{Name: "ov", Driver: "overlay", Subnet: "10.0.12.0/24", Gateway: "10.0.12.1",
 			IPRange: "10.0.12.128/25", AuxAddresses: map[string]string{"r": "10.0.12.2"}, Internal: true, Options: map[string]string{"block-size": "28"}}),
 		fmt.Sprintf("CreateEndpoint %+v", EndpointCreate{Network: "ov", Name: "a", Netns: "c1", Ifname: "eth1", IP: "10.0.12.9",
 			Aliases: []string{"b"}, Service: "s", Publish: []string{"8080:80"}, SRVPorts: []string{"http=80"}}),
+		fmt.Sprintf("CreateService %+v", ServiceCreate{Name: "s", Network: "ov", EndpointMode: "vip", VIP: "10.0.12.4", VIP6: "auto",
+			Publish: []string{"8080:80/tcp"}}),
 	}
 	if got := b.called(); !reflect.DeepEqual(got, want) {
 		t.Errorf("the backend was asked\n%q\nwant\n%q", got, want)
@@ -208,7 +225,17 @@ func TestHandler_routes(t *testing.T) {
 		!strings.Contains(e.Message, "go doc github.com/vxnet/vxnet/api") {
 		t.Errorf("an unknown route: %d %+v", code, e)
 	}
-	for path, call := range map[string]string{"/v1/networks/web": "RemoveNetwork web", "/v1/endpoints/web/a%20b": "RemoveEndpoint web a b"} {
+	b.services = []Service{{Network: "web", Name: "api"}}
+	var sv Service
+	getJSON(t, h, "/v1/services/web/api", &sv)
+	if sv.Name != "api" {
+		t.Errorf("GET /v1/services/web/api: %+v", sv)
+	}
+	if code, e := errorDoc(t, h, http.MethodGet, "/v1/services/web/nope", ""); code != http.StatusNotFound || e.Message != `no service "nope" on network "web"` {
+		t.Errorf("GET of a missing service: %d %+v", code, e)
+	}
+	for path, call := range map[string]string{"/v1/networks/web": "RemoveNetwork web", "/v1/endpoints/web/a%20b": "RemoveEndpoint web a b",
+		"/v1/services/web/api": "RemoveService web api"} {
 		if code, body := do(h, http.MethodDelete, path, ""); code != http.StatusNoContent || len(body) != 0 {
 			t.Errorf("DELETE %s: %d %q, want 204 and no body", path, code, body)
 		}
@@ -222,7 +249,7 @@ func TestHandler_routes(t *testing.T) {
 // null, so clients need not tell the two apart.
 func TestHandler_emptyListsAreArrays(t *testing.T) {
 	h := NewHandler(&fakeBackend{})
-	for _, path := range []string{"/v1/networks", "/v1/endpoints", "/v1/cluster/members"} {
+	for _, path := range []string{"/v1/networks", "/v1/endpoints", "/v1/services", "/v1/cluster/members"} {
 		code, body := do(h, http.MethodGet, path, "")
 		if code != http.StatusOK || strings.TrimSpace(string(body)) != "[]" {
 			t.Errorf("GET %s: %d %q, want []", path, code, body)

@@ -357,7 +357,7 @@ func (l *insideLoop) toTask(nw *network, svc *service, pkt []byte, info *ipInfo,
 		default:
 			// Its task went away: the flow chooses again (a TCP
 			// connection is then reset by the new task).
-			task, ti, ok := svc.pick(fam, flowHash(pkt, info))
+			task, ti, ok := svc.pick(fam, flowHash(pkt, info), k.a)
 			if !ok {
 				l.flows.dropFwd(slot)
 				svc.countNoTask()
@@ -371,7 +371,7 @@ func (l *insideLoop) toTask(nw *network, svc *service, pkt []byte, info *ipInfo,
 			l.flows.retask(slot, task, svc, expires, now, &l.tally)
 		}
 	} else {
-		task, ti, ok := svc.pick(fam, flowHash(pkt, info))
+		task, ti, ok := svc.pick(fam, flowHash(pkt, info), k.a)
 		if !ok {
 			svc.countNoTask()
 			l.tally.drop(DropNoTask)

@@ -170,13 +170,24 @@ func (n *network) freezeServices() {
 }
 
 // pick chooses the task of a new flow of family fi by its hash: the
-// task's address and index, ok false when the family has no task.
-func (s *service) pick(fi int, hash uint32) (addrKey, int, bool) {
+// task's address and index, ok false when the family has no task. A
+// client that is a task of the service itself is never its own task
+// (its reply would come from its own address, not the VIP): the next
+// slot's task is, if the service has another.
+func (s *service) pick(fi int, hash uint32, client addrKey) (addrKey, int, bool) {
 	f := &s.fam[fi]
 	if f.maglev == nil {
 		return addrKey{}, 0, false
 	}
 	i := f.maglev.Lookup(hash)
+	if f.tasks[i] == client {
+		if len(f.tasks) == 1 {
+			return addrKey{}, 0, false
+		}
+		for h := hash + 1; f.tasks[i] == client; h++ {
+			i = f.maglev.Lookup(h)
+		}
+	}
 	return f.tasks[i], i, true
 }
 

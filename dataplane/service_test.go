@@ -424,3 +424,21 @@ func FuzzServicePath(f *testing.F) {
 		h.outside.process(1)
 	})
 }
+
+// TestService_taskIsNeverItsOwnTask: a task that connects to its own
+// service's VIP reaches another task; with no other, it is dropped
+// (no_task) rather than sent back to itself.
+func TestService_taskIsNeverItsOwnTask(t *testing.T) {
+	r := newRig(t)
+	r.setServices(t, ip1b, ip2)
+	l := r.landing(t)
+	for i := range 40 {
+		r.b.Inject(tcpSeg(ip1b, vip4, uint16(43000+i), 80, tcpFlagSYN, ""))
+		if where, _ := l.next(t); where != "2" {
+			t.Fatalf("flow %d from task b went to %s", i, where)
+		}
+	}
+	r.setServices(t, ip1b)
+	r.b.Inject(tcpSeg(ip1b, vip4, 44000, 80, tcpFlagSYN, ""))
+	waitStats(t, r.sw, "no_task drop", func(s Stats) bool { return s.Drops["no_task"] == 1 })
+}

@@ -52,6 +52,10 @@ type Network struct {
 	Name     string // lower-case DNS label(s), e.g. "web"
 	Scope    Scope
 	Internal bool // no outside connectivity: names are never forwarded
+	// VIPs are the virtual IPs of the network's services in vip mode, by
+	// service name: the name answers with them (the endpoints that
+	// joined answer under tasks.NAME), with or without endpoints.
+	VIPs map[string][]netip.Addr
 }
 
 // Port is a named service port, published as SRV _Name._Proto.<service>.

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -181,6 +182,27 @@ func NewTable(networks []Network, endpoints []Endpoint, ttl uint32) (*Table, err
 		t.networks[name] = n
 	}
 	b := &builder{ttl: ttl, names: map[string]map[string]*acc{}}
+	for _, name := range slices.Sorted(maps.Keys(t.networks)) {
+		n := t.networks[name]
+		given := n.VIPs
+		n.VIPs = map[string][]netip.Addr{} // by lower-case name, as endpoints' services are looked up
+		for _, svc := range slices.Sorted(maps.Keys(given)) {
+			owner, err := checkName("vips", svc)
+			if err != nil {
+				errs = append(errs, &RowError{Row: "network " + strconv.Quote(n.Name), Err: err})
+				continue
+			}
+			var vips []netip.Addr
+			for _, a := range given[svc] {
+				if a.IsValid() {
+					vips = append(vips, a.Unmap())
+				}
+			}
+			n.VIPs[owner] = vips
+			b.addAddrs(owner, name, vips, false)
+		}
+		t.networks[name] = n
+	}
 	for _, e := range endpoints {
 		if leftOut[e.Network] {
 			continue
@@ -230,7 +252,10 @@ func (b *builder) addEndpoint(t *Table, e Endpoint) error {
 		p.ptrs = append(p.ptrs, target)
 	}
 	if e.Service != "" {
-		b.addAddrs(owner, netName, addrs, true)
+		if _, vip := nw.VIPs[owner]; !vip {
+			// dnsrr: the name answers with the endpoints, round robin.
+			b.addAddrs(owner, netName, addrs, true)
+		}
 		b.addAddrs("tasks."+owner, netName, addrs, false)
 	}
 	for _, p := range e.Ports {

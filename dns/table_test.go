@@ -107,3 +107,58 @@ func TestTable_Lookup(t *testing.T) {
 		t.Errorf("mapped address: %v", sets)
 	}
 }
+
+// TestTable_serviceVIPs: a service with VIPs answers with them (A and
+// AAAA), tasks.NAME with its endpoints; a service without answers with
+// its endpoints, round robin; a VIP service with no endpoint still
+// answers; a service name given in another case is the same name.
+func TestTable_serviceVIPs(t *testing.T) {
+	nets := []Network{{Name: "web", Scope: ScopeGlobal, VIPs: map[string][]netip.Addr{
+		"API": {ip("10.0.0.100"), ip("fd00::100")}, "idle": {ip("10.0.0.101")}}}}
+	eps := []Endpoint{
+		{Name: "a1", Service: "api", Network: "web", Addrs: []netip.Addr{ip("10.0.0.2"), ip("fd00::2")}},
+		{Name: "a2", Service: "api", Network: "web", Addrs: []netip.Addr{ip("10.0.0.3")}},
+		{Name: "d1", Service: "db", Network: "web", Addrs: []netip.Addr{ip("10.0.0.4")}},
+		{Name: "d2", Service: "db", Network: "web", Addrs: []netip.Addr{ip("10.0.0.5")}},
+	}
+	tab, err := NewTable(nets, eps, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := func(name string, qtype uint16) []string {
+		sets, _ := tab.Lookup([]string{"web"}, name, qtype, nil)
+		var out []string
+		for _, s := range sets {
+			for _, rr := range s.RRs {
+				switch r := rr.(type) {
+				case *mdns.A:
+					out = append(out, r.A.String())
+				case *mdns.AAAA:
+					out = append(out, r.AAAA.String())
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, c := range []struct {
+		name  string
+		qtype uint16
+		want  []string
+	}{
+		{"api.", mdns.TypeA, []string{"10.0.0.100"}},
+		{"api.web.", mdns.TypeA, []string{"10.0.0.100"}},
+		{"api.", mdns.TypeAAAA, []string{"fd00::100"}},
+		{"tasks.api.", mdns.TypeA, []string{"10.0.0.2", "10.0.0.3"}},
+		{"db.", mdns.TypeA, []string{"10.0.0.4", "10.0.0.5"}},
+		{"idle.", mdns.TypeA, []string{"10.0.0.101"}},
+	} {
+		if got := answers(c.name, c.qtype); !slices.Equal(got, c.want) {
+			t.Errorf("%s %s: %v, want %v", c.name, mdns.TypeToString[c.qtype], got, c.want)
+		}
+	}
+	sets, _ := tab.Lookup([]string{"web"}, "db.", mdns.TypeA, nil)
+	if len(sets) != 1 || !sets[0].Shuffle {
+		t.Error("a service without VIPs is not answered round robin")
+	}
+}

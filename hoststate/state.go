@@ -48,6 +48,9 @@ type State struct {
 	// Released are those of Reserved the runtime released while an
 	// endpoint held them: they go back to IPAM when the endpoint goes.
 	Released map[string][]netip.Addr `json:"released,omitempty"`
+	// VIPs are the leases this host holds as services' VIPs, by service
+	// key (network/name): they go back when the service does.
+	VIPs map[string][]netip.Addr `json:"vips,omitempty"`
 	// SavedAt is when the file was written (this host's clock).
 	SavedAt time.Time `json:"savedAt"`
 }

@@ -51,6 +51,19 @@ type Input struct {
 	Uplinks map[string]*dataplane.Uplink
 	// MTU is the containers' MTU (for options that derive from it).
 	MTU int
+	// Services are the service rows; ServiceCounters and TaskCounters
+	// count their flows in the switch, by service key and by TaskKey
+	// (the caller's, kept from one plan to the next; nil counts
+	// nothing).
+	Services        []tables.Service
+	ServiceCounters map[string]*dataplane.ServiceCounters
+	TaskCounters    map[string]*dataplane.TaskCounters
+}
+
+// TaskKey names an endpoint of a service for Input.TaskCounters:
+// service key, "|", NAME@HOST.
+func TaskKey(serviceKey string, ep tables.Endpoint) string {
+	return serviceKey + "|" + ep.Name + "@" + ep.Host
 }
 
 // Local is one of this host's endpoints.

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -419,4 +420,46 @@ func TestMake_sameRowsSamePlan(t *testing.T) {
 		}
 	}
 	_ = dns.ScopeGlobal
+}
+
+// TestMake_services: a vip-mode service becomes a service of its
+// network's forwarding spec, its tasks the endpoints that joined it and
+// are up, here and elsewhere, and its VIPs names in DNS; a dnsrr service
+// and one of a network out of sight become neither.
+func TestMake_services(t *testing.T) {
+	nets := []tables.Network{network("web", "overlay", 9, "h1", nil)}
+	a1, a2, a3 := endpoint("web", "a1", "h1", 9, 2), endpoint("web", "a2", "h2", 9, 3), endpoint("web", "a3", "h3", 9, 4)
+	a1.Service, a2.Service, a3.Service = "api", "api", "api"
+	a3.State = tables.StateDown
+	db := endpoint("web", "db1", "h2", 9, 5)
+	db.Service = "db"
+	in := input(nets, []tables.Endpoint{a1, a2, a3, db})
+	vip := netip.MustParseAddr("10.0.9.100")
+	in.Services = []tables.Service{
+		{Name: "api", Network: "web", Mode: tables.ModeVIP, VIPs: []netip.Addr{vip}, VIPHost: "h1"},
+		{Name: "db", Network: "web", Mode: tables.ModeDNSRR},
+		{Name: "x", Network: "elsewhere", Mode: tables.ModeVIP, VIPs: []netip.Addr{netip.MustParseAddr("10.0.10.100")}},
+	}
+	counters := &dataplane.ServiceCounters{}
+	in.ServiceCounters = map[string]*dataplane.ServiceCounters{"web/api": counters}
+	st := Make(in)
+	s, _ := forwarding(st, 4096+9)
+	if len(s.Services) != 1 {
+		t.Fatalf("services in the spec: %+v, want api alone", s.Services)
+	}
+	svc := s.Services[0]
+	var tasks []string
+	for _, ts := range svc.Tasks {
+		tasks = append(tasks, ts.Addrs[0].String())
+	}
+	if svc.Name != "web/api" || !slices.Equal(svc.VIPs, []netip.Addr{vip}) || svc.Counters != counters ||
+		!slices.Equal(tasks, []string{"10.0.9.2", "10.0.9.3"}) {
+		t.Errorf("api: %+v, tasks %v", svc, tasks)
+	}
+	if _, err := dataplane.NewTable(st.Forwarding); err != nil {
+		t.Errorf("the switch refuses the plan: %v", err)
+	}
+	if len(st.DNSNetworks) != 1 || !slices.Equal(st.DNSNetworks[0].VIPs["api"], []netip.Addr{vip}) || len(st.DNSNetworks[0].VIPs) != 1 {
+		t.Errorf("DNS networks: %+v", st.DNSNetworks)
+	}
 }

@@ -69,6 +69,7 @@ func Make(in Input) State {
 		st.DNSEndpoints = append(st.DNSEndpoints, dnsEndpoint(in, ep))
 		kept = append(kept, ep)
 	}
+	services(in, specs, st.DNSNetworks, kept)
 	for _, s := range specs {
 		st.Forwarding = append(st.Forwarding, *s)
 	}
@@ -178,4 +179,36 @@ func NetworkMTU(mtu int, opts map[string]string) int {
 		return mtu - seal.Overhead
 	}
 	return mtu
+}
+
+// services puts the vip-mode services of the networks in sight into
+// their forwarding specs (the tasks: the endpoints kept that joined, up)
+// and their VIPs into DNS.
+func services(in Input, specs map[string]*dataplane.NetworkSpec, dnsNets []dns.Network, eps []tables.Endpoint) {
+	for _, s := range in.Services {
+		spec := specs[s.Network]
+		if s.Mode != tables.ModeVIP || spec == nil || len(s.VIPs) == 0 {
+			continue
+		}
+		ss := dataplane.ServiceSpec{Name: s.Key(), VIPs: s.VIPs, Counters: in.ServiceCounters[s.Key()]}
+		for _, ep := range eps {
+			if ep.Network != s.Network || ep.Service != s.Name || ep.State != "" {
+				continue
+			}
+			ts := dataplane.TaskSpec{Counters: in.TaskCounters[TaskKey(s.Key(), ep)]}
+			for _, p := range ep.Addrs {
+				ts.Addrs = append(ts.Addrs, p.Addr())
+			}
+			ss.Tasks = append(ss.Tasks, ts)
+		}
+		spec.Services = append(spec.Services, ss)
+		for i := range dnsNets {
+			if dnsNets[i].Name == s.Network {
+				if dnsNets[i].VIPs == nil {
+					dnsNets[i].VIPs = map[string][]netip.Addr{}
+				}
+				dnsNets[i].VIPs[s.Name] = s.VIPs
+			}
+		}
+	}
 }

@@ -366,7 +366,7 @@ func cmdEndpointCreate(std stdio, args []string) int {
 	fs.StringVar(&req.IP, "ip", "", "a static `IP` instead of the next free one")
 	fs.StringVar(&req.IP6, "ip6", "", "a static IPv6 `IP` on a dual-stack network, instead of the next free one")
 	fs.StringVar(&req.MAC, "mac", "", "the endpoint's `MAC` on the overlay, as kernel VXLAN peers see it (default: derived from its address)")
-	fs.StringVar(&req.Service, "service", "", "`SERVICE` this endpoint belongs to (round-robin name, tasks.SERVICE)")
+	fs.StringVar(&req.Service, "service", "", "`SERVICE` this endpoint joins: its VIP spreads connections over its endpoints (vxnet service create), or, with none created, SERVICE answers with every endpoint round robin; tasks.SERVICE lists them")
 	var aliases, publish, srvPorts multiFlag
 	fs.Var(&aliases, "alias", "another DNS `NAME` (repeatable)")
 	fs.Var(&srvPorts, "srv-port", "a port the endpoint serves, in DNS as an SRV record: `NAME=PORT[/tcp|udp]` (repeatable; tcp by default): _NAME._PROTO.SERVICE answers \"0 0 PORT ENDPOINT.NETWORK.\" for every endpoint of the service (--service, else --name)")

@@ -21,7 +21,7 @@ Commands:
   network     create, list, inspect and remove networks
   endpoint    attach containers' network namespaces to networks
   run         run a command in a new namespace attached to a network (a container without a runtime)
-  service     services: names over many endpoints
+  service     services: a name and a virtual IP over many endpoints
   cluster     the cluster's members
   lab         a whole cluster in network namespaces on this machine: up, demo, status, down
   dataplane   run the VXLAN switch alone from a static JSON file (debugging, interop, demo)

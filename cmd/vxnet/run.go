@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/vxnet/vxnet/api"
@@ -110,46 +109,4 @@ func cmdRun(std stdio, args []string) int {
 			return 0
 		}
 	}
-}
-
-const serviceUsage = `Usage: vxnet service ls [--format table|json]
-
-A service is a name over many endpoints: endpoints join one with
-'vxnet endpoint create --service NAME' (or 'vxnet run --service NAME').
-In DNS, NAME answers with all their addresses in a new order each time, and
-tasks.NAME lists every one of them.
-`
-
-func cmdService(std stdio, args []string) int {
-	if len(args) == 0 || (args[0] != "ls" && args[0] != "list") {
-		fmt.Fprint(std.stderr, serviceUsage)
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			return 0
-		}
-		return 2
-	}
-	fs := newFlags(std, "service ls", serviceUsage+"\nFlags:\n")
-	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	if _, code, ok := parse(fs, args[1:]); !ok {
-		return code
-	}
-	if !checkFormat(std, "service ls", *format) {
-		return 2
-	}
-	c, cancel := ctx()
-	defer cancel()
-	out, err := client().Services(c)
-	if err != nil {
-		return fail(std, "service ls", err)
-	}
-	if *format == "json" {
-		return printJSON(std, out)
-	}
-	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tNETWORK\tENDPOINTS\tADDRESSES")
-	for _, s := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Network, strings.Join(s.Endpoints, ","), strings.Join(s.Addresses, ","))
-	}
-	tw.Flush()
-	return 0
 }
