@@ -1,0 +1,284 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/internal/testutil"
+)
+
+// serviceJSON is what `vxnet service inspect` prints.
+type serviceJSON struct {
+	Name, Network, EndpointMode string
+	VIPs, Endpoints, Publish    []string
+	Flows, Moved                uint64
+	TaskFlows                   map[string]uint64
+}
+
+func (c *cluster) service(host, name string) serviceJSON {
+	c.l.t.Helper()
+	var s serviceJSON
+	if err := json.Unmarshal([]byte(c.cli(host, "service", "inspect", name)), &s); err != nil {
+		c.l.t.Fatalf("service inspect %s on %s: %v", name, host, err)
+	}
+	return s
+}
+
+// taskServer serves TCP port 80 in ns: each connection first gets the
+// task's name and a newline, then its lines echoed. It stops with the
+// test.
+func taskServer(t *testing.T, ns, name string) {
+	t.Helper()
+	var ln net.Listener
+	inNetns(t, ns, func() {
+		var err error
+		if ln, err = net.Listen("tcp", ":80"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	closed := false
+	t.Cleanup(func() {
+		// Connections whose client can no longer reach this task (its host's
+		// agent killed) never see an end: closed here.
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for conn := range open {
+			conn.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open[conn] = true
+			if closed {
+				conn.Close()
+			}
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { mu.Lock(); delete(open, conn); mu.Unlock(); conn.Close() }()
+				fmt.Fprintf(conn, "%s\n", name)
+				sc := bufio.NewScanner(conn)
+				for sc.Scan() {
+					fmt.Fprintf(conn, "%s\n", sc.Text())
+				}
+			}()
+		}
+	}()
+}
+
+// vipConn is a connection from ns to addr:80 and the task that answered.
+type vipConn struct {
+	net.Conn
+	task string
+	r    *bufio.Reader
+}
+
+func dialTask(t *testing.T, ns string, addr netip.Addr) (*vipConn, error) {
+	t.Helper()
+	var conn net.Conn
+	var err error
+	inNetns(t, ns, func() {
+		conn, err = net.DialTimeout("tcp", netip.AddrPortFrom(addr, 80).String(), 2*time.Second)
+	})
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(conn)
+	task, err := r.ReadString('\n')
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reading the task's name: %w", err)
+	}
+	return &vipConn{conn, strings.TrimSpace(task), r}, nil
+}
+
+// echo sends a line on c and wants it back.
+func (c *vipConn) echo(line string) error {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "%s\n", line); err != nil {
+		return err
+	}
+	got, err := c.r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(got) != line {
+		return fmt.Errorf("echoed %q, want %q", got, line)
+	}
+	return nil
+}
+
+// TestService_vip: a vip-mode service over three tasks on three hosts.
+// Its name resolves to its VIP (tasks.NAME to the tasks); 300
+// connections from a client to the VIP reach every task; a long-lived
+// connection survives another task leaving; with a task"s host killed,
+// new connections reach only live tasks once the cluster has seen it
+// die; a dnsrr service answers with its tasks; removing the service
+// gives its VIP back.
+func TestService_vip(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.81", "h1", "h2", "h3")
+	c.cli("h1", "network", "create", "-d", "overlay", "--subnet", "10.81.0.0/24", "web")
+	for _, h := range []string{"h2", "h3"} {
+		c.waitNetwork(h, "web")
+	}
+	out := c.cli("h1", "service", "create", "api", "--network", "web")
+	svc := c.service("h1", "api")
+	if svc.EndpointMode != "vip" || len(svc.VIPs) != 1 || !strings.Contains(out, svc.VIPs[0]) {
+		t.Fatalf("service create: %q; inspect: %+v", out, svc)
+	}
+	vip := netip.MustParseAddr(svc.VIPs[0])
+	if !netip.MustParsePrefix("10.81.0.0/24").Contains(vip) {
+		t.Fatalf("VIP %v outside the network", vip)
+	}
+	ns := map[string]string{}
+	hostOf := map[string]string{"t1": "h1", "t2": "h2", "t3": "h3", "cl": "h1"}
+	for _, name := range []string{"t1", "t2", "t3", "cl"} {
+		ns[name] = l.netns(name)
+		args := []string{"endpoint", "create", "--network", "web", "--name", name, "--netns", ns[name]}
+		if name != "cl" {
+			args = append(args, "--service", "api")
+		}
+		c.cli(hostOf[name], args...)
+		if name != "cl" {
+			taskServer(t, ns[name], name)
+		}
+	}
+	testutil.WaitFor(t, "h1 to see the three tasks of api", 15*time.Second, func() bool {
+		return len(c.service("h1", "api").Endpoints) == 3
+	})
+	eps := c.endpoints("h1")
+	if a := addrOf(t, eps["t1"]); a == vip {
+		t.Fatalf("a task got the VIP %v", vip)
+	}
+
+	// DNS: the name is the VIP, tasks.api the three tasks.
+	if got := c.dig(ns["cl"], "api", false); got != vip.String() {
+		t.Errorf("dig api: %q, want the VIP %v", got, vip)
+	}
+	if got := strings.Fields(c.dig(ns["cl"], "tasks.api", false)); len(got) != 3 || slices.Contains(got, vip.String()) {
+		t.Errorf("dig tasks.api: %v, want the three tasks", got)
+	}
+
+	// 300 connections, spread.
+	split := map[string]int{}
+	began := time.Now()
+	var slow []time.Duration
+	for i := range 300 {
+		t0 := time.Now()
+		vc, err := dialTask(t, ns["cl"], vip)
+		if d := time.Since(t0); d > 100*time.Millisecond {
+			slow = append(slow, d)
+		}
+		if err != nil {
+			t.Fatalf("connection %d to the VIP: %v", i, err)
+		}
+		split[vc.task]++
+		vc.Close()
+	}
+	t.Logf("300 connections to the VIP: %v in %v (slow: %v)", split, time.Since(began), slow)
+	for _, task := range []string{"t1", "t2", "t3"} {
+		if split[task] < 30 {
+			t.Errorf("task %s got %d of 300 connections: %v", task, split[task], split)
+		}
+	}
+	if s := c.service("h1", "api"); s.Flows < 300 || len(s.TaskFlows) != 3 {
+		t.Errorf("service inspect on h1: flows %d, by task %v", s.Flows, s.TaskFlows)
+	}
+
+	// A long-lived connection survives another task leaving.
+	var long *vipConn
+	for long == nil || long.task == "t2" {
+		vc, err := dialTask(t, ns["cl"], vip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		long = vc
+	}
+	defer long.Close()
+	c.cli("h2", "endpoint", "rm", "--network", "web", "t2")
+	testutil.WaitFor(t, "h1 to drop t2 from api", 15*time.Second, func() bool {
+		return len(c.service("h1", "api").Endpoints) == 2
+	})
+	if err := long.echo("still here"); err != nil {
+		t.Errorf("the long-lived connection to %s after t2 left: %v", long.task, err)
+	}
+	for i := range 30 {
+		vc, err := dialTask(t, ns["cl"], vip)
+		if err != nil {
+			t.Fatalf("connection %d after t2 left: %v", i, err)
+		}
+		if vc.task == "t2" {
+			t.Fatal("a new connection reached t2, which left")
+		}
+		vc.Close()
+	}
+
+	// A task"s host killed (h3; the client is on h1): once the cluster
+	// sees it dead, new connections reach only t1.
+	c.kill9("h3")
+	killed := time.Now()
+	testutil.WaitFor(t, "h1 to see t3's host dead (t3 leaves api)", 60*time.Second, func() bool {
+		return len(c.service("h1", "api").Endpoints) == 1
+	})
+	t.Logf("h1 dropped t3 from api %v after its host was killed", time.Since(killed).Round(100*time.Millisecond))
+	for i := range 30 {
+		vc, err := dialTask(t, ns["cl"], vip)
+		if err != nil {
+			t.Fatalf("connection %d after h3 died: %v", i, err)
+		}
+		vc.Close()
+		if vc.task != "t1" {
+			t.Fatalf("a new connection reached %s after h3 died", vc.task)
+		}
+	}
+	if long.task == "t1" {
+		if err := long.echo("and still"); err != nil {
+			t.Errorf("the long-lived connection to t1 after h3 died: %v", err)
+		}
+	}
+
+	// dnsrr: the name answers with its tasks.
+	c.cli("h1", "service", "create", "db", "--network", "web", "--endpoint-mode", "dnsrr")
+	for _, name := range []string{"d1", "d2"} {
+		ns[name] = l.netns(name)
+		c.cli("h1", "endpoint", "create", "--network", "web", "--name", name, "--netns", ns[name], "--service", "db")
+	}
+	if got := strings.Fields(c.dig(ns["cl"], "db", false)); len(got) != 2 {
+		t.Errorf("dig db (dnsrr): %v, want its two tasks", got)
+	}
+
+	// Removed: the VIP goes back to the network"s addresses, and the name
+	// answers with the tasks that remain.
+	c.cli("h1", "service", "rm", "api")
+	leases, _ := c.hostLeases("h1")
+	if slices.Contains(leases["web"], vip.String()) {
+		t.Errorf("h1 still leases the VIP %v of a removed service: %v", vip, leases["web"])
+	}
+	if out, err := c.tryCLI("h1", "network", "rm", "web"); err == nil || !strings.Contains(out, "service") {
+		t.Errorf("network rm with a service left: %v %s", err, out)
+	}
+}
