@@ -53,8 +53,10 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 		}
 		ports = append(ports, pp)
 	}
-	if len(ports) > 0 && mode != tables.ModeVIP {
-		return api.Service{}, apiError(api.CodeBadRequest, "publish", "published ports need endpoint mode vip (the routing mesh sends connections to the VIP)")
+	if len(ports) > 0 {
+		// The rows carry them (tables.Service.Ports) for the routing mesh;
+		// until every host serves them, none is taken.
+		return api.Service{}, apiError(api.CodeBadRequest, "publish", "publish %q: services do not publish ports on every host in this version (no routing mesh): publish an endpoint's port on its host with a nat network (vxnet endpoint create --publish), or run a proxy in front of the VIP", req.Publish[0])
 	}
 	n, ok := a.network(req.Network)
 	if !ok {

@@ -75,9 +75,6 @@ func cmdServiceCreate(std stdio, args []string) int {
 	fs.StringVar(&req.EndpointMode, "endpoint-mode", "vip", "`MODE`: vip or dnsrr (see vxnet service --help)")
 	fs.StringVar(&req.VIP, "vip", "auto", "the IPv4 virtual IP: auto (the next free address) or an `IP` of the network's range")
 	fs.StringVar(&req.VIP6, "vip6", "", "the IPv6 virtual IP of a dual-stack network: auto (the default there) or an `IP`")
-	var publish multiFlag
-	fs.Var(&publish, "p", "publish `PUBLISHED:TARGET[/tcp|udp]` on every host (repeatable)")
-	fs.Var(&publish, "publish", "same as -p")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -90,7 +87,7 @@ func cmdServiceCreate(std stdio, args []string) int {
 		fmt.Fprintln(std.stderr, "vxnet service create: --network is required: the network whose endpoints the service spreads over")
 		return 2
 	}
-	req.Name, req.Publish = pos[0], publish
+	req.Name = pos[0]
 	if req.EndpointMode == "dnsrr" && req.VIP == "auto" {
 		req.VIP = ""
 	}

@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/internal/testutil"
+	"github.com/vxnet/vxnet/tables"
+)
+
+// TestServices_createAndRemove: a vip service leases its VIP (auto or
+// asked for) for as long as it lives, DNS answers its name with the VIP
+// and tasks.NAME with its endpoints, and bad requests name the field;
+// a row removed by another host, or one this host lost (state), moves
+// the leases to match.
+func TestServices_createAndRemove(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "web", Subnet: "10.0.9.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	leased := func(ip string) bool { return slices.Contains(a.ipam.Leases("web"), netip.MustParseAddr(ip)) }
+	for _, c := range []struct {
+		req         api.ServiceCreate
+		field, want string
+	}{
+		{api.ServiceCreate{Name: "Bad_Name", Network: "web"}, "name", ""},
+		{api.ServiceCreate{Name: "api", Network: "web", EndpointMode: "ipvs"}, "endpointMode", `endpoint mode "ipvs"`},
+		{api.ServiceCreate{Name: "api", Network: "nope"}, "network", `no network "nope"`},
+		{api.ServiceCreate{Name: "api", Network: "web", EndpointMode: "dnsrr", VIP: "10.0.9.9"}, "vip", "a dnsrr service has no VIP"},
+		{api.ServiceCreate{Name: "api", Network: "web", VIP: "10.0.10.9"}, "vip", `vip "10.0.10.9": want auto or an address of the network's subnet 10.0.9.0/24`},
+		{api.ServiceCreate{Name: "api", Network: "web", VIP6: "fd00::9"}, "vip6", "has no IPv6 subnet"},
+		{api.ServiceCreate{Name: "api", Network: "web", Publish: []string{"8080:80"}}, "publish", "no routing mesh"},
+		{api.ServiceCreate{Name: "api", Network: "web", Publish: []string{"x"}}, "publish", `port "x"`},
+	} {
+		_, err := a.CreateService(ctx, c.req)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Field != c.field || !strings.Contains(ae.Message, c.want) {
+			t.Errorf("%+v: %v, want field %s saying %q", c.req, err, c.field, c.want)
+		}
+	}
+	s, err := a.CreateService(ctx, api.ServiceCreate{Name: "api", Network: "web", VIP: "10.0.9.50"})
+	if err != nil || s.EndpointMode != "vip" || !slices.Equal(s.VIPs, []string{"10.0.9.50"}) || !leased("10.0.9.50") {
+		t.Fatalf("create api: %+v %v (leased %v)", s, err, leased("10.0.9.50"))
+	}
+	if _, err := a.CreateService(ctx, api.ServiceCreate{Name: "api", Network: "web"}); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("a second api: %v", err)
+	}
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "x", IP: "10.0.9.50"}); err == nil {
+		t.Error("an endpoint took the VIP")
+	}
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "t1", Service: "api", IP: "10.0.9.7"}); err != nil {
+		t.Fatal(err)
+	}
+	answers := func(name string) []string {
+		var out []string
+		if m := resolve(a, "web", name, mdns.TypeA); m != nil {
+			for _, rr := range m.Answer {
+				if r, ok := rr.(*mdns.A); ok {
+					out = append(out, r.A.String())
+				}
+			}
+		}
+		return out
+	}
+	testutil.WaitFor(t, "api to answer with its VIP", 5*time.Second, func() bool {
+		return slices.Equal(answers("api."), []string{"10.0.9.50"}) && slices.Equal(answers("tasks.api."), []string{"10.0.9.7"})
+	})
+	if err := a.RemoveNetwork("web"); err == nil || !strings.Contains(err.Error(), "has services: api") {
+		t.Errorf("network rm with a service: %v", err)
+	}
+
+	// Removed: the VIP goes back, the name answers with the endpoint.
+	if err := a.RemoveService("web", "api"); err != nil {
+		t.Fatal(err)
+	}
+	if leased("10.0.9.50") {
+		t.Error("the VIP of a removed service is still leased")
+	}
+	testutil.WaitFor(t, "api to answer with its endpoint", 5*time.Second, func() bool {
+		return slices.Equal(answers("api."), []string{"10.0.9.7"})
+	})
+	if err := a.RemoveService("web", "api"); err == nil || !strings.Contains(err.Error(), `no service "api"`) {
+		t.Errorf("removing it again: %v", err)
+	}
+
+	// A row this host is VIP host of, its leases lost: taken back. The
+	// row deleted (as by another host): given back.
+	row := tables.Service{Name: "db", Network: "web", Mode: tables.ModeVIP, VIPs: []netip.Addr{netip.MustParseAddr("10.0.9.60")},
+		VIPHost: a.cfg.Name, Creator: a.cfg.Name, Created: time.Now()}
+	if err := a.put(tables.Services, row.Key(), row.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	a.kickReconcile()
+	testutil.WaitFor(t, "the lost VIP taken back", 5*time.Second, func() bool { return leased("10.0.9.60") })
+	if err := a.del(tables.Services, row.Key()); err != nil {
+		t.Fatal(err)
+	}
+	a.kickReconcile()
+	testutil.WaitFor(t, "the VIP of a deleted row given back", 5*time.Second, func() bool { return !leased("10.0.9.60") })
+}
