@@ -14,6 +14,7 @@ import (
 	"github.com/vxnet/vxnet/hoststate"
 	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/metrics"
 	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
@@ -373,4 +374,34 @@ func (a *Agent) serviceCounters(in *plan.Input) {
 		}
 		in.TaskCounters[tk] = a.taskCounters[tk]
 	}
+	// Those of services and endpoints gone go with them: nothing kept
+	// for every service or endpoint there ever was.
+	for k := range a.svcCounters {
+		if in.ServiceCounters[k] == nil {
+			delete(a.svcCounters, k)
+		}
+	}
+	for k := range a.taskCounters {
+		if in.TaskCounters[k] == nil {
+			delete(a.taskCounters, k)
+		}
+	}
+}
+
+// serviceFlows are the services' flow counts for the metrics: the
+// services this host's switch has counted, by task.
+func (a *Agent) serviceFlows() []metrics.ServiceFlows {
+	a.svcMu.Lock()
+	defer a.svcMu.Unlock()
+	var out []metrics.ServiceFlows
+	for _, key := range sortedMapKeys(a.svcCounters) {
+		sf := metrics.ServiceFlows{Service: key, ByTask: map[string]uint64{}, Moved: a.svcCounters[key].Moved.Load()}
+		for tk, c := range a.taskCounters {
+			if svc, task, ok := strings.Cut(tk, "|"); ok && svc == key {
+				sf.ByTask[task] = c.Flows.Load()
+			}
+		}
+		out = append(out, sf)
+	}
+	return out
 }

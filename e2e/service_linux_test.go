@@ -208,6 +208,13 @@ func TestService_vip(t *testing.T) {
 	if s := c.service("h1", "api"); s.Flows < 300 || len(s.TaskFlows) != 3 {
 		t.Errorf("service inspect on h1: flows %d, by task %v", s.Flows, s.TaskFlows)
 	}
+	metrics := l.in(c.hosts["h1"].ns, "curl", "-sf", "http://"+c.hosts["h1"].addr+":9464/metrics")
+	for _, task := range []string{"t1@h1", "t2@h2", "t3@h3"} {
+		want := fmt.Sprintf(`vxnet_service_flows_total{service="web/api",task="%s"} %d`, task, split[strings.Split(task, "@")[0]])
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 
 	// A long-lived connection survives another task leaving.
 	var long *vipConn

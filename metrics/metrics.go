@@ -28,6 +28,16 @@ type Sources struct {
 	DNS         func() dns.HandlerStats
 	DNSTCPConns func() int
 	LeftOut     func() map[string]int // rows the rebuilt tables leave out, by table
+	// Services are this host's counts of services' flows (nil: none).
+	Services func() []ServiceFlows
+}
+
+// ServiceFlows are the flows this host's containers made to one service's
+// VIPs: chosen per task (NAME@HOST), and those whose task went away.
+type ServiceFlows struct {
+	Service string // NETWORK/NAME
+	ByTask  map[string]uint64
+	Moved   uint64
 }
 
 // Handler serves /metrics from src.
@@ -71,6 +81,7 @@ type metrics struct {
 	packets, bytes, drops, flooded, neighbor, coalesced, icmpTooBig, neighborIn *prometheus.Desc
 	members, rows, endpoints, dnsQueries                                        *prometheus.Desc
 	leftOut, dnsTCPConns, dnsTCPRefused                                         *prometheus.Desc
+	serviceFlows, serviceMoved, serviceEvicted                                  *prometheus.Desc
 }
 
 func newMetrics(src Sources) *metrics {
@@ -78,27 +89,30 @@ func newMetrics(src Sources) *metrics {
 		return prometheus.NewDesc("vxnet_"+name, help, labels, nil)
 	}
 	return &metrics{src: src,
-		packets:       d("dataplane_packets_total", "Packets through the switch, by direction (port_rx, port_tx, underlay_rx, underlay_tx).", "direction"),
-		bytes:         d("dataplane_underlay_bytes_total", "VXLAN UDP payload bytes, by direction (rx, tx).", "direction"),
-		drops:         d("dataplane_drops_total", "Packets dropped by the switch, by reason.", "reason"),
-		flooded:       d("dataplane_flooded_total", "Packets replicated head-end to every VTEP of a network."),
-		coalesced:     d("dataplane_coalesced_total", "Received TCP segments and UDP datagrams written to containers merged into super-packets."),
-		neighborIn:    d("dataplane_neighbor_learned_total", "ARP replies and announcements and IPv6 neighbour advertisements from other hosts taken in to learn addresses no table lists."),
-		icmpTooBig:    d("dataplane_icmp_too_big_total", "ICMP \"fragmentation needed\" and ICMPv6 \"packet too big\" messages sent to containers whose packets exceeded the MTU or a narrower underlay path."),
-		neighbor:      d("dataplane_neighbor_replies_total", "ARP and IPv6 neighbour messages sent: replies answered from the tables, and uplinks' ARP requests."),
-		members:       d("gossip_members", "Live cluster members, this host included."),
-		rows:          d("table_rows", "Rows of the replicated tables this host holds (every owner's)."),
-		endpoints:     d("endpoints", "Endpoints in sight, by where they run (local, remote).", "where"),
-		dnsQueries:    d("dns_queries_total", "DNS queries by result (answered, nxdomain, forwarded, servfail, malformed, truncated).", "result"),
-		dnsTCPConns:   d("dns_tcp_connections", "TCP connections to the DNS server open now (capped in all and per client address)."),
-		dnsTCPRefused: d("dns_tcp_refused_total", "TCP connections to the DNS server closed at once: past the cap in all or per client address."),
-		leftOut:       d("table_rows_left_out", "Bad rows (networks, endpoints) the tables rebuilt from the replicated ones leave out, by table (forwarding, dns, hns, and plan: what the plan leaves out of all of them); the log says why, once per row.", "table"),
+		packets:        d("dataplane_packets_total", "Packets through the switch, by direction (port_rx, port_tx, underlay_rx, underlay_tx).", "direction"),
+		bytes:          d("dataplane_underlay_bytes_total", "VXLAN UDP payload bytes, by direction (rx, tx).", "direction"),
+		drops:          d("dataplane_drops_total", "Packets dropped by the switch, by reason.", "reason"),
+		flooded:        d("dataplane_flooded_total", "Packets replicated head-end to every VTEP of a network."),
+		coalesced:      d("dataplane_coalesced_total", "Received TCP segments and UDP datagrams written to containers merged into super-packets."),
+		neighborIn:     d("dataplane_neighbor_learned_total", "ARP replies and announcements and IPv6 neighbour advertisements from other hosts taken in to learn addresses no table lists."),
+		icmpTooBig:     d("dataplane_icmp_too_big_total", "ICMP \"fragmentation needed\" and ICMPv6 \"packet too big\" messages sent to containers whose packets exceeded the MTU or a narrower underlay path."),
+		neighbor:       d("dataplane_neighbor_replies_total", "ARP and IPv6 neighbour messages sent: replies answered from the tables, and uplinks' ARP requests."),
+		members:        d("gossip_members", "Live cluster members, this host included."),
+		rows:           d("table_rows", "Rows of the replicated tables this host holds (every owner's)."),
+		endpoints:      d("endpoints", "Endpoints in sight, by where they run (local, remote).", "where"),
+		dnsQueries:     d("dns_queries_total", "DNS queries by result (answered, nxdomain, forwarded, servfail, malformed, truncated).", "result"),
+		dnsTCPConns:    d("dns_tcp_connections", "TCP connections to the DNS server open now (capped in all and per client address)."),
+		dnsTCPRefused:  d("dns_tcp_refused_total", "TCP connections to the DNS server closed at once: past the cap in all or per client address."),
+		serviceFlows:   d("service_flows_total", "Connections (TCP, UDP and ICMP echo flows) this host's containers made to a service's VIP, by service (NETWORK/NAME) and the task (NAME@HOST) the consistent hash chose.", "service", "task"),
+		serviceMoved:   d("service_flows_moved_total", "Flows to a service's VIP whose task went away while they lasted: the next packet chose another (a TCP connection is reset), by service.", "service"),
+		serviceEvicted: d("service_flow_table_evictions_total", "Live flows to VIPs pushed out of a full per-container flow table (16384 flows)."),
+		leftOut:        d("table_rows_left_out", "Bad rows (networks, endpoints) the tables rebuilt from the replicated ones leave out, by table (forwarding, dns, hns, and plan: what the plan leaves out of all of them); the log says why, once per row.", "table"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.icmpTooBig, m.neighborIn, m.members, m.rows, m.endpoints, m.dnsQueries, m.leftOut, m.dnsTCPConns, m.dnsTCPRefused} {
+	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.icmpTooBig, m.neighborIn, m.members, m.rows, m.endpoints, m.dnsQueries, m.leftOut, m.dnsTCPConns, m.dnsTCPRefused, m.serviceFlows, m.serviceMoved, m.serviceEvicted} {
 		ch <- d
 	}
 }
@@ -142,5 +156,14 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	g(m.dnsTCPConns, m.src.DNSTCPConns())
 	for table, n := range m.src.LeftOut() {
 		g(m.leftOut, n, table)
+	}
+	c(m.serviceEvicted, s.FlowsEvicted)
+	if m.src.Services != nil {
+		for _, sf := range m.src.Services() {
+			for task, n := range sf.ByTask {
+				c(m.serviceFlows, n, sf.Service, task)
+			}
+			c(m.serviceMoved, sf.Moved, sf.Service)
+		}
 	}
 }
