@@ -72,6 +72,9 @@ type Agent struct {
 	// vipLeases are the VIPs this host leased for services, by service
 	// key (services.go).
 	vipLeases map[string][]netip.Addr
+	// meshAddrs are this host's routing-mesh addresses, by network
+	// (mesh.go).
+	meshAddrs map[string][]netip.Addr
 	down      map[string]tables.Endpoint // this host's endpoints taken out of service, by key
 	local     map[string]*localEndpoint
 	pending   map[string]struct{} // endpoints being created
@@ -138,7 +141,7 @@ func New(cfg config.Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]tables.Network{}, rows: map[string]tables.Endpoint{}, owners: map[string]string{},
 		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
-		services: map[string]tables.Service{}, vipLeases: map[string][]netip.Addr{},
+		services: map[string]tables.Service{}, vipLeases: map[string][]netip.Addr{}, meshAddrs: map[string][]netip.Addr{},
 		svcCounters: map[string]*dataplane.ServiceCounters{}, taskCounters: map[string]*dataplane.TaskCounters{},
 		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), gwDNS: map[netip.AddrPort]gatewayDNS{}}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())

@@ -118,6 +118,7 @@ func (a *Agent) restoreEndpoints() {
 	}
 	a.loadReserved()
 	a.loadVIPs()
+	a.loadMesh()
 	a.releaseReleased()
 	a.releaseOrphanLeases()
 	a.syncView()

@@ -451,6 +451,14 @@ func (a *Agent) releaseOrphanLeases() {
 			held[ep.Network][p.Addr()] = true
 		}
 	}
+	for network, addrs := range st.Mesh {
+		if held[network] == nil {
+			held[network] = map[netip.Addr]bool{}
+		}
+		for _, ip := range addrs {
+			held[network][ip] = true
+		}
+	}
 	for key, vips := range st.VIPs {
 		network, _, _ := strings.Cut(key, "/")
 		if held[network] == nil {

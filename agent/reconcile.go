@@ -103,6 +103,7 @@ func (a *Agent) reconcileNow() {
 	select {
 	case <-a.ready: // this host's endpoints and leases are back
 		a.settleVIPs()
+		a.settleMesh()
 	default:
 	}
 	in := a.planInput()

@@ -54,10 +54,8 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 		}
 		ports = append(ports, pp)
 	}
-	if len(ports) > 0 {
-		// The rows carry them (tables.Service.Ports) for the routing mesh;
-		// until every host serves them, none is taken.
-		return api.Service{}, apiError(api.CodeBadRequest, "publish", "publish %q: services do not publish ports on every host in this version (no routing mesh): publish an endpoint's port on its host with a nat network (vxnet endpoint create --publish), or run a proxy in front of the VIP", req.Publish[0])
+	if len(ports) > 0 && mode != tables.ModeVIP {
+		return api.Service{}, apiError(api.CodeBadRequest, "publish", "published ports need endpoint mode vip: every host sends their connections to the VIP")
 	}
 	n, ok := a.network(req.Network)
 	if !ok {
@@ -76,6 +74,9 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 			return api.Service{}, apiError(api.CodeBadRequest, "vip6", "network %q has no IPv6 subnet for vip6 %q", n.Name, req.VIP6)
 		}
 	}
+	if len(ports) > 0 && !meshable(n) {
+		return api.Service{}, apiError(api.CodeBadRequest, "publish", "network %q: services publish ports on every host on overlay networks with a way out (this one is %s%s)", n.Name, n.Driver, map[bool]string{true: ", internal"}[n.Internal])
+	}
 	key := tables.ServiceKey(req.Network, req.Name)
 	release, err := a.claimName("service/"+key, func() error {
 		return apiError(api.CodeBusy, "name", "service %q on network %q is being created: try again", req.Name, req.Network)
@@ -86,9 +87,22 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 	defer release()
 	a.mu.Lock()
 	_, exists := a.services[key]
+	var taken string
+	for _, s := range a.services {
+		for _, p := range s.Ports {
+			for _, q := range ports {
+				if p.Published == q.Published && p.Proto == q.Proto && taken == "" {
+					taken = fmt.Sprintf("publish %q: port %d/%s is published by service %s on network %s", q.String(), q.Published, q.Proto, s.Name, s.Network)
+				}
+			}
+		}
+	}
 	a.mu.Unlock()
 	if exists {
 		return api.Service{}, apiError(api.CodeConflict, "name", "service %q exists on network %q", req.Name, req.Network)
+	}
+	if taken != "" {
+		return api.Service{}, apiError(api.CodeConflict, "publish", "%s", taken)
 	}
 	s := tables.Service{Name: req.Name, Network: req.Network, Mode: mode, Ports: ports, Creator: a.cfg.Name, Created: time.Now().UTC()}
 	if mode == tables.ModeVIP {

@@ -289,3 +289,113 @@ func TestService_vip(t *testing.T) {
 		t.Errorf("network rm with a service left: %v %s", err, out)
 	}
 }
+
+// dialAddr is dialTask to any address and port.
+func dialAddr(t *testing.T, ns string, to netip.AddrPort) (*vipConn, error) {
+	t.Helper()
+	var conn net.Conn
+	var err error
+	inNetns(t, ns, func() { conn, err = net.DialTimeout("tcp", to.String(), 2*time.Second) })
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(conn)
+	task, err := r.ReadString('\n')
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reading the task's name: %w", err)
+	}
+	return &vipConn{conn, strings.TrimSpace(task), r}, nil
+}
+
+// TestService_routingMesh: a service's published port answers on every
+// host of the cluster, those without a task included, for a client on
+// the underlay and for the host itself (127.0.0.1), and reaches tasks on
+// any host; a second service cannot publish the same port; removed, the
+// port answers nowhere and the hosts' mesh addresses go back.
+func TestService_routingMesh(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.82", "h1", "h2", "h3")
+	c.cli("h1", "network", "create", "-d", "overlay", "--subnet", "10.82.0.0/24", "web")
+	for _, h := range []string{"h2", "h3"} {
+		c.waitNetwork(h, "web")
+	}
+	c.cli("h1", "service", "create", "www", "--network", "web", "-p", "8080:80")
+	if out, err := c.tryCLI("h2", "service", "create", "other", "--network", "web", "-p", "8080:81"); err == nil || !strings.Contains(out, "published by service www") {
+		t.Errorf("a second service on port 8080: %v %s", err, out)
+	}
+	ns := map[string]string{}
+	for name, host := range map[string]string{"t1": "h1", "t2": "h2"} {
+		ns[name] = l.netns(name)
+		c.cli(host, "endpoint", "create", "--network", "web", "--name", name, "--netns", ns[name], "--service", "www")
+		taskServer(t, ns[name], name)
+	}
+	// A client on the underlay, outside the cluster.
+	cx := l.netns("cx")
+	l.veth(cx, "eth0", "198.18.82.99/24", l.prefix+"-br", "p-cx", "")
+	l.run("ip", "-n", l.prefix+"-br", "link", "set", "p-cx", "master", "br0")
+
+	reached := map[string]map[string]int{}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		to := netip.AddrPortFrom(netip.MustParseAddr(c.hosts[h].addr), 8080)
+		reached[h] = map[string]int{}
+		testutil.WaitFor(t, "port 8080 of "+h+" to reach a task", 30*time.Second, func() bool {
+			vc, err := dialAddr(t, cx, to)
+			if err != nil {
+				return false
+			}
+			vc.Close()
+			return true
+		})
+		for range 20 {
+			vc, err := dialAddr(t, cx, to)
+			if err != nil {
+				t.Fatalf("a connection to %v: %v", to, err)
+			}
+			if err := vc.echo("through the mesh"); err != nil {
+				t.Errorf("echo through %v to %s: %v", to, vc.task, err)
+			}
+			reached[h][vc.task]++
+			vc.Close()
+		}
+		// The host itself, on 127.0.0.1.
+		vc, err := dialAddr(t, c.hosts[h].ns, netip.MustParseAddrPort("127.0.0.1:8080"))
+		if err != nil {
+			t.Errorf("127.0.0.1:8080 on %s: %v", h, err)
+		} else {
+			vc.Close()
+		}
+	}
+	t.Logf("20 connections to each host's port 8080 reached: %v", reached)
+	for h, by := range reached {
+		if by["t1"] == 0 || by["t2"] == 0 {
+			t.Errorf("connections to %s's port reached %v, want both tasks", h, by)
+		}
+	}
+
+	// Each host holds a mesh address of the network, every host knows.
+	eps := c.endpoints("h2")
+	for _, h := range []string{"h1", "h2", "h3"} {
+		if e, ok := eps["vxmesh-"+h]; !ok || e.Host != h {
+			t.Errorf("h2 does not list %s's mesh address: %+v", h, eps)
+		}
+	}
+
+	// Removed: the port closes everywhere, the mesh addresses go back.
+	c.cli("h1", "service", "rm", "www")
+	for _, h := range []string{"h1", "h2", "h3"} {
+		to := netip.AddrPortFrom(netip.MustParseAddr(c.hosts[h].addr), 8080)
+		testutil.WaitFor(t, h+"'s port 8080 to close", 30*time.Second, func() bool {
+			vc, err := dialAddr(t, cx, to)
+			if err == nil {
+				vc.Close()
+			}
+			return err != nil
+		})
+		testutil.WaitFor(t, h+" to give its mesh address back", 30*time.Second, func() bool {
+			_, ok := c.endpoints(h)["vxmesh-"+h]
+			return !ok
+		})
+	}
+}

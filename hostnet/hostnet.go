@@ -38,6 +38,13 @@ type Gateway struct {
 	// host takes their DNS queries and refuses everything else from the
 	// network (an internal network's Docker containers).
 	DNSOnly bool
+	// MeshFrom are this host's routing-mesh addresses on the network (one
+	// per family) and MeshTo the VIPs of its services with published
+	// ports: what the host sends out of the gateway to one of MeshTo (a
+	// published port's connection, DNATed to the VIP) leaves from the
+	// MeshFrom address of its family, so that the replies come back to
+	// this host.
+	MeshFrom, MeshTo []netip.Addr
 }
 
 // side is n's subnet and gateway of one family, if it has that family.

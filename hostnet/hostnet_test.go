@@ -69,6 +69,31 @@ func TestRuleset(t *testing.T) {
 	applyInNetns(t, "vxnft", rs, rs, ruleset(nil, nil, Guard{}, true)) // twice: replacing works too
 }
 
+// TestRuleset_mesh: a network's routing-mesh addresses take the
+// connections to its services' VIPs that leave through its gateway, per
+// family, ahead of any masquerade.
+func TestRuleset_mesh(t *testing.T) {
+	nets := []Gateway{{Name: "web", Subnet: netip.MustParsePrefix("10.0.9.0/24"), Gateway: netip.MustParseAddr("10.0.9.1"), Masquerade: true,
+		Subnet6: netip.MustParsePrefix("fd00:9::/64"), Gateway6: netip.MustParseAddr("fd00:9::1"),
+		MeshFrom: []netip.Addr{netip.MustParseAddr("10.0.9.7"), netip.MustParseAddr("fd00:9::7")},
+		MeshTo:   []netip.Addr{netip.MustParseAddr("10.0.9.100"), netip.MustParseAddr("10.0.9.101"), netip.MustParseAddr("fd00:9::100")}}}
+	pubs := []Published{{HostPort: 8080, ContainerPort: 80, Proto: "tcp", Network: "web", Endpoint: "service api", Addr: netip.MustParseAddr("10.0.9.100")}}
+	rs := ruleset(nets, pubs, Guard{VXLANPort: 4789, GossipPort: 7946}, true)
+	snat4 := `oifname "` + GatewayDevice("web") + `" ip daddr { 10.0.9.100, 10.0.9.101 } snat to 10.0.9.7 comment "web/mesh"`
+	for _, want := range []string{snat4,
+		`oifname "` + GatewayDevice("web") + `" ip6 daddr { fd00:9::100 } snat to fd00:9::7 comment "web/mesh"`,
+		`fib daddr type local tcp dport 8080 dnat to 10.0.9.100:80 comment "web/service api"`,
+	} {
+		if !strings.Contains(rs, want) {
+			t.Errorf("ruleset lacks %q:\n%s", want, rs)
+		}
+	}
+	if strings.Index(rs, snat4) > strings.Index(rs, "masquerade") {
+		t.Errorf("the mesh's SNAT comes after a masquerade:\n%s", rs)
+	}
+	applyInNetns(t, "vxnftm", rs)
+}
+
 // applyInNetns has the kernel take each script in turn, in a network
 // namespace of the test's own (skipped without root or nft).
 func applyInNetns(t *testing.T, prefix string, scripts ...string) {

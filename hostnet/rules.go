@@ -65,6 +65,15 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 	gw := fmt.Sprintf("%q", GatewayPrefix+"*")
 	fmt.Fprintf(b, "table %s vxnet {\n", family)
 	b.WriteString("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+	for _, n := range nets {
+		// The routing mesh first: a published port's connection to a
+		// service's VIP, from anywhere (127.0.0.1 included), leaves from
+		// this host's mesh address.
+		from, to := meshSide(n, v6)
+		if from.IsValid() && len(to) > 0 {
+			fmt.Fprintf(b, "\t\toifname %q %s daddr { %s } snat to %v comment %q\n", GatewayDevice(n.Name), family, strings.Join(to, ", "), from, n.Name+"/mesh")
+		}
+	}
 	if !v6 { // published ports answer on 127.0.0.1 too (route_localnet)
 		fmt.Fprintf(b, "\t\tip saddr 127.0.0.0/8 oifname %s masquerade\n", gw)
 	}
@@ -146,6 +155,21 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 		}
 	}
 	b.WriteString("\t}\n}\n")
+}
+
+// meshSide is n's mesh address and VIPs of one family.
+func meshSide(n Gateway, v6 bool) (from netip.Addr, to []string) {
+	for _, a := range n.MeshFrom {
+		if a.Is6() == v6 && !from.IsValid() {
+			from = a
+		}
+	}
+	for _, a := range n.MeshTo {
+		if a.Is6() == v6 {
+			to = append(to, a.String())
+		}
+	}
+	return from, to
 }
 
 // dnsFrom is n.DNSFrom of one family, as nft writes addresses.

@@ -51,6 +51,8 @@ type State struct {
 	// VIPs are the leases this host holds as services' VIPs, by service
 	// key (network/name): they go back when the service does.
 	VIPs map[string][]netip.Addr `json:"vips,omitempty"`
+	// Mesh are this host's routing-mesh addresses, by network.
+	Mesh map[string][]netip.Addr `json:"mesh,omitempty"`
 	// SavedAt is when the file was written (this host's clock).
 	SavedAt time.Time `json:"savedAt"`
 }

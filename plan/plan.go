@@ -60,6 +60,44 @@ type Input struct {
 	TaskCounters    map[string]*dataplane.TaskCounters
 }
 
+// meshAddrs are this host's routing-mesh addresses (its Mesh rows, up),
+// by network.
+func meshAddrs(in Input) map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	for _, ep := range in.Endpoints {
+		if !ep.Mesh || ep.Host != in.Self || ep.State != "" {
+			continue
+		}
+		for _, p := range ep.Addrs {
+			out[ep.Network] = append(out[ep.Network], p.Addr())
+		}
+	}
+	return out
+}
+
+// meshPublished are the published ports of network's vip services, each
+// DNATed to the service's VIP of every family the mesh has an address
+// of; g learns the VIPs its mesh addresses send to.
+func meshPublished(in Input, network string, from []netip.Addr, g *hostnet.Gateway) []hostnet.Published {
+	var out []hostnet.Published
+	for _, s := range in.Services {
+		if s.Network != network || s.Mode != tables.ModeVIP || len(s.Ports) == 0 {
+			continue
+		}
+		for _, vip := range s.VIPs {
+			if !slices.ContainsFunc(from, func(a netip.Addr) bool { return a.Is6() == vip.Is6() }) {
+				continue
+			}
+			g.MeshTo = append(g.MeshTo, vip)
+			for _, p := range s.Ports {
+				out = append(out, hostnet.Published{HostPort: p.Published, ContainerPort: p.Target, Proto: p.Proto,
+					Network: network, Endpoint: "service " + s.Name, Addr: vip})
+			}
+		}
+	}
+	return out
+}
+
 // TaskKey names an endpoint of a service for Input.TaskCounters:
 // service key, "|", NAME@HOST.
 func TaskKey(serviceKey string, ep tables.Endpoint) string {
@@ -216,6 +254,10 @@ func HostSide(in Input) Host {
 	// Endpoints handed over to their runtime keep its resolver (Docker's),
 	// which forwards what it does not know through the gateway: to vxnet.
 	handedOver := map[string][]netip.Addr{}
+	mesh := meshAddrs(in)
+	for network := range mesh {
+		local[network] = true // the routing mesh needs the gateway here
+	}
 	for _, ep := range in.Endpoints {
 		if _, ok := in.Local[ep.Key()]; ok {
 			local[ep.Network] = true
@@ -244,6 +286,10 @@ func HostSide(in Input) Host {
 				DNSFrom: handedOver[n.Name]}
 			if n.Subnet6.IsValid() && n.Gateway6.IsValid() && !n.Internal {
 				g.Subnet6, g.Gateway6 = n.Subnet6, n.Gateway6
+			}
+			if from := mesh[n.Name]; len(from) > 0 {
+				g.MeshFrom = from
+				h.Published = append(h.Published, meshPublished(in, n.Name, from, &g)...)
 			}
 			h.Gateways = append(h.Gateways, g)
 		case len(handedOver[n.Name]) > 0 && ClosedGateway(d, n):

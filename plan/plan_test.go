@@ -463,3 +463,43 @@ func TestMake_services(t *testing.T) {
 		t.Errorf("DNS networks: %+v", st.DNSNetworks)
 	}
 }
+
+// TestMeshPlan: this host's mesh row (no task here) gets the network a
+// gateway here that holds the mesh address, SNATs to it what goes to the
+// VIPs of services with published ports, and DNATs those ports to the
+// VIP; the switch takes the address as the gateway's; other hosts' mesh
+// rows are reached at their VTEP; no mesh row has a name in DNS.
+func TestMeshPlan(t *testing.T) {
+	web := network("web", "overlay", 9, "h2", nil)
+	self, other := endpoint("web", "vxmesh-h1", "h1", 9, 7), endpoint("web", "vxmesh-h2", "h2", 9, 8)
+	self.Mesh, other.Mesh = true, true
+	task := endpoint("web", "t", "h2", 9, 2)
+	task.Service = "www"
+	in := input([]tables.Network{web}, []tables.Endpoint{self, other, task})
+	delete(in.Local, self.Key()) // a mesh row has no port
+	vip := netip.MustParseAddr("10.0.9.100")
+	in.Services = []tables.Service{{Name: "www", Network: "web", Mode: tables.ModeVIP, VIPs: []netip.Addr{vip},
+		Ports: []tables.PublishedPort{{Published: 8080, Target: 80, Proto: "tcp"}}}}
+	h := HostSide(in)
+	if len(h.Gateways) != 1 || !slices.Equal(h.Gateways[0].MeshFrom, []netip.Addr{netip.MustParseAddr("10.0.9.7")}) ||
+		!slices.Equal(h.Gateways[0].MeshTo, []netip.Addr{vip}) {
+		t.Fatalf("gateways %+v: want web's, with the mesh address and the VIP", h.Gateways)
+	}
+	if len(h.Published) != 1 || h.Published[0].HostPort != 8080 || h.Published[0].ContainerPort != 80 || h.Published[0].Addr != vip {
+		t.Errorf("published %+v: want 8080 to the VIP's 80", h.Published)
+	}
+	in.Gateways["web"] = new(dataplane.Port)
+	st := Make(in)
+	s, _ := forwarding(st, 4096+9)
+	if !slices.Contains(s.GatewayAddrs, netip.MustParseAddr("10.0.9.7")) {
+		t.Errorf("gateway addresses %v: want the mesh address", s.GatewayAddrs)
+	}
+	if got := reached(s); got["10.0.9.8"] != vtep2.String() || got["10.0.9.7"] != "" {
+		t.Errorf("the switch reaches %v: h2's mesh address at its VTEP, this host's not as an endpoint", got)
+	}
+	for name := range dnsNames(st) {
+		if strings.Contains(name, "vxmesh") {
+			t.Errorf("a mesh row in DNS: %s", name)
+		}
+	}
+}

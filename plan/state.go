@@ -61,12 +61,23 @@ func Make(in Input) State {
 	kept := eps[:0]
 	for _, ep := range eps {
 		n := byName[ep.Network]
+		if ep.Mesh && ep.Host == in.Self {
+			// This host's routing-mesh address: its gateway's.
+			if in.Gateways[ep.Network] != nil && ep.State == "" {
+				for _, p := range ep.Addrs {
+					specs[ep.Network].GatewayAddrs = append(specs[ep.Network].GatewayAddrs, p.Addr())
+				}
+			}
+			continue
+		}
 		if spec, ok := forwardingEndpoint(in, n, ep); ok {
 			specs[ep.Network].Endpoints = append(specs[ep.Network].Endpoints, spec)
 		} else if !reachedElsewhere(in, n, ep) {
 			continue // a stale row of this host's, or one with no way to it
 		}
-		st.DNSEndpoints = append(st.DNSEndpoints, dnsEndpoint(in, ep))
+		if !ep.Mesh { // a host's mesh address has no name
+			st.DNSEndpoints = append(st.DNSEndpoints, dnsEndpoint(in, ep))
+		}
 		kept = append(kept, ep)
 	}
 	services(in, specs, st.DNSNetworks, kept)

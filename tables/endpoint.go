@@ -48,6 +48,11 @@ type Endpoint struct {
 	// HNSNamespace (Windows): the HNS namespace the endpoint is attached
 	// to, when vxnet attaches it.
 	HNSNamespace string
+	// Mesh: not a container but the routing mesh's address of its host
+	// on the network: connections to a service's published port on that
+	// host reach the VIP from it, and the replies come back to it. Its
+	// host's gateway takes it.
+	Mesh bool
 }
 
 // StateDown is Endpoint.State of an endpoint its host took out of service.
@@ -127,13 +132,14 @@ type endpointWire struct {
 	Assigned  bool              `json:"assigned,omitempty"`
 	HNSNS     string            `json:"hnsNamespace,omitempty"`
 	MTU       int               `json:"mtu,omitempty"`
+	Mesh      bool              `json:"mesh,omitempty"`
 }
 
 // MarshalJSON writes the wire form.
 func (e Endpoint) MarshalJSON() ([]byte, error) {
 	w := endpointWire{V: 1, Name: e.Name, Network: e.Network, Host: e.Host, VTEP: addrText(e.VTEP),
 		Addresses: make([]string, len(e.Addrs)), Aliases: e.Aliases, Service: e.Service, Netns: e.Netns, Ifname: e.Ifname,
-		Publish: e.Publish, SRVPorts: e.SRVPorts, DHCP: e.DHCP, State: e.State, Reason: e.Reason, Labels: e.Labels, Handover: e.Handover, Reserved: e.Reserved, Assigned: e.Assigned, HNSNS: e.HNSNamespace, MTU: e.MTU}
+		Publish: e.Publish, SRVPorts: e.SRVPorts, DHCP: e.DHCP, State: e.State, Reason: e.Reason, Labels: e.Labels, Handover: e.Handover, Reserved: e.Reserved, Assigned: e.Assigned, HNSNS: e.HNSNamespace, MTU: e.MTU, Mesh: e.Mesh}
 	if !e.MAC.IsZero() {
 		w.MAC = e.MAC.String()
 	}
@@ -154,7 +160,7 @@ func (e *Endpoint) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	v := Endpoint{Name: w.Name, Network: w.Network, Host: w.Host, Aliases: w.Aliases, Service: w.Service, Netns: w.Netns,
-		Ifname: w.Ifname, Publish: w.Publish, SRVPorts: w.SRVPorts, DHCP: w.DHCP, State: w.State, Reason: w.Reason, Labels: w.Labels, Handover: w.Handover, Reserved: w.Reserved, Assigned: w.Assigned, HNSNamespace: w.HNSNS, MTU: w.MTU}
+		Ifname: w.Ifname, Publish: w.Publish, SRVPorts: w.SRVPorts, DHCP: w.DHCP, State: w.State, Reason: w.Reason, Labels: w.Labels, Handover: w.Handover, Reserved: w.Reserved, Assigned: w.Assigned, HNSNamespace: w.HNSNS, MTU: w.MTU, Mesh: w.Mesh}
 	var ok bool
 	if v.VTEP, ok = parseAddr(w.VTEP); !ok {
 		return &RowError{Endpoints, key, "vtep", w.VTEP, "not an IP address"}

@@ -25,6 +25,10 @@ func TestEndpoint_roundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, e) {
 		t.Fatalf("round trip: %+v, %v; want %+v", got, err, e)
 	}
+	e.Mesh, e.Service, e.Netns = true, "", ""
+	if got, err := DecodeEndpoint("ov/web", "h1", e.Encode()); err != nil || !got.Mesh {
+		t.Fatalf("a mesh row: %+v, %v", got, err)
+	}
 }
 
 // The wire form is the one hosts spoke before rows had a version: a row

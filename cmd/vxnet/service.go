@@ -63,6 +63,7 @@ Endpoints join with 'vxnet endpoint create --service NAME'.
 Examples:
   vxnet service create api --network web
   vxnet service create api --network web --vip 10.0.9.10
+  vxnet service create www --network web -p 8080:80   # port 8080 of every host
   vxnet service create db --network web --endpoint-mode dnsrr
 
 Flags:
@@ -75,6 +76,9 @@ func cmdServiceCreate(std stdio, args []string) int {
 	fs.StringVar(&req.EndpointMode, "endpoint-mode", "vip", "`MODE`: vip or dnsrr (see vxnet service --help)")
 	fs.StringVar(&req.VIP, "vip", "auto", "the IPv4 virtual IP: auto (the next free address) or an `IP` of the network's range")
 	fs.StringVar(&req.VIP6, "vip6", "", "the IPv6 virtual IP of a dual-stack network: auto (the default there) or an `IP`")
+	var publish multiFlag
+	fs.Var(&publish, "p", "publish `PUBLISHED:TARGET[/tcp|udp]` on every host of the cluster (repeatable): a connection to any host's port PUBLISHED reaches port TARGET of one of the endpoints (the routing mesh; overlay networks with a way out)")
+	fs.Var(&publish, "publish", "same as -p")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -87,7 +91,7 @@ func cmdServiceCreate(std stdio, args []string) int {
 		fmt.Fprintln(std.stderr, "vxnet service create: --network is required: the network whose endpoints the service spreads over")
 		return 2
 	}
-	req.Name = pos[0]
+	req.Name, req.Publish = pos[0], publish
 	if req.EndpointMode == "dnsrr" && req.VIP == "auto" {
 		req.VIP = ""
 	}

@@ -1,0 +1,184 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/hoststate"
+	"github.com/vxnet/vxnet/internal/names"
+	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/tables"
+)
+
+// The routing mesh: a service's published port answers on every host.
+// Each host with such a service on a network holds an address of the
+// network of its own, its mesh address, announced as an endpoint row with
+// Mesh set (so every host's switch sends what is addressed to it to this
+// host, whose gateway takes it). The host's netfilter rules DNAT a
+// connection to the published port to the service's VIP and SNAT it to
+// the mesh address as it enters the network through the gateway
+// (hostnet); the gateway port's flow table then picks a task, here or on
+// another host, as for any container, and the replies come back to the
+// mesh address, from the VIP. The lease is kept in the state file (Mesh)
+// and given back when the network has no such service left.
+
+// meshName is the name of this host's mesh row on every network.
+func (a *Agent) meshName() string {
+	n := "vxmesh-" + a.cfg.Name
+	if names.Endpoint(n) != nil {
+		sum := sha256.Sum256([]byte(a.cfg.Name))
+		n = "vxmesh-" + hex.EncodeToString(sum[:6])
+	}
+	return n
+}
+
+// settleMesh makes this host's mesh addresses and rows follow the
+// services: one on every overlay network (not internal) with a vip
+// service that publishes ports, none elsewhere.
+func (a *Agent) settleMesh() {
+	want := map[string]tables.Network{}
+	a.mu.Lock()
+	for _, s := range a.services {
+		if s.Mode != tables.ModeVIP || len(s.Ports) == 0 {
+			continue
+		}
+		if n, ok := a.networks[s.Network]; ok && meshable(n) {
+			want[s.Network] = n
+		}
+	}
+	var drop []string
+	for network := range a.meshAddrs {
+		if _, ok := want[network]; !ok {
+			drop = append(drop, network)
+		}
+	}
+	a.mu.Unlock()
+	for _, network := range drop {
+		a.dropMesh(network)
+	}
+	for _, network := range sortedMapKeys(want) {
+		a.ensureMesh(want[network])
+	}
+}
+
+// meshable reports whether n's services can publish ports on every host.
+func meshable(n tables.Network) bool {
+	return n.Driver == "overlay" && !n.Internal && n.AssignedBy == ""
+}
+
+// ensureMesh gives this host its mesh address on n (kept while IPAM
+// keeps the lease) and its row.
+func (a *Agent) ensureMesh(n tables.Network) {
+	leased := a.leasedSet(n.Name)
+	a.mu.Lock()
+	addrs := slices.Clone(a.meshAddrs[n.Name])
+	a.mu.Unlock()
+	if len(addrs) == 0 || slices.ContainsFunc(addrs, func(m netip.Addr) bool { return !leased[m] }) {
+		if len(addrs) > 0 {
+			a.log.Warn("the routing mesh's address is no longer this host's lease: taking another", "network", n.Name, "address", addrs[0].String())
+			a.releaseMesh(n.Name, addrs)
+		}
+		addrs = nil
+		sides := []string{n.Name}
+		if n.Subnet6.IsValid() {
+			sides = append(sides, n.Name+ipam.V6Suffix)
+		}
+		for _, side := range sides {
+			ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second)
+			m, err := a.ipam.Allocate(ctx, side)
+			cancel()
+			if err != nil {
+				a.log.Error("the routing mesh needs an address of the network on this host", "network", n.Name, "error", err)
+				a.releaseMesh(n.Name, addrs)
+				a.retryReconcile()
+				return
+			}
+			addrs = append(addrs, m)
+		}
+		a.mu.Lock()
+		a.meshAddrs[n.Name] = addrs
+		a.mu.Unlock()
+		a.saveMesh()
+		a.log.Info("routing mesh address taken", "network", n.Name, "address", addrs[0].String())
+	}
+	row := tables.Endpoint{Name: a.meshName(), Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep, MAC: vxlan.StableMAC(addrs[0]), Mesh: true}
+	for _, m := range addrs {
+		bits := n.Subnet.Bits()
+		if m.Is6() {
+			bits = n.Subnet6.Bits()
+		}
+		row.Addrs = append(row.Addrs, netip.PrefixFrom(m, bits))
+	}
+	key := row.Key()
+	if e, ok := a.kv.Get(tables.Endpoints, key); ok && e.Owner == a.cfg.Name && string(e.Value) == string(row.Encode()) {
+		return
+	} else if ok && e.Owner != a.cfg.Name {
+		a.log.Error("the routing mesh's row name is another host's endpoint: this host answers no published service port on the network", "network", n.Name, "endpoint", key, "node", e.Owner)
+		return
+	}
+	if err := a.put(tables.Endpoints, key, row.Encode()); err != nil {
+		a.log.Error("writing the routing mesh's row", "network", n.Name, "error", err)
+		a.retryReconcile()
+		return
+	}
+	a.persist()
+}
+
+// dropMesh removes this host's mesh row and address on network.
+func (a *Agent) dropMesh(network string) {
+	a.mu.Lock()
+	addrs := a.meshAddrs[network]
+	a.mu.Unlock()
+	key := tables.EndpointKey(network, a.meshName())
+	if e, ok := a.kv.Get(tables.Endpoints, key); ok && e.Owner == a.cfg.Name {
+		if err := a.del(tables.Endpoints, key); err != nil {
+			a.log.Warn("removing the routing mesh's row", "network", network, "error", err)
+		}
+	}
+	a.releaseMesh(network, addrs)
+	a.log.Info("routing mesh address given back: no service of the network publishes ports", "network", network)
+}
+
+// releaseMesh gives back mesh addresses and forgets them.
+func (a *Agent) releaseMesh(network string, addrs []netip.Addr) {
+	for _, m := range addrs {
+		if err := a.ipam.Release(a.ipamName(network, m), m); err != nil {
+			a.log.Warn("releasing the routing mesh's address", "network", network, "address", m.String(), "error", err)
+		}
+	}
+	a.mu.Lock()
+	delete(a.meshAddrs, network)
+	a.mu.Unlock()
+	a.saveMesh()
+	a.persist()
+}
+
+// saveMesh writes the mesh addresses into the state file.
+func (a *Agent) saveMesh() {
+	a.resSave.Lock()
+	defer a.resSave.Unlock()
+	a.mu.Lock()
+	mesh := make(map[string][]netip.Addr, len(a.meshAddrs))
+	for k, v := range a.meshAddrs {
+		mesh[k] = slices.Clone(v)
+	}
+	a.mu.Unlock()
+	if err := a.store.Update(func(st *hoststate.State) { st.Mesh = mesh }); err != nil {
+		a.log.Error("saving state", "error", err)
+	}
+}
+
+// loadMesh reads the mesh addresses from the state file.
+func (a *Agent) loadMesh() {
+	st := a.store.Snapshot()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, v := range st.Mesh {
+		a.meshAddrs[k] = slices.Clone(v)
+	}
+}
