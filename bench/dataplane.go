@@ -44,7 +44,7 @@ import (
 // its UDP socket) and then moved into the container namespace. The vxnet
 // hosts run `vxnet dataplane --config` with a static two-host file. Each
 // repetition measures every path in turn (underlay, kernel, vxnet,
-// encrypted, wireguard, relay, ovs),
+// vxnet-vip, encrypted, wireguard, relay, ovs),
 // so that a burst of load elsewhere on the machine hits all alike.
 
 // Paths, in the order each repetition measures them.
@@ -52,6 +52,7 @@ const (
 	PathUnderlay  = "underlay"
 	PathKernel    = "kernel"
 	PathVxnet     = "vxnet"
+	PathVIP       = "vxnet-vip"
 	PathSealed    = "vxnet-encrypted"
 	PathWireGuard = "wireguard-go"
 	PathRelay     = "relay"

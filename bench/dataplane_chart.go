@@ -30,6 +30,7 @@ var chartPaths = []struct {
 	{PathUnderlay, "veth underlay, host to host", "#9aa5b1", func(m MetricSummary) Stat { return m.Underlay }},
 	{PathKernel, "kernel VXLAN", "#3b6fb6", func(m MetricSummary) Stat { return m.Kernel }},
 	{PathVxnet, "vxnet", "#e8853d", func(m MetricSummary) Stat { return m.Vxnet }},
+	{PathVIP, "vxnet to a VIP", "#f5b27a", func(m MetricSummary) Stat { return m.VIP }},
 	{PathSealed, "vxnet encrypted", "#b45309", func(m MetricSummary) Stat { return m.Sealed }},
 	{PathWireGuard, "wireguard-go (encrypted)", "#88171a", func(m MetricSummary) Stat { return m.WireGuard }},
 	{PathRelay, "socat relay (simplest userspace)", "#b4a7d6", func(m MetricSummary) Stat { return m.Relay }},

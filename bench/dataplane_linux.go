@@ -26,6 +26,7 @@ const (
 	relayUnderlay  = "198.18.202"
 	kernelSubnet   = "10.200.1" // .1 container 1, .2 container 2, /24
 	vxnetSubnet    = "10.200.2"
+	vxnetVIP       = "10.200.2.100" // a service's VIP on the vxnet path, container 2 its task
 	relaySubnet    = "10.200.3"
 	relayPort      = "4790"
 	kernelVNI      = 4242
@@ -39,6 +40,9 @@ type benchPath struct {
 	client, server string // namespaces
 	addr           string // the server's address, as the client reaches it
 	cpu            []*bgProc
+	// shared: the server (iperf3 -s) is another path's, reached at
+	// another address (vxnet-vip: the vxnet path's, at the VIP).
+	shared bool
 }
 
 // testbed is everything RunDataplane built: namespaces and processes,
@@ -172,8 +176,16 @@ func (tb *testbed) build(ctx context.Context) error {
 			tb.paths = append(tb.paths, &benchPath{key: PathUnderlay, label: "underlay", client: h1, server: h2, addr: p.underlay + ".2"})
 		}
 		tb.paths = append(tb.paths, &benchPath{key: p.key, label: p.label, client: c1, server: c2, addr: p.subnet + ".2", cpu: own})
+		if p.key == PathVxnet {
+			// The same hosts, the same server, reached at the VIP of a
+			// service whose one task is the server: what the VIP costs.
+			tb.paths = append(tb.paths, &benchPath{key: PathVIP, label: "vxnet to a VIP", client: c1, server: c2, addr: vxnetVIP, cpu: own, shared: true})
+		}
 	}
 	for _, p := range tb.paths {
+		if p.shared {
+			continue
+		}
 		if err := tb.startIperfServer(ctx, p); err != nil {
 			return err
 		}
@@ -265,6 +277,13 @@ type vxnetNetwork struct {
 	Endpoints []vxnetEndpoint `json:"endpoints"`
 	Remotes   []vxnetRemote   `json:"remotes"`
 	Encrypted bool            `json:"encrypted,omitempty"`
+	Services  []vxnetService  `json:"services,omitempty"`
+}
+
+type vxnetService struct {
+	Name  string   `json:"name"`
+	VIPs  []string `json:"vips"`
+	Tasks []string `json:"tasks"`
 }
 
 type vxnetEndpoint struct {
@@ -290,6 +309,8 @@ func (tb *testbed) startVxnet(ctx context.Context, host, container string, i int
 		Subnets:   []string{vxnetSubnet + ".0/24"},
 		Endpoints: []vxnetEndpoint{{Name: fmt.Sprintf("c%d", i), Netns: container, Ifname: "eth0", Addresses: []string{fmt.Sprintf("%s.%d/24", vxnetSubnet, i)}}},
 		Remotes:   []vxnetRemote{{VTEP: fmt.Sprintf("%s.%d", vxnetUnderlay, peer), Addresses: []string{fmt.Sprintf("%s.%d", vxnetSubnet, peer)}, Vxnet: true}},
+		// The vxnet-vip path: host 2's container behind a VIP.
+		Services: []vxnetService{{Name: "bench", VIPs: []string{vxnetVIP}, Tasks: []string{vxnetSubnet + ".2"}}},
 	}}}
 	b, err := json.MarshalIndent(conf, "", "  ")
 	if err != nil {

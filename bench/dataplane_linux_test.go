@@ -46,7 +46,7 @@ func TestRunDataplane_brief(t *testing.T) {
 	}
 	t.Logf("\n%s", r.Markdown())
 
-	paths := 4 // underlay, kernel, vxnet, vxnet encrypted
+	paths := 5 // underlay, kernel, vxnet, vxnet to a VIP, vxnet encrypted
 	_, err = exec.LookPath("socat")
 	relay := err == nil
 	if relay {
@@ -70,7 +70,7 @@ func TestRunDataplane_brief(t *testing.T) {
 				t.Errorf("%s: %s = %v, want > 0", s.Path, name, v)
 			}
 		}
-		if s.Path == PathVxnet || s.Path == PathSealed || s.Path == PathWireGuard {
+		if s.Path == PathVxnet || s.Path == PathVIP || s.Path == PathSealed || s.Path == PathWireGuard {
 			for _, test := range []string{TestTCP1, TestTCP4, TestUDP64} {
 				if !(s.CPUSeconds[test] > 0) {
 					t.Errorf("%s: CPU during %s: %v, want > 0", s.Path, test, s.CPUSeconds[test])

@@ -60,6 +60,8 @@ type MetricSummary struct {
 	// empty (N 0) when the run left them out.
 	Sealed    Stat `json:"vxnetEncrypted"`
 	WireGuard Stat `json:"wireguardGo"`
+	// VIP is vxnet to the same server at a service's VIP (one task).
+	VIP Stat `json:"vxnetVIP"`
 	// KernelVsUnderlay, VxnetVsKernel, RelayVsKernel and OVSVsKernel are
 	// ratios of medians (kernel/underlay, vxnet/kernel, relay/kernel,
 	// ovs/kernel); 0 when the divisor is 0.
@@ -116,7 +118,7 @@ func (r *DataplaneReport) summarize() {
 		ms := MetricSummary{Key: m.key, Name: m.name, Unit: m.unit,
 			Underlay: summarize(per[PathUnderlay]), Kernel: summarize(per[PathKernel]), Vxnet: summarize(per[PathVxnet]),
 			Relay: summarize(per[PathRelay]), OVS: summarize(per[PathOVS]),
-			Sealed: summarize(per[PathSealed]), WireGuard: summarize(per[PathWireGuard])}
+			Sealed: summarize(per[PathSealed]), WireGuard: summarize(per[PathWireGuard]), VIP: summarize(per[PathVIP])}
 		ms.KernelVsUnderlay = ratio(ms.Kernel.Median, ms.Underlay.Median)
 		ms.VxnetVsKernel = ratio(ms.Vxnet.Median, ms.Kernel.Median)
 		ms.RelayVsKernel = ratio(ms.Relay.Median, ms.Kernel.Median)
@@ -146,7 +148,7 @@ func (r *DataplaneReport) summarize() {
 		r.CPU = append(r.CPU, CPUSummary{Test: t.key, Name: t.name, Seconds: st, Cores: ratio(st.Median, r.TestSeconds)})
 	}
 	r.CPUPerGB = nil
-	for _, path := range []string{PathUnderlay, PathKernel, PathVxnet, PathSealed, PathWireGuard, PathRelay, PathOVS} {
+	for _, path := range []string{PathUnderlay, PathKernel, PathVxnet, PathVIP, PathSealed, PathWireGuard, PathRelay, PathOVS} {
 		var machine, own []float64
 		for _, s := range r.Samples {
 			gb := s.TCP1Gbps * r.TestSeconds / 8
@@ -198,6 +200,7 @@ var peerTargets = []struct {
 	{"encrypted / vxnet, TCP 1 stream", "tcp1", PathSealed, PathVxnet, 0.8, false},
 	{"encrypted / wireguard-go, UDP 64 B", "udp64", PathSealed, PathWireGuard, 2, false},
 	{"encrypted / wireguard-go, RTT p50", "rttP50", PathSealed, PathWireGuard, 1, true},
+	{"VIP / vxnet, TCP 1 stream", "tcp1", PathVIP, PathVxnet, 0.9, false},
 }
 
 // path is the metric's figures on one path.
@@ -211,6 +214,8 @@ func (m *MetricSummary) path(key string) Stat {
 		return m.Vxnet
 	case PathSealed:
 		return m.Sealed
+	case PathVIP:
+		return m.VIP
 	case PathWireGuard:
 		return m.WireGuard
 	case PathRelay:
@@ -339,6 +344,15 @@ func (r DataplaneReport) Markdown() string {
 				formatRatio(ratio(m.Sealed.Median, m.WireGuard.Median)), formatRatio(ratio(m.Sealed.Median, m.Vxnet.Median)))
 		}
 	}
+	if r.has(PathVIP) {
+		b.WriteString("\nServices: vxnet to the same container at a service's VIP (one task): the flow table, the " +
+			"destination rewritten on the way and the source on the way back, checksums mended:\n\n")
+		b.WriteString("| metric | vxnet | vxnet to a VIP | VIP / vxnet |\n|---|---|---|---|\n")
+		for _, m := range r.Metrics {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", m.Name, formatStat(m.Vxnet, m.Unit), formatStat(m.VIP, m.Unit),
+				formatRatio(ratio(m.VIP.Median, m.Vxnet.Median)))
+		}
+	}
 	if len(r.PeerTargets) > 0 {
 		b.WriteString("\n| target | measured | want | |\n|---|---|---|---|\n")
 		for _, t := range r.PeerTargets {
@@ -404,6 +418,8 @@ func pathLabel(path string) string {
 		return "Open vSwitch"
 	case PathSealed:
 		return "vxnet encrypted"
+	case PathVIP:
+		return "vxnet to a VIP"
 	}
 	return path
 }

@@ -34,8 +34,8 @@ const benchDataplaneUsage = `Usage: vxnet bench dataplane [--time 10s] [--reps 3
 
 Builds a two-host testbed from network namespaces on this machine (nothing
 touches its own interfaces, and every namespace and process is removed at the
-end, also on failure or ^C), and measures up to seven ways across it,
-interleaved (each repetition runs underlay, kernel, vxnet, encrypted,
+end, also on failure or ^C), and measures up to eight ways across it,
+interleaved (each repetition runs underlay, kernel, vxnet, vip, encrypted,
 wireguard, relay, ovs in turn):
 
   underlay   host 1 to host 2 over a veth pair, MTU 1500: the limit
@@ -43,6 +43,9 @@ wireguard, relay, ovs in turn):
              4242, MTU 1450) on the same kind of underlay
   vxnet      container to container through 'vxnet dataplane' (this binary, or
              --binary) on each host: TUN devices, userspace VXLAN, MTU 1450
+  vip        the same hosts and container, reached at a service's virtual IP
+             (one task: the container): what the flow table and the address
+             rewrites cost
   encrypted  vxnet with its network encrypted: every datagram sealed
              (AES-256-GCM where the CPU has AES), keys made for the run, MTU
              1422; --no-encrypted leaves it out

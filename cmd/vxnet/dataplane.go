@@ -48,7 +48,12 @@ Config file:
                                        its switch (less work); omit for a kernel peer
       }],
       "floodVteps": ["198.18.0.3"],     more VTEPs that get broadcasts (e.g. kernel peers)
-      "encrypted": true                 seal every datagram between hosts (see below)
+      "encrypted": true,                seal every datagram between hosts (see below)
+      "services": [{                   virtual IPs: a local endpoint's connection to one
+        "name": "api",                 goes to one of the tasks (a consistent hash of the
+        "vips": ["10.0.9.100"],        connection, kept for its life), replies come back
+        "tasks": ["10.0.9.3"]          from the VIP; tasks are addresses of endpoints or
+      }]                               remotes above; one VIP per family
     }],
     "encryption": {                    this host's keys, for encrypted networks
       "hostKey": "/var/lib/vxnet/host.key",      long-term private key (keygen)

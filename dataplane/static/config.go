@@ -65,6 +65,17 @@ type Network struct {
 	// Encrypted: every datagram between hosts is sealed; remotes must be
 	// vxnet hosts listed in Peers.
 	Encrypted bool
+	// Services have virtual IPs: a local endpoint's connection to one
+	// goes to one of its tasks (dataplane.ServiceSpec).
+	Services []Service
+}
+
+// Service is a service of a network: its VIPs (one per family) and its
+// tasks, addresses of the network's endpoints or remotes.
+type Service struct {
+	Name  string
+	VIPs  []netip.Addr
+	Tasks []netip.Addr
 }
 
 // Endpoint is a local endpoint: a TUN device created in Netns.
@@ -117,6 +128,13 @@ type networkFile struct {
 	Remotes    []remoteFile   `json:"remotes"`
 	FloodVTEPs []string       `json:"floodVteps"`
 	Encrypted  bool           `json:"encrypted"`
+	Services   []serviceFile  `json:"services"`
+}
+
+type serviceFile struct {
+	Name  string   `json:"name"`
+	VIPs  []string `json:"vips"`
+	Tasks []string `json:"tasks"`
 }
 
 type endpointFile struct {
@@ -346,6 +364,35 @@ func (c *Config) check() error {
 				}
 			}
 		}
+		held := map[netip.Addr]bool{}
+		for a := range addrs {
+			held[a] = true
+		}
+		for j, s := range n.Services {
+			sp := fmt.Sprintf("%s.services[%d]", at, j)
+			if s.Name == "" {
+				return &fieldError{sp + ".name", "", "is empty: name the service"}
+			}
+			if len(s.VIPs) == 0 {
+				return &fieldError{sp + ".vips", "[]", "lists no VIP"}
+			}
+			fams := map[bool]bool{}
+			for k, v := range s.VIPs {
+				field := fmt.Sprintf("%s.vips[%d]", sp, k)
+				if err := claim(field, v, vxlan.MAC{}); err != nil {
+					return err
+				}
+				if fams[v.Is6()] {
+					return &fieldError{field, v, "is a second VIP of its family"}
+				}
+				fams[v.Is6()] = true
+			}
+			for k, tk := range s.Tasks {
+				if !held[tk] {
+					return &fieldError{fmt.Sprintf("%s.tasks[%d]", sp, k), tk, "is no endpoint's or remote's address on the network"}
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -413,6 +460,25 @@ func (n *networkFile) convert(at string) (Network, error) {
 			return out, err
 		}
 		out.Remotes = append(out.Remotes, r)
+	}
+	for i, s := range n.Services {
+		sp := fmt.Sprintf("%s.services[%d]", at, i)
+		svc := Service{Name: s.Name}
+		for j, v := range s.VIPs {
+			a, err := netip.ParseAddr(v)
+			if err != nil || a.Zone() != "" {
+				return out, &fieldError{fmt.Sprintf("%s.vips[%d]", sp, j), v, "is not an IP address"}
+			}
+			svc.VIPs = append(svc.VIPs, a.Unmap())
+		}
+		for j, tk := range s.Tasks {
+			a, err := netip.ParseAddr(tk)
+			if err != nil || a.Zone() != "" {
+				return out, &fieldError{fmt.Sprintf("%s.tasks[%d]", sp, j), tk, "is not an IP address"}
+			}
+			svc.Tasks = append(svc.Tasks, a.Unmap())
+		}
+		out.Services = append(out.Services, svc)
 	}
 	return out, nil
 }

@@ -15,7 +15,8 @@ const goodConfig = `{
     "subnets": ["10.0.9.0/24", "fd00:9::/64"],
     "endpoints": [{"name": "web", "netns": "c1", "addresses": ["10.0.9.2/24", "fd00:9::2/64"]}],
     "remotes": [{"vtep": "198.18.0.2", "mac": "02:00:00:00:09:03", "addresses": ["10.0.9.3"]}],
-    "floodVteps": ["198.18.0.3"]
+    "floodVteps": ["198.18.0.3"],
+    "services": [{"name": "api", "vips": ["10.0.9.100"], "tasks": ["10.0.9.3", "10.0.9.2"]}]
   }]
 }`
 
@@ -37,6 +38,9 @@ func TestParse_good(t *testing.T) {
 	}
 	if len(n.FloodVTEPs) != 1 || len(n.Subnets) != 2 {
 		t.Errorf("network %+v", n)
+	}
+	if len(n.Services) != 1 || n.Services[0].Name != "api" || len(n.Services[0].Tasks) != 2 || n.Services[0].VIPs[0] != netip.MustParseAddr("10.0.9.100") {
+		t.Errorf("services %+v", n.Services)
 	}
 }
 
@@ -69,6 +73,12 @@ func TestParse_errorsNameFieldAndValue(t *testing.T) {
 		"ifname slash":     {`"name": "web", "ifname": "a/b"`, `"name": "web"`, []string{"ifname", "a/b"}},
 		"ipv6 small mtu":   {`"vtep": "198.18.0.1", "mtu": 1000`, `"vtep": "198.18.0.1"`, []string{"fd00:9::2/64", "1280"}},
 		"mtu out of range": {`"vtep": "198.18.0.1", "mtu": 100`, `"vtep": "198.18.0.1"`, []string{"mtu", "100"}},
+		"bad vip":          {`"vips": ["10.0.9.x"]`, `"vips": ["10.0.9.100"]`, []string{"networks[0].services[0].vips[0]", "10.0.9.x"}},
+		"vip taken":        {`"vips": ["10.0.9.3"]`, `"vips": ["10.0.9.100"]`, []string{"networks[0].services[0].vips[0]", "already used by networks[0].remotes[0]"}},
+		"two v4 vips":      {`"vips": ["10.0.9.100", "10.0.9.101"]`, `"vips": ["10.0.9.100"]`, []string{"networks[0].services[0].vips[1]", "second VIP"}},
+		"no vip":           {`"vips": []`, `"vips": ["10.0.9.100"]`, []string{"networks[0].services[0].vips", "no VIP"}},
+		"unknown task":     {`"tasks": ["10.0.9.9"]`, `"tasks": ["10.0.9.3", "10.0.9.2"]`, []string{"networks[0].services[0].tasks[0]", "10.0.9.9", "no endpoint's"}},
+		"no service name":  {`"name": "", "vips"`, `"name": "api", "vips"`, []string{"networks[0].services[0].name"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := strings.Replace(goodConfig, tc.from, tc.edit, 1)

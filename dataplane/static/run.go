@@ -104,6 +104,13 @@ func attach(sw *dataplane.Switch, cfg *Config) ([]dataplane.NetworkSpec, error) 
 		for _, r := range n.Remotes {
 			spec.Endpoints = append(spec.Endpoints, dataplane.EndpointSpec{MAC: r.MAC, VTEP: r.VTEP, Addrs: r.Addresses, Peer: r.Vxnet})
 		}
+		for _, s := range n.Services {
+			ss := dataplane.ServiceSpec{Name: s.Name, VIPs: s.VIPs}
+			for _, tk := range s.Tasks {
+				ss.Tasks = append(ss.Tasks, dataplane.TaskSpec{Addrs: []netip.Addr{tk}})
+			}
+			spec.Services = append(spec.Services, ss)
+		}
 		specs = append(specs, spec)
 	}
 	return specs, nil
