@@ -399,3 +399,108 @@ func TestService_routingMesh(t *testing.T) {
 		})
 	}
 }
+
+// udpTaskServer answers every datagram on UDP port 5353 in ns with the
+// task's name.
+func udpTaskServer(t *testing.T, ns, name string) {
+	t.Helper()
+	var pc net.PacketConn
+	inNetns(t, ns, func() {
+		var err error
+		if pc, err = net.ListenPacket("udp", ":5353"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	done := make(chan struct{})
+	t.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(name), from)
+		}
+	}()
+}
+
+// TestService_dualStackUDPAndPing: on a dual-stack network a service has
+// a VIP of each family; TCP over IPv6, UDP over IPv4 (each datagram
+// exchange answered from the VIP) and ping over both reach its tasks on
+// two hosts; AAAA answers with the IPv6 VIP.
+func TestService_dualStackUDPAndPing(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.83", "h1", "h2")
+	c.cli("h1", "network", "create", "-d", "overlay", "--subnet", "10.83.0.0/24", "--subnet", "fd00:83::/64", "dual")
+	c.waitNetwork("h2", "dual")
+	c.cli("h1", "service", "create", "api", "--network", "dual")
+	svc := c.service("h2", "api")
+	if len(svc.VIPs) != 2 {
+		t.Fatalf("a dual-stack service's VIPs: %v, want one per family", svc.VIPs)
+	}
+	vip4, vip6 := netip.MustParseAddr(svc.VIPs[0]), netip.MustParseAddr(svc.VIPs[1])
+	ns := map[string]string{}
+	for name, host := range map[string]string{"t1": "h1", "t2": "h2", "cl": "h2"} {
+		ns[name] = l.netns(name)
+		args := []string{"endpoint", "create", "--network", "dual", "--name", name, "--netns", ns[name]}
+		if name != "cl" {
+			args = append(args, "--service", "api")
+		}
+		c.cli(host, args...)
+		if name != "cl" {
+			taskServer(t, ns[name], name)
+			udpTaskServer(t, ns[name], name)
+		}
+	}
+	testutil.WaitFor(t, "h2 to see both tasks", 15*time.Second, func() bool { return len(c.service("h2", "api").Endpoints) == 2 })
+	if got := strings.TrimSpace(l.in(ns["cl"], "dig", "+short", "+time=2", "+tries=1", "AAAA", "api", "@127.0.0.11")); got != vip6.String() {
+		t.Errorf("AAAA api: %q, want %v", got, vip6)
+	}
+
+	// TCP over IPv6.
+	seen := map[string]bool{}
+	for range 40 {
+		vc, err := dialTask(t, ns["cl"], vip6)
+		if err != nil {
+			t.Fatalf("TCP to the IPv6 VIP: %v", err)
+		}
+		seen[vc.task] = true
+		vc.Close()
+	}
+	if !seen["t1"] || !seen["t2"] {
+		t.Errorf("TCP over IPv6 reached %v, want both tasks", seen)
+	}
+
+	// UDP over IPv4: each socket is a flow, answered from the VIP.
+	seen = map[string]bool{}
+	for range 40 {
+		var conn *net.UDPConn
+		inNetns(t, ns["cl"], func() {
+			var err error
+			if conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(vip4, 5353))); err != nil {
+				t.Fatal(err)
+			}
+		})
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		conn.Write([]byte("who"))
+		buf := make([]byte, 64)
+		n, from, err := conn.ReadFromUDPAddrPort(buf) // a connected socket takes only the VIP's answer
+		conn.Close()
+		if err != nil {
+			t.Fatalf("UDP to the VIP: %v", err)
+		}
+		if from.Addr() != vip4 {
+			t.Fatalf("the UDP answer came from %v, want the VIP", from)
+		}
+		seen[string(buf[:n])] = true
+	}
+	if !seen["t1"] || !seen["t2"] {
+		t.Errorf("UDP reached %v, want both tasks", seen)
+	}
+
+	// ping, both families.
+	l.in(ns["cl"], "ping", "-c", "2", "-i", "0.2", "-W", "5", vip4.String())
+	l.in(ns["cl"], "ping", "-6", "-c", "2", "-i", "0.2", "-W", "5", vip6.String())
+}
