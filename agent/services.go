@@ -87,6 +87,12 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 	defer release()
 	a.mu.Lock()
 	_, exists := a.services[key]
+	for _, s := range a.services {
+		if s.Network == req.Network && strings.EqualFold(s.Name, req.Name) && s.Name != req.Name {
+			a.mu.Unlock()
+			return api.Service{}, apiError(api.CodeConflict, "name", "service %q exists on network %q as %q: DNS names ignore case", req.Name, req.Network, s.Name)
+		}
+	}
 	var taken string
 	for _, s := range a.services {
 		for _, p := range s.Ports {
@@ -115,6 +121,17 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 	if err := a.put(tables.Services, key, s.Encode()); err != nil {
 		a.releaseVIPs(key)
 		return api.Service{}, err
+	}
+	// The same service created at the same moment on another host: its
+	// row reaches this host within moments; the store keeps one of the
+	// two, and the other's creator is told now, as an error.
+	if len(a.kv.Node().Members()) > 1 {
+		t := time.NewTimer(a.nameSettle)
+		<-t.C
+	}
+	if e, ok := a.kv.Get(tables.Services, key); ok && e.Owner != a.cfg.Name {
+		a.releaseVIPs(key)
+		return api.Service{}, apiError(api.CodeConflict, "name", "service %q on network %q was created at the same time on host %s, whose row the cluster keeps", req.Name, req.Network, e.Owner)
 	}
 	a.persist()
 	a.kickReconcile()
@@ -196,6 +213,11 @@ func (a *Agent) RemoveService(network, name string) error {
 	_, ok := a.services[key]
 	a.mu.Unlock()
 	if !ok {
+		for _, s := range api.Services(a.Endpoints()) {
+			if s.Network == network && s.Name == name {
+				return apiError(api.CodeNotFound, "name", "service %q on network %q was never created: it is the name its endpoints joined (%s); it goes with them", name, network, strings.Join(s.Endpoints, ", "))
+			}
+		}
 		return apiError(api.CodeNotFound, "name", "no service %q on network %q", name, network)
 	}
 	if err := a.del(tables.Services, key); err != nil {
@@ -209,45 +231,138 @@ func (a *Agent) RemoveService(network, name string) error {
 }
 
 // settleVIPs makes this host's VIP leases follow the services table:
-// leases of a service that is gone, or whose row names other VIPs or
-// another VIP host, go back; a row naming this host as VIP host whose
-// leases it lacks (its state was lost) gets them back.
+// leases of a service that is gone, or whose row names another VIP host,
+// go back, and so do VIPs the row no longer names; the VIPs a row of this
+// host's names and it lacks (its state was lost) it takes back. A
+// service whose VIP host has left the cluster is adopted by the host
+// that can lease its VIPs (the heir of their address block, once the
+// block has passed to it): it takes them and names itself in the row, so
+// that no endpoint ever gets a VIP of a live service. Services being
+// created here are left alone: their row is not written yet.
 func (a *Agent) settleVIPs() {
+	_, live := a.liveMembers()
 	a.mu.Lock()
-	var drop []string
-	for key, vips := range a.vipLeases {
+	type change struct {
+		key  string
+		vips []netip.Addr
+	}
+	var drop, take []change
+	var adopt []tables.Service
+	for key, held := range a.vipLeases {
+		if _, creating := a.creating["service/"+key]; creating {
+			continue
+		}
 		s, ok := a.services[key]
-		if !ok || s.VIPHost != a.cfg.Name || !slices.Equal(s.VIPs, vips) {
-			drop = append(drop, key)
+		if !ok || s.VIPHost != a.cfg.Name {
+			drop = append(drop, change{key, held})
+			continue
+		}
+		var stale []netip.Addr
+		for _, v := range held {
+			if !slices.Contains(s.VIPs, v) {
+				stale = append(stale, v)
+			}
+		}
+		if len(stale) > 0 {
+			drop = append(drop, change{key, stale})
 		}
 	}
-	var take []tables.Service
 	for key, s := range a.services {
-		if _, ok := a.vipLeases[key]; !ok && s.VIPHost == a.cfg.Name && len(s.VIPs) > 0 && !slices.Contains(drop, key) {
-			take = append(take, s)
+		if _, creating := a.creating["service/"+key]; creating || len(s.VIPs) == 0 {
+			continue
+		}
+		switch {
+		case s.VIPHost == a.cfg.Name:
+			var missing []netip.Addr
+			for _, v := range s.VIPs {
+				if !slices.Contains(a.vipLeases[key], v) {
+					missing = append(missing, v)
+				}
+			}
+			if len(missing) > 0 {
+				take = append(take, change{key, missing})
+			}
+		case !live[s.VIPHost]:
+			adopt = append(adopt, s)
 		}
 	}
 	a.mu.Unlock()
-	for _, key := range drop {
-		a.log.Info("giving back a service's VIPs: the service is gone or another creation won", "service", key)
-		a.releaseVIPs(key)
+	for _, d := range drop {
+		a.log.Info("giving back VIPs: the service is gone, names other VIPs, or another host holds them", "service", d.key, "vips", fmt.Sprint(d.vips))
+		a.releaseSome(d.key, d.vips)
 	}
-	for _, s := range take {
-		var got []netip.Addr
-		for _, v := range s.VIPs {
-			if err := a.ipam.AllocateStatic(a.ipamName(s.Network, v), v); err != nil {
-				a.log.Warn("taking back a service's VIP", "service", s.Key(), "address", v.String(), "error", err)
+	for _, tk := range take {
+		network, _, _ := strings.Cut(tk.key, "/")
+		for _, v := range tk.vips {
+			if err := a.ipam.AllocateStatic(a.ipamName(network, v), v); err != nil {
+				a.log.Warn("taking back a service's VIP", "service", tk.key, "address", v.String(), "error", err)
 				continue
 			}
-			got = append(got, v)
-		}
-		if len(got) > 0 {
-			a.mu.Lock()
-			a.vipLeases[s.Key()] = got
-			a.mu.Unlock()
-			a.saveVIPs()
+			a.addVIP(tk.key, v)
 		}
 	}
+	for _, s := range adopt {
+		a.adoptService(s)
+	}
+}
+
+// adoptService takes the VIPs of a service whose VIP host left the
+// cluster, if this host can lease them all (it holds their block), and
+// names itself the VIP host. Hosts that cannot (the block is another's,
+// or still the gone host's) leave it to the one that can.
+func (a *Agent) adoptService(s tables.Service) {
+	var got []netip.Addr
+	for _, v := range s.VIPs {
+		if err := a.ipam.AllocateStatic(a.ipamName(s.Network, v), v); err != nil {
+			for _, g := range got {
+				a.ipam.Release(a.ipamName(s.Network, g), g)
+			}
+			return
+		}
+		got = append(got, v)
+	}
+	s.VIPHost = a.cfg.Name
+	a.mu.Lock()
+	a.vipLeases[s.Key()] = got
+	a.mu.Unlock()
+	a.saveVIPs()
+	if err := a.put(tables.Services, s.Key(), s.Encode()); err != nil {
+		a.log.Error("adopting a service whose VIP host left", "service", s.Key(), "error", err)
+		return
+	}
+	a.persist()
+	a.log.Info("adopted a service's VIPs: their host left the cluster and their addresses are this host's now", "service", s.Key(), "vips", fmt.Sprint(got))
+}
+
+// addVIP records one more VIP lease of a service key.
+func (a *Agent) addVIP(key string, v netip.Addr) {
+	a.mu.Lock()
+	if !slices.Contains(a.vipLeases[key], v) {
+		a.vipLeases[key] = append(a.vipLeases[key], v)
+	}
+	a.mu.Unlock()
+	a.saveVIPs()
+	a.persist()
+}
+
+// releaseSome gives back some of the VIPs leased for a service key.
+func (a *Agent) releaseSome(key string, vips []netip.Addr) {
+	network, _, _ := strings.Cut(key, "/")
+	for _, v := range vips {
+		if err := a.ipam.Release(a.ipamName(network, v), v); err != nil {
+			a.log.Warn("releasing a service's VIP", "network", network, "address", v.String(), "error", err)
+		}
+	}
+	a.mu.Lock()
+	kept := slices.DeleteFunc(slices.Clone(a.vipLeases[key]), func(v netip.Addr) bool { return slices.Contains(vips, v) })
+	if len(kept) == 0 {
+		delete(a.vipLeases, key)
+	} else {
+		a.vipLeases[key] = kept
+	}
+	a.mu.Unlock()
+	a.saveVIPs()
+	a.persist()
 }
 
 // saveVIPs writes the VIP leases into the state file.

@@ -88,8 +88,11 @@ func TestServices_createAndRemove(t *testing.T) {
 	testutil.WaitFor(t, "api to answer with its endpoint", 5*time.Second, func() bool {
 		return slices.Equal(answers("api."), []string{"10.0.9.7"})
 	})
-	if err := a.RemoveService("web", "api"); err == nil || !strings.Contains(err.Error(), `no service "api"`) {
-		t.Errorf("removing it again: %v", err)
+	if err := a.RemoveService("web", "api"); err == nil || !strings.Contains(err.Error(), "was never created: it is the name its endpoints joined (t1@") {
+		t.Errorf("removing it again (its endpoint still joins the name): %v", err)
+	}
+	if err := a.RemoveService("web", "nothing"); err == nil || !strings.Contains(err.Error(), `no service "nothing"`) {
+		t.Errorf("removing a service no one made: %v", err)
 	}
 
 	// A row this host is VIP host of, its leases lost: taken back. The

@@ -72,6 +72,10 @@ type fwdFlow struct {
 	stamped int64 // the expiry last pushed to the reverse entry
 	rev     int32 // the reverse entry's slot
 	live    bool
+	// closing: the client sent a FIN or RST; the flow lives its short
+	// idle time from then on, whatever follows (the last ACK), until a
+	// SYN starts a new connection of the same ports.
+	closing bool
 }
 
 // flowTable is a port's forward table and the reverse table it writes.
@@ -100,27 +104,37 @@ type revSlot struct {
 
 const revValid = 1 << 40
 
+// newFlowTable makes empty tables of slots; the caller publishes the
+// reverse table (publish) once it holds what it should.
 func newFlowTable(p *Port, slots int) *flowTable {
-	t := &flowTable{
+	return &flowTable{
 		fwd:   make([]fwdFlow, slots),
 		rev:   &revTable{slots: make([]revSlot, slots), mask: uint32(slots - 1)},
 		owner: make([]int32, slots),
 		mask:  uint32(slots - 1),
 		port:  p,
 	}
-	p.rev.Store(t.rev)
-	return t
+}
+
+// publish makes the reverse table the one the port's deliverers read.
+func (t *flowTable) publish() { t.port.rev.Store(t.rev) }
+
+// tcpFlags reads a TCP packet's flags (0 for anything else).
+func tcpFlags(pkt []byte, info *ipInfo) byte {
+	if info.proto != protoTCP || info.length-info.l4 < tcpHeaderLen {
+		return 0
+	}
+	return pkt[info.l4+tcpFlagsOffset]
 }
 
 // idleFor is how long a flow lives without a packet from its client.
-func idleFor(pkt []byte, info *ipInfo) int64 {
-	switch info.proto {
-	case protoTCP:
-		if info.length-info.l4 >= tcpHeaderLen && pkt[info.l4+tcpFlagsOffset]&(tcpFlagFIN|tcpFlagRST) != 0 {
-			return flowIdleTCPEnd
-		}
+func idleFor(proto uint8, closing bool) int64 {
+	switch {
+	case proto == protoTCP && closing:
+		return flowIdleTCPEnd
+	case proto == protoTCP:
 		return flowIdleTCP
-	case protoUDP:
+	case proto == protoUDP:
 		return flowIdleUDP
 	}
 	return flowIdleICMP
@@ -224,13 +238,14 @@ func (t *flowTable) dropFwd(i int) {
 	}
 }
 
-// grow doubles both tables, keeps the live entries and publishes the new
-// reverse table. Readers still holding the old one read correct, if
-// ageing, entries.
+// grow doubles both tables, keeps the live entries and then publishes
+// the new reverse table, full: until then readers use the old one, whose
+// entries are still right.
 func (t *flowTable) grow(now int64) {
 	old := t.fwd
 	n := newFlowTable(t.port, 2*len(old))
 	*t = *n
+	defer t.publish()
 	for i := range old {
 		f := &old[i]
 		if !f.live || now >= f.expires {
@@ -342,11 +357,18 @@ func (l *insideLoop) toTask(nw *network, svc *service, pkt []byte, info *ipInfo,
 	k := flowKey{a: srcKey(pkt, info.v6), b: info.dst, ports: ports, proto: info.proto}
 	if l.flows == nil {
 		l.flows = newFlowTable(l.port, flowMinSlots)
+		l.flows.publish()
 	}
-	expires := now + idleFor(pkt, info)
+	flags := tcpFlags(pkt, info)
+	ending := flags&(tcpFlagFIN|tcpFlagRST) != 0
 	var f *fwdFlow
 	if slot := l.flows.lookup(&k, now); slot >= 0 {
 		f = &l.flows.fwd[slot]
+		if flags&tcpFlagSYN != 0 && flags&tcpFlagACK == 0 {
+			f.closing = false // a new connection of the same ports
+		}
+		f.closing = f.closing || ending
+		expires := now + idleFor(info.proto, f.closing)
 		switch {
 		case f.svc == svc:
 			l.flows.touch(f, expires)
@@ -377,7 +399,8 @@ func (l *insideLoop) toTask(nw *network, svc *service, pkt []byte, info *ipInfo,
 			l.tally.drop(DropNoTask)
 			return false
 		}
-		f = l.flows.insert(&k, task, info.dst, svc, expires, now, &l.tally)
+		f = l.flows.insert(&k, task, info.dst, svc, now+idleFor(info.proto, ending), now, &l.tally)
+		f.closing = ending
 		svc.countFlow(fam, ti)
 		l.tally.serviceFlows++
 	}

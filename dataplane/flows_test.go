@@ -39,6 +39,7 @@ func checkPaired(t *testing.T, ft *flowTable, now int64) int {
 func TestFlowTable_expiresGrowsAndStaysBounded(t *testing.T) {
 	p := &Port{}
 	ft := newFlowTable(p, flowMinSlots)
+	ft.publish()
 	var tl tally
 	now := int64(1_000_000)
 	k, vip, task := flowOf(1)
@@ -101,6 +102,7 @@ func TestFlowTable_expiresGrowsAndStaysBounded(t *testing.T) {
 func TestFlowTable_readersNeverSeeATornEntry(t *testing.T) {
 	p := &Port{}
 	ft := newFlowTable(p, flowMinSlots)
+	ft.publish()
 	now := int64(1)
 	var stop atomic.Bool
 	var wrong, found atomic.Uint64

@@ -46,6 +46,10 @@ type insideLoop struct {
 	copiesUsed int          // of copies, queued in this batch
 
 	flows *flowTable // flows to services' VIPs (flows.go); made on first use
+	// vip: the packet being forwarded was sent to this VIP (vipped), its
+	// destination now a task's: an ICMP error about it quotes the VIP.
+	vip    addrKey
+	vipped bool
 }
 
 // refillExtra is how many packets past one Read's batch the inside loop
@@ -286,11 +290,13 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 			}
 			clampMSS(pkt, &info, nw.clampMSS)
 		}
+		l.vipped = false
 		if nw.hasVIPs {
 			if svc := nw.vips.get(info.dst); svc != nil {
 				if now == 0 {
 					now = time.Now().UnixNano()
 				}
+				l.vip, l.vipped = info.dst, true
 				if !l.toTask(nw, svc, pkt, &info, lazy, now) {
 					continue
 				}
@@ -421,6 +427,12 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 // answers it with ICMP "too big" where it gets an answer (toobig.go).
 func (l *insideLoop) tooBig(buf []byte, info *ipInfo, mtu int, nw *network) {
 	l.tally.drop(DropTooBig)
+	if l.vipped {
+		// Sent to a VIP: the sender knows the packet by it (the
+		// checksums are complete here: overPath finished them).
+		rewriteAddr(buf[Headroom:Headroom+info.length], info, true, l.vip, false)
+		info.dst = l.vip
+	}
 	if n := l.icmp.tooBig(buf, info.length, info, mtu, nw, l.port == nw.gateway); n > 0 {
 		l.b.local.add(l.port, buf[:Headroom+n])
 		l.tally.icmpTooBig++

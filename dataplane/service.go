@@ -77,6 +77,11 @@ func famIndex(v6 bool) int {
 // endpoint addresses, tasks' addresses must be. A service that fails its
 // checks is left out; a task that does is left out of its service.
 func (n *network) addServices(specs []ServiceSpec) (errs []error) {
+	if len(specs) > 0 && (n.uplink != nil || n.policy != nil || n.policyVTEP.IsValid()) {
+		// Their replies may leave through an uplink or a policy host, on
+		// no path that rewrites them back.
+		return []error{fmt.Errorf("dataplane: network %d: Services: only overlay and nat networks (no uplink, no l2tunnel) have services; %d left out", n.vni, len(specs))}
+	}
 	for i := range specs {
 		s := &specs[i]
 		svc := &service{name: s.Name, counters: s.Counters}

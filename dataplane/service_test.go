@@ -442,3 +442,73 @@ func TestService_taskIsNeverItsOwnTask(t *testing.T) {
 	r.b.Inject(tcpSeg(ip1b, vip4, 44000, 80, tcpFlagSYN, ""))
 	waitStats(t, r.sw, "no_task drop", func(s Stats) bool { return s.Drops["no_task"] == 1 })
 }
+
+// TestService_tooBigQuotesTheVIP: a packet to a VIP too large for the
+// narrow path to its task's host is answered with ICMP quoting the packet
+// as its sender sent it: to the VIP.
+func TestService_tooBigQuotesTheVIP(t *testing.T) {
+	r := newRig(t)
+	r.setServices(t, ip2)
+	r.sw.pmtu.Store((&pathMTUs{vteps: []netip.Addr{vtep2}, inner: []int{1300}}).seal())
+	big := withDF(withUDPChecksum(ipv4UDP(ip1, vip4, 1000, 2000, make([]byte, 1372))))
+	r.a.Inject(big)
+	p := out(t, r.a)
+	if len(p) < 48 || p[9] != protoICMP || p[20] != 3 || p[21] != 4 {
+		t.Fatalf("answer %x: want ICMP fragmentation needed", p)
+	}
+	quoted := p[28:]
+	if _, dst := addrs(quoted); dst != vip4 {
+		t.Errorf("the ICMP error quotes a packet to %v, want the VIP %v", dst, vip4)
+	}
+	if !ipv4HeaderOK(quoted) {
+		t.Error("the quoted header's checksum is broken")
+	}
+}
+
+// TestFlows_closedConnectionExpiresSoon: after the client's FIN, the flow
+// keeps its short idle time though the last ACK follows; a SYN of the
+// same ports starts a connection with the long one.
+func TestFlows_closedConnectionExpiresSoon(t *testing.T) {
+	h := newHotRig(t)
+	tbl, err := NewTable([]NetworkSpec{{
+		VNI:     testVNI,
+		Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
+		Endpoints: []EndpointSpec{
+			{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: h.inside.port},
+			{MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2},
+		},
+		Services: []ServiceSpec{{Name: "api", VIPs: []netip.Addr{vip4}, Tasks: []TaskSpec{{Addrs: []netip.Addr{ip2}}}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sw.SetTable(tbl)
+	left := func() time.Duration {
+		t.Helper()
+		for i := range h.inside.flows.fwd {
+			if f := &h.inside.flows.fwd[i]; f.live {
+				return time.Duration(f.expires - time.Now().UnixNano())
+			}
+		}
+		t.Fatal("no flow")
+		return 0
+	}
+	send := func(flags byte) {
+		h.loadInside(tcpSeg(ip1, vip4, 40000, 80, flags, ""), 1)
+		h.processInside(1)
+	}
+	send(tcpFlagSYN)
+	send(tcpFlagACK)
+	if d := left(); d < 20*time.Minute {
+		t.Fatalf("an open connection expires in %v", d)
+	}
+	send(tcpFlagFIN | tcpFlagACK)
+	send(tcpFlagACK) // the last ACK
+	if d := left(); d > 11*time.Second {
+		t.Errorf("a closed connection expires in %v, want about 10 s", d)
+	}
+	send(tcpFlagSYN)
+	if d := left(); d < 20*time.Minute {
+		t.Errorf("a new connection of the same ports expires in %v", d)
+	}
+}

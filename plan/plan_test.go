@@ -429,16 +429,18 @@ func TestMake_sameRowsSamePlan(t *testing.T) {
 func TestMake_services(t *testing.T) {
 	nets := []tables.Network{network("web", "overlay", 9, "h1", nil)}
 	a1, a2, a3 := endpoint("web", "a1", "h1", 9, 2), endpoint("web", "a2", "h2", 9, 3), endpoint("web", "a3", "h3", 9, 4)
-	a1.Service, a2.Service, a3.Service = "api", "api", "api"
+	a1.Service, a2.Service, a3.Service = "api", "API", "api" // DNS names ignore case: one service
 	a3.State = tables.StateDown
 	db := endpoint("web", "db1", "h2", 9, 5)
 	db.Service = "db"
-	in := input(nets, []tables.Endpoint{a1, a2, a3, db})
+	squat := endpoint("web", "squat", "h2", 9, 101) // holds what a service row names as its VIP
+	in := input(nets, []tables.Endpoint{a1, a2, a3, db, squat})
 	vip := netip.MustParseAddr("10.0.9.100")
 	in.Services = []tables.Service{
 		{Name: "api", Network: "web", Mode: tables.ModeVIP, VIPs: []netip.Addr{vip}, VIPHost: "h1"},
 		{Name: "db", Network: "web", Mode: tables.ModeDNSRR},
 		{Name: "x", Network: "elsewhere", Mode: tables.ModeVIP, VIPs: []netip.Addr{netip.MustParseAddr("10.0.10.100")}},
+		{Name: "held", Network: "web", Mode: tables.ModeVIP, VIPs: []netip.Addr{netip.MustParseAddr("10.0.9.101")}},
 	}
 	counters := &dataplane.ServiceCounters{}
 	in.ServiceCounters = map[string]*dataplane.ServiceCounters{"web/api": counters}
@@ -460,7 +462,10 @@ func TestMake_services(t *testing.T) {
 		t.Errorf("the switch refuses the plan: %v", err)
 	}
 	if len(st.DNSNetworks) != 1 || !slices.Equal(st.DNSNetworks[0].VIPs["api"], []netip.Addr{vip}) || len(st.DNSNetworks[0].VIPs) != 1 {
-		t.Errorf("DNS networks: %+v", st.DNSNetworks)
+		t.Errorf("DNS networks: %+v (a service whose VIP an endpoint holds has no name)", st.DNSNetworks)
+	}
+	if !slices.ContainsFunc(st.Notes, func(n Note) bool { return strings.Contains(n.Reason, "service held: VIP 10.0.9.101 is endpoint web/squat@h2's address") }) {
+		t.Errorf("notes %v: want the service whose VIP an endpoint holds left out, and why", st.Notes)
 	}
 }
 

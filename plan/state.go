@@ -1,8 +1,10 @@
 package plan
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 
 	"github.com/vxnet/vxnet/dataplane"
 	"github.com/vxnet/vxnet/dataplane/seal"
@@ -80,7 +82,7 @@ func Make(in Input) State {
 		}
 		kept = append(kept, ep)
 	}
-	services(in, specs, st.DNSNetworks, kept)
+	st.Notes = append(st.Notes, services(in, specs, st.DNSNetworks, kept)...)
 	for _, s := range specs {
 		st.Forwarding = append(st.Forwarding, *s)
 	}
@@ -195,15 +197,27 @@ func NetworkMTU(mtu int, opts map[string]string) int {
 // services puts the vip-mode services of the networks in sight into
 // their forwarding specs (the tasks: the endpoints kept that joined, up)
 // and their VIPs into DNS.
-func services(in Input, specs map[string]*dataplane.NetworkSpec, dnsNets []dns.Network, eps []tables.Endpoint) {
+func services(in Input, specs map[string]*dataplane.NetworkSpec, dnsNets []dns.Network, eps []tables.Endpoint) (notes []Note) {
+	holder := map[netip.Addr]string{}
+	for _, ep := range eps {
+		for _, p := range ep.Addrs {
+			holder[p.Addr()] = ep.Network + "/" + ep.Name + "@" + ep.Host
+		}
+	}
 	for _, s := range in.Services {
 		spec := specs[s.Network]
 		if s.Mode != tables.ModeVIP || spec == nil || len(s.VIPs) == 0 {
 			continue
 		}
+		if h, taken := vipHolder(s, holder); taken != "" {
+			// Never a name that leads to an unrelated endpoint: the
+			// service is out until the address is the VIP's alone.
+			notes = append(notes, Note{Network: s.Network, Reason: fmt.Sprintf("service %s: VIP %v is endpoint %s's address: the service is left out", s.Name, h, taken)})
+			continue
+		}
 		ss := dataplane.ServiceSpec{Name: s.Key(), VIPs: s.VIPs, Counters: in.ServiceCounters[s.Key()]}
 		for _, ep := range eps {
-			if ep.Network != s.Network || ep.Service != s.Name || ep.State != "" {
+			if ep.Network != s.Network || !strings.EqualFold(ep.Service, s.Name) || ep.State != "" || ep.Mesh {
 				continue
 			}
 			ts := dataplane.TaskSpec{Counters: in.TaskCounters[TaskKey(s.Key(), ep)]}
@@ -222,4 +236,15 @@ func services(in Input, specs map[string]*dataplane.NetworkSpec, dnsNets []dns.N
 			}
 		}
 	}
+	return notes
+}
+
+// vipHolder names an endpoint that holds one of s's VIPs, if any.
+func vipHolder(s tables.Service, holder map[netip.Addr]string) (netip.Addr, string) {
+	for _, v := range s.VIPs {
+		if h, ok := holder[v]; ok && strings.HasPrefix(h, s.Network+"/") {
+			return v, h
+		}
+	}
+	return netip.Addr{}, ""
 }
