@@ -464,7 +464,9 @@ func TestMake_services(t *testing.T) {
 	if len(st.DNSNetworks) != 1 || !slices.Equal(st.DNSNetworks[0].VIPs["api"], []netip.Addr{vip}) || len(st.DNSNetworks[0].VIPs) != 1 {
 		t.Errorf("DNS networks: %+v (a service whose VIP an endpoint holds has no name)", st.DNSNetworks)
 	}
-	if !slices.ContainsFunc(st.Notes, func(n Note) bool { return strings.Contains(n.Reason, "service held: VIP 10.0.9.101 is endpoint web/squat@h2's address") }) {
+	if !slices.ContainsFunc(st.Notes, func(n Note) bool {
+		return strings.Contains(n.Reason, "service held: VIP 10.0.9.101 is endpoint web/squat@h2's address")
+	}) {
 		t.Errorf("notes %v: want the service whose VIP an endpoint holds left out, and why", st.Notes)
 	}
 }

@@ -104,6 +104,11 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"endpoint rm no net":  {[]string{"endpoint", "rm", "a"}, 2, "", "--network NET"},
 		"run no cmd":          {[]string{"run", "--network", "w", "--name", "a"}, 2, "", "-- CMD"},
 		"service usage":       {[]string{"service"}, 2, "", "tasks.NAME"},
+		"service help":        {[]string{"service", "--help"}, 0, "Endpoint modes", ""},
+		"service unknown":     {[]string{"service", "frob"}, 2, "", `unknown command "frob"`},
+		"service no network":  {[]string{"service", "create", "api"}, 2, "", "--network is required"},
+		"service two names":   {[]string{"service", "create", "--network", "w", "--name", "a", "b"}, 2, "", "exactly one NAME"},
+		"service rm no name":  {[]string{"service", "rm"}, 2, "", "exactly one NAME"},
 		"cluster usage":       {[]string{"cluster"}, 2, "", "cluster members"},
 		"members bad format":  {[]string{"cluster", "members", "--format", "x"}, 2, "", `--format "x"`},
 	} {

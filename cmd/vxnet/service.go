@@ -53,6 +53,7 @@ func cmdService(std stdio, args []string) int {
 }
 
 const serviceCreateUsage = `Usage: vxnet service create NAME --network NET [flags]
+       vxnet service create --network NET --name NAME [flags]
 
 Creates service NAME on network NET. In endpoint mode vip (the default) the
 service gets a virtual IP of the network (and an IPv6 one on a dual-stack
@@ -73,6 +74,7 @@ func cmdServiceCreate(std stdio, args []string) int {
 	fs := newFlags(std, "service create", serviceCreateUsage)
 	var req api.ServiceCreate
 	fs.StringVar(&req.Network, "network", "", "`NET`work of the service (required)")
+	name := fs.String("name", "", "the service's `NAME` (or give it as the argument)")
 	fs.StringVar(&req.EndpointMode, "endpoint-mode", "vip", "`MODE`: vip or dnsrr (see vxnet service --help)")
 	fs.StringVar(&req.VIP, "vip", "auto", "the IPv4 virtual IP: auto (the next free address) or an `IP` of the network's range")
 	fs.StringVar(&req.VIP6, "vip6", "", "the IPv6 virtual IP of a dual-stack network: auto (the default there) or an `IP`")
@@ -83,8 +85,11 @@ func cmdServiceCreate(std stdio, args []string) int {
 	if !ok {
 		return code
 	}
+	if *name != "" {
+		pos = append(pos, *name)
+	}
 	if len(pos) != 1 {
-		fmt.Fprintln(std.stderr, "vxnet service create: want exactly one NAME (see --help)")
+		fmt.Fprintln(std.stderr, "vxnet service create: want exactly one NAME, as the argument or --name (see --help)")
 		return 2
 	}
 	if req.Network == "" {
