@@ -89,6 +89,7 @@ type Agent struct {
 	// svcCounters and taskCounters count services' flows in the switch,
 	// by service key and by service key|endpoint (services.go).
 	svcMu        sync.Mutex
+	vipMu        sync.Mutex // one settleVIPs at a time (services.go)
 	svcCounters  map[string]*dataplane.ServiceCounters
 	taskCounters map[string]*dataplane.TaskCounters
 
@@ -320,6 +321,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopMetrics()
 	a.log.Info("agent running", "node", a.cfg.Name, "underlayAddr", a.vtep.String(), "apiSocket", a.cfg.APISocket, "mtu", a.cfg.MTU, "mtuFrom", a.cfg.MTUFrom)
 	close(a.ready)
+	a.kickReconcile() // what waits for ready (services' VIPs, the routing mesh)
 
 	select {
 	case <-ctx.Done():

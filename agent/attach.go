@@ -139,6 +139,11 @@ func (a *Agent) restoreEndpoints() {
 			stored[ep.Key()] = true
 		}
 	}
+	a.mu.Lock()
+	for network := range a.meshAddrs {
+		stored[tables.EndpointKey(network, a.meshName())] = true // the routing mesh's (mesh.go)
+	}
+	a.mu.Unlock()
 	for _, e := range a.kv.List(tables.Endpoints) {
 		if e.Owner == a.cfg.Name && !stored[e.Key] {
 			a.log.Warn("removing an endpoint row of this host with no endpoint behind it", "endpoint", e.Key)

@@ -162,6 +162,7 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 	a.mu.Unlock()
 	a.log.Warn("addresses lost: their network moved, lost to an earlier creation of its name, or this host was away longer than the reap time; readdressing the endpoints that held them",
 		"network", network, "addresses", fmt.Sprint(addrs), "count", len(keys))
+	a.kickReconcile() // the routing mesh's address and services' VIPs may be among them
 	if len(keys) == 0 {
 		return
 	}
@@ -414,6 +415,11 @@ func (a *Agent) adoptFromCluster() {
 	for _, e := range a.kv.List(tables.Endpoints) {
 		ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value)
 		if e.Owner != a.cfg.Name || err != nil {
+			continue
+		}
+		if ep.Mesh {
+			// Not a container: the routing mesh takes an address again.
+			a.del(tables.Endpoints, e.Key)
 			continue
 		}
 		if ep.Netns != "" {

@@ -39,27 +39,35 @@ func (a *Agent) meshName() string {
 
 // settleMesh makes this host's mesh addresses and rows follow the
 // services: one on every overlay network (not internal) with a vip
-// service that publishes ports, none elsewhere.
+// service that publishes ports, none elsewhere (and none on a host whose
+// containers HNS attaches: its switch has no gateway to serve one).
 func (a *Agent) settleMesh() {
 	want := map[string]tables.Network{}
 	a.mu.Lock()
 	for _, s := range a.services {
-		if s.Mode != tables.ModeVIP || len(s.Ports) == 0 {
+		if s.Mode != tables.ModeVIP || len(s.Ports) == 0 || a.hnsProg != nil {
 			continue
 		}
 		if n, ok := a.networks[s.Network]; ok && meshable(n) {
 			want[s.Network] = n
 		}
 	}
-	var drop []string
+	// What to drop: the networks of this host's mesh addresses and of
+	// its mesh rows (one may be left without the other).
+	have := map[string]bool{}
 	for network := range a.meshAddrs {
-		if _, ok := want[network]; !ok {
-			drop = append(drop, network)
+		have[network] = true
+	}
+	for _, e := range a.rows {
+		if e.Mesh && e.Host == a.cfg.Name {
+			have[e.Network] = true
 		}
 	}
 	a.mu.Unlock()
-	for _, network := range drop {
-		a.dropMesh(network)
+	for _, network := range sortedMapKeys(have) {
+		if _, ok := want[network]; !ok {
+			a.dropMesh(network)
+		}
 	}
 	for _, network := range sortedMapKeys(want) {
 		a.ensureMesh(want[network])
@@ -78,10 +86,11 @@ func (a *Agent) ensureMesh(n tables.Network) {
 	a.mu.Lock()
 	addrs := slices.Clone(a.meshAddrs[n.Name])
 	a.mu.Unlock()
+	key := tables.EndpointKey(n.Name, a.meshName())
 	if len(addrs) == 0 || slices.ContainsFunc(addrs, func(m netip.Addr) bool { return !leased[m] }) {
 		if len(addrs) > 0 {
 			a.log.Warn("the routing mesh's address is no longer this host's lease: taking another", "network", n.Name, "address", addrs[0].String())
-			a.releaseMesh(n.Name, addrs)
+			a.dropMesh(n.Name) // its row first: it announces an address that may be another's now
 		}
 		addrs = nil
 		sides := []string{n.Name}
@@ -94,7 +103,9 @@ func (a *Agent) ensureMesh(n tables.Network) {
 			cancel()
 			if err != nil {
 				a.log.Error("the routing mesh needs an address of the network on this host", "network", n.Name, "error", err)
-				a.releaseMesh(n.Name, addrs)
+				for _, got := range addrs {
+					a.ipam.Release(a.ipamName(n.Name, got), got)
+				}
 				a.retryReconcile()
 				return
 			}
@@ -104,6 +115,7 @@ func (a *Agent) ensureMesh(n tables.Network) {
 		a.meshAddrs[n.Name] = addrs
 		a.mu.Unlock()
 		a.saveMesh()
+		a.persist()
 		a.log.Info("routing mesh address taken", "network", n.Name, "address", addrs[0].String())
 	}
 	row := tables.Endpoint{Name: a.meshName(), Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep, MAC: vxlan.StableMAC(addrs[0]), Mesh: true}
@@ -114,7 +126,6 @@ func (a *Agent) ensureMesh(n tables.Network) {
 		}
 		row.Addrs = append(row.Addrs, netip.PrefixFrom(m, bits))
 	}
-	key := row.Key()
 	if e, ok := a.kv.Get(tables.Endpoints, key); ok && e.Owner == a.cfg.Name && string(e.Value) == string(row.Encode()) {
 		return
 	} else if ok && e.Owner != a.cfg.Name {
@@ -129,33 +140,40 @@ func (a *Agent) ensureMesh(n tables.Network) {
 	a.persist()
 }
 
-// dropMesh removes this host's mesh row and address on network.
+// dropMesh removes this host's mesh row and then gives its addresses
+// back: never an address given back while a row still announces it.
 func (a *Agent) dropMesh(network string) {
-	a.mu.Lock()
-	addrs := a.meshAddrs[network]
-	a.mu.Unlock()
 	key := tables.EndpointKey(network, a.meshName())
 	if e, ok := a.kv.Get(tables.Endpoints, key); ok && e.Owner == a.cfg.Name {
 		if err := a.del(tables.Endpoints, key); err != nil {
-			a.log.Warn("removing the routing mesh's row", "network", network, "error", err)
+			a.log.Warn("removing the routing mesh's row; its address stays leased until it goes", "network", network, "error", err)
+			a.retryReconcile()
+			return
 		}
 	}
-	a.releaseMesh(network, addrs)
-	a.log.Info("routing mesh address given back: no service of the network publishes ports", "network", network)
+	a.releaseMesh(network)
+	a.log.Info("routing mesh address given back", "network", network)
 }
 
-// releaseMesh gives back mesh addresses and forgets them.
-func (a *Agent) releaseMesh(network string, addrs []netip.Addr) {
-	for _, m := range addrs {
-		if err := a.ipam.Release(a.ipamName(network, m), m); err != nil {
-			a.log.Warn("releasing the routing mesh's address", "network", network, "address", m.String(), "error", err)
-		}
-	}
+// releaseMesh forgets this host's mesh addresses on network, saves that,
+// then gives back those still its leases (a crash in between leaks a
+// lease, which the next start gives back, rather than reuse one).
+func (a *Agent) releaseMesh(network string) {
 	a.mu.Lock()
+	addrs := a.meshAddrs[network]
 	delete(a.meshAddrs, network)
 	a.mu.Unlock()
 	a.saveMesh()
 	a.persist()
+	leased := a.leasedSet(network)
+	for _, m := range addrs {
+		if !leased[m] {
+			continue
+		}
+		if err := a.ipam.Release(a.ipamName(network, m), m); err != nil {
+			a.log.Warn("releasing the routing mesh's address", "network", network, "address", m.String(), "error", err)
+		}
+	}
 }
 
 // saveMesh writes the mesh addresses into the state file.

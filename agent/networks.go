@@ -210,13 +210,13 @@ func (a *Agent) networkUsers(name string) []string {
 	var users []string
 	a.mu.Lock()
 	for _, e := range a.rows {
-		if e.Network == name {
+		if e.Network == name && !e.Mesh { // a mesh row goes with its network's services
 			users = append(users, e.Name+" on "+e.Host)
 		}
 	}
 	a.mu.Unlock()
 	for _, e := range a.kv.Hidden(tables.Endpoints) {
-		if ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value); err == nil && ep.Network == name {
+		if ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value); err == nil && ep.Network == name && !ep.Mesh {
 			users = append(users, ep.Name+" on "+e.Owner+" (host down)")
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/hoststate"
 	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/ipam"
@@ -74,6 +75,11 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 			return api.Service{}, apiError(api.CodeBadRequest, "vip6", "network %q has no IPv6 subnet for vip6 %q", n.Name, req.VIP6)
 		}
 	}
+	for _, p := range ports {
+		if int(p.Published) == a.cfg.GossipPort || p.Proto == "udp" && int(p.Published) == a.cfg.VXLANPort {
+			return api.Service{}, apiError(api.CodeBadRequest, "publish", "publish %q: port %d/%s is the cluster's own (gossip %d, VXLAN %d/udp): pick another", p.String(), p.Published, p.Proto, a.cfg.GossipPort, a.cfg.VXLANPort)
+		}
+	}
 	if len(ports) > 0 && !meshable(n) {
 		return api.Service{}, apiError(api.CodeBadRequest, "publish", "network %q: services publish ports on every host on overlay networks with a way out (this one is %s%s)", n.Name, n.Driver, map[bool]string{true: ", internal"}[n.Internal])
 	}
@@ -94,6 +100,19 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 		}
 	}
 	var taken string
+	for _, e := range a.rows {
+		for _, ps := range e.Publish {
+			pp, err := driver.ParsePublish(ps)
+			if err != nil {
+				continue
+			}
+			for _, q := range ports {
+				if pp.HostPort == q.Published && pp.Proto == q.Proto && taken == "" {
+					taken = fmt.Sprintf("publish %q: port %d/%s is published by endpoint %s on host %s", q.String(), q.Published, q.Proto, e.Name, e.Host)
+				}
+			}
+		}
+	}
 	for _, s := range a.services {
 		for _, p := range s.Ports {
 			for _, q := range ports {
@@ -191,17 +210,9 @@ func (a *Agent) leaseVIPs(ctx context.Context, key string, n tables.Network, req
 // releaseVIPs gives back the VIPs this host leased for a service key.
 func (a *Agent) releaseVIPs(key string) {
 	a.mu.Lock()
-	vips := a.vipLeases[key]
-	delete(a.vipLeases, key)
+	vips := slices.Clone(a.vipLeases[key])
 	a.mu.Unlock()
-	network, _, _ := strings.Cut(key, "/")
-	for _, v := range vips {
-		if err := a.ipam.Release(a.ipamName(network, v), v); err != nil {
-			a.log.Warn("releasing a service's VIP", "network", network, "address", v.String(), "error", err)
-		}
-	}
-	a.saveVIPs()
-	a.persist()
+	a.releaseSome(key, vips)
 }
 
 // RemoveService removes a service, from any host: its endpoints stay (and
@@ -230,108 +241,76 @@ func (a *Agent) RemoveService(network, name string) error {
 	return nil
 }
 
-// settleVIPs makes this host's VIP leases follow the services table:
-// leases of a service that is gone, or whose row names another VIP host,
-// go back, and so do VIPs the row no longer names; the VIPs a row of this
-// host's names and it lacks (its state was lost) it takes back. A
-// service whose VIP host has left the cluster is adopted by the host
-// that can lease its VIPs (the heir of their address block, once the
-// block has passed to it): it takes them and names itself in the row, so
-// that no endpoint ever gets a VIP of a live service. Services being
-// created here are left alone: their row is not written yet.
+// settleVIPs makes this host's VIP leases follow the services table.
+// Leases of a service that is gone, or of VIPs its row no longer names,
+// go back. A VIP is leased by the host whose address block holds it: the
+// VIP host (the creator), which takes its VIPs back if it lost its state;
+// and, once the VIP host has left the cluster, the host each VIP's block
+// passes to (its heir, per family), which leases it as soon as it holds
+// the block, so that no endpoint ever gets the VIP of a live service.
+// Services being created here are left alone (their row is not written
+// yet). One settle at a time.
 func (a *Agent) settleVIPs() {
+	a.vipMu.Lock()
+	defer a.vipMu.Unlock()
 	_, live := a.liveMembers()
-	a.mu.Lock()
 	type change struct {
 		key  string
 		vips []netip.Addr
+		mine bool // this host is the VIP host
 	}
 	var drop, take []change
-	var adopt []tables.Service
+	a.mu.Lock()
 	for key, held := range a.vipLeases {
 		if _, creating := a.creating["service/"+key]; creating {
 			continue
 		}
 		s, ok := a.services[key]
-		if !ok || s.VIPHost != a.cfg.Name {
-			drop = append(drop, change{key, held})
-			continue
-		}
 		var stale []netip.Addr
 		for _, v := range held {
-			if !slices.Contains(s.VIPs, v) {
+			if !ok || !slices.Contains(s.VIPs, v) {
 				stale = append(stale, v)
 			}
 		}
 		if len(stale) > 0 {
-			drop = append(drop, change{key, stale})
+			drop = append(drop, change{key, stale, false})
 		}
 	}
 	for key, s := range a.services {
-		if _, creating := a.creating["service/"+key]; creating || len(s.VIPs) == 0 {
+		if _, creating := a.creating["service/"+key]; creating || len(s.VIPs) == 0 || (s.VIPHost != a.cfg.Name && live[s.VIPHost]) {
 			continue
 		}
-		switch {
-		case s.VIPHost == a.cfg.Name:
-			var missing []netip.Addr
-			for _, v := range s.VIPs {
-				if !slices.Contains(a.vipLeases[key], v) {
-					missing = append(missing, v)
-				}
+		var missing []netip.Addr
+		for _, v := range s.VIPs {
+			if !slices.Contains(a.vipLeases[key], v) {
+				missing = append(missing, v)
 			}
-			if len(missing) > 0 {
-				take = append(take, change{key, missing})
-			}
-		case !live[s.VIPHost]:
-			adopt = append(adopt, s)
+		}
+		if len(missing) > 0 {
+			take = append(take, change{key, missing, s.VIPHost == a.cfg.Name})
 		}
 	}
 	a.mu.Unlock()
 	for _, d := range drop {
-		a.log.Info("giving back VIPs: the service is gone, names other VIPs, or another host holds them", "service", d.key, "vips", fmt.Sprint(d.vips))
+		a.log.Info("giving back VIPs: their service is gone or names others", "service", d.key, "vips", fmt.Sprint(d.vips))
 		a.releaseSome(d.key, d.vips)
 	}
 	for _, tk := range take {
 		network, _, _ := strings.Cut(tk.key, "/")
+		mine := tk.mine
 		for _, v := range tk.vips {
 			if err := a.ipam.AllocateStatic(a.ipamName(network, v), v); err != nil {
-				a.log.Warn("taking back a service's VIP", "service", tk.key, "address", v.String(), "error", err)
-				continue
+				if mine {
+					a.log.Warn("taking back a service's VIP", "service", tk.key, "address", v.String(), "error", err)
+				}
+				continue // another host's block: its holder leases it
 			}
 			a.addVIP(tk.key, v)
-		}
-	}
-	for _, s := range adopt {
-		a.adoptService(s)
-	}
-}
-
-// adoptService takes the VIPs of a service whose VIP host left the
-// cluster, if this host can lease them all (it holds their block), and
-// names itself the VIP host. Hosts that cannot (the block is another's,
-// or still the gone host's) leave it to the one that can.
-func (a *Agent) adoptService(s tables.Service) {
-	var got []netip.Addr
-	for _, v := range s.VIPs {
-		if err := a.ipam.AllocateStatic(a.ipamName(s.Network, v), v); err != nil {
-			for _, g := range got {
-				a.ipam.Release(a.ipamName(s.Network, g), g)
+			if !mine {
+				a.log.Info("leasing a VIP whose host left the cluster: its address block is this host's now", "service", tk.key, "address", v.String())
 			}
-			return
 		}
-		got = append(got, v)
 	}
-	s.VIPHost = a.cfg.Name
-	a.mu.Lock()
-	a.vipLeases[s.Key()] = got
-	a.mu.Unlock()
-	a.saveVIPs()
-	if err := a.put(tables.Services, s.Key(), s.Encode()); err != nil {
-		a.log.Error("adopting a service whose VIP host left", "service", s.Key(), "error", err)
-		return
-	}
-	a.persist()
-	a.log.Info("adopted a service's VIPs: their host left the cluster and their addresses are this host's now", "service", s.Key(), "vips", fmt.Sprint(got))
 }
 
 // addVIP records one more VIP lease of a service key.
@@ -345,16 +324,20 @@ func (a *Agent) addVIP(key string, v netip.Addr) {
 	a.persist()
 }
 
-// releaseSome gives back some of the VIPs leased for a service key.
+// releaseSome forgets some of the VIPs leased for a service key, saves
+// that, then gives back those it did hold and IPAM still counts as its
+// leases.
 func (a *Agent) releaseSome(key string, vips []netip.Addr) {
 	network, _, _ := strings.Cut(key, "/")
-	for _, v := range vips {
-		if err := a.ipam.Release(a.ipamName(network, v), v); err != nil {
-			a.log.Warn("releasing a service's VIP", "network", network, "address", v.String(), "error", err)
-		}
-	}
 	a.mu.Lock()
-	kept := slices.DeleteFunc(slices.Clone(a.vipLeases[key]), func(v netip.Addr) bool { return slices.Contains(vips, v) })
+	var gone []netip.Addr
+	kept := slices.DeleteFunc(slices.Clone(a.vipLeases[key]), func(v netip.Addr) bool {
+		if slices.Contains(vips, v) {
+			gone = append(gone, v)
+			return true
+		}
+		return false
+	})
 	if len(kept) == 0 {
 		delete(a.vipLeases, key)
 	} else {
@@ -363,6 +346,15 @@ func (a *Agent) releaseSome(key string, vips []netip.Addr) {
 	a.mu.Unlock()
 	a.saveVIPs()
 	a.persist()
+	leased := a.leasedSet(network)
+	for _, v := range gone {
+		if !leased[v] {
+			continue
+		}
+		if err := a.ipam.Release(a.ipamName(network, v), v); err != nil {
+			a.log.Warn("releasing a service's VIP", "network", network, "address", v.String(), "error", err)
+		}
+	}
 }
 
 // saveVIPs writes the VIP leases into the state file.

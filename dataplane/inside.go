@@ -266,6 +266,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 		// until flushed at the end.
 		buf := bufs[i]
 		pkt := buf[Headroom : Headroom+sizes[i]]
+		l.vipped = false
 		info, ok := parseIP(pkt)
 		if !ok {
 			l.tally.drop(DropMalformed)
@@ -290,7 +291,6 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 			}
 			clampMSS(pkt, &info, nw.clampMSS)
 		}
-		l.vipped = false
 		if nw.hasVIPs {
 			if svc := nw.vips.get(info.dst); svc != nil {
 				if now == 0 {

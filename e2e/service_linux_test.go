@@ -325,6 +325,9 @@ func TestService_routingMesh(t *testing.T) {
 	if out, err := c.tryCLI("h2", "service", "create", "other", "--network", "web", "-p", "8080:81"); err == nil || !strings.Contains(out, "published by service www") {
 		t.Errorf("a second service on port 8080: %v %s", err, out)
 	}
+	if out, err := c.tryCLI("h2", "service", "create", "other", "--network", "web", "-p", "7946:80"); err == nil || !strings.Contains(out, "the cluster's own") {
+		t.Errorf("a service on the gossip port: %v %s", err, out)
+	}
 	ns := map[string]string{}
 	for name, host := range map[string]string{"t1": "h1", "t2": "h2"} {
 		ns[name] = l.netns(name)
@@ -373,6 +376,18 @@ func TestService_routingMesh(t *testing.T) {
 			t.Errorf("connections to %s's port reached %v, want both tasks", h, by)
 		}
 	}
+
+	// h3 (no task) killed and restarted: its port answers again.
+	c.kill9("h3")
+	c.start("h3", c.hosts["h1"].addr+":7946")
+	testutil.WaitFor(t, "h3's port 8080 to reach a task after its agent restarted", 30*time.Second, func() bool {
+		vc, err := dialAddr(t, cx, netip.AddrPortFrom(netip.MustParseAddr(c.hosts["h3"].addr), 8080))
+		if err != nil {
+			return false
+		}
+		vc.Close()
+		return true
+	})
 
 	// Each host holds a mesh address of the network, every host knows.
 	eps := c.endpoints("h2")

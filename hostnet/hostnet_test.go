@@ -77,11 +77,16 @@ func TestRuleset_mesh(t *testing.T) {
 		Subnet6: netip.MustParsePrefix("fd00:9::/64"), Gateway6: netip.MustParseAddr("fd00:9::1"),
 		MeshFrom: []netip.Addr{netip.MustParseAddr("10.0.9.7"), netip.MustParseAddr("fd00:9::7")},
 		MeshTo:   []netip.Addr{netip.MustParseAddr("10.0.9.100"), netip.MustParseAddr("10.0.9.101"), netip.MustParseAddr("fd00:9::100")}}}
-	pubs := []Published{{HostPort: 8080, ContainerPort: 80, Proto: "tcp", Network: "web", Endpoint: "service api", Addr: netip.MustParseAddr("10.0.9.100")}}
+	pubs := []Published{{HostPort: 8080, ContainerPort: 80, Proto: "tcp", Network: "web", Endpoint: "service api", Addr: netip.MustParseAddr("10.0.9.100")},
+		{HostPort: 7946, ContainerPort: 80, Proto: "tcp", Network: "web", Endpoint: "service gossip", Addr: netip.MustParseAddr("10.0.9.101")},
+		{HostPort: 4789, ContainerPort: 80, Proto: "udp", Network: "web", Endpoint: "service vxlan", Addr: netip.MustParseAddr("10.0.9.101")}}
 	rs := ruleset(nets, pubs, Guard{VXLANPort: 4789, GossipPort: 7946}, true)
-	snat4 := `oifname "` + GatewayDevice("web") + `" ip daddr { 10.0.9.100, 10.0.9.101 } snat to 10.0.9.7 comment "web/mesh"`
+	if strings.Contains(rs, "dport 7946 dnat") || strings.Contains(rs, "dport 4789 dnat") {
+		t.Errorf("a published port takes the host's gossip or VXLAN port:\n%s", rs)
+	}
+	snat4 := `oifname "` + GatewayDevice("web") + `" ip daddr { 10.0.9.100, 10.0.9.101 } ct status dnat snat to 10.0.9.7 comment "web/mesh"`
 	for _, want := range []string{snat4,
-		`oifname "` + GatewayDevice("web") + `" ip6 daddr { fd00:9::100 } snat to fd00:9::7 comment "web/mesh"`,
+		`oifname "` + GatewayDevice("web") + `" ip6 daddr { fd00:9::100 } ct status dnat snat to fd00:9::7 comment "web/mesh"`,
 		`fib daddr type local tcp dport 8080 dnat to 10.0.9.100:80 comment "web/service api"`,
 	} {
 		if !strings.Contains(rs, want) {

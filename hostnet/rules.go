@@ -71,7 +71,7 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 		// this host's mesh address.
 		from, to := meshSide(n, v6)
 		if from.IsValid() && len(to) > 0 {
-			fmt.Fprintf(b, "\t\toifname %q %s daddr { %s } snat to %v comment %q\n", GatewayDevice(n.Name), family, strings.Join(to, ", "), from, n.Name+"/mesh")
+			fmt.Fprintf(b, "\t\toifname %q %s daddr { %s } ct status dnat snat to %v comment %q\n", GatewayDevice(n.Name), family, strings.Join(to, ", "), from, n.Name+"/mesh")
 		}
 	}
 	if !v6 { // published ports answer on 127.0.0.1 too (route_localnet)
@@ -89,7 +89,9 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 	b.WriteString("\t}\n")
 	var dnat strings.Builder
 	for _, p := range pubs {
-		if p.Addr.Is6() != v6 {
+		if p.Addr.Is6() != v6 || p.HostPort == g.GossipPort || p.Proto == "udp" && p.HostPort == g.VXLANPort {
+			// Never the host's own gossip or VXLAN: the cluster would cut
+			// itself off.
 			continue
 		}
 		to := netip.AddrPortFrom(p.Addr, p.ContainerPort) // [v6]:port as nft takes it

@@ -80,9 +80,13 @@ func meshAddrs(in Input) map[string][]netip.Addr {
 // of; g learns the VIPs its mesh addresses send to.
 func meshPublished(in Input, network string, from []netip.Addr, g *hostnet.Gateway) []hostnet.Published {
 	var out []hostnet.Published
+	holder := endpointHolders(in.Endpoints)
 	for _, s := range in.Services {
 		if s.Network != network || s.Mode != tables.ModeVIP || len(s.Ports) == 0 {
 			continue
+		}
+		if _, taken := vipHolder(s, holder); taken != "" {
+			continue // left out (Make notes it): never DNAT to an unrelated endpoint
 		}
 		for _, vip := range s.VIPs {
 			if !slices.ContainsFunc(from, func(a netip.Addr) bool { return a.Is6() == vip.Is6() }) {
@@ -304,6 +308,8 @@ func HostSide(in Input) Host {
 		}
 	}
 	sort.Strings(h.Uplinks)
+	meshPubs := h.Published // the services' published ports, from the loop above
+	h.Published = nil
 	keys := make([]string, 0, len(in.Local))
 	for k := range in.Local {
 		keys = append(keys, k)
@@ -329,6 +335,15 @@ func HostSide(in Input) Host {
 				h.Published = append(h.Published, hostnet.Published{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: p.Proto,
 					Network: ep.Network, Endpoint: ep.Name, Addr: a})
 			}
+		}
+	}
+	// A port an endpoint of this host publishes is the endpoint's here:
+	// the service's would be a second rule for it.
+	for _, mp := range meshPubs {
+		if !slices.ContainsFunc(h.Published, func(p hostnet.Published) bool {
+			return p.HostPort == mp.HostPort && p.Proto == mp.Proto && p.Addr.Is6() == mp.Addr.Is6()
+		}) {
+			h.Published = append(h.Published, mp)
 		}
 	}
 	return h

@@ -198,12 +198,7 @@ func NetworkMTU(mtu int, opts map[string]string) int {
 // their forwarding specs (the tasks: the endpoints kept that joined, up)
 // and their VIPs into DNS.
 func services(in Input, specs map[string]*dataplane.NetworkSpec, dnsNets []dns.Network, eps []tables.Endpoint) (notes []Note) {
-	holder := map[netip.Addr]string{}
-	for _, ep := range eps {
-		for _, p := range ep.Addrs {
-			holder[p.Addr()] = ep.Network + "/" + ep.Name + "@" + ep.Host
-		}
-	}
+	holder := endpointHolders(eps)
 	for _, s := range in.Services {
 		spec := specs[s.Network]
 		if s.Mode != tables.ModeVIP || spec == nil || len(s.VIPs) == 0 {
@@ -239,10 +234,25 @@ func services(in Input, specs map[string]*dataplane.NetworkSpec, dnsNets []dns.N
 	return notes
 }
 
-// vipHolder names an endpoint that holds one of s's VIPs, if any.
-func vipHolder(s tables.Service, holder map[netip.Addr]string) (netip.Addr, string) {
+// endpointHolders names the endpoint of each address, by network.
+func endpointHolders(eps []tables.Endpoint) map[string]map[netip.Addr]string {
+	holder := map[string]map[netip.Addr]string{}
+	for _, ep := range eps {
+		if holder[ep.Network] == nil {
+			holder[ep.Network] = map[netip.Addr]string{}
+		}
+		for _, p := range ep.Addrs {
+			holder[ep.Network][p.Addr()] = ep.Network + "/" + ep.Name + "@" + ep.Host
+		}
+	}
+	return holder
+}
+
+// vipHolder names an endpoint of s's network that holds one of s's VIPs,
+// if any.
+func vipHolder(s tables.Service, holder map[string]map[netip.Addr]string) (netip.Addr, string) {
 	for _, v := range s.VIPs {
-		if h, ok := holder[v]; ok && strings.HasPrefix(h, s.Network+"/") {
+		if h, ok := holder[s.Network][v]; ok {
 			return v, h
 		}
 	}
