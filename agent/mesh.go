@@ -178,25 +178,35 @@ func (a *Agent) releaseMesh(network string) {
 
 // saveMesh writes the mesh addresses into the state file.
 func (a *Agent) saveMesh() {
+	a.saveAddrs(a.meshAddrs, func(st *hoststate.State, m map[string][]netip.Addr) { st.Mesh = m })
+}
+
+// loadMesh reads the mesh addresses from the state file.
+func (a *Agent) loadMesh() { a.loadAddrs(a.meshAddrs, a.store.Snapshot().Mesh) }
+
+// saveAddrs writes a copy of m, a map of a.mu's, into the state file with
+// set, one save at a time (as saveReserved: never an older list over a
+// newer one).
+func (a *Agent) saveAddrs(m map[string][]netip.Addr, set func(*hoststate.State, map[string][]netip.Addr)) {
 	a.resSave.Lock()
 	defer a.resSave.Unlock()
 	a.mu.Lock()
-	mesh := make(map[string][]netip.Addr, len(a.meshAddrs))
-	for k, v := range a.meshAddrs {
-		mesh[k] = slices.Clone(v)
+	saved := make(map[string][]netip.Addr, len(m))
+	for k, v := range m {
+		saved[k] = slices.Clone(v)
 	}
 	a.mu.Unlock()
-	if err := a.store.Update(func(st *hoststate.State) { st.Mesh = mesh }); err != nil {
+	if err := a.store.Update(func(st *hoststate.State) { set(st, saved) }); err != nil {
 		a.log.Error("saving state", "error", err)
 	}
 }
 
-// loadMesh reads the mesh addresses from the state file.
-func (a *Agent) loadMesh() {
-	st := a.store.Snapshot()
+// loadAddrs copies from, read from the state file, into m, a map of
+// a.mu's.
+func (a *Agent) loadAddrs(m, from map[string][]netip.Addr) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for k, v := range st.Mesh {
-		a.meshAddrs[k] = slices.Clone(v)
+	for k, v := range from {
+		m[k] = slices.Clone(v)
 	}
 }

@@ -359,28 +359,11 @@ func (a *Agent) releaseSome(key string, vips []netip.Addr) {
 
 // saveVIPs writes the VIP leases into the state file.
 func (a *Agent) saveVIPs() {
-	a.resSave.Lock()
-	defer a.resSave.Unlock()
-	a.mu.Lock()
-	vips := make(map[string][]netip.Addr, len(a.vipLeases))
-	for k, v := range a.vipLeases {
-		vips[k] = slices.Clone(v)
-	}
-	a.mu.Unlock()
-	if err := a.store.Update(func(st *hoststate.State) { st.VIPs = vips }); err != nil {
-		a.log.Error("saving state", "error", err)
-	}
+	a.saveAddrs(a.vipLeases, func(st *hoststate.State, m map[string][]netip.Addr) { st.VIPs = m })
 }
 
 // loadVIPs reads the VIP leases from the state file.
-func (a *Agent) loadVIPs() {
-	st := a.store.Snapshot()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k, v := range st.VIPs {
-		a.vipLeases[k] = slices.Clone(v)
-	}
-}
+func (a *Agent) loadVIPs() { a.loadAddrs(a.vipLeases, a.store.Snapshot().VIPs) }
 
 // refreshServiceLocked re-reads one key of the services table. a.mu is
 // held.

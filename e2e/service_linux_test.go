@@ -88,7 +88,8 @@ func taskServer(t *testing.T, ns, name string) {
 	}()
 }
 
-// vipConn is a connection from ns to addr:80 and the task that answered.
+// vipConn is a connection to a task server and the task that answered;
+// dialTask connects to addr:80.
 type vipConn struct {
 	net.Conn
 	task string
@@ -97,22 +98,7 @@ type vipConn struct {
 
 func dialTask(t *testing.T, ns string, addr netip.Addr) (*vipConn, error) {
 	t.Helper()
-	var conn net.Conn
-	var err error
-	inNetns(t, ns, func() {
-		conn, err = net.DialTimeout("tcp", netip.AddrPortFrom(addr, 80).String(), 2*time.Second)
-	})
-	if err != nil {
-		return nil, err
-	}
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(conn)
-	task, err := r.ReadString('\n')
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("reading the task's name: %w", err)
-	}
-	return &vipConn{conn, strings.TrimSpace(task), r}, nil
+	return dialAddr(t, ns, netip.AddrPortFrom(addr, 80))
 }
 
 // echo sends a line on c and wants it back.
@@ -290,7 +276,8 @@ func TestService_vip(t *testing.T) {
 	}
 }
 
-// dialAddr is dialTask to any address and port.
+// dialAddr connects from ns to a task server (taskServer) at to and reads
+// the name of the task that answered.
 func dialAddr(t *testing.T, ns string, to netip.AddrPort) (*vipConn, error) {
 	t.Helper()
 	var conn net.Conn
