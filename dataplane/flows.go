@@ -251,9 +251,7 @@ func (t *flowTable) grow(now int64) {
 		if !f.live || now >= f.expires {
 			continue
 		}
-		var vip addrKey
-		// The VIP is the forward key's b; the reverse key's b is the task.
-		vip = f.key.b
+		vip := f.key.b // the forward key's b; the reverse key's is the task
 		fi, fok := t.freeFwd(&f.key, now)
 		rk := flowKey{a: f.key.a, b: f.task, ports: f.key.ports, proto: f.key.proto}
 		ri, rok := t.freeRev(&rk, now)

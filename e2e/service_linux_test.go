@@ -171,21 +171,15 @@ func TestService_vip(t *testing.T) {
 
 	// 300 connections, spread.
 	split := map[string]int{}
-	began := time.Now()
-	var slow []time.Duration
 	for i := range 300 {
-		t0 := time.Now()
 		vc, err := dialTask(t, ns["cl"], vip)
-		if d := time.Since(t0); d > 100*time.Millisecond {
-			slow = append(slow, d)
-		}
 		if err != nil {
 			t.Fatalf("connection %d to the VIP: %v", i, err)
 		}
 		split[vc.task]++
 		vc.Close()
 	}
-	t.Logf("300 connections to the VIP: %v in %v (slow: %v)", split, time.Since(began), slow)
+	t.Logf("300 connections to the VIP: %v", split)
 	for _, task := range []string{"t1", "t2", "t3"} {
 		if split[task] < 30 {
 			t.Errorf("task %s got %d of 300 connections: %v", task, split[task], split)
