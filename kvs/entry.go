@@ -1,6 +1,12 @@
 package kvs
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vxnet/vxnet/gossip"
+)
 
 // Entry is one row of a replicated table.
 type Entry struct {
@@ -92,4 +98,33 @@ type Backend interface {
 	Watch(table string) (snapshot []Entry, events <-chan Event, cancel func())
 	// Close stops the backend.
 	Close() error
+}
+
+// Tables is what the agent needs of a backend beyond Backend: membership,
+// what to persist, and the store's health. Gossip and Etcd implement it.
+type Tables interface {
+	Backend
+	// Node is the gossip node that says who is alive (and carries the
+	// rows, for the gossip backend).
+	Node() *gossip.Node
+	// OwnRows are this host's host-scoped rows, to persist and put back
+	// with Config.InitialRows.
+	OwnRows() []Row
+	// ClusterEntries are the cluster tables' rows, to persist and put
+	// back with Config.InitialEntries.
+	ClusterEntries() []Entry
+	// Clock is the backend's clock (gossip: Lamport; etcd: revision).
+	Clock() uint64
+	// IsCluster reports whether table is one of Config.ClusterTables.
+	IsCluster(table string) bool
+	// Hidden returns rows of failed owners readers do not see.
+	Hidden(table string) []Entry
+	// WaitQuiet waits until a node that just started has caught up.
+	WaitQuiet(ctx context.Context, quiet, max time.Duration)
+	// StopAdopting ends Config.AdoptOwnRows.
+	StopAdopting()
+	// Stats returns the counters.
+	Stats() Stats
+	// Health says whether the store can take writes.
+	Health() Health
 }

@@ -31,7 +31,7 @@ type Gossip struct {
 }
 
 var (
-	_ Backend            = (*Gossip)(nil)
+	_ Tables             = (*Gossip)(nil)
 	_ gossip.Application = (*Gossip)(nil)
 )
 
@@ -211,6 +211,11 @@ func (g *Gossip) Stats() Stats {
 // Digest is a hash of every visible row: two nodes with the same digest
 // show readers the same tables.
 func (g *Gossip) Digest() uint64 { return g.st.digestAll() }
+
+// Health implements Tables: gossip takes writes whenever the node runs.
+func (g *Gossip) Health() Health {
+	return Health{Backend: "gossip", Up: !g.closed()}
+}
 
 // Clock is the Lamport clock, for persisting across restarts.
 func (g *Gossip) Clock() uint64 { return g.Stats().Clock }

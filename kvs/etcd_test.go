@@ -1,0 +1,181 @@
+package kvs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxnet/vxnet/gossip"
+	"github.com/vxnet/vxnet/internal/etcdtest"
+)
+
+// etcdSuite is a suite on its own etcd cluster, for tests that break it.
+func etcdSuite(t *testing.T, n int, ecfg EtcdConfig) (*suite, *etcdtest.Cluster) {
+	ec := etcdtest.Start(t, 3)
+	ecfg.Endpoints, ecfg.Prefix = ec.Endpoints(), suitePrefix(t)
+	if ecfg.LeaseTTL == 0 {
+		ecfg.LeaseTTL = 2 * time.Second
+	}
+	b := backend{name: "etcd", open: func(t *testing.T, cfg Config, gcfg gossip.Config) Tables {
+		e, err := NewEtcd(cfg, ecfg, gcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}}
+	return newSuite(t, b, n, suiteConfig()), ec
+}
+
+func etcdClient(t *testing.T, ec *etcdtest.Cluster) *clientv3.Client {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// With every etcd member down, readers keep the last tables, writes fail
+// with ErrUnavailable naming the store, health says so; once etcd is back
+// everything converges and the hosts' rows are still there.
+func TestEtcd_storeDownKeepsTablesAndRecovers(t *testing.T) {
+	s, ec := etcdSuite(t, 2, EtcdConfig{RequestTimeout: time.Second})
+	mustPut(t, s.nodes[0], "networks", "web", "n")
+	mustPut(t, s.nodes[0], "t", "a", "a")
+	mustPut(t, s.nodes[1], "t", "b", "b")
+	s.waitConverged(3)
+	for i := range 3 {
+		ec.Kill(i)
+	}
+	waitFor(t, "both hosts to report the store down", 30*time.Second, func() bool {
+		return !s.nodes[0].Health().Up && !s.nodes[1].Health().Up
+	})
+	for _, n := range s.nodes {
+		if got := len(n.List("")); got != 3 {
+			t.Errorf("%s shows %d rows with etcd down, want the last 3", n.Node().Name(), got)
+		}
+	}
+	_, err := s.nodes[0].Put("t", "during", []byte("x"))
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), ec.Endpoints()[0]) {
+		t.Errorf("write with etcd down: %v, want ErrUnavailable naming the endpoints", err)
+	}
+	if err := s.nodes[1].Delete("t", "b"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("delete with etcd down: %v, want ErrUnavailable", err)
+	}
+	if h := s.nodes[0].Health(); h.Error == "" {
+		t.Errorf("health %+v names no error", h)
+	}
+	for i := range 3 {
+		ec.Start(i)
+	}
+	ec.WaitHealthy()
+	waitFor(t, "both hosts to report the store up", 30*time.Second, func() bool {
+		return s.nodes[0].Health().Up && s.nodes[1].Health().Up
+	})
+	mustPut(t, s.nodes[1], "t", "after", "y")
+	s.waitConverged(4)
+}
+
+// Every write a host was told succeeded is there after an etcd member is
+// killed and restarted in the middle of them: no write lost.
+func TestEtcd_memberKilledDuringWritesLosesNothing(t *testing.T) {
+	s, ec := etcdSuite(t, 3, EtcdConfig{})
+	var mu sync.Mutex
+	acked := map[string]string{} // key → owner
+	var wg sync.WaitGroup
+	for i, n := range s.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 60 {
+				key := fmt.Sprintf("%d/%d", i, k)
+				if _, err := n.Put("t", key, []byte("v")); err == nil {
+					mu.Lock()
+					acked[key] = s.names[i]
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	ec.Kill(0)
+	ec.Start(0)
+	wg.Wait()
+	ec.WaitHealthy()
+	if len(acked) < 90 {
+		t.Errorf("only %d of 180 writes succeeded with one member of three restarting", len(acked))
+	}
+	waitFor(t, "every host to show every acknowledged write", 30*time.Second, func() bool {
+		for _, n := range s.nodes {
+			for k, owner := range acked {
+				if e, ok := n.Get("t", k); !ok || e.Owner != owner {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	s.waitConverged(len(s.nodes[0].List("")))
+}
+
+// A key under the prefix that is not a row is counted and skipped; the
+// other rows are read as usual. A prefix holding another program's data
+// is refused with an error that names it.
+func TestEtcd_foreignKeysAndPrefix(t *testing.T) {
+	s, ec := etcdSuite(t, 1, EtcdConfig{})
+	cli := etcdClient(t, ec)
+	ctx := context.Background()
+	prefix := suitePrefix(t)
+	for _, k := range []string{"/rows/x", "/rows/t/k", "/rows/t/k/o/extra", "/rows/%zz/k/o"} {
+		if _, err := cli.Put(ctx, prefix+k, "junk"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPut(t, s.nodes[0], "t", "good", "g")
+	waitFor(t, "the good row to show and the junk to be counted", 10*time.Second, func() bool {
+		_, ok := s.nodes[0].Get("t", "good")
+		return ok && s.nodes[0].Stats().Malformed >= 4 && len(s.nodes[0].List("")) == 1
+	})
+
+	other := "/not-vxnet-" + fmt.Sprint(time.Now().UnixNano())
+	if _, err := cli.Put(ctx, other+"/meta", "something else"); err != nil {
+		t.Fatal(err)
+	}
+	gcfg := gossip.DefaultFastConfig("stranger")
+	gcfg.Transport = s.net.NewTransport("stranger")
+	e, err := NewEtcd(suiteConfig(), EtcdConfig{Endpoints: ec.Endpoints(), Prefix: other, RequestTimeout: time.Second}, gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	waitFor(t, "the agent to say the prefix is not vxnet's", 10*time.Second, func() bool {
+		return strings.Contains(e.Health().Error, "does not hold vxnet's marker")
+	})
+	if _, err := e.Put("t", "k", []byte("v")); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), other) {
+		t.Errorf("write under a foreign prefix: %v, want ErrUnavailable naming %s", err, other)
+	}
+}
+
+func TestEtcdConfig_validate(t *testing.T) {
+	for _, c := range []struct {
+		cfg  EtcdConfig
+		want string
+	}{
+		{EtcdConfig{}, "no endpoints"},
+		{EtcdConfig{Endpoints: []string{"127.0.0.1:2379"}}, `"127.0.0.1:2379"`},
+		{EtcdConfig{Endpoints: []string{"ftp://x"}}, `"ftp://x"`},
+		{EtcdConfig{Endpoints: []string{"http://x:2379"}, LeaseTTL: time.Second}, "lease TTL 1s"},
+		{EtcdConfig{Endpoints: []string{"http://x:2379"}, Prefix: "/"}, `prefix "/"`},
+	} {
+		c.cfg.setDefaults()
+		err := c.cfg.validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error with %s", c.cfg, err, c.want)
+		}
+	}
+}
