@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,8 @@ type Agent struct {
 	log   *slog.Logger
 	vtep  netip.Addr
 	store *hoststate.Store
-	kv    *kvs.Gossip
+	kv    kvs.Tables
+	fatal chan error // a reason to stop that a routine found
 	table *kvstable.Table
 	ipam  *ipam.Global
 	dns   *dns.Server
@@ -144,7 +146,7 @@ func New(cfg config.Config) (*Agent, error) {
 		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
 		services: map[string]tables.Service{}, vipLeases: map[string][]netip.Addr{}, meshAddrs: map[string][]netip.Addr{},
 		svcCounters: map[string]*dataplane.ServiceCounters{}, taskCounters: map[string]*dataplane.TaskCounters{},
-		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), gwDNS: map[netip.AddrPort]gatewayDNS{}}
+		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), fatal: make(chan error, 1), gwDNS: map[netip.AddrPort]gatewayDNS{}}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	var recovering bool
 	a.store, recovering, err = hoststate.OpenAgent(cfg.DataDir, cfg.Recover, len(cfg.Join) > 0, cfg.Logger)
@@ -198,7 +200,19 @@ func (a *Agent) openTables(keys [][]byte, profile gossip.Profile) (kvs.Config, e
 		Keys: keys, Meta: a.seal.meta(a.baseMeta()), Logger: cfg.Logger}
 	gossipAddr := net.JoinHostPort(a.vtep.String(), strconv.Itoa(cfg.GossipPort))
 	var err error
-	a.kv, err = bindretry.Retry(a.log, "gossip", gossipAddr, cfg.BindTimeout, func() (*kvs.Gossip, error) { return kvs.NewGossip(kc, gc) })
+	if cfg.Store != config.StoreEtcd {
+		a.kv, err = bindretry.Retry(a.log, "gossip", gossipAddr, cfg.BindTimeout, func() (kvs.Tables, error) { return kvs.NewGossip(kc, gc) })
+		return kc, err
+	}
+	tlsCfg, err := cfg.EtcdTLS()
+	if err != nil {
+		return kc, err
+	}
+	ec := kvs.EtcdConfig{Endpoints: cfg.EtcdEndpoints, Prefix: cfg.EtcdPrefix, TLS: tlsCfg, LeaseTTL: cfg.EtcdLeaseTTL}
+	a.kv, err = bindretry.Retry(a.log, "gossip", gossipAddr, cfg.BindTimeout, func() (kvs.Tables, error) { return kvs.NewEtcd(kc, ec, gc) })
+	if err == nil {
+		a.log.Info("the tables are kept in etcd; gossip tells who is alive", "endpoints", strings.Join(cfg.EtcdEndpoints, ","), "prefix", cfg.EtcdPrefix)
+	}
 	return kc, err
 }
 
@@ -294,7 +308,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if len(a.cfg.Join) > 0 {
 		joined := make(chan struct{})
 		wg.Add(1)
-		go func() { defer wg.Done(); a.routineJoin(ctx, joined) }()
+		go func() { defer wg.Done(); a.routineJoin(ctx, cancel, joined) }()
 		if a.recovering.Load() {
 			a.log.Info("recovering this host's state from the cluster: waiting to join")
 			if a.catchUp(ctx, joined, true) {
@@ -325,6 +339,12 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	select {
 	case <-ctx.Done():
+		select {
+		case err := <-a.fatal:
+			a.kv.Node().Leave(2 * time.Second)
+			return err
+		default:
+		}
 	case err := <-swDone:
 		if err != nil {
 			return fmt.Errorf("dataplane: %w", err)
@@ -335,8 +355,36 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.kv.Node().Leave(5 * time.Second); err != nil {
 		a.log.Warn("leave", "error", err)
 	}
+	if e, ok := a.kv.(*kvs.Etcd); ok {
+		// This host's rows go from etcd at once, as a gossip leave
+		// withdraws them (they are in the state file for its return).
+		if err := e.Revoke(); err != nil {
+			a.log.Warn("giving back this host's etcd lease; its rows go when it expires", "error", err)
+		}
+	}
 	a.log.Info("agent stopped", "node", a.cfg.Name)
 	return nil
+}
+
+// checkStores makes sure every member keeps the tables where this host
+// does: a cluster keeps them in one store at a time.
+func (a *Agent) checkStores() error {
+	mine := a.baseMeta().Store
+	for _, m := range a.kv.Node().Members() {
+		if m.Meta.Store != mine {
+			return &config.Error{Field: "store", Value: storeName(mine), Reason: fmt.Sprintf(
+				"host %s of the cluster keeps the tables in %s: a cluster keeps them in one store at a time. Start this agent with --store %s, or move the whole cluster (vxnet store export, then vxnet store import, then every agent restarted with the same --store)",
+				m.Name, storeName(m.Meta.Store), storeName(m.Meta.Store))}
+		}
+	}
+	return nil
+}
+
+func storeName(s string) string {
+	if s == "" {
+		return config.StoreGossip
+	}
+	return s
 }
 
 // Ready is closed once the agent serves its API, its endpoints restored:
@@ -345,10 +393,15 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // routineJoin joins the cluster, retrying until it can or ctx ends, in
 // short attempts so that a shutdown is not held up by an unreachable seed.
-func (a *Agent) routineJoin(ctx context.Context, joined chan<- struct{}) {
+func (a *Agent) routineJoin(ctx context.Context, stop context.CancelFunc, joined chan<- struct{}) {
 	for ctx.Err() == nil {
 		k, err := a.kv.Node().Join(2 * time.Second)
 		if err == nil {
+			if err := a.checkStores(); err != nil {
+				a.fatal <- err
+				stop()
+				return
+			}
 			a.log.Info("joined the cluster", "nodes", k)
 			close(joined)
 			return

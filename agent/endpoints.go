@@ -9,11 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/kvs"
 	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
@@ -433,10 +435,23 @@ func apiEndpoint(e tables.Endpoint) api.Endpoint {
 func (a *Agent) Members() []api.Member {
 	var out []api.Member
 	for _, m := range a.kv.Node().Members() {
-		out = append(out, api.Member{Name: m.Name, Addr: m.Addr, VTEP: m.Meta.VTEP, Version: m.Meta.Version, Self: m.Name == a.cfg.Name, HostKey: m.Meta.HostKey})
+		out = append(out, api.Member{Name: m.Name, Addr: m.Addr, VTEP: m.Meta.VTEP, Version: m.Meta.Version, Self: m.Name == a.cfg.Name, HostKey: m.Meta.HostKey, Store: storeName(m.Meta.Store)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// Store implements api.Backend.
+func (a *Agent) Store() api.StoreStatus {
+	h := a.kv.Health()
+	st := api.StoreStatus{Backend: h.Backend, Up: h.Up, Since: h.Since, Error: h.Error, Endpoints: h.Endpoints, Revision: h.Revision, Rows: a.kv.Stats().Rows}
+	if h.Backend == config.StoreEtcd {
+		st.Prefix = a.cfg.EtcdPrefix
+		if st.Prefix == "" {
+			st.Prefix = kvs.DefaultEtcdPrefix
+		}
+	}
+	return st
 }
 
 // netnsPath turns a namespace name or path into a path.

@@ -42,7 +42,8 @@ func (a *Agent) serveHTTP(what, addr string, h http.Handler) (stop func(), err e
 // metricsSources are where the agent's metrics come from.
 func (a *Agent) metricsSources() metrics.Sources {
 	return metrics.Sources{Switch: a.sw.Stats, Members: a.kv.Node().NumMembers, Rows: func() int { return a.kv.Stats().Rows },
-		Endpoints: a.endpointCounts, DNS: a.dns.Stats, DNSTCPConns: a.dns.OpenTCPConns, LeftOut: a.skipped.Counts, Services: a.serviceFlows}
+		Endpoints: a.endpointCounts, DNS: a.dns.Stats, DNSTCPConns: a.dns.OpenTCPConns, LeftOut: a.skipped.Counts, Services: a.serviceFlows,
+		Store: func() (string, bool) { h := a.kv.Health(); return h.Backend, h.Up }}
 }
 
 // endpointCounts are the endpoints in sight, this host's and others'.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane"
 	"github.com/vxnet/vxnet/dataplane/seal"
@@ -383,7 +384,11 @@ func (a *Agent) announceKeys() {
 
 // baseMeta is this host's gossip metadata without its keys.
 func (a *Agent) baseMeta() gossip.Meta {
-	return gossip.Meta{VTEP: a.vtep.String(), Version: a.cfg.Version}
+	m := gossip.Meta{VTEP: a.vtep.String(), Version: a.cfg.Version}
+	if a.cfg.Store == config.StoreEtcd {
+		m.Store = config.StoreEtcd
+	}
+	return m
 }
 
 // RotateKeys starts a rotation of this host's session key: every key it

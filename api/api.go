@@ -18,6 +18,7 @@
 //	DELETE /v1/services/{network}/{name}
 //	GET    /v1/cluster/members       → []Member
 //	POST   /v1/cluster/rotate-keys   → KeyRotation (this host's session key)
+//	GET    /v1/cluster/store         → StoreStatus
 //
 // Request bodies are one JSON object, decoded strictly: a field name must
 // be spelled as documented, case included, an unknown field or a key given
@@ -248,6 +249,24 @@ type Member struct {
 	// HostKey is the member's public key for encrypted networks (X25519,
 	// base64); empty when it announces none.
 	HostKey string `json:"hostKey,omitempty"`
+	// Store is where the member keeps the tables: gossip or etcd.
+	Store string `json:"store,omitempty"`
+}
+
+// StoreStatus is the state of the store that keeps the cluster's tables,
+// as this host sees it.
+type StoreStatus struct {
+	Backend string `json:"backend"` // gossip or etcd
+	// Up: the store takes writes (gossip: always; etcd: reachable and
+	// this host's lease held). While it is down the data plane keeps
+	// forwarding on the last tables and changes fail with "unavailable".
+	Up        bool      `json:"up"`
+	Since     time.Time `json:"since,omitzero"` // when Up last changed
+	Error     string    `json:"error,omitempty"`
+	Endpoints []string  `json:"endpoints,omitempty"` // etcd's client URLs
+	Prefix    string    `json:"prefix,omitempty"`    // etcd: where the tables are
+	Revision  int64     `json:"revision,omitempty"`  // etcd: the revision this host has seen
+	Rows      int       `json:"rows"`                // rows this host holds, every owner's
 }
 
 // KeyRotation is a rotation of this host's session key: every key of its
@@ -259,7 +278,7 @@ type KeyRotation struct {
 
 // Error is the body of every error response.
 type Error struct {
-	Code    string `json:"code"`            // "bad_request", "not_found", "conflict", "busy", "too_large", "internal"
+	Code    string `json:"code"`            // "bad_request", "not_found", "conflict", "busy", "too_large", "unavailable", "internal"
 	Message string `json:"message"`         // for a person
 	Field   string `json:"field,omitempty"` // the offending field, when one is at fault
 }
@@ -274,6 +293,9 @@ const (
 	CodeBusy       = "busy"      // the resource is being changed: try again (HTTP 409)
 	CodeTooLarge   = "too_large" // a request body over the limit (HTTP 413)
 	CodeInternal   = "internal"
+	// CodeUnavailable: the store of the cluster's tables cannot take the
+	// change now (etcd unreachable); retry once it is back (HTTP 503).
+	CodeUnavailable = "unavailable"
 )
 
 // Services groups endpoints by (network, service), leaving out those

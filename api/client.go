@@ -115,6 +115,12 @@ func (c *Client) RemoveEndpoint(ctx context.Context, network, name string) error
 }
 
 // Members lists the cluster's live members.
+// Store returns the state of the tables' store.
+func (c *Client) Store(ctx context.Context) (StoreStatus, error) {
+	var out StoreStatus
+	return out, c.do(ctx, http.MethodGet, "/v1/cluster/store", nil, &out)
+}
+
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	var out []Member
 	return out, c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, &out)

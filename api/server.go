@@ -32,6 +32,8 @@ type Backend interface {
 	CreateService(ctx context.Context, req ServiceCreate) (Service, error)
 	RemoveService(network, name string) error
 	Members() []Member
+	// Store is the state of the tables' store.
+	Store() StoreStatus
 	// RotateKeys starts a rotation of this host's session key.
 	RotateKeys(ctx context.Context) (KeyRotation, error)
 }
@@ -134,6 +136,9 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("GET /v1/cluster/members", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(b.Members()))
 	})
+	mux.HandleFunc("GET /v1/cluster/store", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Store())
+	})
 	mux.HandleFunc("POST /v1/cluster/rotate-keys", func(w http.ResponseWriter, r *http.Request) {
 		k, err := b.RotateKeys(r.Context())
 		reply(w, http.StatusAccepted, k, err)
@@ -195,7 +200,12 @@ func reply(w http.ResponseWriter, status int, v any, err error) {
 // code; an error that is no *Error is internal.
 func writeError(w http.ResponseWriter, err error) {
 	var e *Error
-	if !errors.As(err, &e) {
+	var u interface{ Unavailable() bool }
+	switch {
+	case errors.As(err, &e):
+	case errors.As(err, &u) && u.Unavailable():
+		e = &Error{Code: CodeUnavailable, Message: err.Error()}
+	default:
 		e = &Error{Code: CodeInternal, Message: err.Error()}
 	}
 	writeJSON(w, httpStatus(e.Code), e)
@@ -212,6 +222,8 @@ func httpStatus(code string) int {
 		return http.StatusConflict
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -47,6 +47,7 @@ func (f *fakeBackend) Networks() []Network   { return f.networks }
 func (f *fakeBackend) Endpoints() []Endpoint { return f.endpoints }
 func (f *fakeBackend) Services() []Service   { return f.services }
 func (f *fakeBackend) Members() []Member     { return f.members }
+func (f *fakeBackend) Store() StoreStatus    { return StoreStatus{Backend: "gossip", Up: true} }
 func (f *fakeBackend) RotateKeys(context.Context) (KeyRotation, error) {
 	return KeyRotation{}, &Error{Code: CodeConflict, Message: "a key rotation is under way"}
 }

@@ -70,6 +70,9 @@ func (l *lab) newCluster(underlay string, extra []string, docker bool, names ...
 			c.hosts[name].mnt = l.mountNS(name)
 		}
 	}
+	if l.beforeAgents != nil {
+		l.beforeAgents(br)
+	}
 	first := c.hosts[names[0]].addr
 	for i, name := range names {
 		join := ""

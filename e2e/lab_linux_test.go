@@ -66,6 +66,9 @@ type lab struct {
 	t      *testing.T
 	prefix string
 	dir    string
+	// beforeAgents, when set, runs once a cluster's underlay bridge (in
+	// namespace br) is up and before its agents start.
+	beforeAgents func(br string)
 }
 
 func newLab(t *testing.T) *lab {

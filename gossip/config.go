@@ -94,6 +94,10 @@ type Meta struct {
 	NextKey     string `json:"nextKey,omitempty"`
 	PreviousKey string `json:"previousKey,omitempty"`
 	AES         bool   `json:"aes,omitempty"`
+	// Store is where the node keeps the replicated tables: "etcd", or
+	// empty for gossip (the default, and every node before stores were
+	// chosen). A cluster keeps its tables in one store.
+	Store string `json:"store,omitempty"`
 }
 
 // DefaultLANConfig returns a config with the LAN profile.

@@ -9,10 +9,17 @@ var (
 	// delete it.
 	ErrNotOwner = errors.New("kvs: row owned by another node")
 	// ErrUnavailable: the store cannot take writes now (etcd unreachable).
-	ErrUnavailable = errors.New("kvs: store unavailable")
+	// It has a method Unavailable() bool, by which an API that does not
+	// know kvs can tell it from other errors.
+	ErrUnavailable error = unavailableError{}
 	// ErrClosed: the backend was closed.
 	ErrClosed = errors.New("kvs: closed")
 	// ErrMalformed: a message that does not decode. Such messages are
 	// dropped and counted, never applied.
 	ErrMalformed = errors.New("kvs: malformed message")
 )
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string     { return "kvs: store unavailable" }
+func (unavailableError) Unavailable() bool { return true }

@@ -30,6 +30,9 @@ type Sources struct {
 	LeftOut     func() map[string]int // rows the rebuilt tables leave out, by table
 	// Services are this host's counts of services' flows (nil: none).
 	Services func() []ServiceFlows
+	// Store says whether the tables' store takes writes, and which it is
+	// (gossip, etcd); nil: not reported.
+	Store func() (backend string, up bool)
 }
 
 // ServiceFlows are the flows this host's containers made to one service's
@@ -82,6 +85,7 @@ type metrics struct {
 	members, rows, endpoints, dnsQueries                                        *prometheus.Desc
 	leftOut, dnsTCPConns, dnsTCPRefused                                         *prometheus.Desc
 	serviceFlows, serviceMoved, serviceEvicted                                  *prometheus.Desc
+	storeUp                                                                     *prometheus.Desc
 }
 
 func newMetrics(src Sources) *metrics {
@@ -106,13 +110,14 @@ func newMetrics(src Sources) *metrics {
 		serviceFlows:   d("service_flows_total", "Connections (TCP, UDP and ICMP echo flows) this host's containers made to a service's VIP, by service (NETWORK/NAME) and the task (NAME@HOST) the consistent hash chose.", "service", "task"),
 		serviceMoved:   d("service_flows_moved_total", "Flows to a service's VIP whose task went away while they lasted: the next packet chose another (a TCP connection is reset), by service.", "service"),
 		serviceEvicted: d("service_flow_table_evictions_total", "Live flows to VIPs pushed out of a full per-container flow table (16384 flows)."),
+		storeUp:        d("store_up", "1 while the store of the replicated tables takes writes (gossip: always; etcd: reachable, this host's lease held), else 0; by backend.", "backend"),
 		leftOut:        d("table_rows_left_out", "Bad rows (networks, endpoints) the tables rebuilt from the replicated ones leave out, by table (forwarding, dns, hns, and plan: what the plan leaves out of all of them); the log says why, once per row.", "table"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.icmpTooBig, m.neighborIn, m.members, m.rows, m.endpoints, m.dnsQueries, m.leftOut, m.dnsTCPConns, m.dnsTCPRefused, m.serviceFlows, m.serviceMoved, m.serviceEvicted} {
+	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.flooded, m.neighbor, m.coalesced, m.icmpTooBig, m.neighborIn, m.members, m.rows, m.endpoints, m.dnsQueries, m.leftOut, m.dnsTCPConns, m.dnsTCPRefused, m.serviceFlows, m.serviceMoved, m.serviceEvicted, m.storeUp} {
 		ch <- d
 	}
 }
@@ -158,6 +163,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		g(m.leftOut, n, table)
 	}
 	c(m.serviceEvicted, s.FlowsEvicted)
+	if m.src.Store != nil {
+		backend, up := m.src.Store()
+		g(m.storeUp, map[bool]int{true: 1}[up], backend)
+	}
 	if m.src.Services != nil {
 		for _, sf := range m.src.Services() {
 			for task, n := range sf.ByTask {

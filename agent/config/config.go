@@ -4,13 +4,17 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vxnet/vxnet/api"
@@ -102,6 +106,22 @@ type Config struct {
 	// whose /proc/sys is read-only (a managed Docker plugin) writes the
 	// host's, seen at /host/proc/sys.
 	SysctlDir string
+	// Store is where the replicated tables live: "gossip" (the default:
+	// in every agent, no other service) or "etcd" (in an etcd cluster the
+	// agents share; gossip then only tells who is alive).
+	Store string
+	// EtcdEndpoints are the etcd cluster's client URLs (Store "etcd").
+	EtcdEndpoints []string
+	// EtcdPrefix is where in etcd's key space the tables live. Default
+	// /vxnet.
+	EtcdPrefix string
+	// EtcdCA, EtcdCert and EtcdKey are PEM files for TLS to etcd: the CA
+	// that signed etcd's certificates, and this host's client certificate
+	// and key (etcd's --client-cert-auth).
+	EtcdCA, EtcdCert, EtcdKey string
+	// EtcdLeaseTTL is how long this host's rows outlive it in etcd when
+	// it stops renewing its lease (it died or lost etcd). Default 10 s.
+	EtcdLeaseTTL time.Duration
 	// KeyRotation is how often this host replaces its session key, and so
 	// every key of its encrypted networks' traffic (docs/ENCRYPTION.md);
 	// 0 never (a key lasts until the agent restarts).
@@ -244,6 +264,9 @@ func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Pr
 	default:
 		return advertise, nil, 0, &Error{"profile", c.Profile, "want lan or fast"}
 	}
+	if err := c.checkStore(); err != nil {
+		return advertise, nil, 0, err
+	}
 	if c.MTU < 576 || c.MTU > 9000 {
 		reason := "want 576-9000"
 		if c.MTUFrom != "set" {
@@ -252,4 +275,77 @@ func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Pr
 		return advertise, nil, 0, &Error{"mtu", strconv.Itoa(c.MTU), reason}
 	}
 	return advertise, keys, profile, nil
+}
+
+// Store backends.
+const (
+	StoreGossip = "gossip"
+	StoreEtcd   = "etcd"
+)
+
+func (c *Config) checkStore() error {
+	switch c.Store {
+	case "", StoreGossip:
+		for _, f := range []struct{ name, v string }{{"etcd-endpoints", strings.Join(c.EtcdEndpoints, ",")}, {"etcd-prefix", c.EtcdPrefix},
+			{"etcd-ca", c.EtcdCA}, {"etcd-cert", c.EtcdCert}, {"etcd-key", c.EtcdKey}} {
+			if f.v != "" {
+				return &Error{f.name, f.v, "needs --store etcd (the tables are in gossip unless told)"}
+			}
+		}
+		return nil
+	case StoreEtcd:
+	default:
+		return &Error{"store", c.Store, "want gossip (the default) or etcd"}
+	}
+	if len(c.EtcdEndpoints) == 0 {
+		return &Error{"etcd-endpoints", "", "--store etcd needs the etcd cluster's client URLs, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379"}
+	}
+	for _, ep := range c.EtcdEndpoints {
+		u, err := url.Parse(ep)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return &Error{"etcd-endpoints", ep, "want a client URL such as http://10.0.0.1:2379 or https://10.0.0.1:2379"}
+		}
+	}
+	if p := strings.Trim(c.EtcdPrefix, "/"); c.EtcdPrefix != "" && (p == "" || strings.ContainsAny(p, " \t\n")) {
+		return &Error{"etcd-prefix", c.EtcdPrefix, "want a key path such as /vxnet"}
+	}
+	if c.EtcdLeaseTTL != 0 && (c.EtcdLeaseTTL < 2*time.Second || c.EtcdLeaseTTL > time.Hour) {
+		return &Error{"etcd-lease-ttl", c.EtcdLeaseTTL.String(), "want 2s to 1h"}
+	}
+	if (c.EtcdCert == "") != (c.EtcdKey == "") {
+		return &Error{"etcd-cert", c.EtcdCert, "give --etcd-cert and --etcd-key together"}
+	}
+	_, err := c.EtcdTLS()
+	return err
+}
+
+// EtcdTLS is the TLS configuration for etcd, or nil when neither a CA nor
+// a client certificate is given (and every endpoint is http).
+func (c *Config) EtcdTLS() (*tls.Config, error) {
+	https := false
+	for _, ep := range c.EtcdEndpoints {
+		https = https || strings.HasPrefix(ep, "https://")
+	}
+	if c.EtcdCA == "" && c.EtcdCert == "" && !https {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.EtcdCA != "" {
+		pem, err := os.ReadFile(c.EtcdCA)
+		if err != nil {
+			return nil, &Error{"etcd-ca", c.EtcdCA, err.Error()}
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, &Error{"etcd-ca", c.EtcdCA, "holds no PEM certificate"}
+		}
+	}
+	if c.EtcdCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.EtcdCert, c.EtcdKey)
+		if err != nil {
+			return nil, &Error{"etcd-cert", c.EtcdCert, "with --etcd-key " + c.EtcdKey + ": " + err.Error()}
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }

@@ -13,6 +13,16 @@ func TestConfig_validateNamesField(t *testing.T) {
 		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Profile: "wan"}, "profile"},
 		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", MTU: 100}, "mtu"},
 		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", VXLANPort: 70000}, "vxlan-port"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "consul"}, "store"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "etcd"}, "etcd-endpoints"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "etcd", EtcdEndpoints: []string{"10.0.0.1:2379"}}, "etcd-endpoints"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "etcd", EtcdEndpoints: []string{"http://10.0.0.1:2379/v2"}}, "etcd-endpoints"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", EtcdEndpoints: []string{"http://10.0.0.1:2379"}}, "etcd-endpoints"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "etcd", EtcdEndpoints: []string{"http://e:2379"}, EtcdPrefix: "/"}, "etcd-prefix"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "etcd", EtcdEndpoints: []string{"http://e:2379"}, EtcdLeaseTTL: 1}, "etcd-lease-ttl"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "etcd", EtcdEndpoints: []string{"http://e:2379"}, EtcdCert: "/c.pem"}, "etcd-cert"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "etcd", EtcdEndpoints: []string{"https://e:2379"}, EtcdCA: "/nonexistent/ca.pem"}, "etcd-ca"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "etcd", EtcdEndpoints: []string{"https://e:2379"}, EtcdCert: "/no/c.pem", EtcdKey: "/no/k.pem"}, "etcd-cert"},
 	} {
 		c := tc.cfg
 		c.SetDefaults()
@@ -21,5 +31,16 @@ func TestConfig_validateNamesField(t *testing.T) {
 		if !ok || ce.Field != tc.field {
 			t.Errorf("%+v: error %v, want one naming %s", tc.cfg, err, tc.field)
 		}
+	}
+}
+
+func TestConfig_etcdStoreAccepted(t *testing.T) {
+	c := Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: StoreEtcd, EtcdEndpoints: []string{"http://10.0.0.1:2379", "https://10.0.0.2:2379/"}, EtcdPrefix: "/clusters/a"}
+	c.SetDefaults()
+	if _, _, _, err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if tc, err := c.EtcdTLS(); err != nil || tc == nil {
+		t.Errorf("an https endpoint: TLS config %v, %v; want one with the system's CAs", tc, err)
 	}
 }

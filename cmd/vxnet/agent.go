@@ -41,11 +41,22 @@ Networks are the cluster's: they stay when the host that created them goes.
 If the state file is damaged or lost, restart with --recover: the host takes
 its endpoints back from the cluster instead of starting afresh.
 
+The tables live in the agents themselves (--store gossip, the default: no
+other service needed). A cluster that already runs etcd can keep them there
+instead (--store etcd --etcd-endpoints URL,...): every agent of the cluster
+then uses the same etcd and prefix, gossip only tells who is alive, and a
+host's endpoints and address blocks are attached to its etcd lease (they go
+--etcd-lease-ttl after it dies). A cluster keeps its tables in one store at
+a time; an agent started with the other one says so and exits.
+
 Example:
   vxnet agent --advertise-addr 198.18.0.1
   vxnet agent --advertise-addr 198.18.0.2 --join 198.18.0.1:7946
   head -c32 /dev/urandom | base64 > /etc/vxnet/gossip.key; chmod 600 /etc/vxnet/gossip.key
   vxnet agent --advertise-addr 198.18.0.1 --gossip-key-file /etc/vxnet/gossip.key
+  vxnet agent --advertise-addr 198.18.0.2 --join 198.18.0.1:7946 --store etcd \
+      --etcd-endpoints https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379 \
+      --etcd-ca /etc/vxnet/etcd-ca.pem --etcd-cert /etc/vxnet/etcd.pem --etcd-key /etc/vxnet/etcd-key.pem
 
 Flags:
 `
@@ -81,6 +92,13 @@ func cmdAgent(std stdio, args []string) int {
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (packets, drops by reason, members, table sizes, DNS queries by result)")
 	fs.DurationVar(&cfg.KeyRotation, "key-rotation", time.Hour, "how often this host replaces the keys of its encrypted networks' traffic with every other host, without a packet lost (`DURATION`; 0: only at restarts and on vxnet cluster rotate-keys)")
 	fs.DurationVar(&cfg.BindTimeout, "bind-timeout", config.DefaultBindTimeout, "how long to retry binding an address in use (gossip, VXLAN, the API socket, metrics, DNS), as when the agent this one replaces is still shutting down; then exit with an error (`DURATION`; 0: no retry)")
+	fs.StringVar(&cfg.Store, "store", config.StoreGossip, "where the replicated tables live: `gossip` (in the agents) or etcd (in the etcd cluster --etcd-endpoints names); the same on every host")
+	etcdEndpoints := fs.String("etcd-endpoints", "", "etcd's client `URLS`, comma-separated (with --store etcd): http://HOST:2379 or https://HOST:2379")
+	fs.StringVar(&cfg.EtcdPrefix, "etcd-prefix", "", "the key `PATH` under which the tables live in etcd, the same on every host (default /vxnet; another prefix keeps another cluster apart)")
+	fs.StringVar(&cfg.EtcdCA, "etcd-ca", "", "PEM `FILE` of the CA that signed etcd's certificates (as etcdctl's --cacert)")
+	fs.StringVar(&cfg.EtcdCert, "etcd-cert", "", "PEM `FILE` of this host's client certificate for etcd (with --etcd-key; as etcdctl's --cert)")
+	fs.StringVar(&cfg.EtcdKey, "etcd-key", "", "PEM `FILE` of the client certificate's key (as etcdctl's --key)")
+	fs.DurationVar(&cfg.EtcdLeaseTTL, "etcd-lease-ttl", 10*time.Second, "how long a host's endpoints and address blocks stay in etcd after it stops renewing its lease: it died, or lost etcd (`DURATION`, 2s to 1h)")
 	level := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `FORMAT`: text (key=value) or json")
 	configFile := fs.String("config", "", "read settings from a JSON `FILE` first: keys are the flag names, e.g. {\"advertise-addr\": \"198.18.0.1\", \"join\": \"198.18.0.2:7946\"}; flags given on the command line win")
@@ -102,6 +120,12 @@ func cmdAgent(std stdio, args []string) int {
 	}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
+	}
+	if *etcdEndpoints != "" {
+		cfg.EtcdEndpoints = strings.Split(*etcdEndpoints, ",")
+	}
+	if cfg.Store != config.StoreEtcd {
+		cfg.EtcdLeaseTTL = 0 // its default means nothing without etcd
 	}
 	if cfg.BindTimeout == 0 {
 		cfg.BindTimeout = -1 // no retry (the library's 0 is the default)

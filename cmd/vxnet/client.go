@@ -462,10 +462,17 @@ func cmdEndpointRm(std stdio, args []string) int {
 }
 
 const clusterUsage = `Usage: vxnet cluster members [--format table|json]
+       vxnet cluster store [--format text|json]
        vxnet cluster rotate-keys
 
-  members       the live members: gossip address, VTEP, version, and the
-                start of each one's host key (encrypted networks)
+  members       the live members: gossip address, VTEP, version, where each
+                keeps the tables (gossip or etcd), and the start of each
+                one's host key (encrypted networks)
+  store         the store of the cluster's tables as this host sees it:
+                gossip, or etcd with its endpoints, prefix, whether it is
+                reachable and since when, and the revision seen. While etcd
+                is down containers keep their connectivity and changes fail
+                with "unavailable"
   rotate-keys   replace this host's session key, and with it every key that
                 seals its encrypted networks' traffic with the other hosts;
                 no packet is lost (the new key is announced five seconds
@@ -476,6 +483,9 @@ const clusterUsage = `Usage: vxnet cluster members [--format table|json]
 func cmdCluster(std stdio, args []string) int {
 	if len(args) > 0 && args[0] == "rotate-keys" {
 		return cmdRotateKeys(std, args[1:])
+	}
+	if len(args) > 0 && args[0] == "store" {
+		return cmdClusterStore(std, args[1:])
 	}
 	if len(args) == 0 || args[0] != "members" {
 		fmt.Fprint(std.stderr, clusterUsage)
@@ -503,7 +513,7 @@ func cmdCluster(std stdio, args []string) int {
 		return printJSON(std, ms)
 	}
 	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tGOSSIP\tVTEP\tVERSION\tHOST KEY\t")
+	fmt.Fprintln(tw, "NAME\tGOSSIP\tVTEP\tVERSION\tSTORE\tHOST KEY\t")
 	for _, m := range ms {
 		self := ""
 		if m.Self {
@@ -513,9 +523,45 @@ func cmdCluster(std stdio, args []string) int {
 		if len(m.HostKey) > 12 {
 			key = m.HostKey[:12] + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.VTEP, m.Version, key, self)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.VTEP, m.Version, m.Store, key, self)
 	}
 	tw.Flush()
+	return 0
+}
+
+func cmdClusterStore(std stdio, args []string) int {
+	fs := newFlags(std, "cluster store", clusterUsage+"\nFlags:\n")
+	format := fs.String("format", "text", "output `FORMAT`: text or json")
+	if _, code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(std.stderr, "vxnet cluster store: --format %q: want text or json\n", *format)
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	st, err := client().Store(c)
+	if err != nil {
+		return fail(std, "cluster store", err)
+	}
+	if *format == "json" {
+		return printJSON(std, st)
+	}
+	state := "up"
+	if !st.Up {
+		state = "DOWN"
+	}
+	if !st.Since.IsZero() {
+		state += " since " + st.Since.Format(time.RFC3339)
+	}
+	fmt.Fprintf(std.stdout, "backend:    %s\nstate:      %s\nrows:       %d\n", st.Backend, state, st.Rows)
+	if st.Backend == "etcd" {
+		fmt.Fprintf(std.stdout, "endpoints:  %s\nprefix:     %s\nrevision:   %d\n", strings.Join(st.Endpoints, ","), st.Prefix, st.Revision)
+	}
+	if st.Error != "" {
+		fmt.Fprintf(std.stdout, "error:      %s\n", st.Error)
+	}
 	return 0
 }
 

@@ -6,6 +6,7 @@ package etcdtest
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -21,7 +22,20 @@ import (
 type Cluster struct {
 	t       testing.TB
 	bin     string
+	opts    Options
 	members []*member
+}
+
+// Options place a cluster somewhere other than the test's own loopback.
+type Options struct {
+	// Members is the cluster's size. Default 3.
+	Members int
+	// Netns, when set, is a network namespace (ip netns) the members run
+	// in, listening on Host: an end-to-end lab's underlay, say.
+	Netns string
+	// Host is the address members listen on. Default 127.0.0.1 (with a
+	// free port each); in Netns, ports from 2379 up.
+	Host string
 }
 
 type member struct {
@@ -54,21 +68,41 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// Start starts an n-member cluster and waits until every member answers;
-// it is stopped (kill -9) and its directories removed when t ends.
+// Start starts an n-member cluster on loopback and waits until every
+// member answers; it is stopped (kill -9) and its directories removed when
+// t ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: Binary(t)}
+	return StartWith(t, Options{Members: n})
+}
+
+// StartWith starts a cluster as opts say; see Start.
+func StartWith(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Members == 0 {
+		opts.Members = 3
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	n := opts.Members
+	c := &Cluster{t: t, bin: Binary(t), opts: opts}
 	dir := t.TempDir()
+	port := func(i int) int {
+		if opts.Netns != "" {
+			return 2379 + i
+		}
+		return freePort(t)
+	}
 	token := fmt.Sprintf("vxnet-test-%d-%d", os.Getpid(), time.Now().UnixNano())
 	var initial []string
 	peers := make([]string, n)
 	for i := range n {
-		peers[i] = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		peers[i] = fmt.Sprintf("http://%s:%d", opts.Host, port(2*i+1))
 		initial = append(initial, fmt.Sprintf("m%d=%s", i, peers[i]))
 	}
 	for i := range n {
-		m := &member{name: fmt.Sprintf("m%d", i), clientURL: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		m := &member{name: fmt.Sprintf("m%d", i), clientURL: fmt.Sprintf("http://%s:%d", opts.Host, port(2*i)),
 			logPath: filepath.Join(dir, fmt.Sprintf("m%d.log", i))}
 		m.args = []string{"--name", m.name, "--data-dir", filepath.Join(dir, m.name),
 			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
@@ -108,7 +142,11 @@ func (c *Cluster) Start(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command(c.bin, m.args...)
+	argv := append([]string{c.bin}, m.args...)
+	if c.opts.Netns != "" {
+		argv = append([]string{"ip", "netns", "exec", c.opts.Netns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -141,15 +179,27 @@ func (c *Cluster) killAll() {
 
 // Healthy reports whether member i answers its health check.
 func (c *Cluster) Healthy(i int) bool {
-	cl := http.Client{Timeout: time.Second}
-	resp, err := cl.Get(c.members[i].clientURL + "/health")
-	if err != nil {
-		return false
+	url := c.members[i].clientURL + "/health"
+	var body []byte
+	if c.opts.Netns != "" {
+		out, err := exec.Command("ip", "netns", "exec", c.opts.Netns, "curl", "-s", "-m", "1", url).Output()
+		if err != nil {
+			return false
+		}
+		body = out
+	} else {
+		cl := http.Client{Timeout: time.Second}
+		resp, err := cl.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return false
+		}
+		body, _ = io.ReadAll(io.LimitReader(resp.Body, 256))
 	}
-	defer resp.Body.Close()
-	var b [64]byte
-	n, _ := resp.Body.Read(b[:])
-	return resp.StatusCode == 200 && strings.Contains(string(b[:n]), `"true"`)
+	return strings.Contains(string(body), `"health":"true"`)
 }
 
 // WaitHealthy waits until every running member is healthy (a leader is

@@ -1,4 +1,4 @@
-// Package kvstable adapts the kvs gossip backend to ipam.Table: IPAM's
+// Package kvstable adapts a kvs backend to ipam.Table: IPAM's
 // rows ride on the replicated tables, its subnet claims in a cluster table
 // (they outlive their creator), its blocks and wishes in a host-scoped one.
 package kvstable
@@ -34,13 +34,13 @@ func ipamTableOf(key string) string {
 	return TableName
 }
 
-// Table adapts the gossip kvs backend to ipam.Table. It keeps its own
+// Table adapts a kvs backend to ipam.Table. It keeps its own
 // index of the ipam rows, fed by a kvs watch and by this host's own writes
 // at once (ipam relies on reading its own writes), grouped by the key's
 // first two parts so that ipam's per-network listings touch only that
 // network's rows. Run must be running for other hosts' rows to show.
 type Table struct {
-	kv *kvs.Gossip
+	kv kvs.Tables
 
 	mu       sync.Mutex
 	rows     map[string]map[string]ipam.Row // "kind/network/" → key → row
@@ -50,8 +50,8 @@ type Table struct {
 
 var _ ipam.Table = (*Table)(nil)
 
-// New returns the ipam.Table view of a kvs backend.
-func New(kv *kvs.Gossip) *Table {
+// New returns the ipam.Table view of a kvs backend (gossip or etcd).
+func New(kv kvs.Tables) *Table {
 	t := &Table{kv: kv, rows: map[string]map[string]ipam.Row{}}
 	for _, table := range []string{TableName, ClaimsTableName} {
 		for _, e := range kv.List(table) {

@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/internal/etcdtest"
+	"github.com/vxnet/vxnet/internal/testutil"
+)
+
+// etcdCluster is a lab whose agents keep the tables in a 3-member etcd
+// cluster (Debian's etcd-server) running in the underlay bridge's
+// namespace, at UNDERLAY.250, ports 2379, 2381 and 2383.
+func (l *lab) etcdCluster(underlay string, names ...string) (*cluster, *etcdtest.Cluster) {
+	l.t.Helper()
+	etcdtest.Binary(l.t)
+	host := underlay + ".250"
+	eps := fmt.Sprintf("http://%s:2379,http://%s:2381,http://%s:2383", host, host, host)
+	var ec *etcdtest.Cluster
+	l.beforeAgents = func(br string) {
+		l.run("ip", "-n", br, "addr", "add", host+"/24", "dev", "br0")
+		ec = etcdtest.StartWith(l.t, etcdtest.Options{Netns: br, Host: host})
+		if got := strings.Join(ec.Endpoints(), ","); got != eps {
+			l.t.Fatalf("etcd's endpoints %s, want %s", got, eps)
+		}
+	}
+	defer func() { l.beforeAgents = nil }()
+	c := l.clusterWith(underlay, []string{"--store", "etcd", "--etcd-endpoints", eps, "--etcd-lease-ttl", "4s"}, names...)
+	return c, ec
+}
+
+type storeJSON struct {
+	Backend   string
+	Up        bool
+	Error     string
+	Endpoints []string
+	Prefix    string
+	Revision  int64
+}
+
+func (c *cluster) store(host string) storeJSON {
+	c.l.t.Helper()
+	out := c.cli(host, "cluster", "store", "--format", "json")
+	var st storeJSON
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		c.l.t.Fatalf("cluster store: %v\n%s", err, out)
+	}
+	return st
+}
+
+// TestEtcd_labStoreDownAndBack: three hosts keeping their tables in etcd.
+// Containers on every host reach each other by name; the rows are in
+// etcd. With every etcd member down for 30 s the containers keep
+// reaching each other, every host reports the store down, and a change
+// fails with "unavailable"; once etcd is back a new container joins and
+// every host agrees. A host killed with kill -9 has its rows go with its
+// lease, and takes them back when it restarts. An agent started with the
+// gossip store in this cluster says so and exits.
+func TestEtcd_labStoreDownAndBack(t *testing.T) {
+	l := newLab(t)
+	c, ec := l.etcdCluster("198.18.61", "h1", "h2", "h3")
+	hosts := []string{"h1", "h2", "h3"}
+	c.cli("h1", "network", "create", "--subnet", "10.61.0.0/24", "web")
+	ns := map[string]string{}
+	for i, h := range hosts {
+		name := fmt.Sprintf("c%d", i+1)
+		c.waitNetwork(h, "web")
+		ns[name] = l.netns(name)
+		c.cli(h, "endpoint", "create", "--network", "web", "--name", name, "--netns", ns[name])
+	}
+	for _, from := range []string{"c1", "c2", "c3"} {
+		for _, to := range []string{"c1", "c2", "c3"} {
+			if from != to {
+				l.waitPing(from+" to reach "+to+" by name", ns[from], to)
+			}
+		}
+	}
+	for _, h := range hosts {
+		if st := c.store(h); st.Backend != "etcd" || !st.Up || st.Prefix != "/vxnet" || st.Revision == 0 {
+			t.Errorf("%s: store %+v, want etcd, up, at /vxnet", h, st)
+		}
+	}
+	if out := c.cli("h2", "cluster", "members"); strings.Count(out, " etcd ") != 3 {
+		t.Errorf("cluster members does not show etcd for all three hosts:\n%s", out)
+	}
+	keys := l.run("ip", "netns", "exec", l.prefix+"-br", "etcdctl", "--endpoints", strings.Join(ec.Endpoints(), ","),
+		"get", "--prefix", "--keys-only", "/vxnet/rows/")
+	for _, want := range []string{"/vxnet/rows/networks/web%2Fh1/h1", "/vxnet/rows/endpoints/web%2Fc3/h3"} {
+		if !strings.Contains(keys, want) {
+			t.Errorf("etcd holds no %s; its keys:\n%s", want, keys)
+		}
+	}
+
+	// Every member down for 30 s.
+	for i := range 3 {
+		ec.Kill(i)
+	}
+	testutil.WaitFor(t, "every host to report the store down", 30*time.Second, func() bool {
+		for _, h := range hosts {
+			if c.store(h).Up {
+				return false
+			}
+		}
+		return true
+	})
+	out, err := c.tryCLI("h2", "network", "create", "--subnet", "10.62.0.0/24", "during")
+	if err == nil || !strings.Contains(out, "unavailable") {
+		t.Errorf("network create with etcd down: %v\n%s\nwant it refused as unavailable", err, out)
+	}
+	c3 := addrOf(t, c.endpoints("h1")["c3"]).String()
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
+		for _, p := range [][2]string{{"c1", c3}, {"c2", "c1"}, {"c3", "c2"}} {
+			if out, err := l.tryIn(ns[p[0]], "ping", "-c", "1", "-W", "2", p[1]); err != nil {
+				t.Fatalf("with etcd down, %s cannot reach %s: %v\n%s", p[0], p[1], err, out)
+			}
+		}
+	}
+	for i := range 3 {
+		ec.Start(i)
+	}
+	ec.WaitHealthy()
+	testutil.WaitFor(t, "every host to report the store up again", 60*time.Second, func() bool {
+		for _, h := range hosts {
+			if !c.store(h).Up {
+				return false
+			}
+		}
+		return true
+	})
+	ns["c4"] = l.netns("c4")
+	c.cli("h2", "endpoint", "create", "--network", "web", "--name", "c4", "--netns", ns["c4"])
+	l.waitPing("c1 to reach c4, made after etcd came back", ns["c1"], "c4")
+	c.agree(hosts...)
+	for _, h := range hosts {
+		c.checkAddresses(h)
+	}
+
+	// kill -9: h3's rows go with its lease (4 s), not before.
+	c.kill9("h3")
+	testutil.WaitFor(t, "c3 to leave h1's tables once h3's lease expired", 30*time.Second, func() bool {
+		_, listed := c.endpoints("h1")["c3"]
+		return !listed
+	})
+
+	// An agent with the gossip store in this cluster refuses to run.
+	h := c.hosts["h3"]
+	argv := append(h.enter(), vxnetBin, "agent", "--name", "h3x", "--advertise-addr", h.addr, "--data-dir", filepath.Join(l.dir, "h3x-data"),
+		"--api-socket", filepath.Join(l.dir, "h3x.sock"), "--docker-plugin", "off", "--profile", "fast", "--dns-upstream", "none",
+		"--join", c.hosts["h1"].addr+":7946")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wrong, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if err == nil || !strings.Contains(string(wrong), "keeps the tables in etcd") || !strings.Contains(string(wrong), "--store etcd") {
+		t.Errorf("a gossip agent joining an etcd cluster: %v\n%s\nwant it to exit naming the cluster's store", err, wrong)
+	}
+	os.RemoveAll(filepath.Join(l.dir, "h3x-data"))
+
+	// Back with its state: its endpoint comes back and is reachable.
+	c.start("h3", c.hosts["h1"].addr+":7946")
+	c.waitMembers(hosts, 3)
+	l.waitPing("c1 to reach c3 after h3 restarted", ns["c1"], "c3")
+	c.agree(hosts...)
+}
