@@ -19,6 +19,8 @@
 //	GET    /v1/cluster/members       → []Member
 //	POST   /v1/cluster/rotate-keys   → KeyRotation (this host's session key)
 //	GET    /v1/cluster/store         → StoreStatus
+//	GET    /v1/store/export          → StoreDump (every row this host sees)
+//	POST   /v1/store/import          StoreDump → StoreImport (the cluster tables' rows not there yet)
 //
 // Request bodies are one JSON object, decoded strictly: a field name must
 // be spelled as documented, case included, an unknown field or a key given
@@ -30,6 +32,7 @@
 package api
 
 import (
+	"encoding/json"
 	"sort"
 	"time"
 )
@@ -267,6 +270,57 @@ type StoreStatus struct {
 	Prefix    string    `json:"prefix,omitempty"`    // etcd: where the tables are
 	Revision  int64     `json:"revision,omitempty"`  // etcd: the revision this host has seen
 	Rows      int       `json:"rows"`                // rows this host holds, every owner's
+}
+
+// StoreDumpFormat names the layout of a StoreDump.
+const StoreDumpFormat = "vxnet-tables/1"
+
+// StoreDump is the cluster's tables as a file: `vxnet store export`
+// writes it (from an agent, or from etcd), `vxnet store import` reads it.
+type StoreDump struct {
+	Format   string     `json:"format"` // StoreDumpFormat
+	Store    string     `json:"store"`  // where it was read: gossip or etcd
+	Exported time.Time  `json:"exported"`
+	Rows     []StoreRow `json:"rows"`
+}
+
+// StoreRow is one row of a StoreDump: its value as JSON where it is JSON
+// (every table's today), else in base64.
+type StoreRow struct {
+	Table  string          `json:"table"`
+	Key    string          `json:"key"`
+	Owner  string          `json:"owner"` // the host that wrote it
+	Value  json.RawMessage `json:"value,omitempty"`
+	Base64 []byte          `json:"base64,omitempty"`
+}
+
+// NewStoreRow makes a row of a dump.
+func NewStoreRow(table, key, owner string, value []byte) StoreRow {
+	r := StoreRow{Table: table, Key: key, Owner: owner}
+	if json.Valid(value) {
+		r.Value = append(json.RawMessage(nil), value...)
+	} else {
+		r.Base64 = append([]byte(nil), value...)
+	}
+	return r
+}
+
+// Bytes is the row's value as the tables hold it.
+func (r StoreRow) Bytes() []byte {
+	if r.Value != nil {
+		return r.Value
+	}
+	return r.Base64
+}
+
+// StoreImport says what an import did with a dump's rows.
+type StoreImport struct {
+	Written int `json:"written"` // rows written
+	Present int `json:"present"` // already in the tables: left alone
+	// HostRows are rows of one host (endpoints, address blocks): not
+	// imported, since each host writes its own from its state file.
+	HostRows int      `json:"hostRows"`
+	Refused  []string `json:"refused,omitempty"` // bad rows, each with why
 }
 
 // KeyRotation is a rotation of this host's session key: every key of its

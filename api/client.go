@@ -115,6 +115,18 @@ func (c *Client) RemoveEndpoint(ctx context.Context, network, name string) error
 }
 
 // Members lists the cluster's live members.
+// ExportStore returns every row the agent's host sees.
+func (c *Client) ExportStore(ctx context.Context) (StoreDump, error) {
+	var out StoreDump
+	return out, c.do(ctx, http.MethodGet, "/v1/store/export", nil, &out)
+}
+
+// ImportStore writes a dump's cluster rows that are not there yet.
+func (c *Client) ImportStore(ctx context.Context, d StoreDump) (StoreImport, error) {
+	var out StoreImport
+	return out, c.do(ctx, http.MethodPost, "/v1/store/import", d, &out)
+}
+
 // Store returns the state of the tables' store.
 func (c *Client) Store(ctx context.Context) (StoreStatus, error) {
 	var out StoreStatus

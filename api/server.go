@@ -34,6 +34,10 @@ type Backend interface {
 	Members() []Member
 	// Store is the state of the tables' store.
 	Store() StoreStatus
+	// ExportStore returns every row this host sees.
+	ExportStore() StoreDump
+	// ImportStore writes a dump's cluster rows that are not there yet.
+	ImportStore(d StoreDump) (StoreImport, error)
 	// RotateKeys starts a rotation of this host's session key.
 	RotateKeys(ctx context.Context) (KeyRotation, error)
 }
@@ -139,6 +143,17 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("GET /v1/cluster/store", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Store())
 	})
+	mux.HandleFunc("GET /v1/store/export", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.ExportStore())
+	})
+	mux.HandleFunc("POST /v1/store/import", func(w http.ResponseWriter, r *http.Request) {
+		var d StoreDump
+		if !readJSONUpTo(w, r, &d, maxImport) {
+			return
+		}
+		res, err := b.ImportStore(d)
+		reply(w, http.StatusOK, res, err)
+	})
 	mux.HandleFunc("POST /v1/cluster/rotate-keys", func(w http.ResponseWriter, r *http.Request) {
 		k, err := b.RotateKeys(r.Context())
 		reply(w, http.StatusAccepted, k, err)
@@ -166,12 +181,20 @@ func notFound(field, format string, args ...any) *Error {
 // trailing data are bad requests naming the field; a body over maxBody is
 // 413, naming the limit.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	return readJSONUpTo(w, r, v, maxBody)
+}
+
+// maxImport bounds the body of a store import: a whole cluster's tables.
+const maxImport = 256 << 20
+
+// readJSONUpTo is readJSON with a limit of its own.
+func readJSONUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, &Error{Code: CodeTooLarge,
-				Message: fmt.Sprintf("request body over %d bytes (1 MiB), the API's limit", tooBig.Limit)})
+				Message: fmt.Sprintf("request body over %d bytes (%d MiB), the API's limit", tooBig.Limit, tooBig.Limit>>20)})
 			return false
 		}
 		writeError(w, &Error{Code: CodeBadRequest, Message: "reading the request body: " + err.Error()})

@@ -43,11 +43,15 @@ func (f *fakeBackend) called() []string {
 	return append([]string(nil), f.calls...)
 }
 
-func (f *fakeBackend) Networks() []Network   { return f.networks }
-func (f *fakeBackend) Endpoints() []Endpoint { return f.endpoints }
-func (f *fakeBackend) Services() []Service   { return f.services }
-func (f *fakeBackend) Members() []Member     { return f.members }
-func (f *fakeBackend) Store() StoreStatus    { return StoreStatus{Backend: "gossip", Up: true} }
+func (f *fakeBackend) Networks() []Network    { return f.networks }
+func (f *fakeBackend) Endpoints() []Endpoint  { return f.endpoints }
+func (f *fakeBackend) Services() []Service    { return f.services }
+func (f *fakeBackend) Members() []Member      { return f.members }
+func (f *fakeBackend) Store() StoreStatus     { return StoreStatus{Backend: "gossip", Up: true} }
+func (f *fakeBackend) ExportStore() StoreDump { return StoreDump{Format: StoreDumpFormat} }
+func (f *fakeBackend) ImportStore(StoreDump) (StoreImport, error) {
+	return StoreImport{}, nil
+}
 func (f *fakeBackend) RotateKeys(context.Context) (KeyRotation, error) {
 	return KeyRotation{}, &Error{Code: CodeConflict, Message: "a key rotation is under way"}
 }

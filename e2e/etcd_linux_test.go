@@ -20,6 +20,15 @@ import (
 // namespace, at UNDERLAY.250, ports 2379, 2381 and 2383.
 func (l *lab) etcdCluster(underlay string, names ...string) (*cluster, *etcdtest.Cluster) {
 	l.t.Helper()
+	c, ec, _ := l.clusterBesideEtcd(underlay, true, names...)
+	return c, ec
+}
+
+// clusterBesideEtcd is a lab with etcd running as etcdCluster's does; its
+// agents keep their tables in it when inEtcd, else in gossip. flags are
+// the agent flags that use that etcd.
+func (l *lab) clusterBesideEtcd(underlay string, inEtcd bool, names ...string) (*cluster, *etcdtest.Cluster, []string) {
+	l.t.Helper()
 	etcdtest.Binary(l.t)
 	host := underlay + ".250"
 	eps := fmt.Sprintf("http://%s:2379,http://%s:2381,http://%s:2383", host, host, host)
@@ -32,8 +41,12 @@ func (l *lab) etcdCluster(underlay string, names ...string) (*cluster, *etcdtest
 		}
 	}
 	defer func() { l.beforeAgents = nil }()
-	c := l.clusterWith(underlay, []string{"--store", "etcd", "--etcd-endpoints", eps, "--etcd-lease-ttl", "4s"}, names...)
-	return c, ec
+	flags := []string{"--store", "etcd", "--etcd-endpoints", eps, "--etcd-lease-ttl", "4s"}
+	var extra []string
+	if inEtcd {
+		extra = flags
+	}
+	return l.clusterWith(underlay, extra, names...), ec, flags
 }
 
 type storeJSON struct {
@@ -167,4 +180,51 @@ func TestEtcd_labStoreDownAndBack(t *testing.T) {
 	c.waitMembers(hosts, 3)
 	l.waitPing("c1 to reach c3 after h3 restarted", ns["c1"], "c3")
 	c.agree(hosts...)
+}
+
+// TestEtcd_moveFromGossip: a gossip cluster's tables exported, the agents
+// stopped, the dump imported into etcd, the agents started with the etcd
+// store: the networks, services and endpoints are all there, containers
+// reach each other by name and by the service's VIP, and importing again
+// writes nothing.
+func TestEtcd_moveFromGossip(t *testing.T) {
+	l := newLab(t)
+	c, ec, flags := l.clusterBesideEtcd("198.18.62", false, "h1", "h2")
+	c.cli("h1", "network", "create", "--subnet", "10.63.0.0/24", "web")
+	ns := map[string]string{}
+	for i, h := range []string{"h1", "h2"} {
+		name := fmt.Sprintf("m%d", i+1)
+		c.waitNetwork(h, "web")
+		ns[name] = l.netns(name)
+		c.cli(h, "endpoint", "create", "--network", "web", "--name", name, "--netns", ns[name], "--service", "api")
+	}
+	c.cli("h1", "service", "create", "--network", "web", "--vip", "10.63.0.200", "api")
+	l.waitPing("m1 to reach m2", ns["m1"], "m2")
+	c.agree("h1", "h2")
+	dump := filepath.Join(l.dir, "tables.json")
+	c.cli("h2", "store", "export", "--file", dump)
+	before := c.networks("h2")["web"]
+
+	c.stop("h1")
+	c.stop("h2")
+	imp := l.in(l.prefix+"-br", vxnetBin, "store", "import", dump, "--etcd-endpoints", strings.Join(ec.Endpoints(), ","))
+	if !strings.Contains(imp, "rows written") || strings.HasPrefix(imp, "0 rows written") {
+		t.Fatalf("import wrote nothing:\n%s", imp)
+	}
+	c.startWith("h1", "", flags...)
+	c.startWith("h2", c.hosts["h1"].addr+":7946", flags...)
+	c.waitMembers([]string{"h1", "h2"}, 2)
+	c.agree("h1", "h2")
+	if after := c.networks("h1")["web"]; after.Subnet != before.Subnet || after.VNI != before.VNI || after.Creator != before.Creator {
+		t.Errorf("network web after the move %+v, before %+v", after, before)
+	}
+	l.waitPing("m1 to reach m2 by name on the etcd store", ns["m1"], "m2")
+	l.waitPing("m2 to reach the service's VIP", ns["m2"], "10.63.0.200")
+	if st := c.store("h2"); st.Backend != "etcd" || !st.Up {
+		t.Errorf("store after the move: %+v", st)
+	}
+	again := l.in(l.prefix+"-br", vxnetBin, "store", "import", dump, "--etcd-endpoints", strings.Join(ec.Endpoints(), ","))
+	if !strings.HasPrefix(again, "0 rows written") {
+		t.Errorf("importing again wrote rows:\n%s", again)
+	}
 }

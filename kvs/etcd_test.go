@@ -32,7 +32,7 @@ func etcdSuite(t *testing.T, n int, ecfg EtcdConfig) (*suite, *etcdtest.Cluster)
 	return newSuite(t, b, n, suiteConfig()), ec
 }
 
-func etcdClient(t *testing.T, ec *etcdtest.Cluster) *clientv3.Client {
+func testEtcdClient(t *testing.T, ec *etcdtest.Cluster) *clientv3.Client {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestEtcd_memberKilledDuringWritesLosesNothing(t *testing.T) {
 // is refused with an error that names it.
 func TestEtcd_foreignKeysAndPrefix(t *testing.T) {
 	s, ec := etcdSuite(t, 1, EtcdConfig{})
-	cli := etcdClient(t, ec)
+	cli := testEtcdClient(t, ec)
 	ctx := context.Background()
 	prefix := suitePrefix(t)
 	for _, k := range []string{"/rows/x", "/rows/t/k", "/rows/t/k/o/extra", "/rows/%zz/k/o"} {
@@ -177,5 +177,38 @@ func TestEtcdConfig_validate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want an error with %s", c.cfg, err, c.want)
 		}
+	}
+}
+
+// Export reads back what the hosts wrote; import into another prefix
+// writes the rows that are not there yet and leaves the others alone.
+func TestEtcd_exportImport(t *testing.T) {
+	s, ec := etcdSuite(t, 2, EtcdConfig{})
+	mustPut(t, s.nodes[0], "networks", "web/node00", "n")
+	mustPut(t, s.nodes[1], "endpoints", "web/c1", "e")
+	s.waitConverged(2)
+	ctx := context.Background()
+	rows, skipped, err := ExportEtcd(ctx, EtcdConfig{Endpoints: ec.Endpoints(), Prefix: suitePrefix(t)}, suiteConfig())
+	if err != nil || skipped != 0 || len(rows) != 2 {
+		t.Fatalf("export: %v rows %v skipped %d", err, rows, skipped)
+	}
+	other := EtcdConfig{Endpoints: ec.Endpoints(), Prefix: suitePrefix(t) + "-copy"}
+	if w, p, err := ImportEtcd(ctx, other, rows[:1]); err != nil || w != 1 || p != 0 {
+		t.Fatalf("import: written %d present %d: %v", w, p, err)
+	}
+	if w, p, err := ImportEtcd(ctx, other, rows); err != nil || w != 1 || p != 1 {
+		t.Fatalf("import again: written %d present %d (want 1 and 1): %v", w, p, err)
+	}
+	back, _, err := ExportEtcd(ctx, other, suiteConfig())
+	if err != nil || len(back) != 2 {
+		t.Fatalf("export of the copy: %v %v", back, err)
+	}
+	for i := range back {
+		if back[i].Table != rows[i].Table || back[i].Key != rows[i].Key || back[i].Owner != rows[i].Owner || string(back[i].Value) != string(rows[i].Value) {
+			t.Errorf("row %d: copied %v, want %v", i, back[i], rows[i])
+		}
+	}
+	if _, _, err := ImportEtcd(ctx, other, []Entry{{Table: "t", Key: "", Owner: "x"}}); err == nil || !strings.Contains(err.Error(), "key") {
+		t.Errorf("a row with no key: %v", err)
 	}
 }

@@ -264,7 +264,7 @@ func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Pr
 	default:
 		return advertise, nil, 0, &Error{"profile", c.Profile, "want lan or fast"}
 	}
-	if err := c.checkStore(); err != nil {
+	if err := c.CheckStore(); err != nil {
 		return advertise, nil, 0, err
 	}
 	if c.MTU < 576 || c.MTU > 9000 {
@@ -283,7 +283,8 @@ const (
 	StoreEtcd   = "etcd"
 )
 
-func (c *Config) checkStore() error {
+// CheckStore checks the store flags (--store, --etcd-*): errors name the flag.
+func (c *Config) CheckStore() error {
 	switch c.Store {
 	case "", StoreGossip:
 		for _, f := range []struct{ name, v string }{{"etcd-endpoints", strings.Join(c.EtcdEndpoints, ",")}, {"etcd-prefix", c.EtcdPrefix},

@@ -22,7 +22,8 @@ Commands:
   endpoint    attach containers' network namespaces to networks
   run         run a command in a new namespace attached to a network (a container without a runtime)
   service     services: a name and a virtual IP over many endpoints
-  cluster     the cluster's members
+  cluster     the cluster's members and the store of its tables
+  store       export the cluster's tables, import them (into etcd, say)
   lab         a whole cluster in network namespaces on this machine: up, demo, status, down
   dataplane   run the VXLAN switch alone from a static JSON file (debugging, interop, demo)
   bench       measure: the data plane against the kernel's VXLAN, the control plane
@@ -84,6 +85,8 @@ func run(std stdio, args []string) int {
 		return cmdLab(std, args[1:])
 	case "service":
 		return cmdService(std, args[1:])
+	case "store":
+		return cmdStore(std, args[1:])
 	case "dataplane":
 		return cmdDataplane(std, args[1:])
 	case "bench":
