@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/gossip/memnet"
+	"github.com/vxnet/vxnet/internal/etcdrun"
 	"github.com/vxnet/vxnet/kvs"
 )
 
@@ -22,6 +24,17 @@ type GossipScenario struct {
 	Loss    float64        // packet loss on the in-memory network, 0-1
 	Churn   bool           // other nodes keep writing and deleting meanwhile
 	Profile gossip.Profile // memberlist timings
+	// Etcd, when set, keeps the tables in this etcd cluster (client
+	// URLs) instead of gossip; gossip then only carries membership.
+	Etcd []string
+}
+
+// etcdPrefixes makes every scenario's etcd prefix its own.
+var etcdPrefixes atomic.Uint64
+
+// etcdPrefix is a fresh prefix for one cluster of a benchmark.
+func etcdPrefix() string {
+	return fmt.Sprintf("/vxnet-bench/%d-%d", time.Now().UnixNano(), etcdPrefixes.Add(1))
 }
 
 // GossipResult is what a scenario measured. Latency is, per tracked put,
@@ -40,7 +53,7 @@ type GossipResult struct {
 type cluster struct {
 	net   *memnet.Network
 	names []string
-	nodes []*kvs.Gossip
+	nodes []kvs.Tables
 
 	mu    sync.Mutex
 	seen  []map[string]time.Time // per node: key -> first put event
@@ -48,9 +61,11 @@ type cluster struct {
 	stops []func()
 }
 
-// newCluster starts n nodes on net and waits until they all see each other.
-func newCluster(net *memnet.Network, n int, profile gossip.Profile) (*cluster, error) {
+// newCluster starts n nodes on net and waits until they all see each
+// other; with etcd endpoints, their tables are in etcd.
+func newCluster(net *memnet.Network, n int, profile gossip.Profile, etcd []string) (*cluster, error) {
 	c := &cluster{net: net}
+	prefix := etcdPrefix()
 	var seedAddr string
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("n%03d", i)
@@ -64,7 +79,14 @@ func newCluster(net *memnet.Network, n int, profile gossip.Profile) (*cluster, e
 		if profile == gossip.ProfileFast {
 			kc = kvs.FastTimings()
 		}
-		g, err := kvs.NewGossip(kc, gc)
+		var g kvs.Tables
+		var err error
+		if len(etcd) > 0 {
+			// A lease as short as the fast profile's failure detection.
+			g, err = kvs.NewEtcd(kc, kvs.EtcdConfig{Endpoints: etcd, Prefix: prefix, LeaseTTL: 3 * time.Second}, gc)
+		} else {
+			g, err = kvs.NewGossip(kc, gc)
+		}
 		if err != nil {
 			c.close()
 			return nil, err
@@ -82,7 +104,7 @@ func newCluster(net *memnet.Network, n int, profile gossip.Profile) (*cluster, e
 		}
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for !c.allSee(n) {
+	for !c.allSee(n) || !c.allUp() {
 		if time.Now().After(deadline) {
 			c.close()
 			return nil, fmt.Errorf("bench: %d nodes did not find each other in 60s", n)
@@ -96,7 +118,7 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-func (c *cluster) watch(i int, g *kvs.Gossip) {
+func (c *cluster) watch(i int, g kvs.Tables) {
 	_, events, cancel := g.Watch("")
 	c.stops = append(c.stops, cancel)
 	go func() {
@@ -118,6 +140,15 @@ func (c *cluster) watch(i int, g *kvs.Gossip) {
 func (c *cluster) allSee(n int) bool {
 	for _, g := range c.nodes {
 		if g.Node().NumMembers() != n {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *cluster) allUp() bool {
+	for _, g := range c.nodes {
+		if !g.Health().Up {
 			return false
 		}
 	}
@@ -179,7 +210,7 @@ func RunGossip(ctx context.Context, s GossipScenario) (GossipResult, error) {
 		name = fmt.Sprintf("%s churn, %.0f%% loss", s.Profile, s.Loss*100)
 	}
 	res := GossipResult{Scenario: name, Nodes: s.Nodes}
-	c, err := newCluster(memnet.NewNetwork(int64(s.Nodes)), s.Nodes, s.Profile)
+	c, err := newCluster(memnet.NewNetwork(int64(s.Nodes)), s.Nodes, s.Profile, s.Etcd)
 	if err != nil {
 		return res, err
 	}
@@ -198,7 +229,7 @@ func RunGossip(ctx context.Context, s GossipScenario) (GossipResult, error) {
 		// a put and, shortly after, a delete, every 100 ms each.
 		for w := 0; w < max(1, s.Nodes/10); w++ {
 			churn.Add(1)
-			go func(g *kvs.Gossip, w int) {
+			go func(g kvs.Tables, w int) {
 				defer churn.Done()
 				t := time.NewTicker(100 * time.Millisecond)
 				defer t.Stop()
@@ -259,8 +290,10 @@ func RunGossip(ctx context.Context, s GossipScenario) (GossipResult, error) {
 
 // RunFailover kills one node (its network goes silent, as on power loss)
 // and measures how long until every other node has withdrawn its row.
-func RunFailover(ctx context.Context, nodes int, profile gossip.Profile) (time.Duration, error) {
-	c, err := newCluster(memnet.NewNetwork(int64(nodes)+1), nodes, profile)
+// With etcd endpoints the tables are in etcd and the node's row goes with
+// its lease (3 s).
+func RunFailover(ctx context.Context, nodes int, profile gossip.Profile, etcd []string) (time.Duration, error) {
+	c, err := newCluster(memnet.NewNetwork(int64(nodes)+1), nodes, profile, etcd)
 	if err != nil {
 		return 0, err
 	}
@@ -291,6 +324,9 @@ func RunFailover(ctx context.Context, nodes int, profile gossip.Profile) (time.D
 	}
 	killed := time.Now()
 	c.net.Kill(c.names[victim])
+	if len(etcd) > 0 {
+		c.nodes[victim].Close() // it stops renewing its lease, as on power loss
+	}
 	deadline := killed.Add(2 * time.Minute)
 	for {
 		last, missing := c.lastSeen("victim", others, true)
@@ -322,3 +358,89 @@ const (
 	ProfileLAN  = gossip.ProfileLAN
 	ProfileFast = gossip.ProfileFast
 )
+
+// WritesResult is a write-throughput measurement: Writers nodes putting
+// rows one after the other, as fast as their store takes them.
+type WritesResult struct {
+	Nodes, Writers int
+	Puts           int           // puts that returned without error
+	PerSec         float64       // of them, per second, all writers together
+	PutP50, PutP99 time.Duration // how long one put took to return
+	// Visible is how long after the last put every node showed every
+	// row; Missing counts (row, node) pairs never seen.
+	Visible time.Duration
+	Missing int
+}
+
+// RunWrites has writers of a cluster of nodes put rows for d, then waits
+// until every node shows them all.
+func RunWrites(ctx context.Context, nodes, writers int, d time.Duration, etcd []string) (WritesResult, error) {
+	res := WritesResult{Nodes: nodes, Writers: writers}
+	c, err := newCluster(memnet.NewNetwork(int64(nodes)), nodes, gossip.ProfileFast, etcd)
+	if err != nil {
+		return res, err
+	}
+	defer c.close()
+	var mu sync.Mutex
+	var keys []string
+	var took []time.Duration
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for w := range writers {
+		wg.Add(1)
+		go func(g kvs.Tables) {
+			defer wg.Done()
+			// At most 20000 rows per writer: gossip takes puts faster
+			// than it can spread them to every node.
+			for k := 0; k < 20000 && time.Now().Before(end) && ctx.Err() == nil; k++ {
+				key := fmt.Sprintf("w%d-%d", w, k)
+				t0 := time.Now()
+				if _, err := g.Put("endpoints", key, []byte("v")); err != nil {
+					continue
+				}
+				mu.Lock()
+				keys, took = append(keys, key), append(took, time.Since(t0))
+				mu.Unlock()
+			}
+		}(c.nodes[w%nodes])
+	}
+	wg.Wait()
+	elapsed, last := time.Since(start), time.Now()
+	res.Puts, res.PerSec = len(keys), float64(len(keys))/elapsed.Seconds()
+	res.PutP50, _, res.PutP99, _ = percentiles(took)
+	all := make([]int, nodes)
+	for i := range all {
+		all[i] = i
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res.Missing = 0
+		var latest time.Time
+		for _, k := range keys {
+			t, missing := c.lastSeen(k, all, false)
+			res.Missing += missing
+			if t.After(latest) {
+				latest = t
+			}
+		}
+		if res.Missing == 0 {
+			res.Visible = max(0, latest.Sub(last))
+			return res, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return res, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// StartEtcd starts a 3-member etcd cluster on loopback from the etcd
+// binary (Debian's etcd-server), for the etcd store's scenarios.
+func StartEtcd() (endpoints []string, stop func(), err error) {
+	c, err := etcdrun.Start(etcdrun.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.Endpoints(), c.Close, nil
+}

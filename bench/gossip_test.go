@@ -44,7 +44,7 @@ func BenchmarkGossipFailover(b *testing.B) {
 	for _, n := range []int{10, 50, 100} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				d, err := RunFailover(context.Background(), n, gossip.ProfileFast)
+				d, err := RunFailover(context.Background(), n, gossip.ProfileFast, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

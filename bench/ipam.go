@@ -40,13 +40,13 @@ func IPAMTimings(c *ipam.GlobalConfig) {
 func NewIPAMSim(n int, loss float64, seed int64, tune func(*ipam.GlobalConfig)) (*IPAMSim, error) {
 	net := memnet.NewNetwork(seed)
 	net.SetLoss(loss)
-	return newIPAMSim(net, n, tune)
+	return newIPAMSim(net, n, tune, nil)
 }
 
 // newIPAMSim starts n hosts on net: a test passes a network it can also
-// split (gossiptest's).
-func newIPAMSim(net *memnet.Network, n int, tune func(*ipam.GlobalConfig)) (*IPAMSim, error) {
-	c, err := newCluster(net, n, gossip.ProfileFast)
+// split (gossiptest's). With etcd endpoints the tables are in etcd.
+func newIPAMSim(net *memnet.Network, n int, tune func(*ipam.GlobalConfig), etcd []string) (*IPAMSim, error) {
+	c, err := newCluster(net, n, gossip.ProfileFast, etcd)
 	if err != nil {
 		return nil, err
 	}
@@ -114,9 +114,9 @@ type IPAMFirstResult struct {
 
 // RunIPAMFirstAddress measures, on a cluster of n hosts, the time each
 // host takes to get its first address of a global network just created
-// on another.
-func RunIPAMFirstAddress(n int) (IPAMFirstResult, error) {
-	s, err := NewIPAMSim(n, 0, int64(n), nil)
+// on another; with etcd endpoints, with the tables in etcd.
+func RunIPAMFirstAddress(n int, etcd []string) (IPAMFirstResult, error) {
+	s, err := newIPAMSim(memnet.NewNetwork(int64(n)), n, nil, etcd)
 	if err != nil {
 		return IPAMFirstResult{}, err
 	}

@@ -26,7 +26,7 @@ func TestIPAMSim_lossyPartitionedNoDuplicates(t *testing.T) {
 	}
 	net := gossiptest.NewNetwork(7)
 	net.SetLoss(0.01)
-	s, err := newIPAMSim(net.Network, n, func(c *ipam.GlobalConfig) { c.DefaultBase, c.DefaultSize = "10.200.0.0/21", 24 })
+	s, err := newIPAMSim(net.Network, n, func(c *ipam.GlobalConfig) { c.DefaultBase, c.DefaultSize = "10.200.0.0/21", 24 }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func BenchmarkIPAMFirstAddress(b *testing.B) {
 	for _, n := range []int{3, 50} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			for range b.N {
-				r, err := RunIPAMFirstAddress(n)
+				r, err := RunIPAMFirstAddress(n, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

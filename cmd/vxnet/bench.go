@@ -94,16 +94,22 @@ installs them all).
 Flags:
 `
 
-const benchControlUsage = `Usage: vxnet bench control [--json FILE] [--quick] [--no-dns]
+const benchControlUsage = `Usage: vxnet bench control [--json FILE] [--quick] [--no-dns] [--store gossip|etcd|both]
 
-Runs the control plane's scenarios in this process and reports them together:
-  gossip     in-process clusters on an in-memory network (LAN profile, 100
+Runs the control plane's scenarios in this process and reports them together,
+for each store of the tables side by side: gossip (the default store) and
+etcd (a 3-member etcd cluster on loopback this command starts from the etcd
+binary, Debian's etcd-server; gossip then only carries membership):
+  convergence  in-process clusters on an in-memory network (LAN profile, 100
              tracked puts, one every 50 ms): time until a put is seen by every
              node, p50/p90/p99/max, and bytes each node sends per second.
              "churn + 1% loss": a tenth of the nodes write and delete a row every
              100 ms throughout, and 1% of packets are dropped
+  writes     a tenth of the nodes (at least one) put rows as fast as the store
+             takes them for 3 s: puts per second, how long a put takes, and
+             how long after the last put every node showed every row
   failover   a node goes silent: time until every other node has withdrawn its
-             rows (fast profile)
+             rows (fast profile; etcd: the node's 3 s lease)
   IPAM       a global network is created on one host: time until each host got
              its first address (the creator; the others' p50/p90/max)
   DNS        vxnet's DNS server and dnsmasq on loopback, 1000 names, dnsperf:
@@ -262,12 +268,14 @@ type controlReport struct {
 	Started  time.Time         `json:"started"`
 	Gossip   []gossipRow       `json:"gossip"`
 	Failover []failoverRow     `json:"failover"`
+	Writes   []writesRow       `json:"writes"`
 	IPAM     []ipamRow         `json:"ipam"`
 	DNS      []dnsRow          `json:"dns,omitempty"`
 	Errors   map[string]string `json:"errors,omitempty"` // scenario -> why it could not run
 }
 
 type gossipRow struct {
+	Store           string  `json:"store"`
 	Nodes           int     `json:"nodes"`
 	Scenario        string  `json:"scenario"`
 	P50ms           float64 `json:"p50ms"`
@@ -279,16 +287,29 @@ type gossipRow struct {
 }
 
 type failoverRow struct {
+	Store       string  `json:"store"`
 	Nodes       int     `json:"nodes"`
 	WithdrawnMs float64 `json:"withdrawnMs"`
 }
 
 type ipamRow struct {
+	Store     string  `json:"store"`
 	Hosts     int     `json:"hosts"`
 	CreatorMs float64 `json:"creatorMs"`
 	P50ms     float64 `json:"p50ms"`
 	P90ms     float64 `json:"p90ms"`
 	MaxMs     float64 `json:"maxMs"`
+}
+
+type writesRow struct {
+	Store     string  `json:"store"`
+	Nodes     int     `json:"nodes"`
+	Writers   int     `json:"writers"`
+	PerSec    float64 `json:"putsPerSec"`
+	PutP50ms  float64 `json:"putP50ms"`
+	PutP99ms  float64 `json:"putP99ms"`
+	VisibleMs float64 `json:"visibleMs"`
+	Missing   int     `json:"missing"`
 }
 
 type dnsRow struct {
@@ -308,52 +329,97 @@ func cmdBenchControl(ctx context.Context, std stdio, args []string) int {
 	jsonPath := fs.String("json", "", "also write the report as JSON to `FILE`")
 	quick := fs.Bool("quick", false, "small scenarios only (10 nodes, 3 hosts, short DNS runs)")
 	noDNS := fs.Bool("no-dns", false, "skip the DNS comparison (needs dnsperf and dnsmasq)")
+	store := fs.String("store", "both", "the tables' `STORE` to measure: gossip, etcd (a 3-member etcd on loopback, from the etcd binary) or both, side by side")
 	if code, ok := parseBenchFlags(std, fs, args); !ok {
 		return code
 	}
+	if *store != "gossip" && *store != "etcd" && *store != "both" {
+		fmt.Fprintf(std.stderr, "vxnet bench control: --store %q: want gossip, etcd or both\n", *store)
+		return 2
+	}
 	r := controlReport{Started: time.Now().UTC(), Errors: map[string]string{}}
 	say := func(format string, a ...any) { fmt.Fprintf(std.stderr, format+"\n", a...) }
+	type backend struct {
+		name string
+		etcd []string
+	}
+	var backends []backend
+	if *store == "gossip" || *store == "both" {
+		backends = append(backends, backend{name: "gossip"})
+	}
+	if *store == "etcd" || *store == "both" {
+		say("etcd: starting a 3-member cluster on loopback…")
+		eps, stopEtcd, err := bench.StartEtcd()
+		switch {
+		case err != nil && *store == "both":
+			r.Errors["etcd"] = err.Error() + " (the gossip scenarios ran alone)"
+		case err != nil:
+			fmt.Fprintf(std.stderr, "vxnet bench control: --store etcd: %v\n", err)
+			return 1
+		default:
+			defer stopEtcd()
+			backends = append(backends, backend{name: "etcd", etcd: eps})
+		}
+	}
 	sizes := []int{10, 50}
 	if *quick {
 		sizes = []int{10}
 	}
 	for _, n := range sizes {
 		for _, churn := range []bool{false, true} {
-			sc := bench.GossipScenario{Nodes: n, Churn: churn}
-			if churn {
-				sc.Loss = 0.01
+			for _, be := range backends {
+				sc := bench.GossipScenario{Nodes: n, Churn: churn, Etcd: be.etcd}
+				if churn {
+					sc.Loss = 0.01
+				}
+				name := map[bool]string{false: "quiet", true: "churn + 1 % loss"}[churn]
+				say("convergence, %s: %d nodes, %s…", be.name, n, name)
+				g, err := bench.RunGossip(ctx, sc)
+				if err != nil {
+					r.Errors[fmt.Sprintf("convergence %s %d %s", be.name, n, name)] = err.Error()
+					continue
+				}
+				r.Gossip = append(r.Gossip, gossipRow{be.name, n, name, ms(g.P50), ms(g.P90), ms(g.P99), ms(g.Max), g.Missing, g.BytesPerNodeSec})
 			}
-			name := map[bool]string{false: "quiet", true: "churn + 1 % loss"}[churn]
-			say("gossip: %d nodes, %s…", n, name)
-			g, err := bench.RunGossip(ctx, sc)
-			if err != nil {
-				r.Errors[fmt.Sprintf("gossip %d %s", n, name)] = err.Error()
-				continue
-			}
-			r.Gossip = append(r.Gossip, gossipRow{n, name, ms(g.P50), ms(g.P90), ms(g.P99), ms(g.Max), g.Missing, g.BytesPerNodeSec})
 		}
 	}
 	for _, n := range sizes {
-		say("failover: %d nodes…", n)
-		d, err := bench.RunFailover(ctx, n, bench.ProfileFast)
-		if err != nil {
-			r.Errors[fmt.Sprintf("failover %d", n)] = err.Error()
-			continue
+		for _, be := range backends {
+			writers := max(1, n/10)
+			say("writes, %s: %d nodes, %d writers…", be.name, n, writers)
+			w, err := bench.RunWrites(ctx, n, writers, 3*time.Second, be.etcd)
+			if err != nil {
+				r.Errors[fmt.Sprintf("writes %s %d", be.name, n)] = err.Error()
+				continue
+			}
+			r.Writes = append(r.Writes, writesRow{be.name, n, writers, w.PerSec, ms(w.PutP50), ms(w.PutP99), ms(w.Visible), w.Missing})
 		}
-		r.Failover = append(r.Failover, failoverRow{n, ms(d)})
+	}
+	for _, n := range sizes {
+		for _, be := range backends {
+			say("failover, %s: %d nodes…", be.name, n)
+			d, err := bench.RunFailover(ctx, n, bench.ProfileFast, be.etcd)
+			if err != nil {
+				r.Errors[fmt.Sprintf("failover %s %d", be.name, n)] = err.Error()
+				continue
+			}
+			r.Failover = append(r.Failover, failoverRow{be.name, n, ms(d)})
+		}
 	}
 	ipamSizes := []int{3, 50}
 	if *quick {
 		ipamSizes = []int{3}
 	}
 	for _, n := range ipamSizes {
-		say("IPAM first address: %d hosts…", n)
-		f, err := bench.RunIPAMFirstAddress(n)
-		if err != nil {
-			r.Errors[fmt.Sprintf("ipam %d", n)] = err.Error()
-			continue
+		for _, be := range backends {
+			say("IPAM first address, %s: %d hosts…", be.name, n)
+			f, err := bench.RunIPAMFirstAddress(n, be.etcd)
+			if err != nil {
+				r.Errors[fmt.Sprintf("ipam %s %d", be.name, n)] = err.Error()
+				continue
+			}
+			r.IPAM = append(r.IPAM, ipamRow{be.name, n, ms(f.Creator), ms(f.P50), ms(f.P90), ms(f.Max)})
 		}
-		r.IPAM = append(r.IPAM, ipamRow{n, ms(f.Creator), ms(f.P50), ms(f.P90), ms(f.Max)})
 	}
 	if !*noDNS {
 		say("DNS: vxnet and dnsmasq, dnsperf…")
@@ -385,27 +451,35 @@ func cmdBenchControl(ctx context.Context, std stdio, args []string) int {
 func (r controlReport) markdown() string {
 	var b strings.Builder
 	if len(r.Gossip) > 0 {
-		b.WriteString("Gossip convergence (in-process, LAN profile, 100 tracked puts): time until every node saw a put\n\n")
-		b.WriteString("| nodes | scenario | p50 | p90 | p99 | max | missing | bytes/s per node |\n|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("Convergence (in-process, LAN profile, 100 tracked puts): time until every node saw a put; bytes are gossip's (etcd's own traffic is not counted)\n\n")
+		b.WriteString("| store | nodes | scenario | p50 | p90 | p99 | max | missing | bytes/s per node |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, g := range r.Gossip {
-			fmt.Fprintf(&b, "| %d | %s | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %d | %.1f k |\n",
-				g.Nodes, g.Scenario, g.P50ms, g.P90ms, g.P99ms, g.MaxMs, g.Missing, g.BytesPerNodeSec/1000)
+			fmt.Fprintf(&b, "| %s | %d | %s | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %d | %.1f k |\n",
+				g.Store, g.Nodes, g.Scenario, g.P50ms, g.P90ms, g.P99ms, g.MaxMs, g.Missing, g.BytesPerNodeSec/1000)
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Writes) > 0 {
+		b.WriteString("Writes: a tenth of the nodes put rows as fast as the store takes them, 3 s\n\n")
+		b.WriteString("| store | nodes | writers | puts/s | put p50 | put p99 | all visible after the last put | missing |\n|---|---|---|---|---|---|---|---|\n")
+		for _, w := range r.Writes {
+			fmt.Fprintf(&b, "| %s | %d | %d | %.0f | %.3f ms | %.3f ms | %.0f ms | %d |\n", w.Store, w.Nodes, w.Writers, w.PerSec, w.PutP50ms, w.PutP99ms, w.VisibleMs, w.Missing)
 		}
 		b.WriteString("\n")
 	}
 	if len(r.Failover) > 0 {
 		b.WriteString("Failover (fast profile): a node goes silent; time until every other node withdrew its rows\n\n")
-		b.WriteString("| nodes | withdrawn everywhere |\n|---|---|\n")
+		b.WriteString("| store | nodes | withdrawn everywhere |\n|---|---|---|\n")
 		for _, f := range r.Failover {
-			fmt.Fprintf(&b, "| %d | %.2f s |\n", f.Nodes, f.WithdrawnMs/1000)
+			fmt.Fprintf(&b, "| %s | %d | %.2f s |\n", f.Store, f.Nodes, f.WithdrawnMs/1000)
 		}
 		b.WriteString("\n")
 	}
 	if len(r.IPAM) > 0 {
 		b.WriteString("IPAM: first address of a fresh global network, from its creation\n\n")
-		b.WriteString("| hosts | creator | others p50 | others p90 | others max |\n|---|---|---|---|---|\n")
+		b.WriteString("| store | hosts | creator | others p50 | others p90 | others max |\n|---|---|---|---|---|---|\n")
 		for _, i := range r.IPAM {
-			fmt.Fprintf(&b, "| %d | %.0f ms | %.0f ms | %.0f ms | %.0f ms |\n", i.Hosts, i.CreatorMs, i.P50ms, i.P90ms, i.MaxMs)
+			fmt.Fprintf(&b, "| %s | %d | %.0f ms | %.0f ms | %.0f ms | %.0f ms |\n", i.Store, i.Hosts, i.CreatorMs, i.P50ms, i.P90ms, i.MaxMs)
 		}
 		b.WriteString("\n")
 	}

@@ -1,4 +1,4 @@
-package etcdtest
+package etcdrun
 
 import "syscall"
 

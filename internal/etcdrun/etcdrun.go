@@ -1,0 +1,246 @@
+// Package etcdrun runs a real etcd cluster from the etcd binary on PATH
+// (Debian's etcd-server), for tests (through etcdtest) and for `vxnet
+// bench control`: each member a process with its own data directory,
+// listening on loopback or on an address inside a network namespace.
+package etcdrun
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrNoBinary: etcd is not installed.
+var ErrNoBinary = errors.New("etcd is not installed (make deps installs Debian's etcd-server)")
+
+// Options say where a cluster runs.
+type Options struct {
+	// Dir holds the members' data directories and logs. Default: a new
+	// temporary directory, removed by Close.
+	Dir string
+	// Members is the cluster's size. Default 3.
+	Members int
+	// Netns, when set, is a network namespace (ip netns) the members run
+	// in, listening on Host: an end-to-end lab's underlay, say.
+	Netns string
+	// Host is the address members listen on. Default 127.0.0.1 (with a
+	// free port each); in Netns, ports from 2379 up.
+	Host string
+}
+
+// Cluster is a running etcd cluster.
+type Cluster struct {
+	bin     string
+	opts    Options
+	ownDir  bool
+	members []*member
+}
+
+type member struct {
+	name      string
+	args      []string
+	clientURL string
+	logPath   string
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	done      chan struct{}
+}
+
+// Binary returns the path of the etcd binary, or ErrNoBinary.
+func Binary() (string, error) {
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		return "", ErrNoBinary
+	}
+	return bin, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start starts a cluster and waits (at most 30 s) until every member is
+// healthy. Close stops it.
+func Start(opts Options) (*Cluster, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Members == 0 {
+		opts.Members = 3
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	c := &Cluster{bin: bin, opts: opts}
+	if c.opts.Dir == "" {
+		if c.opts.Dir, err = os.MkdirTemp("", "vxnet-etcd-"); err != nil {
+			return nil, err
+		}
+		c.ownDir = true
+	}
+	port := func(i int) (int, error) {
+		if opts.Netns != "" {
+			return 2379 + i, nil
+		}
+		return freePort()
+	}
+	n := opts.Members
+	token := fmt.Sprintf("vxnet-%d-%d", os.Getpid(), time.Now().UnixNano())
+	var initial []string
+	peers := make([]string, n)
+	for i := range n {
+		p, err := port(2*i + 1)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		peers[i] = fmt.Sprintf("http://%s:%d", opts.Host, p)
+		initial = append(initial, fmt.Sprintf("m%d=%s", i, peers[i]))
+	}
+	for i := range n {
+		p, err := port(2 * i)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		m := &member{name: fmt.Sprintf("m%d", i), clientURL: fmt.Sprintf("http://%s:%d", opts.Host, p),
+			logPath: filepath.Join(c.opts.Dir, fmt.Sprintf("m%d.log", i))}
+		m.args = []string{"--name", m.name, "--data-dir", filepath.Join(c.opts.Dir, m.name),
+			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
+			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--initial-cluster-token", token, "--heartbeat-interval", "50", "--election-timeout", "500",
+			"--logger", "zap", "--log-level", "warn"}
+		c.members = append(c.members, m)
+	}
+	for i := range c.members {
+		if err := c.StartMember(i); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	if err := c.WaitHealthy(30 * time.Second); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Endpoints are the members' client URLs.
+func (c *Cluster) Endpoints() []string {
+	var out []string
+	for _, m := range c.members {
+		out = append(out, m.clientURL)
+	}
+	return out
+}
+
+// StartMember starts member i (again, after Kill), with its data.
+func (c *Cluster) StartMember(i int) error {
+	m := c.members[i]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd != nil {
+		return nil
+	}
+	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	argv := append([]string{c.bin}, m.args...)
+	if c.opts.Netns != "" {
+		argv = append([]string{"ip", "netns", "exec", c.opts.Netns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting etcd member %s: %w", m.name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	m.cmd, m.done = cmd, done
+	return nil
+}
+
+// Kill stops member i with SIGKILL and waits for it to exit.
+func (c *Cluster) Kill(i int) {
+	m := c.members[i]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return
+	}
+	m.cmd.Process.Kill()
+	<-m.done
+	m.cmd = nil
+}
+
+// Close kills every member and removes the directory it made.
+func (c *Cluster) Close() {
+	for i := range c.members {
+		c.Kill(i)
+	}
+	if c.ownDir {
+		os.RemoveAll(c.opts.Dir)
+	}
+}
+
+// Healthy reports whether member i answers its health check.
+func (c *Cluster) Healthy(i int) bool {
+	url := c.members[i].clientURL + "/health"
+	var body []byte
+	if c.opts.Netns != "" {
+		out, err := exec.Command("ip", "netns", "exec", c.opts.Netns, "curl", "-s", "-m", "1", url).Output()
+		if err != nil {
+			return false
+		}
+		body = out
+	} else {
+		cl := http.Client{Timeout: time.Second}
+		resp, err := cl.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return false
+		}
+		body, _ = io.ReadAll(io.LimitReader(resp.Body, 256))
+	}
+	return strings.Contains(string(body), `"health":"true"`)
+}
+
+// WaitHealthy waits until every running member is healthy (a leader is
+// elected); the error carries the log of the first member that is not.
+func (c *Cluster) WaitHealthy(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for i, m := range c.members {
+		m.mu.Lock()
+		running := m.cmd != nil
+		m.mu.Unlock()
+		for running && !c.Healthy(i) {
+			if time.Now().After(deadline) {
+				b, _ := os.ReadFile(m.logPath)
+				return fmt.Errorf("etcd member %s not healthy after %v; its log:\n%s", m.name, timeout, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
