@@ -99,4 +99,32 @@
 // host that fills its blocks waits; static addresses (--ip) of a global
 // network must lie in a block the host holds (or, on the creator, in an
 // untouched one).
+//
+// # Blocks by claims (a store that takes them: etcd)
+//
+// When the Table is a Claimer whose store takes atomic claims (the agent's
+// etcd store), blocks are not granted: a host takes a free block with one
+// compare-and-swap on claim/NET/INDEX (written only if no host holds it),
+// and the store decides every race, so no two hosts ever hold one block,
+// whatever the partitions between hosts. There are no requests, grants or
+// spares to count; the lowest free block is taken (hosts other than a live
+// creator leave it block 0, where the gateway and the usual static
+// addresses lie, until no other is free). A static address takes its
+// block if it is free, on any host. A claim outlives its holder: a host
+// that dies keeps its blocks (its containers' addresses are still its)
+// until it is gone for good, when the block's heir takes it over with a
+// compare-and-swap against the claim it read, usable at once. When no
+// block is free and a host wants one (its host row says so), hosts give
+// back their empty blocks but one. Subnet claims work as above in both
+// modes: etcd makes every write visible in order, so the Settle wait is
+// short and decides the same way.
+//
+// The difference in what the two modes promise: with gossip, a host holds
+// a block because its holder said so, and the promise holds inside one
+// connected side of a partition; with claims, because the store said so,
+// and it holds across any partition of the hosts, as long as the store
+// (an etcd quorum) is reachable: a host that cannot reach it takes no new
+// block (its addresses come from the blocks it holds), and a host that
+// cannot reach it for longer than InheritAfter may lose its blocks to heirs
+// exactly as with gossip.
 package ipam

@@ -93,6 +93,7 @@ type Global struct {
 	cfg     GlobalConfig
 	self    string
 	subnets *SubnetPool // only for its base and size
+	claims  Claimer     // set when the table's store takes claims: blocks by claims
 
 	mu      sync.Mutex
 	nets    map[string]*gnet
@@ -158,6 +159,9 @@ func NewGlobal(cfg GlobalConfig) (*Global, error) {
 	g := &Global{cfg: cfg, self: cfg.Table.Self(), subnets: sp, nets: map[string]*gnet{},
 		absent: map[string]time.Time{}, wake: make(chan struct{}), kick: make(chan struct{}, 1),
 		decoded: map[string]cachedRow{}}
+	if c, ok := cfg.Table.(Claimer); ok && c.CanClaim() {
+		g.claims = c
+	}
 	g.Refresh()
 	return g, nil
 }
@@ -539,6 +543,11 @@ func (g *Global) AllocateStatic(network string, a netip.Addr) error {
 			Detail: "a static address of a global network must lie in its range " + n.pool.Range.String()}
 	}
 	idx := blockOf(off, n.blockBits)
+	if _, held := n.held[idx]; !held && g.claims != nil {
+		if err := g.claimStaticLocked(n, idx); err != nil {
+			return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrInUse, Detail: err.Error()}
+		}
+	}
 	if hb, held := n.held[idx]; !held || g.cfg.Now().Before(hb.usableAt) {
 		b, explicit := g.holderLocked(n, idx)
 		if b.Holder != g.self || explicit {

@@ -358,6 +358,10 @@ type netRefresh struct {
 // the grants to this host, inherits from hosts gone for good, counts what
 // it could give, answers other hosts' requests and states its own need.
 func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]bool) {
+	if g.claims != nil {
+		g.refreshByClaimsLocked(n, now, live, seen)
+		return
+	}
 	r := &netRefresh{n: n, now: now, live: live, rows: g.blockRowsLocked(n, seen), heldBy: map[string]int{}}
 	r.implicit = n.nblocks - uint64(len(r.rows))
 	r.creator = n.claim.Creator == g.self
@@ -528,17 +532,7 @@ func (g *Global) grantLocked(r *netRefresh, host string) bool {
 // if it is the creator.
 func (g *Global) ownNeedLocked(r *netRefresh) int {
 	n := r.n
-	free, total := n.freeInHeldLocked(r.now)
-	want := len(n.held)
-	if (n.waiters > 0 && free == 0) || (total > 0 && free*4 < total) {
-		want++
-	}
-	if want == 0 && n.nblocks >= prefetchPerHost*uint64(len(r.live)) {
-		// A block before the first address is asked for, where the range
-		// has room for every host's: a host later cut off from the hosts
-		// that could grant one still hands out addresses.
-		want = 1
-	}
+	want := g.wantLocked(n, r.now, len(r.live))
 	if want > len(n.held) && r.creator && r.implicit > 0 {
 		idx := firstImplicit(r.rows, n.nblocks)
 		b := blockGrant{Holder: g.self, Gen: 1}

@@ -32,6 +32,23 @@ type Table interface {
 	Members() []string
 }
 
+// Claimer is a Table whose store can take a row for this host atomically
+// (etcd's compare-and-swap). Global then hands out blocks by claims: a
+// host takes a free block with one claim, and no grant, request or heir
+// protocol is needed to keep two hosts from holding one block.
+type Claimer interface {
+	Table
+	// CanClaim reports whether the store takes claims (etcd does, gossip
+	// does not).
+	CanClaim() bool
+	// Claim writes key as this host's row, with value, if no host holds
+	// it (from == "") or if host from still holds it at version (a
+	// takeover). It reports whether it won; a lost race is no error.
+	Claim(key string, value []byte, from string, version uint64) (bool, error)
+	// Unclaim deletes this host's row at key if it is still at version.
+	Unclaim(key string, version uint64) (bool, error)
+}
+
 // Row is one winning row of a Table.
 type Row struct {
 	Key     string
@@ -50,7 +67,18 @@ const (
 	keySubnet = "subnet/" // + network/writer/created: the network's claim, by its creator; deletions by any host
 	keyBlock  = "block/"  // + network/index/writer: who holds a block, by the holder, its granter or its heir
 	keyHost   = "host/"   // + network/host: a host's want and spare blocks, by that host
+	keyClaim  = "claim/"  // + network/index: who holds a block, claimed atomically (a Claimer's store only)
 )
+
+// BlockClaimKeyPrefix starts the keys of block claims (a Claimer's
+// store): like subnet claims they stay in sight whether or not their
+// writer is live, until their holder gives them back or an heir takes
+// them over.
+const BlockClaimKeyPrefix = keyClaim
+
+func claimKey(network string, idx uint64) string {
+	return keyClaim + network + "/" + strconv.FormatUint(idx, 10)
+}
 
 // subnetClaim is the value of a subnet row. Creator, Created and Rev are
 // set by the creator: the claim with the greatest Rev of a creation is the

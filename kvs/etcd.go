@@ -348,6 +348,57 @@ func (e *Etcd) waitUp() {
 	}
 }
 
+// Claim writes key as this host's slot of a row of table, with value,
+// atomically: if no slot of the row exists (from == ""), or if host
+// from's slot is still at version, which it replaces (a takeover). It
+// reports whether it won; a lost race is no error. The row has no lease:
+// a claim outlives its holder until taken over or given back.
+func (e *Etcd) Claim(table, key string, value []byte, from string, version uint64) (bool, error) {
+	if err := checkEtcdRow(table, key, value); err != nil {
+		return false, err
+	}
+	if e.closed() {
+		return false, ErrClosed
+	}
+	e.waitUp()
+	var cmp clientv3.Cmp
+	var ops []clientv3.Op
+	if from == "" {
+		cmp = clientv3.Compare(clientv3.CreateRevision(e.rowPrefix(table, key)).WithPrefix(), "=", 0)
+	} else {
+		cmp = clientv3.Compare(clientv3.ModRevision(e.slotPath(table, key, from)), "=", int64(version))
+		if from != e.st.self {
+			ops = append(ops, clientv3.OpDelete(e.slotPath(table, key, from)))
+		}
+	}
+	ops = append(ops, clientv3.OpPut(e.slotPath(table, key, e.st.self), string(value)))
+	ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
+	resp, err := e.cli.Txn(ctx).If(cmp).Then(ops...).Commit()
+	cancel()
+	if err != nil {
+		return false, e.unavailable("claiming", table, key, err)
+	}
+	e.waitSeen(resp.Header.Revision)
+	return resp.Succeeded, nil
+}
+
+// Unclaim deletes this host's slot of a row if it is still at version.
+func (e *Etcd) Unclaim(table, key string, version uint64) (bool, error) {
+	if e.closed() {
+		return false, ErrClosed
+	}
+	e.waitUp()
+	path := e.slotPath(table, key, e.st.self)
+	ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
+	resp, err := e.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(path), "=", int64(version))).Then(clientv3.OpDelete(path)).Commit()
+	cancel()
+	if err != nil {
+		return false, e.unavailable("giving back", table, key, err)
+	}
+	e.waitSeen(resp.Header.Revision)
+	return resp.Succeeded, nil
+}
+
 // unavailable is the error of a write etcd did not take.
 func (e *Etcd) unavailable(what, table, key string, err error) error {
 	if err == nil {

@@ -16,6 +16,11 @@ import (
 
 // Network holds every host's rows.
 type Network struct {
+	// Claims makes the hosts' tables take claims (ipam.Claimer), as a
+	// store such as etcd does: one store every host reaches, whatever the
+	// partitions between hosts.
+	Claims bool
+
 	mu      sync.Mutex
 	rows    map[string]map[string]ipam.Row // writer → key → row
 	dead    map[string]bool
@@ -100,11 +105,11 @@ func (t *Table) List(prefix string) []ipam.Row {
 		// A dead writer's claims stay in sight (they are the cluster's);
 		// the other side of a partition is out of sight whole.
 		claimsOnly := !t.n.reachLocked(t.self, w)
-		if claimsOnly && (t.n.group[t.self] != t.n.group[w] || t.n.dead[t.self]) {
+		if claimsOnly && (t.n.group[t.self] != t.n.group[w] || t.n.dead[t.self]) && !t.n.Claims {
 			continue
 		}
 		for k, r := range rows {
-			if claimsOnly && !strings.HasPrefix(k, ipam.SubnetKeyPrefix) {
+			if claimsOnly && !strings.HasPrefix(k, ipam.SubnetKeyPrefix) && !strings.HasPrefix(k, ipam.BlockClaimKeyPrefix) {
 				continue
 			}
 			if strings.HasPrefix(k, prefix) && (best[k].Writer == "" || r.Version > best[k].Version) {
@@ -132,4 +137,41 @@ func (t *Table) Members() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+var _ ipam.Claimer = (*Table)(nil)
+
+// CanClaim implements ipam.Claimer: true when the network takes claims.
+func (t *Table) CanClaim() bool { return t.n.Claims }
+
+// Claim implements ipam.Claimer.
+func (t *Table) Claim(key string, value []byte, from string, version uint64) (bool, error) {
+	t.n.mu.Lock()
+	defer t.n.mu.Unlock()
+	holder, cur := "", ipam.Row{}
+	for w, rows := range t.n.rows {
+		if r, ok := rows[key]; ok {
+			holder, cur = w, r
+		}
+	}
+	if holder != from || (from != "" && cur.Version != version) {
+		return false, nil
+	}
+	if from != "" {
+		delete(t.n.rows[from], key)
+	}
+	t.n.version++
+	t.n.rows[t.self][key] = ipam.Row{Key: key, Value: append([]byte(nil), value...), Writer: t.self, Version: t.n.version}
+	return true, nil
+}
+
+// Unclaim implements ipam.Claimer.
+func (t *Table) Unclaim(key string, version uint64) (bool, error) {
+	t.n.mu.Lock()
+	defer t.n.mu.Unlock()
+	if r, ok := t.n.rows[t.self][key]; !ok || r.Version != version {
+		return false, nil
+	}
+	delete(t.n.rows[t.self], key)
+	return true, nil
 }

@@ -20,18 +20,78 @@ import (
 const (
 	TableName       = "ipam"
 	ClaimsTableName = "ipam-subnets"
+	// BlocksTableName holds block claims, on a store that takes claims
+	// (etcd): a cluster table, since a claim outlives its holder until an
+	// heir takes it over.
+	BlocksTableName = "ipam-blocks"
 )
 
 // ClusterTables are the cluster tables of IPAM, for
 // kvs.Config.ClusterTables.
-var ClusterTables = []string{ClaimsTableName}
+var ClusterTables = []string{ClaimsTableName, BlocksTableName}
 
 // ipamTableOf is the kvs table of an ipam key.
 func ipamTableOf(key string) string {
-	if strings.HasPrefix(key, ipam.SubnetKeyPrefix) {
+	switch {
+	case strings.HasPrefix(key, ipam.SubnetKeyPrefix):
 		return ClaimsTableName
+	case strings.HasPrefix(key, ipam.BlockClaimKeyPrefix):
+		return BlocksTableName
 	}
 	return TableName
+}
+
+// claimer is a kvs backend that takes claims (etcd).
+type claimer interface {
+	Claim(table, key string, value []byte, from string, version uint64) (bool, error)
+	Unclaim(table, key string, version uint64) (bool, error)
+}
+
+var _ ipam.Claimer = (*Table)(nil)
+
+// CanClaim implements ipam.Claimer: the etcd backend takes claims, gossip
+// does not.
+func (t *Table) CanClaim() bool {
+	_, ok := t.kv.(claimer)
+	return ok
+}
+
+// Claim implements ipam.Claimer.
+func (t *Table) Claim(key string, value []byte, from string, version uint64) (bool, error) {
+	c, ok := t.kv.(claimer)
+	if !ok {
+		return false, errors.New("ipam: this store takes no claims")
+	}
+	won, err := c.Claim(ipamTableOf(key), key, value, from, version)
+	if won {
+		t.apply(kvs.Entry{Table: ipamTableOf(key), Key: key, Value: value, Owner: t.Self(), Version: t.latest(key)}, false)
+	}
+	return won, err
+}
+
+// Unclaim implements ipam.Claimer.
+func (t *Table) Unclaim(key string, version uint64) (bool, error) {
+	c, ok := t.kv.(claimer)
+	if !ok {
+		return false, errors.New("ipam: this store takes no claims")
+	}
+	done, err := c.Unclaim(ipamTableOf(key), key, version)
+	if done {
+		t.mu.Lock()
+		if m := t.rows[bucket(key)]; m != nil && m[key].Writer == t.Self() {
+			delete(m, key)
+		}
+		t.mu.Unlock()
+	}
+	return done, err
+}
+
+// latest is the version of the backend's row at key, or 0.
+func (t *Table) latest(key string) uint64 {
+	if e, ok := t.kv.Get(ipamTableOf(key), key); ok {
+		return e.Version
+	}
+	return 0
 }
 
 // Table adapts a kvs backend to ipam.Table. It keeps its own
@@ -53,7 +113,7 @@ var _ ipam.Table = (*Table)(nil)
 // New returns the ipam.Table view of a kvs backend (gossip or etcd).
 func New(kv kvs.Tables) *Table {
 	t := &Table{kv: kv, rows: map[string]map[string]ipam.Row{}}
-	for _, table := range []string{TableName, ClaimsTableName} {
+	for _, table := range []string{TableName, ClaimsTableName, BlocksTableName} {
 		for _, e := range kv.List(table) {
 			t.apply(e, false)
 		}
@@ -85,9 +145,16 @@ func (t *Table) apply(e kvs.Entry, gone bool) {
 	if old, ok := m[e.Key]; ok && old.Writer == e.Owner && old.Version > e.Version {
 		return
 	}
+	// Block claims are versioned by the store for every holder alike
+	// (etcd's revisions): an event older than the claim held here, say
+	// one queued before this host's own takeover applied, changes nothing.
+	if old, ok := m[e.Key]; ok && e.Table == BlocksTableName && old.Version > e.Version {
+		return
+	}
 	if gone {
-		// A host row goes with its writer; a cluster row (a claim) with
-		// anyone's delete.
+		// A host row goes with its writer; a subnet claim with anyone's
+		// delete. A block claim goes with its holder's slot only: a takeover
+		// deletes the old holder's as it writes the new one's.
 		if old, ok := m[e.Key]; ok && (old.Writer == e.Owner || e.Table == ClaimsTableName) {
 			delete(m, e.Key)
 		}
@@ -120,7 +187,7 @@ func (t *Table) Delete(key string) error {
 		return err
 	}
 	t.mu.Lock()
-	if m := t.rows[bucket(key)]; m != nil && (m[key].Writer == t.Self() || table == ClaimsTableName) {
+	if m := t.rows[bucket(key)]; m != nil && (m[key].Writer == t.Self() || table == ClaimsTableName || table == BlocksTableName) {
 		delete(m, key)
 	}
 	t.mu.Unlock()
@@ -181,6 +248,11 @@ func Run(ctx context.Context, t *Table, g *ipam.Global) {
 	for _, e := range snapC {
 		t.apply(e, false)
 	}
+	snapB, blockEvents, cancelB := t.kv.Watch(BlocksTableName)
+	defer cancelB()
+	for _, e := range snapB {
+		t.apply(e, false)
+	}
 	members, cancelMembers := t.kv.Node().Subscribe()
 	defer cancelMembers()
 	t.mu.Lock()
@@ -199,6 +271,7 @@ func Run(ctx context.Context, t *Table, g *ipam.Global) {
 			return
 		case ev, ok = <-events:
 		case ev, ok = <-claimEvents:
+		case ev, ok = <-blockEvents:
 		case <-members:
 			t.mu.Lock()
 			t.members = nil

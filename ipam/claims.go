@@ -1,0 +1,240 @@
+package ipam
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Blocks by claims, over a store that takes a claim atomically (a
+// Claimer: etcd). A block is held by whoever claimed it: a host takes a
+// free block with one compare-and-swap, and keeps it until it gives it
+// back (an empty spare, when another host needs one and none is free) or
+// until it is gone for good (absent for InheritAfter), when the block's
+// heir takes it over with another compare-and-swap against the claim it
+// read. Two hosts can never hold one block: the store decides every
+// claim, and a host hands out addresses only from blocks whose claim it
+// holds.
+
+// claimed is one block's claim as read.
+type claimed struct {
+	holder  string
+	version uint64
+	stale   bool // for a subnet the network moved away from: anyone's to take over
+}
+
+// claimRowsLocked reads n's block claims, per block.
+func (g *Global) claimRowsLocked(n *gnet, seen map[string]bool) map[uint64]claimed {
+	out := map[uint64]claimed{}
+	prefix := keyClaim + n.name + "/"
+	for _, r := range g.cfg.Table.List(prefix) {
+		idx, err := strconv.ParseUint(strings.TrimPrefix(r.Key, prefix), 10, 64)
+		if err != nil || idx >= n.nblocks {
+			continue
+		}
+		b, err := decodeCachedLocked[blockRow](g, r)
+		if err != nil || b.Holder != r.Writer {
+			// Not a claim this version wrote: out of use, but its key is
+			// taken, so it is taken over like a stale one.
+			out[idx] = claimed{holder: r.Writer, version: r.Version, stale: true}
+			continue
+		}
+		if seen != nil {
+			seen[r.Writer] = true
+		}
+		out[idx] = claimed{holder: r.Writer, version: r.Version, stale: b.Subnet != n.claim.Subnet}
+	}
+	return out
+}
+
+// takeLocked claims block idx for this host: a free one (from ""), or
+// from a holder at the version read. It reports whether it won.
+func (g *Global) takeLocked(n *gnet, idx uint64, from string, version uint64) bool {
+	key := claimKey(n.name, idx)
+	b := blockGrant{Holder: g.self, Gen: 1}
+	v := mustJSON(blockRow{b, n.claim.Subnet})
+	ok, err := g.claims.Claim(key, v, from, version)
+	if err != nil {
+		g.cfg.Logger.Warn("ipam: claiming a block", "network", n.name, "block", idx, "error", err)
+		return false
+	}
+	if !ok {
+		return false
+	}
+	n.written[key] = string(v)
+	if n.held[idx] == nil {
+		n.held[idx] = &heldBlock{grant: b}
+	}
+	return true
+}
+
+// freeBlockLocked is the lowest block no live claim holds (a stale claim
+// counts as free): while the network's creator is live, hosts other than
+// the creator leave it block 0, where the gateway and the usual static
+// addresses lie, unless no other block is free.
+func (g *Global) freeBlockLocked(n *gnet, rows map[uint64]claimed, live map[string]bool) (uint64, bool) {
+	idx := uint64(0)
+	if n.claim.Creator != g.self && live[n.claim.Creator] {
+		idx = 1
+	}
+	free := func(idx uint64) bool {
+		r, ok := rows[idx]
+		return (!ok || r.stale) && n.held[idx] == nil
+	}
+	for i := idx; i < n.nblocks; i++ {
+		if free(i) {
+			return i, true
+		}
+	}
+	// The last free block is block 0: taken rather than none.
+	return 0, idx == 1 && free(0)
+}
+
+// refreshByClaimsLocked runs the claims for one network: what this host
+// holds, leases it kept in blocks it no longer holds, inheritance, its
+// own need, and spares given back.
+func (g *Global) refreshByClaimsLocked(n *gnet, now time.Time, live, seen map[string]bool) {
+	rows := g.claimRowsLocked(n, seen)
+	for _, idx := range sortedKeys(n.held) {
+		r, ok := rows[idx]
+		switch {
+		case ok && r.holder == g.self && !r.stale:
+		case !ok:
+			// Its claim is out of sight: gone (taken again if it can be),
+			// or not in this host's copy yet (the next refresh decides).
+			if g.takeLocked(n, idx, "", 0) {
+				rows[idx] = claimed{holder: g.self}
+			}
+		default:
+			delete(n.held, idx)
+			if n.count[idx] > 0 {
+				g.loseBlockLocked(n, idx)
+			}
+		}
+	}
+	for idx, r := range rows {
+		if r.holder == g.self && !r.stale && n.held[idx] == nil {
+			n.held[idx] = &heldBlock{grant: blockGrant{Holder: g.self, Gen: 1}}
+		}
+	}
+	// Leases this host kept (its state file) in blocks it does not hold:
+	// the block is taken back if it is free, else the leases are lost.
+	for _, idx := range sortedKeys(n.count) {
+		if n.count[idx] <= 0 || n.held[idx] != nil {
+			continue
+		}
+		r, ok := rows[idx]
+		switch {
+		case !ok && g.takeLocked(n, idx, "", 0), ok && r.stale && g.takeLocked(n, idx, r.holder, r.version):
+			rows[idx] = claimed{holder: g.self}
+		case ok:
+			g.loseBlockLocked(n, idx)
+		}
+	}
+	// Blocks of hosts gone for good pass to their heirs.
+	members := sortedKeys(live)
+	for _, idx := range sortedKeys(rows) {
+		r := rows[idx]
+		if r.holder == g.self || r.stale || !g.goneForGoodLocked(r.holder, now) || heir(n.name, idx, members) != g.self {
+			continue
+		}
+		if g.takeLocked(n, idx, r.holder, r.version) {
+			g.cfg.Logger.Info("ipam: inheriting a block of a host gone for good", "network", n.name, "block", idx, "node", r.holder)
+			rows[idx] = claimed{holder: g.self}
+		}
+	}
+	// This host's need: the lowest free blocks, claimed one by one (a
+	// race lost to another host moves on to the next).
+	want := g.wantLocked(n, now, len(live))
+	for tries := 0; want > len(n.held) && tries < 16; tries++ {
+		idx, ok := g.freeBlockLocked(n, rows, live)
+		if !ok {
+			break
+		}
+		r := rows[idx]
+		if g.takeLocked(n, idx, r.holder, r.version) {
+			rows[idx] = claimed{holder: g.self}
+		} else {
+			rows[idx] = claimed{holder: "(another host)"}
+		}
+	}
+	// With no block free, a host that wants one says so in its host row,
+	// and hosts with empty blocks give back all but one.
+	_, anyFree := g.freeBlockLocked(n, rows, live)
+	hs := hostState{Want: want, Seq: n.hostRow.Seq}
+	if hs != n.hostRow && g.putLocked(n, hostKey(n.name, g.self), hs) == nil {
+		n.hostRow = hs
+	}
+	if !anyFree {
+		g.giveBackSparesLocked(n, rows, live, seen)
+	}
+}
+
+// giveBackSparesLocked gives back this host's empty blocks but one when
+// another live host wants more blocks than it holds.
+func (g *Global) giveBackSparesLocked(n *gnet, rows map[uint64]claimed, live, seen map[string]bool) {
+	heldBy := map[string]int{}
+	for _, r := range rows {
+		heldBy[r.holder]++
+	}
+	wanting := false
+	for host, st := range g.hostStatesLocked(n, seen) {
+		wanting = wanting || (host != g.self && live[host] && st.Want > heldBy[host])
+	}
+	if !wanting {
+		return
+	}
+	kept := false
+	for _, idx := range sortedKeys(n.held) {
+		if n.count[idx] > 0 {
+			continue
+		}
+		if !kept {
+			kept = true
+			continue
+		}
+		r, ok := rows[idx]
+		if !ok || r.holder != g.self {
+			continue
+		}
+		if done, err := g.claims.Unclaim(claimKey(n.name, idx), r.version); err != nil || !done {
+			continue
+		}
+		delete(n.held, idx)
+		delete(n.written, claimKey(n.name, idx))
+		g.cfg.Logger.Debug("ipam: gave back an empty block another host needs", "network", n.name, "block", idx)
+	}
+}
+
+// wantLocked is how many blocks this host wants: a block more when full
+// (or 3/4 full, early), and a first one before any address is asked for
+// where the range has room for every host's.
+func (g *Global) wantLocked(n *gnet, now time.Time, liveHosts int) int {
+	free, total := n.freeInHeldLocked(now)
+	want := len(n.held)
+	if (n.waiters > 0 && free == 0) || (total > 0 && free*4 < total) {
+		want++
+	}
+	if want == 0 && n.nblocks >= prefetchPerHost*uint64(liveHosts) {
+		// A block before the first address is asked for, where the range
+		// has room for every host's: a host later cut off from the hosts
+		// that could grant one still hands out addresses.
+		want = 1
+	}
+	return want
+}
+
+// claimStaticLocked, for AllocateStatic, takes block idx if no live claim
+// holds it.
+func (g *Global) claimStaticLocked(n *gnet, idx uint64) error {
+	r, ok := g.claimRowsLocked(n, nil)[idx]
+	if ok && !r.stale && r.holder != g.self {
+		return fmt.Errorf("its block %v is held by host %s; create the endpoint there, or pick an address this host's blocks hold",
+			blockPrefix(n.pool.Range, idx, n.blockBits), r.holder)
+	}
+	if !g.takeLocked(n, idx, r.holder, r.version) {
+		return fmt.Errorf("its block %v was just claimed by another host", blockPrefix(n.pool.Range, idx, n.blockBits))
+	}
+	return nil
+}
