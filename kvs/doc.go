@@ -100,4 +100,33 @@
 // node shows the same one. A node restarted with InitialRows claims anew,
 // at its restored clock: the smaller claim still wins, whichever node made
 // it. The loser's owner sees that its row lost and acts on it.
+//
+// # The etcd backend
+//
+// Etcd keeps the same rows in etcd instead: each owner's slot of a row is
+// a key, PREFIX/rows/TABLE/KEY/OWNER, so readers see the same winner by
+// the same rules, with etcd's revisions as versions (a row's modification
+// revision; in a FirstClaim table its claim is the key's creation
+// revision, kept by rewrites). A node reads the tables whole, then
+// watches from the revision it read; every read is served from that
+// copy, so readers never wait on etcd and keep the last tables while it
+// is down. A write returns once etcd took it and the watch brought it
+// back (read your writes).
+//
+//   - A node's host-scoped rows are on its lease: they go when it stops
+//     renewing it (it died, or lost etcd for longer than the lease), and
+//     with Revoke (a graceful leave). The node keeps its own rows and is
+//     their authority: after every full read it writes back those etcd
+//     lost or holds on an older lease, and deletes the ones it does not
+//     hold (unless adopting them, Config.AdoptOwnRows).
+//   - Cluster rows are on no lease; any node's delete removes every slot
+//     of the row at once. etcd orders every write, so no tombstones are
+//     needed.
+//   - Claim and Unclaim are compare-and-swap on a row (IPAM's block
+//     claims): a claim is written only if no slot of the row exists, or
+//     if the slot it takes over is still at the version read.
+//   - A full read again after any failure: etcd unreachable, the watch
+//     cancelled or behind a compaction, the lease lost.
+//
+// Gossip still runs for membership (who is alive); it carries no rows.
 package kvs
