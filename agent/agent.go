@@ -342,6 +342,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case err := <-a.fatal:
 			a.kv.Node().Leave(2 * time.Second)
+			if e, ok := a.kv.(*kvs.Etcd); ok {
+				e.Revoke() // what it wrote in etcd on its lease goes at once
+			}
 			return err
 		default:
 		}

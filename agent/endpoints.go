@@ -446,8 +446,8 @@ func (a *Agent) Store() api.StoreStatus {
 	h := a.kv.Health()
 	st := api.StoreStatus{Backend: h.Backend, Up: h.Up, Since: h.Since, Error: h.Error, Endpoints: h.Endpoints, Revision: h.Revision, Rows: a.kv.Stats().Rows}
 	if h.Backend == config.StoreEtcd {
-		st.Prefix = a.cfg.EtcdPrefix
-		if st.Prefix == "" {
+		st.Prefix = "/" + strings.Trim(a.cfg.EtcdPrefix, "/")
+		if st.Prefix == "/" {
 			st.Prefix = kvs.DefaultEtcdPrefix
 		}
 	}

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/ipam/kvstable"
 	"github.com/vxnet/vxnet/kvs"
 	"github.com/vxnet/vxnet/tables"
 )
@@ -51,13 +54,38 @@ func (a *Agent) ExportStore() api.StoreDump {
 	return d
 }
 
+// WithBlockClaims adds to a dump's rows the block claims its block grants
+// make (gossip's address blocks, as ipam.ClaimsFromGrants turns them),
+// unless the dump holds claims already: imported into etcd, every block
+// stays with the host that held it.
+func WithBlockClaims(rows []api.StoreRow) []api.StoreRow {
+	var grants []ipam.Row
+	for _, r := range rows {
+		if r.Table == kvstable.BlocksTableName {
+			return rows
+		}
+		if r.Table == kvstable.TableName && strings.HasPrefix(r.Key, "block/") {
+			grants = append(grants, ipam.Row{Key: r.Key, Value: r.Bytes(), Writer: r.Owner})
+		}
+	}
+	out := slices.Clone(rows)
+	for _, c := range ipam.ClaimsFromGrants(grants) {
+		out = append(out, api.NewStoreRow(kvstable.BlocksTableName, c.Key, c.Writer, c.Value))
+	}
+	return out
+}
+
 // ImportStore implements api.Backend: every cluster row of d not in the
-// tables yet is written, as this host's write. Bad rows are refused one
-// by one; the others go on.
+// tables yet is written, as this host's write (block claims, as their
+// holder's, where the store takes claims). Bad rows are refused one by
+// one; the others go on.
 func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 	var res api.StoreImport
 	if d.Format != api.StoreDumpFormat {
 		return res, apiError(api.CodeBadRequest, "format", "format %q: want %q (a file vxnet store export wrote)", d.Format, api.StoreDumpFormat)
+	}
+	if a.table.CanClaim() {
+		d.Rows = WithBlockClaims(d.Rows)
 	}
 	for i, r := range d.Rows {
 		if !a.kv.IsCluster(r.Table) {
@@ -73,7 +101,14 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 			res.Present++
 			continue
 		}
-		if _, err := a.kv.Put(r.Table, r.Key, v); err != nil {
+		var err error
+		if r.Table == kvstable.BlocksTableName {
+			// A claim is its holder's, whoever imports it.
+			err = a.importClaim(r, v)
+		} else {
+			_, err = a.kv.Put(r.Table, r.Key, v)
+		}
+		if err != nil {
 			if errors.Is(err, kvs.ErrUnavailable) {
 				return res, err
 			}
@@ -87,4 +122,19 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 		a.kickReconcile()
 	}
 	return res, nil
+}
+
+// importClaim writes a block claim in its holder's slot, if no host holds
+// the block (etcd only: gossip takes no claims).
+func (a *Agent) importClaim(r api.StoreRow, v []byte) error {
+	c, ok := a.kv.(interface {
+		ClaimFor(table, key, owner string, value []byte) (bool, error)
+	})
+	if !ok {
+		return fmt.Errorf("this store takes no block claims (they are for --store etcd)")
+	}
+	if _, err := c.ClaimFor(r.Table, r.Key, r.Owner, v); err != nil {
+		return err
+	}
+	return nil
 }

@@ -114,7 +114,6 @@ func (c *Client) RemoveEndpoint(ctx context.Context, network, name string) error
 	return c.do(ctx, http.MethodDelete, "/v1/endpoints/"+url.PathEscape(network)+"/"+url.PathEscape(name), nil, nil)
 }
 
-// Members lists the cluster's live members.
 // ExportStore returns every row the agent's host sees.
 func (c *Client) ExportStore(ctx context.Context) (StoreDump, error) {
 	var out StoreDump
@@ -133,6 +132,7 @@ func (c *Client) Store(ctx context.Context) (StoreStatus, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/cluster/store", nil, &out)
 }
 
+// Members lists the cluster's live members.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	var out []Member
 	return out, c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, &out)

@@ -205,6 +205,10 @@ func TestEtcd_moveFromGossip(t *testing.T) {
 	dump := filepath.Join(l.dir, "tables.json")
 	c.cli("h2", "store", "export", "--file", dump)
 	before := c.networks("h2")["web"]
+	addrs := map[string][]string{}
+	for name, e := range c.endpoints("h2") {
+		addrs[name] = e.Addresses
+	}
 
 	c.stop("h1")
 	c.stop("h2")
@@ -220,6 +224,20 @@ func TestEtcd_moveFromGossip(t *testing.T) {
 		t.Errorf("network web after the move %+v, before %+v", after, before)
 	}
 	l.waitPing("m1 to reach m2 by name on the etcd store", ns["m1"], "m2")
+	// Every block stayed with its host: no container changed address,
+	// and the next ones come from claims in etcd.
+	for name, e := range c.endpoints("h1") {
+		if fmt.Sprint(e.Addresses) != fmt.Sprint(addrs[name]) {
+			t.Errorf("%s moved from %v to %v", name, addrs[name], e.Addresses)
+		}
+	}
+	ns["m3"] = l.netns("m3")
+	c.cli("h2", "endpoint", "create", "--network", "web", "--name", "m3", "--netns", ns["m3"])
+	l.waitPing("m1 to reach m3, addressed from a claim", ns["m1"], "m3")
+	c.agree("h1", "h2")
+	for _, h := range []string{"h1", "h2"} {
+		c.checkAddresses(h)
+	}
 	l.waitPing("m2 to reach the service's VIP", ns["m2"], "10.63.0.200")
 	if st := c.store("h2"); st.Backend != "etcd" || !st.Up {
 		t.Errorf("store after the move: %+v", st)

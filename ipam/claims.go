@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -49,52 +50,59 @@ func (g *Global) claimRowsLocked(n *gnet, seen map[string]bool) map[uint64]claim
 }
 
 // takeLocked claims block idx for this host: a free one (from ""), or
-// from a holder at the version read. It reports whether it won.
-func (g *Global) takeLocked(n *gnet, idx uint64, from string, version uint64) bool {
+// from a holder at the version read. It reports whether it won; an error
+// is the store's (it could not say), recorded for Allocate to return.
+func (g *Global) takeLocked(n *gnet, idx uint64, from string, version uint64) (bool, error) {
 	key := claimKey(n.name, idx)
 	b := blockGrant{Holder: g.self, Gen: 1}
 	v := mustJSON(blockRow{b, n.claim.Subnet})
 	ok, err := g.claims.Claim(key, v, from, version)
 	if err != nil {
-		g.cfg.Logger.Warn("ipam: claiming a block", "network", n.name, "block", idx, "error", err)
-		return false
+		n.claimErr = fmt.Errorf("ipam: network %q: claiming block %d: %w", n.name, idx, err)
+		return false, err
 	}
 	if !ok {
-		return false
+		return false, nil
 	}
 	n.written[key] = string(v)
 	if n.held[idx] == nil {
 		n.held[idx] = &heldBlock{grant: b}
 	}
-	return true
+	return true, nil
 }
 
-// freeBlockLocked is the lowest block no live claim holds (a stale claim
-// counts as free): while the network's creator is live, hosts other than
-// the creator leave it block 0, where the gateway and the usual static
-// addresses lie, unless no other block is free.
+// freeBlockLocked is a block no live claim holds (a stale claim counts
+// as free). The creator looks from block 0 up, so it holds the block
+// where the gateway and the usual static addresses lie; the other hosts
+// from a place of their own (hash of network and host), so that hosts
+// claiming at once rarely race for one block, and leave block 0 to a
+// live creator unless no other block is free.
 func (g *Global) freeBlockLocked(n *gnet, rows map[uint64]claimed, live map[string]bool) (uint64, bool) {
-	idx := uint64(0)
-	if n.claim.Creator != g.self && live[n.claim.Creator] {
-		idx = 1
-	}
 	free := func(idx uint64) bool {
 		r, ok := rows[idx]
 		return (!ok || r.stale) && n.held[idx] == nil
 	}
-	for i := idx; i < n.nblocks; i++ {
-		if free(i) {
+	start, spare0 := uint64(0), false
+	if n.claim.Creator != g.self {
+		start = rank(n.name, g.self) % n.nblocks
+		spare0 = live[n.claim.Creator]
+	}
+	// At most len(rows)+len(held)+2 blocks are looked at before a free
+	// one: the range may be an IPv6 one of millions of blocks.
+	for i, tries := start, uint64(len(rows)+len(n.held)+2); tries > 0; i, tries = (i+1)%n.nblocks, tries-1 {
+		if (i != 0 || !spare0) && free(i) {
 			return i, true
 		}
 	}
 	// The last free block is block 0: taken rather than none.
-	return 0, idx == 1 && free(0)
+	return 0, spare0 && free(0)
 }
 
 // refreshByClaimsLocked runs the claims for one network: what this host
 // holds, leases it kept in blocks it no longer holds, inheritance, its
 // own need, and spares given back.
 func (g *Global) refreshByClaimsLocked(n *gnet, now time.Time, live, seen map[string]bool) {
+	n.claimErr = nil
 	rows := g.claimRowsLocked(n, seen)
 	for _, idx := range sortedKeys(n.held) {
 		r, ok := rows[idx]
@@ -103,7 +111,7 @@ func (g *Global) refreshByClaimsLocked(n *gnet, now time.Time, live, seen map[st
 		case !ok:
 			// Its claim is out of sight: gone (taken again if it can be),
 			// or not in this host's copy yet (the next refresh decides).
-			if g.takeLocked(n, idx, "", 0) {
+			if won, _ := g.takeLocked(n, idx, "", 0); won {
 				rows[idx] = claimed{holder: g.self}
 			}
 		default:
@@ -125,21 +133,29 @@ func (g *Global) refreshByClaimsLocked(n *gnet, now time.Time, live, seen map[st
 			continue
 		}
 		r, ok := rows[idx]
-		switch {
-		case !ok && g.takeLocked(n, idx, "", 0), ok && r.stale && g.takeLocked(n, idx, r.holder, r.version):
-			rows[idx] = claimed{holder: g.self}
-		case ok:
+		if ok && !r.stale && r.holder != g.self {
 			g.loseBlockLocked(n, idx)
+			continue
+		}
+		// Free, or stale: taken back; on the store's error, tried again
+		// at the next refresh (the leases stay).
+		if won, _ := g.takeLocked(n, idx, r.holder, r.version); won {
+			rows[idx] = claimed{holder: g.self}
 		}
 	}
-	// Blocks of hosts gone for good pass to their heirs.
+	// Blocks of hosts gone for good pass to their heirs. Gone for good
+	// means absent from gossip for InheritAfter and without a host row
+	// of the network in the store (host rows are on their host's lease:
+	// a host that still reaches the store keeps its blocks whatever the
+	// gossip partitions).
+	states := g.hostStatesLocked(n, seen)
 	members := sortedKeys(live)
 	for _, idx := range sortedKeys(rows) {
 		r := rows[idx]
-		if r.holder == g.self || r.stale || !g.goneForGoodLocked(r.holder, now) || heir(n.name, idx, members) != g.self {
+		if _, inStore := states[r.holder]; inStore || r.holder == g.self || r.stale || !g.goneForGoodLocked(r.holder, now) || heir(n.name, idx, members) != g.self {
 			continue
 		}
-		if g.takeLocked(n, idx, r.holder, r.version) {
+		if won, _ := g.takeLocked(n, idx, r.holder, r.version); won {
 			g.cfg.Logger.Info("ipam: inheriting a block of a host gone for good", "network", n.name, "block", idx, "node", r.holder)
 			rows[idx] = claimed{holder: g.self}
 		}
@@ -153,7 +169,11 @@ func (g *Global) refreshByClaimsLocked(n *gnet, now time.Time, live, seen map[st
 			break
 		}
 		r := rows[idx]
-		if g.takeLocked(n, idx, r.holder, r.version) {
+		won, err := g.takeLocked(n, idx, r.holder, r.version)
+		if err != nil {
+			break // the store cannot say now: no more tries this refresh
+		}
+		if won {
 			rows[idx] = claimed{holder: g.self}
 		} else {
 			rows[idx] = claimed{holder: "(another host)"}
@@ -225,16 +245,60 @@ func (g *Global) wantLocked(n *gnet, now time.Time, liveHosts int) int {
 	return want
 }
 
-// claimStaticLocked, for AllocateStatic, takes block idx if no live claim
-// holds it.
-func (g *Global) claimStaticLocked(n *gnet, idx uint64) error {
+// claimStaticLocked, for AllocateStatic of a, takes block idx if no live
+// claim holds it.
+func (g *Global) claimStaticLocked(n *gnet, a netip.Addr, idx uint64) error {
 	r, ok := g.claimRowsLocked(n, nil)[idx]
 	if ok && !r.stale && r.holder != g.self {
-		return fmt.Errorf("its block %v is held by host %s; create the endpoint there, or pick an address this host's blocks hold",
-			blockPrefix(n.pool.Range, idx, n.blockBits), r.holder)
+		return &Error{Network: n.name, Field: "address", Value: a.String(), Err: ErrInUse,
+			Detail: fmt.Sprintf("its block %v is held by host %s; create the endpoint there, or pick an address this host's blocks hold",
+				blockPrefix(n.pool.Range, idx, n.blockBits), r.holder)}
 	}
-	if !g.takeLocked(n, idx, r.holder, r.version) {
-		return fmt.Errorf("its block %v was just claimed by another host", blockPrefix(n.pool.Range, idx, n.blockBits))
+	won, err := g.takeLocked(n, idx, r.holder, r.version)
+	if err != nil {
+		return n.claimErr // the store's error, as it said it
+	}
+	if !won {
+		return &Error{Network: n.name, Field: "address", Value: a.String(), Err: ErrInUse,
+			Detail: fmt.Sprintf("its block %v was just claimed by another host", blockPrefix(n.pool.Range, idx, n.blockBits))}
 	}
 	return nil
+}
+
+// ClaimsFromGrants turns the block grants of the gossip protocol (block
+// rows, any writer's) into block claims, one per block for the winning
+// grant's holder: what a cluster moving its tables to a store that takes
+// claims (etcd) writes, so that every block stays with the host that held
+// it. Rows that are not grants are left out.
+func ClaimsFromGrants(rows []Row) []Row {
+	type key struct {
+		network string
+		idx     uint64
+	}
+	best := map[key]blockRow{}
+	for _, r := range rows {
+		network, rest, ok := splitKey(r.Key, keyBlock)
+		if !ok {
+			continue
+		}
+		idxs, _, _ := strings.Cut(rest, "/")
+		idx, err := strconv.ParseUint(idxs, 10, 64)
+		if err != nil {
+			continue
+		}
+		var b blockRow
+		if decodeValue(r, &b) != nil || b.Holder == "" {
+			continue
+		}
+		k := key{network, idx}
+		if old, ok := best[k]; !ok || b.after(old.blockGrant) {
+			best[k] = b
+		}
+	}
+	out := make([]Row, 0, len(best))
+	for k, b := range best {
+		v := blockRow{blockGrant{Holder: b.Holder, Gen: 1}, b.Subnet}
+		out = append(out, Row{Key: claimKey(k.network, k.idx), Value: mustJSON(v), Writer: b.Holder})
+	}
+	return out
 }

@@ -124,7 +124,10 @@
 // connected side of a partition; with claims, because the store said so,
 // and it holds across any partition of the hosts, as long as the store
 // (an etcd quorum) is reachable: a host that cannot reach it takes no new
-// block (its addresses come from the blocks it holds), and a host that
-// cannot reach it for longer than InheritAfter may lose its blocks to heirs
-// exactly as with gossip.
+// block (its addresses come from the blocks it holds). A holder is gone
+// for good only when it has been out of the gossip membership for
+// InheritAfter and its host row of the network (on its etcd lease) is
+// gone too: a host cut off from the other hosts but not from the store
+// keeps its blocks; one cut off from both for longer than InheritAfter
+// loses them to heirs, exactly as with gossip.
 package ipam

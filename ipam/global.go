@@ -134,6 +134,7 @@ type gnet struct {
 	reqSeen  map[string]reqSeen // open requests of other hosts
 	cursor   uint64             // next-fit over held blocks
 	conflict string             // the network whose earlier claim overlaps ours
+	claimErr error              // by claims: the store's error at the last refresh, if any
 }
 
 type heldBlock struct {
@@ -506,6 +507,13 @@ func (g *Global) Allocate(ctx context.Context, network string) (netip.Addr, erro
 			g.mu.Unlock()
 			continue
 		}
+		if err := n.claimErr; err != nil {
+			// By claims, the store could not take one: say so now rather
+			// than wait for a block that cannot come.
+			n.waiters--
+			g.mu.Unlock()
+			return netip.Addr{}, err
+		}
 		wake := g.wake
 		g.mu.Unlock()
 
@@ -544,8 +552,8 @@ func (g *Global) AllocateStatic(network string, a netip.Addr) error {
 	}
 	idx := blockOf(off, n.blockBits)
 	if _, held := n.held[idx]; !held && g.claims != nil {
-		if err := g.claimStaticLocked(n, idx); err != nil {
-			return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrInUse, Detail: err.Error()}
+		if err := g.claimStaticLocked(n, a, idx); err != nil {
+			return err
 		}
 	}
 	if hb, held := n.held[idx]; !held || g.cfg.Now().Before(hb.usableAt) {

@@ -406,7 +406,13 @@ func TestGlobal_staticAddress(t *testing.T) {
 		gw, ok := s.hosts["h2"].g.Gateway("web")
 		return ok && gw == netip.MustParseAddr("10.50.0.1")
 	})
-	if err := s.hosts["h1"].g.AllocateStatic("web", netip.MustParseAddr("10.50.0.200")); err != nil {
+	static := netip.MustParseAddr("10.50.0.200") // an untouched block: the creator's
+	if claimsMode {
+		// By claims the other hosts take blocks across the range; block
+		// 0 is the creator's.
+		static = netip.MustParseAddr("10.50.0.3")
+	}
+	if err := s.hosts["h1"].g.AllocateStatic("web", static); err != nil {
 		t.Fatal(err)
 	}
 	a := s.alloc("h2", "web")

@@ -258,6 +258,18 @@ func (e *Etcd) Put(table, key string, value []byte) (Entry, error) {
 		return Entry{}, ErrClosed
 	}
 	e.waitUp()
+	resp, err := e.put(table, key, value)
+	if err != nil {
+		return Entry{}, err
+	}
+	// Outside writeMu: a resync waiting for it must not wait for this.
+	e.waitSeen(resp.Header.Revision)
+	return Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: e.st.self, Version: uint64(resp.Header.Revision)}, nil
+}
+
+// put writes under writeMu, so that no resync compares this host's rows
+// with etcd's while the write is in flight.
+func (e *Etcd) put(table, key string, value []byte) (*clientv3.PutResponse, error) {
 	e.writeMu.RLock()
 	defer e.writeMu.RUnlock()
 	var opts []clientv3.OpOption
@@ -267,7 +279,7 @@ func (e *Etcd) Put(table, key string, value []byte) (Entry, error) {
 	e.mu.Unlock()
 	if !cluster {
 		if lease == 0 {
-			return Entry{}, e.unavailable("writing", table, key, nil)
+			return nil, e.unavailable("writing", table, key, nil)
 		}
 		opts = append(opts, clientv3.WithLease(lease))
 	}
@@ -278,7 +290,7 @@ func (e *Etcd) Put(table, key string, value []byte) (Entry, error) {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			e.leaseGone(lease)
 		}
-		return Entry{}, e.unavailable("writing", table, key, err)
+		return nil, e.unavailable("writing", table, key, err)
 	}
 	if !cluster {
 		e.mu.Lock()
@@ -286,8 +298,7 @@ func (e *Etcd) Put(table, key string, value []byte) (Entry, error) {
 		e.mu.Unlock()
 	}
 	e.st.count(func(s *Stats) { s.LocalWrites++ })
-	e.waitSeen(resp.Header.Revision)
-	return Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: e.st.self, Version: uint64(resp.Header.Revision)}, nil
+	return resp, nil
 }
 
 // Delete implements Backend. A cluster row's every slot goes at once.
@@ -296,13 +307,24 @@ func (e *Etcd) Delete(table, key string) error {
 		return ErrClosed
 	}
 	e.waitUp()
+	rev, err := e.del(table, key)
+	if err != nil {
+		return err
+	}
+	e.waitSeen(rev) // outside writeMu, as in Put
+	return nil
+}
+
+// del deletes under writeMu and returns the revision to wait for (0:
+// nothing was deleted).
+func (e *Etcd) del(table, key string) (int64, error) {
 	e.writeMu.RLock()
 	defer e.writeMu.RUnlock()
 	_, visible := e.st.get(table, key)
 	path, opts := e.slotPath(table, key, e.st.self), []clientv3.OpOption(nil)
 	if e.st.cluster[table] {
 		if !visible {
-			return fmt.Errorf("delete %s/%s: %w", table, key, ErrNotFound)
+			return 0, fmt.Errorf("delete %s/%s: %w", table, key, ErrNotFound)
 		}
 		path, opts = e.rowPrefix(table, key), []clientv3.OpOption{clientv3.WithPrefix()}
 	} else {
@@ -311,16 +333,16 @@ func (e *Etcd) Delete(table, key string) error {
 		e.mu.Unlock()
 		switch {
 		case !mine && visible:
-			return fmt.Errorf("delete %s/%s: %w", table, key, ErrNotOwner)
+			return 0, fmt.Errorf("delete %s/%s: %w", table, key, ErrNotOwner)
 		case !mine:
-			return fmt.Errorf("delete %s/%s: %w", table, key, ErrNotFound)
+			return 0, fmt.Errorf("delete %s/%s: %w", table, key, ErrNotFound)
 		}
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
 	resp, err := e.cli.Delete(ctx, path, opts...)
 	cancel()
 	if err != nil {
-		return e.unavailable("deleting", table, key, err)
+		return 0, e.unavailable("deleting", table, key, err)
 	}
 	if !e.st.cluster[table] {
 		e.mu.Lock()
@@ -328,8 +350,10 @@ func (e *Etcd) Delete(table, key string) error {
 		e.mu.Unlock()
 	}
 	e.st.count(func(s *Stats) { s.LocalWrites++ })
-	e.waitSeen(resp.Header.Revision)
-	return nil
+	if resp.Deleted == 0 {
+		return 0, nil // no event will come
+	}
+	return resp.Header.Revision, nil
 }
 
 // waitUp waits, at most the request timeout, for the store to be
@@ -353,14 +377,18 @@ func (e *Etcd) waitUp() {
 // from's slot is still at version, which it replaces (a takeover). It
 // reports whether it won; a lost race is no error. The row has no lease:
 // a claim outlives its holder until taken over or given back.
-func (e *Etcd) Claim(table, key string, value []byte, from string, version uint64) (bool, error) {
+func (e *Etcd) Claim(table, key string, value []byte, from string, version uint64) (bool, uint64, error) {
 	if err := checkEtcdRow(table, key, value); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if e.closed() {
-		return false, ErrClosed
+		return false, 0, ErrClosed
 	}
-	e.waitUp()
+	if !e.Health().Up {
+		// Claims are made under IPAM's lock: fail at once rather than
+		// wait for etcd.
+		return false, 0, e.unavailable("claiming", table, key, nil)
+	}
 	var cmp clientv3.Cmp
 	var ops []clientv3.Op
 	if from == "" {
@@ -376,9 +404,38 @@ func (e *Etcd) Claim(table, key string, value []byte, from string, version uint6
 	resp, err := e.cli.Txn(ctx).If(cmp).Then(ops...).Commit()
 	cancel()
 	if err != nil {
-		return false, e.unavailable("claiming", table, key, err)
+		return false, 0, e.unavailable("claiming", table, key, err)
+	}
+	if !resp.Succeeded {
+		return false, 0, nil
 	}
 	e.waitSeen(resp.Header.Revision)
+	return true, uint64(resp.Header.Revision), nil
+}
+
+// ClaimFor writes owner's slot of a row of table, with value, if no slot
+// of the row exists: a claim imported for the host that held it.
+func (e *Etcd) ClaimFor(table, key, owner string, value []byte) (bool, error) {
+	if err := checkEtcdRow(table, key, value); err != nil {
+		return false, err
+	}
+	if owner == "" || len(owner) > MaxNameLen {
+		return false, fmt.Errorf("kvs: claim %s/%s: owner %q: want 1-%d bytes", table, key, owner, MaxNameLen)
+	}
+	if e.closed() {
+		return false, ErrClosed
+	}
+	e.waitUp()
+	ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
+	resp, err := e.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(e.rowPrefix(table, key)).WithPrefix(), "=", 0)).
+		Then(clientv3.OpPut(e.slotPath(table, key, owner), string(value))).Commit()
+	cancel()
+	if err != nil {
+		return false, e.unavailable("claiming", table, key, err)
+	}
+	if resp.Succeeded {
+		e.waitSeen(resp.Header.Revision)
+	}
 	return resp.Succeeded, nil
 }
 
@@ -387,7 +444,9 @@ func (e *Etcd) Unclaim(table, key string, version uint64) (bool, error) {
 	if e.closed() {
 		return false, ErrClosed
 	}
-	e.waitUp()
+	if !e.Health().Up {
+		return false, e.unavailable("giving back", table, key, nil)
+	}
 	path := e.slotPath(table, key, e.st.self)
 	ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
 	resp, err := e.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(path), "=", int64(version))).Then(clientv3.OpDelete(path)).Commit()
@@ -395,7 +454,9 @@ func (e *Etcd) Unclaim(table, key string, version uint64) (bool, error) {
 	if err != nil {
 		return false, e.unavailable("giving back", table, key, err)
 	}
-	e.waitSeen(resp.Header.Revision)
+	if resp.Succeeded {
+		e.waitSeen(resp.Header.Revision)
+	}
 	return resp.Succeeded, nil
 }
 
@@ -530,6 +591,10 @@ func (e *Etcd) Close() error {
 // Revoke gives this host's lease back: its host-scoped rows go from etcd
 // at once, as a graceful leave withdraws them in gossip.
 func (e *Etcd) Revoke() error {
+	// The sync routine stops first: it would take a new lease and write
+	// this host's rows again.
+	e.cancel()
+	e.wg.Wait()
 	e.mu.Lock()
 	lease := e.lease
 	e.lease = 0
@@ -603,10 +668,10 @@ func (e *Etcd) leaseGone(lease clientv3.LeaseID) {
 func (e *Etcd) routineSync() {
 	defer e.wg.Done()
 	backoff := 100 * time.Millisecond
-	for !e.closed() {
+	for e.ctx.Err() == nil { // cancelled by Close, and by Revoke
 		start := time.Now()
 		err := e.session()
-		if e.closed() {
+		if e.ctx.Err() != nil {
 			return
 		}
 		e.setHealth(false, err)
@@ -615,7 +680,7 @@ func (e *Etcd) routineSync() {
 		}
 		select {
 		case <-time.After(backoff):
-		case <-e.stop:
+		case <-e.ctx.Done():
 			return
 		}
 		backoff = min(2*backoff, 2*time.Second)
@@ -624,7 +689,8 @@ func (e *Etcd) routineSync() {
 
 // session is one connected period; it returns why it ended.
 func (e *Etcd) session() error {
-	ctx := e.ctx
+	ctx, cancel := context.WithCancel(e.ctx) // ends this session's watch and renewals
+	defer cancel()
 	if err := e.checkMeta(ctx); err != nil {
 		return err
 	}
@@ -642,9 +708,7 @@ func (e *Etcd) session() error {
 	default:
 		close(e.synced)
 	}
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	wch := e.cli.Watch(wctx, e.rows, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	wch := e.cli.Watch(clientv3.WithRequireLeader(ctx), e.rows, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	e.mu.Lock()
 	bad := e.leaseBad
 	e.mu.Unlock()
@@ -669,10 +733,17 @@ func (e *Etcd) session() error {
 			if err := resp.Err(); err != nil {
 				return fmt.Errorf("watch: %w", err)
 			}
+			// Seen up to the last event: a batch of a long catch-up may
+			// carry a header revision beyond its events. A response with
+			// no events (progress) is seen up to its header.
+			seen := resp.Header.Revision
+			if n := len(resp.Events); n > 0 {
+				seen = resp.Events[n-1].Kv.ModRevision
+			}
 			for _, ev := range resp.Events {
 				e.apply(ev)
 			}
-			e.markSeen(resp.Header.Revision)
+			e.markSeen(seen)
 		}
 	}
 }
@@ -735,9 +806,18 @@ func (e *Etcd) checkMeta(ctx context.Context) error {
 func (e *Etcd) keepLease(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
 	lease := e.currentLease()
 	if lease != 0 {
-		ka, err := e.cli.KeepAlive(ctx, lease)
-		if err == nil {
-			return ka, nil
+		// Still alive? KeepAlive would not say: a lease that expired while
+		// no session renewed it would fail every write later.
+		tctx, cancel := context.WithTimeout(ctx, e.ecfg.RequestTimeout)
+		ttl, err := e.cli.TimeToLive(tctx, lease)
+		cancel()
+		if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return nil, fmt.Errorf("checking lease %x: %w", lease, err)
+		}
+		if err == nil && ttl.TTL > 0 {
+			if ka, err := e.cli.KeepAlive(ctx, lease); err == nil {
+				return ka, nil
+			}
 		}
 		e.leaseGone(lease)
 	}
@@ -841,6 +921,9 @@ func (e *Etcd) fixOwn(ctx context.Context, entries []Entry, leases map[rowKey]cl
 		tctx, cancel := context.WithTimeout(ctx, e.ecfg.RequestTimeout)
 		_, err := e.cli.Txn(tctx).Then(ops[:n]...).Commit()
 		cancel()
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			e.leaseGone(lease)
+		}
 		if err != nil {
 			return false, fmt.Errorf("writing this host's rows: %w", err)
 		}

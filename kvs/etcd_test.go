@@ -211,4 +211,7 @@ func TestEtcd_exportImport(t *testing.T) {
 	if _, _, err := ImportEtcd(ctx, other, []Entry{{Table: "t", Key: "", Owner: "x"}}); err == nil || !strings.Contains(err.Error(), "key") {
 		t.Errorf("a row with no key: %v", err)
 	}
+	if _, _, err := ImportEtcd(ctx, other, []Entry{{Table: "t", Key: "k", Value: []byte("v")}}); err == nil || !strings.Contains(err.Error(), "owner") {
+		t.Errorf("a row with no owner: %v", err)
+	}
 }

@@ -70,10 +70,16 @@ func ImportEtcd(ctx context.Context, ecfg EtcdConfig, rows []Entry) (written, pr
 	if err := e.checkMeta(ctx); err != nil {
 		return 0, 0, fmt.Errorf("kvs: etcd store (%s): %w", strings.Join(ecfg.Endpoints, ","), err)
 	}
-	for _, r := range rows {
-		if err := checkRow(r.Table, r.Key, r.Value); err != nil || r.Owner == "" || len(r.Owner) > MaxNameLen {
-			return written, present, fmt.Errorf("kvs: import: row %s/%s of %q: %v", r.Table, r.Key, r.Owner, err)
+	// Every row checked before any is written: a bad file writes nothing.
+	for i, r := range rows {
+		if err := checkRow(r.Table, r.Key, r.Value); err != nil {
+			return 0, 0, fmt.Errorf("kvs: import: row %d: %w", i, err)
 		}
+		if r.Owner == "" || len(r.Owner) > MaxNameLen {
+			return 0, 0, fmt.Errorf("kvs: import: row %d (%s/%s): owner %q: want the name of the host that wrote it, 1-%d bytes", i, r.Table, r.Key, r.Owner, MaxNameLen)
+		}
+	}
+	for _, r := range rows {
 		// Written only if no slot of the row exists: a row already there
 		// (an import run twice, or a live cluster's) is never replaced.
 		prefix := e.rowPrefix(r.Table, r.Key)

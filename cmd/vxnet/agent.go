@@ -125,6 +125,10 @@ func cmdAgent(std stdio, args []string) int {
 		cfg.EtcdEndpoints = strings.Split(*etcdEndpoints, ",")
 	}
 	if cfg.Store != config.StoreEtcd {
+		if flagSet(fs, "etcd-lease-ttl") {
+			fmt.Fprintln(std.stderr, "vxnet agent: --etcd-lease-ttl needs --store etcd (the tables are in gossip unless told)")
+			return 2
+		}
 		cfg.EtcdLeaseTTL = 0 // its default means nothing without etcd
 	}
 	if cfg.BindTimeout == 0 {

@@ -163,7 +163,7 @@ func storeImport(std stdio, ecfg *kvs.EtcdConfig, file string) int {
 		}
 		var rows []kvs.Entry
 		cluster := agent.ClusterTables()
-		for i, r := range d.Rows {
+		for i, r := range agent.WithBlockClaims(d.Rows) {
 			if !slices.Contains(cluster, r.Table) {
 				res.HostRows++
 				continue

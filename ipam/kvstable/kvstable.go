@@ -43,7 +43,7 @@ func ipamTableOf(key string) string {
 
 // claimer is a kvs backend that takes claims (etcd).
 type claimer interface {
-	Claim(table, key string, value []byte, from string, version uint64) (bool, error)
+	Claim(table, key string, value []byte, from string, version uint64) (bool, uint64, error)
 	Unclaim(table, key string, version uint64) (bool, error)
 }
 
@@ -62,9 +62,9 @@ func (t *Table) Claim(key string, value []byte, from string, version uint64) (bo
 	if !ok {
 		return false, errors.New("ipam: this store takes no claims")
 	}
-	won, err := c.Claim(ipamTableOf(key), key, value, from, version)
+	won, v, err := c.Claim(ipamTableOf(key), key, value, from, version)
 	if won {
-		t.apply(kvs.Entry{Table: ipamTableOf(key), Key: key, Value: value, Owner: t.Self(), Version: t.latest(key)}, false)
+		t.apply(kvs.Entry{Table: ipamTableOf(key), Key: key, Value: value, Owner: t.Self(), Version: v}, false)
 	}
 	return won, err
 }
@@ -84,14 +84,6 @@ func (t *Table) Unclaim(key string, version uint64) (bool, error) {
 		t.mu.Unlock()
 	}
 	return done, err
-}
-
-// latest is the version of the backend's row at key, or 0.
-func (t *Table) latest(key string) uint64 {
-	if e, ok := t.kv.Get(ipamTableOf(key), key); ok {
-		return e.Version
-	}
-	return 0
 }
 
 // Table adapts a kvs backend to ipam.Table. It keeps its own
@@ -180,9 +172,21 @@ func (t *Table) Put(key string, value []byte) error {
 	return nil
 }
 
-// Delete implements ipam.Table.
+// Delete implements ipam.Table. A block claim goes only if it is this
+// host's (its own slot, at the version this index holds): a claim another
+// host took over is never deleted by its old holder.
 func (t *Table) Delete(key string) error {
 	table := ipamTableOf(key)
+	if table == BlocksTableName {
+		t.mu.Lock()
+		r, ok := t.rows[bucket(key)][key]
+		t.mu.Unlock()
+		if !ok || r.Writer != t.Self() {
+			return nil
+		}
+		_, err := t.Unclaim(key, r.Version)
+		return err
+	}
 	if err := t.kv.Delete(table, key); err != nil && !errors.Is(err, kvs.ErrNotFound) {
 		return err
 	}
