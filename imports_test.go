@@ -34,7 +34,7 @@ var allowed = map[string][]string{
 	"gossip":                {"github.com/hashicorp/memberlist", "internal/queue"},
 	"gossip/memnet":         {"gossip", "github.com/hashicorp/memberlist"},
 	"gossip/gossiptest":     {"gossip/memnet", "github.com/hashicorp/memberlist"},
-	"kvs":                   {"gossip", "internal/queue", "go.etcd.io/", "go.uber.org/zap"},
+	"kvs":                   {"gossip", "internal/queue", "go.etcd.io/", "go.uber.org/zap", "google.golang.org/grpc"},
 	"ipam":                  {"internal/names"},
 	"ipam/ipamtest":         {"ipam"},
 	"ipam/kvstable":         {"ipam", "kvs"},

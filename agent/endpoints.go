@@ -381,10 +381,16 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	case !ok:
 		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q", name, network)
 	default:
-		a.detach(key)
+		// The row goes first: if the store cannot take that now (etcd
+		// down), nothing has changed, the endpoint keeps running and the
+		// call fails; the caller tries again.
 		if err := a.del(tables.Endpoints, key); err != nil {
-			a.log.Warn("deleting endpoint row", "endpoint", key, "error", err)
+			a.mu.Lock()
+			le.removing = false
+			a.mu.Unlock()
+			return fmt.Errorf("removing endpoint %q of network %q: %w", name, network, err)
 		}
+		a.detach(key)
 		// The endpoint leaves the state file before its address is
 		// released: a crash in between leaks a lease rather than reusing
 		// one.

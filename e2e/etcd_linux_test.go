@@ -265,6 +265,7 @@ func TestEtcd_memberKilledDuringChurn(t *testing.T) {
 		name    string
 		created bool
 		removed bool
+		why     string // a failed create's message
 	}
 	results := make(chan result, 32)
 	var wg sync.WaitGroup
@@ -276,8 +277,8 @@ func TestEtcd_memberKilledDuringChurn(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				r := result{name: name}
-				_, err := c.tryCLI(h, "endpoint", "create", "--network", "churn", "--name", name, "--netns", ns)
-				r.created = err == nil
+				out, err := c.tryCLI(h, "endpoint", "create", "--network", "churn", "--name", name, "--netns", ns)
+				r.created, r.why = err == nil, strings.TrimSpace(out)
 				if r.created && k == 0 {
 					_, err := c.tryCLI(h, "endpoint", "rm", "--network", "churn", name)
 					r.removed = err == nil
@@ -293,7 +294,7 @@ func TestEtcd_memberKilledDuringChurn(t *testing.T) {
 	want := map[string]bool{} // name → listed
 	for r := range results {
 		if !r.created {
-			t.Logf("%s: create failed during the failover (allowed; it must leave nothing)", r.name)
+			t.Logf("%s: create failed during the failover (allowed; it must leave nothing): %s", r.name, r.why)
 		}
 		want[r.name] = r.created && !r.removed
 	}

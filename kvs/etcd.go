@@ -17,6 +17,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/vxnet/vxnet/gossip"
 )
@@ -284,7 +286,11 @@ func (e *Etcd) put(table, key string, value []byte) (*clientv3.PutResponse, erro
 		opts = append(opts, clientv3.WithLease(lease))
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
-	resp, err := e.cli.Put(ctx, e.slotPath(table, key, e.st.self), string(value), opts...)
+	var resp *clientv3.PutResponse
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		resp, err = e.cli.Put(ctx, e.slotPath(table, key, e.st.self), string(value), opts...)
+		return err
+	})
 	cancel()
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -331,6 +337,9 @@ func (e *Etcd) del(table, key string) (int64, error) {
 		e.mu.Lock()
 		_, mine := e.own[rowKey{table, key}]
 		e.mu.Unlock()
+		// Or a write of this host's that etcd took after it had timed
+		// out here: its slot is in the copy, and this host deletes it.
+		mine = mine || e.st.hasSlot(slotKey{table, key, e.st.self})
 		switch {
 		case !mine && visible:
 			return 0, fmt.Errorf("delete %s/%s: %w", table, key, ErrNotOwner)
@@ -339,7 +348,11 @@ func (e *Etcd) del(table, key string) (int64, error) {
 		}
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
-	resp, err := e.cli.Delete(ctx, path, opts...)
+	var resp *clientv3.DeleteResponse
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		resp, err = e.cli.Delete(ctx, path, opts...)
+		return err
+	})
 	cancel()
 	if err != nil {
 		return 0, e.unavailable("deleting", table, key, err)
@@ -359,17 +372,28 @@ func (e *Etcd) del(table, key string) (int64, error) {
 // waitUp waits, at most the request timeout, for the store to be
 // reachable: a write made as the agent starts or while etcd fails over
 // waits for it rather than failing at once.
-func (e *Etcd) waitUp() {
+func (e *Etcd) waitUp() { e.waitUpFor(e.ecfg.RequestTimeout) }
+
+// claimWait is how long a claim waits for etcd to be reachable: long
+// enough for a new session after a member's failover, short enough for
+// IPAM's lock.
+const claimWait = time.Second
+
+// waitUpFor waits at most d for the store to be reachable, and reports
+// whether it is.
+func (e *Etcd) waitUpFor(d time.Duration) bool {
 	e.mu.Lock()
 	ch := e.upCh
 	e.mu.Unlock()
-	t := time.NewTimer(e.ecfg.RequestTimeout)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ch:
+		return true
 	case <-t.C:
 	case <-e.stop:
 	}
+	return false
 }
 
 // Claim writes key as this host's slot of a row of table, with value,
@@ -384,9 +408,9 @@ func (e *Etcd) Claim(table, key string, value []byte, from string, version uint6
 	if e.closed() {
 		return false, 0, ErrClosed
 	}
-	if !e.Health().Up {
-		// Claims are made under IPAM's lock: fail at once rather than
-		// wait for etcd.
+	if !e.waitUpFor(claimWait) {
+		// Claims are made under IPAM's lock: a failover is waited for,
+		// not an outage.
 		return false, 0, e.unavailable("claiming", table, key, nil)
 	}
 	var cmp clientv3.Cmp
@@ -400,8 +424,14 @@ func (e *Etcd) Claim(table, key string, value []byte, from string, version uint6
 		}
 	}
 	ops = append(ops, clientv3.OpPut(e.slotPath(table, key, e.st.self), string(value)))
+	// Tried again on a failover: a claim that was taken the first time
+	// reads as a lost race, and the next refresh finds it this host's.
 	ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
-	resp, err := e.cli.Txn(ctx).If(cmp).Then(ops...).Commit()
+	var resp *clientv3.TxnResponse
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		resp, err = e.cli.Txn(ctx).If(cmp).Then(ops...).Commit()
+		return err
+	})
 	cancel()
 	if err != nil {
 		return false, 0, e.unavailable("claiming", table, key, err)
@@ -444,7 +474,7 @@ func (e *Etcd) Unclaim(table, key string, version uint64) (bool, error) {
 	if e.closed() {
 		return false, ErrClosed
 	}
-	if !e.Health().Up {
+	if !e.waitUpFor(claimWait) {
 		return false, e.unavailable("giving back", table, key, nil)
 	}
 	path := e.slotPath(table, key, e.st.self)
@@ -941,4 +971,42 @@ type Health struct {
 	Error     string    `json:"error,omitempty"`
 	Endpoints []string  `json:"endpoints,omitempty"`
 	Revision  int64     `json:"revision,omitempty"` // etcd: the revision this host has seen
+}
+
+// retry runs a write that is safe to run twice (a put of a value, a
+// delete, a claim) until it succeeds, fails for a reason trying again
+// cannot change, or ctx ends: a member killed under the request, or an
+// election under way, is etcd failing over, which the next try rides
+// out. Each try has a third of the time at most, so that one stuck on a
+// member that went away leaves time for another.
+func retry(ctx context.Context, f func(context.Context) error) error {
+	wait := 25 * time.Millisecond
+	per := time.Second
+	if d, ok := ctx.Deadline(); ok {
+		per = max(time.Until(d)/3, 100*time.Millisecond)
+	}
+	for {
+		tctx, cancel := context.WithTimeout(ctx, per)
+		err := f(tctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || (!retryable(err) && tctx.Err() == nil) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
+
+// retryable reports whether err says etcd could not take the request
+// now (no leader, or the connection to a member broke).
+func retryable(err error) bool {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code() == codes.Unavailable
+	}
+	return status.Code(err) == codes.Unavailable
 }

@@ -66,15 +66,10 @@ func (s *store) replaceAll(entries []Entry) {
 	}
 }
 
-// slotsOf returns the slots one owner holds in the store.
-func (s *store) slotsOf(owner string) []Entry {
+// hasSlot reports whether the store holds a live slot.
+func (s *store) hasSlot(sk slotKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Entry
-	if o := s.owners[owner]; o != nil {
-		for sk := range o.slots {
-			out = append(out, *s.slots[sk])
-		}
-	}
-	return out
+	e := s.slots[sk]
+	return e != nil && !e.Deleted
 }
