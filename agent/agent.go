@@ -372,15 +372,28 @@ func (a *Agent) Run(ctx context.Context) error {
 // checkStores makes sure every member keeps the tables where this host
 // does: a cluster keeps them in one store at a time.
 func (a *Agent) checkStores() error {
-	mine := a.baseMeta().Store
+	me := a.baseMeta()
 	for _, m := range a.kv.Node().Members() {
-		if m.Meta.Store != mine {
-			return &config.Error{Field: "store", Value: storeName(mine), Reason: fmt.Sprintf(
+		if m.Meta.Store != me.Store {
+			return &config.Error{Field: "store", Value: storeName(me.Store), Reason: fmt.Sprintf(
 				"host %s of the cluster keeps the tables in %s: a cluster keeps them in one store at a time. Start this agent with --store %s, or move the whole cluster (vxnet store export, then vxnet store import, then every agent restarted with the same --store)",
 				m.Name, storeName(m.Meta.Store), storeName(m.Meta.Store))}
 		}
+		if m.Meta.StorePrefix != me.StorePrefix {
+			return &config.Error{Field: "etcd-prefix", Value: me.StorePrefix, Reason: fmt.Sprintf(
+				"host %s of the cluster keeps the tables under %s: every agent of a cluster uses the same --etcd-prefix (and etcd)", m.Name, m.Meta.StorePrefix)}
+		}
 	}
 	return nil
+}
+
+// etcdPrefix is the etcd prefix the tables are under, as the etcd
+// backend spells it.
+func (a *Agent) etcdPrefix() string {
+	if p := strings.Trim(a.cfg.EtcdPrefix, "/"); p != "" {
+		return "/" + p
+	}
+	return kvs.DefaultEtcdPrefix
 }
 
 func storeName(s string) string {

@@ -15,7 +15,6 @@ import (
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/ipam"
-	"github.com/vxnet/vxnet/kvs"
 	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
@@ -452,10 +451,7 @@ func (a *Agent) Store() api.StoreStatus {
 	h := a.kv.Health()
 	st := api.StoreStatus{Backend: h.Backend, Up: h.Up, Since: h.Since, Error: h.Error, Endpoints: h.Endpoints, Revision: h.Revision, Rows: a.kv.Stats().Rows}
 	if h.Backend == config.StoreEtcd {
-		st.Prefix = "/" + strings.Trim(a.cfg.EtcdPrefix, "/")
-		if st.Prefix == "/" {
-			st.Prefix = kvs.DefaultEtcdPrefix
-		}
+		st.Prefix = a.etcdPrefix()
 	}
 	return st
 }

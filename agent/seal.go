@@ -386,7 +386,7 @@ func (a *Agent) announceKeys() {
 func (a *Agent) baseMeta() gossip.Meta {
 	m := gossip.Meta{VTEP: a.vtep.String(), Version: a.cfg.Version}
 	if a.cfg.Store == config.StoreEtcd {
-		m.Store = config.StoreEtcd
+		m.Store, m.StorePrefix = config.StoreEtcd, a.etcdPrefix()
 	}
 	return m
 }

@@ -98,6 +98,9 @@ type Meta struct {
 	// empty for gossip (the default, and every node before stores were
 	// chosen). A cluster keeps its tables in one store.
 	Store string `json:"store,omitempty"`
+	// StorePrefix is where in that store the tables are (etcd: the key
+	// prefix); the same on every node of a cluster.
+	StorePrefix string `json:"storePrefix,omitempty"`
 }
 
 // DefaultLANConfig returns a config with the LAN profile.
