@@ -307,8 +307,8 @@ func (c *Config) CheckStore() error {
 			return &Error{"etcd-endpoints", ep, "want a client URL such as http://10.0.0.1:2379 or https://10.0.0.1:2379"}
 		}
 	}
-	if p := strings.Trim(c.EtcdPrefix, "/"); c.EtcdPrefix != "" && (p == "" || strings.ContainsAny(p, " \t\n")) {
-		return &Error{"etcd-prefix", c.EtcdPrefix, "want a key path such as /vxnet"}
+	if p := strings.Trim(c.EtcdPrefix, "/"); c.EtcdPrefix != "" && (p == "" || len(p) > 128 || strings.ContainsAny(p, " \t\n")) {
+		return &Error{"etcd-prefix", c.EtcdPrefix, "want a key path of up to 128 characters, such as /vxnet"}
 	}
 	if c.EtcdLeaseTTL != 0 && (c.EtcdLeaseTTL < 2*time.Second || c.EtcdLeaseTTL > time.Hour) {
 		return &Error{"etcd-lease-ttl", c.EtcdLeaseTTL.String(), "want 2s to 1h"}
