@@ -15,13 +15,27 @@ import (
 // agents forward to the outside's DNS server), and nothing of the lab is
 // left once it is done.
 func TestLab_demo(t *testing.T) {
+	testLabDemo(t, vxlab.Config{ID: "e2edemo", Hosts: 2})
+}
+
+// TestLab_demoEtcd is the demo on a lab whose agents keep their tables in
+// etcd (`vxnet lab demo --store etcd`): the same matrix passes, and the
+// etcd server goes with the lab.
+func TestLab_demoEtcd(t *testing.T) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Fatal("etcd not found: run `make deps` (installs etcd-server)")
+	}
+	testLabDemo(t, vxlab.Config{ID: "e2edemoetcd", Hosts: 3, Store: vxlab.StoreEtcd})
+}
+
+func testLabDemo(t *testing.T, cfg vxlab.Config) {
 	needRoot(t)
 	for _, tool := range []string{"dig", "dnsmasq", "nft"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: run `make deps` (installs dnsutils, dnsmasq and nftables)", tool)
 		}
 	}
-	cfg := vxlab.Config{ID: "e2edemo", Hosts: 2, Binary: vxnetBin, Out: t.Output()}
+	cfg.Binary, cfg.Out = vxnetBin, t.Output()
 	t.Cleanup(func() { vxlab.Down(context.WithoutCancel(t.Context()), cfg) }) // after a panic; RunDemo takes it down itself
 	m, err := vxlab.RunDemo(t.Context(), cfg, vxlab.DefaultDemoConfig(), false)
 	if err != nil {

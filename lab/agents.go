@@ -37,6 +37,9 @@ func agentArgv(s *State, h *HostState, join []string) []string {
 	if len(join) > 0 {
 		argv = append(argv, "--join", strings.Join(join, ","))
 	}
+	if s.Store == StoreEtcd {
+		argv = append(argv, "--store", "etcd", "--etcd-endpoints", s.EtcdEndpoint())
+	}
 	return argv
 }
 

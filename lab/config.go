@@ -52,6 +52,10 @@ type Config struct {
 	// ReadyTimeout bounds each wait: an agent's API coming up, the cluster
 	// converging, an endpoint appearing everywhere. Default 30 s.
 	ReadyTimeout time.Duration
+	// Store is where the agents keep the tables: "gossip" (default) or
+	// "etcd": an etcd server (the etcd binary on PATH, Debian's
+	// etcd-server) in the outside namespace, at its address, port 2379.
+	Store string
 	// Out receives progress lines meant for a person. Nil discards.
 	Out io.Writer
 }
@@ -91,6 +95,9 @@ func (c Config) withDefaults() Config {
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = DefaultReadyTimeout
 	}
+	if c.Store == "" {
+		c.Store = StoreGossip
+	}
 	if c.Out == nil {
 		c.Out = io.Discard
 	}
@@ -127,6 +134,9 @@ func (c Config) validate() error {
 	if c.ReadyTimeout < 0 {
 		return fmt.Errorf("ready timeout %v: want a positive duration", c.ReadyTimeout)
 	}
+	if c.Store != StoreGossip && c.Store != StoreEtcd {
+		return fmt.Errorf("store %q: want gossip or etcd", c.Store)
+	}
 	if !filepath.IsAbs(c.Dir) {
 		return fmt.Errorf("lab directory %q: want an absolute path", c.Dir)
 	}
@@ -136,3 +146,9 @@ func (c Config) validate() error {
 	}
 	return nil
 }
+
+// Stores the agents of a lab can keep their tables in.
+const (
+	StoreGossip = "gossip"
+	StoreEtcd   = "etcd"
+)

@@ -88,6 +88,12 @@ func (l *Lab) up(ctx context.Context) error {
 	if o := s.Outside; o.Netns != "" {
 		l.say("  outside namespace %s underlay %s: beyond the cluster, the agents' DNS upstream", o.Netns, o.Addr)
 	}
+	if s.Store == StoreEtcd {
+		if err := l.startEtcd(ctx); err != nil {
+			return fmt.Errorf("etcd: %w", err)
+		}
+		l.say("  etcd at %s (in the outside namespace): the agents keep their tables there", s.EtcdEndpoint())
+	}
 	if err := l.StartAgent(ctx, s.Hosts[0].Name); err != nil {
 		return err
 	}
@@ -191,7 +197,7 @@ func (l *Lab) Down(ctx context.Context) error {
 	for _, h := range s.Hosts {
 		procs = append(procs, h.Agent)
 	}
-	procs = append(procs, s.Outside.Echo, s.Outside.DNS)
+	procs = append(procs, s.Outside.Echo, s.Outside.DNS, s.Outside.Etcd)
 	live := countAlive(procs)
 	_, perr := stopProcs(ctx, procs, 10*time.Second)
 	errs := []error{perr}

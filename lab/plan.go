@@ -93,6 +93,7 @@ func newState(c Config) *State {
 		GossipPort:  c.GossipPort,
 		Profile:     c.Profile,
 		LogLevel:    c.LogLevel,
+		Store:       c.Store,
 	}
 	s.Outside = OutsideState{Netns: OutsideNetns(c.ID), Addr: OutsideAddr(s.Subnet), BridgePort: outsidePort}
 	for i := 1; i <= c.Hosts; i++ {

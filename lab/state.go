@@ -22,8 +22,9 @@ type State struct {
 	Subnet      netip.Prefix `json:"subnet"`
 	BridgeNetns string       `json:"bridgeNetns"`
 	GossipPort  int          `json:"gossipPort"`
-	Profile     string       `json:"profile"`  // agents' gossip profile
-	LogLevel    string       `json:"logLevel"` // agents' log level
+	Profile     string       `json:"profile"`         // agents' gossip profile
+	LogLevel    string       `json:"logLevel"`        // agents' log level
+	Store       string       `json:"store,omitempty"` // where the agents keep the tables: gossip (or empty) or etcd
 	Hosts       []HostState  `json:"hosts"`
 	// Outside is the namespace beyond the cluster; zero in the state of a
 	// lab built before it had one.
@@ -56,7 +57,10 @@ type OutsideState struct {
 	Addr       netip.Addr `json:"addr"`  // .250 of the lab's /24
 	BridgePort string     `json:"bridgePort"`
 	Echo       Proc       `json:"echo,omitzero"` // the demo's TCP echo server
-	DNS        Proc       `json:"dns,omitzero"`  // the demo's DNS server (dnsmasq)
+	// Etcd is the etcd server of a lab whose agents keep their tables in
+	// etcd (Store etcd), at Addr:2379.
+	Etcd Proc `json:"etcd,omitzero"`
+	DNS  Proc `json:"dns,omitzero"` // the demo's DNS server (dnsmasq)
 }
 
 // ContainerState is one container (of the demo or of a chaos campaign): a
