@@ -738,6 +738,9 @@ func (e *Etcd) session() error {
 	default:
 		close(e.synced)
 	}
+	if testHookBeforeWatch != nil {
+		testHookBeforeWatch(e, rev)
+	}
 	wch := e.cli.Watch(clientv3.WithRequireLeader(ctx), e.rows, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	e.mu.Lock()
 	bad := e.leaseBad
@@ -777,6 +780,10 @@ func (e *Etcd) session() error {
 		}
 	}
 }
+
+// testHookBeforeWatch, set by tests before any Etcd starts, runs between
+// a session's full read (at revision rev) and its watch.
+var testHookBeforeWatch func(e *Etcd, rev int64)
 
 func (e *Etcd) currentLease() clientv3.LeaseID {
 	e.mu.Lock()

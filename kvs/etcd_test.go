@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxnet/vxnet/gossip"
+	"github.com/vxnet/vxnet/gossip/gossiptest"
 	"github.com/vxnet/vxnet/internal/etcdtest"
 )
 
@@ -214,4 +216,72 @@ func TestEtcd_exportImport(t *testing.T) {
 	if _, _, err := ImportEtcd(ctx, other, []Entry{{Table: "t", Key: "k", Value: []byte("v")}}); err == nil || !strings.Contains(err.Error(), "owner") {
 		t.Errorf("a row with no owner: %v", err)
 	}
+}
+
+// A node whose watch starts behind etcd's compaction (rows written and
+// deleted, then compacted, between its full read and its watch) reads
+// the tables whole again and shows what etcd holds.
+func TestEtcd_watchBehindCompactionResyncs(t *testing.T) {
+	ec := etcdtest.Start(t, 3)
+	cli := testEtcdClient(t, ec)
+	prefix := suitePrefix(t)
+	var once sync.Once
+	testHookBeforeWatch = func(e *Etcd, rev int64) {
+		if e.st.self != "late" {
+			return
+		}
+		once.Do(func() {
+			ctx := context.Background()
+			for i := range 5 {
+				if _, err := cli.Put(ctx, prefix+"/rows/t/k"+fmt.Sprint(i)+"/other", "v"); err != nil {
+					t.Error(err)
+				}
+			}
+			if _, err := cli.Delete(ctx, prefix+"/rows/t/k0/other"); err != nil {
+				t.Error(err)
+			}
+			resp, err := cli.Get(ctx, "x")
+			if err == nil {
+				_, err = cli.Compact(ctx, resp.Header.Revision)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(func() { testHookBeforeWatch = nil })
+	gcfg := gossip.DefaultFastConfig("late")
+	gcfg.Transport = gossiptest.NewNetwork(1).NewTransport("late")
+	var logs lockedBuffer
+	cfg := suiteConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	e, err := NewEtcd(cfg, EtcdConfig{Endpoints: ec.Endpoints(), Prefix: prefix}, gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	waitFor(t, "the node to show the 4 rows left after the compaction", 20*time.Second, func() bool {
+		_, gone := e.Get("t", "k0")
+		return len(e.List("t")) == 4 && !gone && e.Health().Up
+	})
+	if !strings.Contains(logs.String(), "compaction") {
+		t.Errorf("the node did not say its watch fell behind the compaction; its log:\n%s", logs.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -526,6 +526,14 @@ func cmdCluster(std stdio, args []string) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.VTEP, m.Version, m.Store, key, self)
 	}
 	tw.Flush()
+	// The store's health as this host sees it, under the table.
+	if st, err := client().Store(c); err == nil && st.Backend == "etcd" {
+		state := "up"
+		if !st.Up {
+			state = "DOWN (" + st.Error + "): containers keep their connectivity; changes fail until it is back"
+		}
+		fmt.Fprintf(std.stdout, "\ntables in etcd %s at %s: %s\n", strings.Join(st.Endpoints, ","), st.Prefix, state)
+	}
 	return 0
 }
 
