@@ -101,8 +101,17 @@ func TestEtcd_labStoreDownAndBack(t *testing.T) {
 			t.Errorf("%s: store %+v, want etcd, up, at /vxnet", h, st)
 		}
 	}
-	if out := c.cli("h2", "cluster", "members"); strings.Count(out, " etcd ") != 3 {
-		t.Errorf("cluster members does not show etcd for all three hosts:\n%s", out)
+	var ms []struct{ Name, Store string }
+	if out := c.cli("h2", "cluster", "members", "--format", "json"); json.Unmarshal([]byte(out), &ms) != nil || len(ms) != 3 {
+		t.Errorf("cluster members: %s", out)
+	}
+	for _, m := range ms {
+		if m.Store != "etcd" {
+			t.Errorf("cluster members shows %s keeping its tables in %q, want etcd", m.Name, m.Store)
+		}
+	}
+	if out := c.cli("h2", "cluster", "members"); !strings.Contains(out, "tables in etcd") || !strings.Contains(out, ": up") {
+		t.Errorf("cluster members does not say the etcd store is up:\n%s", out)
 	}
 	keys := l.run("ip", "netns", "exec", l.prefix+"-br", "etcdctl", "--endpoints", strings.Join(ec.Endpoints(), ","),
 		"get", "--prefix", "--keys-only", "/vxnet/rows/")
