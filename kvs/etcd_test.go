@@ -14,6 +14,7 @@ import (
 
 	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/gossip/gossiptest"
+	"github.com/vxnet/vxnet/internal/etcdrun"
 	"github.com/vxnet/vxnet/internal/etcdtest"
 )
 
@@ -284,4 +285,48 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Over TLS with client certificates (etcd's --client-cert-auth): hosts
+// with the CA and a client certificate share the tables; one without a
+// client certificate gets nothing through and says why.
+func TestEtcd_tls(t *testing.T) {
+	etcdtest.Binary(t)
+	files, err := etcdrun.WriteCerts(t.TempDir(), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := etcdtest.StartWith(t, etcdtest.Options{TLS: files})
+	tc, err := files.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := backend{name: "etcd", open: func(t *testing.T, cfg Config, gcfg gossip.Config) Tables {
+		e, err := NewEtcd(cfg, EtcdConfig{Endpoints: ec.Endpoints(), Prefix: suitePrefix(t), TLS: tc}, gcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}}
+	s := newSuite(t, b, 2, suiteConfig())
+	mustPut(t, s.nodes[0], "t", "a", "over tls")
+	s.waitEverywhere("t", "a", []byte("over tls"), s.names[0])
+
+	noCert := tc.Clone()
+	noCert.Certificates = nil
+	gcfg := gossip.DefaultFastConfig("stranger")
+	gcfg.Transport = s.net.NewTransport("stranger")
+	e, err := NewEtcd(suiteConfig(), EtcdConfig{Endpoints: ec.Endpoints(), Prefix: suitePrefix(t), TLS: noCert, RequestTimeout: time.Second}, gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	waitFor(t, "a host without a client certificate to say it cannot reach etcd", 20*time.Second, func() bool {
+		h := e.Health()
+		return !h.Up && h.Error != "" && h.Error != "not connected yet"
+	})
+	if _, ok := e.Get("t", "a"); ok {
+		t.Error("a host without a client certificate read the tables")
+	}
+	t.Logf("without a client certificate: %s", e.Health().Error)
 }

@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/vxnet/vxnet/internal/etcdrun"
+)
 
 func TestConfig_validateNamesField(t *testing.T) {
 	for _, tc := range []struct {
@@ -42,5 +46,31 @@ func TestConfig_etcdStoreAccepted(t *testing.T) {
 	}
 	if tc, err := c.EtcdTLS(); err != nil || tc == nil {
 		t.Errorf("an https endpoint: TLS config %v, %v; want one with the system's CAs", tc, err)
+	}
+}
+
+func TestConfig_etcdTLSFiles(t *testing.T) {
+	files, err := etcdrun.WriteCerts(t.TempDir(), "10.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: StoreEtcd, EtcdEndpoints: []string{"https://10.0.0.1:2379"},
+		EtcdCA: files.CA, EtcdCert: files.ClientCert, EtcdKey: files.ClientKey}
+	c.SetDefaults()
+	if _, _, _, err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := c.EtcdTLS()
+	if err != nil || tc.RootCAs == nil || len(tc.Certificates) != 1 {
+		t.Fatalf("TLS config %+v, %v: want the CA and the client certificate", tc, err)
+	}
+	// The key of another certificate: refused, naming the flag.
+	c.EtcdKey = files.ServerKey
+	if _, _, _, err := c.Check(); err == nil || err.(*Error).Field != "etcd-cert" {
+		t.Errorf("a certificate with another's key: %v", err)
+	}
+	c.EtcdKey, c.EtcdCA = files.ClientKey, files.ClientKey // a key is no CA certificate
+	if _, _, _, err := c.Check(); err == nil || err.(*Error).Field != "etcd-ca" {
+		t.Errorf("a CA file with no certificate: %v", err)
 	}
 }

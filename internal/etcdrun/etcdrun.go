@@ -5,9 +5,17 @@
 package etcdrun
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +42,16 @@ type Options struct {
 	// Host is the address members listen on. Default 127.0.0.1 (with a
 	// free port each); in Netns, ports from 2379 up.
 	Host string
+	// TLS, when set, has clients speak TLS to the members (https client
+	// URLs) with client certificates required (--client-cert-auth);
+	// peers still speak plain HTTP among themselves.
+	TLS *TLSFiles
+}
+
+// TLSFiles are PEM files: the CA that signed the others, the members'
+// server certificate (for Host) and a client certificate.
+type TLSFiles struct {
+	CA, ServerCert, ServerKey, ClientCert, ClientKey string
 }
 
 // Cluster is a running etcd cluster.
@@ -117,7 +135,11 @@ func Start(opts Options) (*Cluster, error) {
 			c.Close()
 			return nil, err
 		}
-		m := &member{name: fmt.Sprintf("m%d", i), clientURL: fmt.Sprintf("http://%s:%d", opts.Host, p),
+		scheme := "http"
+		if opts.TLS != nil {
+			scheme = "https"
+		}
+		m := &member{name: fmt.Sprintf("m%d", i), clientURL: fmt.Sprintf("%s://%s:%d", scheme, opts.Host, p),
 			logPath: filepath.Join(c.opts.Dir, fmt.Sprintf("m%d.log", i))}
 		m.args = []string{"--name", m.name, "--data-dir", filepath.Join(c.opts.Dir, m.name),
 			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
@@ -125,6 +147,9 @@ func Start(opts Options) (*Cluster, error) {
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 			"--initial-cluster-token", token, "--heartbeat-interval", "50", "--election-timeout", "500",
 			"--logger", "zap", "--log-level", "warn"}
+		if t := opts.TLS; t != nil {
+			m.args = append(m.args, "--cert-file", t.ServerCert, "--key-file", t.ServerKey, "--trusted-ca-file", t.CA, "--client-cert-auth")
+		}
 		c.members = append(c.members, m)
 	}
 	for i := range c.members {
@@ -213,6 +238,13 @@ func (c *Cluster) Healthy(i int) bool {
 		body = out
 	} else {
 		cl := http.Client{Timeout: time.Second}
+		if t := c.opts.TLS; t != nil {
+			tc, err := t.ClientConfig()
+			if err != nil {
+				return false
+			}
+			cl.Transport = &http.Transport{TLSClientConfig: tc}
+		}
 		resp, err := cl.Get(url)
 		if err != nil {
 			return false
@@ -243,4 +275,85 @@ func (c *Cluster) WaitHealthy(timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// ClientConfig is the TLS configuration of a client of the cluster: its
+// CA and the client certificate.
+func (t *TLSFiles) ClientConfig() (*tls.Config, error) {
+	pem, err := os.ReadFile(t.CA)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", t.CA)
+	}
+	cert, err := tls.LoadX509KeyPair(t.ClientCert, t.ClientKey)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// WriteCerts makes a CA, a server certificate for host and a client
+// certificate in dir (ECDSA P-256, valid for a day), for a test.
+func WriteCerts(dir, host string) (*TLSFiles, error) {
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vxnet test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	f := &TLSFiles{CA: filepath.Join(dir, "ca.pem"), ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server-key.pem"),
+		ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client-key.pem")}
+	if err := writePEM(f.CA, "CERTIFICATE", caDER); err != nil {
+		return nil, err
+	}
+	leaf := func(serial int64, name string, usage x509.ExtKeyUsage, certPath, keyPath string) error {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return err
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+		if ip := net.ParseIP(host); ip != nil {
+			tmpl.IPAddresses = []net.IP{ip}
+		} else {
+			tmpl.DNSNames = []string{host}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			return err
+		}
+		kb, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return err
+		}
+		if err := writePEM(certPath, "CERTIFICATE", der); err != nil {
+			return err
+		}
+		return writePEM(keyPath, "EC PRIVATE KEY", kb)
+	}
+	if err := leaf(2, host, x509.ExtKeyUsageServerAuth, f.ServerCert, f.ServerKey); err != nil {
+		return nil, err
+	}
+	if err := leaf(3, "vxnet test client", x509.ExtKeyUsageClientAuth, f.ClientCert, f.ClientKey); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func writePEM(path, kind string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600)
 }
