@@ -379,7 +379,7 @@ func (a *Agent) checkStores() error {
 				"host %s of the cluster keeps the tables in %s: a cluster keeps them in one store at a time. Start this agent with --store %s, or move the whole cluster (vxnet store export, then vxnet store import, then every agent restarted with the same --store)",
 				m.Name, storeName(m.Meta.Store), storeName(m.Meta.Store))}
 		}
-		if m.Meta.StorePrefix != me.StorePrefix {
+		if m.Meta.StorePrefix != me.StorePrefix && m.Meta.StorePrefix != "" {
 			return &config.Error{Field: "etcd-prefix", Value: me.StorePrefix, Reason: fmt.Sprintf(
 				"host %s of the cluster keeps the tables under %s: every agent of a cluster uses the same --etcd-prefix (and etcd)", m.Name, m.Meta.StorePrefix)}
 		}

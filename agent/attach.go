@@ -88,7 +88,7 @@ func (a *Agent) detach(key string) {
 	le := a.local[key]
 	delete(a.local, key)
 	if a.rows[key].Host == a.cfg.Name {
-		// Its row goes next (the caller deletes it): no longer planned as
+		// Its row goes too (the caller deletes it): no longer planned as
 		// an endpoint of this host's with no device (HNS, DNS).
 		delete(a.rows, key)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/vxnet/vxnet/api"
@@ -51,6 +50,11 @@ func (a *Agent) ExportStore() api.StoreDump {
 	for _, e := range a.kv.List("") {
 		d.Rows = append(d.Rows, api.NewStoreRow(e.Table, e.Key, e.Owner, e.Value))
 	}
+	// The address blocks of hosts down now (gossip hides their rows):
+	// moved to etcd, they stay those hosts'.
+	for _, e := range a.kv.Hidden(kvstable.TableName) {
+		d.Rows = append(d.Rows, api.NewStoreRow(e.Table, e.Key, e.Owner, e.Value))
+	}
 	return d
 }
 
@@ -59,20 +63,23 @@ func (a *Agent) ExportStore() api.StoreDump {
 // unless the dump holds claims already: imported into etcd, every block
 // stays with the host that held it.
 func WithBlockClaims(rows []api.StoreRow) []api.StoreRow {
-	var grants []ipam.Row
+	var ipamRows []ipam.Row
 	for _, r := range rows {
 		if r.Table == kvstable.BlocksTableName {
 			return rows
 		}
-		if r.Table == kvstable.TableName && strings.HasPrefix(r.Key, "block/") {
-			grants = append(grants, ipam.Row{Key: r.Key, Value: r.Bytes(), Writer: r.Owner})
+		if r.Table == kvstable.TableName || r.Table == kvstable.ClaimsTableName {
+			ipamRows = append(ipamRows, ipam.Row{Key: r.Key, Value: r.Bytes(), Writer: r.Owner})
 		}
 	}
-	out := slices.Clone(rows)
-	for _, c := range ipam.ClaimsFromGrants(grants) {
+	// The claims go first: hosts already running see a network as soon
+	// as its subnet row lands, and take free blocks; its blocks must be
+	// their holders' by then.
+	var out []api.StoreRow
+	for _, c := range ipam.ClaimsFromGrants(ipamRows) {
 		out = append(out, api.NewStoreRow(kvstable.BlocksTableName, c.Key, c.Writer, c.Value))
 	}
-	return out
+	return append(out, rows...)
 }
 
 // ImportStore implements api.Backend: every cluster row of d not in the
@@ -88,7 +95,9 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 		d.Rows = WithBlockClaims(d.Rows)
 	}
 	for i, r := range d.Rows {
-		if !a.kv.IsCluster(r.Table) {
+		if !a.kv.IsCluster(r.Table) || (r.Table == kvstable.BlocksTableName && !a.table.CanClaim()) {
+			// A host's own row, or a block claim a gossip store does not
+			// take (its hosts hand blocks out by grants).
 			res.HostRows++
 			continue
 		}
@@ -103,8 +112,13 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 		}
 		var err error
 		if r.Table == kvstable.BlocksTableName {
-			// A claim is its holder's, whoever imports it.
-			err = a.importClaim(r, v)
+			// A claim is its holder's, whoever imports it; one another
+			// host made meanwhile stays.
+			var won bool
+			if won, err = a.importClaim(r, v); err == nil && !won {
+				res.Present++
+				continue
+			}
 		} else {
 			_, err = a.kv.Put(r.Table, r.Key, v)
 		}
@@ -126,15 +140,12 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 
 // importClaim writes a block claim in its holder's slot, if no host holds
 // the block (etcd only: gossip takes no claims).
-func (a *Agent) importClaim(r api.StoreRow, v []byte) error {
+func (a *Agent) importClaim(r api.StoreRow, v []byte) (bool, error) {
 	c, ok := a.kv.(interface {
 		ClaimFor(table, key, owner string, value []byte) (bool, error)
 	})
 	if !ok {
-		return fmt.Errorf("this store takes no block claims (they are for --store etcd)")
+		return false, fmt.Errorf("this store takes no block claims (they are for --store etcd)")
 	}
-	if _, err := c.ClaimFor(r.Table, r.Key, r.Owner, v); err != nil {
-		return err
-	}
-	return nil
+	return c.ClaimFor(r.Table, r.Key, r.Owner, v)
 }

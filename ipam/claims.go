@@ -53,12 +53,17 @@ func (g *Global) claimRowsLocked(n *gnet, seen map[string]bool) map[uint64]claim
 // from a holder at the version read. It reports whether it won; an error
 // is the store's (it could not say), recorded for Allocate to return.
 func (g *Global) takeLocked(n *gnet, idx uint64, from string, version uint64) (bool, error) {
+	if g.storeErr != nil {
+		n.claimErr = g.storeErr
+		return false, g.storeErr
+	}
 	key := claimKey(n.name, idx)
 	b := blockGrant{Holder: g.self, Gen: 1}
 	v := mustJSON(blockRow{b, n.claim.Subnet})
 	ok, err := g.claims.Claim(key, v, from, version)
 	if err != nil {
 		n.claimErr = fmt.Errorf("ipam: network %q: claiming block %d: %w", n.name, idx, err)
+		g.storeErr = n.claimErr
 		return false, err
 	}
 	if !ok {
@@ -183,10 +188,14 @@ func (g *Global) refreshByClaimsLocked(n *gnet, now time.Time, live, seen map[st
 	// and hosts with empty blocks give back all but one.
 	_, anyFree := g.freeBlockLocked(n, rows, live)
 	hs := hostState{Want: want, Seq: n.hostRow.Seq}
-	if hs != n.hostRow && g.putLocked(n, hostKey(n.name, g.self), hs) == nil {
-		n.hostRow = hs
+	if hs != n.hostRow && g.storeErr == nil {
+		if err := g.putLocked(n, hostKey(n.name, g.self), hs); err != nil {
+			g.storeErr = err
+		} else {
+			n.hostRow = hs
+		}
 	}
-	if !anyFree {
+	if !anyFree && g.storeErr == nil {
 		g.giveBackSparesLocked(n, rows, live, seen)
 	}
 }
@@ -269,11 +278,24 @@ func (g *Global) claimStaticLocked(n *gnet, a netip.Addr, idx uint64) error {
 // rows, any writer's) into block claims, one per block for the winning
 // grant's holder: what a cluster moving its tables to a store that takes
 // claims (etcd) writes, so that every block stays with the host that held
-// it. Rows that are not grants are left out.
+// it. Grants for a subnet no live claim among rows names (the network
+// moved) are left out, as are rows that are not grants.
 func ClaimsFromGrants(rows []Row) []Row {
 	type key struct {
 		network string
 		idx     uint64
+	}
+	subnets := map[string]map[string]bool{} // network → subnets of its live claims
+	for _, r := range rows {
+		network, _, ok := splitKey(r.Key, keySubnet)
+		var c subnetClaim
+		if !ok || decodeValue(r, &c) != nil || c.Deleted {
+			continue
+		}
+		if subnets[network] == nil {
+			subnets[network] = map[string]bool{}
+		}
+		subnets[network][c.Subnet] = true
 	}
 	best := map[key]blockRow{}
 	for _, r := range rows {
@@ -287,7 +309,7 @@ func ClaimsFromGrants(rows []Row) []Row {
 			continue
 		}
 		var b blockRow
-		if decodeValue(r, &b) != nil || b.Holder == "" {
+		if decodeValue(r, &b) != nil || b.Holder == "" || (subnets[network] != nil && !subnets[network][b.Subnet]) {
 			continue
 		}
 		k := key{network, idx}

@@ -94,6 +94,9 @@ type Global struct {
 	self    string
 	subnets *SubnetPool // only for its base and size
 	claims  Claimer     // set when the table's store takes claims: blocks by claims
+	// storeErr, by claims: the store's error in the refresh under way;
+	// once set, the refresh writes nothing more (it would only wait).
+	storeErr error
 
 	mu      sync.Mutex
 	nets    map[string]*gnet

@@ -25,6 +25,7 @@ func (g *Global) refreshLocked() { g.refreshPartLocked(nil, true) }
 func (g *Global) refreshPartLocked(dirty map[string]bool, claims bool) {
 	now := g.cfg.Now()
 	defer func() { close(g.wake); g.wake = make(chan struct{}) }()
+	g.storeErr = nil
 
 	members := g.cfg.Table.Members()
 	live := make(map[string]bool, len(members)+1)

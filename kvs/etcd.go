@@ -118,6 +118,7 @@ type Etcd struct {
 	adopt    bool
 	health   Health
 	leaseBad chan struct{} // closed by a write that found the lease gone
+	redo     chan struct{} // closed by a delete etcd did not take: read again
 	upCh     chan struct{} // closed while health is up
 
 	seenMu sync.Mutex
@@ -150,7 +151,7 @@ func NewEtcd(cfg Config, ecfg EtcdConfig, gcfg gossip.Config) (*Etcd, error) {
 	}
 	e := &Etcd{cfg: cfg, ecfg: ecfg, log: log.With("component", "kvs", "node", gcfg.Name), rows: ecfg.Prefix + "/rows/",
 		st:  newStore(gcfg.Name, timings{}, 0, uint64(time.Now().UnixNano())),
-		own: map[rowKey][]byte{}, adopt: cfg.AdoptOwnRows, leaseBad: make(chan struct{}), upCh: make(chan struct{}),
+		own: map[rowKey][]byte{}, adopt: cfg.AdoptOwnRows, leaseBad: make(chan struct{}), redo: make(chan struct{}), upCh: make(chan struct{}),
 		seenCh: make(chan struct{}), synced: make(chan struct{}), stop: make(chan struct{}),
 		health: Health{Backend: "etcd", Endpoints: ecfg.Endpoints, Since: time.Now(), Error: "not connected yet"}}
 	e.st.cluster, e.st.firstClaim = setOf(cfg.ClusterTables), setOf(cfg.FirstClaim)
@@ -354,13 +355,24 @@ func (e *Etcd) del(table, key string) (int64, error) {
 		return err
 	})
 	cancel()
-	if err != nil {
-		return 0, e.unavailable("deleting", table, key, err)
-	}
 	if !e.st.cluster[table] {
+		// This host's row goes whether or not etcd took the delete now:
+		// it is no longer this host's, so the next full read deletes it
+		// (asked for at once below), as a gossip delete never fails.
 		e.mu.Lock()
 		delete(e.own, rowKey{table, key})
+		if err != nil {
+			close(e.redo)
+			e.redo = make(chan struct{})
+		}
 		e.mu.Unlock()
+		if err != nil {
+			e.log.Warn("etcd store: a delete did not take; the row goes when the tables are read again", "table", table, "key", key, "error", err)
+			return 0, nil
+		}
+	}
+	if err != nil {
+		return 0, e.unavailable("deleting", table, key, err)
 	}
 	e.st.count(func(s *Stats) { s.LocalWrites++ })
 	if resp.Deleted == 0 {
@@ -426,7 +438,8 @@ func (e *Etcd) Claim(table, key string, value []byte, from string, version uint6
 	ops = append(ops, clientv3.OpPut(e.slotPath(table, key, e.st.self), string(value)))
 	// Tried again on a failover: a claim that was taken the first time
 	// reads as a lost race, and the next refresh finds it this host's.
-	ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
+	// At most 2 s in all: claims are made under IPAM's lock.
+	ctx, cancel := context.WithTimeout(e.ctx, min(e.ecfg.RequestTimeout, 2*time.Second))
 	var resp *clientv3.TxnResponse
 	err := retry(ctx, func(ctx context.Context) (err error) {
 		resp, err = e.cli.Txn(ctx).If(cmp).Then(ops...).Commit()
@@ -698,6 +711,7 @@ func (e *Etcd) leaseGone(lease clientv3.LeaseID) {
 func (e *Etcd) routineSync() {
 	defer e.wg.Done()
 	backoff := 100 * time.Millisecond
+	defer e.setHealth(false, errors.New("stopped"))
 	for e.ctx.Err() == nil { // cancelled by Close, and by Revoke
 		start := time.Now()
 		err := e.session()
@@ -724,10 +738,20 @@ func (e *Etcd) session() error {
 	if err := e.checkMeta(ctx); err != nil {
 		return err
 	}
+	e.mu.Lock()
+	bad, redo := e.leaseBad, e.redo
+	e.mu.Unlock()
 	ka, err := e.keepLease(ctx)
 	if err != nil {
 		return err
 	}
+	e.mu.Lock()
+	if e.lease != 0 {
+		// A regrant in keepLease replaced the channel: watch the new one
+		// (a loss reported since is on it).
+		bad = e.leaseBad
+	}
+	e.mu.Unlock()
 	rev, err := e.resync(ctx)
 	if err != nil {
 		return err
@@ -742,17 +766,19 @@ func (e *Etcd) session() error {
 		testHookBeforeWatch(e, rev)
 	}
 	wch := e.cli.Watch(clientv3.WithRequireLeader(ctx), e.rows, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	e.mu.Lock()
-	bad := e.leaseBad
-	e.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-bad:
 			return errors.New("this host's lease expired: taking a new one and writing its rows again")
+		case <-redo:
+			return errors.New("a delete of this host's etcd did not take: reading the tables again to finish it")
 		case _, ok := <-ka:
 			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err() // stopping (Revoke, Close): the lease is theirs to give back
+				}
 				e.leaseGone(e.currentLease())
 				return errors.New("this host's lease could not be renewed: taking a new one and writing its rows again")
 			}
