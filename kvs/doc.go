@@ -118,7 +118,9 @@
 //     with Revoke (a graceful leave). The node keeps its own rows and is
 //     their authority: after every full read it writes back those etcd
 //     lost or holds on an older lease, and deletes the ones it does not
-//     hold (unless adopting them, Config.AdoptOwnRows).
+//     hold (unless adopting them, Config.AdoptOwnRows). So its delete of
+//     its own row never fails, as in gossip: one etcd did not take is
+//     finished by a full read asked for at once.
 //   - Cluster rows are on no lease; any node's delete removes every slot
 //     of the row at once. etcd orders every write, so no tombstones are
 //     needed.
