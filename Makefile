@@ -16,8 +16,12 @@ RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... .
 
 all: build
 
+# The commit `vxnet version` names (the environment may turn Go's own VCS
+# stamp off).
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
+
 build:
-	$(GO) build -o bin/vxnet ./cmd/vxnet
+	$(GO) build -ldflags "-X main.commit=$(COMMIT)" -o bin/vxnet ./cmd/vxnet
 	$(GO) build -o bin/vxnet-cni ./cmd/vxnet-cni
 
 deps:

@@ -68,6 +68,10 @@ type stateFile struct {
 
 const stateVersion = 2
 
+// StateVersion is the version of the state file this build writes and
+// reads (older ones it cannot read are refused, naming --recover).
+const StateVersion = stateVersion
+
 // StateError says the state file cannot be used, and how to go on.
 type StateError struct {
 	Path   string

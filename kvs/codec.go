@@ -28,6 +28,10 @@ import (
 // Message types are append-only.
 const (
 	magic = 0xB7
+	// WireVersion names this message format (magic 0xB7, message types
+	// 1-4) for `vxnet version`: a change nodes of the previous release
+	// cannot read gets a new magic and a new version.
+	WireVersion = 1
 
 	msgUpdate byte = 1
 	msgDigest byte = 2

@@ -28,7 +28,7 @@ Commands:
   dataplane   run the VXLAN switch alone from a static JSON file (debugging, interop, demo)
   bench       measure: the data plane against the kernel's VXLAN, the control plane
   cni         install vxnet as the CNI plugin of podman, containerd, CRI-O, the kubelet
-  version     print the version
+  version     print the version, the commit and the formats this build speaks
   help        show this help, or 'vxnet help <command>' for one command
 
 Run 'vxnet <command> --help' for a command's flags. The client commands talk
@@ -94,8 +94,7 @@ func run(std stdio, args []string) int {
 	case "cni":
 		return cmdCNI(std, args[1:])
 	case "version", "--version":
-		fmt.Fprintln(std.stdout, "vxnet", version)
-		return 0
+		return cmdVersion(std, args[1:])
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			return run(std, []string{args[1], "--help"})

@@ -177,3 +177,22 @@ func TestCNIInstall(t *testing.T) {
 		}
 	}
 }
+
+func TestVersion(t *testing.T) {
+	var out, errb strings.Builder
+	if code := run(stdio{&out, &errb}, []string{"version"}); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"vxnet ", "commit:", "table rows   reads v1-v2", "gossip       messages v1", "state file   v2", "etcd layout  v1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("vxnet version lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run(stdio{&out, &errb}, []string{"version", "--format", "json"}); code != 0 || !strings.Contains(out.String(), `"stateFile": 2`) {
+		t.Errorf("vxnet version --format json: %d\n%s", code, out.String())
+	}
+	if code := run(stdio{&out, &errb}, []string{"version", "--format", "yaml"}); code != 2 {
+		t.Errorf("--format yaml: exit %d, want 2", code)
+	}
+}
