@@ -389,12 +389,7 @@ func (a *Agent) checkStores() error {
 
 // etcdPrefix is the etcd prefix the tables are under, as the etcd
 // backend spells it.
-func (a *Agent) etcdPrefix() string {
-	if p := strings.Trim(a.cfg.EtcdPrefix, "/"); p != "" {
-		return "/" + p
-	}
-	return kvs.DefaultEtcdPrefix
-}
+func (a *Agent) etcdPrefix() string { return kvs.EtcdPrefix(a.cfg.EtcdPrefix) }
 
 func storeName(s string) string {
 	if s == "" {

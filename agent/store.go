@@ -141,9 +141,7 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 // importClaim writes a block claim in its holder's slot, if no host holds
 // the block (etcd only: gossip takes no claims).
 func (a *Agent) importClaim(r api.StoreRow, v []byte) (bool, error) {
-	c, ok := a.kv.(interface {
-		ClaimFor(table, key, owner string, value []byte) (bool, error)
-	})
+	c, ok := a.kv.(*kvs.Etcd)
 	if !ok {
 		return false, fmt.Errorf("this store takes no block claims (they are for --store etcd)")
 	}

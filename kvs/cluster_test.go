@@ -76,33 +76,11 @@ func (c *cluster) live() []*Gossip {
 	return out
 }
 
-func (c *cluster) waitMembers(n int) {
-	c.t.Helper()
-	waitFor(c.t, fmt.Sprintf("every node to see %d members", n), 30*time.Second, func() bool {
-		for _, g := range c.live() {
-			if g.Node().NumMembers() != n {
-				return false
-			}
-		}
-		return true
-	})
-}
+func (c *cluster) waitMembers(n int) { c.t.Helper(); waitMembersOf(c.t, n, c.live) }
 
 // waitConverged waits until every live node shows the same rows, and
 // rows of them.
-func (c *cluster) waitConverged(rows int) {
-	c.t.Helper()
-	waitFor(c.t, fmt.Sprintf("every live node to hold the same %d rows", rows), 30*time.Second, func() bool {
-		live := c.live()
-		want := live[0].Digest()
-		for _, g := range live {
-			if g.Digest() != want || len(g.List("")) != rows {
-				return false
-			}
-		}
-		return true
-	})
-}
+func (c *cluster) waitConverged(rows int) { c.t.Helper(); waitConvergedOf(c.t, rows, c.live) }
 
 // waitSplit waits until, after a partition, the first sizes[0] nodes see
 // only each other (and the rest, sizes[1] if given, see only theirs).

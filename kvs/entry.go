@@ -127,4 +127,7 @@ type Tables interface {
 	Stats() Stats
 	// Health says whether the store can take writes.
 	Health() Health
+	// Digest is a hash of every visible row: two nodes with the same
+	// digest show readers the same tables.
+	Digest() uint64
 }

@@ -45,15 +45,22 @@ type EtcdConfig struct {
 // DefaultEtcdPrefix is where the tables live in etcd unless told.
 const DefaultEtcdPrefix = "/vxnet"
 
+// EtcdPrefix is prefix as the etcd backend uses it: one leading slash,
+// none trailing; DefaultEtcdPrefix when empty ("/" stays "/", which
+// EtcdConfig refuses).
+func EtcdPrefix(prefix string) string {
+	if prefix == "" {
+		return DefaultEtcdPrefix
+	}
+	return "/" + strings.Trim(prefix, "/")
+}
+
 // EtcdFormat is the layout of the keys under the prefix this version
 // writes and reads; it is kept in PREFIX/meta.
 const EtcdFormat = 1
 
 func (c *EtcdConfig) setDefaults() {
-	if c.Prefix == "" {
-		c.Prefix = DefaultEtcdPrefix
-	}
-	c.Prefix = "/" + strings.Trim(c.Prefix, "/")
+	c.Prefix = EtcdPrefix(c.Prefix)
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = 10 * time.Second
 	}
@@ -156,7 +163,7 @@ func NewEtcd(cfg Config, ecfg EtcdConfig, gcfg gossip.Config) (*Etcd, error) {
 		health: Health{Backend: "etcd", Endpoints: ecfg.Endpoints, Since: time.Now(), Error: "not connected yet"}}
 	e.st.cluster, e.st.firstClaim = setOf(cfg.ClusterTables), setOf(cfg.FirstClaim)
 	for _, en := range cfg.InitialEntries {
-		if err := checkEtcdRow(en.Table, en.Key, en.Value); err != nil || !e.st.cluster[en.Table] || en.Owner == "" {
+		if err := checkRow(en.Table, en.Key, en.Value); err != nil || !e.st.cluster[en.Table] || en.Owner == "" {
 			return nil, fmt.Errorf("kvs: config InitialEntries: %v: not a row of a cluster table (%v)", en, err)
 		}
 		if !en.Deleted {
@@ -164,7 +171,7 @@ func NewEtcd(cfg Config, ecfg EtcdConfig, gcfg gossip.Config) (*Etcd, error) {
 		}
 	}
 	for _, r := range cfg.InitialRows {
-		if err := checkEtcdRow(r.Table, r.Key, r.Value); err != nil {
+		if err := checkRow(r.Table, r.Key, r.Value); err != nil {
 			return nil, fmt.Errorf("kvs: config InitialRows: %w", err)
 		}
 		if e.st.cluster[r.Table] {
@@ -197,10 +204,6 @@ func (membersOnly) NotifyMsg([]byte)                  {}
 func (membersOnly) LocalState(bool) []byte            { return nil }
 func (membersOnly) MergeRemoteState([]byte, bool)     {}
 func (membersOnly) MemberEvent(ev gossip.MemberEvent) {}
-
-func checkEtcdRow(table, key string, value []byte) error {
-	return checkRow(table, key, value)
-}
 
 // slotPath is the etcd key of owner's slot of a row.
 func (e *Etcd) slotPath(table, key, owner string) string {
@@ -254,7 +257,7 @@ func (e *Etcd) Node() *gossip.Node { return e.node }
 // Put implements Backend: the write is in etcd, and in this host's copy,
 // when it returns.
 func (e *Etcd) Put(table, key string, value []byte) (Entry, error) {
-	if err := checkEtcdRow(table, key, value); err != nil {
+	if err := checkRow(table, key, value); err != nil {
 		return Entry{}, err
 	}
 	if e.closed() {
@@ -414,7 +417,7 @@ func (e *Etcd) waitUpFor(d time.Duration) bool {
 // reports whether it won; a lost race is no error. The row has no lease:
 // a claim outlives its holder until taken over or given back.
 func (e *Etcd) Claim(table, key string, value []byte, from string, version uint64) (bool, uint64, error) {
-	if err := checkEtcdRow(table, key, value); err != nil {
+	if err := checkRow(table, key, value); err != nil {
 		return false, 0, err
 	}
 	if e.closed() {
@@ -459,7 +462,7 @@ func (e *Etcd) Claim(table, key string, value []byte, from string, version uint6
 // ClaimFor writes owner's slot of a row of table, with value, if no slot
 // of the row exists: a claim imported for the host that held it.
 func (e *Etcd) ClaimFor(table, key, owner string, value []byte) (bool, error) {
-	if err := checkEtcdRow(table, key, value); err != nil {
+	if err := checkRow(table, key, value); err != nil {
 		return false, err
 	}
 	if owner == "" || len(owner) > MaxNameLen {
@@ -853,9 +856,9 @@ func (e *Etcd) checkMeta(ctx context.Context) error {
 		e.log.Info("etcd store: new prefix", "prefix", e.ecfg.Prefix)
 		return nil
 	}
-	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	got := resp.Responses[0].GetResponseRange().GetKvs()
 	var m etcdMeta
-	if len(kvs) != 1 || json.Unmarshal(kvs[0].Value, &m) != nil || m.Format < 1 {
+	if len(got) != 1 || json.Unmarshal(got[0].Value, &m) != nil || m.Format < 1 {
 		return fmt.Errorf("%s does not hold vxnet's marker: is prefix %s another program's?", key, e.ecfg.Prefix)
 	}
 	if m.Format > EtcdFormat {

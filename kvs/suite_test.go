@@ -33,11 +33,6 @@ func gossipBackend() backend {
 	}}
 }
 
-var etcdPrefixes struct {
-	sync.Mutex
-	n int
-}
-
 // etcdBackend runs every node of a suite on one real 3-member etcd
 // cluster, each suite cluster under a prefix of its own.
 func etcdBackend(t *testing.T) backend {
@@ -133,10 +128,24 @@ func (s *suite) live() []Tables {
 	return out
 }
 
-func (s *suite) waitMembers(n int) {
-	s.t.Helper()
-	waitFor(s.t, fmt.Sprintf("every node to see %d members", n), 30*time.Second, func() bool {
-		for _, g := range s.live() {
+func (s *suite) waitMembers(n int) { s.t.Helper(); waitMembersOf(s.t, n, s.live) }
+
+// waitConverged waits until every live node shows the same rows, and
+// rows of them.
+func (s *suite) waitConverged(rows int) { s.t.Helper(); waitConvergedOf(s.t, rows, s.live) }
+
+// node is what the cluster helpers need of any backend's node.
+type node interface {
+	Node() *gossip.Node
+	List(table string) []Entry
+	Digest() uint64
+}
+
+// waitMembersOf waits until every node live returns sees n members.
+func waitMembersOf[N node](t *testing.T, n int, live func() []N) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("every node to see %d members", n), 30*time.Second, func() bool {
+		for _, g := range live() {
 			if g.Node().NumMembers() != n {
 				return false
 			}
@@ -145,17 +154,15 @@ func (s *suite) waitMembers(n int) {
 	})
 }
 
-type digester interface{ Digest() uint64 }
-
-// waitConverged waits until every live node shows the same rows, and
-// rows of them.
-func (s *suite) waitConverged(rows int) {
-	s.t.Helper()
-	waitFor(s.t, fmt.Sprintf("every live node to show the same %d rows", rows), 30*time.Second, func() bool {
-		live := s.live()
-		want := live[0].(digester).Digest()
-		for _, g := range live {
-			if g.(digester).Digest() != want || len(g.List("")) != rows {
+// waitConvergedOf waits until every node live returns shows the same
+// rows, and rows of them.
+func waitConvergedOf[N node](t *testing.T, rows int, live func() []N) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("every live node to show the same %d rows", rows), 30*time.Second, func() bool {
+		nodes := live()
+		want := nodes[0].Digest()
+		for _, g := range nodes {
+			if g.Digest() != want || len(g.List("")) != rows {
 				return false
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // EtcdEndpoint is the client URL of the lab's etcd (Store etcd).
@@ -50,22 +49,8 @@ func (l *Lab) startEtcd(ctx context.Context) error {
 	if err := l.update(func(s *State) { s.Outside.Etcd = p }); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(l.cfg.ReadyTimeout)
-	for {
+	return l.waitReady(ctx, "etcd", exited, logPath, func() (bool, string) {
 		out, _ := l.run.run(ctx, inNetns(s.Outside.Netns, "curl", "-s", "-m", "1", client+"/health")...)
-		if strings.Contains(out, `"health":"true"`) {
-			return nil
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(logPath)
-			return fmt.Errorf("exited: %s", lastLines(string(b), 5))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not answering at %s after %v (log %s)", client, l.cfg.ReadyTimeout, logPath)
-		}
-	}
+		return strings.Contains(out, `"health":"true"`), "not answering at " + client
+	})
 }

@@ -80,23 +80,34 @@ func (l *Lab) startOutsideDNS(ctx context.Context, o OutsideState, dir string) e
 // ready timeout passes.
 func (l *Lab) waitOutsideDNS(ctx context.Context, o OutsideState, exited <-chan error, logPath string) error {
 	argv := inNetns(o.Netns, "dig", "+short", "+time=1", "+tries=1", "@"+o.Addr.String(), OutsideName)
+	return l.waitReady(ctx, "dnsmasq", exited, logPath, func() (bool, string) {
+		out, err := l.run.run(ctx, argv...)
+		out = strings.TrimSpace(out)
+		return err == nil && out == o.Addr.String(), fmt.Sprintf("%s not answered: %q", OutsideName, out)
+	})
+}
+
+// waitReady polls ready until it says yes, the server (what, logging to
+// logPath) exits, ctx ends or the ready timeout passes; ready also says
+// what it saw last, for the error.
+func (l *Lab) waitReady(ctx context.Context, what string, exited <-chan error, logPath string, ready func() (bool, string)) error {
 	deadline := time.Now().Add(l.cfg.ReadyTimeout)
 	for {
-		out, err := l.run.run(ctx, argv...)
-		if err == nil && strings.TrimSpace(out) == o.Addr.String() {
+		ok, last := ready()
+		if ok {
 			return nil
 		}
 		select {
 		case err := <-exited:
 			b, _ := os.ReadFile(logPath)
-			return fmt.Errorf("dnsmasq exited (%v): %s", err, lastLines(string(b), 5))
+			return fmt.Errorf("%s exited (%v): %s", what, err, lastLines(string(b), 5))
 		default:
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not answered after %v: %q", OutsideName, l.cfg.ReadyTimeout, strings.TrimSpace(out))
+			return fmt.Errorf("%s: %s after %v (log %s)", what, last, l.cfg.ReadyTimeout, logPath)
 		}
 		pause(ctx, pollInterval)
 	}

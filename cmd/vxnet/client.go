@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -81,8 +82,13 @@ func printJSON(std stdio, v any) int {
 }
 
 func checkFormat(std stdio, cmd, format string) bool {
-	if format != "table" && format != "json" {
-		fmt.Fprintf(std.stderr, "vxnet %s: --format %q: want table or json\n", cmd, format)
+	return checkFormatIn(std, cmd, format, "table", "json")
+}
+
+// checkFormatIn is checkFormat for a command whose formats are others.
+func checkFormatIn(std stdio, cmd, format string, formats ...string) bool {
+	if !slices.Contains(formats, format) {
+		fmt.Fprintf(std.stderr, "vxnet %s: --format %q: want %s\n", cmd, format, strings.Join(formats, " or "))
 		return false
 	}
 	return true
@@ -543,8 +549,7 @@ func cmdClusterStore(std stdio, args []string) int {
 	if _, code, ok := parse(fs, args); !ok {
 		return code
 	}
-	if *format != "text" && *format != "json" {
-		fmt.Fprintf(std.stderr, "vxnet cluster store: --format %q: want text or json\n", *format)
+	if !checkFormatIn(std, "cluster store", *format, "text", "json") {
 		return 2
 	}
 	c, cancel := ctx()

@@ -65,8 +65,7 @@ func cmdVersion(std stdio, args []string) int {
 	if _, code, ok := parse(fs, args); !ok {
 		return code
 	}
-	if *format != "text" && *format != "json" {
-		fmt.Fprintf(std.stderr, "vxnet version: --format %q: want text or json\n", *format)
+	if !checkFormatIn(std, "version", *format, "text", "json") {
 		return 2
 	}
 	v := buildVersion()
