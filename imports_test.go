@@ -27,7 +27,7 @@ var allowed = map[string][]string{
 	"dataplane/afpacket":    {"golang.org/x/sys", "internal/rawio"},
 	"hns":                   {"github.com/Microsoft/hcsshim", "golang.org/x/sys", "dataplane/vxlan"},
 	"hns/hnstest":           {"hns", "dataplane/vxlan"},
-	"dataplane/tun":         {"golang.zx2c4.com/", "golang.org/x/sys", "golang.org/x/net", "github.com/vishvananda/", "internal/rawio"},
+	"dataplane/tun":         {"golang.zx2c4.com/", "golang.org/x/sys", "golang.org/x/net", "github.com/vishvananda/", "internal/rawio", "dataplane/vxlan"},
 	"dataplane/tun/tuntest": {"dataplane/tun"},
 	"dataplane/udp":         {"golang.org/x/sys", "golang.org/x/net", "dataplane/vxlan"},
 	"dataplane/udp/udptest": {"dataplane/udp", "dataplane/vxlan"},

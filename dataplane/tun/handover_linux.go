@@ -35,6 +35,15 @@ func CreateHandover(name string, mtu int) (Device, error) {
 		d.Close()
 		return nil, fmt.Errorf("tun: make %s persistent: %w", cfg.Name, err)
 	}
+	link, err := netlink.LinkByName(cfg.Name)
+	if err == nil {
+		err = limitSegments(link, cfg.MTU)
+	}
+	if err != nil {
+		setPersist(d, false)
+		d.Close()
+		return nil, fmt.Errorf("tun: %s: %w", cfg.Name, err)
+	}
 	return d, nil
 }
 

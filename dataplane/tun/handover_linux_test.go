@@ -33,6 +33,9 @@ func TestHandover_moveAdoptRemove(t *testing.T) {
 	if inside, _, err := Where(dev, ctrPath+"-missing"); err != nil || inside {
 		t.Fatalf("Where for a namespace not made yet: inside %v, error %v", inside, err)
 	}
+	if out := run(t, "ip", "-n", host, "-d", "-o", "link", "show", "dev", "vxdtest0"); !strings.Contains(out, "gso_max_segs 44 ") {
+		t.Errorf("handover device's super-packets not limited to one train (gso_max_segs 44):\n%s", out)
+	}
 	run(t, "ip", "-n", host, "link", "set", "vxdtest0", "netns", ctr)
 	run(t, "ip", "-n", ctr, "link", "set", "vxdtest0", "name", "eth3")
 	run(t, "ip", "-n", ctr, "addr", "add", "10.0.9.7/24", "dev", "eth3")

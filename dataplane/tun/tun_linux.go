@@ -10,6 +10,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"golang.org/x/sys/unix"
 	wgtun "golang.zx2c4.com/wireguard/tun"
 )
@@ -44,6 +45,9 @@ func configure(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("tun: find %s: %w", cfg.Name, err)
 	}
+	if err := limitSegments(link, cfg.MTU); err != nil {
+		return err
+	}
 	for _, p := range cfg.Addresses {
 		if err := addAddress(link, cfg.Name, p); err != nil {
 			return err
@@ -57,6 +61,19 @@ func configure(cfg Config) error {
 		if err := netlink.RouteAdd(r); err != nil {
 			return fmt.Errorf("tun: add route %v via %s: %w", p, cfg.Name, err)
 		}
+	}
+	return nil
+}
+
+// limitSegments caps the TCP super-packets the kernel hands the device
+// (gso_max_segs) at what one train of the underlay carries
+// (vxlan.SegmentsPerTrain), so each leaves in one UDP GSO message and is
+// written to the receiving port in one piece. The kernel cuts larger sends
+// itself; nothing else changes for the container.
+func limitSegments(link netlink.Link, mtu int) error {
+	n := vxlan.SegmentsPerTrain(mtu)
+	if err := netlink.LinkSetGSOMaxSegs(link, n); err != nil {
+		return fmt.Errorf("tun: set gso_max_segs %d on %s: %w", n, link.Attrs().Name, err)
 	}
 	return nil
 }

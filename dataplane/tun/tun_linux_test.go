@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 )
 
 // TestCreate_inNamespace creates a TUN device inside a namespace of the
@@ -30,9 +32,13 @@ func TestCreate_inNamespace(t *testing.T) {
 			t.Errorf("eth0 in %s lacks %q:\n%s", ns, want, out)
 		}
 	}
-	link, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "dev", "eth0").CombinedOutput()
+	link, err := exec.Command("ip", "-n", ns, "-d", "-o", "link", "show", "dev", "eth0").CombinedOutput()
 	if err != nil || !strings.Contains(string(link), "mtu 1400") || !strings.Contains(string(link), "UP") {
 		t.Errorf("eth0 link: %v %s", err, link)
+	}
+	// Super-packets no larger than one underlay train: 65000 / (1400 + 50).
+	if want := fmt.Sprintf("gso_max_segs %d ", vxlan.SegmentsPerTrain(1400)); !strings.Contains(string(link), want) || vxlan.SegmentsPerTrain(1400) != 44 {
+		t.Errorf("eth0 link lacks %q:\n%s", want, link)
 	}
 	if r, err := exec.Command("ip", "-n", ns, "route", "show", "default").CombinedOutput(); err != nil || !strings.Contains(string(r), "default dev eth0") {
 		t.Errorf("no default route through eth0: %v %s", err, r)

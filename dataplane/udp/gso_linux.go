@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"unsafe"
 
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,7 +22,7 @@ const (
 	// maxGSOSegments is UDP_MAX_SEGMENTS of older kernels (newer allow 128).
 	maxGSOSegments = 64
 	// maxGSOBytes bounds a message's payload: one IP packet's worth.
-	maxGSOBytes = 65000
+	maxGSOBytes = vxlan.TrainBytes
 )
 
 var gsoCmsgSpace = unix.CmsgSpace(2)

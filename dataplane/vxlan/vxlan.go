@@ -18,6 +18,30 @@ const (
 	DefaultPort = 4789      // IANA-assigned VXLAN UDP port
 )
 
+// TrainBytes bounds the payload of one UDP GSO message (a train of
+// equal-sized VXLAN datagrams to one VTEP that the kernel cuts apart as late
+// as it can): one IP packet's worth, with room to spare below 65535.
+const TrainBytes = 65000
+
+// trainOverhead is what a datagram of a train carries besides the inner
+// packet, at most: the inner Ethernet and VXLAN headers (22 bytes) and an
+// encrypted network's seal (28 bytes).
+const trainOverhead = EncapLen + 28
+
+// SegmentsPerTrain is the largest number of inner packets of size mtu whose
+// datagrams fit one train (TrainBytes): 43 for the default 1450. A port
+// whose kernel hands over TCP super-packets of at most that many segments
+// sees each one leave in one message and reach the receiving host's port in
+// one piece, so that host writes it once and its kernel answers with one
+// ACK, not two (a 64 KB super-packet of 46 segments would leave as a train
+// and a straggler).
+func SegmentsPerTrain(mtu int) int {
+	if mtu <= 0 {
+		return 1
+	}
+	return max(1, TrainBytes/(mtu+trainOverhead))
+}
+
 // PutHeader writes an 8-byte VXLAN header into b[:HeaderLen]: the I flag set,
 // all reserved bits zero, and the low 24 bits of vni.
 //

@@ -312,3 +312,17 @@ func TestZeroAllocs(t *testing.T) {
 		t.Fatalf("sanity: Decap = %+v, %v", f, err)
 	}
 }
+
+// TestSegmentsPerTrain: every segment's datagram, seal included, fits
+// one train, and one more would not.
+func TestSegmentsPerTrain(t *testing.T) {
+	for _, c := range []struct{ mtu, want int }{{1450, 43}, {1422, 44}, {1400, 44}, {9000, 7}, {65535, 1}, {0, 1}, {-5, 1}} {
+		got := vxlan.SegmentsPerTrain(c.mtu)
+		if got != c.want {
+			t.Errorf("SegmentsPerTrain(%d) = %d, want %d", c.mtu, got, c.want)
+		}
+		if c.mtu > 0 && c.mtu < 60000 && (got*(c.mtu+vxlan.EncapLen+28) > vxlan.TrainBytes || (got+1)*(c.mtu+vxlan.EncapLen+28) <= vxlan.TrainBytes) {
+			t.Errorf("SegmentsPerTrain(%d) = %d is not the most that fit %d bytes", c.mtu, got, vxlan.TrainBytes)
+		}
+	}
+}
