@@ -32,10 +32,9 @@ import (
 )
 
 // clusterTables are the kvs tables whose rows belong to the cluster
-// (kvs.Config.ClusterTables): networks, services, and IPAM's subnet
-// claims. The
-// endpoints table is host-scoped, first claim wins (kvs.Config.FirstClaim).
-var clusterTables = append([]string{tables.Networks, tables.Services}, kvstable.ClusterTables...)
+// (kvs.Config.ClusterTables): networks, services, join tokens, and
+// IPAM's subnet claims. The endpoints table is host-scoped, first claim wins (kvs.Config.FirstClaim).
+var clusterTables = append([]string{tables.Networks, tables.Services, tables.Tokens}, kvstable.ClusterTables...)
 
 // Agent is one host's vxnet: cluster membership and tables, IPAM, DNS and
 // the data plane, and the API.
@@ -52,7 +51,9 @@ type Agent struct {
 	// resolvers serve DNS in the namespaces of this host's endpoints.
 	resolvers *dns.Namespaces
 	sw        *dataplane.Switch
-	seal      *sealing // this host's keys for encrypted networks, and its peers' (seal.go)
+	// join is the join service's certificate; nil without one.
+	join *joinService
+	seal *sealing // this host's keys for encrypted networks, and its peers' (seal.go)
 	// gossipEncrypted: the cluster's gossip is encrypted and authenticated
 	// (a gossip key), which encrypted networks' keys rely on.
 	gossipEncrypted bool
@@ -148,6 +149,9 @@ func New(cfg config.Config) (*Agent, error) {
 		svcCounters: map[string]*dataplane.ServiceCounters{}, taskCounters: map[string]*dataplane.TaskCounters{},
 		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), fatal: make(chan error, 1), gwDNS: map[netip.AddrPort]gatewayDNS{}}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
+	if err := a.openJoin(); err != nil {
+		return nil, err
+	}
 	var recovering bool
 	a.store, recovering, err = hoststate.OpenAgent(cfg.DataDir, cfg.Recover, len(cfg.Join) > 0, cfg.Logger)
 	if errors.Is(err, hoststate.ErrRecoveryNeedsJoin) {
@@ -328,6 +332,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopAPI()
+	a.seedTokens()
+	stopJoin, err := a.serveJoin()
+	if err != nil {
+		return err
+	}
+	defer stopJoin()
 	stopMetrics, err := a.serveMetrics()
 	if err != nil {
 		return err

@@ -18,6 +18,9 @@
 //	DELETE /v1/services/{network}/{name}
 //	GET    /v1/cluster/members       → []Member
 //	POST   /v1/cluster/rotate-keys   → KeyRotation (this host's session key)
+//	GET    /v1/cluster/tokens        → []JoinToken
+//	POST   /v1/cluster/tokens        JoinTokenCreate → JoinTokenCreated (the token, shown once)
+//	DELETE /v1/cluster/tokens/{id}   → JoinToken (revoked)
 //	GET    /v1/cluster/store         → StoreStatus
 //	GET    /v1/store/export          → StoreDump (every row this host sees)
 //	POST   /v1/store/import          StoreDump → StoreImport (the cluster tables' rows not there yet)
@@ -328,6 +331,37 @@ type StoreImport struct {
 // on, without a packet lost.
 type KeyRotation struct {
 	InUseAt time.Time `json:"inUseAt"`
+}
+
+// JoinToken is a join token as the API shows it: never its secret.
+type JoinToken struct {
+	ID      string    `json:"id"`
+	State   string    `json:"state"` // "active", "expired" or "revoked"
+	Creator string    `json:"creator"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"` // zero: never
+	Revoked time.Time `json:"revoked,omitzero"`
+}
+
+// JoinTokenCreate asks for a new join token.
+type JoinTokenCreate struct {
+	// TTL, as Go writes durations ("24h"); empty or "0": the token never
+	// expires.
+	TTL string `json:"ttl,omitempty"`
+	// Rotate revokes every active token once the new one is written.
+	Rotate bool `json:"rotate,omitempty"`
+}
+
+// JoinTokenCreated is a new join token, with the one time its secret is
+// shown.
+type JoinTokenCreated struct {
+	JoinToken
+	// Token is the whole token for vxnet cluster join --token.
+	Token string `json:"token"`
+	// Join is the command a new host runs.
+	Join string `json:"join"`
+	// Revoked lists the tokens a rotation revoked.
+	RevokedIDs []string `json:"revokedIds,omitempty"`
 }
 
 // Error is the body of every error response.

@@ -144,6 +144,24 @@ func (c *Client) RotateKeys(ctx context.Context) (KeyRotation, error) {
 	return out, c.do(ctx, http.MethodPost, "/v1/cluster/rotate-keys", nil, &out)
 }
 
+// JoinTokens lists the cluster's join tokens.
+func (c *Client) JoinTokens(ctx context.Context) ([]JoinToken, error) {
+	var out []JoinToken
+	return out, c.do(ctx, http.MethodGet, "/v1/cluster/tokens", nil, &out)
+}
+
+// CreateJoinToken makes a join token.
+func (c *Client) CreateJoinToken(ctx context.Context, req JoinTokenCreate) (JoinTokenCreated, error) {
+	var out JoinTokenCreated
+	return out, c.do(ctx, http.MethodPost, "/v1/cluster/tokens", req, &out)
+}
+
+// RevokeJoinToken revokes a join token.
+func (c *Client) RevokeJoinToken(ctx context.Context, id string) (JoinToken, error) {
+	var out JoinToken
+	return out, c.do(ctx, http.MethodDelete, "/v1/cluster/tokens/"+url.PathEscape(id), nil, &out)
+}
+
 // CreateService creates a service.
 func (c *Client) CreateService(ctx context.Context, req ServiceCreate) (Service, error) {
 	var out Service

@@ -40,6 +40,13 @@ type Backend interface {
 	ImportStore(d StoreDump) (StoreImport, error)
 	// RotateKeys starts a rotation of this host's session key.
 	RotateKeys(ctx context.Context) (KeyRotation, error)
+	// JoinTokens lists the cluster's join tokens.
+	JoinTokens() ([]JoinToken, error)
+	// CreateJoinToken makes a join token (and revokes the others when
+	// asked to rotate).
+	CreateJoinToken(ctx context.Context, req JoinTokenCreate) (JoinTokenCreated, error)
+	// RevokeJoinToken revokes the token id.
+	RevokeJoinToken(id string) (JoinToken, error)
 }
 
 // maxBody bounds a request body.
@@ -157,6 +164,22 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("POST /v1/cluster/rotate-keys", func(w http.ResponseWriter, r *http.Request) {
 		k, err := b.RotateKeys(r.Context())
 		reply(w, http.StatusAccepted, k, err)
+	})
+	mux.HandleFunc("GET /v1/cluster/tokens", func(w http.ResponseWriter, r *http.Request) {
+		ts, err := b.JoinTokens()
+		reply(w, http.StatusOK, nonNil(ts), err)
+	})
+	mux.HandleFunc("POST /v1/cluster/tokens", func(w http.ResponseWriter, r *http.Request) {
+		var req JoinTokenCreate
+		if !readJSON(w, r, &req) {
+			return
+		}
+		t, err := b.CreateJoinToken(r.Context(), req)
+		reply(w, http.StatusCreated, t, err)
+	})
+	mux.HandleFunc("DELETE /v1/cluster/tokens/{id}", func(w http.ResponseWriter, r *http.Request) {
+		t, err := b.RevokeJoinToken(r.PathValue("id"))
+		reply(w, http.StatusOK, t, err)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFound("path", "no API resource %s %s (see `go doc github.com/vxnet/vxnet/api`)", r.Method, r.URL.Path))

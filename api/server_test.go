@@ -56,6 +56,14 @@ func (f *fakeBackend) RotateKeys(context.Context) (KeyRotation, error) {
 	return KeyRotation{}, &Error{Code: CodeConflict, Message: "a key rotation is under way"}
 }
 
+func (f *fakeBackend) JoinTokens() ([]JoinToken, error) { return nil, nil }
+func (f *fakeBackend) CreateJoinToken(_ context.Context, req JoinTokenCreate) (JoinTokenCreated, error) {
+	return JoinTokenCreated{JoinToken: JoinToken{ID: "abcdef", State: "active"}, Token: "vxn1-x-abcdef.y"}, nil
+}
+func (f *fakeBackend) RevokeJoinToken(id string) (JoinToken, error) {
+	return JoinToken{}, &Error{Code: CodeNotFound, Field: "id", Message: "no join token " + id}
+}
+
 func (f *fakeBackend) Network(name string) (Network, bool) {
 	for _, n := range f.networks {
 		if n.Name == name {

@@ -55,6 +55,23 @@ func (l *lab) dockerCluster(underlay string, extra []string, names ...string) *c
 
 func (l *lab) newCluster(underlay string, extra []string, docker bool, names ...string) *cluster {
 	l.t.Helper()
+	c := l.clusterHosts(underlay, extra, docker, names...)
+	first := c.hosts[names[0]].addr
+	for i, name := range names {
+		join := ""
+		if i > 0 {
+			join = first + ":7946"
+		}
+		c.start(name, join)
+	}
+	c.waitMembers(names, len(names))
+	return c
+}
+
+// clusterHosts makes the hosts of a cluster (namespaces on one bridge),
+// with no agent running yet.
+func (l *lab) clusterHosts(underlay string, extra []string, docker bool, names ...string) *cluster {
+	l.t.Helper()
 	c := &cluster{l: l, subnet: underlay, hosts: map[string]*agentProc{}, extra: extra}
 	br := l.netns("br")
 	l.run("ip", "-n", br, "link", "add", "br0", "type", "bridge")
@@ -73,15 +90,6 @@ func (l *lab) newCluster(underlay string, extra []string, docker bool, names ...
 	if l.beforeAgents != nil {
 		l.beforeAgents(br)
 	}
-	first := c.hosts[names[0]].addr
-	for i, name := range names {
-		join := ""
-		if i > 0 {
-			join = first + ":7946"
-		}
-		c.start(name, join)
-	}
-	c.waitMembers(names, len(names))
 	return c
 }
 

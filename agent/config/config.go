@@ -23,6 +23,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/join"
 )
 
 // Defaults of Config, for the flags that set them.
@@ -58,6 +59,18 @@ type Config struct {
 	GossipKeyFile string
 	// VXLANPort is the underlay UDP port. Default 4789.
 	VXLANPort int
+	// JoinCert and JoinKey name the cluster's join certificate and its
+	// key (PEM files; vxnet cluster init makes them, vxnet cluster join
+	// brings them): with them the agent serves the join service on
+	// AdvertiseAddr:JoinPort, where new hosts trade a join token for the
+	// gossip keys (package join). Without them, no join service.
+	JoinCert, JoinKey string
+	// JoinPort is the join service's TCP port. Default 7947.
+	JoinPort int
+	// JoinTokenSeed names a file of join token rows (vxnet cluster init
+	// writes it) that the agent adds to the cluster's tokens when it
+	// starts, then removes.
+	JoinTokenSeed string
 	// APISocket is the unix socket of the API. Default
 	// /run/vxnet/vxnet.sock.
 	APISocket string
@@ -141,6 +154,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.VXLANPort == 0 {
 		c.VXLANPort = DefaultVXLANPort
+	}
+	if c.JoinPort == 0 {
+		c.JoinPort = join.DefaultPort
 	}
 	if c.APISocket == "" {
 		c.APISocket = api.DefaultSocket
@@ -234,27 +250,40 @@ func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Pr
 	if c.VXLANPort < 1 || c.VXLANPort > 65535 {
 		return advertise, nil, 0, &Error{"vxlan-port", strconv.Itoa(c.VXLANPort), "want 1-65535"}
 	}
+	if c.JoinPort < 1 || c.JoinPort > 65535 {
+		return advertise, nil, 0, &Error{"join-port", strconv.Itoa(c.JoinPort), "want 1-65535"}
+	}
+	if (c.JoinCert == "") != (c.JoinKey == "") {
+		return advertise, nil, 0, &Error{"join-cert", c.JoinCert, "give --join-cert and --join-key together"}
+	}
 	for _, j := range c.Join {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			return advertise, nil, 0, &Error{"join", j, "want host:port, e.g. 198.18.0.2:7946"}
 		}
 	}
-	key, keyField, keyValue := c.GossipKey, "gossip-key", "(hidden)"
+	texts, keyField, keyValue := []string{c.GossipKey}, "gossip-key", "(hidden)"
 	if c.GossipKeyFile != "" {
 		if c.GossipKey != "" {
 			return advertise, nil, 0, &Error{"gossip-key-file", c.GossipKeyFile, "give the key either in a file or as a value, not both"}
 		}
-		if key, err = readKeyFile("gossip-key-file", c.GossipKeyFile); err != nil {
+		if texts, err = ReadGossipKeys(c.GossipKeyFile); err != nil {
 			return advertise, nil, 0, err
 		}
 		keyField, keyValue = "gossip-key-file", c.GossipKeyFile
 	}
-	if key != "" {
-		k, derr := base64.StdEncoding.DecodeString(key)
-		if derr != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
-			return advertise, nil, 0, &Error{keyField, keyValue, "want base64 of 16, 24 or 32 bytes (e.g. `head -c32 /dev/urandom | base64`)"}
+	for i, text := range texts {
+		if text == "" {
+			continue
 		}
-		keys = [][]byte{k}
+		k, derr := base64.StdEncoding.DecodeString(text)
+		if derr != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+			where := keyValue
+			if len(texts) > 1 {
+				where = fmt.Sprintf("%s (line %d)", keyValue, i+1)
+			}
+			return advertise, nil, 0, &Error{keyField, where, "want base64 of 16, 24 or 32 bytes (e.g. `head -c32 /dev/urandom | base64`)"}
+		}
+		keys = append(keys, k)
 	}
 	switch c.Profile {
 	case "lan":

@@ -60,3 +60,33 @@ func TestConfig_gossipKeyFile(t *testing.T) {
 		}
 	}
 }
+
+// TestGossipKeys_severalLines: a key file's further lines are keys still
+// accepted (a rotation); WriteGossipKeys writes what ReadGossipKeys reads,
+// mode 0600; a bad key is named by its line.
+func TestGossipKeys_severalLines(t *testing.T) {
+	dir := t.TempDir()
+	k1, k2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 16))
+	p := filepath.Join(dir, "gossip.key")
+	if err := WriteGossipKeys(p, []string{k1, k2}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode: %v %v", fi.Mode(), err)
+	}
+	got, err := ReadGossipKeys(p)
+	if err != nil || len(got) != 2 || got[0] != k1 || got[1] != k2 {
+		t.Fatalf("ReadGossipKeys = %v, %v", got, err)
+	}
+	c := Config{Name: "h", AdvertiseAddr: "198.18.0.1", GossipKeyFile: p}
+	c.SetDefaults()
+	if _, keys, _, err := c.Check(); err != nil || len(keys) != 2 || len(keys[0]) != 32 || len(keys[1]) != 16 {
+		t.Fatalf("Check: %d keys, %v", len(keys), err)
+	}
+	if err := WriteGossipKeys(p, []string{k1, "not-a-key"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := c.Check(); err == nil || !strings.Contains(err.Error(), "(line 2)") {
+		t.Errorf("a bad second key: %v", err)
+	}
+}

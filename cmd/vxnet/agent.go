@@ -20,6 +20,7 @@ import (
 	"github.com/vxnet/vxnet/agent"
 	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/join"
 	"github.com/vxnet/vxnet/plugin/docker"
 )
 
@@ -71,7 +72,7 @@ func cmdAgent(std stdio, args []string) int {
 	var cfg config.Config
 	fs.StringVar(&cfg.Name, "name", "", "this host's `NAME` in the cluster (default: the hostname)")
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "this host's underlay `IP`: gossip and VXLAN bind to it (required)")
-	join := fs.String("join", "", "`HOST:PORT` of agents to join, comma-separated (none: start a cluster)")
+	joinTo := fs.String("join", "", "`HOST:PORT` of agents to join, comma-separated (none: start a cluster)")
 	fs.IntVar(&cfg.GossipPort, "gossip-port", config.DefaultGossipPort, "gossip `PORT` (TCP and UDP)")
 	fs.IntVar(&cfg.VXLANPort, "vxlan-port", config.DefaultVXLANPort, "VXLAN UDP `PORT`, the same on every host")
 	fs.StringVar(&cfg.DataDir, "data-dir", config.DefaultDataDir, "`DIR` for this host's own state (endpoints, leases, clock)")
@@ -82,7 +83,11 @@ func cmdAgent(std stdio, args []string) int {
 	dockerScope := fs.String("docker-scope", "local", "the plugin's `SCOPE` in Docker: \"local\" (Docker without swarm) or \"global\" (a managed plugin in a swarm: swarm-scoped and --attachable networks; Docker refuses a global driver's networks outside a swarm)")
 	dockerHost := fs.String("docker-host", "unix:///var/run/docker.sock", "`URL` of Docker's API, which the plugin reads network and container names from (unix:///PATH or tcp://HOST:PORT)")
 	fs.StringVar(&cfg.GossipKey, "gossip-key", "", "encrypt gossip with this `KEY`: base64 of 16, 24 or 32 bytes, the same on every host. Every user of the host sees a command line (ps): prefer --gossip-key-file, or VXNET_GOSSIP_KEY")
-	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "read the gossip key from the first line of `FILE` (the preferred way; refused if its group or others can read it: chmod 600 FILE)")
+	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "read the gossip key from the first line of `FILE` (the preferred way; refused if its group or others can read it: chmod 600 FILE); further lines hold keys still accepted from other hosts, as during a key rotation")
+	fs.StringVar(&cfg.JoinCert, "join-cert", "", "the cluster's join certificate, a PEM `FILE` (vxnet cluster init makes it, vxnet cluster join brings it): with --join-key, serve the join service, where new hosts trade a join token for the gossip keys")
+	fs.StringVar(&cfg.JoinKey, "join-key", "", "the join certificate's key, a PEM `FILE` (mode 0600)")
+	fs.IntVar(&cfg.JoinPort, "join-port", join.DefaultPort, "the join service's TCP `PORT` on --advertise-addr")
+	fs.StringVar(&cfg.JoinTokenSeed, "join-token-seed", "", "a `FILE` of join tokens that vxnet cluster init wrote before any agent ran: added to the cluster's tokens at start, then removed")
 	fs.IntVar(&cfg.MTU, "mtu", 0, "containers' `MTU` (default: the MTU of the interface holding --advertise-addr less 50 bytes of VXLAN, 70 over IPv6; 1450 when unknown)")
 	fs.IntVar(&cfg.RxQueues, "rx-queues", 0, "VXLAN receive sockets sharing the port, each with its own loop (`N`; default one per four cores, up to 4)")
 	fs.BoolVar(&cfg.Recover, "recover", false, "rebuild this host's state from the cluster: when the state file under --data-dir is damaged or missing, set it aside and take this host's endpoints, leases and address blocks back from the other hosts (needs --join); nothing is deleted from the cluster")
@@ -118,8 +123,8 @@ func cmdAgent(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet agent: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if *join != "" {
-		cfg.Join = strings.Split(*join, ",")
+	if *joinTo != "" {
+		cfg.Join = strings.Split(*joinTo, ",")
 	}
 	if *etcdEndpoints != "" {
 		cfg.EtcdEndpoints = strings.Split(*etcdEndpoints, ",")

@@ -467,9 +467,18 @@ func cmdEndpointRm(std stdio, args []string) int {
 	return 0
 }
 
-const clusterUsage = `Usage: vxnet cluster members [--format table|json]
+const clusterUsage = `Usage: vxnet cluster init [--advertise-addr IP]
+       vxnet cluster join --token TOKEN ADDR
+       vxnet cluster token ls|create|rotate|revoke
+       vxnet cluster members [--format table|json]
        vxnet cluster store [--format text|json]
        vxnet cluster rotate-keys
+
+  init          make a new cluster with this host as its first member: its
+                gossip key, join certificate and settings under /etc/vxnet,
+                and the command that adds the other hosts
+  join          add this host to a cluster with a join token
+  token         list, make, rotate and revoke join tokens
 
   members       the live members: gossip address, VTEP, version, where each
                 keeps the tables (gossip or etcd), and the start of each
@@ -487,6 +496,16 @@ const clusterUsage = `Usage: vxnet cluster members [--format table|json]
 `
 
 func cmdCluster(std stdio, args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "init":
+			return cmdClusterInit(std, args[1:])
+		case "join":
+			return cmdClusterJoin(std, args[1:])
+		case "token":
+			return cmdClusterToken(std, args[1:])
+		}
+	}
 	if len(args) > 0 && args[0] == "rotate-keys" {
 		return cmdRotateKeys(std, args[1:])
 	}

@@ -1,0 +1,497 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vxnet/vxnet/agent/config"
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/join"
+	"github.com/vxnet/vxnet/tables"
+)
+
+// defaultConfigDir holds the agent's config.json and its secrets.
+func defaultConfigDir() string {
+	if runtime.GOOS == "windows" {
+		if pd := os.Getenv("ProgramData"); pd != "" {
+			return filepath.Join(pd, "vxnet")
+		}
+	}
+	return "/etc/vxnet"
+}
+
+const clusterInitUsage = `Usage: vxnet cluster init [--advertise-addr IP] [--config-dir DIR] [--no-start]
+
+Sets this host up as the first member of a new cluster, and prints the
+command that adds the others:
+
+  vxnet cluster join --token TOKEN ADDR
+
+It makes the cluster's gossip key (DIR/gossip.key, mode 0600: never on a
+command line) and join certificate (DIR/join.pem, DIR/join-key.pem), writes
+the agent's settings (DIR/config.json: the keys are vxnet agent's flag
+names) and a first join token, then starts the agent as the vxnet systemd
+service where it is installed, or says how to start it. The token is shown
+once; the cluster keeps only its hash. Tokens are listed, made, rotated and
+revoked with vxnet cluster token.
+
+Example:
+  vxnet cluster init --advertise-addr 198.18.0.1
+
+Flags:
+`
+
+const clusterJoinUsage = `Usage: vxnet cluster join --token TOKEN [--advertise-addr IP] [--config-dir DIR] [--no-start] ADDR
+
+Adds this host to the cluster a member at ADDR (HOST or HOST:PORT, port 7947
+by default: its join service) belongs to. The token (from vxnet cluster
+init, or vxnet cluster token create on any member) is checked by that
+member over TLS; the member must show the certificate the token names, so
+the token cannot be played against an impostor. In return this host gets
+the gossip keys, the members to join, the join certificate (it admits hosts
+too) and where the tables are kept, writes them under DIR (config.json,
+gossip.key, join.pem, join-key.pem; secrets mode 0600) and starts the
+agent as the vxnet systemd service where it is installed, or says how to
+start it. A revoked or expired token is refused.
+
+--advertise-addr defaults to the address this host reaches ADDR from.
+
+Example:
+  vxnet cluster join --token vxn1-... 198.18.0.1
+
+Flags:
+`
+
+const clusterTokenUsage = `Usage: vxnet cluster token ls [--format table|json]
+       vxnet cluster token create [--ttl DURATION] [--quiet]
+       vxnet cluster token rotate [--ttl DURATION] [--quiet]
+       vxnet cluster token revoke ID...
+
+Join tokens admit new hosts (vxnet cluster join --token). A token's secret
+is shown once, when it is made; the cluster keeps its hash.
+
+  ls       every token: ID, state (active, expired, revoked), when made and
+           by which host, when it expires
+  create   a new token, with the command a new host runs; --ttl makes it
+           expire (default: never)
+  rotate   a new token, and every active one revoked: a token that leaked
+           lets no host in from now on (hosts already in stay)
+  revoke   revoke tokens by ID
+
+Flags:
+`
+
+// cmdClusterInit is vxnet cluster init.
+func cmdClusterInit(std stdio, args []string) int {
+	fs := newFlags(std, "cluster init", clusterInitUsage)
+	advertise := fs.String("advertise-addr", "", "this host's underlay `IP` (default: the address of the interface holding the default route)")
+	dir := fs.String("config-dir", defaultConfigDir(), "`DIR` for config.json and the cluster's secrets")
+	gossipPort := fs.Int("gossip-port", config.DefaultGossipPort, "gossip `PORT` (TCP and UDP) of every host")
+	joinPort := fs.Int("join-port", join.DefaultPort, "the join service's TCP `PORT`")
+	ttl := fs.Duration("ttl", 0, "the first token expires after `DURATION` (default: never; revoke it with vxnet cluster token)")
+	noStart := fs.Bool("no-start", false, "write the settings only; start the agent yourself")
+	force := fs.Bool("force", false, "overwrite an existing DIR/config.json: start a new cluster on a host set up before")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(std.stderr, "vxnet cluster init: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	if *ttl != 0 && *ttl < time.Minute {
+		fmt.Fprintf(std.stderr, "vxnet cluster init: --ttl %v: want at least 1m, or 0 for a token that never expires\n", *ttl)
+		return 2
+	}
+	paths := newSetupPaths(*dir)
+	if err := paths.prepare(*force); err != nil {
+		return fail(std, "cluster init", err)
+	}
+	addr, err := chooseAdvertise(*advertise, "")
+	if err != nil {
+		return fail(std, "cluster init", err)
+	}
+	key, err := newGossipKey()
+	if err != nil {
+		return fail(std, "cluster init", err)
+	}
+	certPEM, keyPEM, err := join.NewCertificate()
+	if err != nil {
+		return fail(std, "cluster init", err)
+	}
+	_, pin, err := join.LoadCertificate(certPEM, keyPEM)
+	if err != nil {
+		return fail(std, "cluster init", err)
+	}
+	tok, err := join.NewToken(pin)
+	if err != nil {
+		return fail(std, "cluster init", err)
+	}
+	name, _ := os.Hostname()
+	now := time.Now().UTC()
+	row := tables.Token{ID: tok.ID, Hash: join.HashSecret(tok.Secret), Creator: name, Created: now}
+	if *ttl > 0 {
+		row.Expires = now.Add(*ttl)
+	}
+	seed, _ := json.Marshal([]json.RawMessage{row.Encode()})
+	settings := map[string]any{
+		"advertise-addr":  addr.String(),
+		"gossip-key-file": paths.gossipKey,
+		"join-cert":       paths.cert,
+		"join-key":        paths.key,
+		"join-token-seed": paths.seed,
+	}
+	if *gossipPort != config.DefaultGossipPort {
+		settings["gossip-port"] = *gossipPort
+	}
+	if *joinPort != join.DefaultPort {
+		settings["join-port"] = *joinPort
+	}
+	if err := paths.write([]string{key}, certPEM, keyPEM, seed, settings); err != nil {
+		return fail(std, "cluster init", err)
+	}
+	joinAddr := net.JoinHostPort(addr.String(), strconv.Itoa(*joinPort))
+	fmt.Fprintf(std.stdout, "A new vxnet cluster: this host (%s) is its first member.\n", addr)
+	paths.report(std)
+	startAgent(std, paths.config, *noStart)
+	fmt.Fprintf(std.stdout, "\nTo add a host, run on it (the token works until revoked: vxnet cluster token --help):\n\n  vxnet cluster join --token %s %s\n", tok, joinAddr)
+	return 0
+}
+
+// cmdClusterJoin is vxnet cluster join.
+func cmdClusterJoin(std stdio, args []string) int {
+	fs := newFlags(std, "cluster join", clusterJoinUsage)
+	token := fs.String("token", "", "the join `TOKEN` (vxn1-...)")
+	advertise := fs.String("advertise-addr", "", "this host's underlay `IP` (default: the address it reaches ADDR from)")
+	dir := fs.String("config-dir", defaultConfigDir(), "`DIR` for config.json and the cluster's secrets")
+	name := fs.String("name", "", "this host's `NAME` in the cluster (default: the hostname)")
+	noStart := fs.Bool("no-start", false, "write the settings only; start the agent yourself")
+	force := fs.Bool("force", false, "overwrite an existing DIR/config.json")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up on ADDR after `DURATION`")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 || *token == "" {
+		fmt.Fprint(std.stderr, "vxnet cluster join: want --token TOKEN and one ADDR (a member's HOST or HOST:PORT)\n")
+		return 2
+	}
+	tok, err := join.ParseToken(*token)
+	if err != nil {
+		fmt.Fprintf(std.stderr, "vxnet cluster join: --token: %v\n", err)
+		return 2
+	}
+	member := pos[0]
+	if _, _, err := net.SplitHostPort(member); err != nil {
+		member = net.JoinHostPort(member, strconv.Itoa(join.DefaultPort))
+	}
+	paths := newSetupPaths(*dir)
+	if err := paths.prepare(*force); err != nil {
+		return fail(std, "cluster join", err)
+	}
+	addr, err := chooseAdvertise(*advertise, member)
+	if err != nil {
+		return fail(std, "cluster join", err)
+	}
+	if *name == "" {
+		*name, _ = os.Hostname()
+	}
+	c, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	resp, err := join.Ask(c, member, tok, join.Request{Name: *name, AdvertiseAddr: addr.String()})
+	if err != nil {
+		return fail(std, "cluster join", err)
+	}
+	settings := map[string]any{
+		"advertise-addr":  addr.String(),
+		"gossip-key-file": paths.gossipKey,
+		"join-cert":       paths.cert,
+		"join-key":        paths.key,
+	}
+	if flagSet(fs, "name") {
+		settings["name"] = *name
+	}
+	var seeds []string
+	gossipPort := config.DefaultGossipPort
+	for _, s := range resp.Seeds {
+		h, p, err := net.SplitHostPort(s)
+		if err != nil {
+			continue
+		}
+		if h == addr.String() {
+			gossipPort, _ = strconv.Atoi(p) // this host was in already: keep its port
+			continue
+		}
+		seeds = append(seeds, s)
+	}
+	if len(seeds) == 0 {
+		return fail(std, "cluster join", fmt.Errorf("%s named no other member to join", member))
+	}
+	if _, p, err := net.SplitHostPort(seeds[0]); err == nil {
+		gossipPort, _ = strconv.Atoi(p)
+	}
+	settings["join"] = seeds
+	if gossipPort != config.DefaultGossipPort {
+		settings["gossip-port"] = gossipPort
+	}
+	if resp.JoinPort != 0 && resp.JoinPort != join.DefaultPort {
+		settings["join-port"] = resp.JoinPort
+	}
+	if resp.Store == config.StoreEtcd {
+		settings["store"], settings["etcd-endpoints"], settings["etcd-prefix"] = resp.Store, resp.EtcdEndpoints, resp.EtcdPrefix
+	}
+	if err := paths.write(resp.GossipKeys, []byte(resp.Cert), []byte(resp.Key), nil, settings); err != nil {
+		return fail(std, "cluster join", err)
+	}
+	fmt.Fprintf(std.stdout, "Admitted to the cluster by %s: this host (%s) joins %s.\n", member, addr, strings.Join(seeds, ", "))
+	if resp.Store == config.StoreEtcd {
+		fmt.Fprintf(std.stdout, "The tables are in etcd (%s): if etcd wants TLS, add etcd-ca, etcd-cert and etcd-key to %s.\n", strings.Join(resp.EtcdEndpoints, ","), paths.config)
+	}
+	paths.report(std)
+	startAgent(std, paths.config, *noStart)
+	return 0
+}
+
+// chooseAdvertise is the address given, or the one this host reaches
+// toward from (or, with none, the default route's).
+func chooseAdvertise(given, toward string) (netip.Addr, error) {
+	if given != "" {
+		a, err := netip.ParseAddr(given)
+		if err != nil || a.IsUnspecified() || a.Zone() != "" {
+			return netip.Addr{}, fmt.Errorf("--advertise-addr %q: want this host's underlay IP address, e.g. 198.18.0.1", given)
+		}
+		return a.Unmap(), nil
+	}
+	target := toward
+	if target == "" {
+		target = "192.0.2.1:9" // TEST-NET-1: a UDP "connection" sends nothing
+	}
+	c, err := net.Dial("udp", target)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("no route to %s to take this host's address from: give --advertise-addr", target)
+	}
+	defer c.Close()
+	ap, err := netip.ParseAddrPort(c.LocalAddr().String())
+	if err != nil || ap.Addr().IsLoopback() && toward == "" {
+		return netip.Addr{}, errors.New("this host's underlay address is unclear: give --advertise-addr")
+	}
+	return ap.Addr().Unmap(), nil
+}
+
+// setupPaths are the files init and join write.
+type setupPaths struct {
+	dir, config, gossipKey, cert, key, seed string
+}
+
+func newSetupPaths(dir string) setupPaths {
+	return setupPaths{dir: dir, config: filepath.Join(dir, "config.json"), gossipKey: filepath.Join(dir, "gossip.key"),
+		cert: filepath.Join(dir, "join.pem"), key: filepath.Join(dir, "join-key.pem"), seed: filepath.Join(dir, "join-token-seed.json")}
+}
+
+// prepare makes the directory and refuses to overwrite a set-up host.
+func (p setupPaths) prepare(force bool) error {
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return fmt.Errorf("--config-dir %s: %w", p.dir, err)
+	}
+	if _, err := os.Stat(p.config); err == nil && !force {
+		return fmt.Errorf("%s exists: this host is set up already (remove it, or --force to replace it)", p.config)
+	}
+	return nil
+}
+
+// write puts the secrets down first (0600), the settings last: a
+// config.json always names files that are there.
+func (p setupPaths) write(keys []string, certPEM, keyPEM, seed []byte, settings map[string]any) error {
+	if err := config.WriteGossipKeys(p.gossipKey, keys); err != nil {
+		return fmt.Errorf("gossip key %s: %w", p.gossipKey, err)
+	}
+	if err := config.WriteSecretFile(p.key, keyPEM); err != nil {
+		return fmt.Errorf("join key %s: %w", p.key, err)
+	}
+	if err := config.WriteSecretFile(p.cert, certPEM); err != nil {
+		return fmt.Errorf("join certificate %s: %w", p.cert, err)
+	}
+	if seed != nil {
+		if err := config.WriteSecretFile(p.seed, seed); err != nil {
+			return fmt.Errorf("join token seed %s: %w", p.seed, err)
+		}
+	}
+	b, err := json.MarshalIndent(settings, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := config.WriteSecretFile(p.config, append(b, '\n')); err != nil {
+		return fmt.Errorf("settings %s: %w", p.config, err)
+	}
+	return nil
+}
+
+func (p setupPaths) report(std stdio) {
+	fmt.Fprintf(std.stdout, "  settings:          %s\n  gossip key:        %s (mode 0600)\n  join certificate:  %s, %s\n", p.config, p.gossipKey, p.cert, p.key)
+}
+
+// startAgent starts the vxnet systemd service where it is installed, or
+// says how to start the agent.
+func startAgent(std stdio, configPath string, noStart bool) {
+	manual := "vxnet agent --config " + configPath
+	if noStart {
+		fmt.Fprintf(std.stdout, "Start the agent: %s\n", manual)
+		return
+	}
+	if !systemdUnitInstalled() {
+		fmt.Fprintf(std.stdout, "The vxnet service is not installed here: start the agent with\n\n  %s\n", manual)
+		return
+	}
+	if out, err := exec.Command("systemctl", "enable", "--now", "vxnet.service").CombinedOutput(); err != nil {
+		fmt.Fprintf(std.stdout, "systemctl enable --now vxnet.service failed (%v): %s\nStart the agent with: %s\n", err, strings.TrimSpace(string(out)), manual)
+		return
+	}
+	fmt.Fprintln(std.stdout, "Started the agent: the vxnet service (journalctl -u vxnet for its log).")
+}
+
+// systemdUnitInstalled tells whether systemd runs this host and knows the
+// vxnet unit.
+func systemdUnitInstalled() bool {
+	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
+		return false
+	}
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		return false
+	}
+	return exec.Command("systemctl", "cat", "vxnet.service").Run() == nil
+}
+
+// newGossipKey is 32 random bytes, base64.
+func newGossipKey() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("gossip key: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// cmdClusterToken is vxnet cluster token.
+func cmdClusterToken(std stdio, args []string) int {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
+		fmt.Fprint(std.stderr, clusterTokenUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	switch args[0] {
+	case "ls", "list":
+		return cmdTokenList(std, args[1:])
+	case "create", "rotate":
+		return cmdTokenCreate(std, args[0], args[1:])
+	case "revoke", "rm":
+		return cmdTokenRevoke(std, args[1:])
+	}
+	fmt.Fprintf(std.stderr, "vxnet cluster token: unknown command %q\n\n%s", args[0], clusterTokenUsage)
+	return 2
+}
+
+func cmdTokenList(std stdio, args []string) int {
+	fs := newFlags(std, "cluster token ls", clusterTokenUsage)
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	if _, code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if !checkFormat(std, "cluster token ls", *format) {
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	ts, err := client().JoinTokens(c)
+	if err != nil {
+		return fail(std, "cluster token ls", err)
+	}
+	if *format == "json" {
+		return printJSON(std, ts)
+	}
+	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tCREATED\tBY\tEXPIRES\t")
+	for _, t := range ts {
+		expires := "never"
+		if !t.Expires.IsZero() {
+			expires = t.Expires.UTC().Format(time.RFC3339)
+		}
+		state := t.State
+		if t.State == "revoked" {
+			state += " " + t.Revoked.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", t.ID, state, t.Created.UTC().Format(time.RFC3339), t.Creator, expires)
+	}
+	tw.Flush()
+	return 0
+}
+
+func cmdTokenCreate(std stdio, verb string, args []string) int {
+	fs := newFlags(std, "cluster token "+verb, clusterTokenUsage)
+	ttl := fs.String("ttl", "", "the token expires after `DURATION`, e.g. 24h (default: never)")
+	quiet := fs.Bool("quiet", false, "print the token alone")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(std.stderr, "vxnet cluster token %s: unexpected argument %q\n", verb, pos[0])
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	t, err := client().CreateJoinToken(c, api.JoinTokenCreate{TTL: *ttl, Rotate: verb == "rotate"})
+	if err != nil {
+		return fail(std, "cluster token "+verb, err)
+	}
+	if *quiet {
+		fmt.Fprintln(std.stdout, t.Token)
+		return 0
+	}
+	fmt.Fprintf(std.stdout, "token %s made", t.ID)
+	if !t.Expires.IsZero() {
+		fmt.Fprintf(std.stdout, ", expires %s", t.Expires.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(std.stdout, " (its secret is shown this once):")
+	if len(t.RevokedIDs) > 0 {
+		fmt.Fprintf(std.stdout, "revoked: %s\n", strings.Join(t.RevokedIDs, ", "))
+	}
+	fmt.Fprintf(std.stdout, "\n  %s\n", t.Join)
+	return 0
+}
+
+func cmdTokenRevoke(std stdio, args []string) int {
+	fs := newFlags(std, "cluster token revoke", clusterTokenUsage)
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		fmt.Fprintln(std.stderr, "vxnet cluster token revoke: want the ID of a token (vxnet cluster token ls)")
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	for _, id := range pos {
+		t, err := client().RevokeJoinToken(c, id)
+		if err != nil {
+			return fail(std, "cluster token revoke", err)
+		}
+		fmt.Fprintf(std.stdout, "%s revoked %s\n", t.ID, t.Revoked.UTC().Format(time.RFC3339))
+	}
+	return 0
+}

@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var joinCommand = regexp.MustCompile(`vxnet cluster join --token (\S+) (\S+)`)
+
+// TestCluster_initJoinTokens builds a 3-host cluster with vxnet cluster
+// init and vxnet cluster join --token, no key typed anywhere: the first
+// host's settings come from init, the second is admitted by the first,
+// the third by the second (a joined host admits hosts too). Every agent
+// runs from its config.json, and no agent's command line holds the gossip
+// key. Then the token is rotated: the old one is refused, naming the
+// revocation, and the new one admits; a token pinning another certificate
+// is refused before anything is sent.
+func TestCluster_initJoinTokens(t *testing.T) {
+	l := newLab(t)
+	c := l.clusterHosts("198.18.86", nil, false, "j1", "j2", "j3")
+	dir := func(name string) string { return filepath.Join(l.dir, name+"-etc") }
+	vx := func(host string, args ...string) (string, error) {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", c.hosts[host].ns, vxnetBin}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+
+	out, err := vx("j1", "cluster", "init", "--advertise-addr", c.hosts["j1"].addr, "--config-dir", dir("j1"), "--no-start")
+	if err != nil {
+		t.Fatalf("cluster init: %v\n%s", err, out)
+	}
+	m := joinCommand.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("cluster init printed no join command:\n%s", out)
+	}
+	token, addr := m[1], m[2]
+	if addr != c.hosts["j1"].addr+":7947" {
+		t.Errorf("join command names %s, want j1's join service %s:7947", addr, c.hosts["j1"].addr)
+	}
+	for _, f := range []string{"gossip.key", "join-key.pem", "config.json"} {
+		fi, err := os.Stat(filepath.Join(dir("j1"), f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v; want 0600", f, err, fi.Mode().Perm())
+		}
+	}
+	key, err := os.ReadFile(filepath.Join(dir("j1"), "gossip.key"))
+	if err != nil || len(strings.TrimSpace(string(key))) != 44 {
+		t.Fatalf("gossip key: %v %q", err, key)
+	}
+	if out, err := vx("j1", "cluster", "init", "--config-dir", dir("j1"), "--no-start"); err == nil || !strings.Contains(out, "set up already") {
+		t.Errorf("a second init over the same settings: %v\n%s", err, out)
+	}
+
+	c.startWith("j1", "", "--config", filepath.Join(dir("j1"), "config.json"))
+	if _, err := os.Stat(filepath.Join(dir("j1"), "join-token-seed.json")); !os.IsNotExist(err) {
+		t.Errorf("the token seed is still there after the agent started: %v", err)
+	}
+	var ts []struct{ ID, State string }
+	if err := json.Unmarshal([]byte(c.cli("j1", "cluster", "token", "ls", "--format", "json")), &ts); err != nil || len(ts) != 1 || ts[0].State != "active" {
+		t.Fatalf("tokens after init: %+v, %v", ts, err)
+	}
+	if !strings.Contains(token, "-"+ts[0].ID+".") {
+		t.Errorf("token %s is not the listed %s", token, ts[0].ID)
+	}
+
+	// j2 through j1; j3 through j2. No --advertise-addr: each takes the
+	// address it reaches the member from.
+	for _, h := range []struct{ name, via string }{{"j2", addr}, {"j3", c.hosts["j2"].addr}} {
+		if out, err := vx(h.name, "cluster", "join", "--token", token, "--config-dir", dir(h.name), "--no-start", h.via); err != nil {
+			t.Fatalf("cluster join on %s via %s: %v\n%s", h.name, h.via, err, out)
+		}
+		var conf map[string]any
+		b, _ := os.ReadFile(filepath.Join(dir(h.name), "config.json"))
+		if err := json.Unmarshal(b, &conf); err != nil || conf["advertise-addr"] != c.hosts[h.name].addr || conf["join"] == nil {
+			t.Fatalf("%s's config.json: %v\n%s", h.name, err, b)
+		}
+		got, _ := os.ReadFile(filepath.Join(dir(h.name), "gossip.key"))
+		if strings.TrimSpace(string(got)) != strings.TrimSpace(string(key)) {
+			t.Errorf("%s got another gossip key", h.name)
+		}
+		c.startWith(h.name, "", "--config", filepath.Join(dir(h.name), "config.json"))
+	}
+	c.waitMembers([]string{"j1", "j2", "j3"}, 3)
+	for name, h := range c.hosts {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", h.cmd.Process.Pid))
+		if strings.Contains(string(cmdline), strings.TrimSpace(string(key))) {
+			t.Errorf("%s's command line holds the gossip key", name)
+		}
+	}
+
+	// Rotation: the old token is refused, the new one admits.
+	rot := c.cli("j3", "cluster", "token", "rotate")
+	m = joinCommand.FindStringSubmatch(rot)
+	if m == nil || !strings.Contains(rot, "revoked: "+ts[0].ID) {
+		t.Fatalf("token rotate:\n%s", rot)
+	}
+	newToken := m[1]
+	out, err = vx("j3", "cluster", "join", "--token", token, "--config-dir", dir("j3-old"), "--no-start", addr)
+	if err == nil || !strings.Contains(out, "revoked") {
+		t.Errorf("join with the revoked token: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir("j3-old"), "config.json")); err == nil {
+		t.Errorf("a refused join wrote settings")
+	}
+	if out, err := vx("j3", "cluster", "join", "--token", newToken, "--config-dir", dir("j3-new"), "--no-start", addr); err != nil {
+		t.Errorf("join with the new token: %v\n%s", err, out)
+	}
+	// Another certificate's PIN: refused by the joiner itself.
+	parts := strings.SplitN(newToken, "-", 3)
+	other := parts[0] + "-" + strings.Repeat("a", len(parts[1])) + "-" + parts[2]
+	if out, err := vx("j3", "cluster", "join", "--token", other, "--config-dir", dir("j3-pin"), "--no-start", addr); err == nil || !strings.Contains(out, "not the one the token names") {
+		t.Errorf("join with another PIN: %v\n%s", err, out)
+	}
+	if out := c.cli("j1", "cluster", "token", "ls"); !strings.Contains(out, "revoked") || strings.Count(out, "active") != 1 {
+		t.Errorf("token ls after rotate:\n%s", out)
+	}
+}

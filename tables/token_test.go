@@ -1,0 +1,49 @@
+package tables
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxnet/vxnet/join"
+)
+
+func TestToken_roundTripAndStates(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tok := Token{ID: "abc234", Hash: join.HashSecret("s"), Creator: "h1", Created: now, Expires: now.Add(time.Hour)}
+	got, err := DecodeToken("abc234", tok.Encode())
+	if err != nil || got != tok {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for _, c := range []struct {
+		at   time.Time
+		tok  Token
+		want string
+	}{
+		{now, tok, "active"},
+		{now.Add(time.Hour), tok, "expired"},
+		{now, Token{Revoked: now}, "revoked"},
+		{now.Add(1000 * time.Hour), Token{}, "active"},
+	} {
+		if s := c.tok.State(c.at); s != c.want {
+			t.Errorf("State at %v of %+v = %s, want %s", c.at, c.tok, s, c.want)
+		}
+	}
+}
+
+// TestDecodeToken_badRows: each bad row is refused naming the field.
+func TestDecodeToken_badRows(t *testing.T) {
+	hash := join.HashSecret("s")
+	for _, c := range []struct{ key, row, want string }{
+		{"abc234", `{`, "not a token row"},
+		{"abc234", `{"v":9,"id":"abc234","hash":"` + hash + `"}`, `v "9": written by a newer vxnet`},
+		{"abc234", `{"id":"xyz234","hash":"` + hash + `"}`, `id "xyz234": does not match`},
+		{"ABC234", `{"id":"ABC234","hash":"` + hash + `"}`, `id "ABC234"`},
+		{"abc234", `{"id":"abc234","hash":"beef"}`, `hash "beef"`},
+	} {
+		_, err := DecodeToken(c.key, []byte(c.row))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("DecodeToken(%s, %s) = %v, want an error with %q", c.key, c.row, err, c.want)
+		}
+	}
+}
