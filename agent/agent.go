@@ -32,9 +32,9 @@ import (
 )
 
 // clusterTables are the kvs tables whose rows belong to the cluster
-// (kvs.Config.ClusterTables): networks, services, join tokens, and
-// IPAM's subnet claims. The endpoints table is host-scoped, first claim wins (kvs.Config.FirstClaim).
-var clusterTables = append([]string{tables.Networks, tables.Services, tables.Tokens}, kvstable.ClusterTables...)
+// (kvs.Config.ClusterTables): networks, services, join tokens, the
+// gossip key rotation, and IPAM's subnet claims. The endpoints table is host-scoped, first claim wins (kvs.Config.FirstClaim).
+var clusterTables = append([]string{tables.Networks, tables.Services, tables.Tokens, tables.GossipKeys}, kvstable.ClusterTables...)
 
 // Agent is one host's vxnet: cluster membership and tables, IPAM, DNS and
 // the data plane, and the API.
@@ -98,7 +98,11 @@ type Agent struct {
 
 	awayLong   bool          // back after long enough for its blocks to have passed to others
 	nameSettle time.Duration // how long endpoint create waits for a competing claim of its name
-	recovering atomic.Bool   // rebuilding this host's state from the cluster (Config.Recover)
+	// startKeys are the gossip keys the agent started with.
+	startKeys [][]byte
+	// rotatingGossip: a gossip key rotation started here is under way.
+	rotatingGossip atomic.Bool
+	recovering     atomic.Bool // rebuilding this host's state from the cluster (Config.Recover)
 	// runCtx ends when Run returns (stopRun); bg runs work started
 	// outside the request path (readdressing), waited for before closing.
 	ready   chan struct{} // closed once Run has restored the endpoints and serves the API
@@ -167,7 +171,7 @@ func New(cfg config.Config) (*Agent, error) {
 	if a.seal, err = openSealing(cfg.DataDir); err != nil {
 		return nil, &config.Error{Field: "data-dir", Reason: err.Error()}
 	}
-	a.gossipEncrypted = len(keys) > 0
+	a.gossipEncrypted, a.startKeys = len(keys) > 0, keys
 	kc, err := a.openTables(keys, profile)
 	if err != nil {
 		return nil, err
@@ -306,6 +310,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.routinePersist(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineKeys(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.routineGossipKeys(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineDHCPRenew(ctx) }()
 

@@ -384,7 +384,11 @@ func (a *Agent) announceKeys() {
 
 // baseMeta is this host's gossip metadata without its keys.
 func (a *Agent) baseMeta() gossip.Meta {
-	m := gossip.Meta{VTEP: a.vtep.String(), Version: a.cfg.Version}
+	keys := a.startKeys // until gossip runs
+	if a.kv != nil {
+		keys = a.kv.Node().Keys()
+	}
+	m := gossip.Meta{VTEP: a.vtep.String(), Version: a.cfg.Version, GossipKeys: keyFingerprints(keys)}
 	if a.cfg.Store == config.StoreEtcd {
 		m.Store, m.StorePrefix = config.StoreEtcd, a.etcdPrefix()
 	}

@@ -18,6 +18,7 @@
 //	DELETE /v1/services/{network}/{name}
 //	GET    /v1/cluster/members       → []Member
 //	POST   /v1/cluster/rotate-keys   → KeyRotation (this host's session key)
+//	POST   /v1/cluster/rotate-gossip-key → GossipKeyRotation (every member's, done)
 //	GET    /v1/cluster/tokens        → []JoinToken
 //	POST   /v1/cluster/tokens        JoinTokenCreate → JoinTokenCreated (the token, shown once)
 //	DELETE /v1/cluster/tokens/{id}   → JoinToken (revoked)
@@ -331,6 +332,14 @@ type StoreImport struct {
 // on, without a packet lost.
 type KeyRotation struct {
 	InUseAt time.Time `json:"inUseAt"`
+}
+
+// GossipKeyRotation is a gossip key rotation done: every member
+// encrypts with the new key and holds no other.
+type GossipKeyRotation struct {
+	Fingerprint string   `json:"fingerprint"` // the new key's (not the key)
+	Hosts       []string `json:"hosts"`
+	Took        string   `json:"took"`
 }
 
 // JoinToken is a join token as the API shows it: never its secret.

@@ -144,6 +144,13 @@ func (c *Client) RotateKeys(ctx context.Context) (KeyRotation, error) {
 	return out, c.do(ctx, http.MethodPost, "/v1/cluster/rotate-keys", nil, &out)
 }
 
+// RotateGossipKey replaces the gossip key on every member; it returns
+// once all of them are done.
+func (c *Client) RotateGossipKey(ctx context.Context) (GossipKeyRotation, error) {
+	var out GossipKeyRotation
+	return out, c.do(ctx, http.MethodPost, "/v1/cluster/rotate-gossip-key", nil, &out)
+}
+
 // JoinTokens lists the cluster's join tokens.
 func (c *Client) JoinTokens(ctx context.Context) ([]JoinToken, error) {
 	var out []JoinToken

@@ -40,6 +40,8 @@ type Backend interface {
 	ImportStore(d StoreDump) (StoreImport, error)
 	// RotateKeys starts a rotation of this host's session key.
 	RotateKeys(ctx context.Context) (KeyRotation, error)
+	// RotateGossipKey replaces the gossip key on every member.
+	RotateGossipKey(ctx context.Context) (GossipKeyRotation, error)
 	// JoinTokens lists the cluster's join tokens.
 	JoinTokens() ([]JoinToken, error)
 	// CreateJoinToken makes a join token (and revokes the others when
@@ -164,6 +166,10 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("POST /v1/cluster/rotate-keys", func(w http.ResponseWriter, r *http.Request) {
 		k, err := b.RotateKeys(r.Context())
 		reply(w, http.StatusAccepted, k, err)
+	})
+	mux.HandleFunc("POST /v1/cluster/rotate-gossip-key", func(w http.ResponseWriter, r *http.Request) {
+		k, err := b.RotateGossipKey(r.Context())
+		reply(w, http.StatusOK, k, err)
 	})
 	mux.HandleFunc("GET /v1/cluster/tokens", func(w http.ResponseWriter, r *http.Request) {
 		ts, err := b.JoinTokens()

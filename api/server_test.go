@@ -57,6 +57,9 @@ func (f *fakeBackend) RotateKeys(context.Context) (KeyRotation, error) {
 }
 
 func (f *fakeBackend) JoinTokens() ([]JoinToken, error) { return nil, nil }
+func (f *fakeBackend) RotateGossipKey(context.Context) (GossipKeyRotation, error) {
+	return GossipKeyRotation{}, nil
+}
 func (f *fakeBackend) CreateJoinToken(_ context.Context, req JoinTokenCreate) (JoinTokenCreated, error) {
 	return JoinTokenCreated{JoinToken: JoinToken{ID: "abcdef", State: "active"}, Token: "vxn1-x-abcdef.y"}, nil
 }

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var joinCommand = regexp.MustCompile(`vxnet cluster join --token (\S+) (\S+)`)
@@ -119,4 +121,59 @@ func TestCluster_initJoinTokens(t *testing.T) {
 	if out := c.cli("j1", "cluster", "token", "ls"); !strings.Contains(out, "revoked") || strings.Count(out, "active") != 1 {
 		t.Errorf("token ls after rotate:\n%s", out)
 	}
+
+	// A gossip key rotation while every host watches the others: no host
+	// ever sees fewer than 3 members. Then every key file holds the new
+	// key alone, and an agent restarted from its files is back in.
+	stop, lost := make(chan struct{}), make(chan string, 1)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for _, name := range []string{"j1", "j2", "j3"} {
+				out, err := c.tryCLI(name, "cluster", "members", "--format", "json")
+				var ms []map[string]any
+				if err != nil || json.Unmarshal([]byte(out), &ms) != nil || len(ms) != 3 {
+					select {
+					case lost <- fmt.Sprintf("%s saw %d members (%v): %s", name, len(ms), err, out):
+					default:
+					}
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	rotOut := c.cli("j2", "cluster", "rotate-gossip-key")
+	t.Logf("rotate-gossip-key: %s", rotOut)
+	close(stop)
+	<-watched
+	select {
+	case msg := <-lost:
+		t.Errorf("a member was lost during the gossip key rotation: %s", msg)
+	default:
+	}
+	if !strings.Contains(rotOut, "j1, j2, j3") {
+		t.Errorf("rotate-gossip-key: %s", rotOut)
+	}
+	var newKey string
+	for _, name := range []string{"j1", "j2", "j3"} {
+		b, err := os.ReadFile(filepath.Join(dir(name), "gossip.key"))
+		got := strings.TrimSpace(string(b))
+		if err != nil || strings.Contains(got, "\n") || got == strings.TrimSpace(string(key)) || newKey != "" && got != newKey {
+			t.Errorf("%s's key file after the rotation: %v %q (old %q, others %q)", name, err, got, key, newKey)
+		}
+		newKey = got
+	}
+	h := c.hosts["j1"]
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	<-h.exited
+	h.exited <- nil // for the cleanup's wait
+	c.startWith("j1", "", "--config", filepath.Join(dir("j1"), "config.json"))
+	c.waitMembers([]string{"j1", "j2", "j3"}, 3)
 }

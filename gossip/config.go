@@ -101,6 +101,10 @@ type Meta struct {
 	// StorePrefix is where in that store the tables are (etcd: the key
 	// prefix); the same on every node of a cluster.
 	StorePrefix string `json:"storePrefix,omitempty"`
+	// GossipKeys are the fingerprints of the gossip keys the node holds,
+	// comma-separated, the one it encrypts with first: how a key
+	// rotation sees each step done everywhere (agent/gossipkey.go).
+	GossipKeys string `json:"gossipKeys,omitempty"`
 }
 
 // DefaultLANConfig returns a config with the LAN profile.

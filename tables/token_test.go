@@ -47,3 +47,22 @@ func TestDecodeToken_badRows(t *testing.T) {
 		}
 	}
 }
+
+func TestGossipKeyRotation_rows(t *testing.T) {
+	r := GossipKeyRotation{Generation: 2, Phase: PhaseUse, Key: "0123456789abcdef", SealedBy: "fedcba9876543210", Sealed: make([]byte, 60), Initiator: "h1", Started: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	got, err := DecodeGossipKeyRotation(RotationKey, r.Encode())
+	if err != nil || got.Phase != r.Phase || got.Generation != 2 || len(got.Sealed) != 60 || got.Key != r.Key {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for _, c := range []struct{ key, row, want string }{
+		{"other", string(r.Encode()), `key "other"`},
+		{RotationKey, strings.Replace(string(r.Encode()), `"use"`, `"later"`, 1), `phase "later"`},
+		{RotationKey, strings.Replace(string(r.Encode()), `"generation":2`, `"generation":0`, 1), `generation "0"`},
+		{RotationKey, `{"generation":1,"phase":"use","key":"0123456789abcdef","sealedBy":"fedcba9876543210","sealed":"AAAA"}`, "sealed"},
+		{RotationKey, `{"generation":1,"phase":"use","key":"01","sealedBy":"fedcba9876543210","sealed":"` + strings.Repeat("A", 80) + `"}`, "fingerprints"},
+	} {
+		if _, err := DecodeGossipKeyRotation(c.key, []byte(c.row)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("DecodeGossipKeyRotation(%s, %s) = %v, want %q", c.key, c.row, err, c.want)
+		}
+	}
+}

@@ -473,6 +473,7 @@ const clusterUsage = `Usage: vxnet cluster init [--advertise-addr IP]
        vxnet cluster members [--format table|json]
        vxnet cluster store [--format text|json]
        vxnet cluster rotate-keys
+       vxnet cluster rotate-gossip-key
 
   init          make a new cluster with this host as its first member: its
                 gossip key, join certificate and settings under /etc/vxnet,
@@ -493,6 +494,14 @@ const clusterUsage = `Usage: vxnet cluster init [--advertise-addr IP]
                 no packet is lost (the new key is announced five seconds
                 before use, the old one kept a minute). Hosts also rotate by
                 themselves every --key-rotation (default 1h).
+  rotate-gossip-key
+                replace the cluster's gossip key on every live member, in
+                three steps (every host accepts the new key, then encrypts
+                with it, then drops the old one), so no host is lost; it
+                returns once all are done, or names the host that stopped
+                it (each host still accepts every key it held). Each host
+                keeps the keys in its --gossip-key-file. A host down all
+                through a rotation joins again with a join token.
 `
 
 func cmdCluster(std stdio, args []string) int {
@@ -508,6 +517,9 @@ func cmdCluster(std stdio, args []string) int {
 	}
 	if len(args) > 0 && args[0] == "rotate-keys" {
 		return cmdRotateKeys(std, args[1:])
+	}
+	if len(args) > 0 && args[0] == "rotate-gossip-key" {
+		return cmdRotateGossipKey(std, args[1:])
 	}
 	if len(args) > 0 && args[0] == "store" {
 		return cmdClusterStore(std, args[1:])
@@ -609,6 +621,21 @@ func cmdRotateKeys(std stdio, args []string) int {
 		return fail(std, "cluster rotate-keys", err)
 	}
 	fmt.Fprintf(std.stdout, "rotating: the new keys are in use from %s\n", k.InUseAt.UTC().Format(time.RFC3339))
+	return 0
+}
+
+func cmdRotateGossipKey(std stdio, args []string) int {
+	fs := newFlags(std, "cluster rotate-gossip-key", clusterUsage+"\nFlags:\n")
+	if _, code, ok := parse(fs, args); !ok {
+		return code
+	}
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	k, err := client().RotateGossipKey(c)
+	if err != nil {
+		return fail(std, "cluster rotate-gossip-key", err)
+	}
+	fmt.Fprintf(std.stdout, "every member (%s) encrypts gossip with the new key %s and holds no other; took %s\n", strings.Join(k.Hosts, ", "), k.Fingerprint, k.Took)
 	return 0
 }
 
