@@ -12,7 +12,7 @@ DEB_TOOLS := etcd:etcd-server etcdctl:etcd-client ip:iproute2 bridge:iproute2 pi
 # Packages with concurrency are tested with the race detector.
 RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/... ./hostnet/... ./dhcp/... ./hns/... ./api/... ./plan/... ./tables/... ./hoststate/... ./plugin/...
 
-.PHONY: all build test demo demo-dataplane deps lint unit e2e bench bench-dataplane fuzz windows clean
+.PHONY: all build test demo demo-dataplane deps lint unit e2e bench bench-dataplane fuzz windows clean dist
 
 all: build
 
@@ -46,6 +46,9 @@ deps:
 	@# vxnet's encrypted networks against: the version go.mod names.
 	@[ -x "$$($(GO) env GOPATH)/bin/wireguard" ] || \
 	  $(GO) install golang.zx2c4.com/wireguard@$$($(GO) list -m -f '{{.Version}}' golang.zx2c4.com/wireguard)
+	@# nfpm builds the Debian package (make dist).
+	@command -v nfpm >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/nfpm" ] || \
+	  $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -67,6 +70,11 @@ unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /dataplane -e /agent -e /e2e -e /gossip -e /kvs -e /internal -e /ipam -e /dns -e /driver -e /hostnet -e /dhcp -e /hns -e /api -e /plan -e /tables -e /hoststate -e /plugin)
 	@echo "kvs: large in-process clusters again, without the race detector (too slow under it)"
 	$(GO) test -count=1 -run 'TestCluster' ./kvs
+
+# Release artifacts in dist/: a static tarball and a Debian package per
+# Linux architecture (amd64, arm64), the Windows zip (scripts/dist.sh).
+dist: deps
+	GO=$(GO) scripts/dist.sh
 
 # End-to-end tests need root; without it they skip and say so.
 e2e: build

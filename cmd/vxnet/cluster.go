@@ -353,7 +353,7 @@ func startAgent(std stdio, configPath string, noStart bool) {
 		return
 	}
 	if !systemdUnitInstalled() {
-		fmt.Fprintf(std.stdout, "The vxnet service is not installed here: start the agent with\n\n  %s\n", manual)
+		fmt.Fprintf(std.stdout, "The vxnet service is not installed here (vxnet install does it): start the agent with\n\n  %s\n", manual)
 		return
 	}
 	if out, err := exec.Command("systemctl", "enable", "--now", "vxnet.service").CombinedOutput(); err != nil {
@@ -366,13 +366,7 @@ func startAgent(std stdio, configPath string, noStart bool) {
 // systemdUnitInstalled tells whether systemd runs this host and knows the
 // vxnet unit.
 func systemdUnitInstalled() bool {
-	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
-		return false
-	}
-	if _, err := exec.LookPath("systemctl"); err != nil {
-		return false
-	}
-	return exec.Command("systemctl", "cat", "vxnet.service").Run() == nil
+	return systemdRunning() && exec.Command("systemctl", "cat", "vxnet.service").Run() == nil
 }
 
 // newGossipKey is 32 random bytes, base64.

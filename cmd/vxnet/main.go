@@ -16,20 +16,27 @@ const usage = `vxnet — a userspace VXLAN container network for many hosts
 Usage:
   vxnet [--socket PATH] <command> [flags]
 
+Getting started (as root, on each host):
+  vxnet install                     the agent as a systemd service
+  vxnet cluster init                on the first host: prints the join command
+  vxnet cluster join --token T ADDR on the others
+
 Commands:
   agent       run this host's agent (one per host)
+  install     install this binary as the host's vxnet service (systemd)
   network     create, list, inspect and remove networks
   endpoint    attach containers' network namespaces to networks
   run         run a command in a new namespace attached to a network (a container without a runtime)
   service     services: a name and a virtual IP over many endpoints
-  cluster     the cluster's members and the store of its tables
+  cluster     set a cluster up (init, join --token, token), its members, its store and keys
   store       export the cluster's tables, import them (into etcd, say)
   lab         a whole cluster in network namespaces on this machine: up, demo, status, down
   dataplane   run the VXLAN switch alone from a static JSON file (debugging, interop, demo)
   bench       measure: the data plane against the kernel's VXLAN, the control plane
   cni         install vxnet as the CNI plugin of podman, containerd, CRI-O, the kubelet
   version     print the version, the commit and the formats this build speaks
-  help        show this help, or 'vxnet help <command>' for one command
+  help        show this help, 'vxnet help <command>' for one command, or
+              'vxnet help --man' for the manual page (man vxnet, once installed)
 
 Run 'vxnet <command> --help' for a command's flags. The client commands talk
 to the agent's API socket: --socket, else $VXNET_SOCKET, else
@@ -73,6 +80,8 @@ func run(std stdio, args []string) int {
 	switch args[0] {
 	case "agent":
 		return cmdAgent(std, args[1:])
+	case "install":
+		return cmdInstall(std, args[1:])
 	case "network":
 		return cmdNetwork(std, args[1:])
 	case "endpoint":
@@ -96,6 +105,9 @@ func run(std stdio, args []string) int {
 	case "version", "--version":
 		return cmdVersion(std, args[1:])
 	case "help", "-h", "--help":
+		if len(args) > 1 && args[1] == "--man" {
+			return cmdMan(std, args[2:])
+		}
 		if len(args) > 1 {
 			return run(std, []string{args[1], "--help"})
 		}
