@@ -356,9 +356,13 @@ func startAgent(std stdio, configPath string, noStart bool) {
 		fmt.Fprintf(std.stdout, "The vxnet service is not installed here (vxnet install does it): start the agent with\n\n  %s\n", manual)
 		return
 	}
-	if out, err := exec.Command("systemctl", "enable", "--now", "vxnet.service").CombinedOutput(); err != nil {
-		fmt.Fprintf(std.stdout, "systemctl enable --now vxnet.service failed (%v): %s\nStart the agent with: %s\n", err, strings.TrimSpace(string(out)), manual)
-		return
+	// restart: an agent running already (a host joining again) takes the
+	// new settings.
+	for _, verb := range []string{"enable", "restart"} {
+		if out, err := exec.Command("systemctl", verb, "vxnet.service").CombinedOutput(); err != nil {
+			fmt.Fprintf(std.stdout, "systemctl %s vxnet.service failed (%v): %s\nStart the agent with: %s\n", verb, err, strings.TrimSpace(string(out)), manual)
+			return
+		}
 	}
 	fmt.Fprintln(std.stdout, "Started the agent: the vxnet service (journalctl -u vxnet for its log).")
 }
