@@ -319,6 +319,25 @@ func (a *Agent) Run(ctx context.Context) error {
 		joined := make(chan struct{})
 		wg.Add(1)
 		go func() { defer wg.Done(); a.routineJoin(ctx, cancel, joined) }()
+		// Until it has the cluster's tables, DNS leaves names it does not
+		// know unanswered (a restarted agent would otherwise deny, for a
+		// moment, the names of other hosts' containers).
+		a.dns.SetCatchingUp(true)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer a.dns.SetCatchingUp(false)
+			t := time.NewTimer(catchUpMax)
+			defer t.Stop()
+			select {
+			case <-joined:
+				// The tables flow in from the join on: caught up once
+				// they stop changing (the DNS records are rebuilt by then).
+				a.kv.WaitQuiet(ctx, catchUpQuiet, catchUpMax)
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}()
 		if a.recovering.Load() {
 			a.log.Info("recovering this host's state from the cluster: waiting to join")
 			if a.catchUp(ctx, joined, true) {

@@ -61,6 +61,9 @@ type HandlerStats struct {
 	Malformed     uint64 // answered FORMERR or NOTIMP, or dropped
 	Truncated     uint64 // answered with TC over UDP
 	TCPRefused    uint64 // TCP connections closed at once: past a cap (limit.go)
+	// Held are queries for names not (yet) known, left unanswered while
+	// the server catches up (Server.SetCatchingUp): the client asks again.
+	Held uint64
 }
 
 func (s *HandlerStats) add(o *HandlerStats) {
@@ -71,10 +74,11 @@ func (s *HandlerStats) add(o *HandlerStats) {
 	s.Malformed += o.Malformed
 	s.Truncated += o.Truncated
 	s.TCPRefused += o.TCPRefused
+	s.Held += o.Held
 }
 
 type counters struct {
-	queries, nxdomain, forwarded, forwardFailed, malformed, truncated, tcpRefused atomic.Uint64
+	queries, nxdomain, forwarded, forwardFailed, malformed, truncated, tcpRefused, held atomic.Uint64
 }
 
 // Handler answers the queries of one view. It implements miekg's
@@ -103,7 +107,7 @@ func (h *Handler) Stats() HandlerStats {
 		Queries: h.count.queries.Load(), NXDomain: h.count.nxdomain.Load(),
 		Forwarded: h.count.forwarded.Load(), ForwardFailed: h.count.forwardFailed.Load(),
 		Malformed: h.count.malformed.Load(), Truncated: h.count.truncated.Load(),
-		TCPRefused: h.count.tcpRefused.Load(),
+		TCPRefused: h.count.tcpRefused.Load(), Held: h.count.held.Load(),
 	}
 }
 
@@ -144,6 +148,12 @@ func (h *Handler) answer(q, out []byte, udp bool, sc *scratch) ([]byte, action) 
 		sets, exists = b.rec.Lookup(b.nets, unsafe.String(&qs.name[0], len(qs.name)), qs.qtype, sc.sets[:0])
 	}
 	if !exists {
+		if h.srv.catchingUp.Load() {
+			// The name may exist where this server has not looked yet: no
+			// answer beats a wrong one that the client would cache.
+			h.count.held.Add(1)
+			return out, actDrop
+		}
 		if b.forward {
 			h.count.forwarded.Add(1)
 			return out, actForward

@@ -287,6 +287,41 @@ func TestHandler_ServeDNS_noRecordsYet_servfail(t *testing.T) {
 	}
 }
 
+// TestHandler_catchingUp_missesHeld: while the server catches up, a name
+// it does not know gets no answer at all (neither NXDOMAIN nor a forward,
+// which the client would cache), counted as held; a known name is
+// answered; once caught up, misses are answered again.
+func TestHandler_catchingUp_missesHeld(t *testing.T) {
+	s, up := newTestServer(t)
+	h := s.Handler(View{Networks: []string{"intnet"}})
+	ext := s.Handler(View{Networks: []string{"web"}})
+	s.SetCatchingUp(true)
+	for _, hh := range []*Handler{h, ext} {
+		rec := dnstest.NewRecorder("udp")
+		hh.ServeDNS(rec, new(mdns.Msg).SetQuestion("nobody.", mdns.TypeA))
+		if rec.Msg != nil {
+			t.Errorf("a miss while catching up was answered: %v", rec.Msg)
+		}
+	}
+	if st := h.Stats(); st.Held != 1 || st.NXDomain != 0 {
+		t.Errorf("stats %+v, want 1 held", st)
+	}
+	if up.Queries() != 0 {
+		t.Errorf("a miss while catching up was forwarded")
+	}
+	rec := dnstest.NewRecorder("udp")
+	ext.ServeDNS(rec, new(mdns.Msg).SetQuestion("api1.", mdns.TypeA))
+	if rec.Msg == nil || len(rdata(rec.Msg)) == 0 || rdata(rec.Msg)[0] != "A 10.0.1.2" {
+		t.Errorf("a known name while catching up: %v", rec.Msg)
+	}
+	s.SetCatchingUp(false)
+	rec = dnstest.NewRecorder("udp")
+	h.ServeDNS(rec, new(mdns.Msg).SetQuestion("nobody.", mdns.TypeA))
+	if rec.Msg == nil || rec.Msg.Rcode != mdns.RcodeNameError {
+		t.Errorf("a miss once caught up: %v, want NXDOMAIN", rec.Msg)
+	}
+}
+
 func TestHandler_answer_zeroAllocs(t *testing.T) {
 	s, _ := newTestServer(t)
 	h := s.Handler(View{Networks: []string{"web", "db"}})

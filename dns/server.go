@@ -89,7 +89,17 @@ type Server struct {
 	closed    bool
 
 	tcp tcpLimit // open TCP connections (limit.go)
+
+	// catchingUp: the records may lack names the cluster has (an agent
+	// that just restarted): a miss gets no answer (HandlerStats.Held).
+	catchingUp atomic.Bool
 }
+
+// SetCatchingUp says whether the records may still lack names that exist:
+// while they may, a query for a name not found is left unanswered rather
+// than answered NXDOMAIN (or forwarded), which the client would cache; it
+// asks again after its timeout.
+func (s *Server) SetCatchingUp(on bool) { s.catchingUp.Store(on) }
 
 type recordsBox struct{ r Records }
 

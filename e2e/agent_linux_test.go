@@ -28,6 +28,7 @@ type cluster struct {
 
 type agentProc struct {
 	name, ns, addr, sock, data, log string
+	bin                             string   // the vxnet the host runs; "": this build's (vxnetBin)
 	mnt                             *mountNS // the host's own mount namespace (dockerCluster), or nil
 	cmd                             *exec.Cmd
 	exited                          chan error
@@ -100,7 +101,7 @@ func (c *cluster) start(name, join string) { c.l.t.Helper(); c.startWith(name, j
 // namespaces: `ip netns exec`, or nsenter for a host with a mount namespace.
 func (c *cluster) agentArgv(name, join string, extra ...string) []string {
 	h := c.hosts[name]
-	args := append(h.enter(), vxnetBin, "agent", "--name", name, "--advertise-addr", h.addr,
+	args := append(h.enter(), h.binary(), "agent", "--name", name, "--advertise-addr", h.addr,
 		"--data-dir", h.data, "--api-socket", h.sock, "--docker-plugin", "off", "--profile", "fast", "--dns-upstream", "none", "--log-level", "debug",
 		"--metrics-addr", h.addr+":9464", "--rx-queues", "2") // two receive loops: the queue path is tested too
 	if h.mnt != nil { // the host's Docker: its plugin, and its API
@@ -110,6 +111,14 @@ func (c *cluster) agentArgv(name, join string, extra ...string) []string {
 		args = append(args, "--join", join)
 	}
 	return append(args, extra...)
+}
+
+// binary is the vxnet the host runs.
+func (h *agentProc) binary() string {
+	if h.bin != "" {
+		return h.bin
+	}
+	return vxnetBin
 }
 
 // enter is the command prefix that runs a command in the host's namespaces.
@@ -173,7 +182,8 @@ func (c *cluster) kill9(name string) {
 }
 
 func (c *cluster) tryCLI(host string, args ...string) (string, error) {
-	out, err := exec.Command(vxnetBin, append([]string{"--socket", c.hosts[host].sock}, args...)...).CombinedOutput()
+	h := c.hosts[host]
+	out, err := exec.Command(h.binary(), append([]string{"--socket", h.sock}, args...)...).CombinedOutput()
 	return string(out), err
 }
 

@@ -104,7 +104,7 @@ func newMetrics(src Sources) *metrics {
 		members:        d("gossip_members", "Live cluster members, this host included."),
 		rows:           d("table_rows", "Rows of the replicated tables this host holds (every owner's)."),
 		endpoints:      d("endpoints", "Endpoints in sight, by where they run (local, remote).", "where"),
-		dnsQueries:     d("dns_queries_total", "DNS queries by result (answered, nxdomain, forwarded, servfail, malformed, truncated).", "result"),
+		dnsQueries:     d("dns_queries_total", "DNS queries by result (answered, nxdomain, forwarded, servfail, malformed, truncated, held: a name not known yet while the agent catches up with the cluster, left unanswered).", "result"),
 		dnsTCPConns:    d("dns_tcp_connections", "TCP connections to the DNS server open now (capped in all and per client address)."),
 		dnsTCPRefused:  d("dns_tcp_refused_total", "TCP connections to the DNS server closed at once: past the cap in all or per client address."),
 		serviceFlows:   d("service_flows_total", "Connections (TCP, UDP and ICMP echo flows) this host's containers made to a service's VIP, by service (NETWORK/NAME) and the task (NAME@HOST) the consistent hash chose.", "service", "task"),
@@ -151,7 +151,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	g(m.endpoints, local, "local")
 	g(m.endpoints, remote, "remote")
 	ds := m.src.DNS()
-	c(m.dnsQueries, ds.Queries-min(ds.Queries, ds.NXDomain+ds.Forwarded), "answered")
+	c(m.dnsQueries, ds.Queries-min(ds.Queries, ds.NXDomain+ds.Forwarded+ds.Held), "answered")
+	c(m.dnsQueries, ds.Held, "held")
 	c(m.dnsQueries, ds.NXDomain, "nxdomain")
 	c(m.dnsQueries, ds.Forwarded, "forwarded")
 	c(m.dnsQueries, ds.ForwardFailed, "servfail")
