@@ -332,8 +332,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			select {
 			case <-joined:
 				// The tables flow in from the join on: caught up once
-				// they stop changing (the DNS records are rebuilt by then).
-				a.kv.WaitQuiet(ctx, catchUpQuiet, catchUpMax)
+				// they stop changing (the DNS records are rebuilt by
+				// then), or after dnsCatchUpMax of steady churn.
+				a.kv.WaitQuiet(ctx, catchUpQuiet, dnsCatchUpMax)
 			case <-t.C:
 			case <-ctx.Done():
 			}

@@ -368,6 +368,9 @@ func (a *Agent) checkLeases(ep tables.Endpoint) (tables.Endpoint, bool) {
 const (
 	catchUpQuiet = time.Second
 	catchUpMax   = 20 * time.Second
+	// dnsCatchUpMax bounds, after the join, how long DNS leaves names it
+	// does not know unanswered.
+	dnsCatchUpMax = 5 * time.Second
 )
 
 // catchUp waits until this host has joined and the cluster's rows have

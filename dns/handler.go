@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"net"
 	"strings"
 	"sync"
@@ -148,7 +149,7 @@ func (h *Handler) answer(q, out []byte, udp bool, sc *scratch) ([]byte, action) 
 		sets, exists = b.rec.Lookup(b.nets, unsafe.String(&qs.name[0], len(qs.name)), qs.qtype, sc.sets[:0])
 	}
 	if !exists {
-		if h.srv.catchingUp.Load() {
+		if h.srv.catchingUp.Load() && mayBeOurs(qs.name, b.nets) {
 			// The name may exist where this server has not looked yet: no
 			// answer beats a wrong one that the client would cache.
 			h.count.held.Add(1)
@@ -179,6 +180,29 @@ func (h *Handler) answer(q, out []byte, udp bool, sc *scratch) ([]byte, action) 
 		h.count.truncated.Add(1)
 	}
 	return appendOPT(out, &qs, size), actReply
+}
+
+// mayBeOurs tells whether name (lower case, with its trailing dot) has a
+// shape the records could hold for networks nets: a single label (a
+// container, an alias, a service), a name whose last label is one of nets
+// (NAME.NETWORK), an SRV name (_SERVICE._PROTO....), or a reverse name.
+// Other names (www.example.com.) are never ours.
+func mayBeOurs(name []byte, nets []string) bool {
+	if len(name) < 2 {
+		return false
+	}
+	body := name[:len(name)-1]
+	i := bytes.LastIndexByte(body, '.')
+	if i < 0 || body[0] == '_' || bytes.HasSuffix(name, []byte(".in-addr.arpa.")) || bytes.HasSuffix(name, []byte(".ip6.arpa.")) {
+		return true
+	}
+	last := body[i+1:]
+	for _, n := range nets {
+		if string(last) == n {
+			return true
+		}
+	}
+	return false
 }
 
 // tcpScratch is the working memory of one ServeDNS call.

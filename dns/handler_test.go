@@ -309,10 +309,24 @@ func TestHandler_catchingUp_missesHeld(t *testing.T) {
 	if up.Queries() != 0 {
 		t.Errorf("a miss while catching up was forwarded")
 	}
+	for _, c := range []struct {
+		name string
+		ours bool
+	}{{"api1.", true}, {"api1.web.", true}, {"api1.other.", false}, {"_http._tcp.front.", true}, {"2.1.0.10.in-addr.arpa.", true}, {"www.example.com.", false}, {".", false}} {
+		if got := mayBeOurs([]byte(c.name), []string{"web", "intnet"}); got != c.ours {
+			t.Errorf("mayBeOurs(%s) = %v", c.name, got)
+		}
+	}
 	rec := dnstest.NewRecorder("udp")
 	ext.ServeDNS(rec, new(mdns.Msg).SetQuestion("api1.", mdns.TypeA))
 	if rec.Msg == nil || len(rdata(rec.Msg)) == 0 || rdata(rec.Msg)[0] != "A 10.0.1.2" {
 		t.Errorf("a known name while catching up: %v", rec.Msg)
+	}
+	// A name that is never ours goes on as always (forwarded here).
+	rec = dnstest.NewRecorder("udp")
+	ext.ServeDNS(rec, new(mdns.Msg).SetQuestion("www.example.com.", mdns.TypeA))
+	if rec.Msg == nil || up.Queries() != 1 {
+		t.Errorf("an outside name while catching up: %v, %d forwarded", rec.Msg, up.Queries())
 	}
 	s.SetCatchingUp(false)
 	rec = dnstest.NewRecorder("udp")
