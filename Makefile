@@ -19,9 +19,11 @@ all: build
 # The commit `vxnet version` names (the environment may turn Go's own VCS
 # stamp off).
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
+# The version: the newest v* tag, and the commits since (scripts/dist.sh).
+VERSION := $(shell scripts/dist.sh --version 2>/dev/null || echo dev)
 
 build:
-	$(GO) build -ldflags "-X main.commit=$(COMMIT)" -o bin/vxnet ./cmd/vxnet
+	$(GO) build -ldflags "-X main.commit=$(COMMIT) -X main.version=$(VERSION)" -o bin/vxnet ./cmd/vxnet
 	$(GO) build -o bin/vxnet-cni ./cmd/vxnet-cni
 
 deps:

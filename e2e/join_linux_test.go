@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vxnet/vxnet/internal/testutil"
 )
 
 var joinCommand = regexp.MustCompile(`vxnet cluster join --token (\S+) (\S+)`)
@@ -125,6 +127,23 @@ func TestCluster_initJoinTokens(t *testing.T) {
 	// A gossip key rotation while every host watches the others: no host
 	// ever sees fewer than 3 members. Then every key file holds the new
 	// key alone, and an agent restarted from its files is back in.
+	// Traffic across hosts throughout: a container on j1 pings one on j3.
+	c.cli("j1", "network", "create", "--subnet", "10.86.0.0/24", "rot")
+	ca, cb := l.netns("ca"), l.netns("cb")
+	c.cli("j1", "endpoint", "create", "--network", "rot", "--name", "ca", "--netns", ca)
+	c.cli("j3", "endpoint", "create", "--network", "rot", "--name", "cb", "--netns", cb)
+	testutil.WaitFor(t, "j1 to see cb", 20*time.Second, func() bool { _, ok := c.endpoints("j1")["cb"]; return ok })
+	cbAddr := addrOf(t, c.endpoints("j1")["cb"]).String()
+	l.waitPing("ca to cb", ca, cbAddr)
+	ping := exec.Command("ip", "netns", "exec", ca, "ping", "-i", "0.05", "-W", "1", cbAddr)
+	var pingOut testutil.SyncBuffer
+	ping.Stdout, ping.Stderr = &pingOut, &pingOut
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ping.Process.Kill(); ping.Wait() })
+	replies := func() int { return strings.Count(pingOut.String(), "bytes from") }
+	testutil.WaitFor(t, "pings ca -> cb", 10*time.Second, func() bool { return replies() > 3 })
 	stop, lost := make(chan struct{}), make(chan string, 1)
 	watched := make(chan struct{})
 	go func() {
@@ -158,6 +177,8 @@ func TestCluster_initJoinTokens(t *testing.T) {
 		t.Errorf("a member was lost during the gossip key rotation: %s", msg)
 	default:
 	}
+	seen := replies()
+	testutil.WaitFor(t, "pings ca -> cb after the rotation", 10*time.Second, func() bool { return replies() > seen+3 })
 	if !strings.Contains(rotOut, "j1, j2, j3") {
 		t.Errorf("rotate-gossip-key: %s", rotOut)
 	}

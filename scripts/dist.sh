@@ -22,6 +22,10 @@ if desc=$(git describe --tags --match 'v[0-9]*' 2>/dev/null); then
 else
 	version="0.0.0+g$commit"
 fi
+if [ "${1:-}" = --version ]; then # the version alone (make build stamps it)
+	echo "$version"
+	exit 0
+fi
 ldflags="-s -w -X main.version=$version -X main.commit=$commit"
 rm -rf "$dist"
 mkdir -p $dist/build
