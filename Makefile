@@ -8,7 +8,7 @@ GO ?= go
 # otherwise start the system's Docker, with its bridge and firewall rules,
 # and openvswitch-switch the system's OVS; the tests and the benchmark run
 # dockerds and OVS daemons of their own.
-DEB_TOOLS := etcd:etcd-server etcdctl:etcd-client ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat dockerd:docker.io busybox:busybox-static podman:podman /usr/lib/cni/portmap:containernetworking-plugins ovs-vswitchd:openvswitch-switch ethtool:ethtool wg:wireguard-tools
+DEB_TOOLS := etcd:etcd-server etcdctl:etcd-client ip:iproute2 bridge:iproute2 ping:iputils-ping iperf3:iperf3 dig:dnsutils curl:curl ss:iproute2 dnsperf:dnsperf dnsmasq:dnsmasq nft:nftables tcpdump:tcpdump socat:socat dockerd:docker.io busybox:busybox-static podman:podman /usr/lib/cni/portmap:containernetworking-plugins ovs-vswitchd:openvswitch-switch ethtool:ethtool wg:wireguard-tools zip:zip man:man-db
 # Packages with concurrency are tested with the race detector.
 RACE_PKGS := ./dataplane/... ./agent/... ./gossip/... ./kvs/... ./internal/... ./ipam/... ./dns/... ./driver/... ./hostnet/... ./dhcp/... ./hns/... ./api/... ./plan/... ./tables/... ./hoststate/... ./plugin/...
 

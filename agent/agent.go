@@ -100,6 +100,10 @@ type Agent struct {
 	nameSettle time.Duration // how long endpoint create waits for a competing claim of its name
 	// startKeys are the gossip keys the agent started with.
 	startKeys [][]byte
+	// gossipKeyMu orders the steps of gossip key rotations this host
+	// follows; rotationAt is the last one (generation, phase).
+	gossipKeyMu sync.Mutex
+	rotationAt  [2]int
 	// rotatingGossip: a gossip key rotation started here is under way.
 	rotatingGossip atomic.Bool
 	recovering     atomic.Bool // rebuilding this host's state from the cluster (Config.Recover)
@@ -155,6 +159,14 @@ func New(cfg config.Config) (*Agent, error) {
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	if err := a.openJoin(); err != nil {
 		return nil, err
+	}
+	if len(cfg.Join) == 0 && a.join != nil {
+		// The first host of a cluster set up with init names no member
+		// to join: after a restart it joins those it last saw.
+		if seeds := rememberedSeeds(cfg.DataDir); len(seeds) > 0 {
+			cfg.Join, a.cfg.Join = seeds, seeds
+			a.log.Info("joining the members this host last saw", "peerAddr", strings.Join(seeds, ","))
+		}
 	}
 	var recovering bool
 	a.store, recovering, err = hoststate.OpenAgent(cfg.DataDir, cfg.Recover, len(cfg.Join) > 0, cfg.Logger)
@@ -312,6 +324,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.routineKeys(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineGossipKeys(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.routineRememberMembers(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineDHCPRenew(ctx) }()
 

@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/kvs"
 	"github.com/vxnet/vxnet/tables"
 )
@@ -58,40 +57,9 @@ func keyFingerprints(keys [][]byte) string {
 	return strings.Join(fps, ",")
 }
 
-// rotationAAD binds a sealed key to its rotation.
-func rotationAAD(gen int) []byte { return []byte("vxnet gossip key rotation " + strconv.Itoa(gen)) }
-
-// sealKey seals k with by (a gossip key: 16, 24 or 32 bytes, AES-GCM).
-func sealKey(by, k []byte, gen int) ([]byte, error) {
-	block, err := aes.NewCipher(by)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return aead.Seal(nonce, nonce, k, rotationAAD(gen)), nil
-}
-
-// openKey opens what sealKey sealed.
-func openKey(by, sealed []byte, gen int) ([]byte, error) {
-	block, err := aes.NewCipher(by)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	if len(sealed) < aead.NonceSize() {
-		return nil, errors.New("sealed key too short")
-	}
-	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], rotationAAD(gen))
+// rotationContext binds a sealed key to its rotation and its member.
+func rotationContext(gen int, member, fingerprint string) []byte {
+	return []byte("vxnet gossip key rotation " + strconv.Itoa(gen) + " " + fingerprint + " for " + member)
 }
 
 // routineGossipKeys follows the GossipKeys row.
@@ -119,12 +87,23 @@ func (a *Agent) routineGossipKeys(ctx context.Context) {
 	}
 }
 
+// phaseOrder places a phase within its rotation.
+var phaseOrder = map[string]int{tables.PhaseInstall: 1, tables.PhaseUse: 2, tables.PhaseDone: 3}
+
 // followRotation takes this host's keyring to the row's phase, keeps the
-// keys in the key file, and shows them in the gossip metadata.
+// keys in the key file, and shows them in the gossip metadata. A row
+// older than one already followed (an earlier generation, or an earlier
+// phase of this one: a replay, or a store read late) is ignored.
 func (a *Agent) followRotation(e kvs.Entry) {
 	r, err := tables.DecodeGossipKeyRotation(e.Key, e.Value)
 	if err != nil {
 		a.skipped.Report(tables.GossipKeys, err)
+		return
+	}
+	a.gossipKeyMu.Lock()
+	defer a.gossipKeyMu.Unlock()
+	at := [2]int{r.Generation, phaseOrder[r.Phase]}
+	if at[0] < a.rotationAt[0] || at[0] == a.rotationAt[0] && at[1] <= a.rotationAt[1] {
 		return
 	}
 	node := a.kv.Node()
@@ -136,15 +115,21 @@ func (a *Agent) followRotation(e kvs.Entry) {
 		}
 	}
 	if newKey == nil {
-		for _, k := range have {
-			if keyFingerprint(k) == r.SealedBy {
-				newKey, err = openKey(k, r.Sealed, r.Generation)
-			}
-		}
-		if newKey == nil {
-			a.log.Warn("gossip key rotation: this host holds neither the new key nor the one it is sealed with; join again with a join token",
-				"count", r.Generation, "error", err)
+		sealed, ok := r.Sealed[a.cfg.Name]
+		if !ok {
+			a.log.Warn("gossip key rotation: the new key was not sealed to this host (it was not a member when the rotation began); it gets the key by joining again with a join token",
+				"count", r.Generation)
 			return
+		}
+		newKey, err = a.seal.hostKey().OpenSealed(rotationContext(r.Generation, a.cfg.Name, r.Key), sealed)
+		if err != nil || keyFingerprint(newKey) != r.Key {
+			a.log.Warn("gossip key rotation: the new key sealed to this host does not open", "count", r.Generation, "error", err)
+			return
+		}
+		// Keys of rotations that stopped halfway go: a host holds the key
+		// in use and the new one, no more.
+		for _, k := range have[min(1, len(have)):] {
+			node.RemoveKey(k)
 		}
 		if err := node.InstallKey(newKey); err != nil {
 			a.log.Warn("gossip key rotation: installing the new key", "error", err)
@@ -165,12 +150,16 @@ func (a *Agent) followRotation(e kvs.Entry) {
 			}
 		}
 	}
+	a.rotationAt = at
 	keys := node.Keys()
 	if slices.EqualFunc(keys, have, func(x, y []byte) bool { return string(x) == string(y) }) {
 		return
 	}
 	if err := a.keepGossipKeys(keys); err != nil {
-		a.log.Error("gossip key rotation: the keys are in use but not kept: a restart would leave the cluster", "path", a.cfg.GossipKeyFile, "error", err)
+		// Not shown as done: the rotation stops here, naming this host,
+		// rather than leave it unable to come back after a restart.
+		a.log.Error("gossip key rotation: the new keys are not kept, so this host does not show the step done", "path", a.cfg.GossipKeyFile, "error", err)
+		return
 	}
 	a.announceKeys()
 	a.log.Info("gossip key rotation: step done", "count", r.Generation, "mode", r.Phase)
@@ -203,7 +192,6 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (api.GossipKeyRotation, err
 	defer a.rotatingGossip.Store(false)
 	start := time.Now()
 	node := a.kv.Node()
-	inUse := node.Keys()[0]
 	gen := 1
 	if e, ok := a.kv.Get(tables.GossipKeys, tables.RotationKey); ok {
 		if r, err := tables.DecodeGossipKeyRotation(e.Key, e.Value); err == nil {
@@ -214,12 +202,19 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (api.GossipKeyRotation, err
 	if _, err := rand.Read(newKey); err != nil {
 		return api.GossipKeyRotation{}, err
 	}
-	sealed, err := sealKey(inUse, newKey, gen)
-	if err != nil {
-		return api.GossipKeyRotation{}, err
-	}
-	r := tables.GossipKeyRotation{Generation: gen, Key: keyFingerprint(newKey), SealedBy: keyFingerprint(inUse), Sealed: sealed,
+	r := tables.GossipKeyRotation{Generation: gen, Key: keyFingerprint(newKey), Sealed: map[string][]byte{},
 		Initiator: a.cfg.Name, Started: start.UTC()}
+	// The new key, sealed to each member's host key: only the members of
+	// now open it (not etcd, not a former member holding the old key).
+	for _, m := range node.Members() {
+		to, err := seal.ParsePublicKey(m.Meta.HostKey)
+		if err != nil {
+			return api.GossipKeyRotation{}, apiError(api.CodeConflict, "", "member %s announces no host key to seal the new gossip key to (an older vxnet?): upgrade it first", m.Name)
+		}
+		if r.Sealed[m.Name], err = seal.SealTo(to, rotationContext(gen, m.Name, r.Key), newKey); err != nil {
+			return api.GossipKeyRotation{}, err
+		}
+	}
 	a.log.Info("gossip key rotation started", "count", gen)
 	steps := []struct {
 		phase string
@@ -232,11 +227,18 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (api.GossipKeyRotation, err
 	}
 	var hosts []string
 	for _, s := range steps {
+		// Another host's rotation since the last step: this one gives way.
+		if e, ok := a.kv.Get(tables.GossipKeys, tables.RotationKey); ok && s.phase != tables.PhaseInstall {
+			if cur, err := tables.DecodeGossipKeyRotation(e.Key, e.Value); err != nil || cur.Key != r.Key {
+				return api.GossipKeyRotation{}, apiError(api.CodeConflict, "", "gossip key rotation stopped at %q: another rotation started meanwhile (by %s); it carries on", s.phase, cur.Initiator)
+			}
+		}
 		r.Phase = s.phase
 		if _, err := a.kv.Put(tables.GossipKeys, tables.RotationKey, r.Encode()); err != nil {
 			return api.GossipKeyRotation{}, err
 		}
 		a.followRotation(kvs.Entry{Table: tables.GossipKeys, Key: tables.RotationKey, Value: r.Encode()})
+		var err error
 		if hosts, err = a.waitKeys(ctx, s.done); err != nil {
 			return api.GossipKeyRotation{}, apiError(api.CodeUnavailable, "", "gossip key rotation stopped at %q: %v %s; every host still accepts the keys it held, so none is lost: run the rotation again once it is back", s.phase, err, s.what)
 		}

@@ -4,35 +4,34 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/vxnet/vxnet/dataplane/seal"
 )
 
-// TestGossipKeySeal: the new key opens with the key it was sealed with
-// and its rotation's generation only; fingerprints differ per key and
-// never show the key.
-func TestGossipKeySeal(t *testing.T) {
-	old, other := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 16)
+// TestGossipKeySealing: the new key sealed to a member opens with that
+// member's host key and its own rotation context only; fingerprints
+// differ per key and never show the key.
+func TestGossipKeySealing(t *testing.T) {
+	h2, _ := seal.NewKeyPair()
+	h3, _ := seal.NewKeyPair()
 	k := bytes.Repeat([]byte{9}, 32)
-	sealed, err := sealKey(old, k, 3)
+	fp := keyFingerprint(k)
+	sealed, err := seal.SealTo(h2.Public(), rotationContext(3, "h2", fp), k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := openKey(old, sealed, 3); err != nil || !bytes.Equal(got, k) {
+	if got, err := h2.OpenSealed(rotationContext(3, "h2", fp), sealed); err != nil || !bytes.Equal(got, k) {
 		t.Fatalf("open: %x %v", got, err)
 	}
-	if _, err := openKey(old, sealed, 4); err == nil {
-		t.Error("opened with another generation")
+	for _, c := range []struct {
+		who *seal.KeyPair
+		ctx []byte
+	}{{h3, rotationContext(3, "h2", fp)}, {h2, rotationContext(4, "h2", fp)}, {h2, rotationContext(3, "h3", fp)}, {h2, rotationContext(3, "h2", "0000000000000000")}} {
+		if _, err := c.who.OpenSealed(c.ctx, sealed); err == nil {
+			t.Errorf("opened with %q", c.ctx)
+		}
 	}
-	if _, err := openKey(other, sealed, 3); err == nil {
-		t.Error("opened with another key")
-	}
-	tampered := bytes.Clone(sealed)
-	tampered[len(tampered)-1] ^= 1
-	if _, err := openKey(old, tampered, 3); err == nil {
-		t.Error("opened a tampered key")
-	}
-	if _, err := openKey(old, sealed[:5], 3); err == nil {
-		t.Error("opened a truncated key")
-	}
+	old, other := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 16)
 	if keyFingerprint(old) == keyFingerprint(other) || len(keyFingerprint(k)) != 16 {
 		t.Errorf("fingerprints %s %s", keyFingerprint(old), keyFingerprint(other))
 	}

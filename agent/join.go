@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vxnet/vxnet/agent/config"
@@ -19,7 +21,11 @@ import (
 	"github.com/vxnet/vxnet/internal/bindretry"
 	"github.com/vxnet/vxnet/join"
 	"github.com/vxnet/vxnet/tables"
+	"golang.org/x/net/netutil"
 )
+
+// joinMaxConns bounds the join service's open connections.
+const joinMaxConns = 64
 
 // joinService is the agent's side of package join: the cluster's join
 // certificate, and the tokens it checks.
@@ -36,6 +42,9 @@ func (a *Agent) openJoin() error {
 	certPEM, err := os.ReadFile(a.cfg.JoinCert)
 	if err != nil {
 		return &config.Error{Field: "join-cert", Value: a.cfg.JoinCert, Reason: err.Error()}
+	}
+	if err := config.CheckSecretFile("join-key", a.cfg.JoinKey); err != nil {
+		return err
 	}
 	keyPEM, err := os.ReadFile(a.cfg.JoinKey)
 	if err != nil {
@@ -71,9 +80,13 @@ func (a *Agent) serveJoin() (stop func(), err error) {
 	}
 	// Failed handshakes (a token pinning another certificate, a port
 	// scan) are the server's to log, at debug.
-	srv := &http.Server{Handler: join.Handler(a.admit), TLSConfig: join.ServerTLS(cert), ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog: slog.NewLogLogger(a.log.With("component", "join").Handler(), slog.LevelDebug)}
-	go srv.ServeTLS(ln, "", "")
+	// The port answers anyone: a request is small and quick, or dropped,
+	// and only so many connections are open at once.
+	srv := &http.Server{Handler: join.Handler(a.admit), TLSConfig: join.ServerTLS(cert),
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second,
+		MaxHeaderBytes: 8 << 10,
+		ErrorLog:       slog.NewLogLogger(a.log.With("component", "join").Handler(), slog.LevelDebug)}
+	go srv.ServeTLS(netutil.LimitListener(ln, joinMaxConns), "", "")
 	a.log.Info("join service listening", "listenAddr", addr, "pin", a.join.pin)
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -84,26 +97,33 @@ func (a *Agent) serveJoin() (stop func(), err error) {
 
 // admit answers a host that presents a join token.
 func (a *Agent) admit(_ context.Context, id, secret string, req join.Request) (join.Response, error) {
-	refuse := func(reason string) (join.Response, error) {
-		a.log.Warn("join refused", "token", id, "joiner", req.Name, "peerAddr", req.AdvertiseAddr, "reason", reason)
-		return join.Response{}, &join.Refused{Status: http.StatusForbidden, Reason: reason}
+	refuse := func(told, why string) (join.Response, error) {
+		a.log.Warn("join refused", "token", id, "joiner", req.Name, "peerAddr", req.AdvertiseAddr, "reason", why)
+		return join.Response{}, &join.Refused{Status: http.StatusForbidden, Reason: told}
 	}
+	// One refusal for every token that is not this cluster's valid one
+	// (no such ID, the wrong secret, another certificate's): whether an
+	// ID exists is told only to whoever holds its secret.
+	invalid := "token " + id + " is not a valid join token of this cluster"
 	e, ok := a.kv.Get(tables.Tokens, id)
 	if !ok {
-		return refuse("no join token " + id + " in this cluster")
+		return refuse(invalid, "no such token")
 	}
 	t, err := tables.DecodeToken(id, e.Value)
 	if err != nil {
-		return refuse(err.Error())
+		return refuse(invalid, err.Error())
 	}
 	if !join.SecretMatches(secret, t.Hash) {
-		return refuse("the secret of token " + id + " does not match")
+		return refuse(invalid, "wrong secret")
+	}
+	if t.Pin != a.join.pin {
+		return refuse(invalid, "made for another join certificate ("+t.Pin+")")
 	}
 	switch now := time.Now(); t.State(now) {
 	case "revoked":
-		return refuse("token " + id + " was revoked at " + t.Revoked.UTC().Format(time.RFC3339))
+		return refuse("token "+id+" was revoked at "+t.Revoked.UTC().Format(time.RFC3339), "revoked")
 	case "expired":
-		return refuse("token " + id + " expired at " + t.Expires.UTC().Format(time.RFC3339))
+		return refuse("token "+id+" expired at "+t.Expires.UTC().Format(time.RFC3339), "expired")
 	}
 	keys := a.kv.Node().Keys()
 	if len(keys) == 0 {
@@ -218,7 +238,7 @@ func (a *Agent) CreateJoinToken(_ context.Context, req api.JoinTokenCreate) (api
 		return api.JoinTokenCreated{}, err
 	}
 	now := time.Now().UTC()
-	row := tables.Token{ID: tok.ID, Hash: join.HashSecret(tok.Secret), Creator: a.cfg.Name, Created: now}
+	row := tables.Token{ID: tok.ID, Pin: a.join.pin, Hash: join.HashSecret(tok.Secret), Creator: a.cfg.Name, Created: now}
 	if ttl > 0 {
 		row.Expires = now.Add(ttl)
 	}
@@ -267,4 +287,72 @@ func (a *Agent) revoke(t tables.Token, now time.Time) (api.JoinToken, error) {
 	}
 	a.log.Info("join token revoked", "token", t.ID)
 	return apiToken(t, now), nil
+}
+
+// membersFile, in the data directory, lists the other members' gossip
+// addresses as this host last saw them (a host set up with vxnet cluster
+// init or join): where it joins again after a restart when its settings
+// name none, as the first host's do.
+const membersFile = "members"
+
+// rememberedSeeds are the addresses membersFile lists.
+func rememberedSeeds(dataDir string) []string {
+	b, err := os.ReadFile(filepath.Join(dataDir, membersFile))
+	if err != nil {
+		return nil
+	}
+	var seeds []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if s := strings.TrimSpace(line); s != "" {
+			if _, _, err := net.SplitHostPort(s); err == nil {
+				seeds = append(seeds, s)
+			}
+		}
+	}
+	return seeds
+}
+
+// routineRememberMembers keeps membersFile up to date.
+func (a *Agent) routineRememberMembers(ctx context.Context) {
+	if a.join == nil {
+		return
+	}
+	events, cancel := a.kv.Node().Subscribe()
+	defer cancel()
+	last := ""
+	for {
+		var others []string
+		self := a.kv.Node().LocalAddr()
+		for _, m := range a.kv.Node().Members() {
+			if m.Addr != self && m.Name != a.cfg.Name {
+				others = append(others, m.Addr)
+			}
+		}
+		sort.Strings(others)
+		if text := strings.Join(others, "\n"); text != last && len(others) > 0 {
+			if err := writeFileAtomic(filepath.Join(a.cfg.DataDir, membersFile), []byte(text+"\n")); err != nil {
+				a.log.Warn("remembering the members", "path", filepath.Join(a.cfg.DataDir, membersFile), "error", err)
+			} else {
+				last = text
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		}
+	}
+}
+
+// writeFileAtomic writes b to path through a temporary file renamed over
+// it.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

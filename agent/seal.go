@@ -103,6 +103,9 @@ func pub(k *seal.KeyPair) string {
 	return k.Public().String()
 }
 
+// hostKey is this host's static key pair (it never changes).
+func (s *sealing) hostKey() *seal.KeyPair { return s.static }
+
 // meta adds this host's public keys to its gossip metadata.
 func (s *sealing) meta(m gossip.Meta) gossip.Meta {
 	s.mu.Lock()

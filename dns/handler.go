@@ -183,23 +183,40 @@ func (h *Handler) answer(q, out []byte, udp bool, sc *scratch) ([]byte, action) 
 }
 
 // mayBeOurs tells whether name (lower case, with its trailing dot) has a
-// shape the records could hold for networks nets: a single label (a
-// container, an alias, a service), a name whose last label is one of nets
-// (NAME.NETWORK), an SRV name (_SERVICE._PROTO....), or a reverse name.
-// Other names (www.example.com.) are never ours.
+// shape the records could hold for networks nets: after an SRV prefix
+// (_SERVICE._PROTO.) or tasks., a single label (a container, an alias, a
+// service) or NAME.NETWORK (a network name may hold dots); or a reverse
+// name. Other names (www.example.com., _dmarc.example.com.) are never ours.
 func mayBeOurs(name []byte, nets []string) bool {
 	if len(name) < 2 {
 		return false
 	}
-	body := name[:len(name)-1]
-	i := bytes.LastIndexByte(body, '.')
-	if i < 0 || body[0] == '_' || bytes.HasSuffix(name, []byte(".in-addr.arpa.")) || bytes.HasSuffix(name, []byte(".ip6.arpa.")) {
+	if bytes.HasSuffix(name, []byte(".in-addr.arpa.")) || bytes.HasSuffix(name, []byte(".ip6.arpa.")) {
 		return true
 	}
-	last := body[i+1:]
-	for _, n := range nets {
-		if string(last) == n {
-			return true
+	body := name[:len(name)-1]
+	for i := 0; i < 2 && len(body) > 0 && body[0] == '_'; i++ {
+		j := bytes.IndexByte(body, '.')
+		if j < 0 {
+			return false
+		}
+		body = body[j+1:]
+	}
+	body = bytes.TrimPrefix(body, []byte("tasks."))
+	if len(body) == 0 {
+		return false
+	}
+	if bytes.IndexByte(body, '.') < 0 {
+		return true
+	}
+	for i, c := range body {
+		if c != '.' {
+			continue
+		}
+		for _, n := range nets {
+			if string(body[i+1:]) == n {
+				return true
+			}
 		}
 	}
 	return false

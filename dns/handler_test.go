@@ -312,8 +312,11 @@ func TestHandler_catchingUp_missesHeld(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		ours bool
-	}{{"api1.", true}, {"api1.web.", true}, {"api1.other.", false}, {"_http._tcp.front.", true}, {"2.1.0.10.in-addr.arpa.", true}, {"www.example.com.", false}, {".", false}} {
-		if got := mayBeOurs([]byte(c.name), []string{"web", "intnet"}); got != c.ours {
+	}{{"api1.", true}, {"api1.web.", true}, {"api1.other.", false}, {"_http._tcp.front.", true}, {"_http._tcp.front.web.", true},
+		{"tasks.front.", true}, {"tasks.front.web.", true}, {"api1.a.b.", true}, {"api1.b.", false},
+		{"2.1.0.10.in-addr.arpa.", true}, {"www.example.com.", false}, {"_dmarc.example.com.", false}, {"_ldap._tcp.corp.example.", false},
+		{"tasks.example.com.", false}, {".", false}, {"_x.", false}} {
+		if got := mayBeOurs([]byte(c.name), []string{"web", "intnet", "a.b"}); got != c.ours {
 			t.Errorf("mayBeOurs(%s) = %v", c.name, got)
 		}
 	}
@@ -321,6 +324,9 @@ func TestHandler_catchingUp_missesHeld(t *testing.T) {
 	ext.ServeDNS(rec, new(mdns.Msg).SetQuestion("api1.", mdns.TypeA))
 	if rec.Msg == nil || len(rdata(rec.Msg)) == 0 || rdata(rec.Msg)[0] != "A 10.0.1.2" {
 		t.Errorf("a known name while catching up: %v", rec.Msg)
+	}
+	if n := testing.AllocsPerRun(100, func() { mayBeOurs([]byte("_http._tcp.api1.a.b."), []string{"web", "a.b"}) }); n != 0 {
+		t.Errorf("mayBeOurs allocates %v times", n)
 	}
 	// A name that is never ours goes on as always (forwarded here).
 	rec = dnstest.NewRecorder("udp")
@@ -351,6 +357,13 @@ func TestHandler_answer_zeroAllocs(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { out, _ = h.answer(q, out[:0], true, sc) }); n != 0 {
 			t.Errorf("%s: %v allocations per answer, want 0", name, n)
 		}
+	}
+	// A miss held while the server catches up.
+	s.SetCatchingUp(true)
+	miss := raw(7, 0x0100, 1, 0, 0, 0, 6, 'n', 'o', 'b', 'o', 'd', 'y', 0, 0, 1, 0, 1)
+	var act action
+	if n := testing.AllocsPerRun(100, func() { out, act = h.answer(miss, out[:0], true, sc) }); n != 0 || act != actDrop {
+		t.Errorf("held miss: %v allocations, action %v; want 0 and a drop", n, act)
 	}
 }
 

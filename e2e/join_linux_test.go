@@ -191,10 +191,19 @@ func TestCluster_initJoinTokens(t *testing.T) {
 		}
 		newKey = got
 	}
+	// j1, the first host, has no member to join in its settings: it
+	// remembers the members it saw and joins them when it comes back.
 	h := c.hosts["j1"]
+	remembered, _ := os.ReadFile(filepath.Join(h.data, "members"))
+	if !strings.Contains(string(remembered), c.hosts["j2"].addr+":7946") || !strings.Contains(string(remembered), c.hosts["j3"].addr+":7946") {
+		t.Errorf("j1 remembers the members %q", remembered)
+	}
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	<-h.exited
 	h.exited <- nil // for the cleanup's wait
 	c.startWith("j1", "", "--config", filepath.Join(dir("j1"), "config.json"))
 	c.waitMembers([]string{"j1", "j2", "j3"}, 3)
+	if b, _ := os.ReadFile(h.log); !strings.Contains(string(b), "joining the members this host last saw") || !strings.Contains(string(b), "joined the cluster") {
+		t.Errorf("j1 did not join the members it remembered:\n%s", b)
+	}
 }

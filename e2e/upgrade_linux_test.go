@@ -158,7 +158,10 @@ func TestUpgrade_rollingFromPreviousRelease(t *testing.T) {
 		tick := time.NewTicker(300 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			out, err := exec.Command("ip", "netns", "exec", ctr["c2"], "dig", "+short", "+time=2", "+tries=3", "@127.0.0.11", "c3.web").CombinedOutput()
+			// A client that asks again, as resolvers do (attempts): the
+			// agent's DNS socket is closed for the moment it restarts.
+			out, err := exec.Command("ip", "netns", "exec", ctr["c2"], "sh", "-c",
+				"for i in 1 2 3; do dig +short +time=2 +tries=1 @127.0.0.11 c3.web && exit 0; sleep 0.5; done; exit 1").CombinedOutput()
 			mu.Lock()
 			lookups++
 			if err != nil || strings.TrimSpace(string(out)) != c3.String() {
@@ -182,6 +185,11 @@ func TestUpgrade_rollingFromPreviousRelease(t *testing.T) {
 	// same state; the host is back when the cluster sees it and the pings
 	// flow again.
 	for _, n := range []string{"u1", "u2"} {
+		select {
+		case err := <-streamDone:
+			t.Fatalf("the TCP stream ended before %s's upgrade: %v\n%s", n, err, streamOut.String())
+		default:
+		}
 		h := c.hosts[n]
 		h.cmd.Process.Signal(syscall.SIGTERM)
 		<-h.exited

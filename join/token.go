@@ -87,7 +87,7 @@ func ParseToken(s string) (Token, error) {
 		return Token{}, fmt.Errorf("join token: want %s-PIN-ID.SECRET (as vxnet cluster init or vxnet cluster token create print it)", Prefix)
 	}
 	t := Token{Pin: parts[1]}
-	if len(t.Pin) != pinLen || !isBase32(t.Pin) {
+	if !ValidPin(t.Pin) {
 		return Token{}, fmt.Errorf("join token: PIN %q: want %d base32 characters", t.Pin, pinLen)
 	}
 	var ok bool
@@ -118,6 +118,9 @@ func checkCredential(id, secret string) error {
 	}
 	return nil
 }
+
+// ValidPin tells whether pin is a PIN's shape.
+func ValidPin(pin string) bool { return len(pin) == pinLen && isBase32(pin) }
 
 // ValidID tells whether id is a token ID's shape.
 func ValidID(id string) bool { return len(id) == idLen && isBase32(id) }

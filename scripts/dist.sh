@@ -17,8 +17,9 @@ windows=${DIST_WINDOWS:-1}
 NFPM=${NFPM:-$(command -v nfpm || echo "$($GO env GOPATH)/bin/nfpm")}
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if desc=$(git describe --tags --match 'v[0-9]*' 2>/dev/null); then
-	# v0.2.0 -> 0.2.0; v0.2.0-3-gabc1234 -> 0.2.0+3.gabc1234 (sorts after 0.2.0)
-	version=$(echo "${desc#v}" | sed -e 's/-/+/' -e 's/-/./g')
+	# v0.2.0 -> 0.2.0; v0.2.0-3-gabc1234 -> 0.2.0+3.gabc1234 (sorts after
+	# 0.2.0); v0.2.0-rc1 -> 0.2.0~rc1 (sorts before it, as Debian wants).
+	version=$(echo "${desc#v}" | sed -E -e 's/^([0-9.]+)-([a-z][a-z0-9.]*)/\1~\2/' -e 's/-/+/' -e 's/-/./g')
 else
 	version="0.0.0+g$commit"
 fi
@@ -37,8 +38,10 @@ done
 [ "$windows" = 0 ] || CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $GO build -trimpath -ldflags "$ldflags" -o $dist/build/windows_amd64/vxnet.exe ./cmd/vxnet
 # The manual page, from the commands' own --help: the build for this
 # machine's architecture prints it.
-native=$dist/build/linux_$($GO env GOARCH)/vxnet
-if [ -x "$native" ]; then
+native=$dist/build/linux_$($GO env GOHOSTARCH)/vxnet
+# The page's date is the commit's, so the same commit builds the same page.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+if [ -x "$native" ] && [ "$($GO env GOHOSTOS)" = linux ]; then
 	"$native" help --man | gzip -9n > "$dist/build/vxnet.1.gz"
 else
 	$GO run -ldflags "-X main.version=$version" ./cmd/vxnet help --man | gzip -9n > "$dist/build/vxnet.1.gz"

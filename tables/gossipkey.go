@@ -25,35 +25,38 @@ const (
 	PhaseDone    = "done"    // drop every other key
 )
 
-// GossipKeyRotation is the row. The new key travels sealed with the key
-// every member held when the rotation began (AES-GCM, by the agent), so
-// that a store outside the agents (etcd) never holds it in clear.
+// GossipKeyRotation is the row. The new key travels sealed to each
+// member's own host key (seal.SealTo), so that only the members of the
+// moment open it: not a store outside the agents (etcd), and not a former
+// member who kept the old gossip key.
 type GossipKeyRotation struct {
 	Generation int    // one more than the rotation before
 	Phase      string // PhaseInstall, PhaseUse or PhaseDone
-	// Key is the new key's fingerprint; Sealed the key, sealed with the
-	// key whose fingerprint is SealedBy.
-	Key, SealedBy string
-	Sealed        []byte
-	Initiator     string
-	Started       time.Time
+	// Key is the new key's fingerprint; Sealed the key, sealed to each
+	// member by name.
+	Key       string
+	Sealed    map[string][]byte
+	Initiator string
+	Started   time.Time
 }
 
 type gossipKeyWire struct {
-	V          int       `json:"v,omitempty"`
-	Generation int       `json:"generation"`
-	Phase      string    `json:"phase"`
-	Key        string    `json:"key"`
-	SealedBy   string    `json:"sealedBy"`
-	Sealed     string    `json:"sealed"`
-	Initiator  string    `json:"initiator"`
-	Started    time.Time `json:"started"`
+	V          int               `json:"v,omitempty"`
+	Generation int               `json:"generation"`
+	Phase      string            `json:"phase"`
+	Key        string            `json:"key"`
+	Sealed     map[string]string `json:"sealed"`
+	Initiator  string            `json:"initiator"`
+	Started    time.Time         `json:"started"`
 }
 
 // Encode is r's wire form.
 func (r GossipKeyRotation) Encode() []byte {
-	b, _ := json.Marshal(gossipKeyWire{V: 1, Generation: r.Generation, Phase: r.Phase, Key: r.Key, SealedBy: r.SealedBy,
-		Sealed: base64.StdEncoding.EncodeToString(r.Sealed), Initiator: r.Initiator, Started: r.Started}) // plain fields: cannot fail
+	w := gossipKeyWire{V: 1, Generation: r.Generation, Phase: r.Phase, Key: r.Key, Sealed: map[string]string{}, Initiator: r.Initiator, Started: r.Started}
+	for name, b := range r.Sealed {
+		w.Sealed[name] = base64.StdEncoding.EncodeToString(b)
+	}
+	b, _ := json.Marshal(w) // plain fields: cannot fail
 	return b
 }
 
@@ -77,12 +80,19 @@ func DecodeGossipKeyRotation(key string, value []byte) (GossipKeyRotation, error
 	if w.Generation < 1 {
 		return GossipKeyRotation{}, &RowError{GossipKeys, key, "generation", fmt.Sprint(w.Generation), "want 1 or more"}
 	}
-	sealed, err := base64.StdEncoding.DecodeString(w.Sealed)
-	if err != nil || len(sealed) < 12+16+16 {
-		return GossipKeyRotation{}, &RowError{GossipKeys, key, "sealed", w.Sealed, "want base64 of a sealed key"}
+	if len(w.Key) != 16 {
+		return GossipKeyRotation{}, &RowError{GossipKeys, key, "key", w.Key, "want 16 hex digits (a key fingerprint)"}
 	}
-	if len(w.Key) != 16 || len(w.SealedBy) != 16 {
-		return GossipKeyRotation{}, &RowError{GossipKeys, key, "key", w.Key + "/" + w.SealedBy, "want 16 hex digits each (key fingerprints)"}
+	if len(w.Sealed) == 0 {
+		return GossipKeyRotation{}, &RowError{GossipKeys, key, "sealed", "", "want the new key sealed to each member"}
 	}
-	return GossipKeyRotation{Generation: w.Generation, Phase: w.Phase, Key: w.Key, SealedBy: w.SealedBy, Sealed: sealed, Initiator: w.Initiator, Started: w.Started}, nil
+	r := GossipKeyRotation{Generation: w.Generation, Phase: w.Phase, Key: w.Key, Sealed: map[string][]byte{}, Initiator: w.Initiator, Started: w.Started}
+	for name, text := range w.Sealed {
+		b, err := base64.StdEncoding.DecodeString(text)
+		if err != nil || len(b) < 32+16 {
+			return GossipKeyRotation{}, &RowError{GossipKeys, key, "sealed", name, "want base64 of a key sealed to that member"}
+		}
+		r.Sealed[name] = b
+	}
+	return r, nil
 }

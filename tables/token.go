@@ -16,7 +16,11 @@ const Tokens = "tokens"
 
 // Token is a join token's row.
 type Token struct {
-	ID      string
+	ID string
+	// Pin is the join certificate's key the token was made for
+	// (join.Pin): a token admits hosts only where that certificate is
+	// the join service's, never into another cluster a host moved to.
+	Pin     string
 	Hash    string // join.HashSecret of the secret
 	Creator string
 	Created time.Time
@@ -38,6 +42,7 @@ func (t Token) State(now time.Time) string {
 type tokenWire struct {
 	V       int       `json:"v,omitempty"`
 	ID      string    `json:"id"`
+	Pin     string    `json:"pin"`
 	Hash    string    `json:"hash"`
 	Creator string    `json:"creator"`
 	Created time.Time `json:"created"`
@@ -47,7 +52,7 @@ type tokenWire struct {
 
 // Encode is t's wire form.
 func (t Token) Encode() []byte {
-	b, _ := json.Marshal(tokenWire{V: 1, ID: t.ID, Hash: t.Hash, Creator: t.Creator, Created: t.Created, Expires: t.Expires, Revoked: t.Revoked}) // plain fields: cannot fail
+	b, _ := json.Marshal(tokenWire{V: 1, ID: t.ID, Pin: t.Pin, Hash: t.Hash, Creator: t.Creator, Created: t.Created, Expires: t.Expires, Revoked: t.Revoked}) // plain fields: cannot fail
 	return b
 }
 
@@ -69,5 +74,8 @@ func DecodeToken(key string, value []byte) (Token, error) {
 	if h, err := hex.DecodeString(w.Hash); err != nil || len(h) != 32 {
 		return Token{}, &RowError{Tokens, key, "hash", w.Hash, "want 64 hex digits (SHA-256)"}
 	}
-	return Token{ID: w.ID, Hash: w.Hash, Creator: w.Creator, Created: w.Created, Expires: w.Expires, Revoked: w.Revoked}, nil
+	if !join.ValidPin(w.Pin) {
+		return Token{}, &RowError{Tokens, key, "pin", w.Pin, "want 52 characters a-z, 2-7 (the join certificate's key)"}
+	}
+	return Token{ID: w.ID, Pin: w.Pin, Hash: w.Hash, Creator: w.Creator, Created: w.Created, Expires: w.Expires, Revoked: w.Revoked}, nil
 }

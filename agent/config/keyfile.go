@@ -61,7 +61,35 @@ func WriteSecretFile(path string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
+	if err := restrictSecret(tmp); err != nil {
+		return err
+	}
 	return os.Rename(tmp, path)
+}
+
+// RestrictDir keeps other users out of dir, which holds secrets, on
+// Windows: an ACL of SYSTEM and the Administrators alone, so nobody else
+// reads or plants a file there. On Unix it does nothing: the secrets are
+// 0600 files.
+func RestrictDir(dir string) error {
+	return restrictSecret(dir)
+}
+
+// CheckSecretFile refuses a secret's file (flag field) that is not a
+// regular file, or that its group or others may read (Unix; on Windows
+// the file's ACL protects it).
+func CheckSecretFile(field, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return &Error{field, path, err.Error()}
+	}
+	if !fi.Mode().IsRegular() {
+		return &Error{field, path, "not a regular file"}
+	}
+	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
+		return &Error{field, path, fmt.Sprintf("mode %04o lets its group or others read it; chmod 600 %s", perm, path)}
+	}
+	return nil
 }
 
 // readKeyFile reads a secret, such as the gossip key, from path: the
@@ -70,15 +98,8 @@ func WriteSecretFile(path string, b []byte) error {
 // keys: a key anyone on the host can read protects nothing. Windows files
 // have no such mode bits; protect the file with its ACL there.
 func readKeyFile(field, path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", &Error{field, path, err.Error()}
-	}
-	if !fi.Mode().IsRegular() {
-		return "", &Error{field, path, "not a regular file"}
-	}
-	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
-		return "", &Error{field, path, fmt.Sprintf("mode %04o lets its group or others read it; chmod 600 %s", perm, path)}
+	if err := CheckSecretFile(field, path); err != nil {
+		return "", err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

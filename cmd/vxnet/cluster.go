@@ -55,7 +55,7 @@ Example:
 Flags:
 `
 
-const clusterJoinUsage = `Usage: vxnet cluster join --token TOKEN [--advertise-addr IP] [--config-dir DIR] [--no-start] ADDR
+const clusterJoinUsage = `Usage: vxnet cluster join --token TOKEN|--token-file FILE [--advertise-addr IP] [--config-dir DIR] [--no-start] ADDR
 
 Adds this host to the cluster a member at ADDR (HOST or HOST:PORT, port 7947
 by default: its join service) belongs to. The token (from vxnet cluster
@@ -143,7 +143,7 @@ func cmdClusterInit(std stdio, args []string) int {
 	}
 	name, _ := os.Hostname()
 	now := time.Now().UTC()
-	row := tables.Token{ID: tok.ID, Hash: join.HashSecret(tok.Secret), Creator: name, Created: now}
+	row := tables.Token{ID: tok.ID, Pin: pin, Hash: join.HashSecret(tok.Secret), Creator: name, Created: now}
 	if *ttl > 0 {
 		row.Expires = now.Add(*ttl)
 	}
@@ -175,7 +175,8 @@ func cmdClusterInit(std stdio, args []string) int {
 // cmdClusterJoin is vxnet cluster join.
 func cmdClusterJoin(std stdio, args []string) int {
 	fs := newFlags(std, "cluster join", clusterJoinUsage)
-	token := fs.String("token", "", "the join `TOKEN` (vxn1-...)")
+	token := fs.String("token", "", "the join `TOKEN` (vxn1-...); a command line shows in ps: --token-file or VXNET_JOIN_TOKEN keep it out")
+	tokenFile := fs.String("token-file", "", "read the join token from the first line of `FILE`")
 	advertise := fs.String("advertise-addr", "", "this host's underlay `IP` (default: the address it reaches ADDR from)")
 	dir := fs.String("config-dir", defaultConfigDir(), "`DIR` for config.json and the cluster's secrets")
 	name := fs.String("name", "", "this host's `NAME` in the cluster (default: the hostname)")
@@ -186,8 +187,20 @@ func cmdClusterJoin(std stdio, args []string) int {
 	if !ok {
 		return code
 	}
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(std.stderr, "vxnet cluster join: --token-file: %v\n", err)
+			return 2
+		}
+		first, _, _ := strings.Cut(string(b), "\n")
+		*token = strings.TrimSpace(first)
+	}
+	if *token == "" {
+		*token = os.Getenv("VXNET_JOIN_TOKEN")
+	}
 	if len(pos) != 1 || *token == "" {
-		fmt.Fprint(std.stderr, "vxnet cluster join: want --token TOKEN and one ADDR (a member's HOST or HOST:PORT)\n")
+		fmt.Fprint(std.stderr, "vxnet cluster join: want a token (--token, --token-file or VXNET_JOIN_TOKEN) and one ADDR (a member's HOST or HOST:PORT)\n")
 		return 2
 	}
 	tok, err := join.ParseToken(*token)
@@ -225,24 +238,30 @@ func cmdClusterJoin(std stdio, args []string) int {
 	if flagSet(fs, "name") {
 		settings["name"] = *name
 	}
+	// This host gossips on the port the members use (its own, where it
+	// was a member already).
 	var seeds []string
-	gossipPort := config.DefaultGossipPort
+	gossipPort, ownPort := 0, 0
 	for _, s := range resp.Seeds {
 		h, p, err := net.SplitHostPort(s)
 		if err != nil {
 			continue
 		}
+		port, _ := strconv.Atoi(p)
 		if h == addr.String() {
-			gossipPort, _ = strconv.Atoi(p) // this host was in already: keep its port
+			ownPort = port
 			continue
 		}
 		seeds = append(seeds, s)
+		if gossipPort == 0 {
+			gossipPort = port
+		}
 	}
 	if len(seeds) == 0 {
 		return fail(std, "cluster join", fmt.Errorf("%s named no other member to join", member))
 	}
-	if _, p, err := net.SplitHostPort(seeds[0]); err == nil {
-		gossipPort, _ = strconv.Atoi(p)
+	if ownPort != 0 {
+		gossipPort = ownPort
 	}
 	settings["join"] = seeds
 	if gossipPort != config.DefaultGossipPort {
@@ -307,6 +326,9 @@ func (p setupPaths) prepare(force bool) error {
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		return fmt.Errorf("--config-dir %s: %w", p.dir, err)
 	}
+	if err := config.RestrictDir(p.dir); err != nil {
+		return fmt.Errorf("--config-dir %s: %w", p.dir, err)
+	}
 	if _, err := os.Stat(p.config); err == nil && !force {
 		return fmt.Errorf("%s exists: this host is set up already (remove it, or --force to replace it)", p.config)
 	}
@@ -344,15 +366,21 @@ func (p setupPaths) report(std stdio) {
 	fmt.Fprintf(std.stdout, "  settings:          %s\n  gossip key:        %s (mode 0600)\n  join certificate:  %s, %s\n", p.config, p.gossipKey, p.cert, p.key)
 }
 
-// startAgent starts the vxnet systemd service where it is installed, or
-// says how to start the agent.
+// unitConfig is the settings file the vxnet unit runs the agent with.
+const unitConfig = "/etc/vxnet/config.json"
+
+// startAgent starts the vxnet systemd service where it is installed and
+// runs the agent from configPath, or says how to start the agent.
 func startAgent(std stdio, configPath string, noStart bool) {
 	manual := "vxnet agent --config " + configPath
-	if noStart {
+	switch {
+	case noStart:
 		fmt.Fprintf(std.stdout, "Start the agent: %s\n", manual)
 		return
-	}
-	if !systemdUnitInstalled() {
+	case configPath != unitConfig:
+		fmt.Fprintf(std.stdout, "The vxnet service runs the agent from %s, not %s: start the agent with\n\n  %s\n", unitConfig, configPath, manual)
+		return
+	case !systemdUnitInstalled():
 		fmt.Fprintf(std.stdout, "The vxnet service is not installed here (vxnet install does it): start the agent with\n\n  %s\n", manual)
 		return
 	}
@@ -363,6 +391,10 @@ func startAgent(std stdio, configPath string, noStart bool) {
 			fmt.Fprintf(std.stdout, "systemctl %s vxnet.service failed (%v): %s\nStart the agent with: %s\n", verb, err, strings.TrimSpace(string(out)), manual)
 			return
 		}
+	}
+	if exec.Command("systemctl", "is-active", "--quiet", "vxnet.service").Run() != nil {
+		fmt.Fprintf(std.stdout, "The vxnet service did not stay up: see journalctl -u vxnet\n")
+		return
 	}
 	fmt.Fprintln(std.stdout, "Started the agent: the vxnet service (journalctl -u vxnet for its log).")
 }

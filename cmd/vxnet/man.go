@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,7 +24,11 @@ func cmdMan(std stdio, args []string) int {
 		return 2
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, ".TH VXNET 1 %q \"vxnet %s\" \"vxnet manual\"\n", time.Now().UTC().Format("2006-01-02"), version)
+	date := time.Now()
+	if sec, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64); err == nil {
+		date = time.Unix(sec, 0) // reproducible builds
+	}
+	fmt.Fprintf(&b, ".TH VXNET 1 %q \"vxnet %s\" \"vxnet manual\"\n", date.UTC().Format("2006-01-02"), version)
 	b.WriteString(".SH NAME\nvxnet \\- a userspace VXLAN container network for many hosts\n")
 	b.WriteString(".SH SYNOPSIS\n.B vxnet\n[\\-\\-socket PATH] COMMAND [FLAGS]\n")
 	b.WriteString(".SH DESCRIPTION\n")

@@ -1,0 +1,42 @@
+package seal
+
+import (
+	"bytes"
+	"testing"
+)
+
+// TestSealTo: only the addressee opens, only with the same context;
+// every altered byte is refused; two seals of one message differ.
+func TestSealTo(t *testing.T) {
+	to, _ := NewKeyPair()
+	other, _ := NewKeyPair()
+	msg := []byte("a new gossip key, 32 bytes long!")
+	ctx := []byte("gen 7 to h2")
+	sealed, err := SealTo(to.Public(), ctx, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := to.OpenSealed(ctx, sealed); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("open: %q %v", got, err)
+	}
+	if _, err := other.OpenSealed(ctx, sealed); err == nil {
+		t.Error("another key opened it")
+	}
+	if _, err := to.OpenSealed([]byte("gen 8 to h2"), sealed); err == nil {
+		t.Error("opened with another context")
+	}
+	for i := range sealed {
+		bad := bytes.Clone(sealed)
+		bad[i] ^= 0x40
+		if _, err := to.OpenSealed(ctx, bad); err == nil {
+			t.Fatalf("byte %d altered: opened", i)
+		}
+	}
+	if _, err := to.OpenSealed(ctx, sealed[:20]); err == nil {
+		t.Error("a truncated message opened")
+	}
+	again, _ := SealTo(to.Public(), ctx, msg)
+	if bytes.Equal(again, sealed) || bytes.Contains(sealed, msg) {
+		t.Error("seals repeat, or hold the message in clear")
+	}
+}
