@@ -101,9 +101,11 @@ type Agent struct {
 	// startKeys are the gossip keys the agent started with.
 	startKeys [][]byte
 	// gossipKeyMu orders the steps of gossip key rotations this host
-	// follows; rotationAt is the last one (generation, phase).
+	// follows; rotation is the last one (kept in the data directory).
 	gossipKeyMu sync.Mutex
-	rotationAt  [2]int
+	rotation    rotationState
+	// announceMu serializes the gossip metadata's announcements.
+	announceMu sync.Mutex
 	// rotatingGossip: a gossip key rotation started here is under way.
 	rotatingGossip atomic.Bool
 	recovering     atomic.Bool // rebuilding this host's state from the cluster (Config.Recover)
@@ -160,14 +162,6 @@ func New(cfg config.Config) (*Agent, error) {
 	if err := a.openJoin(); err != nil {
 		return nil, err
 	}
-	if len(cfg.Join) == 0 && a.join != nil {
-		// The first host of a cluster set up with init names no member
-		// to join: after a restart it joins those it last saw.
-		if seeds := rememberedSeeds(cfg.DataDir); len(seeds) > 0 {
-			cfg.Join, a.cfg.Join = seeds, seeds
-			a.log.Info("joining the members this host last saw", "peerAddr", strings.Join(seeds, ","))
-		}
-	}
 	var recovering bool
 	a.store, recovering, err = hoststate.OpenAgent(cfg.DataDir, cfg.Recover, len(cfg.Join) > 0, cfg.Logger)
 	if errors.Is(err, hoststate.ErrRecoveryNeedsJoin) {
@@ -176,6 +170,15 @@ func New(cfg config.Config) (*Agent, error) {
 		return nil, err
 	}
 	a.recovering.Store(recovering)
+	if len(cfg.Join) == 0 && a.join != nil {
+		// The first host of a cluster set up with init names no member
+		// to join: after a restart it joins those it last saw (not for
+		// --recover, which needs members the settings name).
+		if seeds := rememberedSeeds(cfg.DataDir, a.join.pin); len(seeds) > 0 {
+			cfg.Join, a.cfg.Join = seeds, seeds
+			a.log.Info("joining the members this host last saw", "peerAddr", strings.Join(seeds, ","))
+		}
+	}
 	a.nameSettle = 300 * time.Millisecond
 	if profile == gossip.ProfileFast {
 		a.nameSettle = 150 * time.Millisecond
@@ -184,6 +187,7 @@ func New(cfg config.Config) (*Agent, error) {
 		return nil, &config.Error{Field: "data-dir", Reason: err.Error()}
 	}
 	a.gossipEncrypted, a.startKeys = len(keys) > 0, keys
+	a.rotation = loadRotationState(cfg.DataDir)
 	kc, err := a.openTables(keys, profile)
 	if err != nil {
 		return nil, err

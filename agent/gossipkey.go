@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,9 +60,43 @@ func keyFingerprints(keys [][]byte) string {
 	return strings.Join(fps, ",")
 }
 
-// rotationContext binds a sealed key to its rotation and its member.
-func rotationContext(gen int, member, fingerprint string) []byte {
-	return []byte("vxnet gossip key rotation " + strconv.Itoa(gen) + " " + fingerprint + " for " + member)
+// rotationContext binds a sealed key to its rotation, its step, its
+// initiator and its member: a row whose step or initiator was changed does
+// not open.
+func rotationContext(r tables.GossipKeyRotation, member string) []byte {
+	return []byte("vxnet gossip key rotation " + strconv.Itoa(r.Generation) + " " + r.Phase + " " + r.Key + " by " + r.Initiator + " for " + member)
+}
+
+// rotationState is where this host is in the rotations it followed:
+// kept in the data directory, so a row read again after a restart (a
+// store restored from a backup) is not followed twice.
+type rotationState struct {
+	Generation int    `json:"generation"`
+	Phase      int    `json:"phase"` // phaseOrder
+	Key        string `json:"key"`
+}
+
+const rotationFile = "gossip-rotation.json"
+
+func loadRotationState(dataDir string) rotationState {
+	var st rotationState
+	if b, err := os.ReadFile(filepath.Join(dataDir, rotationFile)); err == nil {
+		json.Unmarshal(b, &st)
+	}
+	return st
+}
+
+// newer tells whether r is a step after st: a later generation, or a
+// later step of the same rotation, or another rotation of the same
+// generation (two started at once: the row's last writer wins).
+func (st rotationState) newer(r tables.GossipKeyRotation) bool {
+	switch {
+	case r.Generation != st.Generation:
+		return r.Generation > st.Generation
+	case r.Key != st.Key:
+		return true
+	}
+	return phaseOrder[r.Phase] > st.Phase
 }
 
 // routineGossipKeys follows the GossipKeys row.
@@ -90,10 +127,13 @@ func (a *Agent) routineGossipKeys(ctx context.Context) {
 // phaseOrder places a phase within its rotation.
 var phaseOrder = map[string]int{tables.PhaseInstall: 1, tables.PhaseUse: 2, tables.PhaseDone: 3}
 
-// followRotation takes this host's keyring to the row's phase, keeps the
-// keys in the key file, and shows them in the gossip metadata. A row
-// older than one already followed (an earlier generation, or an earlier
-// phase of this one: a replay, or a store read late) is ignored.
+// followRotation takes this host's keyring to the row's step, keeps the
+// keys in the key file first, and then shows them in the gossip metadata.
+// A row is followed only if the key sealed to this host in it opens as
+// sealed by its initiator, a live member, for this very step (so neither
+// a store nor a former member can make or change one), and only if it is
+// a step after the last one followed (a replay, or a row read late, is
+// ignored).
 func (a *Agent) followRotation(e kvs.Entry) {
 	r, err := tables.DecodeGossipKeyRotation(e.Key, e.Value)
 	if err != nil {
@@ -102,64 +142,90 @@ func (a *Agent) followRotation(e kvs.Entry) {
 	}
 	a.gossipKeyMu.Lock()
 	defer a.gossipKeyMu.Unlock()
-	at := [2]int{r.Generation, phaseOrder[r.Phase]}
-	if at[0] < a.rotationAt[0] || at[0] == a.rotationAt[0] && at[1] <= a.rotationAt[1] {
+	if !a.rotation.newer(r) {
 		return
 	}
 	node := a.kv.Node()
+	var initiator seal.PublicKey
+	primaries := map[string]bool{}
+	found := false
+	for _, m := range node.Members() {
+		if m.Name == r.Initiator {
+			initiator, err = seal.ParsePublicKey(m.Meta.HostKey)
+			found = err == nil
+		}
+		if fps := strings.Split(m.Meta.GossipKeys, ","); fps[0] != "" {
+			primaries[fps[0]] = true
+		}
+	}
+	if !found {
+		a.log.Warn("gossip key rotation: its initiator is not a live member with a host key; not followed", "count", r.Generation, "node", r.Initiator)
+		return
+	}
+	sealed, ok := r.Sealed[a.cfg.Name]
+	if !ok {
+		a.log.Warn("gossip key rotation: the new key was not sealed to this host (it was not a member when the rotation began); it gets the key by joining again with a join token",
+			"count", r.Generation)
+		return
+	}
+	newKey, err := a.seal.hostKey().OpenSealed(initiator, rotationContext(r, a.cfg.Name), sealed)
+	if err != nil || keyFingerprint(newKey) != r.Key {
+		a.log.Warn("gossip key rotation: the key sealed to this host does not open as its initiator's for this step; not followed", "count", r.Generation, "error", err)
+		return
+	}
 	have := node.Keys()
-	var newKey []byte
-	for _, k := range have {
-		if keyFingerprint(k) == r.Key {
-			newKey = k
-		}
-	}
-	if newKey == nil {
-		sealed, ok := r.Sealed[a.cfg.Name]
-		if !ok {
-			a.log.Warn("gossip key rotation: the new key was not sealed to this host (it was not a member when the rotation began); it gets the key by joining again with a join token",
-				"count", r.Generation)
-			return
-		}
-		newKey, err = a.seal.hostKey().OpenSealed(rotationContext(r.Generation, a.cfg.Name, r.Key), sealed)
-		if err != nil || keyFingerprint(newKey) != r.Key {
-			a.log.Warn("gossip key rotation: the new key sealed to this host does not open", "count", r.Generation, "error", err)
-			return
-		}
-		// Keys of rotations that stopped halfway go: a host holds the key
-		// in use and the new one, no more.
-		for _, k := range have[min(1, len(have)):] {
-			node.RemoveKey(k)
-		}
-		if err := node.InstallKey(newKey); err != nil {
-			a.log.Warn("gossip key rotation: installing the new key", "error", err)
-			return
-		}
-	}
+	// The keyring this step wants, the key to encrypt with first.
+	var want [][]byte
 	switch r.Phase {
-	case tables.PhaseUse, tables.PhaseDone:
-		if err := node.UseKey(newKey); err != nil {
-			a.log.Warn("gossip key rotation: using the new key", "error", err)
-			return
+	case tables.PhaseInstall:
+		// Keep what any live member encrypts with (a rotation that
+		// stopped halfway may have left some on another key); drop the
+		// other keys of such rotations.
+		want = append(want, have[0])
+		for _, k := range have[1:] {
+			if primaries[keyFingerprint(k)] {
+				want = append(want, k)
+			}
 		}
-	}
-	if r.Phase == tables.PhaseDone {
-		for _, k := range node.Keys() {
+		want = append(want, newKey)
+	case tables.PhaseUse:
+		want = append(want, newKey)
+		for _, k := range have {
 			if keyFingerprint(k) != r.Key {
-				node.RemoveKey(k)
+				want = append(want, k)
+			}
+		}
+	case tables.PhaseDone:
+		want = [][]byte{newKey}
+	}
+	// Kept first: a host that could not keep the keys neither uses them
+	// nor shows the step done (the rotation stops, naming it).
+	if err := a.keepGossipKeys(want); err != nil {
+		a.log.Error("gossip key rotation: the new keys are not kept, so this host does not take this step", "path", a.cfg.GossipKeyFile, "error", err)
+		return
+	}
+	for _, k := range want {
+		if !slices.ContainsFunc(have, func(h []byte) bool { return string(h) == string(k) }) {
+			if err := node.InstallKey(k); err != nil {
+				a.log.Warn("gossip key rotation: installing a key", "error", err)
+				return
 			}
 		}
 	}
-	a.rotationAt = at
-	keys := node.Keys()
-	if slices.EqualFunc(keys, have, func(x, y []byte) bool { return string(x) == string(y) }) {
+	if err := node.UseKey(want[0]); err != nil {
+		a.log.Warn("gossip key rotation: using the key", "error", err)
 		return
 	}
-	if err := a.keepGossipKeys(keys); err != nil {
-		// Not shown as done: the rotation stops here, naming this host,
-		// rather than leave it unable to come back after a restart.
-		a.log.Error("gossip key rotation: the new keys are not kept, so this host does not show the step done", "path", a.cfg.GossipKeyFile, "error", err)
-		return
+	for _, k := range have {
+		if !slices.ContainsFunc(want, func(w []byte) bool { return string(w) == string(k) }) {
+			node.RemoveKey(k)
+		}
+	}
+	a.rotation = rotationState{Generation: r.Generation, Phase: phaseOrder[r.Phase], Key: r.Key}
+	if b, err := json.Marshal(a.rotation); err == nil {
+		if err := writeFileAtomic(filepath.Join(a.cfg.DataDir, rotationFile), b); err != nil {
+			a.log.Warn("gossip key rotation: keeping where this host is", "path", filepath.Join(a.cfg.DataDir, rotationFile), "error", err)
+		}
 	}
 	a.announceKeys()
 	a.log.Info("gossip key rotation: step done", "count", r.Generation, "mode", r.Phase)
@@ -192,28 +258,42 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (api.GossipKeyRotation, err
 	defer a.rotatingGossip.Store(false)
 	start := time.Now()
 	node := a.kv.Node()
-	gen := 1
+	a.gossipKeyMu.Lock()
+	gen := a.rotation.Generation + 1
+	a.gossipKeyMu.Unlock()
 	if e, ok := a.kv.Get(tables.GossipKeys, tables.RotationKey); ok {
-		if r, err := tables.DecodeGossipKeyRotation(e.Key, e.Value); err == nil {
-			gen = r.Generation + 1
+		cur, err := tables.DecodeGossipKeyRotation(e.Key, e.Value)
+		if err != nil {
+			return api.GossipKeyRotation{}, apiError(api.CodeConflict, "", "the rotation row in the store does not read (%v): fix or remove it first", err)
 		}
+		gen = max(gen, cur.Generation+1)
 	}
 	newKey := make([]byte, 32)
 	if _, err := rand.Read(newKey); err != nil {
 		return api.GossipKeyRotation{}, err
 	}
-	r := tables.GossipKeyRotation{Generation: gen, Key: keyFingerprint(newKey), Sealed: map[string][]byte{},
-		Initiator: a.cfg.Name, Started: start.UTC()}
-	// The new key, sealed to each member's host key: only the members of
-	// now open it (not etcd, not a former member holding the old key).
-	for _, m := range node.Members() {
+	r := tables.GossipKeyRotation{Generation: gen, Key: keyFingerprint(newKey), Initiator: a.cfg.Name, Started: start.UTC()}
+	members := node.Members()
+	hostKeys := map[string]seal.PublicKey{}
+	for _, m := range members {
 		to, err := seal.ParsePublicKey(m.Meta.HostKey)
 		if err != nil {
 			return api.GossipKeyRotation{}, apiError(api.CodeConflict, "", "member %s announces no host key to seal the new gossip key to (an older vxnet?): upgrade it first", m.Name)
 		}
-		if r.Sealed[m.Name], err = seal.SealTo(to, rotationContext(gen, m.Name, r.Key), newKey); err != nil {
-			return api.GossipKeyRotation{}, err
+		hostKeys[m.Name] = to
+	}
+	// The new key, sealed by this host to each member's host key, for each
+	// step anew: only the members of now open it (not etcd, not a former
+	// member holding the old key), and only this host makes or moves it.
+	sealFor := func(phase string) error {
+		r.Phase, r.Sealed = phase, map[string][]byte{}
+		for name, to := range hostKeys {
+			var err error
+			if r.Sealed[name], err = seal.SealTo(a.seal.hostKey(), to, rotationContext(r, name), newKey); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
 	a.log.Info("gossip key rotation started", "count", gen)
 	steps := []struct {
@@ -233,7 +313,9 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (api.GossipKeyRotation, err
 				return api.GossipKeyRotation{}, apiError(api.CodeConflict, "", "gossip key rotation stopped at %q: another rotation started meanwhile (by %s); it carries on", s.phase, cur.Initiator)
 			}
 		}
-		r.Phase = s.phase
+		if err := sealFor(s.phase); err != nil {
+			return api.GossipKeyRotation{}, err
+		}
 		if _, err := a.kv.Put(tables.GossipKeys, tables.RotationKey, r.Encode()); err != nil {
 			return api.GossipKeyRotation{}, err
 		}

@@ -86,6 +86,7 @@ func (a *Agent) serveJoin() (stop func(), err error) {
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second,
 		MaxHeaderBytes: 8 << 10,
 		ErrorLog:       slog.NewLogLogger(a.log.With("component", "join").Handler(), slog.LevelDebug)}
+	srv.SetKeepAlivesEnabled(false) // one request per connection: no slot held idle
 	go srv.ServeTLS(netutil.LimitListener(ln, joinMaxConns), "", "")
 	a.log.Info("join service listening", "listenAddr", addr, "pin", a.join.pin)
 	return func() {
@@ -291,22 +292,31 @@ func (a *Agent) revoke(t tables.Token, now time.Time) (api.JoinToken, error) {
 
 // membersFile, in the data directory, lists the other members' gossip
 // addresses as this host last saw them (a host set up with vxnet cluster
-// init or join): where it joins again after a restart when its settings
-// name none, as the first host's do.
-const membersFile = "members"
+// init or join), with the join certificate's PIN: where it joins again
+// after a restart when its settings name none, as the first host's do.
+// A list from another cluster (another certificate) is ignored.
+const membersFile = "members.json"
 
-// rememberedSeeds are the addresses membersFile lists.
-func rememberedSeeds(dataDir string) []string {
+type rememberedMembers struct {
+	Pin     string   `json:"pin"`
+	Members []string `json:"members"`
+}
+
+// rememberedSeeds are the addresses membersFile lists for the cluster
+// whose join certificate is pin.
+func rememberedSeeds(dataDir, pin string) []string {
 	b, err := os.ReadFile(filepath.Join(dataDir, membersFile))
 	if err != nil {
 		return nil
 	}
+	var r rememberedMembers
+	if json.Unmarshal(b, &r) != nil || r.Pin != pin {
+		return nil
+	}
 	var seeds []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if s := strings.TrimSpace(line); s != "" {
-			if _, _, err := net.SplitHostPort(s); err == nil {
-				seeds = append(seeds, s)
-			}
+	for _, s := range r.Members {
+		if _, _, err := net.SplitHostPort(s); err == nil {
+			seeds = append(seeds, s)
 		}
 	}
 	return seeds
@@ -329,9 +339,11 @@ func (a *Agent) routineRememberMembers(ctx context.Context) {
 			}
 		}
 		sort.Strings(others)
-		if text := strings.Join(others, "\n"); text != last && len(others) > 0 {
-			if err := writeFileAtomic(filepath.Join(a.cfg.DataDir, membersFile), []byte(text+"\n")); err != nil {
-				a.log.Warn("remembering the members", "path", filepath.Join(a.cfg.DataDir, membersFile), "error", err)
+		if text := strings.Join(others, ","); text != last && len(others) > 0 {
+			b, _ := json.Marshal(rememberedMembers{Pin: a.join.pin, Members: others})
+			path := filepath.Join(a.cfg.DataDir, membersFile)
+			if err := writeFileAtomic(path, b); err != nil {
+				a.log.Warn("remembering the members", "path", path, "error", err)
 			} else {
 				last = text
 			}

@@ -375,6 +375,10 @@ func (a *Agent) refreshKeys() {
 // announceKeys puts this host's current public keys in its gossip
 // metadata.
 func (a *Agent) announceKeys() {
+	// One announcement at a time: one built before a keyring change must
+	// not land after one built since.
+	a.announceMu.Lock()
+	defer a.announceMu.Unlock()
 	m := a.seal.meta(a.baseMeta())
 	if err := a.kv.Node().SetMeta(m); err != nil {
 		// A next key is not used until an announcement of it went out:

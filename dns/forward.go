@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"sync/atomic"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -20,6 +21,8 @@ type forwarder struct {
 	upstreams []string // host:port
 	udp, tcp  *mdns.Client
 	inflight  chan struct{} // a token per query in flight
+	// catchingUp is the server's (Server.SetCatchingUp).
+	catchingUp *atomic.Bool
 }
 
 func newForwarder(cfg *Config) *forwarder {
@@ -48,7 +51,8 @@ func (f *forwarder) tryAcquire() bool {
 func (f *forwarder) release() { <-f.inflight }
 
 // exchange forwards q (which it may modify) over TCP or UDP and returns
-// the response to send, SERVFAIL if none came. limit > 0 truncates a UDP
+// the response to send, SERVFAIL if none came, nil if none is to be sent
+// (a negative answer while the server catches up). limit > 0 truncates a UDP
 // response to what the client takes.
 func (f *forwarder) exchange(q *mdns.Msg, tcp bool, limit int, c *counters) *mdns.Msg {
 	if !f.tryAcquire() {
@@ -71,6 +75,12 @@ func (f *forwarder) exchangeHeld(q *mdns.Msg, tcp bool, limit int, c *counters) 
 		r, _, err := cl.Exchange(q, u)
 		if err != nil || r.Rcode == mdns.RcodeServerFailure || r.Rcode == mdns.RcodeRefused {
 			continue
+		}
+		if f.catchingUp != nil && f.catchingUp.Load() && (r.Rcode == mdns.RcodeNameError || r.Rcode == mdns.RcodeSuccess && len(r.Answer) == 0) {
+			// The name may be one of ours this server does not know yet:
+			// the client asks again rather than cache a denial.
+			c.held.Add(1)
+			return nil
 		}
 		r.Id = id
 		r.Compress = true

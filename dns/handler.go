@@ -1,7 +1,6 @@
 package dns
 
 import (
-	"bytes"
 	"net"
 	"strings"
 	"sync"
@@ -149,15 +148,16 @@ func (h *Handler) answer(q, out []byte, udp bool, sc *scratch) ([]byte, action) 
 		sets, exists = b.rec.Lookup(b.nets, unsafe.String(&qs.name[0], len(qs.name)), qs.qtype, sc.sets[:0])
 	}
 	if !exists {
-		if h.srv.catchingUp.Load() && mayBeOurs(qs.name, b.nets) {
+		if b.forward {
+			// While catching up the forwarder keeps a negative answer back.
+			h.count.forwarded.Add(1)
+			return out, actForward
+		}
+		if h.srv.catchingUp.Load() {
 			// The name may exist where this server has not looked yet: no
 			// answer beats a wrong one that the client would cache.
 			h.count.held.Add(1)
 			return out, actDrop
-		}
-		if b.forward {
-			h.count.forwarded.Add(1)
-			return out, actForward
 		}
 		if b.nxRcode == rcodeNXDomain {
 			h.count.nxdomain.Add(1)
@@ -180,46 +180,6 @@ func (h *Handler) answer(q, out []byte, udp bool, sc *scratch) ([]byte, action) 
 		h.count.truncated.Add(1)
 	}
 	return appendOPT(out, &qs, size), actReply
-}
-
-// mayBeOurs tells whether name (lower case, with its trailing dot) has a
-// shape the records could hold for networks nets: after an SRV prefix
-// (_SERVICE._PROTO.) or tasks., a single label (a container, an alias, a
-// service) or NAME.NETWORK (a network name may hold dots); or a reverse
-// name. Other names (www.example.com., _dmarc.example.com.) are never ours.
-func mayBeOurs(name []byte, nets []string) bool {
-	if len(name) < 2 {
-		return false
-	}
-	if bytes.HasSuffix(name, []byte(".in-addr.arpa.")) || bytes.HasSuffix(name, []byte(".ip6.arpa.")) {
-		return true
-	}
-	body := name[:len(name)-1]
-	for i := 0; i < 2 && len(body) > 0 && body[0] == '_'; i++ {
-		j := bytes.IndexByte(body, '.')
-		if j < 0 {
-			return false
-		}
-		body = body[j+1:]
-	}
-	body = bytes.TrimPrefix(body, []byte("tasks."))
-	if len(body) == 0 {
-		return false
-	}
-	if bytes.IndexByte(body, '.') < 0 {
-		return true
-	}
-	for i, c := range body {
-		if c != '.' {
-			continue
-		}
-		for _, n := range nets {
-			if string(body[i+1:]) == n {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // tcpScratch is the working memory of one ServeDNS call.
@@ -260,7 +220,9 @@ func (h *Handler) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 		if udp {
 			limit = udpLimit(r, h.srv.cfg.UDPSize)
 		}
-		w.WriteMsg(h.srv.fwd.exchange(r, !udp, limit, &h.count))
+		if m := h.srv.fwd.exchange(r, !udp, limit, &h.count); m != nil {
+			w.WriteMsg(m)
+		}
 	}
 }
 

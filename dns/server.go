@@ -97,8 +97,9 @@ type Server struct {
 
 // SetCatchingUp says whether the records may still lack names that exist:
 // while they may, a query for a name not found is left unanswered rather
-// than answered NXDOMAIN (or forwarded), which the client would cache; it
-// asks again after its timeout.
+// than answered NXDOMAIN, which the client would cache (it asks again
+// after its timeout); one that is forwarded gets the upstream's answer
+// only if that is not a denial (NXDOMAIN, or no record of the type).
 func (s *Server) SetCatchingUp(on bool) { s.catchingUp.Store(on) }
 
 type recordsBox struct{ r Records }
@@ -156,10 +157,12 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg, log: log.With("component", "dns"), fwd: newForwarder(&cfg),
 		handlers: map[*Handler]struct{}{}, listeners: map[*Listener]struct{}{},
-	}, nil
+	}
+	s.fwd.catchingUp = &s.catchingUp
+	return s, nil
 }
 
 func (s *Server) records() Records {

@@ -28,7 +28,9 @@ func (l *Listener) forwardUDP(q []byte, client netip.AddrPort) {
 	go func() {
 		defer l.wg.Done()
 		defer f.release()
-		l.sendUDP(f.exchangeHeld(m, false, udpLimit(m, l.srv.cfg.UDPSize), &l.count), client)
+		if r := f.exchangeHeld(m, false, udpLimit(m, l.srv.cfg.UDPSize), &l.count); r != nil {
+			l.sendUDP(r, client)
+		}
 	}()
 }
 

@@ -194,7 +194,7 @@ func TestCluster_initJoinTokens(t *testing.T) {
 	// j1, the first host, has no member to join in its settings: it
 	// remembers the members it saw and joins them when it comes back.
 	h := c.hosts["j1"]
-	remembered, _ := os.ReadFile(filepath.Join(h.data, "members"))
+	remembered, _ := os.ReadFile(filepath.Join(h.data, "members.json"))
 	if !strings.Contains(string(remembered), c.hosts["j2"].addr+":7946") || !strings.Contains(string(remembered), c.hosts["j3"].addr+":7946") {
 		t.Errorf("j1 remembers the members %q", remembered)
 	}

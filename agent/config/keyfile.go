@@ -50,6 +50,10 @@ func WriteSecretFile(path string, b []byte) error {
 		f.Close()
 		return err
 	}
+	if err := restrictSecret(tmp); err != nil { // before a byte is in it
+		f.Close()
+		return err
+	}
 	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return err
@@ -59,9 +63,6 @@ func WriteSecretFile(path string, b []byte) error {
 		return err
 	}
 	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := restrictSecret(tmp); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -377,11 +377,11 @@ func startAgent(std stdio, configPath string, noStart bool) {
 	case noStart:
 		fmt.Fprintf(std.stdout, "Start the agent: %s\n", manual)
 		return
-	case configPath != unitConfig:
-		fmt.Fprintf(std.stdout, "The vxnet service runs the agent from %s, not %s: start the agent with\n\n  %s\n", unitConfig, configPath, manual)
-		return
 	case !systemdUnitInstalled():
 		fmt.Fprintf(std.stdout, "The vxnet service is not installed here (vxnet install does it): start the agent with\n\n  %s\n", manual)
+		return
+	case configPath != unitConfig:
+		fmt.Fprintf(std.stdout, "The vxnet service runs the agent from %s, not %s: start the agent with\n\n  %s\n", unitConfig, configPath, manual)
 		return
 	}
 	// restart: an agent running already (a host joining again) takes the
@@ -392,9 +392,14 @@ func startAgent(std stdio, configPath string, noStart bool) {
 			return
 		}
 	}
-	if exec.Command("systemctl", "is-active", "--quiet", "vxnet.service").Run() != nil {
-		fmt.Fprintf(std.stdout, "The vxnet service did not stay up: see journalctl -u vxnet\n")
-		return
+	// Type=exec: systemctl returns once the agent runs; a bad setting
+	// stops it a moment later. It must stay up for a few seconds.
+	for i := 0; i < 6; i++ {
+		if exec.Command("systemctl", "is-active", "--quiet", "vxnet.service").Run() != nil {
+			fmt.Fprintf(std.stdout, "The vxnet service did not stay up: see journalctl -u vxnet\n")
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	fmt.Fprintln(std.stdout, "Started the agent: the vxnet service (journalctl -u vxnet for its log).")
 }

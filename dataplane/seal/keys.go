@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -94,7 +95,9 @@ func LoadKeyFile(path string) (*KeyPair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: key file: %w", err)
 	}
-	if m := st.Mode().Perm(); m&0o077 != 0 {
+	// Windows has no such mode bits (Stat reports 0666 for any writable
+	// file): the data directory's ACL protects the key there.
+	if m := st.Mode().Perm(); runtime.GOOS != "windows" && m&0o077 != 0 {
 		return nil, fmt.Errorf("seal: key file %s has mode %#o: its group or others may have read it; make a new key (remove the file) or chmod 600 it if nobody did", path, m)
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
