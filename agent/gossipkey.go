@@ -223,7 +223,7 @@ func (a *Agent) followRotation(e kvs.Entry) {
 	}
 	a.rotation = rotationState{Generation: r.Generation, Phase: phaseOrder[r.Phase], Key: r.Key}
 	if b, err := json.Marshal(a.rotation); err == nil {
-		if err := writeFileAtomic(filepath.Join(a.cfg.DataDir, rotationFile), b); err != nil {
+		if err := config.WriteSecretFile(filepath.Join(a.cfg.DataDir, rotationFile), b); err != nil {
 			a.log.Warn("gossip key rotation: keeping where this host is", "path", filepath.Join(a.cfg.DataDir, rotationFile), "error", err)
 		}
 	}

@@ -342,7 +342,7 @@ func (a *Agent) routineRememberMembers(ctx context.Context) {
 		if text := strings.Join(others, ","); text != last && len(others) > 0 {
 			b, _ := json.Marshal(rememberedMembers{Pin: a.join.pin, Members: others})
 			path := filepath.Join(a.cfg.DataDir, membersFile)
-			if err := writeFileAtomic(path, b); err != nil {
+			if err := config.WriteSecretFile(path, b); err != nil {
 				a.log.Warn("remembering the members", "path", path, "error", err)
 			} else {
 				last = text
@@ -357,14 +357,4 @@ func (a *Agent) routineRememberMembers(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// writeFileAtomic writes b to path through a temporary file renamed over
-// it.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

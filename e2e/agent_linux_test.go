@@ -131,6 +131,13 @@ func (h *agentProc) enter() []string {
 
 // startWith runs the agent of a host with extra flags.
 func (c *cluster) startWith(name, join string, extra ...string) {
+	c.l.t.Helper()
+	c.startArgv(name, c.agentArgv(name, join, extra...))
+}
+
+// startArgv runs argv as the agent of a host, stopped (SIGTERM) at
+// cleanup, and waits until it answers its API.
+func (c *cluster) startArgv(name string, argv []string) {
 	t := c.l.t
 	t.Helper()
 	h := c.hosts[name]
@@ -139,7 +146,6 @@ func (c *cluster) startWith(name, join string, extra ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv := c.agentArgv(name, join, extra...)
 	h.cmd = exec.Command(argv[0], argv[1:]...)
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	if err := h.cmd.Start(); err != nil {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -198,9 +197,7 @@ func TestCluster_initJoinTokens(t *testing.T) {
 	if !strings.Contains(string(remembered), c.hosts["j2"].addr+":7946") || !strings.Contains(string(remembered), c.hosts["j3"].addr+":7946") {
 		t.Errorf("j1 remembers the members %q", remembered)
 	}
-	h.cmd.Process.Signal(syscall.SIGTERM)
-	<-h.exited
-	h.exited <- nil // for the cleanup's wait
+	c.stop("j1")
 	c.startWith("j1", "", "--config", filepath.Join(dir("j1"), "config.json"))
 	c.waitMembers([]string{"j1", "j2", "j3"}, 3)
 	if b, _ := os.ReadFile(h.log); !strings.Contains(string(b), "joining the members this host last saw") || !strings.Contains(string(b), "joined the cluster") {

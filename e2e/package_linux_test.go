@@ -8,11 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
-
-	"github.com/vxnet/vxnet/internal/testutil"
 )
 
 // TestPackage_debInstallRunRemove builds the Debian package as make dist
@@ -139,42 +135,10 @@ func TestPackage_debInstallRunRemove(t *testing.T) {
 	for _, cp := range caps {
 		bounding += ",+" + strings.ToLower(strings.TrimPrefix(cp, "CAP_"))
 	}
-	full := append([]string{"ip", "netns", "exec", h.ns, "setpriv", "--bounding-set", bounding, "--no-new-privs", "--"}, argv...)
-	h.log = filepath.Join(l.dir, "p1-unit.log")
-	logf, _ := os.Create(h.log)
-	cmd := exec.Command(full[0], full[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logf.Close() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(h.log)
-			t.Logf("agent log:\n%s", b)
-		}
-	})
-	testutil.WaitFor(t, "the unit's agent to answer", 20*time.Second, func() bool {
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(h.log)
-			t.Fatalf("the unit's agent exited: %v\n%s", err, b)
-		default:
-		}
-		_, err := c.tryCLI("p1", "cluster", "members")
-		return err == nil
-	})
+	c.startArgv("p1", append([]string{"ip", "netns", "exec", h.ns, "setpriv", "--bounding-set", bounding, "--no-new-privs", "--"}, argv...))
 	// The agent holds the unit's capabilities and no other (setpriv
 	// execs it: same pid).
-	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
 	var eff uint64
 	for _, line := range strings.Split(string(status), "\n") {
 		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -192,11 +191,8 @@ func TestUpgrade_rollingFromPreviousRelease(t *testing.T) {
 			t.Fatalf("the TCP stream ended before %s's upgrade: %v\n%s", n, err, streamOut.String())
 		default:
 		}
-		h := c.hosts[n]
-		h.cmd.Process.Signal(syscall.SIGTERM)
-		<-h.exited
-		h.exited <- nil // for the cleanup's wait
-		h.bin = ""
+		c.stop(n)
+		c.hosts[n].bin = ""
 		c.start(n, c.hosts["u3"].addr+":7946")
 		c.waitMembers(names, 3)
 		seen := replies()

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,8 +84,12 @@ func cmdInstall(std stdio, args []string) int {
 	if err != nil {
 		return fail(std, "install", err)
 	}
-	if err := copyBinary(self, at(*bin)); err != nil {
-		return fail(std, "install", err)
+	// Through a temporary file: a running vxnet at --bin is replaced, not
+	// overwritten in place.
+	if same, err := filepath.EvalSymlinks(at(*bin)); err != nil || same != self {
+		if err := copyFile(self, at(*bin), 0o755); err != nil {
+			return fail(std, "install", err)
+		}
 	}
 	for _, d := range []struct {
 		path string
@@ -105,39 +108,6 @@ func cmdInstall(std stdio, args []string) int {
 	}
 	fmt.Fprintf(std.stdout, "\nNext, on the first host:  vxnet cluster init\n      on each other host:  vxnet cluster join --token TOKEN ADDR (the command init prints)\nboth write %s/config.json and start the service.\n", defaultConfigDir())
 	return 0
-}
-
-// copyBinary copies src to dst (mode 0755) through a temporary file, so a
-// running vxnet at dst is replaced, not overwritten in place.
-func copyBinary(src, dst string) error {
-	if same, err := filepath.EvalSymlinks(dst); err == nil && same == src {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.CreateTemp(filepath.Dir(dst), ".vxnet.*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(out.Name())
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Chmod(0o755); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Rename(out.Name(), dst)
 }
 
 // systemdRunning tells whether systemd manages this host.

@@ -17,23 +17,3 @@ const DefaultBinary = "/usr/bin/vxnet"
 func Unit(bin string) string {
 	return strings.Replace(unit, "ExecStart="+DefaultBinary+" ", "ExecStart="+bin+" ", 1)
 }
-
-// Capabilities are the ones the unit gives the agent (its bounding set).
-func Capabilities() []string {
-	for _, line := range strings.Split(unit, "\n") {
-		if v, ok := strings.CutPrefix(line, "CapabilityBoundingSet="); ok {
-			return strings.Fields(v)
-		}
-	}
-	return nil
-}
-
-// ExecStart is the unit's command line, with the binary at bin.
-func ExecStart(bin string) []string {
-	for _, line := range strings.Split(Unit(bin), "\n") {
-		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
-			return strings.Fields(v)
-		}
-	}
-	return nil
-}
