@@ -256,7 +256,7 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 		return fmt.Errorf("--config %s: not a JSON object of flag names to values: %v", path, err)
 	}
 	if _, secret := m["gossip-key"]; secret {
-		if err := checkPrivateFile(path); err != nil {
+		if err := config.CheckSecretFile("config", path); err != nil {
 			return fmt.Errorf("--config %s holds gossip-key, but %v (or move the key to a gossip-key-file)", path, err)
 		}
 	}
@@ -294,18 +294,6 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 		if err := fs.Set(k, v); err != nil {
 			return fmt.Errorf("--config %s: setting %q = %q: %v", path, k, v, err)
 		}
-	}
-	return nil
-}
-
-// checkPrivateFile refuses a file its group or others can read (Unix).
-func checkPrivateFile(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
-		return fmt.Errorf("its mode %04o lets its group or others read it: chmod 600 %s", perm, path)
 	}
 	return nil
 }

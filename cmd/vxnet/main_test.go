@@ -80,7 +80,7 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"agent key file help": {[]string{"agent", "--help"}, 0, "", "prefer --gossip-key-file"},
 		"agent open key file": {[]string{"agent", "--advertise-addr", "127.0.0.1", "--gossip-key-file", openKey, "--data-dir", dir}, 2, "",
 			`gossip-key-file "` + openKey + `": mode 0644 lets its group or others read it`},
-		"config open secret":  {[]string{"agent", "--config", secretCfg}, 2, "", "holds gossip-key, but its mode 0644"},
+		"config open secret":  {[]string{"agent", "--config", secretCfg}, 2, "", "holds gossip-key, but agent: config \"" + secretCfg + "\": mode 0644 lets its group or others read it"},
 		"config key file":     {[]string{"agent", "--config", keyFileCfg, "--data-dir", dir}, 2, "", `gossip-key-file "` + openKey + `"`},
 		"agent bad join":      {[]string{"agent", "--advertise-addr", "127.0.0.1", "--join", "h1", "--data-dir", dir}, 2, "", `join "h1"`},
 		"agent bad upstream":  {[]string{"agent", "--advertise-addr", "127.0.0.1", "--dns-upstream", "x"}, 2, "", `--dns-upstream "x"`},
