@@ -89,7 +89,7 @@ func (h *hotRig) loadInside(pkt []byte, n int) {
 
 // processInside has the inside loop process the first n packets loaded.
 func (h *hotRig) processInside(n int) {
-	h.inside.process(h.inside.readBufs, h.inside.readSizes, nil, n)
+	h.inside.process(h.inside.readBufs, h.inside.readSizes, nil, nil, n)
 }
 
 // loadOutside puts n copies of a datagram in the outside loop's buffers.

@@ -38,7 +38,15 @@ func newUnderlayTx(w udp.BatchWriter, capacity int) underlayTx {
 func (u *underlayTx) add(b []byte, to netip.AddrPort, hash uint32) {
 	u.bufs = append(u.bufs, b)
 	u.to = append(u.to, to)
-	u.hashes = append(u.hashes, hash)
+	u.hashes = append(u.hashes, hash&^udp.TrainEnd)
+}
+
+// endTrain ends the GSO train of the datagram added last, if any: the next
+// one to the same VTEP starts a train of its own (see udp.TrainEnd).
+func (u *underlayTx) endTrain() {
+	if n := len(u.hashes); n > 0 {
+		u.hashes[n-1] |= udp.TrainEnd
+	}
 }
 
 // flush sends what was collected. Datagrams the writer dropped one by one

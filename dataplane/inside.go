@@ -84,11 +84,11 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 		if p.raw != nil {
 			n, err = l.read() // borrows l.b
 			if n > 0 {
-				partial := l.b.partial
+				partial, cut := l.b.partial, l.b.cut
 				if !p.vnet {
-					partial = nil
+					partial, cut = nil, nil
 				}
-				l.process(l.b.bufs, l.b.sizes, partial, n)
+				l.process(l.b.bufs, l.b.sizes, partial, cut, n)
 			}
 		} else {
 			n, err = p.dev.Read(l.readBufs, l.readSizes, Headroom)
@@ -97,7 +97,7 @@ func (sw *Switch) routineReadFromPort(p *Port) {
 			}
 			if n > 0 {
 				l.b = sw.batches.get()
-				l.process(l.readBufs, l.readSizes, nil, n)
+				l.process(l.readBufs, l.readSizes, nil, nil, n)
 			}
 		}
 		if l.b != nil {
@@ -160,6 +160,7 @@ func (l *insideLoop) read() (int, error) {
 	}
 	n := 0
 	var bad error
+	super := false // the last packet read was a super-packet's segment
 	for wait := true; ; wait = false {
 		var k int
 		var drained bool
@@ -196,6 +197,9 @@ func (l *insideLoop) read() (int, error) {
 					bad = serr
 					continue
 				}
+				clear(l.b.cut[n : n+m])
+				l.b.cut[n] = m > 1 || super
+				super = m > 1
 				n += m
 			}
 		}
@@ -239,9 +243,10 @@ func (e *readErrors) note(sw *Switch, what, name string, err error) {
 
 // process forwards the n packets read into bufs (at Headroom, sizes[i]
 // long; partial[i]: its TCP checksum is left at the pseudo-header sum, see
-// lazyChecksum; partial may be nil), with the scratch of the borrowed
+// lazyChecksum; cut[i]: packet i starts a train of its own on the
+// underlay, see insideBatch.cut; either may be nil), with the scratch of the borrowed
 // batch l.b. They are all flushed when it returns.
-func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) {
+func (l *insideLoop) process(bufs [][]byte, sizes []int, partial, cut []bool, n int) {
 	sw := l.sw
 	b := l.b
 	tbl := sw.table.Load()
@@ -267,6 +272,9 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial []bool, n int) 
 		buf := bufs[i]
 		pkt := buf[Headroom : Headroom+sizes[i]]
 		l.vipped = false
+		if cut != nil && cut[i] {
+			b.udp.endTrain()
+		}
 		info, ok := parseIP(pkt)
 		if !ok {
 			l.tally.drop(DropMalformed)

@@ -60,7 +60,7 @@ func TestLazyChecksum_finishedUnlessForAPeer(t *testing.T) {
 	partial := []bool{true}
 	send := func(dst netip.Addr) {
 		h.loadInside(partialTCP(ip1, dst), 1)
-		h.inside.process(h.inside.readBufs, h.inside.readSizes, partial, 1)
+		h.inside.process(h.inside.readBufs, h.inside.readSizes, partial, nil, 1)
 	}
 	send(ipPeer)
 	send(ip2)
@@ -75,7 +75,7 @@ func TestLazyChecksum_finishedUnlessForAPeer(t *testing.T) {
 	}
 	// To a local port: finished (the buffer the port writes is checked).
 	h.loadInside(partialTCP(ip1, ip1b), 1)
-	h.inside.process(h.inside.readBufs, h.inside.readSizes, partial, 1)
+	h.inside.process(h.inside.readBufs, h.inside.readSizes, partial, nil, 1)
 	if !l4Valid(h.inside.readBufs[0][Headroom : Headroom+h.inside.readSizes[0]]) {
 		t.Error("to a local port: the checksum was left partial")
 	}
@@ -104,7 +104,7 @@ func TestLazyChecksum_clampedSYN(t *testing.T) {
 	info, _ := parseIP(syn)
 	binary.BigEndian.PutUint16(syn[info.l4+tcpChecksumOffset:], fold(pseudoHeaderSum(syn, &info, info.length-info.l4)))
 	h.loadInside(syn, 1)
-	h.inside.process(h.inside.readBufs, h.inside.readSizes, []bool{true}, 1)
+	h.inside.process(h.inside.readBufs, h.inside.readSizes, []bool{true}, nil, 1)
 	if len(under.sent) != 1 {
 		t.Fatalf("%d datagrams, want 1", len(under.sent))
 	}

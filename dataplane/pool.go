@@ -52,9 +52,14 @@ type insideBatch struct {
 	// partial[i]: packet i's TCP checksum holds only the pseudo-header
 	// sum (splitVirtio left it for later; see lazyChecksum).
 	partial []bool
-	udp     underlayTx // its writer is this batch's own
-	local   portTx
-	last    lookupCache // reset every batch
+	// cut[i]: packet i starts a new GSO train on the underlay; set on the
+	// first segment of a TSO super-packet and on the packet after its
+	// last, so that each super-packet's segments travel as one train,
+	// which the receiving switch merges back whole (coalesce.go).
+	cut   []bool
+	udp   underlayTx // its writer is this batch's own
+	local portTx
+	last  lookupCache // reset every batch
 
 	uplinkWriters map[*Uplink]FrameWriter // see insideLoop.uplinkOut
 	removals      uint64                  // sw.removals when its writers were last pruned
@@ -124,6 +129,7 @@ func (b *insideBatch) grow(n int) {
 	b.bufs = append(b.bufs, newBuffers(n-len(b.bufs), Headroom+MaxSegmentSize)...)
 	b.sizes = make([]int, n)
 	b.partial = make([]bool, n)
+	b.cut = make([]bool, n)
 	if cap(b.udp.bufs) < n {
 		b.udp = newUnderlayTx(b.udp.w, n)
 	}

@@ -202,6 +202,13 @@ func udpAddrPort(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// TrainEnd, set in a datagram's hash, ends the GSO train it joins: no later
+// datagram is coalesced with it. A sender marks the last datagram of what
+// the receiver should be able to take as one piece (the segments of one TSO
+// super-packet), so that a train never straddles two of them. The other 31
+// bits pick the send socket.
+const TrainEnd uint32 = 1 << 31
+
 // BatchWriter sends datagrams in batches; see Conn.WriteBatch for the
 // contract. Conn.NewWriter returns one per goroutine.
 type BatchWriter interface {

@@ -416,31 +416,42 @@ func (w *Writer) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32)
 	}
 	nsend := uint32(len(w.senders))
 	sent := 0
-	for start := 0; start < len(bufs); start += c.batch {
-		end := min(start+c.batch, len(bufs))
-		gso := !c.gsoOff.Load()
-		for i := start; i < end; i++ {
-			s := w.senders[hashes[i]%nsend]
-			if !s.queue(to[i], bufs[i], gso) {
-				c.stats.txErrors.Add(1)
-			}
-		}
-		for _, s := range w.senders {
-			if s.n == 0 {
-				continue
-			}
+	gso := !c.gsoOff.Load()
+	for i, b := range bufs {
+		s := w.senders[(hashes[i]&^TrainEnd)%nsend]
+		if s.full(to[i], b, gso) {
 			k, err := s.flush()
 			sent += k
 			if err != nil {
-				for _, s := range w.senders {
-					s.releaseGSO()
-					s.n = 0
-				}
+				w.drop()
 				return sent, c.ioErr(err)
 			}
+			gso = !c.gsoOff.Load()
+		}
+		if !s.queue(to[i], b, gso, hashes[i]&TrainEnd != 0) {
+			c.stats.txErrors.Add(1)
+		}
+	}
+	for _, s := range w.senders {
+		if s.n == 0 {
+			continue
+		}
+		k, err := s.flush()
+		sent += k
+		if err != nil {
+			w.drop()
+			return sent, c.ioErr(err)
 		}
 	}
 	return sent, nil
+}
+
+// drop forgets what every sender has queued.
+func (w *Writer) drop() {
+	for _, s := range w.senders {
+		s.releaseGSO()
+		s.n = 0
+	}
 }
 
 // flush sends the queued messages, returning how many the kernel accepted.

@@ -40,17 +40,47 @@ type gsoScratch struct {
 	lastTo netip.AddrPort
 }
 
+// newGSOScratch is the scratch for n messages: n trains' worth of iovecs,
+// capped at room for n datagrams plus one whole train.
 func newGSOScratch(n int) gsoScratch {
-	return gsoScratch{iovs: make([]unix.Iovec, n), ctrl: make([]byte, n*gsoCmsgSpace), cnt: make([]int, n)}
+	return gsoScratch{iovs: make([]unix.Iovec, n+maxGSOSegments), ctrl: make([]byte, n*gsoCmsgSpace), cnt: make([]int, n)}
 }
 
 // queue adds b for to: appended to the open message when GSO allows, else
-// as a new message. It reports false when to cannot be sent from this
-// socket (counted by the caller).
-func (s *sender) queue(to netip.AddrPort, b []byte, gso bool) bool {
+// as a new message; with end, the message takes nothing more. It reports
+// false when to cannot be sent from this socket (counted by the caller).
+// The caller makes room first (see full).
+func (s *sender) queue(to netip.AddrPort, b []byte, gso, end bool) bool {
 	g := &s.gso
-	if gso && s.n > 0 && !g.closed && to == g.lastTo && len(b) <= g.seg && len(b) > 0 &&
-		g.cnt[s.n-1] < maxGSOSegments && g.bytes+len(b) <= maxGSOBytes && g.niov < len(g.iovs) {
+	if !s.queue1(to, b, gso) {
+		return false
+	}
+	if end {
+		g.closed = true
+	}
+	return true
+}
+
+// appends reports whether b for to would join the open message.
+func (s *sender) appends(to netip.AddrPort, b []byte, gso bool) bool {
+	g := &s.gso
+	return gso && s.n > 0 && !g.closed && to == g.lastTo && len(b) <= g.seg && len(b) > 0 &&
+		g.cnt[s.n-1] < maxGSOSegments && g.bytes+len(b) <= maxGSOBytes
+}
+
+// full reports whether b for to needs a flush first: it would open a
+// message, and the messages are used up or the iovecs left could not hold
+// a whole train (so a train is never cut by the batch's end).
+func (s *sender) full(to netip.AddrPort, b []byte, gso bool) bool {
+	if s.appends(to, b, gso) {
+		return false
+	}
+	return s.n == len(s.tx.msgs) || len(s.gso.iovs)-s.gso.niov < maxGSOSegments
+}
+
+func (s *sender) queue1(to netip.AddrPort, b []byte, gso bool) bool {
+	g := &s.gso
+	if s.appends(to, b, gso) {
 		k := s.n - 1
 		setIov(&g.iovs[g.niov], b)
 		g.niov++

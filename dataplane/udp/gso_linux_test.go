@@ -51,41 +51,13 @@ func TestGRO_coalescedSegmentsRebuildTheTrain(t *testing.T) {
 	rx := testListen(t, Config{Addr: lo})
 	tx := testListen(t, Config{Addr: lo, SourcePorts: 1})
 	train := gsoTrain(40, 1400)
-	bufs := make([][]byte, rx.BatchSize())
-	for i := range bufs {
-		bufs[i] = make([]byte, 65536)
-	}
-	sizes, segs := make([]int, len(bufs)), make([]int, len(bufs))
-	from := make([]netip.AddrPort, len(bufs))
-	// Turn GRO on before the train is sent, with a first datagram.
-	writeAll(t, tx, [][]byte{[]byte("hello")}, rx.LocalAddr(), func(int) uint32 { return 7 })
-	if n, err := rx.ReadBatchGRO(bufs, sizes, segs, from); err != nil || n != 1 || string(bufs[0][:sizes[0]]) != "hello" {
-		t.Fatalf("first datagram: %d %v", n, err)
-	}
+	startGRO(t, rx, tx)
 	writeAll(t, tx, train, rx.LocalAddr(), func(int) uint32 { return 7 })
 	var got []string
 	coalesced := false
-	timer := time.AfterFunc(5*time.Second, func() { rx.Close() })
-	defer timer.Stop()
-	for len(got) < len(train) {
-		n, err := rx.ReadBatchGRO(bufs, sizes, segs, from)
-		if err != nil {
-			t.Fatalf("after %d datagrams: %v", len(got), err)
-		}
-		for i := 0; i < n; i++ {
-			seg := segs[i]
-			if seg == 0 {
-				seg = sizes[i]
-			} else {
-				coalesced = true
-			}
-			for off := 0; off < sizes[i]; off += seg {
-				got = append(got, string(bufs[i][off:min(off+seg, sizes[i])]))
-			}
-			if from[i] != tx.LocalAddr() && from[i].Addr() != lo {
-				t.Errorf("from %v", from[i])
-			}
-		}
+	for _, g := range readGRO(t, rx, len(train)) {
+		got = append(got, g...)
+		coalesced = coalesced || len(g) > 1
 	}
 	for i := range train {
 		if got[i] != string(train[i]) {
@@ -96,6 +68,90 @@ func TestGRO_coalescedSegmentsRebuildTheTrain(t *testing.T) {
 	if s := rx.Stats(); s.RxPackets != uint64(len(train)+1) {
 		t.Errorf("receiver counted %d datagrams, want %d", s.RxPackets, len(train)+1)
 	}
+}
+
+// startGRO turns GRO on at rx with a first datagram from tx.
+func startGRO(t *testing.T, rx, tx *Conn) {
+	t.Helper()
+	writeAll(t, tx, [][]byte{[]byte("hello")}, rx.LocalAddr(), func(int) uint32 { return 7 })
+	got := readGRO(t, rx, 1)
+	if len(got) != 1 || len(got[0]) != 1 || got[0][0] != "hello" {
+		t.Fatalf("first datagram: %q", got)
+	}
+}
+
+// readGRO reads n datagrams with ReadBatchGRO: one group per datagram
+// read, holding the datagrams it was coalesced from, in order.
+func readGRO(t *testing.T, rx *Conn, n int) [][]string {
+	t.Helper()
+	bufs := make([][]byte, rx.BatchSize())
+	for i := range bufs {
+		bufs[i] = make([]byte, 65536)
+	}
+	sizes, segs := make([]int, len(bufs)), make([]int, len(bufs))
+	from := make([]netip.AddrPort, len(bufs))
+	timer := time.AfterFunc(5*time.Second, func() { rx.Close() })
+	defer timer.Stop()
+	var groups [][]string
+	for got := 0; got < n; {
+		k, err := rx.ReadBatchGRO(bufs, sizes, segs, from)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", got, err)
+		}
+		for i := 0; i < k; i++ {
+			seg := segs[i]
+			if seg == 0 {
+				seg = sizes[i]
+			}
+			var g []string
+			for off := 0; off < sizes[i]; off += seg {
+				g = append(g, string(bufs[i][off:min(off+seg, sizes[i])]))
+			}
+			groups = append(groups, g)
+			got += len(g)
+		}
+	}
+	return groups
+}
+
+// TestGSO_trainEndsWhereMarked: two trains of 43 full datagrams, more than
+// a batch, the last of each marked TrainEnd, leave as two messages: no
+// datagram the receiver gets coalesced holds datagrams of both, and
+// neither is cut by the batch size.
+func TestGSO_trainEndsWhereMarked(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	rx := testListen(t, Config{Addr: lo})
+	tx := testListen(t, Config{Addr: lo, SourcePorts: 1})
+	startGRO(t, rx, tx)
+	const per = 43
+	var train [][]byte
+	for i := 0; i < 2*per; i++ {
+		train = append(train, []byte(fmt.Sprintf("%03d-%s", i, bytes.Repeat([]byte("x"), 1200))))
+	}
+	writeAll(t, tx, train, rx.LocalAddr(), func(i int) uint32 {
+		if i%per == per-1 {
+			return 7 | TrainEnd
+		}
+		return 7
+	})
+	var sizes []int
+	next := 0
+	for _, g := range readGRO(t, rx, len(train)) {
+		for _, d := range g {
+			if d != string(train[next]) {
+				t.Fatalf("datagram %d: %.8q, want %.8q", next, d, train[next])
+			}
+			next++
+		}
+		if first := next - len(g); first/per != (next-1)/per {
+			t.Errorf("datagrams %d to %d came as one: a train straddles the mark", first, next-1)
+		}
+		sizes = append(sizes, len(g))
+	}
+	if len(sizes) > 1 && len(sizes) != 2 {
+		t.Errorf("received as %v datagrams each; want two trains of %d (or none coalesced)", sizes, per)
+	}
+	t.Logf("received as %v", sizes)
 }
 
 // TestGSO_mixedSizesAndDestinations: only runs of one destination and
