@@ -24,6 +24,7 @@ type underlayTx struct {
 	bufs   [][]byte
 	to     []netip.AddrPort
 	hashes []uint32
+	start  bool // the next datagram added starts a GSO train
 }
 
 func newUnderlayTx(w udp.BatchWriter, capacity int) underlayTx {
@@ -36,18 +37,19 @@ func newUnderlayTx(w udp.BatchWriter, capacity int) underlayTx {
 }
 
 func (u *underlayTx) add(b []byte, to netip.AddrPort, hash uint32) {
+	hash &^= udp.TrainStart
+	if u.start {
+		hash |= udp.TrainStart
+		u.start = false
+	}
 	u.bufs = append(u.bufs, b)
 	u.to = append(u.to, to)
-	u.hashes = append(u.hashes, hash&^udp.TrainEnd)
+	u.hashes = append(u.hashes, hash)
 }
 
-// endTrain ends the GSO train of the datagram added last, if any: the next
-// one to the same VTEP starts a train of its own (see udp.TrainEnd).
-func (u *underlayTx) endTrain() {
-	if n := len(u.hashes); n > 0 {
-		u.hashes[n-1] |= udp.TrainEnd
-	}
-}
+// startTrain has the next datagram added start a GSO train of its own,
+// joining none open on its socket (see udp.TrainStart).
+func (u *underlayTx) startTrain() { u.start = true }
 
 // flush sends what was collected. Datagrams the writer dropped one by one
 // (unreachable, too big) it counts itself; when an error stops the whole
@@ -66,6 +68,7 @@ func (u *underlayTx) flush(t *tally) {
 	}
 	clear(u.bufs) // drop the borrowed references
 	u.bufs, u.to, u.hashes = u.bufs[:0], u.to[:0], u.hashes[:0]
+	u.start = false
 }
 
 // portTx collects packets for local ports, one group per destination port,

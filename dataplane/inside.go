@@ -273,7 +273,7 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial, cut []bool, n 
 		pkt := buf[Headroom : Headroom+sizes[i]]
 		l.vipped = false
 		if cut != nil && cut[i] {
-			b.udp.endTrain()
+			b.udp.startTrain()
 		}
 		info, ok := parseIP(pkt)
 		if !ok {

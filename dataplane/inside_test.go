@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/vxnet/vxnet/dataplane/tun"
@@ -103,6 +104,11 @@ func TestPortRead_batches(t *testing.T) {
 	}
 	if l.b.partial[0] || l.b.partial[1] || l.b.partial[5] {
 		t.Error("a plain packet marked partial")
+	}
+	// The super-packet's segments, and the packet after them, each start
+	// a train on the underlay; nothing else does.
+	if want := []bool{false, false, true, false, false, true}; !slices.Equal(l.b.cut[:n], want) {
+		t.Errorf("cut %v, want %v", l.b.cut[:n], want)
 	}
 	// The first read waits, the second does not; each window leaves room
 	// for a whole super-packet behind its last buffer.

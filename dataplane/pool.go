@@ -55,7 +55,8 @@ type insideBatch struct {
 	// cut[i]: packet i starts a new GSO train on the underlay; set on the
 	// first segment of a TSO super-packet and on the packet after its
 	// last, so that each super-packet's segments travel as one train,
-	// which the receiving switch merges back whole (coalesce.go).
+	// which the receiving switch merges back whole (coalesce.go). Filled
+	// by insideLoop.read.
 	cut   []bool
 	udp   underlayTx // its writer is this batch's own
 	local portTx

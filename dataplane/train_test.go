@@ -19,9 +19,9 @@ func (u *hashUnderlay) WriteBatch(bufs [][]byte, to []netip.AddrPort, h []uint32
 }
 
 // TestInside_superPacketsLeaveAsTrains: the segments of each TSO
-// super-packet leave as a GSO train of their own: the last datagram before
-// every cut carries udp.TrainEnd, no other does, and no flow hash is read
-// as one (its top bit is cleared).
+// super-packet leave as a GSO train of their own: the datagram of every
+// cut packet carries udp.TrainStart, no other does, and no flow hash is
+// read as one (its top bit is cleared).
 func TestInside_superPacketsLeaveAsTrains(t *testing.T) {
 	h := newHotRig(t)
 	under := &hashUnderlay{}
@@ -47,22 +47,18 @@ func TestInside_superPacketsLeaveAsTrains(t *testing.T) {
 		t.Fatalf("%d datagrams, want %d", len(under.hashes), len(cut))
 	}
 	for i, hash := range under.hashes {
-		end := i+1 == len(cut) || cut[i+1]
-		if end && i+1 < len(cut) && hash&udp.TrainEnd == 0 {
-			t.Errorf("datagram %d ends a super-packet but not its train", i)
-		}
-		if !end && hash&udp.TrainEnd != 0 {
-			t.Errorf("datagram %d ends a train inside a super-packet", i)
+		if start := hash&udp.TrainStart != 0; start != cut[i] {
+			t.Errorf("datagram %d: starts a train %v, want %v", i, start, cut[i])
 		}
 	}
-	// A flow hash with its top bit set ends no train.
+	// A flow hash with its top bit set starts no train; a mark left by a
+	// packet that sent nothing goes to the next datagram, and no further.
 	var u underlayTx
 	u.add(nil, netip.AddrPort{}, 0xffffffff)
-	if u.hashes[0]&udp.TrainEnd != 0 {
-		t.Error("a flow hash's top bit was taken for TrainEnd")
-	}
-	u.endTrain()
-	if u.hashes[0]&udp.TrainEnd == 0 {
-		t.Error("endTrain did not mark the last datagram")
+	u.startTrain()
+	u.add(nil, netip.AddrPort{}, 1)
+	u.add(nil, netip.AddrPort{}, 2)
+	if u.hashes[0]&udp.TrainStart != 0 || u.hashes[1]&udp.TrainStart == 0 || u.hashes[2]&udp.TrainStart != 0 {
+		t.Errorf("hashes %#x: want only the second to start a train", u.hashes)
 	}
 }

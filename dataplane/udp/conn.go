@@ -7,7 +7,7 @@
 // VXLAN outer UDP source port from a hash of the inner flow, in that range,
 // so that underlay ECMP/RSS spreads flows; the caller passes that hash per
 // packet to WriteBatch and the packet is sent from the socket
-// hashes[i] % len(SourcePorts()). Sockets rather than a port written per
+// (hashes[i] &^ TrainStart) % len(SourcePorts()). Sockets rather than a port written per
 // packet keep UDP GSO: one message of many datagrams leaves one socket.
 //
 // The kernel never fragments a datagram (RFC 7348 §4.3): every socket sets
@@ -202,12 +202,12 @@ func udpAddrPort(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// TrainEnd, set in a datagram's hash, ends the GSO train it joins: no later
-// datagram is coalesced with it. A sender marks the last datagram of what
-// the receiver should be able to take as one piece (the segments of one TSO
-// super-packet), so that a train never straddles two of them. The other 31
-// bits pick the send socket.
-const TrainEnd uint32 = 1 << 31
+// TrainStart, set in a datagram's hash, starts a GSO train with it: it
+// joins no train already open on its socket. A sender marks the first
+// datagram of what the receiver should be able to take as one piece (the
+// segments of one TSO super-packet) and the first after it, so that a train
+// never straddles two of them. The other 31 bits pick the send socket.
+const TrainStart uint32 = 1 << 31
 
 // BatchWriter sends datagrams in batches; see Conn.WriteBatch for the
 // contract. Conn.NewWriter returns one per goroutine.

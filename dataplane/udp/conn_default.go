@@ -160,7 +160,7 @@ func (c *Conn) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32) (
 		if c.closed.Load() {
 			return sent, net.ErrClosed
 		}
-		s := c.senders[(hashes[i]&^TrainEnd)%uint32(len(c.senders))]
+		s := c.senders[(hashes[i]&^TrainStart)%uint32(len(c.senders))]
 		if _, err := s.WriteToUDPAddrPort(b, to[i]); err != nil {
 			if c.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return sent, net.ErrClosed

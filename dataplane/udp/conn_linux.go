@@ -391,7 +391,8 @@ func (c *Conn) doRecvLocked(fd uintptr) bool {
 }
 
 // WriteBatch sends bufs[i] to to[i] from the send socket selected by
-// hashes[i] % len(SourcePorts()). Packets are grouped per socket and each
+// (hashes[i] &^ TrainStart) % len(SourcePorts()); with TrainStart set,
+// bufs[i] starts a GSO train of its own. Packets are grouped per socket and each
 // group goes out with as few sendmmsg calls as possible; len(bufs) may exceed
 // BatchSize. Packets that fail individually (ECONNREFUSED, EHOSTUNREACH,
 // ENETUNREACH, EMSGSIZE, invalid or wrong-family destination, ...) are
@@ -418,7 +419,10 @@ func (w *Writer) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32)
 	sent := 0
 	gso := !c.gsoOff.Load()
 	for i, b := range bufs {
-		s := w.senders[(hashes[i]&^TrainEnd)%nsend]
+		s := w.senders[(hashes[i]&^TrainStart)%nsend]
+		if hashes[i]&TrainStart != 0 {
+			s.gso.closed = true // nothing more joins the open message
+		}
 		if s.full(to[i], b, gso) {
 			k, err := s.flush()
 			sent += k
@@ -428,7 +432,7 @@ func (w *Writer) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32)
 			}
 			gso = !c.gsoOff.Load()
 		}
-		if !s.queue(to[i], b, gso, hashes[i]&TrainEnd != 0) {
+		if !s.queue(to[i], b, gso) {
 			c.stats.txErrors.Add(1)
 		}
 	}

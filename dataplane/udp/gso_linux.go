@@ -27,8 +27,9 @@ const (
 
 var gsoCmsgSpace = unix.CmsgSpace(2)
 
-// gsoScratch is a sender's state for coalescing: iovecs for every packet of
-// a batch, a control buffer per message, and the message being built.
+// gsoScratch is a sender's state for coalescing: iovecs for a batch's
+// datagrams and one whole train more, a control buffer per message, and the
+// message being built (closed: it takes no more datagrams).
 type gsoScratch struct {
 	iovs   []unix.Iovec
 	ctrl   []byte
@@ -40,25 +41,10 @@ type gsoScratch struct {
 	lastTo netip.AddrPort
 }
 
-// newGSOScratch is the scratch for n messages: n trains' worth of iovecs,
-// capped at room for n datagrams plus one whole train.
+// newGSOScratch is the scratch for n messages: iovecs for n datagrams plus
+// one whole train (maxGSOSegments).
 func newGSOScratch(n int) gsoScratch {
 	return gsoScratch{iovs: make([]unix.Iovec, n+maxGSOSegments), ctrl: make([]byte, n*gsoCmsgSpace), cnt: make([]int, n)}
-}
-
-// queue adds b for to: appended to the open message when GSO allows, else
-// as a new message; with end, the message takes nothing more. It reports
-// false when to cannot be sent from this socket (counted by the caller).
-// The caller makes room first (see full).
-func (s *sender) queue(to netip.AddrPort, b []byte, gso, end bool) bool {
-	g := &s.gso
-	if !s.queue1(to, b, gso) {
-		return false
-	}
-	if end {
-		g.closed = true
-	}
-	return true
 }
 
 // appends reports whether b for to would join the open message.
@@ -78,7 +64,10 @@ func (s *sender) full(to netip.AddrPort, b []byte, gso bool) bool {
 	return s.n == len(s.tx.msgs) || len(s.gso.iovs)-s.gso.niov < maxGSOSegments
 }
 
-func (s *sender) queue1(to netip.AddrPort, b []byte, gso bool) bool {
+// queue adds b for to: appended to the open message when GSO allows, else
+// as a new message. The caller makes room first (see full). It reports
+// false when to cannot be sent from this socket (counted by the caller).
+func (s *sender) queue(to netip.AddrPort, b []byte, gso bool) bool {
 	g := &s.gso
 	if s.appends(to, b, gso) {
 		k := s.n - 1
