@@ -244,8 +244,8 @@ func (e *readErrors) note(sw *Switch, what, name string, err error) {
 // process forwards the n packets read into bufs (at Headroom, sizes[i]
 // long; partial[i]: its TCP checksum is left at the pseudo-header sum, see
 // lazyChecksum; cut[i]: packet i starts a train of its own on the
-// underlay, see insideBatch.cut; either may be nil), with the scratch of the borrowed
-// batch l.b. They are all flushed when it returns.
+// underlay, see insideBatch.cut; either may be nil), with the scratch of
+// the borrowed batch l.b. They are all flushed when it returns.
 func (l *insideLoop) process(bufs [][]byte, sizes []int, partial, cut []bool, n int) {
 	sw := l.sw
 	b := l.b

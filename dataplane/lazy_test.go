@@ -6,17 +6,41 @@ import (
 	"testing"
 )
 
-// keepUnderlay keeps a copy of every datagram written.
+// keepUnderlay keeps a copy of every datagram written, and its hash.
 type keepUnderlay struct {
 	nopUnderlay
-	sent [][]byte
+	sent   [][]byte
+	hashes []uint32
 }
 
 func (u *keepUnderlay) WriteBatch(bufs [][]byte, to []netip.AddrPort, h []uint32) (int, error) {
 	for _, b := range bufs {
 		u.sent = append(u.sent, append([]byte(nil), b...))
 	}
+	u.hashes = append(u.hashes, h[:len(bufs)]...)
 	return len(bufs), nil
+}
+
+// peerRig is a hot rig whose inside loop writes to a keepUnderlay, on a
+// network of its port and ipPeer behind another vxnet switch (vtep3),
+// clamping MSS to clampMSS (0: not at all).
+func peerRig(t *testing.T, clampMSS int) (h *hotRig, under *keepUnderlay, ipPeer netip.Addr) {
+	h = newHotRig(t)
+	under = &keepUnderlay{}
+	h.inside.b.udp = newUnderlayTx(under, 0)
+	ipPeer = netip.MustParseAddr("10.0.9.30")
+	tbl, err := NewTable([]NetworkSpec{{
+		VNI: testVNI, Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")}, ClampMSS: clampMSS,
+		Endpoints: []EndpointSpec{
+			{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: h.inside.port},
+			{MAC: mac3, Addrs: []netip.Addr{ipPeer}, VTEP: vtep3, Peer: true},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sw.SetTable(tbl)
+	return h, under, ipPeer
 }
 
 // partialTCP is tcpPacket from src to dst with its checksum left at the
@@ -85,21 +109,7 @@ func TestLazyChecksum_finishedUnlessForAPeer(t *testing.T) {
 // network that clamps MSS, has its checksum finished before the clamp
 // mends it, so it leaves valid, even to a vxnet peer.
 func TestLazyChecksum_clampedSYN(t *testing.T) {
-	h := newHotRig(t)
-	under := &keepUnderlay{}
-	h.inside.b.udp = newUnderlayTx(under, 0)
-	ipPeer := netip.MustParseAddr("10.0.9.30")
-	tbl, err := NewTable([]NetworkSpec{{
-		VNI: testVNI, Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")}, ClampMSS: 1300,
-		Endpoints: []EndpointSpec{
-			{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: h.inside.port},
-			{MAC: mac3, Addrs: []netip.Addr{ipPeer}, VTEP: vtep3, Peer: true},
-		},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.sw.SetTable(tbl)
+	h, under, ipPeer := peerRig(t, 1300)
 	syn := tcpSYN(ip1, ipPeer, 1460)
 	info, _ := parseIP(syn)
 	binary.BigEndian.PutUint16(syn[info.l4+tcpChecksumOffset:], fold(pseudoHeaderSum(syn, &info, info.length-info.l4)))

@@ -7,37 +7,12 @@ import (
 	"github.com/vxnet/vxnet/dataplane/udp"
 )
 
-// hashUnderlay keeps the hash of every datagram written.
-type hashUnderlay struct {
-	nopUnderlay
-	hashes []uint32
-}
-
-func (u *hashUnderlay) WriteBatch(bufs [][]byte, to []netip.AddrPort, h []uint32) (int, error) {
-	u.hashes = append(u.hashes, h[:len(bufs)]...)
-	return len(bufs), nil
-}
-
 // TestInside_superPacketsLeaveAsTrains: the segments of each TSO
 // super-packet leave as a GSO train of their own: the datagram of every
 // cut packet carries udp.TrainStart, no other does, and no flow hash is
 // read as one (its top bit is cleared).
 func TestInside_superPacketsLeaveAsTrains(t *testing.T) {
-	h := newHotRig(t)
-	under := &hashUnderlay{}
-	h.inside.b.udp = newUnderlayTx(under, 0)
-	ipPeer := netip.MustParseAddr("10.0.9.30")
-	tbl, err := NewTable([]NetworkSpec{{
-		VNI: testVNI, Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
-		Endpoints: []EndpointSpec{
-			{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: h.inside.port},
-			{MAC: mac3, Addrs: []netip.Addr{ipPeer}, VTEP: vtep3, Peer: true},
-		},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.sw.SetTable(tbl)
+	h, under, ipPeer := peerRig(t, 0)
 	// Three segments of one super-packet, two of the next, then a packet
 	// of its own and a fourth super-packet's two segments.
 	cut := []bool{true, false, false, true, false, true, true, false}

@@ -22,7 +22,14 @@ import (
 
 const boxSalt = "vxnet seal to host v1"
 
-func boxAEAD(secret []byte, eph, from, to PublicKey, context []byte) (cipher.AEAD, error) {
+// boxAEAD derives a message's AEAD from its two Diffie-Hellman results
+// (ephemeral-static es, static-static ss), which it clears, and the three
+// public keys.
+func boxAEAD(es, ss []byte, eph, from, to PublicKey, context []byte) (cipher.AEAD, error) {
+	secret := append(append(make([]byte, 0, len(es)+len(ss)), es...), ss...)
+	clear(es)
+	clear(ss)
+	defer clear(secret)
 	salt := append(append(append([]byte(boxSalt), eph[:]...), from[:]...), to[:]...)
 	key, err := hkdf.Key(sha256.New, secret, salt, string(context), KeyLen)
 	if err != nil {
@@ -50,10 +57,7 @@ func SealTo(from *KeyPair, to PublicKey, context, msg []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: to %s: %w", to, err)
 	}
-	secret := append(es, ss...)
-	aead, err := boxAEAD(secret, eph.pub, from.pub, to, context)
-	clear(secret)
-	clear(ss)
+	aead, err := boxAEAD(es, ss, eph.pub, from.pub, to, context)
 	if err != nil {
 		return nil, err
 	}
@@ -77,10 +81,7 @@ func (k *KeyPair) OpenSealed(from PublicKey, context, sealed []byte) ([]byte, er
 	if err != nil {
 		return nil, fmt.Errorf("seal: open: sender %s: %w", from, err)
 	}
-	secret := append(es, ss...)
-	aead, err := boxAEAD(secret, eph, from, k.pub, context)
-	clear(secret)
-	clear(ss)
+	aead, err := boxAEAD(es, ss, eph, from, k.pub, context)
 	if err != nil {
 		return nil, err
 	}

@@ -7,8 +7,9 @@
 // VXLAN outer UDP source port from a hash of the inner flow, in that range,
 // so that underlay ECMP/RSS spreads flows; the caller passes that hash per
 // packet to WriteBatch and the packet is sent from the socket
-// (hashes[i] &^ TrainStart) % len(SourcePorts()). Sockets rather than a port written per
-// packet keep UDP GSO: one message of many datagrams leaves one socket.
+// (hashes[i] &^ TrainStart) % len(SourcePorts()). Sockets rather than a
+// port written per packet keep UDP GSO: one message of many datagrams
+// leaves one socket.
 //
 // The kernel never fragments a datagram (RFC 7348 §4.3): every socket sets
 // DF (IP_PMTUDISC_DO), and a datagram too big for the path to its

@@ -392,9 +392,9 @@ func (c *Conn) doRecvLocked(fd uintptr) bool {
 
 // WriteBatch sends bufs[i] to to[i] from the send socket selected by
 // (hashes[i] &^ TrainStart) % len(SourcePorts()); with TrainStart set,
-// bufs[i] starts a GSO train of its own. Packets are grouped per socket and each
-// group goes out with as few sendmmsg calls as possible; len(bufs) may exceed
-// BatchSize. Packets that fail individually (ECONNREFUSED, EHOSTUNREACH,
+// bufs[i] starts a GSO train of its own. Packets are grouped per socket
+// and each group goes out with as few sendmmsg calls as possible;
+// len(bufs) may exceed BatchSize. Packets that fail individually (ECONNREFUSED, EHOSTUNREACH,
 // ENETUNREACH, EMSGSIZE, invalid or wrong-family destination, ...) are
 // dropped and counted in Stats.TxErrors, not returned. It returns the number
 // of packets accepted by the kernel — with a nil error that is len(bufs)
