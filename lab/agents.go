@@ -34,6 +34,9 @@ func agentArgv(s *State, h *HostState, join []string) []string {
 	if s.GossipPort != DefaultGossipPort {
 		argv = append(argv, "--gossip-port", strconv.Itoa(s.GossipPort))
 	}
+	if s.GossipKeyFile != "" {
+		argv = append(argv, "--gossip-key-file", s.GossipKeyFile)
+	}
 	if len(join) > 0 {
 		argv = append(argv, "--join", strings.Join(join, ","))
 	}

@@ -2,9 +2,13 @@ package lab
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vxnet/vxnet/agent/config"
 )
 
 func TestParseEndpoints_andAddr(t *testing.T) {
@@ -54,6 +58,26 @@ func TestAgentArgv(t *testing.T) {
 	s.GossipPort = 8000
 	if got := strings.Join(agentArgv(s, h, nil), " "); !strings.HasSuffix(got, "--dns-upstream "+s.Outside.Addr.String()+" --gossip-port 8000") {
 		t.Errorf("no join, other port: %s", got)
+	}
+	s = newState(Config{ID: "a", Hosts: 1, Dir: "/run/vxnet-lab/a", Binary: "/bin/vxnet", GossipKey: true}.withDefaults())
+	if got := strings.Join(agentArgv(s, &s.Hosts[0], nil), " "); !strings.HasSuffix(got, " --gossip-key-file /run/vxnet-lab/a/gossip.key") {
+		t.Errorf("with a gossip key: %s", got)
+	}
+}
+
+// TestWriteGossipKey: the lab's gossip key is one the agent reads, in a
+// file only its owner can read.
+func TestWriteGossipKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gossip.key")
+	if err := writeGossipKey(path); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := config.ReadGossipKeys(path)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the agent reads %v, %v; want one key", keys, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
 }
 

@@ -56,6 +56,10 @@ type Config struct {
 	// "etcd": an etcd server (the etcd binary on PATH, Debian's
 	// etcd-server) in the outside namespace, at its address, port 2379.
 	Store string
+	// GossipKey: the agents encrypt their gossip with a key the lab makes
+	// (<Dir>/gossip.key, mode 0600). Encrypted networks need it: their
+	// keys travel in gossip.
+	GossipKey bool
 	// Out receives progress lines meant for a person. Nil discards.
 	Out io.Writer
 }

@@ -2,6 +2,8 @@ package lab
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vxnet/vxnet/agent/config"
 )
 
 // Lab is a lab that is up (or being built or taken down). Its methods are
@@ -93,6 +97,12 @@ func (l *Lab) up(ctx context.Context) error {
 			return fmt.Errorf("etcd: %w", err)
 		}
 		l.say("  etcd at %s (in the outside namespace): the agents keep their tables there", s.EtcdEndpoint())
+	}
+	if s.GossipKeyFile != "" {
+		if err := writeGossipKey(s.GossipKeyFile); err != nil {
+			return err
+		}
+		l.say("  gossip encrypted with the key in %s (encrypted networks need one)", s.GossipKeyFile)
 	}
 	if err := l.StartAgent(ctx, s.Hosts[0].Name); err != nil {
 		return err
@@ -279,7 +289,7 @@ func (l *Lab) stopStrays(ctx context.Context, ns string) error {
 // parent if they are empty. It never removes files it did not make.
 func removeLabDir(dir string) error {
 	var errs []error
-	for _, pat := range []string{StateFile, StateFile + ".tmp", "h[0-9]*", "containers", outsideDir} {
+	for _, pat := range []string{StateFile, StateFile + ".tmp", "h[0-9]*", "containers", outsideDir, gossipKeyName, "." + gossipKeyName + ".*"} {
 		matches, _ := filepath.Glob(filepath.Join(dir, pat))
 		for _, m := range matches {
 			errs = append(errs, os.RemoveAll(m))
@@ -302,4 +312,20 @@ func countAlive(procs []Proc) int {
 		}
 	}
 	return n
+}
+
+// gossipKeyName is the agents' gossip key file in the lab directory.
+const gossipKeyName = "gossip.key"
+
+// writeGossipKey writes a new gossip key (32 random bytes, base64) to path,
+// mode 0600, as the agents' --gossip-key-file takes it.
+func writeGossipKey(path string) error {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("gossip key: %w", err)
+	}
+	if err := config.WriteGossipKeys(path, []string{base64.StdEncoding.EncodeToString(b)}); err != nil {
+		return fmt.Errorf("gossip key: %w", err)
+	}
+	return nil
 }

@@ -95,6 +95,9 @@ func newState(c Config) *State {
 		LogLevel:    c.LogLevel,
 		Store:       c.Store,
 	}
+	if c.GossipKey {
+		s.GossipKeyFile = filepath.Join(c.Dir, gossipKeyName)
+	}
 	s.Outside = OutsideState{Netns: OutsideNetns(c.ID), Addr: OutsideAddr(s.Subnet), BridgePort: outsidePort}
 	for i := 1; i <= c.Hosts; i++ {
 		hdir := filepath.Join(c.Dir, HostName(i))

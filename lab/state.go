@@ -25,7 +25,9 @@ type State struct {
 	Profile     string       `json:"profile"`         // agents' gossip profile
 	LogLevel    string       `json:"logLevel"`        // agents' log level
 	Store       string       `json:"store,omitempty"` // where the agents keep the tables: gossip (or empty) or etcd
-	Hosts       []HostState  `json:"hosts"`
+	// GossipKeyFile is the agents' --gossip-key-file; empty: plain gossip.
+	GossipKeyFile string      `json:"gossipKeyFile,omitempty"`
+	Hosts         []HostState `json:"hosts"`
 	// Outside is the namespace beyond the cluster; zero in the state of a
 	// lab built before it had one.
 	Outside OutsideState `json:"outside,omitzero"`

@@ -72,7 +72,7 @@ func TestLoadState_missingOrBad(t *testing.T) {
 func TestRemoveLabDir_onlyWhatTheLabMade(t *testing.T) {
 	dir := t.TempDir()
 	lab := filepath.Join(dir, "l")
-	for _, p := range []string{"h1/data/x", "h2/agent.log", "containers/h1c1-echo.log", "outside/dnsmasq.log", StateFile} {
+	for _, p := range []string{"h1/data/x", "h2/agent.log", "containers/h1c1-echo.log", "outside/dnsmasq.log", StateFile, gossipKeyName} {
 		os.MkdirAll(filepath.Dir(filepath.Join(lab, p)), 0o700)
 		os.WriteFile(filepath.Join(lab, p), nil, 0o600)
 	}

@@ -77,6 +77,7 @@ func newLabFlags(std stdio, name, usage string, build bool) *labFlags {
 		f.fs.StringVar(&f.cfg.Profile, "profile", lab.DefaultProfile, "agents' gossip `PROFILE`: lan or fast")
 		f.fs.StringVar(&f.cfg.LogLevel, "log-level", lab.DefaultLogLevel, "agents' log `LEVEL`: debug, info, warn or error")
 		f.fs.DurationVar(&f.cfg.ReadyTimeout, "timeout", lab.DefaultReadyTimeout, "bound on each wait (agent ready, cluster converged)")
+		f.fs.BoolVar(&f.cfg.GossipKey, "gossip-key", true, "encrypt the agents' gossip with a key the lab makes in its directory (encrypted networks need one); --gossip-key=false for plain gossip")
 		f.fs.StringVar(&f.cfg.Store, "store", lab.StoreGossip, "where the agents keep the tables: `STORE` gossip, or etcd (an etcd server in the outside namespace; needs the etcd binary, Debian's etcd-server)")
 	}
 	return f
