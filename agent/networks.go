@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -119,7 +121,20 @@ func checkNetworkCreate(req *api.NetworkCreate) (driver.Driver, map[string]strin
 	if err := checkDualStack(req, req.Driver); err != nil {
 		return nil, nil, ipam.Options{}, err
 	}
+	driver.NormalizeOptions(req.Options)
 	own, rest := driver.SplitOptions(d, req.Options)
+	var unknown []string
+	for k := range rest {
+		if _, ok := ipam.OptionKeys[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		ipamKeys := slices.Sorted(maps.Keys(ipam.OptionKeys))
+		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "options", "option %q: unknown; a %s network takes %s, and its addresses %s",
+			unknown[0], d.Name(), strings.Join(driver.OptionKeys(d), ", "), strings.Join(ipamKeys, ", "))
+	}
 	opts, err := ipam.ParseOptions(req.Name, rest)
 	if err != nil {
 		return nil, nil, ipam.Options{}, fromIPAM(err)

@@ -67,6 +67,13 @@ func TestAPI_agentErrorsKeepTheirStatus(t *testing.T) {
 	if code != http.StatusNotFound || e.Code != api.CodeNotFound || e.Field != "network" || !strings.Contains(e.Message, `no network "nope"`) {
 		t.Errorf("an endpoint on no network: %d %+v, want 404 on network", code, e)
 	}
+	// An option no stage knows is named with every option the network
+	// takes, the driver's and IPAM's.
+	code, e = post(t, h, "/v1/networks", `{"name": "b7", "subnet": "10.0.15.0/24", "options": {"cipher": "des"}}`)
+	if code != http.StatusBadRequest || e.Field != "options" || !strings.Contains(e.Message, `option "cipher": unknown`) ||
+		!strings.Contains(e.Message, "encrypted") || !strings.Contains(e.Message, "block-size") {
+		t.Errorf("an unknown option: %d %+v, want 400 on options listing encrypted and block-size", code, e)
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/networks/ov", nil))
 	var n api.Network

@@ -28,6 +28,7 @@ package driver
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -221,6 +222,14 @@ func Names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// OptionKeys lists, sorted, the -o options d takes besides IPAM's: its own
+// and those every driver takes.
+func OptionKeys(d Driver) []string {
+	keys := append(slices.Clone(d.OptionKeys()), commonKeys...)
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 // SplitOptions separates the driver's own options, and those every

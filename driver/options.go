@@ -9,7 +9,8 @@ import (
 // Options every driver's networks take, besides the driver's own
 // (OptionKeys) and IPAM's.
 const (
-	// OptMSSClamp: "true" lowers the MSS option of TCP SYNs crossing the
+	// OptMSSClamp: "true" (or empty, as Docker's --opt mss-clamp gives it)
+	// lowers the MSS option of TCP SYNs crossing the
 	// switch to what the containers' MTU carries; a number N to N (IPv4;
 	// 20 less for IPv6); "false" (the default) leaves them alone.
 	OptMSSClamp = "mss-clamp"
@@ -21,6 +22,17 @@ const (
 )
 
 var commonKeys = []string{OptMSSClamp, OptEncrypted}
+
+// NormalizeOptions writes the empty value of an option that takes true or
+// false (Docker's --opt KEY with no value) as the "true" it means, so that
+// the network lists what it does.
+func NormalizeOptions(opts map[string]string) {
+	for _, k := range commonKeys {
+		if v, ok := opts[k]; ok && v == "" {
+			opts[k] = "true"
+		}
+	}
+}
 
 // encryptingDrivers are the drivers whose networks may be encrypted: those
 // that cross hosts over VXLAN between vxnet hosts alone.
@@ -80,9 +92,9 @@ func ClampMSS(opts map[string]string, mtu int) int {
 
 func mssClamp(v string, mtu int) (int, error) {
 	switch v {
-	case "false", "":
+	case "false":
 		return 0, nil
-	case "true":
+	case "true", "":
 		return mtu - 40, nil // IPv4 and TCP headers
 	}
 	n, err := strconv.Atoi(v)

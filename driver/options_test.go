@@ -1,13 +1,15 @@
 package driver
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
 
 func TestMSSClampOption(t *testing.T) {
 	d, _ := Get("overlay")
-	for v, want := range map[string]int{"true": 1410, "false": 0, "1300": 1300, "536": 536} {
+	for v, want := range map[string]int{"true": 1410, "": 1410, "false": 0, "1300": 1300, "536": 536} {
 		opts := map[string]string{OptMSSClamp: v}
 		if err := Check(d, opts); err != nil {
 			t.Errorf("%s=%s refused: %v", OptMSSClamp, v, err)
@@ -31,5 +33,20 @@ func TestMSSClampOption(t *testing.T) {
 		if own[OptMSSClamp] != "true" || rest[OptMSSClamp] != "" || rest["block-size"] != "26" {
 			t.Errorf("%s: own %v rest %v", d.Name(), own, rest)
 		}
+	}
+}
+
+// TestNormalizeOptions: an empty true-or-false option (Docker's --opt KEY)
+// is written as the true it means; other options and values stay.
+func TestNormalizeOptions(t *testing.T) {
+	opts := map[string]string{OptEncrypted: "", OptMSSClamp: "", "block-size": "", "uplink": "eth1"}
+	NormalizeOptions(opts)
+	want := map[string]string{OptEncrypted: "true", OptMSSClamp: "true", "block-size": "", "uplink": "eth1"}
+	if !maps.Equal(opts, want) {
+		t.Errorf("got %v, want %v", opts, want)
+	}
+	NormalizeOptions(nil) // no options: nothing to do
+	if d, _ := Get("overlay"); !slices.Equal(OptionKeys(d), []string{OptEncrypted, OptMSSClamp}) {
+		t.Errorf("overlay's options: %v", OptionKeys(d))
 	}
 }
