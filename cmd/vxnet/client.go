@@ -574,11 +574,56 @@ func cmdCluster(std stdio, args []string) int {
 	return 0
 }
 
+// noArgs refuses the positional arguments of a command that takes none.
+func noArgs(std stdio, name string, pos []string) bool {
+	if len(pos) > 0 {
+		fmt.Fprintf(std.stderr, "vxnet %s: unexpected argument %q (it takes none)\n", name, pos[0])
+		return false
+	}
+	return true
+}
+
+const clusterStoreUsage = `Usage: vxnet cluster store [--format text|json]
+
+The store of the cluster's tables as this host sees it: gossip, or etcd with
+its endpoints, prefix, whether it is reachable and since when, and the
+revision seen. While etcd is down containers keep their connectivity and
+changes fail with "unavailable".
+
+Flags:
+`
+
+const rotateKeysUsage = `Usage: vxnet cluster rotate-keys
+
+Replaces this host's session key, and with it every key that seals its
+encrypted networks' traffic with the other hosts, without a packet lost:
+the new key is announced five seconds before it is used, and the old one
+is still taken for a minute. One rotation at a time: another is refused
+until the old key is dropped. Hosts also rotate by themselves every
+--key-rotation (an agent flag, default 1h). Only encrypted networks (an
+encrypted cluster: every agent started with --gossip-key-file) have such
+keys; run it on each host whose keys should change.
+`
+
+const rotateGossipKeyUsage = `Usage: vxnet cluster rotate-gossip-key
+
+Replaces the cluster's gossip key on every live member, in three steps
+(every host accepts the new key, then encrypts with it, then drops the old
+one), so no host is lost. It returns once all are done, or names the host
+that stopped it (each host still accepts every key it held). Each host
+keeps the keys in its --gossip-key-file. A host down all through a rotation
+joins again with a join token.
+`
+
 func cmdClusterStore(std stdio, args []string) int {
-	fs := newFlags(std, "cluster store", clusterUsage+"\nFlags:\n")
+	fs := newFlags(std, "cluster store", clusterStoreUsage)
 	format := fs.String("format", "text", "output `FORMAT`: text or json")
-	if _, code, ok := parse(fs, args); !ok {
+	pos, code, ok := parse(fs, args)
+	if !ok {
 		return code
+	}
+	if !noArgs(std, "cluster store", pos) {
+		return 2
 	}
 	if !checkFormatIn(std, "cluster store", *format, "text", "json") {
 		return 2
@@ -610,9 +655,13 @@ func cmdClusterStore(std stdio, args []string) int {
 }
 
 func cmdRotateKeys(std stdio, args []string) int {
-	fs := newFlags(std, "cluster rotate-keys", clusterUsage+"\nFlags:\n")
-	if _, code, ok := parse(fs, args); !ok {
+	fs := newFlags(std, "cluster rotate-keys", rotateKeysUsage)
+	pos, code, ok := parse(fs, args)
+	if !ok {
 		return code
+	}
+	if !noArgs(std, "cluster rotate-keys", pos) {
+		return 2
 	}
 	c, cancel := ctx()
 	defer cancel()
@@ -620,14 +669,18 @@ func cmdRotateKeys(std stdio, args []string) int {
 	if err != nil {
 		return fail(std, "cluster rotate-keys", err)
 	}
-	fmt.Fprintf(std.stdout, "rotating: the new keys are in use from %s\n", k.InUseAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(std.stdout, "rotating this host's keys: the new ones are in use from %s; the old ones are still taken for a minute\n", k.InUseAt.UTC().Format(time.RFC3339))
 	return 0
 }
 
 func cmdRotateGossipKey(std stdio, args []string) int {
-	fs := newFlags(std, "cluster rotate-gossip-key", clusterUsage+"\nFlags:\n")
-	if _, code, ok := parse(fs, args); !ok {
+	fs := newFlags(std, "cluster rotate-gossip-key", rotateGossipKeyUsage)
+	pos, code, ok := parse(fs, args)
+	if !ok {
 		return code
+	}
+	if !noArgs(std, "cluster rotate-gossip-key", pos) {
+		return 2
 	}
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
