@@ -89,7 +89,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	}
 	a.persist()
 	a.log.Info("network created", "network", n.Name, "vni", n.VNI, "subnet", n.Subnet.String())
-	return apiNetwork(n), nil
+	return a.apiNetwork(n), nil
 }
 
 // checkNetworkCreate checks what can be checked of a request alone, and
@@ -256,7 +256,7 @@ func (a *Agent) Networks() []api.Network {
 	defer a.mu.Unlock()
 	out := make([]api.Network, 0, len(a.networks))
 	for _, name := range sortedMapKeys(a.networks) {
-		out = append(out, apiNetwork(a.current(a.networks[name])))
+		out = append(out, a.apiNetwork(a.current(a.networks[name])))
 	}
 	return out
 }
@@ -288,10 +288,13 @@ func (a *Agent) current(n tables.Network) tables.Network {
 	return n
 }
 
-// apiNetwork is a network as the API shows it.
-func apiNetwork(n tables.Network) api.Network {
+// apiNetwork is a network as the API shows it on this host.
+func (a *Agent) apiNetwork(n tables.Network) api.Network {
 	out := api.Network{Name: n.Name, Driver: n.Driver, Scope: n.Scope, VNI: n.VNI, Subnet: n.Subnet.String(), IPRange: n.IPRange,
 		Internal: n.Internal, Options: n.Options, AssignedBy: n.AssignedBy, Creator: n.Creator, Created: n.Created}
+	if a.cfg.MTU > 0 {
+		out.MTU = plan.NetworkMTU(a.cfg.MTU, n.Options)
+	}
 	if n.Gateway.IsValid() {
 		out.Gateway = n.Gateway.String()
 	}

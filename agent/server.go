@@ -21,7 +21,7 @@ var _ api.Backend = (*Agent)(nil)
 // name), if there is one.
 func (a *Agent) Network(name string) (api.Network, bool) {
 	n, ok := a.network(name)
-	return apiNetwork(n), ok
+	return a.apiNetwork(n), ok
 }
 
 // serveAPI serves the API on a unix socket readable by root only.

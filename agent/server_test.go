@@ -77,7 +77,7 @@ func TestAPI_agentErrorsKeepTheirStatus(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/networks/ov", nil))
 	var n api.Network
-	if err := json.Unmarshal(rec.Body.Bytes(), &n); rec.Code != http.StatusOK || err != nil || n.Subnet != "10.0.13.0/24" {
+	if err := json.Unmarshal(rec.Body.Bytes(), &n); rec.Code != http.StatusOK || err != nil || n.Subnet != "10.0.13.0/24" || n.MTU != a.cfg.MTU || n.MTU == 0 {
 		t.Errorf("GET /v1/networks/ov: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -71,8 +71,12 @@ type Network struct {
 	// IPAM, AssignedBySwarm for Docker swarm's manager.
 	AssignedBy string            `json:"assignedBy,omitempty"`
 	Options    map[string]string `json:"options,omitempty"`
-	Creator    string            `json:"creator"` // host that created it
-	Created    time.Time         `json:"created"`
+	// MTU is its containers' MTU on the host that answers: the agent's
+	// --mtu, less what sealing takes on an encrypted network; 0 from an
+	// agent that does not say.
+	MTU     int       `json:"mtu,omitempty"`
+	Creator string    `json:"creator"` // host that created it
+	Created time.Time `json:"created"`
 }
 
 // NetworkCreate is the body of POST /v1/networks.

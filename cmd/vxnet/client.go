@@ -348,12 +348,10 @@ Example:
   ip netns add c1
   vxnet endpoint create --network web --name api --netns c1
 
-  # on a nat network: port 8080 of this host (any of its addresses, 127.0.0.1
-  # too) goes to port 80 of the container
+  # on a nat network (or an overlay network that is not --internal): port
+  # 8080 of this host (any of its addresses, 127.0.0.1 too) goes to port 80
+  # of the container
   vxnet network create -d nat --subnet 172.30.0.0/24 local
-  vxnet network create -d l2tunnel -o policy-host=198.18.0.3 -o policy-deny=10.0.5.0/24:22/tcp guarded
-  vxnet network create -d transparent -o uplink=eth0 --subnet 192.168.1.0/24 \
-      --gateway 192.168.1.1 --ip-range 192.168.1.192/27 lan
   vxnet endpoint create --network local --name www --netns c2 -p 8080:80
 
   # SRV: dig SRV _http._tcp.front answers 0 0 8080 web1.web.
@@ -376,7 +374,7 @@ func cmdEndpointCreate(std stdio, args []string) int {
 	var aliases, publish, srvPorts multiFlag
 	fs.Var(&aliases, "alias", "another DNS `NAME` (repeatable)")
 	fs.Var(&srvPorts, "srv-port", "a port the endpoint serves, in DNS as an SRV record: `NAME=PORT[/tcp|udp]` (repeatable; tcp by default): _NAME._PROTO.SERVICE answers \"0 0 PORT ENDPOINT.NETWORK.\" for every endpoint of the service (--service, else --name)")
-	fs.Var(&publish, "p", "publish a port, `HOSTPORT:CONTAINERPORT[/tcp|udp]` (repeatable; nat networks)")
+	fs.Var(&publish, "p", "publish a port, `HOSTPORT:CONTAINERPORT[/tcp|udp]` (repeatable; nat networks, and overlay networks that are not --internal)")
 	fs.Var(&publish, "publish", "same as -p")
 	pos, code, ok := parse(fs, args)
 	if !ok {
