@@ -552,3 +552,11 @@ func (a *Agent) macHolder(network string, mac vxlan.MAC, key string) string {
 	}
 	return ""
 }
+
+// Stats returns this host's data plane's counters.
+func (a *Agent) Stats() api.Stats {
+	if a.sw == nil {
+		return api.Stats{Drops: map[string]uint64{}}
+	}
+	return api.Stats(a.sw.Stats())
+}

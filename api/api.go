@@ -23,6 +23,7 @@
 //	POST   /v1/cluster/tokens        JoinTokenCreate → JoinTokenCreated (the token, shown once)
 //	DELETE /v1/cluster/tokens/{id}   → JoinToken (revoked)
 //	GET    /v1/cluster/store         → StoreStatus
+//	GET    /v1/stats                 → Stats (this host's data plane)
 //	GET    /v1/store/export          → StoreDump (every row this host sees)
 //	POST   /v1/store/import          StoreDump → StoreImport (the cluster tables' rows not there yet)
 //
@@ -427,4 +428,28 @@ func Services(eps []Endpoint) []Service {
 		return out[i].Name < out[j].Name
 	})
 	return out
+}
+
+// Stats are the counters of this host's data plane since the agent
+// started: packets through its containers' devices and the underlay, and
+// every packet dropped, by reason (the reasons the Prometheus metric
+// vxnet_dataplane_drops_total names). The fields are those of the data
+// plane's own counters, one for one.
+type Stats struct {
+	PortRxPackets     uint64            `json:"portRxPackets"`     // packets read from containers
+	PortTxPackets     uint64            `json:"portTxPackets"`     // packets written to containers
+	UnderlayRxPackets uint64            `json:"underlayRxPackets"` // VXLAN datagrams received
+	UnderlayTxPackets uint64            `json:"underlayTxPackets"` // VXLAN datagrams sent (each flood copy counts)
+	UnderlayRxBytes   uint64            `json:"underlayRxBytes"`
+	UnderlayTxBytes   uint64            `json:"underlayTxBytes"`
+	Flooded           uint64            `json:"flooded"`         // packets replicated to every host of a network
+	NeighborReplies   uint64            `json:"neighborReplies"` // ARP and neighbour-discovery messages sent
+	Coalesced         uint64            `json:"coalesced"`       // received segments merged into super-packets
+	ICMPTooBig        uint64            `json:"icmpTooBig"`      // ICMP "too big" messages sent to containers
+	NeighborIn        uint64            `json:"neighborIn"`      // ARP and ND messages from the underlay learnt from
+	UplinkRxFrames    uint64            `json:"uplinkRxFrames"`  // frames read from uplinks (transparent, l2bridge)
+	UplinkTxFrames    uint64            `json:"uplinkTxFrames"`  // packets sent out of uplinks
+	ServiceFlows      uint64            `json:"serviceFlows"`    // flows to a service's VIP that chose a task
+	FlowsEvicted      uint64            `json:"flowsEvicted"`    // live flows pushed out of a full flow table
+	Drops             map[string]uint64 `json:"drops"`           // by reason
 }

@@ -132,6 +132,12 @@ func (c *Client) Store(ctx context.Context) (StoreStatus, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/cluster/store", nil, &out)
 }
 
+// Stats returns this host's data plane's counters.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var out Stats
+	return out, c.do(ctx, http.MethodGet, "/v1/stats", nil, &out)
+}
+
 // Members lists the cluster's live members.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	var out []Member

@@ -34,6 +34,8 @@ type Backend interface {
 	Members() []Member
 	// Store is the state of the tables' store.
 	Store() StoreStatus
+	// Stats are this host's data plane's counters.
+	Stats() Stats
 	// ExportStore returns every row this host sees.
 	ExportStore() StoreDump
 	// ImportStore writes a dump's cluster rows that are not there yet.
@@ -151,6 +153,9 @@ func NewHandler(b Backend) http.Handler {
 	})
 	mux.HandleFunc("GET /v1/cluster/store", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Store())
+	})
+	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Stats())
 	})
 	mux.HandleFunc("GET /v1/store/export", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.ExportStore())

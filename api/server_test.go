@@ -43,11 +43,14 @@ func (f *fakeBackend) called() []string {
 	return append([]string(nil), f.calls...)
 }
 
-func (f *fakeBackend) Networks() []Network    { return f.networks }
-func (f *fakeBackend) Endpoints() []Endpoint  { return f.endpoints }
-func (f *fakeBackend) Services() []Service    { return f.services }
-func (f *fakeBackend) Members() []Member      { return f.members }
-func (f *fakeBackend) Store() StoreStatus     { return StoreStatus{Backend: "gossip", Up: true} }
+func (f *fakeBackend) Networks() []Network   { return f.networks }
+func (f *fakeBackend) Endpoints() []Endpoint { return f.endpoints }
+func (f *fakeBackend) Services() []Service   { return f.services }
+func (f *fakeBackend) Members() []Member     { return f.members }
+func (f *fakeBackend) Store() StoreStatus    { return StoreStatus{Backend: "gossip", Up: true} }
+func (f *fakeBackend) Stats() Stats {
+	return Stats{PortRxPackets: 7, Drops: map[string]uint64{"seal_replay": 2}}
+}
 func (f *fakeBackend) ExportStore() StoreDump { return StoreDump{Format: StoreDumpFormat} }
 func (f *fakeBackend) ImportStore(StoreDump) (StoreImport, error) {
 	return StoreImport{}, nil
@@ -356,5 +359,15 @@ func TestServe_clientAndShutdown(t *testing.T) {
 	<-stopped
 	if _, err := c.Networks(ctx); err == nil {
 		t.Error("the server still answers after stop")
+	}
+}
+
+// TestHandler_stats: GET /v1/stats answers the backend's counters, drops
+// by reason included.
+func TestHandler_stats(t *testing.T) {
+	var st Stats
+	getJSON(t, NewHandler(&fakeBackend{}), "/v1/stats", &st)
+	if st.PortRxPackets != 7 || st.Drops["seal_replay"] != 2 {
+		t.Errorf("GET /v1/stats: %+v", st)
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/internal/testutil"
 )
 
@@ -372,6 +374,12 @@ func TestAgent_encryptedNetwork(t *testing.T) {
 			metricValue(m, `vxnet_dataplane_drops_total{reason="seal_bad_tag"}`) > metricValue(m0, `vxnet_dataplane_drops_total{reason="seal_bad_tag"}`)
 	})
 	attack := metrics1() // the drops above are the attack's; none may follow
+	// vxnet stats reads the same counters through the API.
+	var st api.Stats
+	if err := json.Unmarshal([]byte(c.cli("h1", "stats", "--format", "json")), &st); err != nil ||
+		st.Drops["seal_replay"] < metricValue(attack, `vxnet_dataplane_drops_total{reason="seal_replay"}`) || st.Drops["seal_replay"] == 0 || st.PortRxPackets == 0 {
+		t.Errorf("vxnet stats on h1: %+v (%v), want the replay counted and packets from the containers", st, err)
+	}
 
 	// h1 rotates its keys while one TCP connection streams to c3 and on
 	// past the moment the new keys are in use: the connection carries

@@ -30,6 +30,7 @@ Commands:
   service     services: a name and a virtual IP over many endpoints
   cluster     set a cluster up (init, join --token, token), its members, its store and keys
   store       export the cluster's tables, import them (into etcd, say)
+  stats       this host's data plane counters: packets, and drops by reason
   lab         a whole cluster in network namespaces on this machine: up, demo, status, down
   dataplane   run the VXLAN switch alone from a static JSON file (debugging, interop, demo)
   bench       measure: the data plane against the kernel's VXLAN, the control plane
@@ -96,6 +97,8 @@ func run(std stdio, args []string) int {
 		return cmdService(std, args[1:])
 	case "store":
 		return cmdStore(std, args[1:])
+	case "stats":
+		return cmdStats(std, args[1:])
 	case "dataplane":
 		return cmdDataplane(std, args[1:])
 	case "bench":

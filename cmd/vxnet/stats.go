@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/static"
 )
 
@@ -61,6 +62,51 @@ func cmdDataplaneStats(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet dataplane stats: bad answer from %s: %v\n", *sock, err)
 		return 1
 	}
+	printStats(std.stdout, api.Stats(s))
+	return 0
+}
+
+const agentStatsUsage = `Usage: vxnet stats [--format table|json]
+
+Prints the counters of this host's data plane since its agent started:
+packets read from and written to the containers, VXLAN datagrams and bytes
+on the underlay, flooded packets, ARP/ND replies, ICMP "too big" messages,
+and every packet dropped, by reason:
+
+  too_big             a container sent more than the network's MTU carries
+                      (it got an ICMP "too big" back)
+  seal_bad_tag        an encrypted datagram that does not authenticate
+  seal_replay         an encrypted datagram seen before, or too old
+  seal_unknown_key    sealed with a key this host does not know
+  seal_stale_key      sealed with a key already retired by a rotation
+  seal_no_key         not sent: no key yet for that host
+  ...                 and the rest, each named for what it counts
+
+The same counters are Prometheus metrics on the agent's --metrics-addr
+(vxnet_dataplane_*). Run it on each host: every host counts its own.
+
+Flags:
+`
+
+func cmdStats(std stdio, args []string) int {
+	fs := newFlags(std, "stats", agentStatsUsage)
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if !noArgs(std, "stats", pos) || !checkFormat(std, "stats", *format) {
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	s, err := client().Stats(c)
+	if err != nil {
+		return fail(std, "stats", err)
+	}
+	if *format == "json" {
+		return printJSON(std, s)
+	}
 	printStats(std.stdout, s)
 	return 0
 }
@@ -81,7 +127,7 @@ func fetchStats(sock string) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
-func printStats(w io.Writer, s static.Stats) {
+func printStats(w io.Writer, s api.Stats) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "COUNTER\tVALUE\n")
 	for _, r := range []struct {
@@ -99,6 +145,10 @@ func printStats(w io.Writer, s static.Stats) {
 		{"coalesced rx segments", s.Coalesced},
 		{"icmp too big sent", s.ICMPTooBig},
 		{"arp/nd answers learnt from", s.NeighborIn},
+		{"uplink rx frames", s.UplinkRxFrames},
+		{"uplink tx frames", s.UplinkTxFrames},
+		{"service flows", s.ServiceFlows},
+		{"flows evicted", s.FlowsEvicted},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\n", r.name, r.v)
 	}
