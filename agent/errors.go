@@ -21,7 +21,7 @@ func fromIPAM(err error) error {
 		return err
 	}
 	code := api.CodeBadRequest
-	if errors.Is(err, ipam.ErrOverlap) || errors.Is(err, ipam.ErrInUse) || errors.Is(err, ipam.ErrExhausted) {
+	if errors.Is(err, ipam.ErrOverlap) || errors.Is(err, ipam.ErrInUse) || errors.Is(err, ipam.ErrOtherHost) || errors.Is(err, ipam.ErrExhausted) {
 		code = api.CodeConflict
 	}
 	if side, ok := strings.CutSuffix(ie.Network, ipam.V6Suffix); ok {

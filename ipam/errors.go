@@ -16,6 +16,9 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrInUse: a static address that is already allocated or reserved.
 	ErrInUse = errors.New("already in use")
+	// ErrOtherHost: a static address of a global network in an address
+	// block another host holds: free, maybe, but not this host's to give.
+	ErrOtherHost = errors.New("in another host's address block")
 	// ErrNotAllocated: releasing an address that is not allocated.
 	ErrNotAllocated = errors.New("not allocated")
 )

@@ -551,7 +551,10 @@ func (g *Global) AllocateStatic(network string, a netip.Addr) error {
 	off, ok := n.pool.alloc.offset(a)
 	if !ok || off>>n.blockBits >= n.nblocks {
 		return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrOutOfRange,
-			Detail: "a static address of a global network must lie in its range " + n.pool.Range.String()}
+			Detail: "a static address of a global network must lie in its range " + n.pool.RangeText()}
+	}
+	if why := n.pool.reservedFor(a); why != "" {
+		return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrInUse, Detail: why}
 	}
 	idx := blockOf(off, n.blockBits)
 	if _, held := n.held[idx]; !held && g.claims != nil {
@@ -562,8 +565,8 @@ func (g *Global) AllocateStatic(network string, a netip.Addr) error {
 	if hb, held := n.held[idx]; !held || g.cfg.Now().Before(hb.usableAt) {
 		b, explicit := g.holderLocked(n, idx)
 		if b.Holder != g.self || explicit {
-			return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrInUse,
-				Detail: fmt.Sprintf("its block %v is held by host %s; create the endpoint there, or pick an address this host's blocks hold", blockPrefix(n.pool.Range, idx, n.blockBits), b.Holder)}
+			return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrOtherHost,
+				Detail: fmt.Sprintf("each host gives the addresses of the blocks it holds, and %v is host %s's: create the endpoint there, or pick an address in a block this host holds", blockPrefix(n.pool.Range, idx, n.blockBits), b.Holder)}
 		}
 		// An untouched block of the network this host created: claim it.
 		b.Gen = 1

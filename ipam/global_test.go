@@ -417,7 +417,7 @@ func TestGlobal_staticAddress(t *testing.T) {
 	}
 	a := s.alloc("h2", "web")
 	err := s.hosts["h1"].g.AllocateStatic("web", a)
-	if !errors.Is(err, ipam.ErrInUse) || !strings.Contains(err.Error(), "h2") {
+	if !errors.Is(err, ipam.ErrOtherHost) || !strings.Contains(err.Error(), "h2") {
 		t.Fatalf("static in another host's block: %v", err)
 	}
 	err = s.hosts["h2"].g.AllocateStatic("web", netip.MustParseAddr("10.51.0.1"))

@@ -34,6 +34,16 @@ type Pool struct {
 // (an IPv6 /64 range is clamped to its first 2^24 addresses).
 const MaxRangeBits = 24
 
+// RangeText describes the addresses the pool hands out: its range, or,
+// when the range is larger than MaxRangeBits, the part of it that is used.
+func (p *Pool) RangeText() string {
+	a := p.alloc
+	if a == nil || p.Range.Addr().BitLen()-p.Range.Bits() <= MaxRangeBits {
+		return p.Range.String()
+	}
+	return fmt.Sprintf("%s, of which vxnet hands out the first 2^%d addresses, %s to %s", p.Range, MaxRangeBits, a.base, a.addr(a.size-1))
+}
+
 // ParsePrefix parses a CIDR as a subnet of network: it must be in
 // canonical form (no host bits).
 func ParsePrefix(network, field, s string) (netip.Prefix, error) {
@@ -178,10 +188,10 @@ func (p *Pool) AllocateStatic(a netip.Addr) error {
 	if !p.Subnet.Contains(a) {
 		return &Error{Network: p.Network, Field: "address", Value: a.String(), Err: ErrOutOfRange, Detail: "subnet " + p.Subnet.String()}
 	}
-	inUse := &Error{Network: p.Network, Field: "address", Value: a.String(), Err: ErrInUse}
-	if p.alloc.excluded(a) || a == p.Gateway || p.isAux(a) {
-		return inUse
+	if why := p.reservedFor(a); why != "" {
+		return &Error{Network: p.Network, Field: "address", Value: a.String(), Err: ErrInUse, Detail: why}
 	}
+	inUse := &Error{Network: p.Network, Field: "address", Value: a.String(), Err: ErrInUse}
 	if _, inRange := p.alloc.offset(a); inRange {
 		if !p.alloc.take(a) {
 			return inUse
@@ -216,6 +226,27 @@ func (p *Pool) InUse(a netip.Addr) bool {
 		return true
 	}
 	return a != p.Gateway && !p.isAux(a) && p.alloc.used(a)
+}
+
+// reservedFor says what a is kept for, never handed to an endpoint: the
+// subnet's own addresses, the gateway, an --aux-address; "" if nothing.
+func (p *Pool) reservedFor(a netip.Addr) string {
+	switch {
+	case a == p.alloc.network && a.Is4():
+		return "it is the subnet's network address"
+	case a == p.alloc.network:
+		return "it is the subnet-router anycast address (the subnet's first), which IPv6 keeps for routers"
+	case a == p.alloc.broadcast:
+		return "it is the subnet's broadcast address"
+	case a == p.Gateway:
+		return "it is the network's gateway"
+	}
+	for name, r := range p.Reserved {
+		if r == a {
+			return fmt.Sprintf("it is reserved by --aux-address %s=%s", name, r)
+		}
+	}
+	return ""
 }
 
 func (p *Pool) isAux(a netip.Addr) bool {

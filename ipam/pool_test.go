@@ -155,8 +155,35 @@ func TestPool_ipv6(t *testing.T) {
 	if p.Gateway.String() != "fd00:9::1" || a.String() != "fd00:9::2" {
 		t.Errorf("gateway %v, first %v", p.Gateway, a)
 	}
-	if err := p.AllocateStatic(netip.MustParseAddr("fd00:9::")); !errors.Is(err, ErrInUse) {
+	if err := p.AllocateStatic(netip.MustParseAddr("fd00:9::")); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "subnet-router anycast") {
 		t.Errorf("the subnet-router anycast address: %v", err)
+	}
+	// A /64 is handed out from its first 2^24 addresses, and says so.
+	if got := p.RangeText(); !strings.Contains(got, "fd00:9::/64") || !strings.Contains(got, "fd00:9:: to fd00:9::ff:ffff") {
+		t.Errorf("RangeText: %q", got)
+	}
+}
+
+// TestPool_reservedAddressesSayWhy: a static address the pool keeps for
+// something else is refused with what it is kept for.
+func TestPool_reservedAddressesSayWhy(t *testing.T) {
+	p, err := NewPool("web", PoolConfig{Subnet: "10.0.9.0/24", AuxAddresses: map[string]string{"router": "10.0.9.254"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]string{
+		"10.0.9.0":   "network address",
+		"10.0.9.255": "broadcast address",
+		"10.0.9.1":   "gateway",
+		"10.0.9.254": "--aux-address router=10.0.9.254",
+	} {
+		err := p.AllocateStatic(netip.MustParseAddr(addr))
+		if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want in use naming %q", addr, err, want)
+		}
+	}
+	if got := p.RangeText(); got != "10.0.9.0/24" {
+		t.Errorf("RangeText of a /24: %q", got)
 	}
 }
 
