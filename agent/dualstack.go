@@ -61,8 +61,13 @@ func checkDualStack(req *api.NetworkCreate, driverName string) error {
 		return nil
 	}
 	p, err := netip.ParsePrefix(req.Subnet6)
-	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p != p.Masked() {
-		return apiError(api.CodeBadRequest, "subnet6", "subnet6 %q is not an IPv6 network address with its prefix length (fd00:9::/64)", req.Subnet6)
+	switch {
+	case err != nil || !p.Addr().Is6():
+		return apiError(api.CodeBadRequest, "subnet6", "subnet6 %q is not an IPv6 network address with its prefix length, such as fd00:9::/64", req.Subnet6)
+	case p.Addr().Is4In6():
+		return apiError(api.CodeBadRequest, "subnet6", "subnet6 %q is IPv4-mapped: give an IPv6 subnet such as fd00:9::/64, and IPv4 as the other subnet", req.Subnet6)
+	case p != p.Masked():
+		return apiError(api.CodeBadRequest, "subnet6", "subnet6 %q has host bits set; did you mean %s?", req.Subnet6, p.Masked())
 	}
 	if s, err := netip.ParsePrefix(req.Subnet); err != nil || !s.Addr().Is4() {
 		return apiError(api.CodeBadRequest, "subnet", "a dual-stack network needs its IPv4 subnet too (subnet %q)", req.Subnet)

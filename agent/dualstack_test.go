@@ -25,7 +25,8 @@ func TestDualStack_addressOfEach(t *testing.T) {
 	}{
 		{api.NetworkCreate{Name: "d", Subnet6: "fd00:9::/64"}, "IPv4 subnet too"},
 		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Subnet6: "10.0.8.0/24"}, "subnet6"},
-		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Subnet6: "fd00:9::1/64"}, "subnet6"},
+		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Subnet6: "fd00:9::1/64"}, "did you mean fd00:9::/64?"},
+		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Subnet6: "::ffff:10.0.8.0/120"}, "IPv4-mapped"},
 		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Gateway6: "fd00:9::1"}, "gateway6"},
 		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", IPRange6: "fd00:9::/80"}, "ipRange6"},
 		{api.NetworkCreate{Name: "d", Driver: "nat", Subnet: "10.0.9.0/24", Subnet6: "fd00:9::/64"}, "overlay"},

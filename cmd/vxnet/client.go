@@ -717,7 +717,10 @@ func splitFamilies(req *api.NetworkCreate, subnets, gateways, ranges []string) e
 				return false, fmt.Errorf("--%s %q is not an IP address", flag, s)
 			}
 		}
-		return a.Is6() && !a.Is4In6(), nil
+		if a.Is4In6() {
+			return false, fmt.Errorf("--%s %q is IPv4-mapped: give IPv4 in its own form (10.0.9.0/24) and IPv6 as an IPv6 subnet (fd00:9::/64)", flag, s)
+		}
+		return a.Is6(), nil
 	}
 	for _, f := range []struct {
 		flag   string

@@ -138,6 +138,9 @@ func TestSplitFamilies(t *testing.T) {
 	if err := splitFamilies(&r, []string{"fd00:9::/64"}, nil, nil); err != nil || r.Subnet != "fd00:9::/64" || r.Subnet6 != "" {
 		t.Errorf("IPv6 alone: %+v %v", r, err)
 	}
+	if err := splitFamilies(&api.NetworkCreate{}, []string{"10.0.74.0/24", "::ffff:10.0.0.0/104"}, nil, nil); err == nil || !strings.Contains(err.Error(), `--subnet "::ffff:10.0.0.0/104" is IPv4-mapped`) {
+		t.Errorf("an IPv4-mapped subnet: %v", err)
+	}
 }
 
 // TestCNIInstall: vxnet cni install writes this binary as BIN-DIR/vxnet
