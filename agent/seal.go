@@ -406,6 +406,9 @@ func (a *Agent) baseMeta() gossip.Meta {
 // shares with another host is replaced, without a packet lost, from the
 // time it returns on.
 func (a *Agent) RotateKeys(ctx context.Context) (api.KeyRotation, error) {
+	if !a.gossipEncrypted {
+		return api.KeyRotation{}, apiError(api.CodeConflict, "", "this cluster's gossip is not encrypted, so it has no encrypted network and no keys to rotate: encrypted networks need every agent started with --gossip-key-file FILE")
+	}
 	at, err := a.seal.rotate(time.Now())
 	if err != nil {
 		return api.KeyRotation{}, apiError(api.CodeConflict, "", "%v", err)

@@ -67,6 +67,12 @@ func TestAPI_agentErrorsKeepTheirStatus(t *testing.T) {
 	if code != http.StatusNotFound || e.Code != api.CodeNotFound || e.Field != "network" || !strings.Contains(e.Message, `no network "nope"`) {
 		t.Errorf("an endpoint on no network: %d %+v, want 404 on network", code, e)
 	}
+	// A cluster with plain gossip has no encrypted network: nothing to
+	// rotate, and the refusal says what would make one.
+	code, e = post(t, h, "/v1/cluster/rotate-keys", "")
+	if code != http.StatusConflict || !strings.Contains(e.Message, "--gossip-key-file") {
+		t.Errorf("rotate-keys with plain gossip: %d %+v, want 409 naming --gossip-key-file", code, e)
+	}
 	// An option no stage knows is named with every option the network
 	// takes, the driver's and IPAM's.
 	code, e = post(t, h, "/v1/networks", `{"name": "b7", "subnet": "10.0.15.0/24", "options": {"cipher": "des"}}`)

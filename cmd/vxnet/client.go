@@ -598,9 +598,10 @@ encrypted networks' traffic with the other hosts, without a packet lost:
 the new key is announced five seconds before it is used, and the old one
 is still taken for a minute. One rotation at a time: another is refused
 until the old key is dropped. Hosts also rotate by themselves every
---key-rotation (an agent flag, default 1h). Only encrypted networks (an
-encrypted cluster: every agent started with --gossip-key-file) have such
-keys; run it on each host whose keys should change.
+--key-rotation (an agent flag, default 1h). Only an encrypted cluster
+(every agent started with --gossip-key-file) has encrypted networks and
+such keys: elsewhere it is refused. Run it on each host whose keys should
+change.
 `
 
 const rotateGossipKeyUsage = `Usage: vxnet cluster rotate-gossip-key
