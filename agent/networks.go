@@ -121,6 +121,7 @@ func checkNetworkCreate(req *api.NetworkCreate) (driver.Driver, map[string]strin
 	if err := checkDualStack(req, req.Driver); err != nil {
 		return nil, nil, ipam.Options{}, err
 	}
+	req.Options = maps.Clone(req.Options) // the caller's map stays as it was
 	driver.NormalizeOptions(req.Options)
 	own, rest := driver.SplitOptions(d, req.Options)
 	var unknown []string
@@ -132,7 +133,7 @@ func checkNetworkCreate(req *api.NetworkCreate) (driver.Driver, map[string]strin
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
 		ipamKeys := slices.Sorted(maps.Keys(ipam.OptionKeys))
-		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "options", "option %q: unknown; a %s network takes %s, and its addresses %s",
+		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "options", "option %q: unknown; the %s driver takes %s, and the address pool %s",
 			unknown[0], d.Name(), strings.Join(driver.OptionKeys(d), ", "), strings.Join(ipamKeys, ", "))
 	}
 	opts, err := ipam.ParseOptions(req.Name, rest)

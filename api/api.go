@@ -72,9 +72,10 @@ type Network struct {
 	// IPAM, AssignedBySwarm for Docker swarm's manager.
 	AssignedBy string            `json:"assignedBy,omitempty"`
 	Options    map[string]string `json:"options,omitempty"`
-	// MTU is its containers' MTU on the host that answers: the agent's
-	// --mtu, less what sealing takes on an encrypted network; 0 from an
-	// agent that does not say.
+	// MTU is the largest MTU, and the default, of its containers on the
+	// host that answers: the agent's --mtu, less what sealing takes on an
+	// encrypted network (an endpoint may ask for less); 0 from an agent
+	// that does not say.
 	MTU     int       `json:"mtu,omitempty"`
 	Creator string    `json:"creator"` // host that created it
 	Created time.Time `json:"created"`

@@ -23,9 +23,10 @@ const (
 
 var commonKeys = []string{OptMSSClamp, OptEncrypted}
 
-// NormalizeOptions writes the empty value of an option that takes true or
-// false (Docker's --opt KEY with no value) as the "true" it means, so that
-// the network lists what it does.
+// NormalizeOptions writes the empty value of the common options that take
+// true (Docker's --opt KEY with no value) as the "true" it means, so that
+// the network lists what it does. (A driver's own options are the
+// driver's to read; the CLI and the Docker plugin send KEY alone as true.)
 func NormalizeOptions(opts map[string]string) {
 	for _, k := range commonKeys {
 		if v, ok := opts[k]; ok && v == "" {

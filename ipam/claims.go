@@ -259,9 +259,7 @@ func (g *Global) wantLocked(n *gnet, now time.Time, liveHosts int) int {
 func (g *Global) claimStaticLocked(n *gnet, a netip.Addr, idx uint64) error {
 	r, ok := g.claimRowsLocked(n, nil)[idx]
 	if ok && !r.stale && r.holder != g.self {
-		return &Error{Network: n.name, Field: "address", Value: a.String(), Err: ErrOtherHost,
-			Detail: fmt.Sprintf("each host gives the addresses of the blocks it holds, and %v is host %s's: create the endpoint there, or pick an address in a block this host holds",
-				blockPrefix(n.pool.Range, idx, n.blockBits), r.holder)}
+		return otherHostErr(n.name, a, blockPrefix(n.pool.Range, idx, n.blockBits), r.holder)
 	}
 	won, err := g.takeLocked(n, idx, r.holder, r.version)
 	if err != nil {

@@ -3,6 +3,7 @@ package ipam
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 )
 
 var (
@@ -42,3 +43,10 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// otherHostErr refuses static address a of network: it lies in block, which
+// host holds.
+func otherHostErr(network string, a netip.Addr, block netip.Prefix, host string) error {
+	return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrOtherHost,
+		Detail: fmt.Sprintf("each host gives the addresses of the blocks it holds, and %v is host %s's: create the endpoint there, or pick an address in a block this host holds", block, host)}
+}

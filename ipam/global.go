@@ -565,8 +565,7 @@ func (g *Global) AllocateStatic(network string, a netip.Addr) error {
 	if hb, held := n.held[idx]; !held || g.cfg.Now().Before(hb.usableAt) {
 		b, explicit := g.holderLocked(n, idx)
 		if b.Holder != g.self || explicit {
-			return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrOtherHost,
-				Detail: fmt.Sprintf("each host gives the addresses of the blocks it holds, and %v is host %s's: create the endpoint there, or pick an address in a block this host holds", blockPrefix(n.pool.Range, idx, n.blockBits), b.Holder)}
+			return otherHostErr(network, a, blockPrefix(n.pool.Range, idx, n.blockBits), b.Holder)
 		}
 		// An untouched block of the network this host created: claim it.
 		b.Gen = 1

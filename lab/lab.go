@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/vxnet/vxnet/agent/config"
 )
 
 // Lab is a lab that is up (or being built or taken down). Its methods are
@@ -317,14 +315,17 @@ func countAlive(procs []Proc) int {
 // gossipKeyName is the agents' gossip key file in the lab directory.
 const gossipKeyName = "gossip.key"
 
-// writeGossipKey writes a new gossip key (32 random bytes, base64) to path,
-// mode 0600, as the agents' --gossip-key-file takes it.
+// writeGossipKey writes a new gossip key (32 random bytes, base64, on the
+// file's one line) to path, mode 0600, as the agents' --gossip-key-file
+// takes it. The lab's directory is its own: no one reads the file before
+// the agents start.
 func writeGossipKey(path string) error {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return fmt.Errorf("gossip key: %w", err)
 	}
-	if err := config.WriteGossipKeys(path, []string{base64.StdEncoding.EncodeToString(b)}); err != nil {
+	os.Remove(path) // a key left by a lab that went down badly: WriteFile keeps an old file's mode
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("gossip key: %w", err)
 	}
 	return nil

@@ -719,7 +719,11 @@ func splitFamilies(req *api.NetworkCreate, subnets, gateways, ranges []string) e
 			}
 		}
 		if a.Is4In6() {
-			return false, fmt.Errorf("--%s %q is IPv4-mapped: give IPv4 in its own form (10.0.9.0/24) and IPv6 as an IPv6 subnet (fd00:9::/64)", flag, s)
+			example := "10.0.9.0/24, and IPv6 as fd00:9::/64"
+			if !prefix {
+				example = "10.0.9.1, and IPv6 as fd00:9::1"
+			}
+			return false, fmt.Errorf("--%s %q is IPv4-mapped: give IPv4 in its own form, such as %s", flag, s, example)
 		}
 		return a.Is6(), nil
 	}

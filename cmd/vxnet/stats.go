@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -101,6 +103,10 @@ func cmdStats(std stdio, args []string) int {
 	c, cancel := ctx()
 	defer cancel()
 	s, err := client().Stats(c)
+	var e *api.Error
+	if (errors.As(err, &e) && e.Code == api.CodeNotFound) || (err != nil && strings.Contains(err.Error(), "HTTP 404")) {
+		err = fmt.Errorf("%w (the agent predates vxnet stats: its counters are on its --metrics-addr, or upgrade it)", err)
+	}
 	if err != nil {
 		return fail(std, "stats", err)
 	}

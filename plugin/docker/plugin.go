@@ -599,6 +599,9 @@ func (p *Plugin) specOf(opts map[string]string, internal, ipv6 bool) (networkSpe
 			}
 			s.mtu = mtu
 		case strings.HasPrefix(k, OptPrefix) && len(k) > len(OptPrefix):
+			if v == "" {
+				v = "true" // --opt vxnet.KEY alone, as the CLI's -o KEY
+			}
 			s.req.Options[strings.TrimPrefix(k, OptPrefix)] = v
 		case k == optEncrypted:
 			// Docker's overlay takes --opt encrypted; so does vxnet's.
@@ -838,7 +841,7 @@ func agrees(n api.Network, req api.NetworkCreate) error {
 		return fmt.Errorf("network %q exists in vxnet with its addresses from %s; this Docker network's come from %s: a network is either Docker swarm's (a plugin with --docker-scope global) or not", n.Name, orVxnet(n.AssignedBy), orVxnet(req.AssignedBy))
 	}
 	for _, k := range sortedKeys(req.Options) {
-		if n.Options[k] != req.Options[k] {
+		if v, ok := n.Options[k]; !ok || orTrue(v) != orTrue(req.Options[k]) {
 			return differ("-o "+OptPrefix+k, n.Options[k], req.Options[k])
 		}
 	}
@@ -848,6 +851,15 @@ func agrees(n api.Network, req api.NetworkCreate) error {
 		}
 	}
 	return nil
+}
+
+// orTrue reads an option's empty value as the true it stands for: older
+// versions stored --opt vxnet.KEY alone that way.
+func orTrue(s string) string {
+	if s == "" {
+		return "true"
+	}
+	return s
 }
 
 func orNone(s string) string {

@@ -1234,3 +1234,29 @@ func TestCreateNetwork_encryptedAsDockerTakesIt(t *testing.T) {
 		t.Fatalf("vxnet network options %v, want encrypted=true", n.Options)
 	}
 }
+
+// TestSpecOf_optionAloneIsTrue: --opt vxnet.KEY with no value is KEY=true,
+// as the CLI's -o KEY; a network that exists with the option stored as
+// true, or empty by an older version, agrees with it; one without it does
+// not.
+func TestSpecOf_optionAloneIsTrue(t *testing.T) {
+	p := &Plugin{}
+	s, err := p.specOf(map[string]string{"vxnet.mss-clamp": "", "encrypted": ""}, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.req.Options["mss-clamp"] != "true" || s.req.Options["encrypted"] != "true" {
+		t.Fatalf("options %v, want mss-clamp and encrypted true", s.req.Options)
+	}
+	s.req.Subnet = "10.0.9.0/24"
+	for stored, ok := range map[string]bool{"true": true, "": true, "false": false} {
+		n := api.Network{Name: "n", Driver: "overlay", Subnet: "10.0.9.0/24", Options: map[string]string{"mss-clamp": stored, "encrypted": "true"}}
+		if err := agrees(n, s.req); (err == nil) != ok {
+			t.Errorf("stored mss-clamp %q: %v, want agreeing %v", stored, err, ok)
+		}
+	}
+	n := api.Network{Name: "n", Driver: "overlay", Subnet: "10.0.9.0/24", Options: map[string]string{"encrypted": "true"}}
+	if err := agrees(n, s.req); err == nil || !strings.Contains(err.Error(), "mss-clamp") {
+		t.Errorf("a network without mss-clamp: %v, want the option named", err)
+	}
+}
