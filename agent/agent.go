@@ -456,6 +456,10 @@ func storeName(s string) string {
 // a plugin served before then waits for it.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
+// MTU is the containers' MTU on this host (--mtu, or the default the
+// agent worked out from the underlay interface).
+func (a *Agent) MTU() int { return a.cfg.MTU }
+
 // routineJoin joins the cluster, retrying until it can or ctx ends, in
 // short attempts so that a shutdown is not held up by an unreachable seed.
 func (a *Agent) routineJoin(ctx context.Context, stop context.CancelFunc, joined chan<- struct{}) {

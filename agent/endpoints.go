@@ -111,9 +111,9 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required: the container's network namespace (a name from `ip netns`, or a path such as /proc/PID/ns/net)")
 	}
 	if most := plan.NetworkMTU(a.cfg.MTU, n.Options); req.MTU != 0 && (req.MTU < 576 || req.MTU > most) {
-		why := "this host's --mtu"
+		why := "this host's MTU: its --mtu, or by default its underlay interface's less VXLAN's 50 bytes"
 		if most < a.cfg.MTU {
-			why = fmt.Sprintf("this host's --mtu %d, less what sealing takes on the encrypted network %s", a.cfg.MTU, n.Name)
+			why = fmt.Sprintf("this host's MTU %d, less what sealing takes on the encrypted network %s", a.cfg.MTU, n.Name)
 		}
 		return newEndpoint{}, apiError(api.CodeBadRequest, "mtu", "mtu %d: want 576 to %d (%s)", req.MTU, most, why)
 	}

@@ -414,8 +414,11 @@ func (a *Agent) liveMembers() (first string, live map[string]bool) {
 }
 
 // CheckNetwork checks a network create request without creating anything:
-// what CreateNetwork would refuse of the request alone. A request without
-// a name is checked but for the name (a runtime may not know it yet).
+// what CreateNetwork would refuse of the request alone, and a subnet IPAM
+// would refuse (one containers cannot use, or one overlapping another
+// network's; the same subnet is the same network, made elsewhere). A
+// request without a name is checked but for the name (a runtime may not
+// know it yet).
 func (a *Agent) CheckNetwork(req api.NetworkCreate) error {
 	if req.Name == "" {
 		req.Name = "x"
@@ -426,6 +429,20 @@ func (a *Agent) CheckNetwork(req api.NetworkCreate) error {
 	}
 	if err := driver.Check(d, own); err != nil {
 		return apiError(api.CodeBadRequest, "options", "%v", err)
+	}
+	if req.Subnet != "" && req.AssignedBy == "" {
+		// The subnet as IPAM will take it: usable by containers and, for
+		// a network that spans hosts, overlapping no other network's.
+		aux4, _ := splitAux(req.AuxAddresses)
+		c := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: aux4}
+		if d.Scope() == driver.ScopeGlobal {
+			err = a.ipam.CheckNetwork(req.Name, c)
+		} else {
+			_, err = ipam.NewPool(req.Name, c)
+		}
+		if err != nil {
+			return fromIPAM(err)
+		}
 	}
 	return nil
 }

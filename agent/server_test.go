@@ -154,3 +154,32 @@ func answers(path string) bool {
 	}
 	return err == nil
 }
+
+// TestCheckNetwork_subnet: what a runtime asks before it makes a network
+// (Docker's create) is refused as the create would refuse it: a subnet
+// containers cannot use, one overlapping another network's; the same
+// subnet as an existing network is that network, made on another host.
+func TestCheckNetwork_subnet(t *testing.T) {
+	a := startTestAgent(t, nil)
+	h := api.NewHandler(a)
+	if code, e := post(t, h, "/v1/networks", `{"name": "web", "subnet": "10.0.9.0/24"}`); code != http.StatusCreated {
+		t.Fatalf("network create: %d %+v", code, e)
+	}
+	for _, tt := range []struct {
+		subnet, code string
+	}{
+		{"10.0.9.0/24", ""},
+		{"10.0.10.0/24", ""},
+		{"10.0.9.128/25", api.CodeConflict},
+		{"127.0.0.0/24", api.CodeBadRequest},
+	} {
+		err := a.CheckNetwork(api.NetworkCreate{Subnet: tt.subnet})
+		var e *api.Error
+		switch {
+		case tt.code == "" && err != nil:
+			t.Errorf("subnet %s: %v, want accepted", tt.subnet, err)
+		case tt.code != "" && (!errors.As(err, &e) || e.Code != tt.code || e.Field != "subnet"):
+			t.Errorf("subnet %s: %v, want %s on subnet", tt.subnet, err, tt.code)
+		}
+	}
+}

@@ -376,6 +376,26 @@ func (g *Global) createNetwork(ctx context.Context, name string, c PoolConfig, b
 	return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: c.Subnet, Err: ErrExhausted, Detail: "every subnet tried was claimed concurrently"}
 }
 
+// CheckNetwork checks, without making anything, what CreateNetwork would
+// refuse of a network's subnet: a subnet or range containers cannot use,
+// and one that overlaps another network's without being the same subnet
+// (which is the same network, made on another host).
+func (g *Global) CheckNetwork(name string, c PoolConfig) error {
+	pool, err := NewPool(name, c)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refreshLocked()
+	for _, other := range sortedKeys(g.nets) {
+		if n := g.nets[other]; other != name && n.pool.Subnet.Overlaps(pool.Subnet) && n.pool.Subnet != pool.Subnet {
+			return &Error{Network: name, Field: "subnet", Value: c.Subnet, Err: ErrOverlap, Detail: "network " + other}
+		}
+	}
+	return nil
+}
+
 // DeleteNetwork withdraws a network, whichever host created it: every
 // creation of the name in sight (a losing one too, so that none comes back
 // in its place). Every host drops its blocks and leases of it when it sees

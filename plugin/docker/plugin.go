@@ -377,8 +377,11 @@ func (p *Plugin) requestPool(_ context.Context, body []byte) (any, error) {
 		return nil, errors.New("--subnet is required: vxnet's IPAM hands out addresses of a subnet that is the same on every host; give the network's subnet (vxnet network ls shows those of existing networks)")
 	}
 	pool, err := netip.ParsePrefix(req.Pool)
-	if err != nil || pool != pool.Masked() {
-		return nil, fmt.Errorf("--subnet %q is not a network address with its prefix length", req.Pool)
+	if err != nil {
+		return nil, fmt.Errorf("--subnet %q is not a network address with its prefix length, such as 10.0.9.0/24", req.Pool)
+	}
+	if pool != pool.Masked() {
+		return nil, fmt.Errorf("--subnet %q has host bits set; did you mean %s?", req.Pool, pool.Masked())
 	}
 	if !pool.Addr().Is4() {
 		return nil, fmt.Errorf("--subnet %q: vxnet networks made through Docker are IPv4", req.Pool)
@@ -610,7 +613,11 @@ func (p *Plugin) specOf(opts map[string]string, internal, ipv6 bool) (networkSpe
 			}
 			s.req.Options[optEncrypted] = v // the vxnet option has Docker's name
 		default:
-			return s, fmt.Errorf("-o %s: vxnet knows no such option; it takes %s=overlay|nat|transparent|l2bridge|l2tunnel, %sKEY=VALUE for the vxnet network's own options, %s and %s", k, OptDriver, OptPrefix, optEncrypted, optMTU)
+			hint := ""
+			if !strings.Contains(k, ".") {
+				hint = fmt.Sprintf(" (did you mean -o %s%s?)", OptPrefix, k)
+			}
+			return s, fmt.Errorf("-o %s: vxnet knows no such option%s; it takes %s=overlay|nat|transparent|l2bridge|l2tunnel, %sKEY=VALUE for the vxnet network's own options, %s and %s", k, hint, OptDriver, OptPrefix, optEncrypted, optMTU)
 		}
 	}
 	if len(s.req.Options) == 0 {
@@ -1298,7 +1305,7 @@ func EndpointName(container string) string {
 
 // dockerFlags are the API's field names as a Docker user spells them.
 var dockerFlags = map[string]string{
-	"driver": "-o " + OptDriver, "options": "-o " + OptPrefix + "KEY", "subnet": "--subnet", "gateway": "--gateway",
+	"driver": "-o " + OptDriver, "subnet": "--subnet", "gateway": "--gateway",
 	"ip-range": "--ip-range", "ipRange": "--ip-range", "aux-address": "--aux-address", "auxAddresses": "--aux-address",
 	"ip": "--ip", "mtu": "-o " + optMTU, "publish": "-p", "block-size": "-o " + OptPrefix + "block-size",
 }
@@ -1312,6 +1319,10 @@ func describe(err error) error {
 	}
 	if flag, ok := dockerFlags[ae.Field]; ok && !strings.Contains(ae.Message, flag) {
 		return fmt.Errorf("vxnet: %s: %s", flag, ae.Message)
+	}
+	if ae.Field == "options" {
+		// The message names the option; Docker spells it -o vxnet.KEY.
+		return fmt.Errorf("vxnet: %s (a vxnet network's options are -o %sKEY=VALUE)", ae.Message, OptPrefix)
 	}
 	return errors.New("vxnet: " + ae.Message)
 }

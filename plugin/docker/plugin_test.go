@@ -323,7 +323,7 @@ func TestHandler_badInput(t *testing.T) {
 		{name: "RequestPool/no pool", path: "/IpamDriver.RequestPool",
 			body: `{"AddressSpace":"vxnet","Pool":"","SubPool":"","Options":{},"V6":false}`, want: []string{"--subnet is required"}},
 		{name: "RequestPool/host address", path: "/IpamDriver.RequestPool",
-			body: `{"AddressSpace":"vxnet","Pool":"10.0.9.1/24","SubPool":"","Options":{},"V6":false}`, want: []string{"--subnet", `"10.0.9.1/24"`}},
+			body: `{"AddressSpace":"vxnet","Pool":"10.0.9.1/24","SubPool":"","Options":{},"V6":false}`, want: []string{"--subnet", `"10.0.9.1/24"`, "did you mean 10.0.9.0/24?"}},
 		{name: "RequestPool/not a prefix", path: "/IpamDriver.RequestPool",
 			body: `{"AddressSpace":"vxnet","Pool":"web","SubPool":"","Options":{},"V6":false}`, want: []string{"--subnet", `"web"`}},
 		{name: "RequestPool/IPv6 pool", path: "/IpamDriver.RequestPool",
@@ -1258,5 +1258,20 @@ func TestSpecOf_optionAloneIsTrue(t *testing.T) {
 	n := api.Network{Name: "n", Driver: "overlay", Subnet: "10.0.9.0/24", Options: map[string]string{"encrypted": "true"}}
 	if err := agrees(n, s.req); err == nil || !strings.Contains(err.Error(), "mss-clamp") {
 		t.Errorf("a network without mss-clamp: %v, want the option named", err)
+	}
+}
+
+// TestOptionErrors_nameWhatDockerTakes: an option Docker passes without
+// vxnet's prefix suggests it; a backend's refusal of a vxnet option names
+// the option and how Docker spells such options, with no placeholder as
+// its flag.
+func TestOptionErrors_nameWhatDockerTakes(t *testing.T) {
+	_, err := (&Plugin{}).specOf(map[string]string{"mss-clamp": "1300"}, false, false)
+	if err == nil || !strings.Contains(err.Error(), "did you mean -o vxnet.mss-clamp?") {
+		t.Errorf("-o mss-clamp: %v", err)
+	}
+	err = describe(&api.Error{Code: api.CodeBadRequest, Field: "options", Message: `option "mss-clmap": unknown`})
+	if err == nil || !strings.Contains(err.Error(), `option "mss-clmap": unknown`) || !strings.Contains(err.Error(), "-o vxnet.KEY=VALUE") || strings.Contains(err.Error(), "vxnet.KEY:") {
+		t.Errorf("an unknown vxnet option: %v", err)
 	}
 }
