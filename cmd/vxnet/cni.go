@@ -22,7 +22,8 @@ Installs vxnet as a CNI plugin for podman, containerd, CRI-O and the
 kubelet: this binary as BIN-DIR/vxnet (runtimes run it with CNI_COMMAND set),
 and a network configuration list CONF-DIR/NN-NAME.conflist for network NAME
 (created in the cluster on its first use; with --subnet, of that subnet).
-The plugin asks the local agent (--socket) for each container's endpoint.
+The plugin asks the local agent (at --socket, written into the
+configuration) for each container's endpoint.
 
 Examples:
   vxnet cni install --network web --subnet 10.0.9.0/24
@@ -31,16 +32,29 @@ Examples:
 Flags:
 `
 
+const cniCommandsUsage = `Usage: vxnet cni install [flags]
+
+Commands:
+  install   install this binary as a CNI plugin and a network configuration
+            for it ('vxnet cni install --help' for its flags)
+
+Run by a runtime with CNI_COMMAND set, this binary is the plugin itself.
+`
+
 func cmdCNI(std stdio, args []string) int {
 	if len(args) == 0 || args[0] != "install" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-			fmt.Fprint(std.stdout, cniUsage)
+		switch {
+		case len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help"):
+			fmt.Fprint(std.stdout, cniCommandsUsage)
 			return 0
+		case len(args) > 0:
+			fmt.Fprintf(std.stderr, "vxnet cni: unknown command %q\n\n", args[0])
 		}
-		fmt.Fprint(std.stderr, cniUsage)
+		fmt.Fprint(std.stderr, cniCommandsUsage)
 		return 2
 	}
 	fs := newFlags(std, "cni install", cniUsage)
+	sock := fs.String("socket", socketPath, "the agent's API socket `PATH` the plugin asks (written into the configuration)")
 	binDir := fs.String("bin-dir", "/opt/cni/bin", "`DIR` runtimes find CNI plugins in")
 	confDir := fs.String("conf-dir", "/etc/cni/net.d", "`DIR` runtimes read network configurations from")
 	network := fs.String("network", "vxnet", "the vxnet `NETWORK` (and the CNI network's name)")
@@ -61,7 +75,7 @@ func cmdCNI(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet cni install: --cni-version %q: want one of %s\n", *cniVersion, strings.Join(cni.Versions.SupportedVersions(), ", "))
 		return 2
 	}
-	plugin := map[string]any{"type": "vxnet", "network": *network, "socket": socketPath,
+	plugin := map[string]any{"type": "vxnet", "network": *network, "socket": *sock,
 		"capabilities": map[string]bool{"portMappings": !*portmap, "ips": true, "aliases": true, "mac": true}}
 	if *driverName != "" {
 		plugin["driver"] = *driverName

@@ -78,6 +78,7 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"agent bad profile":   {[]string{"agent", "--advertise-addr", "127.0.0.1", "--profile", "slow", "--data-dir", dir}, 2, "", `profile "slow"`},
 		"agent bad key":       {[]string{"agent", "--advertise-addr", "127.0.0.1", "--gossip-key", "abc", "--data-dir", dir}, 2, "", "gossip-key"},
 		"agent key file help": {[]string{"agent", "--help"}, 0, "", "prefer --gossip-key-file"},
+		"cni unknown":         {[]string{"cni", "foo"}, 2, "", `vxnet cni: unknown command "foo"`},
 		"rotate-keys stray":   {[]string{"cluster", "rotate-keys", "extra"}, 2, "", `cluster rotate-keys: unexpected argument "extra"`},
 		"rotate-keys help":    {[]string{"cluster", "rotate-keys", "--help"}, 0, "", "One rotation at a time"},
 		"store stray":         {[]string{"cluster", "store", "x"}, 2, "", `cluster store: unexpected argument "x"`},
@@ -147,7 +148,7 @@ func TestSplitFamilies(t *testing.T) {
 // and a conflist for the network that libcni reads.
 func TestCNIInstall(t *testing.T) {
 	bin, conf := t.TempDir(), t.TempDir()
-	code, out, errOut := runCLI("cni", "install", "--bin-dir", bin, "--conf-dir", conf, "--network", "web", "--subnet", "10.0.9.0/24", "--portmap")
+	code, out, errOut := runCLI("cni", "install", "--bin-dir", bin, "--conf-dir", conf, "--network", "web", "--subnet", "10.0.9.0/24", "--portmap", "--socket", "/tmp/x.sock")
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errOut)
 	}
@@ -163,7 +164,8 @@ func TestCNIInstall(t *testing.T) {
 		Plugins          []map[string]any
 	}
 	if err := json.Unmarshal(b, &list); err != nil || list.Name != "web" || len(list.Plugins) != 2 ||
-		list.Plugins[0]["type"] != "vxnet" || list.Plugins[0]["subnet"] != "10.0.9.0/24" || list.Plugins[1]["type"] != "portmap" {
+		list.Plugins[0]["type"] != "vxnet" || list.Plugins[0]["subnet"] != "10.0.9.0/24" || list.Plugins[1]["type"] != "portmap" ||
+		list.Plugins[0]["socket"] != "/tmp/x.sock" {
 		t.Errorf("conflist %s: %v", b, err)
 	}
 	if list.CNIVersion != "1.0.0" {

@@ -13,7 +13,7 @@ import (
 // order.
 var manPages = [][]string{
 	{"agent"}, {"install"}, {"cluster"}, {"cluster", "init"}, {"cluster", "join"}, {"cluster", "token"},
-	{"network"}, {"endpoint"}, {"service"}, {"run"}, {"store"}, {"stats"}, {"cni"}, {"lab"}, {"dataplane"}, {"bench"}, {"version"},
+	{"network"}, {"endpoint"}, {"service"}, {"run"}, {"store"}, {"stats"}, {"cni"}, {"cni", "install"}, {"lab"}, {"dataplane"}, {"bench"}, {"version"},
 }
 
 // cmdMan prints vxnet(1), the manual page: the commands' own --help

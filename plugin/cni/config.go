@@ -9,8 +9,11 @@ package cni
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -79,6 +82,17 @@ func ParseConf(data []byte) (*NetConf, error) {
 	}
 	bad := func(format string, args ...any) error {
 		return types.NewError(types.ErrInvalidNetworkConfig, "vxnet: "+fmt.Sprintf(format, args...), "")
+	}
+	// CNI lets a configuration carry keys of others; one that is nearly
+	// one of vxnet's is a typing mistake that would silently make a
+	// network other than the one meant.
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(data, &keys) == nil {
+		for _, k := range slices.Sorted(maps.Keys(keys)) {
+			if near := nearKey(k); near != "" {
+				return nil, bad("configuration key %q: unknown; did you mean %q?", k, near)
+			}
+		}
 	}
 	if c.Type != Type {
 		return nil, bad("type %q: want %q", c.Type, Type)
@@ -173,4 +187,58 @@ func parseIP(s string) (netip.Addr, error) {
 func (c *NetConf) request() api.NetworkCreate {
 	return api.NetworkCreate{Name: c.Network, Driver: c.Driver, Subnet: c.Subnet, Subnet6: c.Subnet6, Gateway: c.Gateway,
 		IPRange: c.IPRange, Internal: c.Internal, Options: c.Options}
+}
+
+// confKeys are the keys of a network configuration vxnet reads.
+var confKeys = func() []string {
+	var out []string
+	for _, t := range []reflect.Type{reflect.TypeFor[NetConf](), reflect.TypeFor[types.PluginConf]()} {
+		for i := 0; i < t.NumField(); i++ {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}()
+
+// nearKey returns the key of confKeys that k nearly is (two letters added,
+// dropped, changed or swapped at most, case aside), or "" when k is one of
+// them or none is near.
+func nearKey(k string) string {
+	if slices.Contains(confKeys, k) || len(k) < 4 {
+		return ""
+	}
+	for _, known := range confKeys {
+		if len(known) >= 4 && editDistance(strings.ToLower(k), strings.ToLower(known)) <= 2 {
+			return known
+		}
+	}
+	return ""
+}
+
+// editDistance is the optimal string alignment distance between a and b:
+// insertions, deletions, substitutions and swaps of neighbours.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
