@@ -68,6 +68,33 @@ var dropNames = [numDropReasons]string{
 	"no_task",
 }
 
+// DropHelp says, for a person, what each drop reason of Stats.Drops
+// counts, in the order a listing shows them: the switch's own reasons,
+// then the underlay socket's.
+var DropHelp = []struct{ Reason, Help string }{
+	{"malformed", "not a well-formed IP packet, VXLAN datagram or Ethernet frame"},
+	{"unknown_vni", "a VXLAN datagram for a VNI no network of this host has"},
+	{"unknown_vtep", "a VXLAN datagram from an address that is no host of that network"},
+	{"unsupported", "an inner frame neither IPv4, IPv6 nor ARP, or an ARP/ND message the switch does not answer"},
+	{"no_endpoint", "a packet from another host for an address with no container here"},
+	{"port_detached", "a packet from a container device whose endpoint is going or gone (normal while a container stops)"},
+	{"too_big", "a container sent more than the network's MTU or the path carries (it got an ICMP \"too big\" back)"},
+	{"write_error", "a write to the underlay or to a container device failed (a container stopping mid-packet, say)"},
+	{"loop", "a packet from a container addressed to that container's own device"},
+	{"policy", "a packet an l2tunnel network's policy denied"},
+	{"neighbor_miss", "a packet for an address whose MAC is not known yet (an ARP request or neighbour solicitation went out)"},
+	{"seal_no_key", "encrypted network: not sent, no key for that host yet"},
+	{"seal_unknown_key", "encrypted network: sealed with a key id this host does not know"},
+	{"seal_stale_key", "encrypted network: sealed with a key a rotation retired"},
+	{"seal_bad_tag", "encrypted network: failed authentication (changed on the way, or not sealed by the peer)"},
+	{"seal_replay", "encrypted network: a datagram seen before, or older than the replay window"},
+	{"seal_mismatch", "a plain datagram for an encrypted network, or a sealed one for a plain network"},
+	{"no_task", "a packet to a service's VIP with no task of its address family"},
+	{"underlay_truncated", "a datagram larger than the underlay socket's buffer"},
+	{"underlay_send_error", "the kernel refused a send to the underlay"},
+	{"underlay_too_big", "the kernel refused a datagram as too big for its path (the path MTU is then asked for)"},
+}
+
 // String returns the reason as used in metrics labels.
 func (r DropReason) String() string {
 	if r < 0 || r >= numDropReasons {

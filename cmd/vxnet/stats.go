@@ -22,7 +22,8 @@ const statsUsage = `Usage: vxnet dataplane stats --stats-socket PATH [--format t
 
 Prints the counters of a running 'vxnet dataplane' (started with the same
 --stats-socket): packets and bytes on the ports and the underlay, flooded
-packets, ARP/ND replies, and drops by reason.
+packets, ARP/ND replies, and drops by reason ('vxnet stats --help' says
+what each reason counts).
 
 Flags:
 `
@@ -71,27 +72,29 @@ func cmdDataplaneStats(std stdio, args []string) int {
 const agentStatsUsage = `Usage: vxnet stats [--format table|json]
 
 Prints the counters of this host's data plane since its agent started:
-packets read from and written to the containers, VXLAN datagrams and bytes
-on the underlay, flooded packets, ARP/ND replies, ICMP "too big" messages,
-and every packet dropped, by reason:
+packets read from and written to the containers, VXLAN datagrams on the
+underlay and their bytes (UDP payload: the VXLAN header and the frame, not
+the outer IP and UDP headers), flooded packets, ARP/ND replies, ICMP "too
+big" messages, and every packet dropped, by reason:
 
-  too_big             a container sent more than the network's MTU carries
-                      (it got an ICMP "too big" back)
-  seal_bad_tag        an encrypted datagram that does not authenticate
-  seal_replay         an encrypted datagram seen before, or too old
-  seal_unknown_key    sealed with a key this host does not know
-  seal_stale_key      sealed with a key already retired by a rotation
-  seal_no_key         not sent: no key yet for that host
-  ...                 and the rest, each named for what it counts
-
+%s
 The same counters are Prometheus metrics on the agent's --metrics-addr
 (vxnet_dataplane_*). Run it on each host: every host counts its own.
 
 Flags:
 `
 
+// dropReasonsText lists the drop reasons with what each counts, for help.
+func dropReasonsText() string {
+	var b strings.Builder
+	for _, h := range static.DropHelp {
+		fmt.Fprintf(&b, "  %-20s %s\n", h.Reason, h.Help)
+	}
+	return b.String()
+}
+
 func cmdStats(std stdio, args []string) int {
-	fs := newFlags(std, "stats", agentStatsUsage)
+	fs := newFlags(std, "stats", fmt.Sprintf(agentStatsUsage, dropReasonsText()))
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
 	pos, code, ok := parse(fs, args)
 	if !ok {
@@ -143,9 +146,9 @@ func printStats(w io.Writer, s api.Stats) {
 		{"port rx packets", s.PortRxPackets},
 		{"port tx packets", s.PortTxPackets},
 		{"underlay rx packets", s.UnderlayRxPackets},
-		{"underlay rx bytes", s.UnderlayRxBytes},
+		{"underlay rx bytes (UDP payload)", s.UnderlayRxBytes},
 		{"underlay tx packets", s.UnderlayTxPackets},
-		{"underlay tx bytes", s.UnderlayTxBytes},
+		{"underlay tx bytes (UDP payload)", s.UnderlayTxBytes},
 		{"flooded", s.Flooded},
 		{"arp/nd replies", s.NeighborReplies},
 		{"coalesced rx segments", s.Coalesced},

@@ -146,6 +146,9 @@ func serveStats(path string, sw *dataplane.Switch) (stop func(), err error) {
 // Stats is the JSON document served at GET /stats: the switch's counters.
 type Stats = dataplane.Stats
 
+// DropHelp says what each drop reason of Stats counts.
+var DropHelp = dataplane.DropHelp
+
 // loadKeys reads this host's keys, derives the keys of every peer, and
 // only then takes the session key (so that it is never used for a second
 // start, and a start that fails on a peer's keys leaves it usable).
