@@ -95,10 +95,16 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 // checkNetworkCreate checks what can be checked of a request alone, and
 // returns the driver, its own options and IPAM's.
 func checkNetworkCreate(req *api.NetworkCreate) (driver.Driver, map[string]string, ipam.Options, error) {
+	return checkNetworkRequest(req, true)
+}
+
+// checkNetworkRequest is checkNetworkCreate, the name left out unless
+// named (a runtime may check a network before it knows its name).
+func checkNetworkRequest(req *api.NetworkCreate, named bool) (driver.Driver, map[string]string, ipam.Options, error) {
 	if req.Driver == "" {
 		req.Driver = driver.Default
 	}
-	if err := names.Network(req.Name); err != nil {
+	if err := names.Network(req.Name); err != nil && named {
 		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "name", "%v", err)
 	}
 	d, err := driver.Get(req.Driver)
@@ -420,27 +426,34 @@ func (a *Agent) liveMembers() (first string, live map[string]bool) {
 // request without a name is checked but for the name (a runtime may not
 // know it yet).
 func (a *Agent) CheckNetwork(req api.NetworkCreate) error {
-	if req.Name == "" {
-		req.Name = "x"
-	}
-	d, own, _, err := checkNetworkCreate(&req)
+	named := req.Name
+	d, own, _, err := checkNetworkRequest(&req, named != "")
 	if err != nil {
 		return err
 	}
 	if err := driver.Check(d, own); err != nil {
 		return apiError(api.CodeBadRequest, "options", "%v", err)
 	}
-	if req.Subnet != "" && req.AssignedBy == "" {
-		// The subnet as IPAM will take it: usable by containers and, for
-		// a network that spans hosts, overlapping no other network's.
-		aux4, _ := splitAux(req.AuxAddresses)
-		c := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: aux4}
-		if d.Scope() == driver.ScopeGlobal {
-			err = a.ipam.CheckNetwork(req.Name, c)
-		} else {
-			_, err = ipam.NewPool(req.Name, c)
+	if req.AssignedBy != "" {
+		return nil // the runtime's allocator hands out the addresses
+	}
+	// The subnets as IPAM will take them: usable by containers, and
+	// overlapping no other network's (every network's subnet is claimed
+	// cluster-wide, whatever its scope).
+	aux4, aux6 := splitAux(req.AuxAddresses)
+	for _, side := range []struct {
+		suffix string
+		c      ipam.PoolConfig
+	}{
+		{"", ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: aux4}},
+		{ipam.V6Suffix, ipam.PoolConfig{Subnet: req.Subnet6, IPRange: req.IPRange6, Gateway: req.Gateway6, AuxAddresses: aux6}},
+	} {
+		if side.c.Subnet == "" {
+			continue
 		}
-		if err != nil {
+		// Unnamed (Docker's create): errors name no network, and no
+		// existing network is taken for this one.
+		if err := a.ipam.CheckNetwork(named+side.suffix, side.c); err != nil {
 			return fromIPAM(err)
 		}
 	}

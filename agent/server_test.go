@@ -166,20 +166,27 @@ func TestCheckNetwork_subnet(t *testing.T) {
 		t.Fatalf("network create: %d %+v", code, e)
 	}
 	for _, tt := range []struct {
-		subnet, code string
+		req         api.NetworkCreate
+		code, field string
 	}{
-		{"10.0.9.0/24", ""},
-		{"10.0.10.0/24", ""},
-		{"10.0.9.128/25", api.CodeConflict},
-		{"127.0.0.0/24", api.CodeBadRequest},
+		{api.NetworkCreate{Subnet: "10.0.9.0/24"}, "", ""},
+		{api.NetworkCreate{Subnet: "10.0.10.0/24"}, "", ""},
+		{api.NetworkCreate{Subnet: "10.0.10.0/24", Driver: "nat"}, "", ""},
+		{api.NetworkCreate{Subnet: "10.0.9.128/25"}, api.CodeConflict, "subnet"},
+		{api.NetworkCreate{Subnet: "10.0.9.128/25", Driver: "nat"}, api.CodeConflict, "subnet"},
+		{api.NetworkCreate{Subnet: "127.0.0.0/24"}, api.CodeBadRequest, "subnet"},
+		{api.NetworkCreate{Subnet: "10.0.11.0/24", Subnet6: "fe80::/64"}, api.CodeBadRequest, "subnet6"},
+		{api.NetworkCreate{Name: "x", Subnet: "10.0.9.128/25"}, api.CodeConflict, "subnet"},
 	} {
-		err := a.CheckNetwork(api.NetworkCreate{Subnet: tt.subnet})
+		err := a.CheckNetwork(tt.req)
 		var e *api.Error
 		switch {
 		case tt.code == "" && err != nil:
-			t.Errorf("subnet %s: %v, want accepted", tt.subnet, err)
-		case tt.code != "" && (!errors.As(err, &e) || e.Code != tt.code || e.Field != "subnet"):
-			t.Errorf("subnet %s: %v, want %s on subnet", tt.subnet, err, tt.code)
+			t.Errorf("%+v: %v, want accepted", tt.req, err)
+		case tt.code != "" && (!errors.As(err, &e) || e.Code != tt.code || e.Field != tt.field):
+			t.Errorf("%+v: %v, want %s on %s", tt.req, err, tt.code, tt.field)
+		case tt.code != "" && tt.req.Name == "" && strings.Contains(e.Message, "network \""):
+			t.Errorf("%+v: %q names a network the request did not", tt.req, e.Message)
 		}
 	}
 }

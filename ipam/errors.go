@@ -36,6 +36,9 @@ type Error struct {
 
 func (e *Error) Error() string {
 	s := fmt.Sprintf("ipam: network %q: %s %q: %v", e.Network, e.Field, e.Value, e.Err)
+	if e.Network == "" { // a check before the network has a name
+		s = fmt.Sprintf("ipam: %s %q: %v", e.Field, e.Value, e.Err)
+	}
 	if e.Detail != "" {
 		s += " (" + e.Detail + ")"
 	}

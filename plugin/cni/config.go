@@ -202,15 +202,20 @@ var confKeys = func() []string {
 	return out
 }()
 
-// nearKey returns the key of confKeys that k nearly is (two letters added,
-// dropped, changed or swapped at most, case aside), or "" when k is one of
-// them or none is near.
+// nearKey returns the key of confKeys that k nearly is: one letter added,
+// dropped or changed, or two neighbours swapped; or "" when k is one of
+// them (in any case: JSON decoding takes it so) or none is near. A known key with letters added in front or
+// behind (isGateway, subnets, gateway6) is another plugin's key or another
+// field, not a typing mistake.
 func nearKey(k string) string {
-	if slices.Contains(confKeys, k) || len(k) < 4 {
-		return ""
+	lk := strings.ToLower(k)
+	for _, known := range confKeys {
+		if lknown := strings.ToLower(known); lk == lknown || len(known) >= 4 && (strings.HasPrefix(lk, lknown) || strings.HasSuffix(lk, lknown)) {
+			return "" // the key itself, or one with letters added
+		}
 	}
 	for _, known := range confKeys {
-		if len(known) >= 4 && editDistance(strings.ToLower(k), strings.ToLower(known)) <= 2 {
+		if len(known) >= 4 && editDistance(lk, strings.ToLower(known)) == 1 {
 			return known
 		}
 	}

@@ -19,9 +19,14 @@ func TestParseConf_nearKeys(t *testing.T) {
 			t.Errorf("key %s: %v, want code 7 suggesting %s", key, err, want)
 		}
 	}
-	for _, key := range []string{"args", "prevResult", "runtimeConfig", "ipMasq", "hairpinMode", "vendorField"} {
+	for _, key := range []string{"args", "prevResult", "runtimeConfig", "ipMasq", "hairpinMode", "vendorField",
+		"isGateway", "subnets", "gateway6", "ipv4", "ipv6", "node", "time", "names", "external"} {
 		if _, err := ParseConf([]byte(`{"cniVersion":"1.0.0","name":"web","type":"vxnet","` + key + `":{}}`)); err != nil {
 			t.Errorf("key %s: %v, want it let through", key, err)
 		}
+	}
+	// JSON decoding takes vxnet's own keys in any case: they are known.
+	if c, err := ParseConf([]byte(`{"cniVersion":"1.0.0","name":"web","type":"vxnet","Subnet":"10.0.9.0/24"}`)); err != nil || c.Subnet != "10.0.9.0/24" {
+		t.Errorf("Subnet: %v %+v", err, c)
 	}
 }
