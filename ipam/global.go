@@ -316,7 +316,7 @@ func (g *Global) createNetwork(ctx context.Context, name string, c PoolConfig, b
 			g.mu.Unlock()
 			return netip.Prefix{}, err
 		}
-		if other, ok := g.overlapLocked(pool.Subnet, name); ok {
+		if other, ok := g.overlapLocked(pool.Subnet, name, false); ok {
 			g.mu.Unlock()
 			return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: cc.Subnet, Err: ErrOverlap, Detail: "network " + other}
 		}
@@ -388,10 +388,8 @@ func (g *Global) CheckNetwork(name string, c PoolConfig) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refreshLocked()
-	for _, other := range sortedKeys(g.nets) {
-		if n := g.nets[other]; other != name && n.pool.Subnet.Overlaps(pool.Subnet) && n.pool.Subnet != pool.Subnet {
-			return &Error{Network: name, Field: "subnet", Value: c.Subnet, Err: ErrOverlap, Detail: "network " + other}
-		}
+	if other, ok := g.overlapLocked(pool.Subnet, name, true); ok {
+		return &Error{Network: name, Field: "subnet", Value: c.Subnet, Err: ErrOverlap, Detail: "network " + other}
 	}
 	return nil
 }
@@ -846,7 +844,7 @@ func (g *Global) pickSubnetLocked(name string) (netip.Prefix, error) {
 	start := rank(name, g.self) % count
 	for i := uint64(0); i < count; i++ {
 		p := s.candidate((start + i) % count)
-		if _, taken := g.overlapLocked(p, name); !taken {
+		if _, taken := g.overlapLocked(p, name, false); !taken {
 			return p, nil
 		}
 	}
@@ -854,9 +852,12 @@ func (g *Global) pickSubnetLocked(name string) (netip.Prefix, error) {
 		Detail: fmt.Sprintf("every /%d of the default address pool is in use", s.size)}
 }
 
-func (g *Global) overlapLocked(p netip.Prefix, except string) (string, bool) {
+// overlapLocked names a network other than except whose subnet overlaps
+// p; with sameOK, one whose subnet is p itself (the same network, made on
+// another host) does not count.
+func (g *Global) overlapLocked(p netip.Prefix, except string, sameOK bool) (string, bool) {
 	for _, name := range sortedKeys(g.nets) {
-		if n := g.nets[name]; name != except && n.pool.Subnet.Overlaps(p) {
+		if n := g.nets[name]; name != except && n.pool.Subnet.Overlaps(p) && !(sameOK && n.pool.Subnet == p) {
 			return name, true
 		}
 	}
