@@ -28,6 +28,7 @@ import (
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/ipam/kvstable"
 	"github.com/vxnet/vxnet/kvs"
+	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -459,6 +460,10 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // MTU is the containers' MTU on this host (--mtu, or the default the
 // agent worked out from the underlay interface).
 func (a *Agent) MTU() int { return a.cfg.MTU }
+
+// NetworkMTU is the containers' MTU on a network with options opts on this
+// host: MTU, less what sealing takes on an encrypted network.
+func (a *Agent) NetworkMTU(opts map[string]string) int { return plan.NetworkMTU(a.cfg.MTU, opts) }
 
 // routineJoin joins the cluster, retrying until it can or ctx ends, in
 // short attempts so that a shutdown is not held up by an unreachable seed.

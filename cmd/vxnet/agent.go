@@ -214,7 +214,7 @@ func cmdAgent(std stdio, args []string) int {
 		}
 		// Served before the agent joins its cluster: Docker finds the
 		// plugin at once, and its calls wait until the agent is ready.
-		p := docker.New(docker.Config{Backend: a, Engine: eng, Ready: a.Ready(), Stopping: ctx.Done(), Scope: *dockerScope, MTU: a.MTU(), NetnsRoot: *dockerRoot, Logger: log})
+		p := docker.New(docker.Config{Backend: a, Engine: eng, Ready: a.Ready(), Stopping: ctx.Done(), Scope: *dockerScope, MTU: a.MTU(), NetworkMTU: a.NetworkMTU, NetnsRoot: *dockerRoot, Logger: log})
 		stopPlugin, err := p.Serve(*dockerSock)
 		switch {
 		case err != nil && flagSet(fs, "docker-plugin"):

@@ -112,6 +112,10 @@ type Config struct {
 	Scope string
 	// MTU is the agent's: the largest a network's MTU option may be.
 	MTU int
+	// NetworkMTU, if set, is the MTU of the containers of a network with
+	// the given vxnet options (an encrypted network's is lower): the
+	// largest its MTU option may be. Nil: MTU for every network.
+	NetworkMTU func(options map[string]string) int
 	// NetnsRoot is where dockerd's root directory is seen from the agent
 	// ("" when they share a mount namespace): a container's namespace,
 	// which Docker names by a path of its own, is NetnsRoot+path. A
@@ -618,6 +622,12 @@ func (p *Plugin) specOf(opts map[string]string, internal, ipv6 bool) (networkSpe
 				hint = fmt.Sprintf(" (did you mean -o %s%s?)", OptPrefix, k)
 			}
 			return s, fmt.Errorf("-o %s: vxnet knows no such option%s; it takes %s=overlay|nat|transparent|l2bridge|l2tunnel, %sKEY=VALUE for the vxnet network's own options, %s and %s", k, hint, OptDriver, OptPrefix, optEncrypted, optMTU)
+		}
+	}
+	if s.mtu > 0 && p.cfg.NetworkMTU != nil {
+		// Checked once every option is read: encryption lowers the bound.
+		if most := p.cfg.NetworkMTU(s.req.Options); s.mtu > most {
+			return s, fmt.Errorf("-o %s=%d: want a number from 576 to %d (this host's vxnet MTU, less what encryption takes on an encrypted network)", optMTU, s.mtu, most)
 		}
 	}
 	if len(s.req.Options) == 0 {

@@ -1275,3 +1275,33 @@ func TestOptionErrors_nameWhatDockerTakes(t *testing.T) {
 		t.Errorf("an unknown vxnet option: %v", err)
 	}
 }
+
+// TestCreateNetwork_mtuOfEncrypted: an encrypted network's containers
+// have less room (NetworkMTU), so its MTU option is bounded lower, in
+// whichever order the options come; a plain network keeps the agent's.
+func TestCreateNetwork_mtuOfEncrypted(t *testing.T) {
+	const overhead = 28
+	e := newEnv(t, nil, "host-a", func(c *Config) {
+		c.NetworkMTU = func(o map[string]string) int {
+			if o["encrypted"] == "true" {
+				return testMTU - overhead
+			}
+			return testMTU
+		}
+	})
+	over := fmt.Sprint(testMTU - overhead + 1)
+	for _, generic := range []string{
+		`{"encrypted":"","com.docker.network.driver.mtu":"` + over + `"}`,
+		`{"vxnet.encrypted":"true","com.docker.network.driver.mtu":"` + over + `"}`,
+	} {
+		msg := e.fails("/NetworkDriver.CreateNetwork", createNetworkBody(generic, "", ipv4Data, "[]"))
+		for _, want := range []string{"com.docker.network.driver.mtu=" + over, fmt.Sprint("576 to ", testMTU-overhead), "encrypt"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s: error %q lacks %q", generic, msg, want)
+			}
+		}
+	}
+	e.ok("/NetworkDriver.CreateNetwork", createNetworkBody(`{"encrypted":"","com.docker.network.driver.mtu":"`+fmt.Sprint(testMTU-overhead)+`"}`, "", ipv4Data, "[]"), nil)
+	e2 := newEnv(t, nil, "host-a", func(c *Config) { c.NetworkMTU = e.p.cfg.NetworkMTU })
+	e2.ok("/NetworkDriver.CreateNetwork", createNetworkBody(`{"com.docker.network.driver.mtu":"`+fmt.Sprint(testMTU)+`"}`, "", ipv4Data, "[]"), nil)
+}
