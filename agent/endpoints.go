@@ -180,10 +180,8 @@ func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 	if busy || local {
 		return nil, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", ne.req.Name, ne.req.Network)
 	}
-	for _, p := range ne.ports {
-		if other := a.publishedByLocked(p); other != "" {
-			return nil, apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", p.String(), p.HostPort, p.Proto, other)
-		}
+	if err := a.portsFreeLocked(ne.ports, key); err != nil {
+		return nil, err
 	}
 	if _, exists := a.owners[key]; exists {
 		return nil, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", ne.req.Name, ne.req.Network)
@@ -484,6 +482,24 @@ func parsePublish(n tables.Network, d driver.Driver, publish []string) ([]driver
 }
 
 func portKey(p driver.Publish) string { return fmt.Sprintf("%d/%s", p.HostPort, p.Proto) }
+
+// portsFreeLocked checks that no port of ports is the cluster's own,
+// published by a service on every host, or published by another endpoint
+// of this host than key. a.mu is held. Errors name the field publish.
+func (a *Agent) portsFreeLocked(ports []driver.Publish, key string) error {
+	for _, p := range ports {
+		if err := a.clusterPortErr(p.String(), p.HostPort, p.Proto); err != nil {
+			return err
+		}
+		if svc := a.servicePortLocked(p); svc != "" {
+			return apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is published on every host by %s", p.String(), p.HostPort, p.Proto, svc)
+		}
+		if other := a.publishedByLocked(p); other != "" && other != key {
+			return apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", p.String(), p.HostPort, p.Proto, other)
+		}
+	}
+	return nil
+}
 
 // publishedByLocked names the endpoint, local or being created, that
 // publishes p's host port, or "". a.mu is held.

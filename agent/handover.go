@@ -238,11 +238,9 @@ func (a *Agent) SetPublish(network, name string, publish []string) error {
 	}
 	defer a.disown(le)
 	a.mu.Lock()
-	for _, p := range ports {
-		if other := a.publishedByLocked(p); other != "" && other != key {
-			a.mu.Unlock()
-			return apiError(api.CodeConflict, "publish", "publish %q: host port %d/%s is taken by endpoint %s", p.String(), p.HostPort, p.Proto, other)
-		}
+	if err := a.portsFreeLocked(ports, key); err != nil {
+		a.mu.Unlock()
+		return err
 	}
 	le.rec.Publish = canonical
 	rec := le.rec

@@ -63,11 +63,20 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 	}
 	a.mu.Lock()
 	keys := append(sortedMapKeys(a.owners), sortedMapKeys(a.local)...)
+	svc := ""
+	for _, s := range a.services {
+		if s.Network == network && names.Same(s.Name, name) {
+			svc = s.Name
+		}
+	}
 	a.mu.Unlock()
 	for _, k := range keys {
 		if taken(k) {
 			return nil, nameTaken("endpoint", name, strings.TrimPrefix(k, network+"/"), network)
 		}
+	}
+	if svc != "" {
+		return nil, apiError(api.CodeConflict, "name", "endpoint %q: network %q has a service %q, and a network's services and endpoints share DNS names: pick another name", name, network, svc)
 	}
 	return a.claimName("endpoint "+network+"/"+names.Key(name), func() error {
 		return apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", name, network)

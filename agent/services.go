@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -76,8 +77,8 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 		}
 	}
 	for _, p := range ports {
-		if int(p.Published) == a.cfg.GossipPort || p.Proto == "udp" && int(p.Published) == a.cfg.VXLANPort {
-			return api.Service{}, apiError(api.CodeBadRequest, "publish", "publish %q: port %d/%s is the cluster's own (gossip %d, VXLAN %d/udp): pick another", p.String(), p.Published, p.Proto, a.cfg.GossipPort, a.cfg.VXLANPort)
+		if err := a.clusterPortErr(p.String(), p.Published, p.Proto); err != nil {
+			return api.Service{}, err
 		}
 	}
 	if len(ports) > 0 && !meshable(n) {
@@ -97,6 +98,12 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 		if s.Network == req.Network && strings.EqualFold(s.Name, req.Name) && s.Name != req.Name {
 			a.mu.Unlock()
 			return api.Service{}, apiError(api.CodeConflict, "name", "service %q exists on network %q as %q: DNS names ignore case", req.Name, req.Network, s.Name)
+		}
+	}
+	for _, e := range a.rows {
+		if e.Network == req.Network && names.Same(e.Name, req.Name) {
+			a.mu.Unlock()
+			return api.Service{}, apiError(api.CodeConflict, "name", "service %q: network %q has an endpoint %q (host %s), and a network's services and endpoints share DNS names: pick another name", req.Name, req.Network, e.Name, e.Host)
 		}
 	}
 	var taken string
@@ -158,6 +165,58 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 	return a.apiService(s), nil
 }
 
+// vipErr is IPAM's refusal of an asked-for VIP, named by field (vip or
+// vip6), with what holds the address when it is in use.
+func (a *Agent) vipErr(field, network string, vip netip.Addr, err error) error {
+	var ae *api.Error
+	if !errors.As(fromIPAM(err), &ae) {
+		return err
+	}
+	out := *ae
+	out.Field = field
+	if errors.Is(err, ipam.ErrInUse) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, e := range a.rows {
+			if e.Network == network && slices.ContainsFunc(e.Addrs, func(p netip.Prefix) bool { return p.Addr() == vip }) {
+				out.Message += fmt.Sprintf(" (by endpoint %s on host %s)", e.Name, e.Host)
+				return &out
+			}
+		}
+		for _, s := range a.services {
+			if s.Network == network && slices.Contains(s.VIPs, vip) {
+				out.Message += fmt.Sprintf(" (the VIP of service %s)", s.Name)
+				return &out
+			}
+		}
+	}
+	return &out
+}
+
+// clusterPortErr refuses a host port that the cluster's own services
+// listen on (gossip over TCP and UDP, VXLAN over UDP, the join service
+// over TCP) for spec, a port to publish. Errors name the field publish.
+func (a *Agent) clusterPortErr(spec string, port uint16, proto string) error {
+	p := int(port)
+	if p == a.cfg.GossipPort || proto == "udp" && p == a.cfg.VXLANPort || proto == "tcp" && p == a.cfg.JoinPort {
+		return apiError(api.CodeBadRequest, "publish", "publish %q: port %d/%s is the cluster's own (gossip %d, VXLAN %d/udp, join %d/tcp): pick another", spec, port, proto, a.cfg.GossipPort, a.cfg.VXLANPort, a.cfg.JoinPort)
+	}
+	return nil
+}
+
+// servicePortLocked names the service that publishes host port p on
+// every host (the routing mesh), or "". a.mu is held.
+func (a *Agent) servicePortLocked(p driver.Publish) string {
+	for _, s := range a.services {
+		for _, q := range s.Ports {
+			if q.Published == p.HostPort && q.Proto == p.Proto {
+				return fmt.Sprintf("service %s on network %s", s.Name, s.Network)
+			}
+		}
+	}
+	return ""
+}
+
 // leaseVIPs takes the service's VIPs from IPAM: the asked-for addresses,
 // or the next free ones; one per family of the network.
 func (a *Agent) leaseVIPs(ctx context.Context, key string, n tables.Network, req api.ServiceCreate) ([]netip.Addr, error) {
@@ -194,7 +253,7 @@ func (a *Agent) leaseVIPs(ctx context.Context, key string, n tables.Network, req
 			}
 			if err := a.ipam.AllocateStatic(sd.ipamName, p.Unmap()); err != nil {
 				undo()
-				return nil, fromIPAM(err)
+				return nil, a.vipErr(sd.field, n.Name, p.Unmap(), err)
 			}
 			v = p.Unmap()
 		}

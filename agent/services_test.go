@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -109,4 +110,57 @@ func TestServices_createAndRemove(t *testing.T) {
 	}
 	a.kickReconcile()
 	testutil.WaitFor(t, "the VIP of a deleted row given back", 5*time.Second, func() bool { return !leased("10.0.9.60") })
+}
+
+// TestServices_sharedNamesAndPorts: a network's services and endpoints
+// share DNS names, in any case and in either order; an endpoint may not
+// publish a host port that a service publishes on every host, nor one
+// the cluster listens on itself (gossip, VXLAN, join), whichever path
+// publishes it.
+func TestServices_sharedNamesAndPorts(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "web", Subnet: "10.0.9.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	www, err := a.CreateService(ctx, api.ServiceCreate{Name: "www", Network: "web", Publish: []string{"8080:80"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e1", IP: "10.0.9.10"}); err != nil {
+		t.Fatal(err)
+	}
+	wantErr := func(what string, err error, field, want string) {
+		t.Helper()
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Field != field || !strings.Contains(ae.Message, want) {
+			t.Errorf("%s: %v, want field %s saying %q", what, err, field, want)
+		}
+	}
+	for _, name := range []string{"www", "WWW"} {
+		_, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: name})
+		wantErr("endpoint "+name, err, "name", `network "web" has a service "www"`)
+	}
+	for _, name := range []string{"e1", "E1"} {
+		_, err := a.CreateService(ctx, api.ServiceCreate{Name: name, Network: "web"})
+		wantErr("service "+name, err, "name", `network "web" has an endpoint "e1"`)
+	}
+	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e2", Publish: []string{"8080:80"}})
+	wantErr("endpoint publishing the service's port", err, "publish", "published on every host by service www on network web")
+	c := a.cfg
+	for _, port := range []string{fmt.Sprintf("%d:80", c.GossipPort), fmt.Sprintf("%d:80/udp", c.GossipPort), fmt.Sprintf("%d:80/udp", c.VXLANPort), fmt.Sprintf("%d:80", c.JoinPort)} {
+		_, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e2", Publish: []string{port}})
+		wantErr("endpoint publishing "+port, err, "publish", "the cluster's own")
+		_, err = a.CreateService(ctx, api.ServiceCreate{Name: "s2", Network: "web", Publish: []string{port}})
+		wantErr("service publishing "+port, err, "publish", "the cluster's own")
+	}
+	_, err = a.CreateService(ctx, api.ServiceCreate{Name: "s3", Network: "web", VIP: "10.0.9.10"})
+	wantErr("a VIP an endpoint holds", err, "vip", "(by endpoint e1 on host "+a.cfg.Name+")")
+	_, err = a.CreateService(ctx, api.ServiceCreate{Name: "s3", Network: "web", VIP: www.VIPs[0]})
+	wantErr("another service's VIP", err, "vip", "(the VIP of service www)")
+	err = a.SetPublish("web", "e1", []string{"8080:80"})
+	wantErr("e1 publishing the service's port later", err, "publish", "by service www")
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e2", Publish: []string{fmt.Sprintf("%d:80", c.VXLANPort)}}); err != nil {
+		t.Errorf("4789/tcp is not the cluster's: %v", err)
+	}
 }

@@ -15,20 +15,22 @@ import (
 // agents forward to the outside's DNS server), and nothing of the lab is
 // left once it is done.
 func TestLab_demo(t *testing.T) {
-	testLabDemo(t, vxlab.Config{ID: "e2edemo", Hosts: 2})
+	testLabDemo(t, vxlab.Config{ID: "e2edemo", Hosts: 2}, false)
 }
 
 // TestLab_demoEtcd is the demo on a lab whose agents keep their tables in
-// etcd (`vxnet lab demo --store etcd`): the same matrix passes, and the
-// etcd server goes with the lab.
+// etcd (`vxnet lab demo --store etcd`), kept afterwards (`--keep`): the
+// same matrix passes, the outside's DNS server still answers a container
+// by the name the agents forward to it, and `lab down` then removes
+// everything, the etcd server and the kept servers with it.
 func TestLab_demoEtcd(t *testing.T) {
 	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Fatal("etcd not found: run `make deps` (installs etcd-server)")
 	}
-	testLabDemo(t, vxlab.Config{ID: "e2edemoetcd", Hosts: 3, Store: vxlab.StoreEtcd})
+	testLabDemo(t, vxlab.Config{ID: "e2edemoetcd", Hosts: 3, Store: vxlab.StoreEtcd}, true)
 }
 
-func testLabDemo(t *testing.T, cfg vxlab.Config) {
+func testLabDemo(t *testing.T, cfg vxlab.Config, keep bool) {
 	needRoot(t)
 	for _, tool := range []string{"dig", "dnsmasq", "nft"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -37,9 +39,23 @@ func testLabDemo(t *testing.T, cfg vxlab.Config) {
 	}
 	cfg.Binary, cfg.Out = vxnetBin, t.Output()
 	t.Cleanup(func() { vxlab.Down(context.WithoutCancel(t.Context()), cfg) }) // after a panic; RunDemo takes it down itself
-	m, err := vxlab.RunDemo(t.Context(), cfg, vxlab.DefaultDemoConfig(), false)
+	m, err := vxlab.RunDemo(t.Context(), cfg, vxlab.DefaultDemoConfig(), keep)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if keep {
+		l, err := vxlab.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := l.State().Containers[0]
+		out, err := exec.Command("ip", "netns", "exec", c.Netns, "dig", "+short", "+time=2", "+tries=3", vxlab.OutsideName).CombinedOutput()
+		if want := l.State().Outside.Addr.String(); err != nil || strings.TrimSpace(string(out)) != want {
+			t.Errorf("kept demo: %s asking for %s: %v %q, want %s", c.Netns, vxlab.OutsideName, err, out, want)
+		}
+		if err := vxlab.Down(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if m.Outside == nil || len(m.Outside) != len(m.Nodes) {
 		t.Fatalf("the matrix has no outside column for its %d containers", len(m.Nodes))

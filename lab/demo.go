@@ -33,6 +33,10 @@ type DemoConfig struct {
 	// Checks are the checks run for each pair. Default: all of them. A
 	// check not run has Attempts 0 in the matrix.
 	Checks []Check
+	// KeepServers leaves the containers' echo servers and the outside's
+	// echo and DNS servers running after the checks (the demo is kept to
+	// look around); Down stops them.
+	KeepServers bool
 }
 
 // DefaultDemoConfig returns the demo `vxnet lab demo` runs.
@@ -97,7 +101,11 @@ func RunDemo(ctx context.Context, cfg Config, dc DemoConfig, keep bool) (m *Matr
 	}
 	defer func() {
 		if keep {
-			l.sayKept(dc.withDefaults())
+			if err == nil {
+				l.sayKept(dc.withDefaults())
+			} else {
+				l.say("\nkept (--keep) as the demo left it; take it down with: vxnet lab down --id %s", l.cfg.ID)
+			}
 			return
 		}
 		cctx, cancel := cleanupContext(ctx)
@@ -108,6 +116,7 @@ func RunDemo(ctx context.Context, cfg Config, dc DemoConfig, keep bool) (m *Matr
 			err = errors.Join(err, l.RemoveDemo(cctx))
 		}
 	}()
+	dc.KeepServers = keep
 	return l.Demo(ctx, dc)
 }
 
@@ -145,8 +154,10 @@ func (l *Lab) Demo(ctx context.Context, dc DemoConfig) (*Matrix, error) {
 	l.say("checking %d ordered pairs and %d containers to the outside (%d checks each, %d at a time)...",
 		len(cs)*(len(cs)-1), len(cs), len(dc.Checks), dc.Parallel)
 	m := l.checkAll(ctx, cs, &out, dc)
-	l.stopEchoes(ctx)
-	l.stopOutside(ctx)
+	if !dc.KeepServers || ctx.Err() != nil {
+		l.stopEchoes(ctx)
+		l.stopOutside(ctx)
+	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
@@ -240,19 +251,23 @@ func (l *Lab) AddContainer(ctx context.Context, network, host, name string) (Con
 	if err != nil {
 		return c, err
 	}
+	// Recorded first, so that whatever happens next Down removes it; but
+	// a namespace of that name that was there already is not the lab's.
+	if err := l.addNetns(ctx, c.Netns); err != nil {
+		uerr := l.update(func(s *State) {
+			s.Containers = slices.DeleteFunc(s.Containers, func(o ContainerState) bool { return o.Netns == c.Netns })
+		})
+		return c, errors.Join(fmt.Errorf("container %s on %s: namespace %s: %w (the lab names its containers' namespaces %s-HOST-cN: remove one made by hand under that name, or use another --id)", name, host, c.Netns, err, l.cfg.ID), uerr)
+	}
 	if err := l.attach(ctx, network, &c); err != nil {
 		return c, fmt.Errorf("container %s on %s: %w", name, host, err)
 	}
 	return c, l.update(func(s *State) { s.Containers[containerIndex(s, c.Name)].Addr = c.Addr })
 }
 
-// attach creates c's namespace and its endpoint, and learns its address.
+// attach creates the endpoint of c, whose namespace exists, and learns
+// its address.
 func (l *Lab) attach(ctx context.Context, network string, c *ContainerState) error {
-	for _, argv := range [][]string{{"ip", "netns", "add", c.Netns}, {"ip", "-n", c.Netns, "link", "set", "lo", "up"}} {
-		if _, err := l.run.run(ctx, argv...); err != nil {
-			return err
-		}
-	}
 	deadline := time.Now().Add(l.cfg.ReadyTimeout)
 	for {
 		_, err := l.CLI(ctx, c.Host, "endpoint", "create", "--network", network, "--name", c.Name, "--netns", c.Netns)

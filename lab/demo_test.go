@@ -1,9 +1,12 @@
 package lab
 
 import (
+	"errors"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -50,6 +53,32 @@ func TestDnsmasqArgv(t *testing.T) {
 		"--pid-file=/run/vxnet-lab/l/outside/dnsmasq.pid"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%s\nlacks %s", got, want)
+		}
+	}
+}
+
+// TestAddContainer_namespaceNotTheLabs: a namespace already there under
+// the name the lab would give a container is not the lab's: the error
+// says so and the state does not record it (so Down leaves it alone).
+func TestAddContainer_namespaceNotTheLabs(t *testing.T) {
+	r := &recorder{answer: func(argv []string) (string, error) {
+		if len(argv) > 2 && argv[1] == "netns" && argv[2] == "add" {
+			return "Cannot create namespace file: File exists", &CmdError{Argv: argv, Output: "File exists", Err: errors.New("exit status 1")}
+		}
+		return "", nil
+	}}
+	cfg := Config{ID: "tac", Hosts: 1, Dir: t.TempDir(), Out: io.Discard}.withDefaults()
+	l := &Lab{cfg: cfg, run: r, st: newState(cfg)}
+	_, err := l.AddContainer(t.Context(), "demo", "h1", "h1c1")
+	if err == nil || !strings.Contains(err.Error(), "namespace tac-h1-c1") || !strings.Contains(err.Error(), "made by hand") {
+		t.Errorf("AddContainer = %v", err)
+	}
+	if cs := l.State().Containers; len(cs) != 0 {
+		t.Errorf("the state records %v", cs)
+	}
+	for _, c := range r.cmds {
+		if slices.Contains(c, "endpoint") {
+			t.Errorf("went on to %v", c)
 		}
 	}
 }

@@ -211,6 +211,14 @@ func (l *Lab) Down(ctx context.Context) error {
 	errs := []error{perr}
 	existing, err := labNamespaces(ctx, l.run, l.cfg.ID)
 	errs = append(errs, err)
+	if l.st != nil {
+		// The state lists every container namespace the lab made (each
+		// is recorded before it is made): one under the lab's names that
+		// it does not list, someone made by hand, and it stays.
+		existing = slices.DeleteFunc(existing, func(ns string) bool {
+			return isContainerNetns(ns) && !slices.Contains(s.Namespaces(), ns)
+		})
+	}
 	all := downOrder(s.Namespaces(), existing)
 	deleted := 0
 	for _, ns := range all {
@@ -250,7 +258,7 @@ func downOrder(fromState, existing []string) []string {
 		switch {
 		case strings.HasSuffix(ns, "-bridge"):
 			return 2
-		case strings.Contains(ns[strings.LastIndexByte(ns, '-'):], "-c"):
+		case isContainerNetns(ns):
 			return 0
 		default:
 			return 1
@@ -258,6 +266,13 @@ func downOrder(fromState, existing []string) []string {
 	}
 	slices.SortStableFunc(all, func(a, b string) int { return rank(a) - rank(b) })
 	return all
+}
+
+// isContainerNetns reports whether ns, a lab's namespace, is a
+// container's (<id>-hN-cM).
+func isContainerNetns(ns string) bool {
+	i := strings.LastIndexByte(ns, '-')
+	return i >= 0 && strings.HasPrefix(ns[i:], "-c")
 }
 
 // stopStrays stops whatever still runs inside namespace ns (a shell someone

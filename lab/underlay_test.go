@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -103,5 +104,43 @@ func TestDownOrder(t *testing.T) {
 	}
 	if got := downOrder(nil, nil); len(got) != 0 {
 		t.Errorf("downOrder(nil, nil) = %v", got)
+	}
+}
+
+// TestDown_leavesContainerNamespacesItDidNotMake: with its state, Down
+// deletes the lab's hosts and the containers it recorded, and leaves a
+// namespace someone made by hand under a container's name; without a
+// state, every namespace of the lab's pattern goes.
+func TestDown_leavesContainerNamespacesItDidNotMake(t *testing.T) {
+	list := "tdn-h1-c1\ntdn-h1-c2 (id: 3)\ntdn-h1\ntdn-bridge\nother-h1-c1\n"
+	deleted := func(withState bool) []string {
+		r := &recorder{answer: func(argv []string) (string, error) {
+			if slices.Equal(argv, []string{"ip", "netns", "list"}) {
+				return list, nil
+			}
+			return "", nil
+		}}
+		cfg := Config{ID: "tdn", Hosts: 1, Dir: t.TempDir(), Out: io.Discard}.withDefaults()
+		l := &Lab{cfg: cfg, run: r}
+		if withState {
+			l.st = newState(cfg)
+			l.st.Containers = []ContainerState{{Name: "h1c1", Host: "h1", Netns: "tdn-h1-c1"}}
+		}
+		if err := l.Down(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		var del []string
+		for _, c := range r.cmds {
+			if len(c) == 4 && c[1] == "netns" && c[2] == "del" {
+				del = append(del, c[3])
+			}
+		}
+		return del
+	}
+	if got, want := deleted(true), []string{"tdn-h1-c1", "tdn-h1", "tdn-bridge"}; !slices.Equal(got, want) {
+		t.Errorf("with its state, Down deleted %v, want %v", got, want)
+	}
+	if got, want := deleted(false), []string{"tdn-h1-c1", "tdn-h1-c2", "tdn-h1", "tdn-bridge"}; !slices.Equal(got, want) {
+		t.Errorf("without a state, Down deleted %v, want %v", got, want)
 	}
 }

@@ -253,6 +253,12 @@ func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Pr
 	if c.JoinPort < 1 || c.JoinPort > 65535 {
 		return advertise, nil, 0, &Error{"join-port", strconv.Itoa(c.JoinPort), "want 1-65535"}
 	}
+	if c.JoinPort == c.GossipPort {
+		return advertise, nil, 0, &Error{"join-port", strconv.Itoa(c.JoinPort), fmt.Sprintf("gossip listens on TCP %d too: pick another (default %d)", c.GossipPort, join.DefaultPort)}
+	}
+	if c.VXLANPort == c.GossipPort {
+		return advertise, nil, 0, &Error{"vxlan-port", strconv.Itoa(c.VXLANPort), fmt.Sprintf("gossip listens on UDP %d too: pick another (default 4789)", c.GossipPort)}
+	}
 	if (c.JoinCert == "") != (c.JoinKey == "") {
 		return advertise, nil, 0, &Error{"join-cert", c.JoinCert, "give --join-cert and --join-key together"}
 	}

@@ -117,12 +117,25 @@ func cmdClusterInit(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet cluster init: --ttl %v: want at least 1m, or 0 for a token that never expires\n", *ttl)
 		return 2
 	}
-	paths := newSetupPaths(*dir)
-	if err := paths.prepare(*force); err != nil {
-		return fail(std, "cluster init", err)
+	for _, p := range []struct {
+		flag string
+		port int
+	}{{"gossip-port", *gossipPort}, {"join-port", *joinPort}} {
+		if p.port < 1 || p.port > 65535 {
+			fmt.Fprintf(std.stderr, "vxnet cluster init: --%s %d: want 1-65535\n", p.flag, p.port)
+			return 2
+		}
+	}
+	if *joinPort == *gossipPort {
+		fmt.Fprintf(std.stderr, "vxnet cluster init: --join-port %d: gossip listens on TCP %d too: pick another (default %d)\n", *joinPort, *gossipPort, join.DefaultPort)
+		return 2
 	}
 	addr, err := chooseAdvertise(*advertise, "")
 	if err != nil {
+		return fail(std, "cluster init", err)
+	}
+	paths := newSetupPaths(*dir)
+	if err := paths.prepare(*force); err != nil {
 		return fail(std, "cluster init", err)
 	}
 	key, err := newGossipKey()

@@ -82,6 +82,8 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"rotate-keys stray":   {[]string{"cluster", "rotate-keys", "extra"}, 2, "", `cluster rotate-keys: unexpected argument "extra"`},
 		"rotate-keys help":    {[]string{"cluster", "rotate-keys", "--help"}, 0, "", "One rotation at a time"},
 		"store stray":         {[]string{"cluster", "store", "x"}, 2, "", `cluster store: unexpected argument "x"`},
+		"init join=gossip":    {[]string{"cluster", "init", "--config-dir", filepath.Join(dir, "init1"), "--join-port", "7946"}, 2, "", "--join-port 7946: gossip listens on TCP 7946 too"},
+		"init bad port":       {[]string{"cluster", "init", "--config-dir", filepath.Join(dir, "init1"), "--gossip-port", "0"}, 2, "", "--gossip-port 0: want 1-65535"},
 		"agent open key file": {[]string{"agent", "--advertise-addr", "127.0.0.1", "--gossip-key-file", openKey, "--data-dir", dir}, 2, "",
 			`gossip-key-file "` + openKey + `": mode 0644 lets its group or others read it`},
 		"config open secret":  {[]string{"agent", "--config", secretCfg}, 2, "", "holds gossip-key, but agent: config \"" + secretCfg + "\": mode 0644 lets its group or others read it"},

@@ -50,7 +50,9 @@ type Config struct {
 	// connected routes. IPv6 addresses skip duplicate address detection.
 	Addresses []netip.Prefix
 	// Routes go through the device besides the connected ones: 0.0.0.0/0
-	// gives the container a default route (the nat driver's gateway).
+	// gives the container a default route (the nat driver's gateway). A
+	// default route the namespace has already (the container's first
+	// network's) is kept.
 	Routes []netip.Prefix
 }
 

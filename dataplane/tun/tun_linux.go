@@ -58,7 +58,13 @@ func configure(cfg Config) error {
 	}
 	for _, p := range cfg.Routes {
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: prefixToIPNet(p.Masked())}
-		if err := netlink.RouteAdd(r); err != nil {
+		err := netlink.RouteAdd(r)
+		if errors.Is(err, unix.EEXIST) && p.Bits() == 0 {
+			// A container on a second network that has a way out keeps
+			// the default route of the first.
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("tun: add route %v via %s: %w", p, cfg.Name, err)
 		}
 	}

@@ -46,6 +46,18 @@ func TestCreate_inNamespace(t *testing.T) {
 	if _, err := Create(Config{Name: "eth0", Netns: ns}); err == nil {
 		t.Errorf("created a second device with the same name")
 	}
+	// A second network with a way out: its device comes up, the default
+	// route stays the first's; its other routes are its own.
+	dev1, err := Create(Config{Name: "eth1", Netns: ns, Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.8.2/24")},
+		Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("10.7.0.0/16")}})
+	if err != nil {
+		t.Fatalf("a second device asking for a default route too: %v", err)
+	}
+	defer dev1.Close()
+	if r, err := exec.Command("ip", "-n", ns, "route", "show").CombinedOutput(); err != nil || !strings.Contains(string(r), "default dev eth0") ||
+		strings.Contains(string(r), "default dev eth1") || !strings.Contains(string(r), "10.7.0.0/16 dev eth1") {
+		t.Errorf("routes with two devices: %v\n%s", err, r)
+	}
 	dev.Close()
 	if out, err := exec.Command("ip", "-n", ns, "link", "show", "dev", "eth0").CombinedOutput(); err == nil {
 		t.Errorf("eth0 still exists after Close:\n%s", out)
