@@ -344,12 +344,12 @@ func (r *revTable) lookup(k *flowKey, now int64) (addrKey, bool) {
 // task: found in the port's flow table, or chosen (and noted there). It
 // rewrites the destination, mends the checksums (partial: the transport
 // checksum is the pseudo-header sum) and returns false when the packet
-// is dropped (counted).
-func (l *insideLoop) toTask(nw *network, svc *service, pkt []byte, info *ipInfo, partial bool, now int64) bool {
+// is dropped (counted); noTask says it was for want of a task.
+func (l *insideLoop) toTask(nw *network, svc *service, pkt []byte, info *ipInfo, partial bool, now int64) (ok, noTask bool) {
 	ports, ok := flowPorts(pkt, info)
 	if !ok {
 		l.tally.drop(DropUnsupported)
-		return false
+		return false, false
 	}
 	fam := famIndex(info.v6)
 	k := flowKey{a: srcKey(pkt, info.v6), b: info.dst, ports: ports, proto: info.proto}
@@ -382,7 +382,7 @@ func (l *insideLoop) toTask(nw *network, svc *service, pkt []byte, info *ipInfo,
 				l.flows.dropFwd(slot)
 				svc.countNoTask()
 				l.tally.drop(DropNoTask)
-				return false
+				return false, true
 			}
 			if svc.counters != nil {
 				svc.counters.Moved.Add(1)
@@ -395,7 +395,7 @@ func (l *insideLoop) toTask(nw *network, svc *service, pkt []byte, info *ipInfo,
 		if !ok {
 			svc.countNoTask()
 			l.tally.drop(DropNoTask)
-			return false
+			return false, true
 		}
 		f = l.flows.insert(&k, task, info.dst, svc, now+idleFor(info.proto, ending), now, &l.tally)
 		f.closing = ending
@@ -404,7 +404,7 @@ func (l *insideLoop) toTask(nw *network, svc *service, pkt []byte, info *ipInfo,
 	}
 	rewriteAddr(pkt, info, true, f.task, partial)
 	info.dst = f.task
-	return true
+	return true, false
 }
 
 func (s *service) countFlow(fi, ti int) {

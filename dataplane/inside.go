@@ -305,7 +305,14 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial, cut []bool, n 
 					now = time.Now().UnixNano()
 				}
 				l.vip, l.vipped = info.dst, true
-				if !l.toTask(nw, svc, pkt, &info, lazy, now) {
+				if ok, noTask := l.toTask(nw, svc, pkt, &info, lazy, now); !ok {
+					if noTask {
+						// Counted as a no_task drop, answered as a host
+						// where nothing listens would.
+						if n := l.icmp.unreachable(buf, info.length, &info, nw); n > 0 {
+							l.b.local.add(l.port, buf[:Headroom+n])
+						}
+					}
 					continue
 				}
 			}

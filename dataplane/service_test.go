@@ -247,7 +247,8 @@ func TestService_taskLeaves(t *testing.T) {
 
 // TestService_ipv6AndICMP: the IPv6 VIP goes to the tasks with IPv6
 // addresses (only ip62 here); an echo request to the VIP is answered
-// from it; a VIP of a family with no task drops (no_task).
+// from it; a VIP of a family with no task drops (no_task) and answers
+// ICMPv6 port unreachable.
 func TestService_ipv6AndICMP(t *testing.T) {
 	r := newRig(t)
 	tasks := r.serviceSpecs()
@@ -286,6 +287,21 @@ func TestService_ipv6AndICMP(t *testing.T) {
 	r.sw.SetTable(tbl)
 	r.a.Inject(tcpSeg(ip6a, vip6, 5001, 443, tcpFlagSYN, ""))
 	waitStats(t, r.sw, "no_task drop", func(s Stats) bool { return s.Drops["no_task"] == 1 })
+	// ... and answered as by a host where nothing listens, from the VIP.
+	p = out(t, r.a)
+	if len(p) < 48+40 || p[6] != protoICMPv6 || p[40] != 1 || p[41] != 4 {
+		t.Fatalf("answer %x: want ICMPv6 port unreachable", p)
+	}
+	if src, dst := addrs(p); src != vip6 || dst != ip6a {
+		t.Errorf("port unreachable %v→%v, want %v→%v", src, dst, vip6, ip6a)
+	}
+	ph := sum(0, p[ipv6SrcOffset:ipv6DstOffset+16]) + uint64(len(p)-40) + protoICMPv6
+	if fold(sum(ph, p[40:])) != 0xffff {
+		t.Error("the ICMPv6 checksum is broken")
+	}
+	if _, dst := addrs(p[48:]); dst != vip6 {
+		t.Errorf("it quotes a packet to %v, want the VIP", dst)
+	}
 }
 
 // icmpEcho builds an IPv4 echo request (typ 8) or reply (0).
@@ -427,7 +443,7 @@ func FuzzServicePath(f *testing.F) {
 
 // TestService_taskIsNeverItsOwnTask: a task that connects to its own
 // service's VIP reaches another task; with no other, it is dropped
-// (no_task) rather than sent back to itself.
+// (no_task) rather than sent back to itself, and refused with ICMP.
 func TestService_taskIsNeverItsOwnTask(t *testing.T) {
 	r := newRig(t)
 	r.setServices(t, ip1b, ip2)
@@ -441,6 +457,14 @@ func TestService_taskIsNeverItsOwnTask(t *testing.T) {
 	r.setServices(t, ip1b)
 	r.b.Inject(tcpSeg(ip1b, vip4, 44000, 80, tcpFlagSYN, ""))
 	waitStats(t, r.sw, "no_task drop", func(s Stats) bool { return s.Drops["no_task"] == 1 })
+	// The connection is refused at once: ICMP port unreachable from the VIP.
+	p := out(t, r.b)
+	if len(p) < 28+20 || p[9] != protoICMP || p[20] != 3 || p[21] != 3 || !ipv4HeaderOK(p) || fold(sum(0, p[20:])) != 0xffff {
+		t.Fatalf("answer %x: want ICMP port unreachable", p)
+	}
+	if src, dst := addrs(p); src != vip4 || dst != ip1b {
+		t.Errorf("port unreachable %v→%v, want %v→%v", src, dst, vip4, ip1b)
+	}
 }
 
 // TestService_tooBigQuotesTheVIP: a packet to a VIP too large for the

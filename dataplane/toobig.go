@@ -189,12 +189,43 @@ func (r *icmpLimit) allow() bool {
 // but to the host itself (its own address would be a martian source
 // there) and where the network has none, from the packet's destination.
 func (r *icmpLimit) tooBig(buf []byte, size int, info *ipInfo, mtu int, nw *network, fromGateway bool) int {
+	return r.icmpError(buf, size, info, icmpKindTooBig, mtu, nw, fromGateway)
+}
+
+// icmpKind is an ICMP error message the switch sends.
+type icmpKind uint8
+
+const (
+	// icmpKindTooBig: "fragmentation needed" (IPv4 with DF) or "packet too
+	// big", carrying the MTU, from the gateway as from a router.
+	icmpKindTooBig icmpKind = iota
+	// icmpKindUnreachable: "port unreachable", from the packet's
+	// destination, as from a host where nothing listens (a service's VIP
+	// with no task).
+	icmpKindUnreachable
+)
+
+// unreachable answers the TCP or UDP packet at buf[Headroom:] (size
+// bytes), sent to a VIP that has no task, with ICMP "port unreachable"
+// from the VIP, so that the client fails at once (ECONNREFUSED) rather
+// than waiting out its timeouts; it returns the answer's length at
+// Headroom, 0 when it gets none (as tooBig).
+func (r *icmpLimit) unreachable(buf []byte, size int, info *ipInfo, nw *network) int {
+	if info.proto != protoTCP && info.proto != protoUDP {
+		return 0
+	}
+	return r.icmpError(buf, size, info, icmpKindUnreachable, 0, nw, true)
+}
+
+// icmpError builds the answer of kind to the packet (tooBig says when
+// and how).
+func (r *icmpLimit) icmpError(buf []byte, size int, info *ipInfo, kind icmpKind, mtu int, nw *network, fromGateway bool) int {
 	pkt := buf[Headroom : Headroom+size]
 	if info.v6 {
-		return r.tooBigV6(buf, pkt, info, mtu, nw, fromGateway)
+		return r.tooBigV6(buf, pkt, info, kind, mtu, nw, fromGateway)
 	}
 	frag := binary.BigEndian.Uint16(pkt[ipv4FlagsFragOffset:])
-	if frag&0x4000 == 0 || frag&0x1fff != 0 || nw.isFlood(info.dst, false) {
+	if kind == icmpKindTooBig && frag&0x4000 == 0 || frag&0x1fff != 0 || nw.isFlood(info.dst, false) {
 		return 0
 	}
 	src := netip.AddrFrom4([4]byte(pkt[ipv4SrcOffset : ipv4SrcOffset+4]))
@@ -210,7 +241,7 @@ func (r *icmpLimit) tooBig(buf []byte, size int, info *ipInfo, mtu int, nw *netw
 	}
 	// From the gateway, else from the packet's destination; to its source.
 	from := nw.gw4
-	if !from.IsValid() || fromGateway {
+	if !from.IsValid() || fromGateway || kind == icmpKindUnreachable {
 		from = netip.AddrFrom4([4]byte(pkt[ipv4DstOffset : ipv4DstOffset+4]))
 	}
 	var to [4]byte
@@ -229,13 +260,17 @@ func (r *icmpLimit) tooBig(buf []byte, size int, info *ipInfo, mtu int, nw *netw
 	copy(out[ipv4DstOffset:], to[:])
 	binary.BigEndian.PutUint16(out[ipv4ChecksumOffset:], ^fold(sum(0, out[:ipv4HeaderLen])))
 	icmp := out[ipv4HeaderLen:]
-	icmp[0], icmp[1] = 3, 4 // destination unreachable, fragmentation needed
-	binary.BigEndian.PutUint16(icmp[6:], uint16(mtu))
+	if kind == icmpKindTooBig {
+		icmp[0], icmp[1] = 3, 4 // destination unreachable, fragmentation needed
+		binary.BigEndian.PutUint16(icmp[6:], uint16(mtu))
+	} else {
+		icmp[0], icmp[1] = 3, 3 // destination unreachable, port unreachable
+	}
 	binary.BigEndian.PutUint16(icmp[2:], ^fold(sum(0, icmp)))
 	return len(out)
 }
 
-func (r *icmpLimit) tooBigV6(buf, pkt []byte, info *ipInfo, mtu int, nw *network, fromGateway bool) int {
+func (r *icmpLimit) tooBigV6(buf, pkt []byte, info *ipInfo, kind icmpKind, mtu int, nw *network, fromGateway bool) int {
 	if info.proto == protoICMPv6 && (len(pkt) < ipv6HeaderLen+1 || pkt[ipv6HeaderLen] < 128) {
 		return 0 // an ICMPv6 error message
 	}
@@ -246,7 +281,7 @@ func (r *icmpLimit) tooBigV6(buf, pkt []byte, info *ipInfo, mtu int, nw *network
 	// then be unicast (a "packet too big" may answer a multicast packet,
 	// but never come from a multicast address).
 	from := nw.gw6
-	if !from.IsValid() || fromGateway {
+	if !from.IsValid() || fromGateway || kind == icmpKindUnreachable {
 		from = netip.AddrFrom16([16]byte(pkt[ipv6DstOffset : ipv6DstOffset+16]))
 		if !unicast(from) {
 			return 0
@@ -271,8 +306,12 @@ func (r *icmpLimit) tooBigV6(buf, pkt []byte, info *ipInfo, mtu int, nw *network
 	copy(out[ipv6SrcOffset:], a16[:])
 	copy(out[ipv6DstOffset:], to[:])
 	icmp := out[ipv6HeaderLen:]
-	icmp[0] = 2 // packet too big
-	binary.BigEndian.PutUint32(icmp[4:], uint32(mtu))
+	if kind == icmpKindTooBig {
+		icmp[0] = 2 // packet too big
+		binary.BigEndian.PutUint32(icmp[4:], uint32(mtu))
+	} else {
+		icmp[0], icmp[1] = 1, 4 // destination unreachable, port unreachable
+	}
 	ph := sum(0, out[ipv6SrcOffset:ipv6DstOffset+16]) + uint64(len(icmp)) + protoICMPv6
 	binary.BigEndian.PutUint16(icmp[2:], ^fold(sum(ph, icmp)))
 	return len(out)

@@ -200,6 +200,9 @@ func NewTable(networks []Network, endpoints []Endpoint, ttl uint32) (*Table, err
 			}
 			n.VIPs[owner] = vips
 			b.addAddrs(owner, name, vips, false)
+			// tasks.NAME exists while the service does, its endpoints or
+			// none (NODATA, never forwarded).
+			b.addAddrs("tasks."+owner, name, nil, false)
 		}
 		t.networks[name] = n
 	}

@@ -111,7 +111,8 @@ func TestTable_Lookup(t *testing.T) {
 // TestTable_serviceVIPs: a service with VIPs answers with them (A and
 // AAAA), tasks.NAME with its endpoints; a service without answers with
 // its endpoints, round robin; a VIP service with no endpoint still
-// answers; a service name given in another case is the same name.
+// answers, and its tasks.NAME is known, empty; a service name given in
+// another case is the same name.
 func TestTable_serviceVIPs(t *testing.T) {
 	nets := []Network{{Name: "web", Scope: ScopeGlobal, VIPs: map[string][]netip.Addr{
 		"API": {ip("10.0.0.100"), ip("fd00::100")}, "idle": {ip("10.0.0.101")}}}}
@@ -160,5 +161,12 @@ func TestTable_serviceVIPs(t *testing.T) {
 	sets, _ := tab.Lookup([]string{"web"}, "db.", mdns.TypeA, nil)
 	if len(sets) != 1 || !sets[0].Shuffle {
 		t.Error("a service without VIPs is not answered round robin")
+	}
+	// A VIP service with no endpoint yet: tasks.NAME is a name of the
+	// network with no addresses (NODATA), not one to forward.
+	for _, name := range []string{"tasks.idle.", "tasks.idle.web."} {
+		if sets, ok := tab.Lookup([]string{"web"}, name, mdns.TypeA, nil); !ok || len(sets) != 0 {
+			t.Errorf("%s: %v %v, want a name with no records", name, sets, ok)
+		}
 	}
 }
