@@ -16,8 +16,9 @@ import (
 // through proves the host masqueraded. It checks the cells of the seed's
 // connectivity table that apply to nat: container to container on one host
 // (same subnet, and across two NAT networks, which the host routes),
-// container to external, published ports from outside and from the host
-// itself (its own address and 127.0.0.1), and discovery by name.
+// container to external, published ports from outside, from the host
+// itself (its own address and 127.0.0.1) and from containers (its own
+// network's: hairpin), and discovery by name.
 func TestNAT_oneHost(t *testing.T) {
 	l := newLab(t)
 	if _, err := exec.LookPath("nft"); err != nil {
@@ -79,6 +80,11 @@ func TestNAT_oneHost(t *testing.T) {
 		{"published port from outside", ext, "198.18.143.1"},
 		{"published port from the host, its own address", h.ns, "198.18.143.1"},
 		{"published port from the host, 127.0.0.1", h.ns, "127.0.0.1"},
+		// Hairpin: a container of the same network calls the host's
+		// address; the answer comes back through the host, not straight
+		// from b (whom a never called).
+		{"published port from a container of its network, hairpin", a, "198.18.143.1"},
+		{"published port from a container of another network", d, "198.18.143.1"},
 	} {
 		if out, err := l.tryIn(tc.ns, "iperf3", "-c", tc.dst, "-p", "8080", "-t", "1", "--connect-timeout", "5000"); err != nil {
 			t.Errorf("%s: %v\n%s", tc.what, err, out)

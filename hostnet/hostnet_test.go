@@ -33,6 +33,8 @@ func TestRuleset(t *testing.T) {
 	for _, want := range []string{
 		`ip saddr 172.30.2.0/24 oifname != "vxg-*" masquerade comment "b"`,
 		`fib daddr type local tcp dport 8080 dnat to 172.30.2.2:80 comment "b/web"`,
+		`iifname "` + GatewayDevice("b") + `" oifname "` + GatewayDevice("b") + `" ct status dnat masquerade comment "b/hairpin"`,
+		`iifname "` + GatewayDevice("v6") + `" oifname "` + GatewayDevice("v6") + `" ct status dnat masquerade comment "v6/hairpin"`,
 		`ip saddr 127.0.0.0/8 oifname "vxg-*" masquerade`,
 		`ip6 saddr fd00:9::/64 oifname != "vxg-*" masquerade comment "v6"`,
 		`fib daddr type local tcp dport 8443 dnat to [fd00:9::2]:443 comment "v6/web6"`,

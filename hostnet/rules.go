@@ -74,6 +74,16 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 			fmt.Fprintf(b, "\t\toifname %q %s daddr { %s } ct status dnat snat to %v comment %q\n", GatewayDevice(n.Name), family, strings.Join(to, ", "), from, n.Name+"/mesh")
 		}
 	}
+	for _, n := range nets {
+		// Hairpin: a container reaching a published port of its own
+		// network on this host (through the host's address) is answered
+		// by the host, not straight from the other container, which it
+		// never called.
+		if _, _, ok := n.side(v6); ok {
+			dev := GatewayDevice(n.Name)
+			fmt.Fprintf(b, "\t\tiifname %q oifname %q ct status dnat masquerade comment %q\n", dev, dev, n.Name+"/hairpin")
+		}
+	}
 	if !v6 { // published ports answer on 127.0.0.1 too (route_localnet)
 		fmt.Fprintf(b, "\t\tip saddr 127.0.0.0/8 oifname %s masquerade\n", gw)
 	}
