@@ -72,7 +72,7 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 			return api.Service{}, apiError(api.CodeBadRequest, "network", "network %q: its addresses are assigned by %s; a VIP comes from vxnet's IPAM (use --endpoint-mode dnsrr)", n.Name, n.AssignedBy)
 		case n.Driver != "overlay" && n.Driver != "nat":
 			return api.Service{}, apiError(api.CodeBadRequest, "network", "network %q is a %s network: VIPs are for overlay and nat networks (use --endpoint-mode dnsrr)", n.Name, n.Driver)
-		case req.VIP6 != "" && !n.Subnet6.IsValid():
+		case req.VIP6 != "" && req.VIP6 != "auto" && !n.Subnet6.IsValid(): // auto: one if the network has IPv6
 			return api.Service{}, apiError(api.CodeBadRequest, "vip6", "network %q has no IPv6 subnet for vip6 %q", n.Name, req.VIP6)
 		}
 	}

@@ -163,4 +163,8 @@ func TestServices_sharedNamesAndPorts(t *testing.T) {
 	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e2", Publish: []string{fmt.Sprintf("%d:80", c.VXLANPort)}}); err != nil {
 		t.Errorf("4789/tcp is not the cluster's: %v", err)
 	}
+	// --vip6 auto, the default, on a network without IPv6: no IPv6 VIP.
+	if s, err := a.CreateService(ctx, api.ServiceCreate{Name: "s4", Network: "web", VIP6: "auto"}); err != nil || len(s.VIPs) != 1 {
+		t.Errorf("vip6 auto on an IPv4 network: %+v %v", s, err)
+	}
 }

@@ -48,7 +48,13 @@ func newFlags(std stdio, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(std.stderr)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
+		text := usage
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n == 0 { // no "Flags:" heading over nothing
+			text = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(text, "\n"), "Flags:"), "\n") + "\n"
+		}
+		fmt.Fprint(fs.Output(), text)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -234,8 +240,10 @@ func cmdNetworkCreate(std stdio, args []string) int {
 func cmdNetworkLs(std stdio, args []string) int {
 	fs := newFlags(std, "network ls", "Usage: vxnet network ls [--format table|json]\n\nFlags:\n")
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	if _, code, ok := parse(fs, args); !ok {
+	if pos, code, ok := parse(fs, args); !ok {
 		return code
+	} else if !noArgs(std, "network ls", pos) {
+		return 2
 	}
 	if !checkFormat(std, "network ls", *format) {
 		return 2
@@ -408,8 +416,10 @@ func cmdEndpointLs(std stdio, args []string) int {
 	fs := newFlags(std, "endpoint ls", "Usage: vxnet endpoint ls [--network NET] [--format table|json]\n\nFlags:\n")
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
 	network := fs.String("network", "", "only this `NETWORK`")
-	if _, code, ok := parse(fs, args); !ok {
+	if pos, code, ok := parse(fs, args); !ok {
 		return code
+	} else if !noArgs(std, "endpoint ls", pos) {
+		return 2
 	}
 	if !checkFormat(std, "endpoint ls", *format) {
 		return 2
@@ -529,10 +539,12 @@ func cmdCluster(std stdio, args []string) int {
 		}
 		return 2
 	}
-	fs := newFlags(std, "cluster members", "Usage: vxnet cluster members [--format table|json]\n\nFlags:\n")
+	fs := newFlags(std, "cluster members", "Usage: vxnet cluster members [--format table|json]\n\nThe cluster's hosts as this agent sees them: name, gossip and VTEP\naddresses, version, store and host key; this host is marked.\n\nFlags:\n")
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	if _, code, ok := parse(fs, args[1:]); !ok {
+	if pos, code, ok := parse(fs, args[1:]); !ok {
 		return code
+	} else if !noArgs(std, "cluster members", pos) {
+		return 2
 	}
 	if !checkFormat(std, "cluster members", *format) {
 		return 2

@@ -92,7 +92,31 @@ is shown once, when it is made; the cluster keeps its hash.
            lets no host in from now on (hosts already in stay)
   revoke   revoke tokens by ID
 
+Run 'vxnet cluster token COMMAND --help' for the flags of one command.
+`
+
+const tokenLsUsage = `Usage: vxnet cluster token ls [--format table|json]
+
+Every join token: its ID, state (active, expired, revoked), when it was
+made and by which host, and when it expires. Secrets are never shown.
+
 Flags:
+`
+
+const tokenCreateUsage = `Usage: vxnet cluster token create [--ttl DURATION] [--quiet]
+       vxnet cluster token rotate [--ttl DURATION] [--quiet]
+
+create makes a join token and prints it, once, with the command a new host
+runs. rotate does the same and revokes every token active until then: one
+that leaked lets no host in from now on (hosts already in stay).
+
+Flags:
+`
+
+const tokenRevokeUsage = `Usage: vxnet cluster token revoke ID...
+
+Revokes join tokens by ID (vxnet cluster token ls lists them): they admit
+no host from now on. Hosts that joined with them stay.
 `
 
 // cmdClusterInit is vxnet cluster init.
@@ -454,10 +478,12 @@ func cmdClusterToken(std stdio, args []string) int {
 }
 
 func cmdTokenList(std stdio, args []string) int {
-	fs := newFlags(std, "cluster token ls", clusterTokenUsage)
+	fs := newFlags(std, "cluster token ls", tokenLsUsage)
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	if _, code, ok := parse(fs, args); !ok {
+	if pos, code, ok := parse(fs, args); !ok {
 		return code
+	} else if !noArgs(std, "cluster token ls", pos) {
+		return 2
 	}
 	if !checkFormat(std, "cluster token ls", *format) {
 		return 2
@@ -489,7 +515,7 @@ func cmdTokenList(std stdio, args []string) int {
 }
 
 func cmdTokenCreate(std stdio, verb string, args []string) int {
-	fs := newFlags(std, "cluster token "+verb, clusterTokenUsage)
+	fs := newFlags(std, "cluster token "+verb, tokenCreateUsage)
 	ttl := fs.String("ttl", "", "the token expires after `DURATION`, e.g. 24h (default: never)")
 	quiet := fs.Bool("quiet", false, "print the token alone")
 	pos, code, ok := parse(fs, args)
@@ -515,15 +541,15 @@ func cmdTokenCreate(std stdio, verb string, args []string) int {
 		fmt.Fprintf(std.stdout, ", expires %s", t.Expires.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintln(std.stdout, " (its secret is shown this once):")
-	if len(t.RevokedIDs) > 0 {
-		fmt.Fprintf(std.stdout, "revoked: %s\n", strings.Join(t.RevokedIDs, ", "))
-	}
 	fmt.Fprintf(std.stdout, "\n  %s\n", t.Join)
+	if len(t.RevokedIDs) > 0 {
+		fmt.Fprintf(std.stdout, "\nrevoked: %s\n", strings.Join(t.RevokedIDs, ", "))
+	}
 	return 0
 }
 
 func cmdTokenRevoke(std stdio, args []string) int {
-	fs := newFlags(std, "cluster token revoke", clusterTokenUsage)
+	fs := newFlags(std, "cluster token revoke", tokenRevokeUsage)
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code

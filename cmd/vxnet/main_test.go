@@ -82,6 +82,11 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"rotate-keys stray":   {[]string{"cluster", "rotate-keys", "extra"}, 2, "", `cluster rotate-keys: unexpected argument "extra"`},
 		"rotate-keys help":    {[]string{"cluster", "rotate-keys", "--help"}, 0, "", "One rotation at a time"},
 		"store stray":         {[]string{"cluster", "store", "x"}, 2, "", `cluster store: unexpected argument "x"`},
+		"service ls stray":    {[]string{"service", "ls", "extra"}, 2, "", `service ls: unexpected argument "extra"`},
+		"network ls stray":    {[]string{"network", "ls", "x"}, 2, "", `network ls: unexpected argument "x"`},
+		"token revoke help":   {[]string{"cluster", "token", "revoke", "--help"}, 0, "", "Revokes join tokens by ID"},
+		"token create help":   {[]string{"cluster", "token", "create", "--help"}, 0, "", "-ttl DURATION"},
+		"members help":        {[]string{"cluster", "members", "--help"}, 0, "", "as this agent sees them"},
 		"init join=gossip":    {[]string{"cluster", "init", "--config-dir", filepath.Join(dir, "init1"), "--join-port", "7946"}, 2, "", "--join-port 7946: gossip listens on TCP 7946 too"},
 		"init bad port":       {[]string{"cluster", "init", "--config-dir", filepath.Join(dir, "init1"), "--gossip-port", "0"}, 2, "", "--gossip-port 0: want 1-65535"},
 		"agent open key file": {[]string{"agent", "--advertise-addr", "127.0.0.1", "--gossip-key-file", openKey, "--data-dir", dir}, 2, "",
@@ -204,5 +209,16 @@ func TestVersion(t *testing.T) {
 	}
 	if code := run(stdio{&out, &errb}, []string{"version", "--format", "yaml"}); code != 2 {
 		t.Errorf("--format yaml: exit %d, want 2", code)
+	}
+}
+
+// TestHelp_noEmptyFlagsHeading: a command without flags prints no
+// "Flags:" heading over nothing.
+func TestHelp_noEmptyFlagsHeading(t *testing.T) {
+	for _, args := range [][]string{{"cluster", "token", "--help"}, {"cluster", "token", "revoke", "--help"}} {
+		_, _, stderr := runCLI(args...)
+		if strings.HasSuffix(strings.TrimSpace(stderr), "Flags:") {
+			t.Errorf("%v ends in an empty Flags: heading:\n%s", args, stderr)
+		}
 	}
 }

@@ -129,8 +129,10 @@ Flags:
 func cmdServiceLs(std stdio, args []string) int {
 	fs := newFlags(std, "service ls", serviceLsUsage)
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	if _, code, ok := parse(fs, args); !ok {
+	if pos, code, ok := parse(fs, args); !ok {
 		return code
+	} else if !noArgs(std, "service ls", pos) {
+		return 2
 	}
 	if !checkFormat(std, "service ls", *format) {
 		return 2

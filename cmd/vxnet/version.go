@@ -62,8 +62,10 @@ func buildVersion() versionInfo {
 func cmdVersion(std stdio, args []string) int {
 	fs := newFlags(std, "version", versionUsage)
 	format := fs.String("format", "text", "output `FORMAT`: text or json")
-	if _, code, ok := parse(fs, args); !ok {
+	if pos, code, ok := parse(fs, args); !ok {
 		return code
+	} else if !noArgs(std, "version", pos) {
+		return 2
 	}
 	if !checkFormatIn(std, "version", *format, "text", "json") {
 		return 2
