@@ -104,7 +104,7 @@ func RunDemo(ctx context.Context, cfg Config, dc DemoConfig, keep bool) (m *Matr
 			if err == nil {
 				l.sayKept(dc.withDefaults())
 			} else {
-				l.say("\nkept (--keep) as the demo left it; take it down with: vxnet lab down --id %s", l.cfg.ID)
+				l.say("\nkept (--keep) as the demo left it; take it down with: %s lab down --id %s", l.State().Binary, l.cfg.ID)
 			}
 			return
 		}
@@ -463,5 +463,5 @@ func (l *Lab) sayKept(dc DemoConfig) {
 		l.say("  ip netns exec %s ping -c3 %s   (the outside, through the container's host)", s.Containers[0].Netns, s.Outside.Addr)
 	}
 	l.say("  %s --socket %s endpoint ls", s.Binary, s.Hosts[0].Socket)
-	l.say("  vxnet lab status --id %s; vxnet lab down --id %s", s.ID, s.ID)
+	l.say("  %s lab status --id %s; %s lab down --id %s", s.Binary, s.ID, s.Binary, s.ID)
 }

@@ -88,7 +88,7 @@ func (l *Lab) up(ctx context.Context) error {
 		l.say("  %-4s namespace %-14s underlay %s", h.Name, h.Netns, h.Addr)
 	}
 	if o := s.Outside; o.Netns != "" {
-		l.say("  outside namespace %s underlay %s: beyond the cluster, the agents' DNS upstream", o.Netns, o.Addr)
+		l.say("  outside namespace %s underlay %s: beyond the cluster; the agents forward names they do not own there (lab demo runs a DNS server in it)", o.Netns, o.Addr)
 	}
 	if s.Store == StoreEtcd {
 		if err := l.startEtcd(ctx); err != nil {

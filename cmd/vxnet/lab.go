@@ -158,8 +158,8 @@ Flags:
 		return labFail(std, "up", err)
 	}
 	s := l.State()
-	fmt.Fprintf(std.stdout, "try: %s --socket %s cluster members\n     vxnet lab status --id %s; vxnet lab down --id %s\n",
-		s.Binary, s.Hosts[0].Socket, s.ID, s.ID)
+	fmt.Fprintf(std.stdout, "try: %s --socket %s cluster members\n     %s lab status --id %s; %s lab down --id %s\n",
+		s.Binary, s.Hosts[0].Socket, s.Binary, s.ID, s.Binary, s.ID)
 	return 0
 }
 
@@ -240,7 +240,12 @@ Flags:
 		s := l.State()
 		fmt.Fprintf(std.stdout, "lab %s: underlay %s, directory %s\n", s.ID, s.Subnet, s.Dir)
 		if o := s.Outside; o.Netns != "" {
-			fmt.Fprintf(std.stdout, "outside: namespace %s, underlay %s (the agents' DNS upstream)\n", o.Netns, o.Addr)
+			fmt.Fprintf(std.stdout, "outside: namespace %s, underlay %s (the agents' DNS upstream; lab demo runs a DNS server there)\n", o.Netns, o.Addr)
+		}
+		if s.Store == lab.StoreEtcd {
+			fmt.Fprintf(std.stdout, "store: etcd at %s (in the outside)\n", s.EtcdEndpoint())
+		} else {
+			fmt.Fprintln(std.stdout, "store: gossip")
 		}
 		if s.Network != "" {
 			fmt.Fprintf(std.stdout, "demo network %s, %d containers\n", s.Network, len(s.Containers))
