@@ -109,6 +109,11 @@ type Global struct {
 	// name in sight, the latest revision of each, from the last refresh
 	// of the claims.
 	creations map[string][]subnetClaim
+	// unsure are this host's subnet claims that a failed creation may
+	// have left in the store (a write the store took after its caller
+	// gave up, a creation abandoned while it settled), by key: each
+	// refresh withdraws them until a withdrawal is written.
+	unsure map[string]unsureClaim
 
 	dirtyMu     sync.Mutex
 	dirtyAll    bool
@@ -328,6 +333,10 @@ func (g *Global) createNetwork(ctx context.Context, name string, c PoolConfig, b
 			IPRange: c.IPRange, Gateway: pool.Gateway.String(), Aux: c.AuxAddresses, BlockBits: bb, Auto: auto}
 		key := subnetKey(name, g.self, claim.Created)
 		if err := g.putLocked(nil, key, claim); err != nil {
+			// The store may still take the write (etcd, paused, after
+			// the deadline): the claim would hold the name for a
+			// network nobody made.
+			g.unsureLocked(name, claim)
 			g.mu.Unlock()
 			return netip.Prefix{}, err
 		}
@@ -341,6 +350,10 @@ func (g *Global) createNetwork(ctx context.Context, name string, c PoolConfig, b
 		// automatic subnet that lost moves, and its new claim settles too.
 		for settled := 0; ; settled++ {
 			if err := sleepCtx(ctx, g.cfg.Settle); err != nil {
+				g.mu.Lock()
+				g.unsureLocked(name, claim) // abandoned: withdrawn
+				g.withdrawUnsureLocked()
+				g.mu.Unlock()
 				return netip.Prefix{}, err
 			}
 			g.mu.Lock()
@@ -421,6 +434,33 @@ func (g *Global) withdrawLocked(n *gnet, name string, c subnetClaim) error {
 	c.Rev++
 	c.Deleted = true
 	return g.putLocked(n, subnetKey(name, g.self, c.Created), c)
+}
+
+// unsureClaim is a claim of this host's that a failed creation may have
+// left in the store.
+type unsureClaim struct {
+	name  string
+	claim subnetClaim
+}
+
+// unsureLocked notes claim, of network name, as one to withdraw.
+func (g *Global) unsureLocked(name string, c subnetClaim) {
+	if g.unsure == nil {
+		g.unsure = map[string]unsureClaim{}
+	}
+	g.unsure[subnetKey(name, g.self, c.Created)] = unsureClaim{name, c}
+}
+
+// withdrawUnsureLocked writes the withdrawal of every unsure claim; those
+// it cannot write yet (the store still down) wait for the next refresh.
+func (g *Global) withdrawUnsureLocked() {
+	for key, u := range g.unsure {
+		if err := g.withdrawLocked(nil, u.name, u.claim); err != nil {
+			continue
+		}
+		delete(g.unsure, key)
+		g.cfg.Logger.Info("ipam: withdrew the subnet claim of a network whose creation failed", "network", u.name, "subnet", u.claim.Subnet)
+	}
 }
 
 // WithdrawOwn deletes this host's creations of a network (undoing a

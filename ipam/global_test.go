@@ -778,3 +778,45 @@ func TestGlobalClaims(t *testing.T) {
 		})
 	}
 }
+
+// lateTable is a table whose store takes subnet claims but reports a
+// failure for the first one (etcd paused: the caller's deadline passed,
+// the write went in when etcd resumed).
+type lateTable struct {
+	ipam.Table
+	mu     sync.Mutex
+	failed bool
+}
+
+func (l *lateTable) Put(key string, value []byte) error {
+	err := l.Table.Put(key, value)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if strings.HasPrefix(key, ipam.SubnetKeyPrefix) && !l.failed {
+		l.failed = true
+		return errors.New("store unavailable: context deadline exceeded")
+	}
+	return err
+}
+
+// TestGlobal_failedCreationLeavesNoClaim: a creation whose claim the store
+// took after reporting a failure leaves no network behind: the next
+// refresh withdraws the claim, and the name can be created again.
+func TestGlobal_failedCreationLeavesNoClaim(t *testing.T) {
+	tbl := &lateTable{Table: ipamtest.NewNetwork().Table("h1")}
+	g, err := ipam.NewGlobal(ipam.GlobalConfig{Table: tbl, Settle: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ipam.PoolConfig{Subnet: "10.91.0.0/24"}
+	if _, err := g.CreateNetwork(ctxT(t), "down", c, 0); err == nil {
+		t.Fatal("the failed write was not reported")
+	}
+	g.Refresh()
+	if _, _, ok := g.Creation("down"); ok {
+		t.Fatal("the claim of the failed creation still stands after a refresh")
+	}
+	if p, err := g.CreateNetwork(ctxT(t), "down", c, 0); err != nil || p.String() != c.Subnet {
+		t.Fatalf("creating it again: %v %v", p, err)
+	}
+}

@@ -37,6 +37,9 @@ func (g *Global) refreshPartLocked(dirty map[string]bool, claims bool) {
 	full := dirty == nil
 
 	if claims || full {
+		if len(g.unsure) > 0 {
+			g.withdrawUnsureLocked()
+		}
 		g.claimsLocked(seen)
 	}
 	for _, name := range sortedKeys(g.nets) {

@@ -316,7 +316,9 @@ func (e *Etcd) Delete(table, key string) error {
 	if e.closed() {
 		return ErrClosed
 	}
-	e.waitUp()
+	if e.st.cluster[table] {
+		e.waitUp()
+	} // this host's own row goes at once, etcd up or not (del)
 	rev, err := e.del(table, key)
 	if err != nil {
 		return err
@@ -351,13 +353,20 @@ func (e *Etcd) del(table, key string) (int64, error) {
 			return 0, fmt.Errorf("delete %s/%s: %w", table, key, ErrNotFound)
 		}
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
 	var resp *clientv3.DeleteResponse
-	err := retry(ctx, func(ctx context.Context) (err error) {
-		resp, err = e.cli.Delete(ctx, path, opts...)
-		return err
-	})
-	cancel()
+	var err error
+	if !e.st.cluster[table] && !e.upNow() {
+		// etcd is down: no wait (a runtime tearing a container down
+		// must not hang); the row goes from etcd once it is back.
+		err = errors.New("etcd unreachable")
+	} else {
+		ctx, cancel := context.WithTimeout(e.ctx, e.ecfg.RequestTimeout)
+		err = retry(ctx, func(ctx context.Context) (err error) {
+			resp, err = e.cli.Delete(ctx, path, opts...)
+			return err
+		})
+		cancel()
+	}
 	if !e.st.cluster[table] {
 		// This host's row goes whether or not etcd took the delete now:
 		// it is no longer this host's, so the next full read deletes it
@@ -388,6 +397,19 @@ func (e *Etcd) del(table, key string) (int64, error) {
 // reachable: a write made as the agent starts or while etcd fails over
 // waits for it rather than failing at once.
 func (e *Etcd) waitUp() { e.waitUpFor(e.ecfg.RequestTimeout) }
+
+// upNow reports whether the store is reachable now, without waiting.
+func (e *Etcd) upNow() bool {
+	e.mu.Lock()
+	ch := e.upCh
+	e.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
 
 // claimWait is how long a claim waits for etcd to be reachable: long
 // enough for a new session after a member's failover, short enough for
