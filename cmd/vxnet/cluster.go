@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -158,6 +160,7 @@ func cmdClusterInit(std stdio, args []string) int {
 	if err != nil {
 		return fail(std, "cluster init", err)
 	}
+	warnNotLocal(std, "cluster init", addr)
 	paths := newSetupPaths(*dir)
 	if err := paths.prepare(*force); err != nil {
 		return fail(std, "cluster init", err)
@@ -257,6 +260,7 @@ func cmdClusterJoin(std stdio, args []string) int {
 	if err != nil {
 		return fail(std, "cluster join", err)
 	}
+	warnNotLocal(std, "cluster join", addr)
 	if *name == "" {
 		*name, _ = os.Hostname()
 	}
@@ -264,7 +268,7 @@ func cmdClusterJoin(std stdio, args []string) int {
 	defer cancel()
 	resp, err := join.Ask(c, member, tok, join.Request{Name: *name, AdvertiseAddr: addr.String()})
 	if err != nil {
-		return fail(std, "cluster join", err)
+		return fail(std, "cluster join", fmt.Errorf("%w%s", err, joinHint(err, member, *timeout)))
 	}
 	settings := map[string]any{
 		"advertise-addr":  addr.String(),
@@ -320,6 +324,36 @@ func cmdClusterJoin(std stdio, args []string) int {
 	paths.report(std)
 	startAgent(std, paths.config, *noStart)
 	return 0
+}
+
+// warnNotLocal warns when addr, the address other hosts will use for
+// this one, is none of this host's (a typo, or an address behind NAT that
+// the agent cannot bind).
+func warnNotLocal(std stdio, cmd string, addr netip.Addr) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == addr {
+			return
+		}
+	}
+	fmt.Fprintf(std.stderr, "vxnet %s: warning: --advertise-addr %s is not an address of this host: the agent listens for gossip and VXLAN there and will fail to start unless it is\n", cmd, addr)
+}
+
+// joinHint says what a failed join's low-level error likely means.
+func joinHint(err error, member string, timeout time.Duration) string {
+	var rec tls.RecordHeaderError
+	switch {
+	case errors.As(err, &rec):
+		return fmt.Sprintf(" (%s does not speak TLS: is it the member's join port, %d unless cluster init was given --join-port, and not its gossip port?)", member, join.DefaultPort)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf(" (nothing listens at %s: use the address and port cluster init printed, and check that the member's agent runs)", member)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf(" (no answer from %s within %v (--timeout): is the member up, and its join port open to this host?)", member, timeout)
+	}
+	return ""
 }
 
 // chooseAdvertise is the address given, or the one this host reaches

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestJoinHint: the low-level errors of a failed join get a hint that
+// names what to check; others none.
+func TestJoinHint(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("join x: %w", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), "not its gossip port"},
+		{fmt.Errorf("join x: %w", refused), "nothing listens at 198.18.0.1:7947"},
+		{fmt.Errorf("join x: %w", context.DeadlineExceeded), "no answer from 198.18.0.1:7947 within 30s"},
+		{errors.New("join x: token revoked"), ""},
+	} {
+		got := joinHint(c.err, "198.18.0.1:7947", 30*time.Second)
+		if c.want == "" && got != "" || !strings.Contains(got, c.want) {
+			t.Errorf("%v: hint %q, want one saying %q", c.err, got, c.want)
+		}
+	}
+}
+
+// TestWarnNotLocal: an advertise address none of this host's interfaces
+// holds gets a warning; one they hold, none.
+func TestWarnNotLocal(t *testing.T) {
+	var out strings.Builder
+	std := stdio{stdout: &out, stderr: &out}
+	warnNotLocal(std, "cluster init", netip.MustParseAddr("127.0.0.1"))
+	if out.Len() != 0 {
+		t.Errorf("warned about 127.0.0.1: %s", out.String())
+	}
+	warnNotLocal(std, "cluster init", netip.MustParseAddr("192.0.2.123"))
+	if !strings.Contains(out.String(), "--advertise-addr 192.0.2.123 is not an address of this host") {
+		t.Errorf("no warning for an address of no interface: %q", out.String())
+	}
+}
