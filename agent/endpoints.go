@@ -49,6 +49,9 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 		return api.Endpoint{}, err
 	}
 	defer unclaim()
+	if err := a.aliasesFree(req.Network, req.Aliases); err != nil {
+		return api.Endpoint{}, err
+	}
 	ne, err := a.checkEndpoint(req)
 	if err != nil {
 		return api.Endpoint{}, err
@@ -378,9 +381,10 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	case !ok:
 		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q", name, network)
 	default:
-		// The row goes first: if the store cannot take that now (etcd
-		// down), nothing has changed, the endpoint keeps running and the
-		// call fails; the caller tries again.
+		// The row goes first. A store that cannot take that now fails
+		// the call (nothing has changed, the endpoint keeps running; the
+		// caller tries again), except etcd for this host's own row,
+		// which goes from etcd once it is back.
 		if err := a.del(tables.Endpoints, key); err != nil {
 			a.mu.Lock()
 			le.removing = false

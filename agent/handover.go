@@ -184,6 +184,9 @@ func (a *Agent) SetAliases(network, name string, aliases []string) error {
 	if field, err := names.CheckEndpoint(name, aliases, "", ""); err != nil {
 		return apiError(api.CodeBadRequest, field, "%v", err)
 	}
+	if err := a.aliasesFree(network, aliases); err != nil {
+		return err
+	}
 	le, err := a.ownLocal(network, name)
 	if err != nil {
 		return err

@@ -63,12 +63,7 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 	}
 	a.mu.Lock()
 	keys := append(sortedMapKeys(a.owners), sortedMapKeys(a.local)...)
-	svc := ""
-	for _, s := range a.services {
-		if s.Network == network && names.Same(s.Name, name) {
-			svc = s.Name
-		}
-	}
+	svc := a.serviceNamedLocked(network, name)
 	a.mu.Unlock()
 	for _, k := range keys {
 		if taken(k) {
@@ -76,9 +71,11 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 		}
 	}
 	if svc != "" {
-		return nil, apiError(api.CodeConflict, "name", "endpoint %q: network %q has a service %q, and a network's services and endpoints share DNS names: pick another name", name, network, svc)
+		return nil, sharedNameErr("endpoint", name, network, "service", svc, "")
 	}
-	return a.claimName("endpoint "+network+"/"+names.Key(name), func() error {
+	// One claim for both kinds of name: a service and an endpoint of
+	// the same name created at once on this host are not both made.
+	return a.claimName(dnsClaim(network, name), func() error {
 		return apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", name, network)
 	})
 }
@@ -112,4 +109,43 @@ func nameTaken(kind, name, existing, network string) error {
 		return apiError(api.CodeConflict, "name", "%s %q exists%s", kind, name, where)
 	}
 	return apiError(api.CodeConflict, "name", "%s %q: %s %q exists%s, and names that differ only in case are one name in DNS", kind, name, kind, existing, where)
+}
+
+// dnsClaim is the key under which a name of a network's DNS (an
+// endpoint's or a service's) is held while being created.
+func dnsClaim(network, name string) string { return "dns " + network + "/" + names.Key(name) }
+
+// serviceNamedLocked names the service of network whose name is name in
+// any case, or "". a.mu is held.
+func (a *Agent) serviceNamedLocked(network, name string) string {
+	for _, s := range a.services {
+		if s.Network == network && names.Same(s.Name, name) {
+			return s.Name
+		}
+	}
+	return ""
+}
+
+// aliasesFree checks that no alias of an endpoint of network is the name
+// of one of the network's services (they share DNS names). Errors name
+// the field aliases.
+func (a *Agent) aliasesFree(network string, aliases []string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, al := range aliases {
+		if svc := a.serviceNamedLocked(network, al); svc != "" {
+			err := sharedNameErr("alias", al, network, "service", svc, "")
+			err.Field = "aliases"
+			return err
+		}
+	}
+	return nil
+}
+
+// sharedNameErr refuses name, of kind, on network: other, of kind
+// otherKind (detail says more of it), has it, and a network's services
+// and endpoints share DNS names.
+func sharedNameErr(kind, name, network, otherKind, other, detail string) *api.Error {
+	return apiError(api.CodeConflict, "name", "%s %q: network %q has a%s %s %q%s, and a network's services and endpoints share DNS names: pick another name",
+		kind, name, network, map[bool]string{true: "n"}[otherKind == "endpoint"], otherKind, other, detail)
 }

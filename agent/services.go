@@ -92,6 +92,14 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 		return api.Service{}, err
 	}
 	defer release()
+	// The network's DNS name, shared with its endpoints' (names.go).
+	releaseDNS, err := a.claimName(dnsClaim(req.Network, req.Name), func() error {
+		return apiError(api.CodeBusy, "name", "an endpoint %q on network %q is being created: try again", req.Name, req.Network)
+	})
+	if err != nil {
+		return api.Service{}, err
+	}
+	defer releaseDNS()
 	a.mu.Lock()
 	_, exists := a.services[key]
 	for _, s := range a.services {
@@ -101,9 +109,16 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 		}
 	}
 	for _, e := range a.rows {
-		if e.Network == req.Network && names.Same(e.Name, req.Name) {
+		if e.Network != req.Network {
+			continue
+		}
+		if names.Same(e.Name, req.Name) {
 			a.mu.Unlock()
-			return api.Service{}, apiError(api.CodeConflict, "name", "service %q: network %q has an endpoint %q (host %s), and a network's services and endpoints share DNS names: pick another name", req.Name, req.Network, e.Name, e.Host)
+			return api.Service{}, sharedNameErr("service", req.Name, req.Network, "endpoint", e.Name, " (host "+e.Host+")")
+		}
+		if i := slices.IndexFunc(e.Aliases, func(al string) bool { return names.Same(al, req.Name) }); i >= 0 {
+			a.mu.Unlock()
+			return api.Service{}, sharedNameErr("service", req.Name, req.Network, "endpoint", e.Name, " (host "+e.Host+") with the alias "+e.Aliases[i])
 		}
 	}
 	var taken string
@@ -120,13 +135,9 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 			}
 		}
 	}
-	for _, s := range a.services {
-		for _, p := range s.Ports {
-			for _, q := range ports {
-				if p.Published == q.Published && p.Proto == q.Proto && taken == "" {
-					taken = fmt.Sprintf("publish %q: port %d/%s is published by service %s on network %s", q.String(), q.Published, q.Proto, s.Name, s.Network)
-				}
-			}
+	for _, q := range ports {
+		if svc := a.servicePortLocked(driver.Publish{HostPort: q.Published, Proto: q.Proto}); svc != "" && taken == "" {
+			taken = fmt.Sprintf("publish %q: port %d/%s is published by %s", q.String(), q.Published, q.Proto, svc)
 		}
 	}
 	a.mu.Unlock()
@@ -195,11 +206,17 @@ func (a *Agent) vipErr(field, network string, vip netip.Addr, err error) error {
 
 // clusterPortErr refuses a host port that the cluster's own services
 // listen on (gossip over TCP and UDP, VXLAN over UDP, the join service
-// over TCP) for spec, a port to publish. Errors name the field publish.
+// over TCP where this host runs one) for spec, a port to publish. Errors
+// name the field publish.
 func (a *Agent) clusterPortErr(spec string, port uint16, proto string) error {
 	p := int(port)
-	if p == a.cfg.GossipPort || proto == "udp" && p == a.cfg.VXLANPort || proto == "tcp" && p == a.cfg.JoinPort {
-		return apiError(api.CodeBadRequest, "publish", "publish %q: port %d/%s is the cluster's own (gossip %d, VXLAN %d/udp, join %d/tcp): pick another", spec, port, proto, a.cfg.GossipPort, a.cfg.VXLANPort, a.cfg.JoinPort)
+	joins := a.join != nil // the join service listens
+	if p == a.cfg.GossipPort || proto == "udp" && p == a.cfg.VXLANPort || joins && proto == "tcp" && p == a.cfg.JoinPort {
+		join := ""
+		if joins {
+			join = fmt.Sprintf(", join %d/tcp", a.cfg.JoinPort)
+		}
+		return apiError(api.CodeBadRequest, "publish", "publish %q: port %d/%s is the cluster's own (gossip %d, VXLAN %d/udp%s): pick another", spec, port, proto, a.cfg.GossipPort, a.cfg.VXLANPort, join)
 	}
 	return nil
 }

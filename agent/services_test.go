@@ -115,8 +115,8 @@ func TestServices_createAndRemove(t *testing.T) {
 // TestServices_sharedNamesAndPorts: a network's services and endpoints
 // share DNS names, in any case and in either order; an endpoint may not
 // publish a host port that a service publishes on every host, nor one
-// the cluster listens on itself (gossip, VXLAN, join), whichever path
-// publishes it.
+// the cluster listens on itself (gossip, VXLAN, and join where this host
+// runs the join service), whichever path publishes it.
 func TestServices_sharedNamesAndPorts(t *testing.T) {
 	a := startTestAgent(t, nil)
 	ctx := context.Background()
@@ -145,10 +145,18 @@ func TestServices_sharedNamesAndPorts(t *testing.T) {
 		_, err := a.CreateService(ctx, api.ServiceCreate{Name: name, Network: "web"})
 		wantErr("service "+name, err, "name", `network "web" has an endpoint "e1"`)
 	}
+	// Aliases are DNS names too.
+	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e5", Aliases: []string{"Www"}})
+	wantErr("an endpoint aliased as the service", err, "aliases", `alias "Www": network "web" has a service "www"`)
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e6", IP: "10.0.9.11", Aliases: []string{"db"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.CreateService(ctx, api.ServiceCreate{Name: "db", Network: "web"})
+	wantErr("a service named as an alias", err, "name", "with the alias db")
 	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e2", Publish: []string{"8080:80"}})
 	wantErr("endpoint publishing the service's port", err, "publish", "published on every host by service www on network web")
 	c := a.cfg
-	for _, port := range []string{fmt.Sprintf("%d:80", c.GossipPort), fmt.Sprintf("%d:80/udp", c.GossipPort), fmt.Sprintf("%d:80/udp", c.VXLANPort), fmt.Sprintf("%d:80", c.JoinPort)} {
+	for _, port := range []string{fmt.Sprintf("%d:80", c.GossipPort), fmt.Sprintf("%d:80/udp", c.GossipPort), fmt.Sprintf("%d:80/udp", c.VXLANPort)} {
 		_, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e2", Publish: []string{port}})
 		wantErr("endpoint publishing "+port, err, "publish", "the cluster's own")
 		_, err = a.CreateService(ctx, api.ServiceCreate{Name: "s2", Network: "web", Publish: []string{port}})
@@ -163,7 +171,14 @@ func TestServices_sharedNamesAndPorts(t *testing.T) {
 	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e2", Publish: []string{fmt.Sprintf("%d:80", c.VXLANPort)}}); err != nil {
 		t.Errorf("4789/tcp is not the cluster's: %v", err)
 	}
-	// --vip6 auto, the default, on a network without IPv6: no IPv6 VIP.
+	// The join port is the cluster's only where the join service runs.
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e3", Publish: []string{fmt.Sprintf("%d:80", c.JoinPort)}}); err != nil {
+		t.Errorf("the join port with no join service here: %v", err)
+	}
+	withJoin := &Agent{cfg: a.cfg, join: &joinService{}}
+	err = withJoin.clusterPortErr("x", uint16(c.JoinPort), "tcp")
+	wantErr("the join port with a join service", err, "publish", fmt.Sprintf("join %d/tcp", c.JoinPort))
+	// --vip6 auto on a network without IPv6: no IPv6 VIP.
 	if s, err := a.CreateService(ctx, api.ServiceCreate{Name: "s4", Network: "web", VIP6: "auto"}); err != nil || len(s.VIPs) != 1 {
 		t.Errorf("vip6 auto on an IPv4 network: %+v %v", s, err)
 	}

@@ -34,6 +34,7 @@ type insideLoop struct {
 	arp    arpThrottle // ARP requests and solicitations, per address (uplinks, learned.go)
 	arpBuf [vxlan.EthernetLen + arpLen]byte
 	icmp   icmpLimit                       // ICMP "too big" answers (toobig.go)
+	refuse icmpLimit                       // ICMP "port unreachable" answers from VIPs with no task
 	askBuf [Headroom + nsLen]byte          // ARP requests and solicitations sent while a packet still goes out (learned.go)
 	ndBuf  [vxlan.EthernetLen + nsLen]byte // uplinks' neighbour solicitations
 
@@ -308,9 +309,13 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial, cut []bool, n 
 				if ok, noTask := l.toTask(nw, svc, pkt, &info, lazy, now); !ok {
 					if noTask {
 						// Counted as a no_task drop, answered as a host
-						// where nothing listens would.
-						if n := l.icmp.unreachable(buf, info.length, &info, nw); n > 0 {
-							l.b.local.add(l.port, buf[:Headroom+n])
+						// where nothing listens would, quoting the
+						// packet whole (its checksum finished).
+						if lazy {
+							completeChecksum(pkt, &info)
+						}
+						if size := l.refuse.unreachable(buf, info.length, &info, nw); size > 0 {
+							l.b.local.add(l.port, buf[:Headroom+size])
 						}
 					}
 					continue

@@ -465,6 +465,15 @@ func TestService_taskIsNeverItsOwnTask(t *testing.T) {
 	if src, dst := addrs(p); src != vip4 || dst != ip1b {
 		t.Errorf("port unreachable %v→%v, want %v→%v", src, dst, vip4, ip1b)
 	}
+	// An echo request gets no answer; a UDP datagram after it is refused
+	// (the first answer out is the datagram's).
+	r.b.Inject(icmpEcho(ip1b, vip4, 8, 9))
+	r.b.Inject(withUDPChecksum(ipv4UDP(ip1b, vip4, 5353, 53, []byte("q"))))
+	waitStats(t, r.sw, "no_task drops", func(s Stats) bool { return s.Drops["no_task"] == 3 })
+	p = out(t, r.b)
+	if len(p) < 48 || p[9] != protoICMP || p[20] != 3 || p[21] != 3 || p[28+9] != protoUDP {
+		t.Fatalf("answer %x: want ICMP port unreachable quoting the UDP datagram", p)
+	}
 }
 
 // TestService_tooBigQuotesTheVIP: a packet to a VIP too large for the

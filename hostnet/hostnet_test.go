@@ -33,8 +33,8 @@ func TestRuleset(t *testing.T) {
 	for _, want := range []string{
 		`ip saddr 172.30.2.0/24 oifname != "vxg-*" masquerade comment "b"`,
 		`fib daddr type local tcp dport 8080 dnat to 172.30.2.2:80 comment "b/web"`,
-		`iifname "` + GatewayDevice("b") + `" oifname "` + GatewayDevice("b") + `" ct status dnat masquerade comment "b/hairpin"`,
-		`iifname "` + GatewayDevice("v6") + `" oifname "` + GatewayDevice("v6") + `" ct status dnat masquerade comment "v6/hairpin"`,
+		`iifname "` + GatewayDevice("b") + `" oifname "` + GatewayDevice("b") + `" ip daddr { 172.30.2.2 } ct status dnat masquerade comment "b/hairpin"`,
+		`iifname "` + GatewayDevice("v6") + `" oifname "` + GatewayDevice("v6") + `" ip6 daddr { fd00:9::2 } ct status dnat masquerade comment "v6/hairpin"`,
 		`ip saddr 127.0.0.0/8 oifname "vxg-*" masquerade`,
 		`ip6 saddr fd00:9::/64 oifname != "vxg-*" masquerade comment "v6"`,
 		`fib daddr type local tcp dport 8443 dnat to [fd00:9::2]:443 comment "v6/web6"`,
@@ -58,6 +58,9 @@ func TestRuleset(t *testing.T) {
 	}
 	if strings.Contains(rs, "172.30.1.0/24") {
 		t.Errorf("an internal network is masqueraded:\n%s", rs)
+	}
+	if strings.Count(rs, "/hairpin") != 2 {
+		t.Errorf("want a hairpin rule for each network with a published port, and only those:\n%s", rs)
 	}
 	if strings.Count(rs, "dnat to")-strings.Count(rs, `/dns"`) != 4 || strings.Count(rs, `/dns"`) != 3 {
 		t.Errorf("want each published port's DNAT rule in prerouting and output, and each DNS redirect in prerouting only:\n%s", rs)

@@ -3,6 +3,7 @@ package hostnet
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -78,10 +79,16 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 		// Hairpin: a container reaching a published port of its own
 		// network on this host (through the host's address) is answered
 		// by the host, not straight from the other container, which it
-		// never called.
-		if _, _, ok := n.side(v6); ok {
+		// never called. Only to the endpoints vxnet publishes.
+		var to []string
+		for _, p := range pubs {
+			if p.Network == n.Name && p.Addr.Is6() == v6 && !slices.Contains(to, p.Addr.String()) {
+				to = append(to, p.Addr.String())
+			}
+		}
+		if len(to) > 0 {
 			dev := GatewayDevice(n.Name)
-			fmt.Fprintf(b, "\t\tiifname %q oifname %q ct status dnat masquerade comment %q\n", dev, dev, n.Name+"/hairpin")
+			fmt.Fprintf(b, "\t\tiifname %q oifname %q %s daddr { %s } ct status dnat masquerade comment %q\n", dev, dev, family, strings.Join(to, ", "), n.Name+"/hairpin")
 		}
 	}
 	if !v6 { // published ports answer on 127.0.0.1 too (route_localnet)

@@ -441,22 +441,38 @@ func (g *Global) withdrawLocked(n *gnet, name string, c subnetClaim) error {
 type unsureClaim struct {
 	name  string
 	claim subnetClaim
+	since time.Time
 }
+
+// unsureFor is how long a claim whose write failed is watched for: a
+// write the store takes late lands within moments of the store's return.
+const unsureFor = 10 * time.Minute
 
 // unsureLocked notes claim, of network name, as one to withdraw.
 func (g *Global) unsureLocked(name string, c subnetClaim) {
 	if g.unsure == nil {
 		g.unsure = map[string]unsureClaim{}
 	}
-	g.unsure[subnetKey(name, g.self, c.Created)] = unsureClaim{name, c}
+	g.unsure[subnetKey(name, g.self, c.Created)] = unsureClaim{name, c, g.cfg.Now()}
 }
 
-// withdrawUnsureLocked writes the withdrawal of every unsure claim; those
-// it cannot write yet (the store still down) wait for the next refresh.
+// withdrawUnsureLocked withdraws the unsure claims the table shows (only
+// those: a write that never landed needs no withdrawal, and the store is
+// up when it shows them), and forgets those it has not shown for
+// unsureFor. A withdrawal that fails waits for the next refresh, and so
+// do the others: the store is failing.
 func (g *Global) withdrawUnsureLocked() {
-	for key, u := range g.unsure {
-		if err := g.withdrawLocked(nil, u.name, u.claim); err != nil {
+	now := g.cfg.Now()
+	for _, key := range sortedKeys(g.unsure) {
+		u := g.unsure[key]
+		if !slices.ContainsFunc(g.cfg.Table.List(key), func(r Row) bool { return r.Key == key && r.Writer == g.self }) {
+			if now.Sub(u.since) > unsureFor {
+				delete(g.unsure, key)
+			}
 			continue
+		}
+		if err := g.withdrawLocked(nil, u.name, u.claim); err != nil {
+			return
 		}
 		delete(g.unsure, key)
 		g.cfg.Logger.Info("ipam: withdrew the subnet claim of a network whose creation failed", "network", u.name, "subnet", u.claim.Subnet)

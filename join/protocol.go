@@ -69,7 +69,8 @@ func Ask(ctx context.Context, addr string, tok Token, req Request) (Response, er
 	if err != nil {
 		return Response{}, err
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS(tok.Pin), Proxy: nil}, Timeout: 30 * time.Second}
+	// ctx bounds the whole exchange (the caller's --timeout).
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS(tok.Pin), Proxy: nil}}
 	defer hc.CloseIdleConnections()
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+Path, bytes.NewReader(body))
 	if err != nil {

@@ -318,7 +318,11 @@ func (e *Etcd) Delete(table, key string) error {
 	}
 	if e.st.cluster[table] {
 		e.waitUp()
-	} // this host's own row goes at once, etcd up or not (del)
+	} else {
+		// This host's own row goes whether or not etcd is up (del): wait
+		// out a session's restart, not an outage.
+		e.waitUpFor(claimWait)
+	}
 	rev, err := e.del(table, key)
 	if err != nil {
 		return err

@@ -338,7 +338,7 @@ func (c *campaign) sayKept() {
 	s := c.l.State()
 	c.say("kept", "lab %s is up as the final checks saw it (--keep):", s.ID)
 	c.say("kept", "  %s --socket %s endpoint ls", s.Binary, s.Hosts[0].Socket)
-	c.say("kept", "  %s lab status --id %s; %s lab down --id %s", s.Binary, s.ID, s.Binary, s.ID)
+	c.say("kept", "  %s", s.statusDownHint())
 }
 
 // errText is err's text, or empty.

@@ -301,10 +301,13 @@ func (c *campaign) containersOf(network, name string) []*chaosContainer {
 
 // dropContainer deletes a container's namespace and forgets it.
 func (c *campaign) dropContainer(ctx context.Context, x *chaosContainer) {
-	c.l.delNetns(ctx, x.Netns)
+	err := c.l.delNetns(ctx, x.Netns)
 	c.mu.Lock()
 	x.gone = true
 	c.mu.Unlock()
+	if err != nil {
+		return // still in the state: Down deletes it
+	}
 	c.l.update(func(s *State) {
 		s.Containers = slices.DeleteFunc(s.Containers, func(cs ContainerState) bool { return cs.Netns == x.Netns })
 	})

@@ -253,11 +253,18 @@ func (l *Lab) AddContainer(ctx context.Context, network, host, name string) (Con
 	}
 	// Recorded first, so that whatever happens next Down removes it; but
 	// a namespace of that name that was there already is not the lab's.
-	if err := l.addNetns(ctx, c.Netns); err != nil {
+	if _, err := l.run.run(ctx, "ip", "netns", "add", c.Netns); err != nil {
+		var ce *CmdError
+		if !errors.As(err, &ce) || !strings.Contains(ce.Output, "File exists") {
+			return c, fmt.Errorf("container %s on %s: %w", name, host, err)
+		}
 		uerr := l.update(func(s *State) {
 			s.Containers = slices.DeleteFunc(s.Containers, func(o ContainerState) bool { return o.Netns == c.Netns })
 		})
-		return c, errors.Join(fmt.Errorf("container %s on %s: namespace %s: %w (the lab names its containers' namespaces %s-HOST-cN: remove one made by hand under that name, or use another --id)", name, host, c.Netns, err, l.cfg.ID), uerr)
+		return c, errors.Join(fmt.Errorf("container %s on %s: namespace %s exists already, and not as the lab's: remove it (the lab names its containers' namespaces %s-HOST-cN) or use another --id", name, host, c.Netns, l.cfg.ID), uerr)
+	}
+	if _, err := l.run.run(ctx, "ip", "-n", c.Netns, "link", "set", "lo", "up"); err != nil {
+		return c, fmt.Errorf("container %s on %s: %w", name, host, err)
 	}
 	if err := l.attach(ctx, network, &c); err != nil {
 		return c, fmt.Errorf("container %s on %s: %w", name, host, err)
@@ -428,12 +435,14 @@ func (l *Lab) stopEchoes(ctx context.Context) error {
 func (l *Lab) RemoveDemo(ctx context.Context) error {
 	errs := []error{l.stopEchoes(ctx), l.stopOutside(ctx)}
 	s := l.State()
+	var left []ContainerState // whose namespace is still there: Down's to delete
 	for _, c := range slices.Backward(s.Containers) {
 		if _, err := l.CLI(ctx, c.Host, "endpoint", "rm", "--network", s.Network, c.Name); err != nil {
 			errs = append(errs, err)
 		}
 		if _, err := l.run.run(ctx, "ip", "netns", "del", c.Netns); err != nil {
 			errs = append(errs, err)
+			left = append(left, c)
 		}
 		errs = append(errs, os.RemoveAll(filepath.Join("/etc/netns", c.Netns)))
 	}
@@ -443,7 +452,7 @@ func (l *Lab) RemoveDemo(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, os.RemoveAll(filepath.Join(s.Dir, "containers")), os.RemoveAll(filepath.Join(s.Dir, outsideDir)))
-	errs = append(errs, l.update(func(s *State) { s.Containers, s.Network = nil, "" }))
+	errs = append(errs, l.update(func(s *State) { s.Containers, s.Network = left, "" }))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("removing the demo: %w", err)
 	}
@@ -463,5 +472,5 @@ func (l *Lab) sayKept(dc DemoConfig) {
 		l.say("  ip netns exec %s ping -c3 %s   (the outside, through the container's host)", s.Containers[0].Netns, s.Outside.Addr)
 	}
 	l.say("  %s --socket %s endpoint ls", s.Binary, s.Hosts[0].Socket)
-	l.say("  %s lab status --id %s; %s lab down --id %s", s.Binary, s.ID, s.Binary, s.ID)
+	l.say("  %s", s.statusDownHint())
 }

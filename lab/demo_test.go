@@ -70,7 +70,7 @@ func TestAddContainer_namespaceNotTheLabs(t *testing.T) {
 	cfg := Config{ID: "tac", Hosts: 1, Dir: t.TempDir(), Out: io.Discard}.withDefaults()
 	l := &Lab{cfg: cfg, run: r, st: newState(cfg)}
 	_, err := l.AddContainer(t.Context(), "demo", "h1", "h1c1")
-	if err == nil || !strings.Contains(err.Error(), "namespace tac-h1-c1") || !strings.Contains(err.Error(), "made by hand") {
+	if err == nil || !strings.Contains(err.Error(), "namespace tac-h1-c1 exists already, and not as the lab's") {
 		t.Errorf("AddContainer = %v", err)
 	}
 	if cs := l.State().Containers; len(cs) != 0 {
@@ -80,5 +80,24 @@ func TestAddContainer_namespaceNotTheLabs(t *testing.T) {
 		if slices.Contains(c, "endpoint") {
 			t.Errorf("went on to %v", c)
 		}
+	}
+}
+
+// TestAddContainer_otherFailureKeepsTheRecord: a namespace the lab made
+// whose loopback failed to come up stays in the state, so Down deletes it.
+func TestAddContainer_otherFailureKeepsTheRecord(t *testing.T) {
+	r := &recorder{answer: func(argv []string) (string, error) {
+		if slices.Contains(argv, "lo") {
+			return "RTNETLINK answers: Operation not permitted", &CmdError{Argv: argv, Output: "Operation not permitted", Err: errors.New("exit status 2")}
+		}
+		return "", nil
+	}}
+	cfg := Config{ID: "tak", Hosts: 1, Dir: t.TempDir(), Out: io.Discard}.withDefaults()
+	l := &Lab{cfg: cfg, run: r, st: newState(cfg)}
+	if _, err := l.AddContainer(t.Context(), "demo", "h1", "h1c1"); err == nil {
+		t.Fatal("no error")
+	}
+	if cs := l.State().Containers; len(cs) != 1 || cs[0].Netns != "tak-h1-c1" {
+		t.Errorf("the state holds %v, want the container whose namespace the lab made", cs)
 	}
 }

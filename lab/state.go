@@ -147,3 +147,8 @@ func LoadState(dir string) (*State, error) {
 	}
 	return &s, nil
 }
+
+// statusDownHint is the commands that look at the lab and take it down.
+func (s *State) statusDownHint() string {
+	return fmt.Sprintf("%s lab status --id %s; %s lab down --id %s", s.Binary, s.ID, s.Binary, s.ID)
+}

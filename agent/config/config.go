@@ -253,11 +253,8 @@ func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Pr
 	if c.JoinPort < 1 || c.JoinPort > 65535 {
 		return advertise, nil, 0, &Error{"join-port", strconv.Itoa(c.JoinPort), "want 1-65535"}
 	}
-	if c.JoinPort == c.GossipPort {
-		return advertise, nil, 0, &Error{"join-port", strconv.Itoa(c.JoinPort), fmt.Sprintf("gossip listens on TCP %d too: pick another (default %d)", c.GossipPort, join.DefaultPort)}
-	}
-	if c.VXLANPort == c.GossipPort {
-		return advertise, nil, 0, &Error{"vxlan-port", strconv.Itoa(c.VXLANPort), fmt.Sprintf("gossip listens on UDP %d too: pick another (default 4789)", c.GossipPort)}
+	if err := CheckPorts(c.GossipPort, c.VXLANPort, c.JoinPort, c.JoinCert != ""); err != nil {
+		return advertise, nil, 0, err
 	}
 	if (c.JoinCert == "") != (c.JoinKey == "") {
 		return advertise, nil, 0, &Error{"join-cert", c.JoinCert, "give --join-cert and --join-key together"}
@@ -384,4 +381,17 @@ func (c *Config) EtcdTLS() (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// CheckPorts refuses ports of one host that would collide: gossip (TCP
+// and UDP) with VXLAN (UDP), and with the join service's (TCP) where it
+// runs (joinService: the host has a join certificate).
+func CheckPorts(gossip, vxlan, joinPort int, joinService bool) error {
+	if vxlan == gossip {
+		return &Error{"vxlan-port", strconv.Itoa(vxlan), fmt.Sprintf("gossip listens on UDP %d too: pick another (default 4789)", gossip)}
+	}
+	if joinService && joinPort == gossip {
+		return &Error{"join-port", strconv.Itoa(joinPort), fmt.Sprintf("gossip listens on TCP %d too: pick another (default %d)", gossip, join.DefaultPort)}
+	}
+	return nil
 }

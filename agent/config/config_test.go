@@ -18,8 +18,8 @@ func TestConfig_validateNamesField(t *testing.T) {
 		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", MTU: 100}, "mtu"},
 		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", VXLANPort: 70000}, "vxlan-port"},
 		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", VXLANPort: 7946}, "vxlan-port"},
-		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", JoinPort: 7946}, "join-port"},
-		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", GossipPort: 7000, JoinPort: 7000}, "join-port"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", JoinPort: 7946, JoinCert: "/c.pem", JoinKey: "/k.pem"}, "join-port"},
+		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", GossipPort: 7000, JoinPort: 7000, JoinCert: "/c.pem", JoinKey: "/k.pem"}, "join-port"},
 		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "consul"}, "store"},
 		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "etcd"}, "etcd-endpoints"},
 		{Config{Name: "h", AdvertiseAddr: "198.18.0.1", Store: "etcd", EtcdEndpoints: []string{"10.0.0.1:2379"}}, "etcd-endpoints"},
@@ -38,6 +38,17 @@ func TestConfig_validateNamesField(t *testing.T) {
 		if !ok || ce.Field != tc.field {
 			t.Errorf("%+v: error %v, want one naming %s", tc.cfg, err, tc.field)
 		}
+	}
+}
+
+// TestConfig_joinPortFreeWithoutJoinService: without a join certificate
+// no join service listens, so the gossip port may be the join port's
+// default (as before join tokens).
+func TestConfig_joinPortFreeWithoutJoinService(t *testing.T) {
+	c := Config{Name: "h", AdvertiseAddr: "198.18.0.1", GossipPort: 7947}
+	c.SetDefaults()
+	if _, _, _, err := c.Check(); err != nil {
+		t.Errorf("gossip port 7947 without a join service: %v", err)
 	}
 }
 

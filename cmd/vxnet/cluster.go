@@ -152,8 +152,9 @@ func cmdClusterInit(std stdio, args []string) int {
 			return 2
 		}
 	}
-	if *joinPort == *gossipPort {
-		fmt.Fprintf(std.stderr, "vxnet cluster init: --join-port %d: gossip listens on TCP %d too: pick another (default %d)\n", *joinPort, *gossipPort, join.DefaultPort)
+	var ce *config.Error
+	if err := config.CheckPorts(*gossipPort, config.DefaultVXLANPort, *joinPort, true); errors.As(err, &ce) {
+		fmt.Fprintf(std.stderr, "vxnet cluster init: --%s %s: %s\n", ce.Field, ce.Value, ce.Reason)
 		return 2
 	}
 	addr, err := chooseAdvertise(*advertise, "")

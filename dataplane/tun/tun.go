@@ -52,7 +52,7 @@ type Config struct {
 	// Routes go through the device besides the connected ones: 0.0.0.0/0
 	// gives the container a default route (the nat driver's gateway). A
 	// default route the namespace has already (the container's first
-	// network's) is kept.
+	// network's) stays the one used: this device's gets a higher metric.
 	Routes []netip.Prefix
 }
 

@@ -59,10 +59,12 @@ func configure(cfg Config) error {
 	for _, p := range cfg.Routes {
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: prefixToIPNet(p.Masked())}
 		err := netlink.RouteAdd(r)
-		if errors.Is(err, unix.EEXIST) && p.Bits() == 0 {
-			// A container on a second network that has a way out keeps
-			// the default route of the first.
-			continue
+		for metric := 100; errors.Is(err, unix.EEXIST) && p.Bits() == 0 && metric < 116; metric++ {
+			// A container on a second network that has a way out: the
+			// first's default route stays the one used; this one, at a
+			// higher metric, takes over if the first network goes.
+			r.Priority = metric
+			err = netlink.RouteAdd(r)
 		}
 		if err != nil {
 			return fmt.Errorf("tun: add route %v via %s: %w", p, cfg.Name, err)

@@ -47,16 +47,20 @@ func TestCreate_inNamespace(t *testing.T) {
 		t.Errorf("created a second device with the same name")
 	}
 	// A second network with a way out: its device comes up, the default
-	// route stays the first's; its other routes are its own.
+	// route used stays the first's (the second's has a higher metric);
+	// its other routes are its own.
 	dev1, err := Create(Config{Name: "eth1", Netns: ns, Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.8.2/24")},
 		Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("10.7.0.0/16")}})
 	if err != nil {
 		t.Fatalf("a second device asking for a default route too: %v", err)
 	}
 	defer dev1.Close()
-	if r, err := exec.Command("ip", "-n", ns, "route", "show").CombinedOutput(); err != nil || !strings.Contains(string(r), "default dev eth0") ||
-		strings.Contains(string(r), "default dev eth1") || !strings.Contains(string(r), "10.7.0.0/16 dev eth1") {
+	if r, err := exec.Command("ip", "-n", ns, "route", "show").CombinedOutput(); err != nil || !strings.Contains(string(r), "default dev eth0 scope link \n") ||
+		!strings.Contains(string(r), "default dev eth1 scope link metric 100") || !strings.Contains(string(r), "10.7.0.0/16 dev eth1") {
 		t.Errorf("routes with two devices: %v\n%s", err, r)
+	}
+	if r, err := exec.Command("ip", "-n", ns, "route", "get", "192.0.2.1").CombinedOutput(); err != nil || !strings.Contains(string(r), "dev eth0") {
+		t.Errorf("the default route used is not the first network's: %v\n%s", err, r)
 	}
 	dev.Close()
 	if out, err := exec.Command("ip", "-n", ns, "link", "show", "dev", "eth0").CombinedOutput(); err == nil {
