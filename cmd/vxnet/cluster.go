@@ -157,12 +157,16 @@ func cmdClusterInit(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet cluster init: --%s %s: %s\n", ce.Field, ce.Value, ce.Reason)
 		return 2
 	}
+	paths := newSetupPaths(*dir)
+	if err := paths.checkFree(*force); err != nil {
+		return fail(std, "cluster init", err)
+	}
+	// The address before any directory is made: a failure leaves none.
 	addr, err := chooseAdvertise(*advertise, "")
 	if err != nil {
 		return fail(std, "cluster init", err)
 	}
 	warnNotLocal(std, "cluster init", addr)
-	paths := newSetupPaths(*dir)
 	if err := paths.prepare(*force); err != nil {
 		return fail(std, "cluster init", err)
 	}
@@ -401,6 +405,11 @@ func (p setupPaths) prepare(force bool) error {
 	if err := config.RestrictDir(p.dir); err != nil {
 		return fmt.Errorf("--config-dir %s: %w", p.dir, err)
 	}
+	return p.checkFree(force)
+}
+
+// checkFree refuses settings already there, unless force.
+func (p setupPaths) checkFree(force bool) error {
 	if _, err := os.Stat(p.config); err == nil && !force {
 		return fmt.Errorf("%s exists: this host is set up already (remove it, or --force to replace it)", p.config)
 	}
