@@ -258,7 +258,7 @@ func cmdClusterJoin(std stdio, args []string) int {
 		member = net.JoinHostPort(member, strconv.Itoa(join.DefaultPort))
 	}
 	paths := newSetupPaths(*dir)
-	if err := paths.prepare(*force); err != nil {
+	if err := paths.checkFree(*force); err != nil {
 		return fail(std, "cluster join", err)
 	}
 	addr, err := chooseAdvertise(*advertise, member)
@@ -274,6 +274,10 @@ func cmdClusterJoin(std stdio, args []string) int {
 	resp, err := join.Ask(c, member, tok, join.Request{Name: *name, AdvertiseAddr: addr.String()})
 	if err != nil {
 		return fail(std, "cluster join", fmt.Errorf("%w%s", err, joinHint(err, member, *timeout)))
+	}
+	// The directory once admitted: a failed join leaves none.
+	if err := paths.prepare(*force); err != nil {
+		return fail(std, "cluster join", err)
 	}
 	settings := map[string]any{
 		"advertise-addr":  addr.String(),

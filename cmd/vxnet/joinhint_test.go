@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vxnet/vxnet/join"
 )
 
 // TestJoinHint: the low-level errors of a failed join get a hint that
@@ -46,5 +49,37 @@ func TestWarnNotLocal(t *testing.T) {
 	warnNotLocal(std, "cluster init", netip.MustParseAddr("192.0.2.123"))
 	if !strings.Contains(out.String(), "--advertise-addr 192.0.2.123 is not an address of this host") {
 		t.Errorf("no warning for an address of no interface: %q", out.String())
+	}
+}
+
+// TestClusterJoin_failureLeavesNoDirectory: a join that fails (nothing
+// listens at the address: loopback, a port no one holds) writes nothing,
+// not even the settings directory, and says what to check.
+func TestClusterJoin_failureLeavesNoDirectory(t *testing.T) {
+	certPEM, keyPEM, err := join.NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pin, err := join.LoadCertificate(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := join.NewToken(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	dir := filepath.Join(t.TempDir(), "vxnet")
+	code, _, stderr := runCLI("cluster", "join", "--token", tok.String(), "--config-dir", dir, "--advertise-addr", "127.0.0.1", "--timeout", "5s", addr)
+	if code == 0 || !strings.Contains(stderr, "nothing listens at "+addr) {
+		t.Errorf("exit %d, stderr %q; want a failure saying nothing listens at %s", code, stderr, addr)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the failed join left %s behind: %v", dir, err)
 	}
 }
