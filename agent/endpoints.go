@@ -52,6 +52,9 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api
 	if err := a.aliasesFree(req.Network, req.Aliases); err != nil {
 		return api.Endpoint{}, err
 	}
+	if err := a.serviceFree(req.Network, req.Service); err != nil {
+		return api.Endpoint{}, err
+	}
 	ne, err := a.checkEndpoint(req)
 	if err != nil {
 		return api.Endpoint{}, err

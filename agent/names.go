@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vxnet/vxnet/api"
@@ -64,6 +65,9 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 	a.mu.Lock()
 	keys := append(sortedMapKeys(a.owners), sortedMapKeys(a.local)...)
 	svc := a.serviceNamedLocked(network, name)
+	if svc == "" {
+		svc = a.joinedNameLocked(network, name) // a name endpoints joined, no service made
+	}
 	a.mu.Unlock()
 	for _, k := range keys {
 		if taken(k) {
@@ -126,6 +130,40 @@ func (a *Agent) serviceNamedLocked(network, name string) string {
 	return ""
 }
 
+// joinedNameLocked names the service, made or only joined (endpoints
+// with --service and no service create), of network whose name is name
+// in any case, as endpoints joined it; or "". a.mu is held.
+func (a *Agent) joinedNameLocked(network, name string) string {
+	for _, e := range a.rows {
+		if e.Network == network && e.Service != "" && names.Same(e.Service, name) {
+			return e.Service
+		}
+	}
+	return ""
+}
+
+// serviceFree checks that the service an endpoint joins (service, on
+// network) is no endpoint's name or alias: they share DNS names. Errors
+// name the field service.
+func (a *Agent) serviceFree(network, service string) error {
+	if service == "" {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range a.rows {
+		if e.Network != network {
+			continue
+		}
+		if names.Same(e.Name, service) || slices.ContainsFunc(e.Aliases, func(al string) bool { return names.Same(al, service) }) {
+			err := sharedNameErr("service", service, network, "endpoint", e.Name, " (host "+e.Host+")")
+			err.Field = "service"
+			return err
+		}
+	}
+	return nil
+}
+
 // aliasesFree checks that no alias of an endpoint of network is the name
 // of one of the network's services (they share DNS names). Errors name
 // the field aliases.
@@ -133,7 +171,11 @@ func (a *Agent) aliasesFree(network string, aliases []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, al := range aliases {
-		if svc := a.serviceNamedLocked(network, al); svc != "" {
+		svc := a.serviceNamedLocked(network, al)
+		if svc == "" {
+			svc = a.joinedNameLocked(network, al)
+		}
+		if svc != "" {
 			err := sharedNameErr("alias", al, network, "service", svc, "")
 			err.Field = "aliases"
 			return err

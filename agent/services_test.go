@@ -153,6 +153,14 @@ func TestServices_sharedNamesAndPorts(t *testing.T) {
 	}
 	_, err = a.CreateService(ctx, api.ServiceCreate{Name: "db", Network: "web"})
 	wantErr("a service named as an alias", err, "name", "with the alias db")
+	// So are the names endpoints join with no service made (--service).
+	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "j1", Service: "E1"})
+	wantErr("joining a name an endpoint has", err, "service", `service "E1": network "web" has an endpoint "e1"`)
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "t7", IP: "10.0.9.12", Service: "impl"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "IMPL"})
+	wantErr("an endpoint named as a joined name", err, "name", `has a service "impl"`)
 	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e2", Publish: []string{"8080:80"}})
 	wantErr("endpoint publishing the service's port", err, "publish", "published on every host by service www on network web")
 	c := a.cfg
