@@ -65,9 +65,6 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 	a.mu.Lock()
 	keys := append(sortedMapKeys(a.owners), sortedMapKeys(a.local)...)
 	svc := a.serviceNamedLocked(network, name)
-	if svc == "" {
-		svc = a.joinedNameLocked(network, name) // a name endpoints joined, no service made
-	}
 	a.mu.Unlock()
 	for _, k := range keys {
 		if taken(k) {
@@ -120,26 +117,39 @@ func nameTaken(kind, name, existing, network string) error {
 func dnsClaim(network, name string) string { return "dns " + network + "/" + names.Key(name) }
 
 // serviceNamedLocked names the service of network whose name is name in
-// any case, or "". a.mu is held.
+// any case, made or only joined (endpoints with --service and no service
+// create), or "". a.mu is held.
 func (a *Agent) serviceNamedLocked(network, name string) string {
 	for _, s := range a.services {
 		if s.Network == network && names.Same(s.Name, name) {
 			return s.Name
 		}
 	}
-	return ""
-}
-
-// joinedNameLocked names the service, made or only joined (endpoints
-// with --service and no service create), of network whose name is name
-// in any case, as endpoints joined it; or "". a.mu is held.
-func (a *Agent) joinedNameLocked(network, name string) string {
 	for _, e := range a.rows {
 		if e.Network == network && e.Service != "" && names.Same(e.Service, name) {
 			return e.Service
 		}
 	}
 	return ""
+}
+
+// endpointNameErrLocked refuses name, of kind, on network when an
+// endpoint of the network has it as its name or an alias, in any case;
+// nil otherwise. a.mu is held.
+func (a *Agent) endpointNameErrLocked(kind, name, network string) *api.Error {
+	for _, e := range a.rows {
+		if e.Network != network {
+			continue
+		}
+		detail := " (host " + e.Host + ")"
+		if i := slices.IndexFunc(e.Aliases, func(al string) bool { return names.Same(al, name) }); i >= 0 {
+			detail += " with the alias " + e.Aliases[i]
+		} else if !names.Same(e.Name, name) {
+			continue
+		}
+		return sharedNameErr(kind, name, network, "endpoint", e.Name, detail)
+	}
+	return nil
 }
 
 // serviceFree checks that the service an endpoint joins (service, on
@@ -151,15 +161,9 @@ func (a *Agent) serviceFree(network, service string) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, e := range a.rows {
-		if e.Network != network {
-			continue
-		}
-		if names.Same(e.Name, service) || slices.ContainsFunc(e.Aliases, func(al string) bool { return names.Same(al, service) }) {
-			err := sharedNameErr("service", service, network, "endpoint", e.Name, " (host "+e.Host+")")
-			err.Field = "service"
-			return err
-		}
+	if err := a.endpointNameErrLocked("service", service, network); err != nil {
+		err.Field = "service"
+		return err
 	}
 	return nil
 }
@@ -171,11 +175,7 @@ func (a *Agent) aliasesFree(network string, aliases []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, al := range aliases {
-		svc := a.serviceNamedLocked(network, al)
-		if svc == "" {
-			svc = a.joinedNameLocked(network, al)
-		}
-		if svc != "" {
+		if svc := a.serviceNamedLocked(network, al); svc != "" {
 			err := sharedNameErr("alias", al, network, "service", svc, "")
 			err.Field = "aliases"
 			return err

@@ -108,18 +108,9 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 			return api.Service{}, apiError(api.CodeConflict, "name", "service %q exists on network %q as %q: DNS names ignore case", req.Name, req.Network, s.Name)
 		}
 	}
-	for _, e := range a.rows {
-		if e.Network != req.Network {
-			continue
-		}
-		if names.Same(e.Name, req.Name) {
-			a.mu.Unlock()
-			return api.Service{}, sharedNameErr("service", req.Name, req.Network, "endpoint", e.Name, " (host "+e.Host+")")
-		}
-		if i := slices.IndexFunc(e.Aliases, func(al string) bool { return names.Same(al, req.Name) }); i >= 0 {
-			a.mu.Unlock()
-			return api.Service{}, sharedNameErr("service", req.Name, req.Network, "endpoint", e.Name, " (host "+e.Host+") with the alias "+e.Aliases[i])
-		}
+	if err := a.endpointNameErrLocked("service", req.Name, req.Network); err != nil {
+		a.mu.Unlock()
+		return api.Service{}, err
 	}
 	var taken string
 	for _, e := range a.rows {
