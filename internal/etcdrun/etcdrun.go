@@ -16,11 +16,13 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -81,18 +83,64 @@ func Binary() (string, error) {
 	return bin, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// Ports for members on loopback are picked below the kernel's ephemeral
+// range (ip_local_port_range), so an outgoing connection of another
+// process cannot take one between the pick and etcd's bind, nor while a
+// killed member is down; handed out remembers the ports this process has
+// given, so two clusters of one test binary never share one.
+var (
+	portMu    sync.Mutex
+	handedOut = map[int]bool{}
+)
+
+// portFloor and ephemeralStart bound the ports picked: [portFloor, the
+// ephemeral range's start).
+const portFloor = 20000
+
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > portFloor+1000 {
+			return lo
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 32768
+}
+
+func freePort() (int, error) {
+	portMu.Lock()
+	defer portMu.Unlock()
+	top := ephemeralStart()
+	for range 200 {
+		p := portFloor + mrand.IntN(top-portFloor)
+		if handedOut[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		handedOut[p] = true
+		return p, nil
+	}
+	return 0, fmt.Errorf("no free port found in 127.0.0.1:%d-%d", portFloor, top-1)
 }
 
 // Start starts a cluster and waits (at most 30 s) until every member is
-// healthy. Close stops it.
+// healthy. Close stops it. On loopback, a start that fails because
+// another process took a member's port is tried again on new ports.
 func Start(opts Options) (*Cluster, error) {
+	for try := 1; ; try++ {
+		c, err := start(opts)
+		if err == nil || opts.Netns != "" || try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return c, err
+		}
+	}
+}
+
+func start(opts Options) (*Cluster, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -141,6 +189,9 @@ func Start(opts Options) (*Cluster, error) {
 		}
 		m := &member{name: fmt.Sprintf("m%d", i), clientURL: fmt.Sprintf("%s://%s:%d", scheme, opts.Host, p),
 			logPath: filepath.Join(c.opts.Dir, fmt.Sprintf("m%d.log", i))}
+		// A new cluster: nothing of an earlier try on other ports stays.
+		os.RemoveAll(filepath.Join(c.opts.Dir, m.name))
+		os.Remove(m.logPath)
 		m.args = []string{"--name", m.name, "--data-dir", filepath.Join(c.opts.Dir, m.name),
 			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
 			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
@@ -264,9 +315,15 @@ func (c *Cluster) WaitHealthy(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for i, m := range c.members {
 		m.mu.Lock()
-		running := m.cmd != nil
+		running, done := m.cmd != nil, m.done
 		m.mu.Unlock()
 		for running && !c.Healthy(i) {
+			select {
+			case <-done:
+				b, _ := os.ReadFile(m.logPath)
+				return fmt.Errorf("etcd member %s exited; its log:\n%s", m.name, b)
+			default:
+			}
 			if time.Now().After(deadline) {
 				b, _ := os.ReadFile(m.logPath)
 				return fmt.Errorf("etcd member %s not healthy after %v; its log:\n%s", m.name, timeout, b)
