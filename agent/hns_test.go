@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/vxnet/vxnet/agent/config"
+	"github.com/vxnet/vxnet/internal/freeport"
 	"github.com/vxnet/vxnet/internal/testutil"
 
 	"github.com/vxnet/vxnet/api"
@@ -31,23 +31,15 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-// freePort finds a port free for TCP and UDP on 127.0.0.1.
+// freePort finds a port free for TCP and UDP on 127.0.0.1, below the
+// ephemeral range.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
-			u.Close()
-			return p
-		}
+	p, err := freeport.Loopback(true)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	return p
 }
 
 // startHNSAgent runs a whole agent on loopback, programming fake.

@@ -16,16 +16,16 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vxnet/vxnet/internal/freeport"
 )
 
 // ErrNoBinary: etcd is not installed.
@@ -83,50 +83,7 @@ func Binary() (string, error) {
 	return bin, nil
 }
 
-// Ports for members on loopback are picked below the kernel's ephemeral
-// range (ip_local_port_range), so an outgoing connection of another
-// process cannot take one between the pick and etcd's bind, nor while a
-// killed member is down; handed out remembers the ports this process has
-// given, so two clusters of one test binary never share one.
-var (
-	portMu    sync.Mutex
-	handedOut = map[int]bool{}
-)
-
-// portFloor and ephemeralStart bound the ports picked: [portFloor, the
-// ephemeral range's start).
-const portFloor = 20000
-
-func ephemeralStart() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		var lo, hi int
-		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > portFloor+1000 {
-			return lo
-		}
-	}
-	return 32768
-}
-
-func freePort() (int, error) {
-	portMu.Lock()
-	defer portMu.Unlock()
-	top := ephemeralStart()
-	for range 200 {
-		p := portFloor + mrand.IntN(top-portFloor)
-		if handedOut[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		handedOut[p] = true
-		return p, nil
-	}
-	return 0, fmt.Errorf("no free port found in 127.0.0.1:%d-%d", portFloor, top-1)
-}
+func freePort() (int, error) { return freeport.Loopback(false) }
 
 // Start starts a cluster and waits (at most 30 s) until every member is
 // healthy. Close stops it. On loopback, a start that fails because

@@ -1,4 +1,4 @@
-package etcdrun
+package freeport
 
 import (
 	"net"
@@ -9,15 +9,15 @@ import (
 // Ports handed out lie below the ephemeral range, are free when handed
 // out, and are never handed out twice by one process.
 func TestFreePort_belowEphemeralAndDistinct(t *testing.T) {
-	top := ephemeralStart()
+	top := EphemeralStart()
 	seen := map[int]bool{}
 	for range 50 {
-		p, err := freePort()
+		p, err := Loopback(true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p < portFloor || p >= top {
-			t.Fatalf("port %d outside [%d, %d)", p, portFloor, top)
+		if p < Floor || p >= top {
+			t.Fatalf("port %d outside [%d, %d)", p, Floor, top)
 		}
 		if seen[p] {
 			t.Fatalf("port %d handed out twice", p)
@@ -28,5 +28,10 @@ func TestFreePort_belowEphemeralAndDistinct(t *testing.T) {
 			t.Fatalf("port %d handed out but not free: %v", p, err)
 		}
 		l.Close()
+		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("port %d handed out but not free for UDP: %v", p, err)
+		}
+		u.Close()
 	}
 }
