@@ -222,7 +222,7 @@ func (r *icmpLimit) unreachable(buf []byte, size int, info *ipInfo, nw *network)
 func (r *icmpLimit) icmpError(buf []byte, size int, info *ipInfo, kind icmpKind, mtu int, nw *network, fromGateway bool) int {
 	pkt := buf[Headroom : Headroom+size]
 	if info.v6 {
-		return r.tooBigV6(buf, pkt, info, kind, mtu, nw, fromGateway)
+		return r.icmpErrorV6(buf, pkt, info, kind, mtu, nw, fromGateway)
 	}
 	frag := binary.BigEndian.Uint16(pkt[ipv4FlagsFragOffset:])
 	if kind == icmpKindTooBig && frag&0x4000 == 0 || frag&0x1fff != 0 || nw.isFlood(info.dst, false) {
@@ -270,7 +270,9 @@ func (r *icmpLimit) icmpError(buf []byte, size int, info *ipInfo, kind icmpKind,
 	return len(out)
 }
 
-func (r *icmpLimit) tooBigV6(buf, pkt []byte, info *ipInfo, kind icmpKind, mtu int, nw *network, fromGateway bool) int {
+// icmpErrorV6 is icmpError for an IPv6 packet: "packet too big" or "port
+// unreachable".
+func (r *icmpLimit) icmpErrorV6(buf, pkt []byte, info *ipInfo, kind icmpKind, mtu int, nw *network, fromGateway bool) int {
 	if info.proto == protoICMPv6 && (len(pkt) < ipv6HeaderLen+1 || pkt[ipv6HeaderLen] < 128) {
 		return 0 // an ICMPv6 error message
 	}

@@ -260,7 +260,7 @@ func (c *campaign) removeAll(ctx context.Context) {
 		if err := c.removeEndpoint(ctx, x.Host, x.Network, x.Name); err != nil {
 			vs = append(vs, removalViolation(fmt.Sprintf("endpoint %s on network %s (on %s)", x.Name, x.Network, x.Host), x.Host, err))
 		}
-		c.dropContainer(ctx, x)
+		c.dropContainer(ctx, x, true)
 	}
 	for _, e := range ref.Endpoints {
 		if !slices.ContainsFunc(conts, func(x *chaosContainer) bool { return x.Netns == e.Netns }) {

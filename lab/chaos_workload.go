@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -227,7 +228,8 @@ func (c *campaign) answers(host string) bool {
 func (c *campaign) endpointCreate(ctx context.Context, rec OpRecord) {
 	cont := c.newContainer(rec.Host, rec.Network, rec.Endpoint)
 	rec.Netns = cont.Netns
-	if err := c.l.addNetns(ctx, cont.Netns); err != nil {
+	err := c.l.addNetns(ctx, cont.Netns)
+	if err != nil {
 		rec.Start, rec.End, rec.Outcome, rec.Error = c.now(), c.now(), OutcomeFail, oneLine(err.Error())
 	} else {
 		args := []string{"endpoint", "create", "--network", rec.Network, "--name", rec.Endpoint, "--netns", cont.Netns}
@@ -240,7 +242,7 @@ func (c *campaign) endpointCreate(ctx context.Context, rec OpRecord) {
 		}
 	}
 	if rec.Outcome == OutcomeFail {
-		c.dropContainer(ctx, cont)
+		c.dropContainer(ctx, cont, !errors.Is(err, errNetnsExists))
 	}
 	c.record(rec)
 }
@@ -265,7 +267,7 @@ func (c *campaign) endpointRemove(ctx context.Context, rec OpRecord) {
 		}
 		c.call(ctx, &r, "endpoint", "rm", "--network", rec.Network, rec.Endpoint)
 		if r.Outcome == OutcomeOK || (r.Outcome == OutcomeFail && strings.Contains(r.Error, "no endpoint")) {
-			c.dropContainer(ctx, cont)
+			c.dropContainer(ctx, cont, true)
 		}
 		c.record(r)
 	}
@@ -299,9 +301,13 @@ func (c *campaign) containersOf(network, name string) []*chaosContainer {
 	return out
 }
 
-// dropContainer deletes a container's namespace and forgets it.
-func (c *campaign) dropContainer(ctx context.Context, x *chaosContainer) {
-	err := c.l.delNetns(ctx, x.Netns)
+// dropContainer deletes a container's namespace (when del is set: not a
+// namespace that was there before the lab's) and forgets it.
+func (c *campaign) dropContainer(ctx context.Context, x *chaosContainer, del bool) {
+	var err error
+	if del {
+		err = c.l.delNetns(ctx, x.Netns)
+	}
 	c.mu.Lock()
 	x.gone = true
 	c.mu.Unlock()
@@ -313,14 +319,22 @@ func (c *campaign) dropContainer(ctx context.Context, x *chaosContainer) {
 	})
 }
 
-// addNetns creates namespace ns with loopback up.
+// errNetnsExists: a namespace of the name asked for exists already; it is
+// not the lab's, so the lab must neither use nor delete it.
+var errNetnsExists = errors.New("namespace exists already")
+
+// addNetns creates namespace ns with loopback up; a namespace of that name
+// that exists already is errNetnsExists.
 func (l *Lab) addNetns(ctx context.Context, ns string) error {
-	for _, argv := range [][]string{{"ip", "netns", "add", ns}, {"ip", "-n", ns, "link", "set", "lo", "up"}} {
-		if _, err := l.run.run(ctx, argv...); err != nil {
-			return err
+	if _, err := l.run.run(ctx, "ip", "netns", "add", ns); err != nil {
+		var ce *CmdError
+		if errors.As(err, &ce) && strings.Contains(ce.Output, "File exists") {
+			return fmt.Errorf("%w: %s", errNetnsExists, ns)
 		}
+		return err
 	}
-	return nil
+	_, err := l.run.run(ctx, "ip", "-n", ns, "link", "set", "lo", "up")
+	return err
 }
 
 // delNetns deletes namespace ns and its /etc/netns directory (the

@@ -104,7 +104,8 @@ func RunDemo(ctx context.Context, cfg Config, dc DemoConfig, keep bool) (m *Matr
 			if err == nil {
 				l.sayKept(dc.withDefaults())
 			} else {
-				l.say("\nkept (--keep) as the demo left it; take it down with: %s lab down --id %s", l.State().Binary, l.cfg.ID)
+				st := l.State()
+				l.say("\nkept (--keep) as the demo left it:\n  %s", st.statusDownHint())
 			}
 			return
 		}
@@ -253,17 +254,12 @@ func (l *Lab) AddContainer(ctx context.Context, network, host, name string) (Con
 	}
 	// Recorded first, so that whatever happens next Down removes it; but
 	// a namespace of that name that was there already is not the lab's.
-	if _, err := l.run.run(ctx, "ip", "netns", "add", c.Netns); err != nil {
-		var ce *CmdError
-		if !errors.As(err, &ce) || !strings.Contains(ce.Output, "File exists") {
-			return c, fmt.Errorf("container %s on %s: %w", name, host, err)
-		}
+	if err := l.addNetns(ctx, c.Netns); errors.Is(err, errNetnsExists) {
 		uerr := l.update(func(s *State) {
 			s.Containers = slices.DeleteFunc(s.Containers, func(o ContainerState) bool { return o.Netns == c.Netns })
 		})
 		return c, errors.Join(fmt.Errorf("container %s on %s: namespace %s exists already, and not as the lab's: remove it (the lab names its containers' namespaces %s-HOST-cN) or use another --id", name, host, c.Netns, l.cfg.ID), uerr)
-	}
-	if _, err := l.run.run(ctx, "ip", "-n", c.Netns, "link", "set", "lo", "up"); err != nil {
+	} else if err != nil {
 		return c, fmt.Errorf("container %s on %s: %w", name, host, err)
 	}
 	if err := l.attach(ctx, network, &c); err != nil {
