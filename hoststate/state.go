@@ -1,7 +1,8 @@
 // Package hoststate is what one host keeps of its own under the agent's
 // data directory (state.json): its rows of the replicated tables, the
-// cluster's rows it knows, its Lamport clock, its endpoints and its
-// address leases. The file is written whole after every change, with a
+// cluster's rows it knows, its Lamport clock, its endpoints, its address
+// leases and the subnet claims of failed creations IPAM has still to
+// withdraw. The file is written whole after every change, with a
 // version and a checksum, so that kill -9 and a restart lose nothing and
 // reuse no address, and a file damaged or edited by hand is refused (and
 // can be set aside, for the host to rebuild its state from the cluster)
@@ -53,6 +54,9 @@ type State struct {
 	VIPs map[string][]netip.Addr `json:"vips,omitempty"`
 	// Mesh are this host's routing-mesh addresses, by network.
 	Mesh map[string][]netip.Addr `json:"mesh,omitempty"`
+	// Withdraw are the subnet claims of failed network creations IPAM is
+	// still to withdraw (ipam.WithdrawalLog).
+	Withdraw []ipam.PendingWithdrawal `json:"withdraw,omitempty"`
 	// SavedAt is when the file was written (this host's clock).
 	SavedAt time.Time `json:"savedAt"`
 }
@@ -289,6 +293,18 @@ func (s *Store) Save(network string, st ipam.State) error {
 			ls.Leases[network] = st.Allocated
 		}
 	})
+}
+
+// PendingWithdrawals implements ipam.WithdrawalLog.
+func (s *Store) PendingWithdrawals() ([]ipam.PendingWithdrawal, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ipam.PendingWithdrawal(nil), s.st.Withdraw...), nil
+}
+
+// SavePendingWithdrawals implements ipam.WithdrawalLog.
+func (s *Store) SavePendingWithdrawals(list []ipam.PendingWithdrawal) error {
+	return s.Update(func(ls *State) { ls.Withdraw = list })
 }
 
 // Leased implements ipam.LeaseLog.

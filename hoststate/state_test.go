@@ -1,14 +1,18 @@
 package hoststate
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/kvs"
 	"github.com/vxnet/vxnet/tables"
 )
@@ -28,6 +32,10 @@ func TestLocalStore_roundTrip(t *testing.T) {
 		st.Rows = []kvs.Row{{Table: "networks", Key: "web", Value: []byte(`{}`)}}
 		st.Endpoints = []tables.Endpoint{{Name: "c1", Network: "web"}}
 	})
+	pending := []ipam.PendingWithdrawal{{Network: "late", Claim: []byte(`{"creator":"h1","created":7,"rev":1,"subnet":"10.9.0.0/24"}`), Since: time.Unix(1700000000, 0).UTC()}}
+	if err := s.SavePendingWithdrawals(pending); err != nil {
+		t.Fatal(err)
+	}
 	s2, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +47,15 @@ func TestLocalStore_roundTrip(t *testing.T) {
 	snap := s2.Snapshot()
 	if snap.Clock != 42 || len(snap.Rows) != 1 || len(snap.Endpoints) != 1 {
 		t.Fatalf("state after reopening: %+v", snap)
+	}
+	got, _ := s2.PendingWithdrawals()
+	for i := range got { // the file is indented
+		var b bytes.Buffer
+		json.Compact(&b, got[i].Claim)
+		got[i].Claim = b.Bytes()
+	}
+	if !reflect.DeepEqual(got, pending) {
+		t.Fatalf("claims to withdraw after reopening: %+v, want %+v", got, pending)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "state.json")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("state file mode: %v %v", fi.Mode(), err)

@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -170,6 +171,9 @@ func NewGlobal(cfg GlobalConfig) (*Global, error) {
 		decoded: map[string]cachedRow{}}
 	if c, ok := cfg.Table.(Claimer); ok && c.CanClaim() {
 		g.claims = c
+	}
+	if err := g.loadUnsure(); err != nil {
+		return nil, err
 	}
 	g.Refresh()
 	return g, nil
@@ -454,6 +458,50 @@ func (g *Global) unsureLocked(name string, c subnetClaim) {
 		g.unsure = map[string]unsureClaim{}
 	}
 	g.unsure[subnetKey(name, g.self, c.Created)] = unsureClaim{name, c, g.cfg.Now()}
+	g.saveUnsureLocked()
+}
+
+// saveUnsureLocked keeps the unsure claims in the Store, where it is a
+// WithdrawalLog; a failure is logged, and the claims stay in memory.
+func (g *Global) saveUnsureLocked() {
+	wl, ok := g.cfg.Store.(WithdrawalLog)
+	if !ok {
+		return
+	}
+	list := make([]PendingWithdrawal, 0, len(g.unsure))
+	for _, key := range sortedKeys(g.unsure) {
+		u := g.unsure[key]
+		list = append(list, PendingWithdrawal{Network: u.name, Claim: mustJSON(u.claim), Since: u.since})
+	}
+	if err := wl.SavePendingWithdrawals(list); err != nil {
+		g.cfg.Logger.Warn("ipam: could not save the claims of failed creations still to withdraw; a restart would forget them", "error", err)
+	}
+}
+
+// loadUnsure takes up the claims an earlier run of this host had still to
+// withdraw. One that does not decode, or is another host's, is dropped
+// with a log line: the rest still count.
+func (g *Global) loadUnsure() error {
+	wl, ok := g.cfg.Store.(WithdrawalLog)
+	if !ok {
+		return nil
+	}
+	list, err := wl.PendingWithdrawals()
+	if err != nil {
+		return fmt.Errorf("ipam: the claims of failed creations still to withdraw: %w", err)
+	}
+	for _, p := range list {
+		var c subnetClaim
+		if err := json.Unmarshal(p.Claim, &c); err != nil || c.Creator != g.self || c.Created == 0 {
+			g.cfg.Logger.Warn("ipam: dropped a saved claim to withdraw that is not this host's or does not decode", "network", p.Network, "claim", string(p.Claim))
+			continue
+		}
+		if g.unsure == nil {
+			g.unsure = map[string]unsureClaim{}
+		}
+		g.unsure[subnetKey(p.Network, g.self, c.Created)] = unsureClaim{p.Network, c, p.Since}
+	}
+	return nil
 }
 
 // withdrawUnsureLocked withdraws the unsure claims the table shows (only
@@ -462,20 +510,25 @@ func (g *Global) unsureLocked(name string, c subnetClaim) {
 // unsureFor. A withdrawal that fails waits for the next refresh, and so
 // do the others: the store is failing.
 func (g *Global) withdrawUnsureLocked() {
-	now := g.cfg.Now()
+	now, changed := g.cfg.Now(), false
 	for _, key := range sortedKeys(g.unsure) {
 		u := g.unsure[key]
 		if !slices.ContainsFunc(g.cfg.Table.List(key), func(r Row) bool { return r.Key == key && r.Writer == g.self }) {
 			if now.Sub(u.since) > unsureFor {
 				delete(g.unsure, key)
+				changed = true
 			}
 			continue
 		}
 		if err := g.withdrawLocked(nil, u.name, u.claim); err != nil {
-			return
+			break
 		}
 		delete(g.unsure, key)
+		changed = true
 		g.cfg.Logger.Info("ipam: withdrew the subnet claim of a network whose creation failed", "network", u.name, "subnet", u.claim.Subnet)
+	}
+	if changed {
+		g.saveUnsureLocked()
 	}
 }
 

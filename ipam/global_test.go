@@ -820,3 +820,81 @@ func TestGlobal_failedCreationLeavesNoClaim(t *testing.T) {
 		t.Fatalf("creating it again: %v %v", p, err)
 	}
 }
+
+// withdrawStore is a MemStore that keeps the claims to withdraw too
+// (ipam.WithdrawalLog), as the agent's state file does.
+type withdrawStore struct {
+	ipam.MemStore
+	mu      sync.Mutex
+	pending []ipam.PendingWithdrawal
+}
+
+func (s *withdrawStore) PendingWithdrawals() ([]ipam.PendingWithdrawal, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.pending), nil
+}
+
+func (s *withdrawStore) SavePendingWithdrawals(l []ipam.PendingWithdrawal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = slices.Clone(l)
+	return nil
+}
+
+// TestGlobal_failedCreationWithdrawnAfterRestart: the claim of a failed
+// creation that the table shows only after the host restarted is still
+// withdrawn, by the new run, from what the store kept; once withdrawn, the
+// store keeps nothing more. Another host's claim, or one that does not
+// decode, in the store is ignored.
+func TestGlobal_failedCreationWithdrawnAfterRestart(t *testing.T) {
+	net := ipamtest.NewNetwork()
+	base := net.Table("h1")
+	// The first run's store reports the write failed and never shows it
+	// to that run: it lands while the host is down.
+	tbl := &lateTable{Table: base}
+	store := &withdrawStore{MemStore: ipam.MemStore{}}
+	g, err := ipam.NewGlobal(ipam.GlobalConfig{Table: hiddenClaims{tbl}, Store: store, Settle: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ipam.PoolConfig{Subnet: "10.92.0.0/24"}
+	if _, err := g.CreateNetwork(ctxT(t), "late", c, 0); err == nil {
+		t.Fatal("the failed write was not reported")
+	}
+	g.Refresh()
+	if len(store.pending) != 1 || store.pending[0].Network != "late" {
+		t.Fatalf("the store keeps %+v, want the claim of network late", store.pending)
+	}
+	store.pending = append(store.pending,
+		ipam.PendingWithdrawal{Network: "other", Claim: []byte(`{"creator":"h2","created":5,"rev":1,"subnet":"10.93.0.0/24"}`), Since: time.Now()},
+		ipam.PendingWithdrawal{Network: "junk", Claim: []byte(`{"creator":`), Since: time.Now()})
+
+	// The restart: a new run on the same store, and the table now shows
+	// the claim.
+	g2, err := ipam.NewGlobal(ipam.GlobalConfig{Table: base, Store: store, Settle: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := g2.Creation("late"); ok {
+		t.Fatal("the claim of the failed creation stands after the restart")
+	}
+	if len(store.pending) != 0 {
+		t.Fatalf("the store still keeps %+v after the withdrawal", store.pending)
+	}
+	if p, err := g2.CreateNetwork(ctxT(t), "late", c, 0); err != nil || p.String() != c.Subnet {
+		t.Fatalf("creating it again: %v %v", p, err)
+	}
+}
+
+// hiddenClaims is a table whose subnet claims this run never sees (List
+// of a claim's key is empty): a write the store took after its caller
+// gave up, shown only once the host is back.
+type hiddenClaims struct{ ipam.Table }
+
+func (h hiddenClaims) List(prefix string) []ipam.Row {
+	if strings.HasPrefix(prefix, ipam.SubnetKeyPrefix) {
+		return nil
+	}
+	return h.Table.List(prefix)
+}

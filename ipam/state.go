@@ -1,10 +1,12 @@
 package ipam
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/bits"
 	"net/netip"
 	"sort"
+	"time"
 )
 
 // State is what a host persists of a pool so that, restarted, it reuses no
@@ -31,6 +33,26 @@ type Store interface {
 type LeaseLog interface {
 	Leased(network string, a netip.Addr) error
 	Released(network string, a netip.Addr) error
+}
+
+// WithdrawalLog is an optional capability of a Store: it keeps the subnet
+// claims Global is still to withdraw (those a failed creation may have
+// left in the table, see Global.CreateNetwork), so that an agent restarted
+// before such a claim showed withdraws it still. Global saves the whole
+// list after every change.
+type WithdrawalLog interface {
+	PendingWithdrawals() ([]PendingWithdrawal, error)
+	SavePendingWithdrawals([]PendingWithdrawal) error
+}
+
+// PendingWithdrawal is one claim to withdraw once the table shows it.
+type PendingWithdrawal struct {
+	Network string `json:"network"`
+	// Claim is the claim's row value, as it was written.
+	Claim json.RawMessage `json:"claim"`
+	// Since is when the creation failed: a claim the table has not shown
+	// within unsureFor (10 minutes) of it is forgotten.
+	Since time.Time `json:"since"`
 }
 
 // State returns the pool's allocations, sorted, and its cursor.
