@@ -31,7 +31,7 @@ import (
 // State is what an agent keeps of its own under --data-dir, so that
 // kill -9 and a restart lose nothing and reuse no address: its rows of the
 // replicated tables, the cluster's rows it knows, its Lamport clock, its
-// endpoints and its leases.
+// endpoints, its leases and the claims IPAM is still to withdraw.
 type State struct {
 	Clock uint64 `json:"clock"`
 	// Rows are this host's rows of host-scoped tables, written again at

@@ -479,8 +479,10 @@ func (g *Global) saveUnsureLocked() {
 }
 
 // loadUnsure takes up the claims an earlier run of this host had still to
-// withdraw. One that does not decode, or is another host's, is dropped
-// with a log line: the rest still count.
+// withdraw. Each is watched for unsureFor again from now: the table may
+// not show a claim the store took late until it has caught up after the
+// restart. One that does not decode, or is another host's, is dropped
+// with a log line, and the list saved without it; the rest still count.
 func (g *Global) loadUnsure() error {
 	wl, ok := g.cfg.Store.(WithdrawalLog)
 	if !ok {
@@ -490,16 +492,21 @@ func (g *Global) loadUnsure() error {
 	if err != nil {
 		return fmt.Errorf("ipam: the claims of failed creations still to withdraw: %w", err)
 	}
+	now, dropped := g.cfg.Now(), false
 	for _, p := range list {
 		var c subnetClaim
 		if err := json.Unmarshal(p.Claim, &c); err != nil || c.Creator != g.self || c.Created == 0 {
-			g.cfg.Logger.Warn("ipam: dropped a saved claim to withdraw that is not this host's or does not decode", "network", p.Network, "claim", string(p.Claim))
+			g.cfg.Logger.Warn("ipam: dropped a saved claim to withdraw that is not this host's or does not decode", "network", p.Network, "reason", string(p.Claim))
+			dropped = true
 			continue
 		}
 		if g.unsure == nil {
 			g.unsure = map[string]unsureClaim{}
 		}
-		g.unsure[subnetKey(p.Network, g.self, c.Created)] = unsureClaim{p.Network, c, p.Since}
+		g.unsure[subnetKey(p.Network, g.self, c.Created)] = unsureClaim{p.Network, c, now}
+	}
+	if dropped {
+		g.saveUnsureLocked()
 	}
 	return nil
 }

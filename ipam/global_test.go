@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -844,17 +845,19 @@ func (s *withdrawStore) SavePendingWithdrawals(l []ipam.PendingWithdrawal) error
 
 // TestGlobal_failedCreationWithdrawnAfterRestart: the claim of a failed
 // creation that the table shows only after the host restarted is still
-// withdrawn, by the new run, from what the store kept; once withdrawn, the
-// store keeps nothing more. Another host's claim, or one that does not
-// decode, in the store is ignored.
+// withdrawn, by the new run, from what the store kept, even when the
+// restart comes long after the failure and the table catches up only
+// later; once withdrawn, the store keeps nothing more. Another host's
+// claim, or one that does not decode, in the store is dropped.
 func TestGlobal_failedCreationWithdrawnAfterRestart(t *testing.T) {
 	net := ipamtest.NewNetwork()
 	base := net.Table("h1")
 	// The first run's store reports the write failed and never shows it
 	// to that run: it lands while the host is down.
-	tbl := &lateTable{Table: base}
+	first := &hiddenClaims{Table: &lateTable{Table: base}}
+	first.hidden.Store(true)
 	store := &withdrawStore{MemStore: ipam.MemStore{}}
-	g, err := ipam.NewGlobal(ipam.GlobalConfig{Table: hiddenClaims{tbl}, Store: store, Settle: time.Millisecond})
+	g, err := ipam.NewGlobal(ipam.GlobalConfig{Table: first, Store: store, Settle: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -870,12 +873,20 @@ func TestGlobal_failedCreationWithdrawnAfterRestart(t *testing.T) {
 		ipam.PendingWithdrawal{Network: "other", Claim: []byte(`{"creator":"h2","created":5,"rev":1,"subnet":"10.93.0.0/24"}`), Since: time.Now()},
 		ipam.PendingWithdrawal{Network: "junk", Claim: []byte(`{"creator":`), Since: time.Now()})
 
-	// The restart: a new run on the same store, and the table now shows
-	// the claim.
-	g2, err := ipam.NewGlobal(ipam.GlobalConfig{Table: base, Store: store, Settle: time.Millisecond})
+	// The restart, eleven minutes after the failure, on the same store:
+	// the table shows the claim only once it has caught up.
+	later := time.Now().Add(11 * time.Minute)
+	second := &hiddenClaims{Table: base}
+	second.hidden.Store(true)
+	g2, err := ipam.NewGlobal(ipam.GlobalConfig{Table: second, Store: store, Settle: time.Millisecond, Now: func() time.Time { return later }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(store.pending) != 1 || store.pending[0].Network != "late" {
+		t.Fatalf("after the restart the store keeps %+v, want only the claim of network late", store.pending)
+	}
+	second.hidden.Store(false)
+	g2.Refresh()
 	if _, _, ok := g2.Creation("late"); ok {
 		t.Fatal("the claim of the failed creation stands after the restart")
 	}
@@ -887,13 +898,17 @@ func TestGlobal_failedCreationWithdrawnAfterRestart(t *testing.T) {
 	}
 }
 
-// hiddenClaims is a table whose subnet claims this run never sees (List
-// of a claim's key is empty): a write the store took after its caller
-// gave up, shown only once the host is back.
-type hiddenClaims struct{ ipam.Table }
+// hiddenClaims is a table whose subnet claims are not seen while hidden
+// is set (List of a claim's key is empty): a write the store took after
+// its caller gave up, shown only once the host is back and its table has
+// caught up.
+type hiddenClaims struct {
+	ipam.Table
+	hidden atomic.Bool
+}
 
-func (h hiddenClaims) List(prefix string) []ipam.Row {
-	if strings.HasPrefix(prefix, ipam.SubnetKeyPrefix) {
+func (h *hiddenClaims) List(prefix string) []ipam.Row {
+	if h.hidden.Load() && strings.HasPrefix(prefix, ipam.SubnetKeyPrefix) {
 		return nil
 	}
 	return h.Table.List(prefix)

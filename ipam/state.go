@@ -50,8 +50,9 @@ type PendingWithdrawal struct {
 	Network string `json:"network"`
 	// Claim is the claim's row value, as it was written.
 	Claim json.RawMessage `json:"claim"`
-	// Since is when the creation failed: a claim the table has not shown
-	// within unsureFor (10 minutes) of it is forgotten.
+	// Since is when the creation failed, or when the host restarted
+	// since: a claim the table has not shown within 10 minutes of it is
+	// forgotten (its write never landed).
 	Since time.Time `json:"since"`
 }
 
