@@ -177,7 +177,7 @@ type campaign struct {
 	health     map[string]*hostHealth
 	containers []*chaosContainer
 	netLocks   map[string]*sync.Mutex
-	nContainer int
+	nContainer int         // changed only under the lab's lock (newContainer)
 	finalObs   Observation // what the final checks saw
 	converged  RunTime     // when the tables agreed (0: they did not)
 	phases     []string    // the phases whose checks ran: final, cleanup, down

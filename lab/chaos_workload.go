@@ -242,7 +242,7 @@ func (c *campaign) endpointCreate(ctx context.Context, rec OpRecord) {
 		}
 	}
 	if rec.Outcome == OutcomeFail {
-		c.dropContainer(ctx, cont, !errors.Is(err, errNetnsExists))
+		c.dropContainer(ctx, cont, !errors.Is(err, errNetnsNotMade))
 	}
 	c.record(rec)
 }
@@ -277,14 +277,23 @@ func (c *campaign) endpointRemove(ctx context.Context, rec OpRecord) {
 // to the lab's state (so that Down removes it), before its namespace
 // exists.
 func (c *campaign) newContainer(host, network, name string) *chaosContainer {
-	c.mu.Lock()
-	c.nContainer++
-	x := &chaosContainer{Netns: fmt.Sprintf("%s-%s-c%d", c.cfg.Lab.ID, host, c.nContainer), Host: host, Network: network, Name: name}
-	c.containers = append(c.containers, x)
-	c.mu.Unlock()
+	x := &chaosContainer{Host: host, Network: network, Name: name}
 	c.l.update(func(s *State) {
+		// A name the state lists (a namespace an earlier run could not
+		// delete) is skipped. nContainer is only ever changed here, under
+		// the lab's lock.
+		for {
+			c.nContainer++
+			x.Netns = fmt.Sprintf("%s-%s-c%d", c.cfg.Lab.ID, host, c.nContainer)
+			if !slices.ContainsFunc(s.Containers, func(o ContainerState) bool { return o.Netns == x.Netns }) {
+				break
+			}
+		}
 		s.Containers = append(s.Containers, ContainerState{Name: name, Host: host, Netns: x.Netns, Network: network})
 	})
+	c.mu.Lock()
+	c.containers = append(c.containers, x)
+	c.mu.Unlock()
 	return x
 }
 
@@ -319,19 +328,26 @@ func (c *campaign) dropContainer(ctx context.Context, x *chaosContainer, del boo
 	})
 }
 
-// errNetnsExists: a namespace of the name asked for exists already; it is
-// not the lab's, so the lab must neither use nor delete it.
-var errNetnsExists = errors.New("namespace exists already")
+// errNetnsNotMade: `ip netns add` failed, so the namespace asked for is
+// not the lab's (ip removes what it made when it fails): the lab must
+// neither keep it in its state nor delete it. errNetnsExists, a namespace
+// of that name there already, is one such failure.
+var (
+	errNetnsNotMade = errors.New("namespace not made")
+	errNetnsExists  = errors.New("namespace exists already")
+)
 
-// addNetns creates namespace ns with loopback up; a namespace of that name
-// that exists already is errNetnsExists.
+// addNetns creates namespace ns with loopback up. When it could not create
+// the namespace the error matches errNetnsNotMade (and errNetnsExists when
+// one of that name exists); a failure after that is the namespace's own,
+// and the namespace is the lab's to delete.
 func (l *Lab) addNetns(ctx context.Context, ns string) error {
 	if _, err := l.run.run(ctx, "ip", "netns", "add", ns); err != nil {
 		var ce *CmdError
 		if errors.As(err, &ce) && strings.Contains(ce.Output, "File exists") {
-			return fmt.Errorf("%w: %s", errNetnsExists, ns)
+			return fmt.Errorf("%w: %w: %s", errNetnsNotMade, errNetnsExists, ns)
 		}
-		return err
+		return fmt.Errorf("%w: %w", errNetnsNotMade, err)
 	}
 	_, err := l.run.run(ctx, "ip", "-n", ns, "link", "set", "lo", "up")
 	return err

@@ -240,13 +240,14 @@ func (l *Lab) createContainers(ctx context.Context, dc DemoConfig) error {
 func (l *Lab) AddContainer(ctx context.Context, network, host, name string) (ContainerState, error) {
 	var c ContainerState
 	err := l.update(func(s *State) {
-		n := 1
-		for _, o := range s.Containers {
-			if o.Host == host {
-				n++
+		// The first number no container in the state has: one an
+		// earlier demo could not delete keeps its name.
+		for n := 1; ; n++ {
+			c = ContainerState{Name: name, Host: host, Netns: s.ID + "-" + host + "-c" + strconv.Itoa(n)}
+			if !slices.ContainsFunc(s.Containers, func(o ContainerState) bool { return o.Netns == c.Netns }) {
+				break
 			}
 		}
-		c = ContainerState{Name: name, Host: host, Netns: s.ID + "-" + host + "-c" + strconv.Itoa(n)}
 		s.Containers = append(s.Containers, c)
 	})
 	if err != nil {
@@ -254,11 +255,14 @@ func (l *Lab) AddContainer(ctx context.Context, network, host, name string) (Con
 	}
 	// Recorded first, so that whatever happens next Down removes it; but
 	// a namespace of that name that was there already is not the lab's.
-	if err := l.addNetns(ctx, c.Netns); errors.Is(err, errNetnsExists) {
+	if err := l.addNetns(ctx, c.Netns); errors.Is(err, errNetnsNotMade) {
 		uerr := l.update(func(s *State) {
 			s.Containers = slices.DeleteFunc(s.Containers, func(o ContainerState) bool { return o.Netns == c.Netns })
 		})
-		return c, errors.Join(fmt.Errorf("container %s on %s: namespace %s exists already, and not as the lab's: remove it (the lab names its containers' namespaces %s-HOST-cN) or use another --id", name, host, c.Netns, l.cfg.ID), uerr)
+		if errors.Is(err, errNetnsExists) {
+			err = fmt.Errorf("namespace %s exists already, and not as the lab's: remove it (the lab names its containers' namespaces %s-HOST-cN) or use another --id", c.Netns, l.cfg.ID)
+		}
+		return c, errors.Join(fmt.Errorf("container %s on %s: %w", name, host, err), uerr)
 	} else if err != nil {
 		return c, fmt.Errorf("container %s on %s: %w", name, host, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Without dnsmasq the demo refuses to start, and says what it is for and
@@ -99,5 +100,49 @@ func TestAddContainer_otherFailureKeepsTheRecord(t *testing.T) {
 	}
 	if cs := l.State().Containers; len(cs) != 1 || cs[0].Netns != "tak-h1-c1" {
 		t.Errorf("the state holds %v, want the container whose namespace the lab made", cs)
+	}
+}
+
+// TestAddContainer_skipsLeftoverNames: a container namespace an earlier
+// demo could not delete keeps its name in the state, and new containers
+// take the numbers no container in the state has.
+func TestAddContainer_skipsLeftoverNames(t *testing.T) {
+	r := &recorder{answer: func(argv []string) (string, error) { return "", nil }}
+	cfg := Config{ID: "tal", Hosts: 1, Dir: t.TempDir(), Out: io.Discard}.withDefaults()
+	cfg.ReadyTimeout = time.Millisecond // the fake makes no endpoint: fail at once
+	l := &Lab{cfg: cfg, run: r, st: newState(cfg)}
+	l.st.Containers = []ContainerState{{Name: "old", Host: "h1", Netns: "tal-h1-c2"}}
+	var got []string
+	for _, name := range []string{"a", "b"} {
+		c, _ := l.AddContainer(t.Context(), "demo", "h1", name)
+		got = append(got, c.Netns)
+	}
+	if want := []string{"tal-h1-c1", "tal-h1-c3"}; !slices.Equal(got, want) {
+		t.Errorf("namespaces %v, want %v", got, want)
+	}
+}
+
+// TestAddContainer_addFailedNotRecorded: when `ip netns add` fails (here
+// refused; a cancelled command alike), the namespace is not the lab's:
+// the state does not keep it and nothing deletes it.
+func TestAddContainer_addFailedNotRecorded(t *testing.T) {
+	r := &recorder{answer: func(argv []string) (string, error) {
+		if len(argv) > 2 && argv[1] == "netns" && argv[2] == "add" {
+			return "mount --make-shared /run/netns failed: Operation not permitted", &CmdError{Argv: argv, Output: "Operation not permitted", Err: errors.New("exit status 1")}
+		}
+		return "", nil
+	}}
+	cfg := Config{ID: "taf", Hosts: 1, Dir: t.TempDir(), Out: io.Discard}.withDefaults()
+	l := &Lab{cfg: cfg, run: r, st: newState(cfg)}
+	if _, err := l.AddContainer(t.Context(), "demo", "h1", "h1c1"); err == nil || !strings.Contains(err.Error(), "Operation not permitted") {
+		t.Errorf("AddContainer = %v", err)
+	}
+	if cs := l.State().Containers; len(cs) != 0 {
+		t.Errorf("the state records %v", cs)
+	}
+	for _, c := range r.cmds {
+		if len(c) > 2 && c[1] == "netns" && c[2] == "del" {
+			t.Errorf("deleted a namespace it did not make: %v", c)
+		}
 	}
 }
