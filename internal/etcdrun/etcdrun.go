@@ -87,17 +87,18 @@ func freePort() (int, error) { return freeport.Loopback(false) }
 
 // Start starts a cluster and waits (at most 30 s) until every member is
 // healthy. Close stops it. On loopback, a start that fails because
-// another process took a member's port is tried again on new ports.
+// another process took a member's port is tried again on new ports, at
+// most three times in all, with the failed try's data removed.
 func Start(opts Options) (*Cluster, error) {
 	for try := 1; ; try++ {
-		c, err := start(opts)
+		c, err := start(opts, try > 1)
 		if err == nil || opts.Netns != "" || try == 3 || !strings.Contains(err.Error(), "address already in use") {
 			return c, err
 		}
 	}
 }
 
-func start(opts Options) (*Cluster, error) {
+func start(opts Options, again bool) (*Cluster, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -146,9 +147,10 @@ func start(opts Options) (*Cluster, error) {
 		}
 		m := &member{name: fmt.Sprintf("m%d", i), clientURL: fmt.Sprintf("%s://%s:%d", scheme, opts.Host, p),
 			logPath: filepath.Join(c.opts.Dir, fmt.Sprintf("m%d.log", i))}
-		// A new cluster: nothing of an earlier try on other ports stays.
-		os.RemoveAll(filepath.Join(c.opts.Dir, m.name))
-		os.Remove(m.logPath)
+		if again { // nothing of the failed try, on other ports, stays
+			os.RemoveAll(filepath.Join(c.opts.Dir, m.name))
+			os.Remove(m.logPath)
+		}
 		m.args = []string{"--name", m.name, "--data-dir", filepath.Join(c.opts.Dir, m.name),
 			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
 			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
@@ -267,28 +269,38 @@ func (c *Cluster) Healthy(i int) bool {
 }
 
 // WaitHealthy waits until every running member is healthy (a leader is
-// elected); the error carries the log of the first member that is not.
+// elected); the error carries the log of a member that exited (any of
+// them, at once) or of the first that is not healthy by the deadline.
 func (c *Cluster) WaitHealthy(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for i, m := range c.members {
-		m.mu.Lock()
-		running, done := m.cmd != nil, m.done
-		m.mu.Unlock()
-		for running && !c.Healthy(i) {
+	for {
+		healthy := true
+		for i, m := range c.members {
+			m.mu.Lock()
+			running, done := m.cmd != nil, m.done
+			m.mu.Unlock()
+			if !running {
+				continue
+			}
 			select {
 			case <-done:
 				b, _ := os.ReadFile(m.logPath)
 				return fmt.Errorf("etcd member %s exited; its log:\n%s", m.name, b)
 			default:
 			}
-			if time.Now().After(deadline) {
-				b, _ := os.ReadFile(m.logPath)
-				return fmt.Errorf("etcd member %s not healthy after %v; its log:\n%s", m.name, timeout, b)
+			if healthy && !c.Healthy(i) {
+				healthy = false
+				if time.Now().After(deadline) {
+					b, _ := os.ReadFile(m.logPath)
+					return fmt.Errorf("etcd member %s not healthy after %v; its log:\n%s", m.name, timeout, b)
+				}
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
+		if healthy {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return nil
 }
 
 // ClientConfig is the TLS configuration of a client of the cluster: its

@@ -3,8 +3,11 @@
 //
 // A port from the kernel (bind to port 0, then close) lies in the
 // ephemeral range, where any outgoing connection on the machine may take it
-// before the server binds it. Ports from here lie below that range, are
-// free when picked, and are never handed out twice by one process.
+// before the server binds it. Ports from here lie below that range (where
+// it starts above 21000, as it does by default), are free when picked, and
+// are never handed out twice by one process; two processes may still pick
+// the same one, rarely, so a server that cannot bind its port should be
+// started again on another.
 package freeport
 
 import (
@@ -41,18 +44,28 @@ func EphemeralStart() int {
 // Loopback returns a port of 127.0.0.1 in [Floor, EphemeralStart()) free
 // for TCP and, when udp is set, for UDP too.
 func Loopback(udp bool) (int, error) {
+	return pick(Floor, EphemeralStart(), udp)
+}
+
+// pick returns a port in [lo, hi) that is free and not handed out yet: a
+// few random tries, then every port in turn.
+func pick(lo, hi int, udp bool) (int, error) {
 	mu.Lock()
 	defer mu.Unlock()
-	top := EphemeralStart()
-	for range 200 {
-		p := Floor + rand.IntN(top-Floor)
-		if handedOut[p] || !free(p, udp) {
-			continue
+	ok := func(p int) bool { return !handedOut[p] && free(p, udp) }
+	for range 50 {
+		if p := lo + rand.IntN(hi-lo); ok(p) {
+			handedOut[p] = true
+			return p, nil
 		}
-		handedOut[p] = true
-		return p, nil
 	}
-	return 0, fmt.Errorf("no free port found in 127.0.0.1:%d-%d", Floor, top-1)
+	for p := lo; p < hi; p++ {
+		if ok(p) {
+			handedOut[p] = true
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port left in 127.0.0.1:%d-%d", lo, hi-1)
 }
 
 func free(p int, udp bool) bool {

@@ -3,6 +3,7 @@ package freeport
 import (
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -33,5 +34,34 @@ func TestFreePort_belowEphemeralAndDistinct(t *testing.T) {
 			t.Fatalf("port %d handed out but not free for UDP: %v", p, err)
 		}
 		u.Close()
+	}
+}
+
+// TestPick_eachPortOnce: in a small range, every free port is handed out
+// once, then the range is reported exhausted, naming it.
+func TestPick_eachPortOnce(t *testing.T) {
+	const lo, hi = 29950, 29958 // a range no other test of this package uses
+	freeBefore := 0
+	for p := lo; p < hi; p++ {
+		if free(p, true) {
+			freeBefore++
+		}
+	}
+	seen := map[int]bool{}
+	for {
+		p, err := pick(lo, hi, true)
+		if err != nil {
+			if !strings.Contains(err.Error(), "127.0.0.1:29950-29957") {
+				t.Errorf("error %q does not name the range", err)
+			}
+			break
+		}
+		if p < lo || p >= hi || seen[p] {
+			t.Fatalf("port %d: outside [%d, %d) or handed out twice (%v)", p, lo, hi, seen)
+		}
+		seen[p] = true
+	}
+	if len(seen) != freeBefore {
+		t.Errorf("handed out %d ports, %d were free", len(seen), freeBefore)
 	}
 }
