@@ -79,6 +79,25 @@ func loopbackNode(t *testing.T, name string, keys [][]byte, seeds ...string) (*N
 
 func addr(n *Node) string { return n.LocalAddr() }
 
+// broadcastUntil broadcasts msg from n until every recorder has it. A
+// broadcast is best effort (a few piggybacked sends, nothing
+// acknowledged), so on a loaded machine one may be lost: it goes again
+// every second, as the tables' own anti-entropy would make up for it.
+func broadcastUntil(t *testing.T, n *Node, key, msg string, rs ...*recorder) {
+	t.Helper()
+	n.Broadcast(key, []byte(msg))
+	sent := time.Now()
+	for _, r := range rs {
+		waitUntil(t, "the broadcast "+msg, 20*time.Second, func() bool {
+			if time.Since(sent) > time.Second {
+				n.Broadcast(key, []byte(msg))
+				sent = time.Now()
+			}
+			return r.has(msg)
+		})
+	}
+}
+
 // TestNode_threeOverUDP: three encrypted nodes on loopback find each other,
 // carry metadata, broadcast, send reliably, rotate their key, and see a
 // graceful leave.
@@ -97,21 +116,7 @@ func TestNode_threeOverUDP(t *testing.T) {
 		}
 	}
 
-	// A broadcast is best effort (a few piggybacked sends, nothing
-	// acknowledged), so on a loaded machine one may be lost: it is sent
-	// again every second until both have it, as the tables' own
-	// anti-entropy would make up for it.
-	n1.Broadcast("k", []byte("hello"))
-	sent := time.Now()
-	for _, r := range []*recorder{r2, r3} {
-		waitUntil(t, "the broadcast", 20*time.Second, func() bool {
-			if time.Since(sent) > time.Second {
-				n1.Broadcast("k", []byte("hello"))
-				sent = time.Now()
-			}
-			return r.has("hello")
-		})
-	}
+	broadcastUntil(t, n1, "k", "hello", r2, r3)
 	if err := n2.SendReliable("n3", []byte("direct")); err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +145,7 @@ func TestNode_threeOverUDP(t *testing.T) {
 			t.Fatalf("%s keys after rotation: %d", n.Name(), len(k))
 		}
 	}
-	n3.Broadcast("k2", []byte("after rotation"))
-	waitUntil(t, "a broadcast after rotation", 10*time.Second, func() bool { return r1.has("after rotation") })
+	broadcastUntil(t, n3, "k2", "after rotation", r1)
 
 	// A node with the old key cannot join.
 	stranger := DefaultFastConfig("n4")
