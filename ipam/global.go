@@ -168,7 +168,7 @@ func NewGlobal(cfg GlobalConfig) (*Global, error) {
 	}
 	g := &Global{cfg: cfg, self: cfg.Table.Self(), subnets: sp, nets: map[string]*gnet{},
 		absent: map[string]time.Time{}, wake: make(chan struct{}), kick: make(chan struct{}, 1),
-		decoded: map[string]cachedRow{}}
+		decoded: map[string]cachedRow{}, unsure: map[string]unsureClaim{}}
 	if c, ok := cfg.Table.(Claimer); ok && c.CanClaim() {
 		g.claims = c
 	}
@@ -454,9 +454,6 @@ const unsureFor = 10 * time.Minute
 
 // unsureLocked notes claim, of network name, as one to withdraw.
 func (g *Global) unsureLocked(name string, c subnetClaim) {
-	if g.unsure == nil {
-		g.unsure = map[string]unsureClaim{}
-	}
 	g.unsure[subnetKey(name, g.self, c.Created)] = unsureClaim{name, c, g.cfg.Now()}
 	g.saveUnsureLocked()
 }
@@ -495,13 +492,16 @@ func (g *Global) loadUnsure() error {
 	now, dropped := g.cfg.Now(), false
 	for _, p := range list {
 		var c subnetClaim
-		if err := json.Unmarshal(p.Claim, &c); err != nil || c.Creator != g.self || c.Created == 0 {
-			g.cfg.Logger.Warn("ipam: dropped a saved claim to withdraw that is not this host's or does not decode", "network", p.Network, "reason", string(p.Claim))
+		reason := ""
+		if err := json.Unmarshal(p.Claim, &c); err != nil {
+			reason = "does not decode: " + err.Error()
+		} else if c.Creator != g.self || c.Created == 0 {
+			reason = fmt.Sprintf("not this host's claim: creator %q, created %d", c.Creator, c.Created)
+		}
+		if reason != "" {
+			g.cfg.Logger.Warn("ipam: dropped a saved claim to withdraw", "network", p.Network, "reason", reason)
 			dropped = true
 			continue
-		}
-		if g.unsure == nil {
-			g.unsure = map[string]unsureClaim{}
 		}
 		g.unsure[subnetKey(p.Network, g.self, c.Created)] = unsureClaim{p.Network, c, now}
 	}

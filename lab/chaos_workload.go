@@ -279,16 +279,8 @@ func (c *campaign) endpointRemove(ctx context.Context, rec OpRecord) {
 func (c *campaign) newContainer(host, network, name string) *chaosContainer {
 	x := &chaosContainer{Host: host, Network: network, Name: name}
 	c.l.update(func(s *State) {
-		// A name the state lists (a namespace an earlier run could not
-		// delete) is skipped. nContainer is only ever changed here, under
-		// the lab's lock.
-		for {
-			c.nContainer++
-			x.Netns = fmt.Sprintf("%s-%s-c%d", c.cfg.Lab.ID, host, c.nContainer)
-			if !slices.ContainsFunc(s.Containers, func(o ContainerState) bool { return o.Netns == x.Netns }) {
-				break
-			}
-		}
+		// nContainer is only ever changed here, under the lab's lock.
+		x.Netns, c.nContainer = s.containerNetns(host, c.nContainer+1)
 		s.Containers = append(s.Containers, ContainerState{Name: name, Host: host, Netns: x.Netns, Network: network})
 	})
 	c.mu.Lock()

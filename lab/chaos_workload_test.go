@@ -15,9 +15,12 @@ import (
 // lab made whose endpoint failed is deleted.
 func TestEndpointCreate_namespaceNotTheLabs(t *testing.T) {
 	for _, exists := range []bool{true, false} {
+		addFails := netnsAddFails("Cannot create namespace file: File exists")
 		r := &recorder{answer: func(argv []string) (string, error) {
-			if exists && len(argv) > 2 && argv[1] == "netns" && argv[2] == "add" {
-				return "Cannot create namespace file: File exists", &CmdError{Argv: argv, Output: "File exists", Err: errors.New("exit status 1")}
+			if exists {
+				if out, err := addFails(argv); err != nil {
+					return out, err
+				}
 			}
 			if slices.Contains(argv, "endpoint") {
 				return "error: network n1 not found", &CmdError{Argv: argv, Output: "error: network n1 not found", Err: errors.New("exit status 1")}
@@ -29,13 +32,7 @@ func TestEndpointCreate_namespaceNotTheLabs(t *testing.T) {
 		c := &campaign{cfg: ChaosConfig{Lab: cfg}, l: l, out: io.Discard, start: time.Now(),
 			health: map[string]*hostHealth{}, netLocks: map[string]*sync.Mutex{}}
 		c.endpointCreate(t.Context(), OpRecord{Host: "h1", Network: "n1", Endpoint: "e1"})
-		deleted := false
-		for _, argv := range r.cmds {
-			if len(argv) > 2 && argv[1] == "netns" && argv[2] == "del" {
-				deleted = true
-			}
-		}
-		if deleted == exists {
+		if deleted := r.ran("netns", "del"); deleted == exists {
 			t.Errorf("namespace there before: %v; deleted: %v; commands %v", exists, deleted, r.cmds)
 		}
 		if cs := l.State().Containers; len(cs) != 0 {

@@ -104,8 +104,7 @@ func RunDemo(ctx context.Context, cfg Config, dc DemoConfig, keep bool) (m *Matr
 			if err == nil {
 				l.sayKept(dc.withDefaults())
 			} else {
-				st := l.State()
-				l.say("\nkept (--keep) as the demo left it:\n  %s", st.statusDownHint())
+				l.say("\nkept (--keep) as the demo left it:\n  %s", l.State().statusDownHint())
 			}
 			return
 		}
@@ -240,14 +239,8 @@ func (l *Lab) createContainers(ctx context.Context, dc DemoConfig) error {
 func (l *Lab) AddContainer(ctx context.Context, network, host, name string) (ContainerState, error) {
 	var c ContainerState
 	err := l.update(func(s *State) {
-		// The first number no container in the state has: one an
-		// earlier demo could not delete keeps its name.
-		for n := 1; ; n++ {
-			c = ContainerState{Name: name, Host: host, Netns: s.ID + "-" + host + "-c" + strconv.Itoa(n)}
-			if !slices.ContainsFunc(s.Containers, func(o ContainerState) bool { return o.Netns == c.Netns }) {
-				break
-			}
-		}
+		ns, _ := s.containerNetns(host, 1)
+		c = ContainerState{Name: name, Host: host, Netns: ns}
 		s.Containers = append(s.Containers, c)
 	})
 	if err != nil {

@@ -62,12 +62,7 @@ func TestDnsmasqArgv(t *testing.T) {
 // the name the lab would give a container is not the lab's: the error
 // says so and the state does not record it (so Down leaves it alone).
 func TestAddContainer_namespaceNotTheLabs(t *testing.T) {
-	r := &recorder{answer: func(argv []string) (string, error) {
-		if len(argv) > 2 && argv[1] == "netns" && argv[2] == "add" {
-			return "Cannot create namespace file: File exists", &CmdError{Argv: argv, Output: "File exists", Err: errors.New("exit status 1")}
-		}
-		return "", nil
-	}}
+	r := &recorder{answer: netnsAddFails("Cannot create namespace file: File exists")}
 	cfg := Config{ID: "tac", Hosts: 1, Dir: t.TempDir(), Out: io.Discard}.withDefaults()
 	l := &Lab{cfg: cfg, run: r, st: newState(cfg)}
 	_, err := l.AddContainer(t.Context(), "demo", "h1", "h1c1")
@@ -126,12 +121,7 @@ func TestAddContainer_skipsLeftoverNames(t *testing.T) {
 // refused; a cancelled command alike), the namespace is not the lab's:
 // the state does not keep it and nothing deletes it.
 func TestAddContainer_addFailedNotRecorded(t *testing.T) {
-	r := &recorder{answer: func(argv []string) (string, error) {
-		if len(argv) > 2 && argv[1] == "netns" && argv[2] == "add" {
-			return "mount --make-shared /run/netns failed: Operation not permitted", &CmdError{Argv: argv, Output: "Operation not permitted", Err: errors.New("exit status 1")}
-		}
-		return "", nil
-	}}
+	r := &recorder{answer: netnsAddFails("mount --make-shared /run/netns failed: Operation not permitted")}
 	cfg := Config{ID: "taf", Hosts: 1, Dir: t.TempDir(), Out: io.Discard}.withDefaults()
 	l := &Lab{cfg: cfg, run: r, st: newState(cfg)}
 	if _, err := l.AddContainer(t.Context(), "demo", "h1", "h1c1"); err == nil || !strings.Contains(err.Error(), "Operation not permitted") {
@@ -140,9 +130,28 @@ func TestAddContainer_addFailedNotRecorded(t *testing.T) {
 	if cs := l.State().Containers; len(cs) != 0 {
 		t.Errorf("the state records %v", cs)
 	}
-	for _, c := range r.cmds {
-		if len(c) > 2 && c[1] == "netns" && c[2] == "del" {
-			t.Errorf("deleted a namespace it did not make: %v", c)
-		}
+	if r.ran("netns", "del") {
+		t.Errorf("deleted a namespace it did not make: %v", r.cmds)
 	}
+}
+
+// netnsAddFails answers `ip netns add` with a failure printing out, and
+// every other command with success.
+func netnsAddFails(out string) func(argv []string) (string, error) {
+	return func(argv []string) (string, error) {
+		if isIP(argv, "netns", "add") {
+			return out, &CmdError{Argv: argv, Output: out, Err: errors.New("exit status 1")}
+		}
+		return "", nil
+	}
+}
+
+// isIP reports whether argv is `ip OBJECT VERB ...`.
+func isIP(argv []string, object, verb string) bool {
+	return len(argv) > 2 && argv[0] == "ip" && argv[1] == object && argv[2] == verb
+}
+
+// ran reports whether r ran `ip OBJECT VERB ...`.
+func (r *recorder) ran(object, verb string) bool {
+	return slices.ContainsFunc(r.cmds, func(argv []string) bool { return isIP(argv, object, verb) })
 }

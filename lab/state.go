@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 )
 
 // StateFile is the name of the state file in the lab directory.
@@ -149,6 +151,18 @@ func LoadState(dir string) (*State, error) {
 }
 
 // statusDownHint is the commands that look at the lab and take it down.
-func (s *State) statusDownHint() string {
+func (s State) statusDownHint() string {
 	return fmt.Sprintf("%s lab status --id %s; %s lab down --id %s", s.Binary, s.ID, s.Binary, s.ID)
+}
+
+// containerNetns names a new container namespace on host: ID-host-cN for
+// the first N from on that no container in the state has (one an earlier
+// run could not delete keeps its name). It returns the name and N.
+func (s *State) containerNetns(host string, from int) (string, int) {
+	for n := from; ; n++ {
+		ns := s.ID + "-" + host + "-c" + strconv.Itoa(n)
+		if !slices.ContainsFunc(s.Containers, func(o ContainerState) bool { return o.Netns == ns }) {
+			return ns, n
+		}
+	}
 }
