@@ -115,6 +115,9 @@ type Global struct {
 	// gave up, a creation abandoned while it settled), by key: each
 	// refresh withdraws them until a withdrawal is written.
 	unsure map[string]unsureClaim
+	// badClaims are the subnet claims claimErr refused, by key: each is
+	// logged (and this host's withdrawn) once.
+	badClaims map[string]bool
 
 	dirtyMu     sync.Mutex
 	dirtyAll    bool
@@ -168,7 +171,7 @@ func NewGlobal(cfg GlobalConfig) (*Global, error) {
 	}
 	g := &Global{cfg: cfg, self: cfg.Table.Self(), subnets: sp, nets: map[string]*gnet{},
 		absent: map[string]time.Time{}, wake: make(chan struct{}), kick: make(chan struct{}, 1),
-		decoded: map[string]cachedRow{}, unsure: map[string]unsureClaim{}}
+		decoded: map[string]cachedRow{}, unsure: map[string]unsureClaim{}, badClaims: map[string]bool{}}
 	if c, ok := cfg.Table.(Claimer); ok && c.CanClaim() {
 		g.claims = c
 	}

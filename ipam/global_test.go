@@ -913,3 +913,48 @@ func (h *hiddenClaims) List(prefix string) []ipam.Row {
 	}
 	return h.Table.List(prefix)
 }
+
+// TestGlobal_unservableClaimHoldsNoName: a range too small for one address
+// block is refused before anything is written, and a claim like it already
+// in the table (written by an older release) never wins its name: a good
+// creation of the name succeeds on every host, and the bad claim of this
+// host's own is withdrawn.
+func TestGlobal_unservableClaimHoldsNoName(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	g1 := s.hosts["h1"].g
+	for _, r := range []string{"10.144.0.0/32", "10.144.0.4/31", "10.144.0.5/32"} {
+		_, err := g1.CreateNetwork(ctxT(t), "d8", ipam.PoolConfig{Subnet: "10.144.0.0/24", IPRange: r}, 0)
+		if !errors.Is(err, ipam.ErrInvalid) || !strings.Contains(err.Error(), "ip-range") || !strings.Contains(err.Error(), r) {
+			t.Errorf("range %s: %v, want it refused naming ip-range and the range", r, err)
+		}
+	}
+	if rows := s.net.Table("h1").List(ipam.SubnetKeyPrefix); len(rows) != 0 {
+		t.Fatalf("refused creations left %d claims: %+v", len(rows), rows)
+	}
+
+	// An older release's claim: a /32 range with blocks of 4 addresses.
+	bad := `{"creator":"h1","created":5,"rev":1,"subnet":"10.144.0.0/24","ipRange":"10.144.0.0/32","blockBits":2}`
+	if err := s.net.Table("h1").Put(ipam.SubnetKeyPrefix+"d8/h1/5", []byte(bad)); err != nil {
+		t.Fatal(err)
+	}
+	p := s.create("h2", "d8", ipam.PoolConfig{Subnet: "10.148.0.0/24"})
+	for name, h := range s.hosts {
+		testutil.WaitFor(t, name+" to serve d8", 5*time.Second, func() bool {
+			h.g.Refresh()
+			got, ok := h.g.Subnet("d8")
+			return ok && got == p
+		})
+	}
+	testutil.WaitFor(t, "h1 to withdraw its bad claim", 5*time.Second, func() bool {
+		g1.Refresh()
+		for _, r := range s.net.Table("h1").List(ipam.SubnetKeyPrefix + "d8/h1/") {
+			if !strings.Contains(string(r.Value), `"deleted":true`) {
+				return false
+			}
+		}
+		return true
+	})
+	if a := s.alloc("h1", "d8"); !p.Contains(a) {
+		t.Fatalf("h1 leased %v outside %v", a, p)
+	}
+}

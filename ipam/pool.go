@@ -106,6 +106,25 @@ func CheckSubnet(network, field, value string, subnet netip.Prefix) error {
 
 // NewPool parses c for the named network.
 func NewPool(network string, c PoolConfig) (*Pool, error) {
+	p, err := parsePool(network, c)
+	if err != nil {
+		return nil, err
+	}
+	p.alloc = newAllocator(p.Range, p.Subnet)
+	if !p.alloc.excluded(p.Gateway) {
+		p.alloc.reserve(p.Gateway)
+	}
+	for _, a := range p.Reserved {
+		if !p.alloc.excluded(a) {
+			p.alloc.reserve(a)
+		}
+	}
+	return p, nil
+}
+
+// parsePool is NewPool without the allocator: every check, little memory
+// (a refresh checks every network's claim this way).
+func parsePool(network string, c PoolConfig) (*Pool, error) {
 	subnet, err := ParsePrefix(network, "subnet", c.Subnet)
 	if err != nil {
 		return nil, err
@@ -114,7 +133,7 @@ func NewPool(network string, c PoolConfig) (*Pool, error) {
 		return nil, err
 	}
 	hostBits := subnet.Addr().BitLen() - subnet.Bits()
-	if (subnet.Addr().Is4() && hostBits < 2) || (subnet.Addr().Is6() && hostBits < 2) {
+	if hostBits < 2 {
 		return nil, &Error{Network: network, Field: "subnet", Value: c.Subnet, Err: ErrInvalid, Detail: "too small: leaves no address for endpoints"}
 	}
 	p := &Pool{Network: network, Subnet: subnet, Range: subnet, Reserved: map[string]netip.Addr{}}
@@ -126,9 +145,13 @@ func NewPool(network string, c PoolConfig) (*Pool, error) {
 		if r.Addr().BitLen() != subnet.Addr().BitLen() || !subnet.Contains(r.Addr()) || r.Bits() < subnet.Bits() {
 			return nil, &Error{Network: network, Field: "ip-range", Value: c.IPRange, Err: ErrOutOfRange, Detail: "subnet " + subnet.String()}
 		}
+		if r.Addr().BitLen()-r.Bits() < 2 {
+			// Address blocks hold 4 addresses at the least.
+			return nil, &Error{Network: network, Field: "ip-range", Value: c.IPRange, Err: ErrInvalid,
+				Detail: fmt.Sprintf("too small: give it at least 4 addresses (/%d)", r.Addr().BitLen()-2)}
+		}
 		p.Range = r
 	}
-	p.alloc = newAllocator(p.Range, subnet)
 	if c.Gateway != "" {
 		if p.Gateway, err = ParseAddr(network, "gateway", c.Gateway, subnet); err != nil {
 			return nil, err
@@ -143,9 +166,6 @@ func NewPool(network string, c PoolConfig) (*Pool, error) {
 		}
 	} else {
 		p.Gateway = subnet.Addr().Next()
-	}
-	if !p.alloc.excluded(p.Gateway) {
-		p.alloc.reserve(p.Gateway)
 	}
 	names := make([]string, 0, len(c.AuxAddresses))
 	for name := range c.AuxAddresses {
@@ -166,9 +186,6 @@ func NewPool(network string, c PoolConfig) (*Pool, error) {
 			return nil, &Error{Network: network, Field: field, Value: v, Err: ErrInUse, Detail: "it is the gateway"}
 		}
 		p.Reserved[name] = a
-		if !p.alloc.excluded(a) {
-			p.alloc.reserve(a)
-		}
 	}
 	return p, nil
 }

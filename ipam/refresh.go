@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -142,6 +143,12 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) (claims map[string]su
 				deleted[name] = true
 				continue
 			}
+			// A claim no host can serve (written by a release that let it
+			// through) never wins: the name stays free for a good one.
+			if err := claimErr(name, c); err != nil {
+				g.badClaimLocked(name, c, err)
+				continue
+			}
 			if best == nil || earlier(c, *best) {
 				best = &c
 			}
@@ -176,6 +183,40 @@ func (g *Global) dropLosingCreationsLocked(winners map[string]subnetClaim) {
 	}
 }
 
+// claimErr says why no host can serve claim c of network name, or nil:
+// its pool does not parse, or its block size does not fit its range.
+func claimErr(name string, c subnetClaim) error {
+	pool, err := parsePool(name, PoolConfig{Subnet: c.Subnet, IPRange: c.IPRange, Gateway: c.Gateway, AuxAddresses: c.Aux})
+	if err != nil {
+		return err
+	}
+	hostBits := min(pool.Range.Addr().BitLen()-pool.Range.Bits(), MaxRangeBits)
+	if c.BlockBits < 2 || c.BlockBits > hostBits {
+		return &Error{Network: name, Field: "block-size", Value: strconv.Itoa(pool.Range.Addr().BitLen() - c.BlockBits), Err: ErrInvalid,
+			Detail: fmt.Sprintf("blocks of %d host bits do not fit range %v", c.BlockBits, pool.Range)}
+	}
+	return nil
+}
+
+// badClaimLocked handles a claim claimErr refuses: it is logged once,
+// and this host's own is withdrawn (deleted).
+func (g *Global) badClaimLocked(name string, c subnetClaim, err error) {
+	k := subnetKey(name, c.Creator, c.Created)
+	first := !g.badClaims[k]
+	g.badClaims[k] = true
+	if first {
+		g.cfg.Logger.Warn("ipam: ignoring a subnet claim no host can serve", "network", name, "node", c.Creator, "error", err)
+	}
+	if c.Creator != g.self {
+		return
+	}
+	// Withdrawn, it reads as deleted; a failed write is tried again at
+	// the next refresh.
+	if err := g.withdrawLocked(g.nets[name], name, c); err != nil && first {
+		g.cfg.Logger.Error("ipam: withdrawing a subnet claim no host can serve", "network", name, "error", err)
+	}
+}
+
 // earlier orders creations: by the creator's clock, then by name.
 func earlier(a, b subnetClaim) bool {
 	if a.Created != b.Created {
@@ -188,15 +229,11 @@ func earlier(a, b subnetClaim) bool {
 // host's saved leases of it.
 func (g *Global) newNetLocked(name string, c subnetClaim) *gnet {
 	pool, err := NewPool(name, PoolConfig{Subnet: c.Subnet, IPRange: c.IPRange, Gateway: c.Gateway, AuxAddresses: c.Aux})
-	if err != nil {
+	if err != nil { // claimErr let it through
 		g.cfg.Logger.Warn("ipam: ignoring a network whose claim does not parse", "network", name, "node", c.Creator, "error", err)
 		return nil
 	}
 	hostBits := min(pool.Range.Addr().BitLen()-pool.Range.Bits(), MaxRangeBits)
-	if c.BlockBits < 2 || c.BlockBits > hostBits {
-		g.cfg.Logger.Warn("ipam: ignoring a network with a bad block size", "network", name, "node", c.Creator, "blockBits", c.BlockBits)
-		return nil
-	}
 	n := &gnet{name: name, claim: c, pool: pool, blockBits: c.BlockBits, nblocks: uint64(1) << (hostBits - c.BlockBits),
 		held: map[uint64]*heldBlock{}, count: map[uint64]int{}, written: map[string]string{}, reqSeen: map[string]reqSeen{}}
 	if st, ok, err := g.cfg.Store.Load(name); err != nil {
