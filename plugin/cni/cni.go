@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -42,6 +43,7 @@ type Agent interface {
 	Endpoints(ctx context.Context) ([]api.Endpoint, error)
 	CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api.Endpoint, error)
 	RemoveEndpoint(ctx context.Context, network, name string) error
+	RemoveNetwork(ctx context.Context, name string) error
 	Members(ctx context.Context) ([]api.Member, error)
 }
 
@@ -88,7 +90,9 @@ func load(args *skel.CmdArgs, loose bool) (*attachment, error) {
 		return nil, err
 	}
 	var ka k8sArgs
-	if err := types.LoadArgs(args.Args, &ka); err != nil {
+	if err := types.LoadArgs(args.Args, &ka); err != nil && !loose {
+		// DEL, CHECK and GC do without the pod's name: a runtime must
+		// be able to delete what a malformed ADD was refused for.
 		return nil, types.NewError(types.ErrInvalidEnvironmentVariables, "vxnet: CNI_ARGS: "+err.Error(), "")
 	}
 	return &attachment{conf: conf, container: args.ContainerID, ifname: args.IfName, netns: args.Netns,
@@ -174,12 +178,12 @@ func (p *Plugin) add(args *skel.CmdArgs) (*current.Result, *NetConf, error) {
 	}
 	ctx, cancel := p.ctx()
 	defer cancel()
-	agent := p.Dial(at.conf.Socket)
-	n, err := ensureNetwork(ctx, agent, at.conf)
+	req, err := at.endpointRequest()
 	if err != nil {
 		return nil, nil, err
 	}
-	req, err := at.endpointRequest()
+	agent := p.Dial(at.conf.Socket)
+	n, created, err := ensureNetwork(ctx, agent, at.conf)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -195,11 +199,23 @@ func (p *Plugin) add(args *skel.CmdArgs) (*current.Result, *NetConf, error) {
 		case ok:
 			ep, err = old, nil
 		default:
-			return nil, nil, types.NewError(types.ErrInternal, fmt.Sprintf("vxnet: endpoint name %q is another container's on network %q: %s", req.Name, req.Network, ae.Message), "")
+			err = types.NewError(types.ErrInternal, fmt.Sprintf("vxnet: endpoint name %q is another container's on network %q: %s", req.Name, req.Network, ae.Message), "")
 		}
 	}
 	if err != nil {
-		return nil, nil, fromAPI(err, "creating the endpoint")
+		var cerr *types.Error
+		if !errors.As(err, &cerr) {
+			cerr = fromAPI(err, "creating the endpoint").(*types.Error)
+		}
+		if created {
+			// The network this ADD made goes with its failure: the
+			// configuration is tried afresh next time. Another
+			// container's endpoint, made meanwhile, keeps it.
+			if rerr := agent.RemoveNetwork(ctx, n.Name); rerr != nil {
+				cerr.Details = strings.TrimPrefix(cerr.Details+"; network "+n.Name+", which this ADD made, stays: "+rerr.Error(), "; ")
+			}
+		}
+		return nil, nil, cerr
 	}
 	res, err := result(at, n, ep)
 	if err != nil {
@@ -280,14 +296,14 @@ func (at *attachment) find(ctx context.Context, agent Agent, sameNetns bool) (ap
 // ensureNetwork returns the vxnet network the configuration names,
 // creating it on its first use; one made elsewhere must agree with the
 // configuration.
-func ensureNetwork(ctx context.Context, agent Agent, c *NetConf) (api.Network, error) {
-	n, err := agent.Network(ctx, c.Network)
+func ensureNetwork(ctx context.Context, agent Agent, c *NetConf) (n api.Network, created bool, err error) {
+	n, err = agent.Network(ctx, c.Network)
 	if err == nil {
-		return n, agrees(n, c)
+		return n, false, agrees(n, c)
 	}
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
-		return n, fromAPI(err, "reading network "+c.Network)
+		return n, false, fromAPI(err, "reading network "+c.Network)
 	}
 	n, err = agent.CreateNetwork(ctx, c.request())
 	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "name" {
@@ -295,19 +311,19 @@ func ensureNetwork(ctx context.Context, agent Agent, c *NetConf) (api.Network, e
 		// (another container's ADD): it appears within moments.
 		for {
 			if n, nerr := agent.Network(ctx, c.Network); nerr == nil {
-				return n, agrees(n, c)
+				return n, false, agrees(n, c)
 			}
 			select {
 			case <-ctx.Done():
-				return n, types.NewError(types.ErrTryAgainLater, fmt.Sprintf("vxnet: network %q is being created elsewhere and did not appear in time", c.Network), err.Error())
+				return n, false, types.NewError(types.ErrTryAgainLater, fmt.Sprintf("vxnet: network %q is being created elsewhere and did not appear in time", c.Network), err.Error())
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}
 	if err != nil {
-		return n, fromAPI(err, "creating network "+c.Network)
+		return n, false, fromAPI(err, "creating network "+c.Network)
 	}
-	return n, nil
+	return n, true, nil
 }
 
 // agrees checks the configuration against the network it found.
@@ -334,7 +350,39 @@ func agrees(n api.Network, c *NetConf) error {
 	case c.Internal != n.Internal:
 		return differ("internal", fmt.Sprint(n.Internal), fmt.Sprint(c.Internal))
 	}
+	// Each option the configuration gives must be the network's (an
+	// encrypted network asked for is never met by a plain one); an
+	// option absent from the network is its default, false for a flag.
+	for _, k := range sortedKeys(c.Options) {
+		have, ok := n.Options[k]
+		want := c.Options[k]
+		if ok && orTrue(have) == orTrue(want) || !ok && want == "false" {
+			continue
+		}
+		if !ok {
+			have = "(not set)"
+		}
+		return differ("options."+k, have, want)
+	}
 	return nil
+}
+
+// orTrue reads an option's empty value as the true it stands for, as the
+// agent does.
+func orTrue(s string) string {
+	if s == "" {
+		return "true"
+	}
+	return s
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // result is the CNI result of an endpoint.

@@ -94,6 +94,9 @@ func (f *fakeAgent) CreateEndpoint(_ context.Context, req api.EndpointCreate) (a
 		return api.Endpoint{}, errDown
 	}
 	f.reqs = append(f.reqs, req)
+	if req.MTU != 0 && req.MTU < 68 {
+		return api.Endpoint{}, &api.Error{Code: api.CodeBadRequest, Field: "mtu", Message: fmt.Sprintf("mtu %d: too small", req.MTU)}
+	}
 	key := req.Network + "/" + req.Name
 	if _, ok := f.eps[key]; ok {
 		return api.Endpoint{}, &api.Error{Code: api.CodeConflict, Field: "name", Message: fmt.Sprintf("endpoint %q exists on network %q", req.Name, req.Network)}
@@ -128,6 +131,24 @@ func (f *fakeAgent) RemoveEndpoint(_ context.Context, network, name string) erro
 		return &api.Error{Code: api.CodeNotFound, Field: "name", Message: "no endpoint"}
 	}
 	delete(f.eps, key)
+	return nil
+}
+
+func (f *fakeAgent) RemoveNetwork(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return errDown
+	}
+	if _, ok := f.networks[name]; !ok {
+		return &api.Error{Code: api.CodeNotFound, Field: "name", Message: fmt.Sprintf("no network %q", name)}
+	}
+	for _, e := range f.eps {
+		if e.Network == name {
+			return &api.Error{Code: api.CodeConflict, Field: "name", Message: fmt.Sprintf("network %q has endpoints", name)}
+		}
+	}
+	delete(f.networks, name)
 	return nil
 }
 
@@ -461,5 +482,91 @@ func TestCheck_prevResult(t *testing.T) {
 	}
 	if err := p.Check(with("10.0.9.99")); err == nil || !strings.Contains(err.Error(), "10.0.9.99") {
 		t.Errorf("CHECK with an address the endpoint lost: %v", err)
+	}
+}
+
+// TestAdd_optionsMustAgree: an option the configuration gives must be the
+// existing network's, so a container meant for an encrypted network never
+// joins a plain one of the name; options it leaves out, and false for one
+// the network does not set, are no conflict.
+func TestAdd_optionsMustAgree(t *testing.T) {
+	f := newFakeAgent()
+	p := newTestPlugin(f)
+	f.networks["plain"] = api.Network{Name: "plain", Driver: "overlay", Subnet: "10.0.8.0/24"}
+	f.networks["sealed"] = api.Network{Name: "sealed", Driver: "overlay", Subnet: "10.0.7.0/24", Options: map[string]string{"encrypted": ""}}
+	for _, c := range []struct {
+		conf, says string
+	}{
+		{`{"cniVersion":"1.1.0","name":"plain","type":"vxnet","options":{"encrypted":"true"}}`, `options.encrypted "(not set)"`},
+		{`{"cniVersion":"1.1.0","name":"sealed","type":"vxnet","options":{"encrypted":"false"}}`, `options.encrypted ""`},
+		{`{"cniVersion":"1.1.0","name":"plain","type":"vxnet","options":{"mss-clamp":"1200"}}`, "options.mss-clamp"},
+	} {
+		_, _, err := p.AddResult(cmdArgs(c.conf, ""))
+		if cniCode(err) != int(types.ErrInvalidNetworkConfig) || !strings.Contains(fmt.Sprint(err), c.says) {
+			t.Errorf("%s: %v, want it refused saying %q", c.conf, err, c.says)
+		}
+	}
+	if len(f.reqs) != 0 {
+		t.Fatalf("endpoints asked for despite the refusals: %+v", f.reqs)
+	}
+	for i, conf := range []string{
+		`{"cniVersion":"1.1.0","name":"sealed","type":"vxnet","options":{"encrypted":"true"}}`,
+		`{"cniVersion":"1.1.0","name":"sealed","type":"vxnet"}`,
+		`{"cniVersion":"1.1.0","name":"plain","type":"vxnet","options":{"encrypted":"false"}}`,
+	} {
+		a := cmdArgs(conf, "")
+		a.ContainerID = fmt.Sprintf("agree%d-0123456789", i)
+		if _, _, err := p.AddResult(a); err != nil {
+			t.Errorf("%s: %v", conf, err)
+		}
+	}
+}
+
+// TestAdd_failureTakesItsNetwork: an ADD that made the network and then
+// failed (a configuration the agent refuses for the endpoint) removes the
+// network again; one that found the network leaves it.
+func TestAdd_failureTakesItsNetwork(t *testing.T) {
+	f := newFakeAgent()
+	p := newTestPlugin(f)
+	_, _, err := p.AddResult(cmdArgs(`{"cniVersion":"1.1.0","name":"cnew","type":"vxnet","mtu":40}`, ""))
+	if cniCode(err) != int(types.ErrInvalidNetworkConfig) || !strings.Contains(fmt.Sprint(err), "mtu") {
+		t.Fatalf("ADD with mtu 40: %v, want it refused naming mtu", err)
+	}
+	if _, ok := f.networks["cnew"]; ok {
+		t.Fatal("the failed ADD left the network it made")
+	}
+	f.networks["web"] = api.Network{Name: "web", Driver: "overlay", Subnet: "10.0.9.0/24"}
+	if _, _, err := p.AddResult(cmdArgs(`{"cniVersion":"1.1.0","name":"web","type":"vxnet","mtu":40}`, "")); err == nil {
+		t.Fatal("ADD with mtu 40 succeeded")
+	}
+	if _, ok := f.networks["web"]; !ok {
+		t.Fatal("a failed ADD removed a network it did not make")
+	}
+	// Refused before anything is asked of the agent.
+	_, _, err = p.AddResult(cmdArgs(`{"cniVersion":"1.1.0","name":"cnew2","type":"vxnet","runtimeConfig":{"ips":["10.0.9.5","10.0.9.6"]}}`, ""))
+	if cniCode(err) != int(types.ErrInvalidNetworkConfig) {
+		t.Fatalf("two addresses of one family: %v", err)
+	}
+	if _, ok := f.networks["cnew2"]; ok {
+		t.Fatal("a refused configuration made its network")
+	}
+}
+
+// TestDel_malformedArgs: DEL works whatever CNI_ARGS holds, so that a
+// container whose ADD was refused for them can still be deleted.
+func TestDel_malformedArgs(t *testing.T) {
+	f := newFakeAgent()
+	p := newTestPlugin(f)
+	if _, _, err := p.AddResult(cmdArgs(confWeb, "garbage")); cniCode(err) != int(types.ErrInvalidEnvironmentVariables) {
+		t.Fatalf("ADD with CNI_ARGS=garbage: %v", err)
+	}
+	if _, _, err := p.AddResult(cmdArgs(confWeb, "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Del(cmdArgs(confWeb, "garbage")); err != nil {
+		t.Fatalf("DEL with CNI_ARGS=garbage: %v", err)
+	}
+	if len(f.eps) != 0 {
+		t.Fatalf("DEL left %v", f.eps)
 	}
 }
