@@ -301,7 +301,8 @@ func (a *Agent) openHNS() error {
 }
 
 // Run joins the cluster, brings back this host's endpoints, serves the API
-// and reconciles until ctx ends; then it leaves the cluster gracefully
+// and reconciles until ctx ends; then it stops: it saves its state and
+// leaves its rows in the cluster, as a host that is down and will be back
 // (the endpoints' devices go with the process).
 func (a *Agent) Run(ctx context.Context) error {
 	// Deferred in this order so that, on every return, the goroutines are
@@ -396,11 +397,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		select {
 		case err := <-a.fatal:
-			a.kv.Node().Leave(2 * time.Second)
-			if e, ok := a.kv.(*kvs.Etcd); ok {
-				e.Revoke() // what it wrote in etcd on its lease goes at once
-			}
-			return err
+			return err // a stop, not a leave: see below
 		default:
 		}
 	case err := <-swDone:
@@ -410,16 +407,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	stopAPI() // no request may change state after the last save
 	a.persist()
-	if err := a.kv.Node().Leave(5 * time.Second); err != nil {
-		a.log.Warn("leave", "error", err)
-	}
-	if e, ok := a.kv.(*kvs.Etcd); ok {
-		// This host's rows go from etcd at once, as a gossip leave
-		// withdraws them (they are in the state file for its return).
-		if err := e.Revoke(); err != nil {
-			a.log.Warn("giving back this host's etcd lease; its rows go when it expires", "error", err)
-		}
-	}
+	// A stop is not a leave: the host is down, not gone (a restart, an
+	// upgrade). Its rows stay in the cluster as a crashed host's do, so
+	// its names are not handed to others and its networks are not
+	// removed while it is away; the others see it down once failure
+	// detection notices.
 	a.log.Info("agent stopped", "node", a.cfg.Name)
 	return nil
 }

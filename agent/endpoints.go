@@ -176,6 +176,13 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 // once made).
 func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 	key := ne.key
+	// A host that is down keeps its endpoints' names: they come back
+	// with it, and would take the name from this one then.
+	for _, e := range a.kv.Hidden(tables.Endpoints) {
+		if e.Key == key && e.Owner != a.cfg.Name {
+			return nil, apiError(api.CodeConflict, "name", "endpoint %q on network %q is host %s's, which is down: the name stays its own until the host is back and the endpoint removed there, or the host has been gone the reap time (vxnet endpoint ls on that host)", ne.req.Name, ne.req.Network, e.Owner)
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if d, down := a.down[key]; down {

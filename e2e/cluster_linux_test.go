@@ -20,7 +20,8 @@ import (
 // state never hides or deletes the cluster's networks, every conflict has
 // one winner everywhere, and no address is held twice.
 
-// stop sends a host's agent SIGTERM (a graceful leave) and waits for it.
+// stop sends a host's agent SIGTERM (a stop: the host is down, not gone)
+// and waits for it.
 func (c *cluster) stop(name string) {
 	h := c.hosts[name]
 	h.cmd.Process.Signal(syscall.SIGTERM)
@@ -178,12 +179,12 @@ func TestCluster_networkOutlivesItsCreator(t *testing.T) {
 	}
 	l.waitPing("c4 to reach c3", ns["c4"], "c3")
 
-	// SIGTERM: a graceful leave withdraws the leaver's rows at once.
+	// SIGTERM: the creator stops (down, to come back).
 	c.start("h1", c.hosts["h2"].addr+":7946")
 	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
 	c.stop("h1")
 	c.waitMembers([]string{"h2", "h3"}, 2)
-	survives("creator left")
+	survives("creator stopped")
 
 	// Back with its state moved away: it learns the network back rather
 	// than deleting it.
@@ -518,5 +519,48 @@ func TestCluster_sameNameAtOnce(t *testing.T) {
 	}
 	for _, h := range []string{"h1", "h2", "h3"} {
 		c.checkAddresses(h)
+	}
+}
+
+// TestCluster_stoppedHostKeepsItsNames: an agent stopped with SIGTERM (a
+// restart, an upgrade) is down, not gone: while it is away no other host
+// takes its endpoint's name or removes the network the endpoint is on, and
+// when it is back the endpoint is up with the same address everywhere.
+func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.58", "h1", "h2", "h3")
+	c.cli("h1", "network", "create", "--subnet", "10.58.0.0/24", "keep")
+	c.waitNetwork("h3", "keep")
+	ns3, ns1 := l.netns("k3"), l.netns("k1")
+	c.cli("h3", "endpoint", "create", "--network", "keep", "--name", "k3", "--netns", ns3)
+	c.agree("h1", "h2", "h3")
+	before := c.endpoints("h1")["k3"]
+
+	c.stop("h3")
+	c.waitMembers([]string{"h1", "h2"}, 2)
+	// Refused while its row is listed, and once it is hidden alike.
+	for _, when := range []string{"h3 just down", "h3's rows hidden"} {
+		if when == "h3's rows hidden" {
+			testutil.WaitFor(t, "k3 to leave h1's listing", 20*time.Second, func() bool {
+				_, listed := c.endpoints("h1")["k3"]
+				return !listed
+			})
+		}
+		if out, err := c.tryCLI("h1", "endpoint", "create", "--network", "keep", "--name", "k3", "--netns", ns1); err == nil || !strings.Contains(out, "k3") {
+			t.Fatalf("%s: h1 took the name k3 of the stopped host: %v\n%s", when, err, out)
+		}
+		if out, err := c.tryCLI("h2", "network", "rm", "keep"); err == nil || !strings.Contains(out, "k3") {
+			t.Fatalf("%s: h2 removed network keep, on which the stopped host has k3: %v\n%s", when, err, out)
+		}
+	}
+
+	c.start("h3", c.hosts["h1"].addr+":7946")
+	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
+	c.agree("h1", "h2", "h3")
+	for _, h := range []string{"h1", "h2", "h3"} {
+		e, ok := c.endpoints(h)["k3"]
+		if !ok || e.State != "" || fmt.Sprint(e.Addresses) != fmt.Sprint(before.Addresses) || e.Host != "h3" {
+			t.Errorf("%s after the restart: k3 %+v, want it up on h3 with %v", h, e, before.Addresses)
+		}
 	}
 }

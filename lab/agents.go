@@ -136,7 +136,7 @@ func (l *Lab) agentError(h HostState, err error) *AgentError {
 	return &AgentError{Host: h.Name, Log: h.Log, LogTail: lastLines(string(b), 20), Err: err}
 }
 
-// StopAgent stops host's agent: SIGTERM (a graceful leave) with up to 10 s
+// StopAgent stops host's agent: SIGTERM (a stop) with up to 10 s
 // to exit, or SIGKILL at once when kill is set (a crash).
 func (l *Lab) StopAgent(ctx context.Context, host string, kill bool) error {
 	s := l.State()

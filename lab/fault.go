@@ -12,7 +12,7 @@ type FaultKind int
 
 const (
 	FaultKill      FaultKind = iota // kill -9 the agent, restart it later
-	FaultTerm                       // SIGTERM (a graceful leave), restart it later
+	FaultTerm                       // SIGTERM (a stop), restart it later
 	FaultPause                      // SIGSTOP the agent, SIGCONT it later
 	FaultPartition                  // drop all traffic of the host's underlay link, both ways, then heal
 	FaultLoseState                  // kill -9, move the data directory away, start afresh later

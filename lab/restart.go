@@ -12,7 +12,7 @@ import (
 // RestartOptions says how Restart stops an agent.
 type RestartOptions struct {
 	// Kill stops the agent with SIGKILL (a crash) instead of SIGTERM (a
-	// graceful leave).
+	// stop).
 	Kill bool
 	// LoseState moves the host's data directory away (to data.lost-N
 	// beside it) before the agent starts again, as a user whose state file

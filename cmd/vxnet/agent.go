@@ -35,9 +35,11 @@ Gossip is encrypted with a key shared by every host: put it in a file only
 root can read and pass --gossip-key-file (or set VXNET_GOSSIP_KEY); a key
 given with --gossip-key shows in every user's ps.
 
-SIGTERM or SIGINT leaves the cluster gracefully (other hosts drop this host's
-endpoints at once). After kill -9 and a restart with the same --data-dir, the
-host's endpoints come back in the same namespaces with the same addresses.
+SIGTERM or SIGINT stops the agent: the host is down, not gone (a restart, an
+upgrade), so the other hosts keep its endpoints' names and addresses for it,
+as after a crash. After a stop or kill -9 and a restart with the same
+--data-dir, the host's endpoints come back in the same namespaces with the
+same addresses.
 Networks are the cluster's: they stay when the host that created them goes.
 If the state file is damaged or lost, restart with --recover: the host takes
 its endpoints back from the cluster instead of starting afresh.

@@ -21,7 +21,7 @@ takes the lab down. Exit status 1 if any invariant was violated.
 Faults (--faults, at most --max-faulty hosts at once; some last longer than
 the profile's grace and reap times when the campaign is long enough):
   kill        kill -9 the agent, restart it later
-  term        SIGTERM the agent (a graceful leave), restart it later
+  term        SIGTERM the agent (a stop), restart it later
   pause       SIGSTOP the agent, SIGCONT it later
   partition   drop everything in and out of the host's underlay link
               (nftables rules in the host's namespace), then heal

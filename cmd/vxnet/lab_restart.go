@@ -10,7 +10,7 @@ import (
 
 const labRestartUsage = `Usage: vxnet lab restart [--id ID] [--kill] [--lose-state] HOST
 
-Restarts HOST's agent (h1, h2, ...): SIGTERM (a graceful leave) by default,
+Restarts HOST's agent (h1, h2, ...): SIGTERM (a stop) by default,
 kill -9 with --kill (a crash); with --lose-state the host's data directory is
 moved away first (to data.lost-N beside it), as a user whose state file is
 damaged would, so the agent starts with no state of its own. Then it waits
