@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -116,12 +117,19 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 	case req.Netns == "" && !hnsOnly:
 		return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required: the container's network namespace (a name from `ip netns`, or a path such as /proc/PID/ns/net)")
 	}
-	if most := plan.NetworkMTU(a.cfg.MTU, n.Options); req.MTU != 0 && (req.MTU < 576 || req.MTU > most) {
+	least := 576
+	if n.Subnet6.IsValid() || n.Subnet.Addr().Is6() {
+		least = 1280 // IPv6's minimum link MTU
+	}
+	if most := plan.NetworkMTU(a.cfg.MTU, n.Options); req.MTU != 0 && (req.MTU < least || req.MTU > most) {
 		why := "this host's MTU: its --mtu, or by default its underlay interface's less VXLAN's 50 bytes"
 		if most < a.cfg.MTU {
 			why = fmt.Sprintf("this host's MTU %d, less what sealing takes on the encrypted network %s", a.cfg.MTU, n.Name)
 		}
-		return newEndpoint{}, apiError(api.CodeBadRequest, "mtu", "mtu %d: want 576 to %d (%s)", req.MTU, most, why)
+		if req.MTU < least && least == 1280 {
+			why = "IPv6's minimum link MTU, on a network with IPv6"
+		}
+		return newEndpoint{}, apiError(api.CodeBadRequest, "mtu", "mtu %d: want %d to %d (%s)", req.MTU, least, most, why)
 	}
 	switch {
 	case req.Reserved && req.IP == "":
@@ -144,8 +152,12 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		return newEndpoint{}, apiError(api.CodeBadRequest, "network", "network %q: its addresses are assigned by %s, not vxnet: attach containers through it (docker run --network %s, docker service create --network %s)", n.Name, n.AssignedBy, n.Name, n.Name)
 	}
 	if !hnsOnly && !req.Handover {
-		if _, err := os.Stat(netnsPath(req.Netns)); err != nil {
+		fi, err := os.Stat(netnsPath(req.Netns))
+		if err != nil {
 			return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q: %v", req.Netns, err)
+		}
+		if self, err := os.Stat("/proc/self/ns/net"); err == nil && os.SameFile(fi, self) {
+			return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q is this host's own network namespace, the agent's: a container needs one of its own (ip netns add NAME)", req.Netns)
 		}
 		if req.Ifname == "" {
 			req.Ifname = "eth0"
@@ -155,7 +167,7 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		m, err := vxlan.ParseMAC(req.MAC)
 		switch {
 		case err != nil:
-			return newEndpoint{}, apiError(api.CodeBadRequest, "mac", "mac %q is not a MAC address (02:42:0a:00:09:07)", req.MAC)
+			return newEndpoint{}, apiError(api.CodeBadRequest, "mac", "mac %q is not a MAC address: want six hex bytes, such as 02:42:0a:00:09:07", req.MAC)
 		case m[0]&1 != 0 || m == (vxlan.MAC{}):
 			return newEndpoint{}, apiError(api.CodeBadRequest, "mac", "mac %q is not a unicast address", req.MAC)
 		case m[0] == 0x02 && m[1] == 0x76 && m[2] == 0x67:
@@ -326,6 +338,9 @@ func (a *Agent) commitEndpoint(ep tables.Endpoint) error {
 	key := ep.Key()
 	if err := a.attach(ep); err != nil {
 		a.releaseAddresses(key, ep)
+		if errors.Is(err, tun.ErrNameTaken) {
+			return apiError(api.CodeConflict, "ifname", "ifname %q: namespace %q has a device of that name already (%v): give the endpoint another with --ifname", ep.Ifname, ep.Netns, err)
+		}
 		return apiError(api.CodeBadRequest, "netns", "attaching to %q: %v", ep.Netns, err)
 	}
 	if err := a.put(tables.Endpoints, ep.Key(), ep.Encode()); err != nil {
@@ -482,11 +497,16 @@ func netnsPath(ns string) string {
 func parsePublish(n tables.Network, d driver.Driver, publish []string) ([]driver.Publish, []string, error) {
 	var ports []driver.Publish
 	var canonical []string
+	seen := map[string]string{}
 	for _, s := range publish {
 		p, err := driver.ParsePublish(s)
 		if err != nil {
 			return nil, nil, apiError(api.CodeBadRequest, "publish", "%v", err)
 		}
+		if other, dup := seen[portKey(p)]; dup {
+			return nil, nil, apiError(api.CodeBadRequest, "publish", "publish %q: host port %d/%s is published twice (also %q)", s, p.HostPort, p.Proto, other)
+		}
+		seen[portKey(p)] = s
 		if !d.Publishes(plan.DriverNetwork(n)) {
 			return nil, nil, apiError(api.CodeBadRequest, "publish", "publish %q: network %q publishes no ports (nat networks do, and overlay networks that are not internal)", s, n.Name)
 		}

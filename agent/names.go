@@ -19,6 +19,9 @@ import (
 // SRV ports in canonical form (NAME=PORT/PROTO). Errors name the field.
 func checkEndpointCreate(req *api.EndpointCreate) error {
 	if field, err := names.CheckEndpoint(req.Name, req.Aliases, req.Service, req.Ifname); err != nil {
+		if field == "alias" {
+			field = "aliases" // the request's field
+		}
 		return apiError(api.CodeBadRequest, field, "%v", err)
 	}
 	seen := map[string]string{}
@@ -65,6 +68,7 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 	a.mu.Lock()
 	keys := append(sortedMapKeys(a.owners), sortedMapKeys(a.local)...)
 	svc := a.serviceNamedLocked(network, name)
+	aliased := a.aliasErrLocked("endpoint", name, network)
 	a.mu.Unlock()
 	for _, k := range keys {
 		if taken(k) {
@@ -73,6 +77,9 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 	}
 	if svc != "" {
 		return nil, sharedNameErr("endpoint", name, network, "service", svc, "")
+	}
+	if aliased != nil {
+		return nil, aliased
 	}
 	// One claim for both kinds of name: a service and an endpoint of
 	// the same name created at once on this host are not both made.
@@ -165,6 +172,26 @@ func (a *Agent) serviceFree(network, service string) error {
 		err.Field = "service"
 		return err
 	}
+	// One service, whatever the case it is given in: DNS answers it alike.
+	if have := a.serviceNamedLocked(network, service); have != "" && have != service {
+		return apiError(api.CodeConflict, "service", "service %q: network %q has the service %q, and names that differ only in case are one name in DNS: join it as %q", service, network, have, have)
+	}
+	return nil
+}
+
+// aliasErrLocked refuses name, of kind, on network when an endpoint of
+// the network has it as an alias, in any case; nil otherwise. a.mu is
+// held.
+func (a *Agent) aliasErrLocked(kind, name, network string) *api.Error {
+	for _, e := range a.rows {
+		if e.Network != network {
+			continue
+		}
+		if i := slices.IndexFunc(e.Aliases, func(al string) bool { return names.Same(al, name) }); i >= 0 {
+			return apiError(api.CodeConflict, "name", "%s %q: endpoint %q (host %s) on network %q has the alias %q, and a network's names are one each in DNS: pick another name",
+				kind, name, e.Name, e.Host, network, e.Aliases[i])
+		}
+	}
 	return nil
 }
 
@@ -179,6 +206,15 @@ func (a *Agent) aliasesFree(network string, aliases []string) error {
 			err := sharedNameErr("alias", al, network, "service", svc, "")
 			err.Field = "aliases"
 			return err
+		}
+		// Another endpoint's name: a name answers for its container
+		// alone (endpoints may share an alias, which answers for them
+		// all).
+		for _, e := range a.rows {
+			if e.Network == network && names.Same(e.Name, al) {
+				err := apiError(api.CodeConflict, "aliases", "alias %q: network %q has an endpoint %q (host %s), whose name answers for it alone in DNS: pick another alias", al, network, e.Name, e.Host)
+				return err
+			}
 		}
 	}
 	return nil

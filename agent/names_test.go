@@ -54,12 +54,20 @@ func TestCreateEndpoint_checksEveryName(t *testing.T) {
 	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.4.0/24"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ds", Subnet: "10.0.14.0/24", Subnet6: "fd00:14::/64"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		req             api.EndpointCreate
 		field, contains string
 	}{
 		{api.EndpointCreate{Name: "a.b"}, "name", `endpoint name "a.b"`},
-		{api.EndpointCreate{Name: "e", Aliases: []string{"ok", "x.."}}, "alias", `alias "x.."`},
+		{api.EndpointCreate{Name: "e", Aliases: []string{"ok", "x.."}}, "aliases", `alias "x.."`},
+		{api.EndpointCreate{Name: "e", Aliases: []string{"E"}}, "aliases", "own name"},
+		{api.EndpointCreate{Name: "e", Aliases: []string{"x", "y", "X"}}, "aliases", "given twice"},
+		{api.EndpointCreate{Name: "e", Service: "E"}, "service", "own name"},
+		{api.EndpointCreate{Name: "e", Aliases: []string{"s"}, Service: "S"}, "service", `alias "s"`},
+		{api.EndpointCreate{Name: "e", Ifname: "e%d"}, "ifname", `'%'`},
 		{api.EndpointCreate{Name: "e", Service: "-s"}, "service", `service "-s"`},
 		{api.EndpointCreate{Name: "e", Ifname: "a/b"}, "ifname", `interface name "a/b"`},
 		{api.EndpointCreate{Name: "e", Ifname: ".."}, "ifname", `interface name ".."`},
@@ -68,8 +76,12 @@ func TestCreateEndpoint_checksEveryName(t *testing.T) {
 		{api.EndpointCreate{Name: "e", SRVPorts: []string{"http=80/sctp"}}, "srvPorts", `protocol "sctp"`},
 		{api.EndpointCreate{Name: "e", SRVPorts: []string{"_http=80"}}, "srvPorts", `port name "_http"`},
 		{api.EndpointCreate{Name: "e", SRVPorts: []string{"http=80", "HTTP=81/tcp"}}, "srvPorts", "twice"},
+		{api.EndpointCreate{Name: "e", Publish: []string{"9090:80", "9090:81"}}, "publish", "published twice"},
+		{api.EndpointCreate{Name: "e", Network: "ds", MTU: 1000}, "mtu", "want 1280"},
 	} {
-		tc.req.Network = "ov"
+		if tc.req.Network == "" {
+			tc.req.Network = "ov"
+		}
 		_, err := a.CreateEndpoint(ctx, tc.req)
 		wantAPIError(t, tc.contains, err, api.CodeBadRequest, tc.field, tc.contains)
 	}
@@ -115,6 +127,37 @@ func TestNames_uniqueInAnyCase(t *testing.T) {
 	})
 	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "Web", Name: "api"}); err != nil {
 		t.Errorf("after removal: %v", err)
+	}
+}
+
+// TestNames_oneContainerPerName: an alias is never another endpoint's
+// name nor an endpoint's name another's alias (a name answers for one
+// container), while endpoints may share an alias; a service joined in
+// another case than the one it has is refused, naming it.
+func TestNames_oneContainerPerName(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "web", Subnet: "10.0.9.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []api.EndpointCreate{
+		{Name: "api"},
+		{Name: "b1", Aliases: []string{"backend"}, Service: "svc"},
+		{Name: "b2", Aliases: []string{"Backend"}, Service: "svc"},
+	} {
+		req.Network = "web"
+		if _, err := a.CreateEndpoint(ctx, req); err != nil {
+			t.Fatalf("%s: %v", req.Name, err)
+		}
+	}
+	_, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "q1", Aliases: []string{"Api"}})
+	wantAPIError(t, "alias Api", err, api.CodeConflict, "aliases", `endpoint "api"`)
+	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "backend"})
+	wantAPIError(t, "endpoint backend", err, api.CodeConflict, "name", `alias "backend"`)
+	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "q2", Service: "Svc"})
+	wantAPIError(t, "service Svc", err, api.CodeConflict, "service", `join it as "svc"`)
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "q3", Service: "svc"}); err != nil {
+		t.Errorf("joining svc as it is named: %v", err)
 	}
 }
 

@@ -10,6 +10,7 @@
 package tun
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -93,3 +94,7 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// ErrNameTaken: the namespace has a device of the name asked for that is
+// not a TUN device this package can open.
+var ErrNameTaken = errors.New("the namespace has a device of that name")

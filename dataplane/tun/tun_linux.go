@@ -27,6 +27,11 @@ func Create(cfg Config) (Device, error) {
 	err := inNetns(cfg.Netns, func() error {
 		d, err := wgtun.CreateTUN(cfg.Name, cfg.MTU)
 		if err != nil {
+			if l, lerr := netlink.LinkByName(cfg.Name); lerr == nil {
+				// Another device holds the name: another endpoint's
+				// (busy), the loopback, a veth.
+				return fmt.Errorf("tun: create %s: %w (a %s device; %v)", cfg.Name, ErrNameTaken, l.Type(), err)
+			}
 			return fmt.Errorf("tun: create %s: %w", cfg.Name, err)
 		}
 		if err := configure(cfg); err != nil {

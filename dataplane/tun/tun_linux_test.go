@@ -43,8 +43,11 @@ func TestCreate_inNamespace(t *testing.T) {
 	if r, err := exec.Command("ip", "-n", ns, "route", "show", "default").CombinedOutput(); err != nil || !strings.Contains(string(r), "default dev eth0") {
 		t.Errorf("no default route through eth0: %v %s", err, r)
 	}
-	if _, err := Create(Config{Name: "eth0", Netns: ns}); err == nil {
-		t.Errorf("created a second device with the same name")
+	// A name another device holds: this one's, in use, or the loopback's.
+	for _, name := range []string{"eth0", "lo"} {
+		if _, err := Create(Config{Name: name, Netns: ns}); !errors.Is(err, ErrNameTaken) {
+			t.Errorf("a device named %s, taken: %v, want ErrNameTaken", name, err)
+		}
 	}
 	// A second network with a way out: its device comes up, the default
 	// route used stays the first's (the second's has a higher metric);

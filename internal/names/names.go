@@ -16,6 +16,7 @@ package names
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -50,7 +51,7 @@ const (
 	networkRule = "want 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit, " +
 		"with no empty part and no part longer than 63 characters between dots (each part is a DNS label)"
 	labelRule   = "want 1-63 letters, digits or '-', starting with a letter or digit (it is a DNS name)"
-	ifnameRule  = "want 1-15 characters other than '/', ':' and white space, not \".\" or \"..\""
+	ifnameRule  = "want 1-15 characters other than '/', ':', '%' and white space, not \".\" or \"..\""
 	portRule    = "want 1-15 letters, digits or '-', with a letter, not starting or ending with '-' and no \"--\" (an SRV service name, e.g. http)"
 	nonASCIIMsg = "only ASCII letters are allowed"
 )
@@ -127,7 +128,8 @@ func Ifname(s string) error {
 		return fail("a directory name")
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '/' || c == ':' || c <= ' ' || c >= 0x7f {
+		// '%' makes the kernel read the name as a template ("eth%d").
+		if c := s[i]; c == '/' || c == ':' || c == '%' || c <= ' ' || c >= 0x7f {
 			return fail(badChar(c))
 		}
 	}
@@ -169,13 +171,27 @@ func CheckEndpoint(name string, aliases []string, service, ifname string) (field
 	if err := Endpoint(name); err != nil {
 		return "name", err
 	}
-	for _, al := range aliases {
+	for i, al := range aliases {
 		if err := Alias(al); err != nil {
 			return "alias", err
+		}
+		if Same(al, name) {
+			return "alias", &Error{Kind: "alias", Name: al, Reason: "is the endpoint's own name"}
+		}
+		for _, other := range aliases[:i] {
+			if Same(al, other) {
+				return "alias", &Error{Kind: "alias", Name: al, Reason: fmt.Sprintf("is given twice (also %q; names that differ only in case are one name in DNS)", other)}
+			}
 		}
 	}
 	if err := Service(service); service != "" && err != nil {
 		return "service", err
+	}
+	if service != "" && Same(service, name) {
+		return "service", &Error{Kind: "service", Name: service, Reason: "is the endpoint's own name: a service and its endpoints have names of their own in DNS"}
+	}
+	if i := slices.IndexFunc(aliases, func(al string) bool { return Same(al, service) }); service != "" && i >= 0 {
+		return "service", &Error{Kind: "service", Name: service, Reason: fmt.Sprintf("is the endpoint's alias %q: a service and its endpoints have names of their own in DNS", aliases[i])}
 	}
 	if err := Ifname(ifname); ifname != "" && err != nil {
 		return "ifname", err
