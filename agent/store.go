@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
+	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/ipam/kvstable"
 	"github.com/vxnet/vxnet/kvs"
@@ -29,8 +33,11 @@ func ClusterTables() []string { return slices.Clone(clusterTables) }
 func CheckClusterRow(table, key string, value []byte) error {
 	switch table {
 	case tables.Networks:
-		_, err := tables.DecodeNetwork(key, value)
-		return err
+		n, err := tables.DecodeNetwork(key, value)
+		if err != nil {
+			return err
+		}
+		return checkNetworkRow(n)
 	case tables.Services:
 		_, err := tables.DecodeService(key, value)
 		return err
@@ -46,6 +53,62 @@ func CheckClusterRow(table, key string, value []byte) error {
 	}
 	if !json.Valid(value) {
 		return errors.New("the value is not JSON")
+	}
+	return nil
+}
+
+// checkNetworkRow refuses a network row the API would not have written:
+// its name, driver, VNI, subnets, ranges and gateways are checked as at
+// network create. Errors name the field and the value.
+func checkNetworkRow(n tables.Network) error {
+	if err := names.Network(n.Name); err != nil {
+		return fmt.Errorf("name: %w", err)
+	}
+	if _, err := driver.Get(n.Driver); err != nil {
+		return fmt.Errorf("driver %q: %w", n.Driver, err)
+	}
+	if err := vxlan.ValidVNI(n.VNI); err != nil {
+		return fmt.Errorf("vni: %w", err)
+	}
+	if !n.Subnet.IsValid() {
+		return errors.New("subnet: none (every network has one)")
+	}
+	gw := func(a netip.Addr) string {
+		if a.IsValid() {
+			return a.String()
+		}
+		return ""
+	}
+	if _, err := ipam.NewPool(n.Name, ipam.PoolConfig{Subnet: n.Subnet.String(), IPRange: n.IPRange, Gateway: gw(n.Gateway)}); err != nil {
+		return err
+	}
+	if n.Subnet6.IsValid() {
+		if _, err := ipam.NewPool(n.Name+ipam.V6Suffix, ipam.PoolConfig{Subnet: n.Subnet6.String(), IPRange: n.IPRange6, Gateway: gw(n.Gateway6)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// networkClashErr names the network of the tables, of another name, that
+// n's VNI or a subnet of n's would clash with, or returns nil: an import
+// does not move or shadow a network in use.
+func (a *Agent) networkClashErr(n tables.Network) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, name := range sortedMapKeys(a.networks) {
+		o := a.current(a.networks[name])
+		if o.Name == n.Name {
+			continue
+		}
+		switch {
+		case o.VNI == n.VNI:
+			return fmt.Errorf("vni %d: network %q has it", n.VNI, o.Name)
+		case o.Subnet.IsValid() && o.Subnet.Overlaps(n.Subnet):
+			return fmt.Errorf("subnet %s: overlaps network %q's %s", n.Subnet, o.Name, o.Subnet)
+		case o.Subnet6.IsValid() && n.Subnet6.IsValid() && o.Subnet6.Overlaps(n.Subnet6):
+			return fmt.Errorf("subnet6 %s: overlaps network %q's %s", n.Subnet6, o.Name, o.Subnet6)
+		}
 	}
 	return nil
 }
@@ -115,6 +178,13 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 		if _, ok := a.kv.Get(r.Table, r.Key); ok {
 			res.Present++
 			continue
+		}
+		if r.Table == tables.Networks {
+			n, _ := tables.DecodeNetwork(r.Key, v) // checked above
+			if err := a.networkClashErr(n); err != nil {
+				res.Refused = append(res.Refused, fmt.Sprintf("row %d (%s/%s): %v", i, r.Table, r.Key, err))
+				continue
+			}
 		}
 		var err error
 		if r.Table == kvstable.BlocksTableName {
