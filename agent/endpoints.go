@@ -284,6 +284,13 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 	}
 	ep.Addrs, ep.MAC = []netip.Prefix{netip.PrefixFrom(addr, n.Subnet.Bits())}, vxlan.StableMAC(addr)
 	if !ne.mac.IsZero() {
+		// vxnet gives each address of the subnet a MAC of its own,
+		// 02:42 and the address: one of another address's would be a
+		// second endpoint's when that address is handed out.
+		if derived := netip.AddrFrom4([4]byte(ne.mac[2:])); ne.mac != ep.MAC && ne.mac[0] == 0x02 && ne.mac[1] == 0x42 && n.Subnet.Contains(derived) {
+			a.releaseAddresses(ne.key, ep)
+			return ep, apiError(api.CodeBadRequest, "mac", "mac %s is the MAC vxnet gives address %s of network %q: pick one outside 02:42:%02x:%02x:…, or leave mac out", ne.mac, derived, n.Name, ne.mac[2], ne.mac[3])
+		}
 		if other := a.macHolder(n.Name, ne.mac, ne.key); other != "" {
 			a.releaseAddresses(ne.key, ep)
 			return ep, apiError(api.CodeConflict, "mac", "mac %s on network %q is endpoint %s's", ne.mac, n.Name, other)

@@ -78,6 +78,8 @@ func TestCreateEndpoint_checksEveryName(t *testing.T) {
 		{api.EndpointCreate{Name: "e", SRVPorts: []string{"http=80", "HTTP=81/tcp"}}, "srvPorts", "twice"},
 		{api.EndpointCreate{Name: "e", Publish: []string{"9090:80", "9090:81"}}, "publish", "published twice"},
 		{api.EndpointCreate{Name: "e", Network: "ds", MTU: 1000}, "mtu", "want 1280"},
+		{api.EndpointCreate{Name: "e", MAC: "02:42:0a:00:04:16"}, "mac", "address 10.0.4.22"},
+		{api.EndpointCreate{Name: "e", MAC: "zz:zz"}, "mac", "six hex bytes"},
 	} {
 		if tc.req.Network == "" {
 			tc.req.Network = "ov"
