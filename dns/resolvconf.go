@@ -2,8 +2,10 @@ package dns
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -84,13 +86,47 @@ func HostUpstreams() ([]netip.AddrPort, error) {
 // resolver try a bare name as it is first, so `api` is one query.
 func ContainerResolvConf(search []string) []byte {
 	var b strings.Builder
-	b.WriteString("# written by vxnet: the embedded DNS server answers container names and forwards the rest\n")
+	b.WriteString(resolvConfMark + ": the embedded DNS server answers container names and forwards the rest\n")
 	fmt.Fprintf(&b, "nameserver %s\n", ContainerAddr.Addr())
 	if len(search) > 0 {
 		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
 	}
 	b.WriteString("options ndots:0\n")
 	return []byte(b.String())
+}
+
+// resolvConfMark starts every resolv.conf vxnet writes.
+const resolvConfMark = "# written by vxnet"
+
+// SweepNetnsResolvConfs removes the resolv.conf files vxnet wrote under
+// etcNetns (/etc/netns) for namespaces runNetns (/run/netns) no longer
+// has: left by an agent that lost its state, or a namespace deleted while
+// its endpoint lived. Files vxnet did not write are left alone. It
+// returns the namespaces cleaned.
+func SweepNetnsResolvConfs(etcNetns, runNetns string) ([]string, error) {
+	dirs, err := os.ReadDir(etcNetns)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dns: sweeping %s: %w", etcNetns, err)
+	}
+	var cleaned []string
+	for _, d := range dirs {
+		if _, err := os.Lstat(filepath.Join(runNetns, d.Name())); !errors.Is(err, fs.ErrNotExist) {
+			continue // the namespace is there (or cannot be told)
+		}
+		path := filepath.Join(etcNetns, d.Name(), "resolv.conf")
+		b, err := os.ReadFile(path)
+		if err != nil || !strings.HasPrefix(string(b), resolvConfMark) {
+			continue
+		}
+		if os.Remove(path) == nil {
+			os.Remove(filepath.Join(etcNetns, d.Name())) // only if empty
+			cleaned = append(cleaned, d.Name())
+		}
+	}
+	return cleaned, nil
 }
 
 // NetnsResolvConfPath is where `ip netns exec NAME` finds the resolver
