@@ -272,7 +272,7 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 			break
 		}
 		if err := a.ipam.AllocateStatic(n.Name, addr); err != nil {
-			return ep, fromIPAM(err)
+			return ep, a.addressErr("ip", n.Name, addr, err)
 		}
 	default:
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -334,7 +334,7 @@ func (a *Agent) acquireAddress6(ctx context.Context, ne newEndpoint, reserved bo
 			return netip.Prefix{}, apiError(api.CodeConflict, "ip6", "ip6 %q is not reserved on this host for network %q, or another endpoint took it", req.IP6, n.Name)
 		}
 	} else if err := a.ipam.AllocateStatic(side, addr); err != nil {
-		return netip.Prefix{}, fromIPAM(err)
+		return netip.Prefix{}, a.addressErr("ip6", n.Name, addr, err)
 	}
 	return netip.PrefixFrom(addr, n.Subnet6.Bits()), nil
 }
@@ -411,6 +411,9 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 		a.persist()
 		return nil
 	case !ok:
+		if _, known := a.network(network); !known {
+			return apiError(api.CodeNotFound, "network", "no network %q", network)
+		}
 		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q", name, network)
 	default:
 		// The row goes first. A store that cannot take that now fails

@@ -39,13 +39,17 @@ func fromIPAM(err error) error {
 		ie = &v6
 		err = ie
 	}
+	// The field as the request names it (the message keeps IPAM's words,
+	// which are the CLI's flags).
 	field := ie.Field
 	switch {
 	case field == "address":
 		field = "ip"
+	case field == "ip-range":
+		field = "ipRange"
 	case strings.HasPrefix(field, "aux-address"):
-		field = "aux-address"
-	case strings.HasPrefix(field, "option"):
+		field = "auxAddresses"
+	case strings.HasPrefix(field, "option"), field == "block-size":
 		field = "options"
 	}
 	return &api.Error{Code: code, Field: field, Message: err.Error()}

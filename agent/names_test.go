@@ -161,6 +161,12 @@ func TestNames_oneContainerPerName(t *testing.T) {
 	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "q3", Service: "svc"}); err != nil {
 		t.Errorf("joining svc as it is named: %v", err)
 	}
+	// An address taken names its holder.
+	held := strings.Split(a.Endpoints()[0].Addresses[0], "/")[0]
+	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "q4", IP: held})
+	wantAPIError(t, "ip "+held, err, api.CodeConflict, "ip", "(by endpoint ")
+	// Removing from a network that does not exist says so.
+	wantAPIError(t, "endpoint rm on no network", a.RemoveEndpoint("nonet", "x"), api.CodeNotFound, "network", `no network "nonet"`)
 }
 
 // TestCreateEndpoint_srvPorts: an endpoint's SRV ports are kept in

@@ -167,16 +167,17 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 	return a.apiService(s), nil
 }
 
-// vipErr is IPAM's refusal of an asked-for VIP, named by field (vip or
-// vip6), with what holds the address when it is in use.
-func (a *Agent) vipErr(field, network string, vip netip.Addr, err error) error {
+// addressErr is IPAM's refusal of an asked-for address (an endpoint's ip
+// or ip6, a service's vip or vip6), named by field, with what holds the
+// address when it is in use (here, or in another host's block).
+func (a *Agent) addressErr(field, network string, vip netip.Addr, err error) error {
 	var ae *api.Error
 	if !errors.As(fromIPAM(err), &ae) {
 		return err
 	}
 	out := *ae
 	out.Field = field
-	if errors.Is(err, ipam.ErrInUse) {
+	if errors.Is(err, ipam.ErrInUse) || errors.Is(err, ipam.ErrOtherHost) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		for _, e := range a.rows {
@@ -261,7 +262,7 @@ func (a *Agent) leaseVIPs(ctx context.Context, key string, n tables.Network, req
 			}
 			if err := a.ipam.AllocateStatic(sd.ipamName, p.Unmap()); err != nil {
 				undo()
-				return nil, a.vipErr(sd.field, n.Name, p.Unmap(), err)
+				return nil, a.addressErr(sd.field, n.Name, p.Unmap(), err)
 			}
 			v = p.Unmap()
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/join"
 )
 
@@ -35,6 +36,9 @@ const (
 	// DefaultBindTimeout is how long a bind whose address is in use is
 	// retried by default (internal/bindretry).
 	DefaultBindTimeout = 30 * time.Second
+
+	// MaxRxQueues bounds --rx-queues: each is a socket and a loop.
+	MaxRxQueues = 64
 )
 
 // Config configures an agent. Flags of `vxnet agent` map onto it.
@@ -233,6 +237,13 @@ func (e *Error) Error() string {
 func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Profile, err error) {
 	if c.Name == "" {
 		return advertise, nil, 0, &Error{"name", c.Name, "is empty and the hostname is unknown"}
+	}
+	if err := names.Network(c.Name); err != nil {
+		// The host's name is in the tables' keys and the logs of every host.
+		return advertise, nil, 0, &Error{"name", c.Name, "want 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit (a host name)"}
+	}
+	if c.RxQueues > MaxRxQueues {
+		return advertise, nil, 0, &Error{"rx-queues", strconv.Itoa(c.RxQueues), fmt.Sprintf("want 1-%d (one per four cores is the default)", MaxRxQueues)}
 	}
 	if c.Recover && len(c.Join) == 0 {
 		return advertise, nil, 0, &Error{"recover", "true", "needs --join: the hosts to rebuild this host's state from"}

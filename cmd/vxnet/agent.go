@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -248,6 +249,32 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 
 // applyConfigFile sets, from a JSON object of flag names to values, every
 // flag the command line did not set. Unknown keys are errors naming them.
+// duplicateKey finds a key given twice in the JSON object b (already
+// known to decode).
+func duplicateKey(b []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil { // {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		k, ok := tok.(string)
+		if err != nil || !ok {
+			return "", false
+		}
+		if seen[k] {
+			return k, true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
+
 func applyConfigFile(fs *flag.FlagSet, path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -256,6 +283,9 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("--config %s: not a JSON object of flag names to values: %v", path, err)
+	}
+	if k, dup := duplicateKey(b); dup {
+		return fmt.Errorf("--config %s: setting %q is given twice (JSON keeps only one: which did you mean?)", path, k)
 	}
 	if _, secret := m["gossip-key"]; secret {
 		if err := config.CheckSecretFile("config", path); err != nil {

@@ -54,6 +54,8 @@ func TestRun_usageAndErrors(t *testing.T) {
 
 func TestRun_agentAndClientErrors(t *testing.T) {
 	dir := t.TempDir()
+	twiceCfg := filepath.Join(dir, "twice.json")
+	os.WriteFile(twiceCfg, []byte(`{"name": "h1", "advertise-addr": "127.0.0.1", "name": "h2"}`), 0o600)
 	cfg := filepath.Join(dir, "agent.json")
 	os.WriteFile(cfg, []byte(`{"advertise-addr": "198.18.0.1", "frobs": 1}`), 0o600)
 	badAddr := filepath.Join(dir, "bad.json")
@@ -94,6 +96,9 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"config open secret":  {[]string{"agent", "--config", secretCfg}, 2, "", "holds gossip-key, but agent: config \"" + secretCfg + "\": mode 0644 lets its group or others read it"},
 		"config key file":     {[]string{"agent", "--config", keyFileCfg, "--data-dir", dir}, 2, "", `gossip-key-file "` + openKey + `"`},
 		"agent bad join":      {[]string{"agent", "--advertise-addr", "127.0.0.1", "--join", "h1", "--data-dir", dir}, 2, "", `join "h1"`},
+		"agent bad name":      {[]string{"agent", "--advertise-addr", "127.0.0.1", "--name", "a/b", "--data-dir", dir}, 2, "", `name "a/b": want 1-64`},
+		"agent rx-queues":     {[]string{"agent", "--advertise-addr", "127.0.0.1", "--rx-queues", "100000", "--data-dir", dir}, 2, "", `rx-queues "100000": want 1-64`},
+		"config twice":        {[]string{"agent", "--config", twiceCfg}, 2, "", `setting "name" is given twice`},
 		"agent bad upstream":  {[]string{"agent", "--advertise-addr", "127.0.0.1", "--dns-upstream", "x"}, 2, "", `--dns-upstream "x"`},
 		"agent bad log":       {[]string{"agent", "--advertise-addr", "127.0.0.1", "--log-format", "xml"}, 2, "", `--log-format "xml"`},
 		"agent bad scope":     {[]string{"agent", "--advertise-addr", "127.0.0.1", "--docker-scope", "swarm"}, 2, "", `--docker-scope "swarm"`},
