@@ -54,7 +54,7 @@ var allowed = map[string][]string{
 	"driver":                {"dataplane", "hns"},
 	"tables":                {"dataplane/vxlan", "dhcp", "internal/names", "join"},
 	"join":                  {}, // join tokens and the join service's protocol
-	"agent/config":          {"api", "dataplane", "gossip", "hns", "join", "golang.org/x/sys"},
+	"agent/config":          {"api", "dataplane", "gossip", "hns", "join", "internal/names", "golang.org/x/sys"},
 	"internal/bindretry":    {},
 	"internal/leftout":      {},
 	"internal/jobs":         {},
