@@ -15,6 +15,7 @@
 package names
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strconv"
@@ -197,6 +198,17 @@ func CheckEndpoint(name string, aliases []string, service, ifname string) (field
 		return "ifname", err
 	}
 	return "", nil
+}
+
+// Shorten fits a name made of something longer (a container's name, a
+// pod's) in one DNS label: one of more than MaxLabel characters is cut,
+// and the hash of the whole added, so that two cut alike stay apart.
+func Shorten(s string) string {
+	if len(s) <= MaxLabel {
+		return s
+	}
+	h := fmt.Sprintf("%x", sha256.Sum256([]byte(s)))[:8]
+	return strings.TrimRight(s[:MaxLabel-len(h)-1], "-") + "-" + h
 }
 
 // Key is the form of a name under which uniqueness is checked: names that

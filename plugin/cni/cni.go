@@ -123,18 +123,12 @@ func (at *attachment) endpointName() string {
 	if at.ifname != "" && at.ifname != "eth0" {
 		parts = append(parts, at.ifname)
 	}
-	full := strings.Join(parts, "-")
-	name := labelOf(full)
-	if len(name) == names.MaxLabel && len(full) > names.MaxLabel {
-		// Cut short: the cut part's hash keeps it apart from others.
-		h := fmt.Sprintf("%x", sha256.Sum256([]byte(full)))[:8]
-		name = strings.TrimRight(name[:names.MaxLabel-9], "-") + "-" + h
-	}
-	return name
+	return names.Shorten(labelOf(strings.Join(parts, "-"), false))
 }
 
-// labelOf makes s one DNS label: letters, digits and '-', at most 63.
-func labelOf(s string) string {
+// labelOf makes s one DNS label: letters, digits and '-', at most 63
+// (cut, or with short unset, as long as s).
+func labelOf(s string, short bool) string {
 	b := []byte(strings.ToLower(s))
 	for i, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
@@ -142,7 +136,7 @@ func labelOf(s string) string {
 		}
 	}
 	out := strings.Trim(string(b), "-")
-	if len(out) > names.MaxLabel {
+	if short && len(out) > names.MaxLabel {
 		out = strings.TrimRight(out[:names.MaxLabel], "-")
 	}
 	return out
@@ -265,7 +259,7 @@ func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
 		}
 	}
 	for _, alias := range rc.Aliases[at.conf.Name] {
-		a := labelOf(alias)
+		a := labelOf(alias, true)
 		if names.Alias(a) == nil && a != req.Name {
 			req.Aliases = append(req.Aliases, a)
 		}

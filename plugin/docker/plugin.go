@@ -1307,10 +1307,7 @@ func EndpointName(container string) string {
 			b[i] = '-'
 		}
 	}
-	if len(b) > names.MaxLabel {
-		b = b[:names.MaxLabel]
-	}
-	return strings.TrimRight(string(b), "-")
+	return names.Shorten(strings.TrimRight(string(b), "-"))
 }
 
 // dockerFlags are the API's field names as a Docker user spells them.

@@ -766,8 +766,9 @@ func TestEndpointName(t *testing.T) {
 		{"my_app.1", "my-app-1"},
 		{"Web.Front_2", "Web-Front-2"},
 		{"app-", "app"},
-		{long, strings.Repeat("a", 62)},
-		{strings.Repeat("x", 70), strings.Repeat("x", 63)},
+		// Cut, with the hash of the whole: names alike to byte 63 differ.
+		{long, names.Shorten(strings.Repeat("a", 62) + "-" + strings.Repeat("b", 7))},
+		{strings.Repeat("x", 70), names.Shorten(strings.Repeat("x", 70))},
 	} {
 		got := EndpointName(c.in)
 		if got != c.want {
@@ -776,6 +777,9 @@ func TestEndpointName(t *testing.T) {
 		if err := names.Endpoint(got); err != nil {
 			t.Errorf("EndpointName(%q) = %q: not an endpoint name: %v", c.in, got, err)
 		}
+	}
+	if a, b := EndpointName(strings.Repeat("x", 63)+"_one"), EndpointName(strings.Repeat("x", 63)+"_two"); a == b || len(a) != names.MaxLabel {
+		t.Errorf("two long names alike to byte 63: %q and %q, want two of 63 characters", a, b)
 	}
 	if len(long) != 70 {
 		t.Fatalf("the long name has %d characters", len(long))
