@@ -2,6 +2,7 @@ package driver
 
 import (
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -125,6 +126,9 @@ func TestUplinkName(t *testing.T) {
 	}
 	if _, err := UplinkName("l2bridge", map[string]string{"uplink": "a-very-long-interface"}); err == nil || !strings.Contains(err.Error(), `uplink="a-very-long-interface"`) {
 		t.Errorf("long name: %v", err)
+	}
+	if _, err := UplinkName("transparent", map[string]string{"uplink": "eth0;rm -rf"}); runtime.GOOS == "linux" && (err == nil || !strings.Contains(err.Error(), `no ' '`)) {
+		t.Errorf("a name no interface has: %v", err)
 	}
 }
 

@@ -3,6 +3,8 @@ package driver
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
+	"strings"
 
 	"github.com/vxnet/vxnet/dataplane"
 )
@@ -65,6 +67,11 @@ func UplinkName(driver string, opts map[string]string) (string, error) {
 	}
 	if len(name) > 15 {
 		return "", fmt.Errorf("option uplink=%q: an interface name has at most 15 characters", name)
+	}
+	if runtime.GOOS == "linux" { // Windows names adapters more freely ("Ethernet 2")
+		if i := strings.IndexFunc(name, func(r rune) bool { return r == '/' || r == ':' || r == '%' || r <= ' ' || r >= 0x7f }); i >= 0 {
+			return "", fmt.Errorf("option uplink=%q: an interface name has no %q (want a NIC of this host, e.g. eth0)", name, name[i])
+		}
 	}
 	return name, nil
 }
