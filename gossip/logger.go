@@ -29,6 +29,19 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = bytes.TrimPrefix(line, []byte("memberlist: "))
+	if bytes.HasPrefix(line, []byte("Refuting an alive message")) {
+		// A node back from a restart answers what others still say of
+		// its last run: expected, and the metadata memberlist prints is
+		// hundreds of decimal bytes.
+		level = slog.LevelInfo
+		if i := bytes.Index(line, []byte(" meta:(")); i >= 0 {
+			rest := line[i:]
+			line = line[:i:i]
+			if j := bytes.Index(rest, []byte("), ")); j >= 0 {
+				line = append(append(line, ","...), rest[j+2:]...)
+			}
+		}
+	}
 	if w.l.Enabled(context.Background(), level) {
 		w.l.Log(context.Background(), level, string(line))
 	}
