@@ -136,8 +136,11 @@ func cmdNetwork(std stdio, args []string) int {
 const networkCreateUsage = `Usage: vxnet network create [flags] NAME
 
 Creates a network every host of the cluster sees (a nat network is used only
-on the host that created it). Without --subnet it gets the next free /24 of
-10.0.0.0/8; subnets never overlap across the cluster. Each host hands out
+on the host that created it). Without --subnet it gets a free /24 of
+10.0.0.0/8 (the place to start looking depends on the name, so that hosts
+creating networks at once rarely pick the same); subnets never overlap
+across the cluster. One --subnet makes an IPv4 or an IPv6 network; two, an
+IPv4 and an IPv6 one, a dual-stack overlay network. Each host hands out
 addresses from blocks of the subnet it holds. Subnets containers cannot use
 are refused: loopback, link-local, multicast, 0.0.0.0/8, 240.0.0.0/4, :: and
 IPv4-mapped addresses; so is a gateway on the network or broadcast address.
@@ -181,7 +184,7 @@ func cmdNetworkCreate(std stdio, args []string) int {
 	fs.StringVar(&req.Driver, "d", driver.Default, "`DRIVER`: "+strings.Join(driver.Names(), ", ")+" (see above)")
 	fs.StringVar(&req.Driver, "driver", driver.Default, "same as -d")
 	var subnets, gateways, ranges multiFlag
-	fs.Var(&subnets, "subnet", "`CIDR` of the network (default: from the default address pools); twice, an IPv4 and an IPv6 one, for a dual-stack overlay network")
+	fs.Var(&subnets, "subnet", "`CIDR` of the network, IPv4 or IPv6 (default: from the default address pools); twice, an IPv4 and an IPv6 one, for a dual-stack overlay network")
 	fs.Var(&gateways, "gateway", "gateway `IP`, never handed out (default: the subnet's first address); one per family")
 	fs.Var(&ranges, "ip-range", "hand out addresses only from this sub-`CIDR`; one per family")
 	fs.BoolVar(&req.Internal, "internal", false, "no outside connectivity: DNS never forwards")
@@ -382,7 +385,7 @@ func cmdEndpointCreate(std stdio, args []string) int {
 	var aliases, publish, srvPorts multiFlag
 	fs.Var(&aliases, "alias", "another DNS `NAME` (repeatable)")
 	fs.Var(&srvPorts, "srv-port", "a port the endpoint serves, in DNS as an SRV record: `NAME=PORT[/tcp|udp]` (repeatable; tcp by default): _NAME._PROTO.SERVICE answers \"0 0 PORT ENDPOINT.NETWORK.\" for every endpoint of the service (--service, else --name)")
-	fs.Var(&publish, "p", "publish a port, `HOSTPORT:CONTAINERPORT[/tcp|udp]` (repeatable; nat networks, and overlay networks that are not --internal)")
+	fs.Var(&publish, "p", "publish a port, `HOSTPORT:CONTAINERPORT[/tcp|udp]` (repeatable; nat networks, and overlay networks that are not --internal); -p PORT is PORT:PORT (Docker would pick a host port)")
 	fs.Var(&publish, "publish", "same as -p")
 	pos, code, ok := parse(fs, args)
 	if !ok {
