@@ -24,6 +24,11 @@ func checkEndpointCreate(req *api.EndpointCreate) error {
 		}
 		return apiError(api.CodeBadRequest, field, "%v", err)
 	}
+	for k, v := range req.Labels {
+		if k == "" || strings.ContainsFunc(k+v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			return apiError(api.CodeBadRequest, "labels", "label %q=%q: want a key that is not empty, and no control characters", k, v)
+		}
+	}
 	seen := map[string]string{}
 	for i, s := range req.SRVPorts {
 		p, err := dns.ParsePort(s)

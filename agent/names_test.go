@@ -80,6 +80,8 @@ func TestCreateEndpoint_checksEveryName(t *testing.T) {
 		{api.EndpointCreate{Name: "e", Network: "ds", MTU: 1000}, "mtu", "want 1280"},
 		{api.EndpointCreate{Name: "e", MAC: "02:42:0a:00:04:16"}, "mac", "address 10.0.4.22"},
 		{api.EndpointCreate{Name: "e", MAC: "zz:zz"}, "mac", "six hex bytes"},
+		{api.EndpointCreate{Name: "e", Labels: map[string]string{"": "x"}}, "labels", "not empty"},
+		{api.EndpointCreate{Name: "e", Labels: map[string]string{"k": "a\x00b"}}, "labels", "control characters"},
 	} {
 		if tc.req.Network == "" {
 			tc.req.Network = "ov"

@@ -214,6 +214,10 @@ func cmdNetworkCreate(std stdio, args []string) int {
 		if req.AuxAddresses == nil {
 			req.AuxAddresses = map[string]string{}
 		}
+		if old, dup := req.AuxAddresses[k]; dup {
+			fmt.Fprintf(std.stderr, "vxnet network create: --aux-address %q: %s is given twice (also %s=%s)\n", a, k, k, old)
+			return 2
+		}
 		req.AuxAddresses[k] = v
 	}
 	for _, o := range opts {
