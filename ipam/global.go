@@ -669,8 +669,13 @@ func (g *Global) Allocate(ctx context.Context, network string) (netip.Addr, erro
 		}
 		g.mu.Unlock()
 		if done {
-			return netip.Addr{}, &Error{Network: network, Field: "address", Value: "(next free)", Err: ErrExhausted,
-				Detail: "no block granted to this host in time: " + ctx.Err().Error()}
+			detail := "no block granted to this host in time: " + ctx.Err().Error()
+			if n.nblocks <= 4 {
+				// A small network: its few blocks are likely all held.
+				detail += fmt.Sprintf(" (the range has %d address block(s) of %d, each handed out by one host at a time: create the endpoint on a host that holds one, or give the network a larger subnet)",
+					n.nblocks, uint64(1)<<n.blockBits)
+			}
+			return netip.Addr{}, &Error{Network: network, Field: "address", Value: "(next free)", Err: ErrExhausted, Detail: detail}
 		}
 	}
 }
