@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -374,11 +375,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.restoreEndpoints()
 	// resolv.conf files an earlier run wrote for namespaces that are gone
-	// (deleted while their endpoint lived, or a lost state's).
-	if cleaned, err := dns.SweepNetnsResolvConfs("/etc/netns", "/run/netns"); err != nil {
-		a.log.Warn("sweeping resolv.conf files of namespaces that are gone", "error", err)
-	} else if len(cleaned) > 0 {
-		a.log.Info("removed resolv.conf files of namespaces that are gone", "count", len(cleaned))
+	// (deleted while their endpoint lived, or a lost state's). Not on
+	// Windows (HNS), which has none.
+	if a.hnsProg == nil {
+		if cleaned, err := dns.SweepNetnsResolvConfs(filepath.Dir(dns.NetnsResolvConfPath("x")), filepath.Dir(netnsPath("x"))); err != nil {
+			a.log.Warn("sweeping resolv.conf files of namespaces that are gone", "error", err)
+		} else if len(cleaned) > 0 {
+			a.log.Info("removed resolv.conf files of namespaces that are gone", "count", len(cleaned))
+		}
 	}
 	stopAPI, err := a.serveAPI(a.cfg.APISocket)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/driver"
+	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
@@ -118,7 +119,7 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required: the container's network namespace (a name from `ip netns`, or a path such as /proc/PID/ns/net)")
 	}
 	least := 576
-	if n.Subnet6.IsValid() || n.Subnet.Addr().Is6() {
+	if (n.Subnet6.IsValid() && !ne.v4Only) || n.Subnet.Addr().Is6() {
 		least = 1280 // IPv6's minimum link MTU
 	}
 	if most := plan.NetworkMTU(a.cfg.MTU, n.Options); req.MTU != 0 && (req.MTU < least || req.MTU > most) {
@@ -188,12 +189,8 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 // once made).
 func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 	key := ne.key
-	// A host that is down keeps its endpoints' names: they come back
-	// with it, and would take the name from this one then.
-	for _, e := range a.kv.Hidden(tables.Endpoints) {
-		if e.Key == key && e.Owner != a.cfg.Name {
-			return nil, apiError(api.CodeConflict, "name", "endpoint %q on network %q is host %s's, which is down: the name stays its own until the host is back and the endpoint removed there, or the host has been gone the reap time (vxnet endpoint ls on that host)", ne.req.Name, ne.req.Network, e.Owner)
-		}
+	if err := a.heldByDownHost(ne.req.Network, ne.req.Name); err != nil {
+		return nil, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -225,6 +222,37 @@ func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 			}
 		}
 	}, nil
+}
+
+// downHoldsName is how long a host that went down keeps its endpoints'
+// names from others: long enough for a restart or an upgrade, short
+// enough for a container to move to another host after a host is lost.
+const downHoldsName = 10 * time.Minute
+
+// heldByDownHost refuses an endpoint name of network that an endpoint of
+// a host down for less than downHoldsName holds (in any case): it comes
+// back with its host, which would take the name back then (the first
+// claim wins).
+func (a *Agent) heldByDownHost(network, name string) error {
+	ds, ok := a.kv.(interface {
+		DownSince(owner string) (time.Time, bool)
+	})
+	if !ok {
+		return nil
+	}
+	for _, e := range a.kv.Hidden(tables.Endpoints) {
+		n, ep, _ := strings.Cut(e.Key, "/")
+		if n != network || !names.Same(ep, name) || e.Owner == a.cfg.Name {
+			continue
+		}
+		since, down := ds.DownSince(e.Owner)
+		if !down || time.Since(since) >= downHoldsName {
+			continue
+		}
+		return apiError(api.CodeBusy, "name", "endpoint %q on network %q is host %s's, which is down (since %s): a host down less than %v keeps its endpoints' names, in case it is restarting; remove the endpoint there, or take the name here after %s (if %s comes back later, its endpoint, claimed first, takes the name back)",
+			ep, network, e.Owner, since.Format(time.TimeOnly), downHoldsName, since.Add(downHoldsName).Format(time.TimeOnly), e.Owner)
+	}
+	return nil
 }
 
 // acquireAddress gets the endpoint's address — from the segment's DHCP
@@ -289,7 +317,7 @@ func (a *Agent) acquireAddress(ctx context.Context, ne newEndpoint) (tables.Endp
 		// second endpoint's when that address is handed out.
 		if derived := netip.AddrFrom4([4]byte(ne.mac[2:])); ne.mac != ep.MAC && ne.mac[0] == 0x02 && ne.mac[1] == 0x42 && n.Subnet.Contains(derived) {
 			a.releaseAddresses(ne.key, ep)
-			return ep, apiError(api.CodeBadRequest, "mac", "mac %s is the MAC vxnet gives address %s of network %q: pick one outside 02:42:%02x:%02x:…, or leave mac out", ne.mac, derived, n.Name, ne.mac[2], ne.mac[3])
+			return ep, apiError(api.CodeBadRequest, "mac", "mac %s is the MAC vxnet gives address %s of network %q (02:42 and the address): pick one that is not 02:42 followed by an address of %s, or leave mac out", ne.mac, derived, n.Name, n.Subnet)
 		}
 		if other := a.macHolder(n.Name, ne.mac, ne.key); other != "" {
 			a.releaseAddresses(ne.key, ep)

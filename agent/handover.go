@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"strings"
 	"time"
 
 	"github.com/vxnet/vxnet/api"
@@ -182,8 +183,27 @@ func (a *Agent) restoreHandover(ep tables.Endpoint) {
 // again.
 func (a *Agent) SetAliases(network, name string, aliases []string) error {
 	if field, err := names.CheckEndpoint(name, aliases, "", ""); err != nil {
+		if field == "alias" {
+			field = "aliases"
+		}
 		return apiError(api.CodeBadRequest, field, "%v", err)
 	}
+	// Learned, not asked for: an alias that is another endpoint's name
+	// is left out (and said), the others kept.
+	var kept, dropped []string
+	a.mu.Lock()
+	for _, al := range aliases {
+		if holder := a.endpointNamedLocked(network, al); holder != "" {
+			dropped = append(dropped, al+" (endpoint "+holder+")")
+		} else {
+			kept = append(kept, al)
+		}
+	}
+	a.mu.Unlock()
+	if len(dropped) > 0 {
+		a.log.Warn("aliases that are other endpoints' names left out", "endpoint", network+"/"+name, "reason", strings.Join(dropped, ", "))
+	}
+	aliases = kept
 	if err := a.aliasesFree(network, aliases); err != nil {
 		return err
 	}

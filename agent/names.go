@@ -73,7 +73,6 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 	a.mu.Lock()
 	keys := append(sortedMapKeys(a.owners), sortedMapKeys(a.local)...)
 	svc := a.serviceNamedLocked(network, name)
-	aliased := a.aliasErrLocked("endpoint", name, network)
 	a.mu.Unlock()
 	for _, k := range keys {
 		if taken(k) {
@@ -83,9 +82,9 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 	if svc != "" {
 		return nil, sharedNameErr("endpoint", name, network, "service", svc, "")
 	}
-	if aliased != nil {
-		return nil, aliased
-	}
+	// A name another endpoint has as an alias is let through: Docker's
+	// containers are named by their runtime, and one named like another's
+	// --network-alias answers it with that one, as on Docker's own DNS.
 	// One claim for both kinds of name: a service and an endpoint of
 	// the same name created at once on this host are not both made.
 	return a.claimName(dnsClaim(network, name), func() error {
@@ -184,22 +183,6 @@ func (a *Agent) serviceFree(network, service string) error {
 	return nil
 }
 
-// aliasErrLocked refuses name, of kind, on network when an endpoint of
-// the network has it as an alias, in any case; nil otherwise. a.mu is
-// held.
-func (a *Agent) aliasErrLocked(kind, name, network string) *api.Error {
-	for _, e := range a.rows {
-		if e.Network != network {
-			continue
-		}
-		if i := slices.IndexFunc(e.Aliases, func(al string) bool { return names.Same(al, name) }); i >= 0 {
-			return apiError(api.CodeConflict, "name", "%s %q: endpoint %q (host %s) on network %q has the alias %q, and a network's names are one each in DNS: pick another name",
-				kind, name, e.Name, e.Host, network, e.Aliases[i])
-		}
-	}
-	return nil
-}
-
 // aliasesFree checks that no alias of an endpoint of network is the name
 // of one of the network's services (they share DNS names). Errors name
 // the field aliases.
@@ -215,14 +198,22 @@ func (a *Agent) aliasesFree(network string, aliases []string) error {
 		// Another endpoint's name: a name answers for its container
 		// alone (endpoints may share an alias, which answers for them
 		// all).
-		for _, e := range a.rows {
-			if e.Network == network && names.Same(e.Name, al) {
-				err := apiError(api.CodeConflict, "aliases", "alias %q: network %q has an endpoint %q (host %s), whose name answers for it alone in DNS: pick another alias", al, network, e.Name, e.Host)
-				return err
-			}
+		if holder := a.endpointNamedLocked(network, al); holder != "" {
+			return apiError(api.CodeConflict, "aliases", "alias %q: network %q has an endpoint %s, whose name answers for it alone in DNS: pick another alias", al, network, holder)
 		}
 	}
 	return nil
+}
+
+// endpointNamedLocked names the endpoint of network (and its host) whose
+// name is name in any case, or "". a.mu is held.
+func (a *Agent) endpointNamedLocked(network, name string) string {
+	for _, e := range a.rows {
+		if e.Network == network && names.Same(e.Name, name) {
+			return fmt.Sprintf("%q (host %s)", e.Name, e.Host)
+		}
+	}
+	return ""
 }
 
 // sharedNameErr refuses name, of kind, on network: other, of kind

@@ -54,7 +54,7 @@ func TestCreateEndpoint_checksEveryName(t *testing.T) {
 	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ov", Subnet: "10.0.4.0/24"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "ds", Subnet: "10.0.14.0/24", Subnet6: "fd00:14::/64"}); err != nil {
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "v6", Subnet: "fd00:14::/64"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -77,7 +77,7 @@ func TestCreateEndpoint_checksEveryName(t *testing.T) {
 		{api.EndpointCreate{Name: "e", SRVPorts: []string{"_http=80"}}, "srvPorts", `port name "_http"`},
 		{api.EndpointCreate{Name: "e", SRVPorts: []string{"http=80", "HTTP=81/tcp"}}, "srvPorts", "twice"},
 		{api.EndpointCreate{Name: "e", Publish: []string{"9090:80", "9090:81"}}, "publish", "published twice"},
-		{api.EndpointCreate{Name: "e", Network: "ds", MTU: 1000}, "mtu", "want 1280"},
+		{api.EndpointCreate{Name: "e", Network: "v6", MTU: 1000}, "mtu", "want 1280"},
 		{api.EndpointCreate{Name: "e", MAC: "02:42:0a:00:04:16"}, "mac", "address 10.0.4.22"},
 		{api.EndpointCreate{Name: "e", MAC: "zz:zz"}, "mac", "six hex bytes"},
 		{api.EndpointCreate{Name: "e", Labels: map[string]string{"": "x"}}, "labels", "not empty"},
@@ -134,10 +134,12 @@ func TestNames_uniqueInAnyCase(t *testing.T) {
 	}
 }
 
-// TestNames_oneContainerPerName: an alias is never another endpoint's
-// name nor an endpoint's name another's alias (a name answers for one
-// container), while endpoints may share an alias; a service joined in
-// another case than the one it has is refused, naming it.
+// TestNames_oneContainerPerName: an alias asked for is never another
+// endpoint's name (a name answers for one container), while endpoints may
+// share an alias, and a container may be named like another's alias, as
+// on Docker; aliases learned later (SetAliases) leave out such a name and
+// keep the rest; a service joined in another case than the one it has is
+// refused, naming it.
 func TestNames_oneContainerPerName(t *testing.T) {
 	a := startTestAgent(t, nil)
 	ctx := context.Background()
@@ -156,8 +158,17 @@ func TestNames_oneContainerPerName(t *testing.T) {
 	}
 	_, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "q1", Aliases: []string{"Api"}})
 	wantAPIError(t, "alias Api", err, api.CodeConflict, "aliases", `endpoint "api"`)
-	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "backend"})
-	wantAPIError(t, "endpoint backend", err, api.CodeConflict, "name", `alias "backend"`)
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "backend"}); err != nil {
+		t.Errorf("an endpoint named like others' alias: %v", err)
+	}
+	if err := a.SetAliases("web", "b1", []string{"api", "front"}); err != nil {
+		t.Fatalf("SetAliases: %v", err)
+	}
+	for _, e := range a.Endpoints() {
+		if e.Name == "b1" && strings.Join(e.Aliases, ",") != "front" {
+			t.Errorf("b1's aliases after SetAliases(api, front): %q, want front alone", e.Aliases)
+		}
+	}
 	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "q2", Service: "Svc"})
 	wantAPIError(t, "service Svc", err, api.CodeConflict, "service", `join it as "svc"`)
 	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "q3", Service: "svc"}); err != nil {

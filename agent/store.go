@@ -90,14 +90,18 @@ func checkNetworkRow(n tables.Network) error {
 	return nil
 }
 
-// networkClashErr names the network of the tables, of another name, that
-// n's VNI or a subnet of n's would clash with, or returns nil: an import
-// does not move or shadow a network in use.
-func (a *Agent) networkClashErr(n tables.Network) error {
+// networkClashErr names the network of the tables or of also (rows
+// imported before), of another name, that n's VNI or a subnet of n's would
+// clash with, or returns nil: an import does not move or shadow a network
+// in use.
+func (a *Agent) networkClashErr(n tables.Network, also []tables.Network) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	others := slices.Clone(also)
 	for _, name := range sortedMapKeys(a.networks) {
-		o := a.current(a.networks[name])
+		others = append(others, a.current(a.networks[name]))
+	}
+	a.mu.Unlock()
+	for _, o := range others {
 		if o.Name == n.Name {
 			continue
 		}
@@ -163,6 +167,7 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 	if a.table.CanClaim() {
 		d.Rows = WithBlockClaims(d.Rows)
 	}
+	var importedNets []tables.Network // written by this import
 	for i, r := range d.Rows {
 		if !a.kv.IsCluster(r.Table) || (r.Table == kvstable.BlocksTableName && !a.table.CanClaim()) {
 			// A host's own row, or a block claim a gossip store does not
@@ -179,12 +184,14 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 			res.Present++
 			continue
 		}
+		var imported *tables.Network
 		if r.Table == tables.Networks {
 			n, _ := tables.DecodeNetwork(r.Key, v) // checked above
-			if err := a.networkClashErr(n); err != nil {
+			if err := a.networkClashErr(n, importedNets); err != nil {
 				res.Refused = append(res.Refused, fmt.Sprintf("row %d (%s/%s): %v", i, r.Table, r.Key, err))
 				continue
 			}
+			imported = &n
 		}
 		var err error
 		if r.Table == kvstable.BlocksTableName {
@@ -206,6 +213,9 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 			continue
 		}
 		res.Written++
+		if imported != nil {
+			importedNets = append(importedNets, *imported)
+		}
 	}
 	if res.Written > 0 {
 		a.log.Info("tables imported", "count", res.Written)

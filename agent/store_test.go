@@ -24,15 +24,15 @@ func TestImportStore_refusesNetworksTheAPIWouldNot(t *testing.T) {
 	}
 	good := tables.Network{Name: "imported", Driver: "overlay", VNI: 7001, Subnet: netip.MustParsePrefix("10.51.0.0/24"), Creator: "old", Created: time.Unix(1, 0)}
 	bad := map[string]func(n *tables.Network){
-		"name":            func(n *tables.Network) { n.Name = "bad name" },
-		"driver":          func(n *tables.Network) { n.Driver = "weird" },
-		"vni":             func(n *tables.Network) { n.VNI = 0 },
-		"vni ":            func(n *tables.Network) { n.VNI = 1 << 24 },
-		"subnet":          func(n *tables.Network) { n.Subnet = netip.Prefix{} },
-		"gateway":         func(n *tables.Network) { n.Gateway = netip.MustParseAddr("10.99.0.1") },
-		"ip-range":        func(n *tables.Network) { n.IPRange = "10.51.0.0/32" },
-		"network \"web\"": func(n *tables.Network) { n.VNI = web.VNI },
-		"overlaps":        func(n *tables.Network) { n.Subnet = netip.MustParsePrefix("10.50.0.0/16") },
+		`network name "bad name"`: func(n *tables.Network) { n.Name = "bad name" },
+		"driver":                  func(n *tables.Network) { n.Driver = "weird" },
+		"vni":                     func(n *tables.Network) { n.VNI = 0 },
+		"vni ":                    func(n *tables.Network) { n.VNI = 1 << 24 },
+		"subnet":                  func(n *tables.Network) { n.Subnet = netip.Prefix{} },
+		"gateway":                 func(n *tables.Network) { n.Gateway = netip.MustParseAddr("10.99.0.1") },
+		"too small":               func(n *tables.Network) { n.IPRange = n.Subnet.Addr().String() + "/32" },
+		"network \"web\"":         func(n *tables.Network) { n.VNI = web.VNI },
+		"overlaps":                func(n *tables.Network) { n.Subnet = netip.MustParsePrefix("10.50.0.0/16") },
 	}
 	d := api.StoreDump{Format: api.StoreDumpFormat}
 	var order []string
@@ -46,12 +46,17 @@ func TestImportStore_refusesNetworksTheAPIWouldNot(t *testing.T) {
 		order = append(order, want)
 	}
 	d.Rows = append(d.Rows, api.NewStoreRow(tables.Networks, good.Key(), "old", good.Encode()))
+	// Two rows of one dump that clash: the first is written.
+	twin := good
+	twin.Name, twin.Subnet = "twin", netip.MustParsePrefix("10.53.0.0/24")
+	d.Rows = append(d.Rows, api.NewStoreRow(tables.Networks, twin.Key(), "old", twin.Encode()))
+	order = append(order, `network "imported"`)
 	res, err := a.ImportStore(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Written != 1 || len(res.Refused) != len(bad) {
-		t.Fatalf("written %d, refused %d: %q; want 1 and %d", res.Written, len(res.Refused), res.Refused, len(bad))
+	if res.Written != 1 || len(res.Refused) != len(bad)+1 {
+		t.Fatalf("written %d, refused %d: %q; want 1 and %d", res.Written, len(res.Refused), res.Refused, len(bad)+1)
 	}
 	for i, want := range order {
 		if !strings.Contains(res.Refused[i], strings.TrimSpace(want)) {

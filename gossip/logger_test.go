@@ -27,4 +27,10 @@ func TestMemberlistLogger(t *testing.T) {
 	if strings.Contains(out, "123 34") {
 		t.Errorf("the metadata bytes are logged:\n%s", out)
 	}
+	// Refuting again within a minute: two agents share the name.
+	buf.Reset()
+	l.Print("[WARN] memberlist: Refuting an alive message for 'h3' (198.18.0.4:7946) meta:([1] VS [2]), vsn:([1] VS [1])")
+	if out := buf.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "share this --name") {
+		t.Errorf("a second refutation within a minute:\n%s", out)
+	}
 }

@@ -132,11 +132,6 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) (claims map[string]su
 	out, deleted := map[string]subnetClaim{}, map[string]bool{}
 	g.creations = map[string][]subnetClaim{}
 	for name, m := range byCreation {
-		for _, c := range m {
-			if !c.Deleted {
-				g.creations[name] = append(g.creations[name], c)
-			}
-		}
 		var best *subnetClaim
 		for _, c := range m {
 			if c.Deleted {
@@ -144,11 +139,13 @@ func (g *Global) currentClaimsLocked(seen map[string]bool) (claims map[string]su
 				continue
 			}
 			// A claim no host can serve (written by a release that let it
-			// through) never wins: the name stays free for a good one.
+			// through) never wins, nor counts as a creation: the name
+			// stays free for a good one.
 			if err := claimErr(name, c); err != nil {
 				g.badClaimLocked(name, c, err)
 				continue
 			}
+			g.creations[name] = append(g.creations[name], c)
 			if best == nil || earlier(c, *best) {
 				best = &c
 			}
@@ -199,7 +196,7 @@ func claimErr(name string, c subnetClaim) error {
 }
 
 // badClaimLocked handles a claim claimErr refuses: it is logged once,
-// and this host's own is withdrawn (deleted).
+// and withdrawn (deleted).
 func (g *Global) badClaimLocked(name string, c subnetClaim, err error) {
 	k := subnetKey(name, c.Creator, c.Created)
 	first := !g.badClaims[k]
@@ -207,11 +204,10 @@ func (g *Global) badClaimLocked(name string, c subnetClaim, err error) {
 	if first {
 		g.cfg.Logger.Warn("ipam: ignoring a subnet claim no host can serve", "network", name, "node", c.Creator, "error", err)
 	}
-	if c.Creator != g.self {
-		return
-	}
-	// Withdrawn, it reads as deleted; a failed write is tried again at
-	// the next refresh.
+	// Withdrawn (by any host: a deleted copy of a creation, under this
+	// host's key, deletes it everywhere), it reads as deleted, also on
+	// hosts of an older release; a failed write is tried again at the
+	// next refresh.
 	if err := g.withdrawLocked(g.nets[name], name, c); err != nil && first {
 		g.cfg.Logger.Error("ipam: withdrawing a subnet claim no host can serve", "network", name, "error", err)
 	}

@@ -151,6 +151,10 @@ func (g *Gossip) StopAdopting() {
 // owners do.
 func (g *Gossip) Hidden(table string) []Entry { return g.st.hiddenRows(table) }
 
+// DownSince reports since when owner has been down (failed, its rows
+// kept for its return), if it is.
+func (g *Gossip) DownSince(owner string) (time.Time, bool) { return g.st.downSince(owner) }
+
 // ClusterEntries returns every row of the cluster tables, any owner's,
 // tombstones included: what a node persists to put back with
 // Config.InitialEntries.

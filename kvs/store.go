@@ -537,6 +537,17 @@ func (s *store) rowsOf(name string) []Entry {
 	return out
 }
 
+// downSince reports since when owner has been failed (down, its rows
+// kept), if it is.
+func (s *store) downSince(owner string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o := s.owners[owner]; o != nil && o.status == ownerFailed {
+		return o.since, true
+	}
+	return time.Time{}, false
+}
+
 // hiddenRows returns the live rows of table that readers do not see
 // because their owners failed (not yet reaped).
 func (s *store) hiddenRows(table string) []Entry {

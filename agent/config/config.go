@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -232,15 +233,27 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("agent: %s %q: %s", e.Field, e.Value, e.Reason)
 }
 
+// CheckName checks a host's name in the cluster (--name, by default the
+// hostname): it is in the tables' keys and every host's logs.
+func CheckName(name string) error {
+	if err := names.Host(name); err != nil {
+		var ne *names.Error
+		if errors.As(err, &ne) {
+			return &Error{"name", name, ne.Reason + " (give one with --name; by default it is the hostname)"}
+		}
+		return &Error{"name", name, err.Error()}
+	}
+	return nil
+}
+
 // Check validates the settings (after SetDefaults) and returns what they
 // come to: the underlay address, the gossip keys and the gossip profile.
 func (c *Config) Check() (advertise netip.Addr, keys [][]byte, profile gossip.Profile, err error) {
 	if c.Name == "" {
 		return advertise, nil, 0, &Error{"name", c.Name, "is empty and the hostname is unknown"}
 	}
-	if err := names.Network(c.Name); err != nil {
-		// The host's name is in the tables' keys and the logs of every host.
-		return advertise, nil, 0, &Error{"name", c.Name, "want 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit (a host name)"}
+	if err := CheckName(c.Name); err != nil {
+		return advertise, nil, 0, err
 	}
 	if c.RxQueues > MaxRxQueues {
 		return advertise, nil, 0, &Error{"rx-queues", strconv.Itoa(c.RxQueues), fmt.Sprintf("want 1-%d (one per four cores is the default)", MaxRxQueues)}

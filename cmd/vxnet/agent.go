@@ -92,7 +92,7 @@ func cmdAgent(std stdio, args []string) int {
 	fs.IntVar(&cfg.JoinPort, "join-port", join.DefaultPort, "the join service's TCP `PORT` on --advertise-addr")
 	fs.StringVar(&cfg.JoinTokenSeed, "join-token-seed", "", "a `FILE` of join tokens that vxnet cluster init wrote before any agent ran: added to the cluster's tokens at start, then removed")
 	fs.IntVar(&cfg.MTU, "mtu", 0, "containers' `MTU` (default: the MTU of the interface holding --advertise-addr less 50 bytes of VXLAN, 70 over IPv6; 1450 when unknown)")
-	fs.IntVar(&cfg.RxQueues, "rx-queues", 0, "VXLAN receive sockets sharing the port, each with its own loop (`N`; default one per four cores, up to 4)")
+	fs.IntVar(&cfg.RxQueues, "rx-queues", 0, "VXLAN receive sockets sharing the port, each with its own loop (`N`, 1-64; default one per four cores, up to 4)")
 	fs.BoolVar(&cfg.Recover, "recover", false, "rebuild this host's state from the cluster: when the state file under --data-dir is damaged or missing, set it aside and take this host's endpoints, leases and address blocks back from the other hosts (needs --join); nothing is deleted from the cluster")
 	fs.StringVar(&cfg.Profile, "profile", "lan", "gossip timings: `lan` or fast (small clusters: failures seen in about a second)")
 	upstreams := fs.String("dns-upstream", "", "DNS servers for names vxnet does not own, `IP[:PORT],...` (default: the host's resolv.conf; \"none\": answer SERVFAIL)")
@@ -247,8 +247,6 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// applyConfigFile sets, from a JSON object of flag names to values, every
-// flag the command line did not set. Unknown keys are errors naming them.
 // duplicateKey finds a key given twice in the JSON object b (already
 // known to decode).
 func duplicateKey(b []byte) (string, bool) {
@@ -275,6 +273,8 @@ func duplicateKey(b []byte) (string, bool) {
 	return "", false
 }
 
+// applyConfigFile sets, from a JSON object of flag names to values, every
+// flag the command line did not set. Unknown keys are errors naming them.
 func applyConfigFile(fs *flag.FlagSet, path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -253,6 +253,15 @@ func cmdClusterJoin(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet cluster join: --token: %v\n", err)
 		return 2
 	}
+	// The name first: a refused one would leave the token used.
+	hostName := *name
+	if hostName == "" {
+		hostName, _ = os.Hostname()
+	}
+	if err := config.CheckName(hostName); err != nil {
+		fmt.Fprintf(std.stderr, "vxnet cluster join: %v\n", err)
+		return 2
+	}
 	member := pos[0]
 	if _, _, err := net.SplitHostPort(member); err != nil {
 		member = net.JoinHostPort(member, strconv.Itoa(join.DefaultPort))

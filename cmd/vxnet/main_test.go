@@ -96,7 +96,7 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"config open secret":  {[]string{"agent", "--config", secretCfg}, 2, "", "holds gossip-key, but agent: config \"" + secretCfg + "\": mode 0644 lets its group or others read it"},
 		"config key file":     {[]string{"agent", "--config", keyFileCfg, "--data-dir", dir}, 2, "", `gossip-key-file "` + openKey + `"`},
 		"agent bad join":      {[]string{"agent", "--advertise-addr", "127.0.0.1", "--join", "h1", "--data-dir", dir}, 2, "", `join "h1"`},
-		"agent bad name":      {[]string{"agent", "--advertise-addr", "127.0.0.1", "--name", "a/b", "--data-dir", dir}, 2, "", `name "a/b": want 1-64`},
+		"agent bad name":      {[]string{"agent", "--advertise-addr", "127.0.0.1", "--name", "a/b", "--data-dir", dir}, 2, "", `name "a/b": has '/'; want 1-253`},
 		"agent rx-queues":     {[]string{"agent", "--advertise-addr", "127.0.0.1", "--rx-queues", "100000", "--data-dir", dir}, 2, "", `rx-queues "100000": want 1-64`},
 		"config twice":        {[]string{"agent", "--config", twiceCfg}, 2, "", `setting "name" is given twice`},
 		"agent bad upstream":  {[]string{"agent", "--advertise-addr", "127.0.0.1", "--dns-upstream", "x"}, 2, "", `--dns-upstream "x"`},

@@ -30,7 +30,7 @@ func Create(cfg Config) (Device, error) {
 			if l, lerr := netlink.LinkByName(cfg.Name); lerr == nil {
 				// Another device holds the name: another endpoint's
 				// (busy), the loopback, a veth.
-				return fmt.Errorf("tun: create %s: %w (a %s device; %v)", cfg.Name, ErrNameTaken, l.Type(), err)
+				return fmt.Errorf("tun: create %s: %w (a %s device): %w", cfg.Name, ErrNameTaken, l.Type(), err)
 			}
 			return fmt.Errorf("tun: create %s: %w", cfg.Name, err)
 		}

@@ -87,6 +87,34 @@ func Network(s string) error {
 	return nil
 }
 
+// MaxHost is the longest host name: a DNS name's (Kubernetes node names
+// are up to this long).
+const MaxHost = 253
+
+// Host checks a host's name in the cluster (--name): it is in the
+// tables' keys and every host's logs, so 1-253 letters, digits, '_', '.'
+// and '-', starting with a letter or digit (a DNS name, a hostname, a
+// Kubernetes node name).
+func Host(s string) error {
+	fail := func(why string) error {
+		return &Error{Kind: "host name", Name: s, Reason: why + "; want 1-253 letters, digits, '_', '.' or '-', starting with a letter or digit"}
+	}
+	switch {
+	case s == "":
+		return fail("empty")
+	case len(s) > MaxHost:
+		return fail(fmt.Sprintf("%d characters", len(s)))
+	case !isAlnum(s[0]):
+		return fail("starts with something other than a letter or digit")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' && c != '-' && c != '.' {
+			return fail(badChar(c))
+		}
+	}
+	return nil
+}
+
 // Endpoint checks an endpoint name: one DNS label.
 func Endpoint(s string) error { return label("endpoint name", s) }
 
@@ -203,11 +231,16 @@ func CheckEndpoint(name string, aliases []string, service, ifname string) (field
 // Shorten fits a name made of something longer (a container's name, a
 // pod's) in one DNS label: one of more than MaxLabel characters is cut,
 // and the hash of the whole added, so that two cut alike stay apart.
-func Shorten(s string) string {
+func Shorten(s string) string { return ShortenOf(s, s) }
+
+// ShortenOf is Shorten with the hash of whole, the name s was made of
+// (before its characters DNS lacks were replaced, so that names differing
+// only in those stay apart).
+func ShortenOf(s, whole string) string {
 	if len(s) <= MaxLabel {
 		return s
 	}
-	h := fmt.Sprintf("%x", sha256.Sum256([]byte(s)))[:8]
+	h := fmt.Sprintf("%x", sha256.Sum256([]byte(whole)))[:8]
 	return strings.TrimRight(s[:MaxLabel-len(h)-1], "-") + "-" + h
 }
 

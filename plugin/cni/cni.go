@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -183,6 +184,13 @@ func (p *Plugin) add(args *skel.CmdArgs) (*current.Result, *NetConf, error) {
 	}
 	ep, err := agent.CreateEndpoint(ctx, req)
 	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == api.CodeNotFound && ae.Field == "network" {
+		// Removed meanwhile (another ADD that made it failed): again.
+		if n, created, err = ensureNetwork(ctx, agent, at.conf); err != nil {
+			return nil, nil, err
+		}
+		ep, err = agent.CreateEndpoint(ctx, req)
+	}
 	if errors.As(err, &ae) && ae.Code == api.CodeConflict && ae.Field == "name" {
 		// ADD again for the same attachment (a runtime that retries):
 		// the endpoint is the one made before, if it is this one's.
@@ -201,9 +209,9 @@ func (p *Plugin) add(args *skel.CmdArgs) (*current.Result, *NetConf, error) {
 		if !errors.As(err, &cerr) {
 			cerr = fromAPI(err, "creating the endpoint").(*types.Error)
 		}
-		if created {
-			// The network this ADD made goes with its failure: the
-			// configuration is tried afresh next time. Another
+		if created && errors.As(err, &ae) && ae.Code == api.CodeBadRequest {
+			// The network this ADD made goes with a failure of the
+			// configuration's: it is tried afresh next time. Another
 			// container's endpoint, made meanwhile, keeps it.
 			if rerr := agent.RemoveNetwork(ctx, n.Name); rerr != nil {
 				cerr.Details = strings.TrimPrefix(cerr.Details+"; network "+n.Name+", which this ADD made, stays: "+rerr.Error(), "; ")
@@ -245,7 +253,10 @@ func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
 		if proto == "" {
 			proto = "tcp"
 		}
-		req.Publish = append(req.Publish, fmt.Sprintf("%d:%d/%s", pm.HostPort, pm.ContainerPort, proto))
+		// One mapping per family (hostIP 0.0.0.0 and ::) is one publish.
+		if spec := fmt.Sprintf("%d:%d/%s", pm.HostPort, pm.ContainerPort, proto); !slices.Contains(req.Publish, spec) {
+			req.Publish = append(req.Publish, spec)
+		}
 	}
 	for _, s := range rc.IPs {
 		a, _ := parseIP(s) // checked by ParseConf
@@ -260,7 +271,8 @@ func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
 	}
 	for _, alias := range rc.Aliases[at.conf.Name] {
 		a := labelOf(alias, true)
-		if names.Alias(a) == nil && a != req.Name {
+		// Web and web, my_app and my-app: one label, given once.
+		if names.Alias(a) == nil && !names.Same(a, req.Name) && !slices.ContainsFunc(req.Aliases, func(x string) bool { return names.Same(x, a) }) {
 			req.Aliases = append(req.Aliases, a)
 		}
 	}

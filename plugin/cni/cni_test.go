@@ -232,7 +232,7 @@ func TestAdd_endpointAndResult(t *testing.T) {
 	f := newFakeAgent()
 	p := newTestPlugin(f)
 	conf := `{"cniVersion":"1.1.0","name":"web","type":"vxnet","subnet":"10.0.9.0/24",` +
-		`"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}],"ips":["10.0.9.7/24"],"aliases":{"web":["db","Not_A_Label!"]},"mac":"02:AB:00:00:00:07"}}`
+		`"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}],"ips":["10.0.9.7/24"],"aliases":{"web":["db","Not_A_Label!","not-a-label","DB"]},"mac":"02:AB:00:00:00:07"}}`
 	args := cmdArgs(conf, "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=cart-7d9f")
 	args.Netns = filepath.Join(t.TempDir(), "netns") // CHECK looks for it
 	if err := os.WriteFile(args.Netns, nil, 0o600); err != nil {

@@ -35,6 +35,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -601,8 +602,12 @@ func (p *Plugin) specOf(opts map[string]string, internal, ipv6 bool) (networkSpe
 			s.req.Driver = v
 		case k == optMTU:
 			mtu, err := strconv.Atoi(v)
-			if err != nil || mtu < 576 || (p.cfg.MTU > 0 && mtu > p.cfg.MTU) {
-				return s, fmt.Errorf("-o %s=%s: want a number from 576 to %d (this host's vxnet MTU)", k, v, p.cfg.MTU)
+			least := 576
+			if ipv6 {
+				least = 1280 // IPv6's minimum link MTU
+			}
+			if err != nil || mtu < least || (p.cfg.MTU > 0 && mtu > p.cfg.MTU) {
+				return s, fmt.Errorf("-o %s=%s: want a number from %d to %d (this host's vxnet MTU%s)", k, v, least, p.cfg.MTU, map[bool]string{true: "; 1280 is IPv6's least"}[ipv6])
 			}
 			s.mtu = mtu
 		case strings.HasPrefix(k, OptPrefix) && len(k) > len(OptPrefix):
@@ -946,7 +951,10 @@ func publishOf(opts map[string]json.RawMessage) ([]string, error) {
 		if b.HostPort == 0 {
 			return nil, fmt.Errorf("-p %d: give the host port (-p HOSTPORT:%d): vxnet does not pick one", b.Port, b.Port)
 		}
-		out = append(out, fmt.Sprintf("%d:%d/%s", b.HostPort, b.Port, proto))
+		// 0.0.0.0 and :: (Docker binds both families) are one spec.
+		if spec := fmt.Sprintf("%d:%d/%s", b.HostPort, b.Port, proto); !slices.Contains(out, spec) {
+			out = append(out, spec)
+		}
 	}
 	return out, nil
 }
@@ -1307,7 +1315,7 @@ func EndpointName(container string) string {
 			b[i] = '-'
 		}
 	}
-	return names.Shorten(strings.TrimRight(string(b), "-"))
+	return names.ShortenOf(strings.TrimRight(string(b), "-"), container)
 }
 
 // dockerFlags are the API's field names as a Docker user spells them.

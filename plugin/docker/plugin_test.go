@@ -542,7 +542,8 @@ func TestJoin_publishAndMTU(t *testing.T) {
 	}
 	e.eng.join(t, netID, epID, "/api", "10.0.9.2/24")
 	var j joinResponse
-	ports := `[{"Proto":6,"IP":"","Port":80,"HostIP":"0.0.0.0","HostPort":8080,"HostPortEnd":8080},{"Proto":17,"IP":"","Port":53,"HostIP":"","HostPort":5353,"HostPortEnd":5353}]`
+	// Docker binds both families: 0.0.0.0 and :: are one publish.
+	ports := `[{"Proto":6,"IP":"","Port":80,"HostIP":"0.0.0.0","HostPort":8080,"HostPortEnd":8080},{"Proto":6,"IP":"","Port":80,"HostIP":"::","HostPort":8080,"HostPortEnd":8080},{"Proto":17,"IP":"","Port":53,"HostIP":"","HostPort":5353,"HostPortEnd":5353}]`
 	e.ok("/NetworkDriver.Join", joinBody(ports), &j)
 	if j.Gateway != "10.0.9.1" || !j.DisableGatewayService {
 		t.Errorf("Join on an internal network: %+v", j)
@@ -767,7 +768,7 @@ func TestEndpointName(t *testing.T) {
 		{"Web.Front_2", "Web-Front-2"},
 		{"app-", "app"},
 		// Cut, with the hash of the whole: names alike to byte 63 differ.
-		{long, names.Shorten(strings.Repeat("a", 62) + "-" + strings.Repeat("b", 7))},
+		{long, names.ShortenOf(strings.Repeat("a", 62)+"-"+strings.Repeat("b", 7), long)},
 		{strings.Repeat("x", 70), names.Shorten(strings.Repeat("x", 70))},
 	} {
 		got := EndpointName(c.in)
@@ -778,8 +779,10 @@ func TestEndpointName(t *testing.T) {
 			t.Errorf("EndpointName(%q) = %q: not an endpoint name: %v", c.in, got, err)
 		}
 	}
-	if a, b := EndpointName(strings.Repeat("x", 63)+"_one"), EndpointName(strings.Repeat("x", 63)+"_two"); a == b || len(a) != names.MaxLabel {
-		t.Errorf("two long names alike to byte 63: %q and %q, want two of 63 characters", a, b)
+	for _, pair := range [][2]string{{"_one", "_two"}, {"_a.b", "_a_b"}} {
+		if a, b := EndpointName(strings.Repeat("x", 63)+pair[0]), EndpointName(strings.Repeat("x", 63)+pair[1]); a == b || len(a) != names.MaxLabel {
+			t.Errorf("two long names alike to byte 63 (%s, %s): %q and %q, want two of 63 characters", pair[0], pair[1], a, b)
+		}
 	}
 	if len(long) != 70 {
 		t.Fatalf("the long name has %d characters", len(long))
