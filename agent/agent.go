@@ -408,7 +408,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		select {
 		case err := <-a.fatal:
-			return err // a stop, not a leave: see below
+			// Refused by the cluster (another store, say) or broken:
+			// this run leaves, so the others do not wait for it (a
+			// stop, below, does not).
+			a.kv.Node().Leave(2 * time.Second)
+			if e, ok := a.kv.(*kvs.Etcd); ok {
+				e.Revoke() // what it wrote in etcd on its lease goes at once
+			}
+			return err
 		default:
 		}
 	case err := <-swDone:

@@ -227,7 +227,11 @@ func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 // downHoldsName is how long a host that went down keeps its endpoints'
 // names from others: long enough for a restart or an upgrade, short
 // enough for a container to move to another host after a host is lost.
-const downHoldsName = 10 * time.Minute
+// The fast profile (tests, small clusters) notices and forgets sooner.
+const (
+	downHoldsName     = 10 * time.Minute
+	downHoldsNameFast = 30 * time.Second
+)
 
 // heldByDownHost refuses an endpoint name of network that an endpoint of
 // a host down for less than downHoldsName holds (in any case): it comes
@@ -240,17 +244,21 @@ func (a *Agent) heldByDownHost(network, name string) error {
 	if !ok {
 		return nil
 	}
+	hold := downHoldsName
+	if a.cfg.Profile == "fast" {
+		hold = downHoldsNameFast
+	}
 	for _, e := range a.kv.Hidden(tables.Endpoints) {
 		n, ep, _ := strings.Cut(e.Key, "/")
 		if n != network || !names.Same(ep, name) || e.Owner == a.cfg.Name {
 			continue
 		}
 		since, down := ds.DownSince(e.Owner)
-		if !down || time.Since(since) >= downHoldsName {
+		if !down || time.Since(since) >= hold {
 			continue
 		}
 		return apiError(api.CodeBusy, "name", "endpoint %q on network %q is host %s's, which is down (since %s): a host down less than %v keeps its endpoints' names, in case it is restarting; remove the endpoint there, or take the name here after %s (if %s comes back later, its endpoint, claimed first, takes the name back)",
-			ep, network, e.Owner, since.Format(time.TimeOnly), downHoldsName, since.Add(downHoldsName).Format(time.TimeOnly), e.Owner)
+			ep, network, e.Owner, since.Format(time.TimeOnly), hold, since.Add(hold).Format(time.TimeOnly), e.Owner)
 	}
 	return nil
 }

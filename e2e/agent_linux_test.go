@@ -170,6 +170,7 @@ func (c *cluster) startArgv(name string, argv []string) {
 	testutil.WaitFor(t, "agent "+name+" to answer", 20*time.Second, func() bool {
 		select {
 		case err := <-exited:
+			exited <- err // for the cleanup's wait, which would block forever
 			b, _ := os.ReadFile(h.log)
 			t.Fatalf("agent %s exited: %v\n%s", name, err, b)
 		default:

@@ -428,7 +428,15 @@ func TestCluster_nameTakenWhileAway(t *testing.T) {
 		_, listed := c.endpoints("h1")["dup"]
 		return !listed
 	})
-	c.cli("h1", "endpoint", "create", "--network", "web", "--name", "dup", "--netns", ns["h1"])
+	// A down host keeps its endpoints' names a while (30 s in the fast
+	// profile): refused until then, saying whose the name is.
+	testutil.WaitFor(t, "h1 to take the name dup once h2 has been down long enough", 90*time.Second, func() bool {
+		out, err := c.tryCLI("h1", "endpoint", "create", "--network", "web", "--name", "dup", "--netns", ns["h1"])
+		if err != nil && !strings.Contains(out, "which is down") {
+			t.Fatalf("endpoint create of a down host's name: %v\n%s", err, out)
+		}
+		return err == nil
+	})
 	c.start("h2", c.hosts["h1"].addr+":7946")
 	c.waitMembers([]string{"h1", "h2"}, 2)
 	c.agree("h1", "h2")
