@@ -47,9 +47,11 @@ type Agent struct {
 	store *hoststate.Store
 	kv    kvs.Tables
 	fatal chan error // a reason to stop that a routine found
-	table *kvstable.Table
-	ipam  *ipam.Global
-	dns   *dns.Server
+	// leaving: ClusterLeave asked Run to leave the cluster and return.
+	leaving chan struct{}
+	table   *kvstable.Table
+	ipam    *ipam.Global
+	dns     *dns.Server
 	// resolvers serve DNS in the namespaces of this host's endpoints.
 	resolvers *dns.Namespaces
 	sw        *dataplane.Switch
@@ -159,7 +161,7 @@ func New(cfg config.Config) (*Agent, error) {
 		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
 		services: map[string]tables.Service{}, vipLeases: map[string][]netip.Addr{}, meshAddrs: map[string][]netip.Addr{},
 		svcCounters: map[string]*dataplane.ServiceCounters{}, taskCounters: map[string]*dataplane.TaskCounters{},
-		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), fatal: make(chan error, 1), gwDNS: map[netip.AddrPort]gatewayDNS{}}
+		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), fatal: make(chan error, 1), leaving: make(chan struct{}, 1), gwDNS: map[netip.AddrPort]gatewayDNS{}}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	if err := a.openJoin(); err != nil {
 		return nil, err
@@ -422,6 +424,20 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("dataplane: %w", err)
 		}
+	case <-a.leaving:
+		stopAPI()
+		a.persist()
+		// For good: the others withdraw this host's rows at once.
+		if err := a.kv.Node().Leave(5 * time.Second); err != nil {
+			a.log.Warn("leave", "error", err)
+		}
+		if e, ok := a.kv.(*kvs.Etcd); ok {
+			if err := e.Revoke(); err != nil {
+				a.log.Warn("giving back this host's etcd lease; its rows go when it expires", "error", err)
+			}
+		}
+		a.log.Info("left the cluster", "node", a.cfg.Name)
+		return nil
 	}
 	stopAPI() // no request may change state after the last save
 	a.persist()

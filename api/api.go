@@ -17,6 +17,7 @@
 //	GET    /v1/services/{network}/{name} → Service
 //	DELETE /v1/services/{network}/{name}
 //	GET    /v1/cluster/members       → []Member
+//	POST   /v1/cluster/leave         ClusterLeave → ClusterLeave (202: the agent leaves the cluster and stops)
 //	POST   /v1/cluster/rotate-keys   → KeyRotation (this host's session key)
 //	POST   /v1/cluster/rotate-gossip-key → GossipKeyRotation (every member's, done)
 //	GET    /v1/cluster/tokens        → []JoinToken
@@ -331,6 +332,16 @@ type StoreImport struct {
 	// imported, since each host writes its own from its state file.
 	HostRows int      `json:"hostRows"`
 	Refused  []string `json:"refused,omitempty"` // bad rows, each with why
+}
+
+// ClusterLeave asks this host's agent to leave the cluster for good: its
+// endpoints' rows and etcd lease are withdrawn everywhere at once (a stop
+// keeps them for its return), and the agent stops. Refused while the host
+// has endpoints, unless Force (their containers lose the network). The
+// answer names the endpoints left behind.
+type ClusterLeave struct {
+	Force     bool     `json:"force,omitempty"`
+	Endpoints []string `json:"endpoints,omitempty"` // in the answer: this host's, withdrawn
 }
 
 // KeyRotation is a rotation of this host's session key: every key of its

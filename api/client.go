@@ -144,6 +144,12 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, &out)
 }
 
+// Leave asks this host's agent to leave the cluster and stop.
+func (c *Client) Leave(ctx context.Context, req ClusterLeave) (ClusterLeave, error) {
+	var out ClusterLeave
+	return out, c.do(ctx, http.MethodPost, "/v1/cluster/leave", req, &out)
+}
+
 // RotateKeys starts a rotation of this host's session key.
 func (c *Client) RotateKeys(ctx context.Context) (KeyRotation, error) {
 	var out KeyRotation

@@ -40,6 +40,9 @@ type Backend interface {
 	ExportStore() StoreDump
 	// ImportStore writes a dump's cluster rows that are not there yet.
 	ImportStore(d StoreDump) (StoreImport, error)
+	// Leave makes this host's agent leave the cluster and stop (see
+	// ClusterLeave).
+	Leave(req ClusterLeave) (ClusterLeave, error)
 	// RotateKeys starts a rotation of this host's session key.
 	RotateKeys(ctx context.Context) (KeyRotation, error)
 	// RotateGossipKey replaces the gossip key on every member.
@@ -167,6 +170,14 @@ func NewHandler(b Backend) http.Handler {
 		}
 		res, err := b.ImportStore(d)
 		reply(w, http.StatusOK, res, err)
+	})
+	mux.HandleFunc("POST /v1/cluster/leave", func(w http.ResponseWriter, r *http.Request) {
+		var req ClusterLeave
+		if !readJSON(w, r, &req) {
+			return
+		}
+		res, err := b.Leave(req)
+		reply(w, http.StatusAccepted, res, err)
 	})
 	mux.HandleFunc("POST /v1/cluster/rotate-keys", func(w http.ResponseWriter, r *http.Request) {
 		k, err := b.RotateKeys(r.Context())

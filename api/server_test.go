@@ -55,6 +55,8 @@ func (f *fakeBackend) ExportStore() StoreDump { return StoreDump{Format: StoreDu
 func (f *fakeBackend) ImportStore(StoreDump) (StoreImport, error) {
 	return StoreImport{}, nil
 }
+func (f *fakeBackend) Leave(req ClusterLeave) (ClusterLeave, error) { return req, nil }
+
 func (f *fakeBackend) RotateKeys(context.Context) (KeyRotation, error) {
 	return KeyRotation{}, &Error{Code: CodeConflict, Message: "a key rotation is under way"}
 }

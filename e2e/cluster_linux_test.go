@@ -577,4 +577,29 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 			t.Errorf("%s after the restart: k3 %+v, want it up on h3 with %v", h, e, before.Addresses)
 		}
 	}
+
+	// Leaving for good is another thing: refused with an endpoint, then
+	// forced; the agent stops and the others forget k3 at once.
+	if out, err := c.tryCLI("h3", "cluster", "leave"); err == nil || !strings.Contains(out, "keep/k3") {
+		t.Fatalf("cluster leave with an endpoint: %v\n%s", err, out)
+	}
+	if out := c.cli("h3", "cluster", "leave", "--force"); !strings.Contains(out, "left the cluster") {
+		t.Errorf("cluster leave --force says:\n%s", out)
+	}
+	select {
+	case err := <-c.hosts["h3"].exited:
+		c.hosts["h3"].exited <- err // for the cleanup's wait
+		if err != nil {
+			t.Errorf("h3's agent after cluster leave: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("h3's agent still runs after cluster leave")
+	}
+	c.waitMembers([]string{"h1", "h2"}, 2)
+	testutil.WaitFor(t, "h1 and h2 to forget k3", 10*time.Second, func() bool {
+		_, on1 := c.endpoints("h1")["k3"]
+		_, on2 := c.endpoints("h2")["k3"]
+		return !on1 && !on2
+	})
+	c.cli("h2", "network", "rm", "keep")
 }

@@ -487,6 +487,7 @@ const clusterUsage = `Usage: vxnet cluster init [--advertise-addr IP]
        vxnet cluster token ls|create|rotate|revoke
        vxnet cluster members [--format table|json]
        vxnet cluster store [--format text|json]
+       vxnet cluster leave [--force]
        vxnet cluster rotate-keys
        vxnet cluster rotate-gossip-key
 
@@ -504,6 +505,10 @@ const clusterUsage = `Usage: vxnet cluster init [--advertise-addr IP]
                 reachable and since when, and the revision seen. While etcd
                 is down containers keep their connectivity and changes fail
                 with "unavailable"
+  leave         take this host out of the cluster for good: the others
+                forget its endpoints and pass its address blocks on, and
+                its agent stops (stopping the agent alone is a restart:
+                the others keep its endpoints' names for its return)
   rotate-keys   replace this host's session key, and with it every key that
                 seals its encrypted networks' traffic with the other hosts;
                 no packet is lost (the new key is announced five seconds
@@ -532,6 +537,9 @@ func cmdCluster(std stdio, args []string) int {
 	}
 	if len(args) > 0 && args[0] == "rotate-keys" {
 		return cmdRotateKeys(std, args[1:])
+	}
+	if len(args) > 0 && args[0] == "leave" {
+		return cmdClusterLeave(std, args[1:])
 	}
 	if len(args) > 0 && args[0] == "rotate-gossip-key" {
 		return cmdRotateGossipKey(std, args[1:])
@@ -610,6 +618,20 @@ changes fail with "unavailable".
 Flags:
 `
 
+const clusterLeaveUsage = `Usage: vxnet cluster leave [--force]
+
+Takes this host out of the cluster for good: the other hosts forget its
+endpoints at once (with etcd, its lease is given back), and its agent
+stops. Stopping the agent (systemctl stop vxnet, SIGTERM) is not a leave:
+the host is down, and the others keep its endpoints' names and networks
+for its return. Refused while the host has endpoints, unless --force: their
+containers lose the network. The host's address blocks pass to the others
+after the reap time (24 h). Started again, the agent joins the cluster
+again; to keep it out, disable its service (systemctl disable vxnet).
+
+Flags:
+`
+
 const rotateKeysUsage = `Usage: vxnet cluster rotate-keys
 
 Replaces this host's session key, and with it every key that seals its
@@ -669,6 +691,42 @@ func cmdClusterStore(std stdio, args []string) int {
 	if st.Error != "" {
 		fmt.Fprintf(std.stdout, "error:      %s\n", st.Error)
 	}
+	return 0
+}
+
+func cmdClusterLeave(std stdio, args []string) int {
+	fs := newFlags(std, "cluster leave", clusterLeaveUsage)
+	force := fs.Bool("force", false, "leave even though this host has endpoints (their containers lose the network)")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if !noArgs(std, "cluster leave", pos) {
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	cl := client()
+	res, err := cl.Leave(c, api.ClusterLeave{Force: *force})
+	if err != nil {
+		return fail(std, "cluster leave", err)
+	}
+	// The agent answers first, then leaves and stops: wait for that.
+	for {
+		if _, err := cl.Members(c); err != nil {
+			break
+		}
+		select {
+		case <-c.Done():
+			fmt.Fprintln(std.stderr, "vxnet cluster leave: the agent said it would leave, but still answers")
+			return 1
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if len(res.Endpoints) > 0 {
+		fmt.Fprintf(std.stdout, "endpoints forgotten by the cluster: %s\n", strings.Join(res.Endpoints, ", "))
+	}
+	fmt.Fprintln(std.stdout, "this host left the cluster and its agent stopped; started again, it joins again (systemctl disable vxnet keeps it out)")
 	return 0
 }
 
