@@ -83,6 +83,8 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"cni unknown":         {[]string{"cni", "foo"}, 2, "", `vxnet cni: unknown command "foo"`},
 		"rotate-keys stray":   {[]string{"cluster", "rotate-keys", "extra"}, 2, "", `cluster rotate-keys: unexpected argument "extra"`},
 		"rotate-keys help":    {[]string{"cluster", "rotate-keys", "--help"}, 0, "", "One rotation at a time"},
+		"leave help":          {[]string{"cluster", "leave", "--help"}, 0, "", "is not a leave"},
+		"leave stray":         {[]string{"cluster", "leave", "now"}, 2, "", `cluster leave: unexpected argument "now"`},
 		"store stray":         {[]string{"cluster", "store", "x"}, 2, "", `cluster store: unexpected argument "x"`},
 		"service ls stray":    {[]string{"service", "ls", "extra"}, 2, "", `service ls: unexpected argument "extra"`},
 		"network ls stray":    {[]string{"network", "ls", "x"}, 2, "", `network ls: unexpected argument "x"`},
