@@ -47,8 +47,9 @@ type Agent struct {
 	store *hoststate.Store
 	kv    kvs.Tables
 	fatal chan error // a reason to stop that a routine found
-	// leaving: ClusterLeave asked Run to leave the cluster and return.
+	// leaving: Leave has left the cluster; Run returns.
 	leaving chan struct{}
+	left    bool // Leave began: no endpoint is made any more (under mu)
 	table   *kvstable.Table
 	ipam    *ipam.Global
 	dns     *dns.Server
@@ -380,7 +381,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// (deleted while their endpoint lived, or a lost state's). Not on
 	// Windows (HNS), which has none.
 	if a.hnsProg == nil {
-		if cleaned, err := dns.SweepNetnsResolvConfs(filepath.Dir(dns.NetnsResolvConfPath("x")), filepath.Dir(netnsPath("x"))); err != nil {
+		if cleaned, err := dns.SweepNetnsResolvConfs(dns.NetnsConfDir, filepath.Dir(netnsPath("x"))); err != nil {
 			a.log.Warn("sweeping resolv.conf files of namespaces that are gone", "error", err)
 		} else if len(cleaned) > 0 {
 			a.log.Info("removed resolv.conf files of namespaces that are gone", "count", len(cleaned))
@@ -424,19 +425,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("dataplane: %w", err)
 		}
-	case <-a.leaving:
+	case <-a.leaving: // Leave did the rest
 		stopAPI()
 		a.persist()
-		// For good: the others withdraw this host's rows at once.
-		if err := a.kv.Node().Leave(5 * time.Second); err != nil {
-			a.log.Warn("leave", "error", err)
-		}
-		if e, ok := a.kv.(*kvs.Etcd); ok {
-			if err := e.Revoke(); err != nil {
-				a.log.Warn("giving back this host's etcd lease; its rows go when it expires", "error", err)
-			}
-		}
-		a.log.Info("left the cluster", "node", a.cfg.Name)
+		a.log.Info("agent stopped", "node", a.cfg.Name)
 		return nil
 	}
 	stopAPI() // no request may change state after the last save

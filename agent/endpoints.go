@@ -194,6 +194,9 @@ func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.left {
+		return nil, apiError(api.CodeConflict, "network", "this host is leaving the cluster (vxnet cluster leave)")
+	}
 	if d, down := a.down[key]; down {
 		return nil, apiError(api.CodeConflict, "name", "endpoint %q on network %q is down here (%s): remove it with endpoint rm first", ne.req.Name, ne.req.Network, d.Reason)
 	}
@@ -230,7 +233,7 @@ func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 // The fast profile (tests, small clusters) notices and forgets sooner.
 const (
 	downHoldsName     = 10 * time.Minute
-	downHoldsNameFast = 30 * time.Second
+	downHoldsNameFast = 20 * time.Second // under half the fast reap time (away-long restarts differ)
 )
 
 // heldByDownHost refuses an endpoint name of network that an endpoint of
@@ -257,7 +260,7 @@ func (a *Agent) heldByDownHost(network, name string) error {
 		if !down || time.Since(since) >= hold {
 			continue
 		}
-		return apiError(api.CodeBusy, "name", "endpoint %q on network %q is host %s's, which is down (since %s): a host down less than %v keeps its endpoints' names, in case it is restarting; remove the endpoint there, or take the name here after %s (if %s comes back later, its endpoint, claimed first, takes the name back)",
+		return apiError(api.CodeBusy, "name", "endpoint %q on network %q is host %s's, which is down (since %s): a host down less than %v keeps its endpoints' names, in case it is restarting; once it is back, endpoint rm there, or take the name here after %s (if %s comes back later, its endpoint, claimed first, takes the name back)",
 			ep, network, e.Owner, since.Format(time.TimeOnly), hold, since.Add(hold).Format(time.TimeOnly), e.Owner)
 	}
 	return nil

@@ -195,13 +195,15 @@ func (a *Agent) SetAliases(network, name string, aliases []string) error {
 	for _, al := range aliases {
 		if holder := a.endpointNamedLocked(network, al); holder != "" {
 			dropped = append(dropped, al+" (endpoint "+holder+")")
+		} else if svc := a.serviceNamedLocked(network, al); svc != "" {
+			dropped = append(dropped, al+" (service "+svc+")")
 		} else {
 			kept = append(kept, al)
 		}
 	}
 	a.mu.Unlock()
 	if len(dropped) > 0 {
-		a.log.Warn("aliases that are other endpoints' names left out", "endpoint", network+"/"+name, "reason", strings.Join(dropped, ", "))
+		a.log.Warn("aliases that are other endpoints' or services' names left out", "endpoint", network+"/"+name, "reason", strings.Join(dropped, ", "))
 	}
 	aliases = kept
 	if err := a.aliasesFree(network, aliases); err != nil {

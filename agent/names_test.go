@@ -242,3 +242,37 @@ func FuzzNames_acceptedEverywhere(f *testing.F) {
 		}
 	})
 }
+
+// TestLeave: refused while the host has an endpoint, naming it; forced,
+// the endpoint is removed (so a later start does not bring it back), no
+// endpoint is made any more, and Run returns.
+func TestLeave(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "web", Subnet: "10.0.19.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e1"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Leave(api.ClusterLeave{})
+	wantAPIError(t, "leave with an endpoint", err, api.CodeConflict, "force", "web/e1")
+	res, err := a.Leave(api.ClusterLeave{Force: true})
+	if err != nil || strings.Join(res.Endpoints, ",") != "web/e1" {
+		t.Fatalf("forced leave: %+v %v", res, err)
+	}
+	if eps := a.Endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after the leave: %+v", eps)
+	}
+	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e2"})
+	wantAPIError(t, "create after the leave", err, api.CodeConflict, "network", "leaving")
+	testutil.WaitFor(t, "Run to return", 10*time.Second, func() bool {
+		select {
+		case <-a.leaving: // taken back: not yet read by Run
+			a.leaving <- struct{}{}
+			return false
+		default:
+			return true
+		}
+	})
+}

@@ -373,3 +373,18 @@ func TestHandler_stats(t *testing.T) {
 		t.Errorf("GET /v1/stats: %+v", st)
 	}
 }
+
+// TestServer_clusterLeave: POST /v1/cluster/leave takes a ClusterLeave
+// and answers 202 with the backend's; a body with another field is
+// refused naming it.
+func TestServer_clusterLeave(t *testing.T) {
+	h := NewHandler(&fakeBackend{})
+	code, body := do(h, "POST", "/v1/cluster/leave", `{"force":true}`)
+	var got ClusterLeave
+	if code != http.StatusAccepted || json.Unmarshal(body, &got) != nil || !got.Force {
+		t.Errorf("leave: %d %s", code, body)
+	}
+	if code, body := do(h, "POST", "/v1/cluster/leave", `{"forse":true}`); code != http.StatusBadRequest || !strings.Contains(string(body), "forse") {
+		t.Errorf("a misspelt field: %d %s", code, body)
+	}
+}

@@ -132,8 +132,12 @@ func SweepNetnsResolvConfs(etcNetns, runNetns string) ([]string, error) {
 // NetnsResolvConfPath is where `ip netns exec NAME` finds the resolver
 // config of namespace NAME (it bind-mounts /etc/netns/NAME/* over /etc).
 func NetnsResolvConfPath(name string) string {
-	return filepath.Join("/etc/netns", name, "resolv.conf")
+	return filepath.Join(NetnsConfDir, name, "resolv.conf")
 }
+
+// NetnsConfDir holds the files `ip netns exec NAME` mounts over /etc, in
+// NAME/.
+const NetnsConfDir = "/etc/netns"
 
 // WriteResolvConf writes ContainerResolvConf(search) to path, creating
 // its directory.

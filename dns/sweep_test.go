@@ -42,3 +42,11 @@ func TestSweepNetnsResolvConfs(t *testing.T) {
 		t.Errorf("no /etc/netns: %v %v", c, err)
 	}
 }
+
+// TestNetnsResolvConfPath: the file of a namespace is in its directory
+// under NetnsConfDir, the directory the agent sweeps.
+func TestNetnsResolvConfPath(t *testing.T) {
+	if got := filepath.Dir(filepath.Dir(NetnsResolvConfPath("c1"))); got != NetnsConfDir {
+		t.Errorf("NetnsResolvConfPath(c1) is under %s, not %s", got, NetnsConfDir)
+	}
+}

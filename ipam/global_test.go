@@ -932,10 +932,18 @@ func TestGlobal_unservableClaimHoldsNoName(t *testing.T) {
 		t.Fatalf("refused creations left %d claims: %+v", len(rows), rows)
 	}
 
-	// An older release's claim: a /32 range with blocks of 4 addresses.
+	// An older release's claims: a /32 range with blocks of 4 addresses,
+	// one of h1's and one of a host gone (which any host withdraws).
 	bad := `{"creator":"h1","created":5,"rev":1,"subnet":"10.144.0.0/24","ipRange":"10.144.0.0/32","blockBits":2}`
 	if err := s.net.Table("h1").Put(ipam.SubnetKeyPrefix+"d8/h1/5", []byte(bad)); err != nil {
 		t.Fatal(err)
+	}
+	gone := `{"creator":"gone","created":6,"rev":1,"subnet":"10.145.0.0/24","ipRange":"10.145.0.0/32","blockBits":2}`
+	if err := s.net.Table("h2").Put(ipam.SubnetKeyPrefix+"d9/gone/6", []byte(gone)); err != nil {
+		t.Fatal(err)
+	}
+	if p9 := s.create("h2", "d9", ipam.PoolConfig{Subnet: "10.149.0.0/24"}); p9.String() != "10.149.0.0/24" {
+		t.Fatalf("d9 created as %v", p9)
 	}
 	p := s.create("h2", "d8", ipam.PoolConfig{Subnet: "10.148.0.0/24"})
 	for name, h := range s.hosts {
@@ -947,15 +955,17 @@ func TestGlobal_unservableClaimHoldsNoName(t *testing.T) {
 	}
 	// Withdrawn by a deleted copy of its creation, which any host may
 	// write.
-	testutil.WaitFor(t, "the bad claim to be withdrawn", 5*time.Second, func() bool {
-		g1.Refresh()
-		for _, r := range s.net.Table("h1").List(ipam.SubnetKeyPrefix + "d8/") {
-			if strings.Contains(string(r.Value), `"created":5,`) && strings.Contains(string(r.Value), `"deleted":true`) {
-				return true
+	for _, c := range []struct{ name, created string }{{"d8", `"created":5,`}, {"d9", `"created":6,`}} {
+		testutil.WaitFor(t, "the bad claim of "+c.name+" to be withdrawn", 5*time.Second, func() bool {
+			g1.Refresh()
+			for _, r := range s.net.Table("h1").List(ipam.SubnetKeyPrefix + c.name + "/") {
+				if strings.Contains(string(r.Value), c.created) && strings.Contains(string(r.Value), `"deleted":true`) {
+					return true
+				}
 			}
-		}
-		return false
-	})
+			return false
+		})
+	}
 	if a := s.alloc("h1", "d8"); !p.Contains(a) {
 		t.Fatalf("h1 leased %v outside %v", a, p)
 	}

@@ -3,6 +3,7 @@ package ipam
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -204,10 +205,15 @@ func (g *Global) badClaimLocked(name string, c subnetClaim, err error) {
 	if first {
 		g.cfg.Logger.Warn("ipam: ignoring a subnet claim no host can serve", "network", name, "node", c.Creator, "error", err)
 	}
-	// Withdrawn (by any host: a deleted copy of a creation, under this
-	// host's key, deletes it everywhere), it reads as deleted, also on
-	// hosts of an older release; a failed write is tried again at the
-	// next refresh.
+	if c.Creator != g.self && slices.Contains(g.cfg.Table.Members(), c.Creator) {
+		// Its creator is alive and judges its own claim (a newer release
+		// may serve what this one cannot).
+		return
+	}
+	// Withdrawn (by its creator, or by any host once the creator is
+	// gone: a deleted copy of a creation, under this host's key, deletes
+	// it everywhere), it reads as deleted, also on hosts of an older
+	// release; a failed write is tried again at the next refresh.
 	if err := g.withdrawLocked(g.nets[name], name, c); err != nil && first {
 		g.cfg.Logger.Error("ipam: withdrawing a subnet claim no host can serve", "network", name, "error", err)
 	}

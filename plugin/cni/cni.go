@@ -591,6 +591,9 @@ func fromAPI(err error, doing string) error {
 			code = types.ErrInvalidNetworkConfig
 		case api.CodeConflict, api.CodeBusy:
 			code = types.ErrTryAgainLater
+			if ae.Field == "aliases" {
+				code = types.ErrInvalidNetworkConfig // another endpoint's name: no retry helps
+			}
 		case api.CodeNotFound:
 			code = types.ErrInvalidNetworkConfig
 		}
