@@ -50,9 +50,12 @@ type Agent struct {
 	// leaving: Leave has left the cluster; Run returns.
 	leaving chan struct{}
 	left    bool // Leave began: no endpoint is made any more (under mu)
-	table   *kvstable.Table
-	ipam    *ipam.Global
-	dns     *dns.Server
+	// losingSince: when each local endpoint was first seen losing its
+	// name to another host's (settleConflicts; under mu).
+	losingSince map[string]time.Time
+	table       *kvstable.Table
+	ipam        *ipam.Global
+	dns         *dns.Server
 	// resolvers serve DNS in the namespaces of this host's endpoints.
 	resolvers *dns.Namespaces
 	sw        *dataplane.Switch

@@ -32,6 +32,10 @@ import (
 //     a new one is allocated and put on, and the table and DNS follow. If
 //     no address can be had, the endpoint is taken down instead.
 
+// loseAfter is how long a local endpoint must have lost its name before
+// it is taken down: long enough for the hosts' views to agree.
+const loseAfter = 2 * time.Second
+
 // settleConflicts acts on what the tables decided since the last call:
 // this host's losing network creations are withdrawn, its endpoints whose
 // names another host holds are taken down.
@@ -45,18 +49,47 @@ func (a *Agent) settleConflicts() {
 		le          *localEndpoint
 	}
 	var losers []lost
+	now := time.Now()
+	recheck := false
 	a.mu.Lock()
+	if a.losingSince == nil {
+		a.losingSince = map[string]time.Time{}
+	}
+	for key := range a.losingSince {
+		if _, ok := a.local[key]; !ok {
+			delete(a.losingSince, key)
+		}
+	}
 	for _, key := range sortedMapKeys(a.local) {
 		le := a.local[key]
 		if le.removing || le.busy {
 			continue
 		}
-		if owner, ok := a.owners[key]; ok && owner != a.cfg.Name {
-			le.removing = true
-			losers = append(losers, lost{key, owner, le})
+		owner, ok := a.owners[key]
+		if !ok || owner == a.cfg.Name {
+			delete(a.losingSince, key)
+			continue
 		}
+		// Lost for loseAfter, not for a moment: the rows of a host that
+		// comes back arrive in steps (its last run's, then its new
+		// claim), which hosts may see in other orders; taking an
+		// endpoint down is for good.
+		since, seen := a.losingSince[key]
+		if !seen {
+			a.losingSince[key] = now
+		}
+		if !seen || now.Sub(since) < loseAfter {
+			recheck = true
+			continue
+		}
+		delete(a.losingSince, key)
+		le.removing = true
+		losers = append(losers, lost{key, owner, le})
 	}
 	a.mu.Unlock()
+	if recheck {
+		time.AfterFunc(loseAfter, a.kickReconcile)
+	}
 	for _, l := range losers {
 		l.le.waitWriters()
 		a.takeDown(l.key, l.le, fmt.Sprintf("name taken: host %s holds an endpoint of this name on this network, claimed first", l.winner), true)
