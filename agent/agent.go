@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -164,7 +163,7 @@ func New(cfg config.Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Logger, vtep: vtep, networks: map[string]tables.Network{}, rows: map[string]tables.Endpoint{}, owners: map[string]string{},
 		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
 		services: map[string]tables.Service{}, vipLeases: map[string][]netip.Addr{}, meshAddrs: map[string][]netip.Addr{},
-		svcCounters: map[string]*dataplane.ServiceCounters{}, taskCounters: map[string]*dataplane.TaskCounters{},
+		svcCounters: map[string]*dataplane.ServiceCounters{}, taskCounters: map[string]*dataplane.TaskCounters{}, losingSince: map[string]time.Time{},
 		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), fatal: make(chan error, 1), leaving: make(chan struct{}, 1), gwDNS: map[netip.AddrPort]gatewayDNS{}}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	if err := a.openJoin(); err != nil {
@@ -384,7 +383,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// (deleted while their endpoint lived, or a lost state's). Not on
 	// Windows (HNS), which has none.
 	if a.hnsProg == nil {
-		if cleaned, err := dns.SweepNetnsResolvConfs(dns.NetnsConfDir, filepath.Dir(netnsPath("x"))); err != nil {
+		if cleaned, err := dns.SweepNetnsResolvConfs(dns.NetnsConfDir, netnsDir); err != nil {
 			a.log.Warn("sweeping resolv.conf files of namespaces that are gone", "error", err)
 		} else if len(cleaned) > 0 {
 			a.log.Info("removed resolv.conf files of namespaces that are gone", "count", len(cleaned))
@@ -417,9 +416,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			// Refused by the cluster (another store, say) or broken:
 			// this run leaves, so the others do not wait for it (a
 			// stop, below, does not).
-			a.kv.Node().Leave(2 * time.Second)
-			if e, ok := a.kv.(*kvs.Etcd); ok {
-				e.Revoke() // what it wrote in etcd on its lease goes at once
+			for _, why := range a.leaveCluster(2 * time.Second) {
+				a.log.Warn("leaving the cluster", "reason", why)
 			}
 			return err
 		default:

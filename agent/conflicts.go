@@ -52,9 +52,6 @@ func (a *Agent) settleConflicts() {
 	now := time.Now()
 	recheck := false
 	a.mu.Lock()
-	if a.losingSince == nil {
-		a.losingSince = map[string]time.Time{}
-	}
 	for key := range a.losingSince {
 		if _, ok := a.local[key]; !ok {
 			delete(a.losingSince, key)

@@ -79,12 +79,9 @@ func checkDualStack(req *api.NetworkCreate, driverName string) error {
 		return apiError(api.CodeBadRequest, "subnet6", "subnet6: a network whose addresses %s assigns carries IPv4 only for now", req.AssignedBy)
 	}
 	_, aux6 := splitAux(req.AuxAddresses)
-	pool, err := ipam.NewPool(req.Name+ipam.V6Suffix, ipam.PoolConfig{Subnet: req.Subnet6, IPRange: req.IPRange6, Gateway: req.Gateway6, AuxAddresses: aux6})
-	if err != nil {
+	// A range of under 4 addresses (one block) is refused there too.
+	if err := ipam.CheckPool(req.Name+ipam.V6Suffix, ipam.PoolConfig{Subnet: req.Subnet6, IPRange: req.IPRange6, Gateway: req.Gateway6, AuxAddresses: aux6}); err != nil {
 		return fromIPAM(err)
-	}
-	if pool.Range.Bits() > 126 {
-		return apiError(api.CodeBadRequest, "ipRange6", "ipRange6 %s is too small: give it at least 4 addresses (/126)", pool.Range)
 	}
 	return nil
 }

@@ -241,12 +241,6 @@ const (
 // back with its host, which would take the name back then (the first
 // claim wins).
 func (a *Agent) heldByDownHost(network, name string) error {
-	ds, ok := a.kv.(interface {
-		DownSince(owner string) (time.Time, bool)
-	})
-	if !ok {
-		return nil
-	}
 	hold := downHoldsName
 	if a.cfg.Profile == "fast" {
 		hold = downHoldsNameFast
@@ -256,7 +250,7 @@ func (a *Agent) heldByDownHost(network, name string) error {
 		if n != network || !names.Same(ep, name) || e.Owner == a.cfg.Name {
 			continue
 		}
-		since, down := ds.DownSince(e.Owner)
+		since, down := a.kv.DownSince(e.Owner)
 		if !down || time.Since(since) >= hold {
 			continue
 		}
@@ -533,11 +527,14 @@ func (a *Agent) Store() api.StoreStatus {
 }
 
 // netnsPath turns a namespace name or path into a path.
+// netnsDir holds the namespaces `ip netns add` names.
+const netnsDir = "/var/run/netns"
+
 func netnsPath(ns string) string {
 	if strings.ContainsRune(ns, '/') {
 		return ns
 	}
-	return "/var/run/netns/" + ns
+	return netnsDir + "/" + ns
 }
 
 // parsePublish reads the ports an endpoint of network n publishes, and

@@ -188,27 +188,23 @@ func (a *Agent) SetAliases(network, name string, aliases []string) error {
 		}
 		return apiError(api.CodeBadRequest, field, "%v", err)
 	}
-	// Learned, not asked for: an alias that is another endpoint's name
-	// is left out (and said), the others kept.
+	// Learned, not asked for: an alias create would refuse (another
+	// endpoint's or a service's name) is left out, and said; the others
+	// are kept.
 	var kept, dropped []string
 	a.mu.Lock()
 	for _, al := range aliases {
-		if holder := a.endpointNamedLocked(network, al); holder != "" {
-			dropped = append(dropped, al+" (endpoint "+holder+")")
-		} else if svc := a.serviceNamedLocked(network, al); svc != "" {
-			dropped = append(dropped, al+" (service "+svc+")")
+		if err := a.aliasErrLocked(network, al); err != nil {
+			dropped = append(dropped, err.Message)
 		} else {
 			kept = append(kept, al)
 		}
 	}
 	a.mu.Unlock()
 	if len(dropped) > 0 {
-		a.log.Warn("aliases that are other endpoints' or services' names left out", "endpoint", network+"/"+name, "reason", strings.Join(dropped, ", "))
+		a.log.Warn("aliases left out", "endpoint", network+"/"+name, "reason", strings.Join(dropped, "; "))
 	}
 	aliases = kept
-	if err := a.aliasesFree(network, aliases); err != nil {
-		return err
-	}
 	le, err := a.ownLocal(network, name)
 	if err != nil {
 		return err

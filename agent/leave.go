@@ -38,14 +38,7 @@ func (a *Agent) Leave(req api.ClusterLeave) (api.ClusterLeave, error) {
 			errs = append(errs, key+": "+err.Error())
 		}
 	}
-	if err := a.kv.Node().Leave(5 * time.Second); err != nil {
-		errs = append(errs, "announcing the leave: "+err.Error()+" (the others see this host fail instead)")
-	}
-	if e, ok := a.kv.(*kvs.Etcd); ok {
-		if err := e.Revoke(); err != nil {
-			errs = append(errs, "giving back the etcd lease: "+err.Error()+" (this host's rows go when it expires)")
-		}
-	}
+	errs = append(errs, a.leaveCluster(5*time.Second)...)
 	a.log.Info("left the cluster", "node", a.cfg.Name, "count", len(eps))
 	select {
 	case a.leaving <- struct{}{}: // Run stops once this answer is out
@@ -56,4 +49,20 @@ func (a *Agent) Leave(req api.ClusterLeave) (api.ClusterLeave, error) {
 		return res, fmt.Errorf("left the cluster, but: %s", strings.Join(errs, "; "))
 	}
 	return res, nil
+}
+
+// leaveCluster tells the cluster this host is gone for good (the others
+// withdraw its rows at once) and gives its etcd lease back; it returns
+// what failed, said for a person.
+func (a *Agent) leaveCluster(timeout time.Duration) []string {
+	var errs []string
+	if err := a.kv.Node().Leave(timeout); err != nil {
+		errs = append(errs, "announcing the leave: "+err.Error()+" (the others see this host fail instead)")
+	}
+	if e, ok := a.kv.(*kvs.Etcd); ok {
+		if err := e.Revoke(); err != nil {
+			errs = append(errs, "giving back the etcd lease: "+err.Error()+" (this host's rows go when it expires)")
+		}
+	}
+	return errs
 }

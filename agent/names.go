@@ -190,17 +190,25 @@ func (a *Agent) aliasesFree(network string, aliases []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, al := range aliases {
-		if svc := a.serviceNamedLocked(network, al); svc != "" {
-			err := sharedNameErr("alias", al, network, "service", svc, "")
-			err.Field = "aliases"
+		if err := a.aliasErrLocked(network, al); err != nil {
 			return err
 		}
-		// Another endpoint's name: a name answers for its container
-		// alone (endpoints may share an alias, which answers for them
-		// all).
-		if holder := a.endpointNamedLocked(network, al); holder != "" {
-			return apiError(api.CodeConflict, "aliases", "alias %q: network %q has an endpoint %s, whose name answers for it alone in DNS: pick another alias", al, network, holder)
-		}
+	}
+	return nil
+}
+
+// aliasErrLocked refuses alias al on network when a service or another
+// endpoint has it as its name (field aliases); nil otherwise. a.mu is held.
+func (a *Agent) aliasErrLocked(network, al string) *api.Error {
+	if svc := a.serviceNamedLocked(network, al); svc != "" {
+		err := sharedNameErr("alias", al, network, "service", svc, "")
+		err.Field = "aliases"
+		return err
+	}
+	// Another endpoint's name: a name answers for its container alone
+	// (endpoints may share an alias, which answers for them all).
+	if holder := a.endpointNamedLocked(network, al); holder != "" {
+		return apiError(api.CodeConflict, "aliases", "alias %q: network %q has an endpoint %s, whose name answers for it alone in DNS: pick another alias", al, network, holder)
 	}
 	return nil
 }

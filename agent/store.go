@@ -79,11 +79,11 @@ func checkNetworkRow(n tables.Network) error {
 		}
 		return ""
 	}
-	if _, err := ipam.NewPool(n.Name, ipam.PoolConfig{Subnet: n.Subnet.String(), IPRange: n.IPRange, Gateway: gw(n.Gateway)}); err != nil {
+	if err := ipam.CheckPool(n.Name, ipam.PoolConfig{Subnet: n.Subnet.String(), IPRange: n.IPRange, Gateway: gw(n.Gateway)}); err != nil {
 		return err
 	}
 	if n.Subnet6.IsValid() {
-		if _, err := ipam.NewPool(n.Name+ipam.V6Suffix, ipam.PoolConfig{Subnet: n.Subnet6.String(), IPRange: n.IPRange6, Gateway: gw(n.Gateway6)}); err != nil {
+		if err := ipam.CheckPool(n.Name+ipam.V6Suffix, ipam.PoolConfig{Subnet: n.Subnet6.String(), IPRange: n.IPRange6, Gateway: gw(n.Gateway6)}); err != nil {
 			return err
 		}
 	}

@@ -82,6 +82,16 @@ type Network struct {
 	Created time.Time `json:"created"`
 }
 
+// OptionValue reads a network option's value as the agent does: an empty
+// one (Docker's --opt KEY alone, the CLI's -o KEY) is the "true" it stands
+// for.
+func OptionValue(v string) string {
+	if v == "" {
+		return "true"
+	}
+	return v
+}
+
 // NetworkCreate is the body of POST /v1/networks.
 type NetworkCreate struct {
 	Name    string `json:"name"`

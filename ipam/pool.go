@@ -122,6 +122,14 @@ func NewPool(network string, c PoolConfig) (*Pool, error) {
 	return p, nil
 }
 
+// CheckPool makes every check NewPool makes, without its allocator (which
+// takes memory in proportion to the range): for a configuration only to
+// be checked.
+func CheckPool(network string, c PoolConfig) error {
+	_, err := parsePool(network, c)
+	return err
+}
+
 // parsePool is NewPool without the allocator: every check, little memory
 // (a refresh checks every network's claim this way).
 func parsePool(network string, c PoolConfig) (*Pool, error) {

@@ -119,6 +119,9 @@ type Tables interface {
 	IsCluster(table string) bool
 	// Hidden returns rows of failed owners readers do not see.
 	Hidden(table string) []Entry
+	// DownSince reports since when this node has seen owner down (its
+	// rows kept for its return), if it is.
+	DownSince(owner string) (time.Time, bool)
 	// WaitQuiet waits until a node that just started has caught up.
 	WaitQuiet(ctx context.Context, quiet, max time.Duration)
 	// StopAdopting ends Config.AdoptOwnRows.

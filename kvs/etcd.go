@@ -565,6 +565,10 @@ func (e *Etcd) StopAdopting() {
 // lease).
 func (e *Etcd) Hidden(string) []Entry { return nil }
 
+// DownSince implements Tables: a down host's rows go with its lease, so
+// none is ever held for it.
+func (e *Etcd) DownSince(string) (time.Time, bool) { return time.Time{}, false }
+
 // ClusterEntries implements Tables: the cluster tables' rows, to persist
 // so that a host restarted while etcd is down still knows them.
 func (e *Etcd) ClusterEntries() []Entry { return e.st.clusterEntries() }

@@ -62,19 +62,8 @@ const (
 // between dots a DNS label (1-63 bytes, so no "..", no trailing dot).
 func Network(s string) error {
 	fail := func(why string) error { return &Error{Kind: "network name", Name: s, Reason: why + "; " + networkRule} }
-	switch {
-	case s == "":
-		return fail("empty")
-	case len(s) > MaxNetwork:
-		return fail(fmt.Sprintf("%d characters", len(s)))
-	case !isAlnum(s[0]):
-		return fail("starts with something other than a letter or digit")
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isAlnum(c) && c != '_' && c != '-' && c != '.' {
-			return fail(badChar(c))
-		}
+	if why := dottedName(s, MaxNetwork); why != "" {
+		return fail(why)
 	}
 	for _, l := range strings.Split(s, ".") {
 		switch {
@@ -96,23 +85,29 @@ const MaxHost = 253
 // and '-', starting with a letter or digit (a DNS name, a hostname, a
 // Kubernetes node name).
 func Host(s string) error {
-	fail := func(why string) error {
+	if why := dottedName(s, MaxHost); why != "" {
 		return &Error{Kind: "host name", Name: s, Reason: why + "; want 1-253 letters, digits, '_', '.' or '-', starting with a letter or digit"}
 	}
+	return nil
+}
+
+// dottedName says what is wrong with s as a name of at most max letters,
+// digits, '_', '.' and '-', starting with a letter or digit, or "".
+func dottedName(s string, max int) string {
 	switch {
 	case s == "":
-		return fail("empty")
-	case len(s) > MaxHost:
-		return fail(fmt.Sprintf("%d characters", len(s)))
+		return "empty"
+	case len(s) > max:
+		return fmt.Sprintf("%d characters", len(s))
 	case !isAlnum(s[0]):
-		return fail("starts with something other than a letter or digit")
+		return "starts with something other than a letter or digit"
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; !isAlnum(c) && c != '_' && c != '-' && c != '.' {
-			return fail(badChar(c))
+			return badChar(c)
 		}
 	}
-	return nil
+	return ""
 }
 
 // Endpoint checks an endpoint name: one DNS label.

@@ -34,6 +34,29 @@ func TestNetwork(t *testing.T) {
 	}
 }
 
+// TestHost: a host's name may be a Kubernetes node name (up to 253
+// characters, dots); what no table key or log should carry is refused.
+func TestHost(t *testing.T) {
+	for _, s := range []string{"h1", "node-1.example.com", "my_host", strings.Repeat("a", 100) + "." + strings.Repeat("b", 152)} {
+		if err := Host(s); err != nil {
+			t.Errorf("Host(%q): %v, want nil", s, err)
+		}
+	}
+	for _, tc := range []struct{ name, why string }{
+		{"", "empty"},
+		{strings.Repeat("a", 254), "254 characters"},
+		{"-x", "starts with"},
+		{"a/b", `has '/'`},
+		{"a b", `has ' '`},
+	} {
+		err := Host(tc.name)
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != "host name" || !strings.Contains(err.Error(), tc.why) {
+			t.Errorf("Host(%q): %v, want an error saying %q", tc.name, err, tc.why)
+		}
+	}
+}
+
 func TestLabels(t *testing.T) {
 	for kind, check := range map[string]func(string) error{"endpoint name": Endpoint, "alias": Alias, "service": Service} {
 		for _, s := range []string{"api", "API", "c1", "1c", "a-b", strings.Repeat("x", 63)} {

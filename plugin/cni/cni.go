@@ -5,11 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -124,23 +124,19 @@ func (at *attachment) endpointName() string {
 	if at.ifname != "" && at.ifname != "eth0" {
 		parts = append(parts, at.ifname)
 	}
-	return names.Shorten(labelOf(strings.Join(parts, "-"), false))
+	return labelOf(strings.Join(parts, "-"))
 }
 
 // labelOf makes s one DNS label: letters, digits and '-', at most 63
-// (cut, or with short unset, as long as s).
-func labelOf(s string, short bool) string {
+// (cut, with the hash of s, by names.ShortenOf).
+func labelOf(s string) string {
 	b := []byte(strings.ToLower(s))
 	for i, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
 			b[i] = '-'
 		}
 	}
-	out := strings.Trim(string(b), "-")
-	if short && len(out) > names.MaxLabel {
-		out = strings.TrimRight(out[:names.MaxLabel], "-")
-	}
-	return out
+	return names.ShortenOf(strings.Trim(string(b), "-"), s)
 }
 
 // Add attaches the container: the network made if need be, the endpoint
@@ -270,7 +266,7 @@ func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
 		}
 	}
 	for _, alias := range rc.Aliases[at.conf.Name] {
-		a := labelOf(alias, true)
+		a := labelOf(alias)
 		// Web and web, my_app and my-app: one label, given once.
 		if names.Alias(a) == nil && !names.Same(a, req.Name) && !slices.ContainsFunc(req.Aliases, func(x string) bool { return names.Same(x, a) }) {
 			req.Aliases = append(req.Aliases, a)
@@ -359,10 +355,10 @@ func agrees(n api.Network, c *NetConf) error {
 	// Each option the configuration gives must be the network's (an
 	// encrypted network asked for is never met by a plain one); an
 	// option absent from the network is its default, false for a flag.
-	for _, k := range sortedKeys(c.Options) {
+	for _, k := range slices.Sorted(maps.Keys(c.Options)) {
 		have, ok := n.Options[k]
 		want := c.Options[k]
-		if ok && orTrue(have) == orTrue(want) || !ok && want == "false" {
+		if ok && api.OptionValue(have) == api.OptionValue(want) || !ok && want == "false" {
 			continue
 		}
 		if !ok {
@@ -371,24 +367,6 @@ func agrees(n api.Network, c *NetConf) error {
 		return differ("options."+k, have, want)
 	}
 	return nil
-}
-
-// orTrue reads an option's empty value as the true it stands for, as the
-// agent does.
-func orTrue(s string) string {
-	if s == "" {
-		return "true"
-	}
-	return s
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // result is the CNI result of an endpoint.

@@ -863,7 +863,7 @@ func agrees(n api.Network, req api.NetworkCreate) error {
 		return fmt.Errorf("network %q exists in vxnet with its addresses from %s; this Docker network's come from %s: a network is either Docker swarm's (a plugin with --docker-scope global) or not", n.Name, orVxnet(n.AssignedBy), orVxnet(req.AssignedBy))
 	}
 	for _, k := range sortedKeys(req.Options) {
-		if v, ok := n.Options[k]; !ok || orTrue(v) != orTrue(req.Options[k]) {
+		if v, ok := n.Options[k]; !ok || api.OptionValue(v) != api.OptionValue(req.Options[k]) {
 			return differ("-o "+OptPrefix+k, n.Options[k], req.Options[k])
 		}
 	}
@@ -873,15 +873,6 @@ func agrees(n api.Network, req api.NetworkCreate) error {
 		}
 	}
 	return nil
-}
-
-// orTrue reads an option's empty value as the true it stands for: older
-// versions stored --opt vxnet.KEY alone that way.
-func orTrue(s string) string {
-	if s == "" {
-		return "true"
-	}
-	return s
 }
 
 func orNone(s string) string {
