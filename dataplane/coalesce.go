@@ -49,9 +49,27 @@ type run struct {
 	next  uint32 // TCP: the sequence number the next segment must have
 }
 
-// maxUDPRun bounds a UDP super-packet's datagrams (the kernel's
-// UDP_MAX_SEGMENTS is at least this).
-const maxUDPRun = 64
+// udpRunLimit bounds a UDP super-packet's datagrams: maxUDPRun (the
+// kernel's UDP_MAX_SEGMENTS is at least this), or maxSmallUDPRun when
+// the datagrams' inner packets are shorter than smallUDP bytes. The
+// container's kernel cuts a super-packet into its datagrams within the
+// agent's write and queues them on the socket all at once; for small
+// datagrams, runs of 8 had the receiving application take 20–35 % more
+// of a flood than runs of 64 (64 to 768 bytes, side-by-side runs on two
+// CPUs), while for full-sized ones runs of 64 did 10–15 % better than 8
+// or 16 (1400 bytes) and the two were even at 1000.
+func udpRunLimit(inner int) int {
+	if inner < smallUDP {
+		return maxSmallUDPRun
+	}
+	return maxUDPRun
+}
+
+const (
+	maxUDPRun      = 64
+	maxSmallUDPRun = 8
+	smallUDP       = 1024
+)
 
 // coalesce tries to merge a run starting at train[off:], whose datagrams
 // are seg bytes apart. It writes the run to its port and returns how many
@@ -71,12 +89,13 @@ func (l *outsideLoop) coalesce(tbl *Table, train []byte, off, seg int, from neti
 	}
 	// Which datagrams join.
 	count, total := 1, len(pkt)
+	udpLimit := udpRunLimit(len(pkt))
 	lastPSH := false
 	for o := off + seg; o < len(train) && !lastPSH; o += seg {
 		d := train[o:min(o+seg, len(train))]
 		payload, psh, ok := r.follows(first, d)
 		if !ok || r.info.v6 && total+payload-ipv6HeaderLen > maxCoalesced || !r.info.v6 && total+payload > maxCoalesced ||
-			!tcp && count == maxUDPRun {
+			!tcp && count == udpLimit {
 			break
 		}
 		count++

@@ -390,19 +390,24 @@ func TestCoalesce_UDPRunBreaks(t *testing.T) {
 			t.Fatalf("a port without USO got %d datagrams merged", n)
 		}
 	}
-	// A run stops at maxUDPRun datagrams; the rest make runs of their own.
-	_, l, capt := coalesceRig(t)
-	var ds [][]byte
-	for i := range maxUDPRun + 10 {
-		ds = append(ds, udpDatagram(false, uint16(i), p))
-	}
-	seg := len(ds[0])
-	tr := train(seg, ds...)
-	if n := l.coalesce(l.sw.table.Load(), tr, 0, seg, from); n != maxUDPRun {
-		t.Fatalf("took %d of %d datagrams, want %d", n, len(ds), maxUDPRun)
-	}
-	if n := l.coalesce(l.sw.table.Load(), tr, maxUDPRun*seg, seg, from); n != 10 || len(capt.writes) != 2 {
-		t.Fatalf("the rest took %d in %d writes, want 10 in the second", n, len(capt.writes))
+	// A run stops at its limit: maxSmallUDPRun datagrams for small ones,
+	// maxUDPRun for full-sized ones; the rest make runs of their own.
+	for _, tc := range []struct {
+		payload, limit int
+	}{{len(p), maxSmallUDPRun}, {smallUDP - 28, maxUDPRun}, {smallUDP - 29, maxSmallUDPRun}} {
+		_, l, capt := coalesceRig(t)
+		var ds [][]byte
+		for i := range tc.limit + 5 {
+			ds = append(ds, udpDatagram(false, uint16(i), bytes.Repeat([]byte{7}, tc.payload)))
+		}
+		seg := len(ds[0])
+		tr := train(seg, ds...)
+		if n := l.coalesce(l.sw.table.Load(), tr, 0, seg, from); n != tc.limit {
+			t.Fatalf("%d-byte payloads: took %d of %d datagrams, want %d", tc.payload, n, len(ds), tc.limit)
+		}
+		if n := l.coalesce(l.sw.table.Load(), tr, tc.limit*seg, seg, from); n != 5 || len(capt.writes) != 2 {
+			t.Fatalf("%d-byte payloads: the rest took %d in %d writes, want 5 in the second", tc.payload, n, len(capt.writes))
+		}
 	}
 }
 
