@@ -241,10 +241,7 @@ const (
 // back with its host, which would take the name back then (the first
 // claim wins).
 func (a *Agent) heldByDownHost(network, name string) error {
-	hold := downHoldsName
-	if a.cfg.Profile == "fast" {
-		hold = downHoldsNameFast
-	}
+	hold := a.nameHold()
 	for _, e := range a.kv.Hidden(tables.Endpoints) {
 		n, ep, _ := strings.Cut(e.Key, "/")
 		if n != network || !names.Same(ep, name) || e.Owner == a.cfg.Name {
@@ -258,6 +255,14 @@ func (a *Agent) heldByDownHost(network, name string) error {
 			ep, network, e.Owner, since.Format(time.TimeOnly), hold, since.Add(hold).Format(time.TimeOnly), e.Owner)
 	}
 	return nil
+}
+
+// nameHold is how long a down host keeps its endpoints' names here.
+func (a *Agent) nameHold() time.Duration {
+	if a.cfg.Profile == "fast" {
+		return downHoldsNameFast
+	}
+	return downHoldsName
 }
 
 // acquireAddress gets the endpoint's address — from the segment's DHCP
@@ -511,6 +516,34 @@ func (a *Agent) Members() []api.Member {
 	var out []api.Member
 	for _, m := range a.kv.Node().Members() {
 		out = append(out, api.Member{Name: m.Name, Addr: m.Addr, VTEP: m.Meta.VTEP, Version: m.Meta.Version, Self: m.Name == a.cfg.Name, HostKey: m.Meta.HostKey, Store: storeName(m.Meta.Store)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// DownHosts lists the hosts this agent sees down, by name: when they went,
+// how many endpoints they have, and until when those keep their names.
+func (a *Agent) DownHosts() []api.DownHost {
+	down := a.kv.Down()
+	// Its endpoints are listed for a moment after it went, then hidden.
+	endpoints := map[string]int{}
+	for _, e := range a.kv.Hidden(tables.Endpoints) {
+		endpoints[e.Owner]++
+	}
+	a.mu.Lock()
+	for _, e := range a.rows {
+		if _, ok := down[e.Host]; ok {
+			endpoints[e.Host]++
+		}
+	}
+	a.mu.Unlock()
+	out := make([]api.DownHost, 0, len(down))
+	for name, since := range down {
+		d := api.DownHost{Name: name, Since: since, Endpoints: endpoints[name]}
+		if d.Endpoints > 0 && time.Since(since) < a.nameHold() {
+			d.NamesHeldUntil = since.Add(a.nameHold())
+		}
+		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -263,6 +263,18 @@ type Reservation struct {
 	Since   time.Time `json:"since"` // zero: from before the agent started
 }
 
+// DownHost is a host this agent sees down: it failed or stopped without
+// leaving, and the cluster keeps its rows (its networks, endpoints,
+// services) for its return. Hosts that left are not down hosts.
+type DownHost struct {
+	Name  string    `json:"name"`
+	Since time.Time `json:"since"` // when this agent saw it go
+	// Endpoints is how many endpoints it has; their names stay its own
+	// until NamesHeldUntil (zero with none).
+	Endpoints      int       `json:"endpoints"`
+	NamesHeldUntil time.Time `json:"namesHeldUntil,omitzero"`
+}
+
 // Member is a cluster member.
 type Member struct {
 	Name    string `json:"name"`

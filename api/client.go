@@ -144,6 +144,13 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, &out)
 }
 
+// DownHosts lists the hosts this host's agent sees down, their rows kept
+// for their return.
+func (c *Client) DownHosts(ctx context.Context) ([]DownHost, error) {
+	var out []DownHost
+	return out, c.do(ctx, http.MethodGet, "/v1/cluster/down", nil, &out)
+}
+
 // Leave asks this host's agent to leave the cluster and stop.
 func (c *Client) Leave(ctx context.Context, req ClusterLeave) (ClusterLeave, error) {
 	var out ClusterLeave

@@ -32,6 +32,8 @@ type Backend interface {
 	CreateService(ctx context.Context, req ServiceCreate) (Service, error)
 	RemoveService(network, name string) error
 	Members() []Member
+	// DownHosts are the hosts this agent sees down, not gone.
+	DownHosts() []DownHost
 	// Store is the state of the tables' store.
 	Store() StoreStatus
 	// Stats are this host's data plane's counters.
@@ -153,6 +155,9 @@ func NewHandler(b Backend) http.Handler {
 	})
 	mux.HandleFunc("GET /v1/cluster/members", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(b.Members()))
+	})
+	mux.HandleFunc("GET /v1/cluster/down", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, nonNil(b.DownHosts()))
 	})
 	mux.HandleFunc("GET /v1/cluster/store", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Store())

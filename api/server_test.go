@@ -24,6 +24,7 @@ type fakeBackend struct {
 	endpoints []Endpoint
 	services  []Service
 	members   []Member
+	down      []DownHost
 	err       error         // the answer to every change
 	hold      chan struct{} // when set, CreateEndpoint waits for it to close
 
@@ -47,6 +48,7 @@ func (f *fakeBackend) Networks() []Network   { return f.networks }
 func (f *fakeBackend) Endpoints() []Endpoint { return f.endpoints }
 func (f *fakeBackend) Services() []Service   { return f.services }
 func (f *fakeBackend) Members() []Member     { return f.members }
+func (f *fakeBackend) DownHosts() []DownHost { return f.down }
 func (f *fakeBackend) Store() StoreStatus    { return StoreStatus{Backend: "gossip", Up: true} }
 func (f *fakeBackend) Stats() Stats {
 	return Stats{PortRxPackets: 7, Drops: map[string]uint64{"seal_replay": 2}}
@@ -270,11 +272,30 @@ func TestHandler_routes(t *testing.T) {
 // null, so clients need not tell the two apart.
 func TestHandler_emptyListsAreArrays(t *testing.T) {
 	h := NewHandler(&fakeBackend{})
-	for _, path := range []string{"/v1/networks", "/v1/endpoints", "/v1/services", "/v1/cluster/members"} {
+	for _, path := range []string{"/v1/networks", "/v1/endpoints", "/v1/services", "/v1/cluster/members", "/v1/cluster/down"} {
 		code, body := do(h, http.MethodGet, path, "")
 		if code != http.StatusOK || strings.TrimSpace(string(body)) != "[]" {
 			t.Errorf("GET %s: %d %q, want []", path, code, body)
 		}
+	}
+}
+
+// TestHandler_downHosts: GET /v1/cluster/down gives the backend's down
+// hosts, a zero hold left out.
+func TestHandler_downHosts(t *testing.T) {
+	since := time.Date(2026, 12, 5, 10, 2, 11, 0, time.UTC)
+	h := NewHandler(&fakeBackend{down: []DownHost{
+		{Name: "h3", Since: since, Endpoints: 2, NamesHeldUntil: since.Add(10 * time.Minute)},
+		{Name: "h4", Since: since},
+	}})
+	code, body := do(h, http.MethodGet, "/v1/cluster/down", "")
+	if code != http.StatusOK || strings.Count(string(body), "namesHeldUntil") != 1 {
+		t.Fatalf("GET /v1/cluster/down: %d %s, want one namesHeldUntil", code, body)
+	}
+	var got []DownHost
+	getJSON(t, h, "/v1/cluster/down", &got)
+	if len(got) != 2 || got[0].Name != "h3" || got[0].Endpoints != 2 || !got[0].Since.Equal(since) || !got[1].NamesHeldUntil.IsZero() {
+		t.Errorf("down hosts %+v", got)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/internal/testutil"
 )
 
@@ -547,6 +548,21 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 	c.stop("h3")
 	stopped := time.Now()
 	c.waitMembers([]string{"h1", "h2"}, 2)
+	// The others list it as down, with its endpoint.
+	downOn := func(h string) []api.DownHost {
+		var d []api.DownHost
+		if err := json.Unmarshal([]byte(c.cli(h, "cluster", "members", "--down", "--format", "json")), &d); err != nil {
+			t.Fatalf("cluster members --down on %s: %v", h, err)
+		}
+		return d
+	}
+	testutil.WaitFor(t, "h2 to list h3 as down", 10*time.Second, func() bool {
+		d := downOn("h2")
+		return len(d) == 1 && d[0].Name == "h3" && d[0].Endpoints == 1
+	})
+	if out := c.cli("h2", "cluster", "members"); !strings.Contains(out, "down (") || !strings.Contains(out, "h3") {
+		t.Errorf("cluster members on h2 shows no down h3:\n%s", out)
+	}
 	// Refused while its row is listed, and once it is hidden alike.
 	for _, when := range []string{"h3 just down", "h3's rows hidden"} {
 		if when == "h3's rows hidden" {
@@ -580,6 +596,9 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 	c.start("h3", c.hosts["h1"].addr+":7946")
 	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
 	c.agree("h1", "h2", "h3")
+	testutil.WaitFor(t, "h1 and h2 to list no host down", 10*time.Second, func() bool {
+		return len(downOn("h1")) == 0 && len(downOn("h2")) == 0
+	})
 	for _, h := range []string{"h1", "h2", "h3"} {
 		e, ok := c.endpoints(h)["k3"]
 		if !ok || e.State != "" || fmt.Sprint(e.Addresses) != fmt.Sprint(before.Addresses) || e.Host != "h3" {
@@ -610,5 +629,9 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 		_, on2 := c.endpoints("h2")["k3"]
 		return !on1 && !on2
 	})
+	// A host that left is gone, not down.
+	if d := downOn("h1"); len(d) != 0 {
+		t.Errorf("h1 lists %+v as down after h3 left", d)
+	}
 	c.cli("h2", "network", "rm", "keep")
 }

@@ -122,6 +122,9 @@ type Tables interface {
 	// DownSince reports since when this node has seen owner down (its
 	// rows kept for its return), if it is.
 	DownSince(owner string) (time.Time, bool)
+	// Down returns every owner this node sees down (its rows kept for its
+	// return), and since when.
+	Down() map[string]time.Time
 	// WaitQuiet waits until a node that just started has caught up.
 	WaitQuiet(ctx context.Context, quiet, max time.Duration)
 	// StopAdopting ends Config.AdoptOwnRows.

@@ -569,6 +569,9 @@ func (e *Etcd) Hidden(string) []Entry { return nil }
 // none is ever held for it.
 func (e *Etcd) DownSince(string) (time.Time, bool) { return time.Time{}, false }
 
+// Down implements Tables: none (see DownSince).
+func (e *Etcd) Down() map[string]time.Time { return nil }
+
 // ClusterEntries implements Tables: the cluster tables' rows, to persist
 // so that a host restarted while etcd is down still knows them.
 func (e *Etcd) ClusterEntries() []Entry { return e.st.clusterEntries() }

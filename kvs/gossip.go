@@ -155,6 +155,9 @@ func (g *Gossip) Hidden(table string) []Entry { return g.st.hiddenRows(table) }
 // kept for its return), if it is.
 func (g *Gossip) DownSince(owner string) (time.Time, bool) { return g.st.downSince(owner) }
 
+// Down implements Tables.
+func (g *Gossip) Down() map[string]time.Time { return g.st.down() }
+
 // ClusterEntries returns every row of the cluster tables, any owner's,
 // tombstones included: what a node persists to put back with
 // Config.InitialEntries.

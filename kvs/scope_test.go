@@ -239,14 +239,23 @@ func TestStore_hiddenRows(t *testing.T) {
 	if h := s.hiddenRows("endpoints"); len(h) != 0 {
 		t.Fatalf("hidden while its owner lives: %v", h)
 	}
+	if d := s.down(); len(d) != 0 {
+		t.Fatalf("down while every owner lives: %v", d)
+	}
 	s.memberFailed("b", t0)
 	s.expire(t0.Add(2 * time.Second))
 	if h := s.hiddenRows("endpoints"); len(h) != 1 || h[0].Key != "web/c" {
 		t.Errorf("hidden rows %v, want web/c", h)
 	}
+	if d := s.down(); len(d) != 1 || !d["b"].Equal(t0) {
+		t.Errorf("down %v, want b since %v", d, t0)
+	}
 	s.memberAlive("b")
 	if h := s.hiddenRows("endpoints"); len(h) != 0 {
 		t.Errorf("hidden after its owner came back: %v", h)
+	}
+	if d := s.down(); len(d) != 0 {
+		t.Errorf("down after its owner came back: %v", d)
 	}
 }
 

@@ -548,6 +548,20 @@ func (s *store) downSince(owner string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// down returns every owner that has failed (down, its rows kept), and
+// since when.
+func (s *store) down() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]time.Time{}
+	for name, o := range s.owners {
+		if o.status == ownerFailed && name != s.self {
+			out[name] = o.since
+		}
+	}
+	return out
+}
+
 // hiddenRows returns the live rows of table that readers do not see
 // because their owners failed (not yet reaped).
 func (s *store) hiddenRows(table string) []Entry {

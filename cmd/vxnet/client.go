@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"sort"
@@ -485,7 +486,7 @@ func cmdEndpointRm(std stdio, args []string) int {
 const clusterUsage = `Usage: vxnet cluster init [--advertise-addr IP]
        vxnet cluster join --token TOKEN ADDR
        vxnet cluster token ls|create|rotate|revoke
-       vxnet cluster members [--format table|json]
+       vxnet cluster members [--down] [--format table|json]
        vxnet cluster store [--format text|json]
        vxnet cluster leave [--force]
        vxnet cluster rotate-keys
@@ -499,7 +500,8 @@ const clusterUsage = `Usage: vxnet cluster init [--advertise-addr IP]
 
   members       the live members: gossip address, VTEP, version, where each
                 keeps the tables (gossip or etcd), and the start of each
-                one's host key (encrypted networks)
+                one's host key (encrypted networks); then the hosts that are
+                down (failed or stopped, not left), their rows kept
   store         the store of the cluster's tables as this host sees it:
                 gossip, or etcd with its endpoints, prefix, whether it is
                 reachable and since when, and the revision seen. While etcd
@@ -554,8 +556,19 @@ func cmdCluster(std stdio, args []string) int {
 		}
 		return 2
 	}
-	fs := newFlags(std, "cluster members", "Usage: vxnet cluster members [--format table|json]\n\nThe cluster's hosts as this agent sees them: name, gossip and VTEP\naddresses, version, store and host key; this host is marked.\n\nFlags:\n")
+	fs := newFlags(std, "cluster members", `Usage: vxnet cluster members [--down] [--format table|json]
+
+The cluster's hosts as this agent sees them: name, gossip and VTEP
+addresses, version, store and host key; this host is marked. Under the
+table, the hosts that are down: they failed or stopped without leaving
+(vxnet cluster leave), and the cluster keeps their networks, endpoints and
+services for their return. A down host's endpoints keep their names from
+other hosts for 10 minutes after it went (20 s with --profile fast).
+
+Flags:
+`)
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	downOnly := fs.Bool("down", false, "list only the hosts that are down: name, since when, endpoints, until when their names are held")
 	if pos, code, ok := parse(fs, args[1:]); !ok {
 		return code
 	} else if !noArgs(std, "cluster members", pos) {
@@ -566,6 +579,17 @@ func cmdCluster(std stdio, args []string) int {
 	}
 	c, cancel := ctx()
 	defer cancel()
+	down, err := client().DownHosts(c)
+	if err != nil {
+		return fail(std, "cluster members", err)
+	}
+	if *downOnly {
+		if *format == "json" {
+			return printJSON(std, down)
+		}
+		printDown(std.stdout, down, true)
+		return 0
+	}
 	ms, err := client().Members(c)
 	if err != nil {
 		return fail(std, "cluster members", err)
@@ -588,6 +612,7 @@ func cmdCluster(std stdio, args []string) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.VTEP, m.Version, m.Store, key, self)
 	}
 	tw.Flush()
+	printDown(std.stdout, down, false)
 	// The store's health as this host sees it, under the table.
 	if st, err := client().Store(c); err == nil && st.Backend == "etcd" {
 		state := "up"
@@ -845,4 +870,28 @@ func subnetsText(n api.Network) string {
 		return n.Subnet + "," + n.Subnet6
 	}
 	return n.Subnet
+}
+
+// printDown prints the hosts that are down as a table, under a heading
+// when it follows the members; with none, only alone.
+func printDown(out io.Writer, down []api.DownHost, alone bool) {
+	if len(down) == 0 {
+		if alone {
+			fmt.Fprintln(out, "no host is down")
+		}
+		return
+	}
+	if !alone {
+		fmt.Fprintln(out, "\ndown (their rows kept for their return):")
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tDOWN SINCE\tENDPOINTS\tNAMES HELD UNTIL\t")
+	for _, d := range down {
+		until := "—"
+		if !d.NamesHeldUntil.IsZero() {
+			until = d.NamesHeldUntil.Local().Format(time.TimeOnly)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", d.Name, d.Since.Local().Format(time.DateTime), d.Endpoints, until)
+	}
+	tw.Flush()
 }
