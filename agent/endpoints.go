@@ -525,22 +525,30 @@ func (a *Agent) Members() []api.Member {
 // how many endpoints they have, and until when those keep their names.
 func (a *Agent) DownHosts() []api.DownHost {
 	down := a.kv.Down()
-	// Its endpoints are listed for a moment after it went, then hidden.
-	endpoints := map[string]int{}
+	// Its endpoints are listed for a moment after it went, then hidden;
+	// a key may be both while this host's view catches up.
+	keys := map[string]map[string]bool{}
+	add := func(owner, key string) {
+		if _, ok := down[owner]; !ok {
+			return
+		}
+		if keys[owner] == nil {
+			keys[owner] = map[string]bool{}
+		}
+		keys[owner][key] = true
+	}
 	for _, e := range a.kv.Hidden(tables.Endpoints) {
-		endpoints[e.Owner]++
+		add(e.Owner, e.Key)
 	}
 	a.mu.Lock()
-	for _, e := range a.rows {
-		if _, ok := down[e.Host]; ok {
-			endpoints[e.Host]++
-		}
+	for key, owner := range a.owners { // rows that do not decode too
+		add(owner, key)
 	}
 	a.mu.Unlock()
 	out := make([]api.DownHost, 0, len(down))
 	for name, since := range down {
-		d := api.DownHost{Name: name, Since: since, Endpoints: endpoints[name]}
-		if d.Endpoints > 0 && time.Since(since) < a.nameHold() {
+		d := api.DownHost{Name: name, Since: since, EndpointCount: len(keys[name])}
+		if d.EndpointCount > 0 && time.Since(since) < a.nameHold() {
 			d.NamesHeldUntil = since.Add(a.nameHold())
 		}
 		out = append(out, d)

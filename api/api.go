@@ -17,6 +17,7 @@
 //	GET    /v1/services/{network}/{name} → Service
 //	DELETE /v1/services/{network}/{name}
 //	GET    /v1/cluster/members       → []Member
+//	GET    /v1/cluster/down          → []DownHost (down, not left: rows kept for their return)
 //	POST   /v1/cluster/leave         ClusterLeave → ClusterLeave (202: the agent leaves the cluster and stops)
 //	POST   /v1/cluster/rotate-keys   → KeyRotation (this host's session key)
 //	POST   /v1/cluster/rotate-gossip-key → GossipKeyRotation (every member's, done)
@@ -269,9 +270,9 @@ type Reservation struct {
 type DownHost struct {
 	Name  string    `json:"name"`
 	Since time.Time `json:"since"` // when this agent saw it go
-	// Endpoints is how many endpoints it has; their names stay its own
-	// until NamesHeldUntil (zero with none).
-	Endpoints      int       `json:"endpoints"`
+	// EndpointCount is how many endpoints it has; their names stay its
+	// own until NamesHeldUntil (zero with none, or once the hold is over).
+	EndpointCount  int       `json:"endpointCount"`
 	NamesHeldUntil time.Time `json:"namesHeldUntil,omitzero"`
 }
 

@@ -285,7 +285,7 @@ func TestHandler_emptyListsAreArrays(t *testing.T) {
 func TestHandler_downHosts(t *testing.T) {
 	since := time.Date(2026, 12, 5, 10, 2, 11, 0, time.UTC)
 	h := NewHandler(&fakeBackend{down: []DownHost{
-		{Name: "h3", Since: since, Endpoints: 2, NamesHeldUntil: since.Add(10 * time.Minute)},
+		{Name: "h3", Since: since, EndpointCount: 2, NamesHeldUntil: since.Add(10 * time.Minute)},
 		{Name: "h4", Since: since},
 	}})
 	code, body := do(h, http.MethodGet, "/v1/cluster/down", "")
@@ -294,7 +294,7 @@ func TestHandler_downHosts(t *testing.T) {
 	}
 	var got []DownHost
 	getJSON(t, h, "/v1/cluster/down", &got)
-	if len(got) != 2 || got[0].Name != "h3" || got[0].Endpoints != 2 || !got[0].Since.Equal(since) || !got[1].NamesHeldUntil.IsZero() {
+	if len(got) != 2 || got[0].Name != "h3" || got[0].EndpointCount != 2 || !got[0].Since.Equal(since) || !got[1].NamesHeldUntil.IsZero() {
 		t.Errorf("down hosts %+v", got)
 	}
 }

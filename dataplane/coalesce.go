@@ -54,7 +54,7 @@ type run struct {
 // the datagrams' inner packets are shorter than smallUDP bytes. The
 // container's kernel cuts a super-packet into its datagrams within the
 // agent's write and queues them on the socket all at once; for small
-// datagrams, runs of 8 had the receiving application take 20–35 % more
+// datagrams, runs of 8 had the receiving application take 20–40 % more
 // of a flood than runs of 64 (64 to 768 bytes, side-by-side runs on two
 // CPUs), while for full-sized ones runs of 64 did 10–15 % better than 8
 // or 16 (1400 bytes) and the two were even at 1000.

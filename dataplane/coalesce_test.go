@@ -393,17 +393,22 @@ func TestCoalesce_UDPRunBreaks(t *testing.T) {
 	// A run stops at its limit: maxSmallUDPRun datagrams for small ones,
 	// maxUDPRun for full-sized ones; the rest make runs of their own.
 	for _, tc := range []struct {
+		v6             bool
 		payload, limit int
-	}{{len(p), maxSmallUDPRun}, {smallUDP - 28, maxUDPRun}, {smallUDP - 29, maxSmallUDPRun}} {
+	}{
+		{false, len(p), maxSmallUDPRun},
+		{false, smallUDP - 28, maxUDPRun}, {false, smallUDP - 29, maxSmallUDPRun},
+		{true, smallUDP - 48, maxUDPRun}, {true, smallUDP - 49, maxSmallUDPRun},
+	} {
 		_, l, capt := coalesceRig(t)
 		var ds [][]byte
 		for i := range tc.limit + 5 {
-			ds = append(ds, udpDatagram(false, uint16(i), bytes.Repeat([]byte{7}, tc.payload)))
+			ds = append(ds, udpDatagram(tc.v6, uint16(i), bytes.Repeat([]byte{7}, tc.payload)))
 		}
 		seg := len(ds[0])
 		tr := train(seg, ds...)
 		if n := l.coalesce(l.sw.table.Load(), tr, 0, seg, from); n != tc.limit {
-			t.Fatalf("%d-byte payloads: took %d of %d datagrams, want %d", tc.payload, n, len(ds), tc.limit)
+			t.Fatalf("%d-byte payloads (IPv6 %v): took %d of %d datagrams, want %d", tc.payload, tc.v6, n, len(ds), tc.limit)
 		}
 		if n := l.coalesce(l.sw.table.Load(), tr, tc.limit*seg, seg, from); n != 5 || len(capt.writes) != 2 {
 			t.Fatalf("%d-byte payloads: the rest took %d in %d writes, want 5 in the second", tc.payload, n, len(capt.writes))

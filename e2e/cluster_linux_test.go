@@ -558,7 +558,7 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 	}
 	testutil.WaitFor(t, "h2 to list h3 as down", 10*time.Second, func() bool {
 		d := downOn("h2")
-		return len(d) == 1 && d[0].Name == "h3" && d[0].Endpoints == 1
+		return len(d) == 1 && d[0].Name == "h3" && d[0].EndpointCount == 1
 	})
 	if out := c.cli("h2", "cluster", "members"); !strings.Contains(out, "down (") || !strings.Contains(out, "h3") {
 		t.Errorf("cluster members on h2 shows no down h3:\n%s", out)

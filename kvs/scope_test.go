@@ -259,6 +259,24 @@ func TestStore_hiddenRows(t *testing.T) {
 	}
 }
 
+// TestStore_down: an owner is down when it failed with rows of its own
+// kept; one that left, or that is known only by cluster rows (which
+// outlive their writers), is not, and this node never is.
+func TestStore_down(t *testing.T) {
+	s := clusterStore("a")
+	s.apply(Entry{Table: "networks", Key: "web", Owner: "gone", Version: 2, Value: []byte("n")}, t0)
+	s.apply(Entry{Table: "endpoints", Key: "web/c", Owner: "b", Version: 3, Claim: 3, Value: []byte("e")}, t0)
+	s.apply(Entry{Table: "endpoints", Key: "web/d", Owner: "left", Version: 3, Claim: 3, Value: []byte("e")}, t0)
+	s.apply(Entry{Table: "endpoints", Key: "web/e", Owner: "a", Version: 3, Claim: 3, Value: []byte("e")}, t0)
+	s.memberFailed("gone", t0)
+	s.memberFailed("b", t0)
+	s.memberLeft("left", t0)
+	s.memberFailed("a", t0) // never so, but were it told
+	if d := s.down(); len(d) != 1 || !d["b"].Equal(t0) {
+		t.Errorf("down %v, want b alone", d)
+	}
+}
+
 // TestStore_adoptedRowYieldsToLaterDelete: a row adopted from an earlier
 // run and a tombstone of that run written after it: the tombstone wins
 // once adopting ends, as the later write anywhere would.

@@ -548,15 +548,23 @@ func (s *store) downSince(owner string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// down returns every owner that has failed (down, its rows kept), and
+// down returns every owner that has failed and has rows of its own kept
+// for its return (not only cluster rows, which outlive any owner and
+// make one that left and was never seen a member look failed), and
 // since when.
 func (s *store) down() map[string]time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]time.Time{}
 	for name, o := range s.owners {
-		if o.status == ownerFailed && name != s.self {
-			out[name] = o.since
+		if o.status != ownerFailed || name == s.self {
+			continue
+		}
+		for sk := range o.slots {
+			if !s.cluster[sk.table] && !s.slots[sk].Deleted {
+				out[name] = o.since
+				break
+			}
 		}
 	}
 	return out

@@ -561,9 +561,11 @@ func cmdCluster(std stdio, args []string) int {
 The cluster's hosts as this agent sees them: name, gossip and VTEP
 addresses, version, store and host key; this host is marked. Under the
 table, the hosts that are down: they failed or stopped without leaving
-(vxnet cluster leave), and the cluster keeps their networks, endpoints and
-services for their return. A down host's endpoints keep their names from
-other hosts for 10 minutes after it went (20 s with --profile fast).
+(vxnet cluster leave), and the cluster keeps their endpoints and services
+for their return, for up to the reap time (24 h; a minute with --profile
+fast). A down host's endpoints keep their names from other hosts for 10
+minutes after it went (20 s with --profile fast). With --store etcd a
+host's rows go with its lease, so no host is listed down.
 
 Flags:
 `)
@@ -579,11 +581,11 @@ Flags:
 	}
 	c, cancel := ctx()
 	defer cancel()
-	down, err := client().DownHosts(c)
-	if err != nil {
-		return fail(std, "cluster members", err)
-	}
 	if *downOnly {
+		down, err := client().DownHosts(c)
+		if err != nil {
+			return fail(std, "cluster members --down", err)
+		}
 		if *format == "json" {
 			return printJSON(std, down)
 		}
@@ -612,7 +614,11 @@ Flags:
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.VTEP, m.Version, m.Store, key, self)
 	}
 	tw.Flush()
-	printDown(std.stdout, down, false)
+	// The hosts that are down, under the table (not from an agent of a
+	// release before the list).
+	if down, err := client().DownHosts(c); err == nil {
+		printDown(std.stdout, down, false)
+	}
 	// The store's health as this host sees it, under the table.
 	if st, err := client().Store(c); err == nil && st.Backend == "etcd" {
 		state := "up"
@@ -889,9 +895,9 @@ func printDown(out io.Writer, down []api.DownHost, alone bool) {
 	for _, d := range down {
 		until := "—"
 		if !d.NamesHeldUntil.IsZero() {
-			until = d.NamesHeldUntil.Local().Format(time.TimeOnly)
+			until = d.NamesHeldUntil.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", d.Name, d.Since.Local().Format(time.DateTime), d.Endpoints, until)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", d.Name, d.Since.UTC().Format(time.RFC3339), d.EndpointCount, until)
 	}
 	tw.Flush()
 }

@@ -13,15 +13,15 @@ import (
 // and the end of its names' hold where there is one; alone, a line that
 // says none is down.
 func TestPrintDown(t *testing.T) {
-	since := time.Date(2026, 12, 5, 10, 2, 11, 0, time.Local)
+	since := time.Date(2026, 12, 5, 10, 2, 11, 0, time.UTC)
 	down := []api.DownHost{
-		{Name: "h3", Since: since, Endpoints: 2, NamesHeldUntil: since.Add(10 * time.Minute)},
+		{Name: "h3", Since: since, EndpointCount: 2, NamesHeldUntil: since.Add(10 * time.Minute)},
 		{Name: "h4", Since: since},
 	}
 	var b bytes.Buffer
 	printDown(&b, down, false)
 	out := b.String()
-	for _, want := range []string{"down (", "NAMES HELD UNTIL", "h3", "2026-12-05 10:02:11", "10:12:11", "h4"} {
+	for _, want := range []string{"down (", "NAMES HELD UNTIL", "h3", "2026-12-05T10:02:11Z", "2026-12-05T10:12:11Z", "h4"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
 		}
