@@ -128,10 +128,13 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// Row is a row to write: the table, the key and the value.
+// Row is a row to write: the table, the key and the value. Claim is, in a
+// FirstClaim table, the claim a persisted row of this node had (see
+// Config.InitialRows); 0 claims anew.
 type Row struct {
 	Table, Key string
 	Value      []byte
+	Claim      uint64 `json:",omitempty"`
 }
 
 // Stats are the backend's counters.

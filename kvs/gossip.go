@@ -69,7 +69,7 @@ func NewGossip(cfg Config, gcfg gossip.Config) (*Gossip, error) {
 		if g.st.cluster[r.Table] {
 			return nil, fmt.Errorf("kvs: config InitialRows: table %s is a cluster table: put its rows back with InitialEntries", r.Table)
 		}
-		g.st.put(r.Table, r.Key, r.Value)
+		g.st.putClaimed(r.Table, r.Key, r.Value, r.Claim)
 	}
 	node, err := gossip.New(gcfg, g)
 	if err != nil {
@@ -169,7 +169,7 @@ func (g *Gossip) OwnRows() []Row {
 	var rows []Row
 	for _, e := range g.st.list("") {
 		if e.Owner == g.st.self && !g.IsCluster(e.Table) {
-			rows = append(rows, Row{Table: e.Table, Key: e.Key, Value: e.Value})
+			rows = append(rows, Row{Table: e.Table, Key: e.Key, Value: e.Value, Claim: e.Claim})
 		}
 	}
 	return rows

@@ -160,6 +160,37 @@ func TestStore_firstClaimWins(t *testing.T) {
 	}
 }
 
+// TestStore_restartKeepsClaim: a row put back after a restart with the
+// claim it had still wins over one another host claimed meanwhile, as
+// it did before the restart; without a claim it claims anew (and loses).
+func TestStore_restartKeepsClaim(t *testing.T) {
+	before := clusterStore("a")
+	mine := before.put("endpoints", "web/mq", []byte("a"))
+	theirs := Entry{Table: "endpoints", Key: "web/mq", Owner: "b", Version: mine.Claim + 10, Claim: mine.Claim + 10, Value: []byte("b")}
+	for _, claim := range []uint64{mine.Claim, 0} {
+		after := clusterStore("a")
+		after.clock = theirs.Version + 5 // the restored clock is past both
+		got := after.putClaimed("endpoints", "web/mq", []byte("a"), claim)
+		after.apply(theirs, t0)
+		winner, _ := after.get("endpoints", "web/mq")
+		switch {
+		case claim != 0 && (got.Claim != claim || winner.Owner != "a"):
+			t.Errorf("put back with claim %d: claims %d, winner %s, want a", claim, got.Claim, winner.Owner)
+		case claim == 0 && winner.Owner != "b":
+			t.Errorf("put back without a claim (claims %d): winner %s, want b", got.Claim, winner.Owner)
+		}
+		// A rewrite keeps the claim put back.
+		if again := after.put("endpoints", "web/mq", []byte("a2")); again.Claim != got.Claim {
+			t.Errorf("a rewrite claims %d, want %d", again.Claim, got.Claim)
+		}
+	}
+	// A claim past the clock (a damaged file) is not believed.
+	s := clusterStore("a")
+	if e := s.putClaimed("endpoints", "web/x", nil, 1<<40); e.Claim != e.Version {
+		t.Errorf("claim %d past the clock kept: %d", uint64(1)<<40, e.Claim)
+	}
+}
+
 // TestCluster_clusterRowsSurviveCreatorAndReachNewcomers: a cluster row
 // outlives its writer's leave, and a node that joins afterwards learns it
 // from the others.

@@ -240,14 +240,31 @@ func (s *store) put(table, key string, value []byte) Entry {
 	return s.putLocked(table, key, value)
 }
 
+// putClaimed is put for a row this node persisted and puts back after a
+// restart: in a FirstClaim table it keeps the claim it had (not past the
+// clock), so that a row claimed before the restart still wins over one
+// another host claimed while this one was down.
+func (s *store) putClaimed(table, key string, value []byte, claim uint64) Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.putClaimLocked(table, key, value, claim)
+}
+
 // putLocked writes this node's slot of a row; in a FirstClaim table the
 // row keeps its live slot's claim, or claims now.
 func (s *store) putLocked(table, key string, value []byte) Entry {
+	return s.putClaimLocked(table, key, value, 0)
+}
+
+func (s *store) putClaimLocked(table, key string, value []byte, claim uint64) Entry {
 	e := Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: s.self, Version: s.tickLocked()}
 	if s.firstClaim[table] {
 		e.Claim = e.Version
 		if cur := s.slots[slotKey{table, key, s.self}]; cur != nil && !cur.Deleted {
 			e.Claim = cur.Claim
+		}
+		if claim != 0 && claim < e.Claim {
+			e.Claim = claim
 		}
 	}
 	s.stampLocked(&e)
