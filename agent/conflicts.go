@@ -190,8 +190,12 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 		}
 	}
 	a.mu.Unlock()
-	a.log.Warn("addresses lost: their network moved, lost to an earlier creation of its name, or this host was away longer than the reap time; readdressing the endpoints that held them",
-		"network", network, "addresses", fmt.Sprint(addrs), "count", len(keys))
+	why := "addresses lost: their network moved, lost to an earlier creation of its name, or this host was away longer than the reap time"
+	if len(keys) == 0 {
+		a.log.Warn(why+"; no endpoint here holds them", "network", network, "addresses", fmt.Sprint(addrs))
+	} else {
+		a.log.Warn(why+"; readdressing the endpoints here that hold them (count)", "network", network, "addresses", fmt.Sprint(addrs), "count", len(keys))
+	}
 	a.kickReconcile() // the routing mesh's address and services' VIPs may be among them
 	if len(keys) == 0 {
 		return

@@ -423,8 +423,15 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	key := tables.EndpointKey(network, name)
 	a.mu.Lock()
 	le, ok := a.local[key]
-	_, down := a.down[key]
+	downEp, down := a.down[key]
 	delete(a.down, key)
+	// A down endpoint's namespace may keep a resolv.conf of an earlier
+	// run (taken down as it was restored): it goes unless an endpoint
+	// here still serves that namespace.
+	nsInUse := false
+	for _, other := range a.local {
+		nsInUse = nsInUse || other.rec.Netns == downEp.Netns
+	}
 	busy := ok && le.removing
 	if ok && !busy {
 		le.removing = true
@@ -440,6 +447,9 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	case down:
 		a.forgetEndpoint(key)
 		a.persist()
+		if !nsInUse {
+			removeResolvConf(downEp.Netns)
+		}
 	case !ok && exists && owner != a.cfg.Name:
 		return apiError(api.CodeConflict, "name", "endpoint %q on network %q lives on host %s: remove it there", name, network, owner)
 	case !ok && exists:

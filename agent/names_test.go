@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -267,4 +269,33 @@ func TestLeave(t *testing.T) {
 	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e2"})
 	wantAPIError(t, "create after the leave", err, api.CodeConflict, "network", "leaving")
 	testutil.WaitFor(t, "Run to take the leave and stop", 10*time.Second, func() bool { return len(a.leaving) == 0 })
+}
+
+// TestRemoveEndpoint_downTakesItsResolvConf: removing an endpoint that is
+// down (restored down: its network went while its host was away) removes
+// the resolv.conf an earlier run wrote for its namespace.
+func TestRemoveEndpoint_downTakesItsResolvConf(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: writes under /etc/netns")
+	}
+	a := startTestAgent(t, nil)
+	ns := "vxtest-down-" + strconv.Itoa(os.Getpid())
+	path := dns.NetnsResolvConfPath(ns)
+	t.Cleanup(func() { os.Remove(path); os.Remove(filepath.Dir(path)) })
+	if err := dns.WriteResolvConf(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	ep := tables.Endpoint{Name: "gone", Network: "net2", Host: a.cfg.Name, Netns: ns, State: tables.StateDown, Reason: "no network"}
+	a.mu.Lock()
+	a.down[ep.Key()] = ep
+	a.mu.Unlock()
+	if err := a.RemoveEndpoint("net2", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("%s after endpoint rm: %v, want it gone", path, err)
+	}
+	if eps := a.Endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after the rm: %+v", eps)
+	}
 }
