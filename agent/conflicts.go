@@ -12,6 +12,7 @@ import (
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/hoststate"
+	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/tables"
 )
@@ -24,7 +25,10 @@ import (
 //     or on both sides of a partition), the first claimed wins (kvs
 //     first-claim table). The loser is taken down: its device goes, its
 //     address is released, and it stays listed on its host as down with
-//     the reason, until endpoint rm.
+//     the reason, until endpoint rm. Names that differ only in letter
+//     case are one name to DNS: of such endpoints too (one made while the
+//     other's host was away), the first claimed wins, by the same rule
+//     the table applies to one key (claim, then host name).
 //   - Address: when IPAM reports an endpoint's address lost (its network
 //     lost to an earlier creation of the same name, or moved to another
 //     subnet, or this host was away so long that its blocks passed to
@@ -45,10 +49,11 @@ func (a *Agent) settleConflicts() {
 	// Every local endpoint whose key another host's row wins, checked
 	// now (not from the event that woke us: it may be stale).
 	type lost struct {
-		key, winner string
-		le          *localEndpoint
+		key, why string
+		le       *localEndpoint
 	}
 	var losers []lost
+	rivals := a.caseRivals()
 	now := time.Now()
 	recheck := false
 	a.mu.Lock()
@@ -63,6 +68,11 @@ func (a *Agent) settleConflicts() {
 			continue
 		}
 		owner, ok := a.owners[key]
+		why := "name taken: host " + owner + " holds an endpoint of this name on this network, claimed first"
+		if rival, lost := rivals[key]; lost && ok && owner == a.cfg.Name {
+			owner = rival.host
+			why = fmt.Sprintf("name taken: host %s holds endpoint %q on this network, the same name to DNS, claimed first", rival.host, rival.name)
+		}
 		if !ok || owner == a.cfg.Name {
 			delete(a.losingSince, key)
 			continue
@@ -81,7 +91,7 @@ func (a *Agent) settleConflicts() {
 		}
 		delete(a.losingSince, key)
 		le.removing = true
-		losers = append(losers, lost{key, owner, le})
+		losers = append(losers, lost{key, why, le})
 	}
 	a.mu.Unlock()
 	if recheck {
@@ -89,8 +99,53 @@ func (a *Agent) settleConflicts() {
 	}
 	for _, l := range losers {
 		l.le.waitWriters()
-		a.takeDown(l.key, l.le, fmt.Sprintf("name taken: host %s holds an endpoint of this name on this network, claimed first", l.winner), true)
+		a.takeDown(l.key, l.le, l.why, true)
 	}
+}
+
+// caseRival is another host's endpoint whose name is one of this host's
+// in another letter case, claimed first.
+type caseRival struct{ host, name string }
+
+// caseRivals returns, for each endpoint of this host's whose name another
+// host's endpoint on the network holds in another letter case with an
+// earlier claim, that endpoint.
+func (a *Agent) caseRivals() map[string]caseRival {
+	a.mu.Lock()
+	byName := map[string][]string{} // network/lower-case name → keys
+	for key := range a.owners {
+		network, name, _ := strings.Cut(key, "/")
+		k := network + "/" + names.Key(name)
+		byName[k] = append(byName[k], key)
+	}
+	var mine []string
+	for key := range a.local {
+		network, name, _ := strings.Cut(key, "/")
+		if len(byName[network+"/"+names.Key(name)]) > 1 {
+			mine = append(mine, key)
+		}
+	}
+	a.mu.Unlock()
+	out := map[string]caseRival{}
+	for _, key := range mine {
+		network, name, _ := strings.Cut(key, "/")
+		e, ok := a.kv.Get(tables.Endpoints, key)
+		if !ok || e.Owner != a.cfg.Name {
+			continue // lost or gone on its own key: the caller sees to it
+		}
+		for _, other := range byName[network+"/"+names.Key(name)] {
+			if other == key {
+				continue
+			}
+			r, ok := a.kv.Get(tables.Endpoints, other)
+			if ok && r.Owner != a.cfg.Name && (r.Claim < e.Claim || r.Claim == e.Claim && r.Owner < e.Owner) {
+				_, rname, _ := strings.Cut(other, "/")
+				out[key] = caseRival{r.Owner, rname}
+				break
+			}
+		}
+	}
+	return out
 }
 
 // settled ends the creation or restoration of a local endpoint: from now

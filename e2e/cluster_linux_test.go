@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/internal/testutil"
 )
 
@@ -424,6 +425,8 @@ func TestCluster_nameTakenWhileAway(t *testing.T) {
 	c.waitNetwork("h2", "web")
 	ns := map[string]string{"h1": l.netns("d1"), "h2": l.netns("d2")}
 	c.cli("h2", "endpoint", "create", "--network", "web", "--name", "dup", "--netns", ns["h2"])
+	// And a name h1 will take in another letter case: one name to DNS.
+	c.cli("h2", "endpoint", "create", "--network", "web", "--name", "Case", "--netns", l.netns("e2"))
 	c.kill9("h2")
 	testutil.WaitFor(t, "dup to leave h1's tables", 20*time.Second, func() bool {
 		_, listed := c.endpoints("h1")["dup"]
@@ -438,6 +441,7 @@ func TestCluster_nameTakenWhileAway(t *testing.T) {
 		}
 		return err == nil
 	})
+	c.cli("h1", "endpoint", "create", "--network", "web", "--name", "CASE", "--netns", l.netns("e1"))
 	c.start("h2", c.hosts["h1"].addr+":7946")
 	c.waitMembers([]string{"h1", "h2"}, 2)
 	c.agree("h1", "h2")
@@ -464,6 +468,27 @@ func TestCluster_nameTakenWhileAway(t *testing.T) {
 	if out, err := l.tryIn(ns[loser], "ip", "link", "show", "eth0"); err == nil {
 		t.Errorf("the losing dup's device is still there:\n%s", out)
 	}
+	// Of Case and CASE, h2's Case, claimed first, is live everywhere;
+	// h1's CASE is down on h1, saying whose the name is.
+	testutil.WaitFor(t, "h1's CASE to be down, h2's Case live on both", 15*time.Second, func() bool {
+		for _, h := range []string{"h1", "h2"} {
+			var live []string
+			for _, e := range c.endpointList(h) {
+				if names.Same(e.Name, "case") && e.State == "" {
+					live = append(live, e.Host+"/"+e.Name)
+				}
+			}
+			if fmt.Sprint(live) != "[h2/Case]" {
+				return false
+			}
+		}
+		for _, e := range c.endpointList("h1") {
+			if e.Name == "CASE" && e.State == "down" && strings.Contains(e.Reason, `"Case"`) {
+				return true
+			}
+		}
+		return false
+	})
 	for _, h := range []string{"h1", "h2"} {
 		c.checkAddresses(h)
 	}
