@@ -208,8 +208,8 @@ func (a *Agent) reserveEndpoint(ne newEndpoint) (undo func(), err error) {
 	if err := a.portsFreeLocked(ne.ports, key); err != nil {
 		return nil, err
 	}
-	if _, exists := a.owners[key]; exists {
-		return nil, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q", ne.req.Name, ne.req.Network)
+	if owner, exists := a.owners[key]; exists {
+		return nil, apiError(api.CodeConflict, "name", "endpoint %q exists on network %q, on host %s", ne.req.Name, ne.req.Network, owner)
 	}
 	a.pending[key] = struct{}{}
 	for _, p := range ne.ports {
@@ -251,10 +251,34 @@ func (a *Agent) heldByDownHost(network, name string) error {
 		if !down || time.Since(since) >= hold {
 			continue
 		}
-		return apiError(api.CodeBusy, "name", "endpoint %q on network %q is host %s's, which is down (since %s): a host down less than %v keeps its endpoints' names, in case it is restarting; once it is back, endpoint rm there, or take the name here after %s (if %s comes back later, its endpoint, claimed first, takes the name back)",
-			ep, network, e.Owner, since.Format(time.TimeOnly), hold, since.Add(hold).Format(time.TimeOnly), e.Owner)
+		same := ""
+		if ep != name {
+			same = fmt.Sprintf(" (the same name to DNS as %q)", name)
+		}
+		return apiError(api.CodeBusy, "name", "endpoint %q%s on network %q is host %s's, which is down (since %s): a host down less than %v keeps its endpoints' names, in case it is restarting; once it is back, endpoint rm there, or take the name here after %s (if %s comes back later, its endpoint, claimed first, takes the name back)",
+			ep, same, network, e.Owner, since.UTC().Format(time.RFC3339), hold, since.Add(hold).UTC().Format(time.RFC3339), e.Owner)
 	}
 	return nil
+}
+
+// caseVariant returns the name of an endpoint of network, on any host,
+// whose name is name in another letter case, or "".
+func (a *Agent) caseVariant(network, name string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for key := range a.owners {
+		n, ep, _ := strings.Cut(key, "/")
+		if n == network && ep != name && names.Same(ep, name) {
+			return ep
+		}
+	}
+	for key := range a.down {
+		n, ep, _ := strings.Cut(key, "/")
+		if n == network && ep != name && names.Same(ep, name) {
+			return ep
+		}
+	}
+	return ""
 }
 
 // nameHold is how long a down host keeps its endpoints' names here.
@@ -461,6 +485,9 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	case !ok:
 		if _, known := a.network(network); !known {
 			return apiError(api.CodeNotFound, "network", "no network %q", network)
+		}
+		if other := a.caseVariant(network, name); other != "" {
+			return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q; there is %q (endpoint names are matched exactly here)", name, network, other)
 		}
 		return apiError(api.CodeNotFound, "name", "no endpoint %q on network %q", name, network)
 	default:

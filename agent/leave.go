@@ -26,7 +26,7 @@ func (a *Agent) Leave(req api.ClusterLeave) (api.ClusterLeave, error) {
 	if !req.Force && len(eps)+len(a.pending) > 0 {
 		have := append(slices.Clone(eps), sortedMapKeys(a.pending)...)
 		a.mu.Unlock()
-		return api.ClusterLeave{}, apiError(api.CodeConflict, "force", "this host has endpoints: %s (remove them first, or force: their containers lose the network, and the cluster forgets them)", strings.Join(have, ", "))
+		return api.ClusterLeave{}, apiError(api.CodeConflict, "force", "this host has endpoints: %s (remove them first, or leave with --force: their containers lose the network, and the cluster forgets them)", strings.Join(have, ", "))
 	}
 	a.left = true // reserveEndpoint refuses from now on
 	a.mu.Unlock()

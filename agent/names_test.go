@@ -299,3 +299,21 @@ func TestRemoveEndpoint_downTakesItsResolvConf(t *testing.T) {
 		t.Errorf("endpoints after the rm: %+v", eps)
 	}
 }
+
+// TestRemoveEndpoint_namesTheCaseVariant: endpoint rm of a name that is an
+// endpoint's in another letter case says which one there is.
+func TestRemoveEndpoint_namesTheCaseVariant(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "web", Subnet: "10.0.21.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "DB"}); err != nil {
+		t.Fatal(err)
+	}
+	wantAPIError(t, "rm Db", a.RemoveEndpoint("web", "Db"), api.CodeNotFound, "name", `there is "DB"`)
+	wantAPIError(t, "rm cache", a.RemoveEndpoint("web", "cache"), api.CodeNotFound, "name", `no endpoint "cache" on network "web"`)
+	if err := a.RemoveEndpoint("web", "DB"); err != nil {
+		t.Fatal(err)
+	}
+}
