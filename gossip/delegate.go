@@ -82,6 +82,7 @@ func (e *events) NotifyLeave(m *memberlist.Node) {
 	delete(n.members, m.Name)
 	_, announced := n.leaving[m.Name]
 	announced = announced || m.State == memberlist.StateLeft // if memberlist ever says so
+	announced = announced || m.Name == n.cfg.Name            // this node's own Leave
 	delete(n.leaving, m.Name)
 	if !announced {
 		n.failed[m.Name] = time.Now()
