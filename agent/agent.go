@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -103,8 +104,9 @@ type Agent struct {
 	svcCounters  map[string]*dataplane.ServiceCounters
 	taskCounters map[string]*dataplane.TaskCounters
 
-	awayLong   bool          // back after long enough for its blocks to have passed to others
-	nameSettle time.Duration // how long endpoint create waits for a competing claim of its name
+	awayLong   bool              // back after long enough for its blocks to have passed to others
+	claims     map[string]uint64 // the state file's endpoint rows' claims to their names (kvs.Row.Claim), by key
+	nameSettle time.Duration     // how long endpoint create waits for a competing claim of its name
 	// startKeys are the gossip keys the agent started with.
 	startKeys [][]byte
 	// gossipKeyMu orders the steps of gossip key rotations this host
@@ -206,6 +208,18 @@ func New(cfg config.Config) (*Agent, error) {
 	return a, nil
 }
 
+// namespaceLives reports whether an endpoint row of host's has its
+// namespace still (or none: an HNS endpoint, or a row that does not
+// decode).
+func namespaceLives(r kvs.Row, host string) bool {
+	ep, err := tables.DecodeEndpoint(r.Key, host, r.Value)
+	if err != nil || ep.Netns == "" {
+		return true
+	}
+	_, err = os.Stat(netnsPath(ep.Netns))
+	return err == nil
+}
+
 // openTables joins gossip with this host's rows put back: all of them, but
 // its endpoints' when it was away long enough for its blocks to have
 // passed to others (they wait until their addresses are checked).
@@ -216,14 +230,25 @@ func (a *Agent) openTables(keys [][]byte, profile gossip.Profile) (kvs.Config, e
 		kc = kvs.FastTimings()
 	}
 	a.awayLong = !st.SavedAt.IsZero() && len(cfg.Join) > 0 && time.Since(st.SavedAt) > kc.ReapAfter/2
-	rows := st.Rows
-	if a.awayLong {
-		rows = nil
-		for _, r := range st.Rows {
-			if r.Table != tables.Endpoints {
-				rows = append(rows, r)
+	// An endpoint keeps the claim to its name it had, so that one made
+	// elsewhere while this host was down does not win it, unless this
+	// host was away so long that the others dropped its rows (then it is
+	// new to them), or the endpoint's namespace is gone (its row goes at
+	// once and must not take the name from a live one meanwhile).
+	reaped := !st.SavedAt.IsZero() && time.Since(st.SavedAt) > kc.ReapAfter
+	a.claims = map[string]uint64{}
+	rows := make([]kvs.Row, 0, len(st.Rows))
+	for _, r := range st.Rows {
+		if r.Table == tables.Endpoints {
+			if reaped || !namespaceLives(r, cfg.Name) {
+				r.Claim = 0
+			}
+			a.claims[r.Key] = r.Claim
+			if a.awayLong {
+				continue // put back once their addresses are checked
 			}
 		}
+		rows = append(rows, r)
 	}
 	kc.InitialClock, kc.InitialRows, kc.InitialEntries, kc.Logger = st.Clock, rows, st.Cluster, cfg.Logger
 	kc.ClusterTables, kc.FirstClaim, kc.AdoptOwnRows = clusterTables, []string{tables.Endpoints}, a.recovering.Load()

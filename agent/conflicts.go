@@ -112,37 +112,38 @@ type caseRival struct{ host, name string }
 // earlier claim, that endpoint.
 func (a *Agent) caseRivals() map[string]caseRival {
 	a.mu.Lock()
-	byName := map[string][]string{} // network/lower-case name → keys
-	for key := range a.owners {
-		network, name, _ := strings.Cut(key, "/")
-		k := network + "/" + names.Key(name)
-		byName[k] = append(byName[k], key)
-	}
-	var mine []string
+	// This host's endpoints by network and lower-case name (few), then
+	// the other keys of those names (one pass over every endpoint).
+	type folded struct{ network, name string }
+	mine := map[folded]string{}
 	for key := range a.local {
 		network, name, _ := strings.Cut(key, "/")
-		if len(byName[network+"/"+names.Key(name)]) > 1 {
-			mine = append(mine, key)
+		mine[folded{network, names.Key(name)}] = key
+	}
+	others := map[string][]string{} // this host's key → its case variants
+	for key := range a.owners {
+		network, name, _ := strings.Cut(key, "/")
+		if k, ok := mine[folded{network, names.Key(name)}]; ok && k != key {
+			others[k] = append(others[k], key)
 		}
 	}
 	a.mu.Unlock()
 	out := map[string]caseRival{}
-	for _, key := range mine {
-		network, name, _ := strings.Cut(key, "/")
+	for key, variants := range others {
 		e, ok := a.kv.Get(tables.Endpoints, key)
 		if !ok || e.Owner != a.cfg.Name {
 			continue // lost or gone on its own key: the caller sees to it
 		}
-		for _, other := range byName[network+"/"+names.Key(name)] {
-			if other == key {
-				continue
-			}
+		best := e // the first claimed of them all, by the table's rule
+		for _, other := range variants {
 			r, ok := a.kv.Get(tables.Endpoints, other)
-			if ok && r.Owner != a.cfg.Name && (r.Claim < e.Claim || r.Claim == e.Claim && r.Owner < e.Owner) {
-				_, rname, _ := strings.Cut(other, "/")
-				out[key] = caseRival{r.Owner, rname}
-				break
+			if ok && (r.Claim < best.Claim || r.Claim == best.Claim && r.Owner < best.Owner) {
+				best = r
 			}
+		}
+		if best.Key != key && best.Owner != a.cfg.Name {
+			_, name, _ := strings.Cut(best.Key, "/")
+			out[key] = caseRival{best.Owner, name}
 		}
 	}
 	return out

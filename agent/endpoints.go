@@ -451,10 +451,11 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 	delete(a.down, key)
 	// A down endpoint's namespace may keep a resolv.conf of an earlier
 	// run (taken down as it was restored): it goes unless an endpoint
-	// here still serves that namespace.
-	nsInUse := false
+	// here still serves that namespace, or one being created may (it
+	// writes the file itself).
+	nsInUse := len(a.pending) > 0
 	for _, other := range a.local {
-		nsInUse = nsInUse || other.rec.Netns == downEp.Netns
+		nsInUse = nsInUse || down && other.rec.Netns == downEp.Netns
 	}
 	busy := ok && le.removing
 	if ok && !busy {

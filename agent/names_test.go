@@ -14,10 +14,12 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/hns"
 	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/internal/testutil"
+	"github.com/vxnet/vxnet/kvs"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -315,5 +317,22 @@ func TestRemoveEndpoint_namesTheCaseVariant(t *testing.T) {
 	wantAPIError(t, "rm cache", a.RemoveEndpoint("web", "cache"), api.CodeNotFound, "name", `no endpoint "cache" on network "web"`)
 	if err := a.RemoveEndpoint("web", "DB"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNamespaceLives: a saved endpoint row keeps its claim only while its
+// namespace is there (or it has none).
+func TestNamespaceLives(t *testing.T) {
+	row := func(netns string) kvs.Row {
+		ep := tables.Endpoint{Name: "e", Network: "web", Host: "h1", Netns: netns, MAC: vxlan.MAC{2, 0, 0, 0, 0, 1}}
+		return kvs.Row{Table: tables.Endpoints, Key: ep.Key(), Value: ep.Encode(), Claim: 7}
+	}
+	for netns, want := range map[string]bool{"": true, "/proc/self/ns/net": true, "vxtest-no-such-namespace": false, "/nonexistent/ns": false} {
+		if got := namespaceLives(row(netns), "h1"); got != want {
+			t.Errorf("netns %q: lives %v, want %v", netns, got, want)
+		}
+	}
+	if !namespaceLives(kvs.Row{Table: tables.Endpoints, Key: "web/x", Value: []byte("{")}, "h1") {
+		t.Error("a row that does not decode: want it kept as it is")
 	}
 }

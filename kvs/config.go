@@ -54,9 +54,9 @@ type Config struct {
 	// live rows under one key, the first claimed wins (the smallest
 	// (Entry.Claim, owner)) rather than the last written: an endpoint name
 	// created on two hosts at once has one owner everywhere. Rows put back
-	// with InitialRows claim anew, at the node's restored clock: against a
-	// row another node wrote meanwhile, the smaller claim wins, whichever
-	// node wrote it.
+	// with InitialRows keep the claim they had (Row.Claim), or without one
+	// claim anew at the node's restored clock: against a row another node
+	// wrote meanwhile, the smaller claim wins, whichever node wrote it.
 	FirstClaim []string
 	// InitialEntries are persisted rows of cluster tables (any owner's,
 	// tombstones included) put back as they were, versions and all,

@@ -97,9 +97,11 @@
 // visible live row with the smallest (claim, owner) wins, where the claim
 // is its owner's Lamport time when it first wrote the row's current life:
 // rewrites keep it, so the winner never flips while both live, and every
-// node shows the same one. A node restarted with InitialRows claims anew,
-// at its restored clock: the smaller claim still wins, whichever node made
-// it. The loser's owner sees that its row lost and acts on it.
+// node shows the same one. A node restarted puts its rows back with the
+// claims they had (Row.Claim, InitialRows or PutClaimed), so a row
+// claimed before the restart still wins over one another node claimed
+// while it was down; a row without one claims anew, at the restored
+// clock. The loser's owner sees that its row lost and acts on it.
 //
 // # The etcd backend
 //

@@ -110,6 +110,10 @@ type Tables interface {
 	// OwnRows are this host's host-scoped rows, to persist and put back
 	// with Config.InitialRows.
 	OwnRows() []Row
+	// PutClaimed is Put for a persisted row put back later than
+	// InitialRows: in a FirstClaim table it keeps the claim it had (Row.
+	// Claim) rather than claim anew, unless the row has a smaller one.
+	PutClaimed(table, key string, value []byte, claim uint64) (Entry, error)
 	// ClusterEntries are the cluster tables' rows, to persist and put
 	// back with Config.InitialEntries.
 	ClusterEntries() []Entry

@@ -254,6 +254,13 @@ func (e *Etcd) entryOf(kv *mvccpb.KeyValue) (Entry, bool) {
 // Node returns the gossip node that tells who is alive.
 func (e *Etcd) Node() *gossip.Node { return e.node }
 
+// PutClaimed implements Tables: etcd's claim is the key's creation
+// revision, which a row keeps while its lease lives; a row put back
+// claims anew.
+func (e *Etcd) PutClaimed(table, key string, value []byte, _ uint64) (Entry, error) {
+	return e.Put(table, key, value)
+}
+
 // Put implements Backend: the write is in etcd, and in this host's copy,
 // when it returns.
 func (e *Etcd) Put(table, key string, value []byte) (Entry, error) {

@@ -101,6 +101,19 @@ func (g *Gossip) Put(table, key string, value []byte) (Entry, error) {
 	return e, nil
 }
 
+// PutClaimed implements Tables.
+func (g *Gossip) PutClaimed(table, key string, value []byte, claim uint64) (Entry, error) {
+	if err := checkRow(table, key, value); err != nil {
+		return Entry{}, err
+	}
+	if g.closed() {
+		return Entry{}, ErrClosed
+	}
+	e := g.st.putClaimed(table, key, value, claim)
+	g.originate(e)
+	return e, nil
+}
+
 // Delete implements Backend.
 func (g *Gossip) Delete(table, key string) error {
 	if g.closed() {
