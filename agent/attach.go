@@ -191,9 +191,7 @@ func (a *Agent) restoreEndpoint(ep tables.Endpoint) {
 	}
 	// The row again, in case a crash came between the state file and the
 	// table (or it waited for its addresses), with its claim.
-	_, err := a.kv.PutClaimed(tables.Endpoints, key, ep.Encode(), a.claims[key])
-	a.refresh(tables.Endpoints, key)
-	if err != nil {
+	if err := a.putClaimed(tables.Endpoints, key, ep.Encode(), a.claims[key]); err != nil {
 		a.log.Error("restoring endpoint row", "endpoint", key, "error", err)
 	}
 	a.settled(key) // a name taken meanwhile takes it down

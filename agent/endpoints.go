@@ -241,14 +241,14 @@ const (
 // back with its host, which would take the name back then (the first
 // claim wins).
 func (a *Agent) heldByDownHost(network, name string) error {
-	hold := a.nameHold()
+	hold, down := a.nameHold(), a.kv.Down()
 	for _, e := range a.kv.Hidden(tables.Endpoints) {
 		n, ep, _ := strings.Cut(e.Key, "/")
 		if n != network || !names.Same(ep, name) || e.Owner == a.cfg.Name {
 			continue
 		}
-		since, down := a.kv.DownSince(e.Owner)
-		if !down || time.Since(since) >= hold {
+		since, isDown := down[e.Owner]
+		if !isDown || time.Since(since) >= hold {
 			continue
 		}
 		same := ""
@@ -264,17 +264,22 @@ func (a *Agent) heldByDownHost(network, name string) error {
 // caseVariant returns the name of an endpoint of network, on any host,
 // whose name is name in another letter case, or "".
 func (a *Agent) caseVariant(network, name string) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for key := range a.owners {
+	variant := func(key string) string {
 		n, ep, _ := strings.Cut(key, "/")
 		if n == network && ep != name && names.Same(ep, name) {
 			return ep
 		}
+		return ""
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for key := range a.owners {
+		if ep := variant(key); ep != "" {
+			return ep
+		}
 	}
 	for key := range a.down {
-		n, ep, _ := strings.Cut(key, "/")
-		if n == network && ep != name && names.Same(ep, name) {
+		if ep := variant(key); ep != "" {
 			return ep
 		}
 	}

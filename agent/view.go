@@ -92,7 +92,13 @@ func (a *Agent) refreshEndpointLocked(key string) (lost bool) {
 
 // put writes a row of this host's.
 func (a *Agent) put(table, key string, value []byte) error {
-	_, err := a.kv.Put(table, key, value)
+	return a.putClaimed(table, key, value, 0)
+}
+
+// putClaimed is put for an endpoint row put back with the claim to its
+// name it had (kvs.Tables.PutClaimed; 0 claims as put does).
+func (a *Agent) putClaimed(table, key string, value []byte, claim uint64) error {
+	_, err := a.kv.PutClaimed(table, key, value, claim)
 	a.refresh(table, key)
 	return err
 }

@@ -123,9 +123,6 @@ type Tables interface {
 	IsCluster(table string) bool
 	// Hidden returns rows of failed owners readers do not see.
 	Hidden(table string) []Entry
-	// DownSince reports since when this node has seen owner down (its
-	// rows kept for its return), if it is.
-	DownSince(owner string) (time.Time, bool)
 	// Down returns every owner this node sees down (its rows kept for its
 	// return), and since when.
 	Down() map[string]time.Time

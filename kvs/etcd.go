@@ -572,11 +572,7 @@ func (e *Etcd) StopAdopting() {
 // lease).
 func (e *Etcd) Hidden(string) []Entry { return nil }
 
-// DownSince implements Tables: a down host's rows go with its lease, so
-// none is ever held for it.
-func (e *Etcd) DownSince(string) (time.Time, bool) { return time.Time{}, false }
-
-// Down implements Tables: none (see DownSince).
+// Down implements Tables: none, as a down host's rows go with its lease.
 func (e *Etcd) Down() map[string]time.Time { return nil }
 
 // ClusterEntries implements Tables: the cluster tables' rows, to persist

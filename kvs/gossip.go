@@ -90,15 +90,7 @@ func (g *Gossip) Node() *gossip.Node { return g.node.Load() }
 
 // Put implements Backend.
 func (g *Gossip) Put(table, key string, value []byte) (Entry, error) {
-	if err := checkRow(table, key, value); err != nil {
-		return Entry{}, err
-	}
-	if g.closed() {
-		return Entry{}, ErrClosed
-	}
-	e := g.st.put(table, key, value)
-	g.originate(e)
-	return e, nil
+	return g.PutClaimed(table, key, value, 0)
 }
 
 // PutClaimed implements Tables.
@@ -163,10 +155,6 @@ func (g *Gossip) StopAdopting() {
 // their owners failed and are not reaped yet: they come back if their
 // owners do.
 func (g *Gossip) Hidden(table string) []Entry { return g.st.hiddenRows(table) }
-
-// DownSince reports since when owner has been down (failed, its rows
-// kept for its return), if it is.
-func (g *Gossip) DownSince(owner string) (time.Time, bool) { return g.st.downSince(owner) }
 
 // Down implements Tables.
 func (g *Gossip) Down() map[string]time.Time { return g.st.down() }

@@ -235,28 +235,17 @@ func (s *store) unslotLocked(sk slotKey) {
 
 // put writes this node's slot of a row.
 func (s *store) put(table, key string, value []byte) Entry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.putLocked(table, key, value)
+	return s.putClaimed(table, key, value, 0)
 }
 
 // putClaimed is put for a row this node persisted and puts back after a
-// restart: in a FirstClaim table it keeps the claim it had (not past the
-// clock), so that a row claimed before the restart still wins over one
-// another host claimed while this one was down.
+// restart: in a FirstClaim table the row keeps its live slot's claim, or
+// the claim it had if smaller (not past the clock), so that a row claimed
+// before the restart still wins over one another host claimed while this
+// one was down; claim 0 adds nothing to that.
 func (s *store) putClaimed(table, key string, value []byte, claim uint64) Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.putClaimLocked(table, key, value, claim)
-}
-
-// putLocked writes this node's slot of a row; in a FirstClaim table the
-// row keeps its live slot's claim, or claims now.
-func (s *store) putLocked(table, key string, value []byte) Entry {
-	return s.putClaimLocked(table, key, value, 0)
-}
-
-func (s *store) putClaimLocked(table, key string, value []byte, claim uint64) Entry {
 	e := Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: s.self, Version: s.tickLocked()}
 	if s.firstClaim[table] {
 		e.Claim = e.Version
@@ -552,17 +541,6 @@ func (s *store) rowsOf(name string) []Entry {
 		out = append(out, *s.slots[sk])
 	}
 	return out
-}
-
-// downSince reports since when owner has been failed (down, its rows
-// kept), if it is.
-func (s *store) downSince(owner string) (time.Time, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if o := s.owners[owner]; o != nil && o.status == ownerFailed {
-		return o.since, true
-	}
-	return time.Time{}, false
 }
 
 // down returns every owner that has failed and has rows of its own kept
