@@ -534,6 +534,39 @@ func (a *Agent) Endpoints() []api.Endpoint {
 	return out // the API orders them
 }
 
+// DownHostEndpoints lists the endpoints of the hosts this agent sees
+// down: the cluster keeps them, hidden from Endpoints, for their host's
+// return. Each says since when its host is down, and until when its name
+// is held.
+func (a *Agent) DownHostEndpoints() []api.Endpoint {
+	down := a.kv.Down()
+	if len(down) == 0 {
+		return nil
+	}
+	hold := a.nameHold()
+	var out []api.Endpoint
+	for _, e := range a.kv.Hidden(tables.Endpoints) {
+		since, ok := down[e.Owner]
+		if !ok {
+			continue
+		}
+		ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value)
+		if err != nil {
+			continue // its host would not have it either; logged where rows are read
+		}
+		x := apiEndpoint(ep)
+		x.State = api.StateHostDown
+		x.Reason = fmt.Sprintf("host %s is down since %s; ", e.Owner, since.UTC().Format(time.RFC3339))
+		if until := since.Add(hold); time.Now().Before(until) {
+			x.Reason += "its name is held until " + until.UTC().Format(time.RFC3339)
+		} else {
+			x.Reason += "it is kept for the host's return"
+		}
+		out = append(out, x)
+	}
+	return out // the API orders them
+}
+
 // apiEndpoint is an endpoint as the API shows it.
 func apiEndpoint(e tables.Endpoint) api.Endpoint {
 	out := api.Endpoint{Name: e.Name, Network: e.Network, Host: e.Host, Aliases: e.Aliases, Service: e.Service, Netns: e.Netns,

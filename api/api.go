@@ -9,7 +9,7 @@
 //	POST   /v1/networks              NetworkCreate → Network
 //	GET    /v1/networks/{name}       → Network
 //	DELETE /v1/networks/{name}
-//	GET    /v1/endpoints             → []Endpoint (every host's)
+//	GET    /v1/endpoints             → []Endpoint (every host's; ?all=true adds those of hosts that are down)
 //	POST   /v1/endpoints             EndpointCreate → Endpoint
 //	DELETE /v1/endpoints/{network}/{name}
 //	GET    /v1/services              → []Service
@@ -150,6 +150,12 @@ type Endpoint struct {
 
 // StateDown is Endpoint.State of an endpoint out of service.
 const StateDown = "down"
+
+// StateHostDown is Endpoint.State of an endpoint whose host is down
+// (failed or stopped without leaving): the cluster keeps it for the
+// host's return. Listed only when asked for (GET /v1/endpoints?all=true);
+// Reason says since when, and until when its name is held.
+const StateHostDown = "host down"
 
 // DHCP is an endpoint's lease from the physical segment's DHCP server
 // (transparent networks with -o dhcp=true).

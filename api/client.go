@@ -103,6 +103,14 @@ func (c *Client) Endpoints(ctx context.Context) ([]Endpoint, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/endpoints", nil, &out)
 }
 
+// AllEndpoints lists every host's endpoints, those of the hosts that are
+// down too (State StateHostDown). An agent of a release before that list
+// gives only Endpoints'.
+func (c *Client) AllEndpoints(ctx context.Context) ([]Endpoint, error) {
+	var out []Endpoint
+	return out, c.do(ctx, http.MethodGet, "/v1/endpoints?all=true", nil, &out)
+}
+
 // CreateEndpoint attaches a namespace of this host to a network.
 func (c *Client) CreateEndpoint(ctx context.Context, req EndpointCreate) (Endpoint, error) {
 	var out Endpoint

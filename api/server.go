@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -26,6 +27,9 @@ type Backend interface {
 	RemoveNetwork(name string) error
 	// Endpoints lists every host's endpoints.
 	Endpoints() []Endpoint
+	// DownHostEndpoints lists the endpoints of the hosts that are down
+	// (State StateHostDown), which Endpoints leaves out.
+	DownHostEndpoints() []Endpoint
 	CreateEndpoint(ctx context.Context, req EndpointCreate) (Endpoint, error)
 	RemoveEndpoint(network, name string) error
 	Services() []Service
@@ -110,12 +114,26 @@ func NewHandler(b Backend) http.Handler {
 		reply(w, http.StatusNoContent, nil, b.RemoveNetwork(r.PathValue("name")))
 	})
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
+		all := false
+		if v := r.URL.Query().Get("all"); v != "" {
+			var err error
+			if all, err = strconv.ParseBool(v); err != nil {
+				writeError(w, &Error{Code: CodeBadRequest, Field: "all", Message: fmt.Sprintf("query parameter all=%q: want true or false", v)})
+				return
+			}
+		}
 		eps := b.Endpoints()
+		if all {
+			eps = append(eps, b.DownHostEndpoints()...)
+		}
 		sort.Slice(eps, func(i, j int) bool {
 			if eps[i].Network != eps[j].Network {
 				return eps[i].Network < eps[j].Network
 			}
-			return eps[i].Name < eps[j].Name
+			if eps[i].Name != eps[j].Name {
+				return eps[i].Name < eps[j].Name
+			}
+			return eps[i].Host < eps[j].Host
 		})
 		writeJSON(w, http.StatusOK, nonNil(eps))
 	})

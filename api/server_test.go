@@ -25,8 +25,10 @@ type fakeBackend struct {
 	services  []Service
 	members   []Member
 	down      []DownHost
-	err       error         // the answer to every change
-	hold      chan struct{} // when set, CreateEndpoint waits for it to close
+	// downEndpoints are DownHostEndpoints'.
+	downEndpoints []Endpoint
+	err           error         // the answer to every change
+	hold          chan struct{} // when set, CreateEndpoint waits for it to close
 
 	mu    sync.Mutex
 	calls []string
@@ -49,7 +51,10 @@ func (f *fakeBackend) Endpoints() []Endpoint { return f.endpoints }
 func (f *fakeBackend) Services() []Service   { return f.services }
 func (f *fakeBackend) Members() []Member     { return f.members }
 func (f *fakeBackend) DownHosts() []DownHost { return f.down }
-func (f *fakeBackend) Store() StoreStatus    { return StoreStatus{Backend: "gossip", Up: true} }
+func (f *fakeBackend) DownHostEndpoints() []Endpoint {
+	return f.downEndpoints
+}
+func (f *fakeBackend) Store() StoreStatus { return StoreStatus{Backend: "gossip", Up: true} }
 func (f *fakeBackend) Stats() Stats {
 	return Stats{PortRxPackets: 7, Drops: map[string]uint64{"seal_replay": 2}}
 }
@@ -277,6 +282,41 @@ func TestHandler_emptyListsAreArrays(t *testing.T) {
 		if code != http.StatusOK || strings.TrimSpace(string(body)) != "[]" {
 			t.Errorf("GET %s: %d %q, want []", path, code, body)
 		}
+	}
+}
+
+// TestHandler_endpointsAll: GET /v1/endpoints lists the live endpoints;
+// ?all=true adds those of the hosts that are down, in the same order (by
+// network, name, host); a value that is no boolean is refused, naming
+// the parameter.
+func TestHandler_endpointsAll(t *testing.T) {
+	h := NewHandler(&fakeBackend{
+		endpoints:     []Endpoint{{Name: "web", Network: "front", Host: "h2"}, {Name: "db", Network: "back", Host: "h1"}},
+		downEndpoints: []Endpoint{{Name: "web", Network: "front", Host: "h1", State: StateHostDown, Reason: "host h1 is down"}},
+	})
+	names := func(eps []Endpoint) string {
+		var s []string
+		for _, e := range eps {
+			s = append(s, e.Network+"/"+e.Name+"@"+e.Host+":"+e.State)
+		}
+		return strings.Join(s, " ")
+	}
+	for _, c := range []struct{ query, want string }{
+		{"", "back/db@h1: front/web@h2:"},
+		{"?all=false", "back/db@h1: front/web@h2:"},
+		{"?all=true", "back/db@h1: front/web@h1:host down front/web@h2:"},
+		{"?all=1", "back/db@h1: front/web@h1:host down front/web@h2:"},
+	} {
+		var got []Endpoint
+		getJSON(t, h, "/v1/endpoints"+c.query, &got)
+		if names(got) != c.want {
+			t.Errorf("GET /v1/endpoints%s: %s, want %s", c.query, names(got), c.want)
+		}
+	}
+	code, body := do(h, http.MethodGet, "/v1/endpoints?all=yes", "")
+	var e Error
+	if err := json.Unmarshal(body, &e); err != nil || code != http.StatusBadRequest || e.Field != "all" || !strings.Contains(e.Message, `"yes"`) {
+		t.Errorf("GET /v1/endpoints?all=yes: %d %s, want 400 naming all and \"yes\"", code, body)
 	}
 }
 

@@ -597,6 +597,24 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 				_, listed := c.endpoints("h1")["k3"]
 				return !listed
 			})
+			// Listed with --all as its host's, down; without, counted.
+			var all []api.Endpoint
+			if err := json.Unmarshal([]byte(c.cli("h1", "endpoint", "ls", "--all", "--format", "json")), &all); err != nil {
+				t.Fatalf("endpoint ls --all on h1: %v", err)
+			}
+			var k3 []api.Endpoint
+			for _, e := range all {
+				if e.Name == "k3" {
+					k3 = append(k3, e)
+				}
+			}
+			if len(k3) != 1 || k3[0].Host != "h3" || k3[0].State != api.StateHostDown || !strings.Contains(k3[0].Reason, "host h3 is down since") ||
+				fmt.Sprint(k3[0].Addresses) != fmt.Sprint(before.Addresses) {
+				t.Errorf("endpoint ls --all on h1: k3 %+v, want it once, host down on h3 with %v", k3, before.Addresses)
+			}
+			if out := c.cli("h1", "endpoint", "ls", "--network", "keep"); !strings.Contains(out, "1 endpoint of a host that is down is not listed") {
+				t.Errorf("endpoint ls on h1 does not count h3's endpoint:\n%s", out)
+			}
 		}
 		// Visible, the row holds the name as any does; hidden, the
 		// refusal says whose it is, in any case.
@@ -631,6 +649,9 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 		if !ok || e.State != "" || fmt.Sprint(e.Addresses) != fmt.Sprint(before.Addresses) || e.Host != "h3" {
 			t.Errorf("%s after the restart: k3 %+v, want it up on h3 with %v", h, e, before.Addresses)
 		}
+	}
+	if out := c.cli("h1", "endpoint", "ls", "--all"); strings.Count(out, "k3") != 1 || strings.Contains(out, "host down") {
+		t.Errorf("endpoint ls --all on h1 after h3's return: want k3 once, up:\n%s", out)
 	}
 
 	// Leaving for good is another thing: refused with an endpoint, then

@@ -421,9 +421,20 @@ func cmdEndpointCreate(std stdio, args []string) int {
 }
 
 func cmdEndpointLs(std stdio, args []string) int {
-	fs := newFlags(std, "endpoint ls", "Usage: vxnet endpoint ls [--network NET] [--format table|json]\n\nFlags:\n")
+	fs := newFlags(std, "endpoint ls", `Usage: vxnet endpoint ls [--network NET] [--all] [--format table|json]
+
+Every host's endpoints: name, network, host, address, MAC, aliases,
+published ports and state (up, or down with the reason: its name was taken
+by an endpoint claimed first, or it lost its address). The endpoints of
+hosts that are down (failed or stopped without leaving) are kept by the
+cluster for their return; --all lists them too, as "host down", with since
+when and until when their names are held.
+
+Flags:
+`)
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
 	network := fs.String("network", "", "only this `NETWORK`")
+	all := fs.Bool("all", false, "list the endpoints of the hosts that are down too")
 	if pos, code, ok := parse(fs, args); !ok {
 		return code
 	} else if !noArgs(std, "endpoint ls", pos) {
@@ -434,22 +445,40 @@ func cmdEndpointLs(std stdio, args []string) int {
 	}
 	c, cancel := ctx()
 	defer cancel()
-	eps, err := client().Endpoints(c)
+	eps, err := client().AllEndpoints(c)
 	if err != nil {
 		return fail(std, "endpoint ls", err)
 	}
 	out := eps[:0]
+	away := 0 // endpoints of down hosts left out
 	for _, e := range eps {
-		if *network == "" || e.Network == *network {
-			out = append(out, e)
+		if *network != "" && e.Network != *network {
+			continue
 		}
+		if e.State == api.StateHostDown && !*all {
+			away++
+			continue
+		}
+		out = append(out, e)
 	}
 	if *format == "json" {
 		return printJSON(std, out)
 	}
-	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
+	printEndpoints(std.stdout, out)
+	switch {
+	case away == 1:
+		fmt.Fprintln(std.stdout, "\n1 endpoint of a host that is down is not listed (--all lists it)")
+	case away > 1:
+		fmt.Fprintf(std.stdout, "\n%d endpoints of hosts that are down are not listed (--all lists them)\n", away)
+	}
+	return 0
+}
+
+// printEndpoints writes endpoints as a table.
+func printEndpoints(w io.Writer, eps []api.Endpoint) {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tNETWORK\tHOST\tADDRESS\tMAC\tALIASES\tPORTS\tSTATE")
-	for _, e := range out {
+	for _, e := range eps {
 		state := "up"
 		if e.State != "" {
 			state = e.State + ": " + e.Reason
@@ -458,7 +487,6 @@ func cmdEndpointLs(std stdio, args []string) int {
 			strings.Join(e.Aliases, ","), strings.Join(e.Publish, ","), state)
 	}
 	tw.Flush()
-	return 0
 }
 
 func cmdEndpointRm(std stdio, args []string) int {
