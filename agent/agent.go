@@ -36,7 +36,7 @@ import (
 // clusterTables are the kvs tables whose rows belong to the cluster
 // (kvs.Config.ClusterTables): networks, services, join tokens, the
 // gossip key rotation, and IPAM's subnet claims. The endpoints table is host-scoped, first claim wins (kvs.Config.FirstClaim).
-var clusterTables = append([]string{tables.Networks, tables.Services, tables.Tokens, tables.GossipKeys}, kvstable.ClusterTables...)
+var clusterTables = append([]string{tables.Networks, tables.Services, tables.Tokens, tables.GossipKeys, tables.Forgotten}, kvstable.ClusterTables...)
 
 // Agent is one host's vxnet: cluster membership and tables, IPAM, DNS and
 // the data plane, and the API.
@@ -113,6 +113,12 @@ type Agent struct {
 	// follows; rotation is the last one (kept in the data directory).
 	gossipKeyMu sync.Mutex
 	rotation    rotationState
+	// forgetMu orders the handing of the Forgotten table to the store;
+	// forgetSeen is the version of the row naming this host last said.
+	forgetMu   sync.Mutex
+	forgetSeen uint64
+	// forgotten are the hosts the Forgotten table names (forgottenHost).
+	forgotten atomic.Pointer[map[string]bool]
 	// announceMu serializes the gossip metadata's announcements.
 	announceMu sync.Mutex
 	// rotatingGossip: a gossip key rotation started here is under way.
@@ -276,7 +282,7 @@ func (a *Agent) openTables(keys [][]byte, profile gossip.Profile) (kvs.Config, e
 func (a *Agent) openParts(kc kvs.Config, profile gossip.Profile) error {
 	cfg := a.cfg
 	a.table = kvstable.New(a.kv)
-	gcfg := ipam.GlobalConfig{Table: a.table, Store: a.store, Logger: cfg.Logger, OnLost: a.onLost}
+	gcfg := ipam.GlobalConfig{Table: a.table, Store: a.store, Logger: cfg.Logger, OnLost: a.onLost, Forgotten: a.forgottenHost}
 	if profile == gossip.ProfileFast {
 		gcfg.Settle, gcfg.InheritAfter = 300*time.Millisecond, kc.ReapAfter
 	}
@@ -361,6 +367,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.routineKeys(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineGossipKeys(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.routineForgotten(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineRememberMembers(ctx) }()
 	wg.Add(1)

@@ -255,8 +255,8 @@ func (a *Agent) heldByDownHost(network, name string) error {
 		if ep != name {
 			same = fmt.Sprintf(" (the same name to DNS as %q)", name)
 		}
-		return apiError(api.CodeBusy, "name", "endpoint %q%s on network %q is host %s's, which is down (since %s): a host down less than %v keeps its endpoints' names, in case it is restarting; once it is back, endpoint rm there, or take the name here after %s (if %s comes back later, its endpoint, claimed first, takes the name back)",
-			ep, same, network, e.Owner, since.UTC().Format(time.RFC3339), hold, since.Add(hold).UTC().Format(time.RFC3339), e.Owner)
+		return apiError(api.CodeBusy, "name", "endpoint %q%s on network %q is host %s's, which is down (since %s): a host down less than %v keeps its endpoints' names, in case it is restarting; once it is back, endpoint rm there, or take the name here after %s (if %s comes back later, its endpoint, claimed first, takes the name back); if it will not come back, vxnet cluster forget %s frees its names now",
+			ep, same, network, e.Owner, since.UTC().Format(time.RFC3339), hold, since.Add(hold).UTC().Format(time.RFC3339), e.Owner, e.Owner)
 	}
 	return nil
 }

@@ -196,7 +196,7 @@ func (a *Agent) RemoveNetwork(name string) error {
 		return apiError(api.CodeConflict, "name", "network %q has services: %s (remove them first: vxnet service rm)", name, strings.Join(svcs, ", "))
 	}
 	if users := a.networkUsers(name); len(users) > 0 {
-		return apiError(api.CodeConflict, "name", "network %q has endpoints: %s (remove them first; those of a host that is down come back with it, and go when it has been gone the reap time)", name, strings.Join(users, ", "))
+		return apiError(api.CodeConflict, "name", "network %q has endpoints: %s (remove them first; those of a host that is down come back with it, and go when it has been gone the reap time, or now with vxnet cluster forget HOST if it will not come back)", name, strings.Join(users, ", "))
 	}
 	// The claim first: a crash in between leaves rows that name no claim,
 	// which the next rm clears, never a claim nobody can see.

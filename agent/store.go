@@ -47,6 +47,9 @@ func CheckClusterRow(table, key string, value []byte) error {
 	case tables.GossipKeys:
 		_, err := tables.DecodeGossipKeyRotation(key, value)
 		return err
+	case tables.Forgotten:
+		_, err := tables.DecodeForgottenHost(key, value)
+		return err
 	}
 	if !slices.Contains(clusterTables, table) {
 		return fmt.Errorf("table %q is not one of the cluster's (%v)", table, clusterTables)

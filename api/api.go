@@ -19,6 +19,7 @@
 //	GET    /v1/cluster/members       → []Member
 //	GET    /v1/cluster/down          → []DownHost (down, not left: rows kept for their return)
 //	POST   /v1/cluster/leave         ClusterLeave → ClusterLeave (202: the agent leaves the cluster and stops)
+//	POST   /v1/cluster/forget        ClusterForget → ClusterForget (a host that is down, dropped by every host)
 //	POST   /v1/cluster/rotate-keys   → KeyRotation (this host's session key)
 //	POST   /v1/cluster/rotate-gossip-key → GossipKeyRotation (every member's, done)
 //	GET    /v1/cluster/tokens        → []JoinToken
@@ -280,6 +281,17 @@ type DownHost struct {
 	// own until NamesHeldUntil (zero with none, or once the hold is over).
 	EndpointCount  int       `json:"endpointCount"`
 	NamesHeldUntil time.Time `json:"namesHeldUntil,omitzero"`
+}
+
+// ClusterForget is the body of POST /v1/cluster/forget, and its answer:
+// a host that is down (failed or stopped without leaving) is forgotten by
+// the whole cluster, its endpoints and address blocks dropped at once
+// rather than kept for its return for the reap time.
+type ClusterForget struct {
+	Name string `json:"name"`
+	// Endpoints are the host's endpoints dropped with it, NETWORK/NAME
+	// (in the answer).
+	Endpoints []string `json:"endpoints,omitempty"`
 }
 
 // Member is a cluster member.

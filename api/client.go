@@ -165,6 +165,12 @@ func (c *Client) Leave(ctx context.Context, req ClusterLeave) (ClusterLeave, err
 	return out, c.do(ctx, http.MethodPost, "/v1/cluster/leave", req, &out)
 }
 
+// ForgetHost makes the cluster forget a host that is down.
+func (c *Client) ForgetHost(ctx context.Context, name string) (ClusterForget, error) {
+	var out ClusterForget
+	return out, c.do(ctx, http.MethodPost, "/v1/cluster/forget", ClusterForget{Name: name}, &out)
+}
+
 // RotateKeys starts a rotation of this host's session key.
 func (c *Client) RotateKeys(ctx context.Context) (KeyRotation, error) {
 	var out KeyRotation

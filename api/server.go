@@ -49,6 +49,9 @@ type Backend interface {
 	// Leave makes this host's agent leave the cluster and stop (see
 	// ClusterLeave).
 	Leave(req ClusterLeave) (ClusterLeave, error)
+	// ForgetHost makes the cluster forget a host that is down (see
+	// ClusterForget).
+	ForgetHost(req ClusterForget) (ClusterForget, error)
 	// RotateKeys starts a rotation of this host's session key.
 	RotateKeys(ctx context.Context) (KeyRotation, error)
 	// RotateGossipKey replaces the gossip key on every member.
@@ -201,6 +204,22 @@ func NewHandler(b Backend) http.Handler {
 		}
 		res, err := b.Leave(req)
 		reply(w, http.StatusAccepted, res, err)
+	})
+	mux.HandleFunc("POST /v1/cluster/forget", func(w http.ResponseWriter, r *http.Request) {
+		var req ClusterForget
+		if !readJSON(w, r, &req) {
+			return
+		}
+		if req.Name == "" {
+			writeError(w, &Error{Code: CodeBadRequest, Field: "name", Message: "name: want the name of a host that is down"})
+			return
+		}
+		if len(req.Endpoints) > 0 {
+			writeError(w, &Error{Code: CodeBadRequest, Field: "endpoints", Message: "endpoints: an answer's field, not a request's"})
+			return
+		}
+		res, err := b.ForgetHost(req)
+		reply(w, http.StatusOK, res, err)
 	})
 	mux.HandleFunc("POST /v1/cluster/rotate-keys", func(w http.ResponseWriter, r *http.Request) {
 		k, err := b.RotateKeys(r.Context())

@@ -63,6 +63,10 @@ func (f *fakeBackend) ImportStore(StoreDump) (StoreImport, error) {
 	return StoreImport{}, nil
 }
 func (f *fakeBackend) Leave(req ClusterLeave) (ClusterLeave, error) { return req, nil }
+func (f *fakeBackend) ForgetHost(req ClusterForget) (ClusterForget, error) {
+	f.record("forget %s", req.Name)
+	return ClusterForget{Name: req.Name, Endpoints: []string{"web/db"}}, nil
+}
 
 func (f *fakeBackend) RotateKeys(context.Context) (KeyRotation, error) {
 	return KeyRotation{}, &Error{Code: CodeConflict, Message: "a key rotation is under way"}
@@ -317,6 +321,35 @@ func TestHandler_endpointsAll(t *testing.T) {
 	var e Error
 	if err := json.Unmarshal(body, &e); err != nil || code != http.StatusBadRequest || e.Field != "all" || !strings.Contains(e.Message, `"yes"`) {
 		t.Errorf("GET /v1/endpoints?all=yes: %d %s, want 400 naming all and \"yes\"", code, body)
+	}
+}
+
+// TestHandler_forget: POST /v1/cluster/forget passes the host's name on
+// and answers with what went; a body without a name, or with the
+// answer's field, is refused naming the field, and the backend is not
+// called.
+func TestHandler_forget(t *testing.T) {
+	f := &fakeBackend{}
+	h := NewHandler(f)
+	code, body := do(h, http.MethodPost, "/v1/cluster/forget", `{"name":"h3"}`)
+	var got ClusterForget
+	if err := json.Unmarshal(body, &got); err != nil || code != http.StatusOK || got.Name != "h3" || len(got.Endpoints) != 1 {
+		t.Fatalf("POST /v1/cluster/forget: %d %s", code, body)
+	}
+	for _, c := range []struct{ body, field string }{
+		{`{}`, "name"},
+		{`{"name":""}`, "name"},
+		{`{"name":"h3","endpoints":["web/db"]}`, "endpoints"},
+		{`{"host":"h3"}`, "host"},
+	} {
+		code, body := do(h, http.MethodPost, "/v1/cluster/forget", c.body)
+		var e Error
+		if err := json.Unmarshal(body, &e); err != nil || code != http.StatusBadRequest || e.Field != c.field {
+			t.Errorf("POST /v1/cluster/forget %s: %d %s, want 400 naming %s", c.body, code, body, c.field)
+		}
+	}
+	if calls := f.called(); len(calls) != 1 || calls[0] != "forget h3" {
+		t.Errorf("backend calls %v, want forget h3 alone", calls)
 	}
 }
 

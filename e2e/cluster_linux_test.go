@@ -558,6 +558,83 @@ func TestCluster_sameNameAtOnce(t *testing.T) {
 	}
 }
 
+// TestCluster_forgetDeadHost: a host killed for good is forgotten from
+// another host: at once no host lists it down or keeps its endpoint, the
+// endpoint's name is free there and then (no hold), and the network it
+// was on can be removed. This host, a live one and one not down are
+// refused. If the forgotten host comes back after all, the name stays
+// with the endpoint made since: the returning one is down on its host,
+// naming the winner, DNS answers the newer one everywhere, and no address
+// is held twice.
+func TestCluster_forgetDeadHost(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.59", "h1", "h2", "h3")
+	c.cli("h1", "network", "create", "--subnet", "10.59.0.0/24", "lost")
+	c.cli("h1", "network", "create", "--subnet", "10.59.1.0/24", "spare")
+	c.waitNetwork("h3", "spare")
+	ns1, ns2, ns3, ns3b := l.netns("f1"), l.netns("f2"), l.netns("f3"), l.netns("f3b")
+	c.cli("h3", "endpoint", "create", "--network", "lost", "--name", "db", "--netns", ns3)
+	c.cli("h3", "endpoint", "create", "--network", "spare", "--name", "cache", "--netns", ns3b)
+	c.cli("h2", "endpoint", "create", "--network", "lost", "--name", "probe", "--netns", ns2)
+	c.agree("h1", "h2", "h3")
+
+	for _, tc := range []struct{ host, says string }{{"h1", "is this host"}, {"h2", "is up"}, {"nosuch", "is down here"}} {
+		if out, err := c.tryCLI("h1", "cluster", "forget", tc.host); err == nil || !strings.Contains(out, tc.says) {
+			t.Errorf("cluster forget %s: %v, want it refused saying %q:\n%s", tc.host, err, tc.says, out)
+		}
+	}
+
+	c.kill9("h3")
+	c.waitMembers([]string{"h1", "h2"}, 2)
+	testutil.WaitFor(t, "h1 to list h3 as down", 10*time.Second, func() bool {
+		out, _ := c.tryCLI("h1", "cluster", "members", "--down", "--format", "json")
+		return strings.Contains(out, `"h3"`)
+	})
+	if out := c.cli("h1", "cluster", "forget", "h3"); !strings.Contains(out, "forgot host h3") || !strings.Contains(out, "lost/db, spare/cache") {
+		t.Errorf("cluster forget h3 says:\n%s", out)
+	}
+	testutil.WaitFor(t, "h1 and h2 to forget h3", 10*time.Second, func() bool {
+		for _, h := range []string{"h1", "h2"} {
+			eps, err := c.tryCLI(h, "endpoint", "ls", "--all", "--format", "json")
+			down, err2 := c.tryCLI(h, "cluster", "members", "--down", "--format", "json")
+			if err != nil || err2 != nil || strings.Contains(eps, `"h3"`) || strings.TrimSpace(down) != "[]" {
+				return false
+			}
+		}
+		return true
+	})
+	// Its network can go, and its endpoint's name is free at once.
+	c.cli("h2", "network", "rm", "spare")
+	c.cli("h1", "endpoint", "create", "--network", "lost", "--name", "db", "--netns", ns1)
+	c.agree("h1", "h2")
+	newer := c.endpoints("h2")["db"]
+	if newer.Host != "h1" {
+		t.Fatalf("db on h2: %+v, want h1's", newer)
+	}
+
+	// Back after all, with its state.
+	c.start("h3", c.hosts["h1"].addr+":7946")
+	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
+	testutil.WaitFor(t, "h3's db to be down, naming h1's", 20*time.Second, func() bool {
+		for _, e := range c.endpointList("h3") {
+			if e.Name == "db" && e.Host == "h3" {
+				return e.State == api.StateDown && strings.Contains(e.Reason, "h1")
+			}
+		}
+		return false
+	})
+	c.agree("h1", "h2", "h3")
+	for _, h := range []string{"h1", "h2", "h3"} {
+		if e := c.endpoints(h)["db"]; h != "h3" && (e.Host != "h1" || e.State != "") {
+			t.Errorf("db on %s: %+v, want h1's, up", h, e)
+		}
+		c.checkAddresses(h)
+	}
+	if got := c.dig(ns2, "db", false); got != addrOf(t, newer).String() {
+		t.Errorf("dig db on h2: %q, want h1's %v", got, addrOf(t, newer))
+	}
+}
+
 // TestCluster_stoppedHostKeepsItsNames: an agent stopped with SIGTERM (a
 // restart, an upgrade) is down, not gone: while it is away no other host
 // takes its endpoint's name or removes the network the endpoint is on, and

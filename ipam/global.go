@@ -38,6 +38,10 @@ type GlobalConfig struct {
 	// Default 24 h, as kvs's ReapAfter; a partition longer than this is
 	// treated as a death.
 	InheritAfter time.Duration
+	// Forgotten reports whether a host was forgotten by an operator (it
+	// will not come back): absent, it is gone for good at once. Nil: none
+	// is. Called with the Global's lock held: it must not call back.
+	Forgotten func(host string) bool
 	// ServeDelay staggers the hosts that could answer a request for a
 	// block: the host ranked k answers only if the request is still open
 	// after k×ServeDelay. Default 200 ms.

@@ -45,6 +45,8 @@ type sim struct {
 	hosts map[string]*simHost
 	base  string
 	size  int
+	// forgotten are the hosts an operator forgot (GlobalConfig.Forgotten).
+	forgotten sync.Map
 }
 
 // claimsMode makes newSim's tables take claims (ipam.Claimer, as etcd's
@@ -69,7 +71,8 @@ func (s *sim) start(name string, store ipam.MemStore) *simHost {
 	g, err := ipam.NewGlobal(ipam.GlobalConfig{Table: s.net.Table(name), Store: store, Settle: 10 * time.Millisecond,
 		InheritAfter: time.Hour, ServeDelay: 20 * time.Millisecond, Tick: 2 * time.Millisecond, Now: s.clock.Now,
 		DefaultBase: s.base, DefaultSize: s.size,
-		OnLost: func(_ string, a []netip.Addr) { h.mu.Lock(); h.lost = append(h.lost, a...); h.mu.Unlock() }})
+		Forgotten: func(host string) bool { _, ok := s.forgotten.Load(host); return ok },
+		OnLost:    func(_ string, a []netip.Addr) { h.mu.Lock(); h.lost = append(h.lost, a...); h.mu.Unlock() }})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -313,6 +316,56 @@ func TestGlobal_goneForGoodBlocksInherited(t *testing.T) {
 	if len(lost) != len(h2addrs) {
 		t.Errorf("h2 lost %d of its %d leases; h3 took the whole range while it was gone", len(lost), len(h2addrs))
 	}
+	s.checkUnique("web")
+}
+
+// TestGlobal_forgottenBlocksPassAtOnce: a host that is absent and
+// forgotten is gone for good at once: its blocks, and the untouched ones
+// of a forgotten creator, pass on without waiting InheritAfter; a host
+// forgotten but live keeps its own.
+func TestGlobal_forgottenBlocksPassAtOnce(t *testing.T) {
+	s := newSim(t, "h1", "h2", "h3", "h4")
+	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.25.0.0/26"}) // 16 blocks of 4
+	for range 6 {
+		s.alloc("h2", "web")
+	}
+	h2blocks := s.hosts["h2"].g.Blocks("web")
+	s.alloc("h4", "web")
+	h4blocks := s.hosts["h4"].g.Blocks("web")
+	s.crash("h2")
+	s.crash("h1")
+	s.forgotten.Store("h1", true)
+	s.forgotten.Store("h2", true)
+	s.forgotten.Store("h4", true) // a mistake: h4 is live
+	s.clock.Add(time.Minute)      // far from InheritAfter (an hour)
+	testutil.WaitFor(t, "h3 or h4 to inherit h2's blocks and h1's untouched ones", 5*time.Second, func() bool {
+		held := map[netip.Prefix]bool{}
+		for _, h := range []string{"h3", "h4"} {
+			s.hosts[h].g.Refresh()
+			for _, b := range s.hosts[h].g.Blocks("web") {
+				held[b] = true
+			}
+		}
+		for _, b := range h2blocks {
+			if !held[b] {
+				return false
+			}
+		}
+		return claimsMode || len(held) == 16
+	})
+	for _, b := range h4blocks {
+		if !slices.Contains(s.hosts["h4"].g.Blocks("web"), b) {
+			t.Errorf("live h4 lost its block %v for being named forgotten", b)
+		}
+	}
+	s.clock.Add(time.Second) // past Settle
+	for range 8 {
+		s.alloc("h3", "web")
+	}
+	// The forgotten hosts' leases are void (back, they would be told they
+	// are lost); among the others, none is held twice.
+	delete(s.hosts, "h1")
+	delete(s.hosts, "h2")
 	s.checkUnique("web")
 }
 
@@ -765,6 +818,7 @@ func TestGlobalClaims(t *testing.T) {
 		{"releaseReusesNothingAtOnce", TestGlobal_releaseReusesNothingAtOnce},
 		{"restartReusesNoLease", TestGlobal_restartReusesNoLease},
 		{"goneForGoodBlocksInherited", TestGlobal_goneForGoodBlocksInherited},
+		{"forgottenBlocksPassAtOnce", TestGlobal_forgottenBlocksPassAtOnce},
 		{"staticAddress", TestGlobal_staticAddress},
 		{"creatorKeepsFirstBlock", TestGlobal_creatorKeepsFirstBlock},
 		{"ipv6Network", TestGlobal_ipv6Network},

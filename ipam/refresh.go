@@ -370,10 +370,11 @@ func (g *Global) writeGrantLocked(n *gnet, idx uint64, b blockGrant) bool {
 }
 
 // goneForGoodLocked reports whether host has been out of the cluster for
-// InheritAfter: its blocks pass to their heirs.
+// InheritAfter, or is out of it and forgotten: its blocks pass to their
+// heirs.
 func (g *Global) goneForGoodLocked(host string, now time.Time) bool {
 	since, absent := g.absent[host]
-	return absent && now.Sub(since) >= g.cfg.InheritAfter
+	return absent && (now.Sub(since) >= g.cfg.InheritAfter || (g.cfg.Forgotten != nil && g.cfg.Forgotten(host)))
 }
 
 // netRefresh is what the phases of one network's refresh share.

@@ -153,5 +153,6 @@ type Stats struct {
 	RepairsSent      uint64 // owners' rows streamed to a peer by anti-entropy
 	RepairDropped    uint64 // repairs skipped because the send queue was full
 	OwnersReaped     uint64 // failed owners forgotten after ReapAfter
+	OwnersForgotten  uint64 // failed owners forgotten at once (Tables.SetForgotten)
 	TombstonesReaped uint64
 }

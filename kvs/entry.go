@@ -126,6 +126,13 @@ type Tables interface {
 	// Down returns every owner this node sees down (its rows kept for its
 	// return), and since when.
 	Down() map[string]time.Time
+	// DownRun returns the run (epoch) of an owner Down lists, for a
+	// ForgetRule; false if it is not down.
+	DownRun(name string) (uint64, bool)
+	// SetForgotten installs every rule that forgets a run of an owner:
+	// its rows go at once where it is down, or when it goes down, and its
+	// claims made before the forget count as made then (see ForgetRule).
+	SetForgotten(rules map[string]ForgetRule)
 	// WaitQuiet waits until a node that just started has caught up.
 	WaitQuiet(ctx context.Context, quiet, max time.Duration)
 	// StopAdopting ends Config.AdoptOwnRows.

@@ -70,6 +70,9 @@ type store struct {
 	cluster    map[string]bool // rows of the cluster (Config.ClusterTables)
 	adopt      bool            // take own rows back (Config.AdoptOwnRows)
 	firstClaim map[string]bool // the first claim wins (Config.FirstClaim)
+
+	// forgotten are the runs of owners forgotten (setForgotten), by owner.
+	forgotten map[string]ForgetRule
 }
 
 func newStore(self string, t timings, clock, epoch uint64) *store {
@@ -163,7 +166,11 @@ func (s *store) claimWinnerLocked(k rowKey) *Entry {
 		if e.Deleted || s.owners[e.Owner].hidden {
 			continue
 		}
-		if best == nil || e.Claim < best.Claim || (e.Claim == best.Claim && e.Owner < best.Owner) {
+		if best == nil {
+			best = e
+			continue
+		}
+		if c, bc := s.claimOfLocked(e), s.claimOfLocked(best); c < bc || (c == bc && e.Owner < best.Owner) {
 			best = e
 		}
 	}
@@ -182,9 +189,9 @@ func (s *store) changeLocked(keys []rowKey, f func()) {
 		after := s.winnerLocked(k)
 		switch {
 		case after != nil && after != before[i]:
-			s.notifyLocked(Event{Type: EventPut, Entry: *after})
+			s.notifyLocked(Event{Type: EventPut, Entry: s.outLocked(after)})
 		case after == nil && before[i] != nil:
-			gone := *before[i]
+			gone := s.outLocked(before[i])
 			gone.Deleted = true
 			s.notifyLocked(Event{Type: EventDelete, Entry: gone})
 		}
@@ -442,6 +449,7 @@ func (s *store) memberFailed(name string, now time.Time) {
 	o := s.ownerLocked(name)
 	if o.status == ownerAlive {
 		o.status, o.since = ownerFailed, now
+		s.forgetLocked(name, o, now)
 	}
 }
 
@@ -476,8 +484,8 @@ func (s *store) withdrawLocked(o *owner, now time.Time) {
 func (s *store) expire(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, o := range s.owners {
-		if o.status != ownerFailed {
+	for name, o := range s.owners {
+		if o.status != ownerFailed || s.forgetLocked(name, o, now) {
 			continue
 		}
 		if !o.hidden && now.Sub(o.since) >= s.t.grace {
@@ -573,7 +581,7 @@ func (s *store) hiddenRows(table string) []Entry {
 	var out []Entry
 	for sk, e := range s.slots {
 		if sk.table == table && !e.Deleted && s.owners[sk.owner].hidden {
-			out = append(out, *e)
+			out = append(out, s.outLocked(e))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -610,7 +618,7 @@ func (s *store) get(table, key string) (Entry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.winnerLocked(rowKey{table, key}); e != nil {
-		return *e, true
+		return s.outLocked(e), true
 	}
 	return Entry{}, false
 }
@@ -623,7 +631,7 @@ func (s *store) listLocked(table string) []Entry {
 			continue
 		}
 		if e := s.winnerLocked(k); e != nil {
-			out = append(out, *e)
+			out = append(out, s.outLocked(e))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -517,6 +517,7 @@ const clusterUsage = `Usage: vxnet cluster init [--advertise-addr IP]
        vxnet cluster members [--down] [--format table|json]
        vxnet cluster store [--format text|json]
        vxnet cluster leave [--force]
+       vxnet cluster forget HOST
        vxnet cluster rotate-keys
        vxnet cluster rotate-gossip-key
 
@@ -539,6 +540,10 @@ const clusterUsage = `Usage: vxnet cluster init [--advertise-addr IP]
                 forget its endpoints and pass its address blocks on, and
                 its agent stops (stopping the agent alone is a restart:
                 the others keep its endpoints' names for its return)
+  forget        make the cluster forget a host that is down and will not
+                come back (its disk died, say): every host drops its
+                endpoints and address blocks at once, instead of keeping
+                them for its return for the reap time (24 h)
   rotate-keys   replace this host's session key, and with it every key that
                 seals its encrypted networks' traffic with the other hosts;
                 no packet is lost (the new key is announced five seconds
@@ -570,6 +575,9 @@ func cmdCluster(std stdio, args []string) int {
 	}
 	if len(args) > 0 && args[0] == "leave" {
 		return cmdClusterLeave(std, args[1:])
+	}
+	if len(args) > 0 && args[0] == "forget" {
+		return cmdClusterForget(std, args[1:])
 	}
 	if len(args) > 0 && args[0] == "rotate-gossip-key" {
 		return cmdRotateGossipKey(std, args[1:])
@@ -786,6 +794,57 @@ func cmdClusterLeave(std stdio, args []string) int {
 		fmt.Fprintf(std.stdout, "endpoints forgotten by the cluster: %s\n", strings.Join(res.Endpoints, ", "))
 	}
 	fmt.Fprintln(std.stdout, "this host left the cluster and its agent stopped; started again, it joins again (systemctl disable vxnet keeps it out)")
+	return 0
+}
+
+const clusterForgetUsage = `Usage: vxnet cluster forget HOST
+
+Makes the cluster forget HOST, a host that is down (failed, or stopped
+without leaving) and will not come back: its disk died, it was rebuilt
+under another name. Every host drops its endpoints at once, so their names
+are free and the networks they were on can be removed, and its address
+blocks are handed out again. Without it, the cluster keeps them for the
+host's return for the reap time (24 h). The networks and services it
+created stay: they are the cluster's.
+
+Refused for a live member (take it out with vxnet cluster leave on it) and
+for this host. vxnet cluster members --down lists the hosts that are down.
+
+If the host comes back after all, it is welcome, as one back after the
+reap time: a name one of its endpoints had and another endpoint took since
+stays with the newer one (the host lists its own down, saying why), and
+an endpoint whose address was handed out again gets a new one. Every host
+of the cluster must run a vxnet that knows this command.
+
+With --store etcd a host's rows go with its lease: there is nothing to
+forget.
+
+Example:
+  vxnet cluster members --down
+  vxnet cluster forget h3
+`
+
+func cmdClusterForget(std stdio, args []string) int {
+	fs := newFlags(std, "cluster forget", clusterForgetUsage)
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(std.stderr, "vxnet cluster forget: want one HOST, the name of a host that is down (vxnet cluster members --down lists them)")
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	res, err := client().ForgetHost(c, pos[0])
+	if err != nil {
+		return fail(std, "cluster forget", err)
+	}
+	if len(res.Endpoints) == 0 {
+		fmt.Fprintf(std.stdout, "forgot host %s (it had no endpoints)\n", res.Name)
+	} else {
+		fmt.Fprintf(std.stdout, "forgot host %s; its endpoints are gone from every host: %s\n", res.Name, strings.Join(res.Endpoints, ", "))
+	}
 	return 0
 }
 
