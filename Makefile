@@ -80,7 +80,7 @@ dist: deps
 
 # End-to-end tests need root; without it they skip and say so.
 e2e: build
-	$(GO) test -count=1 -timeout 15m ./e2e/...
+	$(GO) test -count=1 -timeout 20m ./e2e/...
 
 test: deps lint windows unit e2e
 
