@@ -117,8 +117,12 @@ type Agent struct {
 	// forgetSeen is the version of the row naming this host last said.
 	forgetMu   sync.Mutex
 	forgetSeen uint64
-	// forgotten are the hosts the Forgotten table names (forgottenHost).
-	forgotten atomic.Pointer[map[string]bool]
+	// reclaimedFor is the version of the row naming an earlier run of
+	// this host whose rows were claimed anew (followForgotten).
+	reclaimedFor uint64
+	// caughtUp is closed once a joining agent has the cluster's tables
+	// (or gave up waiting), at once without --join.
+	caughtUp chan struct{}
 	// announceMu serializes the gossip metadata's announcements.
 	announceMu sync.Mutex
 	// rotatingGossip: a gossip key rotation started here is under way.
@@ -172,7 +176,7 @@ func New(cfg config.Config) (*Agent, error) {
 		creations: map[string]tables.Network{}, down: map[string]tables.Endpoint{},
 		services: map[string]tables.Service{}, vipLeases: map[string][]netip.Addr{}, meshAddrs: map[string][]netip.Addr{},
 		svcCounters: map[string]*dataplane.ServiceCounters{}, taskCounters: map[string]*dataplane.TaskCounters{}, losingSince: map[string]time.Time{},
-		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), fatal: make(chan error, 1), leaving: make(chan struct{}, 1), gwDNS: map[netip.AddrPort]gatewayDNS{}}
+		local: map[string]*localEndpoint{}, reserved: map[string]map[netip.Addr]*reservation{}, pending: map[string]struct{}{}, ports: map[string]string{}, kick: make(chan struct{}, 1), ready: make(chan struct{}), fatal: make(chan error, 1), leaving: make(chan struct{}, 1), gwDNS: map[netip.AddrPort]gatewayDNS{}, caughtUp: make(chan struct{})}
 	a.runCtx, a.stopRun = context.WithCancel(context.Background())
 	if err := a.openJoin(); err != nil {
 		return nil, err
@@ -385,6 +389,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer close(a.caughtUp)
 			defer a.dns.SetCatchingUp(false)
 			t := time.NewTimer(catchUpMax)
 			defer t.Stop()
@@ -410,6 +415,8 @@ func (a *Agent) Run(ctx context.Context) error {
 				"reason", "away since "+a.store.Snapshot().SavedAt.Format(time.RFC3339))
 			a.catchUp(ctx, joined, false)
 		}
+	} else {
+		close(a.caughtUp) // nothing to catch up with
 	}
 	a.restoreEndpoints()
 	// resolv.conf files an earlier run wrote for namespaces that are gone

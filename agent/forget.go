@@ -3,7 +3,9 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/vxnet/vxnet/api"
@@ -28,18 +30,32 @@ func (a *Agent) ForgetHost(req api.ClusterForget) (api.ClusterForget, error) {
 	if _, ok := a.kv.(*kvs.Etcd); ok {
 		return api.ClusterForget{}, apiError(api.CodeConflict, "name", "the tables are kept in etcd, where a host's rows go with its lease: there is nothing to forget")
 	}
+	var others []string // members on another vxnet, which would not forget it
 	for _, m := range a.kv.Node().Members() {
 		if m.Name == name {
 			return api.ClusterForget{}, apiError(api.CodeConflict, "name", "host %s is up (a live member): forget only a host that is down; to take a live one out, run vxnet cluster leave on it", name)
 		}
+		if m.Meta.Version != a.cfg.Version {
+			others = append(others, fmt.Sprintf("%s (%s)", m.Name, m.Meta.Version))
+		}
 	}
 	run, ok := a.kv.DownRun(name)
 	if !ok {
+		if e, ok := a.kv.Get(tables.Forgotten, name); ok && a.kv.Forgotten(name) {
+			if f, err := tables.DecodeForgottenHost(e.Key, e.Value); err == nil {
+				return api.ClusterForget{}, apiError(api.CodeNotFound, "name", "host %s was forgotten already (on %s, at %s)", name, f.By, f.At.UTC().Format(time.RFC3339))
+			}
+		}
 		return api.ClusterForget{}, apiError(api.CodeNotFound, "name", "no host %q is down here (vxnet cluster members --down lists those that are)", name)
+	}
+	if len(others) > 0 {
+		sort.Strings(others)
+		return api.ClusterForget{}, apiError(api.CodeConflict, "name", "hosts %s run another vxnet than this one (%s): upgrade every host first (one that does not know cluster forget would keep %s's endpoints for the reap time)",
+			strings.Join(others, ", "), a.cfg.Version, name)
 	}
 	eps := a.endpointsOf(name)
 	row := tables.ForgottenHost{Host: name, Run: run, By: a.cfg.Name, At: time.Now().UTC()}
-	if err := a.put(tables.Forgotten, name, row.Encode()); err != nil {
+	if _, err := a.kv.Put(tables.Forgotten, name, row.Encode()); err != nil {
 		return api.ClusterForget{}, err
 	}
 	a.followForgotten()
@@ -97,7 +113,6 @@ func (a *Agent) followForgotten() {
 	a.forgetMu.Lock()
 	defer a.forgetMu.Unlock()
 	rules := map[string]kvs.ForgetRule{}
-	gone := map[string]bool{}
 	var bad []error
 	for _, e := range a.kv.List(tables.Forgotten) {
 		f, err := tables.DecodeForgottenHost(e.Key, e.Value)
@@ -105,28 +120,59 @@ func (a *Agent) followForgotten() {
 			bad = append(bad, err)
 			continue
 		}
+		if f.Host != a.cfg.Name {
+			rules[f.Host] = kvs.ForgetRule{Epoch: f.Run, Clock: e.Version}
+			continue
+		}
+		if f.Run == a.kv.Run() {
+			// Forgotten while it ran (cut off, or by mistake): it is
+			// here, so the forget is void; taken back, it does not drop
+			// this run's rows at the next failure.
+			if a.forgetSeen != e.Version {
+				a.forgetSeen = e.Version
+				a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) while it ran, cut off from the host that forgot it; taking the forget back: its endpoints are back, and those whose addresses were handed out meanwhile get new ones",
+					"peer", f.By, "at", f.At.UTC().Format(time.RFC3339))
+			}
+			if err := a.kv.Delete(tables.Forgotten, f.Host); err != nil && !errors.Is(err, kvs.ErrNotFound) {
+				a.log.Warn("taking back the forget of this host", "error", err)
+			}
+			continue
+		}
 		rules[f.Host] = kvs.ForgetRule{Epoch: f.Run, Clock: e.Version}
-		gone[f.Host] = true
-		if f.Host == a.cfg.Name && a.forgetSeen != e.Version {
+		if a.forgetSeen != e.Version {
 			a.forgetSeen = e.Version
-			a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) while it was down or out of reach: names its endpoints claimed before are another endpoint's if one took them since",
-				"peer", f.By, "at", f.At.Format(time.RFC3339))
+			a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) while it was down: a name its endpoints had that another endpoint took since stays that endpoint's (this host lists its own down), and one whose address was handed out again gets a new one",
+				"peer", f.By, "at", f.At.UTC().Format(time.RFC3339))
+			go a.reclaimAfterCatchUp(e.Version)
 		}
 	}
 	a.skipped.Report(tables.Forgotten, errors.Join(bad...))
-	a.forgotten.Store(&gone)
 	a.kv.SetForgotten(rules)
 }
 
-// forgottenHost reports whether a host was forgotten and its rows are not
-// kept here for its return (a later run of it that is down is not
-// forgotten): IPAM passes its blocks on at once (ipam.GlobalConfig.
-// Forgotten). Safe under IPAM's lock: it takes only the store's.
-func (a *Agent) forgottenHost(host string) bool {
-	gone := a.forgotten.Load()
-	if gone == nil || !(*gone)[host] {
-		return false
+// reclaimAfterCatchUp claims this host's rows anew once it has caught up
+// with the cluster (so that it has seen every endpoint made while it was
+// forgotten, which keep their names): a host back after it was forgotten
+// then competes for names as one back after the reap time.
+func (a *Agent) reclaimAfterCatchUp(version uint64) {
+	select {
+	case <-a.caughtUp:
+	case <-a.runCtx.Done():
+		return
 	}
-	_, down := a.kv.DownRun(host)
-	return !down
+	a.forgetMu.Lock()
+	defer a.forgetMu.Unlock()
+	if a.reclaimedFor == version {
+		return
+	}
+	a.reclaimedFor = version
+	if n := a.kv.ReclaimForgotten(); n > 0 {
+		a.log.Info("this host's endpoints claim their names anew, after it was forgotten", "count", n)
+	}
 }
+
+// forgottenHost reports whether a host's rows went by a forget and it has
+// not been back since: IPAM passes its blocks on at once (ipam.
+// GlobalConfig.Forgotten). Safe under IPAM's lock: it takes only the
+// store's.
+func (a *Agent) forgottenHost(host string) bool { return a.kv.Forgotten(host) }

@@ -172,9 +172,11 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 	}
 	var importedNets []tables.Network // written by this import
 	for i, r := range d.Rows {
-		if !a.kv.IsCluster(r.Table) || (r.Table == kvstable.BlocksTableName && !a.table.CanClaim()) {
-			// A host's own row, or a block claim a gossip store does not
-			// take (its hosts hand blocks out by grants).
+		if !a.kv.IsCluster(r.Table) || (r.Table == kvstable.BlocksTableName && !a.table.CanClaim()) || r.Table == tables.Forgotten {
+			// A host's own row, a block claim a gossip store does not
+			// take (its hosts hand blocks out by grants), or a forgotten
+			// host's run (its rows are gone already; in another store
+			// the rule would name runs of hosts it does not know).
 			res.HostRows++
 			continue
 		}

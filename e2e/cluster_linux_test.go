@@ -575,6 +575,7 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 	ns1, ns2, ns3, ns3b := l.netns("f1"), l.netns("f2"), l.netns("f3"), l.netns("f3b")
 	c.cli("h3", "endpoint", "create", "--network", "lost", "--name", "db", "--netns", ns3)
 	c.cli("h3", "endpoint", "create", "--network", "spare", "--name", "cache", "--netns", ns3b)
+	c.cli("h3", "endpoint", "create", "--network", "lost", "--name", "solo", "--netns", ns3b, "--ifname", "eth1")
 	c.cli("h2", "endpoint", "create", "--network", "lost", "--name", "probe", "--netns", ns2)
 	c.agree("h1", "h2", "h3")
 
@@ -590,9 +591,13 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 		out, _ := c.tryCLI("h1", "cluster", "members", "--down", "--format", "json")
 		return strings.Contains(out, `"h3"`)
 	})
-	if out := c.cli("h1", "cluster", "forget", "h3"); !strings.Contains(out, "forgot host h3") || !strings.Contains(out, "lost/db, spare/cache") {
+	if out := c.cli("h1", "cluster", "forget", "h3"); !strings.Contains(out, "forgot host h3") || !strings.Contains(out, "lost/db, lost/solo, spare/cache") {
 		t.Errorf("cluster forget h3 says:\n%s", out)
 	}
+	testutil.WaitFor(t, "a second forget, on h2, to say it was done on h1", 10*time.Second, func() bool {
+		out, err := c.tryCLI("h2", "cluster", "forget", "h3")
+		return err != nil && strings.Contains(out, "forgotten already (on h1")
+	})
 	testutil.WaitFor(t, "h1 and h2 to forget h3", 10*time.Second, func() bool {
 		for _, h := range []string{"h1", "h2"} {
 			eps, err := c.tryCLI(h, "endpoint", "ls", "--all", "--format", "json")
@@ -627,6 +632,11 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 	for _, h := range []string{"h1", "h2", "h3"} {
 		if e := c.endpoints(h)["db"]; h != "h3" && (e.Host != "h1" || e.State != "") {
 			t.Errorf("db on %s: %+v, want h1's, up", h, e)
+		}
+		// The endpoint no one took is back, up (readdressed if its
+		// address was handed out again).
+		if e := c.endpoints(h)["solo"]; e.Host != "h3" || e.State != "" {
+			t.Errorf("solo on %s: %+v, want h3's, up", h, e)
 		}
 		c.checkAddresses(h)
 	}

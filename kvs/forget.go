@@ -15,13 +15,16 @@ import "time"
 //
 //   - the rows of that run are dropped when the owner is failed here, at
 //     once or whenever it fails later (a node that still saw it alive);
-//     a later run, the host restarted, is not forgotten;
+//     a later run, the host restarted, is not forgotten, and a host that
+//     sees a rule naming the run it is in (it was forgotten while cut
+//     off) deletes the row;
 //   - in a FirstClaim table, the owner's rows claimed before the forget
 //     lose to every row claimed otherwise (its own included: a host that
 //     comes back sees that its name went): a name taken while the host
 //     was forgotten stays with the newer row if the host comes back, as
-//     it does for a host back after the reap. A row the host writes anew
-//     after the forget competes as any.
+//     it does for a host back after the reap. Once back and caught up,
+//     the host claims its rows anew (ReclaimForgotten): from then on they
+//     compete as any.
 
 // ForgetRule is one forgotten run of an owner.
 type ForgetRule struct {
@@ -68,6 +71,7 @@ func (s *store) setForgotten(rules map[string]ForgetRule, now time.Time) {
 		s.forgotten = make(map[string]ForgetRule, len(rules))
 		for name, r := range rules {
 			s.forgotten[name] = r
+			s.witnessLocked(r.Clock) // a claim made here from now on is past it
 		}
 	})
 	for name := range rules {
@@ -77,15 +81,74 @@ func (s *store) setForgotten(rules map[string]ForgetRule, now time.Time) {
 	}
 }
 
-// forgetLocked drops a failed owner's rows if a rule names its run.
+// forgetLocked drops a failed owner's rows if a rule names its run, or a
+// later one than this node has seen of it (epochs are start times: one
+// that missed the owner's last restart still forgets the run that was
+// down).
 func (s *store) forgetLocked(name string, o *owner, now time.Time) bool {
 	r, ok := s.forgotten[name]
-	if !ok || name == s.self || o.status != ownerFailed || r.Epoch == 0 || o.epoch != r.Epoch {
+	if !ok || name == s.self || o.status != ownerFailed || r.Epoch == 0 || o.epoch == 0 || o.epoch > r.Epoch {
 		return false
 	}
 	s.withdrawLocked(o, now)
+	o.forgotten = true
 	s.stats.OwnersForgotten++
 	return true
+}
+
+// isForgotten reports whether an owner's rows were dropped by a rule and
+// it has not been alive since.
+func (s *store) isForgotten(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.owners[name]
+	return o != nil && o.forgotten && o.status == ownerGone
+}
+
+// reclaimForgotten claims this node's rows anew where a rule naming an
+// earlier run of it makes them lose (claimed before the forget): a host
+// back after it was forgotten competes for its names as one back after
+// the reap does, from now on. It returns the rows written.
+func (s *store) reclaimForgotten() []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.forgotten[s.self]
+	if !ok {
+		return nil
+	}
+	var out []Entry
+	for sk := range s.owners[s.self].slots {
+		cur := s.slots[sk]
+		if !s.firstClaim[sk.table] || cur.Deleted || cur.Claim == 0 || cur.Claim >= r.Clock {
+			continue
+		}
+		e := *cur
+		e.Value = append([]byte(nil), cur.Value...)
+		e.Version = s.tickLocked()
+		e.Claim = e.Version
+		s.stampLocked(&e)
+		s.setLocked(e)
+		s.stats.LocalWrites++
+		out = append(out, e)
+	}
+	return out
+}
+
+// rawClaim is the claim of this node's slot of a row, as written.
+func (s *store) rawClaim(table, key string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.slots[slotKey{table, key, s.self}]; e != nil {
+		return e.Claim
+	}
+	return 0
+}
+
+// run is this node's run (its epoch).
+func (s *store) run() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
 }
 
 // downRun returns the run of an owner that is down (as down lists it),
@@ -111,9 +174,33 @@ func (g *Gossip) SetForgotten(rules map[string]ForgetRule) { g.st.setForgotten(r
 // DownRun implements Tables.
 func (g *Gossip) DownRun(name string) (uint64, bool) { return g.st.downRun(name) }
 
+// Forgotten implements Tables.
+func (g *Gossip) Forgotten(name string) bool { return g.st.isForgotten(name) }
+
+// Run implements Tables.
+func (g *Gossip) Run() uint64 { return g.st.run() }
+
+// ReclaimForgotten implements Tables.
+func (g *Gossip) ReclaimForgotten() int {
+	rows := g.st.reclaimForgotten()
+	for _, e := range rows {
+		g.originate(e)
+	}
+	return len(rows)
+}
+
 // SetForgotten implements Tables: nothing to do, as a host's rows go with
 // its lease.
 func (e *Etcd) SetForgotten(map[string]ForgetRule) {}
 
 // DownRun implements Tables: no host is down in etcd's sense (see Down).
 func (e *Etcd) DownRun(string) (uint64, bool) { return 0, false }
+
+// Forgotten implements Tables: none (see SetForgotten).
+func (e *Etcd) Forgotten(string) bool { return false }
+
+// Run implements Tables: etcd's rows are not kept by run.
+func (e *Etcd) Run() uint64 { return 0 }
+
+// ReclaimForgotten implements Tables: nothing to reclaim.
+func (e *Etcd) ReclaimForgotten() int { return 0 }

@@ -7,6 +7,18 @@ import "testing"
 // in any order; never a live owner's, another run's, or this node's own;
 // and the owner's rows claimed before the forget lose to any other, so a
 // name taken meanwhile stays with the newer row when the owner is back.
+// hiddenOf reports whether a failed owner still has rows kept here.
+func (s *store) hiddenOf(owner string) (int, bool) {
+	n := 0
+	for _, e := range s.hiddenRows("endpoints") {
+		if e.Owner == owner {
+			n++
+		}
+	}
+	_, down := s.down()[owner]
+	return n, n > 0 || down
+}
+
 func TestStore_forget(t *testing.T) {
 	const run, later = 100, 200
 	x := func(key string, version, claim uint64, epoch uint64) Entry {
@@ -36,6 +48,29 @@ func TestStore_forget(t *testing.T) {
 	// Refused until it is a member again, as after a leave.
 	if res, _ := s.apply(x("web/late", 4, 4, run), t0); res != applyRejected {
 		t.Errorf("a late row of the forgotten run: %v, want rejected", res)
+	}
+
+	if !s.isForgotten("x") {
+		t.Error("x not reported forgotten after its rows went by the rule")
+	}
+	s.memberAlive("x")
+	if s.isForgotten("x") {
+		t.Error("x reported forgotten once alive again")
+	}
+
+	// A node that missed x's last restart (it knows an earlier run)
+	// forgets it all the same; a node that knows a later run does not.
+	for _, c := range []struct {
+		epoch uint64
+		gone  bool
+	}{{run - 10, true}, {run + 10, false}} {
+		s = clusterStore("a")
+		s.apply(x("web/db", 2, 2, c.epoch), t0)
+		s.memberFailed("x", t0)
+		s.setForgotten(rule, t0)
+		if _, ok := s.hiddenOf("x"); ok == c.gone {
+			t.Errorf("x's run %d against a rule for run %d: rows kept %v, want %v", c.epoch, run, ok, !c.gone)
+		}
 	}
 
 	// The rule first, while x is alive here: nothing goes until it fails.
@@ -86,8 +121,18 @@ func TestStore_forget(t *testing.T) {
 	if e, ok := s.get("endpoints", "web/db"); !ok || e.Claim != forgottenClaim+mine.Claim {
 		t.Errorf("own row %+v after a rule naming this node: want it, claimed before the forget", e)
 	}
-	if raw := s.slots[slotKey{"endpoints", "web/db", "a"}]; raw.Claim != mine.Claim {
-		t.Errorf("the stored claim changed: %d, want %d (only readers' copies show the forget)", raw.Claim, mine.Claim)
+	if raw := s.rawClaim("endpoints", "web/db"); raw != mine.Claim {
+		t.Errorf("the stored claim changed: %d, want %d (only readers' copies show the forget)", raw, mine.Claim)
+	}
+	// Claimed anew, it competes as any row claimed after the forget.
+	if got := s.reclaimForgotten(); len(got) != 1 || got[0].Claim <= mine.Claim+10 || got[0].Claim != got[0].Version {
+		t.Errorf("reclaimed %+v, want web/db claimed anew past the forget", got)
+	}
+	if e, _ := s.get("endpoints", "web/db"); e.Claim >= forgottenClaim || e.Owner != "a" {
+		t.Errorf("web/db after the reclaim: %+v", e)
+	}
+	if again := s.reclaimForgotten(); len(again) != 0 {
+		t.Errorf("a second reclaim wrote %d rows", len(again))
 	}
 
 	// The order of a host's life: it fails, is forgotten, its name is

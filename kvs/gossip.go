@@ -170,7 +170,9 @@ func (g *Gossip) OwnRows() []Row {
 	var rows []Row
 	for _, e := range g.st.list("") {
 		if e.Owner == g.st.self && !g.IsCluster(e.Table) {
-			rows = append(rows, Row{Table: e.Table, Key: e.Key, Value: e.Value, Claim: e.Claim})
+			// The claim as written, not as it competes (a forget rule
+			// makes readers' copies show another).
+			rows = append(rows, Row{Table: e.Table, Key: e.Key, Value: e.Value, Claim: g.st.rawClaim(e.Table, e.Key)})
 		}
 	}
 	return rows

@@ -29,8 +29,11 @@ type owner struct {
 	status ownerStatus
 	since  time.Time // when it failed or went
 	hidden bool
-	slots  map[slotKey]struct{}
-	digest ownerDigest
+	// forgotten: its rows went by a forget rule (forgetLocked), and it
+	// has not been alive since.
+	forgotten bool
+	slots     map[slotKey]struct{}
+	digest    ownerDigest
 
 	// The owner's write stream, as far as this node has seen it: in run
 	// epoch, every write up to seq have, and these beyond.
@@ -435,7 +438,7 @@ func (s *store) memberAlive(name string) {
 	defer s.mu.Unlock()
 	o := s.ownerLocked(name)
 	s.changeLocked(s.keysOfLocked(o), func() {
-		o.status, o.hidden = ownerAlive, false
+		o.status, o.hidden, o.forgotten = ownerAlive, false, false
 	})
 }
 

@@ -810,11 +810,16 @@ created stay: they are the cluster's.
 Refused for a live member (take it out with vxnet cluster leave on it) and
 for this host. vxnet cluster members --down lists the hosts that are down.
 
-If the host comes back after all, it is welcome, as one back after the
+If the host comes back after all, it is taken in as one back after the
 reap time: a name one of its endpoints had and another endpoint took since
 stays with the newer one (the host lists its own down, saying why), and
-an endpoint whose address was handed out again gets a new one. Every host
-of the cluster must run a vxnet that knows this command.
+an endpoint whose address was handed out again gets a new one. Unlike a
+host away that long, it learns that it was forgotten only once it has
+caught up with the cluster, so for those first seconds such an endpoint
+may share its address with another: forget only a host that is gone. A
+host forgotten while it was only cut off takes the forget back when it
+is in reach again. Every host of the cluster must run this vxnet
+(refused otherwise, naming the hosts that do not).
 
 With --store etcd a host's rows go with its lease: there is nothing to
 forget.
@@ -843,7 +848,7 @@ func cmdClusterForget(std stdio, args []string) int {
 	if len(res.Endpoints) == 0 {
 		fmt.Fprintf(std.stdout, "forgot host %s (it had no endpoints)\n", res.Name)
 	} else {
-		fmt.Fprintf(std.stdout, "forgot host %s; its endpoints are gone from every host: %s\n", res.Name, strings.Join(res.Endpoints, ", "))
+		fmt.Fprintf(std.stdout, "forgot host %s; every host drops its endpoints as the forget reaches it: %s\n", res.Name, strings.Join(res.Endpoints, ", "))
 	}
 	return 0
 }
