@@ -565,7 +565,8 @@ func TestCluster_sameNameAtOnce(t *testing.T) {
 // refused. If the forgotten host comes back after all, the name stays
 // with the endpoint made since: the returning one is down on its host,
 // naming the winner, DNS answers the newer one everywhere, and no address
-// is held twice.
+// is held twice. A host forgotten while only cut off takes the forget
+// back once in reach.
 func TestCluster_forgetDeadHost(t *testing.T) {
 	l := newLab(t)
 	c := l.cluster("198.18.59", "h1", "h2", "h3")
@@ -642,6 +643,34 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 	}
 	if got := c.dig(ns2, "db", false); got != addrOf(t, newer).String() {
 		t.Errorf("dig db on h2: %q, want h1's %v", got, addrOf(t, newer))
+	}
+
+	// Forgotten while only cut off: back in reach, h3 takes the forget
+	// back (the row goes everywhere), and its endpoint is back on every
+	// host, with an address no other holds.
+	c.cut("h3")
+	c.waitMembers([]string{"h1", "h2"}, 2)
+	testutil.WaitFor(t, "h1 to list h3 as down again", 10*time.Second, func() bool {
+		out, _ := c.tryCLI("h1", "cluster", "members", "--down", "--format", "json")
+		return strings.Contains(out, `"h3"`)
+	})
+	c.cli("h1", "cluster", "forget", "h3")
+	c.heal("h3")
+	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
+	testutil.WaitFor(t, "h3 to take the forget back on every host", 20*time.Second, func() bool {
+		for _, h := range []string{"h1", "h2", "h3"} {
+			if out, err := c.tryCLI(h, "store", "export"); err != nil || strings.Contains(out, `"table": "forgotten"`) {
+				return false
+			}
+		}
+		return true
+	})
+	c.agree("h1", "h2", "h3")
+	for _, h := range []string{"h1", "h2", "h3"} {
+		if e := c.endpoints(h)["solo"]; e.Host != "h3" || e.State != "" {
+			t.Errorf("solo on %s after the heal: %+v, want h3's, up", h, e)
+		}
+		c.checkAddresses(h)
 	}
 }
 
