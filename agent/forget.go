@@ -87,10 +87,18 @@ func (a *Agent) endpointsOf(host string) []string {
 	return out
 }
 
-// routineForgotten follows the Forgotten table.
+// routineForgotten follows the Forgotten table, once this host has caught
+// up with the cluster: a row it kept in its state file may have been
+// deleted since (its host took the forget back), which only the cluster
+// can tell it.
 func (a *Agent) routineForgotten(ctx context.Context) {
 	_, events, cancel := a.kv.Watch(tables.Forgotten)
 	defer cancel()
+	select {
+	case <-a.caughtUp:
+	case <-ctx.Done():
+		return
+	}
 	a.followForgotten()
 	for {
 		select {
@@ -105,11 +113,16 @@ func (a *Agent) routineForgotten(ctx context.Context) {
 	}
 }
 
-// followForgotten hands every row of the Forgotten table to the store,
-// and says so once when one names this host: it was forgotten while it
-// was down or out of reach, so the names its endpoints claimed before
-// that may be another endpoint's now (those are listed down here).
+// followForgotten hands every row of the Forgotten table to the store. A
+// row naming this host's run takes the forget back (the host is here);
+// one naming an earlier run has this host's endpoints claim their names
+// anew once restored (reclaimAfterRestore).
 func (a *Agent) followForgotten() {
+	select {
+	case <-a.caughtUp:
+	default:
+		return // routineForgotten follows the table once caught up
+	}
 	a.forgetMu.Lock()
 	defer a.forgetMu.Unlock()
 	rules := map[string]kvs.ForgetRule{}
@@ -124,10 +137,11 @@ func (a *Agent) followForgotten() {
 			rules[f.Host] = kvs.ForgetRule{Epoch: f.Run, Clock: e.Version}
 			continue
 		}
-		if f.Run == a.kv.Run() {
-			// Forgotten while it ran (cut off, or by mistake): it is
-			// here, so the forget is void; taken back, it does not drop
-			// this run's rows at the next failure.
+		if run := a.kv.Run(); f.Run == run || (f.Run < run && !f.At.Before(time.Unix(0, int64(run)))) {
+			// Forgotten while it ran (cut off, or by mistake; by a host
+			// that knew an earlier run of it, restarted meanwhile): it
+			// is here, so the forget is void; taken back, it does not
+			// drop this run's rows at the next failure.
 			if a.forgetSeen != e.Version {
 				a.forgetSeen = e.Version
 				a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) while it ran, cut off from the host that forgot it; taking the forget back: its endpoints are back, and those whose addresses were handed out meanwhile get new ones",
@@ -141,22 +155,23 @@ func (a *Agent) followForgotten() {
 		rules[f.Host] = kvs.ForgetRule{Epoch: f.Run, Clock: e.Version}
 		if a.forgetSeen != e.Version {
 			a.forgetSeen = e.Version
-			a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) while it was down: a name its endpoints had that another endpoint took since stays that endpoint's (this host lists its own down), and one whose address was handed out again gets a new one",
-				"peer", f.By, "at", f.At.UTC().Format(time.RFC3339))
-			go a.reclaimAfterCatchUp(e.Version)
+			version, f := e.Version, f
+			a.bg.Go(func() { a.reclaimAfterRestore(version, f) })
 		}
 	}
 	a.skipped.Report(tables.Forgotten, errors.Join(bad...))
 	a.kv.SetForgotten(rules)
 }
 
-// reclaimAfterCatchUp claims this host's rows anew once it has caught up
-// with the cluster (so that it has seen every endpoint made while it was
-// forgotten, which keep their names): a host back after it was forgotten
-// then competes for names as one back after the reap time.
-func (a *Agent) reclaimAfterCatchUp(version uint64) {
+// reclaimAfterRestore claims this host's rows anew once its endpoints are
+// restored (after it caught up with the cluster, so that it has seen the
+// endpoints made while it was forgotten, which keep their names): a host
+// back after it was forgotten then competes for names as one back after
+// the reap time. Rows claimed since the forget (a later restart) have
+// nothing to claim, and nothing is said.
+func (a *Agent) reclaimAfterRestore(version uint64, f tables.ForgottenHost) {
 	select {
-	case <-a.caughtUp:
+	case <-a.ready:
 	case <-a.runCtx.Done():
 		return
 	}
@@ -167,7 +182,8 @@ func (a *Agent) reclaimAfterCatchUp(version uint64) {
 	}
 	a.reclaimedFor = version
 	if n := a.kv.ReclaimForgotten(); n > 0 {
-		a.log.Info("this host's endpoints claim their names anew, after it was forgotten", "count", n)
+		a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) while it was down: its endpoints claim their names anew; a name another endpoint took since stays that endpoint's (this host lists its own down), and one whose address was handed out again gets a new one",
+			"peer", f.By, "at", f.At.UTC().Format(time.RFC3339), "count", n)
 	}
 }
 

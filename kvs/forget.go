@@ -102,7 +102,8 @@ func (s *store) isForgotten(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.owners[name]
-	return o != nil && o.forgotten && o.status == ownerGone
+	_, rule := s.forgotten[name] // gone when the forget was taken back
+	return o != nil && rule && o.forgotten && o.status == ownerGone
 }
 
 // reclaimForgotten claims this node's rows anew where a rule naming an
@@ -116,12 +117,15 @@ func (s *store) reclaimForgotten() []Entry {
 	if !ok {
 		return nil
 	}
-	var out []Entry
+	var keys []slotKey
 	for sk := range s.owners[s.self].slots {
-		cur := s.slots[sk]
-		if !s.firstClaim[sk.table] || cur.Deleted || cur.Claim == 0 || cur.Claim >= r.Clock {
-			continue
+		if cur := s.slots[sk]; s.firstClaim[sk.table] && !cur.Deleted && cur.Claim != 0 && cur.Claim < r.Clock {
+			keys = append(keys, sk)
 		}
+	}
+	var out []Entry
+	for _, sk := range keys {
+		cur := s.slots[sk]
 		e := *cur
 		e.Value = append([]byte(nil), cur.Value...)
 		e.Version = s.tickLocked()
@@ -182,6 +186,9 @@ func (g *Gossip) Run() uint64 { return g.st.run() }
 
 // ReclaimForgotten implements Tables.
 func (g *Gossip) ReclaimForgotten() int {
+	if g.closed() {
+		return 0
+	}
 	rows := g.st.reclaimForgotten()
 	for _, e := range rows {
 		g.originate(e)

@@ -53,6 +53,11 @@ func TestStore_forget(t *testing.T) {
 	if !s.isForgotten("x") {
 		t.Error("x not reported forgotten after its rows went by the rule")
 	}
+	s.setForgotten(nil, t0) // the forget taken back
+	if s.isForgotten("x") {
+		t.Error("x reported forgotten once its rule went")
+	}
+	s.setForgotten(rule, t0)
 	s.memberAlive("x")
 	if s.isForgotten("x") {
 		t.Error("x reported forgotten once alive again")
