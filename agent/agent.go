@@ -120,6 +120,9 @@ type Agent struct {
 	// reclaimedFor is the version of the row naming an earlier run of
 	// this host whose rows were claimed anew (followForgotten).
 	reclaimedFor uint64
+	// wasForgotten: a row of the Forgotten table names this host (its
+	// endpoints may have lost names claimed before the forget).
+	wasForgotten atomic.Bool
 	// caughtUp is closed once a joining agent has the cluster's tables
 	// (or gave up waiting), at once without --join.
 	caughtUp chan struct{}

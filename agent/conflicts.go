@@ -68,10 +68,14 @@ func (a *Agent) settleConflicts() {
 			continue
 		}
 		owner, ok := a.owners[key]
-		why := "name taken: host " + owner + " holds an endpoint of this name on this network, claimed first"
+		first := "claimed first"
+		if a.wasForgotten.Load() {
+			first = "claimed first or while this host was forgotten (vxnet cluster forget)"
+		}
+		why := "name taken: host " + owner + " holds an endpoint of this name on this network, " + first
 		if rival, lost := rivals[key]; lost && ok && owner == a.cfg.Name {
 			owner = rival.host
-			why = fmt.Sprintf("name taken: host %s holds endpoint %q on this network, the same name to DNS, claimed first", rival.host, rival.name)
+			why = fmt.Sprintf("name taken: host %s holds endpoint %q on this network, the same name to DNS, %s", rival.host, rival.name, first)
 		}
 		if !ok || owner == a.cfg.Name {
 			delete(a.losingSince, key)

@@ -114,9 +114,9 @@ func (a *Agent) routineForgotten(ctx context.Context) {
 }
 
 // followForgotten hands every row of the Forgotten table to the store. A
-// row naming this host's run takes the forget back (the host is here);
-// one naming an earlier run has this host's endpoints claim their names
-// anew once restored (reclaimAfterRestore).
+// row naming this host (it was forgotten while down, or while it ran but
+// was hung or cut off) has its endpoints claim their names anew once it
+// has the cluster's tables (reclaimAfterRestore).
 func (a *Agent) followForgotten() {
 	select {
 	case <-a.caughtUp:
@@ -133,27 +133,11 @@ func (a *Agent) followForgotten() {
 			bad = append(bad, err)
 			continue
 		}
-		if f.Host != a.cfg.Name {
-			rules[f.Host] = kvs.ForgetRule{Epoch: f.Run, Clock: e.Version}
-			continue
+		rules[f.Host] = kvs.ForgetRule{Epoch: f.Run, Clock: e.Version, At: f.At}
+		if f.Host == a.cfg.Name {
+			a.wasForgotten.Store(true)
 		}
-		if run := a.kv.Run(); f.Run == run || (f.Run < run && !f.At.Before(time.Unix(0, int64(run)))) {
-			// Forgotten while it ran (cut off, or by mistake; by a host
-			// that knew an earlier run of it, restarted meanwhile): it
-			// is here, so the forget is void; taken back, it does not
-			// drop this run's rows at the next failure.
-			if a.forgetSeen != e.Version {
-				a.forgetSeen = e.Version
-				a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) while it ran, cut off from the host that forgot it; taking the forget back: its endpoints are back, and those whose addresses were handed out meanwhile get new ones",
-					"peer", f.By, "at", f.At.UTC().Format(time.RFC3339))
-			}
-			if err := a.kv.Delete(tables.Forgotten, f.Host); err != nil && !errors.Is(err, kvs.ErrNotFound) {
-				a.log.Warn("taking back the forget of this host", "error", err)
-			}
-			continue
-		}
-		rules[f.Host] = kvs.ForgetRule{Epoch: f.Run, Clock: e.Version}
-		if a.forgetSeen != e.Version {
+		if f.Host == a.cfg.Name && a.forgetSeen != e.Version {
 			a.forgetSeen = e.Version
 			version, f := e.Version, f
 			a.bg.Go(func() { a.reclaimAfterRestore(version, f) })
@@ -164,7 +148,7 @@ func (a *Agent) followForgotten() {
 }
 
 // reclaimAfterRestore claims this host's rows anew once its endpoints are
-// restored (after it caught up with the cluster, so that it has seen the
+// restored and the rows stopped flowing in (so that it has seen the
 // endpoints made while it was forgotten, which keep their names): a host
 // back after it was forgotten then competes for names as one back after
 // the reap time. Rows claimed since the forget (a later restart) have
@@ -175,16 +159,23 @@ func (a *Agent) reclaimAfterRestore(version uint64, f tables.ForgottenHost) {
 	case <-a.runCtx.Done():
 		return
 	}
+	a.kv.WaitQuiet(a.runCtx, catchUpQuiet, catchUpMax)
 	a.forgetMu.Lock()
 	defer a.forgetMu.Unlock()
-	if a.reclaimedFor == version {
+	if a.reclaimedFor == version || a.runCtx.Err() != nil {
 		return
 	}
 	a.reclaimedFor = version
-	if n := a.kv.ReclaimForgotten(); n > 0 {
-		a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) while it was down: its endpoints claim their names anew; a name another endpoint took since stays that endpoint's (this host lists its own down), and one whose address was handed out again gets a new one",
-			"peer", f.By, "at", f.At.UTC().Format(time.RFC3339), "count", n)
+	n := a.kv.ReclaimForgotten()
+	if n == 0 {
+		return
 	}
+	when := "while it was down"
+	if f.Run == a.kv.Run() {
+		when = "while it ran, hung or cut off from the host that forgot it"
+	}
+	a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) "+when+": its endpoints are back and claim their names anew; a name another endpoint took meanwhile stays that endpoint's (this host lists its own down), and one whose address was handed out again gets a new one",
+		"peer", f.By, "at", f.At.UTC().Format(time.RFC3339), "count", n)
 }
 
 // forgottenHost reports whether a host's rows went by a forget and it has

@@ -565,8 +565,8 @@ func TestCluster_sameNameAtOnce(t *testing.T) {
 // refused. If the forgotten host comes back after all, the name stays
 // with the endpoint made since: the returning one is down on its host,
 // naming the winner, DNS answers the newer one everywhere, and no address
-// is held twice. A host forgotten while only cut off takes the forget
-// back once in reach.
+// is held twice. A host forgotten while only cut off is back once in
+// reach, but a name taken after the forget stays with the newer endpoint.
 func TestCluster_forgetDeadHost(t *testing.T) {
 	l := newLab(t)
 	c := l.cluster("198.18.59", "h1", "h2", "h3")
@@ -644,9 +644,11 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 		t.Errorf("dig db on h2: %q, want h1's %v", got, addrOf(t, newer))
 	}
 
-	// Forgotten while only cut off: back in reach, h3 takes the forget
-	// back (the row goes everywhere), and its endpoint is back on every
-	// host, with an address no other holds.
+	// Forgotten while only cut off (hung, say), its name taken meanwhile:
+	// back in reach, its endpoints are back, but the name stays with the
+	// endpoint made after the forget.
+	c.cli("h3", "endpoint", "create", "--network", "lost", "--name", "keep", "--netns", ns3, "--ifname", "eth2")
+	c.agree("h1", "h2", "h3")
 	c.cut("h3")
 	c.waitMembers([]string{"h1", "h2"}, 2)
 	testutil.WaitFor(t, "h1 to list h3 as down again", 10*time.Second, func() bool {
@@ -654,20 +656,28 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 		return strings.Contains(out, `"h3"`)
 	})
 	c.cli("h1", "cluster", "forget", "h3")
+	nsSolo := l.netns("f1s")
+	c.cli("h1", "endpoint", "create", "--network", "lost", "--name", "solo", "--netns", nsSolo)
 	c.heal("h3")
 	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
-	testutil.WaitFor(t, "h3 to take the forget back on every host", 20*time.Second, func() bool {
-		for _, h := range []string{"h1", "h2", "h3"} {
-			if out, err := c.tryCLI(h, "store", "export"); err != nil || strings.Contains(out, `"table": "forgotten"`) {
-				return false
+	testutil.WaitFor(t, "h3's solo to be down, naming h1's", 20*time.Second, func() bool {
+		for _, e := range c.endpointList("h3") {
+			if e.Name == "solo" && e.Host == "h3" {
+				return e.State == api.StateDown && strings.Contains(e.Reason, "h1") && strings.Contains(e.Reason, "forgotten")
 			}
 		}
-		return true
+		return false
 	})
 	c.agree("h1", "h2", "h3")
 	for _, h := range []string{"h1", "h2", "h3"} {
-		if e := c.endpoints(h)["solo"]; e.Host != "h3" || e.State != "" {
-			t.Errorf("solo on %s after the heal: %+v, want h3's, up", h, e)
+		up := map[string][]string{} // name → hosts of its live endpoints
+		for _, e := range c.endpointList(h) {
+			if e.State == "" {
+				up[e.Name] = append(up[e.Name], e.Host)
+			}
+		}
+		if fmt.Sprint(up["solo"]) != "[h1]" || fmt.Sprint(up["keep"]) != "[h3]" {
+			t.Errorf("%s after the heal lists solo up on %v, keep on %v; want h1's solo, h3's keep", h, up["solo"], up["keep"])
 		}
 		c.checkAddresses(h)
 	}

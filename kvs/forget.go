@@ -11,13 +11,14 @@ import "time"
 // apply one, and nodes apply the same rules whatever order they came in.
 //
 // A rule names the run of the owner that was down (its epoch, as its
-// writes carry it) and the Lamport time of the forget:
+// writes carry it), the Lamport time of the forget and its wall time:
 //
-//   - the rows of that run are dropped when the owner is failed here, at
-//     once or whenever it fails later (a node that still saw it alive);
-//     a later run, the host restarted, is not forgotten, and a host that
-//     sees a rule naming the run it is in (it was forgotten while cut
-//     off) deletes the row;
+//   - the rows of that run, or an earlier one this node knows, are
+//     dropped where the owner failed before the forget, or within
+//     ForgetWindow after it (a node that noticed the failure late);
+//     never for a failure after that (the host was only hung or cut off,
+//     came back, and failed again later), nor for a later run (it
+//     restarted);
 //   - in a FirstClaim table, the owner's rows claimed before the forget
 //     lose to every row claimed otherwise (its own included: a host that
 //     comes back sees that its name went): a name taken while the host
@@ -28,9 +29,15 @@ import "time"
 
 // ForgetRule is one forgotten run of an owner.
 type ForgetRule struct {
-	Epoch uint64 // the run whose rows go (Entry.Epoch of its writes)
-	Clock uint64 // the forget's Lamport time: rows claimed earlier lose to any other
+	Epoch uint64    // the run whose rows go (Entry.Epoch of its writes)
+	Clock uint64    // the forget's Lamport time: rows claimed earlier lose to any other
+	At    time.Time // when it was made (the forgetting host's clock)
 }
+
+// ForgetWindow is how long after a forget a node that notices the
+// owner's failure only then still drops its rows (failure detection,
+// and the hosts' clocks, differ by seconds).
+const ForgetWindow = time.Minute
 
 // forgottenClaim is added to a claim its owner made before it was
 // forgotten: past every claim a node makes (maxCounter), such a row loses
@@ -84,10 +91,10 @@ func (s *store) setForgotten(rules map[string]ForgetRule, now time.Time) {
 // forgetLocked drops a failed owner's rows if a rule names its run, or a
 // later one than this node has seen of it (epochs are start times: one
 // that missed the owner's last restart still forgets the run that was
-// down).
+// down), and it failed before the forget or within ForgetWindow after.
 func (s *store) forgetLocked(name string, o *owner, now time.Time) bool {
 	r, ok := s.forgotten[name]
-	if !ok || name == s.self || o.status != ownerFailed || r.Epoch == 0 || o.epoch == 0 || o.epoch > r.Epoch {
+	if !ok || name == s.self || o.status != ownerFailed || r.Epoch == 0 || o.epoch == 0 || o.epoch > r.Epoch || o.since.After(r.At.Add(ForgetWindow)) {
 		return false
 	}
 	s.withdrawLocked(o, now)

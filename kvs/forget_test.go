@@ -1,6 +1,9 @@
 package kvs
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestStore_forget: a rule drops the rows of the run it names, at once
 // where the owner is down and when it goes down where it was still alive,
@@ -29,7 +32,7 @@ func TestStore_forget(t *testing.T) {
 		s.apply(x("web/db", 2, 2, run), t0)
 		s.apply(x("web/mq", 3, 3, run), t0)
 	}
-	rule := map[string]ForgetRule{"x": {Epoch: run, Clock: 50}}
+	rule := map[string]ForgetRule{"x": {Epoch: run, Clock: 50, At: t0}}
 
 	// Down first, then the rule: its rows go at once, the cluster's stay.
 	s := clusterStore("a")
@@ -90,6 +93,17 @@ func TestStore_forget(t *testing.T) {
 		t.Error("x failed after the rule: its rows stay")
 	}
 
+	// A failure well after the forget (x was only hung, came back and
+	// failed again later) keeps its rows for its return, as any.
+	s = clusterStore("a")
+	rows(s)
+	s.setForgotten(rule, t0)
+	s.memberFailed("x", t0.Add(ForgetWindow+time.Second))
+	s.expire(t0.Add(ForgetWindow + time.Second))
+	if _, kept := s.hiddenOf("x"); !kept {
+		t.Error("x's rows went at a failure long after the forget")
+	}
+
 	// Another run (x restarted since) is not forgotten, and its claims
 	// before the forget count as made at it.
 	s = clusterStore("a")
@@ -120,7 +134,7 @@ func TestStore_forget(t *testing.T) {
 	s.epoch = run
 	s.owners["a"].epoch = run
 	mine := s.put("endpoints", "web/db", []byte("a"))
-	s.setForgotten(map[string]ForgetRule{"a": {Epoch: run, Clock: mine.Claim + 10}}, t0)
+	s.setForgotten(map[string]ForgetRule{"a": {Epoch: run, Clock: mine.Claim + 10, At: t0}}, t0)
 	s.memberFailed("a", t0)
 	s.expire(t0)
 	if e, ok := s.get("endpoints", "web/db"); !ok || e.Claim != forgottenClaim+mine.Claim {
@@ -150,7 +164,7 @@ func TestStore_forget(t *testing.T) {
 	s.apply(Entry{Table: "endpoints", Key: "web/db", Owner: "h3", Version: 21, Claim: 21, Epoch: run, Seq: 1, Value: []byte("x")}, t0)
 	s.memberFailed("h3", t0)
 	f := s.put("networks", "forget", []byte("h3"))
-	s.setForgotten(map[string]ForgetRule{"h3": {Epoch: run, Clock: f.Version}}, t0)
+	s.setForgotten(map[string]ForgetRule{"h3": {Epoch: run, Clock: f.Version, At: t0}}, t0)
 	s.put("endpoints", "web/db", []byte("h1"))
 	s.memberAlive("h3")
 	s.apply(Entry{Table: "endpoints", Key: "web/db", Owner: "h3", Version: 22, Claim: 21, Epoch: later, Seq: 1, Value: []byte("x")}, t0)

@@ -424,8 +424,9 @@ func cmdEndpointLs(std stdio, args []string) int {
 	fs := newFlags(std, "endpoint ls", `Usage: vxnet endpoint ls [--network NET] [--all] [--format table|json]
 
 Every host's endpoints: name, network, host, address, MAC, aliases,
-published ports and state (up, or down with the reason: its name was taken
-by an endpoint claimed first, or it lost its address). The endpoints of
+published ports and state: up, or, on its own host only, down with the
+reason (its name was taken by an endpoint claimed first, or it lost its
+address; endpoint rm there removes it). The endpoints of
 hosts that are down (failed or stopped without leaving) are kept by the
 cluster for their return; --all lists them too, as "host down", with since
 when and until when their names are held.
@@ -490,7 +491,17 @@ func printEndpoints(w io.Writer, eps []api.Endpoint) {
 }
 
 func cmdEndpointRm(std stdio, args []string) int {
-	fs := newFlags(std, "endpoint rm", "Usage: vxnet endpoint rm --network NET NAME...\n\nFlags:\n")
+	fs := newFlags(std, "endpoint rm", `Usage: vxnet endpoint rm --network NET NAME...
+
+Removes endpoints of this host: the container's interface goes, its
+address is free, and every host forgets the endpoint. An endpoint lives
+on the host that made it; another host's is removed there (the error
+names it). A down endpoint (its name taken, or its address lost) is
+removed the same way. The endpoints of a host that is down come back
+with it; vxnet cluster forget drops them if it will not come back.
+
+Flags:
+`)
 	network := fs.String("network", "", "the endpoints' `NETWORK` (required)")
 	pos, code, ok := parse(fs, args)
 	if !ok {
@@ -817,9 +828,17 @@ an endpoint whose address was handed out again gets a new one. Unlike a
 host away that long, it learns that it was forgotten only once it has
 caught up with the cluster, so for those first seconds such an endpoint
 may share its address with another: forget only a host that is gone. A
-host forgotten while it was only cut off takes the forget back when it
-is in reach again. Every host of the cluster must run this vxnet
-(refused otherwise, naming the hosts that do not).
+host forgotten while it was only hung or cut off is back once in reach,
+on the same terms (names taken meanwhile stay taken); if it fails again
+more than a minute after the forget, that is an ordinary failure. The
+hosts' clocks must agree to within about a minute. Every host of the
+cluster must run this vxnet (refused otherwise, naming the hosts that do
+not).
+
+Not to be confused with the name hold: a down host keeps its endpoints'
+names from other hosts for 10 minutes (20 s with --profile fast), and its
+endpoints, address blocks and the networks they are on for the reap time;
+forget ends both at once.
 
 With --store etcd a host's rows go with its lease: there is nothing to
 forget.
@@ -850,6 +869,7 @@ func cmdClusterForget(std stdio, args []string) int {
 	} else {
 		fmt.Fprintf(std.stdout, "forgot host %s; every host drops its endpoints as the forget reaches it: %s\n", res.Name, strings.Join(res.Endpoints, ", "))
 	}
+	fmt.Fprintf(std.stdout, "if %s was only hung or cut off, it is back once in reach, and names taken meanwhile stay taken\n", res.Name)
 	return 0
 }
 
