@@ -117,11 +117,12 @@ type Agent struct {
 	// forgetSeen is the version of the row naming this host last said.
 	forgetMu   sync.Mutex
 	forgetSeen uint64
-	// reclaimedFor is the version of the row naming an earlier run of
-	// this host whose rows were claimed anew (followForgotten).
+	// reclaimedFor is the version of the row naming this host whose
+	// forget its rows were claimed anew after (reclaimAfterRestore).
 	reclaimedFor uint64
-	// wasForgotten: a row of the Forgotten table names this host (its
-	// endpoints may have lost names claimed before the forget).
+	// wasForgotten: a row of the Forgotten table names this host, and its
+	// endpoints have not claimed their names anew yet (until then, they
+	// lose those claimed before the forget).
 	wasForgotten atomic.Bool
 	// caughtUp is closed once a joining agent has the cluster's tables
 	// (or gave up waiting), at once without --join.

@@ -70,7 +70,7 @@ func (a *Agent) settleConflicts() {
 		owner, ok := a.owners[key]
 		first := "claimed first"
 		if a.wasForgotten.Load() {
-			first = "claimed first or while this host was forgotten (vxnet cluster forget)"
+			first = "claimed first, or while this host was forgotten (vxnet cluster forget)"
 		}
 		why := "name taken: host " + owner + " holds an endpoint of this name on this network, " + first
 		if rival, lost := rivals[key]; lost && ok && owner == a.cfg.Name {

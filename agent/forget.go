@@ -133,12 +133,12 @@ func (a *Agent) followForgotten() {
 			bad = append(bad, err)
 			continue
 		}
-		rules[f.Host] = kvs.ForgetRule{Epoch: f.Run, Clock: e.Version, At: f.At}
-		if f.Host == a.cfg.Name {
-			a.wasForgotten.Store(true)
-		}
+		rules[f.Host] = kvs.ForgetRule{Epoch: f.Run, Clock: e.Version}
 		if f.Host == a.cfg.Name && a.forgetSeen != e.Version {
 			a.forgetSeen = e.Version
+			if a.reclaimedFor != e.Version {
+				a.wasForgotten.Store(true) // until its endpoints claim anew
+			}
 			version, f := e.Version, f
 			a.bg.Go(func() { a.reclaimAfterRestore(version, f) })
 		}
@@ -167,6 +167,7 @@ func (a *Agent) reclaimAfterRestore(version uint64, f tables.ForgottenHost) {
 	}
 	a.reclaimedFor = version
 	n := a.kv.ReclaimForgotten()
+	a.wasForgotten.Store(false)
 	if n == 0 {
 		return
 	}

@@ -11,14 +11,15 @@ import "time"
 // apply one, and nodes apply the same rules whatever order they came in.
 //
 // A rule names the run of the owner that was down (its epoch, as its
-// writes carry it), the Lamport time of the forget and its wall time:
+// writes carry it) and the Lamport time of the forget:
 //
 //   - the rows of that run, or an earlier one this node knows, are
-//     dropped where the owner failed before the forget, or within
-//     ForgetWindow after it (a node that noticed the failure late);
-//     never for a failure after that (the host was only hung or cut off,
-//     came back, and failed again later), nor for a later run (it
-//     restarted);
+//     dropped where the owner failed before the rule reached this node,
+//     or within ForgetWindow after (a node that noticed the failure
+//     late; every time here is this node's own clock); never for a
+//     failure after the owner was seen alive again since the rule came
+//     (it was only hung or cut off), or after the window, nor for a later
+//     run (it restarted);
 //   - in a FirstClaim table, the owner's rows claimed before the forget
 //     lose to every row claimed otherwise (its own included: a host that
 //     comes back sees that its name went): a name taken while the host
@@ -29,15 +30,22 @@ import "time"
 
 // ForgetRule is one forgotten run of an owner.
 type ForgetRule struct {
-	Epoch uint64    // the run whose rows go (Entry.Epoch of its writes)
-	Clock uint64    // the forget's Lamport time: rows claimed earlier lose to any other
-	At    time.Time // when it was made (the forgetting host's clock)
+	Epoch uint64 // the run whose rows go (Entry.Epoch of its writes)
+	Clock uint64 // the forget's Lamport time: rows claimed earlier lose to any other
 }
 
-// ForgetWindow is how long after a forget a node that notices the
-// owner's failure only then still drops its rows (failure detection,
-// and the hosts' clocks, differ by seconds).
+// ForgetWindow is how long after a rule reaches a node a failure of its
+// owner noticed only then still drops its rows (nodes notice a failure
+// seconds apart).
 const ForgetWindow = time.Minute
+
+// forgetState is what a node knows of a rule: since when, and whether
+// the owner was seen alive after it came.
+type forgetState struct {
+	ForgetRule
+	came   time.Time
+	spared bool
+}
 
 // forgottenClaim is added to a claim its owner made before it was
 // forgotten: past every claim a node makes (maxCounter), such a row loses
@@ -75,9 +83,14 @@ func (s *store) setForgotten(rules map[string]ForgetRule, now time.Time) {
 		}
 	}
 	s.changeLocked(keys, func() {
-		s.forgotten = make(map[string]ForgetRule, len(rules))
+		old := s.forgotten
+		s.forgotten = make(map[string]*forgetState, len(rules))
 		for name, r := range rules {
-			s.forgotten[name] = r
+			st := old[name]
+			if st == nil || st.ForgetRule != r {
+				st = &forgetState{ForgetRule: r, came: now}
+			}
+			s.forgotten[name] = st
 			s.witnessLocked(r.Clock) // a claim made here from now on is past it
 		}
 	})
@@ -91,10 +104,11 @@ func (s *store) setForgotten(rules map[string]ForgetRule, now time.Time) {
 // forgetLocked drops a failed owner's rows if a rule names its run, or a
 // later one than this node has seen of it (epochs are start times: one
 // that missed the owner's last restart still forgets the run that was
-// down), and it failed before the forget or within ForgetWindow after.
+// down), it failed before the rule came or within ForgetWindow after,
+// and it was not seen alive since the rule came.
 func (s *store) forgetLocked(name string, o *owner, now time.Time) bool {
 	r, ok := s.forgotten[name]
-	if !ok || name == s.self || o.status != ownerFailed || r.Epoch == 0 || o.epoch == 0 || o.epoch > r.Epoch || o.since.After(r.At.Add(ForgetWindow)) {
+	if !ok || name == s.self || o.status != ownerFailed || r.Epoch == 0 || o.epoch == 0 || o.epoch > r.Epoch || r.spared || o.since.After(r.came.Add(ForgetWindow)) {
 		return false
 	}
 	s.withdrawLocked(o, now)
@@ -109,7 +123,7 @@ func (s *store) isForgotten(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.owners[name]
-	_, rule := s.forgotten[name] // gone when the forget was taken back
+	_, rule := s.forgotten[name]
 	return o != nil && rule && o.forgotten && o.status == ownerGone
 }
 

@@ -32,7 +32,7 @@ func TestStore_forget(t *testing.T) {
 		s.apply(x("web/db", 2, 2, run), t0)
 		s.apply(x("web/mq", 3, 3, run), t0)
 	}
-	rule := map[string]ForgetRule{"x": {Epoch: run, Clock: 50, At: t0}}
+	rule := map[string]ForgetRule{"x": {Epoch: run, Clock: 50}}
 
 	// Down first, then the rule: its rows go at once, the cluster's stay.
 	s := clusterStore("a")
@@ -93,6 +93,31 @@ func TestStore_forget(t *testing.T) {
 		t.Error("x failed after the rule: its rows stay")
 	}
 
+	// Seen alive since the rule came (it was only hung or cut off): its
+	// next failure, however soon, keeps its rows for its return, as any.
+	s = clusterStore("a")
+	rows(s)
+	s.memberFailed("x", t0)
+	s.setForgotten(rule, t0)
+	s.memberAlive("x")
+	rows(s) // back with its rows
+	s.memberFailed("x", t0.Add(time.Second))
+	s.expire(t0.Add(time.Second))
+	if _, kept := s.hiddenOf("x"); !kept {
+		t.Error("x's rows went at a failure after it was seen alive again")
+	}
+
+	// A node that learns of x only after the forget (it restarted), x
+	// never a member here: its rows go all the same.
+	s = clusterStore("a")
+	s.isMember = func(string) bool { return false }
+	s.setForgotten(rule, t0.Add(time.Hour))
+	s.apply(x("web/db", 2, 2, run), t0.Add(time.Hour))
+	s.expire(t0.Add(time.Hour))
+	if _, kept := s.hiddenOf("x"); kept {
+		t.Error("a node that never saw x alive keeps its rows past the rule")
+	}
+
 	// A failure well after the forget (x was only hung, came back and
 	// failed again later) keeps its rows for its return, as any.
 	s = clusterStore("a")
@@ -134,7 +159,7 @@ func TestStore_forget(t *testing.T) {
 	s.epoch = run
 	s.owners["a"].epoch = run
 	mine := s.put("endpoints", "web/db", []byte("a"))
-	s.setForgotten(map[string]ForgetRule{"a": {Epoch: run, Clock: mine.Claim + 10, At: t0}}, t0)
+	s.setForgotten(map[string]ForgetRule{"a": {Epoch: run, Clock: mine.Claim + 10}}, t0)
 	s.memberFailed("a", t0)
 	s.expire(t0)
 	if e, ok := s.get("endpoints", "web/db"); !ok || e.Claim != forgottenClaim+mine.Claim {
@@ -164,7 +189,7 @@ func TestStore_forget(t *testing.T) {
 	s.apply(Entry{Table: "endpoints", Key: "web/db", Owner: "h3", Version: 21, Claim: 21, Epoch: run, Seq: 1, Value: []byte("x")}, t0)
 	s.memberFailed("h3", t0)
 	f := s.put("networks", "forget", []byte("h3"))
-	s.setForgotten(map[string]ForgetRule{"h3": {Epoch: run, Clock: f.Version, At: t0}}, t0)
+	s.setForgotten(map[string]ForgetRule{"h3": {Epoch: run, Clock: f.Version}}, t0)
 	s.put("endpoints", "web/db", []byte("h1"))
 	s.memberAlive("h3")
 	s.apply(Entry{Table: "endpoints", Key: "web/db", Owner: "h3", Version: 22, Claim: 21, Epoch: later, Seq: 1, Value: []byte("x")}, t0)

@@ -75,7 +75,7 @@ type store struct {
 	firstClaim map[string]bool // the first claim wins (Config.FirstClaim)
 
 	// forgotten are the runs of owners forgotten (setForgotten), by owner.
-	forgotten map[string]ForgetRule
+	forgotten map[string]*forgetState
 }
 
 func newStore(self string, t timings, clock, epoch uint64) *store {
@@ -440,6 +440,9 @@ func (s *store) memberAlive(name string) {
 	s.changeLocked(s.keysOfLocked(o), func() {
 		o.status, o.hidden, o.forgotten = ownerAlive, false, false
 	})
+	if r := s.forgotten[name]; r != nil {
+		r.spared = true // only hung or cut off: a later failure is an ordinary one
+	}
 }
 
 // memberFailed: failure detection declared a node dead.

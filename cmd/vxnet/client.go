@@ -829,11 +829,9 @@ host away that long, it learns that it was forgotten only once it has
 caught up with the cluster, so for those first seconds such an endpoint
 may share its address with another: forget only a host that is gone. A
 host forgotten while it was only hung or cut off is back once in reach,
-on the same terms (names taken meanwhile stay taken); if it fails again
-more than a minute after the forget, that is an ordinary failure. The
-hosts' clocks must agree to within about a minute. Every host of the
-cluster must run this vxnet (refused otherwise, naming the hosts that do
-not).
+on the same terms (names taken meanwhile stay taken); once it is back, a
+later failure of it is an ordinary one. Every host of the cluster must
+run this vxnet (refused otherwise, naming the hosts that do not).
 
 Not to be confused with the name hold: a down host keeps its endpoints'
 names from other hosts for 10 minutes (20 s with --profile fast), and its
