@@ -124,6 +124,9 @@ type Agent struct {
 	// endpoints have not claimed their names anew yet (until then, they
 	// lose those claimed before the forget).
 	wasForgotten atomic.Bool
+	// forgetKept are the local endpoints made before this host was
+	// forgotten (keptThroughForget). Under mu.
+	forgetKept map[string]bool
 	// caughtUp is closed once a joining agent has the cluster's tables
 	// (or gave up waiting), at once without --join.
 	caughtUp chan struct{}

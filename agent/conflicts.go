@@ -69,8 +69,8 @@ func (a *Agent) settleConflicts() {
 		}
 		owner, ok := a.owners[key]
 		first := "claimed first"
-		if a.wasForgotten.Load() {
-			first = "claimed first, or while this host was forgotten (vxnet cluster forget)"
+		if a.wasForgotten.Load() || a.keptThroughForget(key) {
+			first = "taken while this host was forgotten (vxnet cluster forget), or claimed first"
 		}
 		why := "name taken: host " + owner + " holds an endpoint of this name on this network, " + first
 		if rival, lost := rivals[key]; lost && ok && owner == a.cfg.Name {
@@ -250,7 +250,7 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 		}
 	}
 	a.mu.Unlock()
-	why := "addresses lost: their network moved, lost to an earlier creation of its name, or this host was away longer than the reap time"
+	why := "addresses lost: their network moved, lost to an earlier creation of its name, or this host was away longer than the reap time or forgotten (vxnet cluster forget)"
 	if len(keys) == 0 {
 		a.log.Warn(why+"; no endpoint here holds them", "network", network, "addresses", fmt.Sprint(addrs))
 	} else {

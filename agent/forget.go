@@ -138,6 +138,7 @@ func (a *Agent) followForgotten() {
 			a.forgetSeen = e.Version
 			if a.reclaimedFor != e.Version {
 				a.wasForgotten.Store(true) // until its endpoints claim anew
+				a.markKeptThroughForget()
 			}
 			version, f := e.Version, f
 			a.bg.Go(func() { a.reclaimAfterRestore(version, f) })
@@ -175,9 +176,27 @@ func (a *Agent) reclaimAfterRestore(version uint64, f tables.ForgottenHost) {
 	if f.Run == a.kv.Run() {
 		when = "while it ran, hung or cut off from the host that forgot it"
 	}
-	a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) "+when+": its endpoints are back and claim their names anew; a name another endpoint took meanwhile stays that endpoint's (this host lists its own down), and one whose address was handed out again gets a new one",
+	a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) "+when+": its endpoints are back and claim their names anew; a name another endpoint took meanwhile stays that endpoint's (this host lists its own down), and each whose address lay in a block passed on gets a new one",
 		"peer", f.By, "at", f.At.UTC().Format(time.RFC3339), "count", n)
 }
+
+// markKeptThroughForget notes this host's endpoints of the moment: they
+// were made before it was forgotten, so a name one of them loses may have
+// gone by the forget (the reason says so).
+func (a *Agent) markKeptThroughForget() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.forgetKept == nil {
+		a.forgetKept = map[string]bool{}
+	}
+	for key := range a.local {
+		a.forgetKept[key] = true
+	}
+}
+
+// keptThroughForget reports whether a local endpoint was made before a
+// forget of this host. a.mu is held.
+func (a *Agent) keptThroughForget(key string) bool { return a.forgetKept[key] }
 
 // forgottenHost reports whether a host's rows went by a forget and it has
 // not been back since: IPAM passes its blocks on at once (ipam.

@@ -623,7 +623,7 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 	testutil.WaitFor(t, "h3's db to be down, naming h1's", 20*time.Second, func() bool {
 		for _, e := range c.endpointList("h3") {
 			if e.Name == "db" && e.Host == "h3" {
-				return e.State == api.StateDown && strings.Contains(e.Reason, "h1")
+				return e.State == api.StateDown && strings.Contains(e.Reason, "host h1") && strings.Contains(e.Reason, "while this host was forgotten")
 			}
 		}
 		return false
@@ -663,7 +663,7 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 	testutil.WaitFor(t, "h3's solo to be down, naming h1's", 20*time.Second, func() bool {
 		for _, e := range c.endpointList("h3") {
 			if e.Name == "solo" && e.Host == "h3" {
-				return e.State == api.StateDown && strings.Contains(e.Reason, "host h1")
+				return e.State == api.StateDown && strings.Contains(e.Reason, "host h1") && strings.Contains(e.Reason, "while this host was forgotten")
 			}
 		}
 		return false

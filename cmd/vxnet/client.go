@@ -824,10 +824,11 @@ for this host. vxnet cluster members --down lists the hosts that are down.
 If the host comes back after all, it is taken in as one back after the
 reap time: a name one of its endpoints had and another endpoint took since
 stays with the newer one (the host lists its own down, saying why), and
-an endpoint whose address was handed out again gets a new one. Unlike a
-host away that long, it learns that it was forgotten only once it has
-caught up with the cluster, so for those first seconds such an endpoint
-may share its address with another: forget only a host that is gone. A
+each endpoint whose address lay in a block passed on gets a new one,
+whether or not the old address was handed out again. Unlike a host away
+that long, it learns that it was forgotten only once it has caught up
+with the cluster, so for those first seconds an endpoint whose address
+was handed out again may share it: forget only a host that is gone. A
 host forgotten while it was only hung or cut off is back once in reach,
 on the same terms (names taken meanwhile stay taken); once it is back, a
 later failure of it is an ordinary one. Every host of the cluster must
