@@ -76,9 +76,13 @@ func TestSwitch_tooBig_answeredWithICMP(t *testing.T) {
 	r.a.Inject(ipv4UDP(ip1, ip2, 1000, 2000, make([]byte, 1472))) // no DF
 	recv(t, r.peer2)
 	recv(t, r.peer2)
-	s := waitStats(t, r.sw, "two datagrams sent", func(s Stats) bool { return s.UnderlayTxPackets == 2 })
-	if s.ICMPTooBig != 2 || s.Drops["too_big"] != 2 {
-		t.Errorf("%d ICMP answers, %d too_big drops; want 2 and 2", s.ICMPTooBig, s.Drops["too_big"])
+	// The counters are flushed one by one: wait for every one, then
+	// check none went past.
+	s := waitStats(t, r.sw, "two datagrams sent, two ICMP answers and two drops counted", func(s Stats) bool {
+		return s.UnderlayTxPackets >= 2 && s.ICMPTooBig >= 2 && s.Drops["too_big"] >= 2
+	})
+	if s.UnderlayTxPackets != 2 || s.ICMPTooBig != 2 || s.Drops["too_big"] != 2 {
+		t.Errorf("%d datagrams, %d ICMP answers, %d too_big drops; want 2, 2 and 2", s.UnderlayTxPackets, s.ICMPTooBig, s.Drops["too_big"])
 	}
 	select {
 	case p := <-r.a.Outbound():
