@@ -114,12 +114,10 @@ type Agent struct {
 	gossipKeyMu sync.Mutex
 	rotation    rotationState
 	// forgetMu orders the handing of the Forgotten table to the store;
-	// forgetSeen is the version of the row naming this host last said.
+	// forgetSeen is the version of the last row naming this host (each
+	// has its endpoints claim anew once).
 	forgetMu   sync.Mutex
 	forgetSeen uint64
-	// reclaimedFor is the version of the row naming this host whose
-	// forget its rows were claimed anew after (reclaimAfterRestore).
-	reclaimedFor uint64
 	// wasForgotten: a row of the Forgotten table names this host, and its
 	// endpoints have not claimed their names anew yet (until then, they
 	// lose those claimed before the forget).

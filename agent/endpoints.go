@@ -248,7 +248,8 @@ func (a *Agent) heldByDownHost(network, name string) error {
 			continue
 		}
 		since, isDown := down[e.Owner]
-		if !isDown || time.Since(since) >= hold {
+		until, held := namesHeldUntil(since, hold)
+		if !isDown || !held {
 			continue
 		}
 		same := ""
@@ -256,7 +257,7 @@ func (a *Agent) heldByDownHost(network, name string) error {
 			same = fmt.Sprintf(" (the same name to DNS as %q)", name)
 		}
 		return apiError(api.CodeBusy, "name", "endpoint %q%s on network %q is host %s's, which is down (since %s): a host down less than %v keeps its endpoints' names, in case it is restarting; once it is back, endpoint rm there, or take the name here after %s (if %s comes back later, its endpoint, claimed first, takes the name back); if it will not come back, vxnet cluster forget %s frees its names now",
-			ep, same, network, e.Owner, since.UTC().Format(time.RFC3339), hold, since.Add(hold).UTC().Format(time.RFC3339), e.Owner, e.Owner)
+			ep, same, network, e.Owner, since.UTC().Format(time.RFC3339), hold, until.UTC().Format(time.RFC3339), e.Owner, e.Owner)
 	}
 	return nil
 }
@@ -284,6 +285,13 @@ func (a *Agent) caseVariant(network, name string) string {
 		}
 	}
 	return ""
+}
+
+// namesHeldUntil is until when a host down since since keeps its
+// endpoints' names here, and whether that is still ahead.
+func namesHeldUntil(since time.Time, hold time.Duration) (time.Time, bool) {
+	until := since.Add(hold)
+	return until, time.Now().Before(until)
 }
 
 // nameHold is how long a down host keeps its endpoints' names here.
@@ -557,7 +565,7 @@ func (a *Agent) DownHostEndpoints() []api.Endpoint {
 		x := apiEndpoint(ep)
 		x.State = api.StateHostDown
 		x.Reason = fmt.Sprintf("host %s is down since %s; ", e.Owner, since.UTC().Format(time.RFC3339))
-		if until := since.Add(hold); time.Now().Before(until) {
+		if until, held := namesHeldUntil(since, hold); held {
 			x.Reason += "its name is held until " + until.UTC().Format(time.RFC3339)
 		} else {
 			x.Reason += "it is kept for the host's return"
@@ -601,36 +609,37 @@ func (a *Agent) Members() []api.Member {
 // how many endpoints they have, and until when those keep their names.
 func (a *Agent) DownHosts() []api.DownHost {
 	down := a.kv.Down()
-	// Its endpoints are listed for a moment after it went, then hidden;
-	// a key may be both while this host's view catches up.
-	keys := map[string]map[string]bool{}
-	add := func(owner, key string) {
-		if _, ok := down[owner]; !ok {
-			return
-		}
-		if keys[owner] == nil {
-			keys[owner] = map[string]bool{}
-		}
-		keys[owner][key] = true
-	}
-	for _, e := range a.kv.Hidden(tables.Endpoints) {
-		add(e.Owner, e.Key)
-	}
-	a.mu.Lock()
-	for key, owner := range a.owners { // rows that do not decode too
-		add(owner, key)
-	}
-	a.mu.Unlock()
 	out := make([]api.DownHost, 0, len(down))
 	for name, since := range down {
-		d := api.DownHost{Name: name, Since: since, EndpointCount: len(keys[name])}
-		if d.EndpointCount > 0 && time.Since(since) < a.nameHold() {
-			d.NamesHeldUntil = since.Add(a.nameHold())
+		d := api.DownHost{Name: name, Since: since, EndpointCount: len(a.endpointsOf(name))}
+		if until, held := namesHeldUntil(since, a.nameHold()); d.EndpointCount > 0 && held {
+			d.NamesHeldUntil = until
 		}
 		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// endpointsOf lists a host's endpoints as this host sees them, as
+// NETWORK/NAME: listed for a moment after it went down, then hidden (a
+// key may be both while this host's view catches up), rows that do not
+// decode too.
+func (a *Agent) endpointsOf(host string) []string {
+	seen := map[string]bool{}
+	for _, e := range a.kv.Hidden(tables.Endpoints) {
+		if e.Owner == host {
+			seen[e.Key] = true
+		}
+	}
+	a.mu.Lock()
+	for key, owner := range a.owners {
+		if owner == host {
+			seen[key] = true
+		}
+	}
+	a.mu.Unlock()
+	return sortedMapKeys(seen)
 }
 
 // Store implements api.Backend.

@@ -63,30 +63,6 @@ func (a *Agent) ForgetHost(req api.ClusterForget) (api.ClusterForget, error) {
 	return api.ClusterForget{Name: name, Endpoints: eps}, nil
 }
 
-// endpointsOf lists a host's endpoints as this host sees them, hidden
-// ones too, as NETWORK/NAME.
-func (a *Agent) endpointsOf(host string) []string {
-	seen := map[string]bool{}
-	for _, e := range a.kv.Hidden(tables.Endpoints) {
-		if e.Owner == host {
-			seen[e.Key] = true
-		}
-	}
-	a.mu.Lock()
-	for key, owner := range a.owners {
-		if owner == host {
-			seen[key] = true
-		}
-	}
-	a.mu.Unlock()
-	out := make([]string, 0, len(seen))
-	for key := range seen {
-		out = append(out, key)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // routineForgotten follows the Forgotten table, once this host has caught
 // up with the cluster: a row it kept in its state file may have been
 // deleted since (its host took the forget back), which only the cluster
@@ -135,13 +111,10 @@ func (a *Agent) followForgotten() {
 		}
 		rules[f.Host] = kvs.ForgetRule{Epoch: f.Run, Clock: e.Version}
 		if f.Host == a.cfg.Name && a.forgetSeen != e.Version {
-			a.forgetSeen = e.Version
-			if a.reclaimedFor != e.Version {
-				a.wasForgotten.Store(true) // until its endpoints claim anew
-				a.markKeptThroughForget()
-			}
-			version, f := e.Version, f
-			a.bg.Go(func() { a.reclaimAfterRestore(version, f) })
+			a.forgetSeen = e.Version // once per forget: one reclaim
+			a.wasForgotten.Store(true)
+			a.markKeptThroughForget()
+			a.bg.Go(func() { a.reclaimAfterRestore(f) })
 		}
 	}
 	a.skipped.Report(tables.Forgotten, errors.Join(bad...))
@@ -154,29 +127,24 @@ func (a *Agent) followForgotten() {
 // back after it was forgotten then competes for names as one back after
 // the reap time. Rows claimed since the forget (a later restart) have
 // nothing to claim, and nothing is said.
-func (a *Agent) reclaimAfterRestore(version uint64, f tables.ForgottenHost) {
+func (a *Agent) reclaimAfterRestore(f tables.ForgottenHost) {
 	select {
 	case <-a.ready:
 	case <-a.runCtx.Done():
 		return
 	}
 	a.kv.WaitQuiet(a.runCtx, catchUpQuiet, catchUpMax)
-	a.forgetMu.Lock()
-	defer a.forgetMu.Unlock()
-	if a.reclaimedFor == version || a.runCtx.Err() != nil {
+	if a.runCtx.Err() != nil {
 		return
 	}
-	a.reclaimedFor = version
+	a.forgetMu.Lock()
+	defer a.forgetMu.Unlock()
 	n := a.kv.ReclaimForgotten()
 	a.wasForgotten.Store(false)
 	if n == 0 {
 		return
 	}
-	when := "while it was down"
-	if f.Run == a.kv.Run() {
-		when = "while it ran, hung or cut off from the host that forgot it"
-	}
-	a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) "+when+": its endpoints are back and claim their names anew; a name another endpoint took meanwhile stays that endpoint's (this host lists its own down), and each whose address lay in a block passed on gets a new one",
+	a.log.Warn("this host was forgotten by the cluster (vxnet cluster forget) while it was down, hung or cut off: its endpoints are back and claim their names anew; a name another endpoint took meanwhile stays that endpoint's (this host lists its own down), and each whose address lay in a block passed on gets a new one",
 		"peer", f.By, "at", f.At.UTC().Format(time.RFC3339), "count", n)
 }
 

@@ -586,6 +586,20 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 		}
 	}
 
+	// lostOnH3 waits until h3 lists its endpoint name down, taken by h1's
+	// while h3 was forgotten.
+	lostOnH3 := func(name string) {
+		t.Helper()
+		testutil.WaitFor(t, "h3's "+name+" to be down, naming h1's", 20*time.Second, func() bool {
+			for _, e := range c.endpointList("h3") {
+				if e.Name == name && e.Host == "h3" {
+					return e.State == api.StateDown && strings.Contains(e.Reason, "host h1") && strings.Contains(e.Reason, "while this host was forgotten")
+				}
+			}
+			return false
+		})
+	}
+
 	c.kill9("h3")
 	c.waitMembers([]string{"h1", "h2"}, 2)
 	testutil.WaitFor(t, "h1 to list h3 as down", 10*time.Second, func() bool {
@@ -620,14 +634,7 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 	// Back after all, with its state.
 	c.start("h3", c.hosts["h1"].addr+":7946")
 	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
-	testutil.WaitFor(t, "h3's db to be down, naming h1's", 20*time.Second, func() bool {
-		for _, e := range c.endpointList("h3") {
-			if e.Name == "db" && e.Host == "h3" {
-				return e.State == api.StateDown && strings.Contains(e.Reason, "host h1") && strings.Contains(e.Reason, "while this host was forgotten")
-			}
-		}
-		return false
-	})
+	lostOnH3("db")
 	c.agree("h1", "h2", "h3")
 	for _, h := range []string{"h1", "h2", "h3"} {
 		if e := c.endpoints(h)["db"]; h != "h3" && (e.Host != "h1" || e.State != "") {
@@ -660,14 +667,7 @@ func TestCluster_forgetDeadHost(t *testing.T) {
 	c.cli("h1", "endpoint", "create", "--network", "lost", "--name", "solo", "--netns", nsSolo)
 	c.heal("h3")
 	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
-	testutil.WaitFor(t, "h3's solo to be down, naming h1's", 20*time.Second, func() bool {
-		for _, e := range c.endpointList("h3") {
-			if e.Name == "solo" && e.Host == "h3" {
-				return e.State == api.StateDown && strings.Contains(e.Reason, "host h1") && strings.Contains(e.Reason, "while this host was forgotten")
-			}
-		}
-		return false
-	})
+	lostOnH3("solo")
 	c.agree("h1", "h2", "h3")
 	for _, h := range []string{"h1", "h2", "h3"} {
 		up := map[string][]string{} // name → hosts of its live endpoints

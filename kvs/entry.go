@@ -136,11 +136,8 @@ type Tables interface {
 	// Forgotten reports whether an owner's rows went by a forget rule
 	// and it has not been alive since.
 	Forgotten(name string) bool
-	// Run is this node's run (the epoch of its writes), 0 where rows are
-	// not kept by run (etcd).
-	Run() uint64
 	// ReclaimForgotten claims anew this node's rows that a rule naming
-	// an earlier run of it makes lose, and returns how many it wrote.
+	// this node makes lose, and returns how many it wrote.
 	ReclaimForgotten() int
 	// WaitQuiet waits until a node that just started has caught up.
 	WaitQuiet(ctx context.Context, quiet, max time.Duration)

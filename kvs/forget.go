@@ -127,8 +127,8 @@ func (s *store) isForgotten(name string) bool {
 	return o != nil && rule && o.forgotten && o.status == ownerGone
 }
 
-// reclaimForgotten claims this node's rows anew where a rule naming an
-// earlier run of it makes them lose (claimed before the forget): a host
+// reclaimForgotten claims this node's rows anew where a rule naming this
+// node makes them lose (claimed before the forget): a host
 // back after it was forgotten competes for its names as one back after
 // the reap does, from now on. It returns the rows written.
 func (s *store) reclaimForgotten() []Entry {
@@ -169,26 +169,13 @@ func (s *store) rawClaim(table, key string) uint64 {
 	return 0
 }
 
-// run is this node's run (its epoch).
-func (s *store) run() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.epoch
-}
-
 // downRun returns the run of an owner that is down (as down lists it),
 // for a rule that forgets it.
 func (s *store) downRun(name string) (uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := s.owners[name]
-	if o == nil || name == s.self || o.status != ownerFailed || o.epoch == 0 {
-		return 0, false
-	}
-	for sk := range o.slots {
-		if !s.cluster[sk.table] && !s.slots[sk].Deleted {
-			return o.epoch, true
-		}
+	if o := s.owners[name]; o != nil && o.epoch != 0 && s.isDownLocked(name, o) {
+		return o.epoch, true
 	}
 	return 0, false
 }
@@ -201,9 +188,6 @@ func (g *Gossip) DownRun(name string) (uint64, bool) { return g.st.downRun(name)
 
 // Forgotten implements Tables.
 func (g *Gossip) Forgotten(name string) bool { return g.st.isForgotten(name) }
-
-// Run implements Tables.
-func (g *Gossip) Run() uint64 { return g.st.run() }
 
 // ReclaimForgotten implements Tables.
 func (g *Gossip) ReclaimForgotten() int {
@@ -226,9 +210,6 @@ func (e *Etcd) DownRun(string) (uint64, bool) { return 0, false }
 
 // Forgotten implements Tables: none (see SetForgotten).
 func (e *Etcd) Forgotten(string) bool { return false }
-
-// Run implements Tables: etcd's rows are not kept by run.
-func (e *Etcd) Run() uint64 { return 0 }
 
 // ReclaimForgotten implements Tables: nothing to reclaim.
 func (e *Etcd) ReclaimForgotten() int { return 0 }

@@ -566,17 +566,25 @@ func (s *store) down() map[string]time.Time {
 	defer s.mu.Unlock()
 	out := map[string]time.Time{}
 	for name, o := range s.owners {
-		if o.status != ownerFailed || name == s.self {
-			continue
-		}
-		for sk := range o.slots {
-			if !s.cluster[sk.table] && !s.slots[sk].Deleted {
-				out[name] = o.since
-				break
-			}
+		if s.isDownLocked(name, o) {
+			out[name] = o.since
 		}
 	}
 	return out
+}
+
+// isDownLocked reports whether an owner is down as down lists it: failed,
+// not this node, with rows of its own kept.
+func (s *store) isDownLocked(name string, o *owner) bool {
+	if o.status != ownerFailed || name == s.self {
+		return false
+	}
+	for sk := range o.slots {
+		if !s.cluster[sk.table] && !s.slots[sk].Deleted {
+			return true
+		}
+	}
+	return false
 }
 
 // hiddenRows returns the live rows of table that readers do not see
