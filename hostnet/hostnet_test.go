@@ -104,6 +104,29 @@ func TestRuleset_mesh(t *testing.T) {
 	applyInNetns(t, "vxnftm", rs)
 }
 
+// TestRuleset_longNames: the longest names the API takes (a 64-character
+// network, a 63-character service) make comments longer than nft's 128
+// characters; they are cut to fit, and the kernel takes the script.
+func TestRuleset_longNames(t *testing.T) {
+	network := strings.Repeat("n", 62) + ".x"
+	service := strings.Repeat("s", 63)
+	nets := []Gateway{{Name: network, Subnet: netip.MustParsePrefix("10.0.9.0/24"), Gateway: netip.MustParseAddr("10.0.9.1"), Masquerade: true,
+		MeshFrom: []netip.Addr{netip.MustParseAddr("10.0.9.7")}, MeshTo: []netip.Addr{netip.MustParseAddr("10.0.9.100")}}}
+	pubs := []Published{{HostPort: 8080, ContainerPort: 80, Proto: "tcp", Network: network, Endpoint: "service " + service, Addr: netip.MustParseAddr("10.0.9.100")}}
+	rs := ruleset(nets, pubs, Guard{VXLANPort: 4789, GossipPort: 7946}, false)
+	cut := network + "/service " + service
+	want := `comment "` + cut[:maxComment-1] + `~"`
+	if !strings.Contains(rs, want) {
+		t.Errorf("ruleset lacks the cut comment %s:\n%s", want, rs)
+	}
+	for _, line := range strings.Split(rs, "\n") {
+		if i := strings.Index(line, `comment "`); i >= 0 && len(line)-i-len(`comment ""`) > maxComment {
+			t.Errorf("comment longer than %d characters: %s", maxComment, line)
+		}
+	}
+	applyInNetns(t, "vxnftl", rs)
+}
+
 // applyInNetns has the kernel take each script in turn, in a network
 // namespace of the test's own (skipped without root or nft).
 func applyInNetns(t *testing.T, prefix string, scripts ...string) {

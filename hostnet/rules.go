@@ -8,6 +8,22 @@ import (
 	"strings"
 )
 
+// maxComment is the longest comment nft takes on a rule, in characters.
+const maxComment = 128
+
+// comment is a rule's comment clause naming what the rule is for. A name
+// the API takes can be longer than nft allows (a 64-character network and
+// a 63-character service make 136), and one refused rule would have nft
+// refuse the whole script, every network's rules with it: a longer text is
+// cut to fit, ending in "~". Names hold no quotes or backslashes, so %q
+// adds none.
+func comment(text string) string {
+	if len(text) > maxComment {
+		text = text[:maxComment-1] + "~"
+	}
+	return fmt.Sprintf("comment %q", text)
+}
+
 // ruleset is the nft script that replaces tables ip vxnet and, with v6,
 // ip6 vxnet: per family, the masquerade of networks' subnets leaving the
 // host, the DNAT of published ports, and the filter that keeps the host
@@ -72,7 +88,7 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 		// this host's mesh address.
 		from, to := meshSide(n, v6)
 		if from.IsValid() && len(to) > 0 {
-			fmt.Fprintf(b, "\t\toifname %q %s daddr { %s } ct status dnat snat to %v comment %q\n", GatewayDevice(n.Name), family, strings.Join(to, ", "), from, n.Name+"/mesh")
+			fmt.Fprintf(b, "\t\toifname %q %s daddr { %s } ct status dnat snat to %v %s\n", GatewayDevice(n.Name), family, strings.Join(to, ", "), from, comment(n.Name+"/mesh"))
 		}
 	}
 	for _, n := range nets {
@@ -88,7 +104,7 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 		}
 		if len(to) > 0 {
 			dev := GatewayDevice(n.Name)
-			fmt.Fprintf(b, "\t\tiifname %q oifname %q %s daddr { %s } ct status dnat masquerade comment %q\n", dev, dev, family, strings.Join(to, ", "), n.Name+"/hairpin")
+			fmt.Fprintf(b, "\t\tiifname %q oifname %q %s daddr { %s } ct status dnat masquerade %s\n", dev, dev, family, strings.Join(to, ", "), comment(n.Name+"/hairpin"))
 		}
 	}
 	if !v6 { // published ports answer on 127.0.0.1 too (route_localnet)
@@ -97,7 +113,7 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 	var routed []string
 	for _, n := range nets {
 		if subnet, _, ok := n.side(v6); ok && n.Masquerade {
-			fmt.Fprintf(b, "\t\t%s saddr %v oifname != %s masquerade comment %q\n", family, subnet.Masked(), gw, n.Name)
+			fmt.Fprintf(b, "\t\t%s saddr %v oifname != %s masquerade %s\n", family, subnet.Masked(), gw, comment(n.Name))
 		}
 		if n.Routed {
 			routed = append(routed, fmt.Sprintf("%q", GatewayDevice(n.Name)))
@@ -112,7 +128,7 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 			continue
 		}
 		to := netip.AddrPortFrom(p.Addr, p.ContainerPort) // [v6]:port as nft takes it
-		fmt.Fprintf(&dnat, "\t\tfib daddr type local %s dport %d dnat to %v comment %q\n", p.Proto, p.HostPort, to, p.Network+"/"+p.Endpoint)
+		fmt.Fprintf(&dnat, "\t\tfib daddr type local %s dport %d dnat to %v %s\n", p.Proto, p.HostPort, to, comment(p.Network+"/"+p.Endpoint))
 	}
 	b.WriteString("\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n")
 	b.WriteString(dnat.String())
@@ -122,8 +138,8 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 		if !ok || len(from) == 0 {
 			continue
 		}
-		fmt.Fprintf(b, "\t\tiifname %q %s saddr { %s } meta l4proto { tcp, udp } th dport 53 dnat to %v comment %q\n",
-			GatewayDevice(n.Name), family, strings.Join(from, ", "), netip.AddrPortFrom(gwAddr, 53), n.Name+"/dns")
+		fmt.Fprintf(b, "\t\tiifname %q %s saddr { %s } meta l4proto { tcp, udp } th dport 53 dnat to %v %s\n",
+			GatewayDevice(n.Name), family, strings.Join(from, ", "), netip.AddrPortFrom(gwAddr, 53), comment(n.Name+"/dns"))
 	}
 	b.WriteString("\t}\n")
 	b.WriteString("\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n")
