@@ -118,6 +118,17 @@ func TestDualStack_addressOfEach(t *testing.T) {
 			t.Errorf("IPv6-only network: reserved %v %v, never its aux address", p, err)
 		}
 	}
+	// An IPv6-only network's address may be asked for as ip6, as runtimes
+	// ask for any IPv6 one: it is the network's ip.
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "six2", Subnet: "fd00:6::/120"}); err != nil {
+		t.Fatal(err)
+	}
+	if ep, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "six2", Name: "v6", IP6: "fd00:6::6"}); err != nil || len(ep.Addresses) != 1 || ep.Addresses[0] != "fd00:6::6/120" {
+		t.Errorf("ip6 on an IPv6-only network: %+v %v", ep, err)
+	}
+	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "six2", Name: "v7", IP: "fd00:6::7", IP6: "fd00:6::5"}); err == nil || !strings.Contains(err.Error(), `ip6 "fd00:6::5"`) {
+		t.Errorf("ip and ip6 on an IPv6-only network: %v", err)
+	}
 	if err := a.RemoveNetwork("web"); err != nil {
 		t.Fatal(err)
 	}

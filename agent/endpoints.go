@@ -132,6 +132,14 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		}
 		return newEndpoint{}, apiError(api.CodeBadRequest, "mtu", "mtu %d: want %d to %d (%s)", req.MTU, least, most, why)
 	}
+	if req.IP6 != "" && !n.Subnet6.IsValid() && n.Subnet.Addr().Is6() {
+		// An IPv6-only network: its one subnet is IPv6, and the address
+		// asked for in ip6 (as a runtime asks for any IPv6 one) is its ip.
+		if req.IP != "" {
+			return newEndpoint{}, apiError(api.CodeBadRequest, "ip6", "ip6 %q: network %q has one subnet, IPv6 (%v), and ip %q names its address already", req.IP6, n.Name, n.Subnet, req.IP)
+		}
+		req.IP, req.IP6 = req.IP6, ""
+	}
 	switch {
 	case req.Reserved && req.IP == "":
 		return newEndpoint{}, apiError(api.CodeBadRequest, "ip", "ip is required with reserved: the address reserved for the endpoint")

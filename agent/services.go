@@ -66,6 +66,13 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 	if mode == tables.ModeDNSRR && (req.VIP != "" || req.VIP6 != "") {
 		return api.Service{}, apiError(api.CodeBadRequest, "vip", "a dnsrr service has no VIP (leave out --vip, or use --endpoint-mode vip)")
 	}
+	if mode == tables.ModeVIP && req.VIP6 != "" && req.VIP6 != "auto" && !n.Subnet6.IsValid() && n.Subnet.Addr().Is6() {
+		// An IPv6-only network: its VIP is IPv6 whichever field names it.
+		if req.VIP != "" {
+			return api.Service{}, apiError(api.CodeBadRequest, "vip6", "vip6 %q: network %q has one subnet, IPv6 (%v), and vip %q names the VIP already", req.VIP6, n.Name, n.Subnet, req.VIP)
+		}
+		req.VIP, req.VIP6 = req.VIP6, ""
+	}
 	if mode == tables.ModeVIP {
 		switch {
 		case n.AssignedBy != "":

@@ -190,4 +190,13 @@ func TestServices_sharedNamesAndPorts(t *testing.T) {
 	if s, err := a.CreateService(ctx, api.ServiceCreate{Name: "s4", Network: "web", VIP6: "auto"}); err != nil || len(s.VIPs) != 1 {
 		t.Errorf("vip6 auto on an IPv4 network: %+v %v", s, err)
 	}
+	// An IPv6-only network's VIP may be asked for as vip6: it is its vip.
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "six", Subnet: "fd00:6::/120"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := a.CreateService(ctx, api.ServiceCreate{Name: "s6", Network: "six", VIP6: "fd00:6::60"}); err != nil || len(s.VIPs) != 1 || s.VIPs[0] != "fd00:6::60" {
+		t.Errorf("vip6 on an IPv6-only network: %+v %v", s, err)
+	}
+	_, err = a.CreateService(ctx, api.ServiceCreate{Name: "s7", Network: "six", VIP: "fd00:6::70", VIP6: "fd00:6::71"})
+	wantErr("vip and vip6 on an IPv6-only network", err, "vip6", "names the VIP already")
 }

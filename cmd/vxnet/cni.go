@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/plugin/cni"
 )
 
@@ -27,6 +29,7 @@ configuration) for each container's endpoint.
 
 Examples:
   vxnet cni install --network web --subnet 10.0.9.0/24
+  vxnet cni install --network dual --subnet 10.0.8.0/24 --subnet fd00:8::/64
   vxnet cni install --bin-dir /usr/lib/cni --conf-dir /etc/cni/net.d --network web
 
 Flags:
@@ -59,7 +62,8 @@ func cmdCNI(std stdio, args []string) int {
 	confDir := fs.String("conf-dir", "/etc/cni/net.d", "`DIR` runtimes read network configurations from")
 	network := fs.String("network", "vxnet", "the vxnet `NETWORK` (and the CNI network's name)")
 	driverName := fs.String("driver", "", "the network's `DRIVER` when the plugin creates it (default overlay)")
-	subnet := fs.String("subnet", "", "the network's `CIDR` when the plugin creates it")
+	var subnets multiFlag
+	fs.Var(&subnets, "subnet", "the network's `CIDR` when the plugin creates it; twice, an IPv4 and an IPv6 one, for a dual-stack network")
 	priority := fs.Int("priority", 10, "`NN` of the file's name: runtimes that take the first configuration take the lowest")
 	portmap := fs.Bool("portmap", false, "chain the standard portmap plugin after vxnet (hostPort through iptables) instead of vxnet's own published ports")
 	cniVersion := fs.String("cni-version", "1.0.0", "the configuration's `VERSION`: 1.0.0 suits podman 4 and containerd 1.6/1.7, whose CNI library reads results up to it; 1.1.0 for runtimes that send GC and STATUS")
@@ -71,6 +75,17 @@ func cmdCNI(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet cni install: unexpected argument %q\n", pos[0])
 		return 2
 	}
+	var fams api.NetworkCreate
+	if err := splitFamilies(&fams, subnets, nil, nil); err != nil {
+		fmt.Fprintf(std.stderr, "vxnet cni install: %v\n", err)
+		return 2
+	}
+	if *driverName != "" {
+		if _, err := driver.Get(*driverName); err != nil {
+			fmt.Fprintf(std.stderr, "vxnet cni install: --driver %q: want one of %s\n", *driverName, strings.Join(driver.Names(), ", "))
+			return 2
+		}
+	}
 	if !slices.Contains(cni.Versions.SupportedVersions(), *cniVersion) {
 		fmt.Fprintf(std.stderr, "vxnet cni install: --cni-version %q: want one of %s\n", *cniVersion, strings.Join(cni.Versions.SupportedVersions(), ", "))
 		return 2
@@ -80,8 +95,11 @@ func cmdCNI(std stdio, args []string) int {
 	if *driverName != "" {
 		plugin["driver"] = *driverName
 	}
-	if *subnet != "" {
-		plugin["subnet"] = *subnet
+	if fams.Subnet != "" {
+		plugin["subnet"] = fams.Subnet
+	}
+	if fams.Subnet6 != "" {
+		plugin["subnet6"] = fams.Subnet6
 	}
 	plugins := []any{plugin}
 	if *portmap {

@@ -188,6 +188,14 @@ func TestCNIInstall(t *testing.T) {
 	if list.CNIVersion != "1.0.0" {
 		t.Errorf("cniVersion %q, want 1.0.0 (what podman 4 and containerd 1.6 read)", list.CNIVersion)
 	}
+	// Dual stack: --subnet once per family, each in its own key.
+	code, out, errOut = runCLI("cni", "install", "--bin-dir", bin, "--conf-dir", conf, "--network", "dual", "--subnet", "fd00:8::/64", "--subnet", "10.0.8.0/24")
+	if code != 0 {
+		t.Fatalf("dual stack: exit %d: %s %s", code, out, errOut)
+	}
+	if b, err := os.ReadFile(filepath.Join(conf, "10-dual.conflist")); err != nil || !strings.Contains(string(b), `"subnet": "10.0.8.0/24"`) || !strings.Contains(string(b), `"subnet6": "fd00:8::/64"`) {
+		t.Errorf("dual-stack conflist %s: %v", b, err)
+	}
 	if code, _, errOut := runCLI("cni", "frob"); code != 2 || !strings.Contains(errOut, "vxnet cni install") {
 		t.Errorf("cni frob: %d %q", code, errOut)
 	}
@@ -195,6 +203,9 @@ func TestCNIInstall(t *testing.T) {
 		{"--network -x", `network "-x"`},
 		{"--subnet 10.0.9.1/24", `subnet "10.0.9.1/24"`},
 		{"--cni-version 2.0.0", `--cni-version "2.0.0"`},
+		{"--subnet 10.0.9.0/24 --subnet 10.0.8.0/24", "--subnet"},
+		{"--subnet fd00:9::/64 --subnet fd00:8::/64", "--subnet"},
+		{"--driver bogus", `--driver "bogus": want one of`},
 	} {
 		args := append([]string{"cni", "install", "--bin-dir", t.TempDir(), "--conf-dir", t.TempDir()}, strings.Fields(c.args)...)
 		if code, _, errOut := runCLI(args...); code != 2 || !strings.Contains(errOut, c.says) {

@@ -65,11 +65,15 @@ func (p *Plugin) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
 
-// k8sArgs are the CNI_ARGS runtimes pass (Kubernetes, podman).
+// k8sArgs are the CNI_ARGS runtimes pass (Kubernetes, podman). IP and
+// MAC are podman's way (CNI network backend) of giving `--ip`, `--ip6`
+// and `--mac-address`: addresses separated by commas.
 type k8sArgs struct {
 	types.CommonArgs
 	K8S_POD_NAME      types.UnmarshallableString //nolint:revive // the runtime's names
 	K8S_POD_NAMESPACE types.UnmarshallableString //nolint:revive
+	IP                types.UnmarshallableString
+	MAC               types.UnmarshallableString
 }
 
 // attachment is what a verb is about.
@@ -79,6 +83,8 @@ type attachment struct {
 	ifname    string
 	netns     string
 	pod, ns   string
+	argIPs    string // CNI_ARGS IP
+	argMAC    string // CNI_ARGS MAC
 }
 
 func load(args *skel.CmdArgs, loose bool) (*attachment, error) {
@@ -97,7 +103,7 @@ func load(args *skel.CmdArgs, loose bool) (*attachment, error) {
 		return nil, types.NewError(types.ErrInvalidEnvironmentVariables, "vxnet: CNI_ARGS: "+err.Error(), "")
 	}
 	return &attachment{conf: conf, container: args.ContainerID, ifname: args.IfName, netns: args.Netns,
-		pod: string(ka.K8S_POD_NAME), ns: string(ka.K8S_POD_NAMESPACE)}, nil
+		pod: string(ka.K8S_POD_NAME), ns: string(ka.K8S_POD_NAMESPACE), argIPs: string(ka.IP), argMAC: string(ka.MAC)}, nil
 }
 
 // endpointName names the attachment's endpoint, one DNS label: the pod
@@ -243,6 +249,21 @@ func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
 	if rc.Mac != "" {
 		hw, _ := net.ParseMAC(rc.Mac) // checked by ParseConf
 		req.MAC = hw.String()
+	} else if at.argMAC != "" {
+		hw, err := net.ParseMAC(at.argMAC)
+		if err != nil || len(hw) != 6 {
+			return req, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("vxnet: CNI_ARGS MAC=%q is not a MAC address: want six hex bytes, such as 02:42:0a:00:09:07", at.argMAC), "")
+		}
+		req.MAC = hw.String()
+	}
+	ips, field := rc.IPs, "runtimeConfig.ips"
+	if len(ips) == 0 && at.argIPs != "" {
+		ips, field = strings.Split(at.argIPs, ","), "CNI_ARGS IP"
+		for _, s := range ips {
+			if _, err := parseIP(s); err != nil {
+				return req, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("vxnet: CNI_ARGS IP=%q: %q is not an IP address (want such as 10.0.9.7 or fd00:9::7, with or without /prefix; a comma between two)", at.argIPs, s), "")
+			}
+		}
 	}
 	for _, pm := range rc.PortMappings {
 		proto := strings.ToLower(pm.Protocol)
@@ -254,15 +275,15 @@ func (at *attachment) endpointRequest() (api.EndpointCreate, error) {
 			req.Publish = append(req.Publish, spec)
 		}
 	}
-	for _, s := range rc.IPs {
-		a, _ := parseIP(s) // checked by ParseConf
+	for _, s := range ips {
+		a, _ := parseIP(s) // checked by ParseConf or above
 		switch {
 		case a.Is4() && req.IP == "":
 			req.IP = a.String()
 		case a.Is6() && req.IP6 == "":
 			req.IP6 = a.String()
 		default:
-			return req, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("vxnet: runtimeConfig.ips: one address per family; %s is a second", s), "")
+			return req, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("vxnet: %s: one address per family; %s is a second", field, s), "")
 		}
 	}
 	for _, alias := range rc.Aliases[at.conf.Name] {
@@ -376,8 +397,14 @@ func result(at *attachment, n api.Network, ep api.Endpoint) (*current.Result, er
 	idx := 0
 	var gw4, gw6 netip.Addr
 	if n.Egress { // the way out; an internal network has none
-		gw4, _ = netip.ParseAddr(n.ContainerGateway)
-		gw6, _ = netip.ParseAddr(n.ContainerGateway6)
+		// An IPv6-only network's one gateway, in ContainerGateway, is IPv6.
+		for _, s := range []string{n.ContainerGateway, n.ContainerGateway6} {
+			if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
+				gw4 = a
+			} else if err == nil {
+				gw6 = a
+			}
+		}
 	}
 	for _, s := range ep.Addresses {
 		p, err := netip.ParsePrefix(s)

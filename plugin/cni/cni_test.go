@@ -305,6 +305,57 @@ func TestAdd_endpointAndResult(t *testing.T) {
 	}
 }
 
+// TestAdd_podmanArgs: podman's --ip, --ip6 and --mac-address arrive as
+// CNI_ARGS IP (comma-separated) and MAC; runtimeConfig, when it has them,
+// comes first; a malformed one is refused naming it, before any endpoint.
+func TestAdd_podmanArgs(t *testing.T) {
+	f := newFakeAgent()
+	p := newTestPlugin(f)
+	dual := `{"cniVersion":"1.0.0","name":"web","type":"vxnet","subnet":"10.0.9.0/24","subnet6":"fd00:9::/64"}`
+	if _, _, err := p.AddResult(cmdArgs(dual, "IgnoreUnknown=1;K8S_POD_NAME=pe;IP=10.0.9.201,fd00:9::201;MAC=02:42:0a:2a:00:99")); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.reqs[0]; r.IP != "10.0.9.201" || r.IP6 != "fd00:9::201" || r.MAC != "02:42:0a:2a:00:99" {
+		t.Errorf("CNI_ARGS IP and MAC: request %+v", r)
+	}
+	withRC := `{"cniVersion":"1.0.0","name":"web","type":"vxnet","runtimeConfig":{"ips":["10.0.9.202"],"mac":"02:42:0a:2a:00:98"}}`
+	if _, _, err := p.AddResult(cmdArgs(withRC, "K8S_POD_NAME=pf;IP=10.0.9.203;MAC=02:42:0a:2a:00:97")); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.reqs[1]; r.IP != "10.0.9.202" || r.MAC != "02:42:0a:2a:00:98" {
+		t.Errorf("runtimeConfig beside CNI_ARGS: request %+v, want runtimeConfig's", r)
+	}
+	for _, c := range []struct{ args, says string }{
+		{"K8S_POD_NAME=x;IP=10.0.9.300", `CNI_ARGS IP="10.0.9.300"`},
+		{"K8S_POD_NAME=x;IP=10.0.9.5,10.0.9.6", "CNI_ARGS IP: one address per family"},
+		{"K8S_POD_NAME=x;MAC=02:42", `CNI_ARGS MAC="02:42"`},
+	} {
+		if _, _, err := p.AddResult(cmdArgs(dual, c.args)); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: %v, want %q", c.args, err, c.says)
+		}
+	}
+	if len(f.reqs) != 2 {
+		t.Errorf("endpoints asked for despite the refusals: %+v", f.reqs[2:])
+	}
+}
+
+// TestResult_IPv6Only: an IPv6-only network's one gateway (the API's
+// containerGateway) is the IPv6 address's gateway and the ::/0 route's.
+func TestResult_IPv6Only(t *testing.T) {
+	n := api.Network{Name: "v6", Subnet: "fd00:54::/64", ContainerGateway: "fd00:54::1", Egress: true}
+	ep := api.Endpoint{MAC: "02:42:00:00:00:02", Addresses: []string{"fd00:54::2/64"}}
+	res, err := result(&attachment{ifname: "eth0", netns: "/x"}, n, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.IPs) != 1 || res.IPs[0].Gateway.String() != "fd00:54::1" {
+		t.Errorf("ips %+v", res.IPs)
+	}
+	if len(res.Routes) != 1 || res.Routes[0].Dst.String() != "::/0" || res.Routes[0].GW.String() != "fd00:54::1" {
+		t.Errorf("routes %+v, want ::/0 via fd00:54::1", res.Routes)
+	}
+}
+
 // TestAdd_names: without Kubernetes' arguments an endpoint is named after
 // the container ID; podman's (the pod's name as its namespace too) give
 // the name alone; a second interface adds its name.
