@@ -67,16 +67,24 @@ func (a *Agent) joinResolver(ep tables.Endpoint, path string) {
 	if err := a.resolvers.Join(path, ep.Network); err != nil {
 		a.log.Warn("no DNS in the container's namespace", "netns", ep.Netns, "error", err)
 	}
-	if !strings.ContainsRune(ep.Netns, '/') {
+	if namedNetns(ep.Netns) {
 		if err := dns.WriteResolvConf(dns.NetnsResolvConfPath(ep.Netns), nil); err != nil {
 			a.log.Warn("writing the container's resolv.conf", "netns", ep.Netns, "error", err)
 		}
 	}
 }
 
+// namedNetns: netns is a name from `ip netns` (a file of netnsDir, with
+// its resolver's file in /etc/netns/NAME/), not a path. "." and ".." are
+// neither: joined to those directories they would name the directories
+// themselves, or /etc/resolv.conf.
+func namedNetns(netns string) bool {
+	return netns != "" && netns != "." && netns != ".." && !strings.ContainsRune(netns, '/')
+}
+
 // removeResolvConf removes what attach wrote for a named namespace.
 func removeResolvConf(netns string) {
-	if netns != "" && !strings.ContainsRune(netns, '/') {
+	if namedNetns(netns) {
 		os.Remove(dns.NetnsResolvConfPath(netns))
 		os.Remove("/etc/netns/" + netns) // only if empty
 	}

@@ -131,6 +131,50 @@ func TestCreateEndpoint_netnsRequiredWithoutHNS(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Field != "netns" || !strings.Contains(ae.Message, "netns is required") {
 		t.Fatalf("error %v, want one naming netns", err)
 	}
+	// "." and ".." name no namespace: joined to /etc/netns, ".." would be
+	// /etc, whose resolv.conf a handover endpoint's removal would delete.
+	for _, ns := range []string{".", ".."} {
+		_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "ov", Name: "web", Netns: ns, Ifname: api.HandoverPrefix + "1", Handover: true})
+		if !errors.As(err, &ae) || ae.Field != "netns" || !strings.Contains(ae.Message, fmt.Sprintf("netns %q", ns)) {
+			t.Errorf("netns %q: %v, want a refusal naming netns", ns, err)
+		}
+	}
+	if namedNetns("..") || namedNetns("") || namedNetns("/proc/1/ns/net") || !namedNetns("c1") {
+		t.Error("namedNetns")
+	}
+}
+
+// TestCreateEndpoint_IPv6NeedsItsMTU: an endpoint that would take a host
+// MTU below IPv6's 1280 (--mtu 1000) on a network with IPv6 is refused
+// naming mtu, as one that asks for it is; IPv4 alone runs on it.
+func TestCreateEndpoint_IPv6NeedsItsMTU(t *testing.T) {
+	for _, c := range []struct {
+		mtu  int
+		opts map[string]string
+	}{{1000, nil}} {
+		a, err := New(config.Config{Name: "m1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), VXLANPort: freePort(t), MTU: c.mtu,
+			DataDir: t.TempDir(), APISocket: filepath.Join(t.TempDir(), "api.sock"), Profile: "fast",
+			DNSUpstreams: []netip.AddrPort{}, HNS: &hnstest.Fake{}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "six", Subnet: "fd00:15::/64", Options: c.opts}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "four", Subnet: "10.0.15.0/24", Options: c.opts}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "six", Name: "e"})
+		wantAPIError(t, fmt.Sprintf("--mtu %d", c.mtu), err, api.CodeBadRequest, "mtu", "larger --mtu")
+		if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "four", Name: "e"}); err != nil {
+			t.Errorf("--mtu %d, IPv4 network: %v", c.mtu, err)
+		}
+		cancel()
+		<-done
+	}
 }
 
 // TestHNS_remoteEndpointsFollowGossip: two Windows-style agents (each with

@@ -27,12 +27,16 @@ import (
 // mesh address, from the VIP. The lease is kept in the state file (Mesh)
 // and given back when the network has no such service left.
 
+// meshPrefix starts the name of every host's mesh row; no endpoint
+// created through the API may have it.
+const meshPrefix = "vxmesh-"
+
 // meshName is the name of this host's mesh row on every network.
 func (a *Agent) meshName() string {
-	n := "vxmesh-" + a.cfg.Name
+	n := meshPrefix + a.cfg.Name
 	if names.Endpoint(n) != nil {
 		sum := sha256.Sum256([]byte(a.cfg.Name))
-		n = "vxmesh-" + hex.EncodeToString(sum[:6])
+		n = meshPrefix + hex.EncodeToString(sum[:6])
 	}
 	return n
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dns"
 	"github.com/vxnet/vxnet/internal/names"
+	"github.com/vxnet/vxnet/kvs"
 )
 
 // The names the API takes are checked by internal/names, one rule per
@@ -23,6 +25,12 @@ func checkEndpointCreate(req *api.EndpointCreate) error {
 			field = "aliases" // the request's field
 		}
 		return apiError(api.CodeBadRequest, field, "%v", err)
+	}
+	if strings.HasPrefix(names.Key(req.Name), meshPrefix) {
+		return apiError(api.CodeBadRequest, "name", "endpoint name %q: names starting with %q are the routing mesh's (each host's row on a network whose services publish ports)", req.Name, meshPrefix)
+	}
+	if err := rowRoom("an endpoint's", field{"labels", req.Labels}, field{"aliases", req.Aliases}, field{"srvPorts", req.SRVPorts}, field{"publish", req.Publish}); err != nil {
+		return err
 	}
 	for k, v := range req.Labels {
 		if k == "" || strings.ContainsFunc(k+v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
@@ -230,4 +238,37 @@ func (a *Agent) endpointNamedLocked(network, name string) string {
 func sharedNameErr(kind, name, network, otherKind, other, detail string) *api.Error {
 	return apiError(api.CodeConflict, "name", "%s %q: network %q has a%s %s %q%s, and a network's services and endpoints share DNS names: pick another name",
 		kind, name, network, map[bool]string{true: "n"}[otherKind == "endpoint"], otherKind, other, detail)
+}
+
+// maxRowExtras is the most the free-form fields of a row (an endpoint's
+// labels, aliases, SRV ports and published ports; a network's options and
+// aux addresses) may take together, JSON-encoded: the row travels in the
+// cluster's tables, whose values hold at most kvs.MaxValueLen bytes, and
+// its other fields (names, addresses, a reason) need room too.
+const maxRowExtras = kvs.MaxValueLen - 8<<10
+
+// field is one free-form field of a request, by its name in the API.
+type field struct {
+	name  string
+	value any
+}
+
+// rowRoom refuses fields that would not fit their row, naming the
+// largest, before anything is made.
+func rowRoom(whose string, fields ...field) error {
+	total, largest, most := 0, "", -1
+	for _, f := range fields {
+		b, _ := json.Marshal(f.value) // strings, lists and maps of them
+		if total += len(b); len(b) > most {
+			largest, most = f.name, len(b)
+		}
+	}
+	if total <= maxRowExtras {
+		return nil
+	}
+	list := make([]string, len(fields))
+	for i, f := range fields {
+		list[i] = f.name
+	}
+	return apiError(api.CodeBadRequest, largest, "%s %s take %d bytes (%s %d of them): at most %d together, as the row they travel in across the cluster holds %d", whose, strings.Join(list, ", "), total, largest, most, maxRowExtras, kvs.MaxValueLen)
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -48,6 +49,14 @@ func TestCreateNetwork_refusesNamesLaterStagesRefuse(t *testing.T) {
 	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "dotted.name", Subnet: "10.0.3.0/24"}); err != nil {
 		t.Errorf("a name of two labels: %v", err)
 	}
+	// Options that would not fit the network's row are refused before
+	// the subnet is claimed.
+	long := strings.Repeat("10.0.0.0/8,", 6000)
+	_, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "big", Driver: "l2tunnel", Subnet: "10.0.5.0/24", Options: map[string]string{"policy-host": "198.18.0.1", "policy-allow": long}})
+	wantAPIError(t, "long options", err, api.CodeBadRequest, "options", "at most 57344")
+	if _, ok := a.ipam.Subnet("big"); ok {
+		t.Error("a refused network holds its subnet")
+	}
 }
 
 // TestCreateEndpoint_checksEveryName: aliases, services, the interface
@@ -86,6 +95,11 @@ func TestCreateEndpoint_checksEveryName(t *testing.T) {
 		{api.EndpointCreate{Name: "e", MAC: "zz:zz"}, "mac", "six hex bytes"},
 		{api.EndpointCreate{Name: "e", Labels: map[string]string{"": "x"}}, "labels", "not empty"},
 		{api.EndpointCreate{Name: "e", Labels: map[string]string{"k": "a\x00b"}}, "labels", "control characters"},
+		{api.EndpointCreate{Name: "vxmesh-t1"}, "name", "routing mesh"},
+		{api.EndpointCreate{Name: "e", Labels: map[string]string{"note": strings.Repeat("x", 70000)}}, "labels", "labels 70011 of them"},
+		{api.EndpointCreate{Name: "e", Labels: map[string]string{"note": strings.Repeat("<", 10000)}}, "labels", "at most 57344"},
+		{api.EndpointCreate{Name: "e", Aliases: manyAliases(1000)}, "aliases", "at most"},
+		{api.EndpointCreate{Name: "VXMesh-x"}, "name", "routing mesh"},
 	} {
 		if tc.req.Network == "" {
 			tc.req.Network = "ov"
@@ -335,4 +349,13 @@ func TestNamespaceLives(t *testing.T) {
 	if !namespaceLives(kvs.Row{Table: tables.Endpoints, Key: "web/x", Value: []byte("{")}, "h1") {
 		t.Error("a row that does not decode: want it kept as it is")
 	}
+}
+
+// manyAliases is n distinct aliases of 60 characters.
+func manyAliases(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("a%059d", i)
+	}
+	return out
 }

@@ -42,6 +42,9 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if err := driver.Check(d, own); err != nil {
 		return api.Network{}, apiError(api.CodeBadRequest, "options", "%v", err)
 	}
+	if err := rowRoom("a network's", field{"options", req.Options}, field{"auxAddresses", req.AuxAddresses}); err != nil {
+		return api.Network{}, err
+	}
 	if driver.Encrypted(own) && !a.gossipEncrypted {
 		// The keys that seal the network travel in gossip: without the
 		// cluster's gossip key anyone on the underlay could announce some.

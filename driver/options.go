@@ -81,7 +81,10 @@ func encrypted(v string) (bool, error) {
 }
 
 // ClampMSS is the MSS the switch clamps TCP SYNs to on a network with
-// options opts whose containers' MTU is mtu; 0 for none.
+// options opts whose containers' MTU is mtu; 0 for none. Never below 536,
+// TCP's least: on a host whose MTU leaves less (--mtu under 576, or 604
+// on an encrypted network) larger segments get the switch's "too big"
+// answer, rather than the network being refused there.
 func ClampMSS(opts map[string]string, mtu int) int {
 	v, ok := opts[OptMSSClamp]
 	if !ok {
@@ -91,15 +94,18 @@ func ClampMSS(opts map[string]string, mtu int) int {
 	return mss
 }
 
+// minMSS is the least MSS clamped to (RFC 9293's default MSS for IPv4).
+const minMSS = 536
+
 func mssClamp(v string, mtu int) (int, error) {
 	switch v {
 	case "false":
 		return 0, nil
 	case "true", "":
-		return mtu - 40, nil // IPv4 and TCP headers
+		return max(mtu-40, minMSS), nil // IPv4 and TCP headers
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 536 || n > 65495 {
+	if err != nil || n < minMSS || n > 65495 {
 		return 0, fmt.Errorf("option %s=%q: want true (clamp to the MTU), false, or an MSS of 536-65495", OptMSSClamp, v)
 	}
 	return n, nil

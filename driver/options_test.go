@@ -27,6 +27,11 @@ func TestMSSClampOption(t *testing.T) {
 	if ClampMSS(nil, 1450) != 0 {
 		t.Error("clamping without the option")
 	}
+	// A host MTU that leaves less than TCP's least (an encrypted network
+	// on --mtu 600: 572) clamps to 536, a value the switch takes.
+	if got := ClampMSS(map[string]string{OptMSSClamp: "true"}, 572); got != 536 {
+		t.Errorf("ClampMSS(true, 572) = %d, want 536", got)
+	}
 	// Every driver takes it as its own, not IPAM's.
 	for _, d := range All() {
 		own, rest := SplitOptions(d, map[string]string{OptMSSClamp: "true", "block-size": "26"})
