@@ -52,10 +52,17 @@ func TestCreateNetwork_refusesNamesLaterStagesRefuse(t *testing.T) {
 	// Options that would not fit the network's row are refused before
 	// the subnet is claimed.
 	long := strings.Repeat("10.0.0.0/8,", 6000)
-	_, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "big", Driver: "l2tunnel", Subnet: "10.0.5.0/24", Options: map[string]string{"policy-host": "198.18.0.1", "policy-allow": long}})
+	_, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "big", Driver: "l2tunnel", Subnet: "10.0.5.0/24", Options: map[string]string{"policy-host": "127.0.0.1", "policy-allow": long}})
 	wantAPIError(t, "long options", err, api.CodeBadRequest, "options", "at most 57344")
 	if _, ok := a.ipam.Subnet("big"); ok {
 		t.Error("a refused network holds its subnet")
+	}
+	// An l2tunnel network sends every packet to its policy host: one no
+	// member has is refused, naming the members.
+	_, err = a.CreateNetwork(ctx, api.NetworkCreate{Name: "tun", Driver: "l2tunnel", Subnet: "10.0.6.0/24", Options: map[string]string{"policy-host": "198.18.179.77"}})
+	wantAPIError(t, "policy host no member has", err, api.CodeBadRequest, "options", "members: t1 127.0.0.1")
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "tun", Driver: "l2tunnel", Subnet: "10.0.6.0/24", Options: map[string]string{"policy-host": "127.0.0.1"}}); err != nil {
+		t.Errorf("l2tunnel with this host as its policy host: %v", err)
 	}
 }
 

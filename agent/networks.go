@@ -45,6 +45,9 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if err := rowRoom("a network's", field{"options", req.Options}, field{"auxAddresses", req.AuxAddresses}); err != nil {
 		return api.Network{}, err
 	}
+	if err := a.checkPolicyHost(d, own); err != nil {
+		return api.Network{}, err
+	}
 	if driver.Encrypted(own) && !a.gossipEncrypted {
 		// The keys that seal the network travel in gossip: without the
 		// cluster's gossip key anyone on the underlay could announce some.
@@ -461,4 +464,25 @@ func (a *Agent) CheckNetwork(req api.NetworkCreate) error {
 		}
 	}
 	return nil
+}
+
+// checkPolicyHost refuses an l2tunnel network whose policy host is no
+// live member's underlay address: every packet of the network goes there,
+// so none would arrive.
+func (a *Agent) checkPolicyHost(d driver.Driver, own map[string]string) error {
+	if d.Name() != "l2tunnel" {
+		return nil
+	}
+	host, _, err := driver.L2TunnelPolicy(own) // checked by driver.Check
+	if err != nil {
+		return nil
+	}
+	var vteps []string
+	for _, m := range a.Members() {
+		if m.VTEP == host.String() {
+			return nil
+		}
+		vteps = append(vteps, m.Name+" "+m.VTEP)
+	}
+	return apiError(api.CodeBadRequest, "options", "option policy-host=%s: no member of the cluster has that underlay address (members: %s), and every packet of the network would go there: start the policy host's agent first, or name a member's", host, strings.Join(vteps, ", "))
 }

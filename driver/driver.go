@@ -225,9 +225,13 @@ func Names() []string {
 }
 
 // OptionKeys lists, sorted, the -o options d takes besides IPAM's: its own
-// and those every driver takes.
+// and the common ones it can honour (encrypted only where its networks
+// can be).
 func OptionKeys(d Driver) []string {
 	keys := append(slices.Clone(d.OptionKeys()), commonKeys...)
+	if !slices.Contains(encryptingDrivers, d.Name()) {
+		keys = slices.DeleteFunc(keys, func(k string) bool { return k == OptEncrypted })
+	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
 }

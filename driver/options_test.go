@@ -54,4 +54,8 @@ func TestNormalizeOptions(t *testing.T) {
 	if d, _ := Get("overlay"); !slices.Equal(OptionKeys(d), []string{OptEncrypted, OptMSSClamp}) {
 		t.Errorf("overlay's options: %v", OptionKeys(d))
 	}
+	// nat's networks cannot be encrypted: its list does not offer it.
+	if d, _ := Get("nat"); slices.Contains(OptionKeys(d), OptEncrypted) || !slices.Contains(OptionKeys(d), OptMSSClamp) {
+		t.Errorf("nat's options: %v", OptionKeys(d))
+	}
 }
