@@ -31,12 +31,12 @@ func TestAgent_namesSubnetsAndSRV(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"a..", "trail.", strings.Repeat("n", 64)} {
-		fails([]string{`network name "` + name + `"`, "(field name)"}, "network", "create", name)
+		fails([]string{`network name "` + name + `"`, "(NAME)"}, "network", "create", name)
 	}
 	for _, subnet := range []string{"127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "0.0.0.0/8", "240.0.0.0/4", "fe80::/64", "ff00::/8", "::/0"} {
-		fails([]string{`subnet "` + subnet + `"`, "(field subnet)"}, "network", "create", "--subnet", subnet, "bad")
+		fails([]string{`subnet "` + subnet + `"`, "(--subnet)"}, "network", "create", "--subnet", subnet, "bad")
 	}
-	fails([]string{`gateway "10.52.9.255"`, "broadcast", "(field gateway)"}, "network", "create", "--subnet", "10.52.9.0/24", "--gateway", "10.52.9.255", "bad")
+	fails([]string{`gateway "10.52.9.255"`, "broadcast", "(--gateway)"}, "network", "create", "--subnet", "10.52.9.0/24", "--gateway", "10.52.9.255", "bad")
 	if out := c.cli("h1", "network", "ls"); strings.Contains(out, "bad") || strings.Contains(out, "trail") {
 		t.Errorf("a refused network is listed:\n%s", out)
 	}
@@ -46,7 +46,7 @@ func TestAgent_namesSubnetsAndSRV(t *testing.T) {
 	c1, c2 := l.netns("c1"), l.netns("c2")
 	c.cli("h1", "endpoint", "create", "--network", "Web", "--name", "Web1", "--service", "front", "--srv-port", "http=8080", "--netns", c1)
 	fails([]string{`endpoint "Web1" exists on network "Web"`}, "endpoint", "create", "--network", "Web", "--name", "web1", "--netns", c2)
-	fails([]string{`srv port "80/tcp"`, "(field srvPorts)"}, "endpoint", "create", "--network", "Web", "--name", "x", "--srv-port", "80/tcp", "--netns", c2)
+	fails([]string{`srv port "80/tcp"`, "(--srv-port)"}, "endpoint", "create", "--network", "Web", "--name", "x", "--srv-port", "80/tcp", "--netns", c2)
 	c.cli("h1", "endpoint", "create", "--network", "Web", "--name", "web2", "--service", "front", "--srv-port", "http=8080/tcp", "--netns", c2)
 
 	srv := func(ns, name string) string {

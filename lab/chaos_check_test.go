@@ -290,7 +290,7 @@ func TestClassify(t *testing.T) {
 		want Outcome
 	}{
 		"ok":        {"n1 10.0.0.0/24 vni 5", nil, OutcomeOK},
-		"refused":   {`vxnet network create: network "n1" exists (field name)`, errors.New("exit status 1"), OutcomeFail},
+		"refused":   {`vxnet network create: network "n1" exists (NAME)`, errors.New("exit status 1"), OutcomeFail},
 		"no agent":  {`vxnet endpoint ls: dial unix /run/x.sock: connect: connection refused`, errors.New("exit status 1"), OutcomeFail},
 		"no socket": {`dial unix /run/x.sock: connect: no such file or directory`, errors.New("exit status 1"), OutcomeFail},
 		"timeout":   {`context deadline exceeded`, errors.New("exit status 1"), OutcomeUnknown},

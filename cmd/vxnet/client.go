@@ -38,11 +38,36 @@ func ctx() (context.Context, context.CancelFunc) {
 func fail(std stdio, cmd string, err error) int {
 	var e *api.Error
 	if errors.As(err, &e) && e.Field != "" {
-		fmt.Fprintf(std.stderr, "vxnet %s: %s (field %s)\n", cmd, e.Message, e.Field)
+		fmt.Fprintf(std.stderr, "vxnet %s: %s (%s)\n", cmd, e.Message, fieldText(cmd, e.Field))
 	} else {
 		fmt.Fprintf(std.stderr, "vxnet %s: %v\n", cmd, err)
 	}
 	return 1
+}
+
+// flagOfField is, per command, the flag or argument that gives each
+// field of its API request, so that an error names what the user typed
+// (an IPv6 gateway is --gateway on the command line, gateway6 in the API).
+var flagOfField = map[string]map[string]string{
+	"network create": {"name": "NAME", "driver": "-d", "subnet": "--subnet", "subnet6": "--subnet", "gateway": "--gateway", "gateway6": "--gateway",
+		"ipRange": "--ip-range", "ipRange6": "--ip-range", "auxAddresses": "--aux-address", "options": "-o", "internal": "--internal"},
+	"endpoint create": {"network": "--network", "name": "--name", "ip": "--ip", "ip6": "--ip6", "mac": "--mac", "aliases": "--alias", "netns": "--netns",
+		"ifname": "--ifname", "publish": "--publish", "srvPorts": "--srv-port", "service": "--service"},
+	"run":            {"network": "--network", "name": "--name", "ip": "--ip", "aliases": "--alias", "service": "--service"},
+	"service create": {"network": "--network", "name": "--name", "vip": "--vip", "vip6": "--vip6", "publish": "--publish", "endpointMode": "--endpoint-mode"},
+	"service rm":     {"network": "--network", "name": "NAME"},
+	"endpoint rm":    {"network": "--network", "name": "NAME"},
+	"network rm":     {"name": "NAME"},
+	"cluster forget": {"name": "HOST"},
+}
+
+// fieldText names field of cmd's request: its flag or argument, else the
+// API's field.
+func fieldText(cmd, field string) string {
+	if f, ok := flagOfField[cmd][field]; ok {
+		return f
+	}
+	return "field " + field
 }
 
 func newFlags(std stdio, name, usage string) *flag.FlagSet {

@@ -243,3 +243,39 @@ func TestHelp_noEmptyFlagsHeading(t *testing.T) {
 		}
 	}
 }
+
+// TestFail_namesTheFlag: an agent's refusal names the flag or argument the
+// user typed (an IPv6 gateway is --gateway here, gateway6 in the API), and
+// the API's field where the command has none.
+func TestFail_namesTheFlag(t *testing.T) {
+	for _, c := range []struct {
+		cmd, field, want string
+	}{
+		{"network create", "gateway6", "(--gateway)"},
+		{"network create", "name", "(NAME)"},
+		{"endpoint create", "aliases", "(--alias)"},
+		{"cluster forget", "name", "(HOST)"},
+		{"endpoint create", "mtu", "(field mtu)"},
+		{"stats", "x", "(field x)"},
+	} {
+		var out, errb strings.Builder
+		code := fail(stdio{&out, &errb}, c.cmd, &api.Error{Code: api.CodeBadRequest, Field: c.field, Message: "refused"})
+		if want := "vxnet " + c.cmd + ": refused " + c.want + "\n"; code != 1 || errb.String() != want {
+			t.Errorf("%s %s: %d %q, want %q", c.cmd, c.field, code, errb.String(), want)
+		}
+	}
+	// Every flag named exists on its command.
+	for cmd, fields := range flagOfField {
+		for field, flag := range fields {
+			if !strings.HasPrefix(flag, "-") {
+				continue
+			}
+			var out, errb strings.Builder
+			run(stdio{&out, &errb}, append(strings.Fields(cmd), "--help"))
+			help, name := out.String()+errb.String(), "  -"+strings.TrimLeft(flag, "-")
+			if !strings.Contains(help, name+" ") && !strings.Contains(help, name+"\n") {
+				t.Errorf("%s: field %s names %s, which its --help lacks", cmd, field, flag)
+			}
+		}
+	}
+}
