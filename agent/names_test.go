@@ -17,6 +17,7 @@ import (
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/hns"
 	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/internal/testutil"
@@ -365,4 +366,41 @@ func manyAliases(n int) []string {
 		out[i] = fmt.Sprintf("a%059d", i)
 	}
 	return out
+}
+
+// TestUnderlayApart: a subnet holding a member's underlay address is
+// refused, naming the field, the member and the address (a default pool's
+// pick says to give --subnet); networks on a host's own segment may share
+// its subnet.
+func TestUnderlayApart(t *testing.T) {
+	members := []api.Member{{Name: "h1", VTEP: "198.18.70.1"}, {Name: "h2", VTEP: "fd18:70::2"}, {Name: "odd", VTEP: "?"}}
+	overlay, _ := driver.Get("overlay")
+	transparent, _ := driver.Get("transparent")
+	net4 := tables.Network{Name: "n", Subnet: netip.MustParsePrefix("198.18.70.0/24")}
+	for _, c := range []struct {
+		d     driver.Driver
+		req   api.NetworkCreate
+		n     tables.Network
+		field string
+		says  string
+	}{
+		{overlay, api.NetworkCreate{Subnet: "198.18.70.0/24"}, net4, "subnet", `subnet "198.18.70.0/24" holds member h1's underlay address 198.18.70.1`},
+		{overlay, api.NetworkCreate{}, net4, "subnet", "default address pools gave network \"n\" subnet 198.18.70.0/24"},
+		{overlay, api.NetworkCreate{Subnet: "10.0.9.0/24", Subnet6: "fd18:70::/64"},
+			tables.Network{Name: "n", Subnet: netip.MustParsePrefix("10.0.9.0/24"), Subnet6: netip.MustParsePrefix("fd18:70::/64")}, "subnet6", "member h2's"},
+		{overlay, api.NetworkCreate{Subnet: "10.0.9.0/24"}, tables.Network{Name: "n", Subnet: netip.MustParsePrefix("10.0.9.0/24")}, "", ""},
+		{transparent, api.NetworkCreate{Subnet: "198.18.70.0/24"}, net4, "", ""},
+	} {
+		err := underlayApart(c.d, c.req, c.n, members)
+		if c.field == "" {
+			if err != nil {
+				t.Errorf("%s %+v: %v", c.d.Name(), c.req, err)
+			}
+			continue
+		}
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Field != c.field || !strings.Contains(ae.Message, c.says) {
+			t.Errorf("%s %+v: %v, want field %s saying %q", c.d.Name(), c.req, err, c.field, c.says)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/fnv"
 	"maps"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -88,6 +89,10 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		}
 		n.Gateway6, _ = a.ipam.Gateway(req.Name + ipam.V6Suffix)
 		n.IPRange6 = req.IPRange6
+	}
+	if err := underlayApart(d, req, n, a.Members()); err != nil {
+		withdraw()
+		return api.Network{}, err
 	}
 	if err := a.put(tables.Networks, n.Key(), n.Encode()); err != nil {
 		withdraw()
@@ -485,4 +490,34 @@ func (a *Agent) checkPolicyHost(d driver.Driver, own map[string]string) error {
 		vteps = append(vteps, m.Name+" "+m.VTEP)
 	}
 	return apiError(api.CodeBadRequest, "options", "option policy-host=%s: no member of the cluster has that underlay address (members: %s), and every packet of the network would go there: start the policy host's agent first, or name a member's", host, strings.Join(vteps, ", "))
+}
+
+// underlayApart refuses a network whose subnet holds a member's
+// underlay address: each host with endpoints on it would hold the
+// network's gateway, or route the subnet to its containers, and lose its
+// way to that member. Networks on a host's own segment (transparent,
+// l2bridge) share its subnet by design.
+func underlayApart(d driver.Driver, req api.NetworkCreate, n tables.Network, members []api.Member) error {
+	if d.Name() == "transparent" || d.Name() == "l2bridge" {
+		return nil
+	}
+	for _, m := range members {
+		vtep, err := netip.ParseAddr(m.VTEP)
+		if err != nil {
+			continue
+		}
+		for _, side := range []struct {
+			field, asked string
+			subnet       netip.Prefix
+		}{{"subnet", req.Subnet, n.Subnet}, {"subnet6", req.Subnet6, n.Subnet6}} {
+			if !side.subnet.IsValid() || !side.subnet.Contains(vtep.Unmap()) {
+				continue
+			}
+			if side.asked == "" {
+				return apiError(api.CodeConflict, side.field, "the default address pools gave network %q subnet %v, which holds member %s's underlay address %s: give it a subnet apart from the hosts' network (--subnet)", n.Name, side.subnet, m.Name, vtep)
+			}
+			return apiError(api.CodeBadRequest, side.field, "%s %q holds member %s's underlay address %s: the hosts would lose their way to each other; give a subnet apart from the hosts' network", side.field, side.asked, m.Name, vtep)
+		}
+	}
+	return nil
 }
