@@ -201,20 +201,23 @@ func (g *Global) refreshByClaimsLocked(n *gnet, now time.Time, live, seen map[st
 }
 
 // giveBackSparesLocked gives back this host's empty blocks but one when
-// another live host wants more blocks than it holds.
+// another live host wants more blocks than it holds, and the last one too
+// when that host holds none at all (a small range: every block held).
 func (g *Global) giveBackSparesLocked(n *gnet, rows map[uint64]claimed, live, seen map[string]bool) {
 	heldBy := map[string]int{}
 	for _, r := range rows {
 		heldBy[r.holder]++
 	}
-	wanting := false
+	wanting, starving := false, false
 	for host, st := range g.hostStatesLocked(n, seen) {
-		wanting = wanting || (host != g.self && live[host] && st.Want > heldBy[host])
+		if host != g.self && live[host] && st.Want > heldBy[host] {
+			wanting, starving = true, starving || heldBy[host] == 0
+		}
 	}
 	if !wanting {
 		return
 	}
-	kept := false
+	kept := starving // nothing kept back from a host that holds no block
 	for _, idx := range sortedKeys(n.held) {
 		if n.count[idx] > 0 {
 			continue

@@ -81,7 +81,9 @@
 // while it has untouched blocks; otherwise the live hosts with spare
 // (empty) blocks answer, staggered by rank: the host ranked k answers only
 // if the request is still open after k×ServeDelay. A host keeps one empty
-// block for itself. Of several grants of one block, the one with the
+// block for itself, but for a host that holds no block at all while no
+// one has one to spare (a small range, every block held): that host gets
+// it once every other could have answered ((live hosts + 1)×ServeDelay). Of several grants of one block, the one with the
 // greatest (era, gen, holder) wins.
 //
 // Hosts gone for good. A host absent (not a live member) for InheritAfter

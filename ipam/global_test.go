@@ -221,6 +221,50 @@ func TestGlobal_exhaustedAtOnceWhenEveryBlockIsHere(t *testing.T) {
 	}
 }
 
+// TestGlobal_lastEmptyBlockToAHostWithNone: in a range of two blocks, both
+// held by h1 (one in use, one emptied), h2, which holds none, gets the
+// empty one once no one else could answer, instead of waiting forever.
+func TestGlobal_lastEmptyBlockToAHostWithNone(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	s.create("h1", "small", ipam.PoolConfig{Subnet: "10.23.0.0/29"}) // blocks .0/30 and .4/30
+	var last netip.Addr
+	for range 3 {
+		last = s.alloc("h1", "small")
+	}
+	if got := s.hosts["h1"].g.Blocks("small"); len(got) != 2 {
+		t.Fatalf("h1 holds %v, want both blocks", got)
+	}
+	if err := s.hosts["h1"].g.Release("small", last); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		a   netip.Addr
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		a, err := s.hosts["h2"].g.Allocate(ctxT(t), "small")
+		done <- result{a, err}
+	}()
+	// The grant waits (live hosts + 1) serve delays of the shared clock.
+	var r result
+	for waiting := true; waiting; {
+		select {
+		case r = <-done:
+			waiting = false
+		case <-time.After(5 * time.Millisecond):
+			s.clock.Add(20 * time.Millisecond)
+		}
+	}
+	if r.err != nil || !netip.MustParsePrefix("10.23.0.4/30").Contains(r.a) {
+		t.Fatalf("h2 allocated %v %v, want an address of the emptied block 10.23.0.4/30", r.a, r.err)
+	}
+	if got := s.hosts["h1"].g.Blocks("small"); len(got) != 1 || got[0] != netip.MustParsePrefix("10.23.0.0/30") {
+		t.Errorf("h1 holds %v, want only the block in use", got)
+	}
+	s.checkUnique("small")
+}
+
 func TestGlobal_releaseReusesNothingAtOnce(t *testing.T) {
 	s := newSim(t, "h1")
 	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.22.0.0/24"})
@@ -825,6 +869,7 @@ func TestGlobalClaims(t *testing.T) {
 		{"networkOutlivesItsCreator", TestGlobal_networkOutlivesItsCreator},
 		{"deleteDropsEverywhere", TestGlobal_deleteDropsEverywhere},
 		{"dualStackSides", TestGlobal_dualStackSides},
+		{"lastEmptyBlockToAHostWithNone", TestGlobal_lastEmptyBlockToAHostWithNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			claimsMode = true

@@ -396,6 +396,9 @@ type netRefresh struct {
 	// it can give away in all (giveable, and implicit ones if creator).
 	giveable []uint64
 	spare    int
+	// kept is the empty block this host keeps for itself, if any: it goes
+	// only to a host that holds no block at all, as a last resort.
+	kept []uint64
 }
 
 // refreshNetLocked runs the block protocol for one network: it accepts
@@ -486,7 +489,7 @@ func (g *Global) countSpareLocked(r *netRefresh) {
 		}
 	}
 	if len(empty) > 0 {
-		r.giveable = empty[1:]
+		r.kept, r.giveable = empty[:1], empty[1:]
 	}
 	r.spare = len(r.giveable)
 	if r.creator {
@@ -511,6 +514,15 @@ func (g *Global) answerRequestsLocked(r *netRefresh, seen map[string]bool) {
 			rs = reqSeen{st.Seq, now}
 			n.reqSeen[host] = rs
 		}
+		if r.spare == 0 && r.heldBy[host] == 0 && len(r.kept) > 0 && !othersSpare(states, host, g.self, r.live) &&
+			now.Sub(rs.at) >= time.Duration(len(r.live)+1)*g.cfg.ServeDelay {
+			// A host with no block at all, and no one with a block to
+			// spare: it gets the block this host kept, once every other
+			// server has had its turn (a small range: all its blocks held).
+			r.giveable, r.kept = r.kept, nil
+			r.spare = 1
+			g.cfg.Logger.Debug("ipam: giving the empty block kept to a host that holds none", "network", n.name, "node", host)
+		}
 		if r.spare == 0 {
 			continue
 		}
@@ -523,6 +535,17 @@ func (g *Global) answerRequestsLocked(r *netRefresh, seen map[string]bool) {
 			}
 		}
 	}
+}
+
+// othersSpare: a live host other than requester and self says it has
+// blocks to spare.
+func othersSpare(states map[string]hostState, requester, self string, live map[string]bool) bool {
+	for h, s := range states {
+		if h != requester && h != self && live[h] && s.Spare > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // hostStatesLocked reads the hosts' rows of n, each written by its host.
