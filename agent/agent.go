@@ -382,6 +382,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.routineRememberMembers(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.routineDHCPRenew(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.routineGoneNamespaces(ctx) }()
 
 	if len(a.cfg.Join) > 0 {
 		joined := make(chan struct{})

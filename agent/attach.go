@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"context"
+	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/tun"
@@ -278,4 +282,38 @@ func fmtPrefixes(ps []netip.Prefix) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ",")
+}
+
+// routineGoneNamespaces removes, every few seconds, this host's endpoints
+// whose namespace (one named by `ip netns`) was deleted under them: their
+// names, addresses and DNS records would otherwise stay held until an
+// `endpoint rm`. A runtime's namespaces (paths) and handover devices are
+// the runtime's to remove: it detaches them itself.
+func (a *Agent) routineGoneNamespaces(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.mu.Lock()
+		var named []tables.Endpoint
+		for _, le := range a.local {
+			if ep := le.rec; namedNetns(ep.Netns) && !ep.Handover && !le.removing {
+				named = append(named, ep)
+			}
+		}
+		a.mu.Unlock()
+		for _, ep := range named {
+			if _, err := os.Stat(netnsPath(ep.Netns)); !errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			a.log.Warn("endpoint's namespace is gone; removing it", "endpoint", ep.Key(), "netns", ep.Netns)
+			if err := a.RemoveEndpoint(ep.Network, ep.Name); err != nil {
+				a.log.Warn("removing an endpoint whose namespace is gone", "endpoint", ep.Key(), "error", err)
+			}
+		}
+	}
 }

@@ -379,6 +379,19 @@ func TestAgent_threeHosts(t *testing.T) {
 	if _, err := os.Stat("/etc/netns/" + cns["c4"]); err == nil {
 		t.Errorf("/etc/netns/%s left behind", cns["c4"])
 	}
+	// c5's namespace is deleted while h2 runs: h2 removes the endpoint,
+	// so its name, address and DNS record do not stay held.
+	cns["c5"] = l.netns("c5")
+	c.cli("h2", "endpoint", "create", "--network", "web", "--name", "c5", "--netns", cns["c5"])
+	testutil.WaitFor(t, "c5 in h1's DNS", 20*time.Second, func() bool { return c.dig(cns["c1"], "c5", false) != "" })
+	l.run("ip", "netns", "del", cns["c5"])
+	testutil.WaitFor(t, "c5 gone from h1's endpoints and DNS", 30*time.Second, func() bool {
+		_, listed := c.endpoints("h1")["c5"]
+		return !listed && c.dig(cns["c1"], "c5", false) == ""
+	})
+	if _, err := os.Stat("/etc/netns/" + cns["c5"]); err == nil {
+		t.Errorf("/etc/netns/%s left behind", cns["c5"])
+	}
 
 	// h3 goes away: its endpoint leaves h1's DNS and tables.
 	c.kill9("h3")
