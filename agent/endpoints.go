@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"sort"
@@ -169,6 +170,9 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 	}
 	if !hnsOnly && !req.Handover {
 		fi, err := os.Stat(netnsPath(req.Netns))
+		if err != nil && errors.Is(err, fs.ErrNotExist) && namedNetns(req.Netns) {
+			return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q: no such namespace (ip netns add %s makes one; a runtime's is a path such as /proc/PID/ns/net)", req.Netns, req.Netns)
+		}
 		if err != nil {
 			return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q: %v", req.Netns, err)
 		}

@@ -459,7 +459,7 @@ func TestAgent_badRequestsNameTheField(t *testing.T) {
 	ns := l.netns("x1")
 	c.cli("h1", "endpoint", "create", "--network", "web", "--name", "a", "--netns", ns)
 	out, err := c.tryCLI("h1", "endpoint", "create", "--network", "web", "--name", "b", "--netns", ns+"-missing")
-	if err == nil || !strings.Contains(out, "netns") {
+	if err == nil || !strings.Contains(out, "no such namespace (ip netns add") {
 		t.Errorf("missing namespace: %v\n%s", err, out)
 	}
 	out, err = c.tryCLI("h1", "endpoint", "create", "--network", "web", "--name", "a", "--netns", ns)

@@ -150,6 +150,10 @@ func parsePool(network string, c PoolConfig) (*Pool, error) {
 		if err != nil {
 			return nil, err
 		}
+		if r.Addr().BitLen() == subnet.Addr().BitLen() && r.Bits() < subnet.Bits() && r.Contains(subnet.Addr()) {
+			return nil, &Error{Network: network, Field: "ip-range", Value: c.IPRange, Err: ErrInvalid,
+				Detail: "larger than the subnet " + subnet.String() + ": give a range inside it, or leave --ip-range out"}
+		}
 		if r.Addr().BitLen() != subnet.Addr().BitLen() || !subnet.Contains(r.Addr()) || r.Bits() < subnet.Bits() {
 			return nil, &Error{Network: network, Field: "ip-range", Value: c.IPRange, Err: ErrOutOfRange, Detail: "subnet " + subnet.String()}
 		}

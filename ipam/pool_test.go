@@ -18,7 +18,7 @@ func TestNewPool_errorsNameNetworkFieldValue(t *testing.T) {
 		"host bits":      {PoolConfig{Subnet: "10.0.9.1/24"}, []string{"did you mean 10.0.9.0/24"}, ErrInvalid},
 		"too small":      {PoolConfig{Subnet: "10.0.9.0/31"}, []string{"too small"}, ErrInvalid},
 		"range outside":  {PoolConfig{Subnet: "10.0.9.0/24", IPRange: "10.0.8.0/25"}, []string{"ip-range", "10.0.8.0/25"}, ErrOutOfRange},
-		"range bigger":   {PoolConfig{Subnet: "10.0.9.0/24", IPRange: "10.0.0.0/16"}, []string{"ip-range"}, ErrOutOfRange},
+		"range bigger":   {PoolConfig{Subnet: "10.0.9.0/24", IPRange: "10.0.0.0/16"}, []string{"ip-range", "larger than the subnet 10.0.9.0/24"}, ErrInvalid},
 		"range family":   {PoolConfig{Subnet: "10.0.9.0/24", IPRange: "fd00::/64"}, []string{"ip-range"}, ErrOutOfRange},
 		"gateway out":    {PoolConfig{Subnet: "10.0.9.0/24", Gateway: "10.0.8.1"}, []string{"gateway", "10.0.8.1"}, ErrOutOfRange},
 		"gateway bad":    {PoolConfig{Subnet: "10.0.9.0/24", Gateway: "ten"}, []string{"gateway", "ten"}, ErrInvalid},

@@ -30,16 +30,22 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func client() *api.Client { return api.NewClient(socketPath) }
 
+// requestTimeout bounds one command's requests to the agent.
+const requestTimeout = 2 * time.Minute
+
 func ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 2*time.Minute)
+	return context.WithTimeout(context.Background(), requestTimeout)
 }
 
 // fail prints an API or connection error and returns the exit code: 1.
 func fail(std stdio, cmd string, err error) int {
 	var e *api.Error
-	if errors.As(err, &e) && e.Field != "" {
+	switch {
+	case errors.As(err, &e) && e.Field != "":
 		fmt.Fprintf(std.stderr, "vxnet %s: %s (%s)\n", cmd, e.Message, fieldText(cmd, e.Field))
-	} else {
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintf(std.stderr, "vxnet %s: the agent at %s did not answer within %v: is it stopped (SIGSTOP) or hung? Its log says more\n", cmd, socketPath, requestTimeout)
+	default:
 		fmt.Fprintf(std.stderr, "vxnet %s: %v\n", cmd, err)
 	}
 	return 1
@@ -952,8 +958,12 @@ func splitFamilies(req *api.NetworkCreate, subnets, gateways, ranges []string) e
 		var a netip.Addr
 		if prefix {
 			p, err := netip.ParsePrefix(s)
+			if a, aerr := netip.ParseAddr(s); err != nil && aerr == nil {
+				bits := map[bool]int{false: 24, true: 64}[a.Is6()]
+				return false, fmt.Errorf("--%s %q is not a CIDR: give its prefix length, such as %s/%d", flag, s, s, bits)
+			}
 			if err != nil {
-				return false, fmt.Errorf("--%s %q is not a CIDR", flag, s)
+				return false, fmt.Errorf("--%s %q is not a CIDR, such as 10.0.9.0/24 or fd00:9::/64", flag, s)
 			}
 			a = p.Addr()
 		} else {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -118,6 +120,7 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"network create none": {[]string{"network", "create"}, 2, "", "exactly one NAME"},
 		"network bad aux":     {[]string{"--socket", sock, "network", "create", "--aux-address", "x", "n"}, 2, "", `--aux-address "x"`},
 		"network bad subnet":  {[]string{"--socket", sock, "network", "create", "--subnet", "x", "n"}, 2, "", `--subnet "x" is not a CIDR`},
+		"network bare subnet": {[]string{"--socket", sock, "network", "create", "--subnet", "10.50.0.0", "n"}, 2, "", `give its prefix length, such as 10.50.0.0/24`},
 		"network two v4":      {[]string{"--socket", sock, "network", "create", "--subnet", "10.0.9.0/24", "--subnet", "10.0.8.0/24", "n"}, 2, "", "one IPv4 --subnet"},
 		"network two v6 gw":   {[]string{"--socket", sock, "network", "create", "--gateway", "fd00::1", "--gateway", "fd00::2", "n"}, 2, "", "one IPv6 --gateway"},
 		"network bad opt":     {[]string{"--socket", sock, "network", "create", "-o", "=x", "n"}, 2, "", `-o "=x"`},
@@ -263,6 +266,12 @@ func TestFail_namesTheFlag(t *testing.T) {
 		if want := "vxnet " + c.cmd + ": refused " + c.want + "\n"; code != 1 || errb.String() != want {
 			t.Errorf("%s %s: %d %q, want %q", c.cmd, c.field, code, errb.String(), want)
 		}
+	}
+	// A hung agent: said so, with the socket, not as a URL.
+	var out, errb strings.Builder
+	fail(stdio{&out, &errb}, "endpoint ls", fmt.Errorf("Get \"http://vxnet/v1/endpoints?all=true\": %w", context.DeadlineExceeded))
+	if !strings.Contains(errb.String(), "did not answer within 2m0s") || strings.Contains(errb.String(), "http://") {
+		t.Errorf("timeout: %q", errb.String())
 	}
 	// Every flag named exists on its command.
 	for cmd, fields := range flagOfField {
