@@ -41,6 +41,9 @@ type newEndpoint struct {
 // the endpoint and its host ports, acquire its address, commit (device,
 // port, row, state file).
 func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (api.Endpoint, error) {
+	if req.Network == "" {
+		return api.Endpoint{}, apiError(api.CodeBadRequest, "network", "network is required: the network the endpoint joins")
+	}
 	if _, ok := a.network(req.Network); !ok {
 		return api.Endpoint{}, apiError(api.CodeNotFound, "network", "no network %q", req.Network)
 	}

@@ -104,13 +104,17 @@ func TestCreateEndpoint_checksEveryName(t *testing.T) {
 		{api.EndpointCreate{Name: "e", Labels: map[string]string{"": "x"}}, "labels", "not empty"},
 		{api.EndpointCreate{Name: "e", Labels: map[string]string{"k": "a\x00b"}}, "labels", "control characters"},
 		{api.EndpointCreate{Name: "vxmesh-t1"}, "name", "routing mesh"},
+		{api.EndpointCreate{Name: "e", Network: "-"}, "network", "network is required"},
 		{api.EndpointCreate{Name: "e", Labels: map[string]string{"note": strings.Repeat("x", 70000)}}, "labels", "labels 70011 of them"},
 		{api.EndpointCreate{Name: "e", Labels: map[string]string{"note": strings.Repeat("<", 10000)}}, "labels", "at most 57344"},
 		{api.EndpointCreate{Name: "e", Aliases: manyAliases(1000)}, "aliases", "at most"},
 		{api.EndpointCreate{Name: "VXMesh-x"}, "name", "routing mesh"},
 	} {
-		if tc.req.Network == "" {
+		switch tc.req.Network {
+		case "":
 			tc.req.Network = "ov"
+		case "-":
+			tc.req.Network = ""
 		}
 		_, err := a.CreateEndpoint(ctx, tc.req)
 		wantAPIError(t, tc.contains, err, api.CodeBadRequest, tc.field, tc.contains)

@@ -59,6 +59,9 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 	if len(ports) > 0 && mode != tables.ModeVIP {
 		return api.Service{}, apiError(api.CodeBadRequest, "publish", "published ports need endpoint mode vip: every host sends their connections to the VIP")
 	}
+	if req.Network == "" {
+		return api.Service{}, apiError(api.CodeBadRequest, "network", "network is required: the network whose endpoints the service groups")
+	}
 	n, ok := a.network(req.Network)
 	if !ok {
 		return api.Service{}, apiError(api.CodeNotFound, "network", "no network %q", req.Network)

@@ -447,6 +447,9 @@ const (
 	CodeConflict   = "conflict"
 	CodeBusy       = "busy"      // the resource is being changed: try again (HTTP 409)
 	CodeTooLarge   = "too_large" // a request body over the limit (HTTP 413)
+	// CodeMethodNotAllowed: the resource exists, but not with that method
+	// (HTTP 405, with an Allow header).
+	CodeMethodNotAllowed = "method_not_allowed"
 	CodeInternal   = "internal"
 	// CodeUnavailable: the store of the cluster's tables cannot take the
 	// change now (etcd unreachable); retry once it is back (HTTP 503).

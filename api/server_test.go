@@ -257,6 +257,10 @@ func TestHandler_routes(t *testing.T) {
 		!strings.Contains(e.Message, "go doc github.com/vxnet/vxnet/api") {
 		t.Errorf("an unknown route: %d %+v", code, e)
 	}
+	code, e = errorDoc(t, h, http.MethodPut, "/v1/networks", "")
+	if code != http.StatusMethodNotAllowed || e.Code != CodeMethodNotAllowed || !strings.Contains(e.Message, "takes GET, POST") {
+		t.Errorf("PUT /v1/networks: %d %+v, want 405 naming GET and POST", code, e)
+	}
 	b.services = []Service{{Network: "web", Name: "api"}}
 	var sv Service
 	getJSON(t, h, "/v1/services/web/api", &sv)
