@@ -92,9 +92,19 @@ func newFlags(std stdio, name, usage string) *flag.FlagSet {
 	return fs
 }
 
+// talksToAgent: command cmd sends requests to the agent's API socket.
+func talksToAgent(cmd string) bool {
+	group, _, _ := strings.Cut(cmd, " ")
+	return slices.Contains([]string{"network", "endpoint", "service", "cluster", "run", "stats"}, group)
+}
+
 // parse parses flags; interspersed positional arguments are allowed
 // (`network create NAME --subnet X`, as Docker's CLI).
 func parse(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	if talksToAgent(fs.Name()) && fs.Lookup("socket") == nil {
+		// As before the command: `vxnet network ls --socket PATH` too.
+		fs.Func("socket", "the agent's API socket `PATH` (same as before the command)", func(v string) error { socketPath = v; return nil })
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -114,6 +114,7 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		"config bad value":    {[]string{"agent", "--config", badAddr}, 2, "", `advertise-addr "not-an-ip"`},
 		"config missing":      {[]string{"agent", "--config", filepath.Join(dir, "no.json")}, 2, "", "no.json"},
 		"no agent":            {[]string{"--socket", sock, "network", "ls"}, 1, "", "no vxnet agent at " + sock},
+		"socket after":        {[]string{"network", "ls", "--socket", sock}, 1, "", "no vxnet agent at " + sock},
 		"socket no path":      {[]string{"--socket"}, 2, "", "--socket needs a PATH"},
 		"network usage":       {[]string{"network"}, 2, "create", ""},
 		"network unknown":     {[]string{"network", "frob"}, 2, "", `unknown command "frob"`},
