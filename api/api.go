@@ -450,7 +450,7 @@ const (
 	// CodeMethodNotAllowed: the resource exists, but not with that method
 	// (HTTP 405, with an Allow header).
 	CodeMethodNotAllowed = "method_not_allowed"
-	CodeInternal   = "internal"
+	CodeInternal         = "internal"
 	// CodeUnavailable: the store of the cluster's tables cannot take the
 	// change now (etcd unreachable); retry once it is back (HTTP 503).
 	CodeUnavailable = "unavailable"
