@@ -80,11 +80,17 @@ func newFlags(std stdio, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(std.stderr)
 	fs.Usage = func() {
+		if helpAsked {
+			fs.SetOutput(std.stdout) // asked for: the answer, not an error
+		}
 		text := usage
 		n := 0
 		fs.VisitAll(func(*flag.Flag) { n++ })
-		if n == 0 { // no "Flags:" heading over nothing
-			text = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(text, "\n"), "Flags:"), "\n") + "\n"
+		switch trimmed := strings.TrimRight(text, "\n"); {
+		case n == 0: // no "Flags:" heading over nothing
+			text = strings.TrimRight(strings.TrimSuffix(trimmed, "Flags:"), "\n") + "\n"
+		case !strings.HasSuffix(trimmed, "Flags:"):
+			text = trimmed + "\n\nFlags:\n"
 		}
 		fmt.Fprint(fs.Output(), text)
 		fs.PrintDefaults()
@@ -100,7 +106,19 @@ func talksToAgent(cmd string) bool {
 
 // parse parses flags; interspersed positional arguments are allowed
 // (`network create NAME --subnet X`, as Docker's CLI).
+// helpAsked: the arguments being parsed ask for --help (-h, -help), whose
+// text then goes to standard output; a usage error's goes to standard
+// error.
+var helpAsked bool
+
 func parse(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	helpAsked = false
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		helpAsked = helpAsked || a == "-h" || a == "--help" || a == "-help"
+	}
 	if talksToAgent(fs.Name()) && fs.Lookup("socket") == nil {
 		// As before the command: `vxnet network ls --socket PATH` too.
 		fs.Func("socket", "the agent's API socket `PATH` (same as before the command)", func(v string) error { socketPath = v; return nil })
