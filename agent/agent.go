@@ -418,7 +418,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		} else if a.awayLong {
 			// Its address blocks may have passed to other hosts: learn
 			// that before any container sends from them.
-			a.log.Info("this host was away long enough for its address blocks to pass to others; restoring its endpoints once it has caught up with the cluster",
+			a.log.Info("this host was away long enough that its address blocks may have passed to others; restoring its endpoints once it has caught up with the cluster",
 				"reason", "away since "+a.store.Snapshot().SavedAt.Format(time.RFC3339))
 			a.catchUp(ctx, joined, false)
 		}
@@ -534,6 +534,8 @@ func (a *Agent) NetworkMTU(opts map[string]string) int { return plan.NetworkMTU(
 // routineJoin joins the cluster, retrying until it can or ctx ends, in
 // short attempts so that a shutdown is not held up by an unreachable seed.
 func (a *Agent) routineJoin(ctx context.Context, stop context.CancelFunc, joined chan<- struct{}) {
+	var said string
+	var saidAt time.Time
 	for ctx.Err() == nil {
 		k, err := a.kv.Node().Join(2 * time.Second)
 		if err == nil {
@@ -546,8 +548,32 @@ func (a *Agent) routineJoin(ctx context.Context, stop context.CancelFunc, joined
 			close(joined)
 			return
 		}
-		a.log.Warn("join failed; retrying", "peerAddr", fmt.Sprint(a.cfg.Join), "error", err)
+		if ctx.Err() != nil {
+			return // stopping: not a failure to report
+		}
+		// Said again when it changes, else every half minute.
+		if msg := err.Error(); msg != said || time.Since(saidAt) >= 30*time.Second {
+			said, saidAt = msg, time.Now()
+			args := []any{"peerAddr", fmt.Sprint(a.cfg.Join), "error", err}
+			if hint := joinHint(msg); hint != "" {
+				args = append(args, "hint", hint)
+			}
+			a.log.Warn("join failed; retrying", args...)
+		}
 	}
+}
+
+// joinHint says what a join failure's usual cause is, when it is known.
+func joinHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "encryption is not configured"):
+		return "the cluster encrypts its gossip: start this agent with --gossip-key-file holding the cluster's key, or join with a join token (vxnet cluster join --help)"
+	case strings.Contains(msg, "no installed keys could decrypt"):
+		return "this agent's gossip key is not the cluster's: give --gossip-key-file the key the other hosts use, or join with a join token"
+	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "no route to host"):
+		return "no agent answers at the join address: is it running, and is its gossip port open?"
+	}
+	return ""
 }
 
 func (a *Agent) close() {

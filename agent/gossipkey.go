@@ -326,7 +326,11 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (api.GossipKeyRotation, err
 		}
 	}
 	a.log.Info("gossip key rotation done", "count", gen, "nodes", len(hosts))
-	return api.GossipKeyRotation{Fingerprint: r.Key, Hosts: hosts, Took: time.Since(start).Round(time.Millisecond).String()}, nil
+	out := api.GossipKeyRotation{Fingerprint: r.Key, Hosts: hosts, Took: time.Since(start).Round(time.Millisecond).String()}
+	for _, d := range a.DownHosts() {
+		out.Down = append(out.Down, d.Name)
+	}
+	return out, nil
 }
 
 // waitKeys waits until every member's metadata passes done.

@@ -64,3 +64,18 @@ func TestRotationState_newer(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinHint: the join failures a new host meets most (no gossip key,
+// the wrong one, nobody there) say what to do; others say nothing.
+func TestJoinHint(t *testing.T) {
+	for msg, want := range map[string]string{
+		"1 error occurred: remote state is encrypted and encryption is not configured": "--gossip-key-file",
+		"no installed keys could decrypt the message":                                  "not the cluster's",
+		"dial tcp 198.18.0.1:7946: connect: connection refused":                        "no agent answers",
+		"something else": "",
+	} {
+		if got := joinHint(msg); want == "" && got != "" || !strings.Contains(got, want) {
+			t.Errorf("joinHint(%q) = %q, want one saying %q", msg, got, want)
+		}
+	}
+}

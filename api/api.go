@@ -398,6 +398,9 @@ type GossipKeyRotation struct {
 	Fingerprint string   `json:"fingerprint"` // the new key's (not the key)
 	Hosts       []string `json:"hosts"`
 	Took        string   `json:"took"`
+	// Down are the hosts down at the end (failed or stopped, not left):
+	// they did not get the new key, and come back with a join token.
+	Down []string `json:"down,omitempty"`
 }
 
 // JoinToken is a join token as the API shows it: never its secret.

@@ -965,8 +965,17 @@ func cmdRotateGossipKey(std stdio, args []string) int {
 	if err != nil {
 		return fail(std, "cluster rotate-gossip-key", err)
 	}
-	fmt.Fprintf(std.stdout, "every member (%s) encrypts gossip with the new key %s and holds no other; took %s\n", strings.Join(k.Hosts, ", "), k.Fingerprint, k.Took)
+	printGossipRotation(std.stdout, k)
 	return 0
+}
+
+// printGossipRotation says who holds the new gossip key, and who, down,
+// does not.
+func printGossipRotation(w io.Writer, k api.GossipKeyRotation) {
+	fmt.Fprintf(w, "every member (%s) encrypts gossip with the new key %s and holds no other; took %s\n", strings.Join(k.Hosts, ", "), k.Fingerprint, k.Took)
+	if len(k.Down) > 0 {
+		fmt.Fprintf(w, "down, so without the new key: %s; each comes back by joining again with a join token (vxnet cluster token create, then vxnet cluster join on it)\n", strings.Join(k.Down, ", "))
+	}
 }
 
 func yesNo(b bool) string {

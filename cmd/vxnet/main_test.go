@@ -289,3 +289,18 @@ func TestFail_namesTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintGossipRotation: hosts down at a gossip key rotation are named,
+// with the way back; none down, nothing more is said.
+func TestPrintGossipRotation(t *testing.T) {
+	var b strings.Builder
+	printGossipRotation(&b, api.GossipKeyRotation{Fingerprint: "ab12", Hosts: []string{"h1", "h2"}, Took: "1s", Down: []string{"h3"}})
+	if !strings.Contains(b.String(), "every member (h1, h2)") || !strings.Contains(b.String(), "down, so without the new key: h3; each comes back by joining again with a join token") {
+		t.Errorf("with h3 down:\n%s", b.String())
+	}
+	b.Reset()
+	printGossipRotation(&b, api.GossipKeyRotation{Fingerprint: "ab12", Hosts: []string{"h1"}, Took: "1s"})
+	if strings.Contains(b.String(), "down") {
+		t.Errorf("none down:\n%s", b.String())
+	}
+}
