@@ -36,6 +36,13 @@ import (
 //     a new one is allocated and put on, and the table and DNS follow. If
 //     no address can be had, the endpoint is taken down instead.
 
+// The down reasons of endpoints that lost their name (Endpoints tells
+// when the name is free again, but for a rival in another letter case).
+const (
+	nameTakenPrefix = "name taken: "
+	sameToDNS       = "the same name to DNS"
+)
+
 // loseAfter is how long a local endpoint must have lost its name before
 // it is taken down: long enough for the hosts' views to agree.
 const loseAfter = 2 * time.Second
@@ -72,10 +79,10 @@ func (a *Agent) settleConflicts() {
 		if a.wasForgotten.Load() || a.keptThroughForget(key) {
 			first = "taken while this host was forgotten (vxnet cluster forget), or claimed first"
 		}
-		why := "name taken: host " + owner + " holds an endpoint of this name on this network, " + first
+		why := nameTakenPrefix + "host " + owner + " holds an endpoint of this name on this network, " + first
 		if rival, lost := rivals[key]; lost && ok && owner == a.cfg.Name {
 			owner = rival.host
-			why = fmt.Sprintf("name taken: host %s holds endpoint %q on this network, the same name to DNS, %s", rival.host, rival.name, first)
+			why = fmt.Sprintf("%shost %s holds endpoint %q on this network, %s, %s", nameTakenPrefix, rival.host, rival.name, sameToDNS, first)
 		}
 		if !ok || owner == a.cfg.Name {
 			delete(a.losingSince, key)

@@ -558,7 +558,13 @@ func (a *Agent) Endpoints() []api.Endpoint {
 		out = append(out, apiEndpoint(a.rows[key]))
 	}
 	for _, key := range sortedMapKeys(a.down) {
-		out = append(out, apiEndpoint(a.down[key]))
+		e := apiEndpoint(a.down[key])
+		if owner, held := a.owners[key]; strings.HasPrefix(e.Reason, nameTakenPrefix) && !strings.Contains(e.Reason, sameToDNS) && (!held || owner == a.cfg.Name) {
+			// The host that took the name has let it go since (its
+			// endpoint removed, its state lost).
+			e.Reason += "; the name is free again: endpoint rm, then create it anew"
+		}
+		out = append(out, e)
 	}
 	a.mu.Unlock()
 	return out // the API orders them

@@ -328,6 +328,36 @@ func TestRemoveEndpoint_downTakesItsResolvConf(t *testing.T) {
 	}
 }
 
+// TestEndpoints_downNameFreeAgain: an endpoint down because another host
+// took its name says so while that host holds it, and that the name is
+// free again once no other host does.
+func TestEndpoints_downNameFreeAgain(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ep := tables.Endpoint{Name: "db", Network: "web", Host: a.cfg.Name, State: tables.StateDown,
+		Reason: nameTakenPrefix + "host h3 holds an endpoint of this name on this network, claimed first"}
+	a.mu.Lock()
+	a.down[ep.Key()] = ep
+	a.owners[ep.Key()] = "h3"
+	a.mu.Unlock()
+	reason := func() string {
+		for _, e := range a.Endpoints() {
+			if e.Name == "db" {
+				return e.Reason
+			}
+		}
+		return "(not listed)"
+	}
+	if r := reason(); strings.Contains(r, "free again") {
+		t.Errorf("while h3 holds the name: %q", r)
+	}
+	a.mu.Lock()
+	delete(a.owners, ep.Key())
+	a.mu.Unlock()
+	if r := reason(); !strings.HasSuffix(r, "the name is free again: endpoint rm, then create it anew") {
+		t.Errorf("once h3 let it go: %q", r)
+	}
+}
+
 // TestRemoveEndpoint_namesTheCaseVariant: endpoint rm of a name that is an
 // endpoint's in another letter case says which one there is.
 func TestRemoveEndpoint_namesTheCaseVariant(t *testing.T) {
