@@ -211,12 +211,17 @@ func (l *Lab) Down(ctx context.Context) error {
 	errs := []error{perr}
 	existing, err := labNamespaces(ctx, l.run, l.cfg.ID)
 	errs = append(errs, err)
+	var kept []string
 	if l.st != nil {
 		// The state lists every container namespace the lab made (each
 		// is recorded before it is made): one under the lab's names that
 		// it does not list, someone made by hand, and it stays.
 		existing = slices.DeleteFunc(existing, func(ns string) bool {
-			return isContainerNetns(ns) && !slices.Contains(s.Namespaces(), ns)
+			byHand := isContainerNetns(ns) && !slices.Contains(s.Namespaces(), ns)
+			if byHand {
+				kept = append(kept, ns)
+			}
+			return byHand
 		})
 	}
 	all := downOrder(s.Namespaces(), existing)
@@ -241,6 +246,9 @@ func (l *Lab) Down(ctx context.Context) error {
 		return nil
 	}
 	l.say("lab %s is down: processes stopped: %d, namespaces deleted: %d", l.cfg.ID, live, deleted)
+	if len(kept) > 0 {
+		l.say("lab %s: left %d namespace(s) named like its containers but not made by it (ip netns del removes them): %s", l.cfg.ID, len(kept), strings.Join(kept, " "))
+	}
 	return nil
 }
 

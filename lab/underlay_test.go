@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"errors"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -113,6 +112,7 @@ func TestDownOrder(t *testing.T) {
 // state, every namespace of the lab's pattern goes.
 func TestDown_leavesContainerNamespacesItDidNotMake(t *testing.T) {
 	list := "tdn-h1-c1\ntdn-h1-c2 (id: 3)\ntdn-h1\ntdn-bridge\nother-h1-c1\n"
+	var out strings.Builder
 	deleted := func(withState bool) []string {
 		r := &recorder{answer: func(argv []string) (string, error) {
 			if slices.Equal(argv, []string{"ip", "netns", "list"}) {
@@ -120,7 +120,8 @@ func TestDown_leavesContainerNamespacesItDidNotMake(t *testing.T) {
 			}
 			return "", nil
 		}}
-		cfg := Config{ID: "tdn", Hosts: 1, Dir: t.TempDir(), Out: io.Discard}.withDefaults()
+		out.Reset()
+		cfg := Config{ID: "tdn", Hosts: 1, Dir: t.TempDir(), Out: &out}.withDefaults()
 		l := &Lab{cfg: cfg, run: r}
 		if withState {
 			l.st = newState(cfg)
@@ -139,6 +140,9 @@ func TestDown_leavesContainerNamespacesItDidNotMake(t *testing.T) {
 	}
 	if got, want := deleted(true), []string{"tdn-h1-c1", "tdn-h1", "tdn-bridge"}; !slices.Equal(got, want) {
 		t.Errorf("with its state, Down deleted %v, want %v", got, want)
+	}
+	if !strings.Contains(out.String(), "left 1 namespace(s) named like its containers but not made by it (ip netns del removes them): tdn-h1-c2") {
+		t.Errorf("Down does not name the namespace it left:\n%s", out.String())
 	}
 	if got, want := deleted(false), []string{"tdn-h1-c1", "tdn-h1-c2", "tdn-h1", "tdn-bridge"}; !slices.Equal(got, want) {
 		t.Errorf("without a state, Down deleted %v, want %v", got, want)
