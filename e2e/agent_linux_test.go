@@ -298,6 +298,15 @@ func TestAgent_threeHosts(t *testing.T) {
 	// Cross-host by name (the container's resolver) and by address.
 	l.in(cns["c1"], "ping", "-c", "2", "-i", "0.2", "-W", "5", "c2")
 	l.in(cns["c3"], "ping", "-c", "2", "-i", "0.2", "-W", "5", "api")
+	// endpoint inspect shows one endpoint whole, from any host.
+	var inspected []endpointJSON
+	if out := c.cli("h1", "endpoint", "inspect", "--network", "web", "c3"); json.Unmarshal([]byte(out), &inspected) != nil ||
+		len(inspected) != 1 || inspected[0].Host != eps["c3"].Host || strings.Join(inspected[0].Addresses, ",") != strings.Join(eps["c3"].Addresses, ",") {
+		t.Errorf("endpoint inspect c3 on h1: %s", out)
+	}
+	if out, err := c.tryCLI("h1", "endpoint", "inspect", "nope"); err == nil || !strings.Contains(out, `no endpoint "nope"`) {
+		t.Errorf("endpoint inspect of no endpoint: %v %s", err, out)
+	}
 	l.in(cns["c2"], "ping", "-c", "2", "-i", "0.2", "-W", "5", addrOf(t, eps["c3"]).String())
 	for _, tcp := range []bool{false, true} {
 		if got := c.dig(cns["c1"], "c3.web", tcp); got != addrOf(t, eps["c3"]).String() {

@@ -383,6 +383,7 @@ Commands:
   create   attach a network namespace of this host to a network:
            vxnet endpoint create --network NET --name NAME --netns NS [--ip IP] [--alias A] [--service S] [--srv-port NAME=PORT] [-p HOSTPORT:CONTAINERPORT]
   ls       list the endpoints of every host
+  inspect  show endpoints whole, as JSON: vxnet endpoint inspect [--network NET] NAME...
   rm       detach an endpoint of this host: vxnet endpoint rm --network NET NAME
 `
 
@@ -401,9 +402,58 @@ func cmdEndpoint(std stdio, args []string) int {
 		return cmdEndpointLs(std, args[1:])
 	case "rm", "remove":
 		return cmdEndpointRm(std, args[1:])
+	case "inspect":
+		return cmdEndpointInspect(std, args[1:])
 	}
 	fmt.Fprintf(std.stderr, "vxnet endpoint: unknown command %q\n\n%s", args[0], endpointUsage)
 	return 2
+}
+
+const endpointInspectUsage = `Usage: vxnet endpoint inspect [--network NET] NAME...
+
+Shows each endpoint named, as JSON: its host, VTEP, MAC, addresses,
+aliases, service, namespace, published ports, labels, and for one that is
+down its state and why. A name on several networks shows each, unless
+--network picks one. Endpoints of hosts that are down are shown too.
+
+Flags:
+`
+
+func cmdEndpointInspect(std stdio, args []string) int {
+	fs := newFlags(std, "endpoint inspect", endpointInspectUsage)
+	network := fs.String("network", "", "only the endpoints of `NETWORK`")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		fmt.Fprintln(std.stderr, "vxnet endpoint inspect: want a NAME")
+		return 2
+	}
+	c, cancel := ctx()
+	defer cancel()
+	eps, err := client().AllEndpoints(c)
+	if err != nil {
+		return fail(std, "endpoint inspect", err)
+	}
+	var out []api.Endpoint
+	for _, name := range pos {
+		var found bool
+		for _, e := range eps {
+			if strings.EqualFold(e.Name, name) && (*network == "" || strings.EqualFold(e.Network, *network)) {
+				out, found = append(out, e), true
+			}
+		}
+		if !found {
+			where := ""
+			if *network != "" {
+				where = fmt.Sprintf(" on network %q", *network)
+			}
+			fmt.Fprintf(std.stderr, "vxnet endpoint inspect: no endpoint %q%s (vxnet endpoint ls lists them)\n", name, where)
+			return 1
+		}
+	}
+	return printJSON(std, out)
 }
 
 const endpointCreateUsage = `Usage: vxnet endpoint create --network NET --name NAME --netns NS [flags]
