@@ -443,7 +443,7 @@ func (a *Agent) commitEndpoint(ep tables.Endpoint) error {
 	if err := a.attach(ep); err != nil {
 		a.releaseAddresses(key, ep)
 		if errors.Is(err, tun.ErrNameTaken) {
-			return apiError(api.CodeConflict, "ifname", "ifname %q: namespace %q has a device of that name already (%v): give the endpoint another with --ifname", ep.Ifname, ep.Netns, err)
+			return apiError(api.CodeConflict, "ifname", "ifname %q: namespace %q has a device of that name already (%v): give the endpoint another (--ifname; a runtime's CNI_IFNAME)", ep.Ifname, ep.Netns, err)
 		}
 		return apiError(api.CodeBadRequest, "netns", "attaching to %q: %v", ep.Netns, err)
 	}

@@ -8,6 +8,7 @@ package cni
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -73,12 +74,38 @@ type PortMapping struct {
 	HostIP        string `json:"hostIP,omitempty"`
 }
 
+// decodeError is the CNI error of a configuration that does not decode:
+// a value of the wrong type names its key and the type wanted (valid
+// JSON, an invalid configuration); anything else is not JSON.
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("vxnet: configuration key %q: want a JSON %s, not a %s", te.Field, jsonKind(te.Type.Kind()), te.Value), "")
+	}
+	return types.NewError(types.ErrDecodingFailure, "vxnet: the network configuration is not valid JSON", err.Error())
+}
+
+// jsonKind names how JSON writes a value of Go kind k.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean (true or false)"
+	case reflect.Slice, reflect.Array:
+		return "list"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	}
+	return "number"
+}
+
 // ParseConf reads and checks a network configuration; errors are CNI
 // errors naming the field and the value.
 func ParseConf(data []byte) (*NetConf, error) {
 	var c NetConf
 	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, types.NewError(types.ErrDecodingFailure, "vxnet: the network configuration is not valid JSON", err.Error())
+		return nil, decodeError(err)
 	}
 	bad := func(format string, args ...any) error {
 		return types.NewError(types.ErrInvalidNetworkConfig, "vxnet: "+fmt.Sprintf(format, args...), "")
@@ -155,7 +182,7 @@ func ParseConf(data []byte) (*NetConf, error) {
 func ParseConfLoose(data []byte) (*NetConf, error) {
 	var c NetConf
 	if err := json.Unmarshal(data, &c.PluginConf); err != nil {
-		return nil, types.NewError(types.ErrDecodingFailure, "vxnet: the network configuration is not valid JSON", err.Error())
+		return nil, decodeError(err)
 	}
 	var own struct {
 		Network string `json:"network"`
