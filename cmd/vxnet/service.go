@@ -76,7 +76,7 @@ func cmdServiceCreate(std stdio, args []string) int {
 	fs.StringVar(&req.Network, "network", "", "`NET`work of the service (required)")
 	name := fs.String("name", "", "the service's `NAME` (or give it as the argument)")
 	fs.StringVar(&req.EndpointMode, "endpoint-mode", "vip", "`MODE`: vip or dnsrr (see vxnet service --help)")
-	fs.StringVar(&req.VIP, "vip", "auto", "the IPv4 virtual IP: auto (the next free address) or an `IP` of the network's range")
+	fs.StringVar(&req.VIP, "vip", "auto", "the IPv4 virtual IP: auto (the next free address) or an `IP` of the network's range, in an address block this host holds (another host's is refused, naming it)")
 	fs.StringVar(&req.VIP6, "vip6", "", "the IPv6 virtual IP of a dual-stack network: auto (the default there) or an `IP`")
 	var publish multiFlag
 	fs.Var(&publish, "p", "publish `PUBLISHED:TARGET[/tcp|udp]` on every host of the cluster (repeatable): a connection to any host's port PUBLISHED reaches port TARGET of one of the endpoints (the routing mesh; overlay networks with a way out)")
