@@ -48,6 +48,24 @@ func TestDualStack_addressOfEach(t *testing.T) {
 	if n.Subnet != "10.0.9.0/24" || n.Subnet6 != "fd00:9::/64" || n.Gateway != "10.0.9.1" || n.Gateway6 != "fd00:9::1" {
 		t.Errorf("network %+v", n)
 	}
+	// Inspecting it lists the blocks of both sides, each with its holder
+	// (this host, the creator, holds them all).
+	inspected, _ := a.Network("web")
+	var v4, v6 int
+	for _, b := range inspected.Blocks {
+		p := netip.MustParsePrefix(b.Block)
+		switch {
+		case b.Host != "t1":
+			t.Errorf("block %s held by %q, want t1", b.Block, b.Host)
+		case netip.MustParsePrefix("10.0.9.0/24").Contains(p.Addr()):
+			v4++
+		case netip.MustParsePrefix("fd00:9::/64").Contains(p.Addr()):
+			v6++
+		}
+	}
+	if v4 == 0 || v6 == 0 {
+		t.Errorf("inspect lists %d IPv4 and %d IPv6 blocks: %+v", v4, v6, inspected.Blocks)
+	}
 	// The test agent's endpoints are HNS endpoints (Windows), which carry
 	// one address: their IPv4 one. (Endpoints in namespaces, with both,
 	// are tested end to end.)

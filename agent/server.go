@@ -11,6 +11,7 @@ import (
 
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/internal/bindretry"
+	"github.com/vxnet/vxnet/ipam"
 )
 
 // The agent is the API server's backend (package api has the routes, the
@@ -21,7 +22,20 @@ var _ api.Backend = (*Agent)(nil)
 // name), if there is one.
 func (a *Agent) Network(name string) (api.Network, bool) {
 	n, ok := a.network(name)
-	return a.apiNetwork(n), ok
+	out := a.apiNetwork(n)
+	if ok && a.ipam != nil {
+		sides := []string{name}
+		if n.Subnet6.IsValid() && a.sidesMatch(name) {
+			sides = append(sides, name+ipam.V6Suffix)
+		}
+		for _, side := range sides {
+			holders, _ := a.ipam.BlockHolders(side)
+			for _, b := range holders {
+				out.Blocks = append(out.Blocks, api.AddressBlock{Block: b.Block.String(), Host: b.Holder, Untouched: b.Untouched})
+			}
+		}
+	}
+	return out, ok
 }
 
 // serveAPI serves the API on a unix socket readable by root only.

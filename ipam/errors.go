@@ -51,5 +51,5 @@ func (e *Error) Unwrap() error { return e.Err }
 // host holds.
 func otherHostErr(network string, a netip.Addr, block netip.Prefix, host string) error {
 	return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrOtherHost,
-		Detail: fmt.Sprintf("each host gives the addresses of the blocks it holds, and %v is host %s's: create it on that host, or pick an address in a block this host holds", block, host)}
+		Detail: fmt.Sprintf("each host gives the addresses of the blocks it holds, and %v is host %s's: create it on that host, or pick an address in a block this host holds (vxnet network inspect lists the blocks and their holders)", block, host)}
 }

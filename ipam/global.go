@@ -613,6 +613,51 @@ func (g *Global) Blocks(network string) []netip.Prefix {
 	return out
 }
 
+// BlockHolder is who holds one address block of a global network, as
+// this host sees it: Holder "" for a block no host holds (by claims, a
+// free one); Untouched for one never handed out, still its creator's.
+type BlockHolder struct {
+	Block     netip.Prefix
+	Holder    string
+	Untouched bool
+}
+
+// BlockHolders lists every block of a global network with its holder, in
+// order: where a static address (--ip) can be taken (on its holder).
+func (g *Global) BlockHolders(network string) ([]BlockHolder, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, ok := g.nets[network]
+	if !ok {
+		return nil, false
+	}
+	out := make([]BlockHolder, n.nblocks)
+	var claimed map[uint64]claimed
+	var granted map[uint64]grantRow
+	if g.claims != nil {
+		claimed = g.claimRowsLocked(n, nil)
+	} else {
+		granted = g.blockRowsLocked(n, nil)
+	}
+	for idx := range n.nblocks {
+		b := BlockHolder{Block: blockPrefix(n.pool.Range, idx, n.blockBits)}
+		switch {
+		case g.claims != nil:
+			if c, ok := claimed[idx]; ok && !c.stale {
+				b.Holder = c.holder
+			}
+		default:
+			if r, ok := granted[idx]; ok {
+				b.Holder = r.Holder
+			} else {
+				b.Holder, b.Untouched = n.claim.Creator, true
+			}
+		}
+		out[idx] = b
+	}
+	return out, true
+}
+
 // Allocate hands out an address of a global network from a block this
 // host holds, asking for a block first when it holds none with room. It
 // waits for the grant until ctx ends.

@@ -265,6 +265,48 @@ func TestGlobal_lastEmptyBlockToAHostWithNone(t *testing.T) {
 	s.checkUnique("small")
 }
 
+// TestGlobal_blockHolders: every host lists every block of a network with
+// its holder: the ones handed out by who holds them, the others as the
+// creator's untouched ones (by claims: held by no one).
+func TestGlobal_blockHolders(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	s.create("h1", "four", ipam.PoolConfig{Subnet: "10.24.0.0/28"})
+	a1, a2 := s.alloc("h1", "four"), s.alloc("h2", "four")
+	holderOf := func(view string, a netip.Addr) (string, int) {
+		bs, ok := s.hosts[view].g.BlockHolders("four")
+		if !ok || len(bs) != 4 {
+			t.Fatalf("%s: BlockHolders = %v %v, want 4 blocks", view, bs, ok)
+		}
+		free := 0
+		var holder string
+		for _, b := range bs {
+			if b.Block.Contains(a) {
+				holder = b.Holder
+			} else if b.Untouched || b.Holder == "" {
+				free++
+			}
+		}
+		return holder, free
+	}
+	testutil.WaitFor(t, "h1 and h2 to agree on the holders", 5*time.Second, func() bool {
+		for _, view := range []string{"h1", "h2"} {
+			if h, _ := holderOf(view, a1); h != "h1" {
+				return false
+			}
+			if h, _ := holderOf(view, a2); h != "h2" {
+				return false
+			}
+		}
+		return true
+	})
+	if _, free := holderOf("h2", a1); free != 2 {
+		t.Errorf("%d blocks neither host took, want 2 listed untouched or free", free)
+	}
+	if _, ok := s.hosts["h1"].g.BlockHolders("nope"); ok {
+		t.Error("blocks of a network that does not exist")
+	}
+}
+
 func TestGlobal_releaseReusesNothingAtOnce(t *testing.T) {
 	s := newSim(t, "h1")
 	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.22.0.0/24"})
@@ -870,6 +912,7 @@ func TestGlobalClaims(t *testing.T) {
 		{"deleteDropsEverywhere", TestGlobal_deleteDropsEverywhere},
 		{"dualStackSides", TestGlobal_dualStackSides},
 		{"lastEmptyBlockToAHostWithNone", TestGlobal_lastEmptyBlockToAHostWithNone},
+		{"blockHolders", TestGlobal_blockHolders},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			claimsMode = true
