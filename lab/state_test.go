@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -93,5 +94,15 @@ func TestRemoveLabDir_onlyWhatTheLabMade(t *testing.T) {
 	}
 	if err := removeLabDir(filepath.Join(dir, "never")); err != nil {
 		t.Errorf("missing dir: %v", err)
+	}
+}
+
+// TestRenderStatus_showsSockets: lab status names each agent's API socket,
+// which the CLI's --socket takes.
+func TestRenderStatus_showsSockets(t *testing.T) {
+	var b strings.Builder
+	RenderStatus(&b, []HostStatus{{Name: "h1", Socket: "/run/vxnet-lab/x/h1/api.sock", Alive: true, PID: 7, Members: 3, Endpoints: 2, Local: 1}})
+	if !strings.Contains(b.String(), "API SOCKET") || !strings.Contains(b.String(), "/run/vxnet-lab/x/h1/api.sock") {
+		t.Errorf("status table:\n%s", b.String())
 	}
 }

@@ -17,6 +17,7 @@ type HostStatus struct {
 	Netns     string     `json:"netns"`
 	Addr      netip.Addr `json:"addr"`
 	PID       int        `json:"pid"`
+	Socket    string     `json:"socket"` // the agent's API socket: vxnet --socket PATH ... talks to it
 	Alive     bool       `json:"alive"`
 	Members   int        `json:"members"`   // cluster members the agent lists
 	Endpoints int        `json:"endpoints"` // endpoints the agent lists, all hosts
@@ -37,7 +38,7 @@ func (l *Lab) Status(ctx context.Context) []HostStatus {
 }
 
 func (l *Lab) hostStatus(ctx context.Context, h HostState) HostStatus {
-	st := HostStatus{Name: h.Name, Netns: h.Netns, Addr: h.Addr, PID: h.Agent.PID,
+	st := HostStatus{Name: h.Name, Netns: h.Netns, Addr: h.Addr, PID: h.Agent.PID, Socket: h.Socket,
 		Alive: alive(h.Agent), Members: -1, Endpoints: -1, Local: -1}
 	if !st.Alive {
 		st.Error = "agent not running (log " + h.Log + ")"
@@ -68,7 +69,7 @@ func (l *Lab) hostStatus(ctx context.Context, h HostState) HostStatus {
 // RenderStatus writes hosts as a table.
 func RenderStatus(w io.Writer, hosts []HostStatus) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tNAMESPACE\tADDRESS\tAGENT\tMEMBERS\tENDPOINTS (LOCAL)\t")
+	fmt.Fprintln(tw, "HOST\tNAMESPACE\tADDRESS\tAGENT\tMEMBERS\tENDPOINTS (LOCAL)\tAPI SOCKET (vxnet --socket)\t")
 	for _, h := range hosts {
 		agent := "not running"
 		if h.Alive {
@@ -78,7 +79,7 @@ func RenderStatus(w io.Writer, hosts []HostStatus) {
 		if h.Endpoints >= 0 {
 			eps = fmt.Sprintf("%d (%d)", h.Endpoints, h.Local)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", h.Name, h.Netns, h.Addr, agent, count(h.Members), eps)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", h.Name, h.Netns, h.Addr, agent, count(h.Members), eps, h.Socket)
 	}
 	tw.Flush()
 	for _, h := range hosts {
