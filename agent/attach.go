@@ -310,6 +310,15 @@ func (a *Agent) routineGoneNamespaces(ctx context.Context) {
 			if _, err := os.Stat(netnsPath(ep.Netns)); !errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
+			// Still the endpoint found in that namespace: not one made
+			// since under the same name, in another.
+			a.mu.Lock()
+			le, ok := a.local[ep.Key()]
+			same := ok && le.rec.Netns == ep.Netns && !le.removing && !le.busy
+			a.mu.Unlock()
+			if !same {
+				continue
+			}
 			a.log.Warn("endpoint's namespace is gone; removing it", "endpoint", ep.Key(), "netns", ep.Netns)
 			if err := a.RemoveEndpoint(ep.Network, ep.Name); err != nil {
 				a.log.Warn("removing an endpoint whose namespace is gone", "endpoint", ep.Key(), "error", err)

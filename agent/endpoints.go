@@ -128,7 +128,7 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 	if (n.Subnet6.IsValid() && !ne.v4Only) || n.Subnet.Addr().Is6() {
 		least = 1280 // IPv6's minimum link MTU
 	}
-	if most := plan.NetworkMTU(a.cfg.MTU, n.Options); req.MTU == 0 && most < least {
+	if most := plan.NetworkMTU(a.cfg.MTU, n.Options); req.MTU == 0 && least == 1280 && most < least {
 		// The endpoint would take this host's MTU for the network, which
 		// IPv6 cannot run on: the kernel refuses the device's address.
 		return newEndpoint{}, apiError(api.CodeBadRequest, "mtu", "network %q has IPv6, whose links need an MTU of at least 1280, and this host's MTU for it is %d (its --mtu %d%s): start the agent with a larger --mtu", n.Name, most, a.cfg.MTU, map[bool]string{true: ", less what sealing takes on an encrypted network"}[most < a.cfg.MTU])

@@ -145,14 +145,19 @@ func TestCreateEndpoint_netnsRequiredWithoutHNS(t *testing.T) {
 }
 
 // TestCreateEndpoint_IPv6NeedsItsMTU: an endpoint that would take a host
-// MTU below IPv6's 1280 (--mtu 1000) on a network with IPv6 is refused
-// naming mtu, as one that asks for it is; IPv4 alone runs on it.
+// MTU below IPv6's 1280 (--mtu 1000; --mtu 600 less sealing) on a network
+// with IPv6 is refused naming mtu, as one that asks for it is; IPv4 alone
+// runs on it, below 576 too (572 on the encrypted network).
 func TestCreateEndpoint_IPv6NeedsItsMTU(t *testing.T) {
 	for _, c := range []struct {
 		mtu  int
 		opts map[string]string
-	}{{1000, nil}} {
-		a, err := New(config.Config{Name: "m1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), VXLANPort: freePort(t), MTU: c.mtu,
+	}{{1000, nil}, {600, map[string]string{"encrypted": "true"}}} {
+		key := ""
+		if c.opts != nil {
+			key = "AAAAAAAAAAAAAAAAAAAAAA==" // an encrypted cluster, for encrypted networks
+		}
+		a, err := New(config.Config{Name: "m1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), VXLANPort: freePort(t), MTU: c.mtu, GossipKey: key,
 			DataDir: t.TempDir(), APISocket: filepath.Join(t.TempDir(), "api.sock"), Profile: "fast",
 			DNSUpstreams: []netip.AddrPort{}, HNS: &hnstest.Fake{}, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
@@ -172,6 +177,7 @@ func TestCreateEndpoint_IPv6NeedsItsMTU(t *testing.T) {
 		if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "four", Name: "e"}); err != nil {
 			t.Errorf("--mtu %d, IPv4 network: %v", c.mtu, err)
 		}
+
 		cancel()
 		<-done
 	}

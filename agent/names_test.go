@@ -410,6 +410,7 @@ func TestUnderlayApart(t *testing.T) {
 	members := []api.Member{{Name: "h1", VTEP: "198.18.70.1"}, {Name: "h2", VTEP: "fd18:70::2"}, {Name: "odd", VTEP: "?"}}
 	overlay, _ := driver.Get("overlay")
 	transparent, _ := driver.Get("transparent")
+	l2tunnel, _ := driver.Get("l2tunnel")
 	net4 := tables.Network{Name: "n", Subnet: netip.MustParsePrefix("198.18.70.0/24")}
 	for _, c := range []struct {
 		d     driver.Driver
@@ -424,6 +425,8 @@ func TestUnderlayApart(t *testing.T) {
 			tables.Network{Name: "n", Subnet: netip.MustParsePrefix("10.0.9.0/24"), Subnet6: netip.MustParsePrefix("fd18:70::/64")}, "subnet6", "member h2's"},
 		{overlay, api.NetworkCreate{Subnet: "10.0.9.0/24"}, tables.Network{Name: "n", Subnet: netip.MustParsePrefix("10.0.9.0/24")}, "", ""},
 		{transparent, api.NetworkCreate{Subnet: "198.18.70.0/24"}, net4, "", ""},
+		{l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24", Options: map[string]string{"uplink": "eth0"}}, net4, "", ""},
+		{l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24"}, net4, "subnet", "member h1's"},
 	} {
 		err := underlayApart(c.d, c.req, c.n, members)
 		if c.field == "" {

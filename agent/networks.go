@@ -496,10 +496,10 @@ func (a *Agent) checkPolicyHost(d driver.Driver, own map[string]string) error {
 // underlay address: each host with endpoints on it would hold the
 // network's gateway, or route the subnet to its containers, and lose its
 // way to that member. Networks on a host's own segment (transparent,
-// l2bridge) share its subnet by design.
+// l2bridge, any with an uplink) share its subnet by design.
 func underlayApart(d driver.Driver, req api.NetworkCreate, n tables.Network, members []api.Member) error {
-	if d.Name() == "transparent" || d.Name() == "l2bridge" {
-		return nil
+	if d.Name() == "transparent" || d.Name() == "l2bridge" || req.Options["uplink"] != "" {
+		return nil // on a host's segment (an l2tunnel with an uplink too, as HNS makes it)
 	}
 	for _, m := range members {
 		vtep, err := netip.ParseAddr(m.VTEP)

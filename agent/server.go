@@ -22,20 +22,26 @@ var _ api.Backend = (*Agent)(nil)
 // name), if there is one.
 func (a *Agent) Network(name string) (api.Network, bool) {
 	n, ok := a.network(name)
-	out := a.apiNetwork(n)
-	if ok && a.ipam != nil {
-		sides := []string{name}
-		if n.Subnet6.IsValid() && a.sidesMatch(name) {
-			sides = append(sides, name+ipam.V6Suffix)
-		}
-		for _, side := range sides {
-			holders, _ := a.ipam.BlockHolders(side)
-			for _, b := range holders {
-				out.Blocks = append(out.Blocks, api.AddressBlock{Block: b.Block.String(), Host: b.Holder, Untouched: b.Untouched})
-			}
-		}
+	return a.apiNetwork(n), ok
+}
+
+// NetworkBlocks fills in the address blocks hosts hold of network n, of
+// both sides of a dual-stack one.
+func (a *Agent) NetworkBlocks(n *api.Network) {
+	if a.ipam == nil {
+		return
 	}
-	return out, ok
+	sides := []string{n.Name}
+	if n.Subnet6 != "" && a.sidesMatch(n.Name) {
+		sides = append(sides, n.Name+ipam.V6Suffix)
+	}
+	for _, side := range sides {
+		held, others, _ := a.ipam.BlockHolders(side)
+		for _, b := range held {
+			n.Blocks = append(n.Blocks, api.AddressBlock{Block: b.Block.String(), Host: b.Holder})
+		}
+		n.OtherBlocks += others
+	}
 }
 
 // serveAPI serves the API on a unix socket readable by root only.

@@ -82,20 +82,19 @@ type Network struct {
 	MTU     int       `json:"mtu,omitempty"`
 	Creator string    `json:"creator"` // host that created it
 	Created time.Time `json:"created"`
-	// Blocks are the address blocks of a global network, each with the
-	// host that holds it (the hosts hand out addresses, --ip ones too,
-	// only from blocks they hold); only GET /v1/networks/{name} fills it.
-	Blocks []AddressBlock `json:"blocks,omitempty"`
+	// Blocks are the address blocks of a global network that hosts hold,
+	// each with its holder (a host hands out addresses, --ip ones too,
+	// only from blocks it holds), and OtherBlocks counts the rest: the
+	// creator's to hand out (with etcd, free to any host). Only
+	// GET /v1/networks/{name}?blocks=true fills them.
+	Blocks      []AddressBlock `json:"blocks,omitempty"`
+	OtherBlocks uint64         `json:"otherBlocks,omitempty"`
 }
 
-// AddressBlock is one address block of a network and its holder.
+// AddressBlock is one address block of a network and the host holding it.
 type AddressBlock struct {
 	Block string `json:"block"`
-	// Host holds it; empty for a block no host holds (with etcd, a free
-	// one).
-	Host string `json:"host,omitempty"`
-	// Untouched: never handed out; its creator's until a host asks.
-	Untouched bool `json:"untouched,omitempty"`
+	Host  string `json:"host"`
 }
 
 // OptionValue reads a network option's value as the agent does: an empty

@@ -86,6 +86,13 @@ func (c *Client) Network(ctx context.Context, name string) (Network, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(name), nil, &out)
 }
 
+// InspectNetwork returns a network with its address blocks and their
+// holders (an agent of a release before them leaves them out).
+func (c *Client) InspectNetwork(ctx context.Context, name string) (Network, error) {
+	var out Network
+	return out, c.do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(name)+"?blocks=true", nil, &out)
+}
+
 // CreateNetwork creates a network.
 func (c *Client) CreateNetwork(ctx context.Context, req NetworkCreate) (Network, error) {
 	var out Network

@@ -24,6 +24,8 @@ type Backend interface {
 	Networks() []Network
 	// Network returns the network called name, if there is one.
 	Network(name string) (Network, bool)
+	// NetworkBlocks fills n's Blocks and OtherBlocks.
+	NetworkBlocks(n *Network)
 	CreateNetwork(ctx context.Context, req NetworkCreate) (Network, error)
 	RemoveNetwork(name string) error
 	// Endpoints lists every host's endpoints.
@@ -110,6 +112,14 @@ func NewHandler(b Backend) http.Handler {
 		n, ok := b.Network(r.PathValue("name"))
 		if !ok {
 			writeError(w, notFound("name", "no network %q", r.PathValue("name")))
+			return
+		}
+		switch v := r.URL.Query().Get("blocks"); v {
+		case "true":
+			b.NetworkBlocks(&n)
+		case "", "false":
+		default:
+			writeError(w, &Error{Code: CodeBadRequest, Field: "blocks", Message: fmt.Sprintf("blocks=%q: want true or false", v)})
 			return
 		}
 		writeJSON(w, http.StatusOK, n)

@@ -97,6 +97,10 @@ func (f *fakeBackend) CreateNetwork(_ context.Context, req NetworkCreate) (Netwo
 	return Network{Name: req.Name, Driver: req.Driver, Subnet: req.Subnet}, f.err
 }
 
+func (f *fakeBackend) NetworkBlocks(n *Network) {
+	n.Blocks, n.OtherBlocks = []AddressBlock{{Block: "10.0.9.0/30", Host: "h1"}}, 63
+}
+
 func (f *fakeBackend) RemoveNetwork(name string) error {
 	f.record("RemoveNetwork %s", name)
 	return f.err
@@ -245,8 +249,15 @@ func TestHandler_routes(t *testing.T) {
 	}
 	var n Network
 	getJSON(t, h, "/v1/networks/web", &n)
-	if n.Name != "web" {
+	if n.Name != "web" || n.Blocks != nil {
 		t.Errorf("GET /v1/networks/web: %+v", n)
+	}
+	getJSON(t, h, "/v1/networks/web?blocks=true", &n)
+	if len(n.Blocks) != 1 || n.Blocks[0].Host != "h1" || n.OtherBlocks != 63 {
+		t.Errorf("GET /v1/networks/web?blocks=true: %+v", n)
+	}
+	if code, e := errorDoc(t, h, http.MethodGet, "/v1/networks/web?blocks=yes", ""); code != http.StatusBadRequest || e.Field != "blocks" {
+		t.Errorf("blocks=yes: %d %+v", code, e)
 	}
 	code, e := errorDoc(t, h, http.MethodGet, "/v1/networks/nope", "")
 	if code != http.StatusNotFound || e.Code != CodeNotFound || e.Field != "name" || e.Message != `no network "nope"` {

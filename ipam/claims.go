@@ -187,7 +187,7 @@ func (g *Global) refreshByClaimsLocked(n *gnet, now time.Time, live, seen map[st
 	// With no block free, a host that wants one says so in its host row,
 	// and hosts with empty blocks give back all but one.
 	_, anyFree := g.freeBlockLocked(n, rows, live)
-	hs := hostState{Want: want, Seq: n.hostRow.Seq}
+	hs := hostState{Want: want, Seq: n.hostRow.Seq, Waiting: n.waitingLocked(now)}
 	if hs != n.hostRow && g.storeErr == nil {
 		if err := g.putLocked(n, hostKey(n.name, g.self), hs); err != nil {
 			g.storeErr = err
@@ -211,7 +211,7 @@ func (g *Global) giveBackSparesLocked(n *gnet, rows map[uint64]claimed, live, se
 	wanting, starving := false, false
 	for host, st := range g.hostStatesLocked(n, seen) {
 		if host != g.self && live[host] && st.Want > heldBy[host] {
-			wanting, starving = true, starving || heldBy[host] == 0
+			wanting, starving = true, starving || heldBy[host] == 0 && st.Waiting
 		}
 	}
 	if !wanting {

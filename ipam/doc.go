@@ -81,9 +81,11 @@
 // while it has untouched blocks; otherwise the live hosts with spare
 // (empty) blocks answer, staggered by rank: the host ranked k answers only
 // if the request is still open after k×ServeDelay. A host keeps one empty
-// block for itself, but for a host that holds no block at all while no
-// one has one to spare (a small range, every block held): that host gets
-// it once every other could have answered ((live hosts + 1)×ServeDelay). Of several grants of one block, the one with the
+// block for itself, but for a host that holds no block at all and has an
+// address asked for (its host row says waiting; not one fetching a block
+// ahead) while no one has one to spare (a small range, every block held):
+// that host gets it once every other could have answered ((live hosts +
+// 1)×ServeDelay). Of several grants of one block, the one with the
 // greatest (era, gen, holder) wins.
 //
 // Hosts gone for good. A host absent (not a live member) for InheritAfter
@@ -117,7 +119,8 @@
 // until it is gone for good, when the block's heir takes it over with a
 // compare-and-swap against the claim it read, usable at once. When no
 // block is free and a host wants one (its host row says so), hosts give
-// back their empty blocks but one. Subnet claims work as above in both
+// back their empty blocks but one, and that one too to a host that holds
+// none and has an address waiting. Subnet claims work as above in both
 // modes: etcd makes every write visible in order, so the Settle wait is
 // short and decides the same way.
 //

@@ -613,49 +613,41 @@ func (g *Global) Blocks(network string) []netip.Prefix {
 	return out
 }
 
-// BlockHolder is who holds one address block of a global network, as
-// this host sees it: Holder "" for a block no host holds (by claims, a
-// free one); Untouched for one never handed out, still its creator's.
+// BlockHolder is one address block of a global network that a host holds,
+// as this host sees it.
 type BlockHolder struct {
-	Block     netip.Prefix
-	Holder    string
-	Untouched bool
+	Block  netip.Prefix
+	Holder string
 }
 
-// BlockHolders lists every block of a global network with its holder, in
-// order: where a static address (--ip) can be taken (on its holder).
-func (g *Global) BlockHolders(network string) ([]BlockHolder, bool) {
+// BlockHolders lists, in order, the blocks of a global network that hosts
+// hold (where a static address, --ip, can be taken: on the holder), and
+// counts the others: untouched, the creator's to hand out (by claims:
+// free, any host's to take). It reads the rows alone, so a range of
+// 2^18 blocks costs what its blocks in use cost.
+func (g *Global) BlockHolders(network string) (held []BlockHolder, others uint64, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n, ok := g.nets[network]
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
-	out := make([]BlockHolder, n.nblocks)
-	var claimed map[uint64]claimed
-	var granted map[uint64]grantRow
+	holders := map[uint64]string{}
 	if g.claims != nil {
-		claimed = g.claimRowsLocked(n, nil)
-	} else {
-		granted = g.blockRowsLocked(n, nil)
-	}
-	for idx := range n.nblocks {
-		b := BlockHolder{Block: blockPrefix(n.pool.Range, idx, n.blockBits)}
-		switch {
-		case g.claims != nil:
-			if c, ok := claimed[idx]; ok && !c.stale {
-				b.Holder = c.holder
-			}
-		default:
-			if r, ok := granted[idx]; ok {
-				b.Holder = r.Holder
-			} else {
-				b.Holder, b.Untouched = n.claim.Creator, true
+		for idx, c := range g.claimRowsLocked(n, nil) {
+			if !c.stale {
+				holders[idx] = c.holder
 			}
 		}
-		out[idx] = b
+	} else {
+		for idx, r := range g.blockRowsLocked(n, nil) {
+			holders[idx] = r.Holder
+		}
 	}
-	return out, true
+	for _, idx := range sortedKeys(holders) {
+		held = append(held, BlockHolder{Block: blockPrefix(n.pool.Range, idx, n.blockBits), Holder: holders[idx]})
+	}
+	return held, n.nblocks - uint64(len(held)), true
 }
 
 // Allocate hands out an address of a global network from a block this

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,44 +266,81 @@ func TestGlobal_lastEmptyBlockToAHostWithNone(t *testing.T) {
 	s.checkUnique("small")
 }
 
-// TestGlobal_blockHolders: every host lists every block of a network with
-// its holder: the ones handed out by who holds them, the others as the
-// creator's untouched ones (by claims: held by no one).
+// TestGlobal_prefetchedBlocksStay: where every host fetches a block ahead
+// (the range has four per host), a host that joins with every block held
+// and no address asked for is given none of the empty blocks others keep:
+// those go only to a host with an address waiting. The holders settle.
+func TestGlobal_prefetchedBlocksStay(t *testing.T) {
+	s := newSim(t, "h1", "h2", "h3")
+	s.create("h1", "small", ipam.PoolConfig{Subnet: "10.25.0.0/26"}) // 16 blocks of 4
+	held := func(h string) int { return len(s.hosts[h].g.Blocks("small")) }
+	// step moves the shared clock past a serve delay and waits until
+	// every host has refreshed since.
+	step := func(hosts ...string) {
+		before := map[string]int{}
+		for _, h := range hosts {
+			before[h] = s.net.Lists(h)
+		}
+		s.clock.Add(20 * time.Millisecond)
+		testutil.WaitFor(t, "every host to refresh", 5*time.Second, func() bool {
+			for _, h := range hosts {
+				if s.net.Lists(h) < before[h]+6 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	for i := 0; i < 200 && (held("h2") == 0 || held("h3") == 0); i++ {
+		step("h1", "h2", "h3")
+	}
+	for held("h1")+held("h2")+held("h3") < 16 {
+		s.alloc("h1", "small")
+	}
+	for range 3 {
+		s.alloc("h1", "small") // h1's last block in use too
+	}
+	s.net.Table("h4")
+	s.start("h4", ipam.MemStore{})
+	holders := func() string {
+		return fmt.Sprintf("h1=%d h2=%d h3=%d h4=%d", held("h1"), held("h2"), held("h3"), held("h4"))
+	}
+	changes, last := 0, holders()
+	for range 100 {
+		step("h1", "h2", "h3", "h4")
+		if cur := holders(); cur != last {
+			changes, last = changes+1, cur
+		}
+	}
+	if changes > 0 {
+		t.Errorf("the blocks moved %d times after h4 joined (now %s): empty blocks go back and forth between hosts that need none", changes, last)
+	}
+	s.checkUnique("small")
+}
+
+// TestGlobal_blockHolders: every host lists the blocks hosts hold, each
+// with its holder, and counts the others (the creator's untouched ones;
+// by claims, free ones).
 func TestGlobal_blockHolders(t *testing.T) {
 	s := newSim(t, "h1", "h2")
 	s.create("h1", "four", ipam.PoolConfig{Subnet: "10.24.0.0/28"})
 	a1, a2 := s.alloc("h1", "four"), s.alloc("h2", "four")
-	holderOf := func(view string, a netip.Addr) (string, int) {
-		bs, ok := s.hosts[view].g.BlockHolders("four")
-		if !ok || len(bs) != 4 {
-			t.Fatalf("%s: BlockHolders = %v %v, want 4 blocks", view, bs, ok)
+	agree := func(view string) bool {
+		held, others, ok := s.hosts[view].g.BlockHolders("four")
+		if !ok || uint64(len(held))+others != 4 {
+			t.Fatalf("%s: BlockHolders = %v %d %v, want 4 blocks in all", view, held, others, ok)
 		}
-		free := 0
-		var holder string
-		for _, b := range bs {
-			if b.Block.Contains(a) {
-				holder = b.Holder
-			} else if b.Untouched || b.Holder == "" {
-				free++
+		found := map[string]bool{}
+		for i, b := range held {
+			if i > 0 && held[i-1].Block.Addr().Compare(b.Block.Addr()) >= 0 {
+				t.Fatalf("%s: blocks out of order: %v", view, held)
 			}
+			found[b.Holder+" "+strconv.FormatBool(b.Block.Contains(a1))+" "+strconv.FormatBool(b.Block.Contains(a2))] = true
 		}
-		return holder, free
+		return len(held) == 2 && others == 2 && found["h1 true false"] && found["h2 false true"]
 	}
-	testutil.WaitFor(t, "h1 and h2 to agree on the holders", 5*time.Second, func() bool {
-		for _, view := range []string{"h1", "h2"} {
-			if h, _ := holderOf(view, a1); h != "h1" {
-				return false
-			}
-			if h, _ := holderOf(view, a2); h != "h2" {
-				return false
-			}
-		}
-		return true
-	})
-	if _, free := holderOf("h2", a1); free != 2 {
-		t.Errorf("%d blocks neither host took, want 2 listed untouched or free", free)
-	}
-	if _, ok := s.hosts["h1"].g.BlockHolders("nope"); ok {
+	testutil.WaitFor(t, "h1 and h2 to list both blocks in use with their holders", 5*time.Second, func() bool { return agree("h1") && agree("h2") })
+	if _, _, ok := s.hosts["h1"].g.BlockHolders("nope"); ok {
 		t.Error("blocks of a network that does not exist")
 	}
 }
@@ -913,6 +951,7 @@ func TestGlobalClaims(t *testing.T) {
 		{"dualStackSides", TestGlobal_dualStackSides},
 		{"lastEmptyBlockToAHostWithNone", TestGlobal_lastEmptyBlockToAHostWithNone},
 		{"blockHolders", TestGlobal_blockHolders},
+		{"prefetchedBlocksStay", TestGlobal_prefetchedBlocksStay},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			claimsMode = true

@@ -514,7 +514,7 @@ func (g *Global) answerRequestsLocked(r *netRefresh, seen map[string]bool) {
 			rs = reqSeen{st.Seq, now}
 			n.reqSeen[host] = rs
 		}
-		if r.spare == 0 && r.heldBy[host] == 0 && len(r.kept) > 0 && !othersSpare(states, host, g.self, r.live) &&
+		if r.spare == 0 && r.heldBy[host] == 0 && st.Waiting && len(r.kept) > 0 && !othersSpare(states, host, g.self, r.live) &&
 			now.Sub(rs.at) >= time.Duration(len(r.live)+1)*g.cfg.ServeDelay {
 			// A host with no block at all, and no one with a block to
 			// spare: it gets the block this host kept, once every other
@@ -535,6 +535,13 @@ func (g *Global) answerRequestsLocked(r *netRefresh, seen map[string]bool) {
 			}
 		}
 	}
+}
+
+// waitingLocked: an Allocate waits on this host and its blocks have no
+// free address.
+func (n *gnet) waitingLocked(now time.Time) bool {
+	free, _ := n.freeInHeldLocked(now)
+	return n.waiters > 0 && free == 0
 }
 
 // othersSpare: a live host other than requester and self says it has
@@ -618,7 +625,7 @@ func (g *Global) ownNeedLocked(r *netRefresh) int {
 // has to spare in its host row.
 func (g *Global) requestBlocksLocked(r *netRefresh, want int) {
 	n := r.n
-	hs := hostState{Want: want, Seq: n.hostRow.Seq, Spare: max(r.spare, 0)}
+	hs := hostState{Want: want, Seq: n.hostRow.Seq, Spare: max(r.spare, 0), Waiting: n.waitingLocked(r.now)}
 	if want > len(n.held) && want > n.hostRow.Want {
 		hs.Seq++
 	}

@@ -125,6 +125,10 @@ type hostState struct {
 	Want  int    `json:"want"`
 	Seq   uint64 `json:"seq"`
 	Spare int    `json:"spare"`
+	// Waiting: an address is asked for on the host and its blocks have
+	// none free (a need, not a block fetched ahead): a host that holds
+	// none then gets even the empty block another keeps for itself.
+	Waiting bool `json:"waiting,omitempty"`
 }
 
 func subnetKey(network, writer string, created int64) string {

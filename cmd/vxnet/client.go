@@ -334,7 +334,7 @@ func cmdNetworkLs(std stdio, args []string) int {
 }
 
 func cmdNetworkInspect(std stdio, args []string) int {
-	fs := newFlags(std, "network inspect", "Usage: vxnet network inspect NAME...\n")
+	fs := newFlags(std, "network inspect", "Usage: vxnet network inspect NAME...\n\nShows each network whole, as JSON, with the address blocks hosts hold\n(blocks: each host gives addresses, --ip ones too, from its own blocks\nonly) and how many blocks no host has taken yet (otherBlocks).\n")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -347,7 +347,7 @@ func cmdNetworkInspect(std stdio, args []string) int {
 	defer cancel()
 	var out []api.Network
 	for _, name := range pos {
-		n, err := client().Network(c, name)
+		n, err := client().InspectNetwork(c, name)
 		if err != nil {
 			return fail(std, "network inspect", err)
 		}

@@ -26,11 +26,20 @@ type Network struct {
 	dead    map[string]bool
 	group   map[string]int // partition group; absent = 0
 	version uint64
+	lists   map[string]int // List calls, by host
 }
 
 // NewNetwork returns an empty network.
 func NewNetwork() *Network {
-	return &Network{rows: map[string]map[string]ipam.Row{}, dead: map[string]bool{}, group: map[string]int{}}
+	return &Network{rows: map[string]map[string]ipam.Row{}, dead: map[string]bool{}, group: map[string]int{}, lists: map[string]int{}}
+}
+
+// Lists counts host's List calls: a test that moves a clock waits on it
+// for the hosts to have looked at their tables again.
+func (n *Network) Lists(host string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lists[host]
 }
 
 // Table returns host's view; the host joins the network.
@@ -100,6 +109,7 @@ func (t *Table) Delete(key string) error {
 func (t *Table) List(prefix string) []ipam.Row {
 	t.n.mu.Lock()
 	defer t.n.mu.Unlock()
+	t.n.lists[t.self]++
 	best := map[string]ipam.Row{}
 	for w, rows := range t.n.rows {
 		// A dead writer's claims stay in sight (they are the cluster's);
