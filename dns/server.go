@@ -2,12 +2,14 @@ package dns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -227,19 +229,26 @@ func (c Conns) Close() error {
 }
 
 // Listen opens UDP and TCP sockets on addr in the caller's namespace.
-// Port 0 picks a free UDP port and uses the same for TCP.
+// Port 0 picks a free UDP port and uses the same for TCP (another, if
+// that one is taken for TCP).
 func Listen(addr netip.AddrPort) (Conns, error) {
-	u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
-	if err != nil {
-		return Conns{}, fmt.Errorf("dns: listen udp %s: %w", addr, err)
-	}
-	port := u.LocalAddr().(*net.UDPAddr).AddrPort().Port()
-	t, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(addr.Addr(), port)))
-	if err != nil {
+	for tries := 1; ; tries++ {
+		u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			return Conns{}, fmt.Errorf("dns: listen udp %s: %w", addr, err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+		t, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(addr.Addr(), port)))
+		if err == nil {
+			return Conns{UDP: u, TCP: t}, nil
+		}
 		u.Close()
-		return Conns{}, fmt.Errorf("dns: listen tcp %s: %w", addr, err)
+		if addr.Port() != 0 || !errors.Is(err, syscall.EADDRINUSE) || tries == 10 {
+			return Conns{}, fmt.Errorf("dns: listen tcp %s: %w", addr, err)
+		}
+		// Port 0: the UDP port the kernel picked is taken for TCP by
+		// someone else; pick another.
 	}
-	return Conns{UDP: u, TCP: t}, nil
 }
 
 // Listener serves one Conns for one view.
