@@ -3,9 +3,11 @@
 package dnstest
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 
 	"github.com/miekg/dns"
 )
@@ -85,14 +87,22 @@ type Upstream struct {
 
 // StartUpstream listens on 127.0.0.1, a free port, UDP and TCP.
 func StartUpstream(answers map[string]netip.Addr) (*Upstream, error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	var pc net.PacketConn
+	var ln net.Listener
+	for tries := 1; ; tries++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
-		return nil, err
+		if !errors.Is(err, syscall.EADDRINUSE) || tries == 10 {
+			return nil, err
+		}
+		// The UDP port the kernel picked is taken for TCP (tests of
+		// other packages run at once): another.
 	}
 	u := &Upstream{Addr: pc.LocalAddr().(*net.UDPAddr).AddrPort(), answers: answers}
 	var wg sync.WaitGroup
