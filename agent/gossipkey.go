@@ -38,8 +38,10 @@ import (
 // A step some member does not show within rotatePhaseTimeout stops the
 // rotation there, naming the member: every host still accepts every key
 // it held, so nothing is lost, and a new rotation starts over. A host
-// down all through a rotation comes back with the old key only: it joins
-// again with a join token.
+// down all through a rotation comes back with the old key only: it needs
+// the new one (a copy of another host's key file, or a join token). One
+// that slept through the last steps holds the new key second: alone, it
+// encrypts with its next key (huntKey), is heard, and follows the row.
 
 // rotatePhaseTimeout bounds the wait for every member to show a step.
 const rotatePhaseTimeout = time.Minute
@@ -109,6 +111,9 @@ func (a *Agent) routineGossipKeys(ctx context.Context) {
 	for _, e := range rows {
 		a.followRotation(e)
 	}
+	hunt := time.NewTicker(keyHuntEvery)
+	defer hunt.Stop()
+	alone := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -120,8 +125,46 @@ func (a *Agent) routineGossipKeys(ctx context.Context) {
 			if !ev.Entry.Deleted {
 				a.followRotation(ev.Entry)
 			}
+		case <-hunt.C:
+			alone = a.huntKey(alone)
 		}
 	}
+}
+
+// keyHuntEvery is how often a host with members to join, alone in the
+// cluster, looks at which key it encrypts with.
+var keyHuntEvery = 5 * time.Second
+
+// huntKey: a host alone (no other live member) for two looks in a row,
+// with members to join and more than one gossip key, encrypts with its
+// next key: it may have slept through a rotation (SIGSTOP, a VM paused),
+// taken its first step, and then lost the others, who already dropped
+// the key it still encrypts with (memberlist tries every key on what it
+// receives, so the others' messages would have reached it, but its own
+// are refused). Once they hear it, the rejoin brings the rotation's last
+// row, and it drops the old key. It returns the looks alone so far.
+func (a *Agent) huntKey(alone int) int {
+	node := a.kv.Node()
+	if node.NumMembers() > 1 || len(a.cfg.Join) == 0 {
+		return 0
+	}
+	if alone++; alone < 2 {
+		return alone
+	}
+	a.gossipKeyMu.Lock()
+	defer a.gossipKeyMu.Unlock()
+	keys := node.Keys()
+	if len(keys) < 2 {
+		return alone
+	}
+	if err := node.UseKey(keys[1]); err != nil {
+		a.log.Warn("gossip: encrypting with another key", "error", err)
+		return alone
+	}
+	a.announceKeys()
+	a.log.Warn("gossip: no member answers; encrypting with the next key this host holds (a key rotation may have gone on while it was away)",
+		"peerAddr", strings.Join(a.cfg.Join, ","), "count", len(keys))
+	return 0
 }
 
 // phaseOrder places a phase within its rotation.

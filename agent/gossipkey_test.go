@@ -2,8 +2,18 @@ package agent
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"github.com/vxnet/vxnet/agent/config"
+	"github.com/vxnet/vxnet/hns/hnstest"
+	"github.com/vxnet/vxnet/internal/testutil"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vxnet/vxnet/dataplane/seal"
 	"github.com/vxnet/vxnet/tables"
@@ -78,4 +88,51 @@ func TestJoinHint(t *testing.T) {
 			t.Errorf("joinHint(%q) = %q, want one saying %q", msg, got, want)
 		}
 	}
+}
+
+// TestHuntKey_joinsWithTheNextKey: a host that holds the cluster's key
+// only as its second one (it slept through a rotation's last steps), and
+// so is refused by every member, encrypts with its next key once alone,
+// and joins; the key file keeps its order for the rotation to settle.
+func TestHuntKey_joinsWithTheNextKey(t *testing.T) {
+	old, cur := "AQEBAQEBAQEBAQEBAQEBAQ==", "AgICAgICAgICAgICAgICAg=="
+	keyHuntEvery = 100 * time.Millisecond
+	defer func() { keyHuntEvery = 5 * time.Second }()
+	start := func(name, addr string, port int, keys []string, join []string) (*Agent, func()) {
+		dir := t.TempDir()
+		file := filepath.Join(dir, "gossip.key")
+		if err := config.WriteGossipKeys(file, keys); err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(config.Config{Name: name, AdvertiseAddr: addr, GossipPort: port, VXLANPort: freePort(t), Join: join, GossipKeyFile: file,
+			DataDir: dir, APISocket: filepath.Join(dir, "api.sock"), Profile: "fast",
+			DNSUpstreams: []netip.AddrPort{}, HNS: &hnstest.Fake{}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		return a, func() { cancel(); <-done }
+	}
+	p1 := freePort(t)
+	a1, stop1 := start("k1", "127.0.0.1", p1, []string{cur}, nil)
+	defer stop1()
+	a2, stop2 := start("k2", "127.0.0.2", freePort(t), []string{old, cur}, []string{fmt.Sprintf("127.0.0.1:%d", p1)})
+	defer stop2()
+	testutil.WaitFor(t, "k2, which encrypted with a key k1 dropped, to join", 20*time.Second, func() bool {
+		return len(a1.Members()) == 2 && len(a2.Members()) == 2
+	})
+	if k := a2.kv.Node().Keys(); keyFingerprint(k[0]) != keyFingerprint(mustKey(t, cur)) {
+		t.Errorf("k2 encrypts with %s, want the cluster's key %s", keyFingerprint(k[0]), keyFingerprint(mustKey(t, cur)))
+	}
+}
+
+func mustKey(t *testing.T, b64 string) []byte {
+	t.Helper()
+	k, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -838,8 +838,10 @@ Replaces the cluster's gossip key on every live member, in three steps
 (every host accepts the new key, then encrypts with it, then drops the old
 one), so no host is lost. It returns once all are done, or names the host
 that stopped it (each host still accepts every key it held). Each host
-keeps the keys in its --gossip-key-file. A host down all through a rotation
-joins again with a join token.
+keeps the keys in its --gossip-key-file. The hosts down at the end are
+named: one down all through the rotation needs the new key (a join token,
+or a copy of another host's key file); one that slept through the last
+steps holds it already and comes back by itself.
 `
 
 func cmdClusterStore(std stdio, args []string) int {
@@ -1024,7 +1026,7 @@ func cmdRotateGossipKey(std stdio, args []string) int {
 func printGossipRotation(w io.Writer, k api.GossipKeyRotation) {
 	fmt.Fprintf(w, "every member (%s) encrypts gossip with the new key %s and holds no other; took %s\n", strings.Join(k.Hosts, ", "), k.Fingerprint, k.Took)
 	if len(k.Down) > 0 {
-		fmt.Fprintf(w, "down, so without the new key: %s; each comes back by joining again with a join token (vxnet cluster token create, then vxnet cluster join on it)\n", strings.Join(k.Down, ", "))
+		fmt.Fprintf(w, "down at the end: %s; one that took the rotation's first step comes back by itself, else it needs the new key: copy another host's key file to it and restart its agent, or join it again with a join token (vxnet cluster join --help)\n", strings.Join(k.Down, ", "))
 	}
 }
 

@@ -295,7 +295,7 @@ func TestFail_namesTheFlag(t *testing.T) {
 func TestPrintGossipRotation(t *testing.T) {
 	var b strings.Builder
 	printGossipRotation(&b, api.GossipKeyRotation{Fingerprint: "ab12", Hosts: []string{"h1", "h2"}, Took: "1s", Down: []string{"h3"}})
-	if !strings.Contains(b.String(), "every member (h1, h2)") || !strings.Contains(b.String(), "down, so without the new key: h3; each comes back by joining again with a join token") {
+	if !strings.Contains(b.String(), "every member (h1, h2)") || !strings.Contains(b.String(), "down at the end: h3; one that took the rotation's first step comes back by itself, else it needs the new key") {
 		t.Errorf("with h3 down:\n%s", b.String())
 	}
 	b.Reset()
