@@ -65,6 +65,9 @@ type Agent struct {
 	// gossipEncrypted: the cluster's gossip is encrypted and authenticated
 	// (a gossip key), which encrypted networks' keys rely on.
 	gossipEncrypted bool
+	// rotationAwaits: a gossip key rotation row waits for its initiator to
+	// be in sight (routineGossipKeys tries it again).
+	rotationAwaits atomic.Bool
 	host            *hostnet.Host // gateways and netfilter rules of this host's nat networks
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer

@@ -127,6 +127,13 @@ func (a *Agent) routineGossipKeys(ctx context.Context) {
 			}
 		case <-hunt.C:
 			alone = a.huntKey(alone)
+			// A row read before its initiator was in sight (at a
+			// restart, before the join) is tried again.
+			if a.rotationAwaits.Load() {
+				for _, e := range a.kv.List(tables.GossipKeys) {
+					a.followRotation(e)
+				}
+			}
 		}
 	}
 }
@@ -202,9 +209,12 @@ func (a *Agent) followRotation(e kvs.Entry) {
 		}
 	}
 	if !found {
-		a.log.Warn("gossip key rotation: its initiator is not a live member with a host key; not followed", "count", r.Generation, "node", r.Initiator)
+		if !a.rotationAwaits.Swap(true) { // said once, tried again
+			a.log.Warn("gossip key rotation: its initiator is not a live member with a host key (yet); not followed until it is", "count", r.Generation, "node", r.Initiator)
+		}
 		return
 	}
+	a.rotationAwaits.Store(false)
 	sealed, ok := r.Sealed[a.cfg.Name]
 	if !ok {
 		a.log.Warn("gossip key rotation: the new key was not sealed to this host (it was not a member when the rotation began); it gets the key by joining again with a join token",
