@@ -68,7 +68,7 @@ type Agent struct {
 	// rotationAwaits: a gossip key rotation row waits for its initiator to
 	// be in sight (routineGossipKeys tries it again).
 	rotationAwaits atomic.Bool
-	host            *hostnet.Host // gateways and netfilter rules of this host's nat networks
+	host           *hostnet.Host // gateways and netfilter rules of this host's nat networks
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
 

@@ -425,10 +425,10 @@ func TestUnderlayApart(t *testing.T) {
 			tables.Network{Name: "n", Subnet: netip.MustParsePrefix("10.0.9.0/24"), Subnet6: netip.MustParsePrefix("fd18:70::/64")}, "subnet6", "member h2's"},
 		{overlay, api.NetworkCreate{Subnet: "10.0.9.0/24"}, tables.Network{Name: "n", Subnet: netip.MustParsePrefix("10.0.9.0/24")}, "", ""},
 		{transparent, api.NetworkCreate{Subnet: "198.18.70.0/24"}, net4, "", ""},
-		{l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24", Options: map[string]string{"uplink": "eth0"}}, net4, "", ""},
+		{l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24", Options: map[string]string{"uplink": "eth0"}}, net4, "subnet", "member h1's"}, // Linux takes no uplink for l2tunnel
 		{l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24"}, net4, "subnet", "member h1's"},
 	} {
-		err := underlayApart(c.d, c.req, c.n, members)
+		err := underlayApart(c.d, c.req, c.n, members, false)
 		if c.field == "" {
 			if err != nil {
 				t.Errorf("%s %+v: %v", c.d.Name(), c.req, err)
@@ -439,5 +439,9 @@ func TestUnderlayApart(t *testing.T) {
 		if !errors.As(err, &ae) || ae.Field != c.field || !strings.Contains(ae.Message, c.says) {
 			t.Errorf("%s %+v: %v, want field %s saying %q", c.d.Name(), c.req, err, c.field, c.says)
 		}
+	}
+	// With HNS, an l2tunnel network with an uplink is on the host's segment.
+	if err := underlayApart(l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24", Options: map[string]string{"uplink": "eth0"}}, net4, members, true); err != nil {
+		t.Errorf("HNS l2tunnel with an uplink: %v", err)
 	}
 }

@@ -90,7 +90,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		n.Gateway6, _ = a.ipam.Gateway(req.Name + ipam.V6Suffix)
 		n.IPRange6 = req.IPRange6
 	}
-	if err := underlayApart(d, req, n, a.Members()); err != nil {
+	if err := underlayApart(d, req, n, a.Members(), a.hnsProg != nil); err != nil {
 		withdraw()
 		return api.Network{}, err
 	}
@@ -496,10 +496,10 @@ func (a *Agent) checkPolicyHost(d driver.Driver, own map[string]string) error {
 // underlay address: each host with endpoints on it would hold the
 // network's gateway, or route the subnet to its containers, and lose its
 // way to that member. Networks on a host's own segment (transparent,
-// l2bridge, any with an uplink) share its subnet by design.
-func underlayApart(d driver.Driver, req api.NetworkCreate, n tables.Network, members []api.Member) error {
-	if d.Name() == "transparent" || d.Name() == "l2bridge" || req.Options["uplink"] != "" {
-		return nil // on a host's segment (an l2tunnel with an uplink too, as HNS makes it)
+// l2bridge; with HNS, any with an uplink) share its subnet by design.
+func underlayApart(d driver.Driver, req api.NetworkCreate, n tables.Network, members []api.Member, hns bool) error {
+	if d.Name() == "transparent" || d.Name() == "l2bridge" || hns && req.Options["uplink"] != "" {
+		return nil // on a host's segment (with HNS, an l2tunnel with an uplink too)
 	}
 	for _, m := range members {
 		vtep, err := netip.ParseAddr(m.VTEP)
