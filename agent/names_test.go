@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -443,5 +444,40 @@ func TestUnderlayApart(t *testing.T) {
 	// With HNS, an l2tunnel network with an uplink is on the host's segment.
 	if err := underlayApart(l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24", Options: map[string]string{"uplink": "eth0"}}, net4, members, true); err != nil {
 		t.Errorf("HNS l2tunnel with an uplink: %v", err)
+	}
+}
+
+// TestKeepMembersOut: on a network on the hosts' own segment, members'
+// underlay addresses in its subnet are kept out of use (aux addresses),
+// and a default gateway that is one is refused; the user's own gateway or
+// aux address, DHCP networks and other drivers are left as they are.
+func TestKeepMembersOut(t *testing.T) {
+	members := []api.Member{{Name: "h1", VTEP: "198.18.70.1"}, {Name: "h2", VTEP: "198.18.70.2"}, {Name: "far", VTEP: "198.18.9.9"}}
+	transparent, _ := driver.Get("transparent")
+	overlay, _ := driver.Get("overlay")
+	req := api.NetworkCreate{Subnet: "198.18.70.0/24", Gateway: "198.18.70.254", AuxAddresses: map[string]string{"mine": "198.18.70.2"}}
+	if err := keepMembersOut(transparent, &req, members); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"mine": "198.18.70.2", "host-h1": "198.18.70.1"}; !maps.Equal(req.AuxAddresses, want) {
+		t.Errorf("aux addresses %v, want %v", req.AuxAddresses, want)
+	}
+	req = api.NetworkCreate{Subnet: "198.18.70.0/24"}
+	err := keepMembersOut(transparent, &req, members)
+	wantAPIError(t, "default gateway", err, api.CodeBadRequest, "gateway", "member h1's underlay address: give the segment's router with --gateway")
+	req = api.NetworkCreate{Subnet: "198.18.70.0/24", Gateway: "198.18.70.1"}
+	if err := keepMembersOut(transparent, &req, members); err != nil || req.AuxAddresses["host-h2"] != "198.18.70.2" || req.AuxAddresses["host-h1"] != "" {
+		t.Errorf("a gateway the user gave that is h1's: %v %v", req.AuxAddresses, err)
+	}
+	for _, c := range []struct {
+		d   driver.Driver
+		req api.NetworkCreate
+	}{
+		{transparent, api.NetworkCreate{Subnet: "198.18.70.0/24", Options: map[string]string{"dhcp": "true"}}},
+		{overlay, api.NetworkCreate{Subnet: "198.18.70.0/24"}},
+	} {
+		if err := keepMembersOut(c.d, &c.req, members); err != nil || c.req.AuxAddresses != nil {
+			t.Errorf("%s %v: %v %v, want it left as it is", c.d.Name(), c.req.Options, c.req.AuxAddresses, err)
+		}
 	}
 }

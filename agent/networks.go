@@ -54,6 +54,9 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		// cluster's gossip key anyone on the underlay could announce some.
 		return api.Network{}, apiError(api.CodeBadRequest, "options", "option encrypted: needs an encrypted cluster: start every agent with --gossip-key-file FILE (the same key on each; docs/ENCRYPTION.md)")
 	}
+	if err := keepMembersOut(d, &req, a.Members()); err != nil {
+		return api.Network{}, err
+	}
 	unclaim, err := a.claimNetworkName(req.Name) // names.go: unique in any case
 	if err != nil {
 		return api.Network{}, err
@@ -517,6 +520,45 @@ func underlayApart(d driver.Driver, req api.NetworkCreate, n tables.Network, mem
 				return apiError(api.CodeConflict, side.field, "the default address pools gave network %q subnet %v, which holds member %s's underlay address %s: give it a subnet apart from the hosts' network (--subnet)", n.Name, side.subnet, m.Name, vtep)
 			}
 			return apiError(api.CodeBadRequest, side.field, "%s %q holds member %s's underlay address %s: the hosts would lose their way to each other; give a subnet apart from the hosts' network", side.field, side.asked, m.Name, vtep)
+		}
+	}
+	return nil
+}
+
+// keepMembersOut keeps the hosts' own addresses out of a network on their
+// segment (transparent, l2bridge): a member's underlay address in its
+// subnet becomes an aux address, host-NAME, never handed out, and a
+// default gateway (the subnet's first address) that is one is refused.
+// Hosts that join later are not known here: give such a network an
+// --ip-range apart from the hosts.
+func keepMembersOut(d driver.Driver, req *api.NetworkCreate, members []api.Member) error {
+	if d.Name() != "transparent" && d.Name() != "l2bridge" {
+		return nil
+	}
+	if v, ok := req.Options["dhcp"]; ok && api.OptionValue(v) == "true" {
+		return nil // the segment's DHCP server hands out its addresses
+	}
+	for _, side := range []struct{ subnet, gateway, field string }{{req.Subnet, req.Gateway, "gateway"}, {req.Subnet6, req.Gateway6, "gateway6"}} {
+		p, err := netip.ParsePrefix(side.subnet)
+		if err != nil {
+			continue // checked by IPAM, naming the field
+		}
+		p = p.Masked()
+		for _, m := range members {
+			vtep, err := netip.ParseAddr(m.VTEP)
+			if vtep = vtep.Unmap(); err != nil || !p.Contains(vtep) {
+				continue
+			}
+			if side.gateway == "" && vtep == p.Addr().Next() {
+				return apiError(api.CodeBadRequest, side.field, "the default gateway %v (the subnet's first address) is member %s's underlay address: give the segment's router with --gateway", vtep, m.Name)
+			}
+			if gw, err := netip.ParseAddr(side.gateway); err == nil && gw.Unmap() == vtep || slices.Contains(slices.Collect(maps.Values(req.AuxAddresses)), vtep.String()) {
+				continue // the user's own choice
+			}
+			if req.AuxAddresses == nil {
+				req.AuxAddresses = map[string]string{}
+			}
+			req.AuxAddresses["host-"+m.Name] = vtep.String()
 		}
 	}
 	return nil
