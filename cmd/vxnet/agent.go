@@ -67,7 +67,7 @@ Flags:
 
 func cmdAgent(std stdio, args []string) int {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(std.stderr)
+	fs.SetOutput(usageOut(std))
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), agentUsage)
 		fs.PrintDefaults()

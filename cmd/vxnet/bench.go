@@ -181,7 +181,7 @@ func (f secondsFlag) Set(s string) error {
 
 func newBenchFlags(std stdio, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet("bench "+name, flag.ContinueOnError)
-	fs.SetOutput(std.stderr)
+	fs.SetOutput(usageOut(std))
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()

@@ -111,14 +111,30 @@ func talksToAgent(cmd string) bool {
 // error.
 var helpAsked bool
 
-func parse(fs *flag.FlagSet, args []string) ([]string, int, bool) {
-	helpAsked = false
+// asksHelp: args, up to a "--", hold -h, -help or --help.
+func asksHelp(args []string) bool {
 	for _, a := range args {
 		if a == "--" {
-			break
+			return false
 		}
-		helpAsked = helpAsked || a == "-h" || a == "--help" || a == "-help"
+		if a == "-h" || a == "--help" || a == "-help" {
+			return true
+		}
 	}
+	return false
+}
+
+// usageOut is where a usage text goes: standard output when asked for,
+// standard error after a mistake.
+func usageOut(std stdio) io.Writer {
+	if helpAsked {
+		return std.stdout
+	}
+	return std.stderr
+}
+
+func parse(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	helpAsked = asksHelp(args)
 	if talksToAgent(fs.Name()) && fs.Lookup("socket") == nil {
 		// As before the command: `vxnet network ls --socket PATH` too.
 		fs.Func("socket", "the agent's API socket `PATH` (same as before the command)", func(v string) error { socketPath = v; return nil })
@@ -706,7 +722,7 @@ func cmdCluster(std stdio, args []string) int {
 		return cmdClusterStore(std, args[1:])
 	}
 	if len(args) == 0 || args[0] != "members" {
-		fmt.Fprint(std.stderr, clusterUsage)
+		fmt.Fprint(usageOut(std), clusterUsage)
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
 			return 0
 		}

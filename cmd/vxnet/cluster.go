@@ -516,7 +516,7 @@ func newGossipKey() (string, error) {
 // cmdClusterToken is vxnet cluster token.
 func cmdClusterToken(std stdio, args []string) int {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
-		fmt.Fprint(std.stderr, clusterTokenUsage)
+		fmt.Fprint(usageOut(std), clusterTokenUsage)
 		if len(args) == 0 {
 			return 2
 		}

@@ -96,7 +96,7 @@ func cmdDataplane(std stdio, args []string) int {
 		}
 	}
 	fs := flag.NewFlagSet("dataplane", flag.ContinueOnError)
-	fs.SetOutput(std.stderr)
+	fs.SetOutput(usageOut(std))
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), dataplaneUsage)
 		fs.PrintDefaults()

@@ -64,7 +64,7 @@ type labFlags struct {
 
 func newLabFlags(std stdio, name, usage string, build bool) *labFlags {
 	f := &labFlags{fs: flag.NewFlagSet("lab "+name, flag.ContinueOnError), cfg: lab.Config{Out: std.stdout}}
-	f.fs.SetOutput(std.stderr)
+	f.fs.SetOutput(usageOut(std))
 	f.fs.Usage = func() {
 		fmt.Fprint(f.fs.Output(), usage)
 		f.fs.PrintDefaults()
@@ -284,7 +284,7 @@ Flags:
 // runs in each container, and the client it runs for each check.
 func cmdLabTCPEcho(ctx context.Context, std stdio, args []string) int {
 	fs := flag.NewFlagSet("lab tcp-echo", flag.ContinueOnError)
-	fs.SetOutput(std.stderr)
+	fs.SetOutput(usageOut(std))
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: vxnet lab tcp-echo (--listen ADDR | --connect HOST:PORT [--timeout D])\n\n"+
 			"The lab demo's TCP probe: a server that echoes each connection, or a client\n"+

@@ -60,6 +60,7 @@ func main() {
 type stdio struct{ stdout, stderr io.Writer }
 
 func run(std stdio, args []string) int {
+	helpAsked = asksHelp(args)
 	if s := os.Getenv("VXNET_SOCKET"); s != "" {
 		socketPath = s
 	}
@@ -111,8 +112,8 @@ func run(std stdio, args []string) int {
 		if len(args) > 1 && args[1] == "--man" {
 			return cmdMan(std, args[2:])
 		}
-		if len(args) > 1 {
-			return run(std, []string{args[1], "--help"})
+		if len(args) > 1 && args[1] != "help" && args[1] != "-h" && args[1] != "--help" {
+			return run(std, []string{args[1], "--help"}) // help COMMAND: its own
 		}
 		fmt.Fprint(std.stdout, usage)
 		return 0

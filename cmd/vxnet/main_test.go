@@ -31,10 +31,12 @@ func TestRun_usageAndErrors(t *testing.T) {
 	}{
 		"no args":           {nil, 2, "", "Commands:"},
 		"help":              {[]string{"help"}, 0, "dataplane", ""},
+		"help help":         {[]string{"help", "--help"}, 0, "dataplane", ""},
+		"help twice":        {[]string{"--help", "--help"}, 0, "dataplane", ""},
 		"unknown":           {[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		"version":           {[]string{"version"}, 0, "vxnet dev", ""},
-		"dataplane help":    {[]string{"dataplane", "--help"}, 0, "", `"vtep": "198.18.0.1"`},
-		"help dataplane":    {[]string{"help", "dataplane"}, 0, "", "--config FILE"},
+		"dataplane help":    {[]string{"dataplane", "--help"}, 0, `"vtep": "198.18.0.1"`, ""},
+		"help dataplane":    {[]string{"help", "dataplane"}, 0, "--config FILE", ""},
 		"no config":         {[]string{"dataplane"}, 2, "", "--config FILE is required"},
 		"missing file":      {[]string{"dataplane", "--config", filepath.Join(dir, "none.json")}, 1, "", "none.json"},
 		"bad config":        {[]string{"dataplane", "--config", bad}, 1, "", `networks[0].vni: "0"`},
@@ -76,12 +78,12 @@ func TestRun_agentAndClientErrors(t *testing.T) {
 		code     int
 		out, err string
 	}{
-		"agent help":          {[]string{"agent", "--help"}, 0, "", "--advertise-addr"},
+		"agent help":          {[]string{"agent", "--help"}, 0, "--advertise-addr", ""},
 		"agent no addr":       {[]string{"agent"}, 2, "", "--advertise-addr IP is required"},
 		"agent bad addr":      {[]string{"agent", "--advertise-addr", "x", "--data-dir", dir}, 2, "", `advertise-addr "x"`},
 		"agent bad profile":   {[]string{"agent", "--advertise-addr", "127.0.0.1", "--profile", "slow", "--data-dir", dir}, 2, "", `profile "slow"`},
 		"agent bad key":       {[]string{"agent", "--advertise-addr", "127.0.0.1", "--gossip-key", "abc", "--data-dir", dir}, 2, "", "gossip-key"},
-		"agent key file help": {[]string{"agent", "--help"}, 0, "", "prefer --gossip-key-file"},
+		"agent key file help": {[]string{"agent", "--help"}, 0, "prefer --gossip-key-file", ""},
 		"cni unknown":         {[]string{"cni", "foo"}, 2, "", `vxnet cni: unknown command "foo"`},
 		"rotate-keys stray":   {[]string{"cluster", "rotate-keys", "extra"}, 2, "", `cluster rotate-keys: unexpected argument "extra"`},
 		"rotate-keys help":    {[]string{"cluster", "rotate-keys", "--help"}, 0, "One rotation at a time", ""},

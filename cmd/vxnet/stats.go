@@ -30,7 +30,7 @@ Flags:
 
 func cmdDataplaneStats(std stdio, args []string) int {
 	fs := flag.NewFlagSet("dataplane stats", flag.ContinueOnError)
-	fs.SetOutput(std.stderr)
+	fs.SetOutput(usageOut(std))
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), statsUsage)
 		fs.PrintDefaults()

@@ -44,7 +44,7 @@ Flags:
 
 func cmdStore(std stdio, args []string) int {
 	if len(args) == 0 || (args[0] != "export" && args[0] != "import") {
-		fmt.Fprint(std.stderr, storeUsage)
+		fmt.Fprint(usageOut(std), storeUsage)
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
 			return 0
 		}
