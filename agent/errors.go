@@ -43,6 +43,8 @@ func fromIPAM(err error) error {
 	// which are the CLI's flags).
 	field := ie.Field
 	switch {
+	case field == "address" && ie.Value == "(next free)":
+		field = "network" // no address was asked for: the network has none to give here
 	case field == "address":
 		field = "ip"
 	case field == "ip-range":

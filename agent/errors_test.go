@@ -32,4 +32,10 @@ func TestFromIPAM_codes(t *testing.T) {
 			t.Errorf("%v on %s: %v, want %s on %s", tt.err, tt.network, fmt.Sprintf("%#v", err), tt.code, tt.field)
 		}
 	}
+	// No address was asked for: the network has none to give, not the ip.
+	var e *api.Error
+	in := &ipam.Error{Network: "web", Field: "address", Value: "(next free)", Err: ipam.ErrExhausted}
+	if err := fromIPAM(in); !errors.As(err, &e) || e.Field != "network" {
+		t.Errorf("next free address exhausted: %#v, want it on network", err)
+	}
 }
