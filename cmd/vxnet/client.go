@@ -1111,6 +1111,20 @@ func splitFamilies(req *api.NetworkCreate, subnets, gateways, ranges []string) e
 			*f.get(side) = v
 		}
 	}
+	// A gateway or range of a family the network has no subnet of (while it
+	// has one of the other): said in the flags' words.
+	for _, c := range []struct {
+		f, other fam
+		name     string
+	}{{v4, v6, "IPv4"}, {v6, v4, "IPv6"}} {
+		if c.f.subnet == "" && c.other.subnet != "" {
+			for _, x := range []struct{ flag, v string }{{"gateway", c.f.gateway}, {"ip-range", c.f.rng}} {
+				if x.v != "" {
+					return fmt.Errorf("--%s %s is %s, and the network's subnet %s is not: give an %s --subnet too (a dual-stack network), or a --%s of the subnet's family", x.flag, x.v, c.name, c.other.subnet, c.name, x.flag)
+				}
+			}
+		}
+	}
 	if v4 == (fam{}) { // IPv6 alone, or nothing given
 		req.Subnet, req.Gateway, req.IPRange = v6.subnet, v6.gateway, v6.rng
 		return nil
