@@ -485,6 +485,10 @@ starting with a letter or digit. DNS ignores case, so on one network an
 endpoint named like another but for case (Web, web) is refused; names are
 kept as given.
 
+An endpoint whose namespace is an ip netns name is removed by the agent
+when that namespace is deleted; one given as a path (/proc/PID/ns/net, a
+runtime's) stays until endpoint rm, which its runtime runs.
+
 Example:
   ip netns add c1
   vxnet endpoint create --network web --name api --netns c1
