@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,7 +36,7 @@ func agentArgv(s *State, h *HostState, join []string) []string {
 		argv = append(argv, "--gossip-port", strconv.Itoa(s.GossipPort))
 	}
 	if s.GossipKeyFile != "" {
-		argv = append(argv, "--gossip-key-file", s.GossipKeyFile)
+		argv = append(argv, "--gossip-key-file", hostKeyFile(h))
 	}
 	if len(join) > 0 {
 		argv = append(argv, "--join", strings.Join(join, ","))
@@ -65,6 +66,9 @@ func (l *Lab) StartAgent(ctx context.Context, host string) error {
 		}
 	}
 	if err := os.MkdirAll(h.DataDir, 0o700); err != nil {
+		return err
+	}
+	if err := seedHostKey(&s, h); err != nil {
 		return err
 	}
 	logf, err := os.OpenFile(h.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -192,4 +196,27 @@ func (l *Lab) WaitMembers(ctx context.Context) error {
 		}
 		pause(ctx, pollInterval)
 	}
+}
+
+// hostKeyFile is a host's own gossip key file, beside its data directory,
+// as each real host has its own: a key rotation rewrites each host's file
+// on its own (and a host's lost state keeps its key, as on a real host).
+func hostKeyFile(h *HostState) string {
+	return filepath.Join(filepath.Dir(h.DataDir), "gossip.key")
+}
+
+// seedHostKey gives a host the lab's gossip key at its first start; later
+// starts keep what its agent wrote there.
+func seedHostKey(s *State, h *HostState) error {
+	if s.GossipKeyFile == "" {
+		return nil
+	}
+	if _, err := os.Stat(hostKeyFile(h)); err == nil {
+		return nil
+	}
+	b, err := os.ReadFile(s.GossipKeyFile)
+	if err != nil {
+		return fmt.Errorf("lab gossip key: %w", err)
+	}
+	return os.WriteFile(hostKeyFile(h), b, 0o600)
 }

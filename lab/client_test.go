@@ -60,8 +60,32 @@ func TestAgentArgv(t *testing.T) {
 		t.Errorf("no join, other port: %s", got)
 	}
 	s = newState(Config{ID: "a", Hosts: 1, Dir: "/run/vxnet-lab/a", Binary: "/bin/vxnet", GossipKey: true}.withDefaults())
-	if got := strings.Join(agentArgv(s, &s.Hosts[0], nil), " "); !strings.HasSuffix(got, " --gossip-key-file /run/vxnet-lab/a/gossip.key") {
-		t.Errorf("with a gossip key: %s", got)
+	if got := strings.Join(agentArgv(s, &s.Hosts[0], nil), " "); !strings.HasSuffix(got, " --gossip-key-file /run/vxnet-lab/a/h1/gossip.key") {
+		t.Errorf("with a gossip key: %s (want the host's own file)", got)
+	}
+	// The host's file starts as the lab's key, and is then the agent's.
+	dir := t.TempDir()
+	s = newState(Config{ID: "a", Hosts: 1, Dir: dir, Binary: "/bin/vxnet", GossipKey: true}.withDefaults())
+	if err := writeGossipKey(s.GossipKeyFile); err != nil {
+		t.Fatal(err)
+	}
+	h = &s.Hosts[0]
+	if err := os.MkdirAll(filepath.Dir(h.DataDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := seedHostKey(s, h); err != nil {
+		t.Fatal(err)
+	}
+	lab, _ := os.ReadFile(s.GossipKeyFile)
+	if mine, err := os.ReadFile(hostKeyFile(h)); err != nil || string(mine) != string(lab) {
+		t.Errorf("the host's key file %q %v, want the lab's %q", mine, err, lab)
+	}
+	os.WriteFile(hostKeyFile(h), []byte("rotated\n"), 0o600)
+	if err := seedHostKey(s, h); err != nil {
+		t.Fatal(err)
+	}
+	if mine, _ := os.ReadFile(hostKeyFile(h)); string(mine) != "rotated\n" {
+		t.Errorf("a later start overwrote the host's key file: %q", mine)
 	}
 }
 
