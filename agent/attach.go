@@ -290,39 +290,34 @@ func fmtPrefixes(ps []netip.Prefix) string {
 // `endpoint rm`. A runtime's namespaces (paths) and handover devices are
 // the runtime's to remove: it detaches them itself.
 func (a *Agent) routineGoneNamespaces(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	every(ctx, 5*time.Second, a.removeGoneNamespaces)
+}
+
+func (a *Agent) removeGoneNamespaces() {
+	a.mu.Lock()
+	var named []tables.Endpoint
+	for _, le := range a.local {
+		if ep := le.rec; namedNetns(ep.Netns) && !ep.Handover && !le.removing {
+			named = append(named, ep)
 		}
+	}
+	a.mu.Unlock()
+	for _, ep := range named {
+		if _, err := os.Stat(netnsPath(ep.Netns)); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		// Still the endpoint found in that namespace: not one made since
+		// under the same name, in another.
 		a.mu.Lock()
-		var named []tables.Endpoint
-		for _, le := range a.local {
-			if ep := le.rec; namedNetns(ep.Netns) && !ep.Handover && !le.removing {
-				named = append(named, ep)
-			}
-		}
+		le, ok := a.local[ep.Key()]
+		same := ok && le.rec.Netns == ep.Netns && !le.removing && !le.busy
 		a.mu.Unlock()
-		for _, ep := range named {
-			if _, err := os.Stat(netnsPath(ep.Netns)); !errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			// Still the endpoint found in that namespace: not one made
-			// since under the same name, in another.
-			a.mu.Lock()
-			le, ok := a.local[ep.Key()]
-			same := ok && le.rec.Netns == ep.Netns && !le.removing && !le.busy
-			a.mu.Unlock()
-			if !same {
-				continue
-			}
-			a.log.Warn("endpoint's namespace is gone; removing it", "endpoint", ep.Key(), "netns", ep.Netns)
-			if err := a.RemoveEndpoint(ep.Network, ep.Name); err != nil {
-				a.log.Warn("removing an endpoint whose namespace is gone", "endpoint", ep.Key(), "error", err)
-			}
+		if !same {
+			continue
+		}
+		a.log.Warn("endpoint's namespace is gone; removing it", "endpoint", ep.Key(), "netns", ep.Netns)
+		if err := a.RemoveEndpoint(ep.Network, ep.Name); err != nil {
+			a.log.Warn("removing an endpoint whose namespace is gone", "endpoint", ep.Key(), "error", err)
 		}
 	}
 }

@@ -87,14 +87,7 @@ func (a *Agent) releaseDHCP(ep tables.Endpoint) {
 // routineDHCPRenew renews the leases of this host's DHCP endpoints once
 // half their time has passed, and saves the new grant.
 func (a *Agent) routineDHCPRenew(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, 5*time.Second, func() {
 		a.mu.Lock()
 		var due []tables.Endpoint
 		for _, le := range a.local {
@@ -105,6 +98,20 @@ func (a *Agent) routineDHCPRenew(ctx context.Context) {
 		a.mu.Unlock()
 		for _, ep := range due {
 			a.renewDHCP(ctx, ep)
+		}
+	})
+}
+
+// every runs f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			f()
 		}
 	}
 }

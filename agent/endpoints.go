@@ -121,19 +121,20 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 		return newEndpoint{}, apiError(api.CodeBadRequest, "handover", "handover: on Windows the runtime attaches containers to HNS endpoints; leave netns empty")
 	case req.Netns == "" && !hnsOnly:
 		return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns is required: the container's network namespace (a name from `ip netns`, or a path such as /proc/PID/ns/net)")
-	case req.Netns != "" && !strings.ContainsRune(req.Netns, '/') && !namedNetns(req.Netns):
+	case req.Netns == "." || req.Netns == "..":
 		return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q: want a name from `ip netns` or a path such as /proc/PID/ns/net", req.Netns)
 	}
 	least := 576
 	if (n.Subnet6.IsValid() && !ne.v4Only) || n.Subnet.Addr().Is6() {
 		least = 1280 // IPv6's minimum link MTU
 	}
-	if most := plan.NetworkMTU(a.cfg.MTU, n.Options); req.MTU == 0 && least == 1280 && most < least {
+	most := plan.NetworkMTU(a.cfg.MTU, n.Options)
+	if req.MTU == 0 && least == 1280 && most < least {
 		// The endpoint would take this host's MTU for the network, which
 		// IPv6 cannot run on: the kernel refuses the device's address.
 		return newEndpoint{}, apiError(api.CodeBadRequest, "mtu", "network %q has IPv6, whose links need an MTU of at least 1280, and this host's MTU for it is %d (its --mtu %d%s): start the agent with a larger --mtu", n.Name, most, a.cfg.MTU, map[bool]string{true: ", less what sealing takes on an encrypted network"}[most < a.cfg.MTU])
 	}
-	if most := plan.NetworkMTU(a.cfg.MTU, n.Options); req.MTU != 0 && (req.MTU < least || req.MTU > most) {
+	if req.MTU != 0 && (req.MTU < least || req.MTU > most) {
 		why := "this host's MTU: its --mtu, or by default its underlay interface's less VXLAN's 50 bytes"
 		if most < a.cfg.MTU {
 			why = fmt.Sprintf("this host's MTU %d, less what sealing takes on the encrypted network %s", a.cfg.MTU, n.Name)
@@ -173,7 +174,7 @@ func (a *Agent) checkEndpoint(req api.EndpointCreate) (newEndpoint, error) {
 	}
 	if !hnsOnly && !req.Handover {
 		fi, err := os.Stat(netnsPath(req.Netns))
-		if err != nil && errors.Is(err, fs.ErrNotExist) && namedNetns(req.Netns) {
+		if errors.Is(err, fs.ErrNotExist) && namedNetns(req.Netns) {
 			return newEndpoint{}, apiError(api.CodeBadRequest, "netns", "netns %q: no such namespace (ip netns add %s makes one; a runtime's is a path such as /proc/PID/ns/net)", req.Netns, req.Netns)
 		}
 		if err != nil {

@@ -2,20 +2,17 @@ package agent
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
-	"github.com/vxnet/vxnet/agent/config"
-	"github.com/vxnet/vxnet/hns/hnstest"
-	"github.com/vxnet/vxnet/internal/testutil"
-	"log/slog"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/dataplane/seal"
+	"github.com/vxnet/vxnet/hns/hnstest"
+	"github.com/vxnet/vxnet/internal/testutil"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -93,27 +90,17 @@ func TestJoinHint(t *testing.T) {
 // TestHuntKey_joinsWithTheNextKey: a host that holds the cluster's key
 // only as its second one (it slept through a rotation's last steps), and
 // so is refused by every member, encrypts with its next key once alone,
-// and joins; the key file keeps its order for the rotation to settle.
+// and joins.
 func TestHuntKey_joinsWithTheNextKey(t *testing.T) {
 	old, cur := "AQEBAQEBAQEBAQEBAQEBAQ==", "AgICAgICAgICAgICAgICAg=="
 	keyHuntEvery = 100 * time.Millisecond
 	defer func() { keyHuntEvery = 5 * time.Second }()
 	start := func(name, addr string, port int, keys []string, join []string) (*Agent, func()) {
-		dir := t.TempDir()
-		file := filepath.Join(dir, "gossip.key")
+		file := filepath.Join(t.TempDir(), "gossip.key")
 		if err := config.WriteGossipKeys(file, keys); err != nil {
 			t.Fatal(err)
 		}
-		a, err := New(config.Config{Name: name, AdvertiseAddr: addr, GossipPort: port, VXLANPort: freePort(t), Join: join, GossipKeyFile: file,
-			DataDir: dir, APISocket: filepath.Join(dir, "api.sock"), Profile: "fast",
-			DNSUpstreams: []netip.AddrPort{}, HNS: &hnstest.Fake{}, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		return a, func() { cancel(); <-done }
+		return runTestAgent(t, config.Config{Name: name, AdvertiseAddr: addr, GossipPort: port, Join: join, GossipKeyFile: file, HNS: &hnstest.Fake{}})
 	}
 	p1 := freePort(t)
 	a1, stop1 := start("k1", "127.0.0.1", p1, []string{cur}, nil)

@@ -51,22 +51,37 @@ func startHNSAgent(t *testing.T, fake *hnstest.Fake, dir string) (*Agent, func()
 // startHNSAgentAt runs agent name on addr:gossipPort, joining join.
 func startHNSAgentAt(t *testing.T, fake *hnstest.Fake, dir, name, addr string, gossipPort int, join []string) (*Agent, func()) {
 	t.Helper()
-	a, err := New(config.Config{Name: name, AdvertiseAddr: addr, GossipPort: gossipPort, VXLANPort: freePort(t), Join: join,
-		DataDir: dir, APISocket: filepath.Join(t.TempDir(), "api.sock"), Profile: "fast",
-		DNSUpstreams: []netip.AddrPort{}, HNS: fake, Logger: slog.New(slog.DiscardHandler)})
+	return runTestAgent(t, config.Config{Name: name, AdvertiseAddr: addr, GossipPort: gossipPort, Join: join, DataDir: dir, HNS: fake})
+}
+
+// runTestAgent runs an agent of cfg, with what it leaves out filled in
+// for a test (a free VXLAN port, a temporary data directory and API
+// socket, the fast profile, no DNS upstream, no log), until stop.
+func runTestAgent(t *testing.T, cfg config.Config) (a *Agent, stop func()) {
+	t.Helper()
+	if cfg.VXLANPort == 0 {
+		cfg.VXLANPort = freePort(t)
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	cfg.APISocket, cfg.Profile, cfg.DNSUpstreams = filepath.Join(t.TempDir(), "api.sock"), "fast", []netip.AddrPort{}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	stop := func() {
+	return a, func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	}
-	return a, stop
 }
 
 // TestHNS_endpointsWithoutNamespace: with HNS, an endpoint needs no
@@ -157,29 +172,20 @@ func TestCreateEndpoint_IPv6NeedsItsMTU(t *testing.T) {
 		if c.opts != nil {
 			key = "AAAAAAAAAAAAAAAAAAAAAA==" // an encrypted cluster, for encrypted networks
 		}
-		a, err := New(config.Config{Name: "m1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), VXLANPort: freePort(t), MTU: c.mtu, GossipKey: key,
-			DataDir: t.TempDir(), APISocket: filepath.Join(t.TempDir(), "api.sock"), Profile: "fast",
-			DNSUpstreams: []netip.AddrPort{}, HNS: &hnstest.Fake{}, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
+		a, stop := runTestAgent(t, config.Config{Name: "m1", AdvertiseAddr: "127.0.0.1", GossipPort: freePort(t), MTU: c.mtu, GossipKey: key, HNS: &hnstest.Fake{}})
+		ctx := context.Background()
 		if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "six", Subnet: "fd00:15::/64", Options: c.opts}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "four", Subnet: "10.0.15.0/24", Options: c.opts}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "six", Name: "e"})
+		_, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "six", Name: "e"})
 		wantAPIError(t, fmt.Sprintf("--mtu %d", c.mtu), err, api.CodeBadRequest, "mtu", "larger --mtu")
 		if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "four", Name: "e"}); err != nil {
 			t.Errorf("--mtu %d, IPv4 network: %v", c.mtu, err)
 		}
-
-		cancel()
-		<-done
+		stop()
 	}
 }
 

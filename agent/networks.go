@@ -46,7 +46,8 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if err := rowRoom("a network's", field{"options", req.Options}, field{"auxAddresses", req.AuxAddresses}); err != nil {
 		return api.Network{}, err
 	}
-	if err := a.checkPolicyHost(d, own); err != nil {
+	members := a.Members()
+	if err := checkPolicyHost(d, own, members); err != nil {
 		return api.Network{}, err
 	}
 	if driver.Encrypted(own) && !a.gossipEncrypted {
@@ -54,7 +55,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		// cluster's gossip key anyone on the underlay could announce some.
 		return api.Network{}, apiError(api.CodeBadRequest, "options", "option encrypted: needs an encrypted cluster: start every agent with --gossip-key-file FILE (the same key on each; docs/ENCRYPTION.md)")
 	}
-	if err := keepMembersOut(d, &req, a.Members()); err != nil {
+	if err := keepMembersOut(d, &req, members); err != nil {
 		return api.Network{}, err
 	}
 	unclaim, err := a.claimNetworkName(req.Name) // names.go: unique in any case
@@ -93,7 +94,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		n.Gateway6, _ = a.ipam.Gateway(req.Name + ipam.V6Suffix)
 		n.IPRange6 = req.IPRange6
 	}
-	if err := underlayApart(d, req, n, a.Members(), a.hnsProg != nil); err != nil {
+	if err := underlayApart(d, req, n, members, a.hnsProg != nil); err != nil {
 		withdraw()
 		return api.Network{}, err
 	}
@@ -477,7 +478,7 @@ func (a *Agent) CheckNetwork(req api.NetworkCreate) error {
 // checkPolicyHost refuses an l2tunnel network whose policy host is no
 // live member's underlay address: every packet of the network goes there,
 // so none would arrive.
-func (a *Agent) checkPolicyHost(d driver.Driver, own map[string]string) error {
+func checkPolicyHost(d driver.Driver, own map[string]string, members []api.Member) error {
 	if d.Name() != "l2tunnel" {
 		return nil
 	}
@@ -486,7 +487,7 @@ func (a *Agent) checkPolicyHost(d driver.Driver, own map[string]string) error {
 		return nil
 	}
 	var vteps []string
-	for _, m := range a.Members() {
+	for _, m := range members {
 		if m.VTEP == host.String() {
 			return nil
 		}

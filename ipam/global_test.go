@@ -117,6 +117,25 @@ func (s *sim) alloc(host, network string) netip.Addr {
 	return a
 }
 
+// step moves the shared clock past a serve delay and waits until each of
+// hosts has looked at its table again since.
+func (s *sim) step(hosts ...string) {
+	s.t.Helper()
+	before := map[string]int{}
+	for _, h := range hosts {
+		before[h] = s.net.Lists(h)
+	}
+	s.clock.Add(20 * time.Millisecond)
+	testutil.WaitFor(s.t, "every host to refresh", 5*time.Second, func() bool {
+		for _, h := range hosts {
+			if s.net.Lists(h) < before[h]+6 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -253,8 +272,8 @@ func TestGlobal_lastEmptyBlockToAHostWithNone(t *testing.T) {
 		select {
 		case r = <-done:
 			waiting = false
-		case <-time.After(5 * time.Millisecond):
-			s.clock.Add(20 * time.Millisecond)
+		default:
+			s.step("h1", "h2")
 		}
 	}
 	if r.err != nil || !netip.MustParsePrefix("10.23.0.4/30").Contains(r.a) {
@@ -274,25 +293,8 @@ func TestGlobal_prefetchedBlocksStay(t *testing.T) {
 	s := newSim(t, "h1", "h2", "h3")
 	s.create("h1", "small", ipam.PoolConfig{Subnet: "10.25.0.0/26"}) // 16 blocks of 4
 	held := func(h string) int { return len(s.hosts[h].g.Blocks("small")) }
-	// step moves the shared clock past a serve delay and waits until
-	// every host has refreshed since.
-	step := func(hosts ...string) {
-		before := map[string]int{}
-		for _, h := range hosts {
-			before[h] = s.net.Lists(h)
-		}
-		s.clock.Add(20 * time.Millisecond)
-		testutil.WaitFor(t, "every host to refresh", 5*time.Second, func() bool {
-			for _, h := range hosts {
-				if s.net.Lists(h) < before[h]+6 {
-					return false
-				}
-			}
-			return true
-		})
-	}
 	for i := 0; i < 200 && (held("h2") == 0 || held("h3") == 0); i++ {
-		step("h1", "h2", "h3")
+		s.step("h1", "h2", "h3")
 	}
 	for held("h1")+held("h2")+held("h3") < 16 {
 		s.alloc("h1", "small")
@@ -307,7 +309,7 @@ func TestGlobal_prefetchedBlocksStay(t *testing.T) {
 	}
 	changes, last := 0, holders()
 	for range 100 {
-		step("h1", "h2", "h3", "h4")
+		s.step("h1", "h2", "h3", "h4")
 		if cur := holders(); cur != last {
 			changes, last = changes+1, cur
 		}

@@ -78,11 +78,8 @@ func fieldText(cmd, field string) string {
 
 func newFlags(std stdio, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(std.stderr)
+	fs.SetOutput(usageOut(std))
 	fs.Usage = func() {
-		if helpAsked {
-			fs.SetOutput(std.stdout) // asked for: the answer, not an error
-		}
 		text := usage
 		n := 0
 		fs.VisitAll(func(*flag.Flag) { n++ })
@@ -104,11 +101,9 @@ func talksToAgent(cmd string) bool {
 	return slices.Contains([]string{"network", "endpoint", "service", "cluster", "run", "stats"}, group)
 }
 
-// parse parses flags; interspersed positional arguments are allowed
-// (`network create NAME --subnet X`, as Docker's CLI).
-// helpAsked: the arguments being parsed ask for --help (-h, -help), whose
+// helpAsked: the command's arguments ask for --help (-h, -help), whose
 // text then goes to standard output; a usage error's goes to standard
-// error.
+// error. run sets it.
 var helpAsked bool
 
 // asksHelp: args, up to a "--", hold -h, -help or --help.
@@ -133,8 +128,9 @@ func usageOut(std stdio) io.Writer {
 	return std.stderr
 }
 
+// parse parses flags; interspersed positional arguments are allowed
+// (`network create NAME --subnet X`, as Docker's CLI).
 func parse(fs *flag.FlagSet, args []string) ([]string, int, bool) {
-	helpAsked = asksHelp(args)
 	if talksToAgent(fs.Name()) && fs.Lookup("socket") == nil {
 		// As before the command: `vxnet network ls --socket PATH` too.
 		fs.Func("socket", "the agent's API socket `PATH` (same as before the command)", func(v string) error { socketPath = v; return nil })
