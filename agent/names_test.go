@@ -334,6 +334,11 @@ func TestRemoveEndpoint_downTakesItsResolvConf(t *testing.T) {
 // free again once no other host does.
 func TestEndpoints_downNameFreeAgain(t *testing.T) {
 	a := startTestAgent(t, nil)
+	select { // its start re-reads the tables whole (syncView) before it is ready
+	case <-a.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent did not get ready")
+	}
 	ep := tables.Endpoint{Name: "db", Network: "web", Host: a.cfg.Name, State: tables.StateDown,
 		Reason: nameTakenPrefix + "host h3 holds an endpoint of this name on this network, claimed first"}
 	a.mu.Lock()

@@ -3,14 +3,13 @@
 package dnstest
 
 import (
+	"errors"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/miekg/dns"
-
-	"github.com/vxnet/vxnet/internal/freeport"
 )
 
 // Recorder is a dns.ResponseWriter that keeps what the handler wrote.
@@ -86,23 +85,24 @@ type Upstream struct {
 	queries int
 }
 
-// StartUpstream listens on 127.0.0.1, a free port, UDP and TCP: one below
-// the ephemeral range (freeport), where no outgoing connection of another
-// test takes the TCP side of a UDP port the kernel picked.
+// StartUpstream listens on 127.0.0.1, a free port, UDP and TCP.
 func StartUpstream(answers map[string]netip.Addr) (*Upstream, error) {
-	port, err := freeport.Loopback(true)
-	if err != nil {
-		return nil, err
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+	var pc net.PacketConn
+	var ln net.Listener
+	for tries := 1; ; tries++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
-		return nil, err
+		if !errors.Is(err, syscall.EADDRINUSE) || tries == 10 {
+			return nil, err
+		}
+		// The UDP port the kernel picked is taken for TCP (tests of
+		// other packages run at once): another.
 	}
 	u := &Upstream{Addr: pc.LocalAddr().(*net.UDPAddr).AddrPort(), answers: answers}
 	var wg sync.WaitGroup
