@@ -18,6 +18,7 @@ import (
 
 	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/api"
+	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/internal/bindretry"
 	"github.com/vxnet/vxnet/join"
 	"github.com/vxnet/vxnet/tables"
@@ -125,6 +126,11 @@ func (a *Agent) admit(_ context.Context, id, secret string, req join.Request) (j
 		return refuse("token "+id+" was revoked at "+t.Revoked.UTC().Format(time.RFC3339), "revoked")
 	case "expired":
 		return refuse("token "+id+" expired at "+t.Expires.UTC().Format(time.RFC3339), "expired")
+	}
+	if m, taken := memberNamed(a.kv.Node().Members(), req.Name, req.AdvertiseAddr); taken {
+		a.log.Warn("join refused", "token", id, "joiner", req.Name, "peerAddr", req.AdvertiseAddr, "reason", "name taken by "+m.Addr)
+		return join.Response{}, &join.Refused{Status: http.StatusConflict,
+			Reason: fmt.Sprintf("the name %q is taken by a live member at %s: give this host a name of its own with --name", req.Name, hostOf(m.Addr))}
 	}
 	keys := a.kv.Node().Keys()
 	if len(keys) == 0 {
@@ -357,4 +363,25 @@ func (a *Agent) routineRememberMembers(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// memberNamed reports the live member, if any, that holds name at another
+// address than addr. Two hosts under one name would each take the other's
+// rows for their own; the same host joining again (after missing a gossip
+// key rotation, say) keeps its name.
+func memberNamed(members []gossip.Member, name, addr string) (gossip.Member, bool) {
+	for _, m := range members {
+		if m.Name == name && hostOf(m.Addr) != addr {
+			return m, true
+		}
+	}
+	return gossip.Member{}, false
+}
+
+// hostOf is the host part of a member's host:port.
+func hostOf(hostPort string) string {
+	if h, _, err := net.SplitHostPort(hostPort); err == nil {
+		return h
+	}
+	return hostPort
 }

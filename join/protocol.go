@@ -20,7 +20,8 @@ const Path = "/v1/join"
 type Request struct {
 	// Token is the token's ID.SECRET.
 	Token string `json:"token"`
-	// Name and AdvertiseAddr are the new host's, for the members' logs.
+	// Name and AdvertiseAddr are the new host's: for the members' logs, and
+	// the name must not be a live member's at another address.
 	Name          string `json:"name,omitempty"`
 	AdvertiseAddr string `json:"advertiseAddr,omitempty"`
 }

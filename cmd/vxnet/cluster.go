@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -253,6 +254,17 @@ func cmdClusterJoin(std stdio, args []string) int {
 		fmt.Fprintf(std.stderr, "vxnet cluster join: --token: %v\n", err)
 		return 2
 	}
+	// Over old settings (--force: a host that missed a gossip key
+	// rotation joins again), what the cluster does not decide is kept,
+	// the name too unless --name gives another.
+	paths := newSetupPaths(*dir)
+	var old map[string]any
+	if *force {
+		old = readSettings(paths.config)
+		if n, ok := old["name"].(string); ok && !flagSet(fs, "name") {
+			*name = n
+		}
+	}
 	// The name first: a refused one would leave the token used.
 	hostName := *name
 	if hostName == "" {
@@ -266,7 +278,6 @@ func cmdClusterJoin(std stdio, args []string) int {
 	if _, _, err := net.SplitHostPort(member); err != nil {
 		member = net.JoinHostPort(member, strconv.Itoa(join.DefaultPort))
 	}
-	paths := newSetupPaths(*dir)
 	if err := paths.checkFree(*force); err != nil {
 		return fail(std, "cluster join", err)
 	}
@@ -275,12 +286,9 @@ func cmdClusterJoin(std stdio, args []string) int {
 		return fail(std, "cluster join", err)
 	}
 	warnNotLocal(std, "cluster join", addr)
-	if *name == "" {
-		*name, _ = os.Hostname()
-	}
 	c, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	resp, err := join.Ask(c, member, tok, join.Request{Name: *name, AdvertiseAddr: addr.String()})
+	resp, err := join.Ask(c, member, tok, join.Request{Name: hostName, AdvertiseAddr: addr.String()})
 	if err != nil {
 		return fail(std, "cluster join", fmt.Errorf("%w%s", err, joinHint(err, member, *timeout)))
 	}
@@ -294,7 +302,7 @@ func cmdClusterJoin(std stdio, args []string) int {
 		"join-cert":       paths.cert,
 		"join-key":        paths.key,
 	}
-	if flagSet(fs, "name") {
+	if *name != "" {
 		settings["name"] = *name
 	}
 	// This host gossips on the port the members use (its own, where it
@@ -332,8 +340,12 @@ func cmdClusterJoin(std stdio, args []string) int {
 	if resp.Store == config.StoreEtcd {
 		settings["store"], settings["etcd-endpoints"], settings["etcd-prefix"] = resp.Store, resp.EtcdEndpoints, resp.EtcdPrefix
 	}
+	kept := keepOwnSettings(settings, old)
 	if err := paths.write(resp.GossipKeys, []byte(resp.Cert), []byte(resp.Key), nil, settings); err != nil {
 		return fail(std, "cluster join", err)
+	}
+	if len(kept) > 0 {
+		fmt.Fprintf(std.stdout, "Kept from the old %s: %s.\n", paths.config, strings.Join(kept, ", "))
 	}
 	fmt.Fprintf(std.stdout, "Admitted to the cluster by %s: this host (%s) joins %s.\n", member, addr, strings.Join(seeds, ", "))
 	if resp.Store == config.StoreEtcd {
@@ -625,4 +637,41 @@ func cmdTokenRevoke(std stdio, args []string) int {
 		fmt.Fprintf(std.stdout, "%s revoked %s\n", t.ID, t.Revoked.UTC().Format(time.RFC3339))
 	}
 	return 0
+}
+
+// joinSettings are the settings cluster join decides from the cluster's
+// answer; over old settings, any of them the answer leaves out is dropped.
+var joinSettings = map[string]bool{
+	"advertise-addr": true, "gossip-key-file": true, "join-cert": true, "join-key": true,
+	"join": true, "gossip-port": true, "join-port": true,
+	"store": true, "etcd-endpoints": true, "etcd-prefix": true,
+}
+
+// keepOwnSettings adds to settings those of old that cluster join does
+// not decide (name, etcd-ca, metrics-addr, ...), and returns their names.
+func keepOwnSettings(settings, old map[string]any) []string {
+	var kept []string
+	for k, v := range old {
+		if _, set := settings[k]; set || joinSettings[k] {
+			continue
+		}
+		settings[k] = v
+		kept = append(kept, k)
+	}
+	sort.Strings(kept)
+	return kept
+}
+
+// readSettings reads a config.json as it stands; nothing when there is
+// none or it does not parse (it is replaced then).
+func readSettings(path string) map[string]any {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
 }

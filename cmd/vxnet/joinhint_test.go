@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -81,5 +84,68 @@ func TestClusterJoin_failureLeavesNoDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the failed join left %s behind: %v", dir, err)
+	}
+}
+
+// TestClusterJoin_forceKeepsOwnSettings: joining again over old settings
+// keeps what the cluster does not decide (the name, the metrics address),
+// drops what it does and no longer says (an etcd prefix), and asks under
+// the old name.
+func TestClusterJoin_forceKeepsOwnSettings(t *testing.T) {
+	certPEM, keyPEM, err := join.NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, pin, err := join.LoadCertificate(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := join.NewToken(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan join.Request, 1)
+	admit := func(_ context.Context, _, _ string, req join.Request) (join.Response, error) {
+		asked <- req
+		return join.Response{Cert: string(certPEM), Key: string(keyPEM), GossipKeys: []string{base64.StdEncoding.EncodeToString(make([]byte, 32))},
+			Seeds: []string{"127.0.0.2:7946"}, JoinPort: join.DefaultPort, Store: "gossip"}, nil
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", join.ServerTLS(cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: join.Handler(admit)}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	dir := filepath.Join(t.TempDir(), "vxnet")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"name": "h5", "metrics-addr": "127.0.0.1:9100", "etcd-prefix": "/old", "advertise-addr": "127.0.0.1"}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI("cluster", "join", "--force", "--no-start", "--token", tok.String(), "--config-dir", dir,
+		"--advertise-addr", "127.0.0.1", "--timeout", "10s", l.Addr().String())
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if req := <-asked; req.Name != "h5" {
+		t.Errorf("asked under the name %q, want the old settings' h5", req.Name)
+	}
+	var got map[string]any
+	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["name"] != "h5" || got["metrics-addr"] != "127.0.0.1:9100" {
+		t.Errorf("settings lost: %s", b)
+	}
+	if _, ok := got["etcd-prefix"]; ok {
+		t.Errorf("a setting the cluster decides was kept although it no longer says it: %s", b)
+	}
+	if !strings.Contains(stdout, "Kept from the old") || !strings.Contains(stdout, ": metrics-addr.") {
+		t.Errorf("stdout does not say what was kept:\n%s", stdout)
 	}
 }
