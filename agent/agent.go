@@ -542,6 +542,13 @@ func (a *Agent) routineJoin(ctx context.Context, stop context.CancelFunc, joined
 	for ctx.Err() == nil {
 		k, err := a.kv.Node().Join(2 * time.Second)
 		if err == nil {
+			if by := a.kv.Node().NameTakenBy(); by != "" {
+				// The others ignore this host: it would take the member's
+				// rows for its own.
+				a.fatal <- fmt.Errorf("the name %q is taken by a live member at %s: give this host a name of its own (--name); if that was this host's own address before, start again once the others have seen it fail", a.cfg.Name, hostOf(by))
+				stop()
+				return
+			}
 			if err := a.checkStores(); err != nil {
 				a.fatal <- err
 				stop()

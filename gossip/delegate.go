@@ -167,3 +167,37 @@ func (n *Node) noteLeaving(name string) {
 		n.emit(EventLeave, &memberlist.Node{Name: name})
 	}
 }
+
+// conflicts adapts a Node to memberlist.ConflictDelegate: two live nodes
+// announced one name from different addresses. memberlist keeps the one it
+// knew and ignores the other; this node notes a conflict on its own name.
+type conflicts Node
+
+var _ memberlist.ConflictDelegate = (*conflicts)(nil)
+
+// NotifyConflict implements memberlist.ConflictDelegate.
+func (c *conflicts) NotifyConflict(existing, other *memberlist.Node) {
+	n := (*Node)(c)
+	if existing.Name != n.cfg.Name {
+		return // memberlist logs it
+	}
+	// existing is this node (memberlist's entry for its own name); other
+	// is the host that announced the name. (Called under memberlist's
+	// lock: nothing here may call back into it.)
+	addr := other.Address()
+	n.nameTakenBy.Store(&addr)
+	now := time.Now().UnixNano()
+	if last := n.nameSaidAt.Load(); now-last >= int64(30*time.Second) && n.nameSaidAt.CompareAndSwap(last, now) {
+		n.log.Error("another host announces this host's name; the cluster keeps the one it knew", "peerAddr", addr)
+	}
+}
+
+// NameTakenBy is the gossip address of another live node that announced
+// this node's name, or "". A node that finds this right after its first
+// join is the newcomer: the others ignore it.
+func (n *Node) NameTakenBy() string {
+	if p := n.nameTakenBy.Load(); p != nil {
+		return *p
+	}
+	return ""
+}

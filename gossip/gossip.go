@@ -92,6 +92,11 @@ type Node struct {
 	meta    atomic.Pointer[[]byte] // the encoded Meta this node announces
 	keyring *memberlist.Keyring    // shared with memberlist; nil without encryption
 
+	// nameTakenBy is the address of another live node that announced
+	// this node's name, as memberlist's conflict check last saw it.
+	nameTakenBy atomic.Pointer[string]
+	nameSaidAt  atomic.Int64 // unix nanoseconds of the last warning about it
+
 	mu       sync.Mutex
 	subs     []*queue.Unbounded[MemberEvent]
 	members  map[string]*memberlist.Node // our own copies, see snapshot
@@ -131,6 +136,7 @@ func New(cfg Config, app Application) (*Node, error) {
 	n.keyring = mc.Keyring
 	mc.Delegate = (*delegate)(n)
 	mc.Events = (*events)(n)
+	mc.Conflict = (*conflicts)(n)
 	mc.Logger = newMemberlistLogger(n.log)
 	if cfg.Tune != nil {
 		cfg.Tune(mc)

@@ -225,3 +225,35 @@ func TestConfig_validate(t *testing.T) {
 		t.Errorf("defaults: %+v", c)
 	}
 }
+
+// TestNode_nameTaken: a node that joins under a live member's name is
+// ignored by the others, and learns so in its join; the member keeps its
+// place.
+func TestNode_nameTaken(t *testing.T) {
+	n1, _ := loopbackNode(t, "n1", nil)
+	n2, _ := loopbackNode(t, "n2", nil, addr(n1))
+	waitUntil(t, "n1 to see 2 members", 10*time.Second, func() bool { return n1.NumMembers() == 2 })
+	if by := n2.NameTakenBy(); by != "" {
+		t.Fatalf("n2 joined under its own name, yet NameTakenBy = %q", by)
+	}
+	twin := DefaultFastConfig("n2")
+	twin.BindAddr = "127.0.0.1"
+	twin.Seeds = []string{addr(n1)}
+	twin.Tune = func(c *memberlist.Config) { c.BindPort, c.AdvertisePort = 0, 0 }
+	n3, err := New(twin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n3.Shutdown()
+	if _, err := n3.Join(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if by := n3.NameTakenBy(); by != addr(n2) {
+		t.Errorf("the twin's NameTakenBy = %q, want n2's %s", by, addr(n2))
+	}
+	for _, m := range n1.Members() {
+		if m.Name == "n2" && m.Addr != addr(n2) {
+			t.Errorf("n1 took the twin for n2: %+v", m)
+		}
+	}
+}

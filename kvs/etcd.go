@@ -970,10 +970,27 @@ func (e *Etcd) resync(ctx context.Context) (int64, error) {
 		if fixed {
 			continue // read again, with this host's rows as they now are
 		}
-		e.st.replaceAll(entries)
+		e.st.replaceAll(e.dropHeld(entries, leases))
 		e.markSeen(resp.Header.Revision)
 		return resp.Header.Revision, nil
 	}
+}
+
+// dropHeld leaves out the rows under this host's name that it does not
+// hold and another live lease does (see fixOwn): they are not this host's
+// to act on.
+func (e *Etcd) dropHeld(entries []Entry, leases map[rowKey]clientv3.LeaseID) []Entry {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := entries[:0]
+	for _, en := range entries {
+		k := rowKey{en.Table, en.Key}
+		if _, mine := e.own[k]; en.Owner == e.st.self && !mine && !e.st.cluster[en.Table] && leases[k] != 0 && leases[k] != e.lease {
+			continue
+		}
+		out = append(out, en)
+	}
+	return out
 }
 
 // fixOwn writes or deletes this host's rows where etcd differs from what
@@ -982,6 +999,7 @@ func (e *Etcd) fixOwn(ctx context.Context, entries []Entry, leases map[rowKey]cl
 	e.mu.Lock()
 	lease, adopt := e.lease, e.adopt
 	var ops []clientv3.Op
+	held := 0
 	inEtcd := map[rowKey]bool{}
 	for _, en := range entries {
 		if en.Owner != e.st.self || e.st.cluster[en.Table] {
@@ -996,6 +1014,12 @@ func (e *Etcd) fixOwn(ctx context.Context, entries []Entry, leases map[rowKey]cl
 			if leases[k] != lease {
 				ops = append(ops, clientv3.OpPut(e.slotPath(en.Table, en.Key, e.st.self), string(en.Value), clientv3.WithLease(lease)))
 			}
+		case !mine && leases[k] != 0 && leases[k] != lease:
+			// Held by another live lease: this host's previous run, which
+			// lost its state (the row goes when that lease expires), or
+			// another host under this name, whose rows are not this one's
+			// to delete.
+			held++
 		case !mine:
 			ops = append(ops, clientv3.OpDelete(e.slotPath(en.Table, en.Key, e.st.self)))
 		case string(v) != string(en.Value) || leases[k] != lease:
@@ -1008,6 +1032,9 @@ func (e *Etcd) fixOwn(ctx context.Context, entries []Entry, leases map[rowKey]cl
 		}
 	}
 	e.mu.Unlock()
+	if held > 0 && round == 0 {
+		e.log.Warn("rows under this host's name are held by another lease: left for it to expire", "count", held)
+	}
 	if len(ops) == 0 {
 		return false, nil
 	}

@@ -337,3 +337,31 @@ func TestEtcd_tls(t *testing.T) {
 	}
 	t.Logf("without a client certificate: %s", e.Health().Error)
 }
+
+// A second host under a live host's name, with no state of its own, does
+// not delete the live host's rows (its start deletes only rows of its own
+// name that no other live lease holds) and does not take them for its own.
+func TestEtcd_sameNameLeavesLiveRows(t *testing.T) {
+	s, ec := etcdSuite(t, 2, EtcdConfig{})
+	mustPut(t, s.nodes[0], "t", "a", "a")
+	s.waitConverged(1)
+
+	gcfg := gossip.DefaultFastConfig(s.names[0])
+	gcfg.Transport = gossiptest.NewNetwork(1).NewTransport(s.names[0])
+	twin, err := NewEtcd(suiteConfig(), EtcdConfig{Endpoints: ec.Endpoints(), Prefix: suitePrefix(t), LeaseTTL: 2 * time.Second}, gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer twin.Close()
+	waitFor(t, "the twin to read the tables", 30*time.Second, func() bool { return twin.Health().Up })
+	if rows := twin.List(""); len(rows) != 0 {
+		t.Errorf("the twin took the live host's rows for its own: %+v", rows)
+	}
+	// The twin's start wrote whatever it wrote before it was up; a row
+	// written after that reaches the other host behind any delete of it.
+	mustPut(t, s.nodes[0], "t", "b", "b")
+	s.waitEverywhere("t", "b", []byte("b"), s.names[0])
+	if e, ok := s.nodes[1].Get("t", "a"); !ok || e.Owner != s.names[0] {
+		t.Errorf("the live host's row went when a host under its name started: %+v %v", e, ok)
+	}
+}
