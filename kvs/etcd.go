@@ -119,14 +119,15 @@ type Etcd struct {
 	// is in flight while this host's rows are compared with etcd's.
 	writeMu sync.RWMutex
 
-	mu       sync.Mutex
-	own      map[rowKey][]byte // this host's host-scoped rows: it is their authority
-	lease    clientv3.LeaseID  // 0 while there is none
-	adopt    bool
-	health   Health
-	leaseBad chan struct{} // closed by a write that found the lease gone
-	redo     chan struct{} // closed by a delete etcd did not take: read again
-	upCh     chan struct{} // closed while health is up
+	mu         sync.Mutex
+	own        map[rowKey][]byte // this host's host-scoped rows: it is their authority
+	lease      clientv3.LeaseID  // 0 while there is none
+	adopt      bool
+	health     Health
+	healthSaid bool          // a health state was logged
+	leaseBad   chan struct{} // closed by a write that found the lease gone
+	redo       chan struct{} // closed by a delete etcd did not take: read again
+	upCh       chan struct{} // closed while health is up
 
 	seenMu sync.Mutex
 	seen   int64         // every change up to this revision is in st
@@ -638,13 +639,19 @@ func (e *Etcd) setHealth(up bool, err error) {
 	if err != nil {
 		msg = err.Error()
 	}
-	if e.health.Up != up {
+	changed := e.health.Up != up
+	if changed {
 		e.health.Since = time.Now()
 		if up {
 			close(e.upCh)
 		} else {
 			e.upCh = make(chan struct{})
 		}
+	}
+	// Health starts down: the first failure is said too, so that an agent
+	// that never reaches etcd does not start in silence.
+	if changed || !up && !e.healthSaid && e.ctx.Err() == nil {
+		e.healthSaid = true
 		if up {
 			e.log.Info("etcd store reachable", "endpoints", strings.Join(e.ecfg.Endpoints, ","))
 		} else {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -364,4 +365,29 @@ func TestEtcd_sameNameLeavesLiveRows(t *testing.T) {
 	if e, ok := s.nodes[1].Get("t", "a"); !ok || e.Owner != s.names[0] {
 		t.Errorf("the live host's row went when a host under its name started: %+v %v", e, ok)
 	}
+}
+
+// An agent whose etcd is not there at start says so in its log, with the
+// endpoints, rather than starting in silence (health starts down, and a
+// state is logged when it changes).
+func TestEtcd_unreachableAtStartIsSaid(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	gcfg := gossip.DefaultFastConfig("alone")
+	gcfg.Transport = gossiptest.NewNetwork(1).NewTransport("alone")
+	var logs lockedBuffer
+	cfg := suiteConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	e, err := NewEtcd(cfg, EtcdConfig{Endpoints: []string{endpoint}, Prefix: suitePrefix(t), RequestTimeout: 500 * time.Millisecond}, gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	waitFor(t, "the log to say etcd is unreachable", 20*time.Second, func() bool {
+		return strings.Contains(logs.String(), "etcd store unreachable") && strings.Contains(logs.String(), endpoint)
+	})
 }
