@@ -72,10 +72,14 @@ type Agent struct {
 	// hnsProg programs the Host Networking Service (Windows); nil elsewhere.
 	hnsProg *hns.Programmer
 
-	recMu     sync.Mutex                    // one reconcileNow at a time; taken before mu
-	gwDNS     map[netip.AddrPort]gatewayDNS // resolvers on gateways (handover.go); under recMu
-	retrying  atomic.Bool                   // a reconcile is due (retryReconcile)
-	retryWait atomic.Int64                  // how long the next retryReconcile waits, as a time.Duration; 0: a second
+	recMu sync.Mutex                    // one reconcileNow at a time; taken before mu
+	gwDNS map[netip.AddrPort]gatewayDNS // resolvers on gateways (handover.go); under recMu
+	// heldUntil: when the first name hold of a down host's endpoints
+	// ends (zero: none); heldTimer rebuilds then. Under recMu.
+	heldUntil time.Time
+	heldTimer *time.Timer
+	retrying  atomic.Bool  // a reconcile is due (retryReconcile)
+	retryWait atomic.Int64 // how long the next retryReconcile waits, as a time.Duration; 0: a second
 	mu        sync.Mutex
 	// The tables, decoded (view.go).
 	networks  map[string]tables.Network  // every network by name: the winning creation

@@ -196,6 +196,13 @@ func (a *Agent) followRotation(e kvs.Entry) {
 		return
 	}
 	node := a.kv.Node()
+	if have := node.Keys(); len(have) == 1 && keyFingerprint(have[0]) == r.Key {
+		// This host holds the rotation's key alone already: it joined or
+		// was set up after the rotation. Nothing to follow, or to warn of.
+		a.rotation = rotationState{Generation: r.Generation, Phase: phaseOrder[tables.PhaseDone], Key: r.Key}
+		a.rotationAwaits.Store(false)
+		return
+	}
 	var initiator seal.PublicKey
 	primaries := map[string]bool{}
 	found := false
@@ -327,6 +334,17 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (api.GossipKeyRotation, err
 	}
 	r := tables.GossipKeyRotation{Generation: gen, Key: keyFingerprint(newKey), Initiator: a.cfg.Name, Started: start.UTC()}
 	members := node.Members()
+	var older []string // members that announce no gossip keys: they would not follow
+	for _, m := range members {
+		if m.Meta.GossipKeys == "" {
+			older = append(older, fmt.Sprintf("%s (%s)", m.Name, m.Meta.Version))
+		}
+	}
+	if len(older) > 0 {
+		slices.Sort(older)
+		return api.GossipKeyRotation{}, apiError(api.CodeConflict, "", "%s %s no part in gossip key rotations (an older vxnet): upgrade %s first",
+			strings.Join(older, ", "), plural(len(older), "takes", "take"), plural(len(older), "it", "them"))
+	}
 	hostKeys := map[string]seal.PublicKey{}
 	for _, m := range members {
 		to, err := seal.ParsePublicKey(m.Meta.HostKey)
@@ -350,20 +368,32 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (api.GossipKeyRotation, err
 	}
 	a.log.Info("gossip key rotation started", "count", gen)
 	steps := []struct {
-		phase string
-		done  func(fps []string) bool
-		what  string
+		phase       string
+		done        func(fps []string) bool
+		what, what2 string // said of one host, of more
 	}{
-		{tables.PhaseInstall, func(fps []string) bool { return slices.Contains(fps, r.Key) }, "has not installed the new key"},
-		{tables.PhaseUse, func(fps []string) bool { return len(fps) > 0 && fps[0] == r.Key }, "does not encrypt with the new key"},
-		{tables.PhaseDone, func(fps []string) bool { return len(fps) == 1 && fps[0] == r.Key }, "still holds an old key"},
+		{tables.PhaseInstall, func(fps []string) bool { return slices.Contains(fps, r.Key) }, "has not installed the new key", "have not installed the new key"},
+		{tables.PhaseUse, func(fps []string) bool { return len(fps) > 0 && fps[0] == r.Key }, "does not encrypt with the new key", "do not encrypt with the new key"},
+		{tables.PhaseDone, func(fps []string) bool { return len(fps) == 1 && fps[0] == r.Key }, "still holds an old key", "still hold an old key"},
+	}
+	// Another host's rotation since this one's last step: this one gives
+	// way (that one carries on).
+	overtaken := func(phase string) error {
+		e, ok := a.kv.Get(tables.GossipKeys, tables.RotationKey)
+		if !ok {
+			return nil
+		}
+		cur, err := tables.DecodeGossipKeyRotation(e.Key, e.Value)
+		if err == nil && cur.Key == r.Key {
+			return nil
+		}
+		return apiError(api.CodeConflict, "", "gossip key rotation stopped at %q: another rotation started meanwhile (by %s); it carries on", phase, cur.Initiator)
 	}
 	var hosts []string
 	for _, s := range steps {
-		// Another host's rotation since the last step: this one gives way.
-		if e, ok := a.kv.Get(tables.GossipKeys, tables.RotationKey); ok && s.phase != tables.PhaseInstall {
-			if cur, err := tables.DecodeGossipKeyRotation(e.Key, e.Value); err != nil || cur.Key != r.Key {
-				return api.GossipKeyRotation{}, apiError(api.CodeConflict, "", "gossip key rotation stopped at %q: another rotation started meanwhile (by %s); it carries on", s.phase, cur.Initiator)
+		if s.phase != tables.PhaseInstall {
+			if err := overtaken(s.phase); err != nil {
+				return api.GossipKeyRotation{}, err
 			}
 		}
 		if err := sealFor(s.phase); err != nil {
@@ -374,8 +404,13 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (api.GossipKeyRotation, err
 		}
 		a.followRotation(kvs.Entry{Table: tables.GossipKeys, Key: tables.RotationKey, Value: r.Encode()})
 		var err error
-		if hosts, err = a.waitKeys(ctx, s.done); err != nil {
-			return api.GossipKeyRotation{}, apiError(api.CodeUnavailable, "", "gossip key rotation stopped at %q: %v %s; every host still accepts the keys it held, so none is lost: run the rotation again once it is back", s.phase, err, s.what)
+		var behind []string
+		if hosts, behind, err = a.waitKeys(ctx, s.done); err != nil {
+			if err := overtaken(s.phase); err != nil {
+				return api.GossipKeyRotation{}, err
+			}
+			return api.GossipKeyRotation{}, apiError(api.CodeUnavailable, "", "gossip key rotation stopped at %q: %s %s; every host still accepts the keys it held, so none is lost: run the rotation again once %s back",
+				s.phase, strings.Join(behind, ", "), plural(len(behind), s.what, s.what2), plural(len(behind), "it is", "they are"))
 		}
 	}
 	a.log.Info("gossip key rotation done", "count", gen, "nodes", len(hosts))
@@ -386,14 +421,15 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (api.GossipKeyRotation, err
 	return out, nil
 }
 
-// waitKeys waits until every member's metadata passes done.
-func (a *Agent) waitKeys(ctx context.Context, done func(fps []string) bool) ([]string, error) {
+// waitKeys waits until every member's metadata passes done; on timeout
+// it returns the members that do not.
+func (a *Agent) waitKeys(ctx context.Context, done func(fps []string) bool) (hosts, behind []string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, rotatePhaseTimeout)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var hosts, behind []string
+		hosts, behind = nil, nil
 		for _, m := range a.kv.Node().Members() {
 			hosts = append(hosts, m.Name)
 			var fps []string
@@ -406,12 +442,21 @@ func (a *Agent) waitKeys(ctx context.Context, done func(fps []string) bool) ([]s
 		}
 		if len(behind) == 0 {
 			slices.Sort(hosts)
-			return hosts, nil
+			return hosts, nil, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%s", strings.Join(behind, ", "))
+			slices.Sort(behind)
+			return nil, behind, ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// plural is one or other, as n is 1 or not.
+func plural(n int, one, other string) string {
+	if n == 1 {
+		return one
+	}
+	return other
 }

@@ -2,7 +2,9 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -10,7 +12,9 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/agent/config"
+	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/dataplane/seal"
+	"github.com/vxnet/vxnet/gossip"
 	"github.com/vxnet/vxnet/hns/hnstest"
 	"github.com/vxnet/vxnet/internal/testutil"
 	"github.com/vxnet/vxnet/tables"
@@ -122,4 +126,40 @@ func mustKey(t *testing.T, b64 string) []byte {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestRotateGossipKey_refusesOlderMembers: a member that announces no
+// gossip keys (an older vxnet, which knows no rotation) is named at once,
+// before any step, rather than after a step's minute of waiting.
+func TestRotateGossipKey_refusesOlderMembers(t *testing.T) {
+	cur := "AgICAgICAgICAgICAgICAg=="
+	file := filepath.Join(t.TempDir(), "gossip.key")
+	if err := config.WriteGossipKeys(file, []string{cur}); err != nil {
+		t.Fatal(err)
+	}
+	p1 := freePort(t)
+	a1, stop1 := runTestAgent(t, config.Config{Name: "r1", AdvertiseAddr: "127.0.0.1", GossipPort: p1, GossipKeyFile: file, HNS: &hnstest.Fake{}})
+	defer stop1()
+	old := gossip.DefaultFastConfig("r2")
+	old.BindAddr, old.BindPort = "127.0.0.3", freePort(t)
+	old.Keys = [][]byte{mustKey(t, cur)}
+	old.Seeds = []string{fmt.Sprintf("127.0.0.1:%d", p1)}
+	old.Meta = gossip.Meta{VTEP: "127.0.0.3", Version: "0.1.0"}
+	n, err := gossip.New(old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown()
+	if _, err := n.Join(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "r1 to see r2", 10*time.Second, func() bool { return len(a1.Members()) == 2 })
+	_, err = a1.RotateGossipKey(context.Background())
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeConflict || !strings.Contains(ae.Message, "r2 (0.1.0) takes no part") {
+		t.Fatalf("rotation with an older member: %v, want a conflict naming r2 (0.1.0)", err)
+	}
+	if _, ok := a1.kv.Get(tables.GossipKeys, tables.RotationKey); ok {
+		t.Error("the refused rotation wrote a rotation row")
+	}
 }

@@ -107,6 +107,14 @@ func (a *Agent) reconcileNow() {
 	default:
 	}
 	in := a.planInput()
+	// DNS stops answering a down host's names when their hold ends.
+	if a.heldTimer != nil {
+		a.heldTimer.Stop()
+		a.heldTimer = nil
+	}
+	if !a.heldUntil.IsZero() {
+		a.heldTimer = time.AfterFunc(time.Until(a.heldUntil)+10*time.Millisecond, a.kickReconcile)
+	}
 	// The host side first (nat's gateways, uplinks): the tables point at it.
 	host := plan.HostSide(in)
 	failed := false // something to try again later (retryReconcile)
@@ -207,7 +215,40 @@ func (a *Agent) planInput() plan.Input {
 		in.Services = append(in.Services, a.services[key])
 	}
 	a.serviceCounters(&in)
+	in.Held, a.heldUntil = a.heldEndpoints()
 	return in
+}
+
+// heldEndpoints are the endpoints of the hosts that are down whose names
+// are held for them (heldByDownHost), and until when the first of those
+// holds lasts (zero: none). Under mu.
+func (a *Agent) heldEndpoints() ([]tables.Endpoint, time.Time) {
+	down := a.kv.Down()
+	if len(down) == 0 {
+		return nil, time.Time{}
+	}
+	hold := a.nameHold()
+	var out []tables.Endpoint
+	var first time.Time
+	for _, e := range a.kv.Hidden(tables.Endpoints) {
+		since, isDown := down[e.Owner]
+		until, held := namesHeldUntil(since, hold)
+		if !isDown || !held || e.Owner == a.cfg.Name {
+			continue
+		}
+		if _, seen := a.owners[e.Key]; seen {
+			continue // another host's row of the key is in sight
+		}
+		ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value)
+		if err != nil {
+			continue
+		}
+		out = append(out, ep)
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	return out, first
 }
 
 // syncHNS makes HNS hold nets and eps. A network or endpoint whose spec

@@ -255,8 +255,8 @@ func (c *cluster) dig(ns, name string, tcp bool) string {
 // TestAgent_threeHosts: three agents joined by gossip; a network and
 // endpoints made with the CLI; cross-host ping by name, TCP with a
 // checksum, DNS over UDP and TCP; kill -9 and restart (nothing lost, no
-// address reused); a host gone (its endpoint leaves the others' DNS and
-// tables) and back (it returns).
+// address reused); a host gone (its endpoint leaves the others' tables
+// and services, its name answers while it is held) and back (it returns).
 func TestAgent_threeHosts(t *testing.T) {
 	l := newLab(t)
 	c := l.cluster("198.18.40", "h1", "h2", "h3")
@@ -402,11 +402,19 @@ func TestAgent_threeHosts(t *testing.T) {
 		t.Errorf("/etc/netns/%s left behind", cns["c5"])
 	}
 
-	// h3 goes away: its endpoint leaves h1's DNS and tables.
+	// h3 goes away: its endpoint leaves h1's tables and service front,
+	// but its name still answers while h3 holds it (its container keeps
+	// its address over a restart).
 	c.kill9("h3")
-	testutil.WaitFor(t, "c3 to leave h1's tables and DNS", 20*time.Second, func() bool {
+	testutil.WaitFor(t, "c3 to leave h1's tables", 20*time.Second, func() bool {
 		_, listed := c.endpoints("h1")["c3"]
-		return !listed && c.dig(cns["c1"], "c3", false) == ""
+		return !listed
+	})
+	if got := c.dig(cns["c1"], "c3", false); got != addrOf(t, eps["c3"]).String() {
+		t.Errorf("dig c3 from c1 while h3 is down and holds the name: %q, want %v", got, addrOf(t, eps["c3"]))
+	}
+	testutil.WaitFor(t, "front to resolve to c1 alone", 10*time.Second, func() bool {
+		return c.dig(cns["c2"], "front", false) == addrOf(t, eps["c1"]).String()
 	})
 	// ... and comes back.
 	c.start("h3", c.hosts["h1"].addr+":7946")

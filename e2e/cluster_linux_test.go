@@ -692,10 +692,12 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 	c := l.cluster("198.18.58", "h1", "h2", "h3")
 	c.cli("h1", "network", "create", "--subnet", "10.58.0.0/24", "keep")
 	c.waitNetwork("h3", "keep")
-	ns3, ns1 := l.netns("k3"), l.netns("k1")
+	ns3, ns1, nsq := l.netns("k3"), l.netns("k1"), l.netns("q1")
 	c.cli("h3", "endpoint", "create", "--network", "keep", "--name", "k3", "--netns", ns3)
+	c.cli("h1", "endpoint", "create", "--network", "keep", "--name", "q1", "--netns", nsq)
 	c.agree("h1", "h2", "h3")
 	before := c.endpoints("h1")["k3"]
+	k3addr := addrOf(t, before).String()
 
 	c.stop("h3")
 	stopped := time.Now()
@@ -740,6 +742,10 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 			if out := c.cli("h1", "endpoint", "ls", "--network", "keep"); !strings.Contains(out, "1 endpoint of a host that is down is not listed") {
 				t.Errorf("endpoint ls on h1 does not count h3's endpoint:\n%s", out)
 			}
+			// Its name still answers, in any case, while held.
+			if got := c.dig(nsq, "K3", false); got != k3addr && time.Since(stopped) < 15*time.Second {
+				t.Errorf("dig K3 on h1 while h3 holds the name: %q, want %s", got, k3addr)
+			}
 		}
 		// Visible, the row holds the name as any does; hidden, the
 		// refusal says whose it is, in any case.
@@ -762,6 +768,8 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 			t.Fatalf("%s: h2 removed network keep, on which the stopped host has k3: %v\n%s", when, err, out)
 		}
 	}
+	// Once the hold is over, the name no longer answers.
+	testutil.WaitFor(t, "k3 to leave h1's DNS when the hold ends", 40*time.Second, func() bool { return c.dig(nsq, "k3", false) == "" })
 
 	c.start("h3", c.hosts["h1"].addr+":7946")
 	c.waitMembers([]string{"h1", "h2", "h3"}, 3)
@@ -802,9 +810,11 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 		_, on2 := c.endpoints("h2")["k3"]
 		return !on1 && !on2
 	})
-	// A host that left is gone, not down.
+	// A host that left is gone, not down: its names hold nothing.
 	if d := downOn("h1"); len(d) != 0 {
 		t.Errorf("h1 lists %+v as down after h3 left", d)
 	}
+	testutil.WaitFor(t, "k3 to leave h1's DNS once h3 left", 10*time.Second, func() bool { return c.dig(nsq, "k3", false) == "" })
+	c.cli("h1", "endpoint", "rm", "--network", "keep", "q1")
 	c.cli("h2", "network", "rm", "keep")
 }

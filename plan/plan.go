@@ -58,6 +58,11 @@ type Input struct {
 	Services        []tables.Service
 	ServiceCounters map[string]*dataplane.ServiceCounters
 	TaskCounters    map[string]*dataplane.TaskCounters
+	// Held are the endpoints of hosts that are down, while the cluster
+	// keeps their names for them (a restart, an upgrade). Their containers
+	// keep their addresses, so DNS answers their names and aliases; nothing
+	// is forwarded to them, and they count as no service's tasks.
+	Held []tables.Endpoint
 }
 
 // meshAddrs are this host's routing-mesh addresses (its Mesh rows, up),

@@ -510,3 +510,35 @@ func TestMeshPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestMake_heldNames: a down host's endpoints whose names are held answer
+// in DNS under their names and aliases, and nowhere else: not in the
+// switch, not as a service's tasks, and not where something in sight has
+// taken the name (in any case), an alias or an address since.
+func TestMake_heldNames(t *testing.T) {
+	nets := []tables.Network{network("ov", "overlay", 1, "h2", nil)}
+	live := endpoint("ov", "a", "h1", 1, 2)
+	live.Aliases = []string{"shared"}
+	in := input(nets, []tables.Endpoint{live})
+	held := endpoint("ov", "db", "h3", 1, 5)
+	held.Aliases, held.Service = []string{"database", "SHARED"}, "back"
+	sameName := endpoint("ov", "A", "h3", 1, 6)  // a's name in another case
+	sameAddr := endpoint("ov", "c", "h3", 1, 2)  // a's address
+	noNet := endpoint("gone", "d", "h3", 1, 7)   // a network not in sight
+	downState := endpoint("ov", "e", "h3", 1, 8) // down on its host already
+	downState.State = tables.StateDown
+	in.Held = []tables.Endpoint{sameAddr, held, sameName, noNet, downState}
+	st := Make(in)
+	if got, want := dnsNames(st), map[string]bool{"ov/a": true, "ov/db": false}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("DNS endpoints %v, want %v", got, want)
+	}
+	for _, e := range st.DNSEndpoints {
+		if e.Name == "db" && (!slices.Equal(e.Aliases, []string{"database"}) || e.Service != "" || len(e.Addrs) != 1 || e.Addrs[0] != held.Addrs[0].Addr()) {
+			t.Errorf("held db in DNS as %+v: want aliases [database] (shared is a's), no service, its address", e)
+		}
+	}
+	s, _ := forwarding(st, 4097)
+	if r := reached(s); len(r) != 1 || r["10.0.1.2"] != "port" {
+		t.Errorf("the switch reaches %v: want a alone (held endpoints are not forwarded to)", r)
+	}
+}

@@ -82,6 +82,7 @@ func Make(in Input) State {
 		}
 		kept = append(kept, ep)
 	}
+	st.DNSEndpoints = append(st.DNSEndpoints, heldNames(in, byName, kept)...)
 	st.Notes = append(st.Notes, services(in, specs, st.DNSNetworks, kept)...)
 	for _, s := range specs {
 		st.Forwarding = append(st.Forwarding, *s)
@@ -143,6 +144,55 @@ func reachedElsewhere(in Input, n inSight, ep tables.Endpoint) bool {
 		return true
 	}
 	return !n.d.ReachesOverVXLAN(n.here)
+}
+
+// heldNames are the DNS records of the held endpoints (Input.Held) of the
+// networks in sight that nothing in sight has taken the name (in any
+// letter case) or an address of since.
+func heldNames(in Input, nets map[string]inSight, kept []tables.Endpoint) []dns.Endpoint {
+	type netName struct{ network, name string }
+	names := map[netName]bool{}
+	addrs := map[netip.Addr]bool{}
+	claim := func(ep tables.Endpoint) {
+		for _, n := range append([]string{ep.Name}, ep.Aliases...) {
+			names[netName{ep.Network, strings.ToLower(n)}] = true
+		}
+		for _, p := range ep.Addrs {
+			addrs[p.Addr()] = true
+		}
+	}
+	for _, ep := range kept {
+		claim(ep)
+	}
+	held := append([]tables.Endpoint(nil), in.Held...)
+	sort.Slice(held, func(i, j int) bool { return held[i].Key() < held[j].Key() })
+	var out []dns.Endpoint
+	for _, ep := range held {
+		n, ok := nets[ep.Network]
+		if !ok || ep.Mesh || ep.State != "" || ep.Host == in.Self || len(ep.Addrs) == 0 || names[netName{ep.Network, strings.ToLower(ep.Name)}] {
+			continue
+		}
+		if n.d.ReachesOverVXLAN(n.here) && !ep.VTEP.IsValid() {
+			continue // a row with no way to it, as forwardingEndpoint says
+		}
+		taken := false
+		for _, p := range ep.Addrs {
+			taken = taken || addrs[p.Addr()]
+		}
+		if taken {
+			continue
+		}
+		var aliases []string
+		for _, a := range ep.Aliases {
+			if !names[netName{ep.Network, strings.ToLower(a)}] {
+				aliases = append(aliases, a)
+			}
+		}
+		ep.Aliases, ep.Service, ep.SRVPorts = aliases, "", nil
+		claim(ep)
+		out = append(out, dnsEndpoint(in, ep))
+	}
+	return out
 }
 
 func dnsEndpoint(in Input, ep tables.Endpoint) dns.Endpoint {
