@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -131,7 +132,7 @@ func cmdClusterInit(std stdio, args []string) int {
 	joinPort := fs.Int("join-port", join.DefaultPort, "the join service's TCP `PORT`")
 	ttl := fs.Duration("ttl", 0, "the first token expires after `DURATION` (default: never; revoke it with vxnet cluster token)")
 	noStart := fs.Bool("no-start", false, "write the settings only; start the agent yourself")
-	force := fs.Bool("force", false, "overwrite an existing DIR/config.json: start a new cluster on a host set up before")
+	force := fs.Bool("force", false, "overwrite an existing DIR/config.json: start a new cluster on a host set up before (its old state is set aside)")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -162,12 +163,25 @@ func cmdClusterInit(std stdio, args []string) int {
 	if err := paths.checkFree(*force); err != nil {
 		return fail(std, "cluster init", err)
 	}
+	// Over old settings, those a new cluster does not decide are kept.
+	var old map[string]any
+	if *force {
+		old = readSettings(paths.config)
+	}
 	// The address before any directory is made: a failure leaves none.
 	addr, err := chooseAdvertise(*advertise, "")
 	if err != nil {
 		return fail(std, "cluster init", err)
 	}
 	warnNotLocal(std, "cluster init", addr)
+	var aside [2]string
+	if *force {
+		// A new cluster starts from no state: the old one's tables,
+		// tokens and members must not come with it.
+		if aside, err = setStateAside(old, time.Now()); err != nil {
+			return fail(std, "cluster init", err)
+		}
+	}
 	if err := paths.prepare(*force); err != nil {
 		return fail(std, "cluster init", err)
 	}
@@ -207,12 +221,19 @@ func cmdClusterInit(std stdio, args []string) int {
 	if *joinPort != join.DefaultPort {
 		settings["join-port"] = *joinPort
 	}
+	kept := keepOwnSettings(settings, old)
 	if err := paths.write([]string{key}, certPEM, keyPEM, seed, settings); err != nil {
 		return fail(std, "cluster init", err)
 	}
 	joinAddr := net.JoinHostPort(addr.String(), strconv.Itoa(*joinPort))
 	fmt.Fprintf(std.stdout, "A new vxnet cluster: this host (%s) is its first member.\n", addr)
 	paths.report(std)
+	if len(kept) > 0 {
+		fmt.Fprintf(std.stdout, "Kept from the old %s: %s.\n", paths.config, strings.Join(kept, ", "))
+	}
+	if aside[0] != "" {
+		fmt.Fprintf(std.stdout, "The old cluster's state (this host's endpoints, the tables, the members) is set aside: %s is now %s\n", aside[0], aside[1])
+	}
 	startAgent(std, paths.config, *noStart)
 	fmt.Fprintf(std.stdout, "\nTo add a host, run on it (the token works until revoked: vxnet cluster token --help):\n\n  vxnet cluster join --token %s %s\n", tok, joinAddr)
 	return 0
@@ -660,6 +681,36 @@ func keepOwnSettings(settings, old map[string]any) []string {
 	}
 	sort.Strings(kept)
 	return kept
+}
+
+// setStateAside moves the data dir the old settings name (the default
+// where they name none) to DIR.before-init-TIME, and returns both paths
+// (none when there is nothing in it). It refuses while an agent answers
+// on the old settings' API socket: it would write the old state back.
+func setStateAside(old map[string]any, now time.Time) ([2]string, error) {
+	dir, sock := config.DefaultDataDir, api.DefaultSocket
+	if d, ok := old["data-dir"].(string); ok && d != "" {
+		dir = d
+	}
+	if s, ok := old["api-socket"].(string); ok && s != "" {
+		sock = s
+	}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(ents) == 0 {
+		return [2]string{}, nil
+	}
+	if err != nil {
+		return [2]string{}, fmt.Errorf("data-dir %s: %w", dir, err)
+	}
+	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+		c.Close()
+		return [2]string{}, fmt.Errorf("an agent runs here (it answers on %s) with the old cluster's state in %s: stop it first (systemctl stop vxnet), then run cluster init --force again; the new cluster starts without that state, which is set aside", sock, dir)
+	}
+	to := strings.TrimRight(dir, string(filepath.Separator)) + ".before-init-" + now.UTC().Format("20060102T150405Z")
+	if err := os.Rename(dir, to); err != nil {
+		return [2]string{}, fmt.Errorf("setting the old cluster's state aside: %w", err)
+	}
+	return [2]string{dir, to}, nil
 }
 
 // readSettings reads a config.json as it stands; nothing when there is

@@ -149,3 +149,73 @@ func TestClusterJoin_forceKeepsOwnSettings(t *testing.T) {
 		t.Errorf("stdout does not say what was kept:\n%s", stdout)
 	}
 }
+
+// TestClusterInit_forceSetsStateAside: a new cluster over old settings
+// starts from no state: the old data dir is moved aside (refused while an
+// agent answers on the old API socket), and the settings a new cluster
+// does not decide are kept, those it does are not.
+func TestClusterInit_forceSetsStateAside(t *testing.T) {
+	base := t.TempDir()
+	dir, data, sock := filepath.Join(base, "etc"), filepath.Join(base, "data"), filepath.Join(base, "api.sock")
+	for _, d := range []string{dir, data} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(data, "state.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf(`{"name": "h5", "data-dir": %q, "api-socket": %q, "join": ["198.18.0.9:7946"], "advertise-addr": "127.0.0.1"}`, data, sock)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	initForce := func() (int, string, string) {
+		return runCLI("cluster", "init", "--force", "--no-start", "--config-dir", dir, "--advertise-addr", "127.0.0.1")
+	}
+
+	// An agent answering on the old socket: refused, nothing changed.
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := initForce()
+	l.Close()
+	if code == 0 || !strings.Contains(stderr, "an agent runs here (it answers on "+sock) || !strings.Contains(stderr, "stop it first") {
+		t.Fatalf("with an agent running: exit %d, %s", code, stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "config.json")); string(b) != old {
+		t.Errorf("the refused init changed the settings: %s", b)
+	}
+	if _, err := os.Stat(filepath.Join(data, "state.json")); err != nil {
+		t.Errorf("the refused init moved the state: %v", err)
+	}
+
+	code, stdout, stderr := initForce()
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("the old data dir is still there: %v", err)
+	}
+	moved, _ := filepath.Glob(data + ".before-init-*")
+	if len(moved) != 1 {
+		t.Fatalf("set aside as %v, want one %s.before-init-TIME", moved, data)
+	}
+	if _, err := os.Stat(filepath.Join(moved[0], "state.json")); err != nil {
+		t.Errorf("the state set aside lacks its file: %v", err)
+	}
+	if !strings.Contains(stdout, "set aside: "+data+" is now "+moved[0]) {
+		t.Errorf("stdout does not say where the state went:\n%s", stdout)
+	}
+	var got map[string]any
+	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["name"] != "h5" || got["data-dir"] != data || got["api-socket"] != sock {
+		t.Errorf("own settings lost: %s", b)
+	}
+	if _, ok := got["join"]; ok {
+		t.Errorf("the old cluster's members were kept: %s", b)
+	}
+}
