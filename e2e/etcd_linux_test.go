@@ -30,24 +30,33 @@ func (l *lab) etcdCluster(underlay string, names ...string) (*cluster, *etcdtest
 // the agent flags that use that etcd.
 func (l *lab) clusterBesideEtcd(underlay string, inEtcd bool, names ...string) (*cluster, *etcdtest.Cluster, []string) {
 	l.t.Helper()
-	etcdtest.Binary(l.t)
-	host := underlay + ".250"
-	eps := fmt.Sprintf("http://%s:2379,http://%s:2381,http://%s:2383", host, host, host)
-	var ec *etcdtest.Cluster
-	l.beforeAgents = func(br string) {
-		l.run("ip", "-n", br, "addr", "add", host+"/24", "dev", "br0")
-		ec = etcdtest.StartWith(l.t, etcdtest.Options{Netns: br, Host: host})
-		if got := strings.Join(ec.Endpoints(), ","); got != eps {
-			l.t.Fatalf("etcd's endpoints %s, want %s", got, eps)
-		}
-	}
+	eps, ec := l.etcdOnUnderlay(underlay)
 	defer func() { l.beforeAgents = nil }()
 	flags := []string{"--store", "etcd", "--etcd-endpoints", eps, "--etcd-lease-ttl", "4s"}
 	var extra []string
 	if inEtcd {
 		extra = flags
 	}
-	return l.clusterWith(underlay, extra, names...), ec, flags
+	return l.clusterWith(underlay, extra, names...), *ec, flags
+}
+
+// etcdOnUnderlay has the next cluster made start etcd as etcdCluster's
+// does, before its agents: etcd's client URLs, and the cluster once it
+// runs. The caller resets l.beforeAgents once the cluster is made.
+func (l *lab) etcdOnUnderlay(underlay string) (string, **etcdtest.Cluster) {
+	l.t.Helper()
+	etcdtest.Binary(l.t)
+	host := underlay + ".250"
+	eps := fmt.Sprintf("http://%s:2379,http://%s:2381,http://%s:2383", host, host, host)
+	ec := new(*etcdtest.Cluster)
+	l.beforeAgents = func(br string) {
+		l.run("ip", "-n", br, "addr", "add", host+"/24", "dev", "br0")
+		*ec = etcdtest.StartWith(l.t, etcdtest.Options{Netns: br, Host: host})
+		if got := strings.Join((*ec).Endpoints(), ","); got != eps {
+			l.t.Fatalf("etcd's endpoints %s, want %s", got, eps)
+		}
+	}
+	return eps, ec
 }
 
 type storeJSON struct {

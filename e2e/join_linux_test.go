@@ -204,3 +204,44 @@ func TestCluster_initJoinTokens(t *testing.T) {
 		t.Errorf("j1 did not join the members it remembered:\n%s", b)
 	}
 }
+
+// TestCluster_initJoinEtcd: a cluster set up with cluster init --store etcd
+// keeps its tables in etcd from the first start; a host that joins with a
+// token learns the store from the cluster, and both read the first token
+// from etcd.
+func TestCluster_initJoinEtcd(t *testing.T) {
+	l := newLab(t)
+	eps, _ := l.etcdOnUnderlay("198.18.87")
+	c := l.clusterHosts("198.18.87", nil, false, "n1", "n2")
+	l.beforeAgents = nil
+	dir := func(name string) string { return filepath.Join(l.dir, name+"-etc") }
+	vx := func(host string, args ...string) (string, error) {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", c.hosts[host].ns, vxnetBin}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := vx("n1", "cluster", "init", "--advertise-addr", c.hosts["n1"].addr, "--config-dir", dir("n1"), "--no-start",
+		"--store", "etcd", "--etcd-endpoints", eps, "--etcd-prefix", "/vxinit")
+	if err != nil {
+		t.Fatalf("cluster init: %v\n%s", err, out)
+	}
+	m := joinCommand.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "in etcd ("+eps+"), under /vxinit") {
+		t.Fatalf("cluster init printed no join command, or not where the tables are:\n%s", out)
+	}
+	c.startWith("n1", "", "--config", filepath.Join(dir("n1"), "config.json"))
+	if out, err := vx("n2", "cluster", "join", "--token", m[1], "--config-dir", dir("n2"), "--no-start", m[2]); err != nil {
+		t.Fatalf("cluster join: %v\n%s", err, out)
+	}
+	c.startWith("n2", "", "--config", filepath.Join(dir("n2"), "config.json"))
+	c.waitMembers([]string{"n1", "n2"}, 2)
+	for _, h := range []string{"n1", "n2"} {
+		testutil.WaitFor(t, h+" to have etcd up", 20*time.Second, func() bool { return c.store(h).Up })
+		if st := c.store(h); st.Backend != "etcd" || st.Prefix != "/vxinit" {
+			t.Errorf("cluster store on %s: %+v, want etcd under /vxinit", h, st)
+		}
+		var ts []struct{ ID, State string }
+		if err := json.Unmarshal([]byte(c.cli(h, "cluster", "token", "ls", "--format", "json")), &ts); err != nil || len(ts) != 1 || ts[0].State != "active" {
+			t.Errorf("tokens on %s: %+v, %v; want init's, active", h, ts, err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/join"
+	"github.com/vxnet/vxnet/kvs"
 	"github.com/vxnet/vxnet/tables"
 )
 
@@ -39,6 +41,7 @@ func defaultConfigDir() string {
 }
 
 const clusterInitUsage = `Usage: vxnet cluster init [--advertise-addr IP] [--config-dir DIR] [--no-start]
+                         [--store etcd --etcd-endpoints URLS [--etcd-ca FILE ...]]
 
 Sets this host up as the first member of a new cluster, and prints the
 command that adds the others:
@@ -53,8 +56,15 @@ service where it is installed, or says how to start it. The token is shown
 once; the cluster keeps only its hash. Tokens are listed, made, rotated and
 revoked with vxnet cluster token.
 
-Example:
+The tables live in the agents (gossip) unless --store etcd names an etcd
+cluster to keep them in; hosts that join learn where. etcd's client
+certificates are each host's own (--etcd-ca, --etcd-cert, --etcd-key,
+here and on cluster join).
+
+Examples:
   vxnet cluster init --advertise-addr 198.18.0.1
+  vxnet cluster init --store etcd --etcd-endpoints https://10.0.0.1:2379 \
+      --etcd-ca /etc/vxnet/etcd-ca.pem --etcd-cert /etc/vxnet/etcd.pem --etcd-key /etc/vxnet/etcd-key.pem
 
 Flags:
 `
@@ -70,7 +80,9 @@ the gossip keys, the members to join, the join certificate (it admits hosts
 too) and where the tables are kept, writes them under DIR (config.json,
 gossip.key, join.pem, join-key.pem; secrets mode 0600) and starts the
 agent as the vxnet systemd service where it is installed, or says how to
-start it. A revoked or expired token is refused.
+start it. A revoked or expired token is refused. In a cluster that keeps
+its tables in etcd, --etcd-ca, --etcd-cert and --etcd-key give this host's
+own files for etcd's TLS.
 
 --advertise-addr defaults to the address this host reaches ADDR from.
 
@@ -133,12 +145,23 @@ func cmdClusterInit(std stdio, args []string) int {
 	ttl := fs.Duration("ttl", 0, "the first token expires after `DURATION` (default: never; revoke it with vxnet cluster token)")
 	noStart := fs.Bool("no-start", false, "write the settings only; start the agent yourself")
 	force := fs.Bool("force", false, "overwrite an existing DIR/config.json: start a new cluster on a host set up before (its old state is set aside)")
+	store := fs.String("store", config.StoreGossip, "where the cluster keeps its tables: `gossip` (in the agents) or etcd (--etcd-endpoints); hosts that join learn it")
+	etcdEndpoints := fs.String("etcd-endpoints", "", "etcd's client `URLS`, comma-separated (with --store etcd); hosts that join learn them")
+	etcdPrefix := fs.String("etcd-prefix", "", "the key `PATH` the tables live under in etcd (default /vxnet)")
+	etcdTLS := etcdTLSFlags(fs)
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(std.stderr, "vxnet cluster init: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	sc := config.Config{Store: *store, EtcdPrefix: *etcdPrefix}
+	if *etcdEndpoints != "" {
+		sc.EtcdEndpoints = strings.Split(*etcdEndpoints, ",")
+	}
+	if !etcdTLS.apply(std, "cluster init", &sc) {
 		return 2
 	}
 	if *ttl != 0 && *ttl < time.Minute {
@@ -221,6 +244,7 @@ func cmdClusterInit(std stdio, args []string) int {
 	if *joinPort != join.DefaultPort {
 		settings["join-port"] = *joinPort
 	}
+	storeSettings(settings, sc)
 	kept := keepOwnSettings(settings, old)
 	if err := paths.write([]string{key}, certPEM, keyPEM, seed, settings); err != nil {
 		return fail(std, "cluster init", err)
@@ -228,6 +252,9 @@ func cmdClusterInit(std stdio, args []string) int {
 	joinAddr := net.JoinHostPort(addr.String(), strconv.Itoa(*joinPort))
 	fmt.Fprintf(std.stdout, "A new vxnet cluster: this host (%s) is its first member.\n", addr)
 	paths.report(std)
+	if sc.Store == config.StoreEtcd {
+		fmt.Fprintf(std.stdout, "  tables:            in etcd (%s), under %s\n", strings.Join(sc.EtcdEndpoints, ","), kvs.EtcdPrefix(sc.EtcdPrefix))
+	}
 	if len(kept) > 0 {
 		fmt.Fprintf(std.stdout, "Kept from the old %s: %s.\n", paths.config, strings.Join(kept, ", "))
 	}
@@ -250,6 +277,7 @@ func cmdClusterJoin(std stdio, args []string) int {
 	noStart := fs.Bool("no-start", false, "write the settings only; start the agent yourself")
 	force := fs.Bool("force", false, "overwrite an existing DIR/config.json")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on ADDR after `DURATION`")
+	etcdTLS := etcdTLSFlags(fs)
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -313,6 +341,18 @@ func cmdClusterJoin(std stdio, args []string) int {
 	if err != nil {
 		return fail(std, "cluster join", fmt.Errorf("%w%s", err, joinHint(err, member, *timeout)))
 	}
+	sc := config.Config{Store: resp.Store}
+	if resp.Store == config.StoreEtcd {
+		sc.EtcdEndpoints, sc.EtcdPrefix = resp.EtcdEndpoints, resp.EtcdPrefix
+	}
+	if etcdTLS.given() {
+		if resp.Store != config.StoreEtcd {
+			return fail(std, "cluster join", fmt.Errorf("--etcd-ca, --etcd-cert and --etcd-key are for a cluster that keeps its tables in etcd; %s's keeps them in gossip", member))
+		}
+		if !etcdTLS.apply(std, "cluster join", &sc) {
+			return 2
+		}
+	}
 	// The directory once admitted: a failed join leaves none.
 	if err := paths.prepare(*force); err != nil {
 		return fail(std, "cluster join", err)
@@ -358,9 +398,7 @@ func cmdClusterJoin(std stdio, args []string) int {
 	if resp.JoinPort != 0 && resp.JoinPort != join.DefaultPort {
 		settings["join-port"] = resp.JoinPort
 	}
-	if resp.Store == config.StoreEtcd {
-		settings["store"], settings["etcd-endpoints"], settings["etcd-prefix"] = resp.Store, resp.EtcdEndpoints, resp.EtcdPrefix
-	}
+	storeSettings(settings, sc)
 	kept := keepOwnSettings(settings, old)
 	if err := paths.write(resp.GossipKeys, []byte(resp.Cert), []byte(resp.Key), nil, settings); err != nil {
 		return fail(std, "cluster join", err)
@@ -681,6 +719,59 @@ func keepOwnSettings(settings, old map[string]any) []string {
 	}
 	sort.Strings(kept)
 	return kept
+}
+
+// etcdClientFlags are etcd's client TLS files, a host's own: init and
+// join write them to the settings as given, made absolute.
+type etcdClientFlags struct{ ca, cert, key *string }
+
+func etcdTLSFlags(fs *flag.FlagSet) etcdClientFlags {
+	return etcdClientFlags{
+		ca:   fs.String("etcd-ca", "", "PEM `FILE` of the CA that signed etcd's certificates (with --store etcd)"),
+		cert: fs.String("etcd-cert", "", "PEM `FILE` of this host's client certificate for etcd (with --etcd-key)"),
+		key:  fs.String("etcd-key", "", "PEM `FILE` of the client certificate's key"),
+	}
+}
+
+func (f etcdClientFlags) given() bool { return *f.ca != "" || *f.cert != "" || *f.key != "" }
+
+// apply puts the files in c, checks c's store settings whole, and says
+// what is wrong (naming the flag) when they do not hold.
+func (f etcdClientFlags) apply(std stdio, cmd string, c *config.Config) bool {
+	for _, p := range []struct{ to, from *string }{{&c.EtcdCA, f.ca}, {&c.EtcdCert, f.cert}, {&c.EtcdKey, f.key}} {
+		*p.to = *p.from
+		if *p.from != "" {
+			if abs, err := filepath.Abs(*p.from); err == nil {
+				*p.to = abs
+			}
+		}
+	}
+	var ce *config.Error
+	if err := c.CheckStore(); errors.As(err, &ce) {
+		v := ce.Value
+		if v == "" {
+			v = `""`
+		}
+		fmt.Fprintf(std.stderr, "vxnet %s: --%s %s: %s\n", cmd, ce.Field, v, ce.Reason)
+		return false
+	} else if err != nil {
+		fmt.Fprintf(std.stderr, "vxnet %s: %v\n", cmd, err)
+		return false
+	}
+	return true
+}
+
+// storeSettings writes c's store settings (none for gossip, the default).
+func storeSettings(settings map[string]any, c config.Config) {
+	if c.Store != config.StoreEtcd {
+		return
+	}
+	settings["store"], settings["etcd-endpoints"] = c.Store, c.EtcdEndpoints
+	for k, v := range map[string]string{"etcd-prefix": c.EtcdPrefix, "etcd-ca": c.EtcdCA, "etcd-cert": c.EtcdCert, "etcd-key": c.EtcdKey} {
+		if v != "" {
+			settings[k] = v
+		}
+	}
 }
 
 // setStateAside moves the data dir the old settings name (the default

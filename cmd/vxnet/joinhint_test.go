@@ -92,31 +92,7 @@ func TestClusterJoin_failureLeavesNoDirectory(t *testing.T) {
 // drops what it does and no longer says (an etcd prefix), and asks under
 // the old name.
 func TestClusterJoin_forceKeepsOwnSettings(t *testing.T) {
-	certPEM, keyPEM, err := join.NewCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, pin, err := join.LoadCertificate(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := join.NewToken(pin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	asked := make(chan join.Request, 1)
-	admit := func(_ context.Context, _, _ string, req join.Request) (join.Response, error) {
-		asked <- req
-		return join.Response{Cert: string(certPEM), Key: string(keyPEM), GossipKeys: []string{base64.StdEncoding.EncodeToString(make([]byte, 32))},
-			Seeds: []string{"127.0.0.2:7946"}, JoinPort: join.DefaultPort, Store: "gossip"}, nil
-	}
-	l, err := tls.Listen("tcp", "127.0.0.1:0", join.ServerTLS(cert))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: join.Handler(admit)}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+	addr, tok, asked := joinServer(t, join.Response{Seeds: []string{"127.0.0.2:7946"}, JoinPort: join.DefaultPort, Store: "gossip"})
 
 	dir := filepath.Join(t.TempDir(), "vxnet")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -127,7 +103,7 @@ func TestClusterJoin_forceKeepsOwnSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stdout, stderr := runCLI("cluster", "join", "--force", "--no-start", "--token", tok.String(), "--config-dir", dir,
-		"--advertise-addr", "127.0.0.1", "--timeout", "10s", l.Addr().String())
+		"--advertise-addr", "127.0.0.1", "--timeout", "10s", addr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -217,5 +193,117 @@ func TestClusterInit_forceSetsStateAside(t *testing.T) {
 	}
 	if _, ok := got["join"]; ok {
 		t.Errorf("the old cluster's members were kept: %s", b)
+	}
+}
+
+// joinServer is a join service that admits every request with resp (and
+// a certificate, a gossip key): its address, a token for it, and the
+// requests it got.
+func joinServer(t *testing.T, resp join.Response) (string, join.Token, chan join.Request) {
+	t.Helper()
+	certPEM, keyPEM, err := join.NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, pin, err := join.LoadCertificate(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := join.NewToken(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Cert, resp.Key = string(certPEM), string(keyPEM)
+	resp.GossipKeys = []string{base64.StdEncoding.EncodeToString(make([]byte, 32))}
+	asked := make(chan join.Request, 4)
+	admit := func(_ context.Context, _, _ string, req join.Request) (join.Response, error) {
+		asked <- req
+		return resp, nil
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", join.ServerTLS(cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: join.Handler(admit)}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String(), tok, asked
+}
+
+// TestCluster_etcdSettings: init --store etcd writes where the tables are
+// and this host's etcd TLS files (absolute); a joining host takes the
+// store from the cluster and its own TLS files from its flags, which a
+// gossip cluster refuses. Bad store flags name the flag and the value.
+func TestCluster_etcdSettings(t *testing.T) {
+	base := t.TempDir()
+	ca := filepath.Join(base, "ca.pem")
+	certPEM, _, err := join.NewCertificate() // any PEM certificate will do as a CA file
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	settings := func(dir string) map[string]any {
+		var m map[string]any
+		b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		return m
+	}
+	t.Chdir(base)
+	initDir := filepath.Join(base, "init")
+	code, stdout, stderr := runCLI("cluster", "init", "--no-start", "--config-dir", initDir, "--advertise-addr", "127.0.0.1",
+		"--store", "etcd", "--etcd-endpoints", "https://127.0.0.1:2379,https://127.0.0.2:2379", "--etcd-prefix", "/vx7", "--etcd-ca", "ca.pem")
+	if code != 0 {
+		t.Fatalf("init: exit %d: %s", code, stderr)
+	}
+	m := settings(initDir)
+	if m["store"] != "etcd" || fmt.Sprint(m["etcd-endpoints"]) != "[https://127.0.0.1:2379 https://127.0.0.2:2379]" || m["etcd-prefix"] != "/vx7" || m["etcd-ca"] != ca {
+		t.Errorf("init's settings: %v", m)
+	}
+	if !strings.Contains(stdout, "in etcd (https://127.0.0.1:2379,https://127.0.0.2:2379), under /vx7") {
+		t.Errorf("init does not say where the tables are:\n%s", stdout)
+	}
+
+	for name, c := range map[string]struct {
+		args []string
+		want string
+	}{
+		"no endpoints":    {[]string{"--store", "etcd"}, `--etcd-endpoints "": --store etcd needs`},
+		"bad store":       {[]string{"--store", "consul"}, "--store consul: want gossip (the default) or etcd"},
+		"etcd flag alone": {[]string{"--etcd-prefix", "/x"}, "--etcd-prefix /x: needs --store etcd"},
+		"bad endpoint":    {[]string{"--store", "etcd", "--etcd-endpoints", "10.0.0.1:2379"}, "--etcd-endpoints 10.0.0.1:2379: want a client URL"},
+		"missing CA":      {[]string{"--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-ca", "nope.pem"}, "--etcd-ca " + filepath.Join(base, "nope.pem")},
+	} {
+		dir := filepath.Join(base, "bad")
+		code, _, stderr := runCLI(append([]string{"cluster", "init", "--no-start", "--config-dir", dir, "--advertise-addr", "127.0.0.1"}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: exit %d, %q; want 2 and %q", name, code, stderr, c.want)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s: the refused init left %s", name, dir)
+		}
+	}
+
+	addr, tok, _ := joinServer(t, join.Response{Seeds: []string{"127.0.0.2:7946"}, Store: "etcd", EtcdEndpoints: []string{"https://127.0.0.1:2379"}, EtcdPrefix: "/vx7"})
+	joinDir := filepath.Join(base, "join")
+	code, _, stderr = runCLI("cluster", "join", "--no-start", "--token", tok.String(), "--config-dir", joinDir, "--advertise-addr", "127.0.0.1",
+		"--timeout", "10s", "--etcd-ca", "ca.pem", addr)
+	if code != 0 {
+		t.Fatalf("join: exit %d: %s", code, stderr)
+	}
+	if m := settings(joinDir); m["store"] != "etcd" || fmt.Sprint(m["etcd-endpoints"]) != "[https://127.0.0.1:2379]" || m["etcd-prefix"] != "/vx7" || m["etcd-ca"] != ca {
+		t.Errorf("join's settings: %v", m)
+	}
+	addr, tok, _ = joinServer(t, join.Response{Seeds: []string{"127.0.0.2:7946"}, Store: "gossip"})
+	code, _, stderr = runCLI("cluster", "join", "--no-start", "--token", tok.String(), "--config-dir", filepath.Join(base, "join2"), "--advertise-addr", "127.0.0.1",
+		"--timeout", "10s", "--etcd-ca", "ca.pem", addr)
+	if code == 0 || !strings.Contains(stderr, "keeps them in gossip") {
+		t.Errorf("join of a gossip cluster with --etcd-ca: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(base, "join2")); !os.IsNotExist(err) {
+		t.Errorf("the refused join left its directory: %v", err)
 	}
 }
