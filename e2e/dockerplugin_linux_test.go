@@ -251,13 +251,26 @@ func TestDocker_plugin(t *testing.T) {
 	}
 
 	// dockerd of h2 restarted: its containers stop, their endpoints go;
-	// the same names come back, not doubled.
+	// the same names come back, not doubled. One with a restart policy
+	// runs again on its own, on the network (dockerd starts it before its
+	// API answers, which the plugin must not wait for).
+	d["h2"].docker("run", "-d", "--stop-timeout", "1", "--restart", "always", "--network", "web", "--name", "keeper", testImage, "sleep", "3600")
+	testutil.WaitFor(t, "keeper's endpoint", 15*time.Second, func() bool { _, ok := c.endpoints("h1")["keeper"]; return ok })
 	d["h2"].stop()
 	testutil.WaitFor(t, "client's endpoint gone with h2's dockerd", 30*time.Second, func() bool {
 		_, ok := c.endpoints("h1")["client"]
 		return !ok
 	})
 	d["h2"].restart()
+	testutil.WaitFor(t, "keeper to run again, on web", 60*time.Second, func() bool {
+		out, err := d["h2"].tryDocker("inspect", "-f", "{{.State.Running}}", "keeper")
+		_, listed := c.endpoints("h1")["keeper"]
+		return err == nil && strings.TrimSpace(out) == "true" && listed
+	})
+	if out, err := d["h2"].tryDocker("exec", "keeper", "ping", "-c1", "-W5", "api"); err != nil {
+		t.Errorf("keeper, started again, does not reach api: %v\n%s", err, out)
+	}
+	d["h2"].docker("rm", "-f", "keeper")
 	d["h2"].docker("rm", "-f", "client")
 	d["h2"].docker("run", "-d", "--stop-timeout", "1", "--network", "web", "--name", "client", testImage, "sleep", "3600")
 	testutil.WaitFor(t, "client back once", 15*time.Second, func() bool {

@@ -26,6 +26,11 @@ type Engine interface {
 	// Docker's list of containers (which answers while the container is
 	// being started, unlike Container).
 	Labels(ctx context.Context, name string) (map[string]string, error)
+	// Exited lists the IDs of the containers that are not running
+	// (exited, or created and never started).
+	Exited(ctx context.Context) ([]string, error)
+	// Start starts the container of ID id, as docker start does.
+	Start(ctx context.Context, id string) error
 }
 
 // EngineNetwork is a network as Docker's API shows it.
@@ -59,11 +64,16 @@ type EngineContainer struct {
 	Name  string
 	State struct {
 		Running bool
+		Error   string // why its last start failed
+	}
+	HostConfig struct {
+		RestartPolicy struct{ Name string }
 	}
 	NetworkSettings struct {
 		Networks map[string]struct {
 			Aliases    []string
 			EndpointID string
+			NetworkID  string
 		}
 	}
 }
@@ -99,7 +109,12 @@ func NewHTTPEngine(host string) (*HTTPEngine, error) {
 }
 
 func (e *HTTPEngine) get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/"+engineAPIVersion+path, nil)
+	return e.do(ctx, http.MethodGet, path, out)
+}
+
+// do calls Docker's API; out, if not nil, takes the JSON answer.
+func (e *HTTPEngine) do(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, e.base+"/"+engineAPIVersion+path, nil)
 	if err != nil {
 		return err
 	}
@@ -115,13 +130,37 @@ func (e *HTTPEngine) get(ctx context.Context, path string, out any) error {
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return ErrNotFound
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("docker's API: GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	case resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotModified:
+		return fmt.Errorf("docker's API: %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if out == nil {
+		return nil
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("docker's API: GET %s: %w", path, err)
+		return fmt.Errorf("docker's API: %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// Exited lists the containers that are not running.
+func (e *HTTPEngine) Exited(ctx context.Context) ([]string, error) {
+	filter, _ := json.Marshal(map[string][]string{"status": {"exited", "created"}})
+	var cs []struct {
+		ID string `json:"Id"`
+	}
+	if err := e.get(ctx, "/containers/json?all=1&filters="+url.QueryEscape(string(filter)), &cs); err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(cs))
+	for _, c := range cs {
+		ids = append(ids, c.ID)
+	}
+	return ids, nil
+}
+
+// Start starts a container (304, started already, is no error).
+func (e *HTTPEngine) Start(ctx context.Context, id string) error {
+	return e.do(ctx, http.MethodPost, "/containers/"+url.PathEscape(id)+"/start", nil)
 }
 
 // Network returns the network of ID id.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -473,7 +474,14 @@ type fakeEngine struct {
 	onNetwork func(EngineNetwork)
 	listed    atomic.Int32                 // successful Networks calls
 	labels    map[string]map[string]string // by container name
+	// away: every call times out, as while dockerd restores its
+	// containers; started: the containers Start started, by ID.
+	away    atomic.Bool
+	started []string
 }
+
+// errFakeTimeout is a call to the fake engine while it is away.
+var errFakeTimeout = fmt.Errorf("docker's API: %w", context.DeadlineExceeded)
 
 var _ Engine = (*fakeEngine)(nil)
 
@@ -495,6 +503,9 @@ func clone[T any](v T) T {
 }
 
 func (e *fakeEngine) Network(_ context.Context, id string) (EngineNetwork, error) {
+	if e.away.Load() {
+		return EngineNetwork{}, errFakeTimeout
+	}
 	e.mu.Lock()
 	n, ok := e.networks[id]
 	if !ok {
@@ -518,6 +529,9 @@ func (e *fakeEngine) Network(_ context.Context, id string) (EngineNetwork, error
 }
 
 func (e *fakeEngine) Networks(context.Context) ([]EngineNetwork, error) {
+	if e.away.Load() {
+		return nil, errFakeTimeout
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := make([]EngineNetwork, 0, len(e.networks))
@@ -543,6 +557,63 @@ func (e *fakeEngine) Container(_ context.Context, id string) (EngineContainer, e
 		}
 	}
 	return EngineContainer{}, ErrNotFound
+}
+
+func (e *fakeEngine) Exited(context.Context) ([]string, error) {
+	if e.away.Load() {
+		return nil, errFakeTimeout
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ids []string
+	for _, c := range e.containers {
+		if !c.State.Running {
+			ids = append(ids, c.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+func (e *fakeEngine) Start(_ context.Context, id string) error {
+	if e.away.Load() {
+		return errFakeTimeout
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, c := range e.containers {
+		if c.ID == id {
+			c.State.Running, c.State.Error = true, ""
+			e.containers[name] = c
+			e.started = append(e.started, id)
+			return nil
+		}
+	}
+	return ErrNotFound
+}
+
+// startedIDs are the containers Start started.
+func (e *fakeEngine) startedIDs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.started)
+}
+
+// stopped stores a container that is not running, with the restart
+// policy and the error of its last start, on network.
+func (e *fakeEngine) stopped(t testing.TB, id, name, network, policy, startErr string) {
+	t.Helper()
+	doc := map[string]any{"Id": id, "Name": "/" + name, "State": map[string]any{"Running": false, "Error": startErr},
+		"HostConfig":      map[string]any{"RestartPolicy": map[string]any{"Name": policy}},
+		"NetworkSettings": map[string]any{"Networks": map[string]any{network: map[string]any{}}}}
+	b, _ := json.Marshal(doc)
+	var c EngineContainer
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.containers[name] = c
 }
 
 func (e *fakeEngine) Labels(_ context.Context, name string) (map[string]string, error) {

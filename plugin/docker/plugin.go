@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -40,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vxnet/vxnet/api"
@@ -143,6 +145,11 @@ type Plugin struct {
 	tied map[string]string
 	// pools are the swarm manager's (swarm.go).
 	pools swarmPools
+	// engineAway: a call to Docker's API timed out (dockerd starting
+	// and restoring its containers, which calls the plugin before its
+	// API answers): calls that need it fail at once, until the API
+	// answers again and restartRefused has started what they refused.
+	engineAway atomic.Bool
 }
 
 // New returns a Plugin; Close stops its work in the background.
@@ -470,9 +477,12 @@ func (p *Plugin) requestAddress(ctx context.Context, body []byte) (any, error) {
 		}
 		return requestAddressResponse{Address: netip.PrefixFrom(ip, pool.Bits()).String()}, nil
 	}
+	if err := p.engineAnswers(); err != nil {
+		return nil, err
+	}
 	dn, ok, err := p.engineNetworkOfPool(ctx, pool)
 	if err != nil {
-		return nil, err
+		return nil, p.engineFailed(err)
 	}
 	if !ok {
 		// Before Docker stores the network: its --aux-address, kept out
@@ -558,6 +568,89 @@ func (p *Plugin) releaseAddress(ctx context.Context, body []byte) (any, error) {
 		}
 	}
 	return struct{}{}, nil
+}
+
+// errEngineAway is a call refused at once while Docker's API is away.
+var errEngineAway = errors.New(engineAwayText + " (dockerd is starting, and restores its containers before it answers): vxnet starts a container with a restart policy that this refused once it does")
+
+const engineAwayText = "Docker's API does not answer"
+
+// engineAnswers refuses a call that needs Docker's API while it is away.
+func (p *Plugin) engineAnswers() error {
+	if p.engineAway.Load() {
+		return errEngineAway
+	}
+	return nil
+}
+
+// engineFailed passes on err, a failed call to Docker's API; a timeout
+// takes the API as away (engineAway) until it answers again.
+func (p *Plugin) engineFailed(err error) error {
+	var ne net.Error
+	if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &ne) && ne.Timeout()) {
+		return err
+	}
+	if p.engineAway.CompareAndSwap(false, true) {
+		p.log.Warn("Docker's API does not answer: calls that need it are refused until it does", "error", err)
+		p.goBG(p.restartRefused)
+	}
+	return fmt.Errorf("%w (%v)", errEngineAway, err)
+}
+
+// restartRefused waits for Docker's API to answer again, then starts the
+// containers with a restart policy (always, unless-stopped) on vxnet's
+// networks that dockerd could not start meanwhile: it starts them before
+// its API answers, and the plugin, which needs that API for a container's
+// name, refused them.
+func (p *Plugin) restartRefused() {
+	var ours map[string]bool // Docker network IDs and names on vxnet
+	if !p.retry(p.ctx, 24*time.Hour, func() bool {
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		defer cancel()
+		ns, err := p.cfg.Engine.Networks(ctx)
+		if err != nil {
+			return false
+		}
+		ours = map[string]bool{}
+		for _, n := range ns {
+			if isOurs(n.Driver) {
+				ours[n.ID], ours[n.Name] = true, true
+			}
+		}
+		return true
+	}) {
+		return
+	}
+	p.engineAway.Store(false)
+	p.log.Info("Docker's API answers again")
+	ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
+	defer cancel()
+	ids, err := p.cfg.Engine.Exited(ctx)
+	if err != nil {
+		p.log.Warn("listing Docker's stopped containers", "error", err)
+		return
+	}
+	for _, id := range ids {
+		c, err := p.cfg.Engine.Container(ctx, id)
+		if err != nil || c.State.Running || !strings.Contains(c.State.Error, engineAwayText) {
+			continue // running, or stopped for a reason of its own
+		}
+		if pol := c.HostConfig.RestartPolicy.Name; pol != "always" && pol != "unless-stopped" {
+			continue
+		}
+		onOurs := false
+		for name, n := range c.NetworkSettings.Networks {
+			onOurs = onOurs || ours[name] || ours[n.NetworkID]
+		}
+		if !onOurs {
+			continue
+		}
+		if err := p.cfg.Engine.Start(ctx, id); err != nil {
+			p.log.Warn("starting a container dockerd could not start", "container", strings.TrimPrefix(c.Name, "/"), "error", err)
+			continue
+		}
+		p.log.Info("started a container dockerd could not start while its API was away", "container", strings.TrimPrefix(c.Name, "/"))
+	}
 }
 
 // engineNetworkOfPool finds the Docker network of this host on the vxnet
@@ -961,9 +1054,12 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	if len(req.EndpointID) < 12 {
 		return nil, fmt.Errorf("malformed request: EndpointID %q is too short", req.EndpointID)
 	}
+	if err := p.engineAnswers(); err != nil {
+		return nil, err
+	}
 	dn, err := p.cfg.Engine.Network(ctx, req.NetworkID)
 	if err != nil {
-		return nil, fmt.Errorf("reading network %s from Docker's API: %w", short(req.NetworkID), err)
+		return nil, fmt.Errorf("reading network %s from Docker's API: %w", short(req.NetworkID), p.engineFailed(err))
 	}
 	name, err := p.tie(ctx, dn)
 	if err != nil {

@@ -1312,3 +1312,46 @@ func TestCreateNetwork_mtuOfEncrypted(t *testing.T) {
 	e2 := newEnv(t, nil, "host-a", func(c *Config) { c.NetworkMTU = e.p.cfg.NetworkMTU })
 	e2.ok("/NetworkDriver.CreateNetwork", createNetworkBody(`{"com.docker.network.driver.mtu":"`+fmt.Sprint(testMTU)+`"}`, "", ipv4Data, "[]"), nil)
 }
+
+// TestEngineAway_restartsRefused: while Docker's API does not answer (as
+// while dockerd restores its containers, calling the plugin first), a call
+// that needs it is refused, saying so, and the calls after it at once;
+// once the API answers, the containers with a restart policy (always,
+// unless-stopped) on vxnet's networks that were refused so are started,
+// and no other.
+func TestEngineAway_restartsRefused(t *testing.T) {
+	e := newEnv(t, nil, "host-a", nil)
+	e.eng.storeNetwork(t, netID, "web", "10.0.9.0/24", "10.0.9.1", false, webOptions)
+	e.eng.storeNetwork(t, "bridge0id", "bridge", "172.17.0.0/16", "172.17.0.1", false, nil)
+	e.eng.mu.Lock()
+	n := e.eng.networks["bridge0id"]
+	n.Driver = "bridge"
+	e.eng.networks["bridge0id"] = n
+	e.eng.mu.Unlock()
+
+	e.eng.away.Store(true)
+	for i, path := range []string{"/IpamDriver.RequestAddress", "/NetworkDriver.Join", "/IpamDriver.RequestAddress"} {
+		body := bodyRequestAddress
+		if path == "/NetworkDriver.Join" {
+			body = bodyJoin
+		}
+		if msg := e.fails(path, body); !strings.Contains(msg, "Docker's API does not answer") || !strings.Contains(msg, "vxnet starts a container with a restart policy") {
+			t.Errorf("call %d, %s while the API is away: %q", i, path, msg)
+		}
+	}
+	if r := e.c.reservations(); len(r) != 0 {
+		t.Errorf("reserved while the API was away: %v", r)
+	}
+	refused := "failed to create endpoint keeper on network web: remote: " + errEngineAway.Error()
+	e.eng.stopped(t, "id-keeper", "keeper", "web", "always", refused)
+	e.eng.stopped(t, "id-unless", "unless", netID, "unless-stopped", refused) // named by the network's ID
+	e.eng.stopped(t, "id-once", "once", "web", "no", refused)
+	e.eng.stopped(t, "id-broken", "broken", "web", "always", "exec: \"nope\": executable file not found")
+	e.eng.stopped(t, "id-bridged", "bridged", "bridge", "always", refused)
+	e.eng.away.Store(false)
+	testutil.WaitFor(t, "the refused containers to be started", waitLong, func() bool { return len(e.eng.startedIDs()) >= 2 })
+	e.close() // the sweep is over
+	if got := e.eng.startedIDs(); !reflect.DeepEqual(got, []string{"id-keeper", "id-unless"}) {
+		t.Errorf("started %v, want id-keeper and id-unless alone", got)
+	}
+}
