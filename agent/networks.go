@@ -40,22 +40,8 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if err != nil {
 		return api.Network{}, err
 	}
-	if err := driver.Check(d, own); err != nil {
-		return api.Network{}, apiError(api.CodeBadRequest, "options", "%v", err)
-	}
-	if err := rowRoom("a network's", field{"options", req.Options}, field{"auxAddresses", req.AuxAddresses}); err != nil {
-		return api.Network{}, err
-	}
 	members := a.Members()
-	if err := checkPolicyHost(d, own, members); err != nil {
-		return api.Network{}, err
-	}
-	if driver.Encrypted(own) && !a.gossipEncrypted {
-		// The keys that seal the network travel in gossip: without the
-		// cluster's gossip key anyone on the underlay could announce some.
-		return api.Network{}, apiError(api.CodeBadRequest, "options", "option encrypted: needs an encrypted cluster: start every agent with --gossip-key-file FILE (the same key on each; docs/ENCRYPTION.md)")
-	}
-	if err := keepMembersOut(d, &req, members); err != nil {
+	if err := a.checkNetworkInCluster(d, own, &req, members); err != nil {
 		return api.Network{}, err
 	}
 	unclaim, err := a.claimNetworkName(req.Name) // names.go: unique in any case
@@ -105,6 +91,27 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	a.persist()
 	a.log.Info("network created", "network", n.Name, "vni", n.VNI, "subnet", n.Subnet.String())
 	return a.apiNetwork(n), nil
+}
+
+// checkNetworkInCluster checks a request against the driver and the
+// cluster (its members, its gossip), and keeps the members' addresses out
+// of a network on their segment (keepMembersOut, which adds to req).
+func (a *Agent) checkNetworkInCluster(d driver.Driver, own map[string]string, req *api.NetworkCreate, members []api.Member) error {
+	if err := driver.Check(d, own); err != nil {
+		return apiError(api.CodeBadRequest, "options", "%v", err)
+	}
+	if err := rowRoom("a network's", field{"options", req.Options}, field{"auxAddresses", req.AuxAddresses}); err != nil {
+		return err
+	}
+	if err := checkPolicyHost(d, own, members); err != nil {
+		return err
+	}
+	if driver.Encrypted(own) && !a.gossipEncrypted {
+		// The keys that seal the network travel in gossip: without the
+		// cluster's gossip key anyone on the underlay could announce some.
+		return apiError(api.CodeBadRequest, "options", "option encrypted: needs an encrypted cluster: start every agent with --gossip-key-file FILE (the same key on each; docs/ENCRYPTION.md)")
+	}
+	return keepMembersOut(d, req, members)
 }
 
 // checkNetworkCreate checks what can be checked of a request alone, and
@@ -442,12 +449,20 @@ func (a *Agent) liveMembers() (first string, live map[string]bool) {
 // know it yet).
 func (a *Agent) CheckNetwork(req api.NetworkCreate) error {
 	named := req.Name
-	d, own, _, err := checkNetworkRequest(&req, named != "")
+	d, own, opts, err := checkNetworkRequest(&req, named != "")
 	if err != nil {
 		return err
 	}
-	if err := driver.Check(d, own); err != nil {
-		return apiError(api.CodeBadRequest, "options", "%v", err)
+	members := a.Members()
+	if err := a.checkNetworkInCluster(d, own, &req, members); err != nil {
+		return err
+	}
+	// The subnets asked for, as the network would have them.
+	var n tables.Network
+	n.Subnet, _ = netip.ParsePrefix(req.Subnet)
+	n.Subnet6, _ = netip.ParsePrefix(req.Subnet6)
+	if err := underlayApart(d, req, n, members, a.hnsProg != nil); err != nil {
+		return err
 	}
 	if req.AssignedBy != "" {
 		return nil // the runtime's allocator hands out the addresses
@@ -457,18 +472,19 @@ func (a *Agent) CheckNetwork(req api.NetworkCreate) error {
 	// cluster-wide, whatever its scope).
 	aux4, aux6 := splitAux(req.AuxAddresses)
 	for _, side := range []struct {
-		suffix string
-		c      ipam.PoolConfig
+		suffix    string
+		c         ipam.PoolConfig
+		blockSize int
 	}{
-		{"", ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: aux4}},
-		{ipam.V6Suffix, ipam.PoolConfig{Subnet: req.Subnet6, IPRange: req.IPRange6, Gateway: req.Gateway6, AuxAddresses: aux6}},
+		{"", ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: aux4}, opts.BlockSize},
+		{ipam.V6Suffix, ipam.PoolConfig{Subnet: req.Subnet6, IPRange: req.IPRange6, Gateway: req.Gateway6, AuxAddresses: aux6}, 0},
 	} {
 		if side.c.Subnet == "" {
 			continue
 		}
 		// Unnamed (Docker's create): errors name no network, and no
 		// existing network is taken for this one.
-		if err := a.ipam.CheckNetwork(named+side.suffix, side.c); err != nil {
+		if err := a.ipam.CheckNetwork(named+side.suffix, side.c, side.blockSize); err != nil {
 			return fromIPAM(err)
 		}
 	}

@@ -157,8 +157,9 @@ func answers(path string) bool {
 
 // TestCheckNetwork_subnet: what a runtime asks before it makes a network
 // (Docker's create) is refused as the create would refuse it: a subnet
-// containers cannot use, one overlapping another network's; the same
-// subnet as an existing network is that network, made on another host.
+// containers cannot use, one overlapping another network's, a block size
+// that does not fit, encryption without encrypted gossip; the same subnet
+// as an existing network is that network, made on another host.
 func TestCheckNetwork_subnet(t *testing.T) {
 	a := startTestAgent(t, nil)
 	h := api.NewHandler(a)
@@ -177,6 +178,10 @@ func TestCheckNetwork_subnet(t *testing.T) {
 		{api.NetworkCreate{Subnet: "127.0.0.0/24"}, api.CodeBadRequest, "subnet"},
 		{api.NetworkCreate{Subnet: "10.0.11.0/24", Subnet6: "fe80::/64"}, api.CodeBadRequest, "subnet6"},
 		{api.NetworkCreate{Name: "x", Subnet: "10.0.9.128/25"}, api.CodeConflict, "subnet"},
+		// As the create: a block size that does not fit, encryption in a
+		// cluster whose gossip is plain.
+		{api.NetworkCreate{Subnet: "10.0.12.0/24", Options: map[string]string{"block-size": "99"}}, api.CodeBadRequest, "options"},
+		{api.NetworkCreate{Subnet: "10.0.12.0/24", Options: map[string]string{"encrypted": "true"}}, api.CodeBadRequest, "options"},
 	} {
 		err := a.CheckNetwork(tt.req)
 		var e *api.Error

@@ -402,11 +402,15 @@ func (g *Global) createNetwork(ctx context.Context, name string, c PoolConfig, b
 
 // CheckNetwork checks, without making anything, what CreateNetwork would
 // refuse of a network's subnet: a subnet or range containers cannot use,
-// and one that overlaps another network's without being the same subnet
-// (which is the same network, made on another host).
-func (g *Global) CheckNetwork(name string, c PoolConfig) error {
+// a block size that does not fit its range, and a subnet that overlaps
+// another network's without being the same subnet (which is the same
+// network, made on another host).
+func (g *Global) CheckNetwork(name string, c PoolConfig, blockSize int) error {
 	pool, err := NewPool(name, c)
 	if err != nil {
+		return err
+	}
+	if _, err := blockBitsFor(name, pool.Range, blockSize); err != nil {
 		return err
 	}
 	g.mu.Lock()

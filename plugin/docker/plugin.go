@@ -787,6 +787,9 @@ func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
 	if err := ipv6Side(&spec.req, req.IPv6Data); err != nil {
 		return nil, err
 	}
+	if !ipv6 && spec.req.Subnet6 != "" {
+		return nil, fmt.Errorf("--subnet %s is IPv6: a dual-stack network needs --ipv6 too (or leave the IPv6 subnet out)", spec.req.Subnet6)
+	}
 	for _, data := range append(req.IPv4Data, req.IPv6Data...) {
 		for k, v := range data.AuxAddresses {
 			a, err := netip.ParsePrefix(v)
@@ -804,7 +807,7 @@ func (p *Plugin) createNetwork(ctx context.Context, body []byte) (any, error) {
 	for _, n := range p.cfg.Backend.Networks() {
 		if n.Subnet == spec.req.Subnet {
 			if err := agrees(n, spec.req); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("--subnet %s is vxnet network %q's, so a Docker network of that subnet is that network: %w", spec.req.Subnet, n.Name, err)
 			}
 		}
 	}
@@ -887,13 +890,20 @@ func (p *Plugin) tie(ctx context.Context, dn EngineNetwork) (string, error) {
 	// first call may tie the same network at once.
 	p.tieMu.Lock()
 	defer p.tieMu.Unlock()
+	// A vxnet network of the subnet under another name is this one (as
+	// CreateNetwork took it): Docker's names are each host's own.
+	for _, n := range p.cfg.Backend.Networks() {
+		if n.Subnet == spec.req.Subnet && n.Name != spec.req.Name {
+			spec.req.Name = n.Name
+		}
+	}
 	if err := p.ensure(ctx, spec.req); err != nil {
 		return "", err
 	}
 	p.mu.Lock()
-	p.tied[dn.ID] = dn.Name
+	p.tied[dn.ID] = spec.req.Name
 	p.mu.Unlock()
-	return dn.Name, nil
+	return spec.req.Name, nil
 }
 
 // ensure makes sure the vxnet network req names exists as req asks:

@@ -369,6 +369,8 @@ func TestHandler_badInput(t *testing.T) {
 			body: createNetworkBody(`{}`, "", ipv4Data, `[{"AddressSpace":"vxnet","Gateway":"fd00:0:0:7e57::1/64","Pool":"`+unusedV6Pool+`"}]`), want: []string{"--ipv6 needs an IPv6 --subnet"}},
 		{name: "CreateNetwork/IPv6Data IPv4", path: "/NetworkDriver.CreateNetwork",
 			body: createNetworkBody(`{}`, "", ipv4Data, `[{"AddressSpace":"vxnet","Gateway":"10.0.10.1/24","Pool":"10.0.10.0/24"}]`), want: []string{"IPv6", `"10.0.10.0/24"`}},
+		{name: "CreateNetwork/IPv6 subnet without --ipv6", path: "/NetworkDriver.CreateNetwork",
+			body: createNetworkBody(`{}`, "", ipv4Data, `[{"AddressSpace":"vxnet","Gateway":"fd00:9::1/64","Pool":"fd00:9::/64"}]`), want: []string{"--subnet fd00:9::/64 is IPv6", "needs --ipv6"}},
 		{name: "CreateNetwork/two subnets", path: "/NetworkDriver.CreateNetwork",
 			body: createNetworkBody(`{}`, "", `[{"AddressSpace":"vxnet","Gateway":"10.0.9.1/24","Pool":"10.0.9.0/24"},{"AddressSpace":"vxnet","Gateway":"10.0.10.1/24","Pool":"10.0.10.0/24"}]`, "[]"),
 			want: []string{"one subnet", "has 2"}},
@@ -1353,5 +1355,28 @@ func TestEngineAway_restartsRefused(t *testing.T) {
 	e.close() // the sweep is over
 	if got := e.eng.startedIDs(); !reflect.DeepEqual(got, []string{"id-keeper", "id-unless"}) {
 		t.Errorf("started %v, want id-keeper and id-unless alone", got)
+	}
+}
+
+// TestTie_bySubnet: a Docker network whose subnet is a vxnet network's of
+// another name is that network, as its create took it (Docker's names are
+// each host's own): its containers get that network's addresses; one
+// whose options differ is refused at create, naming the vxnet network.
+func TestTie_bySubnet(t *testing.T) {
+	e := newEnv(t, nil, "host-a", nil)
+	e.c.addNetwork(t, api.NetworkCreate{Name: "web", Subnet: "10.0.9.0/24", Driver: "overlay"})
+	msg := e.fails("/NetworkDriver.CreateNetwork", createNetworkBody(`{}`, `"com.docker.network.enable_ipv6":false,"com.docker.network.generic":{},"com.docker.network.internal":true`, ipv4Data, "[]"))
+	if !strings.Contains(msg, `--subnet 10.0.9.0/24 is vxnet network "web"'s`) || !strings.Contains(msg, "--internal") {
+		t.Errorf("an --internal Docker network on web's subnet: %q", msg)
+	}
+	e.ok("/NetworkDriver.CreateNetwork", bodyCreateNetwork, nil)
+	e.eng.storeNetwork(t, netID, "web-here", "10.0.9.0/24", "10.0.9.1", false, webOptions)
+	var addr requestAddressResponse
+	e.ok("/IpamDriver.RequestAddress", bodyRequestAddress, &addr)
+	if r := e.c.reservations(); len(r) != 1 || !strings.HasPrefix(r[0], "web ") {
+		t.Errorf("reservations %v, want one on web", r)
+	}
+	if _, ok := e.c.network("web-here"); ok {
+		t.Error("a vxnet network web-here was made beside web")
 	}
 }
