@@ -1432,8 +1432,9 @@ func describe(err error) error {
 	if flag, ok := dockerFlags[ae.Field]; ok && !strings.Contains(ae.Message, flag) {
 		return fmt.Errorf("vxnet: %s: %s", flag, ae.Message)
 	}
-	if ae.Field == "options" {
-		// The message names the option; Docker spells it -o vxnet.KEY.
+	if ae.Field == "options" && !strings.HasPrefix(ae.Message, "option "+optEncrypted+":") {
+		// The message names the option; Docker spells it -o vxnet.KEY
+		// (but encrypted, which it takes as its own overlay does).
 		return fmt.Errorf("vxnet: %s (a vxnet network's options are -o %sKEY=VALUE)", ae.Message, OptPrefix)
 	}
 	return errors.New("vxnet: " + ae.Message)

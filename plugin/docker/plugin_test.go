@@ -1380,3 +1380,13 @@ func TestTie_bySubnet(t *testing.T) {
 		t.Error("a vxnet network web-here was made beside web")
 	}
 }
+
+// TestDescribe_options: an option error points at Docker's spelling of a
+// vxnet option, but for encrypted, which Docker takes as it is.
+func TestDescribe_options(t *testing.T) {
+	enc := describe(&api.Error{Code: api.CodeBadRequest, Field: "options", Message: "option encrypted: needs an encrypted cluster"}).Error()
+	blk := describe(&api.Error{Code: api.CodeBadRequest, Field: "options", Message: `option "block-size": invalid`}).Error()
+	if strings.Contains(enc, "-o vxnet.KEY") || !strings.Contains(blk, "-o vxnet.KEY=VALUE") {
+		t.Errorf("encrypted: %q (want no -o vxnet.KEY hint); block-size: %q (want it)", enc, blk)
+	}
+}
