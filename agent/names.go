@@ -80,11 +80,22 @@ func (a *Agent) claimEndpointName(network, name string) (release func(), err err
 	}
 	a.mu.Lock()
 	keys := append(sortedMapKeys(a.owners), sortedMapKeys(a.local)...)
+	owners := map[string]string{}
+	for _, k := range keys {
+		if taken(k) {
+			owners[k] = a.owners[k]
+			if _, local := a.local[k]; local {
+				owners[k] = a.cfg.Name
+			}
+		}
+	}
 	svc := a.serviceNamedLocked(network, name)
 	a.mu.Unlock()
 	for _, k := range keys {
-		if taken(k) {
-			return nil, nameTaken("endpoint", name, strings.TrimPrefix(k, network+"/"), network)
+		if host, ok := owners[k]; ok {
+			err := nameTaken("endpoint", name, strings.TrimPrefix(k, network+"/"), network)
+			err.Message += fmt.Sprintf(" (host %s's): give this one another name", host)
+			return nil, err
 		}
 	}
 	if svc != "" {
@@ -120,7 +131,7 @@ func (a *Agent) claimName(key string, busy func() error) (release func(), err er
 
 // nameTaken is the conflict of a name with one that exists: the same, or
 // the same but for case.
-func nameTaken(kind, name, existing, network string) error {
+func nameTaken(kind, name, existing, network string) *api.Error {
 	where := ""
 	if network != "" {
 		where = fmt.Sprintf(" on network %q", network)

@@ -148,7 +148,7 @@ func TestNames_uniqueInAnyCase(t *testing.T) {
 		t.Fatalf("endpoint %+v, %v", ep, err)
 	}
 	_, err = a.CreateEndpoint(ctx, api.EndpointCreate{Network: "Web", Name: "API"})
-	wantAPIError(t, "endpoint API", err, api.CodeConflict, "name", `endpoint "Api" exists on network "Web"`)
+	wantAPIError(t, "endpoint API", err, api.CodeConflict, "name", `endpoint "Api" exists on network "Web", and names that differ only in case are one name in DNS (host `+a.cfg.Name+`'s): give this one another name`)
 	if _, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "other", Name: "api"}); err != nil {
 		t.Errorf("the same name on another network: %v", err)
 	}
