@@ -39,6 +39,11 @@ Commands:
   help        show this help, 'vxnet help <command>' for one command, or
               'vxnet help --man' for the manual page (man vxnet, once installed)
 
+Container runtimes use vxnet through the agent:
+  Docker      docker network create -d vxnet --ipam-driver vxnet --subnet 10.0.9.0/24 web
+              (the agent serves Docker's network and IPAM plugin: vxnet agent --help)
+  CNI         vxnet cni install: podman, containerd, CRI-O and the kubelet
+
 Run 'vxnet <command> --help' for a command's flags. The client commands talk
 to the agent's API socket: --socket, else $VXNET_SOCKET, else
 ` + api.DefaultSocket + `.
