@@ -272,7 +272,7 @@ func (a *Agent) openTables(keys [][]byte, profile gossip.Profile) (kvs.Config, e
 		}
 		rows = append(rows, r)
 	}
-	kc.InitialClock, kc.InitialRows, kc.InitialEntries, kc.Logger = st.Clock, rows, st.Cluster, cfg.Logger
+	kc.InitialClock, kc.InitialRows, kc.InitialEntries, kc.InitialOthers, kc.Logger = st.Clock, rows, st.Cluster, st.Others, cfg.Logger
 	kc.ClusterTables, kc.FirstClaim, kc.AdoptOwnRows = clusterTables, []string{tables.Endpoints}, a.recovering.Load()
 	gc := gossip.Config{Name: cfg.Name, BindAddr: a.vtep.String(), BindPort: cfg.GossipPort, Seeds: cfg.Join, Profile: profile,
 		Keys: keys, Meta: a.seal.meta(a.baseMeta()), Logger: cfg.Logger}
@@ -620,7 +620,7 @@ func (a *Agent) persist() {
 	// The snapshot is taken under the store's lock, so that two saves
 	// never write an older snapshot over a newer one.
 	err := a.store.Update(func(st *hoststate.State) {
-		st.Rows, st.Cluster, st.Clock = a.kv.OwnRows(), a.kv.ClusterEntries(), a.kv.Clock()
+		st.Rows, st.Cluster, st.Others, st.Clock = a.kv.OwnRows(), a.kv.ClusterEntries(), a.kv.OthersEntries(), a.kv.Clock()
 	})
 	if err != nil {
 		a.log.Error("saving state", "error", err)
@@ -629,7 +629,7 @@ func (a *Agent) persist() {
 
 // routinePersist saves this host's rows whenever it writes one (ipam's
 // grants come from its own goroutine), and the cluster's rows whenever one
-// changes, at most every 50 ms.
+// changes (with etcd, any row), at most every 50 ms.
 func (a *Agent) routinePersist(ctx context.Context) {
 	_, events, cancel := a.kv.Watch("")
 	defer cancel()
@@ -643,7 +643,9 @@ func (a *Agent) routinePersist(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if ev.Entry.Owner == a.cfg.Name || a.kv.IsCluster(ev.Entry.Table) {
+			// With etcd, the other hosts' rows too: they are what a
+			// restart while etcd is down serves (State.Others).
+			if ev.Entry.Owner == a.cfg.Name || a.kv.IsCluster(ev.Entry.Table) || a.cfg.Store == config.StoreEtcd {
 				t.Reset(50 * time.Millisecond)
 			}
 		case <-t.C:

@@ -82,7 +82,8 @@ func (c *cluster) store(host string) storeJSON {
 // Containers on every host reach each other by name; the rows are in
 // etcd. With every etcd member down for 30 s the containers keep
 // reaching each other, every host reports the store down, and a change
-// fails with "unavailable"; once etcd is back a new container joins and
+// fails with "unavailable", and an agent restarted meanwhile serves the
+// tables it last read; once etcd is back a new container joins and
 // every host agrees. A host killed with kill -9 has its rows go with its
 // lease, and takes them back when it restarts. An agent started with the
 // gossip store in this cluster says so and exits.
@@ -154,6 +155,10 @@ func TestEtcd_labStoreDownAndBack(t *testing.T) {
 			}
 		}
 	}
+	// h1's agent restarted meanwhile serves the tables it last read.
+	c.stop("h1")
+	c.start("h1", c.hosts["h2"].addr+":7946")
+	l.waitPing("c1 to reach c3 by name through h1's agent, restarted with etcd down", ns["c1"], "c3")
 	for i := range 3 {
 		ec.Start(i)
 	}

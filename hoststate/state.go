@@ -39,7 +39,11 @@ type State struct {
 	Rows []kvs.Row `json:"rows"`
 	// Cluster are the rows of the cluster tables (networks, subnet
 	// claims), every host's, tombstones included: put back as they were.
-	Cluster   []kvs.Entry             `json:"cluster,omitempty"`
+	Cluster []kvs.Entry `json:"cluster,omitempty"`
+	// Others (with the etcd store) are the other hosts' rows of host
+	// tables as last read from etcd: a restart while etcd is down serves
+	// them until it is back.
+	Others    []kvs.Entry             `json:"others,omitempty"`
 	Endpoints []tables.Endpoint       `json:"endpoints"`
 	Leases    map[string][]netip.Addr `json:"leases"`
 	// Reserved are leases kept for a runtime that asked for an address
@@ -232,6 +236,7 @@ func (s *Store) Snapshot() State {
 	st.Rows = append([]kvs.Row(nil), s.st.Rows...)
 	st.Endpoints = append([]tables.Endpoint(nil), s.st.Endpoints...)
 	st.Cluster = append([]kvs.Entry(nil), s.st.Cluster...)
+	st.Others = append([]kvs.Entry(nil), s.st.Others...)
 	return st
 }
 

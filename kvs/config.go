@@ -63,6 +63,11 @@ type Config struct {
 	// before the node listens: a node restarted alone still knows the
 	// cluster's objects, and a restart never rewrites them.
 	InitialEntries []Entry
+	// InitialOthers (etcd backend) are the other hosts' rows of host
+	// tables as last read from etcd, persisted: served until etcd is
+	// read again, so that a host restarted while etcd is down keeps the
+	// last tables. The gossip backend learns them from its peers instead.
+	InitialOthers []Entry
 	// AdoptOwnRows, for a node that lost its state and rebuilds it from
 	// the cluster: copies of its own rows it does not hold are taken as
 	// they are instead of being deleted, until StopAdopting.

@@ -117,6 +117,9 @@ type Tables interface {
 	// ClusterEntries are the cluster tables' rows, to persist and put
 	// back with Config.InitialEntries.
 	ClusterEntries() []Entry
+	// OthersEntries are the other hosts' rows of host tables, to persist
+	// and put back with Config.InitialOthers (etcd; nil for gossip).
+	OthersEntries() []Entry
 	// Clock is the backend's clock (gossip: Lamport; etcd: revision).
 	Clock() uint64
 	// IsCluster reports whether table is one of Config.ClusterTables.

@@ -171,6 +171,13 @@ func NewEtcd(cfg Config, ecfg EtcdConfig, gcfg gossip.Config) (*Etcd, error) {
 			e.st.restore(en)
 		}
 	}
+	for _, en := range cfg.InitialOthers {
+		// The last tables, until etcd is read: a bad row is left out.
+		if checkRow(en.Table, en.Key, en.Value) != nil || e.st.cluster[en.Table] || en.Owner == "" || en.Owner == gcfg.Name || en.Deleted {
+			continue
+		}
+		e.st.restore(en)
+	}
 	for _, r := range cfg.InitialRows {
 		if err := checkRow(r.Table, r.Key, r.Value); err != nil {
 			return nil, fmt.Errorf("kvs: config InitialRows: %w", err)
@@ -579,6 +586,9 @@ func (e *Etcd) Down() map[string]time.Time { return nil }
 // ClusterEntries implements Tables: the cluster tables' rows, to persist
 // so that a host restarted while etcd is down still knows them.
 func (e *Etcd) ClusterEntries() []Entry { return e.st.clusterEntries() }
+
+// OthersEntries implements Tables: the other hosts' rows as last read.
+func (e *Etcd) OthersEntries() []Entry { return e.st.othersEntries() }
 
 // OwnRows implements Tables.
 func (e *Etcd) OwnRows() []Row {

@@ -391,3 +391,48 @@ func TestEtcd_unreachableAtStartIsSaid(t *testing.T) {
 		return strings.Contains(logs.String(), "etcd store unreachable") && strings.Contains(logs.String(), endpoint)
 	})
 }
+
+// TestEtcd_restartWhileDownServesLastTables: a host restarted while etcd
+// is down serves the other hosts' rows it last read (persisted from
+// OthersEntries, put back with InitialOthers), until etcd is read again,
+// which replaces them: a row that is not in etcd goes.
+func TestEtcd_restartWhileDownServesLastTables(t *testing.T) {
+	s, ec := etcdSuite(t, 2, EtcdConfig{RequestTimeout: time.Second})
+	mustPut(t, s.nodes[0], "t", "a", "a")
+	mustPut(t, s.nodes[1], "t", "b", "b")
+	s.waitConverged(2)
+	others := s.nodes[0].OthersEntries()
+	other := s.nodes[1].Node().Name()
+	if len(others) != 1 || others[0].Key != "b" || others[0].Owner != other {
+		t.Fatalf("OthersEntries of node 0: %+v, want t/b of %s alone", others, other)
+	}
+	ghost := Entry{Table: "t", Key: "ghost", Owner: "h9", Value: []byte("g"), Version: others[0].Version}
+	name, own := s.nodes[0].Node().Name()+"-again", s.nodes[0].OwnRows()
+	for i := range 3 {
+		ec.Kill(i)
+	}
+	cfg := suiteConfig()
+	cfg.InitialRows, cfg.InitialOthers = own, append(others, ghost)
+	gcfg := gossip.DefaultFastConfig(name)
+	gcfg.Transport = gossiptest.NewNetwork(1).NewTransport(name)
+	e, err := NewEtcd(cfg, EtcdConfig{Endpoints: ec.Endpoints(), Prefix: suitePrefix(t), RequestTimeout: time.Second}, gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if got, ok := e.Get("t", "b"); !ok || got.Owner != other || string(got.Value) != "b" {
+		t.Errorf("t/b after a restart with etcd down: %+v %v, want %s's", got, ok, other)
+	}
+	if _, ok := e.Get("t", "ghost"); !ok {
+		t.Error("t/ghost, last read, is not served while etcd is down")
+	}
+	for i := range 3 {
+		ec.Start(i)
+	}
+	ec.WaitHealthy()
+	waitFor(t, "etcd read again: t/ghost gone, t/b kept", 30*time.Second, func() bool {
+		_, g := e.Get("t", "ghost")
+		b, ok := e.Get("t", "b")
+		return !g && ok && b.Owner == other
+	})
+}

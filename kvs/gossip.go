@@ -164,6 +164,9 @@ func (g *Gossip) Down() map[string]time.Time { return g.st.down() }
 // Config.InitialEntries.
 func (g *Gossip) ClusterEntries() []Entry { return g.st.clusterEntries() }
 
+// OthersEntries implements Tables: none, as peers hand them over.
+func (g *Gossip) OthersEntries() []Entry { return nil }
+
 // OwnRows returns this node's rows of its host-scoped tables: what a node
 // persists to put back with Config.InitialRows.
 func (g *Gossip) OwnRows() []Row {

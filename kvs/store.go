@@ -628,6 +628,30 @@ func (s *store) clusterEntries() []Entry {
 	return out
 }
 
+// othersEntries returns the live rows of host tables other owners wrote,
+// sorted.
+func (s *store) othersEntries() []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Entry
+	for sk, e := range s.slots {
+		if !s.cluster[sk.table] && sk.owner != s.self && !e.Deleted {
+			out = append(out, *e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Table != b.Table {
+			return a.Table < b.Table
+		}
+		if a.Key != b.Key {
+			return a.Key < b.Key
+		}
+		return a.Owner < b.Owner
+	})
+	return out
+}
+
 func (s *store) get(table, key string) (Entry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
