@@ -59,12 +59,14 @@ var flagOfField = map[string]map[string]string{
 		"ipRange": "--ip-range", "ipRange6": "--ip-range", "auxAddresses": "--aux-address", "options": "-o", "internal": "--internal"},
 	"endpoint create": {"network": "--network", "name": "--name", "ip": "--ip", "ip6": "--ip6", "mac": "--mac", "aliases": "--alias", "netns": "--netns",
 		"ifname": "--ifname", "publish": "--publish", "srvPorts": "--srv-port", "service": "--service"},
-	"run":            {"network": "--network", "name": "--name", "ip": "--ip", "aliases": "--alias", "service": "--service"},
-	"service create": {"network": "--network", "name": "--name", "vip": "--vip", "vip6": "--vip6", "publish": "--publish", "endpointMode": "--endpoint-mode"},
-	"service rm":     {"network": "--network", "name": "NAME"},
-	"endpoint rm":    {"network": "--network", "name": "NAME"},
-	"network rm":     {"name": "NAME"},
-	"cluster forget": {"name": "HOST"},
+	"run":                  {"network": "--network", "name": "--name", "ip": "--ip", "aliases": "--alias", "service": "--service"},
+	"service create":       {"network": "--network", "name": "--name", "vip": "--vip", "vip6": "--vip6", "publish": "--publish", "endpointMode": "--endpoint-mode"},
+	"service rm":           {"network": "--network", "name": "NAME"},
+	"endpoint rm":          {"network": "--network", "name": "NAME"},
+	"network rm":           {"name": "NAME"},
+	"cluster forget":       {"name": "HOST"},
+	"cluster token create": {"ttl": "--ttl"},
+	"cluster token rotate": {"ttl": "--ttl"},
 }
 
 // fieldText names field of cmd's request: its flag or argument, else the

@@ -439,6 +439,8 @@ func joinHint(err error, member string, timeout time.Duration) string {
 		return fmt.Sprintf(" (%s does not speak TLS: is it the member's join port, %d unless cluster init was given --join-port, and not its gossip port?)", member, join.DefaultPort)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Sprintf(" (nothing listens at %s: use the address and port cluster init printed, and check that the member's agent runs)", member)
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return fmt.Sprintf(" (this host has no way to %s: check the address cluster init printed, and this host's routes to the member's network)", member)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf(" (no answer from %s within %v (--timeout): is the member up, and its join port open to this host?)", member, timeout)
 	}

@@ -31,6 +31,7 @@ func TestJoinHint(t *testing.T) {
 		{fmt.Errorf("join x: %w", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), "not its gossip port"},
 		{fmt.Errorf("join x: %w", refused), "nothing listens at 198.18.0.1:7947"},
 		{fmt.Errorf("join x: %w", context.DeadlineExceeded), "no answer from 198.18.0.1:7947 within 30s"},
+		{fmt.Errorf("join x: %w", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}), "no way to 198.18.0.1:7947"},
 		{errors.New("join x: token revoked"), ""},
 	} {
 		got := joinHint(c.err, "198.18.0.1:7947", 30*time.Second)
