@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -228,16 +229,32 @@ func SetAside(dir string, now time.Time) (string, error) {
 	return to, nil
 }
 
-// Snapshot is a copy of the state.
+// Snapshot is a copy of the state, sharing nothing with it: a caller may
+// range over its leases while they are released.
 func (s *Store) Snapshot() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st
-	st.Rows = append([]kvs.Row(nil), s.st.Rows...)
-	st.Endpoints = append([]tables.Endpoint(nil), s.st.Endpoints...)
-	st.Cluster = append([]kvs.Entry(nil), s.st.Cluster...)
-	st.Others = append([]kvs.Entry(nil), s.st.Others...)
+	st.Rows = slices.Clone(s.st.Rows)
+	st.Endpoints = slices.Clone(s.st.Endpoints)
+	st.Cluster = slices.Clone(s.st.Cluster)
+	st.Others = slices.Clone(s.st.Others)
+	st.Withdraw = slices.Clone(s.st.Withdraw)
+	st.Leases, st.Reserved, st.Released = cloneAddrs(s.st.Leases), cloneAddrs(s.st.Reserved), cloneAddrs(s.st.Released)
+	st.VIPs, st.Mesh = cloneAddrs(s.st.VIPs), cloneAddrs(s.st.Mesh)
 	return st
+}
+
+// cloneAddrs copies a map of address lists, lists and all.
+func cloneAddrs(m map[string][]netip.Addr) map[string][]netip.Addr {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string][]netip.Addr, len(m))
+	for k, v := range m {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }
 
 // Update changes the state and writes it.
@@ -321,11 +338,8 @@ func (s *Store) Leased(network string, a netip.Addr) error {
 func (s *Store) Released(network string, a netip.Addr) error {
 	return s.Update(func(ls *State) {
 		l := ls.Leases[network]
-		for i, x := range l {
-			if x == a {
-				ls.Leases[network] = append(l[:i], l[i+1:]...)
-				break
-			}
+		if i := slices.Index(l, a); i >= 0 {
+			ls.Leases[network] = slices.Delete(slices.Clone(l), i, i+1)
 		}
 		if len(ls.Leases[network]) == 0 {
 			delete(ls.Leases, network)

@@ -132,3 +132,33 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+// TestSnapshot_sharesNothing: a snapshot's leases stay as they were while
+// the store releases them (a loop over a snapshot's leases that releases
+// each one saw the list shift under it and skipped every other lease).
+func TestSnapshot_sharesNothing(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []netip.Addr
+	for i := 2; i < 8; i++ {
+		a := netip.AddrFrom4([4]byte{10, 0, 9, byte(i)})
+		s.Leased("web", a)
+		want = append(want, a)
+	}
+	snap := s.Snapshot()
+	var seen []netip.Addr
+	for _, a := range snap.Leases["web"] {
+		seen = append(seen, a)
+		if err := s.Released("web", a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(seen, want) {
+		t.Errorf("releasing over a snapshot saw %v, want every lease %v", seen, want)
+	}
+	if left := s.Snapshot().Leases["web"]; len(left) != 0 {
+		t.Errorf("leases left: %v", left)
+	}
+}
