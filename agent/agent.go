@@ -74,6 +74,9 @@ type Agent struct {
 
 	recMu sync.Mutex                    // one reconcileNow at a time; taken before mu
 	gwDNS map[netip.AddrPort]gatewayDNS // resolvers on gateways (handover.go); under recMu
+	// readdressHook, for tests, is called in each round of a readdress
+	// with the new addresses, once leased and before the endpoint has them.
+	readdressHook func(key string, fresh []netip.Prefix)
 	// heldUntil: when the first name hold of a down host's endpoints
 	// ends (zero: none); heldTimer rebuilds then. Under recMu.
 	heldUntil time.Time
@@ -162,6 +165,10 @@ type localEndpoint struct {
 	writeMu  sync.Mutex
 	ns       string // namespace path
 	removing bool   // a RemoveEndpoint, readdress or takeDown owns it
+	// relost: IPAM took addresses of the endpoint's network while it was
+	// being readdressed (its new ones among them, maybe): the readdress
+	// checks its leases again before it lets go.
+	relost bool
 	// busy: being created or restored; conflicts wait until it is done
 	// (settled), since its row may not be written yet.
 	busy bool

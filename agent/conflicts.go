@@ -249,6 +249,9 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 		if le.rec.Network != network || le.rec.DHCP != nil || le.rec.Assigned {
 			continue
 		}
+		if le.removing {
+			le.relost = true // a readdress under way checks again
+		}
 		for _, p := range le.rec.Addrs {
 			if lost[p.Addr()] {
 				keys = append(keys, key)
@@ -268,32 +271,53 @@ func (a *Agent) onLost(network string, addrs []netip.Addr) {
 		return
 	}
 	// Stopping, it does not run: the next start finds the leases missing
-	// (checkLeases).
-	a.bg.Go(func() {
-		for _, key := range keys {
-			a.readdress(key, lost)
-		}
-	})
+	// (checkLeases). Each endpoint on its own: one that waits for an
+	// address does not keep the others on theirs meanwhile.
+	for _, key := range keys {
+		a.bg.Go(func() { a.readdress(key, lost) })
+	}
 }
 
 // readdress gives a local endpoint new addresses in place of the lost
-// ones; if it cannot, the endpoint is taken down.
+// ones; if it cannot, the endpoint is taken down. Addresses lost while it
+// runs (onLost sets relost), its new ones too, are replaced in turn
+// before it lets the endpoint go.
 func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	a.mu.Lock()
 	le := a.local[key]
 	if le == nil || le.removing || le.busy {
-		// Being removed (its lease goes with it), or created or restored
-		// (settled checks its leases when done).
+		// Being removed (its lease goes with it), readdressed (relost
+		// is set), or created or restored (settled checks its leases
+		// when done).
 		a.mu.Unlock()
 		return
 	}
-	le.removing = true
+	le.removing, le.relost = true, false
 	a.mu.Unlock()
 	le.waitWriters()
+	lost = maps.Clone(lost)
+	for round := 0; ; round++ {
+		if !a.readdressOnce(key, le, lost) {
+			return // taken down, or stopping
+		}
+		a.mu.Lock()
+		if !le.relost || round >= 8 {
+			le.removing, le.relost = false, false
+			a.mu.Unlock()
+			return
+		}
+		le.relost = false
+		a.mu.Unlock()
+		lost = map[netip.Addr]bool{} // what is no longer leased, below
+	}
+}
+
+// readdressOnce is one round of readdress; false when the endpoint is
+// no longer the readdress's (taken down, or left for the next start).
+func (a *Agent) readdressOnce(key string, le *localEndpoint, lost map[netip.Addr]bool) bool {
 	a.mu.Lock()
 	old := le.rec
 	a.mu.Unlock()
-	lost = maps.Clone(lost)
 	// IPAM reports each side of a dual-stack network on its own, and a
 	// readdress under way for one side makes the other's wait: every
 	// address no longer leased here is lost.
@@ -317,7 +341,7 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 			}
 		}
 		a.takeDown(key, le, fmt.Sprintf("lost %v, which its runtime (Docker) gave the container; connect it again (docker network disconnect, then connect)", fmtPrefixes(old.Addrs)), false)
-		return
+		return false
 	}
 	var keep, drop []netip.Prefix
 	for _, p := range old.Addrs {
@@ -327,14 +351,8 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 			keep = append(keep, p)
 		}
 	}
-	done := func() {
-		a.mu.Lock()
-		le.removing = false
-		a.mu.Unlock()
-	}
 	if len(drop) == 0 {
-		done()
-		return
+		return true
 	}
 	// Off the device first: the container stops sending from them.
 	if old.Netns != "" {
@@ -355,22 +373,27 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	if err != nil {
 		a.releaseAddresses(key, tables.Endpoint{Network: old.Network, Addrs: fresh})
 	}
+	if err == nil && a.readdressHook != nil {
+		a.readdressHook(key, fresh)
+	}
 	if err != nil && a.runCtx.Err() != nil {
 		// Stopping: leave the record as it is; the next start finds the
 		// lease missing and readdresses it (checkLeases).
-		done()
-		return
+		a.mu.Lock()
+		le.removing, le.relost = false, false
+		a.mu.Unlock()
+		return false
 	}
 	if err != nil {
 		a.releaseAddresses(key, tables.Endpoint{Network: old.Network, Addrs: keep})
 		a.takeDown(key, le, why+" and got no new address: "+err.Error(), false)
-		return
+		return false
 	}
 	if old.Netns != "" {
 		if err := tun.Readdress(netnsPath(old.Netns), old.Ifname, nil, fresh, a.containerRoutes(old.Network)); err != nil {
 			a.releaseAddresses(key, tables.Endpoint{Network: old.Network, Addrs: fresh})
 			a.takeDown(key, le, why+" and could not put the new one on its device: "+err.Error(), false)
-			return
+			return false
 		}
 	}
 	rec := old
@@ -387,8 +410,8 @@ func (a *Agent) readdress(key string, lost map[netip.Addr]bool) {
 	a.saveEndpoint(rec)
 	a.persist()
 	a.reconcileNow()
-	done()
 	a.log.Warn("endpoint readdressed", "endpoint", key, "previous", fmt.Sprint(drop), "address", fmt.Sprint(fresh))
+	return true
 }
 
 // freshAddress allocates an address of an IPAM network (a network, or

@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,5 +111,60 @@ func TestReconcile_badRowsLeftOut(t *testing.T) {
 	testutil.WaitFor(t, "HNS to hold the good endpoints", 5*time.Second, func() bool {
 		_, eps := a.cfg.HNS.(*hnstest.Fake).ByName()
 		return len(eps) == 2
+	})
+}
+
+// TestReaddress_lossMeanwhile: addresses IPAM takes from this host while
+// an endpoint is being readdressed, its new one included, are replaced
+// before the readdress lets go: the endpoint ends on an address this host
+// leases (a loss that came meanwhile used to be dropped, leaving the
+// endpoint on an address IPAM could hand out again).
+func TestReaddress_lossMeanwhile(t *testing.T) {
+	a := startTestAgent(t, nil)
+	ctx := context.Background()
+	if _, err := a.CreateNetwork(ctx, api.NetworkCreate{Name: "web", Subnet: "10.0.31.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := a.CreateEndpoint(ctx, api.EndpointCreate{Network: "web", Name: "e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := netip.MustParsePrefix(ep.Addresses[0]).Addr()
+	var once sync.Once
+	var mu sync.Mutex
+	var taken netip.Addr
+	a.readdressHook = func(key string, fresh []netip.Prefix) {
+		once.Do(func() { // the new address is lost too, before the readdress is done
+			lost := fresh[0].Addr()
+			mu.Lock()
+			taken = lost
+			mu.Unlock()
+			if err := a.ipam.Release("web", lost); err != nil {
+				t.Errorf("releasing %v: %v", lost, err)
+			}
+			a.onLost("web", []netip.Addr{lost})
+		})
+	}
+	if err := a.ipam.Release("web", first); err != nil {
+		t.Fatal(err)
+	}
+	a.onLost("web", []netip.Addr{first})
+	testutil.WaitFor(t, "e on a leased address, readdressed twice", 10*time.Second, func() bool {
+		a.mu.Lock()
+		le := a.local["web/e"]
+		var rec tables.Endpoint
+		busy := true
+		if le != nil {
+			rec, busy = le.rec, le.removing
+		}
+		a.mu.Unlock()
+		mu.Lock()
+		taken := taken
+		mu.Unlock()
+		if busy || len(rec.Addrs) != 1 || !taken.IsValid() {
+			return false
+		}
+		got := rec.Addrs[0].Addr()
+		return got != taken && slices.Contains(a.ipam.Leases("web"), got)
 	})
 }
