@@ -89,10 +89,11 @@
 // greatest (era, gen, holder) wins.
 //
 // Hosts gone for good. A host absent (not a live member) for InheritAfter
-// (default 24 h, kvs's ReapAfter) is gone for good. Its blocks, and the
-// untouched blocks of a gone creator, pass to the live member ranked first
-// by hash(network, block, member): every host computes the same heir with
-// no human step. The heir writes a grant in a new era (its clock), which
+// (default 24 h, kvs's ReapAfter) is gone for good. Its blocks pass to the
+// live member ranked first by hash(network, block, member): every host
+// computes the same heir with no human step. The untouched blocks of a
+// gone creator pass the same way, as the live hosts need them (no more
+// than they want beyond what they hold: an IPv6 range has up to 2^18). The heir writes a grant in a new era (its clock), which
 // beats every grant it could not see; it uses the block only after Settle,
 // so a competing heir's claim arrives first. A host that comes back later
 // finds its blocks held by others and reports its leases in them lost.

@@ -14,8 +14,9 @@ import (
 // needs one when the network has at least this many blocks per live host.
 const prefetchPerHost = 4
 
-// maxInheritPerRefresh bounds the untouched blocks of a gone creator one
-// refresh hands to their heirs, so a refresh stays short on an IPv6 range.
+// maxInheritPerRefresh bounds, per live host, the untouched blocks of a
+// gone creator one refresh looks at for those this host is the heir of,
+// so a refresh stays short on an IPv6 range.
 const maxInheritPerRefresh = 1024
 
 // refreshLocked reads the whole table and acts on it.
@@ -448,7 +449,9 @@ func (g *Global) acceptGrantsLocked(r *netRefresh) {
 
 // inheritLocked passes the blocks of hosts gone for good to their heirs:
 // this host takes those it is the heir of, granted ones and, when the
-// creator is gone, a bounded number of untouched ones.
+// creator is gone, untouched ones as the live hosts need them (as many as
+// they want beyond what they hold; not every one of them, which on an
+// IPv6 range would be a row for each of up to 2^18 blocks).
 func (g *Global) inheritLocked(r *netRefresh) {
 	n, now := r.n, r.now
 	members := sortedKeys(r.live)
@@ -469,11 +472,29 @@ func (g *Global) inheritLocked(r *netRefresh) {
 	if r.implicit == 0 || r.creator || !g.goneForGoodLocked(n.claim.Creator, now) {
 		return
 	}
-	done := 0
-	for idx := uint64(0); idx < n.nblocks && done < maxInheritPerRefresh; idx++ {
+	need := max(0, g.wantLocked(n, now, len(r.live))-len(n.held))
+	for host, st := range g.hostStatesLocked(n, map[string]bool{}) { // seen is the refresh's own
+		if host != g.self && r.live[host] {
+			need += max(0, st.Want-r.heldBy[host])
+		}
+	}
+	empty := 0
+	for idx := range n.held {
+		if n.count[idx] == 0 {
+			empty++
+		}
+	}
+	need -= max(0, empty-1) // this host's empty blocks (but the one it keeps) answer first
+	taken, looked := 0, 0
+	for idx := uint64(0); idx < n.nblocks && taken < need && looked < maxInheritPerRefresh*len(members); idx++ {
 		if _, ok := r.rows[idx]; !ok {
-			done++
-			take(idx)
+			looked++
+			if take(idx) {
+				taken++
+				r.rows[idx] = grantRow{n.held[idx].grant, g.self}
+				r.heldBy[g.self]++
+				r.implicit--
+			}
 		}
 	}
 }
