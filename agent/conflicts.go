@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/dataplane/tun"
 	"github.com/vxnet/vxnet/dataplane/vxlan"
 	"github.com/vxnet/vxnet/hoststate"
@@ -562,6 +563,9 @@ func (a *Agent) adoptFromCluster() {
 		a.log.Error("saving state", "error", err)
 	}
 	a.log.Info("recovered this host's endpoints from the cluster", "count", len(eps))
+	if len(eps) == 0 && a.cfg.Store == config.StoreEtcd {
+		a.log.Warn("recovering: etcd holds no endpoint of this host: its rows go with its lease (--etcd-lease-ttl) once it is down, so a recovery takes them back only within that time; its containers need their endpoints made again")
+	}
 	// restoreEndpoints leases their addresses again (checkLeases) and
 	// attaches them.
 }
