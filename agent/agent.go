@@ -296,7 +296,7 @@ func (a *Agent) openTables(keys [][]byte, profile gossip.Profile) (kvs.Config, e
 	ec := kvs.EtcdConfig{Endpoints: cfg.EtcdEndpoints, Prefix: cfg.EtcdPrefix, TLS: tlsCfg, LeaseTTL: cfg.EtcdLeaseTTL}
 	a.kv, err = bindretry.Retry(a.log, "gossip", gossipAddr, cfg.BindTimeout, func() (kvs.Tables, error) { return kvs.NewEtcd(kc, ec, gc) })
 	if err == nil {
-		a.log.Info("the tables are kept in etcd; gossip tells who is alive", "endpoints", strings.Join(cfg.EtcdEndpoints, ","), "prefix", cfg.EtcdPrefix)
+		a.log.Info("the tables are kept in etcd; gossip tells who is alive", "endpoints", strings.Join(cfg.EtcdEndpoints, ","), "prefix", kvs.EtcdPrefix(cfg.EtcdPrefix))
 	}
 	return kc, err
 }

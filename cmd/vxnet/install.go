@@ -95,7 +95,12 @@ func cmdInstall(std stdio, args []string) int {
 		path string
 		mode os.FileMode
 	}{{at(defaultConfigDir()), 0o755}, {at(config.DefaultDataDir), 0o700}, {filepath.Dir(unitPath), 0o755}} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
+		// The parents as any directory is (0755), the directory itself
+		// as given: /var/lib/vxnet is 0700, not /var and /var/lib.
+		if err := os.MkdirAll(filepath.Dir(d.path), 0o755); err != nil {
+			return fail(std, "install", err)
+		}
+		if err := os.Mkdir(d.path, d.mode); err != nil && !errors.Is(err, os.ErrExist) {
 			return fail(std, "install", err)
 		}
 	}

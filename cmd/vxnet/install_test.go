@@ -27,6 +27,9 @@ func TestInstall_underRoot(t *testing.T) {
 	if fi, err := os.Stat(at("/var/lib/vxnet")); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("state directory: %v %v", fi, err)
 	}
+	if fi, err := os.Stat(at("/var/lib")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the state directory's parent: %v %v, want 0755 as any", fi, err)
+	}
 	os.WriteFile(at("/etc/vxnet/config.json"), []byte("{}"), 0o600)
 	if code, _, e := runCLI("install", "--root", root, "--bin", "/opt/vx/bin/vxnet", "--remove"); code != 0 {
 		t.Fatalf("remove: %s", e)
