@@ -341,8 +341,12 @@ func reply(w http.ResponseWriter, status int, v any, err error) {
 func writeError(w http.ResponseWriter, err error) {
 	var e *Error
 	var u interface{ Unavailable() bool }
+	var said interface{ Summary() string }
 	switch {
 	case errors.As(err, &e):
+	case errors.As(err, &said) && errors.As(err, &u) && u.Unavailable():
+		// The store's words, not the table and key it was writing.
+		e = &Error{Code: CodeUnavailable, Message: said.Summary()}
 	case errors.As(err, &u) && u.Unavailable():
 		e = &Error{Code: CodeUnavailable, Message: err.Error()}
 	default:

@@ -497,3 +497,34 @@ func TestServer_clusterLeave(t *testing.T) {
 		t.Errorf("a misspelt field: %d %s", code, body)
 	}
 }
+
+// storeDown is an error as the etcd store's: unavailable, with a summary.
+type storeDown struct{}
+
+func (storeDown) Error() string     { return "kvs: etcd store (x): putting ipam/subnet%2Fweb: unavailable" }
+func (storeDown) Unavailable() bool { return true }
+func (storeDown) Summary() string   { return "unavailable: the cluster's tables are in etcd (x)" }
+
+// TestWriteError_unavailable: a store that cannot take writes is 503,
+// told in its summary (no table or key) when it has one.
+func TestWriteError_unavailable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("ipam: writing subnet/web: %w", storeDown{}), "unavailable: the cluster's tables are in etcd (x)"},
+		{fmt.Errorf("wrapped: %w", unavailableOnly{}), "wrapped: down"},
+	} {
+		rec := httptest.NewRecorder()
+		writeError(rec, c.err)
+		var e Error
+		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != http.StatusServiceUnavailable || e.Code != CodeUnavailable || e.Message != c.want {
+			t.Errorf("%v: %d %+v (%v), want 503 %q", c.err, rec.Code, e, err, c.want)
+		}
+	}
+}
+
+type unavailableOnly struct{}
+
+func (unavailableOnly) Error() string     { return "down" }
+func (unavailableOnly) Unavailable() bool { return true }

@@ -554,7 +554,7 @@ func (e *Etcd) unavailable(what, table, key string, err error) error {
 		err = errors.New(e.health.Error)
 		e.mu.Unlock()
 	}
-	return fmt.Errorf("kvs: etcd store (%s): %s %s/%s: %w: %w", strings.Join(e.ecfg.Endpoints, ","), what, table, key, ErrUnavailable, err)
+	return &storeDownError{endpoints: strings.Join(e.ecfg.Endpoints, ","), what: what + " " + table + "/" + key, cause: err}
 }
 
 // Get implements Backend.

@@ -70,6 +70,11 @@ func TestEtcd_storeDownKeepsTablesAndRecovers(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), ec.Endpoints()[0]) {
 		t.Errorf("write with etcd down: %v, want ErrUnavailable naming the endpoints", err)
 	}
+	// What a user is told names the store, not the row.
+	var said interface{ Summary() string }
+	if !errors.As(err, &said) || !strings.Contains(said.Summary(), ec.Endpoints()[0]) || strings.Contains(said.Summary(), "during") {
+		t.Errorf("write with etcd down: summary %v, want the endpoints and no key", said)
+	}
 	// A host's delete of its own row never fails (as in gossip): the row
 	// goes once etcd is back.
 	if err := s.nodes[1].Delete("t", "b"); err != nil {
