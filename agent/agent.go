@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,13 +209,22 @@ func New(cfg config.Config) (*Agent, error) {
 		return nil, err
 	}
 	a.recovering.Store(recovering)
-	if len(cfg.Join) == 0 && a.join != nil {
+	if a.join != nil {
 		// The first host of a cluster set up with init names no member
-		// to join: after a restart it joins those it last saw (not for
-		// --recover, which needs members the settings name).
-		if seeds := rememberedSeeds(cfg.DataDir, a.join.pin); len(seeds) > 0 {
-			cfg.Join, a.cfg.Join = seeds, seeds
-			a.log.Info("joining the members this host last saw", "peerAddr", strings.Join(seeds, ","))
+		// to join, and a host that joined names those of that moment,
+		// who may be gone since: after a restart it joins those it last
+		// saw too (not for --recover alone, which needs members the
+		// settings name).
+		var more []string
+		for _, s := range rememberedSeeds(cfg.DataDir, a.join.pin) {
+			if !slices.Contains(cfg.Join, s) {
+				more = append(more, s)
+			}
+		}
+		if len(more) > 0 {
+			cfg.Join = append(slices.Clone(cfg.Join), more...)
+			a.cfg.Join = cfg.Join
+			a.log.Info("joining the members this host last saw", "peerAddr", strings.Join(more, ","))
 		}
 	}
 	a.nameSettle = 300 * time.Millisecond

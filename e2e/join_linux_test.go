@@ -203,6 +203,15 @@ func TestCluster_initJoinTokens(t *testing.T) {
 	if b, _ := os.ReadFile(h.log); !strings.Contains(string(b), "joining the members this host last saw") || !strings.Contains(string(b), "joined the cluster") {
 		t.Errorf("j1 did not join the members it remembered:\n%s", b)
 	}
+	// j2's settings name j1 alone (the member of the moment it joined):
+	// with j1 down too, j2 comes back through the others it last saw.
+	c.stop("j1")
+	c.stop("j2")
+	c.startWith("j2", "", "--config", filepath.Join(dir("j2"), "config.json"))
+	c.waitMembers([]string{"j2", "j3"}, 2)
+	if b, _ := os.ReadFile(c.hosts["j2"].log); !strings.Contains(string(b), "joining the members this host last saw") || !strings.Contains(string(b), c.hosts["j3"].addr+":7946") {
+		t.Errorf("j2 did not join the members it remembered beside its settings':\n%s", b)
+	}
 }
 
 // TestCluster_initJoinEtcd: a cluster set up with cluster init --store etcd
