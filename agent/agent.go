@@ -652,6 +652,12 @@ func (a *Agent) routinePersist(ctx context.Context) {
 	defer cancel()
 	t := time.NewTimer(time.Hour)
 	t.Stop()
+	// With etcd, the other hosts' rows are saved too (they are what a
+	// restart while etcd is down serves, State.Others), at most once a
+	// second: a cluster's churn does not rewrite the file at its pace.
+	others := time.NewTimer(time.Hour)
+	others.Stop()
+	othersDue := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -660,12 +666,17 @@ func (a *Agent) routinePersist(ctx context.Context) {
 			if !ok {
 				return
 			}
-			// With etcd, the other hosts' rows too: they are what a
-			// restart while etcd is down serves (State.Others).
-			if ev.Entry.Owner == a.cfg.Name || a.kv.IsCluster(ev.Entry.Table) || a.cfg.Store == config.StoreEtcd {
+			switch {
+			case ev.Entry.Owner == a.cfg.Name || a.kv.IsCluster(ev.Entry.Table):
 				t.Reset(50 * time.Millisecond)
+			case a.cfg.Store == config.StoreEtcd && !othersDue:
+				others.Reset(time.Second)
+				othersDue = true
 			}
 		case <-t.C:
+			a.persist()
+		case <-others.C:
+			othersDue = false
 			a.persist()
 		}
 	}

@@ -1,6 +1,7 @@
 package kvs
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -278,6 +279,9 @@ func (e *Etcd) Put(table, key string, value []byte) (Entry, error) {
 	if e.closed() {
 		return Entry{}, ErrClosed
 	}
+	if en, ok := e.ownUnchanged(table, key, value); ok {
+		return en, nil
+	}
 	e.waitUp()
 	resp, err := e.put(table, key, value)
 	if err != nil {
@@ -286,6 +290,28 @@ func (e *Etcd) Put(table, key string, value []byte) (Entry, error) {
 	// Outside writeMu: a resync waiting for it must not wait for this.
 	e.waitSeen(resp.Header.Revision)
 	return Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: e.st.self, Version: uint64(resp.Header.Revision)}, nil
+}
+
+// ownUnchanged, while etcd is out of reach, takes a write of this host's
+// row as it already holds it (put back at start, InitialRows) as done:
+// the next resync writes it to etcd if it is not there. An agent
+// restarted while etcd is down restores its endpoints without waiting
+// for etcd on each.
+func (e *Etcd) ownUnchanged(table, key string, value []byte) (Entry, bool) {
+	if e.st.cluster[table] || e.upNow() {
+		return Entry{}, false
+	}
+	e.mu.Lock()
+	cur, ok := e.own[rowKey{table, key}]
+	e.mu.Unlock()
+	if !ok || !bytes.Equal(cur, value) {
+		return Entry{}, false
+	}
+	en := Entry{Table: table, Key: key, Value: append([]byte(nil), value...), Owner: e.st.self}
+	if got, ok := e.st.get(table, key); ok && got.Owner == e.st.self {
+		en.Version = got.Version
+	}
+	return en, true
 }
 
 // put writes under writeMu, so that no resync compares this host's rows

@@ -441,3 +441,33 @@ func TestEtcd_restartWhileDownServesLastTables(t *testing.T) {
 		return !g && ok && b.Owner == other
 	})
 }
+
+// TestEtcd_ownRowPutBackWhileDown: with etcd out of reach, a write of a
+// row this host already holds as it is (put back at start) is done at
+// once (the next resync writes it); a changed row or a new one is still
+// refused as unavailable.
+func TestEtcd_ownRowPutBackWhileDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	gcfg := gossip.DefaultFastConfig("alone")
+	gcfg.Transport = gossiptest.NewNetwork(1).NewTransport("alone")
+	cfg := suiteConfig()
+	cfg.InitialRows = []Row{{Table: "t", Key: "mine", Value: []byte("v1")}}
+	e, err := NewEtcd(cfg, EtcdConfig{Endpoints: []string{endpoint}, Prefix: suitePrefix(t), RequestTimeout: 300 * time.Millisecond}, gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if en, err := e.Put("t", "mine", []byte("v1")); err != nil || string(en.Value) != "v1" || en.Owner != "alone" {
+		t.Errorf("putting back an unchanged own row with etcd down: %+v, %v; want it done", en, err)
+	}
+	for _, c := range []struct{ key, value string }{{"mine", "v2"}, {"other", "v1"}} {
+		if _, err := e.Put("t", c.key, []byte(c.value)); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("put t/%s=%s with etcd down: %v, want ErrUnavailable", c.key, c.value, err)
+		}
+	}
+}
