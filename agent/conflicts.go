@@ -361,6 +361,18 @@ func (a *Agent) readdressOnce(key string, le *localEndpoint, lost map[netip.Addr
 			a.log.Warn("removing lost addresses from the endpoint's device", "endpoint", key, "error", err)
 		}
 	}
+	// Out of the tables too while new ones are sought (a block may take
+	// a while to come): the lost addresses may be another host's by now,
+	// and no host must forward them here meanwhile.
+	interim := old
+	interim.Addrs, interim.State = keep, tables.StateReaddressing
+	a.mu.Lock()
+	le.rec = interim
+	a.mu.Unlock()
+	if err := a.put(tables.Endpoints, interim.Key(), interim.Encode()); err != nil {
+		a.log.Warn("writing endpoint row", "endpoint", key, "error", err)
+	}
+	a.reconcileNow()
 	why := fmt.Sprintf("lost %v", drop)
 	var fresh []netip.Prefix
 	var err error
@@ -378,9 +390,10 @@ func (a *Agent) readdressOnce(key string, le *localEndpoint, lost map[netip.Addr
 		a.readdressHook(key, fresh)
 	}
 	if err != nil && a.runCtx.Err() != nil {
-		// Stopping: leave the record as it is; the next start finds the
-		// lease missing and readdresses it (checkLeases).
+		// Stopping: leave the record as it was; the next start finds
+		// the lease missing and readdresses it (checkLeases).
 		a.mu.Lock()
+		le.rec = old
 		le.removing, le.relost = false, false
 		a.mu.Unlock()
 		return false
@@ -398,7 +411,7 @@ func (a *Agent) readdressOnce(key string, le *localEndpoint, lost map[netip.Addr
 		}
 	}
 	rec := old
-	rec.Addrs = v4First(append(keep, fresh...))
+	rec.Addrs, rec.State = v4First(append(keep, fresh...)), ""
 	if old.MAC == vxlan.StableMAC(old.Addrs[0].Addr()) { // not one the runtime chose
 		rec.MAC = vxlan.StableMAC(rec.Addrs[0].Addr())
 	}

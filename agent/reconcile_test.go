@@ -134,6 +134,12 @@ func TestReaddress_lossMeanwhile(t *testing.T) {
 	var mu sync.Mutex
 	var taken netip.Addr
 	a.readdressHook = func(key string, fresh []netip.Prefix) {
+		// Meanwhile the row lists no lost address, and says why.
+		if e, ok := a.kv.Get(tables.Endpoints, key); !ok {
+			t.Errorf("no row of %s while it is readdressed", key)
+		} else if row, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value); err != nil || row.State != tables.StateReaddressing || len(row.Addrs) != 0 {
+			t.Errorf("row of %s while it is readdressed: %+v %v, want state %q and no address", key, row, err, tables.StateReaddressing)
+		}
 		once.Do(func() { // the new address is lost too, before the readdress is done
 			lost := fresh[0].Addr()
 			mu.Lock()
@@ -161,7 +167,7 @@ func TestReaddress_lossMeanwhile(t *testing.T) {
 		mu.Lock()
 		taken := taken
 		mu.Unlock()
-		if busy || len(rec.Addrs) != 1 || !taken.IsValid() {
+		if busy || len(rec.Addrs) != 1 || !taken.IsValid() || rec.State != "" {
 			return false
 		}
 		got := rec.Addrs[0].Addr()

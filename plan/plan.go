@@ -189,7 +189,7 @@ func endpoints(in Input, nets map[string]inSight) ([]tables.Endpoint, []Note) {
 	var notes []Note
 	taken := map[string]map[netip.Addr]string{}
 	for _, ep := range eps {
-		if _, ok := nets[ep.Network]; !ok {
+		if _, ok := nets[ep.Network]; !ok || ep.State == tables.StateReaddressing {
 			continue
 		}
 		if taken[ep.Network] == nil {

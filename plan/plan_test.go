@@ -542,3 +542,20 @@ func TestMake_heldNames(t *testing.T) {
 		t.Errorf("the switch reaches %v: want a alone (held endpoints are not forwarded to)", r)
 	}
 }
+
+// TestMake_readdressing: an endpoint whose host waits for new addresses
+// is forwarded to by no host, answers no name, and claims no address.
+func TestMake_readdressing(t *testing.T) {
+	nets := []tables.Network{network("ov", "overlay", 1, "h2", nil)}
+	waiting := endpoint("ov", "a", "h2", 1, 3)
+	waiting.Addrs, waiting.State = nil, tables.StateReaddressing
+	now := endpoint("ov", "b", "h3", 1, 3) // the address waiting lost, handed out again
+	st := Make(input(nets, []tables.Endpoint{waiting, now}))
+	if got := dnsNames(st); !reflect.DeepEqual(got, map[string]bool{"ov/b": false}) {
+		t.Errorf("DNS endpoints %v, want b alone", got)
+	}
+	s, _ := forwarding(st, 4097)
+	if r := reached(s); len(r) != 1 || r["10.0.1.3"] != vtep3.String() || len(s.Endpoints) != 1 {
+		t.Errorf("the switch reaches %v (%d endpoints): want 10.0.1.3 at h3 alone", r, len(s.Endpoints))
+	}
+}

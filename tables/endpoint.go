@@ -58,6 +58,11 @@ type Endpoint struct {
 // StateDown is Endpoint.State of an endpoint its host took out of service.
 const StateDown = "down"
 
+// StateReaddressing is Endpoint.State of an endpoint whose host lost some
+// of its addresses and waits for new ones: its row no longer lists them,
+// and no host forwards to it or answers its name meanwhile.
+const StateReaddressing = "readdressing"
+
 // DHCP is an endpoint's lease from the physical segment's DHCP server.
 type DHCP struct {
 	Uplink   string    `json:"uplink,omitempty"` // the NIC the lease was taken on
