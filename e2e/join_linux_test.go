@@ -16,6 +16,16 @@ import (
 
 var joinCommand = regexp.MustCompile(`vxnet cluster join --token (\S+) (\S+)`)
 
+// waitJoinService waits until host's agent serves its join service: it
+// starts it after its API, which startWith waits for.
+func (c *cluster) waitJoinService(host string) {
+	c.l.t.Helper()
+	testutil.WaitFor(c.l.t, host+"'s join service", 20*time.Second, func() bool {
+		b, _ := os.ReadFile(c.hosts[host].log)
+		return strings.Contains(string(b), "join service listening")
+	})
+}
+
 // TestCluster_initJoinTokens builds a 3-host cluster with vxnet cluster
 // init and vxnet cluster join --token, no key typed anywhere: the first
 // host's settings come from init, the second is admitted by the first,
@@ -60,6 +70,7 @@ func TestCluster_initJoinTokens(t *testing.T) {
 	}
 
 	c.startWith("j1", "", "--config", filepath.Join(dir("j1"), "config.json"))
+	c.waitJoinService("j1")
 	if _, err := os.Stat(filepath.Join(dir("j1"), "join-token-seed.json")); !os.IsNotExist(err) {
 		t.Errorf("the token seed is still there after the agent started: %v", err)
 	}
@@ -87,6 +98,7 @@ func TestCluster_initJoinTokens(t *testing.T) {
 			t.Errorf("%s got another gossip key", h.name)
 		}
 		c.startWith(h.name, "", "--config", filepath.Join(dir(h.name), "config.json"))
+		c.waitJoinService(h.name)
 	}
 	c.waitMembers([]string{"j1", "j2", "j3"}, 3)
 	for name, h := range c.hosts {
@@ -238,6 +250,7 @@ func TestCluster_initJoinEtcd(t *testing.T) {
 		t.Fatalf("cluster init printed no join command, or not where the tables are:\n%s", out)
 	}
 	c.startWith("n1", "", "--config", filepath.Join(dir("n1"), "config.json"))
+	c.waitJoinService("n1")
 	if out, err := vx("n2", "cluster", "join", "--token", m[1], "--config-dir", dir("n2"), "--no-start", m[2]); err != nil {
 		t.Fatalf("cluster join: %v\n%s", err, out)
 	}
