@@ -78,9 +78,8 @@ type Agent struct {
 	// readdressHook, for tests, is called in each round of a readdress
 	// with the new addresses, once leased and before the endpoint has them.
 	readdressHook func(key string, fresh []netip.Prefix)
-	// heldUntil: when the first name hold of a down host's endpoints
-	// ends (zero: none); heldTimer rebuilds then. Under recMu.
-	heldUntil time.Time
+	// heldTimer rebuilds when the first name hold of a down host's
+	// endpoints ends (DNS stops answering those names). Under recMu.
 	heldTimer *time.Timer
 	retrying  atomic.Bool  // a reconcile is due (retryReconcile)
 	retryWait atomic.Int64 // how long the next retryReconcile waits, as a time.Duration; 0: a second

@@ -18,6 +18,7 @@ import (
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/ipam"
+	"github.com/vxnet/vxnet/kvs"
 	"github.com/vxnet/vxnet/plan"
 	"github.com/vxnet/vxnet/tables"
 )
@@ -264,15 +265,9 @@ const (
 // back with its host, which would take the name back then (the first
 // claim wins).
 func (a *Agent) heldByDownHost(network, name string) error {
-	hold, down := a.nameHold(), a.kv.Down()
-	for _, e := range a.kv.Hidden(tables.Endpoints) {
-		n, ep, _ := strings.Cut(e.Key, "/")
-		if n != network || !names.Same(ep, name) || e.Owner == a.cfg.Name {
-			continue
-		}
-		since, isDown := down[e.Owner]
-		until, held := namesHeldUntil(since, hold)
-		if !isDown || !held {
+	for _, r := range a.downRows() {
+		n, ep, _ := strings.Cut(r.Key, "/")
+		if n != network || !names.Same(ep, name) || !r.held {
 			continue
 		}
 		same := ""
@@ -280,9 +275,37 @@ func (a *Agent) heldByDownHost(network, name string) error {
 			same = fmt.Sprintf(" (the same name to DNS as %q)", name)
 		}
 		return apiError(api.CodeBusy, "name", "endpoint %q%s on network %q is host %s's, which is down (since %s): a host down less than %v keeps its endpoints' names, in case it is restarting; once it is back, endpoint rm there, or take the name here after %s (if %s comes back later, its endpoint, claimed first, takes the name back); if it will not come back, vxnet cluster forget %s frees its names now",
-			ep, same, network, e.Owner, since.UTC().Format(time.RFC3339), hold, until.UTC().Format(time.RFC3339), e.Owner, e.Owner)
+			ep, same, network, r.Owner, r.since.UTC().Format(time.RFC3339), a.nameHold(), r.until.UTC().Format(time.RFC3339), r.Owner, r.Owner)
 	}
 	return nil
+}
+
+// downRow is an endpoint row of a host that is down, which the tables
+// keep hidden for its return: since when the host is down, and until
+// when (and whether still) its name is held.
+type downRow struct {
+	kvs.Entry
+	since, until time.Time
+	held         bool
+}
+
+// downRows are the endpoint rows of the other hosts that are down.
+func (a *Agent) downRows() []downRow {
+	down := a.kv.Down()
+	if len(down) == 0 {
+		return nil
+	}
+	hold := a.nameHold()
+	var out []downRow
+	for _, e := range a.kv.Hidden(tables.Endpoints) {
+		since, ok := down[e.Owner]
+		if !ok || e.Owner == a.cfg.Name {
+			continue
+		}
+		until, held := namesHeldUntil(since, hold)
+		out = append(out, downRow{e, since, until, held})
+	}
+	return out
 }
 
 // caseVariant returns the name of an endpoint of network, on any host,
@@ -576,26 +599,17 @@ func (a *Agent) Endpoints() []api.Endpoint {
 // return. Each says since when its host is down, and until when its name
 // is held.
 func (a *Agent) DownHostEndpoints() []api.Endpoint {
-	down := a.kv.Down()
-	if len(down) == 0 {
-		return nil
-	}
-	hold := a.nameHold()
 	var out []api.Endpoint
-	for _, e := range a.kv.Hidden(tables.Endpoints) {
-		since, ok := down[e.Owner]
-		if !ok {
-			continue
-		}
-		ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value)
+	for _, r := range a.downRows() {
+		ep, err := tables.DecodeEndpoint(r.Key, r.Owner, r.Value)
 		if err != nil {
 			continue // its host would not have it either; logged where rows are read
 		}
 		x := apiEndpoint(ep)
 		x.State = api.StateHostDown
-		x.Reason = fmt.Sprintf("host %s is down since %s; ", e.Owner, since.UTC().Format(time.RFC3339))
-		if until, held := namesHeldUntil(since, hold); held {
-			x.Reason += "its name is held until " + until.UTC().Format(time.RFC3339)
+		x.Reason = fmt.Sprintf("host %s is down since %s; ", r.Owner, r.since.UTC().Format(time.RFC3339))
+		if r.held {
+			x.Reason += "its name is held until " + r.until.UTC().Format(time.RFC3339)
 		} else {
 			x.Reason += "it is kept for the host's return"
 		}

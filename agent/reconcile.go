@@ -106,14 +106,14 @@ func (a *Agent) reconcileNow() {
 		a.settleMesh()
 	default:
 	}
-	in := a.planInput()
+	in, heldUntil := a.planInput()
 	// DNS stops answering a down host's names when their hold ends.
 	if a.heldTimer != nil {
 		a.heldTimer.Stop()
 		a.heldTimer = nil
 	}
-	if !a.heldUntil.IsZero() {
-		a.heldTimer = time.AfterFunc(time.Until(a.heldUntil)+10*time.Millisecond, a.kickReconcile)
+	if !heldUntil.IsZero() {
+		a.heldTimer = time.AfterFunc(time.Until(heldUntil)+10*time.Millisecond, a.kickReconcile)
 	}
 	// The host side first (nat's gateways, uplinks): the tables point at it.
 	host := plan.HostSide(in)
@@ -189,8 +189,9 @@ func (a *Agent) retryReconcile() {
 func (a *Agent) resetRetry() { a.retryWait.Store(0) }
 
 // planInput is what the plan is made from: the tables as decoded, this
-// host's endpoints in place of their rows, IPAM's current subnets.
-func (a *Agent) planInput() plan.Input {
+// host's endpoints in place of their rows, IPAM's current subnets; and
+// when the first name hold of its Held endpoints ends (zero: none).
+func (a *Agent) planInput() (plan.Input, time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	in := plan.Input{Self: a.cfg.Name, VTEP: a.vtep, HNS: a.hnsProg != nil, MTU: a.cfg.MTU, Local: map[string]plan.Local{},
@@ -215,37 +216,28 @@ func (a *Agent) planInput() plan.Input {
 		in.Services = append(in.Services, a.services[key])
 	}
 	a.serviceCounters(&in)
-	in.Held, a.heldUntil = a.heldEndpoints()
-	return in
+	var heldUntil time.Time
+	in.Held, heldUntil = a.heldEndpoints()
+	return in, heldUntil
 }
 
 // heldEndpoints are the endpoints of the hosts that are down whose names
 // are held for them (heldByDownHost), and until when the first of those
 // holds lasts (zero: none). Under mu.
 func (a *Agent) heldEndpoints() ([]tables.Endpoint, time.Time) {
-	down := a.kv.Down()
-	if len(down) == 0 {
-		return nil, time.Time{}
-	}
-	hold := a.nameHold()
 	var out []tables.Endpoint
 	var first time.Time
-	for _, e := range a.kv.Hidden(tables.Endpoints) {
-		since, isDown := down[e.Owner]
-		until, held := namesHeldUntil(since, hold)
-		if !isDown || !held || e.Owner == a.cfg.Name {
-			continue
+	for _, r := range a.downRows() {
+		if _, seen := a.owners[r.Key]; seen || !r.held {
+			continue // not held, or another host's row of the key is in sight
 		}
-		if _, seen := a.owners[e.Key]; seen {
-			continue // another host's row of the key is in sight
-		}
-		ep, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value)
+		ep, err := tables.DecodeEndpoint(r.Key, r.Owner, r.Value)
 		if err != nil {
 			continue
 		}
 		out = append(out, ep)
-		if first.IsZero() || until.Before(first) {
-			first = until
+		if first.IsZero() || r.until.Before(first) {
+			first = r.until
 		}
 	}
 	return out, first

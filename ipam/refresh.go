@@ -414,14 +414,15 @@ func (g *Global) refreshNetLocked(n *gnet, now time.Time, live, seen map[string]
 	r.implicit = n.nblocks - uint64(len(r.rows))
 	r.creator = n.claim.Creator == g.self
 	g.acceptGrantsLocked(r)
-	g.inheritLocked(r)
+	states := g.hostStatesLocked(n, seen)
+	g.inheritLocked(r, states)
 	g.countSpareLocked(r)
 	// This host's own need first: a creator takes its first block before
 	// it answers anyone, so the lowest block (where the gateway and the
 	// usual static addresses lie) stays with the host that created the
 	// network even when another host asked before its first refresh.
 	want := g.ownNeedLocked(r)
-	g.answerRequestsLocked(r, seen)
+	g.answerRequestsLocked(r, states)
 	g.requestBlocksLocked(r, want)
 }
 
@@ -452,7 +453,7 @@ func (g *Global) acceptGrantsLocked(r *netRefresh) {
 // creator is gone, untouched ones as the live hosts need them (as many as
 // they want beyond what they hold; not every one of them, which on an
 // IPv6 range would be a row for each of up to 2^18 blocks).
-func (g *Global) inheritLocked(r *netRefresh) {
+func (g *Global) inheritLocked(r *netRefresh, states map[string]hostState) {
 	n, now := r.n, r.now
 	members := sortedKeys(r.live)
 	take := func(idx uint64) bool {
@@ -473,7 +474,7 @@ func (g *Global) inheritLocked(r *netRefresh) {
 		return
 	}
 	need := max(0, g.wantLocked(n, now, len(r.live))-len(n.held))
-	for host, st := range g.hostStatesLocked(n, map[string]bool{}) { // seen is the refresh's own
+	for host, st := range states {
 		if host != g.self && r.live[host] {
 			need += max(0, st.Want-r.heldBy[host])
 		}
@@ -521,9 +522,8 @@ func (g *Global) countSpareLocked(r *netRefresh) {
 // answerRequestsLocked grants blocks to the live hosts that want more
 // than they hold, staggered by this host's rank among the hosts with
 // something to give, so that one request is not answered by all.
-func (g *Global) answerRequestsLocked(r *netRefresh, seen map[string]bool) {
+func (g *Global) answerRequestsLocked(r *netRefresh, states map[string]hostState) {
 	n, now := r.n, r.now
-	states := g.hostStatesLocked(n, seen)
 	for _, host := range sortedKeys(states) {
 		st := states[host]
 		if host == g.self || !r.live[host] || st.Want <= r.heldBy[host] {

@@ -376,22 +376,11 @@ func TestEtcd_sameNameLeavesLiveRows(t *testing.T) {
 // endpoints, rather than starting in silence (health starts down, and a
 // state is logged when it changes).
 func TestEtcd_unreachableAtStartIsSaid(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoint := "http://" + l.Addr().String()
-	l.Close() // nothing listens there now
-	gcfg := gossip.DefaultFastConfig("alone")
-	gcfg.Transport = gossiptest.NewNetwork(1).NewTransport("alone")
+	endpoint := deadEndpoint(t)
 	var logs lockedBuffer
 	cfg := suiteConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	e, err := NewEtcd(cfg, EtcdConfig{Endpoints: []string{endpoint}, Prefix: suitePrefix(t), RequestTimeout: 500 * time.Millisecond}, gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	etcdAlone(t, "alone", cfg, EtcdConfig{Endpoints: []string{endpoint}, Prefix: suitePrefix(t), RequestTimeout: 500 * time.Millisecond})
 	waitFor(t, "the log to say etcd is unreachable", 20*time.Second, func() bool {
 		return strings.Contains(logs.String(), "etcd store unreachable") && strings.Contains(logs.String(), endpoint)
 	})
@@ -418,13 +407,7 @@ func TestEtcd_restartWhileDownServesLastTables(t *testing.T) {
 	}
 	cfg := suiteConfig()
 	cfg.InitialRows, cfg.InitialOthers = own, append(others, ghost)
-	gcfg := gossip.DefaultFastConfig(name)
-	gcfg.Transport = gossiptest.NewNetwork(1).NewTransport(name)
-	e, err := NewEtcd(cfg, EtcdConfig{Endpoints: ec.Endpoints(), Prefix: suitePrefix(t), RequestTimeout: time.Second}, gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := etcdAlone(t, name, cfg, EtcdConfig{Endpoints: ec.Endpoints(), Prefix: suitePrefix(t), RequestTimeout: time.Second})
 	if got, ok := e.Get("t", "b"); !ok || got.Owner != other || string(got.Value) != "b" {
 		t.Errorf("t/b after a restart with etcd down: %+v %v, want %s's", got, ok, other)
 	}
@@ -447,21 +430,10 @@ func TestEtcd_restartWhileDownServesLastTables(t *testing.T) {
 // once (the next resync writes it); a changed row or a new one is still
 // refused as unavailable.
 func TestEtcd_ownRowPutBackWhileDown(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoint := "http://" + l.Addr().String()
-	l.Close() // nothing listens there now
-	gcfg := gossip.DefaultFastConfig("alone")
-	gcfg.Transport = gossiptest.NewNetwork(1).NewTransport("alone")
+	endpoint := deadEndpoint(t)
 	cfg := suiteConfig()
 	cfg.InitialRows = []Row{{Table: "t", Key: "mine", Value: []byte("v1")}}
-	e, err := NewEtcd(cfg, EtcdConfig{Endpoints: []string{endpoint}, Prefix: suitePrefix(t), RequestTimeout: 300 * time.Millisecond}, gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := etcdAlone(t, "alone", cfg, EtcdConfig{Endpoints: []string{endpoint}, Prefix: suitePrefix(t), RequestTimeout: 300 * time.Millisecond})
 	if en, err := e.Put("t", "mine", []byte("v1")); err != nil || string(en.Value) != "v1" || en.Owner != "alone" {
 		t.Errorf("putting back an unchanged own row with etcd down: %+v, %v; want it done", en, err)
 	}
@@ -470,4 +442,29 @@ func TestEtcd_ownRowPutBackWhileDown(t *testing.T) {
 			t.Errorf("put t/%s=%s with etcd down: %v, want ErrUnavailable", c.key, c.value, err)
 		}
 	}
+}
+
+// deadEndpoint is an etcd client URL where nothing listens.
+func deadEndpoint(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close() // nothing listens there once it returns
+	return "http://" + l.Addr().String()
+}
+
+// etcdAlone opens an etcd backend named name, alone in a gossip network
+// of its own, closed when the test ends.
+func etcdAlone(t *testing.T, name string, cfg Config, ecfg EtcdConfig) *Etcd {
+	t.Helper()
+	gcfg := gossip.DefaultFastConfig(name)
+	gcfg.Transport = gossiptest.NewNetwork(1).NewTransport(name)
+	e, err := NewEtcd(cfg, ecfg, gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
 }

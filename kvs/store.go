@@ -607,35 +607,24 @@ func (s *store) hiddenRows(table string) []Entry {
 // clusterEntries returns every slot of the cluster tables, tombstones
 // included, to persist.
 func (s *store) clusterEntries() []Entry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Entry
-	for sk, e := range s.slots {
-		if s.cluster[sk.table] {
-			out = append(out, *e)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Table != b.Table {
-			return a.Table < b.Table
-		}
-		if a.Key != b.Key {
-			return a.Key < b.Key
-		}
-		return a.Owner < b.Owner
-	})
-	return out
+	return s.slotsWhere(func(sk slotKey, _ *Entry) bool { return s.cluster[sk.table] })
 }
 
-// othersEntries returns the live rows of host tables other owners wrote,
-// sorted.
+// othersEntries returns the live rows of host tables other owners wrote.
 func (s *store) othersEntries() []Entry {
+	return s.slotsWhere(func(sk slotKey, e *Entry) bool {
+		return !s.cluster[sk.table] && sk.owner != s.self && !e.Deleted
+	})
+}
+
+// slotsWhere returns the slots keep takes, sorted by table, key and
+// owner. keep is called with mu held.
+func (s *store) slotsWhere(keep func(slotKey, *Entry) bool) []Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Entry
 	for sk, e := range s.slots {
-		if !s.cluster[sk.table] && sk.owner != s.self && !e.Deleted {
+		if keep(sk, e) {
 			out = append(out, *e)
 		}
 	}

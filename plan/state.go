@@ -151,11 +151,11 @@ func reachedElsewhere(in Input, n inSight, ep tables.Endpoint) bool {
 // letter case) or an address of since.
 func heldNames(in Input, nets map[string]inSight, kept []tables.Endpoint) []dns.Endpoint {
 	type netName struct{ network, name string }
-	names := map[netName]bool{}
+	named := map[netName]bool{}
 	addrs := map[netip.Addr]bool{}
 	claim := func(ep tables.Endpoint) {
 		for _, n := range append([]string{ep.Name}, ep.Aliases...) {
-			names[netName{ep.Network, strings.ToLower(n)}] = true
+			named[netName{ep.Network, strings.ToLower(n)}] = true
 		}
 		for _, p := range ep.Addrs {
 			addrs[p.Addr()] = true
@@ -169,7 +169,7 @@ func heldNames(in Input, nets map[string]inSight, kept []tables.Endpoint) []dns.
 	var out []dns.Endpoint
 	for _, ep := range held {
 		n, ok := nets[ep.Network]
-		if !ok || ep.Mesh || ep.State != "" || ep.Host == in.Self || len(ep.Addrs) == 0 || names[netName{ep.Network, strings.ToLower(ep.Name)}] {
+		if !ok || ep.Mesh || ep.State != "" || ep.Host == in.Self || len(ep.Addrs) == 0 || named[netName{ep.Network, strings.ToLower(ep.Name)}] {
 			continue
 		}
 		if n.d.ReachesOverVXLAN(n.here) && !ep.VTEP.IsValid() {
@@ -184,7 +184,7 @@ func heldNames(in Input, nets map[string]inSight, kept []tables.Endpoint) []dns.
 		}
 		var aliases []string
 		for _, a := range ep.Aliases {
-			if !names[netName{ep.Network, strings.ToLower(a)}] {
+			if !named[netName{ep.Network, strings.ToLower(a)}] {
 				aliases = append(aliases, a)
 			}
 		}

@@ -197,11 +197,11 @@ func cmdClusterInit(std stdio, args []string) int {
 		return fail(std, "cluster init", err)
 	}
 	warnNotLocal(std, "cluster init", addr)
-	var aside [2]string
+	var asideFrom, asideTo string
 	if *force {
 		// A new cluster starts from no state: the old one's tables,
 		// tokens and members must not come with it.
-		if aside, err = setStateAside(old, time.Now()); err != nil {
+		if asideFrom, asideTo, err = setStateAside(old, time.Now()); err != nil {
 			return fail(std, "cluster init", err)
 		}
 	}
@@ -258,8 +258,8 @@ func cmdClusterInit(std stdio, args []string) int {
 	if len(kept) > 0 {
 		fmt.Fprintf(std.stdout, "Kept from the old %s: %s.\n", paths.config, strings.Join(kept, ", "))
 	}
-	if aside[0] != "" {
-		fmt.Fprintf(std.stdout, "The old cluster's state (this host's endpoints, the tables, the members) is set aside: %s is now %s\n", aside[0], aside[1])
+	if asideFrom != "" {
+		fmt.Fprintf(std.stdout, "The old cluster's state (this host's endpoints, the tables, the members) is set aside: %s is now %s\n", asideFrom, asideTo)
 	}
 	startAgent(std, paths.config, *noStart)
 	fmt.Fprintf(std.stdout, "\nTo add a host, run on it (the token works until revoked: vxnet cluster token --help):\n\n  vxnet cluster join --token %s %s\n", tok, joinAddr)
@@ -780,7 +780,7 @@ func storeSettings(settings map[string]any, c config.Config) {
 // where they name none) to DIR.before-init-TIME, and returns both paths
 // (none when there is nothing in it). It refuses while an agent answers
 // on the old settings' API socket: it would write the old state back.
-func setStateAside(old map[string]any, now time.Time) ([2]string, error) {
+func setStateAside(old map[string]any, now time.Time) (from, to string, err error) {
 	dir, sock := config.DefaultDataDir, api.DefaultSocket
 	if d, ok := old["data-dir"].(string); ok && d != "" {
 		dir = d
@@ -790,20 +790,20 @@ func setStateAside(old map[string]any, now time.Time) ([2]string, error) {
 	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && len(ents) == 0 {
-		return [2]string{}, nil
+		return "", "", nil
 	}
 	if err != nil {
-		return [2]string{}, fmt.Errorf("data-dir %s: %w", dir, err)
+		return "", "", fmt.Errorf("data-dir %s: %w", dir, err)
 	}
 	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
 		c.Close()
-		return [2]string{}, fmt.Errorf("an agent runs here (it answers on %s) with the old cluster's state in %s: stop it first (systemctl stop vxnet), then run cluster init --force again; the new cluster starts without that state, which is set aside", sock, dir)
+		return "", "", fmt.Errorf("an agent runs here (it answers on %s) with the old cluster's state in %s: stop it first (systemctl stop vxnet), then run cluster init --force again; the new cluster starts without that state, which is set aside", sock, dir)
 	}
-	to := strings.TrimRight(dir, string(filepath.Separator)) + ".before-init-" + now.UTC().Format("20060102T150405Z")
+	to = strings.TrimRight(dir, string(filepath.Separator)) + ".before-init-" + now.UTC().Format("20060102T150405Z")
 	if err := os.Rename(dir, to); err != nil {
-		return [2]string{}, fmt.Errorf("setting the old cluster's state aside: %w", err)
+		return "", "", fmt.Errorf("setting the old cluster's state aside: %w", err)
 	}
-	return [2]string{dir, to}, nil
+	return dir, to, nil
 }
 
 // readSettings reads a config.json as it stands; nothing when there is

@@ -60,18 +60,7 @@ func TestWarnNotLocal(t *testing.T) {
 // listens at the address: loopback, a port no one holds) writes nothing,
 // not even the settings directory, and says what to check.
 func TestClusterJoin_failureLeavesNoDirectory(t *testing.T) {
-	certPEM, keyPEM, err := join.NewCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, pin, err := join.LoadCertificate(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := join.NewToken(pin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, _, tok := newJoinCert(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -202,18 +191,7 @@ func TestClusterInit_forceSetsStateAside(t *testing.T) {
 // requests it got.
 func joinServer(t *testing.T, resp join.Response) (string, join.Token, chan join.Request) {
 	t.Helper()
-	certPEM, keyPEM, err := join.NewCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, pin, err := join.LoadCertificate(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := join.NewToken(pin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM, cert, tok := newJoinCert(t)
 	resp.Cert, resp.Key = string(certPEM), string(keyPEM)
 	resp.GossipKeys = []string{base64.StdEncoding.EncodeToString(make([]byte, 32))}
 	asked := make(chan join.Request, 4)
@@ -307,4 +285,21 @@ func TestCluster_etcdSettings(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(base, "join2")); !os.IsNotExist(err) {
 		t.Errorf("the refused join left its directory: %v", err)
 	}
+}
+
+// newJoinCert makes a join certificate and a token pinned to it.
+func newJoinCert(t *testing.T) (certPEM, keyPEM []byte, cert tls.Certificate, tok join.Token) {
+	t.Helper()
+	certPEM, keyPEM, err := join.NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, pin, err := join.LoadCertificate(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err = join.NewToken(pin); err != nil {
+		t.Fatal(err)
+	}
+	return certPEM, keyPEM, cert, tok
 }

@@ -603,9 +603,14 @@ func (e *fakeEngine) startedIDs() []string {
 // policy and the error of its last start, on network.
 func (e *fakeEngine) stopped(t testing.TB, id, name, network, policy, startErr string) {
 	t.Helper()
-	doc := map[string]any{"Id": id, "Name": "/" + name, "State": map[string]any{"Running": false, "Error": startErr},
+	e.storeContainer(t, name, map[string]any{"Id": id, "Name": "/" + name, "State": map[string]any{"Running": false, "Error": startErr},
 		"HostConfig":      map[string]any{"RestartPolicy": map[string]any{"Name": policy}},
-		"NetworkSettings": map[string]any{"Networks": map[string]any{network: map[string]any{}}}}
+		"NetworkSettings": map[string]any{"Networks": map[string]any{network: map[string]any{}}}})
+}
+
+// storeContainer stores container name as Docker's JSON doc shows it.
+func (e *fakeEngine) storeContainer(t testing.TB, name string, doc map[string]any) {
+	t.Helper()
 	b, _ := json.Marshal(doc)
 	var c EngineContainer
 	if err := json.Unmarshal(b, &c); err != nil {
@@ -707,16 +712,8 @@ func (e *fakeEngine) leave(networkID, endpointID string) {
 // runContainer stores a running container with its aliases on network.
 func (e *fakeEngine) runContainer(t testing.TB, id, name, network string, aliases []string) {
 	t.Helper()
-	doc := map[string]any{"Id": id, "Name": "/" + name, "State": map[string]any{"Running": true},
-		"NetworkSettings": map[string]any{"Networks": map[string]any{network: map[string]any{"Aliases": aliases}}}}
-	b, _ := json.Marshal(doc)
-	var c EngineContainer
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.containers[name] = c
+	e.storeContainer(t, name, map[string]any{"Id": id, "Name": "/" + name, "State": map[string]any{"Running": true},
+		"NetworkSettings": map[string]any{"Networks": map[string]any{network: map[string]any{"Aliases": aliases}}}})
 }
 
 func (e *fakeEngine) setOnNetwork(fn func(EngineNetwork)) {
