@@ -39,6 +39,11 @@ import (
 // gossip key rotation, and IPAM's subnet claims. The endpoints table is host-scoped, first claim wins (kvs.Config.FirstClaim).
 var clusterTables = append([]string{tables.Networks, tables.Services, tables.Tokens, tables.GossipKeys, tables.Forgotten}, kvstable.ClusterTables...)
 
+// hostTables are the kvs tables whose rows are their host's: endpoints
+// and IPAM's address blocks. Every table is one of these or a cluster
+// table.
+var hostTables = []string{tables.Endpoints, kvstable.TableName}
+
 // Agent is one host's vxnet: cluster membership and tables, IPAM, DNS and
 // the data plane, and the API.
 type Agent struct {

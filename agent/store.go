@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vxnet/vxnet/api"
@@ -93,10 +94,8 @@ func checkNetworkRow(n tables.Network) error {
 	return nil
 }
 
-// networkClashErr names the network of the tables or of also (rows
-// imported before), of another name, that n's VNI or a subnet of n's would
-// clash with, or returns nil: an import does not move or shadow a network
-// in use.
+// networkClashErr is NetworkClash against the networks this host knows
+// and also (rows imported before).
 func (a *Agent) networkClashErr(n tables.Network, also []tables.Network) error {
 	a.mu.Lock()
 	others := slices.Clone(also)
@@ -104,11 +103,23 @@ func (a *Agent) networkClashErr(n tables.Network, also []tables.Network) error {
 		others = append(others, a.current(a.networks[name]))
 	}
 	a.mu.Unlock()
+	return NetworkClash(n, others)
+}
+
+// NetworkClash names the network of others that an imported network row
+// n would clash with, or returns nil: another creation of n's name (or
+// of a name differing only in case), or another network with n's VNI or
+// a subnet overlapping n's. An import does not move or shadow a network
+// in use.
+func NetworkClash(n tables.Network, others []tables.Network) error {
 	for _, o := range others {
-		if o.Name == n.Name {
-			continue
-		}
 		switch {
+		case o.Name == n.Name && o.Key() == n.Key():
+			continue // the same network (an update of it)
+		case o.Name == n.Name:
+			return fmt.Errorf("name %q: network %q created on host %q (subnet %s) is in use; this row's (host %q, subnet %s) is left out", n.Name, o.Name, o.Creator, subnetsOf(o), n.Creator, subnetsOf(n))
+		case names.Key(o.Name) == names.Key(n.Name):
+			return fmt.Errorf("name %q: network %q exists, and names that differ only in case are one name in DNS", n.Name, o.Name)
 		case o.VNI == n.VNI:
 			return fmt.Errorf("vni %d: network %q has it", n.VNI, o.Name)
 		case o.Subnet.IsValid() && o.Subnet.Overlaps(n.Subnet):
@@ -118,6 +129,26 @@ func (a *Agent) networkClashErr(n tables.Network, also []tables.Network) error {
 		}
 	}
 	return nil
+}
+
+// subnetsOf is a network's subnets for a message: "10.0.9.0/24", or with
+// its IPv6 one, "10.0.9.0/24 and fd00::/64".
+func subnetsOf(n tables.Network) string {
+	var s []string
+	for _, p := range []netip.Prefix{n.Subnet, n.Subnet6} {
+		if p.IsValid() {
+			s = append(s, p.String())
+		}
+	}
+	return strings.Join(s, " and ")
+}
+
+// CheckTable refuses a table that is not one of vxnet's, naming them.
+func CheckTable(table string) error {
+	if slices.Contains(clusterTables, table) || slices.Contains(hostTables, table) {
+		return nil
+	}
+	return fmt.Errorf("table %q: not one of vxnet's tables (%s)", table, strings.Join(append(ClusterTables(), hostTables...), ", "))
 }
 
 // ExportStore implements api.Backend.
@@ -172,6 +203,10 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 	}
 	var importedNets []tables.Network // written by this import
 	for i, r := range d.Rows {
+		if err := CheckTable(r.Table); err != nil {
+			res.Refused = append(res.Refused, fmt.Sprintf("row %d (%s/%s): %v", i, r.Table, r.Key, err))
+			continue
+		}
 		if !a.kv.IsCluster(r.Table) || (r.Table == kvstable.BlocksTableName && !a.table.CanClaim()) || r.Table == tables.Forgotten {
 			// A host's own row, a block claim a gossip store does not
 			// take (its hosts hand blocks out by grants), or a forgotten

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -13,8 +14,8 @@ import (
 
 // TestImportStore_refusesNetworksTheAPIWouldNot: an imported network row
 // is checked as network create checks a request (name, driver, VNI,
-// subnet, range, gateway) and may not take the VNI or overlap the subnet
-// of a network in use; each refusal names its row and field, and the
+// subnet, range, gateway) and may not take the name (in any case), the
+// VNI or overlap the subnet of a network in use; each refusal names its row and field, and the
 // good rows are written.
 func TestImportStore_refusesNetworksTheAPIWouldNot(t *testing.T) {
 	a := startTestAgent(t, nil)
@@ -33,6 +34,10 @@ func TestImportStore_refusesNetworksTheAPIWouldNot(t *testing.T) {
 		"too small":               func(n *tables.Network) { n.IPRange = n.Subnet.Addr().String() + "/32" },
 		"network \"web\"":         func(n *tables.Network) { n.VNI = web.VNI },
 		"overlaps":                func(n *tables.Network) { n.Subnet = netip.MustParsePrefix("10.50.0.0/16") },
+		// Another creation of a name in use, or the name in other case:
+		// the network in use stays.
+		`created on host`:     func(n *tables.Network) { n.Name = "web" },
+		`differ only in case`: func(n *tables.Network) { n.Name = "Web" },
 	}
 	d := api.StoreDump{Format: api.StoreDumpFormat}
 	var order []string
@@ -40,7 +45,7 @@ func TestImportStore_refusesNetworksTheAPIWouldNot(t *testing.T) {
 		n := good
 		n.Name = "n" + string(rune('a'+len(order)))
 		n.VNI = good.VNI + uint32(len(order)) + 1
-		n.Subnet = netip.MustParsePrefix("10.52." + string(rune('0'+len(order))) + ".0/24")
+		n.Subnet = netip.MustParsePrefix(fmt.Sprintf("10.52.%d.0/24", len(order)))
 		change(&n)
 		d.Rows = append(d.Rows, api.NewStoreRow(tables.Networks, n.Key(), "old", n.Encode()))
 		order = append(order, want)
@@ -51,12 +56,15 @@ func TestImportStore_refusesNetworksTheAPIWouldNot(t *testing.T) {
 	twin.Name, twin.Subnet = "twin", netip.MustParsePrefix("10.53.0.0/24")
 	d.Rows = append(d.Rows, api.NewStoreRow(tables.Networks, twin.Key(), "old", twin.Encode()))
 	order = append(order, `network "imported"`)
+	// A table no vxnet has: refused, not counted as a host's row.
+	d.Rows = append(d.Rows, api.NewStoreRow("nosuch", "k", "old", []byte(`{}`)))
+	order = append(order, `table "nosuch": not one of vxnet's tables`)
 	res, err := a.ImportStore(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Written != 1 || len(res.Refused) != len(bad)+1 {
-		t.Fatalf("written %d, refused %d: %q; want 1 and %d", res.Written, len(res.Refused), res.Refused, len(bad)+1)
+	if res.Written != 1 || len(res.Refused) != len(bad)+2 || res.HostRows != 0 {
+		t.Fatalf("written %d, refused %d: %q, host rows %d; want 1, %d and 0", res.Written, len(res.Refused), res.Refused, res.HostRows, len(bad)+2)
 	}
 	for i, want := range order {
 		if !strings.Contains(res.Refused[i], strings.TrimSpace(want)) {
@@ -66,7 +74,10 @@ func TestImportStore_refusesNetworksTheAPIWouldNot(t *testing.T) {
 	if _, ok := a.kv.Get(tables.Networks, good.Key()); !ok {
 		t.Error("the good row was not written")
 	}
-	if n, ok := a.network("web"); !ok || n.VNI != web.VNI {
+	if n, ok := a.network("web"); !ok || n.VNI != web.VNI || n.Subnet.String() != "10.50.0.0/24" {
 		t.Errorf("network web after the import: %+v", n)
+	}
+	if _, ok := a.network("Web"); ok {
+		t.Error("network Web was imported beside web")
 	}
 }

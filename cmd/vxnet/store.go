@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/kvs"
+	"github.com/vxnet/vxnet/tables"
 )
 
 const storeUsage = `Usage: vxnet store export [--file FILE] [etcd flags]
@@ -25,9 +27,13 @@ Moves the cluster's tables between stores, and backs them up.
   import   writes the rows of the cluster's tables (networks, services,
            subnet claims) that are not there yet: through this host's agent
            (into the store it uses), or, with --etcd-endpoints, straight into
-           etcd. Rows already there are left alone; a host's own rows
-           (endpoints, address blocks) are not imported: each host writes
-           them from its state file when it starts.
+           etcd. Rows already there are left alone, and so are the
+           networks in use: a row for another creation of a network's name
+           (or the name in other case), or with its VNI or a subnet
+           overlapping its, is refused and named (exit 1); the other rows
+           are written. A host's own rows (endpoints, address blocks) are
+           not imported: each host writes them from its state file when it
+           starts.
 
 Moving a cluster from gossip to etcd:
   vxnet store export --file tables.json        # on any host, agents running
@@ -38,20 +44,22 @@ Moving a cluster from gossip to etcd:
 And back from etcd to gossip: stop every agent and start them with --store
 gossip; their state files hold the cluster's tables. If those are lost,
 import a dump through one agent afterwards.
+`
 
+const storeFlagsUsage = `
 Flags:
 `
 
 func cmdStore(std stdio, args []string) int {
 	if len(args) == 0 || (args[0] != "export" && args[0] != "import") {
-		fmt.Fprint(usageOut(std), storeUsage)
+		fmt.Fprint(usageOut(std), storeUsage+"\nRun 'vxnet store export --help' or 'vxnet store import --help' for the flags.\n")
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
 			return 0
 		}
 		return 2
 	}
 	verb := args[0]
-	fs := newFlags(std, "store "+verb, storeUsage)
+	fs := newFlags(std, "store "+verb, storeUsage+storeFlagsUsage)
 	var cfg config.Config
 	cfg.Store = config.StoreEtcd
 	endpoints := fs.String("etcd-endpoints", "", "read or write etcd itself at these client `URLS` (comma-separated), not through the agent")
@@ -119,6 +127,9 @@ func storeExport(std stdio, ecfg *kvs.EtcdConfig, file string) int {
 		if skipped > 0 {
 			fmt.Fprintf(std.stderr, "vxnet store export: %d keys under the prefix are not rows of vxnet's tables: left out\n", skipped)
 		}
+		if len(rows) == 0 {
+			fmt.Fprintf(std.stderr, "vxnet store export: no vxnet rows under the prefix %q: is it the one the agents use (--etcd-prefix, %q unless set)?\n", kvs.EtcdPrefix(ecfg.Prefix), kvs.DefaultEtcdPrefix)
+		}
 		d = api.StoreDump{Format: api.StoreDumpFormat, Store: config.StoreEtcd, Exported: time.Now().UTC(), Rows: []api.StoreRow{}}
 		for _, e := range rows {
 			d.Rows = append(d.Rows, api.NewStoreRow(e.Table, e.Key, e.Owner, e.Value))
@@ -146,7 +157,7 @@ func storeImport(std stdio, ecfg *kvs.EtcdConfig, file string) int {
 	}
 	var d api.StoreDump
 	if err := json.Unmarshal(b, &d); err != nil {
-		fmt.Fprintf(std.stderr, "vxnet store import: %s: not a dump of vxnet store export: %v\n", file, err)
+		fmt.Fprintf(std.stderr, "vxnet store import: %s: not a dump of vxnet store export (a JSON object with \"format\" and \"rows\"): %s\n", file, jsonProblem(err))
 		return 1
 	}
 	c, cancel := ctx()
@@ -161,16 +172,44 @@ func storeImport(std stdio, ecfg *kvs.EtcdConfig, file string) int {
 			fmt.Fprintf(std.stderr, "vxnet store import: %s: format %q: want %q\n", file, d.Format, api.StoreDumpFormat)
 			return 1
 		}
+		// The networks the store holds already: an imported row may not
+		// take their names, VNIs or subnets.
+		there, _, err := kvs.ExportEtcd(c, *ecfg, kvs.Config{})
+		if err != nil {
+			fmt.Fprintf(std.stderr, "vxnet store import: %v\n", err)
+			return 1
+		}
+		var nets []tables.Network
+		for _, e := range there {
+			if n, err := tables.DecodeNetwork(e.Key, e.Value); e.Table == tables.Networks && err == nil {
+				nets = append(nets, n)
+			}
+		}
 		var rows []kvs.Entry
 		cluster := agent.ClusterTables()
 		for i, r := range agent.WithBlockClaims(d.Rows) {
+			refuse := func(err error) {
+				res.Refused = append(res.Refused, fmt.Sprintf("row %d (%s/%s): %v", i, r.Table, r.Key, err))
+			}
+			if err := agent.CheckTable(r.Table); err != nil {
+				refuse(err)
+				continue
+			}
 			if !slices.Contains(cluster, r.Table) {
 				res.HostRows++
 				continue
 			}
 			if err := agent.CheckClusterRow(r.Table, r.Key, r.Bytes()); err != nil {
-				res.Refused = append(res.Refused, fmt.Sprintf("row %d (%s/%s): %v", i, r.Table, r.Key, err))
+				refuse(err)
 				continue
+			}
+			if r.Table == tables.Networks {
+				n, _ := tables.DecodeNetwork(r.Key, r.Bytes()) // checked above
+				if err := agent.NetworkClash(n, nets); err != nil {
+					refuse(err)
+					continue
+				}
+				nets = append(nets, n)
 			}
 			rows = append(rows, kvs.Entry{Table: r.Table, Key: r.Key, Owner: r.Owner, Value: r.Bytes()})
 		}
@@ -187,4 +226,17 @@ func storeImport(std stdio, ecfg *kvs.EtcdConfig, file string) int {
 		return 1
 	}
 	return 0
+}
+
+// jsonProblem says what is wrong with a JSON document in a person's
+// words: where a value of the wrong kind is, not which Go type wanted it.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return fmt.Sprintf("the file holds a JSON %s", te.Value)
+		}
+		return fmt.Sprintf("field %q: a JSON %s, not what belongs there", te.Field, te.Value)
+	}
+	return err.Error()
 }
