@@ -339,7 +339,10 @@ func cmdClusterJoin(std stdio, args []string) int {
 	defer cancel()
 	resp, err := join.Ask(c, member, tok, join.Request{Name: hostName, AdvertiseAddr: addr.String()})
 	if err != nil {
-		return fail(std, "cluster join", fmt.Errorf("%w%s", err, joinHint(err, member, *timeout)))
+		// Not through fail: a timeout here is the member's, not this
+		// host's agent's.
+		fmt.Fprintf(std.stderr, "vxnet cluster join: %v%s\n", err, joinHint(err, member, *timeout))
+		return 1
 	}
 	sc := config.Config{Store: resp.Store}
 	if resp.Store == config.StoreEtcd {

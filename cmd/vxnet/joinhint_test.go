@@ -77,6 +77,33 @@ func TestClusterJoin_failureLeavesNoDirectory(t *testing.T) {
 	}
 }
 
+// TestClusterJoin_silentMember: a member that takes the connection and
+// never answers is named with --timeout, not mistaken for this host's
+// agent (the API's own timeout message).
+func TestClusterJoin_silentMember(t *testing.T) {
+	_, _, _, tok := newJoinCert(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() { // accept and say nothing
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	addr := l.Addr().String()
+	dir := filepath.Join(t.TempDir(), "vxnet")
+	code, _, stderr := runCLI("cluster", "join", "--token", tok.String(), "--config-dir", dir, "--advertise-addr", "127.0.0.1", "--timeout", "300ms", addr)
+	if code != 1 || !strings.Contains(stderr, "no answer from "+addr+" within 300ms (--timeout)") || strings.Contains(stderr, "the agent at") {
+		t.Errorf("exit %d, stderr %q; want 1 and a word on the member's silence", code, stderr)
+	}
+}
+
 // TestClusterJoin_forceKeepsOwnSettings: joining again over old settings
 // keeps what the cluster does not decide (the name, the metrics address),
 // drops what it does and no longer says (an etcd prefix), and asks under
