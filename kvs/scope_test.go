@@ -291,20 +291,30 @@ func TestStore_hiddenRows(t *testing.T) {
 }
 
 // TestStore_down: an owner is down when it failed with rows of its own
-// kept; one that left, or that is known only by cluster rows (which
-// outlive their writers), is not, and this node never is.
+// kept, or when this node saw it fail (with no rows: a host with no
+// endpoints); one that left, or that is known only by cluster rows (which
+// outlive their writers) from before, is not, and this node never is.
 func TestStore_down(t *testing.T) {
 	s := clusterStore("a")
+	s.setMembership(func(name string) bool { return name != "gone" }, t0)
 	s.apply(Entry{Table: "networks", Key: "web", Owner: "gone", Version: 2, Value: []byte("n")}, t0)
+	s.apply(Entry{Table: "networks", Key: "db", Owner: "creator", Version: 2, Value: []byte("n")}, t0)
 	s.apply(Entry{Table: "endpoints", Key: "web/c", Owner: "b", Version: 3, Claim: 3, Value: []byte("e")}, t0)
 	s.apply(Entry{Table: "endpoints", Key: "web/d", Owner: "left", Version: 3, Claim: 3, Value: []byte("e")}, t0)
 	s.apply(Entry{Table: "endpoints", Key: "web/e", Owner: "a", Version: 3, Claim: 3, Value: []byte("e")}, t0)
-	s.memberFailed("gone", t0)
+	s.memberAlive("quiet") // a member with no rows at all
 	s.memberFailed("b", t0)
+	s.memberFailed("creator", t0) // seen alive, then failed: down
+	s.memberFailed("quiet", t0)
 	s.memberLeft("left", t0)
 	s.memberFailed("a", t0) // never so, but were it told
-	if d := s.down(); len(d) != 1 || !d["b"].Equal(t0) {
-		t.Errorf("down %v, want b alone", d)
+	d := s.down()
+	if len(d) != 3 || !d["b"].Equal(t0) || !d["creator"].Equal(t0) || !d["quiet"].Equal(t0) {
+		t.Errorf("down %v, want b, creator and quiet", d)
+	}
+	s.memberAlive("quiet")
+	if _, ok := s.down()["quiet"]; ok {
+		t.Error("quiet is down after it came back")
 	}
 }
 

@@ -32,6 +32,9 @@ type owner struct {
 	// forgotten: its rows went by a forget rule (forgetLocked), and it
 	// has not been alive since.
 	forgotten bool
+	// sawFail: failure detection declared it dead after this node knew
+	// it alive (not an owner known only by rows from before).
+	sawFail bool
 	slots     map[slotKey]struct{}
 	digest    ownerDigest
 
@@ -438,7 +441,7 @@ func (s *store) memberAlive(name string) {
 	defer s.mu.Unlock()
 	o := s.ownerLocked(name)
 	s.changeLocked(s.keysOfLocked(o), func() {
-		o.status, o.hidden, o.forgotten = ownerAlive, false, false
+		o.status, o.hidden, o.forgotten, o.sawFail = ownerAlive, false, false, false
 	})
 	if r := s.forgotten[name]; r != nil {
 		r.spared = true // only hung or cut off: a later failure is an ordinary one
@@ -454,7 +457,7 @@ func (s *store) memberFailed(name string, now time.Time) {
 	defer s.mu.Unlock()
 	o := s.ownerLocked(name)
 	if o.status == ownerAlive {
-		o.status, o.since = ownerFailed, now
+		o.status, o.since, o.sawFail = ownerFailed, now, true
 		s.forgetLocked(name, o, now)
 	}
 }
@@ -574,10 +577,16 @@ func (s *store) down() map[string]time.Time {
 }
 
 // isDownLocked reports whether an owner is down as down lists it: failed,
-// not this node, with rows of its own kept.
+// not this node, not forgotten, and either seen failing by this node (a
+// host with no endpoints is down too) or with rows of its own kept. An
+// owner known only by cluster rows (which outlive their writers: the
+// creator of a network, gone long ago) is not.
 func (s *store) isDownLocked(name string, o *owner) bool {
-	if o.status != ownerFailed || name == s.self {
+	if o.status != ownerFailed || name == s.self || o.forgotten {
 		return false
+	}
+	if o.sawFail {
+		return true
 	}
 	for sk := range o.slots {
 		if !s.cluster[sk.table] && !s.slots[sk].Deleted {
