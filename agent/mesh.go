@@ -124,11 +124,7 @@ func (a *Agent) ensureMesh(n tables.Network) {
 	}
 	row := tables.Endpoint{Name: a.meshName(), Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep, MAC: vxlan.StableMAC(addrs[0]), Mesh: true}
 	for _, m := range addrs {
-		bits := n.Subnet.Bits()
-		if m.Is6() {
-			bits = n.Subnet6.Bits()
-		}
-		row.Addrs = append(row.Addrs, netip.PrefixFrom(m, bits))
+		row.Addrs = append(row.Addrs, n.PrefixOf(m))
 	}
 	if e, ok := a.kv.Get(tables.Endpoints, key); ok && e.Owner == a.cfg.Name && string(e.Value) == string(row.Encode()) {
 		return

@@ -35,6 +35,16 @@ func NetworkKey(name, creator string) string { return name + "/" + creator }
 // Key is n's key in Networks.
 func (n Network) Key() string { return NetworkKey(n.Name, n.Creator) }
 
+// PrefixOf is a's prefix on n: a with the length of n's subnet of a's
+// family (Subnet6 for an IPv6 address on a dual-stack network; Subnet
+// otherwise, whichever family a network of one subnet has).
+func (n Network) PrefixOf(a netip.Addr) netip.Prefix {
+	if a.Is6() && !a.Is4In6() && n.Subnet6.IsValid() {
+		return netip.PrefixFrom(a, n.Subnet6.Bits())
+	}
+	return netip.PrefixFrom(a, n.Subnet.Bits())
+}
+
 // Earlier orders two creations of one name the way IPAM orders their
 // subnet claims: the earlier (Created, Creator) wins the name.
 func (n Network) Earlier(o Network) bool {
