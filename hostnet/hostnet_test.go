@@ -37,7 +37,7 @@ func TestRuleset(t *testing.T) {
 		`iifname "` + GatewayDevice("v6") + `" oifname "` + GatewayDevice("v6") + `" ip6 daddr { fd00:9::2 } ct status dnat masquerade comment "v6/hairpin"`,
 		`ip saddr 127.0.0.0/8 oifname "vxg-*" masquerade`,
 		`ip6 saddr fd00:9::/64 oifname != "vxg-*" masquerade comment "v6"`,
-		`fib daddr type local tcp dport 8443 dnat to [fd00:9::2]:443 comment "v6/web6"`,
+		`ip6 daddr != ::1 fib daddr type local tcp dport 8443 dnat to [fd00:9::2]:443 comment "v6/web6"`,
 		`iifname "vxg-*" udp dport 4789 drop`,
 		`iifname "vxg-*" meta l4proto { tcp, udp } th dport 7946 drop`,
 		`oifname "vxg-*" ct state established,related accept`,

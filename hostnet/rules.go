@@ -128,7 +128,14 @@ func familyRules(b *strings.Builder, family string, nets []Gateway, pubs []Publi
 			continue
 		}
 		to := netip.AddrPortFrom(p.Addr, p.ContainerPort) // [v6]:port as nft takes it
-		fmt.Fprintf(&dnat, "\t\tfib daddr type local %s dport %d dnat to %v %s\n", p.Proto, p.HostPort, to, comment(p.Network+"/"+p.Endpoint))
+		local := "fib daddr type local"
+		if v6 {
+			// Not ::1: IPv6 routes nothing from it out of the host (no
+			// route_localnet), so the connection would hang; refused, it
+			// fails at once, and a host service there keeps its port.
+			local = "ip6 daddr != ::1 " + local
+		}
+		fmt.Fprintf(&dnat, "\t\t%s %s dport %d dnat to %v %s\n", local, p.Proto, p.HostPort, to, comment(p.Network+"/"+p.Endpoint))
 	}
 	b.WriteString("\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n")
 	b.WriteString(dnat.String())
