@@ -27,9 +27,16 @@ func (a *Agent) leaseDHCP(ctx context.Context, n tables.Network, name string) (d
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	l, err := c.Acquire(ctx, vxlan.DHCPMAC(n.Name, name), name)
+	mac := vxlan.DHCPMAC(n.Name, name)
+	l, err := c.Acquire(ctx, mac, name)
 	if err != nil {
 		return dhcp.Lease{}, nil, err
+	}
+	if n.Subnet.IsValid() && !n.Subnet.Contains(l.Addr.Addr()) {
+		// Another segment's server, or a --subnet that is not the
+		// segment's: the address would route nowhere the network says.
+		c.Release(mac, l)
+		return dhcp.Lease{}, nil, fmt.Errorf("the DHCP server %s on %s leased %s, outside the network's subnet %s: is -o uplink the segment's NIC, and --subnet its subnet?", l.Server, up, l.Addr, n.Subnet)
 	}
 	return l, tables.LeaseRecord(up, l), nil
 }

@@ -33,6 +33,8 @@ func TestDualStack_addressOfEach(t *testing.T) {
 		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Subnet6: "fd00:9::/64", Gateway6: "fd00:8::1"}, "gateway6"},
 		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Subnet6: "fd00:9::/64", IPRange6: "fd00:9::/127"}, "ipRange6"},
 		{api.NetworkCreate{Name: "d", Subnet: "10.0.9.0/24", Subnet6: "fe80::/64"}, "subnet6"},
+		// vxnet's DHCP client is DHCPv4's.
+		{api.NetworkCreate{Name: "d", Driver: "transparent", Subnet: "fd18:5f::/64", Options: map[string]string{"uplink": "lo", "dhcp": "true"}}, "DHCPv4"},
 	} {
 		if _, err := a.CreateNetwork(ctx, c.req); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.req, err, c.want)

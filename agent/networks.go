@@ -149,6 +149,9 @@ func checkNetworkRequest(req *api.NetworkCreate, named bool) (driver.Driver, map
 	if err := checkDualStack(req, req.Driver); err != nil {
 		return nil, nil, ipam.Options{}, err
 	}
+	if p, err := netip.ParsePrefix(req.Subnet); err == nil && p.Addr().Is6() && d.LeasesByDHCP(plan.DriverNetwork(tables.Network{Driver: req.Driver, Options: req.Options})) {
+		return nil, nil, ipam.Options{}, apiError(api.CodeBadRequest, "options", "option dhcp=true: vxnet's DHCP client speaks DHCPv4, and subnet %s is IPv6: leave -o dhcp out (vxnet then hands out the addresses of --ip-range)", req.Subnet)
+	}
 	req.Options = maps.Clone(req.Options) // the caller's map stays as it was
 	driver.NormalizeOptions(req.Options)
 	own, rest := driver.SplitOptions(d, req.Options)

@@ -178,6 +178,16 @@ func TestUplink_transparentDHCP(t *testing.T) {
 		b, _ := os.ReadFile(leases)
 		return !strings.Contains(string(b), addr.String())
 	})
+	// A network whose --subnet is not the segment's: the server's lease
+	// is given back and the endpoint refused, naming both.
+	c.cli("h1", "network", "create", "-d", "transparent", "--subnet", "10.48.0.0/24", "-o", "uplink=ul0", "-o", "dhcp=true", "dhwrong")
+	w := l.netns("w")
+	if out, err := c.tryCLI("h1", "endpoint", "create", "--network", "dhwrong", "--name", "w", "--netns", w); err == nil || !strings.Contains(out, "outside the network's subnet 10.48.0.0/24") {
+		t.Errorf("an endpoint leased outside its network's subnet: %v\n%s", err, out)
+	}
+	if _, ok := c.endpoints("h1")["w"]; ok {
+		t.Error("the refused endpoint is listed")
+	}
 }
 
 // TestUplink_ipv6: transparent and l2bridge networks of IPv6 on the hosts'
