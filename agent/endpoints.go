@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"sort"
@@ -94,6 +95,13 @@ func (a *Agent) endpointNetwork(network string) (tables.Network, driver.Driver, 
 	}
 	if d.Scope() == driver.ScopeLocal && n.Creator != a.cfg.Name {
 		return n, nil, apiError(api.CodeConflict, "network", "network %q is a %s network of host %s: endpoints attach there only", n.Name, n.Driver, n.Creator)
+	}
+	if up, err := d.Uplink(plan.DriverNetwork(n)); err == nil && up != "" && a.hnsProg == nil {
+		// The network is the cluster's; its uplink is a NIC each host
+		// must have. Without it an endpoint here would be up and cut off.
+		if _, err := net.InterfaceByName(up); err != nil {
+			return n, nil, apiError(api.CodeConflict, "network", "network %q: its uplink %q is not a NIC of this host (%v): attach the endpoint on a host that has it, or make the network with -o uplink= naming a NIC every host has", n.Name, up, err)
+		}
 	}
 	return n, d, nil
 }

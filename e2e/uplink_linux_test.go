@@ -139,7 +139,9 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 // TestUplink_transparentDHCP: a transparent network whose endpoints lease
 // their addresses from dnsmasq on the segment; the lease shows in
 // dnsmasq's lease file under the endpoint's MAC, the endpoint is reachable
-// at it, and removing the endpoint releases it.
+// at it, and removing the endpoint releases it. A lease outside the
+// network's subnet, and a network whose uplink the host lacks, are
+// refused.
 func TestUplink_transparentDHCP(t *testing.T) {
 	l := newLab(t)
 	if _, err := exec.LookPath("dnsmasq"); err != nil {
@@ -187,6 +189,11 @@ func TestUplink_transparentDHCP(t *testing.T) {
 	}
 	if _, ok := c.endpoints("h1")["w"]; ok {
 		t.Error("the refused endpoint is listed")
+	}
+	// An uplink this host does not have: refused, not up and cut off.
+	c.cli("h1", "network", "create", "-d", "transparent", "--subnet", "10.49.0.0/24", "-o", "uplink=nosuch0", "nonic")
+	if out, err := c.tryCLI("h1", "endpoint", "create", "--network", "nonic", "--name", "n", "--netns", w); err == nil || !strings.Contains(out, `its uplink "nosuch0" is not a NIC of this host`) {
+		t.Errorf("an endpoint on a network whose uplink this host lacks: %v\n%s", err, out)
 	}
 }
 
