@@ -81,7 +81,8 @@ type Config struct {
 	APISocket string
 	// MTU of endpoints. Default (0): the MTU of the interface holding
 	// AdvertiseAddr less VXLAN's overhead (50 bytes over IPv4, 70 over
-	// IPv6), up to 9000; 1450 when that interface is unknown or loopback.
+	// IPv6), up to 9000; 1450 (1430 over IPv6) when that interface is
+	// unknown or loopback.
 	MTU int
 	// MTUFrom says how SetDefaults chose MTU, for the agent's log.
 	MTUFrom string
@@ -195,7 +196,7 @@ func underlayMTU(addr string) (int, string) {
 	a = a.Unmap()
 	ifs, err := net.Interfaces()
 	if err != nil {
-		return DefaultMTU, "default (interfaces unknown: " + err.Error() + ")"
+		return tun.DefaultMTUFor(a), "default (interfaces unknown: " + err.Error() + ")"
 	}
 	for _, ifc := range ifs {
 		addrs, err := ifc.Addrs()
@@ -211,7 +212,7 @@ func underlayMTU(addr string) (int, string) {
 				continue
 			}
 			if ifc.Flags&net.FlagLoopback != 0 {
-				return DefaultMTU, "default (the underlay address is on loopback)"
+				return tun.DefaultMTUFor(a), "default (the underlay address is on loopback)"
 			}
 			overhead := 50
 			if a.Is6() {
@@ -221,7 +222,7 @@ func underlayMTU(addr string) (int, string) {
 			return mtu, fmt.Sprintf("the underlay interface %s's MTU %d less %d bytes of VXLAN", ifc.Name, ifc.MTU, overhead)
 		}
 	}
-	return DefaultMTU, "default (no interface holds the underlay address)"
+	return tun.DefaultMTUFor(a), "default (no interface holds the underlay address)"
 }
 
 // Error names a bad setting: the flag, its value and what is wrong.

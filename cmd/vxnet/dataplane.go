@@ -29,7 +29,8 @@ Config file:
   {
     "vtep": "198.18.0.1",              this host's underlay address (required)
     "vxlanPort": 4789,                 UDP port of every VTEP (default 4789)
-    "mtu": 1450,                       endpoint MTU (default 1450 for a 1500 underlay)
+    "mtu": 1450,                       endpoint MTU (default: a 1500 underlay less VXLAN's
+                                       headers, 1450, or 1430 with an IPv6 vtep)
     "networks": [{
       "vni": 4097,                     VXLAN network identifier, 1-16777215
       "subnets": ["10.0.9.0/24"],      their broadcast addresses are flooded

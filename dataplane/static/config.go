@@ -23,7 +23,8 @@ type Config struct {
 	VTEP netip.Addr
 	// VXLANPort is the UDP port of every VTEP. Default 4789.
 	VXLANPort uint16
-	// MTU of the endpoints' TUN devices. Default 1450.
+	// MTU of the endpoints' TUN devices. Default 1450 (1430 with an
+	// IPv6 VTEP): a 1500-byte underlay less VXLAN's headers.
 	MTU int
 	// Networks served by this host.
 	Networks []Network
@@ -205,7 +206,7 @@ func (f *configFile) convert() (*Config, error) {
 		c.VXLANPort = uint16(f.VXLANPort)
 	}
 	if c.MTU == 0 {
-		c.MTU = tun.DefaultMTU
+		c.MTU = tun.DefaultMTUFor(c.VTEP)
 	} else if c.MTU < 576 || c.MTU > 9000 {
 		return nil, &fieldError{"mtu", f.MTU, "is out of range 576-9000"}
 	}

@@ -42,6 +42,11 @@ func TestParse_good(t *testing.T) {
 	if len(n.Services) != 1 || n.Services[0].Name != "api" || len(n.Services[0].Tasks) != 2 || n.Services[0].VIPs[0] != netip.MustParseAddr("10.0.9.100") {
 		t.Errorf("services %+v", n.Services)
 	}
+	// Over an IPv6 underlay the headers are 20 bytes longer: 1430 fits.
+	v6 := strings.NewReplacer(`"198.18.0.1"`, `"fd18::1"`, `"198.18.0.2"`, `"fd18::2"`, `"198.18.0.3"`, `"fd18::3"`).Replace(goodConfig)
+	if c, err := Parse([]byte(v6)); err != nil || c.MTU != 1430 {
+		t.Errorf("IPv6 vtep: config %+v (%v), want mtu 1430", c, err)
+	}
 }
 
 func TestParse_errorsNameFieldAndValue(t *testing.T) {

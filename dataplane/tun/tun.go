@@ -57,8 +57,22 @@ type Config struct {
 	Routes []netip.Prefix
 }
 
-// DefaultMTU is the inner MTU for a 1500-byte underlay.
+// DefaultMTU is the inner MTU for a 1500-byte IPv4 underlay (50 bytes
+// of VXLAN, UDP and IPv4 headers).
 const DefaultMTU = 1450
+
+// DefaultMTU6 is the inner MTU for a 1500-byte IPv6 underlay (70 bytes:
+// an IPv6 header is 20 bytes longer).
+const DefaultMTU6 = 1430
+
+// DefaultMTUFor is the default inner MTU for a 1500-byte underlay of
+// vtep's family.
+func DefaultMTUFor(vtep netip.Addr) int {
+	if vtep.Is6() && !vtep.Is4In6() {
+		return DefaultMTU6
+	}
+	return DefaultMTU
+}
 
 // DefaultName is the interface name used when Config.Name is empty.
 const DefaultName = "vxnet0"
