@@ -422,7 +422,9 @@ func (l *insideLoop) process(bufs [][]byte, sizes []int, partial, cut []bool, n 
 				l.floodSealed(nw, buf, Headroom+info.length, hash)
 			} else {
 				for _, v := range nw.vteps {
-					b.udp.add(frame, sw.vtepAddr(v), hash)
+					if !l.floodOverPath(pm, v, buf, &info, nw, dstMAC, pi.mac, hash) {
+						b.udp.add(frame, sw.vtepAddr(v), hash)
+					}
 				}
 			}
 			// Shared by several writes: capacity capped so that no TUN
@@ -478,6 +480,27 @@ func (l *insideLoop) overPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *i
 		return true
 	}
 	l.tooBig(buf, info, m, nw)
+	return true
+}
+
+// floodOverPath is overPath for one VTEP of a flood: a packet larger than
+// the switch's MTU or the path to vtep carries goes there in fragments
+// (IPv4 without DF) or not at all, counted as too big. No ICMP answers a
+// broadcast or multicast packet (RFC 1122 3.2.2), and the other VTEPs and
+// local ports get it whole.
+func (l *insideLoop) floodOverPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *ipInfo, nw *network, dst, src vxlan.MAC, hash uint32) bool {
+	m := l.sw.cfg.MTU - nw.overhead
+	if pm != nil {
+		if p := pm.innerMTU(vtep) - nw.overhead; p > 0 && p < m {
+			m = p
+		}
+	}
+	if info.length <= m {
+		return false
+	}
+	if info.v6 || !mayFragment(buf[Headroom:]) || !l.fragmentV4(buf, info, m, nw, dst, src, vtep, hash) {
+		l.tally.drop(DropTooBig)
+	}
 	return true
 }
 

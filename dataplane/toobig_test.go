@@ -128,6 +128,56 @@ func TestSwitch_tooBig_narrowPath(t *testing.T) {
 	}
 }
 
+// TestSwitch_tooBig_flood: a flooded packet larger than the path to one
+// VTEP goes there in fragments (IPv4 without DF) or not at all (DF),
+// counted, unanswered (no ICMP answers a multicast packet); the VTEP whose
+// path is wide enough gets it whole either way, and the next small
+// datagram is not lost with it.
+func TestSwitch_tooBig_flood(t *testing.T) {
+	r := newRig(t)
+	tbl, err := NewTable([]NetworkSpec{{
+		VNI:     testVNI,
+		Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
+		Endpoints: []EndpointSpec{
+			{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA},
+			{MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2},
+			{MAC: mac3, Addrs: []netip.Addr{ip3}, VTEP: vtep3},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sw.SetTable(tbl)
+	r.sw.pmtu.Store((&pathMTUs{vteps: []netip.Addr{vtep2}, inner: []int{1300}}).seal())
+	group := netip.MustParseAddr("239.1.2.3")
+	r.a.Inject(ipv4UDP(ip1, group, 1000, 2000, make([]byte, 1372))) // 1400 bytes, no DF
+	var frags int
+	for frags < 2 {
+		got, _ := recv(t, r.peer2)
+		if len(got) > 8+14+1300 {
+			t.Fatalf("vtep2 got %d bytes over its 1300-byte path", len(got))
+		}
+		frags++
+	}
+	if got, _ := recv(t, r.peer3); len(got) != 8+14+1400 {
+		t.Errorf("vtep3 got %d bytes, want the 1400-byte packet whole", len(got))
+	}
+	r.a.Inject(withDF(ipv4UDP(ip1, group, 1000, 2000, make([]byte, 1372))))
+	r.a.Inject(ipv4UDP(ip1, group, 1000, 2000, make([]byte, 100)))
+	if got, _ := recv(t, r.peer2); len(got) != 8+14+128 {
+		t.Errorf("vtep2 got %d bytes, want the small datagram after the DF one it cannot take", len(got))
+	}
+	if got, _ := recv(t, r.peer3); len(got) != 8+14+1400 {
+		t.Errorf("vtep3 got %d bytes, want the DF packet whole", len(got))
+	}
+	waitStats(t, r.sw, "the DF packet counted too big", func(s Stats) bool { return s.Drops["too_big"] >= 1 })
+	select {
+	case p := <-r.a.Outbound():
+		t.Errorf("a flooded packet was answered: % x", p[:28])
+	default:
+	}
+}
+
 // TestICMPLimit_burstThenRate: a burst of icmpBurst answers, then none
 // until time passes.
 func TestICMPLimit_burstThenRate(t *testing.T) {
