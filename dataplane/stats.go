@@ -69,16 +69,16 @@ var dropNames = [numDropReasons]string{
 }
 
 // DropHelp says, for a person, what each drop reason of Stats.Drops
-// counts, in the order a listing shows them: the switch's own reasons,
-// then the underlay socket's.
+// counts: the switch's own reasons, then the underlay socket's (vxnet
+// stats lists them by name).
 var DropHelp = []struct{ Reason, Help string }{
 	{"malformed", "not a well-formed IP packet, VXLAN datagram or Ethernet frame"},
 	{"unknown_vni", "a VXLAN datagram for a VNI no network of this host has"},
 	{"unknown_vtep", "a VXLAN datagram from an address that is no host of that network"},
 	{"unsupported", "an inner frame neither IPv4, IPv6 nor ARP, or an ARP/ND message the switch does not answer"},
-	{"no_endpoint", "a packet from another host for an address with no container here"},
+	{"no_endpoint", "a packet for an address no container, gateway or route of its network has (from another host, or a container's to an address off its network), or an ARP request or neighbour solicitation for an address vxnet does not list"},
 	{"port_detached", "a packet from a container device whose endpoint is going or gone (normal while a container stops)"},
-	{"too_big", "a container sent more than the network's MTU or the path carries (it got an ICMP \"too big\" back)"},
+	{"too_big", "a container sent more than the network's MTU or the path carries, and the packet may not be cut in fragments (IPv6, or IPv4 with DF): dropped, and answered with ICMP \"too big\" where one is due (not to broadcast or multicast; at most 100 a second)"},
 	{"write_error", "a write to the underlay or to a container device failed (a container stopping mid-packet, say)"},
 	{"loop", "a packet from a container addressed to that container's own device"},
 	{"policy", "a packet an l2tunnel network's policy denied"},
@@ -112,7 +112,7 @@ type Stats struct {
 	UnderlayRxBytes   uint64            // UDP payload bytes received
 	UnderlayTxBytes   uint64            // UDP payload bytes handed to the underlay
 	Flooded           uint64            // packets replicated head-end
-	NeighborReplies   uint64            // ARP and neighbour-discovery messages sent: replies, and uplinks' ARP requests
+	NeighborReplies   uint64            // ARP and neighbour-discovery messages sent: replies, and requests (uplinks', and for kernel VTEPs' addresses)
 	Coalesced         uint64            // received TCP segments and UDP datagrams merged into super-packets (counted in PortTxPackets too)
 	ICMPTooBig        uint64            // ICMP "too big" messages sent to local ports (toobig.go)
 	NeighborIn        uint64            // ARP replies and announcements and IPv6 advertisements from the underlay, taken in to learn from (learned.go)

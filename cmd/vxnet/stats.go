@@ -150,7 +150,7 @@ func printStats(w io.Writer, s api.Stats) {
 		{"underlay tx packets", s.UnderlayTxPackets},
 		{"underlay tx bytes (UDP payload)", s.UnderlayTxBytes},
 		{"flooded", s.Flooded},
-		{"arp/nd replies", s.NeighborReplies},
+		{"arp/nd sent (replies, requests)", s.NeighborReplies},
 		{"coalesced rx segments", s.Coalesced},
 		{"icmp too big sent", s.ICMPTooBig},
 		{"arp/nd answers learnt from", s.NeighborIn},
