@@ -198,7 +198,16 @@ func (a *Agent) restoreEndpoint(ep tables.Endpoint) {
 		return
 	}
 	if err := a.attach(ep); err != nil {
-		a.log.Error("restoring endpoint", "endpoint", key, "error", err)
+		// No device: its row goes, so that no host forwards to it or
+		// lists it up; it is listed down here, keeps its addresses and
+		// record, and is tried again when the agent next starts.
+		a.log.Error("restoring endpoint; it is down until the agent starts again (or endpoint rm)", "endpoint", key, "error", err)
+		a.del(tables.Endpoints, key)
+		down := ep
+		down.State, down.Reason = tables.StateDown, "not restored at start-up: "+err.Error()+"; tried again when the agent next starts"
+		a.mu.Lock()
+		a.down[key] = down
+		a.mu.Unlock()
 		return
 	}
 	// The row again, in case a crash came between the state file and the

@@ -542,6 +542,11 @@ func (a *Agent) RemoveEndpoint(network, name string) error {
 		if !nsInUse {
 			removeResolvConf(downEp.Netns)
 		}
+		if len(downEp.Addrs) > 0 {
+			// Down without being taken down (not restored): its
+			// addresses are still its own.
+			a.releaseAddresses(key, downEp)
+		}
 	case !ok && exists && owner != a.cfg.Name:
 		return apiError(api.CodeConflict, "name", "endpoint %q on network %q lives on host %s: remove it there", name, network, owner)
 	case !ok && exists:

@@ -818,3 +818,46 @@ func TestCluster_stoppedHostKeepsItsNames(t *testing.T) {
 	c.cli("h1", "endpoint", "rm", "--network", "keep", "q1")
 	c.cli("h2", "network", "rm", "keep")
 }
+
+// TestCluster_endpointNotRestoredIsDown: an endpoint whose device cannot
+// be made again when its agent restarts (here its interface name is taken
+// in its namespace) is listed down with the reason on its host, and no
+// other host lists it up or forwards to it; it keeps its address, and the
+// next start restores it once the way is clear.
+func TestCluster_endpointNotRestoredIsDown(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.59", "h1", "h2")
+	c.cli("h1", "network", "create", "--subnet", "10.59.0.0/24", "rs")
+	c.waitNetwork("h2", "rs")
+	ns := l.netns("r2")
+	c.cli("h2", "endpoint", "create", "--network", "rs", "--name", "r2", "--netns", ns, "--ifname", "eth7")
+	c.agree("h1", "h2")
+	addr := c.endpoints("h2")["r2"].Addresses
+
+	c.stop("h2")
+	l.run("ip", "-n", ns, "link", "add", "eth7", "type", "veth", "peer", "name", "eth7p") // the name the device needs
+	c.start("h2", c.hosts["h1"].addr+":7946")
+	c.waitMembers([]string{"h1", "h2"}, 2)
+	testutil.WaitFor(t, "h2 to list r2 down, not restored", 20*time.Second, func() bool {
+		e := c.endpoints("h2")["r2"]
+		return e.State == "down" && strings.Contains(e.Reason, "not restored at start-up")
+	})
+	testutil.WaitFor(t, "h1 to list no r2 up", 20*time.Second, func() bool {
+		e, ok := c.endpoints("h1")["r2"]
+		return !ok || e.State != ""
+	})
+
+	c.stop("h2")
+	l.run("ip", "-n", ns, "link", "del", "eth7")
+	c.start("h2", c.hosts["h1"].addr+":7946")
+	c.waitMembers([]string{"h1", "h2"}, 2)
+	testutil.WaitFor(t, "r2 restored, up with its address on both hosts", 20*time.Second, func() bool {
+		for _, h := range []string{"h1", "h2"} {
+			e := c.endpoints(h)["r2"]
+			if e.State != "" || fmt.Sprint(e.Addresses) != fmt.Sprint(addr) {
+				return false
+			}
+		}
+		return true
+	})
+}
