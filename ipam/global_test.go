@@ -627,6 +627,44 @@ func TestGlobal_deleteDropsEverywhere(t *testing.T) {
 	s.alloc("h1", "web")
 }
 
+// TestGlobal_deleteAfterRestartLeavesNoRows: a network deleted after its
+// hosts restarted leaves none of their rows (blocks granted, host rows,
+// block claims) in the table, though this run of theirs did not write
+// them.
+func TestGlobal_deleteAfterRestartLeavesNoRows(t *testing.T) {
+	s := newSim(t, "h1", "h2")
+	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.24.0.0/24"})
+	a1, a2 := s.alloc("h1", "web"), s.alloc("h2", "web")
+	rows := func() []string {
+		var keys []string
+		for _, prefix := range []string{"block/web/", "host/web/", "claim/web/"} {
+			for _, r := range s.net.Table("h1").List(prefix) {
+				keys = append(keys, r.Key)
+			}
+		}
+		return keys
+	}
+	if len(rows()) == 0 {
+		t.Fatal("no rows of web to begin with")
+	}
+	for _, h := range []string{"h1", "h2"} {
+		s.crash(h)
+		s.restart(h)
+	}
+	for h, a := range map[string]netip.Addr{"h1": a1, "h2": a2} {
+		if err := s.hosts[h].g.Release("web", a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.hosts["h1"].g.DeleteNetwork("web"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "every row of web to go", 5*time.Second, func() bool {
+		_, ok := s.hosts["h2"].g.Subnet("web")
+		return !ok && len(rows()) == 0
+	})
+}
+
 func TestGlobal_staticAddress(t *testing.T) {
 	s := newSim(t, "h1", "h2")
 	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.50.0.0/24"}) // 64 blocks of 4
@@ -998,6 +1036,7 @@ func TestGlobalClaims(t *testing.T) {
 		{"ipv6Network", TestGlobal_ipv6Network},
 		{"networkOutlivesItsCreator", TestGlobal_networkOutlivesItsCreator},
 		{"deleteDropsEverywhere", TestGlobal_deleteDropsEverywhere},
+		{"deleteAfterRestartLeavesNoRows", TestGlobal_deleteAfterRestartLeavesNoRows},
 		{"dualStackSides", TestGlobal_dualStackSides},
 		{"lastEmptyBlockToAHostWithNone", TestGlobal_lastEmptyBlockToAHostWithNone},
 		{"blockHolders", TestGlobal_blockHolders},

@@ -267,6 +267,16 @@ func (g *Global) dropLocked(n *gnet, deleted bool) {
 			g.cfg.Table.Delete(key)
 		}
 	}
+	// And those written before this process started (n.written knows
+	// only its own writes): after a restart they would outlive the
+	// network.
+	for _, prefix := range []string{keyBlock, keyHost, keyClaim} {
+		for _, r := range g.cfg.Table.List(prefix + n.name + "/") {
+			if _, done := n.written[r.Key]; !done && r.Writer == g.self {
+				g.cfg.Table.Delete(r.Key)
+			}
+		}
+	}
 	// Its leases are reported lost: none of them may come back.
 	g.cfg.Store.Save(n.name, State{})
 	delete(g.nets, n.name)
