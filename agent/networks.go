@@ -53,7 +53,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	if req.Subnet6 != "" {
 		aux4, aux6 = splitAux(req.AuxAddresses)
 	}
-	pc := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: aux4}
+	pc := ipam.PoolConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway, AuxAddresses: aux4, OneHost: d.Scope() == driver.ScopeLocal}
 	// Not cut short by a client that goes away: a claim left half made
 	// would hold the name and the subnet.
 	subnet, err := a.ipam.CreateNetwork(context.WithoutCancel(ctx), req.Name, pc, opts.BlockSize)
@@ -72,7 +72,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	n := tables.Network{Name: req.Name, Driver: req.Driver, Scope: string(d.Scope()), VNI: a.pickVNI(req.Name), Subnet: subnet,
 		Gateway: gateway, IPRange: req.IPRange, Internal: req.Internal, Options: req.Options, AssignedBy: req.AssignedBy, Creator: a.cfg.Name, Created: created}
 	if req.Subnet6 != "" {
-		pc6 := ipam.PoolConfig{Subnet: req.Subnet6, IPRange: req.IPRange6, Gateway: req.Gateway6, AuxAddresses: aux6}
+		pc6 := ipam.PoolConfig{Subnet: req.Subnet6, IPRange: req.IPRange6, Gateway: req.Gateway6, AuxAddresses: aux6, OneHost: pc.OneHost}
 		if n.Subnet6, err = a.ipam.CreateNetworkAt(context.WithoutCancel(ctx), req.Name+ipam.V6Suffix, pc6, 0, created); err != nil {
 			withdraw()
 			return api.Network{}, fromIPAM(err)

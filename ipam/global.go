@@ -341,7 +341,7 @@ func (g *Global) createNetwork(ctx context.Context, name string, c PoolConfig, b
 			at = created.UnixNano()
 		}
 		claim := subnetClaim{Creator: g.self, Created: at, Rev: 1, Subnet: pool.Subnet.String(),
-			IPRange: c.IPRange, Gateway: pool.Gateway.String(), Aux: c.AuxAddresses, BlockBits: bb, Auto: auto}
+			IPRange: c.IPRange, Gateway: pool.Gateway.String(), Aux: c.AuxAddresses, BlockBits: bb, Auto: auto, OneHost: c.OneHost}
 		key := subnetKey(name, g.self, claim.Created)
 		if err := g.putLocked(nil, key, claim); err != nil {
 			// The store may still take the write (etcd, paused, after

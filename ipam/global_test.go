@@ -665,6 +665,42 @@ func TestGlobal_deleteAfterRestartLeavesNoRows(t *testing.T) {
 	})
 }
 
+// TestGlobal_oneHostNetwork: no host but the creator takes a block of a
+// one-host network (nat), so the creator hands out every address of its
+// range.
+func TestGlobal_oneHostNetwork(t *testing.T) {
+	s := newSim(t, "h1", "h2", "h3")
+	s.create("h1", "nat", ipam.PoolConfig{Subnet: "10.62.0.0/26", OneHost: true})
+	s.create("h1", "plain", ipam.PoolConfig{Subnet: "10.63.0.0/26"})
+	testutil.WaitFor(t, "h2 and h3 to take a first block of plain", 5*time.Second, func() bool {
+		held, _, _ := s.hosts["h1"].g.BlockHolders("plain")
+		hosts := map[string]bool{}
+		for _, b := range held {
+			hosts[b.Holder] = true
+		}
+		return hosts["h2"] && hosts["h3"]
+	})
+	got := 0
+	for {
+		if _, err := s.hosts["h1"].g.Allocate(ctxT(t), "nat"); err != nil {
+			if !errors.Is(err, ipam.ErrExhausted) {
+				t.Fatalf("after %d addresses: %v", got, err)
+			}
+			break
+		}
+		got++
+	}
+	if got != 61 { // 64 less the network, broadcast and gateway addresses
+		t.Errorf("h1 handed out %d addresses of nat's /26, want 61", got)
+	}
+	held, _, _ := s.hosts["h2"].g.BlockHolders("nat")
+	for _, b := range held {
+		if b.Holder != "h1" {
+			t.Errorf("block %s of nat held by %s", b.Block, b.Holder)
+		}
+	}
+}
+
 func TestGlobal_staticAddress(t *testing.T) {
 	s := newSim(t, "h1", "h2")
 	s.create("h1", "web", ipam.PoolConfig{Subnet: "10.50.0.0/24"}) // 64 blocks of 4
@@ -1037,6 +1073,7 @@ func TestGlobalClaims(t *testing.T) {
 		{"networkOutlivesItsCreator", TestGlobal_networkOutlivesItsCreator},
 		{"deleteDropsEverywhere", TestGlobal_deleteDropsEverywhere},
 		{"deleteAfterRestartLeavesNoRows", TestGlobal_deleteAfterRestartLeavesNoRows},
+		{"oneHostNetwork", TestGlobal_oneHostNetwork},
 		{"dualStackSides", TestGlobal_dualStackSides},
 		{"lastEmptyBlockToAHostWithNone", TestGlobal_lastEmptyBlockToAHostWithNone},
 		{"blockHolders", TestGlobal_blockHolders},

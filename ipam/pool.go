@@ -14,6 +14,9 @@ type PoolConfig struct {
 	IPRange      string            // --ip-range: allocate only from this sub-prefix
 	Gateway      string            // --gateway: reserved, default the first address
 	AuxAddresses map[string]string // --aux-address name=ip: reserved
+	// OneHost: a global network only its creator's endpoints use (nat):
+	// no other host takes a block of it (Global).
+	OneHost bool
 }
 
 // Pool is a parsed subnet with its reservations and an allocator. It is

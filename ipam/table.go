@@ -95,6 +95,7 @@ type subnetClaim struct {
 	Aux       map[string]string `json:"aux,omitempty"`
 	BlockBits int               `json:"blockBits"`      // host bits of one block
 	Auto      bool              `json:"auto,omitempty"` // picked from the default pools: may move on conflict
+	OneHost   bool              `json:"oneHost,omitempty"` // only the creator's endpoints use it: no other host takes blocks
 }
 
 // blockGrant is the value of a block row: the block's holder, the era
