@@ -93,8 +93,8 @@ type subnetClaim struct {
 	IPRange   string            `json:"ipRange,omitempty"`
 	Gateway   string            `json:"gateway,omitempty"`
 	Aux       map[string]string `json:"aux,omitempty"`
-	BlockBits int               `json:"blockBits"`      // host bits of one block
-	Auto      bool              `json:"auto,omitempty"` // picked from the default pools: may move on conflict
+	BlockBits int               `json:"blockBits"`         // host bits of one block
+	Auto      bool              `json:"auto,omitempty"`    // picked from the default pools: may move on conflict
 	OneHost   bool              `json:"oneHost,omitempty"` // only the creator's endpoints use it: no other host takes blocks
 }
 
