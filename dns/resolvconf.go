@@ -129,6 +129,19 @@ func SweepNetnsResolvConfs(etcNetns, runNetns string) ([]string, error) {
 	return cleaned, nil
 }
 
+// RemoveNetnsResolvConf removes the resolv.conf vxnet wrote for
+// namespace name (and its /etc/netns directory, if that leaves it empty);
+// a file vxnet did not write stays. It reports whether it removed one.
+func RemoveNetnsResolvConf(name string) bool {
+	path := NetnsResolvConfPath(name)
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.HasPrefix(string(b), resolvConfMark) || os.Remove(path) != nil {
+		return false
+	}
+	os.Remove(filepath.Join(NetnsConfDir, name)) // only if empty
+	return true
+}
+
 // NetnsResolvConfPath is where `ip netns exec NAME` finds the resolver
 // config of namespace NAME (it bind-mounts /etc/netns/NAME/* over /etc).
 func NetnsResolvConfPath(name string) string {

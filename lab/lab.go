@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vxnet/vxnet/dns"
 )
 
 // Lab is a lab that is up (or being built or taken down). Its methods are
@@ -206,6 +208,21 @@ func (l *Lab) Down(ctx context.Context) error {
 		procs = append(procs, h.Agent)
 	}
 	procs = append(procs, s.Outside.Echo, s.Outside.DNS, s.Outside.Etcd)
+	// Namespaces of the lab's endpoints that it did not make (attached
+	// by hand): the agents wrote their resolv.conf, which must go with
+	// the agents, as endpoint rm would have taken it.
+	var attached []string
+	for _, h := range s.Hosts {
+		if !alive(h.Agent) {
+			continue
+		}
+		eps, _ := l.Endpoints(ctx, h.Name)
+		for _, e := range eps {
+			if e.Netns != "" && !slices.Contains(s.Namespaces(), e.Netns) && !slices.Contains(attached, e.Netns) {
+				attached = append(attached, e.Netns)
+			}
+		}
+	}
 	live := countAlive(procs)
 	_, perr := stopProcs(ctx, procs, 10*time.Second)
 	errs := []error{perr}
@@ -236,6 +253,9 @@ func (l *Lab) Down(ctx context.Context) error {
 			}
 		}
 		errs = append(errs, os.RemoveAll(filepath.Join("/etc/netns", ns)))
+	}
+	for _, ns := range attached {
+		dns.RemoveNetnsResolvConf(ns)
 	}
 	errs = append(errs, removeLabDir(l.cfg.Dir))
 	if err := errors.Join(errs...); err != nil {
