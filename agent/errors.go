@@ -43,8 +43,10 @@ func fromIPAM(err error) error {
 	// which are the CLI's flags).
 	field := ie.Field
 	switch {
-	case field == "address" && ie.Value == "(next free)":
+	case (field == "address" || field == "ip6") && ie.Value == "(next free)":
 		field = "network" // no address was asked for: the network has none to give here
+	case field == "address" && strings.Contains(ie.Value, ":"):
+		field = "ip6" // an IPv6 network's (of one subnet): asked for with --ip6
 	case field == "address":
 		field = "ip"
 	case field == "ip-range":
@@ -54,5 +56,7 @@ func fromIPAM(err error) error {
 	case strings.HasPrefix(field, "option"), field == "block-size":
 		field = "options"
 	}
-	return &api.Error{Code: code, Field: field, Message: err.Error()}
+	// The IPv6 side of a dual-stack network is its own IPAM network,
+	// NAME#6, in IPAM's words; the user knows it as NAME.
+	return &api.Error{Code: code, Field: field, Message: strings.ReplaceAll(err.Error(), ipam.V6Suffix, "")}
 }

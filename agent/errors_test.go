@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/vxnet/vxnet/api"
@@ -32,10 +33,23 @@ func TestFromIPAM_codes(t *testing.T) {
 			t.Errorf("%v on %s: %v, want %s on %s", tt.err, tt.network, fmt.Sprintf("%#v", err), tt.code, tt.field)
 		}
 	}
-	// No address was asked for: the network has none to give, not the ip.
+	// No address was asked for: the network has none to give, not the
+	// ip, of either family.
 	var e *api.Error
-	in := &ipam.Error{Network: "web", Field: "address", Value: "(next free)", Err: ipam.ErrExhausted}
-	if err := fromIPAM(in); !errors.As(err, &e) || e.Field != "network" {
-		t.Errorf("next free address exhausted: %#v, want it on network", err)
+	for _, network := range []string{"web", "web" + ipam.V6Suffix} {
+		in := &ipam.Error{Network: network, Field: "address", Value: "(next free)", Err: ipam.ErrExhausted}
+		if err := fromIPAM(in); !errors.As(err, &e) || e.Field != "network" {
+			t.Errorf("next free address of %s exhausted: %#v, want it on network", network, err)
+		}
+	}
+	// An IPv6 network of one subnet: its address is --ip6's.
+	in := &ipam.Error{Network: "v6", Field: "address", Value: "fd00:62::47", Err: ipam.ErrOtherHost}
+	if err := fromIPAM(in); !errors.As(err, &e) || e.Field != "ip6" {
+		t.Errorf("an IPv6 network's address: %#v, want it on ip6", err)
+	}
+	// The IPv6 side's IPAM name is not the user's.
+	in = &ipam.Error{Network: "web", Field: "subnet", Value: "fd00:9::/64", Err: ipam.ErrOverlap, Detail: "network dual" + ipam.V6Suffix}
+	if err := fromIPAM(in); !errors.As(err, &e) || strings.Contains(e.Message, ipam.V6Suffix) || !strings.Contains(e.Message, "network dual") {
+		t.Errorf("overlap with a dual-stack network's IPv6 side: %q, want it named dual", e.Message)
 	}
 }

@@ -67,7 +67,11 @@ func (a *Agent) CreateService(ctx context.Context, req api.ServiceCreate) (api.S
 		return api.Service{}, apiError(api.CodeNotFound, "network", "no network %q", req.Network)
 	}
 	if mode == tables.ModeDNSRR && (req.VIP != "" || req.VIP6 != "") {
-		return api.Service{}, apiError(api.CodeBadRequest, "vip", "a dnsrr service has no VIP (leave out --vip, or use --endpoint-mode vip)")
+		field := "vip"
+		if req.VIP == "" {
+			field = "vip6"
+		}
+		return api.Service{}, apiError(api.CodeBadRequest, field, "a dnsrr service has no VIP (leave out --%s, or use --endpoint-mode vip)", field)
 	}
 	if mode == tables.ModeVIP && req.VIP6 != "" && req.VIP6 != "auto" && !n.Subnet6.IsValid() && n.Subnet.Addr().Is6() {
 		// An IPv6-only network: its VIP is IPv6 whichever field names it.

@@ -38,6 +38,7 @@ func TestServices_createAndRemove(t *testing.T) {
 		{api.ServiceCreate{Name: "api", Network: "nope"}, "network", `no network "nope"`},
 		{api.ServiceCreate{Name: "api"}, "network", "network is required"},
 		{api.ServiceCreate{Name: "api", Network: "web", EndpointMode: "dnsrr", VIP: "10.0.9.9"}, "vip", "a dnsrr service has no VIP"},
+		{api.ServiceCreate{Name: "api", Network: "web", EndpointMode: "dnsrr", VIP6: "fd00::9"}, "vip6", "leave out --vip6"},
 		{api.ServiceCreate{Name: "api", Network: "web", VIP: "10.0.10.9"}, "vip", `vip "10.0.10.9": want auto or an address of the network's subnet 10.0.9.0/24`},
 		{api.ServiceCreate{Name: "api", Network: "web", VIP6: "fd00::9"}, "vip6", "has no IPv6 subnet"},
 		{api.ServiceCreate{Name: "api", Network: "web", Publish: []string{"8080:80"}, EndpointMode: "dnsrr"}, "publish", "need endpoint mode vip"},
