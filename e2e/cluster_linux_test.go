@@ -833,6 +833,13 @@ func TestCluster_endpointNotRestoredIsDown(t *testing.T) {
 	c.cli("h2", "endpoint", "create", "--network", "rs", "--name", "r2", "--netns", ns, "--ifname", "eth7")
 	c.agree("h1", "h2")
 	addr := c.endpoints("h2")["r2"].Addresses
+	// A network that is not there is named so, not listed empty.
+	if out, err := c.tryCLI("h1", "endpoint", "ls", "--network", "nosuch"); err == nil || !strings.Contains(out, `no network "nosuch" (--network`) {
+		t.Errorf("endpoint ls --network nosuch: %v\n%s", err, out)
+	}
+	if out, err := c.tryCLI("h1", "network", "inspect", "nosuch"); err == nil || !strings.Contains(out, "(NAME)") {
+		t.Errorf("network inspect nosuch: %v\n%s", err, out)
+	}
 
 	c.stop("h2")
 	l.run("ip", "-n", ns, "link", "add", "eth7", "type", "veth", "peer", "name", "eth7p") // the name the device needs

@@ -64,6 +64,11 @@ var flagOfField = map[string]map[string]string{
 	"service rm":           {"network": "--network", "name": "NAME"},
 	"endpoint rm":          {"network": "--network", "name": "NAME"},
 	"network rm":           {"name": "NAME"},
+	"network inspect":      {"name": "NAME"},
+	"endpoint inspect":     {"network": "--network", "name": "NAME"},
+	"service inspect":      {"network": "--network", "name": "NAME"},
+	"cluster token revoke": {"id": "ID"},
+	"store import":         {"format": "FILE"},
 	"cluster forget":       {"name": "HOST"},
 	"cluster token create": {"ttl": "--ttl"},
 	"cluster token rotate": {"ttl": "--ttl"},
@@ -588,6 +593,16 @@ Flags:
 			continue
 		}
 		out = append(out, e)
+	}
+	if len(out) == 0 && away == 0 && *network != "" {
+		// Nothing listed: say so if the network is not there at all.
+		if _, err := client().Network(c, *network); err != nil {
+			var ae *api.Error
+			if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
+				fmt.Fprintf(std.stderr, "vxnet endpoint ls: no network %q (--network; vxnet network ls lists them)\n", *network)
+				return 1
+			}
+		}
 	}
 	if *format == "json" {
 		return printJSON(std, out)
