@@ -145,7 +145,7 @@ func cmdClusterInit(std stdio, args []string) int {
 	ttl := fs.Duration("ttl", 0, "the first token expires after `DURATION` (default: never; revoke it with vxnet cluster token)")
 	noStart := fs.Bool("no-start", false, "write the settings only; start the agent yourself")
 	force := fs.Bool("force", false, "overwrite an existing DIR/config.json: start a new cluster on a host set up before (its old state is set aside)")
-	store := fs.String("store", config.StoreGossip, "where the cluster keeps its tables: `gossip` (in the agents) or etcd (--etcd-endpoints); hosts that join learn it")
+	store := fs.String("store", config.StoreGossip, "where the cluster keeps its tables, `STORE`: gossip (in the agents) or etcd (--etcd-endpoints); hosts that join learn it")
 	etcdEndpoints := fs.String("etcd-endpoints", "", "etcd's client `URLS`, comma-separated (with --store etcd); hosts that join learn them")
 	etcdPrefix := fs.String("etcd-prefix", "", "the key `PATH` the tables live under in etcd (default /vxnet)")
 	etcdTLS := etcdTLSFlags(fs)
