@@ -236,7 +236,7 @@ func TestEtcd_moveFromGossip(t *testing.T) {
 	c.stop("h1")
 	c.stop("h2")
 	imp := l.in(l.prefix+"-br", vxnetBin, "store", "import", dump, "--etcd-endpoints", strings.Join(ec.Endpoints(), ","))
-	if !strings.Contains(imp, "rows written") || strings.HasPrefix(imp, "0 rows written") {
+	if !strings.Contains(imp, " written,") || strings.HasPrefix(imp, "0 rows written") {
 		t.Fatalf("import wrote nothing:\n%s", imp)
 	}
 	c.startWith("h1", "", flags...)

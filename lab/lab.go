@@ -119,7 +119,11 @@ func (l *Lab) up(ctx context.Context) error {
 	if err := l.WaitMembers(ctx); err != nil {
 		return err
 	}
-	l.say("lab %s is up in %.1fs: every agent sees %d members", s.ID, time.Since(start).Seconds(), len(s.Hosts))
+	if len(s.Hosts) == 1 {
+		l.say("lab %s is up in %.1fs: its agent sees itself", s.ID, time.Since(start).Seconds())
+	} else {
+		l.say("lab %s is up in %.1fs: every agent sees %d members", s.ID, time.Since(start).Seconds(), len(s.Hosts))
+	}
 	return nil
 }
 

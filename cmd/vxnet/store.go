@@ -145,7 +145,7 @@ func storeExport(std stdio, ecfg *kvs.EtcdConfig, file string) int {
 		fmt.Fprintf(std.stderr, "vxnet store export: --file: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(std.stderr, "%d rows written to %s\n", len(d.Rows), file)
+	fmt.Fprintf(std.stderr, "%s written to %s\n", rowCount(len(d.Rows)), file)
 	return 0
 }
 
@@ -214,11 +214,11 @@ func storeImport(std stdio, ecfg *kvs.EtcdConfig, file string) int {
 			rows = append(rows, kvs.Entry{Table: r.Table, Key: r.Key, Owner: r.Owner, Value: r.Bytes()})
 		}
 		if res.Written, res.Present, err = kvs.ImportEtcd(c, *ecfg, rows); err != nil {
-			fmt.Fprintf(std.stderr, "vxnet store import: %v (%d rows written before)\n", err, res.Written)
+			fmt.Fprintf(std.stderr, "vxnet store import: %v (%s written before)\n", err, rowCount(res.Written))
 			return 1
 		}
 	}
-	fmt.Fprintf(std.stdout, "%d rows written, %d already there, %d rows of single hosts left to their hosts\n", res.Written, res.Present, res.HostRows)
+	fmt.Fprintf(std.stdout, "%s written, %d already there, %s of single hosts left to their hosts\n", rowCount(res.Written), res.Present, rowCount(res.HostRows))
 	for _, r := range res.Refused {
 		fmt.Fprintf(std.stdout, "refused: %s\n", r)
 	}
@@ -239,4 +239,12 @@ func jsonProblem(err error) string {
 		return fmt.Sprintf("field %q: a JSON %s, not what belongs there", te.Field, te.Value)
 	}
 	return err.Error()
+}
+
+// rowCount is "1 row" or "N rows".
+func rowCount(n int) string {
+	if n == 1 {
+		return "1 row"
+	}
+	return fmt.Sprintf("%d rows", n)
 }

@@ -36,7 +36,7 @@ func TestStoreImport_etcdLeavesNetworksInUse(t *testing.T) {
 		return p
 	}
 	row := func(n tables.Network) api.StoreRow { return api.NewStoreRow(tables.Networks, n.Key(), n.Creator, n.Encode()) }
-	if code, out, errs := runCLI("store", "import", dump("first.json", row(web)), "--etcd-endpoints", endpoints); code != 0 || !strings.Contains(out, "1 rows written") {
+	if code, out, errs := runCLI("store", "import", dump("first.json", row(web)), "--etcd-endpoints", endpoints); code != 0 || !strings.Contains(out, "1 row written") {
 		t.Fatalf("first import: exit %d\n%s%s", code, out, errs)
 	}
 	older := web
@@ -52,7 +52,7 @@ func TestStoreImport_etcdLeavesNetworksInUse(t *testing.T) {
 		t.Errorf("second import: exit %d, want 1\n%s%s", code, out, errs)
 	}
 	for _, want := range []string{
-		"1 rows written, 1 already there",
+		"1 row written, 1 already there",
 		`row 1 (networks/web/h2): name "web": network "web" created on host "h1"`,
 		`row 2 (networks/Web/h1): name "Web": network "web" exists, and names that differ only in case`,
 		`row 3 (networks/api/h1): vni 4100: network "web" has it`,
