@@ -72,6 +72,7 @@ type Uplink struct {
 	done    chan struct{}
 	once    sync.Once
 	dhcp    atomic.Pointer[func(bootp []byte)]
+	held    *uplinkHeld // packets waiting for a neighbour's MAC (uplinkheld.go)
 	ctlMu   sync.Mutex  // WriteFrame's writer: the control plane's, shared
 	ctl     FrameWriter // made on first WriteFrame
 }
@@ -108,7 +109,7 @@ func (sw *Switch) AddUplink(name string, dev UplinkDevice) (*Uplink, error) {
 	if sw.closed {
 		return nil, errors.New("dataplane: switch closed")
 	}
-	u := &Uplink{dev: dev, name: name, index: sw.nextUplink, mac: vxlan.MAC(dev.HardwareAddr()), done: make(chan struct{})}
+	u := &Uplink{dev: dev, name: name, index: sw.nextUplink, mac: vxlan.MAC(dev.HardwareAddr()), done: make(chan struct{}), held: newUplinkHeld(sw.cfg.MTU)}
 	u.neigh.Store(&neighbors{})
 	sw.nextUplink++
 	sw.uplinks[u] = struct{}{}
@@ -272,8 +273,10 @@ func (l *insideLoop) toUplink(tbl *Table, nw *network, pi *portInfo, buf []byte,
 		}
 	}
 	if !ok {
-		l.tally.drop(DropNeighborMiss)
 		now := time.Now()
+		if !hop.IsValid() || !u.held.hold(hopKey, nw.srcMAC(pi.mac), info.etherType, pkt, now.UnixNano(), &l.tally) {
+			l.tally.drop(DropNeighborMiss)
+		}
 		if hop.IsValid() && l.arp.allow(hopKey, now) {
 			if info.v6 {
 				l.sendNS(u, nw.srcMAC(pi.mac), [16]byte(pkt[ipv6SrcOffset:ipv6SrcOffset+16]), hop.As16())
@@ -499,7 +502,7 @@ func (l *uplinkLoop) deliver(nets []*network, buf []byte, info *ipInfo, dstMAC, 
 			return // not for this endpoint
 		}
 		if nw.onLink(src) {
-			l.u.learnNeighbor(keyOf(src), srcMAC)
+			l.learn(keyOf(src), srcMAC)
 		}
 		pkt := buf[:Headroom+info.length]
 		completeChecksum(pkt[Headroom:], info)
@@ -556,7 +559,7 @@ func (l *uplinkLoop) handleND(nets []*network, pkt []byte, info *ipInfo, srcMAC 
 		// (RFC 4861 §7.2.5), so a stranger cannot fill the cache.
 		_, known := l.u.neighbor(keyOf(target))
 		if (known || icmp[4]&naFlagSolicited != 0) && l.onV6Link(nets, target) {
-			l.u.learnNeighbor(keyOf(target), ndLinkAddr(icmp[ndMsgLen:], ndOptTargetLinkAddr, srcMAC))
+			l.learn(keyOf(target), ndLinkAddr(icmp[ndMsgLen:], ndOptTargetLinkAddr, srcMAC))
 		}
 		return true
 	case icmpv6TypeNS:
@@ -588,7 +591,7 @@ func (l *uplinkLoop) handleND(nets []*network, pkt []byte, info *ipInfo, srcMAC 
 		// A solicitation for one of ours teaches its sender (it is about
 		// to talk to the endpoint).
 		if !src.IsUnspecified() && l.onV6Link(nets, src) {
-			l.u.learnNeighbor(keyOf(src), ndLinkAddr(icmp[ndMsgLen:], ndOptSourceLinkAddr, srcMAC))
+			l.learn(keyOf(src), ndLinkAddr(icmp[ndMsgLen:], ndOptSourceLinkAddr, srcMAC))
 		}
 		l.tally.neighbor++
 		return true
@@ -633,7 +636,7 @@ func (l *uplinkLoop) handleARP(nets []*network, arp []byte) {
 	spa := netip.AddrFrom4([4]byte(arp[arpSPAOffset:]))
 	tpa := netip.AddrFrom4([4]byte(arp[arpTPAOffset:]))
 	if !spa.IsUnspecified() && onAnyLink(nets, spa) {
-		l.u.learnNeighbor(keyOf(spa), sha)
+		l.learn(keyOf(spa), sha)
 	}
 	if binary.BigEndian.Uint16(arp[arpOpOffset:]) != arpOpRequest || spa == tpa {
 		return

@@ -78,15 +78,20 @@ func TestUplink_ipv6(t *testing.T) {
 		if !isNeighborSolicitationTo(ns[vxlan.EthernetLen:], &info, seg6Peer) {
 			t.Fatalf("l2bridge=%v: not a solicitation for %v: % x", l2bridge, seg6Peer, ns)
 		}
+		// The answer: the packet, held meanwhile, goes to the neighbour.
 		na := make([]byte, ipv6HeaderLen+naLen)
 		writeNA(na, seg6Peer, seg6EP, peerMAC)
-		rx0 := r.sw.Stats().UplinkRxFrames
 		f.in <- ethFrame6(epMAC, peerMAC, na)
-		waitStats(t, r.sw, "the advertisement read", func(s Stats) bool { return s.UplinkRxFrames > rx0 })
-		r.a.Inject(pkt)
 		got := f.next(t)
-		if got == nil || vxlan.MAC(got[0:6]) != peerMAC || !bytes.Equal(got[vxlan.EthernetLen:], pkt) {
-			t.Fatalf("l2bridge=%v: frame % x, want the packet to %v", l2bridge, got, peerMAC)
+		if got == nil || vxlan.MAC(got[0:6]) != peerMAC || vxlan.MAC(got[6:12]) != epMAC || !bytes.Equal(got[vxlan.EthernetLen:], pkt) {
+			t.Fatalf("l2bridge=%v: frame % x, want the held packet from %v to %v", l2bridge, got, epMAC, peerMAC)
+		}
+		if s := r.sw.Stats(); s.Drops["neighbor_miss"] != 0 {
+			t.Errorf("l2bridge=%v: %d neighbour misses, want the packet held, not dropped", l2bridge, s.Drops["neighbor_miss"])
+		}
+		r.a.Inject(pkt)
+		if got := f.next(t); vxlan.MAC(got[0:6]) != peerMAC || !bytes.Equal(got[vxlan.EthernetLen:], pkt) {
+			t.Fatalf("l2bridge=%v: frame % x, want the packet to %v at once", l2bridge, got, peerMAC)
 		}
 		// A solicitation for the endpoint: answered.
 		f.in <- ethFrame6(vxlan.MAC{0x33, 0x33, 0xff, 0, 0, 0x10}, peerMAC, nsPacket(seg6Peer, seg6EP, peerMAC))

@@ -127,13 +127,21 @@ func TestUplink_transparentAndL2Bridge(t *testing.T) {
 			t.Errorf("l2bridge=%v: frame %x, want one from %v to %v", l2bridge, got, epMAC, peerMAC)
 		}
 		// Off the subnet, through the router, whose MAC is not known yet:
-		// an ARP request, and the packet counted as a neighbour miss.
-		r.a.Inject(ipv4UDP(segEP, netip.MustParseAddr("203.0.113.5"), 1, 2, nil))
+		// an ARP request, the packet held until the router answers.
+		far := ipv4UDP(segEP, netip.MustParseAddr("203.0.113.5"), 1, 2, nil)
+		r.a.Inject(far)
 		want = arpFrame(arpOpRequest, epMAC, segEP, vxlan.MAC{}, segRouter, vxlan.Broadcast)
 		if got := f.next(t); !bytes.Equal(got, want) {
 			t.Errorf("l2bridge=%v: ARP request %x, want %x", l2bridge, got, want)
 		}
-		waitStats(t, r.sw, "the neighbour miss", func(s Stats) bool { return s.Drops["neighbor_miss"] == 1 })
+		routerMAC := vxlan.MAC{2, 0, 0, 0, 0, 0xfe}
+		f.in <- arpFrame(arpOpReply, routerMAC, segRouter, epMAC, segEP, epMAC)
+		if got := f.next(t); !bytes.Equal(got, ethFrame(routerMAC, epMAC, far)) {
+			t.Errorf("l2bridge=%v: held frame %x, want the packet from %v to the router %v", l2bridge, got, epMAC, routerMAC)
+		}
+		if s := r.sw.Stats(); s.Drops["neighbor_miss"] != 0 {
+			t.Errorf("l2bridge=%v: %d neighbour misses, want the packet held", l2bridge, s.Drops["neighbor_miss"])
+		}
 		// In: a frame to the endpoint's MAC (as the segment knows it).
 		in := ipv4UDP(segPeer, segEP, 2, 1, []byte("in"))
 		f.in <- ethFrame(epMAC, peerMAC, in)
