@@ -408,8 +408,8 @@ func manyAliases(n int) []string {
 	return out
 }
 
-// TestUnderlayApart: a subnet holding a member's underlay address is
-// refused, naming the field, the member and the address (a default pool's
+// TestUnderlayApart: a subnet holding a member's underlay address, or an
+// address of this host's interfaces, is refused, naming the field, the member and the address (a default pool's
 // pick says to give --subnet); networks on a host's own segment may share
 // its subnet.
 func TestUnderlayApart(t *testing.T) {
@@ -434,7 +434,7 @@ func TestUnderlayApart(t *testing.T) {
 		{l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24", Options: map[string]string{"uplink": "eth0"}}, net4, "subnet", "member h1's"}, // Linux takes no uplink for l2tunnel
 		{l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24"}, net4, "subnet", "member h1's"},
 	} {
-		err := underlayApart(c.d, c.req, c.n, members, false)
+		err := underlayApart(c.d, c.req, c.n, members, false, nil)
 		if c.field == "" {
 			if err != nil {
 				t.Errorf("%s %+v: %v", c.d.Name(), c.req, err)
@@ -446,8 +446,20 @@ func TestUnderlayApart(t *testing.T) {
 			t.Errorf("%s %+v: %v, want field %s saying %q", c.d.Name(), c.req, err, c.field, c.says)
 		}
 	}
+	// This host's own addresses (its IPv6 LAN, say), which no member
+	// advertises: refused too, but on the host's segment.
+	local := []hostAddr{{"eth1", netip.MustParseAddr("fd18:137::1")}}
+	dual := tables.Network{Name: "n", Subnet: netip.MustParsePrefix("10.0.9.0/24"), Subnet6: netip.MustParsePrefix("fd18:137::/64")}
+	var ae *api.Error
+	if err := underlayApart(overlay, api.NetworkCreate{Subnet: "10.0.9.0/24", Subnet6: "fd18:137::/64"}, dual, members, false, local); !errors.As(err, &ae) || ae.Field != "subnet6" ||
+		!strings.Contains(ae.Message, `subnet6 "fd18:137::/64" holds fd18:137::1, an address of this host's interface eth1`) {
+		t.Errorf("a subnet holding this host's address: %v", err)
+	}
+	if err := underlayApart(transparent, api.NetworkCreate{Subnet: "fd18:137::/64"}, tables.Network{Name: "n", Subnet: netip.MustParsePrefix("fd18:137::/64")}, members, false, local); err != nil {
+		t.Errorf("transparent on this host's segment: %v", err)
+	}
 	// With HNS, an l2tunnel network with an uplink is on the host's segment.
-	if err := underlayApart(l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24", Options: map[string]string{"uplink": "eth0"}}, net4, members, true); err != nil {
+	if err := underlayApart(l2tunnel, api.NetworkCreate{Subnet: "198.18.70.0/24", Options: map[string]string{"uplink": "eth0"}}, net4, members, true, nil); err != nil {
 		t.Errorf("HNS l2tunnel with an uplink: %v", err)
 	}
 }

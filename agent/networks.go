@@ -4,9 +4,11 @@ import (
 	"context"
 	"hash/fnv"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/vxnet/vxnet/api"
@@ -80,7 +82,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		n.Gateway6, _ = a.ipam.Gateway(req.Name + ipam.V6Suffix)
 		n.IPRange6 = req.IPRange6
 	}
-	if err := underlayApart(d, req, n, members, a.hnsProg != nil); err != nil {
+	if err := underlayApart(d, req, n, members, a.hnsProg != nil, hostAddrs()); err != nil {
 		withdraw()
 		return api.Network{}, err
 	}
@@ -464,7 +466,7 @@ func (a *Agent) CheckNetwork(req api.NetworkCreate) error {
 	var n tables.Network
 	n.Subnet, _ = netip.ParsePrefix(req.Subnet)
 	n.Subnet6, _ = netip.ParsePrefix(req.Subnet6)
-	if err := underlayApart(d, req, n, members, a.hnsProg != nil); err != nil {
+	if err := underlayApart(d, req, n, members, a.hnsProg != nil, hostAddrs()); err != nil {
 		return err
 	}
 	if req.AssignedBy != "" {
@@ -520,9 +522,25 @@ func checkPolicyHost(d driver.Driver, own map[string]string, members []api.Membe
 // network's gateway, or route the subnet to its containers, and lose its
 // way to that member. Networks on a host's own segment (transparent,
 // l2bridge; with HNS, any with an uplink) share its subnet by design.
-func underlayApart(d driver.Driver, req api.NetworkCreate, n tables.Network, members []api.Member, hns bool) error {
+func underlayApart(d driver.Driver, req api.NetworkCreate, n tables.Network, members []api.Member, hns bool, local []hostAddr) error {
 	if d.Name() == "transparent" || d.Name() == "l2bridge" || hns && req.Options["uplink"] != "" {
 		return nil // on a host's segment (with HNS, an l2tunnel with an uplink too)
+	}
+	// This host's own addresses (its IPv6 LAN, another bridge's network):
+	// the other hosts' are known by their underlay address alone.
+	for _, h := range local {
+		for _, side := range []struct {
+			field, asked string
+			subnet       netip.Prefix
+		}{{"subnet", req.Subnet, n.Subnet}, {"subnet6", req.Subnet6, n.Subnet6}} {
+			if side.subnet.IsValid() && side.subnet.Contains(h.addr) {
+				what := side.field + " " + strconv.Quote(side.asked)
+				if side.asked == "" {
+					what = "the subnet the default address pools gave, " + side.subnet.String() + ","
+				}
+				return apiError(api.CodeConflict, side.field, "%s holds %s, an address of this host's interface %s: the host would lose its way there; give a subnet apart from the hosts' networks", what, h.addr, h.ifname)
+			}
+		}
 	}
 	for _, m := range members {
 		vtep, err := netip.ParseAddr(m.VTEP)
@@ -582,4 +600,38 @@ func keepMembersOut(d driver.Driver, req *api.NetworkCreate, members []api.Membe
 		}
 	}
 	return nil
+}
+
+// hostAddr is an address of one of this host's interfaces.
+type hostAddr struct {
+	ifname string
+	addr   netip.Addr
+}
+
+// hostAddrs lists this host's interface addresses that a network's subnet
+// must not hold: all but loopback and link-local ones.
+func hostAddrs() []hostAddr {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var out []hostAddr
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, ia := range addrs {
+			ipn, ok := ia.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			a, ok := netip.AddrFromSlice(ipn.IP)
+			if a = a.Unmap(); !ok || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsUnspecified() {
+				continue
+			}
+			out = append(out, hostAddr{ifc.Name, a})
+		}
+	}
+	return out
 }
