@@ -14,6 +14,9 @@ import (
 	"github.com/vxnet/vxnet/tables"
 )
 
+// dhcpTimeout bounds the wait for a new endpoint's lease.
+const dhcpTimeout = 20 * time.Second
+
 // leaseDHCP asks the segment's DHCP server for an address for a new
 // endpoint of n, and returns the lease as the endpoint records it.
 func (a *Agent) leaseDHCP(ctx context.Context, n tables.Network, name string) (dhcp.Lease, *tables.DHCP, error) {
@@ -25,10 +28,13 @@ func (a *Agent) leaseDHCP(ctx context.Context, n tables.Network, name string) (d
 	if err != nil {
 		return dhcp.Lease{}, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dhcpTimeout)
 	defer cancel()
 	mac := vxlan.DHCPMAC(n.Name, name)
 	l, err := c.Acquire(ctx, mac, name)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return dhcp.Lease{}, nil, fmt.Errorf("no DHCP server on %s answered within %v (the endpoint's MAC %v): is the server on that segment, and -o uplink the NIC on it?", up, dhcpTimeout, vxlan.MAC(mac))
+	}
 	if err != nil {
 		return dhcp.Lease{}, nil, err
 	}

@@ -324,8 +324,26 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 			return fmt.Errorf("--config %s: setting %q: want a string, number, boolean or list", path, k)
 		}
 		if err := fs.Set(k, v); err != nil {
-			return fmt.Errorf("--config %s: setting %q = %q: %v", path, k, v, err)
+			return fmt.Errorf("--config %s: setting %q = %q: %v%s", path, k, v, err, wantOf(fs.Lookup(k)))
 		}
 	}
 	return nil
+}
+
+// wantOf says what kind of value a flag takes, for an error: "; want a
+// whole number", say.
+func wantOf(f *flag.Flag) string {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return ""
+	}
+	switch g.Get().(type) {
+	case bool:
+		return "; want true or false"
+	case int, int64, uint, uint64:
+		return "; want a whole number"
+	case time.Duration:
+		return "; want a duration such as 30s or 1h"
+	}
+	return ""
 }

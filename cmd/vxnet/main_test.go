@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -306,5 +308,27 @@ func TestPrintGossipRotation(t *testing.T) {
 	printGossipRotation(&b, api.GossipKeyRotation{Fingerprint: "ab12", Hosts: []string{"h1"}, Took: "1s"})
 	if strings.Contains(b.String(), "down") {
 		t.Errorf("none down:\n%s", b.String())
+	}
+}
+
+// TestApplyConfigFile_badValueSaysWhatItWants: a config file's value of
+// the wrong kind names the setting, the value and the kind wanted.
+func TestApplyConfigFile_badValueSaysWhatItWants(t *testing.T) {
+	for _, c := range []struct{ json, want string }{
+		{`{"mtu": "big"}`, `setting "mtu" = "big"`},
+		{`{"mtu": "big"}`, "want a whole number"},
+		{`{"recover": "maybe"}`, "want true or false"},
+		{`{"key-rotation": "often"}`, "want a duration"},
+	} {
+		fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.Int("mtu", 0, "")
+		fs.Bool("recover", false, "")
+		fs.Duration("key-rotation", 0, "")
+		p := filepath.Join(t.TempDir(), "c.json")
+		os.WriteFile(p, []byte(c.json), 0o600)
+		if err := applyConfigFile(fs, p); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want it to say %q", c.json, err, c.want)
+		}
 	}
 }
