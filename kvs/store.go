@@ -35,8 +35,8 @@ type owner struct {
 	// sawFail: failure detection declared it dead after this node knew
 	// it alive (not an owner known only by rows from before).
 	sawFail bool
-	slots     map[slotKey]struct{}
-	digest    ownerDigest
+	slots   map[slotKey]struct{}
+	digest  ownerDigest
 
 	// The owner's write stream, as far as this node has seen it: in run
 	// epoch, every write up to seq have, and these beyond.

@@ -35,7 +35,9 @@ func TestStoreImport_etcdLeavesNetworksInUse(t *testing.T) {
 		}
 		return p
 	}
-	row := func(n tables.Network) api.StoreRow { return api.NewStoreRow(tables.Networks, n.Key(), n.Creator, n.Encode()) }
+	row := func(n tables.Network) api.StoreRow {
+		return api.NewStoreRow(tables.Networks, n.Key(), n.Creator, n.Encode())
+	}
 	if code, out, errs := runCLI("store", "import", dump("first.json", row(web)), "--etcd-endpoints", endpoints); code != 0 || !strings.Contains(out, "1 row written") {
 		t.Fatalf("first import: exit %d\n%s%s", code, out, errs)
 	}
