@@ -116,6 +116,10 @@ func validateID(id string) error {
 	return nil
 }
 
+// Check reports what is wrong with c's settings, with defaults filled in,
+// or nil: what Up and Demo would refuse before building anything.
+func (c Config) Check() error { return c.withDefaults().validate() }
+
 // validate checks a Config after withDefaults.
 func (c Config) validate() error {
 	if err := validateID(c.ID); err != nil {

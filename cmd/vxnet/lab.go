@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -98,6 +99,13 @@ func (f *labFlags) parse(std stdio, args []string) int {
 	if f.fs.Lookup("hosts") != nil && (f.cfg.Hosts < 1 || f.cfg.Hosts > lab.MaxHosts) {
 		fmt.Fprintf(std.stderr, "vxnet %s: --hosts %d: want 1 to %d\n", f.fs.Name(), f.cfg.Hosts, lab.MaxHosts)
 		return 2
+	}
+	if f.fs.Lookup("profile") != nil {
+		// A usage error like the others: said before anything is built.
+		if err := f.cfg.Check(); err != nil {
+			fmt.Fprintf(std.stderr, "vxnet %s: %v\n", f.fs.Name(), err)
+			return 2
+		}
 	}
 	return -1
 }
@@ -198,6 +206,13 @@ Flags:
 	f.fs.IntVar(&dc.Attempts, "attempts", dc.Attempts, "tries per check before it counts as failed")
 	if code := f.parse(std, args); code >= 0 {
 		return code
+	}
+	if dc.Subnet != "" {
+		// Said before the lab is built, not by the agent after.
+		if p, err := netip.ParsePrefix(dc.Subnet); err != nil || p != p.Masked() {
+			fmt.Fprintf(std.stderr, "vxnet lab demo: --subnet %q: want a network address with its prefix length, such as 10.0.9.0/24\n", dc.Subnet)
+			return 2
+		}
 	}
 	m, err := lab.RunDemo(ctx, f.cfg, dc, *keep)
 	if err != nil {
