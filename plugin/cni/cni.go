@@ -596,8 +596,10 @@ func fromAPI(err error, doing string) error {
 			code = types.ErrInvalidNetworkConfig
 		case api.CodeConflict, api.CodeBusy:
 			code = types.ErrTryAgainLater
-			if ae.Field == "aliases" {
-				code = types.ErrInvalidNetworkConfig // another endpoint's name: no retry helps
+			if ae.Field == "aliases" || ae.Field == "ip" || ae.Field == "ip6" {
+				// Another endpoint's name or address, or an address in
+				// another host's block: no retry helps.
+				code = types.ErrInvalidNetworkConfig
 			}
 		case api.CodeNotFound:
 			code = types.ErrInvalidNetworkConfig
@@ -608,7 +610,7 @@ func fromAPI(err error, doing string) error {
 		}
 		return types.NewError(code, msg, "")
 	}
-	return types.NewError(types.ErrTryAgainLater, "vxnet: "+doing+": the agent does not answer (is vxnet agent running?)", err.Error())
+	return types.NewError(types.ErrTryAgainLater, "vxnet: "+doing+": the agent does not answer", err.Error()) // the details say where and what to check
 }
 
 // Versions are the CNI spec versions the plugin speaks.

@@ -34,7 +34,7 @@ func newFakeAgent() *fakeAgent {
 	return &fakeAgent{self: "h1", networks: map[string]api.Network{}, eps: map[string]api.Endpoint{}, next: 2}
 }
 
-var errDown = errors.New("dial unix /run/vxnet/vxnet.sock: connect: no such file or directory")
+var errDown = errors.New("no vxnet agent at /run/vxnet/vxnet.sock (is `vxnet agent` running? --socket or VXNET_SOCKET pick another)")
 
 func (f *fakeAgent) Network(_ context.Context, name string) (api.Network, error) {
 	f.mu.Lock()
@@ -450,7 +450,8 @@ func TestGC_removesStale(t *testing.T) {
 	}
 }
 
-// TestFromAPI_codes: the agent's errors become CNI codes.
+// TestFromAPI_codes: the agent's errors become CNI codes, and an agent
+// that does not answer is said once (its details say where).
 func TestFromAPI_codes(t *testing.T) {
 	for _, c := range []struct {
 		err  error
@@ -459,10 +460,18 @@ func TestFromAPI_codes(t *testing.T) {
 		{&api.Error{Code: api.CodeBadRequest, Field: "ip", Message: "bad"}, types.ErrInvalidNetworkConfig},
 		{&api.Error{Code: api.CodeConflict, Field: "network", Message: "exhausted"}, types.ErrTryAgainLater},
 		{&api.Error{Code: api.CodeInternal, Message: "x"}, types.ErrInternal},
+		// Another's address, or one in another host's block: no retry helps.
+		{&api.Error{Code: api.CodeConflict, Field: "ip", Message: "in another host's block"}, types.ErrInvalidNetworkConfig},
+		{&api.Error{Code: api.CodeConflict, Field: "ip6", Message: "taken"}, types.ErrInvalidNetworkConfig},
+		{&api.Error{Code: api.CodeBusy, Field: "name", Message: "being removed"}, types.ErrTryAgainLater},
 		{errDown, types.ErrTryAgainLater},
 	} {
-		if got := cniCode(fromAPI(c.err, "doing")); got != int(c.code) {
+		err := fromAPI(c.err, "doing")
+		if got := cniCode(err); got != int(c.code) {
 			t.Errorf("%v: code %d, want %d", c.err, got, c.code)
+		}
+		if strings.Count(err.Error(), "running?") > 1 {
+			t.Errorf("%v: says it twice: %v", c.err, err)
 		}
 	}
 }
