@@ -32,6 +32,7 @@ func TestRun_usageAndErrors(t *testing.T) {
 		out, err string
 	}{
 		"no args":           {nil, 2, "", "Commands:"},
+		"run no command":    {[]string{"run", "--network", "n", "--name", "x", "--", "/nonexistent/cmd"}, 127, "", "/nonexistent/cmd: command not found"},
 		"lab bad profile":   {[]string{"lab", "up", "--id", "vxt99", "--profile", "slow"}, 2, "", `profile "slow": want lan or fast`},
 		"lab bad store":     {[]string{"lab", "up", "--id", "vxt99", "--store", "consul"}, 2, "", `store "consul": want gossip or etcd`},
 		"lab demo subnet":   {[]string{"lab", "demo", "--id", "vxt99", "--subnet", "10.0.9.1/24"}, 2, "", `--subnet "10.0.9.1/24"`},

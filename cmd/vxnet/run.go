@@ -50,6 +50,11 @@ func cmdRun(std stdio, args []string) int {
 		fmt.Fprintln(std.stderr, "vxnet run: want --network NET --name NAME -- CMD (see --help)")
 		return 2
 	}
+	if _, err := exec.LookPath(cmdArgs[0]); err != nil {
+		// As a shell says it, before a namespace or endpoint is made.
+		fmt.Fprintf(std.stderr, "vxnet run: %s: command not found (%v)\n", cmdArgs[0], err)
+		return 127
+	}
 	suffix := make([]byte, 3)
 	rand.Read(suffix)
 	ns := "vxrun-" + *name + "-" + hex.EncodeToString(suffix)
