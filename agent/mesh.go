@@ -122,10 +122,7 @@ func (a *Agent) ensureMesh(n tables.Network) {
 		a.persist()
 		a.log.Info("routing mesh address taken", "network", n.Name, "address", addrs[0].String())
 	}
-	row := tables.Endpoint{Name: a.meshName(), Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep, MAC: vxlan.StableMAC(addrs[0]), Mesh: true}
-	for _, m := range addrs {
-		row.Addrs = append(row.Addrs, n.PrefixOf(m))
-	}
+	row := a.meshRow(n, addrs)
 	if e, ok := a.kv.Get(tables.Endpoints, key); ok && e.Owner == a.cfg.Name && string(e.Value) == string(row.Encode()) {
 		return
 	} else if ok && e.Owner != a.cfg.Name {
@@ -209,4 +206,14 @@ func (a *Agent) loadAddrs(m, from map[string][]netip.Addr) {
 	for k, v := range from {
 		m[k] = slices.Clone(v)
 	}
+}
+
+// meshRow is this host's routing-mesh row on n, with its addresses there
+// (one of each family the network has).
+func (a *Agent) meshRow(n tables.Network, addrs []netip.Addr) tables.Endpoint {
+	row := tables.Endpoint{Name: a.meshName(), Network: n.Name, Host: a.cfg.Name, VTEP: a.vtep, MAC: vxlan.StableMAC(addrs[0]), Mesh: true}
+	for _, m := range addrs {
+		row.Addrs = append(row.Addrs, n.PrefixOf(m))
+	}
+	return row
 }

@@ -205,39 +205,30 @@ func TestServices_sharedNamesAndPorts(t *testing.T) {
 
 // TestServices_meshRowOnIPv6Network: the routing mesh's row on a network
 // whose one subnet is IPv6 is one every host decodes (its address with
-// the subnet's length), as on IPv4. (This agent's containers are HNS's,
-// which serve no mesh, so ensureMesh is called as settleMesh would.)
+// the subnet's length), as on IPv4 and dual-stack networks.
 func TestServices_meshRowOnIPv6Network(t *testing.T) {
 	a := startTestAgent(t, nil)
-	ctx := context.Background()
-	for _, c := range []api.NetworkCreate{{Name: "v4", Subnet: "10.62.0.0/24"}, {Name: "v6", Subnet: "fd00:62::/64"}, {Name: "dual", Subnet: "10.63.0.0/24", Subnet6: "fd00:63::/64"}} {
-		if _, err := a.CreateNetwork(ctx, c); err != nil {
-			t.Fatal(err)
+	for _, c := range []struct {
+		n     tables.Network
+		addrs []string
+	}{
+		{tables.Network{Name: "v4", Subnet: netip.MustParsePrefix("10.62.0.0/24")}, []string{"10.62.0.9"}},
+		{tables.Network{Name: "v6", Subnet: netip.MustParsePrefix("fd00:62::/64")}, []string{"fd00:62::9"}},
+		{tables.Network{Name: "dual", Subnet: netip.MustParsePrefix("10.63.0.0/24"), Subnet6: netip.MustParsePrefix("fd00:63::/120")}, []string{"10.63.0.9", "fd00:63::9"}},
+	} {
+		var addrs []netip.Addr
+		for _, s := range c.addrs {
+			addrs = append(addrs, netip.MustParseAddr(s))
 		}
-		a.mu.Lock()
-		n := a.networks[c.Name]
-		a.mu.Unlock()
-		a.ensureMesh(n)
-		e, ok := a.kv.Get(tables.Endpoints, tables.EndpointKey(c.Name, a.meshName()))
-		if !ok {
-			t.Fatalf("no mesh row on %s", c.Name)
-		}
-		row, err := tables.DecodeEndpoint(e.Key, e.Owner, e.Value)
+		row := a.meshRow(c.n, addrs)
+		got, err := tables.DecodeEndpoint(row.Key(), a.cfg.Name, row.Encode())
 		if err != nil {
-			t.Fatalf("mesh row of %s: %v", c.Name, err)
+			t.Fatalf("mesh row of %s: %v", c.n.Name, err)
 		}
-		var want []string
-		for _, p := range []string{c.Subnet, c.Subnet6} {
-			if p != "" {
-				want = append(want, p)
-			}
-		}
-		if !row.Mesh || len(row.Addrs) != len(want) {
-			t.Fatalf("mesh row of %s: %+v, want one address in each of %v", c.Name, row, want)
-		}
-		for i, p := range want {
-			if sub := netip.MustParsePrefix(p); row.Addrs[i].Bits() != sub.Bits() || !sub.Contains(row.Addrs[i].Addr()) {
-				t.Errorf("mesh row of %s: address %s, want one of %s", c.Name, row.Addrs[i], sub)
+		want := []netip.Prefix{c.n.Subnet, c.n.Subnet6}
+		for i, p := range got.Addrs {
+			if p.Addr() != addrs[i] || p.Bits() != want[i].Bits() {
+				t.Errorf("mesh row of %s: address %s, want %s with %s's length", c.n.Name, p, addrs[i], want[i])
 			}
 		}
 	}
