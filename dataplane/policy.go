@@ -57,9 +57,26 @@ func ParsePolicyRules(list string, allow bool) ([]PolicyRule, error) {
 		if i := strings.LastIndexByte(spec, '/'); i >= 0 && (spec[i+1:] == "tcp" || spec[i+1:] == "udp") {
 			r.Proto, spec = spec[i+1:], spec[:i]
 		}
+		// An IPv6 address or prefix with a port in brackets, as in a URL:
+		// [fd00::3]:80, [fd00::/64]:22.
+		if rest, ok := strings.CutPrefix(spec, "["); ok {
+			inner, port, found := strings.Cut(rest, "]")
+			if !found || (port != "" && !strings.HasPrefix(port, ":")) {
+				return nil, fmt.Errorf("policy rule %q: want [IPV6]:PORT or [IPV6/LEN]:PORT", item)
+			}
+			if port != "" {
+				p, err := strconv.ParseUint(port[1:], 10, 16)
+				if err != nil || p == 0 {
+					return nil, fmt.Errorf("policy rule %q: port %q: want 1-65535", item, port[1:])
+				}
+				r.Port = uint16(p)
+			}
+			spec = inner
+		}
 		// A port follows the last ':' unless the whole is an address (an
-		// IPv6 address with a port is written as a prefix: fd00::3/128:80).
-		if i := strings.LastIndexByte(spec, ':'); i >= 0 && !parsesAsAddr(spec) {
+		// IPv6 address with a port is written in brackets, or as a
+		// prefix: fd00::3/128:80).
+		if i := strings.LastIndexByte(spec, ':'); i >= 0 && r.Port == 0 && !parsesAsAddr(spec) {
 			p, err := strconv.ParseUint(spec[i+1:], 10, 16)
 			if err != nil || p == 0 {
 				return nil, fmt.Errorf("policy rule %q: port %q: want 1-65535", item, spec[i+1:])
@@ -69,13 +86,13 @@ func ParsePolicyRules(list string, allow bool) ([]PolicyRule, error) {
 		if strings.Contains(spec, "/") {
 			p, err := netip.ParsePrefix(spec)
 			if err != nil {
-				return nil, fmt.Errorf("policy rule %q: address %q: want ADDRESS or CIDR[:PORT][/tcp|udp]", item, spec)
+				return nil, fmt.Errorf("policy rule %q: address %q: want ADDRESS or CIDR[:PORT][/tcp|udp] ([IPV6]:PORT with a port)", item, spec)
 			}
 			r.Dst = p.Masked()
 		} else {
 			a, err := netip.ParseAddr(spec)
 			if err != nil {
-				return nil, fmt.Errorf("policy rule %q: address %q: want ADDRESS or CIDR[:PORT][/tcp|udp]", item, spec)
+				return nil, fmt.Errorf("policy rule %q: address %q: want ADDRESS or CIDR[:PORT][/tcp|udp] ([IPV6]:PORT with a port)", item, spec)
 			}
 			r.Dst = netip.PrefixFrom(a, a.BitLen())
 		}

@@ -67,6 +67,10 @@ func TestParsePolicyRules_errors(t *testing.T) {
 		"10.0.9.0/33":   `address "10.0.9.0/33"`,
 		"host:80/tcp":   `address "host"`,
 		"10.0.9.3:http": `port "http"`,
+		"[fd00::3:22":   "want [IPV6]:PORT",
+		"[fd00::3]22":   "want [IPV6]:PORT",
+		"[fd00::3]:0":   `port "0"`,
+		"[fd00::zz]:22": `address "fd00::zz"`,
 	} {
 		if _, err := ParsePolicyRules(in, false); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParsePolicyRules(%q): %v, want an error naming %s", in, err, want)
@@ -79,4 +83,23 @@ func tcpPacketTo(dst string, port uint16) []byte {
 	copy(p[16:20], netip.MustParseAddr(dst).AsSlice())
 	p[22], p[23] = byte(port>>8), byte(port)
 	return p
+}
+
+// TestParsePolicyRules_ipv6Ports: an IPv6 address or prefix takes a port
+// in brackets, as in a URL, or written as a prefix; without either, the
+// whole is the address.
+func TestParsePolicyRules_ipv6Ports(t *testing.T) {
+	for in, want := range map[string]PolicyRule{
+		"[fd00:72::/64]:22/tcp": {Dst: netip.MustParsePrefix("fd00:72::/64"), Port: 22, Proto: "tcp"},
+		"[fd00:72::5]:80":       {Dst: netip.MustParsePrefix("fd00:72::5/128"), Port: 80},
+		"[fd00:72::5]":          {Dst: netip.MustParsePrefix("fd00:72::5/128")},
+		"fd00:72::5/128:80":     {Dst: netip.MustParsePrefix("fd00:72::5/128"), Port: 80},
+		"fd00:72::5:22":         {Dst: netip.MustParsePrefix("fd00:72::5:22/128")},
+	} {
+		got, err := ParsePolicyRules(in, true)
+		want.Allow = true
+		if err != nil || len(got) != 1 || got[0] != want {
+			t.Errorf("ParsePolicyRules(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
 }

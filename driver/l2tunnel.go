@@ -22,7 +22,8 @@ import (
 //	                       network (Linux hair-pins over VXLAN and ignores it)
 //
 // RULES is a comma-separated list of ADDRESS or CIDR, each with an
-// optional :PORT and /tcp or /udp (10.0.9.3:5201/tcp,10.0.8.0/24).
+// optional :PORT and /tcp or /udp (10.0.9.3:5201/tcp,10.0.8.0/24); an
+// IPv6 one with a port in brackets ([fd00:9::/64]:22/tcp).
 type l2tunnel struct{ base }
 
 func (l2tunnel) Name() string { return "l2tunnel" }
@@ -32,7 +33,8 @@ func (l2tunnel) Help() string {
 		"host (-o policy-host=ADDR, its underlay address), which applies\n" +
 		"-o policy-allow=RULES, -o policy-deny=RULES (allow first) and\n" +
 		"-o policy-default=allow|deny, then sends it on. RULES: ADDRESS or\n" +
-		"CIDR, each with optional :PORT and /tcp or /udp, comma-separated."
+		"CIDR, each with optional :PORT and /tcp or /udp, comma-separated\n" +
+		"(IPv6 with a port in brackets: [fd00:9::/64]:22/tcp)."
 }
 
 func (l2tunnel) OptionKeys() []string {
