@@ -17,7 +17,7 @@ type Options struct {
 
 // OptionKeys lists the options ParseOptions knows, for help texts.
 var OptionKeys = map[string]string{
-	"block-size": "prefix length of the address blocks each host claims in a global network (e.g. 26)",
+	"block-size": "prefix length of the address blocks each host claims in a global network's IPv4 subnet (e.g. 26; IPv6 blocks keep the default, 64 addresses, a /122)",
 }
 
 // ParseOptions parses IPAM options; an unknown key or a bad value is an

@@ -269,7 +269,7 @@ func cmdNetworkCreate(std stdio, args []string) int {
 	fs.BoolVar(&req.Internal, "internal", false, "no outside connectivity: DNS never forwards")
 	var aux, opts multiFlag
 	fs.Var(&aux, "aux-address", "reserve an address: `NAME=IP` (repeatable)")
-	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable; KEY alone is KEY=true): block-size=PREFIXLEN; mss-clamp=true|MSS (lower TCP SYNs' MSS to what the MTU carries); encrypted (overlay, l2tunnel: seal every datagram between hosts, MTU 28 bytes lower; docs/ENCRYPTION.md); l2tunnel: policy-host, policy-allow, policy-deny, policy-default; transparent: uplink, dhcp; l2bridge: uplink")
+	fs.Var(&opts, "o", "driver or IPAM option `KEY=VALUE` (repeatable; KEY alone is KEY=true): block-size=PREFIXLEN (of the IPv4 subnet's blocks; IPv6 blocks keep the default, 64 addresses, a /122); mss-clamp=true|MSS (lower TCP SYNs' MSS to what the MTU carries; an MSS given is IPv4's, IPv6's is 20 less); encrypted (overlay, l2tunnel: seal every datagram between hosts, MTU 28 bytes lower; docs/ENCRYPTION.md); l2tunnel: policy-host, policy-allow, policy-deny, policy-default; transparent: uplink, dhcp; l2bridge: uplink")
 	fs.Var(&opts, "opt", "same as -o")
 	pos, code, ok := parse(fs, args)
 	if !ok {
