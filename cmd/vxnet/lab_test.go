@@ -34,7 +34,7 @@ func TestCmdLab_usageAndErrors(t *testing.T) {
 		"up zero hosts":   {[]string{"up", "--hosts", "0"}, 2, "", "--hosts 0: want 1 to 200"},
 		"demo many hosts": {[]string{"demo", "--hosts", "201"}, 2, "", "--hosts 201"},
 		"up stray":        {[]string{"up", "extra"}, 2, "", `unexpected argument "extra"`},
-		"up bad id":       {[]string{"up", "--id", "Bad_ID"}, 1, "", `lab id "Bad_ID"`},
+		"up bad id":       {[]string{"up", "--id", "Bad_ID"}, 2, "", `lab id "Bad_ID"`},
 		"down bad id":     {[]string{"down", "--id", "a/b"}, 1, "", `lab id "a/b"`},
 		"status no lab":   {[]string{"status", "--id", "nolab", "--dir", dir}, 1, "", "lab is not up"},
 		"status format":   {[]string{"status", "--format", "xml"}, 2, "", `--format "xml"`},
