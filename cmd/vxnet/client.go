@@ -344,9 +344,9 @@ func cmdNetworkLs(std stdio, args []string) int {
 		return printJSON(std, ns)
 	}
 	tw := tabwriter.NewWriter(std.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tDRIVER\tSCOPE\tSUBNET\tVNI\tCREATED BY\tEGRESS")
+	fmt.Fprintln(tw, "NAME\tDRIVER\tSCOPE\tSUBNET\tVNI\tCREATED BY\tEGRESS\tENCRYPTED")
 	for _, n := range ns {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.Name, n.Driver, n.Scope, subnetsText(n), n.VNI, n.Creator, yesNo(n.Egress))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, n.Driver, n.Scope, subnetsText(n), n.VNI, n.Creator, yesNo(n.Egress), yesNo(driver.Encrypted(n.Options)))
 	}
 	tw.Flush()
 	return 0
