@@ -133,8 +133,38 @@ func cmdCNI(std stdio, args []string) int {
 		os.Remove(tmp)
 		return fail(std, "cni install", err)
 	}
+	// The same network installed before under another NN: one
+	// configuration per network, so a runtime never reads the old one.
+	if old, _ := filepath.Glob(filepath.Join(*confDir, "[0-9]*-"+*network+".conflist")); len(old) > 0 {
+		for _, o := range old {
+			if o != conf && ownConflist(o, *network) && os.Remove(o) == nil {
+				fmt.Fprintf(std.stdout, "removed %s (the same network, installed before)\n", o)
+			}
+		}
+	}
 	fmt.Fprintf(std.stdout, "installed %s and %s\n", filepath.Join(*binDir, "vxnet"), conf)
 	return 0
+}
+
+// ownConflist reports whether path is a configuration list of network
+// whose first plugin is vxnet (one cni install wrote): NN-NAME with
+// digits for NN.
+func ownConflist(path, network string) bool {
+	nn, rest, ok := strings.Cut(filepath.Base(path), "-")
+	if !ok || rest != network+".conflist" || strings.Trim(nn, "0123456789") != "" {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var l struct {
+		Name    string `json:"name"`
+		Plugins []struct {
+			Type string `json:"type"`
+		} `json:"plugins"`
+	}
+	return json.Unmarshal(b, &l) == nil && l.Name == network && len(l.Plugins) > 0 && l.Plugins[0].Type == "vxnet"
 }
 
 // copyFile copies src to dst through a temporary file, so that a runtime

@@ -210,6 +210,15 @@ func TestCNIInstall(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(conf, "10-dual.conflist")); err != nil || !strings.Contains(string(b), `"subnet": "10.0.8.0/24"`) || !strings.Contains(string(b), `"subnet6": "fd00:8::/64"`) {
 		t.Errorf("dual-stack conflist %s: %v", b, err)
 	}
+	// Again under another priority: one file for the network; another
+	// plugin's file of that name stays.
+	os.WriteFile(filepath.Join(conf, "50-web.conflist"), []byte(`{"name": "web", "plugins": [{"type": "bridge"}]}`), 0o644)
+	if code, out, errOut := runCLI("cni", "install", "--bin-dir", bin, "--conf-dir", conf, "--network", "web", "--priority", "99"); code != 0 || !strings.Contains(out, "removed "+filepath.Join(conf, "10-web.conflist")) {
+		t.Errorf("install again at 99: exit %d: %s %s", code, out, errOut)
+	}
+	if got, _ := filepath.Glob(filepath.Join(conf, "*-web.conflist")); strings.Join(got, " ") != filepath.Join(conf, "50-web.conflist")+" "+filepath.Join(conf, "99-web.conflist") {
+		t.Errorf("web's files after installing again: %v, want 50 (another plugin's) and 99", got)
+	}
 	if code, _, errOut := runCLI("cni", "frob"); code != 2 || !strings.Contains(errOut, "vxnet cni install") {
 		t.Errorf("cni frob: %d %q", code, errOut)
 	}
