@@ -23,8 +23,8 @@ const cniUsage = `Usage: vxnet cni install [flags]
 Installs vxnet as a CNI plugin for podman, containerd, CRI-O and the
 kubelet: this binary as BIN-DIR/vxnet (runtimes run it with CNI_COMMAND set),
 and a network configuration list CONF-DIR/NN-NAME.conflist for network NAME
-(created in the cluster on its first use; with --subnet, of that subnet).
-The plugin asks the local agent (at --socket, written into the
+(created in the cluster on its first use; with --subnet, of that subnet),
+in place of one it wrote for NAME before under another NN. The plugin asks the local agent (at --socket, written into the
 configuration) for each container's endpoint.
 
 Examples:
