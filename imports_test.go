@@ -48,7 +48,7 @@ var allowed = map[string][]string{
 	"internal/etcdrun":      {"internal/freeport"},
 	"internal/freeport":     {},
 	"internal/names":        {},
-	"lab":                   {"gossip", "dns"},
+	"lab":                   {"gossip", "dns", "join"},
 	"bench":                 {"lab", "dataplane", "kvs", "gossip", "internal", "github.com/hashicorp/memberlist", "dns", "ipam"},
 	"e2e":                   {"github.com/vishvananda/netns"},
 	"driver":                {"dataplane", "hns"},

@@ -38,6 +38,9 @@ func agentArgv(s *State, h *HostState, join []string) []string {
 	if s.GossipKeyFile != "" {
 		argv = append(argv, "--gossip-key-file", hostKeyFile(h))
 	}
+	if s.JoinCertFile != "" {
+		argv = append(argv, "--join-cert", s.JoinCertFile, "--join-key", s.JoinKeyFile)
+	}
 	if len(join) > 0 {
 		argv = append(argv, "--join", strings.Join(join, ","))
 	}

@@ -60,8 +60,8 @@ func TestAgentArgv(t *testing.T) {
 		t.Errorf("no join, other port: %s", got)
 	}
 	s = newState(Config{ID: "a", Hosts: 1, Dir: "/run/vxnet-lab/a", Binary: "/bin/vxnet", GossipKey: true}.withDefaults())
-	if got := strings.Join(agentArgv(s, &s.Hosts[0], nil), " "); !strings.HasSuffix(got, " --gossip-key-file /run/vxnet-lab/a/h1/gossip.key") {
-		t.Errorf("with a gossip key: %s (want the host's own file)", got)
+	if got := strings.Join(agentArgv(s, &s.Hosts[0], nil), " "); !strings.HasSuffix(got, " --gossip-key-file /run/vxnet-lab/a/h1/gossip.key --join-cert /run/vxnet-lab/a/join.crt --join-key /run/vxnet-lab/a/join.key") {
+		t.Errorf("with a gossip key: %s (want the host's own file, and the lab's join certificate: every agent serves joins)", got)
 	}
 	// The host's file starts as the lab's key, and is then the agent's.
 	dir := t.TempDir()

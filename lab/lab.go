@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vxnet/vxnet/dns"
+	"github.com/vxnet/vxnet/join"
 )
 
 // Lab is a lab that is up (or being built or taken down). Its methods are
@@ -103,6 +104,16 @@ func (l *Lab) up(ctx context.Context) error {
 			return err
 		}
 		l.say("  gossip encrypted with the key in %s (encrypted networks need one)", s.GossipKeyFile)
+	}
+	if s.JoinCertFile != "" {
+		cert, key, err := join.NewCertificate()
+		if err == nil {
+			os.Remove(s.JoinKeyFile) // one left by a lab that went down badly: WriteFile keeps an old file's mode
+			err = errors.Join(os.WriteFile(s.JoinCertFile, cert, 0o644), os.WriteFile(s.JoinKeyFile, key, 0o600))
+		}
+		if err != nil {
+			return fmt.Errorf("join certificate: %w", err)
+		}
 	}
 	if err := l.StartAgent(ctx, s.Hosts[0].Name); err != nil {
 		return err
@@ -334,7 +345,7 @@ func (l *Lab) stopStrays(ctx context.Context, ns string) error {
 // parent if they are empty. It never removes files it did not make.
 func removeLabDir(dir string) error {
 	var errs []error
-	for _, pat := range []string{StateFile, StateFile + ".tmp", "h[0-9]*", "containers", outsideDir, gossipKeyName, "." + gossipKeyName + ".*"} {
+	for _, pat := range []string{StateFile, StateFile + ".tmp", "h[0-9]*", "containers", outsideDir, gossipKeyName, "." + gossipKeyName + ".*", joinCertName, joinKeyName} {
 		matches, _ := filepath.Glob(filepath.Join(dir, pat))
 		for _, m := range matches {
 			errs = append(errs, os.RemoveAll(m))
@@ -359,8 +370,13 @@ func countAlive(procs []Proc) int {
 	return n
 }
 
-// gossipKeyName is the agents' gossip key file in the lab directory.
-const gossipKeyName = "gossip.key"
+// gossipKeyName is the agents' gossip key file in the lab directory;
+// joinCertName and joinKeyName their join certificate and key.
+const (
+	gossipKeyName = "gossip.key"
+	joinCertName  = "join.crt"
+	joinKeyName   = "join.key"
+)
 
 // writeGossipKey writes a new gossip key (32 random bytes, base64, on the
 // file's one line) to path, mode 0600, as the agents' --gossip-key-file

@@ -96,7 +96,10 @@ func newState(c Config) *State {
 		Store:       c.Store,
 	}
 	if c.GossipKey {
+		// Joins hand the gossip key over: with one, every agent serves
+		// them.
 		s.GossipKeyFile = filepath.Join(c.Dir, gossipKeyName)
+		s.JoinCertFile, s.JoinKeyFile = filepath.Join(c.Dir, joinCertName), filepath.Join(c.Dir, joinKeyName)
 	}
 	s.Outside = OutsideState{Netns: OutsideNetns(c.ID), Addr: OutsideAddr(s.Subnet), BridgePort: outsidePort}
 	for i := 1; i <= c.Hosts; i++ {

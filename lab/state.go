@@ -28,8 +28,13 @@ type State struct {
 	LogLevel    string       `json:"logLevel"`        // agents' log level
 	Store       string       `json:"store,omitempty"` // where the agents keep the tables: gossip (or empty) or etcd
 	// GossipKeyFile is the agents' --gossip-key-file; empty: plain gossip.
-	GossipKeyFile string      `json:"gossipKeyFile,omitempty"`
-	Hosts         []HostState `json:"hosts"`
+	GossipKeyFile string `json:"gossipKeyFile,omitempty"`
+	// JoinCertFile and JoinKeyFile are the agents' join certificate and
+	// key (--join-cert, --join-key: every agent serves joins, so join
+	// tokens work in the lab); empty: none (plain gossip, or an older lab).
+	JoinCertFile string      `json:"joinCertFile,omitempty"`
+	JoinKeyFile  string      `json:"joinKeyFile,omitempty"`
+	Hosts        []HostState `json:"hosts"`
 	// Outside is the namespace beyond the cluster; zero in the state of a
 	// lab built before it had one.
 	Outside OutsideState `json:"outside,omitzero"`
