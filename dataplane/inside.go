@@ -38,8 +38,9 @@ type insideLoop struct {
 	askBuf [Headroom + nsLen]byte          // ARP requests and solicitations sent while a packet still goes out (learned.go)
 	ndBuf  [vxlan.EthernetLen + nsLen]byte // uplinks' neighbour solicitations
 
-	frags     [][]byte // IPv4 fragments (fragment.go); made on first use
-	fragsUsed int      // of frags, queued in this batch
+	frags     [][]byte             // IPv4 fragments (fragment.go); made on first use
+	fragOpts  [ipv4MaxOptions]byte // the options later fragments carry (fragment.go)
+	fragsUsed int                  // of frags, queued in this batch
 
 	keys       *Keyring     // encrypted networks' keys, loaded once per batch
 	sealing    seal.Scratch // this loop's own

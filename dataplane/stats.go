@@ -78,7 +78,7 @@ var DropHelp = []struct{ Reason, Help string }{
 	{"unsupported", "an inner frame neither IPv4, IPv6 nor ARP, or an ARP/ND message the switch does not answer"},
 	{"no_endpoint", "a packet for an address no container, gateway or route of its network has (from another host, or a container's to an address off its network), or an ARP request or neighbour solicitation for an address vxnet does not list"},
 	{"port_detached", "a packet from a container device whose endpoint is going or gone (normal while a container stops)"},
-	{"too_big", "a container sent more than the network's MTU or the path carries, and the packet is not cut in fragments (IPv6; IPv4 with DF, or with IP options): dropped, and answered with ICMP \"too big\" where one is due (not to broadcast or multicast; at most 100 a second)"},
+	{"too_big", "a container sent more than the network's MTU or the path carries, and the packet may not be cut in fragments (IPv6, or IPv4 with DF): dropped, and answered with ICMP \"too big\" where one is due (not to broadcast or multicast; at most 100 a second)"},
 	{"write_error", "a write to the underlay or to a container device failed (a container stopping mid-packet, say)"},
 	{"loop", "a packet from a container addressed to that container's own device"},
 	{"policy", "a packet an l2tunnel network's policy denied"},

@@ -313,23 +313,56 @@ func TestSwitch_fragment_noDF(t *testing.T) {
 	if got := reassemble("a fragment", 800, true, 3); !bytes.Equal(got, frag[20:]) {
 		t.Error("the fragment's pieces differ from it")
 	}
-	// IP options: not fragmented.
-	opts := make([]byte, 24+len(payload))
+	// IP options: the first fragment keeps them all, the others only
+	// those marked to be copied (router alert, not record route).
+	options := []byte{0x94, 4, 0, 0, 7, 7, 4, 0, 0, 0, 0, 0}
+	hl := 20 + len(options)
+	opts := make([]byte, hl+len(pkt)-20)
 	copy(opts, pkt[:20])
-	opts[0] = 0x46
-	copy(opts[24:], pkt[20:])
+	opts[0] = 0x40 | byte(hl/4)
+	copy(opts[20:], options)
+	copy(opts[hl:], pkt[20:])
 	binary.BigEndian.PutUint16(opts[2:], uint16(len(opts)))
 	binary.BigEndian.PutUint16(opts[10:], 0)
-	binary.BigEndian.PutUint16(opts[10:], ^fold(sum(0, opts[:24])))
+	binary.BigEndian.PutUint16(opts[10:], ^fold(sum(0, opts[:hl])))
 	r.a.Inject(opts)
+	var whole []byte
+	for i := 0; len(whole) < len(opts)-hl; i++ {
+		got, _ := recv(t, r.peer2)
+		f := got[vxlan.EncapLen:]
+		fhl := int(f[0]&0x0f) * 4
+		wantHL, wantOpts := hl, options
+		if i > 0 {
+			wantHL, wantOpts = 24, options[:4]
+		}
+		if fhl != wantHL || !bytes.Equal(f[20:20+len(wantOpts)], wantOpts) || len(f) > 600 || int(binary.BigEndian.Uint16(f[2:])) != len(f) {
+			t.Fatalf("options: fragment %d: header length %d, options % x, %d bytes; want %d, % x", i, fhl, f[20:fhl], len(f), wantHL, wantOpts)
+		}
+		if fold(sum(0, f[:fhl])) != 0xffff {
+			t.Errorf("options: fragment %d: header checksum does not verify", i)
+		}
+		if off := int(binary.BigEndian.Uint16(f[6:])&0x1fff) * 8; off != len(whole) {
+			t.Errorf("options: fragment %d at offset %d, want %d", i, off, len(whole))
+		}
+		whole = append(whole, f[fhl:]...)
+	}
+	if !bytes.Equal(whole, opts[hl:]) {
+		t.Error("the fragments of the packet with options reassemble into other bytes")
+	}
+	// Options that do not parse: dropped.
+	bad := append([]byte(nil), opts...)
+	bad[21] = 40 // the first option's length runs past the header
+	binary.BigEndian.PutUint16(bad[10:], 0)
+	binary.BigEndian.PutUint16(bad[10:], ^fold(sum(0, bad[:hl])))
+	r.a.Inject(bad)
 	r.a.Inject(withDF(pkt))
 	// The loops flush their counters in turn: wait for every one, then
 	// check none went past.
 	s := waitStats(t, r.sw, "two too_big drops and an ICMP answer", func(s Stats) bool {
-		return s.Drops["too_big"] >= 2 && s.ICMPTooBig >= 1 && s.UnderlayTxPackets >= 6
+		return s.Drops["too_big"] >= 2 && s.ICMPTooBig >= 1 && s.UnderlayTxPackets >= 9
 	})
-	if s.UnderlayTxPackets != 6 || s.ICMPTooBig != 1 || s.Drops["too_big"] != 2 {
-		t.Errorf("%d datagrams, %d ICMP answers, %d too_big drops; want the 6 fragments, 1 answer (to DF) and 2 drops", s.UnderlayTxPackets, s.ICMPTooBig, s.Drops["too_big"])
+	if s.UnderlayTxPackets != 9 || s.ICMPTooBig != 1 || s.Drops["too_big"] != 2 {
+		t.Errorf("%d datagrams, %d ICMP answers, %d too_big drops; want the 9 fragments, 1 answer (to DF) and 2 drops", s.UnderlayTxPackets, s.ICMPTooBig, s.Drops["too_big"])
 	}
 }
 
@@ -370,6 +403,24 @@ func FuzzInsideNarrowPath(f *testing.F) {
 		h.processInside(1)
 		if got := u.largest[h.sw.vtepAddr(vtep2)]; got > m+vxlan.EncapLen {
 			t.Errorf("a %d-byte datagram to a VTEP whose path carries %d-byte packets", got, m)
+		}
+	})
+}
+
+// FuzzCopiedOptions: any option bytes a container sends parse without a
+// panic, and what later fragments carry is never more than there was.
+func FuzzCopiedOptions(f *testing.F) {
+	f.Add([]byte{0x94, 4, 0, 0, 7, 7, 4, 0, 0, 0, 0, 0})
+	f.Add([]byte{1, 1, 0x82, 2})
+	f.Add([]byte{0x83, 40})
+	f.Fuzz(func(t *testing.T, opts []byte) {
+		if len(opts) > ipv4MaxOptions {
+			opts = opts[:ipv4MaxOptions]
+		}
+		var scratch [ipv4MaxOptions]byte
+		out, _ := copiedOptions(opts, scratch[:0])
+		if len(out) > len(opts) {
+			t.Fatalf("%d option bytes copied from %d", len(out), len(opts))
 		}
 	})
 }
