@@ -83,6 +83,10 @@ type sender struct {
 	err     syscall.Errno
 	sendFn  func(fd uintptr) bool // s.doSend, bound once
 	gso     gsoScratch
+	// one and oneIov send a GSO message's short last datagram alone
+	// (sendShortLast): kept here, so that the error path allocates nothing.
+	one    unix.Msghdr
+	oneIov unix.Iovec
 }
 
 func listen(cfg Config, anyPort bool) (*Conn, error) {
@@ -513,10 +517,17 @@ func (s *sender) doSend(fd uintptr) bool {
 		case e == unix.EMSGSIZE || e == unix.EINVAL && s.gso.cnt[s.off] > 1:
 			// Too big for the path (a GSO message's segments too: the
 			// kernel answers EINVAL for those). Not retried: the error is
-			// the datagram's own, never an earlier one's.
+			// the datagram's own, never an earlier one's. A shorter last
+			// datagram of the message, which may fit, goes alone.
 			s.retried = false
-			s.c.stats.txErrors.Add(uint64(s.gso.cnt[s.off]))
-			s.c.stats.txTooBig.Add(uint64(s.gso.cnt[s.off]))
+			lost := s.gso.cnt[s.off]
+			if lost > 1 && s.sendShortLast(fd, s.off) {
+				lost--
+				s.sent++
+				s.c.stats.txPackets.Add(1)
+			}
+			s.c.stats.txErrors.Add(uint64(lost))
+			s.c.stats.txTooBig.Add(uint64(lost))
 			s.c.noteTooBig(&s.tx.names[s.off])
 			s.off++
 		case perPacketErr(e):
@@ -538,6 +549,22 @@ func (s *sender) doSend(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// sendShortLast sends the last datagram of GSO message i alone, if it is
+// shorter than the others (the message's segment size), and reports
+// whether the kernel took it.
+func (s *sender) sendShortLast(fd uintptr, i int) bool {
+	h := &s.tx.msgs[i].Hdr
+	iovs := unsafe.Slice(h.Iov, s.gso.cnt[i])
+	if iovs[len(iovs)-1].Len >= iovs[0].Len {
+		return false
+	}
+	s.oneIov = iovs[len(iovs)-1]
+	s.one = unix.Msghdr{Name: h.Name, Namelen: h.Namelen, Iov: &s.oneIov}
+	s.one.SetIovlen(1)
+	_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.one)), 0)
+	return e == 0
 }
 
 // segmentsFit reports whether the segments of GSO message i fit the path

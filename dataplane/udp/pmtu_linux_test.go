@@ -101,12 +101,14 @@ func TestTooBig_neverFragmented(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	small := bytes.Repeat([]byte{'s'}, 100)
 	send(over)                   // one datagram
 	send(over, over, over)       // a GSO train of three
+	send(over, small)            // a train whose short last datagram fits: it goes alone
 	send(fits, fits, fits, fits) // a GSO train that fits
 	s := tx.Stats()
-	if s.TxTooBig != 4 || s.TxPackets != 4 {
-		t.Errorf("stats %+v: want 4 too big and the 4 that fit sent", s)
+	if s.TxTooBig != 5 || s.TxPackets != 5 {
+		t.Errorf("stats %+v: want 5 too big and the 5 that fit sent", s)
 	}
 	if tx.gsoOff.Load() {
 		t.Error("GSO turned off by datagrams too big for the path")
@@ -124,6 +126,10 @@ func TestTooBig_neverFragmented(t *testing.T) {
 	}
 	// Only whole datagrams that fit arrive: no fragment, nothing reassembled.
 	buf := make([]byte, 4096)
+	rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := rx.Read(buf); err != nil || n != len(small) || buf[0] != 's' {
+		t.Fatalf("first datagram: %d bytes of %q (%v), want the short one sent alone", n, buf[0], err)
+	}
 	for i := 0; i < 4; i++ {
 		rx.SetReadDeadline(time.Now().Add(5 * time.Second))
 		n, err := rx.Read(buf)
