@@ -14,6 +14,7 @@ import (
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/hns"
+	"github.com/vxnet/vxnet/hostnet"
 	"github.com/vxnet/vxnet/internal/names"
 	"github.com/vxnet/vxnet/ipam"
 	"github.com/vxnet/vxnet/plan"
@@ -609,7 +610,9 @@ type hostAddr struct {
 }
 
 // hostAddrs lists this host's interface addresses that a network's subnet
-// must not hold: all but loopback and link-local ones.
+// must not hold: all but loopback and link-local ones, and those of
+// vxnet's own gateway devices (the networks' gateways: a subnet that holds
+// one is that network's, which IPAM tells apart).
 func hostAddrs() []hostAddr {
 	ifs, err := net.Interfaces()
 	if err != nil {
@@ -617,6 +620,9 @@ func hostAddrs() []hostAddr {
 	}
 	var out []hostAddr
 	for _, ifc := range ifs {
+		if strings.HasPrefix(ifc.Name, hostnet.GatewayPrefix) {
+			continue
+		}
 		addrs, err := ifc.Addrs()
 		if err != nil {
 			continue

@@ -42,8 +42,8 @@ type heldSlot struct {
 	src       vxlan.MAC // the sending port's
 	etherType uint16
 	hash      uint32
-	until     int64 // UnixNano after which the packet is dropped
-	n         int   // the packet's length, at buf[Headroom:]
+	until     atomic.Int64 // UnixNano after which the packet is dropped (read before the slot is claimed)
+	n         int          // the packet's length, at buf[Headroom:]
 	buf       []byte
 }
 
@@ -72,7 +72,7 @@ func (q *heldQueue) hold(vni uint32, dst addrKey, src vxlan.MAC, etherType uint1
 			return false
 		}
 		st := s.state.Load()
-		if st == heldReady && now <= s.until || st == heldBusy {
+		if st == heldReady && now <= s.until.Load() || st == heldBusy {
 			continue
 		}
 		if !s.state.CompareAndSwap(st, heldBusy) {
@@ -82,7 +82,7 @@ func (q *heldQueue) hold(vni uint32, dst addrKey, src vxlan.MAC, etherType uint1
 			t.drop(DropNeighborMiss)
 		}
 		s.vni, s.dst, s.src, s.etherType, s.hash = vni, dst, src, etherType, hash
-		s.until = now + int64(heldWait)
+		s.until.Store(now + int64(heldWait))
 		s.n = copy(s.buf[Headroom:], pkt)
 		s.state.Store(heldReady)
 		select {
@@ -118,7 +118,7 @@ func (h *heldSender) release(now int64) (waiting bool) {
 		if s.state.Load() != heldReady || !s.state.CompareAndSwap(heldReady, heldBusy) {
 			continue
 		}
-		if now > s.until {
+		if now > s.until.Load() {
 			h.tally.drop(DropNeighborMiss)
 			s.state.Store(heldFree)
 			continue

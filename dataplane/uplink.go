@@ -276,6 +276,10 @@ func (l *insideLoop) toUplink(tbl *Table, nw *network, pi *portInfo, buf []byte,
 		now := time.Now()
 		if !hop.IsValid() || !u.held.hold(hopKey, nw.srcMAC(pi.mac), info.etherType, pkt, now.UnixNano(), &l.tally) {
 			l.tally.drop(DropNeighborMiss)
+		} else if m, ok := u.neighbor(hopKey); ok {
+			// Learnt meanwhile, perhaps before the packet was held: the
+			// reader may have released what waited already.
+			u.held.release(hopKey, m, now.UnixNano(), l.uplinkOut(u), &l.tally)
 		}
 		if hop.IsValid() && l.arp.allow(hopKey, now) {
 			if info.v6 {

@@ -26,8 +26,8 @@ type uplinkHeldSlot struct {
 	hop       addrKey
 	src       vxlan.MAC
 	etherType uint16
-	until     int64 // UnixNano after which the packet is dropped
-	n         int   // the frame's length at buf[0:]
+	until     atomic.Int64 // UnixNano after which the packet is dropped (read before the slot is claimed)
+	n         int          // the frame's length at buf[0:]
 	buf       []byte
 }
 
@@ -55,7 +55,7 @@ func (q *uplinkHeld) hold(hop addrKey, src vxlan.MAC, etherType uint16, pkt []by
 			return false
 		}
 		st := s.state.Load()
-		if st == heldReady && now <= s.until || st == heldBusy {
+		if st == heldReady && now <= s.until.Load() || st == heldBusy {
 			continue
 		}
 		if !s.state.CompareAndSwap(st, heldBusy) {
@@ -66,7 +66,7 @@ func (q *uplinkHeld) hold(hop addrKey, src vxlan.MAC, etherType uint16, pkt []by
 			q.ready.Add(-1)
 		}
 		s.hop, s.src, s.etherType = hop, src, etherType
-		s.until = now + int64(heldWait)
+		s.until.Store(now + int64(heldWait))
 		s.n = vxlan.EthernetLen + copy(s.buf[vxlan.EthernetLen:], pkt)
 		q.ready.Add(1)
 		s.state.Store(heldReady)
@@ -88,7 +88,7 @@ func (q *uplinkHeld) release(hop addrKey, mac vxlan.MAC, now int64, w FrameWrite
 			continue
 		}
 		switch {
-		case now > s.until:
+		case now > s.until.Load():
 			t.drop(DropNeighborMiss)
 		case s.hop == hop:
 			f := s.buf[:s.n]

@@ -2,6 +2,8 @@ package dataplane
 
 import (
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vxnet/vxnet/dataplane/vxlan"
@@ -52,5 +54,56 @@ func TestUplinkHeld(t *testing.T) {
 	q.release(a, mac, late, f, &tl)
 	if tl.drops[DropNeighborMiss] != uplinkHeldSlots/2 || q.ready.Load() != 0 {
 		t.Errorf("%d misses counted, %d slots ready; want %d and 0", tl.drops[DropNeighborMiss], q.ready.Load(), uplinkHeldSlots/2)
+	}
+}
+
+// countingWriter counts the frames written to it.
+type countingWriter struct{ n atomic.Int64 }
+
+func (w *countingWriter) Write([]byte) error { w.n.Add(1); return nil }
+
+// TestUplinkHeld_concurrent: inside loops holding while the reader
+// releases: every packet held is sent exactly once.
+func TestUplinkHeld_concurrent(t *testing.T) {
+	q := newUplinkHeld(1500)
+	hop := keyOf(netip.MustParseAddr("192.0.2.1"))
+	src, mac := vxlan.MAC{2, 0, 0, 0, 0, 0x10}, vxlan.MAC{2, 0, 0, 0, 0, 1}
+	pkt := ipv4UDP(segEP, segPeer, 1, 2, []byte("x"))
+	const now = int64(1e12)
+	var held atomic.Int64
+	var w countingWriter
+	var wg sync.WaitGroup
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { // the reader
+		defer close(done)
+		var tl tally
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				q.release(hop, mac, now, &w, &tl)
+			}
+		}
+	}()
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var tl tally
+			for range 2000 {
+				if q.hold(hop, src, vxlan.EtherTypeIPv4, pkt, now, &tl) {
+					held.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-done
+	var tl tally
+	q.release(hop, mac, now, &w, &tl)
+	if w.n.Load() != held.Load() || q.ready.Load() != 0 {
+		t.Errorf("%d frames sent for %d packets held, %d slots still ready", w.n.Load(), held.Load(), q.ready.Load())
 	}
 }

@@ -243,8 +243,10 @@ func (g *Global) giveBackSparesLocked(n *gnet, rows map[uint64]claimed, live, se
 // (or 3/4 full, early), and a first one before any address is asked for
 // where the range has room for every host's.
 func (g *Global) wantLocked(n *gnet, now time.Time, liveHosts int) int {
-	if n.claim.OneHost && n.claim.Creator != g.self {
-		return 0 // no endpoint of it can be here
+	if n.claim.OneHost && n.claim.Creator != g.self && n.waiters == 0 {
+		// No endpoint of it can be here: no block before one is asked
+		// for (a service's VIP, leased by the host that made it).
+		return len(n.held)
 	}
 	free, total := n.freeInHeldLocked(now)
 	want := len(n.held)

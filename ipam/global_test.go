@@ -699,6 +699,11 @@ func TestGlobal_oneHostNetwork(t *testing.T) {
 			t.Errorf("block %s of nat held by %s", b.Block, b.Holder)
 		}
 	}
+	// Another host asked for an address (a service's VIP) gets a block.
+	s.create("h1", "nat2", ipam.PoolConfig{Subnet: "10.64.0.0/26", OneHost: true})
+	if a := s.alloc("h2", "nat2"); !netip.MustParsePrefix("10.64.0.0/26").Contains(a) {
+		t.Errorf("h2's address on nat2: %v", a)
+	}
 }
 
 func TestGlobal_staticAddress(t *testing.T) {

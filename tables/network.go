@@ -39,7 +39,8 @@ func (n Network) Key() string { return NetworkKey(n.Name, n.Creator) }
 // family (Subnet6 for an IPv6 address on a dual-stack network; Subnet
 // otherwise, whichever family a network of one subnet has).
 func (n Network) PrefixOf(a netip.Addr) netip.Prefix {
-	if a.Is6() && !a.Is4In6() && n.Subnet6.IsValid() {
+	a = a.Unmap()
+	if a.Is6() && n.Subnet6.IsValid() {
 		return netip.PrefixFrom(a, n.Subnet6.Bits())
 	}
 	return netip.PrefixFrom(a, n.Subnet.Bits())

@@ -596,7 +596,7 @@ func fromAPI(err error, doing string) error {
 			code = types.ErrInvalidNetworkConfig
 		case api.CodeConflict, api.CodeBusy:
 			code = types.ErrTryAgainLater
-			if ae.Field == "aliases" || ae.Field == "ip" || ae.Field == "ip6" {
+			if ae.Code == api.CodeConflict && (ae.Field == "aliases" || ae.Field == "ip" || ae.Field == "ip6") {
 				// Another endpoint's name or address, or an address in
 				// another host's block: no retry helps.
 				code = types.ErrInvalidNetworkConfig

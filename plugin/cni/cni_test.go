@@ -464,6 +464,7 @@ func TestFromAPI_codes(t *testing.T) {
 		{&api.Error{Code: api.CodeConflict, Field: "ip", Message: "in another host's block"}, types.ErrInvalidNetworkConfig},
 		{&api.Error{Code: api.CodeConflict, Field: "ip6", Message: "taken"}, types.ErrInvalidNetworkConfig},
 		{&api.Error{Code: api.CodeBusy, Field: "name", Message: "being removed"}, types.ErrTryAgainLater},
+		{&api.Error{Code: api.CodeBusy, Field: "ip", Message: "held by an endpoint being removed"}, types.ErrTryAgainLater},
 		{errDown, types.ErrTryAgainLater},
 	} {
 		err := fromAPI(c.err, "doing")
