@@ -41,9 +41,10 @@ func (uplinkCommon) ContainerRoutes(n Network) []netip.Prefix {
 }
 
 // uplinkForwarding is the switch's entry of a network on a segment: its
-// uplink when the host has it (else its endpoints here reach only each
-// other), and the segment's router for cross-subnet traffic: the one a
-// DHCP lease named, else --gateway.
+// uplink when the host has it (the agent refuses endpoints on a host
+// without the NIC; one whose NIC went away meanwhile reaches only the
+// others here), and the segment's router for cross-subnet traffic: the
+// one a DHCP lease named, else --gateway.
 func uplinkForwarding(n Network, h Here, l2bridge bool) (dataplane.NetworkSpec, error) {
 	s, _ := base{}.Forwarding(n, h)
 	if h.Uplink == nil {
