@@ -94,18 +94,6 @@ func checkNetworkRow(n tables.Network) error {
 	return nil
 }
 
-// networkClashErr is NetworkClash against the networks this host knows
-// and also (rows imported before).
-func (a *Agent) networkClashErr(n tables.Network, also []tables.Network) error {
-	a.mu.Lock()
-	others := slices.Clone(also)
-	for _, name := range sortedMapKeys(a.networks) {
-		others = append(others, a.current(a.networks[name]))
-	}
-	a.mu.Unlock()
-	return NetworkClash(n, others)
-}
-
 // NetworkClash names the network of others that an imported network row
 // n would clash with, or returns nil: another creation of n's name (or
 // of a name differing only in case), or another network with n's VNI or
@@ -189,50 +177,28 @@ func WithBlockClaims(rows []api.StoreRow) []api.StoreRow {
 	return append(out, rows...)
 }
 
-// ImportStore implements api.Backend: every cluster row of d not in the
-// tables yet is written, as this host's write (block claims, as their
-// holder's, where the store takes claims). Bad rows are refused one by
-// one; the others go on.
+// ImportStore implements api.Backend: the rows PlanImport picks are
+// written, as this host's writes (block claims, as their holder's, where
+// the store takes claims). Bad rows are refused one by one; the others
+// go on.
 func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
-	var res api.StoreImport
 	if d.Format != api.StoreDumpFormat {
-		return res, apiError(api.CodeBadRequest, "format", "format %q: want %q (a file vxnet store export wrote)", d.Format, api.StoreDumpFormat)
+		return api.StoreImport{}, apiError(api.CodeBadRequest, "format", "format %q: want %q (a file vxnet store export wrote)", d.Format, api.StoreDumpFormat)
 	}
 	if a.table.CanClaim() {
 		d.Rows = WithBlockClaims(d.Rows)
 	}
-	var importedNets []tables.Network // written by this import
-	for i, r := range d.Rows {
-		if err := CheckTable(r.Table); err != nil {
-			res.Refused = append(res.Refused, fmt.Sprintf("row %d (%s/%s): %v", i, r.Table, r.Key, err))
-			continue
-		}
-		if !a.kv.IsCluster(r.Table) || (r.Table == kvstable.BlocksTableName && !a.table.CanClaim()) || r.Table == tables.Forgotten {
-			// A host's own row, a block claim a gossip store does not
-			// take (its hosts hand blocks out by grants), or a forgotten
-			// host's run (its rows are gone already; in another store
-			// the rule would name runs of hosts it does not know).
-			res.HostRows++
-			continue
-		}
+	a.mu.Lock()
+	var nets []tables.Network
+	for _, name := range sortedMapKeys(a.networks) {
+		nets = append(nets, a.current(a.networks[name]))
+	}
+	a.mu.Unlock()
+	present := func(table, key string) bool { _, ok := a.kv.Get(table, key); return ok }
+	write, res := PlanImport(d.Rows, present, nets, a.table.CanClaim())
+	for _, i := range write {
+		r := d.Rows[i]
 		v := r.Bytes()
-		if err := CheckClusterRow(r.Table, r.Key, v); err != nil {
-			res.Refused = append(res.Refused, fmt.Sprintf("row %d (%s/%s): %v", i, r.Table, r.Key, err))
-			continue
-		}
-		if _, ok := a.kv.Get(r.Table, r.Key); ok {
-			res.Present++
-			continue
-		}
-		var imported *tables.Network
-		if r.Table == tables.Networks {
-			n, _ := tables.DecodeNetwork(r.Key, v) // checked above
-			if err := a.networkClashErr(n, importedNets); err != nil {
-				res.Refused = append(res.Refused, fmt.Sprintf("row %d (%s/%s): %v", i, r.Table, r.Key, err))
-				continue
-			}
-			imported = &n
-		}
 		var err error
 		if r.Table == kvstable.BlocksTableName {
 			// A claim is its holder's, whoever imports it; one another
@@ -253,15 +219,123 @@ func (a *Agent) ImportStore(d api.StoreDump) (api.StoreImport, error) {
 			continue
 		}
 		res.Written++
-		if imported != nil {
-			importedNets = append(importedNets, *imported)
-		}
 	}
 	if res.Written > 0 {
 		a.log.Info("tables imported", "count", res.Written)
 		a.kickReconcile()
 	}
 	return res, nil
+}
+
+// PlanImport decides what an import of rows writes (write, their indexes,
+// in order) and counts the rest in res: rows of a host's own tables
+// (endpoints, address blocks; block claims too unless the store takes
+// claims, blockClaims) are left to their hosts; rows present says the
+// store holds are left alone; the others are checked as the hosts that
+// read them check them, and refused one by one, naming the row. A network
+// that would shadow or move one of nets (or one written before it) is
+// refused, and so are the rows that are that creation's: its subnet
+// claims, and the block claims and services of its name if no creation
+// of the name is kept.
+func PlanImport(rows []api.StoreRow, present func(table, key string) bool, nets []tables.Network, blockClaims bool) (write []int, res api.StoreImport) {
+	refuse := func(i int, err error) {
+		res.Refused = append(res.Refused, fmt.Sprintf("row %d (%s/%s): %v", i, rows[i].Table, rows[i].Key, err))
+	}
+	// The networks first: the claims of a refused one go with it, and a
+	// dump lists them before it.
+	netErr := map[int]error{}
+	refusedCreation := map[string]int{} // name/creator → its row
+	refusedName := map[string]int{}     // name → the first refused row of it
+	keptName := map[string]bool{}
+	kept := slices.Clone(nets)
+	for i, r := range rows {
+		if r.Table != tables.Networks {
+			continue
+		}
+		v := r.Bytes()
+		if err := CheckClusterRow(r.Table, r.Key, v); err != nil {
+			netErr[i] = err
+			if name, creator, ok := strings.Cut(r.Key, "/"); ok {
+				refusedCreation[tables.NetworkKey(name, creator)] = i
+				if _, seen := refusedName[name]; !seen {
+					refusedName[name] = i
+				}
+			}
+			continue
+		}
+		n, _ := tables.DecodeNetwork(r.Key, v)
+		if present(r.Table, r.Key) {
+			keptName[n.Name] = true
+			continue
+		}
+		if err := NetworkClash(n, kept); err != nil {
+			netErr[i] = err
+			refusedCreation[n.Key()] = i
+			if _, seen := refusedName[n.Name]; !seen {
+				refusedName[n.Name] = i
+			}
+			continue
+		}
+		kept = append(kept, n)
+		keptName[n.Name] = true
+	}
+	// The row of a refused network that r belongs to, if any.
+	refusedWith := func(r api.StoreRow) (int, bool) {
+		name, creator := "", ""
+		switch r.Table {
+		case kvstable.ClaimsTableName: // subnet/NAME/CREATOR/CREATED
+			rest, _ := strings.CutPrefix(r.Key, ipam.SubnetKeyPrefix)
+			parts := strings.Split(rest, "/")
+			if len(parts) < 2 {
+				return 0, false
+			}
+			name, creator = strings.TrimSuffix(parts[0], ipam.V6Suffix), parts[1]
+			j, ok := refusedCreation[tables.NetworkKey(name, creator)]
+			return j, ok
+		case kvstable.BlocksTableName: // claim/NAME/INDEX
+			rest, _ := strings.CutPrefix(r.Key, ipam.BlockClaimKeyPrefix)
+			name, _, _ = strings.Cut(rest, "/")
+			name = strings.TrimSuffix(name, ipam.V6Suffix)
+		case tables.Services: // NETWORK/NAME
+			name, _, _ = strings.Cut(r.Key, "/")
+		default:
+			return 0, false
+		}
+		j, ok := refusedName[name]
+		return j, ok && !keptName[name]
+	}
+	for i, r := range rows {
+		if err := CheckTable(r.Table); err != nil {
+			refuse(i, err)
+			continue
+		}
+		if !slices.Contains(clusterTables, r.Table) || (r.Table == kvstable.BlocksTableName && !blockClaims) || r.Table == tables.Forgotten {
+			// A host's own row, a block claim a gossip store does not
+			// take (its hosts hand blocks out by grants), or a forgotten
+			// host's run (its rows are gone already; in another store
+			// the rule would name runs of hosts it does not know).
+			res.HostRows++
+			continue
+		}
+		if err, ok := netErr[i]; ok {
+			refuse(i, err)
+			continue
+		}
+		if j, ok := refusedWith(r); ok {
+			refuse(i, fmt.Errorf("it belongs to the network of row %d, which is refused", j))
+			continue
+		}
+		if present(r.Table, r.Key) {
+			res.Present++
+			continue
+		}
+		if err := CheckClusterRow(r.Table, r.Key, r.Bytes()); err != nil {
+			refuse(i, err)
+			continue
+		}
+		write = append(write, i)
+	}
+	return write, res
 }
 
 // importClaim writes a block claim in its holder's slot, if no host holds

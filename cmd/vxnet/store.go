@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -172,51 +171,35 @@ func storeImport(std stdio, ecfg *kvs.EtcdConfig, file string) int {
 			fmt.Fprintf(std.stderr, "vxnet store import: %s: format %q: want %q\n", file, d.Format, api.StoreDumpFormat)
 			return 1
 		}
-		// The networks the store holds already: an imported row may not
-		// take their names, VNIs or subnets.
+		// What the store holds already: rows left alone, and networks an
+		// imported row may not shadow or move.
 		there, _, err := kvs.ExportEtcd(c, *ecfg, kvs.Config{})
 		if err != nil {
 			fmt.Fprintf(std.stderr, "vxnet store import: %v\n", err)
 			return 1
 		}
+		held := map[[2]string]bool{}
 		var nets []tables.Network
 		for _, e := range there {
+			held[[2]string{e.Table, e.Key}] = true
 			if n, err := tables.DecodeNetwork(e.Key, e.Value); e.Table == tables.Networks && err == nil {
 				nets = append(nets, n)
 			}
 		}
+		all := agent.WithBlockClaims(d.Rows)
+		write, planned := agent.PlanImport(all, func(table, key string) bool { return held[[2]string{table, key}] }, nets, true)
+		res = planned
 		var rows []kvs.Entry
-		cluster := agent.ClusterTables()
-		for i, r := range agent.WithBlockClaims(d.Rows) {
-			refuse := func(err error) {
-				res.Refused = append(res.Refused, fmt.Sprintf("row %d (%s/%s): %v", i, r.Table, r.Key, err))
-			}
-			if err := agent.CheckTable(r.Table); err != nil {
-				refuse(err)
-				continue
-			}
-			if !slices.Contains(cluster, r.Table) {
-				res.HostRows++
-				continue
-			}
-			if err := agent.CheckClusterRow(r.Table, r.Key, r.Bytes()); err != nil {
-				refuse(err)
-				continue
-			}
-			if r.Table == tables.Networks {
-				n, _ := tables.DecodeNetwork(r.Key, r.Bytes()) // checked above
-				if err := agent.NetworkClash(n, nets); err != nil {
-					refuse(err)
-					continue
-				}
-				nets = append(nets, n)
-			}
+		for _, i := range write {
+			r := all[i]
 			rows = append(rows, kvs.Entry{Table: r.Table, Key: r.Key, Owner: r.Owner, Value: r.Bytes()})
 		}
-		if res.Written, res.Present, err = kvs.ImportEtcd(c, *ecfg, rows); err != nil {
+		var present int
+		if res.Written, present, err = kvs.ImportEtcd(c, *ecfg, rows); err != nil {
 			fmt.Fprintf(std.stderr, "vxnet store import: %v (%s written before)\n", err, rowCount(res.Written))
 			return 1
 		}
+		res.Present += present // written meanwhile by another
 	}
 	fmt.Fprintf(std.stdout, "%s written, %d already there, %s of single hosts left to their hosts\n", rowCount(res.Written), res.Present, rowCount(res.HostRows))
 	for _, r := range res.Refused {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -49,16 +50,22 @@ func TestStoreImport_etcdLeavesNetworksInUse(t *testing.T) {
 	vni.Name, vni.Subnet = "api", netip.MustParsePrefix("10.63.0.0/24")
 	good := web
 	good.Name, good.VNI, good.Subnet = "db", 4104, netip.MustParsePrefix("10.64.0.0/24")
-	code, out, errs := runCLI("store", "import", dump("second.json", row(web), row(older), row(upper), row(vni), api.NewStoreRow("nosuch", "k", "h1", []byte(`{}`)), row(good)), "--etcd-endpoints", endpoints)
+	// The refused creations' own rows go with them: older's subnet claim
+	// (a dump lists claims first), a service of Web.
+	claim := api.NewStoreRow("ipam-subnets", fmt.Sprintf("subnet/web/h2/%d", older.Created.UnixNano()), "h2", []byte(`{}`))
+	svc := api.NewStoreRow(tables.Services, "Web/api", "h1", []byte(`{}`))
+	code, out, errs := runCLI("store", "import", dump("second.json", claim, row(web), row(older), row(upper), row(vni), api.NewStoreRow("nosuch", "k", "h1", []byte(`{}`)), row(good), svc), "--etcd-endpoints", endpoints)
 	if code != 1 {
 		t.Errorf("second import: exit %d, want 1\n%s%s", code, out, errs)
 	}
 	for _, want := range []string{
 		"1 row written, 1 already there",
-		`row 1 (networks/web/h2): name "web": network "web" created on host "h1"`,
-		`row 2 (networks/Web/h1): name "Web": network "web" exists, and names that differ only in case`,
-		`row 3 (networks/api/h1): vni 4100: network "web" has it`,
-		`row 4 (nosuch/k): table "nosuch": not one of vxnet's tables`,
+		"row 0 (ipam-subnets/subnet/web/h2/1000000000): it belongs to the network of row 2, which is refused",
+		`row 2 (networks/web/h2): name "web": network "web" created on host "h1"`,
+		`row 3 (networks/Web/h1): name "Web": network "web" exists, and names that differ only in case`,
+		`row 4 (networks/api/h1): vni 4100: network "web" has it`,
+		`row 5 (nosuch/k): table "nosuch": not one of vxnet's tables`,
+		"row 7 (services/Web/api): it belongs to the network of row 3, which is refused",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("second import's output lacks %q:\n%s%s", want, out, errs)
