@@ -468,12 +468,7 @@ func (l *insideLoop) tooBig(buf []byte, info *ipInfo, mtu int, nw *network) {
 // fragments (IPv4 without DF: fragment.go) or dropped and answered
 // (tooBig).
 func (l *insideLoop) overPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *ipInfo, nw *network, dst, src vxlan.MAC, hash uint32) bool {
-	m := l.sw.cfg.MTU - nw.overhead
-	if pm != nil {
-		if p := pm.innerMTU(vtep) - nw.overhead; p > 0 && p < m {
-			m = p
-		}
-	}
+	m := l.pathLimit(pm, vtep, nw)
 	if info.length <= m {
 		return false
 	}
@@ -484,18 +479,26 @@ func (l *insideLoop) overPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *i
 	return true
 }
 
-// floodOverPath is overPath for one VTEP of a flood: a packet larger than
-// the switch's MTU or the path to vtep carries goes there in fragments
-// (IPv4 without DF) or not at all, counted as too big. No ICMP answers a
-// broadcast or multicast packet (RFC 1122 3.2.2), and the other VTEPs and
-// local ports get it whole.
-func (l *insideLoop) floodOverPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *ipInfo, nw *network, dst, src vxlan.MAC, hash uint32) bool {
+// pathLimit is the largest inner packet of nw that goes to vtep whole:
+// the switch's MTU less the network's overhead, or what a narrower
+// underlay path there carries (pm, may be nil).
+func (l *insideLoop) pathLimit(pm *pathMTUs, vtep netip.Addr, nw *network) int {
 	m := l.sw.cfg.MTU - nw.overhead
 	if pm != nil {
 		if p := pm.innerMTU(vtep) - nw.overhead; p > 0 && p < m {
 			m = p
 		}
 	}
+	return m
+}
+
+// floodOverPath is overPath for one VTEP of a flood: a packet larger than
+// the switch's MTU or the path to vtep carries goes there in fragments
+// (IPv4 without DF) or not at all, counted as too big. No ICMP answers a
+// broadcast or multicast packet (RFC 1122 3.2.2), and the other VTEPs and
+// local ports get it whole.
+func (l *insideLoop) floodOverPath(pm *pathMTUs, vtep netip.Addr, buf []byte, info *ipInfo, nw *network, dst, src vxlan.MAC, hash uint32) bool {
+	m := l.pathLimit(pm, vtep, nw)
 	if info.length <= m {
 		return false
 	}
