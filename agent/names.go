@@ -26,6 +26,17 @@ func checkEndpointCreate(req *api.EndpointCreate) error {
 		}
 		return apiError(api.CodeBadRequest, field, "%v", err)
 	}
+	// "tasks" heads the names DNS answers with a service's tasks
+	// (tasks.SERVICE): an endpoint of that name on a network named as one
+	// of its services would add itself to them.
+	if names.Key(req.Name) == "tasks" {
+		return apiError(api.CodeBadRequest, "name", "endpoint name %q: DNS keeps it for tasks.SERVICE (a service's tasks); pick another name", req.Name)
+	}
+	for _, al := range req.Aliases {
+		if names.Key(al) == "tasks" {
+			return apiError(api.CodeBadRequest, "aliases", "alias %q: DNS keeps it for tasks.SERVICE (a service's tasks); pick another name", al)
+		}
+	}
 	if strings.HasPrefix(names.Key(req.Name), meshPrefix) {
 		return apiError(api.CodeBadRequest, "name", "endpoint name %q: names starting with %q are the routing mesh's (each host's row on a network whose services publish ports)", req.Name, meshPrefix)
 	}

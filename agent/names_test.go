@@ -84,6 +84,8 @@ func TestCreateEndpoint_checksEveryName(t *testing.T) {
 		field, contains string
 	}{
 		{api.EndpointCreate{Name: "a.b"}, "name", `endpoint name "a.b"`},
+		{api.EndpointCreate{Name: "Tasks"}, "name", "tasks.SERVICE"},
+		{api.EndpointCreate{Name: "e", Aliases: []string{"tasks"}}, "aliases", "tasks.SERVICE"},
 		{api.EndpointCreate{Name: "e", Aliases: []string{"ok", "x.."}}, "aliases", `alias "x.."`},
 		{api.EndpointCreate{Name: "e", Aliases: []string{"E"}}, "aliases", "own name"},
 		{api.EndpointCreate{Name: "e", Aliases: []string{"x", "y", "X"}}, "aliases", "given twice"},
