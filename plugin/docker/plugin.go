@@ -150,6 +150,9 @@ type Plugin struct {
 	// API answers): calls that need it fail at once, until the API
 	// answers again and restartRefused has started what they refused.
 	engineAway atomic.Bool
+	// collecting: a collect runs (at start-up and when Docker activates
+	// the plugin): a second one has nothing to add.
+	collecting atomic.Bool
 }
 
 // New returns a Plugin; Close stops its work in the background.
@@ -1321,6 +1324,10 @@ func (p *Plugin) operInfo(_ context.Context, body []byte) (any, error) {
 // collect removes the endpoints of Docker containers that Docker no longer
 // has (a Docker that died without leaving its networks).
 func (p *Plugin) collect() {
+	if !p.collecting.CompareAndSwap(false, true) {
+		return
+	}
+	defer p.collecting.Store(false)
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
 	if !p.waitReady(ctx) {
@@ -1359,9 +1366,19 @@ func (p *Plugin) collect() {
 			}
 		}
 	}
+	now := map[string]string{} // network/name → its Docker endpoint now
+	for _, e := range p.cfg.Backend.Endpoints() {
+		now[e.Network+"/"+e.Name] = e.Labels[LabelEndpoint]
+	}
 	for _, e := range eps {
 		id := e.Labels[LabelEndpoint]
 		if id == "" || e.Host != p.cfg.Backend.Host() || live[id] {
+			continue
+		}
+		if now[e.Network+"/"+e.Name] != id {
+			// Gone meanwhile, or made again for another Docker endpoint
+			// (a container restarted since the list was read): not the
+			// stale one.
 			continue
 		}
 		p.log.Info("removing the endpoint of a container Docker no longer has", "endpoint", e.Name, "network", e.Network)

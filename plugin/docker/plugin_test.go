@@ -900,6 +900,46 @@ func TestCollect_keepsEndpointJoinedMeanwhile(t *testing.T) {
 	}
 }
 
+// TestCollect_keepsEndpointMadeAgain: a container restarted while collect
+// runs (its endpoint, listed with its old Docker endpoint, removed and
+// made again for a new one before collect removes the stale ones) keeps
+// its new endpoint.
+func TestCollect_keepsEndpointMadeAgain(t *testing.T) {
+	c := newFakeCluster()
+	e := newEnv(t, c, "host-a", nil)
+	withWeb(e)
+	if _, err := e.b.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "web", Name: "my-app-1", Netns: "x", IP: "10.0.9.2",
+		Labels: map[string]string{LabelEndpoint: "01d0123456789abcdef"}}); err != nil {
+		t.Fatal(err)
+	}
+	read, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(proceed) }) }
+	t.Cleanup(release)
+	e.eng.setOnNetwork(func(EngineNetwork) { close(read); <-proceed })
+	e.ok("/Plugin.Activate", "", nil)
+	select {
+	case <-read:
+	case <-time.After(waitLong):
+		t.Fatal("collect did not read Docker's network")
+	}
+	// The restart: the old endpoint goes, Docker joins the container
+	// again under a new endpoint ID (epID).
+	if err := e.b.RemoveEndpoint("web", "my-app-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.ReserveAddress(context.Background(), "web", netip.MustParseAddr("10.0.9.2")); err != nil {
+		t.Fatal(err)
+	}
+	e.eng.join(t, netID, epID, ctrName, "10.0.9.2/24")
+	e.ok("/NetworkDriver.Join", bodyJoin, nil)
+	release()
+	e.close() // collect has run to its end
+	if ep, ok := c.endpoint("web", "my-app-1"); !ok || ep.Labels[LabelEndpoint] != epID {
+		t.Errorf("after collect: endpoint %+v (%v), want the one made again for %s", ep, ok, epID[:12])
+	}
+}
+
 // TestCreateNetwork_backendFieldAsDockerOption: the agent's refusal of a
 // field is said in Docker's terms: the driver is -o vxnet.driver there.
 func TestCreateNetwork_backendFieldAsDockerOption(t *testing.T) {
