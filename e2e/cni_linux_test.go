@@ -261,7 +261,7 @@ func TestCNI_conformance(t *testing.T) {
 			"badsubnet": {map[string]any{"network": "other", "subnet": "10.82.0.1/24", "socket": sock}, `subnet "10.82.0.1/24"`},
 			"differ":    {map[string]any{"network": "web", "subnet": "10.83.0.0/24", "socket": sock}, `subnet "10.81.0.0/24"`},
 			"driver":    {map[string]any{"network": "other", "driver": "bogus", "subnet": "10.84.0.0/24", "socket": sock}, "driver"},
-			"noagent":   {map[string]any{"network": "web", "socket": filepath.Join(l.dir, "none.sock")}, "vxnet agent running"},
+			"noagent":   {map[string]any{"network": "web", "socket": filepath.Join(l.dir, "none.sock")}, "is `vxnet agent` running?"},
 		} {
 			cn.conf(name, "1.1.0", c2.plugin)
 			ns := l.netns("e" + name)
