@@ -751,6 +751,10 @@ func (g *Global) AllocateStatic(network string, a netip.Addr) error {
 	}
 	if hb, held := n.held[idx]; !held || g.cfg.Now().Before(hb.usableAt) {
 		b, explicit := g.holderLocked(n, idx)
+		if b.Holder != g.self && !explicit {
+			return &Error{Network: network, Field: "address", Value: a.String(), Err: ErrOtherHost,
+				Detail: fmt.Sprintf("no host has taken its block %v yet, and such a block is handed out by the network's creator, host %s: create the endpoint there, or pick an address in a block this host holds (vxnet network inspect lists them)", blockPrefix(n.pool.Range, idx, n.blockBits), b.Holder)}
+		}
 		if b.Holder != g.self || explicit {
 			return otherHostErr(network, a, blockPrefix(n.pool.Range, idx, n.blockBits), b.Holder)
 		}

@@ -731,6 +731,13 @@ func TestGlobal_staticAddress(t *testing.T) {
 	if !errors.Is(err, ipam.ErrOutOfRange) {
 		t.Fatalf("outside: %v", err)
 	}
+	if !claimsMode {
+		// A block no host has taken: the creator hands it out, and says so.
+		err = s.hosts["h2"].g.AllocateStatic("web", netip.MustParseAddr("10.50.0.250"))
+		if !errors.Is(err, ipam.ErrOtherHost) || !strings.Contains(err.Error(), "no host has taken its block") || !strings.Contains(err.Error(), "creator, host h1") {
+			t.Errorf("static in an untaken block, not on its creator: %v", err)
+		}
+	}
 }
 
 // TestGlobal_creatorKeepsFirstBlock: other hosts ask for a block the
