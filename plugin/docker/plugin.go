@@ -1107,6 +1107,15 @@ func (p *Plugin) join(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if dn.Internal {
+		// Docker publishes through the container's gateway network only,
+		// never an internal one: a container on internal networks alone
+		// answers its -p nowhere. Not refused (its other networks may
+		// publish them), but said.
+		if pub, err := publishOf(req.Options); err == nil && len(pub) > 0 {
+			p.log.Warn("a container publishes ports, and this network is --internal: they answer only if another network of the container publishes them", "container", container, "network", dn.Name, "publish", strings.Join(pub, ","))
+		}
+	}
 	labels, err := p.cfg.Engine.Labels(ctx, container)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("reading container %s's labels from Docker's API: %w", container, err)
