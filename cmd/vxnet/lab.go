@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -166,8 +167,12 @@ Flags:
 		return labFail(std, "up", err)
 	}
 	s := l.State()
+	id := s.ID
+	if s.Dir != filepath.Join(lab.DefaultBaseDir, s.ID) {
+		id += " --dir " + s.Dir // the other commands find the lab there
+	}
 	fmt.Fprintf(std.stdout, "try: %s --socket %s cluster members\n     %s lab status --id %s; %s lab down --id %s\n",
-		s.Binary, s.Hosts[0].Socket, s.Binary, s.ID, s.Binary, s.ID)
+		s.Binary, s.Hosts[0].Socket, s.Binary, id, s.Binary, id)
 	return 0
 }
 
