@@ -4,13 +4,13 @@ import (
 	"context"
 	"hash/fnv"
 	"maps"
-	"net"
 	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/vxnet/vxnet/agent/config"
 	"github.com/vxnet/vxnet/api"
 	"github.com/vxnet/vxnet/driver"
 	"github.com/vxnet/vxnet/hns"
@@ -614,29 +614,11 @@ type hostAddr struct {
 // vxnet's own gateway devices (the networks' gateways: a subnet that holds
 // one is that network's, which IPAM tells apart).
 func hostAddrs() []hostAddr {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil
-	}
+	addrs, _ := config.InterfaceAddrs() // none known: nothing to check
 	var out []hostAddr
-	for _, ifc := range ifs {
-		if strings.HasPrefix(ifc.Name, hostnet.GatewayPrefix) {
-			continue
-		}
-		addrs, err := ifc.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, ia := range addrs {
-			ipn, ok := ia.(*net.IPNet)
-			if !ok {
-				continue
-			}
-			a, ok := netip.AddrFromSlice(ipn.IP)
-			if a = a.Unmap(); !ok || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsUnspecified() {
-				continue
-			}
-			out = append(out, hostAddr{ifc.Name, a})
+	for _, ia := range addrs {
+		if a := ia.Addr; !strings.HasPrefix(ia.Iface.Name, hostnet.GatewayPrefix) && !a.IsLoopback() && !a.IsLinkLocalUnicast() && !a.IsUnspecified() {
+			out = append(out, hostAddr{ia.Iface.Name, a})
 		}
 	}
 	return out

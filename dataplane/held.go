@@ -35,15 +35,45 @@ const (
 	heldReady        // holds a packet waiting for its address
 )
 
+// heldClaim is how a held slot changes hands, here and on uplinks
+// (uplinkheld.go): its state, and the deadline of the packet it holds
+// (read before the slot is claimed, so atomic too).
+type heldClaim struct {
+	state atomic.Uint32
+	until atomic.Int64 // UnixNano after which the packet is dropped
+}
+
+// claim takes the slot for a new packet at now if it is free or its
+// packet outlived its deadline (expired: that packet never went, and is
+// to be counted dropped), and reports whether it took it. The taker fills
+// the slot, then calls hold.
+func (c *heldClaim) claim(now int64) (ok, expired bool) {
+	st := c.state.Load()
+	if st == heldBusy || st == heldReady && now <= c.until.Load() || !c.state.CompareAndSwap(st, heldBusy) {
+		return false, false
+	}
+	return true, st == heldReady
+}
+
+// hold makes the claimed slot's packet wait until heldWait after now.
+func (c *heldClaim) hold(now int64) {
+	c.until.Store(now + int64(heldWait))
+	c.state.Store(heldReady)
+}
+
+// take claims a slot whose packet waits, to send or drop it.
+func (c *heldClaim) take() bool {
+	return c.state.Load() == heldReady && c.state.CompareAndSwap(heldReady, heldBusy)
+}
+
 type heldSlot struct {
-	state     atomic.Uint32
+	heldClaim
 	vni       uint32
 	dst       addrKey
 	src       vxlan.MAC // the sending port's
 	etherType uint16
 	hash      uint32
-	until     atomic.Int64 // UnixNano after which the packet is dropped (read before the slot is claimed)
-	n         int          // the packet's length, at buf[Headroom:]
+	n         int // the packet's length, at buf[Headroom:]
 	buf       []byte
 }
 
@@ -71,20 +101,16 @@ func (q *heldQueue) hold(vni uint32, dst addrKey, src vxlan.MAC, etherType uint1
 		if len(pkt) > len(s.buf)-Headroom {
 			return false
 		}
-		st := s.state.Load()
-		if st == heldReady && now <= s.until.Load() || st == heldBusy {
+		ok, expired := s.claim(now)
+		if !ok {
 			continue
 		}
-		if !s.state.CompareAndSwap(st, heldBusy) {
-			continue
-		}
-		if st == heldReady { // expired, never sent
+		if expired {
 			t.drop(DropNeighborMiss)
 		}
 		s.vni, s.dst, s.src, s.etherType, s.hash = vni, dst, src, etherType, hash
-		s.until.Store(now + int64(heldWait))
 		s.n = copy(s.buf[Headroom:], pkt)
-		s.state.Store(heldReady)
+		s.hold(now)
 		select {
 		case q.wake <- struct{}{}:
 		default:
@@ -115,7 +141,7 @@ func (h *heldSender) release(now int64) (waiting bool) {
 	ns := 0
 	for i := range h.q.slots {
 		s := &h.q.slots[i]
-		if s.state.Load() != heldReady || !s.state.CompareAndSwap(heldReady, heldBusy) {
+		if !s.take() {
 			continue
 		}
 		if now > s.until.Load() {

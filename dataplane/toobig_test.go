@@ -91,29 +91,41 @@ func TestSwitch_tooBig_answeredWithICMP(t *testing.T) {
 	}
 }
 
-// TestSwitch_tooBig_narrowPath: a VTEP whose underlay path is narrower
-// than the MTU needs gets packets up to that path's inner MTU; larger ones
-// are answered with it, from the network's gateway address; other VTEPs
-// are unaffected.
-func TestSwitch_tooBig_narrowPath(t *testing.T) {
+// narrowPathRig is a rig whose network has port a's endpoint (ip1) and
+// endpoints behind vtep2 (ip2) and vtep3 (ip3), the underlay path to
+// vtep2 carrying 1300 bytes inside; gw, if valid, is its gateway address
+// (port b's).
+func narrowPathRig(t *testing.T, gw netip.Addr) *rig {
+	t.Helper()
 	r := newRig(t)
-	gw := netip.MustParseAddr("10.0.9.1")
-	tbl, err := NewTable([]NetworkSpec{{
-		VNI:          testVNI,
-		Subnets:      []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
-		Gateway:      r.portB,
-		GatewayAddrs: []netip.Addr{gw},
+	spec := NetworkSpec{
+		VNI:     testVNI,
+		Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
 		Endpoints: []EndpointSpec{
 			{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA},
 			{MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2},
 			{MAC: mac3, Addrs: []netip.Addr{ip3}, VTEP: vtep3},
 		},
-	}})
+	}
+	if gw.IsValid() {
+		spec.Gateway, spec.GatewayAddrs = r.portB, []netip.Addr{gw}
+	}
+	tbl, err := NewTable([]NetworkSpec{spec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.sw.SetTable(tbl)
 	r.sw.pmtu.Store((&pathMTUs{vteps: []netip.Addr{vtep2}, inner: []int{1300}}).seal())
+	return r
+}
+
+// TestSwitch_tooBig_narrowPath: a VTEP whose underlay path is narrower
+// than the MTU needs gets packets up to that path's inner MTU; larger ones
+// are answered with it, from the network's gateway address; other VTEPs
+// are unaffected.
+func TestSwitch_tooBig_narrowPath(t *testing.T) {
+	gw := netip.MustParseAddr("10.0.9.1")
+	r := narrowPathRig(t, gw)
 	big := withDF(ipv4UDP(ip1, ip2, 1000, 2000, make([]byte, 1372))) // 1400 bytes
 	r.a.Inject(big)
 	checkTooBig(t, out(t, r.a), big, gw, 1300)
@@ -134,21 +146,7 @@ func TestSwitch_tooBig_narrowPath(t *testing.T) {
 // path is wide enough gets it whole either way, and the next small
 // datagram is not lost with it.
 func TestSwitch_tooBig_flood(t *testing.T) {
-	r := newRig(t)
-	tbl, err := NewTable([]NetworkSpec{{
-		VNI:     testVNI,
-		Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.9.0/24")},
-		Endpoints: []EndpointSpec{
-			{MAC: mac1, Addrs: []netip.Addr{ip1}, Port: r.portA},
-			{MAC: mac2, Addrs: []netip.Addr{ip2}, VTEP: vtep2},
-			{MAC: mac3, Addrs: []netip.Addr{ip3}, VTEP: vtep3},
-		},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.sw.SetTable(tbl)
-	r.sw.pmtu.Store((&pathMTUs{vteps: []netip.Addr{vtep2}, inner: []int{1300}}).seal())
+	r := narrowPathRig(t, netip.Addr{})
 	group := netip.MustParseAddr("239.1.2.3")
 	r.a.Inject(ipv4UDP(ip1, group, 1000, 2000, make([]byte, 1372))) // 1400 bytes, no DF
 	var frags int

@@ -22,12 +22,11 @@ import (
 const uplinkHeldSlots = 8
 
 type uplinkHeldSlot struct {
-	state     atomic.Uint32 // heldFree, heldBusy, heldReady (held.go)
+	heldClaim // held.go
 	hop       addrKey
 	src       vxlan.MAC
 	etherType uint16
-	until     atomic.Int64 // UnixNano after which the packet is dropped (read before the slot is claimed)
-	n         int          // the frame's length at buf[0:]
+	n         int // the frame's length at buf[0:]
 	buf       []byte
 }
 
@@ -54,22 +53,18 @@ func (q *uplinkHeld) hold(hop addrKey, src vxlan.MAC, etherType uint16, pkt []by
 		if vxlan.EthernetLen+len(pkt) > len(s.buf) {
 			return false
 		}
-		st := s.state.Load()
-		if st == heldReady && now <= s.until.Load() || st == heldBusy {
+		ok, expired := s.claim(now)
+		if !ok {
 			continue
 		}
-		if !s.state.CompareAndSwap(st, heldBusy) {
-			continue
-		}
-		if st == heldReady { // expired, never sent
+		if expired {
 			t.drop(DropNeighborMiss)
 			q.ready.Add(-1)
 		}
 		s.hop, s.src, s.etherType = hop, src, etherType
-		s.until.Store(now + int64(heldWait))
 		s.n = vxlan.EthernetLen + copy(s.buf[vxlan.EthernetLen:], pkt)
 		q.ready.Add(1)
-		s.state.Store(heldReady)
+		s.hold(now)
 		return true
 	}
 	return false
@@ -84,7 +79,7 @@ func (q *uplinkHeld) release(hop addrKey, mac vxlan.MAC, now int64, w FrameWrite
 	}
 	for i := range q.slots {
 		s := &q.slots[i]
-		if s.state.Load() != heldReady || !s.state.CompareAndSwap(heldReady, heldBusy) {
+		if !s.take() {
 			continue
 		}
 		switch {

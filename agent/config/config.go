@@ -194,35 +194,56 @@ func underlayMTU(addr string) (int, string) {
 		return DefaultMTU, "default"
 	}
 	a = a.Unmap()
-	ifs, err := net.Interfaces()
+	addrs, err := InterfaceAddrs()
 	if err != nil {
 		return tun.DefaultMTUFor(a), "default (interfaces unknown: " + err.Error() + ")"
 	}
+	for _, ia := range addrs {
+		if ia.Addr != a {
+			continue
+		}
+		ifc := ia.Iface
+		if ifc.Flags&net.FlagLoopback != 0 {
+			return tun.DefaultMTUFor(a), "default (the underlay address is on loopback)"
+		}
+		overhead := 50
+		if a.Is6() {
+			overhead = 70
+		}
+		mtu := min(ifc.MTU-overhead, 9000)
+		return mtu, fmt.Sprintf("the underlay interface %s's MTU %d less %d bytes of VXLAN", ifc.Name, ifc.MTU, overhead)
+	}
+	return tun.DefaultMTUFor(a), "default (no interface holds the underlay address)"
+}
+
+// IfaceAddr is an address of one of this host's interfaces.
+type IfaceAddr struct {
+	Iface net.Interface
+	Addr  netip.Addr // unmapped
+}
+
+// InterfaceAddrs lists the IP addresses of this host's interfaces (those
+// of an interface whose addresses cannot be read are left out).
+func InterfaceAddrs() ([]IfaceAddr, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	var out []IfaceAddr
 	for _, ifc := range ifs {
 		addrs, err := ifc.Addrs()
 		if err != nil {
 			continue
 		}
 		for _, ia := range addrs {
-			ipn, ok := ia.(*net.IPNet)
-			if !ok {
-				continue
+			if ipn, ok := ia.(*net.IPNet); ok {
+				if a, ok := netip.AddrFromSlice(ipn.IP); ok {
+					out = append(out, IfaceAddr{ifc, a.Unmap()})
+				}
 			}
-			if ip, ok := netip.AddrFromSlice(ipn.IP); !ok || ip.Unmap() != a {
-				continue
-			}
-			if ifc.Flags&net.FlagLoopback != 0 {
-				return tun.DefaultMTUFor(a), "default (the underlay address is on loopback)"
-			}
-			overhead := 50
-			if a.Is6() {
-				overhead = 70
-			}
-			mtu := min(ifc.MTU-overhead, 9000)
-			return mtu, fmt.Sprintf("the underlay interface %s's MTU %d less %d bytes of VXLAN", ifc.Name, ifc.MTU, overhead)
 		}
 	}
-	return tun.DefaultMTUFor(a), "default (no interface holds the underlay address)"
+	return out, nil
 }
 
 // Error names a bad setting: the flag, its value and what is wrong.

@@ -868,6 +868,25 @@ func TestCreateNetwork_subnetOfAnotherDockerNetwork(t *testing.T) {
 	}
 }
 
+// holdCollect activates the plugin and returns once its collect is held
+// in its read of Docker's network, until release is called (at the
+// latest before the plugin's Close, should the test stop early).
+func holdCollect(t *testing.T, e *env) (release func()) {
+	t.Helper()
+	read, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(proceed) }) }
+	t.Cleanup(release)
+	e.eng.setOnNetwork(func(EngineNetwork) { close(read); <-proceed })
+	e.ok("/Plugin.Activate", "", nil)
+	select {
+	case <-read:
+	case <-time.After(waitLong):
+		t.Fatal("collect did not read Docker's network")
+	}
+	return release
+}
+
 // TestCollect_keepsEndpointJoinedMeanwhile: a container that joins while
 // collect runs (after it read Docker's containers, before it listed the
 // agent's endpoints) keeps its endpoint.
@@ -878,19 +897,7 @@ func TestCollect_keepsEndpointJoinedMeanwhile(t *testing.T) {
 	if _, err := e.b.ReserveAddress(context.Background(), "web", netip.MustParseAddr("10.0.9.2")); err != nil {
 		t.Fatal(err)
 	}
-	read, proceed := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	release := func() { once.Do(func() { close(proceed) }) }
-	// Released before the plugin's Close, should the test stop early.
-	t.Cleanup(release)
-	// The hook holds collect's read of web.
-	e.eng.setOnNetwork(func(EngineNetwork) { close(read); <-proceed })
-	e.ok("/Plugin.Activate", "", nil)
-	select {
-	case <-read:
-	case <-time.After(waitLong):
-		t.Fatal("collect did not read Docker's network")
-	}
+	release := holdCollect(t, e)
 	e.eng.join(t, netID, epID, ctrName, "10.0.9.2/24")
 	e.ok("/NetworkDriver.Join", bodyJoin, nil)
 	release()
@@ -912,17 +919,7 @@ func TestCollect_keepsEndpointMadeAgain(t *testing.T) {
 		Labels: map[string]string{LabelEndpoint: "01d0123456789abcdef"}}); err != nil {
 		t.Fatal(err)
 	}
-	read, proceed := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	release := func() { once.Do(func() { close(proceed) }) }
-	t.Cleanup(release)
-	e.eng.setOnNetwork(func(EngineNetwork) { close(read); <-proceed })
-	e.ok("/Plugin.Activate", "", nil)
-	select {
-	case <-read:
-	case <-time.After(waitLong):
-		t.Fatal("collect did not read Docker's network")
-	}
+	release := holdCollect(t, e)
 	// The restart: the old endpoint goes, Docker joins the container
 	// again under a new endpoint ID (epID).
 	if err := e.b.RemoveEndpoint("web", "my-app-1"); err != nil {
