@@ -56,6 +56,7 @@ type Conn struct {
 type Writer struct {
 	c       *Conn
 	senders []*sender // same sockets as Conn.senders, own scratch
+	arena   gatherArena
 }
 
 var _ BatchWriter = (*Writer)(nil)
@@ -64,7 +65,9 @@ var _ BatchWriter = (*Writer)(nil)
 func (c *Conn) NewWriter() BatchWriter {
 	w := &Writer{c: c}
 	for _, s := range c.senders {
-		w.senders = append(w.senders, c.newSender(s.conn, s.rc, s.port))
+		ns := c.newSender(s.conn, s.rc, s.port)
+		ns.arena = &w.arena
+		w.senders = append(w.senders, ns)
 	}
 	return w
 }
@@ -83,6 +86,7 @@ type sender struct {
 	err     syscall.Errno
 	sendFn  func(fd uintptr) bool // s.doSend, bound once
 	gso     gsoScratch
+	arena   *gatherArena // its Writer's
 	// one and oneIov send a GSO message's short last datagram alone
 	// (sendShortLast): kept here, so that the error path allocates nothing.
 	one    unix.Msghdr
@@ -164,6 +168,9 @@ func listen(cfg Config, anyPort bool) (*Conn, error) {
 		c.ports = append(c.ports, s.port)
 	}
 	c.shared = &Writer{c: c, senders: c.senders}
+	for _, s := range c.senders {
+		s.arena = &c.shared.arena
+	}
 	return c, nil
 }
 
@@ -421,6 +428,7 @@ func (w *Writer) WriteBatch(bufs [][]byte, to []netip.AddrPort, hashes []uint32)
 	}
 	nsend := uint32(len(w.senders))
 	sent := 0
+	w.arena.used = 0
 	gso := !c.gsoOff.Load()
 	for i, b := range bufs {
 		s := w.senders[(hashes[i]&^TrainStart)%nsend]
@@ -556,11 +564,10 @@ func (s *sender) doSend(fd uintptr) bool {
 // whether the kernel took it.
 func (s *sender) sendShortLast(fd uintptr, i int) bool {
 	h := &s.tx.msgs[i].Hdr
-	iovs := unsafe.Slice(h.Iov, s.gso.cnt[i])
-	if iovs[len(iovs)-1].Len >= iovs[0].Len {
+	if int(s.gso.last[i].Len) >= s.gso.segOf[i] {
 		return false
 	}
-	s.oneIov = iovs[len(iovs)-1]
+	s.oneIov = s.gso.last[i]
 	s.one = unix.Msghdr{Name: h.Name, Namelen: h.Namelen, Iov: &s.oneIov}
 	s.one.SetIovlen(1)
 	_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.one)), 0)
@@ -576,7 +583,7 @@ func (s *sender) segmentsFit(i int) bool {
 	if err != nil {
 		return false
 	}
-	seg := int(s.tx.msgs[i].Hdr.Iov.Len) // the first segment is a full one
+	seg := s.gso.segOf[i]
 	hdr := 20 + 8
 	if dst.Is6() {
 		hdr = 40 + 8

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // gsoTrain is n payloads of size bytes (the last one short), each
@@ -194,6 +195,104 @@ func TestGSO_mixedSizesAndDestinations(t *testing.T) {
 		for i := range c.want {
 			if got[i].data != c.want[i] {
 				t.Fatalf("datagram %d: %q, want %q", i, got[i].data, c.want[i])
+			}
+		}
+	}
+}
+
+// TestGSO_trainGoesAsOneIovec: the datagrams of a GSO message are gathered
+// side by side, so the kernel copies one iovec per message; once the
+// arena is full, the rest keep an iovec each. What the iovecs hold is
+// exactly the datagrams, in order.
+func TestGSO_trainGoesAsOneIovec(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	tx := testListen(t, Config{Addr: lo, SourcePorts: 1})
+	w := tx.NewWriter().(*Writer)
+	s := w.senders[0]
+	to := netip.AddrPortFrom(lo, 4789)
+	// Three trains of 43 datagrams of 1450 bytes: more than the arena holds.
+	var sent [][]byte
+	for m := 0; m < 3; m++ {
+		for i := 0; i < 43; i++ {
+			b := bytes.Repeat([]byte{byte(m*43 + i)}, 1450)
+			if i == 0 {
+				s.gso.closed = true
+			}
+			if s.full(to, b, true) {
+				t.Fatalf("train %d datagram %d: sender full", m, i)
+			}
+			if !s.queue(to, b, true) {
+				t.Fatalf("train %d datagram %d not queued", m, i)
+			}
+			sent = append(sent, b)
+		}
+	}
+	if s.n != 3 {
+		t.Fatalf("%d messages, want 3", s.n)
+	}
+	var got []byte
+	iov := 0
+	for k := 0; k < s.n; k++ {
+		if s.gso.cnt[k] != 43 {
+			t.Errorf("message %d: %d datagrams, want 43", k, s.gso.cnt[k])
+		}
+		for _, v := range unsafe.Slice(s.tx.msgs[k].Hdr.Iov, s.tx.msgs[k].Hdr.Iovlen) {
+			got = append(got, unsafe.Slice(v.Base, v.Len)...)
+			iov++
+		}
+		if s.gso.segOf[k] != 1450 || int(s.gso.last[k].Len) != 1450 {
+			t.Errorf("message %d: segment %d, last %d, want 1450", k, s.gso.segOf[k], s.gso.last[k].Len)
+		}
+	}
+	if n := s.tx.msgs[0].Hdr.Iovlen; n != 1 {
+		t.Errorf("first message has %d iovecs, want 1", n)
+	}
+	if n := s.tx.msgs[1].Hdr.Iovlen; n != 1 {
+		t.Errorf("second message has %d iovecs, want 1", n)
+	}
+	// 2×65535 bytes hold 90 datagrams: the third message gathers its
+	// first four, the rest have an iovec each.
+	if n := s.tx.msgs[2].Hdr.Iovlen; n != 1+43-(gatherBytes/1450-86) {
+		t.Errorf("third message has %d iovecs, want %d", n, 1+43-(gatherBytes/1450-86))
+	}
+	if !bytes.Equal(got, bytes.Join(sent, nil)) {
+		t.Errorf("the iovecs hold other bytes than the datagrams queued (%d bytes, want %d)", len(got), 129*1450)
+	}
+	w.drop()
+}
+
+// TestGSO_gatheredTrainsArriveWhole: trains more than the arena holds, in
+// one WriteBatch through the Conn's own writer and through a Writer,
+// arrive as the datagrams sent, in order.
+func TestGSO_gatheredTrainsArriveWhole(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	rx := testListen(t, Config{Addr: lo})
+	tx := testListen(t, Config{Addr: lo, SourcePorts: 1})
+	startGRO(t, rx, tx)
+	var train [][]byte
+	for i := 0; i < 3*43; i++ {
+		train = append(train, []byte(fmt.Sprintf("%03d-%s", i, bytes.Repeat([]byte{byte('a' + i%26)}, 1446))))
+	}
+	train[len(train)-1] = train[len(train)-1][:700] // a short last one
+	hashes := make([]uint32, len(train))
+	to := make([]netip.AddrPort, len(train))
+	for i := range train {
+		to[i] = rx.LocalAddr()
+		if i%43 == 0 {
+			hashes[i] = TrainStart
+		}
+	}
+	for _, w := range []BatchWriter{tx, tx.NewWriter()} {
+		if n, err := w.WriteBatch(train, to, hashes); err != nil || n != len(train) {
+			t.Fatalf("WriteBatch = %d, %v", n, err)
+		}
+		next := 0
+		for _, g := range readGRO(t, rx, tx, len(train)) {
+			for _, d := range g {
+				if d != string(train[next]) {
+					t.Fatalf("datagram %d: %d bytes %.8q, want %d bytes %.8q", next, len(d), d, len(train[next]), train[next])
+				}
+				next++
 			}
 		}
 	}
