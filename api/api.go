@@ -516,7 +516,7 @@ type Stats struct {
 	UnderlayTxBytes   uint64            `json:"underlayTxBytes"`
 	Flooded           uint64            `json:"flooded"`         // packets replicated to every host of a network
 	NeighborReplies   uint64            `json:"neighborReplies"` // ARP and neighbour-discovery messages sent
-	Coalesced         uint64            `json:"coalesced"`       // received segments merged into super-packets
+	Coalesced         uint64            `json:"coalesced"`       // received segments merged into super-packets or redundant ACKs left out
 	ICMPTooBig        uint64            `json:"icmpTooBig"`      // ICMP "too big" messages sent to containers
 	NeighborIn        uint64            `json:"neighborIn"`      // ARP and ND messages from the underlay learnt from
 	UplinkRxFrames    uint64            `json:"uplinkRxFrames"`  // frames read from uplinks (transparent, l2bridge)

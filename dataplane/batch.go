@@ -80,6 +80,8 @@ type portTx struct {
 
 	writers []portWriter // a short list searched in order: a batch goes to few ports
 	next    int
+
+	skip []bool // redundantACKs' marks for the group being written
 }
 
 type portGroup struct {
@@ -150,12 +152,27 @@ func (q *portTx) forgetClosed() {
 // loop's own writer, which costs the scheduler nothing (see tun.Writer),
 // unless it holds two or more packets the device's Write could merge
 // (TCP or UDP with data): that Write coalesces them first, as GRO would.
+// Packet by packet, a pure ACK that a later one of its flow makes
+// redundant is left out (see redundantACKs) and counted as coalesced.
 func (q *portTx) flush(t *tally) {
 	for i := range q.groups[:q.used] {
 		g := &q.groups[i]
 		if g.port.newSuperOut != nil && !mergeable(g.bufs) {
 			w := q.writer(g.port)
-			for _, b := range g.bufs {
+			if len(q.skip) < len(g.bufs) {
+				q.skip = make([]bool, len(g.bufs))
+			}
+			skip := q.skip[:len(g.bufs)]
+			if len(g.bufs) > 1 {
+				t.coalesced += uint64(redundantACKs(g.bufs, skip))
+			} else {
+				skip[0] = false
+			}
+			for j, b := range g.bufs {
+				if skip[j] {
+					t.portTx++ // its news go in the later ACK
+					continue
+				}
 				// A zero virtio-net header: a packet as it is, its
 				// checksum for the kernel to check.
 				h := b[Headroom-virtioHdrLen:]

@@ -113,7 +113,7 @@ type Stats struct {
 	UnderlayTxBytes   uint64            // UDP payload bytes handed to the underlay
 	Flooded           uint64            // packets replicated head-end
 	NeighborReplies   uint64            // ARP and neighbour-discovery messages sent: replies, and requests (uplinks', and for kernel VTEPs' addresses)
-	Coalesced         uint64            // received TCP segments and UDP datagrams merged into super-packets (counted in PortTxPackets too)
+	Coalesced         uint64            // received TCP segments and UDP datagrams merged into super-packets, and pure TCP ACKs a later one of their flow made redundant (counted in PortTxPackets too)
 	ICMPTooBig        uint64            // ICMP "too big" messages sent to local ports (toobig.go)
 	NeighborIn        uint64            // ARP replies and announcements and IPv6 advertisements from the underlay, taken in to learn from (learned.go)
 	UplinkRxFrames    uint64            // frames read from uplinks (transparent, l2bridge)

@@ -97,7 +97,7 @@ func newMetrics(src Sources) *metrics {
 		bytes:          d("dataplane_underlay_bytes_total", "VXLAN UDP payload bytes, by direction (rx, tx).", "direction"),
 		drops:          d("dataplane_drops_total", "Packets dropped by the switch, by reason.", "reason"),
 		flooded:        d("dataplane_flooded_total", "Packets replicated head-end to every VTEP of a network."),
-		coalesced:      d("dataplane_coalesced_total", "Received TCP segments and UDP datagrams written to containers merged into super-packets."),
+		coalesced:      d("dataplane_coalesced_total", "Received TCP segments and UDP datagrams written to containers merged into super-packets, and pure TCP ACKs left out as a later ACK of their flow said more."),
 		neighborIn:     d("dataplane_neighbor_learned_total", "ARP replies and announcements and IPv6 neighbour advertisements from other hosts taken in to learn addresses no table lists."),
 		icmpTooBig:     d("dataplane_icmp_too_big_total", "ICMP \"fragmentation needed\" and ICMPv6 \"packet too big\" messages sent to containers whose packets exceeded the MTU or a narrower underlay path."),
 		neighbor:       d("dataplane_neighbor_replies_total", "ARP and IPv6 neighbour messages sent: replies answered from the tables, and uplinks' ARP requests."),
