@@ -12,11 +12,14 @@ import "encoding/binary"
 // redundant:
 //
 //   - both carry nothing but an acknowledgement: no data, no flag but ACK
-//     (so no SYN, FIN, RST, URG, PSH, ECE, CWR), no option but NOP, EOL and
-//     timestamps (so never a SACK block, which tells of losses);
-//   - the later one acknowledges more (a duplicate ACK, same number, is
-//     kept: it may be the sender's sign of a loss), and offers a window no
-//     smaller.
+//     (so no SYN, FIN, RST, URG, PSH, ECE, CWR, AE), no option but NOP, EOL
+//     and timestamps (so never a SACK block, which tells of losses), and
+//     no congestion mark (ECN CE) in the IP header;
+//   - the later one acknowledges more, and offers a window no smaller: a
+//     duplicate ACK (the same number, perhaps the sender's sign of a loss)
+//     goes unless a later one acknowledges more, by when the hole is filled;
+//   - the later one's checksums are good, so the kernel will not drop it
+//     and with it what the earlier ones said.
 //
 // The sender's TCP counts acknowledged bytes, not ACKs, so it grows its
 // window as it would have; it sees one stretch ACK where GRO on a real NIC
@@ -32,9 +35,10 @@ type ackKey struct {
 // ackSeen is a pure ACK later in the group: the one an earlier ACK of its
 // flow is compared with.
 type ackSeen struct {
-	key ackKey
-	ack uint32
-	win uint16
+	key    ackKey
+	ack    uint32
+	win    uint16
+	intact bool // its checksums are good
 }
 
 // ackFlows bounds the flows one filtering pass keeps track of; a group
@@ -51,7 +55,8 @@ func pureACK(pkt []byte) (k ackKey, ack uint32, win uint16, ok bool) {
 	}
 	l4 := info.l4
 	tl := tcpHeaderLenAt(pkt, l4)
-	if tl < tcpHeaderLen || info.length != l4+tl || pkt[l4+13] != 0x10 {
+	// Byte 12's low bits: AE (AccECN) and the reserved ones.
+	if tl < tcpHeaderLen || info.length != l4+tl || pkt[l4+13] != 0x10 || pkt[l4+12]&0x0f != 0 || ecnCE(pkt, info.v6) {
 		return k, 0, 0, false
 	}
 	for o := l4 + tcpHeaderLen; o < l4+tl; {
@@ -79,6 +84,28 @@ func pureACK(pkt []byte) (k ackKey, ack uint32, win uint16, ok bool) {
 	return k, binary.BigEndian.Uint32(pkt[l4+8:]), binary.BigEndian.Uint16(pkt[l4+14:]), true
 }
 
+// ecnCE reports whether the IP header carries the congestion mark.
+func ecnCE(pkt []byte, v6 bool) bool {
+	if v6 {
+		return (binary.BigEndian.Uint16(pkt)>>4)&3 == 3
+	}
+	return pkt[1]&3 == 3
+}
+
+// ackIntact reports whether a pure ACK's checksums are ones the kernel
+// takes: the IPv4 header's, and TCP's (whole, or partial as a vxnet peer
+// may leave it; see checksumAcceptable).
+func ackIntact(pkt []byte) bool {
+	info, ok := parseIP(pkt)
+	if !ok {
+		return false
+	}
+	if !info.v6 && fold(sum(0, pkt[:info.l4])) != 0xffff {
+		return false
+	}
+	return checksumAcceptable(pkt, &info)
+}
+
 // redundantACKs sets skip[i] for each packet of bufs (each at Headroom)
 // that a later pure ACK of its flow makes redundant, and returns how many.
 // skip must be as long as bufs.
@@ -96,7 +123,7 @@ func redundantACKs(bufs [][]byte, skip []bool) int {
 			j++
 		}
 		if j < used {
-			if later := seen[j]; int32(later.ack-ack) > 0 && later.win >= win {
+			if later := seen[j]; later.intact && int32(later.ack-ack) > 0 && later.win >= win {
 				skip[i] = true
 				n++
 				continue
@@ -107,7 +134,7 @@ func redundantACKs(bufs [][]byte, skip []bool) int {
 			j = next
 			next = (next + 1) % ackFlows
 		}
-		seen[j] = ackSeen{key: k, ack: ack, win: win}
+		seen[j] = ackSeen{key: k, ack: ack, win: win, intact: ackIntact(bufs[i][Headroom:])}
 	}
 	return n
 }

@@ -15,6 +15,10 @@ type ackSpec struct {
 	flags   byte   // 0 means ACK alone (0x10)
 	options []byte // padded to 4 bytes with NOPs
 	data    int    // payload bytes
+	tos     byte   // IPv4 TOS or IPv6 traffic class (ECN in the low bits)
+	ae      bool   // the AccECN AE bit
+	badSum  bool   // a TCP checksum off by one
+	partial bool   // the TCP checksum as a vxnet peer may leave it: the pseudo-header's
 }
 
 // ackTS is a timestamps option behind two NOPs, as Linux sends it.
@@ -33,16 +37,18 @@ func ackPacket(s ackSpec) []byte {
 	}
 	pkt := make([]byte, ipl+tl+s.data)
 	if s.v6 {
-		pkt[0] = 0x60
+		pkt[0] = 0x60 | s.tos>>4
+		pkt[1] = s.tos << 4
 		binary.BigEndian.PutUint16(pkt[4:], uint16(tl+s.data))
 		pkt[6], pkt[7] = protoTCP, 64
 		pkt[8], pkt[23] = 0xfd, 1
 		pkt[24], pkt[39] = 0xfd, 2
 	} else {
-		pkt[0] = 0x45
+		pkt[0], pkt[1] = 0x45, s.tos
 		binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
 		pkt[8], pkt[9] = 64, protoTCP
 		copy(pkt[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+		binary.BigEndian.PutUint16(pkt[10:], ^fold(sum(0, pkt[:ipv4HeaderLen])))
 	}
 	t := pkt[ipl:]
 	binary.BigEndian.PutUint16(t[0:], s.sport)
@@ -54,8 +60,21 @@ func ackPacket(s ackSpec) []byte {
 	if t[13] == 0 {
 		t[13] = 0x10
 	}
+	if s.ae {
+		t[12] |= 1
+	}
 	binary.BigEndian.PutUint16(t[14:], s.win)
 	copy(t[tcpHeaderLen:], opts)
+	info, _ := parseIP(pkt)
+	pseudo := pseudoHeaderSum(pkt, &info, len(t))
+	c := ^fold(sum(pseudo, t))
+	if s.partial {
+		c = fold(pseudo)
+	}
+	if s.badSum {
+		c++
+	}
+	binary.BigEndian.PutUint16(t[16:], c)
 	return append(make([]byte, Headroom), pkt...)
 }
 
@@ -81,6 +100,13 @@ func TestRedundantACKs(t *testing.T) {
 		{"ECE", []ackSpec{{sport: 1, ack: 100, win: 9, flags: 0x50}, {sport: 1, ack: 200, win: 9}}, []bool{false, false}},
 		{"other flows", []ackSpec{{sport: 1, ack: 100, win: 9}, {sport: 2, ack: 200, win: 9}, {v6: true, sport: 1, ack: 300, win: 9}}, []bool{false, false, false}},
 		{"interleaved flows", []ackSpec{{sport: 1, ack: 100, win: 9}, {sport: 2, ack: 100, win: 9}, {sport: 1, ack: 200, win: 9}, {sport: 2, ack: 150, win: 9}}, []bool{true, true, false, false}},
+		{"the later's checksum is bad", []ackSpec{{sport: 1, ack: 100, win: 9}, {sport: 1, ack: 200, win: 9, badSum: true}}, []bool{false, false}},
+		{"a partial checksum from a vxnet peer", []ackSpec{{sport: 1, ack: 100, win: 9, partial: true}, {sport: 1, ack: 200, win: 9, partial: true}}, []bool{true, false}},
+		{"a congestion mark", []ackSpec{{sport: 1, ack: 100, win: 9, tos: 3}, {sport: 1, ack: 200, win: 9}}, []bool{false, false}},
+		{"a congestion mark, IPv6", []ackSpec{{v6: true, sport: 1, ack: 100, win: 9, tos: 3}, {v6: true, sport: 1, ack: 200, win: 9}}, []bool{false, false}},
+		{"ECT is no mark", []ackSpec{{sport: 1, ack: 100, win: 9, tos: 2}, {sport: 1, ack: 200, win: 9}}, []bool{true, false}},
+		{"AccECN's AE bit", []ackSpec{{sport: 1, ack: 100, win: 9, ae: true}, {sport: 1, ack: 200, win: 9}}, []bool{false, false}},
+		{"duplicates before one that says more", []ackSpec{{sport: 1, ack: 100, win: 9}, {sport: 1, ack: 100, win: 9}, {sport: 1, ack: 200, win: 9}}, []bool{true, true, false}},
 		{"an unknown option", []ackSpec{{sport: 1, ack: 100, win: 9, options: []byte{30, 4, 0, 0}}, {sport: 1, ack: 200, win: 9}}, []bool{false, false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +153,7 @@ func TestRedundantACKs_invariant(t *testing.T) {
 			if r.IntN(2) == 0 {
 				s.options = ackTS
 			}
+			s.badSum = r.IntN(10) == 0
 			specs[i], bufs[i] = s, ackPacket(s)
 		}
 		skip := make([]bool, n)
@@ -147,7 +174,7 @@ func TestRedundantACKs_invariant(t *testing.T) {
 			}
 			ok := false
 			for _, l := range specs[i+1:] {
-				if same(s, l) && l.data == 0 && int32(l.ack-s.ack) > 0 && l.win >= s.win {
+				if same(s, l) && l.data == 0 && !l.badSum && int32(l.ack-s.ack) > 0 && l.win >= s.win {
 					ok = true
 				}
 			}

@@ -134,9 +134,11 @@ type gatherArena struct {
 // one iovec per datagram.
 const gatherBytes = 2 * maxGSOBytes
 
-// gather appends b to the open message's bytes in the arena, copying the
-// message's first datagram there too when b is its second, and reports
-// whether it did (false: no room left, b needs an iovec of its own).
+// gather appends b to the open message's bytes in the arena, and reports
+// whether it did (false: no room left, b needs an iovec of its own). When
+// the message's bytes are not at the arena's end (b is its second datagram,
+// or another sender of the Writer gathered since), its one iovec is copied
+// there first.
 func (s *sender) gather(b []byte) bool {
 	a, g := s.arena, &s.gso
 	if a == nil {
@@ -154,6 +156,8 @@ func (s *sender) gather(b []byte) bool {
 		return true
 	}
 	if g.iovn[s.n-1] != 1 || room < int(last.Len)+len(b) {
+		// Past the arena's room, or iovecs of their own already: the
+		// rest of the message keeps one iovec per datagram.
 		return false
 	}
 	first := unsafe.Slice(last.Base, last.Len)
@@ -179,6 +183,7 @@ func setIov(v *unix.Iovec, b []byte) {
 func (s *sender) releaseGSO() {
 	g := &s.gso
 	clear(g.iovs[:g.niov])
+	clear(g.last[:s.n])
 	g.niov = 0
 	g.lastTo = netip.AddrPort{}
 }

@@ -250,8 +250,8 @@ func TestGSO_trainGoesAsOneIovec(t *testing.T) {
 	if n := s.tx.msgs[1].Hdr.Iovlen; n != 1 {
 		t.Errorf("second message has %d iovecs, want 1", n)
 	}
-	// 2×65535 bytes hold 90 datagrams: the third message gathers its
-	// first four, the rest have an iovec each.
+	// The arena holds 89 datagrams of 1450 bytes: the third message
+	// gathers its first three, the rest have an iovec each.
 	if n := s.tx.msgs[2].Hdr.Iovlen; n != 1+43-(gatherBytes/1450-86) {
 		t.Errorf("third message has %d iovecs, want %d", n, 1+43-(gatherBytes/1450-86))
 	}
