@@ -47,31 +47,26 @@ const ackFlows = 8
 
 // pureACK reports whether pkt is a TCP segment that carries only an
 // acknowledgement (see above), and its flow, acknowledgement number and
-// window.
-func pureACK(pkt []byte) (k ackKey, ack uint32, win uint16, ok bool) {
-	info, ok := parseIP(pkt)
+// window, with its IP header as parsed.
+func pureACK(pkt []byte) (k ackKey, ack uint32, win uint16, info ipInfo, ok bool) {
+	info, ok = parseIP(pkt)
 	if !ok || info.proto != protoTCP || info.l4 == 0 || info.length < info.l4+tcpHeaderLen {
-		return k, 0, 0, false
+		return k, 0, 0, info, false
 	}
 	l4 := info.l4
 	tl := tcpHeaderLenAt(pkt, l4)
-	// Byte 12's low bits: AE (AccECN) and the reserved ones.
-	if tl < tcpHeaderLen || info.length != l4+tl || pkt[l4+13] != 0x10 || pkt[l4+12]&0x0f != 0 || ecnCE(pkt, info.v6) {
-		return k, 0, 0, false
+	// The data offset's byte also holds AE (AccECN) and reserved bits.
+	if tl < tcpHeaderLen || info.length != l4+tl || pkt[l4+tcpFlagsOffset] != tcpFlagACK || pkt[l4+12]&0x0f != 0 || ecnCE(pkt, info.v6) {
+		return k, 0, 0, info, false
 	}
-	for o := l4 + tcpHeaderLen; o < l4+tl; {
-		switch pkt[o] {
-		case 0: // end of options
-			o = l4 + tl
-		case 1: // NOP
-			o++
-		case 8: // timestamps
-			if o+10 > l4+tl || pkt[o+1] != 10 {
-				return k, 0, 0, false
-			}
-			o += 10
-		default:
-			return k, 0, 0, false
+	for i, n := l4+tcpHeaderLen, 0; i < l4+tl; i += n {
+		var kind byte
+		kind, n, ok = nextOption(pkt[:l4+tl], i)
+		switch {
+		case kind == tcpOptEnd:
+			n = l4 + tl - i
+		case !ok || kind != tcpOptNOP && (kind != tcpOptTimestamps || n != tcpTimestampsLen):
+			return k, 0, 0, info, false
 		}
 	}
 	if info.v6 {
@@ -81,8 +76,13 @@ func pureACK(pkt []byte) (k ackKey, ack uint32, win uint16, ok bool) {
 		copy(k.addrs[:8], pkt[12:20])
 	}
 	k.ports = binary.BigEndian.Uint32(pkt[l4:])
-	return k, binary.BigEndian.Uint32(pkt[l4+8:]), binary.BigEndian.Uint16(pkt[l4+14:]), true
+	return k, binary.BigEndian.Uint32(pkt[l4+8:]), binary.BigEndian.Uint16(pkt[l4+14:]), info, true
 }
+
+const (
+	tcpOptTimestamps = 8
+	tcpTimestampsLen = 10
+)
 
 // ecnCE reports whether the IP header carries the congestion mark.
 func ecnCE(pkt []byte, v6 bool) bool {
@@ -95,15 +95,11 @@ func ecnCE(pkt []byte, v6 bool) bool {
 // ackIntact reports whether a pure ACK's checksums are ones the kernel
 // takes: the IPv4 header's, and TCP's (whole, or partial as a vxnet peer
 // may leave it; see checksumAcceptable).
-func ackIntact(pkt []byte) bool {
-	info, ok := parseIP(pkt)
-	if !ok {
-		return false
-	}
+func ackIntact(pkt []byte, info *ipInfo) bool {
 	if !info.v6 && fold(sum(0, pkt[:info.l4])) != 0xffff {
 		return false
 	}
-	return checksumAcceptable(pkt, &info)
+	return checksumAcceptable(pkt, info)
 }
 
 // redundantACKs sets skip[i] for each packet of bufs (each at Headroom)
@@ -114,7 +110,8 @@ func redundantACKs(bufs [][]byte, skip []bool) int {
 	used, next, n := 0, 0, 0
 	for i := len(bufs) - 1; i >= 0; i-- {
 		skip[i] = false
-		k, ack, win, ok := pureACK(bufs[i][Headroom:])
+		pkt := bufs[i][Headroom:]
+		k, ack, win, info, ok := pureACK(pkt)
 		if !ok {
 			continue
 		}
@@ -134,7 +131,7 @@ func redundantACKs(bufs [][]byte, skip []bool) int {
 			j = next
 			next = (next + 1) % ackFlows
 		}
-		seen[j] = ackSeen{key: k, ack: ack, win: win, intact: ackIntact(bufs[i][Headroom:])}
+		seen[j] = ackSeen{key: k, ack: ack, win: win, intact: ackIntact(pkt, &info)}
 	}
 	return n
 }

@@ -223,7 +223,7 @@ func FuzzPureACK(f *testing.F) {
 	f.Add(ackPacket(ackSpec{v6: true, sport: 1, ack: 100, win: 9})[Headroom:])
 	f.Add(ackPacket(ackSpec{sport: 1, ack: 100, win: 9, options: []byte{8, 10, 0, 0}})[Headroom:])
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		_, _, _, ok := pureACK(pkt)
+		_, _, _, _, ok := pureACK(pkt)
 		if !ok {
 			return
 		}

@@ -48,25 +48,18 @@ const ipv4MaxOptions = 40
 // every fragment carries: those whose type has the copied flag (RFC 791
 // 3.1). It reports whether opts are well formed.
 func copiedOptions(opts, dst []byte) ([]byte, bool) {
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case 0: // end of the list
+	for i, n := 0, 0; i < len(opts); i += n {
+		var kind byte
+		var ok bool
+		kind, n, ok = nextOption(opts, i)
+		switch {
+		case !ok:
+			return dst, false
+		case kind == tcpOptEnd: // the same in IPv4 (and NOP's copied flag is clear)
 			return dst, true
-		case 1: // no operation
-			i++
-			continue
-		}
-		if i+1 >= len(opts) {
-			return dst, false
-		}
-		n := int(opts[i+1])
-		if n < 2 || i+n > len(opts) {
-			return dst, false
-		}
-		if opts[i]&0x80 != 0 {
+		case kind&0x80 != 0:
 			dst = append(dst, opts[i:i+n]...)
 		}
-		i += n
 	}
 	return dst, true
 }

@@ -21,6 +21,23 @@ const (
 	ipv6MSSLess = 20 // an IPv6 header is 20 bytes longer than IPv4's
 )
 
+// nextOption reads the option at opts[i] of an IPv4 or a TCP header's
+// option list, which both lay out alike: end of list (0) and no-operation
+// (1) are one byte, every other option is kind, length (at least 2), data.
+// n is its length; ok is false when it is malformed (its length below 2,
+// or running past the list).
+func nextOption(opts []byte, i int) (kind byte, n int, ok bool) {
+	kind = opts[i]
+	if kind == tcpOptEnd || kind == tcpOptNOP {
+		return kind, 1, true
+	}
+	if i+1 >= len(opts) {
+		return kind, 0, false
+	}
+	n = int(opts[i+1])
+	return kind, n, n >= 2 && i+n <= len(opts)
+}
+
 // clampMSS lowers the MSS option of pkt, if it is a TCP SYN whose option
 // asks for more, to limit (IPv4; 20 less for IPv6). It reports whether it
 // changed the packet.
@@ -36,19 +53,14 @@ func clampMSS(pkt []byte, info *ipInfo, limit int) bool {
 	if end > len(pkt) {
 		return false
 	}
-	for i := l4 + tcpHeaderLen; i < end; {
-		switch pkt[i] {
-		case tcpOptEnd:
-			return false
-		case tcpOptNOP:
-			i++
-			continue
+	for i, n := l4+tcpHeaderLen, 0; i < end; i += n {
+		var kind byte
+		var ok bool
+		kind, n, ok = nextOption(pkt[:end], i)
+		if !ok || kind == tcpOptEnd {
+			return false // malformed options are left for the receiver
 		}
-		if i+1 >= end || pkt[i+1] < 2 || i+int(pkt[i+1]) > end {
-			return false // malformed options: left for the receiver
-		}
-		if pkt[i] != tcpOptMSS || pkt[i+1] != tcpMSSLen {
-			i += int(pkt[i+1])
+		if kind != tcpOptMSS || n != tcpMSSLen {
 			continue
 		}
 		old := binary.BigEndian.Uint16(pkt[i+2:])

@@ -176,3 +176,28 @@ func TestSwitch_clampMSS_bothWays(t *testing.T) {
 		t.Error("ClampMSS 100 accepted")
 	}
 }
+
+// TestNextOption: the option step IPv4's and TCP's walkers share.
+func TestNextOption(t *testing.T) {
+	for _, tc := range []struct {
+		opts []byte
+		i    int
+		kind byte
+		n    int
+		ok   bool
+	}{
+		{[]byte{0, 9, 9}, 0, 0, 1, true},
+		{[]byte{1, 2, 4, 5, 180}, 0, 1, 1, true},
+		{[]byte{1, 2, 4, 5, 180}, 1, 2, 4, true},
+		{[]byte{2, 4, 5}, 0, 2, 4, false},      // runs past the list
+		{[]byte{8, 1, 0, 0}, 0, 8, 1, false},   // length below 2
+		{[]byte{1, 130}, 1, 130, 0, false},     // no length byte
+		{[]byte{0x83, 3, 4}, 0, 0x83, 3, true}, // IPv4 loose source route, copied
+		{[]byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}, 2, 8, 10, true},
+	} {
+		kind, n, ok := nextOption(tc.opts, tc.i)
+		if kind != tc.kind || ok != tc.ok || ok && n != tc.n {
+			t.Errorf("nextOption(%v, %d) = %d, %d, %v; want %d, %d, %v", tc.opts, tc.i, kind, n, ok, tc.kind, tc.n, tc.ok)
+		}
+	}
+}

@@ -86,7 +86,7 @@ type sender struct {
 	err     syscall.Errno
 	sendFn  func(fd uintptr) bool // s.doSend, bound once
 	gso     gsoScratch
-	arena   *gatherArena // its Writer's
+	arena   *gatherArena // its Writer's; nil: an iovec per datagram (BenchmarkGSOTrain compares)
 	// one and oneIov send a GSO message's short last datagram alone
 	// (sendShortLast): kept here, so that the error path allocates nothing.
 	one    unix.Msghdr
