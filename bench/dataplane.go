@@ -168,6 +168,12 @@ type DataplaneSample struct {
 	// the path, was the limit.
 	UDP64PPS     float64 `json:"udp64Pps"`
 	UDP64SentPPS float64 `json:"udp64SentPps"`
+	// UDP64DeliveredPPS is what the path put into the receiving socket
+	// per second, kept or not: the server's namespace's UDP InDatagrams
+	// and RcvbufErrors over the test. Far above UDP64PPS, the path kept up
+	// and the receiver (short of CPU) dropped the rest; 0 where the
+	// server's namespace also carries the path's own UDP (wireguard-go).
+	UDP64DeliveredPPS float64 `json:"udp64DeliveredPps,omitempty"`
 	// RTTP50us and RTTP99us are percentiles of the ping round trips, µs;
 	// PingLost how many echo requests got no reply.
 	RTTP50us float64 `json:"rttP50us"`

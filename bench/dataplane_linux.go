@@ -43,6 +43,10 @@ type benchPath struct {
 	// shared: the server (iperf3 -s) is another path's, reached at
 	// another address (vxnet-vip: the vxnet path's, at the VIP).
 	shared bool
+	// tunnelUDP: the server's namespace also receives the path's own
+	// tunnel datagrams (a host-only path), so its UDP counters do not tell
+	// what reached the server's socket.
+	tunnelUDP bool
 }
 
 // testbed is everything RunDataplane built: namespaces and processes,
@@ -175,7 +179,7 @@ func (tb *testbed) build(ctx context.Context) error {
 		if p.key == PathKernel { // the underlay path runs on the kernel path's hosts
 			tb.paths = append(tb.paths, &benchPath{key: PathUnderlay, label: "underlay", client: h1, server: h2, addr: p.underlay + ".2"})
 		}
-		tb.paths = append(tb.paths, &benchPath{key: p.key, label: p.label, client: c1, server: c2, addr: p.subnet + ".2", cpu: own})
+		tb.paths = append(tb.paths, &benchPath{key: p.key, label: p.label, client: c1, server: c2, addr: p.subnet + ".2", cpu: own, tunnelUDP: p.hostOnly})
 		if p.key == PathVxnet {
 			// The same hosts, the same server, reached at the VIP of a
 			// service whose one task is the server: what the VIP costs.

@@ -70,6 +70,13 @@ func TestRunDataplane_brief(t *testing.T) {
 				t.Errorf("%s: %s = %v, want > 0", s.Path, name, v)
 			}
 		}
+		if s.Path == PathWireGuard {
+			if s.UDP64DeliveredPPS != 0 {
+				t.Errorf("%s: UDP delivered %v, want none (its own tunnel shares the server's counters)", s.Path, s.UDP64DeliveredPPS)
+			}
+		} else if s.UDP64DeliveredPPS < s.UDP64PPS*0.999 {
+			t.Errorf("%s: UDP delivered %v pps, fewer than the %v received", s.Path, s.UDP64DeliveredPPS, s.UDP64PPS)
+		}
 		if s.Path == PathVxnet || s.Path == PathVIP || s.Path == PathSealed || s.Path == PathWireGuard {
 			for _, test := range []string{TestTCP1, TestTCP4, TestUDP64} {
 				if !(s.CPUSeconds[test] > 0) {

@@ -106,16 +106,48 @@ func (tb *testbed) tcp(streams int) func(context.Context, *benchPath, *Dataplane
 }
 
 // udp64 sends 64-byte datagrams as fast as iperf3 can (-b 0) and counts
-// what the receiver got.
+// what the receiver got and, from the server namespace's UDP counters,
+// what the path delivered to its socket.
 func (tb *testbed) udp64(ctx context.Context, p *benchPath, s *DataplaneSample) (string, error) {
+	var before udpCounters
+	if !p.tunnelUDP {
+		var err error
+		if before, err = tb.udpCounters(ctx, p.server); err != nil {
+			return "", err
+		}
+	}
 	out, err := tb.iperf(ctx, p, "-u", "-l", "64", "-b", "0")
 	if err != nil {
 		return "", err
 	}
-	if s.UDP64PPS, s.UDP64SentPPS, err = parseIperfUDP(out); err != nil {
+	u, err := parseIperfUDP(out)
+	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s received (%s sent)", formatValue(s.UDP64PPS, "pps"), formatValue(s.UDP64SentPPS, "pps")), nil
+	s.UDP64PPS, s.UDP64SentPPS = u.received, u.sent
+	msg := fmt.Sprintf("%s received (%s sent", formatValue(s.UDP64PPS, "pps"), formatValue(s.UDP64SentPPS, "pps"))
+	if !p.tunnelUDP {
+		after, err := tb.udpCounters(ctx, p.server)
+		if err != nil {
+			return "", err
+		}
+		s.UDP64DeliveredPPS = float64(before.delivered(after)) / u.seconds
+		msg += ", " + formatValue(s.UDP64DeliveredPPS, "pps") + " delivered to its socket"
+	}
+	return msg + ")", nil
+}
+
+// udpCounters reads namespace ns's UDP counters.
+func (tb *testbed) udpCounters(ctx context.Context, ns string) (udpCounters, error) {
+	out, err := run(ctx, "ip", "netns", "exec", ns, "cat", "/proc/net/snmp")
+	if err != nil {
+		return udpCounters{}, err
+	}
+	c, err := parseSNMPUDP(out)
+	if err != nil {
+		return udpCounters{}, fmt.Errorf("namespace %s: %w", ns, err)
+	}
+	return c, nil
 }
 
 // ping sends echo requests every PingInterval for Time and takes the

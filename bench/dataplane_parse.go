@@ -61,26 +61,85 @@ func parseIperfTCP(out []byte) (float64, error) {
 	return s.BitsPerSecond, nil
 }
 
+// iperfUDP is what parseIperfUDP read from a UDP test.
+type iperfUDP struct {
+	received, sent float64 // datagrams per second
+	seconds        float64 // the receiver's length of the test
+}
+
 // parseIperfUDP returns the datagrams per second the receiver got, and
 // the sender sent, in a UDP test: (packets - lost) / seconds.
-func parseIperfUDP(out []byte) (received, sent float64, err error) {
+func parseIperfUDP(out []byte) (iperfUDP, error) {
 	r, err := decodeIperf(out)
 	if err != nil {
-		return 0, 0, err
+		return iperfUDP{}, err
 	}
 	recv := r.End.SumReceived
 	if recv == nil {
 		recv = r.End.Sum
 	}
 	if recv == nil || recv.Seconds <= 0 || recv.Packets <= 0 {
-		return 0, 0, errors.New("iperf3 -J output: no end.sum_received (or end.sum) with packets")
+		return iperfUDP{}, errors.New("iperf3 -J output: no end.sum_received (or end.sum) with packets")
 	}
-	received = max(0, recv.Packets-recv.LostPackets) / recv.Seconds
-	sent = recv.Packets / recv.Seconds
+	u := iperfUDP{received: max(0, recv.Packets-recv.LostPackets) / recv.Seconds, sent: recv.Packets / recv.Seconds, seconds: recv.Seconds}
 	if s := r.End.SumSent; s != nil && s.Seconds > 0 && s.Packets > 0 {
-		sent = s.Packets / s.Seconds
+		u.sent = s.Packets / s.Seconds
 	}
-	return received, sent, nil
+	return u, nil
+}
+
+// udpCounters are a namespace's UDP counters from /proc/net/snmp.
+type udpCounters struct {
+	inDatagrams, rcvbufErrors uint64
+}
+
+// delivered is how many datagrams reached a socket between c and later,
+// kept (InDatagrams) or dropped on a full receive buffer (RcvbufErrors).
+func (c udpCounters) delivered(later udpCounters) uint64 {
+	return (later.inDatagrams - c.inDatagrams) + (later.rcvbufErrors - c.rcvbufErrors)
+}
+
+// parseSNMPUDP reads the Udp counters of /proc/net/snmp: a line of names
+// ("Udp: InDatagrams NoPorts ...") and one of values ("Udp: 12 0 ...").
+func parseSNMPUDP(text string) (udpCounters, error) {
+	var names []string
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f[1:]
+			continue
+		}
+		if len(f)-1 != len(names) {
+			return udpCounters{}, fmt.Errorf("/proc/net/snmp: Udp has %d names and %d values", len(names), len(f)-1)
+		}
+		var c udpCounters
+		found := 0
+		for i, name := range names {
+			var dst *uint64
+			switch name {
+			case "InDatagrams":
+				dst = &c.inDatagrams
+			case "RcvbufErrors":
+				dst = &c.rcvbufErrors
+			default:
+				continue
+			}
+			v, err := strconv.ParseUint(f[i+1], 10, 64)
+			if err != nil {
+				return udpCounters{}, fmt.Errorf("/proc/net/snmp: Udp %s %q: not a count", name, f[i+1])
+			}
+			*dst = v
+			found++
+		}
+		if found != 2 {
+			return udpCounters{}, errors.New("/proc/net/snmp: Udp has no InDatagrams or no RcvbufErrors")
+		}
+		return c, nil
+	}
+	return udpCounters{}, errors.New("/proc/net/snmp: no Udp names and values")
 }
 
 // pingStats is what parsePing read from iputils ping's output.

@@ -48,7 +48,7 @@ type PeerTarget struct {
 // on each path, and the ratios of the medians. Relay is empty (N 0) when
 // the run left the socat relay out.
 type MetricSummary struct {
-	Key      string `json:"key"`  // tcp1, tcp4, udp64, rttP50, rttP99
+	Key      string `json:"key"`  // tcp1, tcp4, udp64, udp64Delivered, rttP50, rttP99
 	Name     string `json:"name"` // as the table prints it
 	Unit     string `json:"unit"` // Gbit/s, pps, µs
 	Underlay Stat   `json:"underlay"`
@@ -89,7 +89,9 @@ type CPUSummary struct {
 type metric struct {
 	key, name, unit string
 	lowerIsBetter   bool
-	get             func(DataplaneSample) float64
+	// optional: a sample's 0 means not measured on its path.
+	optional bool
+	get      func(DataplaneSample) float64
 	// target is the bound on vxnet/kernel: a minimum, or for
 	// lowerIsBetter a maximum; 0 for none.
 	target float64
@@ -99,6 +101,7 @@ var dataplaneMetrics = []metric{
 	{key: "tcp1", name: "TCP 1 stream", unit: "Gbit/s", get: func(s DataplaneSample) float64 { return s.TCP1Gbps }, target: 0.5},
 	{key: "tcp4", name: "TCP 4 streams", unit: "Gbit/s", get: func(s DataplaneSample) float64 { return s.TCP4Gbps }},
 	{key: "udp64", name: "UDP 64 B received", unit: "pps", get: func(s DataplaneSample) float64 { return s.UDP64PPS }, target: 0.5},
+	{key: "udp64Delivered", name: "UDP 64 B delivered", unit: "pps", optional: true, get: func(s DataplaneSample) float64 { return s.UDP64DeliveredPPS }},
 	{key: "rttP50", name: "ping RTT p50", unit: "µs", lowerIsBetter: true, get: func(s DataplaneSample) float64 { return s.RTTP50us }, target: 2},
 	{key: "rttP99", name: "ping RTT p99", unit: "µs", lowerIsBetter: true, get: func(s DataplaneSample) float64 { return s.RTTP99us }},
 }
@@ -113,7 +116,12 @@ func (r *DataplaneReport) summarize() {
 	for _, m := range dataplaneMetrics {
 		per := map[string][]float64{}
 		for _, s := range r.Samples {
-			per[s.Path] = append(per[s.Path], m.get(s))
+			if v := m.get(s); v != 0 || !m.optional {
+				per[s.Path] = append(per[s.Path], v)
+			}
+		}
+		if len(per) == 0 {
+			continue // an optional metric no path measured (a report from before it)
 		}
 		ms := MetricSummary{Key: m.key, Name: m.name, Unit: m.unit,
 			Underlay: summarize(per[PathUnderlay]), Kernel: summarize(per[PathKernel]), Vxnet: summarize(per[PathVxnet]),

@@ -53,7 +53,7 @@ func TestParseIperf_errors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var err error
 			if tc.udp {
-				_, _, err = parseIperfUDP([]byte(tc.out))
+				_, err = parseIperfUDP([]byte(tc.out))
 			} else {
 				_, err = parseIperfTCP([]byte(tc.out))
 			}
@@ -66,22 +66,76 @@ func TestParseIperf_errors(t *testing.T) {
 
 func TestParseIperfUDP_receivedAndSent(t *testing.T) {
 	for name, tc := range map[string]struct {
-		out        string
-		recv, sent float64
+		out                 string
+		recv, sent, seconds float64
 	}{
-		"3.12 with sum_received": {iperfUDPSample, (152710 - 20846) / 2.000812, 152710 / 2.000698},
-		"only end.sum":           {iperfUDPOldSample, 450, 500},
+		"3.12 with sum_received": {iperfUDPSample, (152710 - 20846) / 2.000812, 152710 / 2.000698, 2.000812},
+		"only end.sum":           {iperfUDPOldSample, 450, 500, 2},
 	} {
 		t.Run(name, func(t *testing.T) {
-			recv, sent, err := parseIperfUDP([]byte(tc.out))
+			u, err := parseIperfUDP([]byte(tc.out))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if math.Abs(recv-tc.recv) > 1e-6 || math.Abs(sent-tc.sent) > 1e-6 {
-				t.Errorf("got %v received, %v sent per second; want %v, %v", recv, sent, tc.recv, tc.sent)
+			if math.Abs(u.received-tc.recv) > 1e-6 || math.Abs(u.sent-tc.sent) > 1e-6 || u.seconds != tc.seconds {
+				t.Errorf("got %v received, %v sent per second over %v s; want %v, %v, %v", u.received, u.sent, u.seconds, tc.recv, tc.sent, tc.seconds)
 			}
 		})
 	}
+}
+
+// snmpSample is /proc/net/snmp's UDP part (Linux 6.x), UdpLite after it.
+const snmpSample = `Ip: Forwarding DefaultTTL InReceives
+Ip: 1 64 1000
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+Udp: 711577 2 507314 0 507314 0 0 0 0
+UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+UdpLite: 5 0 0 0 9 0 0 0 0
+`
+
+func TestParseSNMPUDP(t *testing.T) {
+	c, err := parseSNMPUDP(snmpSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != (udpCounters{inDatagrams: 711577, rcvbufErrors: 507314}) {
+		t.Errorf("got %+v, want Udp's InDatagrams 711577 and RcvbufErrors 507314 (not UdpLite's)", c)
+	}
+	later := udpCounters{inDatagrams: 711677, rcvbufErrors: 507324}
+	if got := c.delivered(later); got != 110 {
+		t.Errorf("delivered %d, want 100 kept + 10 dropped", got)
+	}
+	for name, tc := range map[string]struct{ text, want string }{
+		"empty":          {"", "no Udp names and values"},
+		"names only":     {"Udp: InDatagrams RcvbufErrors\n", "no Udp names and values"},
+		"short values":   {"Udp: InDatagrams RcvbufErrors\nUdp: 1\n", "2 names and 1 values"},
+		"not a number":   {"Udp: InDatagrams RcvbufErrors\nUdp: 1 x\n", `RcvbufErrors "x"`},
+		"negative":       {"Udp: InDatagrams RcvbufErrors\nUdp: -1 0\n", `InDatagrams "-1"`},
+		"no RcvbufError": {"Udp: InDatagrams NoPorts\nUdp: 1 2\n", "no InDatagrams or no RcvbufErrors"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parseSNMPUDP(tc.text); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one that says %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParseSNMPUDP(f *testing.F) {
+	f.Add(snmpSample)
+	f.Add("Udp: InDatagrams RcvbufErrors\nUdp: 1 x\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := parseSNMPUDP(text)
+		if err != nil {
+			if c != (udpCounters{}) {
+				t.Errorf("error %v with counters %+v", err, c)
+			}
+			return
+		}
+		if !strings.Contains(text, "InDatagrams") || !strings.Contains(text, "RcvbufErrors") {
+			t.Errorf("counters %+v from text without both names", c)
+		}
+	})
 }
 
 // pingSample is iputils ping's output with one reply missing.
@@ -179,6 +233,32 @@ func sampleReport() DataplaneReport {
 	}
 	r.summarize()
 	return r
+}
+
+// The delivered rate is measured where the server's namespace carries no
+// UDP of the path's own: a path without it shows "—", not 0, and a report
+// from before the metric has no row for it.
+func TestDataplaneReport_deliveredIsOptional(t *testing.T) {
+	if r := sampleReport(); r.metric("udp64Delivered") != nil || strings.Contains(r.Markdown(), "delivered") {
+		t.Error("a report without delivered rates has a delivered row")
+	}
+	r := sampleReport()
+	for i := range r.Samples {
+		if r.Samples[i].Path != PathUnderlay { // as wireguard-go: not measured
+			r.Samples[i].UDP64DeliveredPPS = 2 * r.Samples[i].UDP64PPS
+		}
+	}
+	r.summarize()
+	m := r.metric("udp64Delivered")
+	if m == nil {
+		t.Fatal("no delivered row")
+	}
+	if m.Underlay.N != 0 || m.Kernel.N != 3 || m.Vxnet.Median != 80e3 || m.Pass != nil {
+		t.Errorf("delivered: underlay %+v, kernel %+v, vxnet %+v, pass %v; want none, 3 samples, 80k, no target", m.Underlay, m.Kernel, m.Vxnet, m.Pass)
+	}
+	if md := r.Markdown(); !strings.Contains(md, "| UDP 64 B delivered | — | 190k pps (180k–200k) | 80k pps (76k–84k) |") {
+		t.Errorf("markdown lacks the delivered row:\n%s", md)
+	}
 }
 
 func TestDataplaneReport_summarize_ratiosAndTargets(t *testing.T) {

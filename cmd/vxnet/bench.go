@@ -69,6 +69,12 @@ Numbers, per path, median over the repetitions with the range (min–max):
   UDP 64 B         iperf3 -u -l 64 -b 0: 64-byte datagrams per second the
                    receiver got (the sent rate is in the progress and the JSON;
                    when both are close, iperf3 itself was the limit)
+  UDP delivered    datagrams per second the path put into the receiving
+                   socket, kept or dropped there for want of room (the server
+                   namespace's UDP InDatagrams + RcvbufErrors; not for
+                   wireguard-go, whose tunnel shares the namespace): far above
+                   "received", the path kept up and the receiver, short of
+                   CPU, did not
   ping RTT p50/p99 ping -i 0.01 for --time: percentiles of the round trips
   vxnet CPU        CPU seconds (user + system) both vxnet processes used during
                    each test, and cores busy (seconds per second of test)
