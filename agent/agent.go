@@ -319,7 +319,8 @@ func (a *Agent) openTables(keys [][]byte, profile gossip.Profile) (kvs.Config, e
 func (a *Agent) openParts(kc kvs.Config, profile gossip.Profile) error {
 	cfg := a.cfg
 	a.table = kvstable.New(a.kv)
-	gcfg := ipam.GlobalConfig{Table: a.table, Store: a.store, Logger: cfg.Logger, OnLost: a.onLost, Forgotten: a.forgottenHost}
+	gcfg := ipam.GlobalConfig{Table: a.table, Store: a.store, Logger: cfg.Logger, OnLost: a.onLost, Forgotten: a.forgottenHost,
+		Avoid: a.avoidForSubnets}
 	if profile == gossip.ProfileFast {
 		gcfg.Settle, gcfg.InheritAfter = 300*time.Millisecond, kc.ReapAfter
 	}

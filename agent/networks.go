@@ -617,8 +617,44 @@ func hostAddrs() []hostAddr {
 	addrs, _ := config.InterfaceAddrs() // none known: nothing to check
 	var out []hostAddr
 	for _, ia := range addrs {
-		if a := ia.Addr; !strings.HasPrefix(ia.Iface.Name, hostnet.GatewayPrefix) && !a.IsLoopback() && !a.IsLinkLocalUnicast() && !a.IsUnspecified() {
-			out = append(out, hostAddr{ia.Iface.Name, a})
+		if hostsOwn(ia) {
+			out = append(out, hostAddr{ia.Iface.Name, ia.Addr})
+		}
+	}
+	return out
+}
+
+// hostsOwn reports whether ia is one of the host's own addresses a
+// network must keep apart from: not loopback, link-local or unspecified,
+// and not on one of vxnet's gateway devices.
+func hostsOwn(ia config.IfaceAddr) bool {
+	a := ia.Addr
+	return !strings.HasPrefix(ia.Iface.Name, hostnet.GatewayPrefix) && !a.IsLoopback() && !a.IsLinkLocalUnicast() && !a.IsUnspecified()
+}
+
+// avoidForSubnets is what a subnet from the default address pools must
+// not overlap (ipam.GlobalConfig.Avoid), as Docker steers its pools around
+// the host's routes: the networks of this host's interfaces (its LANs,
+// other runtimes' bridges, as hostsOwn picks them; an address whose
+// prefix length is unknown, alone) and every member's underlay address.
+// Their routes would be shadowed by the network's.
+func (a *Agent) avoidForSubnets() []netip.Prefix {
+	addrs, _ := config.InterfaceAddrs()
+	var out []netip.Prefix
+	for _, ia := range addrs {
+		if !hostsOwn(ia) {
+			continue
+		}
+		p := ia.Network()
+		if !p.IsValid() {
+			p = netip.PrefixFrom(ia.Addr, ia.Addr.BitLen())
+		}
+		out = append(out, p)
+	}
+	for _, m := range a.Members() {
+		if v, err := netip.ParseAddr(m.VTEP); err == nil {
+			v = v.Unmap()
+			out = append(out, netip.PrefixFrom(v, v.BitLen()))
 		}
 	}
 	return out

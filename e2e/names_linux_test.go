@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/netip"
 	"os/exec"
 	"sort"
 	"strings"
@@ -62,5 +63,40 @@ func TestAgent_namesSubnetsAndSRV(t *testing.T) {
 	}
 	if got := c.dig(c2, "WEB1", false); got != "10.52.0.2" {
 		t.Errorf("WEB1 from c2: %q, want 10.52.0.2 (names are case-insensitive)", got)
+	}
+}
+
+// TestAgent_autoSubnetAvoidsHostNetworks: a network created without
+// --subnet steers around the host's own networks, whose routes it would
+// shadow: with a LAN on the subnet the default pools gave a moment
+// before, the same request takes a subnet off the LAN; with a LAN over
+// the whole pool, it is refused, naming the LAN and the way out.
+func TestAgent_autoSubnetAvoidsHostNetworks(t *testing.T) {
+	l := newLab(t)
+	c := l.cluster("198.18.53", "h1")
+	ns := c.hosts["h1"].ns
+	c.cli("h1", "network", "create", "probe")
+	first := netip.MustParsePrefix(c.networks("h1")["probe"].Subnet)
+	c.cli("h1", "network", "rm", "probe")
+
+	// A LAN on the /16 around it: a veth of the host's to a namespace of
+	// the test's own.
+	lan := netip.PrefixFrom(first.Addr(), 16).Masked()
+	l.veth(ns, "lan0", netip.PrefixFrom(lan.Addr().Next(), 16).String(), l.netns("lan"), "lan0", "")
+	c.cli("h1", "network", "create", "probe") // the same name starts the search at the same place
+	again := netip.MustParsePrefix(c.networks("h1")["probe"].Subnet)
+	if again.Overlaps(lan) {
+		t.Errorf("with a LAN on %v, the network took %v (before the LAN: %v)", lan, again, first)
+	}
+
+	l.run("ip", "-n", ns, "addr", "flush", "dev", "lan0")
+	l.run("ip", "-n", ns, "addr", "add", "10.0.0.1/8", "dev", "lan0")
+	out, err := c.tryCLI("h1", "network", "create", "other")
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 ||
+		!strings.Contains(out, "10.0.0.0/8") || !strings.Contains(out, "this host's networks") || !strings.Contains(out, "give a subnet") {
+		t.Errorf("with a LAN over the whole pool: %v, want exit 1 naming the LAN and --subnet:\n%s", err, out)
+	}
+	if _, ok := c.networks("h1")["other"]; ok {
+		t.Error("the refused network is listed")
 	}
 }

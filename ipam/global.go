@@ -55,6 +55,14 @@ type GlobalConfig struct {
 	// absent longer than InheritAfter). The caller must readdress those
 	// endpoints. Called without locks held, from the refreshing goroutine.
 	OnLost func(network string, addrs []netip.Addr)
+	// Avoid lists what an automatic subnet must not overlap besides the
+	// claimed networks: this host's own networks (its interfaces' LANs,
+	// other runtimes' bridges) and the hosts' underlay addresses, which a
+	// network's routes would shadow. Called without the Global's lock at
+	// each creation of a network without a subnet; an automatic subnet
+	// that later moves (it lost an overlap) steers around what the last
+	// call said. Nil: nothing.
+	Avoid func() []netip.Prefix
 	// Logger gets protocol events; nil discards.
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -105,6 +113,7 @@ type Global struct {
 
 	mu      sync.Mutex
 	nets    map[string]*gnet
+	avoid   []netip.Prefix       // GlobalConfig.Avoid's answer at the last automatic creation
 	absent  map[string]time.Time // hosts seen in rows but not live, since
 	wake    chan struct{}        // closed at every refresh
 	lost    []lostLeases         // to report after unlocking
@@ -304,8 +313,15 @@ func (g *Global) createNetwork(ctx context.Context, name string, c PoolConfig, b
 			Detail: "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"}
 	}
 	auto := c.Subnet == ""
+	var avoid []netip.Prefix
+	if auto && g.cfg.Avoid != nil {
+		avoid = g.cfg.Avoid()
+	}
 	for attempt := 0; attempt < 16; attempt++ {
 		g.mu.Lock()
+		if auto && g.cfg.Avoid != nil {
+			g.avoid = avoid
+		}
 		g.refreshLocked()
 		if n, ok := g.nets[name]; ok {
 			err := &Error{Network: name, Field: "name", Value: name, Err: ErrInUse,
@@ -1009,20 +1025,41 @@ func blockBitsFor(network string, rng netip.Prefix, blockSize int) (int, error) 
 }
 
 // pickSubnetLocked finds a default-pool subnet no visible claim overlaps,
-// starting at a place that depends on the name so that hosts creating
-// networks at once rarely pick the same.
+// nor any of g.avoid (this host's networks, the hosts' underlay
+// addresses), starting at a place that depends on the name so that hosts
+// creating networks at once rarely pick the same.
 func (g *Global) pickSubnetLocked(name string) (netip.Prefix, error) {
 	s := g.subnets
 	count := uint64(1) << (s.size - s.base.Bits())
 	start := rank(name, g.self) % count
+	var avoided netip.Prefix // the first of g.avoid a candidate overlapped, for the error
 	for i := uint64(0); i < count; i++ {
 		p := s.candidate((start + i) % count)
+		if a, ok := overlapsAny(p, g.avoid); ok {
+			if !avoided.IsValid() {
+				avoided = a
+			}
+			continue
+		}
 		if _, taken := g.overlapLocked(p, name, false); !taken {
 			return p, nil
 		}
 	}
-	return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: s.base.String(), Err: ErrExhausted,
-		Detail: fmt.Sprintf("every /%d of the default address pool is in use", s.size)}
+	detail := fmt.Sprintf("every /%d of the default address pool is in use", s.size)
+	if avoided.IsValid() {
+		detail = fmt.Sprintf("every /%d of the default address pool is in use or overlaps this host's networks or the hosts' underlay addresses (%v among them): give a subnet", s.size, avoided)
+	}
+	return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: s.base.String(), Err: ErrExhausted, Detail: detail}
+}
+
+// overlapsAny returns the first of avoid that overlaps p.
+func overlapsAny(p netip.Prefix, avoid []netip.Prefix) (netip.Prefix, bool) {
+	for _, a := range avoid {
+		if a.Overlaps(p) {
+			return a, true
+		}
+	}
+	return netip.Prefix{}, false
 }
 
 // overlapLocked names a network other than except whose subnet overlaps

@@ -48,6 +48,8 @@ type sim struct {
 	size  int
 	// forgotten are the hosts an operator forgot (GlobalConfig.Forgotten).
 	forgotten sync.Map
+	// avoid is every host's GlobalConfig.Avoid; nil: none.
+	avoid func() []netip.Prefix
 }
 
 // claimsMode makes newSim's tables take claims (ipam.Claimer, as etcd's
@@ -71,7 +73,7 @@ func (s *sim) start(name string, store ipam.MemStore) *simHost {
 	h := &simHost{name: name, store: store}
 	g, err := ipam.NewGlobal(ipam.GlobalConfig{Table: s.net.Table(name), Store: store, Settle: 10 * time.Millisecond,
 		InheritAfter: time.Hour, ServeDelay: 20 * time.Millisecond, Tick: 2 * time.Millisecond, Now: s.clock.Now,
-		DefaultBase: s.base, DefaultSize: s.size,
+		DefaultBase: s.base, DefaultSize: s.size, Avoid: s.avoid,
 		Forgotten: func(host string) bool { _, ok := s.forgotten.Load(host); return ok },
 		OnLost:    func(_ string, a []netip.Addr) { h.mu.Lock(); h.lost = append(h.lost, a...); h.mu.Unlock() }})
 	if err != nil {
@@ -593,6 +595,80 @@ func TestGlobal_partitionedAutoSubnetsMoveOnHeal(t *testing.T) {
 	s.alloc("h2", "b")
 	s.checkUnique("a")
 	s.checkUnique("b")
+}
+
+// An automatic subnet steers around what GlobalConfig.Avoid names (the
+// host's LANs, the hosts' underlay addresses); when that and the claims
+// cover the whole pool, the error says why. A subnet given explicitly is
+// not IPAM's to refuse for it.
+func TestGlobal_autoSubnetAvoidsHostNetworks(t *testing.T) {
+	s := newSim(t)
+	s.base, s.size = "10.50.0.0/22", 24 // four subnets
+	avoid := []netip.Prefix{netip.MustParsePrefix("10.50.1.0/24"), netip.MustParsePrefix("10.50.2.7/32")}
+	s.avoid = func() []netip.Prefix { return avoid }
+	s.net.Table("h1")
+	s.start("h1", ipam.MemStore{})
+	got := map[netip.Prefix]bool{}
+	for i := range 2 {
+		p := s.create("h1", fmt.Sprintf("n%d", i), ipam.PoolConfig{})
+		for _, a := range avoid {
+			if p.Overlaps(a) {
+				t.Errorf("n%d got %v, which overlaps %v", i, p, a)
+			}
+		}
+		got[p] = true
+	}
+	if !got[netip.MustParsePrefix("10.50.0.0/24")] || !got[netip.MustParsePrefix("10.50.3.0/24")] {
+		t.Errorf("got %v, want the two subnets nothing avoids", got)
+	}
+	_, err := s.hosts["h1"].g.CreateNetwork(ctxT(t), "n2", ipam.PoolConfig{}, 0)
+	if !errors.Is(err, ipam.ErrExhausted) || !strings.Contains(err.Error(), "10.50.1.0/24") || !strings.Contains(err.Error(), "this host's networks") {
+		t.Errorf("third automatic subnet: %v, want exhausted, naming the host network stepped around", err)
+	}
+	if p := s.create("h1", "lan", ipam.PoolConfig{Subnet: "10.50.1.0/24"}); p != avoid[0] {
+		t.Errorf("explicit subnet: got %v", p)
+	}
+}
+
+// An automatic subnet that loses an overlap after a partition moves to a
+// free subnet that also steers around what Avoid said.
+func TestGlobal_movedAutoSubnetAvoidsHostNetworks(t *testing.T) {
+	s := newSim(t)
+	s.base, s.size = "10.51.0.0/22", 24 // four subnets
+	s.avoid = func() []netip.Prefix { return []netip.Prefix{netip.MustParsePrefix("10.51.3.0/24")} }
+	for _, n := range []string{"h1", "h2"} {
+		s.net.Table(n)
+	}
+	s.start("h1", ipam.MemStore{})
+	s.start("h2", ipam.MemStore{})
+	s.create("h1", "p0", ipam.PoolConfig{Subnet: "10.51.0.0/24"})
+	s.create("h1", "p2", ipam.PoolConfig{Subnet: "10.51.2.0/24"})
+	testutil.WaitFor(t, "h2 sees p0 and p2", 5*time.Second, func() bool {
+		_, ok0 := s.hosts["h2"].g.Subnet("p0")
+		_, ok2 := s.hosts["h2"].g.Subnet("p2")
+		return ok0 && ok2
+	})
+	s.net.Partition([]string{"h1"}, []string{"h2"})
+	pa := s.create("h1", "a", ipam.PoolConfig{})
+	pb := s.create("h2", "b", ipam.PoolConfig{})
+	if want := netip.MustParsePrefix("10.51.1.0/24"); pa != want || pb != want {
+		t.Fatalf("a %v, b %v: want both on the one subnet neither claimed nor avoided, %v", pa, pb, want)
+	}
+	s.net.Heal()
+	testutil.WaitFor(t, "b in conflict", 5*time.Second, func() bool {
+		_, err := s.hosts["h2"].g.Allocate(ctxT(t), "b")
+		return errors.Is(err, ipam.ErrOverlap)
+	})
+	// 10.51.3.0/24 is free but avoided: b waits; p0's subnet, once free, takes it.
+	if err := s.hosts["h1"].g.DeleteNetwork("p0"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "b moved to p0's old subnet", 5*time.Second, func() bool {
+		p1, ok1 := s.hosts["h1"].g.Subnet("b")
+		p2, ok2 := s.hosts["h2"].g.Subnet("b")
+		return ok1 && ok2 && p1 == p2 && p1 == netip.MustParsePrefix("10.51.0.0/24")
+	})
+	s.alloc("h2", "b")
 }
 
 func TestGlobal_userSubnetOverlapRefused(t *testing.T) {

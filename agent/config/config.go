@@ -220,6 +220,17 @@ func underlayMTU(addr string) (int, string) {
 type IfaceAddr struct {
 	Iface net.Interface
 	Addr  netip.Addr // unmapped
+	Bits  int        // its prefix length on the interface (-1: unknown)
+}
+
+// Network is the network the address is on (its prefix, masked); not
+// valid when the prefix length is unknown.
+func (ia IfaceAddr) Network() netip.Prefix {
+	p, err := ia.Addr.Prefix(ia.Bits)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	return p
 }
 
 // InterfaceAddrs lists the IP addresses of this host's interfaces (those
@@ -238,7 +249,14 @@ func InterfaceAddrs() ([]IfaceAddr, error) {
 		for _, ia := range addrs {
 			if ipn, ok := ia.(*net.IPNet); ok {
 				if a, ok := netip.AddrFromSlice(ipn.IP); ok {
-					out = append(out, IfaceAddr{ifc, a.Unmap()})
+					ones, bits := ipn.Mask.Size()
+					if a = a.Unmap(); a.Is4() && bits == 128 {
+						ones -= 96 // a 16-byte mask over an IPv4 address
+					}
+					if bits == 0 || ones < 0 {
+						ones = -1 // not a canonical mask
+					}
+					out = append(out, IfaceAddr{ifc, a, ones})
 				}
 			}
 		}

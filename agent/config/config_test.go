@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/vxnet/vxnet/internal/etcdrun"
@@ -86,5 +87,41 @@ func TestConfig_etcdTLSFiles(t *testing.T) {
 	c.EtcdKey, c.EtcdCA = files.ClientKey, files.ClientKey // a key is no CA certificate
 	if _, _, _, err := c.Check(); err == nil || err.(*Error).Field != "etcd-ca" {
 		t.Errorf("a CA file with no certificate: %v", err)
+	}
+}
+
+// Each interface address comes with its prefix length, and Network masks
+// it: loopback's 127.0.0.1 is on 127.0.0.0/8, ::1 on ::1/128.
+func TestInterfaceAddrs_networks(t *testing.T) {
+	addrs, err := InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[netip.Addr]netip.Prefix{
+		netip.MustParseAddr("127.0.0.1"): netip.MustParsePrefix("127.0.0.0/8"),
+		netip.MustParseAddr("::1"):       netip.MustParsePrefix("::1/128"),
+	}
+	seen := 0
+	for _, ia := range addrs {
+		if ia.Bits < 0 || ia.Bits > ia.Addr.BitLen() {
+			t.Errorf("%s on %s: prefix length %d", ia.Addr, ia.Iface.Name, ia.Bits)
+			continue
+		}
+		n := ia.Network()
+		if !n.IsValid() || !n.Contains(ia.Addr) || n.Bits() != ia.Bits || n != n.Masked() {
+			t.Errorf("%s/%d on %s: network %v", ia.Addr, ia.Bits, ia.Iface.Name, n)
+		}
+		if w, ok := want[ia.Addr]; ok {
+			seen++
+			if n != w {
+				t.Errorf("%s: network %v, want %v", ia.Addr, n, w)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Skip("no loopback address on this machine's interfaces")
+	}
+	if n := (IfaceAddr{Addr: netip.MustParseAddr("10.0.0.1"), Bits: -1}).Network(); n.IsValid() {
+		t.Errorf("unknown prefix length: network %v, want none", n)
 	}
 }
