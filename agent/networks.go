@@ -634,10 +634,12 @@ func hostsOwn(ia config.IfaceAddr) bool {
 
 // avoidForSubnets is what a subnet from the default address pools must
 // not overlap (ipam.GlobalConfig.Avoid), as Docker steers its pools around
-// the host's routes: the networks of this host's interfaces (its LANs,
-// other runtimes' bridges, as hostsOwn picks them; an address whose
-// prefix length is unknown, alone) and every member's underlay address.
-// Their routes would be shadowed by the network's.
+// the host's networks: those of this host's interfaces (its LANs, other
+// runtimes' bridges, as hostsOwn picks them; an address whose prefix
+// length is unknown, alone) and the underlay address of every member known
+// now. Their routes would be shadowed by the network's. Networks reached
+// only through a router (which Docker finds in the routing table) are not
+// seen.
 func (a *Agent) avoidForSubnets() []netip.Prefix {
 	addrs, _ := config.InterfaceAddrs()
 	var out []netip.Prefix

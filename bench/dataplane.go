@@ -169,8 +169,8 @@ type DataplaneSample struct {
 	UDP64PPS     float64 `json:"udp64Pps"`
 	UDP64SentPPS float64 `json:"udp64SentPps"`
 	// UDP64DeliveredPPS is what the path put into the receiving socket
-	// per second, kept or not: the server's namespace's UDP InDatagrams
-	// and RcvbufErrors over the test. Far above UDP64PPS, the path kept up
+	// per second, read or dropped there: the server's namespace's UDP
+	// InDatagrams and RcvbufErrors over the test. Far above UDP64PPS, the path kept up
 	// and the receiver (short of CPU) dropped the rest; 0 where the
 	// server's namespace also carries the path's own UDP (wireguard-go).
 	UDP64DeliveredPPS float64 `json:"udp64DeliveredPps,omitempty"`

@@ -131,8 +131,10 @@ func (tb *testbed) udp64(ctx context.Context, p *benchPath, s *DataplaneSample) 
 		if err != nil {
 			return "", err
 		}
-		s.UDP64DeliveredPPS = float64(before.delivered(after)) / u.seconds
-		msg += ", " + formatValue(s.UDP64DeliveredPPS, "pps") + " delivered to its socket"
+		if n, ok := before.delivered(after); ok {
+			s.UDP64DeliveredPPS = float64(n) / u.seconds
+			msg += ", " + formatValue(s.UDP64DeliveredPPS, "pps") + " delivered to its socket"
+		}
 	}
 	return msg + ")", nil
 }

@@ -93,10 +93,16 @@ type udpCounters struct {
 	inDatagrams, rcvbufErrors uint64
 }
 
-// delivered is how many datagrams reached a socket between c and later,
-// kept (InDatagrams) or dropped on a full receive buffer (RcvbufErrors).
-func (c udpCounters) delivered(later udpCounters) uint64 {
-	return (later.inDatagrams - c.inDatagrams) + (later.rcvbufErrors - c.rcvbufErrors)
+// delivered is how many datagrams reached the namespace's sockets between
+// c and later: read by their applications (InDatagrams counts a datagram
+// when it is read, so the few left in a buffer at the end are missed) or
+// dropped on a full receive buffer (RcvbufErrors). false when a counter
+// went back (wrapped, or another namespace's).
+func (c udpCounters) delivered(later udpCounters) (uint64, bool) {
+	if later.inDatagrams < c.inDatagrams || later.rcvbufErrors < c.rcvbufErrors {
+		return 0, false
+	}
+	return (later.inDatagrams - c.inDatagrams) + (later.rcvbufErrors - c.rcvbufErrors), true
 }
 
 // parseSNMPUDP reads the Udp counters of /proc/net/snmp: a line of names

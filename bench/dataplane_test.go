@@ -102,8 +102,11 @@ func TestParseSNMPUDP(t *testing.T) {
 		t.Errorf("got %+v, want Udp's InDatagrams 711577 and RcvbufErrors 507314 (not UdpLite's)", c)
 	}
 	later := udpCounters{inDatagrams: 711677, rcvbufErrors: 507324}
-	if got := c.delivered(later); got != 110 {
-		t.Errorf("delivered %d, want 100 kept + 10 dropped", got)
+	if got, ok := c.delivered(later); got != 110 || !ok {
+		t.Errorf("delivered %d, %v, want 100 kept + 10 dropped", got, ok)
+	}
+	if got, ok := later.delivered(c); ok {
+		t.Errorf("counters that went back: delivered %d, want none", got)
 	}
 	for name, tc := range map[string]struct{ text, want string }{
 		"empty":          {"", "no Udp names and values"},

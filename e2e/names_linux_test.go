@@ -90,10 +90,10 @@ func TestAgent_autoSubnetAvoidsHostNetworks(t *testing.T) {
 	}
 
 	l.run("ip", "-n", ns, "addr", "flush", "dev", "lan0")
-	l.run("ip", "-n", ns, "addr", "add", "10.0.0.1/8", "dev", "lan0")
+	l.run("ip", "-n", ns, "addr", "add", "10.0.0.1/7", "dev", "lan0") // wider than the pool, 10.0.0.0/8
 	out, err := c.tryCLI("h1", "network", "create", "other")
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 ||
-		!strings.Contains(out, "10.0.0.0/8") || !strings.Contains(out, "this host's networks") || !strings.Contains(out, "give a subnet") {
+		!strings.Contains(out, "10.0.0.0/7") || !strings.Contains(out, "this host's networks") || !strings.Contains(out, "--subnet") {
 		t.Errorf("with a LAN over the whole pool: %v, want exit 1 naming the LAN and --subnet:\n%s", err, out)
 	}
 	if _, ok := c.networks("h1")["other"]; ok {

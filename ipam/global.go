@@ -111,14 +111,19 @@ type Global struct {
 	// once set, the refresh writes nothing more (it would only wait).
 	storeErr error
 
-	mu      sync.Mutex
-	nets    map[string]*gnet
-	avoid   []netip.Prefix       // GlobalConfig.Avoid's answer at the last automatic creation
-	absent  map[string]time.Time // hosts seen in rows but not live, since
-	wake    chan struct{}        // closed at every refresh
-	lost    []lostLeases         // to report after unlocking
-	kick    chan struct{}
-	decoded map[string]cachedRow // rows decoded, by key
+	mu   sync.Mutex
+	nets map[string]*gnet
+	// avoid is GlobalConfig.Avoid's answer for the creation or refresh
+	// under way; avoidFresh says it was asked for this one (an automatic
+	// subnet moves only then), wantAvoid that a refresh should ask.
+	avoid      []netip.Prefix
+	avoidFresh bool
+	wantAvoid  bool
+	absent     map[string]time.Time // hosts seen in rows but not live, since
+	wake       chan struct{}        // closed at every refresh
+	lost       []lostLeases         // to report after unlocking
+	kick       chan struct{}
+	decoded    map[string]cachedRow // rows decoded, by key
 	// creations are the live (not deleted) creations of every network
 	// name in sight, the latest revision of each, from the last refresh
 	// of the claims.
@@ -281,6 +286,16 @@ func (g *Global) Run(ctx context.Context) {
 // automatic subnet.
 func (g *Global) Refresh() {
 	g.mu.Lock()
+	want := g.wantAvoid && g.cfg.Avoid != nil
+	g.mu.Unlock()
+	var avoid []netip.Prefix
+	if want {
+		avoid = g.cfg.Avoid() // without the lock: it may ask the cluster
+	}
+	g.mu.Lock()
+	if want {
+		g.avoid, g.avoidFresh, g.wantAvoid = avoid, true, false
+	}
 	g.refreshLocked()
 	lost := g.lost
 	g.lost = nil
@@ -320,7 +335,7 @@ func (g *Global) createNetwork(ctx context.Context, name string, c PoolConfig, b
 	for attempt := 0; attempt < 16; attempt++ {
 		g.mu.Lock()
 		if auto && g.cfg.Avoid != nil {
-			g.avoid = avoid
+			g.avoid, g.avoidFresh = avoid, true
 		}
 		g.refreshLocked()
 		if n, ok := g.nets[name]; ok {
@@ -1032,11 +1047,11 @@ func (g *Global) pickSubnetLocked(name string) (netip.Prefix, error) {
 	s := g.subnets
 	count := uint64(1) << (s.size - s.base.Bits())
 	start := rank(name, g.self) % count
-	var avoided netip.Prefix // the first of g.avoid a candidate overlapped, for the error
+	var avoided netip.Prefix // the widest of g.avoid a candidate overlapped, for the error
 	for i := uint64(0); i < count; i++ {
 		p := s.candidate((start + i) % count)
 		if a, ok := overlapsAny(p, g.avoid); ok {
-			if !avoided.IsValid() {
+			if !avoided.IsValid() || a.Bits() < avoided.Bits() || a.Bits() == avoided.Bits() && a.Addr().Less(avoided.Addr()) {
 				avoided = a
 			}
 			continue
@@ -1045,9 +1060,9 @@ func (g *Global) pickSubnetLocked(name string) (netip.Prefix, error) {
 			return p, nil
 		}
 	}
-	detail := fmt.Sprintf("every /%d of the default address pool is in use", s.size)
+	detail := fmt.Sprintf("every /%d of the default address pools is in use", s.size)
 	if avoided.IsValid() {
-		detail = fmt.Sprintf("every /%d of the default address pool is in use or overlaps this host's networks or the hosts' underlay addresses (%v among them): give a subnet", s.size, avoided)
+		detail = fmt.Sprintf("every /%d of the default address pools is in use or overlaps this host's networks or a host's underlay address, such as %v: give --subnet apart from them", s.size, avoided)
 	}
 	return netip.Prefix{}, &Error{Network: name, Field: "subnet", Value: s.base.String(), Err: ErrExhausted, Detail: detail}
 }

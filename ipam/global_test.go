@@ -631,11 +631,15 @@ func TestGlobal_autoSubnetAvoidsHostNetworks(t *testing.T) {
 }
 
 // An automatic subnet that loses an overlap after a partition moves to a
-// free subnet that also steers around what Avoid said.
+// free subnet that steers around what Avoid says when it moves (asked
+// again then: the host's networks may have changed since the creation).
 func TestGlobal_movedAutoSubnetAvoidsHostNetworks(t *testing.T) {
 	s := newSim(t)
 	s.base, s.size = "10.51.0.0/22", 24 // four subnets
-	s.avoid = func() []netip.Prefix { return []netip.Prefix{netip.MustParsePrefix("10.51.3.0/24")} }
+	var avoid atomic.Pointer[netip.Prefix]
+	lan := func(p string) { q := netip.MustParsePrefix(p); avoid.Store(&q) }
+	lan("10.51.3.0/24")
+	s.avoid = func() []netip.Prefix { return []netip.Prefix{*avoid.Load()} }
 	for _, n := range []string{"h1", "h2"} {
 		s.net.Table(n)
 	}
@@ -654,20 +658,24 @@ func TestGlobal_movedAutoSubnetAvoidsHostNetworks(t *testing.T) {
 	if want := netip.MustParsePrefix("10.51.1.0/24"); pa != want || pb != want {
 		t.Fatalf("a %v, b %v: want both on the one subnet neither claimed nor avoided, %v", pa, pb, want)
 	}
+	// The LAN moves: 10.51.3.0/24 is free now, p0's 10.51.0.0/24 is the LAN's.
+	lan("10.51.0.0/24")
 	s.net.Heal()
 	testutil.WaitFor(t, "b in conflict", 5*time.Second, func() bool {
 		_, err := s.hosts["h2"].g.Allocate(ctxT(t), "b")
-		return errors.Is(err, ipam.ErrOverlap)
+		return errors.Is(err, ipam.ErrOverlap) || func() bool { p, _ := s.hosts["h2"].g.Subnet("b"); return p != pb }()
 	})
-	// 10.51.3.0/24 is free but avoided: b waits; p0's subnet, once free, takes it.
 	if err := s.hosts["h1"].g.DeleteNetwork("p0"); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, "b moved to p0's old subnet", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "b moved to the subnet the LAN left", 5*time.Second, func() bool {
 		p1, ok1 := s.hosts["h1"].g.Subnet("b")
 		p2, ok2 := s.hosts["h2"].g.Subnet("b")
-		return ok1 && ok2 && p1 == p2 && p1 == netip.MustParsePrefix("10.51.0.0/24")
+		return ok1 && ok2 && p1 == p2 && p1 != pb
 	})
+	if p, _ := s.hosts["h2"].g.Subnet("b"); p != netip.MustParsePrefix("10.51.3.0/24") {
+		t.Errorf("b moved to %v, want 10.51.3.0/24 (10.51.0.0/24 is the LAN's now)", p)
+	}
 	s.alloc("h2", "b")
 }
 

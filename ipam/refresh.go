@@ -28,6 +28,7 @@ func (g *Global) refreshLocked() { g.refreshPartLocked(nil, true) }
 func (g *Global) refreshPartLocked(dirty map[string]bool, claims bool) {
 	now := g.cfg.Now()
 	defer func() { close(g.wake); g.wake = make(chan struct{}) }()
+	defer func() { g.avoidFresh = false }() // asked for this refresh alone
 	g.storeErr = nil
 
 	members := g.cfg.Table.Members()
@@ -311,6 +312,10 @@ func (g *Global) conflictsLocked() {
 			continue
 		}
 		if n.claim.Creator != g.self || !n.claim.Auto {
+			continue
+		}
+		if g.cfg.Avoid != nil && !g.avoidFresh {
+			g.wantAvoid = true // moved by the next Refresh, which asks Avoid first
 			continue
 		}
 		p, err := g.pickSubnetLocked(n.name)

@@ -67,10 +67,10 @@ Numbers, per path, median over the repetitions with the range (min–max):
   TCP 1 stream     iperf3 -c, one connection, Gbit/s the receiver got
   TCP 4 streams    the same with -P 4
   UDP 64 B         iperf3 -u -l 64 -b 0: 64-byte datagrams per second the
-                   receiver got (the sent rate is in the progress and the JSON;
+    received       receiver got (the sent rate is in the progress and the JSON;
                    when both are close, iperf3 itself was the limit)
-  UDP delivered    datagrams per second the path put into the receiving
-                   socket, kept or dropped there for want of room (the server
+  UDP 64 B         datagrams per second the path put into the receiving
+    delivered      socket, read or dropped there for want of room (the server
                    namespace's UDP InDatagrams + RcvbufErrors; not for
                    wireguard-go, whose tunnel shares the namespace): far above
                    "received", the path kept up and the receiver, short of
