@@ -634,12 +634,12 @@ func hostsOwn(ia config.IfaceAddr) bool {
 
 // avoidForSubnets is what a subnet from the default address pools must
 // not overlap (ipam.GlobalConfig.Avoid), as Docker steers its pools around
-// the host's networks: those of this host's interfaces (its LANs, other
-// runtimes' bridges, as hostsOwn picks them; an address whose prefix
-// length is unknown, alone) and the underlay address of every member known
-// now. Their routes would be shadowed by the network's. Networks reached
-// only through a router (which Docker finds in the routing table) are not
-// seen.
+// the host's networks and routes: the networks of this host's interfaces
+// (its LANs, other runtimes' bridges, as hostsOwn picks them; an address
+// whose prefix length is unknown, alone), the destinations of its routes
+// (hostnet.RoutedNetworks: a VPN's, a static route's) and the underlay
+// address of every member known now. The network's routes would shadow
+// them.
 func (a *Agent) avoidForSubnets() []netip.Prefix {
 	addrs, _ := config.InterfaceAddrs()
 	var out []netip.Prefix
@@ -653,6 +653,8 @@ func (a *Agent) avoidForSubnets() []netip.Prefix {
 		}
 		out = append(out, p)
 	}
+	routed, _ := hostnet.RoutedNetworks() // none known: nothing more to avoid
+	out = append(out, routed...)
 	for _, m := range a.Members() {
 		if v, err := netip.ParseAddr(m.VTEP); err == nil {
 			v = v.Unmap()

@@ -67,9 +67,9 @@ func TestAgent_namesSubnetsAndSRV(t *testing.T) {
 }
 
 // TestAgent_autoSubnetAvoidsHostNetworks: a network created without
-// --subnet steers around the host's own networks, whose routes it would
-// shadow: with a LAN on the subnet the default pools gave a moment
-// before, the same request takes a subnet off the LAN; with a LAN over
+// --subnet steers around the host's own networks, which its routes would
+// shadow: with a LAN, or a route, on the subnet the default pools gave a
+// moment before, the same request takes a subnet off it; with a LAN over
 // the whole pool, it is refused, naming the LAN and the way out.
 func TestAgent_autoSubnetAvoidsHostNetworks(t *testing.T) {
 	l := newLab(t)
@@ -88,8 +88,18 @@ func TestAgent_autoSubnetAvoidsHostNetworks(t *testing.T) {
 	if again.Overlaps(lan) {
 		t.Errorf("with a LAN on %v, the network took %v (before the LAN: %v)", lan, again, first)
 	}
+	c.cli("h1", "network", "rm", "probe")
 
+	// No address there, but a route to it (a VPN's, a static one): the
+	// same.
 	l.run("ip", "-n", ns, "addr", "flush", "dev", "lan0")
+	l.run("ip", "-n", ns, "route", "add", lan.String(), "dev", "lan0")
+	c.cli("h1", "network", "create", "probe")
+	if routed := netip.MustParsePrefix(c.networks("h1")["probe"].Subnet); routed.Overlaps(lan) {
+		t.Errorf("with a route to %v, the network took %v", lan, routed)
+	}
+
+	l.run("ip", "-n", ns, "route", "flush", "dev", "lan0")
 	l.run("ip", "-n", ns, "addr", "add", "10.0.0.1/7", "dev", "lan0") // wider than the pool, 10.0.0.0/8
 	out, err := c.tryCLI("h1", "network", "create", "other")
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 ||

@@ -55,8 +55,8 @@
 //
 // Subnets. A host creating a network claims its subnet (the user's, or
 // the next default-pool subnet no visible claim overlaps, nor any network
-// GlobalConfig.Avoid names (the host's LANs, the hosts' underlay
-// addresses), starting at a place that depends on the name and host so
+// GlobalConfig.Avoid names (the host's LANs and routes, the hosts'
+// underlay addresses), starting at a place that depends on the name and host so
 // concurrent creations rarely collide), then waits Settle and checks
 // again. Of two overlapping claims
 // the earlier (created, creator) wins everywhere; an automatic subnet that
