@@ -217,8 +217,10 @@ const networkCreateUsage = `Usage: vxnet network create [flags] NAME
 Creates a network every host of the cluster sees (a nat network is used only
 on the host that created it). Without --subnet it gets a free /24 of
 10.0.0.0/8 (the place to start looking depends on the name, so that hosts
-creating networks at once rarely pick the same); subnets never overlap
-across the cluster. One --subnet makes an IPv4 or an IPv6 network; two, an
+creating networks at once rarely pick the same), stepping around this
+host's own networks, which its routes would shadow (those of its
+interfaces and routes: a LAN, a VPN, another runtime's bridge) and the
+hosts' underlay addresses; subnets never overlap across the cluster. One --subnet makes an IPv4 or an IPv6 network; two, an
 IPv4 and an IPv6 one, a dual-stack overlay network. Each host hands out
 addresses from blocks of the subnet it holds. Subnets containers cannot use
 are refused: loopback, link-local, multicast, 0.0.0.0/8, 240.0.0.0/4, :: and
@@ -263,7 +265,7 @@ func cmdNetworkCreate(std stdio, args []string) int {
 	fs.StringVar(&req.Driver, "d", driver.Default, "`DRIVER`: "+strings.Join(driver.Names(), ", ")+" (see above)")
 	fs.StringVar(&req.Driver, "driver", driver.Default, "same as -d")
 	var subnets, gateways, ranges multiFlag
-	fs.Var(&subnets, "subnet", "`CIDR` of the network, IPv4 or IPv6 (default: from the default address pools); twice, an IPv4 and an IPv6 one, for a dual-stack overlay network")
+	fs.Var(&subnets, "subnet", "`CIDR` of the network, IPv4 or IPv6 (default: a free /24 of 10.0.0.0/8, as above); twice, an IPv4 and an IPv6 one, for a dual-stack overlay network")
 	fs.Var(&gateways, "gateway", "gateway `IP`, never handed out (default: the subnet's first address); one per family")
 	fs.Var(&ranges, "ip-range", "hand out addresses only from this sub-`CIDR`; one per family")
 	fs.BoolVar(&req.Internal, "internal", false, "no outside connectivity: DNS never forwards")
