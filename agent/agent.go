@@ -485,28 +485,31 @@ func (a *Agent) Run(ctx context.Context) error {
 	close(a.ready)
 	a.kickReconcile() // what waits for ready (services' VIPs, the routing mesh)
 
+	var swErr error
 	select {
 	case <-ctx.Done():
-		select {
-		case err := <-a.fatal:
-			// Refused by the cluster (another store, say) or broken:
-			// this run leaves, so the others do not wait for it (a
-			// stop, below, does not).
-			for _, why := range a.leaveCluster(2 * time.Second) {
-				a.log.Warn("leaving the cluster", "reason", why)
-			}
-			return err
-		default:
-		}
-	case err := <-swDone:
-		if err != nil {
-			return fmt.Errorf("dataplane: %w", err)
-		}
+	case swErr = <-swDone:
 	case <-a.leaving: // Leave did the rest
 		stopAPI()
 		a.persist()
 		a.log.Info("agent stopped", "node", a.cfg.Name)
 		return nil
+	}
+	// A routine that found a reason to stop sent it, then stopped the
+	// run, which stops the switch too: either may be seen first.
+	select {
+	case err := <-a.fatal:
+		// Refused by the cluster (another store, say) or broken: this
+		// run leaves, so the others do not wait for it (a stop, below,
+		// does not).
+		for _, why := range a.leaveCluster(2 * time.Second) {
+			a.log.Warn("leaving the cluster", "reason", why)
+		}
+		return err
+	default:
+	}
+	if swErr != nil {
+		return fmt.Errorf("dataplane: %w", swErr)
 	}
 	stopAPI() // no request may change state after the last save
 	a.persist()
