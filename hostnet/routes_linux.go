@@ -3,6 +3,7 @@ package hostnet
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -44,7 +45,7 @@ func parseRoutes4(text string) []netip.Prefix {
 		if !ok1 || !ok2 {
 			continue
 		}
-		ones, bits := maskBits(mask[:])
+		ones, bits := net.IPMask(mask[:]).Size() // 0, 0 when not a mask
 		if bits == 0 {
 			continue
 		}
@@ -113,28 +114,4 @@ func hex32(s string) ([4]byte, bool) {
 	}
 	binary.NativeEndian.PutUint32(b[:], uint32(v))
 	return b, true
-}
-
-// maskBits is the prefix length of a contiguous network mask; bits 0 when
-// the mask is not one.
-func maskBits(m []byte) (ones, bits int) {
-	n := 0
-	for i, b := range m {
-		for j := 7; j >= 0; j-- {
-			if b&(1<<j) == 0 {
-				// The rest must be zero.
-				if b&(1<<j-1) != 0 {
-					return 0, 0
-				}
-				for _, r := range m[i+1:] {
-					if r != 0 {
-						return 0, 0
-					}
-				}
-				return n, len(m) * 8
-			}
-			n++
-		}
-	}
-	return n, len(m) * 8
 }

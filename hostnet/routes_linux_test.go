@@ -55,24 +55,6 @@ ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000
 	}
 }
 
-func TestMaskBits(t *testing.T) {
-	for _, tc := range []struct {
-		m          []byte
-		ones, bits int
-	}{
-		{[]byte{255, 255, 255, 0}, 24, 32},
-		{[]byte{255, 255, 255, 255}, 32, 32},
-		{[]byte{0, 0, 0, 0}, 0, 32},
-		{[]byte{255, 254, 0, 0}, 15, 32},
-		{[]byte{255, 0, 255, 0}, 0, 0},
-		{[]byte{255, 253, 0, 0}, 0, 0},
-	} {
-		if ones, bits := maskBits(tc.m); ones != tc.ones || bits != tc.bits {
-			t.Errorf("%v: %d/%d, want %d/%d", tc.m, ones, bits, tc.ones, tc.bits)
-		}
-	}
-}
-
 // Whatever the files hold, the parsers keep only masked prefixes that
 // routeKept allows, and never panic.
 func FuzzParseRoutes(f *testing.F) {
